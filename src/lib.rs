@@ -1,1 +1,54 @@
-pub fn x(){}
+//! NexusLite: an embedded document database with SQLite's deployment model (one library, one
+//! database file plus its side log, no server), MongoDB's data model and query language, and
+//! (as it grows) Redis's cache and TTL behaviour.
+//!
+//! The Rust API is the real API: [`Database`] (a connection), [`Collection`], [`Cursor`],
+//! [`Document`]. The C ABI (`include/nexus.h`, module `ffi`) is a thin translation of it.
+//! See `docs/ARCHITECTURE.md` for the layers.
+//!
+//! ```
+//! use nexus::{Database, Document, FindOptions, UpdateOptions};
+//! use bson::doc;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("app.db");
+//! {
+//!     let db = Database::open(&path, Default::default()).unwrap();
+//!     let people = db.collection("people");
+//!     people.insert(Document::from_json(r#"{"_id": "ada", "born": 1815}"#).unwrap()).unwrap();
+//!     people
+//!         .update(&doc! {"_id": "ada"}, &doc! {"$set": {"field": "computing"}}, UpdateOptions::default())
+//!         .unwrap();
+//!     db.close().unwrap();
+//! }
+//! let db = Database::open(&path, Default::default()).unwrap();
+//! let ada = db.collection("people").find_one(&doc! {"born": {"$lt": 1900}}).unwrap().unwrap();
+//! assert_eq!(ada.to_json(), r#"{"_id":"ada","born":1815,"field":"computing"}"#);
+//! ```
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod collection;
+mod cursor;
+mod db;
+pub mod document;
+mod engine;
+mod error;
+#[allow(unsafe_code)]
+pub mod ffi;
+mod options;
+mod query;
+mod storage;
+
+pub use db::{
+    Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult,
+};
+pub use document::{Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES};
+pub use error::{Error, Result};
+pub use query::FindOptions;
+pub use storage::file::FaultPlan;
+pub use storage::SyncMode;
+
+/// The library version, equal to `Cargo.toml`'s.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

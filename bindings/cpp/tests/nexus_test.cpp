@@ -1,0 +1,1174 @@
+// GoogleTest suite for bindings/cpp/nexus.hpp against the real NexusLite library.
+// Built and run by bindings/cpp/run_tests.sh (plain, then under valgrind).
+
+#include "nexus.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdlib.h>  // mkdtemp
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace std::string_literals;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// A fresh directory under the system temp dir, removed with its contents at the end.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "nexus-cpp-test-XXXXXX").string();
+        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string file(std::string_view name) const { return (path_ / name).string(); }
+    const fs::path& path() const { return path_; }
+
+private:
+    fs::path path_;
+};
+
+/// JSON text with the whitespace outside string literals removed, so that substring
+/// checks do not depend on the library's formatting.
+std::string compact(std::string_view json) {
+    std::string out;
+    bool in_string = false, escaped = false;
+    for (char ch : json) {
+        if (in_string) {
+            out += ch;
+            if (escaped) escaped = false;
+            else if (ch == '\\') escaped = true;
+            else if (ch == '"') in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+            out += ch;
+        } else if (ch != ' ' && ch != '\n' && ch != '\t' && ch != '\r') {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+::testing::AssertionResult Contains(std::string_view json, std::string_view needle) {
+    std::string c = compact(json);
+    if (c.find(compact(needle)) != std::string::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "'" << c << "' does not contain '" << needle << "'";
+}
+
+/// The raw JSON value of a top-level field of a flat document: {"a":1,"b":"x"} -> "1",
+/// "\"x\"". Empty when absent. Good enough for the flat documents of these tests.
+std::string field(std::string_view json, std::string_view name) {
+    std::string c = compact(json);
+    std::string key = "\"" + std::string(name) + "\":";
+    std::size_t pos = c.find(key);
+    if (pos == std::string::npos) return {};
+    pos += key.size();
+    std::size_t end = pos;
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (; end < c.size(); ++end) {
+        char ch = c[end];
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (ch == '\\') escaped = true;
+            else if (ch == '"') in_string = false;
+            continue;
+        }
+        if (ch == '"') in_string = true;
+        else if (ch == '{' || ch == '[') ++depth;
+        else if (ch == '}' || ch == ']') {
+            if (depth == 0) break;
+            --depth;
+        } else if (ch == ',' && depth == 0) break;
+    }
+    return c.substr(pos, end - pos);
+}
+
+/// The `name` fields of a list of documents, unquoted, in order.
+std::vector<std::string> names(const std::vector<std::string>& docs) {
+    std::vector<std::string> out;
+    for (const auto& d : docs) {
+        std::string v = field(d, "name");
+        if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+        out.push_back(v);
+    }
+    return out;
+}
+
+/// Runs f, which must throw nexus::Error with `code` and a non-empty message.
+template <class F>
+std::optional<nexus::Error> expect_error(F&& f, int code, const char* what) {
+    try {
+        std::invoke(std::forward<F>(f));
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), code) << what << ": expected " << nexus::errstr(code) << ", got "
+                                  << e.name() << " (" << e.code() << "): " << e.what();
+        EXPECT_FALSE(e.message().empty()) << what << ": empty error message";
+        EXPECT_STRNE(e.what(), "") << what;
+        return e;
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << what << ": expected nexus::Error, got std::exception: " << e.what();
+        return std::nullopt;
+    }
+    ADD_FAILURE() << what << ": expected nexus::Error " << nexus::errstr(code)
+                  << ", nothing was thrown";
+    return std::nullopt;
+}
+#define EXPECT_NEXUS_ERROR(stmt, code) expect_error([&] { (void)(stmt); }, (code), #stmt)
+
+/// Runs f, which must either succeed or throw NEXUS_UNSUPPORTED with a message. Returns
+/// true when it was unsupported.
+template <class F>
+bool ok_or_unsupported(F&& f, const char* what) {
+    try {
+        std::invoke(std::forward<F>(f));
+        return false;
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_UNSUPPORTED)
+            << what << ": expected success or NEXUS_UNSUPPORTED, got " << e.name() << " ("
+            << e.code() << "): " << e.what();
+        EXPECT_FALSE(e.message().empty()) << what << ": empty error message";
+        return e.code() == NEXUS_UNSUPPORTED;
+    }
+}
+#define OK_OR_UNSUPPORTED(stmt) ok_or_unsupported([&] { (void)(stmt); }, #stmt)
+
+const std::regex kUuidV4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+
+const char* kPeople = R"([
+    {"_id":"p1","name":"ada","age":36,"city":"london"},
+    {"_id":"p2","name":"bob","age":25,"city":"paris"},
+    {"_id":"p3","name":"cy","age":41,"city":"london"},
+    {"_id":"p4","name":"di","age":30,"city":"rome"},
+    {"_id":"p5","name":"ed","age":19,"city":"paris"}
+])";
+
+/// Each test gets a fresh temp dir and a connection to a file database in it.
+class NexusTest : public ::testing::Test {
+protected:
+    TempDir dir;
+    std::string path = dir.file("test.db");
+    nexus::Database db = nexus::Database::open(path);
+
+    void seed_people() { ASSERT_EQ(db.insert_many("people", kPeople), 5u); }
+};
+
+// ---------------------------------------------------------------------------------------
+// Version, codes, errors
+// ---------------------------------------------------------------------------------------
+
+TEST(Version, MatchesHeader) {
+    std::string expected = std::to_string(NEXUS_VERSION_MAJOR) + "." +
+                           std::to_string(NEXUS_VERSION_MINOR) + "." +
+                           std::to_string(NEXUS_VERSION_PATCH);
+    EXPECT_EQ(nexus::version(), expected);
+    EXPECT_EQ(nexus::version_number(), nexus::header_version_number);
+    EXPECT_EQ(nexus::header_version_number, 1000000 * NEXUS_VERSION_MAJOR +
+                                                1000 * NEXUS_VERSION_MINOR +
+                                                NEXUS_VERSION_PATCH);
+}
+
+TEST(Version, ErrstrNamesEveryCode) {
+    for (int code : {NEXUS_OK, NEXUS_ERROR, NEXUS_NOT_FOUND, NEXUS_INVALID_ARGUMENT,
+                     NEXUS_PARSE, NEXUS_DUPLICATE_KEY, NEXUS_NO_COLLECTION, NEXUS_IO,
+                     NEXUS_CORRUPT, NEXUS_BUSY, NEXUS_READONLY, NEXUS_TXN, NEXUS_CRYPTO,
+                     NEXUS_UNSUPPORTED, NEXUS_INTERNAL, NEXUS_ROW, NEXUS_DONE, 12345}) {
+        ASSERT_NE(nexus::errstr(code), nullptr) << code;
+        EXPECT_STRNE(nexus::errstr(code), "") << code;
+    }
+    EXPECT_STRNE(nexus::errstr(NEXUS_PARSE), nexus::errstr(NEXUS_DUPLICATE_KEY));
+}
+
+TEST(ErrorType, IsRuntimeErrorWithCodeNameAndMessage) {
+    static_assert(std::is_base_of_v<std::runtime_error, nexus::Error>);
+    auto db = nexus::Database::open(":memory:");
+    try {
+        (void)db.count("c", R"({"a":{"$nosuchop":1}})");
+        FAIL() << "expected an exception";
+    } catch (const std::runtime_error& e) {
+        const auto* ne = dynamic_cast<const nexus::Error*>(&e);
+        ASSERT_NE(ne, nullptr);
+        EXPECT_EQ(ne->code(), NEXUS_PARSE) << e.what();
+        EXPECT_FALSE(ne->message().empty());
+        EXPECT_EQ(std::string(e.what()), ne->message());
+        EXPECT_STREQ(ne->name(), nexus::errstr(NEXUS_PARSE));
+    }
+    // An error constructed without a message still says what it is.
+    nexus::Error bare(NEXUS_BUSY, "");
+    EXPECT_STREQ(bare.what(), nexus::errstr(NEXUS_BUSY));
+    EXPECT_TRUE(bare.message().empty());
+}
+
+TEST(ErrorType, MessagesAreCapturedPerThread) {
+    // Two threads fail differently at the same time, many times; each must see its own
+    // code and message (nexus_errmsg is thread-local and read right after the call).
+    auto db = nexus::Database::open(":memory:");
+    db.insert("c", R"({"_id":"taken"})");
+    std::atomic<int> failures{0};
+    auto parse_errors = [&] {
+        for (int i = 0; i < 100; ++i) {
+            try {
+                (void)db.count("c", R"({"a":{"$nosuchop":1}})");
+                ++failures;
+            } catch (const nexus::Error& e) {
+                if (e.code() != NEXUS_PARSE || e.message().empty()) ++failures;
+            }
+        }
+    };
+    auto dup_errors = [&] {
+        for (int i = 0; i < 100; ++i) {
+            try {
+                db.insert("c", R"({"_id":"taken"})");
+                ++failures;
+            } catch (const nexus::Error& e) {
+                if (e.code() != NEXUS_DUPLICATE_KEY || e.message().empty()) ++failures;
+            }
+        }
+    };
+    std::thread a(parse_errors), b(dup_errors);
+    a.join();
+    b.join();
+    EXPECT_EQ(failures.load(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Open and close
+// ---------------------------------------------------------------------------------------
+
+TEST(Open, InMemory) {
+    auto db = nexus::Database::open(":memory:");
+    EXPECT_TRUE(db);
+    EXPECT_TRUE(db.is_open());
+    EXPECT_NE(db.handle(), nullptr);
+    db.insert("c", R"({"a":1})");
+    EXPECT_EQ(db.count("c"), 1u);
+    // Two in-memory databases are private to their connection.
+    auto other = nexus::Database::open(":memory:");
+    EXPECT_EQ(other.count("c"), 0u);
+}
+
+TEST(Open, ConstructorAndExplicitClose) {
+    TempDir dir;
+    nexus::Database db(dir.file("a.db"), R"({"create":true,"sync":"normal"})");
+    EXPECT_TRUE(db);
+    db.insert("c", R"({"a":1})");
+    db.close();
+    EXPECT_FALSE(db);
+    EXPECT_EQ(db.handle(), nullptr);
+    EXPECT_NO_THROW(db.close());  // closing twice is a no-op
+    EXPECT_NEXUS_ERROR(db.count("c"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_TRUE(fs::exists(dir.file("a.db")));
+}
+
+TEST(Open, UnknownOptionIsInvalidArgumentNamingTheKey) {
+    auto e = EXPECT_NEXUS_ERROR(nexus::Database::open(":memory:", R"({"no_such_option":1})"),
+                                NEXUS_INVALID_ARGUMENT);
+    if (e) {
+        EXPECT_NE(e->message().find("no_such_option"), std::string::npos) << e->message();
+    }
+}
+
+TEST(Open, BadOptionValueIsInvalidArgument) {
+    EXPECT_NEXUS_ERROR(nexus::Database::open(":memory:", R"({"sync":"sometimes"})"),
+                       NEXUS_INVALID_ARGUMENT);
+}
+
+TEST(Open, MalformedOptionsFail) {
+    try {
+        (void)nexus::Database::open(":memory:", "{not json");
+        ADD_FAILURE() << "malformed options were accepted";
+    } catch (const nexus::Error& e) {
+        EXPECT_TRUE(e.code() == NEXUS_PARSE || e.code() == NEXUS_INVALID_ARGUMENT)
+            << e.name() << ": " << e.what();
+        EXPECT_FALSE(e.message().empty());
+    }
+}
+
+TEST(Open, StorageEngines) {
+    TempDir dir;
+    {
+        auto db = nexus::Database::open(dir.file("wal.db"), R"({"storage":"wal"})");
+        db.insert("c", R"({"_id":"x"})");
+        EXPECT_TRUE(db.get("c", "x"));
+    }
+    // "wasp" is the documented default but may not be implemented yet.
+    OK_OR_UNSUPPORTED(nexus::Database::open(dir.file("wasp.db"), R"({"storage":"wasp"})"));
+}
+
+TEST(Open, NotADatabaseIsCorruptAndLeftAlone) {
+    TempDir dir;
+    std::string p = dir.file("garbage.db");
+    std::string junk(8192, '\0');
+    for (std::size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 131 + 7) % 251);
+    std::memcpy(junk.data(), "definitely not a NexusLite file", 31);
+    {
+        std::ofstream f(p, std::ios::binary);
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    EXPECT_NEXUS_ERROR(nexus::Database::open(p), NEXUS_CORRUPT);
+    std::ifstream f(p, std::ios::binary);
+    std::string after((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(after, junk) << "the foreign file was modified";
+}
+
+TEST(Open, CreateFalseOnMissingFileFails) {
+    TempDir dir;
+    std::string p = dir.file("missing.db");
+    try {
+        (void)nexus::Database::open(p, R"({"create":false})");
+        ADD_FAILURE() << "opened a missing file with create=false";
+    } catch (const nexus::Error& e) {
+        EXPECT_NE(e.code(), NEXUS_OK);
+        EXPECT_FALSE(e.message().empty());
+    }
+    EXPECT_FALSE(fs::exists(p));
+}
+
+TEST(Open, ReadOnlyRejectsWrites) {
+    TempDir dir;
+    std::string p = dir.file("ro.db");
+    nexus::Database::open(p).insert("c", R"({"_id":"x","v":1})");
+    auto ro = nexus::Database::open(p, R"({"read_only":true})");
+    auto doc = ro.get("c", "x");
+    ASSERT_TRUE(doc);
+    EXPECT_TRUE(Contains(*doc, R"("v":1)"));
+    EXPECT_NEXUS_ERROR(ro.insert("c", R"({"v":2})"), NEXUS_READONLY);
+    EXPECT_EQ(ro.count("c"), 1u);
+}
+
+// ---------------------------------------------------------------------------------------
+// Collections
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, CollectionsCreateListRenameDrop) {
+    EXPECT_EQ(compact(db.list_collections()), "[]");
+    db.create_collection("a");
+    db.create_collection("b", "{}");
+    std::string list = db.list_collections();
+    EXPECT_TRUE(Contains(list, R"("a")"));
+    EXPECT_TRUE(Contains(list, R"("b")"));
+    EXPECT_EQ(list.find("_tempDocuments"), std::string::npos) << "hidden collection listed";
+
+    db.insert("a", R"({"_id":"k","v":1})");
+    db.rename_collection("a", "c");
+    list = db.list_collections();
+    EXPECT_FALSE(Contains(list, R"("a")"));
+    EXPECT_TRUE(Contains(list, R"("c")"));
+    ASSERT_TRUE(db.get("c", "k"));
+
+    db.drop_collection("b");
+    db.drop_collection("c");
+    EXPECT_EQ(compact(db.list_collections()), "[]");
+}
+
+TEST_F(NexusTest, CollectionErrors) {
+    db.create_collection("a");
+    EXPECT_NEXUS_ERROR(db.create_collection("a"), NEXUS_DUPLICATE_KEY);
+    EXPECT_NEXUS_ERROR(db.create_collection("_reserved"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.create_collection("a", R"({"no_such_option":true})"),
+                       NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.drop_collection("missing"), NEXUS_NO_COLLECTION);
+    EXPECT_NEXUS_ERROR(db.rename_collection("missing", "x"), NEXUS_NO_COLLECTION);
+    db.create_collection("b");
+    EXPECT_NEXUS_ERROR(db.rename_collection("a", "b"), NEXUS_DUPLICATE_KEY);
+    EXPECT_NEXUS_ERROR(db.insert("_tempDocuments", R"({"a":1})"), NEXUS_INVALID_ARGUMENT);
+}
+
+TEST_F(NexusTest, InsertCreatesTheCollection) {
+    db.insert("auto", R"({"a":1})");
+    EXPECT_TRUE(Contains(db.list_collections(), R"("auto")"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, InsertAssignsUuidV4AndGetReturnsIdFirst) {
+    std::string id = db.insert("people", R"({"name":"ada","age":36})");
+    EXPECT_TRUE(std::regex_match(id, kUuidV4)) << id;
+    std::optional<std::string> doc = db.get("people", id);
+    ASSERT_TRUE(doc);
+    std::string c = compact(*doc);
+    EXPECT_EQ(c.rfind("{\"_id\":\"" + id + "\"", 0), 0u) << c;
+    EXPECT_TRUE(Contains(c, R"("name":"ada")"));
+    EXPECT_TRUE(Contains(c, R"("age":36)"));
+    EXPECT_NE(db.insert("people", R"({"name":"bob"})"), id);
+}
+
+TEST_F(NexusTest, InsertKeepsGivenIdAndRejectsDuplicates) {
+    EXPECT_EQ(db.insert("c", R"({"name":"x","_id":"mine"})"), "mine");
+    auto doc = db.get("c", "mine");
+    ASSERT_TRUE(doc);
+    EXPECT_EQ(compact(*doc).rfind(R"({"_id":"mine")", 0), 0u) << *doc << " (_id not first)";
+    EXPECT_NEXUS_ERROR(db.insert("c", R"({"_id":"mine"})"), NEXUS_DUPLICATE_KEY);
+    EXPECT_EQ(db.count("c"), 1u);
+}
+
+TEST_F(NexusTest, InsertExtendedJson) {
+    std::string id = db.insert("c", R"({"when":{"$date":"2024-01-02T03:04:05Z"},
+                                        "big":{"$numberLong":"9007199254740993"}})");
+    auto doc = db.get("c", id);
+    ASSERT_TRUE(doc);
+    EXPECT_TRUE(Contains(*doc, R"("$date")")) << *doc;
+    EXPECT_TRUE(Contains(*doc, "9007199254740993")) << *doc;
+}
+
+TEST_F(NexusTest, BadDocumentsAreRejected) {
+    EXPECT_NEXUS_ERROR(db.insert("c", R"({"a":)"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.insert("c", "[1,2]"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.insert("c", "{\"a\":\"\xff\xfe\"}"), NEXUS_INVALID_ARGUMENT);
+    // A NUL byte cannot cross the C ABI; the wrapper refuses it before calling.
+    auto e = EXPECT_NEXUS_ERROR(db.insert("c", std::string_view("{\"a\":1}\0x", 9)),
+                                NEXUS_INVALID_ARGUMENT);
+    if (e) {
+        EXPECT_NE(e->message().find("NUL"), std::string::npos);
+    }
+    EXPECT_NEXUS_ERROR(db.insert(std::string_view("c\0d", 3), "{}"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_EQ(db.count("c"), 0u);
+}
+
+TEST_F(NexusTest, InsertManyCountsAndIsAtomic) {
+    EXPECT_EQ(db.insert_many("c", R"([{"_id":1},{"_id":2},{"x":3}])"), 3u);
+    EXPECT_EQ(db.count("c"), 3u);
+    EXPECT_EQ(db.insert_many("c", std::vector<std::string>{R"({"_id":"v1"})", R"({"_id":"v2"})"}),
+              2u);
+    EXPECT_EQ(db.count("c"), 5u);
+    // One duplicate spoils the whole batch.
+    EXPECT_NEXUS_ERROR(db.insert_many("c", R"([{"_id":"new1"},{"_id":"v1"},{"_id":"new2"}])"),
+                       NEXUS_DUPLICATE_KEY);
+    EXPECT_EQ(db.count("c"), 5u);
+    EXPECT_FALSE(db.get("c", "new1"));
+    // Duplicates inside the batch, too.
+    EXPECT_NEXUS_ERROR(db.insert_many("c", R"([{"_id":"d"},{"_id":"d"}])"), NEXUS_DUPLICATE_KEY);
+    EXPECT_EQ(db.count("c"), 5u);
+    EXPECT_NEXUS_ERROR(db.insert_many("c", R"({"_id":"notarray"})"), NEXUS_PARSE);
+    EXPECT_EQ(db.insert_many("c", "[]"), 0u);
+}
+
+TEST_F(NexusTest, InsertBson) {
+    // {"a": int32 1}
+    const std::vector<std::uint8_t> bson = {0x0c, 0x00, 0x00, 0x00, 0x10, 'a', 0x00,
+                                            0x01, 0x00, 0x00, 0x00, 0x00};
+    std::string id = db.insert_bson("c", bson);
+    EXPECT_TRUE(std::regex_match(id, kUuidV4)) << id;
+    auto doc = db.get("c", id);
+    ASSERT_TRUE(doc);
+    EXPECT_TRUE(Contains(*doc, R"("a":1)")) << *doc;
+    // A truncated document is a parse error.
+    EXPECT_NEXUS_ERROR(db.insert_bson("c", bson.data(), 7), NEXUS_PARSE);
+}
+
+TEST_F(NexusTest, GetMissing) {
+    db.insert("c", R"({"_id":"x"})");
+    EXPECT_EQ(db.get("c", "nope"), std::nullopt);
+    EXPECT_EQ(db.get_meta("c", "nope"), std::nullopt);
+    EXPECT_NEXUS_ERROR(db.get("no_such_collection", "x"), NEXUS_NO_COLLECTION);
+}
+
+TEST_F(NexusTest, GetMeta) {
+    std::string id = db.insert("c", R"({"v":1})");
+    auto meta = db.get_meta("c", id);
+    ASSERT_TRUE(meta);
+    for (const char* key : {"created_at", "updated_at", "version", "expires_at", "ephemeral"}) {
+        EXPECT_TRUE(Contains(*meta, "\""s + key + "\":")) << key;
+    }
+    EXPECT_EQ(field(*meta, "expires_at"), "null") << *meta;
+    EXPECT_EQ(field(*meta, "ephemeral"), "false") << *meta;
+    std::string v1 = field(*meta, "version");
+    db.replace("c", id, R"({"v":2})");
+    auto meta2 = db.get_meta("c", id);
+    ASSERT_TRUE(meta2);
+    EXPECT_NE(field(*meta2, "version"), v1) << "version did not change on replace: " << *meta2;
+}
+
+TEST_F(NexusTest, Replace) {
+    std::string id = db.insert("c", R"({"name":"ada","age":36})");
+    db.replace("c", id, R"({"name":"ada lovelace","born":1815})");
+    auto doc = db.get("c", id);
+    ASSERT_TRUE(doc);
+    EXPECT_EQ(compact(*doc).rfind("{\"_id\":\"" + id + "\"", 0), 0u) << *doc;
+    EXPECT_TRUE(Contains(*doc, R"("name":"ada lovelace")"));
+    EXPECT_TRUE(Contains(*doc, R"("born":1815)"));
+    EXPECT_FALSE(Contains(*doc, R"("age")"));
+    EXPECT_NEXUS_ERROR(db.replace("c", "nope", R"({"a":1})"), NEXUS_NOT_FOUND);
+    EXPECT_NEXUS_ERROR(db.replace("c", id, R"({"a":)"), NEXUS_PARSE);
+}
+
+// ---------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, FindRangeForWithFilterSortLimit) {
+    seed_people();
+    std::vector<std::string> docs;
+    for (std::string_view doc : db.find("people", R"({"age":{"$gte":25}})",
+                                        R"({"sort":{"age":-1},"limit":3})")) {
+        docs.emplace_back(doc);
+    }
+    EXPECT_EQ(names(docs), (std::vector<std::string>{"cy", "ada", "di"}));
+    for (const auto& d : docs) EXPECT_EQ(compact(d).rfind(R"({"_id":)", 0), 0u) << d;
+}
+
+TEST_F(NexusTest, FindAllSkipProjection) {
+    seed_people();
+    auto all = db.find("people").to_vector();
+    EXPECT_EQ(all.size(), 5u);
+    auto page = db.find("people", "", R"({"sort":{"name":1},"skip":1,"limit":2,
+                                          "projection":{"name":1,"_id":0}})")
+                    .to_vector();
+    ASSERT_EQ(page.size(), 2u);
+    EXPECT_EQ(compact(page[0]), R"({"name":"bob"})");
+    EXPECT_EQ(compact(page[1]), R"({"name":"cy"})");
+    EXPECT_EQ(db.find("people", R"({"city":"paris","age":{"$lt":20}})").to_vector().size(), 1u);
+    EXPECT_EQ(db.find("people", R"({"$or":[{"name":"ada"},{"name":"ed"}]})").to_vector().size(),
+              2u);
+    EXPECT_EQ(db.find("people", R"({"city":{"$in":["rome","paris"]}})").to_vector().size(), 3u);
+}
+
+TEST_F(NexusTest, CursorManualStepping) {
+    seed_people();
+    nexus::Cursor c = db.find("people", R"({"city":"london"})", R"({"sort":{"age":1}})");
+    ASSERT_TRUE(c);
+    auto first = c.next();
+    ASSERT_TRUE(first);
+    EXPECT_TRUE(Contains(*first, R"("name":"ada")"));
+    std::string kept(*first);  // copy before the view dies
+    auto second = c.next();
+    ASSERT_TRUE(second);
+    EXPECT_TRUE(Contains(*second, R"("name":"cy")"));
+    EXPECT_TRUE(Contains(kept, R"("name":"ada")"));
+    EXPECT_EQ(c.next(), std::nullopt);
+    EXPECT_EQ(c.next(), std::nullopt);  // DONE is sticky
+    EXPECT_NO_THROW(c.close());
+    EXPECT_FALSE(c);
+    EXPECT_NO_THROW(c.close());
+    EXPECT_NEXUS_ERROR(c.next(), NEXUS_INVALID_ARGUMENT);
+}
+
+TEST_F(NexusTest, CursorIteratorIsAnInputIterator) {
+    static_assert(std::is_same_v<std::iterator_traits<nexus::Cursor::iterator>::iterator_category,
+                                 std::input_iterator_tag>);
+    seed_people();
+    {
+        auto c = db.find("people", "", R"({"sort":{"name":1}})");
+        std::vector<std::string> v(c.begin(), c.end());  // std algorithms accept it
+        EXPECT_EQ(names(v), (std::vector<std::string>{"ada", "bob", "cy", "di", "ed"}));
+    }
+    {
+        auto c = db.find("people", "", R"({"sort":{"name":1}})");
+        auto it = c.begin();
+        std::string a = *it++;  // postfix keeps its own copy
+        EXPECT_TRUE(Contains(a, R"("name":"ada")"));
+        EXPECT_TRUE(Contains(*it, R"("name":"bob")"));
+        EXPECT_EQ(it->find("\"bob\"") != std::string_view::npos, true);
+        EXPECT_EQ(std::distance(it, c.end()), 4);
+    }
+    {
+        auto c = db.find("people", R"({"name":"nobody"})");
+        EXPECT_TRUE(c.begin() == c.end());
+        int n = 0;
+        for (std::string_view doc : c) n += static_cast<int>(doc.size());
+        EXPECT_EQ(n, 0);
+    }
+}
+
+TEST_F(NexusTest, CursorNextBson) {
+    seed_people();
+    auto c = db.find("people", R"({"_id":"p1"})");
+    auto b = c.next_bson();
+    ASSERT_TRUE(b);
+    ASSERT_GE(b->size, 5u);
+    std::uint32_t len = static_cast<std::uint32_t>(b->data[0]) |
+                        static_cast<std::uint32_t>(b->data[1]) << 8 |
+                        static_cast<std::uint32_t>(b->data[2]) << 16 |
+                        static_cast<std::uint32_t>(b->data[3]) << 24;
+    EXPECT_EQ(len, b->size);
+    EXPECT_EQ(b->data[b->size - 1], 0u);
+    std::string_view raw(reinterpret_cast<const char*>(b->data), b->size);
+    EXPECT_NE(raw.find("ada"), std::string_view::npos);
+    EXPECT_FALSE(c.next_bson());
+}
+
+TEST_F(NexusTest, FindOnMissingCollectionIsEmpty) {
+    EXPECT_TRUE(db.find("nothing").to_vector().empty());
+    EXPECT_EQ(db.count("nothing"), 0u);
+    EXPECT_EQ(db.count("nothing", R"({"a":1})"), 0u);
+}
+
+TEST_F(NexusTest, BadFiltersAreParseErrors) {
+    seed_people();
+    EXPECT_NEXUS_ERROR(db.find("people", R"({"age":{"$bogus":1}})").to_vector(), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.find("people", R"({"age":)").to_vector(), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.find("people", "", R"({"limit":"ten"})").to_vector(),
+                       NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.count("people", R"({"$nor":5})"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.find_one("people", R"({"age":{"$bogus":1}})"), NEXUS_PARSE);
+}
+
+TEST_F(NexusTest, CursorSeesASnapshot) {
+    seed_people();
+    auto c = db.find("people");
+    db.insert("people", R"({"_id":"late","name":"zz"})");
+    db.delete_one("people", R"({"_id":"p1"})");
+    auto docs = c.to_vector();
+    EXPECT_EQ(docs.size(), 5u);
+    bool saw_p1 = false, saw_late = false;
+    for (const auto& d : docs) {
+        saw_p1 |= field(d, "_id") == "\"p1\"";
+        saw_late |= field(d, "_id") == "\"late\"";
+    }
+    EXPECT_TRUE(saw_p1);
+    EXPECT_FALSE(saw_late);
+}
+
+TEST_F(NexusTest, CursorOutlivingItsDatabase) {
+    nexus::Cursor c;
+    {
+        auto other = nexus::Database::open(dir.file("other.db"));
+        other.insert_many("c", R"([{"a":1},{"a":2}])");
+        c = other.find("c");
+    }  // closed here, with the cursor still open
+    ASSERT_TRUE(c);
+    EXPECT_NEXUS_ERROR(c.next(), NEXUS_ERROR);
+    EXPECT_NO_THROW(c.close());
+}
+
+TEST_F(NexusTest, FindOneAndCount) {
+    seed_people();
+    auto one = db.find_one("people", R"({"city":"rome"})");
+    ASSERT_TRUE(one);
+    EXPECT_TRUE(Contains(*one, R"("name":"di")"));
+    EXPECT_EQ(db.find_one("people", R"({"city":"oslo"})"), std::nullopt);
+    EXPECT_TRUE(db.find_one("people"));
+    EXPECT_EQ(db.count("people"), 5u);
+    EXPECT_EQ(db.count("people", "{}"), 5u);
+    EXPECT_EQ(db.count("people", R"({"city":"london"})"), 2u);
+    EXPECT_EQ(db.count("people", R"({"age":{"$gt":100}})"), 0u);
+}
+
+// ---------------------------------------------------------------------------------------
+// Updates and deletes
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, UpdateFirstMultiAndUpsert) {
+    seed_people();
+    nexus::UpdateResult r = db.update("people", R"({"city":"london"})", R"({"$inc":{"age":1}})");
+    EXPECT_EQ(r.matched, 1u);
+    EXPECT_EQ(r.modified, 1u);
+    EXPECT_EQ(db.count("people", R"({"age":{"$in":[37,42]}})"), 1u);
+
+    r = db.update("people", R"({"city":"paris"})", R"({"$set":{"country":"fr"}})",
+                  nexus::Flags::multi);
+    EXPECT_EQ(r.matched, 2u);
+    EXPECT_EQ(r.modified, 2u);
+    EXPECT_EQ(db.count("people", R"({"country":"fr"})"), 2u);
+
+    // Setting a value to what it already is matches but does not modify.
+    r = db.update_many("people", R"({"city":"paris"})", R"({"$set":{"country":"fr"}})");
+    EXPECT_EQ(r.matched, 2u);
+    EXPECT_EQ(r.modified, 0u);
+
+    r = db.update_one("people", R"({"_id":"p4"})", R"({"$set":{"age":31},"$unset":{"city":""}})");
+    EXPECT_EQ(r.matched, 1u);
+    auto di = db.get("people", "p4");
+    ASSERT_TRUE(di);
+    EXPECT_TRUE(Contains(*di, R"("age":31)"));
+    EXPECT_FALSE(Contains(*di, R"("city")"));
+
+    r = db.update("people", R"({"name":"nobody"})", R"({"$set":{"x":1}})");
+    EXPECT_EQ(r.matched, 0u);
+    EXPECT_EQ(r.modified, 0u);
+    EXPECT_EQ(db.count("people"), 5u);
+
+    r = db.update("people", R"({"name":"zed"})", R"({"$set":{"age":50}})",
+                  nexus::Flags::upsert | nexus::Flags::multi);
+    EXPECT_EQ(r.matched, 0u);
+    EXPECT_EQ(db.count("people"), 6u);
+    auto zed = db.find_one("people", R"({"name":"zed"})");
+    ASSERT_TRUE(zed) << "the upserted document does not carry the filter's equality field";
+    EXPECT_TRUE(Contains(*zed, R"("age":50)"));
+    std::string zed_id = field(*zed, "_id");
+    ASSERT_EQ(zed_id.size(), 38u) << *zed;
+    EXPECT_TRUE(std::regex_match(zed_id.substr(1, 36), kUuidV4)) << *zed;
+
+    r = db.update_one("people", R"({"name":"zed"})", R"({"$set":{"age":51}})", /*upsert=*/true);
+    EXPECT_EQ(r.matched, 1u);
+    EXPECT_EQ(db.count("people"), 6u);
+}
+
+TEST_F(NexusTest, UpdateErrors) {
+    seed_people();
+    EXPECT_NEXUS_ERROR(db.update("people", "{}", R"({"$bogus":{"a":1}})"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.update("people", R"({"a":{"$bogus":1}})", R"({"$set":{"a":1}})"),
+                       NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.update("people", "{}", R"({"$set":)"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.update("missing", "{}", R"({"$set":{"a":1}})"), NEXUS_NO_COLLECTION);
+}
+
+TEST_F(NexusTest, DeleteOneManyAndRemove) {
+    seed_people();
+    EXPECT_EQ(db.delete_one("people", R"({"city":"paris"})"), 1u);
+    EXPECT_EQ(db.count("people", R"({"city":"paris"})"), 1u);
+    EXPECT_EQ(db.delete_many("people", R"({"age":{"$gte":30}})"), 3u);
+    EXPECT_EQ(db.count("people"), 1u);
+    EXPECT_EQ(db.remove("people", R"({"name":"nobody"})", nexus::Flags::multi), 0u);
+    EXPECT_EQ(db.remove("people", "{}"), 1u);
+    EXPECT_EQ(db.count("people"), 0u);
+    seed_people();
+    EXPECT_EQ(db.delete_many("people", ""), 5u);  // empty filter: everything
+    EXPECT_NEXUS_ERROR(db.delete_many("people", R"({"a":{"$bogus":1}})"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.delete_many("missing", "{}"), NEXUS_NO_COLLECTION);
+}
+
+TEST_F(NexusTest, Distinct) {
+    seed_people();
+    std::string cities = compact(db.distinct("people", "city"));
+    ASSERT_FALSE(cities.empty());
+    EXPECT_EQ(cities.front(), '[');
+    EXPECT_EQ(cities.back(), ']');
+    EXPECT_EQ(std::count(cities.begin(), cities.end(), ','), 2) << cities;
+    for (const char* c : {"\"london\"", "\"paris\"", "\"rome\""}) EXPECT_TRUE(Contains(cities, c));
+    EXPECT_EQ(compact(db.distinct("people", "city", R"({"age":{"$lt":20}})")), R"(["paris"])");
+    EXPECT_EQ(compact(db.distinct("people", "nosuchfield")), "[]");
+}
+
+TEST_F(NexusTest, FindOneAndUpdate) {
+    seed_people();
+    auto before = db.find_one_and_update("people", R"({"city":"london"})",
+                                         R"({"$set":{"vip":true}})",
+                                         R"({"sort":{"age":-1},"return":"before"})");
+    ASSERT_TRUE(before);
+    EXPECT_TRUE(Contains(*before, R"("name":"cy")"));
+    EXPECT_FALSE(Contains(*before, R"("vip")"));
+    EXPECT_EQ(db.count("people", R"({"vip":true})"), 1u);
+
+    auto after = db.find_one_and_update("people", R"({"city":"london"})",
+                                        R"({"$inc":{"age":10}})",
+                                        R"({"sort":{"age":1},"return":"after"})");
+    ASSERT_TRUE(after);
+    EXPECT_TRUE(Contains(*after, R"("name":"ada")"));
+    EXPECT_TRUE(Contains(*after, R"("age":46)"));
+
+    auto projected = db.find_one_and_update("people", R"({"_id":"p2"})", R"({"$set":{"x":1}})",
+                                            R"({"projection":{"name":1},"return":"after"})");
+    ASSERT_TRUE(projected);
+    EXPECT_FALSE(Contains(*projected, R"("age")")) << *projected;
+
+    EXPECT_EQ(db.find_one_and_update("people", R"({"name":"nobody"})", R"({"$set":{"x":1}})"),
+              std::nullopt);
+    auto up = db.find_one_and_update("people", R"({"name":"newbie"})", R"({"$set":{"age":1}})",
+                                     R"({"upsert":true,"return":"after"})");
+    ASSERT_TRUE(up);
+    EXPECT_TRUE(Contains(*up, R"("age":1)"));
+    EXPECT_EQ(db.count("people"), 6u);
+    EXPECT_NEXUS_ERROR(db.find_one_and_update("people", "{}", R"({"$set":{"a":1}})",
+                                              R"({"return":"sideways"})"),
+                       NEXUS_INVALID_ARGUMENT);
+}
+
+TEST_F(NexusTest, FindOneAndDelete) {
+    seed_people();
+    auto gone = db.find_one_and_delete("people", R"({"city":"paris"})", R"({"sort":{"age":1}})");
+    ASSERT_TRUE(gone);
+    EXPECT_TRUE(Contains(*gone, R"("name":"ed")"));
+    EXPECT_EQ(db.count("people"), 4u);
+    EXPECT_FALSE(db.get("people", "p5"));
+    auto any = db.find_one_and_delete("people", R"({"name":"bob"})");
+    ASSERT_TRUE(any);
+    EXPECT_EQ(db.find_one_and_delete("people", R"({"name":"bob"})"), std::nullopt);
+    EXPECT_EQ(db.count("people"), 3u);
+}
+
+// ---------------------------------------------------------------------------------------
+// Transactions
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, BeginCommitRollback) {
+    db.begin();
+    db.insert("c", R"({"_id":"a"})");
+    db.insert("c", R"({"_id":"b"})");
+    EXPECT_EQ(db.count("c"), 2u);  // own writes are visible inside
+    db.commit();
+    EXPECT_EQ(db.count("c"), 2u);
+
+    db.begin();
+    db.insert("c", R"({"_id":"c"})");
+    db.delete_one("c", R"({"_id":"a"})");
+    db.rollback();
+    EXPECT_EQ(db.count("c"), 2u);
+    EXPECT_TRUE(db.get("c", "a"));
+    EXPECT_FALSE(db.get("c", "c"));
+}
+
+TEST_F(NexusTest, TransactionMisuseIsTxnError) {
+    EXPECT_NEXUS_ERROR(db.commit(), NEXUS_TXN);
+    EXPECT_NEXUS_ERROR(db.rollback(), NEXUS_TXN);
+    db.begin();
+    EXPECT_NEXUS_ERROR(db.begin(), NEXUS_TXN);
+    db.rollback();
+}
+
+TEST_F(NexusTest, TransactionIsIsolatedFromOtherConnections) {
+    auto reader = nexus::Database::open(path);
+    db.insert("c", R"({"_id":"before"})");
+    {
+        nexus::Transaction txn(db);
+        db.insert("c", R"({"_id":"inside"})");
+        EXPECT_EQ(db.count("c"), 2u);
+        EXPECT_EQ(reader.count("c"), 1u) << "uncommitted write visible to another connection";
+        txn.commit();
+    }
+    EXPECT_EQ(reader.count("c"), 2u);
+}
+
+TEST_F(NexusTest, TransactionGuardRollsBackUnlessCommitted) {
+    {
+        auto txn = db.transaction();
+        EXPECT_TRUE(txn.active());
+        db.insert("c", R"({"_id":"dropped"})");
+    }  // no commit: rolled back
+    EXPECT_EQ(db.count("c"), 0u);
+
+    {
+        nexus::Transaction txn(db);
+        db.insert("c", R"({"_id":"kept"})");
+        txn.commit();
+        EXPECT_FALSE(txn.active());
+        EXPECT_NEXUS_ERROR(txn.commit(), NEXUS_TXN);
+    }
+    EXPECT_TRUE(db.get("c", "kept"));
+
+    try {
+        nexus::Transaction txn(db);
+        db.insert("c", R"({"_id":"x1"})");
+        db.insert("c", R"({"_id":"kept"})");  // duplicate: throws, guard rolls back
+        txn.commit();
+        FAIL() << "duplicate insert did not throw";
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_DUPLICATE_KEY);
+    }
+    EXPECT_FALSE(db.get("c", "x1"));
+    EXPECT_EQ(db.count("c"), 1u);
+
+    {
+        nexus::Transaction txn(db);
+        db.insert("c", R"({"_id":"x2"})");
+        txn.rollback();
+        EXPECT_FALSE(txn.active());
+    }
+    EXPECT_FALSE(db.get("c", "x2"));
+
+    // A transaction can begin again after the guard is done.
+    EXPECT_NO_THROW(db.begin());
+    db.rollback();
+}
+
+TEST_F(NexusTest, TransactionGuardMoves) {
+    nexus::Transaction outer = [&] {
+        nexus::Transaction t(db);
+        db.insert("c", R"({"_id":"m"})");
+        return t;
+    }();
+    EXPECT_TRUE(outer.active());
+    nexus::Transaction moved(std::move(outer));
+    EXPECT_FALSE(outer.active());  // NOLINT(bugprone-use-after-move): documented state
+    EXPECT_TRUE(moved.active());
+    EXPECT_NEXUS_ERROR(outer.commit(), NEXUS_TXN);
+    moved.commit();
+    EXPECT_TRUE(db.get("c", "m"));
+}
+
+TEST_F(NexusTest, TransactionGuardAfterDatabaseClosedIsHarmless) {
+    auto other = nexus::Database::open(dir.file("other.db"));
+    {
+        nexus::Transaction txn(other);
+        other.insert("c", R"({"a":1})");
+        other.close();
+    }  // destructor: handle is gone, nothing to roll back, no crash
+    SUCCEED();
+}
+
+// ---------------------------------------------------------------------------------------
+// Maintenance and unsupported features
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, CheckpointCompactStatsConfigure) {
+    seed_people();
+    EXPECT_NO_THROW(db.checkpoint());
+    db.delete_many("people", R"({"age":{"$lt":30}})");
+    EXPECT_NO_THROW(db.compact());
+    EXPECT_EQ(db.count("people"), 3u);
+    std::string stats = compact(db.stats());
+    ASSERT_FALSE(stats.empty());
+    EXPECT_EQ(stats.front(), '{') << stats;
+    EXPECT_EQ(stats.back(), '}') << stats;
+    EXPECT_NO_THROW(db.configure("{}"));
+    EXPECT_NEXUS_ERROR(db.configure(R"({"no_such_knob":1})"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.configure(R"({"a":)"), NEXUS_PARSE);
+}
+
+TEST_F(NexusTest, LogCallback) {
+    static std::atomic<int> calls{0};
+    nexus::LogFn fn = [](int, const char*, const char*, void*) { ++calls; };
+    EXPECT_NO_THROW(nexus::set_log_callback(fn, 5, nullptr));
+    db.insert("c", R"({"a":1})");
+    db.checkpoint();
+    EXPECT_NO_THROW(nexus::set_log_callback(nullptr, 0));
+}
+
+TEST_F(NexusTest, UnsupportedFeaturesSayUnsupported) {
+    // These are declared in the ABI but may not be implemented yet: each call must either
+    // work or fail with NEXUS_UNSUPPORTED and a message, nothing else.
+    std::string id = db.insert("c", R"({"_id":"k","a":1})");
+    std::string in = dir.file("in.json");
+    std::ofstream(in) << R"([{"_id":"i1","a":2}])" << "\n";
+    int unsupported = 0;
+    unsupported += OK_OR_UNSUPPORTED(db.insert_ttl("c", R"({"t":1})", std::chrono::hours(1)));
+    unsupported += OK_OR_UNSUPPORTED(db.set_ttl("c", id, std::chrono::hours(1)));
+    unsupported += OK_OR_UNSUPPORTED(db.persist("c", id));
+    unsupported += OK_OR_UNSUPPORTED(db.purge_expired());
+    unsupported += OK_OR_UNSUPPORTED(db.create_index("c", R"({"a":1})", R"({"name":"a_1"})"));
+    unsupported += OK_OR_UNSUPPORTED(db.list_indexes("c"));
+    unsupported += OK_OR_UNSUPPORTED(db.explain("c", R"({"a":1})"));
+    unsupported += OK_OR_UNSUPPORTED(db.backup(dir.file("backup.db")));
+    unsupported += OK_OR_UNSUPPORTED(db.check());
+    unsupported += OK_OR_UNSUPPORTED(db.import_file("imported", in));
+    unsupported += OK_OR_UNSUPPORTED(db.export_file("c", dir.file("out.json")));
+    RecordProperty("unsupported_functions", unsupported);
+    // The wrapper's own argument checks come first.
+    EXPECT_NEXUS_ERROR(db.insert_ttl("c", "{}", std::chrono::milliseconds(-1)),
+                       NEXUS_INVALID_ARGUMENT);
+}
+
+TEST_F(NexusTest, UnsupportedFunctionThrowsUnsupported) {
+    // The brief for v0: backup is not implemented. Once it is, this test skips.
+    try {
+        db.backup(dir.file("backup.db"));
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_UNSUPPORTED) << e.name() << ": " << e.what();
+        EXPECT_FALSE(e.message().empty());
+        return;
+    }
+    GTEST_SKIP() << "backup is implemented now";
+}
+
+// ---------------------------------------------------------------------------------------
+// Move semantics and handle ownership
+// ---------------------------------------------------------------------------------------
+
+TEST(Move, DatabaseIsMoveOnly) {
+    static_assert(!std::is_copy_constructible_v<nexus::Database>);
+    static_assert(!std::is_copy_assignable_v<nexus::Database>);
+    static_assert(std::is_nothrow_move_constructible_v<nexus::Database>);
+    static_assert(std::is_nothrow_move_assignable_v<nexus::Database>);
+    static_assert(!std::is_copy_constructible_v<nexus::Cursor>);
+    static_assert(std::is_nothrow_move_constructible_v<nexus::Cursor>);
+    static_assert(!std::is_copy_constructible_v<nexus::Transaction>);
+    static_assert(std::is_nothrow_move_constructible_v<nexus::Transaction>);
+
+    TempDir dir;
+    auto a = nexus::Database::open(dir.file("m.db"));
+    a.insert("c", R"({"_id":"x"})");
+    nexus_db* h = a.handle();
+
+    nexus::Database b(std::move(a));
+    EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): moved-from state is specified
+    EXPECT_EQ(a.handle(), nullptr);
+    EXPECT_EQ(b.handle(), h);
+    EXPECT_TRUE(b.get("c", "x"));
+    EXPECT_NEXUS_ERROR(a.insert("c", "{}"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_NO_THROW(a.close());
+
+    nexus::Database c;
+    EXPECT_FALSE(c);
+    c = std::move(b);
+    EXPECT_FALSE(b);  // NOLINT(bugprone-use-after-move)
+    EXPECT_EQ(c.count("c"), 1u);
+
+    // Assigning over an open database closes the old one first.
+    c = nexus::Database::open(":memory:");
+    EXPECT_EQ(c.count("c"), 0u);
+
+    // A moved-from object can be reused.
+    a = nexus::Database::open(dir.file("m.db"));
+    EXPECT_EQ(a.count("c"), 1u);
+}  // a, b (empty), c destroyed here
+
+TEST(Move, CursorMovesMidIteration) {
+    auto db = nexus::Database::open(":memory:");
+    db.insert_many("c", R"([{"_id":1},{"_id":2},{"_id":3}])");
+    nexus::Cursor a = db.find("c", "", R"({"sort":{"_id":1}})");
+    ASSERT_TRUE(a.next());
+    nexus::Cursor b(std::move(a));
+    EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move)
+    EXPECT_NEXUS_ERROR(a.next(), NEXUS_INVALID_ARGUMENT);
+    std::vector<std::string> rest = b.to_vector();
+    ASSERT_EQ(rest.size(), 2u);
+    EXPECT_EQ(field(rest[0], "_id"), "2");
+
+    nexus::Cursor c;
+    c = db.find("c");
+    c = db.find("c");  // replacing an open cursor closes it
+    EXPECT_EQ(c.to_vector().size(), 3u);
+    c = std::move(b);
+    EXPECT_FALSE(b);  // NOLINT(bugprone-use-after-move)
+}
+
+TEST(Move, ReleaseAndAdopt) {
+    auto db = nexus::Database::open(":memory:");
+    db.insert("c", R"({"_id":"x"})");
+    nexus_db* raw = db.release();
+    EXPECT_FALSE(db);
+    ASSERT_NE(raw, nullptr);
+    nexus::Database again = nexus::Database::adopt(raw);
+    EXPECT_TRUE(again.get("c", "x"));
+
+    nexus::Cursor cur = again.find("c");
+    nexus_cursor* rc = cur.release();
+    EXPECT_FALSE(cur);
+    nexus::Cursor back(rc);
+    EXPECT_EQ(back.to_vector().size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------
+// Persistence
+// ---------------------------------------------------------------------------------------
+
+TEST(Persistence, ReopenSeesCommittedState) {
+    TempDir dir;
+    std::string p = dir.file("persist.db");
+    std::string id;
+    {
+        auto db = nexus::Database::open(p);
+        id = db.insert("people", R"({"name":"ada","age":36})");
+        db.insert_many("people", kPeople);
+        db.update("people", R"({"name":"bob"})", R"({"$set":{"age":26}})");
+        db.delete_one("people", R"({"name":"ed"})");
+        db.create_collection("empty");
+        db.insert("tmp", R"({"a":1})");
+        db.rename_collection("tmp", "renamed");
+        db.create_collection("dropped");
+        db.drop_collection("dropped");
+        {
+            nexus::Transaction txn(db);
+            db.insert("people", R"({"_id":"ghost"})");
+        }  // rolled back
+    }
+    {
+        auto db = nexus::Database::open(p);
+        EXPECT_EQ(db.count("people"), 5u);
+        auto ada = db.get("people", id);
+        ASSERT_TRUE(ada);
+        EXPECT_TRUE(Contains(*ada, R"("age":36)"));
+        EXPECT_EQ(db.count("people", R"({"name":"bob","age":26})"), 1u);
+        EXPECT_FALSE(db.get("people", "p5"));
+        EXPECT_FALSE(db.get("people", "ghost"));
+        std::string list = db.list_collections();
+        EXPECT_TRUE(Contains(list, R"("empty")"));
+        EXPECT_TRUE(Contains(list, R"("renamed")"));
+        EXPECT_FALSE(Contains(list, R"("tmp")"));
+        EXPECT_FALSE(Contains(list, R"("dropped")"));
+        EXPECT_EQ(db.count("renamed"), 1u);
+        db.checkpoint();
+        db.insert("people", R"({"_id":"after-checkpoint"})");
+    }
+    {
+        auto db = nexus::Database::open(p);
+        EXPECT_EQ(db.count("people"), 6u);
+        EXPECT_TRUE(db.get("people", "after-checkpoint"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Threads
+// ---------------------------------------------------------------------------------------
+
+TEST(Threads, OneConnectionPerThreadOnTheSamePath) {
+    TempDir dir;
+    std::string p = dir.file("threads.db");
+    nexus::Database::open(p).create_collection("c");
+    constexpr int kThreads = 6, kDocs = 40;
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                auto db = nexus::Database::open(p);
+                for (int i = 0; i < kDocs; ++i) {
+                    db.insert("c", "{\"t\":" + std::to_string(t) + ",\"i\":" +
+                                       std::to_string(i) + "}");
+                }
+                db.update("c", "{\"t\":" + std::to_string(t) + "}", R"({"$set":{"done":true}})",
+                          nexus::Flags::multi);
+                if (db.count("c", "{\"t\":" + std::to_string(t) + "}") != kDocs) ++errors;
+                std::uint64_t seen = 0;
+                for (std::string_view doc : db.find("c", "{\"t\":" + std::to_string(t) + "}")) {
+                    seen += Contains(doc, R"("done":true)") ? 1 : 0;
+                }
+                if (seen != kDocs) ++errors;
+            } catch (const nexus::Error& e) {
+                ++errors;
+                ADD_FAILURE() << "thread " << t << ": " << e.name() << ": " << e.what();
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(errors.load(), 0);
+    auto db = nexus::Database::open(p);
+    EXPECT_EQ(db.count("c"), static_cast<std::uint64_t>(kThreads * kDocs));
+    EXPECT_EQ(db.count("c", R"({"done":true})"), static_cast<std::uint64_t>(kThreads * kDocs));
+}
+
+TEST(Threads, SharedConnection) {
+    TempDir dir;
+    auto db = nexus::Database::open(dir.file("shared.db"));
+    constexpr int kThreads = 4, kDocs = 40;
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                for (int i = 0; i < kDocs; ++i) {
+                    db.insert("c", "{\"_id\":\"" + std::to_string(t) + "-" + std::to_string(i) +
+                                       "\"}");
+                    (void)db.count("c");
+                }
+            } catch (const nexus::Error& e) {
+                ++errors;
+                ADD_FAILURE() << "thread " << t << ": " << e.name() << ": " << e.what();
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(db.count("c"), static_cast<std::uint64_t>(kThreads * kDocs));
+}
+
+}  // namespace

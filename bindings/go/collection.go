@@ -1,0 +1,470 @@
+package nexus
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Collection is a handle for one collection of a DB. It is cheap, holds no
+// library resources, and is safe for concurrent use.
+//
+// Documents, filters, updates and option objects are accepted as JSON text
+// (string, []byte, json.RawMessage) or as any value encoding/json can
+// marshal (structs, maps such as M, D). A nil filter matches every document.
+// Documents come back as relaxed MongoDB Extended JSON with "_id" first; a
+// document inserted without "_id" gets a UUID v4 string. Struct types usually
+// declare the id as
+//
+//	ID string `json:"_id,omitempty"`
+type Collection struct {
+	db   *DB
+	name string
+}
+
+// Name returns the collection's name.
+func (c *Collection) Name() string { return c.name }
+
+// DB returns the database the collection belongs to.
+func (c *Collection) DB() *DB { return c.db }
+
+// UpdateFlag modifies Update and Delete.
+type UpdateFlag int
+
+const (
+	// Multi makes Update change every matching document instead of the first.
+	Multi UpdateFlag = 1
+	// Upsert makes Update insert a document built from the filter and the
+	// update when nothing matches.
+	Upsert UpdateFlag = 2
+)
+
+// FindOptions modifies Find and Explain. The zero value (or a nil pointer)
+// means no sort, no projection, no skip and no limit.
+type FindOptions struct {
+	// Sort is a sort specification such as `{"age":-1}` or
+	// nexus.D{{Key: "age", Value: -1}, {Key: "name", Value: 1}} (use D or
+	// JSON text for several keys: Go maps do not keep key order).
+	Sort any
+	// Projection selects or excludes fields, e.g. `{"name":1,"_id":0}`.
+	Projection any
+	// Skip skips that many matching documents.
+	Skip int64
+	// Limit returns at most that many documents; 0 means no limit.
+	Limit int64
+	// Hint names or describes the index to use.
+	Hint any
+}
+
+func (o *FindOptions) json() (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	d := D{}
+	for _, f := range []struct {
+		key string
+		v   any
+	}{{"sort", o.Sort}, {"projection", o.Projection}, {"hint", o.Hint}} {
+		s, err := jsonArg(f.key, f.v)
+		if err != nil {
+			return "", err
+		}
+		if s != "" {
+			d = append(d, E{f.key, json.RawMessage(s)})
+		}
+	}
+	if o.Skip != 0 {
+		d = append(d, E{"skip", o.Skip})
+	}
+	if o.Limit != 0 {
+		d = append(d, E{"limit", o.Limit})
+	}
+	if len(d) == 0 {
+		return "", nil
+	}
+	return jsonArg("options", d)
+}
+
+// FindOneAndModifyOptions modifies FindOneAndUpdate and FindOneAndDelete.
+type FindOneAndModifyOptions struct {
+	// Sort picks which matching document is modified (the first in this order).
+	Sort any
+	// Projection shapes the returned document.
+	Projection any
+	// Upsert inserts a document when nothing matches (FindOneAndUpdate only).
+	Upsert bool
+	// ReturnAfter returns the document after the update instead of before
+	// (FindOneAndUpdate only).
+	ReturnAfter bool
+}
+
+func (o *FindOneAndModifyOptions) json(update bool) (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	d := D{}
+	for _, f := range []struct {
+		key string
+		v   any
+	}{{"sort", o.Sort}, {"projection", o.Projection}} {
+		s, err := jsonArg(f.key, f.v)
+		if err != nil {
+			return "", err
+		}
+		if s != "" {
+			d = append(d, E{f.key, json.RawMessage(s)})
+		}
+	}
+	if update && o.Upsert {
+		d = append(d, E{"upsert", true})
+	}
+	if update && o.ReturnAfter {
+		d = append(d, E{"return", "after"})
+	}
+	if len(d) == 0 {
+		return "", nil
+	}
+	return jsonArg("options", d)
+}
+
+// IndexOptions modifies CreateIndex.
+type IndexOptions struct {
+	// Name is the index name; empty lets the library choose one.
+	Name string `json:"name,omitempty"`
+	// Unique rejects documents whose key is already present.
+	Unique bool `json:"unique,omitempty"`
+}
+
+// Insert inserts one document and returns its _id (the given one, or the
+// UUID v4 string assigned when the document has none). Inserting an _id
+// that exists fails with CodeDuplicateKey. A missing collection is created.
+func (c *Collection) Insert(doc any) (string, error) {
+	s, err := requiredJSON("document", doc)
+	if err != nil {
+		return "", withOp(err, "insert")
+	}
+	var id string
+	err = c.db.do(func(h *cDB) (err error) { id, err = capiInsert(h, c.name, s); return })
+	return id, err
+}
+
+// InsertBSON inserts one document given as raw BSON bytes and returns its _id.
+func (c *Collection) InsertBSON(doc []byte) (string, error) {
+	var id string
+	err := c.db.do(func(h *cDB) (err error) { id, err = capiInsertBSON(h, c.name, doc); return })
+	return id, err
+}
+
+// InsertMany inserts several documents atomically (all or none) and returns
+// how many were inserted. docs is a JSON array (string, []byte,
+// json.RawMessage), a slice of JSON texts ([]string, [][]byte,
+// []json.RawMessage), or any slice encoding/json can marshal.
+func (c *Collection) InsertMany(docs any) (uint64, error) {
+	s, err := jsonArray(docs)
+	if err != nil {
+		return 0, withOp(err, "insert_many")
+	}
+	var n uint64
+	err = c.db.do(func(h *cDB) (err error) { n, err = capiInsertMany(h, c.name, s); return })
+	return n, err
+}
+
+// InsertTTL inserts an ephemeral document that disappears ttl after
+// insertion (millisecond resolution) and returns its _id.
+func (c *Collection) InsertTTL(doc any, ttl time.Duration) (string, error) {
+	s, err := requiredJSON("document", doc)
+	if err != nil {
+		return "", withOp(err, "insert_ttl")
+	}
+	if ttl < 0 {
+		return "", &Error{Code: CodeInvalidArgument, Message: "ttl must not be negative", Op: "insert_ttl"}
+	}
+	var id string
+	err = c.db.do(func(h *cDB) (err error) { id, err = capiInsertTTL(h, c.name, s, uint64(ttl.Milliseconds())); return })
+	return id, err
+}
+
+// Get reads the document with the given _id into out (see Cursor.Decode for
+// what out may be). A missing document fails with an error matching
+// ErrNotFound.
+func (c *Collection) Get(id string, out any) error {
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiGet(h, c.name, id, false)
+		if err != nil {
+			return err
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// GetMeta reads the metadata of a document (created_at, updated_at,
+// version, expires_at, ephemeral, ...) into out.
+func (c *Collection) GetMeta(id string, out any) error {
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiGet(h, c.name, id, true)
+		if err != nil {
+			return err
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// Replace replaces the whole document with the given _id by doc.
+func (c *Collection) Replace(id string, doc any) error {
+	s, err := requiredJSON("document", doc)
+	if err != nil {
+		return withOp(err, "replace")
+	}
+	return c.db.do(func(h *cDB) error { return capiReplace(h, c.name, id, s) })
+}
+
+// SetTTL makes the document expire ttl from now (millisecond resolution); a
+// negative ttl makes it persistent again.
+func (c *Collection) SetTTL(id string, ttl time.Duration) error {
+	ms := ttl.Milliseconds()
+	if ttl < 0 {
+		ms = -1
+	}
+	return c.db.do(func(h *cDB) error { return capiSetTTL(h, c.name, id, ms) })
+}
+
+// Find returns a cursor over the documents matching filter (nil matches
+// all). The cursor reads a consistent snapshot taken now. Always Close it.
+func (c *Collection) Find(filter any, opts *FindOptions) (*Cursor, error) {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return nil, withOp(err, "find")
+	}
+	o, err := opts.json()
+	if err != nil {
+		return nil, withOp(err, "find")
+	}
+	var ch *cCursor
+	if err := c.db.do(func(h *cDB) (err error) { ch, err = capiFind(h, c.name, f, o); return }); err != nil {
+		return nil, err
+	}
+	return newCursor(c.db, ch), nil
+}
+
+// FindOne reads the first document matching filter into out; when nothing
+// matches it returns an error matching ErrNotFound.
+func (c *Collection) FindOne(filter, out any) error {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return withOp(err, "find_one")
+	}
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiFindOne(h, c.name, f)
+		if err != nil {
+			return err
+		}
+		if raw == nil || string(raw) == "null" {
+			return &Error{Code: CodeNotFound, Message: "no document matches the filter", Op: "find_one"}
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// Count returns how many documents match filter (nil counts all).
+func (c *Collection) Count(filter any) (uint64, error) {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return 0, withOp(err, "count")
+	}
+	var n uint64
+	err = c.db.do(func(h *cDB) (err error) { n, err = capiCount(h, c.name, f); return })
+	return n, err
+}
+
+// Update applies update (operators such as {"$set": ...}, {"$inc": ...}) to
+// the first document matching filter, or to all of them with Multi; with
+// Upsert it inserts a document when nothing matches. It returns how many
+// documents matched and how many were actually changed.
+//
+//	matched, modified, err := people.Update(`{"team":"eng"}`, `{"$inc":{"level":1}}`, nexus.Multi)
+func (c *Collection) Update(filter, update any, flags ...UpdateFlag) (matched, modified uint64, err error) {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return 0, 0, withOp(err, "update")
+	}
+	u, err := requiredJSON("update", update)
+	if err != nil {
+		return 0, 0, withOp(err, "update")
+	}
+	fl := 0
+	for _, x := range flags {
+		fl |= int(x)
+	}
+	err = c.db.do(func(h *cDB) (err error) { matched, modified, err = capiUpdate(h, c.name, f, u, fl); return })
+	return matched, modified, err
+}
+
+// Delete removes the first document matching filter, or every match when
+// multi is true, and returns how many were removed. A nil filter matches
+// every document.
+func (c *Collection) Delete(filter any, multi bool) (uint64, error) {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return 0, withOp(err, "delete")
+	}
+	fl := 0
+	if multi {
+		fl = int(Multi)
+	}
+	var n uint64
+	err = c.db.do(func(h *cDB) (err error) { n, err = capiDelete(h, c.name, f, fl); return })
+	return n, err
+}
+
+// Distinct stores the distinct values of field (dotted paths allowed) among
+// the documents matching filter into out, which is typically a pointer to a
+// slice such as *[]string or *[]any (or *json.RawMessage for the raw JSON
+// array).
+func (c *Collection) Distinct(field string, filter, out any) error {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return withOp(err, "distinct")
+	}
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiDistinct(h, c.name, field, f)
+		if err != nil {
+			return err
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// FindOneAndUpdate updates the first document matching filter (in opts.Sort
+// order) and reads it into out, as it was before the update unless
+// opts.ReturnAfter. It fails with ErrNotFound when nothing matched and
+// nothing was upserted.
+func (c *Collection) FindOneAndUpdate(filter, update any, opts *FindOneAndModifyOptions, out any) error {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return withOp(err, "find_one_and_update")
+	}
+	u, err := requiredJSON("update", update)
+	if err != nil {
+		return withOp(err, "find_one_and_update")
+	}
+	o, err := opts.json(true)
+	if err != nil {
+		return withOp(err, "find_one_and_update")
+	}
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiFindOneAndUpdate(h, c.name, f, u, o)
+		if err != nil {
+			return err
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// FindOneAndDelete deletes the first document matching filter (in opts.Sort
+// order) and reads it into out. It fails with ErrNotFound when nothing
+// matched.
+func (c *Collection) FindOneAndDelete(filter any, opts *FindOneAndModifyOptions, out any) error {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return withOp(err, "find_one_and_delete")
+	}
+	o, err := opts.json(false)
+	if err != nil {
+		return withOp(err, "find_one_and_delete")
+	}
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiFindOneAndDelete(h, c.name, f, o)
+		if err != nil {
+			return err
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// CreateIndex creates an index on keys (e.g. `{"a":1,"b":-1}` or a D) and
+// returns its name. opts may be nil.
+func (c *Collection) CreateIndex(keys any, opts *IndexOptions) (string, error) {
+	k, err := requiredJSON("keys", keys)
+	if err != nil {
+		return "", withOp(err, "create_index")
+	}
+	o := ""
+	if opts != nil && *opts != (IndexOptions{}) {
+		if o, err = jsonArg("options", opts); err != nil {
+			return "", withOp(err, "create_index")
+		}
+	}
+	var name string
+	err = c.db.do(func(h *cDB) (err error) { name, err = capiCreateIndex(h, c.name, k, o); return })
+	return name, err
+}
+
+// DropIndex drops the named index.
+func (c *Collection) DropIndex(name string) error {
+	return c.db.do(func(h *cDB) error { return capiDropIndex(h, c.name, name) })
+}
+
+// ListIndexes stores the collection's index descriptions (a JSON array)
+// into out, e.g. a *[]map[string]any.
+func (c *Collection) ListIndexes(out any) error {
+	return c.db.do(func(h *cDB) error {
+		raw, err := capiListIndexes(h, c.name)
+		if err != nil {
+			return err
+		}
+		return decodeInto(raw, out)
+	})
+}
+
+// Explain returns the query plan the library would use for Find(filter, opts).
+func (c *Collection) Explain(filter any, opts *FindOptions) (map[string]any, error) {
+	f, err := jsonArg("filter", filter)
+	if err != nil {
+		return nil, withOp(err, "explain")
+	}
+	o, err := opts.json()
+	if err != nil {
+		return nil, withOp(err, "explain")
+	}
+	var m map[string]any
+	err = c.db.do(func(h *cDB) error {
+		raw, err := capiExplain(h, c.name, f, o)
+		if err != nil {
+			return err
+		}
+		m, err = decodeObject(raw)
+		return err
+	})
+	return m, err
+}
+
+// Import loads documents from the file at path into the collection and
+// returns the library's report. options may be nil.
+func (c *Collection) Import(path string, options any) (map[string]any, error) {
+	return c.importExport(false, path, options)
+}
+
+// Export writes the collection's documents to the file at path and returns
+// the library's report. options may be nil.
+func (c *Collection) Export(path string, options any) (map[string]any, error) {
+	return c.importExport(true, path, options)
+}
+
+func (c *Collection) importExport(export bool, path string, options any) (map[string]any, error) {
+	o, err := jsonArg("options", options)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	err = c.db.do(func(h *cDB) error {
+		raw, err := capiImportExport(h, export, c.name, path, o)
+		if err != nil {
+			return err
+		}
+		m, err = decodeObject(raw)
+		return err
+	})
+	return m, err
+}
+
+// Drop deletes the collection (DB.DropCollection).
+func (c *Collection) Drop() error { return c.db.DropCollection(c.name) }

@@ -1,0 +1,3 @@
+module github.com/nexuslite/nexuslite/bindings/go
+
+go 1.22

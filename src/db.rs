@@ -1,0 +1,555 @@
+//! The Rust API: [`Database`] (a connection), [`Collection`] (a named set of documents
+//! reached through a connection) and [`Cursor`] (a result stream over a snapshot). The C ABI
+//! in `ffi` is a thin translation of this module; beneath it are `query` (what filters and
+//! updates mean) and `engine`/`storage` (where documents live).
+//!
+//! A connection serializes its own calls. Outside an explicit transaction every call is its
+//! own transaction; between [`Database::begin`] and [`Database::commit`] every call on the
+//! connection is part of one atomic, isolated unit. Each write call validates and computes
+//! all its changes before applying any, so a failing call changes nothing, also inside a
+//! transaction.
+
+use crate::document::DocumentId;
+use crate::engine::{open_engine, Engine, EngineConfig};
+use crate::error::{Error, Result};
+use crate::options::OptionReader;
+
+use crate::storage::{ReadView, SyncMode, WriteTxn};
+use bson::Document as BsonDocument;
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::collection::Collection;
+pub use crate::cursor::Cursor;
+
+/// Default time a writer waits for another connection's write lock.
+const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Options for [`Database::open`]; the C ABI's `options_json` maps onto this one to one.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Create the file when missing (default true).
+    pub create: bool,
+    /// Open for reading only (default false).
+    pub read_only: bool,
+    /// Durability of each commit (default [`SyncMode::Full`]).
+    pub sync: SyncMode,
+    /// How long a writer waits for the write lock held by another connection, and how long
+    /// open waits for another process's file lock (default 5000 ms).
+    pub busy_timeout_ms: u64,
+    /// Document cache capacity. Accepted and validated; the cache itself is not in this
+    /// build yet, so it has no effect.
+    pub cache_capacity: Option<u64>,
+    /// Page cache budget in bytes. Accepted and validated; only the paged engine (not in
+    /// this build yet) uses it.
+    pub page_cache_bytes: Option<u64>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            create: true,
+            read_only: false,
+            sync: SyncMode::Full,
+            busy_timeout_ms: DEFAULT_BUSY_TIMEOUT_MS,
+            cache_capacity: None,
+            page_cache_bytes: None,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Parses the JSON options object of `nexus_open` (`None`/empty: defaults). Unknown keys
+    /// are [`Error::InvalidArgument`] naming the key.
+    pub fn from_json(text: Option<&str>) -> Result<Self> {
+        let mut r = OptionReader::parse(text, "open options")?;
+        let mut o = Self::default();
+        if let Some(v) = r.bool("create")? {
+            o.create = v;
+        }
+        if let Some(v) = r.bool("read_only")? {
+            o.read_only = v;
+        }
+        if let Some(v) = r.string("sync")? {
+            o.sync = SyncMode::parse(&v)?;
+        }
+        if let Some(v) = r.u64("busy_timeout_ms")? {
+            o.busy_timeout_ms = v;
+        }
+        o.cache_capacity = r.u64("cache_capacity")?;
+        o.page_cache_bytes = r.u64("page_cache_bytes")?;
+        match r.string("storage")?.as_deref() {
+            None | Some("wal") => {}
+            Some("wasp") => {
+                return Err(Error::unsupported(
+                    "storage \"wasp\" (the paged engine) is not in this build yet; use \"wal\" (the default)",
+                ))
+            }
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "open options: 'storage' must be \"wal\" or \"wasp\", not \"{other}\""
+                )))
+            }
+        }
+        r.finish()?;
+        Ok(o)
+    }
+}
+
+/// How `update` treats its matches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpdateOptions {
+    /// Update every match (else the first in `_id` order).
+    pub multi: bool,
+    /// Insert a document built from the filter's equalities and the update when nothing matches.
+    pub upsert: bool,
+}
+
+/// What `update` did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateResult {
+    /// Documents that matched the filter.
+    pub matched: u64,
+    /// Documents whose content changed.
+    pub modified: u64,
+    /// The `_id` of the upserted document, if one was inserted.
+    pub upserted_id: Option<DocumentId>,
+}
+
+/// Options of `find_one_and_update` / `find_one_and_delete`.
+#[derive(Debug, Clone, Default)]
+pub struct FindOneAndOptions {
+    /// Which match to take when several do.
+    pub sort: Option<BsonDocument>,
+    /// Projection of the returned document.
+    pub projection: Option<BsonDocument>,
+    /// Insert when nothing matches (update only).
+    pub upsert: bool,
+    /// Return the document after the update instead of before (update only).
+    pub return_after: bool,
+}
+
+impl FindOneAndOptions {
+    /// Parses `{"sort", "projection", "upsert", "return": "before"|"after"}`.
+    pub fn from_json(text: Option<&str>) -> Result<Self> {
+        let mut r = OptionReader::parse(text, "find_one_and options")?;
+        let o = Self {
+            sort: r.document("sort")?,
+            projection: r.document("projection")?,
+            upsert: r.bool("upsert")?.unwrap_or(false),
+            return_after: match r.string("return")?.as_deref() {
+                None | Some("before") => false,
+                Some("after") => true,
+                Some(other) => {
+                    return Err(Error::invalid(format!(
+                        "option 'return' must be \"before\" or \"after\", not \"{other}\""
+                    )))
+                }
+            },
+        };
+        r.finish()?;
+        Ok(o)
+    }
+}
+
+/// A connection to a database.
+///
+/// `Database` is `Send + Sync`; calls on one connection are serialized. Open several
+/// connections to the same path for parallel work: connections of one process share one
+/// engine. Dropping a connection closes it (and rolls back an open transaction).
+///
+/// ```
+/// use nexus::{Database, Document, FindOptions};
+/// let db = Database::open_in_memory().unwrap();
+/// let users = db.collection("users");
+/// users.insert(Document::builder().field("name", "ada").field("age", 36).build()).unwrap();
+/// users.insert(Document::from_json(r#"{"name": "alan", "age": 41}"#).unwrap()).unwrap();
+/// let older: Vec<Document> = users
+///     .find_json(r#"{"age": {"$gt": 40}}"#, FindOptions::default())
+///     .unwrap()
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(older.len(), 1);
+/// assert_eq!(older[0].get("name").and_then(|v| v.as_str()), Some("alan"));
+/// ```
+pub struct Database {
+    engine: Arc<Engine>,
+    txn: Mutex<Option<Box<dyn WriteTxn>>>,
+    closed: Arc<AtomicBool>,
+    sync: Mutex<SyncMode>,
+    busy_timeout_ms: AtomicU64,
+    read_only: bool,
+    options: OpenOptions,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.engine.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the database file at `path`; its side log is the same
+    /// name with the extension `.wasp`.
+    ///
+    /// Errors: [`Error::Corrupt`] for a file that is not a NexusLite database (the file is not
+    /// modified), [`Error::Unsupported`] for a newer format, [`Error::Busy`] when another
+    /// process holds the database, [`Error::Io`] for OS failures.
+    pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        if path.as_os_str() == ":memory:" {
+            return Self::with_engine(None, options);
+        }
+        Self::with_engine(Some(path), options)
+    }
+
+    /// Opens a private in-memory database; nothing survives closing it.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::with_engine(None, OpenOptions::default())
+    }
+
+    fn with_engine(path: Option<&Path>, options: OpenOptions) -> Result<Self> {
+        let cfg = EngineConfig {
+            create: options.create,
+            read_only: options.read_only,
+            busy_timeout: Duration::from_millis(options.busy_timeout_ms),
+        };
+        let engine = open_engine(path, &cfg)?;
+        engine.attach();
+        ::log::debug!("opened {:?}", engine.path);
+        Ok(Self {
+            engine,
+            txn: Mutex::new(None),
+            closed: Arc::new(AtomicBool::new(false)),
+            sync: Mutex::new(options.sync),
+            busy_timeout_ms: AtomicU64::new(options.busy_timeout_ms),
+            read_only: options.read_only,
+            options,
+        })
+    }
+
+    /// Closes the connection: rolls back an open transaction; the last connection of the
+    /// engine checkpoints and syncs. Cursors opened from it fail from now on.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.txn.lock().take();
+        self.engine.release()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed("the database connection is closed".into()));
+        }
+        Ok(())
+    }
+
+    fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn closed_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.closed)
+    }
+
+    /// A handle on the collection `name` (it need not exist yet: inserting creates it).
+    pub fn collection(&self, name: &str) -> Collection<'_> {
+        Collection {
+            db: self,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Runs `f` inside the connection's transaction, or in a new single-call transaction.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut dyn WriteTxn) -> Result<R>) -> Result<R> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this connection was opened with read_only: true".into(),
+            ));
+        }
+        let mut slot = self.txn.lock();
+        if let Some(t) = slot.as_mut() {
+            return f(t.as_mut());
+        }
+        let mut t = self.engine.storage.begin_write(self.busy_timeout())?;
+        let r = f(t.as_mut())?;
+        t.commit(*self.sync.lock())?;
+        Ok(r)
+    }
+
+    /// Runs `f` against the transaction's view, or the latest committed snapshot.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&dyn ReadView) -> Result<R>) -> Result<R> {
+        self.check_open()?;
+        let slot = self.txn.lock();
+        if let Some(t) = slot.as_ref() {
+            return f(t.as_read());
+        }
+        drop(slot);
+        let snap = self.engine.storage.read();
+        f(&*snap)
+    }
+
+    /// A snapshot for a cursor: the transaction's current view, or the latest commit.
+    pub(crate) fn snapshot(&self) -> Result<Arc<dyn ReadView>> {
+        self.check_open()?;
+        let slot = self.txn.lock();
+        Ok(match slot.as_ref() {
+            Some(t) => t.snapshot(),
+            None => self.engine.storage.read(),
+        })
+    }
+
+    /// Creates a collection. `options` is a JSON object; none are defined yet beyond `{}`
+    /// (bounded-collection options arrive with the cache subsystem).
+    ///
+    /// Errors: [`Error::DuplicateKey`] when it exists, [`Error::InvalidArgument`] for a
+    /// reserved (`_`-prefixed) or malformed name.
+    pub fn create_collection(&self, name: &str, options: Option<&str>) -> Result<()> {
+        check_collection_name(name)?;
+        let r = OptionReader::parse(options, "collection options")?;
+        for later in ["max_documents", "max_bytes", "cache_capacity", "cache_bytes"] {
+            if r.has(later) {
+                return Err(Error::unsupported(format!(
+                    "collection option '{later}' needs the document cache, which is not in this build yet"
+                )));
+            }
+        }
+        r.finish()?;
+        self.write(|t| {
+            if t.has_table(name) {
+                return Err(Error::DuplicateKey(format!(
+                    "collection '{name}' already exists"
+                )));
+            }
+            t.create_table(name, "{}")
+        })
+    }
+
+    /// Drops a collection and its documents.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        check_collection_name(name)?;
+        self.write(|t| {
+            if !t.has_table(name) {
+                return Err(Error::NoCollection(name.to_owned()));
+            }
+            t.drop_table(name)
+        })
+    }
+
+    /// Renames a collection; fails with [`Error::DuplicateKey`] when `to` exists.
+    pub fn rename_collection(&self, from: &str, to: &str) -> Result<()> {
+        check_collection_name(from)?;
+        check_collection_name(to)?;
+        self.write(|t| {
+            if !t.has_table(from) {
+                return Err(Error::NoCollection(from.to_owned()));
+            }
+            if t.has_table(to) {
+                return Err(Error::DuplicateKey(format!("collection '{to}' already exists")));
+            }
+            t.rename_table(from, to)
+        })
+    }
+
+    /// Names of the collections, sorted (hidden `_` collections are not listed).
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        self.read(|v| {
+            Ok(v.tables()
+                .into_iter()
+                .map(|t| t.name)
+                .filter(|n| !n.starts_with('_'))
+                .collect())
+        })
+    }
+
+    /// Starts a transaction on this connection: until [`Database::commit`] or
+    /// [`Database::rollback`], every call is part of it, and this connection holds the
+    /// database's write lock (other writers wait up to `busy_timeout_ms`).
+    pub fn begin(&self) -> Result<()> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this connection was opened with read_only: true".into(),
+            ));
+        }
+        let mut slot = self.txn.lock();
+        if slot.is_some() {
+            return Err(Error::Txn(
+                "a transaction is already open on this connection".into(),
+            ));
+        }
+        *slot = Some(self.engine.storage.begin_write(self.busy_timeout())?);
+        Ok(())
+    }
+
+    /// Commits the open transaction.
+    pub fn commit(&self) -> Result<()> {
+        self.check_open()?;
+        let t = self
+            .txn
+            .lock()
+            .take()
+            .ok_or_else(|| Error::Txn("commit without an open transaction".into()))?;
+        t.commit(*self.sync.lock())
+    }
+
+    /// Discards the open transaction.
+    pub fn rollback(&self) -> Result<()> {
+        self.check_open()?;
+        self.txn
+            .lock()
+            .take()
+            .map(drop)
+            .ok_or_else(|| Error::Txn("rollback without an open transaction".into()))
+    }
+
+    /// Whether a transaction is open on this connection.
+    pub fn in_transaction(&self) -> bool {
+        self.txn.lock().is_some()
+    }
+
+    /// Runs `f` in a transaction: commits when it returns `Ok`, rolls back on `Err`.
+    ///
+    /// ```
+    /// use nexus::{Database, Document};
+    /// let db = Database::open_in_memory().unwrap();
+    /// let r: nexus::Result<()> = db.transaction(|db| {
+    ///     db.collection("a").insert(Document::builder().field("x", 1).build())?;
+    ///     Err(nexus::Error::InvalidArgument("changed my mind".into()))
+    /// });
+    /// assert!(r.is_err());
+    /// assert_eq!(db.collection("a").count_json("{}").unwrap(), 0);
+    /// ```
+    pub fn transaction<R>(&self, f: impl FnOnce(&Database) -> Result<R>) -> Result<R> {
+        self.begin()?;
+        match f(self) {
+            Ok(r) => {
+                self.commit()?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Folds the log into the main image and shortens it.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_open()?;
+        if self.in_transaction() {
+            return Err(Error::Txn(
+                "cannot checkpoint inside a transaction on the same connection".into(),
+            ));
+        }
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this connection was opened with read_only: true".into(),
+            ));
+        }
+        self.engine.storage.checkpoint(self.busy_timeout())
+    }
+
+    /// Rewrites the database smaller. With the `wal` backend this is a checkpoint: the log is
+    /// rewritten to hold only live documents.
+    pub fn compact(&self) -> Result<()> {
+        self.checkpoint()
+    }
+
+    /// Statistics as a JSON object: storage counters, connections, options.
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        self.check_open()?;
+        Ok(serde_json::json!({
+            "version": crate::VERSION,
+            "path": self.engine.path.as_ref().map(|p| p.display().to_string()),
+            "connections": self.engine.connections(),
+            "in_transaction": self.in_transaction(),
+            "sync": self.sync.lock().as_str(),
+            "busy_timeout_ms": self.busy_timeout_ms.load(Ordering::Relaxed),
+            "storage": self.engine.storage.stats(),
+            "cache": {
+                "enabled": false,
+                "configured_capacity": self.options.cache_capacity,
+                "note": "the document cache is not in this build yet",
+            },
+        }))
+    }
+
+    /// Changes connection settings at run time: `sync`, `busy_timeout_ms`. Cache settings
+    /// are [`Error::Unsupported`] until the cache exists.
+    pub fn configure(&self, options: &str) -> Result<()> {
+        self.check_open()?;
+        let mut r = OptionReader::parse(Some(options), "configure options")?;
+        for later in [
+            "cache_capacity",
+            "cache_bytes",
+            "eviction",
+            "max_samples",
+            "batch_size",
+            "sweeper_interval_ms",
+        ] {
+            if r.has(later) {
+                return Err(Error::unsupported(format!(
+                    "'{later}' configures the document cache, which is not in this build yet"
+                )));
+            }
+        }
+        let sync = r.string("sync")?.map(|s| SyncMode::parse(&s)).transpose()?;
+        let busy = r.u64("busy_timeout_ms")?;
+        r.finish()?;
+        if let Some(s) = sync {
+            *self.sync.lock() = s;
+        }
+        if let Some(b) = busy {
+            self.busy_timeout_ms.store(b, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Injects faults into the file layer of this database's engine (tests only).
+    #[doc(hidden)]
+    pub fn inject_faults(&self, plan: crate::storage::file::FaultPlan) {
+        self.engine.set_faults(plan);
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            ::log::warn!("closing database: {e}");
+        }
+    }
+}
+
+/// Checks a collection name: non-empty, at most 255 bytes, no `$` or NUL, not reserved.
+pub(crate) fn check_collection_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("collection name must not be empty"));
+    }
+    if name.len() > 255 {
+        return Err(Error::invalid("collection name is longer than 255 bytes"));
+    }
+    if name.starts_with('_') {
+        return Err(Error::invalid(format!(
+            "collection name '{name}' is reserved: names starting with '_' belong to NexusLite"
+        )));
+    }
+    if name.contains('$') || name.contains('\0') {
+        return Err(Error::invalid(format!(
+            "collection name '{name}' must not contain '$' or NUL"
+        )));
+    }
+    Ok(())
+}
+

@@ -1,0 +1,123 @@
+//! [`DocumentId`]: the `_id` of a stored document and its storage-key encoding.
+
+use crate::error::{Error, Result};
+use bson::Bson;
+
+/// A new random UUID v4 in its canonical hyphenated text form, the default `_id`.
+pub fn new_uuid_v4() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+/// The `_id` of a document: any BSON value except an array (MongoDB's rule), plus its
+/// storage key. Numbers that are equal compare equal as keys (`1`, `1.0` and `1i64` are one
+/// `_id`), as MongoDB's unique `_id` index treats them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentId {
+    value: Bson,
+    key: Vec<u8>,
+}
+
+impl DocumentId {
+    /// Validates `value` as an `_id`.
+    pub fn new(value: Bson) -> Result<Self> {
+        match &value {
+            Bson::Array(_) => {
+                return Err(Error::invalid("_id cannot be an array"));
+            }
+            Bson::RegularExpression(_) => {
+                return Err(Error::invalid("_id cannot be a regular expression"));
+            }
+            Bson::Undefined => return Err(Error::invalid("_id cannot be undefined")),
+            _ => {}
+        }
+        let key = encode_key(&value)?;
+        Ok(Self { value, key })
+    }
+
+    /// Interprets the text form used by the C ABI (`nexus_get(db, coll, "abc")`): the id as
+    /// a string. A caller whose `_id` is not a string uses a filter instead.
+    pub fn from_str_id(text: &str) -> Result<Self> {
+        Self::new(Bson::String(text.to_owned()))
+    }
+
+    /// The `_id` value.
+    pub fn as_bson(&self) -> &Bson {
+        &self.value
+    }
+
+    /// The storage key: a one-byte type tag and a type-specific encoding.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The id as text for messages and for `out_id`: strings as they are, other values as
+    /// relaxed Extended JSON.
+    pub fn to_text(&self) -> String {
+        match &self.value {
+            Bson::String(s) => s.clone(),
+            other => crate::document::json::bson_to_json_text(other),
+        }
+    }
+}
+
+/// Storage key of an `_id`. Strings get tag `0x02`, numbers are normalised so that equal
+/// values share one key, everything else is its BSON element encoding under a type tag.
+fn encode_key(value: &Bson) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match value {
+        Bson::String(s) => {
+            out.push(0x02);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Bson::Int32(i) => push_number(&mut out, f64::from(*i), Some(i64::from(*i))),
+        Bson::Int64(i) => push_number(&mut out, *i as f64, Some(*i)),
+        Bson::Double(d) => {
+            let exact = (d.fract() == 0.0 && d.abs() < 9.0e15).then_some(*d as i64);
+            push_number(&mut out, *d, exact)
+        }
+        other => {
+            out.push(other.element_type() as u8);
+            let mut wrapper = bson::Document::new();
+            wrapper.insert("", other.clone());
+            let bytes = wrapper
+                .to_vec()
+                .map_err(|e| Error::invalid(format!("_id cannot be encoded: {e}")))?;
+            out.extend_from_slice(&bytes);
+        }
+    }
+    Ok(out)
+}
+
+fn push_number(out: &mut Vec<u8>, as_f64: f64, exact: Option<i64>) {
+    out.push(0x01);
+    match exact {
+        Some(i) => {
+            out.push(0);
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        None => {
+            out.push(1);
+            out.extend_from_slice(&as_f64.to_bits().to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_numbers_share_a_key() {
+        let a = DocumentId::new(Bson::Int32(7)).unwrap();
+        let b = DocumentId::new(Bson::Int64(7)).unwrap();
+        let c = DocumentId::new(Bson::Double(7.0)).unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key(), c.key());
+        assert_ne!(a.key(), DocumentId::new(Bson::String("7".into())).unwrap().key());
+    }
+
+    #[test]
+    fn arrays_are_refused() {
+        assert!(DocumentId::new(Bson::Array(vec![])).is_err());
+    }
+}

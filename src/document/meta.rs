@@ -1,0 +1,93 @@
+//! [`Metadata`]: what NexusLite keeps beside each document body.
+
+use bson::{doc, Bson, Document as BsonDocument};
+
+/// Bookkeeping stored beside every document (not inside its body).
+///
+/// Times are milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metadata {
+    /// When the document was first inserted.
+    pub created_at: i64,
+    /// When the document was last inserted, replaced or updated.
+    pub updated_at: i64,
+    /// 1 at insertion, bumped by every change.
+    pub version: u64,
+    /// When an ephemeral document expires; `None` for persistent documents.
+    pub expires_at: Option<i64>,
+    /// Whether the document was inserted with a TTL.
+    pub ephemeral: bool,
+    /// Optional user tags.
+    pub tags: Vec<String>,
+}
+
+impl Metadata {
+    /// Metadata of a document inserted at `now`.
+    pub fn new_at(now: i64) -> Self {
+        Self {
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Metadata after a change at `now`: same creation time, bumped version.
+    pub fn changed_at(&self, now: i64) -> Self {
+        Self {
+            updated_at: now,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn to_bson(&self) -> BsonDocument {
+        let mut d = doc! {
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version as i64,
+            "expires_at": self.expires_at.map_or(Bson::Null, Bson::Int64),
+            "ephemeral": self.ephemeral,
+        };
+        if !self.tags.is_empty() {
+            d.insert("tags", self.tags.clone());
+        }
+        d
+    }
+
+    pub(crate) fn from_bson(d: &BsonDocument) -> Option<Self> {
+        Some(Self {
+            created_at: d.get_i64("created_at").ok()?,
+            updated_at: d.get_i64("updated_at").ok()?,
+            version: u64::try_from(d.get_i64("version").ok()?).ok()?,
+            expires_at: d.get_i64("expires_at").ok(),
+            ephemeral: d.get_bool("ephemeral").ok()?,
+            tags: d
+                .get_array("tags")
+                .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The metadata as the JSON object `nexus_get_meta` returns, times as ISO-8601 text is
+    /// not used: milliseconds since the epoch keep it language-neutral.
+    pub fn to_json(&self) -> String {
+        let v = serde_json::json!({
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+            "expires_at": self.expires_at,
+            "ephemeral": self.ephemeral,
+            "tags": self.tags,
+        });
+        v.to_string()
+    }
+}
+
+/// Milliseconds since the Unix epoch now.
+pub(crate) fn now_millis() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

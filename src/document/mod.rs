@@ -1,0 +1,179 @@
+//! Documents: [`Document`] (a BSON body whose first field is `_id`), its [`Metadata`]
+//! (timestamps, version, TTL) kept beside the body, the builder, and the conversion to and
+//! from relaxed MongoDB Extended JSON ([`json`]). The layer beneath is the `bson` crate; the
+//! layers above (query, engine, FFI) only see `Document`.
+
+mod id;
+pub(crate) mod json;
+mod meta;
+pub(crate) mod record;
+
+pub use id::{new_uuid_v4, DocumentId};
+pub use meta::Metadata;
+pub(crate) use meta::now_millis;
+
+use crate::error::{Error, Result};
+use bson::{Bson, Document as BsonDocument};
+
+/// The largest document NexusLite stores, in BSON bytes (MongoDB's limit: 16 MiB).
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// A document: an ordered set of fields whose first field, once stored, is `_id`.
+///
+/// `Document` is a plain value (`Clone`, `Send`, `Sync`); it is not tied to a database.
+///
+/// ```
+/// use nexus::Document;
+/// let doc = Document::builder().field("name", "ada").field("age", 36).build();
+/// assert_eq!(doc.to_json(), r#"{"name":"ada","age":36}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Document {
+    body: BsonDocument,
+}
+
+impl Document {
+    /// An empty document.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a [`DocumentBuilder`].
+    pub fn builder() -> DocumentBuilder {
+        DocumentBuilder::default()
+    }
+
+    /// Parses relaxed or canonical MongoDB Extended JSON text that must be one JSON object.
+    ///
+    /// Errors: [`Error::Parse`] for malformed JSON, a non-object, or a bad `$`-wrapper such as
+    /// `{"$oid": "xyz"}`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        Ok(Self {
+            body: json::parse_document(text)?,
+        })
+    }
+
+    /// Decodes one BSON document from `bytes`, which must hold exactly that document.
+    pub fn from_bson_bytes(bytes: &[u8]) -> Result<Self> {
+        let declared = bytes
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| Error::parse("BSON document shorter than its 4-byte length prefix"))?;
+        if declared != bytes.len() {
+            return Err(Error::parse(format!(
+                "BSON length prefix says {declared} bytes but {} were given",
+                bytes.len()
+            )));
+        }
+        let body = BsonDocument::from_reader(bytes)
+            .map_err(|e| Error::parse(format!("malformed BSON: {e}")))?;
+        Ok(Self { body })
+    }
+
+    /// Wraps an existing `bson::Document`.
+    pub fn from_bson(body: BsonDocument) -> Self {
+        Self { body }
+    }
+
+    /// The document as relaxed Extended JSON text (field order preserved).
+    pub fn to_json(&self) -> String {
+        json::to_relaxed_json(&self.body)
+    }
+
+    /// The document encoded as BSON bytes.
+    pub fn to_bson_bytes(&self) -> Result<Vec<u8>> {
+        self.body
+            .to_vec()
+            .map_err(|e| Error::invalid(format!("document cannot be encoded as BSON: {e}")))
+    }
+
+    /// The `_id` field, if present.
+    pub fn id(&self) -> Option<&Bson> {
+        self.body.get("_id")
+    }
+
+    /// A top-level field.
+    pub fn get(&self, key: &str) -> Option<&Bson> {
+        self.body.get(key)
+    }
+
+    /// Sets a top-level field, replacing an existing value in place.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Bson>) {
+        self.body.insert(key, value);
+    }
+
+    /// The underlying BSON document.
+    pub fn as_bson(&self) -> &BsonDocument {
+        &self.body
+    }
+
+    /// Mutable access to the underlying BSON document.
+    pub fn as_bson_mut(&mut self) -> &mut BsonDocument {
+        &mut self.body
+    }
+
+    /// Unwraps into the underlying BSON document.
+    pub fn into_bson(self) -> BsonDocument {
+        self.body
+    }
+
+    /// Makes sure the document has a valid `_id` as its first field, assigning a UUID v4
+    /// string when it has none, and returns it.
+    pub(crate) fn ensure_id(&mut self) -> Result<DocumentId> {
+        let id = match self.body.remove("_id") {
+            Some(v) => DocumentId::new(v)?,
+            None => DocumentId::new(Bson::String(new_uuid_v4()))?,
+        };
+        let mut body = BsonDocument::new();
+        body.insert("_id", id.as_bson().clone());
+        body.extend(std::mem::take(&mut self.body));
+        self.body = body;
+        Ok(id)
+    }
+
+    /// Checks the size limit and returns the BSON encoding.
+    pub(crate) fn encode_checked(&self) -> Result<Vec<u8>> {
+        let bytes = self.to_bson_bytes()?;
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(Error::invalid(format!(
+                "document is {} bytes as BSON; the limit is {MAX_DOCUMENT_BYTES} bytes (16 MiB)",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+impl From<BsonDocument> for Document {
+    fn from(body: BsonDocument) -> Self {
+        Self { body }
+    }
+}
+
+/// Builds a [`Document`] field by field, in order.
+///
+/// ```
+/// use nexus::Document;
+/// let doc = Document::builder()
+///     .field("_id", "user-1")
+///     .field("tags", vec!["a", "b"])
+///     .build();
+/// assert_eq!(doc.id().and_then(|v| v.as_str()), Some("user-1"));
+/// ```
+#[derive(Debug, Default)]
+pub struct DocumentBuilder {
+    body: BsonDocument,
+}
+
+impl DocumentBuilder {
+    /// Appends (or replaces) a field.
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<Bson>) -> Self {
+        self.body.insert(key, value);
+        self
+    }
+
+    /// Finishes the document.
+    pub fn build(self) -> Document {
+        Document { body: self.body }
+    }
+}

@@ -1,0 +1,143 @@
+//! `nexus_cursor`: `nexus_find` opens one; `nexus_cursor_next` / `nexus_cursor_next_bson`
+//! step it; `nexus_cursor_close` frees it.
+
+use super::db::nexus_db;
+use super::handle::{handle_mut, handle_ref, opt_str_arg, out_arg, str_arg};
+use super::panic::ffi_boundary;
+use super::status::{NEXUS_DONE, NEXUS_OK, NEXUS_ROW};
+use crate::document::json::{json_to_document, parse_json};
+use crate::error::Result;
+use crate::{Cursor, Document, FindOptions};
+use bson::Document as BsonDocument;
+use std::ffi::{c_char, c_int, CString};
+
+/// A stream of query results over the snapshot taken by `nexus_find` (opaque). Writes
+/// committed after `nexus_find` returned are not seen. Use from one thread at a time.
+/// Under the hood it is a `Box<Cursor>` plus the buffer of the last row.
+pub struct nexus_cursor {
+    cursor: Cursor,
+    json: CString,
+    bson: Vec<u8>,
+}
+
+/// Runs a query on `coll` and writes a cursor to `*out_cursor` (close it with
+/// `nexus_cursor_close`). `filter_json` NULL or `{}` matches all; a missing collection gives
+/// an empty result. `options_json` (NULL: none): `sort` (`{"age": -1}`), `projection`
+/// (`{"name": 1}`), `skip`, `limit` (0: none), `hint` (only `{"$natural": 1}` until indexes
+/// exist).
+///
+/// # Safety
+/// `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_find(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    options_json: *const c_char,
+    out_cursor: *mut *mut nexus_cursor,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = match unsafe { opt_str_arg(filter_json, "filter_json") }? {
+            None => BsonDocument::new(),
+            Some(t) if t.trim().is_empty() => BsonDocument::new(),
+            Some(t) => json_to_document(parse_json(t, "filter")?, "filter")?,
+        };
+        let opts = match unsafe { opt_str_arg(options_json, "options_json") }? {
+            None => FindOptions::default(),
+            Some(t) => FindOptions::from_json(t)?,
+        };
+        out_arg(out_cursor, "out_cursor")?;
+        let cursor = h.db.collection(coll).find(&filter, opts)?;
+        let handle = Box::into_raw(Box::new(nexus_cursor {
+            cursor,
+            json: CString::default(),
+            bson: Vec::new(),
+        }));
+        // SAFETY: checked non-NULL above.
+        unsafe { out_cursor.write(handle) };
+        Ok(NEXUS_OK)
+    })
+}
+
+fn step(c: &mut nexus_cursor) -> Result<Option<Document>> {
+    c.cursor.next_document()
+}
+
+/// Advances the cursor: `NEXUS_ROW` with `*out_json` pointing at the document as JSON
+/// (borrowed: valid until the next call on this cursor), or `NEXUS_DONE` at the end.
+/// After the connection was closed: `NEXUS_ERROR`.
+///
+/// # Safety
+/// `c` is a live cursor or NULL; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_cursor_next(
+    c: *mut nexus_cursor,
+    out_json: *mut *const c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let c = unsafe { handle_mut(c, "cursor") }?;
+        out_arg(out_json, "out_json")?;
+        match step(c)? {
+            None => Ok(NEXUS_DONE),
+            Some(doc) => {
+                c.json = CString::new(doc.to_json()).map_err(|_| {
+                    crate::Error::Internal("JSON output contained a NUL byte".into())
+                })?;
+                // SAFETY: checked non-NULL above.
+                unsafe { out_json.write(c.json.as_ptr()) };
+                Ok(NEXUS_ROW)
+            }
+        }
+    })
+}
+
+/// Advances the cursor: `NEXUS_ROW` with `*out` / `*out_len` describing the document as BSON
+/// (borrowed: valid until the next call on this cursor), or `NEXUS_DONE` at the end.
+///
+/// # Safety
+/// `c` is a live cursor or NULL; `out` and `out_len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_cursor_next_bson(
+    c: *mut nexus_cursor,
+    out: *mut *const u8,
+    out_len: *mut usize,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let c = unsafe { handle_mut(c, "cursor") }?;
+        out_arg(out, "out")?;
+        out_arg(out_len, "out_len")?;
+        match step(c)? {
+            None => Ok(NEXUS_DONE),
+            Some(doc) => {
+                c.bson = doc.to_bson_bytes()?;
+                // SAFETY: both checked non-NULL above.
+                unsafe {
+                    out.write(c.bson.as_ptr());
+                    out_len.write(c.bson.len());
+                }
+                Ok(NEXUS_ROW)
+            }
+        }
+    })
+}
+
+/// Frees a cursor. `nexus_cursor_close(NULL)` is a no-op returning `NEXUS_OK`. Allowed (and
+/// required) also after the cursor's connection was closed.
+///
+/// # Safety
+/// `c` is NULL or a cursor from `nexus_find` not closed before; it is invalid afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_cursor_close(c: *mut nexus_cursor) -> c_int {
+    ffi_boundary(|| {
+        if !c.is_null() {
+            // SAFETY: a live cursor handed out by nexus_find, given back once.
+            drop(unsafe { Box::from_raw(c) });
+        }
+        Ok(NEXUS_OK)
+    })
+}

@@ -1,0 +1,499 @@
+//! Document calls: insert (JSON, BSON, many, TTL), get, get_meta, replace, set_ttl,
+//! find_one, count, update, delete, distinct, find_one_and_update, find_one_and_delete.
+
+use super::db::nexus_db;
+use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg, write_opt};
+use super::panic::ffi_boundary;
+use super::status::{NEXUS_MULTI, NEXUS_OK, NEXUS_UPSERT};
+use crate::document::json::{json_to_document, parse_json};
+use crate::error::{Error, Result};
+use crate::{Document, DocumentId, FindOneAndOptions, UpdateOptions};
+use bson::Document as BsonDocument;
+use std::ffi::{c_char, c_int};
+
+/// Parses an optional filter argument (NULL: match everything).
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn filter_arg(p: *const c_char) -> Result<BsonDocument> {
+    // SAFETY: forwarded contract.
+    match unsafe { opt_str_arg(p, "filter_json") }? {
+        None => Ok(BsonDocument::new()),
+        Some(t) if t.trim().is_empty() => Ok(BsonDocument::new()),
+        Some(t) => json_to_document(parse_json(t, "filter")?, "filter"),
+    }
+}
+
+/// Parses a required JSON document argument.
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn doc_arg(p: *const c_char, what: &'static str) -> Result<BsonDocument> {
+    // SAFETY: forwarded contract.
+    let t = unsafe { str_arg(p, what) }?;
+    json_to_document(parse_json(t, what)?, what)
+}
+
+/// Writes a library-owned copy of `s` to a required out-pointer.
+///
+/// # Safety
+/// `out` is valid for writes (checked non-NULL by the caller).
+unsafe fn give_string(out: *mut *mut c_char, s: &str) -> Result<()> {
+    let p = alloc_string(s)?;
+    // SAFETY: forwarded contract.
+    unsafe { out.write(p) };
+    Ok(())
+}
+
+/// Inserts the JSON document `json` into `coll` (created when missing). Without an `_id` the
+/// document gets a UUID v4 string. On success `*out_id` (when `out_id` is not NULL) receives
+/// the `_id` as text (strings as they are, other types as Extended JSON; free with
+/// `nexus_free`).
+///
+/// Errors: `NEXUS_PARSE` for malformed JSON or a non-object, `NEXUS_DUPLICATE_KEY`,
+/// `NEXUS_INVALID_ARGUMENT` for a document over 16 MiB, an array `_id`, or a reserved
+/// collection name.
+///
+/// # Safety
+/// `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_id` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_insert(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    json: *const c_char,
+    out_id: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let doc = unsafe { doc_arg(json, "json") }?;
+        let id = h.db.collection(coll).insert(Document::from(doc))?;
+        if !out_id.is_null() {
+            // SAFETY: non-NULL, caller contract.
+            unsafe { give_string(out_id, &id.to_text()) }?;
+        }
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Inserts one raw BSON document of `len` bytes. Otherwise as `nexus_insert`.
+///
+/// # Safety
+/// `bson` is NULL or valid for reading `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_insert_bson(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    bson: *const u8,
+    len: usize,
+    out_id: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (both lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        if bson.is_null() {
+            return Err(Error::invalid("bson is NULL"));
+        }
+        // SAFETY: non-NULL and readable for `len` bytes per the caller's contract.
+        let bytes = unsafe { std::slice::from_raw_parts(bson, len) };
+        let id = h.db.collection(coll).insert(Document::from_bson_bytes(bytes)?)?;
+        if !out_id.is_null() {
+            // SAFETY: non-NULL, caller contract.
+            unsafe { give_string(out_id, &id.to_text()) }?;
+        }
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Inserts every document of the JSON array `json_array`, atomically: all or none (a
+/// duplicate `_id` anywhere inserts nothing). `*out_count` (when not NULL) gets the number
+/// inserted.
+///
+/// # Safety
+/// As for `nexus_insert`; `out_count` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_insert_many(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    json_array: *const c_char,
+    out_count: *mut u64,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let text = unsafe { str_arg(json_array, "json_array") }?;
+        let serde_json::Value::Array(items) = parse_json(text, "json_array")? else {
+            return Err(Error::parse("json_array must be a JSON array of documents"));
+        };
+        let docs = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                json_to_document(v, "json_array element")
+                    .map(Document::from)
+                    .map_err(|e| Error::parse(format!("element {i}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let n = h.db.collection(coll).insert_many(docs)?.len() as u64;
+        // SAFETY: NULL or writable per the caller's contract.
+        unsafe { write_opt(out_count, n) };
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Inserts an ephemeral document that expires `ttl_ms` after insertion.
+/// This build returns `NEXUS_UNSUPPORTED`: TTL documents arrive with the cache/TTL subsystem.
+///
+/// # Safety
+/// Arguments as for `nexus_insert`.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_insert_ttl(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    json: *const c_char,
+    ttl_ms: u64,
+    out_id: *mut *mut c_char,
+) -> c_int {
+    let _ = (db, coll, json, ttl_ms, out_id);
+    ffi_boundary(|| {
+        Err(Error::unsupported(
+            "nexus_insert_ttl: TTL (ephemeral) documents are not in this build yet; they arrive with the cache/TTL subsystem",
+        ))
+    })
+}
+
+/// Gives or removes (negative `ttl_ms`) a document's time to live.
+/// This build returns `NEXUS_UNSUPPORTED`: TTL arrives with the cache/TTL subsystem.
+///
+/// # Safety
+/// Arguments as for `nexus_get`.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_set_ttl(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    id: *const c_char,
+    ttl_ms: i64,
+) -> c_int {
+    let _ = (db, coll, id, ttl_ms);
+    ffi_boundary(|| {
+        Err(Error::unsupported(
+            "nexus_set_ttl: TTL is not in this build yet; it arrives with the cache/TTL subsystem",
+        ))
+    })
+}
+
+/// Writes the document whose `_id` is the string `id` as JSON to `*out_json` (free with
+/// `nexus_free`). Documents with non-string `_id`s are reached with `nexus_find_one` and a
+/// filter such as `{"_id": 5}`. `NEXUS_NOT_FOUND` when absent, `NEXUS_NO_COLLECTION` when the
+/// collection is missing.
+///
+/// # Safety
+/// `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_get(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
+        out_arg(out_json, "out_json")?;
+        let doc = h.db.collection(coll).get(&id)?.ok_or_else(|| not_found(coll, &id))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { give_string(out_json, &doc.to_json()) }?;
+        Ok(NEXUS_OK)
+    })
+}
+
+fn not_found(coll: &str, id: &DocumentId) -> Error {
+    Error::NotFound(format!("no document with _id \"{}\" in '{coll}'", id.to_text()))
+}
+
+/// Writes the metadata of a document as JSON to `*out_json`:
+/// `{"created_at","updated_at" (ms since the epoch),"version","expires_at" (null),"ephemeral","tags"}`.
+///
+/// # Safety
+/// As for `nexus_get`.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_get_meta(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
+        out_arg(out_json, "out_json")?;
+        let meta = h.db.collection(coll).get_meta(&id)?.ok_or_else(|| not_found(coll, &id))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { give_string(out_json, &meta.to_json()) }?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Replaces the body of the document whose `_id` is the string `id` (an `_id` inside `json`,
+/// if any, must be the same). Its version is bumped, its creation time kept.
+///
+/// # Safety
+/// As for `nexus_get`; `json` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_replace(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    id: *const c_char,
+    json: *const c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
+        let doc = unsafe { doc_arg(json, "json") }?;
+        h.db.collection(coll).replace(&id, Document::from(doc))?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Writes the first match of `filter_json` (NULL: any) in `_id` order to `*out_json`.
+/// `NEXUS_NOT_FOUND` when nothing matches (also for a missing collection).
+///
+/// # Safety
+/// As for `nexus_get`.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_find_one(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        out_arg(out_json, "out_json")?;
+        let doc = h
+            .db
+            .collection(coll)
+            .find_one(&filter)?
+            .ok_or_else(|| Error::NotFound(format!("no document in '{coll}' matches the filter")))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { give_string(out_json, &doc.to_json()) }?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Writes the number of documents matching `filter_json` (NULL: all) to `*out`; 0 for a
+/// missing collection.
+///
+/// # Safety
+/// As for `nexus_get`; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_count(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    out: *mut u64,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        out_arg(out, "out")?;
+        let n = h.db.collection(coll).count(&filter)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { out.write(n) };
+        Ok(NEXUS_OK)
+    })
+}
+
+fn check_flags(flags: c_int, allowed: c_int) -> Result<()> {
+    if flags & !allowed != 0 {
+        return Err(Error::invalid(format!("unknown flag bits {:#x}", flags & !allowed)));
+    }
+    Ok(())
+}
+
+/// Applies `update_json` (operators `$set $unset $inc`, or a replacement document) to the
+/// first match of `filter_json`, or to every match with `NEXUS_MULTI`; with `NEXUS_UPSERT`
+/// inserts a document built from the filter's equality fields and the update when nothing
+/// matches. `*out_matched` / `*out_modified` (each may be NULL) get the counts; an upsert
+/// reports 0 matched, 0 modified.
+///
+/// Errors: `NEXUS_PARSE` for an unknown operator, a wrong operand type, conflicting paths, or
+/// a change of `_id`, checked before anything is written; `NEXUS_NO_COLLECTION` when the
+/// collection is missing and `NEXUS_UPSERT` is not set.
+///
+/// # Safety
+/// As for `nexus_get`; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_update(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    update_json: *const c_char,
+    flags: c_int,
+    out_matched: *mut u64,
+    out_modified: *mut u64,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        let update = unsafe { doc_arg(update_json, "update_json") }?;
+        check_flags(flags, NEXUS_MULTI | NEXUS_UPSERT)?;
+        let opts = UpdateOptions {
+            multi: flags & NEXUS_MULTI != 0,
+            upsert: flags & NEXUS_UPSERT != 0,
+        };
+        let r = h.db.collection(coll).update(&filter, &update, opts)?;
+        // SAFETY: NULL or writable per the caller's contract (both lines).
+        unsafe { write_opt(out_matched, r.matched) };
+        unsafe { write_opt(out_modified, r.modified) };
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Deletes the first match of `filter_json` (NULL: any), or every match with `NEXUS_MULTI`.
+/// `*out_deleted` (may be NULL) gets the count. `NEXUS_NO_COLLECTION` when missing.
+///
+/// # Safety
+/// As for `nexus_get`; `out_deleted` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_delete(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    flags: c_int,
+    out_deleted: *mut u64,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        check_flags(flags, NEXUS_MULTI)?;
+        let n = h.db.collection(coll).delete(&filter, flags & NEXUS_MULTI != 0)?;
+        // SAFETY: NULL or writable per the caller's contract.
+        unsafe { write_opt(out_deleted, n) };
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Writes the distinct values of `field` (a dotted path; array values count per element)
+/// among documents matching `filter_json` as a sorted JSON array to `*out_json_array`.
+///
+/// # Safety
+/// As for `nexus_get`.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_distinct(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    field: *const c_char,
+    filter_json: *const c_char,
+    out_json_array: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let field = unsafe { str_arg(field, "field") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        out_arg(out_json_array, "out_json_array")?;
+        let values = h.db.collection(coll).distinct(field, &filter)?;
+        let json = bson::Bson::Array(values).into_relaxed_extjson().to_string();
+        // SAFETY: checked non-NULL above.
+        unsafe { give_string(out_json_array, &json) }?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Finds one document (the first by the `sort` option), applies `update_json`, and writes the
+/// document before the update (or after, with `{"return": "after"}`) to `*out_json`, shaped by
+/// the `projection` option. With `{"upsert": true}` and no match a document is inserted; the
+/// "before" image of an upsert is the JSON text `null`. `NEXUS_NOT_FOUND` when nothing
+/// matched and nothing was upserted.
+///
+/// # Safety
+/// As for `nexus_update`; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_find_one_and_update(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    update_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all five lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        let update = unsafe { doc_arg(update_json, "update_json") }?;
+        let opts = FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        out_arg(out_json, "out_json")?;
+        let upsert = opts.upsert;
+        let r = h.db.collection(coll).find_one_and_update(&filter, &update, opts)?;
+        let text = match r {
+            Some(d) => d.to_json(),
+            None if upsert => "null".to_owned(),
+            None => {
+                return Err(Error::NotFound(format!(
+                    "no document in '{coll}' matches the filter"
+                )))
+            }
+        };
+        // SAFETY: checked non-NULL above.
+        unsafe { give_string(out_json, &text) }?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Finds one document (the first by the `sort` option), deletes it, and writes it to
+/// `*out_json` (shaped by `projection`). `NEXUS_NOT_FOUND` when nothing matched.
+///
+/// # Safety
+/// As for `nexus_delete`; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_find_one_and_delete(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    filter_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { filter_arg(filter_json) }?;
+        let opts = FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        out_arg(out_json, "out_json")?;
+        if opts.upsert || opts.return_after {
+            return Err(Error::invalid(
+                "find_one_and_delete takes only 'sort' and 'projection' options",
+            ));
+        }
+        let doc = h
+            .db
+            .collection(coll)
+            .find_one_and_delete(&filter, opts)?
+            .ok_or_else(|| Error::NotFound(format!("no document in '{coll}' matches the filter")))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { give_string(out_json, &doc.to_json()) }?;
+        Ok(NEXUS_OK)
+    })
+}

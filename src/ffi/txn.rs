@@ -1,0 +1,49 @@
+//! Transactions per connection: `nexus_begin`, `nexus_commit`, `nexus_rollback`.
+
+use super::db::nexus_db;
+use super::handle::handle_ref;
+use super::panic::ffi_boundary;
+use super::status::NEXUS_OK;
+use std::ffi::c_int;
+
+/// Starts a transaction on this connection: every later call on it is part of one atomic,
+/// isolated unit until `nexus_commit` or `nexus_rollback`. The connection holds the write
+/// lock meanwhile (other writers wait up to `busy_timeout_ms`, then get `NEXUS_BUSY`).
+/// `NEXUS_TXN` when one is already open.
+///
+/// # Safety
+/// `db` is a live handle or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_begin(db: *mut nexus_db) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        unsafe { handle_ref(db, "db") }?.db.begin()?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Commits the open transaction (durably under `sync=full`). `NEXUS_TXN` when none is open.
+///
+/// # Safety
+/// `db` is a live handle or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_commit(db: *mut nexus_db) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        unsafe { handle_ref(db, "db") }?.db.commit()?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Discards the open transaction; nothing of it remains. `NEXUS_TXN` when none is open.
+///
+/// # Safety
+/// `db` is a live handle or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_rollback(db: *mut nexus_db) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        unsafe { handle_ref(db, "db") }?.db.rollback()?;
+        Ok(NEXUS_OK)
+    })
+}

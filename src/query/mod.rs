@@ -1,0 +1,99 @@
+//! The MongoDB query and update language (first version): filters ([`filter`]), updates
+//! ([`update`]), projections ([`projection`]) and sorting ([`sort`]) over `bson` documents,
+//! with MongoDB's value ordering ([`compare`]) and path semantics ([`path`]). The layer
+//! above (`db`) compiles a [`FindOptions`] into a [`Plan`] and runs it over a storage snapshot.
+
+pub(crate) mod compare;
+pub(crate) mod filter;
+pub(crate) mod path;
+pub(crate) mod projection;
+pub(crate) mod sort;
+pub(crate) mod update;
+
+use crate::error::{Error, Result};
+use crate::options::OptionReader;
+use bson::{Bson, Document};
+
+/// Options of `find`: sort, projection, skip, limit, hint.
+///
+/// ```
+/// use nexus::FindOptions;
+/// let opts = FindOptions::from_json(r#"{"sort": {"age": -1}, "limit": 2}"#).unwrap();
+/// assert_eq!(opts.limit, 2);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FindOptions {
+    /// Sort specification, e.g. `{"age": -1, "name": 1}`.
+    pub sort: Option<Document>,
+    /// Projection, e.g. `{"name": 1}` or `{"secret": 0}`.
+    pub projection: Option<Document>,
+    /// Matches to skip before the first returned.
+    pub skip: u64,
+    /// At most this many documents (0: no limit).
+    pub limit: u64,
+    /// An index to use; only `{"$natural": 1}` exists until secondary indexes do.
+    pub hint: Option<Bson>,
+}
+
+impl FindOptions {
+    /// Parses the JSON options object of `nexus_find` (`NULL`/empty: defaults).
+    pub fn from_json(text: &str) -> Result<Self> {
+        let mut r = OptionReader::parse(Some(text), "find options")?;
+        let opts = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(opts)
+    }
+
+    pub(crate) fn read(r: &mut OptionReader) -> Result<Self> {
+        let limit = r.i64("limit")?.unwrap_or(0);
+        let skip = r.i64("skip")?.unwrap_or(0);
+        if skip < 0 {
+            return Err(Error::invalid("find options: 'skip' must not be negative"));
+        }
+        let hint = r
+            .take("hint")
+            .map(crate::document::json::json_to_bson)
+            .transpose()?;
+        Ok(Self {
+            sort: r.document("sort")?,
+            projection: r.document("projection")?,
+            skip: skip as u64,
+            limit: limit.unsigned_abs(),
+            hint,
+        })
+    }
+}
+
+/// A compiled query: everything checked, ready to run over a snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub filter: filter::Filter,
+    pub sort: Option<sort::SortSpec>,
+    pub projection: Option<projection::Projection>,
+    pub skip: u64,
+    pub limit: Option<u64>,
+}
+
+impl Plan {
+    pub(crate) fn compile(filter: &Document, opts: &FindOptions) -> Result<Self> {
+        if let Some(h) = &opts.hint {
+            let natural = matches!(h, Bson::Document(d) if d.len() == 1 && d.contains_key("$natural"));
+            if !natural {
+                return Err(Error::invalid(format!(
+                    "hint {} does not correspond to an existing index (this collection has none)",
+                    crate::document::json::bson_to_json_text(h)
+                )));
+            }
+        }
+        Ok(Self {
+            filter: filter::Filter::parse(filter)?,
+            sort: opts.sort.as_ref().map(sort::SortSpec::parse).transpose()?,
+            projection: match &opts.projection {
+                Some(p) => projection::Projection::parse(p)?,
+                None => None,
+            },
+            skip: opts.skip,
+            limit: (opts.limit > 0).then_some(opts.limit),
+        })
+    }
+}

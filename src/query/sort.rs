@@ -1,0 +1,74 @@
+//! Sorting: a sort specification (`{a: 1, "b.c": -1}`) compared with MongoDB's cross-type
+//! order. A missing field sorts as null; an array sorts by its smallest element ascending and
+//! by its largest descending, as MongoDB does. The sort is stable.
+
+use super::compare::compare;
+use super::path::lookup;
+use crate::error::{Error, Result};
+use bson::{Bson, Document};
+use std::cmp::Ordering;
+
+/// A parsed sort specification.
+#[derive(Debug, Clone)]
+pub(crate) struct SortSpec {
+    keys: Vec<(String, bool)>,
+}
+
+impl SortSpec {
+    pub(crate) fn parse(spec: &Document) -> Result<Self> {
+        let mut keys = Vec::with_capacity(spec.len());
+        for (path, dir) in spec {
+            let asc = match dir {
+                Bson::Int32(1) | Bson::Int64(1) => true,
+                Bson::Int32(-1) | Bson::Int64(-1) => false,
+                Bson::Double(d) if *d == 1.0 => true,
+                Bson::Double(d) if *d == -1.0 => false,
+                _ => {
+                    return Err(Error::parse(format!(
+                        "sort direction for '{path}' must be 1 or -1"
+                    )))
+                }
+            };
+            if path.is_empty() || path.starts_with('$') || path.split('.').any(str::is_empty) {
+                return Err(Error::parse(format!("invalid sort path '{path}'")));
+            }
+            keys.push((path.clone(), asc));
+        }
+        Ok(Self { keys })
+    }
+
+    /// The sort key of one document: one value per sort component.
+    pub(crate) fn key_of(&self, doc: &Document) -> Vec<Bson> {
+        self.keys
+            .iter()
+            .map(|(path, asc)| {
+                let mut values = Vec::new();
+                lookup(doc, path, &mut values);
+                let mut flat: Vec<&Bson> = Vec::new();
+                for v in values {
+                    match v {
+                        Bson::Array(items) if !items.is_empty() => flat.extend(items.iter()),
+                        other => flat.push(other),
+                    }
+                }
+                let pick = if *asc {
+                    flat.into_iter().min_by(|a, b| compare(a, b))
+                } else {
+                    flat.into_iter().max_by(|a, b| compare(a, b))
+                };
+                pick.cloned().unwrap_or(Bson::Null)
+            })
+            .collect()
+    }
+
+    /// Compares two sort keys made by [`SortSpec::key_of`].
+    pub(crate) fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+        for ((x, y), (_, asc)) in a.iter().zip(b.iter()).zip(&self.keys) {
+            let o = compare(x, y);
+            if o != Ordering::Equal {
+                return if *asc { o } else { o.reverse() };
+            }
+        }
+        Ordering::Equal
+    }
+}

@@ -1,0 +1,166 @@
+//! The storage layer: the [`Storage`] trait that every backend implements, the
+//! [`ReadView`] / [`WriteTxn`] pair it hands out, the single-writer [`WriterGate`], and the
+//! database header shared by all backends ([`header`]).
+//!
+//! Backends:
+//! - [`wal`]: ordered in-memory tables plus an append-only, checksummed log (`NAME.wasp`),
+//!   rewritten at checkpoints. The first backend and, until WASP lands, the default.
+//! - `wasp` (its own issue): paged copy-on-write B+tree in `NAME.db` plus the side log.
+//!
+//! The layer above (`engine`) only sees these traits. Keys are opaque byte strings (the
+//! encoded `_id`), values are opaque byte strings (the encoded document record), tables are
+//! named collections with an options string.
+//!
+//! Write protocol: `Storage::begin_write` takes the writer gate (one writer at a time, others
+//! wait up to the busy timeout), the transaction collects changes privately, and
+//! `WriteTxn::commit` makes them durable per [`SyncMode`] and visible to new readers. Dropping
+//! a `WriteTxn` without committing rolls it back and leaves no trace.
+
+pub(crate) mod file;
+mod group;
+pub(crate) mod header;
+pub(crate) mod wal;
+
+use crate::error::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Keys and values are shared, immutable byte strings.
+pub(crate) type Bytes = Arc<[u8]>;
+
+/// How hard a commit works to reach stable storage before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `fdatasync` before the commit returns; concurrent committers share one sync.
+    Full,
+    /// Written to the OS before the commit returns; synced at checkpoints and close.
+    Normal,
+    /// Never synced explicitly (tests, scratch data).
+    Off,
+}
+
+impl SyncMode {
+    /// Parses the option value `"full" | "normal" | "off"`.
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            "off" => Ok(Self::Off),
+            other => Err(Error::invalid(format!(
+                "option 'sync' must be \"full\", \"normal\" or \"off\", not \"{other}\""
+            ))),
+        }
+    }
+
+    /// The option spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Normal => "normal",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// A collection as the storage layer knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TableInfo {
+    pub name: String,
+    /// The options JSON given at creation (`{}` when none).
+    pub options: String,
+    pub documents: u64,
+}
+
+/// A consistent, immutable view of the database: later commits do not change it.
+pub(crate) trait ReadView: Send + Sync {
+    /// Every collection, ordered by name.
+    fn tables(&self) -> Vec<TableInfo>;
+    /// Whether the collection exists.
+    fn has_table(&self, name: &str) -> bool;
+    /// The value under `key`, or `None`.
+    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes>;
+    /// Up to `limit` entries in key order strictly after `after` (from the start when `None`).
+    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)>;
+    /// Number of entries in the collection (0 when it does not exist).
+    fn count(&self, table: &str) -> u64;
+}
+
+/// A write transaction: a private view plus the changes made so far.
+pub(crate) trait WriteTxn: ReadView {
+    /// Creates a collection. The caller has checked the name.
+    fn create_table(&mut self, name: &str, options: &str) -> Result<()>;
+    /// Drops a collection and all its entries.
+    fn drop_table(&mut self, name: &str) -> Result<()>;
+    /// Renames a collection.
+    fn rename_table(&mut self, from: &str, to: &str) -> Result<()>;
+    /// Inserts or overwrites an entry; the collection must exist.
+    fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()>;
+    /// Removes an entry; returns whether it existed.
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;
+    /// Makes the changes durable (per `sync`) and visible to new readers, then releases the
+    /// writer gate. On error nothing is visible; a failed write or sync poisons the engine.
+    fn commit(self: Box<Self>, sync: SyncMode) -> Result<()>;
+    /// Upcast to the read side.
+    fn as_read(&self) -> &dyn ReadView;
+    /// A snapshot of the transaction's current view (for cursors opened inside it).
+    fn snapshot(&self) -> Arc<dyn ReadView>;
+}
+
+/// A storage backend. Shared by every connection to one database in this process.
+pub(crate) trait Storage: Send + Sync {
+    /// A snapshot of the latest committed state.
+    fn read(&self) -> Arc<dyn ReadView>;
+    /// Starts the (single) write transaction, waiting up to `busy_timeout` for the writer gate.
+    fn begin_write(&self, busy_timeout: Duration) -> Result<Box<dyn WriteTxn>>;
+    /// Folds the log into the main image and shortens the log.
+    fn checkpoint(&self, busy_timeout: Duration) -> Result<()>;
+    /// Backend statistics as a JSON object.
+    fn stats(&self) -> serde_json::Value;
+    /// Clean shutdown: checkpoint when writable, sync, release files.
+    fn close(&self) -> Result<()>;
+    /// Whether the database was opened read-only.
+    fn read_only(&self) -> bool;
+}
+
+/// The single-writer lock: held from `begin_write` until commit or rollback.
+///
+/// Unlike a mutex guard, the [`WriterGuard`] is an owned value that can live inside a
+/// transaction object handed across FFI calls.
+#[derive(Default)]
+pub(crate) struct WriterGate {
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+impl WriterGate {
+    /// Acquires the gate, waiting at most `timeout`.
+    pub(crate) fn acquire(self: &Arc<Self>, timeout: Duration) -> Result<WriterGuard> {
+        let deadline = Instant::now() + timeout;
+        let mut held = self.held.lock();
+        while *held {
+            if self.released.wait_until(&mut held, deadline).timed_out() && *held {
+                return Err(Error::Busy(format!(
+                    "another connection held the write lock for longer than busy_timeout_ms ({} ms)",
+                    timeout.as_millis()
+                )));
+            }
+        }
+        *held = true;
+        Ok(WriterGuard {
+            gate: Arc::clone(self),
+        })
+    }
+}
+
+/// Proof of holding the writer gate; releases it when dropped.
+pub(crate) struct WriterGuard {
+    gate: Arc<WriterGate>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        *self.gate.held.lock() = false;
+        self.gate.released.notify_one();
+    }
+}
