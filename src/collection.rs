@@ -28,7 +28,10 @@ fn parse_filter_json(text: &str) -> Result<BsonDocument> {
     if t.is_empty() {
         return Ok(BsonDocument::new());
     }
-    crate::document::json::json_to_document(crate::document::json::parse_json(t, "filter")?, "filter")
+    crate::document::json::json_to_document(
+        crate::document::json::parse_json(t, "filter")?,
+        "filter",
+    )
 }
 
 impl Collection<'_> {
@@ -50,6 +53,15 @@ impl Collection<'_> {
                 value: Bytes::from(value),
             },
         ))
+    }
+
+    /// `NoCollection` unless the collection exists in `v`; returns `v` for chaining.
+    fn require_table<'v>(&self, v: &'v dyn ReadView) -> Result<&'v dyn ReadView> {
+        if v.has_table(&self.name) {
+            Ok(v)
+        } else {
+            Err(Error::NoCollection(self.name.clone()))
+        }
     }
 
     fn ensure_table(&self, t: &mut dyn WriteTxn) -> Result<()> {
@@ -87,7 +99,9 @@ impl Collection<'_> {
             .enumerate()
             .map(|(i, d)| {
                 Self::prepare_new(d, now).map_err(|e| match e {
-                    Error::InvalidArgument(m) => Error::InvalidArgument(format!("document {i}: {m}")),
+                    Error::InvalidArgument(m) => {
+                        Error::InvalidArgument(format!("document {i}: {m}"))
+                    }
                     other => other,
                 })
             })
@@ -112,6 +126,7 @@ impl Collection<'_> {
     /// The document with this `_id`, or `None`.
     pub fn get(&self, id: &DocumentId) -> Result<Option<Document>> {
         self.db.read(|v| {
+            self.require_table(v)?;
             v.get(&self.name, id.key())
                 .map(|r| record::decode_body(&r))
                 .transpose()
@@ -121,6 +136,7 @@ impl Collection<'_> {
     /// The metadata of the document with this `_id`, or `None`.
     pub fn get_meta(&self, id: &DocumentId) -> Result<Option<Metadata>> {
         self.db.read(|v| {
+            self.require_table(v)?;
             v.get(&self.name, id.key())
                 .map(|r| record::decode_meta(&r))
                 .transpose()
@@ -150,7 +166,11 @@ impl Collection<'_> {
                 return Err(Error::NoCollection(self.name.clone()));
             }
             let old = t.get(&self.name, id.key()).ok_or_else(|| {
-                Error::NotFound(format!("no document with _id {} in '{}'", id.to_text(), self.name))
+                Error::NotFound(format!(
+                    "no document with _id {} in '{}'",
+                    id.to_text(),
+                    self.name
+                ))
             })?;
             let meta = record::decode_meta(&old)?.changed_at(now_millis());
             let value = record::encode(&meta, &body)?;
@@ -172,7 +192,12 @@ impl Collection<'_> {
     pub fn find(&self, filter: &BsonDocument, options: FindOptions) -> Result<Cursor> {
         let plan = Plan::compile(filter, &options)?;
         let snap = self.db.snapshot()?;
-        Ok(Cursor::new(snap, self.name.clone(), plan, self.db.closed_flag()))
+        Ok(Cursor::new(
+            snap,
+            self.name.clone(),
+            plan,
+            self.db.closed_flag(),
+        ))
     }
 
     /// [`Collection::find`] with the filter as JSON text.
@@ -214,7 +239,9 @@ impl Collection<'_> {
     /// flattened, sorted in MongoDB's order.
     pub fn distinct(&self, field: &str, filter: &BsonDocument) -> Result<Vec<Bson>> {
         if field.is_empty() || field.starts_with('$') {
-            return Err(Error::invalid(format!("invalid field path '{field}' for distinct")));
+            return Err(Error::invalid(format!(
+                "invalid field path '{field}' for distinct"
+            )));
         }
         let f = Filter::parse(filter)?;
         let mut out: Vec<Bson> = Vec::new();
@@ -258,6 +285,9 @@ impl Collection<'_> {
             let now = now_millis();
             let mut result = UpdateResult::default();
             let mut changes = Vec::new();
+            if !options.upsert {
+                self.require_table(t.as_read())?;
+            }
             if t.has_table(&self.name) {
                 scan_matches(t.as_read(), &self.name, &f, |key, rec, doc| {
                     result.matched += 1;
@@ -289,9 +319,7 @@ impl Collection<'_> {
     pub fn delete(&self, filter: &BsonDocument, multi: bool) -> Result<u64> {
         let f = Filter::parse(filter)?;
         self.db.write(|t| {
-            if !t.has_table(&self.name) {
-                return Ok(0);
-            }
+            self.require_table(t.as_read())?;
             let mut keys = Vec::new();
             scan_matches(t.as_read(), &self.name, &f, |key, _, _| {
                 keys.push(key.clone());
@@ -323,6 +351,9 @@ impl Collection<'_> {
             },
         )?;
         self.db.write(|t| {
+            if !options.upsert {
+                self.require_table(t.as_read())?;
+            }
             let now = now_millis();
             let target = first_match(t.as_read(), &self.name, &plan)?;
             let (before, after) = match target {
@@ -364,13 +395,15 @@ impl Collection<'_> {
                 ..FindOptions::default()
             },
         )?;
-        self.db.write(|t| match first_match(t.as_read(), &self.name, &plan)? {
-            Some((key, _, doc)) => {
-                t.delete(&self.name, &key)?;
-                Ok(Some(project(&plan, doc)))
-            }
-            None => Ok(None),
-        })
+        self.db.write(
+            |t| match first_match(self.require_table(t.as_read())?, &self.name, &plan)? {
+                Some((key, _, doc)) => {
+                    t.delete(&self.name, &key)?;
+                    Ok(Some(project(&plan, doc)))
+                }
+                None => Ok(None),
+            },
+        )
     }
 }
 

@@ -112,10 +112,15 @@ impl Cursor {
         if self.sorted.is_none() {
             let sort = self.plan.sort.clone().expect("checked by caller");
             let mut rows: Vec<(Vec<Bson>, BsonDocument)> = Vec::new();
-            crate::collection::scan_matches(&*self.snap, &self.table, &self.plan.filter, |_, _, doc| {
-                rows.push((sort.key_of(doc), doc.clone()));
-                Ok(true)
-            })?;
+            crate::collection::scan_matches(
+                &*self.snap,
+                &self.table,
+                &self.plan.filter,
+                |_, _, doc| {
+                    rows.push((sort.key_of(doc), doc.clone()));
+                    Ok(true)
+                },
+            )?;
             rows.sort_by(|a, b| sort.compare_keys(&a.0, &b.0));
             let skip = usize::try_from(self.plan.skip).unwrap_or(usize::MAX);
             let docs: Vec<BsonDocument> = rows.into_iter().skip(skip).map(|(_, d)| d).collect();

@@ -318,7 +318,12 @@ impl Database {
     pub fn create_collection(&self, name: &str, options: Option<&str>) -> Result<()> {
         check_collection_name(name)?;
         let r = OptionReader::parse(options, "collection options")?;
-        for later in ["max_documents", "max_bytes", "cache_capacity", "cache_bytes"] {
+        for later in [
+            "max_documents",
+            "max_bytes",
+            "cache_capacity",
+            "cache_bytes",
+        ] {
             if r.has(later) {
                 return Err(Error::unsupported(format!(
                     "collection option '{later}' needs the document cache, which is not in this build yet"
@@ -356,7 +361,9 @@ impl Database {
                 return Err(Error::NoCollection(from.to_owned()));
             }
             if t.has_table(to) {
-                return Err(Error::DuplicateKey(format!("collection '{to}' already exists")));
+                return Err(Error::DuplicateKey(format!(
+                    "collection '{to}' already exists"
+                )));
             }
             t.rename_table(from, to)
         })
@@ -552,4 +559,3 @@ pub(crate) fn check_collection_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
-

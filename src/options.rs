@@ -99,7 +99,10 @@ impl OptionReader {
     pub(crate) fn finish(self) -> Result<()> {
         match self.map.keys().next() {
             None => Ok(()),
-            Some(k) => Err(Error::invalid(format!("{}: unknown option '{k}'", self.what))),
+            Some(k) => Err(Error::invalid(format!(
+                "{}: unknown option '{k}'",
+                self.what
+            ))),
         }
     }
 }

@@ -32,5 +32,5 @@ done
 "$OUT/c_demo" "$DB"
 
 # The quick start appends to its database on every run; give it a fresh one.
-rm -f "$OUT"/quickstart.db*
+rm -f "$OUT"/quickstart.*
 "$OUT/c_quickstart" "$OUT/quickstart.db" | sed 's/^/c quickstart: /'

@@ -113,7 +113,10 @@ mod tests {
         let c = DocumentId::new(Bson::Double(7.0)).unwrap();
         assert_eq!(a.key(), b.key());
         assert_eq!(a.key(), c.key());
-        assert_ne!(a.key(), DocumentId::new(Bson::String("7".into())).unwrap().key());
+        assert_ne!(
+            a.key(),
+            DocumentId::new(Bson::String("7".into())).unwrap().key()
+        );
     }
 
     #[test]

@@ -64,7 +64,11 @@ impl Metadata {
             ephemeral: d.get_bool("ephemeral").ok()?,
             tags: d
                 .get_array("tags")
-                .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
     }

@@ -9,8 +9,8 @@ mod meta;
 pub(crate) mod record;
 
 pub use id::{new_uuid_v4, DocumentId};
-pub use meta::Metadata;
 pub(crate) use meta::now_millis;
+pub use meta::Metadata;
 
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};

@@ -44,7 +44,8 @@ pub unsafe extern "C" fn nexus_open(
         // SAFETY: caller contract.
         let path = unsafe { opt_str_arg(path, "path") }?;
         // SAFETY: caller contract.
-        let options = OpenOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        let options =
+            OpenOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         let db = match path {
             None => Database::open(":memory:", options)?,
             Some(p) => Database::open(p, options)?,

@@ -98,7 +98,9 @@ pub unsafe extern "C" fn nexus_insert_bson(
         }
         // SAFETY: non-NULL and readable for `len` bytes per the caller's contract.
         let bytes = unsafe { std::slice::from_raw_parts(bson, len) };
-        let id = h.db.collection(coll).insert(Document::from_bson_bytes(bytes)?)?;
+        let id =
+            h.db.collection(coll)
+                .insert(Document::from_bson_bytes(bytes)?)?;
         if !out_id.is_null() {
             // SAFETY: non-NULL, caller contract.
             unsafe { give_string(out_id, &id.to_text()) }?;
@@ -205,7 +207,10 @@ pub unsafe extern "C" fn nexus_get(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
         out_arg(out_json, "out_json")?;
-        let doc = h.db.collection(coll).get(&id)?.ok_or_else(|| not_found(coll, &id))?;
+        let doc =
+            h.db.collection(coll)
+                .get(&id)?
+                .ok_or_else(|| not_found(coll, &id))?;
         // SAFETY: checked non-NULL above.
         unsafe { give_string(out_json, &doc.to_json()) }?;
         Ok(NEXUS_OK)
@@ -213,7 +218,10 @@ pub unsafe extern "C" fn nexus_get(
 }
 
 fn not_found(coll: &str, id: &DocumentId) -> Error {
-    Error::NotFound(format!("no document with _id \"{}\" in '{coll}'", id.to_text()))
+    Error::NotFound(format!(
+        "no document with _id \"{}\" in '{coll}'",
+        id.to_text()
+    ))
 }
 
 /// Writes the metadata of a document as JSON to `*out_json`:
@@ -234,7 +242,10 @@ pub unsafe extern "C" fn nexus_get_meta(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
         out_arg(out_json, "out_json")?;
-        let meta = h.db.collection(coll).get_meta(&id)?.ok_or_else(|| not_found(coll, &id))?;
+        let meta =
+            h.db.collection(coll)
+                .get_meta(&id)?
+                .ok_or_else(|| not_found(coll, &id))?;
         // SAFETY: checked non-NULL above.
         unsafe { give_string(out_json, &meta.to_json()) }?;
         Ok(NEXUS_OK)
@@ -282,11 +293,9 @@ pub unsafe extern "C" fn nexus_find_one(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
         out_arg(out_json, "out_json")?;
-        let doc = h
-            .db
-            .collection(coll)
-            .find_one(&filter)?
-            .ok_or_else(|| Error::NotFound(format!("no document in '{coll}' matches the filter")))?;
+        let doc = h.db.collection(coll).find_one(&filter)?.ok_or_else(|| {
+            Error::NotFound(format!("no document in '{coll}' matches the filter"))
+        })?;
         // SAFETY: checked non-NULL above.
         unsafe { give_string(out_json, &doc.to_json()) }?;
         Ok(NEXUS_OK)
@@ -320,7 +329,10 @@ pub unsafe extern "C" fn nexus_count(
 
 fn check_flags(flags: c_int, allowed: c_int) -> Result<()> {
     if flags & !allowed != 0 {
-        return Err(Error::invalid(format!("unknown flag bits {:#x}", flags & !allowed)));
+        return Err(Error::invalid(format!(
+            "unknown flag bits {:#x}",
+            flags & !allowed
+        )));
     }
     Ok(())
 }
@@ -385,7 +397,9 @@ pub unsafe extern "C" fn nexus_delete(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
         check_flags(flags, NEXUS_MULTI)?;
-        let n = h.db.collection(coll).delete(&filter, flags & NEXUS_MULTI != 0)?;
+        let n =
+            h.db.collection(coll)
+                .delete(&filter, flags & NEXUS_MULTI != 0)?;
         // SAFETY: NULL or writable per the caller's contract.
         unsafe { write_opt(out_deleted, n) };
         Ok(NEXUS_OK)
@@ -443,10 +457,13 @@ pub unsafe extern "C" fn nexus_find_one_and_update(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
         let update = unsafe { doc_arg(update_json, "update_json") }?;
-        let opts = FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        let opts =
+            FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         out_arg(out_json, "out_json")?;
         let upsert = opts.upsert;
-        let r = h.db.collection(coll).find_one_and_update(&filter, &update, opts)?;
+        let r =
+            h.db.collection(coll)
+                .find_one_and_update(&filter, &update, opts)?;
         let text = match r {
             Some(d) => d.to_json(),
             None if upsert => "null".to_owned(),
@@ -480,18 +497,20 @@ pub unsafe extern "C" fn nexus_find_one_and_delete(
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
-        let opts = FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+        let opts =
+            FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         out_arg(out_json, "out_json")?;
         if opts.upsert || opts.return_after {
             return Err(Error::invalid(
                 "find_one_and_delete takes only 'sort' and 'projection' options",
             ));
         }
-        let doc = h
-            .db
-            .collection(coll)
-            .find_one_and_delete(&filter, opts)?
-            .ok_or_else(|| Error::NotFound(format!("no document in '{coll}' matches the filter")))?;
+        let doc =
+            h.db.collection(coll)
+                .find_one_and_delete(&filter, opts)?
+                .ok_or_else(|| {
+                    Error::NotFound(format!("no document in '{coll}' matches the filter"))
+                })?;
         // SAFETY: checked non-NULL above.
         unsafe { give_string(out_json, &doc.to_json()) }?;
         Ok(NEXUS_OK)

@@ -87,7 +87,9 @@ pub(crate) fn alloc_bytes(bytes: &[u8], nul: bool) -> Result<*mut u8> {
     // SAFETY: the layout has a non-zero size (PREFIX > 0).
     let base = unsafe { alloc(layout) };
     if base.is_null() {
-        return Err(Error::Internal(format!("out of memory allocating {total} bytes")));
+        return Err(Error::Internal(format!(
+            "out of memory allocating {total} bytes"
+        )));
     }
     // SAFETY: `base` is a fresh allocation of `total` bytes, aligned to 16; the writes below
     // stay inside it (prefix, payload, optional NUL).

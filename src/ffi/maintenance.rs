@@ -100,7 +100,10 @@ pub unsafe extern "C" fn nexus_backup(db: *mut nexus_db, dest_path: *const c_cha
 /// # Safety
 /// Any arguments; none are dereferenced by this build.
 #[no_mangle]
-pub unsafe extern "C" fn nexus_check(db: *mut nexus_db, out_report_json: *mut *mut c_char) -> c_int {
+pub unsafe extern "C" fn nexus_check(
+    db: *mut nexus_db,
+    out_report_json: *mut *mut c_char,
+) -> c_int {
     let _ = (db, out_report_json);
     unsupported("nexus_check", "the integrity check")
 }
@@ -141,7 +144,12 @@ pub unsafe extern "C" fn nexus_export(
 /// A log sink: `level` 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target` is the Rust module;
 /// both strings are borrowed for the duration of the call. May be called from any thread.
 pub type nexus_log_fn = Option<
-    unsafe extern "C" fn(level: c_int, target: *const c_char, message: *const c_char, user: *mut c_void),
+    unsafe extern "C" fn(
+        level: c_int,
+        target: *const c_char,
+        message: *const c_char,
+        user: *mut c_void,
+    ),
 >;
 
 struct Sink {
@@ -177,7 +185,12 @@ impl log::Log for Forwarder {
         let message = CString::new(record.args().to_string().replace('\0', "")).unwrap_or_default();
         // SAFETY: the host registered `f` for exactly this call shape; strings live across it.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-            (s.f)(record.level() as c_int, target.as_ptr(), message.as_ptr(), s.user)
+            (s.f)(
+                record.level() as c_int,
+                target.as_ptr(),
+                message.as_ptr(),
+                s.user,
+            )
         }));
         let _ = r;
     }

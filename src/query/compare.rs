@@ -166,7 +166,10 @@ mod tests {
     fn numbers_compare_across_types() {
         assert!(equal(&Bson::Int32(1), &Bson::Double(1.0)));
         assert!(equal(&Bson::Int64(1), &Bson::Int32(1)));
-        assert_eq!(compare(&Bson::Int64(i64::MAX), &Bson::Double(1e18)), Ordering::Greater);
+        assert_eq!(
+            compare(&Bson::Int64(i64::MAX), &Bson::Double(1e18)),
+            Ordering::Greater
+        );
         assert_eq!(compare(&Bson::Int32(2), &Bson::Double(2.5)), Ordering::Less);
     }
 

@@ -76,13 +76,13 @@ impl Filter {
                             "query operator {key} is not supported by this version"
                         )))
                     }
-                    _ => {
-                        return Err(Error::parse(format!("unknown top level operator: {key}")))
-                    }
+                    _ => return Err(Error::parse(format!("unknown top level operator: {key}"))),
                 }
             } else {
                 if key.is_empty() || key.split('.').any(str::is_empty) {
-                    return Err(Error::parse(format!("invalid field path '{key}' in filter")));
+                    return Err(Error::parse(format!(
+                        "invalid field path '{key}' in filter"
+                    )));
                 }
                 parts.push(Filter::Field {
                     path: key.clone(),
@@ -282,7 +282,7 @@ impl Cond {
             }
             Cond::In(ws) => ws.iter().any(|w| eq_values(values, w)),
             Cond::Nin(ws) => !ws.iter().any(|w| eq_values(values, w)),
-            Cond::Exists(want) => !values.is_empty() == *want,
+            Cond::Exists(want) => values.is_empty() != *want,
             Cond::Not(conds) => !conds.iter().all(|c| c.test(values)),
         }
     }

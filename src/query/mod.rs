@@ -77,7 +77,8 @@ pub(crate) struct Plan {
 impl Plan {
     pub(crate) fn compile(filter: &Document, opts: &FindOptions) -> Result<Self> {
         if let Some(h) = &opts.hint {
-            let natural = matches!(h, Bson::Document(d) if d.len() == 1 && d.contains_key("$natural"));
+            let natural =
+                matches!(h, Bson::Document(d) if d.len() == 1 && d.contains_key("$natural"));
             if !natural {
                 return Err(Error::invalid(format!(
                     "hint {} does not correspond to an existing index (this collection has none)",

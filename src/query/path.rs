@@ -5,12 +5,11 @@
 use bson::{Bson, Document};
 
 /// Every value `path` reaches in `doc`, with arrays traversed implicitly. `out` receives the
-/// values; the result says whether the path was present anywhere.
+/// values; none are pushed when the path is missing everywhere.
 pub(crate) fn lookup<'a>(doc: &'a Document, path: &str, out: &mut Vec<&'a Bson>) {
     let parts: Vec<&str> = path.split('.').collect();
-    match doc.get(parts[0]) {
-        Some(v) => walk(v, &parts[1..], out),
-        None => {}
+    if let Some(v) = doc.get(parts[0]) {
+        walk(v, &parts[1..], out);
     }
 }
 

@@ -120,7 +120,10 @@ fn include_value(v: &Bson, node: &Node) -> Option<Bson> {
     match v {
         Bson::Document(d) => Some(Bson::Document(include(d, node))),
         Bson::Array(items) => Some(Bson::Array(
-            items.iter().filter_map(|i| include_value(i, node)).collect(),
+            items
+                .iter()
+                .filter_map(|i| include_value(i, node))
+                .collect(),
         )),
         _ => None,
     }
@@ -157,14 +160,18 @@ mod tests {
 
     #[test]
     fn inclusion_keeps_id_first_and_nested_paths() {
-        let p = Projection::parse(&doc! {"a.b": 1, "c": 1}).unwrap().unwrap();
+        let p = Projection::parse(&doc! {"a.b": 1, "c": 1})
+            .unwrap()
+            .unwrap();
         let out = p.apply(&doc! {"c": 3, "_id": 1, "a": {"b": 2, "x": 0}, "z": 9});
         assert_eq!(out, doc! {"_id": 1, "c": 3, "a": {"b": 2}});
     }
 
     #[test]
     fn exclusion_and_id_rule() {
-        let p = Projection::parse(&doc! {"_id": 0, "a.x": 0}).unwrap().unwrap();
+        let p = Projection::parse(&doc! {"_id": 0, "a.x": 0})
+            .unwrap()
+            .unwrap();
         let out = p.apply(&doc! {"_id": 1, "a": [{"b": 2, "x": 0}], "z": 9});
         assert_eq!(out, doc! {"a": [{"b": 2}], "z": 9});
         assert!(Projection::parse(&doc! {"a": 1, "b": 0}).is_err());

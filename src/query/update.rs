@@ -154,9 +154,8 @@ fn immutable_id() -> Error {
 fn check_conflicts(ops: &[(Op, String, Bson)]) -> Result<()> {
     for (i, (_, a, _)) in ops.iter().enumerate() {
         for (_, b, _) in &ops[i + 1..] {
-            let clash = a == b
-                || b.starts_with(&format!("{a}."))
-                || a.starts_with(&format!("{b}."));
+            let clash =
+                a == b || b.starts_with(&format!("{a}.")) || a.starts_with(&format!("{b}."));
             if clash {
                 return Err(Error::parse(format!(
                     "updating the path '{b}' would create a conflict at '{a}'"
@@ -329,15 +328,20 @@ mod tests {
 
     #[test]
     fn set_unset_inc() {
-        let u = Update::parse(&doc! {"$set": {"a.b": 1, "c.1": "x"}, "$inc": {"n": 2}, "$unset": {"z": ""}})
-            .unwrap();
+        let u = Update::parse(
+            &doc! {"$set": {"a.b": 1, "c.1": "x"}, "$inc": {"n": 2}, "$unset": {"z": ""}},
+        )
+        .unwrap();
         let out = u.apply(&doc! {"_id": 1, "n": 1, "c": [0], "z": 3}).unwrap();
         assert_eq!(out, doc! {"_id": 1, "n": 3, "c": [0, "x"], "a": {"b": 1}});
     }
 
     #[test]
     fn validation_happens_before_apply() {
-        assert!(matches!(Update::parse(&doc! {"$foo": {"a": 1}}), Err(Error::Parse(_))));
+        assert!(matches!(
+            Update::parse(&doc! {"$foo": {"a": 1}}),
+            Err(Error::Parse(_))
+        ));
         assert!(Update::parse(&doc! {"$inc": {"a": "x"}}).is_err());
         assert!(Update::parse(&doc! {"$set": {"a": 1}, "$inc": {"a.b": 1}}).is_err());
         assert!(Update::parse(&doc! {"$set": {"a": 1}, "b": 2}).is_err());

@@ -66,7 +66,9 @@ impl LogFile {
             match plan.fail_writes_after_bytes.as_mut() {
                 None => bytes.len(),
                 Some(left) => {
-                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(bytes.len());
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
                     *left -= n as u64;
                     n
                 }
@@ -118,7 +120,10 @@ impl LogFile {
     /// A second handle to the same open file, for syncing outside the writer's lock.
     pub(crate) fn sync_handle(&self) -> Result<SyncHandle> {
         Ok(SyncHandle {
-            file: self.file.try_clone().map_err(|e| Error::io(&self.path, e))?,
+            file: self
+                .file
+                .try_clone()
+                .map_err(|e| Error::io(&self.path, e))?,
             path: self.path.clone(),
             faults: Arc::clone(&self.faults),
         })
@@ -188,7 +193,11 @@ impl DbFile {
             return Err(Error::NotFound(format!(
                 "database file {} does not exist (and option 'create' is {})",
                 path.display(),
-                if read_only { "ignored when read_only" } else { "false" }
+                if read_only {
+                    "ignored when read_only"
+                } else {
+                    "false"
+                }
             )));
         }
         let file = OpenOptions::new()

@@ -94,25 +94,35 @@ dyn=$(readelf -d "$OUT/api_acceptance_shared")
 grep -q 'NEEDED.*libnexus\.so\.0' <<<"$dyn" || fail "shared build does not depend on libnexus.so.0"
 echo "    resolves to: $(ldd "$OUT/api_acceptance_shared" | awk '/libnexus/ {print $3}')"
 
+# The three runs below all happen even if one fails, so one report shows everything.
+failed=()
 step "run acceptance test (shared)"
-timeout 600 "$OUT/api_acceptance_shared" | tee "$OUT/shared.log"
+timeout 600 "$OUT/api_acceptance_shared" | tee "$OUT/shared.log" || failed+=(shared)
 
 step "run acceptance test (static)"
-timeout 600 "$OUT/api_acceptance_static" | tee "$OUT/static.log"
+timeout 600 "$OUT/api_acceptance_static" | tee "$OUT/static.log" || failed+=(static)
 
 if [[ ${NEXUS_SKIP_VALGRIND:-0} != 1 ]]; then
     command -v valgrind >/dev/null || fail "valgrind not installed (or set NEXUS_SKIP_VALGRIND=1)"
     step "run acceptance test (static) under valgrind (log: target/ctest/valgrind.log)"
-    if ! timeout 1800 valgrind --leak-check=full --errors-for-leak-kinds=definite \
+    if timeout 1800 valgrind --leak-check=full --errors-for-leak-kinds=definite \
         --error-exitcode=1 --log-file="$OUT/valgrind.log" \
-        "$OUT/api_acceptance_static" >"$OUT/valgrind.out"; then
-        tail -n 40 "$OUT/valgrind.out" >&2
-        grep -A30 -E 'definitely lost|Invalid|uninitialised|ERROR SUMMARY' "$OUT/valgrind.log" | head -n 120 >&2
-        fail "acceptance test under valgrind"
+        "$OUT/api_acceptance_static" >"$OUT/valgrind.out" 2>&1; then
+        grep -E 'definitely lost|ERROR SUMMARY' "$OUT/valgrind.log" | sed 's/^==[0-9]*== */    /'
+        tail -n 1 "$OUT/valgrind.out" | sed 's/^/    /'
+    else
+        failed+=(valgrind)
+        grep -v '^-- ' "$OUT/valgrind.out" | tail -n 40 >&2
+        grep -E -A30 'definitely lost in|Invalid|uninitialised|Mismatched' "$OUT/valgrind.log" \
+            | head -n 120 >&2 || true
+        grep -E 'definitely lost:|ERROR SUMMARY' "$OUT/valgrind.log" >&2 || true
     fi
-    grep -E 'definitely lost|ERROR SUMMARY' "$OUT/valgrind.log" | sed 's/^==[0-9]*== /    /'
-    tail -n 1 "$OUT/valgrind.out" | sed 's/^/    /'
 fi
 
+if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'FAIL: acceptance test failed in: %s\n' "${failed[*]}" >&2
+    tail -n 1 "$OUT/static.log"
+    exit 1
+fi
 step "all C ABI checks passed"
 tail -n 1 "$OUT/static.log"

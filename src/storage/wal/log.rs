@@ -27,11 +27,26 @@ const MAX_RECORD: usize = 1 << 31;
 /// One change inside a commit record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
-    Create { name: String, options: String },
-    Drop { name: String },
-    Rename { from: String, to: String },
-    Put { table: String, key: Bytes, value: Bytes },
-    Delete { table: String, key: Bytes },
+    Create {
+        name: String,
+        options: String,
+    },
+    Drop {
+        name: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Put {
+        table: String,
+        key: Bytes,
+        value: Bytes,
+    },
+    Delete {
+        table: String,
+        key: Bytes,
+    },
 }
 
 pub(crate) fn encode_header(base_lsn: u64) -> [u8; LOG_HEADER_LEN] {
@@ -50,7 +65,9 @@ pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<u64> {
         return Err(Error::Corrupt(format!("{what} is not a NexusLite log")));
     }
     if read_u32(b, 28) != crc32fast::hash(&b[0..28]) {
-        return Err(Error::Corrupt(format!("{what}: log header fails its checksum")));
+        return Err(Error::Corrupt(format!(
+            "{what}: log header fails its checksum"
+        )));
     }
     let version = read_u32(b, 8);
     if version > LOG_VERSION {
@@ -212,7 +229,9 @@ pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
         let len = read_u32(image, at) as usize;
         let crc = read_u32(image, at + 4);
         if len > MAX_RECORD || image.len() - at - 8 < len {
-            break Some(format!("torn record at offset {at} ({len} bytes announced)"));
+            break Some(format!(
+                "torn record at offset {at} ({len} bytes announced)"
+            ));
         }
         let payload = &image[at + 8..at + 8 + len];
         if crc32fast::hash(payload) != crc {

@@ -560,9 +560,9 @@ impl WriteTxn for WalTxn {
         }
         drop(_guard);
         if sync == SyncMode::Full {
-            let r = inner.group.wait_durable(lsn, || {
-                Arc::clone(&log_mutex.lock().sync)
-            });
+            let r = inner
+                .group
+                .wait_durable(lsn, || Arc::clone(&log_mutex.lock().sync));
             if let Err(e) = r {
                 inner.poison(&e);
                 return Err(e);

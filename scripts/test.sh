@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test suite of NexusLite; called by `make test` after the library is built.
+# Each suite runs even when an earlier one failed; the last line counts suites as
+# "N passed, M failed" and the exit status is non-zero when any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+passed=0; failed=0; failures=()
+suite() {
+  local name="$1"; shift
+  echo; echo "=== $name: $*"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+header_unchanged() {
+  # build.rs regenerated include/nexus.h during `make lib`; it must match the committed one.
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git diff --exit-code -- include/nexus.h
+  else
+    echo "not a git checkout: header comparison skipped"; return 1
+  fi
+}
+
+suite "rustfmt"        cargo fmt --all -- --check
+suite "clippy"         cargo clippy --release --all-targets -- -D warnings
+suite "header"         header_unchanged
+suite "rust tests"     cargo test --release
+suite "rust docs"      env RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps
+suite "readme"         bash scripts/check-readme.sh
+suite "c"              bash tests/c/run.sh
+suite "c++"            bash bindings/cpp/run_tests.sh
+suite "go"             bash bindings/go/run_tests.sh
+suite "examples"       bash scripts/run-examples.sh
+
+echo
+((failed)) && echo "failed suites: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+((failed == 0))
