@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the README demo twice on a fresh database and checks that each language's second run
+# reads back what the first one wrote (persistence across processes); then runs the Rust
+# quick start. Assumes `make lib` has run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+db="$work/demo.db"
+
+run_demo() {
+  bash examples/c/run.sh "$db"
+  bash examples/cpp/run.sh "$db"
+  bash examples/go/run.sh "$db"
+}
+
+run_demo > "$work/first.txt"
+run_demo > "$work/second.txt"
+cat "$work/second.txt"
+
+check() {
+  local file="$1" pattern="$2"
+  if grep -Eq "$pattern" "$file"; then
+    echo "ok: $(basename "$file") has /$pattern/"
+  else
+    echo "FAILED: $(basename "$file") lacks /$pattern/"; return 1
+  fi
+}
+status=0
+check "$work/first.txt"  "has seen 1 C demo run$"                || status=1
+check "$work/second.txt" "has seen 2 C demo runs"                || status=1
+check "$work/first.txt"  "has seen 1 C\+\+ demo run$"            || status=1
+check "$work/second.txt" "has seen 2 C\+\+ demo runs"            || status=1
+check "$work/first.txt"  "Go demo runs seen by this database: 1" || status=1
+check "$work/second.txt" "Go demo runs seen by this database: 2" || status=1
+
+cargo build --release --quiet --example quickstart
+(cd "$work" && "$OLDPWD/target/release/examples/quickstart" rust.db) > "$work/rust.txt"
+cat "$work/rust.txt"
+check "$work/rust.txt" '"name":"ada","age":37' || status=1
+exit $status
