@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Every code block in README.md that follows an `<!-- include: PATH -->` marker must equal
 # the file PATH, which the test suites compile and run; so the README cannot drift.
+# `scripts/check-readme.sh --update` rewrites those blocks from the files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 - <<'PY'
+python3 - "$@" <<'PY'
 import re, sys
 text = open("README.md").read()
+if sys.argv[1:] == ["--update"]:
+    def fill(m):
+        body = open(m.group(1)).read()
+        return f"<!-- include: {m.group(1)} -->\n```{m.group(2)}\n{body if body.endswith(chr(10)) else body + chr(10)}```\n"
+    text = re.sub(r"<!-- include: (\S+) -->\n```([a-z+]*)\n(.*?)```\n", fill, text, flags=re.S)
+    open("README.md", "w").write(text)
 blocks = re.findall(r"<!-- include: (\S+) -->\n```[a-z+]*\n(.*?)```\n", text, re.S)
 if not blocks:
     sys.exit("README.md has no included examples")

@@ -1,6 +1,9 @@
 package nexus
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Status codes of the C ABI (values fixed by the contract in API.md). An
 // *Error carries one of them in its Code field. Callers should treat codes
@@ -92,15 +95,22 @@ type Error struct {
 	Op string
 }
 
-// Error formats the error as "nexus: OP: CODE NAME: MESSAGE".
+// Error formats the error as "nexus: OP: CODE NAME: MESSAGE" (without
+// repeating the code name when the message starts with it).
 func (e *Error) Error() string {
 	s := "nexus: "
 	if e.Op != "" {
 		s += e.Op + ": "
 	}
-	s += CodeName(e.Code)
-	if e.Message != "" {
-		s += ": " + e.Message
+	name := CodeName(e.Code)
+	switch {
+	case e.Message == "":
+		s += name
+	case strings.HasPrefix(strings.ToLower(e.Message), name+":"):
+		// The library's message already starts with the code's name.
+		s += e.Message
+	default:
+		s += name + ": " + e.Message
 	}
 	return s
 }

@@ -957,6 +957,33 @@ func TestStatsAndMaintenance(t *testing.T) {
 		t.Error("Stats is empty")
 	}
 	ok(t, db.Checkpoint())
+
+	// Metadata: version grows with each change.
+	c := db.Collection("stats")
+	var m1, m2 map[string]any
+	ok(t, c.GetMeta("p1", &m1))
+	for _, k := range []string{"created_at", "updated_at", "version", "expires_at", "ephemeral"} {
+		if _, ok := m1[k]; !ok {
+			t.Errorf("GetMeta lacks %q: %v", k, m1)
+		}
+	}
+	_, _, err := c.Update(`{"_id":"p1"}`, `{"$set":{"age":1}}`)
+	ok(t, err)
+	ok(t, c.GetMeta("p1", &m2))
+	if v1, v2 := m1["version"].(float64), m2["version"].(float64); v2 <= v1 {
+		t.Errorf("version %v -> %v after an update", v1, v2)
+	}
+	wantCode(t, c.GetMeta("nope", nil), CodeNotFound)
+
+	// Compact keeps the data.
+	_, err = c.Delete(`{"team":"eng"}`, true)
+	ok(t, err)
+	if err := db.Compact(); err != nil && !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Compact: %v", err)
+	}
+	if n := must(c.Count(nil)).get(t); n != 2 {
+		t.Errorf("count after compact = %d", n)
+	}
 	if err := db.Configure(M{"bogus_option_xyz": 1}); err == nil {
 		t.Error("Configure with an unknown key succeeded")
 	}
@@ -1185,6 +1212,10 @@ func TestJSONHelpers(t *testing.T) {
 	}
 	e := &Error{Code: CodeNotFound, Message: "m", Op: "get"}
 	if e.Error() != "nexus: get: not found: m" || !errors.Is(e, ErrNotFound) || errors.Is(e, ErrClosed) {
+		t.Errorf("Error = %q", e.Error())
+	}
+	e = &Error{Code: CodeDuplicateKey, Message: "duplicate key: _id 1", Op: "insert"}
+	if e.Error() != "nexus: insert: duplicate key: _id 1" {
 		t.Errorf("Error = %q", e.Error())
 	}
 	if errors.Is(ErrClosed, ErrNotFound) || !errors.Is(fmt.Errorf("wrapped: %w", ErrClosed), ErrClosed) {

@@ -30,6 +30,16 @@ echo "== go test -race (static link)"
 go test -race -count=1 ./...
 
 echo "== go test (dynamic link, -tags nexus_dynamic)"
+# The binary records the library's SONAME (libnexus.so.0). Should the build
+# not have left that name in target/release, point the loader at a symlink.
+rel="$root/target/release"
+soname="$(objdump -p "$rel/libnexus.so" 2>/dev/null | awk '/SONAME/ {print $2}')" || true
+if [[ -n "$soname" && ! -e "$rel/$soname" ]]; then
+    libdir="$(mktemp -d)"
+    trap 'rm -rf "$libdir"' EXIT
+    ln -s "$rel/libnexus.so" "$libdir/$soname"
+    export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 go test -tags nexus_dynamic -count=1 ./...
 
 echo "== examples/go (vet + build)"

@@ -112,7 +112,7 @@ func main() {
 	check(err)
 	left, err := demo.Count(`{"kind": "person"}`)
 	check(err)
-	fmt.Printf("Deleted %d people younger than 25; %d left\n", deleted, left)
+	fmt.Printf("Deleted %d %s younger than 25; %d left\n", deleted, plural(deleted, "person", "people"), left)
 	var teams []string
 	check(demo.Distinct("team", `{"kind": "person"}`, &teams))
 	sort.Strings(teams)
@@ -141,6 +141,13 @@ func main() {
 	} else {
 		log.Fatalf("duplicate _id was not rejected: %v", err)
 	}
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func check(err error) {

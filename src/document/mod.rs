@@ -1,6 +1,6 @@
 //! Documents: [`Document`] (a BSON body whose first field is `_id`), its [`Metadata`]
 //! (timestamps, version, TTL) kept beside the body, the builder, and the conversion to and
-//! from relaxed MongoDB Extended JSON ([`json`]). The layer beneath is the `bson` crate; the
+//! from relaxed MongoDB Extended JSON (`json`). The layer beneath is the `bson` crate; the
 //! layers above (query, engine, FFI) only see `Document`.
 
 mod id;

@@ -1,9 +1,9 @@
 //! The C ABI (`include/nexus.h`, generated from this module by cbindgen): a thin, total
 //! translation of the Rust API. Layout follows rustls-ffi: one file per C object family
 //! ([`db`], [`collection`], [`document`], [`cursor`], [`txn`], [`maintenance`]) plus the
-//! plumbing every entry point uses: [`status`] (codes, `nexus_errmsg`), [`panic`] (the
+//! plumbing every entry point uses: [`status`] (codes, `nexus_errmsg`), `panic` (the
 //! `ffi_boundary` that turns errors into codes and panics into `NEXUS_INTERNAL`) and
-//! [`handle`] (NULL-checked pointer and string conversion, library-owned allocations).
+//! `handle` (NULL-checked pointer and string conversion, library-owned allocations).
 //!
 //! Every exported function: checks its pointers, checks UTF-8, never unwinds into C, never
 //! prints, and on failure leaves its out-pointers untouched and sets the thread's error
