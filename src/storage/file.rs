@@ -17,6 +17,26 @@ pub struct FaultPlan {
     pub fail_writes_after_bytes: Option<u64>,
     /// Every `sync` fails.
     pub fail_syncs: bool,
+    /// Every `sync` first sleeps this long (a slow disk), to make group commit observable.
+    pub sync_delay: Option<std::time::Duration>,
+}
+
+/// Applies the sync-related faults of `faults` for a sync of `path`.
+fn sync_faults(faults: &Faults, path: &Path) -> Result<()> {
+    let (fail, delay) = {
+        let plan = faults.lock();
+        (plan.fail_syncs, plan.sync_delay)
+    };
+    if let Some(d) = delay {
+        std::thread::sleep(d);
+    }
+    if fail {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("injected fault: sync failed"),
+        ));
+    }
+    Ok(())
 }
 
 /// Shared, changeable fault plan.
@@ -93,12 +113,7 @@ impl LogFile {
 
     /// `fdatasync`.
     pub(crate) fn sync(&self) -> Result<()> {
-        if self.faults.lock().fail_syncs {
-            return Err(Error::io(
-                &self.path,
-                std::io::Error::other("injected fault: sync failed"),
-            ));
-        }
+        sync_faults(&self.faults, &self.path)?;
         self.file.sync_data().map_err(|e| Error::io(&self.path, e))
     }
 
@@ -139,12 +154,7 @@ pub(crate) struct SyncHandle {
 
 impl SyncHandle {
     pub(crate) fn sync(&self) -> Result<()> {
-        if self.faults.lock().fail_syncs {
-            return Err(Error::io(
-                &self.path,
-                std::io::Error::other("injected fault: sync failed"),
-            ));
-        }
+        sync_faults(&self.faults, &self.path)?;
         self.file.sync_data().map_err(|e| Error::io(&self.path, e))
     }
 }
