@@ -351,10 +351,11 @@ int nexus_insert_ttl(nexus_db *db, const char *coll, const char *json, uint64_t 
 int nexus_set_ttl(nexus_db *db, const char *coll, const char *id, int64_t ttl_ms);
 
 /**
- * Writes the document whose `_id` is the string `id` as JSON to `*out_json` (free with
- * `nexus_free`). Documents with non-string `_id`s are reached with `nexus_find_one` and a
- * filter such as `{"_id": 5}`. `NEXUS_NOT_FOUND` when absent, `NEXUS_NO_COLLECTION` when the
- * collection is missing.
+ * Writes the document whose `_id` is `id` as JSON to `*out_json` (free with `nexus_free`).
+ * `id` is the text `nexus_insert` returned: a string `_id` as it is, any other `_id` as
+ * Extended JSON (`5`, `{"$oid":"..."}`); the string reading is tried first, so when both a
+ * string `"5"` and a number `5` are ids, `"5"` names the string. `NEXUS_NOT_FOUND` when
+ * absent, `NEXUS_NO_COLLECTION` when the collection is missing.
  *
  * # Safety
  * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_json` NULL or writable.
@@ -371,7 +372,7 @@ int nexus_get(nexus_db *db, const char *coll, const char *id, char **out_json);
 int nexus_get_meta(nexus_db *db, const char *coll, const char *id, char **out_json);
 
 /**
- * Replaces the body of the document whose `_id` is the string `id` (an `_id` inside `json`,
+ * Replaces the body of the document whose `_id` is `id` (read as for `nexus_get`; an `_id` inside `json`,
  * if any, must be the same). Its version is bumped, its creation time kept.
  *
  * # Safety

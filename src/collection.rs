@@ -123,6 +123,22 @@ impl Collection<'_> {
         })
     }
 
+    /// Resolves the text form of an `_id` (see [`DocumentId::text_candidates`]) to the id of an
+    /// existing document, or to the string reading when none exists.
+    pub fn resolve_text_id(&self, text: &str) -> Result<DocumentId> {
+        let candidates = DocumentId::text_candidates(text);
+        let found = self.db.read(|v| {
+            Ok(candidates
+                .iter()
+                .find(|id| v.get(&self.name, id.key()).is_some())
+                .cloned())
+        })?;
+        match found {
+            Some(id) => Ok(id),
+            None => DocumentId::from_str_id(text),
+        }
+    }
+
     /// The document with this `_id`, or `None`.
     pub fn get(&self, id: &DocumentId) -> Result<Option<Document>> {
         self.db.read(|v| {

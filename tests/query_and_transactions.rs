@@ -291,3 +291,32 @@ fn collections_create_drop_rename_and_reserved_names() {
     db.drop_collection("b").unwrap();
     assert!(db.list_collections().unwrap().is_empty());
 }
+
+#[test]
+fn text_ids_from_insert_find_their_documents() {
+    let db = Database::open_in_memory().unwrap();
+    let c = db.collection("c");
+    let num = c
+        .insert(Document::from(doc! {"_id": 5, "k": "number"}))
+        .unwrap();
+    let oid = c
+        .insert(
+            Document::from_json(r#"{"_id": {"$oid": "507f1f77bcf86cd799439011"}, "k": "oid"}"#)
+                .unwrap(),
+        )
+        .unwrap();
+    let s = c
+        .insert(Document::from(doc! {"_id": "5", "k": "string"}))
+        .unwrap();
+    for (id, k) in [(num, "number"), (oid, "oid"), (s, "string")] {
+        let resolved = c.resolve_text_id(&id.to_text()).unwrap();
+        let got = c.get(&resolved).unwrap().unwrap();
+        let want = if k == "number" { "string" } else { k }; // "5" reads as the string first
+        assert_eq!(
+            got.get("k").and_then(Bson::as_str),
+            Some(want),
+            "{}",
+            id.to_text()
+        );
+    }
+}

@@ -34,10 +34,23 @@ impl DocumentId {
         Ok(Self { value, key })
     }
 
-    /// Interprets the text form used by the C ABI (`nexus_get(db, coll, "abc")`): the id as
-    /// a string. A caller whose `_id` is not a string uses a filter instead.
+    /// The id as a string: `"abc"` is the `_id` `"abc"`.
     pub fn from_str_id(text: &str) -> Result<Self> {
         Self::new(Bson::String(text.to_owned()))
+    }
+
+    /// The readings of the text form used by the C ABI (`nexus_get(db, coll, text)`), in the
+    /// order they are tried: the text as a string `_id`, then, when the text is JSON (`5`,
+    /// `{"$oid": "..."}`), the value it denotes. [`DocumentId::to_text`] produces the text.
+    pub fn text_candidates(text: &str) -> Vec<Self> {
+        let mut out: Vec<Self> = Self::from_str_id(text).into_iter().collect();
+        let parsed = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .filter(|v| !v.is_string())
+            .and_then(|v| Bson::try_from(v).ok())
+            .and_then(|b| Self::new(b).ok());
+        out.extend(parsed);
+        out
     }
 
     /// The `_id` value.

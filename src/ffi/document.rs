@@ -187,10 +187,11 @@ pub unsafe extern "C" fn nexus_set_ttl(
     })
 }
 
-/// Writes the document whose `_id` is the string `id` as JSON to `*out_json` (free with
-/// `nexus_free`). Documents with non-string `_id`s are reached with `nexus_find_one` and a
-/// filter such as `{"_id": 5}`. `NEXUS_NOT_FOUND` when absent, `NEXUS_NO_COLLECTION` when the
-/// collection is missing.
+/// Writes the document whose `_id` is `id` as JSON to `*out_json` (free with `nexus_free`).
+/// `id` is the text `nexus_insert` returned: a string `_id` as it is, any other `_id` as
+/// Extended JSON (`5`, `{"$oid":"..."}`); the string reading is tried first, so when both a
+/// string `"5"` and a number `5` are ids, `"5"` names the string. `NEXUS_NOT_FOUND` when
+/// absent, `NEXUS_NO_COLLECTION` when the collection is missing.
 ///
 /// # Safety
 /// `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_json` NULL or writable.
@@ -205,7 +206,9 @@ pub unsafe extern "C" fn nexus_get(
         // SAFETY: caller contract (all three lines).
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
-        let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
+        let id =
+            h.db.collection(coll)
+                .resolve_text_id(unsafe { str_arg(id, "id") }?)?;
         out_arg(out_json, "out_json")?;
         let doc =
             h.db.collection(coll)
@@ -240,7 +243,9 @@ pub unsafe extern "C" fn nexus_get_meta(
         // SAFETY: caller contract (all three lines).
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
-        let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
+        let id =
+            h.db.collection(coll)
+                .resolve_text_id(unsafe { str_arg(id, "id") }?)?;
         out_arg(out_json, "out_json")?;
         let meta =
             h.db.collection(coll)
@@ -252,7 +257,7 @@ pub unsafe extern "C" fn nexus_get_meta(
     })
 }
 
-/// Replaces the body of the document whose `_id` is the string `id` (an `_id` inside `json`,
+/// Replaces the body of the document whose `_id` is `id` (read as for `nexus_get`; an `_id` inside `json`,
 /// if any, must be the same). Its version is bumped, its creation time kept.
 ///
 /// # Safety
@@ -268,7 +273,9 @@ pub unsafe extern "C" fn nexus_replace(
         // SAFETY: caller contract (all four lines).
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
-        let id = DocumentId::from_str_id(unsafe { str_arg(id, "id") }?)?;
+        let id =
+            h.db.collection(coll)
+                .resolve_text_id(unsafe { str_arg(id, "id") }?)?;
         let doc = unsafe { doc_arg(json, "json") }?;
         h.db.collection(coll).replace(&id, Document::from(doc))?;
         Ok(NEXUS_OK)
