@@ -183,9 +183,10 @@ func (c *Collection) InsertTTL(doc any, ttl time.Duration) (string, error) {
 	return id, err
 }
 
-// Get reads the document with the given _id into out (see Cursor.Decode for
-// what out may be). A missing document fails with an error matching
-// ErrNotFound.
+// Get reads the document with the given string _id into out (see
+// Cursor.Decode for what out may be). A missing document fails with an error
+// matching ErrNotFound. Documents whose _id is not a string (a number, an
+// ObjectId) are read with FindOne, e.g. FindOne(`{"_id": 5}`, &doc).
 func (c *Collection) Get(id string, out any) error {
 	return c.db.do(func(h *cDB) error {
 		raw, err := capiGet(h, c.name, id, false)

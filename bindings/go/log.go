@@ -12,10 +12,15 @@ import (
 
 // Log levels passed to a Logger (the Rust `log` crate's levels).
 const (
+	// LevelError is for errors.
 	LevelError = 1
-	LevelWarn  = 2
-	LevelInfo  = 3
+	// LevelWarn is for warnings.
+	LevelWarn = 2
+	// LevelInfo is for informational records (open, checkpoint, recovery).
+	LevelInfo = 3
+	// LevelDebug is for debugging detail.
 	LevelDebug = 4
+	// LevelTrace is for the most verbose tracing.
 	LevelTrace = 5
 )
 

@@ -54,8 +54,15 @@ func WithCacheCapacity(documents int) Option { return WithOption("cache_capacity
 func WithPageCacheBytes(n int64) Option { return WithOption("page_cache_bytes", n) }
 
 // WithBusyTimeout sets how long a writer waits for the write lock before
-// failing with CodeBusy (millisecond resolution).
-func WithBusyTimeout(d time.Duration) Option { return WithOption("busy_timeout_ms", d.Milliseconds()) }
+// failing with CodeBusy (millisecond resolution; a positive duration below
+// one millisecond counts as one).
+func WithBusyTimeout(d time.Duration) Option {
+	ms := d.Milliseconds()
+	if d > 0 && ms == 0 {
+		ms = 1
+	}
+	return WithOption("busy_timeout_ms", ms)
+}
 
 // WithStorage selects the storage engine by name (e.g. "wal" or "wasp").
 func WithStorage(engine string) Option { return WithOption("storage", engine) }

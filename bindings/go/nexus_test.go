@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -160,6 +161,16 @@ func TestCRUD(t *testing.T) {
 		t.Fatalf("Get = %+v", p)
 	}
 
+	// _id comes first even when the input has it last.
+	must(c.Insert(`{"z":1,"a":{"b":2},"_id":"last"}`)).get(t)
+	var text string
+	ok(t, c.Get("last", &text))
+	if text != `{"_id":"last","z":1,"a":{"b":2}}` {
+		t.Errorf("Get(last) = %s", text)
+	}
+	_, err := c.Delete(`{"_id":"last"}`, false)
+	ok(t, err)
+
 	// Raw JSON comes back with _id first.
 	var raw json.RawMessage
 	ok(t, c.Get(id, &raw))
@@ -205,7 +216,7 @@ func TestCRUD(t *testing.T) {
 	}
 
 	// Missing document.
-	err := c.Get("nope", &p)
+	err = c.Get("nope", &p)
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get missing: %v", err)
 	}
@@ -795,6 +806,36 @@ func TestOpenOptions(t *testing.T) {
 	}
 	_, err = Open(filepath.Join(dir, "y.db"), WithSync("sometimes"))
 	wantCode(t, err, CodeInvalidArgument)
+}
+
+func TestOpenForeignFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.db")
+	content := []byte(strings.Repeat("this is not a NexusLite database\n", 200))
+	ok(t, os.WriteFile(path, content, 0o644))
+	_, err := Open(path)
+	wantCode(t, err, CodeCorrupt)
+	got, err := os.ReadFile(path)
+	ok(t, err)
+	if string(got) != string(content) {
+		t.Error("opening a foreign file modified it")
+	}
+}
+
+func TestBusy(t *testing.T) {
+	db, path := openTemp(t)
+	other, err := Open(path, WithBusyTimeout(50*time.Millisecond))
+	ok(t, err)
+	defer other.Close()
+	ok(t, db.Begin())
+	must(db.Collection("b").Insert(M{"_id": 1})).get(t)
+	start := time.Now()
+	_, err = other.Collection("b").Insert(M{"_id": 2})
+	wantCode(t, err, CodeBusy)
+	if !errors.Is(err, ErrBusy) || time.Since(start) < 40*time.Millisecond {
+		t.Errorf("busy after %v: %v", time.Since(start), err)
+	}
+	ok(t, db.Commit())
+	must(other.Collection("b").Insert(M{"_id": 2})).get(t)
 }
 
 func TestMemory(t *testing.T) {

@@ -58,6 +58,19 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Forget the registry entry of this engine. `try_lock`: the registry may be held by
+        // this very thread (an `open_engine` dropping the last reference); the next open
+        // prunes dead entries anyway.
+        if let (Some(path), Some(mut reg)) = (&self.path, registry().try_lock()) {
+            if reg.get(path).is_some_and(|w| w.strong_count() == 0) {
+                reg.remove(path);
+            }
+        }
+    }
+}
+
 type Registry = Mutex<HashMap<PathBuf, Weak<Engine>>>;
 
 fn registry() -> &'static Registry {

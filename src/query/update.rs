@@ -42,6 +42,11 @@ pub(crate) enum Update {
 impl Update {
     /// Parses and validates an update document.
     pub(crate) fn parse(update: &Document) -> Result<Self> {
+        if update.is_empty() {
+            return Err(Error::parse(
+                "the update document is empty: give operators ({\"$set\": ...}) or a replacement document",
+            ));
+        }
         let dollar = update.keys().filter(|k| k.starts_with('$')).count();
         if dollar == 0 {
             return Ok(Update::Replace(update.clone()));
@@ -345,6 +350,7 @@ mod tests {
         assert!(Update::parse(&doc! {"$inc": {"a": "x"}}).is_err());
         assert!(Update::parse(&doc! {"$set": {"a": 1}, "$inc": {"a.b": 1}}).is_err());
         assert!(Update::parse(&doc! {"$set": {"a": 1}, "b": 2}).is_err());
+        assert!(matches!(Update::parse(&doc! {}), Err(Error::Parse(_))));
         let u = Update::parse(&doc! {"$set": {"_id": 2}}).unwrap();
         assert!(u.apply(&doc! {"_id": 1}).is_err());
     }

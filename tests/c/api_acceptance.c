@@ -589,6 +589,7 @@ static void test_crud(nexus_db *db)
     CHECK_OK(nexus_replace(db, "crud", "a1", J("{'_id':'a1','name':'x3'}")));
     CHECK_GET(db, "crud", "a1", J("{'_id':'a1','name':'x3'}"));
     CHECK_ERR(nexus_replace(db, "crud", "nope", J("{'name':'q'}")), NEXUS_NOT_FOUND);
+    CHECK_ERR(nexus_replace(db, "no_such_coll", "a1", J("{'name':'q'}")), NEXUS_NO_COLLECTION);
     CHECK_COUNT(db, "crud", J("{'name':'q'}"), 0);
     /* A body with a different _id may not move the document. */
     CHECK(nexus_replace(db, "crud", "a1", J("{'_id':'other','name':'x4'}")) != NEXUS_OK);
@@ -1608,7 +1609,7 @@ static void test_files(nexus_db *db)
     FILE *f;
     uint32_t x = 12345;
 
-    section("files: other process, not a database, create:false");
+    section("files: locking, shared engine, open options, not a database, create:false");
 
     /* The main database is held by this process: another process gets BUSY ... */
     CHECK(run_child_open(path_in_dir("main.db"), NEXUS_BUSY) == 0);
