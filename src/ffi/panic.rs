@@ -57,3 +57,34 @@ pub(crate) fn ffi_boundary(f: impl FnOnce() -> Result<c_int>) -> c_int {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::nexus_errmsg;
+    use std::ffi::CStr;
+
+    fn errmsg() -> String {
+        // SAFETY: nexus_errmsg never returns NULL and the string lives until the next call.
+        unsafe { CStr::from_ptr(nexus_errmsg()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_internal_with_a_message() {
+        let code = ffi_boundary(|| panic!("boom at the boundary"));
+        assert_eq!(code, NEXUS_INTERNAL);
+        assert!(errmsg().contains("boom at the boundary"), "{}", errmsg());
+        // The next successful call clears the message.
+        assert_eq!(ffi_boundary(|| Ok(0)), 0);
+        assert_eq!(errmsg(), "");
+    }
+
+    #[test]
+    fn errors_map_to_their_code_and_message() {
+        let code = ffi_boundary(|| Err(crate::Error::NoCollection("ghosts".into())));
+        assert_eq!(code, crate::ffi::status::NEXUS_NO_COLLECTION);
+        assert_eq!(errmsg(), "collection 'ghosts' does not exist");
+    }
+}
