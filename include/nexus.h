@@ -153,8 +153,10 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Creates a collection. `options_json` NULL or `{}` (bounded-collection options such as
- * `max_documents` are `NEXUS_UNSUPPORTED` until the cache lands).
+ * Creates a collection. `options_json` (NULL: none): `max_documents` and/or `max_bytes`
+ * make it a bounded collection (inserting past the bound deletes the least recently used
+ * documents, durably, like Redis `allkeys-lru`); `cache_capacity` / `cache_bytes` give it
+ * its own limit in the document cache.
  *
  * Errors: `NEXUS_DUPLICATE_KEY` when it exists; `NEXUS_INVALID_ARGUMENT` for an empty name,
  * one containing `$`, or a reserved name starting with `_`.
@@ -237,8 +239,14 @@ int nexus_cursor_close(nexus_cursor *c);
  * `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
  * returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` (`"wal"`, the
  * default of this build; `"wasp"` is `NEXUS_UNSUPPORTED` until the paged engine lands),
- * `cache_capacity` and `page_cache_bytes` (accepted; no effect until the caches land).
- * Unknown keys are `NEXUS_INVALID_ARGUMENT`.
+ * the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
+ * `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
+ * `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
+ * (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
+ * `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), and `page_cache_bytes`
+ * (accepted; used by the paged engine once it lands). Cache and sweeper settings are shared
+ * by every connection to the database in this process. Unknown keys are
+ * `NEXUS_INVALID_ARGUMENT`.
  *
  * Errors: `NEXUS_CORRUPT` for a file that is not a NexusLite database (it is not modified),
  * `NEXUS_UNSUPPORTED` for a newer format, `NEXUS_BUSY` when another process has it open,
@@ -262,9 +270,11 @@ int nexus_open(const char *path, const char *options_json, nexus_db **out_db);
 int nexus_close(nexus_db *db);
 
 /**
- * Writes statistics as a JSON object to `*out_json` (free with `nexus_free`): storage
- * counters (documents, log bytes, commits, syncs, checkpoints, recovery report), connections,
- * settings.
+ * Writes statistics as a JSON object to `*out_json` (free with `nexus_free`): `storage`
+ * (documents, log bytes, commits, syncs, checkpoints, recovery report), `cache` (hits,
+ * misses, expired reads, evictions by kind `ttl` / `lru`, eviction cycles, entries, bytes,
+ * get latency percentiles in ns), `expiry` (registered ephemeral documents, sweeper cycles
+ * and deletions, purged, bounded-collection evictions), connections, settings.
  *
  * # Safety
  * `db` is a live handle or NULL; `out_json` is NULL or writable.
@@ -272,9 +282,9 @@ int nexus_close(nexus_db *db);
 int nexus_stats(nexus_db *db, char **out_json);
 
 /**
- * Changes settings of this connection at run time: `sync`, `busy_timeout_ms`. Cache and
- * sweeper settings are `NEXUS_UNSUPPORTED` until the cache lands; unknown keys are
- * `NEXUS_INVALID_ARGUMENT`.
+ * Changes settings at run time: `sync` and `busy_timeout_ms` of this connection, and the
+ * engine-wide cache and sweeper keys of `nexus_open`'s options (shrinking the cache evicts at
+ * once). Unknown keys are `NEXUS_INVALID_ARGUMENT`; nothing changes unless all are valid.
  *
  * # Safety
  * `db` is a live handle or NULL; `options_json` is NULL or a NUL-terminated string.
@@ -333,8 +343,10 @@ int nexus_insert_bson(nexus_db *db, const char *coll, const uint8_t *bson, size_
 int nexus_insert_many(nexus_db *db, const char *coll, const char *json_array, uint64_t *out_count);
 
 /**
- * Inserts an ephemeral document that expires `ttl_ms` after insertion.
- * This build returns `NEXUS_UNSUPPORTED`: TTL documents arrive with the cache/TTL subsystem.
+ * Inserts an ephemeral document that expires `ttl_ms` (at least 1) milliseconds after
+ * insertion. From then on it is never returned (`nexus_get` reports `NEXUS_NOT_FOUND` and
+ * counts a cache miss; `find` and `count` skip it), even before the background sweeper
+ * deletes it. Expiry is an absolute time: it survives restarts. Otherwise as `nexus_insert`.
  *
  * # Safety
  * Arguments as for `nexus_insert`.
@@ -342,8 +354,9 @@ int nexus_insert_many(nexus_db *db, const char *coll, const char *json_array, ui
 int nexus_insert_ttl(nexus_db *db, const char *coll, const char *json, uint64_t ttl_ms, char **out_id);
 
 /**
- * Gives or removes (negative `ttl_ms`) a document's time to live.
- * This build returns `NEXUS_UNSUPPORTED`: TTL arrives with the cache/TTL subsystem.
+ * Gives the document `id` (read as for `nexus_get`) a time to live of `ttl_ms` from now
+ * (`0`: expires at once), or with a negative `ttl_ms` makes it persistent again. Its
+ * `expires_at` shows in `nexus_get_meta`. `NEXUS_NOT_FOUND` when absent or already expired.
  *
  * # Safety
  * Arguments as for `nexus_get`.
@@ -486,10 +499,11 @@ int nexus_list_indexes(nexus_db *db, const char *coll, char **out_json);
 int nexus_explain(nexus_db *db, const char *coll, const char *filter_json, const char *options_json, char **out_json);
 
 /**
- * Deletes expired TTL documents now. This build: `NEXUS_UNSUPPORTED` (TTL is a later subsystem).
+ * Deletes every expired ephemeral document now, durably, and writes how many to
+ * `*out_purged` (may be NULL). The deterministic counterpart of the background sweeper.
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` is a live handle or NULL; `out_purged` NULL or writable.
  */
 int nexus_purge_expired(nexus_db *db, uint64_t *out_purged);
 

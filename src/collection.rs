@@ -23,6 +23,18 @@ struct Change {
     value: Bytes,
 }
 
+/// A new document ready to store.
+struct Prepared {
+    id: DocumentId,
+    change: Change,
+    expires_at: Option<i64>,
+}
+
+/// The record, unless it has expired at `now`.
+fn live(rec: Option<Bytes>, now: i64) -> Option<Bytes> {
+    rec.filter(|r| record::is_live(r, now))
+}
+
 fn parse_filter_json(text: &str) -> Result<BsonDocument> {
     let t = text.trim();
     if t.is_empty() {
@@ -40,19 +52,26 @@ impl Collection<'_> {
         &self.name
     }
 
-    /// Prepares a new document for storage: `_id`, size check, record bytes.
-    fn prepare_new(doc: Document, now: i64) -> Result<(DocumentId, Change)> {
+    /// Prepares a new document for storage: `_id`, size check, record bytes; `expires_at`
+    /// makes it ephemeral.
+    fn prepare_new(doc: Document, now: i64, expires_at: Option<i64>) -> Result<Prepared> {
         let mut doc = doc;
         let id = doc.ensure_id()?;
         let body = doc.encode_checked()?;
-        let value = record::encode(&Metadata::new_at(now), &body)?;
-        Ok((
-            id.clone(),
-            Change {
+        let meta = Metadata {
+            expires_at,
+            ephemeral: expires_at.is_some(),
+            ..Metadata::new_at(now)
+        };
+        let value = record::encode(&meta, &body)?;
+        Ok(Prepared {
+            change: Change {
                 key: Bytes::from(id.key()),
                 value: Bytes::from(value),
             },
-        ))
+            id,
+            expires_at,
+        })
     }
 
     /// `NoCollection` unless the collection exists in `v`; returns `v` for chaining.
@@ -72,22 +91,66 @@ impl Collection<'_> {
         Ok(())
     }
 
+    /// Writes new documents inside `t`: duplicate checks (an expired document no longer
+    /// counts), TTL registration, and the collection's bound. All checks come first.
+    fn store_new(
+        &self,
+        t: &mut dyn WriteTxn,
+        prepared: Vec<Prepared>,
+        now: i64,
+    ) -> Result<Vec<DocumentId>> {
+        self.ensure_table(t)?;
+        let mut seen = std::collections::HashSet::new();
+        for p in &prepared {
+            let taken = t
+                .get(&self.name, &p.change.key)
+                .is_some_and(|old| record::is_live(&old, now));
+            if !seen.insert(p.change.key.clone()) || taken {
+                return Err(duplicate_id(&self.name, &p.id));
+            }
+        }
+        let fresh: Vec<Bytes> = prepared.iter().map(|p| p.change.key.clone()).collect();
+        let mut ids = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            if let Some(at) = p.expires_at {
+                crate::engine::ttl::register(t, &self.name, &p.change.key, at)?;
+            }
+            t.put(&self.name, p.change.key, p.change.value)?;
+            ids.push(p.id);
+        }
+        self.db.engine().enforce_bound(t, &self.name, &fresh)?;
+        Ok(ids)
+    }
+
     /// Inserts one document, assigning a UUID v4 `_id` when it has none; creates the
     /// collection when missing. Returns the `_id`.
     ///
     /// Errors: [`Error::DuplicateKey`] when the `_id` exists, [`Error::InvalidArgument`] for a
     /// document over 16 MiB or an array `_id`.
     pub fn insert(&self, doc: Document) -> Result<DocumentId> {
+        self.insert_expiring(doc, None)
+    }
+
+    /// Inserts an ephemeral document that expires `ttl_ms` milliseconds from now: after that
+    /// it is never returned (reads count a miss) and the sweeper deletes it. Expiry is stored
+    /// as an absolute time, so it survives restarts.
+    pub fn insert_ttl(&self, doc: Document, ttl_ms: u64) -> Result<DocumentId> {
+        if ttl_ms == 0 {
+            return Err(Error::invalid("ttl_ms must be at least 1"));
+        }
+        let ttl = i64::try_from(ttl_ms).map_err(|_| Error::invalid("ttl_ms is too large"))?;
+        let at = now_millis()
+            .checked_add(ttl)
+            .ok_or_else(|| Error::invalid("ttl_ms is too large"))?;
+        self.insert_expiring(doc, Some(at))
+    }
+
+    fn insert_expiring(&self, doc: Document, expires_at: Option<i64>) -> Result<DocumentId> {
         check_collection_name(&self.name)?;
-        let (id, change) = Self::prepare_new(doc, now_millis())?;
-        self.db.write(|t| {
-            self.ensure_table(t)?;
-            if t.get(&self.name, &change.key).is_some() {
-                return Err(duplicate_id(&self.name, &id));
-            }
-            t.put(&self.name, change.key, change.value)?;
-            Ok(id)
-        })
+        let now = now_millis();
+        let p = Self::prepare_new(doc, now, expires_at)?;
+        let mut ids = self.db.write(|t| self.store_new(t, vec![p], now))?;
+        Ok(ids.remove(0))
     }
 
     /// Inserts all documents or none (one transaction).
@@ -98,7 +161,7 @@ impl Collection<'_> {
             .into_iter()
             .enumerate()
             .map(|(i, d)| {
-                Self::prepare_new(d, now).map_err(|e| match e {
+                Self::prepare_new(d, now, None).map_err(|e| match e {
                     Error::InvalidArgument(m) => {
                         Error::InvalidArgument(format!("document {i}: {m}"))
                     }
@@ -106,31 +169,54 @@ impl Collection<'_> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        self.db.write(|t| self.store_new(t, prepared, now))
+    }
+
+    /// Gives a document a time to live of `ttl_ms` from now, or (negative) makes it
+    /// persistent again. `0` expires it at once. Bumps its version.
+    pub fn set_ttl(&self, id: &DocumentId, ttl_ms: i64) -> Result<()> {
+        let now = now_millis();
+        let expires_at = match ttl_ms {
+            t if t < 0 => None,
+            t => Some(
+                now.checked_add(t)
+                    .ok_or_else(|| Error::invalid("ttl_ms is too large"))?,
+            ),
+        };
         self.db.write(|t| {
-            self.ensure_table(t)?;
-            let mut seen = std::collections::HashSet::new();
-            for (id, c) in &prepared {
-                if !seen.insert(c.key.clone()) || t.get(&self.name, &c.key).is_some() {
-                    return Err(duplicate_id(&self.name, id));
-                }
+            self.require_table(t.as_read())?;
+            let old = live(t.get(&self.name, id.key()), now).ok_or_else(|| self.not_found(id))?;
+            let mut meta = record::decode_meta(&old)?.changed_at(now);
+            if let Some(prev) = meta.expires_at {
+                crate::engine::ttl::unregister(t, &self.name, id.key(), prev)?;
             }
-            let mut ids = Vec::with_capacity(prepared.len());
-            for (id, c) in prepared {
-                t.put(&self.name, c.key, c.value)?;
-                ids.push(id);
+            meta.expires_at = expires_at;
+            meta.ephemeral = expires_at.is_some();
+            if let Some(at) = expires_at {
+                crate::engine::ttl::register(t, &self.name, id.key(), at)?;
             }
-            Ok(ids)
+            let value = record::encode(&meta, record::body_bytes(&old)?)?;
+            t.put(&self.name, Bytes::from(id.key()), Bytes::from(value))
         })
+    }
+
+    fn not_found(&self, id: &DocumentId) -> Error {
+        Error::NotFound(format!(
+            "no document with _id {} in '{}'",
+            id.to_text(),
+            self.name
+        ))
     }
 
     /// Resolves the text form of an `_id` (see [`DocumentId::text_candidates`]) to the id of an
     /// existing document, or to the string reading when none exists.
     pub fn resolve_text_id(&self, text: &str) -> Result<DocumentId> {
         let candidates = DocumentId::text_candidates(text);
+        let now = now_millis();
         let found = self.db.read(|v| {
             Ok(candidates
                 .iter()
-                .find(|id| v.get(&self.name, id.key()).is_some())
+                .find(|id| live(v.get(&self.name, id.key()), now).is_some())
                 .cloned())
         })?;
         match found {
@@ -139,27 +225,78 @@ impl Collection<'_> {
         }
     }
 
-    /// The document with this `_id`, or `None`.
+    /// The document with this `_id`, or `None` (also once it has expired). Outside a
+    /// transaction the document cache serves it when it can; hits, misses and latency are
+    /// counted in `stats`.
     pub fn get(&self, id: &DocumentId) -> Result<Option<Document>> {
+        let started = std::time::Instant::now();
+        let now = now_millis();
+        let engine = self.db.engine();
+        let key = Bytes::from(id.key());
+        let r = if self.db.txn_open() {
+            self.db.read(|v| {
+                self.require_table(v)?;
+                live(v.get(&self.name, &key), now)
+                    .map(|r| record::decode_body(&r))
+                    .transpose()
+            })
+        } else {
+            self.get_cached(&key, now)
+        };
+        if matches!(r, Ok(Some(_))) {
+            engine.touch(&self.name, &key);
+        }
+        engine
+            .cache
+            .metrics
+            .record_get(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        r
+    }
+
+    fn get_cached(&self, key: &Bytes, now: i64) -> Result<Option<Document>> {
+        use crate::cache::Lookup;
+        let cache = &self.db.engine().cache;
+        match cache.get(&self.name, key, now) {
+            Lookup::Hit(doc) => return Ok(Some(Document::from(BsonDocument::clone(&doc)))),
+            Lookup::Expired => return Ok(None),
+            Lookup::Miss => {}
+        }
+        let epoch = cache.epoch();
         self.db.read(|v| {
             self.require_table(v)?;
-            v.get(&self.name, id.key())
-                .map(|r| record::decode_body(&r))
-                .transpose()
+            let Some(rec) = v.get(&self.name, key) else {
+                return Ok(None);
+            };
+            if !record::is_live(&rec, now) {
+                crate::cache::metrics::bump(&cache.metrics.expired_reads, 1);
+                return Ok(None);
+            }
+            let doc = record::decode_body(&rec)?.into_bson();
+            let shared = std::sync::Arc::new(doc.clone());
+            let fill = crate::cache::Fill {
+                coll: &self.name,
+                key: key.clone(),
+                doc: shared,
+                size: rec.len() as u64,
+                expires_at: record::expires_at(&rec),
+            };
+            cache.admit(fill, epoch, now);
+            Ok(Some(Document::from(doc)))
         })
     }
 
-    /// The metadata of the document with this `_id`, or `None`.
+    /// The metadata of the document with this `_id`, or `None` (also once it has expired).
     pub fn get_meta(&self, id: &DocumentId) -> Result<Option<Metadata>> {
+        let now = now_millis();
         self.db.read(|v| {
             self.require_table(v)?;
-            v.get(&self.name, id.key())
+            live(v.get(&self.name, id.key()), now)
                 .map(|r| record::decode_meta(&r))
                 .transpose()
         })
     }
 
-    /// Replaces the body of the document with this `_id` (its `_id`, creation time and
+    /// Replaces the body of the document with this `_id` (its `_id`, creation time, TTL and
     /// history are kept; the version is bumped).
     ///
     /// Errors: [`Error::NoCollection`], [`Error::NotFound`], [`Error::InvalidArgument`] when the
@@ -177,30 +314,25 @@ impl Collection<'_> {
         let mut doc = doc;
         doc.ensure_id()?;
         let body = doc.encode_checked()?;
+        let now = now_millis();
         self.db.write(|t| {
-            if !t.has_table(&self.name) {
-                return Err(Error::NoCollection(self.name.clone()));
-            }
-            let old = t.get(&self.name, id.key()).ok_or_else(|| {
-                Error::NotFound(format!(
-                    "no document with _id {} in '{}'",
-                    id.to_text(),
-                    self.name
-                ))
-            })?;
-            let meta = record::decode_meta(&old)?.changed_at(now_millis());
+            self.require_table(t.as_read())?;
+            let old = live(t.get(&self.name, id.key()), now).ok_or_else(|| self.not_found(id))?;
+            let meta = record::decode_meta(&old)?.changed_at(now);
             let value = record::encode(&meta, &body)?;
             t.put(&self.name, Bytes::from(id.key()), Bytes::from(value))
         })
     }
 
-    /// Deletes the document with this `_id`; returns whether it existed.
+    /// Deletes the document with this `_id`; returns whether it existed (an expired one
+    /// does not count).
     pub fn delete_by_id(&self, id: &DocumentId) -> Result<bool> {
+        let now = now_millis();
         self.db.write(|t| {
-            if !t.has_table(&self.name) {
-                return Err(Error::NoCollection(self.name.clone()));
-            }
-            t.delete(&self.name, id.key())
+            self.require_table(t.as_read())?;
+            let existed = live(t.get(&self.name, id.key()), now).is_some();
+            t.delete(&self.name, id.key())?;
+            Ok(existed)
         })
     }
 
@@ -234,7 +366,15 @@ impl Collection<'_> {
     pub fn count(&self, filter: &BsonDocument) -> Result<u64> {
         let f = Filter::parse(filter)?;
         if filter.is_empty() {
-            return self.db.read(|v| Ok(v.count(&self.name)));
+            // Without ephemeral documents every stored document is live: count in O(1).
+            let fast = self.db.read(|v| {
+                Ok((!v.has_table(crate::engine::ttl::TEMP_TABLE)
+                    || v.count(crate::engine::ttl::TEMP_TABLE) == 0)
+                    .then(|| v.count(&self.name)))
+            })?;
+            if let Some(n) = fast {
+                return Ok(n);
+            }
         }
         self.db.read(|v| {
             let mut n = 0;
@@ -314,13 +454,9 @@ impl Collection<'_> {
                 })?;
             }
             if result.matched == 0 && options.upsert {
-                let (id, change) = Self::prepare_new(upsert_document(&f, &u)?, now)?;
-                self.ensure_table(t)?;
-                if t.get(&self.name, &change.key).is_some() {
-                    return Err(duplicate_id(&self.name, &id));
-                }
-                t.put(&self.name, change.key, change.value)?;
-                result.upserted_id = Some(id);
+                let p = Self::prepare_new(upsert_document(&f, &u)?, now, None)?;
+                let mut ids = self.store_new(t, vec![p], now)?;
+                result.upserted_id = Some(ids.remove(0));
                 return Ok(result);
             }
             result.modified = changes.len() as u64;
@@ -381,13 +517,9 @@ impl Collection<'_> {
                     (Some(doc), Some(after))
                 }
                 None if options.upsert => {
-                    let (id, change) = Self::prepare_new(upsert_document(&f, &u)?, now)?;
-                    self.ensure_table(t)?;
-                    if t.get(&self.name, &change.key).is_some() {
-                        return Err(duplicate_id(&self.name, &id));
-                    }
-                    let stored = record::decode_body(&change.value)?.into_bson();
-                    t.put(&self.name, change.key, change.value)?;
+                    let p = Self::prepare_new(upsert_document(&f, &u)?, now, None)?;
+                    let stored = record::decode_body(&p.change.value)?.into_bson();
+                    self.store_new(t, vec![p], now)?;
                     (None, Some(stored))
                 }
                 None => (None, None),
@@ -486,14 +618,15 @@ fn upsert_document(f: &Filter, u: &Update) -> Result<Document> {
     Ok(Document::from(body))
 }
 
-/// Calls `f(key, record, body)` for every matching document in `_id` order while it returns
-/// `Ok(true)`.
+/// Calls `f(key, record, body)` for every live (unexpired) matching document in `_id` order
+/// while it returns `Ok(true)`.
 pub(crate) fn scan_matches(
     view: &dyn ReadView,
     table: &str,
     filter: &Filter,
     mut f: impl FnMut(&Bytes, &Bytes, &BsonDocument) -> Result<bool>,
 ) -> Result<()> {
+    let now = now_millis();
     let mut after: Option<Bytes> = None;
     loop {
         let batch = view.scan(table, after.as_deref(), 256);
@@ -501,6 +634,9 @@ pub(crate) fn scan_matches(
             return Ok(());
         }
         for (k, rec) in &batch {
+            if !record::is_live(rec, now) {
+                continue;
+            }
             let doc = record::decode_body(rec)?.into_bson();
             if filter.matches(&doc) && !f(k, rec, &doc)? {
                 return Ok(());

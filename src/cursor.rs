@@ -94,7 +94,11 @@ impl Cursor {
                 self.done = true;
             }
             self.after = batch.last().map(|(k, _)| k.clone());
+            let now = crate::document::now_millis();
             for (_, rec) in batch {
+                if !record::is_live(&rec, now) {
+                    continue;
+                }
                 let doc = record::decode_body(&rec)?.into_bson();
                 if !self.plan.filter.matches(&doc) {
                     continue;

@@ -9,11 +9,15 @@
 //! all its changes before applying any, so a failing call changes nothing, also inside a
 //! transaction.
 
+use crate::cache::CacheConfig;
 use crate::document::DocumentId;
-use crate::engine::{open_engine, Engine, EngineConfig};
+use crate::engine::sweeper::SweeperConfig;
+use crate::engine::txn::TrackedTxn;
+use crate::engine::{open_engine, CollOptions, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::options::OptionReader;
 
+use crate::storage::file::FaultPlan;
 use crate::storage::{ReadView, SyncMode, WriteTxn};
 use bson::Document as BsonDocument;
 use parking_lot::Mutex;
@@ -40,9 +44,13 @@ pub struct OpenOptions {
     /// How long a writer waits for the write lock held by another connection, and how long
     /// open waits for another process's file lock (default 5000 ms).
     pub busy_timeout_ms: u64,
-    /// Document cache capacity. Accepted and validated; the cache itself is not in this
-    /// build yet, so it has no effect.
-    pub cache_capacity: Option<u64>,
+    /// Document cache settings (`cache_capacity`, `cache_bytes`, `eviction`,
+    /// `max_samples`, `batch_size`); engine-wide, so they apply to every connection of the
+    /// database in this process. `None`: the defaults, or what the engine already has.
+    pub cache: Option<CacheConfig>,
+    /// Expiry sweeper settings (`sweeper_interval_ms` (0: paused), `sweeper_sample`,
+    /// `sweeper_threshold_pct`, `sweeper_budget_ms`); engine-wide like `cache`.
+    pub sweeper: Option<SweeperConfig>,
     /// Page cache budget in bytes. Accepted and validated; only the paged engine (not in
     /// this build yet) uses it.
     pub page_cache_bytes: Option<u64>,
@@ -55,7 +63,8 @@ impl Default for OpenOptions {
             read_only: false,
             sync: SyncMode::Full,
             busy_timeout_ms: DEFAULT_BUSY_TIMEOUT_MS,
-            cache_capacity: None,
+            cache: None,
+            sweeper: None,
             page_cache_bytes: None,
         }
     }
@@ -79,7 +88,14 @@ impl OpenOptions {
         if let Some(v) = r.u64("busy_timeout_ms")? {
             o.busy_timeout_ms = v;
         }
-        o.cache_capacity = r.u64("cache_capacity")?;
+        let mut cache = CacheConfig::default();
+        if cache.read(&mut r)? {
+            o.cache = Some(cache);
+        }
+        let mut sweeper = SweeperConfig::default();
+        if sweeper.read(&mut r)? {
+            o.sweeper = Some(sweeper);
+        }
         o.page_cache_bytes = r.u64("page_cache_bytes")?;
         match r.string("storage")?.as_deref() {
             None | Some("wal") => {}
@@ -177,12 +193,11 @@ impl FindOneAndOptions {
 /// ```
 pub struct Database {
     engine: Arc<Engine>,
-    txn: Mutex<Option<Box<dyn WriteTxn>>>,
+    txn: Mutex<Option<TrackedTxn>>,
     closed: Arc<AtomicBool>,
     sync: Mutex<SyncMode>,
     busy_timeout_ms: AtomicU64,
     read_only: bool,
-    options: OpenOptions,
 }
 
 impl std::fmt::Debug for Database {
@@ -218,9 +233,25 @@ impl Database {
             create: options.create,
             read_only: options.read_only,
             busy_timeout: Duration::from_millis(options.busy_timeout_ms),
+            cache: options.cache.clone().unwrap_or_default(),
+            sweeper: options.sweeper.unwrap_or_default(),
         };
         let engine = open_engine(path, &cfg)?;
         engine.attach();
+        // A database already open in this process keeps its engine; explicit settings of
+        // this connection still apply to it.
+        if let Some(c) = options
+            .cache
+            .as_ref()
+            .filter(|c| **c != engine.cache.config())
+        {
+            engine
+                .cache
+                .configure(c.clone(), crate::document::now_millis());
+        }
+        if let Some(s) = options.sweeper.filter(|s| *s != engine.sweeper_config()) {
+            engine.set_sweeper_config(s);
+        }
         ::log::debug!("opened {:?}", engine.path);
         Ok(Self {
             engine,
@@ -229,7 +260,6 @@ impl Database {
             sync: Mutex::new(options.sync),
             busy_timeout_ms: AtomicU64::new(options.busy_timeout_ms),
             read_only: options.read_only,
-            options,
         })
     }
 
@@ -243,7 +273,9 @@ impl Database {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.txn.lock().take();
+        if let Some(t) = self.txn.lock().take() {
+            self.engine.abandon(t);
+        }
         self.engine.release()
     }
 
@@ -280,12 +312,9 @@ impl Database {
         }
         let mut slot = self.txn.lock();
         if let Some(t) = slot.as_mut() {
-            return f(t.as_mut());
+            return f(t);
         }
-        let mut t = self.engine.storage.begin_write(self.busy_timeout())?;
-        let r = f(t.as_mut())?;
-        t.commit(*self.sync.lock())?;
-        Ok(r)
+        self.engine.write(self.busy_timeout(), *self.sync.lock(), f)
     }
 
     /// Runs `f` against the transaction's view, or the latest committed snapshot.
@@ -293,11 +322,21 @@ impl Database {
         self.check_open()?;
         let slot = self.txn.lock();
         if let Some(t) = slot.as_ref() {
-            return f(t.as_read());
+            return f(t);
         }
         drop(slot);
         let snap = self.engine.storage.read();
         f(&*snap)
+    }
+
+    /// The engine (cache, expiry, bounded collections) shared by this connection.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether a transaction is open (reads then bypass the cache).
+    pub(crate) fn txn_open(&self) -> bool {
+        self.txn.lock().is_some()
     }
 
     /// A snapshot for a cursor: the transaction's current view, or the latest commit.
@@ -310,26 +349,26 @@ impl Database {
         })
     }
 
-    /// Creates a collection. `options` is a JSON object; none are defined yet beyond `{}`
-    /// (bounded-collection options arrive with the cache subsystem).
+    /// Creates a collection. `options` (JSON object, `None`: none): `max_documents` /
+    /// `max_bytes` make it a bounded collection (inserting past the bound deletes the least
+    /// recently used documents, durably); `cache_capacity` / `cache_bytes` give it its own
+    /// share of the document cache.
     ///
     /// Errors: [`Error::DuplicateKey`] when it exists, [`Error::InvalidArgument`] for a
     /// reserved (`_`-prefixed) or malformed name.
     pub fn create_collection(&self, name: &str, options: Option<&str>) -> Result<()> {
         check_collection_name(name)?;
-        let r = OptionReader::parse(options, "collection options")?;
-        for later in [
-            "max_documents",
-            "max_bytes",
-            "cache_capacity",
-            "cache_bytes",
-        ] {
-            if r.has(later) {
-                return Err(Error::unsupported(format!(
-                    "collection option '{later}' needs the document cache, which is not in this build yet"
-                )));
-            }
-        }
+        let mut r = OptionReader::parse(options, "collection options")?;
+        let opts = CollOptions {
+            bound: crate::engine::bounded::Bound {
+                max_documents: positive(r.u64("max_documents")?, "max_documents")?,
+                max_bytes: positive(r.u64("max_bytes")?, "max_bytes")?,
+            },
+            cache: crate::cache::CollLimits {
+                capacity: r.u64("cache_capacity")?,
+                bytes: r.u64("cache_bytes")?,
+            },
+        };
         r.finish()?;
         self.write(|t| {
             if t.has_table(name) {
@@ -337,7 +376,7 @@ impl Database {
                     "collection '{name}' already exists"
                 )));
             }
-            t.create_table(name, "{}")
+            t.create_table(name, &opts.to_json())
         })
     }
 
@@ -348,6 +387,7 @@ impl Database {
             if !t.has_table(name) {
                 return Err(Error::NoCollection(name.to_owned()));
             }
+            crate::engine::ttl::forget_collection(t, name)?;
             t.drop_table(name)
         })
     }
@@ -365,6 +405,7 @@ impl Database {
                     "collection '{to}' already exists"
                 )));
             }
+            crate::engine::ttl::rename_collection(t, from, to)?;
             t.rename_table(from, to)
         })
     }
@@ -396,7 +437,7 @@ impl Database {
                 "a transaction is already open on this connection".into(),
             ));
         }
-        *slot = Some(self.engine.storage.begin_write(self.busy_timeout())?);
+        *slot = Some(self.engine.begin(self.busy_timeout())?);
         Ok(())
     }
 
@@ -408,17 +449,19 @@ impl Database {
             .lock()
             .take()
             .ok_or_else(|| Error::Txn("commit without an open transaction".into()))?;
-        t.commit(*self.sync.lock())
+        self.engine.finish(t, *self.sync.lock())
     }
 
     /// Discards the open transaction.
     pub fn rollback(&self) -> Result<()> {
         self.check_open()?;
-        self.txn
+        let t = self
+            .txn
             .lock()
             .take()
-            .map(drop)
-            .ok_or_else(|| Error::Txn("rollback without an open transaction".into()))
+            .ok_or_else(|| Error::Txn("rollback without an open transaction".into()))?;
+        self.engine.abandon(t);
+        Ok(())
     }
 
     /// Whether a transaction is open on this connection.
@@ -485,33 +528,25 @@ impl Database {
             "sync": self.sync.lock().as_str(),
             "busy_timeout_ms": self.busy_timeout_ms.load(Ordering::Relaxed),
             "storage": self.engine.storage.stats(),
-            "cache": {
-                "enabled": false,
-                "configured_capacity": self.options.cache_capacity,
-                "note": "the document cache is not in this build yet",
-            },
+            "cache": self.engine.cache.stats(),
+            "expiry": self.engine.expiry_stats(),
         }))
     }
 
-    /// Changes connection settings at run time: `sync`, `busy_timeout_ms`. Cache settings
-    /// are [`Error::Unsupported`] until the cache exists.
+    /// Changes settings at run time. Per connection: `sync`, `busy_timeout_ms`. Engine-wide
+    /// (every connection of this database in the process): the cache keys `cache_capacity`
+    /// (0 turns the cache off), `cache_bytes`, `eviction` (`"ttl-first"`, `"lru-only"`,
+    /// `"ttl-only"`), `max_samples`, `batch_size`, and the sweeper keys
+    /// `sweeper_interval_ms` (0 pauses it), `sweeper_sample`, `sweeper_threshold_pct`,
+    /// `sweeper_budget_ms`. Shrinking the cache evicts at once. Unknown keys are
+    /// [`Error::InvalidArgument`]; nothing changes unless every key is valid.
     pub fn configure(&self, options: &str) -> Result<()> {
         self.check_open()?;
         let mut r = OptionReader::parse(Some(options), "configure options")?;
-        for later in [
-            "cache_capacity",
-            "cache_bytes",
-            "eviction",
-            "max_samples",
-            "batch_size",
-            "sweeper_interval_ms",
-        ] {
-            if r.has(later) {
-                return Err(Error::unsupported(format!(
-                    "'{later}' configures the document cache, which is not in this build yet"
-                )));
-            }
-        }
+        let mut cache = self.engine.cache.config();
+        let cache_set = cache.read(&mut r)?;
+        let mut sweeper = self.engine.sweeper_config();
+        let sweeper_set = sweeper.read(&mut r)?;
         let sync = r.string("sync")?.map(|s| SyncMode::parse(&s)).transpose()?;
         let busy = r.u64("busy_timeout_ms")?;
         r.finish()?;
@@ -521,12 +556,38 @@ impl Database {
         if let Some(b) = busy {
             self.busy_timeout_ms.store(b, Ordering::Relaxed);
         }
+        if cache_set {
+            self.engine
+                .cache
+                .configure(cache, crate::document::now_millis());
+        }
+        if sweeper_set {
+            self.engine.set_sweeper_config(sweeper);
+        }
         Ok(())
+    }
+
+    /// Deletes every expired ephemeral document now (durably) and returns how many; the
+    /// deterministic counterpart of the background sweeper.
+    pub fn purge_expired(&self) -> Result<u64> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this connection was opened with read_only: true".into(),
+            ));
+        }
+        if self.in_transaction() {
+            return Err(Error::Txn(
+                "purge_expired runs its own transactions; commit or roll back first".into(),
+            ));
+        }
+        self.engine
+            .purge_expired(self.busy_timeout(), *self.sync.lock())
     }
 
     /// Injects faults into the file layer of this database's engine (tests only).
     #[doc(hidden)]
-    pub fn inject_faults(&self, plan: crate::storage::file::FaultPlan) {
+    pub fn inject_faults(&self, plan: FaultPlan) {
         self.engine.set_faults(plan);
     }
 }
@@ -536,6 +597,16 @@ impl Drop for Database {
         if let Err(e) = self.shutdown() {
             ::log::warn!("closing database: {e}");
         }
+    }
+}
+
+/// A bound must be at least 1 when given.
+fn positive(v: Option<u64>, key: &str) -> Result<Option<u64>> {
+    match v {
+        Some(0) => Err(Error::invalid(format!(
+            "collection option '{key}' must be at least 1"
+        ))),
+        other => Ok(other),
     }
 }
 

@@ -29,6 +29,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cache;
 mod collection;
 mod cursor;
 mod db;
@@ -41,10 +42,12 @@ mod options;
 mod query;
 mod storage;
 
+pub use cache::{CacheConfig, EvictionMode};
 pub use db::{
     Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult,
 };
 pub use document::{Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES};
+pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
 pub use query::FindOptions;
 pub use storage::file::FaultPlan;

@@ -90,11 +90,6 @@ impl OptionReader {
         }
     }
 
-    /// Whether `key` is present (without consuming it).
-    pub(crate) fn has(&self, key: &str) -> bool {
-        self.map.contains_key(key)
-    }
-
     /// Fails on the first key nobody consumed.
     pub(crate) fn finish(self) -> Result<()> {
         match self.map.keys().next() {

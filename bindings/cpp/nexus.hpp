@@ -387,7 +387,8 @@ public:
         detail::check(nexus_open(p.get(), o.get(), &db));
         db_ = db;
     }
-    static Database open(std::string_view path, std::string_view options_json = {}) {
+    [[nodiscard]] static Database open(std::string_view path,
+                                       std::string_view options_json = {}) {
         return Database(path, options_json);
     }
     /// Takes ownership of a C connection handle (may be null).
@@ -544,8 +545,8 @@ public:
     /// Streams the documents matching `filter` (empty = all). Options: sort, projection,
     /// skip, limit, hint, e.g. {"sort":{"age":-1},"limit":10}. A missing collection
     /// gives an empty cursor.
-    Cursor find(std::string_view coll, std::string_view filter = {},
-                std::string_view options_json = {}) {
+    [[nodiscard]] Cursor find(std::string_view coll, std::string_view filter = {},
+                              std::string_view options_json = {}) {
         detail::CStr c(coll, "collection name");
         detail::OptCStr f(filter, "filter"), o(options_json, "options");
         nexus_cursor* cur = nullptr;
@@ -621,8 +622,11 @@ public:
         detail::check(rc);
         return detail::to_string(guard);
     }
-    /// Updates one document atomically and returns it (options: sort, projection,
-    /// upsert, "return": "before" | "after"); nullopt when nothing matched or upserted.
+    /// Updates one document atomically (the first by the `sort` option) and returns it as
+    /// it was before the update, or after it with {"return":"after"}; options also take
+    /// `projection` and `upsert`. nullopt when there is no document to return: nothing
+    /// matched and nothing was upserted (NEXUS_NOT_FOUND), or the "before" image of an
+    /// upsert (the library's JSON `null`).
     std::optional<std::string> find_one_and_update(std::string_view coll,
                                                    std::string_view filter,
                                                    std::string_view update_json,
@@ -634,11 +638,11 @@ public:
         detail::owned_cstr guard(out);
         if (rc == NEXUS_NOT_FOUND) return std::nullopt;
         detail::check(rc);
-        if (!guard) return std::nullopt;
+        if (!guard || std::string_view(guard.get()) == "null") return std::nullopt;
         return detail::to_string(guard);
     }
-    /// Deletes one document atomically and returns it (options: sort, projection);
-    /// nullopt when nothing matched.
+    /// Deletes one document atomically (the first by the `sort` option) and returns it
+    /// (shaped by the `projection` option); nullopt when nothing matched.
     std::optional<std::string> find_one_and_delete(std::string_view coll,
                                                    std::string_view filter,
                                                    std::string_view options_json = {}) {
@@ -698,7 +702,7 @@ public:
     void commit() { detail::check(nexus_commit(require())); }
     void rollback() { detail::check(nexus_rollback(require())); }
     /// Begins a transaction and returns its guard, which rolls back unless committed.
-    Transaction transaction();
+    [[nodiscard]] Transaction transaction();
 
     // -- maintenance and observability -----------------------------------------------
 

@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
 
         // 6. Deletes.
         std::uint64_t young = db.delete_many(kColl, R"({"kind":"person","age":{"$lt":25}})");
-        std::cout << "deleted " << young << " people under 25\n";
+        std::cout << "deleted " << young << (young == 1 ? " person" : " people") << " under 25\n";
         if (auto gone = db.find_one_and_delete(kColl, R"({"kind":"person","name":"di"})")) {
             std::cout << "deleted " << person(*gone) << "\n";
         }

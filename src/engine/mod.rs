@@ -1,21 +1,34 @@
 //! The engine: one per database file per process ([`Engine`]), shared by every connection
-//! that opens the same path (the registry in [`open_engine`]), owning the storage backend.
-//! Connections (`Database`) sit on top; the storage layer (`storage`) sits beneath.
+//! that opens the same path (the registry in [`open_engine`]). It owns the storage backend
+//! and what sits beside it for all connections: the document cache (`cache`), the TTL
+//! registry and its sweeper ([`ttl`], [`sweeper`]), bounded-collection trackers
+//! ([`bounded`]). Every commit goes through [`Engine::write`] / [`Engine::finish`], which
+//! invalidate the cache and refresh the trackers afterwards.
 //!
 //! Life cycle: `open_engine` -> (connections come and go) -> last connection closes ->
-//! [`Engine::release`] runs the backend's clean shutdown (checkpoint, sync); the advisory lock
-//! is released when the last reference drops.
+//! [`Engine::release`] stops the sweeper and runs the backend's clean shutdown; the advisory
+//! lock is released when the last reference drops.
 
+pub(crate) mod bounded;
+pub(crate) mod sweeper;
+pub(crate) mod ttl;
+pub(crate) mod txn;
+
+use crate::cache::{CacheConfig, CollLimits, DocCache};
+use crate::document::now_millis;
 use crate::error::{Error, Result};
 use crate::storage::file::{FaultPlan, Faults};
 use crate::storage::wal::WalStorage;
-use crate::storage::Storage;
-use parking_lot::Mutex;
+use crate::storage::{Bytes, ReadView, Storage, SyncMode, WriteTxn};
+use bounded::{Bound, Tracker};
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use sweeper::{Sweeper, SweeperConfig};
+use txn::{Touched, TrackedTxn};
 
 /// What an engine is opened with (the part of the open options the engine owns).
 #[derive(Debug, Clone)]
@@ -23,25 +36,103 @@ pub(crate) struct EngineConfig {
     pub create: bool,
     pub read_only: bool,
     pub busy_timeout: Duration,
+    pub cache: CacheConfig,
+    pub sweeper: SweeperConfig,
 }
 
-/// One open database: its storage and who is using it.
+/// Options of a collection, stored with it (`nexus_create_collection`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct CollOptions {
+    pub bound: Bound,
+    pub cache: CollLimits,
+}
+
+impl CollOptions {
+    pub(crate) fn parse(text: &str) -> Self {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let get = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        Self {
+            bound: Bound {
+                max_documents: get("max_documents"),
+                max_bytes: get("max_bytes"),
+            },
+            cache: CollLimits {
+                capacity: get("cache_capacity"),
+                bytes: get("cache_bytes"),
+            },
+        }
+    }
+
+    pub(crate) fn to_json(self) -> String {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                m.insert(k.into(), v.into());
+            }
+        };
+        put("max_documents", self.bound.max_documents);
+        put("max_bytes", self.bound.max_bytes);
+        put("cache_capacity", self.cache.capacity);
+        put("cache_bytes", self.cache.bytes);
+        serde_json::Value::Object(m).to_string()
+    }
+}
+
+/// One open database: its storage, cache, expiry machinery and who is using it.
 pub(crate) struct Engine {
     pub storage: Box<dyn Storage>,
     pub path: Option<PathBuf>,
+    pub cache: DocCache,
     connections: AtomicUsize,
     faults: Faults,
+    sweeper_cfg: Mutex<SweeperConfig>,
+    sweeper: Mutex<Option<Sweeper>>,
+    options: RwLock<HashMap<String, CollOptions>>,
+    trackers: Mutex<HashMap<String, Tracker>>,
+    stamp: AtomicU64,
 }
 
 impl Engine {
+    fn new(
+        storage: Box<dyn Storage>,
+        path: Option<PathBuf>,
+        faults: Faults,
+        cfg: &EngineConfig,
+    ) -> Arc<Self> {
+        let engine = Arc::new(Self {
+            storage,
+            path,
+            cache: DocCache::new(cfg.cache.clone()),
+            connections: AtomicUsize::new(0),
+            faults,
+            sweeper_cfg: Mutex::new(cfg.sweeper),
+            sweeper: Mutex::new(None),
+            options: RwLock::new(HashMap::new()),
+            trackers: Mutex::new(HashMap::new()),
+            stamp: AtomicU64::new(0),
+        });
+        engine.load_options(&*engine.storage.read());
+        engine
+    }
+
+    fn start_sweeper(self: &Arc<Self>) -> Result<()> {
+        if !self.storage.read_only() {
+            *self.sweeper.lock() = Some(Sweeper::start(Arc::downgrade(self))?);
+        }
+        Ok(())
+    }
+
     /// Registers a new connection.
     pub(crate) fn attach(&self) {
         self.connections.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Unregisters a connection; the last one performs the clean shutdown.
+    /// Unregisters a connection; the last one stops the sweeper and shuts the backend down.
     pub(crate) fn release(&self) -> Result<()> {
         if self.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(s) = self.sweeper.lock().take() {
+                s.stop();
+            }
             self.storage.close()
         } else {
             Ok(())
@@ -55,6 +146,240 @@ impl Engine {
     /// Replaces the fault plan of the file layer (tests).
     pub(crate) fn set_faults(&self, plan: FaultPlan) {
         *self.faults.lock() = plan;
+    }
+
+    pub(crate) fn sweeper_config(&self) -> SweeperConfig {
+        *self.sweeper_cfg.lock()
+    }
+
+    /// Changes sweeper settings and wakes the thread.
+    pub(crate) fn set_sweeper_config(&self, cfg: SweeperConfig) {
+        *self.sweeper_cfg.lock() = cfg;
+        if let Some(s) = self.sweeper.lock().as_ref() {
+            s.nudge();
+        }
+    }
+
+    /// A strictly increasing access stamp (microseconds-ish) for LRU bookkeeping.
+    fn next_stamp(&self) -> u64 {
+        let now = u64::try_from(now_millis())
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        let mut cur = self.stamp.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(cur + 1);
+            match self
+                .stamp
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    // ---- writes ---------------------------------------------------------------------
+
+    /// Starts a tracked write transaction.
+    pub(crate) fn begin(&self, busy_timeout: Duration) -> Result<TrackedTxn> {
+        Ok(TrackedTxn::new(self.storage.begin_write(busy_timeout)?))
+    }
+
+    /// Commits a tracked transaction and brings the cache and trackers up to date.
+    pub(crate) fn finish(&self, t: TrackedTxn, sync: SyncMode) -> Result<()> {
+        match t.commit_tracked(sync) {
+            Ok(touched) => {
+                self.after_commit(&touched);
+                Ok(())
+            }
+            Err(e) => {
+                self.trackers.lock().clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Discards a tracked transaction.
+    pub(crate) fn abandon(&self, t: TrackedTxn) {
+        if !t.touched.docs.is_empty() || !t.touched.tables.is_empty() {
+            // Bounded trackers only ever mirror committed state; nothing to undo there.
+        }
+        drop(t);
+    }
+
+    /// Runs `f` in its own transaction and commits it.
+    pub(crate) fn write<R>(
+        &self,
+        busy_timeout: Duration,
+        sync: SyncMode,
+        f: impl FnOnce(&mut dyn WriteTxn) -> Result<R>,
+    ) -> Result<R> {
+        let mut t = self.begin(busy_timeout)?;
+        let r = f(&mut t)?;
+        self.finish(t, sync)?;
+        Ok(r)
+    }
+
+    fn after_commit(&self, touched: &Touched) {
+        self.cache.invalidate(touched);
+        let snap = self.storage.read();
+        if !touched.tables.is_empty() {
+            let mut trackers = self.trackers.lock();
+            for t in &touched.tables {
+                trackers.remove(t);
+            }
+            drop(trackers);
+            self.load_options(&*snap);
+        }
+        let options = self.options.read();
+        let mut trackers = self.trackers.lock();
+        for (coll, key) in &touched.docs {
+            if !options.get(coll).is_some_and(|o| o.bound.is_bounded()) {
+                continue;
+            }
+            if let Some(tr) = trackers.get_mut(coll) {
+                if snap.get(coll, key).is_some() {
+                    tr.set(key.clone(), self.next_stamp());
+                } else {
+                    tr.remove(key);
+                }
+            }
+        }
+    }
+
+    // ---- collections ------------------------------------------------------------------
+
+    fn load_options(&self, view: &dyn ReadView) {
+        let mut map = HashMap::new();
+        for t in view.tables() {
+            let o = CollOptions::parse(&t.options);
+            self.cache.set_limits(&t.name, o.cache);
+            map.insert(t.name, o);
+        }
+        *self.options.write() = map;
+    }
+
+    /// The options of a collection (defaults when it has none or does not exist).
+    pub(crate) fn coll_options(&self, coll: &str) -> CollOptions {
+        self.options.read().get(coll).copied().unwrap_or_default()
+    }
+
+    /// Notes a read of `key` in `coll` (bounded collections keep LRU order).
+    pub(crate) fn touch(&self, coll: &str, key: &Bytes) {
+        if !self.coll_options(coll).bound.is_bounded() {
+            return;
+        }
+        let stamp = self.next_stamp();
+        if let Some(tr) = self.trackers.lock().get_mut(coll) {
+            if let Some(()) = tr.len().checked_sub(0).map(|_| ()) {
+                tr.set(key.clone(), stamp);
+            }
+        }
+    }
+
+    /// Inside `t`, deletes least recently used documents of `coll` until it is within its
+    /// bound again; `fresh` (the documents just written) are never chosen. Returns how many
+    /// were deleted.
+    pub(crate) fn enforce_bound(
+        &self,
+        t: &mut dyn WriteTxn,
+        coll: &str,
+        fresh: &[Bytes],
+    ) -> Result<u64> {
+        let bound = self.coll_options(coll).bound;
+        if !bound.is_bounded() || !t.has_table(coll) {
+            return Ok(0);
+        }
+        let samples = self.cache.config().max_samples;
+        let mut trackers = self.trackers.lock();
+        let tracker = trackers
+            .entry(coll.to_owned())
+            .or_insert_with(|| Tracker::load(&*self.storage.read(), coll));
+        let mut deleted = 0;
+        let mut gone: Vec<Bytes> = Vec::new();
+        while bound.exceeded(t.count(coll), t.table_bytes(coll)) {
+            let victim = tracker.sample_lru(samples, |k| {
+                !fresh.iter().any(|f| &f[..] == k) && !gone.iter().any(|g| &g[..] == k)
+            });
+            let Some(victim) = victim else {
+                if fresh.len() as u64 > bound.max_documents.unwrap_or(u64::MAX) {
+                    return Err(Error::invalid(format!(
+                        "collection '{coll}' is bounded to {} documents; this write alone adds {}",
+                        bound.max_documents.unwrap_or(0),
+                        fresh.len()
+                    )));
+                }
+                return Err(Error::invalid(format!(
+                    "the documents written exceed the bound of collection '{coll}' by themselves"
+                )));
+            };
+            if t.delete(coll, &victim)? {
+                deleted += 1;
+            }
+            gone.push(victim);
+        }
+        crate::cache::metrics::bump(&self.cache.metrics.bounded_evictions, deleted);
+        Ok(deleted)
+    }
+
+    // ---- expiry -------------------------------------------------------------------------
+
+    /// One active-expire cycle (see `sweeper`). Returns documents deleted.
+    pub(crate) fn sweep_cycle(&self) -> Result<u64> {
+        let cfg = self.sweeper_config();
+        let started = Instant::now();
+        let mut deleted = 0;
+        loop {
+            let now = now_millis();
+            let round = self.write(Duration::ZERO, SyncMode::Full, |t| {
+                ttl::purge_round(t, now, cfg.sample)
+            })?;
+            deleted += round.deleted;
+            let busy_enough = (round.due as u64) * 100 > (cfg.sample as u64) * cfg.threshold_pct;
+            if !busy_enough || started.elapsed() >= Duration::from_millis(cfg.budget_ms) {
+                break;
+            }
+        }
+        crate::cache::metrics::bump(&self.cache.metrics.sweeper_deleted, deleted);
+        crate::cache::metrics::bump(&self.cache.metrics.sweeper_cycles, 1);
+        Ok(deleted)
+    }
+
+    /// Deletes every expired document now (no time budget). Returns how many.
+    pub(crate) fn purge_expired(&self, busy_timeout: Duration, sync: SyncMode) -> Result<u64> {
+        let sample = self.sweeper_config().sample.max(64);
+        let mut deleted = 0;
+        loop {
+            let now = now_millis();
+            let round = self.write(busy_timeout, sync, |t| ttl::purge_round(t, now, sample))?;
+            deleted += round.deleted;
+            if round.due < round.sampled || round.sampled == 0 {
+                break;
+            }
+        }
+        crate::cache::metrics::bump(&self.cache.metrics.purged, deleted);
+        Ok(deleted)
+    }
+
+    /// The expiry part of `nexus_stats`.
+    pub(crate) fn expiry_stats(&self) -> serde_json::Value {
+        let m = &self.cache.metrics;
+        let g = crate::cache::metrics::Metrics::get;
+        let cfg = self.sweeper_config();
+        let registered = self.storage.read().count(ttl::TEMP_TABLE);
+        serde_json::json!({
+            "registered": registered,
+            "sweeper": {
+                "interval_ms": cfg.interval_ms,
+                "sample": cfg.sample,
+                "threshold_pct": cfg.threshold_pct,
+                "budget_ms": cfg.budget_ms,
+                "cycles": g(&m.sweeper_cycles),
+                "expired_deleted": g(&m.sweeper_deleted),
+            },
+            "purged": g(&m.purged),
+            "bounded_evictions": g(&m.bounded_evictions),
+        })
     }
 }
 
@@ -99,18 +424,17 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc<Engine>> {
     let faults: Faults = Arc::default();
     let Some(path) = path else {
-        return Ok(Arc::new(Engine {
-            storage: Box::new(WalStorage::in_memory(Arc::clone(&faults))),
-            path: None,
-            connections: AtomicUsize::new(0),
-            faults,
-        }));
+        let storage = Box::new(WalStorage::in_memory(Arc::clone(&faults)));
+        let engine = Engine::new(storage, None, faults, cfg);
+        engine.start_sweeper()?;
+        return Ok(engine);
     };
     let key = canonical(path)?;
     let mut reg = registry().lock();
     reg.retain(|_, w| w.strong_count() > 0);
     if let Some(engine) = reg.get(&key).and_then(Weak::upgrade) {
         if engine.storage.read_only() && !cfg.read_only {
+            drop(reg);
             return Err(Error::Busy(format!(
                 "{} is already open read-only in this process; close those connections first",
                 key.display()
@@ -125,12 +449,8 @@ pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc
         cfg.busy_timeout,
         Arc::clone(&faults),
     )?;
-    let engine = Arc::new(Engine {
-        storage: Box::new(storage),
-        path: Some(key.clone()),
-        connections: AtomicUsize::new(0),
-        faults,
-    });
+    let engine = Engine::new(Box::new(storage), Some(key.clone()), faults, cfg);
+    engine.start_sweeper()?;
     reg.insert(key, Arc::downgrade(&engine));
     Ok(engine)
 }

@@ -6,8 +6,10 @@ use super::panic::ffi_boundary;
 use super::status::NEXUS_OK;
 use std::ffi::{c_char, c_int};
 
-/// Creates a collection. `options_json` NULL or `{}` (bounded-collection options such as
-/// `max_documents` are `NEXUS_UNSUPPORTED` until the cache lands).
+/// Creates a collection. `options_json` (NULL: none): `max_documents` and/or `max_bytes`
+/// make it a bounded collection (inserting past the bound deletes the least recently used
+/// documents, durably, like Redis `allkeys-lru`); `cache_capacity` / `cache_bytes` give it
+/// its own limit in the document cache.
 ///
 /// Errors: `NEXUS_DUPLICATE_KEY` when it exists; `NEXUS_INVALID_ARGUMENT` for an empty name,
 /// one containing `$`, or a reserved name starting with `_`.

@@ -23,8 +23,14 @@ pub struct nexus_db {
 /// `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
 /// returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` (`"wal"`, the
 /// default of this build; `"wasp"` is `NEXUS_UNSUPPORTED` until the paged engine lands),
-/// `cache_capacity` and `page_cache_bytes` (accepted; no effect until the caches land).
-/// Unknown keys are `NEXUS_INVALID_ARGUMENT`.
+/// the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
+/// `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
+/// `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
+/// (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
+/// `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), and `page_cache_bytes`
+/// (accepted; used by the paged engine once it lands). Cache and sweeper settings are shared
+/// by every connection to the database in this process. Unknown keys are
+/// `NEXUS_INVALID_ARGUMENT`.
 ///
 /// Errors: `NEXUS_CORRUPT` for a file that is not a NexusLite database (it is not modified),
 /// `NEXUS_UNSUPPORTED` for a newer format, `NEXUS_BUSY` when another process has it open,
@@ -77,9 +83,11 @@ pub unsafe extern "C" fn nexus_close(db: *mut nexus_db) -> c_int {
     })
 }
 
-/// Writes statistics as a JSON object to `*out_json` (free with `nexus_free`): storage
-/// counters (documents, log bytes, commits, syncs, checkpoints, recovery report), connections,
-/// settings.
+/// Writes statistics as a JSON object to `*out_json` (free with `nexus_free`): `storage`
+/// (documents, log bytes, commits, syncs, checkpoints, recovery report), `cache` (hits,
+/// misses, expired reads, evictions by kind `ttl` / `lru`, eviction cycles, entries, bytes,
+/// get latency percentiles in ns), `expiry` (registered ephemeral documents, sweeper cycles
+/// and deletions, purged, bounded-collection evictions), connections, settings.
 ///
 /// # Safety
 /// `db` is a live handle or NULL; `out_json` is NULL or writable.
@@ -96,9 +104,9 @@ pub unsafe extern "C" fn nexus_stats(db: *mut nexus_db, out_json: *mut *mut c_ch
     })
 }
 
-/// Changes settings of this connection at run time: `sync`, `busy_timeout_ms`. Cache and
-/// sweeper settings are `NEXUS_UNSUPPORTED` until the cache lands; unknown keys are
-/// `NEXUS_INVALID_ARGUMENT`.
+/// Changes settings at run time: `sync` and `busy_timeout_ms` of this connection, and the
+/// engine-wide cache and sweeper keys of `nexus_open`'s options (shrinking the cache evicts at
+/// once). Unknown keys are `NEXUS_INVALID_ARGUMENT`; nothing changes unless all are valid.
 ///
 /// # Safety
 /// `db` is a live handle or NULL; `options_json` is NULL or a NUL-terminated string.

@@ -146,8 +146,10 @@ pub unsafe extern "C" fn nexus_insert_many(
     })
 }
 
-/// Inserts an ephemeral document that expires `ttl_ms` after insertion.
-/// This build returns `NEXUS_UNSUPPORTED`: TTL documents arrive with the cache/TTL subsystem.
+/// Inserts an ephemeral document that expires `ttl_ms` (at least 1) milliseconds after
+/// insertion. From then on it is never returned (`nexus_get` reports `NEXUS_NOT_FOUND` and
+/// counts a cache miss; `find` and `count` skip it), even before the background sweeper
+/// deletes it. Expiry is an absolute time: it survives restarts. Otherwise as `nexus_insert`.
 ///
 /// # Safety
 /// Arguments as for `nexus_insert`.
@@ -159,16 +161,25 @@ pub unsafe extern "C" fn nexus_insert_ttl(
     ttl_ms: u64,
     out_id: *mut *mut c_char,
 ) -> c_int {
-    let _ = (db, coll, json, ttl_ms, out_id);
     ffi_boundary(|| {
-        Err(Error::unsupported(
-            "nexus_insert_ttl: TTL (ephemeral) documents are not in this build yet; they arrive with the cache/TTL subsystem",
-        ))
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let doc = unsafe { doc_arg(json, "json") }?;
+        let id =
+            h.db.collection(coll)
+                .insert_ttl(Document::from(doc), ttl_ms)?;
+        if !out_id.is_null() {
+            // SAFETY: non-NULL, caller contract.
+            unsafe { give_string(out_id, &id.to_text()) }?;
+        }
+        Ok(NEXUS_OK)
     })
 }
 
-/// Gives or removes (negative `ttl_ms`) a document's time to live.
-/// This build returns `NEXUS_UNSUPPORTED`: TTL arrives with the cache/TTL subsystem.
+/// Gives the document `id` (read as for `nexus_get`) a time to live of `ttl_ms` from now
+/// (`0`: expires at once), or with a negative `ttl_ms` makes it persistent again. Its
+/// `expires_at` shows in `nexus_get_meta`. `NEXUS_NOT_FOUND` when absent or already expired.
 ///
 /// # Safety
 /// Arguments as for `nexus_get`.
@@ -179,11 +190,15 @@ pub unsafe extern "C" fn nexus_set_ttl(
     id: *const c_char,
     ttl_ms: i64,
 ) -> c_int {
-    let _ = (db, coll, id, ttl_ms);
     ffi_boundary(|| {
-        Err(Error::unsupported(
-            "nexus_set_ttl: TTL is not in this build yet; it arrives with the cache/TTL subsystem",
-        ))
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let id =
+            h.db.collection(coll)
+                .resolve_text_id(unsafe { str_arg(id, "id") }?)?;
+        h.db.collection(coll).set_ttl(&id, ttl_ms)?;
+        Ok(NEXUS_OK)
     })
 }
 

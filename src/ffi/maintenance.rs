@@ -1,6 +1,6 @@
-//! Maintenance and observability beyond `nexus_db`'s own: indexes, TTL purge, backup, check,
+//! Maintenance and observability beyond `nexus_db`'s own: TTL purge; indexes, backup, check,
 //! import/export (subsystems of later issues: `NEXUS_UNSUPPORTED` with a message naming what
-//! is missing), the log callback, and `nexus_free`.
+//! is missing); the log callback; and `nexus_free`.
 
 use super::db::nexus_db;
 use super::handle::free_bytes;
@@ -75,14 +75,21 @@ pub unsafe extern "C" fn nexus_explain(
     unsupported("nexus_explain", "the query planner (explain)")
 }
 
-/// Deletes expired TTL documents now. This build: `NEXUS_UNSUPPORTED` (TTL is a later subsystem).
+/// Deletes every expired ephemeral document now, durably, and writes how many to
+/// `*out_purged` (may be NULL). The deterministic counterpart of the background sweeper.
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` is a live handle or NULL; `out_purged` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_purge_expired(db: *mut nexus_db, out_purged: *mut u64) -> c_int {
-    let _ = (db, out_purged);
-    unsupported("nexus_purge_expired", "TTL expiry")
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let h = unsafe { super::handle::handle_ref(db, "db") }?;
+        let n = h.db.purge_expired()?;
+        // SAFETY: NULL or writable per the caller's contract.
+        unsafe { super::handle::write_opt(out_purged, n) };
+        Ok(NEXUS_OK)
+    })
 }
 
 /// Consistent online copy. This build: `NEXUS_UNSUPPORTED` (comes with the WASP engine).

@@ -84,6 +84,8 @@ pub(crate) trait ReadView: Send + Sync {
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)>;
     /// Number of entries in the collection (0 when it does not exist).
     fn count(&self, table: &str) -> u64;
+    /// Total bytes of the collection's keys and values (0 when it does not exist).
+    fn table_bytes(&self, table: &str) -> u64;
 }
 
 /// A write transaction: a private view plus the changes made so far.

@@ -17,7 +17,6 @@
 #include <functional>
 #include <iterator>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -160,7 +159,19 @@ bool ok_or_unsupported(F&& f, const char* what) {
 }
 #define OK_OR_UNSUPPORTED(stmt) ok_or_unsupported([&] { (void)(stmt); }, #stmt)
 
-const std::regex kUuidV4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+/// xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx, lower-case hex.
+bool is_uuid_v4(std::string_view s) {
+    if (s.size() != 36) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-') return false;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            return false;
+        }
+    }
+    return s[14] == '4' && std::string_view("89ab").find(s[19]) != std::string_view::npos;
+}
 
 const char* kPeople = R"([
     {"_id":"p1","name":"ada","age":36,"city":"london"},
@@ -412,7 +423,7 @@ TEST_F(NexusTest, InsertCreatesTheCollection) {
 
 TEST_F(NexusTest, InsertAssignsUuidV4AndGetReturnsIdFirst) {
     std::string id = db.insert("people", R"({"name":"ada","age":36})");
-    EXPECT_TRUE(std::regex_match(id, kUuidV4)) << id;
+    EXPECT_TRUE(is_uuid_v4(id)) << id;
     std::optional<std::string> doc = db.get("people", id);
     ASSERT_TRUE(doc);
     std::string c = compact(*doc);
@@ -477,7 +488,7 @@ TEST_F(NexusTest, InsertBson) {
     const std::vector<std::uint8_t> bson = {0x0c, 0x00, 0x00, 0x00, 0x10, 'a', 0x00,
                                             0x01, 0x00, 0x00, 0x00, 0x00};
     std::string id = db.insert_bson("c", bson);
-    EXPECT_TRUE(std::regex_match(id, kUuidV4)) << id;
+    EXPECT_TRUE(is_uuid_v4(id)) << id;
     auto doc = db.get("c", id);
     ASSERT_TRUE(doc);
     EXPECT_TRUE(Contains(*doc, R"("a":1)")) << *doc;
@@ -716,7 +727,7 @@ TEST_F(NexusTest, UpdateFirstMultiAndUpsert) {
     EXPECT_TRUE(Contains(*zed, R"("age":50)"));
     std::string zed_id = field(*zed, "_id");
     ASSERT_EQ(zed_id.size(), 38u) << *zed;
-    EXPECT_TRUE(std::regex_match(zed_id.substr(1, 36), kUuidV4)) << *zed;
+    EXPECT_TRUE(is_uuid_v4(zed_id.substr(1, 36))) << *zed;
 
     r = db.update_one("people", R"({"name":"zed"})", R"({"$set":{"age":51}})", /*upsert=*/true);
     EXPECT_EQ(r.matched, 1u);
@@ -783,14 +794,26 @@ TEST_F(NexusTest, FindOneAndUpdate) {
 
     EXPECT_EQ(db.find_one_and_update("people", R"({"name":"nobody"})", R"({"$set":{"x":1}})"),
               std::nullopt);
+    EXPECT_EQ(db.count("people"), 5u);
     auto up = db.find_one_and_update("people", R"({"name":"newbie"})", R"({"$set":{"age":1}})",
                                      R"({"upsert":true,"return":"after"})");
     ASSERT_TRUE(up);
+    EXPECT_TRUE(Contains(*up, R"("name":"newbie")"));
     EXPECT_TRUE(Contains(*up, R"("age":1)"));
     EXPECT_EQ(db.count("people"), 6u);
+    // The "before" image of an upsert is no document (the library's JSON null).
+    EXPECT_EQ(db.find_one_and_update("people", R"({"name":"newer"})", R"({"$set":{"age":2}})",
+                                     R"({"upsert":true})"),
+              std::nullopt);
+    EXPECT_EQ(db.count("people", R"({"name":"newer","age":2})"), 1u);
     EXPECT_NEXUS_ERROR(db.find_one_and_update("people", "{}", R"({"$set":{"a":1}})",
                                               R"({"return":"sideways"})"),
                        NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.find_one_and_update("people", "{}", R"({"$set":{"a":1}})",
+                                              R"({"no_such_option":1})"),
+                       NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.find_one_and_update("people", "{}", R"({"$nope":{"a":1}})"),
+                       NEXUS_PARSE);
 }
 
 TEST_F(NexusTest, FindOneAndDelete) {
@@ -846,6 +869,32 @@ TEST_F(NexusTest, TransactionIsIsolatedFromOtherConnections) {
         txn.commit();
     }
     EXPECT_EQ(reader.count("c"), 2u);
+}
+
+TEST_F(NexusTest, TransactionHoldsTheWriteLock) {
+    auto other = nexus::Database::open(path, R"({"busy_timeout_ms":50})");
+    {
+        nexus::Transaction txn(db);
+        db.insert("c", R"({"_id":"mine"})");
+        EXPECT_NEXUS_ERROR(other.insert("c", R"({"_id":"theirs"})"), NEXUS_BUSY);
+        EXPECT_NEXUS_ERROR(db.checkpoint(), NEXUS_TXN);
+        EXPECT_EQ(other.count("c"), 0u);  // readers are not blocked
+        txn.commit();
+    }
+    EXPECT_NO_THROW(other.insert("c", R"({"_id":"theirs"})"));
+    EXPECT_EQ(db.count("c"), 2u);
+}
+
+TEST_F(NexusTest, ClosingRollsBackAnOpenTransaction) {
+    db.insert("c", R"({"_id":"committed"})");
+    db.begin();
+    db.insert("c", R"({"_id":"pending"})");
+    db.close();
+    db = nexus::Database::open(path);
+    EXPECT_TRUE(db.get("c", "committed"));
+    EXPECT_FALSE(db.get("c", "pending"));
+    EXPECT_NO_THROW(db.begin());  // the new connection is not in a transaction
+    db.rollback();
 }
 
 TEST_F(NexusTest, TransactionGuardRollsBackUnlessCommitted) {
@@ -1055,6 +1104,26 @@ TEST(Move, ReleaseAndAdopt) {
     EXPECT_FALSE(cur);
     nexus::Cursor back(rc);
     EXPECT_EQ(back.to_vector().size(), 1u);
+}
+
+TEST(CAbi, NullHandlesAndMessages) {
+    // The wrapper relies on these C ABI guarantees.
+    EXPECT_EQ(nexus_close(nullptr), NEXUS_OK);
+    EXPECT_EQ(nexus_cursor_close(nullptr), NEXUS_OK);
+    nexus_free(nullptr);
+    std::uint64_t n = 0;
+    EXPECT_EQ(nexus_count(nullptr, "c", nullptr, &n), NEXUS_INVALID_ARGUMENT);
+    ASSERT_NE(nexus_errmsg(), nullptr);
+    EXPECT_STRNE(nexus_errmsg(), "");
+    // A failure leaves the out-pointer alone.
+    auto db = nexus::Database::open(":memory:");
+    char* out = reinterpret_cast<char*>(&n);
+    EXPECT_EQ(nexus_get(db.handle(), "c", "x", &out), NEXUS_NO_COLLECTION);
+    EXPECT_EQ(out, reinterpret_cast<char*>(&n));
+    ASSERT_NE(nexus_errmsg(), nullptr);
+    EXPECT_STRNE(nexus_errmsg(), "");
+    EXPECT_EQ(nexus_count(db.handle(), "c", nullptr, &n), NEXUS_OK);
+    ASSERT_NE(nexus_errmsg(), nullptr);  // "" after a success is fine, NULL is not
 }
 
 // ---------------------------------------------------------------------------------------

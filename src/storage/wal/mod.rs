@@ -152,6 +152,10 @@ impl ReadView for State {
     fn count(&self, table: &str) -> u64 {
         self.tables.get(table).map_or(0, |t| t.rows.len() as u64)
     }
+
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.tables.get(table).map_or(0, |t| t.bytes)
+    }
 }
 
 struct LogState {
@@ -225,8 +229,15 @@ impl WalStorage {
         busy_timeout: Duration,
         faults: Faults,
     ) -> Result<Self> {
-        let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
         let log_path = log_path_for(path);
+        if !path.exists() && log_path.exists() {
+            return Err(Error::Corrupt(format!(
+                "{} is missing but its log {} exists; refusing to start a new database over it (move the log away to start afresh)",
+                path.display(),
+                log_path.display()
+            )));
+        }
+        let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
         let fresh = db.len()? == 0;
         if fresh {
             if log_path.exists() {
@@ -476,6 +487,9 @@ impl ReadView for WalTxn {
     }
     fn count(&self, table: &str) -> u64 {
         self.state.count(table)
+    }
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.state.table_bytes(table)
     }
 }
 

@@ -1,0 +1,571 @@
+//! The document cache: decoded documents keyed by (collection, `_id`), in front of storage,
+//! with Redis's eviction behaviour. Main type: [`DocCache`]; configuration: [`CacheConfig`];
+//! counters: [`metrics`]. The layer beneath is the storage snapshot a miss is served from;
+//! the layer above is `Collection::get`.
+//!
+//! - Capacity in documents and/or bytes, globally and per collection.
+//! - Eviction modes ([`EvictionMode`]): `ttl-first` evicts expired entries, then
+//!   approximates LRU by sampling `max_samples` entries into a 16-entry eviction pool
+//!   (Redis's method); `lru-only` samples LRU over everything; `ttl-only` evicts only entries
+//!   that have a TTL, soonest expiry first (Redis `volatile-ttl`), and refuses new entries
+//!   when none has.
+//! - Evictions run in batches of `batch_size` under one eviction lock taken with `try_lock`:
+//!   when several writers overflow the cache at once, one evicts and the others go on.
+//! - Coherence: every commit invalidates what it touched ([`DocCache::invalidate`]) and bumps
+//!   an epoch; a reader admits what it read only if no commit happened since it started
+//!   ([`DocCache::admit`]), so a stale document never enters the cache.
+//! - Evicting from the cache never deletes data (bounded collections are `engine::bounded`).
+
+pub(crate) mod metrics;
+
+use crate::engine::txn::Touched;
+use crate::error::{Error, Result};
+use crate::options::OptionReader;
+use crate::storage::Bytes;
+use bson::Document as BsonDocument;
+use metrics::{bump, Metrics};
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+const POOL_SIZE: usize = 16;
+
+/// How the cache chooses what to evict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionMode {
+    /// Expired entries first, then sampled LRU over all entries (default).
+    TtlFirst,
+    /// Sampled LRU over all entries.
+    LruOnly,
+    /// Only entries with a TTL, soonest expiry first.
+    TtlOnly,
+}
+
+impl EvictionMode {
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ttl-first" => Ok(Self::TtlFirst),
+            "lru-only" => Ok(Self::LruOnly),
+            "ttl-only" => Ok(Self::TtlOnly),
+            other => Err(Error::invalid(format!(
+                "option 'eviction' must be \"ttl-first\", \"lru-only\" or \"ttl-only\", not \"{other}\""
+            ))),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::TtlFirst => "ttl-first",
+            Self::LruOnly => "lru-only",
+            Self::TtlOnly => "ttl-only",
+        }
+    }
+}
+
+/// Cache settings (engine-wide; per-collection capacities come from collection options).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Most documents held (0: the cache is off).
+    pub capacity: u64,
+    /// Most bytes held (None: no byte bound).
+    pub bytes: Option<u64>,
+    /// Eviction policy.
+    pub mode: EvictionMode,
+    /// Entries sampled per eviction (Redis's `maxmemory-samples`).
+    pub max_samples: usize,
+    /// Entries evicted per batch under the eviction lock.
+    pub batch_size: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            bytes: None,
+            mode: EvictionMode::TtlFirst,
+            max_samples: 5,
+            batch_size: 32,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Reads the cache keys of an options object (`cache_capacity`, `cache_bytes`,
+    /// `eviction`, `max_samples`, `batch_size`), leaving others. Returns whether any was set.
+    pub(crate) fn read(&mut self, r: &mut OptionReader) -> Result<bool> {
+        let mut any = false;
+        if let Some(v) = r.u64("cache_capacity")? {
+            self.capacity = v;
+            any = true;
+        }
+        if let Some(v) = r.u64("cache_bytes")? {
+            self.bytes = (v > 0).then_some(v);
+            any = true;
+        }
+        if let Some(v) = r.string("eviction")? {
+            self.mode = EvictionMode::parse(&v)?;
+            any = true;
+        }
+        if let Some(v) = r.u64("max_samples")? {
+            if !(1..=64).contains(&v) {
+                return Err(Error::invalid(
+                    "option 'max_samples' must be between 1 and 64",
+                ));
+            }
+            self.max_samples = v as usize;
+            any = true;
+        }
+        if let Some(v) = r.u64("batch_size")? {
+            if !(1..=100_000).contains(&v) {
+                return Err(Error::invalid(
+                    "option 'batch_size' must be between 1 and 100000",
+                ));
+            }
+            self.batch_size = v as usize;
+            any = true;
+        }
+        Ok(any)
+    }
+}
+
+/// Per-collection capacity (from `nexus_create_collection` options).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct CollLimits {
+    pub capacity: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+struct Entry {
+    doc: Arc<BsonDocument>,
+    size: u64,
+    access: u64,
+    expires_at: Option<i64>,
+    slot: usize,
+}
+
+#[derive(Default)]
+struct Coll {
+    map: HashMap<Bytes, Entry>,
+    keys: Vec<Bytes>,
+    bytes: u64,
+    limits: CollLimits,
+}
+
+struct Candidate {
+    idle: u64,
+    coll: Arc<str>,
+    key: Bytes,
+    access: u64,
+}
+
+#[derive(Default)]
+struct State {
+    cfg: CacheConfig,
+    colls: HashMap<Arc<str>, Coll>,
+    limits: HashMap<String, CollLimits>,
+    entries: u64,
+    bytes: u64,
+    clock: u64,
+    epoch: u64,
+    pool: Vec<Candidate>,
+    ttl: BTreeSet<(i64, Arc<str>, Bytes)>,
+}
+
+/// A document read from storage, offered to the cache.
+pub(crate) struct Fill<'a> {
+    pub coll: &'a str,
+    pub key: Bytes,
+    pub doc: Arc<BsonDocument>,
+    /// Size charged against `cache_bytes` (the stored record's length).
+    pub size: u64,
+    pub expires_at: Option<i64>,
+}
+
+/// What a cache lookup found.
+pub(crate) enum Lookup {
+    Hit(Arc<BsonDocument>),
+    /// The cached document has expired: the read is a miss and returns nothing.
+    Expired,
+    Miss,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Ttl,
+    Lru,
+}
+
+/// The document cache. Thread-safe; shared by every connection of an engine.
+pub(crate) struct DocCache {
+    state: Mutex<State>,
+    evict_lock: Mutex<()>,
+    pub(crate) metrics: Metrics,
+}
+
+impl State {
+    fn over(&self) -> bool {
+        (self.entries > self.cfg.capacity) || self.cfg.bytes.is_some_and(|b| self.bytes > b)
+    }
+
+    fn coll_over(c: &Coll) -> bool {
+        c.limits.capacity.is_some_and(|n| c.map.len() as u64 > n)
+            || c.limits.bytes.is_some_and(|b| c.bytes > b)
+    }
+
+    fn remove(&mut self, coll: &Arc<str>, key: &[u8]) -> bool {
+        let Some(c) = self.colls.get_mut(coll) else {
+            return false;
+        };
+        let Some(e) = c.map.remove(key) else {
+            return false;
+        };
+        let last = c.keys.len() - 1;
+        c.keys.swap(e.slot, last);
+        c.keys.pop();
+        if e.slot < c.keys.len() {
+            let moved = c.keys[e.slot].clone();
+            if let Some(m) = c.map.get_mut(&moved) {
+                m.slot = e.slot;
+            }
+        }
+        c.bytes -= e.size;
+        self.entries -= 1;
+        self.bytes -= e.size;
+        if let Some(t) = e.expires_at {
+            self.ttl.remove(&(t, Arc::clone(coll), Bytes::from(key)));
+        }
+        true
+    }
+
+    fn remove_coll(&mut self, name: &str) {
+        if let Some((k, c)) = self.colls.remove_entry(name) {
+            self.entries -= c.map.len() as u64;
+            self.bytes -= c.bytes;
+            for (key, e) in c.map {
+                if let Some(t) = e.expires_at {
+                    self.ttl.remove(&(t, Arc::clone(&k), key));
+                }
+            }
+        }
+    }
+
+    /// A random entry of `scope` (or of the whole cache).
+    fn random_entry(&self, scope: Option<&Arc<str>>) -> Option<(Arc<str>, Bytes, u64)> {
+        let (name, c) = match scope {
+            Some(s) => (Arc::clone(s), self.colls.get(s)?),
+            None => {
+                let mut r = fastrand::u64(0..self.entries.max(1));
+                let mut found = None;
+                for (name, c) in &self.colls {
+                    let n = c.keys.len() as u64;
+                    if r < n {
+                        found = Some((Arc::clone(name), c));
+                        break;
+                    }
+                    r -= n;
+                }
+                found?
+            }
+        };
+        if c.keys.is_empty() {
+            return None;
+        }
+        let key = c.keys[fastrand::usize(0..c.keys.len())].clone();
+        let access = c.map.get(&key)?.access;
+        Some((name, key, access))
+    }
+
+    /// Chooses the next entry to evict (and why), following the mode.
+    fn victim(&mut self, now: i64, scope: Option<&Arc<str>>) -> Option<(Arc<str>, Bytes, Kind)> {
+        let in_scope = |c: &Arc<str>| scope.is_none_or(|s| s == c);
+        if self.cfg.mode != EvictionMode::LruOnly {
+            let due = self
+                .ttl
+                .iter()
+                .take_while(|(t, _, _)| *t <= now)
+                .find(|(_, c, _)| in_scope(c));
+            if let Some((_, c, k)) = due {
+                return Some((Arc::clone(c), k.clone(), Kind::Ttl));
+            }
+        }
+        if self.cfg.mode == EvictionMode::TtlOnly {
+            let (_, c, k) = self.ttl.iter().find(|(_, c, _)| in_scope(c))?;
+            return Some((Arc::clone(c), k.clone(), Kind::Ttl));
+        }
+        if scope.is_some() {
+            // Per-collection overflow: plain sampling within the collection.
+            let mut best: Option<(u64, Arc<str>, Bytes)> = None;
+            for _ in 0..self.cfg.max_samples {
+                if let Some((c, k, access)) = self.random_entry(scope) {
+                    let idle = self.clock - access;
+                    if best.as_ref().is_none_or(|b| idle > b.0) {
+                        best = Some((idle, c, k));
+                    }
+                }
+            }
+            return best.map(|(_, c, k)| (c, k, Kind::Lru));
+        }
+        for _attempt in 0..4 {
+            for _ in 0..self.cfg.max_samples {
+                let Some((coll, key, access)) = self.random_entry(None) else {
+                    break;
+                };
+                let idle = self.clock - access;
+                if self.pool.iter().any(|p| p.coll == coll && p.key == key) {
+                    continue;
+                }
+                if self.pool.len() < POOL_SIZE || idle > self.pool[0].idle {
+                    let at = self.pool.partition_point(|p| p.idle <= idle);
+                    self.pool.insert(
+                        at,
+                        Candidate {
+                            idle,
+                            coll,
+                            key,
+                            access,
+                        },
+                    );
+                    if self.pool.len() > POOL_SIZE {
+                        self.pool.remove(0);
+                    }
+                }
+            }
+            while let Some(c) = self.pool.pop() {
+                let current = self
+                    .colls
+                    .get(&c.coll)
+                    .and_then(|col| col.map.get(&c.key))
+                    .map(|e| e.access);
+                if current == Some(c.access) {
+                    return Some((c.coll, c.key, Kind::Lru));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl DocCache {
+    pub(crate) fn new(cfg: CacheConfig) -> Self {
+        Self {
+            state: Mutex::new(State {
+                cfg,
+                ..State::default()
+            }),
+            evict_lock: Mutex::new(()),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The current settings.
+    pub(crate) fn config(&self) -> CacheConfig {
+        self.state.lock().cfg.clone()
+    }
+
+    /// Replaces the settings; shrinking evicts at once.
+    pub(crate) fn configure(&self, cfg: CacheConfig, now: i64) {
+        {
+            let mut s = self.state.lock();
+            s.cfg = cfg;
+            s.pool.clear();
+        }
+        self.evict_if_needed(now);
+    }
+
+    /// Sets a collection's own capacity (from its options).
+    pub(crate) fn set_limits(&self, coll: &str, limits: CollLimits) {
+        let mut s = self.state.lock();
+        s.limits.insert(coll.to_owned(), limits);
+        if let Some(c) = s.colls.get_mut(coll) {
+            c.limits = limits;
+        }
+    }
+
+    /// The epoch to pass to [`DocCache::admit`] for a read starting now.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.state.lock().epoch
+    }
+
+    /// Looks a document up, counting a hit or a miss.
+    pub(crate) fn get(&self, coll: &str, key: &[u8], now: i64) -> Lookup {
+        let mut s = self.state.lock();
+        s.clock += 1;
+        let clock = s.clock;
+        let found = s
+            .colls
+            .get_mut(coll)
+            .and_then(|c| c.map.get_mut(key))
+            .map(|e| {
+                e.access = clock;
+                (Arc::clone(&e.doc), e.expires_at)
+            });
+        match found {
+            Some((_, Some(t))) if t <= now => {
+                let name: Arc<str> = Arc::from(coll);
+                s.remove(&name, key);
+                bump(&self.metrics.expired_reads, 1);
+                bump(&self.metrics.misses, 1);
+                Lookup::Expired
+            }
+            Some((doc, _)) => {
+                bump(&self.metrics.hits, 1);
+                Lookup::Hit(doc)
+            }
+            None => {
+                bump(&self.metrics.misses, 1);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Adds a document read from storage, unless a commit happened since `epoch` (the read
+    /// may be stale) or the cache is off. May trigger an eviction batch.
+    pub(crate) fn admit(&self, fill: Fill<'_>, epoch: u64, now: i64) {
+        let Fill {
+            coll,
+            key,
+            doc,
+            size,
+            expires_at,
+        } = fill;
+        {
+            let mut s = self.state.lock();
+            if s.epoch != epoch || s.cfg.capacity == 0 {
+                return;
+            }
+            if s.cfg.mode == EvictionMode::TtlOnly
+                && expires_at.is_none()
+                && s.entries >= s.cfg.capacity
+                && s.ttl.is_empty()
+            {
+                bump(&self.metrics.admissions_refused, 1);
+                return;
+            }
+            let name: Arc<str> = match s.colls.get_key_value(coll) {
+                Some((k, _)) => Arc::clone(k),
+                None => Arc::from(coll),
+            };
+            s.remove(&name, &key);
+            s.clock += 1;
+            let access = s.clock;
+            let limits = s.limits.get(coll).copied().unwrap_or_default();
+            let c = s.colls.entry(Arc::clone(&name)).or_default();
+            c.limits = limits;
+            let slot = c.keys.len();
+            c.keys.push(key.clone());
+            c.bytes += size;
+            c.map.insert(
+                key.clone(),
+                Entry {
+                    doc,
+                    size,
+                    access,
+                    expires_at,
+                    slot,
+                },
+            );
+            s.entries += 1;
+            s.bytes += size;
+            if let Some(t) = expires_at {
+                s.ttl.insert((t, name, key));
+            }
+        }
+        self.evict_if_needed(now);
+    }
+
+    /// Drops what a commit touched and bumps the epoch.
+    pub(crate) fn invalidate(&self, touched: &Touched) {
+        let mut s = self.state.lock();
+        s.epoch += 1;
+        for t in &touched.tables {
+            s.remove_coll(t);
+        }
+        for (coll, key) in &touched.docs {
+            if let Some((name, _)) = s.colls.get_key_value(coll.as_str()) {
+                let name = Arc::clone(name);
+                s.remove(&name, key);
+            }
+        }
+    }
+
+    /// Evicts in batches until within every bound. Only one thread evicts at a time; others
+    /// return at once (no thundering evictions).
+    pub(crate) fn evict_if_needed(&self, now: i64) {
+        let needed = {
+            let s = self.state.lock();
+            s.over() || s.colls.values().any(State::coll_over)
+        };
+        if !needed {
+            return;
+        }
+        let Some(_evicting) = self.evict_lock.try_lock() else {
+            return;
+        };
+        loop {
+            let mut s = self.state.lock();
+            let scope = s
+                .colls
+                .iter()
+                .find(|(_, c)| State::coll_over(c))
+                .map(|(k, _)| Arc::clone(k));
+            if scope.is_none() && !s.over() {
+                return;
+            }
+            bump(&self.metrics.eviction_cycles, 1);
+            let mut evicted = 0;
+            while evicted < s.cfg.batch_size {
+                let still_over = match &scope {
+                    Some(n) => s.colls.get(n).is_some_and(State::coll_over),
+                    None => s.over(),
+                };
+                if !still_over {
+                    break;
+                }
+                let Some((coll, key, kind)) = s.victim(now, scope.as_ref()) else {
+                    return; // nothing evictable (ttl-only with no TTL entries)
+                };
+                s.remove(&coll, &key);
+                evicted += 1;
+                match kind {
+                    Kind::Ttl => bump(&self.metrics.evictions_ttl, 1),
+                    Kind::Lru => bump(&self.metrics.evictions_lru, 1),
+                }
+            }
+        }
+    }
+
+    /// Entries and bytes held.
+    pub(crate) fn size(&self) -> (u64, u64) {
+        let s = self.state.lock();
+        (s.entries, s.bytes)
+    }
+
+    /// The `cache` object of `nexus_stats`.
+    pub(crate) fn stats(&self) -> serde_json::Value {
+        let m = &self.metrics;
+        let (entries, bytes) = self.size();
+        let cfg = self.config();
+        let g = Metrics::get;
+        serde_json::json!({
+            "enabled": cfg.capacity > 0,
+            "capacity": cfg.capacity,
+            "capacity_bytes": cfg.bytes,
+            "eviction": cfg.mode.as_str(),
+            "max_samples": cfg.max_samples,
+            "batch_size": cfg.batch_size,
+            "entries": entries,
+            "bytes": bytes,
+            "hits": g(&m.hits),
+            "misses": g(&m.misses),
+            "expired_reads": g(&m.expired_reads),
+            "evictions": {"ttl": g(&m.evictions_ttl), "lru": g(&m.evictions_lru)},
+            "eviction_cycles": g(&m.eviction_cycles),
+            "admissions_refused": g(&m.admissions_refused),
+            "get_latency_ns": {
+                "p50": m.percentile(0.50),
+                "p90": m.percentile(0.90),
+                "p99": m.percentile(0.99),
+            },
+        })
+    }
+}

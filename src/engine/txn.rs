@@ -1,0 +1,96 @@
+//! [`TrackedTxn`]: a storage write transaction that remembers which documents and
+//! collections it touched, so that after it commits the engine can invalidate exactly those
+//! entries of the document cache (and drop bounded-collection trackers it made stale).
+
+use crate::error::Result;
+use crate::storage::{Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What a transaction changed.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    /// (collection, key) of every put or delete.
+    pub docs: HashSet<(String, Bytes)>,
+    /// Collections created, dropped or renamed (both names).
+    pub tables: HashSet<String>,
+}
+
+/// A write transaction plus its [`Touched`] set. Implements [`WriteTxn`] by delegation.
+pub(crate) struct TrackedTxn {
+    inner: Box<dyn WriteTxn>,
+    pub(crate) touched: Touched,
+}
+
+impl TrackedTxn {
+    pub(crate) fn new(inner: Box<dyn WriteTxn>) -> Self {
+        Self {
+            inner,
+            touched: Touched::default(),
+        }
+    }
+
+    /// Commits, handing back what was touched (for cache invalidation).
+    pub(crate) fn commit_tracked(self, sync: SyncMode) -> Result<Touched> {
+        self.inner.commit(sync)?;
+        Ok(self.touched)
+    }
+}
+
+impl ReadView for TrackedTxn {
+    fn tables(&self) -> Vec<TableInfo> {
+        self.inner.tables()
+    }
+    fn has_table(&self, name: &str) -> bool {
+        self.inner.has_table(name)
+    }
+    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
+        self.inner.get(table, key)
+    }
+    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+        self.inner.scan(table, after, limit)
+    }
+    fn count(&self, table: &str) -> u64 {
+        self.inner.count(table)
+    }
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.inner.table_bytes(table)
+    }
+}
+
+impl WriteTxn for TrackedTxn {
+    fn create_table(&mut self, name: &str, options: &str) -> Result<()> {
+        self.touched.tables.insert(name.to_owned());
+        self.inner.create_table(name, options)
+    }
+    fn drop_table(&mut self, name: &str) -> Result<()> {
+        self.touched.tables.insert(name.to_owned());
+        self.inner.drop_table(name)
+    }
+    fn rename_table(&mut self, from: &str, to: &str) -> Result<()> {
+        self.touched.tables.insert(from.to_owned());
+        self.touched.tables.insert(to.to_owned());
+        self.inner.rename_table(from, to)
+    }
+    fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.touched
+            .docs
+            .insert((table.to_owned(), Arc::clone(&key)));
+        self.inner.put(table, key, value)
+    }
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
+        self.touched
+            .docs
+            .insert((table.to_owned(), Bytes::from(key)));
+        self.inner.delete(table, key)
+    }
+    fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {
+        self.inner.commit(sync)
+    }
+    fn as_read(&self) -> &dyn ReadView {
+        self
+    }
+    fn snapshot(&self) -> Arc<dyn ReadView> {
+        self.inner.snapshot()
+    }
+}
