@@ -585,6 +585,14 @@ impl Database {
             .purge_expired(self.busy_timeout(), *self.sync.lock())
     }
 
+    /// Runs one cycle of the background sweeper now and returns how many documents it
+    /// deleted (tests and benchmarks; the sweeper thread runs the same code).
+    #[doc(hidden)]
+    pub fn run_sweeper_cycle(&self) -> Result<u64> {
+        self.check_open()?;
+        self.engine.sweep_cycle()
+    }
+
     /// Injects faults into the file layer of this database's engine (tests only).
     #[doc(hidden)]
     pub fn inject_faults(&self, plan: FaultPlan) {

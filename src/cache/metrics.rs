@@ -16,6 +16,8 @@ pub(crate) struct Metrics {
     pub evictions_lru: AtomicU64,
     /// Eviction batches run (each under the eviction lock).
     pub eviction_cycles: AtomicU64,
+    /// Documents added to the cache after a miss.
+    pub fills: AtomicU64,
     /// Inserts into the cache refused because nothing could be evicted (`ttl-only`).
     pub admissions_refused: AtomicU64,
     /// Documents deleted by the background sweeper.

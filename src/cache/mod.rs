@@ -11,9 +11,10 @@
 //!   when none has.
 //! - Evictions run in batches of `batch_size` under one eviction lock taken with `try_lock`:
 //!   when several writers overflow the cache at once, one evicts and the others go on.
-//! - Coherence: every commit invalidates what it touched ([`DocCache::invalidate`]) and bumps
-//!   an epoch; a reader admits what it read only if no commit happened since it started
-//!   ([`DocCache::admit`]), so a stale document never enters the cache.
+//! - Coherence: every commit invalidates what it touched ([`DocCache::invalidate`]) and
+//!   bumps an epoch; a reader admits what it read only if no commit touched that document
+//!   since the read started ([`DocCache::admit`], checked against the last 4096
+//!   invalidations), so a stale document never enters the cache.
 //! - Evicting from the cache never deletes data (bounded collections are `engine::bounded`).
 
 pub(crate) mod metrics;
@@ -25,10 +26,12 @@ use crate::storage::Bytes;
 use bson::Document as BsonDocument;
 use metrics::{bump, Metrics};
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 const POOL_SIZE: usize = 16;
+/// Invalidations remembered so that fills racing with a commit can be checked per key.
+const RECENT: usize = 4096;
 
 /// How the cache chooses what to evict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +172,26 @@ struct State {
     epoch: u64,
     pool: Vec<Candidate>,
     ttl: BTreeSet<(i64, Arc<str>, Bytes)>,
+    /// Recent invalidations, newest last: (epoch, collection, key or the whole collection).
+    recent: VecDeque<(u64, Arc<str>, Option<Bytes>)>,
+    /// Latest invalidation epoch per (collection, key) in `recent`.
+    recent_index: HashMap<(Arc<str>, Option<Bytes>), u64>,
+    /// Reads that started before this epoch cannot be checked against `recent` any more.
+    floor: u64,
+}
+
+/// The entry count a batch evicts down to: the capacity less `min(batch, capacity / 4)`.
+fn low_mark(capacity: Option<u64>, batch: u64) -> Option<u64> {
+    capacity.map(|c| c - batch.min(c / 4))
+}
+
+/// The byte count a batch evicts down to: the byte bound less the same share.
+fn low_bytes(bound: u64, capacity: Option<u64>, batch: u64) -> u64 {
+    let share = match capacity {
+        Some(c) if c > 0 => batch.min(c / 4) as f64 / c as f64,
+        _ => 0.0,
+    };
+    bound - (bound as f64 * share.min(0.25)) as u64
 }
 
 /// A document read from storage, offered to the cache.
@@ -203,6 +226,39 @@ pub(crate) struct DocCache {
 }
 
 impl State {
+    /// Whether a read of (coll, key) that started at `epoch` may have missed a commit.
+    fn stale(&self, coll: &str, key: &Bytes, epoch: u64) -> bool {
+        if epoch == self.epoch {
+            return false;
+        }
+        if epoch < self.floor {
+            return true;
+        }
+        let name: Arc<str> = Arc::from(coll);
+        let hit = |k: Option<Bytes>| {
+            self.recent_index
+                .get(&(Arc::clone(&name), k))
+                .is_some_and(|&e| e > epoch)
+        };
+        hit(Some(key.clone())) || hit(None)
+    }
+
+    fn remember(&mut self, coll: Arc<str>, key: Option<Bytes>) {
+        let epoch = self.epoch;
+        self.recent_index
+            .insert((Arc::clone(&coll), key.clone()), epoch);
+        self.recent.push_back((epoch, coll, key));
+        while self.recent.len() > RECENT {
+            if let Some((e, c, k)) = self.recent.pop_front() {
+                self.floor = self.floor.max(e);
+                let id = (c, k);
+                if self.recent_index.get(&id) == Some(&e) {
+                    self.recent_index.remove(&id);
+                }
+            }
+        }
+    }
+
     fn over(&self) -> bool {
         (self.entries > self.cfg.capacity) || self.cfg.bytes.is_some_and(|b| self.bytes > b)
     }
@@ -418,7 +474,7 @@ impl DocCache {
         }
     }
 
-    /// Adds a document read from storage, unless a commit happened since `epoch` (the read
+    /// Adds a document read from storage, unless a commit touched it since `epoch` (the read
     /// may be stale) or the cache is off. May trigger an eviction batch.
     pub(crate) fn admit(&self, fill: Fill<'_>, epoch: u64, now: i64) {
         let Fill {
@@ -430,7 +486,7 @@ impl DocCache {
         } = fill;
         {
             let mut s = self.state.lock();
-            if s.epoch != epoch || s.cfg.capacity == 0 {
+            if s.cfg.capacity == 0 || s.stale(coll, &key, epoch) {
                 return;
             }
             if s.cfg.mode == EvictionMode::TtlOnly
@@ -466,6 +522,7 @@ impl DocCache {
             );
             s.entries += 1;
             s.bytes += size;
+            bump(&self.metrics.fills, 1);
             if let Some(t) = expires_at {
                 s.ttl.insert((t, name, key));
             }
@@ -479,28 +536,46 @@ impl DocCache {
         s.epoch += 1;
         for t in &touched.tables {
             s.remove_coll(t);
+            s.remember(Arc::from(t.as_str()), None);
         }
         for (coll, key) in &touched.docs {
-            if let Some((name, _)) = s.colls.get_key_value(coll.as_str()) {
-                let name = Arc::clone(name);
-                s.remove(&name, key);
+            let name: Arc<str> = match s.colls.get_key_value(coll.as_str()) {
+                Some((name, _)) => Arc::clone(name),
+                None => Arc::from(coll.as_str()),
+            };
+            s.remove(&name, key);
+            s.remember(name, Some(key.clone()));
+        }
+    }
+
+    /// Evicts in batches until within every bound. A batch (one "eviction cycle") runs under
+    /// the eviction lock and frees room beyond the bound, `min(batch_size, capacity / 4)`
+    /// entries' worth (and proportionally of `cache_bytes`), so that the next inserts do not
+    /// each trigger eviction again. Only one thread evicts at a time; others that overflow the
+    /// cache meanwhile return at once instead of queueing (no thundering evictions).
+    pub(crate) fn evict_if_needed(&self, now: i64) {
+        // After the evictor lets go of the lock it looks again: a writer that overflowed the
+        // cache while the lock was held (and went on without waiting) is covered by it.
+        while self.needs_eviction() {
+            let Some(evicting) = self.evict_lock.try_lock() else {
+                return;
+            };
+            let stuck = !self.evict_batches(now);
+            drop(evicting);
+            if stuck {
+                return;
             }
         }
     }
 
-    /// Evicts in batches until within every bound. Only one thread evicts at a time; others
-    /// return at once (no thundering evictions).
-    pub(crate) fn evict_if_needed(&self, now: i64) {
-        let needed = {
-            let s = self.state.lock();
-            s.over() || s.colls.values().any(State::coll_over)
-        };
-        if !needed {
-            return;
-        }
-        let Some(_evicting) = self.evict_lock.try_lock() else {
-            return;
-        };
+    fn needs_eviction(&self) -> bool {
+        let s = self.state.lock();
+        s.over() || s.colls.values().any(State::coll_over)
+    }
+
+    /// Runs eviction batches until within every bound; `false` when nothing more can be
+    /// evicted (`ttl-only` with no TTL entries left).
+    fn evict_batches(&self, now: i64) -> bool {
         loop {
             let mut s = self.state.lock();
             let scope = s
@@ -509,20 +584,41 @@ impl DocCache {
                 .find(|(_, c)| State::coll_over(c))
                 .map(|(k, _)| Arc::clone(k));
             if scope.is_none() && !s.over() {
-                return;
+                return true;
             }
             bump(&self.metrics.eviction_cycles, 1);
+            let batch = s.cfg.batch_size as u64;
+            let (low_entries, low_bytes) = match &scope {
+                Some(n) => {
+                    let l = s.colls.get(n).map(|c| c.limits).unwrap_or_default();
+                    (
+                        low_mark(l.capacity, batch),
+                        l.bytes.map(|b| low_bytes(b, l.capacity, batch)),
+                    )
+                }
+                None => (
+                    low_mark(Some(s.cfg.capacity), batch),
+                    s.cfg
+                        .bytes
+                        .map(|b| low_bytes(b, Some(s.cfg.capacity), batch)),
+                ),
+            };
             let mut evicted = 0;
-            while evicted < s.cfg.batch_size {
-                let still_over = match &scope {
-                    Some(n) => s.colls.get(n).is_some_and(State::coll_over),
-                    None => s.over(),
+            while evicted < batch {
+                let (n, bytes) = match &scope {
+                    Some(name) => s
+                        .colls
+                        .get(name)
+                        .map_or((0, 0), |c| (c.map.len() as u64, c.bytes)),
+                    None => (s.entries, s.bytes),
                 };
-                if !still_over {
+                let above =
+                    low_entries.is_some_and(|l| n > l) || low_bytes.is_some_and(|l| bytes > l);
+                if !above || n == 0 {
                     break;
                 }
                 let Some((coll, key, kind)) = s.victim(now, scope.as_ref()) else {
-                    return; // nothing evictable (ttl-only with no TTL entries)
+                    return false; // nothing evictable (ttl-only with no TTL entries)
                 };
                 s.remove(&coll, &key);
                 evicted += 1;
@@ -530,6 +626,9 @@ impl DocCache {
                     Kind::Ttl => bump(&self.metrics.evictions_ttl, 1),
                     Kind::Lru => bump(&self.metrics.evictions_lru, 1),
                 }
+            }
+            if evicted == 0 {
+                return false;
             }
         }
     }
@@ -561,6 +660,7 @@ impl DocCache {
             "evictions": {"ttl": g(&m.evictions_ttl), "lru": g(&m.evictions_lru)},
             "eviction_cycles": g(&m.eviction_cycles),
             "admissions_refused": g(&m.admissions_refused),
+            "fills": g(&m.fills),
             "get_latency_ns": {
                 "p50": m.percentile(0.50),
                 "p90": m.percentile(0.90),
