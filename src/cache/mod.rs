@@ -18,6 +18,8 @@
 //! - Evicting from the cache never deletes data (bounded collections are `engine::bounded`).
 
 pub(crate) mod metrics;
+#[cfg(test)]
+mod sim;
 
 use crate::engine::txn::Touched;
 use crate::error::{Error, Result};
