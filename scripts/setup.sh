@@ -3,7 +3,7 @@
 # a C/C++ toolchain, pkg-config, valgrind and GoogleTest. Idempotent; quiet when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -10,6 +10,7 @@ use crate::query::{filter::Filter, update::Update, FindOptions, Plan};
 use crate::storage::{Bytes, ReadView, WriteTxn};
 use crate::Cursor;
 use bson::{Bson, Document as BsonDocument};
+use std::sync::Arc;
 
 /// A collection reached through a connection. Cheap to create; holds no resources.
 pub struct Collection<'db> {
@@ -225,10 +226,34 @@ impl Collection<'_> {
         }
     }
 
+    /// [`Collection::get`] by the text form of an `_id` (see
+    /// [`DocumentId::text_candidates`]): the string reading first, then the JSON one.
+    pub fn get_by_text(&self, text: &str) -> Result<Option<Document>> {
+        Ok(self
+            .get_shared_by_text(text)?
+            .map(|d| Document::from(BsonDocument::clone(&d))))
+    }
+
+    /// Like [`Collection::get_by_text`], sharing the cached document instead of copying it.
+    pub(crate) fn get_shared_by_text(&self, text: &str) -> Result<Option<Arc<BsonDocument>>> {
+        for id in DocumentId::text_candidates(text) {
+            if let Some(doc) = self.get_shared(&id)? {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
+    }
+
     /// The document with this `_id`, or `None` (also once it has expired). Outside a
     /// transaction the document cache serves it when it can; hits, misses and latency are
     /// counted in `stats`.
     pub fn get(&self, id: &DocumentId) -> Result<Option<Document>> {
+        Ok(self
+            .get_shared(id)?
+            .map(|d| Document::from(BsonDocument::clone(&d))))
+    }
+
+    fn get_shared(&self, id: &DocumentId) -> Result<Option<Arc<BsonDocument>>> {
         let started = std::time::Instant::now();
         let now = now_millis();
         let engine = self.db.engine();
@@ -237,7 +262,7 @@ impl Collection<'_> {
             self.db.read(|v| {
                 self.require_table(v)?;
                 live(v.get(&self.name, &key), now)
-                    .map(|r| record::decode_body(&r))
+                    .map(|r| Ok(Arc::new(record::decode_body(&r)?.into_bson())))
                     .transpose()
             })
         } else {
@@ -253,11 +278,11 @@ impl Collection<'_> {
         r
     }
 
-    fn get_cached(&self, key: &Bytes, now: i64) -> Result<Option<Document>> {
+    fn get_cached(&self, key: &Bytes, now: i64) -> Result<Option<Arc<BsonDocument>>> {
         use crate::cache::Lookup;
         let cache = &self.db.engine().cache;
         match cache.get(&self.name, key, now) {
-            Lookup::Hit(doc) => return Ok(Some(Document::from(BsonDocument::clone(&doc)))),
+            Lookup::Hit(doc) => return Ok(Some(doc)),
             Lookup::Expired => return Ok(None),
             Lookup::Miss => {}
         }
@@ -271,17 +296,16 @@ impl Collection<'_> {
                 crate::cache::metrics::bump(&cache.metrics.expired_reads, 1);
                 return Ok(None);
             }
-            let doc = record::decode_body(&rec)?.into_bson();
-            let shared = std::sync::Arc::new(doc.clone());
+            let doc = Arc::new(record::decode_body(&rec)?.into_bson());
             let fill = crate::cache::Fill {
                 coll: &self.name,
                 key: key.clone(),
-                doc: shared,
+                doc: Arc::clone(&doc),
                 size: rec.len() as u64,
                 expires_at: record::expires_at(&rec),
             };
             cache.admit(fill, epoch, now);
-            Ok(Some(Document::from(doc)))
+            Ok(Some(doc))
         })
     }
 

@@ -105,8 +105,14 @@ fn sampled_lru_tracks_exact_lru_on_a_zipf_trace() {
     eprintln!("zipf s=1.0: exact {exact:.4}, samples=5 {s5:.4}, samples=10 {s10:.4}");
     // Stated margin: within 3 percentage points of exact LRU with 5 samples, 2 with 10.
     assert!((exact - s5).abs() < 0.03, "exact {exact} vs 5 samples {s5}");
-    assert!((exact - s10).abs() < 0.02, "exact {exact} vs 10 samples {s10}");
-    assert!(exact > 0.3 && exact < 0.95, "the trace must exercise eviction: {exact}");
+    assert!(
+        (exact - s10).abs() < 0.02,
+        "exact {exact} vs 10 samples {s10}"
+    );
+    assert!(
+        exact > 0.3 && exact < 0.95,
+        "the trace must exercise eviction: {exact}"
+    );
 }
 
 #[test]

@@ -46,14 +46,95 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// A document as relaxed Extended JSON text.
 pub(crate) fn to_relaxed_json(doc: &BsonDocument) -> String {
-    Bson::Document(doc.clone())
-        .into_relaxed_extjson()
-        .to_string()
+    let mut out = String::with_capacity(128);
+    write_document(doc, &mut out);
+    out
 }
 
 /// Any BSON value as relaxed Extended JSON text.
 pub(crate) fn bson_to_json_text(value: &Bson) -> String {
-    value.clone().into_relaxed_extjson().to_string()
+    let mut out = String::with_capacity(32);
+    write_value(value, &mut out);
+    out
+}
+
+/// Appends a JSON string literal with serde_json's escaping: `"` and `\\`, the short forms
+/// `\b \f \n \r \t`, other control characters as `\u00xx`, everything else as is.
+fn write_str(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+fn write_document(doc: &BsonDocument, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in doc.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(k, out);
+        out.push(':');
+        write_value(v, out);
+    }
+    out.push('}');
+}
+
+/// Writes the relaxed Extended JSON of `v` directly for the common types (documents, arrays,
+/// strings, integers, finite doubles, booleans, null) and through `bson`'s own conversion
+/// for every other type, so the output equals `Bson::into_relaxed_extjson` (tested).
+fn write_value(v: &Bson, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Bson::Document(d) => write_document(d, out),
+        Bson::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, out);
+            }
+            out.push(']');
+        }
+        Bson::String(s) => write_str(s, out),
+        Bson::Int32(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Bson::Int64(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Bson::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+        Bson::Null => out.push_str("null"),
+        Bson::Double(d) if d.is_finite() => {
+            out.push_str(&serde_json::Value::from(*d).to_string());
+        }
+        other => out.push_str(&other.clone().into_relaxed_extjson().to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +157,30 @@ mod tests {
         for k in ["_id", "d", "x", "b"] {
             assert_eq!(back.get(k), doc.get(k), "{k}");
         }
+    }
+
+    #[test]
+    fn direct_writer_equals_bsons_relaxed_conversion() {
+        let text = r#"{"_id":{"$oid":"507f1f77bcf86cd799439011"},"s":"a\"b\u0001é","i":-7,
+            "l":{"$numberLong":"9007199254740993"},"d":1.0,"e":2.5e-300,"big":1e300,
+            "nan":{"$numberDouble":"NaN"},"inf":{"$numberDouble":"-Infinity"},"t":true,"n":null,
+            "dt":{"$date":"2024-01-02T03:04:05.123Z"},"old":{"$date":{"$numberLong":"-100"}},
+            "dec":{"$numberDecimal":"1.50"},"bin":{"$binary":{"base64":"AQI=","subType":"04"}},
+            "nested":{"a":[1,{"b":[[],{}]},"x"],"":0},"re":{"$regularExpression":{"pattern":"^a","options":"i"}},
+            "ts":{"$timestamp":{"t":1,"i":2}},"min":{"$minKey":1},"max":{"$maxKey":1}}"#;
+        let doc = parse_document(text).unwrap();
+        let expected = Bson::Document(doc.clone())
+            .into_relaxed_extjson()
+            .to_string();
+        assert_eq!(to_relaxed_json(&doc), expected);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_does() {
+        let all: String = (0u8..0x80).map(char::from).chain("é€😀".chars()).collect();
+        let mut out = String::new();
+        write_str(&all, &mut out);
+        assert_eq!(out, serde_json::Value::from(all.as_str()).to_string());
     }
 
     #[test]

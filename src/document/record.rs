@@ -87,10 +87,12 @@ pub(crate) fn body_bytes(record: &[u8]) -> Result<&[u8]> {
 
 /// Decodes the body of a stored record.
 pub(crate) fn decode_body(record: &[u8]) -> Result<Document> {
-    let body = body_bytes(record)?;
-    bson::Document::from_reader(body)
+    let malformed =
+        |e: bson::error::Error| Error::Corrupt(format!("stored document is malformed: {e}"));
+    let raw = bson::RawDocument::from_bytes(body_bytes(record)?).map_err(malformed)?;
+    bson::Document::try_from(raw)
         .map(Document::from)
-        .map_err(|e| Error::Corrupt(format!("stored document is malformed: {e}")))
+        .map_err(malformed)
 }
 
 #[cfg(test)]

@@ -221,16 +221,17 @@ pub unsafe extern "C" fn nexus_get(
         // SAFETY: caller contract (all three lines).
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
-        let id =
-            h.db.collection(coll)
-                .resolve_text_id(unsafe { str_arg(id, "id") }?)?;
+        let text = unsafe { str_arg(id, "id") }?;
         out_arg(out_json, "out_json")?;
         let doc =
             h.db.collection(coll)
-                .get(&id)?
-                .ok_or_else(|| not_found(coll, &id))?;
+                .get_shared_by_text(text)?
+                .ok_or_else(|| {
+                    Error::NotFound(format!("no document with _id \"{text}\" in '{coll}'"))
+                })?;
+        let json = crate::document::json::to_relaxed_json(&doc);
         // SAFETY: checked non-NULL above.
-        unsafe { give_string(out_json, &doc.to_json()) }?;
+        unsafe { give_string(out_json, &json) }?;
         Ok(NEXUS_OK)
     })
 }

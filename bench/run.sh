@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (not part of `make test`) and writes their reports to benchmarks/.
+# Assumes `make lib` has run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target/bench benchmarks
+export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig
+read -r -a NEXUS_CFLAGS <<<"$(pkg-config --cflags nexus)"
+
+echo "== cache: hit vs miss, cache on vs off, beside SQLite (C ABI)"
+cc -O2 -std=c11 "${NEXUS_CFLAGS[@]}" bench/cache_bench.c target/release/libnexus.a \
+   -lsqlite3 -lpthread -ldl -lm -o target/bench/cache_bench
+target/bench/cache_bench benchmarks/cache_c_abi.md "${NEXUS_BENCH_DOCS:-200000}"
+
+echo "== cache: sampled LRU vs exact LRU on Zipf traces"
+cargo test --release --quiet --lib cache::sim::zipf_report -- --ignored --nocapture
