@@ -1256,3 +1256,50 @@ func TestJSONHelpers(t *testing.T) {
 		t.Error("ErrClosed matching")
 	}
 }
+
+// TestTTLCacheAndConfiguration exercises the Redis-like layer through the binding: TTL
+// inserts, SetTTL in both directions, expiry hiding documents, PurgeExpired, cache stats,
+// and run-time configuration.
+func TestTTLCacheAndConfiguration(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "ttl.db"), WithOption("sweeper_interval_ms", 0))
+	ok(t, err)
+	defer db.Close()
+	c := db.Collection("sessions")
+
+	short := must(c.InsertTTL(M{"user": "ada"}, 50*time.Millisecond)).get(t)
+	long := must(c.InsertTTL(M{"user": "alan"}, time.Hour)).get(t)
+	kept := must(c.InsertTTL(M{"user": "grace"}, 50*time.Millisecond)).get(t)
+	ok(t, c.SetTTL(kept, -1)) // persistent again
+
+	var meta map[string]any
+	ok(t, c.GetMeta(long, &meta))
+	if meta["ephemeral"] != true || meta["expires_at"] == nil {
+		t.Errorf("metadata of a TTL document: %v", meta)
+	}
+	var doc M
+	ok(t, c.Get(short, &doc))
+	time.Sleep(80 * time.Millisecond)
+	wantCode(t, c.Get(short, &doc), CodeNotFound)
+	if n := must(c.Count(nil)).get(t); n != 2 {
+		t.Errorf("count after expiry = %d, want 2", n)
+	}
+	if n := must(db.PurgeExpired()).get(t); n != 1 {
+		t.Errorf("PurgeExpired = %d, want 1", n)
+	}
+	ok(t, c.GetMeta(kept, &meta))
+	if meta["ephemeral"] != false || meta["expires_at"] != nil {
+		t.Errorf("SetTTL(-1) left %v", meta)
+	}
+
+	st := must(db.Stats()).get(t)
+	cache, _ := st["cache"].(map[string]any)
+	if cache == nil || cache["hits"] == nil || cache["misses"].(float64) < 1 || cache["expired_reads"].(float64) != 1 {
+		t.Errorf("cache stats: %v", st["cache"])
+	}
+	ok(t, db.Configure(M{"cache_capacity": 1, "eviction": "lru-only"}))
+	st = must(db.Stats()).get(t)
+	if st["cache"].(map[string]any)["eviction"] != "lru-only" {
+		t.Errorf("Configure did not apply: %v", st["cache"])
+	}
+	wantCode(t, db.Configure(M{"eviction": "fifo"}), CodeInvalidArgument)
+}

@@ -983,6 +983,29 @@ TEST_F(NexusTest, CheckpointCompactStatsConfigure) {
     EXPECT_NEXUS_ERROR(db.configure(R"({"a":)"), NEXUS_PARSE);
 }
 
+TEST_F(NexusTest, TtlDocumentsExpireAndStatsShowTheCache) {
+    db.configure(R"({"sweeper_interval_ms":0})");
+    std::string short_id = db.insert_ttl("s", R"({"u":"ada"})", std::chrono::milliseconds(50));
+    std::string long_id = db.insert_ttl("s", R"({"u":"alan"})", std::chrono::hours(1));
+    std::string kept = db.insert_ttl("s", R"({"u":"grace"})", std::chrono::milliseconds(50));
+    db.persist("s", kept);
+    ASSERT_TRUE(db.get("s", short_id).has_value());
+    std::string meta = compact(db.get_meta("s", long_id).value());
+    EXPECT_NE(meta.find(R"("ephemeral":true)"), std::string::npos) << meta;
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+    EXPECT_FALSE(db.get("s", short_id).has_value());
+    EXPECT_EQ(db.count("s"), 2u);
+    EXPECT_EQ(db.purge_expired(), 1u);
+    db.set_ttl("s", long_id, std::chrono::milliseconds(0));
+    EXPECT_FALSE(db.get("s", long_id).has_value());
+    std::string stats = compact(db.stats());
+    EXPECT_NE(stats.find(R"("expired_reads":2)"), std::string::npos) << stats;
+    db.configure(R"({"cache_capacity":5,"eviction":"ttl-only"})");
+    stats = compact(db.stats());
+    EXPECT_NE(stats.find(R"("eviction":"ttl-only")"), std::string::npos) << stats;
+    EXPECT_NEXUS_ERROR(db.configure(R"({"max_samples":0})"), NEXUS_INVALID_ARGUMENT);
+}
+
 TEST_F(NexusTest, LogCallback) {
     static std::atomic<int> calls{0};
     nexus::LogFn fn = [](int, const char*, const char*, void*) { ++calls; };
