@@ -84,11 +84,6 @@ impl Tracker {
         }
     }
 
-    /// Number of tracked documents.
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
-    }
-
     /// The least recently used of `samples` random documents accepted by `eligible`.
     pub(crate) fn sample_lru(
         &self,

@@ -199,11 +199,9 @@ impl Engine {
         }
     }
 
-    /// Discards a tracked transaction.
+    /// Discards a tracked transaction. Nothing else needs undoing: the cache and the
+    /// bounded-collection trackers only ever reflect committed state.
     pub(crate) fn abandon(&self, t: TrackedTxn) {
-        if !t.touched.docs.is_empty() || !t.touched.tables.is_empty() {
-            // Bounded trackers only ever mirror committed state; nothing to undo there.
-        }
         drop(t);
     }
 
@@ -221,6 +219,9 @@ impl Engine {
     }
 
     fn after_commit(&self, touched: &Touched) {
+        if touched.docs.is_empty() && touched.tables.is_empty() {
+            return;
+        }
         self.cache.invalidate(touched);
         let snap = self.storage.read();
         if !touched.tables.is_empty() {
@@ -271,9 +272,7 @@ impl Engine {
         }
         let stamp = self.next_stamp();
         if let Some(tr) = self.trackers.lock().get_mut(coll) {
-            if let Some(()) = tr.len().checked_sub(0).map(|_| ()) {
-                tr.set(key.clone(), stamp);
-            }
+            tr.set(key.clone(), stamp);
         }
     }
 
