@@ -7,7 +7,9 @@ use super::options::ExtJsonMode;
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
 
-/// The typed value of a CSV cell under type inference.
+/// The typed value of a CSV cell under type inference: empty -> null, `true`/`false`,
+/// integers (Int32, else Int64), floats, ISO-8601 dates, and cells holding JSON: a quoted
+/// JSON string, an object or array of Extended JSON (`{"$numberDecimal": "1.5"}`).
 pub(crate) fn infer(cell: &str) -> Bson {
     if cell.is_empty() {
         return Bson::Null;
@@ -35,6 +37,11 @@ pub(crate) fn infer(cell: &str) -> Bson {
         }
         if let Some(d) = parse_date(cell) {
             return Bson::DateTime(d);
+        }
+    }
+    if b[0] == b'"' && b.len() > 1 && b[b.len() - 1] == b'"' {
+        if let Ok(s) = serde_json::from_str::<String>(cell) {
+            return Bson::String(s);
         }
     }
     if (b[0] == b'{' || b[0] == b'[') && b.len() > 1 {
@@ -103,7 +110,12 @@ fn parse_date(cell: &str) -> Option<bson::DateTime> {
 pub(crate) fn format_cell(v: &Bson, mode: ExtJsonMode) -> String {
     match v {
         Bson::Null => String::new(),
-        Bson::String(s) => s.clone(),
+        // A string inference would read as something else ("", "42", "true", a date) is
+        // written as a JSON string literal, which inference reads back as that string.
+        Bson::String(s) => match infer(s) {
+            Bson::String(same) if same == *s => same,
+            _ => serde_json::Value::String(s.clone()).to_string(),
+        },
         Bson::Boolean(b) => b.to_string(),
         Bson::Int32(i) => i.to_string(),
         Bson::Int64(i) if mode == ExtJsonMode::Canonical && i32::try_from(*i).is_ok() => {
@@ -128,10 +140,7 @@ pub(crate) fn format_cell(v: &Bson, mode: ExtJsonMode) -> String {
 
 /// A value as Extended JSON text in the given mode.
 pub(crate) fn ext_json(v: &Bson, mode: ExtJsonMode) -> String {
-    match mode {
-        ExtJsonMode::Relaxed => v.clone().into_relaxed_extjson().to_string(),
-        ExtJsonMode::Canonical => v.clone().into_canonical_extjson().to_string(),
-    }
+    super::ndjson::value_to_ext_json(v.clone(), mode).to_string()
 }
 
 /// Calls `f(path, value)` for every leaf of `doc` in field order: nested non-empty
@@ -275,6 +284,12 @@ mod tests {
             Bson::Array(vec![Bson::Int32(1), Bson::Document(bson::doc! {"a": "b"})]),
             Bson::Document(BsonDocument::new()),
             Bson::ObjectId(bson::oid::ObjectId::new()),
+            Bson::String("".into()),
+            Bson::String("42".into()),
+            Bson::String("true".into()),
+            Bson::String("\"quoted\"".into()),
+            Bson::String("2024-01-02".into()),
+            Bson::String("plain, with comma".into()),
         ];
         for v in values {
             for mode in [ExtJsonMode::Relaxed, ExtJsonMode::Canonical] {

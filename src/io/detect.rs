@@ -158,7 +158,7 @@ pub(crate) fn detect(
         }
         Some(b'[') => Format::Json,
         Some(b'{') => {
-            if hint == Some(Format::Json) {
+            if hint == Some(Format::Json) || !first_line_is_object(text) {
                 Format::Json
             } else {
                 Format::Ndjson
@@ -176,6 +176,20 @@ pub(crate) fn detect(
         }
     };
     Ok(Detected { format, skip })
+}
+
+/// Whether the first non-blank line of `text` is one complete JSON object (NDJSON), as
+/// opposed to the start of a pretty-printed document. A first line longer than the sniffed
+/// text counts as NDJSON.
+fn first_line_is_object(text: &[u8]) -> bool {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let rest = &text[start..];
+    match rest.iter().position(|&b| b == b'\n') {
+        None => true,
+        Some(end) => serde_json::from_slice::<serde_json::Value>(&rest[..end])
+            .map(|v| v.is_object())
+            .unwrap_or(false),
+    }
 }
 
 /// Picks the CSV delimiter among `,` `\t` `;` `|`: the one occurring (outside quotes) the
@@ -234,6 +248,7 @@ mod tests {
             Format::Ndjson
         );
         assert_eq!(d("a.json", b"{\"a\":1}").unwrap(), Format::Json);
+        assert_eq!(d("a.txt", b"{\n  \"a\": 1\n}\n{\n").unwrap(), Format::Json);
         assert_eq!(d("a.data", b"a,b\n1,2\n").unwrap(), Format::Csv);
         let doc = bson::doc! {"a": 1}.to_vec().unwrap();
         assert_eq!(d("dump", &doc).unwrap(), Format::Bson);

@@ -80,9 +80,31 @@ impl<R: BufRead> Source for NdjsonSource<R> {
 
 /// A document as one Extended JSON value.
 pub(crate) fn to_ext_json(doc: BsonDocument, mode: ExtJsonMode) -> serde_json::Value {
-    match mode {
-        ExtJsonMode::Relaxed => Bson::Document(doc).into_relaxed_extjson(),
-        ExtJsonMode::Canonical => Bson::Document(doc).into_canonical_extjson(),
+    value_to_ext_json(Bson::Document(doc), mode)
+}
+
+/// The last millisecond of year 9999: relaxed Extended JSON writes dates up to it as ISO
+/// text, later ones in the canonical `$numberLong` form.
+const MAX_ISO_DATE_MS: i64 = 253_402_300_799_999;
+
+/// Any value as Extended JSON. Relaxed mode goes through the `bson` crate except for dates
+/// after year 9999, which it would clamp to 9999-12-31 (losing the value); those are written
+/// canonically, as the Extended JSON specification asks.
+pub(crate) fn value_to_ext_json(value: Bson, mode: ExtJsonMode) -> serde_json::Value {
+    match (mode, value) {
+        (ExtJsonMode::Canonical, v) => v.into_canonical_extjson(),
+        (ExtJsonMode::Relaxed, Bson::Document(d)) => serde_json::Value::Object(
+            d.into_iter()
+                .map(|(k, v)| (k, value_to_ext_json(v, mode)))
+                .collect(),
+        ),
+        (ExtJsonMode::Relaxed, Bson::Array(a)) => serde_json::Value::Array(
+            a.into_iter().map(|v| value_to_ext_json(v, mode)).collect(),
+        ),
+        (ExtJsonMode::Relaxed, Bson::DateTime(d)) if d.timestamp_millis() > MAX_ISO_DATE_MS => {
+            Bson::DateTime(d).into_canonical_extjson()
+        }
+        (ExtJsonMode::Relaxed, v) => v.into_relaxed_extjson(),
     }
 }
 
