@@ -13,7 +13,12 @@ fn shell(db: &std::path::Path, script: &str) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     (
         o.status.code().unwrap(),
@@ -68,10 +73,17 @@ count people
             "people",
         ]
     );
-    assert_eq!(lines[12], "9", "the insert inside the transaction printed its _id");
+    assert_eq!(
+        lines[12], "9",
+        "the insert inside the transaction printed its _id"
+    );
     assert_eq!(lines[13], "2", "the rolled-back insert is gone");
     assert!(out.contains("find COLL [FILTER] [OPTIONS]"), "help text");
-    assert_eq!(lines.last(), Some(&"  exit | quit                         leave (end of input does too)"), "nothing after exit");
+    assert_eq!(
+        lines.last(),
+        Some(&"  exit | quit                         leave (end of input does too)"),
+        "nothing after exit"
+    );
 }
 
 #[test]
@@ -85,8 +97,14 @@ fn errors_name_their_line_and_the_shell_goes_on() {
     assert_eq!(code, 1);
     let errs: Vec<&str> = err.lines().collect();
     assert_eq!(errs.len(), 4, "{err}");
-    assert!(errs[0].starts_with("error: line 2: unknown command 'frobnicate'"), "{err}");
-    assert!(errs[1].starts_with("error: line 3: unbalanced JSON"), "{err}");
+    assert!(
+        errs[0].starts_with("error: line 2: unknown command 'frobnicate'"),
+        "{err}"
+    );
+    assert!(
+        errs[1].starts_with("error: line 3: unbalanced JSON"),
+        "{err}"
+    );
     assert!(errs[2].starts_with("error: line 4:"), "{err}");
     assert!(errs[3].contains("unknown flag --all"), "{err}");
     assert!(out.ends_with("1\n"), "count still ran: {out}");

@@ -14,11 +14,19 @@ fn c(s: &str) -> CString {
 
 fn errmsg() -> String {
     // SAFETY: never NULL; valid until the next call on this thread.
-    unsafe { CStr::from_ptr(nexus_errmsg()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(nexus_errmsg()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Runs import or export; returns the code and the report (when one was written).
-fn call(db: *mut nexus_db, export: bool, coll: &str, path: &str, opts: Option<&str>) -> (i32, Option<serde_json::Value>) {
+fn call(
+    db: *mut nexus_db,
+    export: bool,
+    coll: &str,
+    path: &str,
+    opts: Option<&str>,
+) -> (i32, Option<serde_json::Value>) {
     let (coll, path) = (c(coll), c(path));
     let opts = opts.map(c);
     let opts_ptr = opts.as_ref().map_or(std::ptr::null(), |o| o.as_ptr());
@@ -46,31 +54,62 @@ fn import_and_export_with_json_options_and_reports() {
     let dbp = c(dir.path().join("f.db").to_str().unwrap());
     let mut db: *mut nexus_db = std::ptr::null_mut();
     // SAFETY: valid strings and out-pointer.
-    assert_eq!(unsafe { nexus_open(dbp.as_ptr(), std::ptr::null(), &mut db) }, NEXUS_OK);
+    assert_eq!(
+        unsafe { nexus_open(dbp.as_ptr(), std::ptr::null(), &mut db) },
+        NEXUS_OK
+    );
     let src = dir.path().join("in.csv");
     std::fs::write(&src, "a|b\n1|x\n2|y\n").unwrap();
     let src = src.to_str().unwrap();
 
-    let (rc, rep) = call(db, false, "t", src, Some(r#"{"format":"csv","delimiter":"|","batch_size":1}"#));
+    let (rc, rep) = call(
+        db,
+        false,
+        "t",
+        src,
+        Some(r#"{"format":"csv","delimiter":"|","batch_size":1}"#),
+    );
     assert_eq!(rc, NEXUS_OK, "{}", errmsg());
     let rep = rep.unwrap();
-    assert_eq!((rep["read"].as_u64(), rep["imported"].as_u64(), rep["failed"].as_u64()), (Some(2), Some(2), Some(0)));
+    assert_eq!(
+        (
+            rep["read"].as_u64(),
+            rep["imported"].as_u64(),
+            rep["failed"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0))
+    );
     assert_eq!(rep["batches"], 2);
     assert_eq!(rep["format"], "csv");
 
     let out = dir.path().join("out.json");
-    let (rc, rep) = call(db, true, "t", out.to_str().unwrap(), Some(r#"{"filter":{"a":{"$gt":1}},"extended_json":"canonical"}"#));
+    let (rc, rep) = call(
+        db,
+        true,
+        "t",
+        out.to_str().unwrap(),
+        Some(r#"{"filter":{"a":{"$gt":1}},"extended_json":"canonical"}"#),
+    );
     assert_eq!(rc, NEXUS_OK, "{}", errmsg());
     assert_eq!(rep.unwrap()["exported"], 1);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with('[') && text.contains(r#""a":{"$numberInt":"2"}"#), "{text}");
+    assert!(
+        text.starts_with('[') && text.contains(r#""a":{"$numberInt":"2"}"#),
+        "{text}"
+    );
 
     let (rc, rep) = call(db, false, "t", src, Some(r#"{"bogus":1}"#));
     assert_eq!((rc, rep), (NEXUS_INVALID_ARGUMENT, None));
     assert!(errmsg().contains("unknown option 'bogus'"), "{}", errmsg());
 
     std::fs::write(dir.path().join("bad.ndjson"), "{\"a\":1}\n{oops}\n").unwrap();
-    let (rc, _) = call(db, false, "t", dir.path().join("bad.ndjson").to_str().unwrap(), None);
+    let (rc, _) = call(
+        db,
+        false,
+        "t",
+        dir.path().join("bad.ndjson").to_str().unwrap(),
+        None,
+    );
     assert_eq!(rc, NEXUS_PARSE);
     assert!(errmsg().contains("row 2 (line 2"), "{}", errmsg());
 
@@ -80,10 +119,26 @@ fn import_and_export_with_json_options_and_reports() {
     // NULL report pointer is allowed; NULL path is an invalid argument.
     let (coll, p) = (c("t2"), c(src));
     // SAFETY: valid arguments; a NULL out-pointer is documented as allowed.
-    let rc = unsafe { nexus_import(db, coll.as_ptr(), p.as_ptr(), std::ptr::null(), std::ptr::null_mut()) };
+    let rc = unsafe {
+        nexus_import(
+            db,
+            coll.as_ptr(),
+            p.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
     assert_eq!(rc, NEXUS_OK, "{}", errmsg());
     // SAFETY: as above, with a NULL path.
-    let rc = unsafe { nexus_import(db, coll.as_ptr(), std::ptr::null(), std::ptr::null(), std::ptr::null_mut()) };
+    let rc = unsafe {
+        nexus_import(
+            db,
+            coll.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
     assert_eq!(rc, NEXUS_INVALID_ARGUMENT);
     // SAFETY: the handle from nexus_open, closed once.
     assert_eq!(unsafe { nexus_close(db) }, NEXUS_OK);

@@ -12,7 +12,12 @@ fn count(db: &Database, coll: &str) -> u64 {
     db.collection(coll).count(&doc! {}).unwrap()
 }
 
-fn import(db: &Database, coll: &str, path: &Path, opts: ImportOptions) -> nexus::Result<nexus::io::ImportReport> {
+fn import(
+    db: &Database,
+    coll: &str,
+    path: &Path,
+    opts: ImportOptions,
+) -> nexus::Result<nexus::io::ImportReport> {
     db.collection(coll).import(path, &opts)
 }
 
@@ -35,13 +40,28 @@ fn a_malformed_line_stops_the_import_after_committing_the_rows_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_in_memory().unwrap();
     let p = ndjson_with_bad_line_7(dir.path());
-    let e = import(&db, "c", &p, ImportOptions { batch_size: 4, ..Default::default() }).unwrap_err();
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            batch_size: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Parse(_)), "{e:?}");
     let msg = e.to_string();
     assert!(msg.contains("row 7 (line 7"), "{msg}");
-    assert!(msg.contains("6 documents were committed before it"), "{msg}");
+    assert!(
+        msg.contains("6 documents were committed before it"),
+        "{msg}"
+    );
     assert_eq!(count(&db, "c"), 6);
-    assert!(!dir.path().join("bad.ndjson.errors.jsonl").exists(), "no sidecar without skip_errors");
+    assert!(
+        !dir.path().join("bad.ndjson.errors.jsonl").exists(),
+        "no sidecar without skip_errors"
+    );
 }
 
 #[test]
@@ -49,14 +69,37 @@ fn an_atomic_import_commits_nothing_when_a_row_fails() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_in_memory().unwrap();
     let p = ndjson_with_bad_line_7(dir.path());
-    let e = import(&db, "c", &p, ImportOptions { batch_size: 2, atomic: true, ..Default::default() }).unwrap_err();
-    assert!(e.to_string().contains("nothing was committed (atomic import)"), "{e}");
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            batch_size: 2,
+            atomic: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("nothing was committed (atomic import)"),
+        "{e}"
+    );
     assert_eq!(count(&db, "c"), 0);
     assert!(!db.in_transaction());
     // A clean atomic import commits everything in one transaction.
     let good = dir.path().join("good.ndjson");
     std::fs::write(&good, "{\"a\":1}\n{\"a\":2}\n").unwrap();
-    let r = import(&db, "c", &good, ImportOptions { atomic: true, ..Default::default() }).unwrap();
+    let r = import(
+        &db,
+        "c",
+        &good,
+        ImportOptions {
+            atomic: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!((r.imported, r.batches), (2, 1));
     assert_eq!(count(&db, "c"), 2);
 }
@@ -66,7 +109,11 @@ fn a_duplicate_id_stops_with_its_row() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_in_memory().unwrap();
     let p = dir.path().join("dup.json");
-    std::fs::write(&p, "[{\"_id\": 1}, {\"_id\": 2},\n {\"_id\": 1}, {\"_id\": 3}]").unwrap();
+    std::fs::write(
+        &p,
+        "[{\"_id\": 1}, {\"_id\": 2},\n {\"_id\": 1}, {\"_id\": 3}]",
+    )
+    .unwrap();
     let e = import(&db, "c", &p, ImportOptions::default()).unwrap_err();
     assert!(matches!(e, Error::DuplicateKey(_)), "{e:?}");
     assert!(e.to_string().contains("row 3 (line 2"), "{e}");
@@ -79,14 +126,24 @@ fn a_wrong_delimiter_is_named() {
     let db = Database::open_in_memory().unwrap();
     let p = dir.path().join("semi.csv");
     std::fs::write(&p, "a,b,c\n1,2,3\n").unwrap();
-    let opts = ImportOptions { csv: CsvOptions { delimiter: Some(b';'), ..Default::default() }, ..Default::default() };
+    let opts = ImportOptions {
+        csv: CsvOptions {
+            delimiter: Some(b';'),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let e = import(&db, "c", &p, opts).unwrap_err();
     assert!(e.to_string().contains("wrong delimiter"), "{e}");
     assert_eq!(count(&db, "c"), 0);
     // A row with too many fields is a bad row with its line.
     std::fs::write(&p, "a,b\n1,2\n3,4,5\n").unwrap();
     let e = import(&db, "c", &p, ImportOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("line 3") && e.to_string().contains("has 3 fields but the header has 2"), "{e}");
+    assert!(
+        e.to_string().contains("line 3")
+            && e.to_string().contains("has 3 fields but the header has 2"),
+        "{e}"
+    );
     // The sniffer finds ';' by itself.
     std::fs::write(&p, "a;b\n1;2,5\n").unwrap();
     import(&db, "d", &p, ImportOptions::default()).unwrap();
@@ -106,12 +163,30 @@ fn truncated_bson_is_refused_with_its_offset() {
     bytes.truncate(whole - 10);
     let p = dir.path().join("dump.bson");
     std::fs::write(&p, &bytes).unwrap();
-    let e = import(&db, "c", &p, ImportOptions { atomic: true, ..Default::default() }).unwrap_err();
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            atomic: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("truncated BSON: document 3"), "{e}");
     assert_eq!(count(&db, "c"), 0);
     // Not BSON at all with an explicit format: an implausible length.
     std::fs::write(&p, b"hello world, this is text").unwrap();
-    let e = import(&db, "c", &p, ImportOptions { format: Format::Bson, ..Default::default() }).unwrap_err();
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            format: Format::Bson,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("implausible BSON length"), "{e}");
 }
 
@@ -124,7 +199,10 @@ fn utf16_empty_and_directory_inputs_are_refused() {
     b.extend("a,b\n1,2\n".encode_utf16().flat_map(u16::to_le_bytes));
     std::fs::write(&p, b).unwrap();
     let e = import(&db, "c", &p, ImportOptions::default()).unwrap_err();
-    assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("UTF-16"), "{e}");
+    assert!(
+        matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("UTF-16"),
+        "{e}"
+    );
 
     let empty = dir.path().join("empty.ndjson");
     std::fs::write(&empty, "").unwrap();
@@ -134,10 +212,19 @@ fn utf16_empty_and_directory_inputs_are_refused() {
     let e = import(&db, "c", dir.path(), ImportOptions::default()).unwrap_err();
     assert!(e.to_string().contains("is a directory"), "{e}");
 
-    let e = import(&db, "c", &dir.path().join("missing.csv"), ImportOptions::default()).unwrap_err();
+    let e = import(
+        &db,
+        "c",
+        &dir.path().join("missing.csv"),
+        ImportOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert_eq!(count(&db, "c"), 0);
-    assert!(db.list_collections().unwrap().is_empty(), "no collection was created");
+    assert!(
+        db.list_collections().unwrap().is_empty(),
+        "no collection was created"
+    );
 }
 
 #[test]
@@ -146,7 +233,16 @@ fn a_truncated_json_array_is_refused() {
     let db = Database::open_in_memory().unwrap();
     let p = dir.path().join("cut.json");
     std::fs::write(&p, "[{\"a\": 1}, {\"a\": 2}, {\"a\":").unwrap();
-    let e = import(&db, "c", &p, ImportOptions { atomic: true, ..Default::default() }).unwrap_err();
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            atomic: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("truncated"), "{e}");
     assert_eq!(count(&db, "c"), 0);
 }
@@ -155,20 +251,31 @@ fn a_truncated_json_array_is_refused() {
 fn export_never_leaves_a_half_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_in_memory().unwrap();
-    db.collection("c").insert(nexus::Document::from(doc! {"a": 1})).unwrap();
+    db.collection("c")
+        .insert(nexus::Document::from(doc! {"a": 1}))
+        .unwrap();
     // A directory as the destination.
-    let e = db.collection("c").export(dir.path(), &ExportOptions::default()).unwrap_err();
+    let e = db
+        .collection("c")
+        .export(dir.path(), &ExportOptions::default())
+        .unwrap_err();
     assert!(e.to_string().contains("is a directory"), "{e}");
     // An unwritable destination: its parent is a file.
     let file = dir.path().join("plain");
     std::fs::write(&file, "x").unwrap();
-    let e = db.collection("c").export(file.join("out.ndjson"), &ExportOptions::default()).unwrap_err();
+    let e = db
+        .collection("c")
+        .export(file.join("out.ndjson"), &ExportOptions::default())
+        .unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     // A failure after the temporary file exists (a bad filter) keeps the old file and
     // leaves no temporary file behind.
     let dest = dir.path().join("keep.ndjson");
     std::fs::write(&dest, "old contents\n").unwrap();
-    let opts = ExportOptions { filter: Some(doc! {"a": {"$bogus": 1}}), ..Default::default() };
+    let opts = ExportOptions {
+        filter: Some(doc! {"a": {"$bogus": 1}}),
+        ..Default::default()
+    };
     assert!(db.collection("c").export(&dest, &opts).is_err());
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old contents\n");
     let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -177,7 +284,9 @@ fn export_never_leaves_a_half_file() {
         .collect();
     assert!(names.iter().all(|n| !n.contains("nexus-tmp")), "{names:?}");
     // A good export replaces it whole.
-    db.collection("c").export(&dest, &ExportOptions::default()).unwrap();
+    db.collection("c")
+        .export(&dest, &ExportOptions::default())
+        .unwrap();
     assert!(std::fs::read_to_string(&dest).unwrap().contains("\"a\":1"));
 }
 
@@ -187,9 +296,30 @@ fn ttl_options_are_unsupported_until_ttl_exists() {
     let db = Database::open_in_memory().unwrap();
     let p = dir.path().join("t.ndjson");
     std::fs::write(&p, "{\"a\": 1, \"ttl\": 1000}\n").unwrap();
-    let e = import(&db, "c", &p, ImportOptions { ttl_field: Some("ttl".into()), ..Default::default() }).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("TTL"), "{e}");
-    let e = import(&db, "c", &p, ImportOptions { persistent: false, ..Default::default() }).unwrap_err();
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            ttl_field: Some("ttl".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported(_)) && e.to_string().contains("TTL"),
+        "{e}"
+    );
+    let e = import(
+        &db,
+        "c",
+        &p,
+        ImportOptions {
+            persistent: false,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     assert_eq!(count(&db, "c"), 0);
 }

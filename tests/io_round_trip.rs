@@ -24,8 +24,17 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "ada", "Zoë", "日本語のテキスト", "emoji 🚀✨", "quote \"x\", comma", "new\nline", "tab\there",
-    "semi;colon", "Ünïcödé", "true", "",
+    "ada",
+    "Zoë",
+    "日本語のテキスト",
+    "emoji 🚀✨",
+    "quote \"x\", comma",
+    "new\nline",
+    "tab\there",
+    "semi;colon",
+    "Ünïcödé",
+    "true",
+    "",
 ];
 
 /// Documents with every kind of value the formats must carry. `small_int64` adds Int64
@@ -90,7 +99,13 @@ fn import(db: &Database, coll: &str, path: &Path, format: Format) -> nexus::io::
 
 /// Exports `from` to `first`, imports it as A, exports A to `second`, imports that as B:
 /// A and B must be equal, and so must the two files. Returns A.
-fn round_trip(db: &Database, from: &str, dir: &Path, name: &str, opts: &ExportOptions) -> Vec<BsonDocument> {
+fn round_trip(
+    db: &Database,
+    from: &str,
+    dir: &Path,
+    name: &str,
+    opts: &ExportOptions,
+) -> Vec<BsonDocument> {
     let first = dir.join(format!("{name}.1"));
     let second = dir.join(format!("{name}.2"));
     let a = format!("{name}_a");
@@ -99,14 +114,32 @@ fn round_trip(db: &Database, from: &str, dir: &Path, name: &str, opts: &ExportOp
     let rep = db.collection(from).export(&first, opts).unwrap();
     assert_eq!(rep.exported, n);
     let imp = import(db, &a, &first, Format::Auto);
-    assert_eq!((imp.read, imp.imported, imp.failed), (n, n, 0), "{name}: {imp:?}");
-    assert_eq!(imp.format, if opts.format == Format::Json && opts.array_mode == Some(false) { Format::Json } else { opts.format }, "{name}: detected format");
+    assert_eq!(
+        (imp.read, imp.imported, imp.failed),
+        (n, n, 0),
+        "{name}: {imp:?}"
+    );
+    assert_eq!(
+        imp.format,
+        if opts.format == Format::Json && opts.array_mode == Some(false) {
+            Format::Json
+        } else {
+            opts.format
+        },
+        "{name}: detected format"
+    );
     db.collection(&a).export(&second, opts).unwrap();
     import(db, &b, &second, Format::Auto);
     let (docs_a, docs_b) = (all(db, &a), all(db, &b));
     assert_eq!(docs_a.len() as u64, n);
-    assert_eq!(docs_a, docs_b, "{name}: import -> export -> import changed documents");
-    let (one, two) = (std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    assert_eq!(
+        docs_a, docs_b,
+        "{name}: import -> export -> import changed documents"
+    );
+    let (one, two) = (
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap(),
+    );
     if one != two {
         let (one, two) = (String::from_utf8_lossy(&one), String::from_utf8_lossy(&two));
         let diff = one.lines().zip(two.lines()).find(|(a, b)| a != b);
@@ -130,14 +163,36 @@ fn lossless_formats_reproduce_the_generated_documents() {
     let original = generate(600, true);
     seed(&db, "gen", &original);
     for (name, opts) in [
-        ("ndjson_canonical", export(Format::Ndjson, ExtJsonMode::Canonical)),
-        ("json_canonical", export(Format::Json, ExtJsonMode::Canonical)),
-        ("json_pretty_canonical", ExportOptions { pretty: true, ..export(Format::Json, ExtJsonMode::Canonical) }),
-        ("json_stream_canonical", ExportOptions { array_mode: Some(false), pretty: true, ..export(Format::Json, ExtJsonMode::Canonical) }),
+        (
+            "ndjson_canonical",
+            export(Format::Ndjson, ExtJsonMode::Canonical),
+        ),
+        (
+            "json_canonical",
+            export(Format::Json, ExtJsonMode::Canonical),
+        ),
+        (
+            "json_pretty_canonical",
+            ExportOptions {
+                pretty: true,
+                ..export(Format::Json, ExtJsonMode::Canonical)
+            },
+        ),
+        (
+            "json_stream_canonical",
+            ExportOptions {
+                array_mode: Some(false),
+                pretty: true,
+                ..export(Format::Json, ExtJsonMode::Canonical)
+            },
+        ),
         ("bson", export(Format::Bson, ExtJsonMode::Relaxed)),
     ] {
         let got = round_trip(&db, "gen", dir.path(), name, &opts);
-        assert_eq!(got, original, "{name}: documents differ from the generated ones");
+        assert_eq!(
+            got, original,
+            "{name}: documents differ from the generated ones"
+        );
     }
 }
 
@@ -148,7 +203,10 @@ fn relaxed_json_round_trips_and_keeps_big_int64_and_decimals() {
     let original = generate(400, false);
     seed(&db, "gen", &original);
     for (name, opts) in [
-        ("ndjson_relaxed", export(Format::Ndjson, ExtJsonMode::Relaxed)),
+        (
+            "ndjson_relaxed",
+            export(Format::Ndjson, ExtJsonMode::Relaxed),
+        ),
         ("json_relaxed", export(Format::Json, ExtJsonMode::Relaxed)),
     ] {
         let got = round_trip(&db, "gen", dir.path(), name, &opts);
@@ -163,7 +221,13 @@ fn typed_csv_round_trips_with_nested_columns() {
     let db = Database::open_in_memory().unwrap();
     let original = generate(500, false);
     seed(&db, "gen", &original);
-    let got = round_trip(&db, "gen", dir.path(), "csv", &export(Format::Csv, ExtJsonMode::Relaxed));
+    let got = round_trip(
+        &db,
+        "gen",
+        dir.path(),
+        "csv",
+        &export(Format::Csv, ExtJsonMode::Relaxed),
+    );
     // Types come back through inference (strings that would read as something else are
     // written as JSON string literals), so the first import equals the source.
     assert_eq!(got, original);
@@ -177,14 +241,23 @@ fn csv_without_inference_keeps_strings_and_fields_choose_columns() {
     let db = Database::open_in_memory().unwrap();
     let src = dir.path().join("in.tsv");
     std::fs::write(&src, "\u{feff}id\tn\twhen\n007\t1.50\t2024-01-02\n").unwrap();
-    let opts = ImportOptions { csv: nexus::io::CsvOptions { type_infer: false, ..Default::default() }, ..ImportOptions::default() };
+    let opts = ImportOptions {
+        csv: nexus::io::CsvOptions {
+            type_infer: false,
+            ..Default::default()
+        },
+        ..ImportOptions::default()
+    };
     db.collection("s").import(&src, &opts).unwrap();
     let d = &all(&db, "s")[0];
     assert_eq!(d.get("id"), Some(&Bson::String("007".into())));
     assert_eq!(d.get("n"), Some(&Bson::String("1.50".into())));
     assert_eq!(d.get("when"), Some(&Bson::String("2024-01-02".into())));
     let out = dir.path().join("out.csv");
-    let opts = ExportOptions { fields: Some(vec!["when".into(), "id".into()]), ..ExportOptions::default() };
+    let opts = ExportOptions {
+        fields: Some(vec!["when".into(), "id".into()]),
+        ..ExportOptions::default()
+    };
     db.collection("s").export(&out, &opts).unwrap();
     // Strings that inference would read as a date or a number are written as JSON string
     // literals, so a typed import gets the strings back.
@@ -192,7 +265,9 @@ fn csv_without_inference_keeps_strings_and_fields_choose_columns() {
         std::fs::read_to_string(&out).unwrap(),
         "when,id\n\"\"\"2024-01-02\"\"\",\"\"\"007\"\"\"\n"
     );
-    db.collection("back").import(&out, &ImportOptions::default()).unwrap();
+    db.collection("back")
+        .import(&out, &ImportOptions::default())
+        .unwrap();
     let d = &all(&db, "back")[0];
     assert_eq!(d.get("id"), Some(&Bson::String("007".into())));
     assert_eq!(d.get("when"), Some(&Bson::String("2024-01-02".into())));

@@ -19,10 +19,21 @@ fn bad_rows_go_to_the_sidecar_and_good_rows_are_imported() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_in_memory().unwrap();
     let p = dir.path().join("mixed.ndjson");
-    std::fs::write(&p, "{\"_id\":1}\n{not json}\n\n{\"_id\":2}\n[1,2]\n{\"_id\":1}\n{\"_id\":3}\n").unwrap();
+    std::fs::write(
+        &p,
+        "{\"_id\":1}\n{not json}\n\n{\"_id\":2}\n[1,2]\n{\"_id\":1}\n{\"_id\":3}\n",
+    )
+    .unwrap();
     let r = db
         .collection("c")
-        .import(&p, &ImportOptions { skip_errors: true, batch_size: 2, ..Default::default() })
+        .import(
+            &p,
+            &ImportOptions {
+                skip_errors: true,
+                batch_size: 2,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!((r.read, r.imported, r.failed), (6, 3, 3), "{r:?}");
     assert_eq!(r.bytes, std::fs::metadata(&p).unwrap().len());
@@ -34,11 +45,17 @@ fn bad_rows_go_to_the_sidecar_and_good_rows_are_imported() {
     assert_eq!(lines[0]["line"], 2);
     assert_eq!(lines[0]["offset"], 10);
     assert_eq!(lines[0]["raw"], "{not json}");
-    assert!(lines[0]["reason"].as_str().unwrap().contains("malformed JSON"));
+    assert!(lines[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("malformed JSON"));
     assert_eq!(lines[1]["line"], 5);
     assert!(lines[1]["reason"].as_str().unwrap().contains("an array"));
     assert_eq!(lines[2]["line"], 6);
-    assert!(lines[2]["reason"].as_str().unwrap().contains("duplicate key"));
+    assert!(lines[2]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("duplicate key"));
     assert_eq!(lines[2]["raw"], "{\"_id\":1}");
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 3);
     let json = r.to_json();
@@ -56,14 +73,31 @@ fn csv_bad_rows_and_a_chosen_sidecar_path() {
     let side = dir.path().join("custom-errors.jsonl");
     let r = db
         .collection("c")
-        .import(&p, &ImportOptions { skip_errors: true, error_sidecar: Some(side.clone()), ..Default::default() })
+        .import(
+            &p,
+            &ImportOptions {
+                skip_errors: true,
+                error_sidecar: Some(side.clone()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!((r.read, r.imported, r.failed), (4, 2, 2));
     let lines = sidecar_lines(&side);
-    assert_eq!((lines[0]["line"].as_u64(), lines[0]["raw"].as_str()), (Some(3), Some("3")));
-    assert_eq!(lines[1]["line"], 6, "the multi-line record moved the line count");
+    assert_eq!(
+        (lines[0]["line"].as_u64(), lines[0]["raw"].as_str()),
+        (Some(3), Some("3"))
+    );
+    assert_eq!(
+        lines[1]["line"], 6,
+        "the multi-line record moved the line count"
+    );
     assert!(!dir.path().join("rows.csv.errors.jsonl").exists());
-    let multi = db.collection("c").find_one(&doc! {"b": 4}).unwrap().unwrap();
+    let multi = db
+        .collection("c")
+        .find_one(&doc! {"b": 4})
+        .unwrap()
+        .unwrap();
     assert_eq!(multi.get("a").and_then(|v| v.as_str()), Some("multi\nline"));
 }
 
@@ -75,7 +109,14 @@ fn a_dry_run_counts_without_writing() {
     std::fs::write(&p, "{\"a\":1}\nbad\n{\"a\":2}\n").unwrap();
     let r = db
         .collection("c")
-        .import(&p, &ImportOptions { dry_run: true, skip_errors: true, ..Default::default() })
+        .import(
+            &p,
+            &ImportOptions {
+                dry_run: true,
+                skip_errors: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert!(r.dry_run);
     assert_eq!((r.read, r.imported, r.failed), (3, 2, 1));
@@ -89,7 +130,16 @@ fn an_import_inside_an_open_transaction_joins_it() {
     let p = dir.path().join("t.ndjson");
     std::fs::write(&p, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n").unwrap();
     db.begin().unwrap();
-    let r = db.collection("c").import(&p, &ImportOptions { batch_size: 1, ..Default::default() }).unwrap();
+    let r = db
+        .collection("c")
+        .import(
+            &p,
+            &ImportOptions {
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(r.imported, 3);
     assert!(db.in_transaction());
     db.rollback().unwrap();

@@ -182,7 +182,10 @@ pub(crate) fn detect(
 /// opposed to the start of a pretty-printed document. A first line longer than the sniffed
 /// text counts as NDJSON.
 fn first_line_is_object(text: &[u8]) -> bool {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
     let rest = &text[start..];
     match rest.iter().position(|&b| b == b'\n') {
         None => true,

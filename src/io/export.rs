@@ -47,7 +47,7 @@ pub fn export_file(
     let mut cursor = c.find(&filter, FindOptions::default())?;
     let mut exported = 0u64;
     let mut tick = |n: u64, bytes: u64| {
-        if n % PROGRESS_EVERY == 0 {
+        if n.is_multiple_of(PROGRESS_EVERY) {
             progress(&Progress {
                 bytes,
                 total_bytes: None,

@@ -241,7 +241,7 @@ pub fn import_file(
                     None => return Err((e, Some(row.pos))),
                 }
             }
-            if report.read % PROGRESS_EVERY == 0 {
+            if report.read.is_multiple_of(PROGRESS_EVERY) {
                 progress(&Progress {
                     bytes: source.bytes_read(),
                     total_bytes: Some(total),

@@ -98,9 +98,9 @@ pub(crate) fn value_to_ext_json(value: Bson, mode: ExtJsonMode) -> serde_json::V
                 .map(|(k, v)| (k, value_to_ext_json(v, mode)))
                 .collect(),
         ),
-        (ExtJsonMode::Relaxed, Bson::Array(a)) => serde_json::Value::Array(
-            a.into_iter().map(|v| value_to_ext_json(v, mode)).collect(),
-        ),
+        (ExtJsonMode::Relaxed, Bson::Array(a)) => {
+            serde_json::Value::Array(a.into_iter().map(|v| value_to_ext_json(v, mode)).collect())
+        }
         (ExtJsonMode::Relaxed, Bson::DateTime(d)) if d.timestamp_millis() > MAX_ISO_DATE_MS => {
             Bson::DateTime(d).into_canonical_extjson()
         }

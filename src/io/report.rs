@@ -78,11 +78,9 @@ impl ExportReport {
 }
 
 fn per_sec(n: u64, ms: u64) -> u64 {
-    if ms == 0 {
-        n.saturating_mul(1000)
-    } else {
-        n.saturating_mul(1000) / ms
-    }
+    n.saturating_mul(1000)
+        .checked_div(ms)
+        .unwrap_or(n.saturating_mul(1000))
 }
 
 /// Where a rejected row was.
