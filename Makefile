@@ -1,7 +1,7 @@
 # NexusLite build entry points (see README.md):
 #   make demo   build the library, then run the C, C++ and Go examples against demo.db
-#   make test   run every test suite (Rust, C, C++, Go, header, docs, lints)
-#   make bench  run the benchmarks; reports go to benchmarks/
+#   make test   run every test suite (Rust incl. the CLI, C, C++, Go, Python, header, docs, lints)
+#   make bench  run the benchmarks (cache, import, ...); reports go to benchmarks/
 SHELL := /bin/bash
 REL := target/release
 DEMO_DB ?= demo.db

@@ -14,3 +14,6 @@ target/bench/cache_bench benchmarks/cache_c_abi.md "${NEXUS_BENCH_DOCS:-200000}"
 
 echo "== cache: sampled LRU vs exact LRU on Zipf traces"
 cargo test --release --quiet --lib cache::sim::zipf_report -- --ignored --nocapture
+
+echo "== import: 200 MB NDJSON and CSV beside SQLite's .import"
+bash scripts/bench-import.sh

@@ -467,6 +467,62 @@ int nexus_find_one_and_update(nexus_db *db, const char *coll, const char *filter
 int nexus_find_one_and_delete(nexus_db *db, const char *coll, const char *filter_json, const char *options_json, char **out_json);
 
 /**
+ * Imports the file at `path` into collection `coll` (created when missing).
+ *
+ * `options_json` (NULL: defaults) is a JSON object with: `format` (`"auto"` default,
+ * `"csv"`, `"ndjson"`, `"json"`, `"bson"`; auto sniffs the first KiB with the extension as a
+ * hint), `batch_size` (documents per committed transaction, default 1000), `atomic` (bool:
+ * nothing is committed unless the whole file imports), `skip_errors` (bool: bad rows are
+ * listed in the sidecar and skipped), `error_sidecar` (path, default `<path>.errors.jsonl`),
+ * `dry_run` (bool: read and check everything, write nothing), CSV `delimiter` (one
+ * character; detected when absent), `has_headers` (default true), `type_infer` (default
+ * true), JSON `array_mode` (bool; detected when absent), and `ttl_field` / `persistent`
+ * (ephemeral documents: `NEXUS_UNSUPPORTED` until TTL exists). Unknown keys are
+ * `NEXUS_INVALID_ARGUMENT`.
+ *
+ * On success `*out_report_json` (when `out_report_json` is not NULL) receives
+ * `{"format","read","imported","failed","bytes","elapsed_ms","batches","docs_per_sec",
+ * "error_sidecar","dry_run"}` (free with `nexus_free`).
+ *
+ * Errors: without `skip_errors` the first bad row stops the import with `NEXUS_PARSE` (or
+ * `NEXUS_DUPLICATE_KEY`, `NEXUS_INVALID_ARGUMENT` for an oversized document); every good
+ * row before it is committed (none with `atomic`) and the message gives the row, line, byte
+ * offset, reason and number committed. `NEXUS_INVALID_ARGUMENT` for a directory, an empty
+ * or UTF-16 file, or a bad option; `NEXUS_IO` when the file cannot be read. Inside a
+ * transaction opened with `nexus_begin`, the import joins it and commits nothing itself.
+ *
+ * # Safety
+ * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_report_json` is
+ * NULL or writable.
+ */
+int nexus_import(nexus_db *db, const char *coll, const char *path, const char *options_json, char **out_report_json);
+
+/**
+ * Exports the documents of `coll` (all, or those matching the `filter` option) to `path`.
+ * The file is written beside `path` under a temporary name, synced, and renamed over `path`
+ * only when complete: a failure or crash never leaves a partial file under the real name.
+ *
+ * `options_json` (NULL: defaults) is a JSON object with: `format` (`"auto"` default: from
+ * the extension, else NDJSON; `"csv"`, `"ndjson"`, `"json"`, `"bson"`), `filter` (a query
+ * object), `fields` (array of dotted paths: the CSV columns in order; default every field
+ * seen), `extended_json` (`"relaxed"` default, or `"canonical"` for exact types),
+ * `delimiter`, `has_headers` (CSV), `array_mode` (JSON: one array, default true) and
+ * `pretty` (JSON). Unknown keys are `NEXUS_INVALID_ARGUMENT`. A missing collection exports an
+ * empty file.
+ *
+ * On success `*out_report_json` (when not NULL) receives
+ * `{"format","exported","bytes","elapsed_ms","docs_per_sec","path"}` (free with `nexus_free`).
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` when `path` is a directory or an option is bad,
+ * `NEXUS_PARSE` for a bad filter, `NEXUS_IO` when the destination cannot be written.
+ *
+ * # Safety
+ * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_report_json` is
+ * NULL or writable.
+ */
+int nexus_export(nexus_db *db, const char *coll, const char *path, const char *options_json, char **out_report_json);
+
+/**
  * Creates a secondary index. This build: `NEXUS_UNSUPPORTED` (indexes are a later subsystem).
  *
  * # Safety
@@ -522,23 +578,6 @@ int nexus_backup(nexus_db *db, const char *dest_path);
  * Any arguments; none are dereferenced by this build.
  */
 int nexus_check(nexus_db *db, char **out_report_json);
-
-/**
- * Imports a file into a collection. This build: `NEXUS_UNSUPPORTED` (import/export is a
- * later subsystem).
- *
- * # Safety
- * Any arguments; none are dereferenced by this build.
- */
-int nexus_import(nexus_db *db, const char *coll, const char *path, const char *options_json, char **out_report_json);
-
-/**
- * Exports a collection to a file. This build: `NEXUS_UNSUPPORTED`.
- *
- * # Safety
- * Any arguments; none are dereferenced by this build.
- */
-int nexus_export(nexus_db *db, const char *coll, const char *path, const char *options_json, char **out_report_json);
 
 /**
  * Routes the library's log records at or below `max_level` (1 error .. 5 trace) to `fn`,

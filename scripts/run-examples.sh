@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README demo twice on a fresh database and checks that each language's second run
 # reads back what the first one wrote (persistence across processes); then runs the Rust
-# quick start. Assumes `make lib` has run.
+# quick start and the CLI tour. Assumes `make lib` has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
@@ -38,4 +38,9 @@ cargo build --release --quiet --example quickstart
 (cd "$work" && "$OLDPWD/target/release/examples/quickstart" rust.db) > "$work/rust.txt"
 cat "$work/rust.txt"
 check "$work/rust.txt" '"name":"ada","age":37' || status=1
+
+NEXUS="$PWD/target/release/nexus" bash examples/cli/tour.sh > "$work/cli.txt"
+cat "$work/cli.txt"
+check "$work/cli.txt" '^\{"name":"ada","age":37,"home":\{"city":"london"\}\}$' || status=1
+check "$work/cli.txt" '^2$' || status=1
 exit $status

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust and Go (which the machine has):
-# a C/C++ toolchain, pkg-config, valgrind and GoogleTest. Idempotent; quiet when all is there.
+# a C/C++ toolchain, pkg-config, valgrind, GoogleTest, sqlite3 and GNU time (the import
+# benchmark), and pinned pandas + pytest for the Python binding's tests. Idempotent; quiet
+# when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -16,3 +18,8 @@ for tool in cargo go; do
   command -v "$tool" >/dev/null || { echo "setup: '$tool' is required but not installed" >&2; exit 1; }
 done
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+PANDAS_VERSION=2.2.3 PYTEST_VERSION=8.3.4
+if ! python3 -c "import pandas, pytest, sys; sys.exit(pandas.__version__ != '$PANDAS_VERSION' or pytest.__version__ != '$PYTEST_VERSION')" 2>/dev/null; then
+  echo "setup: installing pandas $PANDAS_VERSION and pytest $PYTEST_VERSION"
+  python3 -m pip install -q --disable-pip-version-check "pandas==$PANDAS_VERSION" "pytest==$PYTEST_VERSION" 2>&1 | grep -v "as the 'root' user" || true
+fi

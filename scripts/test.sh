@@ -36,6 +36,7 @@ suite "readme"         bash scripts/check-readme.sh
 suite "c"              bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
+suite "python"         bash bindings/python/run_tests.sh
 suite "examples"       bash scripts/run-examples.sh
 
 echo

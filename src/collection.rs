@@ -146,7 +146,13 @@ impl Collection<'_> {
         self.insert_expiring(doc, Some(at))
     }
 
-    fn insert_expiring(&self, doc: Document, expires_at: Option<i64>) -> Result<DocumentId> {
+    /// Inserts a document that expires at `expires_at` (ms since the Unix epoch), or a
+    /// persistent one for `None`.
+    pub(crate) fn insert_expiring(
+        &self,
+        doc: Document,
+        expires_at: Option<i64>,
+    ) -> Result<DocumentId> {
         check_collection_name(&self.name)?;
         let now = now_millis();
         let p = Self::prepare_new(doc, now, expires_at)?;

@@ -1,6 +1,6 @@
-//! Maintenance and observability beyond `nexus_db`'s own: TTL purge; indexes, backup, check,
-//! import/export (subsystems of later issues: `NEXUS_UNSUPPORTED` with a message naming what
-//! is missing); the log callback; and `nexus_free`.
+//! Maintenance and observability beyond `nexus_db`'s own: TTL purge; indexes, backup, check
+//! (subsystems of later issues: `NEXUS_UNSUPPORTED` with a message naming what is missing);
+//! the log callback; and `nexus_free`. Import and export live in `io`.
 
 use super::db::nexus_db;
 use super::handle::free_bytes;
@@ -113,39 +113,6 @@ pub unsafe extern "C" fn nexus_check(
 ) -> c_int {
     let _ = (db, out_report_json);
     unsupported("nexus_check", "the integrity check")
-}
-
-/// Imports a file into a collection. This build: `NEXUS_UNSUPPORTED` (import/export is a
-/// later subsystem).
-///
-/// # Safety
-/// Any arguments; none are dereferenced by this build.
-#[no_mangle]
-pub unsafe extern "C" fn nexus_import(
-    db: *mut nexus_db,
-    coll: *const c_char,
-    path: *const c_char,
-    options_json: *const c_char,
-    out_report_json: *mut *mut c_char,
-) -> c_int {
-    let _ = (db, coll, path, options_json, out_report_json);
-    unsupported("nexus_import", "import")
-}
-
-/// Exports a collection to a file. This build: `NEXUS_UNSUPPORTED`.
-///
-/// # Safety
-/// Any arguments; none are dereferenced by this build.
-#[no_mangle]
-pub unsafe extern "C" fn nexus_export(
-    db: *mut nexus_db,
-    coll: *const c_char,
-    path: *const c_char,
-    options_json: *const c_char,
-    out_report_json: *mut *mut c_char,
-) -> c_int {
-    let _ = (db, coll, path, options_json, out_report_json);
-    unsupported("nexus_export", "export")
 }
 
 /// A log sink: `level` 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target` is the Rust module;

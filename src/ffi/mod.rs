@@ -1,6 +1,6 @@
 //! The C ABI (`include/nexus.h`, generated from this module by cbindgen): a thin, total
 //! translation of the Rust API. Layout follows rustls-ffi: one file per C object family
-//! ([`db`], [`collection`], [`document`], [`cursor`], [`txn`], [`maintenance`]) plus the
+//! ([`db`], [`collection`], [`document`], [`cursor`], [`txn`], [`io`], [`maintenance`]) plus the
 //! plumbing every entry point uses: [`status`] (codes, `nexus_errmsg`), `panic` (the
 //! `ffi_boundary` that turns errors into codes and panics into `NEXUS_INTERNAL`) and
 //! `handle` (NULL-checked pointer and string conversion, library-owned allocations).
@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod db;
 pub mod document;
 pub(crate) mod handle;
+pub mod io;
 pub mod maintenance;
 pub(crate) mod panic;
 pub mod status;

@@ -1,0 +1,226 @@
+"""NexusLite for Python: a small ctypes binding over libnexus (the C ABI in include/nexus.h).
+
+    import nexuslite
+    with nexuslite.open("app.db") as db:
+        people = db.collection("people")
+        people.insert_dataframe(df)                      # pandas DataFrame -> documents
+        older = people.find_dataframe({"age": {"$gt": 30}})
+
+The library is found through the NEXUS_LIB environment variable, else target/release/libnexus.so
+of the repository this package lives in. Documents cross the boundary as MongoDB Extended
+JSON; dates become pandas Timestamps (UTC, tz-naive), $numberLong ints, $numberDecimal Decimals.
+"""
+
+import ctypes
+import datetime
+import decimal
+import json
+import math
+import os
+
+__all__ = ["open", "Database", "Collection", "NexusError"]
+
+NEXUS_OK, NEXUS_ROW, NEXUS_DONE = 0, 100, 101
+
+
+class NexusError(Exception):
+    """A NEXUS_* status code other than success, with the library's message."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{message} (code {code})")
+        self.code = code
+        self.message = message
+
+
+def _load():
+    path = os.environ.get("NEXUS_LIB") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "..", "target", "release", "libnexus.so"
+    )
+    lib = ctypes.CDLL(os.path.abspath(path))
+    p, vp, cp, i = ctypes.POINTER, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+    sigs = {
+        "nexus_open": ([cp, cp, p(vp)], i),
+        "nexus_close": ([vp], i),
+        "nexus_errmsg": ([], cp),
+        "nexus_free": ([vp], None),
+        "nexus_insert_many": ([vp, cp, cp, p(ctypes.c_uint64)], i),
+        "nexus_find": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_cursor_next": ([vp, p(cp)], i),
+        "nexus_cursor_close": ([vp], i),
+        "nexus_count": ([vp, cp, cp, p(ctypes.c_uint64)], i),
+        "nexus_import": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_export": ([vp, cp, cp, cp, p(vp)], i),
+    }
+    for name, (args, res) in sigs.items():
+        f = getattr(lib, name)
+        f.argtypes, f.restype = args, res
+    return lib
+
+
+_lib = None
+
+
+def _api():
+    global _lib
+    if _lib is None:
+        _lib = _load()
+    return _lib
+
+
+def _check(rc, ok=(NEXUS_OK,)):
+    if rc not in ok:
+        raise NexusError(rc, (_api().nexus_errmsg() or b"").decode("utf-8", "replace"))
+    return rc
+
+
+def _b(s):
+    return None if s is None else (s if isinstance(s, bytes) else str(s).encode("utf-8"))
+
+
+def _json(v):
+    return None if v is None else _b(v if isinstance(v, str) else json.dumps(v))
+
+
+def _take_string(ptr):
+    try:
+        return ctypes.string_at(ptr).decode("utf-8")
+    finally:
+        _api().nexus_free(ptr)
+
+
+def _to_ext(v):
+    """A Python / numpy / pandas value as Extended JSON-ready data."""
+    import numpy as np
+    import pandas as pd
+
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        return {str(k): _to_ext(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_to_ext(x) for x in v]
+    if isinstance(v, (pd.Timestamp, datetime.datetime, np.datetime64)):
+        ts = pd.Timestamp(v)
+        if ts is pd.NaT:
+            return None
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return {"$date": {"$numberLong": str(ts.value // 1_000_000)}}
+    if isinstance(v, decimal.Decimal):
+        return {"$numberDecimal": str(v)}
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(v) else float(v)
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return v
+
+
+def _from_ext(v):
+    """Extended JSON wrappers back to Python values (dates as tz-naive UTC Timestamps)."""
+    import pandas as pd
+
+    if isinstance(v, list):
+        return [_from_ext(x) for x in v]
+    if isinstance(v, dict):
+        if len(v) == 1:
+            (k, x), = v.items()
+            if k == "$date":
+                if isinstance(x, dict):
+                    return pd.Timestamp(int(x["$numberLong"]), unit="ms")
+                return pd.Timestamp(x).tz_convert("UTC").tz_localize(None)
+            if k in ("$numberLong", "$numberInt"):
+                return int(x)
+            if k == "$numberDouble":
+                return float(x)
+            if k == "$numberDecimal":
+                return decimal.Decimal(x)
+            if k == "$oid":
+                return x
+        return {k: _from_ext(x) for k, x in v.items()}
+    return v
+
+
+class Collection:
+    """A collection reached through a Database; cheap, holds no resources."""
+
+    def __init__(self, db, name):
+        self._db, self.name = db, name
+
+    def insert_dataframe(self, df, batch_size=1000):
+        """Inserts every row of the DataFrame as a document (columns are fields; NaN/NaT
+        become null; datetimes become dates). Each batch is one atomic insert_many.
+        Returns the number of documents inserted."""
+        total = 0
+        records = df.to_dict(orient="records")
+        for start in range(0, len(records), batch_size):
+            chunk = [_to_ext(r) for r in records[start : start + batch_size]]
+            n = ctypes.c_uint64()
+            _check(_api().nexus_insert_many(self._db._h, _b(self.name), _json(chunk), ctypes.byref(n)))
+            total += n.value
+        return total
+
+    def find(self, filter=None, **options):
+        """Yields matching documents as dicts (options: sort, projection, skip, limit)."""
+        cur = ctypes.c_void_p()
+        _check(_api().nexus_find(self._db._h, _b(self.name), _json(filter), _json(options or None), ctypes.byref(cur)))
+        try:
+            row = ctypes.c_char_p()
+            while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:
+                yield _from_ext(json.loads(row.value.decode("utf-8")))
+        finally:
+            _api().nexus_cursor_close(cur)
+
+    def find_dataframe(self, filter=None, **options):
+        """The matching documents as a DataFrame, one column per top-level field."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(list(self.find(filter, **options)))
+
+    def count(self, filter=None):
+        n = ctypes.c_uint64()
+        _check(_api().nexus_count(self._db._h, _b(self.name), _json(filter), ctypes.byref(n)))
+        return n.value
+
+    def import_file(self, path, **options):
+        """nexus_import: returns the report as a dict."""
+        out = ctypes.c_void_p()
+        _check(_api().nexus_import(self._db._h, _b(self.name), _b(path), _json(options or None), ctypes.byref(out)))
+        return json.loads(_take_string(out))
+
+    def export_file(self, path, **options):
+        """nexus_export: returns the report as a dict."""
+        out = ctypes.c_void_p()
+        _check(_api().nexus_export(self._db._h, _b(self.name), _b(path), _json(options or None), ctypes.byref(out)))
+        return json.loads(_take_string(out))
+
+
+class Database:
+    """A connection (nexus_db). Not for concurrent use from several threads at once."""
+
+    def __init__(self, path=":memory:", options=None):
+        h = ctypes.c_void_p()
+        _check(_api().nexus_open(_b(path), _json(options), ctypes.byref(h)))
+        self._h = h
+
+    def collection(self, name):
+        return Collection(self, name)
+
+    def close(self):
+        if self._h:
+            h, self._h = self._h, None
+            _check(_api().nexus_close(h))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open(path=":memory:", options=None):  # noqa: A001 - mirrors nexus_open
+    """Opens (creating) the database at path; ':memory:' for a private in-memory one."""
+    return Database(path, options)

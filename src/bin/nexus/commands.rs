@@ -1,0 +1,140 @@
+//! The document commands shared by the one-shot subcommands and the shell: find, count,
+//! insert, update, delete, collections, stats. Each takes parsed arguments, runs them
+//! through the Rust API and writes plain results to `out` (documents as relaxed Extended
+//! JSON, one per line; counts as bare numbers).
+
+use crate::relaxed::to_strict_json;
+use nexus::{Database, Document, FindOptions, UpdateOptions};
+use std::io::Write;
+
+/// A command failure: a message for stderr.
+pub type CmdResult = Result<(), String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Parses relaxed JSON that must be one object, for `what` (filter, update, document, ...).
+pub fn parse_object(text: &str, what: &str) -> Result<bson::Document, String> {
+    let strict = to_strict_json(text).map_err(|e| format!("{what}: {e}"))?;
+    Document::from_json(&strict)
+        .map(Document::into_bson)
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// Parses an optional filter (absent: match all).
+pub fn parse_filter(text: Option<&str>) -> Result<bson::Document, String> {
+    match text {
+        None => Ok(bson::Document::new()),
+        Some(t) if t.trim().is_empty() => Ok(bson::Document::new()),
+        Some(t) => parse_object(t, "filter"),
+    }
+}
+
+/// Find options from relaxed JSON (`{sort: {age: -1}, limit: 5}`).
+pub fn parse_find_options(text: Option<&str>) -> Result<FindOptions, String> {
+    match text {
+        None => Ok(FindOptions::default()),
+        Some(t) => {
+            let strict = to_strict_json(t).map_err(|e| format!("find options: {e}"))?;
+            FindOptions::from_json(&strict).map_err(err)
+        }
+    }
+}
+
+/// Prints every match, one document per line.
+pub fn find(
+    db: &Database,
+    coll: &str,
+    filter: &bson::Document,
+    opts: FindOptions,
+    out: &mut dyn Write,
+) -> CmdResult {
+    for doc in db.collection(coll).find(filter, opts).map_err(err)? {
+        let doc = doc.map_err(err)?;
+        writeln!(out, "{}", doc.to_json()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Prints the number of matches.
+pub fn count(db: &Database, coll: &str, filter: &bson::Document, out: &mut dyn Write) -> CmdResult {
+    let n = db.collection(coll).count(filter).map_err(err)?;
+    writeln!(out, "{n}").map_err(err)
+}
+
+/// Inserts one document, or every document of a JSON array (atomically); prints the ids.
+pub fn insert(db: &Database, coll: &str, text: &str, out: &mut dyn Write) -> CmdResult {
+    let strict = to_strict_json(text).map_err(|e| format!("document: {e}"))?;
+    let c = db.collection(coll);
+    if strict.trim_start().starts_with('[') {
+        let value: serde_json::Value =
+            serde_json::from_str(&strict).map_err(|e| format!("documents: {e}"))?;
+        let docs = value
+            .as_array()
+            .expect("starts with '['")
+            .iter()
+            .map(|v| Document::from_json(&v.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        for id in c.insert_many(docs).map_err(err)? {
+            writeln!(out, "{}", id.to_text()).map_err(err)?;
+        }
+        return Ok(());
+    }
+    let doc = Document::from_json(&strict).map_err(|e| format!("document: {e}"))?;
+    let id = c.insert(doc).map_err(err)?;
+    writeln!(out, "{}", id.to_text()).map_err(err)
+}
+
+/// Updates the first match (or all with `multi`); prints what happened.
+pub fn update(
+    db: &Database,
+    coll: &str,
+    filter: &bson::Document,
+    update: &bson::Document,
+    options: UpdateOptions,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let r = db
+        .collection(coll)
+        .update(filter, update, options)
+        .map_err(err)?;
+    match r.upserted_id {
+        Some(id) => writeln!(
+            out,
+            "matched {}, modified {}, upserted {}",
+            r.matched,
+            r.modified,
+            id.to_text()
+        ),
+        None => writeln!(out, "matched {}, modified {}", r.matched, r.modified),
+    }
+    .map_err(err)
+}
+
+/// Deletes the first match (or all with `multi`); prints the number deleted.
+pub fn delete(
+    db: &Database,
+    coll: &str,
+    filter: &bson::Document,
+    multi: bool,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let n = db.collection(coll).delete(filter, multi).map_err(err)?;
+    writeln!(out, "deleted {n}").map_err(err)
+}
+
+/// Prints the collection names, one per line.
+pub fn collections(db: &Database, out: &mut dyn Write) -> CmdResult {
+    for name in db.list_collections().map_err(err)? {
+        writeln!(out, "{name}").map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Prints the statistics as indented JSON.
+pub fn stats(db: &Database, out: &mut dyn Write) -> CmdResult {
+    let s = db.stats().map_err(err)?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&s).map_err(err)?).map_err(err)
+}

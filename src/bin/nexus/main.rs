@@ -1,0 +1,442 @@
+//! `nexus`: the NexusLite command-line tool. `nexus shell DB` is an interactive shell (see
+//! `shell`); the other subcommands do one thing and exit: import, export, find, count,
+//! insert, update, delete, collections, stats, check, checkpoint, backup, compact.
+//!
+//! Exit codes: 0 success, 1 an error (one line on stderr), 2 a usage error. Everything goes
+//! through the public Rust API of the `nexus` library; logging is configured with log4rs.
+
+mod commands;
+mod logging;
+mod relaxed;
+mod shell;
+mod transfer;
+
+use clap::{Parser, Subcommand};
+use commands::{parse_filter, parse_object};
+use nexus::io::{CsvOptions, ExportOptions, ExtJsonMode, Format, ImportOptions};
+use nexus::{Database, FindOptions, OpenOptions, UpdateOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// NexusLite: an embedded document database (SQLite's deployment model, MongoDB's data model).
+#[derive(Parser)]
+#[command(name = "nexus", version, about, propagate_version = true)]
+struct Cli {
+    /// No progress bars or summaries on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// A log4rs YAML configuration file (default: warnings and errors to stderr).
+    #[arg(long, global = true, value_name = "FILE")]
+    log_config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Interactive shell (commands from stdin when it is not a terminal).
+    Shell { db: PathBuf },
+    /// Import a CSV, NDJSON, JSON or BSON file into a collection.
+    Import {
+        db: PathBuf,
+        coll: String,
+        file: PathBuf,
+        /// auto, csv, ndjson, json or bson.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Skip bad rows, listing them in the error sidecar.
+        #[arg(long)]
+        skip_errors: bool,
+        /// Where skipped rows are listed (default FILE.errors.jsonl).
+        #[arg(long, value_name = "PATH")]
+        error_sidecar: Option<PathBuf>,
+        /// Field whose value makes each document ephemeral (needs TTL support).
+        #[arg(long, value_name = "FIELD")]
+        ttl_field: Option<String>,
+        /// Documents per committed transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: u64,
+        /// Commit nothing unless the whole file imports.
+        #[arg(long)]
+        atomic: bool,
+        /// Read and check everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// CSV field separator (detected when absent; "\t" or "tab" for tabs).
+        #[arg(long)]
+        delimiter: Option<String>,
+        /// CSV: the first row is data, not column names.
+        #[arg(long)]
+        no_headers: bool,
+        /// CSV: keep every cell as a string.
+        #[arg(long)]
+        no_type_infer: bool,
+    },
+    /// Export a collection to a CSV, NDJSON, JSON or BSON file (written atomically).
+    Export {
+        db: PathBuf,
+        coll: String,
+        file: PathBuf,
+        /// auto (from the extension, else ndjson), csv, ndjson, json or bson.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Only documents matching this filter (mongosh syntax accepted).
+        #[arg(long)]
+        filter: Option<String>,
+        /// CSV columns, comma-separated dotted paths, in order.
+        #[arg(long, value_delimiter = ',')]
+        fields: Option<Vec<String>>,
+        /// Extended JSON mode: relaxed or canonical (exact types).
+        #[arg(long, default_value = "relaxed")]
+        extended_json: String,
+        /// JSON: indent.
+        #[arg(long)]
+        pretty: bool,
+        /// JSON: concatenated documents instead of one array.
+        #[arg(long)]
+        no_array: bool,
+        /// CSV field separator (default ",").
+        #[arg(long)]
+        delimiter: Option<String>,
+        /// CSV: no header row.
+        #[arg(long)]
+        no_headers: bool,
+    },
+    /// Print matching documents as NDJSON.
+    Find {
+        db: PathBuf,
+        coll: String,
+        filter: Option<String>,
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long)]
+        limit: Option<u64>,
+        #[arg(long)]
+        skip: Option<u64>,
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Print the number of matching documents.
+    Count {
+        db: PathBuf,
+        coll: String,
+        filter: Option<String>,
+    },
+    /// Insert a document (or a JSON array of documents, atomically); prints the _id(s).
+    Insert {
+        db: PathBuf,
+        coll: String,
+        doc: String,
+    },
+    /// Update the first matching document (all with --multi).
+    Update {
+        db: PathBuf,
+        coll: String,
+        filter: String,
+        update: String,
+        #[arg(long)]
+        multi: bool,
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// Delete the first matching document (all with --multi).
+    Delete {
+        db: PathBuf,
+        coll: String,
+        filter: String,
+        #[arg(long)]
+        multi: bool,
+    },
+    /// List the collections.
+    Collections { db: PathBuf },
+    /// Print statistics as JSON.
+    Stats { db: PathBuf },
+    /// Check the database's integrity (needs the WASP engine: not in this build).
+    Check { db: PathBuf },
+    /// Fold the log into the database file.
+    Checkpoint { db: PathBuf },
+    /// Consistent online copy to DEST (needs the WASP engine: not in this build).
+    Backup { db: PathBuf, dest: PathBuf },
+    /// Rewrite the database smaller.
+    Compact { db: PathBuf },
+}
+
+/// Opens an existing database (commands that only read or maintain must not create one).
+fn open_existing(path: &PathBuf) -> Result<Database, String> {
+    if !path.exists() {
+        return Err(format!("{}: no such database", path.display()));
+    }
+    Database::open(
+        path,
+        OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn open_or_create(path: &PathBuf) -> Result<Database, String> {
+    Database::open(path, OpenOptions::default()).map_err(|e| e.to_string())
+}
+
+fn delimiter(d: Option<String>) -> Result<Option<u8>, String> {
+    match d.as_deref() {
+        None => Ok(None),
+        Some("\\t") | Some("tab") => Ok(Some(b'\t')),
+        Some(s) if s.len() == 1 && s.is_ascii() => Ok(Some(s.as_bytes()[0])),
+        Some(s) => Err(format!(
+            "--delimiter must be one ASCII character, not {s:?}"
+        )),
+    }
+}
+
+fn format(s: &str) -> Result<Format, String> {
+    Format::parse(s).map_err(|e| e.to_string())
+}
+
+fn unsupported(what: &str) -> Result<(), String> {
+    Err(format!(
+        "{what} is not in this build yet (it comes with the WASP storage engine)"
+    ))
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let quiet = cli.quiet;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let r = match cli.command {
+        Command::Shell { db } => {
+            drop(out);
+            let name = db.display().to_string();
+            let code = shell::run(&open_or_create(&db)?, &name);
+            return if code == 0 {
+                Ok(())
+            } else {
+                Err(String::new())
+            };
+        }
+        Command::Import {
+            db,
+            coll,
+            file,
+            format: f,
+            skip_errors,
+            error_sidecar,
+            ttl_field,
+            batch_size,
+            atomic,
+            dry_run,
+            delimiter: d,
+            no_headers,
+            no_type_infer,
+        } => {
+            let opts = ImportOptions {
+                format: format(&f)?,
+                batch_size: usize::try_from(batch_size).unwrap_or(usize::MAX).max(1),
+                ttl_field,
+                skip_errors,
+                error_sidecar,
+                atomic,
+                dry_run,
+                csv: CsvOptions {
+                    delimiter: delimiter(d)?,
+                    has_headers: !no_headers,
+                    type_infer: !no_type_infer,
+                },
+                ..ImportOptions::default()
+            };
+            let db = if dry_run {
+                open_existing(&db)
+                    .or_else(|_| Database::open_in_memory().map_err(|e| e.to_string()))?
+            } else {
+                open_or_create(&db)?
+            };
+            let bar = transfer::Bar::new(quiet, true);
+            let r = db
+                .collection(&coll)
+                .import_with_progress(&file, &opts, &mut |p| bar.update(p, true));
+            bar.finish();
+            let report = r.map_err(|e| e.to_string())?;
+            if !quiet {
+                eprintln!(
+                    "{}",
+                    transfer::import_summary(&file.display().to_string(), &report)
+                );
+            }
+            Ok(())
+        }
+        Command::Export {
+            db,
+            coll,
+            file,
+            format: f,
+            filter,
+            fields,
+            extended_json,
+            pretty,
+            no_array,
+            delimiter: d,
+            no_headers,
+        } => {
+            let opts = ExportOptions {
+                format: format(&f)?,
+                filter: filter
+                    .as_deref()
+                    .map(|t| parse_object(t, "filter"))
+                    .transpose()?,
+                fields,
+                extended_json: match extended_json.as_str() {
+                    "relaxed" => ExtJsonMode::Relaxed,
+                    "canonical" => ExtJsonMode::Canonical,
+                    other => {
+                        return Err(format!(
+                            "--extended-json must be relaxed or canonical, not {other:?}"
+                        ))
+                    }
+                },
+                csv: CsvOptions {
+                    delimiter: delimiter(d)?,
+                    has_headers: !no_headers,
+                    type_infer: true,
+                },
+                array_mode: Some(!no_array),
+                pretty,
+            };
+            let db = open_existing(&db)?;
+            let bar = transfer::Bar::new(quiet, false);
+            let r = db
+                .collection(&coll)
+                .export_with_progress(&file, &opts, &mut |p| bar.update(p, false));
+            bar.finish();
+            let report = r.map_err(|e| e.to_string())?;
+            if !quiet {
+                eprintln!("{}", transfer::export_summary(&report));
+            }
+            Ok(())
+        }
+        Command::Find {
+            db,
+            coll,
+            filter,
+            sort,
+            limit,
+            skip,
+            projection,
+        } => {
+            let filter = parse_filter(filter.as_deref())?;
+            let opts = FindOptions {
+                sort: sort
+                    .as_deref()
+                    .map(|s| parse_object(s, "sort"))
+                    .transpose()?,
+                projection: projection
+                    .as_deref()
+                    .map(|s| parse_object(s, "projection"))
+                    .transpose()?,
+                skip: skip.unwrap_or(0),
+                limit: limit.unwrap_or(0),
+                hint: None,
+            };
+            commands::find(&open_existing(&db)?, &coll, &filter, opts, &mut out)
+        }
+        Command::Count { db, coll, filter } => commands::count(
+            &open_existing(&db)?,
+            &coll,
+            &parse_filter(filter.as_deref())?,
+            &mut out,
+        ),
+        Command::Insert { db, coll, doc } => {
+            commands::insert(&open_or_create(&db)?, &coll, &doc, &mut out)
+        }
+        Command::Update {
+            db,
+            coll,
+            filter,
+            update,
+            multi,
+            upsert,
+        } => {
+            let f = parse_object(&filter, "filter")?;
+            let u = parse_object(&update, "update")?;
+            let db = if upsert {
+                open_or_create(&db)?
+            } else {
+                open_existing(&db)?
+            };
+            commands::update(
+                &db,
+                &coll,
+                &f,
+                &u,
+                UpdateOptions { multi, upsert },
+                &mut out,
+            )
+        }
+        Command::Delete {
+            db,
+            coll,
+            filter,
+            multi,
+        } => {
+            let f = parse_object(&filter, "filter")?;
+            commands::delete(&open_existing(&db)?, &coll, &f, multi, &mut out)
+        }
+        Command::Collections { db } => commands::collections(&open_existing(&db)?, &mut out),
+        Command::Stats { db } => commands::stats(&open_existing(&db)?, &mut out),
+        Command::Check { db } => {
+            open_existing(&db)?;
+            unsupported("nexus check (the integrity check)")
+        }
+        Command::Backup { db, dest } => {
+            open_existing(&db)?;
+            let _ = dest;
+            unsupported("nexus backup (consistent online copy)")
+        }
+        Command::Checkpoint { db } => open_existing(&db)?.checkpoint().map_err(|e| e.to_string()),
+        Command::Compact { db } => open_existing(&db)?.compact().map_err(|e| e.to_string()),
+    };
+    r?;
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("nexus: usage error: {first} (see nexus --help)");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logging::init(cli.log_config.as_deref()) {
+        eprintln!("nexus: error: {}", shell::one_line(&e));
+        return ExitCode::from(1);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_empty() => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("nexus: error: {}", shell::one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}

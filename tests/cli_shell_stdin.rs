@@ -1,0 +1,111 @@
+//! `nexus shell DB` fed through stdin (no terminal): commands run in order without prompts,
+//! results go to stdout, errors to stderr with their line number, and the exit status is 1
+//! when any command failed.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn shell(db: &std::path::Path, script: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(["shell".as_ref(), db.as_os_str()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap(),
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_script_runs_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let script = "\
+# comments and blank lines are skipped
+
+insert people {_id: 1, name: 'ada', age: 36, tags: ['math']}
+insert people {_id: 2, name: \"alan\", age: 41}
+insert people [{_id: 3, name: 'grace', age: 85}]
+find people {age: {$gt: 40}} {sort: {age: -1}, projection: {name: 1, _id: 0}}
+count people
+count people {tags: 'math'}
+update people {age: {$lt: 50}} {$inc: {age: 1}} --multi
+delete people {_id: 3}
+find people
+collections
+begin
+insert people {_id: 9}
+rollback
+count people
+help
+exit
+count people
+";
+    let (code, out, err) = shell(&db, script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..12],
+        [
+            "1",
+            "2",
+            "3",
+            "{\"name\":\"grace\"}",
+            "{\"name\":\"alan\"}",
+            "3",
+            "1",
+            "matched 2, modified 2",
+            "deleted 1",
+            "{\"_id\":1,\"name\":\"ada\",\"age\":37,\"tags\":[\"math\"]}",
+            "{\"_id\":2,\"name\":\"alan\",\"age\":42}",
+            "people",
+        ]
+    );
+    assert_eq!(
+        lines[12], "9",
+        "the insert inside the transaction printed its _id"
+    );
+    assert_eq!(lines[13], "2", "the rolled-back insert is gone");
+    assert!(out.contains("find COLL [FILTER] [OPTIONS]"), "help text");
+    assert_eq!(
+        lines.last(),
+        Some(&"  exit | quit                         leave (end of input does too)"),
+        "nothing after exit"
+    );
+}
+
+#[test]
+fn errors_name_their_line_and_the_shell_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let (code, out, err) = shell(
+        &db,
+        "insert c {a: 1}\nfrobnicate\nfind c {a: \nfind c {a: {$nope: 1}}\ndelete c {a: 1} --all\ncount c\n",
+    );
+    assert_eq!(code, 1);
+    let errs: Vec<&str> = err.lines().collect();
+    assert_eq!(errs.len(), 4, "{err}");
+    assert!(
+        errs[0].starts_with("error: line 2: unknown command 'frobnicate'"),
+        "{err}"
+    );
+    assert!(
+        errs[1].starts_with("error: line 3: unbalanced JSON"),
+        "{err}"
+    );
+    assert!(errs[2].starts_with("error: line 4:"), "{err}");
+    assert!(errs[3].contains("unknown flag --all"), "{err}");
+    assert!(out.ends_with("1\n"), "count still ran: {out}");
+}

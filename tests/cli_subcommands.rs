@@ -1,0 +1,248 @@
+//! The real `nexus` binary's one-shot subcommands: import/export with their options, find
+//! (NDJSON on stdout, mongosh-style filters), count (the number alone), insert, update,
+//! delete, collections, stats, checkpoint, compact; the unsupported engine commands say so
+//! and exit 1; errors are one line on stderr with exit 1, usage errors exit 2.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nexus(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run nexus")
+}
+
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let o = nexus(args, cwd);
+    assert!(
+        o.status.success(),
+        "nexus {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(args: &[&str], cwd: &Path, code: i32) -> String {
+    let o = nexus(args, cwd);
+    assert_eq!(o.status.code(), Some(code), "nexus {args:?}: {o:?}");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr: {err:?}"
+    );
+    err
+}
+
+#[test]
+fn import_find_count_export_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("people.csv"),
+        "_id,name,age,home.city\n1,ada,36,london\n2,alan,41,wilmslow\n3,grace,85,new york\n",
+    )
+    .unwrap();
+    let o = nexus(
+        &[
+            "import",
+            "t.db",
+            "people",
+            "people.csv",
+            "--batch-size",
+            "2",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{o:?}");
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.contains("imported 3 of 3 rows"), "{summary}");
+
+    assert_eq!(ok(&["count", "t.db", "people"], d), "3\n");
+    assert_eq!(
+        ok(&["count", "t.db", "people", "{age: {$gt: 40}}"], d),
+        "2\n"
+    );
+    let found = ok(
+        &[
+            "find",
+            "t.db",
+            "people",
+            "{age: {$gt: 40}}",
+            "--sort",
+            "{age: -1}",
+            "--limit",
+            "1",
+        ],
+        d,
+    );
+    assert_eq!(
+        found,
+        "{\"_id\":3,\"name\":\"grace\",\"age\":85,\"home\":{\"city\":\"new york\"}}\n"
+    );
+
+    ok(
+        &[
+            "export",
+            "t.db",
+            "people",
+            "out.ndjson",
+            "--filter",
+            "{'home.city': 'london'}",
+            "-q",
+        ],
+        d,
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.ndjson")).unwrap(),
+        "{\"_id\":1,\"name\":\"ada\",\"age\":36,\"home\":{\"city\":\"london\"}}\n"
+    );
+    ok(
+        &[
+            "export",
+            "t.db",
+            "people",
+            "out.csv",
+            "--fields",
+            "name,home.city",
+            "-q",
+        ],
+        d,
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.csv")).unwrap(),
+        "name,home.city\nada,london\nalan,wilmslow\ngrace,new york\n"
+    );
+    ok(&["export", "t.db", "people", "all.bson", "-q"], d);
+    ok(&["import", "t.db", "copy", "all.bson", "-q"], d);
+    assert_eq!(
+        ok(&["find", "t.db", "copy"], d),
+        ok(&["find", "t.db", "people"], d)
+    );
+    assert_eq!(ok(&["collections", "t.db"], d), "copy\npeople\n");
+}
+
+#[test]
+fn write_commands_and_maintenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ok(&["insert", "w.db", "c", "{_id: 'a', n: 1}"], d), "a\n");
+    assert_eq!(
+        ok(
+            &[
+                "insert",
+                "w.db",
+                "c",
+                "[{_id: 'b', n: 2}, {_id: 'c', n: 3}]"
+            ],
+            d
+        ),
+        "b\nc\n"
+    );
+    assert_eq!(
+        ok(
+            &[
+                "update",
+                "w.db",
+                "c",
+                "{n: {$gte: 2}}",
+                "{$inc: {n: 10}}",
+                "--multi"
+            ],
+            d
+        ),
+        "matched 2, modified 2\n"
+    );
+    assert_eq!(
+        ok(
+            &[
+                "update",
+                "w.db",
+                "c",
+                "{_id: 'z'}",
+                "{$set: {n: 0}}",
+                "--upsert"
+            ],
+            d
+        ),
+        "matched 0, modified 0, upserted z\n"
+    );
+    assert_eq!(
+        ok(&["delete", "w.db", "c", "{n: {$gt: 5}}", "--multi"], d),
+        "deleted 2\n"
+    );
+    assert_eq!(
+        ok(&["find", "w.db", "c", "{}", "--projection", "{n: 0}"], d),
+        "{\"_id\":\"a\"}\n{\"_id\":\"z\"}\n"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", "w.db"], d)).unwrap();
+    assert_eq!(stats["version"], nexus::VERSION);
+    ok(&["checkpoint", "w.db"], d);
+    ok(&["compact", "w.db"], d);
+    assert!(fails(&["check", "w.db"], d, 1).contains("not in this build yet"));
+    assert!(fails(&["backup", "w.db", "copy.db"], d, 1).contains("not in this build yet"));
+    assert!(!d.join("copy.db").exists());
+}
+
+#[test]
+fn errors_are_one_line_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(fails(&["count", "missing.db", "c"], d, 1).contains("no such database"));
+    assert!(
+        !d.join("missing.db").exists(),
+        "read commands do not create databases"
+    );
+    ok(&["insert", "e.db", "c", "{a: 1}"], d);
+    assert!(fails(&["find", "e.db", "c", "{a: {$bogus: 1}}"], d, 1).starts_with("nexus: error: "));
+    std::fs::write(d.join("bad.ndjson"), "{\"a\":1}\n{\"a\":\n{\"a\":3}\n").unwrap();
+    let e = fails(&["import", "e.db", "c", "bad.ndjson"], d, 1);
+    assert!(
+        e.contains("row 2 (line 2") && e.contains("1 documents were committed"),
+        "{e}"
+    );
+    let o = nexus(&["import", "e.db", "c", "bad.ndjson", "--skip-errors"], d);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 failed"));
+    assert!(d.join("bad.ndjson.errors.jsonl").exists());
+    std::fs::write(d.join("ttl.ndjson"), "{\"exp\": \"soon\"}\n").unwrap();
+    let e = fails(
+        &["import", "e.db", "c", "ttl.ndjson", "--ttl-field", "exp"],
+        d,
+        1,
+    );
+    assert!(e.contains("ttl_field 'exp' must hold milliseconds"), "{e}");
+    assert!(fails(&["export", "e.db", "c", "."], d, 1).contains("is a directory"));
+    assert!(fails(&["bogus"], d, 2).contains("usage error"));
+    assert!(fails(&["find", "e.db"], d, 2).contains("usage error"));
+    assert!(fails(
+        &["import", "e.db", "c", "bad.ndjson", "--batch-size", "x"],
+        d,
+        2
+    )
+    .contains("usage error"));
+    let help = nexus(&["--help"], d);
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("shell"));
+}
+
+#[test]
+fn log_config_file_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("log.yaml"),
+        "appenders:\n  file:\n    kind: file\n    path: nexus.log\n    encoder:\n      pattern: \"{l} {m}{n}\"\nroot:\n  level: debug\n  appenders: [file]\n",
+    )
+    .unwrap();
+    ok(
+        &["--log-config", "log.yaml", "insert", "l.db", "c", "{a: 1}"],
+        d,
+    );
+    let log = std::fs::read_to_string(d.join("nexus.log")).unwrap();
+    assert!(log.contains("DEBUG"), "{log}");
+    assert!(
+        fails(&["--log-config", "nope.yaml", "count", "l.db", "c"], d, 1).contains("log config")
+    );
+}
