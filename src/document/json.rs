@@ -133,6 +133,15 @@ fn write_value(v: &Bson, out: &mut String) {
         Bson::Double(d) if d.is_finite() => {
             out.push_str(&serde_json::Value::from(*d).to_string());
         }
+        // Relaxed Extended JSON writes dates from 1970 to 9999 as ISO-8601 text and every
+        // other date in the canonical `$numberLong` form (the bson crate clamps those).
+        Bson::DateTime(dt) if !(0..=253_402_300_799_999).contains(&dt.timestamp_millis()) => {
+            let _ = write!(
+                out,
+                "{{\"$date\":{{\"$numberLong\":\"{}\"}}}}",
+                dt.timestamp_millis()
+            );
+        }
         other => out.push_str(&other.clone().into_relaxed_extjson().to_string()),
     }
 }
@@ -173,6 +182,19 @@ mod tests {
             .into_relaxed_extjson()
             .to_string();
         assert_eq!(to_relaxed_json(&doc), expected);
+    }
+
+    #[test]
+    fn dates_outside_1970_to_9999_keep_their_value() {
+        for ms in [-100i64, 253_402_300_800_000, 300_000_000_000_000] {
+            let doc = bson::doc! {"d": bson::DateTime::from_millis(ms)};
+            let text = to_relaxed_json(&doc);
+            assert_eq!(
+                text,
+                format!(r#"{{"d":{{"$date":{{"$numberLong":"{ms}"}}}}}}"#)
+            );
+            assert_eq!(parse_document(&text).unwrap(), doc);
+        }
     }
 
     #[test]
