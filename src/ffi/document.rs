@@ -45,6 +45,18 @@ unsafe fn give_string(out: *mut *mut c_char, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Hands the new `_id` to the caller when `out_id` is not NULL; the insert's status.
+///
+/// # Safety
+/// `out_id` is NULL or valid for writes.
+unsafe fn give_id(out_id: *mut *mut c_char, id: &DocumentId) -> Result<c_int> {
+    if !out_id.is_null() {
+        // SAFETY: non-NULL, forwarded contract.
+        unsafe { give_string(out_id, &id.to_text()) }?;
+    }
+    Ok(NEXUS_OK)
+}
+
 /// Inserts the JSON document `json` into `coll` (created when missing). Without an `_id` the
 /// document gets a UUID v4 string. On success `*out_id` (when `out_id` is not NULL) receives
 /// the `_id` as text (strings as they are, other types as Extended JSON; free with
@@ -69,11 +81,8 @@ pub unsafe extern "C" fn nexus_insert(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let doc = unsafe { doc_arg(json, "json") }?;
         let id = h.db.collection(coll).insert(Document::from(doc))?;
-        if !out_id.is_null() {
-            // SAFETY: non-NULL, caller contract.
-            unsafe { give_string(out_id, &id.to_text()) }?;
-        }
-        Ok(NEXUS_OK)
+        // SAFETY: NULL or writable per the caller's contract.
+        unsafe { give_id(out_id, &id) }
     })
 }
 
@@ -101,11 +110,8 @@ pub unsafe extern "C" fn nexus_insert_bson(
         let id =
             h.db.collection(coll)
                 .insert(Document::from_bson_bytes(bytes)?)?;
-        if !out_id.is_null() {
-            // SAFETY: non-NULL, caller contract.
-            unsafe { give_string(out_id, &id.to_text()) }?;
-        }
-        Ok(NEXUS_OK)
+        // SAFETY: NULL or writable per the caller's contract.
+        unsafe { give_id(out_id, &id) }
     })
 }
 
@@ -169,11 +175,8 @@ pub unsafe extern "C" fn nexus_insert_ttl(
         let id =
             h.db.collection(coll)
                 .insert_ttl(Document::from(doc), ttl_ms)?;
-        if !out_id.is_null() {
-            // SAFETY: non-NULL, caller contract.
-            unsafe { give_string(out_id, &id.to_text()) }?;
-        }
-        Ok(NEXUS_OK)
+        // SAFETY: NULL or writable per the caller's contract.
+        unsafe { give_id(out_id, &id) }
     })
 }
 
