@@ -236,14 +236,7 @@ impl Collection<'_> {
         if filter.is_empty() {
             return self.db.read(|v| Ok(v.count(&self.name)));
         }
-        self.db.read(|v| {
-            let mut n = 0;
-            scan_matches(v, &self.name, &f, |_, _, _| {
-                n += 1;
-                Ok(true)
-            })?;
-            Ok(n)
-        })
+        self.db.read(|v| count_matches(v, &self.name, &f))
     }
 
     /// [`Collection::count`] with the filter as JSON text.
@@ -501,9 +494,31 @@ pub(crate) fn scan_matches(
             return Ok(());
         }
         for (k, rec) in &batch {
+            if !filter.matches_bytes(record::body_bytes(rec)?)? {
+                continue;
+            }
             let doc = record::decode_body(rec)?.into_bson();
-            if filter.matches(&doc) && !f(k, rec, &doc)? {
+            if !f(k, rec, &doc)? {
                 return Ok(());
+            }
+        }
+        after = batch.last().map(|(k, _)| k.clone());
+    }
+}
+
+/// How many documents of `table` match, evaluated on the stored bytes (no document is
+/// decoded).
+fn count_matches(view: &dyn ReadView, table: &str, filter: &Filter) -> Result<u64> {
+    let mut n = 0;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = view.scan(table, after.as_deref(), 256);
+        if batch.is_empty() {
+            return Ok(n);
+        }
+        for (_, rec) in &batch {
+            if filter.matches_bytes(record::body_bytes(rec)?)? {
+                n += 1;
             }
         }
         after = batch.last().map(|(k, _)| k.clone());

@@ -95,15 +95,14 @@ impl Cursor {
             }
             self.after = batch.last().map(|(k, _)| k.clone());
             for (_, rec) in batch {
-                let doc = record::decode_body(&rec)?.into_bson();
-                if !self.plan.filter.matches(&doc) {
+                if !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
                     continue;
                 }
                 if self.to_skip > 0 {
                     self.to_skip -= 1;
                     continue;
                 }
-                self.ready.push_back(doc);
+                self.ready.push_back(record::decode_body(&rec)?.into_bson());
             }
         }
     }
