@@ -300,7 +300,7 @@ impl Collection<'_> {
             if t.has_table(&self.name) {
                 scan_matches(t.as_read(), &self.name, &f, |key, rec, doc| {
                     result.matched += 1;
-                    if let Some(c) = updated_record(&u, key, rec, doc, now)? {
+                    if let Some(c) = updated_record(&u, &f, key, rec, doc, now)?.1 {
                         changes.push(c);
                     }
                     Ok(options.multi)
@@ -367,8 +367,8 @@ impl Collection<'_> {
             let target = first_match(t.as_read(), &self.name, &plan)?;
             let (before, after) = match target {
                 Some((key, rec, doc)) => {
-                    let after = u.apply(&doc)?;
-                    if let Some(c) = updated_record(&u, &key, &rec, &doc, now)? {
+                    let (after, change) = updated_record(&u, &f, &key, &rec, &doc, now)?;
+                    if let Some(c) = change {
                         t.put(&self.name, c.key, c.value)?;
                     }
                     (Some(doc), Some(after))
@@ -430,24 +430,27 @@ fn project(plan: &Plan, doc: BsonDocument) -> Document {
     }
 }
 
-/// The new record for a matched document, or `None` when the update changes nothing.
+/// The updated body of a matched document and its new record (`None` when the update
+/// changes nothing).
 fn updated_record(
     u: &Update,
+    f: &Filter,
     key: &Bytes,
     rec: &[u8],
     doc: &BsonDocument,
     now: i64,
-) -> Result<Option<Change>> {
-    let new_body = u.apply(doc)?;
+) -> Result<(BsonDocument, Option<Change>)> {
+    let new_body = u.apply(doc, f, false)?;
     if &new_body == doc {
-        return Ok(None);
+        return Ok((new_body, None));
     }
-    let bytes = Document::from(new_body).encode_checked()?;
+    let bytes = Document::from(new_body.clone()).encode_checked()?;
     let meta = record::decode_meta(rec)?.changed_at(now);
-    Ok(Some(Change {
+    let change = Change {
         key: key.clone(),
         value: Bytes::from(record::encode(&meta, &bytes)?),
-    }))
+    };
+    Ok((new_body, Some(change)))
 }
 
 /// The document an upsert inserts: the filter's equalities, then the update.
@@ -474,7 +477,7 @@ fn upsert_document(f: &Filter, u: &Update) -> Result<Document> {
             }
             out
         }
-        Update::Ops(_) => u.apply(&seed)?,
+        Update::Ops(_) => u.apply(&seed, f, true)?,
     };
     Ok(Document::from(body))
 }
@@ -531,7 +534,7 @@ fn first_match(
     table: &str,
     plan: &Plan,
 ) -> Result<Option<(Bytes, Bytes, BsonDocument)>> {
-    let mut best: Option<(Vec<Bson>, (Bytes, Bytes, BsonDocument))> = None;
+    let mut best: Option<(Vec<Option<Bson>>, (Bytes, Bytes, BsonDocument))> = None;
     scan_matches(view, table, &plan.filter, |k, rec, doc| {
         let Some(sort) = &plan.sort else {
             best = Some((Vec::new(), (k.clone(), rec.clone(), doc.clone())));

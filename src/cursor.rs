@@ -110,7 +110,7 @@ impl Cursor {
     fn next_sorted(&mut self) -> Result<Option<BsonDocument>> {
         if self.sorted.is_none() {
             let sort = self.plan.sort.clone().expect("checked by caller");
-            let mut rows: Vec<(Vec<Bson>, BsonDocument)> = Vec::new();
+            let mut rows: Vec<(Vec<Option<Bson>>, BsonDocument)> = Vec::new();
             crate::collection::scan_matches(
                 &*self.snap,
                 &self.table,

@@ -11,6 +11,8 @@ mod eval;
 mod parse;
 pub(crate) mod pattern;
 
+pub(crate) use parse::{is_operator_doc, parse_operators};
+
 use super::path::{Reached, Source};
 use crate::error::{Error, Result};
 use bson::{Bson, Document, RawDocument};

@@ -91,7 +91,7 @@ fn parse_clauses(key: &str, value: &Bson) -> Result<Vec<Filter>> {
 }
 
 /// Whether a document value is an operator document (`{$gt: 1}`) rather than a literal.
-pub(super) fn is_operator_doc(d: &Document) -> bool {
+pub(crate) fn is_operator_doc(d: &Document) -> bool {
     d.keys().next().is_some_and(|k| k.starts_with('$'))
 }
 
@@ -109,7 +109,7 @@ fn parse_value(path: &str, value: &Bson) -> Result<Vec<Cond>> {
 }
 
 /// The conditions of an operator document such as `{$gte: 1, $lt: 5}`.
-pub(super) fn parse_operators(path: &str, ops: &Document) -> Result<Vec<Cond>> {
+pub(crate) fn parse_operators(path: &str, ops: &Document) -> Result<Vec<Cond>> {
     let mut conds = Vec::with_capacity(ops.len());
     let mut regex: Option<(String, String)> = None;
     let mut options: Option<String> = None;

@@ -20,10 +20,6 @@ const DFA_SIZE_LIMIT: usize = 2 << 20;
 /// A compiled regular expression with its source text and options.
 #[derive(Debug, Clone)]
 pub(crate) struct Pattern {
-    /// The pattern as written.
-    pub source: String,
-    /// The options as written (a subset of `imsx`).
-    pub options: String,
     re: regex::Regex,
 }
 
@@ -72,11 +68,7 @@ impl Pattern {
                     "$regex on '{path}': regular expression is invalid: {why}"
                 ))
             })?;
-        Ok(Self {
-            source: source.to_owned(),
-            options: options.to_owned(),
-            re,
-        })
+        Ok(Self { re })
     }
 
     /// Whether the pattern matches somewhere in `text`.
