@@ -31,9 +31,7 @@ fn to_bson(v: &Value) -> Bson {
 }
 
 fn opt_doc(case: &Value, key: &str) -> BsonDocument {
-    case.get(key)
-        .map(|v| to_doc(v, key))
-        .unwrap_or_default()
+    case.get(key).map(|v| to_doc(v, key)).unwrap_or_default()
 }
 
 fn code_name(code: i32) -> &'static str {
@@ -187,7 +185,10 @@ fn check_after(db: &Database, case: &Value) -> Result<(), String> {
             "{}"
         };
         let got: Vec<Bson> = c
-            .find(&BsonDocument::new(), FindOptions::from_json(projection).unwrap())
+            .find(
+                &BsonDocument::new(),
+                FindOptions::from_json(projection).unwrap(),
+            )
             .map_err(|e| e.to_string())?
             .map(|d| Bson::Document(d.unwrap().into_bson()))
             .collect();
@@ -205,7 +206,10 @@ fn check_after(db: &Database, case: &Value) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let want = check["count"].as_u64().expect("check.count");
         if n != want {
-            return Err(format!("check {}: expected count {want}, got {n}", check["filter"]));
+            return Err(format!(
+                "check {}: expected count {want}, got {n}",
+                check["filter"]
+            ));
         }
     }
     Ok(())
@@ -247,7 +251,11 @@ fn conformance_suite() {
         files.len(),
         failures.len()
     );
-    assert!(failures.is_empty(), "{} conformance cases failed", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} conformance cases failed",
+        failures.len()
+    );
     assert!(
         total >= MIN_CASES,
         "the conformance suite has {total} cases, fewer than {MIN_CASES}"

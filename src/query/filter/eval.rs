@@ -95,6 +95,19 @@ fn text_of(v: &Bson) -> Option<&str> {
 }
 
 impl Cond {
+    /// Whether one array element satisfies the condition, as the positional `$` reads a
+    /// condition on the array: `$elemMatch` tests the element itself.
+    pub(crate) fn test_element(&self, e: &Bson) -> bool {
+        match self {
+            Cond::ElemMatchDoc(f) => matches!(e, Bson::Document(d) if f.matches(d)),
+            Cond::ElemMatchValue(conds) => {
+                let one = Reached::single(e);
+                conds.iter().all(|c| c.test(&one))
+            }
+            other => other.test(&Reached::single(e)),
+        }
+    }
+
     /// Whether the condition holds for what the path reached.
     pub(crate) fn test(&self, r: &Reached<'_>) -> bool {
         match self {

@@ -167,7 +167,7 @@ impl Filter {
         items.iter().position(|e| {
             relevant.iter().all(|(rest, c)| {
                 if rest.is_empty() {
-                    return c.test(&Reached::single(e));
+                    return c.test_element(e);
                 }
                 match e {
                     Bson::Document(d) => c.test(&d.reach(rest)),
@@ -189,7 +189,13 @@ impl Filter {
                 {
                     return;
                 }
-                out.extend(conds.iter().map(|c| (rest, c)));
+                // $size and $all constrain the array as a whole, not one element.
+                out.extend(
+                    conds
+                        .iter()
+                        .filter(|c| !(rest.is_empty() && matches!(c, Cond::Size(_) | Cond::All(_))))
+                        .map(|c| (rest, c)),
+                );
             }
             _ => {}
         }
