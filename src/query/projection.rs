@@ -98,6 +98,8 @@ impl Projection {
         let mut entries = Vec::new();
         flatten("", spec, &mut entries)?;
         let mut has_ops = false;
+        // `{_id: 1}` alone is an inclusion projection of `_id` only.
+        let mut id_named = false;
         for (path, v) in &entries {
             if path.starts_with('$') || path.split('.').any(|p| p.is_empty() || p.starts_with('$'))
             {
@@ -150,6 +152,7 @@ impl Projection {
             };
             if path == "_id" && op.is_none() {
                 keep_id = on.unwrap_or(true);
+                id_named = keep_id;
                 continue;
             }
             if let Some(on) = on {
@@ -180,11 +183,12 @@ impl Projection {
                 None => node.leaf = true,
             }
         }
-        if mode.is_none() && !has_ops && keep_id {
+        if mode.is_none() && !has_ops && keep_id && !id_named {
             return Ok(None);
         }
+        let only_id = mode.is_none() && !has_ops && id_named;
         Ok(Some(Self {
-            include: mode.unwrap_or(false),
+            include: mode.unwrap_or(only_id),
             keep_id,
             tree,
         }))
