@@ -1,11 +1,12 @@
 # NexusLite build entry points (see README.md):
 #   make demo   build the library, then run the C, C++ and Go examples against demo.db
 #   make test   run every test suite (Rust, C, C++, Go, header, docs, lints)
+#   make bench  run the benchmarks (not part of make test); results go to benchmarks/
 SHELL := /bin/bash
 REL := target/release
 DEMO_DB ?= demo.db
 
-.PHONY: setup lib demo test clean
+.PHONY: setup lib demo test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +23,9 @@ demo: lib
 
 test: lib
 	bash scripts/test.sh
+
+bench: lib
+	bash scripts/bench.sh
 
 clean:
 	cargo clean

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust and Go (which the machine has):
-# a C/C++ toolchain, pkg-config, valgrind and GoogleTest. Idempotent; quiet when all is there.
+# a C/C++ toolchain, pkg-config, valgrind, GoogleTest and SQLite's headers (for `make bench`).
+# Idempotent; quiet when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

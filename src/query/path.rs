@@ -7,14 +7,60 @@
 //! materialized, never the whole document). Both produce a [`Reached`]; the filter layer
 //! above evaluates conditions over it without knowing which source it came from.
 
-use bson::{Bson, Document, RawBsonRef, RawDocument};
+use super::raw::{self, Elem};
+use bson::{Bson, Document, RawDocument};
 use std::borrow::Cow;
+
+/// A list of values that holds one value without allocating (the common case).
+#[derive(Debug, Default)]
+pub(crate) enum Values<'a> {
+    /// No value.
+    #[default]
+    Empty,
+    /// Exactly one value.
+    One(Cow<'a, Bson>),
+    /// Several values.
+    Many(Vec<Cow<'a, Bson>>),
+}
+
+impl<'a> Values<'a> {
+    /// Adds a value.
+    pub(crate) fn push(&mut self, v: Cow<'a, Bson>) {
+        *self = match std::mem::take(self) {
+            Values::Empty => Values::One(v),
+            Values::One(first) => Values::Many(vec![first, v]),
+            Values::Many(mut all) => {
+                all.push(v);
+                Values::Many(all)
+            }
+        };
+    }
+
+    /// The values as a slice.
+    pub(crate) fn as_slice(&self) -> &[Cow<'a, Bson>] {
+        match self {
+            Values::Empty => &[],
+            Values::One(v) => std::slice::from_ref(v),
+            Values::Many(all) => all,
+        }
+    }
+
+    /// Iterates the values.
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Cow<'a, Bson>> {
+        self.as_slice().iter()
+    }
+
+    /// Whether there is no value.
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Values::Empty)
+    }
+}
 
 /// What one path reaches in one document.
 #[derive(Debug, Default)]
 pub(crate) struct Reached<'a> {
     /// Every value found, arrays traversed implicitly.
-    pub values: Vec<Cow<'a, Bson>>,
+    pub values: Values<'a>,
     /// The path was missing somewhere: the top-level field is absent, an intermediate value
     /// is not a document, or a document element of a traversed array lacks the field. This
     /// is what lets `{a: null}` match a missing field.
@@ -28,7 +74,7 @@ impl<'a> Reached<'a> {
     /// One value, as when a condition is applied to a single array element.
     pub(crate) fn single(v: &'a Bson) -> Self {
         Self {
-            values: vec![Cow::Borrowed(v)],
+            values: Values::One(Cow::Borrowed(v)),
             missing: false,
             broken: false,
         }
@@ -90,8 +136,8 @@ pub(crate) fn index_of(part: &str) -> Option<usize> {
 impl Source for RawDocument {
     fn reach(&self, parts: &[String]) -> Reached<'_> {
         let mut out = Reached::default();
-        match self.get(&parts[0]) {
-            Ok(Some(v)) => walk_raw(v, &parts[1..], &mut out),
+        match raw::find(self.as_bytes(), &parts[0]) {
+            Ok(Some(e)) => walk_raw(e, &parts[1..], &mut out),
             Ok(None) => out.missing = true,
             Err(_) => out.broken = true,
         }
@@ -99,37 +145,46 @@ impl Source for RawDocument {
     }
 }
 
-fn walk_raw(v: RawBsonRef<'_>, rest: &[String], out: &mut Reached<'_>) {
+const DOCUMENT: u8 = 0x03;
+const ARRAY: u8 = 0x04;
+
+fn walk_raw(e: Elem<'_>, rest: &[String], out: &mut Reached<'_>) {
     let Some((head, tail)) = rest.split_first() else {
-        match Bson::try_from(v) {
+        match raw::to_bson(e) {
             Ok(b) => out.values.push(Cow::Owned(b)),
             Err(_) => out.broken = true,
         }
         return;
     };
-    match v {
-        RawBsonRef::Document(d) => match d.get(head) {
+    match e.kind {
+        DOCUMENT => match raw::find(e.bytes, head) {
             Ok(Some(next)) => walk_raw(next, tail, out),
             Ok(None) => out.missing = true,
             Err(_) => out.broken = true,
         },
-        RawBsonRef::Array(items) => {
-            if let Some(i) = index_of(head) {
-                match items.get(i) {
-                    Ok(Some(item)) => walk_raw(item, tail, out),
-                    Ok(None) => {}
-                    Err(_) => out.broken = true,
+        ARRAY => {
+            let items = match raw::elements(e.bytes) {
+                Ok(items) => items,
+                Err(_) => {
+                    out.broken = true;
+                    return;
                 }
-            }
-            for item in items {
-                match item {
-                    Ok(RawBsonRef::Document(d)) => match d.get(head) {
+            };
+            let index = index_of(head);
+            for (i, item) in items.enumerate() {
+                let Ok((_, item)) = item else {
+                    out.broken = true;
+                    return;
+                };
+                if index == Some(i) {
+                    walk_raw(item, tail, out);
+                }
+                if item.kind == DOCUMENT {
+                    match raw::find(item.bytes, head) {
                         Ok(Some(next)) => walk_raw(next, tail, out),
                         Ok(None) => out.missing = true,
                         Err(_) => out.broken = true,
-                    },
-                    Ok(_) => {}
-                    Err(_) => out.broken = true,
+                    }
                 }
             }
         }
@@ -146,9 +201,9 @@ pub(crate) fn split(path: &str) -> Vec<String> {
 pub(crate) fn lookup<'a>(doc: &'a Document, path: &str, out: &mut Vec<&'a Bson>) {
     let parts = split(path);
     let r = doc.reach(&parts);
-    for v in r.values {
+    for v in r.values.iter() {
         if let Cow::Borrowed(b) = v {
-            out.push(b);
+            out.push(*b);
         }
     }
 }

@@ -13,7 +13,7 @@ pub(crate) mod pattern;
 
 pub(crate) use parse::{is_operator_doc, parse_operators};
 
-use super::path::{Reached, Source};
+use super::path::Source;
 use crate::error::{Error, Result};
 use bson::{Bson, Document, RawDocument};
 use pattern::Pattern;
