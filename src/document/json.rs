@@ -46,19 +46,140 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// A document as relaxed Extended JSON text.
 pub(crate) fn to_relaxed_json(doc: &BsonDocument) -> String {
-    Bson::Document(doc.clone())
-        .into_relaxed_extjson()
-        .to_string()
+    let mut out = Vec::with_capacity(256);
+    write_document(&mut out, doc);
+    finish(out, || Bson::Document(doc.clone()))
 }
 
 /// Any BSON value as relaxed Extended JSON text.
 pub(crate) fn bson_to_json_text(value: &Bson) -> String {
-    value.clone().into_relaxed_extjson().to_string()
+    let mut out = Vec::with_capacity(64);
+    write_value(&mut out, value);
+    finish(out, || value.clone())
+}
+
+/// The stored BSON bytes of a document as relaxed Extended JSON text, written straight from
+/// the bytes (no owned document is built). Byte for byte the same text as
+/// [`to_relaxed_json`] of the decoded document. `None` when the bytes are malformed.
+pub(crate) fn raw_to_relaxed_json(body: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 4);
+    write_raw(&mut out, body, b'{').ok()?;
+    String::from_utf8(out).ok()
+}
+
+fn write_raw(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    open: u8,
+) -> std::result::Result<(), crate::query::raw::Malformed> {
+    use crate::query::raw::{self, Malformed};
+    use std::io::Write;
+    out.push(open);
+    for (i, item) in raw::elements(bytes)?.enumerate() {
+        let (k, e) = item?;
+        if i > 0 {
+            out.push(b',');
+        }
+        if open == b'{' {
+            let key = std::str::from_utf8(k).map_err(|_| Malformed)?;
+            serde_json::to_writer(&mut *out, key).map_err(|_| Malformed)?;
+            out.push(b':');
+        }
+        match e.kind {
+            0x03 => write_raw(out, e.bytes, b'{')?,
+            0x04 => write_raw(out, e.bytes, b'[')?,
+            0x10 | 0x12 | 0x08 | 0x0A | 0x02 => match raw::to_bson(e)? {
+                Bson::Int32(v) => write!(out, "{v}").map_err(|_| Malformed)?,
+                Bson::Int64(v) => write!(out, "{v}").map_err(|_| Malformed)?,
+                other => write_value(out, &other),
+            },
+            _ => write_value(out, &raw::to_bson(e)?),
+        }
+    }
+    out.push(if open == b'{' { b'}' } else { b']' });
+    Ok(())
+}
+
+fn finish(out: Vec<u8>, value: impl FnOnce() -> Bson) -> String {
+    // The writer emits only serde_json's (UTF-8) output; the fallback is never expected.
+    String::from_utf8(out).unwrap_or_else(|_| value().into_relaxed_extjson().to_string())
+}
+
+/// Writes relaxed Extended JSON v2 directly, byte for byte what
+/// `Bson::into_relaxed_extjson().to_string()` gives, without building a `serde_json::Value`
+/// for the common types (the rare ones still go through it).
+fn write_value(out: &mut Vec<u8>, v: &Bson) {
+    use std::io::Write;
+    let ok = match v {
+        Bson::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).is_ok(),
+        Bson::String(s) => serde_json::to_writer(&mut *out, s).is_ok(),
+        Bson::Int32(i) => write!(out, "{i}").is_ok(),
+        Bson::Int64(i) => write!(out, "{i}").is_ok(),
+        Bson::Boolean(b) => {
+            out.extend_from_slice(if *b { b"true" } else { b"false" });
+            true
+        }
+        Bson::Null => {
+            out.extend_from_slice(b"null");
+            true
+        }
+        Bson::Document(d) => {
+            write_document(out, d);
+            true
+        }
+        Bson::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+            true
+        }
+        other => serde_json::to_writer(&mut *out, &other.clone().into_relaxed_extjson()).is_ok(),
+    };
+    debug_assert!(ok, "writing JSON to a Vec cannot fail");
+}
+
+fn write_document(out: &mut Vec<u8>, doc: &BsonDocument) {
+    out.push(b'{');
+    for (i, (k, v)) in doc.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let ok = serde_json::to_writer(&mut *out, k).is_ok();
+        debug_assert!(ok, "writing JSON to a Vec cannot fail");
+        out.push(b':');
+        write_value(out, v);
+    }
+    out.push(b'}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_writer_matches_serde_json_output() {
+        let text = r#"{"_id":{"$oid":"507f1f77bcf86cd799439011"},"n":{"$numberLong":"5"},"i":-7,"big":{"$numberLong":"9007199254740993"},
+            "d":{"$date":"2024-01-02T03:04:05Z"},"old":{"$date":{"$numberLong":"-5"}},"x":{"$numberDecimal":"1.5"},
+            "b":{"$binary":{"base64":"AQI=","subType":"00"}},"f":[1.0,0.1,-0.0,1e300,2.5e-8,{"$numberDouble":"NaN"},{"$numberDouble":"-Infinity"}],
+            "s":"a\"b\\c\n\u0001é😀</","t":true,"u":false,"z":null,"re":{"$regularExpression":{"pattern":"a+","options":"mi"}},
+            "ts":{"$timestamp":{"t":1,"i":2}},"mn":{"$minKey":1},"mx":{"$maxKey":1},"nested":{"a":[{"b":[]},{}],"k\"ey":1}}"#;
+        let doc = parse_document(text).unwrap();
+        let old = Bson::Document(doc.clone())
+            .into_relaxed_extjson()
+            .to_string();
+        assert_eq!(to_relaxed_json(&doc), old);
+        for v in doc.values() {
+            assert_eq!(
+                bson_to_json_text(v),
+                v.clone().into_relaxed_extjson().to_string()
+            );
+        }
+    }
 
     #[test]
     fn extended_json_wrappers_round_trip() {
