@@ -528,13 +528,16 @@ fn count_matches(view: &dyn ReadView, table: &str, filter: &Filter) -> Result<u6
     }
 }
 
+/// A document's sort key (see `SortSpec::key_of`).
+type SortKey = Vec<Option<Bson>>;
+
 /// The first match of `plan` (by its sort, else `_id` order), unprojected.
 fn first_match(
     view: &dyn ReadView,
     table: &str,
     plan: &Plan,
 ) -> Result<Option<(Bytes, Bytes, BsonDocument)>> {
-    let mut best: Option<(Vec<Option<Bson>>, (Bytes, Bytes, BsonDocument))> = None;
+    let mut best: Option<(SortKey, (Bytes, Bytes, BsonDocument))> = None;
     scan_matches(view, table, &plan.filter, |k, rec, doc| {
         let Some(sort) = &plan.sort else {
             best = Some((Vec::new(), (k.clone(), rec.clone(), doc.clone())));
