@@ -116,8 +116,26 @@ fn expected_value(case: &Value) -> Bson {
     }
 }
 
+/// Filters are evaluated on stored bytes by scans and on owned documents elsewhere (the
+/// positional `$`, `$pull`, `$elemMatch` inside arrays): both must agree on every document.
+fn check_both_evaluations(docs: &[Value], case: &Value) -> Result<(), String> {
+    let Some(filter) = case.get("filter").filter(|_| case.get("error").is_none()) else {
+        return Ok(());
+    };
+    let f = nexus::bench_hooks::CompiledFilter::new(&to_doc(filter, "filter"))
+        .map_err(|e| format!("filter does not compile: {e}"))?;
+    for d in docs {
+        let bytes = to_doc(d, "docs").to_vec().map_err(|e| e.to_string())?;
+        if f.matches_bytes(&bytes) != f.matches_decoded(&bytes) {
+            return Err(format!("on-bytes and decoded evaluation disagree on {d}"));
+        }
+    }
+    Ok(())
+}
+
 /// Runs one case on a fresh database; `Err` describes a failure.
 fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
+    check_both_evaluations(docs, case)?;
     let db = Database::open_in_memory().map_err(|e| e.to_string())?;
     if !docs.is_empty() {
         let ds = docs
