@@ -31,7 +31,11 @@ fn id_text(doc: &Document) -> String {
 /// Runs one operator on `doc`.
 pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<()> {
     for path in expand(doc, op, ctx)? {
-        apply_action(doc, op, &path, ctx)?;
+        apply_action(doc, op, &path, ctx).map_err(|e| match e {
+            // Name the operator where the message does not already.
+            Error::Parse(m) if !m.contains(op.op) => Error::Parse(format!("{}: {m}", op.op)),
+            other => other,
+        })?;
     }
     Ok(())
 }
