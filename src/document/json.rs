@@ -63,7 +63,7 @@ pub(crate) fn bson_to_json_text(value: &Bson) -> String {
 /// [`to_relaxed_json`] of the decoded document. `None` when the bytes are malformed.
 pub(crate) fn raw_to_relaxed_json(body: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 4);
-    write_raw(&mut out, body, b'{').ok()?;
+    write_raw(&mut out, body, b'{', 0).ok()?;
     String::from_utf8(out).ok()
 }
 
@@ -71,9 +71,13 @@ fn write_raw(
     out: &mut Vec<u8>,
     bytes: &[u8],
     open: u8,
+    depth: usize,
 ) -> std::result::Result<(), crate::query::raw::Malformed> {
     use crate::query::raw::{self, Malformed};
     use std::io::Write;
+    if depth > raw::MAX_DEPTH {
+        return Err(Malformed);
+    }
     out.push(open);
     for (i, item) in raw::elements(bytes)?.enumerate() {
         let (k, e) = item?;
@@ -86,8 +90,8 @@ fn write_raw(
             out.push(b':');
         }
         match e.kind {
-            0x03 => write_raw(out, e.bytes, b'{')?,
-            0x04 => write_raw(out, e.bytes, b'[')?,
+            0x03 => write_raw(out, e.bytes, b'{', depth + 1)?,
+            0x04 => write_raw(out, e.bytes, b'[', depth + 1)?,
             0x10 | 0x12 | 0x08 | 0x0A | 0x02 => match raw::to_bson(e)? {
                 Bson::Int32(v) => write!(out, "{v}").map_err(|_| Malformed)?,
                 Bson::Int64(v) => write!(out, "{v}").map_err(|_| Malformed)?,

@@ -6,7 +6,11 @@
 
 use bson::{Bson, Document};
 
-/// The bytes are not well-formed BSON.
+/// Deepest nesting the recursive readers here follow; deeper values are reported as
+/// [`Malformed`] and callers fall back to the `bson` crate, so the stack stays bounded.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// The bytes are not well-formed BSON (or nest deeper than [`MAX_DEPTH`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Malformed;
 
@@ -134,6 +138,13 @@ fn le8(bytes: &[u8]) -> Result<[u8; 8], Malformed> {
 
 /// The value of an element as an owned [`Bson`].
 pub(crate) fn to_bson(e: Elem<'_>) -> Result<Bson, Malformed> {
+    to_bson_at(e, 0)
+}
+
+fn to_bson_at(e: Elem<'_>, depth: usize) -> Result<Bson, Malformed> {
+    if depth > MAX_DEPTH {
+        return Err(Malformed);
+    }
     Ok(match e.kind {
         0x01 => Bson::Double(f64::from_le_bytes(le8(e.bytes)?)),
         0x02 => Bson::String(str_of(e.bytes)?),
@@ -147,11 +158,11 @@ pub(crate) fn to_bson(e: Elem<'_>) -> Result<Bson, Malformed> {
             Bson::Int32(i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
         }
         0x12 => Bson::Int64(i64::from_le_bytes(le8(e.bytes)?)),
-        0x03 => Bson::Document(decode_document(e.bytes)?),
+        0x03 => Bson::Document(decode_at(e.bytes, depth + 1)?),
         0x04 => {
             let mut items = Vec::new();
             for item in elements(e.bytes)? {
-                items.push(to_bson(item?.1)?);
+                items.push(to_bson_at(item?.1, depth + 1)?);
             }
             Bson::Array(items)
         }
@@ -173,11 +184,15 @@ pub(crate) fn to_bson(e: Elem<'_>) -> Result<Bson, Malformed> {
 /// Decodes a whole document from its bytes (the common types directly, the rare ones
 /// through the `bson` crate); the same result as `bson::Document::from_reader`, faster.
 pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document, Malformed> {
+    decode_at(bytes, 0)
+}
+
+fn decode_at(bytes: &[u8], depth: usize) -> Result<Document, Malformed> {
     let mut doc = Document::new();
     for item in elements(bytes)? {
         let (k, e) = item?;
         let key = std::str::from_utf8(k).map_err(|_| Malformed)?;
-        doc.insert(key, to_bson(e)?);
+        doc.insert(key, to_bson_at(e, depth)?);
     }
     Ok(doc)
 }
@@ -210,5 +225,10 @@ mod tests {
             Document::from_reader(nb.as_slice()).unwrap()
         );
         assert!(find(&bytes[..bytes.len() - 3], "l").is_err());
+        let mut deep = doc! {"x": 1};
+        for _ in 0..MAX_DEPTH + 5 {
+            deep = doc! {"a": deep};
+        }
+        assert_eq!(decode_document(&deep.to_vec().unwrap()), Err(Malformed));
     }
 }
