@@ -17,3 +17,6 @@ cargo test --release --quiet --lib cache::sim::zipf_report -- --ignored --nocapt
 
 echo "== import: 200 MB NDJSON and CSV beside SQLite's .import"
 bash scripts/bench-import.sh
+
+echo "== query: filtered full scans of 1M documents beside SQLite json_extract"
+bash scripts/bench-scan.sh

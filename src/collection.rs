@@ -406,14 +406,7 @@ impl Collection<'_> {
                 return Ok(n);
             }
         }
-        self.db.read(|v| {
-            let mut n = 0;
-            scan_matches(v, &self.name, &f, |_, _, _| {
-                n += 1;
-                Ok(true)
-            })?;
-            Ok(n)
-        })
+        self.db.read(|v| count_matches(v, &self.name, &f))
     }
 
     /// [`Collection::count`] with the filter as JSON text.
@@ -477,7 +470,7 @@ impl Collection<'_> {
             if t.has_table(&self.name) {
                 scan_matches(t.as_read(), &self.name, &f, |key, rec, doc| {
                     result.matched += 1;
-                    if let Some(c) = updated_record(&u, key, rec, doc, now)? {
+                    if let Some(c) = updated_record(&u, &f, key, rec, doc, now)?.1 {
                         changes.push(c);
                     }
                     Ok(options.multi)
@@ -540,8 +533,8 @@ impl Collection<'_> {
             let target = first_match(t.as_read(), &self.name, &plan)?;
             let (before, after) = match target {
                 Some((key, rec, doc)) => {
-                    let after = u.apply(&doc)?;
-                    if let Some(c) = updated_record(&u, &key, &rec, &doc, now)? {
+                    let (after, change) = updated_record(&u, &f, &key, &rec, &doc, now)?;
+                    if let Some(c) = change {
                         t.put(&self.name, c.key, c.value)?;
                     }
                     (Some(doc), Some(after))
@@ -599,24 +592,27 @@ fn project(plan: &Plan, doc: BsonDocument) -> Document {
     }
 }
 
-/// The new record for a matched document, or `None` when the update changes nothing.
+/// The updated body of a matched document and its new record (`None` when the update
+/// changes nothing).
 fn updated_record(
     u: &Update,
+    f: &Filter,
     key: &Bytes,
     rec: &[u8],
     doc: &BsonDocument,
     now: i64,
-) -> Result<Option<Change>> {
-    let new_body = u.apply(doc)?;
+) -> Result<(BsonDocument, Option<Change>)> {
+    let new_body = u.apply(doc, f, false)?;
     if &new_body == doc {
-        return Ok(None);
+        return Ok((new_body, None));
     }
-    let bytes = Document::from(new_body).encode_checked()?;
+    let bytes = Document::from(new_body.clone()).encode_checked()?;
     let meta = record::decode_meta(rec)?.changed_at(now);
-    Ok(Some(Change {
+    let change = Change {
         key: key.clone(),
         value: Bytes::from(record::encode(&meta, &bytes)?),
-    }))
+    };
+    Ok((new_body, Some(change)))
 }
 
 /// The document an upsert inserts: the filter's equalities, then the update.
@@ -643,18 +639,17 @@ fn upsert_document(f: &Filter, u: &Update) -> Result<Document> {
             }
             out
         }
-        Update::Ops(_) => u.apply(&seed)?,
+        Update::Ops(_) => u.apply(&seed, f, true)?,
     };
     Ok(Document::from(body))
 }
 
-/// Calls `f(key, record, body)` for every live (unexpired) matching document in `_id` order
-/// while it returns `Ok(true)`.
-pub(crate) fn scan_matches(
+/// Calls `f(key, record)` for every live (unexpired) record of `table` in `_id` order while
+/// it returns `Ok(true)`.
+fn scan_live(
     view: &dyn ReadView,
     table: &str,
-    filter: &Filter,
-    mut f: impl FnMut(&Bytes, &Bytes, &BsonDocument) -> Result<bool>,
+    mut f: impl FnMut(&Bytes, &Bytes) -> Result<bool>,
 ) -> Result<()> {
     let now = now_millis();
     let mut after: Option<Bytes> = None;
@@ -664,11 +659,7 @@ pub(crate) fn scan_matches(
             return Ok(());
         }
         for (k, rec) in &batch {
-            if !record::is_live(rec, now) {
-                continue;
-            }
-            let doc = record::decode_body(rec)?.into_bson();
-            if filter.matches(&doc) && !f(k, rec, &doc)? {
+            if record::is_live(rec, now) && !f(k, rec)? {
                 return Ok(());
             }
         }
@@ -676,13 +667,46 @@ pub(crate) fn scan_matches(
     }
 }
 
+/// Calls `f(key, record, body)` for every live matching document in `_id` order while it
+/// returns `Ok(true)`. The filter runs on the stored bytes; only matches are decoded.
+pub(crate) fn scan_matches(
+    view: &dyn ReadView,
+    table: &str,
+    filter: &Filter,
+    mut f: impl FnMut(&Bytes, &Bytes, &BsonDocument) -> Result<bool>,
+) -> Result<()> {
+    scan_live(view, table, |k, rec| {
+        if !filter.matches_bytes(record::body_bytes(rec)?)? {
+            return Ok(true);
+        }
+        let doc = record::decode_body(rec)?.into_bson();
+        f(k, rec, &doc)
+    })
+}
+
+/// How many live documents of `table` match, evaluated on the stored bytes (no document is
+/// decoded).
+fn count_matches(view: &dyn ReadView, table: &str, filter: &Filter) -> Result<u64> {
+    let mut n = 0;
+    scan_live(view, table, |_, rec| {
+        if filter.matches_bytes(record::body_bytes(rec)?)? {
+            n += 1;
+        }
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
+/// A document's sort key (see `SortSpec::key_of`).
+type SortKey = Vec<Option<Bson>>;
+
 /// The first match of `plan` (by its sort, else `_id` order), unprojected.
 fn first_match(
     view: &dyn ReadView,
     table: &str,
     plan: &Plan,
 ) -> Result<Option<(Bytes, Bytes, BsonDocument)>> {
-    let mut best: Option<(Vec<Bson>, (Bytes, Bytes, BsonDocument))> = None;
+    let mut best: Option<(SortKey, (Bytes, Bytes, BsonDocument))> = None;
     scan_matches(view, table, &plan.filter, |k, rec, doc| {
         let Some(sort) = &plan.sort else {
             best = Some((Vec::new(), (k.clone(), rec.clone(), doc.clone())));

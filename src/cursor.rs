@@ -24,7 +24,8 @@ pub struct Cursor {
     plan: Plan,
     closed: Arc<AtomicBool>,
     after: Option<Bytes>,
-    ready: VecDeque<BsonDocument>,
+    /// Matches read ahead, as stored records (decoded only when returned).
+    ready: VecDeque<Bytes>,
     sorted: Option<std::vec::IntoIter<BsonDocument>>,
     to_skip: u64,
     left: Option<u64>,
@@ -56,18 +57,17 @@ impl Cursor {
     ///
     /// Errors: [`Error::Closed`] once the connection that opened the cursor is closed.
     pub fn next_document(&mut self) -> Result<Option<Document>> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::Closed(
-                "the database connection of this cursor was closed".into(),
-            ));
-        }
+        self.check_open()?;
         if self.left == Some(0) {
             return Ok(None);
         }
         let next = if self.plan.sort.is_some() {
             self.next_sorted()?
         } else {
-            self.next_in_order()?
+            match self.next_in_order()? {
+                Some(rec) => Some(record::decode_body(&rec)?.into_bson()),
+                None => None,
+            }
         };
         Ok(next.map(|doc| {
             if let Some(l) = self.left.as_mut() {
@@ -80,8 +80,41 @@ impl Cursor {
         }))
     }
 
-    /// Next match after skipping, in `_id` order.
-    fn next_in_order(&mut self) -> Result<Option<BsonDocument>> {
+    /// The next document as relaxed Extended JSON text, `Ok(None)` at the end. Without a
+    /// sort or projection the text is written straight from the stored bytes.
+    ///
+    /// Errors: as [`Cursor::next_document`].
+    pub fn next_json(&mut self) -> Result<Option<String>> {
+        if self.plan.sort.is_some() || self.plan.projection.is_some() {
+            return Ok(self.next_document()?.map(|d| d.to_json()));
+        }
+        self.check_open()?;
+        if self.left == Some(0) {
+            return Ok(None);
+        }
+        let Some(rec) = self.next_in_order()? else {
+            return Ok(None);
+        };
+        if let Some(l) = self.left.as_mut() {
+            *l -= 1;
+        }
+        match crate::document::json::raw_to_relaxed_json(record::body_bytes(&rec)?) {
+            Some(text) => Ok(Some(text)),
+            None => Ok(Some(record::decode_body(&rec)?.to_json())),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed(
+                "the database connection of this cursor was closed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Next matching record after skipping, in `_id` order.
+    fn next_in_order(&mut self) -> Result<Option<Bytes>> {
         loop {
             if let Some(d) = self.ready.pop_front() {
                 return Ok(Some(d));
@@ -99,15 +132,14 @@ impl Cursor {
                 if !record::is_live(&rec, now) {
                     continue;
                 }
-                let doc = record::decode_body(&rec)?.into_bson();
-                if !self.plan.filter.matches(&doc) {
+                if !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
                     continue;
                 }
                 if self.to_skip > 0 {
                     self.to_skip -= 1;
                     continue;
                 }
-                self.ready.push_back(doc);
+                self.ready.push_back(rec);
             }
         }
     }
@@ -115,7 +147,7 @@ impl Cursor {
     fn next_sorted(&mut self) -> Result<Option<BsonDocument>> {
         if self.sorted.is_none() {
             let sort = self.plan.sort.clone().expect("checked by caller");
-            let mut rows: Vec<(Vec<Bson>, BsonDocument)> = Vec::new();
+            let mut rows: Vec<(Vec<Option<Bson>>, BsonDocument)> = Vec::new();
             crate::collection::scan_matches(
                 &*self.snap,
                 &self.table,

@@ -54,5 +54,32 @@ pub use query::FindOptions;
 pub use storage::file::FaultPlan;
 pub use storage::SyncMode;
 
+/// Hooks for the benchmarks in `benches/`; not part of the API and not covered by semver.
+#[doc(hidden)]
+pub mod bench_hooks {
+    use crate::query::filter::Filter;
+
+    /// A compiled filter.
+    pub struct CompiledFilter(Filter);
+
+    impl CompiledFilter {
+        /// Compiles a query document.
+        pub fn new(query: &bson::Document) -> crate::Result<Self> {
+            Filter::parse(query).map(Self)
+        }
+
+        /// Evaluates over a document's BSON bytes as the scans do: on the bytes, decoding
+        /// only the values the filter's paths reach.
+        pub fn matches_bytes(&self, body: &[u8]) -> bool {
+            self.0.matches_bytes(body).unwrap_or(false)
+        }
+
+        /// Evaluates by first decoding the whole document (what scans did before).
+        pub fn matches_decoded(&self, body: &[u8]) -> bool {
+            bson::Document::from_reader(body).is_ok_and(|d| self.0.matches(&d))
+        }
+    }
+}
+
 /// The library version, equal to `Cargo.toml`'s.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

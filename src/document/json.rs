@@ -46,109 +46,169 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// A document as relaxed Extended JSON text.
 pub(crate) fn to_relaxed_json(doc: &BsonDocument) -> String {
-    let mut out = String::with_capacity(128);
-    write_document(doc, &mut out);
-    out
+    let mut out = Vec::with_capacity(256);
+    write_document(&mut out, doc);
+    finish(out, || Bson::Document(doc.clone()))
 }
 
 /// Any BSON value as relaxed Extended JSON text.
 pub(crate) fn bson_to_json_text(value: &Bson) -> String {
-    let mut out = String::with_capacity(32);
-    write_value(value, &mut out);
-    out
+    let mut out = Vec::with_capacity(64);
+    write_value(&mut out, value);
+    finish(out, || value.clone())
 }
 
-/// Appends a JSON string literal with serde_json's escaping: `"` and `\\`, the short forms
-/// `\b \f \n \r \t`, other control characters as `\u00xx`, everything else as is.
-fn write_str(s: &str, out: &mut String) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
+/// The stored BSON bytes of a document as relaxed Extended JSON text, written straight from
+/// the bytes (no owned document is built). Byte for byte the same text as
+/// [`to_relaxed_json`] of the decoded document. `None` when the bytes are malformed.
+pub(crate) fn raw_to_relaxed_json(body: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 4);
+    write_raw(&mut out, body, b'{', 0).ok()?;
+    String::from_utf8(out).ok()
+}
+
+fn write_raw(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    open: u8,
+    depth: usize,
+) -> std::result::Result<(), crate::query::raw::Malformed> {
+    use crate::query::raw::{self, Malformed};
+    use std::io::Write;
+    if depth > raw::MAX_DEPTH {
+        return Err(Malformed);
     }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-fn write_document(doc: &BsonDocument, out: &mut String) {
-    out.push('{');
-    for (i, (k, v)) in doc.iter().enumerate() {
+    out.push(open);
+    for (i, item) in raw::elements(bytes)?.enumerate() {
+        let (k, e) = item?;
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        write_str(k, out);
-        out.push(':');
-        write_value(v, out);
+        if open == b'{' {
+            let key = std::str::from_utf8(k).map_err(|_| Malformed)?;
+            serde_json::to_writer(&mut *out, key).map_err(|_| Malformed)?;
+            out.push(b':');
+        }
+        match e.kind {
+            0x03 => write_raw(out, e.bytes, b'{', depth + 1)?,
+            0x04 => write_raw(out, e.bytes, b'[', depth + 1)?,
+            0x10 | 0x12 | 0x08 | 0x0A | 0x02 => match raw::to_bson(e)? {
+                Bson::Int32(v) => write!(out, "{v}").map_err(|_| Malformed)?,
+                Bson::Int64(v) => write!(out, "{v}").map_err(|_| Malformed)?,
+                other => write_value(out, &other),
+            },
+            _ => write_value(out, &raw::to_bson(e)?),
+        }
     }
-    out.push('}');
+    out.push(if open == b'{' { b'}' } else { b']' });
+    Ok(())
 }
 
-/// Writes the relaxed Extended JSON of `v` directly for the common types (documents, arrays,
-/// strings, integers, finite doubles, booleans, null) and through `bson`'s own conversion
-/// for every other type, so the output equals `Bson::into_relaxed_extjson` (tested).
-fn write_value(v: &Bson, out: &mut String) {
-    use std::fmt::Write;
-    match v {
-        Bson::Document(d) => write_document(d, out),
+fn finish(out: Vec<u8>, value: impl FnOnce() -> Bson) -> String {
+    // The writer emits only serde_json's (UTF-8) output; the fallback is never expected.
+    String::from_utf8(out).unwrap_or_else(|_| value().into_relaxed_extjson().to_string())
+}
+
+/// Writes relaxed Extended JSON v2 directly, byte for byte what
+/// `Bson::into_relaxed_extjson().to_string()` gives, without building a `serde_json::Value`
+/// for the common types (the rare ones still go through it).
+fn write_value(out: &mut Vec<u8>, v: &Bson) {
+    use std::io::Write;
+    let ok = match v {
+        Bson::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).is_ok(),
+        Bson::String(s) => serde_json::to_writer(&mut *out, s).is_ok(),
+        Bson::Int32(i) => write!(out, "{i}").is_ok(),
+        Bson::Int64(i) => write!(out, "{i}").is_ok(),
+        Bson::Boolean(b) => {
+            out.extend_from_slice(if *b { b"true" } else { b"false" });
+            true
+        }
+        Bson::Null => {
+            out.extend_from_slice(b"null");
+            true
+        }
+        Bson::Document(d) => {
+            write_document(out, d);
+            true
+        }
         Bson::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_value(item, out);
+                write_value(out, item);
             }
-            out.push(']');
-        }
-        Bson::String(s) => write_str(s, out),
-        Bson::Int32(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Bson::Int64(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Bson::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Bson::Null => out.push_str("null"),
-        Bson::Double(d) if d.is_finite() => {
-            out.push_str(&serde_json::Value::from(*d).to_string());
+            out.push(b']');
+            true
         }
         // Relaxed Extended JSON writes dates from 1970 to 9999 as ISO-8601 text and every
         // other date in the canonical `$numberLong` form (the bson crate clamps those).
         Bson::DateTime(dt) if !(0..=253_402_300_799_999).contains(&dt.timestamp_millis()) => {
-            let _ = write!(
+            write!(
                 out,
                 "{{\"$date\":{{\"$numberLong\":\"{}\"}}}}",
                 dt.timestamp_millis()
-            );
+            )
+            .is_ok()
         }
-        other => out.push_str(&other.clone().into_relaxed_extjson().to_string()),
+        other => serde_json::to_writer(&mut *out, &other.clone().into_relaxed_extjson()).is_ok(),
+    };
+    debug_assert!(ok, "writing JSON to a Vec cannot fail");
+}
+
+fn write_document(out: &mut Vec<u8>, doc: &BsonDocument) {
+    out.push(b'{');
+    for (i, (k, v)) in doc.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let ok = serde_json::to_writer(&mut *out, k).is_ok();
+        debug_assert!(ok, "writing JSON to a Vec cannot fail");
+        out.push(b':');
+        write_value(out, v);
     }
+    out.push(b'}');
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_outside_1970_to_9999_keep_their_value() {
+        for ms in [-100i64, 253_402_300_800_000, 300_000_000_000_000] {
+            let doc = bson::doc! {"d": bson::DateTime::from_millis(ms)};
+            let text = to_relaxed_json(&doc);
+            assert_eq!(
+                text,
+                format!(r#"{{"d":{{"$date":{{"$numberLong":"{ms}"}}}}}}"#)
+            );
+            assert_eq!(parse_document(&text).unwrap(), doc);
+            let bytes = doc.to_vec().unwrap();
+            assert_eq!(raw_to_relaxed_json(&bytes).unwrap(), text);
+        }
+    }
+
     use super::*;
+
+    #[test]
+    fn the_direct_writer_matches_serde_json_output() {
+        let text = r#"{"_id":{"$oid":"507f1f77bcf86cd799439011"},"n":{"$numberLong":"5"},"i":-7,"big":{"$numberLong":"9007199254740993"},
+            "d":{"$date":"2024-01-02T03:04:05Z"},"old":{"$date":{"$numberLong":"-5"}},"x":{"$numberDecimal":"1.5"},
+            "b":{"$binary":{"base64":"AQI=","subType":"00"}},"f":[1.0,0.1,-0.0,1e300,2.5e-8,{"$numberDouble":"NaN"},{"$numberDouble":"-Infinity"}],
+            "s":"a\"b\\c\n\u0001é😀</","t":true,"u":false,"z":null,"re":{"$regularExpression":{"pattern":"a+","options":"mi"}},
+            "ts":{"$timestamp":{"t":1,"i":2}},"mn":{"$minKey":1},"mx":{"$maxKey":1},"nested":{"a":[{"b":[]},{}],"k\"ey":1}}"#;
+        let doc = parse_document(text).unwrap();
+        let old = Bson::Document(doc.clone())
+            .into_relaxed_extjson()
+            .to_string();
+        assert_eq!(to_relaxed_json(&doc), old);
+        for v in doc.values() {
+            assert_eq!(
+                bson_to_json_text(v),
+                v.clone().into_relaxed_extjson().to_string()
+            );
+        }
+    }
 
     #[test]
     fn extended_json_wrappers_round_trip() {
@@ -166,43 +226,6 @@ mod tests {
         for k in ["_id", "d", "x", "b"] {
             assert_eq!(back.get(k), doc.get(k), "{k}");
         }
-    }
-
-    #[test]
-    fn direct_writer_equals_bsons_relaxed_conversion() {
-        let text = r#"{"_id":{"$oid":"507f1f77bcf86cd799439011"},"s":"a\"b\u0001é","i":-7,
-            "l":{"$numberLong":"9007199254740993"},"d":1.0,"e":2.5e-300,"big":1e300,
-            "nan":{"$numberDouble":"NaN"},"inf":{"$numberDouble":"-Infinity"},"t":true,"n":null,
-            "dt":{"$date":"2024-01-02T03:04:05.123Z"},"old":{"$date":{"$numberLong":"-100"}},
-            "dec":{"$numberDecimal":"1.50"},"bin":{"$binary":{"base64":"AQI=","subType":"04"}},
-            "nested":{"a":[1,{"b":[[],{}]},"x"],"":0},"re":{"$regularExpression":{"pattern":"^a","options":"i"}},
-            "ts":{"$timestamp":{"t":1,"i":2}},"min":{"$minKey":1},"max":{"$maxKey":1}}"#;
-        let doc = parse_document(text).unwrap();
-        let expected = Bson::Document(doc.clone())
-            .into_relaxed_extjson()
-            .to_string();
-        assert_eq!(to_relaxed_json(&doc), expected);
-    }
-
-    #[test]
-    fn dates_outside_1970_to_9999_keep_their_value() {
-        for ms in [-100i64, 253_402_300_800_000, 300_000_000_000_000] {
-            let doc = bson::doc! {"d": bson::DateTime::from_millis(ms)};
-            let text = to_relaxed_json(&doc);
-            assert_eq!(
-                text,
-                format!(r#"{{"d":{{"$date":{{"$numberLong":"{ms}"}}}}}}"#)
-            );
-            assert_eq!(parse_document(&text).unwrap(), doc);
-        }
-    }
-
-    #[test]
-    fn strings_are_escaped_as_serde_json_does() {
-        let all: String = (0u8..0x80).map(char::from).chain("é€😀".chars()).collect();
-        let mut out = String::new();
-        write_str(&all, &mut out);
-        assert_eq!(out, serde_json::Value::from(all.as_str()).to_string());
     }
 
     #[test]

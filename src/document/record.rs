@@ -87,12 +87,14 @@ pub(crate) fn body_bytes(record: &[u8]) -> Result<&[u8]> {
 
 /// Decodes the body of a stored record.
 pub(crate) fn decode_body(record: &[u8]) -> Result<Document> {
-    let malformed =
-        |e: bson::error::Error| Error::Corrupt(format!("stored document is malformed: {e}"));
-    let raw = bson::RawDocument::from_bytes(body_bytes(record)?).map_err(malformed)?;
-    bson::Document::try_from(raw)
+    let body = body_bytes(record)?;
+    if let Ok(d) = crate::query::raw::decode_document(body) {
+        return Ok(Document::from(d));
+    }
+    // The fast decoder refused the bytes; the bson crate says precisely what is wrong.
+    bson::Document::from_reader(body)
         .map(Document::from)
-        .map_err(malformed)
+        .map_err(|e| Error::Corrupt(format!("stored document is malformed: {e}")))
 }
 
 #[cfg(test)]

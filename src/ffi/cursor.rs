@@ -81,10 +81,10 @@ pub unsafe extern "C" fn nexus_cursor_next(
         // SAFETY: caller contract.
         let c = unsafe { handle_mut(c, "cursor") }?;
         out_arg(out_json, "out_json")?;
-        match step(c)? {
+        match c.cursor.next_json()? {
             None => Ok(NEXUS_DONE),
-            Some(doc) => {
-                c.json = CString::new(doc.to_json()).map_err(|_| {
+            Some(json) => {
+                c.json = CString::new(json).map_err(|_| {
                     crate::Error::Internal("JSON output contained a NUL byte".into())
                 })?;
                 // SAFETY: checked non-NULL above.

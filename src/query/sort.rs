@@ -1,6 +1,7 @@
 //! Sorting: a sort specification (`{a: 1, "b.c": -1}`) compared with MongoDB's cross-type
 //! order. A missing field sorts as null; an array sorts by its smallest element ascending and
-//! by its largest descending, as MongoDB does. The sort is stable.
+//! by its largest descending, and an empty array before null, as MongoDB does. The sort is
+//! stable.
 
 use super::compare::compare;
 use super::path::lookup;
@@ -37,17 +38,20 @@ impl SortSpec {
         Ok(Self { keys })
     }
 
-    /// The sort key of one document: one value per sort component.
-    pub(crate) fn key_of(&self, doc: &Document) -> Vec<Bson> {
+    /// The sort key of one document: one value per sort component. `None` stands for an
+    /// empty array, which sorts before `null` and missing fields (MongoDB's rule).
+    pub(crate) fn key_of(&self, doc: &Document) -> Vec<Option<Bson>> {
         self.keys
             .iter()
             .map(|(path, asc)| {
                 let mut values = Vec::new();
                 lookup(doc, path, &mut values);
                 let mut flat: Vec<&Bson> = Vec::new();
+                let mut empty_array = false;
                 for v in values {
                     match v {
-                        Bson::Array(items) if !items.is_empty() => flat.extend(items.iter()),
+                        Bson::Array(items) if items.is_empty() => empty_array = true,
+                        Bson::Array(items) => flat.extend(items.iter()),
                         other => flat.push(other),
                     }
                 }
@@ -56,15 +60,24 @@ impl SortSpec {
                 } else {
                     flat.into_iter().max_by(|a, b| compare(a, b))
                 };
-                pick.cloned().unwrap_or(Bson::Null)
+                match pick {
+                    Some(v) => Some(v.clone()),
+                    None if empty_array => None,
+                    None => Some(Bson::Null),
+                }
             })
             .collect()
     }
 
     /// Compares two sort keys made by [`SortSpec::key_of`].
-    pub(crate) fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+    pub(crate) fn compare_keys(&self, a: &[Option<Bson>], b: &[Option<Bson>]) -> Ordering {
         for ((x, y), (_, asc)) in a.iter().zip(b.iter()).zip(&self.keys) {
-            let o = compare(x, y);
+            let o = match (x, y) {
+                (Some(x), Some(y)) => compare(x, y),
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => Ordering::Greater,
+            };
             if o != Ordering::Equal {
                 return if *asc { o } else { o.reverse() };
             }

@@ -9,7 +9,9 @@
 # program links (extern "C"); libnexus.so has SONAME libnexus.so.0 and exports only
 # nexus_* symbols; the acceptance test (tests/c/api_acceptance.c) builds through
 # pkg-config both against libnexus.a and against libnexus.so, passes both ways, and
-# passes under valgrind without definite leaks. Build outputs go to target/ctest/.
+# passes under valgrind without definite leaks; the query-language conformance suite
+# (tests/conformance/*.json, runner tests/c/conformance.c) passes through the C ABI, also
+# under valgrind. Build outputs go to target/ctest/.
 # Environment: CC, CXX (default gcc, g++), NEXUS_SKIP_VALGRIND=1 to skip valgrind.
 set -euo pipefail
 
@@ -116,6 +118,27 @@ if [[ ${NEXUS_SKIP_VALGRIND:-0} != 1 ]]; then
         grep -E -A30 'definitely lost in|Invalid|uninitialised|Mismatched' "$OUT/valgrind.log" \
             | head -n 120 >&2 || true
         grep -E 'definitely lost:|ERROR SUMMARY' "$OUT/valgrind.log" >&2 || true
+    fi
+fi
+
+# --- query-language conformance suite through the C ABI -------------------------------
+step "build the conformance runner (tests/c/conformance.c), static"
+"$CC" -std=c99 "${WARN[@]}" -g -O1 "${CFLAGS_NEXUS[@]}" tests/c/conformance.c \
+    "${LIBS_STATIC[@]}" -o "$OUT/conformance"
+step "run every tests/conformance/*.json case through the C ABI"
+timeout 600 "$OUT/conformance" tests/conformance/*.json | tee "$OUT/conformance.log" | tail -n 20 \
+    || failed+=(conformance)
+if [[ ${NEXUS_SKIP_VALGRIND:-0} != 1 ]]; then
+    step "run the conformance runner under valgrind (log: target/ctest/valgrind-conformance.log)"
+    if ! timeout 1800 valgrind --leak-check=full --errors-for-leak-kinds=definite \
+        --error-exitcode=1 --log-file="$OUT/valgrind-conformance.log" \
+        "$OUT/conformance" tests/conformance/*.json >"$OUT/valgrind-conformance.out" 2>&1; then
+        failed+=(valgrind-conformance)
+        tail -n 20 "$OUT/valgrind-conformance.out" >&2
+        grep -E -A30 'definitely lost in|Invalid|uninitialised' "$OUT/valgrind-conformance.log" \
+            | head -n 80 >&2 || true
+    else
+        grep -E 'definitely lost|ERROR SUMMARY' "$OUT/valgrind-conformance.log" | sed 's/^==[0-9]*== */    /'
     fi
 fi
 

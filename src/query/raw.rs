@@ -1,0 +1,234 @@
+//! A minimal reader of BSON bytes for the filter's hot path: [`find`] locates one field of a
+//! document by comparing key bytes (no UTF-8 validation of the keys it skips, no element
+//! objects), [`elements`] walks an array, and [`to_bson`] materializes one value, decoding
+//! the common scalars directly. Malformed bytes give `None` / `Err(Malformed)`; the caller
+//! then decodes the whole document with the `bson` crate to report the corruption.
+
+use bson::{Bson, Document};
+
+/// Deepest nesting the recursive readers here follow; deeper values are reported as
+/// [`Malformed`] and callers fall back to the `bson` crate, so the stack stays bounded.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// The bytes are not well-formed BSON (or nest deeper than [`MAX_DEPTH`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Malformed;
+
+/// One element: its BSON type byte and the bytes of its value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Elem<'a> {
+    pub kind: u8,
+    pub bytes: &'a [u8],
+}
+
+fn i32_at(b: &[u8], at: usize) -> Result<usize, Malformed> {
+    let s = b.get(at..at + 4).ok_or(Malformed)?;
+    let v = i32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+    usize::try_from(v).map_err(|_| Malformed)
+}
+
+fn cstring_end(b: &[u8], at: usize) -> Result<usize, Malformed> {
+    b.get(at..)
+        .and_then(|rest| rest.iter().position(|&c| c == 0))
+        .map(|p| at + p)
+        .ok_or(Malformed)
+}
+
+/// The length of a value of type `kind` starting at `at`.
+fn value_len(kind: u8, b: &[u8], at: usize) -> Result<usize, Malformed> {
+    Ok(match kind {
+        0x01 | 0x09 | 0x11 | 0x12 => 8,
+        0x02 | 0x0D | 0x0E => 4 + i32_at(b, at)?,
+        0x03 | 0x04 | 0x0F => i32_at(b, at)?,
+        0x05 => 5 + i32_at(b, at)?,
+        0x06 | 0x0A | 0xFF | 0x7F => 0,
+        0x07 => 12,
+        0x08 => 1,
+        0x0B => {
+            let p = cstring_end(b, at)?;
+            cstring_end(b, p + 1)? + 1 - at
+        }
+        0x0C => 4 + i32_at(b, at)? + 12,
+        0x10 => 4,
+        0x13 => 16,
+        _ => return Err(Malformed),
+    })
+}
+
+/// Iterates the elements of a document (or array) body: `(key, element)`.
+pub(crate) struct Elements<'a> {
+    b: &'a [u8],
+    at: usize,
+    end: usize,
+}
+
+/// The elements of the document or array whose bytes (length prefix included) are `doc`.
+pub(crate) fn elements(doc: &[u8]) -> Result<Elements<'_>, Malformed> {
+    let len = i32_at(doc, 0)?;
+    if len < 5 || len > doc.len() || doc[len - 1] != 0 {
+        return Err(Malformed);
+    }
+    Ok(Elements {
+        b: &doc[..len],
+        at: 4,
+        end: len - 1,
+    })
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Result<(&'a [u8], Elem<'a>), Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.end {
+            return None;
+        }
+        let step = (|| {
+            let kind = self.b[self.at];
+            let key_end = cstring_end(self.b, self.at + 1)?;
+            let start = key_end + 1;
+            let len = value_len(kind, self.b, start)?;
+            let stop = start
+                .checked_add(len)
+                .filter(|&s| s <= self.end)
+                .ok_or(Malformed)?;
+            let key = &self.b[self.at + 1..key_end];
+            self.at = stop;
+            Ok((
+                key,
+                Elem {
+                    kind,
+                    bytes: &self.b[start..stop],
+                },
+            ))
+        })();
+        if step.is_err() {
+            self.at = self.end;
+        }
+        Some(step)
+    }
+}
+
+/// The element `key` of the document `doc`, if present.
+pub(crate) fn find<'a>(doc: &'a [u8], key: &str) -> Result<Option<Elem<'a>>, Malformed> {
+    for item in elements(doc)? {
+        let (k, e) = item?;
+        if k == key.as_bytes() {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
+fn str_of(bytes: &[u8]) -> Result<String, Malformed> {
+    let len = i32_at(bytes, 0)?;
+    let s = bytes
+        .get(4..4 + len.checked_sub(1).ok_or(Malformed)?)
+        .ok_or(Malformed)?;
+    std::str::from_utf8(s)
+        .map(str::to_owned)
+        .map_err(|_| Malformed)
+}
+
+fn le8(bytes: &[u8]) -> Result<[u8; 8], Malformed> {
+    bytes
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Malformed)
+}
+
+/// The value of an element as an owned [`Bson`].
+pub(crate) fn to_bson(e: Elem<'_>) -> Result<Bson, Malformed> {
+    to_bson_at(e, 0)
+}
+
+fn to_bson_at(e: Elem<'_>, depth: usize) -> Result<Bson, Malformed> {
+    if depth > MAX_DEPTH {
+        return Err(Malformed);
+    }
+    Ok(match e.kind {
+        0x01 => Bson::Double(f64::from_le_bytes(le8(e.bytes)?)),
+        0x02 => Bson::String(str_of(e.bytes)?),
+        0x08 => Bson::Boolean(e.bytes.first().ok_or(Malformed)? != &0),
+        0x09 => Bson::DateTime(bson::DateTime::from_millis(i64::from_le_bytes(le8(
+            e.bytes
+        )?))),
+        0x0A => Bson::Null,
+        0x10 => {
+            let s = e.bytes.get(..4).ok_or(Malformed)?;
+            Bson::Int32(i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        }
+        0x12 => Bson::Int64(i64::from_le_bytes(le8(e.bytes)?)),
+        0x03 => Bson::Document(decode_at(e.bytes, depth + 1)?),
+        0x04 => {
+            let mut items = Vec::new();
+            for item in elements(e.bytes)? {
+                items.push(to_bson_at(item?.1, depth + 1)?);
+            }
+            Bson::Array(items)
+        }
+        kind => {
+            // Rare types: wrap the value in a one-field document and let `bson` decode it.
+            let total = 4 + 1 + 1 + e.bytes.len() + 1;
+            let mut buf = Vec::with_capacity(total);
+            buf.extend_from_slice(&i32::try_from(total).map_err(|_| Malformed)?.to_le_bytes());
+            buf.push(kind);
+            buf.push(0);
+            buf.extend_from_slice(e.bytes);
+            buf.push(0);
+            let d = Document::from_reader(buf.as_slice()).map_err(|_| Malformed)?;
+            d.into_iter().next().map(|(_, v)| v).ok_or(Malformed)?
+        }
+    })
+}
+
+/// Decodes a whole document from its bytes (the common types directly, the rare ones
+/// through the `bson` crate); the same result as `bson::Document::from_reader`, faster.
+pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document, Malformed> {
+    decode_at(bytes, 0)
+}
+
+fn decode_at(bytes: &[u8], depth: usize) -> Result<Document, Malformed> {
+    let mut doc = Document::new();
+    for item in elements(bytes)? {
+        let (k, e) = item?;
+        let key = std::str::from_utf8(k).map_err(|_| Malformed)?;
+        doc.insert(key, to_bson_at(e, depth)?);
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn finds_fields_and_decodes_every_type() {
+        let d = doc! {
+            "d": 1.5, "s": "x", "o": {"a": 1}, "a": [1, "two"], "b": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] },
+            "id": bson::oid::ObjectId::new(), "t": true, "dt": bson::DateTime::from_millis(5), "n": Bson::Null,
+            "re": bson::Regex { pattern: "a+".try_into().unwrap(), options: "i".try_into().unwrap() },
+            "i": 7, "ts": bson::Timestamp { time: 1, increment: 2 }, "l": 9_i64,
+            "dec": Bson::Decimal128("1.5".parse().unwrap()), "min": Bson::MinKey, "max": Bson::MaxKey,
+        };
+        let bytes = d.to_vec().unwrap();
+        for (k, v) in &d {
+            let e = find(&bytes, k).unwrap().unwrap();
+            assert_eq!(&to_bson(e).unwrap(), v, "{k}");
+        }
+        assert!(find(&bytes, "nope").unwrap().is_none());
+        let nested =
+            doc! {"a": [d.clone(), [d.clone(), 1]], "b": {"c": d.clone()}, "u": Bson::Undefined};
+        let nb = nested.to_vec().unwrap();
+        assert_eq!(
+            decode_document(&nb).unwrap(),
+            Document::from_reader(nb.as_slice()).unwrap()
+        );
+        assert!(find(&bytes[..bytes.len() - 3], "l").is_err());
+        let mut deep = doc! {"x": 1};
+        for _ in 0..MAX_DEPTH + 5 {
+            deep = doc! {"a": deep};
+        }
+        assert_eq!(decode_document(&deep.to_vec().unwrap()), Err(Malformed));
+    }
+}

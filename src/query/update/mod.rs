@@ -1,0 +1,189 @@
+//! Updates: [`Update::parse`] reads an update document (operators such as `$set`, or a
+//! replacement document) and checks it completely (unknown operators, wrong operand types,
+//! conflicting paths, `_id` changes) before anything is applied ([`parse`]);
+//! [`Update::apply`] produces the new document ([`apply`]), resolving the positional `$`
+//! against the filter that matched and `$[]` against the document, with the field helpers
+//! of [`fields`]. Nothing is written by this module: the collection layer computes every
+//! new document first and writes only when all of them succeeded.
+
+mod apply;
+pub(crate) mod fields;
+mod parse;
+
+use super::filter::{Cond, Filter};
+use super::sort::SortSpec;
+use crate::error::{Error, Result};
+use bson::{Bson, Document};
+
+pub(crate) use fields::set_path;
+
+/// How `$push` orders the array after inserting (`$sort`).
+#[derive(Debug, Clone)]
+pub(crate) enum PushSort {
+    /// `1` / `-1`: by the elements themselves, ascending when true.
+    Whole(bool),
+    /// `{field: 1, ...}`: by fields of document elements.
+    Fields(SortSpec),
+}
+
+/// `$push` with its modifiers (a plain value is `each: [value]`).
+#[derive(Debug, Clone)]
+pub(crate) struct PushSpec {
+    pub each: Vec<Bson>,
+    pub slice: Option<i64>,
+    pub sort: Option<PushSort>,
+    pub position: Option<i64>,
+}
+
+/// What `$pull` removes.
+#[derive(Debug, Clone)]
+pub(crate) enum PullCond {
+    /// Elements equal to the value.
+    Value(Bson),
+    /// Elements satisfying operator conditions (`{$gte: 6}`, a regex).
+    Conds(Vec<Cond>),
+    /// Document elements matching a query (`{score: 8, item: "B"}`).
+    Query(Filter),
+}
+
+/// What one update operator does to one path.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    Set(Bson),
+    Unset,
+    Inc(Bson),
+    Mul(Bson),
+    Min(Bson),
+    Max(Bson),
+    /// The target path.
+    Rename(String),
+    /// `true` for a timestamp, else a date.
+    CurrentDate(bool),
+    SetOnInsert(Bson),
+    Push(PushSpec),
+    AddToSet(Vec<Bson>),
+    /// `true` removes the first element (`-1`), else the last (`1`).
+    Pop(bool),
+    Pull(PullCond),
+    PullAll(Vec<Bson>),
+}
+
+/// One operator applied to one path, e.g. `$inc` on `stats.views`.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldOp {
+    /// The operator's name, for messages.
+    pub op: &'static str,
+    /// The path as written (may hold `$` or `$[]`).
+    pub path: String,
+    pub action: Action,
+}
+
+/// A parsed update.
+#[derive(Debug, Clone)]
+pub(crate) enum Update {
+    /// A whole new body (the `_id` is kept).
+    Replace(Document),
+    /// Field operators, in the order given.
+    Ops(Vec<FieldOp>),
+}
+
+impl Update {
+    /// Parses and validates an update document.
+    pub(crate) fn parse(update: &Document) -> Result<Self> {
+        parse::parse(update)
+    }
+
+    /// Whether this is a replacement document.
+    pub(crate) fn is_replacement(&self) -> bool {
+        matches!(self, Update::Replace(_))
+    }
+
+    /// Applies the update to `doc` (which has its `_id`), returning the new body. `filter`
+    /// is the query that matched `doc` (it resolves the positional `$`); `inserting` is true
+    /// when `doc` is the seed of an upsert (then `$setOnInsert` applies).
+    ///
+    /// Errors: [`Error::Parse`] when an operator cannot apply to this document (`$inc` on a
+    /// string, `$push` to a non-array, an `_id` change, a positional `$` without a match).
+    pub(crate) fn apply(
+        &self,
+        doc: &Document,
+        filter: &Filter,
+        inserting: bool,
+    ) -> Result<Document> {
+        let id = doc.get("_id").cloned();
+        match self {
+            Update::Replace(body) => {
+                if let (Some(new_id), Some(old_id)) = (body.get("_id"), &id) {
+                    if !super::compare::equal(new_id, old_id) {
+                        return Err(immutable_id());
+                    }
+                }
+                let mut out = Document::new();
+                if let Some(id) = id {
+                    out.insert("_id", id);
+                }
+                for (k, v) in body {
+                    if k != "_id" {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+                Ok(out)
+            }
+            Update::Ops(ops) => {
+                let mut out = doc.clone();
+                let ctx = apply::Ctx {
+                    filter,
+                    inserting,
+                    original: doc,
+                };
+                for op in ops {
+                    apply::apply_op(&mut out, op, &ctx)?;
+                }
+                if !inserting {
+                    match (out.get("_id"), &id) {
+                        (Some(new), Some(old)) if super::compare::equal(new, old) => {
+                            out.insert("_id", old.clone());
+                        }
+                        (None, None) => {}
+                        _ => return Err(immutable_id()),
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+pub(crate) fn immutable_id() -> Error {
+    Error::parse("Performing an update on the path '_id' would modify the immutable field '_id'")
+}
+
+/// The name of a value's BSON type, as MongoDB's messages write it.
+pub(crate) fn type_name(v: &Bson) -> &'static str {
+    match v {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Array(_) => "array",
+        Bson::Document(_) => "object",
+        Bson::Boolean(_) => "bool",
+        Bson::Null => "null",
+        Bson::Int32(_) => "int",
+        Bson::Int64(_) => "long",
+        Bson::Decimal128(_) => "decimal",
+        Bson::DateTime(_) => "date",
+        Bson::ObjectId(_) => "objectId",
+        Bson::Binary(_) => "binData",
+        Bson::Timestamp(_) => "timestamp",
+        Bson::RegularExpression(_) => "regex",
+        Bson::MinKey => "minKey",
+        Bson::MaxKey => "maxKey",
+        Bson::Undefined => "undefined",
+        Bson::Symbol(_) => "symbol",
+        Bson::JavaScriptCode(_) => "javascript",
+        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Bson::DbPointer(_) => "dbPointer",
+    }
+}
+
+#[cfg(test)]
+mod tests;
