@@ -28,7 +28,7 @@ cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
 {
     echo "# Filtered full scan: NexusLite versus SQLite json_extract"
     echo
-    echo "Produced by \`make bench\` (scripts/bench.sh) on $(date -u +%Y-%m-%d)."
+    echo "Produced by \`make bench\` (scripts/bench-scan.sh) on $(date -u +%Y-%m-%d)."
     echo
     echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB memory,"
     echo "$(uname -sr), $(gcc --version | head -n 1), $(rustc --version)."

@@ -34,6 +34,9 @@ use std::sync::Arc;
 const POOL_SIZE: usize = 16;
 /// Invalidations remembered so that fills racing with a commit can be checked per key.
 const RECENT: usize = 4096;
+/// A commit touching more documents of one collection than this invalidates the whole
+/// collection in the cache.
+const BULK_INVALIDATION: usize = 1024;
 
 /// How the cache chooses what to evict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,13 +543,21 @@ impl DocCache {
             s.remove_coll(t);
             s.remember(Arc::from(t.as_str()), None);
         }
-        for (coll, key) in &touched.docs {
+        for (coll, keys) in &touched.docs {
             let name: Arc<str> = match s.colls.get_key_value(coll.as_str()) {
                 Some((name, _)) => Arc::clone(name),
                 None => Arc::from(coll.as_str()),
             };
-            s.remove(&name, key);
-            s.remember(name, Some(key.clone()));
+            if keys.len() > BULK_INVALIDATION {
+                // A bulk write: forget the whole collection rather than thousands of keys.
+                s.remove_coll(coll);
+                s.remember(name, None);
+                continue;
+            }
+            for key in keys {
+                s.remove(&name, key);
+                s.remember(Arc::clone(&name), Some(key.clone()));
+            }
         }
     }
 

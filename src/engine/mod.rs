@@ -234,11 +234,14 @@ impl Engine {
         }
         let options = self.options.read();
         let mut trackers = self.trackers.lock();
-        for (coll, key) in &touched.docs {
+        for (coll, keys) in &touched.docs {
             if !options.get(coll).is_some_and(|o| o.bound.is_bounded()) {
                 continue;
             }
-            if let Some(tr) = trackers.get_mut(coll) {
+            let Some(tr) = trackers.get_mut(coll) else {
+                continue;
+            };
+            for key in keys {
                 if snap.get(coll, key).is_some() {
                     tr.set(key.clone(), self.next_stamp());
                 } else {

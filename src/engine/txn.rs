@@ -4,14 +4,14 @@
 
 use crate::error::Result;
 use crate::storage::{Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What a transaction changed.
 #[derive(Debug, Default)]
 pub(crate) struct Touched {
-    /// (collection, key) of every put or delete.
-    pub docs: HashSet<(String, Bytes)>,
+    /// Per collection, the key of every put or delete (a key may repeat).
+    pub docs: HashMap<String, Vec<Bytes>>,
     /// Collections created, dropped or renamed (both names).
     pub tables: HashSet<String>,
 }
@@ -27,6 +27,15 @@ impl TrackedTxn {
         Self {
             inner,
             touched: Touched::default(),
+        }
+    }
+
+    fn touch(&mut self, table: &str, key: Bytes) {
+        match self.touched.docs.get_mut(table) {
+            Some(keys) => keys.push(key),
+            None => {
+                self.touched.docs.insert(table.to_owned(), vec![key]);
+            }
         }
     }
 
@@ -73,15 +82,11 @@ impl WriteTxn for TrackedTxn {
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.touched
-            .docs
-            .insert((table.to_owned(), Arc::clone(&key)));
+        self.touch(table, Arc::clone(&key));
         self.inner.put(table, key, value)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
-        self.touched
-            .docs
-            .insert((table.to_owned(), Bytes::from(key)));
+        self.touch(table, Bytes::from(key));
         self.inner.delete(table, key)
     }
     fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {
