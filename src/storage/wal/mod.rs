@@ -352,7 +352,7 @@ fn tmp_path(log_path: &Path) -> PathBuf {
 
 /// Writes a complete log (header + `records`) to `path` through a temporary file and an
 /// atomic rename; returns the open file, positioned for appending.
-fn write_new_log(
+pub(crate) fn write_new_log(
     path: &Path,
     base_lsn: u64,
     records: impl Iterator<Item = Vec<u8>>,
