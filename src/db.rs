@@ -739,6 +739,13 @@ impl Database {
     pub fn inject_faults(&self, plan: FaultPlan) {
         self.engine.set_faults(plan);
     }
+
+    /// The current fault plan of the file layer, including the journal of unsynced writes
+    /// (tests: take it after a simulated crash, drop the database, then call
+    /// [`FaultPlan::simulate_power_loss`]).
+    pub fn fault_plan(&self) -> FaultPlan {
+        self.engine.fault_plan()
+    }
 }
 
 impl Drop for Database {

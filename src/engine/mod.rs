@@ -154,6 +154,11 @@ impl Engine {
         *self.faults.lock() = plan;
     }
 
+    /// A copy of the fault plan (tests).
+    pub(crate) fn fault_plan(&self) -> FaultPlan {
+        self.faults.lock().clone()
+    }
+
     pub(crate) fn sweeper_config(&self) -> SweeperConfig {
         *self.sweeper_cfg.lock()
     }

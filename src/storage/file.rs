@@ -167,6 +167,20 @@ fn sync_faults(faults: &Faults, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Records that `from` was durably renamed over `to`: the replaced file's unsynced writes are
+/// gone with it, and `from`'s journal entries now belong to `to`.
+pub(crate) fn note_rename(faults: &Faults, from: &Path, to: &Path) {
+    let mut plan = faults.lock();
+    if plan.track_unsynced {
+        plan.unsynced.retain(|(p, ..)| p != to);
+        for e in plan.unsynced.iter_mut() {
+            if e.0 == from {
+                e.0 = to.to_owned();
+            }
+        }
+    }
+}
+
 /// Records that `path` is synced: its journaled writes can no longer be lost.
 fn synced(faults: &Faults, path: &Path) {
     let mut plan = faults.lock();
@@ -271,6 +285,12 @@ impl LogFile {
     /// Current length in bytes.
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Records that the open file was renamed to `to`.
+    pub(crate) fn renamed(&mut self, to: &Path) {
+        note_rename(&self.faults, &self.path, to);
+        self.path = to.to_owned();
     }
 
     /// A second handle to the same open file, for syncing outside the writer's lock.

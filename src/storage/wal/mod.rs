@@ -367,6 +367,7 @@ pub(crate) fn write_new_log(
     }
     f.sync()?;
     file::rename_durable(&tmp, path)?;
+    f.renamed(path);
     Ok(f)
 }
 

@@ -100,17 +100,46 @@ fn disk_id(p: &Option<Ptr>) -> u64 {
     }
 }
 
+/// How far a checkpoint got, to decide what a failure means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Only free pages were written: the durable manifest is untouched.
+    Pages,
+    /// A sync was attempted or the manifest written: the disk state is unknown.
+    Synced,
+}
+
 /// One checkpoint (see the module docs). `shrink` also gives free pages at the end of the
 /// file back to the file system. The caller holds the writer gate.
+///
+/// A failed page write (step 2 or 3) changes nothing durable: the free-space bookkeeping is
+/// restored and the engine keeps working on the old checkpoint and the log. A failed sync or
+/// any failure from step 4 on poisons the engine (writes refused until reopen).
 pub(crate) fn run(shared: &Shared, shrink: bool) -> Result<()> {
-    let r = run_inner(shared, shrink);
+    let saved = {
+        let s = shared.space.lock();
+        (
+            s.free.clone(),
+            s.pending.clone(),
+            s.page_count,
+            s.meta_pages.clone(),
+        )
+    };
+    let mut stage = Stage::Pages;
+    let r = run_inner(shared, shrink, &mut stage);
     if let Err(e) = &r {
-        shared.poison(e);
+        if stage == Stage::Pages {
+            let mut s = shared.space.lock();
+            (s.free, s.pending, s.page_count, s.meta_pages) = saved;
+            ::log::warn!("checkpoint failed before touching the manifest: {e}");
+        } else {
+            shared.poison(e);
+        }
     }
     r
 }
 
-fn run_inner(shared: &Shared, shrink: bool) -> Result<()> {
+fn run_inner(shared: &Shared, shrink: bool, stage: &mut Stage) -> Result<()> {
     let started = Instant::now();
     let pager = &shared.pager;
     let geo = pager.geo;
@@ -186,6 +215,7 @@ fn run_inner(shared: &Shared, shrink: bool) -> Result<()> {
     let freelist_head = pager.write_freelist(&list_pages, &ids)?;
     meta_pages.extend(&list_pages);
     // 4. sync pages
+    *stage = Stage::Synced;
     pager.file.sync()?;
     // 5. manifest flip
     let m = Manifest {
@@ -235,6 +265,7 @@ pub(crate) fn compact(shared: &Arc<Shared>) -> Result<()> {
 }
 
 fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
+    // Any failure below poisons: the relocation commits are not in the log.
     for _round in 0..6 {
         run(shared, true)?;
         run(shared, true)?;
