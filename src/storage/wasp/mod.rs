@@ -547,6 +547,14 @@ impl WaspStorage {
         let log_what = log_path.display().to_string();
         let replay = log::replay(&image, &log_what)?;
         drop(image);
+        if replay.base_lsn > manifest.ckpt_lsn {
+            // The log was reset by a newer checkpoint than the manifest in use: the newest
+            // manifest slot is damaged and the commits in between exist nowhere else.
+            return Err(Error::Corrupt(format!(
+                "{what}: the newest manifest slot is damaged (the log starts after LSN {}, the valid manifest holds only up to LSN {})",
+                replay.base_lsn, manifest.ckpt_lsn
+            )));
+        }
         let mut state = State { epoch: 1, tables };
         let mut pending = VecDeque::new();
         let mut dirty_nodes = 0;
