@@ -143,7 +143,10 @@ fn flipped_bytes_give_corrupt_or_clean_recovery() {
     flip(&path, PS + 10);
     flip(&path, 2 * PS + 10);
     let before = std::fs::read(&path).unwrap();
-    assert!(matches!(Database::open(&path, wasp()), Err(Error::Corrupt(_))));
+    assert!(matches!(
+        Database::open(&path, wasp()),
+        Err(Error::Corrupt(_))
+    ));
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
@@ -172,7 +175,11 @@ fn flipped_log_bytes_stop_replay_cleanly() {
         let n = db2.collection("c").count(&doc! {}).unwrap();
         assert!(n < 20, "a damaged record was replayed");
         for i in 0..n as i64 {
-            assert!(db2.collection("c").find_one(&doc! {"_id": i}).unwrap().is_some());
+            assert!(db2
+                .collection("c")
+                .find_one(&doc! {"_id": i})
+                .unwrap()
+                .is_some());
         }
         assert!(db2.check().is_ok());
         db2.close().unwrap();
@@ -242,8 +249,16 @@ fn four_readers_see_the_transfer_invariant() {
         let amt = rng.i64(1..20);
         db.transaction(|db| {
             let c = db.collection("acct");
-            c.update(&doc! {"_id": a}, &doc! {"$inc": {"bal": -amt}}, Default::default())?;
-            c.update(&doc! {"_id": b}, &doc! {"$inc": {"bal": amt}}, Default::default())?;
+            c.update(
+                &doc! {"_id": a},
+                &doc! {"$inc": {"bal": -amt}},
+                Default::default(),
+            )?;
+            c.update(
+                &doc! {"_id": b},
+                &doc! {"$inc": {"bal": amt}},
+                Default::default(),
+            )?;
             Ok(())
         })
         .unwrap();
@@ -286,7 +301,10 @@ fn database_8x_the_page_cache_stays_within_budget() {
         })
         .unwrap();
         let st = db.stats().unwrap();
-        assert!(st["storage"]["page_cache"]["bytes"].as_u64().unwrap() <= budget, "{st}");
+        assert!(
+            st["storage"]["page_cache"]["bytes"].as_u64().unwrap() <= budget,
+            "{st}"
+        );
         assert!(
             st["storage"]["dirty_nodes"].as_u64().unwrap() * 8192 <= budget,
             "dirty memory past half the budget: {st}"
@@ -298,11 +316,18 @@ fn database_8x_the_page_cache_stays_within_budget() {
     let mut rng = fastrand::Rng::with_seed(1);
     for _ in 0..2000 {
         let id = rng.i64(0..40_000);
-        assert!(db.collection("c").find_one(&doc! {"_id": id}).unwrap().is_some());
+        assert!(db
+            .collection("c")
+            .find_one(&doc! {"_id": id})
+            .unwrap()
+            .is_some());
     }
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 40_000);
     let st = db.stats().unwrap();
-    assert!(st["storage"]["page_cache"]["bytes"].as_u64().unwrap() <= budget, "{st}");
+    assert!(
+        st["storage"]["page_cache"]["bytes"].as_u64().unwrap() <= budget,
+        "{st}"
+    );
     db.close().unwrap();
 }
 
@@ -340,7 +365,11 @@ fn online_backup_while_writing_opens_and_checks() {
     let n = copy.collection("c").count(&doc! {}).unwrap();
     assert!(n >= 300, "{n}");
     for i in 0..300 {
-        assert!(copy.collection("c").find_one(&doc! {"_id": i}).unwrap().is_some());
+        assert!(copy
+            .collection("c")
+            .find_one(&doc! {"_id": i})
+            .unwrap()
+            .is_some());
     }
     let report = copy.check().unwrap();
     assert_eq!(report["backend"], "wasp");

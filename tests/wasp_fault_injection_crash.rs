@@ -27,7 +27,7 @@ fn opts(engine: StorageEngine) -> OpenOptions {
 fn txn(db: &Database, t: u32) -> bool {
     let r = db.transaction(|db| {
         let c = db.collection("c");
-        let pad = if t % 7 == 0 { 20_000 } else { 150 };
+        let pad = if t.is_multiple_of(7) { 20_000 } else { 150 };
         for s in ["a", "b"] {
             c.insert(
                 Document::builder()
@@ -36,7 +36,7 @@ fn txn(db: &Database, t: u32) -> bool {
                     .build(),
             )?;
         }
-        if t % 5 == 0 && t > 10 {
+        if t.is_multiple_of(5) && t > 10 {
             c.delete(&doc! {"_id": format!("t{}a", t - 10)}, false)?;
         }
         db.collection("meta").update(
@@ -94,7 +94,7 @@ fn run(engine: StorageEngine, crash_at: u64) -> u32 {
             failed = Some(t);
             break;
         }
-        if t % 25 == 0 && db.checkpoint().is_err() {
+        if t.is_multiple_of(25) && db.checkpoint().is_err() {
             failed = Some(t + 1);
             break;
         }
@@ -125,7 +125,7 @@ fn run(engine: StorageEngine, crash_at: u64) -> u32 {
         _ => acked,
     };
     for t in 1..=acked {
-        let deleted_later = t + 10 <= last && (t + 10) % 5 == 0;
+        let deleted_later = t + 10 <= last && (t + 10).is_multiple_of(5);
         if !deleted_later {
             assert!(present(&db, &format!("t{t}a")), "{ctx}: t{t}a lost");
         }

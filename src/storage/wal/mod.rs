@@ -613,6 +613,34 @@ impl Storage for WalStorage {
         }))
     }
 
+    fn check(&self, busy_timeout: Duration) -> Result<serde_json::Value> {
+        if self.inner.log.is_none() {
+            return Ok(
+                serde_json::json!({"ok": true, "backend": "wal", "in_memory": true, "errors": []}),
+            );
+        }
+        let _guard = self.inner.gate.acquire(busy_timeout)?;
+        let path = &self.inner.log_path;
+        let image = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let what = path.display().to_string();
+        let (records, errors) = match log::replay(&image, &what) {
+            Ok(r) => (
+                r.records.len(),
+                r.stop_reason
+                    .map(|why| vec![format!("{what}: {why}")])
+                    .unwrap_or_default(),
+            ),
+            Err(e) => (0, vec![e.to_string()]),
+        };
+        Ok(serde_json::json!({
+            "ok": errors.is_empty(),
+            "backend": "wal",
+            "log_bytes": image.len(),
+            "records": records,
+            "errors": errors,
+        }))
+    }
+
     fn checkpoint(&self, busy_timeout: Duration) -> Result<()> {
         if self.inner.log.is_none() {
             return Ok(());
