@@ -237,14 +237,16 @@ int nexus_cursor_close(nexus_cursor *c);
  *
  * `options_json` (NULL: defaults) is a JSON object with: `create` (bool, default true),
  * `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
- * returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` (`"wal"`, the
- * default of this build; `"wasp"` is `NEXUS_UNSUPPORTED` until the paged engine lands),
+ * returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` for a new file
+ * (`"wal"`, the default of this build, or `"wasp"`, the paged engine; an existing file opens
+ * with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
+ * `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
  * the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
  * `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
  * `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
  * (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
  * `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), and `page_cache_bytes`
- * (accepted; used by the paged engine once it lands). Cache and sweeper settings are shared
+ * (the wasp page cache budget, default 32 MiB, at least 65536). Cache and sweeper settings are shared
  * by every connection to the database in this process. Unknown keys are
  * `NEXUS_INVALID_ARGUMENT`.
  *
@@ -301,8 +303,8 @@ int nexus_configure(nexus_db *db, const char *options_json);
 int nexus_checkpoint(nexus_db *db);
 
 /**
- * Rewrites the database smaller (with the `wal` backend: rewrites the log to hold only live
- * documents).
+ * Rewrites the database smaller: with `wasp`, moves pages from the end of `NAME.db` into free
+ * pages and truncates the file; with `wal`, rewrites the log to hold only live documents.
  *
  * # Safety
  * `db` is a live handle or NULL.
@@ -564,18 +566,33 @@ int nexus_explain(nexus_db *db, const char *coll, const char *filter_json, const
 int nexus_purge_expired(nexus_db *db, uint64_t *out_purged);
 
 /**
- * Consistent online copy. This build: `NEXUS_UNSUPPORTED` (comes with the WASP engine).
+ * Writes a consistent copy of the database to `dest_path` (a new file; its log, the same
+ * name with the extension `.wasp`, is written too) while other connections keep writing.
+ * The copy opens as a normal database and passes `nexus_check`. Writers wait only for the
+ * checkpoint at the start.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` when `dest_path` is NULL or exists, `NEXUS_UNSUPPORTED`
+ * for an in-memory database, `NEXUS_IO`, `NEXUS_BUSY` when the write lock is not free within
+ * `busy_timeout_ms`.
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` is a live handle or NULL; `dest_path` NULL or a NUL-terminated string.
  */
 int nexus_backup(nexus_db *db, const char *dest_path);
 
 /**
- * Integrity check (fsck). This build: `NEXUS_UNSUPPORTED` (comes with the WASP engine).
+ * Integrity check (fsck). Writes a JSON report to `*out_report_json` (may be NULL; free it
+ * with `nexus_free`): `ok`, page counts (`pages_total`, `pages_tree`, `pages_overflow`,
+ * `pages_free`, `pages_lost`), per-collection `documents` and `bytes`, and `errors` (an
+ * array of messages). With `wasp` it verifies every reachable page's checksum, key order
+ * and fences, overflow chains, document counts and free-space accounting (no page lost or
+ * used twice); with `wal`, every log record's checksum.
+ *
+ * Returns `NEXUS_OK` when the database is sound, `NEXUS_CORRUPT` when it is damaged (the
+ * report is still written and `nexus_errmsg` names the first problem).
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` is a live handle or NULL; `out_report_json` NULL or writable.
  */
 int nexus_check(nexus_db *db, char **out_report_json);
 

@@ -123,6 +123,9 @@ impl Cursor {
                 return Ok(None);
             }
             let batch = self.snap.scan(&self.table, self.after.as_deref(), BATCH);
+            if let Some(e) = self.snap.fault() {
+                return Err(e);
+            }
             if batch.len() < BATCH {
                 self.done = true;
             }

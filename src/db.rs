@@ -51,9 +51,48 @@ pub struct OpenOptions {
     /// Expiry sweeper settings (`sweeper_interval_ms` (0: paused), `sweeper_sample`,
     /// `sweeper_threshold_pct`, `sweeper_budget_ms`); engine-wide like `cache`.
     pub sweeper: Option<SweeperConfig>,
-    /// Page cache budget in bytes. Accepted and validated; only the paged engine (not in
-    /// this build yet) uses it.
+    /// Page cache budget in bytes of the `wasp` engine (default 32 MiB); dirty pages not yet
+    /// checkpointed count against half of it. Engine-wide; the first connection sets it.
     pub page_cache_bytes: Option<u64>,
+    /// Storage engine for a new file (`None`: the build's default, see
+    /// [`StorageEngine::default_for_new_files`]). An existing file always opens with the
+    /// engine that wrote it, whatever this says.
+    pub storage: Option<StorageEngine>,
+    /// Page size of a new `wasp` file: 8192 (default) or 16384. Fixed at creation.
+    pub page_size: Option<u32>,
+    /// `wasp`: checkpoint when the log grows past this many bytes (default 64 MiB).
+    pub checkpoint_log_bytes: Option<u64>,
+    /// `wasp`: checkpoint at the next commit once the last one is this old (default 30000).
+    pub checkpoint_interval_ms: Option<u64>,
+}
+
+/// The storage engines a database file can be written by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageEngine {
+    /// Log-structured: every document in memory, the log rewritten at checkpoints.
+    Wal,
+    /// Write-Ahead Shadow Paging: copy-on-write B+trees in `NAME.db` plus the side log.
+    Wasp,
+}
+
+impl StorageEngine {
+    /// The engine new files get when the options do not name one: `wal` in this build,
+    /// unless the environment variable `NEXUSLITE_STORAGE` is `wasp` or `wal` (used by the
+    /// test suite to run everything against both engines).
+    pub fn default_for_new_files() -> Self {
+        match std::env::var("NEXUSLITE_STORAGE").as_deref() {
+            Ok("wasp") => Self::Wasp,
+            _ => Self::Wal,
+        }
+    }
+
+    /// The option spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wal => "wal",
+            Self::Wasp => "wasp",
+        }
+    }
 }
 
 impl Default for OpenOptions {
@@ -66,6 +105,10 @@ impl Default for OpenOptions {
             cache: None,
             sweeper: None,
             page_cache_bytes: None,
+            storage: None,
+            page_size: None,
+            checkpoint_log_bytes: None,
+            checkpoint_interval_ms: None,
         }
     }
 }
@@ -97,13 +140,27 @@ impl OpenOptions {
             o.sweeper = Some(sweeper);
         }
         o.page_cache_bytes = r.u64("page_cache_bytes")?;
-        match r.string("storage")?.as_deref() {
-            None | Some("wal") => {}
-            Some("wasp") => {
-                return Err(Error::unsupported(
-                    "storage \"wasp\" (the paged engine) is not in this build yet; use \"wal\" (the default)",
-                ))
+        if let Some(b) = o.page_cache_bytes {
+            if b < 64 * 1024 {
+                return Err(Error::invalid(
+                    "open options: 'page_cache_bytes' must be at least 65536",
+                ));
             }
+        }
+        o.page_size = r.u64("page_size")?.map(|v| v as u32);
+        if let Some(ps) = o.page_size {
+            if ps != 8192 && ps != 16384 {
+                return Err(Error::invalid(format!(
+                    "open options: 'page_size' must be 8192 or 16384, not {ps}"
+                )));
+            }
+        }
+        o.checkpoint_log_bytes = r.u64("checkpoint_log_bytes")?;
+        o.checkpoint_interval_ms = r.u64("checkpoint_interval_ms")?;
+        match r.string("storage")?.as_deref() {
+            None => {}
+            Some("wal") => o.storage = Some(StorageEngine::Wal),
+            Some("wasp") => o.storage = Some(StorageEngine::Wasp),
             Some(other) => {
                 return Err(Error::invalid(format!(
                     "open options: 'storage' must be \"wal\" or \"wasp\", not \"{other}\""
@@ -235,6 +292,22 @@ impl Database {
             busy_timeout: Duration::from_millis(options.busy_timeout_ms),
             cache: options.cache.clone().unwrap_or_default(),
             sweeper: options.sweeper.unwrap_or_default(),
+            storage: options
+                .storage
+                .unwrap_or_else(StorageEngine::default_for_new_files),
+            wasp: {
+                let d = crate::storage::wasp::WaspConfig::default();
+                crate::storage::wasp::WaspConfig {
+                    page_size: options.page_size.unwrap_or(d.page_size),
+                    cache_bytes: options.page_cache_bytes.unwrap_or(d.cache_bytes),
+                    checkpoint_log_bytes: options
+                        .checkpoint_log_bytes
+                        .unwrap_or(d.checkpoint_log_bytes),
+                    checkpoint_interval: options
+                        .checkpoint_interval_ms
+                        .map_or(d.checkpoint_interval, Duration::from_millis),
+                }
+            },
         };
         let engine = open_engine(path, &cfg)?;
         engine.attach();
@@ -312,7 +385,11 @@ impl Database {
         }
         let mut slot = self.txn.lock();
         if let Some(t) = slot.as_mut() {
-            return f(t);
+            let r = f(t);
+            if let Some(e) = t.fault() {
+                return Err(e);
+            }
+            return r;
         }
         self.engine.write(self.busy_timeout(), *self.sync.lock(), f)
     }
@@ -322,11 +399,19 @@ impl Database {
         self.check_open()?;
         let slot = self.txn.lock();
         if let Some(t) = slot.as_ref() {
-            return f(t);
+            let r = f(t);
+            if let Some(e) = t.fault() {
+                return Err(e);
+            }
+            return r;
         }
         drop(slot);
         let snap = self.engine.storage.read();
-        f(&*snap)
+        let r = f(&*snap);
+        if let Some(e) = snap.fault() {
+            return Err(e);
+        }
+        r
     }
 
     /// The engine (cache, expiry, bounded collections) shared by this connection.
@@ -511,10 +596,66 @@ impl Database {
         self.engine.storage.checkpoint(self.busy_timeout())
     }
 
-    /// Rewrites the database smaller. With the `wal` backend this is a checkpoint: the log is
-    /// rewritten to hold only live documents.
+    /// Rewrites the database smaller. With `wasp`, pages near the end of the file are moved
+    /// into free pages further down and the file is truncated; with `wal` this is a
+    /// checkpoint (the log is rewritten to hold only live documents).
     pub fn compact(&self) -> Result<()> {
-        self.checkpoint()
+        self.check_open()?;
+        if self.in_transaction() {
+            return Err(Error::Txn(
+                "cannot compact inside a transaction on the same connection".into(),
+            ));
+        }
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this connection was opened with read_only: true".into(),
+            ));
+        }
+        self.engine.storage.compact(self.busy_timeout())
+    }
+
+    /// Writes a consistent copy of the database to `dest` (a new file; its log `dest` with
+    /// the extension `.wasp` is written too) while other connections keep writing; the copy
+    /// opens as a normal database. Writers are held off only for a checkpoint at the start.
+    ///
+    /// Errors: [`Error::InvalidArgument`] when `dest` exists, [`Error::Unsupported`] for an
+    /// in-memory database, [`Error::Io`] for OS failures.
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
+        self.check_open()?;
+        if self.in_transaction() {
+            return Err(Error::Txn(
+                "cannot back up inside a transaction on the same connection".into(),
+            ));
+        }
+        self.engine
+            .storage
+            .backup(dest.as_ref(), self.busy_timeout())
+    }
+
+    /// Integrity check (fsck): with `wasp`, every page's checksum, key order and fences of
+    /// every tree, overflow chains, document counts, and free-space accounting (no page lost
+    /// or used twice); with `wal`, every log record's checksum. Returns the JSON report.
+    ///
+    /// Errors: [`Error::Corrupt`] (message: the first problem) when the database is damaged;
+    /// [`Database::check_report`] returns the full report instead.
+    pub fn check(&self) -> Result<serde_json::Value> {
+        let report = self.check_report()?;
+        if report["ok"] == serde_json::Value::Bool(true) {
+            return Ok(report);
+        }
+        let first = report["errors"][0].as_str().unwrap_or("damaged").to_owned();
+        Err(Error::Corrupt(format!("integrity check failed: {first}")))
+    }
+
+    /// The integrity check's report whether or not the database is damaged (`"ok"` says).
+    pub fn check_report(&self) -> Result<serde_json::Value> {
+        self.check_open()?;
+        if self.in_transaction() {
+            return Err(Error::Txn(
+                "cannot check inside a transaction on the same connection".into(),
+            ));
+        }
+        self.engine.storage.check(self.busy_timeout())
     }
 
     /// Statistics as a JSON object: storage counters, connections, options.
@@ -597,6 +738,13 @@ impl Database {
     #[doc(hidden)]
     pub fn inject_faults(&self, plan: FaultPlan) {
         self.engine.set_faults(plan);
+    }
+
+    /// The current fault plan of the file layer, including the journal of unsynced writes
+    /// (tests: take it after a simulated crash, drop the database, then call
+    /// [`FaultPlan::simulate_power_loss`]).
+    pub fn fault_plan(&self) -> FaultPlan {
+        self.engine.fault_plan()
     }
 }
 

@@ -45,7 +45,8 @@ mod storage;
 
 pub use cache::{CacheConfig, EvictionMode};
 pub use db::{
-    Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult,
+    Collection, Cursor, Database, FindOneAndOptions, OpenOptions, StorageEngine, UpdateOptions,
+    UpdateResult,
 };
 pub use document::{Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES};
 pub use engine::sweeper::SweeperConfig;

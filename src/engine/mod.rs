@@ -18,7 +18,9 @@ use crate::cache::{CacheConfig, CollLimits, DocCache};
 use crate::document::now_millis;
 use crate::error::{Error, Result};
 use crate::storage::file::{FaultPlan, Faults};
+use crate::storage::header::{Backend, Header, HEADER_LEN};
 use crate::storage::wal::WalStorage;
+use crate::storage::wasp::WaspStorage;
 use crate::storage::{Bytes, ReadView, Storage, SyncMode, WriteTxn};
 use bounded::{Bound, Tracker};
 use parking_lot::{Mutex, RwLock};
@@ -38,6 +40,10 @@ pub(crate) struct EngineConfig {
     pub busy_timeout: Duration,
     pub cache: CacheConfig,
     pub sweeper: SweeperConfig,
+    /// Engine for a new file (an existing file opens with the engine recorded in its header).
+    pub storage: crate::db::StorageEngine,
+    /// Settings of the `wasp` engine.
+    pub wasp: crate::storage::wasp::WaspConfig,
 }
 
 /// Options of a collection, stored with it (`nexus_create_collection`).
@@ -146,6 +152,11 @@ impl Engine {
     /// Replaces the fault plan of the file layer (tests).
     pub(crate) fn set_faults(&self, plan: FaultPlan) {
         *self.faults.lock() = plan;
+    }
+
+    /// A copy of the fault plan (tests).
+    pub(crate) fn fault_plan(&self) -> FaultPlan {
+        self.faults.lock().clone()
     }
 
     pub(crate) fn sweeper_config(&self) -> SweeperConfig {
@@ -421,6 +432,49 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     Ok(dir.join(name))
 }
 
+/// Opens the storage backend for `path`: an existing file with the engine named in its
+/// header (so a `wal` database keeps opening as `wal` whatever the options say), a new or
+/// empty one with `cfg.storage`. The header is only read here; the backend checks it again.
+fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<dyn Storage>> {
+    let existing = match std::fs::File::open(path) {
+        Ok(f) => {
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(HEADER_LEN);
+            f.take(HEADER_LEN as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io(path, e))?;
+            if buf.is_empty() {
+                None
+            } else {
+                Some(Header::decode(&buf, path)?.backend)
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let backend = existing.unwrap_or(match cfg.storage {
+        crate::db::StorageEngine::Wal => Backend::Wal,
+        crate::db::StorageEngine::Wasp => Backend::Wasp,
+    });
+    Ok(match backend {
+        Backend::Wal => Box::new(WalStorage::open(
+            path,
+            cfg.create,
+            cfg.read_only,
+            cfg.busy_timeout,
+            Arc::clone(faults),
+        )?),
+        Backend::Wasp => Box::new(WaspStorage::open(
+            path,
+            cfg.create,
+            cfg.read_only,
+            cfg.busy_timeout,
+            Arc::clone(faults),
+            cfg.wasp.clone(),
+        )?),
+    })
+}
+
 /// Opens the engine for `path` (`None`: a private in-memory database), or joins the one this
 /// process already has open for that file.
 pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc<Engine>> {
@@ -444,14 +498,8 @@ pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc
         }
         return Ok(engine);
     }
-    let storage = WalStorage::open(
-        &key,
-        cfg.create,
-        cfg.read_only,
-        cfg.busy_timeout,
-        Arc::clone(&faults),
-    )?;
-    let engine = Engine::new(Box::new(storage), Some(key.clone()), faults, cfg);
+    let storage = open_storage(&key, cfg, &faults)?;
+    let engine = Engine::new(storage, Some(key.clone()), faults, cfg);
     engine.start_sweeper()?;
     reg.insert(key, Arc::downgrade(&engine));
     Ok(engine)

@@ -21,14 +21,16 @@ pub struct nexus_db {
 ///
 /// `options_json` (NULL: defaults) is a JSON object with: `create` (bool, default true),
 /// `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
-/// returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` (`"wal"`, the
-/// default of this build; `"wasp"` is `NEXUS_UNSUPPORTED` until the paged engine lands),
+/// returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` for a new file
+/// (`"wal"`, the default of this build, or `"wasp"`, the paged engine; an existing file opens
+/// with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
+/// `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
 /// the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
 /// `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
 /// `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
 /// (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
 /// `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), and `page_cache_bytes`
-/// (accepted; used by the paged engine once it lands). Cache and sweeper settings are shared
+/// (the wasp page cache budget, default 32 MiB, at least 65536). Cache and sweeper settings are shared
 /// by every connection to the database in this process. Unknown keys are
 /// `NEXUS_INVALID_ARGUMENT`.
 ///
@@ -136,8 +138,8 @@ pub unsafe extern "C" fn nexus_checkpoint(db: *mut nexus_db) -> c_int {
     })
 }
 
-/// Rewrites the database smaller (with the `wal` backend: rewrites the log to hold only live
-/// documents).
+/// Rewrites the database smaller: with `wasp`, moves pages from the end of `NAME.db` into free
+/// pages and truncates the file; with `wal`, rewrites the log to hold only live documents.
 ///
 /// # Safety
 /// `db` is a live handle or NULL.

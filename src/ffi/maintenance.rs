@@ -1,6 +1,6 @@
-//! Maintenance and observability beyond `nexus_db`'s own: TTL purge; indexes, backup, check
-//! (subsystems of later issues: `NEXUS_UNSUPPORTED` with a message naming what is missing);
-//! the log callback; and `nexus_free`. Import and export live in `io`.
+//! Maintenance and observability beyond `nexus_db`'s own: TTL purge, online backup, the
+//! integrity check; indexes (a later subsystem: `NEXUS_UNSUPPORTED` with a message naming
+//! what is missing); the log callback; and `nexus_free`. Import and export live in `io`.
 
 use super::db::nexus_db;
 use super::handle::free_bytes;
@@ -92,27 +92,61 @@ pub unsafe extern "C" fn nexus_purge_expired(db: *mut nexus_db, out_purged: *mut
     })
 }
 
-/// Consistent online copy. This build: `NEXUS_UNSUPPORTED` (comes with the WASP engine).
+/// Writes a consistent copy of the database to `dest_path` (a new file; its log, the same
+/// name with the extension `.wasp`, is written too) while other connections keep writing.
+/// The copy opens as a normal database and passes `nexus_check`. Writers wait only for the
+/// checkpoint at the start.
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` when `dest_path` is NULL or exists, `NEXUS_UNSUPPORTED`
+/// for an in-memory database, `NEXUS_IO`, `NEXUS_BUSY` when the write lock is not free within
+/// `busy_timeout_ms`.
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` is a live handle or NULL; `dest_path` NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_backup(db: *mut nexus_db, dest_path: *const c_char) -> c_int {
-    let _ = (db, dest_path);
-    unsupported("nexus_backup", "online backup")
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let h = unsafe { super::handle::handle_ref(db, "db") }?;
+        // SAFETY: caller contract: NULL or NUL-terminated.
+        let dest = unsafe { super::handle::str_arg(dest_path, "dest_path") }?;
+        h.db.backup(dest)?;
+        Ok(NEXUS_OK)
+    })
 }
 
-/// Integrity check (fsck). This build: `NEXUS_UNSUPPORTED` (comes with the WASP engine).
+/// Integrity check (fsck). Writes a JSON report to `*out_report_json` (may be NULL; free it
+/// with `nexus_free`): `ok`, page counts (`pages_total`, `pages_tree`, `pages_overflow`,
+/// `pages_free`, `pages_lost`), per-collection `documents` and `bytes`, and `errors` (an
+/// array of messages). With `wasp` it verifies every reachable page's checksum, key order
+/// and fences, overflow chains, document counts and free-space accounting (no page lost or
+/// used twice); with `wal`, every log record's checksum.
+///
+/// Returns `NEXUS_OK` when the database is sound, `NEXUS_CORRUPT` when it is damaged (the
+/// report is still written and `nexus_errmsg` names the first problem).
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` is a live handle or NULL; `out_report_json` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_check(
     db: *mut nexus_db,
     out_report_json: *mut *mut c_char,
 ) -> c_int {
-    let _ = (db, out_report_json);
-    unsupported("nexus_check", "the integrity check")
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let h = unsafe { super::handle::handle_ref(db, "db") }?;
+        let report = h.db.check_report()?;
+        if !out_report_json.is_null() {
+            let s = super::handle::alloc_string(&report.to_string())?;
+            // SAFETY: non-NULL and writable per the caller's contract.
+            unsafe { *out_report_json = s };
+        }
+        if report["ok"] != serde_json::Value::Bool(true) {
+            let first = report["errors"][0].as_str().unwrap_or("damaged").to_owned();
+            return Err(Error::Corrupt(format!("integrity check failed: {first}")));
+        }
+        Ok(NEXUS_OK)
+    })
 }
 
 /// A log sink: `level` 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target` is the Rust module;

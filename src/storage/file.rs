@@ -1,6 +1,12 @@
 //! The only place that touches the OS for database files: opening, the advisory lock,
-//! appending, syncing, truncating, renaming. Every write and sync goes through [`LogFile`],
-//! which consults a [`FaultPlan`] so tests can inject torn writes and failed syncs.
+//! appending, positional page I/O, syncing, truncating, renaming. Every write and sync goes
+//! through [`LogFile`] (append-only logs) or [`PageFile`] (the paged `NAME.db` of WASP), and
+//! both consult one [`FaultPlan`] so tests can inject torn writes, failed syncs, a crash at
+//! the N-th I/O, and the loss of everything written since the last sync (power loss).
+//!
+//! Fault states: `healthy -> crashed [Faults::before_io when the countdown reaches 0]`; a
+//! crashed plan fails every later write and sync, like a dead process would never issue them.
+//! [`FaultPlan::simulate_power_loss`] then undoes the unsynced writes it journaled.
 
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
@@ -19,13 +25,135 @@ pub struct FaultPlan {
     pub fail_syncs: bool,
     /// Every `sync` first sleeps this long (a slow disk), to make group commit observable.
     pub sync_delay: Option<std::time::Duration>,
+    /// Counts down on every write and sync; the operation that finds it at 0 fails (a write
+    /// is torn: only its first half reaches the file) and the plan becomes `crashed`.
+    pub crash_after_ios: Option<u64>,
+    /// Set once `crash_after_ios` fired: every later write and sync fails.
+    pub crashed: bool,
+    /// Journal every write not yet covered by a sync, so that
+    /// [`FaultPlan::simulate_power_loss`] can drop it.
+    pub track_unsynced: bool,
+    /// The journal: (file, offset, previous bytes there, previous file length), oldest first.
+    pub unsynced: Vec<(PathBuf, u64, Vec<u8>, u64)>,
+}
+
+impl FaultPlan {
+    /// Undoes, newest first, every journaled write that no sync covered: the files are left as
+    /// a power cut would leave them (the strictest case: nothing unsynced survives). Call it
+    /// after the database is closed or dropped.
+    pub fn simulate_power_loss(&mut self) -> std::io::Result<()> {
+        for (path, offset, old, old_len) in self.unsynced.drain(..).rev() {
+            let f = match OpenOptions::new().write(true).open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            write_at(&f, offset, &old)?;
+            f.set_len(old_len)?;
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// Positional write of all of `bytes`.
+fn write_at(f: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = f;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(bytes)
+    }
+}
+
+/// Positional read into `buf`; returns how many bytes were read (short only at end of file).
+fn read_at(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        #[cfg(unix)]
+        let n = {
+            use std::os::unix::fs::FileExt;
+            f.read_at(&mut buf[done..], offset + done as u64)
+        };
+        #[cfg(not(unix))]
+        let n = {
+            let mut f = f;
+            f.seek(SeekFrom::Start(offset + done as u64))
+                .and_then(|_| f.read(&mut buf[done..]))
+        };
+        match n {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Consults the plan before a write of `len` bytes at `offset` of `path` (current length
+/// `file_len`, contents readable through `file`): returns how many bytes may be written, and
+/// journals the old contents when unsynced writes are tracked.
+fn before_write(
+    faults: &Faults,
+    path: &Path,
+    file: &File,
+    offset: u64,
+    len: usize,
+    file_len: u64,
+) -> Result<usize> {
+    let mut plan = faults.lock();
+    if plan.crashed {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("injected fault: the process has crashed"),
+        ));
+    }
+    let mut allowed = len;
+    if let Some(left) = plan.fail_writes_after_bytes.as_mut() {
+        let n = usize::try_from(*left).unwrap_or(usize::MAX).min(len);
+        *left -= n as u64;
+        allowed = n;
+    }
+    if let Some(left) = plan.crash_after_ios.as_mut() {
+        if *left == 0 {
+            plan.crashed = true;
+            allowed = allowed.min(len / 2);
+        } else {
+            *left -= 1;
+        }
+    }
+    if plan.track_unsynced && allowed > 0 {
+        let end = offset
+            .saturating_add(allowed as u64)
+            .min(file_len.max(offset));
+        let mut old = vec![0u8; usize::try_from(end.saturating_sub(offset)).unwrap_or(0)];
+        let n = read_at(file, offset, &mut old).map_err(|e| Error::io(path, e))?;
+        old.truncate(n);
+        plan.unsynced.push((path.to_owned(), offset, old, file_len));
+    }
+    Ok(allowed)
 }
 
 /// Applies the sync-related faults of `faults` for a sync of `path`.
 fn sync_faults(faults: &Faults, path: &Path) -> Result<()> {
     let (fail, delay) = {
-        let plan = faults.lock();
-        (plan.fail_syncs, plan.sync_delay)
+        let mut plan = faults.lock();
+        let mut fail = plan.fail_syncs || plan.crashed;
+        if let Some(left) = plan.crash_after_ios.as_mut() {
+            if *left == 0 {
+                plan.crashed = true;
+                fail = true;
+            } else {
+                *left -= 1;
+            }
+        }
+        (fail, plan.sync_delay)
     };
     if let Some(d) = delay {
         std::thread::sleep(d);
@@ -37,6 +165,28 @@ fn sync_faults(faults: &Faults, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Records that `from` was durably renamed over `to`: the replaced file's unsynced writes are
+/// gone with it, and `from`'s journal entries now belong to `to`.
+pub(crate) fn note_rename(faults: &Faults, from: &Path, to: &Path) {
+    let mut plan = faults.lock();
+    if plan.track_unsynced {
+        plan.unsynced.retain(|(p, ..)| p != to);
+        for e in plan.unsynced.iter_mut() {
+            if e.0 == from {
+                e.0 = to.to_owned();
+            }
+        }
+    }
+}
+
+/// Records that `path` is synced: its journaled writes can no longer be lost.
+fn synced(faults: &Faults, path: &Path) {
+    let mut plan = faults.lock();
+    if plan.track_unsynced {
+        plan.unsynced.retain(|(p, ..)| p != path);
+    }
 }
 
 /// Shared, changeable fault plan.
@@ -81,19 +231,14 @@ impl LogFile {
 
     /// Appends `bytes` at the end of the file.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        let allowed = {
-            let mut plan = self.faults.lock();
-            match plan.fail_writes_after_bytes.as_mut() {
-                None => bytes.len(),
-                Some(left) => {
-                    let n = usize::try_from(*left)
-                        .unwrap_or(usize::MAX)
-                        .min(bytes.len());
-                    *left -= n as u64;
-                    n
-                }
-            }
-        };
+        let allowed = before_write(
+            &self.faults,
+            &self.path,
+            &self.file,
+            self.len,
+            bytes.len(),
+            self.len,
+        )?;
         let r = self
             .file
             .seek(SeekFrom::Start(self.len))
@@ -114,11 +259,21 @@ impl LogFile {
     /// `fdatasync`.
     pub(crate) fn sync(&self) -> Result<()> {
         sync_faults(&self.faults, &self.path)?;
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))?;
+        synced(&self.faults, &self.path);
+        Ok(())
     }
 
     /// Cuts the file to `len` bytes and syncs.
     pub(crate) fn truncate(&mut self, len: u64) -> Result<()> {
+        if self.faults.lock().crashed {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("injected fault: the process has crashed"),
+            ));
+        }
         self.file
             .set_len(len)
             .and_then(|_| self.file.sync_all())
@@ -130,6 +285,12 @@ impl LogFile {
     /// Current length in bytes.
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Records that the open file was renamed to `to`.
+    pub(crate) fn renamed(&mut self, to: &Path) {
+        note_rename(&self.faults, &self.path, to);
+        self.path = to.to_owned();
     }
 
     /// A second handle to the same open file, for syncing outside the writer's lock.
@@ -155,7 +316,96 @@ pub(crate) struct SyncHandle {
 impl SyncHandle {
     pub(crate) fn sync(&self) -> Result<()> {
         sync_faults(&self.faults, &self.path)?;
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))?;
+        synced(&self.faults, &self.path);
+        Ok(())
+    }
+}
+
+/// A file of fixed-size pages read and written at offsets (WASP's `NAME.db`). Reads may run
+/// concurrently from many threads (`pread`); writes come from the single checkpointer.
+pub(crate) struct PageFile {
+    file: File,
+    path: PathBuf,
+    faults: Faults,
+}
+
+impl PageFile {
+    /// Wraps an open file (a second handle of the locked [`DbFile`]).
+    pub(crate) fn new(file: File, path: &Path, faults: Faults) -> Self {
+        Self {
+            file,
+            path: path.to_owned(),
+            faults,
+        }
+    }
+
+    /// The path, for messages.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; bytes past the end of the file read as zero.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let n = read_at(&self.file, offset, buf).map_err(|e| Error::io(&self.path, e))?;
+        buf[n..].fill(0);
+        Ok(())
+    }
+
+    /// Writes all of `bytes` at `offset` (a torn write under fault injection fails).
+    pub(crate) fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let len = self.len()?;
+        let allowed = before_write(
+            &self.faults,
+            &self.path,
+            &self.file,
+            offset,
+            bytes.len(),
+            len,
+        )?;
+        write_at(&self.file, offset, &bytes[..allowed]).map_err(|e| Error::io(&self.path, e))?;
+        if allowed < bytes.len() {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("injected fault: torn write"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `fdatasync`.
+    pub(crate) fn sync(&self) -> Result<()> {
+        sync_faults(&self.faults, &self.path)?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))?;
+        synced(&self.faults, &self.path);
+        Ok(())
+    }
+
+    /// Length of the file in bytes.
+    pub(crate) fn len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, e))?
+            .len())
+    }
+
+    /// Cuts the file to `len` bytes and syncs (only ever drops free pages at the end).
+    pub(crate) fn truncate(&self, len: u64) -> Result<()> {
+        if self.faults.lock().crashed {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("injected fault: the process has crashed"),
+            ));
+        }
+        self.file
+            .set_len(len)
+            .and_then(|_| self.file.sync_all())
+            .map_err(|e| Error::io(&self.path, e))
     }
 }
 
@@ -252,6 +502,15 @@ impl DbFile {
             .read_to_end(&mut buf)
             .map_err(|e| Error::io(&self.path, e))?;
         Ok(buf)
+    }
+
+    /// A second handle to the locked file, for page I/O.
+    pub(crate) fn page_file(&self, faults: Faults) -> Result<PageFile> {
+        let f = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(PageFile::new(f, &self.path, faults))
     }
 
     /// Length of the file.

@@ -152,11 +152,11 @@ enum Command {
     Collections { db: PathBuf },
     /// Print statistics as JSON.
     Stats { db: PathBuf },
-    /// Check the database's integrity (needs the WASP engine: not in this build).
+    /// Check the database's integrity; prints the JSON report, exit 1 when damaged.
     Check { db: PathBuf },
     /// Fold the log into the database file.
     Checkpoint { db: PathBuf },
-    /// Consistent online copy to DEST (needs the WASP engine: not in this build).
+    /// Consistent online copy to DEST (WASP databases; a new file).
     Backup { db: PathBuf, dest: PathBuf },
     /// Rewrite the database smaller.
     Compact { db: PathBuf },
@@ -194,12 +194,6 @@ fn delimiter(d: Option<String>) -> Result<Option<u8>, String> {
 
 fn format(s: &str) -> Result<Format, String> {
     Format::parse(s).map_err(|e| e.to_string())
-}
-
-fn unsupported(what: &str) -> Result<(), String> {
-    Err(format!(
-        "{what} is not in this build yet (it comes with the WASP storage engine)"
-    ))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -386,13 +380,21 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Collections { db } => commands::collections(&open_existing(&db)?, &mut out),
         Command::Stats { db } => commands::stats(&open_existing(&db)?, &mut out),
         Command::Check { db } => {
-            open_existing(&db)?;
-            unsupported("nexus check (the integrity check)")
+            let report = open_existing(&db)?
+                .check_report()
+                .map_err(|e| e.to_string())?;
+            writeln!(out, "{report}").map_err(|e| e.to_string())?;
+            if report["ok"] == serde_json::Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "integrity check failed: {}",
+                    report["errors"][0].as_str().unwrap_or("damaged")
+                ))
+            }
         }
         Command::Backup { db, dest } => {
-            open_existing(&db)?;
-            let _ = dest;
-            unsupported("nexus backup (consistent online copy)")
+            open_existing(&db)?.backup(&dest).map_err(|e| e.to_string())
         }
         Command::Checkpoint { db } => open_existing(&db)?.checkpoint().map_err(|e| e.to_string()),
         Command::Compact { db } => open_existing(&db)?.compact().map_err(|e| e.to_string()),

@@ -352,7 +352,7 @@ fn tmp_path(log_path: &Path) -> PathBuf {
 
 /// Writes a complete log (header + `records`) to `path` through a temporary file and an
 /// atomic rename; returns the open file, positioned for appending.
-fn write_new_log(
+pub(crate) fn write_new_log(
     path: &Path,
     base_lsn: u64,
     records: impl Iterator<Item = Vec<u8>>,
@@ -367,6 +367,7 @@ fn write_new_log(
     }
     f.sync()?;
     file::rename_durable(&tmp, path)?;
+    f.renamed(path);
     Ok(f)
 }
 
@@ -609,6 +610,34 @@ impl Storage for WalStorage {
             state,
             ops: Vec::new(),
             _guard: guard,
+        }))
+    }
+
+    fn check(&self, busy_timeout: Duration) -> Result<serde_json::Value> {
+        if self.inner.log.is_none() {
+            return Ok(
+                serde_json::json!({"ok": true, "backend": "wal", "in_memory": true, "errors": []}),
+            );
+        }
+        let _guard = self.inner.gate.acquire(busy_timeout)?;
+        let path = &self.inner.log_path;
+        let image = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let what = path.display().to_string();
+        let (records, errors) = match log::replay(&image, &what) {
+            Ok(r) => (
+                r.records.len(),
+                r.stop_reason
+                    .map(|why| vec![format!("{what}: {why}")])
+                    .unwrap_or_default(),
+            ),
+            Err(e) => (0, vec![e.to_string()]),
+        };
+        Ok(serde_json::json!({
+            "ok": errors.is_empty(),
+            "backend": "wal",
+            "log_bytes": image.len(),
+            "records": records,
+            "errors": errors,
         }))
     }
 

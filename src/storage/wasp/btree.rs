@@ -1,0 +1,401 @@
+//! Copy-on-write B+tree operations over [`Ptr`] roots: lookup, ordered scans, insert with
+//! splits, delete with merges and redistribution. The layer beneath is the [`Pager`] (disk
+//! nodes, overflow values).
+//!
+//! Copy-on-write: a node is changed only through [`Tree::make_mut`]. A disk node is copied
+//! into memory and its page number recorded as freed by this transaction; a memory node is
+//! changed in place only when nothing else (a published snapshot, a reader) holds it
+//! (`Arc::make_mut`), else copied. So a published snapshot never changes, and readers need
+//! no locks. Separators: `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
+
+use super::page::{Geometry, Node, Ptr, Val};
+use super::pager::Pager;
+use crate::error::Result;
+use crate::storage::Bytes;
+use std::sync::Arc;
+
+/// Loads the node behind `ptr`.
+pub(crate) fn load(pager: &Pager, ptr: &Ptr) -> Result<Arc<Node>> {
+    match ptr {
+        Ptr::Mem(n) => Ok(Arc::clone(n)),
+        Ptr::Disk(id) => pager.node(*id),
+    }
+}
+
+/// The value of `val` as bytes (reads an overflow chain).
+pub(crate) fn resolve(pager: &Pager, val: &Val) -> Result<Bytes> {
+    match val {
+        Val::Data(b) => Ok(Arc::clone(b)),
+        Val::Overflow { page, len } => pager.read_overflow(*page, *len, None),
+    }
+}
+
+/// Finds `key` below `root`.
+pub(crate) fn get(pager: &Pager, root: Option<&Ptr>, key: &[u8]) -> Result<Option<Val>> {
+    let Some(root) = root else { return Ok(None) };
+    let mut node = load(pager, root)?;
+    loop {
+        let next = match &*node {
+            Node::Leaf { keys, vals } => {
+                return Ok(keys
+                    .binary_search_by(|k| k[..].cmp(key))
+                    .ok()
+                    .map(|i| vals[i].clone()))
+            }
+            Node::Branch { keys, children } => {
+                let i = keys.partition_point(|k| &k[..] <= key);
+                load(pager, &children[i])?
+            }
+        };
+        node = next;
+    }
+}
+
+/// Appends to `out` up to `limit` entries in key order strictly after `after`. Returns
+/// whether `out` reached `limit`.
+pub(crate) fn scan(
+    pager: &Pager,
+    ptr: &Ptr,
+    after: Option<&[u8]>,
+    limit: usize,
+    out: &mut Vec<(Bytes, Val)>,
+) -> Result<bool> {
+    if out.len() >= limit {
+        return Ok(true);
+    }
+    let node = load(pager, ptr)?;
+    match &*node {
+        Node::Leaf { keys, vals } => {
+            let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
+            for i in start..keys.len() {
+                out.push((Arc::clone(&keys[i]), vals[i].clone()));
+                if out.len() >= limit {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Node::Branch { keys, children } => {
+            let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
+            for c in &children[start..] {
+                if scan(pager, c, after, limit, out)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Calls `f` for every page of the tree that is on disk (tree pages and overflow chains).
+pub(crate) fn for_each_disk_page(pager: &Pager, ptr: &Ptr, f: &mut dyn FnMut(u64)) -> Result<()> {
+    if let Ptr::Disk(id) = ptr {
+        f(*id);
+    }
+    let node = load(pager, ptr)?;
+    match &*node {
+        Node::Leaf { vals, .. } => {
+            for v in vals {
+                if let Val::Overflow { page, len } = v {
+                    let mut pages = Vec::new();
+                    pager.read_overflow(*page, *len, Some(&mut pages))?;
+                    pages.into_iter().for_each(&mut *f);
+                }
+            }
+        }
+        Node::Branch { children, .. } => {
+            for c in children {
+                for_each_disk_page(pager, c, f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A mutation context: the pager, and what the transaction frees and dirties.
+pub(crate) struct Tree<'a> {
+    pub pager: &'a Pager,
+    /// Disk pages no longer referenced by the transaction's state.
+    pub freed: &'a mut Vec<u64>,
+    /// Nodes copied or created in memory (an estimate of dirty memory, in nodes).
+    pub dirtied: &'a mut u64,
+}
+
+impl Tree<'_> {
+    fn geo(&self) -> Geometry {
+        self.pager.geo
+    }
+
+    fn too_big(&self, n: &Node) -> bool {
+        self.geo().node_size(n) > self.geo().capacity()
+    }
+
+    fn underfull(&self, n: &Node) -> bool {
+        self.geo().node_size(n) < self.geo().capacity() / 4
+    }
+
+    /// Makes the node behind `ptr` private to this transaction and returns it for change.
+    pub(crate) fn make_mut<'p>(&mut self, ptr: &'p mut Ptr) -> Result<&'p mut Node> {
+        if let Ptr::Disk(id) = *ptr {
+            let node = self.pager.node(id)?;
+            self.freed.push(id);
+            *self.dirtied += 1;
+            *ptr = Ptr::Mem(Arc::new(Node::clone(&node)));
+        }
+        match ptr {
+            Ptr::Mem(arc) => {
+                if Arc::get_mut(arc).is_none() {
+                    *self.dirtied += 1;
+                }
+                Ok(Arc::make_mut(arc))
+            }
+            Ptr::Disk(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// Frees the overflow chain of a value that is being replaced or removed.
+    pub(crate) fn free_val(&mut self, val: &Val) -> Result<()> {
+        if let Val::Overflow { page, len } = val {
+            let mut pages = Vec::new();
+            self.pager.read_overflow(*page, *len, Some(&mut pages))?;
+            self.freed.extend(pages);
+        }
+        Ok(())
+    }
+
+    /// Frees every disk page of a tree (drop table).
+    pub(crate) fn free_tree(&mut self, root: &Ptr) -> Result<()> {
+        let freed = &mut *self.freed;
+        for_each_disk_page(self.pager, root, &mut |id| freed.push(id))
+    }
+
+    /// Inserts or replaces; returns the old value (its overflow pages already freed).
+    pub(crate) fn put(
+        &mut self,
+        root: &mut Option<Ptr>,
+        key: Bytes,
+        val: Val,
+    ) -> Result<Option<Val>> {
+        let Some(r) = root.as_mut() else {
+            *self.dirtied += 1;
+            *root = Some(Ptr::Mem(Arc::new(Node::Leaf {
+                keys: vec![key],
+                vals: vec![val],
+            })));
+            return Ok(None);
+        };
+        let (old, split) = self.put_rec(r, key, val)?;
+        if let Some((sep, right)) = split {
+            let left = root.take().unwrap_or(Ptr::Disk(0));
+            *self.dirtied += 1;
+            *root = Some(Ptr::Mem(Arc::new(Node::Branch {
+                keys: vec![sep],
+                children: vec![left, right],
+            })));
+        }
+        if let Some(o) = &old {
+            self.free_val(o)?;
+        }
+        Ok(old)
+    }
+
+    #[expect(clippy::type_complexity, reason = "old value and optional split")]
+    fn put_rec(
+        &mut self,
+        ptr: &mut Ptr,
+        key: Bytes,
+        val: Val,
+    ) -> Result<(Option<Val>, Option<(Bytes, Ptr)>)> {
+        let geo = self.geo();
+        let node = self.make_mut(ptr)?;
+        let old = match node {
+            Node::Leaf { keys, vals } => match keys.binary_search_by(|k| k[..].cmp(&key[..])) {
+                Ok(i) => Some(std::mem::replace(&mut vals[i], val)),
+                Err(i) => {
+                    keys.insert(i, key);
+                    vals.insert(i, val);
+                    None
+                }
+            },
+            Node::Branch { keys, children } => {
+                let i = keys.partition_point(|k| k[..] <= key[..]);
+                let (old, split) = self.put_rec(&mut children[i], key, val)?;
+                if let Some((sep, right)) = split {
+                    keys.insert(i, sep);
+                    children.insert(i + 1, right);
+                }
+                old
+            }
+        };
+        let split = if geo.node_size(node) > geo.capacity() {
+            *self.dirtied += 1;
+            Some(split_node(geo, node))
+        } else {
+            None
+        };
+        Ok((old, split))
+    }
+
+    /// Removes `key`; returns the removed value (its overflow pages already freed).
+    pub(crate) fn delete(&mut self, root: &mut Option<Ptr>, key: &[u8]) -> Result<Option<Val>> {
+        if get(self.pager, root.as_ref(), key)?.is_none() {
+            return Ok(None);
+        }
+        let Some(r) = root.as_mut() else {
+            return Ok(None);
+        };
+        let old = self.del_rec(r, key)?;
+        // Shrink the root: an empty leaf means an empty tree; a one-child branch is replaced
+        // by its child.
+        let collapse = match &*load(self.pager, r)? {
+            Node::Leaf { keys, .. } if keys.is_empty() => Some(None),
+            Node::Branch { children, .. } if children.len() == 1 => Some(Some(children[0].clone())),
+            _ => None,
+        };
+        if let Some(new_root) = collapse {
+            if let Ptr::Disk(id) = r {
+                self.freed.push(*id);
+            }
+            *root = new_root;
+        }
+        if let Some(o) = &old {
+            self.free_val(o)?;
+        }
+        Ok(old)
+    }
+
+    fn del_rec(&mut self, ptr: &mut Ptr, key: &[u8]) -> Result<Option<Val>> {
+        let node = self.make_mut(ptr)?;
+        match node {
+            Node::Leaf { keys, vals } => Ok(match keys.binary_search_by(|k| k[..].cmp(key)) {
+                Ok(i) => {
+                    keys.remove(i);
+                    Some(vals.remove(i))
+                }
+                Err(_) => None,
+            }),
+            Node::Branch { keys, children } => {
+                let i = keys.partition_point(|k| &k[..] <= key);
+                let old = self.del_rec(&mut children[i], key)?;
+                let needs = {
+                    let child = load(self.pager, &children[i])?;
+                    children.len() > 1 && (self.underfull(&child) || is_empty(&child))
+                };
+                if needs {
+                    self.rebalance(keys, children, i)?;
+                }
+                Ok(old)
+            }
+        }
+    }
+
+    /// Merges child `i` with a neighbour, or redistributes the two when they do not fit one
+    /// page.
+    fn rebalance(
+        &mut self,
+        keys: &mut Vec<Bytes>,
+        children: &mut Vec<Ptr>,
+        i: usize,
+    ) -> Result<()> {
+        let l = if i + 1 < children.len() { i } else { i - 1 };
+        let sep = keys.remove(l);
+        let mut right_ptr = children.remove(l + 1);
+        let right = std::mem::replace(self.make_mut(&mut right_ptr)?, empty_leaf());
+        let geo = self.geo();
+        let left = self.make_mut(&mut children[l])?;
+        match (left, right) {
+            (Node::Leaf { keys: lk, vals: lv }, Node::Leaf { keys: rk, vals: rv }) => {
+                lk.extend(rk);
+                lv.extend(rv);
+            }
+            (
+                Node::Branch {
+                    keys: lk,
+                    children: lc,
+                },
+                Node::Branch {
+                    keys: rk,
+                    children: rc,
+                },
+            ) => {
+                lk.push(sep);
+                lk.extend(rk);
+                lc.extend(rc);
+            }
+            _ => {
+                return Err(crate::error::Error::Corrupt(format!(
+                    "{}: sibling tree nodes of different kinds",
+                    self.pager.what()
+                )))
+            }
+        }
+        let left = self.make_mut(&mut children[l])?;
+        if self.too_big(left) {
+            *self.dirtied += 1;
+            let (sep, right) = split_node(geo, left);
+            keys.insert(l, sep);
+            children.insert(l + 1, right);
+        }
+        Ok(())
+    }
+}
+
+fn empty_leaf() -> Node {
+    Node::Leaf {
+        keys: Vec::new(),
+        vals: Vec::new(),
+    }
+}
+
+fn is_empty(n: &Node) -> bool {
+    matches!(n, Node::Leaf { keys, .. } if keys.is_empty())
+}
+
+/// Splits an over-full node near the middle of its bytes; returns the separator and the new
+/// right sibling.
+fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
+    match node {
+        Node::Leaf { keys, vals } => {
+            let total: usize = keys
+                .iter()
+                .zip(vals.iter())
+                .map(|(k, v)| geo.leaf_entry(k, v))
+                .sum();
+            let mut acc = 0;
+            let mut at = keys.len() - 1;
+            for (i, (k, v)) in keys.iter().zip(vals.iter()).enumerate() {
+                acc += geo.leaf_entry(k, v);
+                if acc >= total / 2 {
+                    at = (i + 1).clamp(1, keys.len() - 1);
+                    break;
+                }
+            }
+            let rk = keys.split_off(at);
+            let rv = vals.split_off(at);
+            let sep = Arc::clone(&rk[0]);
+            (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+        }
+        Node::Branch { keys, children } => {
+            let total: usize = keys.iter().map(|k| 10 + k.len()).sum();
+            let mut acc = 0;
+            let mut m = keys.len() / 2;
+            for (i, k) in keys.iter().enumerate() {
+                acc += 10 + k.len();
+                if acc >= total / 2 {
+                    m = i.clamp(1, keys.len().saturating_sub(2).max(1));
+                    break;
+                }
+            }
+            let mut rk = keys.split_off(m);
+            let sep = rk.remove(0);
+            let rc = children.split_off(m + 1);
+            (
+                sep,
+                Ptr::Mem(Arc::new(Node::Branch {
+                    keys: rk,
+                    children: rc,
+                })),
+            )
+        }
+    }
+}

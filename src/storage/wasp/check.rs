@@ -1,0 +1,303 @@
+//! Maintenance on a live WASP database: the integrity check ([`fsck`]) and the consistent
+//! online copy ([`backup`]). Both read pages straight from the file (not the page cache),
+//! through the pager beneath.
+//!
+//! fsck verifies, for the durable manifest: every reachable page's checksum and page number;
+//! key order inside each node and the fences its parent's separators impose; every overflow
+//! chain's length; the catalog's document counts and byte totals against the trees; and the
+//! free-space accounting: every page from 3 to the page count is used exactly once (tree,
+//! overflow, catalog, free list) or listed free exactly once; none is lost.
+//!
+//! Backup: under the writer gate, checkpoint and pin the current epoch (so no page of that
+//! checkpoint can be reused), release the gate, then copy pages `0..page_count` while writers
+//! continue, write the manifest into the copy, sync it, and give it an empty log.
+
+use super::manifest::Manifest;
+use super::page::{Node, Ptr, Val};
+use super::pager::FIRST_DATA_PAGE;
+use super::{Pin, Shared, TableMeta};
+use crate::error::{Error, Result};
+use crate::storage::file::{self, PageFile};
+use crate::storage::wal::{log_path_for, write_new_log};
+use crate::storage::Bytes;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Fsck<'a> {
+    shared: &'a Shared,
+    owner: Vec<u8>,
+    errors: Vec<String>,
+    pages_tree: u64,
+    pages_overflow: u64,
+}
+
+const OWN_TREE: u8 = 1;
+const OWN_OVERFLOW: u8 = 2;
+const OWN_FREELIST: u8 = 3;
+const OWN_FREE: u8 = 4;
+
+impl Fsck<'_> {
+    fn mark(&mut self, id: u64, what: u8, context: &str) -> bool {
+        if id < FIRST_DATA_PAGE || id as usize >= self.owner.len() {
+            self.errors
+                .push(format!("{context}: page {id} is outside the data pages"));
+            return false;
+        }
+        let o = &mut self.owner[id as usize];
+        if *o != 0 {
+            self.errors.push(format!(
+                "{context}: page {id} is used twice (kinds {} and {what})",
+                *o
+            ));
+            return false;
+        }
+        *o = what;
+        true
+    }
+
+    /// Walks a tree: returns (entries, key+value bytes); keys must lie in `[lo, hi)`.
+    fn tree(
+        &mut self,
+        id: u64,
+        lo: Option<&Bytes>,
+        hi: Option<&Bytes>,
+        ctx: &str,
+        entries: &mut Vec<(Bytes, Bytes)>,
+        keep: bool,
+    ) -> (u64, u64) {
+        if !self.mark(id, OWN_TREE, ctx) {
+            return (0, 0);
+        }
+        self.pages_tree += 1;
+        let node = match self.shared.pager.read_node_uncached(id) {
+            Ok(n) => n,
+            Err(e) => {
+                self.errors.push(format!("{ctx}: {e}"));
+                return (0, 0);
+            }
+        };
+        let keys = match &node {
+            Node::Leaf { keys, .. } | Node::Branch { keys, .. } => keys,
+        };
+        for w in keys.windows(2) {
+            if w[0] >= w[1] {
+                self.errors
+                    .push(format!("{ctx}: page {id}: keys out of order"));
+                break;
+            }
+        }
+        if let (Some(first), Some(lo)) = (keys.first(), lo) {
+            if first < lo {
+                self.errors
+                    .push(format!("{ctx}: page {id}: key below its lower fence"));
+            }
+        }
+        if let (Some(last), Some(hi)) = (keys.last(), hi) {
+            if last >= hi {
+                self.errors
+                    .push(format!("{ctx}: page {id}: key at or above its upper fence"));
+            }
+        }
+        match node {
+            Node::Leaf { keys, vals } => {
+                let mut bytes = 0;
+                for (k, v) in keys.iter().zip(&vals) {
+                    bytes += (k.len() + v.len()) as u64;
+                    let data = match v {
+                        Val::Data(b) => Some(Arc::clone(b)),
+                        Val::Overflow { page, len } => {
+                            let mut pages = Vec::new();
+                            match self
+                                .shared
+                                .pager
+                                .read_overflow(*page, *len, Some(&mut pages))
+                            {
+                                Ok(b) => {
+                                    for p in pages {
+                                        self.pages_overflow += 1;
+                                        self.mark(p, OWN_OVERFLOW, ctx);
+                                    }
+                                    Some(b)
+                                }
+                                Err(e) => {
+                                    self.errors.push(format!("{ctx}: {e}"));
+                                    None
+                                }
+                            }
+                        }
+                    };
+                    if keep {
+                        if let Some(d) = data {
+                            entries.push((Arc::clone(k), d));
+                        }
+                    }
+                }
+                (keys.len() as u64, bytes)
+            }
+            Node::Branch { keys, children } => {
+                let (mut n, mut b) = (0, 0);
+                for (i, c) in children.iter().enumerate() {
+                    let Ptr::Disk(cid) = c else { continue };
+                    let clo = if i == 0 { lo } else { Some(&keys[i - 1]) };
+                    let chi = if i == keys.len() { hi } else { Some(&keys[i]) };
+                    let (cn, cb) = self.tree(*cid, clo, chi, ctx, entries, keep);
+                    n += cn;
+                    b += cb;
+                }
+                (n, b)
+            }
+        }
+    }
+}
+
+/// Checks the durable image of the database (the caller checkpointed it and holds the
+/// writer gate). Returns the report; `"ok": false` lists what is damaged.
+pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
+    let m: Manifest = shared.space.lock().manifest;
+    let mut f = Fsck {
+        shared,
+        owner: vec![0u8; m.page_count as usize],
+        errors: Vec::new(),
+        pages_tree: 0,
+        pages_overflow: 0,
+    };
+    let mut collections = serde_json::Map::new();
+    if m.catalog_root != 0 {
+        let mut entries = Vec::new();
+        f.tree(m.catalog_root, None, None, "catalog", &mut entries, true);
+        for (name, value) in entries {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let meta = match TableMeta::decode(&value, "catalog") {
+                Ok(t) => t,
+                Err(e) => {
+                    f.errors.push(format!("catalog entry '{name}': {e}"));
+                    continue;
+                }
+            };
+            let (n, b) = match &meta.root {
+                Some(Ptr::Disk(id)) => {
+                    let mut none = Vec::new();
+                    f.tree(
+                        *id,
+                        None,
+                        None,
+                        &format!("collection '{name}'"),
+                        &mut none,
+                        false,
+                    )
+                }
+                _ => (0, 0),
+            };
+            if n != meta.count || b != meta.bytes {
+                f.errors.push(format!(
+                    "collection '{name}': catalog says {} documents / {} bytes, the tree holds {n} / {b}",
+                    meta.count, meta.bytes
+                ));
+            }
+            collections.insert(name, serde_json::json!({"documents": n, "bytes": b}));
+        }
+    }
+    let mut free = 0u64;
+    match shared.pager.read_freelist(m.freelist_head, m.page_count) {
+        Ok((ids, own)) => {
+            for p in own {
+                f.mark(p, OWN_FREELIST, "free list");
+            }
+            for p in ids {
+                free += 1;
+                f.mark(p, OWN_FREE, "free list entry");
+            }
+        }
+        Err(e) => f.errors.push(format!("free list: {e}")),
+    }
+    let lost: Vec<u64> = (FIRST_DATA_PAGE..m.page_count)
+        .filter(|&p| f.owner[p as usize] == 0)
+        .collect();
+    if !lost.is_empty() {
+        f.errors.push(format!(
+            "{} pages are neither used nor free (lost), first {}",
+            lost.len(),
+            lost[0]
+        ));
+    }
+    let file_len = shared.pager.file.len().unwrap_or(0);
+    if file_len < m.page_count * shared.pager.geo.page_size as u64 {
+        f.errors.push(format!(
+            "the file is {file_len} bytes, shorter than its {} pages",
+            m.page_count
+        ));
+    }
+    Ok(serde_json::json!({
+        "ok": f.errors.is_empty(),
+        "backend": "wasp",
+        "manifest_generation": m.generation,
+        "page_size": shared.pager.geo.page_size,
+        "pages_total": m.page_count,
+        "pages_tree": f.pages_tree,
+        "pages_overflow": f.pages_overflow,
+        "pages_free": free,
+        "pages_lost": lost.len(),
+        "collections": collections,
+        "errors": f.errors,
+    }))
+}
+
+/// Consistent online copy of the database to `dest` (`dest` and its `.wasp` log must not
+/// exist). Writers are held off only for the checkpoint at the start.
+pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Result<()> {
+    let dest_log = log_path_for(dest);
+    if dest.exists() || dest_log.exists() {
+        return Err(Error::invalid(format!(
+            "backup destination {} (or its log) already exists",
+            dest.display()
+        )));
+    }
+    let (m, _pin, checkpointed) = {
+        let _guard = shared.gate.acquire(busy)?;
+        let writable = shared.check_writable().is_ok();
+        if writable {
+            super::checkpoint::run(shared, false)?;
+        }
+        let epoch = shared.state.read().epoch;
+        let pin = Pin::new(shared, epoch);
+        (shared.space.lock().manifest, pin, writable)
+    };
+    if let Some(e) = shared.fault() {
+        return Err(e);
+    }
+    let ps = shared.pager.geo.page_size;
+    let faults = crate::storage::file::Faults::default();
+    let out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| Error::io(dest, e))?;
+    let out = PageFile::new(out, dest, Arc::clone(&faults));
+    for id in 0..m.page_count {
+        let buf = if id == 1 || id == 2 {
+            if id == m.slot() {
+                m.encode(ps)
+            } else {
+                vec![0u8; ps]
+            }
+        } else {
+            shared.pager.read_raw(id)?
+        };
+        out.write_at(id * ps as u64, &buf)?;
+    }
+    out.sync()?;
+    if checkpointed {
+        write_new_log(&dest_log, m.ckpt_lsn, std::iter::empty(), &faults)?;
+    } else {
+        // Read-only: nobody appends to the log, and its records above the checkpoint LSN
+        // are part of the database.
+        let src = log_path_for(shared.pager.file.path());
+        std::fs::copy(&src, &dest_log).map_err(|e| Error::io(&dest_log, e))?;
+        std::fs::File::open(&dest_log)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&dest_log, e))?;
+    }
+    file::sync_dir(dest)
+}

@@ -1,0 +1,368 @@
+//! Checkpoint ([`run`]) and compaction ([`compact`]): fold the in-memory (dirty) tree nodes
+//! into `NAME.db` and shorten the log. The caller holds the writer gate, so no commit runs
+//! meanwhile; readers continue on their snapshots.
+//!
+//! Steps of [`run`], in fsync order (also in `docs/FORMAT.md`):
+//! 1. Release pending frees that no durable tree and no reader needs into the free set.
+//! 2. Write every dirty node (children first) and every large value (overflow chain) to pages
+//!    taken from the free set, lowest first, or appended. No page of the durable tree is
+//!    touched, so a crash here leaves the old manifest valid.
+//! 3. Write a fresh catalog tree and the free list (free set + all pending frees + the old
+//!    catalog and free-list pages).
+//! 4. `fdatasync(NAME.db)`.
+//! 5. Write the manifest (generation + 1, checkpoint LSN = last logged LSN) into the other
+//!    slot; `fdatasync(NAME.db)`. This is the commit point of the checkpoint.
+//! 6. Compaction only: `ftruncate` the file to the new page count.
+//! 7. Reset the log: new `NAME.wasp.tmp` with `base_lsn` = checkpoint LSN, fsync, rename,
+//!    fsync the directory. A crash before this replays only records above the checkpoint LSN.
+//! 8. Publish the state with on-disk roots; pages freed up to now become releasable.
+//!
+//! Any failure poisons the engine (the in-memory free set no longer matches the disk).
+
+use super::btree::{self, Tree};
+use super::manifest::Manifest;
+use super::page::{Node, Ptr, Val};
+use super::{note_checkpoint, reset_log, Shared, Space, State};
+use crate::error::Result;
+use crate::storage::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Hands out page numbers during a checkpoint.
+struct Alloc<'a> {
+    space: &'a mut Space,
+}
+
+impl Alloc<'_> {
+    fn page(&mut self) -> u64 {
+        match self.space.free.pop_first() {
+            Some(id) => id,
+            None => {
+                let id = self.space.page_count;
+                self.space.page_count += 1;
+                id
+            }
+        }
+    }
+}
+
+/// Writes the dirty nodes below `ptr`; returns the on-disk pointer.
+fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
+    let Ptr::Mem(node) = ptr else {
+        return Ok(ptr.clone());
+    };
+    let pager = &shared.pager;
+    let geo = pager.geo;
+    let written = match &**node {
+        Node::Leaf { keys, vals } => {
+            let mut out = Vec::with_capacity(vals.len());
+            for (k, v) in keys.iter().zip(vals) {
+                out.push(match v {
+                    Val::Data(b) if !geo.inline(k.len(), b.len()) => {
+                        let pages: Vec<u64> = (0..pager.overflow_count(b.len()))
+                            .map(|_| alloc.page())
+                            .collect();
+                        pages.iter().for_each(|&p| pager.forget(p));
+                        pager.write_overflow(&pages, b)?;
+                        Val::Overflow {
+                            page: pages[0],
+                            len: b.len() as u32,
+                        }
+                    }
+                    other => other.clone(),
+                });
+            }
+            Node::Leaf {
+                keys: keys.clone(),
+                vals: out,
+            }
+        }
+        Node::Branch { keys, children } => {
+            let mut out = Vec::with_capacity(children.len());
+            for c in children {
+                out.push(flush(shared, alloc, c)?);
+            }
+            Node::Branch {
+                keys: keys.clone(),
+                children: out,
+            }
+        }
+    };
+    let id = alloc.page();
+    pager.write_node(id, written)?;
+    Ok(Ptr::Disk(id))
+}
+
+fn disk_id(p: &Option<Ptr>) -> u64 {
+    match p {
+        Some(Ptr::Disk(id)) => *id,
+        _ => 0,
+    }
+}
+
+/// How far a checkpoint got, to decide what a failure means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Only free pages were written: the durable manifest is untouched.
+    Pages,
+    /// A sync was attempted or the manifest written: the disk state is unknown.
+    Synced,
+}
+
+/// One checkpoint (see the module docs). `shrink` also gives free pages at the end of the
+/// file back to the file system. The caller holds the writer gate.
+///
+/// A failed page write (step 2 or 3) changes nothing durable: the free-space bookkeeping is
+/// restored and the engine keeps working on the old checkpoint and the log. A failed sync or
+/// any failure from step 4 on poisons the engine (writes refused until reopen).
+pub(crate) fn run(shared: &Shared, shrink: bool) -> Result<()> {
+    let saved = {
+        let s = shared.space.lock();
+        (
+            s.free.clone(),
+            s.pending.clone(),
+            s.page_count,
+            s.meta_pages.clone(),
+        )
+    };
+    let mut stage = Stage::Pages;
+    let r = run_inner(shared, shrink, &mut stage);
+    if let Err(e) = &r {
+        if stage == Stage::Pages {
+            let mut s = shared.space.lock();
+            (s.free, s.pending, s.page_count, s.meta_pages) = saved;
+            ::log::warn!("checkpoint failed before touching the manifest: {e}");
+        } else {
+            shared.poison(e);
+        }
+    }
+    r
+}
+
+fn run_inner(shared: &Shared, shrink: bool, stage: &mut Stage) -> Result<()> {
+    let started = Instant::now();
+    let pager = &shared.pager;
+    let geo = pager.geo;
+    let state = Arc::clone(&shared.state.read());
+    let ckpt_lsn = reset_log(shared, true)?;
+    let min_reader = shared.min_reader();
+    let mut space_guard = shared.space.lock();
+    let space = &mut *space_guard;
+    // 1. release
+    space.release(min_reader);
+    // 2. dirty nodes and large values
+    let mut tables = state.tables.clone();
+    {
+        let mut alloc = Alloc { space: &mut *space };
+        let names: Vec<String> = tables.keys().cloned().collect();
+        for name in names {
+            if let Some(t) = tables.get_mut(&name) {
+                if let Some(root) = &t.root {
+                    t.root = Some(flush(shared, &mut alloc, root)?);
+                }
+            }
+        }
+    }
+    // 3. catalog tree (rebuilt) and free list
+    // The old catalog and free-list pages are freed "one epoch later": a backup that pinned
+    // the current epoch is still copying them.
+    let old_meta = std::mem::take(&mut space.meta_pages);
+    space.pending.push_back((state.epoch + 1, old_meta));
+    let mut catalog: Option<Ptr> = None;
+    {
+        let mut freed = Vec::new();
+        let mut dirtied = 0;
+        let mut tree = Tree {
+            pager,
+            freed: &mut freed,
+            dirtied: &mut dirtied,
+        };
+        for (name, t) in tables.iter() {
+            let value: Bytes = Bytes::from(t.encode(disk_id(&t.root)));
+            tree.put(&mut catalog, Bytes::from(name.as_bytes()), Val::Data(value))?;
+        }
+    }
+    let mut meta_pages = Vec::new();
+    let catalog_root = match &catalog {
+        Some(c) => {
+            let mut alloc = Alloc { space: &mut *space };
+            let root = flush(shared, &mut alloc, c)?;
+            btree::for_each_disk_page(pager, &root, &mut |id| meta_pages.push(id))?;
+            disk_id(&Some(root))
+        }
+        None => 0,
+    };
+    let listed = |s: &Space| s.free.len() + s.pending.iter().map(|(_, p)| p.len()).sum::<usize>();
+    let per = geo.freelist_per_page();
+    let n_list_pages = listed(space).div_ceil(per);
+    let list_pages: Vec<u64> = {
+        let mut alloc = Alloc { space: &mut *space };
+        (0..n_list_pages).map(|_| alloc.page()).collect()
+    };
+    if shrink {
+        while space.page_count > super::pager::FIRST_DATA_PAGE
+            && space.free.remove(&(space.page_count - 1))
+        {
+            space.page_count -= 1;
+        }
+    }
+    let mut ids: Vec<u64> = space.free.iter().copied().collect();
+    for (_, p) in &space.pending {
+        ids.extend(p);
+    }
+    ids.sort_unstable();
+    list_pages.iter().for_each(|&p| pager.forget(p));
+    let freelist_head = pager.write_freelist(&list_pages, &ids)?;
+    meta_pages.extend(&list_pages);
+    // 4. sync pages
+    *stage = Stage::Synced;
+    pager.file.sync()?;
+    // 5. manifest flip
+    let m = Manifest {
+        generation: space.manifest.generation + 1,
+        ckpt_lsn,
+        catalog_root,
+        freelist_head,
+        page_count: space.page_count,
+        free_pages: ids.len() as u64,
+        page_size: geo.page_size as u32,
+    };
+    pager.write_raw(m.slot(), &m.encode(geo.page_size))?;
+    pager.file.sync()?;
+    space.manifest = m;
+    // 6. shrink
+    if shrink {
+        pager
+            .file
+            .truncate(space.page_count * geo.page_size as u64)?;
+    }
+    space.ckpt_epoch = state.epoch;
+    space.meta_pages = meta_pages;
+    space.dirty_nodes = 0;
+    space.release(shared.min_reader());
+    drop(space_guard);
+    // 7. log reset
+    reset_log(shared, false)?;
+    // 8. publish on-disk roots (same content, same epoch)
+    *shared.state.write() = Arc::new(State {
+        epoch: state.epoch,
+        tables,
+    });
+    note_checkpoint(shared, started);
+    Ok(())
+}
+
+/// Rewrites the file smaller: moves every page that lies above the live page count down by
+/// copying the paths to it (copy-on-write), checkpoints until nothing moves, then truncates.
+/// The caller holds the writer gate. Memory: the moved pages are held as dirty nodes until
+/// the checkpoint writes them.
+pub(crate) fn compact(shared: &Arc<Shared>) -> Result<()> {
+    let r = compact_inner(shared);
+    if let Err(e) = &r {
+        shared.poison(e);
+    }
+    r
+}
+
+fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
+    // Any failure below poisons: the relocation commits are not in the log.
+    for _round in 0..6 {
+        run(shared, true)?;
+        run(shared, true)?;
+        let (used, count) = {
+            let s = shared.space.lock();
+            let pending: usize = s.pending.iter().map(|(_, p)| p.len()).sum();
+            (s.page_count as usize - s.free.len() - pending, s.page_count)
+        };
+        // Target: live pages packed from the start, with a little slack for the free list.
+        let limit = (used as u64 + 8).max(super::pager::FIRST_DATA_PAGE);
+        if count <= limit {
+            break;
+        }
+        let mut state = State::clone(&shared.state.read());
+        let mut freed = Vec::new();
+        let mut dirtied = 0;
+        let mut moved = 0u64;
+        let names: Vec<String> = state.tables.keys().cloned().collect();
+        for name in names {
+            let Some(t) = state.tables.get_mut(&name) else {
+                continue;
+            };
+            if let Some(root) = t.root.as_mut() {
+                let mut tree = Tree {
+                    pager: &shared.pager,
+                    freed: &mut freed,
+                    dirtied: &mut dirtied,
+                };
+                moved += relocate(&mut tree, root, limit)?;
+            }
+        }
+        if moved == 0 {
+            break;
+        }
+        let mut space = shared.space.lock();
+        let mut cur = shared.state.write();
+        state.epoch = cur.epoch + 1;
+        space.pending.push_back((state.epoch, freed));
+        space.dirty_nodes += dirtied;
+        *cur = Arc::new(state);
+    }
+    run(shared, true)?;
+    run(shared, true)
+}
+
+/// Copies into memory every node at or above page `limit` (and the path to it), and loads
+/// large values whose chain starts there. Returns how many were moved.
+fn relocate(tree: &mut Tree<'_>, ptr: &mut Ptr, limit: u64) -> Result<u64> {
+    let below = btree::load(tree.pager, ptr)?;
+    let mut moved = 0;
+    let high_here = matches!(ptr, Ptr::Disk(id) if *id >= limit);
+    let needs = high_here
+        || match &*below {
+            Node::Leaf { vals, .. } => vals.iter().any(|v| high_value(tree, v, limit)),
+            Node::Branch { children, .. } => children.iter().any(|c| subtree_high(tree, c, limit)),
+        };
+    drop(below);
+    if !needs {
+        return Ok(0);
+    }
+    let node = tree.make_mut(ptr)?;
+    moved += 1;
+    match node {
+        Node::Leaf { vals, .. } => {
+            for v in vals.iter_mut() {
+                if high_value(tree, v, limit) {
+                    let data = btree::resolve(tree.pager, v)?;
+                    tree.free_val(v)?;
+                    *v = Val::Data(data);
+                    moved += 1;
+                }
+            }
+        }
+        Node::Branch { children, .. } => {
+            for c in children.iter_mut() {
+                moved += relocate(tree, c, limit)?;
+            }
+        }
+    }
+    Ok(moved)
+}
+
+fn high_value(tree: &Tree<'_>, v: &Val, limit: u64) -> bool {
+    match v {
+        Val::Overflow { page, len } => {
+            let mut pages = Vec::new();
+            tree.pager
+                .read_overflow(*page, *len, Some(&mut pages))
+                .map(|_| pages.iter().any(|&p| p >= limit))
+                .unwrap_or(true)
+        }
+        Val::Data(_) => false,
+    }
+}
+
+fn subtree_high(tree: &Tree<'_>, ptr: &Ptr, limit: u64) -> bool {
+    let mut high = false;
+    let _ = btree::for_each_disk_page(tree.pager, ptr, &mut |id| high |= id >= limit);
+    high
+}

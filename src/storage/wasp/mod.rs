@@ -1,0 +1,1018 @@
+//! The WASP backend ([`WaspStorage`], Write-Ahead Shadow Paging): copy-on-write B+trees in
+//! the paged file `NAME.db` ([`page`], [`pager`], [`btree`], [`manifest`]) plus the side log
+//! `NAME.wasp` (the record format of [`crate::storage::wal::log`]). A commit appends one
+//! record to the log and publishes a new in-memory tree state whose changed nodes live in
+//! memory; a checkpoint ([`checkpoint`]) writes those nodes to free pages, syncs, flips the
+//! manifest and resets the log. Maintenance (fsck, online backup) is in [`check`].
+//!
+//! States of the engine: `open [WaspStorage::open: lock, header, manifest, catalog, free
+//! list, log replay] -> serving -> (commit [WaspTxn::commit] | checkpoint
+//! [checkpoint::run]) -> ... -> closed [Storage::close: checkpoint when dirty]`. Any failed
+//! write or sync moves it to `poisoned` (writes refused until reopen); a page that fails its
+//! checksum while reading moves it to `corrupt` (every call returns `Corrupt`).
+//!
+//! MVCC: a snapshot is an `Arc<State>` plus a reader pin on its epoch. Pages freed by the
+//! commit of epoch `e` return to the free set only once (a) a checkpoint after `e` is durable
+//! (the on-disk tree no longer needs them) and (b) no reader pins an epoch below `e`.
+
+pub(crate) mod btree;
+pub(crate) mod check;
+pub(crate) mod checkpoint;
+pub(crate) mod manifest;
+pub(crate) mod page;
+pub(crate) mod pager;
+
+use self::manifest::Manifest;
+use self::page::{Geometry, Ptr, Val};
+use self::pager::{Pager, FIRST_DATA_PAGE};
+use super::file::{DbFile, Faults, LogFile, SyncHandle};
+use super::group::GroupSync;
+use super::header::{Backend, Header, HEADER_LEN};
+use super::wal::log::{self, Op};
+use super::wal::{log_path_for, write_new_log};
+use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
+use crate::error::{Error, Result};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Default page size of new files.
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 8192;
+/// Default page cache budget.
+pub(crate) const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Settings of a WASP engine.
+#[derive(Debug, Clone)]
+pub(crate) struct WaspConfig {
+    /// Page size for a new file (8192 or 16384); an existing file keeps its own.
+    pub page_size: u32,
+    /// Page cache budget in bytes; dirty (not yet checkpointed) nodes count against half of it.
+    pub cache_bytes: u64,
+    /// A commit checkpoints when the log has grown past this many bytes.
+    pub checkpoint_log_bytes: u64,
+    /// A commit checkpoints when the last checkpoint is older than this and there is work.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for WaspConfig {
+    fn default() -> Self {
+        Self {
+            page_size: DEFAULT_PAGE_SIZE,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            checkpoint_log_bytes: 64 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A collection (or, later, an index) as the catalog records it.
+#[derive(Clone, Debug)]
+pub(crate) struct TableMeta {
+    pub options: String,
+    pub root: Option<Ptr>,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// Catalog entry kinds (index trees will use kind 2).
+const CATALOG_KIND_COLLECTION: u8 = 1;
+
+impl TableMeta {
+    /// Catalog value: kind u8, root u64, count u64, bytes u64, options_len u32, options.
+    pub(crate) fn encode(&self, root: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(29 + self.options.len());
+        v.push(CATALOG_KIND_COLLECTION);
+        v.extend_from_slice(&root.to_le_bytes());
+        v.extend_from_slice(&self.count.to_le_bytes());
+        v.extend_from_slice(&self.bytes.to_le_bytes());
+        v.extend_from_slice(&(self.options.len() as u32).to_le_bytes());
+        v.extend_from_slice(self.options.as_bytes());
+        v
+    }
+
+    pub(crate) fn decode(b: &[u8], what: &str) -> Result<Self> {
+        let bad = || Error::Corrupt(format!("{what}: malformed catalog entry"));
+        if b.len() < 29 || b[0] != CATALOG_KIND_COLLECTION {
+            return Err(bad());
+        }
+        let root = page::u64_at(b, 1);
+        let olen = u32::from_le_bytes([b[25], b[26], b[27], b[28]]) as usize;
+        let options = b
+            .get(29..29 + olen)
+            .and_then(|o| std::str::from_utf8(o).ok())
+            .ok_or_else(bad)?
+            .to_owned();
+        Ok(Self {
+            options,
+            root: (root != 0).then_some(Ptr::Disk(root)),
+            count: page::u64_at(b, 9),
+            bytes: page::u64_at(b, 17),
+        })
+    }
+}
+
+/// The tables at one epoch; cloning is cheap (persistent map, shared nodes).
+#[derive(Clone, Default)]
+pub(crate) struct State {
+    pub epoch: u64,
+    pub tables: imbl::OrdMap<String, TableMeta>,
+}
+
+/// Free-space bookkeeping; changed by commits (pending frees) and checkpoints.
+pub(crate) struct Space {
+    /// The manifest that is durable now.
+    pub manifest: Manifest,
+    pub page_count: u64,
+    /// Pages free on disk and not needed by any reader: reusable by the next checkpoint.
+    pub free: BTreeSet<u64>,
+    /// Pages freed by the commit of an epoch, oldest first.
+    pub pending: VecDeque<(u64, Vec<u64>)>,
+    /// State epoch written by the last durable checkpoint.
+    pub ckpt_epoch: u64,
+    /// Pages of the durable catalog tree and free list (freed by the next checkpoint).
+    pub meta_pages: Vec<u64>,
+    /// Nodes made dirty since the last checkpoint (estimate of dirty memory).
+    pub dirty_nodes: u64,
+}
+
+impl Space {
+    /// Moves pending pages that no durable tree and no reader needs into the free set.
+    pub(crate) fn release(&mut self, min_reader: u64) {
+        while let Some((e, _)) = self.pending.front() {
+            if *e > self.ckpt_epoch || *e > min_reader {
+                break;
+            }
+            if let Some((_, pages)) = self.pending.pop_front() {
+                self.free.extend(pages);
+            }
+        }
+    }
+}
+
+struct LogState {
+    file: LogFile,
+    next_lsn: u64,
+    sync: Arc<SyncHandle>,
+    base_len: u64,
+    records_since: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Recovery {
+    records: u64,
+    dropped_bytes: u64,
+    reason: Option<String>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) pager: Pager,
+    pub(crate) state: RwLock<Arc<State>>,
+    gate: Arc<WriterGate>,
+    log: Option<Mutex<LogState>>,
+    group: GroupSync,
+    poisoned: Mutex<Option<String>>,
+    corrupt: Mutex<Option<String>>,
+    pub(crate) space: Mutex<Space>,
+    readers: Mutex<BTreeMap<u64, usize>>,
+    read_only: bool,
+    log_path: PathBuf,
+    faults: Faults,
+    cfg: WaspConfig,
+    recovery: Recovery,
+    commits: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_micros: AtomicU64,
+    last_checkpoint_micros: AtomicU64,
+    last_checkpoint: Mutex<Instant>,
+    _db: DbFile,
+}
+
+/// Pins an epoch so pages it can reach are not reused.
+pub(crate) struct Pin {
+    shared: Arc<Shared>,
+    epoch: u64,
+}
+
+impl Pin {
+    fn new(shared: &Arc<Shared>, epoch: u64) -> Self {
+        *shared.readers.lock().entry(epoch).or_insert(0) += 1;
+        Self {
+            shared: Arc::clone(shared),
+            epoch,
+        }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut r = self.shared.readers.lock();
+        if let Some(n) = r.get_mut(&self.epoch) {
+            *n -= 1;
+            if *n == 0 {
+                r.remove(&self.epoch);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "the database was opened with read_only: true".into(),
+            ));
+        }
+        if let Some(why) = self.poisoned.lock().as_ref() {
+            return Err(Error::PreviousIo(why.clone()));
+        }
+        if let Some(why) = self.corrupt.lock().as_ref() {
+            return Err(Error::Corrupt(why.clone()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poison(&self, e: &Error) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            ::log::error!("wasp storage poisoned after I/O failure: {e}");
+            *p = Some(e.to_string());
+        }
+    }
+
+    /// Records a failed read (a page failing its checksum): from now on every call fails.
+    fn note_read_error(&self, e: &Error) {
+        let mut c = self.corrupt.lock();
+        if c.is_none() {
+            ::log::error!("wasp storage: read failed: {e}");
+            *c = Some(e.to_string());
+        }
+    }
+
+    fn fault(&self) -> Option<Error> {
+        self.corrupt.lock().clone().map(Error::Corrupt)
+    }
+
+    /// Lowest pinned epoch (`u64::MAX` when no reader).
+    pub(crate) fn min_reader(&self) -> u64 {
+        self.readers
+            .lock()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn reader_count(&self) -> usize {
+        self.readers.lock().values().sum()
+    }
+}
+
+/// Read access to one state: shared by snapshots and the write transaction.
+fn view_get(shared: &Shared, state: &State, table: &str, key: &[u8]) -> Option<Bytes> {
+    let t = state.tables.get(table)?;
+    let r = btree::get(&shared.pager, t.root.as_ref(), key)
+        .and_then(|v| v.map(|v| btree::resolve(&shared.pager, &v)).transpose());
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            shared.note_read_error(&e);
+            None
+        }
+    }
+}
+
+fn view_scan(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Vec<(Bytes, Bytes)> {
+    let Some(root) = state.tables.get(table).and_then(|t| t.root.as_ref()) else {
+        return Vec::new();
+    };
+    let mut raw = Vec::new();
+    let r = btree::scan(&shared.pager, root, after, limit, &mut raw).and_then(|_| {
+        raw.into_iter()
+            .map(|(k, v)| Ok((k, btree::resolve(&shared.pager, &v)?)))
+            .collect::<Result<Vec<_>>>()
+    });
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            shared.note_read_error(&e);
+            Vec::new()
+        }
+    }
+}
+
+fn view_tables(state: &State) -> Vec<TableInfo> {
+    state
+        .tables
+        .iter()
+        .map(|(name, t)| TableInfo {
+            name: name.clone(),
+            options: t.options.clone(),
+            documents: t.count,
+        })
+        .collect()
+}
+
+/// A snapshot handed to readers and cursors.
+struct View {
+    state: Arc<State>,
+    shared: Arc<Shared>,
+    _pin: Pin,
+}
+
+impl ReadView for View {
+    fn tables(&self) -> Vec<TableInfo> {
+        view_tables(&self.state)
+    }
+    fn has_table(&self, name: &str) -> bool {
+        self.state.tables.contains_key(name)
+    }
+    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
+        view_get(&self.shared, &self.state, table, key)
+    }
+    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+        view_scan(&self.shared, &self.state, table, after, limit)
+    }
+    fn count(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.count)
+    }
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.bytes)
+    }
+    fn fault(&self) -> Option<Error> {
+        self.shared.fault()
+    }
+}
+
+/// Applies one logged change to `state` (commits and log replay share this).
+fn apply(
+    pager: &Pager,
+    state: &mut State,
+    op: &Op,
+    freed: &mut Vec<u64>,
+    dirtied: &mut u64,
+) -> Result<bool> {
+    let mut tree = btree::Tree {
+        pager,
+        freed,
+        dirtied,
+    };
+    match op {
+        Op::Create { name, options } => {
+            if state.tables.contains_key(name) {
+                return Err(Error::DuplicateKey(format!(
+                    "collection '{name}' already exists"
+                )));
+            }
+            state.tables.insert(
+                name.clone(),
+                TableMeta {
+                    options: options.clone(),
+                    root: None,
+                    count: 0,
+                    bytes: 0,
+                },
+            );
+        }
+        Op::Drop { name } => {
+            let t = state
+                .tables
+                .remove(name)
+                .ok_or_else(|| Error::NoCollection(name.clone()))?;
+            if let Some(root) = &t.root {
+                tree.free_tree(root)?;
+            }
+        }
+        Op::Rename { from, to } => {
+            if state.tables.contains_key(to) {
+                return Err(Error::DuplicateKey(format!(
+                    "collection '{to}' already exists"
+                )));
+            }
+            let t = state
+                .tables
+                .remove(from)
+                .ok_or_else(|| Error::NoCollection(from.clone()))?;
+            state.tables.insert(to.clone(), t);
+        }
+        Op::Put { table, key, value } => {
+            if key.len() > pager.geo.max_key() {
+                return Err(Error::invalid(format!(
+                    "key of {} bytes is longer than the {} bytes this page size allows",
+                    key.len(),
+                    pager.geo.max_key()
+                )));
+            }
+            let t = state
+                .tables
+                .get_mut(table)
+                .ok_or_else(|| Error::NoCollection(table.clone()))?;
+            let old = tree.put(&mut t.root, Arc::clone(key), Val::Data(Arc::clone(value)))?;
+            t.bytes += (key.len() + value.len()) as u64;
+            match old {
+                Some(o) => t.bytes -= (key.len() + o.len()) as u64,
+                None => t.count += 1,
+            }
+        }
+        Op::Delete { table, key } => {
+            let t = state
+                .tables
+                .get_mut(table)
+                .ok_or_else(|| Error::NoCollection(table.clone()))?;
+            match tree.delete(&mut t.root, key)? {
+                Some(o) => {
+                    t.bytes -= (key.len() + o.len()) as u64;
+                    t.count -= 1;
+                }
+                None => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The paged copy-on-write engine. See the module docs.
+pub(crate) struct WaspStorage {
+    shared: Arc<Shared>,
+}
+
+impl WaspStorage {
+    /// Opens (or creates) the database at `path`: lock, header, manifest, catalog, free list,
+    /// log replay.
+    pub(crate) fn open(
+        path: &Path,
+        create: bool,
+        read_only: bool,
+        busy_timeout: Duration,
+        faults: Faults,
+        cfg: WaspConfig,
+    ) -> Result<Self> {
+        let log_path = log_path_for(path);
+        if !path.exists() && log_path.exists() {
+            return Err(Error::Corrupt(format!(
+                "{} is missing but its log {} exists; refusing to start a new database over it (move the log away to start afresh)",
+                path.display(),
+                log_path.display()
+            )));
+        }
+        let what = path.display().to_string();
+        let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
+        let fresh = db.len()? == 0;
+        let page_size = if fresh {
+            if read_only {
+                return Err(Error::Corrupt(format!(
+                    "{what} is empty: not a NexusLite database"
+                )));
+            }
+            if log_path.exists() {
+                return Err(Error::Corrupt(format!(
+                    "{what} is empty but its log {} exists; refusing to guess (move the log away to start afresh)",
+                    log_path.display()
+                )));
+            }
+            create_file(&db, &faults, cfg.page_size)?;
+            cfg.page_size
+        } else {
+            let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
+            if header.backend != Backend::Wasp {
+                return Err(Error::Internal(format!(
+                    "{what} is a '{}' database, not wasp",
+                    header.backend.name()
+                )));
+            }
+            if !matches!(header.page_size, 4096 | 8192 | 16384 | 32768 | 65536) {
+                return Err(Error::Corrupt(format!(
+                    "{what}: page size {} in the header is not supported",
+                    header.page_size
+                )));
+            }
+            header.page_size
+        };
+        let geo = Geometry {
+            page_size: page_size as usize,
+        };
+        let pager = Pager::new(
+            db.page_file(Arc::clone(&faults))?,
+            geo,
+            usize::try_from(cfg.cache_bytes).unwrap_or(usize::MAX),
+        );
+        let manifest =
+            Manifest::choose(&pager.read_raw(1)?, &pager.read_raw(2)?, page_size, &what)?;
+        // The catalog: every collection with its root, counts and options.
+        let mut tables = imbl::OrdMap::new();
+        let mut meta_pages = Vec::new();
+        if manifest.catalog_root != 0 {
+            let root = Ptr::Disk(manifest.catalog_root);
+            let mut entries = Vec::new();
+            btree::scan(&pager, &root, None, usize::MAX, &mut entries)?;
+            for (k, v) in entries {
+                let name = String::from_utf8(k.to_vec())
+                    .map_err(|_| Error::Corrupt(format!("{what}: catalog name is not UTF-8")))?;
+                let bytes = btree::resolve(&pager, &v)?;
+                tables.insert(name, TableMeta::decode(&bytes, &what)?);
+            }
+            btree::for_each_disk_page(&pager, &root, &mut |id| meta_pages.push(id))?;
+        }
+        let (free_list, own) = pager.read_freelist(manifest.freelist_head, manifest.page_count)?;
+        meta_pages.extend(own);
+        let free: BTreeSet<u64> = free_list.into_iter().collect();
+        if free
+            .iter()
+            .any(|&p| p < FIRST_DATA_PAGE || p >= manifest.page_count)
+        {
+            return Err(Error::Corrupt(format!(
+                "{what}: the free list names a page outside the file"
+            )));
+        }
+        // The log: replay what came after the checkpoint.
+        if !log_path.exists() {
+            if read_only {
+                return Err(Error::Corrupt(format!(
+                    "log {} is missing",
+                    log_path.display()
+                )));
+            }
+            write_new_log(&log_path, manifest.ckpt_lsn, std::iter::empty(), &faults)?;
+        }
+        let mut log_file = LogFile::open(&log_path, false, Arc::clone(&faults))?;
+        let image = log_file.read_all()?;
+        let log_what = log_path.display().to_string();
+        let replay = log::replay(&image, &log_what)?;
+        drop(image);
+        if replay.base_lsn > manifest.ckpt_lsn {
+            // The log was reset by a newer checkpoint than the manifest in use: the newest
+            // manifest slot is damaged and the commits in between exist nowhere else.
+            return Err(Error::Corrupt(format!(
+                "{what}: the newest manifest slot is damaged (the log starts after LSN {}, the valid manifest holds only up to LSN {})",
+                replay.base_lsn, manifest.ckpt_lsn
+            )));
+        }
+        let mut state = State { epoch: 1, tables };
+        let mut pending = VecDeque::new();
+        let mut dirty_nodes = 0;
+        let mut last_lsn = manifest.ckpt_lsn.max(replay.base_lsn);
+        let mut replayed = 0u64;
+        for (lsn, ops) in &replay.records {
+            if *lsn <= manifest.ckpt_lsn {
+                continue;
+            }
+            let mut freed = Vec::new();
+            for op in ops {
+                apply(&pager, &mut state, op, &mut freed, &mut dirty_nodes).map_err(
+                    |e| match e {
+                        Error::Corrupt(m) => Error::Corrupt(m),
+                        other => Error::Corrupt(format!(
+                            "{log_what}: record {lsn} does not apply: {other}"
+                        )),
+                    },
+                )?;
+            }
+            state.epoch += 1;
+            pending.push_back((state.epoch, freed));
+            last_lsn = last_lsn.max(*lsn);
+            replayed += 1;
+        }
+        if let Some(reason) = &replay.stop_reason {
+            ::log::warn!(
+                "{log_what}: recovery stopped at {reason}; dropped {} bytes of incomplete commits",
+                replay.dropped_bytes
+            );
+            if !read_only {
+                log_file.truncate(replay.good_len)?;
+            }
+        }
+        let recovery = Recovery {
+            records: replayed,
+            dropped_bytes: replay.dropped_bytes,
+            reason: replay.stop_reason,
+        };
+        let group = GroupSync::default();
+        group.synced(last_lsn);
+        let sync = Arc::new(log_file.sync_handle()?);
+        let base_len = log_file.len();
+        let shared = Arc::new(Shared {
+            pager,
+            state: RwLock::new(Arc::new(state)),
+            gate: Arc::default(),
+            log: (!read_only).then(|| {
+                Mutex::new(LogState {
+                    file: log_file,
+                    next_lsn: last_lsn + 1,
+                    sync,
+                    base_len: log::LOG_HEADER_LEN as u64,
+                    records_since: replayed,
+                })
+            }),
+            group,
+            poisoned: Mutex::new(None),
+            corrupt: Mutex::new(None),
+            space: Mutex::new(Space {
+                page_count: manifest.page_count,
+                manifest,
+                free,
+                pending,
+                ckpt_epoch: 1,
+                meta_pages,
+                dirty_nodes,
+            }),
+            readers: Mutex::new(BTreeMap::new()),
+            read_only,
+            log_path,
+            faults,
+            cfg,
+            recovery,
+            commits: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            checkpoint_micros: AtomicU64::new(0),
+            last_checkpoint_micros: AtomicU64::new(0),
+            last_checkpoint: Mutex::new(Instant::now()),
+            _db: db,
+        });
+        let _ = base_len;
+        Ok(Self { shared })
+    }
+
+    /// Runs `f` holding the writer gate (maintenance: compact, check, backup).
+    fn with_gate<R>(&self, busy: Duration, f: impl FnOnce(&Arc<Shared>) -> Result<R>) -> Result<R> {
+        let _guard = self.shared.gate.acquire(busy)?;
+        f(&self.shared)
+    }
+}
+
+/// Writes the header page and the first manifest of a new file, then syncs.
+fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
+    let pf = db.page_file(Arc::clone(faults))?;
+    let header = Header {
+        backend: Backend::Wasp,
+        page_size,
+        created_at: crate::document::now_millis(),
+    };
+    let ps = page_size as usize;
+    let mut page0 = vec![0u8; ps];
+    page0[..HEADER_LEN].copy_from_slice(&header.encode());
+    pf.write_at(0, &page0)?;
+    let m = Manifest {
+        generation: 1,
+        page_count: FIRST_DATA_PAGE,
+        page_size,
+        ..Manifest::default()
+    };
+    pf.write_at(ps as u64, &vec![0u8; ps])?;
+    pf.write_at(2 * ps as u64, &vec![0u8; ps])?;
+    pf.write_at(m.slot() * ps as u64, &m.encode(ps))?;
+    pf.sync()?;
+    super::file::sync_dir(pf.path())
+}
+
+/// The write transaction of WASP: a private state (copy-on-write nodes) plus the log ops.
+pub(crate) struct WaspTxn {
+    shared: Arc<Shared>,
+    state: State,
+    ops: Vec<Op>,
+    freed: Vec<u64>,
+    dirtied: u64,
+    _pin: Pin,
+    _guard: WriterGuard,
+}
+
+impl WaspTxn {
+    fn record(&mut self, op: Op) -> Result<bool> {
+        if let Some(e) = self.shared.fault() {
+            return Err(e);
+        }
+        let changed = apply(
+            &self.shared.pager,
+            &mut self.state,
+            &op,
+            &mut self.freed,
+            &mut self.dirtied,
+        )
+        .inspect_err(|e| {
+            if matches!(e, Error::Corrupt(_) | Error::Io { .. }) {
+                self.shared.note_read_error(e);
+            }
+        })?;
+        if changed {
+            self.ops.push(op);
+        }
+        Ok(changed)
+    }
+}
+
+impl ReadView for WaspTxn {
+    fn tables(&self) -> Vec<TableInfo> {
+        view_tables(&self.state)
+    }
+    fn has_table(&self, name: &str) -> bool {
+        self.state.tables.contains_key(name)
+    }
+    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
+        view_get(&self.shared, &self.state, table, key)
+    }
+    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+        view_scan(&self.shared, &self.state, table, after, limit)
+    }
+    fn count(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.count)
+    }
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.bytes)
+    }
+    fn fault(&self) -> Option<Error> {
+        self.shared.fault()
+    }
+}
+
+impl WriteTxn for WaspTxn {
+    fn create_table(&mut self, name: &str, options: &str) -> Result<()> {
+        self.record(Op::Create {
+            name: name.to_owned(),
+            options: options.to_owned(),
+        })
+        .map(drop)
+    }
+
+    fn drop_table(&mut self, name: &str) -> Result<()> {
+        self.record(Op::Drop {
+            name: name.to_owned(),
+        })
+        .map(drop)
+    }
+
+    fn rename_table(&mut self, from: &str, to: &str) -> Result<()> {
+        self.record(Op::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        })
+        .map(drop)
+    }
+
+    fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.record(Op::Put {
+            table: table.to_owned(),
+            key,
+            value,
+        })
+        .map(drop)
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
+        if !self.state.tables.contains_key(table) {
+            return Err(Error::NoCollection(table.to_owned()));
+        }
+        self.record(Op::Delete {
+            table: table.to_owned(),
+            key: Bytes::from(key),
+        })
+    }
+
+    fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {
+        let WaspTxn {
+            shared,
+            mut state,
+            ops,
+            freed,
+            dirtied,
+            _pin,
+            _guard,
+        } = *self;
+        drop(_pin);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        shared.check_writable()?;
+        let Some(log_mutex) = &shared.log else {
+            return Err(Error::ReadOnly("the database is read-only".into()));
+        };
+        let (lsn, wants_checkpoint) = {
+            let mut log = log_mutex.lock();
+            let lsn = log.next_lsn;
+            let record = log::encode_record(lsn, &ops);
+            if let Err(e) = log.file.append(&record) {
+                shared.poison(&e);
+                return Err(e);
+            }
+            log.next_lsn += 1;
+            log.records_since += 1;
+            shared.group.written(lsn);
+            let mut space = shared.space.lock();
+            let mut cur = shared.state.write();
+            state.epoch = cur.epoch + 1;
+            space.pending.push_back((state.epoch, freed));
+            space.dirty_nodes += dirtied;
+            let dirty_bytes = space.dirty_nodes * shared.pager.geo.page_size as u64;
+            *cur = Arc::new(state);
+            let grown = log.file.len() - log.base_len;
+            let wants = grown > shared.cfg.checkpoint_log_bytes
+                || dirty_bytes > (shared.cfg.cache_bytes / 2).max(1 << 20)
+                || shared.last_checkpoint.lock().elapsed() > shared.cfg.checkpoint_interval;
+            (lsn, wants)
+        };
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        if wants_checkpoint {
+            // Still holding the gate: no other writer can interleave. A failure poisons.
+            if let Err(e) = checkpoint::run(&shared, false) {
+                ::log::warn!("automatic checkpoint failed: {e}");
+            }
+        }
+        drop(_guard);
+        if sync == SyncMode::Full {
+            let r = shared
+                .group
+                .wait_durable(lsn, || Arc::clone(&log_mutex.lock().sync));
+            if let Err(e) = r {
+                shared.poison(&e);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn as_read(&self) -> &dyn ReadView {
+        self
+    }
+
+    fn snapshot(&self) -> Arc<dyn ReadView> {
+        Arc::new(View {
+            state: Arc::new(self.state.clone()),
+            shared: Arc::clone(&self.shared),
+            _pin: Pin::new(&self.shared, self.state.epoch),
+        })
+    }
+}
+
+impl Storage for WaspStorage {
+    fn read(&self) -> Arc<dyn ReadView> {
+        let state = Arc::clone(&self.shared.state.read());
+        let pin = Pin::new(&self.shared, state.epoch);
+        Arc::new(View {
+            state,
+            shared: Arc::clone(&self.shared),
+            _pin: pin,
+        })
+    }
+
+    fn begin_write(&self, busy_timeout: Duration) -> Result<Box<dyn WriteTxn>> {
+        self.shared.check_writable()?;
+        let guard = self.shared.gate.acquire(busy_timeout)?;
+        let state = State::clone(&self.shared.state.read());
+        let pin = Pin::new(&self.shared, state.epoch);
+        Ok(Box::new(WaspTxn {
+            shared: Arc::clone(&self.shared),
+            state,
+            ops: Vec::new(),
+            freed: Vec::new(),
+            dirtied: 0,
+            _pin: pin,
+            _guard: guard,
+        }))
+    }
+
+    fn checkpoint(&self, busy_timeout: Duration) -> Result<()> {
+        self.shared.check_writable()?;
+        self.with_gate(busy_timeout, |s| checkpoint::run(s, false))
+    }
+
+    fn compact(&self, busy_timeout: Duration) -> Result<()> {
+        self.shared.check_writable()?;
+        self.with_gate(busy_timeout, checkpoint::compact)
+    }
+
+    fn backup(&self, dest: &Path, busy_timeout: Duration) -> Result<()> {
+        check::backup(&self.shared, dest, busy_timeout)
+    }
+
+    fn check(&self, busy_timeout: Duration) -> Result<serde_json::Value> {
+        if let Some(e) = self.shared.fault() {
+            return Err(e);
+        }
+        let writable = self.shared.check_writable().is_ok();
+        self.with_gate(busy_timeout, |s| {
+            if writable {
+                checkpoint::run(s, false)?;
+            }
+            check::fsck(s)
+        })
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let s = &self.shared;
+        let state = Arc::clone(&s.state.read());
+        let (log_bytes, next_lsn, records_since) = match &s.log {
+            Some(l) => {
+                let l = l.lock();
+                (l.file.len(), l.next_lsn, l.records_since)
+            }
+            None => (0, 0, 0),
+        };
+        let (hits, misses, cached, budget) = s.pager.cache_stats();
+        let space = s.space.lock();
+        let pending: usize = space.pending.iter().map(|(_, p)| p.len()).sum();
+        let db_bytes = s.pager.file.len().unwrap_or(0);
+        let min_reader = s.min_reader();
+        let old_readers: usize = s
+            .readers
+            .lock()
+            .iter()
+            .filter(|(e, _)| **e < state.epoch)
+            .map(|(_, n)| n)
+            .sum();
+        let r = &s.recovery;
+        serde_json::json!({
+            "backend": "wasp",
+            "in_memory": false,
+            "read_only": s.read_only,
+            "page_size": s.pager.geo.page_size,
+            "collections": state.tables.len(),
+            "documents": state.tables.values().map(|t| t.count).sum::<u64>(),
+            "data_bytes": state.tables.values().map(|t| t.bytes).sum::<u64>(),
+            "epoch": state.epoch,
+            "commits": s.commits.load(Ordering::Relaxed),
+            "syncs": s.group.sync_count(),
+            "page_cache": {
+                "budget_bytes": budget,
+                "bytes": cached,
+                "hits": hits,
+                "misses": misses,
+                "hit_ratio": if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+            },
+            "log_bytes": log_bytes,
+            "log_records_since_checkpoint": records_since,
+            "last_lsn": next_lsn.saturating_sub(1),
+            "checkpoints": s.checkpoints.load(Ordering::Relaxed),
+            "checkpoint_total_ms": s.checkpoint_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+            "last_checkpoint_ms": s.last_checkpoint_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+            "manifest_generation": space.manifest.generation,
+            "total_pages": space.page_count,
+            "free_pages": space.free.len(),
+            "pending_free_pages": pending,
+            "dirty_nodes": space.dirty_nodes,
+            "db_file_bytes": db_bytes,
+            "log_file_bytes": log_bytes,
+            "readers": s.reader_count(),
+            "readers_holding_old_snapshots": old_readers,
+            "oldest_reader_epoch": if min_reader == u64::MAX { serde_json::Value::Null } else { min_reader.into() },
+            "poisoned": s.poisoned.lock().clone(),
+            "corrupt": s.corrupt.lock().clone(),
+            "recovery": {
+                "records_replayed": r.records,
+                "dropped_bytes": r.dropped_bytes,
+                "stop_reason": r.reason,
+            },
+        })
+    }
+
+    fn close(&self) -> Result<()> {
+        let s = &self.shared;
+        if s.read_only || s.poisoned.lock().is_some() || s.corrupt.lock().is_some() {
+            return Ok(());
+        }
+        let _guard = s.gate.acquire(Duration::from_secs(60))?;
+        let dirty = s.log.as_ref().is_some_and(|l| l.lock().records_since > 0);
+        if dirty {
+            checkpoint::run(s, false)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn read_only(&self) -> bool {
+        self.shared.read_only
+    }
+}
+
+/// What the checkpointer needs from the log: the last LSN, and resetting it.
+pub(crate) fn reset_log(shared: &Shared, ckpt_lsn_only: bool) -> Result<u64> {
+    let Some(log_mutex) = &shared.log else {
+        return Ok(0);
+    };
+    let mut log = log_mutex.lock();
+    let last = log.next_lsn - 1;
+    if ckpt_lsn_only {
+        return Ok(last);
+    }
+    let f = write_new_log(&shared.log_path, last, std::iter::empty(), &shared.faults)?;
+    log.sync = Arc::new(f.sync_handle()?);
+    log.base_len = f.len();
+    log.file = f;
+    log.records_since = 0;
+    shared.group.synced(last);
+    Ok(last)
+}
+
+/// Bookkeeping after a checkpoint finished.
+pub(crate) fn note_checkpoint(shared: &Shared, started: Instant) {
+    let us = started.elapsed().as_micros() as u64;
+    shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+    shared.checkpoint_micros.fetch_add(us, Ordering::Relaxed);
+    shared.last_checkpoint_micros.store(us, Ordering::Relaxed);
+    *shared.last_checkpoint.lock() = Instant::now();
+}

@@ -1,0 +1,328 @@
+//! Page layout of `NAME.db` under WASP and the decoded B+tree node ([`Node`]) each page holds.
+//! Every page carries a CRC32 over all its bytes after the checksum field and its own page
+//! number, so a damaged or misdirected page is `Corrupt`, never garbage data. The layer
+//! beneath is the raw page buffer read by the pager; see `docs/FORMAT.md`.
+//!
+//! ```text
+//! page header (32 bytes)
+//!   0 u32 crc32 of bytes 4..page_size     4 u8 kind (1 leaf, 2 branch, 3 overflow, 4 free list)
+//!   5 u8 reserved (0)                     6 u16 count (entries / keys / ids)
+//!   8 u64 page number                    16 u64 next page (overflow, free list; 0 = none)
+//!  24 u32 body bytes used                28 u32 reserved (0)
+//! leaf entry:   klen u16, vkind u8 (0 inline, 1 overflow), vlen u32, key, inline value | u64 page
+//! branch body:  child0 u64, then count x (klen u16, key, child u64)
+//! overflow body: value bytes (body bytes used);   free list body: count x u64 page numbers
+//! ```
+
+use super::super::Bytes;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+pub(crate) const PAGE_HEADER: usize = 32;
+pub(crate) const KIND_LEAF: u8 = 1;
+pub(crate) const KIND_BRANCH: u8 = 2;
+pub(crate) const KIND_OVERFLOW: u8 = 3;
+pub(crate) const KIND_FREELIST: u8 = 4;
+/// Fixed bytes of one leaf entry besides key and value.
+const LEAF_ENTRY_FIXED: usize = 7;
+
+/// A value in a leaf: in the page, or a chain of overflow pages (`Data` until a checkpoint
+/// writes it; large `Data` becomes `Overflow` then).
+#[derive(Clone, Debug)]
+pub(crate) enum Val {
+    Data(Bytes),
+    Overflow { page: u64, len: u32 },
+}
+
+impl Val {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Val::Data(b) => b.len(),
+            Val::Overflow { len, .. } => *len as usize,
+        }
+    }
+}
+
+/// Where a child lives: on disk, or (written since the last checkpoint) only in memory.
+#[derive(Clone, Debug)]
+pub(crate) enum Ptr {
+    Disk(u64),
+    Mem(Arc<Node>),
+}
+
+/// A decoded tree node.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Leaf {
+        keys: Vec<Bytes>,
+        vals: Vec<Val>,
+    },
+    /// `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
+    Branch {
+        keys: Vec<Bytes>,
+        children: Vec<Ptr>,
+    },
+}
+
+/// Size rules derived from the page size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub page_size: usize,
+}
+
+impl Geometry {
+    /// Body bytes available in one page.
+    pub(crate) fn capacity(self) -> usize {
+        self.page_size - PAGE_HEADER
+    }
+    /// Longest key accepted.
+    pub(crate) fn max_key(self) -> usize {
+        self.page_size / 4
+    }
+    /// Whether a key/value pair keeps its value in the leaf.
+    pub(crate) fn inline(self, klen: usize, vlen: usize) -> bool {
+        klen + vlen <= self.page_size / 4
+    }
+    /// Encoded size of one leaf entry (after a checkpoint placed its value).
+    pub(crate) fn leaf_entry(self, key: &[u8], val: &Val) -> usize {
+        let v = match val {
+            Val::Data(b) if self.inline(key.len(), b.len()) => b.len(),
+            _ => 8,
+        };
+        LEAF_ENTRY_FIXED + key.len() + v
+    }
+    /// Encoded body size of a node.
+    pub(crate) fn node_size(self, n: &Node) -> usize {
+        match n {
+            Node::Leaf { keys, vals } => keys
+                .iter()
+                .zip(vals)
+                .map(|(k, v)| self.leaf_entry(k, v))
+                .sum(),
+            Node::Branch { keys, .. } => 8 + keys.iter().map(|k| 10 + k.len()).sum::<usize>(),
+        }
+    }
+    /// Body bytes of an overflow page.
+    pub(crate) fn overflow_chunk(self) -> usize {
+        self.capacity()
+    }
+    /// Page numbers held by one free-list page.
+    pub(crate) fn freelist_per_page(self) -> usize {
+        self.capacity() / 8
+    }
+}
+
+/// Fills in the header of `buf` (a whole page) and its checksum.
+pub(crate) fn seal(buf: &mut [u8], kind: u8, count: u16, id: u64, next: u64, used: u32) {
+    buf[4] = kind;
+    buf[5] = 0;
+    buf[6..8].copy_from_slice(&count.to_le_bytes());
+    buf[8..16].copy_from_slice(&id.to_le_bytes());
+    buf[16..24].copy_from_slice(&next.to_le_bytes());
+    buf[24..28].copy_from_slice(&used.to_le_bytes());
+    buf[28..32].fill(0);
+    let crc = crc32fast::hash(&buf[4..]);
+    buf[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The checked header of a page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageHead {
+    pub kind: u8,
+    pub count: u16,
+    pub next: u64,
+    pub used: u32,
+}
+
+/// Verifies checksum, page number and bounds of page `id`; `what` names the file.
+pub(crate) fn open_page(buf: &[u8], id: u64, what: &str) -> Result<PageHead> {
+    let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if crc != crc32fast::hash(&buf[4..]) {
+        return Err(Error::Corrupt(format!(
+            "{what}: page {id} (byte offset {}) fails its checksum",
+            id * buf.len() as u64
+        )));
+    }
+    let stored = u64_at(buf, 8);
+    if stored != id {
+        return Err(Error::Corrupt(format!(
+            "{what}: page {id} claims to be page {stored} (misdirected write)"
+        )));
+    }
+    let head = PageHead {
+        kind: buf[4],
+        count: u16::from_le_bytes([buf[6], buf[7]]),
+        next: u64_at(buf, 16),
+        used: u32::from_le_bytes([buf[24], buf[25], buf[26], buf[27]]),
+    };
+    if head.used as usize > buf.len() - PAGE_HEADER {
+        return Err(Error::Corrupt(format!(
+            "{what}: page {id} declares more bytes than a page holds"
+        )));
+    }
+    Ok(head)
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Encodes a node whose children and large values are all on disk into `buf` (a zeroed
+/// page) as page `id`.
+pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Result<()> {
+    let mut at = PAGE_HEADER;
+    let internal = |m: &str| Error::Internal(format!("page encoder: {m}"));
+    if buf.len() != g.page_size {
+        return Err(internal("buffer is not one page"));
+    }
+    let (kind, count) = match n {
+        Node::Leaf { keys, vals } => {
+            for (k, v) in keys.iter().zip(vals) {
+                buf[at..at + 2].copy_from_slice(&(k.len() as u16).to_le_bytes());
+                let (vkind, vlen) = match v {
+                    Val::Data(b) => (0u8, b.len() as u32),
+                    Val::Overflow { len, .. } => (1u8, *len),
+                };
+                buf[at + 2] = vkind;
+                buf[at + 3..at + 7].copy_from_slice(&vlen.to_le_bytes());
+                at += LEAF_ENTRY_FIXED;
+                buf[at..at + k.len()].copy_from_slice(k);
+                at += k.len();
+                match v {
+                    Val::Data(b) => {
+                        buf[at..at + b.len()].copy_from_slice(b);
+                        at += b.len();
+                    }
+                    Val::Overflow { page, .. } => {
+                        buf[at..at + 8].copy_from_slice(&page.to_le_bytes());
+                        at += 8;
+                    }
+                }
+            }
+            (KIND_LEAF, keys.len())
+        }
+        Node::Branch { keys, children } => {
+            let id_of = |p: &Ptr| match p {
+                Ptr::Disk(id) => Ok(*id),
+                Ptr::Mem(_) => Err(internal("child not yet written")),
+            };
+            buf[at..at + 8].copy_from_slice(&id_of(&children[0])?.to_le_bytes());
+            at += 8;
+            for (k, c) in keys.iter().zip(&children[1..]) {
+                buf[at..at + 2].copy_from_slice(&(k.len() as u16).to_le_bytes());
+                at += 2;
+                buf[at..at + k.len()].copy_from_slice(k);
+                at += k.len();
+                buf[at..at + 8].copy_from_slice(&id_of(c)?.to_le_bytes());
+                at += 8;
+            }
+            (KIND_BRANCH, keys.len())
+        }
+    };
+    if at > buf.len() {
+        return Err(internal("node larger than a page"));
+    }
+    seal(buf, kind, count as u16, id, 0, (at - PAGE_HEADER) as u32);
+    Ok(())
+}
+
+/// Decodes a checked leaf or branch page.
+pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Result<Node> {
+    let bad = |m: &str| Error::Corrupt(format!("{what}: page {id}: {m}"));
+    let end = PAGE_HEADER + head.used as usize;
+    let mut at = PAGE_HEADER;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        if at + n > end {
+            return Err(bad("entry runs past the used bytes"));
+        }
+        let s = &buf[at..at + n];
+        at += n;
+        Ok(s)
+    };
+    match head.kind {
+        KIND_LEAF => {
+            let n = head.count as usize;
+            let mut keys = Vec::with_capacity(n);
+            let mut vals = Vec::with_capacity(n);
+            for _ in 0..n {
+                let f = take(LEAF_ENTRY_FIXED)?;
+                let klen = u16::from_le_bytes([f[0], f[1]]) as usize;
+                let vkind = f[2];
+                let vlen = u32::from_le_bytes([f[3], f[4], f[5], f[6]]);
+                keys.push(Bytes::from(take(klen)?));
+                vals.push(match vkind {
+                    0 => Val::Data(Bytes::from(take(vlen as usize)?)),
+                    1 => Val::Overflow {
+                        page: u64_at(take(8)?, 0),
+                        len: vlen,
+                    },
+                    _ => return Err(bad("unknown value kind")),
+                });
+            }
+            Ok(Node::Leaf { keys, vals })
+        }
+        KIND_BRANCH => {
+            let n = head.count as usize;
+            let mut keys = Vec::with_capacity(n);
+            let mut children = Vec::with_capacity(n + 1);
+            children.push(Ptr::Disk(u64_at(take(8)?, 0)));
+            for _ in 0..n {
+                let l = take(2)?;
+                let klen = u16::from_le_bytes([l[0], l[1]]) as usize;
+                keys.push(Bytes::from(take(klen)?));
+                children.push(Ptr::Disk(u64_at(take(8)?, 0)));
+            }
+            if n == 0 {
+                return Err(bad("branch without keys"));
+            }
+            Ok(Node::Branch { keys, children })
+        }
+        k => Err(bad(&format!("expected a tree page, found kind {k}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_and_branch_round_trip_and_detect_flips() {
+        let g = Geometry { page_size: 8192 };
+        let leaf = Node::Leaf {
+            keys: vec![Bytes::from(&b"a"[..]), Bytes::from(&b"bb"[..])],
+            vals: vec![
+                Val::Data(Bytes::from(&b"one"[..])),
+                Val::Overflow { page: 9, len: 5000 },
+            ],
+        };
+        let mut buf = vec![0u8; 8192];
+        encode_node(g, &leaf, 7, &mut buf).unwrap();
+        let head = open_page(&buf, 7, "t").unwrap();
+        match decode_node(&buf, head, 7, "t").unwrap() {
+            Node::Leaf { keys, vals } => {
+                assert_eq!(&keys[1][..], b"bb");
+                assert!(matches!(vals[1], Val::Overflow { page: 9, len: 5000 }));
+            }
+            Node::Branch { .. } => panic!("leaf expected"),
+        }
+        assert!(open_page(&buf, 8, "t").is_err(), "misdirected page");
+        for at in [0usize, 5, 40, 8000] {
+            let mut b = buf.clone();
+            b[at] ^= 0x40;
+            assert!(matches!(open_page(&b, 7, "t"), Err(Error::Corrupt(_))));
+        }
+        let branch = Node::Branch {
+            keys: vec![Bytes::from(&b"m"[..])],
+            children: vec![Ptr::Disk(3), Ptr::Disk(4)],
+        };
+        let mut buf = vec![0u8; 8192];
+        encode_node(g, &branch, 5, &mut buf).unwrap();
+        let head = open_page(&buf, 5, "t").unwrap();
+        assert!(matches!(
+            decode_node(&buf, head, 5, "t").unwrap(),
+            Node::Branch { .. }
+        ));
+    }
+}

@@ -1,0 +1,347 @@
+//! The pager ([`Pager`]): reads and writes whole pages of `NAME.db` through the file layer
+//! ([`PageFile`], which carries fault injection), verifies every page it reads, and keeps
+//! decoded tree nodes in a page cache with a byte budget ([`PageCache`], CLOCK replacement).
+//! Overflow values are read straight from the file and not cached, so a workload of large
+//! documents cannot push the cache past its budget.
+//!
+//! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
+
+use super::page::{self, Geometry, Node, KIND_FREELIST, KIND_OVERFLOW, PAGE_HEADER};
+use crate::error::{Error, Result};
+use crate::storage::file::PageFile;
+use crate::storage::Bytes;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// First data page.
+pub(crate) const FIRST_DATA_PAGE: u64 = 3;
+
+struct Slot {
+    id: u64,
+    node: Arc<Node>,
+    bytes: usize,
+    referenced: bool,
+}
+
+/// Decoded nodes by page number, bounded by bytes (an estimate of the decoded size).
+pub(crate) struct PageCache {
+    budget: usize,
+    bytes: usize,
+    index: HashMap<u64, usize>,
+    slots: Vec<Slot>,
+    hand: usize,
+}
+
+impl PageCache {
+    fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            bytes: 0,
+            index: HashMap::new(),
+            slots: Vec::new(),
+            hand: 0,
+        }
+    }
+
+    fn get(&mut self, id: u64) -> Option<Arc<Node>> {
+        let i = *self.index.get(&id)?;
+        let s = &mut self.slots[i];
+        s.referenced = true;
+        Some(Arc::clone(&s.node))
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(i) = self.index.remove(&id) {
+            let s = self.slots.swap_remove(i);
+            self.bytes -= s.bytes;
+            if i < self.slots.len() {
+                let moved = self.slots[i].id;
+                self.index.insert(moved, i);
+            }
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+        }
+    }
+
+    fn insert(&mut self, id: u64, node: Arc<Node>, bytes: usize) {
+        self.remove(id);
+        if bytes > self.budget {
+            return;
+        }
+        while self.bytes + bytes > self.budget && !self.slots.is_empty() {
+            // CLOCK: clear reference bits until an unreferenced slot comes under the hand.
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            if self.slots[self.hand].referenced {
+                self.slots[self.hand].referenced = false;
+                self.hand += 1;
+            } else {
+                let victim = self.slots[self.hand].id;
+                self.remove(victim);
+            }
+        }
+        self.index.insert(id, self.slots.len());
+        self.slots.push(Slot {
+            id,
+            node,
+            bytes,
+            referenced: false,
+        });
+        self.bytes += bytes;
+    }
+}
+
+/// Page I/O plus the page cache. Shared by readers (any thread) and the checkpointer.
+pub(crate) struct Pager {
+    pub(crate) file: PageFile,
+    pub(crate) geo: Geometry,
+    cache: Mutex<PageCache>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    what: String,
+}
+
+impl Pager {
+    pub(crate) fn new(file: PageFile, geo: Geometry, cache_bytes: usize) -> Self {
+        let what = file.path().display().to_string();
+        Self {
+            file,
+            geo,
+            cache: Mutex::new(PageCache::new(cache_bytes)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            what,
+        }
+    }
+
+    /// The file name for messages.
+    pub(crate) fn what(&self) -> &str {
+        &self.what
+    }
+
+    fn offset(&self, id: u64) -> u64 {
+        id * self.geo.page_size as u64
+    }
+
+    /// Reads page `id` into a fresh buffer without checking it.
+    pub(crate) fn read_raw(&self, id: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.geo.page_size];
+        self.file.read_at(self.offset(id), &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Writes a whole page buffer as page `id`.
+    pub(crate) fn write_raw(&self, id: u64, buf: &[u8]) -> Result<()> {
+        self.file.write_at(self.offset(id), buf)
+    }
+
+    /// Estimated memory of a decoded node.
+    fn node_bytes(&self, n: &Node) -> usize {
+        let entries = match n {
+            Node::Leaf { keys, .. } | Node::Branch { keys, .. } => keys.len(),
+        };
+        self.geo.node_size(n) + 64 * entries + 64
+    }
+
+    /// The tree node stored in page `id`: from the cache, or read, verified and decoded.
+    pub(crate) fn node(&self, id: u64) -> Result<Arc<Node>> {
+        if let Some(n) = self.cache.lock().get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(n);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let node = Arc::new(self.read_node_uncached(id)?);
+        let bytes = self.node_bytes(&node);
+        self.cache.lock().insert(id, Arc::clone(&node), bytes);
+        Ok(node)
+    }
+
+    /// Reads and verifies a tree page, bypassing the cache (fsck, backup).
+    pub(crate) fn read_node_uncached(&self, id: u64) -> Result<Node> {
+        let buf = self.read_raw(id)?;
+        let head = page::open_page(&buf, id, &self.what)?;
+        page::decode_node(&buf, head, id, &self.what)
+    }
+
+    /// Encodes `node` into page `id`, writes it and caches it.
+    pub(crate) fn write_node(&self, id: u64, node: Node) -> Result<Arc<Node>> {
+        let mut buf = vec![0u8; self.geo.page_size];
+        page::encode_node(self.geo, &node, id, &mut buf)?;
+        self.write_raw(id, &buf)?;
+        let node = Arc::new(node);
+        let bytes = self.node_bytes(&node);
+        self.cache.lock().insert(id, Arc::clone(&node), bytes);
+        Ok(node)
+    }
+
+    /// Forgets a cached page (its number is about to be reused).
+    pub(crate) fn forget(&self, id: u64) {
+        self.cache.lock().remove(id);
+    }
+
+    /// Number of overflow pages a value of `len` bytes takes.
+    pub(crate) fn overflow_count(&self, len: usize) -> usize {
+        len.div_ceil(self.geo.overflow_chunk()).max(1)
+    }
+
+    /// Writes `data` into the overflow chain `pages` (in order).
+    pub(crate) fn write_overflow(&self, pages: &[u64], data: &[u8]) -> Result<()> {
+        let chunk = self.geo.overflow_chunk();
+        for (i, &id) in pages.iter().enumerate() {
+            let part = &data[(i * chunk).min(data.len())..((i + 1) * chunk).min(data.len())];
+            let mut buf = vec![0u8; self.geo.page_size];
+            buf[PAGE_HEADER..PAGE_HEADER + part.len()].copy_from_slice(part);
+            let next = pages.get(i + 1).copied().unwrap_or(0);
+            page::seal(&mut buf, KIND_OVERFLOW, 0, id, next, part.len() as u32);
+            self.write_raw(id, &buf)?;
+        }
+        Ok(())
+    }
+
+    /// Follows an overflow chain of a `len`-byte value; returns the value and, when asked,
+    /// the page numbers of the chain.
+    pub(crate) fn read_overflow(
+        &self,
+        first: u64,
+        len: u32,
+        pages: Option<&mut Vec<u64>>,
+    ) -> Result<Bytes> {
+        let mut out = Vec::with_capacity(len as usize);
+        let mut ids = Vec::new();
+        let mut id = first;
+        let n = self.overflow_count(len as usize);
+        for i in 0..n {
+            if id < FIRST_DATA_PAGE {
+                return Err(Error::Corrupt(format!(
+                    "{}: overflow chain from page {first} points at page {id}",
+                    self.what
+                )));
+            }
+            let buf = self.read_raw(id)?;
+            let head = page::open_page(&buf, id, &self.what)?;
+            if head.kind != KIND_OVERFLOW {
+                return Err(Error::Corrupt(format!(
+                    "{}: page {id} in an overflow chain is of kind {}",
+                    self.what, head.kind
+                )));
+            }
+            out.extend_from_slice(&buf[PAGE_HEADER..PAGE_HEADER + head.used as usize]);
+            ids.push(id);
+            if i + 1 < n {
+                id = head.next;
+            } else if head.next != 0 {
+                return Err(Error::Corrupt(format!(
+                    "{}: overflow chain from page {first} is longer than its value",
+                    self.what
+                )));
+            }
+        }
+        if out.len() != len as usize {
+            return Err(Error::Corrupt(format!(
+                "{}: overflow value at page {first} holds {} bytes, expected {len}",
+                self.what,
+                out.len()
+            )));
+        }
+        if let Some(p) = pages {
+            p.extend(ids);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Writes a free list (`ids`) into the pages `at` (a chain) and returns its head (0 when
+    /// `at` is empty).
+    pub(crate) fn write_freelist(&self, at: &[u64], ids: &[u64]) -> Result<u64> {
+        let per = self.geo.freelist_per_page();
+        for (i, &id) in at.iter().enumerate() {
+            let part = &ids[(i * per).min(ids.len())..((i + 1) * per).min(ids.len())];
+            let mut buf = vec![0u8; self.geo.page_size];
+            for (j, p) in part.iter().enumerate() {
+                let o = PAGE_HEADER + 8 * j;
+                buf[o..o + 8].copy_from_slice(&p.to_le_bytes());
+            }
+            let next = at.get(i + 1).copied().unwrap_or(0);
+            page::seal(
+                &mut buf,
+                KIND_FREELIST,
+                part.len() as u16,
+                id,
+                next,
+                (8 * part.len()) as u32,
+            );
+            self.write_raw(id, &buf)?;
+        }
+        Ok(at.first().copied().unwrap_or(0))
+    }
+
+    /// Reads a free-list chain: returns (free page numbers, the chain's own pages).
+    pub(crate) fn read_freelist(&self, head: u64, limit: u64) -> Result<(Vec<u64>, Vec<u64>)> {
+        let mut ids = Vec::new();
+        let mut own = Vec::new();
+        let mut at = head;
+        while at != 0 {
+            if at < FIRST_DATA_PAGE || at >= limit || own.len() as u64 > limit {
+                return Err(Error::Corrupt(format!(
+                    "{}: free list points at page {at} (file has {limit} pages)",
+                    self.what
+                )));
+            }
+            let buf = self.read_raw(at)?;
+            let h = page::open_page(&buf, at, &self.what)?;
+            if h.kind != KIND_FREELIST {
+                return Err(Error::Corrupt(format!(
+                    "{}: page {at} in the free list is of kind {}",
+                    self.what, h.kind
+                )));
+            }
+            for j in 0..h.count as usize {
+                ids.push(page::u64_at(&buf, PAGE_HEADER + 8 * j));
+            }
+            own.push(at);
+            at = h.next;
+        }
+        Ok((ids, own))
+    }
+
+    /// (hits, misses, cached bytes, budget) of the page cache.
+    pub(crate) fn cache_stats(&self) -> (u64, u64, usize, usize) {
+        let c = self.cache.lock();
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            c.bytes,
+            c.budget,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_stays_within_budget() {
+        let mut c = PageCache::new(1000);
+        let leaf = Arc::new(Node::Leaf {
+            keys: Vec::new(),
+            vals: Vec::new(),
+        });
+        for id in 0..100 {
+            c.insert(id, Arc::clone(&leaf), 90);
+            assert!(c.bytes <= 1000);
+            if id % 3 == 0 {
+                let _ = c.get(id);
+            }
+        }
+        assert!(c.get(99).is_some(), "the newest entry stays");
+        c.insert(5, leaf, 5000);
+        assert!(
+            c.bytes <= 1000,
+            "an entry larger than the budget is not kept"
+        );
+    }
+}
