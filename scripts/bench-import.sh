@@ -54,8 +54,8 @@ run() {
 run nexus_ndjson_dry_run "$nexus" -q import --dry-run "$work/none.db" c "$work/data.ndjson"
 run nexus_ndjson_import "$nexus" -q import "$work/nd.db" c "$work/data.ndjson"
 run nexus_csv_import "$nexus" -q import "$work/csv.db" c "$work/data.csv"
-run nexus_ndjson_import_wasp env NEXUSLITE_STORAGE=wasp "$nexus" -q import "$work/ndw.db" c "$work/data.ndjson"
-run nexus_csv_import_wasp env NEXUSLITE_STORAGE=wasp "$nexus" -q import "$work/csvw.db" c "$work/data.csv"
+run nexus_ndjson_import_wasp "$nexus" -q --storage wasp import "$work/ndw.db" c "$work/data.ndjson"
+run nexus_csv_import_wasp "$nexus" -q --storage wasp import "$work/csvw.db" c "$work/data.csv"
 run sqlite_csv_import sqlite3 "$work/bench.sqlite" ".import --csv $work/data.csv t"
 
 count="$("$nexus" count "$work/nd.db" c)"
@@ -99,7 +99,7 @@ with open(f"{out}/import-200mb.md", "w") as f:
     f.write("\nThe importer itself streams (the dry run reads, parses and converts every row with a "
             "few MiB). A real import's RSS is dominated by the storage layer: the `wal` backend (the "
             "default of this build) keeps every collection in memory; the paged WASP engine "
-            "(`{\"storage\":\"wasp\"}`, here selected with `NEXUSLITE_STORAGE=wasp`) keeps a bounded page "
+            "(`{\"storage\":\"wasp\"}`, here `nexus --storage wasp import`) keeps a bounded page "
             "cache, so its import stays within a fixed memory budget whatever the file size.\n")
 print(open(f"{out}/import-200mb.md").read())
 PY

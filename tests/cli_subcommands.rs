@@ -183,6 +183,14 @@ fn write_commands_and_maintenance() {
     ok(&["compact", "w.db"], d);
     let report = ok(&["check", "w.db"], d);
     assert!(report.contains("\"ok\":true"), "{report}");
+    // --storage picks the engine of a new database; WASP has online backup.
+    ok(&["--storage", "wasp", "insert", "p.db", "c", "{a: 1}"], d);
+    assert!(ok(&["stats", "p.db"], d).contains("\"backend\": \"wasp\""));
+    ok(&["backup", "p.db", "p-copy.db"], d);
+    assert_eq!(ok(&["count", "p-copy.db", "c"], d).trim(), "1");
+    assert!(
+        fails(&["--storage", "lsm", "insert", "q.db", "c", "{}"], d, 1).contains("wal or wasp")
+    );
     // Online backup exists on WASP; the wal backend (the default) says it has none.
     let o = nexus(&["backup", "w.db", "copy.db"], d);
     if o.status.success() {

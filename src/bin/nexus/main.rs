@@ -14,7 +14,7 @@ mod transfer;
 use clap::{Parser, Subcommand};
 use commands::{parse_filter, parse_object};
 use nexus::io::{CsvOptions, ExportOptions, ExtJsonMode, Format, ImportOptions};
-use nexus::{Database, FindOptions, OpenOptions, UpdateOptions};
+use nexus::{Database, FindOptions, OpenOptions, StorageEngine, UpdateOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,10 @@ struct Cli {
     /// A log4rs YAML configuration file (default: warnings and errors to stderr).
     #[arg(long, global = true, value_name = "FILE")]
     log_config: Option<PathBuf>,
+    /// Storage engine for databases this command creates: wal or wasp (an existing database
+    /// always opens with the engine that wrote it).
+    #[arg(long, global = true, value_name = "ENGINE")]
+    storage: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -177,8 +181,15 @@ fn open_existing(path: &PathBuf) -> Result<Database, String> {
     .map_err(|e| e.to_string())
 }
 
+/// The `--storage` choice for new databases.
+static STORAGE: std::sync::OnceLock<Option<StorageEngine>> = std::sync::OnceLock::new();
+
 fn open_or_create(path: &PathBuf) -> Result<Database, String> {
-    Database::open(path, OpenOptions::default()).map_err(|e| e.to_string())
+    let options = OpenOptions {
+        storage: STORAGE.get().copied().flatten(),
+        ..OpenOptions::default()
+    };
+    Database::open(path, options).map_err(|e| e.to_string())
 }
 
 fn delimiter(d: Option<String>) -> Result<Option<u8>, String> {
@@ -197,6 +208,13 @@ fn format(s: &str) -> Result<Format, String> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let storage = match cli.storage.as_deref() {
+        None => None,
+        Some("wal") => Some(StorageEngine::Wal),
+        Some("wasp") => Some(StorageEngine::Wasp),
+        Some(other) => return Err(format!("--storage must be wal or wasp, not {other}")),
+    };
+    let _ = STORAGE.set(storage);
     let quiet = cli.quiet;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
