@@ -48,7 +48,9 @@ pub use db::{
     Collection, Cursor, Database, FindOneAndOptions, OpenOptions, StorageEngine, UpdateOptions,
     UpdateResult,
 };
-pub use document::{Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES};
+pub use document::{
+    Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES, MAX_NESTING,
+};
 pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
 pub use query::FindOptions;

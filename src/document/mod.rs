@@ -18,6 +18,41 @@ use bson::{Bson, Document as BsonDocument};
 /// The largest document NexusLite stores, in BSON bytes (MongoDB's limit: 16 MiB).
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 
+/// The deepest nesting of documents and arrays NexusLite stores (MongoDB's limit: 100).
+pub const MAX_NESTING: usize = 100;
+
+fn too_deep() -> Error {
+    Error::invalid(format!(
+        "document nests deeper than {MAX_NESTING} levels of documents and arrays"
+    ))
+}
+
+/// Whether an owned document nests no deeper than `max` levels (iterative).
+fn depth_within(doc: &BsonDocument, max: usize) -> bool {
+    let mut stack: Vec<Box<dyn Iterator<Item = &Bson>>> = vec![Box::new(doc.values())];
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            None => {
+                stack.pop();
+            }
+            Some(Bson::Document(d)) => {
+                if stack.len() >= max {
+                    return false;
+                }
+                stack.push(Box::new(d.values()));
+            }
+            Some(Bson::Array(a)) => {
+                if stack.len() >= max {
+                    return false;
+                }
+                stack.push(Box::new(a.iter()));
+            }
+            Some(_) => {}
+        }
+    }
+    true
+}
+
 /// A document: an ordered set of fields whose first field, once stored, is `_id`.
 ///
 /// `Document` is a plain value (`Clone`, `Send`, `Sync`); it is not tied to a database.
@@ -64,6 +99,12 @@ impl Document {
                 "BSON length prefix says {declared} bytes but {} were given",
                 bytes.len()
             )));
+        }
+        // Checked on the bytes, before the (recursive) decoder sees them.
+        match crate::query::raw::depth_within(bytes, MAX_NESTING) {
+            Ok(true) => {}
+            Ok(false) => return Err(too_deep()),
+            Err(_) => return Err(Error::parse("malformed BSON document")),
         }
         let body = BsonDocument::from_reader(bytes)
             .map_err(|e| Error::parse(format!("malformed BSON: {e}")))?;
@@ -133,6 +174,9 @@ impl Document {
 
     /// Checks the size limit and returns the BSON encoding.
     pub(crate) fn encode_checked(&self) -> Result<Vec<u8>> {
+        if !depth_within(&self.body, MAX_NESTING) {
+            return Err(too_deep());
+        }
         let bytes = self.to_bson_bytes()?;
         if bytes.len() > MAX_DOCUMENT_BYTES {
             return Err(Error::invalid(format!(

@@ -55,6 +55,29 @@ fn value_len(kind: u8, b: &[u8], at: usize) -> Result<usize, Malformed> {
     })
 }
 
+/// Whether the document whose bytes are `doc` nests documents and arrays no deeper than
+/// `max` levels (the top level is 1). Iterative, so hostile input cannot exhaust the stack.
+pub(crate) fn depth_within(doc: &[u8], max: usize) -> Result<bool, Malformed> {
+    let mut stack = vec![elements(doc)?];
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            None => {
+                stack.pop();
+            }
+            Some(item) => {
+                let (_, e) = item?;
+                if matches!(e.kind, 0x03 | 0x04) {
+                    if stack.len() >= max {
+                        return Ok(false);
+                    }
+                    stack.push(elements(e.bytes)?);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Iterates the elements of a document (or array) body: `(key, element)`.
 pub(crate) struct Elements<'a> {
     b: &'a [u8],
