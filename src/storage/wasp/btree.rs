@@ -117,7 +117,8 @@ pub(crate) struct Tree<'a> {
     pub pager: &'a Pager,
     /// Disk pages no longer referenced by the transaction's state.
     pub freed: &'a mut Vec<u64>,
-    /// Nodes copied or created in memory (an estimate of dirty memory, in nodes).
+    /// Nodes brought into memory from disk or created (an upper bound of how many in-memory
+    /// nodes the tree gained; the dirty-memory estimate that triggers checkpoints).
     pub dirtied: &'a mut u64,
 }
 
@@ -143,12 +144,10 @@ impl Tree<'_> {
             *ptr = Ptr::Mem(Arc::new(Node::clone(&node)));
         }
         match ptr {
-            Ptr::Mem(arc) => {
-                if Arc::get_mut(arc).is_none() {
-                    *self.dirtied += 1;
-                }
-                Ok(Arc::make_mut(arc))
-            }
+            // Copying a node that is already in memory (shared with the published state)
+            // replaces it in this tree: the number of in-memory nodes does not grow, so it
+            // is not counted again.
+            Ptr::Mem(arc) => Ok(Arc::make_mut(arc)),
             Ptr::Disk(_) => unreachable!("converted above"),
         }
     }
