@@ -667,6 +667,37 @@ fn scan_live(
     }
 }
 
+/// When the filter pins one `_id` ([`Filter::id_equality`]): the live record under it, if
+/// any (`Some(None)`: the answer is "nothing"); `None` when a scan is needed.
+pub(crate) fn point_lookup(
+    view: &dyn ReadView,
+    table: &str,
+    filter: &Filter,
+) -> Option<Option<(Bytes, Bytes)>> {
+    let id = DocumentId::new(filter.id_equality()?.clone()).ok()?;
+    let key = Bytes::from(id.key());
+    Some(
+        view.get(table, &key)
+            .filter(|rec| record::is_live(rec, now_millis()))
+            .map(|rec| (key, rec)),
+    )
+}
+
+/// Calls `f(key, record)` for the live records that can match `filter`: the one a point
+/// lookup finds, or every record in `_id` order, while `f` returns `Ok(true)`.
+fn scan_candidates(
+    view: &dyn ReadView,
+    table: &str,
+    filter: &Filter,
+    mut f: impl FnMut(&Bytes, &Bytes) -> Result<bool>,
+) -> Result<()> {
+    match point_lookup(view, table, filter) {
+        Some(Some((k, rec))) => f(&k, &rec).map(|_| ()),
+        Some(None) => Ok(()),
+        None => scan_live(view, table, f),
+    }
+}
+
 /// Calls `f(key, record, body)` for every live matching document in `_id` order while it
 /// returns `Ok(true)`. The filter runs on the stored bytes; only matches are decoded.
 pub(crate) fn scan_matches(
@@ -675,7 +706,7 @@ pub(crate) fn scan_matches(
     filter: &Filter,
     mut f: impl FnMut(&Bytes, &Bytes, &BsonDocument) -> Result<bool>,
 ) -> Result<()> {
-    scan_live(view, table, |k, rec| {
+    scan_candidates(view, table, filter, |k, rec| {
         if !filter.matches_bytes(record::body_bytes(rec)?)? {
             return Ok(true);
         }
@@ -688,7 +719,7 @@ pub(crate) fn scan_matches(
 /// decoded).
 fn count_matches(view: &dyn ReadView, table: &str, filter: &Filter) -> Result<u64> {
     let mut n = 0;
-    scan_live(view, table, |_, rec| {
+    scan_candidates(view, table, filter, |_, rec| {
         if filter.matches_bytes(record::body_bytes(rec)?)? {
             n += 1;
         }

@@ -122,6 +122,24 @@ impl Cursor {
             if self.done {
                 return Ok(None);
             }
+            if self.after.is_none() {
+                // A filter that pins one `_id`: look it up instead of scanning.
+                if let Some(hit) =
+                    crate::collection::point_lookup(&*self.snap, &self.table, &self.plan.filter)
+                {
+                    self.done = true;
+                    if let Some((_, rec)) = hit {
+                        if self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
+                            if self.to_skip > 0 {
+                                self.to_skip -= 1;
+                            } else {
+                                self.ready.push_back(rec);
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
             let batch = self.snap.scan(&self.table, self.after.as_deref(), BATCH);
             if let Some(e) = self.snap.fault() {
                 return Err(e);

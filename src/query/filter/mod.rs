@@ -151,6 +151,23 @@ impl Filter {
         }
     }
 
+    /// The `_id` the filter pins by equality (`{_id: v}` or `{_id: {$eq: v}}`, at the top level
+    /// or inside `$and`), when `v` is a string or an ObjectId: then at most one document can
+    /// match and a point lookup may replace the scan. (Other types are left to the scan:
+    /// equal numbers or documents of different BSON types share no storage key.)
+    pub(crate) fn id_equality(&self) -> Option<&Bson> {
+        match self {
+            Filter::All(fs) => fs.iter().find_map(Filter::id_equality),
+            Filter::Field { path, conds, .. } if path == "_id" => {
+                conds.iter().find_map(|c| match c {
+                    Cond::Eq(v @ (Bson::String(_) | Bson::ObjectId(_))) => Some(v),
+                    _ => None,
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// For the positional `$` update operator: the index of the first element of the array
     /// at `array_path` that satisfies the filter's conditions on that array (conditions on
     /// `array_path` itself and on paths below it, at the top level or inside `$and`).
