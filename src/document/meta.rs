@@ -1,6 +1,6 @@
 //! [`Metadata`]: what NexusLite keeps beside each document body.
 
-use bson::{doc, Bson, Document as BsonDocument};
+use bson::Document as BsonDocument;
 
 /// Bookkeeping stored beside every document (not inside its body).
 ///
@@ -41,7 +41,11 @@ impl Metadata {
         }
     }
 
+    /// The metadata as a BSON document: the reference [`Metadata::encode_bson`] is tested
+    /// against.
+    #[cfg(test)]
     pub(crate) fn to_bson(&self) -> BsonDocument {
+        use bson::{doc, Bson};
         let mut d = doc! {
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -53,6 +57,52 @@ impl Metadata {
             d.insert("tags", self.tags.clone());
         }
         d
+    }
+
+    /// Appends the BSON encoding of [`Metadata::to_bson`] to `out`, written directly (the
+    /// same bytes, without building a document: this runs for every stored document).
+    pub(crate) fn encode_bson(&self, out: &mut Vec<u8>) {
+        fn key(out: &mut Vec<u8>, kind: u8, name: &str) {
+            out.push(kind);
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+        }
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        for (name, v) in [
+            ("created_at", self.created_at),
+            ("updated_at", self.updated_at),
+            ("version", self.version as i64),
+        ] {
+            key(out, 0x12, name);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        match self.expires_at {
+            Some(t) => {
+                key(out, 0x12, "expires_at");
+                out.extend_from_slice(&t.to_le_bytes());
+            }
+            None => key(out, 0x0A, "expires_at"),
+        }
+        key(out, 0x08, "ephemeral");
+        out.push(u8::from(self.ephemeral));
+        if !self.tags.is_empty() {
+            key(out, 0x04, "tags");
+            let arr = out.len();
+            out.extend_from_slice(&[0; 4]);
+            for (i, t) in self.tags.iter().enumerate() {
+                key(out, 0x02, &i.to_string());
+                out.extend_from_slice(&((t.len() + 1) as i32).to_le_bytes());
+                out.extend_from_slice(t.as_bytes());
+                out.push(0);
+            }
+            out.push(0);
+            let n = (out.len() - arr) as i32;
+            out[arr..arr + 4].copy_from_slice(&n.to_le_bytes());
+        }
+        out.push(0);
+        let n = (out.len() - start) as i32;
+        out[start..start + 4].copy_from_slice(&n.to_le_bytes());
     }
 
     pub(crate) fn from_bson(d: &BsonDocument) -> Option<Self> {
@@ -94,4 +144,31 @@ pub(crate) fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_encoding_equals_the_bson_crates() {
+        let cases = [
+            Metadata::new_at(1_700_000_000_000),
+            Metadata {
+                expires_at: Some(-5),
+                ephemeral: true,
+                version: 7,
+                ..Metadata::new_at(0)
+            },
+            Metadata {
+                tags: vec!["a".into(), "é€".into(), String::new()],
+                ..Metadata::new_at(i64::MAX)
+            },
+        ];
+        for m in cases {
+            let mut direct = Vec::new();
+            m.encode_bson(&mut direct);
+            assert_eq!(direct, m.to_bson().to_vec().unwrap(), "{m:?}");
+        }
+    }
 }

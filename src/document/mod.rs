@@ -161,6 +161,11 @@ impl Document {
     /// Makes sure the document has a valid `_id` as its first field, assigning a UUID v4
     /// string when it has none, and returns it.
     pub(crate) fn ensure_id(&mut self) -> Result<DocumentId> {
+        if let Some((k, v)) = self.body.iter().next() {
+            if k == "_id" {
+                return DocumentId::new(v.clone());
+            }
+        }
         let id = match self.body.remove("_id") {
             Some(v) => DocumentId::new(v)?,
             None => DocumentId::new(Bson::String(new_uuid_v4()))?,

@@ -21,17 +21,14 @@ const NO_EXPIRY: i64 = i64::MIN;
 
 /// Encodes metadata and an already BSON-encoded body into one stored record.
 pub(crate) fn encode(meta: &Metadata, body_bson: &[u8]) -> Result<Vec<u8>> {
-    let meta_bytes = meta
-        .to_bson()
-        .to_vec()
-        .map_err(|e| Error::Internal(format!("metadata encoding failed: {e}")))?;
-    let meta_len = u32::try_from(meta_bytes.len())
-        .map_err(|_| Error::Internal("metadata larger than 4 GiB".into()))?;
-    let mut out = Vec::with_capacity(13 + meta_bytes.len() + body_bson.len());
+    let mut out = Vec::with_capacity(13 + 96 + body_bson.len());
     out.push(RECORD_V2);
     out.extend_from_slice(&meta.expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
-    out.extend_from_slice(&meta_len.to_le_bytes());
-    out.extend_from_slice(&meta_bytes);
+    out.extend_from_slice(&[0; 4]);
+    meta.encode_bson(&mut out);
+    let meta_len = u32::try_from(out.len() - 13)
+        .map_err(|_| Error::Internal("metadata larger than 4 GiB".into()))?;
+    out[9..13].copy_from_slice(&meta_len.to_le_bytes());
     out.extend_from_slice(body_bson);
     Ok(out)
 }
