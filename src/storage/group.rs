@@ -45,6 +45,22 @@ impl GroupSync {
         self.state.lock().syncs
     }
 
+    /// The end of every commit whose record `lsn` was appended: under `sync=full`, waits
+    /// until it is durable (see [`GroupSync::wait_durable`]) and, when the sync fails, calls
+    /// `poison` before returning the error; other modes return at once.
+    pub(crate) fn finish_commit(
+        &self,
+        lsn: u64,
+        sync: super::SyncMode,
+        handle: impl Fn() -> std::sync::Arc<SyncHandle>,
+        poison: impl FnOnce(&Error),
+    ) -> Result<()> {
+        if sync != super::SyncMode::Full {
+            return Ok(());
+        }
+        self.wait_durable(lsn, handle).inspect_err(poison)
+    }
+
     /// Returns once everything up to `lsn` is on stable storage; `handle` gives the file to
     /// sync when this caller becomes the leader.
     pub(crate) fn wait_durable(

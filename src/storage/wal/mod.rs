@@ -574,16 +574,12 @@ impl WriteTxn for WalTxn {
             }
         }
         drop(_guard);
-        if sync == SyncMode::Full {
-            let r = inner
-                .group
-                .wait_durable(lsn, || Arc::clone(&log_mutex.lock().sync));
-            if let Err(e) = r {
-                inner.poison(&e);
-                return Err(e);
-            }
-        }
-        Ok(())
+        inner.group.finish_commit(
+            lsn,
+            sync,
+            || Arc::clone(&log_mutex.lock().sync),
+            |e| inner.poison(e),
+        )
     }
 
     fn as_read(&self) -> &dyn ReadView {

@@ -824,16 +824,12 @@ impl WriteTxn for WaspTxn {
             }
         }
         drop(_guard);
-        if sync == SyncMode::Full {
-            let r = shared
-                .group
-                .wait_durable(lsn, || Arc::clone(&log_mutex.lock().sync));
-            if let Err(e) = r {
-                shared.poison(&e);
-                return Err(e);
-            }
-        }
-        Ok(())
+        shared.group.finish_commit(
+            lsn,
+            sync,
+            || Arc::clone(&log_mutex.lock().sync),
+            |e| shared.poison(e),
+        )
     }
 
     fn as_read(&self) -> &dyn ReadView {
