@@ -8,6 +8,19 @@ use super::status::NEXUS_OK;
 use crate::io::{ExportOptions, ImportOptions};
 use std::ffi::{c_char, c_int};
 
+/// Hands a report to the caller when `out` is not NULL; the call's status.
+///
+/// # Safety
+/// `out` is NULL or valid for writes.
+unsafe fn give_report(out: *mut *mut c_char, report: &serde_json::Value) -> crate::Result<c_int> {
+    if !out.is_null() {
+        let text = alloc_string(&report.to_string())?;
+        // SAFETY: non-NULL, forwarded contract.
+        unsafe { out.write(text) };
+    }
+    Ok(NEXUS_OK)
+}
+
 /// Imports the file at `path` into collection `coll` (created when missing).
 ///
 /// `options_json` (NULL: defaults) is a JSON object with: `format` (`"auto"` default,
@@ -50,12 +63,8 @@ pub unsafe extern "C" fn nexus_import(
         let path = unsafe { str_arg(path, "path") }?;
         let opts = ImportOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         let report = h.db.collection(coll).import(path, &opts)?;
-        if !out_report_json.is_null() {
-            let text = alloc_string(&report.to_json().to_string())?;
-            // SAFETY: non-NULL and writable per the caller contract.
-            unsafe { out_report_json.write(text) };
-        }
-        Ok(NEXUS_OK)
+        // SAFETY: NULL or writable per the caller contract.
+        unsafe { give_report(out_report_json, &report.to_json()) }
     })
 }
 
@@ -95,11 +104,7 @@ pub unsafe extern "C" fn nexus_export(
         let path = unsafe { str_arg(path, "path") }?;
         let opts = ExportOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         let report = h.db.collection(coll).export(path, &opts)?;
-        if !out_report_json.is_null() {
-            let text = alloc_string(&report.to_json().to_string())?;
-            // SAFETY: non-NULL and writable per the caller contract.
-            unsafe { out_report_json.write(text) };
-        }
-        Ok(NEXUS_OK)
+        // SAFETY: NULL or writable per the caller contract.
+        unsafe { give_report(out_report_json, &report.to_json()) }
     })
 }

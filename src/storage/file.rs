@@ -192,6 +192,20 @@ fn synced(faults: &Faults, path: &Path) {
 /// Shared, changeable fault plan.
 pub(crate) type Faults = Arc<Mutex<FaultPlan>>;
 
+/// `fdatasync` of one database file, through the fault plan (injected failures first;
+/// after success the plan learns what is now durable, for power-loss simulation).
+fn sync_file(file: &File, faults: &Faults, path: &Path) -> Result<()> {
+    sync_faults(faults, path)?;
+    file.sync_data().map_err(|e| Error::io(path, e))?;
+    synced(faults, path);
+    Ok(())
+}
+
+/// The error of a write the fault plan cut short.
+fn torn_write(path: &Path) -> Error {
+    Error::io(path, std::io::Error::other("injected fault: torn write"))
+}
+
 /// An open file that is written by appending, with fault injection.
 pub(crate) struct LogFile {
     file: File,
@@ -248,22 +262,14 @@ impl LogFile {
         }
         self.len += allowed as u64;
         if allowed < bytes.len() {
-            return Err(Error::io(
-                &self.path,
-                std::io::Error::other("injected fault: torn write"),
-            ));
+            return Err(torn_write(&self.path));
         }
         Ok(())
     }
 
     /// `fdatasync`.
     pub(crate) fn sync(&self) -> Result<()> {
-        sync_faults(&self.faults, &self.path)?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
-        synced(&self.faults, &self.path);
-        Ok(())
+        sync_file(&self.file, &self.faults, &self.path)
     }
 
     /// Cuts the file to `len` bytes and syncs.
@@ -315,12 +321,7 @@ pub(crate) struct SyncHandle {
 
 impl SyncHandle {
     pub(crate) fn sync(&self) -> Result<()> {
-        sync_faults(&self.faults, &self.path)?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
-        synced(&self.faults, &self.path);
-        Ok(())
+        sync_file(&self.file, &self.faults, &self.path)
     }
 }
 
@@ -367,22 +368,14 @@ impl PageFile {
         )?;
         write_at(&self.file, offset, &bytes[..allowed]).map_err(|e| Error::io(&self.path, e))?;
         if allowed < bytes.len() {
-            return Err(Error::io(
-                &self.path,
-                std::io::Error::other("injected fault: torn write"),
-            ));
+            return Err(torn_write(&self.path));
         }
         Ok(())
     }
 
     /// `fdatasync`.
     pub(crate) fn sync(&self) -> Result<()> {
-        sync_faults(&self.faults, &self.path)?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
-        synced(&self.faults, &self.path);
-        Ok(())
+        sync_file(&self.file, &self.faults, &self.path)
     }
 
     /// Length of the file in bytes.
