@@ -238,8 +238,8 @@ int nexus_cursor_close(nexus_cursor *c);
  * `options_json` (NULL: defaults) is a JSON object with: `create` (bool, default true),
  * `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
  * returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` for a new file
- * (`"wal"`, the default of this build, or `"wasp"`, the paged engine; an existing file opens
- * with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
+ * (`"wasp"`, the paged engine and the default, or `"wal"`, the log-structured one; an
+ * existing file opens with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
  * `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
  * the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
  * `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
@@ -525,34 +525,47 @@ int nexus_import(nexus_db *db, const char *coll, const char *path, const char *o
 int nexus_export(nexus_db *db, const char *coll, const char *path, const char *options_json, char **out_report_json);
 
 /**
- * Creates a secondary index. This build: `NEXUS_UNSUPPORTED` (indexes are a later subsystem).
+ * Creates a secondary index on `coll` from the key pattern `keys_json` (`{"a": 1}`,
+ * `{"user.email": 1, "age": -1}`) and `options_json` (NULL: defaults; `unique`, `sparse`,
+ * `name`, `partialFilterExpression`, `expireAfterSeconds`), building it over the documents
+ * already there, and writes its name to `*out_name` (may be NULL; free with `nexus_free`).
+ * An identical existing index is `NEXUS_OK` with its name.
+ *
+ * Errors: `NEXUS_DUPLICATE_KEY` (unique index over duplicate data; nothing created),
+ * `NEXUS_INVALID_ARGUMENT` (bad pattern or option), `NEXUS_PARSE` (malformed JSON).
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` a live handle or NULL; strings NUL-terminated or NULL; `out_name` NULL or writable.
  */
 int nexus_create_index(nexus_db *db, const char *coll, const char *keys_json, const char *options_json, char **out_name);
 
 /**
- * Drops a secondary index. This build: `NEXUS_UNSUPPORTED`.
+ * Drops the secondary index `name` of `coll`.
+ *
+ * Errors: `NEXUS_NOT_FOUND` when the collection has no such index, `NEXUS_INVALID_ARGUMENT`
+ * for the `_id` index.
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` a live handle or NULL; strings NUL-terminated or NULL.
  */
 int nexus_drop_index(nexus_db *db, const char *coll, const char *name);
 
 /**
- * Lists secondary indexes. This build: `NEXUS_UNSUPPORTED`.
+ * Writes the indexes of `coll` as a JSON array to `*out_json` (free with `nexus_free`),
+ * each `{"v":2,"key":{...},"name":"..."}` plus its options, the `_id` index first.
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` a live handle or NULL; `coll` NUL-terminated or NULL; `out_json` writable.
  */
 int nexus_list_indexes(nexus_db *db, const char *coll, char **out_json);
 
 /**
- * Explains a query plan. This build: `NEXUS_UNSUPPORTED` (the planner comes with indexes).
+ * Runs the query `filter_json` with the find options `options_json` (`sort`, `projection`,
+ * `skip`, `limit`, `hint`) and writes the plan chosen, the candidates considered and what
+ * was examined to `*out_json` (MongoDB's explain shape; free with `nexus_free`).
  *
  * # Safety
- * Any arguments; none are dereferenced by this build.
+ * `db` a live handle or NULL; strings NUL-terminated or NULL; `out_json` writable.
  */
 int nexus_explain(nexus_db *db, const char *coll, const char *filter_json, const char *options_json, char **out_json);
 

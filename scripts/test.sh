@@ -31,12 +31,12 @@ suite "rustfmt"        cargo fmt --all -- --check
 suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
 suite "rust tests"     cargo test --release
-# Item 11: the whole Rust and C suites again with wasp as the engine of every new file.
-suite "rust tests (wasp)" env NEXUSLITE_STORAGE=wasp cargo test --release
+# Item 11: the whole Rust and C suites again with wal as the engine of every new file.
+suite "rust tests (wal)" env NEXUSLITE_STORAGE=wal cargo test --release
 suite "rust docs"      env RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps
 suite "readme"         bash scripts/check-readme.sh
 suite "c"              bash tests/c/run.sh
-suite "c (wasp)"       env NEXUSLITE_STORAGE=wasp bash tests/c/run.sh
+suite "c (wal)"        env NEXUSLITE_STORAGE=wal bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh

@@ -36,7 +36,7 @@ fn live(rec: Option<Bytes>, now: i64) -> Option<Bytes> {
     rec.filter(|r| record::is_live(r, now))
 }
 
-fn parse_filter_json(text: &str) -> Result<BsonDocument> {
+pub(crate) fn parse_filter_json(text: &str) -> Result<BsonDocument> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(BsonDocument::new());

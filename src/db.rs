@@ -76,13 +76,13 @@ pub enum StorageEngine {
 }
 
 impl StorageEngine {
-    /// The engine new files get when the options do not name one: `wal` in this build,
-    /// unless the environment variable `NEXUSLITE_STORAGE` is `wasp` or `wal` (used by the
-    /// test suite to run everything against both engines).
+    /// The engine new files get when the options do not name one: WASP, unless the
+    /// environment variable `NEXUSLITE_STORAGE` is `wal` (used by the test suite to run
+    /// everything against both engines).
     pub fn default_for_new_files() -> Self {
         match std::env::var("NEXUSLITE_STORAGE").as_deref() {
-            Ok("wasp") => Self::Wasp,
-            _ => Self::Wal,
+            Ok("wal") => Self::Wal,
+            _ => Self::Wasp,
         }
     }
 

@@ -38,6 +38,7 @@ mod engine;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+mod index;
 pub mod io;
 mod options;
 mod query;

@@ -407,3 +407,25 @@ fn wal_files_keep_opening_as_wal_and_options_pick_new_files() {
     assert_eq!(db.stats().unwrap()["storage"]["page_size"], 16384);
     assert!(OpenOptions::from_json(Some(r#"{"page_size":1000}"#)).is_err());
 }
+
+/// Acceptance of the WASP issue: a database opened with no storage option is a WASP file,
+/// `NAME.db` plus the side log `NAME.wasp` (the suite's `wal` pass sets NEXUSLITE_STORAGE=wal,
+/// and then the default is that engine instead).
+#[test]
+fn default_storage_is_wasp_with_db_and_side_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app.db");
+    let db = Database::open(&p, OpenOptions::default()).unwrap();
+    db.collection("c").insert(doc_n(1)).unwrap();
+    let expected = match std::env::var("NEXUSLITE_STORAGE").as_deref() {
+        Ok("wal") => "wal",
+        _ => "wasp",
+    };
+    assert_eq!(db.stats().unwrap()["storage"]["backend"], expected);
+    assert!(p.exists(), "NAME.db missing");
+    assert!(dir.path().join("app.wasp").exists(), "NAME.wasp missing");
+    db.close().unwrap();
+    let db = Database::open(&p, OpenOptions::default()).unwrap();
+    assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
+    db.close().unwrap();
+}

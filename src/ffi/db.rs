@@ -22,8 +22,8 @@ pub struct nexus_db {
 /// `options_json` (NULL: defaults) is a JSON object with: `create` (bool, default true),
 /// `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
 /// returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` for a new file
-/// (`"wal"`, the default of this build, or `"wasp"`, the paged engine; an existing file opens
-/// with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
+/// (`"wasp"`, the paged engine and the default, or `"wal"`, the log-structured one; an
+/// existing file opens with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
 /// `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
 /// the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
 /// `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;

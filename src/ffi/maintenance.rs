@@ -1,24 +1,25 @@
-//! Maintenance and observability beyond `nexus_db`'s own: TTL purge, online backup, the
-//! integrity check; indexes (a later subsystem: `NEXUS_UNSUPPORTED` with a message naming
-//! what is missing); the log callback; and `nexus_free`. Import and export live in `io`.
+//! Maintenance and observability beyond `nexus_db`'s own: secondary indexes and explain,
+//! TTL purge, online backup, the integrity check, the log callback, and `nexus_free`. Import and export live in `io`.
 
 use super::db::nexus_db;
-use super::handle::free_bytes;
+use super::handle::{alloc_string, free_bytes, handle_ref, opt_str_arg, out_arg, str_arg};
 use super::panic::ffi_boundary;
 use super::status::NEXUS_OK;
 use crate::error::Error;
 use parking_lot::RwLock;
 use std::ffi::{c_char, c_int, c_void, CString};
 
-fn unsupported(function: &str, what: &str) -> c_int {
-    let msg = format!("{function}: {what} is not in this build yet");
-    ffi_boundary(|| Err(Error::unsupported(msg)))
-}
-
-/// Creates a secondary index. This build: `NEXUS_UNSUPPORTED` (indexes are a later subsystem).
+/// Creates a secondary index on `coll` from the key pattern `keys_json` (`{"a": 1}`,
+/// `{"user.email": 1, "age": -1}`) and `options_json` (NULL: defaults; `unique`, `sparse`,
+/// `name`, `partialFilterExpression`, `expireAfterSeconds`), building it over the documents
+/// already there, and writes its name to `*out_name` (may be NULL; free with `nexus_free`).
+/// An identical existing index is `NEXUS_OK` with its name.
+///
+/// Errors: `NEXUS_DUPLICATE_KEY` (unique index over duplicate data; nothing created),
+/// `NEXUS_INVALID_ARGUMENT` (bad pattern or option), `NEXUS_PARSE` (malformed JSON).
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` a live handle or NULL; strings NUL-terminated or NULL; `out_name` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_create_index(
     db: *mut nexus_db,
@@ -27,42 +28,75 @@ pub unsafe extern "C" fn nexus_create_index(
     options_json: *const c_char,
     out_name: *mut *mut c_char,
 ) -> c_int {
-    let _ = (db, coll, keys_json, options_json, out_name);
-    unsupported("nexus_create_index", "secondary indexes")
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let keys = unsafe { str_arg(keys_json, "keys_json") }?;
+        let options = unsafe { opt_str_arg(options_json, "options_json") }?;
+        let name = h.db.collection(coll).create_index_json(keys, options)?;
+        if !out_name.is_null() {
+            // SAFETY: non-NULL and writable per the caller's contract.
+            unsafe { out_name.write(alloc_string(&name)?) };
+        }
+        Ok(NEXUS_OK)
+    })
 }
 
-/// Drops a secondary index. This build: `NEXUS_UNSUPPORTED`.
+/// Drops the secondary index `name` of `coll`.
+///
+/// Errors: `NEXUS_NOT_FOUND` when the collection has no such index, `NEXUS_INVALID_ARGUMENT`
+/// for the `_id` index.
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` a live handle or NULL; strings NUL-terminated or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_drop_index(
     db: *mut nexus_db,
     coll: *const c_char,
     name: *const c_char,
 ) -> c_int {
-    let _ = (db, coll, name);
-    unsupported("nexus_drop_index", "secondary indexes")
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let name = unsafe { str_arg(name, "name") }?;
+        h.db.collection(coll).drop_index(name)?;
+        Ok(NEXUS_OK)
+    })
 }
 
-/// Lists secondary indexes. This build: `NEXUS_UNSUPPORTED`.
+/// Writes the indexes of `coll` as a JSON array to `*out_json` (free with `nexus_free`),
+/// each `{"v":2,"key":{...},"name":"..."}` plus its options, the `_id` index first.
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` a live handle or NULL; `coll` NUL-terminated or NULL; `out_json` writable.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_list_indexes(
     db: *mut nexus_db,
     coll: *const c_char,
     out_json: *mut *mut c_char,
 ) -> c_int {
-    let _ = (db, coll, out_json);
-    unsupported("nexus_list_indexes", "secondary indexes")
+    ffi_boundary(|| {
+        // SAFETY: caller contract (both lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        out_arg(out_json, "out_json")?;
+        let list = h.db.collection(coll).list_indexes()?;
+        let arr = bson::Bson::Array(list.into_iter().map(bson::Bson::Document).collect());
+        let json = arr.into_relaxed_extjson().to_string();
+        // SAFETY: checked non-NULL above.
+        unsafe { out_json.write(alloc_string(&json)?) };
+        Ok(NEXUS_OK)
+    })
 }
 
-/// Explains a query plan. This build: `NEXUS_UNSUPPORTED` (the planner comes with indexes).
+/// Runs the query `filter_json` with the find options `options_json` (`sort`, `projection`,
+/// `skip`, `limit`, `hint`) and writes the plan chosen, the candidates considered and what
+/// was examined to `*out_json` (MongoDB's explain shape; free with `nexus_free`).
 ///
 /// # Safety
-/// Any arguments; none are dereferenced by this build.
+/// `db` a live handle or NULL; strings NUL-terminated or NULL; `out_json` writable.
 #[no_mangle]
 pub unsafe extern "C" fn nexus_explain(
     db: *mut nexus_db,
@@ -71,8 +105,23 @@ pub unsafe extern "C" fn nexus_explain(
     options_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> c_int {
-    let _ = (db, coll, filter_json, options_json, out_json);
-    unsupported("nexus_explain", "the query planner (explain)")
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let filter = unsafe { opt_str_arg(filter_json, "filter_json") }?;
+        let options = unsafe { opt_str_arg(options_json, "options_json") }?;
+        out_arg(out_json, "out_json")?;
+        let filter = crate::collection::parse_filter_json(filter.unwrap_or(""))?;
+        let options = crate::FindOptions::from_json(options.unwrap_or(""))?;
+        let plan = h.db.collection(coll).explain(&filter, options)?;
+        let json = bson::Bson::Document(plan)
+            .into_relaxed_extjson()
+            .to_string();
+        // SAFETY: checked non-NULL above.
+        unsafe { out_json.write(alloc_string(&json)?) };
+        Ok(NEXUS_OK)
+    })
 }
 
 /// Deletes every expired ephemeral document now, durably, and writes how many to
