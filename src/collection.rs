@@ -370,10 +370,19 @@ impl Collection<'_> {
     pub fn find(&self, filter: &BsonDocument, options: FindOptions) -> Result<Cursor> {
         let plan = Plan::compile(filter, &options)?;
         let snap = self.db.snapshot()?;
-        Ok(Cursor::new(
+        let choice = crate::index::plan::choose(
+            &*snap,
+            &self.name,
+            &plan.filter,
+            plan.sort.as_ref(),
+            plan.limit,
+            plan.hint.as_ref(),
+        )?;
+        Ok(Cursor::with_access(
             snap,
             self.name.clone(),
             plan,
+            choice.access,
             self.db.closed_flag(),
         ))
     }
@@ -692,10 +701,37 @@ fn scan_candidates(
     mut f: impl FnMut(&Bytes, &Bytes) -> Result<bool>,
 ) -> Result<()> {
     match point_lookup(view, table, filter) {
-        Some(Some((k, rec))) => f(&k, &rec).map(|_| ()),
-        Some(None) => Ok(()),
-        None => scan_live(view, table, f),
+        Some(Some((k, rec))) => return f(&k, &rec).map(|_| ()),
+        Some(None) => return Ok(()),
+        None => {}
     }
+    let choice = crate::index::plan::choose(view, table, filter, None, None, None)?;
+    let crate::index::plan::Access::Index(ix) = choice.access else {
+        return scan_live(view, table, f);
+    };
+    // The candidates are visited in `_id` order, as without the index, so that "the first
+    // match" of an update, delete or find-one-and-modify does not depend on the plan.
+    let mut scan = crate::index::scan::IndexScan::new(&ix);
+    let mut stats = crate::index::scan::ExecStats::default();
+    let mut ids = Vec::new();
+    loop {
+        let batch = scan.next_ids(view, 256, &mut stats);
+        if batch.is_empty() {
+            break;
+        }
+        ids.extend(batch);
+    }
+    ids.sort();
+    ids.dedup();
+    let now = now_millis();
+    for id in ids {
+        if let Some(rec) = view.get(table, &id) {
+            if record::is_live(&rec, now) && !f(&id, &rec)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f(key, record, body)` for every live matching document in `_id` order while it

@@ -5,6 +5,8 @@
 
 use crate::document::{record, Document};
 use crate::error::{Error, Result};
+use crate::index::plan::Access;
+use crate::index::scan::{ExecStats, IndexScan};
 use crate::query::Plan;
 use crate::storage::{Bytes, ReadView};
 use bson::{Bson, Document as BsonDocument};
@@ -30,16 +32,33 @@ pub struct Cursor {
     to_skip: u64,
     left: Option<u64>,
     done: bool,
+    /// How the collection is read (chosen by the planner).
+    access: Access,
+    /// The position in the index when `access` is an index.
+    iscan: Option<IndexScan>,
+    /// The index yields the sort order: no sort in memory.
+    sorted_by_index: bool,
+    stats: ExecStats,
 }
 
 impl Cursor {
-    pub(crate) fn new(
+    /// A cursor reading through `access` (see [`crate::index::plan::choose`]).
+    pub(crate) fn with_access(
         snap: Arc<dyn ReadView>,
         table: String,
         plan: Plan,
+        access: Access,
         closed: Arc<AtomicBool>,
     ) -> Self {
+        let (iscan, sorted_by_index) = match &access {
+            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort),
+            _ => (None, false),
+        };
         Self {
+            access,
+            iscan,
+            sorted_by_index,
+            stats: ExecStats::default(),
             snap,
             table,
             to_skip: plan.skip,
@@ -61,7 +80,7 @@ impl Cursor {
         if self.left == Some(0) {
             return Ok(None);
         }
-        let next = if self.plan.sort.is_some() {
+        let next = if self.plan.sort.is_some() && !self.sorted_by_index {
             self.next_sorted()?
         } else {
             match self.next_in_order()? {
@@ -85,7 +104,7 @@ impl Cursor {
     ///
     /// Errors: as [`Cursor::next_document`].
     pub fn next_json(&mut self) -> Result<Option<String>> {
-        if self.plan.sort.is_some() || self.plan.projection.is_some() {
+        if (self.plan.sort.is_some() && !self.sorted_by_index) || self.plan.projection.is_some() {
             return Ok(self.next_document()?.map(|d| d.to_json()));
         }
         self.check_open()?;
@@ -113,7 +132,29 @@ impl Cursor {
         Ok(())
     }
 
-    /// Next matching record after skipping, in `_id` order.
+    /// What the execution examined so far (for explain).
+    pub(crate) fn exec_stats(&self) -> ExecStats {
+        self.stats
+    }
+
+    /// Keeps `rec` when it is live, matches and is past the skip.
+    fn offer(&mut self, rec: Bytes, now: i64) -> Result<()> {
+        self.stats.docs_examined += 1;
+        if !record::is_live(&rec, now) {
+            return Ok(());
+        }
+        if !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
+            return Ok(());
+        }
+        if self.to_skip > 0 {
+            self.to_skip -= 1;
+            return Ok(());
+        }
+        self.ready.push_back(rec);
+        Ok(())
+    }
+
+    /// Next matching record after skipping, in `_id` order (or the index's order).
     fn next_in_order(&mut self) -> Result<Option<Bytes>> {
         loop {
             if let Some(d) = self.ready.pop_front() {
@@ -122,20 +163,31 @@ impl Cursor {
             if self.done {
                 return Ok(None);
             }
-            if self.after.is_none() {
+            if let Some(scan) = self.iscan.as_mut() {
+                let ids = scan.next_ids(&*self.snap, BATCH, &mut self.stats);
+                if let Some(e) = self.snap.fault() {
+                    return Err(e);
+                }
+                if ids.is_empty() {
+                    self.done = true;
+                    continue;
+                }
+                let now = crate::document::now_millis();
+                for id in ids {
+                    if let Some(rec) = self.snap.get(&self.table, &id) {
+                        self.offer(rec, now)?;
+                    }
+                }
+                continue;
+            }
+            if self.after.is_none() && !matches!(self.access, Access::Collection) {
                 // A filter that pins one `_id`: look it up instead of scanning.
                 if let Some(hit) =
                     crate::collection::point_lookup(&*self.snap, &self.table, &self.plan.filter)
                 {
                     self.done = true;
                     if let Some((_, rec)) = hit {
-                        if self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
-                            if self.to_skip > 0 {
-                                self.to_skip -= 1;
-                            } else {
-                                self.ready.push_back(rec);
-                            }
-                        }
+                        self.offer(rec, crate::document::now_millis())?;
                     }
                     continue;
                 }
@@ -150,17 +202,7 @@ impl Cursor {
             self.after = batch.last().map(|(k, _)| k.clone());
             let now = crate::document::now_millis();
             for (_, rec) in batch {
-                if !record::is_live(&rec, now) {
-                    continue;
-                }
-                if !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
-                    continue;
-                }
-                if self.to_skip > 0 {
-                    self.to_skip -= 1;
-                    continue;
-                }
-                self.ready.push_back(rec);
+                self.offer(rec, now)?;
             }
         }
     }
@@ -169,15 +211,12 @@ impl Cursor {
         if self.sorted.is_none() {
             let sort = self.plan.sort.clone().expect("checked by caller");
             let mut rows: Vec<(Vec<Option<Bson>>, BsonDocument)> = Vec::new();
-            crate::collection::scan_matches(
-                &*self.snap,
-                &self.table,
-                &self.plan.filter,
-                |_, _, doc| {
-                    rows.push((sort.key_of(doc), doc.clone()));
-                    Ok(true)
-                },
-            )?;
+            // The skip applies after sorting.
+            self.to_skip = 0;
+            while let Some(rec) = self.next_in_order()? {
+                let doc = record::decode_body(&rec)?.into_bson();
+                rows.push((sort.key_of(&doc), doc));
+            }
             rows.sort_by(|a, b| sort.compare_keys(&a.0, &b.0));
             let skip = usize::try_from(self.plan.skip).unwrap_or(usize::MAX);
             let docs: Vec<BsonDocument> = rows.into_iter().skip(skip).map(|(_, d)| d).collect();

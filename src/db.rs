@@ -473,6 +473,7 @@ impl Database {
                 return Err(Error::NoCollection(name.to_owned()));
             }
             crate::engine::ttl::forget_collection(t, name)?;
+            crate::index::forget_collection(t, name)?;
             t.drop_table(name)
         })
     }
@@ -491,6 +492,7 @@ impl Database {
                 )));
             }
             crate::engine::ttl::rename_collection(t, from, to)?;
+            crate::index::rename_collection(t, from, to)?;
             t.rename_table(from, to)
         })
     }
@@ -655,7 +657,20 @@ impl Database {
                 "cannot check inside a transaction on the same connection".into(),
             ));
         }
-        self.engine.storage.check(self.busy_timeout())
+        let mut report = self.engine.storage.check(self.busy_timeout())?;
+        if report["ok"] == serde_json::Value::Bool(true) {
+            let snap = self.engine.storage.read();
+            let (indexes, errors) = crate::index::check::check_all(&*snap)?;
+            report["indexes"] = indexes;
+            if !errors.is_empty() {
+                report["ok"] = serde_json::Value::Bool(false);
+                match report["errors"].as_array_mut() {
+                    Some(list) => list.extend(errors.into_iter().map(serde_json::Value::String)),
+                    None => report["errors"] = serde_json::json!(errors),
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Statistics as a JSON object: storage counters, connections, options.

@@ -279,3 +279,204 @@ fn conformance_suite() {
         "the conformance suite has {total} cases, fewer than {MIN_CASES}"
     );
 }
+
+/// The field paths a filter (or sort) names, in order of appearance, without operators.
+fn paths_of(v: &Value, out: &mut Vec<String>) {
+    let Value::Object(m) = v else { return };
+    for (k, sub) in m {
+        if let Some(op) = k.strip_prefix('$') {
+            if matches!(op, "and" | "or" | "nor") {
+                for clause in sub.as_array().into_iter().flatten() {
+                    paths_of(clause, out);
+                }
+            }
+        } else if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+}
+
+/// Creates the indexes a case's filter and sort could use: one per path, ascending, and one
+/// compound index over the filter's paths and one over the sort (with its directions).
+/// Indexes the documents cannot have (parallel arrays) are skipped.
+fn create_indexes_for(db: &Database, case: &Value) -> usize {
+    let c = db.collection("c");
+    let mut paths = Vec::new();
+    if let Some(f) = case.get("filter") {
+        paths_of(f, &mut paths);
+    }
+    let sort = case.get("options").and_then(|o| o.get("sort")).cloned();
+    let mut patterns: Vec<BsonDocument> = paths
+        .iter()
+        .filter(|p| p.as_str() != "_id")
+        .map(|p| bson::doc! { p.clone(): 1 })
+        .collect();
+    let non_id: Vec<&String> = paths.iter().filter(|p| p.as_str() != "_id").collect();
+    if non_id.len() > 1 {
+        patterns.push(non_id.iter().map(|p| ((*p).clone(), Bson::Int32(1))).collect());
+    }
+    if let Some(Value::Object(s)) = &sort {
+        let pat: BsonDocument = s
+            .iter()
+            .map(|(k, v)| (k.clone(), Bson::Int32(v.as_i64().unwrap_or(1) as i32)))
+            .collect();
+        if !pat.contains_key("_id") {
+            patterns.push(pat);
+        }
+    }
+    let mut made = 0;
+    for p in patterns {
+        match c.create_index(&p, &BsonDocument::new()) {
+            Ok(_) => made += 1,
+            Err(e) if e.to_string().contains("parallel arrays") => {}
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => panic!("creating index {p}: {e}"),
+        }
+    }
+    made
+}
+
+fn ids_of(v: &Bson) -> Vec<String> {
+    let Bson::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|d| match d {
+            Bson::Document(d) => format!("{:?}", d.get("_id")),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// One case with indexes on everything it filters and sorts by (made before the documents
+/// are loaded when `before` is set, else built over them), compared with the same case
+/// without indexes. A `find` without a sort may return its documents in another order (the
+/// index's), so those compare as sets, and with a skip or limit the indexed answer must be
+/// as many documents drawn from the unindexed full answer. Everything else compares exactly.
+/// Returns whether the indexed run used an index.
+fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool, String> {
+    let load = |db: &Database| -> Result<(), String> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let ds = docs
+            .iter()
+            .map(|d| Document::from(to_doc(d, "docs")))
+            .collect();
+        db.collection("c")
+            .insert_many(ds)
+            .map(|_| ())
+            .map_err(|e| format!("loading docs: {e}"))
+    };
+    let plain = Database::open_in_memory().map_err(|e| e.to_string())?;
+    load(&plain)?;
+    let indexed = Database::open_in_memory().map_err(|e| e.to_string())?;
+    if before {
+        create_indexes_for(&indexed, case);
+        load(&indexed)?;
+    } else {
+        load(&indexed)?;
+        create_indexes_for(&indexed, case);
+    }
+    let op = case["op"].as_str().unwrap_or("find");
+    let mut used = false;
+    if op == "find" && case.get("error").is_none() {
+        let opts = case
+            .get("options")
+            .map(|o| FindOptions::from_json(&o.to_string()).unwrap())
+            .unwrap_or_default();
+        if let Ok(plan) = indexed
+            .collection("c")
+            .explain(&opt_doc(case, "filter"), opts)
+        {
+            used = format!("{plan}").contains("IXSCAN");
+        }
+    }
+    let a = run_op(&plain, case);
+    let b = run_op(&indexed, case);
+    match (&a, &b) {
+        (Err(x), Err(y)) if x.code() == y.code() => {}
+        (Ok(x), Ok(y)) => {
+            let options = case.get("options");
+            let sorted = options.and_then(|o| o.get("sort")).is_some();
+            let windowed = options
+                .is_some_and(|o| o.get("skip").is_some() || o.get("limit").is_some());
+            if op != "find" || sorted {
+                if x != y {
+                    return Err(format!("without index {x}\n          with index   {y}"));
+                }
+            } else if !windowed {
+                let (mut xi, mut yi) = (ids_of(x), ids_of(y));
+                xi.sort();
+                yi.sort();
+                if xi != yi {
+                    return Err(format!("without index {x}\n          with index   {y}"));
+                }
+            } else {
+                let mut full_case = case.clone();
+                if let Some(o) = full_case.get_mut("options").and_then(Value::as_object_mut) {
+                    o.remove("skip");
+                    o.remove("limit");
+                }
+                let full = ids_of(&run_op(&plain, &full_case).map_err(|e| e.to_string())?);
+                let yi = ids_of(y);
+                if ids_of(x).len() != yi.len() || yi.iter().any(|id| !full.contains(id)) {
+                    return Err(format!("without index {x}\n          with index   {y}"));
+                }
+            }
+        }
+        _ => return Err(format!("without index {a:?}\n          with index   {b:?}")),
+    }
+    if case.get("error").is_none() {
+        let plain_after = run_op(&plain, &serde_json::json!({"filter": {}}));
+        let indexed_after = run_op(&indexed, &serde_json::json!({"filter": {}}));
+        if plain_after.as_ref().ok() != indexed_after.as_ref().ok() {
+            return Err("the collections differ afterwards".into());
+        }
+    }
+    indexed
+        .check()
+        .map_err(|e| format!("check after the case: {e}"))?;
+    Ok(used)
+}
+
+/// Acceptance of the indexes issue: every conformance case gives the same answer with
+/// indexes on the fields it uses as without, and the indexes stay consistent.
+#[test]
+fn conformance_suite_with_indexes() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(conformance_dir())
+        .expect("tests/conformance exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let (mut total, mut used) = (0, 0);
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let groups: Vec<Value> = serde_json::from_str(&text).unwrap();
+        let fname = file.file_name().unwrap().to_string_lossy().into_owned();
+        for g in &groups {
+            let docs = g["docs"].as_array().cloned().unwrap_or_default();
+            let gname = g["group"].as_str().unwrap_or("?");
+            for case in g["cases"].as_array().expect("cases is an array") {
+                total += 1;
+                let name = case["name"].as_str().unwrap_or("?");
+                match run_case_both_ways(&docs, case, total % 2 == 0) {
+                    Ok(u) => used += usize::from(u),
+                    Err(why) => failures.push(format!("{fname} / {gname} / {name}:\n          {why}")),
+                }
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("FAIL {f}");
+    }
+    eprintln!(
+        "conformance with indexes: {total} cases, {used} planned on an index, {} failed",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{} cases differ with indexes", failures.len());
+    assert!(used >= 100, "only {used} cases used an index");
+}

@@ -3,6 +3,7 @@
 //! entries of the document cache (and drop bounded-collection trackers it made stale).
 
 use crate::error::Result;
+use crate::index::IndexDef;
 use crate::storage::{Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,10 +17,15 @@ pub(crate) struct Touched {
     pub tables: HashSet<String>,
 }
 
-/// A write transaction plus its [`Touched`] set. Implements [`WriteTxn`] by delegation.
+/// A write transaction plus its [`Touched`] set. Implements [`WriteTxn`] by delegation, and
+/// keeps every collection's secondary indexes in step with its documents
+/// ([`crate::index::on_write`]) before each put or delete reaches the storage.
 pub(crate) struct TrackedTxn {
     inner: Box<dyn WriteTxn>,
     pub(crate) touched: Touched,
+    /// Index definitions per collection as this transaction sees them (loaded on first
+    /// write to the collection; forgotten when the catalog or the tables change).
+    indexes: HashMap<String, Arc<Vec<Arc<IndexDef>>>>,
 }
 
 impl TrackedTxn {
@@ -27,7 +33,34 @@ impl TrackedTxn {
         Self {
             inner,
             touched: Touched::default(),
+            indexes: HashMap::new(),
         }
+    }
+
+    /// The indexes of `table` when it is a collection that has some.
+    fn indexes_of(&mut self, table: &str) -> Result<Option<Arc<Vec<Arc<IndexDef>>>>> {
+        if table.starts_with('_') {
+            if table == crate::index::CATALOG {
+                self.indexes.clear();
+            }
+            return Ok(None);
+        }
+        if let Some(defs) = self.indexes.get(table) {
+            return Ok((!defs.is_empty()).then(|| Arc::clone(defs)));
+        }
+        let defs = Arc::new(crate::index::defs_for(self.inner.as_read(), table)?);
+        self.indexes.insert(table.to_owned(), Arc::clone(&defs));
+        Ok((!defs.is_empty()).then_some(defs))
+    }
+
+    fn maintain(&mut self, table: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        if let Some(defs) = self.indexes_of(table)? {
+            if crate::index::on_write(&mut *self.inner, &defs, table, key, value)? {
+                // A multikey flag changed in the catalog.
+                self.indexes.remove(table);
+            }
+        }
+        Ok(())
     }
 
     fn touch(&mut self, table: &str, key: Bytes) {
@@ -69,23 +102,28 @@ impl ReadView for TrackedTxn {
 
 impl WriteTxn for TrackedTxn {
     fn create_table(&mut self, name: &str, options: &str) -> Result<()> {
+        self.indexes.clear();
         self.touched.tables.insert(name.to_owned());
         self.inner.create_table(name, options)
     }
     fn drop_table(&mut self, name: &str) -> Result<()> {
+        self.indexes.clear();
         self.touched.tables.insert(name.to_owned());
         self.inner.drop_table(name)
     }
     fn rename_table(&mut self, from: &str, to: &str) -> Result<()> {
+        self.indexes.clear();
         self.touched.tables.insert(from.to_owned());
         self.touched.tables.insert(to.to_owned());
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.maintain(table, &key, Some(&value))?;
         self.touch(table, Arc::clone(&key));
         self.inner.put(table, key, value)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
+        self.maintain(table, key, None)?;
         self.touch(table, Bytes::from(key));
         self.inner.delete(table, key)
     }

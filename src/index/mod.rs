@@ -1,60 +1,686 @@
-//! Secondary indexes: the order-preserving key encoding ([`key`]), index definitions kept in
-//! the hidden catalog collection, maintenance inside the writing transaction, the planner
-//! and `explain`.
+//! Secondary indexes.
 //!
-//! Skeleton: the Rust API below is the shape the C functions, bindings and CLI call; the
-//! bodies arrive with the indexes issue and return [`Error::Unsupported`] until then.
+//! - [`key`]: the order-preserving key encoding of BSON values (`docs/FORMAT.md`, "Index
+//!   keys").
+//! - The catalog: one entry per index in the hidden collection `_indexes`, key
+//!   `COLL \0 NAME`, value the definition as BSON ([`IndexDef`]). Each index's entries live in
+//!   their own table `_ix$COLL$NAME` (`$` cannot appear in collection or index names): key
+//!   `encoded values ++ the document's _id key`, value the `_id` key.
+//! - Maintenance ([`on_write`]): called by the engine's tracked transaction for every put
+//!   and delete on a collection that has indexes, inside the same transaction, so documents
+//!   and entries commit (or vanish) together. Unique checks run before anything is written.
+//! - The planner and `explain` ([`plan`]), index scans ([`scan`]), the integrity check of
+//!   entries against documents ([`check`]), and TTL indexes (swept by the engine's sweeper).
+
+pub(crate) mod check;
+pub(crate) mod key;
+pub(crate) mod plan;
+pub(crate) mod scan;
 
 use crate::collection::Collection;
+use crate::document::record;
 use crate::error::{Error, Result};
+use crate::query::filter::Filter;
 use crate::query::FindOptions;
-use bson::Document as BsonDocument;
+use crate::storage::{Bytes, ReadView, WriteTxn};
+use bson::{Bson, Document as BsonDocument};
+use key::KeyField;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
-fn not_yet(what: &str) -> Error {
-    Error::unsupported(format!(
-        "{what}: secondary indexes are not in this build yet"
+/// The hidden catalog collection of index definitions.
+pub(crate) const CATALOG: &str = "_indexes";
+/// Name of the primary index MongoDB lists first.
+const ID_INDEX: &str = "_id_";
+/// Documents read per batch while an index is built.
+const BUILD_BATCH: usize = 256;
+
+/// One secondary index.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IndexDef {
+    pub coll: String,
+    pub name: String,
+    /// The key pattern as given, e.g. `{"a": 1, "b": -1}`.
+    pub key: BsonDocument,
+    pub fields: Vec<KeyField>,
+    pub unique: bool,
+    pub sparse: bool,
+    /// `partialFilterExpression`: only documents it matches have entries.
+    pub partial: Option<BsonDocument>,
+    pub expire_after_secs: Option<i64>,
+    /// Whether some document ever produced more than one key (an array on a key path).
+    /// Set, never cleared (as MongoDB does until the index is rebuilt).
+    pub multikey: bool,
+}
+
+impl IndexDef {
+    /// The table holding the entries.
+    pub(crate) fn table(&self) -> String {
+        entry_table(&self.coll, &self.name)
+    }
+
+    fn catalog_key(&self) -> Bytes {
+        catalog_key(&self.coll, &self.name)
+    }
+
+    fn partial_filter(&self) -> Result<Option<Filter>> {
+        self.partial.as_ref().map(Filter::parse).transpose()
+    }
+
+    fn to_bson(&self) -> BsonDocument {
+        let mut d = BsonDocument::new();
+        d.insert("key", self.key.clone());
+        d.insert("name", self.name.clone());
+        d.insert("unique", self.unique);
+        d.insert("sparse", self.sparse);
+        if let Some(p) = &self.partial {
+            d.insert("partialFilterExpression", p.clone());
+        }
+        if let Some(s) = self.expire_after_secs {
+            d.insert("expireAfterSeconds", s);
+        }
+        d.insert("multikey", self.multikey);
+        d
+    }
+
+    fn from_bson(coll: &str, d: &BsonDocument) -> Result<Self> {
+        let bad = || Error::Corrupt(format!("index catalog entry of '{coll}' is malformed"));
+        let key = d.get_document("key").map_err(|_| bad())?.clone();
+        let fields = parse_key_pattern(&key).map_err(|_| bad())?;
+        Ok(Self {
+            coll: coll.to_owned(),
+            name: d.get_str("name").map_err(|_| bad())?.to_owned(),
+            key,
+            fields,
+            unique: d.get_bool("unique").unwrap_or(false),
+            sparse: d.get_bool("sparse").unwrap_or(false),
+            partial: d.get_document("partialFilterExpression").ok().cloned(),
+            expire_after_secs: d.get_i64("expireAfterSeconds").ok(),
+            multikey: d.get_bool("multikey").unwrap_or(false),
+        })
+    }
+
+    /// The listing MongoDB's `listIndexes` gives.
+    fn listing(&self) -> BsonDocument {
+        let mut d = BsonDocument::new();
+        d.insert("v", 2);
+        d.insert("key", self.key.clone());
+        d.insert("name", self.name.clone());
+        if self.unique {
+            d.insert("unique", true);
+        }
+        if self.sparse {
+            d.insert("sparse", true);
+        }
+        if let Some(p) = &self.partial {
+            d.insert("partialFilterExpression", p.clone());
+        }
+        if let Some(s) = self.expire_after_secs {
+            d.insert("expireAfterSeconds", s);
+        }
+        d
+    }
+
+    /// The keys (encoded values, without the `_id` suffix) a stored document has in this
+    /// index, and whether an array produced them.
+    pub(crate) fn keys_of(&self, doc: &BsonDocument) -> Result<(Vec<Vec<u8>>, bool)> {
+        if let Some(f) = self.partial_filter()? {
+            if !f.matches(doc) {
+                return Ok((Vec::new(), false));
+            }
+        }
+        key::document_keys(doc, &self.fields, self.sparse)
+    }
+
+    /// The same options (everything but the name and the multikey flag).
+    fn same_spec(&self, other: &IndexDef) -> bool {
+        self.key == other.key
+            && self.unique == other.unique
+            && self.sparse == other.sparse
+            && self.partial == other.partial
+            && self.expire_after_secs == other.expire_after_secs
+    }
+}
+
+pub(crate) fn entry_table(coll: &str, name: &str) -> String {
+    format!("_ix${coll}${name}")
+}
+
+fn catalog_key(coll: &str, name: &str) -> Bytes {
+    let mut k = Vec::with_capacity(coll.len() + name.len() + 1);
+    k.extend_from_slice(coll.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    Bytes::from(k)
+}
+
+/// Parses a key pattern: non-empty, each value 1 or -1 (as any number type).
+fn parse_key_pattern(keys: &BsonDocument) -> Result<Vec<KeyField>> {
+    if keys.is_empty() {
+        return Err(Error::invalid("index key pattern must not be empty"));
+    }
+    let mut fields = Vec::with_capacity(keys.len());
+    for (path, dir) in keys {
+        if path.is_empty() || path.split('.').any(str::is_empty) || path.starts_with('$') {
+            return Err(Error::invalid(format!(
+                "invalid index key path '{path}'"
+            )));
+        }
+        let descending = match dir {
+            Bson::Int32(1) | Bson::Int64(1) => false,
+            Bson::Int32(-1) | Bson::Int64(-1) => true,
+            Bson::Double(d) if *d == 1.0 => false,
+            Bson::Double(d) if *d == -1.0 => true,
+            Bson::String(kind) => {
+                return Err(Error::unsupported(format!(
+                    "index type \"{kind}\" (on '{path}') is not supported; use 1 or -1"
+                )))
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "index key '{path}' must be 1 or -1, not {other}"
+                )))
+            }
+        };
+        if fields.iter().any(|f: &KeyField| f.path == path.as_str()) {
+            return Err(Error::invalid(format!(
+                "index key pattern names '{path}' twice"
+            )));
+        }
+        fields.push(KeyField {
+            path: path.clone(),
+            descending,
+        });
+    }
+    Ok(fields)
+}
+
+/// MongoDB's default name: `a_1_b_-1`.
+fn default_name(keys: &BsonDocument) -> String {
+    keys.iter()
+        .map(|(k, v)| {
+            let dir = match v {
+                Bson::Int32(-1) | Bson::Int64(-1) => "-1",
+                Bson::Double(d) if *d == -1.0 => "-1",
+                _ => "1",
+            };
+            format!("{k}_{dir}")
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Builds a definition from `create_index` arguments.
+fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<IndexDef> {
+    let fields = parse_key_pattern(keys)?;
+    let mut def = IndexDef {
+        coll: coll.to_owned(),
+        name: default_name(keys),
+        key: keys.clone(),
+        fields,
+        unique: false,
+        sparse: false,
+        partial: None,
+        expire_after_secs: None,
+        multikey: false,
+    };
+    for (k, v) in options {
+        match (k.as_str(), v) {
+            ("unique", Bson::Boolean(b)) => def.unique = *b,
+            ("sparse", Bson::Boolean(b)) => def.sparse = *b,
+            ("name", Bson::String(s)) => def.name = s.clone(),
+            ("partialFilterExpression", Bson::Document(d)) => {
+                Filter::parse(d)?;
+                def.partial = Some(d.clone());
+            }
+            ("expireAfterSeconds", v) => {
+                let secs = match v {
+                    Bson::Int32(i) => i64::from(*i),
+                    Bson::Int64(i) => *i,
+                    Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => *d as i64,
+                    _ => -1,
+                };
+                if !(0..=i64::from(i32::MAX)).contains(&secs) {
+                    return Err(Error::invalid(
+                        "expireAfterSeconds must be a whole number of seconds from 0 to 2147483647",
+                    ));
+                }
+                def.expire_after_secs = Some(secs);
+            }
+            ("v" | "background", _) => {}
+            ("unique" | "sparse" | "name" | "partialFilterExpression", _) => {
+                return Err(Error::invalid(format!(
+                    "index option '{k}' has the wrong type"
+                )))
+            }
+            _ => {
+                return Err(Error::invalid(format!("unknown index option '{k}'")));
+            }
+        }
+    }
+    if def.name.is_empty() || def.name.contains('$') || def.name.contains('\0') {
+        return Err(Error::invalid(format!(
+            "index name '{}' must be non-empty without '$' or NUL",
+            def.name
+        )));
+    }
+    if def.name == ID_INDEX || def.fields.iter().any(|f| f.path == "_id") && def.fields.len() == 1
+    {
+        return Err(Error::invalid(
+            "the _id index exists already (the primary key); it cannot be created again",
+        ));
+    }
+    if def.expire_after_secs.is_some() && def.fields.len() != 1 {
+        return Err(Error::invalid(
+            "expireAfterSeconds needs an index on a single field",
+        ));
+    }
+    if def.sparse && def.partial.is_some() {
+        return Err(Error::invalid(
+            "cannot mix \"partialFilterExpression\" and \"sparse\" options",
+        ));
+    }
+    Ok(def)
+}
+
+// ---- the catalog ------------------------------------------------------------------------
+
+/// Parsed definitions by their catalog bytes, so a query does not parse BSON each time.
+fn parsed_cache() -> &'static Mutex<HashMap<(Bytes, Bytes), Arc<IndexDef>>> {
+    static CACHE: OnceLock<Mutex<HashMap<(Bytes, Bytes), Arc<IndexDef>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The index definitions of `coll` as `view` sees them (empty when it has none).
+pub(crate) fn defs_for(view: &dyn ReadView, coll: &str) -> Result<Vec<Arc<IndexDef>>> {
+    if !view.has_table(CATALOG) {
+        return Ok(Vec::new());
+    }
+    let mut prefix = coll.as_bytes().to_vec();
+    prefix.push(0);
+    let mut out = Vec::new();
+    let mut after: Bytes = Bytes::from(prefix.as_slice());
+    loop {
+        let batch = view.scan(CATALOG, Some(&after), 64);
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        for (k, v) in &batch {
+            if !k.starts_with(&prefix) {
+                return Ok(out);
+            }
+            out.push(parse_entry(coll, k, v)?);
+        }
+        after = batch.last().map(|(k, _)| k.clone()).unwrap_or(after);
+    }
+}
+
+/// Every index definition in `view`.
+pub(crate) fn all_defs(view: &dyn ReadView) -> Result<Vec<Arc<IndexDef>>> {
+    if !view.has_table(CATALOG) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = view.scan(CATALOG, after.as_deref(), 64);
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        for (k, v) in &batch {
+            let coll = k
+                .split(|b| *b == 0)
+                .next()
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .ok_or_else(|| Error::Corrupt("index catalog key is malformed".into()))?;
+            out.push(parse_entry(coll, k, v)?);
+        }
+        after = batch.last().map(|(k, _)| k.clone());
+    }
+}
+
+fn parse_entry(coll: &str, k: &Bytes, v: &Bytes) -> Result<Arc<IndexDef>> {
+    let mut cache = parsed_cache().lock();
+    if let Some(d) = cache.get(&(k.clone(), v.clone())) {
+        return Ok(Arc::clone(d));
+    }
+    let doc = BsonDocument::from_reader(&mut &v[..])
+        .map_err(|e| Error::Corrupt(format!("index catalog entry of '{coll}': {e}")))?;
+    let def = Arc::new(IndexDef::from_bson(coll, &doc)?);
+    if cache.len() >= 4096 {
+        cache.clear();
+    }
+    cache.insert((k.clone(), v.clone()), Arc::clone(&def));
+    Ok(def)
+}
+
+fn save_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {
+    if !t.has_table(CATALOG) {
+        t.create_table(CATALOG, "{}")?;
+    }
+    let mut bytes = Vec::new();
+    def.to_bson()
+        .to_writer(&mut bytes)
+        .map_err(|e| Error::invalid(format!("index definition: {e}")))?;
+    t.put(CATALOG, def.catalog_key(), Bytes::from(bytes))
+}
+
+// ---- maintenance ------------------------------------------------------------------------
+
+fn body_of(rec: &[u8]) -> Result<BsonDocument> {
+    Ok(record::decode_body(rec)?.into_bson())
+}
+
+/// Brings the indexes `defs` of collection `coll` up to date for a write of `new_rec` (a
+/// stored record; `None` for a delete) under `id_key`, inside `t`, before the document itself
+/// is written. Unique violations are found before any entry changes. Returns whether a
+/// definition changed in the catalog (an index became multikey).
+pub(crate) fn on_write(
+    t: &mut dyn WriteTxn,
+    defs: &[Arc<IndexDef>],
+    coll: &str,
+    id_key: &[u8],
+    new_rec: Option<&[u8]>,
+) -> Result<bool> {
+    let old_doc = t.get(coll, id_key).map(|r| body_of(&r)).transpose()?;
+    let new_doc = new_rec.map(body_of).transpose()?;
+    let mut changes = Vec::with_capacity(defs.len());
+    for def in defs {
+        let (old_keys, _) = match &old_doc {
+            Some(d) => def.keys_of(d)?,
+            None => (Vec::new(), false),
+        };
+        let (new_keys, multikey) = match &new_doc {
+            Some(d) => def.keys_of(d).map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::InvalidArgument(format!(
+                    "index '{}' of '{coll}': {m}",
+                    def.name
+                )),
+                other => other,
+            })?,
+            None => (Vec::new(), false),
+        };
+        let removed: Vec<Vec<u8>> = old_keys
+            .iter()
+            .filter(|k| new_keys.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        let added: Vec<Vec<u8>> = new_keys
+            .iter()
+            .filter(|k| old_keys.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        if def.unique {
+            let table = def.table();
+            for k in &added {
+                if let Some(other) = holder(&*t, &table, k) {
+                    if other.as_ref() != id_key {
+                        return Err(duplicate(def, new_doc.as_ref()));
+                    }
+                }
+            }
+        }
+        changes.push((def, removed, added, multikey && !def.multikey));
+    }
+    let mut catalog_changed = false;
+    for (def, removed, added, flip) in changes {
+        let table = def.table();
+        for k in removed {
+            t.delete(&table, &entry_key(&k, id_key))?;
+        }
+        for k in added {
+            t.put(
+                &table,
+                Bytes::from(entry_key(&k, id_key)),
+                Bytes::from(id_key),
+            )?;
+        }
+        if flip {
+            let mut d = (**def).clone();
+            d.multikey = true;
+            save_def(t, &d)?;
+            catalog_changed = true;
+        }
+    }
+    Ok(catalog_changed)
+}
+
+/// The `_id` key of a document holding index key `k` in `table`, if any.
+fn holder(view: &dyn ReadView, table: &str, k: &[u8]) -> Option<Bytes> {
+    let hit = view.scan(table, Some(k), 1);
+    let (ek, v) = hit.into_iter().next()?;
+    ek.starts_with(k).then_some(v)
+}
+
+pub(crate) fn entry_key(k: &[u8], id_key: &[u8]) -> Vec<u8> {
+    let mut e = Vec::with_capacity(k.len() + id_key.len());
+    e.extend_from_slice(k);
+    e.extend_from_slice(id_key);
+    e
+}
+
+/// MongoDB's E11000 message, naming the index and the key.
+fn duplicate(def: &IndexDef, doc: Option<&BsonDocument>) -> Error {
+    let values: Vec<String> = def
+        .fields
+        .iter()
+        .map(|f| {
+            let v = doc
+                .and_then(|d| first_value(d, &f.path))
+                .unwrap_or(Bson::Null);
+            format!(
+                "{}: {}",
+                f.path,
+                crate::document::json::bson_to_json_text(&v)
+            )
+        })
+        .collect();
+    Error::DuplicateKey(format!(
+        "E11000 duplicate key error collection: {} index: {} dup key: {{ {} }}",
+        def.coll,
+        def.name,
+        values.join(", ")
     ))
 }
+
+/// The value at a dotted path through sub-documents (for messages).
+fn first_value(doc: &BsonDocument, path: &str) -> Option<Bson> {
+    let mut cur = Bson::Document(doc.clone());
+    for part in path.split('.') {
+        cur = match cur {
+            Bson::Document(d) => d.get(part)?.clone(),
+            Bson::Array(a) => a.get(part.parse::<usize>().ok()?)?.clone(),
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Removes every index of `coll` (the collection is being dropped).
+pub(crate) fn forget_collection(t: &mut dyn WriteTxn, coll: &str) -> Result<()> {
+    for def in defs_for(t.as_read(), coll)? {
+        drop_def(t, &def)?;
+    }
+    Ok(())
+}
+
+/// Moves every index of `from` to `to` (the collection is being renamed).
+pub(crate) fn rename_collection(t: &mut dyn WriteTxn, from: &str, to: &str) -> Result<()> {
+    for def in defs_for(t.as_read(), from)? {
+        let mut moved = (*def).clone();
+        moved.coll = to.to_owned();
+        t.rename_table(&def.table(), &moved.table())?;
+        t.delete(CATALOG, &def.catalog_key())?;
+        save_def(t, &moved)?;
+    }
+    Ok(())
+}
+
+fn drop_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {
+    t.delete(CATALOG, &def.catalog_key())?;
+    if t.has_table(&def.table()) {
+        t.drop_table(&def.table())?;
+    }
+    Ok(())
+}
+
+/// Fills a new index's table from the documents already stored, in batches.
+fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
+    let table = def.table();
+    t.create_table(&table, "{}")?;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = t.scan(&def.coll, after.as_deref(), BUILD_BATCH);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (id_key, rec) in &batch {
+            let doc = body_of(rec)?;
+            let (keys, multikey) = def.keys_of(&doc).map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::InvalidArgument(format!(
+                    "cannot build index '{}': {m}",
+                    def.name
+                )),
+                other => other,
+            })?;
+            def.multikey |= multikey;
+            for k in keys {
+                if def.unique {
+                    if let Some(other) = holder(t.as_read(), &table, &k) {
+                        if other != *id_key {
+                            return Err(duplicate(def, Some(&doc)));
+                        }
+                    }
+                }
+                t.put(&table, Bytes::from(entry_key(&k, id_key)), id_key.clone())?;
+            }
+        }
+        after = batch.last().map(|(k, _)| k.clone());
+    }
+}
+
+// ---- the Rust API -----------------------------------------------------------------------
 
 impl Collection<'_> {
     /// Creates a secondary index and builds it over the existing documents; returns its
     /// name. `keys` is a key pattern such as `{"user.email": 1}` or `{"a": 1, "b": -1}`;
     /// `options` may hold `unique`, `sparse`, `name`, `partialFilterExpression` and
     /// `expireAfterSeconds`. Creating an index that exists with the same keys and options
-    /// returns its name and changes nothing.
+    /// returns its name and changes nothing. A missing collection is created.
+    ///
+    /// The build runs inside one write transaction: readers keep reading their snapshots,
+    /// other writers wait for it as for any write.
     ///
     /// Errors: [`Error::DuplicateKey`] when a unique index meets duplicates in the existing
-    /// data (nothing is created), [`Error::InvalidArgument`] for a bad key pattern or option.
+    /// data (nothing is created), [`Error::InvalidArgument`] for a bad key pattern or option
+    /// or a name taken by a different index.
+    ///
+    /// ```
+    /// use nexus::{Database, Document};
+    /// let db = Database::open_in_memory().unwrap();
+    /// let users = db.collection("users");
+    /// users.insert(Document::from_json(r#"{"email": "ada@example.com"}"#).unwrap()).unwrap();
+    /// let name = users.create_index_json(r#"{"email": 1}"#, Some(r#"{"unique": true}"#)).unwrap();
+    /// assert_eq!(name, "email_1");
+    /// let dup = Document::from_json(r#"{"email": "ada@example.com"}"#).unwrap();
+    /// assert!(users.insert(dup).is_err());
+    /// ```
     pub fn create_index(&self, keys: &BsonDocument, options: &BsonDocument) -> Result<String> {
-        let _ = (keys, options, &self.name);
-        Err(not_yet("create_index"))
+        crate::db::check_collection_name(&self.name)?;
+        let mut def = new_def(&self.name, keys, options)?;
+        self.db.write(|t| {
+            for existing in defs_for(t.as_read(), &self.name)? {
+                if existing.name == def.name {
+                    if existing.same_spec(&def) {
+                        return Ok(existing.name.clone());
+                    }
+                    return Err(Error::invalid(format!(
+                        "an index named '{}' exists on '{}' with different keys or options",
+                        def.name, self.name
+                    )));
+                }
+                if existing.key == def.key {
+                    return Err(Error::invalid(format!(
+                        "index {} already exists on '{}' with name '{}'",
+                        crate::document::json::bson_to_json_text(&Bson::Document(
+                            def.key.clone()
+                        )),
+                        self.name,
+                        existing.name
+                    )));
+                }
+            }
+            if !t.has_table(&self.name) {
+                t.create_table(&self.name, "{}")?;
+            }
+            build(t, &mut def)?;
+            save_def(t, &def)?;
+            Ok(def.name.clone())
+        })
     }
 
     /// [`Collection::create_index`] with JSON text (`options` `None` or empty: defaults).
     pub fn create_index_json(&self, keys: &str, options: Option<&str>) -> Result<String> {
-        let _ = (keys, options);
-        Err(not_yet("create_index"))
+        let keys = json_doc(keys, "index keys")?;
+        let options = match options.map(str::trim) {
+            None | Some("") => BsonDocument::new(),
+            Some(text) => json_doc(text, "index options")?,
+        };
+        self.create_index(&keys, &options)
     }
 
     /// Drops the index called `name` (`"*"` drops every secondary index).
     ///
-    /// Errors: [`Error::NotFound`] when there is no such index.
+    /// Errors: [`Error::NotFound`] when there is no such index, [`Error::InvalidArgument`]
+    /// for the `_id` index, [`Error::NoCollection`] when the collection does not exist.
     pub fn drop_index(&self, name: &str) -> Result<()> {
-        let _ = name;
-        Err(not_yet("drop_index"))
+        if name == ID_INDEX {
+            return Err(Error::invalid("cannot drop the _id index"));
+        }
+        self.db.write(|t| {
+            if !t.has_table(&self.name) {
+                return Err(Error::NoCollection(self.name.clone()));
+            }
+            let defs = defs_for(t.as_read(), &self.name)?;
+            let mut found = false;
+            for def in defs.iter().filter(|d| name == "*" || d.name == name) {
+                drop_def(t, def)?;
+                found = true;
+            }
+            if !found && name != "*" {
+                return Err(Error::NotFound(format!(
+                    "index '{name}' not found on '{}'",
+                    self.name
+                )));
+            }
+            Ok(())
+        })
     }
 
     /// The collection's indexes as MongoDB lists them: `{"v": 2, "key": {...}, "name": ...}`
     /// plus the options that are set; the `_id` index first.
+    ///
+    /// Errors: [`Error::NoCollection`] when the collection does not exist.
     pub fn list_indexes(&self) -> Result<Vec<BsonDocument>> {
-        Err(not_yet("list_indexes"))
+        self.db.read(|v| {
+            if !v.has_table(&self.name) {
+                return Err(Error::NoCollection(self.name.clone()));
+            }
+            let mut out = vec![bson::doc! {"v": 2, "key": {"_id": 1}, "name": ID_INDEX}];
+            out.extend(defs_for(v, &self.name)?.iter().map(|d| d.listing()));
+            Ok(out)
+        })
     }
 
     /// Runs the query the way `find` would and reports the plan: `queryPlanner`
     /// (`winningPlan`, `rejectedPlans`) and `executionStats` (`nReturned`,
     /// `totalKeysExamined`, `totalDocsExamined`), in MongoDB's explain shape.
     pub fn explain(&self, filter: &BsonDocument, options: FindOptions) -> Result<BsonDocument> {
-        let _ = (filter, options);
-        Err(not_yet("explain"))
+        plan::explain(self, filter, options)
     }
+}
+
+fn json_doc(text: &str, what: &str) -> Result<BsonDocument> {
+    crate::document::json::json_to_document(crate::document::json::parse_json(text, what)?, what)
 }

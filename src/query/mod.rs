@@ -32,7 +32,8 @@ pub struct FindOptions {
     pub skip: u64,
     /// At most this many documents (0: no limit).
     pub limit: u64,
-    /// An index to use; only `{"$natural": 1}` exists until secondary indexes do.
+    /// An index to use: its name, its key pattern, or `{"$natural": 1}` for the collection
+    /// scan.
     pub hint: Option<Bson>,
 }
 
@@ -73,16 +74,16 @@ pub(crate) struct Plan {
     pub projection: Option<projection::Projection>,
     pub skip: u64,
     pub limit: Option<u64>,
+    /// The index the caller asked for (checked against the collection's when planning).
+    pub hint: Option<Bson>,
 }
 
 impl Plan {
     pub(crate) fn compile(filter: &Document, opts: &FindOptions) -> Result<Self> {
         if let Some(h) = &opts.hint {
-            let natural =
-                matches!(h, Bson::Document(d) if d.len() == 1 && d.contains_key("$natural"));
-            if !natural {
+            if !matches!(h, Bson::String(_) | Bson::Document(_)) {
                 return Err(Error::invalid(format!(
-                    "hint {} does not correspond to an existing index (this collection has none)",
+                    "hint must be an index name or a key pattern, not {}",
                     crate::document::json::bson_to_json_text(h)
                 )));
             }
@@ -96,6 +97,7 @@ impl Plan {
             },
             skip: opts.skip,
             limit: (opts.limit > 0).then_some(opts.limit),
+            hint: opts.hint.clone(),
         })
     }
 }

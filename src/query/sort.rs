@@ -38,6 +38,19 @@ impl SortSpec {
         Ok(Self { keys })
     }
 
+    /// The components: path and ascending.
+    pub(crate) fn keys(&self) -> &[(String, bool)] {
+        &self.keys
+    }
+
+    /// The specification as a document (`{"a": 1, "b": -1}`), for explain.
+    pub(crate) fn pattern(&self) -> Document {
+        self.keys
+            .iter()
+            .map(|(p, asc)| (p.clone(), Bson::Int32(if *asc { 1 } else { -1 })))
+            .collect()
+    }
+
     /// The sort key of one document: one value per sort component. `None` stands for an
     /// empty array, which sorts before `null` and missing fields (MongoDB's rule).
     pub(crate) fn key_of(&self, doc: &Document) -> Vec<Option<Bson>> {

@@ -1,0 +1,103 @@
+//! The index part of `nexus_check`: every document has exactly its entries in every index
+//! of its collection, and every entry points at a document that has that key.
+
+use super::{all_defs, entry_key, IndexDef};
+use crate::error::Result;
+use crate::storage::{Bytes, ReadView};
+use std::collections::HashSet;
+
+/// Most problems listed per index (the count is always exact).
+const MAX_LISTED: usize = 10;
+
+/// Checks every index in `view`: per index `{name, collection, entries, ok}`, plus
+/// messages describing each damage found.
+pub(crate) fn check_all(view: &dyn ReadView) -> Result<(serde_json::Value, Vec<String>)> {
+    let mut report = Vec::new();
+    let mut errors = Vec::new();
+    for def in all_defs(view)? {
+        let (entries, problems) = check_one(view, &def)?;
+        report.push(serde_json::json!({
+            "collection": def.coll,
+            "name": def.name,
+            "entries": entries,
+            "ok": problems.is_empty(),
+        }));
+        errors.extend(problems.into_iter().take(MAX_LISTED));
+    }
+    Ok((serde_json::Value::Array(report), errors))
+}
+
+fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> {
+    let table = def.table();
+    let mut problems = Vec::new();
+    if !view.has_table(&table) {
+        problems.push(format!(
+            "index '{}' of '{}': its entry table is missing",
+            def.name, def.coll
+        ));
+        return Ok((0, problems));
+    }
+    // Every document's keys are present, pointing back at the document.
+    let mut expected: u64 = 0;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = view.scan(&def.coll, after.as_deref(), 256);
+        if batch.is_empty() {
+            break;
+        }
+        for (id, rec) in &batch {
+            let doc = crate::document::record::decode_body(rec)?.into_bson();
+            let keys = match def.keys_of(&doc) {
+                Ok((keys, _)) => keys,
+                Err(e) => {
+                    problems.push(format!(
+                        "index '{}' of '{}': a document cannot be indexed: {e}",
+                        def.name, def.coll
+                    ));
+                    continue;
+                }
+            };
+            for k in keys {
+                expected += 1;
+                match view.get(&table, &entry_key(&k, id)) {
+                    Some(v) if v[..] == id[..] => {}
+                    Some(_) => problems.push(format!(
+                        "index '{}' of '{}': an entry points at the wrong document",
+                        def.name, def.coll
+                    )),
+                    None => problems.push(format!(
+                        "index '{}' of '{}': a document is missing its entry",
+                        def.name, def.coll
+                    )),
+                }
+            }
+        }
+        after = batch.last().map(|(k, _)| k.clone());
+    }
+    // No extra entries: the counts agree and every entry's document exists.
+    let entries = view.count(&table);
+    if entries != expected {
+        problems.push(format!(
+            "index '{}' of '{}': {entries} entries for {expected} expected",
+            def.name, def.coll
+        ));
+        let mut seen = HashSet::new();
+        let mut after: Option<Bytes> = None;
+        loop {
+            let batch = view.scan(&table, after.as_deref(), 256);
+            if batch.is_empty() {
+                break;
+            }
+            for (_, id) in &batch {
+                if seen.insert(id.clone()) && view.get(&def.coll, id).is_none() {
+                    problems.push(format!(
+                        "index '{}' of '{}': an entry points at a missing document",
+                        def.name, def.coll
+                    ));
+                }
+            }
+            after = batch.last().map(|(k, _)| k.clone());
+        }
+    }
+    Ok((entries, problems))
+}

@@ -1,0 +1,659 @@
+//! The planner: which access path answers a query (the `_id` primary key, a secondary index
+//! scan over computed bounds, or the collection scan), and `explain`.
+//!
+//! Bounds come from the top-level conjunction of the filter: equality and `$in` give points,
+//! `$gt`/`$gte`/`$lt`/`$lte` give a range inside the operand's type bracket (as MongoDB
+//! compares). A compound index uses points on a prefix of its fields, then at most one
+//! range. On a multikey index the conditions on one field are not intersected (different
+//! array elements may satisfy them); one of them bounds the scan. Index bounds only ever
+//! narrow the candidates: every fetched document is still tested against the whole filter,
+//! so a plan can be loose but never wrong.
+//!
+//! Choice: the hint when there is one; the `_id` point lookup; else, among the usable
+//! indexes, the one whose bounds hold the fewest entries (counted up to a cap), preferring
+//! one that also yields the sort order; else the collection scan.
+
+use super::key::{encode_value, type_prefix};
+use super::scan::{IndexAccess, IndexScan};
+use super::{defs_for, IndexDef};
+use crate::collection::Collection;
+use crate::error::{Error, Result};
+use crate::query::compare::type_rank;
+use crate::query::filter::{Cond, Filter};
+use crate::query::sort::SortSpec;
+use crate::query::{FindOptions, Plan};
+use crate::storage::ReadView;
+use bson::{doc, Bson, Document as BsonDocument};
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// Entries counted per candidate when several indexes compete.
+const ESTIMATE_CAP: u64 = 1024;
+/// Most point combinations a compound index's bounds may expand to.
+const MAX_POINTS: usize = 4096;
+
+/// How a query reads the collection.
+#[derive(Debug, Clone)]
+pub(crate) enum Access {
+    /// Every document in `_id` order.
+    Collection,
+    /// The one document a filter pins by `_id`.
+    Id,
+    /// A secondary index.
+    Index(IndexAccess),
+}
+
+/// The chosen access path and the index candidates that lost.
+#[derive(Debug, Clone)]
+pub(crate) struct Choice {
+    pub access: Access,
+    pub rejected: Vec<(IndexAccess, u64)>,
+}
+
+/// Bounds on one field, over its ascending encoding.
+#[derive(Debug, Clone)]
+enum FieldBounds {
+    /// Exactly these encoded values (sorted, distinct).
+    Points(Vec<Vec<u8>>),
+    /// `[lo, hi)` byte ranges (`hi` empty: unbounded above).
+    Ranges(Vec<(Vec<u8>, Vec<u8>)>),
+    /// No constraint.
+    All,
+}
+
+fn enc(v: &Bson) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_value(&mut out, v, false);
+    out
+}
+
+/// The smallest byte string greater than every string that starts with `p` (empty: none).
+fn prefix_end(p: &[u8]) -> Vec<u8> {
+    let mut e = p.to_vec();
+    while let Some(last) = e.pop() {
+        if last != 0xFF {
+            e.push(last + 1);
+            return e;
+        }
+    }
+    Vec::new()
+}
+
+fn null_points() -> FieldBounds {
+    let mut ps = vec![enc(&Bson::Null), enc(&Bson::Undefined)];
+    ps.sort();
+    ps.dedup();
+    FieldBounds::Points(ps)
+}
+
+/// Bounds of one condition, with a description for explain.
+fn cond_bounds(c: &Cond) -> (FieldBounds, String) {
+    match c {
+        Cond::Eq(Bson::Null) => (null_points(), "[null, null]".into()),
+        Cond::Eq(v @ (Bson::Array(_) | Bson::RegularExpression(_))) => {
+            (FieldBounds::All, format!("{} (not indexable)", text(v)))
+        }
+        Cond::Eq(v) => (FieldBounds::Points(vec![enc(v)]), format!("[{0}, {0}]", text(v))),
+        Cond::In(values, patterns) => {
+            if !patterns.is_empty() || values.iter().any(|v| matches!(v, Bson::Array(_))) {
+                return (FieldBounds::All, "$in with arrays or regexes".into());
+            }
+            let mut ps = Vec::new();
+            for v in values {
+                match v {
+                    Bson::Null => {
+                        if let FieldBounds::Points(n) = null_points() {
+                            ps.extend(n);
+                        }
+                    }
+                    other => ps.push(enc(other)),
+                }
+            }
+            ps.sort();
+            ps.dedup();
+            let words: Vec<String> = values.iter().map(|v| format!("[{0}, {0}]", text(v))).collect();
+            (FieldBounds::Points(ps), words.join(", "))
+        }
+        Cond::Cmp(dir, or_equal, w) => {
+            if matches!(w, Bson::MinKey | Bson::MaxKey | Bson::Array(_)) {
+                return (FieldBounds::All, format!("compared with {}", text(w)));
+            }
+            if matches!(w, Bson::Null) {
+                return if *or_equal {
+                    (null_points(), "[null, null]".into())
+                } else {
+                    (FieldBounds::Ranges(Vec::new()), "empty".into())
+                };
+            }
+            let rank = type_rank(w);
+            let bracket_lo = vec![type_prefix(rank)];
+            let bracket_hi = if rank >= 14 {
+                Vec::new()
+            } else {
+                vec![type_prefix(rank + 1)]
+            };
+            let e = enc(w);
+            let t = text(w);
+            match dir {
+                Ordering::Greater => {
+                    let lo = if *or_equal { e } else { prefix_end(&e) };
+                    let open = if *or_equal { '[' } else { '(' };
+                    (
+                        FieldBounds::Ranges(vec![(lo, bracket_hi)]),
+                        format!("{open}{t}, end of type]"),
+                    )
+                }
+                _ => {
+                    let hi = if *or_equal { prefix_end(&e) } else { e };
+                    let close = if *or_equal { ']' } else { ')' };
+                    (
+                        FieldBounds::Ranges(vec![(bracket_lo, hi)]),
+                        format!("[start of type, {t}{close}"),
+                    )
+                }
+            }
+        }
+        _ => (FieldBounds::All, String::new()),
+    }
+}
+
+fn text(v: &Bson) -> String {
+    crate::document::json::bson_to_json_text(v)
+}
+
+fn in_range(p: &[u8], lo: &[u8], hi: &[u8]) -> bool {
+    p >= lo && (hi.is_empty() || p < hi)
+}
+
+fn max_lo<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
+    if a >= b {
+        a
+    } else {
+        b
+    }
+}
+
+fn min_hi<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ if a <= b => a,
+        _ => b,
+    }
+}
+
+fn intersect(a: FieldBounds, b: FieldBounds) -> FieldBounds {
+    use FieldBounds::*;
+    match (a, b) {
+        (All, x) | (x, All) => x,
+        (Points(p), Points(q)) => Points(p.into_iter().filter(|x| q.contains(x)).collect()),
+        (Points(p), Ranges(r)) | (Ranges(r), Points(p)) => Points(
+            p.into_iter()
+                .filter(|x| r.iter().any(|(lo, hi)| in_range(x, lo, hi)))
+                .collect(),
+        ),
+        (Ranges(r), Ranges(s)) => {
+            let mut out = Vec::new();
+            for (alo, ahi) in &r {
+                for (blo, bhi) in &s {
+                    let lo = max_lo(alo, blo).to_vec();
+                    let hi = min_hi(ahi, bhi).to_vec();
+                    if hi.is_empty() || lo < hi {
+                        out.push((lo, hi));
+                    }
+                }
+            }
+            Ranges(out)
+        }
+    }
+}
+
+/// The conditions on `path` in the filter's top-level conjunction.
+fn conds_on<'a>(f: &'a Filter, path: &str, out: &mut Vec<&'a Cond>) {
+    match f {
+        Filter::All(fs) => fs.iter().for_each(|x| conds_on(x, path, out)),
+        Filter::Field { path: p, conds, .. } if p == path => out.extend(conds.iter()),
+        _ => {}
+    }
+}
+
+/// Bounds on `path` (ascending encoding) and whether a document missing the field could
+/// match them.
+fn field_bounds(filter: &Filter, path: &str, multikey: bool) -> (FieldBounds, Vec<String>) {
+    let mut conds = Vec::new();
+    conds_on(filter, path, &mut conds);
+    let mut acc = FieldBounds::All;
+    let mut words = Vec::new();
+    for c in conds {
+        let (b, w) = cond_bounds(c);
+        if matches!(b, FieldBounds::All) {
+            continue;
+        }
+        if multikey {
+            // Elements may satisfy different conditions: bound by one (points first).
+            let better = match (&acc, &b) {
+                (FieldBounds::All, _) => true,
+                (FieldBounds::Ranges(_), FieldBounds::Points(_)) => true,
+                _ => false,
+            };
+            if better {
+                acc = b;
+                words = vec![w];
+            }
+        } else {
+            acc = intersect(acc, b);
+            words.push(w);
+        }
+    }
+    (acc, words)
+}
+
+/// Whether bounds admit a document without the field (its key is null).
+fn admits_null(b: &FieldBounds) -> bool {
+    let n = enc(&Bson::Null);
+    match b {
+        FieldBounds::All => true,
+        FieldBounds::Points(p) => p.contains(&n),
+        FieldBounds::Ranges(r) => r.iter().any(|(lo, hi)| in_range(&n, lo, hi)),
+    }
+}
+
+fn complement(b: &[u8]) -> Vec<u8> {
+    b.iter().map(|x| !x).collect()
+}
+
+/// The bounds of a descending field: its bytes are complemented, so ranges turn around.
+fn descending(b: FieldBounds) -> FieldBounds {
+    match b {
+        FieldBounds::All => FieldBounds::All,
+        FieldBounds::Points(ps) => {
+            let mut c: Vec<Vec<u8>> = ps.iter().map(|p| complement(p)).collect();
+            c.sort();
+            FieldBounds::Points(c)
+        }
+        FieldBounds::Ranges(rs) => {
+            let mut out: Vec<(Vec<u8>, Vec<u8>)> = rs
+                .iter()
+                .map(|(lo, hi)| {
+                    let new_lo = if hi.is_empty() {
+                        Vec::new()
+                    } else {
+                        prefix_end(&complement(hi))
+                    };
+                    let new_hi = if lo.is_empty() {
+                        Vec::new()
+                    } else {
+                        prefix_end(&complement(lo))
+                    };
+                    (new_lo, new_hi)
+                })
+                .collect();
+            out.sort();
+            FieldBounds::Ranges(out)
+        }
+    }
+}
+
+/// Sorts and merges overlapping intervals.
+fn merge(mut iv: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    iv.sort();
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(iv.len());
+    for (lo, hi) in iv {
+        if let Some(last) = out.last_mut() {
+            if last.1.is_empty() {
+                continue;
+            }
+            if lo <= last.1 {
+                if hi.is_empty() || hi > last.1 {
+                    last.1 = hi;
+                }
+                continue;
+            }
+        }
+        out.push((lo, hi));
+    }
+    out
+}
+
+/// Whether the filter contains every clause of a partial index's expression verbatim (a
+/// safe, if narrow, test that the filter implies it).
+fn implies_partial(filter: &Filter, partial: &BsonDocument) -> bool {
+    let Ok(p) = Filter::parse(partial) else {
+        return false;
+    };
+    let mut clauses = Vec::new();
+    flatten(&p, &mut clauses);
+    let mut have = Vec::new();
+    flatten(filter, &mut have);
+    clauses.iter().all(|c| {
+        let want = format!("{c:?}");
+        have.iter().any(|h| format!("{h:?}") == want)
+    })
+}
+
+fn flatten<'a>(f: &'a Filter, out: &mut Vec<&'a Filter>) {
+    match f {
+        Filter::All(fs) => fs.iter().for_each(|x| flatten(x, out)),
+        other => out.push(other),
+    }
+}
+
+/// The access through `def` for this filter (and sort), or `None` when the index cannot
+/// serve it. `forced`: a hint names this index, so an unbounded scan is fine.
+fn candidate(
+    def: &Arc<IndexDef>,
+    filter: &Filter,
+    sort: Option<&SortSpec>,
+    forced: bool,
+) -> Option<IndexAccess> {
+    if let Some(p) = &def.partial {
+        if !forced && !implies_partial(filter, p) {
+            return None;
+        }
+    }
+    let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut intervals: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+    let mut bounded = 0;
+    let mut single_points = 0;
+    let mut bounds_text = BsonDocument::new();
+    for (i, f) in def.fields.iter().enumerate() {
+        let (b, words) = field_bounds(filter, &f.path, def.multikey);
+        if i == 0 && def.sparse && admits_null(&b) && !forced {
+            return None;
+        }
+        bounds_text.insert(
+            f.path.clone(),
+            if words.is_empty() {
+                "[MinKey, MaxKey]".to_string()
+            } else {
+                words.join(" AND ")
+            },
+        );
+        if intervals.is_some() {
+            continue;
+        }
+        let b = if f.descending { descending(b) } else { b };
+        match b {
+            FieldBounds::Points(ps) => {
+                if prefixes.len() * ps.len().max(1) > MAX_POINTS {
+                    intervals = Some(prefixes.iter().map(|p| (p.clone(), prefix_end(p))).collect());
+                    continue;
+                }
+                if ps.len() == 1 && single_points == i {
+                    single_points += 1;
+                }
+                prefixes = prefixes
+                    .iter()
+                    .flat_map(|p| {
+                        ps.iter().map(move |x| {
+                            let mut k = p.clone();
+                            k.extend_from_slice(x);
+                            k
+                        })
+                    })
+                    .collect();
+                bounded += 1;
+            }
+            FieldBounds::Ranges(rs) => {
+                let mut iv = Vec::new();
+                for p in &prefixes {
+                    for (lo, hi) in &rs {
+                        let mut l = p.clone();
+                        l.extend_from_slice(lo);
+                        let h = if hi.is_empty() {
+                            prefix_end(p)
+                        } else {
+                            let mut h = p.clone();
+                            h.extend_from_slice(hi);
+                            h
+                        };
+                        iv.push((l, h));
+                    }
+                }
+                intervals = Some(iv);
+                bounded += 1;
+            }
+            FieldBounds::All => {
+                intervals = Some(prefixes.iter().map(|p| (p.clone(), prefix_end(p))).collect());
+            }
+        }
+    }
+    let intervals =
+        intervals.unwrap_or_else(|| prefixes.iter().map(|p| (p.clone(), prefix_end(p))).collect());
+    let provides_sort = sort.is_some_and(|s| serves_sort(def, s, single_points, filter));
+    if bounded == 0 && !provides_sort && !forced {
+        return None;
+    }
+    Some(IndexAccess {
+        def: Arc::clone(def),
+        intervals: merge(intervals),
+        bounded_fields: bounded,
+        provides_sort,
+        bounds_text,
+    })
+}
+
+/// Whether scanning `def` in order yields the sort order: the sort's fields, with the same
+/// directions, follow the index's leading fields that the filter pins to one value.
+fn serves_sort(def: &IndexDef, sort: &SortSpec, pinned: usize, filter: &Filter) -> bool {
+    if def.multikey || def.sparse {
+        return false;
+    }
+    if let Some(p) = &def.partial {
+        if !implies_partial(filter, p) {
+            return false;
+        }
+    }
+    let keys = sort.keys();
+    (0..=pinned).any(|start| {
+        keys.len() <= def.fields.len().saturating_sub(start)
+            && keys.iter().zip(&def.fields[start..]).all(|((path, asc), f)| {
+                *path == f.path && *asc != f.descending
+            })
+    })
+}
+
+/// Resolves a `hint`: `{"$natural": 1}`, an index name, or a key pattern.
+fn hinted<'a>(hint: &Bson, defs: &'a [Arc<IndexDef>]) -> Result<Option<&'a Arc<IndexDef>>> {
+    let found = match hint {
+        Bson::Document(d) if d.len() == 1 && d.contains_key("$natural") => return Ok(None),
+        Bson::Document(d) if d.len() == 1 && d.get("_id").is_some() => return Ok(None),
+        Bson::String(s) if s == "_id_" => return Ok(None),
+        Bson::String(name) => defs.iter().find(|d| &d.name == name),
+        Bson::Document(pattern) => defs.iter().find(|d| &d.key == pattern),
+        _ => None,
+    };
+    match found {
+        Some(d) => Ok(Some(d)),
+        None => Err(Error::invalid(format!(
+            "hint {} does not correspond to an existing index",
+            text(hint)
+        ))),
+    }
+}
+
+/// Chooses how to read `coll` for `filter` (and `sort`, `limit`, `hint`).
+pub(crate) fn choose(
+    view: &dyn ReadView,
+    coll: &str,
+    filter: &Filter,
+    sort: Option<&SortSpec>,
+    limit: Option<u64>,
+    hint: Option<&Bson>,
+) -> Result<Choice> {
+    let defs = defs_for(view, coll)?;
+    let defs: Vec<Arc<IndexDef>> = defs
+        .into_iter()
+        .filter(|d| view.has_table(&d.table()))
+        .collect();
+    if let Some(h) = hint {
+        return Ok(Choice {
+            access: match hinted(h, &defs)? {
+                Some(def) => Access::Index(
+                    candidate(def, filter, sort, true).expect("a forced candidate exists"),
+                ),
+                None if filter.id_equality().is_some() => Access::Id,
+                None => Access::Collection,
+            },
+            rejected: Vec::new(),
+        });
+    }
+    if filter.id_equality().is_some() {
+        return Ok(Choice {
+            access: Access::Id,
+            rejected: Vec::new(),
+        });
+    }
+    let mut cands: Vec<IndexAccess> = defs
+        .iter()
+        .filter_map(|d| candidate(d, filter, sort, false))
+        // An index that only serves the sort pays off when a limit stops the scan early.
+        .filter(|c| c.bounded_fields > 0 || limit.is_some())
+        .collect();
+    if cands.is_empty() {
+        return Ok(Choice {
+            access: Access::Collection,
+            rejected: Vec::new(),
+        });
+    }
+    if cands.len() == 1 {
+        return Ok(Choice {
+            access: Access::Index(cands.remove(0)),
+            rejected: Vec::new(),
+        });
+    }
+    let mut scored: Vec<(IndexAccess, u64)> = cands
+        .into_iter()
+        .map(|c| {
+            let n = if c.bounded_fields == 0 {
+                u64::MAX
+            } else {
+                IndexScan::estimate(&c, view, ESTIMATE_CAP)
+            };
+            (c, n)
+        })
+        .collect();
+    scored.sort_by(|(a, na), (b, nb)| {
+        na.cmp(nb)
+            .then(b.provides_sort.cmp(&a.provides_sort))
+            .then(b.bounded_fields.cmp(&a.bounded_fields))
+            .then(b.def.unique.cmp(&a.def.unique))
+            .then(a.def.name.cmp(&b.def.name))
+    });
+    // With many matches everywhere, the index that yields the order wins (no sort in
+    // memory, and a limit ends the scan early).
+    if scored[0].1 >= ESTIMATE_CAP {
+        if let Some(i) = scored.iter().position(|(c, _)| c.provides_sort) {
+            let s = scored.remove(i);
+            scored.insert(0, s);
+        }
+    }
+    let (best, _) = scored.remove(0);
+    Ok(Choice {
+        access: Access::Index(best),
+        rejected: scored,
+    })
+}
+
+fn plan_stage(access: &Access, coll: &str, filter_doc: &BsonDocument) -> BsonDocument {
+    match access {
+        Access::Collection => doc! {
+            "stage": "COLLSCAN", "filter": filter_doc.clone(), "direction": "forward",
+        },
+        Access::Id => doc! { "stage": "IDHACK", "namespace": coll },
+        Access::Index(ix) => doc! {
+            "stage": "FETCH",
+            "filter": filter_doc.clone(),
+            "inputStage": {
+                "stage": "IXSCAN",
+                "keyPattern": ix.def.key.clone(),
+                "indexName": ix.def.name.clone(),
+                "isMultiKey": ix.def.multikey,
+                "isUnique": ix.def.unique,
+                "isSparse": ix.def.sparse,
+                "isPartial": ix.def.partial.is_some(),
+                "direction": "forward",
+                "indexBounds": ix.bounds_text.clone(),
+                "intervals": ix.intervals.len() as i64,
+            },
+        },
+    }
+}
+
+fn wrap(stage: BsonDocument, plan: &Plan, access: &Access) -> BsonDocument {
+    let mut s = stage;
+    let sorted_by_index = matches!(access, Access::Index(ix) if ix.provides_sort);
+    if let Some(sort) = &plan.sort {
+        if !sorted_by_index {
+            s = doc! { "stage": "SORT", "sortPattern": sort.pattern(), "inputStage": s };
+        }
+    }
+    if plan.skip > 0 {
+        s = doc! { "stage": "SKIP", "skipAmount": plan.skip as i64, "inputStage": s };
+    }
+    if let Some(l) = plan.limit {
+        s = doc! { "stage": "LIMIT", "limitAmount": l as i64, "inputStage": s };
+    }
+    if plan.projection.is_some() {
+        s = doc! { "stage": "PROJECTION", "inputStage": s };
+    }
+    s
+}
+
+/// `explain`: plans the query as `find` would, runs it to the end, and reports.
+pub(crate) fn explain(
+    coll: &Collection<'_>,
+    filter: &BsonDocument,
+    options: FindOptions,
+) -> Result<BsonDocument> {
+    let plan = Plan::compile(filter, &options)?;
+    let snap = coll.db.snapshot()?;
+    let choice = choose(
+        &*snap,
+        &coll.name,
+        &plan.filter,
+        plan.sort.as_ref(),
+        plan.limit,
+        plan.hint.as_ref(),
+    )?;
+    let winning = wrap(plan_stage(&choice.access, &coll.name, filter), &plan, &choice.access);
+    let rejected: Vec<Bson> = choice
+        .rejected
+        .iter()
+        .map(|(c, n)| {
+            let access = Access::Index(c.clone());
+            let mut d = wrap(plan_stage(&access, &coll.name, filter), &plan, &access);
+            d.insert("keysEstimate", *n as i64);
+            Bson::Document(d)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut cursor = crate::cursor::Cursor::with_access(
+        snap,
+        coll.name.clone(),
+        plan,
+        choice.access.clone(),
+        coll.db.closed_flag(),
+    );
+    let mut returned = 0i64;
+    while cursor.next_document()?.is_some() {
+        returned += 1;
+    }
+    let stats = cursor.exec_stats();
+    Ok(doc! {
+        "queryPlanner": {
+            "namespace": coll.name.clone(),
+            "parsedQuery": filter.clone(),
+            "indexFilterSet": false,
+            "winningPlan": winning,
+            "rejectedPlans": rejected,
+        },
+        "executionStats": {
+            "executionSuccess": true,
+            "nReturned": returned,
+            "executionTimeMillis": started.elapsed().as_millis() as i64,
+            "totalKeysExamined": stats.keys_examined as i64,
+            "totalDocsExamined": stats.docs_examined as i64,
+        },
+    })
+}

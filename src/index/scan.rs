@@ -1,0 +1,106 @@
+//! Index scans: the byte intervals a plan chose, read in key order from the index table,
+//! yielding the `_id` keys of the documents to fetch.
+
+use super::IndexDef;
+use crate::storage::{Bytes, ReadView};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Entries read from the index table per storage call.
+const BATCH: usize = 256;
+
+/// A chosen index access path: `[lo, hi)` byte intervals over the index's entry keys
+/// (`hi` empty: to the end), sorted and disjoint.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexAccess {
+    pub def: Arc<IndexDef>,
+    pub intervals: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Index fields constrained by the filter (a prefix of the key pattern).
+    pub bounded_fields: usize,
+    /// The scan returns documents in the query's sort order (no sort in memory).
+    pub provides_sort: bool,
+    /// Per field, the bounds in words (for explain).
+    pub bounds_text: bson::Document,
+}
+
+/// Counters of one execution, reported by explain.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ExecStats {
+    pub keys_examined: u64,
+    pub docs_examined: u64,
+}
+
+/// A position in an [`IndexAccess`].
+pub(crate) struct IndexScan {
+    table: String,
+    intervals: Vec<(Vec<u8>, Vec<u8>)>,
+    pos: usize,
+    after: Option<Bytes>,
+    /// `_id` keys already returned (a multikey index has several entries per document).
+    seen: Option<HashSet<Bytes>>,
+}
+
+impl IndexScan {
+    pub(crate) fn new(access: &IndexAccess) -> Self {
+        Self {
+            table: access.def.table(),
+            intervals: access.intervals.clone(),
+            pos: 0,
+            after: None,
+            seen: access.def.multikey.then(HashSet::new),
+        }
+    }
+
+    /// Up to about `max` more `_id` keys in index order (empty at the end).
+    pub(crate) fn next_ids(
+        &mut self,
+        view: &dyn ReadView,
+        max: usize,
+        stats: &mut ExecStats,
+    ) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while out.len() < max && self.pos < self.intervals.len() {
+            let (lo, hi) = &self.intervals[self.pos];
+            let start: Option<&[u8]> = match &self.after {
+                Some(a) => Some(a),
+                None if lo.is_empty() => None,
+                None => Some(lo),
+            };
+            let batch = view.scan(&self.table, start, BATCH);
+            let full = batch.len() == BATCH;
+            let mut ended = !full;
+            for (k, id) in batch {
+                if !hi.is_empty() && k[..] >= hi[..] {
+                    ended = true;
+                    break;
+                }
+                stats.keys_examined += 1;
+                self.after = Some(k);
+                if let Some(seen) = &mut self.seen {
+                    if !seen.insert(Arc::clone(&id)) {
+                        continue;
+                    }
+                }
+                out.push(id);
+            }
+            if ended {
+                self.pos += 1;
+                self.after = None;
+            }
+        }
+        out
+    }
+
+    /// How many entries the intervals hold, counting no further than `cap`.
+    pub(crate) fn estimate(access: &IndexAccess, view: &dyn ReadView, cap: u64) -> u64 {
+        let mut scan = IndexScan::new(access);
+        scan.seen = None;
+        let mut stats = ExecStats::default();
+        while stats.keys_examined < cap {
+            if scan.next_ids(view, BATCH, &mut stats).is_empty() {
+                break;
+            }
+        }
+        stats.keys_examined.min(cap)
+    }
+}
