@@ -41,6 +41,11 @@ sync=${BENCH_SYNC:-normal}
 {
     echo "# Secondary indexes: NexusLite vs SQLite expression indexes"
     echo
+    if [[ "${BENCH_INDEX_SKIP_CREATE:-0}" != 0 ]]; then
+        echo "**BENCH_INDEX_SKIP_CREATE: no index was created on either side; only the unindexed"
+        echo "rows ran and no plan was checked.**"
+        echo
+    fi
     echo "Produced by \`make bench\` (scripts/bench-index.sh, bench/index_bench.c) on $(date -u +%Y-%m-%d)."
     echo "The whole comparison took ${elapsed} s."
     echo
