@@ -23,3 +23,6 @@ bash scripts/bench-scan.sh
 
 echo "== storage: WASP vs wal vs SQLite, and WASP bounded memory (RSS)"
 bash scripts/bench-storage.sh
+
+echo "== indexes: secondary indexes beside SQLite expression indexes (C ABI)"
+bash scripts/bench-index.sh

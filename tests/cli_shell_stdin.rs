@@ -109,3 +109,47 @@ fn errors_name_their_line_and_the_shell_goes_on() {
     assert!(errs[3].contains("unknown flag --all"), "{err}");
     assert!(out.ends_with("1\n"), "count still ran: {out}");
 }
+
+#[test]
+fn index_commands_in_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("i.db");
+    let script = "\
+insert people [{_id: 1, email: 'ada@x', age: 36}, {_id: 2, email: 'bob@x', age: 25}]
+create-index people {email: 1} --unique
+create-index people {age: -1} {name: 'by_age'}
+indexes people
+insert people {_id: 3, email: 'ada@x'}
+explain people {email: 'bob@x'}
+drop-index people email_1
+indexes people
+";
+    let (code, out, err) = shell(&db, script);
+    assert_eq!(code, 1, "the duplicate insert fails: {err}");
+    let errs: Vec<&str> = err.lines().collect();
+    assert_eq!(errs.len(), 1, "{err}");
+    assert!(errs[0].starts_with("error: line 5:"), "{err}");
+    assert!(errs[0].contains("duplicate"), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..4], ["1", "2", "email_1", "by_age"], "{out}");
+    let list: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["_id_", "email_1", "by_age"]);
+    // explain prints indented JSON; the index list after the drop is the last line.
+    let plan_text = lines[5..lines.len() - 1].join("\n");
+    let plan: serde_json::Value = serde_json::from_str(&plan_text).unwrap();
+    assert_eq!(
+        plan["queryPlanner"]["winningPlan"]["inputStage"]["indexName"], "email_1",
+        "{plan}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains("by_age") && !last.contains("email_1"),
+        "{last}"
+    );
+}

@@ -1,7 +1,8 @@
 //! The real `nexus` binary's one-shot subcommands: import/export with their options, find
 //! (NDJSON on stdout, mongosh-style filters), count (the number alone), insert, update,
 //! delete, collections, stats, checkpoint, compact, check, backup (unsupported on `wal`)
-//! and exit 1; errors are one line on stderr with exit 1, usage errors exit 2.
+//! and exit 1, the index commands (create-index, indexes, explain, drop-index); errors are
+//! one line on stderr with exit 1, usage errors exit 2.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -264,4 +265,158 @@ fn log_config_file_is_used() {
     assert!(
         fails(&["--log-config", "nope.yaml", "count", "l.db", "c"], d, 1).contains("log config")
     );
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn index_commands_create_list_explain_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        &[
+            "insert",
+            "i.db",
+            "users",
+            "[{_id: 1, user: {email: 'ada@x', age: 36}, score: 5},
+              {_id: 2, user: {email: 'bob@x', age: 25}, score: 7},
+              {_id: 3, user: {email: 'cy@x', age: 36}}]",
+        ],
+        d,
+    );
+    // The name printed is MongoDB's default, or the one given.
+    assert_eq!(
+        ok(
+            &[
+                "create-index",
+                "i.db",
+                "users",
+                "{'user.email': 1}",
+                "--unique"
+            ],
+            d
+        ),
+        "user.email_1\n"
+    );
+    assert_eq!(
+        ok(
+            &[
+                "create-index",
+                "i.db",
+                "users",
+                "{'user.age': 1, score: -1}"
+            ],
+            d
+        ),
+        "user.age_1_score_-1\n"
+    );
+    assert_eq!(
+        ok(
+            &[
+                "create-index",
+                "i.db",
+                "users",
+                "{score: 1}",
+                "--sparse",
+                "--name",
+                "by_score",
+                "--options",
+                "{partialFilterExpression: {score: {$gt: 6}}}",
+            ],
+            d
+        ),
+        "by_score\n"
+    );
+
+    // indexes: one JSON array, the _id index first, options shown.
+    let list = json(&ok(&["indexes", "i.db", "users"], d));
+    let list = list.as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["_id_", "user.email_1", "user.age_1_score_-1", "by_score"]
+    );
+    assert_eq!(list[0]["key"], json(r#"{"_id": 1}"#));
+    assert_eq!(list[1]["v"], 2);
+    assert_eq!(list[1]["key"], json(r#"{"user.email": 1}"#));
+    assert_eq!(list[1]["unique"], true);
+    assert_eq!(list[2]["key"], json(r#"{"user.age": 1, "score": -1}"#));
+    assert_eq!(list[3]["sparse"], true);
+    assert_eq!(
+        list[3]["partialFilterExpression"],
+        json(r#"{"score": {"$gt": 6}}"#)
+    );
+
+    // The unique index rejects a duplicate and the insert leaves nothing behind.
+    let e = fails(
+        &[
+            "insert",
+            "i.db",
+            "users",
+            "{_id: 4, user: {email: 'ada@x'}}",
+        ],
+        d,
+        1,
+    );
+    assert!(e.contains("duplicate"), "{e}");
+    assert_eq!(ok(&["count", "i.db", "users"], d), "3\n");
+
+    // explain: an equality on the indexed field is an index scan, in MongoDB's shape.
+    let plan = json(&ok(
+        &["explain", "i.db", "users", "{'user.email': 'bob@x'}"],
+        d,
+    ));
+    let winning = &plan["queryPlanner"]["winningPlan"];
+    assert_eq!(winning["stage"], "FETCH", "{plan}");
+    assert_eq!(winning["inputStage"]["stage"], "IXSCAN", "{plan}");
+    assert_eq!(winning["inputStage"]["indexName"], "user.email_1", "{plan}");
+    assert!(plan["queryPlanner"]["rejectedPlans"].is_array(), "{plan}");
+    let stats = &plan["executionStats"];
+    assert_eq!(stats["nReturned"], 1, "{plan}");
+    assert_eq!(stats["totalKeysExamined"], 1, "{plan}");
+    assert_eq!(stats["totalDocsExamined"], 1, "{plan}");
+    // A field without an index is a collection scan; --sort and --limit are find's options.
+    let plan = json(&ok(
+        &[
+            "explain",
+            "i.db",
+            "users",
+            "{'user.name': 'x'}",
+            "--sort",
+            "{_id: -1}",
+            "--limit",
+            "1",
+        ],
+        d,
+    ));
+    assert!(plan.to_string().contains("COLLSCAN"), "{plan}");
+    assert!(!plan.to_string().contains("IXSCAN"), "{plan}");
+    assert_eq!(plan["executionStats"]["nReturned"], 0, "{plan}");
+
+    // drop-index removes it from the list; dropping it again is an error.
+    ok(&["drop-index", "i.db", "users", "user.email_1"], d);
+    let list = ok(&["indexes", "i.db", "users"], d);
+    assert!(!list.contains("user.email_1"), "{list}");
+    assert!(list.contains("by_score"), "{list}");
+    assert!(fails(&["drop-index", "i.db", "users", "user.email_1"], d, 1).contains("user.email_1"));
+    // Without the unique index the duplicate email goes in.
+    ok(
+        &[
+            "insert",
+            "i.db",
+            "users",
+            "{_id: 4, user: {email: 'ada@x'}}",
+        ],
+        d,
+    );
+
+    // Bad input: malformed keys are one-line errors, missing arguments usage errors.
+    assert!(
+        fails(&["create-index", "i.db", "users", "{a: "], d, 1).contains("index keys"),
+        "malformed keys"
+    );
+    assert!(fails(&["create-index", "i.db", "users"], d, 2).contains("usage error"));
+    assert!(fails(&["indexes", "missing.db", "users"], d, 1).contains("no such database"));
 }

@@ -659,8 +659,12 @@ public:
 
     // -- indexes ---------------------------------------------------------------------
 
-    /// Creates an index on keys such as {"a":1,"b":-1} (options {"unique":true,
-    /// "name":...}); returns its name.
+    /// Creates a secondary index on keys such as {"user.email":1} or {"a":1,"b":-1} and
+    /// builds it over the existing documents; returns its name (MongoDB's default, e.g.
+    /// "a_1_b_-1", or options' "name"). Options: unique, sparse, name,
+    /// partialFilterExpression, expireAfterSeconds. An identical existing index returns its
+    /// name. Throws NEXUS_DUPLICATE_KEY when a unique index meets duplicates (nothing is
+    /// created); later inserts and updates that would duplicate a unique key throw it too.
     std::string create_index(std::string_view coll, std::string_view keys_json,
                              std::string_view options_json = {}) {
         detail::CStr c(coll, "collection name"), k(keys_json, "index keys");
@@ -671,10 +675,14 @@ public:
         detail::check(rc);
         return detail::to_string(guard);
     }
+    /// Drops the index `name` (NEXUS_NOT_FOUND when there is none; the _id index cannot be
+    /// dropped: NEXUS_INVALID_ARGUMENT).
     void drop_index(std::string_view coll, std::string_view name) {
         detail::CStr c(coll, "collection name"), n(name, "index name");
         detail::check(nexus_drop_index(require(), c.get(), n.get()));
     }
+    /// The indexes of `coll` as a JSON array of {"v":2,"key":{...},"name":"..."} plus their
+    /// options, the _id index ("_id_") first.
     std::string list_indexes(std::string_view coll) {
         detail::CStr c(coll, "collection name");
         char* out = nullptr;
@@ -683,7 +691,10 @@ public:
         detail::check(rc);
         return detail::to_string(guard);
     }
-    /// The query plan for find(coll, filter, options) as JSON.
+    /// Runs find(coll, filter, options) and reports the plan as JSON in MongoDB's shape:
+    /// {"queryPlanner":{"winningPlan":{"stage":"FETCH","inputStage":{"stage":"IXSCAN",
+    /// "indexName":...}} or {"stage":"COLLSCAN"},"rejectedPlans":[...]},"executionStats":
+    /// {"nReturned":..,"totalKeysExamined":..,"totalDocsExamined":..}}.
     std::string explain(std::string_view coll, std::string_view filter = {},
                         std::string_view options_json = {}) {
         detail::CStr c(coll, "collection name");

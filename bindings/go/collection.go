@@ -126,12 +126,52 @@ func (o *FindOneAndModifyOptions) json(update bool) (string, error) {
 	return jsonArg("options", d)
 }
 
-// IndexOptions modifies CreateIndex.
+// IndexOptions modifies CreateIndex. The zero value (or a nil pointer) means
+// the library's defaults.
 type IndexOptions struct {
-	// Name is the index name; empty lets the library choose one.
-	Name string `json:"name,omitempty"`
-	// Unique rejects documents whose key is already present.
-	Unique bool `json:"unique,omitempty"`
+	// Name is the index name; empty lets the library choose MongoDB's default
+	// (e.g. "a_1_b_-1").
+	Name string
+	// Unique rejects documents whose key is already present (CodeDuplicateKey).
+	Unique bool
+	// Sparse leaves out documents that lack the indexed fields.
+	Sparse bool
+	// PartialFilterExpression indexes only the documents matching this filter,
+	// e.g. `{"age":{"$gt":20}}`.
+	PartialFilterExpression any
+	// ExpireAfterSeconds, when set, makes a TTL index: documents expire that
+	// many seconds after the date in the indexed field.
+	ExpireAfterSeconds *int64
+}
+
+func (o *IndexOptions) json() (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	d := D{}
+	if o.Name != "" {
+		d = append(d, E{"name", o.Name})
+	}
+	if o.Unique {
+		d = append(d, E{"unique", true})
+	}
+	if o.Sparse {
+		d = append(d, E{"sparse", true})
+	}
+	p, err := jsonArg("partialFilterExpression", o.PartialFilterExpression)
+	if err != nil {
+		return "", err
+	}
+	if p != "" {
+		d = append(d, E{"partialFilterExpression", json.RawMessage(p)})
+	}
+	if o.ExpireAfterSeconds != nil {
+		d = append(d, E{"expireAfterSeconds", *o.ExpireAfterSeconds})
+	}
+	if len(d) == 0 {
+		return "", nil
+	}
+	return jsonArg("options", d)
 }
 
 // Insert inserts one document and returns its _id (the given one, or the
@@ -381,31 +421,36 @@ func (c *Collection) FindOneAndDelete(filter any, opts *FindOneAndModifyOptions,
 	})
 }
 
-// CreateIndex creates an index on keys (e.g. `{"a":1,"b":-1}` or a D) and
-// returns its name. opts may be nil.
+// CreateIndex creates a secondary index on keys (e.g. `{"user.email":1}`,
+// `{"a":1,"b":-1}` or a D: Go maps do not keep key order), builds it over the
+// existing documents and returns its name. opts may be nil. An identical
+// existing index returns its name. A unique index over duplicate data fails
+// with CodeDuplicateKey and is not created; so do later writes that would
+// duplicate a unique key.
 func (c *Collection) CreateIndex(keys any, opts *IndexOptions) (string, error) {
 	k, err := requiredJSON("keys", keys)
 	if err != nil {
 		return "", withOp(err, "create_index")
 	}
-	o := ""
-	if opts != nil && *opts != (IndexOptions{}) {
-		if o, err = jsonArg("options", opts); err != nil {
-			return "", withOp(err, "create_index")
-		}
+	o, err := opts.json()
+	if err != nil {
+		return "", withOp(err, "create_index")
 	}
 	var name string
 	err = c.db.do(func(h *cDB) (err error) { name, err = capiCreateIndex(h, c.name, k, o); return })
 	return name, err
 }
 
-// DropIndex drops the named index.
+// DropIndex drops the named index: CodeNotFound when there is none,
+// CodeInvalidArgument for the _id index ("_id_").
 func (c *Collection) DropIndex(name string) error {
 	return c.db.do(func(h *cDB) error { return capiDropIndex(h, c.name, name) })
 }
 
-// ListIndexes stores the collection's index descriptions (a JSON array)
-// into out, e.g. a *[]map[string]any.
+// ListIndexes stores the collection's index descriptions into out: a JSON
+// array of {"v":2,"key":{...},"name":...} plus each index's options, the _id
+// index first. out may be a *string or *json.RawMessage (the JSON text), a
+// *[]map[string]any, or a slice of structs.
 func (c *Collection) ListIndexes(out any) error {
 	return c.db.do(func(h *cDB) error {
 		raw, err := capiListIndexes(h, c.name)
@@ -416,7 +461,10 @@ func (c *Collection) ListIndexes(out any) error {
 	})
 }
 
-// Explain returns the query plan the library would use for Find(filter, opts).
+// Explain runs Find(filter, opts) and returns the plan in MongoDB's shape:
+// "queryPlanner" ("winningPlan": FETCH over IXSCAN with "indexName", or
+// COLLSCAN; "rejectedPlans") and "executionStats" ("nReturned",
+// "totalKeysExamined", "totalDocsExamined").
 func (c *Collection) Explain(filter any, opts *FindOptions) (map[string]any, error) {
 	f, err := jsonArg("filter", filter)
 	if err != nil {

@@ -955,6 +955,140 @@ func TestErrorMessagesPerCall(t *testing.T) {
 	wg.Wait()
 }
 
+// Secondary indexes, with MongoDB's semantics. These pass once the library
+// implements indexes (until then every call fails with CodeUnsupported).
+func TestIndexes(t *testing.T) {
+	db, _ := openTemp(t)
+	c := seed(t, db, "people")
+	eq(t, must(c.CreateIndex(`{"team":1}`, nil)).get(t), "team_1")
+	eq(t, must(c.CreateIndex(D{{"team", 1}, {"age", -1}}, nil)).get(t), "team_1_age_-1")
+	eq(t, must(c.CreateIndex(`{"tags":1}`, &IndexOptions{
+		Name: "by_tag", Sparse: true, PartialFilterExpression: M{"age": M{"$gt": 30}},
+	})).get(t), "by_tag")
+	// An identical index again: its name, nothing new.
+	eq(t, must(c.CreateIndex(`{"team":1}`, &IndexOptions{})).get(t), "team_1")
+
+	var list []struct {
+		V      int            `json:"v"`
+		Key    map[string]int `json:"key"`
+		Name   string         `json:"name"`
+		Unique bool           `json:"unique"`
+		Sparse bool           `json:"sparse"`
+	}
+	ok(t, c.ListIndexes(&list))
+	var names []string
+	for _, ix := range list {
+		names = append(names, ix.Name)
+		if ix.V != 2 {
+			t.Errorf("index %s: v = %d, want 2", ix.Name, ix.V)
+		}
+	}
+	eq(t, names, []string{"_id_", "team_1", "team_1_age_-1", "by_tag"})
+	eq(t, list[0].Key, map[string]int{"_id": 1})
+	eq(t, list[2].Key, map[string]int{"team": 1, "age": -1})
+	if !list[3].Sparse {
+		t.Errorf("by_tag is not sparse: %+v", list[3])
+	}
+	var text string
+	ok(t, c.ListIndexes(&text))
+	if !strings.HasPrefix(text, "[") || !strings.Contains(text, `"name":"team_1_age_-1"`) {
+		t.Errorf("ListIndexes as text: %s", text)
+	}
+
+	// Finds give the same answers through the index.
+	eq(t, ids(t, must(c.Find(`{"team":"eng"}`, &FindOptions{Sort: `{"_id":1}`}))),
+		[]string{"p1", "p2", "p5"})
+
+	ok(t, c.DropIndex("team_1"))
+	text = ""
+	ok(t, c.ListIndexes(&text))
+	if strings.Contains(text, `"name":"team_1"`) || !strings.Contains(text, `"name":"by_tag"`) {
+		t.Errorf("after DropIndex(team_1): %s", text)
+	}
+	err := c.DropIndex("team_1")
+	wantCode(t, err, CodeNotFound)
+	if !errors.Is(err, ErrNotFound) {
+		t.Error("errors.Is(err, ErrNotFound) = false")
+	}
+	wantCode(t, c.DropIndex("_id_"), CodeInvalidArgument)
+	_, err = c.CreateIndex(`{"team":`, nil)
+	wantCode(t, err, CodeParse)
+	_, err = c.CreateIndex(nil, nil)
+	wantCode(t, err, CodeInvalidArgument)
+}
+
+func TestUniqueIndexViolation(t *testing.T) {
+	db, _ := openTemp(t)
+	c := seed(t, db, "people")
+	eq(t, must(c.CreateIndex(`{"name":1}`, &IndexOptions{Unique: true})).get(t), "name_1")
+	_, err := c.Insert(person{ID: "p6", Name: "ada"})
+	wantCode(t, err, CodeDuplicateKey)
+	if !errors.Is(err, ErrDuplicateKey) {
+		t.Error("errors.Is(err, ErrDuplicateKey) = false")
+	}
+	_, err = c.InsertMany([]person{{ID: "p7", Name: "new"}, {ID: "p8", Name: "alan"}})
+	wantCode(t, err, CodeDuplicateKey)
+	eq(t, must(c.Count(nil)).get(t), uint64(len(people)))
+	if err := c.Get("p7", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("p7 of the failed batch: %v", err)
+	}
+	_, _, err = c.Update(`{"_id":"p2"}`, `{"$set":{"name":"ada"}}`)
+	wantCode(t, err, CodeDuplicateKey)
+	eq(t, must(c.Count(`{"name":"alan"}`)).get(t), uint64(1))
+	// A unique index over duplicate data is not created.
+	_, err = c.CreateIndex(`{"team":1}`, &IndexOptions{Unique: true})
+	wantCode(t, err, CodeDuplicateKey)
+	var text string
+	ok(t, c.ListIndexes(&text))
+	if strings.Contains(text, "team_1") {
+		t.Errorf("failed unique index listed: %s", text)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	db, _ := openTemp(t)
+	c := seed(t, db, "people")
+	plan := must(c.Explain(`{"team":"navy"}`, nil)).get(t)
+	if s := fmt.Sprint(plan); !strings.Contains(s, "COLLSCAN") || strings.Contains(s, "IXSCAN") {
+		t.Errorf("plan without an index: %v", plan)
+	}
+	name := must(c.CreateIndex(`{"team":1}`, nil)).get(t)
+	plan = must(c.Explain(M{"team": "navy"}, nil)).get(t)
+	var p struct {
+		QueryPlanner struct {
+			WinningPlan struct {
+				Stage      string `json:"stage"`
+				InputStage struct {
+					Stage     string `json:"stage"`
+					IndexName string `json:"indexName"`
+				} `json:"inputStage"`
+			} `json:"winningPlan"`
+			RejectedPlans []any `json:"rejectedPlans"`
+		} `json:"queryPlanner"`
+		ExecutionStats struct {
+			NReturned         int `json:"nReturned"`
+			TotalKeysExamined int `json:"totalKeysExamined"`
+			TotalDocsExamined int `json:"totalDocsExamined"`
+		} `json:"executionStats"`
+	}
+	b, _ := json.Marshal(plan)
+	ok(t, json.Unmarshal(b, &p))
+	w := p.QueryPlanner.WinningPlan
+	if w.Stage != "FETCH" || w.InputStage.Stage != "IXSCAN" || w.InputStage.IndexName != name {
+		t.Errorf("winning plan: %s", b)
+	}
+	if p.QueryPlanner.RejectedPlans == nil {
+		t.Errorf("no rejectedPlans array: %s", b)
+	}
+	eq(t, p.ExecutionStats.NReturned, 1)
+	eq(t, p.ExecutionStats.TotalDocsExamined, 1)
+	// Options are Find's.
+	plan = must(c.Explain(`{"team":"eng"}`, &FindOptions{Limit: 2})).get(t)
+	b, _ = json.Marshal(plan)
+	ok(t, json.Unmarshal(b, &p))
+	eq(t, p.ExecutionStats.NReturned, 2)
+}
+
 func TestUnsupportedMessage(t *testing.T) {
 	db, _ := openTemp(t)
 	for name, err := range map[string]error{

@@ -830,6 +830,85 @@ TEST_F(NexusTest, FindOneAndDelete) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Secondary indexes (MongoDB semantics: default names such as "a_1_b_-1", the _id index
+// listed first, a unique violation is NEXUS_DUPLICATE_KEY, explain in MongoDB's shape)
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, IndexesCreateListDrop) {
+    seed_people();
+    EXPECT_EQ(db.create_index("people", R"({"city":1})"), "city_1");
+    EXPECT_EQ(db.create_index("people", R"({"city":1,"age":-1})"), "city_1_age_-1");
+    EXPECT_EQ(db.create_index("people", R"({"name":1})", R"({"name":"by_name","sparse":true})"),
+              "by_name");
+    std::string list = db.list_indexes("people");
+    EXPECT_EQ(compact(list).rfind(R"([{"v":2,"key":{"_id":1},"name":"_id_")", 0), 0u)
+        << "the _id index comes first: " << list;
+    EXPECT_TRUE(Contains(list, R"({"v":2,"key":{"city":1},"name":"city_1"})"));
+    EXPECT_TRUE(Contains(list, R"("key":{"city":1,"age":-1},"name":"city_1_age_-1")"));
+    EXPECT_TRUE(Contains(list, R"("name":"by_name")"));
+    EXPECT_TRUE(Contains(list, R"("sparse":true)"));
+
+    // Creating an identical index again returns its name and changes nothing.
+    EXPECT_EQ(db.create_index("people", R"({"city":1})"), "city_1");
+    EXPECT_EQ(compact(db.list_indexes("people")), compact(list));
+    // Queries give the same answers through the index.
+    EXPECT_EQ(names(db.find("people", R"({"city":"london"})", R"({"sort":{"age":1}})").to_vector()),
+              (std::vector<std::string>{"ada", "cy"}));
+
+    db.drop_index("people", "city_1");
+    list = db.list_indexes("people");
+    EXPECT_FALSE(Contains(list, R"("name":"city_1")")) << list;
+    EXPECT_TRUE(Contains(list, R"("name":"city_1_age_-1")"));
+    EXPECT_NEXUS_ERROR(db.drop_index("people", "city_1"), NEXUS_NOT_FOUND);
+    EXPECT_NEXUS_ERROR(db.drop_index("people", "_id_"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.create_index("people", R"({"city":)"), NEXUS_PARSE);
+    EXPECT_EQ(db.count("people", R"({"city":"london"})"), 2u);
+}
+
+TEST_F(NexusTest, UniqueIndexViolationIsDuplicateKeyAndInsertsNothing) {
+    seed_people();
+    EXPECT_EQ(db.create_index("people", R"({"name":1})", R"({"unique":true})"), "name_1");
+    EXPECT_NEXUS_ERROR(db.insert("people", R"({"_id":"p6","name":"ada"})"), NEXUS_DUPLICATE_KEY);
+    EXPECT_FALSE(db.get("people", "p6"));
+    EXPECT_EQ(db.count("people"), 5u);
+    // insert_many is atomic: one duplicate and none of the batch goes in.
+    EXPECT_NEXUS_ERROR(
+        db.insert_many("people", R"([{"_id":"p7","name":"fay"},{"_id":"p8","name":"bob"}])"),
+        NEXUS_DUPLICATE_KEY);
+    EXPECT_FALSE(db.get("people", "p7"));
+    EXPECT_EQ(db.count("people"), 5u);
+    // An update that would collide is refused too, and leaves the document as it was.
+    EXPECT_NEXUS_ERROR(db.update("people", R"({"_id":"p2"})", R"({"$set":{"name":"ada"}})"),
+                       NEXUS_DUPLICATE_KEY);
+    EXPECT_EQ(db.count("people", R"({"name":"bob"})"), 1u);
+    // A unique index over data that already has duplicates is not created.
+    EXPECT_NEXUS_ERROR(db.create_index("people", R"({"city":1})", R"({"unique":true})"),
+                       NEXUS_DUPLICATE_KEY);
+    EXPECT_FALSE(Contains(db.list_indexes("people"), R"("name":"city_1")"));
+}
+
+TEST_F(NexusTest, ExplainShowsTheIndexScanForAnEqualityOnTheIndexedField) {
+    seed_people();
+    std::string before = db.explain("people", R"({"city":"paris"})");
+    EXPECT_TRUE(Contains(before, R"("stage":"COLLSCAN")")) << before;
+    EXPECT_FALSE(Contains(before, R"("IXSCAN")")) << before;
+
+    std::string name = db.create_index("people", R"({"city":1})");
+    std::string plan = db.explain("people", R"({"city":"paris"})");
+    EXPECT_TRUE(Contains(plan, R"("winningPlan":{"stage":"FETCH","inputStage":{"stage":"IXSCAN")"))
+        << plan;
+    EXPECT_TRUE(Contains(plan, R"("indexName":")" + name + "\"")) << plan;
+    EXPECT_TRUE(Contains(plan, R"("rejectedPlans":[)")) << plan;
+    EXPECT_TRUE(Contains(plan, R"("nReturned":2)")) << plan;
+    EXPECT_TRUE(Contains(plan, R"("totalDocsExamined":2)")) << plan;
+    // Options are find's: a limit is honoured by what is returned.
+    EXPECT_TRUE(Contains(db.explain("people", R"({"city":"paris"})", R"({"limit":1})"),
+                         R"("nReturned":1)"));
+    // A field without an index still scans the collection.
+    EXPECT_TRUE(Contains(db.explain("people", R"({"name":"bob"})"), R"("COLLSCAN")"));
+}
+
+// ---------------------------------------------------------------------------------------
 // Transactions
 // ---------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 //! The document commands shared by the one-shot subcommands and the shell: find, count,
-//! insert, update, delete, collections, stats. Each takes parsed arguments, runs them
+//! insert, update, delete, collections, stats, and the index commands create-index, drop-index,
+//! indexes, explain. Each takes parsed arguments, runs them
 //! through the Rust API and writes plain results to `out` (documents as relaxed Extended
 //! JSON, one per line; counts as bare numbers).
 
@@ -137,4 +138,44 @@ pub fn collections(db: &Database, out: &mut dyn Write) -> CmdResult {
 pub fn stats(db: &Database, out: &mut dyn Write) -> CmdResult {
     let s = db.stats().map_err(err)?;
     writeln!(out, "{}", serde_json::to_string_pretty(&s).map_err(err)?).map_err(err)
+}
+
+/// Creates a secondary index; prints its name.
+pub fn create_index(
+    db: &Database,
+    coll: &str,
+    keys: &bson::Document,
+    options: &bson::Document,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let name = db
+        .collection(coll)
+        .create_index(keys, options)
+        .map_err(err)?;
+    writeln!(out, "{name}").map_err(err)
+}
+
+/// Drops the secondary index `name`.
+pub fn drop_index(db: &Database, coll: &str, name: &str) -> CmdResult {
+    db.collection(coll).drop_index(name).map_err(err)
+}
+
+/// Prints the indexes as one JSON array (the `_id` index first).
+pub fn indexes(db: &Database, coll: &str, out: &mut dyn Write) -> CmdResult {
+    let list = db.collection(coll).list_indexes().map_err(err)?;
+    let arr = bson::Bson::Array(list.into_iter().map(bson::Bson::Document).collect());
+    writeln!(out, "{}", arr.into_relaxed_extjson()).map_err(err)
+}
+
+/// Prints the plan of a find and what it examined as indented JSON.
+pub fn explain(
+    db: &Database,
+    coll: &str,
+    filter: &bson::Document,
+    opts: FindOptions,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let plan = db.collection(coll).explain(filter, opts).map_err(err)?;
+    let json = bson::Bson::Document(plan).into_relaxed_extjson();
+    writeln!(out, "{}", serde_json::to_string_pretty(&json).map_err(err)?).map_err(err)
 }

@@ -1,6 +1,7 @@
 //! `nexus`: the NexusLite command-line tool. `nexus shell DB` is an interactive shell (see
 //! `shell`); the other subcommands do one thing and exit: import, export, find, count,
-//! insert, update, delete, collections, stats, check, checkpoint, backup, compact.
+//! insert, update, delete, collections, stats, check, checkpoint, backup, compact, and the
+//! secondary index commands create-index, drop-index, indexes, explain.
 //!
 //! Exit codes: 0 success, 1 an error (one line on stderr), 2 a usage error. Everything goes
 //! through the public Rust API of the `nexus` library; logging is configured with log4rs.
@@ -112,14 +113,8 @@ enum Command {
         db: PathBuf,
         coll: String,
         filter: Option<String>,
-        #[arg(long)]
-        sort: Option<String>,
-        #[arg(long)]
-        limit: Option<u64>,
-        #[arg(long)]
-        skip: Option<u64>,
-        #[arg(long)]
-        projection: Option<String>,
+        #[command(flatten)]
+        options: FindArgs,
     },
     /// Print the number of matching documents.
     Count {
@@ -164,6 +159,73 @@ enum Command {
     Backup { db: PathBuf, dest: PathBuf },
     /// Rewrite the database smaller.
     Compact { db: PathBuf },
+    /// Create a secondary index (keys such as {email: 1} or {a: 1, b: -1}); prints its name.
+    CreateIndex {
+        db: PathBuf,
+        coll: String,
+        keys: String,
+        /// Reject documents whose key is already present.
+        #[arg(long)]
+        unique: bool,
+        /// Leave out documents that lack the indexed fields.
+        #[arg(long)]
+        sparse: bool,
+        /// The index name (default: MongoDB's, e.g. a_1_b_-1).
+        #[arg(long)]
+        name: Option<String>,
+        /// Further options as JSON, e.g. {partialFilterExpression: {...}, expireAfterSeconds: 60}.
+        #[arg(long)]
+        options: Option<String>,
+    },
+    /// Drop the secondary index NAME.
+    DropIndex {
+        db: PathBuf,
+        coll: String,
+        name: String,
+    },
+    /// Print the collection's indexes as a JSON array (the _id index first).
+    Indexes { db: PathBuf, coll: String },
+    /// Print the query plan of a find and what it examined, as JSON.
+    Explain {
+        db: PathBuf,
+        coll: String,
+        filter: Option<String>,
+        #[command(flatten)]
+        options: FindArgs,
+    },
+}
+
+/// The options of `find` and `explain`.
+#[derive(clap::Args)]
+struct FindArgs {
+    #[arg(long)]
+    sort: Option<String>,
+    #[arg(long)]
+    limit: Option<u64>,
+    #[arg(long)]
+    skip: Option<u64>,
+    #[arg(long)]
+    projection: Option<String>,
+}
+
+impl FindArgs {
+    fn parse(self) -> Result<FindOptions, String> {
+        Ok(FindOptions {
+            sort: self
+                .sort
+                .as_deref()
+                .map(|s| parse_object(s, "sort"))
+                .transpose()?,
+            projection: self
+                .projection
+                .as_deref()
+                .map(|s| parse_object(s, "projection"))
+                .transpose()?,
+            skip: self.skip.unwrap_or(0),
+            limit: self.limit.unwrap_or(0),
+            hint: None,
+        })
+    }
 }
 
 /// Opens an existing database (commands that only read or maintain must not create one).
@@ -332,26 +394,16 @@ fn run(cli: Cli) -> Result<(), String> {
             db,
             coll,
             filter,
-            sort,
-            limit,
-            skip,
-            projection,
+            options,
         } => {
             let filter = parse_filter(filter.as_deref())?;
-            let opts = FindOptions {
-                sort: sort
-                    .as_deref()
-                    .map(|s| parse_object(s, "sort"))
-                    .transpose()?,
-                projection: projection
-                    .as_deref()
-                    .map(|s| parse_object(s, "projection"))
-                    .transpose()?,
-                skip: skip.unwrap_or(0),
-                limit: limit.unwrap_or(0),
-                hint: None,
-            };
-            commands::find(&open_existing(&db)?, &coll, &filter, opts, &mut out)
+            commands::find(
+                &open_existing(&db)?,
+                &coll,
+                &filter,
+                options.parse()?,
+                &mut out,
+            )
         }
         Command::Count { db, coll, filter } => commands::count(
             &open_existing(&db)?,
@@ -416,6 +468,50 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Checkpoint { db } => open_existing(&db)?.checkpoint().map_err(|e| e.to_string()),
         Command::Compact { db } => open_existing(&db)?.compact().map_err(|e| e.to_string()),
+        Command::CreateIndex {
+            db,
+            coll,
+            keys,
+            unique,
+            sparse,
+            name,
+            options,
+        } => {
+            let keys = parse_object(&keys, "index keys")?;
+            let mut opts = match options {
+                Some(o) => parse_object(&o, "index options")?,
+                None => bson::Document::new(),
+            };
+            if unique {
+                opts.insert("unique", true);
+            }
+            if sparse {
+                opts.insert("sparse", true);
+            }
+            if let Some(name) = name {
+                opts.insert("name", name);
+            }
+            commands::create_index(&open_or_create(&db)?, &coll, &keys, &opts, &mut out)
+        }
+        Command::DropIndex { db, coll, name } => {
+            commands::drop_index(&open_existing(&db)?, &coll, &name)
+        }
+        Command::Indexes { db, coll } => commands::indexes(&open_existing(&db)?, &coll, &mut out),
+        Command::Explain {
+            db,
+            coll,
+            filter,
+            options,
+        } => {
+            let filter = parse_filter(filter.as_deref())?;
+            commands::explain(
+                &open_existing(&db)?,
+                &coll,
+                &filter,
+                options.parse()?,
+                &mut out,
+            )
+        }
     };
     r?;
     match out.flush() {

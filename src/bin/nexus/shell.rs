@@ -1,8 +1,8 @@
 //! `nexus shell DB`: an interactive shell in the manner of `sqlite3` and `mongosh`. On a
 //! terminal it uses rustyline (line editing, history in `~/.nexus_history`); with stdin
 //! redirected it reads commands line by line without prompts, so scripts can be piped in.
-//! Commands: find, count, insert, update, delete, collections, stats, begin, commit,
-//! rollback, help, exit. JSON arguments may be written as in mongosh (unquoted keys).
+//! Commands: find, count, insert, update, delete, collections, stats, create-index,
+//! drop-index, indexes, explain, begin, commit, rollback, help, exit. JSON arguments may be written as in mongosh (unquoted keys).
 
 use crate::commands::{self, parse_filter, parse_find_options, parse_object};
 use nexus::{Database, UpdateOptions};
@@ -17,6 +17,11 @@ commands (JSON may use unquoted keys, single quotes, ObjectId(..), ISODate(..)):
   delete COLL FILTER [--multi]
   collections                         collection names
   stats                               database statistics
+  create-index COLL KEYS [OPTIONS] [--unique] [--sparse]
+                                      secondary index, e.g. create-index people {email: 1} --unique; prints its name
+  drop-index COLL NAME                drop an index
+  indexes COLL                        the indexes as a JSON array
+  explain COLL [FILTER] [OPTIONS]     query plan and what it examined (OPTIONS as for find)
   begin | commit | rollback           a transaction on this connection
   help                                this text
   exit | quit                         leave (end of input does too)";
@@ -97,6 +102,7 @@ fn run_line(db: &Database, line: &str, out: &mut dyn Write) -> Result<bool, Stri
     let allowed: &[&str] = match cmd.as_str() {
         "update" => &["--multi", "--upsert"],
         "delete" => &["--multi"],
+        "create-index" => &["--unique", "--sparse"],
         _ => &[],
     };
     if let Some(bad) = flags.iter().find(|f| !allowed.contains(f)) {
@@ -148,6 +154,38 @@ fn run_line(db: &Database, line: &str, out: &mut dyn Write) -> Result<bool, Stri
         "stats" => {
             arity(0, 0, "stats")?;
             commands::stats(db, out)?;
+        }
+        "create-index" => {
+            arity(
+                2,
+                3,
+                "create-index COLL KEYS [OPTIONS] [--unique] [--sparse]",
+            )?;
+            let keys = parse_object(args[1], "index keys")?;
+            let mut options = match args.get(2) {
+                Some(o) => parse_object(o, "index options")?,
+                None => bson::Document::new(),
+            };
+            for flag in ["unique", "sparse"] {
+                if flags.contains(&format!("--{flag}").as_str()) {
+                    options.insert(flag, true);
+                }
+            }
+            commands::create_index(db, args[0], &keys, &options, out)?;
+        }
+        "drop-index" => {
+            arity(2, 2, "drop-index COLL NAME")?;
+            commands::drop_index(db, args[0], args[1])?;
+        }
+        "indexes" => {
+            arity(1, 1, "indexes COLL")?;
+            commands::indexes(db, args[0], out)?;
+        }
+        "explain" => {
+            arity(1, 3, "explain COLL [FILTER] [OPTIONS]")?;
+            let filter = parse_filter(args.get(1).copied())?;
+            let opts = parse_find_options(args.get(2).copied())?;
+            commands::explain(db, args[0], &filter, opts, out)?;
         }
         "begin" => db.begin().map_err(|e| e.to_string())?,
         "commit" => db.commit().map_err(|e| e.to_string())?,
