@@ -33,6 +33,7 @@ check "$work/first.txt"  "has seen 1 C\+\+ demo run$"            || status=1
 check "$work/second.txt" "has seen 2 C\+\+ demo runs"            || status=1
 check "$work/first.txt"  "Go demo runs seen by this database: 1" || status=1
 check "$work/second.txt" "Go demo runs seen by this database: 2" || status=1
+check "$work/first.txt"  "c: index kind_1_age_1; the query now scans that index" || status=1
 
 cargo build --release --quiet --example quickstart
 (cd "$work" && "$OLDPWD/target/release/examples/quickstart" rust.db) > "$work/rust.txt"

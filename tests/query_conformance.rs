@@ -313,7 +313,12 @@ fn create_indexes_for(db: &Database, case: &Value) -> usize {
         .collect();
     let non_id: Vec<&String> = paths.iter().filter(|p| p.as_str() != "_id").collect();
     if non_id.len() > 1 {
-        patterns.push(non_id.iter().map(|p| ((*p).clone(), Bson::Int32(1))).collect());
+        patterns.push(
+            non_id
+                .iter()
+                .map(|p| ((*p).clone(), Bson::Int32(1)))
+                .collect(),
+        );
     }
     if let Some(Value::Object(s)) = &sort {
         let pat: BsonDocument = s
@@ -400,8 +405,8 @@ fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool
         (Ok(x), Ok(y)) => {
             let options = case.get("options");
             let sorted = options.and_then(|o| o.get("sort")).is_some();
-            let windowed = options
-                .is_some_and(|o| o.get("skip").is_some() || o.get("limit").is_some());
+            let windowed =
+                options.is_some_and(|o| o.get("skip").is_some() || o.get("limit").is_some());
             if op != "find" || sorted {
                 if x != y {
                     return Err(format!("without index {x}\n          with index   {y}"));
@@ -465,7 +470,9 @@ fn conformance_suite_with_indexes() {
                 let name = case["name"].as_str().unwrap_or("?");
                 match run_case_both_ways(&docs, case, total % 2 == 0) {
                     Ok(u) => used += usize::from(u),
-                    Err(why) => failures.push(format!("{fname} / {gname} / {name}:\n          {why}")),
+                    Err(why) => {
+                        failures.push(format!("{fname} / {gname} / {name}:\n          {why}"))
+                    }
                 }
             }
         }
@@ -477,6 +484,10 @@ fn conformance_suite_with_indexes() {
         "conformance with indexes: {total} cases, {used} planned on an index, {} failed",
         failures.len()
     );
-    assert!(failures.is_empty(), "{} cases differ with indexes", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} cases differ with indexes",
+        failures.len()
+    );
     assert!(used >= 100, "only {used} cases used an index");
 }

@@ -37,6 +37,11 @@ fn wasp_crash_child_writer() {
     let db = Database::open(&path, wasp()).expect("child open");
     let items = db.collection("items");
     let counters = db.collection("counters");
+    // A unique secondary index on n (created once; then a no-op): every round's check
+    // compares its entries with the documents.
+    items
+        .create_index(&doc! {"n": 1}, &doc! {"unique": true})
+        .expect("create index");
     let start = items.count(&doc! {}).expect("count") as i64;
     for n in start.. {
         let d = Document::builder()
@@ -123,6 +128,10 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
         if round % 10 == 9 {
             let report = db.check_report().unwrap();
             assert_eq!(report["ok"], true, "round {round}: {report}");
+            assert_eq!(
+                report["indexes"][0]["name"], "n_1",
+                "round {round}: {report}"
+            );
         }
         let items = db.collection("items");
         let stored: Vec<Document> = items

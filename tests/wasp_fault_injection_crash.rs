@@ -32,6 +32,8 @@ fn txn(db: &Database, t: u32) -> bool {
             c.insert(
                 Document::builder()
                     .field("_id", format!("t{t}{s}"))
+                    .field("t", i64::from(t))
+                    .field("s", s)
                     .field("pad", "p".repeat(pad))
                     .build(),
             )?;
@@ -64,6 +66,11 @@ fn run(engine: StorageEngine, crash_at: u64) -> u32 {
     let path = dir.path().join("f.db");
     let db = Database::open(&path, opts(engine)).unwrap();
     db.create_collection("c", None).unwrap();
+    // A unique secondary index rides along: the check after recovery compares its entries
+    // with the documents.
+    db.collection("c")
+        .create_index(&doc! {"t": 1, "s": 1}, &doc! {"unique": true})
+        .unwrap();
     db.inject_faults(FaultPlan {
         crash_after_ios: Some(crash_at),
         track_unsynced: true,
@@ -148,6 +155,14 @@ fn run(engine: StorageEngine, crash_at: u64) -> u32 {
     }
     let report = db.check_report().unwrap();
     assert_eq!(report["ok"], true, "{ctx}: {report}");
+    assert_eq!(report["indexes"][0]["name"], "t_1_s_1", "{ctx}: {report}");
+    if acked > 0 {
+        let hits = db
+            .collection("c")
+            .count(&doc! {"t": i64::from(acked), "s": "b"})
+            .unwrap();
+        assert_eq!(hits, 1, "{ctx}: the index lost t{acked}b");
+    }
     db.collection("c")
         .insert(Document::builder().field("_id", "after").build())
         .unwrap();

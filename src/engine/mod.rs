@@ -348,7 +348,16 @@ impl Engine {
                 ttl::purge_round(t, now, cfg.sample)
             })?;
             deleted += round.deleted;
-            let busy_enough = (round.due as u64) * 100 > (cfg.sample as u64) * cfg.threshold_pct;
+            let by_index = if crate::index::has_ttl_indexes(&*self.storage.read()) {
+                self.write(Duration::ZERO, SyncMode::Full, |t| {
+                    crate::index::ttl_round(t, now, cfg.sample)
+                })?
+            } else {
+                0
+            };
+            deleted += by_index as u64;
+            let busy_enough = (round.due as u64) * 100 > (cfg.sample as u64) * cfg.threshold_pct
+                || by_index >= cfg.sample;
             if !busy_enough || started.elapsed() >= Duration::from_millis(cfg.budget_ms) {
                 break;
             }
@@ -367,6 +376,16 @@ impl Engine {
             let round = self.write(busy_timeout, sync, |t| ttl::purge_round(t, now, sample))?;
             deleted += round.deleted;
             if round.due < round.sampled || round.sampled == 0 {
+                break;
+            }
+        }
+        while crate::index::has_ttl_indexes(&*self.storage.read()) {
+            let now = now_millis();
+            let n = self.write(busy_timeout, sync, |t| {
+                crate::index::ttl_round(t, now, sample)
+            })?;
+            deleted += n as u64;
+            if n < sample {
                 break;
             }
         }

@@ -29,7 +29,11 @@ pub(crate) fn encode_value(out: &mut Vec<u8>, v: &Bson, descending: bool) {
                 _ => 0.0,
             };
             let bits = f.to_bits();
-            let b = if f.is_sign_negative() { !bits } else { bits | (1 << 63) };
+            let b = if f.is_sign_negative() {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             out.extend_from_slice(&b.to_be_bytes());
         }
         Bson::String(s) => {

@@ -163,9 +163,7 @@ fn parse_key_pattern(keys: &BsonDocument) -> Result<Vec<KeyField>> {
     let mut fields = Vec::with_capacity(keys.len());
     for (path, dir) in keys {
         if path.is_empty() || path.split('.').any(str::is_empty) || path.starts_with('$') {
-            return Err(Error::invalid(format!(
-                "invalid index key path '{path}'"
-            )));
+            return Err(Error::invalid(format!("invalid index key path '{path}'")));
         }
         let descending = match dir {
             Bson::Int32(1) | Bson::Int64(1) => false,
@@ -265,8 +263,7 @@ fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<In
             def.name
         )));
     }
-    if def.name == ID_INDEX || def.fields.iter().any(|f| f.path == "_id") && def.fields.len() == 1
-    {
+    if def.name == ID_INDEX || def.fields.iter().any(|f| f.path == "_id") && def.fields.len() == 1 {
         return Err(Error::invalid(
             "the _id index exists already (the primary key); it cannot be created again",
         ));
@@ -287,8 +284,10 @@ fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<In
 // ---- the catalog ------------------------------------------------------------------------
 
 /// Parsed definitions by their catalog bytes, so a query does not parse BSON each time.
-fn parsed_cache() -> &'static Mutex<HashMap<(Bytes, Bytes), Arc<IndexDef>>> {
-    static CACHE: OnceLock<Mutex<HashMap<(Bytes, Bytes), Arc<IndexDef>>>> = OnceLock::new();
+type ParsedCache = Mutex<HashMap<(Bytes, Bytes), Arc<IndexDef>>>;
+
+fn parsed_cache() -> &'static ParsedCache {
+    static CACHE: OnceLock<ParsedCache> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -393,10 +392,9 @@ pub(crate) fn on_write(
         };
         let (new_keys, multikey) = match &new_doc {
             Some(d) => def.keys_of(d).map_err(|e| match e {
-                Error::InvalidArgument(m) => Error::InvalidArgument(format!(
-                    "index '{}' of '{coll}': {m}",
-                    def.name
-                )),
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("index '{}' of '{coll}': {m}", def.name))
+                }
                 other => other,
             })?,
             None => (Vec::new(), false),
@@ -538,10 +536,9 @@ fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
         for (id_key, rec) in &batch {
             let doc = body_of(rec)?;
             let (keys, multikey) = def.keys_of(&doc).map_err(|e| match e {
-                Error::InvalidArgument(m) => Error::InvalidArgument(format!(
-                    "cannot build index '{}': {m}",
-                    def.name
-                )),
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("cannot build index '{}': {m}", def.name))
+                }
                 other => other,
             })?;
             def.multikey |= multikey;
@@ -603,9 +600,7 @@ impl Collection<'_> {
                 if existing.key == def.key {
                     return Err(Error::invalid(format!(
                         "index {} already exists on '{}' with name '{}'",
-                        crate::document::json::bson_to_json_text(&Bson::Document(
-                            def.key.clone()
-                        )),
+                        crate::document::json::bson_to_json_text(&Bson::Document(def.key.clone())),
                         self.name,
                         existing.name
                     )));
@@ -683,4 +678,45 @@ impl Collection<'_> {
 
 fn json_doc(text: &str, what: &str) -> Result<BsonDocument> {
     crate::document::json::json_to_document(crate::document::json::parse_json(text, what)?, what)
+}
+
+// ---- TTL indexes ------------------------------------------------------------------------
+
+/// Whether any index of `view` is a TTL index.
+pub(crate) fn has_ttl_indexes(view: &dyn ReadView) -> bool {
+    all_defs(view).is_ok_and(|defs| defs.iter().any(|d| d.expire_after_secs.is_some()))
+}
+
+/// One round of TTL-index expiry: deletes up to `max` documents whose indexed date (the
+/// earliest, for an array) is more than `expireAfterSeconds` before `now`, inside `t`.
+/// Returns how many were deleted (fewer than `max`: nothing more is due).
+pub(crate) fn ttl_round(t: &mut dyn WriteTxn, now: i64, max: usize) -> Result<usize> {
+    let mut deleted = 0;
+    for def in all_defs(t.as_read())? {
+        let Some(secs) = def.expire_after_secs else {
+            continue;
+        };
+        let field = &def.fields[0].path;
+        let cutoff = bson::DateTime::from_millis(now.saturating_sub(secs.saturating_mul(1000)));
+        let due = Filter::parse(&bson::doc! { field.clone(): { "$lte": cutoff } })?;
+        let Some(access) = plan::candidate(&def, &due, None, true) else {
+            continue;
+        };
+        let mut scan = scan::IndexScan::new(&access);
+        let mut stats = scan::ExecStats::default();
+        let ids = scan.next_ids(t.as_read(), max - deleted, &mut stats);
+        for id in ids {
+            let Some(rec) = t.get(&def.coll, &id) else {
+                continue;
+            };
+            if due.matches_bytes(record::body_bytes(&rec)?)? {
+                t.delete(&def.coll, &id)?;
+                deleted += 1;
+            }
+        }
+        if deleted >= max {
+            break;
+        }
+    }
+    Ok(deleted)
 }

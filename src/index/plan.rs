@@ -93,7 +93,10 @@ fn cond_bounds(c: &Cond) -> (FieldBounds, String) {
         Cond::Eq(v @ (Bson::Array(_) | Bson::RegularExpression(_))) => {
             (FieldBounds::All, format!("{} (not indexable)", text(v)))
         }
-        Cond::Eq(v) => (FieldBounds::Points(vec![enc(v)]), format!("[{0}, {0}]", text(v))),
+        Cond::Eq(v) => (
+            FieldBounds::Points(vec![enc(v)]),
+            format!("[{0}, {0}]", text(v)),
+        ),
         Cond::In(values, patterns) => {
             if !patterns.is_empty() || values.iter().any(|v| matches!(v, Bson::Array(_))) {
                 return (FieldBounds::All, "$in with arrays or regexes".into());
@@ -111,7 +114,10 @@ fn cond_bounds(c: &Cond) -> (FieldBounds, String) {
             }
             ps.sort();
             ps.dedup();
-            let words: Vec<String> = values.iter().map(|v| format!("[{0}, {0}]", text(v))).collect();
+            let words: Vec<String> = values
+                .iter()
+                .map(|v| format!("[{0}, {0}]", text(v)))
+                .collect();
             (FieldBounds::Points(ps), words.join(", "))
         }
         Cond::Cmp(dir, or_equal, w) => {
@@ -231,11 +237,10 @@ fn field_bounds(filter: &Filter, path: &str, multikey: bool) -> (FieldBounds, Ve
         }
         if multikey {
             // Elements may satisfy different conditions: bound by one (points first).
-            let better = match (&acc, &b) {
-                (FieldBounds::All, _) => true,
-                (FieldBounds::Ranges(_), FieldBounds::Points(_)) => true,
-                _ => false,
-            };
+            let better = matches!(
+                (&acc, &b),
+                (FieldBounds::All, _) | (FieldBounds::Ranges(_), FieldBounds::Points(_))
+            );
             if better {
                 acc = b;
                 words = vec![w];
@@ -340,7 +345,7 @@ fn flatten<'a>(f: &'a Filter, out: &mut Vec<&'a Filter>) {
 
 /// The access through `def` for this filter (and sort), or `None` when the index cannot
 /// serve it. `forced`: a hint names this index, so an unbounded scan is fine.
-fn candidate(
+pub(crate) fn candidate(
     def: &Arc<IndexDef>,
     filter: &Filter,
     sort: Option<&SortSpec>,
@@ -376,7 +381,12 @@ fn candidate(
         match b {
             FieldBounds::Points(ps) => {
                 if prefixes.len() * ps.len().max(1) > MAX_POINTS {
-                    intervals = Some(prefixes.iter().map(|p| (p.clone(), prefix_end(p))).collect());
+                    intervals = Some(
+                        prefixes
+                            .iter()
+                            .map(|p| (p.clone(), prefix_end(p)))
+                            .collect(),
+                    );
                     continue;
                 }
                 if ps.len() == 1 && single_points == i {
@@ -414,12 +424,21 @@ fn candidate(
                 bounded += 1;
             }
             FieldBounds::All => {
-                intervals = Some(prefixes.iter().map(|p| (p.clone(), prefix_end(p))).collect());
+                intervals = Some(
+                    prefixes
+                        .iter()
+                        .map(|p| (p.clone(), prefix_end(p)))
+                        .collect(),
+                );
             }
         }
     }
-    let intervals =
-        intervals.unwrap_or_else(|| prefixes.iter().map(|p| (p.clone(), prefix_end(p))).collect());
+    let intervals = intervals.unwrap_or_else(|| {
+        prefixes
+            .iter()
+            .map(|p| (p.clone(), prefix_end(p)))
+            .collect()
+    });
     let provides_sort = sort.is_some_and(|s| serves_sort(def, s, single_points, filter));
     if bounded == 0 && !provides_sort && !forced {
         return None;
@@ -447,9 +466,10 @@ fn serves_sort(def: &IndexDef, sort: &SortSpec, pinned: usize, filter: &Filter) 
     let keys = sort.keys();
     (0..=pinned).any(|start| {
         keys.len() <= def.fields.len().saturating_sub(start)
-            && keys.iter().zip(&def.fields[start..]).all(|((path, asc), f)| {
-                *path == f.path && *asc != f.descending
-            })
+            && keys
+                .iter()
+                .zip(&def.fields[start..])
+                .all(|((path, asc), f)| *path == f.path && *asc != f.descending)
     })
 }
 
@@ -616,7 +636,11 @@ pub(crate) fn explain(
         plan.limit,
         plan.hint.as_ref(),
     )?;
-    let winning = wrap(plan_stage(&choice.access, &coll.name, filter), &plan, &choice.access);
+    let winning = wrap(
+        plan_stage(&choice.access, &coll.name, filter),
+        &plan,
+        &choice.access,
+    );
     let rejected: Vec<Bson> = choice
         .rejected
         .iter()
