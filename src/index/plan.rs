@@ -501,6 +501,12 @@ pub(crate) fn choose(
     limit: Option<u64>,
     hint: Option<&Bson>,
 ) -> Result<Choice> {
+    if hint.is_none() && filter.id_equality().is_some() {
+        return Ok(Choice {
+            access: Access::Id,
+            rejected: Vec::new(),
+        });
+    }
     let defs = defs_for(view, coll)?;
     let defs: Vec<Arc<IndexDef>> = defs
         .into_iter()
@@ -515,12 +521,6 @@ pub(crate) fn choose(
                 None if filter.id_equality().is_some() => Access::Id,
                 None => Access::Collection,
             },
-            rejected: Vec::new(),
-        });
-    }
-    if filter.id_equality().is_some() {
-        return Ok(Choice {
-            access: Access::Id,
             rejected: Vec::new(),
         });
     }
