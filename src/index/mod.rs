@@ -5,6 +5,8 @@
 //! Skeleton: the Rust API below is the shape the C functions, bindings and CLI call; the
 //! bodies arrive with the indexes issue and return [`Error::Unsupported`] until then.
 
+pub(crate) mod key;
+
 use crate::collection::Collection;
 use crate::error::{Error, Result};
 use crate::query::FindOptions;
