@@ -210,16 +210,24 @@ impl Cursor {
     fn next_sorted(&mut self) -> Result<Option<BsonDocument>> {
         if self.sorted.is_none() {
             let sort = self.plan.sort.clone().expect("checked by caller");
-            let mut rows: Vec<(Vec<Option<Bson>>, BsonDocument)> = Vec::new();
+            let mut rows: Vec<(Vec<Option<Bson>>, Vec<u8>, BsonDocument)> = Vec::new();
             // The skip applies after sorting.
             self.to_skip = 0;
+            // Ties keep `_id` order whatever order the access path produced.
+            let by_index = self.iscan.is_some();
             while let Some(rec) = self.next_in_order()? {
                 let doc = record::decode_body(&rec)?.into_bson();
-                rows.push((sort.key_of(&doc), doc));
+                let id_key = match (by_index, doc.get("_id")) {
+                    (true, Some(id)) => {
+                        crate::document::DocumentId::new(id.clone())?.key().to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                rows.push((sort.key_of(&doc), id_key, doc));
             }
-            rows.sort_by(|a, b| sort.compare_keys(&a.0, &b.0));
+            rows.sort_by(|a, b| sort.compare_keys(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
             let skip = usize::try_from(self.plan.skip).unwrap_or(usize::MAX);
-            let docs: Vec<BsonDocument> = rows.into_iter().skip(skip).map(|(_, d)| d).collect();
+            let docs: Vec<BsonDocument> = rows.into_iter().skip(skip).map(|(_, _, d)| d).collect();
             self.sorted = Some(docs.into_iter());
         }
         Ok(self.sorted.as_mut().and_then(Iterator::next))

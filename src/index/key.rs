@@ -11,7 +11,6 @@
 //! multikey indexes do.
 
 // Used by the index maintenance and the planner, which land separately; tests use it now.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use crate::error::{Error, Result};
 use crate::query::compare::type_rank;

@@ -17,8 +17,6 @@ pub(crate) mod key;
 pub(crate) mod plan;
 pub(crate) mod scan;
 
-pub(crate) mod key;
-
 use crate::collection::Collection;
 use crate::document::record;
 use crate::error::{Error, Result};
