@@ -319,7 +319,6 @@ fn index_commands_create_list_explain_drop() {
                 "i.db",
                 "users",
                 "{score: 1}",
-                "--sparse",
                 "--name",
                 "by_score",
                 "--options",
@@ -343,7 +342,6 @@ fn index_commands_create_list_explain_drop() {
     assert_eq!(list[1]["key"], json(r#"{"user.email": 1}"#));
     assert_eq!(list[1]["unique"], true);
     assert_eq!(list[2]["key"], json(r#"{"user.age": 1, "score": -1}"#));
-    assert_eq!(list[3]["sparse"], true);
     assert_eq!(
         list[3]["partialFilterExpression"],
         json(r#"{"score": {"$gt": 6}}"#)

@@ -61,7 +61,7 @@ fn create_list_drop_and_names() {
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     let list = c.list_indexes().unwrap();
     let names: Vec<&str> = list.iter().map(|i| i.get_str("name").unwrap()).collect();
-    assert_eq!(names, ["_id_", "by_age", "user.email_1"]);
+    assert_eq!(names, ["_id_", "user.email_1", "by_age"]);
     assert_eq!(list[0].get_document("key").unwrap(), &doc! {"_id": 1});
     assert_eq!(list[0].get_i32("v").unwrap(), 2);
     c.drop_index("by_age").unwrap();

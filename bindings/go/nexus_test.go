@@ -962,9 +962,16 @@ func TestIndexes(t *testing.T) {
 	c := seed(t, db, "people")
 	eq(t, must(c.CreateIndex(`{"team":1}`, nil)).get(t), "team_1")
 	eq(t, must(c.CreateIndex(D{{"team", 1}, {"age", -1}}, nil)).get(t), "team_1_age_-1")
-	eq(t, must(c.CreateIndex(`{"tags":1}`, &IndexOptions{
-		Name: "by_tag", Sparse: true, PartialFilterExpression: M{"age": M{"$gt": 30}},
-	})).get(t), "by_tag")
+	eq(t, must(c.CreateIndex(`{"tags":1}`, &IndexOptions{Name: "by_tag", Sparse: true})).get(t),
+		"by_tag")
+	eq(t, must(c.CreateIndex(`{"age":1}`, &IndexOptions{
+		Name: "older", PartialFilterExpression: M{"age": M{"$gt": 30}},
+	})).get(t), "older")
+	// MongoDB refuses sparse and partial together.
+	_, err := c.CreateIndex(`{"name":1}`, &IndexOptions{
+		Sparse: true, PartialFilterExpression: M{"age": M{"$gt": 30}},
+	})
+	wantCode(t, err, CodeInvalidArgument)
 	// An identical index again: its name, nothing new.
 	eq(t, must(c.CreateIndex(`{"team":1}`, &IndexOptions{})).get(t), "team_1")
 
@@ -983,7 +990,7 @@ func TestIndexes(t *testing.T) {
 			t.Errorf("index %s: v = %d, want 2", ix.Name, ix.V)
 		}
 	}
-	eq(t, names, []string{"_id_", "team_1", "team_1_age_-1", "by_tag"})
+	eq(t, names, []string{"_id_", "team_1", "team_1_age_-1", "by_tag", "older"})
 	eq(t, list[0].Key, map[string]int{"_id": 1})
 	eq(t, list[2].Key, map[string]int{"team": 1, "age": -1})
 	if !list[3].Sparse {
@@ -1005,7 +1012,7 @@ func TestIndexes(t *testing.T) {
 	if strings.Contains(text, `"name":"team_1"`) || !strings.Contains(text, `"name":"by_tag"`) {
 		t.Errorf("after DropIndex(team_1): %s", text)
 	}
-	err := c.DropIndex("team_1")
+	err = c.DropIndex("team_1")
 	wantCode(t, err, CodeNotFound)
 	if !errors.Is(err, ErrNotFound) {
 		t.Error("errors.Is(err, ErrNotFound) = false")

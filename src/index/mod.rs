@@ -52,6 +52,8 @@ pub(crate) struct IndexDef {
     /// Whether some document ever produced more than one key (an array on a key path).
     /// Set, never cleared (as MongoDB does until the index is rebuilt).
     pub multikey: bool,
+    /// Creation order within the collection (listings follow it, as MongoDB's do).
+    pub seq: i64,
 }
 
 impl IndexDef {
@@ -81,6 +83,7 @@ impl IndexDef {
             d.insert("expireAfterSeconds", s);
         }
         d.insert("multikey", self.multikey);
+        d.insert("seq", self.seq);
         d
     }
 
@@ -98,6 +101,7 @@ impl IndexDef {
             partial: d.get_document("partialFilterExpression").ok().cloned(),
             expire_after_secs: d.get_i64("expireAfterSeconds").ok(),
             multikey: d.get_bool("multikey").unwrap_or(false),
+            seq: d.get_i64("seq").unwrap_or(0),
         })
     }
 
@@ -222,6 +226,7 @@ fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<In
         partial: None,
         expire_after_secs: None,
         multikey: false,
+        seq: 0,
     };
     for (k, v) in options {
         match (k.as_str(), v) {
@@ -587,7 +592,9 @@ impl Collection<'_> {
         crate::db::check_collection_name(&self.name)?;
         let mut def = new_def(&self.name, keys, options)?;
         self.db.write(|t| {
-            for existing in defs_for(t.as_read(), &self.name)? {
+            let existing_defs = defs_for(t.as_read(), &self.name)?;
+            def.seq = existing_defs.iter().map(|d| d.seq + 1).max().unwrap_or(1);
+            for existing in existing_defs {
                 if existing.name == def.name {
                     if existing.same_spec(&def) {
                         return Ok(existing.name.clone());
@@ -663,7 +670,9 @@ impl Collection<'_> {
                 return Err(Error::NoCollection(self.name.clone()));
             }
             let mut out = vec![bson::doc! {"v": 2, "key": {"_id": 1}, "name": ID_INDEX}];
-            out.extend(defs_for(v, &self.name)?.iter().map(|d| d.listing()));
+            let mut defs = defs_for(v, &self.name)?;
+            defs.sort_by_key(|d| d.seq);
+            out.extend(defs.iter().map(|d| d.listing()));
             Ok(out)
         })
     }

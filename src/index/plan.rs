@@ -583,7 +583,6 @@ fn plan_stage(access: &Access, coll: &str, filter_doc: &BsonDocument) -> BsonDoc
         Access::Id => doc! { "stage": "IDHACK", "namespace": coll },
         Access::Index(ix) => doc! {
             "stage": "FETCH",
-            "filter": filter_doc.clone(),
             "inputStage": {
                 "stage": "IXSCAN",
                 "keyPattern": ix.def.key.clone(),
@@ -596,6 +595,7 @@ fn plan_stage(access: &Access, coll: &str, filter_doc: &BsonDocument) -> BsonDoc
                 "indexBounds": ix.bounds_text.clone(),
                 "intervals": ix.intervals.len() as i64,
             },
+            "filter": filter_doc.clone(),
         },
     }
 }
