@@ -97,9 +97,9 @@ with open(f"{out}/import-200mb.md", "w") as f:
     for r in results:
         f.write(f"| {r['what']} | {r['seconds']:.2f} | {r['docs_per_sec']} | {r['mib_per_sec']} | {r['peak_rss_mib']} | {'yes' if r['under_100_mib'] else 'no'} |\n")
     f.write("\nThe importer itself streams (the dry run reads, parses and converts every row with a "
-            "few MiB). A real import's RSS is dominated by the storage layer: the `wal` backend (the "
-            "default of this build) keeps every collection in memory; the paged WASP engine "
-            "(`{\"storage\":\"wasp\"}`, here `nexus --storage wasp import`) keeps a bounded page "
+            "few MiB). A real import's RSS is dominated by the storage layer: the `wal` backend "
+            "(`{\"storage\":\"wal\"}`) keeps every collection in memory; the paged WASP engine "
+            "(the default, here `nexus --storage wasp import`) keeps a bounded page "
             "cache, so its import stays within a fixed memory budget whatever the file size.\n")
 print(open(f"{out}/import-200mb.md").read())
 PY
