@@ -76,6 +76,7 @@ sync=${BENCH_SYNC:-normal}
     echo
     echo "\"better\"/\"worse\": how many times faster than SQLite."
     echo
+    cat bench/index_notes.md
     echo "## Raw numbers and plans"
     echo
     echo '```'

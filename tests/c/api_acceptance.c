@@ -1691,6 +1691,73 @@ static void test_maintenance(nexus_db *db)
     CHECK_GET(db, "people", "ada", J(PEOPLE[0]));
 }
 
+/* ------------------------------------------------------------------------------------
+ * Secondary indexes: create, list, explain, unique, drop, bad input
+ * ---------------------------------------------------------------------------------- */
+
+static void test_indexes(nexus_db *db)
+{
+    char *name = NULL, *out = NULL;
+    uint64_t matched = 0, modified = 0;
+    section("indexes: create, list, explain, unique, drop");
+    seed_people(db, "ix");
+    CHECK_OK(nexus_create_index(db, "ix", J("{'addr.city':1}"), NULL, &name));
+    CHECK_STR(name, "addr.city_1");
+    nexus_free(name);
+    name = NULL;
+    CHECK_OK(nexus_create_index(db, "ix", J("{'name':1}"), J("{'unique':true}"), NULL));
+    CHECK_OK(nexus_create_index(db, "ix", J("{'age':-1,'name':1}"), J("{'name':'by_age'}"), &name));
+    CHECK_STR(name, "by_age");
+    nexus_free(name);
+    CHECK_OK(nexus_list_indexes(db, "ix", &out));
+    if (out) {
+        CHECK_CONTAINS(out, "\"name\":\"_id_\"");
+        CHECK_CONTAINS(out, "\"name\":\"addr.city_1\"");
+        CHECK_CONTAINS(out, "\"unique\":true");
+    }
+    nexus_free(out);
+    out = NULL;
+    /* Same answers through the index; the plan says which index. */
+    CHECK_NAMES(db, "ix", J("{'addr.city':'London'}"), J("{'sort':{'name':1}}"), "ada,cy");
+    CHECK_NAMES(db, "ix", J("{'age':{'$gte':25,'$lt':40}}"), J("{'sort':{'age':-1,'name':1}}"),
+                "ada,dee,bob");
+    CHECK_OK(nexus_explain(db, "ix", J("{'addr.city':'London'}"), NULL, &out));
+    if (out) {
+        CHECK_CONTAINS(out, "\"IXSCAN\"");
+        CHECK_CONTAINS(out, "\"indexName\":\"addr.city_1\"");
+        CHECK_CONTAINS(out, "\"nReturned\":2");
+    }
+    nexus_free(out);
+    out = NULL;
+    /* A unique violation names the index and writes nothing. */
+    CHECK_ERR(nexus_insert(db, "ix", J("{'name':'ada'}"), NULL), NEXUS_DUPLICATE_KEY);
+    CHECK_CONTAINS(nexus_errmsg(), "name_1");
+    CHECK_COUNT(db, "ix", NULL, N_PEOPLE);
+    CHECK_ERR(nexus_update(db, "ix", J("{'_id':'bob'}"), J("{'$set':{'name':'ada'}}"), 0, &matched, &modified),
+              NEXUS_DUPLICATE_KEY);
+    CHECK_COUNT(db, "ix", J("{'name':'bob'}"), 1);
+    /* Bad input. */
+    CHECK_ERR(nexus_create_index(NULL, "ix", "{\"a\":1}", NULL, NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, NULL, "{\"a\":1}", NULL, NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, "ix", NULL, NULL, NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, "ix", "{\"a\":1", NULL, NULL), NEXUS_PARSE);
+    CHECK_ERR(nexus_create_index(db, "ix", "{\"a\":2}", NULL, NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, "ix", "{\"a\":1}", "{\"bogus\":1}", NULL),
+              NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, "ix", "{\"a\":\"\xff\"}", NULL, NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_list_indexes(db, "ix", NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_list_indexes(db, "no_such", &out), NEXUS_NO_COLLECTION);
+    CHECK_ERR(nexus_explain(db, "ix", "{", NULL, &out), NEXUS_PARSE);
+    CHECK_ERR(nexus_explain(db, "ix", NULL, "{\"hint\":\"nope\"}", &out), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_drop_index(db, "ix", "_id_"), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_drop_index(db, "ix", "nope"), NEXUS_NOT_FOUND);
+    CHECK_ERR(nexus_drop_index(db, "ix", NULL), NEXUS_INVALID_ARGUMENT);
+    /* Drop, then the collection scan answers the same. */
+    CHECK_OK(nexus_drop_index(db, "ix", "addr.city_1"));
+    CHECK_NAMES(db, "ix", J("{'addr.city':'London'}"), J("{'sort':{'name':1}}"), "ada,cy");
+    CHECK_OK(nexus_drop_collection(db, "ix"));
+}
+
 /* After every connection is closed: reopen, read-only, and another process may open. */
 static void test_reopen(void)
 {
@@ -1792,6 +1859,7 @@ int main(int argc, char **argv)
         test_errmsg_per_thread(db);
         test_files(db);
         test_maintenance(db);
+        test_indexes(db);
         CHECK_OK(nexus_close(db));
         test_reopen();
     }
