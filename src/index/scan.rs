@@ -6,7 +6,9 @@ use crate::storage::{Bytes, ReadView};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Entries read from the index table per storage call.
+/// Entries read from the index table per storage call: the first read is small (a point
+/// lookup usually needs one entry), later ones double up to the largest.
+const FIRST_BATCH: usize = 4;
 const BATCH: usize = 256;
 
 /// A chosen index access path: `[lo, hi)` byte intervals over the index's entry keys
@@ -38,6 +40,8 @@ pub(crate) struct IndexScan {
     after: Option<Bytes>,
     /// `_id` keys already returned (a multikey index has several entries per document).
     seen: Option<HashSet<Bytes>>,
+    /// Entries to ask the storage for next.
+    batch: usize,
 }
 
 impl IndexScan {
@@ -48,6 +52,7 @@ impl IndexScan {
             pos: 0,
             after: None,
             seen: access.def.multikey.then(HashSet::new),
+            batch: FIRST_BATCH,
         }
     }
 
@@ -66,8 +71,10 @@ impl IndexScan {
                 None if lo.is_empty() => None,
                 None => Some(lo),
             };
-            let batch = view.scan(&self.table, start, BATCH);
-            let full = batch.len() == BATCH;
+            let want = self.batch;
+            self.batch = (self.batch * 2).min(BATCH);
+            let batch = view.scan(&self.table, start, want);
+            let full = batch.len() == want;
             let mut ended = !full;
             for (k, id) in batch {
                 if !hi.is_empty() && k[..] >= hi[..] {
