@@ -64,6 +64,9 @@ fn create_list_drop_and_names() {
     assert_eq!(names, ["_id_", "user.email_1", "by_age"]);
     assert_eq!(list[0].get_document("key").unwrap(), &doc! {"_id": 1});
     assert_eq!(list[0].get_i32("v").unwrap(), 2);
+    // The _id index is the primary key: asking for it is a no-op.
+    assert_eq!(c.create_index(&doc! {"_id": 1}, &doc! {}).unwrap(), "_id_");
+    assert_eq!(c.list_indexes().unwrap().len(), 3);
     c.drop_index("by_age").unwrap();
     assert!(matches!(
         c.drop_index("by_age").unwrap_err(),
@@ -149,6 +152,14 @@ fn unique_index_refuses_duplicates_and_writes_nothing() {
         .unwrap();
     s.insert(d(r#"{"_id": 1}"#)).unwrap();
     s.insert(d(r#"{"_id": 2}"#)).unwrap();
+    // An expired ephemeral document no longer holds its unique key.
+    let e = db.collection("eph");
+    e.create_index(&doc! {"k": 1}, &doc! {"unique": true})
+        .unwrap();
+    e.insert_ttl(d(r#"{"_id": 1, "k": "x"}"#), 1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    e.insert(d(r#"{"_id": 2, "k": "x"}"#)).unwrap();
+    assert!(e.insert(d(r#"{"_id": 3, "k": "x"}"#)).is_err());
     // Building a unique index over duplicates fails and leaves no index behind.
     let e = db
         .collection("s")

@@ -268,10 +268,8 @@ fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<In
             def.name
         )));
     }
-    if def.name == ID_INDEX || def.fields.iter().any(|f| f.path == "_id") && def.fields.len() == 1 {
-        return Err(Error::invalid(
-            "the _id index exists already (the primary key); it cannot be created again",
-        ));
+    if def.name == ID_INDEX {
+        return Err(Error::invalid("the name _id_ belongs to the primary key"));
     }
     if def.expire_after_secs.is_some() && def.fields.len() != 1 {
         return Err(Error::invalid(
@@ -417,10 +415,8 @@ pub(crate) fn on_write(
         if def.unique {
             let table = def.table();
             for k in &added {
-                if let Some(other) = holder(&*t, &table, k) {
-                    if other.as_ref() != id_key {
-                        return Err(duplicate(def, new_doc.as_ref()));
-                    }
+                if other_holder(&*t, coll, &table, k, id_key).is_some() {
+                    return Err(duplicate(def, new_doc.as_ref()));
                 }
             }
         }
@@ -449,11 +445,38 @@ pub(crate) fn on_write(
     Ok(catalog_changed)
 }
 
-/// The `_id` key of a document holding index key `k` in `table`, if any.
-fn holder(view: &dyn ReadView, table: &str, k: &[u8]) -> Option<Bytes> {
-    let hit = view.scan(table, Some(k), 1);
-    let (ek, v) = hit.into_iter().next()?;
-    ek.starts_with(k).then_some(v)
+/// Whether the document under `id_key` exists and has not expired (an expired ephemeral
+/// document keeps its entries until it is purged, but no longer holds a unique key).
+fn is_live_doc(view: &dyn ReadView, coll: &str, id_key: &[u8]) -> bool {
+    view.get(coll, id_key)
+        .is_some_and(|r| record::is_live(&r, crate::document::now_millis()))
+}
+
+/// The `_id` key of a live document other than `id_key` holding index key `k` in `table`
+/// (expired documents keep their entries until purged, so there may be several).
+fn other_holder(
+    view: &dyn ReadView,
+    coll: &str,
+    table: &str,
+    k: &[u8],
+    id_key: &[u8],
+) -> Option<Bytes> {
+    let mut after: Bytes = Bytes::from(k);
+    loop {
+        let batch = view.scan(table, Some(&after), 8);
+        if batch.is_empty() {
+            return None;
+        }
+        for (ek, holder) in &batch {
+            if !ek.starts_with(k) {
+                return None;
+            }
+            if holder[..] != *id_key && is_live_doc(view, coll, holder) {
+                return Some(holder.clone());
+            }
+        }
+        after = batch.last().map(|(ek, _)| ek.clone())?;
+    }
 }
 
 pub(crate) fn entry_key(k: &[u8], id_key: &[u8]) -> Vec<u8> {
@@ -549,10 +572,8 @@ fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
             def.multikey |= multikey;
             for k in keys {
                 if def.unique {
-                    if let Some(other) = holder(t.as_read(), &table, &k) {
-                        if other != *id_key {
-                            return Err(duplicate(def, Some(&doc)));
-                        }
+                    if other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some() {
+                        return Err(duplicate(def, Some(&doc)));
                     }
                 }
                 t.put(&table, Bytes::from(entry_key(&k, id_key)), id_key.clone())?;
@@ -590,6 +611,16 @@ impl Collection<'_> {
     /// ```
     pub fn create_index(&self, keys: &BsonDocument, options: &BsonDocument) -> Result<String> {
         crate::db::check_collection_name(&self.name)?;
+        if keys.len() == 1 && keys.contains_key("_id") && options.is_empty() {
+            // The primary key is the _id index; asking for it is a no-op (as in MongoDB).
+            self.db.write(|t| {
+                if !t.has_table(&self.name) {
+                    t.create_table(&self.name, "{}")?;
+                }
+                Ok(())
+            })?;
+            return Ok(ID_INDEX.to_owned());
+        }
         let mut def = new_def(&self.name, keys, options)?;
         self.db.write(|t| {
             let existing_defs = defs_for(t.as_read(), &self.name)?;
