@@ -571,10 +571,9 @@ fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
             })?;
             def.multikey |= multikey;
             for k in keys {
-                if def.unique {
-                    if other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some() {
-                        return Err(duplicate(def, Some(&doc)));
-                    }
+                if def.unique && other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some()
+                {
+                    return Err(duplicate(def, Some(&doc)));
                 }
                 t.put(&table, Bytes::from(entry_key(&k, id_key)), id_key.clone())?;
             }
