@@ -9,7 +9,7 @@
 //! no locks. Separators: `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
 
 use super::page::{Geometry, Node, Ptr, Val};
-use super::pager::Pager;
+use super::pager::{Pager, Probe};
 use crate::error::Result;
 use crate::storage::Bytes;
 use std::sync::Arc;
@@ -30,8 +30,13 @@ pub(crate) fn resolve(pager: &Pager, val: &Val) -> Result<Bytes> {
     }
 }
 
-/// Finds `key` below `root`.
-pub(crate) fn get(pager: &Pager, root: Option<&Ptr>, key: &[u8]) -> Result<Option<Val>> {
+/// Finds `key` below `root`. `cache_leaves`: see [`Pager::leaf_probe`].
+pub(crate) fn get(
+    pager: &Pager,
+    root: Option<&Ptr>,
+    key: &[u8],
+    cache_leaves: bool,
+) -> Result<Option<Val>> {
     let Some(root) = root else { return Ok(None) };
     let mut node = load(pager, root)?;
     loop {
@@ -44,7 +49,23 @@ pub(crate) fn get(pager: &Pager, root: Option<&Ptr>, key: &[u8]) -> Result<Optio
             }
             Node::Branch { keys, children } => {
                 let i = keys.partition_point(|k| &k[..] <= key);
-                load(pager, &children[i])?
+                match &children[i] {
+                    Ptr::Mem(n) => Arc::clone(n),
+                    Ptr::Disk(id) => {
+                        let mut found = None;
+                        let probe = pager.leaf_probe(*id, cache_leaves, |entries| {
+                            found = entries
+                                .binary_search_by(|(k, _)| (*k).cmp(key))
+                                .ok()
+                                .map(|i| entries[i].1.to_val());
+                            Ok(())
+                        })?;
+                        match probe {
+                            Probe::Node(n) => n,
+                            Probe::Done => return Ok(found),
+                        }
+                    }
+                }
             }
         };
         node = next;
@@ -52,18 +73,39 @@ pub(crate) fn get(pager: &Pager, root: Option<&Ptr>, key: &[u8]) -> Result<Optio
 }
 
 /// Appends to `out` up to `limit` entries in key order strictly after `after`. Returns
-/// whether `out` reached `limit`.
+/// whether `out` reached `limit`. `cache_leaves`: see [`Pager::leaf_probe`].
 pub(crate) fn scan(
     pager: &Pager,
     ptr: &Ptr,
     after: Option<&[u8]>,
     limit: usize,
     out: &mut Vec<(Bytes, Val)>,
+    cache_leaves: bool,
 ) -> Result<bool> {
     if out.len() >= limit {
         return Ok(true);
     }
-    let node = load(pager, ptr)?;
+    let node = match ptr {
+        Ptr::Mem(n) => Arc::clone(n),
+        Ptr::Disk(id) => {
+            let mut full = false;
+            let probe = pager.leaf_probe(*id, cache_leaves, |entries| {
+                let start = after.map_or(0, |a| entries.partition_point(|(k, _)| *k <= a));
+                for (k, v) in &entries[start..] {
+                    out.push((Bytes::from(*k), v.to_val()));
+                    if out.len() >= limit {
+                        full = true;
+                        break;
+                    }
+                }
+                Ok(())
+            })?;
+            match probe {
+                Probe::Node(n) => n,
+                Probe::Done => return Ok(full),
+            }
+        }
+    };
     match &*node {
         Node::Leaf { keys, vals } => {
             let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
@@ -78,7 +120,7 @@ pub(crate) fn scan(
         Node::Branch { keys, children } => {
             let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
             for c in &children[start..] {
-                if scan(pager, c, after, limit, out)? {
+                if scan(pager, c, after, limit, out, cache_leaves)? {
                     return Ok(true);
                 }
             }
@@ -237,7 +279,7 @@ impl Tree<'_> {
 
     /// Removes `key`; returns the removed value (its overflow pages already freed).
     pub(crate) fn delete(&mut self, root: &mut Option<Ptr>, key: &[u8]) -> Result<Option<Val>> {
-        if get(self.pager, root.as_ref(), key)?.is_none() {
+        if get(self.pager, root.as_ref(), key, true)?.is_none() {
             return Ok(None);
         }
         let Some(r) = root.as_mut() else {

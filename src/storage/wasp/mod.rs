@@ -270,10 +270,17 @@ impl Shared {
     }
 }
 
-/// Read access to one state: shared by snapshots and the write transaction.
-fn view_get(shared: &Shared, state: &State, table: &str, key: &[u8]) -> Option<Bytes> {
+/// Read access to one state: shared by snapshots and the write transaction (`writer`: leaf
+/// pages read are cached at once, see [`Pager::leaf_probe`]).
+fn view_get(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    key: &[u8],
+    writer: bool,
+) -> Option<Bytes> {
     let t = state.tables.get(table)?;
-    let r = btree::get(&shared.pager, t.root.as_ref(), key)
+    let r = btree::get(&shared.pager, t.root.as_ref(), key, writer)
         .and_then(|v| v.map(|v| btree::resolve(&shared.pager, &v)).transpose());
     match r {
         Ok(v) => v,
@@ -290,12 +297,13 @@ fn view_scan(
     table: &str,
     after: Option<&[u8]>,
     limit: usize,
+    writer: bool,
 ) -> Vec<(Bytes, Bytes)> {
     let Some(root) = state.tables.get(table).and_then(|t| t.root.as_ref()) else {
         return Vec::new();
     };
     let mut raw = Vec::new();
-    let r = btree::scan(&shared.pager, root, after, limit, &mut raw).and_then(|_| {
+    let r = btree::scan(&shared.pager, root, after, limit, &mut raw, writer).and_then(|_| {
         raw.into_iter()
             .map(|(k, v)| Ok((k, btree::resolve(&shared.pager, &v)?)))
             .collect::<Result<Vec<_>>>()
@@ -336,10 +344,10 @@ impl ReadView for View {
         self.state.tables.contains_key(name)
     }
     fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
-        view_get(&self.shared, &self.state, table, key)
+        view_get(&self.shared, &self.state, table, key, false)
     }
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
-        view_scan(&self.shared, &self.state, table, after, limit)
+        view_scan(&self.shared, &self.state, table, after, limit, false)
     }
     fn count(&self, table: &str) -> u64 {
         self.state.tables.get(table).map_or(0, |t| t.count)
@@ -512,7 +520,7 @@ impl WaspStorage {
         if manifest.catalog_root != 0 {
             let root = Ptr::Disk(manifest.catalog_root);
             let mut entries = Vec::new();
-            btree::scan(&pager, &root, None, usize::MAX, &mut entries)?;
+            btree::scan(&pager, &root, None, usize::MAX, &mut entries, false)?;
             for (k, v) in entries {
                 let name = String::from_utf8(k.to_vec())
                     .map_err(|_| Error::Corrupt(format!("{what}: catalog name is not UTF-8")))?;
@@ -715,10 +723,10 @@ impl ReadView for WaspTxn {
         self.state.tables.contains_key(name)
     }
     fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
-        view_get(&self.shared, &self.state, table, key)
+        view_get(&self.shared, &self.state, table, key, true)
     }
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
-        view_scan(&self.shared, &self.state, table, after, limit)
+        view_scan(&self.shared, &self.state, table, after, limit, true)
     }
     fn count(&self, table: &str) -> u64 {
         self.state.tables.get(table).map_or(0, |t| t.count)

@@ -228,6 +228,63 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
     Ok(())
 }
 
+/// A leaf entry's value as it lies in the page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RawVal<'a> {
+    Data(&'a [u8]),
+    Overflow { page: u64, len: u32 },
+}
+
+impl RawVal<'_> {
+    pub(crate) fn to_val(self) -> Val {
+        match self {
+            RawVal::Data(b) => Val::Data(Bytes::from(b)),
+            RawVal::Overflow { page, len } => Val::Overflow { page, len },
+        }
+    }
+}
+
+/// Walks the entries of a checked leaf page in place, in key order, while `f` returns true
+/// (no entry is copied: lookups on pages that are not cached decode nothing).
+pub(crate) fn leaf_entries<'a>(
+    buf: &'a [u8],
+    head: PageHead,
+    id: u64,
+    what: &str,
+    mut f: impl FnMut(&'a [u8], RawVal<'a>) -> bool,
+) -> Result<()> {
+    let bad = |m: &str| Error::Corrupt(format!("{what}: page {id}: {m}"));
+    let end = PAGE_HEADER + head.used as usize;
+    let mut at = PAGE_HEADER;
+    let mut take = |n: usize| -> Result<&'a [u8]> {
+        if at + n > end {
+            return Err(bad("entry runs past the used bytes"));
+        }
+        let s = &buf[at..at + n];
+        at += n;
+        Ok(s)
+    };
+    for _ in 0..head.count {
+        let fixed = take(LEAF_ENTRY_FIXED)?;
+        let klen = u16::from_le_bytes([fixed[0], fixed[1]]) as usize;
+        let vkind = fixed[2];
+        let vlen = u32::from_le_bytes([fixed[3], fixed[4], fixed[5], fixed[6]]);
+        let key = take(klen)?;
+        let val = match vkind {
+            0 => RawVal::Data(take(vlen as usize)?),
+            1 => RawVal::Overflow {
+                page: u64_at(take(8)?, 0),
+                len: vlen,
+            },
+            _ => return Err(bad("unknown value kind")),
+        };
+        if !f(key, val) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Decodes a checked leaf or branch page.
 pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Result<Node> {
     let bad = |m: &str| Error::Corrupt(format!("{what}: page {id}: {m}"));
@@ -246,21 +303,11 @@ pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Re
             let n = head.count as usize;
             let mut keys = Vec::with_capacity(n);
             let mut vals = Vec::with_capacity(n);
-            for _ in 0..n {
-                let f = take(LEAF_ENTRY_FIXED)?;
-                let klen = u16::from_le_bytes([f[0], f[1]]) as usize;
-                let vkind = f[2];
-                let vlen = u32::from_le_bytes([f[3], f[4], f[5], f[6]]);
-                keys.push(Bytes::from(take(klen)?));
-                vals.push(match vkind {
-                    0 => Val::Data(Bytes::from(take(vlen as usize)?)),
-                    1 => Val::Overflow {
-                        page: u64_at(take(8)?, 0),
-                        len: vlen,
-                    },
-                    _ => return Err(bad("unknown value kind")),
-                });
-            }
+            leaf_entries(buf, head, id, what, |k, v| {
+                keys.push(Bytes::from(k));
+                vals.push(v.to_val());
+                true
+            })?;
             Ok(Node::Leaf { keys, vals })
         }
         KIND_BRANCH => {

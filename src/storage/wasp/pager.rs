@@ -4,19 +4,38 @@
 //! Overflow values are read straight from the file and not cached, so a workload of large
 //! documents cannot push the cache past its budget.
 //!
+//! Leaf admission: a lookup or scan that meets a leaf page not in the cache reads it and
+//! searches it in place ([`Pager::leaf_probe`]) instead of decoding it; the leaf is decoded
+//! and cached only when it is missed again soon after (a small set of recently missed leaf
+//! pages remembers the first miss). Random lookups over a database larger than the cache
+//! then cost a read and a search, not a decode of every entry, and do not push the hot
+//! branch pages out; leaves read repeatedly still end up cached.
+//!
 //! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
 
-use super::page::{self, Geometry, Node, KIND_FREELIST, KIND_OVERFLOW, PAGE_HEADER};
+use super::page::{
+    self, Geometry, Node, RawVal, KIND_FREELIST, KIND_LEAF, KIND_OVERFLOW, PAGE_HEADER,
+};
 use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
 use crate::storage::Bytes;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// First data page.
 pub(crate) const FIRST_DATA_PAGE: u64 = 3;
+/// Leaf pages remembered as missed once (forgotten all at once when full).
+const RECENT_MISSES: usize = 8192;
+
+/// What [`Pager::leaf_probe`] found behind a page number.
+pub(crate) enum Probe {
+    /// The decoded node (cached, a branch, or a leaf admitted on its second miss).
+    Node(Arc<Node>),
+    /// A leaf read for this call only: `f` has seen its entries in place.
+    Done,
+}
 
 struct Slot {
     id: u64,
@@ -100,6 +119,7 @@ pub(crate) struct Pager {
     pub(crate) file: PageFile,
     pub(crate) geo: Geometry,
     cache: Mutex<PageCache>,
+    recent_misses: Mutex<HashSet<u64>>,
     hits: AtomicU64,
     misses: AtomicU64,
     what: String,
@@ -112,6 +132,7 @@ impl Pager {
             file,
             geo,
             cache: Mutex::new(PageCache::new(cache_bytes)),
+            recent_misses: Mutex::new(HashSet::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             what,
@@ -158,6 +179,51 @@ impl Pager {
         let bytes = self.node_bytes(&node);
         self.cache.lock().insert(id, Arc::clone(&node), bytes);
         Ok(node)
+    }
+
+    /// For readers: the node in page `id` when it is cached or a branch (then decoded and
+    /// cached as by [`Pager::node`]); for a leaf missed for the first time lately, the page
+    /// is read and verified and `f` walks its entries in place (see the module notes).
+    /// `cache_leaves`: always decode and cache (the writer, whose reads precede changes to
+    /// the same leaves).
+    pub(crate) fn leaf_probe(
+        &self,
+        id: u64,
+        cache_leaves: bool,
+        f: impl FnOnce(&[(&[u8], RawVal<'_>)]) -> Result<()>,
+    ) -> Result<Probe> {
+        if let Some(n) = self.cache.lock().get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Probe::Node(n));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let buf = self.read_raw(id)?;
+        let head = page::open_page(&buf, id, &self.what)?;
+        let first_miss = !cache_leaves && head.kind == KIND_LEAF && {
+            let mut recent = self.recent_misses.lock();
+            if recent.remove(&id) {
+                false
+            } else {
+                if recent.len() >= RECENT_MISSES {
+                    recent.clear();
+                }
+                recent.insert(id);
+                true
+            }
+        };
+        if first_miss {
+            let mut entries = Vec::with_capacity(head.count as usize);
+            page::leaf_entries(&buf, head, id, &self.what, |k, v| {
+                entries.push((k, v));
+                true
+            })?;
+            f(&entries)?;
+            return Ok(Probe::Done);
+        }
+        let node = Arc::new(page::decode_node(&buf, head, id, &self.what)?);
+        let bytes = self.node_bytes(&node);
+        self.cache.lock().insert(id, Arc::clone(&node), bytes);
+        Ok(Probe::Node(node))
     }
 
     /// Reads and verifies a tree page, bypassing the cache (fsck, backup).
