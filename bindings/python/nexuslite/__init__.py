@@ -50,6 +50,10 @@ def _load():
         "nexus_count": ([vp, cp, cp, p(ctypes.c_uint64)], i),
         "nexus_import": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_export": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_create_index": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_drop_index": ([vp, cp, cp], i),
+        "nexus_list_indexes": ([vp, cp, p(vp)], i),
+        "nexus_explain": ([vp, cp, cp, cp, p(vp)], i),
     }
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
@@ -184,6 +188,28 @@ class Collection:
         n = ctypes.c_uint64()
         _check(_api().nexus_count(self._db._h, _b(self.name), _json(filter), ctypes.byref(n)))
         return n.value
+
+    def create_index(self, keys, **options):
+        """nexus_create_index: keys as a dict ({"a": 1, "b": -1}); options unique, sparse,
+        name, partialFilterExpression, expireAfterSeconds. Returns the index name."""
+        out = ctypes.c_void_p()
+        _check(_api().nexus_create_index(self._db._h, _b(self.name), _json(keys), _json(options or None), ctypes.byref(out)))
+        return _take_string(out)
+
+    def drop_index(self, name):
+        _check(_api().nexus_drop_index(self._db._h, _b(self.name), _b(name)))
+
+    def list_indexes(self):
+        """The indexes as MongoDB lists them (a list of dicts, the _id index first)."""
+        out = ctypes.c_void_p()
+        _check(_api().nexus_list_indexes(self._db._h, _b(self.name), ctypes.byref(out)))
+        return json.loads(_take_string(out))
+
+    def explain(self, filter=None, **options):
+        """nexus_explain: the plan and what was examined, as a dict."""
+        out = ctypes.c_void_p()
+        _check(_api().nexus_explain(self._db._h, _b(self.name), _json(filter), _json(options or None), ctypes.byref(out)))
+        return json.loads(_take_string(out))
 
     def import_file(self, path, **options):
         """nexus_import: returns the report as a dict."""
