@@ -53,6 +53,9 @@
 #include <nexus.h>
 #include <sqlite3.h>
 
+#define BENCH_NAME "index_bench"
+#include "bench_util.h"
+
 enum { NX, SQ, NENG };
 static const char *ENG[NENG] = {"NexusLite", "SQLite"};
 
@@ -61,47 +64,10 @@ static int SKIP_CREATE;
 static const char *SYNC, *WORK;
 static FILE *RAW;
 
-static long env_long(const char *name, long dflt)
-{
-    const char *v = getenv(name);
-    return v && *v ? atol(v) : dflt;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void nx(int rc, const char *what)
-{
-    if (rc != NEXUS_OK) {
-        fprintf(stderr, "index_bench: %s failed: %s (%s)\n", what, nexus_errmsg(), nexus_errstr(rc));
-        exit(1);
-    }
-}
-
-static void sq(sqlite3 *s, int rc, const char *what)
-{
-    if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        fprintf(stderr, "index_bench: sqlite %s failed: %s\n", what, sqlite3_errmsg(s));
-        exit(1);
-    }
-}
-
 static void fail(const char *msg)
 {
     fprintf(stderr, "index_bench: %s\n", msg);
     exit(1);
-}
-
-static uint64_t next_rand(uint64_t *r)
-{
-    *r ^= *r << 13;
-    *r ^= *r >> 7;
-    *r ^= *r << 17;
-    return *r;
 }
 
 static long age_of(long i) { return (i * 7919) % 100; }
@@ -386,18 +352,6 @@ static void check_plans(conn *c, int indexed)
             exit(1);
         }
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- results ---- */

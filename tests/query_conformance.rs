@@ -18,6 +18,43 @@ fn conformance_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
 }
 
+/// The suite's files, sorted (at least one).
+fn conformance_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(conformance_dir())
+        .expect("tests/conformance exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no conformance files");
+    files
+}
+
+/// Every case of the suite: "file / group / case" for messages, the group's documents, the
+/// case.
+fn all_cases() -> Vec<(String, Vec<Value>, Value)> {
+    let mut out = Vec::new();
+    for file in conformance_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let groups: Vec<Value> = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: malformed JSON: {e}", file.display()));
+        let fname = file.file_name().unwrap().to_string_lossy().into_owned();
+        for g in &groups {
+            let docs = g["docs"].as_array().cloned().unwrap_or_default();
+            let gname = g["group"].as_str().unwrap_or("?");
+            for case in g["cases"].as_array().expect("cases is an array") {
+                let name = case["name"].as_str().unwrap_or("?");
+                out.push((
+                    format!("{fname} / {gname} / {name}"),
+                    docs.clone(),
+                    case.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn to_doc(v: &Value, what: &str) -> BsonDocument {
     match v {
         Value::Object(m) => BsonDocument::try_from(m.clone())
@@ -235,30 +272,12 @@ fn check_after(db: &Database, case: &Value) -> Result<(), String> {
 
 #[test]
 fn conformance_suite() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(conformance_dir())
-        .expect("tests/conformance exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no conformance files");
-    let mut total = 0;
+    let cases = all_cases();
+    let total = cases.len();
     let mut failures = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let groups: Vec<Value> = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: malformed JSON: {e}", file.display()));
-        let fname = file.file_name().unwrap().to_string_lossy().into_owned();
-        for g in &groups {
-            let docs = g["docs"].as_array().cloned().unwrap_or_default();
-            let gname = g["group"].as_str().unwrap_or("?");
-            for case in g["cases"].as_array().expect("cases is an array") {
-                total += 1;
-                let name = case["name"].as_str().unwrap_or("?");
-                if let Err(why) = run_case(&docs, case) {
-                    failures.push(format!("{fname} / {gname} / {name}:\n          {why}"));
-                }
-            }
+    for (label, docs, case) in &cases {
+        if let Err(why) = run_case(docs, case) {
+            failures.push(format!("{label}:\n          {why}"));
         }
     }
     for f in &failures {
@@ -266,7 +285,7 @@ fn conformance_suite() {
     }
     eprintln!(
         "conformance: {total} cases in {} files, {} failed",
-        files.len(),
+        conformance_files().len(),
         failures.len()
     );
     assert!(
@@ -470,31 +489,13 @@ fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool
 /// indexes on the fields it uses as without, and the indexes stay consistent.
 #[test]
 fn conformance_suite_with_indexes() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(conformance_dir())
-        .expect("tests/conformance exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    let (mut total, mut used) = (0, 0);
-    let mut failures = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let groups: Vec<Value> = serde_json::from_str(&text).unwrap();
-        let fname = file.file_name().unwrap().to_string_lossy().into_owned();
-        for g in &groups {
-            let docs = g["docs"].as_array().cloned().unwrap_or_default();
-            let gname = g["group"].as_str().unwrap_or("?");
-            for case in g["cases"].as_array().expect("cases is an array") {
-                total += 1;
-                let name = case["name"].as_str().unwrap_or("?");
-                match run_case_both_ways(&docs, case, total % 2 == 0) {
-                    Ok(u) => used += usize::from(u),
-                    Err(why) => {
-                        failures.push(format!("{fname} / {gname} / {name}:\n          {why}"))
-                    }
-                }
-            }
+    let (mut used, mut failures) = (0, Vec::new());
+    let cases = all_cases();
+    let total = cases.len();
+    for (n, (label, docs, case)) in cases.iter().enumerate() {
+        match run_case_both_ways(docs, case, n % 2 == 1) {
+            Ok(u) => used += usize::from(u),
+            Err(why) => failures.push(format!("{label}:\n          {why}")),
         }
     }
     for f in &failures {
