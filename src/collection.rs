@@ -377,6 +377,7 @@ impl Collection<'_> {
             plan.sort.as_ref(),
             plan.limit,
             plan.hint.as_ref(),
+            plan.projection_doc.as_ref(),
         )?;
         Ok(Cursor::with_access(
             snap,
@@ -705,7 +706,7 @@ fn scan_candidates(
         Some(None) => return Ok(()),
         None => {}
     }
-    let choice = crate::index::plan::choose(view, table, filter, None, None, None)?;
+    let choice = crate::index::plan::choose(view, table, filter, None, None, None, None)?;
     let crate::index::plan::Access::Index(ix) = choice.access else {
         return scan_live(view, table, f);
     };

@@ -16,6 +16,22 @@ use std::sync::Arc;
 
 const BATCH: usize = 256;
 
+/// A match ready to return: a stored record, or (covered query) an index entry's values.
+enum Row {
+    Record(Bytes),
+    Covered { id: Bytes, values: Vec<u8> },
+}
+
+impl Row {
+    fn document(&self) -> Result<BsonDocument> {
+        match self {
+            Row::Record(rec) => Ok(record::decode_body(rec)?.into_bson()),
+            Row::Covered { values, .. } => BsonDocument::from_reader(&mut &values[..])
+                .map_err(|e| Error::Corrupt(format!("index entry values: {e}"))),
+        }
+    }
+}
+
 /// A stream of query results over a consistent snapshot.
 ///
 /// Not tied to the connection's lifetime in Rust terms, but once the connection is closed
@@ -26,8 +42,8 @@ pub struct Cursor {
     plan: Plan,
     closed: Arc<AtomicBool>,
     after: Option<Bytes>,
-    /// Matches read ahead, as stored records (decoded only when returned).
-    ready: VecDeque<Bytes>,
+    /// Matches read ahead, as stored records (decoded only when returned) or covered rows.
+    ready: VecDeque<Row>,
     sorted: Option<std::vec::IntoIter<BsonDocument>>,
     to_skip: u64,
     left: Option<u64>,
@@ -38,6 +54,8 @@ pub struct Cursor {
     iscan: Option<IndexScan>,
     /// The index yields the sort order: no sort in memory.
     sorted_by_index: bool,
+    /// The index entries answer the query alone (no document is read).
+    covered: bool,
     stats: ExecStats,
 }
 
@@ -50,14 +68,15 @@ impl Cursor {
         access: Access,
         closed: Arc<AtomicBool>,
     ) -> Self {
-        let (iscan, sorted_by_index) = match &access {
-            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort),
-            _ => (None, false),
+        let (iscan, sorted_by_index, covered) = match &access {
+            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort, ix.covered),
+            _ => (None, false, false),
         };
         Self {
             access,
             iscan,
             sorted_by_index,
+            covered,
             stats: ExecStats::default(),
             snap,
             table,
@@ -84,7 +103,7 @@ impl Cursor {
             self.next_sorted()?
         } else {
             match self.next_in_order()? {
-                Some(rec) => Some(record::decode_body(&rec)?.into_bson()),
+                Some(row) => Some(row.document()?),
                 None => None,
             }
         };
@@ -111,12 +130,16 @@ impl Cursor {
         if self.left == Some(0) {
             return Ok(None);
         }
-        let Some(rec) = self.next_in_order()? else {
+        let Some(row) = self.next_in_order()? else {
             return Ok(None);
         };
         if let Some(l) = self.left.as_mut() {
             *l -= 1;
         }
+        let rec = match row {
+            Row::Record(rec) => rec,
+            covered => return Ok(Some(Document::from(covered.document()?).to_json())),
+        };
         match crate::document::json::raw_to_relaxed_json(record::body_bytes(&rec)?) {
             Some(text) => Ok(Some(text)),
             None => Ok(Some(record::decode_body(&rec)?.to_json())),
@@ -150,12 +173,29 @@ impl Cursor {
             self.to_skip -= 1;
             return Ok(());
         }
-        self.ready.push_back(rec);
+        self.ready.push_back(Row::Record(rec));
+        Ok(())
+    }
+
+    /// Keeps a covered row (an index entry's values) when it matches and is past the skip.
+    /// The planner allows covering only where no document can expire.
+    fn offer_covered(&mut self, id: Bytes, values: &[u8]) -> Result<()> {
+        if !self.plan.filter.matches_bytes(values)? {
+            return Ok(());
+        }
+        if self.to_skip > 0 {
+            self.to_skip -= 1;
+            return Ok(());
+        }
+        self.ready.push_back(Row::Covered {
+            id,
+            values: values.to_vec(),
+        });
         Ok(())
     }
 
     /// Next matching record after skipping, in `_id` order (or the index's order).
-    fn next_in_order(&mut self) -> Result<Option<Bytes>> {
+    fn next_in_order(&mut self) -> Result<Option<Row>> {
         loop {
             if let Some(d) = self.ready.pop_front() {
                 return Ok(Some(d));
@@ -164,17 +204,20 @@ impl Cursor {
                 return Ok(None);
             }
             if let Some(scan) = self.iscan.as_mut() {
-                let ids = scan.next_ids(&*self.snap, BATCH, &mut self.stats);
+                let entries = scan.next_entries(&*self.snap, BATCH, &mut self.stats);
                 if let Some(e) = self.snap.fault() {
                     return Err(e);
                 }
-                if ids.is_empty() {
+                if entries.is_empty() {
                     self.done = true;
                     continue;
                 }
                 let now = crate::document::now_millis();
-                for id in ids {
-                    if let Some(rec) = self.snap.get(&self.table, &id) {
+                for (id, value) in entries {
+                    let values = crate::index::entry_values(&value);
+                    if self.covered && !values.is_empty() {
+                        self.offer_covered(id, values)?;
+                    } else if let Some(rec) = self.snap.get(&self.table, &id) {
                         self.offer(rec, now)?;
                     }
                 }
@@ -215,10 +258,11 @@ impl Cursor {
             self.to_skip = 0;
             // Ties keep `_id` order whatever order the access path produced.
             let by_index = self.iscan.is_some();
-            while let Some(rec) = self.next_in_order()? {
-                let doc = record::decode_body(&rec)?.into_bson();
-                let id_key = match (by_index, doc.get("_id")) {
-                    (true, Some(id)) => {
+            while let Some(row) = self.next_in_order()? {
+                let doc = row.document()?;
+                let id_key = match (&row, by_index, doc.get("_id")) {
+                    (Row::Covered { id, .. }, _, _) => id.to_vec(),
+                    (_, true, Some(id)) => {
                         crate::document::DocumentId::new(id.clone())?.key().to_vec()
                     }
                     _ => Vec::new(),

@@ -1,7 +1,7 @@
 //! The index part of `nexus_check`: every document has exactly its entries in every index
 //! of its collection, and every entry points at a document that has that key.
 
-use super::{all_defs, entry_key, IndexDef};
+use super::{all_defs, entry_id, entry_key, IndexDef};
 use crate::error::Result;
 use crate::storage::{Bytes, ReadView};
 use std::collections::HashSet;
@@ -47,8 +47,8 @@ fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> 
         }
         for (id, rec) in &batch {
             let doc = crate::document::record::decode_body(rec)?.into_bson();
-            let keys = match def.keys_of(&doc) {
-                Ok((keys, _)) => keys,
+            let entries = match def.entries_of(&doc, id) {
+                Ok((entries, _)) => entries,
                 Err(e) => {
                     problems.push(format!(
                         "index '{}' of '{}': a document cannot be indexed: {e}",
@@ -57,10 +57,14 @@ fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> 
                     continue;
                 }
             };
-            for k in keys {
+            for (k, want) in entries {
                 expected += 1;
                 match view.get(&table, &entry_key(&k, id)) {
-                    Some(v) if v[..] == id[..] => {}
+                    Some(v) if v[..] == want[..] => {}
+                    Some(v) if entry_id(&v) == &id[..] => problems.push(format!(
+                        "index '{}' of '{}': an entry's covered values differ from its document",
+                        def.name, def.coll
+                    )),
                     Some(_) => problems.push(format!(
                         "index '{}' of '{}': an entry points at the wrong document",
                         def.name, def.coll
@@ -88,8 +92,9 @@ fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> 
             if batch.is_empty() {
                 break;
             }
-            for (_, id) in &batch {
-                if seen.insert(id.clone()) && view.get(&def.coll, id).is_none() {
+            for (_, value) in &batch {
+                let id = entry_id(value);
+                if seen.insert(id.to_vec()) && view.get(&def.coll, id).is_none() {
                     problems.push(format!(
                         "index '{}' of '{}': an entry points at a missing document",
                         def.name, def.coll

@@ -36,6 +36,9 @@ const ID_INDEX: &str = "_id_";
 /// Documents read per batch while an index is built.
 const BUILD_BATCH: usize = 256;
 
+/// A document's entries in one index: (encoded key values, entry value), sorted by key.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One secondary index.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IndexDef {
@@ -135,6 +138,50 @@ impl IndexDef {
             }
         }
         key::document_keys(doc, &self.fields, self.sparse)
+    }
+
+    /// The entries a stored document has in this index: per key, the entry value (the `_id`
+    /// key, then, when the document has exactly one key and no array on the key paths, the
+    /// indexed fields as the projection `{paths: 1, _id: 0}` gives them, so that covered
+    /// queries can answer without the document). Sorted by key; and whether an array
+    /// produced the keys.
+    pub(crate) fn entries_of(
+        &self,
+        doc: &BsonDocument,
+        id_key: &[u8],
+    ) -> Result<(Entries, bool)> {
+        let (keys, multikey) = self.keys_of(doc)?;
+        let values = if keys.len() == 1 && !multikey {
+            self.covered_values(doc)?
+        } else {
+            Vec::new()
+        };
+        let entries = keys
+            .into_iter()
+            .map(|k| (k, entry_value(id_key, &values)))
+            .collect();
+        Ok((entries, multikey))
+    }
+
+    /// The indexed fields of `doc` as BSON bytes, in the shape and order the projection
+    /// `{paths: 1, _id: 0}` gives them.
+    fn covered_values(&self, doc: &BsonDocument) -> Result<Vec<u8>> {
+        let mut spec = BsonDocument::new();
+        for f in &self.fields {
+            spec.insert(f.path.clone(), 1);
+        }
+        if !self.fields.iter().any(|f| f.path == "_id") {
+            spec.insert("_id", 0);
+        }
+        let projected = match crate::query::projection::Projection::parse(&spec)? {
+            Some(p) => p.apply(doc),
+            None => doc.clone(),
+        };
+        let mut out = Vec::new();
+        projected
+            .to_writer(&mut out)
+            .map_err(|e| Error::invalid(format!("index values: {e}")))?;
+        Ok(out)
     }
 
     /// The same options (everything but the name and the multikey flag).
@@ -389,12 +436,12 @@ pub(crate) fn on_write(
     let new_doc = new_rec.map(body_of).transpose()?;
     let mut changes = Vec::with_capacity(defs.len());
     for def in defs {
-        let (old_keys, _) = match &old_doc {
-            Some(d) => def.keys_of(d)?,
+        let (old_entries, _) = match &old_doc {
+            Some(d) => def.entries_of(d, id_key)?,
             None => (Vec::new(), false),
         };
-        let (new_keys, multikey) = match &new_doc {
-            Some(d) => def.keys_of(d).map_err(|e| match e {
+        let (new_entries, multikey) = match &new_doc {
+            Some(d) => def.entries_of(d, id_key).map_err(|e| match e {
                 Error::InvalidArgument(m) => {
                     Error::InvalidArgument(format!("index '{}' of '{coll}': {m}", def.name))
                 }
@@ -402,38 +449,37 @@ pub(crate) fn on_write(
             })?,
             None => (Vec::new(), false),
         };
-        let removed: Vec<Vec<u8>> = old_keys
+        let old_has = |k: &[u8]| old_entries.binary_search_by(|(o, _)| o[..].cmp(k)).ok();
+        let new_has = |k: &[u8]| new_entries.binary_search_by(|(n, _)| n[..].cmp(k)).is_ok();
+        let removed: Vec<Vec<u8>> = old_entries
             .iter()
-            .filter(|k| new_keys.binary_search(k).is_err())
-            .cloned()
+            .filter(|(k, _)| !new_has(k))
+            .map(|(k, _)| k.clone())
             .collect();
-        let added: Vec<Vec<u8>> = new_keys
-            .iter()
-            .filter(|k| old_keys.binary_search(k).is_err())
-            .cloned()
-            .collect();
-        if def.unique {
-            let table = def.table();
-            for k in &added {
-                if other_holder(&*t, coll, &table, k, id_key).is_some() {
-                    return Err(duplicate(def, new_doc.as_ref()));
+        // New keys, and kept keys whose covered values changed (1 became 1.0).
+        let mut written = Vec::new();
+        for (k, v) in &new_entries {
+            match old_has(k) {
+                None => {
+                    if def.unique && other_holder(&*t, coll, &def.table(), k, id_key).is_some() {
+                        return Err(duplicate(def, new_doc.as_ref()));
+                    }
+                    written.push((k.clone(), v.clone()));
                 }
+                Some(i) if old_entries[i].1 != *v => written.push((k.clone(), v.clone())),
+                Some(_) => {}
             }
         }
-        changes.push((def, removed, added, multikey && !def.multikey));
+        changes.push((def, removed, written, multikey && !def.multikey));
     }
     let mut catalog_changed = false;
-    for (def, removed, added, flip) in changes {
+    for (def, removed, written, flip) in changes {
         let table = def.table();
         for k in removed {
             t.delete(&table, &entry_key(&k, id_key))?;
         }
-        for k in added {
-            t.put(
-                &table,
-                Bytes::from(entry_key(&k, id_key)),
-                Bytes::from(id_key),
-            )?;
+        for (k, v) in written {
+            t.put(&table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
         }
         if flip {
             let mut d = (**def).clone();
@@ -467,16 +513,43 @@ fn other_holder(
         if batch.is_empty() {
             return None;
         }
-        for (ek, holder) in &batch {
+        for (ek, value) in &batch {
             if !ek.starts_with(k) {
                 return None;
             }
-            if holder[..] != *id_key && is_live_doc(view, coll, holder) {
-                return Some(holder.clone());
+            let holder = entry_id(value);
+            if holder != id_key && is_live_doc(view, coll, holder) {
+                return Some(Bytes::from(holder));
             }
         }
         after = batch.last().map(|(ek, _)| ek.clone())?;
     }
+}
+
+/// An entry's value: the `_id` key's length (u16 little-endian), the `_id` key, then the
+/// covered values (BSON; empty when the entry has none).
+pub(crate) fn entry_value(id_key: &[u8], values: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(2 + id_key.len() + values.len());
+    v.extend_from_slice(&(id_key.len() as u16).to_le_bytes());
+    v.extend_from_slice(id_key);
+    v.extend_from_slice(values);
+    v
+}
+
+/// The `_id` key in an entry's value.
+pub(crate) fn entry_id(value: &[u8]) -> &[u8] {
+    let n = value
+        .get(..2)
+        .map_or(0, |l| usize::from(u16::from_le_bytes([l[0], l[1]])));
+    value.get(2..2 + n).unwrap_or(&[])
+}
+
+/// The covered values in an entry's value (empty when it has none).
+pub(crate) fn entry_values(value: &[u8]) -> &[u8] {
+    let n = value
+        .get(..2)
+        .map_or(0, |l| usize::from(u16::from_le_bytes([l[0], l[1]])));
+    value.get(2 + n..).unwrap_or(&[])
 }
 
 pub(crate) fn entry_key(k: &[u8], id_key: &[u8]) -> Vec<u8> {
@@ -563,19 +636,19 @@ fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
         }
         for (id_key, rec) in &batch {
             let doc = body_of(rec)?;
-            let (keys, multikey) = def.keys_of(&doc).map_err(|e| match e {
+            let (entries, multikey) = def.entries_of(&doc, id_key).map_err(|e| match e {
                 Error::InvalidArgument(m) => {
                     Error::InvalidArgument(format!("cannot build index '{}': {m}", def.name))
                 }
                 other => other,
             })?;
             def.multikey |= multikey;
-            for k in keys {
+            for (k, v) in entries {
                 if def.unique && other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some()
                 {
                     return Err(duplicate(def, Some(&doc)));
                 }
-                t.put(&table, Bytes::from(entry_key(&k, id_key)), id_key.clone())?;
+                t.put(&table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
             }
         }
         after = batch.last().map(|(k, _)| k.clone());

@@ -448,6 +448,7 @@ pub(crate) fn candidate(
         intervals: merge(intervals),
         bounded_fields: bounded,
         provides_sort,
+        covered: false,
         bounds_text,
     })
 }
@@ -473,6 +474,81 @@ fn serves_sort(def: &IndexDef, sort: &SortSpec, pinned: usize, filter: &Filter) 
     })
 }
 
+fn cond_coverable(c: &Cond) -> bool {
+    match c {
+        Cond::ElemMatchDoc(_) => false,
+        Cond::Not(cs) | Cond::All(cs) | Cond::ElemMatchValue(cs) => cs.iter().all(cond_coverable),
+        _ => true,
+    }
+}
+
+/// The paths the filter reads, or `None` when it reads below a path in ways the covered
+/// values cannot show (`$elemMatch` over documents).
+fn filter_paths(f: &Filter, out: &mut Vec<String>) -> bool {
+    match f {
+        Filter::All(fs) | Filter::Any(fs) | Filter::NoneOf(fs) => {
+            fs.iter().all(|x| filter_paths(x, out))
+        }
+        Filter::Field { path, conds, .. } => {
+            out.push(path.clone());
+            conds.iter().all(cond_coverable)
+        }
+    }
+}
+
+/// Whether `ix` answers the query from its entries alone (MongoDB's covered query): the
+/// index is not multikey, the projection includes only index fields and excludes `_id`, the
+/// filter and sort read only index fields, and no document of the database can expire
+/// (expiry is read from the document).
+fn is_covered(
+    view: &dyn ReadView,
+    ix: &IndexAccess,
+    filter: &Filter,
+    sort: Option<&SortSpec>,
+    projection: Option<&BsonDocument>,
+) -> bool {
+    let Some(projection) = projection else {
+        return false;
+    };
+    let def = &ix.def;
+    let is_field = |p: &str| def.fields.iter().any(|f| f.path == p);
+    if def.multikey
+        || def
+            .fields
+            .iter()
+            .any(|f| f.path == "_id" || f.path.split('.').any(|c| c.parse::<usize>().is_ok()))
+    {
+        return false;
+    }
+    let temp = crate::engine::ttl::TEMP_TABLE;
+    if view.has_table(temp) && view.count(temp) > 0 {
+        return false;
+    }
+    let mut id_excluded = false;
+    for (path, v) in projection {
+        let on = match v {
+            Bson::Int32(i) => *i != 0,
+            Bson::Int64(i) => *i != 0,
+            Bson::Double(d) => *d != 0.0,
+            Bson::Boolean(b) => *b,
+            _ => return false,
+        };
+        if path == "_id" {
+            id_excluded = !on;
+        } else if !on || !is_field(path) {
+            return false;
+        }
+    }
+    if !id_excluded || projection.len() < 2 {
+        return false;
+    }
+    let mut paths = Vec::new();
+    if !filter_paths(filter, &mut paths) || !paths.iter().all(|p| is_field(p)) {
+        return false;
+    }
+    sort.is_none_or(|s| ix.provides_sort || s.keys().iter().all(|(p, _)| is_field(p)))
+}
+
 /// Resolves a `hint`: `{"$natural": 1}`, an index name, or a key pattern.
 fn hinted<'a>(hint: &Bson, defs: &'a [Arc<IndexDef>]) -> Result<Option<&'a Arc<IndexDef>>> {
     let found = match hint {
@@ -494,6 +570,22 @@ fn hinted<'a>(hint: &Bson, defs: &'a [Arc<IndexDef>]) -> Result<Option<&'a Arc<I
 
 /// Chooses how to read `coll` for `filter` (and `sort`, `limit`, `hint`).
 pub(crate) fn choose(
+    view: &dyn ReadView,
+    coll: &str,
+    filter: &Filter,
+    sort: Option<&SortSpec>,
+    limit: Option<u64>,
+    hint: Option<&Bson>,
+    projection: Option<&BsonDocument>,
+) -> Result<Choice> {
+    let mut choice = choose_access(view, coll, filter, sort, limit, hint)?;
+    if let Access::Index(ix) = &mut choice.access {
+        ix.covered = is_covered(view, ix, filter, sort, projection);
+    }
+    Ok(choice)
+}
+
+fn choose_access(
     view: &dyn ReadView,
     coll: &str,
     filter: &Filter,
@@ -581,22 +673,30 @@ fn plan_stage(access: &Access, coll: &str, filter_doc: &BsonDocument) -> BsonDoc
             "stage": "COLLSCAN", "filter": filter_doc.clone(), "direction": "forward",
         },
         Access::Id => doc! { "stage": "IDHACK", "namespace": coll },
+        Access::Index(ix) if ix.covered => doc! {
+            "stage": "PROJECTION_COVERED",
+            "inputStage": ixscan_stage(ix),
+        },
         Access::Index(ix) => doc! {
             "stage": "FETCH",
-            "inputStage": {
-                "stage": "IXSCAN",
-                "keyPattern": ix.def.key.clone(),
-                "indexName": ix.def.name.clone(),
-                "isMultiKey": ix.def.multikey,
-                "isUnique": ix.def.unique,
-                "isSparse": ix.def.sparse,
-                "isPartial": ix.def.partial.is_some(),
-                "direction": "forward",
-                "indexBounds": ix.bounds_text.clone(),
-                "intervals": ix.intervals.len() as i64,
-            },
+            "inputStage": ixscan_stage(ix),
             "filter": filter_doc.clone(),
         },
+    }
+}
+
+fn ixscan_stage(ix: &IndexAccess) -> BsonDocument {
+    doc! {
+        "stage": "IXSCAN",
+        "keyPattern": ix.def.key.clone(),
+        "indexName": ix.def.name.clone(),
+        "isMultiKey": ix.def.multikey,
+        "isUnique": ix.def.unique,
+        "isSparse": ix.def.sparse,
+        "isPartial": ix.def.partial.is_some(),
+        "direction": "forward",
+        "indexBounds": ix.bounds_text.clone(),
+        "intervals": ix.intervals.len() as i64,
     }
 }
 
@@ -614,7 +714,8 @@ fn wrap(stage: BsonDocument, plan: &Plan, access: &Access) -> BsonDocument {
     if let Some(l) = plan.limit {
         s = doc! { "stage": "LIMIT", "limitAmount": l as i64, "inputStage": s };
     }
-    if plan.projection.is_some() {
+    let covered = matches!(access, Access::Index(ix) if ix.covered);
+    if plan.projection.is_some() && !covered {
         s = doc! { "stage": "PROJECTION", "inputStage": s };
     }
     s
@@ -635,6 +736,7 @@ pub(crate) fn explain(
         plan.sort.as_ref(),
         plan.limit,
         plan.hint.as_ref(),
+        plan.projection_doc.as_ref(),
     )?;
     let winning = wrap(
         plan_stage(&choice.access, &coll.name, filter),

@@ -21,6 +21,8 @@ pub(crate) struct IndexAccess {
     pub bounded_fields: usize,
     /// The scan returns documents in the query's sort order (no sort in memory).
     pub provides_sort: bool,
+    /// The entries answer the query alone (covered: no document is read).
+    pub covered: bool,
     /// Per field, the bounds in words (for explain).
     pub bounds_text: bson::Document,
 }
@@ -63,6 +65,20 @@ impl IndexScan {
         max: usize,
         stats: &mut ExecStats,
     ) -> Vec<Bytes> {
+        self.next_entries(view, max, stats)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// As [`IndexScan::next_ids`], with each entry's whole value (`_id` key and covered
+    /// values, see [`super::entry_value`]).
+    pub(crate) fn next_entries(
+        &mut self,
+        view: &dyn ReadView,
+        max: usize,
+        stats: &mut ExecStats,
+    ) -> Vec<(Bytes, Bytes)> {
         let mut out = Vec::new();
         while out.len() < max && self.pos < self.intervals.len() {
             let (lo, hi) = &self.intervals[self.pos];
@@ -76,19 +92,20 @@ impl IndexScan {
             let batch = view.scan(&self.table, start, want);
             let full = batch.len() == want;
             let mut ended = !full;
-            for (k, id) in batch {
+            for (k, value) in batch {
                 if !hi.is_empty() && k[..] >= hi[..] {
                     ended = true;
                     break;
                 }
                 stats.keys_examined += 1;
                 self.after = Some(k);
+                let id = Bytes::from(super::entry_id(&value));
                 if let Some(seen) = &mut self.seen {
                     if !seen.insert(Arc::clone(&id)) {
                         continue;
                     }
                 }
-                out.push(id);
+                out.push((id, value));
             }
             if ended {
                 self.pos += 1;

@@ -76,6 +76,8 @@ pub(crate) struct Plan {
     pub limit: Option<u64>,
     /// The index the caller asked for (checked against the collection's when planning).
     pub hint: Option<Bson>,
+    /// The projection as given (the planner checks whether an index covers it).
+    pub projection_doc: Option<Document>,
 }
 
 impl Plan {
@@ -98,6 +100,7 @@ impl Plan {
             skip: opts.skip,
             limit: (opts.limit > 0).then_some(opts.limit),
             hint: opts.hint.clone(),
+            projection_doc: opts.projection.clone(),
         })
     }
 }
