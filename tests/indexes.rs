@@ -541,23 +541,48 @@ fn covered_queries_read_no_document_and_answer_the_same() {
     let c = db.collection("cov");
     c.create_index(&doc! {"a": 1, "u.b": -1}, &doc! {}).unwrap();
     for i in 0..50 {
-        let a: Bson = if i % 3 == 0 { Bson::Double(f64::from(i % 5)) } else { Bson::Int32(i % 5) };
-        c.insert(Document::from(doc! {"_id": i, "z": "other", "u": {"c": 1, "b": i % 7}, "a": a}))
-            .unwrap();
+        let a: Bson = if i % 3 == 0 {
+            Bson::Double(f64::from(i % 5))
+        } else {
+            Bson::Int32(i % 5)
+        };
+        c.insert(Document::from(
+            doc! {"_id": i, "z": "other", "u": {"c": 1, "b": i % 7}, "a": a},
+        ))
+        .unwrap();
     }
     c.insert(Document::from(doc! {"_id": 100, "z": 1})).unwrap(); // no indexed field
-    // 1 becomes 1.0 without its key changing: the covered values follow.
-    c.update(&doc! {"_id": 1}, &doc! {"$set": {"a": 1.0}}, Default::default()).unwrap();
+                                                                  // 1 becomes 1.0 without its key changing: the covered values follow.
+    c.update(
+        &doc! {"_id": 1},
+        &doc! {"$set": {"a": 1.0}},
+        Default::default(),
+    )
+    .unwrap();
     let cases = [
         (doc! {"a": 1}, r#"{"projection": {"a": 1, "_id": 0}}"#),
-        (doc! {"a": {"$gte": 2}}, r#"{"projection": {"u.b": 1, "a": 1, "_id": 0}, "sort": {"a": 1, "u.b": -1}}"#),
-        (doc! {"a": {"$in": [0, 4]}, "u.b": {"$lt": 3}}, r#"{"projection": {"a": true, "_id": false}, "limit": 3, "sort": {"u.b": 1}}"#),
-        (doc! {"a": {"$lt": 3}}, r#"{"projection": {"u.b": 1, "_id": 0}, "skip": 2, "sort": {"a": 1, "u.b": -1}}"#),
+        (
+            doc! {"a": {"$gte": 2}},
+            r#"{"projection": {"u.b": 1, "a": 1, "_id": 0}, "sort": {"a": 1, "u.b": -1}}"#,
+        ),
+        (
+            doc! {"a": {"$in": [0, 4]}, "u.b": {"$lt": 3}},
+            r#"{"projection": {"a": true, "_id": false}, "limit": 3, "sort": {"u.b": 1}}"#,
+        ),
+        (
+            doc! {"a": {"$lt": 3}},
+            r#"{"projection": {"u.b": 1, "_id": 0}, "skip": 2, "sort": {"a": 1, "u.b": -1}}"#,
+        ),
     ];
     for (filter, opts) in &cases {
-        let plan = c.explain(filter, FindOptions::from_json(opts).unwrap()).unwrap();
+        let plan = c
+            .explain(filter, FindOptions::from_json(opts).unwrap())
+            .unwrap();
         let w = winning_stage(&plan);
-        assert!(w.contains("PROJECTION_COVERED") && !w.contains("FETCH"), "{filter} {opts}: {plan}");
+        assert!(
+            w.contains("PROJECTION_COVERED") && !w.contains("FETCH"),
+            "{filter} {opts}: {plan}"
+        );
         let stats = plan.get_document("executionStats").unwrap();
         assert_eq!(stats.get_i64("totalDocsExamined").unwrap(), 0, "{plan}");
         let natural = opts.replacen('{', r#"{"hint": {"$natural": 1}, "#, 1);
@@ -574,16 +599,31 @@ fn covered_queries_read_no_document_and_answer_the_same() {
     // Not covered: _id kept, a field outside the index, a filter on another field.
     for (filter, opts) in [
         (doc! {"a": 1}, r#"{"projection": {"a": 1}}"#),
-        (doc! {"a": 1}, r#"{"projection": {"a": 1, "z": 1, "_id": 0}}"#),
-        (doc! {"a": 1, "z": "other"}, r#"{"projection": {"a": 1, "_id": 0}}"#),
+        (
+            doc! {"a": 1},
+            r#"{"projection": {"a": 1, "z": 1, "_id": 0}}"#,
+        ),
+        (
+            doc! {"a": 1, "z": "other"},
+            r#"{"projection": {"a": 1, "_id": 0}}"#,
+        ),
     ] {
-        let plan = c.explain(&filter, FindOptions::from_json(opts).unwrap()).unwrap();
-        assert!(winning_stage(&plan).contains("FETCH"), "{filter} {opts}: {plan}");
+        let plan = c
+            .explain(&filter, FindOptions::from_json(opts).unwrap())
+            .unwrap();
+        assert!(
+            winning_stage(&plan).contains("FETCH"),
+            "{filter} {opts}: {plan}"
+        );
     }
     // A document that can expire anywhere in the database turns covering off.
-    db.collection("tmp").insert_ttl(d(r#"{"x": 1}"#), 60_000).unwrap();
+    db.collection("tmp")
+        .insert_ttl(d(r#"{"x": 1}"#), 60_000)
+        .unwrap();
     let opts = r#"{"projection": {"a": 1, "_id": 0}}"#;
-    let plan = c.explain(&doc! {"a": 1}, FindOptions::from_json(opts).unwrap()).unwrap();
+    let plan = c
+        .explain(&doc! {"a": 1}, FindOptions::from_json(opts).unwrap())
+        .unwrap();
     assert!(winning_stage(&plan).contains("FETCH"), "{plan}");
     db.check().unwrap();
 }

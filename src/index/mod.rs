@@ -145,11 +145,7 @@ impl IndexDef {
     /// indexed fields as the projection `{paths: 1, _id: 0}` gives them, so that covered
     /// queries can answer without the document). Sorted by key; and whether an array
     /// produced the keys.
-    pub(crate) fn entries_of(
-        &self,
-        doc: &BsonDocument,
-        id_key: &[u8],
-    ) -> Result<(Entries, bool)> {
+    pub(crate) fn entries_of(&self, doc: &BsonDocument, id_key: &[u8]) -> Result<(Entries, bool)> {
         let (keys, multikey) = self.keys_of(doc)?;
         let values = if keys.len() == 1 && !multikey {
             self.covered_values(doc)?
