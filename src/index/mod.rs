@@ -5,7 +5,8 @@
 //! - The catalog: one entry per index in the hidden collection `_indexes`, key
 //!   `COLL \0 NAME`, value the definition as BSON ([`IndexDef`]). Each index's entries live in
 //!   their own table `_ix$COLL$NAME` (`$` cannot appear in collection or index names): key
-//!   `encoded values ++ the document's _id key`, value the `_id` key.
+//!   `encoded values ++ the document's _id key`, value the `_id` key and, for a document
+//!   with one key, its indexed fields ([`entry_value`]; covered queries read them).
 //! - Maintenance ([`on_write`]): called by the engine's tracked transaction for every put
 //!   and delete on a collection that has indexes, inside the same transaction, so documents
 //!   and entries commit (or vanish) together. Unique checks run before anything is written.
