@@ -58,6 +58,22 @@ pub(crate) struct IndexDef {
     pub multikey: bool,
     /// Creation order within the collection (listings follow it, as MongoDB's do).
     pub seq: i64,
+    /// The partial filter and the covered-values projection, compiled once per definition.
+    compiled: Compiled,
+}
+
+/// Parsed forms of a definition's parts, built on first use.
+#[derive(Debug, Clone, Default)]
+struct Compiled {
+    partial: OnceLock<Filter>,
+    projection: OnceLock<Option<crate::query::projection::Projection>>,
+}
+
+impl PartialEq for Compiled {
+    /// Derived from the definition: never a difference of its own.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl IndexDef {
@@ -70,8 +86,15 @@ impl IndexDef {
         catalog_key(&self.coll, &self.name)
     }
 
-    fn partial_filter(&self) -> Result<Option<Filter>> {
-        self.partial.as_ref().map(Filter::parse).transpose()
+    fn partial_filter(&self) -> Result<Option<&Filter>> {
+        let Some(p) = &self.partial else {
+            return Ok(None);
+        };
+        if let Some(f) = self.compiled.partial.get() {
+            return Ok(Some(f));
+        }
+        let f = Filter::parse(p)?;
+        Ok(Some(self.compiled.partial.get_or_init(|| f)))
     }
 
     fn to_bson(&self) -> BsonDocument {
@@ -106,6 +129,7 @@ impl IndexDef {
             expire_after_secs: d.get_i64("expireAfterSeconds").ok(),
             multikey: d.get_bool("multikey").unwrap_or(false),
             seq: d.get_i64("seq").unwrap_or(0),
+            compiled: Compiled::default(),
         })
     }
 
@@ -163,14 +187,21 @@ impl IndexDef {
     /// The indexed fields of `doc` as BSON bytes, in the shape and order the projection
     /// `{paths: 1, _id: 0}` gives them.
     fn covered_values(&self, doc: &BsonDocument) -> Result<Vec<u8>> {
-        let mut spec = BsonDocument::new();
-        for f in &self.fields {
-            spec.insert(f.path.clone(), 1);
-        }
-        if !self.fields.iter().any(|f| f.path == "_id") {
-            spec.insert("_id", 0);
-        }
-        let projected = match crate::query::projection::Projection::parse(&spec)? {
+        let projection = match self.compiled.projection.get() {
+            Some(p) => p,
+            None => {
+                let mut spec = BsonDocument::new();
+                for f in &self.fields {
+                    spec.insert(f.path.clone(), 1);
+                }
+                if !self.fields.iter().any(|f| f.path == "_id") {
+                    spec.insert("_id", 0);
+                }
+                let p = crate::query::projection::Projection::parse(&spec)?;
+                self.compiled.projection.get_or_init(|| p)
+            }
+        };
+        let projected = match projection {
             Some(p) => p.apply(doc),
             None => doc.clone(),
         };
@@ -271,6 +302,7 @@ fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<In
         expire_after_secs: None,
         multikey: false,
         seq: 0,
+        compiled: Compiled::default(),
     };
     for (k, v) in options {
         match (k.as_str(), v) {
