@@ -370,15 +370,7 @@ impl Collection<'_> {
     pub fn find(&self, filter: &BsonDocument, options: FindOptions) -> Result<Cursor> {
         let plan = Plan::compile(filter, &options)?;
         let snap = self.db.snapshot()?;
-        let choice = crate::index::plan::choose(
-            &*snap,
-            &self.name,
-            &plan.filter,
-            plan.sort.as_ref(),
-            plan.limit,
-            plan.hint.as_ref(),
-            plan.projection_doc.as_ref(),
-        )?;
+        let choice = crate::index::plan::choose_for(&*snap, &self.name, &plan)?;
         Ok(Cursor::with_access(
             snap,
             self.name.clone(),

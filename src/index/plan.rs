@@ -585,6 +585,19 @@ pub(crate) fn choose(
     Ok(choice)
 }
 
+/// [`choose`] for a compiled `find` plan (its filter, sort, limit, hint and projection).
+pub(crate) fn choose_for(view: &dyn ReadView, coll: &str, plan: &Plan) -> Result<Choice> {
+    choose(
+        view,
+        coll,
+        &plan.filter,
+        plan.sort.as_ref(),
+        plan.limit,
+        plan.hint.as_ref(),
+        plan.projection_doc.as_ref(),
+    )
+}
+
 fn choose_access(
     view: &dyn ReadView,
     coll: &str,
@@ -729,15 +742,7 @@ pub(crate) fn explain(
 ) -> Result<BsonDocument> {
     let plan = Plan::compile(filter, &options)?;
     let snap = coll.db.snapshot()?;
-    let choice = choose(
-        &*snap,
-        &coll.name,
-        &plan.filter,
-        plan.sort.as_ref(),
-        plan.limit,
-        plan.hint.as_ref(),
-        plan.projection_doc.as_ref(),
-    )?;
+    let choice = choose_for(&*snap, &coll.name, &plan)?;
     let winning = wrap(
         plan_stage(&choice.access, &coll.name, filter),
         &plan,
