@@ -594,9 +594,11 @@ fn duplicate(def: &IndexDef, doc: Option<&BsonDocument>) -> Error {
         .fields
         .iter()
         .map(|f| {
-            let v = doc
-                .and_then(|d| first_value(d, &f.path))
-                .unwrap_or(Bson::Null);
+            let mut reached = Vec::new();
+            if let Some(d) = doc {
+                crate::query::path::lookup(d, &f.path, &mut reached);
+            }
+            let v = reached.first().map_or(Bson::Null, |v| (*v).clone());
             format!(
                 "{}: {}",
                 f.path,
@@ -610,19 +612,6 @@ fn duplicate(def: &IndexDef, doc: Option<&BsonDocument>) -> Error {
         def.name,
         values.join(", ")
     ))
-}
-
-/// The value at a dotted path through sub-documents (for messages).
-fn first_value(doc: &BsonDocument, path: &str) -> Option<Bson> {
-    let mut cur = Bson::Document(doc.clone());
-    for part in path.split('.') {
-        cur = match cur {
-            Bson::Document(d) => d.get(part)?.clone(),
-            Bson::Array(a) => a.get(part.parse::<usize>().ok()?)?.clone(),
-            _ => return None,
-        };
-    }
-    Some(cur)
 }
 
 /// Removes every index of `coll` (the collection is being dropped).
