@@ -225,7 +225,7 @@ impl Tree<'_> {
             })));
             return Ok(None);
         };
-        let (old, split) = self.put_rec(r, key, val)?;
+        let (old, split) = self.put_rec(r, key, val, true)?;
         if let Some((sep, right)) = split {
             let left = root.take().unwrap_or(Ptr::Disk(0));
             *self.dirtied += 1;
@@ -240,19 +240,26 @@ impl Tree<'_> {
         Ok(old)
     }
 
+    /// `rightmost`: `ptr` is on the tree's right edge. A node there that overflows because
+    /// of an append past its last key splits at the end rather than in the middle, so
+    /// ascending inserts (sequential `_id`s, sorted index builds) leave full pages behind
+    /// instead of half-full ones (SQLite's "quick balance" has the same aim).
     #[expect(clippy::type_complexity, reason = "old value and optional split")]
     fn put_rec(
         &mut self,
         ptr: &mut Ptr,
         key: Bytes,
         val: Val,
+        rightmost: bool,
     ) -> Result<(Option<Val>, Option<(Bytes, Ptr)>)> {
         let geo = self.geo();
         let node = self.make_mut(ptr)?;
+        let mut appended = false;
         let old = match node {
             Node::Leaf { keys, vals } => match keys.binary_search_by(|k| k[..].cmp(&key[..])) {
                 Ok(i) => Some(std::mem::replace(&mut vals[i], val)),
                 Err(i) => {
+                    appended = rightmost && i == keys.len();
                     keys.insert(i, key);
                     vals.insert(i, val);
                     None
@@ -260,17 +267,23 @@ impl Tree<'_> {
             },
             Node::Branch { keys, children } => {
                 let i = keys.partition_point(|k| k[..] <= key[..]);
-                let (old, split) = self.put_rec(&mut children[i], key, val)?;
+                let last = rightmost && i + 1 == children.len();
+                let (old, split) = self.put_rec(&mut children[i], key, val, last)?;
                 if let Some((sep, right)) = split {
                     keys.insert(i, sep);
                     children.insert(i + 1, right);
+                    appended = last;
                 }
                 old
             }
         };
         let split = if geo.node_size(node) > geo.capacity() {
             *self.dirtied += 1;
-            Some(split_node(geo, node))
+            Some(if appended {
+                split_at_end(node)
+            } else {
+                split_node(geo, node)
+            })
         } else {
             None
         };
@@ -392,6 +405,34 @@ fn is_empty(n: &Node) -> bool {
     matches!(n, Node::Leaf { keys, .. } if keys.is_empty())
 }
 
+/// Splits an over-full node that grew by an append at the tree's right edge: the new right
+/// sibling takes only the last entry (a branch: the last two children), the left node stays
+/// full.
+fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
+    match node {
+        Node::Leaf { keys, vals } => {
+            let at = keys.len().saturating_sub(1).max(1);
+            let rk = keys.split_off(at);
+            let rv = vals.split_off(at);
+            let sep = Arc::clone(&rk[0]);
+            (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+        }
+        Node::Branch { keys, children } => {
+            let m = keys.len().saturating_sub(2).max(1);
+            let mut rk = keys.split_off(m);
+            let sep = rk.remove(0);
+            let rc = children.split_off(m + 1);
+            (
+                sep,
+                Ptr::Mem(Arc::new(Node::Branch {
+                    keys: rk,
+                    children: rc,
+                })),
+            )
+        }
+    }
+}
+
 /// Splits an over-full node near the middle of its bytes; returns the separator and the new
 /// right sibling.
 fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
@@ -438,5 +479,83 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
                 })),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::file::{Faults, PageFile};
+
+    /// Fills a tree in memory; returns its leaves' fill (used bytes over capacity), in order.
+    fn fill_after(keys: impl Iterator<Item = u64>) -> (Vec<f64>, Vec<u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let file = std::fs::File::create(&path).unwrap();
+        let geo = Geometry { page_size: 8192 };
+        let pager = Pager::new(PageFile::new(file, &path, Faults::default()), geo, 1 << 20);
+        let (mut freed, mut dirtied) = (Vec::new(), 0);
+        let mut tree = Tree {
+            pager: &pager,
+            freed: &mut freed,
+            dirtied: &mut dirtied,
+        };
+        let mut root = None;
+        for k in keys {
+            let key: Bytes = Arc::from(format!("key{k:012}").into_bytes());
+            let val = Val::Data(Arc::from(vec![7u8; 100]));
+            tree.put(&mut root, key, val).unwrap();
+        }
+        let (mut fill, mut order) = (Vec::new(), Vec::new());
+        let mut stack = vec![root.unwrap()];
+        while let Some(p) = stack.pop() {
+            match &*load(&pager, &p).unwrap() {
+                Node::Leaf { keys, .. } => {
+                    let node = load(&pager, &p).unwrap();
+                    fill.push(geo.node_size(&node) as f64 / geo.capacity() as f64);
+                    order.extend(keys.iter().map(|k| {
+                        std::str::from_utf8(&k[3..])
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap()
+                    }));
+                }
+                Node::Branch { children, .. } => stack.extend(children.iter().rev().cloned()),
+            }
+        }
+        (fill, order)
+    }
+
+    #[test]
+    fn ascending_inserts_leave_full_leaves() {
+        let (fill, order) = fill_after(0..20_000);
+        assert_eq!(order, (0..20_000).collect::<Vec<_>>());
+        let full = fill[..fill.len() - 1].iter().filter(|f| **f > 0.9).count();
+        assert_eq!(
+            full,
+            fill.len() - 1,
+            "every leaf but the last is over 90% full"
+        );
+    }
+
+    #[test]
+    fn random_inserts_still_split_in_the_middle() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let keys: Vec<u64> = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % 1_000_000_000
+            })
+            .collect();
+        let (fill, order) = fill_after(keys.iter().copied());
+        let mut want = keys.clone();
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(order, want);
+        let mean = fill.iter().sum::<f64>() / fill.len() as f64;
+        assert!((0.55..0.9).contains(&mean), "mean leaf fill {mean}");
+        assert!(fill.iter().all(|f| *f <= 1.0));
     }
 }
