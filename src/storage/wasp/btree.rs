@@ -48,7 +48,7 @@ pub(crate) fn get(
                     .map(|i| vals[i].clone()))
             }
             Node::Branch { keys, children } => {
-                let i = keys.partition_point(|k| &k[..] <= key);
+                let i = keys.upper_bound(key);
                 match &children[i] {
                     Ptr::Mem(n) => Arc::clone(n),
                     Ptr::Disk(id) => {
@@ -118,7 +118,7 @@ pub(crate) fn scan(
             Ok(false)
         }
         Node::Branch { keys, children } => {
-            let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
+            let start = after.map_or(0, |a| keys.upper_bound(a));
             for c in &children[start..] {
                 if scan(pager, c, after, limit, out, cache_leaves)? {
                     return Ok(true);
@@ -230,7 +230,7 @@ impl Tree<'_> {
             let left = root.take().unwrap_or(Ptr::Disk(0));
             *self.dirtied += 1;
             *root = Some(Ptr::Mem(Arc::new(Node::Branch {
-                keys: vec![sep],
+                keys: vec![sep].into(),
                 children: vec![left, right],
             })));
         }
@@ -266,7 +266,7 @@ impl Tree<'_> {
                 }
             },
             Node::Branch { keys, children } => {
-                let i = keys.partition_point(|k| k[..] <= key[..]);
+                let i = keys.upper_bound(&key);
                 let last = rightmost && i + 1 == children.len();
                 let (old, split) = self.put_rec(&mut children[i], key, val, last)?;
                 if let Some((sep, right)) = split {
@@ -329,7 +329,7 @@ impl Tree<'_> {
                 Err(_) => None,
             }),
             Node::Branch { keys, children } => {
-                let i = keys.partition_point(|k| &k[..] <= key);
+                let i = keys.upper_bound(key);
                 let old = self.del_rec(&mut children[i], key)?;
                 let needs = {
                     let child = load(self.pager, &children[i])?;
@@ -373,7 +373,7 @@ impl Tree<'_> {
                 },
             ) => {
                 lk.push(sep);
-                lk.extend(rk);
+                lk.extend(rk.iter().cloned());
                 lc.extend(rc);
             }
             _ => {
@@ -425,7 +425,7 @@ fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
             (
                 sep,
                 Ptr::Mem(Arc::new(Node::Branch {
-                    keys: rk,
+                    keys: rk.into(),
                     children: rc,
                 })),
             )
@@ -474,7 +474,7 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
             (
                 sep,
                 Ptr::Mem(Arc::new(Node::Branch {
-                    keys: rk,
+                    keys: rk.into(),
                     children: rc,
                 })),
             )

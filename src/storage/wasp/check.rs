@@ -78,7 +78,8 @@ impl Fsck<'_> {
             }
         };
         let keys = match &node {
-            Node::Leaf { keys, .. } | Node::Branch { keys, .. } => keys,
+            Node::Leaf { keys, .. } => keys,
+            Node::Branch { keys, .. } => &**keys,
         };
         for w in keys.windows(2) {
             if w[0] >= w[1] {

@@ -59,9 +59,101 @@ pub(crate) enum Node {
     },
     /// `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
     Branch {
-        keys: Vec<Bytes>,
+        keys: SepKeys,
         children: Vec<Ptr>,
     },
+}
+
+/// A branch node's separator keys, with a search aid built on first use: the bytes all keys
+/// share, and for each key the next 8 bytes as an integer, side by side in one array. A
+/// descent then compares integers in one contiguous array and dereferences only the few
+/// keys whose 8 bytes tie, instead of chasing a pointer to every key it probes. Any change
+/// to the keys (through `DerefMut`) drops the aid; an unchanged node (every cached page)
+/// keeps it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SepKeys {
+    keys: Vec<Bytes>,
+    aid: std::sync::OnceLock<SearchAid>,
+}
+
+#[derive(Clone, Debug)]
+struct SearchAid {
+    /// Length of the prefix every key shares.
+    shared: usize,
+    /// For each key, its 8 bytes after the shared prefix, big-endian, zero-padded.
+    next8: Vec<u64>,
+}
+
+/// Below this many keys a plain binary search is as quick.
+const AID_MIN_KEYS: usize = 16;
+
+fn next8(key: &[u8], from: usize) -> u64 {
+    let mut b = [0u8; 8];
+    let tail = key.get(from..).unwrap_or(&[]);
+    let n = tail.len().min(8);
+    b[..n].copy_from_slice(&tail[..n]);
+    u64::from_be_bytes(b)
+}
+
+impl SepKeys {
+    /// How many keys are `<= key` (the child to descend into).
+    pub(crate) fn upper_bound(&self, key: &[u8]) -> usize {
+        let keys = &self.keys;
+        if keys.len() < AID_MIN_KEYS {
+            return keys.partition_point(|k| &k[..] <= key);
+        }
+        let aid = self.aid.get_or_init(|| {
+            let (first, last) = (&keys[0], &keys[keys.len() - 1]);
+            let shared = first
+                .iter()
+                .zip(last.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            SearchAid {
+                shared,
+                next8: keys.iter().map(|k| next8(k, shared)).collect(),
+            }
+        });
+        // Keys are sorted, so every key starts with the shared prefix: a key that differs
+        // from it within it lies before or after all of them.
+        let prefix = &keys[0][..aid.shared];
+        let m = key.len().min(aid.shared);
+        match key[..m].cmp(&prefix[..m]) {
+            std::cmp::Ordering::Less => return 0,
+            std::cmp::Ordering::Greater => return keys.len(),
+            std::cmp::Ordering::Equal if key.len() < aid.shared => return 0,
+            std::cmp::Ordering::Equal => {}
+        }
+        // Zero-padded big-endian 8-byte windows keep the order: a smaller window means a
+        // smaller key; only equal windows need the keys themselves.
+        let h = next8(key, aid.shared);
+        let lo = aid.next8.partition_point(|x| *x < h);
+        let hi = lo + aid.next8[lo..].partition_point(|x| *x <= h);
+        lo + keys[lo..hi].partition_point(|k| &k[..] <= key)
+    }
+}
+
+impl From<Vec<Bytes>> for SepKeys {
+    fn from(keys: Vec<Bytes>) -> Self {
+        Self {
+            keys,
+            aid: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for SepKeys {
+    type Target = Vec<Bytes>;
+    fn deref(&self) -> &Vec<Bytes> {
+        &self.keys
+    }
+}
+
+impl std::ops::DerefMut for SepKeys {
+    fn deref_mut(&mut self) -> &mut Vec<Bytes> {
+        self.aid.take();
+        &mut self.keys
+    }
 }
 
 /// Size rules derived from the page size.
@@ -324,7 +416,10 @@ pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Re
             if n == 0 {
                 return Err(bad("branch without keys"));
             }
-            Ok(Node::Branch { keys, children })
+            Ok(Node::Branch {
+                keys: keys.into(),
+                children,
+            })
         }
         k => Err(bad(&format!("expected a tree page, found kind {k}"))),
     }
@@ -361,7 +456,7 @@ mod tests {
             assert!(matches!(open_page(&b, 7, "t"), Err(Error::Corrupt(_))));
         }
         let branch = Node::Branch {
-            keys: vec![Bytes::from(&b"m"[..])],
+            keys: vec![Bytes::from(&b"m"[..])].into(),
             children: vec![Ptr::Disk(3), Ptr::Disk(4)],
         };
         let mut buf = vec![0u8; 8192];
@@ -371,5 +466,47 @@ mod tests {
             decode_node(&buf, head, 5, "t").unwrap(),
             Node::Branch { .. }
         ));
+    }
+
+    #[test]
+    fn separator_search_agrees_with_a_plain_binary_search() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..200 {
+            // Keys with a long shared prefix, zero bytes, prefixes of each other and ties in
+            // the 8 bytes after the shared part.
+            let shared: Vec<u8> = (0..rand(12)).map(|_| b'a' + rand(3) as u8).collect();
+            let mut make = |rand: &mut dyn FnMut(u64) -> u64| {
+                let mut k = shared.clone();
+                for _ in 0..rand(14) {
+                    k.push([0u8, 1, b'a', b'b', 255][rand(5) as usize]);
+                }
+                k
+            };
+            let n = 1 + rand(if round % 2 == 0 { 40 } else { 400 }) as usize;
+            let mut keys: Vec<Vec<u8>> = (0..n).map(|_| make(&mut rand)).collect();
+            keys.sort();
+            keys.dedup();
+            let sep = SepKeys::from(keys.iter().map(|k| Bytes::from(&k[..])).collect::<Vec<_>>());
+            let mut probes: Vec<Vec<u8>> = (0..300).map(|_| make(&mut rand)).collect();
+            probes.extend(keys.iter().cloned());
+            probes.push(Vec::new());
+            probes.push(shared[..shared.len() / 2].to_vec());
+            probes.push(vec![255; 30]);
+            for p in &probes {
+                let want = keys.partition_point(|k| &k[..] <= &p[..]);
+                assert_eq!(
+                    sep.upper_bound(p),
+                    want,
+                    "probe {p:?} over {} keys",
+                    keys.len()
+                );
+            }
+        }
     }
 }

@@ -37,6 +37,27 @@ pub(crate) enum Probe {
     Done,
 }
 
+/// Hashes page numbers (already well spread integers) with one multiplication instead of
+/// SipHash: the page cache is looked up several times per tree descent.
+#[derive(Default)]
+pub(crate) struct PageIdHasher(u64);
+
+impl std::hash::Hasher for PageIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type PageIds = std::hash::BuildHasherDefault<PageIdHasher>;
+
 struct Slot {
     id: u64,
     node: Arc<Node>,
@@ -48,7 +69,7 @@ struct Slot {
 pub(crate) struct PageCache {
     budget: usize,
     bytes: usize,
-    index: HashMap<u64, usize>,
+    index: HashMap<u64, usize, PageIds>,
     slots: Vec<Slot>,
     hand: usize,
 }
@@ -58,7 +79,7 @@ impl PageCache {
         Self {
             budget,
             bytes: 0,
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             hand: 0,
         }
@@ -119,7 +140,7 @@ pub(crate) struct Pager {
     pub(crate) file: PageFile,
     pub(crate) geo: Geometry,
     cache: Mutex<PageCache>,
-    recent_misses: Mutex<HashSet<u64>>,
+    recent_misses: Mutex<HashSet<u64, PageIds>>,
     hits: AtomicU64,
     misses: AtomicU64,
     what: String,
@@ -132,7 +153,7 @@ impl Pager {
             file,
             geo,
             cache: Mutex::new(PageCache::new(cache_bytes)),
-            recent_misses: Mutex::new(HashSet::new()),
+            recent_misses: Mutex::new(HashSet::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             what,
@@ -163,7 +184,8 @@ impl Pager {
     /// Estimated memory of a decoded node.
     fn node_bytes(&self, n: &Node) -> usize {
         let entries = match n {
-            Node::Leaf { keys, .. } | Node::Branch { keys, .. } => keys.len(),
+            Node::Leaf { keys, .. } => keys.len(),
+            Node::Branch { keys, .. } => keys.len(),
         };
         self.geo.node_size(n) + 64 * entries + 64
     }
@@ -197,40 +219,66 @@ impl Pager {
             return Ok(Probe::Node(n));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let buf = self.read_raw(id)?;
-        let head = page::open_page(&buf, id, &self.what)?;
-        let first_miss = !cache_leaves && head.kind == KIND_LEAF && {
-            let mut recent = self.recent_misses.lock();
-            if recent.remove(&id) {
-                false
-            } else {
-                if recent.len() >= RECENT_MISSES {
-                    recent.clear();
+        let node = self.with_page(id, |buf| {
+            let head = page::open_page(buf, id, &self.what)?;
+            let first_miss = !cache_leaves && head.kind == KIND_LEAF && {
+                let mut recent = self.recent_misses.lock();
+                if recent.remove(&id) {
+                    false
+                } else {
+                    if recent.len() >= RECENT_MISSES {
+                        recent.clear();
+                    }
+                    recent.insert(id);
+                    true
                 }
-                recent.insert(id);
-                true
+            };
+            if first_miss {
+                let mut entries = Vec::with_capacity(head.count as usize);
+                page::leaf_entries(buf, head, id, &self.what, |k, v| {
+                    entries.push((k, v));
+                    true
+                })?;
+                f(&entries)?;
+                return Ok(None);
             }
-        };
-        if first_miss {
-            let mut entries = Vec::with_capacity(head.count as usize);
-            page::leaf_entries(&buf, head, id, &self.what, |k, v| {
-                entries.push((k, v));
-                true
-            })?;
-            f(&entries)?;
+            Ok(Some(Arc::new(page::decode_node(
+                buf, head, id, &self.what,
+            )?)))
+        })?;
+        let Some(node) = node else {
             return Ok(Probe::Done);
-        }
-        let node = Arc::new(page::decode_node(&buf, head, id, &self.what)?);
+        };
         let bytes = self.node_bytes(&node);
         self.cache.lock().insert(id, Arc::clone(&node), bytes);
         Ok(Probe::Node(node))
     }
 
+    /// Reads page `id` into this thread's page buffer (allocated once, not zeroed per read)
+    /// and calls `f` with it: the read path of every tree page.
+    fn with_page<R>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        thread_local! {
+            static PAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        PAGE.with(|cell| {
+            // Re-entered (cannot happen today: `f` never reads pages): a buffer of its own.
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return f(&self.read_raw(id)?);
+            };
+            if buf.len() != self.geo.page_size {
+                *buf = vec![0u8; self.geo.page_size];
+            }
+            self.file.read_at(self.offset(id), &mut buf)?;
+            f(&buf)
+        })
+    }
+
     /// Reads and verifies a tree page, bypassing the cache (fsck, backup).
     pub(crate) fn read_node_uncached(&self, id: u64) -> Result<Node> {
-        let buf = self.read_raw(id)?;
-        let head = page::open_page(&buf, id, &self.what)?;
-        page::decode_node(&buf, head, id, &self.what)
+        self.with_page(id, |buf| {
+            let head = page::open_page(buf, id, &self.what)?;
+            page::decode_node(buf, head, id, &self.what)
+        })
     }
 
     /// Encodes `node` into page `id`, writes it and caches it.
