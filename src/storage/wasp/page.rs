@@ -481,7 +481,7 @@ mod tests {
             // Keys with a long shared prefix, zero bytes, prefixes of each other and ties in
             // the 8 bytes after the shared part.
             let shared: Vec<u8> = (0..rand(12)).map(|_| b'a' + rand(3) as u8).collect();
-            let mut make = |rand: &mut dyn FnMut(u64) -> u64| {
+            let make = |rand: &mut dyn FnMut(u64) -> u64| {
                 let mut k = shared.clone();
                 for _ in 0..rand(14) {
                     k.push([0u8, 1, b'a', b'b', 255][rand(5) as usize]);
@@ -499,7 +499,7 @@ mod tests {
             probes.push(shared[..shared.len() / 2].to_vec());
             probes.push(vec![255; 30]);
             for p in &probes {
-                let want = keys.partition_point(|k| &k[..] <= &p[..]);
+                let want = keys.partition_point(|k| k[..] <= p[..]);
                 assert_eq!(
                     sep.upper_bound(p),
                     want,
