@@ -41,10 +41,7 @@ pub(crate) fn parse_filter_json(text: &str) -> Result<BsonDocument> {
     if t.is_empty() {
         return Ok(BsonDocument::new());
     }
-    crate::document::json::json_to_document(
-        crate::document::json::parse_json(t, "filter")?,
-        "filter",
-    )
+    crate::document::json::parse_json_document(t, "filter")
 }
 
 impl Collection<'_> {

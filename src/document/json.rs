@@ -12,7 +12,25 @@ pub(crate) fn parse_json(text: &str, what: &str) -> Result<serde_json::Value> {
 
 /// Parses text that must hold one JSON object into a BSON document.
 pub(crate) fn parse_document(text: &str) -> Result<BsonDocument> {
-    json_to_document(parse_json(text, "document")?, "document")
+    parse_json_document(text, "document")
+}
+
+/// Parses text that must hold one JSON object into a BSON document, reading the text straight
+/// into BSON (see [`direct`]). The result is exactly `json_to_document(parse_json(text, what)?,
+/// what)`: on any error the text is parsed again that way, so messages (and which of several
+/// problems is reported) are unchanged.
+pub(crate) fn parse_json_document(text: &str, what: &str) -> Result<BsonDocument> {
+    match direct::document(text) {
+        Ok(doc) => Ok(doc),
+        Err(_) => json_to_document(parse_json(text, what)?, what),
+    }
+}
+
+/// Parses text that must hold a JSON array of objects into BSON documents, straight from the
+/// text. `None` when the text is not that (or holds anything [`direct`] declines); callers
+/// then take the `serde_json::Value` path for its exact message.
+pub(crate) fn parse_document_array(text: &str) -> Option<Vec<BsonDocument>> {
+    direct::documents(text).ok()
 }
 
 /// Converts a parsed JSON value that must be an object into a BSON document.
@@ -41,6 +59,222 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// JSON text straight to BSON, without a `serde_json::Value` tree in between.
+///
+/// The reference semantics are the `serde_json::Value` path: `serde_json` parses the text, then
+/// the bson crate's `TryFrom<serde_json::Value>` converts it (top-level objects with
+/// `Document::try_from`, which reads every key literally; nested objects with
+/// `Bson::try_from`, which reads Extended JSON wrappers). This module gives the same
+/// document for every text that path accepts, and declines (an `Err`) otherwise:
+///
+/// * The same `serde_json::Deserializer` reads the text, so the grammar, string escapes, number
+///   parsing (`float_roundtrip`), the 128-level nesting limit and the trailing-characters
+///   check are the ones the `Value` path has.
+/// * Numbers map as `Bson::try_from(Value::Number)` does: an integer that fits `i32` is
+///   `Int32`, else `Int64` when it fits `i64`, else (a `u64` above `i64::MAX`) the `f64`
+///   nearest it; a float is a `Double` (a non-finite one, which serde_json never produces,
+///   would be `Null` as in `serde_json::Value`).
+/// * Duplicate keys keep the first key's position and the last value, as `serde_json::Map`
+///   (an `IndexMap`) and `bson::Document` both do on insert.
+/// * A nested object whose first key is one that bson's conversion looks for
+///   ([`direct::WRAPPER_KEYS`] or `$scope`) is collected into a small `serde_json::Map` and
+///   given to `Bson::try_from`, so every wrapper, relaxed or canonical, keeps bson's own
+///   semantics.
+///   A nested object with any other first key is built directly; should one of its later
+///   keys be a wrapper key, bson would refuse the object (each wrapper allows only its own
+///   `$` keys, and `$scope` beside `$code`), so this module declines.
+/// * Any error is only a signal to take the `Value` path, which then reports the error it
+///   always did (or, when an earlier duplicate key's value was invalid but later replaced,
+///   accepts the text exactly as before).
+mod direct {
+    use bson::{Bson, Document as BsonDocument};
+    use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// The keys whose presence anywhere in an object makes bson's `TryFrom<Map> for Bson`
+    /// read the object as an Extended JSON wrapper (the `contains_key` checks of bson 3.1).
+    pub(super) const WRAPPER_KEYS: [&str; 16] = [
+        "$oid",
+        "$symbol",
+        "$regularExpression",
+        "$numberInt",
+        "$numberLong",
+        "$numberDouble",
+        "$numberDecimal",
+        "$binary",
+        "$uuid",
+        "$code",
+        "$timestamp",
+        "$date",
+        "$minKey",
+        "$maxKey",
+        "$dbPointer",
+        "$undefined",
+    ];
+
+    fn is_wrapper_key(k: &str) -> bool {
+        k.starts_with('$') && WRAPPER_KEYS.contains(&k)
+    }
+
+    /// One JSON object (the whole text) as a document, keys read literally.
+    pub(super) fn document(text: &str) -> serde_json::Result<BsonDocument> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let doc = TopDocument.deserialize(&mut de)?;
+        de.end()?;
+        Ok(doc)
+    }
+
+    /// A JSON array of objects (the whole text), each read as [`document`] reads one.
+    pub(super) fn documents(text: &str) -> serde_json::Result<Vec<BsonDocument>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let docs = (&mut de).deserialize_seq(Documents)?;
+        de.end()?;
+        Ok(docs)
+    }
+
+    /// A top-level object: `Document::try_from(Map)`, no wrapper reading at this level.
+    struct TopDocument;
+
+    impl<'de> DeserializeSeed<'de> for TopDocument {
+        type Value = BsonDocument;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<BsonDocument, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for TopDocument {
+        type Value = BsonDocument;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BsonDocument, A::Error> {
+            let mut doc = BsonDocument::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value_seed(AnyValue)?;
+                doc.insert(key, value);
+            }
+            Ok(doc)
+        }
+    }
+
+    struct Documents;
+
+    impl<'de> Visitor<'de> for Documents {
+        type Value = Vec<BsonDocument>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON array of objects")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut docs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(doc) = seq.next_element_seed(TopDocument)? {
+                docs.push(doc);
+            }
+            Ok(docs)
+        }
+    }
+
+    /// Any value below the top level: `Bson::try_from(serde_json::Value)`.
+    struct AnyValue;
+
+    impl<'de> DeserializeSeed<'de> for AnyValue {
+        type Value = Bson;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Bson, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    fn int(i: i64) -> Bson {
+        match i32::try_from(i) {
+            Ok(small) => Bson::Int32(small),
+            Err(_) => Bson::Int64(i),
+        }
+    }
+
+    impl<'de> Visitor<'de> for AnyValue {
+        type Value = Bson;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_unit<E>(self) -> Result<Bson, E> {
+            Ok(Bson::Null)
+        }
+
+        fn visit_bool<E>(self, b: bool) -> Result<Bson, E> {
+            Ok(Bson::Boolean(b))
+        }
+
+        fn visit_i64<E>(self, i: i64) -> Result<Bson, E> {
+            Ok(int(i))
+        }
+
+        fn visit_u64<E>(self, u: u64) -> Result<Bson, E> {
+            Ok(match i64::try_from(u) {
+                Ok(i) => int(i),
+                Err(_) => Bson::Double(u as f64),
+            })
+        }
+
+        fn visit_f64<E>(self, f: f64) -> Result<Bson, E> {
+            Ok(if f.is_finite() {
+                Bson::Double(f)
+            } else {
+                Bson::Null
+            })
+        }
+
+        fn visit_str<E>(self, s: &str) -> Result<Bson, E> {
+            Ok(Bson::String(s.to_owned()))
+        }
+
+        fn visit_string<E>(self, s: String) -> Result<Bson, E> {
+            Ok(Bson::String(s))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bson, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(AnyValue)? {
+                items.push(item);
+            }
+            Ok(Bson::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bson, A::Error> {
+            let Some(first) = map.next_key::<String>()? else {
+                return Ok(Bson::Document(BsonDocument::new()));
+            };
+            if is_wrapper_key(&first) || first == "$scope" {
+                // A (possible) wrapper: bson's own conversion on this one small object.
+                let mut obj = serde_json::Map::new();
+                obj.insert(first, map.next_value()?);
+                while let Some((k, v)) = map.next_entry()? {
+                    obj.insert(k, v);
+                }
+                return Bson::try_from(obj).map_err(de::Error::custom);
+            }
+            let mut doc = BsonDocument::new();
+            doc.insert(first, map.next_value_seed(AnyValue)?);
+            while let Some(key) = map.next_key::<String>()? {
+                if is_wrapper_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "{key} after other keys: not a valid wrapper"
+                    )));
+                }
+                let value = map.next_value_seed(AnyValue)?;
+                doc.insert(key, value);
+            }
+            Ok(Bson::Document(doc))
+        }
     }
 }
 
@@ -235,3 +469,6 @@ mod tests {
         assert!(parse_document("{\"a\":").is_err());
     }
 }
+
+#[cfg(test)]
+mod differential_tests;

@@ -5,7 +5,7 @@ use super::db::nexus_db;
 use super::handle::{handle_mut, handle_ref, opt_str_arg, out_arg, str_arg};
 use super::panic::ffi_boundary;
 use super::status::{NEXUS_DONE, NEXUS_OK, NEXUS_ROW};
-use crate::document::json::{json_to_document, parse_json};
+use crate::document::json::parse_json_document;
 use crate::error::Result;
 use crate::{Cursor, Document, FindOptions};
 use bson::Document as BsonDocument;
@@ -43,7 +43,7 @@ pub unsafe extern "C" fn nexus_find(
         let filter = match unsafe { opt_str_arg(filter_json, "filter_json") }? {
             None => BsonDocument::new(),
             Some(t) if t.trim().is_empty() => BsonDocument::new(),
-            Some(t) => json_to_document(parse_json(t, "filter")?, "filter")?,
+            Some(t) => parse_json_document(t, "filter")?,
         };
         let opts = match unsafe { opt_str_arg(options_json, "options_json") }? {
             None => FindOptions::default(),

@@ -5,7 +5,9 @@ use super::db::nexus_db;
 use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg, write_opt};
 use super::panic::ffi_boundary;
 use super::status::{NEXUS_MULTI, NEXUS_OK, NEXUS_UPSERT};
-use crate::document::json::{json_to_document, parse_json};
+use crate::document::json::{
+    json_to_document, parse_document_array, parse_json, parse_json_document,
+};
 use crate::error::{Error, Result};
 use crate::{Document, DocumentId, FindOneAndOptions, UpdateOptions};
 use bson::Document as BsonDocument;
@@ -20,7 +22,7 @@ unsafe fn filter_arg(p: *const c_char) -> Result<BsonDocument> {
     match unsafe { opt_str_arg(p, "filter_json") }? {
         None => Ok(BsonDocument::new()),
         Some(t) if t.trim().is_empty() => Ok(BsonDocument::new()),
-        Some(t) => json_to_document(parse_json(t, "filter")?, "filter"),
+        Some(t) => parse_json_document(t, "filter"),
     }
 }
 
@@ -31,7 +33,24 @@ unsafe fn filter_arg(p: *const c_char) -> Result<BsonDocument> {
 unsafe fn doc_arg(p: *const c_char, what: &'static str) -> Result<BsonDocument> {
     // SAFETY: forwarded contract.
     let t = unsafe { str_arg(p, what) }?;
-    json_to_document(parse_json(t, what)?, what)
+    parse_json_document(t, what)
+}
+
+/// The documents of a JSON array through `serde_json::Value`: the reference reading of
+/// `nexus_insert_many`'s argument, and its error messages, for text the direct reader declines.
+fn documents_via_value(text: &str) -> Result<Vec<Document>> {
+    let serde_json::Value::Array(items) = parse_json(text, "json_array")? else {
+        return Err(Error::parse("json_array must be a JSON array of documents"));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json_to_document(v, "json_array element")
+                .map(Document::from)
+                .map_err(|e| Error::parse(format!("element {i}: {e}")))
+        })
+        .collect()
 }
 
 /// Writes a library-owned copy of `s` to a required out-pointer.
@@ -133,18 +152,10 @@ pub unsafe extern "C" fn nexus_insert_many(
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
         let text = unsafe { str_arg(json_array, "json_array") }?;
-        let serde_json::Value::Array(items) = parse_json(text, "json_array")? else {
-            return Err(Error::parse("json_array must be a JSON array of documents"));
+        let docs = match parse_document_array(text) {
+            Some(docs) => docs.into_iter().map(Document::from).collect(),
+            None => documents_via_value(text)?,
         };
-        let docs = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                json_to_document(v, "json_array element")
-                    .map(Document::from)
-                    .map_err(|e| Error::parse(format!("element {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let n = h.db.collection(coll).insert_many(docs)?.len() as u64;
         // SAFETY: NULL or writable per the caller's contract.
         unsafe { write_opt(out_count, n) };

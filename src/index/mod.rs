@@ -807,7 +807,7 @@ impl Collection<'_> {
 }
 
 fn json_doc(text: &str, what: &str) -> Result<BsonDocument> {
-    crate::document::json::json_to_document(crate::document::json::parse_json(text, what)?, what)
+    crate::document::json::parse_json_document(text, what)
 }
 
 // ---- TTL indexes ------------------------------------------------------------------------
