@@ -64,7 +64,7 @@ impl Collection<'_> {
         let value = record::encode(&meta, &body)?;
         Ok(Prepared {
             change: Change {
-                key: Bytes::from(id.key()),
+                key: Bytes::copy_from_slice(id.key()),
                 value: Bytes::from(value),
             },
             id,
@@ -200,7 +200,11 @@ impl Collection<'_> {
                 crate::engine::ttl::register(t, &self.name, id.key(), at)?;
             }
             let value = record::encode(&meta, record::body_bytes(&old)?)?;
-            t.put(&self.name, Bytes::from(id.key()), Bytes::from(value))
+            t.put(
+                &self.name,
+                Bytes::copy_from_slice(id.key()),
+                Bytes::from(value),
+            )
         })
     }
 
@@ -260,7 +264,7 @@ impl Collection<'_> {
         let started = std::time::Instant::now();
         let now = now_millis();
         let engine = self.db.engine();
-        let key = Bytes::from(id.key());
+        let key = Bytes::copy_from_slice(id.key());
         let r = if self.db.txn_open() {
             self.db.read(|v| {
                 self.require_table(v)?;
@@ -347,7 +351,11 @@ impl Collection<'_> {
             let old = live(t.get(&self.name, id.key()), now).ok_or_else(|| self.not_found(id))?;
             let meta = record::decode_meta(&old)?.changed_at(now);
             let value = record::encode(&meta, &body)?;
-            t.put(&self.name, Bytes::from(id.key()), Bytes::from(value))
+            t.put(
+                &self.name,
+                Bytes::copy_from_slice(id.key()),
+                Bytes::from(value),
+            )
         })
     }
 
@@ -674,7 +682,7 @@ pub(crate) fn point_lookup(
     filter: &Filter,
 ) -> Option<Option<(Bytes, Bytes)>> {
     let id = DocumentId::new(filter.id_equality()?.clone()).ok()?;
-    let key = Bytes::from(id.key());
+    let key = Bytes::copy_from_slice(id.key());
     Some(
         view.get(table, &key)
             .filter(|rec| record::is_live(rec, now_millis()))

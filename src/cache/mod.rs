@@ -293,7 +293,8 @@ impl State {
         self.entries -= 1;
         self.bytes -= e.size;
         if let Some(t) = e.expires_at {
-            self.ttl.remove(&(t, Arc::clone(coll), Bytes::from(key)));
+            self.ttl
+                .remove(&(t, Arc::clone(coll), Bytes::copy_from_slice(key)));
         }
         true
     }

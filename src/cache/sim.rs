@@ -71,7 +71,7 @@ fn sampled_lru(trace: &[usize], capacity: usize, samples: usize) -> f64 {
     let doc = Arc::new(bson::Document::new());
     let mut hits = 0;
     for &k in trace {
-        let key = Bytes::from(&(k as u64).to_be_bytes()[..]);
+        let key = Bytes::copy_from_slice(&(k as u64).to_be_bytes());
         match cache.get("c", &key, 0) {
             Lookup::Hit(_) => hits += 1,
             _ => {

@@ -35,7 +35,7 @@ fn decode_key(k: &[u8]) -> Option<(i64, String, Bytes)> {
     let t = u64::from_be_bytes(k.get(0..8)?.try_into().ok()?) ^ (1 << 63);
     let n = u16::from_be_bytes(k.get(8..10)?.try_into().ok()?) as usize;
     let coll = std::str::from_utf8(k.get(10..10 + n)?).ok()?.to_owned();
-    Some((t as i64, coll, Bytes::from(k.get(10 + n..)?)))
+    Some((t as i64, coll, Bytes::copy_from_slice(k.get(10 + n..)?)))
 }
 
 /// Records that the document `key` of `coll` expires at `expires_at`.

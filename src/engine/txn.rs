@@ -119,12 +119,12 @@ impl WriteTxn for TrackedTxn {
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
         self.maintain(table, &key, Some(&value))?;
-        self.touch(table, Arc::clone(&key));
+        self.touch(table, Bytes::clone(&key));
         self.inner.put(table, key, value)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         self.maintain(table, key, None)?;
-        self.touch(table, Bytes::from(key));
+        self.touch(table, Bytes::copy_from_slice(key));
         self.inner.delete(table, key)
     }
     fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {

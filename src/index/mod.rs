@@ -378,7 +378,7 @@ pub(crate) fn defs_for(view: &dyn ReadView, coll: &str) -> Result<Vec<Arc<IndexD
     let mut prefix = coll.as_bytes().to_vec();
     prefix.push(0);
     let mut out = Vec::new();
-    let mut after: Bytes = Bytes::from(prefix.as_slice());
+    let mut after: Bytes = Bytes::copy_from_slice(prefix.as_slice());
     loop {
         let batch = view.scan(CATALOG, Some(&after), 64);
         if batch.is_empty() {
@@ -536,7 +536,7 @@ fn other_holder(
     k: &[u8],
     id_key: &[u8],
 ) -> Option<Bytes> {
-    let mut after: Bytes = Bytes::from(k);
+    let mut after: Bytes = Bytes::copy_from_slice(k);
     loop {
         let batch = view.scan(table, Some(&after), 8);
         if batch.is_empty() {
@@ -548,7 +548,7 @@ fn other_holder(
             }
             let holder = entry_id(value);
             if holder != id_key && is_live_doc(view, coll, holder) {
-                return Some(Bytes::from(holder));
+                return Some(Bytes::copy_from_slice(holder));
             }
         }
         after = batch.last().map(|(ek, _)| ek.clone())?;

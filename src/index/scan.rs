@@ -99,9 +99,9 @@ impl IndexScan {
                 }
                 stats.keys_examined += 1;
                 self.after = Some(k);
-                let id = Bytes::from(super::entry_id(&value));
+                let id = Bytes::copy_from_slice(super::entry_id(&value));
                 if let Some(seen) = &mut self.seen {
-                    if !seen.insert(Arc::clone(&id)) {
+                    if !seen.insert(Bytes::clone(&id)) {
                         continue;
                     }
                 }

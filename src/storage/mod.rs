@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Keys and values are shared, immutable byte strings.
-pub(crate) type Bytes = Arc<[u8]>;
+pub(crate) type Bytes = bytes::Bytes;
 
 /// How hard a commit works to reach stable storage before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

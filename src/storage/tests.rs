@@ -152,7 +152,7 @@ fn model_run(kind: Kind, seed: u64, steps: usize) {
             } else {
                 let k = format!("k{:05}", rng.u32(0..3000)).into_bytes();
                 let v = value(&mut rng, r > 990);
-                t.put(name, Bytes::from(&k[..]), Bytes::from(&v[..]))
+                t.put(name, Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v))
                     .unwrap();
                 staged.get_mut(name).unwrap().insert(k, v);
             }
@@ -205,7 +205,7 @@ fn snapshot_sees_its_epoch_across_checkpoints_wasp() {
     for i in 0..2000u32 {
         t.put(
             "t",
-            Bytes::from(&i.to_be_bytes()[..]),
+            Bytes::copy_from_slice(&i.to_be_bytes()),
             Bytes::from(&b"old"[..]),
         )
         .unwrap();
@@ -218,8 +218,8 @@ fn snapshot_sees_its_epoch_across_checkpoints_wasp() {
         for i in 0..2000u32 {
             t.put(
                 "t",
-                Bytes::from(&i.to_be_bytes()[..]),
-                Bytes::from(&format!("new{round}").into_bytes()[..]),
+                Bytes::copy_from_slice(&i.to_be_bytes()),
+                Bytes::from(format!("new{round}").into_bytes()),
             )
             .unwrap();
         }
@@ -249,8 +249,12 @@ fn churn_reaches_a_steady_file_size_wasp() {
     t.create_table("t", "{}").unwrap();
     for i in (0..5000).step_by(2) {
         let k = format!("{i:06}").into_bytes();
-        t.put("t", Bytes::from(&k[..]), Bytes::from(&[b'x'; 200][..]))
-            .unwrap();
+        t.put(
+            "t",
+            Bytes::copy_from_slice(&k),
+            Bytes::from(&[b'x'; 200][..]),
+        )
+        .unwrap();
     }
     t.commit(SyncMode::Off).unwrap();
     let mut sizes = Vec::new();
@@ -262,7 +266,7 @@ fn churn_reaches_a_steady_file_size_wasp() {
             let k = format!("{:06}", rng.u32(0..5000)).into_bytes();
             if t.get("t", &k).is_none() {
                 let v = vec![b'x'; rng.usize(10..400)];
-                t.put("t", Bytes::from(&k[..]), Bytes::from(&v[..]))
+                t.put("t", Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v))
                     .unwrap();
             } else {
                 t.delete("t", &k).unwrap();
@@ -311,7 +315,7 @@ fn pinned_reader_delays_reuse_wasp() {
     for i in 0..500u32 {
         t.put(
             "t",
-            Bytes::from(&i.to_be_bytes()[..]),
+            Bytes::copy_from_slice(&i.to_be_bytes()),
             Bytes::from(&[1u8; 100][..]),
         )
         .unwrap();
@@ -324,8 +328,8 @@ fn pinned_reader_delays_reuse_wasp() {
         for i in 0..500u32 {
             t.put(
                 "t",
-                Bytes::from(&i.to_be_bytes()[..]),
-                Bytes::from(&[round + 2; 100][..]),
+                Bytes::copy_from_slice(&i.to_be_bytes()),
+                Bytes::copy_from_slice(&[round + 2; 100]),
             )
             .unwrap();
         }
@@ -354,7 +358,7 @@ fn large_values_round_trip_wasp() {
     let big: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let mut t = s.begin_write(T).unwrap();
     t.create_table("t", "{}").unwrap();
-    t.put("t", Bytes::from(&b"big"[..]), Bytes::from(&big[..]))
+    t.put("t", Bytes::from(&b"big"[..]), Bytes::copy_from_slice(&big))
         .unwrap();
     t.commit(SyncMode::Off).unwrap();
     s.checkpoint(T).unwrap();

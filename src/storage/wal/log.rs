@@ -183,12 +183,12 @@ fn decode_payload(p: &[u8]) -> Option<(u64, Vec<Op>)> {
             },
             4 => Op::Put {
                 table: r.string()?,
-                key: Bytes::from(r.bytes()?),
-                value: Bytes::from(r.bytes()?),
+                key: Bytes::copy_from_slice(r.bytes()?),
+                value: Bytes::copy_from_slice(r.bytes()?),
             },
             5 => Op::Delete {
                 table: r.string()?,
-                key: Bytes::from(r.bytes()?),
+                key: Bytes::copy_from_slice(r.bytes()?),
             },
             _ => return None,
         };

@@ -90,7 +90,7 @@ impl State {
                     .get_mut(table)
                     .ok_or_else(|| Error::NoCollection(table.clone()))?;
                 let added = (key.len() + value.len()) as u64;
-                if let Some(old) = t.rows.insert(Arc::clone(key), Arc::clone(value)) {
+                if let Some(old) = t.rows.insert(Bytes::clone(key), Bytes::clone(value)) {
                     t.bytes -= (key.len() + old.len()) as u64;
                 }
                 t.bytes += added;
@@ -145,7 +145,7 @@ impl ReadView for State {
             ),
         };
         iter.take(limit)
-            .map(|(k, v)| (Arc::clone(k), Arc::clone(v)))
+            .map(|(k, v)| (Bytes::clone(k), Bytes::clone(v)))
             .collect()
     }
 
@@ -441,8 +441,8 @@ fn snapshot_records(state: &State, lsn: u64) -> impl Iterator<Item = Vec<u8>> + 
             size += k.len() + v.len();
             ops.push(Op::Put {
                 table: name.clone(),
-                key: Arc::clone(k),
-                value: Arc::clone(v),
+                key: Bytes::clone(k),
+                value: Bytes::clone(v),
             });
             if size >= SNAPSHOT_CHUNK_BYTES {
                 chunks.push(log::encode_record(lsn, &ops));
@@ -530,7 +530,7 @@ impl WriteTxn for WalTxn {
         }
         self.record(Op::Delete {
             table: table.to_owned(),
-            key: Bytes::from(key),
+            key: Bytes::copy_from_slice(key),
         })?;
         Ok(true)
     }

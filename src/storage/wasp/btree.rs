@@ -25,7 +25,7 @@ pub(crate) fn load(pager: &Pager, ptr: &Ptr) -> Result<Arc<Node>> {
 /// The value of `val` as bytes (reads an overflow chain).
 pub(crate) fn resolve(pager: &Pager, val: &Val) -> Result<Bytes> {
     match val {
-        Val::Data(b) => Ok(Arc::clone(b)),
+        Val::Data(b) => Ok(Bytes::clone(b)),
         Val::Overflow { page, len } => pager.read_overflow(*page, *len, None),
     }
 }
@@ -92,7 +92,7 @@ pub(crate) fn scan(
             let probe = pager.leaf_probe(*id, cache_leaves, |entries| {
                 let start = after.map_or(0, |a| entries.partition_point(|(k, _)| *k <= a));
                 for (k, v) in &entries[start..] {
-                    out.push((Bytes::from(*k), v.to_val()));
+                    out.push((Bytes::copy_from_slice(k), v.to_val()));
                     if out.len() >= limit {
                         full = true;
                         break;
@@ -110,7 +110,7 @@ pub(crate) fn scan(
         Node::Leaf { keys, vals } => {
             let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
             for i in start..keys.len() {
-                out.push((Arc::clone(&keys[i]), vals[i].clone()));
+                out.push((Bytes::clone(&keys[i]), vals[i].clone()));
                 if out.len() >= limit {
                     return Ok(true);
                 }
@@ -414,7 +414,7 @@ fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
             let at = keys.len().saturating_sub(1).max(1);
             let rk = keys.split_off(at);
             let rv = vals.split_off(at);
-            let sep = Arc::clone(&rk[0]);
+            let sep = Bytes::clone(&rk[0]);
             (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
         }
         Node::Branch { keys, children } => {
@@ -454,7 +454,7 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
             }
             let rk = keys.split_off(at);
             let rv = vals.split_off(at);
-            let sep = Arc::clone(&rk[0]);
+            let sep = Bytes::clone(&rk[0]);
             (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
         }
         Node::Branch { keys, children } => {
@@ -502,8 +502,8 @@ mod tests {
         };
         let mut root = None;
         for k in keys {
-            let key: Bytes = Arc::from(format!("key{k:012}").into_bytes());
-            let val = Val::Data(Arc::from(vec![7u8; 100]));
+            let key: Bytes = Bytes::from(format!("key{k:012}").into_bytes());
+            let val = Val::Data(Bytes::from(vec![7u8; 100]));
             tree.put(&mut root, key, val).unwrap();
         }
         let (mut fill, mut order) = (Vec::new(), Vec::new());

@@ -106,7 +106,7 @@ impl Fsck<'_> {
                 for (k, v) in keys.iter().zip(&vals) {
                     bytes += (k.len() + v.len()) as u64;
                     let data = match v {
-                        Val::Data(b) => Some(Arc::clone(b)),
+                        Val::Data(b) => Some(Bytes::clone(b)),
                         Val::Overflow { page, len } => {
                             let mut pages = Vec::new();
                             match self
@@ -130,7 +130,7 @@ impl Fsck<'_> {
                     };
                     if keep {
                         if let Some(d) = data {
-                            entries.push((Arc::clone(k), d));
+                            entries.push((Bytes::clone(k), d));
                         }
                     }
                 }

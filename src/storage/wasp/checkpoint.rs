@@ -179,7 +179,11 @@ fn run_inner(shared: &Shared, shrink: bool, stage: &mut Stage) -> Result<()> {
         };
         for (name, t) in tables.iter() {
             let value: Bytes = Bytes::from(t.encode(disk_id(&t.root)));
-            tree.put(&mut catalog, Bytes::from(name.as_bytes()), Val::Data(value))?;
+            tree.put(
+                &mut catalog,
+                Bytes::copy_from_slice(name.as_bytes()),
+                Val::Data(value),
+            )?;
         }
     }
     let mut meta_pages = Vec::new();

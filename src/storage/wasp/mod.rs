@@ -423,7 +423,11 @@ fn apply(
                 .tables
                 .get_mut(table)
                 .ok_or_else(|| Error::NoCollection(table.clone()))?;
-            let old = tree.put(&mut t.root, Arc::clone(key), Val::Data(Arc::clone(value)))?;
+            let old = tree.put(
+                &mut t.root,
+                Bytes::clone(key),
+                Val::Data(Bytes::clone(value)),
+            )?;
             t.bytes += (key.len() + value.len()) as u64;
             match old {
                 Some(o) => t.bytes -= (key.len() + o.len()) as u64,
@@ -778,7 +782,7 @@ impl WriteTxn for WaspTxn {
         }
         self.record(Op::Delete {
             table: table.to_owned(),
-            key: Bytes::from(key),
+            key: Bytes::copy_from_slice(key),
         })
     }
 

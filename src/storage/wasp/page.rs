@@ -330,7 +330,7 @@ pub(crate) enum RawVal<'a> {
 impl RawVal<'_> {
     pub(crate) fn to_val(self) -> Val {
         match self {
-            RawVal::Data(b) => Val::Data(Bytes::from(b)),
+            RawVal::Data(b) => Val::Data(Bytes::copy_from_slice(b)),
             RawVal::Overflow { page, len } => Val::Overflow { page, len },
         }
     }
@@ -377,8 +377,9 @@ pub(crate) fn leaf_entries<'a>(
     Ok(())
 }
 
-/// Decodes a checked leaf or branch page.
-pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Result<Node> {
+/// Decodes a checked leaf or branch page. Keys and values are slices of `buf` (one shared
+/// buffer per page, not one allocation per entry).
+pub(crate) fn decode_node(buf: &Bytes, head: PageHead, id: u64, what: &str) -> Result<Node> {
     let bad = |m: &str| Error::Corrupt(format!("{what}: page {id}: {m}"));
     let end = PAGE_HEADER + head.used as usize;
     let mut at = PAGE_HEADER;
@@ -396,8 +397,11 @@ pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Re
             let mut keys = Vec::with_capacity(n);
             let mut vals = Vec::with_capacity(n);
             leaf_entries(buf, head, id, what, |k, v| {
-                keys.push(Bytes::from(k));
-                vals.push(v.to_val());
+                keys.push(buf.slice_ref(k));
+                vals.push(match v {
+                    RawVal::Data(b) => Val::Data(buf.slice_ref(b)),
+                    RawVal::Overflow { page, len } => Val::Overflow { page, len },
+                });
                 true
             })?;
             Ok(Node::Leaf { keys, vals })
@@ -410,7 +414,7 @@ pub(crate) fn decode_node(buf: &[u8], head: PageHead, id: u64, what: &str) -> Re
             for _ in 0..n {
                 let l = take(2)?;
                 let klen = u16::from_le_bytes([l[0], l[1]]) as usize;
-                keys.push(Bytes::from(take(klen)?));
+                keys.push(buf.slice_ref(take(klen)?));
                 children.push(Ptr::Disk(u64_at(take(8)?, 0)));
             }
             if n == 0 {
@@ -442,7 +446,7 @@ mod tests {
         let mut buf = vec![0u8; 8192];
         encode_node(g, &leaf, 7, &mut buf).unwrap();
         let head = open_page(&buf, 7, "t").unwrap();
-        match decode_node(&buf, head, 7, "t").unwrap() {
+        match decode_node(&Bytes::copy_from_slice(&buf), head, 7, "t").unwrap() {
             Node::Leaf { keys, vals } => {
                 assert_eq!(&keys[1][..], b"bb");
                 assert!(matches!(vals[1], Val::Overflow { page: 9, len: 5000 }));
@@ -463,7 +467,7 @@ mod tests {
         encode_node(g, &branch, 5, &mut buf).unwrap();
         let head = open_page(&buf, 5, "t").unwrap();
         assert!(matches!(
-            decode_node(&buf, head, 5, "t").unwrap(),
+            decode_node(&Bytes::copy_from_slice(&buf), head, 5, "t").unwrap(),
             Node::Branch { .. }
         ));
     }
@@ -492,7 +496,11 @@ mod tests {
             let mut keys: Vec<Vec<u8>> = (0..n).map(|_| make(&mut rand)).collect();
             keys.sort();
             keys.dedup();
-            let sep = SepKeys::from(keys.iter().map(|k| Bytes::from(&k[..])).collect::<Vec<_>>());
+            let sep = SepKeys::from(
+                keys.iter()
+                    .map(|k| Bytes::copy_from_slice(k))
+                    .collect::<Vec<_>>(),
+            );
             let mut probes: Vec<Vec<u8>> = (0..300).map(|_| make(&mut rand)).collect();
             probes.extend(keys.iter().cloned());
             probes.push(Vec::new());

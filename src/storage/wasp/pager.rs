@@ -243,7 +243,10 @@ impl Pager {
                 return Ok(None);
             }
             Ok(Some(Arc::new(page::decode_node(
-                buf, head, id, &self.what,
+                &Bytes::copy_from_slice(buf),
+                head,
+                id,
+                &self.what,
             )?)))
         })?;
         let Some(node) = node else {
@@ -277,7 +280,7 @@ impl Pager {
     pub(crate) fn read_node_uncached(&self, id: u64) -> Result<Node> {
         self.with_page(id, |buf| {
             let head = page::open_page(buf, id, &self.what)?;
-            page::decode_node(buf, head, id, &self.what)
+            page::decode_node(&Bytes::copy_from_slice(buf), head, id, &self.what)
         })
     }
 
@@ -286,7 +289,12 @@ impl Pager {
         let mut buf = vec![0u8; self.geo.page_size];
         page::encode_node(self.geo, &node, id, &mut buf)?;
         self.write_raw(id, &buf)?;
-        let node = Arc::new(node);
+        // Cache the node as read back from its page: its keys and values then share one
+        // page buffer, rather than pinning the buffers of every page they were copied from.
+        drop(node);
+        let page = Bytes::from(buf);
+        let head = page::open_page(&page, id, &self.what)?;
+        let node = Arc::new(page::decode_node(&page, head, id, &self.what)?);
         let bytes = self.node_bytes(&node);
         self.cache.lock().insert(id, Arc::clone(&node), bytes);
         Ok(node)
