@@ -4,7 +4,7 @@
 //! before applying any, so a failing call changes nothing.
 
 use crate::db::{check_collection_name, Database, FindOneAndOptions, UpdateOptions, UpdateResult};
-use crate::document::{now_millis, record, Document, DocumentId, Metadata};
+use crate::document::{body::NewBody, now_millis, record, Document, DocumentId, Metadata};
 use crate::error::{Error, Result};
 use crate::query::{filter::Filter, update::Update, FindOptions, Plan};
 use crate::storage::{Bytes, ReadView, WriteTxn};
@@ -50,18 +50,26 @@ impl Collection<'_> {
         &self.name
     }
 
-    /// Prepares a new document for storage: `_id`, size check, record bytes; `expires_at`
-    /// makes it ephemeral.
-    fn prepare_new(doc: Document, now: i64, expires_at: Option<i64>) -> Result<Prepared> {
-        let mut doc = doc;
-        let id = doc.ensure_id()?;
-        let body = doc.encode_checked()?;
+    /// Prepares a new document for storage: `_id` and the checked body bytes
+    /// ([`NewBody::finish`]), then the record; `expires_at` makes it ephemeral.
+    fn prepare_new(body: NewBody, now: i64, expires_at: Option<i64>) -> Result<Prepared> {
+        let (id, body) = body.finish()?;
+        Self::prepare_body(id, &body, now, expires_at)
+    }
+
+    /// The record of a new document whose `_id` and checked body bytes are known.
+    fn prepare_body(
+        id: DocumentId,
+        body: &[u8],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<Prepared> {
         let meta = Metadata {
             expires_at,
             ephemeral: expires_at.is_some(),
             ..Metadata::new_at(now)
         };
-        let value = record::encode(&meta, &body)?;
+        let value = record::encode(&meta, body)?;
         Ok(Prepared {
             change: Change {
                 key: Bytes::copy_from_slice(id.key()),
@@ -126,13 +134,18 @@ impl Collection<'_> {
     /// Errors: [`Error::DuplicateKey`] when the `_id` exists, [`Error::InvalidArgument`] for a
     /// document over 16 MiB or an array `_id`.
     pub fn insert(&self, doc: Document) -> Result<DocumentId> {
-        self.insert_expiring(doc, None)
+        self.insert_expiring(NewBody::Doc(doc), None)
     }
 
     /// Inserts an ephemeral document that expires `ttl_ms` milliseconds from now: after that
     /// it is never returned (reads count a miss) and the sweeper deletes it. Expiry is stored
     /// as an absolute time, so it survives restarts.
     pub fn insert_ttl(&self, doc: Document, ttl_ms: u64) -> Result<DocumentId> {
+        self.insert_body_ttl(NewBody::Doc(doc), ttl_ms)
+    }
+
+    /// [`Collection::insert_ttl`] of a document read by the FFI.
+    pub(crate) fn insert_body_ttl(&self, body: NewBody, ttl_ms: u64) -> Result<DocumentId> {
         if ttl_ms == 0 {
             return Err(Error::invalid("ttl_ms must be at least 1"));
         }
@@ -140,25 +153,31 @@ impl Collection<'_> {
         let at = now_millis()
             .checked_add(ttl)
             .ok_or_else(|| Error::invalid("ttl_ms is too large"))?;
-        self.insert_expiring(doc, Some(at))
+        self.insert_expiring(body, Some(at))
     }
 
     /// Inserts a document that expires at `expires_at` (ms since the Unix epoch), or a
-    /// persistent one for `None`.
+    /// persistent one for `None`. The FFI passes documents read straight to BSON
+    /// ([`NewBody::Raw`]); everything else a [`Document`].
     pub(crate) fn insert_expiring(
         &self,
-        doc: Document,
+        body: NewBody,
         expires_at: Option<i64>,
     ) -> Result<DocumentId> {
         check_collection_name(&self.name)?;
         let now = now_millis();
-        let p = Self::prepare_new(doc, now, expires_at)?;
+        let p = Self::prepare_new(body, now, expires_at)?;
         let mut ids = self.db.write(|t| self.store_new(t, vec![p], now))?;
         Ok(ids.remove(0))
     }
 
     /// Inserts all documents or none (one transaction).
     pub fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<DocumentId>> {
+        self.insert_many_bodies(docs.into_iter().map(NewBody::Doc).collect())
+    }
+
+    /// [`Collection::insert_many`] of documents read by the FFI.
+    pub(crate) fn insert_many_bodies(&self, docs: Vec<NewBody>) -> Result<Vec<DocumentId>> {
         check_collection_name(&self.name)?;
         let now = now_millis();
         let prepared = docs
@@ -484,7 +503,7 @@ impl Collection<'_> {
                 })?;
             }
             if result.matched == 0 && options.upsert {
-                let p = Self::prepare_new(upsert_document(&f, &u)?, now, None)?;
+                let p = Self::prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
                 let mut ids = self.store_new(t, vec![p], now)?;
                 result.upserted_id = Some(ids.remove(0));
                 return Ok(result);
@@ -547,7 +566,7 @@ impl Collection<'_> {
                     (Some(doc), Some(after))
                 }
                 None if options.upsert => {
-                    let p = Self::prepare_new(upsert_document(&f, &u)?, now, None)?;
+                    let p = Self::prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
                     let stored = record::decode_body(&p.change.value)?.into_bson();
                     self.store_new(t, vec![p], now)?;
                     (None, Some(stored))

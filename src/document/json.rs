@@ -2,6 +2,7 @@
 //! forms (`$oid`, `$date`, `$numberLong`, `$numberDecimal`, `$binary`, ...); output is
 //! relaxed Extended JSON v2 with field order preserved.
 
+use super::body::RawElements;
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
 
@@ -31,6 +32,19 @@ pub(crate) fn parse_json_document(text: &str, what: &str) -> Result<BsonDocument
 /// then take the `serde_json::Value` path for its exact message.
 pub(crate) fn parse_document_array(text: &str) -> Option<Vec<BsonDocument>> {
     direct::documents(text).ok()
+}
+
+/// The top-level elements of the text's one JSON object written straight as BSON bytes (see
+/// [`direct::elements`]): the same bytes `parse_json_document` then `to_vec` would give.
+/// `None` when the text is not that, or holds anything the byte writer declines; callers
+/// then take the `bson::Document` path.
+pub(crate) fn raw_elements(text: &str) -> Option<RawElements> {
+    direct::elements(text).ok()
+}
+
+/// [`raw_elements`] for each object of a JSON array of objects; `None` when any is declined.
+pub(crate) fn raw_element_array(text: &str) -> Option<Vec<RawElements>> {
+    direct::element_array(text).ok()
 }
 
 /// Converts a parsed JSON value that must be an object into a BSON document.
@@ -89,9 +103,22 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 /// * Any error is only a signal to take the `Value` path, which then reports the error it
 ///   always did (or, when an earlier duplicate key's value was invalid but later replaced,
 ///   accepts the text exactly as before).
+///
+/// The byte writer ([`direct::elements`]) writes the same document as BSON bytes instead of
+/// building it, with the same reading of every value. It declines (and the caller builds the
+/// `bson::Document` instead) whenever the bytes might differ from that document's encoding
+/// or the document would be refused later: a key repeated at any level (the document keeps
+/// the first position and last value), a key holding NUL (BSON keys are C strings; the
+/// encoder refuses it), nesting beyond `MAX_NESTING` (the depth check reports it), a
+/// wrapper whose conversion gives a document or array (its depth is not tracked), or a
+/// nested document beyond the size limit.
 mod direct {
+    use super::RawElements;
+    use crate::document::body::index_key;
+    use crate::document::{MAX_DOCUMENT_BYTES, MAX_NESTING};
     use bson::{Bson, Document as BsonDocument};
     use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
     use std::fmt;
 
     /// The keys whose presence anywhere in an object makes bson's `TryFrom<Map> for Bson`
@@ -274,6 +301,393 @@ mod direct {
                 doc.insert(key, value);
             }
             Ok(Bson::Document(doc))
+        }
+    }
+
+    // ---- straight to BSON bytes -----------------------------------------------------------
+
+    /// One JSON object (the whole text) as BSON elements, keys read literally: the bytes of
+    /// [`document`]'s result. Declines as the module documentation says.
+    pub(super) fn elements(text: &str) -> serde_json::Result<RawElements> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut w = Writer {
+            out: Vec::with_capacity(text.len() + text.len() / 2 + 16),
+            keys: Vec::new(),
+        };
+        let raw = TopElements { w: &mut w }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(raw)
+    }
+
+    /// A JSON array of objects (the whole text), each written as [`elements`] writes one.
+    pub(super) fn element_array(text: &str) -> serde_json::Result<Vec<RawElements>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut w = Writer {
+            out: Vec::new(),
+            keys: Vec::new(),
+        };
+        let docs = (&mut de).deserialize_seq(ElementArray { w: &mut w })?;
+        de.end()?;
+        Ok(docs)
+    }
+
+    /// Up to this many keys an object's new key is compared with each earlier one; beyond
+    /// it, with a set of their hashes (a collision only declines).
+    const SMALL_OBJECT: usize = 16;
+
+    /// The bytes being written and the keys of the objects being written.
+    struct Writer {
+        out: Vec<u8>,
+        /// `(start, len)` in `out` of the keys written so far in each open object, the
+        /// innermost object's last.
+        keys: Vec<(usize, usize)>,
+    }
+
+    /// The duplicate check of one open object: its first entry in `Writer::keys`, and the
+    /// hashes of its keys once it has more than [`SMALL_OBJECT`].
+    struct Keys {
+        base: usize,
+        hashes: Option<std::collections::HashSet<u64>>,
+    }
+
+    fn key_hash(key: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
+    }
+
+    fn decline<E: de::Error>(why: &str) -> E {
+        E::custom(format_args!("declined: {why}"))
+    }
+
+    impl Writer {
+        fn open_keys(&self) -> Keys {
+            Keys {
+                base: self.keys.len(),
+                hashes: None,
+            }
+        }
+
+        /// Writes a placeholder type byte and the key; declines a key with a NUL or one
+        /// already in the object.
+        fn key<E: de::Error>(&mut self, key: &str, open: &mut Keys) -> Result<(), E> {
+            let k = key.as_bytes();
+            if k.contains(&0) {
+                return Err(decline("NUL in a key"));
+            }
+            let earlier = &self.keys[open.base..];
+            match &mut open.hashes {
+                Some(set) => {
+                    if !set.insert(key_hash(k)) {
+                        return Err(decline("repeated key"));
+                    }
+                }
+                None => {
+                    if earlier.iter().any(|&(s, l)| &self.out[s..s + l] == k) {
+                        return Err(decline("repeated key"));
+                    }
+                    if earlier.len() >= SMALL_OBJECT {
+                        let mut set: std::collections::HashSet<u64> = earlier
+                            .iter()
+                            .map(|&(s, l)| key_hash(&self.out[s..s + l]))
+                            .collect();
+                        if !set.insert(key_hash(k)) {
+                            return Err(decline("repeated key"));
+                        }
+                        open.hashes = Some(set);
+                    }
+                }
+            }
+            self.out.push(0);
+            let start = self.out.len();
+            self.out.extend_from_slice(k);
+            self.out.push(0);
+            if open.hashes.is_none() {
+                self.keys.push((start, k.len()));
+            }
+            Ok(())
+        }
+
+        /// Writes one element of an object at nesting level `depth`; returns where it starts.
+        fn element<'de, A: MapAccess<'de>>(
+            &mut self,
+            map: &mut A,
+            key: &str,
+            open: &mut Keys,
+            depth: usize,
+        ) -> Result<usize, A::Error> {
+            let start = self.out.len();
+            self.key(key, open)?;
+            let kind = map.next_value_seed(Value { w: self, depth })?;
+            self.out[start] = kind;
+            Ok(start)
+        }
+
+        /// Starts a nested document or array: its length placeholder's position.
+        fn open(&mut self) -> usize {
+            let at = self.out.len();
+            self.out.extend_from_slice(&[0; 4]);
+            at
+        }
+
+        /// Ends the nested document or array opened at `at`.
+        fn close<E: de::Error>(&mut self, at: usize) -> Result<(), E> {
+            self.out.push(0);
+            let len = self.out.len() - at;
+            if len > MAX_DOCUMENT_BYTES {
+                return Err(decline("over the size limit"));
+            }
+            let len = len as i32; // within 16 MiB
+            self.out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+
+        fn int(&mut self, i: i64) -> u8 {
+            match i32::try_from(i) {
+                Ok(small) => {
+                    self.out.extend_from_slice(&small.to_le_bytes());
+                    0x10
+                }
+                Err(_) => {
+                    self.out.extend_from_slice(&i.to_le_bytes());
+                    0x12
+                }
+            }
+        }
+
+        fn double(&mut self, f: f64) -> u8 {
+            self.out.extend_from_slice(&f.to_le_bytes());
+            0x01
+        }
+
+        /// A value from bson's own conversion (a wrapper), encoded by bson.
+        fn bson<E: de::Error>(&mut self, v: Bson) -> Result<u8, E> {
+            if matches!(v, Bson::Document(_) | Bson::Array(_)) {
+                return Err(decline("a wrapper gave a document or array"));
+            }
+            let mut one = BsonDocument::new();
+            one.insert("", v);
+            let bytes = one.to_vec().map_err(E::custom)?;
+            // [length][type]["" NUL][value][NUL]
+            let kind = bytes[4];
+            self.out.extend_from_slice(&bytes[6..bytes.len() - 1]);
+            Ok(kind)
+        }
+    }
+
+    /// An object key, borrowed from the text when it has no escapes.
+    struct Key;
+
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = Cow<'de, str>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Key {
+        type Value = Cow<'de, str>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key")
+        }
+
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(s))
+        }
+
+        fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s.to_owned()))
+        }
+
+        fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s))
+        }
+    }
+
+    /// A top-level object: keys read literally, `_id`'s element located.
+    struct TopElements<'w> {
+        w: &'w mut Writer,
+    }
+
+    impl<'de> DeserializeSeed<'de> for TopElements<'_> {
+        type Value = RawElements;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RawElements, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for TopElements<'_> {
+        type Value = RawElements;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawElements, A::Error> {
+            let w = self.w;
+            if w.out.capacity() == 0 {
+                w.out.reserve(256);
+            }
+            w.out.extend_from_slice(&[0; 4]);
+            let mut open = w.open_keys();
+            let mut id = None;
+            while let Some(key) = map.next_key_seed(Key)? {
+                let start = w.element(&mut map, &key, &mut open, 1)?;
+                if key == "_id" {
+                    id = Some((start, w.out.len()));
+                }
+            }
+            w.keys.truncate(open.base);
+            Ok(RawElements {
+                buf: std::mem::take(&mut w.out),
+                id,
+            })
+        }
+    }
+
+    struct ElementArray<'w> {
+        w: &'w mut Writer,
+    }
+
+    impl<'de> Visitor<'de> for ElementArray<'_> {
+        type Value = Vec<RawElements>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON array of objects")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut docs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(doc) = seq.next_element_seed(TopElements { w: &mut *self.w })? {
+                docs.push(doc);
+            }
+            Ok(docs)
+        }
+    }
+
+    /// A value inside a document or array at nesting level `depth` (the top level is 1):
+    /// writes its bytes and returns its BSON type.
+    struct Value<'w> {
+        w: &'w mut Writer,
+        depth: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Value<'_> {
+        type Value = u8;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u8, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Value<'_> {
+        type Value = u8;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_unit<E>(self) -> Result<u8, E> {
+            Ok(0x0A)
+        }
+
+        fn visit_bool<E>(self, b: bool) -> Result<u8, E> {
+            self.w.out.push(u8::from(b));
+            Ok(0x08)
+        }
+
+        fn visit_i64<E>(self, i: i64) -> Result<u8, E> {
+            Ok(self.w.int(i))
+        }
+
+        fn visit_u64<E>(self, u: u64) -> Result<u8, E> {
+            Ok(match i64::try_from(u) {
+                Ok(i) => self.w.int(i),
+                Err(_) => self.w.double(u as f64),
+            })
+        }
+
+        fn visit_f64<E>(self, f: f64) -> Result<u8, E> {
+            Ok(if f.is_finite() {
+                self.w.double(f)
+            } else {
+                0x0A
+            })
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<u8, E> {
+            let len = i32::try_from(s.len() + 1).map_err(|_| decline("string too long"))?;
+            let out = &mut self.w.out;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+            out.push(0);
+            Ok(0x02)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u8, A::Error> {
+            if self.depth >= MAX_NESTING {
+                return Err(decline("nested too deep"));
+            }
+            let w = self.w;
+            let at = w.open();
+            let mut digits = [0u8; 20];
+            for i in 0.. {
+                let start = w.out.len();
+                w.out.push(0);
+                w.out.extend_from_slice(index_key(i, &mut digits));
+                w.out.push(0);
+                let value = Value {
+                    w: &mut *w,
+                    depth: self.depth + 1,
+                };
+                match seq.next_element_seed(value)? {
+                    Some(kind) => w.out[start] = kind,
+                    None => {
+                        w.out.truncate(start);
+                        break;
+                    }
+                }
+            }
+            w.close(at)?;
+            Ok(0x04)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u8, A::Error> {
+            if self.depth >= MAX_NESTING {
+                return Err(decline("nested too deep"));
+            }
+            let w = self.w;
+            let Some(first) = map.next_key_seed(Key)? else {
+                w.out.extend_from_slice(&[5, 0, 0, 0, 0]);
+                return Ok(0x03);
+            };
+            if is_wrapper_key(&first) || first == "$scope" {
+                // A (possible) wrapper: bson's own conversion on this one small object.
+                let mut obj = serde_json::Map::new();
+                obj.insert(first.into_owned(), map.next_value()?);
+                while let Some((k, v)) = map.next_entry()? {
+                    obj.insert(k, v);
+                }
+                let v = Bson::try_from(obj).map_err(de::Error::custom)?;
+                return w.bson(v);
+            }
+            let at = w.open();
+            let mut open = w.open_keys();
+            let depth = self.depth + 1;
+            w.element(&mut map, &first, &mut open, depth)?;
+            while let Some(key) = map.next_key_seed(Key)? {
+                if is_wrapper_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "{key} after other keys: not a valid wrapper"
+                    )));
+                }
+                w.element(&mut map, &key, &mut open, depth)?;
+            }
+            w.keys.truncate(open.base);
+            w.close(at)?;
+            Ok(0x03)
         }
     }
 }
@@ -471,4 +885,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod differential_tests;
+pub(super) mod differential_tests;

@@ -3,6 +3,7 @@
 //! from relaxed MongoDB Extended JSON (`json`). The layer beneath is the `bson` crate; the
 //! layers above (query, engine, FFI) only see `Document`.
 
+pub(crate) mod body;
 mod id;
 pub(crate) mod json;
 mod meta;
@@ -25,6 +26,33 @@ fn too_deep() -> Error {
     Error::invalid(format!(
         "document nests deeper than {MAX_NESTING} levels of documents and arrays"
     ))
+}
+
+fn too_large(len: usize) -> Error {
+    Error::invalid(format!(
+        "document is {len} bytes as BSON; the limit is {MAX_DOCUMENT_BYTES} bytes (16 MiB)"
+    ))
+}
+
+/// The checks [`Document::from_bson_bytes`] makes on raw BSON before decoding it: the length
+/// prefix matches `bytes`, and the nesting is within [`MAX_NESTING`].
+fn check_bson_frame(bytes: &[u8]) -> Result<()> {
+    let declared = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| Error::parse("BSON document shorter than its 4-byte length prefix"))?;
+    if declared != bytes.len() {
+        return Err(Error::parse(format!(
+            "BSON length prefix says {declared} bytes but {} were given",
+            bytes.len()
+        )));
+    }
+    // Checked on the bytes, before the (recursive) decoder sees them.
+    match crate::query::raw::depth_within(bytes, MAX_NESTING) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(too_deep()),
+        Err(_) => Err(Error::parse("malformed BSON document")),
+    }
 }
 
 /// Whether an owned document nests no deeper than `max` levels (iterative).
@@ -90,22 +118,7 @@ impl Document {
 
     /// Decodes one BSON document from `bytes`, which must hold exactly that document.
     pub fn from_bson_bytes(bytes: &[u8]) -> Result<Self> {
-        let declared = bytes
-            .get(..4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or_else(|| Error::parse("BSON document shorter than its 4-byte length prefix"))?;
-        if declared != bytes.len() {
-            return Err(Error::parse(format!(
-                "BSON length prefix says {declared} bytes but {} were given",
-                bytes.len()
-            )));
-        }
-        // Checked on the bytes, before the (recursive) decoder sees them.
-        match crate::query::raw::depth_within(bytes, MAX_NESTING) {
-            Ok(true) => {}
-            Ok(false) => return Err(too_deep()),
-            Err(_) => return Err(Error::parse("malformed BSON document")),
-        }
+        check_bson_frame(bytes)?;
         let body = BsonDocument::from_reader(bytes)
             .map_err(|e| Error::parse(format!("malformed BSON: {e}")))?;
         Ok(Self { body })
@@ -161,6 +174,11 @@ impl Document {
     /// Makes sure the document has a valid `_id` as its first field, assigning a UUID v4
     /// string when it has none, and returns it.
     pub(crate) fn ensure_id(&mut self) -> Result<DocumentId> {
+        self.ensure_id_with(new_uuid_v4)
+    }
+
+    /// As [`Document::ensure_id`], with `new_id` giving the `_id` when there is none.
+    pub(crate) fn ensure_id_with(&mut self, new_id: impl FnOnce() -> String) -> Result<DocumentId> {
         if let Some((k, v)) = self.body.iter().next() {
             if k == "_id" {
                 return DocumentId::new(v.clone());
@@ -168,7 +186,7 @@ impl Document {
         }
         let id = match self.body.remove("_id") {
             Some(v) => DocumentId::new(v)?,
-            None => DocumentId::new(Bson::String(new_uuid_v4()))?,
+            None => DocumentId::new(Bson::String(new_id()))?,
         };
         let mut body = BsonDocument::new();
         body.insert("_id", id.as_bson().clone());
@@ -184,10 +202,7 @@ impl Document {
         }
         let bytes = self.to_bson_bytes()?;
         if bytes.len() > MAX_DOCUMENT_BYTES {
-            return Err(Error::invalid(format!(
-                "document is {} bytes as BSON; the limit is {MAX_DOCUMENT_BYTES} bytes (16 MiB)",
-                bytes.len()
-            )));
+            return Err(too_large(bytes.len()));
         }
         Ok(bytes)
     }

@@ -5,8 +5,9 @@ use super::db::nexus_db;
 use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg, write_opt};
 use super::panic::ffi_boundary;
 use super::status::{NEXUS_MULTI, NEXUS_OK, NEXUS_UPSERT};
+use crate::document::body::NewBody;
 use crate::document::json::{
-    json_to_document, parse_document_array, parse_json, parse_json_document,
+    json_to_document, parse_document_array, parse_json, parse_json_document, raw_element_array,
 };
 use crate::error::{Error, Result};
 use crate::{Document, DocumentId, FindOneAndOptions, UpdateOptions};
@@ -34,6 +35,16 @@ unsafe fn doc_arg(p: *const c_char, what: &'static str) -> Result<BsonDocument> 
     // SAFETY: forwarded contract.
     let t = unsafe { str_arg(p, what) }?;
     parse_json_document(t, what)
+}
+
+/// Reads a required JSON document argument for an insert, straight to BSON when it can.
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn new_body_arg(p: *const c_char, what: &'static str) -> Result<NewBody> {
+    // SAFETY: forwarded contract.
+    let t = unsafe { str_arg(p, what) }?;
+    NewBody::from_json(t, what)
 }
 
 /// The documents of a JSON array through `serde_json::Value`: the reference reading of
@@ -98,8 +109,8 @@ pub unsafe extern "C" fn nexus_insert(
         // SAFETY: caller contract (all three lines).
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
-        let doc = unsafe { doc_arg(json, "json") }?;
-        let id = h.db.collection(coll).insert(Document::from(doc))?;
+        let body = unsafe { new_body_arg(json, "json") }?;
+        let id = h.db.collection(coll).insert_expiring(body, None)?;
         // SAFETY: NULL or writable per the caller's contract.
         unsafe { give_id(out_id, &id) }
     })
@@ -126,9 +137,8 @@ pub unsafe extern "C" fn nexus_insert_bson(
         }
         // SAFETY: non-NULL and readable for `len` bytes per the caller's contract.
         let bytes = unsafe { std::slice::from_raw_parts(bson, len) };
-        let id =
-            h.db.collection(coll)
-                .insert(Document::from_bson_bytes(bytes)?)?;
+        let body = NewBody::from_bson_bytes(bytes)?;
+        let id = h.db.collection(coll).insert_expiring(body, None)?;
         // SAFETY: NULL or writable per the caller's contract.
         unsafe { give_id(out_id, &id) }
     })
@@ -152,11 +162,20 @@ pub unsafe extern "C" fn nexus_insert_many(
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
         let text = unsafe { str_arg(json_array, "json_array") }?;
-        let docs = match parse_document_array(text) {
-            Some(docs) => docs.into_iter().map(Document::from).collect(),
-            None => documents_via_value(text)?,
+        let docs: Vec<NewBody> = match raw_element_array(text) {
+            Some(raw) => raw.into_iter().map(NewBody::Raw).collect(),
+            None => match parse_document_array(text) {
+                Some(docs) => docs
+                    .into_iter()
+                    .map(|d| NewBody::Doc(Document::from(d)))
+                    .collect(),
+                None => documents_via_value(text)?
+                    .into_iter()
+                    .map(NewBody::Doc)
+                    .collect(),
+            },
         };
-        let n = h.db.collection(coll).insert_many(docs)?.len() as u64;
+        let n = h.db.collection(coll).insert_many_bodies(docs)?.len() as u64;
         // SAFETY: NULL or writable per the caller's contract.
         unsafe { write_opt(out_count, n) };
         Ok(NEXUS_OK)
@@ -182,10 +201,8 @@ pub unsafe extern "C" fn nexus_insert_ttl(
         // SAFETY: caller contract (all three lines).
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
-        let doc = unsafe { doc_arg(json, "json") }?;
-        let id =
-            h.db.collection(coll)
-                .insert_ttl(Document::from(doc), ttl_ms)?;
+        let body = unsafe { new_body_arg(json, "json") }?;
+        let id = h.db.collection(coll).insert_body_ttl(body, ttl_ms)?;
         // SAFETY: NULL or writable per the caller's contract.
         unsafe { give_id(out_id, &id) }
     })

@@ -62,7 +62,7 @@ impl Batcher<'_> {
         }
         self.db
             .collection(self.coll)
-            .insert_expiring(Document::from(doc), expires_at)?;
+            .insert_expiring(Document::from(doc).into(), expires_at)?;
         self.pending += 1;
         self.maybe_commit()
     }

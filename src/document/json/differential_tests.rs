@@ -111,7 +111,7 @@ fn check_array(text: &str, may_decline_valid: bool) {
 const OID: &str = r#"{"$oid":"507f1f77bcf86cd799439011"}"#;
 
 /// Values placed under a key of a document (and, when objects, also used as the whole text).
-fn hand_written_values() -> Vec<String> {
+pub(crate) fn hand_written_values() -> Vec<String> {
     let mut v: Vec<String> = [
         // $oid
         OID,
@@ -451,7 +451,7 @@ fn error_messages_keep_their_form() {
     assert!(e.contains("malformed JSON in document"), "{e}");
 }
 
-fn nested(depth: usize, open: &str, close: &str, leaf: &str) -> String {
+pub(crate) fn nested(depth: usize, open: &str, close: &str, leaf: &str) -> String {
     let mut s = String::with_capacity(depth * (open.len() + close.len()) + leaf.len());
     for _ in 0..depth {
         s.push_str(open);
@@ -463,7 +463,7 @@ fn nested(depth: usize, open: &str, close: &str, leaf: &str) -> String {
     s
 }
 
-const NESTING_SHAPES: [(&str, &str, &str); 8] = [
+pub(crate) const NESTING_SHAPES: [(&str, &str, &str); 8] = [
     ("{\"a\":", "}", "1"),
     ("{\"a\":", "}", OID),
     ("{\"a\":", "}", "{}"),
@@ -533,11 +533,11 @@ fn direct_reader_stays_within_a_small_stack_at_the_nesting_limit() {
 // ---- random documents ------------------------------------------------------------------
 
 /// A deterministic generator of JSON text that tends to hit the interesting cases.
-struct Gen {
-    rng: fastrand::Rng,
+pub(crate) struct Gen {
+    pub(crate) rng: fastrand::Rng,
     /// Whether the text so far has an object with a repeated key (which may replace an
     /// invalid value, the one case the direct reader declines valid text).
-    dup: bool,
+    pub(crate) dup: bool,
 }
 
 const KEYS: &[&str] = &[
@@ -748,7 +748,7 @@ impl Gen {
         }
     }
 
-    fn object(&mut self, depth: u32) -> String {
+    pub(crate) fn object(&mut self, depth: u32) -> String {
         let n = self.rng.usize(..6);
         let mut seen = Vec::new();
         let mut s = String::from("{");
@@ -785,7 +785,7 @@ impl Gen {
     }
 
     /// Whitespace between tokens, and now and then a broken text.
-    fn mangle(&mut self, text: String) -> String {
+    pub(crate) fn mangle(&mut self, text: String) -> String {
         match self.rng.u32(..20) {
             0 => {
                 let cut = (0..=self.rng.usize(..=text.len()))
