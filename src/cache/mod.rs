@@ -37,6 +37,9 @@ const RECENT: usize = 4096;
 /// A commit touching more documents of one collection than this invalidates the whole
 /// collection in the cache.
 const BULK_INVALIDATION: usize = 1024;
+/// Above this many keys of one collection in a commit, the invalidation is remembered for the
+/// collection rather than key by key (remembering costs a hash-map insert per key).
+const REMEMBER_KEYS: usize = 64;
 
 /// How the cache chooses what to evict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -557,6 +560,14 @@ impl DocCache {
             }
             for key in keys {
                 s.remove(&name, key);
+            }
+            if keys.len() > REMEMBER_KEYS {
+                // Many keys: remember the collection once instead (fills of it that raced
+                // with this commit are refused, a little more than needed but never stale).
+                s.remember(name, None);
+                continue;
+            }
+            for key in keys {
                 s.remember(Arc::clone(&name), Some(key.clone()));
             }
         }
