@@ -64,6 +64,11 @@ impl TrackedTxn {
     }
 
     fn touch(&mut self, table: &str, key: Bytes) {
+        // A table this transaction created, dropped or renamed is forgotten as a whole after
+        // the commit; its keys need no list (an index build puts every entry of a new table).
+        if !self.touched.tables.is_empty() && self.touched.tables.contains(table) {
+            return;
+        }
         match self.touched.docs.get_mut(table) {
             Some(keys) => keys.push(key),
             None => {

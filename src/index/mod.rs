@@ -17,11 +17,14 @@ pub(crate) mod check;
 pub(crate) mod key;
 pub(crate) mod plan;
 pub(crate) mod scan;
+#[cfg(test)]
+mod tests;
 
 use crate::collection::Collection;
 use crate::document::record;
 use crate::error::{Error, Result};
 use crate::query::filter::Filter;
+use crate::query::raw::FieldTree;
 use crate::query::FindOptions;
 use crate::storage::{Bytes, ReadView, WriteTxn};
 use bson::{Bson, Document as BsonDocument};
@@ -165,6 +168,39 @@ impl IndexDef {
         key::document_keys(doc, &self.fields, self.sparse)
     }
 
+    /// The parts of a document the keys and the covered values read: what the key paths
+    /// reach through sub-documents. A document cut down to them has the same entries (the
+    /// key walk and the covered-values projection look up only these names in a
+    /// sub-document, and arrays are kept whole).
+    fn key_parts(&self) -> FieldTree {
+        FieldTree::of_paths(self.fields.iter().map(|f| f.path.as_str()))
+    }
+
+    /// [`IndexDef::entries_of`] for a stored record, decoding only `parts` of it
+    /// ([`IndexDef::key_parts`]) rather than the whole document: the partial filter (if
+    /// any) reads the record's bytes, the keys and covered values come from the cut-down
+    /// document through the same code as for a whole one.
+    fn entries_of_record(
+        &self,
+        rec: &[u8],
+        parts: &FieldTree,
+        id_key: &[u8],
+    ) -> Result<(Entries, bool)> {
+        let body = record::body_bytes(rec)?;
+        if let Some(f) = self.partial_filter()? {
+            if !f.matches_bytes(body)? {
+                return Ok((Vec::new(), false));
+            }
+        }
+        let doc = match crate::query::raw::decode_fields(body, parts) {
+            Ok(d) => d,
+            // The fast reader refused the bytes: the whole-document path decides.
+            Err(_) => body_of(rec)?,
+        };
+        let (keys, multikey) = key::document_keys(&doc, &self.fields, self.sparse)?;
+        self.entries_from_keys(&doc, keys, multikey, id_key)
+    }
+
     /// The entries a stored document has in this index: per key, the entry value (the `_id`
     /// key, then, when the document has exactly one key and no array on the key paths, the
     /// indexed fields as the projection `{paths: 1, _id: 0}` gives them, so that covered
@@ -172,6 +208,17 @@ impl IndexDef {
     /// produced the keys.
     pub(crate) fn entries_of(&self, doc: &BsonDocument, id_key: &[u8]) -> Result<(Entries, bool)> {
         let (keys, multikey) = self.keys_of(doc)?;
+        self.entries_from_keys(doc, keys, multikey, id_key)
+    }
+
+    /// The entries of `doc` given its keys (see [`IndexDef::entries_of`]).
+    fn entries_from_keys(
+        &self,
+        doc: &BsonDocument,
+        keys: Vec<Vec<u8>>,
+        multikey: bool,
+        id_key: &[u8],
+    ) -> Result<(Entries, bool)> {
         let values = if keys.len() == 1 && !multikey {
             self.covered_values(doc)?
         } else {
@@ -205,11 +252,9 @@ impl IndexDef {
             Some(p) => p.apply(doc),
             None => doc.clone(),
         };
-        let mut out = Vec::new();
         projected
-            .to_writer(&mut out)
-            .map_err(|e| Error::invalid(format!("index values: {e}")))?;
-        Ok(out)
+            .to_vec()
+            .map_err(|e| Error::invalid(format!("index values: {e}")))
     }
 
     /// The same options (everything but the name and the multikey flag).
@@ -642,34 +687,280 @@ fn drop_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {
     Ok(())
 }
 
-/// Fills a new index's table from the documents already stored, in batches.
+/// Memory a build's chunk of entries may take (their keys and values, and the sort items)
+/// before it is sorted and written. Larger chunks mean fewer of them: the first is appended
+/// at the tree's right end, which leaves full pages, while every later one inserts into
+/// pages that are already full and splits them.
+#[cfg(not(test))]
+const BUILD_CHUNK_BYTES: usize = 128 << 20;
+/// Small in unit tests, so that every test build spans several chunks.
+#[cfg(test)]
+const BUILD_CHUNK_BYTES: usize = 1 << 10;
+
+/// Fills a new index's table from the documents already stored.
+///
+/// The documents are read in `_id` order, their entries gathered into chunks of about
+/// [`BUILD_CHUNK_BYTES`], and each chunk is sorted and written in key order: consecutive
+/// puts then land in the same leaf of the entry tree (the first chunk appends at its right
+/// end) instead of each touching a random one. A unique index checks a chunk before writing
+/// it ([`first_duplicate`]) and fails exactly as a build putting one document at a time
+/// would, naming the same document; only keys that earlier chunks may have written
+/// ([`KeyFilter`]) are looked up in the table.
 fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
     let table = def.table();
     t.create_table(&table, "{}")?;
+    let parts = def.key_parts();
+    // The documents do not change during the build: read them from a snapshot, whose leaf
+    // pages are walked in place rather than decoded into the writer's page cache.
+    let docs = t.snapshot();
+    let mut chunk = Chunk::default();
     let mut after: Option<Bytes> = None;
     loop {
-        let batch = t.scan(&def.coll, after.as_deref(), BUILD_BATCH);
+        let batch = docs.scan(&def.coll, after.as_deref(), BUILD_BATCH);
         if batch.is_empty() {
-            return Ok(());
+            break;
         }
         for (id_key, rec) in &batch {
-            let doc = body_of(rec)?;
-            let (entries, multikey) = def.entries_of(&doc, id_key).map_err(|e| match e {
-                Error::InvalidArgument(m) => {
-                    Error::InvalidArgument(format!("cannot build index '{}': {m}", def.name))
+            let (entries, multikey) = match def.entries_of_record(rec, &parts, id_key) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A duplicate among the documents before this one fails first.
+                    chunk.sort();
+                    check_unique(&*t, def, &table, &chunk)?;
+                    return Err(match e {
+                        Error::InvalidArgument(m) => Error::InvalidArgument(format!(
+                            "cannot build index '{}': {m}",
+                            def.name
+                        )),
+                        other => other,
+                    });
                 }
-                other => other,
-            })?;
+            };
             def.multikey |= multikey;
-            for (k, v) in entries {
-                if def.unique && other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some()
-                {
-                    return Err(duplicate(def, Some(&doc)));
-                }
-                t.put(&table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
+            if entries.is_empty() {
+                continue;
+            }
+            let expires = if def.unique {
+                record::expires_at(rec).unwrap_or(i64::MAX)
+            } else {
+                i64::MAX
+            };
+            for (k, v) in &entries {
+                chunk.push(k, id_key, v, expires);
+            }
+            if chunk.size() >= BUILD_CHUNK_BYTES {
+                write_chunk(t, def, &table, &mut chunk, false)?;
             }
         }
         after = batch.last().map(|(k, _)| k.clone());
+    }
+    write_chunk(t, def, &table, &mut chunk, true)
+}
+
+/// Entries of a build waiting to be written: their bytes back to back in one buffer.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    items: Vec<ChunkEntry>,
+    /// For a unique index, the keys of the chunks already written.
+    written: KeyFilter,
+}
+
+/// One entry of a [`Chunk`]: at `at`, the index key (`key_len` bytes) and the `_id` key
+/// (`id_len`), which together are the entry's key, then its value (`value_len`).
+struct ChunkEntry {
+    /// The entry key's first 8 bytes (zero-padded) as a big-endian number: comparing these
+    /// first orders most pairs without reaching into the buffer.
+    prefix: u64,
+    at: usize,
+    key_len: usize,
+    id_len: usize,
+    value_len: usize,
+    /// When the document expires (ms since the epoch; `i64::MAX`: never, or not needed
+    /// because the index is not unique).
+    expires: i64,
+}
+
+impl ChunkEntry {
+    fn key<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        &bytes[self.at..self.at + self.key_len]
+    }
+    fn id<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        let from = self.at + self.key_len;
+        &bytes[from..from + self.id_len]
+    }
+    fn entry_key<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        &bytes[self.at..self.at + self.key_len + self.id_len]
+    }
+    fn value<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        let from = self.at + self.key_len + self.id_len;
+        &bytes[from..from + self.value_len]
+    }
+    /// As [`is_live_doc`] says of the document.
+    fn live(&self, now: i64) -> bool {
+        self.expires > now
+    }
+}
+
+impl Chunk {
+    /// Memory taken by the entries.
+    fn size(&self) -> usize {
+        self.bytes.len() + self.items.len() * std::mem::size_of::<ChunkEntry>()
+    }
+
+    fn push(&mut self, k: &[u8], id_key: &[u8], value: &[u8], expires: i64) {
+        let mut head = [0u8; 8];
+        for (h, b) in head.iter_mut().zip(k.iter().chain(id_key)) {
+            *h = *b;
+        }
+        self.items.push(ChunkEntry {
+            prefix: u64::from_be_bytes(head),
+            at: self.bytes.len(),
+            key_len: k.len(),
+            id_len: id_key.len(),
+            value_len: value.len(),
+            expires,
+        });
+        self.bytes.extend_from_slice(k);
+        self.bytes.extend_from_slice(id_key);
+        self.bytes.extend_from_slice(value);
+    }
+
+    /// Sorts the entries by entry key. Index keys are prefix-free, so the entries of one
+    /// index key are adjacent, in `_id` order (the order the build read the documents).
+    fn sort(&mut self) {
+        let bytes = &self.bytes;
+        self.items.sort_unstable_by(|a, b| {
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| a.entry_key(bytes).cmp(b.entry_key(bytes)))
+        });
+    }
+}
+
+/// Sorts `chunk`, checks it (unique index), writes its entries in key order and empties it.
+/// `last`: no chunk follows (its keys need not be remembered).
+fn write_chunk(
+    t: &mut dyn WriteTxn,
+    def: &IndexDef,
+    table: &str,
+    chunk: &mut Chunk,
+    last: bool,
+) -> Result<()> {
+    chunk.sort();
+    check_unique(&*t, def, table, chunk)?;
+    for e in &chunk.items {
+        t.put(
+            table,
+            Bytes::copy_from_slice(e.entry_key(&chunk.bytes)),
+            Bytes::copy_from_slice(e.value(&chunk.bytes)),
+        )?;
+    }
+    if def.unique && !last {
+        for e in &chunk.items {
+            chunk.written.insert(e.key(&chunk.bytes));
+        }
+    }
+    chunk.items.clear();
+    chunk.bytes.clear();
+    Ok(())
+}
+
+/// For a unique index, the duplicate-key error for the first document of the (sorted)
+/// `chunk` that holds a key an earlier document holds while live.
+fn check_unique(view: &dyn ReadView, def: &IndexDef, table: &str, chunk: &Chunk) -> Result<()> {
+    if !def.unique {
+        return Ok(());
+    }
+    let Some(i) = first_duplicate(view, def, table, chunk) else {
+        return Ok(());
+    };
+    let doc = view
+        .get(&def.coll, chunk.items[i].id(&chunk.bytes))
+        .map(|r| body_of(&r))
+        .transpose()?;
+    Err(duplicate(def, doc.as_ref()))
+}
+
+/// The entry, in a sorted chunk, of the document a build putting one document at a time (in
+/// `_id` order, checking each new entry with [`other_holder`]) would refuse first: among
+/// the documents holding a key that an earlier document holds while live (in the table,
+/// from earlier chunks, or earlier in the chunk's run of that key), the one read first.
+/// The table is asked only about keys earlier chunks may have written. Expired documents
+/// keep their entries but hold no key, as in [`other_holder`].
+fn first_duplicate(
+    view: &dyn ReadView,
+    def: &IndexDef,
+    table: &str,
+    chunk: &Chunk,
+) -> Option<usize> {
+    let (bytes, items) = (&chunk.bytes, &chunk.items);
+    let now = crate::document::now_millis();
+    let mut found: Option<usize> = None;
+    let mut i = 0;
+    while i < items.len() {
+        let k = items[i].key(bytes);
+        let mut end = i + 1;
+        while end < items.len() && items[end].key(bytes) == k {
+            end += 1;
+        }
+        // items[i..end] hold key k, in `_id` order.
+        let refused = if chunk.written.may_contain(k)
+            && other_holder(view, &def.coll, table, k, items[i].id(bytes)).is_some()
+        {
+            Some(i)
+        } else {
+            (i..end)
+                .find(|&x| items[x].live(now))
+                .map(|x| x + 1)
+                .filter(|&x| x < end)
+        };
+        if let Some(r) = refused {
+            if found.is_none_or(|f| items[r].id(bytes) < items[f].id(bytes)) {
+                found = Some(r);
+            }
+        }
+        i = end;
+    }
+    found
+}
+
+/// A Bloom filter of index keys (fixed size, allocated on first insert): no false
+/// negatives, so a key it does not contain was never inserted.
+#[derive(Default)]
+struct KeyFilter {
+    bits: Vec<u64>,
+}
+
+impl KeyFilter {
+    /// 2^25 bits (4 MiB): about one false positive in 1,500 lookups after a million keys,
+    /// one in 5 after ten million.
+    const BITS: usize = 1 << 25;
+
+    /// The three bit positions of `k`.
+    fn probes(k: &[u8]) -> [usize; 3] {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(k);
+        let x = h.finish();
+        let (a, b) = (x as usize, (x >> 32) as usize | 1);
+        [a, a.wrapping_add(b), a.wrapping_add(b.wrapping_mul(2))].map(|p| p % Self::BITS)
+    }
+
+    fn insert(&mut self, k: &[u8]) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; Self::BITS / 64];
+        }
+        for p in Self::probes(k) {
+            self.bits[p / 64] |= 1 << (p % 64);
+        }
+    }
+
+    fn may_contain(&self, k: &[u8]) -> bool {
+        !self.bits.is_empty()
+            && Self::probes(k)
+                .iter()
+                .all(|&p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }
 }
 

@@ -1,8 +1,9 @@
 //! A minimal reader of BSON bytes for the filter's hot path: [`find`] locates one field of a
 //! document by comparing key bytes (no UTF-8 validation of the keys it skips, no element
 //! objects), [`elements`] walks an array, and [`to_bson`] materializes one value, decoding
-//! the common scalars directly. Malformed bytes give `None` / `Err(Malformed)`; the caller
-//! then decodes the whole document with the `bson` crate to report the corruption.
+//! the common scalars directly; [`decode_fields`] materializes only the fields an index
+//! build reads. Malformed bytes give `None` / `Err(Malformed)`; the caller then decodes the
+//! whole document with the `bson` crate to report the corruption.
 
 use bson::{Bson, Document};
 
@@ -210,6 +211,71 @@ pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document, Malformed> {
     decode_at(bytes, 0)
 }
 
+/// The parts of a document a reader needs: by field name, the whole value (`None`), or,
+/// when the value is a document, only some of its fields (`Some`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct FieldTree(Vec<(String, Option<FieldTree>)>);
+
+impl FieldTree {
+    /// The parts dotted `paths` reach when walked through documents: a path's last component
+    /// takes the whole value, and a value some path ends at is taken whole.
+    pub(crate) fn of_paths<'p>(paths: impl IntoIterator<Item = &'p str>) -> Self {
+        let mut tree = FieldTree::default();
+        for path in paths {
+            let mut node = &mut tree;
+            let mut parts = path.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let at = match node.0.iter().position(|(n, _)| n == part) {
+                    Some(at) => at,
+                    None => {
+                        node.0.push((part.to_owned(), Some(FieldTree::default())));
+                        node.0.len() - 1
+                    }
+                };
+                let slot = &mut node.0[at].1;
+                if parts.peek().is_none() {
+                    *slot = None;
+                    break;
+                }
+                match slot {
+                    Some(child) => node = child,
+                    None => break, // a shorter path takes this value whole
+                }
+            }
+        }
+        tree
+    }
+}
+
+/// Decodes only the parts of a document `want` names: the same result as
+/// [`decode_document`] with every other field removed (of the document and of the
+/// sub-documents `want` descends into). Arrays and other values are decoded whole; the
+/// fields left out are stepped over, their bytes not checked beyond their lengths.
+pub(crate) fn decode_fields(bytes: &[u8], want: &FieldTree) -> Result<Document, Malformed> {
+    decode_fields_at(bytes, want, 0)
+}
+
+fn decode_fields_at(bytes: &[u8], want: &FieldTree, depth: usize) -> Result<Document, Malformed> {
+    let mut doc = Document::new();
+    for item in elements(bytes)? {
+        let (k, e) = item?;
+        let Some((name, sub)) = want.0.iter().find(|(n, _)| n.as_bytes() == k) else {
+            continue;
+        };
+        let value = match sub {
+            Some(sub) if e.kind == 0x03 => {
+                if depth > MAX_DEPTH {
+                    return Err(Malformed);
+                }
+                Bson::Document(decode_fields_at(e.bytes, sub, depth + 1)?)
+            }
+            _ => to_bson_at(e, depth)?,
+        };
+        doc.insert(name.as_str(), value);
+    }
+    Ok(doc)
+}
+
 fn decode_at(bytes: &[u8], depth: usize) -> Result<Document, Malformed> {
     let mut doc = Document::new();
     for item in elements(bytes)? {
@@ -253,5 +319,19 @@ mod tests {
             deep = doc! {"a": deep};
         }
         assert_eq!(decode_document(&deep.to_vec().unwrap()), Err(Malformed));
+        // Some of the fields, in the document's order, the others not decoded.
+        let tree = FieldTree::of_paths(["u", "a.x", "zz", "b.c.s", "b.c.o.a", "b.c.o"]);
+        let got = decode_fields(&nb, &tree).unwrap();
+        let whole = Document::from_reader(nb.as_slice()).unwrap();
+        let want = doc! {"a": whole.get("a").unwrap().clone(), "b": {"c": {"s": "x", "o": {"a": 1}}}, "u": Bson::Undefined};
+        assert_eq!(got, want);
+        assert_eq!(
+            decode_fields(&nb, &FieldTree::of_paths(["b", "b.c"])).unwrap(),
+            doc! {"b": whole.get("b").unwrap().clone()}
+        );
+        assert_eq!(
+            decode_fields(&nb, &FieldTree::default()).unwrap(),
+            Document::new()
+        );
     }
 }

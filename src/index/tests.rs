@@ -1,0 +1,408 @@
+//! The chunked index build against the build it replaced (one document at a time, each
+//! entry put in `_id` order after an [`other_holder`] check): the same entries, the same
+//! multikey flag, or the same error naming the same document, with the chunk size lowered
+//! (`BUILD_CHUNK_BYTES` under `cfg(test)`) so that every build spans many chunks.
+
+use super::*;
+use crate::{Database, Document, OpenOptions, StorageEngine};
+use bson::doc;
+use std::time::Duration;
+
+/// The build as it was before chunks: the reference.
+fn build_one_at_a_time(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
+    let table = def.table();
+    t.create_table(&table, "{}")?;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = t.scan(&def.coll, after.as_deref(), BUILD_BATCH);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (id_key, rec) in &batch {
+            let doc = body_of(rec)?;
+            let (entries, multikey) = def.entries_of(&doc, id_key).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("cannot build index '{}': {m}", def.name))
+                }
+                other => other,
+            })?;
+            def.multikey |= multikey;
+            for (k, v) in entries {
+                if def.unique && other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some()
+                {
+                    return Err(duplicate(def, Some(&doc)));
+                }
+                t.put(&table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
+            }
+        }
+        after = batch.last().map(|(k, _)| k.clone());
+    }
+}
+
+type Outcome = std::result::Result<(Vec<(Bytes, Bytes)>, bool), String>;
+
+/// Runs `how` for the index `keys`/`options` of `coll` in a transaction that is then rolled
+/// back; returns the entries written and the multikey flag, or the error's message.
+fn outcome(
+    db: &Database,
+    coll: &str,
+    keys: &BsonDocument,
+    options: &BsonDocument,
+    how: fn(&mut dyn WriteTxn, &mut IndexDef) -> Result<()>,
+) -> Outcome {
+    let mut got = None;
+    let r = db.write(|t| {
+        let mut def = new_def(coll, keys, options)?;
+        got = Some(match how(t, &mut def) {
+            Ok(()) => Ok((t.scan(&def.table(), None, usize::MAX), def.multikey)),
+            Err(e) => Err(e.to_string()),
+        });
+        Err::<(), _>(Error::Internal("roll back".into()))
+    });
+    assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+    got.expect("the build ran")
+}
+
+/// The tables whose name starts with `_ix$`.
+fn entry_tables(db: &Database) -> Vec<String> {
+    db.write(|t| {
+        Ok(t.tables()
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|n| n.starts_with("_ix$"))
+            .collect())
+    })
+    .unwrap()
+}
+
+fn open(dir: &tempfile::TempDir, engine: StorageEngine) -> Database {
+    let mut o = OpenOptions::from_json(Some(r#"{"sweeper_interval_ms": 0}"#)).unwrap();
+    o.storage = Some(engine);
+    Database::open(dir.path().join(format!("{}.db", engine.as_str())), o).unwrap()
+}
+
+fn d(v: BsonDocument) -> Document {
+    Document::from(v)
+}
+
+/// Expired documents take a moment to expire.
+fn let_expire() {
+    std::thread::sleep(Duration::from_millis(15));
+}
+
+/// Builds the index both ways (compared), then creates it for real: on success the
+/// database checks clean, on failure nothing of the index is left. Returns the error's
+/// message, if any.
+fn create_and_check(
+    db: &Database,
+    coll: &str,
+    keys: BsonDocument,
+    options: BsonDocument,
+) -> std::result::Result<(), String> {
+    let c = db.collection(coll);
+    let chunked = outcome(db, coll, &keys, &options, build);
+    let reference = outcome(db, coll, &keys, &options, build_one_at_a_time);
+    assert_eq!(chunked, reference, "{keys} {options}");
+    let before = c.list_indexes().unwrap().len();
+    match (c.create_index(&keys, &options), reference) {
+        (Ok(name), Ok(_)) => {
+            assert_eq!(c.list_indexes().unwrap().len(), before + 1);
+            let report = db.check_report().unwrap();
+            assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+            c.drop_index(&name).unwrap();
+            Ok(())
+        }
+        (Err(e), Err(msg)) => {
+            assert_eq!(e.to_string(), msg);
+            assert_eq!(c.list_indexes().unwrap().len(), before);
+            assert!(entry_tables(db).is_empty(), "{:?}", entry_tables(db));
+            let report = db.check_report().unwrap();
+            assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+            Err(msg)
+        }
+        (got, want) => panic!("{keys} {options}: created {got:?}, reference {want:?}"),
+    }
+}
+
+/// Asserts a duplicate-key failure naming `index` and `key` (E11000 style).
+fn refused(r: std::result::Result<(), String>, index: &str, key: &str) {
+    let msg = r.expect_err("a duplicate");
+    assert!(
+        msg.starts_with("E11000 duplicate key error collection: ")
+            && msg.contains(&format!("index: {index} dup key: {{ {key} }}")),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unique_build_across_chunks_matches_the_one_at_a_time_build() {
+    for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir, engine);
+        let c = db.collection("c");
+        let set = |c: &crate::Collection<'_>, id: i64, update: BsonDocument| {
+            c.update(
+                &doc! {"_id": id},
+                &doc! {"$set": update},
+                Default::default(),
+            )
+            .unwrap();
+        };
+        let n: i64 = 400;
+        for i in 0..n {
+            c.insert(d(
+                doc! {"_id": i, "k": format!("k{i:04}"), "u": {"v": i % 7, "w": "x"}},
+            ))
+            .unwrap();
+        }
+        // An entry of the index on "k" is about 30 bytes: 400 of them are many chunks.
+        assert!(n as usize * 30 > 8 * BUILD_CHUNK_BYTES);
+        let unique = doc! {"unique": true};
+        create_and_check(&db, "c", doc! {"k": 1}, unique.clone()).unwrap();
+        create_and_check(&db, "c", doc! {"u.v": 1, "k": -1}, unique.clone()).unwrap();
+        create_and_check(&db, "c", doc! {"u.v": 1}, doc! {}).unwrap();
+        refused(
+            create_and_check(&db, "c", doc! {"u.v": 1}, unique.clone()),
+            "u.v_1",
+            "u.v: 0",
+        );
+
+        // (a) A duplicate inside one chunk: neighbours by _id.
+        set(&c, 101, doc! {"k": "k0100", "u.v": 11});
+        refused(
+            create_and_check(&db, "c", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0100\"",
+        );
+        set(&c, 101, doc! {"k": "k0101"});
+
+        // (b) Across chunks: the first and the last documents.
+        set(&c, n - 1, doc! {"k": "k0000"});
+        refused(
+            create_and_check(&db, "c", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0000\"",
+        );
+        // And a pair in one later chunk, before the last document: it is named.
+        set(&c, 301, doc! {"k": "k0300", "u.v": 300 % 7});
+        refused(
+            create_and_check(
+                &db,
+                "c",
+                doc! {"k": 1, "u.v": 1},
+                doc! {"unique": true, "name": "ku"},
+            ),
+            "ku",
+            "k: \"k0300\", u.v: 6",
+        );
+        refused(
+            create_and_check(&db, "c", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0300\"",
+        );
+        set(&c, n - 1, doc! {"k": format!("k{:04}", n - 1)});
+        refused(
+            create_and_check(&db, "c", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0300\"",
+        );
+        // Across chunks again, the earlier holder far back.
+        set(&c, 301, doc! {"k": "k0002"});
+        refused(
+            create_and_check(&db, "c", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0002\"",
+        );
+        set(&c, 301, doc! {"k": "k0301"});
+        create_and_check(&db, "c", doc! {"k": 1}, unique.clone()).unwrap();
+
+        // (c) Expired documents hold no key (they keep their entries until purged): an
+        // expired earlier holder does not refuse a later live document, in the same chunk
+        // or an earlier one; two expired documents may share a key.
+        let e = db.collection("e");
+        for i in 0..n {
+            if ![5, 6, 350].contains(&i) {
+                e.insert(d(doc! {"_id": i, "k": format!("k{i:04}")}))
+                    .unwrap();
+            }
+        }
+        // (Positive integer _ids are read in numeric order.)
+        e.insert_ttl(d(doc! {"_id": 1000, "k": "x"}), 1).unwrap();
+        e.insert(d(doc! {"_id": 1001, "k": "x"})).unwrap();
+        e.insert_ttl(d(doc! {"_id": 5, "k": "y"}), 1).unwrap();
+        e.insert(d(doc! {"_id": 350, "k": "y"})).unwrap();
+        e.insert_ttl(d(doc! {"_id": 6, "k": "z"}), 1).unwrap();
+        e.insert_ttl(d(doc! {"_id": 1600, "k": "z"}), 1).unwrap();
+        let_expire();
+        create_and_check(&db, "e", doc! {"k": 1}, unique.clone()).unwrap();
+        // A live ephemeral document holds its key like any other.
+        e.insert_ttl(d(doc! {"_id": 1700, "k": "k0003"}), 3_600_000)
+            .unwrap();
+        refused(
+            create_and_check(&db, "e", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0003\"",
+        );
+        e.delete(&doc! {"_id": 1700}, false).unwrap();
+        // An expired document after a live holder of its key is refused: the check asks
+        // whether the earlier holder is live, whatever the later document is (across
+        // chunks, then inside one, which comes first by _id).
+        e.insert_ttl(d(doc! {"_id": 1801, "k": "y"}), 1).unwrap();
+        let_expire();
+        refused(
+            create_and_check(&db, "e", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"y\"",
+        );
+        e.insert_ttl(d(doc! {"_id": 1800, "k": "k0002"}), 1)
+            .unwrap();
+        let_expire();
+        refused(
+            create_and_check(&db, "e", doc! {"k": 1}, unique.clone()),
+            "k_1",
+            "k: \"k0002\"",
+        );
+        // Expired documents are invisible to deletes; purging removes them.
+        db.purge_expired().unwrap();
+        create_and_check(&db, "e", doc! {"k": 1}, unique.clone()).unwrap();
+
+        // (d) Multikey documents: one entry per element; a document repeating an element
+        // holds it once, two documents sharing one are refused.
+        let m = db.collection("m");
+        for i in 0..n {
+            let tags = vec![format!("t{i}"), format!("t{i}"), format!("s{i}")];
+            m.insert(d(
+                doc! {"_id": i, "tags": tags, "a": [{"b": i}, {"b": i + 10_000}]},
+            ))
+            .unwrap();
+        }
+        create_and_check(&db, "m", doc! {"tags": 1}, unique.clone()).unwrap();
+        create_and_check(&db, "m", doc! {"a.b": 1}, unique.clone()).unwrap();
+        set(&m, 390, doc! {"tags": ["q", "s7"]});
+        refused(
+            create_and_check(&db, "m", doc! {"tags": 1}, unique.clone()),
+            "tags_1",
+            "tags: [\"q\",\"s7\"]",
+        );
+        set(&m, 8, doc! {"a": [{"b": 10_200}]});
+        refused(
+            create_and_check(&db, "m", doc! {"a.b": 1}, unique.clone()),
+            "a.b_1",
+            "a.b: 200",
+        );
+        // Sparse and partial unique indexes leave out the documents they do not cover.
+        create_and_check(
+            &db,
+            "m",
+            doc! {"nope": 1},
+            doc! {"unique": true, "sparse": true},
+        )
+        .unwrap();
+        refused(
+            create_and_check(&db, "m", doc! {"nope": 1}, unique.clone()),
+            "nope_1",
+            "nope: null",
+        );
+        create_and_check(
+            &db,
+            "m",
+            doc! {"tags": 1},
+            doc! {"unique": true, "partialFilterExpression": {"_id": {"$lt": 300}}},
+        )
+        .unwrap();
+        db.check().unwrap();
+    }
+}
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_value(r: &mut Rng) -> Bson {
+    match r.below(8) {
+        0 => Bson::Null,
+        1 => Bson::Int32(r.below(30) as i32),
+        2 => Bson::Double(r.below(30) as f64),
+        3 => Bson::String(format!("s{}", r.below(30))),
+        4 => Bson::Array(
+            (0..r.below(3))
+                .map(|_| Bson::Int64(r.below(30) as i64))
+                .collect(),
+        ),
+        5 => Bson::Document(doc! {"b": r.below(30) as i32, "c": r.below(3) as i32}),
+        6 => Bson::Array(vec![
+            Bson::Document(doc! {"b": r.below(30) as i32}),
+            Bson::Document(doc! {"c": 1}),
+        ]),
+        _ => Bson::Boolean(r.below(2) == 0),
+    }
+}
+
+#[test]
+fn random_builds_match_the_one_at_a_time_build() {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut built, mut refused) = (0, 0);
+    for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir, engine);
+        for round in 0..6 {
+            let coll = format!("r{round}");
+            let c = db.collection(&coll);
+            // Few distinct values, so that unique indexes meet duplicates at random places;
+            // some documents expired, some ephemeral but live, some with parallel arrays.
+            let n = 60 + r.below(300) as i64;
+            for i in 0..n {
+                let mut doc = doc! {"_id": i * 3 - 100};
+                for f in ["a", "x", "y"] {
+                    if r.below(5) != 0 {
+                        doc.insert(f, random_value(&mut r));
+                    }
+                }
+                doc.insert("pad", "p".repeat(r.below(40) as usize));
+                match r.below(12) {
+                    0 => c.insert_ttl(d(doc), 1).map(drop).unwrap(),
+                    1 => c.insert_ttl(d(doc), 3_600_000).map(drop).unwrap(),
+                    _ => c.insert(d(doc)).map(drop).unwrap(),
+                }
+            }
+            let_expire();
+            for keys in [
+                doc! {"a": 1},
+                doc! {"x": 1},
+                doc! {"a.b": 1},
+                doc! {"a.b": -1, "a.c": 1},
+                doc! {"x": 1, "y": -1},
+                doc! {"a": 1, "x": 1},
+                doc! {"y.b": 1, "pad": 1},
+            ] {
+                for options in [
+                    doc! {},
+                    doc! {"unique": true},
+                    doc! {"unique": true, "sparse": true},
+                    doc! {"unique": true, "partialFilterExpression": {"pad": {"$gt": "ppppp"}}},
+                ] {
+                    match create_and_check(&db, &coll, keys.clone(), options) {
+                        Ok(()) => built += 1,
+                        Err(_) => refused += 1,
+                    }
+                }
+            }
+        }
+    }
+    // Both outcomes were exercised.
+    assert!(
+        built > 20 && refused > 20,
+        "{built} built, {refused} refused"
+    );
+}
