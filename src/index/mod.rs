@@ -506,21 +506,25 @@ pub(crate) fn on_write(
     id_key: &[u8],
     new_rec: Option<&[u8]>,
 ) -> Result<bool> {
-    let old_doc = t.get(coll, id_key).map(|r| body_of(&r)).transpose()?;
-    let new_doc = new_rec.map(body_of).transpose()?;
+    // Only the key paths of each record are decoded (see `entries_of_record`); the whole
+    // new document only for a duplicate-key message.
+    let old_rec = t.get(coll, id_key);
     let mut changes = Vec::with_capacity(defs.len());
     for def in defs {
-        let (old_entries, _) = match &old_doc {
-            Some(d) => def.entries_of(d, id_key)?,
+        let parts = def.key_parts();
+        let (old_entries, _) = match &old_rec {
+            Some(r) => def.entries_of_record(r, &parts, id_key)?,
             None => (Vec::new(), false),
         };
-        let (new_entries, multikey) = match &new_doc {
-            Some(d) => def.entries_of(d, id_key).map_err(|e| match e {
-                Error::InvalidArgument(m) => {
-                    Error::InvalidArgument(format!("index '{}' of '{coll}': {m}", def.name))
-                }
-                other => other,
-            })?,
+        let (new_entries, multikey) = match new_rec {
+            Some(r) => def
+                .entries_of_record(r, &parts, id_key)
+                .map_err(|e| match e {
+                    Error::InvalidArgument(m) => {
+                        Error::InvalidArgument(format!("index '{}' of '{coll}': {m}", def.name))
+                    }
+                    other => other,
+                })?,
             None => (Vec::new(), false),
         };
         let old_has = |k: &[u8]| old_entries.binary_search_by(|(o, _)| o[..].cmp(k)).ok();
@@ -536,6 +540,7 @@ pub(crate) fn on_write(
             match old_has(k) {
                 None => {
                     if def.unique && other_holder(&*t, coll, &def.table(), k, id_key).is_some() {
+                        let new_doc = new_rec.map(body_of).transpose()?;
                         return Err(duplicate(def, new_doc.as_ref()));
                     }
                     written.push((k.clone(), v.clone()));
