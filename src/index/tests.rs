@@ -314,44 +314,29 @@ fn unique_build_across_chunks_matches_the_one_at_a_time_build() {
     }
 }
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn random_value(r: &mut Rng) -> Bson {
-    match r.below(8) {
+fn random_value(r: &mut fastrand::Rng) -> Bson {
+    match r.u64(..8) {
         0 => Bson::Null,
-        1 => Bson::Int32(r.below(30) as i32),
-        2 => Bson::Double(r.below(30) as f64),
-        3 => Bson::String(format!("s{}", r.below(30))),
+        1 => Bson::Int32(r.u64(..30) as i32),
+        2 => Bson::Double(r.u64(..30) as f64),
+        3 => Bson::String(format!("s{}", r.u64(..30))),
         4 => Bson::Array(
-            (0..r.below(3))
-                .map(|_| Bson::Int64(r.below(30) as i64))
+            (0..r.u64(..3))
+                .map(|_| Bson::Int64(r.u64(..30) as i64))
                 .collect(),
         ),
-        5 => Bson::Document(doc! {"b": r.below(30) as i32, "c": r.below(3) as i32}),
+        5 => Bson::Document(doc! {"b": r.u64(..30) as i32, "c": r.u64(..3) as i32}),
         6 => Bson::Array(vec![
-            Bson::Document(doc! {"b": r.below(30) as i32}),
+            Bson::Document(doc! {"b": r.u64(..30) as i32}),
             Bson::Document(doc! {"c": 1}),
         ]),
-        _ => Bson::Boolean(r.below(2) == 0),
+        _ => Bson::Boolean(r.u64(..2) == 0),
     }
 }
 
 #[test]
 fn random_builds_match_the_one_at_a_time_build() {
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut r = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
     let (mut built, mut refused) = (0, 0);
     for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
         let dir = tempfile::tempdir().unwrap();
@@ -361,16 +346,16 @@ fn random_builds_match_the_one_at_a_time_build() {
             let c = db.collection(&coll);
             // Few distinct values, so that unique indexes meet duplicates at random places;
             // some documents expired, some ephemeral but live, some with parallel arrays.
-            let n = 60 + r.below(300) as i64;
+            let n = 60 + r.u64(..300) as i64;
             for i in 0..n {
                 let mut doc = doc! {"_id": i * 3 - 100};
                 for f in ["a", "x", "y"] {
-                    if r.below(5) != 0 {
+                    if r.u64(..5) != 0 {
                         doc.insert(f, random_value(&mut r));
                     }
                 }
-                doc.insert("pad", "p".repeat(r.below(40) as usize));
-                match r.below(12) {
+                doc.insert("pad", "p".repeat(r.u64(..40) as usize));
+                match r.u64(..12) {
                     0 => c.insert_ttl(d(doc), 1).map(drop).unwrap(),
                     1 => c.insert_ttl(d(doc), 3_600_000).map(drop).unwrap(),
                     _ => c.insert(d(doc)).map(drop).unwrap(),

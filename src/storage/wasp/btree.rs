@@ -8,7 +8,7 @@
 //! (`Arc::make_mut`), else copied. So a published snapshot never changes, and readers need
 //! no locks. Separators: `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
 
-use super::page::{Geometry, Node, Ptr, Val};
+use super::page::{Geometry, Node, Ptr, SepKeys, Val};
 use super::pager::{Pager, Probe};
 use crate::error::Result;
 use crate::storage::Bytes;
@@ -405,6 +405,29 @@ fn is_empty(n: &Node) -> bool {
     matches!(n, Node::Leaf { keys, .. } if keys.is_empty())
 }
 
+/// Moves the leaf entries from `at` on into a new right sibling.
+fn split_leaf(keys: &mut Vec<Bytes>, vals: &mut Vec<Val>, at: usize) -> (Bytes, Ptr) {
+    let rk = keys.split_off(at);
+    let rv = vals.split_off(at);
+    let sep = Bytes::clone(&rk[0]);
+    (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+}
+
+/// Moves the branch keys after `keys[m]` (the new separator) and their children into a new
+/// right sibling.
+fn split_branch(keys: &mut SepKeys, children: &mut Vec<Ptr>, m: usize) -> (Bytes, Ptr) {
+    let mut rk = keys.split_off(m);
+    let sep = rk.remove(0);
+    let rc = children.split_off(m + 1);
+    (
+        sep,
+        Ptr::Mem(Arc::new(Node::Branch {
+            keys: rk.into(),
+            children: rc,
+        })),
+    )
+}
+
 /// Splits an over-full node that grew by an append at the tree's right edge: the new right
 /// sibling takes only the last entry (a branch: the last two children), the left node stays
 /// full.
@@ -412,23 +435,11 @@ fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
     match node {
         Node::Leaf { keys, vals } => {
             let at = keys.len().saturating_sub(1).max(1);
-            let rk = keys.split_off(at);
-            let rv = vals.split_off(at);
-            let sep = Bytes::clone(&rk[0]);
-            (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+            split_leaf(keys, vals, at)
         }
         Node::Branch { keys, children } => {
             let m = keys.len().saturating_sub(2).max(1);
-            let mut rk = keys.split_off(m);
-            let sep = rk.remove(0);
-            let rc = children.split_off(m + 1);
-            (
-                sep,
-                Ptr::Mem(Arc::new(Node::Branch {
-                    keys: rk.into(),
-                    children: rc,
-                })),
-            )
+            split_branch(keys, children, m)
         }
     }
 }
@@ -452,10 +463,7 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
                     break;
                 }
             }
-            let rk = keys.split_off(at);
-            let rv = vals.split_off(at);
-            let sep = Bytes::clone(&rk[0]);
-            (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+            split_leaf(keys, vals, at)
         }
         Node::Branch { keys, children } => {
             let total: usize = keys.iter().map(|k| 10 + k.len()).sum();
@@ -468,16 +476,7 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
                     break;
                 }
             }
-            let mut rk = keys.split_off(m);
-            let sep = rk.remove(0);
-            let rc = children.split_off(m + 1);
-            (
-                sep,
-                Ptr::Mem(Arc::new(Node::Branch {
-                    keys: rk.into(),
-                    children: rc,
-                })),
-            )
+            split_branch(keys, children, m)
         }
     }
 }
