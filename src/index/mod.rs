@@ -70,6 +70,7 @@ pub(crate) struct IndexDef {
 struct Compiled {
     partial: OnceLock<Filter>,
     projection: OnceLock<Option<crate::query::projection::Projection>>,
+    parts: OnceLock<FieldTree>,
 }
 
 impl PartialEq for Compiled {
@@ -172,8 +173,10 @@ impl IndexDef {
     /// reach through sub-documents. A document cut down to them has the same entries (the
     /// key walk and the covered-values projection look up only these names in a
     /// sub-document, and arrays are kept whole).
-    fn key_parts(&self) -> FieldTree {
-        FieldTree::of_paths(self.fields.iter().map(|f| f.path.as_str()))
+    fn key_parts(&self) -> &FieldTree {
+        self.compiled
+            .parts
+            .get_or_init(|| FieldTree::of_paths(self.fields.iter().map(|f| f.path.as_str())))
     }
 
     /// [`IndexDef::entries_of`] for a stored record, decoding only `parts` of it
@@ -513,12 +516,12 @@ pub(crate) fn on_write(
     for def in defs {
         let parts = def.key_parts();
         let (old_entries, _) = match &old_rec {
-            Some(r) => def.entries_of_record(r, &parts, id_key)?,
+            Some(r) => def.entries_of_record(r, parts, id_key)?,
             None => (Vec::new(), false),
         };
         let (new_entries, multikey) = match new_rec {
             Some(r) => def
-                .entries_of_record(r, &parts, id_key)
+                .entries_of_record(r, parts, id_key)
                 .map_err(|e| match e {
                     Error::InvalidArgument(m) => {
                         Error::InvalidArgument(format!("index '{}' of '{coll}': {m}", def.name))
@@ -714,7 +717,8 @@ const BUILD_CHUNK_BYTES: usize = 1 << 10;
 fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
     let table = def.table();
     t.create_table(&table, "{}")?;
-    let parts = def.key_parts();
+    // Owned: the build sets `def.multikey` as it goes.
+    let parts = def.key_parts().clone();
     // The documents do not change during the build: read them from a snapshot, whose leaf
     // pages are walked in place rather than decoded into the writer's page cache.
     let docs = t.snapshot();
