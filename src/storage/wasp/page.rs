@@ -241,18 +241,24 @@ pub(crate) fn open_page(buf: &[u8], id: u64, what: &str) -> Result<PageHead> {
             "{what}: page {id} claims to be page {stored} (misdirected write)"
         )));
     }
-    let head = PageHead {
-        kind: buf[4],
-        count: u16::from_le_bytes([buf[6], buf[7]]),
-        next: u64_at(buf, 16),
-        used: u32::from_le_bytes([buf[24], buf[25], buf[26], buf[27]]),
-    };
+    let head = head_of(buf);
     if head.used as usize > buf.len() - PAGE_HEADER {
         return Err(Error::Corrupt(format!(
             "{what}: page {id} declares more bytes than a page holds"
         )));
     }
     Ok(head)
+}
+
+/// The header fields of a page, unchecked: for a page this process has just sealed; pages
+/// read from the file go through [`open_page`].
+pub(crate) fn head_of(buf: &[u8]) -> PageHead {
+    PageHead {
+        kind: buf[4],
+        count: u16::from_le_bytes([buf[6], buf[7]]),
+        next: u64_at(buf, 16),
+        used: u32::from_le_bytes([buf[24], buf[25], buf[26], buf[27]]),
+    }
 }
 
 pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {

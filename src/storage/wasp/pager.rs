@@ -214,14 +214,19 @@ impl Pager {
         cache_leaves: bool,
         f: impl FnOnce(&[(&[u8], RawVal<'_>)]) -> Result<()>,
     ) -> Result<Probe> {
+        if cache_leaves {
+            return self.node(id).map(Probe::Node);
+        }
         if let Some(n) = self.cache.lock().get(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Probe::Node(n));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
+        // Read into this thread's buffer: a first-missed leaf is only searched; a page that
+        // is decoded (a branch, a leaf missed again) is copied out of it.
         let node = self.with_page(id, |buf| {
             let head = page::open_page(buf, id, &self.what)?;
-            let first_miss = !cache_leaves && head.kind == KIND_LEAF && {
+            let first_miss = head.kind == KIND_LEAF && {
                 let mut recent = self.recent_misses.lock();
                 if recent.remove(&id) {
                     false
@@ -258,7 +263,7 @@ impl Pager {
     }
 
     /// Reads page `id` into this thread's page buffer (allocated once, not zeroed per read)
-    /// and calls `f` with it: the read path of every tree page.
+    /// and calls `f` with it: the readers' probe of a page that is not cached.
     fn with_page<R>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         thread_local! {
             static PAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -278,10 +283,10 @@ impl Pager {
 
     /// Reads and verifies a tree page, bypassing the cache (fsck, backup).
     pub(crate) fn read_node_uncached(&self, id: u64) -> Result<Node> {
-        self.with_page(id, |buf| {
-            let head = page::open_page(buf, id, &self.what)?;
-            page::decode_node(&Bytes::copy_from_slice(buf), head, id, &self.what)
-        })
+        // Read into a buffer of its own: the decoded node keeps it.
+        let buf = Bytes::from(self.read_raw(id)?);
+        let head = page::open_page(&buf, id, &self.what)?;
+        page::decode_node(&buf, head, id, &self.what)
     }
 
     /// Encodes `node` into page `id`, writes it and caches it.
@@ -293,8 +298,12 @@ impl Pager {
         // page buffer, rather than pinning the buffers of every page they were copied from.
         drop(node);
         let page = Bytes::from(buf);
-        let head = page::open_page(&page, id, &self.what)?;
-        let node = Arc::new(page::decode_node(&page, head, id, &self.what)?);
+        let node = Arc::new(page::decode_node(
+            &page,
+            page::head_of(&page),
+            id,
+            &self.what,
+        )?);
         let bytes = self.node_bytes(&node);
         self.cache.lock().insert(id, Arc::clone(&node), bytes);
         Ok(node)
