@@ -14,6 +14,7 @@
 //!   entries against documents ([`check`]), and TTL indexes (swept by the engine's sweeper).
 
 pub(crate) mod check;
+mod direct;
 pub(crate) mod key;
 pub(crate) mod plan;
 pub(crate) mod scan;
@@ -71,6 +72,8 @@ struct Compiled {
     partial: OnceLock<Filter>,
     projection: OnceLock<Option<crate::query::projection::Projection>>,
     parts: OnceLock<FieldTree>,
+    /// The key paths for reading an entry straight from a record's bytes (`None`: never).
+    direct: OnceLock<Option<direct::KeyPaths>>,
 }
 
 impl PartialEq for Compiled {
@@ -194,6 +197,13 @@ impl IndexDef {
             if !f.matches_bytes(body)? {
                 return Ok((Vec::new(), false));
             }
+        }
+        let direct = self
+            .compiled
+            .direct
+            .get_or_init(|| direct::KeyPaths::of(&self.fields));
+        if let Some((key, covered)) = direct.as_ref().and_then(|d| d.entry(body, &self.fields)) {
+            return Ok((vec![(key, entry_value(id_key, &covered))], false));
         }
         let doc = match crate::query::raw::decode_fields(body, parts) {
             Ok(d) => d,
