@@ -83,44 +83,66 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Encodes one commit record (length prefix and checksum included).
-pub(crate) fn encode_record(lsn: u64, ops: &[Op]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(64);
-    p.extend_from_slice(&lsn.to_le_bytes());
-    p.extend_from_slice(&(ops.len() as u32).to_le_bytes());
-    for op in ops {
-        match op {
-            Op::Create { name, options } => {
-                p.push(1);
-                put_bytes(&mut p, name.as_bytes());
-                put_bytes(&mut p, options.as_bytes());
-            }
-            Op::Drop { name } => {
-                p.push(2);
-                put_bytes(&mut p, name.as_bytes());
-            }
-            Op::Rename { from, to } => {
-                p.push(3);
-                put_bytes(&mut p, from.as_bytes());
-                put_bytes(&mut p, to.as_bytes());
-            }
-            Op::Put { table, key, value } => {
-                p.push(4);
-                put_bytes(&mut p, table.as_bytes());
-                put_bytes(&mut p, key);
-                put_bytes(&mut p, value);
-            }
-            Op::Delete { table, key } => {
-                p.push(5);
-                put_bytes(&mut p, table.as_bytes());
-                put_bytes(&mut p, key);
-            }
+/// Bytes before a record's ops: payload length and checksum, then the LSN and op count
+/// (the payload starts at the LSN).
+pub(crate) const RECORD_HEAD: usize = 4 + 4 + 8 + 4;
+
+/// Starts a record in `out` (cleared): room for [`RECORD_HEAD`], filled by [`seal_record`].
+pub(crate) fn begin_record(out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(RECORD_HEAD, 0);
+}
+
+/// Appends one op to a record begun with [`begin_record`].
+pub(crate) fn encode_op(p: &mut Vec<u8>, op: &Op) {
+    match op {
+        Op::Create { name, options } => {
+            p.push(1);
+            put_bytes(p, name.as_bytes());
+            put_bytes(p, options.as_bytes());
+        }
+        Op::Drop { name } => {
+            p.push(2);
+            put_bytes(p, name.as_bytes());
+        }
+        Op::Rename { from, to } => {
+            p.push(3);
+            put_bytes(p, from.as_bytes());
+            put_bytes(p, to.as_bytes());
+        }
+        Op::Put { table, key, value } => {
+            p.reserve(13 + table.len() + key.len() + value.len());
+            p.push(4);
+            put_bytes(p, table.as_bytes());
+            put_bytes(p, key);
+            put_bytes(p, value);
+        }
+        Op::Delete { table, key } => {
+            p.push(5);
+            put_bytes(p, table.as_bytes());
+            put_bytes(p, key);
         }
     }
-    let mut out = Vec::with_capacity(8 + p.len());
-    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
-    out.extend_from_slice(&p);
+}
+
+/// Completes a record of `count` ops: its LSN, count, payload length and checksum.
+pub(crate) fn seal_record(record: &mut [u8], lsn: u64, count: u32) {
+    record[8..16].copy_from_slice(&lsn.to_le_bytes());
+    record[16..20].copy_from_slice(&count.to_le_bytes());
+    let payload = &record[8..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    record[0..4].copy_from_slice(&len.to_le_bytes());
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Encodes one commit record (length prefix and checksum included).
+pub(crate) fn encode_record(lsn: u64, ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    begin_record(&mut out);
+    for op in ops {
+        encode_op(&mut out, op);
+    }
+    seal_record(&mut out, lsn, ops.len() as u32);
     out
 }
 

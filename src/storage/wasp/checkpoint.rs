@@ -54,6 +54,15 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
     let pager = &shared.pager;
     let geo = pager.geo;
     let written = match &**node {
+        // The common leaf (every value inline) is written as it is, without a copy.
+        Node::Leaf { keys, vals }
+            if keys
+                .iter()
+                .zip(vals)
+                .all(|(k, v)| !matches!(v, Val::Data(b) if !geo.inline(k.len(), b.len()))) =>
+        {
+            None
+        }
         Node::Leaf { keys, vals } => {
             let mut out = Vec::with_capacity(vals.len());
             for (k, v) in keys.iter().zip(vals) {
@@ -72,24 +81,24 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
                     other => other.clone(),
                 });
             }
-            Node::Leaf {
+            Some(Node::Leaf {
                 keys: keys.clone(),
                 vals: out,
-            }
+            })
         }
         Node::Branch { keys, children } => {
             let mut out = Vec::with_capacity(children.len());
             for c in children {
                 out.push(flush(shared, alloc, c)?);
             }
-            Node::Branch {
+            Some(Node::Branch {
                 keys: keys.clone(),
                 children: out,
-            }
+            })
         }
     };
     let id = alloc.page();
-    pager.write_node(id, written)?;
+    pager.write_node(id, written.as_ref().unwrap_or(node))?;
     Ok(Ptr::Disk(id))
 }
 

@@ -79,6 +79,8 @@ pub(crate) struct TableMeta {
 
 /// Catalog entry kinds (index trees will use kind 2).
 const CATALOG_KIND_COLLECTION: u8 = 1;
+/// Largest log record buffer a commit hands on to the next write transaction.
+const KEPT_RECORD_BYTES: usize = 4 << 20;
 
 impl TableMeta {
     /// Catalog value: kind u8, root u64, count u64, bytes u64, options_len u32, options.
@@ -187,6 +189,9 @@ pub(crate) struct Shared {
     checkpoint_micros: AtomicU64,
     last_checkpoint_micros: AtomicU64,
     last_checkpoint: Mutex<Instant>,
+    /// The log record buffer of the last write transaction, kept for the next one (large
+    /// buffers are not kept): a commit then neither grows nor frees one.
+    spare_record: Mutex<Vec<u8>>,
     _db: DbFile,
 }
 
@@ -646,6 +651,7 @@ impl WaspStorage {
             checkpoint_micros: AtomicU64::new(0),
             last_checkpoint_micros: AtomicU64::new(0),
             last_checkpoint: Mutex::new(Instant::now()),
+            spare_record: Mutex::new(Vec::new()),
             _db: db,
         });
         let _ = base_len;
@@ -684,11 +690,14 @@ fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
     super::file::sync_dir(pf.path())
 }
 
-/// The write transaction of WASP: a private state (copy-on-write nodes) plus the log ops.
+/// The write transaction of WASP: a private state (copy-on-write nodes) plus its log record,
+/// encoded op by op as they are applied.
 pub(crate) struct WaspTxn {
     shared: Arc<Shared>,
     state: State,
-    ops: Vec<Op>,
+    /// The commit record so far ([`log::begin_record`]), and how many ops it holds.
+    record: Vec<u8>,
+    n_ops: u32,
     freed: Vec<u64>,
     dirtied: u64,
     _pin: Pin,
@@ -713,7 +722,8 @@ impl WaspTxn {
             }
         })?;
         if changed {
-            self.ops.push(op);
+            log::encode_op(&mut self.record, &op);
+            self.n_ops += 1;
         }
         Ok(changed)
     }
@@ -790,14 +800,15 @@ impl WriteTxn for WaspTxn {
         let WaspTxn {
             shared,
             mut state,
-            ops,
+            mut record,
+            n_ops,
             freed,
             dirtied,
             _pin,
             _guard,
         } = *self;
         drop(_pin);
-        if ops.is_empty() {
+        if n_ops == 0 {
             return Ok(());
         }
         shared.check_writable()?;
@@ -807,7 +818,7 @@ impl WriteTxn for WaspTxn {
         let (lsn, wants_checkpoint) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
-            let record = log::encode_record(lsn, &ops);
+            log::seal_record(&mut record, lsn, n_ops);
             if let Err(e) = log.file.append(&record) {
                 shared.poison(&e);
                 return Err(e);
@@ -828,6 +839,9 @@ impl WriteTxn for WaspTxn {
                 || shared.last_checkpoint.lock().elapsed() > shared.cfg.checkpoint_interval;
             (lsn, wants)
         };
+        if record.capacity() <= KEPT_RECORD_BYTES {
+            *shared.spare_record.lock() = record;
+        }
         shared.commits.fetch_add(1, Ordering::Relaxed);
         if wants_checkpoint {
             // Still holding the gate: no other writer can interleave. A failure poisons.
@@ -873,10 +887,13 @@ impl Storage for WaspStorage {
         let guard = self.shared.gate.acquire(busy_timeout)?;
         let state = State::clone(&self.shared.state.read());
         let pin = Pin::new(&self.shared, state.epoch);
+        let mut record = std::mem::take(&mut *self.shared.spare_record.lock());
+        log::begin_record(&mut record);
         Ok(Box::new(WaspTxn {
             shared: Arc::clone(&self.shared),
             state,
-            ops: Vec::new(),
+            record,
+            n_ops: 0,
             freed: Vec::new(),
             dirtied: 0,
             _pin: pin,

@@ -290,13 +290,12 @@ impl Pager {
     }
 
     /// Encodes `node` into page `id`, writes it and caches it.
-    pub(crate) fn write_node(&self, id: u64, node: Node) -> Result<Arc<Node>> {
+    pub(crate) fn write_node(&self, id: u64, node: &Node) -> Result<Arc<Node>> {
         let mut buf = vec![0u8; self.geo.page_size];
-        page::encode_node(self.geo, &node, id, &mut buf)?;
+        page::encode_node(self.geo, node, id, &mut buf)?;
         self.write_raw(id, &buf)?;
         // Cache the node as read back from its page: its keys and values then share one
         // page buffer, rather than pinning the buffers of every page they were copied from.
-        drop(node);
         let page = Bytes::from(buf);
         let node = Arc::new(page::decode_node(
             &page,
