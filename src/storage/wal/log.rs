@@ -110,19 +110,22 @@ pub(crate) fn encode_op(p: &mut Vec<u8>, op: &Op) {
             put_bytes(p, from.as_bytes());
             put_bytes(p, to.as_bytes());
         }
-        Op::Put { table, key, value } => {
-            p.reserve(13 + table.len() + key.len() + value.len());
-            p.push(4);
-            put_bytes(p, table.as_bytes());
-            put_bytes(p, key);
-            put_bytes(p, value);
-        }
+        Op::Put { table, key, value } => encode_put(p, table, key, value),
         Op::Delete { table, key } => {
             p.push(5);
             put_bytes(p, table.as_bytes());
             put_bytes(p, key);
         }
     }
+}
+
+/// Appends a put op (what [`encode_op`] writes for [`Op::Put`]).
+pub(crate) fn encode_put(p: &mut Vec<u8>, table: &str, key: &[u8], value: &[u8]) {
+    p.reserve(13 + table.len() + key.len() + value.len());
+    p.push(4);
+    put_bytes(p, table.as_bytes());
+    put_bytes(p, key);
+    put_bytes(p, value);
 }
 
 /// Completes a record of `count` ops: its LSN, count, payload length and checksum.

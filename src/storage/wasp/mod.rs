@@ -417,27 +417,7 @@ fn apply(
             state.tables.insert(to.clone(), t);
         }
         Op::Put { table, key, value } => {
-            if key.len() > pager.geo.max_key() {
-                return Err(Error::invalid(format!(
-                    "key of {} bytes is longer than the {} bytes this page size allows",
-                    key.len(),
-                    pager.geo.max_key()
-                )));
-            }
-            let t = state
-                .tables
-                .get_mut(table)
-                .ok_or_else(|| Error::NoCollection(table.clone()))?;
-            let old = tree.put(
-                &mut t.root,
-                Bytes::clone(key),
-                Val::Data(Bytes::clone(value)),
-            )?;
-            t.bytes += (key.len() + value.len()) as u64;
-            match old {
-                Some(o) => t.bytes -= (key.len() + o.len()) as u64,
-                None => t.count += 1,
-            }
+            apply_put(&mut tree, state, table, key.clone(), value.clone())?;
         }
         Op::Delete { table, key } => {
             let t = state
@@ -454,6 +434,36 @@ fn apply(
         }
     }
     Ok(true)
+}
+
+/// Applies a put (see [`apply`]); takes the key and value, which the tree keeps.
+fn apply_put(
+    tree: &mut btree::Tree<'_>,
+    state: &mut State,
+    table: &str,
+    key: Bytes,
+    value: Bytes,
+) -> Result<()> {
+    let max_key = tree.pager.geo.max_key();
+    if key.len() > max_key {
+        return Err(Error::invalid(format!(
+            "key of {} bytes is longer than the {max_key} bytes this page size allows",
+            key.len(),
+        )));
+    }
+    let t = state
+        .tables
+        .get_mut(table)
+        .ok_or_else(|| Error::NoCollection(table.to_owned()))?;
+    let added = (key.len() + value.len()) as u64;
+    let key_len = key.len();
+    let old = tree.put(&mut t.root, key, Val::Data(value))?;
+    t.bytes += added;
+    match old {
+        Some(o) => t.bytes -= (key_len + o.len()) as u64,
+        None => t.count += 1,
+    }
+    Ok(())
 }
 
 /// The paged copy-on-write engine. See the module docs.
@@ -716,16 +726,19 @@ impl WaspTxn {
             &mut self.freed,
             &mut self.dirtied,
         )
-        .inspect_err(|e| {
-            if matches!(e, Error::Corrupt(_) | Error::Io { .. }) {
-                self.shared.note_read_error(e);
-            }
-        })?;
+        .inspect_err(|e| self.note(e))?;
         if changed {
             log::encode_op(&mut self.record, &op);
             self.n_ops += 1;
         }
         Ok(changed)
+    }
+
+    /// A read error met while changing the tree is the engine's to report.
+    fn note(&self, e: &Error) {
+        if matches!(e, Error::Corrupt(_) | Error::Io { .. }) {
+            self.shared.note_read_error(e);
+        }
     }
 }
 
@@ -777,13 +790,30 @@ impl WriteTxn for WaspTxn {
         .map(drop)
     }
 
+    /// A put is logged from the borrowed parts and its key and value move into the tree
+    /// (no [`Op`] is built: that would copy the table name and share the two buffers).
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.record(Op::Put {
-            table: table.to_owned(),
-            key,
-            value,
-        })
-        .map(drop)
+        if let Some(e) = self.shared.fault() {
+            return Err(e);
+        }
+        let logged = self.record.len();
+        log::encode_put(&mut self.record, table, &key, &value);
+        let mut tree = btree::Tree {
+            pager: &self.shared.pager,
+            freed: &mut self.freed,
+            dirtied: &mut self.dirtied,
+        };
+        match apply_put(&mut tree, &mut self.state, table, key, value) {
+            Ok(()) => {
+                self.n_ops += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.record.truncate(logged);
+                self.note(&e);
+                Err(e)
+            }
+        }
     }
 
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
