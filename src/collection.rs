@@ -107,21 +107,27 @@ impl Collection<'_> {
     ) -> Result<Vec<DocumentId>> {
         self.ensure_table(t)?;
         let mut seen = std::collections::HashSet::new();
+        // Per document: no record at all under its key (an expired one may be replaced).
+        let mut absent = Vec::with_capacity(prepared.len());
         for p in &prepared {
-            let taken = t
-                .get(&self.name, &p.change.key)
-                .is_some_and(|old| record::is_live(&old, now));
+            let old = t.get(&self.name, &p.change.key);
+            let taken = old.as_ref().is_some_and(|old| record::is_live(old, now));
             if !seen.insert(p.change.key.clone()) || taken {
                 return Err(duplicate_id(&self.name, &p.id));
             }
+            absent.push(old.is_none());
         }
         let fresh: Vec<Bytes> = prepared.iter().map(|p| p.change.key.clone()).collect();
         let mut ids = Vec::with_capacity(prepared.len());
-        for p in prepared {
+        for (p, absent) in prepared.into_iter().zip(absent) {
             if let Some(at) = p.expires_at {
                 crate::engine::ttl::register(t, &self.name, &p.change.key, at)?;
             }
-            t.put(&self.name, p.change.key, p.change.value)?;
+            if absent {
+                t.put_absent(&self.name, p.change.key, p.change.value)?;
+            } else {
+                t.put(&self.name, p.change.key, p.change.value)?;
+            }
             ids.push(p.id);
         }
         self.db.engine().enforce_bound(t, &self.name, &fresh)?;

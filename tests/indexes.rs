@@ -160,6 +160,13 @@ fn unique_index_refuses_duplicates_and_writes_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     e.insert(d(r#"{"_id": 2, "k": "x"}"#)).unwrap();
     assert!(e.insert(d(r#"{"_id": 3, "k": "x"}"#)).is_err());
+    // An insert under an expired document's own `_id` replaces it and its entries (the
+    // check below finds no entry left of the old key).
+    e.insert_ttl(d(r#"{"_id": 4, "k": "old"}"#), 1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    e.insert(d(r#"{"_id": 4, "k": "new"}"#)).unwrap();
+    assert!(e.insert(d(r#"{"_id": 5, "k": "old"}"#)).is_ok());
+    assert!(e.insert(d(r#"{"_id": 6, "k": "new"}"#)).is_err());
     // Building a unique index over duplicates fails and leaves no index behind.
     let e = db
         .collection("s")

@@ -53,9 +53,17 @@ impl TrackedTxn {
         Ok((!defs.is_empty()).then_some(defs))
     }
 
-    fn maintain(&mut self, table: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    /// Index maintenance before a write of `key`; `absent`: the caller knows there is no
+    /// old record under it.
+    fn maintain(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        absent: bool,
+    ) -> Result<()> {
         if let Some(defs) = self.indexes_of(table)? {
-            if crate::index::on_write(&mut *self.inner, &defs, table, key, value)? {
+            if crate::index::on_write(&mut *self.inner, &defs, table, key, value, absent)? {
                 // A multikey flag changed in the catalog.
                 self.indexes.remove(table);
             }
@@ -123,12 +131,17 @@ impl WriteTxn for TrackedTxn {
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.maintain(table, &key, Some(&value))?;
+        self.maintain(table, &key, Some(&value), false)?;
+        self.touch(table, Bytes::clone(&key));
+        self.inner.put(table, key, value)
+    }
+    fn put_absent(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.maintain(table, &key, Some(&value), true)?;
         self.touch(table, Bytes::clone(&key));
         self.inner.put(table, key, value)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
-        self.maintain(table, key, None)?;
+        self.maintain(table, key, None, false)?;
         self.touch(table, Bytes::copy_from_slice(key));
         self.inner.delete(table, key)
     }

@@ -30,7 +30,7 @@ pub(crate) fn check_all(view: &dyn ReadView) -> Result<(serde_json::Value, Vec<S
 fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> {
     let table = def.table();
     let mut problems = Vec::new();
-    if !view.has_table(&table) {
+    if !view.has_table(table) {
         problems.push(format!(
             "index '{}' of '{}': its entry table is missing",
             def.name, def.coll
@@ -59,7 +59,7 @@ fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> 
             };
             for (k, want) in entries {
                 expected += 1;
-                match view.get(&table, &entry_key(&k, id)) {
+                match view.get(table, &entry_key(&k, id)) {
                     Some(v) if v[..] == want[..] => {}
                     Some(v) if entry_id(&v) == &id[..] => problems.push(format!(
                         "index '{}' of '{}': an entry's covered values differ from its document",
@@ -79,7 +79,7 @@ fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> 
         after = batch.last().map(|(k, _)| k.clone());
     }
     // No extra entries: the counts agree and every entry's document exists.
-    let entries = view.count(&table);
+    let entries = view.count(table);
     if entries != expected {
         problems.push(format!(
             "index '{}' of '{}': {entries} entries for {expected} expected",
@@ -88,7 +88,7 @@ fn check_one(view: &dyn ReadView, def: &IndexDef) -> Result<(u64, Vec<String>)> 
         let mut seen = HashSet::new();
         let mut after: Option<Bytes> = None;
         loop {
-            let batch = view.scan(&table, after.as_deref(), 256);
+            let batch = view.scan(table, after.as_deref(), 256);
             if batch.is_empty() {
                 break;
             }

@@ -67,13 +67,29 @@ pub(crate) struct IndexDef {
 }
 
 /// Parsed forms of a definition's parts, built on first use.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Compiled {
     partial: OnceLock<Filter>,
     projection: OnceLock<Option<crate::query::projection::Projection>>,
     parts: OnceLock<FieldTree>,
+    /// The entry table's name (of `coll` and `name`).
+    table: OnceLock<String>,
     /// The key paths for reading an entry straight from a record's bytes (`None`: never).
     direct: OnceLock<Option<direct::KeyPaths>>,
+}
+
+impl Clone for Compiled {
+    /// Keeps what the key pattern and filter determine; not the table name, since a copy of
+    /// a definition may be given another collection or name (a rename).
+    fn clone(&self) -> Self {
+        Self {
+            partial: self.partial.clone(),
+            projection: self.projection.clone(),
+            parts: self.parts.clone(),
+            table: OnceLock::new(),
+            direct: self.direct.clone(),
+        }
+    }
 }
 
 impl PartialEq for Compiled {
@@ -85,8 +101,10 @@ impl PartialEq for Compiled {
 
 impl IndexDef {
     /// The table holding the entries.
-    pub(crate) fn table(&self) -> String {
-        entry_table(&self.coll, &self.name)
+    pub(crate) fn table(&self) -> &str {
+        self.compiled
+            .table
+            .get_or_init(|| entry_table(&self.coll, &self.name))
     }
 
     fn catalog_key(&self) -> Bytes {
@@ -518,10 +536,12 @@ pub(crate) fn on_write(
     coll: &str,
     id_key: &[u8],
     new_rec: Option<&[u8]>,
+    absent: bool,
 ) -> Result<bool> {
     // Only the key paths of each record are decoded (see `entries_of_record`); the whole
-    // new document only for a duplicate-key message.
-    let old_rec = t.get(coll, id_key);
+    // new document only for a duplicate-key message. `absent`: the caller has just found
+    // no record under `id_key`.
+    let old_rec = if absent { None } else { t.get(coll, id_key) };
     let mut changes = Vec::with_capacity(defs.len());
     for def in defs {
         let parts = def.key_parts();
@@ -552,7 +572,7 @@ pub(crate) fn on_write(
         for (k, v) in &new_entries {
             match old_has(k) {
                 None => {
-                    if def.unique && other_holder(&*t, coll, &def.table(), k, id_key).is_some() {
+                    if def.unique && other_holder(&*t, coll, def.table(), k, id_key).is_some() {
                         let new_doc = new_rec.map(body_of).transpose()?;
                         return Err(duplicate(def, new_doc.as_ref()));
                     }
@@ -568,10 +588,10 @@ pub(crate) fn on_write(
     for (def, removed, written, flip) in changes {
         let table = def.table();
         for k in removed {
-            t.delete(&table, &entry_key(&k, id_key))?;
+            t.delete(table, &entry_key(&k, id_key))?;
         }
         for (k, v) in written {
-            t.put(&table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
+            t.put(table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
         }
         if flip {
             let mut d = (**def).clone();
@@ -690,7 +710,7 @@ pub(crate) fn rename_collection(t: &mut dyn WriteTxn, from: &str, to: &str) -> R
     for def in defs_for(t.as_read(), from)? {
         let mut moved = (*def).clone();
         moved.coll = to.to_owned();
-        t.rename_table(&def.table(), &moved.table())?;
+        t.rename_table(def.table(), moved.table())?;
         t.delete(CATALOG, &def.catalog_key())?;
         save_def(t, &moved)?;
     }
@@ -699,8 +719,8 @@ pub(crate) fn rename_collection(t: &mut dyn WriteTxn, from: &str, to: &str) -> R
 
 fn drop_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {
     t.delete(CATALOG, &def.catalog_key())?;
-    if t.has_table(&def.table()) {
-        t.drop_table(&def.table())?;
+    if t.has_table(def.table()) {
+        t.drop_table(def.table())?;
     }
     Ok(())
 }
@@ -725,7 +745,7 @@ const BUILD_CHUNK_BYTES: usize = 1 << 10;
 /// would, naming the same document; only keys that earlier chunks may have written
 /// ([`KeyFilter`]) are looked up in the table.
 fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
-    let table = def.table();
+    let table = def.table().to_owned();
     t.create_table(&table, "{}")?;
     // Owned: the build sets `def.multikey` as it goes.
     let parts = def.key_parts().clone();

@@ -615,7 +615,7 @@ fn choose_access(
     let defs = defs_for(view, coll)?;
     let defs: Vec<Arc<IndexDef>> = defs
         .into_iter()
-        .filter(|d| view.has_table(&d.table()))
+        .filter(|d| view.has_table(d.table()))
         .collect();
     if let Some(h) = hint {
         return Ok(Choice {

@@ -49,7 +49,7 @@ pub(crate) struct IndexScan {
 impl IndexScan {
     pub(crate) fn new(access: &IndexAccess) -> Self {
         Self {
-            table: access.def.table(),
+            table: access.def.table().to_owned(),
             intervals: access.intervals.clone(),
             pos: 0,
             after: None,

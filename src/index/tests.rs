@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The build as it was before chunks: the reference.
 fn build_one_at_a_time(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
-    let table = def.table();
+    let table = def.table().to_owned();
     t.create_table(&table, "{}")?;
     let mut after: Option<Bytes> = None;
     loop {
@@ -54,7 +54,7 @@ fn outcome(
     let r = db.write(|t| {
         let mut def = new_def(coll, keys, options)?;
         got = Some(match how(t, &mut def) {
-            Ok(()) => Ok((t.scan(&def.table(), None, usize::MAX), def.multikey)),
+            Ok(()) => Ok((t.scan(def.table(), None, usize::MAX), def.multikey)),
             Err(e) => Err(e.to_string()),
         });
         Err::<(), _>(Error::Internal("roll back".into()))

@@ -106,6 +106,11 @@ pub(crate) trait WriteTxn: ReadView {
     fn rename_table(&mut self, from: &str, to: &str) -> Result<()>;
     /// Inserts or overwrites an entry; the collection must exist.
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()>;
+    /// [`WriteTxn::put`] of a key the caller has just found absent in this transaction
+    /// (layers that look up the old entry, such as index maintenance, can skip it).
+    fn put_absent(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.put(table, key, value)
+    }
     /// Removes an entry; returns whether it existed.
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;
     /// Makes the changes durable (per `sync`) and visible to new readers, then releases the
