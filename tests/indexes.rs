@@ -634,3 +634,49 @@ fn covered_queries_read_no_document_and_answer_the_same() {
     assert!(winning_stage(&plan).contains("FETCH"), "{plan}");
     db.check().unwrap();
 }
+
+/// Index definitions are kept per committed snapshot for the planner: creating, dropping and
+/// (in a transaction) adding an index is seen by the very next query, and two databases
+/// whose commits happen to be numbered alike never see each other's definitions.
+#[test]
+fn the_planner_sees_every_index_change_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let o = OpenOptions::from_json(Some(r#"{"storage":"wasp"}"#)).unwrap();
+        Database::open(dir.path().join(name), o).unwrap()
+    };
+    let (a, b) = (open("a.db"), open("b.db"));
+    for db in [&a, &b] {
+        db.collection("c")
+            .insert(d(r#"{"_id": 1, "k": 1, "j": 1}"#))
+            .unwrap();
+    }
+    let stage = |db: &Database, filter: BsonDocument| {
+        winning_stage(
+            &db.collection("c")
+                .explain(&filter, FindOptions::default())
+                .unwrap(),
+        )
+    };
+    assert!(stage(&a, doc! {"k": 1}).contains("COLLSCAN"));
+    a.collection("c")
+        .create_index(&doc! {"k": 1}, &doc! {})
+        .unwrap();
+    assert!(stage(&a, doc! {"k": 1}).contains("IXSCAN"));
+    // b's commits are numbered as a's were; b has no index.
+    b.collection("c")
+        .insert(d(r#"{"_id": 2, "k": 1}"#))
+        .unwrap();
+    assert!(stage(&b, doc! {"k": 1}).contains("COLLSCAN"));
+    // Inside a transaction, the transaction's own index is used before it commits.
+    a.begin().unwrap();
+    a.collection("c")
+        .create_index(&doc! {"j": 1}, &doc! {})
+        .unwrap();
+    assert!(stage(&a, doc! {"j": 1}).contains("IXSCAN"));
+    a.rollback().unwrap();
+    assert!(stage(&a, doc! {"j": 1}).contains("COLLSCAN"));
+    a.collection("c").drop_index("k_1").unwrap();
+    assert!(stage(&a, doc! {"k": 1}).contains("COLLSCAN"));
+    assert_eq!(ids(&a, "c", &doc! {"k": 1}, "{}"), vec![Bson::Int32(1)]);
+}

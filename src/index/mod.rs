@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::query::filter::Filter;
 use crate::query::raw::FieldTree;
 use crate::query::FindOptions;
-use crate::storage::{Bytes, ReadView, WriteTxn};
+use crate::storage::{Bytes, ReadView, SnapshotId, WriteTxn};
 use bson::{Bson, Document as BsonDocument};
 use key::KeyField;
 use parking_lot::Mutex;
@@ -451,6 +451,34 @@ pub(crate) fn defs_for(view: &dyn ReadView, coll: &str) -> Result<Vec<Arc<IndexD
     if !view.has_table(CATALOG) {
         return Ok(Vec::new());
     }
+    let Some(id) = view.snapshot_id() else {
+        return read_defs(view, coll);
+    };
+    // Queries on an unchanged database read the same definitions again and again: they are
+    // kept per committed snapshot (with what they compile on first use).
+    if let Some((_, _, defs)) = DEFS_SEEN
+        .lock()
+        .iter()
+        .find(|(i, c, _)| *i == id && c == coll)
+    {
+        return Ok(defs.to_vec());
+    }
+    let defs = read_defs(view, coll)?;
+    let mut seen = DEFS_SEEN.lock();
+    if seen.len() >= DEFS_SEEN_MAX {
+        seen.remove(0);
+    }
+    seen.push((id, coll.to_owned(), defs.clone().into()));
+    Ok(defs)
+}
+
+/// The definitions [`defs_for`] read last, by snapshot and collection (newest last).
+#[allow(clippy::type_complexity)]
+static DEFS_SEEN: Mutex<Vec<(SnapshotId, String, Arc<[Arc<IndexDef>]>)>> = Mutex::new(Vec::new());
+const DEFS_SEEN_MAX: usize = 16;
+
+/// The definitions of `coll`'s indexes as stored in `view`'s catalog.
+fn read_defs(view: &dyn ReadView, coll: &str) -> Result<Vec<Arc<IndexDef>>> {
     let mut prefix = coll.as_bytes().to_vec();
     prefix.push(0);
     let mut out = Vec::new();

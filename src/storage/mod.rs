@@ -94,6 +94,26 @@ pub(crate) trait ReadView: Send + Sync {
     fn fault(&self) -> Option<Error> {
         None
     }
+    /// Names the committed state this view reads, so that what is derived from it can be
+    /// kept: two views with the same id read the same contents. `None` (the default) for
+    /// views whose contents are not a committed state (a write transaction and its
+    /// snapshots).
+    fn snapshot_id(&self) -> Option<SnapshotId> {
+        None
+    }
+}
+
+/// See [`ReadView::snapshot_id`]: a store unique in the process, and a commit of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SnapshotId {
+    pub store: u64,
+    pub epoch: u64,
+}
+
+/// A fresh store number for [`SnapshotId`].
+pub(crate) fn next_store_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A write transaction: a private view plus the changes made so far.

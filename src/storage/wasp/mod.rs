@@ -192,6 +192,8 @@ pub(crate) struct Shared {
     /// The log record buffer of the last write transaction, kept for the next one (large
     /// buffers are not kept): a commit then neither grows nor frees one.
     spare_record: Mutex<Vec<u8>>,
+    /// This open store's number in [`crate::storage::SnapshotId`]s.
+    store_id: u64,
     _db: DbFile,
 }
 
@@ -338,6 +340,8 @@ fn view_tables(state: &State) -> Vec<TableInfo> {
 struct View {
     state: Arc<State>,
     shared: Arc<Shared>,
+    /// Whether `state` is a published (committed) one, not a transaction's.
+    committed: bool,
     _pin: Pin,
 }
 
@@ -362,6 +366,13 @@ impl ReadView for View {
     }
     fn fault(&self) -> Option<Error> {
         self.shared.fault()
+    }
+    fn snapshot_id(&self) -> Option<crate::storage::SnapshotId> {
+        // Each commit publishes a new epoch; a checkpoint republishes the same contents.
+        self.committed.then(|| crate::storage::SnapshotId {
+            store: self.shared.store_id,
+            epoch: self.state.epoch,
+        })
     }
 }
 
@@ -662,6 +673,7 @@ impl WaspStorage {
             last_checkpoint_micros: AtomicU64::new(0),
             last_checkpoint: Mutex::new(Instant::now()),
             spare_record: Mutex::new(Vec::new()),
+            store_id: crate::storage::next_store_id(),
             _db: db,
         });
         let _ = base_len;
@@ -896,6 +908,7 @@ impl WriteTxn for WaspTxn {
         Arc::new(View {
             state: Arc::new(self.state.clone()),
             shared: Arc::clone(&self.shared),
+            committed: false,
             _pin: Pin::new(&self.shared, self.state.epoch),
         })
     }
@@ -908,6 +921,7 @@ impl Storage for WaspStorage {
         Arc::new(View {
             state,
             shared: Arc::clone(&self.shared),
+            committed: true,
             _pin: pin,
         })
     }
