@@ -96,16 +96,16 @@ fn read_at(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(done)
 }
 
-/// Consults the plan before a write of `len` bytes at `offset` of `path` (current length
-/// `file_len`, contents readable through `file`): returns how many bytes may be written, and
-/// journals the old contents when unsynced writes are tracked.
+/// Consults the plan before a write of `len` bytes at `offset` of `path` (contents readable
+/// through `file`, current length from `file_len`, asked only when needed): returns how many
+/// bytes may be written, and journals the old contents when unsynced writes are tracked.
 fn before_write(
     faults: &Faults,
     path: &Path,
     file: &File,
     offset: u64,
     len: usize,
-    file_len: u64,
+    file_len: &dyn Fn() -> Result<u64>,
 ) -> Result<usize> {
     let mut plan = faults.lock();
     if plan.crashed {
@@ -129,6 +129,7 @@ fn before_write(
         }
     }
     if plan.track_unsynced && allowed > 0 {
+        let file_len = file_len()?;
         let end = offset
             .saturating_add(allowed as u64)
             .min(file_len.max(offset));
@@ -251,7 +252,7 @@ impl LogFile {
             &self.file,
             self.len,
             bytes.len(),
-            self.len,
+            &|| Ok(self.len),
         )?;
         let r = self
             .file
@@ -357,14 +358,13 @@ impl PageFile {
 
     /// Writes all of `bytes` at `offset` (a torn write under fault injection fails).
     pub(crate) fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
-        let len = self.len()?;
         let allowed = before_write(
             &self.faults,
             &self.path,
             &self.file,
             offset,
             bytes.len(),
-            len,
+            &|| self.len(),
         )?;
         write_at(&self.file, offset, &bytes[..allowed]).map_err(|e| Error::io(&self.path, e))?;
         if allowed < bytes.len() {
