@@ -255,6 +255,8 @@ impl Tree<'_> {
         let geo = self.geo();
         let node = self.make_mut(ptr)?;
         let mut appended = false;
+        // A branch whose child did not split has the same keys, so its size is unchanged.
+        let mut grew = true;
         let old = match node {
             Node::Leaf { keys, vals } => match keys.binary_search_by(|k| k[..].cmp(&key[..])) {
                 Ok(i) => Some(std::mem::replace(&mut vals[i], val)),
@@ -269,6 +271,7 @@ impl Tree<'_> {
                 let i = keys.upper_bound(&key);
                 let last = rightmost && i + 1 == children.len();
                 let (old, split) = self.put_rec(&mut children[i], key, val, last)?;
+                grew = split.is_some();
                 if let Some((sep, right)) = split {
                     keys.insert(i, sep);
                     children.insert(i + 1, right);
@@ -277,7 +280,7 @@ impl Tree<'_> {
                 old
             }
         };
-        let split = if geo.node_size(node) > geo.capacity() {
+        let split = if grew && geo.node_size(node) > geo.capacity() {
             *self.dirtied += 1;
             Some(if appended {
                 split_at_end(node)
