@@ -180,16 +180,21 @@ impl Tree<'_> {
     /// Makes the node behind `ptr` private to this transaction and returns it for change.
     pub(crate) fn make_mut<'p>(&mut self, ptr: &'p mut Ptr) -> Result<&'p mut Node> {
         if let Ptr::Disk(id) = *ptr {
-            let node = self.pager.node(id)?;
+            let node = self.pager.node_for_change(id)?;
             self.freed.push(id);
             *self.dirtied += 1;
-            *ptr = Ptr::Mem(Arc::new(Node::clone(&node)));
+            *ptr = Ptr::Mem(Arc::new(node));
         }
         match ptr {
             // Copying a node that is already in memory (shared with the published state)
             // replaces it in this tree: the number of in-memory nodes does not grow, so it
             // is not counted again.
-            Ptr::Mem(arc) => Ok(Arc::make_mut(arc)),
+            Ptr::Mem(arc) => {
+                if Arc::get_mut(arc).is_none() {
+                    *arc = Arc::new(arc.copy_for_change());
+                }
+                Ok(Arc::get_mut(arc).expect("just made unique"))
+            }
             Ptr::Disk(_) => unreachable!("converted above"),
         }
     }

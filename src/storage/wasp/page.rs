@@ -50,6 +50,10 @@ pub(crate) enum Ptr {
     Mem(Arc<Node>),
 }
 
+/// Spare entries a leaf copied or decoded for a change is given (an insert then does not
+/// reallocate its vectors).
+const LEAF_ROOM: usize = 2;
+
 /// A decoded tree node.
 #[derive(Clone, Debug)]
 pub(crate) enum Node {
@@ -62,6 +66,22 @@ pub(crate) enum Node {
         keys: SepKeys,
         children: Vec<Ptr>,
     },
+}
+
+impl Node {
+    /// A copy to change (copy-on-write): leaves get room for an insert.
+    pub(crate) fn copy_for_change(&self) -> Node {
+        match self {
+            Node::Leaf { keys, vals } => {
+                let mut k = Vec::with_capacity(keys.len() + LEAF_ROOM);
+                k.extend(keys.iter().cloned());
+                let mut v = Vec::with_capacity(vals.len() + LEAF_ROOM);
+                v.extend(vals.iter().cloned());
+                Node::Leaf { keys: k, vals: v }
+            }
+            Node::Branch { .. } => self.clone(),
+        }
+    }
 }
 
 /// A branch node's separator keys, with a search aid built on first use: the bytes all keys
@@ -400,8 +420,9 @@ pub(crate) fn decode_node(buf: &Bytes, head: PageHead, id: u64, what: &str) -> R
     match head.kind {
         KIND_LEAF => {
             let n = head.count as usize;
-            let mut keys = Vec::with_capacity(n);
-            let mut vals = Vec::with_capacity(n);
+            // Room for the insert that usually follows when the node is read to change it.
+            let mut keys = Vec::with_capacity(n + LEAF_ROOM);
+            let mut vals = Vec::with_capacity(n + LEAF_ROOM);
             leaf_entries(buf, head, id, what, |k, v| {
                 keys.push(buf.slice_ref(k));
                 vals.push(match v {

@@ -281,6 +281,23 @@ impl Pager {
         })
     }
 
+    /// A private copy of the node in page `id`, for a writer about to change it (and free the
+    /// page): a cached node is copied; otherwise the page is read and decoded for the writer
+    /// alone, without filling the cache with a page that is being replaced.
+    pub(crate) fn node_for_change(&self, id: u64) -> Result<Node> {
+        let cached = self.cache.lock().get(id);
+        match cached {
+            Some(n) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Ok(n.copy_for_change())
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.read_node_uncached(id)
+            }
+        }
+    }
+
     /// Reads and verifies a tree page, bypassing the cache (fsck, backup).
     pub(crate) fn read_node_uncached(&self, id: u64) -> Result<Node> {
         // Read into a buffer of its own: the decoded node keeps it.
