@@ -306,23 +306,29 @@ impl Pager {
         page::decode_node(&buf, head, id, &self.what)
     }
 
-    /// Encodes `node` into page `id`, writes it and caches it.
-    pub(crate) fn write_node(&self, id: u64, node: &Node) -> Result<Arc<Node>> {
+    /// Encodes `node` into page `id` and writes it. A branch is cached as read back from its
+    /// page (its keys then share one page buffer): the next writes and reads descend through
+    /// it. A leaf is not: most leaves a checkpoint writes are not touched again soon, and the
+    /// next reader that wants one reads it.
+    pub(crate) fn write_node(&self, id: u64, node: &Node) -> Result<()> {
         let mut buf = vec![0u8; self.geo.page_size];
         page::encode_node(self.geo, node, id, &mut buf)?;
         self.write_raw(id, &buf)?;
-        // Cache the node as read back from its page: its keys and values then share one
-        // page buffer, rather than pinning the buffers of every page they were copied from.
-        let page = Bytes::from(buf);
-        let node = Arc::new(page::decode_node(
-            &page,
-            page::head_of(&page),
-            id,
-            &self.what,
-        )?);
-        let bytes = self.node_bytes(&node);
-        self.cache.lock().insert(id, Arc::clone(&node), bytes);
-        Ok(node)
+        // Whatever the cache held under `id` was a page since freed.
+        if matches!(node, Node::Leaf { .. }) {
+            self.cache.lock().remove(id);
+        } else {
+            let page = Bytes::from(buf);
+            let node = Arc::new(page::decode_node(
+                &page,
+                page::head_of(&page),
+                id,
+                &self.what,
+            )?);
+            let bytes = self.node_bytes(&node);
+            self.cache.lock().insert(id, node, bytes);
+        }
+        Ok(())
     }
 
     /// Forgets a cached page (its number is about to be reused).
