@@ -916,16 +916,23 @@ fn write_chunk(
 ) -> Result<()> {
     chunk.sort();
     check_unique(&*t, def, table, chunk)?;
+    // The entries' keys and values are slices of the chunk's buffer (no copy each); the
+    // next chunk gets a buffer of its own.
+    let capacity = chunk.bytes.capacity();
+    let bytes = Bytes::from(std::mem::replace(
+        &mut chunk.bytes,
+        Vec::with_capacity(if last { 0 } else { capacity }),
+    ));
     for e in &chunk.items {
         t.put(
             table,
-            Bytes::copy_from_slice(e.entry_key(&chunk.bytes)),
-            Bytes::copy_from_slice(e.value(&chunk.bytes)),
+            bytes.slice_ref(e.entry_key(&bytes)),
+            bytes.slice_ref(e.value(&bytes)),
         )?;
     }
     if def.unique && !last {
         for e in &chunk.items {
-            chunk.written.insert(e.key(&chunk.bytes));
+            chunk.written.insert(e.key(&bytes));
         }
     }
     chunk.items.clear();

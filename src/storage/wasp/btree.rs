@@ -442,8 +442,15 @@ fn split_branch(keys: &mut SepKeys, children: &mut Vec<Ptr>, m: usize) -> (Bytes
 fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
     match node {
         Node::Leaf { keys, vals } => {
+            // Appends go on into the new leaf: room for as many entries as the full one has.
             let at = keys.len().saturating_sub(1).max(1);
-            split_leaf(keys, vals, at)
+            let room = keys.len();
+            let mut rk = Vec::with_capacity(room);
+            rk.extend(keys.drain(at..));
+            let mut rv = Vec::with_capacity(room);
+            rv.extend(vals.drain(at..));
+            let sep = Bytes::clone(&rk[0]);
+            (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
         }
         Node::Branch { keys, children } => {
             let m = keys.len().saturating_sub(2).max(1);
