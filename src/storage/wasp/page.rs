@@ -116,6 +116,21 @@ fn next8(key: &[u8], from: usize) -> u64 {
 }
 
 impl SepKeys {
+    /// Inserts `key` at `i` (the keys stay sorted), keeping the search aid when the key
+    /// shares the prefix all keys share (the common case: a child split), so the next
+    /// descent need not rebuild it.
+    pub(crate) fn insert(&mut self, i: usize, key: Bytes) {
+        if let Some(aid) = self.aid.get_mut() {
+            let shared = aid.shared;
+            if key.len() >= shared && self.keys[0][..shared] == key[..shared] {
+                aid.next8.insert(i, next8(&key, shared));
+            } else {
+                self.aid.take();
+            }
+        }
+        self.keys.insert(i, key);
+    }
+
     /// How many keys are `<= key` (the child to descend into).
     pub(crate) fn upper_bound(&self, key: &[u8]) -> usize {
         let keys = &self.keys;
@@ -541,6 +556,26 @@ mod tests {
                     "probe {p:?} over {} keys",
                     keys.len()
                 );
+            }
+            // Inserting keys (as child splits do) keeps the aid when the prefix still holds
+            // and drops it when not; searches agree with the plain ones either way.
+            let mut sep = sep;
+            for _ in 0..20 {
+                let mut k = make(&mut rand);
+                if rand(4) == 0 {
+                    k = vec![b'a' + rand(4) as u8; rand(6) as usize]; // may break the prefix
+                }
+                match keys.binary_search(&k) {
+                    Ok(_) => continue,
+                    Err(i) => {
+                        keys.insert(i, k.clone());
+                        sep.insert(i, Bytes::from(k));
+                    }
+                }
+                for p in probes.iter().step_by(7) {
+                    let want = keys.partition_point(|k| k[..] <= p[..]);
+                    assert_eq!(sep.upper_bound(p), want, "after inserts, probe {p:?}");
+                }
             }
         }
     }
