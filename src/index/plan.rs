@@ -86,8 +86,10 @@ fn null_points() -> FieldBounds {
     FieldBounds::Points(ps)
 }
 
-/// Bounds of one condition, with a description for explain.
-fn cond_bounds(c: &Cond) -> (FieldBounds, String) {
+/// Bounds of one condition, with a description for explain (empty unless `words`: planning
+/// a query does not need it).
+fn cond_bounds(c: &Cond, words: bool) -> (FieldBounds, String) {
+    let text = |v: &Bson| text(v, words);
     match c {
         Cond::Eq(Bson::Null) => (null_points(), "[null, null]".into()),
         Cond::Eq(v @ (Bson::Array(_) | Bson::RegularExpression(_))) => {
@@ -163,8 +165,12 @@ fn cond_bounds(c: &Cond) -> (FieldBounds, String) {
     }
 }
 
-fn text(v: &Bson) -> String {
-    crate::document::json::bson_to_json_text(v)
+fn text(v: &Bson, words: bool) -> String {
+    if words {
+        crate::document::json::bson_to_json_text(v)
+    } else {
+        String::new()
+    }
 }
 
 fn in_range(p: &[u8], lo: &[u8], hi: &[u8]) -> bool {
@@ -223,15 +229,19 @@ fn conds_on<'a>(f: &'a Filter, path: &str, out: &mut Vec<&'a Cond>) {
     }
 }
 
-/// Bounds on `path` (ascending encoding) and whether a document missing the field could
-/// match them.
-fn field_bounds(filter: &Filter, path: &str, multikey: bool) -> (FieldBounds, Vec<String>) {
+/// Bounds on `path` (ascending encoding), and (when `describe`) the conditions in words.
+fn field_bounds(
+    filter: &Filter,
+    path: &str,
+    multikey: bool,
+    describe: bool,
+) -> (FieldBounds, Vec<String>) {
     let mut conds = Vec::new();
     conds_on(filter, path, &mut conds);
     let mut acc = FieldBounds::All;
     let mut words = Vec::new();
     for c in conds {
-        let (b, w) = cond_bounds(c);
+        let (b, w) = cond_bounds(c, describe);
         if matches!(b, FieldBounds::All) {
             continue;
         }
@@ -360,20 +370,11 @@ pub(crate) fn candidate(
     let mut intervals: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
     let mut bounded = 0;
     let mut single_points = 0;
-    let mut bounds_text = BsonDocument::new();
     for (i, f) in def.fields.iter().enumerate() {
-        let (b, words) = field_bounds(filter, &f.path, def.multikey);
+        let (b, _) = field_bounds(filter, &f.path, def.multikey, false);
         if i == 0 && def.sparse && admits_null(&b) && !forced {
             return None;
         }
-        bounds_text.insert(
-            f.path.clone(),
-            if words.is_empty() {
-                "[MinKey, MaxKey]".to_string()
-            } else {
-                words.join(" AND ")
-            },
-        );
         if intervals.is_some() {
             continue;
         }
@@ -449,7 +450,6 @@ pub(crate) fn candidate(
         bounded_fields: bounded,
         provides_sort,
         covered: false,
-        bounds_text,
     })
 }
 
@@ -563,7 +563,7 @@ fn hinted<'a>(hint: &Bson, defs: &'a [Arc<IndexDef>]) -> Result<Option<&'a Arc<I
         Some(d) => Ok(Some(d)),
         None => Err(Error::invalid(format!(
             "hint {} does not correspond to an existing index",
-            text(hint)
+            text(hint, true)
         ))),
     }
 }
@@ -680,7 +680,12 @@ fn choose_access(
     })
 }
 
-fn plan_stage(access: &Access, coll: &str, filter_doc: &BsonDocument) -> BsonDocument {
+fn plan_stage(
+    access: &Access,
+    coll: &str,
+    filter_doc: &BsonDocument,
+    filter: &Filter,
+) -> BsonDocument {
     match access {
         Access::Collection => doc! {
             "stage": "COLLSCAN", "filter": filter_doc.clone(), "direction": "forward",
@@ -688,17 +693,34 @@ fn plan_stage(access: &Access, coll: &str, filter_doc: &BsonDocument) -> BsonDoc
         Access::Id => doc! { "stage": "IDHACK", "namespace": coll },
         Access::Index(ix) if ix.covered => doc! {
             "stage": "PROJECTION_COVERED",
-            "inputStage": ixscan_stage(ix),
+            "inputStage": ixscan_stage(ix, filter),
         },
         Access::Index(ix) => doc! {
             "stage": "FETCH",
-            "inputStage": ixscan_stage(ix),
+            "inputStage": ixscan_stage(ix, filter),
             "filter": filter_doc.clone(),
         },
     }
 }
 
-fn ixscan_stage(ix: &IndexAccess) -> BsonDocument {
+/// Per key field, the bounds in words (MongoDB's `indexBounds`), described from `filter`.
+fn bounds_text(def: &IndexDef, filter: &Filter) -> BsonDocument {
+    let mut text = BsonDocument::new();
+    for f in &def.fields {
+        let (_, words) = field_bounds(filter, &f.path, def.multikey, true);
+        text.insert(
+            f.path.clone(),
+            if words.is_empty() {
+                "[MinKey, MaxKey]".to_string()
+            } else {
+                words.join(" AND ")
+            },
+        );
+    }
+    text
+}
+
+fn ixscan_stage(ix: &IndexAccess, filter: &Filter) -> BsonDocument {
     doc! {
         "stage": "IXSCAN",
         "keyPattern": ix.def.key.clone(),
@@ -708,7 +730,7 @@ fn ixscan_stage(ix: &IndexAccess) -> BsonDocument {
         "isSparse": ix.def.sparse,
         "isPartial": ix.def.partial.is_some(),
         "direction": "forward",
-        "indexBounds": ix.bounds_text.clone(),
+        "indexBounds": bounds_text(&ix.def, filter),
         "intervals": ix.intervals.len() as i64,
     }
 }
@@ -744,7 +766,7 @@ pub(crate) fn explain(
     let snap = coll.db.snapshot()?;
     let choice = choose_for(&*snap, &coll.name, &plan)?;
     let winning = wrap(
-        plan_stage(&choice.access, &coll.name, filter),
+        plan_stage(&choice.access, &coll.name, filter, &plan.filter),
         &plan,
         &choice.access,
     );
@@ -753,7 +775,11 @@ pub(crate) fn explain(
         .iter()
         .map(|(c, n)| {
             let access = Access::Index(c.clone());
-            let mut d = wrap(plan_stage(&access, &coll.name, filter), &plan, &access);
+            let mut d = wrap(
+                plan_stage(&access, &coll.name, filter, &plan.filter),
+                &plan,
+                &access,
+            );
             d.insert("keysEstimate", *n as i64);
             Bson::Document(d)
         })

@@ -23,8 +23,6 @@ pub(crate) struct IndexAccess {
     pub provides_sort: bool,
     /// The entries answer the query alone (covered: no document is read).
     pub covered: bool,
-    /// Per field, the bounds in words (for explain).
-    pub bounds_text: bson::Document,
 }
 
 /// Counters of one execution, reported by explain.
