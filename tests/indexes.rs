@@ -226,6 +226,17 @@ fn explain_shows_the_index_and_what_was_examined() {
     let stats = plan.get_document("executionStats").unwrap();
     assert_eq!(stats.get_i64("nReturned").unwrap(), 20);
     assert_eq!(stats.get_i64("totalDocsExamined").unwrap(), 20);
+    // The bounds in words, per key field (MongoDB's indexBounds).
+    let ixscan = plan
+        .get_document("queryPlanner")
+        .and_then(|q| q.get_document("winningPlan"))
+        .and_then(|w| w.get_document("inputStage"))
+        .unwrap();
+    assert_eq!(
+        ixscan.get_document("indexBounds").unwrap(),
+        &doc! {"user.age": "[10, end of type] AND [start of type, 12)", "score": "[MinKey, MaxKey]"},
+        "{plan}"
+    );
     let opts =
         FindOptions::from_json(r#"{"sort": {"user.age": 1, "score": -1}, "limit": 5}"#).unwrap();
     let plan = c.explain(&doc! {"user.age": {"$in": [3]}}, opts).unwrap();
