@@ -11,6 +11,11 @@
 //! then cost a read and a search, not a decode of every entry, and do not push the hot
 //! branch pages out; leaves read repeatedly still end up cached.
 //!
+//! Writers: a page about to be copied and replaced is read for the writer alone when it is
+//! not cached ([`Pager::node_for_change`]); a checkpoint caches the branch pages it writes
+//! (every descent passes through them) but not the leaves, most of which are not touched
+//! again soon: caching them pushed the branches out.
+//!
 //! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
 
 use super::page::{
