@@ -220,6 +220,13 @@ fn intersect(a: FieldBounds, b: FieldBounds) -> FieldBounds {
     }
 }
 
+/// Whether the filter's top-level conjunction has a condition on `path`.
+fn constrains(f: &Filter, path: &str) -> bool {
+    let mut conds = Vec::new();
+    conds_on(f, path, &mut conds);
+    !conds.is_empty()
+}
+
 /// The conditions on `path` in the filter's top-level conjunction.
 fn conds_on<'a>(f: &'a Filter, path: &str, out: &mut Vec<&'a Cond>) {
     match f {
@@ -631,6 +638,9 @@ fn choose_access(
     }
     let mut cands: Vec<IndexAccess> = defs
         .iter()
+        // Without a condition on its first field, an index bounds nothing: it is a candidate
+        // only for a limited query (see below), so it is not built for the others.
+        .filter(|d| limit.is_some() || constrains(filter, &d.fields[0].path))
         .filter_map(|d| candidate(d, filter, sort, false))
         // An index that only serves the sort pays off when a limit stops the scan early.
         .filter(|c| c.bounded_fields > 0 || limit.is_some())
