@@ -42,10 +42,14 @@ pub(crate) fn get(
     loop {
         let next = match &*node {
             Node::Leaf { keys, vals } => {
+                // A key past the last one (an append's existence check) needs no search.
+                if keys.last().is_none_or(|last| &last[..] < key) {
+                    return Ok(None);
+                }
                 return Ok(keys
                     .binary_search_by(|k| k[..].cmp(key))
                     .ok()
-                    .map(|i| vals[i].clone()))
+                    .map(|i| vals[i].clone()));
             }
             Node::Branch { keys, children } => {
                 let i = keys.upper_bound(key);
@@ -263,7 +267,7 @@ impl Tree<'_> {
         // A branch whose child did not split has the same keys, so its size is unchanged.
         let mut grew = true;
         let old = match node {
-            Node::Leaf { keys, vals } => match keys.binary_search_by(|k| k[..].cmp(&key[..])) {
+            Node::Leaf { keys, vals } => match append_or_search(keys, &key) {
                 Ok(i) => Some(std::mem::replace(&mut vals[i], val)),
                 Err(i) => {
                     appended = rightmost && i == keys.len();
@@ -456,6 +460,17 @@ fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
             let m = keys.len().saturating_sub(2).max(1);
             split_branch(keys, children, m)
         }
+    }
+}
+
+/// Where `key` is in a leaf's sorted `keys` (`binary_search`'s answer), checking the end
+/// first: keys arriving in ascending order (generated ids, sorted index builds) then cost
+/// one comparison, not a search.
+fn append_or_search(keys: &[Bytes], key: &[u8]) -> std::result::Result<usize, usize> {
+    match keys.last() {
+        None => Err(0),
+        Some(last) if &last[..] < key => Err(keys.len()),
+        Some(_) => keys.binary_search_by(|k| k[..].cmp(key)),
     }
 }
 

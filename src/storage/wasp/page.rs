@@ -134,6 +134,10 @@ impl SepKeys {
     /// How many keys are `<= key` (the child to descend into).
     pub(crate) fn upper_bound(&self, key: &[u8]) -> usize {
         let keys = &self.keys;
+        // At or past the last key (appends in ascending order): the last child.
+        if keys.last().is_some_and(|last| &last[..] <= key) {
+            return keys.len();
+        }
         if keys.len() < AID_MIN_KEYS {
             return keys.partition_point(|k| &k[..] <= key);
         }
