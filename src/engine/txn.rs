@@ -53,6 +53,13 @@ impl TrackedTxn {
         Ok((!defs.is_empty()).then_some(defs))
     }
 
+    /// A put with its index maintenance and cache tracking (`absent`: see `maintain`).
+    fn tracked_put(&mut self, table: &str, key: Bytes, value: Bytes, absent: bool) -> Result<()> {
+        self.maintain(table, &key, Some(&value), absent)?;
+        self.touch(table, Bytes::clone(&key));
+        self.inner.put(table, key, value)
+    }
+
     /// Index maintenance before a write of `key`; `absent`: the caller knows there is no
     /// old record under it.
     fn maintain(
@@ -131,14 +138,10 @@ impl WriteTxn for TrackedTxn {
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.maintain(table, &key, Some(&value), false)?;
-        self.touch(table, Bytes::clone(&key));
-        self.inner.put(table, key, value)
+        self.tracked_put(table, key, value, false)
     }
     fn put_absent(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.maintain(table, &key, Some(&value), true)?;
-        self.touch(table, Bytes::clone(&key));
-        self.inner.put(table, key, value)
+        self.tracked_put(table, key, value, true)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         self.maintain(table, key, None, false)?;

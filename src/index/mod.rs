@@ -936,7 +936,6 @@ fn write_chunk(
         }
     }
     chunk.items.clear();
-    chunk.bytes.clear();
     Ok(())
 }
 

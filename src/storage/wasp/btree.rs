@@ -417,10 +417,14 @@ fn is_empty(n: &Node) -> bool {
     matches!(n, Node::Leaf { keys, .. } if keys.is_empty())
 }
 
-/// Moves the leaf entries from `at` on into a new right sibling.
-fn split_leaf(keys: &mut Vec<Bytes>, vals: &mut Vec<Val>, at: usize) -> (Bytes, Ptr) {
-    let rk = keys.split_off(at);
-    let rv = vals.split_off(at);
+/// Moves the leaf entries from `at` on into a new right sibling, with room for at least
+/// `room` entries.
+fn split_leaf(keys: &mut Vec<Bytes>, vals: &mut Vec<Val>, at: usize, room: usize) -> (Bytes, Ptr) {
+    let n = keys.len() - at;
+    let mut rk = Vec::with_capacity(room.max(n));
+    rk.extend(keys.drain(at..));
+    let mut rv = Vec::with_capacity(room.max(n));
+    rv.extend(vals.drain(at..));
     let sep = Bytes::clone(&rk[0]);
     (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
 }
@@ -449,12 +453,7 @@ fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
             // Appends go on into the new leaf: room for as many entries as the full one has.
             let at = keys.len().saturating_sub(1).max(1);
             let room = keys.len();
-            let mut rk = Vec::with_capacity(room);
-            rk.extend(keys.drain(at..));
-            let mut rv = Vec::with_capacity(room);
-            rv.extend(vals.drain(at..));
-            let sep = Bytes::clone(&rk[0]);
-            (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+            split_leaf(keys, vals, at, room)
         }
         Node::Branch { keys, children } => {
             let m = keys.len().saturating_sub(2).max(1);
@@ -493,7 +492,7 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
                     break;
                 }
             }
-            split_leaf(keys, vals, at)
+            split_leaf(keys, vals, at, 0)
         }
         Node::Branch { keys, children } => {
             let total: usize = keys.iter().map(|k| 10 + k.len()).sum();
