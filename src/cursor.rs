@@ -54,8 +54,6 @@ pub struct Cursor {
     iscan: Option<IndexScan>,
     /// The index yields the sort order: no sort in memory.
     sorted_by_index: bool,
-    /// The index entries answer the query alone (no document is read).
-    covered: bool,
     stats: ExecStats,
 }
 
@@ -68,15 +66,15 @@ impl Cursor {
         access: Access,
         closed: Arc<AtomicBool>,
     ) -> Self {
-        let (iscan, sorted_by_index, covered) = match &access {
-            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort, ix.covered),
-            _ => (None, false, false),
+        // A covered scan (no document read) yields the entries' values.
+        let (iscan, sorted_by_index) = match &access {
+            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort),
+            _ => (None, false),
         };
         Self {
             access,
             iscan,
             sorted_by_index,
-            covered,
             stats: ExecStats::default(),
             snap,
             table,
@@ -179,18 +177,15 @@ impl Cursor {
 
     /// Keeps a covered row (an index entry's values) when it matches and is past the skip.
     /// The planner allows covering only where no document can expire.
-    fn offer_covered(&mut self, id: Bytes, values: &[u8]) -> Result<()> {
-        if !self.plan.filter.matches_bytes(values)? {
+    fn offer_covered(&mut self, id: Bytes, values: Vec<u8>) -> Result<()> {
+        if !self.plan.filter.matches_bytes(&values)? {
             return Ok(());
         }
         if self.to_skip > 0 {
             self.to_skip -= 1;
             return Ok(());
         }
-        self.ready.push_back(Row::Covered {
-            id,
-            values: values.to_vec(),
-        });
+        self.ready.push_back(Row::Covered { id, values });
         Ok(())
     }
 
@@ -204,7 +199,7 @@ impl Cursor {
                 return Ok(None);
             }
             if let Some(scan) = self.iscan.as_mut() {
-                let entries = scan.next_entries(&*self.snap, BATCH, &mut self.stats);
+                let entries = scan.next_entries(&*self.snap, BATCH, &mut self.stats)?;
                 if let Some(e) = self.snap.fault() {
                     return Err(e);
                 }
@@ -213,9 +208,8 @@ impl Cursor {
                     continue;
                 }
                 let now = crate::document::now_millis();
-                for (id, value) in entries {
-                    let values = crate::index::entry_values(&value);
-                    if self.covered && !values.is_empty() {
+                for (id, covered) in entries {
+                    if let Some(values) = covered {
                         self.offer_covered(id, values)?;
                     } else if let Some(rec) = self.snap.get(&self.table, &id) {
                         self.offer(rec, now)?;

@@ -157,7 +157,11 @@ mod tests {
     fn general(d: &IndexDef, doc: &Document) -> Option<(Vec<u8>, Vec<u8>)> {
         let (entries, multikey) = d.entries_of(doc, b"ID").ok()?;
         match &entries[..] {
-            [(k, v)] if !multikey => Some((k.clone(), crate::index::entry_values(v).to_vec())),
+            [(k, v)] if !multikey => {
+                let key = [&k[..], b"ID"].concat();
+                let covered = crate::index::covered_values(&d.fields, &key, v).ok()??;
+                Some((k.clone(), covered.into_owned()))
+            }
             _ => None,
         }
     }

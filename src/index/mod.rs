@@ -5,8 +5,8 @@
 //! - The catalog: one entry per index in the hidden collection `_indexes`, key
 //!   `COLL \0 NAME`, value the definition as BSON ([`IndexDef`]). Each index's entries live in
 //!   their own table `_ix$COLL$NAME` (`$` cannot appear in collection or index names): key
-//!   `encoded values ++ the document's _id key`, value the `_id` key and, for a document
-//!   with one key, its indexed fields ([`entry_value`]; covered queries read them).
+//!   `encoded values ++ the document's _id key`, value the `_id` key's length and, for a
+//!   document with one key, its indexed fields ([`covered`]; covered queries read them).
 //! - Maintenance ([`on_write`]): called by the engine's tracked transaction for every put
 //!   and delete on a collection that has indexes, inside the same transaction, so documents
 //!   and entries commit (or vanish) together. Unique checks run before anything is written.
@@ -14,6 +14,7 @@
 //!   entries against documents ([`check`]), and TTL indexes (swept by the engine's sweeper).
 
 pub(crate) mod check;
+pub(crate) mod covered;
 mod direct;
 pub(crate) mod key;
 pub(crate) mod plan;
@@ -29,6 +30,8 @@ use crate::query::raw::FieldTree;
 use crate::query::FindOptions;
 use crate::storage::{Bytes, ReadView, SnapshotId, WriteTxn};
 use bson::{Bson, Document as BsonDocument};
+use covered::entry_value;
+pub(crate) use covered::{covered_values, entry_id};
 use key::KeyField;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -221,7 +224,8 @@ impl IndexDef {
             .direct
             .get_or_init(|| direct::KeyPaths::of(&self.fields));
         if let Some((key, covered)) = direct.as_ref().and_then(|d| d.entry(body, &self.fields)) {
-            return Ok((vec![(key, entry_value(id_key, &covered))], false));
+            let value = entry_value(&self.fields, &key, id_key, Some(&covered));
+            return Ok((vec![(key, value)], false));
         }
         let doc = match crate::query::raw::decode_fields(body, parts) {
             Ok(d) => d,
@@ -251,13 +255,16 @@ impl IndexDef {
         id_key: &[u8],
     ) -> Result<(Entries, bool)> {
         let values = if keys.len() == 1 && !multikey {
-            self.covered_values(doc)?
+            Some(self.covered_values(doc)?)
         } else {
-            Vec::new()
+            None
         };
         let entries = keys
             .into_iter()
-            .map(|k| (k, entry_value(id_key, &values)))
+            .map(|k| {
+                let v = entry_value(&self.fields, &k, id_key, values.as_deref());
+                (k, v)
+            })
             .collect();
         Ok((entries, multikey))
     }
@@ -657,39 +664,13 @@ fn other_holder(
             if !ek.starts_with(k) {
                 return None;
             }
-            let holder = entry_id(value);
+            let holder = entry_id(ek, value);
             if holder != id_key && is_live_doc(view, coll, holder) {
                 return Some(Bytes::copy_from_slice(holder));
             }
         }
         after = batch.last().map(|(ek, _)| ek.clone())?;
     }
-}
-
-/// An entry's value: the `_id` key's length (u16 little-endian), the `_id` key, then the
-/// covered values (BSON; empty when the entry has none).
-pub(crate) fn entry_value(id_key: &[u8], values: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(2 + id_key.len() + values.len());
-    v.extend_from_slice(&(id_key.len() as u16).to_le_bytes());
-    v.extend_from_slice(id_key);
-    v.extend_from_slice(values);
-    v
-}
-
-/// The `_id` key in an entry's value.
-pub(crate) fn entry_id(value: &[u8]) -> &[u8] {
-    let n = value
-        .get(..2)
-        .map_or(0, |l| usize::from(u16::from_le_bytes([l[0], l[1]])));
-    value.get(2..2 + n).unwrap_or(&[])
-}
-
-/// The covered values in an entry's value (empty when it has none).
-pub(crate) fn entry_values(value: &[u8]) -> &[u8] {
-    let n = value
-        .get(..2)
-        .map_or(0, |l| usize::from(u16::from_le_bytes([l[0], l[1]])));
-    value.get(2 + n..).unwrap_or(&[])
 }
 
 pub(crate) fn entry_key(k: &[u8], id_key: &[u8]) -> Vec<u8> {

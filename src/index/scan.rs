@@ -1,7 +1,8 @@
 //! Index scans: the byte intervals a plan chose, read in key order from the index table,
 //! yielding the `_id` keys of the documents to fetch.
 
-use super::IndexDef;
+use super::{covered_values, entry_id, IndexDef};
+use crate::error::Result;
 use crate::storage::{Bytes, ReadView};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub(crate) struct ExecStats {
 /// A position in an [`IndexAccess`].
 pub(crate) struct IndexScan {
     table: String,
+    /// The index, when the scan returns covered values (a covered query).
+    covering: Option<Arc<IndexDef>>,
     intervals: Vec<(Vec<u8>, Vec<u8>)>,
     pos: usize,
     after: Option<Bytes>,
@@ -48,6 +51,7 @@ impl IndexScan {
     pub(crate) fn new(access: &IndexAccess) -> Self {
         Self {
             table: access.def.table().to_owned(),
+            covering: access.covered.then(|| Arc::clone(&access.def)),
             intervals: access.intervals.clone(),
             pos: 0,
             after: None,
@@ -56,29 +60,55 @@ impl IndexScan {
         }
     }
 
-    /// Up to about `max` more `_id` keys in index order (empty at the end).
+    /// The `_id` keys of the next (at most `max`) entries in the intervals, in index order,
+    /// each document once.
     pub(crate) fn next_ids(
         &mut self,
         view: &dyn ReadView,
         max: usize,
         stats: &mut ExecStats,
     ) -> Vec<Bytes> {
-        self.next_entries(view, max, stats)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect()
+        let mut out = Vec::new();
+        // Nothing is decoded, so nothing can fail.
+        let _ = self.walk(view, max, stats, |id, _, _| {
+            out.push(id);
+            Ok(())
+        });
+        out
     }
 
-    /// As [`IndexScan::next_ids`], with each entry's whole value (`_id` key and covered
-    /// values, see [`super::entry_value`]).
+    /// As [`IndexScan::next_ids`], with each entry's covered values (a BSON document) when
+    /// the scan is covered and the entry has them.
     pub(crate) fn next_entries(
         &mut self,
         view: &dyn ReadView,
         max: usize,
         stats: &mut ExecStats,
-    ) -> Vec<(Bytes, Bytes)> {
+    ) -> Result<Vec<(Bytes, Option<Vec<u8>>)>> {
+        let covering = self.covering.clone();
         let mut out = Vec::new();
-        while out.len() < max && self.pos < self.intervals.len() {
+        self.walk(view, max, stats, |id, key, value| {
+            let covered = match &covering {
+                Some(def) => covered_values(&def.fields, key, value)?.map(|c| c.into_owned()),
+                None => None,
+            };
+            out.push((id, covered));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with the `_id` key, entry key and value of the next (at most `max`)
+    /// entries in the intervals, skipping documents already seen.
+    fn walk(
+        &mut self,
+        view: &dyn ReadView,
+        max: usize,
+        stats: &mut ExecStats,
+        mut f: impl FnMut(Bytes, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut n = 0;
+        while n < max && self.pos < self.intervals.len() {
             let (lo, hi) = &self.intervals[self.pos];
             let start: Option<&[u8]> = match &self.after {
                 Some(a) => Some(a),
@@ -96,21 +126,23 @@ impl IndexScan {
                     break;
                 }
                 stats.keys_examined += 1;
-                self.after = Some(k);
-                let id = Bytes::copy_from_slice(super::entry_id(&value));
-                if let Some(seen) = &mut self.seen {
-                    if !seen.insert(Bytes::clone(&id)) {
-                        continue;
-                    }
+                let id = Bytes::copy_from_slice(entry_id(&k, &value));
+                let new = match &mut self.seen {
+                    Some(seen) => seen.insert(Bytes::clone(&id)),
+                    None => true,
+                };
+                if new {
+                    f(id, &k, &value)?;
+                    n += 1;
                 }
-                out.push((id, value));
+                self.after = Some(k);
             }
             if ended {
                 self.pos += 1;
                 self.after = None;
             }
         }
-        out
+        Ok(())
     }
 
     /// How many entries the intervals hold, counting no further than `cap`.

@@ -391,3 +391,89 @@ fn random_builds_match_the_one_at_a_time_build() {
         "{built} built, {refused} refused"
     );
 }
+
+/// Entries in the first value layout (`_id` key repeated in the value, covered values as
+/// BSON) keep working: queries (covered or not) read them, `nexus_check` finds them
+/// consistent, and writes replace them; a damaged covered section is a check problem, not a
+/// failure of the check.
+#[test]
+fn entries_of_the_first_layout_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, StorageEngine::Wasp);
+    let c = db.collection("c");
+    c.insert_many(
+        (0..50)
+            .map(|i| d(doc! {"_id": i, "a": i % 10, "s": format!("s{i}")}))
+            .collect(),
+    )
+    .unwrap();
+    let name = c.create_index(&doc! {"a": 1}, &doc! {}).unwrap();
+    let table = entry_table("c", &name);
+    let fields = vec![KeyField {
+        path: "a".into(),
+        descending: false,
+    }];
+    let first_layout = |key: &[u8], value: &[u8]| {
+        let id = entry_id(key, value).to_vec();
+        let covered = covered_values(&fields, key, value)
+            .unwrap()
+            .unwrap()
+            .into_owned();
+        let mut v = (id.len() as u16).to_le_bytes().to_vec();
+        v.extend_from_slice(&id);
+        v.extend_from_slice(&covered);
+        v
+    };
+    db.write(|t| {
+        for (k, v) in t.scan(&table, None, usize::MAX) {
+            assert_eq!(v.len(), 4, "a compact entry: {v:?}");
+            let old = first_layout(&k, &v);
+            t.put(&table, k, Bytes::from(old))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let report = db.check_report().unwrap();
+    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    let rows = |projection: Option<BsonDocument>| {
+        let options = FindOptions {
+            projection,
+            sort: Some(doc! {"a": 1}),
+            ..FindOptions::default()
+        };
+        let mut cur = c.find(&doc! {"a": {"$gte": 8}}, options).unwrap();
+        let mut out = Vec::new();
+        while let Some(doc) = cur.next_document().unwrap() {
+            out.push(doc.into_bson());
+        }
+        out
+    };
+    let covered = rows(Some(doc! {"a": 1, "_id": 0}));
+    assert_eq!(covered.len(), 10);
+    assert!(covered
+        .iter()
+        .all(|d| d.len() == 1 && d.get_i32("a").unwrap() >= 8));
+    let whole = rows(None);
+    assert_eq!(whole.len(), 10);
+    assert!(whole.iter().all(|d| d.get_str("s").is_ok()));
+    // A write replaces the entry of the document it changes (new key, so a new entry).
+    c.update(
+        &doc! {"_id": 3},
+        &doc! {"$set": {"a": 99}},
+        Default::default(),
+    )
+    .unwrap();
+    let report = db.check_report().unwrap();
+    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    // A damaged covered section: reported by the check.
+    db.write(|t| {
+        let (k, v) = t.scan(&table, None, 1).remove(0);
+        let mut v = v.to_vec();
+        let last = v.len() - 2;
+        v[last] ^= 0x01;
+        t.put(&table, k, Bytes::from(v))
+    })
+    .unwrap();
+    let report = db.check_report().unwrap();
+    assert_eq!(report["ok"], serde_json::Value::Bool(false), "{report}");
+}
