@@ -192,6 +192,8 @@ pub(crate) struct Shared {
     /// The log record buffer of the last write transaction, kept for the next one (large
     /// buffers are not kept): a commit then neither grows nor frees one.
     spare_record: Mutex<Vec<u8>>,
+    /// What is left of the last transaction's key and value buffer ([`Arena`]).
+    spare_arena: Mutex<Arena>,
     /// This open store's number in [`crate::storage::SnapshotId`]s.
     store_id: u64,
     _db: DbFile,
@@ -477,6 +479,30 @@ fn apply_put(
     Ok(())
 }
 
+/// Keys and values put by write transactions, copied back to back into shared buffers of
+/// [`ARENA_CHUNK`] bytes: the tree's entries are slices of them. The dirty tree a checkpoint
+/// has written is then freed a buffer at a time instead of two allocations per entry (which
+/// cost the writer about a tenth of an insert, and left the heap fragmented), and the
+/// callers' own buffers are freed right away, while still in the allocator's caches.
+#[derive(Default)]
+struct Arena(bytes::BytesMut);
+
+/// Size of an [`Arena`] buffer; values above an eighth of it keep their own allocation.
+const ARENA_CHUNK: usize = 64 << 10;
+
+impl Arena {
+    fn keep(&mut self, b: Bytes) -> Bytes {
+        if b.len() > ARENA_CHUNK / 8 {
+            return b;
+        }
+        if self.0.capacity() - self.0.len() < b.len() {
+            self.0 = bytes::BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        self.0.extend_from_slice(&b);
+        self.0.split().freeze()
+    }
+}
+
 /// The paged copy-on-write engine. See the module docs.
 pub(crate) struct WaspStorage {
     shared: Arc<Shared>,
@@ -673,6 +699,7 @@ impl WaspStorage {
             last_checkpoint_micros: AtomicU64::new(0),
             last_checkpoint: Mutex::new(Instant::now()),
             spare_record: Mutex::new(Vec::new()),
+            spare_arena: Mutex::new(Arena::default()),
             store_id: crate::storage::next_store_id(),
             _db: db,
         });
@@ -720,6 +747,8 @@ pub(crate) struct WaspTxn {
     /// The commit record so far ([`log::begin_record`]), and how many ops it holds.
     record: Vec<u8>,
     n_ops: u32,
+    /// Where the keys and values put by this transaction are kept.
+    arena: Arena,
     freed: Vec<u64>,
     dirtied: u64,
     _pin: Pin,
@@ -815,6 +844,7 @@ impl WriteTxn for WaspTxn {
             freed: &mut self.freed,
             dirtied: &mut self.dirtied,
         };
+        let (key, value) = (self.arena.keep(key), self.arena.keep(value));
         match apply_put(&mut tree, &mut self.state, table, key, value) {
             Ok(()) => {
                 self.n_ops += 1;
@@ -844,6 +874,7 @@ impl WriteTxn for WaspTxn {
             mut state,
             mut record,
             n_ops,
+            arena,
             freed,
             dirtied,
             _pin,
@@ -884,6 +915,7 @@ impl WriteTxn for WaspTxn {
         if record.capacity() <= KEPT_RECORD_BYTES {
             *shared.spare_record.lock() = record;
         }
+        *shared.spare_arena.lock() = arena;
         shared.commits.fetch_add(1, Ordering::Relaxed);
         if wants_checkpoint {
             // Still holding the gate: no other writer can interleave. A failure poisons.
@@ -938,6 +970,7 @@ impl Storage for WaspStorage {
             state,
             record,
             n_ops: 0,
+            arena: std::mem::take(&mut *self.shared.spare_arena.lock()),
             freed: Vec::new(),
             dirtied: 0,
             _pin: pin,
