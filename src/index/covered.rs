@@ -104,11 +104,20 @@ pub(crate) fn covered_values<'a>(
 /// The element types of `covered`'s values at the key paths, when decoding them from
 /// `key_values` rebuilds `covered` byte for byte.
 fn compact_types(fields: &[KeyField], key_values: &[u8], covered: &[u8]) -> Option<Vec<u8>> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let types = fields
         .iter()
         .map(|f| type_at(covered, &f.path))
         .collect::<Option<Vec<u8>>>()?;
-    (rebuild(fields, key_values, &types)? == covered).then_some(types)
+    let same = SCRATCH.with(|cell| {
+        let mut out = cell.try_borrow_mut().ok()?;
+        out.clear();
+        rebuild_into(fields, key_values, &types, &mut out)?;
+        Some(out[..] == *covered)
+    });
+    same?.then_some(types)
 }
 
 /// The BSON element type at dotted `path` in the document `doc`, through sub-documents only.
@@ -135,50 +144,67 @@ fn type_at(doc: &[u8], path: &str) -> Option<u8> {
 /// value of BSON type `types[i]`; paths sharing a parent with the previous field go into the
 /// same sub-document. `None` when the key does not hold values of those types.
 fn rebuild(fields: &[KeyField], key_values: &[u8], types: &[u8]) -> Option<Vec<u8>> {
-    if types.len() != fields.len() {
+    let mut out = Vec::with_capacity(64 + 2 * key_values.len());
+    rebuild_into(fields, key_values, types, &mut out)?;
+    Some(out)
+}
+
+/// [`rebuild`] into `out` (empty).
+fn rebuild_into(
+    fields: &[KeyField],
+    key_values: &[u8],
+    types: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    if types.len() != fields.len() || fields.len() > 64 {
         return None;
     }
-    let mut out = Vec::with_capacity(16 + key_values.len());
     out.extend_from_slice(&[0; 4]);
-    // Open sub-documents: (name, where its length goes).
-    let mut open: Vec<(&str, usize)> = Vec::new();
+    // The path of the innermost open sub-document ("" at the top) and where the length of
+    // each open sub-document goes.
+    let mut open_path = "";
+    let mut open_at: Vec<usize> = Vec::new();
     let mut reader = KeyReader {
         bytes: key_values,
         at: 0,
         flip: 0,
     };
     for (f, &kind) in fields.iter().zip(types) {
-        let (parents, leaf) = match f.path.rsplit_once('.') {
-            Some((p, leaf)) => (p.split('.').collect::<Vec<_>>(), leaf),
-            None => (Vec::new(), f.path.as_str()),
-        };
-        let common = open
-            .iter()
-            .zip(&parents)
-            .take_while(|((o, _), p)| o == *p)
-            .count();
-        while open.len() > common {
-            let (_, at) = open.pop()?;
-            close(&mut out, at)?;
+        let (parent, leaf) = f.path.rsplit_once('.').unwrap_or(("", &f.path));
+        // Close sub-documents down to the longest open one `parent` is inside of.
+        while !open_path.is_empty() && !is_within(parent, open_path) {
+            close(out, open_at.pop()?)?;
+            open_path = open_path.rsplit_once('.').map_or("", |(p, _)| p);
         }
-        for p in &parents[common..] {
-            out.push(0x03);
-            out.extend_from_slice(p.as_bytes());
-            out.push(0);
-            open.push((p, out.len()));
-            out.extend_from_slice(&[0; 4]);
+        let rest = parent[open_path.len()..].trim_start_matches('.');
+        if !rest.is_empty() {
+            for name in rest.split('.') {
+                out.push(0x03);
+                out.extend_from_slice(name.as_bytes());
+                out.push(0);
+                open_at.push(out.len());
+                out.extend_from_slice(&[0; 4]);
+            }
+            open_path = parent;
         }
         out.push(kind);
         out.extend_from_slice(leaf.as_bytes());
         out.push(0);
         reader.flip = if f.descending { 0xFF } else { 0 };
-        reader.value(kind, &mut out)?;
+        reader.value(kind, out)?;
     }
-    while let Some((_, at)) = open.pop() {
-        close(&mut out, at)?;
+    while let Some(at) = open_at.pop() {
+        close(out, at)?;
     }
-    close(&mut out, 0)?;
-    (reader.at == key_values.len()).then_some(out)
+    close(out, 0)?;
+    (reader.at == key_values.len()).then_some(())
+}
+
+/// Whether the dotted path `inner` is `outer` or lies under it.
+fn is_within(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Ends the document whose length field is at `at`.
@@ -221,6 +247,13 @@ impl KeyReader<'_> {
                 let at = out.len();
                 out.extend_from_slice(&[0; 4]);
                 loop {
+                    if self.flip == 0 {
+                        // Ascending: copy up to the next 00 at once.
+                        let rest = self.bytes.get(self.at..)?;
+                        let n = rest.iter().position(|&b| b == 0)?;
+                        out.extend_from_slice(&rest[..n]);
+                        self.at += n;
+                    }
                     match self.byte()? {
                         0 => match self.byte()? {
                             0 => break,
