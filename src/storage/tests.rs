@@ -372,3 +372,85 @@ fn large_values_round_trip_wasp() {
     assert!(r["pages_overflow"].as_u64().unwrap() >= 4096, "{r}");
     let _ = Arc::new(());
 }
+
+/// A transaction whose log record would pass the checkpoint trigger is committed by a
+/// checkpoint instead: the log does not grow, and a crash at any I/O of that commit (then
+/// power loss) leaves the earlier commit and either all of the transaction or none of it.
+#[test]
+fn large_transaction_commits_by_checkpoint_wasp() {
+    use super::file::FaultPlan;
+    let key = |i: u32| Bytes::from(format!("k{i:06}"));
+    let value = |i: u32| Bytes::from(vec![(i % 251) as u8; 200]);
+    let big_txn = |s: &dyn Storage| {
+        let mut t = s.begin_write(T)?;
+        for i in 0..3000 {
+            t.put("t", key(i), value(i))?;
+        }
+        t.commit(SyncMode::Off)
+    };
+    let setup = |path: &Path, faults: super::file::Faults| {
+        let s = WaspStorage::open(path, true, false, T, faults, small_cfg()).unwrap();
+        let mut t = s.begin_write(T).unwrap();
+        t.create_table("t", "{}").unwrap();
+        t.put("t", Bytes::from_static(b"before"), Bytes::from_static(b"1"))
+            .unwrap();
+        t.commit(SyncMode::Full).unwrap();
+        s
+    };
+
+    // Without faults: no log record, one more checkpoint, everything there after reopening.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let s = setup(&path, Faults::default());
+    let checkpoints = s.stats()["checkpoints"].as_u64().unwrap();
+    big_txn(&s).unwrap();
+    assert_eq!(s.stats()["checkpoints"].as_u64().unwrap(), checkpoints + 1);
+    let log_len = std::fs::metadata(path.with_extension("wasp"))
+        .unwrap()
+        .len();
+    assert!(
+        log_len < 4096,
+        "the log holds only its header: {log_len} bytes"
+    );
+    drop(s);
+    let s = open(Kind::Wasp, &path);
+    assert_eq!(s.read().count("t"), 3001);
+    assert!(s.read().get("t", b"k002999").as_deref() == Some(&value(2999)[..]));
+    drop(s);
+
+    // A crash at the n-th I/O of the commit, for every n until the commit gets through.
+    for n in 0.. {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let faults = Faults::default();
+        let s = setup(&path, Arc::clone(&faults));
+        *faults.lock() = FaultPlan {
+            crash_after_ios: Some(n),
+            track_unsynced: true,
+            ..FaultPlan::default()
+        };
+        let committed = big_txn(&s).is_ok();
+        drop(s);
+        faults.lock().simulate_power_loss().unwrap();
+        let s = open(Kind::Wasp, &path);
+        let view = s.read();
+        assert!(view.get("t", b"before").is_some(), "crash at I/O {n}");
+        let count = view.count("t");
+        assert!(
+            count == 1 || count == 3001,
+            "crash at I/O {n}: {count} rows, the transaction was torn"
+        );
+        if committed {
+            assert_eq!(
+                count, 3001,
+                "crash at I/O {n}: an acknowledged commit was lost"
+            );
+        }
+        let r = s.check(T).unwrap();
+        assert_eq!(r["ok"], true, "crash at I/O {n}: {r}");
+        if committed {
+            assert!(n > 3, "the commit took a few I/Os: {n}");
+            break;
+        }
+    }
+}

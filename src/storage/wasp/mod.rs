@@ -479,6 +479,30 @@ fn apply_put(
     Ok(())
 }
 
+/// Commits a transaction whose changes were not logged (see [`WaspTxn::check_record_size`])
+/// by publishing its state and checkpointing it: once the manifest names the new pages
+/// (synced), the transaction is durable; until then, recovery finds the database as it was
+/// before it, as for a commit whose log record did not reach the disk. The caller holds the
+/// writer gate. Any failure poisons the database: the state is visible to new readers but
+/// not durable.
+fn commit_by_checkpoint(
+    shared: &Shared,
+    mut state: State,
+    freed: Vec<u64>,
+    dirtied: u64,
+) -> Result<()> {
+    {
+        let mut space = shared.space.lock();
+        let mut cur = shared.state.write();
+        state.epoch = cur.epoch + 1;
+        space.pending.push_back((state.epoch, freed));
+        space.dirty_nodes += dirtied;
+        *cur = Arc::new(state);
+    }
+    shared.commits.fetch_add(1, Ordering::Relaxed);
+    checkpoint::run(shared, false).inspect_err(|e| shared.poison(e))
+}
+
 /// Keys and values put by write transactions, copied back to back into shared buffers of
 /// [`ARENA_CHUNK`] bytes: the tree's entries are slices of them. The dirty tree a checkpoint
 /// has written is then freed a buffer at a time instead of two allocations per entry (which
@@ -747,6 +771,9 @@ pub(crate) struct WaspTxn {
     /// The commit record so far ([`log::begin_record`]), and how many ops it holds.
     record: Vec<u8>,
     n_ops: u32,
+    /// The record outgrew the log's checkpoint trigger and is no longer kept: the commit
+    /// writes the transaction's pages instead ([`commit_by_checkpoint`]).
+    unlogged: bool,
     /// Where the keys and values put by this transaction are kept.
     arena: Arena,
     freed: Vec<u64>,
@@ -769,10 +796,23 @@ impl WaspTxn {
         )
         .inspect_err(|e| self.note(e))?;
         if changed {
-            log::encode_op(&mut self.record, &op);
+            if !self.unlogged {
+                log::encode_op(&mut self.record, &op);
+            }
             self.n_ops += 1;
+            self.check_record_size();
         }
         Ok(changed)
+    }
+
+    /// Stops logging once the record is past the log size that triggers a checkpoint: the
+    /// commit would be followed by a checkpoint anyway, so it checkpoints instead of first
+    /// writing (and encoding) every change a second time into the log.
+    fn check_record_size(&mut self) {
+        if !self.unlogged && self.record.len() as u64 > self.shared.cfg.checkpoint_log_bytes {
+            self.unlogged = true;
+            self.record = Vec::new();
+        }
     }
 
     /// A read error met while changing the tree is the engine's to report.
@@ -838,7 +878,9 @@ impl WriteTxn for WaspTxn {
             return Err(e);
         }
         let logged = self.record.len();
-        log::encode_put(&mut self.record, table, &key, &value);
+        if !self.unlogged {
+            log::encode_put(&mut self.record, table, &key, &value);
+        }
         let mut tree = btree::Tree {
             pager: &self.shared.pager,
             freed: &mut self.freed,
@@ -848,10 +890,13 @@ impl WriteTxn for WaspTxn {
         match apply_put(&mut tree, &mut self.state, table, key, value) {
             Ok(()) => {
                 self.n_ops += 1;
+                self.check_record_size();
                 Ok(())
             }
             Err(e) => {
-                self.record.truncate(logged);
+                if !self.unlogged {
+                    self.record.truncate(logged);
+                }
                 self.note(&e);
                 Err(e)
             }
@@ -874,6 +919,7 @@ impl WriteTxn for WaspTxn {
             mut state,
             mut record,
             n_ops,
+            unlogged,
             arena,
             freed,
             dirtied,
@@ -888,6 +934,10 @@ impl WriteTxn for WaspTxn {
         let Some(log_mutex) = &shared.log else {
             return Err(Error::ReadOnly("the database is read-only".into()));
         };
+        if unlogged {
+            *shared.spare_arena.lock() = arena;
+            return commit_by_checkpoint(&shared, state, freed, dirtied);
+        }
         let (lsn, wants_checkpoint) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
@@ -970,6 +1020,7 @@ impl Storage for WaspStorage {
             state,
             record,
             n_ops: 0,
+            unlogged: false,
             arena: std::mem::take(&mut *self.shared.spare_arena.lock()),
             freed: Vec::new(),
             dirtied: 0,
