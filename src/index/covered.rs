@@ -27,12 +27,14 @@ const AS_TYPES: u8 = 0x02;
 
 /// An entry's value for a document with `_id` key `id_key`, whose key values are
 /// `key_values` (the entry key without the `_id` key); `covered` is the BSON document of the
-/// indexed fields (`None`: the entry carries no covered values).
+/// indexed fields (`None`: the entry carries no covered values). `types`: the caller knows
+/// that these element types and the key rebuild `covered` exactly (else it is checked).
 pub(crate) fn entry_value(
     fields: &[KeyField],
     key_values: &[u8],
     id_key: &[u8],
     covered: Option<&[u8]>,
+    types: Option<&[u8]>,
 ) -> Vec<u8> {
     let id_len = u16::try_from(id_key.len())
         .ok()
@@ -43,7 +45,11 @@ pub(crate) fn entry_value(
     let Some(covered) = covered else {
         return v;
     };
-    if let Some(types) = compact_types(fields, key_values, covered) {
+    if let Some(types) = types {
+        debug_assert_eq!(rebuild(fields, key_values, types).as_deref(), Some(covered));
+        v.push(AS_TYPES);
+        v.extend_from_slice(types);
+    } else if let Some(types) = compact_types(fields, key_values, covered) {
         v.push(AS_TYPES);
         v.extend_from_slice(&types);
     } else {
@@ -422,7 +428,7 @@ mod tests {
         let kv = key.len();
         key.extend_from_slice(b"\x40id\0\0");
         let bytes = covered.to_vec().unwrap();
-        let value = entry_value(fields, &key[..kv], b"\x40id\0\0", Some(&bytes));
+        let value = entry_value(fields, &key[..kv], b"\x40id\0\0", Some(&bytes), None);
         assert_eq!(entry_id(&key, &value), b"\x40id\0\0");
         let back = covered_values(fields, &key, &value).unwrap().unwrap();
         assert_eq!(back.as_ref(), &bytes[..], "covered values read back differ");

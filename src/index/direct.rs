@@ -12,6 +12,38 @@
 use super::key::{encode_value, KeyField};
 use crate::query::raw::{elements, to_bson, Elem};
 
+/// An index entry read straight from a document's bytes.
+pub(crate) struct DirectEntry {
+    /// The key fields' encoded values, in key order.
+    pub key: Vec<u8>,
+    /// The covered values: the document of the key paths, in the document's order.
+    pub covered: Vec<u8>,
+    /// The values' BSON types in key order, when `covered` is rebuilt exactly from them and
+    /// the key (`covered::entry_value`'s compact form); `None`: let it check.
+    pub types: Option<Vec<u8>>,
+}
+
+/// Whether a value of this element decodes from its key encoding to the same bytes: the
+/// types of the compact covered form, except a `-0.0` (its key is zero) and a NaN other
+/// than the canonical one (NaNs share one key).
+fn decodes_exactly(e: &Elem<'_>) -> bool {
+    match e.kind {
+        0x02 | 0x07 | 0x08 | 0x09 | 0x0A | 0x10 | 0x12 => true,
+        0x01 => {
+            let Ok(bits) = <[u8; 8]>::try_from(e.bytes).map(u64::from_le_bytes) else {
+                return false;
+            };
+            let d = f64::from_bits(bits);
+            if d.is_nan() {
+                bits == f64::NAN.to_bits()
+            } else {
+                bits != (-0.0f64).to_bits()
+            }
+        }
+        _ => false,
+    }
+}
+
 /// The key paths of an index as a tree of field names, each leaf naming its key field.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyPaths(Vec<(Box<[u8]>, Slot)>);
@@ -80,23 +112,39 @@ impl KeyPaths {
             })
     }
 
-    /// The one entry key (the key fields' encoded values, in key order) and the covered
-    /// values of the document whose bytes are `body`; `None` when the general path must
-    /// decide (see the module's documentation).
-    pub(crate) fn entry(&self, body: &[u8], fields: &[KeyField]) -> Option<(Vec<u8>, Vec<u8>)> {
+    /// The one entry of the document whose bytes are `body`, or `None` when the general
+    /// path must decide (see the module's documentation).
+    pub(crate) fn entry(&self, body: &[u8], fields: &[KeyField]) -> Option<DirectEntry> {
         let mut leaves: Vec<Option<Elem<'_>>> = vec![None; fields.len()];
+        let mut order = Vec::with_capacity(fields.len());
         let mut covered = Vec::with_capacity(64);
-        self.copy(body, true, &mut covered, &mut leaves)?;
+        self.copy(body, true, &mut covered, &mut leaves, &mut order)?;
         let mut key = Vec::with_capacity(32);
         for (f, leaf) in fields.iter().zip(&leaves) {
             let value = to_bson((*leaf)?).ok()?;
             encode_value(&mut key, &value, f.descending);
         }
-        Some((key, covered))
+        // The covered document holds exactly the key paths; when it lists them in key order
+        // and each value comes back exactly from its key encoding, rebuilding it from the
+        // types gives the same bytes (what `covered::entry_value` would otherwise check).
+        let in_key_order = order.iter().enumerate().all(|(i, &f)| i == f);
+        let types = in_key_order
+            .then(|| {
+                leaves
+                    .iter()
+                    .map(|l| l.filter(decodes_exactly).map(|e| e.kind))
+            })
+            .and_then(|kinds| kinds.collect::<Option<Vec<u8>>>());
+        Some(DirectEntry {
+            key,
+            covered,
+            types,
+        })
     }
 
     /// Writes the document holding only this tree's fields of `doc` (in `doc`'s order) to
-    /// `out`, noting each leaf's element. A projection puts a top-level `_id` first; stored
+    /// `out`, noting each leaf's element and (in `order`) the order the leaves came in. A
+    /// projection puts a top-level `_id` first; stored
     /// documents have it first already, and any other is declined.
     fn copy<'a>(
         &self,
@@ -104,6 +152,7 @@ impl KeyPaths {
         top: bool,
         out: &mut Vec<u8>,
         leaves: &mut [Option<Elem<'a>>],
+        order: &mut Vec<usize>,
     ) -> Option<()> {
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
@@ -127,8 +176,11 @@ impl KeyPaths {
                 Slot::Leaf(i) if copied_verbatim(&e) => {
                     out.extend_from_slice(e.bytes);
                     leaves[*i] = Some(e);
+                    order.push(*i);
                 }
-                Slot::Inner(sub) if e.kind == 0x03 => sub.copy(e.bytes, false, out, leaves)?,
+                Slot::Inner(sub) if e.kind == 0x03 => {
+                    sub.copy(e.bytes, false, out, leaves, order)?;
+                }
                 _ => return None,
             }
         }
@@ -153,17 +205,31 @@ mod tests {
         new_def("c", &keys, &doc! {}).unwrap()
     }
 
-    /// The general path's entries for `doc`, as bytes: (key, covered values).
-    fn general(d: &IndexDef, doc: &Document) -> Option<(Vec<u8>, Vec<u8>)> {
+    /// The general path's entry for `doc` (one key, no array): (key, covered values, the
+    /// entry's value).
+    fn general(d: &IndexDef, doc: &Document) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         let (entries, multikey) = d.entries_of(doc, b"ID").ok()?;
         match &entries[..] {
             [(k, v)] if !multikey => {
                 let key = [&k[..], b"ID"].concat();
                 let covered = crate::index::covered_values(&d.fields, &key, v).ok()??;
-                Some((k.clone(), covered.into_owned()))
+                Some((k.clone(), covered.into_owned(), v.clone()))
             }
             _ => None,
         }
+    }
+
+    /// The direct path's entry, as [`general`] gives it.
+    fn direct_entry(
+        paths: &KeyPaths,
+        d: &IndexDef,
+        bytes: &[u8],
+    ) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let e = paths.entry(bytes, &d.fields)?;
+        let types = e.types.as_deref();
+        let value =
+            crate::index::covered::entry_value(&d.fields, &e.key, b"ID", Some(&e.covered), types);
+        Some((e.key, e.covered, value))
     }
 
     fn scalar(r: &mut fastrand::Rng) -> Bson {
@@ -238,23 +304,24 @@ mod tests {
             doc! {"a.c": 1, "a._id": 1},
         ];
         let mut r = fastrand::Rng::with_seed(0x5EED_0007);
-        let (mut direct, mut declined) = (0usize, 0usize);
+        let (mut direct, mut declined, mut typed) = (0usize, 0usize, 0usize);
         for round in 0..20_000 {
             let doc = document(&mut r, 0);
             let bytes = doc.to_vec().unwrap();
             let d = def(patterns[round % patterns.len()].clone());
             let paths = KeyPaths::of(&d.fields).expect("no path is a prefix of another");
-            match paths.entry(&bytes, &d.fields) {
+            match direct_entry(&paths, &d, &bytes) {
                 Some(got) => {
                     direct += 1;
+                    typed += usize::from(paths.entry(&bytes, &d.fields).unwrap().types.is_some());
                     assert_eq!(Some(got), general(&d, &doc), "{doc:?} under {:?}", d.key);
                 }
                 None => declined += 1,
             }
         }
         assert!(
-            direct > 2_500 && declined > 2_500,
-            "{direct} direct, {declined} declined"
+            direct > 2_500 && declined > 2_500 && typed > 1_000 && direct - typed > 500,
+            "{direct} direct ({typed} with types), {declined} declined"
         );
     }
 
@@ -262,7 +329,11 @@ mod tests {
     fn declines_what_only_the_general_path_decides() {
         let d = def(doc! {"a.b": 1, "c": 1});
         let paths = KeyPaths::of(&d.fields).unwrap();
-        let entry = |doc: Document| paths.entry(&doc.to_vec().unwrap(), &d.fields);
+        let entry = |doc: Document| {
+            paths
+                .entry(&doc.to_vec().unwrap(), &d.fields)
+                .map(|e| (e.key, e.covered))
+        };
         assert!(entry(doc! {"c": 1, "a": {"x": 0, "b": "v"}}).is_some());
         assert!(entry(doc! {"c": 1}).is_none(), "missing field");
         assert!(

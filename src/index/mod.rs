@@ -223,9 +223,10 @@ impl IndexDef {
             .compiled
             .direct
             .get_or_init(|| direct::KeyPaths::of(&self.fields));
-        if let Some((key, covered)) = direct.as_ref().and_then(|d| d.entry(body, &self.fields)) {
-            let value = entry_value(&self.fields, &key, id_key, Some(&covered));
-            return Ok((vec![(key, value)], false));
+        if let Some(e) = direct.as_ref().and_then(|d| d.entry(body, &self.fields)) {
+            let covered = Some(&e.covered[..]);
+            let value = entry_value(&self.fields, &e.key, id_key, covered, e.types.as_deref());
+            return Ok((vec![(e.key, value)], false));
         }
         let doc = match crate::query::raw::decode_fields(body, parts) {
             Ok(d) => d,
@@ -262,7 +263,7 @@ impl IndexDef {
         let entries = keys
             .into_iter()
             .map(|k| {
-                let v = entry_value(&self.fields, &k, id_key, values.as_deref());
+                let v = entry_value(&self.fields, &k, id_key, values.as_deref(), None);
                 (k, v)
             })
             .collect();

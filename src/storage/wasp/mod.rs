@@ -511,12 +511,14 @@ fn commit_by_checkpoint(
 #[derive(Default)]
 struct Arena(bytes::BytesMut);
 
-/// Size of an [`Arena`] buffer; values above an eighth of it keep their own allocation.
+/// Size of an [`Arena`] buffer; values above an eighth of it keep their own allocation, as
+/// do slices of a buffer others share.
 const ARENA_CHUNK: usize = 64 << 10;
 
 impl Arena {
     fn keep(&mut self, b: Bytes) -> Bytes {
-        if b.len() > ARENA_CHUNK / 8 {
+        // A slice of a buffer shared with others (an index build's sorted chunk) stays.
+        if b.len() > ARENA_CHUNK / 8 || !b.is_unique() {
             return b;
         }
         if self.0.capacity() - self.0.len() < b.len() {
