@@ -818,9 +818,9 @@ struct Chunk {
 /// One entry of a [`Chunk`]: at `at`, the index key (`key_len` bytes) and the `_id` key
 /// (`id_len`), which together are the entry's key, then its value (`value_len`).
 struct ChunkEntry {
-    /// The entry key's first 8 bytes (zero-padded) as a big-endian number: comparing these
+    /// The index key's first 16 bytes (zero-padded) as a big-endian number: comparing these
     /// first orders most pairs without reaching into the buffer.
-    prefix: u64,
+    prefix: u128,
     at: usize,
     key_len: usize,
     id_len: usize,
@@ -858,12 +858,11 @@ impl Chunk {
     }
 
     fn push(&mut self, k: &[u8], id_key: &[u8], value: &[u8], expires: i64) {
-        let mut head = [0u8; 8];
-        for (h, b) in head.iter_mut().zip(k.iter().chain(id_key)) {
-            *h = *b;
-        }
+        let mut head = [0u8; 16];
+        let n = k.len().min(16);
+        head[..n].copy_from_slice(&k[..n]);
         self.items.push(ChunkEntry {
-            prefix: u64::from_be_bytes(head),
+            prefix: u128::from_be_bytes(head),
             at: self.bytes.len(),
             key_len: k.len(),
             id_len: id_key.len(),
@@ -875,14 +874,23 @@ impl Chunk {
         self.bytes.extend_from_slice(value);
     }
 
-    /// Sorts the entries by entry key. Index keys are prefix-free, so the entries of one
-    /// index key are adjacent, in `_id` order (the order the build read the documents).
+    /// Sorts the entries by entry key (index key, then `_id` key). Entries were pushed in
+    /// `_id` order (the order the build reads the documents) and one document has no index
+    /// key twice, so the order they were pushed in (`at`) stands in for the `_id` key; and
+    /// index keys are prefix-free, so two of at most 16 bytes with the same prefix are equal.
     fn sort(&mut self) {
         let bytes = &self.bytes;
         self.items.sort_unstable_by(|a, b| {
             a.prefix
                 .cmp(&b.prefix)
-                .then_with(|| a.entry_key(bytes).cmp(b.entry_key(bytes)))
+                .then_with(|| {
+                    if a.key_len <= 16 && b.key_len <= 16 {
+                        std::cmp::Ordering::Equal
+                    } else {
+                        a.key(bytes).cmp(b.key(bytes))
+                    }
+                })
+                .then(a.at.cmp(&b.at))
         });
     }
 }
