@@ -148,6 +148,9 @@ impl WriteTxn for TrackedTxn {
         self.touch(table, Bytes::copy_from_slice(key));
         self.inner.delete(table, key)
     }
+    fn expect_large(&mut self) {
+        self.inner.expect_large();
+    }
     fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {
         self.inner.commit(sync)
     }

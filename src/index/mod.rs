@@ -756,6 +756,8 @@ const BUILD_CHUNK_BYTES: usize = 1 << 10;
 /// ([`KeyFilter`]) are looked up in the table.
 fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
     let table = def.table().to_owned();
+    // Every entry is new: logging each one only to write it again as pages is waste.
+    t.expect_large();
     t.create_table(&table, "{}")?;
     // Owned: the build sets `def.multikey` as it goes.
     let parts = def.key_parts().clone();

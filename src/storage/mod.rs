@@ -133,6 +133,9 @@ pub(crate) trait WriteTxn: ReadView {
     }
     /// Removes an entry; returns whether it existed.
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;
+    /// Says the transaction will be large (an index build): an engine that can commit it by
+    /// writing its pages instead of logging every change does so from here on.
+    fn expect_large(&mut self) {}
     /// Makes the changes durable (per `sync`) and visible to new readers, then releases the
     /// writer gate. On error nothing is visible; a failed write or sync poisons the engine.
     fn commit(self: Box<Self>, sync: SyncMode) -> Result<()>;

@@ -915,6 +915,13 @@ impl WriteTxn for WaspTxn {
         })
     }
 
+    fn expect_large(&mut self) {
+        if self.shared.log.is_some() {
+            self.unlogged = true;
+            self.record = Vec::new();
+        }
+    }
+
     fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {
         let WaspTxn {
             shared,
