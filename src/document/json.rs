@@ -722,7 +722,6 @@ fn write_raw(
     depth: usize,
 ) -> std::result::Result<(), crate::query::raw::Malformed> {
     use crate::query::raw::{self, Malformed};
-    use std::io::Write;
     if depth > raw::MAX_DEPTH {
         return Err(Malformed);
     }
@@ -740,16 +739,38 @@ fn write_raw(
         match e.kind {
             0x03 => write_raw(out, e.bytes, b'{', depth + 1)?,
             0x04 => write_raw(out, e.bytes, b'[', depth + 1)?,
-            0x10 | 0x12 | 0x08 | 0x0A | 0x02 => match raw::to_bson(e)? {
-                Bson::Int32(v) => write!(out, "{v}").map_err(|_| Malformed)?,
-                Bson::Int64(v) => write!(out, "{v}").map_err(|_| Malformed)?,
-                other => write_value(out, &other),
-            },
+            // The common scalars straight from their bytes, as `write_value` writes them.
+            0x02 => {
+                serde_json::to_writer(&mut *out, raw::str_ref(e.bytes)?).map_err(|_| Malformed)?
+            }
+            0x10 => {
+                let v = i32::from_le_bytes(fixed(e.bytes)?);
+                serde_json::to_writer(&mut *out, &v).map_err(|_| Malformed)?;
+            }
+            0x12 => {
+                let v = i64::from_le_bytes(fixed(e.bytes)?);
+                serde_json::to_writer(&mut *out, &v).map_err(|_| Malformed)?;
+            }
+            0x08 => {
+                let b = *e.bytes.first().ok_or(Malformed)? != 0;
+                out.extend_from_slice(if b { b"true" } else { b"false" });
+            }
+            0x0A => out.extend_from_slice(b"null"),
             _ => write_value(out, &raw::to_bson(e)?),
         }
     }
     out.push(if open == b'{' { b'}' } else { b']' });
     Ok(())
+}
+
+/// The first `N` bytes of a value.
+fn fixed<const N: usize>(
+    bytes: &[u8],
+) -> std::result::Result<[u8; N], crate::query::raw::Malformed> {
+    bytes
+        .get(..N)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(crate::query::raw::Malformed)
 }
 
 fn finish(out: Vec<u8>, value: impl FnOnce() -> Bson) -> String {
@@ -850,6 +871,7 @@ mod tests {
             .into_relaxed_extjson()
             .to_string();
         assert_eq!(to_relaxed_json(&doc), old);
+        assert_eq!(raw_to_relaxed_json(&doc.to_vec().unwrap()).unwrap(), old);
         for v in doc.values() {
             assert_eq!(
                 bson_to_json_text(v),

@@ -144,13 +144,16 @@ pub(crate) fn find<'a>(doc: &'a [u8], key: &str) -> Result<Option<Elem<'a>>, Mal
 }
 
 fn str_of(bytes: &[u8]) -> Result<String, Malformed> {
+    str_ref(bytes).map(str::to_owned)
+}
+
+/// The text of a string element's value bytes.
+pub(crate) fn str_ref(bytes: &[u8]) -> Result<&str, Malformed> {
     let len = i32_at(bytes, 0)?;
     let s = bytes
         .get(4..4 + len.checked_sub(1).ok_or(Malformed)?)
         .ok_or(Malformed)?;
-    std::str::from_utf8(s)
-        .map(str::to_owned)
-        .map_err(|_| Malformed)
+    std::str::from_utf8(s).map_err(|_| Malformed)
 }
 
 fn le8(bytes: &[u8]) -> Result<[u8; 8], Malformed> {
