@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// Entries read from the index table per storage call: the first read is small (a point
 /// lookup usually needs one entry), later ones double up to the largest.
-const FIRST_BATCH: usize = 4;
+const FIRST_BATCH: usize = 2;
 const BATCH: usize = 256;
 
 /// A chosen index access path: `[lo, hi)` byte intervals over the index's entry keys
