@@ -35,15 +35,21 @@ pub(crate) fn entry_value(
     id_key: &[u8],
     covered: Option<&[u8]>,
     types: Option<&[u8]>,
-) -> Vec<u8> {
+) -> Result<Vec<u8>> {
+    // Far above any key the trees accept (a quarter of a page), which refuse it anyway.
     let id_len = u16::try_from(id_key.len())
         .ok()
         .filter(|n| n & LAYOUT_2 == 0)
-        .expect("an _id key is shorter than 32 KiB (documents' _id values are bounded)");
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "an _id of {} bytes is too long to be indexed",
+                id_key.len()
+            ))
+        })?;
     let mut v = Vec::with_capacity(3 + fields.len());
     v.extend_from_slice(&(id_len | LAYOUT_2).to_le_bytes());
     let Some(covered) = covered else {
-        return v;
+        return Ok(v);
     };
     if let Some(types) = types {
         debug_assert_eq!(rebuild(fields, key_values, types).as_deref(), Some(covered));
@@ -56,7 +62,7 @@ pub(crate) fn entry_value(
         v.push(AS_BSON);
         v.extend_from_slice(covered);
     }
-    v
+    Ok(v)
 }
 
 /// The `_id` key of the entry `(key, value)` (empty when the value is malformed).
@@ -428,7 +434,7 @@ mod tests {
         let kv = key.len();
         key.extend_from_slice(b"\x40id\0\0");
         let bytes = covered.to_vec().unwrap();
-        let value = entry_value(fields, &key[..kv], b"\x40id\0\0", Some(&bytes), None);
+        let value = entry_value(fields, &key[..kv], b"\x40id\0\0", Some(&bytes), None).unwrap();
         assert_eq!(entry_id(&key, &value), b"\x40id\0\0");
         let back = covered_values(fields, &key, &value).unwrap().unwrap();
         assert_eq!(back.as_ref(), &bytes[..], "covered values read back differ");

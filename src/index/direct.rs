@@ -228,7 +228,8 @@ mod tests {
         let e = paths.entry(bytes, &d.fields)?;
         let types = e.types.as_deref();
         let value =
-            crate::index::covered::entry_value(&d.fields, &e.key, b"ID", Some(&e.covered), types);
+            crate::index::covered::entry_value(&d.fields, &e.key, b"ID", Some(&e.covered), types)
+                .unwrap();
         Some((e.key, e.covered, value))
     }
 

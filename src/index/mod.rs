@@ -225,7 +225,7 @@ impl IndexDef {
             .get_or_init(|| direct::KeyPaths::of(&self.fields));
         if let Some(e) = direct.as_ref().and_then(|d| d.entry(body, &self.fields)) {
             let covered = Some(&e.covered[..]);
-            let value = entry_value(&self.fields, &e.key, id_key, covered, e.types.as_deref());
+            let value = entry_value(&self.fields, &e.key, id_key, covered, e.types.as_deref())?;
             return Ok((vec![(e.key, value)], false));
         }
         let doc = match crate::query::raw::decode_fields(body, parts) {
@@ -263,10 +263,10 @@ impl IndexDef {
         let entries = keys
             .into_iter()
             .map(|k| {
-                let v = entry_value(&self.fields, &k, id_key, values.as_deref(), None);
-                (k, v)
+                let v = entry_value(&self.fields, &k, id_key, values.as_deref(), None)?;
+                Ok((k, v))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok((entries, multikey))
     }
 

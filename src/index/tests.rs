@@ -512,3 +512,24 @@ fn an_index_build_is_not_logged() {
         .unwrap();
     assert_eq!(found.into_bson().get_i32("_id").unwrap(), 2999);
 }
+
+/// A document whose `_id` is too long to index is refused with an error naming it, and
+/// nothing is written.
+#[test]
+fn an_id_too_long_to_index_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, StorageEngine::Wasp);
+    let c = db.collection("c");
+    c.create_index(&doc! {"a": 1}, &doc! {}).unwrap();
+    for len in [3_000, 40_000] {
+        let r = c.insert(d(doc! {"_id": "x".repeat(len), "a": 1}));
+        let e = r.expect_err("refused");
+        assert!(
+            e.to_string().contains("too long") || e.to_string().contains("longer than"),
+            "{e}"
+        );
+        assert_eq!(c.count(&doc! {}).unwrap(), 0);
+    }
+    let report = db.check_report().unwrap();
+    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+}
