@@ -744,11 +744,11 @@ fn write_raw(
                 serde_json::to_writer(&mut *out, raw::str_ref(e.bytes)?).map_err(|_| Malformed)?
             }
             0x10 => {
-                let v = i32::from_le_bytes(fixed(e.bytes)?);
+                let v = i32::from_le_bytes(raw::fixed(e.bytes)?);
                 serde_json::to_writer(&mut *out, &v).map_err(|_| Malformed)?;
             }
             0x12 => {
-                let v = i64::from_le_bytes(fixed(e.bytes)?);
+                let v = i64::from_le_bytes(raw::fixed(e.bytes)?);
                 serde_json::to_writer(&mut *out, &v).map_err(|_| Malformed)?;
             }
             0x08 => {
@@ -761,16 +761,6 @@ fn write_raw(
     }
     out.push(if open == b'{' { b'}' } else { b']' });
     Ok(())
-}
-
-/// The first `N` bytes of a value.
-fn fixed<const N: usize>(
-    bytes: &[u8],
-) -> std::result::Result<[u8; N], crate::query::raw::Malformed> {
-    bytes
-        .get(..N)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(crate::query::raw::Malformed)
 }
 
 fn finish(out: Vec<u8>, value: impl FnOnce() -> Bson) -> String {

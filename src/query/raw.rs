@@ -156,9 +156,10 @@ pub(crate) fn str_ref(bytes: &[u8]) -> Result<&str, Malformed> {
     std::str::from_utf8(s).map_err(|_| Malformed)
 }
 
-fn le8(bytes: &[u8]) -> Result<[u8; 8], Malformed> {
+/// The first `N` bytes of a value (a fixed-size number's bytes).
+pub(crate) fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], Malformed> {
     bytes
-        .get(..8)
+        .get(..N)
         .and_then(|s| s.try_into().ok())
         .ok_or(Malformed)
 }
@@ -173,18 +174,15 @@ fn to_bson_at(e: Elem<'_>, depth: usize) -> Result<Bson, Malformed> {
         return Err(Malformed);
     }
     Ok(match e.kind {
-        0x01 => Bson::Double(f64::from_le_bytes(le8(e.bytes)?)),
+        0x01 => Bson::Double(f64::from_le_bytes(fixed(e.bytes)?)),
         0x02 => Bson::String(str_of(e.bytes)?),
         0x08 => Bson::Boolean(e.bytes.first().ok_or(Malformed)? != &0),
-        0x09 => Bson::DateTime(bson::DateTime::from_millis(i64::from_le_bytes(le8(
-            e.bytes
+        0x09 => Bson::DateTime(bson::DateTime::from_millis(i64::from_le_bytes(fixed(
+            e.bytes,
         )?))),
         0x0A => Bson::Null,
-        0x10 => {
-            let s = e.bytes.get(..4).ok_or(Malformed)?;
-            Bson::Int32(i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        }
-        0x12 => Bson::Int64(i64::from_le_bytes(le8(e.bytes)?)),
+        0x10 => Bson::Int32(i32::from_le_bytes(fixed(e.bytes)?)),
+        0x12 => Bson::Int64(i64::from_le_bytes(fixed(e.bytes)?)),
         0x03 => Bson::Document(decode_at(e.bytes, depth + 1)?),
         0x04 => {
             let mut items = Vec::new();

@@ -812,9 +812,14 @@ impl WaspTxn {
     /// writing (and encoding) every change a second time into the log.
     fn check_record_size(&mut self) {
         if !self.unlogged && self.record.len() as u64 > self.shared.cfg.checkpoint_log_bytes {
-            self.unlogged = true;
-            self.record = Vec::new();
+            self.stop_logging();
         }
+    }
+
+    /// From here on the transaction commits by checkpoint ([`commit_by_checkpoint`]).
+    fn stop_logging(&mut self) {
+        self.unlogged = true;
+        self.record = Vec::new();
     }
 
     /// A read error met while changing the tree is the engine's to report.
@@ -917,8 +922,7 @@ impl WriteTxn for WaspTxn {
 
     fn expect_large(&mut self) {
         if self.shared.log.is_some() {
-            self.unlogged = true;
-            self.record = Vec::new();
+            self.stop_logging();
         }
     }
 
@@ -943,8 +947,8 @@ impl WriteTxn for WaspTxn {
         let Some(log_mutex) = &shared.log else {
             return Err(Error::ReadOnly("the database is read-only".into()));
         };
+        *shared.spare_arena.lock() = arena;
         if unlogged {
-            *shared.spare_arena.lock() = arena;
             return commit_by_checkpoint(&shared, state, freed, dirtied);
         }
         let (lsn, wants_checkpoint) = {
@@ -974,7 +978,6 @@ impl WriteTxn for WaspTxn {
         if record.capacity() <= KEPT_RECORD_BYTES {
             *shared.spare_record.lock() = record;
         }
-        *shared.spare_arena.lock() = arena;
         shared.commits.fetch_add(1, Ordering::Relaxed);
         if wants_checkpoint {
             // Still holding the gate: no other writer can interleave. A failure poisons.
