@@ -106,18 +106,28 @@ impl Collection<'_> {
         now: i64,
     ) -> Result<Vec<DocumentId>> {
         self.ensure_table(t)?;
-        let mut seen = std::collections::HashSet::new();
         // Per document: no record at all under its key (an expired one may be replaced).
         let mut absent = Vec::with_capacity(prepared.len());
-        for p in &prepared {
-            let old = t.get(&self.name, &p.change.key);
-            let taken = old.as_ref().is_some_and(|old| record::is_live(old, now));
-            if !seen.insert(p.change.key.clone()) || taken {
-                return Err(duplicate_id(&self.name, &p.id));
+        {
+            // Repeated `_id`s within the batch (a single insert has none to compare).
+            let mut seen = std::collections::HashSet::new();
+            for p in &prepared {
+                let old = t.get(&self.name, &p.change.key);
+                let taken = old.as_ref().is_some_and(|old| record::is_live(old, now));
+                let repeated = prepared.len() > 1 && !seen.insert(&p.change.key[..]);
+                if repeated || taken {
+                    return Err(duplicate_id(&self.name, &p.id));
+                }
+                absent.push(old.is_none());
             }
-            absent.push(old.is_none());
         }
-        let fresh: Vec<Bytes> = prepared.iter().map(|p| p.change.key.clone()).collect();
+        // A bounded collection must not evict the documents this write adds.
+        let engine = self.db.engine();
+        let fresh: Vec<Bytes> = if engine.coll_options(&self.name).bound.is_bounded() {
+            prepared.iter().map(|p| p.change.key.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let mut ids = Vec::with_capacity(prepared.len());
         for (p, absent) in prepared.into_iter().zip(absent) {
             if let Some(at) = p.expires_at {
@@ -130,7 +140,7 @@ impl Collection<'_> {
             }
             ids.push(p.id);
         }
-        self.db.engine().enforce_bound(t, &self.name, &fresh)?;
+        engine.enforce_bound(t, &self.name, &fresh)?;
         Ok(ids)
     }
 

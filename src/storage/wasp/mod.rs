@@ -511,20 +511,34 @@ fn commit_by_checkpoint(
 #[derive(Default)]
 struct Arena(bytes::BytesMut);
 
-/// Size of an [`Arena`] buffer; values above an eighth of it keep their own allocation, as
-/// do slices of a buffer others share.
+/// Size of an [`Arena`] buffer; keys and values above an eighth of it keep their own
+/// allocation.
 const ARENA_CHUNK: usize = 64 << 10;
 
 impl Arena {
+    /// A key: always copied (keys are small; the caller often keeps a reference to the one
+    /// it passed, for cache invalidation after the commit).
+    fn keep_key(&mut self, b: Bytes) -> Bytes {
+        if b.len() > ARENA_CHUNK / 8 {
+            return b;
+        }
+        self.copy(&b)
+    }
+
+    /// A value: copied unless it is large or a slice of a buffer shared with others (an
+    /// index build's sorted chunk), which stays as it is.
     fn keep(&mut self, b: Bytes) -> Bytes {
-        // A slice of a buffer shared with others (an index build's sorted chunk) stays.
         if b.len() > ARENA_CHUNK / 8 || !b.is_unique() {
             return b;
         }
+        self.copy(&b)
+    }
+
+    fn copy(&mut self, b: &[u8]) -> Bytes {
         if self.0.capacity() - self.0.len() < b.len() {
             self.0 = bytes::BytesMut::with_capacity(ARENA_CHUNK);
         }
-        self.0.extend_from_slice(&b);
+        self.0.extend_from_slice(b);
         self.0.split().freeze()
     }
 }
@@ -893,7 +907,7 @@ impl WriteTxn for WaspTxn {
             freed: &mut self.freed,
             dirtied: &mut self.dirtied,
         };
-        let (key, value) = (self.arena.keep(key), self.arena.keep(value));
+        let (key, value) = (self.arena.keep_key(key), self.arena.keep(value));
         match apply_put(&mut tree, &mut self.state, table, key, value) {
             Ok(()) => {
                 self.n_ops += 1;
