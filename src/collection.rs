@@ -123,7 +123,8 @@ impl Collection<'_> {
         }
         // A bounded collection must not evict the documents this write adds.
         let engine = self.db.engine();
-        let fresh: Vec<Bytes> = if engine.coll_options(&self.name).bound.is_bounded() {
+        let bounded = engine.coll_options(&self.name).bound.is_bounded();
+        let fresh: Vec<Bytes> = if bounded {
             prepared.iter().map(|p| p.change.key.clone()).collect()
         } else {
             Vec::new()
@@ -140,7 +141,9 @@ impl Collection<'_> {
             }
             ids.push(p.id);
         }
-        engine.enforce_bound(t, &self.name, &fresh)?;
+        if bounded {
+            engine.enforce_bound(t, &self.name, &fresh)?;
+        }
         Ok(ids)
     }
 
