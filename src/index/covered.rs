@@ -65,51 +65,81 @@ pub(crate) fn entry_value(
     Ok(v)
 }
 
-/// The `_id` key of the entry `(key, value)` (empty when the value is malformed).
-pub(crate) fn entry_id<'a>(key: &'a [u8], value: &'a [u8]) -> &'a [u8] {
-    let Some(&[a, b]) = value.get(..2) else {
-        return &[];
-    };
+/// An entry value read against its key: the `_id` key, what follows the length field (after
+/// the `_id` key, in the first layout), and whether it is the current layout. `None` when
+/// the value is malformed.
+struct Parts<'a> {
+    id: &'a [u8],
+    rest: &'a [u8],
+    current: bool,
+}
+
+fn parts<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Parts<'a>> {
+    let (&[a, b], rest) = value.split_first_chunk::<2>()?;
     let n = u16::from_le_bytes([a, b]);
     if n & LAYOUT_2 != 0 {
-        let n = usize::from(n & !LAYOUT_2);
-        key.len()
-            .checked_sub(n)
-            .map_or(&[][..], |start| &key[start..])
+        let start = key.len().checked_sub(usize::from(n & !LAYOUT_2))?;
+        Some(Parts {
+            id: &key[start..],
+            rest,
+            current: true,
+        })
     } else {
-        value.get(2..2 + usize::from(n)).unwrap_or(&[])
+        let (id, rest) = rest.split_at_checked(usize::from(n))?;
+        Some(Parts {
+            id,
+            rest,
+            current: false,
+        })
     }
+}
+
+/// The `_id` key of the entry `(key, value)` (empty when the value is malformed).
+pub(crate) fn entry_id<'a>(key: &'a [u8], value: &'a [u8]) -> &'a [u8] {
+    parts(key, value).map_or(&[], |p| p.id)
 }
 
 /// The covered values of the entry `(key, value)` of an index on `fields` as a BSON
 /// document, or `None` when the entry has none.
 pub(crate) fn covered_values<'a>(
     fields: &[KeyField],
-    key: &[u8],
+    key: &'a [u8],
     value: &'a [u8],
 ) -> Result<Option<Cow<'a, [u8]>>> {
     let bad = || Error::Corrupt("an index entry's value is malformed".into());
-    let &[a, b, ..] = value else {
-        return Err(bad());
-    };
-    let n = u16::from_le_bytes([a, b]);
-    if n & LAYOUT_2 == 0 {
-        let rest = value.get(2 + usize::from(n)..).ok_or_else(bad)?;
-        return Ok((!rest.is_empty()).then_some(Cow::Borrowed(rest)));
+    let p = parts(key, value).ok_or_else(bad)?;
+    if !p.current {
+        return Ok((!p.rest.is_empty()).then_some(Cow::Borrowed(p.rest)));
     }
-    let id_len = usize::from(n & !LAYOUT_2);
-    let key_values = key
-        .len()
-        .checked_sub(id_len)
-        .map(|end| &key[..end])
-        .ok_or_else(bad)?;
-    match value[2..].split_first() {
+    let key_values = &key[..key.len() - p.id.len()];
+    match p.rest.split_first() {
         None => Ok(None),
         Some((&AS_BSON, bson)) => Ok(Some(Cow::Borrowed(bson))),
         Some((&AS_TYPES, types)) => rebuild(fields, key_values, types)
             .map(|d| Some(Cow::Owned(d)))
             .ok_or_else(bad),
         Some(_) => Err(bad()),
+    }
+}
+
+/// Whether a value of element type `kind` (its BSON bytes `bytes`) comes back from its key
+/// encoding byte for byte, so that the compact form can carry it: the types
+/// [`KeyReader::value`] decodes, except a `-0.0` (its key is zero) and a NaN other than the
+/// canonical one (NaNs share one key).
+pub(crate) fn decodes_exactly(kind: u8, bytes: &[u8]) -> bool {
+    match kind {
+        0x02 | 0x07 | 0x08 | 0x09 | 0x0A | 0x10 | 0x12 => true,
+        0x01 => {
+            let Ok(bits) = <[u8; 8]>::try_from(bytes).map(u64::from_le_bytes) else {
+                return false;
+            };
+            if f64::from_bits(bits).is_nan() {
+                bits == f64::NAN.to_bits()
+            } else {
+                bits != (-0.0f64).to_bits()
+            }
+        }
+        _ => false,
     }
 }
 

@@ -9,6 +9,7 @@
 //! declined, and the general path of [`super::IndexDef::entries_of_record`] decides; the
 //! tests check that both paths give the same bytes.
 
+use super::covered::decodes_exactly;
 use super::key::{encode_value, KeyField};
 use crate::query::raw::{elements, to_bson, Elem};
 
@@ -21,27 +22,6 @@ pub(crate) struct DirectEntry {
     /// The values' BSON types in key order, when `covered` is rebuilt exactly from them and
     /// the key (`covered::entry_value`'s compact form); `None`: let it check.
     pub types: Option<Vec<u8>>,
-}
-
-/// Whether a value of this element decodes from its key encoding to the same bytes: the
-/// types of the compact covered form, except a `-0.0` (its key is zero) and a NaN other
-/// than the canonical one (NaNs share one key).
-fn decodes_exactly(e: &Elem<'_>) -> bool {
-    match e.kind {
-        0x02 | 0x07 | 0x08 | 0x09 | 0x0A | 0x10 | 0x12 => true,
-        0x01 => {
-            let Ok(bits) = <[u8; 8]>::try_from(e.bytes).map(u64::from_le_bytes) else {
-                return false;
-            };
-            let d = f64::from_bits(bits);
-            if d.is_nan() {
-                bits == f64::NAN.to_bits()
-            } else {
-                bits != (-0.0f64).to_bits()
-            }
-        }
-        _ => false,
-    }
 }
 
 /// The key paths of an index as a tree of field names, each leaf naming its key field.
@@ -130,9 +110,10 @@ impl KeyPaths {
         let in_key_order = order.iter().enumerate().all(|(i, &f)| i == f);
         let types = in_key_order
             .then(|| {
-                leaves
-                    .iter()
-                    .map(|l| l.filter(decodes_exactly).map(|e| e.kind))
+                leaves.iter().map(|l| {
+                    l.filter(|e| decodes_exactly(e.kind, e.bytes))
+                        .map(|e| e.kind)
+                })
             })
             .and_then(|kinds| kinds.collect::<Option<Vec<u8>>>());
         Some(DirectEntry {
