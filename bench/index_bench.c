@@ -27,6 +27,11 @@
  *   - the same two queries on the same data before the indexes exist (full scans), fewer
  *     iterations, to show what the index buys;
  *   - building the three indexes over the loaded documents (one pass).
+ *   - the indexed queries again with the memory-map settings aligned, each engine reopened on
+ *     the same file: "both mapped" (NexusLite's default, SQLite PRAGMA mmap_size=2 GiB) and
+ *     "neither mapped" (NexusLite {"mmap": false}, SQLite's default): NexusLite searches
+ *     pages through a memory map by default and SQLite does not, so the default rows alone
+ *     would compare two I/O paths.
  * Before timing indexed queries it checks that the index is used: nexus_explain must report
  * IXSCAN, SQLite's EXPLAIN QUERY PLAN must say "USING INDEX"; both plans go to RAW.txt.
  *
@@ -127,12 +132,17 @@ static void rm_db(const char *path)
         fail("rm failed");
 }
 
+/* Memory maps for the next conn_open: each engine's default, both mapped, neither mapped. */
+enum { MAP_DEFAULT, MAP_BOTH, MAP_NEITHER, NMAP };
+static int MAP_MODE = MAP_DEFAULT;
+
 static conn conn_open(int eng, const char *path)
 {
     conn c = {.eng = eng};
     if (eng == NX) {
         char opts[256];
-        snprintf(opts, sizeof opts, "{\"sync\":\"%s\",\"cache_capacity\":0,\"sweeper_interval_ms\":0}", SYNC);
+        snprintf(opts, sizeof opts, "{\"sync\":\"%s\",\"cache_capacity\":0,\"sweeper_interval_ms\":0%s}", SYNC,
+                 MAP_MODE == MAP_NEITHER ? ",\"mmap\":false" : "");
         nx(nexus_open(path, opts, &c.n), "nexus_open");
         return c;
     }
@@ -141,6 +151,15 @@ static conn conn_open(int eng, const char *path)
     snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-32768;",
              strcmp(SYNC, "full") == 0 ? "FULL" : "NORMAL");
     sq(c.s, sqlite3_exec(c.s, pragmas, NULL, NULL, NULL), "pragmas");
+    if (MAP_MODE == MAP_BOTH) {
+        sq(c.s, sqlite3_exec(c.s, "PRAGMA mmap_size=2147418112", NULL, NULL, NULL), "mmap_size");
+        sqlite3_stmt *st;
+        sq(c.s, sqlite3_prepare_v2(c.s, "PRAGMA mmap_size", -1, &st, NULL), "read mmap_size");
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) < 1000000000)
+            fail("SQLite did not take PRAGMA mmap_size (built without memory maps?)");
+        fprintf(RAW, "SQLite mmap_size for the \"both mapped\" rows: %lld\n", (long long)sqlite3_column_int64(st, 0));
+        sqlite3_finalize(st);
+    }
     sq(c.s,
        sqlite3_exec(c.s, "CREATE TABLE IF NOT EXISTS docs(id TEXT PRIMARY KEY, body TEXT) WITHOUT ROWID", NULL,
                     NULL, NULL),
@@ -399,7 +418,7 @@ static void time_queries(int w, conn *c, int kind, long n, uint64_t *rng)
 }
 
 /* Workload rows; -1 where skipped (BENCH_INDEX_SKIP_CREATE). */
-static int W_INS[3], W_BUILD, W_LOOK, W_SCAN_LOOK, W_RANGE, W_SCAN_RANGE;
+static int W_INS[3], W_BUILD, W_LOOK[NMAP], W_SCAN_LOOK, W_RANGE[NMAP], W_SCAN_RANGE;
 
 static void run_engine(int eng)
 {
@@ -451,8 +470,17 @@ static void run_engine(int eng)
         record(W_BUILD, eng, s, 1);
         prepare_queries(&c);
         check_plans(&c, 1);
-        time_queries(W_LOOK, &c, 0, LOOKUPS, &rng);
-        time_queries(W_RANGE, &c, 1, RANGES, &rng);
+        time_queries(W_LOOK[MAP_DEFAULT], &c, 0, LOOKUPS, &rng);
+        time_queries(W_RANGE[MAP_DEFAULT], &c, 1, RANGES, &rng);
+        for (int m = MAP_BOTH; m < NMAP; m++) {
+            conn_close(&c);
+            MAP_MODE = m;
+            c = conn_open(eng, path);
+            MAP_MODE = MAP_DEFAULT;
+            prepare_queries(&c);
+            time_queries(W_LOOK[m], &c, 0, LOOKUPS, &rng);
+            time_queries(W_RANGE[m], &c, 1, RANGES, &rng);
+        }
     }
     conn_close(&c);
     rm_db(path);
@@ -501,10 +529,16 @@ int main(int argc, char **argv)
                            : workload("docs/s", 1, "insert %ld docs, 1,000/txn, 3 indexes (+ user.age, age/score)",
                                       DOCS);
     W_BUILD = SKIP_CREATE ? -1 : workload("s", 0, "build the 3 indexes over %ld existing docs", DOCS);
-    W_LOOK = SKIP_CREATE ? -1 : workload("queries/s", 1, "point lookup on indexed user.email");
+    W_LOOK[MAP_DEFAULT] = SKIP_CREATE ? -1 : workload("queries/s", 1, "point lookup on indexed user.email");
     W_SCAN_LOOK = workload("queries/s", 1, "point lookup on user.email, no index");
-    W_RANGE = SKIP_CREATE ? -1 : workload("queries/s", 1, "range on indexed user.age (1%%), all results read");
+    W_RANGE[MAP_DEFAULT] =
+        SKIP_CREATE ? -1 : workload("queries/s", 1, "range on indexed user.age (1%%), all results read");
     W_SCAN_RANGE = workload("queries/s", 1, "range on user.age (1%%), no index");
+    static const char *MAP_NAMES[NMAP] = {"", "both memory-mapped", "neither memory-mapped"};
+    for (int m = MAP_BOTH; m < NMAP && !SKIP_CREATE; m++) {
+        W_LOOK[m] = workload("queries/s", 1, "point lookup on indexed user.email, %s", MAP_NAMES[m]);
+        W_RANGE[m] = workload("queries/s", 1, "range on indexed user.age (1%%), %s", MAP_NAMES[m]);
+    }
 
     for (int eng = 0; eng < NENG; eng++)
         run_engine(eng);
@@ -522,7 +556,7 @@ int main(int argc, char **argv)
     if (!SKIP_CREATE) {
         fprintf(out, "\nWhat the index buys (indexed queries/s over full-scan queries/s, same data):\n\n");
         fprintf(out, "| query | NexusLite speedup | SQLite speedup |\n|---|---:|---:|\n");
-        int pairs[2][2] = {{W_LOOK, W_SCAN_LOOK}, {W_RANGE, W_SCAN_RANGE}};
+        int pairs[2][2] = {{W_LOOK[MAP_DEFAULT], W_SCAN_LOOK}, {W_RANGE[MAP_DEFAULT], W_SCAN_RANGE}};
         const char *names[2] = {"point lookup on user.email", "range on user.age (1%)"};
         for (int p = 0; p < 2; p++)
             fprintf(out, "| %s | %.0fx | %.0fx |\n", names[p], R[pairs[p][0]].v[NX] / R[pairs[p][1]].v[NX],

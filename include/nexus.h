@@ -245,8 +245,12 @@ int nexus_cursor_close(nexus_cursor *c);
  * `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
  * `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
  * (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
- * `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), and `page_cache_bytes`
- * (the wasp page cache budget, default 32 MiB, at least 65536). Cache and sweeper settings are shared
+ * `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), `page_cache_bytes`
+ * (the wasp page cache budget, default 32 MiB, at least 65536), and `mmap` (wasp, default
+ * true on 64-bit Unix: readers search pages through a read-only memory map of the file; the
+ * pages they touch count in the process's RSS as file pages of the OS page cache; a disk
+ * read error under a mapped page raises SIGBUS instead of returning `NEXUS_IO`, so hosts
+ * that must survive failing media pass false to read with `pread`). Cache and sweeper settings are shared
  * by every connection to the database in this process. Unknown keys are
  * `NEXUS_INVALID_ARGUMENT`.
  *

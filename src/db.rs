@@ -64,6 +64,10 @@ pub struct OpenOptions {
     pub checkpoint_log_bytes: Option<u64>,
     /// `wasp`: checkpoint at the next commit once the last one is this old (default 30000).
     pub checkpoint_interval_ms: Option<u64>,
+    /// `wasp`: readers search pages through a memory map of the file (default true on 64-bit
+    /// Unix). A disk read error under a mapped page stops the process with `SIGBUS` instead
+    /// of returning an error; false reads every page with `pread`.
+    pub mmap: Option<bool>,
 }
 
 /// The storage engines a database file can be written by.
@@ -109,6 +113,7 @@ impl Default for OpenOptions {
             page_size: None,
             checkpoint_log_bytes: None,
             checkpoint_interval_ms: None,
+            mmap: None,
         }
     }
 }
@@ -157,6 +162,7 @@ impl OpenOptions {
         }
         o.checkpoint_log_bytes = r.u64("checkpoint_log_bytes")?;
         o.checkpoint_interval_ms = r.u64("checkpoint_interval_ms")?;
+        o.mmap = r.bool("mmap")?;
         match r.string("storage")?.as_deref() {
             None => {}
             Some("wal") => o.storage = Some(StorageEngine::Wal),
@@ -306,6 +312,7 @@ impl Database {
                     checkpoint_interval: options
                         .checkpoint_interval_ms
                         .map_or(d.checkpoint_interval, Duration::from_millis),
+                    mmap: options.mmap.unwrap_or(d.mmap),
                 }
             },
         };

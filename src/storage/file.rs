@@ -8,6 +8,7 @@
 //! crashed plan fails every later write and sync, like a dead process would never issue them.
 //! [`FaultPlan::simulate_power_loss`] then undoes the unsynced writes it journaled.
 
+use super::map::{MappedPage, PageMap};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
@@ -332,6 +333,8 @@ pub(crate) struct PageFile {
     file: File,
     path: PathBuf,
     faults: Faults,
+    /// Readers' memory map of the file (see [`PageMap`]), once [`PageFile::map_pages`] made it.
+    map: Option<PageMap>,
 }
 
 impl PageFile {
@@ -341,7 +344,20 @@ impl PageFile {
             file,
             path: path.to_owned(),
             faults,
+            map: None,
         }
+    }
+
+    /// Maps the file for readers (pages of `page_size`); without a map (a 32-bit host, a
+    /// failed `mmap`) every read stays a `pread`.
+    pub(crate) fn map_pages(&mut self, page_size: usize) -> Result<()> {
+        self.map = PageMap::new(&self.file, self.len()?, page_size);
+        Ok(())
+    }
+
+    /// Page `id` where it lies in the map, for searching in place.
+    pub(crate) fn mapped_page(&self, id: u64) -> Option<MappedPage<'_>> {
+        self.map.as_ref()?.page(id)
     }
 
     /// The path, for messages.
@@ -351,6 +367,9 @@ impl PageFile {
 
     /// Reads `buf.len()` bytes at `offset`; bytes past the end of the file read as zero.
     pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if self.map.as_ref().is_some_and(|m| m.read(offset, buf)) {
+            return Ok(());
+        }
         let n = read_at(&self.file, offset, buf).map_err(|e| Error::io(&self.path, e))?;
         buf[n..].fill(0);
         Ok(())
@@ -366,7 +385,13 @@ impl PageFile {
             bytes.len(),
             &|| self.len(),
         )?;
+        if let Some(m) = &self.map {
+            m.before_write(offset, bytes.len());
+        }
         write_at(&self.file, offset, &bytes[..allowed]).map_err(|e| Error::io(&self.path, e))?;
+        if let Some(m) = &self.map {
+            m.after_write(&self.file, offset + allowed as u64);
+        }
         if allowed < bytes.len() {
             return Err(torn_write(&self.path));
         }
@@ -394,6 +419,9 @@ impl PageFile {
                 &self.path,
                 std::io::Error::other("injected fault: the process has crashed"),
             ));
+        }
+        if let Some(m) = &self.map {
+            m.before_truncate(len);
         }
         self.file
             .set_len(len)

@@ -20,6 +20,8 @@
 pub(crate) mod file;
 mod group;
 pub(crate) mod header;
+#[allow(unsafe_code)]
+mod map;
 pub(crate) mod wal;
 pub(crate) mod wasp;
 

@@ -18,7 +18,10 @@ const T: Duration = Duration::from_secs(5);
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Wal,
+    /// WASP with its readers' memory map (the default).
     Wasp,
+    /// WASP reading every page with `pread`.
+    WaspPread,
 }
 
 fn small_cfg() -> WaspConfig {
@@ -36,6 +39,13 @@ fn open(kind: Kind, path: &Path) -> Box<dyn Storage> {
         Kind::Wal => Box::new(WalStorage::open(path, true, false, T, faults).unwrap()),
         Kind::Wasp => {
             Box::new(WaspStorage::open(path, true, false, T, faults, small_cfg()).unwrap())
+        }
+        Kind::WaspPread => {
+            let cfg = WaspConfig {
+                mmap: false,
+                ..small_cfg()
+            };
+            Box::new(WaspStorage::open(path, true, false, T, faults, cfg).unwrap())
         }
     }
 }
@@ -119,7 +129,7 @@ fn model_run(kind: Kind, seed: u64, steps: usize) {
             s.checkpoint(T).unwrap();
             continue;
         }
-        if roll < 14 && matches!(kind, Kind::Wasp) {
+        if roll < 14 && matches!(kind, Kind::Wasp | Kind::WaspPread) {
             s.compact(T).unwrap();
             let r = s.check(T).unwrap();
             assert_eq!(r["ok"], true, "{ctx}: {r}");
@@ -172,7 +182,7 @@ fn model_run(kind: Kind, seed: u64, steps: usize) {
         }
     }
     compare(&*s.read(), &model, "end");
-    if matches!(kind, Kind::Wasp) {
+    if matches!(kind, Kind::Wasp | Kind::WaspPread) {
         let r = s.check(T).unwrap();
         assert_eq!(r["ok"], true, "{r}");
     }
@@ -193,6 +203,13 @@ fn model_wal() {
 fn model_wasp() {
     for seed in 0..6 {
         model_run(Kind::Wasp, seed, 600);
+    }
+}
+
+#[test]
+fn model_wasp_pread() {
+    for seed in 0..3 {
+        model_run(Kind::WaspPread, seed, 600);
     }
 }
 

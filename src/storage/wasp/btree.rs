@@ -12,6 +12,7 @@ use super::page::{Geometry, Node, Ptr, SepKeys, Val};
 use super::pager::{Pager, Probe};
 use crate::error::Result;
 use crate::storage::Bytes;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Loads the node behind `ptr`.
@@ -57,12 +58,15 @@ pub(crate) fn get(
                     Ptr::Mem(n) => Arc::clone(n),
                     Ptr::Disk(id) => {
                         let mut found = None;
-                        let probe = pager.leaf_probe(*id, cache_leaves, |entries| {
-                            found = entries
-                                .binary_search_by(|(k, _)| (*k).cmp(key))
-                                .ok()
-                                .map(|i| entries[i].1.to_val());
-                            Ok(())
+                        let probe = pager.leaf_probe(*id, cache_leaves, |leaf| {
+                            leaf.walk(|k, v| match k.cmp(key) {
+                                Ordering::Less => true,
+                                Ordering::Equal => {
+                                    found = Some(v.to_val());
+                                    false
+                                }
+                                Ordering::Greater => false,
+                            })
                         })?;
                         match probe {
                             Probe::Node(n) => n,
@@ -93,16 +97,15 @@ pub(crate) fn scan(
         Ptr::Mem(n) => Arc::clone(n),
         Ptr::Disk(id) => {
             let mut full = false;
-            let probe = pager.leaf_probe(*id, cache_leaves, |entries| {
-                let start = after.map_or(0, |a| entries.partition_point(|(k, _)| *k <= a));
-                for (k, v) in &entries[start..] {
-                    out.push((Bytes::copy_from_slice(k), v.to_val()));
-                    if out.len() >= limit {
-                        full = true;
-                        break;
+            let probe = pager.leaf_probe(*id, cache_leaves, |leaf| {
+                leaf.walk(|k, v| {
+                    if after.is_some_and(|a| k <= a) {
+                        return true;
                     }
-                }
-                Ok(())
+                    out.push((Bytes::copy_from_slice(k), v.to_val()));
+                    full = out.len() >= limit;
+                    !full
+                })
             })?;
             match probe {
                 Probe::Node(n) => n,

@@ -55,6 +55,8 @@ pub(crate) struct WaspConfig {
     pub checkpoint_log_bytes: u64,
     /// A commit checkpoints when the last checkpoint is older than this and there is work.
     pub checkpoint_interval: Duration,
+    /// Readers search pages through a memory map of the file (see `storage::map`).
+    pub mmap: bool,
 }
 
 impl Default for WaspConfig {
@@ -64,6 +66,7 @@ impl Default for WaspConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             checkpoint_log_bytes: 64 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(30),
+            mmap: true,
         }
     }
 }
@@ -603,8 +606,12 @@ impl WaspStorage {
         let geo = Geometry {
             page_size: page_size as usize,
         };
+        let mut file = db.page_file(Arc::clone(&faults))?;
+        if cfg.mmap {
+            file.map_pages(geo.page_size)?;
+        }
         let pager = Pager::new(
-            db.page_file(Arc::clone(&faults))?,
+            file,
             geo,
             usize::try_from(cfg.cache_bytes).unwrap_or(usize::MAX),
         );

@@ -274,6 +274,12 @@ pub(crate) fn open_page(buf: &[u8], id: u64, what: &str) -> Result<PageHead> {
             id * buf.len() as u64
         )));
     }
+    open_checked_page(buf, id, what)
+}
+
+/// [`open_page`] without the checksum, for a page whose checksum was verified since this
+/// process last wrote it (a mapped page, see `storage::map`).
+pub(crate) fn open_checked_page(buf: &[u8], id: u64, what: &str) -> Result<PageHead> {
     let stored = u64_at(buf, 8);
     if stored != id {
         return Err(Error::Corrupt(format!(
