@@ -215,6 +215,10 @@ impl Cursor {
                         self.offer(rec, now)?;
                     }
                 }
+                // A document read that failed is missing from `ready`, not absent.
+                if let Some(e) = self.snap.fault() {
+                    return Err(e);
+                }
                 continue;
             }
             if self.after.is_none() && !matches!(self.access, Access::Collection) {
@@ -222,6 +226,10 @@ impl Cursor {
                 if let Some(hit) =
                     crate::collection::point_lookup(&*self.snap, &self.table, &self.plan.filter)
                 {
+                    // A lookup that met a damaged page found nothing, which is not "absent".
+                    if let Some(e) = self.snap.fault() {
+                        return Err(e);
+                    }
                     self.done = true;
                     if let Some((_, rec)) = hit {
                         self.offer(rec, crate::document::now_millis())?;

@@ -53,6 +53,12 @@ func WithCacheCapacity(documents int) Option { return WithOption("cache_capacity
 // WithPageCacheBytes sets the page cache budget in bytes.
 func WithPageCacheBytes(n int64) Option { return WithOption("page_cache_bytes", n) }
 
+// WithMmap sets whether readers search pages through a memory map of the
+// file (default true on 64-bit Unix). With the map a disk read error under a
+// mapped page stops the process with SIGBUS instead of returning CodeIO; pass
+// false to read every page with pread.
+func WithMmap(on bool) Option { return WithOption("mmap", on) }
+
 // WithBusyTimeout sets how long a writer waits for the write lock before
 // failing with CodeBusy (millisecond resolution; a positive duration below
 // one millisecond counts as one).

@@ -355,6 +355,11 @@ impl PageFile {
         Ok(())
     }
 
+    /// Whether readers have the memory map.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
     /// Page `id` where it lies in the map, for searching in place.
     pub(crate) fn mapped_page(&self, id: u64) -> Option<MappedPage<'_>> {
         self.map.as_ref()?.page(id)

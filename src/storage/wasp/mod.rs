@@ -1117,6 +1117,7 @@ impl Storage for WaspStorage {
             "in_memory": false,
             "read_only": s.read_only,
             "page_size": s.pager.geo.page_size,
+            "mmap": s.pager.file.is_mapped(),
             "collections": state.tables.len(),
             "documents": state.tables.values().map(|t| t.count).sum::<u64>(),
             "data_bytes": state.tables.values().map(|t| t.bytes).sum::<u64>(),
