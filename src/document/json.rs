@@ -34,17 +34,18 @@ pub(crate) fn parse_document_array(text: &str) -> Option<Vec<BsonDocument>> {
     direct::documents(text).ok()
 }
 
-/// The top-level elements of the text's one JSON object written straight as BSON bytes (see
-/// [`direct::elements`]): the same bytes `parse_json_document` then `to_vec` would give.
-/// `None` when the text is not that, or holds anything the byte writer declines; callers
-/// then take the `bson::Document` path.
+/// The top-level elements of the text's one JSON object written straight as BSON bytes: the
+/// same bytes `parse_json_document` then `to_vec` would give. The byte scanner ([`scan`])
+/// reads plain JSON; what it declines goes to the `serde_json`-driven writer
+/// ([`direct::elements`]). `None` when the text is not that, or holds anything the byte
+/// writer declines; callers then take the `bson::Document` path.
 pub(crate) fn raw_elements(text: &str) -> Option<RawElements> {
-    direct::elements(text).ok()
+    scan::elements(text).or_else(|| direct::elements(text).ok())
 }
 
 /// [`raw_elements`] for each object of a JSON array of objects; `None` when any is declined.
 pub(crate) fn raw_element_array(text: &str) -> Option<Vec<RawElements>> {
-    direct::element_array(text).ok()
+    scan::element_array(text).or_else(|| direct::element_array(text).ok())
 }
 
 /// Converts a parsed JSON value that must be an object into a BSON document.
@@ -142,7 +143,7 @@ mod direct {
         "$undefined",
     ];
 
-    fn is_wrapper_key(k: &str) -> bool {
+    pub(super) fn is_wrapper_key(k: &str) -> bool {
         k.starts_with('$') && WRAPPER_KEYS.contains(&k)
     }
 
@@ -336,17 +337,17 @@ mod direct {
     const SMALL_OBJECT: usize = 16;
 
     /// The bytes being written and the keys of the objects being written.
-    struct Writer {
-        out: Vec<u8>,
+    pub(super) struct Writer {
+        pub(super) out: Vec<u8>,
         /// `(start, len)` in `out` of the keys written so far in each open object, the
         /// innermost object's last.
-        keys: Vec<(usize, usize)>,
+        pub(super) keys: Vec<(usize, usize)>,
     }
 
     /// The duplicate check of one open object: its first entry in `Writer::keys`, and the
     /// hashes of its keys once it has more than [`SMALL_OBJECT`].
-    struct Keys {
-        base: usize,
+    pub(super) struct Keys {
+        pub(super) base: usize,
         hashes: Option<std::collections::HashSet<u64>>,
     }
 
@@ -360,7 +361,7 @@ mod direct {
     }
 
     impl Writer {
-        fn open_keys(&self) -> Keys {
+        pub(super) fn open_keys(&self) -> Keys {
             Keys {
                 base: self.keys.len(),
                 hashes: None,
@@ -369,7 +370,7 @@ mod direct {
 
         /// Writes a placeholder type byte and the key; declines a key with a NUL or one
         /// already in the object.
-        fn key<E: de::Error>(&mut self, key: &str, open: &mut Keys) -> Result<(), E> {
+        pub(super) fn key<E: de::Error>(&mut self, key: &str, open: &mut Keys) -> Result<(), E> {
             let k = key.as_bytes();
             if k.contains(&0) {
                 return Err(decline("NUL in a key"));
@@ -423,14 +424,14 @@ mod direct {
         }
 
         /// Starts a nested document or array: its length placeholder's position.
-        fn open(&mut self) -> usize {
+        pub(super) fn open(&mut self) -> usize {
             let at = self.out.len();
             self.out.extend_from_slice(&[0; 4]);
             at
         }
 
         /// Ends the nested document or array opened at `at`.
-        fn close<E: de::Error>(&mut self, at: usize) -> Result<(), E> {
+        pub(super) fn close<E: de::Error>(&mut self, at: usize) -> Result<(), E> {
             self.out.push(0);
             let len = self.out.len() - at;
             if len > MAX_DOCUMENT_BYTES {
@@ -441,7 +442,7 @@ mod direct {
             Ok(())
         }
 
-        fn int(&mut self, i: i64) -> u8 {
+        pub(super) fn int(&mut self, i: i64) -> u8 {
             match i32::try_from(i) {
                 Ok(small) => {
                     self.out.extend_from_slice(&small.to_le_bytes());
@@ -454,7 +455,7 @@ mod direct {
             }
         }
 
-        fn double(&mut self, f: f64) -> u8 {
+        pub(super) fn double(&mut self, f: f64) -> u8 {
             self.out.extend_from_slice(&f.to_le_bytes());
             0x01
         }
@@ -895,6 +896,8 @@ mod tests {
         assert!(parse_document("{\"a\":").is_err());
     }
 }
+
+mod scan;
 
 #[cfg(test)]
 pub(super) mod differential_tests;
