@@ -66,18 +66,11 @@ pub(super) fn element_array(text: &str) -> Option<Vec<RawElements>> {
         s.ws();
         s.eat(b'[').ok()?;
         let mut docs = Vec::new();
-        s.ws();
-        if s.peek() == Some(b']') {
-            s.at += 1;
-        } else {
-            loop {
-                s.ws();
-                docs.push(s.top().ok()?);
-                if s.end_of(b']').ok()? {
-                    break;
-                }
-            }
-        }
+        s.items(b']', |s| {
+            docs.push(s.top()?);
+            Ok(())
+        })
+        .ok()?;
         s.ws();
         (s.at == s.text.len()).then_some(docs)
     })
@@ -137,21 +130,13 @@ impl Scan<'_> {
         self.w.out.extend_from_slice(&[0; 4]);
         let mut open = self.w.open_keys();
         let mut id = None;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-        } else {
-            loop {
-                self.ws();
-                let (start, is_id) = self.element(&mut open, 1, false)?;
-                if is_id {
-                    id = Some((start, self.w.out.len()));
-                }
-                if self.end_of(b'}')? {
-                    break;
-                }
+        self.items(b'}', |s| {
+            let (start, is_id) = s.element(&mut open, 1, false)?;
+            if is_id {
+                id = Some((start, s.w.out.len()));
             }
-        }
+            Ok(())
+        })?;
         self.w.keys.truncate(open.base);
         Ok(RawElements {
             buf: std::mem::take(&mut self.w.out),
@@ -159,13 +144,23 @@ impl Scan<'_> {
         })
     }
 
-    /// After an element or array item: true at the closing `close`, false after a comma.
-    fn end_of(&mut self, close: u8) -> Scanned<bool> {
+    /// The items of an object or array whose opening byte is read, up to its `close`: `item`
+    /// reads each one; commas between them, whitespace around them.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Scanned<()>) -> Scanned<()> {
         self.ws();
-        match self.next() {
-            Some(b',') => Ok(false),
-            Some(b) if b == close => Ok(true),
-            _ => Err(Declined),
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
+            self.ws();
+            match self.next() {
+                Some(b',') => {}
+                Some(b) if b == close => return Ok(()),
+                _ => return Err(Declined),
+            }
         }
     }
 
@@ -258,21 +253,9 @@ impl Scan<'_> {
             return Err(Declined);
         }
         self.at += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            self.w.out.extend_from_slice(&[5, 0, 0, 0, 0]);
-            return Ok(0x03);
-        }
         let at = self.w.open();
         let mut open = self.w.open_keys();
-        loop {
-            self.ws();
-            self.element(&mut open, depth + 1, true)?;
-            if self.end_of(b'}')? {
-                break;
-            }
-        }
+        self.items(b'}', |s| s.element(&mut open, depth + 1, true).map(|_| ()))?;
         self.w.keys.truncate(open.base);
         self.w.close::<serde_json::Error>(at)?;
         Ok(0x03)
@@ -284,24 +267,17 @@ impl Scan<'_> {
         }
         self.at += 1;
         let at = self.w.open();
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-        } else {
-            let mut digits = [0u8; 20];
-            for i in 0.. {
-                self.ws();
-                let start = self.w.out.len();
-                self.w.out.push(0);
-                self.w.out.extend_from_slice(index_key(i, &mut digits));
-                self.w.out.push(0);
-                let kind = self.value(depth + 1)?;
-                self.w.out[start] = kind;
-                if self.end_of(b']')? {
-                    break;
-                }
-            }
-        }
+        let mut digits = [0u8; 20];
+        let mut i = 0;
+        self.items(b']', |s| {
+            let start = s.w.out.len();
+            s.w.out.push(0);
+            s.w.out.extend_from_slice(index_key(i, &mut digits));
+            s.w.out.push(0);
+            s.w.out[start] = s.value(depth + 1)?;
+            i += 1;
+            Ok(())
+        })?;
         self.w.close::<serde_json::Error>(at)?;
         Ok(0x04)
     }
