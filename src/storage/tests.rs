@@ -471,3 +471,89 @@ fn large_transaction_commits_by_checkpoint_wasp() {
         }
     }
 }
+
+/// Readers searching pages through the memory map while the writer grows the file (remaps:
+/// unit tests map 64 KiB at first), checkpoints, and compacts it (truncations): every view
+/// stays consistent and nothing touches memory past the file's end (which would be a
+/// `SIGBUS` and kill the test process).
+#[test]
+fn mapped_readers_survive_growth_and_compaction_wasp() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.db");
+    let s: Arc<dyn Storage> = Arc::from(open(Kind::Wasp, &path));
+    let len = || std::fs::metadata(&path).unwrap().len();
+    let (mut shrinks, mut largest) = (0, 0);
+    let value_of = |k: &[u8]| -> Vec<u8> { k.repeat(1 + (k[k.len() - 1] as usize % 40)) };
+    let mut t = s.begin_write(T).unwrap();
+    t.create_table("t", "{}").unwrap();
+    t.commit(SyncMode::Off).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(r);
+                let mut views = 0;
+                while !stop.load(Ordering::Relaxed) || views < 20 {
+                    let v = s.read();
+                    let rows = v.scan("t", None, usize::MAX);
+                    assert_eq!(rows.len() as u64, v.count("t"));
+                    for (k, val) in &rows {
+                        assert_eq!(&val[..], &value_of(k)[..]);
+                    }
+                    for _ in 0..50 {
+                        let k = format!("{:06}", rng.u32(0..20_000)).into_bytes();
+                        if let Some(val) = v.get("t", &k) {
+                            assert_eq!(&val[..], &value_of(&k)[..]);
+                        }
+                    }
+                    assert!(v.fault().is_none(), "{:?}", v.fault());
+                    views += 1;
+                }
+            })
+        })
+        .collect();
+    // Until the file was cut at least three times (a compaction cannot shrink past pages an
+    // older view still pins, so not every round does).
+    for round in 0..60u32 {
+        if round >= 6 && shrinks >= 3 {
+            break;
+        }
+        // Grow: thousands of entries over several checkpoints.
+        for batch in 0..4u32 {
+            let mut t = s.begin_write(T).unwrap();
+            for i in 0..1000 {
+                let k = format!("{:06}", (round * 4 + batch) * 1000 % 20_000 + i).into_bytes();
+                t.put("t", Bytes::from(k.clone()), Bytes::from(value_of(&k)))
+                    .unwrap();
+            }
+            t.commit(SyncMode::Off).unwrap();
+            s.checkpoint(T).unwrap();
+        }
+        let grown = len();
+        largest = largest.max(grown);
+        // Shrink: delete most of it and compact (the file is cut while readers read).
+        let mut t = s.begin_write(T).unwrap();
+        let keys: Vec<Bytes> = t
+            .scan("t", None, usize::MAX)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys.iter().skip(100) {
+            t.delete("t", k).unwrap();
+        }
+        t.commit(SyncMode::Off).unwrap();
+        s.compact(T).unwrap();
+        shrinks += usize::from(len() < grown);
+    }
+    stop.store(true, Ordering::Relaxed);
+    // The file outgrew the first map many times over, and was cut while readers read.
+    assert!(largest > 4 * 64 * 1024, "{largest}");
+    assert!(shrinks >= 3, "{shrinks}");
+    for r in readers {
+        r.join().unwrap();
+    }
+    let r = s.check(T).unwrap();
+    assert_eq!(r["ok"], true, "{r}");
+}
