@@ -29,6 +29,8 @@ struct Prepared {
     id: DocumentId,
     change: Change,
     expires_at: Option<i64>,
+    /// No record at all under the key (set by `store_new`'s checks).
+    absent: bool,
 }
 
 /// The record, unless it has expired at `now`.
@@ -77,6 +79,7 @@ impl Collection<'_> {
             },
             id,
             expires_at,
+            absent: false,
         })
     }
 
@@ -102,23 +105,23 @@ impl Collection<'_> {
     fn store_new(
         &self,
         t: &mut dyn WriteTxn,
-        prepared: Vec<Prepared>,
+        mut prepared: Vec<Prepared>,
         now: i64,
     ) -> Result<Vec<DocumentId>> {
         self.ensure_table(t)?;
         // Per document: no record at all under its key (an expired one may be replaced).
-        let mut absent = Vec::with_capacity(prepared.len());
         {
             // Repeated `_id`s within the batch (a single insert has none to compare).
+            let many = prepared.len() > 1;
             let mut seen = std::collections::HashSet::new();
-            for p in &prepared {
+            for p in &mut prepared {
                 let old = t.get(&self.name, &p.change.key);
                 let taken = old.as_ref().is_some_and(|old| record::is_live(old, now));
-                let repeated = prepared.len() > 1 && !seen.insert(&p.change.key[..]);
+                let repeated = many && !seen.insert(p.change.key.clone());
                 if repeated || taken {
                     return Err(duplicate_id(&self.name, &p.id));
                 }
-                absent.push(old.is_none());
+                p.absent = old.is_none();
             }
         }
         // A bounded collection must not evict the documents this write adds.
@@ -130,11 +133,11 @@ impl Collection<'_> {
             Vec::new()
         };
         let mut ids = Vec::with_capacity(prepared.len());
-        for (p, absent) in prepared.into_iter().zip(absent) {
+        for p in prepared {
             if let Some(at) = p.expires_at {
                 crate::engine::ttl::register(t, &self.name, &p.change.key, at)?;
             }
-            if absent {
+            if p.absent {
                 t.put_absent(&self.name, p.change.key, p.change.value)?;
             } else {
                 t.put(&self.name, p.change.key, p.change.value)?;

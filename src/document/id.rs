@@ -76,7 +76,10 @@ impl DocumentId {
 /// Storage key of an `_id`. Strings get tag `0x02`, numbers are normalised so that equal
 /// values share one key, everything else is its BSON element encoding under a type tag.
 fn encode_key(value: &Bson) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(match value {
+        Bson::String(s) => 1 + s.len(),
+        _ => 16,
+    });
     match value {
         Bson::String(s) => {
             out.push(0x02);

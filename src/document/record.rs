@@ -21,16 +21,30 @@ const NO_EXPIRY: i64 = i64::MIN;
 
 /// Encodes metadata and an already BSON-encoded body into one stored record.
 pub(crate) fn encode(meta: &Metadata, body_bson: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(13 + 96 + body_bson.len());
-    out.push(RECORD_V2);
-    out.extend_from_slice(&meta.expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    meta.encode_bson(&mut out);
-    let meta_len = u32::try_from(out.len() - 13)
-        .map_err(|_| Error::Internal("metadata larger than 4 GiB".into()))?;
-    out[9..13].copy_from_slice(&meta_len.to_le_bytes());
-    out.extend_from_slice(body_bson);
-    Ok(out)
+    thread_local! {
+        static META: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    // The metadata is encoded first so that the record is allocated at its exact size: a
+    // `Bytes` made from it then needs no second allocation.
+    META.with(|cell| {
+        let mut own = Vec::new();
+        let mut scratch = cell.try_borrow_mut();
+        let m = match scratch.as_deref_mut() {
+            Ok(v) => v,
+            Err(_) => &mut own,
+        };
+        m.clear();
+        meta.encode_bson(m);
+        let meta_len = u32::try_from(m.len())
+            .map_err(|_| Error::Internal("metadata larger than 4 GiB".into()))?;
+        let mut out = Vec::with_capacity(13 + m.len() + body_bson.len());
+        out.push(RECORD_V2);
+        out.extend_from_slice(&meta.expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
+        out.extend_from_slice(&meta_len.to_le_bytes());
+        out.extend_from_slice(m);
+        out.extend_from_slice(body_bson);
+        Ok(out)
+    })
 }
 
 fn corrupt() -> Error {
