@@ -312,8 +312,8 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Encodes a node whose children and large values are all on disk into `buf` (a zeroed
-/// page) as page `id`.
+/// Encodes a node whose children and large values are all on disk into `buf` (one page,
+/// any contents: the bytes past the node are zeroed here) as page `id`.
 pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Result<()> {
     let mut at = PAGE_HEADER;
     let internal = |m: &str| Error::Internal(format!("page encoder: {m}"));
@@ -367,6 +367,7 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
     if at > buf.len() {
         return Err(internal("node larger than a page"));
     }
+    buf[at..].fill(0);
     seal(buf, kind, count as u16, id, 0, (at - PAGE_HEADER) as u32);
     Ok(())
 }

@@ -356,23 +356,39 @@ impl Pager {
     /// it. A leaf is not: most leaves a checkpoint writes are not touched again soon, and the
     /// next reader that wants one reads it.
     pub(crate) fn write_node(&self, id: u64, node: &Node) -> Result<()> {
+        thread_local! {
+            static LEAF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        if matches!(node, Node::Leaf { .. }) {
+            // A leaf is encoded in this thread's page buffer (no allocation and zeroing of a
+            // page per leaf written) and not cached.
+            LEAF.with(|cell| -> Result<()> {
+                let mut own = Vec::new();
+                let mut reused = cell.try_borrow_mut();
+                let buf = match reused.as_deref_mut() {
+                    Ok(b) => b,
+                    Err(_) => &mut own,
+                };
+                buf.resize(self.geo.page_size, 0);
+                page::encode_node(self.geo, node, id, buf)?;
+                self.write_raw(id, buf)
+            })?;
+            // Whatever the cache held under `id` was a page since freed.
+            self.cache.lock().remove(id);
+            return Ok(());
+        }
         let mut buf = vec![0u8; self.geo.page_size];
         page::encode_node(self.geo, node, id, &mut buf)?;
         self.write_raw(id, &buf)?;
-        // Whatever the cache held under `id` was a page since freed.
-        if matches!(node, Node::Leaf { .. }) {
-            self.cache.lock().remove(id);
-        } else {
-            let page = Bytes::from(buf);
-            let node = Arc::new(page::decode_node(
-                &page,
-                page::head_of(&page),
-                id,
-                &self.what,
-            )?);
-            let bytes = self.node_bytes(&node);
-            self.cache.lock().insert(id, node, bytes);
-        }
+        let page = Bytes::from(buf);
+        let node = Arc::new(page::decode_node(
+            &page,
+            page::head_of(&page),
+            id,
+            &self.what,
+        )?);
+        let bytes = self.node_bytes(&node);
+        self.cache.lock().insert(id, node, bytes);
         Ok(())
     }
 
