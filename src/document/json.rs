@@ -383,7 +383,12 @@ mod direct {
                     }
                 }
                 None => {
-                    if earlier.iter().any(|&(s, l)| &self.out[s..s + l] == k) {
+                    // Length and first byte first: most keys differ there, without a
+                    // call to compare the rest.
+                    let same = |&(s, l): &(usize, usize)| {
+                        l == k.len() && (l == 0 || self.out[s] == k[0]) && &self.out[s..s + l] == k
+                    };
+                    if earlier.iter().any(same) {
                         return Err(decline("repeated key"));
                     }
                     if earlier.len() >= SMALL_OBJECT {

@@ -30,6 +30,32 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use sweeper::{Sweeper, SweeperConfig};
+
+/// Hashes collection names with FNV-1a instead of SipHash: maps keyed by collection are
+/// looked up several times per write (options, indexes, touched keys), with few short keys
+/// that the application, not an attacker, chooses.
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A map keyed by collection name (see [`NameHasher`]).
+pub(crate) type ByName<V> = HashMap<String, V, std::hash::BuildHasherDefault<NameHasher>>;
 use txn::{Touched, TrackedTxn};
 
 /// What an engine is opened with (the part of the open options the engine owns).
@@ -93,7 +119,7 @@ pub(crate) struct Engine {
     faults: Faults,
     sweeper_cfg: Mutex<SweeperConfig>,
     sweeper: Mutex<Option<Sweeper>>,
-    options: RwLock<HashMap<String, CollOptions>>,
+    options: RwLock<ByName<CollOptions>>,
     trackers: Mutex<HashMap<String, Tracker>>,
     stamp: AtomicU64,
 }
@@ -113,7 +139,7 @@ impl Engine {
             faults,
             sweeper_cfg: Mutex::new(cfg.sweeper),
             sweeper: Mutex::new(None),
-            options: RwLock::new(HashMap::new()),
+            options: RwLock::new(ByName::default()),
             trackers: Mutex::new(HashMap::new()),
             stamp: AtomicU64::new(0),
         });
@@ -265,7 +291,7 @@ impl Engine {
     // ---- collections ------------------------------------------------------------------
 
     fn load_options(&self, view: &dyn ReadView) {
-        let mut map = HashMap::new();
+        let mut map = ByName::default();
         for t in view.tables() {
             let o = CollOptions::parse(&t.options);
             self.cache.set_limits(&t.name, o.cache);

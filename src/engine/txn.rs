@@ -5,14 +5,14 @@
 use crate::error::Result;
 use crate::index::IndexDef;
 use crate::storage::{Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// What a transaction changed.
 #[derive(Debug, Default)]
 pub(crate) struct Touched {
     /// Per collection, the key of every put or delete (a key may repeat).
-    pub docs: HashMap<String, Vec<Bytes>>,
+    pub docs: super::ByName<Vec<Bytes>>,
     /// Collections created, dropped or renamed (both names).
     pub tables: HashSet<String>,
 }
@@ -25,7 +25,7 @@ pub(crate) struct TrackedTxn {
     pub(crate) touched: Touched,
     /// Index definitions per collection as this transaction sees them (loaded on first
     /// write to the collection; forgotten when the catalog or the tables change).
-    indexes: HashMap<String, Arc<Vec<Arc<IndexDef>>>>,
+    indexes: super::ByName<Arc<Vec<Arc<IndexDef>>>>,
 }
 
 impl TrackedTxn {
@@ -33,7 +33,7 @@ impl TrackedTxn {
         Self {
             inner,
             touched: Touched::default(),
-            indexes: HashMap::new(),
+            indexes: super::ByName::default(),
         }
     }
 
