@@ -16,7 +16,8 @@
  * (nexus_create_index); on SQLite CREATE INDEX ... ON docs(json_extract(body,'$.user.email'))
  * etc., over `docs(id TEXT PRIMARY KEY, body TEXT) WITHOUT ROWID` (as bench/storage_bench.c).
  *
- * Workloads, each engine on its own file, timed passes after a warm-up, median reported:
+ * Workloads, each engine on its own file, timed passes after a warm-up, median reported; the
+ * engines take turns pass by pass, so that the shared machine's changing load falls on both:
  *   - insert throughput (docs/s) with 0, 1 and 3 indexes, 1,000-document transactions, a
  *     fresh file per pass (the indexes are created on the empty collection first);
  *   - point lookup on user.email (random existing emails): nexus_find {"user.email": ...} +
@@ -407,83 +408,108 @@ static void record(int w, int eng, double *samples, long n)
     R[w].v[eng] = m;
 }
 
-/* Median queries/s of RUNS passes of `n` queries after a warm-up of max(n/10, 1). */
-static void time_queries(int w, conn *c, int kind, long n, uint64_t *rng)
+/* Queries/s of RUNS passes of `n` queries on each engine after a warm-up of max(n/10, 1),
+ * the engines taking turns pass by pass (so that a change in the machine's load between
+ * passes falls on both); medians recorded. Each engine draws its own copy of the same
+ * random arguments. */
+static void time_queries(int w, conn c[NENG], int kind, long n, uint64_t rng[NENG])
 {
-    double s[64];
-    queries(c, kind, n / 10 > 0 ? n / 10 : 1, rng);
+    double s[NENG][64];
+    for (int e = 0; e < NENG; e++)
+        queries(&c[e], kind, n / 10 > 0 ? n / 10 : 1, &rng[e]);
     for (long r = 0; r < RUNS; r++)
-        s[r] = queries(c, kind, n, rng);
-    record(w, c->eng, s, RUNS);
+        for (int e = 0; e < NENG; e++)
+            s[e][r] = queries(&c[e], kind, n, &rng[e]);
+    for (int e = 0; e < NENG; e++)
+        record(w, e, s[e], RUNS);
 }
 
 /* Workload rows; -1 where skipped (BENCH_INDEX_SKIP_CREATE). */
 static int W_INS[3], W_BUILD, W_LOOK[NMAP], W_SCAN_LOOK, W_RANGE[NMAP], W_SCAN_RANGE;
 
-static void run_engine(int eng)
+/* Every workload, the engines taking turns pass by pass (inserts, queries) or one after
+ * the other (the single index build). */
+static void run_all(void)
 {
     static const int NIDX[3] = {0, 1, 3};
-    char path[512];
-    double s[64];
-    fprintf(stderr, "== %s\n", ENG[eng]);
-    path_of(path, sizeof path, eng, "main");
+    char path[NENG][512];
+    double s[NENG][64];
+    for (int e = 0; e < NENG; e++)
+        path_of(path[e], sizeof path[e], e, "main");
 
     /* Insert throughput with 1 and 3 indexes: a fresh file per pass, indexes created on the
      * empty collection first. */
     for (int k = 1; k < 3 && !SKIP_CREATE; k++) {
-        for (long r = 0; r < RUNS; r++) {
-            rm_db(path);
-            conn c = conn_open(eng, path);
-            create_indexes(&c, NIDX[k]);
-            s[r] = load(&c);
-            conn_close(&c);
-        }
-        record(W_INS[k], eng, s, RUNS);
+        fprintf(stderr, "== inserts with %d index(es)\n", NIDX[k]);
+        for (long r = 0; r < RUNS; r++)
+            for (int e = 0; e < NENG; e++) {
+                rm_db(path[e]);
+                conn c = conn_open(e, path[e]);
+                create_indexes(&c, NIDX[k]);
+                s[e][r] = load(&c);
+                conn_close(&c);
+            }
+        for (int e = 0; e < NENG; e++)
+            record(W_INS[k], e, s[e], RUNS);
     }
 
-    /* Insert throughput without secondary indexes; the last pass's file stays for the
+    /* Insert throughput without secondary indexes; each engine's last file stays for the
      * queries. */
-    conn c = {.eng = eng};
-    for (long r = 0; r < RUNS; r++) {
-        if (r > 0)
-            conn_close(&c);
-        rm_db(path);
-        c = conn_open(eng, path);
-        s[r] = load(&c);
-    }
-    record(W_INS[0], eng, s, RUNS);
+    fprintf(stderr, "== inserts without a secondary index\n");
+    conn c[NENG];
+    for (long r = 0; r < RUNS; r++)
+        for (int e = 0; e < NENG; e++) {
+            if (r > 0)
+                conn_close(&c[e]);
+            rm_db(path[e]);
+            c[e] = conn_open(e, path[e]);
+            s[e][r] = load(&c[e]);
+        }
+    for (int e = 0; e < NENG; e++)
+        record(W_INS[0], e, s[e], RUNS);
 
     /* The queries without an index (full scans). */
-    uint64_t rng = 0x9e3779b97f4a7c15ull;
-    prepare_queries(&c);
-    if (!SKIP_CREATE)
-        check_plans(&c, 0); /* nexus_explain belongs to the index feature */
-    time_queries(W_SCAN_LOOK, &c, 0, SCAN_LOOKUPS, &rng);
-    time_queries(W_SCAN_RANGE, &c, 1, SCAN_RANGES, &rng);
+    fprintf(stderr, "== queries without an index\n");
+    uint64_t rng[NENG];
+    for (int e = 0; e < NENG; e++) {
+        rng[e] = 0x9e3779b97f4a7c15ull;
+        prepare_queries(&c[e]);
+        if (!SKIP_CREATE)
+            check_plans(&c[e], 0); /* nexus_explain belongs to the index feature */
+    }
+    time_queries(W_SCAN_LOOK, c, 0, SCAN_LOOKUPS, rng);
+    time_queries(W_SCAN_RANGE, c, 1, SCAN_RANGES, rng);
 
     if (!SKIP_CREATE) {
-        /* Build the three indexes over the loaded documents (one pass), then the same
+        /* Build the three indexes over the loaded documents (one pass each), then the same
          * queries through them. */
-        double t0 = now_s();
-        create_indexes(&c, 3);
-        s[0] = now_s() - t0;
-        record(W_BUILD, eng, s, 1);
-        prepare_queries(&c);
-        check_plans(&c, 1);
-        time_queries(W_LOOK[MAP_DEFAULT], &c, 0, LOOKUPS, &rng);
-        time_queries(W_RANGE[MAP_DEFAULT], &c, 1, RANGES, &rng);
+        fprintf(stderr, "== index build and indexed queries\n");
+        for (int e = 0; e < NENG; e++) {
+            double t0 = now_s();
+            create_indexes(&c[e], 3);
+            s[e][0] = now_s() - t0;
+            record(W_BUILD, e, s[e], 1);
+            prepare_queries(&c[e]);
+            check_plans(&c[e], 1);
+        }
+        time_queries(W_LOOK[MAP_DEFAULT], c, 0, LOOKUPS, rng);
+        time_queries(W_RANGE[MAP_DEFAULT], c, 1, RANGES, rng);
         for (int m = MAP_BOTH; m < NMAP; m++) {
-            conn_close(&c);
             MAP_MODE = m;
-            c = conn_open(eng, path);
+            for (int e = 0; e < NENG; e++) {
+                conn_close(&c[e]);
+                c[e] = conn_open(e, path[e]);
+                prepare_queries(&c[e]);
+            }
             MAP_MODE = MAP_DEFAULT;
-            prepare_queries(&c);
-            time_queries(W_LOOK[m], &c, 0, LOOKUPS, &rng);
-            time_queries(W_RANGE[m], &c, 1, RANGES, &rng);
+            time_queries(W_LOOK[m], c, 0, LOOKUPS, rng);
+            time_queries(W_RANGE[m], c, 1, RANGES, rng);
         }
     }
-    conn_close(&c);
-    rm_db(path);
+    for (int e = 0; e < NENG; e++) {
+        conn_close(&c[e]);
+        rm_db(path[e]);
+    }
 }
 
 static void row_ratio(FILE *out, double a, double b, int higher_better)
@@ -540,8 +566,7 @@ int main(int argc, char **argv)
         W_RANGE[m] = workload("queries/s", 1, "range on indexed user.age (1%%), %s", MAP_NAMES[m]);
     }
 
-    for (int eng = 0; eng < NENG; eng++)
-        run_engine(eng);
+    run_all();
 
     FILE *out = fopen(argv[2], "w");
     if (!out)
