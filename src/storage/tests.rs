@@ -256,6 +256,21 @@ fn snapshot_sees_its_epoch_across_checkpoints_wasp() {
     assert_eq!(r["ok"], true, "{r}");
 }
 
+/// Deletes every entry of table `t` but the first `keep`, commits, and compacts the file.
+fn keep_first_and_compact(s: &dyn Storage, keep: usize) {
+    let mut t = s.begin_write(T).unwrap();
+    let keys: Vec<Bytes> = t
+        .scan("t", None, usize::MAX)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for k in keys.iter().skip(keep) {
+        t.delete("t", k).unwrap();
+    }
+    t.commit(SyncMode::Off).unwrap();
+    s.compact(T).unwrap();
+}
+
 #[test]
 fn churn_reaches_a_steady_file_size_wasp() {
     let dir = tempfile::tempdir().unwrap();
@@ -301,17 +316,7 @@ fn churn_reaches_a_steady_file_size_wasp() {
     let r = s.check(T).unwrap();
     assert_eq!(r["ok"], true, "{r}");
     // Delete everything: compaction gives the space back.
-    let mut t = s.begin_write(T).unwrap();
-    let keys: Vec<Bytes> = t
-        .scan("t", None, usize::MAX)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    for k in keys.iter().skip(50) {
-        t.delete("t", k).unwrap();
-    }
-    t.commit(SyncMode::Off).unwrap();
-    s.compact(T).unwrap();
+    keep_first_and_compact(&*s, 50);
     let small = std::fs::metadata(&path).unwrap().len();
     assert!(
         small < sizes[0] / 4,
@@ -534,17 +539,7 @@ fn mapped_readers_survive_growth_and_compaction_wasp() {
         let grown = len();
         largest = largest.max(grown);
         // Shrink: delete most of it and compact (the file is cut while readers read).
-        let mut t = s.begin_write(T).unwrap();
-        let keys: Vec<Bytes> = t
-            .scan("t", None, usize::MAX)
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys.iter().skip(100) {
-            t.delete("t", k).unwrap();
-        }
-        t.commit(SyncMode::Off).unwrap();
-        s.compact(T).unwrap();
+        keep_first_and_compact(&*s, 100);
         shrinks += usize::from(len() < grown);
     }
     stop.store(true, Ordering::Relaxed);
