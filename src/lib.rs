@@ -42,6 +42,7 @@ mod index;
 pub mod io;
 mod options;
 mod query;
+mod scratch;
 mod storage;
 
 pub use cache::{CacheConfig, EvictionMode};

@@ -26,13 +26,7 @@ pub(crate) fn encode(meta: &Metadata, body_bson: &[u8]) -> Result<Vec<u8>> {
     }
     // The metadata is encoded first so that the record is allocated at its exact size: a
     // `Bytes` made from it then needs no second allocation.
-    META.with(|cell| {
-        let mut own = Vec::new();
-        let mut scratch = cell.try_borrow_mut();
-        let m = match scratch.as_deref_mut() {
-            Ok(v) => v,
-            Err(_) => &mut own,
-        };
+    crate::scratch::with(&META, |m| {
         m.clear();
         meta.encode_bson(m);
         let meta_len = u32::try_from(m.len())

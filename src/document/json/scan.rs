@@ -78,22 +78,22 @@ pub(super) fn element_array(text: &str) -> Option<Vec<RawElements>> {
 
 /// Runs `f` on a scanner of `text` whose key list is this thread's reused one.
 fn with_scan<R>(text: &str, capacity: usize, f: impl FnOnce(&mut Scan<'_>) -> R) -> R {
-    let keys = KEYS.with(|k| std::mem::take(&mut *k.borrow_mut()));
-    let mut s = Scan {
-        src: text,
-        text: text.as_bytes(),
-        at: 0,
-        w: Writer {
-            out: Vec::with_capacity(capacity),
-            keys,
-        },
-        key: String::new(),
-    };
-    let r = f(&mut s);
-    let mut keys = s.w.keys;
-    keys.clear();
-    KEYS.with(|k| *k.borrow_mut() = keys);
-    r
+    crate::scratch::with(&KEYS, |keys| {
+        let mut s = Scan {
+            src: text,
+            text: text.as_bytes(),
+            at: 0,
+            w: Writer {
+                out: Vec::with_capacity(capacity),
+                keys: std::mem::take(keys),
+            },
+            key: String::new(),
+        };
+        let r = f(&mut s);
+        *keys = s.w.keys;
+        keys.clear();
+        r
+    })
 }
 
 impl Scan<'_> {

@@ -83,6 +83,11 @@ impl std::hash::Hasher for PageIdHasher {
 
 type PageIds = std::hash::BuildHasherDefault<PageIdHasher>;
 
+thread_local! {
+    /// This thread's page buffer: a page read for a probe, or a leaf being written.
+    static PAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Slot {
     id: u64,
     node: Arc<Node>,
@@ -298,9 +303,6 @@ impl Pager {
         id: u64,
         f: impl FnOnce(&[u8], PageHead, bool) -> Result<R>,
     ) -> Result<R> {
-        thread_local! {
-            static PAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
         if let Some(p) = self.file.mapped_page(id) {
             let head = if p.checked() {
                 page::open_checked_page(p.bytes(), id, &self.what)?
@@ -311,18 +313,11 @@ impl Pager {
             };
             return f(p.bytes(), head, true);
         }
-        let checked = |buf: &[u8]| page::open_page(buf, id, &self.what);
-        PAGE.with(|cell| {
-            // Re-entered (cannot happen today: `f` never reads pages): a buffer of its own.
-            let Ok(mut buf) = cell.try_borrow_mut() else {
-                let buf = self.read_raw(id)?;
-                return f(&buf, checked(&buf)?, false);
-            };
-            if buf.len() != self.geo.page_size {
-                *buf = vec![0u8; self.geo.page_size];
-            }
-            self.file.read_at(self.offset(id), &mut buf)?;
-            f(&buf, checked(&buf)?, false)
+        crate::scratch::with(&PAGE, |buf| {
+            buf.resize(self.geo.page_size, 0);
+            self.file.read_at(self.offset(id), buf)?;
+            let head = page::open_page(buf, id, &self.what)?;
+            f(buf, head, false)
         })
     }
 
@@ -356,19 +351,10 @@ impl Pager {
     /// it. A leaf is not: most leaves a checkpoint writes are not touched again soon, and the
     /// next reader that wants one reads it.
     pub(crate) fn write_node(&self, id: u64, node: &Node) -> Result<()> {
-        thread_local! {
-            static LEAF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
         if matches!(node, Node::Leaf { .. }) {
             // A leaf is encoded in this thread's page buffer (no allocation and zeroing of a
             // page per leaf written) and not cached.
-            LEAF.with(|cell| -> Result<()> {
-                let mut own = Vec::new();
-                let mut reused = cell.try_borrow_mut();
-                let buf = match reused.as_deref_mut() {
-                    Ok(b) => b,
-                    Err(_) => &mut own,
-                };
+            crate::scratch::with(&PAGE, |buf| {
                 buf.resize(self.geo.page_size, 0);
                 page::encode_node(self.geo, node, id, buf)?;
                 self.write_raw(id, buf)
