@@ -51,7 +51,9 @@ pub(crate) struct PageMap {
     limit: AtomicU64,
 }
 
-/// One page of the map, held for reading (the map cannot move or shrink meanwhile).
+/// One page of the map, held for reading (the map cannot move or shrink meanwhile). Drop it
+/// before reading another page: the map's lock is fair, so a remap waiting for it would
+/// block a second read of the map by the same thread.
 pub(crate) struct MappedPage<'a> {
     guard: RwLockReadGuard<'a, Mapped>,
     at: usize,
