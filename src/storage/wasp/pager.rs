@@ -296,8 +296,8 @@ impl Pager {
     /// Calls `f` with page `id`, checked, and its header: the readers' probe of a page that is
     /// not cached. The page is searched where the memory map has it (its checksum verified
     /// the first time only, see `storage::map`), or else read into this thread's page buffer
-    /// (allocated once, not zeroed per read) and verified.
-    /// `f` learns whether the page came from the map.
+    /// (allocated once, not zeroed per read) and verified. `f` learns whether the page came
+    /// from the map; it must not read pages itself (it holds the map, see `MappedPage`).
     fn with_page<R>(
         &self,
         id: u64,
