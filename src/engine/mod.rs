@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use sweeper::{Sweeper, SweeperConfig};
+use txn::{Touched, TrackedTxn};
 
 /// Hashes collection names with FNV-1a instead of SipHash: maps keyed by collection are
 /// looked up several times per write (options, indexes, touched keys), with few short keys
@@ -56,7 +57,6 @@ impl std::hash::Hasher for NameHasher {
 
 /// A map keyed by collection name (see [`NameHasher`]).
 pub(crate) type ByName<V> = HashMap<String, V, std::hash::BuildHasherDefault<NameHasher>>;
-use txn::{Touched, TrackedTxn};
 
 /// What an engine is opened with (the part of the open options the engine owns).
 #[derive(Debug, Clone)]

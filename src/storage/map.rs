@@ -79,15 +79,28 @@ impl MappedPage<'_> {
     }
 }
 
-fn map_file(file: &File, len: u64) -> std::io::Result<Mapped> {
+/// Maps `len` bytes of `file` (read-only; past the file's end, never read).
+fn map_file(file: &File, len: u64) -> std::io::Result<Mmap> {
     let bytes = usize::try_from(len).map_err(|_| std::io::Error::other("map too large"))?;
     // SAFETY: the map is read-only and only ever read below the file's length; see the
     // module notes for why no byte a reader holds is changed or removed underneath it.
-    let map = unsafe { MmapOptions::new().len(bytes).map(file)? };
-    Ok(Mapped {
-        map,
-        checked: Vec::new(),
-    })
+    unsafe { MmapOptions::new().len(bytes).map(file) }
+}
+
+/// Words of checked bits for a map of `len` bytes.
+fn bit_words(len: u64, page_size: u64) -> usize {
+    (len / page_size / 64 + 1) as usize
+}
+
+impl Mapped {
+    /// Clears the checked bits of pages `ids` (those past the map have none).
+    fn uncheck(&self, ids: std::ops::Range<u64>) {
+        for id in ids {
+            if let Some(w) = self.checked.get((id / 64) as usize) {
+                w.fetch_and(!(1 << (id % 64)), Ordering::Release);
+            }
+        }
+    }
 }
 
 impl PageMap {
@@ -99,13 +112,13 @@ impl PageMap {
         }
         let page_size = page_size as u64;
         let reserve = reserve_for(file_len, page_size);
-        let mut mapped = map_file(file, reserve).ok()?;
-        mapped.checked = (0..reserve / page_size / 64 + 1)
+        let map = map_file(file, reserve).ok()?;
+        let checked = (0..bit_words(reserve, page_size))
             .map(|_| AtomicU64::new(0))
             .collect();
         Some(Self {
             page_size,
-            state: RwLock::new(mapped),
+            state: RwLock::new(Mapped { map, checked }),
             limit: AtomicU64::new(file_len.min(reserve)),
         })
     }
@@ -147,14 +160,9 @@ impl PageMap {
         if len == 0 {
             return;
         }
-        let guard = self.state.read();
         let first = offset / self.page_size;
         let last = (offset + len as u64 - 1) / self.page_size;
-        for id in first..=last {
-            if let Some(w) = guard.checked.get((id / 64) as usize) {
-                w.fetch_and(!(1 << (id % 64)), Ordering::Release);
-            }
-        }
+        self.state.read().uncheck(first..last + 1);
     }
 
     /// After a write that ended at byte `end` of `file`: the file may have grown, and with it
@@ -167,18 +175,18 @@ impl PageMap {
         }
         let reserve = reserve_for(end, self.page_size);
         // A failed remap keeps the old map: pages past it are read with `pread`.
-        let Ok(mut grown) = map_file(file, reserve) else {
+        let Ok(grown) = map_file(file, reserve) else {
             return;
         };
         let mut state = self.state.write();
-        if state.map.len() as u64 >= reserve {
-            return;
+        if (state.map.len() as u64) < reserve {
+            // The checked bits carry over: the pages did not change.
+            let words = bit_words(reserve, self.page_size);
+            state.checked.resize_with(words, || AtomicU64::new(0));
+            state.map = grown;
         }
-        let words = (reserve / self.page_size / 64 + 1) as usize;
-        grown.checked = std::mem::take(&mut state.checked);
-        grown.checked.resize_with(words, || AtomicU64::new(0));
-        *state = grown;
-        self.limit.fetch_max(end, Ordering::Release);
+        self.limit
+            .fetch_max(end.min(state.map.len() as u64), Ordering::Release);
     }
 
     /// Before the file is cut to `len` bytes: readers stop using what lies past it (waits for
@@ -186,13 +194,7 @@ impl PageMap {
     pub(crate) fn before_truncate(&self, len: u64) {
         let state = self.state.write();
         self.limit.fetch_min(len, Ordering::Release);
-        let first = len.div_ceil(self.page_size);
-        let last = state.map.len() as u64 / self.page_size;
-        for id in first..last {
-            if let Some(w) = state.checked.get((id / 64) as usize) {
-                w.fetch_and(!(1 << (id % 64)), Ordering::Relaxed);
-            }
-        }
+        state.uncheck(len.div_ceil(self.page_size)..state.map.len() as u64 / self.page_size);
     }
 }
 
