@@ -4,7 +4,8 @@
 //! before applying any, so a failing call changes nothing.
 
 use crate::db::{check_collection_name, Database, FindOneAndOptions, UpdateOptions, UpdateResult};
-use crate::document::{body::NewBody, now_millis, record, Document, DocumentId, Metadata};
+use crate::document::record::{self, RecordVersion};
+use crate::document::{body::NewBody, now_millis, Document, DocumentId, Metadata};
 use crate::error::{Error, Result};
 use crate::query::{filter::Filter, update::Update, FindOptions, Plan};
 use crate::storage::{Bytes, ReadView, WriteTxn};
@@ -52,15 +53,20 @@ impl Collection<'_> {
         &self.name
     }
 
+    fn record_version(&self) -> RecordVersion {
+        self.db.engine().record_version()
+    }
+
     /// Prepares a new document for storage: `_id` and the checked body bytes
     /// ([`NewBody::finish`]), then the record; `expires_at` makes it ephemeral.
-    fn prepare_new(body: NewBody, now: i64, expires_at: Option<i64>) -> Result<Prepared> {
+    fn prepare_new(&self, body: NewBody, now: i64, expires_at: Option<i64>) -> Result<Prepared> {
         let (id, body) = body.finish()?;
-        Self::prepare_body(id, &body, now, expires_at)
+        self.prepare_body(id, &body, now, expires_at)
     }
 
     /// The record of a new document whose `_id` and checked body bytes are known.
     fn prepare_body(
+        &self,
         id: DocumentId,
         body: &[u8],
         now: i64,
@@ -71,7 +77,7 @@ impl Collection<'_> {
             ephemeral: expires_at.is_some(),
             ..Metadata::new_at(now)
         };
-        let value = record::encode(&meta, body)?;
+        let value = record::encode(&meta, body, self.record_version())?;
         Ok(Prepared {
             change: Change {
                 key: Bytes::copy_from_slice(id.key()),
@@ -188,7 +194,7 @@ impl Collection<'_> {
     ) -> Result<DocumentId> {
         check_collection_name(&self.name)?;
         let now = now_millis();
-        let p = Self::prepare_new(body, now, expires_at)?;
+        let p = self.prepare_new(body, now, expires_at)?;
         let mut ids = self.db.write(|t| self.store_new(t, vec![p], now))?;
         Ok(ids.remove(0))
     }
@@ -206,7 +212,7 @@ impl Collection<'_> {
             .into_iter()
             .enumerate()
             .map(|(i, d)| {
-                Self::prepare_new(d, now, None).map_err(|e| match e {
+                self.prepare_new(d, now, None).map_err(|e| match e {
                     Error::InvalidArgument(m) => {
                         Error::InvalidArgument(format!("document {i}: {m}"))
                     }
@@ -240,7 +246,7 @@ impl Collection<'_> {
             if let Some(at) = expires_at {
                 crate::engine::ttl::register(t, &self.name, id.key(), at)?;
             }
-            let value = record::encode(&meta, record::body_bytes(&old)?)?;
+            let value = record::encode(&meta, record::body_bytes(&old)?, self.record_version())?;
             t.put(
                 &self.name,
                 Bytes::copy_from_slice(id.key()),
@@ -391,7 +397,7 @@ impl Collection<'_> {
             self.require_table(t.as_read())?;
             let old = live(t.get(&self.name, id.key()), now).ok_or_else(|| self.not_found(id))?;
             let meta = record::decode_meta(&old)?.changed_at(now);
-            let value = record::encode(&meta, &body)?;
+            let value = record::encode(&meta, &body, self.record_version())?;
             t.put(
                 &self.name,
                 Bytes::copy_from_slice(id.key()),
@@ -508,6 +514,7 @@ impl Collection<'_> {
                 "a replacement document cannot be applied to several documents (multi)",
             ));
         }
+        let version = self.record_version();
         self.db.write(|t| {
             let now = now_millis();
             let mut result = UpdateResult::default();
@@ -518,14 +525,14 @@ impl Collection<'_> {
             if t.has_table(&self.name) {
                 scan_matches(t.as_read(), &self.name, &f, |key, rec, doc| {
                     result.matched += 1;
-                    if let Some(c) = updated_record(&u, &f, key, rec, doc, now)?.1 {
+                    if let Some(c) = updated_record(&u, &f, key, rec, doc, now, version)?.1 {
                         changes.push(c);
                     }
                     Ok(options.multi)
                 })?;
             }
             if result.matched == 0 && options.upsert {
-                let p = Self::prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
+                let p = self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
                 let mut ids = self.store_new(t, vec![p], now)?;
                 result.upserted_id = Some(ids.remove(0));
                 return Ok(result);
@@ -573,6 +580,7 @@ impl Collection<'_> {
                 ..FindOptions::default()
             },
         )?;
+        let version = self.record_version();
         self.db.write(|t| {
             if !options.upsert {
                 self.require_table(t.as_read())?;
@@ -581,14 +589,14 @@ impl Collection<'_> {
             let target = first_match(t.as_read(), &self.name, &plan)?;
             let (before, after) = match target {
                 Some((key, rec, doc)) => {
-                    let (after, change) = updated_record(&u, &f, &key, &rec, &doc, now)?;
+                    let (after, change) = updated_record(&u, &f, &key, &rec, &doc, now, version)?;
                     if let Some(c) = change {
                         t.put(&self.name, c.key, c.value)?;
                     }
                     (Some(doc), Some(after))
                 }
                 None if options.upsert => {
-                    let p = Self::prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
+                    let p = self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
                     let stored = record::decode_body(&p.change.value)?.into_bson();
                     self.store_new(t, vec![p], now)?;
                     (None, Some(stored))
@@ -649,6 +657,7 @@ fn updated_record(
     rec: &[u8],
     doc: &BsonDocument,
     now: i64,
+    version: RecordVersion,
 ) -> Result<(BsonDocument, Option<Change>)> {
     let new_body = u.apply(doc, f, false)?;
     if &new_body == doc {
@@ -658,7 +667,7 @@ fn updated_record(
     let meta = record::decode_meta(rec)?.changed_at(now);
     let change = Change {
         key: key.clone(),
-        value: Bytes::from(record::encode(&meta, &bytes)?),
+        value: Bytes::from(record::encode(&meta, &bytes, version)?),
     };
     Ok((new_body, Some(change)))
 }

@@ -1,7 +1,14 @@
 //! The stored form of a document: what the storage layer keeps under the `_id` key.
 //!
 //! ```text
-//! version 2 (written now)
+//! version 3 (written into files of format version 2)
+//! +------+--------------------+-------+--------------------+------------------+---------+
+//! | 0x03 | expires_at: i64 LE | flags | created_at: i64 LE | varint zigzag    | varint  |
+//! |      | (i64::MIN: none)   | u8    |                    | (updated-created)| version |
+//! +------+--------------------+-------+--------------------+------------------+---------+
+//!   then, when flags bit 1 is set: varint count, count x (varint length, UTF-8 tag);
+//!   then the body (BSON). flags: bit 0 ephemeral, bit 1 tags follow, others zero.
+//! version 2 (written into files of format version 1)
 //! +------+----------------------+------------------+--------------------+----------------+
 //! | 0x02 | expires_at: i64 LE   | meta_len: u32 LE | metadata (BSON)    | body (BSON)    |
 //! |      | (i64::MIN: none)     |                  |                    |                |
@@ -10,46 +17,164 @@
 //! ```
 //!
 //! The expiry time sits at a fixed offset so scans can skip expired documents without
-//! decoding anything.
+//! decoding anything. Version 3 spends 20 bytes on a new document's metadata where version 2
+//! spends 99 (a BSON document with its field names).
 
 use super::{Document, Metadata};
 use crate::error::{Error, Result};
 
 const RECORD_V1: u8 = 1;
 const RECORD_V2: u8 = 2;
+const RECORD_V3: u8 = 3;
 const NO_EXPIRY: i64 = i64::MIN;
+const EPHEMERAL: u8 = 1;
+const TAGS: u8 = 2;
 
-/// Encodes metadata and an already BSON-encoded body into one stored record.
-pub(crate) fn encode(meta: &Metadata, body_bson: &[u8]) -> Result<Vec<u8>> {
-    thread_local! {
-        static META: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Which record version a database file takes: its format version decides, so that a file
+/// an older build can open never holds a record that build cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordVersion {
+    /// Version 2 (metadata as BSON), for files of format version 1.
+    Bson,
+    /// Version 3 (compact metadata), for files of format version 2.
+    Compact,
+}
+
+/// Encodes metadata and an already BSON-encoded body into one stored record, allocated at
+/// its exact size (a `Bytes` made from it then needs no second allocation).
+pub(crate) fn encode(meta: &Metadata, body_bson: &[u8], version: RecordVersion) -> Result<Vec<u8>> {
+    let mut head = Head {
+        fixed: [0; 38],
+        fixed_len: 0,
+        rest: Vec::new(),
+    };
+    match version {
+        RecordVersion::Compact => head.compact(meta),
+        RecordVersion::Bson => head.bson(meta)?,
     }
-    // The metadata is encoded first so that the record is allocated at its exact size: a
-    // `Bytes` made from it then needs no second allocation.
-    crate::scratch::with(&META, |m| {
-        m.clear();
-        meta.encode_bson(m);
-        let meta_len = u32::try_from(m.len())
+    let mut out = Vec::with_capacity(head.len() + body_bson.len());
+    head.write(&mut out);
+    out.extend_from_slice(body_bson);
+    Ok(out)
+}
+
+/// Everything of a record before its body: the fixed bytes, then the metadata (or, for
+/// version 2, its length and its BSON in a thread's reused buffer).
+struct Head {
+    /// Version 3 takes at most 1 + 8 + 1 + 8 + 10 + 10 bytes here.
+    fixed: [u8; 38],
+    fixed_len: usize,
+    /// Version 3 tags or version 2 BSON metadata.
+    rest: Vec<u8>,
+}
+
+impl Head {
+    fn len(&self) -> usize {
+        self.fixed_len + self.rest.len()
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.fixed[..self.fixed_len]);
+        out.extend_from_slice(&self.rest);
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.fixed[self.fixed_len..self.fixed_len + bytes.len()].copy_from_slice(bytes);
+        self.fixed_len += bytes.len();
+    }
+
+    fn compact(&mut self, meta: &Metadata) {
+        let flags = u8::from(meta.ephemeral) * EPHEMERAL + u8::from(!meta.tags.is_empty()) * TAGS;
+        self.push(&[RECORD_V3]);
+        self.push(&meta.expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
+        self.push(&[flags]);
+        self.push(&meta.created_at.to_le_bytes());
+        let mut v = [0u8; 10];
+        let delta = meta.updated_at.wrapping_sub(meta.created_at);
+        let n = put_varint(&mut v, zigzag(delta));
+        self.push(&v[..n]);
+        let n = put_varint(&mut v, meta.version);
+        self.push(&v[..n]);
+        if !meta.tags.is_empty() {
+            let mut v = [0u8; 10];
+            let n = put_varint(&mut v, meta.tags.len() as u64);
+            self.rest.extend_from_slice(&v[..n]);
+            for t in &meta.tags {
+                let n = put_varint(&mut v, t.len() as u64);
+                self.rest.extend_from_slice(&v[..n]);
+                self.rest.extend_from_slice(t.as_bytes());
+            }
+        }
+    }
+
+    fn bson(&mut self, meta: &Metadata) -> Result<()> {
+        meta.encode_bson(&mut self.rest);
+        let meta_len = u32::try_from(self.rest.len())
             .map_err(|_| Error::Internal("metadata larger than 4 GiB".into()))?;
-        let mut out = Vec::with_capacity(13 + m.len() + body_bson.len());
-        out.push(RECORD_V2);
-        out.extend_from_slice(&meta.expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
-        out.extend_from_slice(&meta_len.to_le_bytes());
-        out.extend_from_slice(m);
-        out.extend_from_slice(body_bson);
-        Ok(out)
-    })
+        self.push(&[RECORD_V2]);
+        self.push(&meta.expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
+        self.push(&meta_len.to_le_bytes());
+        Ok(())
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Writes `v` as LEB128 (seven bits a byte, low first) into `out`; returns the length.
+fn put_varint(out: &mut [u8; 10], mut v: u64) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        out[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    n + 1
+}
+
+/// Reads a LEB128 number at `*at`, advancing it; `None` when cut short or over 64 bits.
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        let bits = u64::from(b & 0x7f);
+        if shift == 63 && bits > 1 {
+            return None;
+        }
+        v |= bits << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 fn corrupt() -> Error {
     Error::Corrupt("stored document record is malformed".into())
 }
 
-/// Splits a stored record into its metadata and body bytes.
-fn split(record: &[u8]) -> Result<(&[u8], &[u8])> {
+/// A record's metadata, as stored.
+enum StoredMeta<'a> {
+    /// Versions 1 and 2: a BSON document.
+    Bson(&'a [u8]),
+    /// Version 3.
+    Compact(Metadata),
+}
+
+/// Splits a stored record into its metadata and body bytes; `decode` says whether to decode
+/// version 3 metadata (finding the body reads its lengths either way).
+fn split(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[u8])> {
     let len_at = match record.first() {
         Some(&RECORD_V1) => 1,
         Some(&RECORD_V2) => 9,
+        Some(&RECORD_V3) => return split_compact(record, decode),
         _ => return Err(corrupt()),
     };
     let len_bytes = record.get(len_at..len_at + 4).ok_or_else(corrupt)?;
@@ -59,12 +184,59 @@ fn split(record: &[u8]) -> Result<(&[u8], &[u8])> {
         .checked_add(meta_len as usize)
         .filter(|&e| e <= record.len())
         .ok_or_else(corrupt)?;
-    Ok((&record[meta_start..body_start], &record[body_start..]))
+    Ok((
+        Some(StoredMeta::Bson(&record[meta_start..body_start])),
+        &record[body_start..],
+    ))
+}
+
+fn split_compact(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[u8])> {
+    let i64_at = |at: usize| -> Result<i64> {
+        let b = record.get(at..at + 8).ok_or_else(corrupt)?;
+        Ok(i64::from_le_bytes(b.try_into().map_err(|_| corrupt())?))
+    };
+    let expires_at = i64_at(1)?;
+    let flags = *record.get(9).ok_or_else(corrupt)?;
+    if flags & !(EPHEMERAL | TAGS) != 0 {
+        return Err(corrupt());
+    }
+    let created_at = i64_at(10)?;
+    let mut at = 18;
+    let delta = unzigzag(get_varint(record, &mut at).ok_or_else(corrupt)?);
+    let version = get_varint(record, &mut at).ok_or_else(corrupt)?;
+    let mut tags = Vec::new();
+    if flags & TAGS != 0 {
+        let count = get_varint(record, &mut at).ok_or_else(corrupt)?;
+        for _ in 0..count {
+            let len = get_varint(record, &mut at).ok_or_else(corrupt)?;
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|l| at.checked_add(l))
+                .filter(|&e| e <= record.len())
+                .ok_or_else(corrupt)?;
+            if decode {
+                let tag = std::str::from_utf8(&record[at..end]).map_err(|_| corrupt())?;
+                tags.push(tag.to_owned());
+            }
+            at = end;
+        }
+    }
+    let meta = decode.then(|| {
+        StoredMeta::Compact(Metadata {
+            created_at,
+            updated_at: created_at.wrapping_add(delta),
+            version,
+            expires_at: (expires_at != NO_EXPIRY).then_some(expires_at),
+            ephemeral: flags & EPHEMERAL != 0,
+            tags,
+        })
+    });
+    Ok((meta, &record[at..]))
 }
 
 /// When the document expires (ms since the epoch), read from the fixed offset.
 pub(crate) fn expires_at(record: &[u8]) -> Option<i64> {
-    if record.first() == Some(&RECORD_V2) {
+    if let Some(&(RECORD_V2 | RECORD_V3)) = record.first() {
         let b: [u8; 8] = record.get(1..9)?.try_into().ok()?;
         let t = i64::from_le_bytes(b);
         return (t != NO_EXPIRY).then_some(t);
@@ -79,15 +251,21 @@ pub(crate) fn is_live(record: &[u8], now: i64) -> bool {
 
 /// Decodes the metadata of a stored record.
 pub(crate) fn decode_meta(record: &[u8]) -> Result<Metadata> {
-    let (meta, _) = split(record)?;
-    let d = bson::Document::from_reader(meta)
-        .map_err(|e| Error::Corrupt(format!("stored metadata is malformed: {e}")))?;
-    Metadata::from_bson(&d).ok_or_else(|| Error::Corrupt("stored metadata lacks fields".into()))
+    match split(record, true)?.0 {
+        Some(StoredMeta::Compact(m)) => Ok(m),
+        Some(StoredMeta::Bson(meta)) => {
+            let d = bson::Document::from_reader(meta)
+                .map_err(|e| Error::Corrupt(format!("stored metadata is malformed: {e}")))?;
+            Metadata::from_bson(&d)
+                .ok_or_else(|| Error::Corrupt("stored metadata lacks fields".into()))
+        }
+        None => Err(corrupt()),
+    }
 }
 
 /// The BSON bytes of the body of a stored record (borrowed, no copy).
 pub(crate) fn body_bytes(record: &[u8]) -> Result<&[u8]> {
-    Ok(split(record)?.1)
+    Ok(split(record, false)?.1)
 }
 
 /// Decodes the body of a stored record.
@@ -106,23 +284,59 @@ pub(crate) fn decode_body(record: &[u8]) -> Result<Document> {
 mod tests {
     use super::*;
 
+    const BOTH: [RecordVersion; 2] = [RecordVersion::Bson, RecordVersion::Compact];
+
+    fn metas() -> Vec<Metadata> {
+        vec![
+            Metadata::new_at(1_764_000_000_000),
+            Metadata {
+                expires_at: Some(1234),
+                ephemeral: true,
+                ..Metadata::new_at(1)
+            },
+            Metadata {
+                // Updated "before" creation (a clock stepped back), a large version.
+                updated_at: -7,
+                version: u64::MAX >> 1,
+                tags: vec!["a".into(), "é€".into(), String::new(), "x".repeat(300)],
+                ..Metadata::new_at(i64::MAX)
+            },
+            Metadata {
+                updated_at: i64::MAX,
+                expires_at: Some(i64::MIN + 1),
+                ..Metadata::new_at(i64::MIN + 1)
+            },
+        ]
+    }
+
     #[test]
-    fn expiry_is_read_without_decoding_and_v1_still_reads() {
-        let meta = Metadata {
-            expires_at: Some(1234),
-            ephemeral: true,
-            ..Metadata::new_at(1)
-        };
+    fn both_versions_round_trip_and_expiry_is_read_without_decoding() {
+        let body = bson::doc! {"_id": "a", "n": 1}.to_vec().unwrap();
+        for version in BOTH {
+            for meta in metas() {
+                let rec = encode(&meta, &body, version).unwrap();
+                assert_eq!(rec[0], if version == RecordVersion::Bson { 2 } else { 3 });
+                assert_eq!(decode_meta(&rec).unwrap(), meta, "{version:?}");
+                assert_eq!(body_bytes(&rec).unwrap(), &body[..]);
+                assert_eq!(expires_at(&rec), meta.expires_at);
+            }
+            let meta = &metas()[1];
+            let rec = encode(meta, &body, version).unwrap();
+            assert!(is_live(&rec, 1233) && !is_live(&rec, 1234));
+        }
+        let fresh = encode(&metas()[0], &body, RecordVersion::Compact).unwrap();
+        assert_eq!(
+            fresh.len() - body.len(),
+            20,
+            "a new document's metadata is 20 bytes"
+        );
+        let old = encode(&metas()[0], &body, RecordVersion::Bson).unwrap();
+        assert_eq!(old.len() - body.len(), 99);
+    }
+
+    #[test]
+    fn version_1_still_reads() {
         let body = bson::doc! {"_id": "a"}.to_vec().unwrap();
-        let rec = encode(&meta, &body).unwrap();
-        assert_eq!(expires_at(&rec), Some(1234));
-        assert!(is_live(&rec, 1233) && !is_live(&rec, 1234));
-        assert_eq!(decode_meta(&rec).unwrap(), meta);
-        assert_eq!(body_bytes(&rec).unwrap(), &body[..]);
-
-        let persistent = encode(&Metadata::new_at(1), &body).unwrap();
-        assert_eq!(expires_at(&persistent), None);
-
         let meta_bytes = Metadata::new_at(5).to_bson().to_vec().unwrap();
         let mut v1 = vec![RECORD_V1];
         v1.extend_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
@@ -130,6 +344,60 @@ mod tests {
         v1.extend_from_slice(&body);
         assert_eq!(decode_meta(&v1).unwrap().created_at, 5);
         assert_eq!(body_bytes(&v1).unwrap(), &body[..]);
-        assert!(split(&[2, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn damaged_records_are_corrupt_not_a_panic() {
+        let body = bson::doc! {"_id": "a"}.to_vec().unwrap();
+        assert!(split(&[2, 0, 0], true).is_err());
+        for version in BOTH {
+            let rec = encode(&metas()[2], &body, version).unwrap();
+            let head = rec.len() - body.len();
+            // Every cut inside the metadata is refused; a cut in the body is the body's to find.
+            for cut in 0..head {
+                assert!(
+                    decode_meta(&rec[..cut]).is_err(),
+                    "{version:?} cut at {cut}"
+                );
+            }
+        }
+        let mut rec = encode(&metas()[0], &body, RecordVersion::Compact).unwrap();
+        rec[9] = 0x80;
+        assert!(matches!(decode_meta(&rec), Err(Error::Corrupt(_))));
+        // An eleven-byte varint (more than 64 bits) is refused.
+        let mut rec = encode(&metas()[0], &body, RecordVersion::Compact).unwrap();
+        rec.splice(18..19, [0xff; 10]);
+        assert!(decode_meta(&rec).is_err());
+        // A tag that is not UTF-8.
+        let tagged = Metadata {
+            tags: vec!["ab".into()],
+            ..Metadata::new_at(0)
+        };
+        let mut rec = encode(&tagged, &body, RecordVersion::Compact).unwrap();
+        rec[23] = 0xff;
+        assert!(decode_meta(&rec).is_err());
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut b = [0u8; 10];
+            let n = put_varint(&mut b, v);
+            let mut at = 0;
+            assert_eq!(get_varint(&b[..n], &mut at), Some(v));
+            assert_eq!(at, n);
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod txn;
 
 use crate::cache::{CacheConfig, CollLimits, DocCache};
 use crate::document::now_millis;
+use crate::document::record::RecordVersion;
 use crate::error::{Error, Result};
 use crate::storage::file::{FaultPlan, Faults};
 use crate::storage::header::{Backend, Header, HEADER_LEN};
@@ -145,6 +146,15 @@ impl Engine {
         });
         engine.load_options(&*engine.storage.read());
         engine
+    }
+
+    /// The document record version this database's file takes (its format version decides).
+    pub(crate) fn record_version(&self) -> RecordVersion {
+        if self.storage.format_version() >= 2 {
+            RecordVersion::Compact
+        } else {
+            RecordVersion::Bson
+        }
     }
 
     fn start_sweeper(self: &Arc<Self>) -> Result<()> {

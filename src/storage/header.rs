@@ -5,7 +5,7 @@
 //! ```text
 //! offset size field
 //!      0   16 magic  "NexusLite format" (ASCII, no NUL)
-//!     16    4 format_version  u32 LE (1)
+//!     16    4 format_version  u32 LE (2; 1 is still read and written)
 //!     20    1 backend         u8 (1 = wal, 2 = wasp)
 //!     21    3 reserved, zero
 //!     24    4 page_size       u32 LE (0 for wal)
@@ -19,7 +19,10 @@ use std::path::Path;
 
 pub(crate) const MAGIC: &[u8; 16] = b"NexusLite format";
 pub(crate) const HEADER_LEN: usize = 64;
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format version of new files. Version 2 adds compact document records (version 3, see
+/// `document::record`); a file of version 1 keeps getting version 2 records, so that the
+/// builds that wrote it can still read it.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Which backend owns a database file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,7 @@ impl Backend {
 /// The decoded header.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Header {
+    pub format_version: u32,
     pub backend: Backend,
     pub page_size: u32,
     pub created_at: i64,
@@ -49,7 +53,7 @@ impl Header {
     pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..16].copy_from_slice(MAGIC);
-        b[16..20].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[16..20].copy_from_slice(&self.format_version.to_le_bytes());
         b[20] = self.backend as u8;
         b[24..28].copy_from_slice(&self.page_size.to_le_bytes());
         b[28..36].copy_from_slice(&self.created_at.to_le_bytes());
@@ -88,7 +92,13 @@ impl Header {
                 )))
             }
         };
+        if version == 0 {
+            return Err(Error::Corrupt(format!(
+                "{shown}: format version 0 in the header"
+            )));
+        }
         Ok(Self {
+            format_version: version,
             backend,
             page_size: u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]),
             created_at: i64::from_le_bytes(bytes[28..36].try_into().unwrap_or_default()),
@@ -103,6 +113,7 @@ mod tests {
     #[test]
     fn header_round_trips_and_detects_damage() {
         let h = Header {
+            format_version: FORMAT_VERSION,
             backend: Backend::Wal,
             page_size: 0,
             created_at: 1234,

@@ -161,6 +161,8 @@ pub(crate) trait Storage: Send + Sync {
     fn close(&self) -> Result<()>;
     /// Whether the database was opened read-only.
     fn read_only(&self) -> bool;
+    /// The format version of the database file (`FORMAT_VERSION` for a new or in-memory one).
+    fn format_version(&self) -> u32;
     /// Rewrites the database smaller (default: a checkpoint).
     fn compact(&self, busy_timeout: Duration) -> Result<()> {
         self.checkpoint(busy_timeout)

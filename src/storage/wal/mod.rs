@@ -15,7 +15,7 @@ pub(crate) mod log;
 use self::log::Op;
 use super::file::{self, DbFile, Faults, LogFile, SyncHandle};
 use super::group::GroupSync;
-use super::header::{Backend, Header, HEADER_LEN};
+use super::header::{Backend, Header, FORMAT_VERSION, HEADER_LEN};
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
@@ -182,6 +182,7 @@ struct Inner {
     poisoned: Mutex<Option<String>>,
     log_path: PathBuf,
     read_only: bool,
+    format_version: u32,
     faults: Faults,
     recovery: Recovery,
     commits: AtomicU64,
@@ -212,6 +213,7 @@ impl WalStorage {
                 poisoned: Mutex::new(None),
                 log_path: PathBuf::new(),
                 read_only: false,
+                format_version: FORMAT_VERSION,
                 faults,
                 recovery: Recovery::default(),
                 commits: AtomicU64::new(0),
@@ -239,7 +241,7 @@ impl WalStorage {
         }
         let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
         let fresh = db.len()? == 0;
-        if fresh {
+        let format_version = if fresh {
             if log_path.exists() {
                 return Err(Error::Corrupt(format!(
                     "{} is empty but its log {} exists; refusing to guess (move the log away to start afresh)",
@@ -254,11 +256,13 @@ impl WalStorage {
                 )));
             }
             let header = Header {
+                format_version: FORMAT_VERSION,
                 backend: Backend::Wal,
                 page_size: 0,
                 created_at: crate::document::now_millis(),
             };
             db.write_header(&header.encode())?;
+            FORMAT_VERSION
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
             if header.backend != Backend::Wal {
@@ -268,7 +272,8 @@ impl WalStorage {
                     header.backend.name()
                 )));
             }
-        }
+            header.format_version
+        };
         let tmp = tmp_path(&log_path);
         if !read_only && tmp.exists() {
             // A checkpoint died before its rename: the old log is still the truth.
@@ -336,6 +341,7 @@ impl WalStorage {
                 poisoned: Mutex::new(None),
                 log_path,
                 read_only,
+                format_version,
                 faults,
                 recovery,
                 commits: AtomicU64::new(0),
@@ -658,6 +664,7 @@ impl Storage for WalStorage {
         let r = &self.inner.recovery;
         serde_json::json!({
             "backend": "wal",
+            "format_version": self.inner.format_version,
             "in_memory": self.inner.log.is_none(),
             "read_only": self.inner.read_only,
             "collections": state.tables.len(),
@@ -701,5 +708,9 @@ impl Storage for WalStorage {
 
     fn read_only(&self) -> bool {
         self.inner.read_only
+    }
+
+    fn format_version(&self) -> u32 {
+        self.inner.format_version
     }
 }

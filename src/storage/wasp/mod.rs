@@ -27,7 +27,7 @@ use self::page::{Geometry, Ptr, Val};
 use self::pager::{Pager, FIRST_DATA_PAGE};
 use super::file::{DbFile, Faults, LogFile, SyncHandle};
 use super::group::GroupSync;
-use super::header::{Backend, Header, HEADER_LEN};
+use super::header::{Backend, Header, FORMAT_VERSION, HEADER_LEN};
 use super::wal::log::{self, Op};
 use super::wal::{log_path_for, write_new_log};
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
@@ -183,6 +183,7 @@ pub(crate) struct Shared {
     pub(crate) space: Mutex<Space>,
     readers: Mutex<BTreeMap<u64, usize>>,
     read_only: bool,
+    format_version: u32,
     log_path: PathBuf,
     faults: Faults,
     cfg: WaspConfig,
@@ -573,7 +574,7 @@ impl WaspStorage {
         let what = path.display().to_string();
         let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
         let fresh = db.len()? == 0;
-        let page_size = if fresh {
+        let (page_size, format_version) = if fresh {
             if read_only {
                 return Err(Error::Corrupt(format!(
                     "{what} is empty: not a NexusLite database"
@@ -586,7 +587,7 @@ impl WaspStorage {
                 )));
             }
             create_file(&db, &faults, cfg.page_size)?;
-            cfg.page_size
+            (cfg.page_size, FORMAT_VERSION)
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
             if header.backend != Backend::Wasp {
@@ -601,7 +602,7 @@ impl WaspStorage {
                     header.page_size
                 )));
             }
-            header.page_size
+            (header.page_size, header.format_version)
         };
         let geo = Geometry {
             page_size: page_size as usize,
@@ -736,6 +737,7 @@ impl WaspStorage {
             }),
             readers: Mutex::new(BTreeMap::new()),
             read_only,
+            format_version,
             log_path,
             faults,
             cfg,
@@ -765,6 +767,7 @@ impl WaspStorage {
 fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
     let pf = db.page_file(Arc::clone(faults))?;
     let header = Header {
+        format_version: FORMAT_VERSION,
         backend: Backend::Wasp,
         page_size,
         created_at: crate::document::now_millis(),
@@ -1114,6 +1117,7 @@ impl Storage for WaspStorage {
         let r = &s.recovery;
         serde_json::json!({
             "backend": "wasp",
+            "format_version": self.shared.format_version,
             "in_memory": false,
             "read_only": s.read_only,
             "page_size": s.pager.geo.page_size,
@@ -1173,6 +1177,10 @@ impl Storage for WaspStorage {
 
     fn read_only(&self) -> bool {
         self.shared.read_only
+    }
+
+    fn format_version(&self) -> u32 {
+        self.shared.format_version
     }
 }
 

@@ -1,0 +1,110 @@
+//! Format versions: a new file is format version 2 and stores each document's metadata in
+//! the compact record (version 3); a file of format version 1 (written by earlier builds)
+//! keeps format version 1 and keeps getting the records those builds read (version 2), through
+//! every kind of write, on both storage engines.
+
+use nexus::{Database, Document, DocumentId, OpenOptions, StorageEngine};
+use std::path::Path;
+
+fn open(path: &Path, engine: StorageEngine) -> Database {
+    let options = OpenOptions {
+        storage: Some(engine),
+        ..OpenOptions::default()
+    };
+    Database::open(path, options).unwrap()
+}
+
+fn header_version(path: &Path) -> u32 {
+    let b = std::fs::read(path).unwrap();
+    u32::from_le_bytes(b[16..20].try_into().unwrap())
+}
+
+/// Rewrites the header of a closed, empty database as an earlier build wrote it.
+fn make_format_1(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    b[16..20].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32fast::hash(&b[0..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, &b).unwrap();
+}
+
+fn stat(db: &Database, key: &str) -> u64 {
+    db.stats().unwrap()["storage"][key].as_u64().unwrap()
+}
+
+fn doc(json: &str) -> Document {
+    Document::from_json(json).unwrap()
+}
+
+/// Every kind of write into `db`; returns the ids written.
+fn write_everything(db: &Database) -> Vec<DocumentId> {
+    let c = db.collection("c");
+    let a = c.insert(doc(r#"{"_id":"a","n":1}"#)).unwrap();
+    let b = c
+        .insert_ttl(doc(r#"{"_id":"b","n":2}"#), 3_600_000)
+        .unwrap();
+    c.insert_many(vec![doc(r#"{"_id":"m1"}"#), doc(r#"{"_id":"m2"}"#)])
+        .unwrap();
+    c.replace(&a, doc(r#"{"n":10}"#)).unwrap();
+    c.update(
+        &bson::doc! {"_id": "b"},
+        &bson::doc! {"$inc": {"n": 5}},
+        Default::default(),
+    )
+    .unwrap();
+    c.set_ttl(&a, 7_200_000).unwrap();
+    vec![a, b]
+}
+
+fn check_contents(db: &Database, ids: &[DocumentId]) {
+    let c = db.collection("c");
+    let a = c.get(&ids[0]).unwrap().unwrap();
+    assert_eq!(a.as_bson().get_i32("n").unwrap(), 10);
+    let b = c.get(&ids[1]).unwrap().unwrap();
+    assert_eq!(b.as_bson().get_i32("n").unwrap(), 7);
+    let meta = c.get_meta(&ids[0]).unwrap().unwrap();
+    assert_eq!(meta.version, 3, "inserted, replaced, TTL set");
+    assert!(meta.ephemeral && meta.expires_at.is_some());
+    assert!(meta.updated_at >= meta.created_at);
+    let meta = c.get_meta(&ids[1]).unwrap().unwrap();
+    assert_eq!(meta.version, 2);
+    assert_eq!(c.count(&bson::doc! {}).unwrap(), 4);
+}
+
+#[test]
+fn new_files_are_format_2_and_format_1_files_stay_readable_by_their_builds() {
+    for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = Vec::new();
+        for old in [false, true] {
+            let path = dir.path().join(format!("f{}.db", u8::from(old)));
+            open(&path, engine).close().unwrap();
+            assert_eq!(header_version(&path), 2, "a new file is format version 2");
+            if old {
+                make_format_1(&path);
+            }
+            let want = if old { 1 } else { 2 };
+            let db = open(&path, engine);
+            assert_eq!(stat(&db, "format_version"), want);
+            let ids = write_everything(&db);
+            check_contents(&db, &ids);
+            bytes.push(stat(&db, "data_bytes"));
+            db.close().unwrap();
+            assert_eq!(
+                u64::from(header_version(&path)),
+                want,
+                "{engine:?}: the version stays"
+            );
+            let db = open(&path, engine);
+            check_contents(&db, &ids);
+            db.close().unwrap();
+        }
+        // Four documents, each with 20 bytes of compact metadata against 99 (persistent) or
+        // 107 (with an expiry) bytes of BSON metadata: both carry an expiry now ("a", "b").
+        assert_eq!(
+            bytes[1] - bytes[0],
+            2 * (99 - 20) + 2 * (107 - 20),
+            "{engine:?}: {bytes:?}"
+        );
+    }
+}
