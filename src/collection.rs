@@ -25,10 +25,10 @@ struct Change {
     value: Bytes,
 }
 
-/// A new document ready to store.
+/// A new document ready to store (its key is its id's).
 struct Prepared {
     id: DocumentId,
-    change: Change,
+    record: Vec<u8>,
     expires_at: Option<i64>,
     /// No record at all under the key (set by `store_new`'s checks).
     absent: bool,
@@ -77,12 +77,8 @@ impl Collection<'_> {
             ephemeral: expires_at.is_some(),
             ..Metadata::new_at(now)
         };
-        let value = record::encode(&meta, body, self.record_version())?;
         Ok(Prepared {
-            change: Change {
-                key: Bytes::copy_from_slice(id.key()),
-                value: Bytes::from(value),
-            },
+            record: record::encode(&meta, body, self.record_version())?,
             id,
             expires_at,
             absent: false,
@@ -107,53 +103,49 @@ impl Collection<'_> {
     }
 
     /// Writes new documents inside `t`: duplicate checks (an expired document no longer
-    /// counts), TTL registration, and the collection's bound. All checks come first.
-    fn store_new(
-        &self,
-        t: &mut dyn WriteTxn,
-        mut prepared: Vec<Prepared>,
-        now: i64,
-    ) -> Result<Vec<DocumentId>> {
+    /// counts), TTL registration, and the collection's bound. All checks come first; each
+    /// record is taken out of `prepared` as it is written.
+    fn store_new(&self, t: &mut dyn WriteTxn, prepared: &mut [Prepared], now: i64) -> Result<()> {
         self.ensure_table(t)?;
         // Per document: no record at all under its key (an expired one may be replaced).
-        {
-            // Repeated `_id`s within the batch (a single insert has none to compare).
-            let many = prepared.len() > 1;
-            let mut seen = std::collections::HashSet::new();
-            for p in &mut prepared {
-                let old = t.get(&self.name, &p.change.key);
-                let taken = old.as_ref().is_some_and(|old| record::is_live(old, now));
-                let repeated = many && !seen.insert(p.change.key.clone());
-                if repeated || taken {
-                    return Err(duplicate_id(&self.name, &p.id));
-                }
-                p.absent = old.is_none();
+        for p in prepared.iter_mut() {
+            let old = t.get(&self.name, p.id.key());
+            if old.as_ref().is_some_and(|old| record::is_live(old, now)) {
+                return Err(duplicate_id(&self.name, &p.id));
+            }
+            p.absent = old.is_none();
+        }
+        // Repeated `_id`s within the batch (a single insert has none to compare).
+        if prepared.len() > 1 {
+            let mut seen = std::collections::HashSet::with_capacity(prepared.len());
+            if let Some(p) = prepared.iter().find(|p| !seen.insert(p.id.key())) {
+                return Err(duplicate_id(&self.name, &p.id));
             }
         }
         // A bounded collection must not evict the documents this write adds.
         let engine = self.db.engine();
         let bounded = engine.coll_options(&self.name).bound.is_bounded();
-        let fresh: Vec<Bytes> = if bounded {
-            prepared.iter().map(|p| p.change.key.clone()).collect()
-        } else {
-            Vec::new()
-        };
-        let mut ids = Vec::with_capacity(prepared.len());
-        for p in prepared {
+        for p in prepared.iter_mut() {
+            let key = p.id.key();
             if let Some(at) = p.expires_at {
-                crate::engine::ttl::register(t, &self.name, &p.change.key, at)?;
+                crate::engine::ttl::register(t, &self.name, key, at)?;
             }
+            let record = std::mem::take(&mut p.record);
             if p.absent {
-                t.put_absent(&self.name, p.change.key, p.change.value)?;
+                t.put_absent(&self.name, key, &record)?;
             } else {
-                t.put(&self.name, p.change.key, p.change.value)?;
+                let key = Bytes::copy_from_slice(key);
+                t.put(&self.name, key, Bytes::from(record))?;
             }
-            ids.push(p.id);
         }
         if bounded {
+            let fresh: Vec<Bytes> = prepared
+                .iter()
+                .map(|p| Bytes::copy_from_slice(p.id.key()))
+                .collect();
             engine.enforce_bound(t, &self.name, &fresh)?;
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// Inserts one document, assigning a UUID v4 `_id` when it has none; creates the
@@ -194,9 +186,10 @@ impl Collection<'_> {
     ) -> Result<DocumentId> {
         check_collection_name(&self.name)?;
         let now = now_millis();
-        let p = self.prepare_new(body, now, expires_at)?;
-        let mut ids = self.db.write(|t| self.store_new(t, vec![p], now))?;
-        Ok(ids.remove(0))
+        let mut p = [self.prepare_new(body, now, expires_at)?];
+        self.db.write(|t| self.store_new(t, &mut p, now))?;
+        let [p] = p;
+        Ok(p.id)
     }
 
     /// Inserts all documents or none (one transaction).
@@ -208,7 +201,7 @@ impl Collection<'_> {
     pub(crate) fn insert_many_bodies(&self, docs: Vec<NewBody>) -> Result<Vec<DocumentId>> {
         check_collection_name(&self.name)?;
         let now = now_millis();
-        let prepared = docs
+        let mut prepared = docs
             .into_iter()
             .enumerate()
             .map(|(i, d)| {
@@ -220,7 +213,8 @@ impl Collection<'_> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.db.write(|t| self.store_new(t, prepared, now))
+        self.db.write(|t| self.store_new(t, &mut prepared, now))?;
+        Ok(prepared.into_iter().map(|p| p.id).collect())
     }
 
     /// Gives a document a time to live of `ttl_ms` from now, or (negative) makes it
@@ -532,9 +526,10 @@ impl Collection<'_> {
                 })?;
             }
             if result.matched == 0 && options.upsert {
-                let p = self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
-                let mut ids = self.store_new(t, vec![p], now)?;
-                result.upserted_id = Some(ids.remove(0));
+                let mut p = [self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?];
+                self.store_new(t, &mut p, now)?;
+                let [p] = p;
+                result.upserted_id = Some(p.id);
                 return Ok(result);
             }
             result.modified = changes.len() as u64;
@@ -597,8 +592,8 @@ impl Collection<'_> {
                 }
                 None if options.upsert => {
                     let p = self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
-                    let stored = record::decode_body(&p.change.value)?.into_bson();
-                    self.store_new(t, vec![p], now)?;
+                    let stored = record::decode_body(&p.record)?.into_bson();
+                    self.store_new(t, &mut [p], now)?;
                     (None, Some(stored))
                 }
                 None => (None, None),

@@ -558,7 +558,7 @@ impl DocCache {
                 s.remember(name, None);
                 continue;
             }
-            for key in keys {
+            for key in keys.iter() {
                 s.remove(&name, key);
             }
             if keys.len() > REMEMBER_KEYS {
@@ -567,8 +567,8 @@ impl DocCache {
                 s.remember(name, None);
                 continue;
             }
-            for key in keys {
-                s.remember(Arc::clone(&name), Some(key.clone()));
+            for key in keys.iter() {
+                s.remember(Arc::clone(&name), Some(Bytes::copy_from_slice(key)));
             }
         }
     }

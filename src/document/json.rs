@@ -369,10 +369,16 @@ mod direct {
         }
 
         /// Writes a placeholder type byte and the key; declines a key with a NUL or one
-        /// already in the object.
-        pub(super) fn key<E: de::Error>(&mut self, key: &str, open: &mut Keys) -> Result<(), E> {
+        /// already in the object. `may_hold_nul`: false when the caller knows the key has no
+        /// NUL (read from JSON without escapes, where a control character is an error).
+        pub(super) fn key<E: de::Error>(
+            &mut self,
+            key: &str,
+            open: &mut Keys,
+            may_hold_nul: bool,
+        ) -> Result<(), E> {
             let k = key.as_bytes();
-            if k.contains(&0) {
+            if may_hold_nul && k.contains(&0) {
                 return Err(decline("NUL in a key"));
             }
             let earlier = &self.keys[open.base..];
@@ -422,7 +428,7 @@ mod direct {
             depth: usize,
         ) -> Result<usize, A::Error> {
             let start = self.out.len();
-            self.key(key, open)?;
+            self.key(key, open, true)?;
             let kind = map.next_value_seed(Value { w: self, depth })?;
             self.out[start] = kind;
             Ok(start)

@@ -288,9 +288,9 @@ impl Engine {
             let Some(tr) = trackers.get_mut(coll) else {
                 continue;
             };
-            for key in keys {
+            for key in keys.iter() {
                 if snap.get(coll, key).is_some() {
-                    tr.set(key.clone(), self.next_stamp());
+                    tr.set(Bytes::copy_from_slice(key), self.next_stamp());
                 } else {
                     tr.remove(key);
                 }

@@ -12,9 +12,34 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub(crate) struct Touched {
     /// Per collection, the key of every put or delete (a key may repeat).
-    pub docs: super::ByName<Vec<Bytes>>,
+    pub docs: super::ByName<KeyList>,
     /// Collections created, dropped or renamed (both names).
     pub tables: HashSet<String>,
+}
+
+/// Keys laid end to end in one buffer: a transaction of many writes allocates as its list
+/// grows, not once per key.
+#[derive(Debug, Default)]
+pub(crate) struct KeyList {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyList {
+    fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The keys in the order they were written.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, &e)| &self.bytes[s..e])
+    }
 }
 
 /// A write transaction plus its [`Touched`] set. Implements [`WriteTxn`] by delegation, and
@@ -53,13 +78,6 @@ impl TrackedTxn {
         Ok((!defs.is_empty()).then_some(defs))
     }
 
-    /// A put with its index maintenance and cache tracking (`absent`: see `maintain`).
-    fn tracked_put(&mut self, table: &str, key: Bytes, value: Bytes, absent: bool) -> Result<()> {
-        self.maintain(table, &key, Some(&value), absent)?;
-        self.touch(table, Bytes::clone(&key));
-        self.inner.put(table, key, value)
-    }
-
     /// Index maintenance before a write of `key`; `absent`: the caller knows there is no
     /// old record under it.
     fn maintain(
@@ -78,7 +96,7 @@ impl TrackedTxn {
         Ok(())
     }
 
-    fn touch(&mut self, table: &str, key: Bytes) {
+    fn touch(&mut self, table: &str, key: &[u8]) {
         // A table this transaction created, dropped or renamed is forgotten as a whole after
         // the commit; its keys need no list (an index build puts every entry of a new table).
         if !self.touched.tables.is_empty() && self.touched.tables.contains(table) {
@@ -87,7 +105,9 @@ impl TrackedTxn {
         match self.touched.docs.get_mut(table) {
             Some(keys) => keys.push(key),
             None => {
-                self.touched.docs.insert(table.to_owned(), vec![key]);
+                let mut keys = KeyList::default();
+                keys.push(key);
+                self.touched.docs.insert(table.to_owned(), keys);
             }
         }
     }
@@ -138,14 +158,18 @@ impl WriteTxn for TrackedTxn {
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.tracked_put(table, key, value, false)
+        self.maintain(table, &key, Some(&value), false)?;
+        self.touch(table, &key);
+        self.inner.put(table, key, value)
     }
-    fn put_absent(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.tracked_put(table, key, value, true)
+    fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.maintain(table, key, Some(value), true)?;
+        self.touch(table, key);
+        self.inner.put_absent(table, key, value)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         self.maintain(table, key, None, false)?;
-        self.touch(table, Bytes::copy_from_slice(key));
+        self.touch(table, key);
         self.inner.delete(table, key)
     }
     fn expect_large(&mut self) {

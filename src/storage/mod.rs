@@ -129,9 +129,14 @@ pub(crate) trait WriteTxn: ReadView {
     /// Inserts or overwrites an entry; the collection must exist.
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()>;
     /// [`WriteTxn::put`] of a key the caller has just found absent in this transaction
-    /// (layers that look up the old entry, such as index maintenance, can skip it).
-    fn put_absent(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.put(table, key, value)
+    /// (layers that look up the old entry, such as index maintenance, can skip it), from
+    /// borrowed bytes: an engine that copies what it keeps copies from these directly.
+    fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put(
+            table,
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(value),
+        )
     }
     /// Removes an entry; returns whether it existed.
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;

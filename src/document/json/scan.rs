@@ -181,7 +181,7 @@ impl Scan<'_> {
             return Err(Declined);
         }
         let is_id = key == "_id";
-        self.w.key::<serde_json::Error>(key, open)?;
+        self.w.key::<serde_json::Error>(key, open, escaped)?;
         self.ws();
         self.eat(b':')?;
         self.ws();

@@ -538,6 +538,14 @@ impl Arena {
         self.copy(&b)
     }
 
+    /// Borrowed bytes: copied into the arena, or into their own buffer when large.
+    fn take(&mut self, b: &[u8]) -> Bytes {
+        if b.len() > ARENA_CHUNK / 8 {
+            return Bytes::copy_from_slice(b);
+        }
+        self.copy(b)
+    }
+
     fn copy(&mut self, b: &[u8]) -> Bytes {
         if self.0.capacity() - self.0.len() < b.len() {
             self.0 = bytes::BytesMut::with_capacity(ARENA_CHUNK);
@@ -831,6 +839,47 @@ impl WaspTxn {
         Ok(changed)
     }
 
+    /// Logs a put (unless the transaction stopped logging); returns the record's length
+    /// before it, for `apply_logged_put` to cut back to on failure.
+    fn log_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<usize> {
+        if let Some(e) = self.shared.fault() {
+            return Err(e);
+        }
+        let logged = self.record.len();
+        if !self.unlogged {
+            log::encode_put(&mut self.record, table, key, value);
+        }
+        Ok(logged)
+    }
+
+    fn apply_logged_put(
+        &mut self,
+        table: &str,
+        key: Bytes,
+        value: Bytes,
+        logged: usize,
+    ) -> Result<()> {
+        let mut tree = btree::Tree {
+            pager: &self.shared.pager,
+            freed: &mut self.freed,
+            dirtied: &mut self.dirtied,
+        };
+        match apply_put(&mut tree, &mut self.state, table, key, value) {
+            Ok(()) => {
+                self.n_ops += 1;
+                self.check_record_size();
+                Ok(())
+            }
+            Err(e) => {
+                if !self.unlogged {
+                    self.record.truncate(logged);
+                }
+                self.note(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// Stops logging once the record is past the log size that triggers a checkpoint: the
     /// commit would be followed by a checkpoint anyway, so it checkpoints instead of first
     /// writing (and encoding) every change a second time into the log.
@@ -905,33 +954,16 @@ impl WriteTxn for WaspTxn {
     /// A put is logged from the borrowed parts and its key and value move into the tree
     /// (no [`Op`] is built: that would copy the table name and share the two buffers).
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        if let Some(e) = self.shared.fault() {
-            return Err(e);
-        }
-        let logged = self.record.len();
-        if !self.unlogged {
-            log::encode_put(&mut self.record, table, &key, &value);
-        }
-        let mut tree = btree::Tree {
-            pager: &self.shared.pager,
-            freed: &mut self.freed,
-            dirtied: &mut self.dirtied,
-        };
+        let logged = self.log_put(table, &key, &value)?;
         let (key, value) = (self.arena.keep_key(key), self.arena.keep(value));
-        match apply_put(&mut tree, &mut self.state, table, key, value) {
-            Ok(()) => {
-                self.n_ops += 1;
-                self.check_record_size();
-                Ok(())
-            }
-            Err(e) => {
-                if !self.unlogged {
-                    self.record.truncate(logged);
-                }
-                self.note(&e);
-                Err(e)
-            }
-        }
+        self.apply_logged_put(table, key, value, logged)
+    }
+
+    /// As `put`, the tree's copies made straight from the caller's bytes.
+    fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let logged = self.log_put(table, key, value)?;
+        let (key, value) = (self.arena.take(key), self.arena.take(value));
+        self.apply_logged_put(table, key, value, logged)
     }
 
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
