@@ -41,6 +41,8 @@ pub mod ffi;
 mod index;
 pub mod io;
 mod options;
+#[allow(unsafe_code)]
+mod prefetch;
 mod query;
 mod scratch;
 mod storage;

@@ -167,6 +167,11 @@ impl WriteTxn for TrackedTxn {
         self.touch(table, key);
         self.inner.put_absent(table, key, value)
     }
+    fn put_shared(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.maintain(table, &key, Some(&value), false)?;
+        self.touch(table, &key);
+        self.inner.put_shared(table, key, value)
+    }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         self.maintain(table, key, None, false)?;
         self.touch(table, key);

@@ -915,8 +915,14 @@ fn write_chunk(
         &mut chunk.bytes,
         Vec::with_capacity(if last { 0 } else { capacity }),
     ));
-    for e in &chunk.items {
-        t.put(
+    // Sorted, the entries lie scattered in the buffer: each one's bytes are asked for a few
+    // entries ahead, so that the waits for them overlap the writes of the ones before.
+    const AHEAD: usize = 8;
+    for (i, e) in chunk.items.iter().enumerate() {
+        if let Some(next) = chunk.items.get(i + AHEAD) {
+            crate::prefetch::prefetch(next.entry_key(&bytes));
+        }
+        t.put_shared(
             table,
             bytes.slice_ref(e.entry_key(&bytes)),
             bytes.slice_ref(e.value(&bytes)),

@@ -138,6 +138,12 @@ pub(crate) trait WriteTxn: ReadView {
             Bytes::copy_from_slice(value),
         )
     }
+    /// [`WriteTxn::put`] of a key and value that are slices of one large buffer the caller
+    /// hands over (an index build's sorted chunk): an engine that would copy small keys and
+    /// values into buffers of its own keeps these as they are.
+    fn put_shared(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        self.put(table, key, value)
+    }
     /// Removes an entry; returns whether it existed.
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;
     /// Says the transaction will be large (an index build): an engine that can commit it by

@@ -520,19 +520,11 @@ struct Arena(bytes::BytesMut);
 const ARENA_CHUNK: usize = 64 << 10;
 
 impl Arena {
-    /// A key: always copied (keys are small; the caller often keeps a reference to the one
-    /// it passed, for cache invalidation after the commit).
-    fn keep_key(&mut self, b: Bytes) -> Bytes {
-        if b.len() > ARENA_CHUNK / 8 {
-            return b;
-        }
-        self.copy(&b)
-    }
-
-    /// A value: copied unless it is large or a slice of a buffer shared with others (an
-    /// index build's sorted chunk), which stays as it is.
+    /// A key or value: copied unless it is large. (A slice of a buffer the caller shares,
+    /// which may be a page it read, is copied too: keeping the slice would keep the whole
+    /// buffer; [`WriteTxn::put_shared`] is for buffers meant to be kept.)
     fn keep(&mut self, b: Bytes) -> Bytes {
-        if b.len() > ARENA_CHUNK / 8 || !b.is_unique() {
+        if b.len() > ARENA_CHUNK / 8 {
             return b;
         }
         self.copy(&b)
@@ -955,7 +947,7 @@ impl WriteTxn for WaspTxn {
     /// (no [`Op`] is built: that would copy the table name and share the two buffers).
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
         let logged = self.log_put(table, &key, &value)?;
-        let (key, value) = (self.arena.keep_key(key), self.arena.keep(value));
+        let (key, value) = (self.arena.keep(key), self.arena.keep(value));
         self.apply_logged_put(table, key, value, logged)
     }
 
@@ -963,6 +955,12 @@ impl WriteTxn for WaspTxn {
     fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let logged = self.log_put(table, key, value)?;
         let (key, value) = (self.arena.take(key), self.arena.take(value));
+        self.apply_logged_put(table, key, value, logged)
+    }
+
+    /// As `put`, the key and value kept as the slices they are (no arena copy).
+    fn put_shared(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        let logged = self.log_put(table, &key, &value)?;
         self.apply_logged_put(table, key, value, logged)
     }
 
