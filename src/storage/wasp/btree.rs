@@ -42,7 +42,7 @@ pub(crate) fn get(
     let mut node = load(pager, root)?;
     loop {
         let next = match &*node {
-            Node::Leaf { keys, vals } => {
+            Node::Leaf { keys, vals, .. } => {
                 // A key past the last one (an append's existence check) needs no search.
                 if keys.last().is_none_or(|last| &last[..] < key) {
                     return Ok(None);
@@ -114,7 +114,7 @@ pub(crate) fn scan(
         }
     };
     match &*node {
-        Node::Leaf { keys, vals } => {
+        Node::Leaf { keys, vals, .. } => {
             let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
             for i in start..keys.len() {
                 out.push((Bytes::clone(&keys[i]), vals[i].clone()));
@@ -231,10 +231,11 @@ impl Tree<'_> {
     ) -> Result<Option<Val>> {
         let Some(r) = root.as_mut() else {
             *self.dirtied += 1;
-            *root = Some(Ptr::Mem(Arc::new(Node::Leaf {
-                keys: vec![key],
-                vals: vec![val],
-            })));
+            *root = Some(Ptr::Mem(Arc::new(Node::leaf(
+                self.geo(),
+                vec![key],
+                vec![val],
+            ))));
             return Ok(None);
         };
         let (old, split) = self.put_rec(r, key, val, true)?;
@@ -270,10 +271,14 @@ impl Tree<'_> {
         // A branch whose child did not split has the same keys, so its size is unchanged.
         let mut grew = true;
         let old = match node {
-            Node::Leaf { keys, vals } => match append_or_search(keys, &key) {
-                Ok(i) => Some(std::mem::replace(&mut vals[i], val)),
+            Node::Leaf { keys, vals, size } => match append_or_search(keys, &key) {
+                Ok(i) => {
+                    *size = *size + geo.leaf_entry(&key, &val) - geo.leaf_entry(&keys[i], &vals[i]);
+                    Some(std::mem::replace(&mut vals[i], val))
+                }
                 Err(i) => {
                     appended = rightmost && i == keys.len();
+                    *size += geo.leaf_entry(&key, &val);
                     keys.insert(i, key);
                     vals.insert(i, val);
                     None
@@ -295,7 +300,7 @@ impl Tree<'_> {
         let split = if grew && geo.node_size(node) > geo.capacity() {
             *self.dirtied += 1;
             Some(if appended {
-                split_at_end(node)
+                split_at_end(geo, node)
             } else {
                 split_node(geo, node)
             })
@@ -334,15 +339,19 @@ impl Tree<'_> {
     }
 
     fn del_rec(&mut self, ptr: &mut Ptr, key: &[u8]) -> Result<Option<Val>> {
+        let geo = self.geo();
         let node = self.make_mut(ptr)?;
         match node {
-            Node::Leaf { keys, vals } => Ok(match keys.binary_search_by(|k| k[..].cmp(key)) {
-                Ok(i) => {
-                    keys.remove(i);
-                    Some(vals.remove(i))
-                }
-                Err(_) => None,
-            }),
+            Node::Leaf { keys, vals, size } => {
+                Ok(match keys.binary_search_by(|k| k[..].cmp(key)) {
+                    Ok(i) => {
+                        *size -= geo.leaf_entry(&keys[i], &vals[i]);
+                        keys.remove(i);
+                        Some(vals.remove(i))
+                    }
+                    Err(_) => None,
+                })
+            }
             Node::Branch { keys, children } => {
                 let i = keys.upper_bound(key);
                 let old = self.del_rec(&mut children[i], key)?;
@@ -373,9 +382,21 @@ impl Tree<'_> {
         let geo = self.geo();
         let left = self.make_mut(&mut children[l])?;
         match (left, right) {
-            (Node::Leaf { keys: lk, vals: lv }, Node::Leaf { keys: rk, vals: rv }) => {
+            (
+                Node::Leaf {
+                    keys: lk,
+                    vals: lv,
+                    size: ls,
+                },
+                Node::Leaf {
+                    keys: rk,
+                    vals: rv,
+                    size: rs,
+                },
+            ) => {
                 lk.extend(rk);
                 lv.extend(rv);
+                *ls += rs;
             }
             (
                 Node::Branch {
@@ -413,6 +434,7 @@ fn empty_leaf() -> Node {
     Node::Leaf {
         keys: Vec::new(),
         vals: Vec::new(),
+        size: 0,
     }
 }
 
@@ -420,16 +442,21 @@ fn is_empty(n: &Node) -> bool {
     matches!(n, Node::Leaf { keys, .. } if keys.is_empty())
 }
 
-/// Moves the leaf entries from `at` on into a new right sibling, with room for at least
+/// Moves the entries of `leaf` from `at` on into a new right sibling, with room for at least
 /// `room` entries.
-fn split_leaf(keys: &mut Vec<Bytes>, vals: &mut Vec<Val>, at: usize, room: usize) -> (Bytes, Ptr) {
+fn split_leaf(geo: Geometry, leaf: &mut Node, at: usize, room: usize) -> (Bytes, Ptr) {
+    let Node::Leaf { keys, vals, size } = leaf else {
+        unreachable!("split_leaf is called on leaves");
+    };
     let n = keys.len() - at;
     let mut rk = Vec::with_capacity(room.max(n));
     rk.extend(keys.drain(at..));
     let mut rv = Vec::with_capacity(room.max(n));
     rv.extend(vals.drain(at..));
     let sep = Bytes::clone(&rk[0]);
-    (sep, Ptr::Mem(Arc::new(Node::Leaf { keys: rk, vals: rv })))
+    let right = Node::leaf(geo, rk, rv);
+    *size -= geo.node_size(&right);
+    (sep, Ptr::Mem(Arc::new(right)))
 }
 
 /// Moves the branch keys after `keys[m]` (the new separator) and their children into a new
@@ -450,13 +477,13 @@ fn split_branch(keys: &mut SepKeys, children: &mut Vec<Ptr>, m: usize) -> (Bytes
 /// Splits an over-full node that grew by an append at the tree's right edge: the new right
 /// sibling takes only the last entry (a branch: the last two children), the left node stays
 /// full.
-fn split_at_end(node: &mut Node) -> (Bytes, Ptr) {
+fn split_at_end(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
     match node {
-        Node::Leaf { keys, vals } => {
+        Node::Leaf { keys, .. } => {
             // Appends go on into the new leaf: room for as many entries as the full one has.
             let at = keys.len().saturating_sub(1).max(1);
             let room = keys.len();
-            split_leaf(keys, vals, at, room)
+            split_leaf(geo, node, at, room)
         }
         Node::Branch { keys, children } => {
             let m = keys.len().saturating_sub(2).max(1);
@@ -480,12 +507,8 @@ fn append_or_search(keys: &[Bytes], key: &[u8]) -> std::result::Result<usize, us
 /// right sibling.
 fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
     match node {
-        Node::Leaf { keys, vals } => {
-            let total: usize = keys
-                .iter()
-                .zip(vals.iter())
-                .map(|(k, v)| geo.leaf_entry(k, v))
-                .sum();
+        Node::Leaf { keys, vals, size } => {
+            let total = *size;
             let mut acc = 0;
             let mut at = keys.len() - 1;
             for (i, (k, v)) in keys.iter().zip(vals.iter()).enumerate() {
@@ -495,7 +518,7 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
                     break;
                 }
             }
-            split_leaf(keys, vals, at, 0)
+            split_leaf(geo, node, at, 0)
         }
         Node::Branch { keys, children } => {
             let total: usize = keys.iter().map(|k| 10 + k.len()).sum();
@@ -588,5 +611,57 @@ mod tests {
         let mean = fill.iter().sum::<f64>() / fill.len() as f64;
         assert!((0.55..0.9).contains(&mean), "mean leaf fill {mean}");
         assert!(fill.iter().all(|f| *f <= 1.0));
+    }
+
+    /// Every change keeps a leaf's size: after random puts (small, replaced and large
+    /// values), deletes that merge and redistribute, each leaf's kept size is what its
+    /// entries add up to.
+    #[test]
+    fn leaf_sizes_stay_exact_through_puts_replaces_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let file = std::fs::File::create(&path).unwrap();
+        let geo = Geometry { page_size: 4096 };
+        let pager = Pager::new(PageFile::new(file, &path, Faults::default()), geo, 1 << 20);
+        let (mut freed, mut dirtied) = (Vec::new(), 0);
+        let mut tree = Tree {
+            pager: &pager,
+            freed: &mut freed,
+            dirtied: &mut dirtied,
+        };
+        let mut root = None;
+        let mut rng = fastrand::Rng::with_seed(7);
+        for step in 0..30_000 {
+            let key = Bytes::from(format!("k{:05}", rng.u32(0..3_000)).into_bytes());
+            if step % 3 == 2 {
+                tree.delete(&mut root, &key).unwrap();
+            } else {
+                let len = if rng.u8(0..20) == 0 {
+                    2_000
+                } else {
+                    rng.usize(0..200)
+                };
+                tree.put(&mut root, key, Val::Data(Bytes::from(vec![1u8; len])))
+                    .unwrap();
+            }
+        }
+        let mut stack: Vec<Ptr> = root.into_iter().collect();
+        let mut leaves = 0;
+        while let Some(p) = stack.pop() {
+            match &*load(&pager, &p).unwrap() {
+                Node::Leaf { keys, vals, size } => {
+                    let sum: usize = keys
+                        .iter()
+                        .zip(vals)
+                        .map(|(k, v)| geo.leaf_entry(k, v))
+                        .sum();
+                    assert_eq!(*size, sum);
+                    assert!(*size <= geo.capacity());
+                    leaves += 1;
+                }
+                Node::Branch { children, .. } => stack.extend(children.iter().cloned()),
+            }
+        }
+        assert!(leaves > 10, "{leaves} leaves");
     }
 }

@@ -101,7 +101,7 @@ impl Fsck<'_> {
             }
         }
         match node {
-            Node::Leaf { keys, vals } => {
+            Node::Leaf { keys, vals, .. } => {
                 let mut bytes = 0;
                 for (k, v) in keys.iter().zip(&vals) {
                     bytes += (k.len() + v.len()) as u64;

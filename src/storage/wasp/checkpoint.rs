@@ -55,7 +55,7 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
     let geo = pager.geo;
     let written = match &**node {
         // The common leaf (every value inline) is written as it is, without a copy.
-        Node::Leaf { keys, vals }
+        Node::Leaf { keys, vals, .. }
             if keys
                 .iter()
                 .zip(vals)
@@ -63,7 +63,7 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
         {
             None
         }
-        Node::Leaf { keys, vals } => {
+        Node::Leaf { keys, vals, size } => {
             let mut out = Vec::with_capacity(vals.len());
             for (k, v) in keys.iter().zip(vals) {
                 out.push(match v {
@@ -81,9 +81,11 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
                     other => other.clone(),
                 });
             }
+            // A large value takes 8 bytes in the leaf before and after it moves to its pages.
             Some(Node::Leaf {
                 keys: keys.clone(),
                 vals: out,
+                size: *size,
             })
         }
         Node::Branch { keys, children } => {

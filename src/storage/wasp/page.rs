@@ -57,27 +57,41 @@ const LEAF_ROOM: usize = 2;
 /// A decoded tree node.
 #[derive(Clone, Debug)]
 pub(crate) enum Node {
+    /// `size`: the encoded body size ([`Geometry::node_size`]), kept by every change so
+    /// that a put need not add up the entries to know whether the leaf must split.
     Leaf {
         keys: Vec<Bytes>,
         vals: Vec<Val>,
+        size: usize,
     },
     /// `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
-    Branch {
-        keys: SepKeys,
-        children: Vec<Ptr>,
-    },
+    Branch { keys: SepKeys, children: Vec<Ptr> },
 }
 
 impl Node {
+    /// A leaf of these entries, its size added up.
+    pub(crate) fn leaf(g: Geometry, keys: Vec<Bytes>, vals: Vec<Val>) -> Node {
+        let size = keys
+            .iter()
+            .zip(&vals)
+            .map(|(k, v)| g.leaf_entry(k, v))
+            .sum();
+        Node::Leaf { keys, vals, size }
+    }
+
     /// A copy to change (copy-on-write): leaves get room for an insert.
     pub(crate) fn copy_for_change(&self) -> Node {
         match self {
-            Node::Leaf { keys, vals } => {
+            Node::Leaf { keys, vals, size } => {
                 let mut k = Vec::with_capacity(keys.len() + LEAF_ROOM);
                 k.extend(keys.iter().cloned());
                 let mut v = Vec::with_capacity(vals.len() + LEAF_ROOM);
                 v.extend(vals.iter().cloned());
-                Node::Leaf { keys: k, vals: v }
+                Node::Leaf {
+                    keys: k,
+                    vals: v,
+                    size: *size,
+                }
             }
             Node::Branch { .. } => self.clone(),
         }
@@ -225,11 +239,7 @@ impl Geometry {
     /// Encoded body size of a node.
     pub(crate) fn node_size(self, n: &Node) -> usize {
         match n {
-            Node::Leaf { keys, vals } => keys
-                .iter()
-                .zip(vals)
-                .map(|(k, v)| self.leaf_entry(k, v))
-                .sum(),
+            Node::Leaf { size, .. } => *size,
             Node::Branch { keys, .. } => 8 + keys.iter().map(|k| 10 + k.len()).sum::<usize>(),
         }
     }
@@ -321,7 +331,17 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
         return Err(internal("buffer is not one page"));
     }
     let (kind, count) = match n {
-        Node::Leaf { keys, vals } => {
+        Node::Leaf { keys, vals, size } => {
+            // The size every change kept, checked against the entries once per page written.
+            let actual: usize = keys.iter().zip(vals).map(|(k, v)| g.leaf_entry(k, v)).sum();
+            if actual != *size {
+                return Err(internal(&format!(
+                    "leaf size kept as {size} bytes, its entries take {actual}"
+                )));
+            }
+            if actual > g.capacity() {
+                return Err(internal("node larger than a page"));
+            }
             for (k, v) in keys.iter().zip(vals) {
                 buf[at..at + 2].copy_from_slice(&(k.len() as u16).to_le_bytes());
                 let (vkind, vlen) = match v {
@@ -457,7 +477,10 @@ pub(crate) fn decode_node(buf: &Bytes, head: PageHead, id: u64, what: &str) -> R
                 });
                 true
             })?;
-            Ok(Node::Leaf { keys, vals })
+            let g = Geometry {
+                page_size: buf.len(),
+            };
+            Ok(Node::leaf(g, keys, vals))
         }
         KIND_BRANCH => {
             let n = head.count as usize;
@@ -489,18 +512,24 @@ mod tests {
     #[test]
     fn leaf_and_branch_round_trip_and_detect_flips() {
         let g = Geometry { page_size: 8192 };
-        let leaf = Node::Leaf {
-            keys: vec![Bytes::from(&b"a"[..]), Bytes::from(&b"bb"[..])],
-            vals: vec![
+        let leaf = Node::leaf(
+            g,
+            vec![Bytes::from(&b"a"[..]), Bytes::from(&b"bb"[..])],
+            vec![
                 Val::Data(Bytes::from(&b"one"[..])),
                 Val::Overflow { page: 9, len: 5000 },
             ],
-        };
+        );
         let mut buf = vec![0u8; 8192];
         encode_node(g, &leaf, 7, &mut buf).unwrap();
         let head = open_page(&buf, 7, "t").unwrap();
         match decode_node(&Bytes::copy_from_slice(&buf), head, 7, "t").unwrap() {
-            Node::Leaf { keys, vals } => {
+            Node::Leaf { keys, vals, size } => {
+                assert_eq!(
+                    size,
+                    g.node_size(&leaf),
+                    "the decoded size is the encoded one"
+                );
                 assert_eq!(&keys[1][..], b"bb");
                 assert!(matches!(vals[1], Val::Overflow { page: 9, len: 5000 }));
             }

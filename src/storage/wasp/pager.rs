@@ -529,6 +529,7 @@ mod tests {
         let leaf = Arc::new(Node::Leaf {
             keys: Vec::new(),
             vals: Vec::new(),
+            size: 0,
         });
         for id in 0..100 {
             c.insert(id, Arc::clone(&leaf), 90);
