@@ -22,6 +22,12 @@ enum Row {
     Covered { id: Bytes, values: Vec<u8> },
 }
 
+/// A row on its way to JSON text.
+enum JsonRow {
+    Text(String),
+    Stored(Bytes),
+}
+
 impl Row {
     fn document(&self) -> Result<BsonDocument> {
         match self {
@@ -121,8 +127,39 @@ impl Cursor {
     ///
     /// Errors: as [`Cursor::next_document`].
     pub fn next_json(&mut self) -> Result<Option<String>> {
+        Ok(match self.next_json_row()? {
+            None => None,
+            Some(JsonRow::Text(text)) => Some(text),
+            Some(JsonRow::Stored(rec)) => {
+                match crate::document::json::raw_to_relaxed_json(record::body_bytes(&rec)?) {
+                    Some(text) => Some(text),
+                    None => Some(record::decode_body(&rec)?.to_json()),
+                }
+            }
+        })
+    }
+
+    /// [`Cursor::next_json`] into `out` (cleared first; a buffer the caller reuses from row
+    /// to row); false at the end.
+    pub(crate) fn next_json_into(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        match self.next_json_row()? {
+            None => return Ok(false),
+            Some(JsonRow::Text(text)) => out.extend_from_slice(text.as_bytes()),
+            Some(JsonRow::Stored(rec)) => {
+                if !crate::document::json::append_relaxed_json(out, record::body_bytes(&rec)?) {
+                    out.extend_from_slice(record::decode_body(&rec)?.to_json().as_bytes());
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next row for the JSON readers: text already written (sorted, projected or
+    /// covered rows) or a stored record to write from.
+    fn next_json_row(&mut self) -> Result<Option<JsonRow>> {
         if (self.plan.sort.is_some() && !self.sorted_by_index) || self.plan.projection.is_some() {
-            return Ok(self.next_document()?.map(|d| d.to_json()));
+            return Ok(self.next_document()?.map(|d| JsonRow::Text(d.to_json())));
         }
         self.check_open()?;
         if self.left == Some(0) {
@@ -134,14 +171,10 @@ impl Cursor {
         if let Some(l) = self.left.as_mut() {
             *l -= 1;
         }
-        let rec = match row {
-            Row::Record(rec) => rec,
-            covered => return Ok(Some(Document::from(covered.document()?).to_json())),
-        };
-        match crate::document::json::raw_to_relaxed_json(record::body_bytes(&rec)?) {
-            Some(text) => Ok(Some(text)),
-            None => Ok(Some(record::decode_body(&rec)?.to_json())),
-        }
+        Ok(Some(match row {
+            Row::Record(rec) => JsonRow::Stored(rec),
+            covered => JsonRow::Text(Document::from(covered.document()?).to_json()),
+        }))
     }
 
     fn check_open(&self) -> Result<()> {

@@ -727,6 +727,47 @@ pub(crate) fn raw_to_relaxed_json(body: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// [`raw_to_relaxed_json`] appended to `out` (a buffer reused from row to row); false, with
+/// `out` as it was, when the bytes are malformed or the text would not be UTF-8.
+pub(crate) fn append_relaxed_json(out: &mut Vec<u8>, body: &[u8]) -> bool {
+    let start = out.len();
+    out.reserve(body.len() + body.len() / 4);
+    let ok = write_raw(out, body, b'{', 0).is_ok() && std::str::from_utf8(&out[start..]).is_ok();
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+/// Writes `s` as a JSON string escaped as `serde_json` escapes it (`\"`, `\\`, the five
+/// short control escapes, other control characters as `\u00XX`), runs that need no escape
+/// copied whole. Bytes are copied as they are: the callers check the finished text is UTF-8.
+fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    let mut from = 0;
+    loop {
+        let at = scan::plain_run(s, from);
+        out.extend_from_slice(&s[from..at]);
+        let Some(&b) = s.get(at) else { break };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            }
+        }
+        from = at + 1;
+    }
+    out.push(b'"');
+}
+
 fn write_raw(
     out: &mut Vec<u8>,
     bytes: &[u8],
@@ -744,17 +785,14 @@ fn write_raw(
             out.push(b',');
         }
         if open == b'{' {
-            let key = std::str::from_utf8(k).map_err(|_| Malformed)?;
-            serde_json::to_writer(&mut *out, key).map_err(|_| Malformed)?;
+            write_json_str(out, k);
             out.push(b':');
         }
         match e.kind {
             0x03 => write_raw(out, e.bytes, b'{', depth + 1)?,
             0x04 => write_raw(out, e.bytes, b'[', depth + 1)?,
             // The common scalars straight from their bytes, as `write_value` writes them.
-            0x02 => {
-                serde_json::to_writer(&mut *out, raw::str_ref(e.bytes)?).map_err(|_| Malformed)?
-            }
+            0x02 => write_json_str(out, raw::str_bytes(e.bytes)?),
             0x10 => {
                 let v = i32::from_le_bytes(raw::fixed(e.bytes)?);
                 serde_json::to_writer(&mut *out, &v).map_err(|_| Malformed)?;
@@ -880,6 +918,40 @@ mod tests {
                 v.clone().into_relaxed_extjson().to_string()
             );
         }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        // Every ASCII byte, alone and inside runs of every length around the eight-byte
+        // steps, in values and in keys; multi-byte characters pass through.
+        let mut texts: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        for len in 0..20 {
+            for stop in ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '😀'] {
+                texts.push(format!("{}{stop}{}", "a".repeat(len), "b".repeat(len % 9)));
+            }
+        }
+        for t in &texts {
+            let mut doc = bson::doc! {"s": t.as_str()};
+            if !t.contains('\0') {
+                doc.insert(t.as_str(), 1); // a key cannot hold a NUL
+            }
+            let want = Bson::Document(doc.clone())
+                .into_relaxed_extjson()
+                .to_string();
+            let bytes = doc.to_vec().unwrap();
+            assert_eq!(raw_to_relaxed_json(&bytes).unwrap(), want, "{t:?}");
+            let mut out = b"kept".to_vec();
+            assert!(append_relaxed_json(&mut out, &bytes));
+            assert_eq!(&out[4..], want.as_bytes());
+        }
+        // A string that is not UTF-8 is refused, and the buffer left as it was.
+        let mut bytes = bson::doc! {"s": "abc"}.to_vec().unwrap();
+        let at = bytes.windows(3).position(|w| w == b"abc").unwrap();
+        bytes[at + 1] = 0xff;
+        assert!(raw_to_relaxed_json(&bytes).is_none());
+        let mut out = b"kept".to_vec();
+        assert!(!append_relaxed_json(&mut out, &bytes));
+        assert_eq!(out, b"kept");
     }
 
     #[test]

@@ -9,14 +9,15 @@ use crate::document::json::parse_json_document;
 use crate::error::Result;
 use crate::{Cursor, Document, FindOptions};
 use bson::Document as BsonDocument;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int};
 
 /// A stream of query results over the snapshot taken by `nexus_find` (opaque). Writes
 /// committed after `nexus_find` returned are not seen. Use from one thread at a time.
 /// Under the hood it is a `Box<Cursor>` plus the buffer of the last row.
 pub struct nexus_cursor {
     cursor: Cursor,
-    json: CString,
+    /// The last row's JSON text and its NUL, the buffer reused from row to row.
+    json: Vec<u8>,
     bson: Vec<u8>,
 }
 
@@ -53,7 +54,7 @@ pub unsafe extern "C" fn nexus_find(
         let cursor = h.db.collection(coll).find(&filter, opts)?;
         let handle = Box::into_raw(Box::new(nexus_cursor {
             cursor,
-            json: CString::default(),
+            json: Vec::new(),
             bson: Vec::new(),
         }));
         // SAFETY: checked non-NULL above.
@@ -81,17 +82,19 @@ pub unsafe extern "C" fn nexus_cursor_next(
         // SAFETY: caller contract.
         let c = unsafe { handle_mut(c, "cursor") }?;
         out_arg(out_json, "out_json")?;
-        match c.cursor.next_json()? {
-            None => Ok(NEXUS_DONE),
-            Some(json) => {
-                c.json = CString::new(json).map_err(|_| {
-                    crate::Error::Internal("JSON output contained a NUL byte".into())
-                })?;
-                // SAFETY: checked non-NULL above.
-                unsafe { out_json.write(c.json.as_ptr()) };
-                Ok(NEXUS_ROW)
-            }
+        if !c.cursor.next_json_into(&mut c.json)? {
+            return Ok(NEXUS_DONE);
         }
+        // JSON text escapes a NUL in a string; a raw one would cut the C string short.
+        if c.json.contains(&0) {
+            return Err(crate::Error::Internal(
+                "JSON output contained a NUL byte".into(),
+            ));
+        }
+        c.json.push(0);
+        // SAFETY: checked non-NULL above; the buffer lives until the next call on `c`.
+        unsafe { out_json.write(c.json.as_ptr().cast()) };
+        Ok(NEXUS_ROW)
     })
 }
 

@@ -149,11 +149,16 @@ fn str_of(bytes: &[u8]) -> Result<String, Malformed> {
 
 /// The text of a string element's value bytes.
 pub(crate) fn str_ref(bytes: &[u8]) -> Result<&str, Malformed> {
+    std::str::from_utf8(str_bytes(bytes)?).map_err(|_| Malformed)
+}
+
+/// A string value's bytes (without its length and NUL), not checked to be UTF-8: for a
+/// caller that checks the text it writes them into as a whole.
+pub(crate) fn str_bytes(bytes: &[u8]) -> Result<&[u8], Malformed> {
     let len = i32_at(bytes, 0)?;
-    let s = bytes
+    bytes
         .get(4..4 + len.checked_sub(1).ok_or(Malformed)?)
-        .ok_or(Malformed)?;
-    std::str::from_utf8(s).map_err(|_| Malformed)
+        .ok_or(Malformed)
 }
 
 /// The first `N` bytes of a value (a fixed-size number's bytes).

@@ -361,7 +361,7 @@ impl Scan<'_> {
 
 /// The first position at or after `at` holding a quote, a backslash or a control character
 /// (`text.len()` when none does), eight bytes at a time while eight remain.
-fn plain_run(text: &[u8], mut at: usize) -> usize {
+pub(super) fn plain_run(text: &[u8], mut at: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Bytes below 0x80 that are zero after xor-ing with `c` (or below 0x20) set their high bit.

@@ -408,6 +408,9 @@ impl RawVal<'_> {
     }
 }
 
+/// How far ahead of the entry it reads a leaf walk asks for the page's bytes.
+const WALK_AHEAD: usize = 512;
+
 /// Walks the entries of a checked leaf page in place, in key order, while `f` returns true
 /// (no entry is copied: lookups on pages that are not cached decode nothing).
 pub(crate) fn leaf_entries<'a>(
@@ -420,24 +423,29 @@ pub(crate) fn leaf_entries<'a>(
     let bad = |m: &str| Error::Corrupt(format!("{what}: page {id}: {m}"));
     let end = PAGE_HEADER + head.used as usize;
     let mut at = PAGE_HEADER;
-    let mut take = |n: usize| -> Result<&'a [u8]> {
-        if at + n > end {
+    let take = |at: &mut usize, n: usize| -> Result<&'a [u8]> {
+        if *at + n > end {
             return Err(bad("entry runs past the used bytes"));
         }
-        let s = &buf[at..at + n];
-        at += n;
+        let s = &buf[*at..*at + n];
+        *at += n;
         Ok(s)
     };
     for _ in 0..head.count {
-        let fixed = take(LEAF_ENTRY_FIXED)?;
+        // Where the next entries start depends on this one's lengths, so the CPU cannot
+        // look ahead by itself: the bytes a few entries on are asked for now.
+        if let Some(ahead) = buf.get((at + WALK_AHEAD).min(end)..end) {
+            crate::prefetch::prefetch(ahead);
+        }
+        let fixed = take(&mut at, LEAF_ENTRY_FIXED)?;
         let klen = u16::from_le_bytes([fixed[0], fixed[1]]) as usize;
         let vkind = fixed[2];
         let vlen = u32::from_le_bytes([fixed[3], fixed[4], fixed[5], fixed[6]]);
-        let key = take(klen)?;
+        let key = take(&mut at, klen)?;
         let val = match vkind {
-            0 => RawVal::Data(take(vlen as usize)?),
+            0 => RawVal::Data(take(&mut at, vlen as usize)?),
             1 => RawVal::Overflow {
-                page: u64_at(take(8)?, 0),
+                page: u64_at(take(&mut at, 8)?, 0),
                 len: vlen,
             },
             _ => return Err(bad("unknown value kind")),
