@@ -541,12 +541,12 @@ mod tests {
     use super::*;
     use crate::storage::file::{Faults, PageFile};
 
-    /// Fills a tree in memory; returns its leaves' fill (used bytes over capacity), in order.
-    fn fill_after(keys: impl Iterator<Item = u64>) -> (Vec<f64>, Vec<u64>) {
+    /// Runs `f` on an empty tree over a fresh file of `page_size` pages.
+    fn with_tree<R>(page_size: usize, f: impl FnOnce(&Pager, &mut Tree<'_>) -> R) -> R {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let file = std::fs::File::create(&path).unwrap();
-        let geo = Geometry { page_size: 8192 };
+        let geo = Geometry { page_size };
         let pager = Pager::new(PageFile::new(file, &path, Faults::default()), geo, 1 << 20);
         let (mut freed, mut dirtied) = (Vec::new(), 0);
         let mut tree = Tree {
@@ -554,30 +554,47 @@ mod tests {
             freed: &mut freed,
             dirtied: &mut dirtied,
         };
-        let mut root = None;
-        for k in keys {
-            let key: Bytes = Bytes::from(format!("key{k:012}").into_bytes());
-            let val = Val::Data(Bytes::from(vec![7u8; 100]));
-            tree.put(&mut root, key, val).unwrap();
-        }
-        let (mut fill, mut order) = (Vec::new(), Vec::new());
-        let mut stack = vec![root.unwrap()];
+        f(&pager, &mut tree)
+    }
+
+    /// The leaves below `root`, in key order.
+    fn leaves(pager: &Pager, root: Option<Ptr>) -> Vec<Arc<Node>> {
+        let (mut out, mut stack) = (Vec::new(), Vec::from_iter(root));
         while let Some(p) = stack.pop() {
-            match &*load(&pager, &p).unwrap() {
-                Node::Leaf { keys, .. } => {
-                    let node = load(&pager, &p).unwrap();
-                    fill.push(geo.node_size(&node) as f64 / geo.capacity() as f64);
-                    order.extend(keys.iter().map(|k| {
-                        std::str::from_utf8(&k[3..])
-                            .unwrap()
-                            .parse::<u64>()
-                            .unwrap()
-                    }));
-                }
+            let node = load(pager, &p).unwrap();
+            match &*node {
+                Node::Leaf { .. } => out.push(Arc::clone(&node)),
                 Node::Branch { children, .. } => stack.extend(children.iter().rev().cloned()),
             }
         }
-        (fill, order)
+        out
+    }
+
+    /// Fills a tree in memory; returns its leaves' fill (used bytes over capacity), in order.
+    fn fill_after(keys: impl Iterator<Item = u64>) -> (Vec<f64>, Vec<u64>) {
+        with_tree(8192, |pager, tree| {
+            let mut root = None;
+            for k in keys {
+                let key: Bytes = Bytes::from(format!("key{k:012}").into_bytes());
+                let val = Val::Data(Bytes::from(vec![7u8; 100]));
+                tree.put(&mut root, key, val).unwrap();
+            }
+            let (mut fill, mut order) = (Vec::new(), Vec::new());
+            let geo = pager.geo;
+            for leaf in leaves(pager, root) {
+                let Node::Leaf { keys, .. } = &*leaf else {
+                    unreachable!()
+                };
+                fill.push(geo.node_size(&leaf) as f64 / geo.capacity() as f64);
+                order.extend(keys.iter().map(|k| {
+                    std::str::from_utf8(&k[3..])
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap()
+                }));
+            }
+            (fill, order)
+        })
     }
 
     #[test]
@@ -618,50 +635,38 @@ mod tests {
     /// entries add up to.
     #[test]
     fn leaf_sizes_stay_exact_through_puts_replaces_and_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let file = std::fs::File::create(&path).unwrap();
-        let geo = Geometry { page_size: 4096 };
-        let pager = Pager::new(PageFile::new(file, &path, Faults::default()), geo, 1 << 20);
-        let (mut freed, mut dirtied) = (Vec::new(), 0);
-        let mut tree = Tree {
-            pager: &pager,
-            freed: &mut freed,
-            dirtied: &mut dirtied,
-        };
-        let mut root = None;
-        let mut rng = fastrand::Rng::with_seed(7);
-        for step in 0..30_000 {
-            let key = Bytes::from(format!("k{:05}", rng.u32(0..3_000)).into_bytes());
-            if step % 3 == 2 {
-                tree.delete(&mut root, &key).unwrap();
-            } else {
-                let len = if rng.u8(0..20) == 0 {
-                    2_000
+        with_tree(4096, |pager, tree| {
+            let mut root = None;
+            let mut rng = fastrand::Rng::with_seed(7);
+            for step in 0..30_000 {
+                let key = Bytes::from(format!("k{:05}", rng.u32(0..3_000)).into_bytes());
+                if step % 3 == 2 {
+                    tree.delete(&mut root, &key).unwrap();
                 } else {
-                    rng.usize(0..200)
-                };
-                tree.put(&mut root, key, Val::Data(Bytes::from(vec![1u8; len])))
-                    .unwrap();
-            }
-        }
-        let mut stack: Vec<Ptr> = root.into_iter().collect();
-        let mut leaves = 0;
-        while let Some(p) = stack.pop() {
-            match &*load(&pager, &p).unwrap() {
-                Node::Leaf { keys, vals, size } => {
-                    let sum: usize = keys
-                        .iter()
-                        .zip(vals)
-                        .map(|(k, v)| geo.leaf_entry(k, v))
-                        .sum();
-                    assert_eq!(*size, sum);
-                    assert!(*size <= geo.capacity());
-                    leaves += 1;
+                    let len = if rng.u8(0..20) == 0 {
+                        2_000
+                    } else {
+                        rng.usize(0..200)
+                    };
+                    tree.put(&mut root, key, Val::Data(Bytes::from(vec![1u8; len])))
+                        .unwrap();
                 }
-                Node::Branch { children, .. } => stack.extend(children.iter().cloned()),
             }
-        }
-        assert!(leaves > 10, "{leaves} leaves");
+            let geo = pager.geo;
+            let leaves = leaves(pager, root);
+            for leaf in &leaves {
+                let Node::Leaf { keys, vals, size } = &**leaf else {
+                    unreachable!()
+                };
+                let sum: usize = keys
+                    .iter()
+                    .zip(vals)
+                    .map(|(k, v)| geo.leaf_entry(k, v))
+                    .sum();
+                assert_eq!(*size, sum);
+                assert!(*size <= geo.capacity());
+            }
+            assert!(leaves.len() > 10, "{} leaves", leaves.len());
+        });
     }
 }
