@@ -21,6 +21,12 @@ for f in target/release/libnexus.a target/release/libnexus.so include/nexus.h; d
     fi
 done
 
+# Go's build cache does not look inside a library named in #cgo LDFLAGS: after the library
+# is rebuilt it would link (and run) binaries cached against the old one. The library's size
+# and time in the cgo flags make a rebuilt library a new build input.
+lib="$root/target/release/libnexus.a"
+export CGO_CPPFLAGS="${CGO_CPPFLAGS:-} -DNEXUS_LIBRARY_STAMP=$(stat -c '%s_%Y' "$lib")"
+
 cd "$here"
 echo "== go vet (static, dynamic)"
 go vet ./...

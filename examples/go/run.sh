@@ -18,6 +18,11 @@ if [[ ! -e "$root/target/release/libnexus.a" || ! -e "$root/include/nexus.h" ]];
 fi
 
 export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" GOPROXY=off GOSUMDB=off CGO_ENABLED=1
+# Go's build cache does not look inside a library named in #cgo LDFLAGS: after the library
+# is rebuilt it would link (and run) binaries cached against the old one. The library's size
+# and time in the cgo flags make a rebuilt library a new build input.
+lib="$root/target/release/libnexus.a"
+export CGO_CPPFLAGS="${CGO_CPPFLAGS:-} -DNEXUS_LIBRARY_STAMP=$(stat -c '%s_%Y' "$lib")"
 
 cd "$here"
 go run . "$db"
