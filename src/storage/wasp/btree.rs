@@ -96,20 +96,13 @@ pub(crate) fn scan(
     let node = match ptr {
         Ptr::Mem(n) => Arc::clone(n),
         Ptr::Disk(id) => {
-            let mut full = false;
             let probe = pager.leaf_probe(*id, cache_leaves, |leaf| {
-                leaf.walk(|k, v| {
-                    if after.is_some_and(|a| k <= a) {
-                        return true;
-                    }
-                    out.push((Bytes::copy_from_slice(k), v.to_val()));
-                    full = out.len() >= limit;
-                    !full
-                })
+                let max = limit - out.len();
+                leaf.copy_run(|k| after.is_some_and(|a| k <= a), max, out)
             })?;
             match probe {
                 Probe::Node(n) => n,
-                Probe::Done => return Ok(full),
+                Probe::Done => return Ok(out.len() >= limit),
             }
         }
     };

@@ -23,7 +23,8 @@
 //! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
 
 use super::page::{
-    self, Geometry, Node, PageHead, RawVal, KIND_FREELIST, KIND_LEAF, KIND_OVERFLOW, PAGE_HEADER,
+    self, Geometry, Node, PageHead, RawVal, Val, KIND_FREELIST, KIND_LEAF, KIND_OVERFLOW,
+    PAGE_HEADER,
 };
 use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
@@ -59,6 +60,58 @@ impl<'a> LeafPage<'a> {
     /// not below the one it wants, and reads none of the page after it.
     pub(crate) fn walk(&self, f: impl FnMut(&'a [u8], RawVal<'a>) -> bool) -> Result<()> {
         page::leaf_entries(self.buf, self.head, self.id, self.what, f)
+    }
+
+    /// Appends to `out` up to `max` entries in key order, after those `skip` says to pass
+    /// over. The entries taken lie one after another in the page: they are copied out as
+    /// one block, each key and value a slice of it (one allocation, not two an entry).
+    pub(crate) fn copy_run(
+        &self,
+        mut skip: impl FnMut(&[u8]) -> bool,
+        max: usize,
+        out: &mut Vec<(Bytes, Val)>,
+    ) -> Result<()> {
+        enum Taken {
+            Data(std::ops::Range<usize>),
+            Other(Val),
+        }
+        let base = self.buf.as_ptr() as usize;
+        let at = |s: &[u8]| {
+            let from = s.as_ptr() as usize - base;
+            from..from + s.len()
+        };
+        let mut taken: Vec<(std::ops::Range<usize>, Taken)> = Vec::new();
+        if max > 0 {
+            self.walk(|k, v| {
+                if skip(k) {
+                    return true;
+                }
+                let val = match v {
+                    RawVal::Data(d) => Taken::Data(at(d)),
+                    other => Taken::Other(other.to_val()),
+                };
+                taken.push((at(k), val));
+                taken.len() < max
+            })?;
+        }
+        let (Some((first, _)), Some((last_key, last_val))) = (taken.first(), taken.last()) else {
+            return Ok(());
+        };
+        let lo = first.start;
+        let hi = match last_val {
+            Taken::Data(r) => r.end,
+            Taken::Other(_) => last_key.end,
+        };
+        let block = Bytes::copy_from_slice(&self.buf[lo..hi]);
+        let slice = |r: std::ops::Range<usize>| block.slice(r.start - lo..r.end - lo);
+        out.extend(taken.into_iter().map(|(k, v)| {
+            let val = match v {
+                Taken::Data(r) => Val::Data(slice(r)),
+                Taken::Other(v) => v,
+            };
+            (slice(k), val)
+        }));
+        Ok(())
     }
 }
 
