@@ -289,6 +289,43 @@ fn explain_shows_the_index_and_what_was_examined() {
     assert!(c.find(&doc! {}, opts).is_err());
 }
 
+/// Candidates whose bounded fields are the same paths and that hold one entry per document
+/// are counted once for the lot, and the choice among them is the one full counts gave; a
+/// sparse candidate (counted on its own) changes no answer.
+#[test]
+fn candidates_with_the_same_bounded_paths_share_a_count() {
+    let db = Database::open_in_memory().unwrap();
+    let c = db.collection("g");
+    let docs = (0..300)
+        .map(|i| {
+            let d = if i % 3 == 0 {
+                doc! {"_id": i, "a": i % 50, "b": i}
+            } else {
+                doc! {"_id": i, "b": i}
+            };
+            Document::from(d)
+        })
+        .collect();
+    c.insert_many(docs).unwrap();
+    c.create_index(&doc! {"a": 1, "b": -1}, &doc! {}).unwrap();
+    c.create_index(&doc! {"a": 1}, &doc! {}).unwrap();
+    let filter = doc! {"a": {"$gte": 10}};
+    let plan = c.explain(&filter, FindOptions::default()).unwrap();
+    // Equal counts: the tie goes by name, as when each was counted.
+    assert!(winning_stage(&plan).contains("\"a_1\""), "{plan}");
+    let all = ids(&db, "g", &filter, r#"{"hint": {"$natural": 1}}"#);
+    assert_eq!(ids(&db, "g", &filter, "{}").len(), all.len());
+    // A sparse index over `a` and `c` (entries only for the documents with either).
+    c.create_index(&doc! {"a": 1, "c": 1}, &doc! {"sparse": true})
+        .unwrap();
+    let plan = c.explain(&filter, FindOptions::default()).unwrap();
+    let mut got = ids(&db, "g", &filter, "{}");
+    let mut want = all;
+    got.sort_by_key(|b| b.as_i32());
+    want.sort_by_key(|b| b.as_i32());
+    assert_eq!(got, want, "{plan}");
+}
+
 #[test]
 fn ttl_index_expires_documents_by_date() {
     let db = Database::open_in_memory().unwrap();

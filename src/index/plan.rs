@@ -657,17 +657,34 @@ fn choose_access(
             rejected: Vec::new(),
         });
     }
-    let mut scored: Vec<(IndexAccess, u64)> = cands
-        .into_iter()
-        .map(|c| {
-            let n = if c.bounded_fields == 0 {
-                u64::MAX
-            } else {
-                IndexScan::estimate(&c, view, ESTIMATE_CAP)
-            };
-            (c, n)
-        })
-        .collect();
+    // Indexes with one entry per document (not sparse, partial or multikey) whose bounded
+    // fields are the same paths hold the same number of entries within the filter's bounds
+    // (`{a:1}` and `{a:1,b:-1}` for a filter on `a`): such a group is counted once.
+    let mut counted: Vec<(Vec<String>, u64)> = Vec::new();
+    let mut scored: Vec<(IndexAccess, u64)> = Vec::with_capacity(cands.len());
+    for c in cands {
+        let n = if c.bounded_fields == 0 {
+            u64::MAX
+        } else {
+            let d = &c.def;
+            let group = (!d.sparse && d.partial.is_none() && !d.multikey).then(|| {
+                let paths = d.fields[..c.bounded_fields].iter();
+                paths.map(|f| f.path.clone()).collect::<Vec<_>>()
+            });
+            match group
+                .as_ref()
+                .and_then(|g| counted.iter().find(|(p, _)| p == g))
+            {
+                Some((_, n)) => *n,
+                None => {
+                    let n = IndexScan::estimate(&c, view, ESTIMATE_CAP);
+                    counted.extend(group.map(|g| (g, n)));
+                    n
+                }
+            }
+        };
+        scored.push((c, n));
+    }
     scored.sort_by(|(a, na), (b, nb)| {
         na.cmp(nb)
             .then(b.provides_sort.cmp(&a.provides_sort))
