@@ -96,6 +96,14 @@ impl TrackedTxn {
         Ok(())
     }
 
+    /// What every kind of put does before it reaches the storage: index maintenance
+    /// (`absent`: see `maintain`) and cache tracking.
+    fn before_put(&mut self, table: &str, key: &[u8], value: &[u8], absent: bool) -> Result<()> {
+        self.maintain(table, key, Some(value), absent)?;
+        self.touch(table, key);
+        Ok(())
+    }
+
     fn touch(&mut self, table: &str, key: &[u8]) {
         // A table this transaction created, dropped or renamed is forgotten as a whole after
         // the commit; its keys need no list (an index build puts every entry of a new table).
@@ -158,18 +166,15 @@ impl WriteTxn for TrackedTxn {
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.maintain(table, &key, Some(&value), false)?;
-        self.touch(table, &key);
+        self.before_put(table, &key, &value, false)?;
         self.inner.put(table, key, value)
     }
     fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.maintain(table, key, Some(value), true)?;
-        self.touch(table, key);
+        self.before_put(table, key, value, true)?;
         self.inner.put_absent(table, key, value)
     }
     fn put_shared(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
-        self.maintain(table, &key, Some(&value), false)?;
-        self.touch(table, &key);
+        self.before_put(table, &key, &value, false)?;
         self.inner.put_shared(table, key, value)
     }
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
