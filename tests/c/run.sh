@@ -142,6 +142,18 @@ if [[ ${NEXUS_SKIP_VALGRIND:-0} != 1 ]]; then
     fi
 fi
 
+# --- regression programs: one per class of defect found by adversarial testing ----------
+# (tests/c/regress_*.c on tests/c/regress.h; each takes no arguments, exits 0 when all of
+# its checks pass, and may exec itself as a child process.)
+for src in tests/c/regress_*.c; do
+    [[ -e $src ]] || continue
+    name=$(basename "$src" .c)
+    step "build and run $name (static)"
+    "$CC" -std=c99 "${WARN[@]}" -g -O1 "${CFLAGS_NEXUS[@]}" "$src" -lpthread \
+        "${LIBS_STATIC[@]}" -o "$OUT/$name" || { failed+=("$name"); continue; }
+    timeout 600 "$OUT/$name" | tee "$OUT/$name.log" | tail -n 40 || failed+=("$name")
+done
+
 if [[ ${#failed[@]} -gt 0 ]]; then
     printf 'FAIL: acceptance test failed in: %s\n' "${failed[*]}" >&2
     tail -n 1 "$OUT/static.log"
