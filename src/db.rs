@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::options::OptionReader;
 
 use crate::storage::file::FaultPlan;
-use crate::storage::{ReadView, SyncMode, WriteTxn};
+use crate::storage::{LogRecovery, ReadView, SyncMode, WriteTxn};
 use bson::Document as BsonDocument;
 use parking_lot::Mutex;
 use std::path::Path;
@@ -68,6 +68,14 @@ pub struct OpenOptions {
     /// Unix). A disk read error under a mapped page stops the process with `SIGBUS` instead
     /// of returning an error; false reads every page with `pread`.
     pub mmap: Option<bool>,
+    /// What open does with a log that is damaged (intact commits after a bad record), missing
+    /// while the database file says commits may be in it, or written for another database:
+    /// [`LogRecovery::Strict`] (default) refuses with [`Error::Corrupt`] and changes
+    /// nothing; [`LogRecovery::DiscardDamaged`] (`"recover": "discard-damaged-log"`) keeps
+    /// what the file and the intact start of the log hold and reports what it dropped in
+    /// `nexus_stats` (`storage.recovery`). A torn tail (the residue of a crash during an
+    /// append, never acknowledged) is cut either way.
+    pub recover: LogRecovery,
 }
 
 /// The storage engines a database file can be written by.
@@ -114,6 +122,7 @@ impl Default for OpenOptions {
             checkpoint_log_bytes: None,
             checkpoint_interval_ms: None,
             mmap: None,
+            recover: LogRecovery::Strict,
         }
     }
 }
@@ -163,6 +172,9 @@ impl OpenOptions {
         o.checkpoint_log_bytes = r.u64("checkpoint_log_bytes")?;
         o.checkpoint_interval_ms = r.u64("checkpoint_interval_ms")?;
         o.mmap = r.bool("mmap")?;
+        if let Some(v) = r.string("recover")? {
+            o.recover = LogRecovery::parse(&v)?;
+        }
         match r.string("storage")?.as_deref() {
             None => {}
             Some("wal") => o.storage = Some(StorageEngine::Wal),
@@ -313,8 +325,10 @@ impl Database {
                         .checkpoint_interval_ms
                         .map_or(d.checkpoint_interval, Duration::from_millis),
                     mmap: options.mmap.unwrap_or(d.mmap),
+                    recover: options.recover,
                 }
             },
+            recover: options.recover,
         };
         let engine = open_engine(path, &cfg)?;
         engine.attach();

@@ -59,7 +59,7 @@ pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
 pub use query::FindOptions;
 pub use storage::file::FaultPlan;
-pub use storage::SyncMode;
+pub use storage::{LogRecovery, SyncMode};
 
 /// Hooks for the benchmarks in `benches/`; not part of the API and not covered by semver.
 #[doc(hidden)]

@@ -143,8 +143,12 @@ fn flipped_bytes_give_corrupt_or_clean_recovery() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
+/// A flipped byte in the log: in the last record it is a torn tail (cut, the commits before
+/// it kept); anywhere before, intact commits follow it, so open refuses with `Corrupt` and
+/// changes nothing, and only `recover: discard-damaged-log` opens, keeping the commits
+/// before the damage and reporting how many it dropped.
 #[test]
-fn flipped_log_bytes_stop_replay_cleanly() {
+fn flipped_log_bytes_are_a_torn_tail_only_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.db");
     let db = Database::open(&path, wasp()).unwrap();
@@ -154,19 +158,36 @@ fn flipped_log_bytes_stop_replay_cleanly() {
         db.collection("c").insert(doc_n(i)).unwrap();
     }
     let log = std::fs::read(path.with_extension("wasp")).unwrap();
-    let plan = db.fault_plan();
-    drop(plan);
     // Simulate a crash: copy the files while open (the log holds 19 records).
     let crashed = dir.path().join("crashed.db");
-    std::fs::copy(&path, &crashed).unwrap();
     let len = log.len();
-    for at in [40usize, len / 2, len - 3] {
+    for (at, torn) in [(40usize, false), (len / 2, false), (len - 3, true)] {
+        std::fs::copy(&path, &crashed).unwrap();
         let mut bad = log.clone();
         bad[at] ^= 0x11;
         std::fs::write(crashed.with_extension("wasp"), &bad).unwrap();
-        let db2 = Database::open(&crashed, wasp()).unwrap();
+        if !torn {
+            let e = Database::open(&crashed, wasp()).unwrap_err();
+            assert!(
+                matches!(&e, Error::Corrupt(m) if m.contains("intact commit")),
+                "{at}: {e}"
+            );
+            assert_eq!(std::fs::read(crashed.with_extension("wasp")).unwrap(), bad);
+        }
+        let recover = OpenOptions {
+            recover: nexus::LogRecovery::DiscardDamaged,
+            ..wasp()
+        };
+        let db2 = Database::open(&crashed, if torn { wasp() } else { recover }).unwrap();
         let n = db2.collection("c").count(&doc! {}).unwrap();
         assert!(n < 20, "a damaged record was replayed");
+        assert_eq!(n == 19, torn, "{at}: {n}");
+        let dropped = &db2.stats().unwrap()["storage"]["recovery"]["commits_dropped"];
+        assert_eq!(
+            dropped.as_u64().unwrap(),
+            if torn { 0 } else { 19 - n },
+            "{at}"
+        );
         for i in 0..n as i64 {
             assert!(db2
                 .collection("c")
@@ -176,7 +197,6 @@ fn flipped_log_bytes_stop_replay_cleanly() {
         }
         assert!(db2.check().is_ok());
         db2.close().unwrap();
-        std::fs::copy(&path, &crashed).unwrap();
     }
     drop(db);
 }
@@ -401,7 +421,7 @@ fn wal_files_keep_opening_as_wal_and_options_pick_new_files() {
     assert!(OpenOptions::from_json(Some(r#"{"page_size":1000}"#)).is_err());
 }
 
-/// The `mmap` open option: on by default on 64-bit Unix, off on request; the same file reads
+/// The `mmap` open option: off by default, on request on 64-bit Unix; the same file reads
 /// the same both ways, and damaged leaves are reported both ways (the map verifies a page's
 /// checksum the first time a reader meets it).
 #[test]
@@ -410,8 +430,8 @@ fn mmap_option_reads_the_same_file_both_ways() {
     let p = dir.path().join("m.db");
     let docs = build(&p);
     let opts = |mmap: Option<bool>| OpenOptions { mmap, ..wasp() };
-    let mapped_by_default = cfg!(all(unix, target_pointer_width = "64"));
-    for (mmap, mapped) in [(None, mapped_by_default), (Some(false), false)] {
+    let can_map = cfg!(all(unix, target_pointer_width = "64"));
+    for (mmap, mapped) in [(None, false), (Some(true), can_map), (Some(false), false)] {
         let db = Database::open(&p, opts(mmap)).unwrap();
         assert_eq!(db.stats().unwrap()["storage"]["mmap"], mapped, "{mmap:?}");
         let c = db.collection("c");
@@ -441,7 +461,7 @@ fn mmap_option_reads_the_same_file_both_ways() {
     for leaf in leaves {
         flip(&p, leaf * PS + 100);
     }
-    for mmap in [None, Some(false)] {
+    for mmap in [Some(true), None] {
         let db = Database::open(&p, opts(mmap)).unwrap();
         let c = db.collection("c");
         let err = docs

@@ -71,6 +71,8 @@ pub(crate) struct EngineConfig {
     pub storage: crate::db::StorageEngine,
     /// Settings of the `wasp` engine.
     pub wasp: crate::storage::wasp::WaspConfig,
+    /// What open does with a damaged, missing or foreign log (both engines).
+    pub recover: crate::storage::LogRecovery,
 }
 
 /// Options of a collection, stored with it (`nexus_create_collection`).
@@ -491,21 +493,21 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 /// header (so a `wal` database keeps opening as `wal` whatever the options say), a new or
 /// empty one with `cfg.storage`. The header is only read here; the backend checks it again.
 fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<dyn Storage>> {
-    let existing = match std::fs::File::open(path) {
-        Ok(f) => {
-            use std::io::Read;
-            let mut buf = Vec::with_capacity(HEADER_LEN);
-            f.take(HEADER_LEN as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::io(path, e))?;
-            if buf.is_empty() {
-                None
-            } else {
-                Some(Header::decode(&buf, path)?.backend)
-            }
+    let existing = if path.exists() {
+        use std::io::Read;
+        // Refuses a FIFO, socket, device or directory at once (a FIFO would block here).
+        let f = crate::storage::file::open_regular(std::fs::OpenOptions::new().read(true), path)?;
+        let mut buf = Vec::with_capacity(HEADER_LEN);
+        f.take(HEADER_LEN as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        if buf.is_empty() {
+            None
+        } else {
+            Some(Header::decode(&buf, path)?.backend)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(path, e)),
+    } else {
+        None
     };
     let backend = existing.unwrap_or(match cfg.storage {
         crate::db::StorageEngine::Wal => Backend::Wal,
@@ -518,6 +520,7 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
             cfg.read_only,
             cfg.busy_timeout,
             Arc::clone(faults),
+            cfg.recover,
         )?),
         Backend::Wasp => Box::new(WaspStorage::open(
             path,
@@ -525,7 +528,10 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
             cfg.read_only,
             cfg.busy_timeout,
             Arc::clone(faults),
-            cfg.wasp.clone(),
+            crate::storage::wasp::WaspConfig {
+                recover: cfg.recover,
+                ..cfg.wasp.clone()
+            },
         )?),
     })
 }

@@ -219,13 +219,14 @@ pub(crate) struct LogFile {
 impl LogFile {
     /// Opens (creating when asked) `path` for reading and appending.
     pub(crate) fn open(path: &Path, create: bool, faults: Faults) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(create)
+                .truncate(false),
+            path,
+        )?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         Ok(Self {
             file,
@@ -435,6 +436,178 @@ impl PageFile {
     }
 }
 
+/// A name for a temporary file beside `dest` (same directory, so a rename or link cannot
+/// cross file systems): `.NAME.TAG-PID-SEQ.db`, unique in this process and, by the process
+/// id, among processes ([`remove_stale_temps`] removes those of dead processes).
+pub(crate) fn temp_sibling(dest: &Path, tag: &str) -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{} does not name a file", dest.display())))?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(
+        ".{tag}-{}-{}.db",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    Ok(parent_dir(dest).join(tmp))
+}
+
+/// Removes the temporaries ([`temp_sibling`]) of `dest` left by processes that no longer
+/// run (killed mid-way); those of live processes are left alone. Best effort.
+pub(crate) fn remove_stale_temps(dest: &Path, tag: &str) {
+    let Some(name) = dest.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let prefix = format!(".{name}.{tag}-");
+    let Ok(entries) = std::fs::read_dir(parent_dir(dest)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !process_alive(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id exists (on non-Unix: assumed to).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        if pid == std::process::id() {
+            return true;
+        }
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Gives the complete file `from` the name `to`, which must not exist (a file that appeared
+/// meanwhile is never replaced), then syncs the directory. A hard link is atomic and
+/// refuses an existing name; where links are not supported, a rename after a check.
+pub(crate) fn link_new(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(from);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::invalid(format!(
+                "{} already exists (it appeared while it was written)",
+                to.display()
+            )));
+        }
+        Err(_) if to.symlink_metadata().is_err() => {
+            std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
+        }
+        Err(e) => return Err(Error::io(to, e)),
+    }
+    sync_dir(to)
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// What kind of file `meta` describes, for messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The refusal of a path that is not a regular file.
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> Error {
+    Error::invalid(format!(
+        "{} is {}: a database and its log must be regular files",
+        path.display(),
+        file_kind(meta)
+    ))
+}
+
+/// Opens a database file or log with `opts`, refusing at once anything that is not a regular
+/// file (a directory, FIFO, socket or device): checked before the open (which would block on
+/// a FIFO without a writer) and again on the open file, which is opened with `O_NONBLOCK` so
+/// that a FIFO swapped in between cannot block either. Symbolic links to regular files are
+/// followed.
+pub(crate) fn open_regular(opts: &mut OpenOptions, path: &Path) -> Result<File> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(not_regular(path, &meta));
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this function owns; clears O_NONBLOCK (no effect on
+        // a regular file's I/O, but the file should look as if opened without it).
+        #[allow(unsafe_code)]
+        let ok = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) >= 0
+        };
+        if !ok {
+            return Err(Error::io(path, std::io::Error::last_os_error()));
+        }
+    }
+    Ok(file)
+}
+
+/// Reads all of the regular file `path` (refusing anything else, see [`open_regular`]).
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let mut f = open_regular(OpenOptions::new().read(true), path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
 /// Renames `from` to `to` and syncs the directory so the rename itself is durable.
 pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
@@ -443,10 +616,7 @@ pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
 
 /// Syncs the directory holding `path`.
 pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     #[cfg(unix)]
     {
         let d = File::open(dir).map_err(|e| Error::io(dir, e))?;
@@ -486,13 +656,14 @@ impl DbFile {
                 }
             )));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .create(create && !read_only)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(!read_only)
+                .create(create && !read_only)
+                .truncate(false),
+            path,
+        )?;
         let deadline = Instant::now() + busy_timeout;
         loop {
             let r = if read_only {

@@ -20,11 +20,13 @@
 pub(crate) mod file;
 mod group;
 pub(crate) mod header;
+pub(crate) mod log;
 #[allow(unsafe_code)]
 mod map;
 pub(crate) mod wal;
 pub(crate) mod wasp;
 
+pub use self::log::LogRecovery;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;

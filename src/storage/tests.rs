@@ -36,7 +36,9 @@ fn small_cfg() -> WaspConfig {
 fn open(kind: Kind, path: &Path) -> Box<dyn Storage> {
     let faults = Faults::default();
     match kind {
-        Kind::Wal => Box::new(WalStorage::open(path, true, false, T, faults).unwrap()),
+        Kind::Wal => {
+            Box::new(WalStorage::open(path, true, false, T, faults, Default::default()).unwrap())
+        }
         Kind::Wasp => {
             Box::new(WaspStorage::open(path, true, false, T, faults, small_cfg()).unwrap())
         }

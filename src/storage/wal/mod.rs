@@ -10,12 +10,10 @@
 //! (`sync=full`) wait for a group `fdatasync` [`WalTxn::commit`].
 //! A failed append or sync poisons the backend: every later write fails until reopen.
 
-pub(crate) mod log;
-
-use self::log::Op;
-use super::file::{self, DbFile, Faults, LogFile, SyncHandle};
+use super::file::{DbFile, Faults, LogFile, SyncHandle};
 use super::group::GroupSync;
 use super::header::{Backend, Header, FORMAT_VERSION, HEADER_LEN};
+use super::log::{self, log_path_for, tmp_path, write_new_log, LogRecovery, Op, Recovery};
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
@@ -166,14 +164,6 @@ struct LogState {
     base_len: u64,
 }
 
-/// What recovery found at open.
-#[derive(Debug, Default, Clone)]
-struct Recovery {
-    records: u64,
-    dropped_bytes: u64,
-    reason: Option<String>,
-}
-
 struct Inner {
     state: RwLock<Arc<State>>,
     gate: Arc<WriterGate>,
@@ -194,11 +184,6 @@ struct Inner {
 /// The log-structured backend. See the module docs.
 pub(crate) struct WalStorage {
     inner: Arc<Inner>,
-}
-
-/// Path of the side log for a database path: `app.db` -> `app.wasp`.
-pub(crate) fn log_path_for(db: &Path) -> PathBuf {
-    db.with_extension("wasp")
 }
 
 impl WalStorage {
@@ -223,13 +208,16 @@ impl WalStorage {
         }
     }
 
-    /// Opens (or creates) the database at `path`: lock, header, log replay.
+    /// Opens (or creates) the database at `path`: lock, header, log replay. A new database
+    /// gets its (empty) log before its header, so an existing header without a log means the
+    /// log was lost: refused unless `recover` accepts the loss.
     pub(crate) fn open(
         path: &Path,
         create: bool,
         read_only: bool,
         busy_timeout: Duration,
         faults: Faults,
+        recover: LogRecovery,
     ) -> Result<Self> {
         let log_path = log_path_for(path);
         if !path.exists() && log_path.exists() {
@@ -242,19 +230,22 @@ impl WalStorage {
         let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
         let fresh = db.len()? == 0;
         let format_version = if fresh {
-            if log_path.exists() {
-                return Err(Error::Corrupt(format!(
-                    "{} is empty but its log {} exists; refusing to guess (move the log away to start afresh)",
-                    path.display(),
-                    log_path.display()
-                )));
-            }
             if read_only {
                 return Err(Error::Corrupt(format!(
                     "{} is empty: not a NexusLite database",
                     path.display()
                 )));
             }
+            if log_path.exists() && !log_is_empty(&log_path)? {
+                return Err(Error::Corrupt(format!(
+                    "{} is empty but its log {} holds commits; refusing to guess (move the log away to start afresh)",
+                    path.display(),
+                    log_path.display()
+                )));
+            }
+            // The log first: a crash before the header leaves an empty file and an empty
+            // log, which the next open takes as a new database again.
+            write_new_log(&log_path, 0, 0, std::iter::empty(), &faults)?;
             let header = Header {
                 format_version: FORMAT_VERSION,
                 backend: Backend::Wal,
@@ -279,27 +270,33 @@ impl WalStorage {
             // A checkpoint died before its rename: the old log is still the truth.
             std::fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
         }
+        let mut recovery = Recovery {
+            mode: recover,
+            ..Recovery::default()
+        };
         if !log_path.exists() {
-            if read_only {
+            // Every document of a `wal` database lives in its log.
+            let why = format!("log {} is missing", log_path.display());
+            if read_only || recover == LogRecovery::Strict {
                 return Err(Error::Corrupt(format!(
-                    "log {} is missing",
-                    log_path.display()
+                    "{why}: every document of {} is in it. {}",
+                    path.display(),
+                    log::RECOVER_ADVICE
                 )));
             }
-            if !fresh {
-                ::log::warn!(
-                    "{}: log {} was missing; starting with an empty database",
-                    path.display(),
-                    log_path.display()
-                );
-            }
-            write_new_log(&log_path, 0, std::iter::empty(), &faults)?;
+            ::log::warn!("{why}; starting {} empty (recover)", path.display());
+            write_new_log(&log_path, 0, 0, std::iter::empty(), &faults)?;
+            recovery.log_replaced = Some(why);
         }
         let mut log_file = LogFile::open(&log_path, false, Arc::clone(&faults))?;
         let image = log_file.read_all()?;
         let what = log_path.display().to_string();
         let replay = log::replay(&image, &what)?;
         drop(image);
+        let lost = replay.lost_after(replay.base_lsn);
+        if !lost.is_empty() && (read_only || recover == LogRecovery::Strict) {
+            return Err(replay.damage_error(&what, &lost));
+        }
         let mut state = State::default();
         let mut last_lsn = replay.base_lsn;
         for (lsn, ops) in &replay.records {
@@ -312,18 +309,18 @@ impl WalStorage {
         }
         if let Some(reason) = &replay.stop_reason {
             ::log::warn!(
-                "{what}: recovery stopped at {reason}; dropped {} bytes of incomplete commits",
-                replay.dropped_bytes
+                "{what}: recovery stopped at {reason}; dropped {} bytes and {} intact commits after them",
+                replay.dropped_bytes,
+                lost.len()
             );
             if !read_only {
                 log_file.truncate(replay.good_len)?;
             }
         }
-        let recovery = Recovery {
-            records: replay.records.len() as u64,
-            dropped_bytes: replay.dropped_bytes,
-            reason: replay.stop_reason,
-        };
+        recovery.records = replay.records.len() as u64;
+        recovery.dropped_bytes = replay.dropped_bytes;
+        recovery.reason = replay.stop_reason;
+        recovery.commits_dropped = lost.len() as u64;
         let group = GroupSync::default();
         group.synced(last_lsn);
         let sync = Arc::new(log_file.sync_handle()?);
@@ -352,29 +349,12 @@ impl WalStorage {
     }
 }
 
-fn tmp_path(log_path: &Path) -> PathBuf {
-    log_path.with_extension("wasp.tmp")
-}
-
-/// Writes a complete log (header + `records`) to `path` through a temporary file and an
-/// atomic rename; returns the open file, positioned for appending.
-pub(crate) fn write_new_log(
-    path: &Path,
-    base_lsn: u64,
-    records: impl Iterator<Item = Vec<u8>>,
-    faults: &Faults,
-) -> Result<LogFile> {
-    let tmp = tmp_path(path);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = LogFile::open(&tmp, true, Arc::clone(faults))?;
-    f.append(&log::encode_header(base_lsn))?;
-    for r in records {
-        f.append(&r)?;
-    }
-    f.sync()?;
-    file::rename_durable(&tmp, path)?;
-    f.renamed(path);
-    Ok(f)
+/// Whether the log at `path` holds no commit (a header and nothing after it, or less).
+fn log_is_empty(path: &Path) -> Result<bool> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    Ok(len <= log::LOG_HEADER_LEN as u64)
 }
 
 impl Inner {
@@ -408,7 +388,7 @@ impl Inner {
         let mut log = log_mutex.lock();
         let base_lsn = log.next_lsn - 1;
         let records = snapshot_records(&state, base_lsn);
-        let r = write_new_log(&self.log_path, base_lsn, records, &self.faults).and_then(|f| {
+        let r = write_new_log(&self.log_path, base_lsn, 0, records, &self.faults).and_then(|f| {
             let sync = Arc::new(f.sync_handle()?);
             Ok((f, sync))
         });
@@ -623,7 +603,7 @@ impl Storage for WalStorage {
         }
         let _guard = self.inner.gate.acquire(busy_timeout)?;
         let path = &self.inner.log_path;
-        let image = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let image = super::file::read_regular(path)?;
         let what = path.display().to_string();
         let (records, errors) = match log::replay(&image, &what) {
             Ok(r) => (
@@ -676,11 +656,7 @@ impl Storage for WalStorage {
             "syncs": self.inner.group.sync_count(),
             "checkpoints": self.inner.checkpoints.load(Ordering::Relaxed),
             "poisoned": self.inner.poisoned.lock().clone(),
-            "recovery": {
-                "records_replayed": r.records,
-                "dropped_bytes": r.dropped_bytes,
-                "stop_reason": r.reason,
-            },
+            "recovery": r.to_json(),
         })
     }
 

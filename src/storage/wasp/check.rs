@@ -18,7 +18,7 @@ use super::pager::FIRST_DATA_PAGE;
 use super::{Pin, Shared, TableMeta};
 use crate::error::{Error, Result};
 use crate::storage::file::{self, PageFile};
-use crate::storage::wal::{log_path_for, write_new_log};
+use crate::storage::log::{log_path_for, write_new_log};
 use crate::storage::Bytes;
 use std::path::Path;
 use std::sync::Arc;
@@ -246,14 +246,51 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
 
 /// Consistent online copy of the database to `dest` (`dest` and its `.wasp` log must not
 /// exist). Writers are held off only for the checkpoint at the start.
+///
+/// The copy is written under a temporary name beside `dest` ([`file::temp_sibling`]),
+/// complete with its pages folded (a read-only source's log records are replayed into the
+/// copy and checkpointed there), synced, and only then linked to `dest` (never replacing a
+/// file that appeared meanwhile) with the directory synced: `dest` holds a complete copy or
+/// nothing. The copy's manifest says its log is quiet, so it opens even if the killed run
+/// never wrote `dest`'s log; its empty log is put in place last. Temporaries of runs that
+/// were killed are removed by the next backup to the same name.
 pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Result<()> {
     let dest_log = log_path_for(dest);
-    if dest.exists() || dest_log.exists() {
-        return Err(Error::invalid(format!(
-            "backup destination {} (or its log) already exists",
-            dest.display()
-        )));
+    for p in [dest, dest_log.as_path()] {
+        if p.symlink_metadata().is_ok() {
+            return Err(Error::invalid(format!(
+                "backup destination {} already exists",
+                p.display()
+            )));
+        }
     }
+    file::remove_stale_temps(dest, BACKUP_TAG);
+    let tmp = file::temp_sibling(dest, BACKUP_TAG)?;
+    let tmp_log = log_path_for(&tmp);
+    let r = write_copy(shared, &tmp, busy).and_then(|()| {
+        file::link_new(&tmp, dest)?;
+        // `dest` is complete from here; a quiet copy opens without its log, so a failure to
+        // place the log loses nothing.
+        if let Err(e) = file::link_new(&tmp_log, &dest_log) {
+            ::log::warn!(
+                "backup {}: its log was not put in place: {e}",
+                dest.display()
+            );
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&tmp_log);
+    let _ = std::fs::remove_file(crate::storage::log::tmp_path(&tmp_log));
+    r?;
+    file::sync_dir(dest)
+}
+
+/// What names the temporaries of [`backup`].
+const BACKUP_TAG: &str = "nexus-backup";
+
+/// Writes the complete copy to `tmp` (a new file) with a quiet manifest, and its empty log.
+fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
     let (m, _pin, checkpointed) = {
         let _guard = shared.gate.acquire(busy)?;
         let writable = shared.check_writable().is_ok();
@@ -273,13 +310,19 @@ pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Resul
         .read(true)
         .write(true)
         .create_new(true)
-        .open(dest)
-        .map_err(|e| Error::io(dest, e))?;
-    let out = PageFile::new(out, dest, Arc::clone(&faults));
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, e))?;
+    let out = PageFile::new(out, tmp, Arc::clone(&faults));
+    // After a checkpoint the copy's log is empty; a read-only source's log may hold commits
+    // past the checkpoint, which are copied and replayed below.
+    let copy_manifest = Manifest {
+        log_quiet: checkpointed,
+        ..m
+    };
     for id in 0..m.page_count {
         let buf = if id == 1 || id == 2 {
             if id == m.slot() {
-                m.encode(ps)
+                copy_manifest.encode(ps)
             } else {
                 vec![0u8; ps]
             }
@@ -289,16 +332,29 @@ pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Resul
         out.write_at(id * ps as u64, &buf)?;
     }
     out.sync()?;
-    if checkpointed {
-        write_new_log(&dest_log, m.ckpt_lsn, std::iter::empty(), &faults)?;
-    } else {
-        // Read-only: nobody appends to the log, and its records above the checkpoint LSN
-        // are part of the database.
+    drop(out);
+    if !checkpointed {
+        // Read-only: nobody appends to the source log; its records above the checkpoint
+        // LSN are part of the database. Copy it beside the copy, open the pair (replaying
+        // it) and close it (a final checkpoint folds it into the pages, quiet manifest).
         let src = log_path_for(shared.pager.file.path());
-        std::fs::copy(&src, &dest_log).map_err(|e| Error::io(&dest_log, e))?;
-        std::fs::File::open(&dest_log)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&dest_log, e))?;
+        let tmp_log = log_path_for(tmp);
+        std::fs::copy(&src, &tmp_log).map_err(|e| Error::io(&tmp_log, e))?;
+        let cfg = super::WaspConfig {
+            mmap: false,
+            ..super::WaspConfig::default()
+        };
+        let copy = super::WaspStorage::open(tmp, false, false, busy, faults, cfg)?;
+        crate::storage::Storage::close(&copy)
+    } else {
+        let tmp_log = log_path_for(tmp);
+        write_new_log(
+            &tmp_log,
+            m.ckpt_lsn,
+            m.log_salt,
+            std::iter::empty(),
+            &faults,
+        )
+        .map(drop)
     }
-    file::sync_dir(dest)
 }

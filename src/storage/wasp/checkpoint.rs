@@ -127,6 +127,16 @@ enum Stage {
 /// restored and the engine keeps working on the old checkpoint and the log. A failed sync or
 /// any failure from step 4 on poisons the engine (writes refused until reopen).
 pub(crate) fn run(shared: &Shared, shrink: bool) -> Result<()> {
+    run_with(shared, shrink, false)
+}
+
+/// The checkpoint of a clean close: like [`run`], and its manifest says the log is quiet (no
+/// commit follows before another manifest says otherwise).
+pub(crate) fn run_final(shared: &Shared) -> Result<()> {
+    run_with(shared, false, true)
+}
+
+fn run_with(shared: &Shared, shrink: bool, quiet: bool) -> Result<()> {
     let saved = {
         let s = shared.space.lock();
         (
@@ -137,7 +147,7 @@ pub(crate) fn run(shared: &Shared, shrink: bool) -> Result<()> {
         )
     };
     let mut stage = Stage::Pages;
-    let r = run_inner(shared, shrink, &mut stage);
+    let r = run_inner(shared, shrink, quiet, &mut stage);
     if let Err(e) = &r {
         if stage == Stage::Pages {
             let mut s = shared.space.lock();
@@ -150,7 +160,7 @@ pub(crate) fn run(shared: &Shared, shrink: bool) -> Result<()> {
     r
 }
 
-fn run_inner(shared: &Shared, shrink: bool, stage: &mut Stage) -> Result<()> {
+fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> Result<()> {
     let started = Instant::now();
     let pager = &shared.pager;
     let geo = pager.geo;
@@ -241,6 +251,8 @@ fn run_inner(shared: &Shared, shrink: bool, stage: &mut Stage) -> Result<()> {
         page_count: space.page_count,
         free_pages: ids.len() as u64,
         page_size: geo.page_size as u32,
+        log_salt: space.manifest.log_salt,
+        log_quiet: quiet,
     };
     pager.write_raw(m.slot(), &m.encode(geo.page_size))?;
     pager.file.sync()?;

@@ -1,6 +1,6 @@
 //! The WASP backend ([`WaspStorage`], Write-Ahead Shadow Paging): copy-on-write B+trees in
 //! the paged file `NAME.db` ([`page`], [`pager`], [`btree`], [`manifest`]) plus the side log
-//! `NAME.wasp` (the record format of [`crate::storage::wal::log`]). A commit appends one
+//! `NAME.wasp` (the record format of [`crate::storage::log`]). A commit appends one
 //! record to the log and publishes a new in-memory tree state whose changed nodes live in
 //! memory; a checkpoint ([`checkpoint`]) writes those nodes to free pages, syncs, flips the
 //! manifest and resets the log. Maintenance (fsck, online backup) is in [`check`].
@@ -28,8 +28,7 @@ use self::pager::{Pager, FIRST_DATA_PAGE};
 use super::file::{DbFile, Faults, LogFile, SyncHandle};
 use super::group::GroupSync;
 use super::header::{Backend, Header, FORMAT_VERSION, HEADER_LEN};
-use super::wal::log::{self, Op};
-use super::wal::{log_path_for, write_new_log};
+use super::log::{self, log_path_for, write_new_log, LogRecovery, Op, Recovery};
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
@@ -55,8 +54,11 @@ pub(crate) struct WaspConfig {
     pub checkpoint_log_bytes: u64,
     /// A commit checkpoints when the last checkpoint is older than this and there is work.
     pub checkpoint_interval: Duration,
-    /// Readers search pages through a memory map of the file (see `storage::map`).
+    /// Readers search pages through a memory map of the file (see `storage::map`). Off by
+    /// default: a map turns a file shortened behind our back, or a media error, into SIGBUS.
     pub mmap: bool,
+    /// What open does with a damaged, missing or foreign log.
+    pub recover: LogRecovery,
 }
 
 impl Default for WaspConfig {
@@ -66,7 +68,8 @@ impl Default for WaspConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             checkpoint_log_bytes: 64 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(30),
-            mmap: true,
+            mmap: false,
+            recover: LogRecovery::Strict,
         }
     }
 }
@@ -163,13 +166,6 @@ struct LogState {
     sync: Arc<SyncHandle>,
     base_len: u64,
     records_since: u64,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Recovery {
-    records: u64,
-    dropped_bytes: u64,
-    reason: Option<String>,
 }
 
 pub(crate) struct Shared {
@@ -645,18 +641,75 @@ impl WaspStorage {
             )));
         }
         // The log: replay what came after the checkpoint.
-        if !log_path.exists() {
-            if read_only {
-                return Err(Error::Corrupt(format!(
-                    "log {} is missing",
-                    log_path.display()
-                )));
-            }
-            write_new_log(&log_path, manifest.ckpt_lsn, std::iter::empty(), &faults)?;
+        let mut manifest = manifest;
+        if manifest.log_salt == 0 {
+            // A file of an earlier build: its next manifest and logs carry a salt.
+            manifest.log_salt = new_salt();
         }
-        let mut log_file = LogFile::open(&log_path, false, Arc::clone(&faults))?;
-        let image = log_file.read_all()?;
+        let recover = cfg.recover;
+        let refuse = read_only || recover == LogRecovery::Strict;
         let log_what = log_path.display().to_string();
+        let mut recovery = Recovery {
+            mode: recover,
+            ..Recovery::default()
+        };
+        let mut replaced = None;
+        let log_exists = log_path.exists();
+        if !log_exists && !manifest.log_quiet {
+            let why = format!(
+                "log {log_what} is missing, and {what} was not closed cleanly: commits after its last checkpoint (LSN {}) may be in that log",
+                manifest.ckpt_lsn
+            );
+            if refuse {
+                return Err(Error::Corrupt(format!("{why}. {}", log::RECOVER_ADVICE)));
+            }
+            replaced = Some(why);
+        }
+        let mut image = Vec::new();
+        let mut log_file = None;
+        if replaced.is_none() && log_exists {
+            if read_only {
+                image = crate::storage::file::read_regular(&log_path)?;
+            } else {
+                let mut f = LogFile::open(&log_path, false, Arc::clone(&faults))?;
+                image = f.read_all()?;
+                log_file = Some(f);
+            }
+            let (_, salt) = log::decode_header(&image, &log_what)?;
+            if salt != 0 && salt != manifest.log_salt {
+                let why = format!(
+                    "log {log_what} belongs to another database (its salt {salt:#010x} is not {what}'s {:#010x})",
+                    manifest.log_salt
+                );
+                // A quiet manifest needs nothing from any log: replacing it loses nothing.
+                if refuse && !manifest.log_quiet {
+                    return Err(Error::Corrupt(format!("{why}. {}", log::RECOVER_ADVICE)));
+                }
+                replaced = Some(why);
+            }
+        }
+        if let Some(why) = &replaced {
+            ::log::warn!("{why}; starting a new log at LSN {}", manifest.ckpt_lsn);
+            if !manifest.log_quiet {
+                recovery.log_replaced = Some(why.clone());
+            }
+            log_file = None;
+            image.clear();
+        }
+        if image.is_empty() {
+            // A new, empty log: none was there (a quiet manifest needs none), or one is
+            // replaced. A read-only connection only reads as if it were there.
+            if !read_only {
+                log_file = Some(write_new_log(
+                    &log_path,
+                    manifest.ckpt_lsn,
+                    manifest.log_salt,
+                    std::iter::empty(),
+                    &faults,
+                )?);
+            }
+            image = log::encode_header(manifest.ckpt_lsn, manifest.log_salt).to_vec();
+        }
         let replay = log::replay(&image, &log_what)?;
         drop(image);
         if replay.base_lsn > manifest.ckpt_lsn {
@@ -666,6 +719,10 @@ impl WaspStorage {
                 "{what}: the newest manifest slot is damaged (the log starts after LSN {}, the valid manifest holds only up to LSN {})",
                 replay.base_lsn, manifest.ckpt_lsn
             )));
+        }
+        let lost = replay.lost_after(manifest.ckpt_lsn);
+        if !lost.is_empty() && refuse {
+            return Err(replay.damage_error(&log_what, &lost));
         }
         let mut state = State { epoch: 1, tables };
         let mut pending = VecDeque::new();
@@ -694,35 +751,35 @@ impl WaspStorage {
         }
         if let Some(reason) = &replay.stop_reason {
             ::log::warn!(
-                "{log_what}: recovery stopped at {reason}; dropped {} bytes of incomplete commits",
-                replay.dropped_bytes
+                "{log_what}: recovery stopped at {reason}; dropped {} bytes and {} intact commits after them",
+                replay.dropped_bytes,
+                lost.len()
             );
-            if !read_only {
-                log_file.truncate(replay.good_len)?;
+            if let Some(f) = log_file.as_mut() {
+                f.truncate(replay.good_len)?;
             }
         }
-        let recovery = Recovery {
-            records: replayed,
-            dropped_bytes: replay.dropped_bytes,
-            reason: replay.stop_reason,
-        };
+        recovery.records = replayed;
+        recovery.dropped_bytes = replay.dropped_bytes;
+        recovery.reason = replay.stop_reason;
+        recovery.commits_dropped = lost.len() as u64;
         let group = GroupSync::default();
         group.synced(last_lsn);
-        let sync = Arc::new(log_file.sync_handle()?);
-        let base_len = log_file.len();
+        let log = match log_file {
+            Some(file) => Some(Mutex::new(LogState {
+                sync: Arc::new(file.sync_handle()?),
+                file,
+                next_lsn: last_lsn + 1,
+                base_len: log::LOG_HEADER_LEN as u64,
+                records_since: replayed,
+            })),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             pager,
             state: RwLock::new(Arc::new(state)),
             gate: Arc::default(),
-            log: (!read_only).then(|| {
-                Mutex::new(LogState {
-                    file: log_file,
-                    next_lsn: last_lsn + 1,
-                    sync,
-                    base_len: log::LOG_HEADER_LEN as u64,
-                    records_since: replayed,
-                })
-            }),
+            log,
             group,
             poisoned: Mutex::new(None),
             corrupt: Mutex::new(None),
@@ -752,7 +809,6 @@ impl WaspStorage {
             store_id: crate::storage::next_store_id(),
             _db: db,
         });
-        let _ = base_len;
         Ok(Self { shared })
     }
 
@@ -776,10 +832,13 @@ fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
     let mut page0 = vec![0u8; ps];
     page0[..HEADER_LEN].copy_from_slice(&header.encode());
     pf.write_at(0, &page0)?;
+    // A new file's log is quiet: a crash before the log is created loses nothing.
     let m = Manifest {
         generation: 1,
         page_count: FIRST_DATA_PAGE,
         page_size,
+        log_salt: new_salt(),
+        log_quiet: true,
         ..Manifest::default()
     };
     pf.write_at(ps as u64, &vec![0u8; ps])?;
@@ -1005,6 +1064,9 @@ impl WriteTxn for WaspTxn {
         if unlogged {
             return commit_by_checkpoint(&shared, state, freed, dirtied);
         }
+        // The first commit after a quiet manifest: say durably that the log is in use before
+        // it holds anything (still holding the writer gate).
+        set_log_quiet(&shared, false)?;
         let (lsn, wants_checkpoint) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
@@ -1183,11 +1245,7 @@ impl Storage for WaspStorage {
             "oldest_reader_epoch": if min_reader == u64::MAX { serde_json::Value::Null } else { min_reader.into() },
             "poisoned": s.poisoned.lock().clone(),
             "corrupt": s.corrupt.lock().clone(),
-            "recovery": {
-                "records_replayed": r.records,
-                "dropped_bytes": r.dropped_bytes,
-                "stop_reason": r.reason,
-            },
+            "recovery": r.to_json(),
         })
     }
 
@@ -1199,9 +1257,9 @@ impl Storage for WaspStorage {
         let _guard = s.gate.acquire(Duration::from_secs(60))?;
         let dirty = s.log.as_ref().is_some_and(|l| l.lock().records_since > 0);
         if dirty {
-            checkpoint::run(s, false)
+            checkpoint::run_final(s)
         } else {
-            Ok(())
+            set_log_quiet(s, true)
         }
     }
 
@@ -1224,13 +1282,57 @@ pub(crate) fn reset_log(shared: &Shared, ckpt_lsn_only: bool) -> Result<u64> {
     if ckpt_lsn_only {
         return Ok(last);
     }
-    let f = write_new_log(&shared.log_path, last, std::iter::empty(), &shared.faults)?;
+    let salt = shared.space.lock().manifest.log_salt;
+    let f = write_new_log(
+        &shared.log_path,
+        last,
+        salt,
+        std::iter::empty(),
+        &shared.faults,
+    )?;
     log.sync = Arc::new(f.sync_handle()?);
     log.base_len = f.len();
     log.file = f;
     log.records_since = 0;
     shared.group.synced(last);
     Ok(last)
+}
+
+/// Writes the durable manifest again (next generation, other slot) saying whether the log is
+/// quiet; nothing when it already says so. The caller holds the writer gate. Before the
+/// first commit after a quiet manifest is appended to the log, this must have said `false`:
+/// a failure is returned (and poisons the engine) before anything is appended.
+pub(crate) fn set_log_quiet(shared: &Shared, quiet: bool) -> Result<()> {
+    let mut space = shared.space.lock();
+    if space.manifest.log_quiet == quiet {
+        return Ok(());
+    }
+    let m = Manifest {
+        generation: space.manifest.generation + 1,
+        log_quiet: quiet,
+        ..space.manifest
+    };
+    let ps = shared.pager.geo.page_size;
+    let r = shared
+        .pager
+        .write_raw(m.slot(), &m.encode(ps))
+        .and_then(|()| shared.pager.file.sync());
+    match r {
+        Ok(()) => {
+            space.manifest = m;
+            Ok(())
+        }
+        Err(e) => {
+            drop(space);
+            shared.poison(&e);
+            Err(e)
+        }
+    }
+}
+
+/// A salt for the logs of a new file: any value but 0 (which means "none").
+fn new_salt() -> u32 {
+    fastrand::u32(1..)
 }
 
 /// Bookkeeping after a checkpoint finished.

@@ -1,10 +1,17 @@
-//! The `wal` backend's log file (`NAME.wasp`): a header, then length-prefixed, CRC32-checked
+//! The side log `NAME.wasp` of both backends: a header, then length-prefixed, CRC32-checked
 //! commit records. One record is one committed transaction, so replay is all-or-nothing
 //! per transaction. See `docs/FORMAT.md` for the byte layout.
 //!
+//! Replay tells a torn tail from damage: it stops at the first record that is torn, fails
+//! its checksum or does not decode, then looks past it for intact records with higher LSNs
+//! ([`Replay::later`]). None: the tail is the residue of a crash during an append (never
+//! acknowledged under `sync=full`) and may be cut. Some: acknowledged commits follow the
+//! bad record, so the log is damaged, and the caller refuses to open unless told to accept
+//! the loss ([`LogRecovery::DiscardDamaged`]).
+//!
 //! ```text
 //! file header (32 bytes)
-//!   0  8 magic "NXWALLOG"     8  4 version u32 LE (1)    12 4 reserved
+//!   0  8 magic "NXWALLOG"     8  4 version u32 LE (1)    12 4 salt u32 LE (0: none)
 //!  16  8 base_lsn u64 LE     24  4 reserved             28 4 crc32 of 0..28
 //! record
 //!   0  4 payload_len u32 LE   4  4 crc32(payload) u32 LE   8 .. payload
@@ -15,8 +22,11 @@
 //!   5 delete(table, key)
 //! ```
 
+use super::file::{self, Faults, LogFile};
 use crate::error::{Error, Result};
 use crate::storage::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"NXWALLOG";
 pub(crate) const LOG_HEADER_LEN: usize = 32;
@@ -49,18 +59,124 @@ pub(crate) enum Op {
     },
 }
 
-pub(crate) fn encode_header(base_lsn: u64) -> [u8; LOG_HEADER_LEN] {
+/// The log of database `db`: the same name with the extension `.wasp`.
+pub(crate) fn log_path_for(db: &Path) -> PathBuf {
+    db.with_extension("wasp")
+}
+
+/// Where a new log is written before it is renamed over the log.
+pub(crate) fn tmp_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension("wasp.tmp")
+}
+
+/// Writes a complete log (header + `records`) to `path` through a temporary file and an
+/// atomic rename; returns the open file, positioned for appending. `salt` ties the log to
+/// its database (0: none, as logs of earlier builds).
+pub(crate) fn write_new_log(
+    path: &Path,
+    base_lsn: u64,
+    salt: u32,
+    records: impl Iterator<Item = Vec<u8>>,
+    faults: &Faults,
+) -> Result<LogFile> {
+    let tmp = tmp_path(path);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = LogFile::open(&tmp, true, Arc::clone(faults))?;
+    f.append(&encode_header(base_lsn, salt))?;
+    for r in records {
+        f.append(&r)?;
+    }
+    f.sync()?;
+    file::rename_durable(&tmp, path)?;
+    f.renamed(path);
+    Ok(f)
+}
+
+/// What open does with a log that is damaged (intact commits after a bad record), missing
+/// while the database says commits may be in it, or written for another database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogRecovery {
+    /// Refuse with [`Error::Corrupt`] and change nothing (the default).
+    #[default]
+    Strict,
+    /// Open option `"recover": "discard-damaged-log"`: keep the commits before the damage,
+    /// drop the rest, cut the log there and report what was dropped (`nexus_stats`,
+    /// `storage.recovery`).
+    DiscardDamaged,
+}
+
+impl LogRecovery {
+    /// Parses the open option `recover`: `"strict"` or `"discard-damaged-log"`.
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "strict" => Ok(Self::Strict),
+            "discard-damaged-log" => Ok(Self::DiscardDamaged),
+            other => Err(Error::invalid(format!(
+                "open option 'recover' must be \"strict\" or \"discard-damaged-log\", not \"{other}\""
+            ))),
+        }
+    }
+
+    /// The option spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::DiscardDamaged => "discard-damaged-log",
+        }
+    }
+}
+
+/// What recovery found and did at open (`nexus_stats`: `storage.recovery`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Recovery {
+    /// Commit records replayed from the log.
+    pub records: u64,
+    /// Bytes cut from the end of the log (a torn tail, or everything from the damage on).
+    pub dropped_bytes: u64,
+    /// Why replay stopped early, if it did.
+    pub reason: Option<String>,
+    /// Intact commits dropped because `recover` accepted a damaged log.
+    pub commits_dropped: u64,
+    /// The log was missing (or belonged to another database) and `recover` started a new one:
+    /// commits after the last checkpoint, if any, are lost (how many is not known).
+    pub log_replaced: Option<String>,
+    /// The `recover` mode of the open that ran recovery.
+    pub mode: LogRecovery,
+}
+
+impl Recovery {
+    /// The `storage.recovery` object of `nexus_stats`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "records_replayed": self.records,
+            "dropped_bytes": self.dropped_bytes,
+            "stop_reason": self.reason,
+            "commits_dropped": self.commits_dropped,
+            "log_replaced": self.log_replaced,
+            "mode": self.mode.as_str(),
+        })
+    }
+}
+
+/// The advice every refusal of a damaged or missing log ends with.
+pub(crate) const RECOVER_ADVICE: &str = "Nothing was changed. Put the original log back if it \
+was moved or can be restored from a backup; or, to accept the loss and keep what the \
+database file and the intact part of the log hold, open with {\"recover\":\"discard-damaged-log\"} \
+or run `nexus check --repair`";
+
+pub(crate) fn encode_header(base_lsn: u64, salt: u32) -> [u8; LOG_HEADER_LEN] {
     let mut b = [0u8; LOG_HEADER_LEN];
     b[0..8].copy_from_slice(LOG_MAGIC);
     b[8..12].copy_from_slice(&LOG_VERSION.to_le_bytes());
+    b[12..16].copy_from_slice(&salt.to_le_bytes());
     b[16..24].copy_from_slice(&base_lsn.to_le_bytes());
     let crc = crc32fast::hash(&b[0..28]);
     b[28..32].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// Validates the log header and returns its base LSN.
-pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<u64> {
+/// Validates the log header and returns its base LSN and salt.
+pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<(u64, u32)> {
     if b.len() < LOG_HEADER_LEN || &b[0..8] != LOG_MAGIC {
         return Err(Error::Corrupt(format!("{what} is not a NexusLite log")));
     }
@@ -75,7 +191,7 @@ pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<u64> {
             "{what}: log format version {version} is newer than this build reads"
         )));
     }
-    Ok(read_u64(b, 16))
+    Ok((read_u64(b, 16), read_u32(b, 12)))
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -234,11 +350,34 @@ pub(crate) struct Replay {
     /// Why replay stopped early, if it did.
     pub stop_reason: Option<String>,
     pub base_lsn: u64,
+    /// LSNs of the intact records found after the point where replay stopped: commits that
+    /// a damaged record cut off (empty for a torn tail).
+    pub later: Vec<u64>,
+}
+
+impl Replay {
+    /// Intact commits above `floor` that lie after the damage (what stopping there loses).
+    pub(crate) fn lost_after(&self, floor: u64) -> Vec<u64> {
+        self.later.iter().copied().filter(|&l| l > floor).collect()
+    }
+
+    /// The refusal for a log whose damage cuts off `lost` (non-empty) commits.
+    pub(crate) fn damage_error(&self, what: &str, lost: &[u64]) -> Error {
+        Error::Corrupt(format!(
+            "{what} is damaged: {} at offset {}, followed by {} intact commit(s) (LSN {} to {}), \
+             so this is not the torn tail a crash leaves; opening would lose them. {RECOVER_ADVICE}",
+            self.stop_reason.as_deref().unwrap_or("a bad record"),
+            self.good_len,
+            lost.len(),
+            lost.first().copied().unwrap_or(0),
+            lost.last().copied().unwrap_or(0),
+        ))
+    }
 }
 
 /// Parses a whole log image, stopping cleanly at the first torn or corrupt record.
 pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
-    let base_lsn = decode_header(image, what)?;
+    let (base_lsn, _salt) = decode_header(image, what)?;
     let mut out = Replay {
         base_lsn,
         ..Replay::default()
@@ -270,8 +409,41 @@ pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
     };
     out.good_len = at as u64;
     out.dropped_bytes = (image.len() - at) as u64;
+    if stop.is_some() {
+        let floor = out.records.last().map_or(base_lsn, |r| r.0);
+        out.later = intact_after(image, at, floor);
+    }
     out.stop_reason = stop;
     Ok(out)
+}
+
+/// LSNs of the intact records that start after offset `bad` (a record that failed): every
+/// offset is tried, since the bad record's own length may be what is damaged. A candidate
+/// must announce a length that fits, carry an LSN above `floor` (and not absurdly far above
+/// it), and pass its checksum; most offsets fail the first two tests at once, so the scan is
+/// cheap. An intact record found is stepped over whole.
+fn intact_after(image: &[u8], bad: usize, floor: u64) -> Vec<u64> {
+    const MAX_LSN_GAP: u64 = 1 << 40;
+    let mut found = Vec::new();
+    let mut pos = bad + 1;
+    while pos + RECORD_HEAD <= image.len() {
+        let len = read_u32(image, pos) as usize;
+        if len >= RECORD_HEAD - 8 && len <= image.len() - pos - 8 {
+            let lsn = read_u64(image, pos + 8);
+            let payload = &image[pos + 8..pos + 8 + len];
+            if lsn > floor
+                && lsn - floor <= MAX_LSN_GAP
+                && crc32fast::hash(payload) == read_u32(image, pos + 4)
+                && decode_payload(payload).is_some()
+            {
+                found.push(lsn);
+                pos += 8 + len;
+                continue;
+            }
+        }
+        pos += 1;
+    }
+    found
 }
 
 #[cfg(test)]
@@ -279,7 +451,7 @@ mod tests {
     use super::*;
 
     fn image(records: &[Vec<u8>]) -> Vec<u8> {
-        let mut img = encode_header(0).to_vec();
+        let mut img = encode_header(0, 7).to_vec();
         for r in records {
             img.extend_from_slice(r);
         }
@@ -336,6 +508,53 @@ mod tests {
         img[last] ^= 0x40;
         let r = replay(&img, "t").unwrap();
         assert_eq!(r.records.len(), 1);
+        assert!(r.later.is_empty(), "a bad last record is a torn tail");
         assert!(r.stop_reason.unwrap().contains("checksum"));
+    }
+
+    fn drops(n: u64) -> Vec<Vec<u8>> {
+        (1..=n)
+            .map(|lsn| {
+                encode_record(
+                    lsn,
+                    &[Op::Drop {
+                        name: format!("c{lsn}"),
+                    }],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn damage_followed_by_intact_records_is_told_from_a_torn_tail() {
+        let recs = drops(10);
+        let clean = image(&recs);
+        let first = LOG_HEADER_LEN;
+        // A flipped byte in the payload, in the checksum, in the length (which then points
+        // past the end or into the next record): each time records 2..=10 are found intact.
+        for at in [first + 12, first + 5, first + 1, first] {
+            let mut img = clean.clone();
+            img[at] ^= 0x5a;
+            let r = replay(&img, "t").unwrap();
+            assert_eq!(r.records.len(), 0, "offset {at}");
+            assert_eq!(r.later, (2..=10).collect::<Vec<u64>>(), "offset {at}");
+            assert_eq!(r.lost_after(4), (5..=10).collect::<Vec<u64>>());
+            let e = r.damage_error("t", &r.lost_after(0)).to_string();
+            assert!(e.contains("9 intact commit(s) (LSN 2 to 10)"), "{e}");
+        }
+        // Damage in the middle: the records before it replay, the ones after are counted.
+        let mut img = clean.clone();
+        let mid = first + recs[..4].iter().map(Vec::len).sum::<usize>() + 10;
+        img[mid] ^= 1;
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 4);
+        assert_eq!(r.later, (6..=10).collect::<Vec<u64>>());
+        // A torn tail (the last record cut short, zeros after it) finds nothing later.
+        let mut img = clean[..clean.len() - 3].to_vec();
+        img.extend_from_slice(&[0u8; 4096]);
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 9);
+        assert!(r.later.is_empty());
+        assert_eq!(decode_header(&img, "t").unwrap(), (0, 7));
     }
 }
