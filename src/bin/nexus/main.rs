@@ -15,7 +15,7 @@ mod transfer;
 use clap::{Parser, Subcommand};
 use commands::{parse_filter, parse_object};
 use nexus::io::{CsvOptions, ExportOptions, ExtJsonMode, Format, ImportOptions};
-use nexus::{Database, FindOptions, OpenOptions, StorageEngine, UpdateOptions};
+use nexus::{Database, FindOptions, LogRecovery, OpenOptions, StorageEngine, UpdateOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,7 +152,15 @@ enum Command {
     /// Print statistics as JSON.
     Stats { db: PathBuf },
     /// Check the database's integrity; prints the JSON report, exit 1 when damaged.
-    Check { db: PathBuf },
+    Check {
+        db: PathBuf,
+        /// Accept the loss of a damaged log (commits after the damage), a missing one, or one
+        /// of another database: open with recover "discard-damaged-log", keep what the file
+        /// and the intact part of the log hold, and report what was dropped ("repair" in
+        /// the report) before checking the rest.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Fold the log into the database file.
     Checkpoint { db: PathBuf },
     /// Consistent online copy to DEST (WASP databases; a new file).
@@ -230,6 +238,11 @@ impl FindArgs {
 
 /// Opens an existing database (commands that only read or maintain must not create one).
 fn open_existing(path: &PathBuf) -> Result<Database, String> {
+    open_existing_with(path, OpenOptions::default())
+}
+
+/// Opens an existing database with `options` (never creating one).
+fn open_existing_with(path: &PathBuf, options: OpenOptions) -> Result<Database, String> {
     if !path.exists() {
         return Err(format!("{}: no such database", path.display()));
     }
@@ -237,7 +250,7 @@ fn open_existing(path: &PathBuf) -> Result<Database, String> {
         path,
         OpenOptions {
             create: false,
-            ..OpenOptions::default()
+            ..options
         },
     )
     .map_err(|e| e.to_string())
@@ -449,10 +462,23 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Collections { db } => commands::collections(&open_existing(&db)?, &mut out),
         Command::Stats { db } => commands::stats(&open_existing(&db)?, &mut out),
-        Command::Check { db } => {
-            let report = open_existing(&db)?
-                .check_report()
-                .map_err(|e| e.to_string())?;
+        Command::Check { db, repair } => {
+            let database = if repair {
+                open_existing_with(
+                    &db,
+                    OpenOptions {
+                        recover: LogRecovery::DiscardDamaged,
+                        ..OpenOptions::default()
+                    },
+                )?
+            } else {
+                open_existing(&db)?
+            };
+            let mut report = database.check_report().map_err(|e| e.to_string())?;
+            if repair {
+                let stats = database.stats().map_err(|e| e.to_string())?;
+                report["repair"] = stats["storage"]["recovery"].clone();
+            }
             writeln!(out, "{report}").map_err(|e| e.to_string())?;
             if report["ok"] == serde_json::Value::Bool(true) {
                 Ok(())
