@@ -246,11 +246,17 @@ int nexus_cursor_close(nexus_cursor *c);
  * `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
  * (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
  * `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), `page_cache_bytes`
- * (the wasp page cache budget, default 32 MiB, at least 65536), and `mmap` (wasp, default
- * true on 64-bit Unix: readers search pages through a read-only memory map of the file; the
- * pages they touch count in the process's RSS as file pages of the OS page cache; a disk
- * read error under a mapped page raises SIGBUS instead of returning `NEXUS_IO`, so hosts
- * that must survive failing media pass false to read with `pread`). Cache and sweeper settings are shared
+ * (the wasp page cache budget, default 32 MiB, at least 65536), `mmap` (wasp, default
+ * false: pages are read with `pread`; true: readers search pages through a read-only memory
+ * map of the file, faster on files larger than the page cache, but the file shortened by
+ * another process or a disk read error under a mapped page raises SIGBUS in the host instead
+ * of returning `NEXUS_CORRUPT` / `NEXUS_IO`), and `recover` (`"strict"`, the default:
+ * a damaged log (intact commits after a bad record), a missing log while the file says
+ * commits may be in it, or a log of another database is `NEXUS_CORRUPT` and nothing is
+ * changed; `"discard-damaged-log"`: keep what the file and the intact start of the log
+ * hold, drop the rest, and report it in `nexus_stats` under `storage.recovery`). The path
+ * and its log must be regular files (symbolic links to them are followed): a directory,
+ * FIFO, socket or device is `NEXUS_INVALID_ARGUMENT` at once. Cache and sweeper settings are shared
  * by every connection to the database in this process. Unknown keys are
  * `NEXUS_INVALID_ARGUMENT`.
  *

@@ -64,9 +64,10 @@ pub struct OpenOptions {
     pub checkpoint_log_bytes: Option<u64>,
     /// `wasp`: checkpoint at the next commit once the last one is this old (default 30000).
     pub checkpoint_interval_ms: Option<u64>,
-    /// `wasp`: readers search pages through a memory map of the file (default true on 64-bit
-    /// Unix). A disk read error under a mapped page stops the process with `SIGBUS` instead
-    /// of returning an error; false reads every page with `pread`.
+    /// `wasp`: readers search pages through a memory map of the file (default false: every
+    /// page is read with `pread`). Faster lookups on files larger than the page cache, at a
+    /// price: the file shortened by another process, or a disk read error under a mapped
+    /// page, stops the process with `SIGBUS` instead of returning an error.
     pub mmap: Option<bool>,
     /// What open does with a log that is damaged (intact commits after a bad record), missing
     /// while the database file says commits may be in it, or written for another database:

@@ -60,7 +60,11 @@ fn check_repair_accepts_a_damaged_log_and_says_what_it_dropped() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("29 intact commit(s)"), "{err}");
     assert!(err.contains("--repair"), "{err}");
-    assert_eq!(std::fs::read(&log).unwrap(), bytes, "refusing changed nothing");
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        bytes,
+        "refusing changed nothing"
+    );
 
     let o = nexus(&["check", "--repair", "x.db"], d);
     assert!(o.status.success(), "{o:?}");

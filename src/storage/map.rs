@@ -1,5 +1,5 @@
-//! The memory map of `NAME.db` for readers ([`PageMap`], open option `mmap`, on by default on
-//! 64-bit Unix): a page that lies in the map is searched where the OS page cache holds it,
+//! The memory map of `NAME.db` for readers ([`PageMap`], open option `mmap`, off by default,
+//! available on 64-bit Unix): a page that lies in the map is searched where the OS page cache holds it,
 //! with no `pread` system call and no copy of the 8 KiB a lookup mostly does not look at.
 //! Writes still go through [`super::file::PageFile`] (`pwrite`, fault injection, syncs); on
 //! Linux and the BSDs/macOS the map and `pwrite` share one page cache, so a reader sees a page
@@ -19,9 +19,12 @@
 //! page changed behind our back on disk after its first check is not noticed until reopen or
 //! `nexus_check` (which always reads by copy and verifies).
 //!
-//! What a map cannot do: a disk read error under a mapped page is a `SIGBUS` for the
-//! process, where `pread` returns `NEXUS_IO`. Hosts that must survive failing media open
-//! with `{"mmap": false}` (SQLite's `mmap_size` is off by default for the same reason).
+//! What a map cannot do: a disk read error under a mapped page, or a page past the end of a
+//! file that another process shortened (`truncate` ignores advisory locks), is a `SIGBUS`
+//! for the whole process, where `pread` returns `NEXUS_IO` or reads zeros that fail the
+//! page checksum (`NEXUS_CORRUPT`). No check of the file's size before each access can close
+//! that window, and catching the signal is not a library's to do, so the map is opt-in
+//! (`{"mmap": true}`), as SQLite's `mmap_size` is off by default for the same reasons.
 
 use memmap2::{Mmap, MmapOptions};
 use parking_lot::{RwLock, RwLockReadGuard};
