@@ -54,9 +54,10 @@ func WithCacheCapacity(documents int) Option { return WithOption("cache_capacity
 func WithPageCacheBytes(n int64) Option { return WithOption("page_cache_bytes", n) }
 
 // WithMmap sets whether readers search pages through a memory map of the
-// file (default true on 64-bit Unix). With the map a disk read error under a
-// mapped page stops the process with SIGBUS instead of returning CodeIO; pass
-// false to read every page with pread.
+// file (default false: every page is read with pread). The map is faster on
+// files larger than the page cache, but if another process shortens the file
+// or a mapped page cannot be read, the process dies of SIGBUS instead of
+// getting CodeCorrupt or CodeIO.
 func WithMmap(on bool) Option { return WithOption("mmap", on) }
 
 // WithBusyTimeout sets how long a writer waits for the write lock before

@@ -790,11 +790,11 @@ func TestOpenOptions(t *testing.T) {
 	must(db.Collection("c").Insert(M{"_id": 1})).get(t)
 	ok(t, db.Close())
 
-	// The same file read through pread instead of the memory map.
-	pr, err := Open(path, WithMmap(false))
+	// The same file read through the memory map (opt-in) instead of pread.
+	pr, err := Open(path, WithMmap(true))
 	ok(t, err)
 	if n := must(pr.Collection("c").Count(nil)).get(t); n != 1 {
-		t.Errorf("count without the memory map = %d", n)
+		t.Errorf("count through the memory map = %d", n)
 	}
 	ok(t, pr.Close())
 	_, err = Open(filepath.Join(dir, "z.db"), WithOption("mmap", "yes"))
