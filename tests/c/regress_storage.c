@@ -427,10 +427,21 @@ static void test_killed_backup(void)
     CHECK_OK(nexus_close(db));
     snprintf(dest, sizeof dest, "%s", path_in_dir("bk.db"));
 
+    /* How long one whole backup takes here (a child process: start, open, copy). */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(wait_for(spawn("--backup", src, dest, "")) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long whole_ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    unlink(dest);
+    unlink(log_of(dest));
+
     for (int round = 0; round < 12; round++) {
         pid_t pid = spawn("--backup", src, dest, "");
-        /* Kill it at a different moment each round: from at once to after it finished. */
-        struct timespec ts = {0, (long)round * 3000000L};
+        /* Kill it at a different moment each round: at once, then in steps of a tenth of a
+         * whole backup, the last rounds after it finished. */
+        long ns = whole_ns / 10 * round;
+        struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -466,7 +477,8 @@ static void test_killed_backup(void)
         unlink(dest);
         unlink(log_of(dest));
     }
-    printf("   killed backups: %d left a complete copy, %d left nothing\n", complete, absent);
+    printf("   killed backups: %d left a complete copy, %d left nothing (a whole backup: %ld ms)\n",
+           complete, absent, whole_ns / 1000000L);
     CHECK(absent > 0); /* at least the earliest kills interrupted a backup */
 
     section("a backup refuses an existing destination and never replaces it");
