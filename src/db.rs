@@ -678,6 +678,20 @@ impl Database {
         Ok(())
     }
 
+    /// Whether `path` names one of the files of the database at `database`, open or not
+    /// (`NAME.db`, its log `NAME.wasp`, the log's temporary `NAME.wasp.tmp`), through
+    /// symbolic or hard links or another spelling, whether that file exists yet or not. For
+    /// tools that write files of their own beside a database before opening it (a log
+    /// file); once it is open, [`Database::check_output_path`] covers it.
+    pub fn is_database_file(database: impl AsRef<Path>, path: impl AsRef<Path>) -> bool {
+        let Some(id) = FileId::of(path.as_ref()) else {
+            return false;
+        };
+        database_files(database.as_ref())
+            .iter()
+            .any(|f| FileId::of(f).as_ref() == Some(&id))
+    }
+
     /// Integrity check (fsck): with `wasp`, every page's checksum, key order and fences of
     /// every tree, overflow chains, document counts, and free-space accounting (no page lost
     /// or used twice); with `wal`, every log record's checksum. Returns the JSON report.

@@ -151,3 +151,81 @@ fn backup_onto_the_database_is_refused() {
         intact(d);
     }
 }
+
+#[test]
+fn log_config_file_appender_onto_the_database_is_refused() {
+    let dir = setup();
+    let d = dir.path();
+    for (path, append) in [
+        ("db.db", "true"),
+        ("db.wasp", "false"),
+        ("$ENV{PWD}/db.db", "false"),
+    ] {
+        std::fs::write(
+            d.join("log.yaml"),
+            format!(
+                "appenders:\n  file:\n    kind: file\n    path: \"{path}\"\n    append: {append}\n\
+                 root:\n  level: debug\n  appenders: [file]\n"
+            ),
+        )
+        .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_nexus"))
+            .args(["--log-config", "log.yaml", "count", "db.db", "c"])
+            .current_dir(d)
+            .env("PWD", d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(1), "{path}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+        assert!(err.contains("refusing to write"), "{err}");
+        intact(d);
+    }
+}
+
+/// The interactive shell saves its history to NEXUS_HISTORY: not over the database. Runs
+/// the shell on a terminal made by `script` (util-linux); skipped where there is none.
+#[test]
+#[cfg(target_os = "linux")]
+fn shell_history_onto_the_database_is_not_kept() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give the shell a terminal");
+        return;
+    }
+    let dir = setup();
+    let d = dir.path();
+    let out = std::fs::File::create(d.join("shell.out")).unwrap();
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} shell db.db", env!("CARGO_BIN_EXE_nexus")),
+            "/dev/null",
+        ])
+        .current_dir(d)
+        .env("NEXUS_HISTORY", d.join("db.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"count c\nexit\n")
+        .unwrap();
+    // Bounded: a shell that never exits fails the test instead of hanging it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the shell did not exit within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let all = std::fs::read_to_string(d.join("shell.out")).unwrap_or_default();
+    assert!(all.contains("history is not kept"), "{all}");
+    intact(d);
+}
