@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::options::OptionReader;
 
 use crate::storage::file::FaultPlan;
-use crate::storage::{LogRecovery, ReadView, SyncMode, WriteTxn};
+use crate::storage::identity::{holds_database, FileId};
+use crate::storage::{database_files, LogRecovery, ReadView, SyncMode, WriteTxn};
 use bson::Document as BsonDocument;
 use parking_lot::Mutex;
 use std::path::Path;
@@ -642,18 +643,68 @@ impl Database {
     /// the extension `.wasp` is written too) while other connections keep writing; the copy
     /// opens as a normal database. Writers are held off only for a checkpoint at the start.
     ///
-    /// Errors: [`Error::InvalidArgument`] when `dest` exists, [`Error::Unsupported`] for an
-    /// in-memory database, [`Error::Io`] for OS failures.
+    /// Errors: [`Error::InvalidArgument`] when `dest` exists, or when `dest` or the log or
+    /// log temporary it would get is (through links or another spelling too) a file of a
+    /// database open in this process, checked before anything is written;
+    /// [`Error::Unsupported`] for an in-memory database, [`Error::Io`] for OS failures.
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = dest.as_ref();
         self.check_open()?;
         if self.in_transaction() {
             return Err(Error::Txn(
                 "cannot back up inside a transaction on the same connection".into(),
             ));
         }
-        self.engine
-            .storage
-            .backup(dest.as_ref(), self.busy_timeout())
+        // The copy is a database of its own: none of its files may be one of an open one.
+        for (i, file) in database_files(dest).iter().enumerate() {
+            let subject = match i {
+                0 => format!("backup destination {}", dest.display()),
+                _ => format!(
+                    "{} (written by a backup to {})",
+                    file.display(),
+                    dest.display()
+                ),
+            };
+            refuse_open_database_file(file, &subject)?;
+        }
+        self.engine.storage.backup(dest, self.busy_timeout())
+    }
+
+    /// Checks `path` as somewhere to write a file for the user (an export, an error sidecar,
+    /// a log) before anything is written there: refuses, with [`Error::InvalidArgument`], a
+    /// path that is, or reaches through symbolic or hard links or another spelling, a file
+    /// of a database open in this process (`NAME.db`, its log `NAME.wasp`, the log's
+    /// temporary `NAME.wasp.tmp`), whether that file exists yet or not; and an existing file
+    /// that holds a NexusLite database or log, open or not (another process may be using
+    /// it). `what` names the path in the message (`"export destination"`). Creates nothing.
+    ///
+    /// Export and import (for the sidecar) run this themselves; [`Database::backup`] checks
+    /// every file of the copy against the open databases.
+    pub fn check_output_path(path: impl AsRef<Path>, what: &str) -> Result<()> {
+        let path = path.as_ref();
+        let subject = format!("{what} {}", path.display());
+        refuse_open_database_file(path, &subject)?;
+        if holds_database(path) {
+            return Err(Error::invalid(format!(
+                "{subject} holds a NexusLite database or log (not open in this process, but \
+                 another process may be using it); refusing to overwrite it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `path` names one of the files of the database at `database`, open or not
+    /// (`NAME.db`, its log `NAME.wasp`, the log's temporary `NAME.wasp.tmp`), through
+    /// symbolic or hard links or another spelling, whether that file exists yet or not. For
+    /// tools that write files of their own beside a database before opening it (a log
+    /// file); once it is open, [`Database::check_output_path`] covers it.
+    pub fn is_database_file(database: impl AsRef<Path>, path: impl AsRef<Path>) -> bool {
+        let Some(id) = FileId::of(path.as_ref()) else {
+            return false;
+        };
+        database_files(database.as_ref())
+            .iter()
+            .any(|f| FileId::of(f).as_ref() == Some(&id))
     }
 
     /// Integrity check (fsck): with `wasp`, every page's checksum, key order and fences of
@@ -791,6 +842,36 @@ impl Drop for Database {
             ::log::warn!("closing database: {e}");
         }
     }
+}
+
+/// Refuses `path` when it names (see [`FileId`]) a file of a database open in this process;
+/// `subject` starts the message.
+fn refuse_open_database_file(path: &Path, subject: &str) -> Result<()> {
+    let Some(id) = FileId::of(path) else {
+        return Ok(());
+    };
+    for db in crate::engine::open_database_paths() {
+        for file in database_files(&db) {
+            if FileId::of(&file).as_ref() != Some(&id) {
+                continue;
+            }
+            let via = if file == path {
+                String::new()
+            } else {
+                format!(" (it is {})", file.display())
+            };
+            return Err(Error::invalid(format!(
+                "{subject} is a file of the open database {}{via}; refusing to overwrite it",
+                db.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name the same file, through links and spellings (see [`FileId`]).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    FileId::of(a).is_some_and(|id| FileId::of(b).as_ref() == Some(&id))
 }
 
 /// A bound must be at least 1 when given.

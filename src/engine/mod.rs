@@ -473,6 +473,17 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::default)
 }
 
+/// The paths of the file-backed databases open in this process (their registry keys:
+/// absolute, symbolic links resolved), for callers that must not write onto their files.
+pub(crate) fn open_database_paths() -> Vec<PathBuf> {
+    registry()
+        .lock()
+        .iter()
+        .filter(|(_, w)| w.strong_count() > 0)
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
 /// The registry key of a path: absolute, with symlinks of the directory resolved.
 fn canonical(path: &Path) -> Result<PathBuf> {
     if let Ok(p) = std::fs::canonicalize(path) {

@@ -23,6 +23,8 @@ const PROGRESS_EVERY: u64 = 4096;
 /// Exports collection `coll` of `db` (the documents matching `opts.filter`) to `path`,
 /// written under a temporary name and renamed into place only when complete. A missing
 /// collection exports an empty file. `progress` is called every few thousand documents.
+/// A `path` that [`Database::check_output_path`] refuses (a file of an open database, an
+/// existing NexusLite file) is [`Error::InvalidArgument`] before anything is created.
 pub fn export_file(
     db: &Database,
     coll: &str,
@@ -31,6 +33,7 @@ pub fn export_file(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ExportReport> {
     let started = Instant::now();
+    Database::check_output_path(path, "export destination")?;
     let format = match opts.format {
         Format::Auto => format_from_extension(path).unwrap_or(Format::Ndjson),
         f => f,

@@ -19,7 +19,7 @@ use super::options::{Format, ImportOptions};
 use super::report::{ImportReport, RowPos, Sidecar};
 use super::source::Source;
 use super::Progress;
-use crate::db::check_collection_name;
+use crate::db::{check_collection_name, same_file};
 use crate::error::{Error, Result};
 use crate::{Database, Document};
 use std::io::{BufReader, Read};
@@ -132,6 +132,21 @@ fn row_error(e: &Error) -> bool {
     )
 }
 
+/// Refuses an error sidecar that would overwrite a database's file (see
+/// [`Database::check_output_path`]) or the input itself, which it would truncate while it is
+/// being read.
+fn check_sidecar(sidecar: &Path, input: &Path) -> Result<()> {
+    Database::check_output_path(sidecar, "error sidecar")?;
+    if same_file(sidecar, input) {
+        return Err(Error::invalid(format!(
+            "error sidecar {} is the input file {} of the import; refusing to overwrite it",
+            sidecar.display(),
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Imports `path` into collection `coll` of `db`; see the module doc for the guarantees.
 /// `progress` is called every few thousand rows and at the end.
 pub fn import_file(
@@ -144,6 +159,14 @@ pub fn import_file(
     let started = Instant::now();
     opts.check_supported()?;
     check_collection_name(coll)?;
+    let sidecar_path = opts.skip_errors.then(|| {
+        opts.error_sidecar
+            .clone()
+            .unwrap_or_else(|| Sidecar::default_path(path))
+    });
+    if let Some(s) = &sidecar_path {
+        check_sidecar(s, path)?;
+    }
     let (file, total, head) = open_input(path)?;
     let found = detect(path, &head, total, opts.format)?;
     let mut input = BufReader::with_capacity(READ_BUFFER, file);
@@ -191,13 +214,7 @@ pub fn import_file(
         batches: 0,
         dry_run: opts.dry_run,
     };
-    let mut sidecar = opts.skip_errors.then(|| {
-        Sidecar::new(
-            opts.error_sidecar
-                .clone()
-                .unwrap_or_else(|| Sidecar::default_path(path)),
-        )
-    });
+    let mut sidecar = sidecar_path.map(Sidecar::new);
     let mut report = ImportReport {
         format: found.format,
         read: 0,

@@ -59,7 +59,9 @@ impl Collection<'_> {
     /// committed. With `atomic` nothing is committed unless the whole file imports.
     ///
     /// Errors: [`crate::Error::InvalidArgument`] for a directory, an empty or UTF-16 file or
-    /// a bad option; [`crate::Error::Parse`] for a bad row; [`crate::Error::DuplicateKey`];
+    /// a bad option, or (with `skip_errors`) an error sidecar that is a file of an open
+    /// database, an existing NexusLite file or the input itself, refused before anything is
+    /// imported; [`crate::Error::Parse`] for a bad row; [`crate::Error::DuplicateKey`];
     /// [`crate::Error::Io`]; [`crate::Error::InvalidArgument`] for `persistent: false`
     /// without `ttl_field`, or a `ttl_field` value that is neither milliseconds nor a date.
     ///
@@ -90,7 +92,10 @@ impl Collection<'_> {
     /// file appears under its name only when complete: it is written beside it under a
     /// temporary name, synced and renamed.
     ///
-    /// Errors: [`crate::Error::InvalidArgument`] when `path` is a directory or a bad option;
+    /// Errors: [`crate::Error::InvalidArgument`] when `path` is a directory or a bad option,
+    /// or when [`crate::Database::check_output_path`] refuses it (a file of a database open
+    /// in this process, through links too, or an existing NexusLite file): nothing is
+    /// written, not even the temporary file;
     /// [`crate::Error::Io`] when the destination's directory is not writable;
     /// [`crate::Error::Parse`] for a bad filter.
     pub fn export(&self, path: impl AsRef<Path>, options: &ExportOptions) -> Result<ExportReport> {

@@ -103,7 +103,9 @@ pub struct ImportOptions {
     /// Skip bad rows (recorded in the error sidecar) instead of stopping at the first.
     pub skip_errors: bool,
     /// Where skipped rows are listed (default `<file>.errors.jsonl`); written only when a
-    /// row failed.
+    /// row failed. Checked before the import starts: a file of an open database, an
+    /// existing NexusLite file or the input itself is refused
+    /// ([`crate::Database::check_output_path`]).
     pub error_sidecar: Option<PathBuf>,
     /// Commit nothing unless the whole file imports (one transaction).
     pub atomic: bool,

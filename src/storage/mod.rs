@@ -20,6 +20,7 @@
 pub(crate) mod file;
 mod group;
 pub(crate) mod header;
+pub(crate) mod identity;
 pub(crate) mod log;
 #[allow(unsafe_code)]
 mod map;
@@ -29,8 +30,21 @@ pub(crate) mod wasp;
 pub use self::log::LogRecovery;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Every file that belongs to the database at `db_path`, whether or not it exists right now:
+/// the database file itself, its log `NAME.wasp` ([`log::log_path_for`]; both backends keep
+/// one) and the log's temporary `NAME.wasp.tmp`, written and renamed over the log at each
+/// checkpoint (`log::write_new_log`). This is the one list of them: whatever must never be
+/// written over by anything but the engine (exports, sidecars, backups) is checked against
+/// it, so a new kind of file (a lock file, shared memory) is added here.
+pub(crate) fn database_files(db_path: &Path) -> Vec<PathBuf> {
+    let log = log::log_path_for(db_path);
+    let log_tmp = log::tmp_path(&log);
+    vec![db_path.to_path_buf(), log, log_tmp]
+}
 
 /// Keys and values are shared, immutable byte strings.
 pub(crate) type Bytes = bytes::Bytes;

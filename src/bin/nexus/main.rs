@@ -203,6 +203,32 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The database the command works on.
+    fn database(&self) -> &std::path::Path {
+        match self {
+            Command::Shell { db }
+            | Command::Import { db, .. }
+            | Command::Export { db, .. }
+            | Command::Find { db, .. }
+            | Command::Count { db, .. }
+            | Command::Insert { db, .. }
+            | Command::Update { db, .. }
+            | Command::Delete { db, .. }
+            | Command::Collections { db }
+            | Command::Stats { db }
+            | Command::Check { db, .. }
+            | Command::Checkpoint { db }
+            | Command::Backup { db, .. }
+            | Command::Compact { db }
+            | Command::CreateIndex { db, .. }
+            | Command::DropIndex { db, .. }
+            | Command::Indexes { db, .. }
+            | Command::Explain { db, .. } => db,
+        }
+    }
+}
+
 /// The options of `find` and `explain`.
 #[derive(clap::Args)]
 struct FindArgs {
@@ -569,7 +595,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = logging::init(cli.log_config.as_deref()) {
+    if let Err(e) = logging::init(cli.log_config.as_deref(), Some(cli.command.database())) {
         eprintln!("nexus: error: {}", shell::one_line(&e));
         return ExitCode::from(1);
     }

@@ -245,7 +245,19 @@ fn interactive(db: &Database, db_name: &str) -> i32 {
             return 1;
         }
     };
-    let history = history_path();
+    let history = history_path().filter(|h| {
+        // Saving the history writes the file: never over a database file (NEXUS_HISTORY=app.db).
+        match Database::check_output_path(h, "history file") {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "nexus: warning: {}; history is not kept",
+                    one_line(&e.to_string())
+                );
+                false
+            }
+        }
+    });
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
