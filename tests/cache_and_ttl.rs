@@ -233,10 +233,13 @@ fn eviction_is_batched_under_one_lock_with_four_writers() {
     let entries = cache_stat(&first, &["entries"]);
     eprintln!("4 writers: {evictions} LRU evictions in {cycles} batches; {entries} entries left");
     let fills = cache_stat(&first, &["fills"]);
+    // A commit's invalidation runs after its writer lock is released, so the creation of
+    // "c" may drop documents other writers cached meanwhile (counted as dropped).
+    let dropped = cache_stat(&first, &["dropped"]);
     assert_eq!(
-        evictions + entries,
+        evictions + entries + dropped,
         fills,
-        "every cached document is either held or evicted"
+        "every cached document is held, evicted or dropped"
     );
     assert!(fills >= 1500, "only {fills} of 1600 reads filled the cache");
     assert!(cycles >= 1);

@@ -18,6 +18,10 @@ pub(crate) struct Metrics {
     pub eviction_cycles: AtomicU64,
     /// Documents added to the cache after a miss.
     pub fills: AtomicU64,
+    /// Cached documents dropped other than by eviction: a commit changed them or their
+    /// collection, a newer fill replaced them, or a read found them expired. Every fill ends
+    /// as an entry, an eviction or one of these.
+    pub dropped: AtomicU64,
     /// Inserts into the cache refused because nothing could be evicted (`ttl-only`).
     pub admissions_refused: AtomicU64,
     /// Documents deleted by the background sweeper.

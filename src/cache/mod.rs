@@ -302,16 +302,20 @@ impl State {
         true
     }
 
-    fn remove_coll(&mut self, name: &str) {
-        if let Some((k, c)) = self.colls.remove_entry(name) {
-            self.entries -= c.map.len() as u64;
-            self.bytes -= c.bytes;
-            for (key, e) in c.map {
-                if let Some(t) = e.expires_at {
-                    self.ttl.remove(&(t, Arc::clone(&k), key));
-                }
+    /// Drops every cached document of `name`; returns how many there were.
+    fn remove_coll(&mut self, name: &str) -> u64 {
+        let Some((k, c)) = self.colls.remove_entry(name) else {
+            return 0;
+        };
+        let n = c.map.len() as u64;
+        self.entries -= n;
+        self.bytes -= c.bytes;
+        for (key, e) in c.map {
+            if let Some(t) = e.expires_at {
+                self.ttl.remove(&(t, Arc::clone(&k), key));
             }
         }
+        n
     }
 
     /// A random entry of `scope` (or of the whole cache).
@@ -468,6 +472,7 @@ impl DocCache {
             Some((_, Some(t))) if t <= now => {
                 let name: Arc<str> = Arc::from(coll);
                 s.remove(&name, key);
+                bump(&self.metrics.dropped, 1);
                 bump(&self.metrics.expired_reads, 1);
                 bump(&self.metrics.misses, 1);
                 Lookup::Expired
@@ -510,7 +515,9 @@ impl DocCache {
                 Some((k, _)) => Arc::clone(k),
                 None => Arc::from(coll),
             };
-            s.remove(&name, &key);
+            if s.remove(&name, &key) {
+                bump(&self.metrics.dropped, 1);
+            }
             s.clock += 1;
             let access = s.clock;
             let limits = s.limits.get(coll).copied().unwrap_or_default();
@@ -543,8 +550,9 @@ impl DocCache {
     pub(crate) fn invalidate(&self, touched: &Touched) {
         let mut s = self.state.lock();
         s.epoch += 1;
+        let mut dropped = 0;
         for t in &touched.tables {
-            s.remove_coll(t);
+            dropped += s.remove_coll(t);
             s.remember(Arc::from(t.as_str()), None);
         }
         for (coll, keys) in &touched.docs {
@@ -554,12 +562,12 @@ impl DocCache {
             };
             if keys.len() > BULK_INVALIDATION {
                 // A bulk write: forget the whole collection rather than thousands of keys.
-                s.remove_coll(coll);
+                dropped += s.remove_coll(coll);
                 s.remember(name, None);
                 continue;
             }
             for key in keys.iter() {
-                s.remove(&name, key);
+                dropped += u64::from(s.remove(&name, key));
             }
             if keys.len() > REMEMBER_KEYS {
                 // Many keys: remember the collection once instead (fills of it that raced
@@ -571,6 +579,7 @@ impl DocCache {
                 s.remember(Arc::clone(&name), Some(Bytes::copy_from_slice(key)));
             }
         }
+        bump(&self.metrics.dropped, dropped);
     }
 
     /// Evicts in batches until within every bound. A batch (one "eviction cycle") runs under
@@ -686,6 +695,7 @@ impl DocCache {
             "eviction_cycles": g(&m.eviction_cycles),
             "admissions_refused": g(&m.admissions_refused),
             "fills": g(&m.fills),
+            "dropped": g(&m.dropped),
             "get_latency_ns": {
                 "p50": m.percentile(0.50),
                 "p90": m.percentile(0.90),
