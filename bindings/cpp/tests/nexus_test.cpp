@@ -1064,14 +1064,16 @@ TEST_F(NexusTest, CheckpointCompactStatsConfigure) {
 
 TEST_F(NexusTest, TtlDocumentsExpireAndStatsShowTheCache) {
     db.configure(R"({"sweeper_interval_ms":0})");
-    std::string short_id = db.insert_ttl("s", R"({"u":"ada"})", std::chrono::milliseconds(50));
+    // TTLs long enough for the steps before the first read to finish under valgrind (the
+    // first commit of a session also syncs the database file once).
+    std::string short_id = db.insert_ttl("s", R"({"u":"ada"})", std::chrono::milliseconds(1000));
     std::string long_id = db.insert_ttl("s", R"({"u":"alan"})", std::chrono::hours(1));
-    std::string kept = db.insert_ttl("s", R"({"u":"grace"})", std::chrono::milliseconds(50));
+    std::string kept = db.insert_ttl("s", R"({"u":"grace"})", std::chrono::milliseconds(1000));
     db.persist("s", kept);
     ASSERT_TRUE(db.get("s", short_id).has_value());
     std::string meta = compact(db.get_meta("s", long_id).value());
     EXPECT_NE(meta.find(R"("ephemeral":true)"), std::string::npos) << meta;
-    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     EXPECT_FALSE(db.get("s", short_id).has_value());
     EXPECT_EQ(db.count("s"), 2u);
     EXPECT_EQ(db.purge_expired(), 1u);
