@@ -2,17 +2,11 @@
 //! `nexus check --repair` accepts the loss on purpose, reports it ("repair" in the JSON
 //! report), and leaves a database that checks clean.
 
+mod common;
+use common::nexus;
 use nexus::{Database, Document, OpenOptions, StorageEngine};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn nexus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nexus"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run nexus")
-}
+use std::process::Output;
 
 /// A WASP database `name` as a crash leaves it: 10 documents checkpointed, 30 more commits
 /// only in the log (the files are copied while the writer still has them open).

@@ -3,26 +3,10 @@
 //! exits 1 with one line on stderr, writes nothing, and the database still opens with every
 //! document. (It used to exit 0 and leave the database replaced by a JSONL file.)
 
+mod common;
+use common::{nexus, ok};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn nexus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nexus"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run nexus")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = nexus(args, cwd);
-    assert!(
-        o.status.success(),
-        "nexus {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use std::process::Command;
 
 /// Runs a command that must be refused; returns its one line of stderr.
 fn refused(args: &[&str], cwd: &Path) -> String {

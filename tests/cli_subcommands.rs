@@ -4,26 +4,9 @@
 //! and exit 1, the index commands (create-index, indexes, explain, drop-index); errors are
 //! one line on stderr with exit 1, usage errors exit 2.
 
+mod common;
+use common::{nexus, ok};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn nexus(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nexus"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run nexus")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = nexus(args, cwd);
-    assert!(
-        o.status.success(),
-        "nexus {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn fails(args: &[&str], cwd: &Path, code: i32) -> String {
     let o = nexus(args, cwd);

@@ -8,10 +8,13 @@
 //! on Windows (`MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`, which std uses).
 
 use crate::error::{Error, Result};
+use crate::storage::file;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What names export's temporaries: `.NAME.nexus-tmp-PID-SEQ` ([`file::temp_sibling`]).
+const TEMP_TAG: &str = "nexus-tmp";
 
 /// A file written under a temporary name and renamed into place on commit.
 pub(crate) struct AtomicFile {
@@ -31,22 +34,9 @@ impl AtomicFile {
                 dest.display()
             )));
         }
-        let name = dest
-            .file_name()
-            .ok_or_else(|| Error::invalid(format!("{} does not name a file", dest.display())))?;
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(
-            ".nexus-tmp-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let tmp = dir.join(tmp_name);
+        // Temporaries left by killed exports to this name are removed first.
+        file::remove_stale_temps(dest, TEMP_TAG);
+        let tmp = file::temp_sibling(dest, TEMP_TAG, "")?;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -74,28 +64,12 @@ impl AtomicFile {
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
-        sync_parent(&self.dest);
+        // Makes the rename durable; best effort (some file systems refuse to sync a
+        // directory, and the data itself is already synced).
+        let _ = file::sync_dir(&self.dest);
         self.tmp = PathBuf::new();
         Ok(self.written)
     }
-}
-
-/// Makes the rename durable (POSIX: fsync the directory). Best effort: some file systems
-/// refuse to sync directories, and the data itself is already synced.
-fn sync_parent(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 impl Write for AtomicFile {

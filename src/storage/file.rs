@@ -437,9 +437,9 @@ impl PageFile {
 }
 
 /// A name for a temporary file beside `dest` (same directory, so a rename or link cannot
-/// cross file systems): `.NAME.TAG-PID-SEQ.db`, unique in this process and, by the process
-/// id, among processes ([`remove_stale_temps`] removes those of dead processes).
-pub(crate) fn temp_sibling(dest: &Path, tag: &str) -> Result<PathBuf> {
+/// cross file systems): `.NAME.TAG-PID-SEQ` followed by `ext`, unique in this process and,
+/// by the process id, among processes ([`remove_stale_temps`] removes those of dead ones).
+pub(crate) fn temp_sibling(dest: &Path, tag: &str, ext: &str) -> Result<PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let name = dest
@@ -448,7 +448,7 @@ pub(crate) fn temp_sibling(dest: &Path, tag: &str) -> Result<PathBuf> {
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
     tmp.push(format!(
-        ".{tag}-{}-{}.db",
+        ".{tag}-{}-{}{ext}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
@@ -522,7 +522,7 @@ pub(crate) fn link_new(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// The directory holding `path` (`.` for a bare name).
-fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -727,5 +727,48 @@ impl DbFile {
             .and_then(|_| self.file.sync_all())
             .map_err(|e| Error::io(&self.path, e))?;
         sync_dir(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.csv");
+        let mine = temp_sibling(&dest, "nexus-tmp", "").unwrap();
+        assert!(mine
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(".out.csv.nexus-tmp-"));
+        // No process has this id (above Linux's largest pid_max).
+        let dead = dir.path().join(".out.csv.nexus-tmp-999999999-0");
+        let other_tag = dir.path().join(".out.csv.nexus-backup-999999999-0.db");
+        let unrelated = dir.path().join("out.csv.bak");
+        for p in [&mine, &dead, &other_tag, &unrelated] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        remove_stale_temps(&dest, "nexus-tmp");
+        assert!(!dead.exists(), "a dead export's temporary is removed");
+        assert!(mine.exists(), "this process's own temporary stays");
+        assert!(other_tag.exists() && unrelated.exists());
+    }
+
+    #[test]
+    fn link_new_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"old").unwrap();
+        assert!(matches!(link_new(&a, &b), Err(Error::InvalidArgument(_))));
+        assert_eq!(std::fs::read(&b).unwrap(), b"old");
+        std::fs::remove_file(&b).unwrap();
+        link_new(&a, &b).unwrap();
+        assert_eq!(std::fs::read(&b).unwrap(), b"new");
+        assert!(!a.exists(), "the temporary name is gone");
     }
 }

@@ -265,7 +265,7 @@ pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Resul
         }
     }
     file::remove_stale_temps(dest, BACKUP_TAG);
-    let tmp = file::temp_sibling(dest, BACKUP_TAG)?;
+    let tmp = file::temp_sibling(dest, BACKUP_TAG, ".db")?;
     let tmp_log = log_path_for(&tmp);
     let r = write_copy(shared, &tmp, busy).and_then(|()| {
         file::link_new(&tmp, dest)?;
