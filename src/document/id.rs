@@ -1,5 +1,6 @@
 //! [`DocumentId`]: the `_id` of a stored document and its storage-key encoding.
 
+use super::{check_value_nesting, dispose_value, MAX_NESTING};
 use crate::error::{Error, Result};
 use bson::Bson;
 
@@ -29,6 +30,12 @@ impl DocumentId {
             }
             Bson::Undefined => return Err(Error::invalid("_id cannot be undefined")),
             _ => {}
+        }
+        // A field of a document: one level less than a document may nest. Checked before
+        // the (recursive) encoding below; a refused value is dropped without recursion.
+        if let Err(e) = check_value_nesting(&value, MAX_NESTING - 1, "_id") {
+            dispose_value(value);
+            return Err(e);
         }
         let key = encode_key(&value)?;
         Ok(Self { value, key })

@@ -535,7 +535,7 @@ fn parse_entry(coll: &str, k: &Bytes, v: &Bytes) -> Result<Arc<IndexDef>> {
     if let Some(d) = cache.get(&(k.clone(), v.clone())) {
         return Ok(Arc::clone(d));
     }
-    let doc = BsonDocument::from_reader(&mut &v[..])
+    let doc = crate::query::raw::bson_decode(v)
         .map_err(|e| Error::Corrupt(format!("index catalog entry of '{coll}': {e}")))?;
     let def = Arc::new(IndexDef::from_bson(coll, &doc)?);
     if cache.len() >= 4096 {
