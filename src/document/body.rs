@@ -42,9 +42,11 @@ impl From<Document> for NewBody {
 
 impl NewBody {
     /// Reads JSON text that must hold one object (errors as `json::parse_json_document`).
+    /// Text nested too deep to be a storable document is refused before it is parsed.
     pub(crate) fn from_json(text: &str, what: &str) -> Result<Self> {
         match super::json::raw_elements(text) {
             Some(raw) => Ok(NewBody::Raw(raw)),
+            None if !super::json::document_text_may_fit(text, 0) => Err(super::too_deep()),
             None => Ok(NewBody::Doc(Document::from_bson(
                 super::json::parse_json_document(text, what)?,
             ))),

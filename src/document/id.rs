@@ -51,10 +51,9 @@ impl DocumentId {
     /// `{"$oid": "..."}`), the value it denotes. [`DocumentId::to_text`] produces the text.
     pub fn text_candidates(text: &str) -> Vec<Self> {
         let mut out: Vec<Self> = Self::from_str_id(text).into_iter().collect();
-        let parsed = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .filter(|v| !v.is_string())
-            .and_then(|v| Bson::try_from(v).ok())
+        // (Nesting is limited before parsing, and converted without recursion.)
+        let parsed = super::json::json_text_to_bson(text)
+            .filter(|v| !matches!(v, Bson::String(_)))
             .and_then(|b| Self::new(b).ok());
         out.extend(parsed);
         out

@@ -3,11 +3,55 @@
 //! relaxed Extended JSON v2 with field order preserved.
 
 use super::body::RawElements;
+use super::{MAX_NESTING, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
 
+pub(crate) use extjson::MAX_WRAPPER_NESTING;
+
+/// Refuses JSON text (named `what`) that nests objects and arrays deeper than
+/// [`MAX_QUERY_NESTING`], before any parser sees it: every parser here recurses once per
+/// level (at `serde_json`'s own limit, 128 levels, its stack use is already large).
+fn check_text_nesting(text: &str, what: &str) -> Result<()> {
+    if scan::nesting_within(text.as_bytes(), MAX_QUERY_NESTING) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "JSON in {what} nests deeper than {MAX_QUERY_NESTING} levels of objects and arrays"
+        )))
+    }
+}
+
+/// Whether JSON text nests objects and arrays no deeper than `max` levels (strings skipped;
+/// the text need not be valid). Iterative: run before a parser that recurses per level.
+pub(crate) fn text_nesting_within(text: &[u8], max: usize) -> bool {
+    scan::nesting_within(text, max)
+}
+
+/// JSON text (any value) as BSON, Extended JSON wrappers read: `None` when the text is not
+/// JSON, nests deeper than [`MAX_QUERY_NESTING`], or holds a bad wrapper. Parsing is
+/// `serde_json`'s, the conversion the bson crate's reading without its recursion.
+pub(crate) fn json_text_to_bson(text: &str) -> Option<Bson> {
+    json_to_bson(parse_json(text, "value").ok()?).ok()
+}
+
+/// Whether the JSON text of a document to store (of `extra` documents nested in arrays:
+/// `insert_many`'s array is 1) can be within [`MAX_NESTING`]: a wrapper such as
+/// `{"$dbPointer": {"$ref": .., "$id": {"$oid": ..}}}` is up to [`WRAPPER_SLACK`] levels of
+/// JSON but none of BSON, so deeper text is surely refused and need not be parsed; the
+/// exact check is made on the BSON.
+pub(crate) fn document_text_may_fit(text: &str, extra: usize) -> bool {
+    scan::nesting_within(text.as_bytes(), MAX_NESTING + WRAPPER_SLACK + extra)
+}
+
+/// The most levels of JSON an Extended JSON wrapper adds to a value that is no level of BSON.
+const WRAPPER_SLACK: usize = 3;
+
 /// Parses JSON text into a `serde_json::Value`, with a message that gives line and column.
+/// Text nested deeper than [`MAX_QUERY_NESTING`] is refused first
+/// ([`Error::InvalidArgument`]).
 pub(crate) fn parse_json(text: &str, what: &str) -> Result<serde_json::Value> {
+    check_text_nesting(text, what)?;
     serde_json::from_str(text).map_err(|e| Error::parse(format!("malformed JSON in {what}: {e}")))
 }
 
@@ -40,19 +84,23 @@ pub(crate) fn parse_document_array(text: &str) -> Option<Vec<BsonDocument>> {
 /// ([`direct::elements`]). `None` when the text is not that, or holds anything the byte
 /// writer declines; callers then take the `bson::Document` path.
 pub(crate) fn raw_elements(text: &str) -> Option<RawElements> {
-    scan::elements(text).or_else(|| direct::elements(text).ok())
+    scan::elements(text)
+        .or_else(|| document_text_may_fit(text, 0).then(|| direct::elements(text).ok())?)
 }
 
 /// [`raw_elements`] for each object of a JSON array of objects; `None` when any is declined.
 pub(crate) fn raw_element_array(text: &str) -> Option<Vec<RawElements>> {
-    scan::element_array(text).or_else(|| direct::element_array(text).ok())
+    scan::element_array(text)
+        .or_else(|| document_text_may_fit(text, 1).then(|| direct::element_array(text).ok())?)
 }
 
-/// Converts a parsed JSON value that must be an object into a BSON document.
+/// Converts a parsed JSON value that must be an object into a BSON document: the bson
+/// crate's reading (`Document::try_from`), without its recursion ([`extjson`]).
 pub(crate) fn json_to_document(value: serde_json::Value, what: &str) -> Result<BsonDocument> {
     match value {
-        serde_json::Value::Object(map) => BsonDocument::try_from(map)
-            .map_err(|e| Error::parse(format!("invalid Extended JSON in {what}: {e}"))),
+        serde_json::Value::Object(map) => {
+            extjson::to_document(map).map_err(|e| refused(e, &format!(" in {what}")))
+        }
         other => Err(Error::parse(format!(
             "{what} must be a JSON object, found {}",
             json_kind(&other)
@@ -60,9 +108,20 @@ pub(crate) fn json_to_document(value: serde_json::Value, what: &str) -> Result<B
     }
 }
 
-/// Converts any JSON value to BSON (Extended JSON wrappers understood).
+/// Converts any JSON value to BSON (Extended JSON wrappers understood), as
+/// `Bson::try_from` does, without its recursion ([`extjson`]).
 pub(crate) fn json_to_bson(value: serde_json::Value) -> Result<Bson> {
-    Bson::try_from(value).map_err(|e| Error::parse(format!("invalid Extended JSON: {e}")))
+    extjson::to_bson(value).map_err(|e| refused(e, ""))
+}
+
+fn refused(e: extjson::Refused, place: &str) -> Error {
+    match e {
+        extjson::Refused::Bson(e) => Error::parse(format!("invalid Extended JSON{place}: {e}")),
+        extjson::Refused::TooDeep => Error::invalid(format!(
+            "invalid Extended JSON{place}: a wrapper object ($code with its $scope) nests deeper \
+             than {MAX_WRAPPER_NESTING} levels"
+        )),
+    }
 }
 
 /// The name of a JSON value's kind, for messages.
@@ -80,14 +139,16 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 /// JSON text straight to BSON, without a `serde_json::Value` tree in between.
 ///
 /// The reference semantics are the `serde_json::Value` path: `serde_json` parses the text, then
-/// the bson crate's `TryFrom<serde_json::Value>` converts it (top-level objects with
-/// `Document::try_from`, which reads every key literally; nested objects with
-/// `Bson::try_from`, which reads Extended JSON wrappers). This module gives the same
-/// document for every text that path accepts, and declines (an `Err`) otherwise:
+/// the bson crate's reading converts it (top-level objects as `Document::try_from`, which
+/// reads every key literally; nested objects as `Bson::try_from`, which reads Extended JSON
+/// wrappers), done without that conversion's recursion by [`extjson`]. Text nested deeper
+/// than [`MAX_QUERY_NESTING`](super::MAX_QUERY_NESTING) is refused (both paths) before it is
+/// parsed. This module gives the same document for every text that path accepts, and
+/// declines (an `Err`) otherwise:
 ///
 /// * The same `serde_json::Deserializer` reads the text, so the grammar, string escapes, number
-///   parsing (`float_roundtrip`), the 128-level nesting limit and the trailing-characters
-///   check are the ones the `Value` path has.
+///   parsing (`float_roundtrip`) and the trailing-characters check are the ones the `Value`
+///   path has.
 /// * Numbers map as `Bson::try_from(Value::Number)` does: an integer that fits `i32` is
 ///   `Int32`, else `Int64` when it fits `i64`, else (a `u64` above `i64::MAX`) the `f64`
 ///   nearest it; a float is a `Double` (a non-finite one, which serde_json never produces,
@@ -96,8 +157,8 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 ///   (an `IndexMap`) and `bson::Document` both do on insert.
 /// * A nested object whose first key is one that bson's conversion looks for
 ///   ([`direct::WRAPPER_KEYS`] or `$scope`) is collected into a small `serde_json::Map` and
-///   given to `Bson::try_from`, so every wrapper, relaxed or canonical, keeps bson's own
-///   semantics.
+///   read as the `Value` path reads it (bson's own conversion for a wrapper), so every
+///   wrapper, relaxed or canonical, keeps bson's own semantics.
 ///   A nested object with any other first key is built directly; should one of its later
 ///   keys be a wrapper key, bson would refuse the object (each wrapper allows only its own
 ///   `$` keys, and `$scope` beside `$code`), so this module declines.
@@ -116,7 +177,7 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 mod direct {
     use super::RawElements;
     use crate::document::body::index_key;
-    use crate::document::{MAX_DOCUMENT_BYTES, MAX_NESTING};
+    use crate::document::{MAX_DOCUMENT_BYTES, MAX_NESTING, MAX_QUERY_NESTING};
     use bson::{Bson, Document as BsonDocument};
     use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
     use std::borrow::Cow;
@@ -147,8 +208,30 @@ mod direct {
         k.starts_with('$') && WRAPPER_KEYS.contains(&k)
     }
 
+    /// Text nested deeper than [`MAX_QUERY_NESTING`] is declined before it is parsed (the
+    /// caller's reference path then refuses it with the limit named).
+    fn nesting_ok(text: &str) -> serde_json::Result<()> {
+        if super::scan::nesting_within(text.as_bytes(), MAX_QUERY_NESTING) {
+            Ok(())
+        } else {
+            Err(decline("nested too deep"))
+        }
+    }
+
+    /// An object collected for bson's conversion (a possible wrapper), read as bson reads it
+    /// but without its recursion ([`super::extjson`]); declined when it is a wrapper nested
+    /// deeper than [`super::MAX_WRAPPER_NESTING`] (the reference path then says so).
+    fn wrapper<E: de::Error>(obj: serde_json::Map<String, serde_json::Value>) -> Result<Bson, E> {
+        match super::extjson::to_bson(serde_json::Value::Object(obj)) {
+            Ok(v) => Ok(v),
+            Err(super::extjson::Refused::Bson(e)) => Err(de::Error::custom(e)),
+            Err(super::extjson::Refused::TooDeep) => Err(decline("a wrapper nested too deep")),
+        }
+    }
+
     /// One JSON object (the whole text) as a document, keys read literally.
     pub(super) fn document(text: &str) -> serde_json::Result<BsonDocument> {
+        nesting_ok(text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let doc = TopDocument.deserialize(&mut de)?;
         de.end()?;
@@ -157,6 +240,7 @@ mod direct {
 
     /// A JSON array of objects (the whole text), each read as [`document`] reads one.
     pub(super) fn documents(text: &str) -> serde_json::Result<Vec<BsonDocument>> {
+        nesting_ok(text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let docs = (&mut de).deserialize_seq(Documents)?;
         de.end()?;
@@ -288,7 +372,7 @@ mod direct {
                 while let Some((k, v)) = map.next_entry()? {
                     obj.insert(k, v);
                 }
-                return Bson::try_from(obj).map_err(de::Error::custom);
+                return wrapper(obj);
             }
             let mut doc = BsonDocument::new();
             doc.insert(first, map.next_value_seed(AnyValue)?);
@@ -682,7 +766,7 @@ mod direct {
                 while let Some((k, v)) = map.next_entry()? {
                     obj.insert(k, v);
                 }
-                let v = Bson::try_from(obj).map_err(de::Error::custom)?;
+                let v = wrapper(obj)?;
                 return w.bson(v);
             }
             let at = w.open();
@@ -980,6 +1064,7 @@ mod tests {
     }
 }
 
+mod extjson;
 mod scan;
 
 #[cfg(test)]

@@ -45,10 +45,9 @@ pub(crate) fn infer(cell: &str) -> Bson {
         }
     }
     if (b[0] == b'{' || b[0] == b'[') && b.len() > 1 {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(cell) {
-            if let Ok(x) = Bson::try_from(v) {
-                return x;
-            }
+        // (Nesting is limited before parsing, and converted without recursion.)
+        if let Some(x) = crate::document::json::json_text_to_bson(cell) {
+            return x;
         }
     }
     Bson::String(cell.to_owned())
