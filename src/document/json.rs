@@ -792,14 +792,14 @@ mod direct {
 pub(crate) fn to_relaxed_json(doc: &BsonDocument) -> String {
     let mut out = Vec::with_capacity(256);
     write_document(&mut out, doc);
-    finish(out, || Bson::Document(doc.clone()))
+    finish(out)
 }
 
 /// Any BSON value as relaxed Extended JSON text.
 pub(crate) fn bson_to_json_text(value: &Bson) -> String {
     let mut out = Vec::with_capacity(64);
     write_value(&mut out, value);
-    finish(out, || value.clone())
+    finish(out)
 }
 
 /// The stored BSON bytes of a document as relaxed Extended JSON text, written straight from
@@ -897,15 +897,114 @@ fn write_raw(
     Ok(())
 }
 
-fn finish(out: Vec<u8>, value: impl FnOnce() -> Bson) -> String {
+fn finish(out: Vec<u8>) -> String {
     // The writer emits only serde_json's (UTF-8) output; the fallback is never expected.
-    String::from_utf8(out).unwrap_or_else(|_| value().into_relaxed_extjson().to_string())
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Writes relaxed Extended JSON v2 directly, byte for byte what
 /// `Bson::into_relaxed_extjson().to_string()` gives, without building a `serde_json::Value`
-/// for the common types (the rare ones still go through it).
+/// for the common types (the rare ones still go through it). Documents, arrays and a code's
+/// scope are written on a heap stack ([`write_nested`]), so any nesting is fine.
 fn write_value(out: &mut Vec<u8>, v: &Bson) {
+    match v {
+        Bson::Document(d) => write_document(out, d),
+        Bson::Array(items) => write_nested(out, Level::array(items)),
+        Bson::JavaScriptCodeWithScope(c) => {
+            let top = Level::scope(out, c);
+            write_nested(out, top);
+        }
+        other => write_scalar(out, other),
+    }
+}
+
+fn write_document(out: &mut Vec<u8>, doc: &BsonDocument) {
+    write_nested(out, Level::document(doc));
+}
+
+/// A document or array (or a code's scope) being written: what is left of it, whether an
+/// item was written, and the bytes that close it.
+struct Level<'a> {
+    items: Items<'a>,
+    first: bool,
+    close: &'static [u8],
+}
+
+enum Items<'a> {
+    Doc(bson::document::Iter<'a>),
+    Arr(std::slice::Iter<'a, Bson>),
+}
+
+impl<'a> Level<'a> {
+    fn document(d: &'a BsonDocument) -> Self {
+        Self {
+            items: Items::Doc(d.iter()),
+            first: true,
+            close: b"}",
+        }
+    }
+
+    fn array(items: &'a [Bson]) -> Self {
+        Self {
+            items: Items::Arr(items.iter()),
+            first: true,
+            close: b"]",
+        }
+    }
+
+    /// `{"$code":"...","$scope":` written, the scope's fields to come (bson's relaxed form).
+    fn scope(out: &mut Vec<u8>, c: &'a bson::JavaScriptCodeWithScope) -> Self {
+        out.extend_from_slice(b"{\"$code\":");
+        let ok = serde_json::to_writer(&mut *out, &c.code).is_ok();
+        debug_assert!(ok, "writing JSON to a Vec cannot fail");
+        out.extend_from_slice(b",\"$scope\":");
+        Self {
+            items: Items::Doc(c.scope.iter()),
+            first: true,
+            close: b"}}",
+        }
+    }
+}
+
+/// Writes `top` and everything in it, depth first.
+fn write_nested(out: &mut Vec<u8>, top: Level<'_>) {
+    out.push(if top.close == b"]" { b'[' } else { b'{' });
+    let mut stack = vec![top];
+    while let Some(level) = stack.last_mut() {
+        let value = match &mut level.items {
+            Items::Doc(it) => it.next().map(|(k, v)| (Some(k), v)),
+            Items::Arr(it) => it.next().map(|v| (None, v)),
+        };
+        let Some((key, value)) = value else {
+            out.extend_from_slice(level.close);
+            stack.pop();
+            continue;
+        };
+        if !level.first {
+            out.push(b',');
+        }
+        level.first = false;
+        if let Some(k) = key {
+            let ok = serde_json::to_writer(&mut *out, k).is_ok();
+            debug_assert!(ok, "writing JSON to a Vec cannot fail");
+            out.push(b':');
+        }
+        let inner = match value {
+            Bson::Document(d) => Level::document(d),
+            Bson::Array(items) => Level::array(items),
+            Bson::JavaScriptCodeWithScope(c) => Level::scope(out, c),
+            other => {
+                write_scalar(out, other);
+                continue;
+            }
+        };
+        out.push(if inner.close == b"]" { b'[' } else { b'{' });
+        stack.push(inner);
+    }
+}
+
+/// A value that holds no other values.
+fn write_scalar(out: &mut Vec<u8>, v: &Bson) {
     use std::io::Write;
     let ok = match v {
         Bson::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).is_ok(),
@@ -918,21 +1017,6 @@ fn write_value(out: &mut Vec<u8>, v: &Bson) {
         }
         Bson::Null => {
             out.extend_from_slice(b"null");
-            true
-        }
-        Bson::Document(d) => {
-            write_document(out, d);
-            true
-        }
-        Bson::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
             true
         }
         // Relaxed Extended JSON writes dates from 1970 to 9999 as ISO-8601 text and every
@@ -948,20 +1032,6 @@ fn write_value(out: &mut Vec<u8>, v: &Bson) {
         other => serde_json::to_writer(&mut *out, &other.clone().into_relaxed_extjson()).is_ok(),
     };
     debug_assert!(ok, "writing JSON to a Vec cannot fail");
-}
-
-fn write_document(out: &mut Vec<u8>, doc: &BsonDocument) {
-    out.push(b'{');
-    for (i, (k, v)) in doc.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let ok = serde_json::to_writer(&mut *out, k).is_ok();
-        debug_assert!(ok, "writing JSON to a Vec cannot fail");
-        out.push(b':');
-        write_value(out, v);
-    }
-    out.push(b'}');
 }
 
 #[cfg(test)]
@@ -989,7 +1059,8 @@ mod tests {
             "d":{"$date":"2024-01-02T03:04:05Z"},"old":{"$date":{"$numberLong":"-5"}},"x":{"$numberDecimal":"1.5"},
             "b":{"$binary":{"base64":"AQI=","subType":"00"}},"f":[1.0,0.1,-0.0,1e300,2.5e-8,{"$numberDouble":"NaN"},{"$numberDouble":"-Infinity"}],
             "s":"a\"b\\c\n\u0001é😀</","t":true,"u":false,"z":null,"re":{"$regularExpression":{"pattern":"a+","options":"mi"}},
-            "ts":{"$timestamp":{"t":1,"i":2}},"mn":{"$minKey":1},"mx":{"$maxKey":1},"nested":{"a":[{"b":[]},{}],"k\"ey":1}}"#;
+            "ts":{"$timestamp":{"t":1,"i":2}},"mn":{"$minKey":1},"mx":{"$maxKey":1},"nested":{"a":[{"b":[]},{}],"k\"ey":1},
+            "cws":[{"$code":"f()","$scope":{"x":[1,{"y":{"$code":"g","$scope":{}}}]}},{"$code":"h"}]}"#;
         let doc = parse_document(text).unwrap();
         let old = Bson::Document(doc.clone())
             .into_relaxed_extjson()
@@ -1002,6 +1073,36 @@ mod tests {
                 v.clone().into_relaxed_extjson().to_string()
             );
         }
+    }
+
+    #[test]
+    fn any_nesting_is_written_without_recursion() {
+        let levels = 50_000;
+        let mut v = Bson::Int32(1);
+        for i in 0..levels {
+            v = if i % 2 == 0 {
+                Bson::Array(vec![v])
+            } else {
+                Bson::Document(bson::doc! {"a": v})
+            };
+        }
+        let text = bson_to_json_text(&v);
+        let want = format!(
+            "{}1{}",
+            r#"{"a":["#.repeat(levels / 2),
+            "]}".repeat(levels / 2)
+        );
+        let same = text == want; // (not assert_eq: a failure would drop `v` recursively)
+                                 // Taken apart iteratively: dropping it whole would recurse.
+        let mut rest = vec![v];
+        while let Some(v) = rest.pop() {
+            match v {
+                Bson::Document(d) => rest.extend(d.into_iter().map(|(_, v)| v)),
+                Bson::Array(a) => rest.extend(a),
+                _ => {}
+            }
+        }
+        assert!(same, "{}...", &text[..100]);
     }
 
     #[test]
