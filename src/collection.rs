@@ -465,6 +465,7 @@ impl Collection<'_> {
     /// Distinct values of `field` (dotted path) among matching documents, array values
     /// flattened, sorted in MongoDB's order.
     pub fn distinct(&self, field: &str, filter: &BsonDocument) -> Result<Vec<Bson>> {
+        crate::query::path::check_limits("distinct", field)?;
         if field.is_empty() || field.starts_with('$') {
             return Err(Error::invalid(format!(
                 "invalid field path '{field}' for distinct"

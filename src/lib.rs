@@ -54,10 +54,11 @@ pub use db::{
 };
 pub use document::{
     Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES, MAX_NESTING,
+    MAX_QUERY_NESTING,
 };
 pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
-pub use query::FindOptions;
+pub use query::{FindOptions, MAX_FILTER_DEPTH, MAX_PATH_BYTES, MAX_PATH_COMPONENTS};
 pub use storage::file::FaultPlan;
 pub use storage::SyncMode;
 

@@ -23,7 +23,7 @@ pub(crate) mod scan;
 mod tests;
 
 use crate::collection::Collection;
-use crate::document::record;
+use crate::document::{check_nesting, record, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::query::filter::Filter;
 use crate::query::raw::FieldTree;
@@ -325,6 +325,7 @@ fn parse_key_pattern(keys: &BsonDocument) -> Result<Vec<KeyField>> {
     }
     let mut fields = Vec::with_capacity(keys.len());
     for (path, dir) in keys {
+        crate::query::path::check_limits("index key", path)?;
         if path.is_empty() || path.split('.').any(str::is_empty) || path.starts_with('$') {
             return Err(Error::invalid(format!("invalid index key path '{path}'")));
         }
@@ -1063,6 +1064,9 @@ impl Collection<'_> {
     /// ```
     pub fn create_index(&self, keys: &BsonDocument, options: &BsonDocument) -> Result<String> {
         crate::db::check_collection_name(&self.name)?;
+        // Before anything formats or copies them (both recurse).
+        check_nesting(keys, MAX_QUERY_NESTING, "index keys")?;
+        check_nesting(options, MAX_QUERY_NESTING, "index options")?;
         if keys.len() == 1 && keys.contains_key("_id") && options.is_empty() {
             // The primary key is the _id index; asking for it is a no-op (as in MongoDB).
             self.db.write(|t| {

@@ -206,6 +206,8 @@ pub(crate) fn set_dotted(doc: &mut BsonDocument, path: &str, value: Bson) -> Res
 pub(crate) fn check_header(names: &[String]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for n in names {
+        // Before `set_dotted` recurses once per component of the name.
+        crate::query::path::check_limits("CSV header", n)?;
         if n.is_empty() || n.split('.').any(str::is_empty) {
             return Err(Error::parse(format!(
                 "CSV header has an empty column name in {names:?}"

@@ -11,6 +11,7 @@ mod eval;
 mod parse;
 pub(crate) mod pattern;
 
+pub use parse::MAX_FILTER_DEPTH;
 pub(crate) use parse::{is_operator_doc, parse_operators};
 
 use super::path::Source;
