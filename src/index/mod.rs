@@ -1168,7 +1168,9 @@ impl Collection<'_> {
     /// (`winningPlan`, `rejectedPlans`) and `executionStats` (`nReturned`,
     /// `totalKeysExamined`, `totalDocsExamined`), in MongoDB's explain shape.
     pub fn explain(&self, filter: &BsonDocument, options: FindOptions) -> Result<BsonDocument> {
-        plan::explain(self, filter, options)
+        let r = plan::explain(self, filter, &options);
+        options.dispose();
+        r
     }
 }
 

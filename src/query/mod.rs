@@ -50,6 +50,21 @@ impl FindOptions {
         Ok(opts)
     }
 
+    /// Drops the options without recursion: their documents may nest any depth when a
+    /// query refuses them ([`crate::document::dispose`]).
+    pub(crate) fn dispose(self) {
+        let Self {
+            sort,
+            projection,
+            hint,
+            ..
+        } = self;
+        sort.into_iter()
+            .chain(projection)
+            .for_each(crate::document::dispose);
+        hint.into_iter().for_each(crate::document::dispose_value);
+    }
+
     pub(crate) fn read(r: &mut OptionReader) -> Result<Self> {
         let limit = r.i64("limit")?.unwrap_or(0);
         let skip = r.i64("skip")?.unwrap_or(0);
