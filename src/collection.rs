@@ -375,6 +375,13 @@ impl Collection<'_> {
     /// new body carries a different `_id`.
     pub fn replace(&self, id: &DocumentId, doc: Document) -> Result<()> {
         let mut doc = doc;
+        let r = self.replace_with(id, &mut doc);
+        // The document may nest any depth when it is refused: dropped without recursion.
+        crate::document::dispose(std::mem::take(doc.as_bson_mut()));
+        r
+    }
+
+    fn replace_with(&self, id: &DocumentId, doc: &mut Document) -> Result<()> {
         if let Some(given) = doc.as_bson_mut().remove("_id") {
             if DocumentId::new(given)?.key() != id.key() {
                 return Err(Error::invalid(
@@ -383,7 +390,6 @@ impl Collection<'_> {
             }
         }
         doc.as_bson_mut().insert("_id", id.as_bson().clone());
-        let mut doc = doc;
         doc.ensure_id()?;
         let body = doc.encode_checked()?;
         let now = now_millis();
@@ -414,7 +420,13 @@ impl Collection<'_> {
 
     /// Runs a query; the cursor reads the snapshot taken now.
     pub fn find(&self, filter: &BsonDocument, options: FindOptions) -> Result<Cursor> {
-        let plan = Plan::compile(filter, &options)?;
+        let r = self.find_with(filter, &options);
+        options.dispose();
+        r
+    }
+
+    fn find_with(&self, filter: &BsonDocument, options: &FindOptions) -> Result<Cursor> {
+        let plan = Plan::compile(filter, options)?;
         let snap = self.db.snapshot()?;
         let choice = crate::index::plan::choose_for(&*snap, &self.name, &plan)?;
         Ok(Cursor::with_access(
@@ -465,6 +477,7 @@ impl Collection<'_> {
     /// Distinct values of `field` (dotted path) among matching documents, array values
     /// flattened, sorted in MongoDB's order.
     pub fn distinct(&self, field: &str, filter: &BsonDocument) -> Result<Vec<Bson>> {
+        crate::query::path::check_limits("distinct", field)?;
         if field.is_empty() || field.starts_with('$') {
             return Err(Error::invalid(format!(
                 "invalid field path '{field}' for distinct"
@@ -565,8 +578,20 @@ impl Collection<'_> {
         update: &BsonDocument,
         options: FindOneAndOptions,
     ) -> Result<Option<Document>> {
+        let r = self.find_one_and_update_with(filter, update, &options);
+        dispose_options(options);
+        r
+    }
+
+    fn find_one_and_update_with(
+        &self,
+        filter: &BsonDocument,
+        update: &BsonDocument,
+        options: &FindOneAndOptions,
+    ) -> Result<Option<Document>> {
         let f = Filter::parse(filter)?;
         let u = Update::parse(update)?;
+        check_option_docs(options)?;
         let plan = Plan::compile(
             filter,
             &FindOptions {
@@ -609,6 +634,17 @@ impl Collection<'_> {
         filter: &BsonDocument,
         options: FindOneAndOptions,
     ) -> Result<Option<Document>> {
+        let r = self.find_one_and_delete_with(filter, &options);
+        dispose_options(options);
+        r
+    }
+
+    fn find_one_and_delete_with(
+        &self,
+        filter: &BsonDocument,
+        options: &FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        check_option_docs(options)?;
         let plan = Plan::compile(
             filter,
             &FindOptions {
@@ -627,6 +663,28 @@ impl Collection<'_> {
             },
         )
     }
+}
+
+/// Drops `find_one_and_*`'s options without recursion (their documents may nest any depth
+/// when they are refused).
+fn dispose_options(options: FindOneAndOptions) {
+    let FindOneAndOptions {
+        sort, projection, ..
+    } = options;
+    sort.into_iter()
+        .chain(projection)
+        .for_each(crate::document::dispose);
+}
+
+/// The nesting of `find_one_and_*`'s sort and projection, checked before they are copied
+/// (copying recurses).
+fn check_option_docs(options: &FindOneAndOptions) -> Result<()> {
+    for (doc, what) in [(&options.sort, "sort"), (&options.projection, "projection")] {
+        if let Some(d) = doc {
+            crate::document::check_nesting(d, crate::document::MAX_QUERY_NESTING, what)?;
+        }
+    }
+    Ok(())
 }
 
 fn duplicate_id(coll: &str, id: &DocumentId) -> Error {

@@ -32,7 +32,7 @@ impl Row {
     fn document(&self) -> Result<BsonDocument> {
         match self {
             Row::Record(rec) => Ok(record::decode_body(rec)?.into_bson()),
-            Row::Covered { values, .. } => BsonDocument::from_reader(&mut &values[..])
+            Row::Covered { values, .. } => crate::query::raw::bson_decode(values)
                 .map_err(|e| Error::Corrupt(format!("index entry values: {e}"))),
         }
     }

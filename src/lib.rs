@@ -25,6 +25,16 @@
 //! let ada = db.collection("people").find_one(&doc! {"born": {"$lt": 1900}}).unwrap().unwrap();
 //! assert_eq!(ada.to_json(), r#"{"_id":"ada","born":1815,"field":"computing"}"#);
 //! ```
+//!
+//! # Limits
+//!
+//! Documents nest at most [`MAX_NESTING`] levels and hold at most [`MAX_DOCUMENT_BYTES`];
+//! filters, updates, projections, sorts, index keys, options and any JSON text nest at most
+//! [`MAX_QUERY_NESTING`] levels; dotted paths have at most [`MAX_PATH_COMPONENTS`]
+//! components and [`MAX_PATH_BYTES`] bytes; `$and`, `$or`, `$nor`, `$not` and `$elemMatch`
+//! nest at most [`MAX_FILTER_DEPTH`] levels. Each limit is checked before anything recursive
+//! reads the input, and a violation is [`Error::InvalidArgument`] naming it; the library's
+//! recursion is bounded by these limits, so it runs on a 256 KiB thread stack.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -54,10 +64,11 @@ pub use db::{
 };
 pub use document::{
     Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES, MAX_NESTING,
+    MAX_QUERY_NESTING,
 };
 pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
-pub use query::FindOptions;
+pub use query::{FindOptions, MAX_FILTER_DEPTH, MAX_PATH_BYTES, MAX_PATH_COMPONENTS};
 pub use storage::file::FaultPlan;
 pub use storage::{LogRecovery, SyncMode};
 

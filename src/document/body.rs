@@ -21,7 +21,7 @@ use bson::Bson;
 /// terminating NUL. `id` is the byte range of the `_id` element, when there is one. Every
 /// nested document and array in `buf` is complete, within [`MAX_NESTING`](super::MAX_NESTING), and has no
 /// duplicate keys; no key holds a NUL.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct RawElements {
     pub(crate) buf: Vec<u8>,
     pub(crate) id: Option<(usize, usize)>,
@@ -42,9 +42,11 @@ impl From<Document> for NewBody {
 
 impl NewBody {
     /// Reads JSON text that must hold one object (errors as `json::parse_json_document`).
+    /// Text nested too deep to be a storable document is refused before it is parsed.
     pub(crate) fn from_json(text: &str, what: &str) -> Result<Self> {
         match super::json::raw_elements(text) {
             Some(raw) => Ok(NewBody::Raw(raw)),
+            None if !super::json::document_text_may_fit(text, 0) => Err(super::too_deep()),
             None => Ok(NewBody::Doc(Document::from_bson(
                 super::json::parse_json_document(text, what)?,
             ))),
@@ -68,16 +70,26 @@ impl NewBody {
 
     /// As [`NewBody::finish`], with `new_id` giving the `_id` of a document that has none.
     pub(crate) fn finish_with(
-        self,
+        mut self,
         new_id: impl FnOnce() -> String,
     ) -> Result<(DocumentId, Vec<u8>)> {
-        match self {
-            NewBody::Doc(mut doc) => {
+        match &mut self {
+            NewBody::Doc(doc) => {
                 let id = doc.ensure_id_with(new_id)?;
                 let body = doc.encode_checked()?;
                 Ok((id, body))
             }
-            NewBody::Raw(raw) => raw.finish_with(new_id),
+            NewBody::Raw(raw) => std::mem::take(raw).finish_with(new_id),
+        }
+    }
+}
+
+/// A document given to an insert may nest any depth until it is checked, and it is dropped
+/// here when the insert fails: taken apart without recursion ([`super::dispose`]).
+impl Drop for NewBody {
+    fn drop(&mut self) {
+        if let NewBody::Doc(doc) = self {
+            super::dispose(std::mem::take(doc.as_bson_mut()));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! [`DocumentId`]: the `_id` of a stored document and its storage-key encoding.
 
+use super::{check_value_nesting, dispose_value, MAX_NESTING};
 use crate::error::{Error, Result};
 use bson::Bson;
 
@@ -30,6 +31,12 @@ impl DocumentId {
             Bson::Undefined => return Err(Error::invalid("_id cannot be undefined")),
             _ => {}
         }
+        // A field of a document: one level less than a document may nest. Checked before
+        // the (recursive) encoding below; a refused value is dropped without recursion.
+        if let Err(e) = check_value_nesting(&value, MAX_NESTING - 1, "_id") {
+            dispose_value(value);
+            return Err(e);
+        }
         let key = encode_key(&value)?;
         Ok(Self { value, key })
     }
@@ -44,10 +51,9 @@ impl DocumentId {
     /// `{"$oid": "..."}`), the value it denotes. [`DocumentId::to_text`] produces the text.
     pub fn text_candidates(text: &str) -> Vec<Self> {
         let mut out: Vec<Self> = Self::from_str_id(text).into_iter().collect();
-        let parsed = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .filter(|v| !v.is_string())
-            .and_then(|v| Bson::try_from(v).ok())
+        // (Nesting is limited before parsing, and converted without recursion.)
+        let parsed = super::json::json_text_to_bson(text)
+            .filter(|v| !matches!(v, Bson::String(_)))
             .and_then(|b| Self::new(b).ok());
         out.extend(parsed);
         out

@@ -3,11 +3,55 @@
 //! relaxed Extended JSON v2 with field order preserved.
 
 use super::body::RawElements;
+use super::{MAX_NESTING, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
 
+pub(crate) use extjson::MAX_WRAPPER_NESTING;
+
+/// Refuses JSON text (named `what`) that nests objects and arrays deeper than
+/// [`MAX_QUERY_NESTING`], before any parser sees it: every parser here recurses once per
+/// level (at `serde_json`'s own limit, 128 levels, its stack use is already large).
+fn check_text_nesting(text: &str, what: &str) -> Result<()> {
+    if scan::nesting_within(text.as_bytes(), MAX_QUERY_NESTING) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "JSON in {what} nests deeper than {MAX_QUERY_NESTING} levels of objects and arrays"
+        )))
+    }
+}
+
+/// Whether JSON text nests objects and arrays no deeper than `max` levels (strings skipped;
+/// the text need not be valid). Iterative: run before a parser that recurses per level.
+pub(crate) fn text_nesting_within(text: &[u8], max: usize) -> bool {
+    scan::nesting_within(text, max)
+}
+
+/// JSON text (any value) as BSON, Extended JSON wrappers read: `None` when the text is not
+/// JSON, nests deeper than [`MAX_QUERY_NESTING`], or holds a bad wrapper. Parsing is
+/// `serde_json`'s, the conversion the bson crate's reading without its recursion.
+pub(crate) fn json_text_to_bson(text: &str) -> Option<Bson> {
+    json_to_bson(parse_json(text, "value").ok()?).ok()
+}
+
+/// Whether the JSON text of a document to store (of `extra` documents nested in arrays:
+/// `insert_many`'s array is 1) can be within [`MAX_NESTING`]: a wrapper such as
+/// `{"$dbPointer": {"$ref": .., "$id": {"$oid": ..}}}` is up to [`WRAPPER_SLACK`] levels of
+/// JSON but none of BSON, so deeper text is surely refused and need not be parsed; the
+/// exact check is made on the BSON.
+pub(crate) fn document_text_may_fit(text: &str, extra: usize) -> bool {
+    scan::nesting_within(text.as_bytes(), MAX_NESTING + WRAPPER_SLACK + extra)
+}
+
+/// The most levels of JSON an Extended JSON wrapper adds to a value that is no level of BSON.
+const WRAPPER_SLACK: usize = 3;
+
 /// Parses JSON text into a `serde_json::Value`, with a message that gives line and column.
+/// Text nested deeper than [`MAX_QUERY_NESTING`] is refused first
+/// ([`Error::InvalidArgument`]).
 pub(crate) fn parse_json(text: &str, what: &str) -> Result<serde_json::Value> {
+    check_text_nesting(text, what)?;
     serde_json::from_str(text).map_err(|e| Error::parse(format!("malformed JSON in {what}: {e}")))
 }
 
@@ -40,19 +84,23 @@ pub(crate) fn parse_document_array(text: &str) -> Option<Vec<BsonDocument>> {
 /// ([`direct::elements`]). `None` when the text is not that, or holds anything the byte
 /// writer declines; callers then take the `bson::Document` path.
 pub(crate) fn raw_elements(text: &str) -> Option<RawElements> {
-    scan::elements(text).or_else(|| direct::elements(text).ok())
+    scan::elements(text)
+        .or_else(|| document_text_may_fit(text, 0).then(|| direct::elements(text).ok())?)
 }
 
 /// [`raw_elements`] for each object of a JSON array of objects; `None` when any is declined.
 pub(crate) fn raw_element_array(text: &str) -> Option<Vec<RawElements>> {
-    scan::element_array(text).or_else(|| direct::element_array(text).ok())
+    scan::element_array(text)
+        .or_else(|| document_text_may_fit(text, 1).then(|| direct::element_array(text).ok())?)
 }
 
-/// Converts a parsed JSON value that must be an object into a BSON document.
+/// Converts a parsed JSON value that must be an object into a BSON document: the bson
+/// crate's reading (`Document::try_from`), without its recursion ([`extjson`]).
 pub(crate) fn json_to_document(value: serde_json::Value, what: &str) -> Result<BsonDocument> {
     match value {
-        serde_json::Value::Object(map) => BsonDocument::try_from(map)
-            .map_err(|e| Error::parse(format!("invalid Extended JSON in {what}: {e}"))),
+        serde_json::Value::Object(map) => {
+            extjson::to_document(map).map_err(|e| refused(e, &format!(" in {what}")))
+        }
         other => Err(Error::parse(format!(
             "{what} must be a JSON object, found {}",
             json_kind(&other)
@@ -60,9 +108,20 @@ pub(crate) fn json_to_document(value: serde_json::Value, what: &str) -> Result<B
     }
 }
 
-/// Converts any JSON value to BSON (Extended JSON wrappers understood).
+/// Converts any JSON value to BSON (Extended JSON wrappers understood), as
+/// `Bson::try_from` does, without its recursion ([`extjson`]).
 pub(crate) fn json_to_bson(value: serde_json::Value) -> Result<Bson> {
-    Bson::try_from(value).map_err(|e| Error::parse(format!("invalid Extended JSON: {e}")))
+    extjson::to_bson(value).map_err(|e| refused(e, ""))
+}
+
+fn refused(e: extjson::Refused, place: &str) -> Error {
+    match e {
+        extjson::Refused::Bson(e) => Error::parse(format!("invalid Extended JSON{place}: {e}")),
+        extjson::Refused::TooDeep => Error::invalid(format!(
+            "invalid Extended JSON{place}: a wrapper object ($code with its $scope) nests deeper \
+             than {MAX_WRAPPER_NESTING} levels"
+        )),
+    }
 }
 
 /// The name of a JSON value's kind, for messages.
@@ -80,14 +139,16 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 /// JSON text straight to BSON, without a `serde_json::Value` tree in between.
 ///
 /// The reference semantics are the `serde_json::Value` path: `serde_json` parses the text, then
-/// the bson crate's `TryFrom<serde_json::Value>` converts it (top-level objects with
-/// `Document::try_from`, which reads every key literally; nested objects with
-/// `Bson::try_from`, which reads Extended JSON wrappers). This module gives the same
-/// document for every text that path accepts, and declines (an `Err`) otherwise:
+/// the bson crate's reading converts it (top-level objects as `Document::try_from`, which
+/// reads every key literally; nested objects as `Bson::try_from`, which reads Extended JSON
+/// wrappers), done without that conversion's recursion by [`extjson`]. Text nested deeper
+/// than [`MAX_QUERY_NESTING`](super::MAX_QUERY_NESTING) is refused (both paths) before it is
+/// parsed. This module gives the same document for every text that path accepts, and
+/// declines (an `Err`) otherwise:
 ///
 /// * The same `serde_json::Deserializer` reads the text, so the grammar, string escapes, number
-///   parsing (`float_roundtrip`), the 128-level nesting limit and the trailing-characters
-///   check are the ones the `Value` path has.
+///   parsing (`float_roundtrip`) and the trailing-characters check are the ones the `Value`
+///   path has.
 /// * Numbers map as `Bson::try_from(Value::Number)` does: an integer that fits `i32` is
 ///   `Int32`, else `Int64` when it fits `i64`, else (a `u64` above `i64::MAX`) the `f64`
 ///   nearest it; a float is a `Double` (a non-finite one, which serde_json never produces,
@@ -96,8 +157,8 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 ///   (an `IndexMap`) and `bson::Document` both do on insert.
 /// * A nested object whose first key is one that bson's conversion looks for
 ///   ([`direct::WRAPPER_KEYS`] or `$scope`) is collected into a small `serde_json::Map` and
-///   given to `Bson::try_from`, so every wrapper, relaxed or canonical, keeps bson's own
-///   semantics.
+///   read as the `Value` path reads it (bson's own conversion for a wrapper), so every
+///   wrapper, relaxed or canonical, keeps bson's own semantics.
 ///   A nested object with any other first key is built directly; should one of its later
 ///   keys be a wrapper key, bson would refuse the object (each wrapper allows only its own
 ///   `$` keys, and `$scope` beside `$code`), so this module declines.
@@ -116,7 +177,7 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
 mod direct {
     use super::RawElements;
     use crate::document::body::index_key;
-    use crate::document::{MAX_DOCUMENT_BYTES, MAX_NESTING};
+    use crate::document::{MAX_DOCUMENT_BYTES, MAX_NESTING, MAX_QUERY_NESTING};
     use bson::{Bson, Document as BsonDocument};
     use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
     use std::borrow::Cow;
@@ -147,8 +208,30 @@ mod direct {
         k.starts_with('$') && WRAPPER_KEYS.contains(&k)
     }
 
+    /// Text nested deeper than [`MAX_QUERY_NESTING`] is declined before it is parsed (the
+    /// caller's reference path then refuses it with the limit named).
+    fn nesting_ok(text: &str) -> serde_json::Result<()> {
+        if super::scan::nesting_within(text.as_bytes(), MAX_QUERY_NESTING) {
+            Ok(())
+        } else {
+            Err(decline("nested too deep"))
+        }
+    }
+
+    /// An object collected for bson's conversion (a possible wrapper), read as bson reads it
+    /// but without its recursion ([`super::extjson`]); declined when it is a wrapper nested
+    /// deeper than [`super::MAX_WRAPPER_NESTING`] (the reference path then says so).
+    fn wrapper<E: de::Error>(obj: serde_json::Map<String, serde_json::Value>) -> Result<Bson, E> {
+        match super::extjson::to_bson(serde_json::Value::Object(obj)) {
+            Ok(v) => Ok(v),
+            Err(super::extjson::Refused::Bson(e)) => Err(de::Error::custom(e)),
+            Err(super::extjson::Refused::TooDeep) => Err(decline("a wrapper nested too deep")),
+        }
+    }
+
     /// One JSON object (the whole text) as a document, keys read literally.
     pub(super) fn document(text: &str) -> serde_json::Result<BsonDocument> {
+        nesting_ok(text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let doc = TopDocument.deserialize(&mut de)?;
         de.end()?;
@@ -157,6 +240,7 @@ mod direct {
 
     /// A JSON array of objects (the whole text), each read as [`document`] reads one.
     pub(super) fn documents(text: &str) -> serde_json::Result<Vec<BsonDocument>> {
+        nesting_ok(text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let docs = (&mut de).deserialize_seq(Documents)?;
         de.end()?;
@@ -288,7 +372,7 @@ mod direct {
                 while let Some((k, v)) = map.next_entry()? {
                     obj.insert(k, v);
                 }
-                return Bson::try_from(obj).map_err(de::Error::custom);
+                return wrapper(obj);
             }
             let mut doc = BsonDocument::new();
             doc.insert(first, map.next_value_seed(AnyValue)?);
@@ -682,7 +766,7 @@ mod direct {
                 while let Some((k, v)) = map.next_entry()? {
                     obj.insert(k, v);
                 }
-                let v = Bson::try_from(obj).map_err(de::Error::custom)?;
+                let v = wrapper(obj)?;
                 return w.bson(v);
             }
             let at = w.open();
@@ -708,14 +792,14 @@ mod direct {
 pub(crate) fn to_relaxed_json(doc: &BsonDocument) -> String {
     let mut out = Vec::with_capacity(256);
     write_document(&mut out, doc);
-    finish(out, || Bson::Document(doc.clone()))
+    finish(out)
 }
 
 /// Any BSON value as relaxed Extended JSON text.
 pub(crate) fn bson_to_json_text(value: &Bson) -> String {
     let mut out = Vec::with_capacity(64);
     write_value(&mut out, value);
-    finish(out, || value.clone())
+    finish(out)
 }
 
 /// The stored BSON bytes of a document as relaxed Extended JSON text, written straight from
@@ -813,15 +897,114 @@ fn write_raw(
     Ok(())
 }
 
-fn finish(out: Vec<u8>, value: impl FnOnce() -> Bson) -> String {
+fn finish(out: Vec<u8>) -> String {
     // The writer emits only serde_json's (UTF-8) output; the fallback is never expected.
-    String::from_utf8(out).unwrap_or_else(|_| value().into_relaxed_extjson().to_string())
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Writes relaxed Extended JSON v2 directly, byte for byte what
 /// `Bson::into_relaxed_extjson().to_string()` gives, without building a `serde_json::Value`
-/// for the common types (the rare ones still go through it).
+/// for the common types (the rare ones still go through it). Documents, arrays and a code's
+/// scope are written on a heap stack ([`write_nested`]), so any nesting is fine.
 fn write_value(out: &mut Vec<u8>, v: &Bson) {
+    match v {
+        Bson::Document(d) => write_document(out, d),
+        Bson::Array(items) => write_nested(out, Level::array(items)),
+        Bson::JavaScriptCodeWithScope(c) => {
+            let top = Level::scope(out, c);
+            write_nested(out, top);
+        }
+        other => write_scalar(out, other),
+    }
+}
+
+fn write_document(out: &mut Vec<u8>, doc: &BsonDocument) {
+    write_nested(out, Level::document(doc));
+}
+
+/// A document or array (or a code's scope) being written: what is left of it, whether an
+/// item was written, and the bytes that close it.
+struct Level<'a> {
+    items: Items<'a>,
+    first: bool,
+    close: &'static [u8],
+}
+
+enum Items<'a> {
+    Doc(bson::document::Iter<'a>),
+    Arr(std::slice::Iter<'a, Bson>),
+}
+
+impl<'a> Level<'a> {
+    fn document(d: &'a BsonDocument) -> Self {
+        Self {
+            items: Items::Doc(d.iter()),
+            first: true,
+            close: b"}",
+        }
+    }
+
+    fn array(items: &'a [Bson]) -> Self {
+        Self {
+            items: Items::Arr(items.iter()),
+            first: true,
+            close: b"]",
+        }
+    }
+
+    /// `{"$code":"...","$scope":` written, the scope's fields to come (bson's relaxed form).
+    fn scope(out: &mut Vec<u8>, c: &'a bson::JavaScriptCodeWithScope) -> Self {
+        out.extend_from_slice(b"{\"$code\":");
+        let ok = serde_json::to_writer(&mut *out, &c.code).is_ok();
+        debug_assert!(ok, "writing JSON to a Vec cannot fail");
+        out.extend_from_slice(b",\"$scope\":");
+        Self {
+            items: Items::Doc(c.scope.iter()),
+            first: true,
+            close: b"}}",
+        }
+    }
+}
+
+/// Writes `top` and everything in it, depth first.
+fn write_nested(out: &mut Vec<u8>, top: Level<'_>) {
+    out.push(if top.close == b"]" { b'[' } else { b'{' });
+    let mut stack = vec![top];
+    while let Some(level) = stack.last_mut() {
+        let value = match &mut level.items {
+            Items::Doc(it) => it.next().map(|(k, v)| (Some(k), v)),
+            Items::Arr(it) => it.next().map(|v| (None, v)),
+        };
+        let Some((key, value)) = value else {
+            out.extend_from_slice(level.close);
+            stack.pop();
+            continue;
+        };
+        if !level.first {
+            out.push(b',');
+        }
+        level.first = false;
+        if let Some(k) = key {
+            let ok = serde_json::to_writer(&mut *out, k).is_ok();
+            debug_assert!(ok, "writing JSON to a Vec cannot fail");
+            out.push(b':');
+        }
+        let inner = match value {
+            Bson::Document(d) => Level::document(d),
+            Bson::Array(items) => Level::array(items),
+            Bson::JavaScriptCodeWithScope(c) => Level::scope(out, c),
+            other => {
+                write_scalar(out, other);
+                continue;
+            }
+        };
+        out.push(if inner.close == b"]" { b'[' } else { b'{' });
+        stack.push(inner);
+    }
+}
+
+/// A value that holds no other values.
+fn write_scalar(out: &mut Vec<u8>, v: &Bson) {
     use std::io::Write;
     let ok = match v {
         Bson::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).is_ok(),
@@ -834,21 +1017,6 @@ fn write_value(out: &mut Vec<u8>, v: &Bson) {
         }
         Bson::Null => {
             out.extend_from_slice(b"null");
-            true
-        }
-        Bson::Document(d) => {
-            write_document(out, d);
-            true
-        }
-        Bson::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
             true
         }
         // Relaxed Extended JSON writes dates from 1970 to 9999 as ISO-8601 text and every
@@ -864,20 +1032,6 @@ fn write_value(out: &mut Vec<u8>, v: &Bson) {
         other => serde_json::to_writer(&mut *out, &other.clone().into_relaxed_extjson()).is_ok(),
     };
     debug_assert!(ok, "writing JSON to a Vec cannot fail");
-}
-
-fn write_document(out: &mut Vec<u8>, doc: &BsonDocument) {
-    out.push(b'{');
-    for (i, (k, v)) in doc.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let ok = serde_json::to_writer(&mut *out, k).is_ok();
-        debug_assert!(ok, "writing JSON to a Vec cannot fail");
-        out.push(b':');
-        write_value(out, v);
-    }
-    out.push(b'}');
 }
 
 #[cfg(test)]
@@ -905,7 +1059,8 @@ mod tests {
             "d":{"$date":"2024-01-02T03:04:05Z"},"old":{"$date":{"$numberLong":"-5"}},"x":{"$numberDecimal":"1.5"},
             "b":{"$binary":{"base64":"AQI=","subType":"00"}},"f":[1.0,0.1,-0.0,1e300,2.5e-8,{"$numberDouble":"NaN"},{"$numberDouble":"-Infinity"}],
             "s":"a\"b\\c\n\u0001é😀</","t":true,"u":false,"z":null,"re":{"$regularExpression":{"pattern":"a+","options":"mi"}},
-            "ts":{"$timestamp":{"t":1,"i":2}},"mn":{"$minKey":1},"mx":{"$maxKey":1},"nested":{"a":[{"b":[]},{}],"k\"ey":1}}"#;
+            "ts":{"$timestamp":{"t":1,"i":2}},"mn":{"$minKey":1},"mx":{"$maxKey":1},"nested":{"a":[{"b":[]},{}],"k\"ey":1},
+            "cws":[{"$code":"f()","$scope":{"x":[1,{"y":{"$code":"g","$scope":{}}}]}},{"$code":"h"}]}"#;
         let doc = parse_document(text).unwrap();
         let old = Bson::Document(doc.clone())
             .into_relaxed_extjson()
@@ -918,6 +1073,36 @@ mod tests {
                 v.clone().into_relaxed_extjson().to_string()
             );
         }
+    }
+
+    #[test]
+    fn any_nesting_is_written_without_recursion() {
+        let levels = 50_000;
+        let mut v = Bson::Int32(1);
+        for i in 0..levels {
+            v = if i % 2 == 0 {
+                Bson::Array(vec![v])
+            } else {
+                Bson::Document(bson::doc! {"a": v})
+            };
+        }
+        let text = bson_to_json_text(&v);
+        let want = format!(
+            "{}1{}",
+            r#"{"a":["#.repeat(levels / 2),
+            "]}".repeat(levels / 2)
+        );
+        let same = text == want; // (not assert_eq: a failure would drop `v` recursively)
+                                 // Taken apart iteratively: dropping it whole would recurse.
+        let mut rest = vec![v];
+        while let Some(v) = rest.pop() {
+            match v {
+                Bson::Document(d) => rest.extend(d.into_iter().map(|(_, v)| v)),
+                Bson::Array(a) => rest.extend(a),
+                _ => {}
+            }
+        }
+        assert!(same, "{}...", &text[..100]);
     }
 
     #[test]
@@ -980,6 +1165,7 @@ mod tests {
     }
 }
 
+mod extjson;
 mod scan;
 
 #[cfg(test)]

@@ -22,10 +22,31 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// The deepest nesting of documents and arrays NexusLite stores (MongoDB's limit: 100).
 pub const MAX_NESTING: usize = 100;
 
-fn too_deep() -> Error {
+/// The deepest nesting of documents and arrays in any other document the library reads:
+/// filters, updates, projections, sorts, index keys, options, and any JSON text (a JSON
+/// text deeper than this is refused before it is parsed). It is above [`MAX_NESTING`] so
+/// that a stored document can still appear whole inside a query or an update (`{"$set":
+/// {"a": ...}}` adds two levels). Like every limit on nesting, it bounds the recursion of
+/// the code that reads such documents, so that NexusLite runs on small thread stacks.
+pub const MAX_QUERY_NESTING: usize = 120;
+
+pub(crate) fn too_deep() -> Error {
     Error::invalid(format!(
         "document nests deeper than {MAX_NESTING} levels of documents and arrays"
     ))
+}
+
+/// Refuses `doc` (named `what` in the message) when it nests documents and arrays deeper
+/// than `max` levels (the document itself is level 1). Iterative, and run before any
+/// recursive code (parsing, cloning, encoding) sees the document.
+pub(crate) fn check_nesting(doc: &BsonDocument, max: usize, what: &str) -> Result<()> {
+    if depth_within(doc, max) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} nests deeper than {max} levels of documents and arrays"
+        )))
+    }
 }
 
 fn too_large(len: usize) -> Error {
@@ -55,30 +76,84 @@ fn check_bson_frame(bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// Whether an owned document nests no deeper than `max` levels (iterative).
-fn depth_within(doc: &BsonDocument, max: usize) -> bool {
-    let mut stack: Vec<Box<dyn Iterator<Item = &Bson>>> = vec![Box::new(doc.values())];
-    while let Some(top) = stack.last_mut() {
-        match top.next() {
+/// [`check_nesting`] of any value: a document or an array is level 1, what it holds below.
+pub(crate) fn check_value_nesting(value: &Bson, max: usize, what: &str) -> Result<()> {
+    let ok = match children(value) {
+        Some(c) => max > 0 && within(c, max),
+        None => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} nests deeper than {max} levels of documents and arrays"
+        )))
+    }
+}
+
+/// The values a document, an array or a JavaScript code's scope holds (a scope is a
+/// document one level below the value holding the code); `None` for any other value.
+fn children(v: &Bson) -> Option<Box<dyn Iterator<Item = &Bson> + '_>> {
+    match v {
+        Bson::Document(d) => Some(Box::new(d.values())),
+        Bson::Array(a) => Some(Box::new(a.iter())),
+        Bson::JavaScriptCodeWithScope(c) => Some(Box::new(c.scope.values())),
+        _ => None,
+    }
+}
+
+/// Whether the values of a level-1 container (`top`) nest no deeper than `max` levels in
+/// all. Iterative, so hostile input cannot exhaust the stack.
+fn within<'a>(top: Box<dyn Iterator<Item = &'a Bson> + 'a>, max: usize) -> bool {
+    let mut stack = vec![top];
+    while let Some(level) = stack.last_mut() {
+        match level.next() {
             None => {
                 stack.pop();
             }
-            Some(Bson::Document(d)) => {
-                if stack.len() >= max {
-                    return false;
+            Some(v) => {
+                if let Some(c) = children(v) {
+                    if stack.len() >= max {
+                        return false;
+                    }
+                    stack.push(c);
                 }
-                stack.push(Box::new(d.values()));
             }
-            Some(Bson::Array(a)) => {
-                if stack.len() >= max {
-                    return false;
-                }
-                stack.push(Box::new(a.iter()));
-            }
-            Some(_) => {}
         }
     }
     true
+}
+
+/// Drops a document without recursion. The bson crate's drop recurses once per level, so a
+/// document the caller handed over (which may nest any depth until it is checked) is taken
+/// apart here instead: values that hold others go on a heap stack, the rest are dropped.
+pub(crate) fn dispose(doc: BsonDocument) {
+    dispose_value(Bson::Document(doc));
+}
+
+/// [`dispose`] of any value.
+pub(crate) fn dispose_value(value: Bson) {
+    let mut rest = vec![value];
+    while let Some(v) = rest.pop() {
+        match v {
+            Bson::Document(d) => rest.extend(d.into_iter().map(|(_, v)| v).filter(holds_values)),
+            Bson::Array(items) => rest.extend(items.into_iter().filter(holds_values)),
+            Bson::JavaScriptCodeWithScope(c) => rest.push(Bson::Document(c.scope)),
+            _ => {}
+        }
+    }
+}
+
+fn holds_values(v: &Bson) -> bool {
+    matches!(
+        v,
+        Bson::Document(_) | Bson::Array(_) | Bson::JavaScriptCodeWithScope(_)
+    )
+}
+
+/// Whether an owned document nests no deeper than `max` levels (iterative).
+fn depth_within(doc: &BsonDocument, max: usize) -> bool {
+    max > 0 && within(Box::new(doc.values()), max)
 }
 
 /// A document: an ordered set of fields whose first field, once stored, is `_id`.
@@ -135,7 +210,17 @@ impl Document {
     }
 
     /// The document encoded as BSON bytes.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a document that nests deeper than
+    /// [`MAX_QUERY_NESTING`] levels (refused before the recursive encoder sees it) or that
+    /// BSON cannot hold (a key with a NUL).
     pub fn to_bson_bytes(&self) -> Result<Vec<u8>> {
+        check_nesting(&self.body, MAX_QUERY_NESTING, "document")?;
+        self.encode()
+    }
+
+    /// The BSON encoding, nesting not checked (the callers check it first).
+    fn encode(&self) -> Result<Vec<u8>> {
         self.body
             .to_vec()
             .map_err(|e| Error::invalid(format!("document cannot be encoded as BSON: {e}")))
@@ -181,6 +266,8 @@ impl Document {
     pub(crate) fn ensure_id_with(&mut self, new_id: impl FnOnce() -> String) -> Result<DocumentId> {
         if let Some((k, v)) = self.body.iter().next() {
             if k == "_id" {
+                // Before the copy: `DocumentId::new` checks it too, but only once it is made.
+                check_value_nesting(v, MAX_NESTING - 1, "_id")?;
                 return DocumentId::new(v.clone());
             }
         }
@@ -195,12 +282,20 @@ impl Document {
         Ok(id)
     }
 
-    /// Checks the size limit and returns the BSON encoding.
-    pub(crate) fn encode_checked(&self) -> Result<Vec<u8>> {
-        if !depth_within(&self.body, MAX_NESTING) {
-            return Err(too_deep());
+    /// Refuses a document nested deeper than [`MAX_NESTING`] (iterative; callers run it
+    /// before anything recursive touches the document).
+    pub(crate) fn check_depth(&self) -> Result<()> {
+        if depth_within(&self.body, MAX_NESTING) {
+            Ok(())
+        } else {
+            Err(too_deep())
         }
-        let bytes = self.to_bson_bytes()?;
+    }
+
+    /// Checks the nesting and size limits and returns the BSON encoding.
+    pub(crate) fn encode_checked(&self) -> Result<Vec<u8>> {
+        self.check_depth()?;
+        let bytes = self.encode()?;
         if bytes.len() > MAX_DOCUMENT_BYTES {
             return Err(too_large(bytes.len()));
         }

@@ -254,7 +254,7 @@ pub(crate) fn decode_meta(record: &[u8]) -> Result<Metadata> {
     match split(record, true)?.0 {
         Some(StoredMeta::Compact(m)) => Ok(m),
         Some(StoredMeta::Bson(meta)) => {
-            let d = bson::Document::from_reader(meta)
+            let d = crate::query::raw::bson_decode(meta)
                 .map_err(|e| Error::Corrupt(format!("stored metadata is malformed: {e}")))?;
             Metadata::from_bson(&d)
                 .ok_or_else(|| Error::Corrupt("stored metadata lacks fields".into()))
@@ -275,7 +275,7 @@ pub(crate) fn decode_body(record: &[u8]) -> Result<Document> {
         return Ok(Document::from(d));
     }
     // The fast decoder refused the bytes; the bson crate says precisely what is wrong.
-    bson::Document::from_reader(body)
+    crate::query::raw::bson_decode(body)
         .map(Document::from)
         .map_err(|e| Error::Corrupt(format!("stored document is malformed: {e}")))
 }

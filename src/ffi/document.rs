@@ -7,7 +7,8 @@ use super::panic::ffi_boundary;
 use super::status::{NEXUS_MULTI, NEXUS_OK, NEXUS_UPSERT};
 use crate::document::body::NewBody;
 use crate::document::json::{
-    json_to_document, parse_document_array, parse_json, parse_json_document, raw_element_array,
+    document_text_may_fit, json_to_document, parse_document_array, parse_json, parse_json_document,
+    raw_element_array,
 };
 use crate::error::{Error, Result};
 use crate::{Document, DocumentId, FindOneAndOptions, UpdateOptions};
@@ -164,6 +165,8 @@ pub unsafe extern "C" fn nexus_insert_many(
         let text = unsafe { str_arg(json_array, "json_array") }?;
         let docs: Vec<NewBody> = match raw_element_array(text) {
             Some(raw) => raw.into_iter().map(NewBody::Raw).collect(),
+            // Too deep for documents (in an array) to fit: refused before it is parsed.
+            None if !document_text_may_fit(text, 1) => return Err(crate::document::too_deep()),
             None => match parse_document_array(text) {
                 Some(docs) => docs
                     .into_iter()

@@ -23,7 +23,7 @@ pub(crate) mod scan;
 mod tests;
 
 use crate::collection::Collection;
-use crate::document::record;
+use crate::document::{check_nesting, record, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::query::filter::Filter;
 use crate::query::raw::FieldTree;
@@ -325,6 +325,7 @@ fn parse_key_pattern(keys: &BsonDocument) -> Result<Vec<KeyField>> {
     }
     let mut fields = Vec::with_capacity(keys.len());
     for (path, dir) in keys {
+        crate::query::path::check_limits("index key", path)?;
         if path.is_empty() || path.split('.').any(str::is_empty) || path.starts_with('$') {
             return Err(Error::invalid(format!("invalid index key path '{path}'")));
         }
@@ -535,7 +536,7 @@ fn parse_entry(coll: &str, k: &Bytes, v: &Bytes) -> Result<Arc<IndexDef>> {
     if let Some(d) = cache.get(&(k.clone(), v.clone())) {
         return Ok(Arc::clone(d));
     }
-    let doc = BsonDocument::from_reader(&mut &v[..])
+    let doc = crate::query::raw::bson_decode(v)
         .map_err(|e| Error::Corrupt(format!("index catalog entry of '{coll}': {e}")))?;
     let def = Arc::new(IndexDef::from_bson(coll, &doc)?);
     if cache.len() >= 4096 {
@@ -1063,6 +1064,9 @@ impl Collection<'_> {
     /// ```
     pub fn create_index(&self, keys: &BsonDocument, options: &BsonDocument) -> Result<String> {
         crate::db::check_collection_name(&self.name)?;
+        // Before anything formats or copies them (both recurse).
+        check_nesting(keys, MAX_QUERY_NESTING, "index keys")?;
+        check_nesting(options, MAX_QUERY_NESTING, "index options")?;
         if keys.len() == 1 && keys.contains_key("_id") && options.is_empty() {
             // The primary key is the _id index; asking for it is a no-op (as in MongoDB).
             self.db.write(|t| {
@@ -1164,7 +1168,9 @@ impl Collection<'_> {
     /// (`winningPlan`, `rejectedPlans`) and `executionStats` (`nReturned`,
     /// `totalKeysExamined`, `totalDocsExamined`), in MongoDB's explain shape.
     pub fn explain(&self, filter: &BsonDocument, options: FindOptions) -> Result<BsonDocument> {
-        plan::explain(self, filter, options)
+        let r = plan::explain(self, filter, &options);
+        options.dispose();
+        r
     }
 }
 

@@ -787,9 +787,9 @@ fn wrap(stage: BsonDocument, plan: &Plan, access: &Access) -> BsonDocument {
 pub(crate) fn explain(
     coll: &Collection<'_>,
     filter: &BsonDocument,
-    options: FindOptions,
+    options: &FindOptions,
 ) -> Result<BsonDocument> {
-    let plan = Plan::compile(filter, &options)?;
+    let plan = Plan::compile(filter, options)?;
     let snap = coll.db.snapshot()?;
     let choice = choose_for(&*snap, &coll.name, &plan)?;
     let winning = wrap(

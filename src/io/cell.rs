@@ -45,10 +45,9 @@ pub(crate) fn infer(cell: &str) -> Bson {
         }
     }
     if (b[0] == b'{' || b[0] == b'[') && b.len() > 1 {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(cell) {
-            if let Ok(x) = Bson::try_from(v) {
-                return x;
-            }
+        // (Nesting is limited before parsing, and converted without recursion.)
+        if let Some(x) = crate::document::json::json_text_to_bson(cell) {
+            return x;
         }
     }
     Bson::String(cell.to_owned())
@@ -207,6 +206,8 @@ pub(crate) fn set_dotted(doc: &mut BsonDocument, path: &str, value: Bson) -> Res
 pub(crate) fn check_header(names: &[String]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for n in names {
+        // Before `set_dotted` recurses once per component of the name.
+        crate::query::path::check_limits("CSV header", n)?;
         if n.is_empty() || n.split('.').any(str::is_empty) {
             return Err(Error::parse(format!(
                 "CSV header has an empty column name in {names:?}"

@@ -100,7 +100,14 @@ impl<R: Read> CsvSource<R> {
                     }
                 }
             }
-            check_header(&names).map_err(|e| Error::parse(format!("{}: {e}", s.path.display())))?;
+            check_header(&names).map_err(|e| {
+                let m = format!("{}: {e}", s.path.display());
+                match e {
+                    // A path limit stays what it is everywhere.
+                    Error::InvalidArgument(_) => Error::invalid(m),
+                    _ => Error::parse(m),
+                }
+            })?;
             s.names = names;
         } else {
             s.names = (1..=first.len()).map(|i| format!("field{i}")).collect();

@@ -189,9 +189,16 @@ fn first_line_is_object(text: &[u8]) -> bool {
     let rest = &text[start..];
     match rest.iter().position(|&b| b == b'\n') {
         None => true,
-        Some(end) => serde_json::from_slice::<serde_json::Value>(&rest[..end])
-            .map(|v| v.is_object())
-            .unwrap_or(false),
+        // (A line too deep for any document is no object worth parsing: the parser
+        // recurses per level.)
+        Some(end) => {
+            crate::document::json::text_nesting_within(
+                &rest[..end],
+                crate::document::MAX_QUERY_NESTING,
+            ) && serde_json::from_slice::<serde_json::Value>(&rest[..end])
+                .map(|v| v.is_object())
+                .unwrap_or(false)
+        }
     }
 }
 

@@ -199,7 +199,13 @@ impl ImportOptions {
             format: read_format(&mut r)?,
             batch_size: batch_size as usize,
             persistent: r.bool("persistent")?.unwrap_or(true),
-            ttl_field: r.string("ttl_field")?,
+            ttl_field: match r.string("ttl_field")? {
+                Some(f) => {
+                    crate::query::path::check_limits("import option 'ttl_field'", &f)?;
+                    Some(f)
+                }
+                None => None,
+            },
             skip_errors: r.bool("skip_errors")?.unwrap_or(false),
             error_sidecar: r.string("error_sidecar")?.map(PathBuf::from),
             atomic: r.bool("atomic")?.unwrap_or(false),
@@ -274,7 +280,10 @@ impl ExportOptions {
                 items
                     .into_iter()
                     .map(|v| match v {
-                        serde_json::Value::String(s) if !s.is_empty() => Ok(s),
+                        serde_json::Value::String(s) if !s.is_empty() => {
+                            crate::query::path::check_limits("export option 'fields'", &s)?;
+                            Ok(s)
+                        }
                         _ => Err(Error::invalid(
                             "export options: 'fields' must be an array of non-empty strings",
                         )),

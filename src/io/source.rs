@@ -41,5 +41,9 @@ pub(crate) fn parse_json_row(raw: &[u8]) -> std::result::Result<BsonDocument, St
             e.valid_up_to()
         )
     })?;
+    if !crate::document::json::document_text_may_fit(text, 0) {
+        // Surely deeper than a document may nest: refused before it is parsed.
+        return Err(crate::document::too_deep().to_string());
+    }
     crate::document::json::parse_document(text).map_err(|e| e.to_string())
 }

@@ -11,6 +11,10 @@ pub(crate) mod raw;
 pub(crate) mod sort;
 pub(crate) mod update;
 
+pub use filter::MAX_FILTER_DEPTH;
+pub use path::{MAX_PATH_BYTES, MAX_PATH_COMPONENTS};
+
+use crate::document::{check_nesting, check_value_nesting, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::options::OptionReader;
 use bson::{Bson, Document};
@@ -44,6 +48,21 @@ impl FindOptions {
         let opts = Self::read(&mut r)?;
         r.finish()?;
         Ok(opts)
+    }
+
+    /// Drops the options without recursion: their documents may nest any depth when a
+    /// query refuses them ([`crate::document::dispose`]).
+    pub(crate) fn dispose(self) {
+        let Self {
+            sort,
+            projection,
+            hint,
+            ..
+        } = self;
+        sort.into_iter()
+            .chain(projection)
+            .for_each(crate::document::dispose);
+        hint.into_iter().for_each(crate::document::dispose_value);
     }
 
     pub(crate) fn read(r: &mut OptionReader) -> Result<Self> {
@@ -82,7 +101,14 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn compile(filter: &Document, opts: &FindOptions) -> Result<Self> {
+        // The option documents' nesting first: formatting and copying them recurse.
+        for (doc, what) in [(&opts.sort, "sort"), (&opts.projection, "projection")] {
+            if let Some(d) = doc {
+                check_nesting(d, MAX_QUERY_NESTING, what)?;
+            }
+        }
         if let Some(h) = &opts.hint {
+            check_value_nesting(h, MAX_QUERY_NESTING, "hint")?;
             if !matches!(h, Bson::String(_) | Bson::Document(_)) {
                 return Err(Error::invalid(format!(
                     "hint must be an index name or a key pattern, not {}",

@@ -6,10 +6,63 @@
 //! document's bytes as a [`bson::RawDocument`] (only the values a path reaches are
 //! materialized, never the whole document). Both produce a [`Reached`]; the filter layer
 //! above evaluates conditions over it without knowing which source it came from.
+//!
+//! Every dotted path that comes from the user (filter keys, update paths, projection and
+//! sort paths, index keys, `distinct`'s field, CSV columns) passes [`check_limits`] when it
+//! is parsed, before anything walks it: at most [`MAX_PATH_COMPONENTS`] components (one per
+//! level a document may nest) and [`MAX_PATH_BYTES`] bytes. The walks here and in the
+//! update, projection and index code recurse once per component, so that check is what
+//! bounds their stack.
 
 use super::raw::{self, Elem};
+use crate::document::MAX_NESTING;
+use crate::error::{Error, Result};
 use bson::{Bson, Document, RawDocument};
 use std::borrow::Cow;
+
+/// The most components a dotted path may have: one per level a document may nest
+/// ([`MAX_NESTING`]), since a longer path could never reach a value.
+pub const MAX_PATH_COMPONENTS: usize = MAX_NESTING;
+
+/// The longest dotted path, in bytes (16 KiB: a hundred components of over 160 bytes each).
+pub const MAX_PATH_BYTES: usize = 16 * 1024;
+
+/// How much of a refused path a message quotes.
+const QUOTED: usize = 40;
+
+/// Refuses a dotted path from user input (named by `what`, e.g. `"$set"`, `"filter"`) with
+/// more than [`MAX_PATH_COMPONENTS`] components or more than [`MAX_PATH_BYTES`] bytes, as
+/// [`Error::InvalidArgument`] naming the limit. Linear in the path, no recursion.
+pub(crate) fn check_limits(what: &str, path: &str) -> Result<()> {
+    let components = path.bytes().filter(|&b| b == b'.').count() + 1;
+    if components > MAX_PATH_COMPONENTS {
+        return Err(Error::invalid(format!(
+            "{what}: the path '{}' has {components} components; a path may have at most \
+             {MAX_PATH_COMPONENTS} (documents nest at most {MAX_NESTING} levels)",
+            quoted(path)
+        )));
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(Error::invalid(format!(
+            "{what}: the path '{}' is {} bytes long; a path may be at most {MAX_PATH_BYTES} bytes",
+            quoted(path),
+            path.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The start of a long path, for a message.
+fn quoted(path: &str) -> Cow<'_, str> {
+    if path.len() <= QUOTED {
+        return Cow::Borrowed(path);
+    }
+    let mut end = QUOTED;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}...", &path[..end]))
+}
 
 /// A list of values that holds one value without allocating (the common case).
 #[derive(Debug, Default)]
@@ -227,6 +280,26 @@ pub(crate) fn get_exact<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
 mod tests {
     use super::*;
     use bson::doc;
+
+    #[test]
+    fn paths_beyond_the_limits_are_refused_with_the_limit_named() {
+        let longest = vec!["a"; MAX_PATH_COMPONENTS].join(".");
+        assert!(check_limits("$set", &longest).is_ok());
+        let e = check_limits("$set", &format!("{longest}.a")).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains("$set") && m.contains("101 components") && m.contains("100"),
+            "{m}"
+        );
+        assert!(
+            m.len() < 300,
+            "the message quotes only the start of the path: {m}"
+        );
+        assert!(check_limits("f", &"é".repeat(MAX_PATH_BYTES / 2)).is_ok());
+        let e = check_limits("f", &"é".repeat(MAX_PATH_BYTES / 2 + 1)).unwrap_err();
+        assert!(e.to_string().contains("16384 bytes"), "{e}");
+    }
 
     #[test]
     fn owned_and_raw_sources_reach_the_same_values() {

@@ -5,7 +5,8 @@
 //! fields when used alone, and `$elemMatch`, which returns the first matching element only.
 
 use super::filter::{truthy, Cond, Filter};
-use super::path::Reached;
+use super::path::{check_limits, Reached};
+use crate::document::{check_nesting, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use bson::{Bson, Document};
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ pub(crate) struct Projection {
 }
 
 /// Flattens nested projection documents (`{a: {b: 1}}` is `{"a.b": 1}`), keeping operator
-/// documents (`{a: {$slice: 2}}`) whole.
+/// documents (`{a: {$slice: 2}}`) whole. Each path is checked against the path limits
+/// before it is descended into, so the recursion is at most one level per component.
 fn flatten(prefix: &str, spec: &Document, out: &mut Vec<(String, Bson)>) -> Result<()> {
     for (k, v) in spec {
         let path = if prefix.is_empty() {
@@ -44,6 +46,7 @@ fn flatten(prefix: &str, spec: &Document, out: &mut Vec<(String, Bson)>) -> Resu
         } else {
             format!("{prefix}.{k}")
         };
+        check_limits("projection", &path)?;
         match v {
             Bson::Document(d) if d.is_empty() => {
                 return Err(Error::parse(format!(
@@ -91,7 +94,11 @@ fn parse_slice(path: &str, arg: &Bson) -> Result<ArrayOp> {
 
 impl Projection {
     /// Parses a projection document; `None` when it projects nothing away.
+    ///
+    /// The projection's nesting is checked first ([`MAX_QUERY_NESTING`], iteratively), its
+    /// paths as they are read ([`check_limits`]); both are [`Error::InvalidArgument`].
     pub(crate) fn parse(spec: &Document) -> Result<Option<Self>> {
+        check_nesting(spec, MAX_QUERY_NESTING, "projection")?;
         let mut keep_id = true;
         let mut mode: Option<bool> = None;
         let mut tree = Node::default();

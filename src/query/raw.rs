@@ -7,9 +7,16 @@
 
 use bson::{Bson, Document};
 
-/// Deepest nesting the recursive readers here follow; deeper values are reported as
-/// [`Malformed`] and callers fall back to the `bson` crate, so the stack stays bounded.
-pub(crate) const MAX_DEPTH: usize = 256;
+/// Deepest nesting the readers here follow: a stored document's ([`MAX_NESTING`]); deeper
+/// bytes are reported as [`Malformed`] (they can only be damage). The decoder
+/// ([`decode_document`], [`to_bson`]) is iterative; the readers that recurse
+/// ([`decode_fields`], the JSON writer of stored bytes) count their depth against this, and
+/// what is decoded nests no deeper than this, so whatever the bytes hold, the code that
+/// walks the values later (comparison, index keys, projection) recurses a bounded number of
+/// times.
+///
+/// [`MAX_NESTING`]: crate::document::MAX_NESTING
+pub(crate) const MAX_DEPTH: usize = crate::document::MAX_NESTING;
 
 /// The bytes are not well-formed BSON (or nest deeper than [`MAX_DEPTH`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,7 +64,8 @@ fn value_len(kind: u8, b: &[u8], at: usize) -> Result<usize, Malformed> {
 }
 
 /// Whether the document whose bytes are `doc` nests documents and arrays no deeper than
-/// `max` levels (the top level is 1). Iterative, so hostile input cannot exhaust the stack.
+/// `max` levels (the top level is 1; a JavaScript code's scope counts as a document one
+/// level below the code). Iterative, so hostile input cannot exhaust the stack.
 pub(crate) fn depth_within(doc: &[u8], max: usize) -> Result<bool, Malformed> {
     let mut stack = vec![elements(doc)?];
     while let Some(top) = stack.last_mut() {
@@ -67,16 +75,27 @@ pub(crate) fn depth_within(doc: &[u8], max: usize) -> Result<bool, Malformed> {
             }
             Some(item) => {
                 let (_, e) = item?;
-                if matches!(e.kind, 0x03 | 0x04) {
-                    if stack.len() >= max {
-                        return Ok(false);
-                    }
-                    stack.push(elements(e.bytes)?);
+                let inner = match e.kind {
+                    0x03 | 0x04 => e.bytes,
+                    0x0F => scope_of(e.bytes)?,
+                    _ => continue,
+                };
+                if stack.len() >= max {
+                    return Ok(false);
                 }
+                stack.push(elements(inner)?);
             }
         }
     }
     Ok(true)
+}
+
+/// The scope document's bytes of a code-with-scope value (`int32 total, string, document`).
+fn scope_of(bytes: &[u8]) -> Result<&[u8], Malformed> {
+    let code_len = i32_at(bytes, 4)?;
+    bytes
+        .get(8usize.checked_add(code_len).ok_or(Malformed)?..)
+        .ok_or(Malformed)
 }
 
 /// Iterates the elements of a document (or array) body: `(key, element)`.
@@ -171,13 +190,16 @@ pub(crate) fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], Malformed> 
 
 /// The value of an element as an owned [`Bson`].
 pub(crate) fn to_bson(e: Elem<'_>) -> Result<Bson, Malformed> {
-    to_bson_at(e, 0)
+    match e.kind {
+        0x03 => decode_tree(e.bytes, false),
+        0x04 => decode_tree(e.bytes, true),
+        _ => scalar(e),
+    }
 }
 
-fn to_bson_at(e: Elem<'_>, depth: usize) -> Result<Bson, Malformed> {
-    if depth > MAX_DEPTH {
-        return Err(Malformed);
-    }
+/// A value that is not a document or an array: the common scalars decoded directly, the
+/// rare types through the `bson` crate.
+fn scalar(e: Elem<'_>) -> Result<Bson, Malformed> {
     Ok(match e.kind {
         0x01 => Bson::Double(f64::from_le_bytes(fixed(e.bytes)?)),
         0x02 => Bson::String(str_of(e.bytes)?),
@@ -188,15 +210,15 @@ fn to_bson_at(e: Elem<'_>, depth: usize) -> Result<Bson, Malformed> {
         0x0A => Bson::Null,
         0x10 => Bson::Int32(i32::from_le_bytes(fixed(e.bytes)?)),
         0x12 => Bson::Int64(i64::from_le_bytes(fixed(e.bytes)?)),
-        0x03 => Bson::Document(decode_at(e.bytes, depth + 1)?),
-        0x04 => {
-            let mut items = Vec::new();
-            for item in elements(e.bytes)? {
-                items.push(to_bson_at(item?.1, depth + 1)?);
-            }
-            Bson::Array(items)
-        }
+        0x03 | 0x04 => return Err(Malformed),
         kind => {
+            // The `bson` crate decodes a code-with-scope's scope recursively: not deeper
+            // than a stored document may nest.
+            if kind == 0x0F
+                && depth_within(scope_of(e.bytes)?, crate::document::MAX_NESTING) != Ok(true)
+            {
+                return Err(Malformed);
+            }
             // Rare types: wrap the value in a one-field document and let `bson` decode it.
             let total = 4 + 1 + 1 + e.bytes.len() + 1;
             let mut buf = Vec::with_capacity(total);
@@ -211,10 +233,107 @@ fn to_bson_at(e: Elem<'_>, depth: usize) -> Result<Bson, Malformed> {
     })
 }
 
+/// A document or array being decoded: the elements still to read, what is built so far,
+/// and the key it goes under in the one holding it.
+struct Open<'a> {
+    items: Elements<'a>,
+    built: Built,
+    key: &'a [u8],
+}
+
+enum Built {
+    Doc(Document),
+    Arr(Vec<Bson>),
+}
+
+impl Built {
+    fn new(array: bool) -> Self {
+        if array {
+            Built::Arr(Vec::new())
+        } else {
+            Built::Doc(Document::new())
+        }
+    }
+
+    fn add(&mut self, key: &[u8], v: Bson) -> Result<(), Malformed> {
+        match self {
+            Built::Doc(d) => {
+                let key = std::str::from_utf8(key).map_err(|_| Malformed)?;
+                d.insert(key, v);
+            }
+            Built::Arr(items) => items.push(v),
+        }
+        Ok(())
+    }
+
+    fn into_bson(self) -> Bson {
+        match self {
+            Built::Doc(d) => Bson::Document(d),
+            Built::Arr(items) => Bson::Array(items),
+        }
+    }
+}
+
+/// Decodes the document (or array) whose bytes are `bytes`: iteratively, with the nested
+/// documents and arrays being built on a heap stack of at most [`MAX_DEPTH`] levels.
+fn decode_tree(bytes: &[u8], array: bool) -> Result<Bson, Malformed> {
+    let mut stack = vec![Open {
+        items: elements(bytes)?,
+        built: Built::new(array),
+        key: b"",
+    }];
+    while let Some(top) = stack.last_mut() {
+        match top.items.next() {
+            Some(item) => {
+                let (k, e) = item?;
+                if matches!(e.kind, 0x03 | 0x04) {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(Malformed);
+                    }
+                    stack.push(Open {
+                        items: elements(e.bytes)?,
+                        built: Built::new(e.kind == 0x04),
+                        key: k,
+                    });
+                } else {
+                    top.built.add(k, scalar(e)?)?;
+                }
+            }
+            None => {
+                let Some(done) = stack.pop() else { break };
+                let value = done.built.into_bson();
+                match stack.last_mut() {
+                    Some(parent) => parent.built.add(done.key, value)?,
+                    None => return Ok(value),
+                }
+            }
+        }
+    }
+    Err(Malformed)
+}
+
 /// Decodes a whole document from its bytes (the common types directly, the rare ones
 /// through the `bson` crate); the same result as `bson::Document::from_reader`, faster.
 pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document, Malformed> {
-    decode_at(bytes, 0)
+    match decode_tree(bytes, false)? {
+        Bson::Document(d) => Ok(d),
+        _ => Err(Malformed),
+    }
+}
+
+/// What the `bson` crate makes of document bytes, for callers that want its precise message
+/// about bytes [`decode_document`] refused. Its decoder recurses, so it only sees bytes that
+/// nest no deeper than a stored document may; deeper or unreadable bytes get this module's
+/// own words.
+pub(crate) fn bson_decode(bytes: &[u8]) -> Result<Document, String> {
+    let max = crate::document::MAX_NESTING;
+    match depth_within(bytes, max) {
+        Ok(true) => Document::from_reader(bytes).map_err(|e| e.to_string()),
+        Ok(false) => Err(format!(
+            "it nests deeper than {max} levels of documents and arrays"
+        )),
+        Err(Malformed) => Err("its elements cannot be read".into()),
+    }
 }
 
 /// The parts of a document a reader needs: by field name, the whole value (`None`), or,
@@ -275,19 +394,9 @@ fn decode_fields_at(bytes: &[u8], want: &FieldTree, depth: usize) -> Result<Docu
                 }
                 Bson::Document(decode_fields_at(e.bytes, sub, depth + 1)?)
             }
-            _ => to_bson_at(e, depth)?,
+            _ => to_bson(e)?,
         };
         doc.insert(name.as_str(), value);
-    }
-    Ok(doc)
-}
-
-fn decode_at(bytes: &[u8], depth: usize) -> Result<Document, Malformed> {
-    let mut doc = Document::new();
-    for item in elements(bytes)? {
-        let (k, e) = item?;
-        let key = std::str::from_utf8(k).map_err(|_| Malformed)?;
-        doc.insert(key, to_bson_at(e, depth)?);
     }
     Ok(doc)
 }

@@ -16,9 +16,12 @@ pub(crate) struct SortSpec {
 }
 
 impl SortSpec {
+    /// Parses `{path: 1 | -1, ...}`; each path is checked against the path limits
+    /// ([`crate::query::path::check_limits`]) before anything walks it.
     pub(crate) fn parse(spec: &Document) -> Result<Self> {
         let mut keys = Vec::with_capacity(spec.len());
         for (path, dir) in spec {
+            crate::query::path::check_limits("sort", path)?;
             let asc = match dir {
                 Bson::Int32(1) | Bson::Int64(1) => true,
                 Bson::Int32(-1) | Bson::Int64(-1) => false,

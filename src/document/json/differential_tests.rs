@@ -500,9 +500,9 @@ fn nesting_limit_is_the_value_paths() {
 
 #[test]
 fn direct_reader_stays_within_a_small_stack_at_the_nesting_limit() {
-    // serde_json refuses more than 128 levels; up to that the direct reader recurses once
-    // per level with small frames (2 MiB is plenty even in debug builds). `$scope` chains
-    // are left out: they go through bson's own conversion, exactly as before.
+    // Text nested deeper than MAX_QUERY_NESTING is refused before parsing; up to that the
+    // direct reader recurses once per level with small frames (2 MiB is plenty even in debug
+    // builds). `$scope` chains are left out: they go through the reference reading.
     let run = || {
         for (open, close, leaf) in &NESTING_SHAPES[..5] {
             let (mut ok, mut refused) = (0, 0);

@@ -386,6 +386,40 @@ pub(super) fn plain_run(text: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// Whether JSON text nests objects and arrays no deeper than `max` levels: brackets outside
+/// strings counted, strings skipped (eight bytes at a time). The text need not be valid;
+/// this only decides whether a parser may look at it. Iterative, linear.
+pub(super) fn nesting_within(text: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&b) = text.get(at) {
+        at += 1;
+        match b {
+            b'"' => loop {
+                at = plain_run(text, at);
+                match text.get(at) {
+                    None => return true,
+                    Some(b'"') => {
+                        at += 1;
+                        break;
+                    }
+                    Some(b'\\') => at += 2,
+                    Some(_) => at += 1, // a control character: not JSON, not our concern
+                }
+            },
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Decodes the escapes of a string's text between its quotes, handing `put` runs of text.
 fn unescape(raw: &str, mut put: impl FnMut(&str)) -> Scanned<()> {
     let bytes = raw.as_bytes();
@@ -518,6 +552,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        let within = |t: &str, max| super::nesting_within(t.as_bytes(), max);
+        assert!(within("{}", 1) && !within("{}", 0) && within("1", 0));
+        assert!(within(r#"{"a":[{"b":"[[[{{{"}]}"#, 3));
+        assert!(!within(r#"{"a":[{"b":"x"}]}"#, 2));
+        assert!(within(r#"{"a":"\"[[[\\"}"#, 1));
+        assert!(!within(r#"{"a":"\\"[[}"#, 2));
+        assert!(within(r#"{"a":"unterminated [[[["#, 1));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(within(&deep, 100_000) && !within(&deep, 99_999));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod eval;
 mod parse;
 pub(crate) mod pattern;
 
+pub use parse::MAX_FILTER_DEPTH;
 pub(crate) use parse::{is_operator_doc, parse_operators};
 
 use super::path::Source;
@@ -109,13 +110,12 @@ impl Filter {
         if matches!(self, Filter::All(fs) if fs.is_empty()) {
             return Ok(true);
         }
-        let corrupt =
-            |e: bson::error::Error| Error::Corrupt(format!("stored document is malformed: {e}"));
-        let raw = RawDocument::from_bytes(body).map_err(corrupt)?;
+        let corrupt = |e: String| Error::Corrupt(format!("stored document is malformed: {e}"));
+        let raw = RawDocument::from_bytes(body).map_err(|e| corrupt(e.to_string()))?;
         match self.matches_raw(raw) {
             Some(m) => Ok(m),
             None => {
-                let doc = Document::from_reader(body).map_err(corrupt)?;
+                let doc = super::raw::bson_decode(body).map_err(corrupt)?;
                 Ok(self.matches(&doc))
             }
         }

@@ -2,10 +2,18 @@
 //! is checked here, before any document is read; errors are [`Error::Parse`] naming the
 //! operator and the path, in MongoDB's words where MongoDB has them
 //! ("unknown operator: $foo", "$in needs an array", "malformed mod, ...").
+//!
+//! The limits come first and are [`Error::InvalidArgument`]: the query document's nesting
+//! ([`MAX_QUERY_NESTING`], checked iteratively before parsing), each path's length
+//! ([`check_limits`]), and the nesting of `$and`/`$or`/`$nor`/`$not`/`$elemMatch`
+//! ([`MAX_FILTER_DEPTH`], counted as the parser descends). Parsing, evaluation and every
+//! other walk of a [`Filter`] recurse once per operator level, so these bound their stack.
 
 use super::pattern::Pattern;
 use super::{truthy, Cond, Filter, TypeSel};
+use crate::document::{check_nesting, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
+use crate::query::path::check_limits;
 use bson::{Bson, Document};
 use std::cmp::Ordering;
 
@@ -23,15 +31,40 @@ const UNSUPPORTED_FIELD: &[&str] = &[
     "$nearSphere",
 ];
 
+/// The deepest nesting of the operators that hold other conditions (`$and`, `$or`, `$nor`,
+/// `$not`, `$elemMatch`), MongoDB's limit (its parser's `kMaximumTreeDepth`). Parsing and
+/// evaluation recurse once per level, so this bounds their stack.
+pub const MAX_FILTER_DEPTH: usize = 100;
+
+/// One level deeper into the filter tree (entering `op`), or the error when that is beyond
+/// [`MAX_FILTER_DEPTH`]: checked before descending.
+fn deeper(depth: usize, op: &str) -> Result<usize> {
+    if depth >= MAX_FILTER_DEPTH {
+        return Err(Error::invalid(format!(
+            "filter: {op} is nested too deeply; $and, $or, $nor, $not and $elemMatch may nest \
+             at most {MAX_FILTER_DEPTH} levels"
+        )));
+    }
+    Ok(depth + 1)
+}
+
 impl Filter {
-    /// Parses a query document.
+    /// Parses a query document. The document's nesting is checked first (iteratively,
+    /// against [`MAX_QUERY_NESTING`]), then each operator level against
+    /// [`MAX_FILTER_DEPTH`] as the parser descends.
     pub(crate) fn parse(query: &Document) -> Result<Self> {
+        check_nesting(query, MAX_QUERY_NESTING, "filter")?;
+        Self::parse_at(query, 0)
+    }
+
+    /// Parses a query document found `depth` operator levels down in a checked one.
+    fn parse_at(query: &Document, depth: usize) -> Result<Self> {
         let mut parts = Vec::with_capacity(query.len());
         for (key, value) in query {
             if let Some(op) = key.strip_prefix('$') {
                 match op {
                     "and" | "or" | "nor" => {
-                        let subs = parse_clauses(key, value)?;
+                        let subs = parse_clauses(key, value, deeper(depth, key)?)?;
                         parts.push(match op {
                             "and" => Filter::All(subs),
                             "or" => Filter::Any(subs),
@@ -51,7 +84,7 @@ impl Filter {
                 parts.push(Filter::Field {
                     path: key.clone(),
                     parts: super::super::path::split(key),
-                    conds: parse_value(key, value)?,
+                    conds: parse_value(key, value, depth)?,
                 });
             }
         }
@@ -64,6 +97,7 @@ impl Filter {
 }
 
 fn check_path(path: &str) -> Result<()> {
+    check_limits("filter", path)?;
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(Error::parse(format!(
             "invalid field path '{path}' in filter"
@@ -72,7 +106,8 @@ fn check_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-fn parse_clauses(key: &str, value: &Bson) -> Result<Vec<Filter>> {
+/// The clauses of `$and` / `$or` / `$nor` (named `key`), each at operator level `depth`.
+fn parse_clauses(key: &str, value: &Bson, depth: usize) -> Result<Vec<Filter>> {
     let Bson::Array(items) = value else {
         return Err(Error::parse(format!("{key} must be an array")));
     };
@@ -82,7 +117,7 @@ fn parse_clauses(key: &str, value: &Bson) -> Result<Vec<Filter>> {
     items
         .iter()
         .map(|item| match item {
-            Bson::Document(d) => Filter::parse(d),
+            Bson::Document(d) => Filter::parse_at(d, depth),
             _ => Err(Error::parse(format!(
                 "{key} argument's entries must be objects"
             ))),
@@ -95,10 +130,10 @@ pub(crate) fn is_operator_doc(d: &Document) -> bool {
     d.keys().next().is_some_and(|k| k.starts_with('$'))
 }
 
-/// The conditions of one `path: value` pair of a query document.
-fn parse_value(path: &str, value: &Bson) -> Result<Vec<Cond>> {
+/// The conditions of one `path: value` pair of a query document at operator level `depth`.
+fn parse_value(path: &str, value: &Bson, depth: usize) -> Result<Vec<Cond>> {
     match value {
-        Bson::Document(d) if is_operator_doc(d) => parse_operators(path, d),
+        Bson::Document(d) if is_operator_doc(d) => parse_operators_at(path, d, depth),
         Bson::RegularExpression(re) => Ok(vec![Cond::Regex(Pattern::new(
             re.pattern.as_str(),
             re.options.as_str(),
@@ -108,8 +143,14 @@ fn parse_value(path: &str, value: &Bson) -> Result<Vec<Cond>> {
     }
 }
 
-/// The conditions of an operator document such as `{$gte: 1, $lt: 5}`.
+/// The conditions of an operator document such as `{$gte: 1, $lt: 5}` (`$pull`'s
+/// conditions: inside an update document whose nesting is checked).
 pub(crate) fn parse_operators(path: &str, ops: &Document) -> Result<Vec<Cond>> {
+    parse_operators_at(path, ops, 0)
+}
+
+/// [`parse_operators`] at operator level `depth`.
+fn parse_operators_at(path: &str, ops: &Document, depth: usize) -> Result<Vec<Cond>> {
     let mut conds = Vec::with_capacity(ops.len());
     let mut regex: Option<(String, String)> = None;
     let mut options: Option<String> = None;
@@ -130,7 +171,7 @@ pub(crate) fn parse_operators(path: &str, ops: &Document) -> Result<Vec<Cond>> {
                 }
             }
             "$exists" => Cond::Exists(truthy(arg)),
-            "$not" => Cond::Not(parse_not(path, arg)?),
+            "$not" => Cond::Not(parse_not(path, arg, deeper(depth, "$not")?)?),
             "$type" => Cond::Type(parse_type(path, arg)?),
             "$regex" => {
                 regex = Some(match arg {
@@ -157,8 +198,8 @@ pub(crate) fn parse_operators(path: &str, ops: &Document) -> Result<Vec<Cond>> {
                 continue;
             }
             "$mod" => parse_mod(path, arg)?,
-            "$all" => parse_all(path, arg)?,
-            "$elemMatch" => parse_elem_match(path, arg)?,
+            "$all" => parse_all(path, arg, depth)?,
+            "$elemMatch" => parse_elem_match(path, arg, deeper(depth, "$elemMatch")?)?,
             "$size" => Cond::Size(parse_size(path, arg)?),
             "$comment" => continue,
             other if UNSUPPORTED_FIELD.contains(&other) => {
@@ -221,12 +262,13 @@ fn parse_in_list(op: &str, path: &str, arg: &Bson) -> Result<(Vec<Bson>, Vec<Pat
     Ok((values, patterns))
 }
 
-fn parse_not(path: &str, arg: &Bson) -> Result<Vec<Cond>> {
+/// `$not`'s operand, whose conditions are at operator level `depth`.
+fn parse_not(path: &str, arg: &Bson, depth: usize) -> Result<Vec<Cond>> {
     match arg {
         Bson::Document(d) if d.is_empty() => Err(Error::parse(format!(
             "$not cannot be empty (path '{path}')"
         ))),
-        Bson::Document(d) if is_operator_doc(d) => parse_operators(path, d),
+        Bson::Document(d) if is_operator_doc(d) => parse_operators_at(path, d, depth),
         Bson::RegularExpression(re) => Ok(vec![Cond::Regex(Pattern::new(
             re.pattern.as_str(),
             re.options.as_str(),
@@ -343,7 +385,8 @@ fn parse_mod(path: &str, arg: &Bson) -> Result<Cond> {
     Ok(Cond::Mod(divisor, remainder))
 }
 
-fn parse_all(path: &str, arg: &Bson) -> Result<Cond> {
+/// `$all` at operator level `depth` (its `$elemMatch` items are one level down).
+fn parse_all(path: &str, arg: &Bson, depth: usize) -> Result<Cond> {
     let Bson::Array(items) = arg else {
         return Err(Error::parse(format!("$all needs an array (path '{path}')")));
     };
@@ -356,7 +399,11 @@ fn parse_all(path: &str, arg: &Bson) -> Result<Cond> {
                         "$all: an $elemMatch item must be alone in its object (path '{path}')"
                     )));
                 }
-                parse_elem_match(path, d.get("$elemMatch").unwrap_or(&Bson::Null))?
+                parse_elem_match(
+                    path,
+                    d.get("$elemMatch").unwrap_or(&Bson::Null),
+                    deeper(depth, "$elemMatch")?,
+                )?
             }
             Bson::Document(d) if is_operator_doc(d) => {
                 return Err(Error::parse(format!(
@@ -374,7 +421,8 @@ fn parse_all(path: &str, arg: &Bson) -> Result<Cond> {
     Ok(Cond::All(conds))
 }
 
-fn parse_elem_match(path: &str, arg: &Bson) -> Result<Cond> {
+/// `$elemMatch`'s operand, whose conditions are at operator level `depth`.
+fn parse_elem_match(path: &str, arg: &Bson, depth: usize) -> Result<Cond> {
     let Bson::Document(d) = arg else {
         return Err(Error::parse(format!(
             "$elemMatch needs an Object (path '{path}')"
@@ -383,9 +431,9 @@ fn parse_elem_match(path: &str, arg: &Bson) -> Result<Cond> {
     let first = d.keys().next().map(String::as_str).unwrap_or("");
     let query_form = !first.starts_with('$') || matches!(first, "$and" | "$or" | "$nor");
     if query_form {
-        Ok(Cond::ElemMatchDoc(Box::new(Filter::parse(d)?)))
+        Ok(Cond::ElemMatchDoc(Box::new(Filter::parse_at(d, depth)?)))
     } else {
-        Ok(Cond::ElemMatchValue(parse_operators(path, d)?))
+        Ok(Cond::ElemMatchValue(parse_operators_at(path, d, depth)?))
     }
 }
 

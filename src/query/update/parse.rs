@@ -1,11 +1,17 @@
 //! Parsing and validation of update documents: every operator's operand is checked here,
 //! before any document is touched, with MongoDB's messages where it has them
 //! ("Cannot increment with non-numeric argument", "$pop expects 1 or -1", "Updating the path
-//! 'a.b' would create a conflict at 'a'"). Errors are [`Error::Parse`].
+//! 'a.b' would create a conflict at 'a'"). Errors are [`Error::Parse`], except the limits,
+//! which come first and are [`Error::InvalidArgument`]: the update document's nesting
+//! ([`MAX_QUERY_NESTING`], a replacement document's [`MAX_NESTING`]), checked iteratively
+//! before anything else reads it, and every path's length ([`check_limits`]), checked before
+//! the path is used. Applying an update recurses once per path component.
 
 use super::{immutable_id, type_name, Action, FieldOp, PullCond, PushSort, PushSpec, Update};
+use crate::document::{check_nesting, MAX_NESTING, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::query::filter::Filter;
+use crate::query::path::check_limits;
 use crate::query::sort::SortSpec;
 use bson::{Bson, Document};
 
@@ -13,6 +19,7 @@ use bson::{Bson, Document};
 const UNSUPPORTED_OPS: &[&str] = &["$bit"];
 
 pub(super) fn parse(update: &Document) -> Result<Update> {
+    check_nesting(update, MAX_QUERY_NESTING, "update")?;
     if update.is_empty() {
         return Err(Error::parse(
             "the update document is empty: give operators ({\"$set\": ...}) or a replacement document",
@@ -20,6 +27,7 @@ pub(super) fn parse(update: &Document) -> Result<Update> {
     }
     let dollar = update.keys().filter(|k| k.starts_with('$')).count();
     if dollar == 0 {
+        check_nesting(update, MAX_NESTING, "the replacement document")?;
         check_replacement(update)?;
         return Ok(Update::Replace(update.clone()));
     }
@@ -95,6 +103,7 @@ fn check_replacement(doc: &Document) -> Result<()> {
 }
 
 fn check_path(op: &str, path: &str) -> Result<()> {
+    check_limits(op, path)?;
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(Error::parse(format!(
             "{op}: the update path '{path}' contains an empty field name, which is not allowed"
@@ -337,7 +346,13 @@ fn parse_push_sort(path: &str, m: &Bson) -> Result<PushSort> {
     };
     match m {
         Bson::Document(d) if d.is_empty() => Err(bad()),
-        Bson::Document(d) => Ok(PushSort::Fields(SortSpec::parse(d).map_err(|_| bad())?)),
+        Bson::Document(d) => Ok(PushSort::Fields(SortSpec::parse(d).map_err(
+            |e| match e {
+                // The path limits keep their own message.
+                Error::InvalidArgument(_) => e,
+                _ => bad(),
+            },
+        )?)),
         other => match as_int(other) {
             Some(1) => Ok(PushSort::Whole(true)),
             Some(-1) => Ok(PushSort::Whole(false)),
