@@ -13,7 +13,9 @@
  * Environment (defaults in brackets): BENCH_DOCS [200000] documents of ~200 bytes,
  * BENCH_RUNS [3] timed passes (median reported, after a warm-up), BENCH_COMMITS [500]
  * single-document commits per thread per pass, BENCH_REOPEN_COMMITS [100000] commits left in
- * the log before the reopen, BENCH_SCAN_UPDATES [200] updates through a filter on _id.
+ * the log before the reopen, BENCH_SCAN_UPDATES [200] updates through a filter on _id,
+ * BENCH_NEXUS_OPTIONS [none] extra members of NexusLite's open options for a run off the
+ * defaults (e.g. '"mmap":true'; a report made so must say it).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -70,11 +72,13 @@ static conn conn_open(int eng, const char *path, const char *sync, const char *e
 {
     conn c = {.eng = eng};
     if (eng != SQL) {
-        char opts[512];
+        char opts[768];
+        const char *more = getenv("BENCH_NEXUS_OPTIONS");
         snprintf(opts, sizeof opts,
                  "{\"storage\":\"%s\",\"sync\":\"%s\",\"cache_capacity\":0,"
-                 "\"sweeper_interval_ms\":0,\"busy_timeout_ms\":60000%s%s}",
-                 STORAGE[eng], sync, extra ? "," : "", extra ? extra : "");
+                 "\"sweeper_interval_ms\":0,\"busy_timeout_ms\":60000%s%s%s%s}",
+                 STORAGE[eng], sync, extra ? "," : "", extra ? extra : "",
+                 more && *more ? "," : "", more && *more ? more : "");
         nx(nexus_open(path, opts, &c.n), "nexus_open");
         return c;
     }
