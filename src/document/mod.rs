@@ -105,6 +105,17 @@ fn children(v: &Bson) -> Option<Box<dyn Iterator<Item = &Bson> + '_>> {
 /// Whether the values of a level-1 container (`top`) nest no deeper than `max` levels in
 /// all. Iterative, so hostile input cannot exhaust the stack.
 fn within<'a>(top: Box<dyn Iterator<Item = &'a Bson> + 'a>, max: usize) -> bool {
+    nests_within(top, max, children)
+}
+
+/// Whether the values of a level-1 container (`top`) nest no deeper than `max` levels in
+/// all, `children` giving the values a container holds (`None` for a leaf). Iterative, so
+/// hostile input cannot exhaust the stack; shared by BSON values and JSON text values.
+pub(crate) fn nests_within<'a, T: 'a>(
+    top: Box<dyn Iterator<Item = &'a T> + 'a>,
+    max: usize,
+    children: impl Fn(&'a T) -> Option<Box<dyn Iterator<Item = &'a T> + 'a>>,
+) -> bool {
     let mut stack = vec![top];
     while let Some(level) = stack.last_mut() {
         match level.next() {

@@ -68,26 +68,7 @@ pub(super) fn nesting_within(v: &Value, max: usize) -> bool {
     let Some(top) = children(v) else {
         return true;
     };
-    if max == 0 {
-        return false;
-    }
-    let mut stack = vec![top];
-    while let Some(level) = stack.last_mut() {
-        match level.next() {
-            None => {
-                stack.pop();
-            }
-            Some(v) => {
-                if let Some(c) = children(v) {
-                    if stack.len() >= max {
-                        return false;
-                    }
-                    stack.push(c);
-                }
-            }
-        }
-    }
-    true
+    max > 0 && crate::document::nests_within(top, max, children)
 }
 
 /// A document or array being built: what is built so far, the values still to convert, and
