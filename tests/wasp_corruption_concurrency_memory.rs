@@ -201,6 +201,34 @@ fn flipped_log_bytes_are_a_torn_tail_only_at_the_end() {
     drop(db);
 }
 
+/// A log of another database in place of this one's (even beside a quiet manifest, which
+/// needs none) is refused and left as it is: it may hold the other database's commits.
+#[test]
+fn a_log_of_another_database_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    for p in [&a, &b] {
+        let db = Database::open(p, wasp()).unwrap();
+        db.collection("c").insert(doc_n(1)).unwrap();
+        db.close().unwrap();
+    }
+    std::fs::copy(b.with_extension("wasp"), a.with_extension("wasp")).unwrap();
+    let foreign = std::fs::read(a.with_extension("wasp")).unwrap();
+    let e = Database::open(&a, wasp()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Corrupt(m) if m.contains("belongs to another database")),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(a.with_extension("wasp")).unwrap(), foreign);
+    let recover = OpenOptions {
+        recover: nexus::LogRecovery::DiscardDamaged,
+        ..wasp()
+    };
+    let db = Database::open(&a, recover).unwrap();
+    assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
+    db.close().unwrap();
+}
+
 fn doc_n(i: i64) -> Document {
     Document::builder().field("_id", i).field("v", i).build()
 }

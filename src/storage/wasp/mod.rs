@@ -681,8 +681,9 @@ impl WaspStorage {
                     "log {log_what} belongs to another database (its salt {salt:#010x} is not {what}'s {:#010x})",
                     manifest.log_salt
                 );
-                // A quiet manifest needs nothing from any log: replacing it loses nothing.
-                if refuse && !manifest.log_quiet {
+                // Refused even when this file needs nothing from a log (quiet): the log may
+                // hold another database's commits (`app` and `app.db` share `app.wasp`).
+                if refuse {
                     return Err(Error::Corrupt(format!("{why}. {}", log::RECOVER_ADVICE)));
                 }
                 replaced = Some(why);
