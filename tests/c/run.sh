@@ -144,7 +144,8 @@ fi
 
 # --- regression programs: one per class of defect found by adversarial testing ----------
 # (tests/c/regress_*.c on tests/c/regress.h; each takes no arguments, exits 0 when all of
-# its checks pass, and may exec itself as a child process.)
+# its checks pass, and may exec itself as a child process; all but regress_storage run
+# under valgrind as well.)
 for src in tests/c/regress_*.c; do
     [[ -e $src ]] || continue
     name=$(basename "$src" .c)
@@ -152,6 +153,21 @@ for src in tests/c/regress_*.c; do
     "$CC" -std=c99 "${WARN[@]}" -g -O1 "${CFLAGS_NEXUS[@]}" "$src" -lpthread \
         "${LIBS_STATIC[@]}" -o "$OUT/$name" || { failed+=("$name"); continue; }
     timeout 600 "$OUT/$name" | tee "$OUT/$name.log" | tail -n 40 || failed+=("$name")
+    # Under valgrind too, but for regress_storage, whose checks SIGKILL child processes at
+    # measured moments (valgrind's slowdown would only move them).
+    if [[ ${NEXUS_SKIP_VALGRIND:-0} != 1 && $name != regress_storage ]]; then
+        step "run $name under valgrind (log: target/ctest/valgrind-$name.log)"
+        if timeout 1800 valgrind --leak-check=full --errors-for-leak-kinds=definite \
+            --error-exitcode=1 --log-file="$OUT/valgrind-$name.log" \
+            "$OUT/$name" >"$OUT/valgrind-$name.out" 2>&1; then
+            grep -E 'definitely lost|ERROR SUMMARY' "$OUT/valgrind-$name.log" | sed 's/^==[0-9]*== */    /'
+        else
+            failed+=("valgrind-$name")
+            tail -n 20 "$OUT/valgrind-$name.out" >&2
+            grep -E -A30 'definitely lost in|Invalid|uninitialised' "$OUT/valgrind-$name.log" \
+                | head -n 80 >&2 || true
+        fi
+    fi
 done
 
 if [[ ${#failed[@]} -gt 0 ]]; then
