@@ -1092,16 +1092,9 @@ mod tests {
             r#"{"a":["#.repeat(levels / 2),
             "]}".repeat(levels / 2)
         );
-        let same = text == want; // (not assert_eq: a failure would drop `v` recursively)
-                                 // Taken apart iteratively: dropping it whole would recurse.
-        let mut rest = vec![v];
-        while let Some(v) = rest.pop() {
-            match v {
-                Bson::Document(d) => rest.extend(d.into_iter().map(|(_, v)| v)),
-                Bson::Array(a) => rest.extend(a),
-                _ => {}
-            }
-        }
+        // Not assert_eq: a failure would drop `v` recursively; it is taken apart iteratively.
+        let same = text == want;
+        crate::document::dispose_value(v);
         assert!(same, "{}...", &text[..100]);
     }
 

@@ -243,14 +243,7 @@ mod tests {
         }
         assert_eq!(levels, 2 * depth);
         // Taken apart iteratively: dropping it whole would recurse.
-        let mut rest = vec![b];
-        while let Some(v) = rest.pop() {
-            match v {
-                Bson::Document(d) => rest.extend(d.into_iter().map(|(_, v)| v)),
-                Bson::Array(a) => rest.extend(a),
-                _ => {}
-            }
-        }
+        crate::document::dispose_value(b);
         let mut scope = serde_json::json!({"x": 1});
         for _ in 0..MAX_WRAPPER_NESTING {
             scope = serde_json::json!({ "s": scope });
