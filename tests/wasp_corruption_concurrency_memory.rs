@@ -21,6 +21,14 @@ fn wasp() -> OpenOptions {
     }
 }
 
+/// [`wasp`] with `recover: "discard-damaged-log"`: a damaged log's loss accepted.
+fn recovering() -> OpenOptions {
+    OpenOptions {
+        recover: nexus::LogRecovery::DiscardDamaged,
+        ..wasp()
+    }
+}
+
 const PS: u64 = 8192;
 
 /// Builds a checkpointed database with enough documents for a 2-level tree and one large
@@ -174,11 +182,7 @@ fn flipped_log_bytes_are_a_torn_tail_only_at_the_end() {
             );
             assert_eq!(std::fs::read(crashed.with_extension("wasp")).unwrap(), bad);
         }
-        let recover = OpenOptions {
-            recover: nexus::LogRecovery::DiscardDamaged,
-            ..wasp()
-        };
-        let db2 = Database::open(&crashed, if torn { wasp() } else { recover }).unwrap();
+        let db2 = Database::open(&crashed, if torn { wasp() } else { recovering() }).unwrap();
         let n = db2.collection("c").count(&doc! {}).unwrap();
         assert!(n < 20, "a damaged record was replayed");
         assert_eq!(n == 19, torn, "{at}: {n}");
@@ -220,12 +224,41 @@ fn a_log_of_another_database_is_refused_and_kept() {
         "{e}"
     );
     assert_eq!(std::fs::read(a.with_extension("wasp")).unwrap(), foreign);
-    let recover = OpenOptions {
-        recover: nexus::LogRecovery::DiscardDamaged,
+    let db = Database::open(&a, recovering()).unwrap();
+    assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
+    db.close().unwrap();
+}
+
+/// A backup from a read-only connection, whose log holds commits past the checkpoint (it
+/// cannot checkpoint them itself): the copy holds them all, folded into its pages, and
+/// opens and checks clean even without its log.
+#[test]
+fn a_read_only_backup_folds_the_log_into_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, crashed) = (dir.path().join("live.db"), dir.path().join("crashed.db"));
+    let db = Database::open(&live, wasp()).unwrap();
+    for i in 0..30 {
+        db.collection("c").insert(doc_n(i)).unwrap();
+        if i == 9 {
+            db.checkpoint().unwrap();
+        }
+    }
+    // A crash image: the last 20 commits only in the log.
+    std::fs::copy(&live, &crashed).unwrap();
+    std::fs::copy(live.with_extension("wasp"), crashed.with_extension("wasp")).unwrap();
+    db.close().unwrap();
+    let ro = OpenOptions {
+        read_only: true,
         ..wasp()
     };
-    let db = Database::open(&a, recover).unwrap();
-    assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
+    let src = Database::open(&crashed, ro).unwrap();
+    let copy = dir.path().join("copy.db");
+    src.backup(&copy).unwrap();
+    drop(src);
+    std::fs::remove_file(copy.with_extension("wasp")).unwrap();
+    let db = Database::open(&copy, wasp()).unwrap();
+    assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 30);
+    assert!(db.check().is_ok());
     db.close().unwrap();
 }
 

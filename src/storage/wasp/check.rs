@@ -282,8 +282,7 @@ pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Resul
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(&tmp_log);
     let _ = std::fs::remove_file(crate::storage::log::tmp_path(&tmp_log));
-    r?;
-    file::sync_dir(dest)
+    r // link_new synced the directory
 }
 
 /// What names the temporaries of [`backup`].
@@ -333,21 +332,16 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
     }
     out.sync()?;
     drop(out);
+    let tmp_log = log_path_for(tmp);
     if !checkpointed {
         // Read-only: nobody appends to the source log; its records above the checkpoint
         // LSN are part of the database. Copy it beside the copy, open the pair (replaying
         // it) and close it (a final checkpoint folds it into the pages, quiet manifest).
         let src = log_path_for(shared.pager.file.path());
-        let tmp_log = log_path_for(tmp);
         std::fs::copy(&src, &tmp_log).map_err(|e| Error::io(&tmp_log, e))?;
-        let cfg = super::WaspConfig {
-            mmap: false,
-            ..super::WaspConfig::default()
-        };
-        let copy = super::WaspStorage::open(tmp, false, false, busy, faults, cfg)?;
+        let copy = super::WaspStorage::open(tmp, false, false, busy, faults, Default::default())?;
         crate::storage::Storage::close(&copy)
     } else {
-        let tmp_log = log_path_for(tmp);
         write_new_log(
             &tmp_log,
             m.ckpt_lsn,
