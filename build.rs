@@ -10,6 +10,7 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libnexus.so.{major}");
     }
     println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/error");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -39,13 +39,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod api;
 mod cache;
-mod collection;
-mod cursor;
-mod db;
 pub mod document;
 mod engine;
 mod error;
+mod exec;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod index;
@@ -57,11 +56,10 @@ mod query;
 mod scratch;
 mod storage;
 
-pub use cache::{CacheConfig, EvictionMode};
-pub use db::{
-    Collection, Cursor, Database, FindOneAndOptions, OpenOptions, StorageEngine, UpdateOptions,
-    UpdateResult,
+pub use api::{
+    Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult,
 };
+pub use cache::{CacheConfig, EvictionMode};
 pub use document::{
     Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES, MAX_NESTING,
     MAX_QUERY_NESTING,
@@ -70,7 +68,7 @@ pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
 pub use query::{FindOptions, MAX_FILTER_DEPTH, MAX_PATH_BYTES, MAX_PATH_COMPONENTS};
 pub use storage::file::FaultPlan;
-pub use storage::{LogRecovery, SyncMode};
+pub use storage::{LogRecovery, StorageEngine, SyncMode};
 
 /// Hooks for the benchmarks in `benches/`; not part of the API and not covered by semver.
 #[doc(hidden)]

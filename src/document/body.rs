@@ -12,8 +12,8 @@
 //! types) they decline, and the input takes the `Document` path.
 
 use super::{new_uuid_v4, too_large, Document, DocumentId, MAX_DOCUMENT_BYTES};
+use crate::document::raw;
 use crate::error::{Error, Result};
-use crate::query::raw;
 use bson::Bson;
 
 /// The top-level elements of a document body as BSON: `buf` is four placeholder bytes (the

@@ -857,8 +857,8 @@ fn write_raw(
     bytes: &[u8],
     open: u8,
     depth: usize,
-) -> std::result::Result<(), crate::query::raw::Malformed> {
-    use crate::query::raw::{self, Malformed};
+) -> std::result::Result<(), crate::document::raw::Malformed> {
+    use crate::document::raw::{self, Malformed};
     if depth > raw::MAX_DEPTH {
         return Err(Malformed);
     }

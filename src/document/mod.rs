@@ -7,6 +7,7 @@ pub(crate) mod body;
 mod id;
 pub(crate) mod json;
 mod meta;
+pub(crate) mod raw;
 pub(crate) mod record;
 
 pub use id::{new_uuid_v4, DocumentId};
@@ -69,7 +70,7 @@ fn check_bson_frame(bytes: &[u8]) -> Result<()> {
         )));
     }
     // Checked on the bytes, before the (recursive) decoder sees them.
-    match crate::query::raw::depth_within(bytes, MAX_NESTING) {
+    match crate::document::raw::depth_within(bytes, MAX_NESTING) {
         Ok(true) => Ok(()),
         Ok(false) => Err(too_deep()),
         Err(_) => Err(Error::parse("malformed BSON document")),

@@ -254,7 +254,7 @@ pub(crate) fn decode_meta(record: &[u8]) -> Result<Metadata> {
     match split(record, true)?.0 {
         Some(StoredMeta::Compact(m)) => Ok(m),
         Some(StoredMeta::Bson(meta)) => {
-            let d = crate::query::raw::bson_decode(meta)
+            let d = crate::document::raw::bson_decode(meta)
                 .map_err(|e| Error::Corrupt(format!("stored metadata is malformed: {e}")))?;
             Metadata::from_bson(&d)
                 .ok_or_else(|| Error::Corrupt("stored metadata lacks fields".into()))
@@ -271,11 +271,11 @@ pub(crate) fn body_bytes(record: &[u8]) -> Result<&[u8]> {
 /// Decodes the body of a stored record.
 pub(crate) fn decode_body(record: &[u8]) -> Result<Document> {
     let body = body_bytes(record)?;
-    if let Ok(d) = crate::query::raw::decode_document(body) {
+    if let Ok(d) = crate::document::raw::decode_document(body) {
         return Ok(Document::from(d));
     }
     // The fast decoder refused the bytes; the bson crate says precisely what is wrong.
-    crate::query::raw::bson_decode(body)
+    crate::document::raw::bson_decode(body)
         .map(Document::from)
         .map_err(|e| Error::Corrupt(format!("stored document is malformed: {e}")))
 }

@@ -11,7 +11,6 @@
 
 pub(crate) mod bounded;
 pub(crate) mod sweeper;
-pub(crate) mod ttl;
 pub(crate) mod txn;
 
 use crate::cache::{CacheConfig, CollLimits, DocCache};
@@ -19,10 +18,10 @@ use crate::document::now_millis;
 use crate::document::record::RecordVersion;
 use crate::error::{Error, Result};
 use crate::storage::file::{FaultPlan, Faults};
-use crate::storage::header::{Backend, Header, HEADER_LEN};
-use crate::storage::wal::WalStorage;
+use crate::storage::header::{Header, HEADER_LEN};
+use crate::storage::memlog::MemLogStorage;
 use crate::storage::wasp::WaspStorage;
-use crate::storage::{Bytes, ReadView, Storage, SyncMode, WriteTxn};
+use crate::storage::{Bytes, ReadView, Storage, StorageEngine, SyncMode, WriteTxn};
 use bounded::{Bound, Tracker};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -68,7 +67,7 @@ pub(crate) struct EngineConfig {
     pub cache: CacheConfig,
     pub sweeper: SweeperConfig,
     /// Engine for a new file (an existing file opens with the engine recorded in its header).
-    pub storage: crate::db::StorageEngine,
+    pub storage: StorageEngine,
     /// Settings of the `wasp` engine.
     pub wasp: crate::storage::wasp::WaspConfig,
     /// What open does with a damaged, missing or foreign log (both engines).
@@ -383,12 +382,12 @@ impl Engine {
         loop {
             let now = now_millis();
             let round = self.write(Duration::ZERO, SyncMode::Full, |t| {
-                ttl::purge_round(t, now, cfg.sample)
+                crate::index::expiry::purge_round(t, now, cfg.sample)
             })?;
             deleted += round.deleted;
-            let by_index = if crate::index::has_ttl_indexes(&*self.storage.read()) {
+            let by_index = if crate::exec::expire::has_ttl_indexes(&*self.storage.read()) {
                 self.write(Duration::ZERO, SyncMode::Full, |t| {
-                    crate::index::ttl_round(t, now, cfg.sample)
+                    crate::exec::expire::ttl_round(t, now, cfg.sample)
                 })?
             } else {
                 0
@@ -411,16 +410,18 @@ impl Engine {
         let mut deleted = 0;
         loop {
             let now = now_millis();
-            let round = self.write(busy_timeout, sync, |t| ttl::purge_round(t, now, sample))?;
+            let round = self.write(busy_timeout, sync, |t| {
+                crate::index::expiry::purge_round(t, now, sample)
+            })?;
             deleted += round.deleted;
             if round.due < round.sampled || round.sampled == 0 {
                 break;
             }
         }
-        while crate::index::has_ttl_indexes(&*self.storage.read()) {
+        while crate::exec::expire::has_ttl_indexes(&*self.storage.read()) {
             let now = now_millis();
             let n = self.write(busy_timeout, sync, |t| {
-                crate::index::ttl_round(t, now, sample)
+                crate::exec::expire::ttl_round(t, now, sample)
             })?;
             deleted += n as u64;
             if n < sample {
@@ -436,7 +437,7 @@ impl Engine {
         let m = &self.cache.metrics;
         let g = crate::cache::metrics::Metrics::get;
         let cfg = self.sweeper_config();
-        let registered = self.storage.read().count(ttl::TEMP_TABLE);
+        let registered = self.storage.read().count(crate::index::expiry::TEMP_TABLE);
         serde_json::json!({
             "registered": registered,
             "sweeper": {
@@ -520,12 +521,9 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
     } else {
         None
     };
-    let backend = existing.unwrap_or(match cfg.storage {
-        crate::db::StorageEngine::Wal => Backend::Wal,
-        crate::db::StorageEngine::Wasp => Backend::Wasp,
-    });
+    let backend = existing.unwrap_or(cfg.storage);
     Ok(match backend {
-        Backend::Wal => Box::new(WalStorage::open(
+        StorageEngine::MemLog => Box::new(MemLogStorage::open(
             path,
             cfg.create,
             cfg.read_only,
@@ -533,7 +531,7 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
             Arc::clone(faults),
             cfg.recover,
         )?),
-        Backend::Wasp => Box::new(WaspStorage::open(
+        StorageEngine::Wasp => Box::new(WaspStorage::open(
             path,
             cfg.create,
             cfg.read_only,
@@ -552,7 +550,7 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
 pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc<Engine>> {
     let faults: Faults = Arc::default();
     let Some(path) = path else {
-        let storage = Box::new(WalStorage::in_memory(Arc::clone(&faults)));
+        let storage = Box::new(MemLogStorage::in_memory(Arc::clone(&faults)));
         let engine = Engine::new(storage, None, faults, cfg);
         engine.start_sweeper()?;
         return Ok(engine);

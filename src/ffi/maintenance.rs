@@ -112,7 +112,7 @@ pub unsafe extern "C" fn nexus_explain(
         let filter = unsafe { opt_str_arg(filter_json, "filter_json") }?;
         let options = unsafe { opt_str_arg(options_json, "options_json") }?;
         out_arg(out_json, "out_json")?;
-        let filter = crate::collection::parse_filter_json(filter.unwrap_or(""))?;
+        let filter = crate::api::collection::read::parse_filter_json(filter.unwrap_or(""))?;
         let options = crate::FindOptions::from_json(options.unwrap_or(""))?;
         let plan = h.db.collection(coll).explain(&filter, options)?;
         let json = bson::Bson::Document(plan)

@@ -14,8 +14,8 @@
 //! are still read: their length field has its top bit clear.
 
 use super::key::KeyField;
+use crate::document::raw::elements;
 use crate::error::{Error, Result};
-use crate::query::raw::elements;
 use std::borrow::Cow;
 
 /// Set in the length field of the current layout (clear: the `_id` key follows it).

@@ -11,7 +11,7 @@
 
 use super::covered::decodes_exactly;
 use super::key::{encode_value, KeyField};
-use crate::query::raw::{elements, to_bson, Elem};
+use crate::document::raw::{elements, to_bson, Elem};
 
 /// An index entry read straight from a document's bytes.
 pub(crate) struct DirectEntry {

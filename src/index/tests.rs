@@ -3,9 +3,17 @@
 //! multikey flag, or the same error naming the same document, with the chunk size lowered
 //! (`BUILD_CHUNK_BYTES` under `cfg(test)`) so that every build spans many chunks.
 
+use super::build::BUILD_CHUNK_BYTES;
+use super::def::entry_table;
+use super::key::KeyField;
+use super::maintain::{body_of, duplicate, other_holder};
 use super::*;
+use crate::error::{Error, Result};
+use crate::query::FindOptions;
+use crate::storage::{Bytes, WriteTxn};
 use crate::{Database, Document, OpenOptions, StorageEngine};
 use bson::doc;
+use bson::{Bson, Document as BsonDocument};
 use std::time::Duration;
 
 /// The build as it was before chunks: the reference.
@@ -136,7 +144,7 @@ fn refused(r: std::result::Result<(), String>, index: &str, key: &str) {
 
 #[test]
 fn unique_build_across_chunks_matches_the_one_at_a_time_build() {
-    for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
+    for engine in [StorageEngine::Wasp, StorageEngine::MemLog] {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir, engine);
         let c = db.collection("c");
@@ -338,7 +346,7 @@ fn random_value(r: &mut fastrand::Rng) -> Bson {
 fn random_builds_match_the_one_at_a_time_build() {
     let mut r = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
     let (mut built, mut refused) = (0, 0);
-    for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
+    for engine in [StorageEngine::Wasp, StorageEngine::MemLog] {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir, engine);
         for round in 0..6 {

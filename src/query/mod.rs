@@ -7,7 +7,6 @@ pub(crate) mod compare;
 pub(crate) mod filter;
 pub(crate) mod path;
 pub(crate) mod projection;
-pub(crate) mod raw;
 pub(crate) mod sort;
 pub(crate) mod update;
 

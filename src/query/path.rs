@@ -14,7 +14,7 @@
 //! update, projection and index code recurse once per component, so that check is what
 //! bounds their stack.
 
-use super::raw::{self, Elem};
+use crate::document::raw::{self, Elem};
 use crate::document::MAX_NESTING;
 use crate::error::{Error, Result};
 use bson::{Bson, Document, RawDocument};

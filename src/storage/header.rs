@@ -6,7 +6,7 @@
 //! offset size field
 //!      0   16 magic  "NexusLite format" (ASCII, no NUL)
 //!     16    4 format_version  u32 LE (2; 1 is still read and written)
-//!     20    1 backend         u8 (1 = wal, 2 = wasp)
+//!     20    1 backend         u8 (1 = memlog, 2 = wasp)
 //!     21    3 reserved, zero
 //!     24    4 page_size       u32 LE (0 for wal)
 //!     28    8 created_at      i64 LE, ms since the Unix epoch
@@ -14,6 +14,7 @@
 //!     60    4 crc32 of bytes 0..60, u32 LE
 //! ```
 
+use super::StorageEngine;
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -24,27 +25,11 @@ pub(crate) const HEADER_LEN: usize = 64;
 /// builds that wrote it can still read it.
 pub(crate) const FORMAT_VERSION: u32 = 2;
 
-/// Which backend owns a database file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Wal = 1,
-    Wasp = 2,
-}
-
-impl Backend {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Backend::Wal => "wal",
-            Backend::Wasp => "wasp",
-        }
-    }
-}
-
 /// The decoded header.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Header {
     pub format_version: u32,
-    pub backend: Backend,
+    pub backend: StorageEngine,
     pub page_size: u32,
     pub created_at: i64,
 }
@@ -84,8 +69,8 @@ impl Header {
             )));
         }
         let backend = match bytes[20] {
-            1 => Backend::Wal,
-            2 => Backend::Wasp,
+            1 => StorageEngine::MemLog,
+            2 => StorageEngine::Wasp,
             other => {
                 return Err(Error::Corrupt(format!(
                     "{shown}: unknown storage backend id {other} in the header"
@@ -114,7 +99,7 @@ mod tests {
     fn header_round_trips_and_detects_damage() {
         let h = Header {
             format_version: FORMAT_VERSION,
-            backend: Backend::Wal,
+            backend: StorageEngine::MemLog,
             page_size: 0,
             created_at: 1234,
         };

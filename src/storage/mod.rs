@@ -3,10 +3,12 @@
 //! database header shared by all backends ([`header`]).
 //!
 //! Backends:
-//! - [`wal`]: ordered in-memory tables plus an append-only, checksummed log (`NAME.wasp`),
-//!   rewritten at checkpoints. The first backend and, until WASP lands, the default.
-//! - [`wasp`]: paged copy-on-write B+trees in `NAME.db` plus the side log `NAME.wasp`, with a
-//!   page cache of bounded size, checkpoints, MVCC snapshots, fsck and online backup.
+//! - [`wasp`] (the default): paged copy-on-write B+trees in `NAME.db` plus the side log
+//!   `NAME.wasp` ([`log`]), with a page cache of bounded size, checkpoints, MVCC snapshots,
+//!   fsck and online backup.
+//! - [`memlog`]: ordered in-memory tables plus the same append-only, checksummed log,
+//!   rewritten at checkpoints. Selected with `{"storage":"memlog"}`; every document lives in
+//!   memory, so it suits small databases and tests of the layers above.
 //!
 //! The layer above (`engine`) only sees these traits. Keys are opaque byte strings (the
 //! encoded `_id`), values are opaque byte strings (the encoded document record), tables are
@@ -24,10 +26,46 @@ pub(crate) mod identity;
 pub(crate) mod log;
 #[allow(unsafe_code)]
 mod map;
-pub(crate) mod wal;
+pub(crate) mod memlog;
 pub(crate) mod wasp;
 
 pub use self::log::LogRecovery;
+
+/// The storage engines a database file can be written by: the choice of the `storage` open
+/// option and the backend byte of the file's header (`docs/FORMAT.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StorageEngine {
+    /// In-memory tables and an append-only log (`memlog`): every document is held in memory,
+    /// the log is rewritten at checkpoints. Written as backend 1 (option spelling `wal` in
+    /// builds before 0.2 is still accepted).
+    MemLog = 1,
+    /// Write-Ahead Shadow Paging: copy-on-write B+trees in `NAME.db` plus the side log
+    /// `NAME.wasp`. The default for new files.
+    Wasp = 2,
+}
+
+impl StorageEngine {
+    /// The engine new files get when the options do not name one.
+    pub const DEFAULT: StorageEngine = StorageEngine::Wasp;
+
+    /// The option spelling (`"memlog"`, `"wasp"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MemLog => "memlog",
+            Self::Wasp => "wasp",
+        }
+    }
+
+    /// The engine an option value names: `"wasp"`, `"memlog"` (or its former name `"wal"`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "wasp" => Some(Self::Wasp),
+            "memlog" | "wal" => Some(Self::MemLog),
+            _ => None,
+        }
+    }
+}
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! compaction, fsck).
 
 use super::file::Faults;
-use super::wal::WalStorage;
+use super::memlog::MemLogStorage;
 use super::wasp::{WaspConfig, WaspStorage};
 use super::{Bytes, ReadView, Storage, SyncMode};
 use std::collections::BTreeMap;
@@ -37,7 +37,7 @@ fn open(kind: Kind, path: &Path) -> Box<dyn Storage> {
     let faults = Faults::default();
     match kind {
         Kind::Wal => {
-            Box::new(WalStorage::open(path, true, false, T, faults, Default::default()).unwrap())
+            Box::new(MemLogStorage::open(path, true, false, T, faults, Default::default()).unwrap())
         }
         Kind::Wasp => {
             Box::new(WaspStorage::open(path, true, false, T, faults, small_cfg()).unwrap())

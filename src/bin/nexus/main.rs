@@ -30,8 +30,8 @@ struct Cli {
     /// A log4rs YAML configuration file (default: warnings and errors to stderr).
     #[arg(long, global = true, value_name = "FILE")]
     log_config: Option<PathBuf>,
-    /// Storage engine for databases this command creates: wal or wasp (an existing database
-    /// always opens with the engine that wrote it).
+    /// Storage engine for databases this command creates: wasp (the default) or memlog (an
+    /// existing database always opens with the engine that wrote it).
     #[arg(long, global = true, value_name = "ENGINE")]
     storage: Option<String>,
     #[command(subcommand)]
@@ -311,9 +311,10 @@ fn format(s: &str) -> Result<Format, String> {
 fn run(cli: Cli) -> Result<(), String> {
     let storage = match cli.storage.as_deref() {
         None => None,
-        Some("wal") => Some(StorageEngine::Wal),
-        Some("wasp") => Some(StorageEngine::Wasp),
-        Some(other) => return Err(format!("--storage must be wal or wasp, not {other}")),
+        Some(name) => match StorageEngine::parse(name) {
+            Some(engine) => Some(engine),
+            None => return Err(format!("--storage must be wasp or memlog, not {name}")),
+        },
     };
     let _ = STORAGE.set(storage);
     let quiet = cli.quiet;

@@ -115,7 +115,7 @@ impl Filter {
         match self.matches_raw(raw) {
             Some(m) => Ok(m),
             None => {
-                let doc = super::raw::bson_decode(body).map_err(corrupt)?;
+                let doc = crate::document::raw::bson_decode(body).map_err(corrupt)?;
                 Ok(self.matches(&doc))
             }
         }

@@ -27,8 +27,9 @@ use self::page::{Geometry, Ptr, Val};
 use self::pager::{Pager, FIRST_DATA_PAGE};
 use super::file::{DbFile, Faults, LogFile, SyncHandle};
 use super::group::GroupSync;
-use super::header::{Backend, Header, FORMAT_VERSION, HEADER_LEN};
+use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
 use super::log::{self, log_path_for, write_new_log, LogRecovery, Op, Recovery};
+use super::StorageEngine;
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
@@ -586,10 +587,10 @@ impl WaspStorage {
             (cfg.page_size, FORMAT_VERSION)
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
-            if header.backend != Backend::Wasp {
+            if header.backend != StorageEngine::Wasp {
                 return Err(Error::Internal(format!(
                     "{what} is a '{}' database, not wasp",
-                    header.backend.name()
+                    header.backend.as_str()
                 )));
             }
             if !matches!(header.page_size, 4096 | 8192 | 16384 | 32768 | 65536) {
@@ -825,7 +826,7 @@ fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
     let pf = db.page_file(Arc::clone(faults))?;
     let header = Header {
         format_version: FORMAT_VERSION,
-        backend: Backend::Wasp,
+        backend: StorageEngine::Wasp,
         page_size,
         created_at: crate::document::now_millis(),
     };

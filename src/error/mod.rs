@@ -67,34 +67,25 @@ pub enum Error {
     Internal(String),
 }
 
-/// The status codes, defined once with the C ABI (`ffi::status`, values fixed by `API.md`).
-pub(crate) mod codes {
-    pub(crate) use crate::ffi::status::{
-        NEXUS_BUSY as BUSY, NEXUS_CORRUPT as CORRUPT, NEXUS_DUPLICATE_KEY as DUPLICATE_KEY,
-        NEXUS_ERROR as ERROR, NEXUS_INTERNAL as INTERNAL,
-        NEXUS_INVALID_ARGUMENT as INVALID_ARGUMENT, NEXUS_IO as IO, NEXUS_NOT_FOUND as NOT_FOUND,
-        NEXUS_NO_COLLECTION as NO_COLLECTION, NEXUS_PARSE as PARSE, NEXUS_READONLY as READONLY,
-        NEXUS_TXN as TXN, NEXUS_UNSUPPORTED as UNSUPPORTED,
-    };
-}
+pub(crate) mod code;
 
 impl Error {
     /// The `NEXUS_*` status code for this error. This is the only place errors become codes.
     pub fn code(&self) -> i32 {
         match self {
-            Error::NotFound(_) => codes::NOT_FOUND,
-            Error::InvalidArgument(_) => codes::INVALID_ARGUMENT,
-            Error::Parse(_) => codes::PARSE,
-            Error::DuplicateKey(_) => codes::DUPLICATE_KEY,
-            Error::NoCollection(_) => codes::NO_COLLECTION,
-            Error::Io { .. } | Error::PreviousIo(_) => codes::IO,
-            Error::Corrupt(_) => codes::CORRUPT,
-            Error::Busy(_) => codes::BUSY,
-            Error::ReadOnly(_) => codes::READONLY,
-            Error::Txn(_) => codes::TXN,
-            Error::Unsupported(_) => codes::UNSUPPORTED,
-            Error::Closed(_) => codes::ERROR,
-            Error::Internal(_) => codes::INTERNAL,
+            Error::NotFound(_) => code::NEXUS_NOT_FOUND,
+            Error::InvalidArgument(_) => code::NEXUS_INVALID_ARGUMENT,
+            Error::Parse(_) => code::NEXUS_PARSE,
+            Error::DuplicateKey(_) => code::NEXUS_DUPLICATE_KEY,
+            Error::NoCollection(_) => code::NEXUS_NO_COLLECTION,
+            Error::Io { .. } | Error::PreviousIo(_) => code::NEXUS_IO,
+            Error::Corrupt(_) => code::NEXUS_CORRUPT,
+            Error::Busy(_) => code::NEXUS_BUSY,
+            Error::ReadOnly(_) => code::NEXUS_READONLY,
+            Error::Txn(_) => code::NEXUS_TXN,
+            Error::Unsupported(_) => code::NEXUS_UNSUPPORTED,
+            Error::Closed(_) => code::NEXUS_ERROR,
+            Error::Internal(_) => code::NEXUS_INTERNAL,
         }
     }
 

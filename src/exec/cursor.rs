@@ -5,8 +5,8 @@
 
 use crate::document::{record, Document};
 use crate::error::{Error, Result};
-use crate::index::plan::Access;
-use crate::index::scan::{ExecStats, IndexScan};
+use crate::exec::ixscan::{ExecStats, IndexScan};
+use crate::exec::plan::Access;
 use crate::query::Plan;
 use crate::storage::{Bytes, ReadView};
 use bson::{Bson, Document as BsonDocument};
@@ -32,7 +32,7 @@ impl Row {
     fn document(&self) -> Result<BsonDocument> {
         match self {
             Row::Record(rec) => Ok(record::decode_body(rec)?.into_bson()),
-            Row::Covered { values, .. } => crate::query::raw::bson_decode(values)
+            Row::Covered { values, .. } => crate::document::raw::bson_decode(values)
                 .map_err(|e| Error::Corrupt(format!("index entry values: {e}"))),
         }
     }
@@ -64,7 +64,7 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// A cursor reading through `access` (see [`crate::index::plan::choose`]).
+    /// A cursor reading through `access` (see [`crate::exec::plan::choose`]).
     pub(crate) fn with_access(
         snap: Arc<dyn ReadView>,
         table: String,
@@ -257,7 +257,7 @@ impl Cursor {
             if self.after.is_none() && !matches!(self.access, Access::Collection) {
                 // A filter that pins one `_id`: look it up instead of scanning.
                 if let Some(hit) =
-                    crate::collection::point_lookup(&*self.snap, &self.table, &self.plan.filter)
+                    crate::exec::scan::point_lookup(&*self.snap, &self.table, &self.plan.filter)
                 {
                     // A lookup that met a damaged page found nothing, which is not "absent".
                     if let Some(e) = self.snap.fault() {

@@ -1,8 +1,8 @@
 //! Index scans: the byte intervals a plan chose, read in key order from the index table,
 //! yielding the `_id` keys of the documents to fetch.
 
-use super::{covered_values, entry_id, IndexDef};
 use crate::error::Result;
+use crate::index::{covered_values, entry_id, IndexDef};
 use crate::storage::{Bytes, ReadView};
 use std::collections::HashSet;
 use std::sync::Arc;

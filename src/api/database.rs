@@ -1,7 +1,7 @@
-//! The Rust API: [`Database`] (a connection), [`Collection`] (a named set of documents
-//! reached through a connection) and [`Cursor`] (a result stream over a snapshot). The C ABI
-//! in `ffi` is a thin translation of this module; beneath it are `query` (what filters and
-//! updates mean) and `engine`/`storage` (where documents live).
+//! [`Database`]: a connection. It opens (or joins) the engine of a file, runs each call in
+//! a transaction of its own or of the connection's explicit one, and offers the database-wide
+//! operations: collections, transactions, checkpoint, compact, backup, check, stats,
+//! configure, expiry.
 //!
 //! A connection serializes its own calls. Outside an explicit transaction every call is its
 //! own transaction; between [`Database::begin`] and [`Database::commit`] every call on the
@@ -9,244 +9,21 @@
 //! all its changes before applying any, so a failing call changes nothing, also inside a
 //! transaction.
 
-use crate::cache::CacheConfig;
-use crate::document::DocumentId;
-use crate::engine::sweeper::SweeperConfig;
 use crate::engine::txn::TrackedTxn;
 use crate::engine::{open_engine, CollOptions, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::options::OptionReader;
 
+use super::collection::{check_collection_name, Collection};
+use super::options::{positive, OpenOptions};
 use crate::storage::file::FaultPlan;
 use crate::storage::identity::{holds_database, FileId};
-use crate::storage::{database_files, LogRecovery, ReadView, SyncMode, WriteTxn};
-use bson::Document as BsonDocument;
+use crate::storage::{database_files, ReadView, StorageEngine, SyncMode, WriteTxn};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-pub use crate::collection::Collection;
-pub use crate::cursor::Cursor;
-
-/// Default time a writer waits for another connection's write lock.
-const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5_000;
-
-/// Options for [`Database::open`]; the C ABI's `options_json` maps onto this one to one.
-#[derive(Debug, Clone)]
-pub struct OpenOptions {
-    /// Create the file when missing (default true).
-    pub create: bool,
-    /// Open for reading only (default false).
-    pub read_only: bool,
-    /// Durability of each commit (default [`SyncMode::Full`]).
-    pub sync: SyncMode,
-    /// How long a writer waits for the write lock held by another connection, and how long
-    /// open waits for another process's file lock (default 5000 ms).
-    pub busy_timeout_ms: u64,
-    /// Document cache settings (`cache_capacity`, `cache_bytes`, `eviction`,
-    /// `max_samples`, `batch_size`); engine-wide, so they apply to every connection of the
-    /// database in this process. `None`: the defaults, or what the engine already has.
-    pub cache: Option<CacheConfig>,
-    /// Expiry sweeper settings (`sweeper_interval_ms` (0: paused), `sweeper_sample`,
-    /// `sweeper_threshold_pct`, `sweeper_budget_ms`); engine-wide like `cache`.
-    pub sweeper: Option<SweeperConfig>,
-    /// Page cache budget in bytes of the `wasp` engine (default 32 MiB); dirty pages not yet
-    /// checkpointed count against half of it. Engine-wide; the first connection sets it.
-    pub page_cache_bytes: Option<u64>,
-    /// Storage engine for a new file (`None`: the build's default, see
-    /// [`StorageEngine::default_for_new_files`]). An existing file always opens with the
-    /// engine that wrote it, whatever this says.
-    pub storage: Option<StorageEngine>,
-    /// Page size of a new `wasp` file: 8192 (default) or 16384. Fixed at creation.
-    pub page_size: Option<u32>,
-    /// `wasp`: checkpoint when the log grows past this many bytes (default 64 MiB).
-    pub checkpoint_log_bytes: Option<u64>,
-    /// `wasp`: checkpoint at the next commit once the last one is this old (default 30000).
-    pub checkpoint_interval_ms: Option<u64>,
-    /// `wasp`: readers search pages through a memory map of the file (default false: every
-    /// page is read with `pread`). Faster lookups on files larger than the page cache, at a
-    /// price: the file shortened by another process, or a disk read error under a mapped
-    /// page, stops the process with `SIGBUS` instead of returning an error.
-    pub mmap: Option<bool>,
-    /// What open does with a log that is damaged (intact commits after a bad record), missing
-    /// while the database file says commits may be in it, or written for another database:
-    /// [`LogRecovery::Strict`] (default) refuses with [`Error::Corrupt`] and changes
-    /// nothing; [`LogRecovery::DiscardDamaged`] (`"recover": "discard-damaged-log"`) keeps
-    /// what the file and the intact start of the log hold and reports what it dropped in
-    /// `nexus_stats` (`storage.recovery`). A torn tail (the residue of a crash during an
-    /// append, never acknowledged) is cut either way.
-    pub recover: LogRecovery,
-}
-
-/// The storage engines a database file can be written by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageEngine {
-    /// Log-structured: every document in memory, the log rewritten at checkpoints.
-    Wal,
-    /// Write-Ahead Shadow Paging: copy-on-write B+trees in `NAME.db` plus the side log.
-    Wasp,
-}
-
-impl StorageEngine {
-    /// The engine new files get when the options do not name one: WASP, unless the
-    /// environment variable `NEXUSLITE_STORAGE` is `wal` (used by the test suite to run
-    /// everything against both engines).
-    pub fn default_for_new_files() -> Self {
-        match std::env::var("NEXUSLITE_STORAGE").as_deref() {
-            Ok("wal") => Self::Wal,
-            _ => Self::Wasp,
-        }
-    }
-
-    /// The option spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Wal => "wal",
-            Self::Wasp => "wasp",
-        }
-    }
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        Self {
-            create: true,
-            read_only: false,
-            sync: SyncMode::Full,
-            busy_timeout_ms: DEFAULT_BUSY_TIMEOUT_MS,
-            cache: None,
-            sweeper: None,
-            page_cache_bytes: None,
-            storage: None,
-            page_size: None,
-            checkpoint_log_bytes: None,
-            checkpoint_interval_ms: None,
-            mmap: None,
-            recover: LogRecovery::Strict,
-        }
-    }
-}
-
-impl OpenOptions {
-    /// Parses the JSON options object of `nexus_open` (`None`/empty: defaults). Unknown keys
-    /// are [`Error::InvalidArgument`] naming the key.
-    pub fn from_json(text: Option<&str>) -> Result<Self> {
-        let mut r = OptionReader::parse(text, "open options")?;
-        let mut o = Self::default();
-        if let Some(v) = r.bool("create")? {
-            o.create = v;
-        }
-        if let Some(v) = r.bool("read_only")? {
-            o.read_only = v;
-        }
-        if let Some(v) = r.string("sync")? {
-            o.sync = SyncMode::parse(&v)?;
-        }
-        if let Some(v) = r.u64("busy_timeout_ms")? {
-            o.busy_timeout_ms = v;
-        }
-        let mut cache = CacheConfig::default();
-        if cache.read(&mut r)? {
-            o.cache = Some(cache);
-        }
-        let mut sweeper = SweeperConfig::default();
-        if sweeper.read(&mut r)? {
-            o.sweeper = Some(sweeper);
-        }
-        o.page_cache_bytes = r.u64("page_cache_bytes")?;
-        if let Some(b) = o.page_cache_bytes {
-            if b < 64 * 1024 {
-                return Err(Error::invalid(
-                    "open options: 'page_cache_bytes' must be at least 65536",
-                ));
-            }
-        }
-        o.page_size = r.u64("page_size")?.map(|v| v as u32);
-        if let Some(ps) = o.page_size {
-            if ps != 8192 && ps != 16384 {
-                return Err(Error::invalid(format!(
-                    "open options: 'page_size' must be 8192 or 16384, not {ps}"
-                )));
-            }
-        }
-        o.checkpoint_log_bytes = r.u64("checkpoint_log_bytes")?;
-        o.checkpoint_interval_ms = r.u64("checkpoint_interval_ms")?;
-        o.mmap = r.bool("mmap")?;
-        if let Some(v) = r.string("recover")? {
-            o.recover = LogRecovery::parse(&v)?;
-        }
-        match r.string("storage")?.as_deref() {
-            None => {}
-            Some("wal") => o.storage = Some(StorageEngine::Wal),
-            Some("wasp") => o.storage = Some(StorageEngine::Wasp),
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "open options: 'storage' must be \"wal\" or \"wasp\", not \"{other}\""
-                )))
-            }
-        }
-        r.finish()?;
-        Ok(o)
-    }
-}
-
-/// How `update` treats its matches.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UpdateOptions {
-    /// Update every match (else the first in `_id` order).
-    pub multi: bool,
-    /// Insert a document built from the filter's equalities and the update when nothing matches.
-    pub upsert: bool,
-}
-
-/// What `update` did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UpdateResult {
-    /// Documents that matched the filter.
-    pub matched: u64,
-    /// Documents whose content changed.
-    pub modified: u64,
-    /// The `_id` of the upserted document, if one was inserted.
-    pub upserted_id: Option<DocumentId>,
-}
-
-/// Options of `find_one_and_update` / `find_one_and_delete`.
-#[derive(Debug, Clone, Default)]
-pub struct FindOneAndOptions {
-    /// Which match to take when several do.
-    pub sort: Option<BsonDocument>,
-    /// Projection of the returned document.
-    pub projection: Option<BsonDocument>,
-    /// Insert when nothing matches (update only).
-    pub upsert: bool,
-    /// Return the document after the update instead of before (update only).
-    pub return_after: bool,
-}
-
-impl FindOneAndOptions {
-    /// Parses `{"sort", "projection", "upsert", "return": "before"|"after"}`.
-    pub fn from_json(text: Option<&str>) -> Result<Self> {
-        let mut r = OptionReader::parse(text, "find_one_and options")?;
-        let o = Self {
-            sort: r.document("sort")?,
-            projection: r.document("projection")?,
-            upsert: r.bool("upsert")?.unwrap_or(false),
-            return_after: match r.string("return")?.as_deref() {
-                None | Some("before") => false,
-                Some("after") => true,
-                Some(other) => {
-                    return Err(Error::invalid(format!(
-                        "option 'return' must be \"before\" or \"after\", not \"{other}\""
-                    )))
-                }
-            },
-        };
-        r.finish()?;
-        Ok(o)
-    }
-}
 
 /// A connection to a database.
 ///
@@ -312,9 +89,7 @@ impl Database {
             busy_timeout: Duration::from_millis(options.busy_timeout_ms),
             cache: options.cache.clone().unwrap_or_default(),
             sweeper: options.sweeper.unwrap_or_default(),
-            storage: options
-                .storage
-                .unwrap_or_else(StorageEngine::default_for_new_files),
+            storage: options.storage.unwrap_or(StorageEngine::DEFAULT),
             wasp: {
                 let d = crate::storage::wasp::WaspConfig::default();
                 crate::storage::wasp::WaspConfig {
@@ -495,7 +270,7 @@ impl Database {
             if !t.has_table(name) {
                 return Err(Error::NoCollection(name.to_owned()));
             }
-            crate::engine::ttl::forget_collection(t, name)?;
+            crate::index::expiry::forget_collection(t, name)?;
             crate::index::forget_collection(t, name)?;
             t.drop_table(name)
         })
@@ -514,7 +289,7 @@ impl Database {
                     "collection '{to}' already exists"
                 )));
             }
-            crate::engine::ttl::rename_collection(t, from, to)?;
+            crate::index::expiry::rename_collection(t, from, to)?;
             crate::index::rename_collection(t, from, to)?;
             t.rename_table(from, to)
         })
@@ -872,35 +647,4 @@ fn refuse_open_database_file(path: &Path, subject: &str) -> Result<()> {
 /// Whether `a` and `b` name the same file, through links and spellings (see [`FileId`]).
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     FileId::of(a).is_some_and(|id| FileId::of(b).as_ref() == Some(&id))
-}
-
-/// A bound must be at least 1 when given.
-fn positive(v: Option<u64>, key: &str) -> Result<Option<u64>> {
-    match v {
-        Some(0) => Err(Error::invalid(format!(
-            "collection option '{key}' must be at least 1"
-        ))),
-        other => Ok(other),
-    }
-}
-
-/// Checks a collection name: non-empty, at most 255 bytes, no `$` or NUL, not reserved.
-pub(crate) fn check_collection_name(name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::invalid("collection name must not be empty"));
-    }
-    if name.len() > 255 {
-        return Err(Error::invalid("collection name is longer than 255 bytes"));
-    }
-    if name.starts_with('_') {
-        return Err(Error::invalid(format!(
-            "collection name '{name}' is reserved: names starting with '_' belong to NexusLite"
-        )));
-    }
-    if name.contains('$') || name.contains('\0') {
-        return Err(Error::invalid(format!(
-            "collection name '{name}' must not contain '$' or NUL"
-        )));
-    }
-    Ok(())
 }

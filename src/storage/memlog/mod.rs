@@ -1,19 +1,20 @@
-//! The `wal` backend ([`WalStorage`]): every collection is an ordered in-memory table
+//! The `wal` backend ([`MemLogStorage`]): every collection is an ordered in-memory table
 //! (a persistent `imbl::OrdMap`, so a snapshot is an O(1) clone), and every commit is one
 //! record appended to the log `NAME.wasp` ([`log`]). `NAME.db` holds only the header and the
 //! advisory lock. A checkpoint rewrites the log as a snapshot of the tables
 //! (`NAME.wasp.tmp`, fsync, rename, fsync directory), so the log never grows without bound.
 //!
 //! Open: lock `NAME.db` -> check or write the header -> replay `NAME.wasp`, stopping at the
-//! first torn or corrupt record and cutting it off [`WalStorage::open`].
+//! first torn or corrupt record and cutting it off [`MemLogStorage::open`].
 //! Commit: append record -> publish the new tables -> release the writer gate ->
 //! (`sync=full`) wait for a group `fdatasync` [`WalTxn::commit`].
 //! A failed append or sync poisons the backend: every later write fails until reopen.
 
 use super::file::{DbFile, Faults, LogFile, SyncHandle};
 use super::group::GroupSync;
-use super::header::{Backend, Header, FORMAT_VERSION, HEADER_LEN};
+use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
 use super::log::{self, log_path_for, tmp_path, write_new_log, LogRecovery, Op, Recovery};
+use super::StorageEngine;
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
@@ -182,11 +183,11 @@ struct Inner {
 }
 
 /// The log-structured backend. See the module docs.
-pub(crate) struct WalStorage {
+pub(crate) struct MemLogStorage {
     inner: Arc<Inner>,
 }
 
-impl WalStorage {
+impl MemLogStorage {
     /// A private in-memory database: no files, nothing survives `close`.
     pub(crate) fn in_memory(faults: Faults) -> Self {
         Self {
@@ -248,7 +249,7 @@ impl WalStorage {
             write_new_log(&log_path, 0, 0, std::iter::empty(), &faults)?;
             let header = Header {
                 format_version: FORMAT_VERSION,
-                backend: Backend::Wal,
+                backend: StorageEngine::MemLog,
                 page_size: 0,
                 created_at: crate::document::now_millis(),
             };
@@ -256,11 +257,11 @@ impl WalStorage {
             FORMAT_VERSION
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
-            if header.backend != Backend::Wal {
+            if header.backend != StorageEngine::MemLog {
                 return Err(Error::unsupported(format!(
                     "{} was written by the '{}' storage engine, which this build does not include",
                     path.display(),
-                    header.backend.name()
+                    header.backend.as_str()
                 )));
             }
             header.format_version
@@ -577,7 +578,7 @@ impl WriteTxn for WalTxn {
     }
 }
 
-impl Storage for WalStorage {
+impl Storage for MemLogStorage {
     fn read(&self) -> Arc<dyn ReadView> {
         let s: Arc<State> = Arc::clone(&self.inner.state.read());
         s

@@ -13,17 +13,16 @@
 //! indexes, the one whose bounds hold the fewest entries (counted up to a cap), preferring
 //! one that also yields the sort order; else the collection scan.
 
-use super::key::{encode_value, type_prefix};
-use super::scan::{IndexAccess, IndexScan};
-use super::{defs_for, IndexDef};
-use crate::collection::Collection;
+use super::ixscan::{IndexAccess, IndexScan};
 use crate::error::{Error, Result};
+use crate::index::key::{encode_value, type_prefix};
+use crate::index::{defs_for, IndexDef};
 use crate::query::compare::type_rank;
 use crate::query::filter::{Cond, Filter};
 use crate::query::sort::SortSpec;
-use crate::query::{FindOptions, Plan};
+use crate::query::Plan;
 use crate::storage::ReadView;
-use bson::{doc, Bson, Document as BsonDocument};
+use bson::{Bson, Document as BsonDocument};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -52,7 +51,7 @@ pub(crate) struct Choice {
 
 /// Bounds on one field, over its ascending encoding.
 #[derive(Debug, Clone)]
-enum FieldBounds {
+pub(crate) enum FieldBounds {
     /// Exactly these encoded values (sorted, distinct).
     Points(Vec<Vec<u8>>),
     /// `[lo, hi)` byte ranges (`hi` empty: unbounded above).
@@ -237,7 +236,7 @@ fn conds_on<'a>(f: &'a Filter, path: &str, out: &mut Vec<&'a Cond>) {
 }
 
 /// Bounds on `path` (ascending encoding), and (when `describe`) the conditions in words.
-fn field_bounds(
+pub(crate) fn field_bounds(
     filter: &Filter,
     path: &str,
     multikey: bool,
@@ -527,7 +526,7 @@ fn is_covered(
     {
         return false;
     }
-    let temp = crate::engine::ttl::TEMP_TABLE;
+    let temp = crate::index::expiry::TEMP_TABLE;
     if view.has_table(temp) && view.count(temp) > 0 {
         return false;
     }
@@ -704,140 +703,5 @@ fn choose_access(
     Ok(Choice {
         access: Access::Index(best),
         rejected: scored,
-    })
-}
-
-fn plan_stage(
-    access: &Access,
-    coll: &str,
-    filter_doc: &BsonDocument,
-    filter: &Filter,
-) -> BsonDocument {
-    match access {
-        Access::Collection => doc! {
-            "stage": "COLLSCAN", "filter": filter_doc.clone(), "direction": "forward",
-        },
-        Access::Id => doc! { "stage": "IDHACK", "namespace": coll },
-        Access::Index(ix) if ix.covered => doc! {
-            "stage": "PROJECTION_COVERED",
-            "inputStage": ixscan_stage(ix, filter),
-        },
-        Access::Index(ix) => doc! {
-            "stage": "FETCH",
-            "inputStage": ixscan_stage(ix, filter),
-            "filter": filter_doc.clone(),
-        },
-    }
-}
-
-/// Per key field, the bounds in words (MongoDB's `indexBounds`), described from `filter`.
-fn bounds_text(def: &IndexDef, filter: &Filter) -> BsonDocument {
-    let mut text = BsonDocument::new();
-    for f in &def.fields {
-        let (_, words) = field_bounds(filter, &f.path, def.multikey, true);
-        text.insert(
-            f.path.clone(),
-            if words.is_empty() {
-                "[MinKey, MaxKey]".to_string()
-            } else {
-                words.join(" AND ")
-            },
-        );
-    }
-    text
-}
-
-fn ixscan_stage(ix: &IndexAccess, filter: &Filter) -> BsonDocument {
-    doc! {
-        "stage": "IXSCAN",
-        "keyPattern": ix.def.key.clone(),
-        "indexName": ix.def.name.clone(),
-        "isMultiKey": ix.def.multikey,
-        "isUnique": ix.def.unique,
-        "isSparse": ix.def.sparse,
-        "isPartial": ix.def.partial.is_some(),
-        "direction": "forward",
-        "indexBounds": bounds_text(&ix.def, filter),
-        "intervals": ix.intervals.len() as i64,
-    }
-}
-
-fn wrap(stage: BsonDocument, plan: &Plan, access: &Access) -> BsonDocument {
-    let mut s = stage;
-    let sorted_by_index = matches!(access, Access::Index(ix) if ix.provides_sort);
-    if let Some(sort) = &plan.sort {
-        if !sorted_by_index {
-            s = doc! { "stage": "SORT", "sortPattern": sort.pattern(), "inputStage": s };
-        }
-    }
-    if plan.skip > 0 {
-        s = doc! { "stage": "SKIP", "skipAmount": plan.skip as i64, "inputStage": s };
-    }
-    if let Some(l) = plan.limit {
-        s = doc! { "stage": "LIMIT", "limitAmount": l as i64, "inputStage": s };
-    }
-    let covered = matches!(access, Access::Index(ix) if ix.covered);
-    if plan.projection.is_some() && !covered {
-        s = doc! { "stage": "PROJECTION", "inputStage": s };
-    }
-    s
-}
-
-/// `explain`: plans the query as `find` would, runs it to the end, and reports.
-pub(crate) fn explain(
-    coll: &Collection<'_>,
-    filter: &BsonDocument,
-    options: &FindOptions,
-) -> Result<BsonDocument> {
-    let plan = Plan::compile(filter, options)?;
-    let snap = coll.db.snapshot()?;
-    let choice = choose_for(&*snap, &coll.name, &plan)?;
-    let winning = wrap(
-        plan_stage(&choice.access, &coll.name, filter, &plan.filter),
-        &plan,
-        &choice.access,
-    );
-    let rejected: Vec<Bson> = choice
-        .rejected
-        .iter()
-        .map(|(c, n)| {
-            let access = Access::Index(c.clone());
-            let mut d = wrap(
-                plan_stage(&access, &coll.name, filter, &plan.filter),
-                &plan,
-                &access,
-            );
-            d.insert("keysEstimate", *n as i64);
-            Bson::Document(d)
-        })
-        .collect();
-    let started = std::time::Instant::now();
-    let mut cursor = crate::cursor::Cursor::with_access(
-        snap,
-        coll.name.clone(),
-        plan,
-        choice.access.clone(),
-        coll.db.closed_flag(),
-    );
-    let mut returned = 0i64;
-    while cursor.next_document()?.is_some() {
-        returned += 1;
-    }
-    let stats = cursor.exec_stats();
-    Ok(doc! {
-        "queryPlanner": {
-            "namespace": coll.name.clone(),
-            "parsedQuery": filter.clone(),
-            "indexFilterSet": false,
-            "winningPlan": winning,
-            "rejectedPlans": rejected,
-        },
-        "executionStats": {
-            "executionSuccess": true,
-            "nReturned": returned,
-            "executionTimeMillis": started.elapsed().as_millis() as i64,
-            "totalKeysExamined": stats.keys_examined as i64,
-            "totalDocsExamined": stats.docs_examined as i64,
-        },
     })
 }

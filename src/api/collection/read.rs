@@ -1,0 +1,224 @@
+//! [`Collection`]'s reads: by `_id` (through the document cache outside transactions),
+//! `find` (a [`Cursor`] over the plan the execution layer chooses), count and distinct.
+
+use super::Collection;
+use crate::document::{now_millis, record, Document, DocumentId, Metadata};
+use crate::error::{Error, Result};
+use crate::exec::plan::choose_for;
+use crate::exec::scan::{count_matches, live, scan_matches};
+use crate::exec::Cursor;
+use crate::query::{filter::Filter, FindOptions, Plan};
+use crate::storage::Bytes;
+use bson::{Bson, Document as BsonDocument};
+use std::sync::Arc;
+
+impl Collection<'_> {
+    /// Resolves the text form of an `_id` (see [`DocumentId::text_candidates`]) to the id of an
+    /// existing document, or to the string reading when none exists.
+    pub fn resolve_text_id(&self, text: &str) -> Result<DocumentId> {
+        let candidates = DocumentId::text_candidates(text);
+        let now = now_millis();
+        let found = self.db.read(|v| {
+            Ok(candidates
+                .iter()
+                .find(|id| live(v.get(&self.name, id.key()), now).is_some())
+                .cloned())
+        })?;
+        match found {
+            Some(id) => Ok(id),
+            None => DocumentId::from_str_id(text),
+        }
+    }
+
+    /// [`Collection::get`] by the text form of an `_id` (see
+    /// [`DocumentId::text_candidates`]): the string reading first, then the JSON one.
+    pub fn get_by_text(&self, text: &str) -> Result<Option<Document>> {
+        Ok(self
+            .get_shared_by_text(text)?
+            .map(|d| Document::from(BsonDocument::clone(&d))))
+    }
+
+    /// Like [`Collection::get_by_text`], sharing the cached document instead of copying it.
+    pub(crate) fn get_shared_by_text(&self, text: &str) -> Result<Option<Arc<BsonDocument>>> {
+        for id in DocumentId::text_candidates(text) {
+            if let Some(doc) = self.get_shared(&id)? {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The document with this `_id`, or `None` (also once it has expired). Outside a
+    /// transaction the document cache serves it when it can; hits, misses and latency are
+    /// counted in `stats`.
+    pub fn get(&self, id: &DocumentId) -> Result<Option<Document>> {
+        Ok(self
+            .get_shared(id)?
+            .map(|d| Document::from(BsonDocument::clone(&d))))
+    }
+
+    fn get_shared(&self, id: &DocumentId) -> Result<Option<Arc<BsonDocument>>> {
+        let started = std::time::Instant::now();
+        let now = now_millis();
+        let engine = self.db.engine();
+        let key = Bytes::copy_from_slice(id.key());
+        let r = if self.db.txn_open() {
+            self.db.read(|v| {
+                self.require_table(v)?;
+                live(v.get(&self.name, &key), now)
+                    .map(|r| Ok(Arc::new(record::decode_body(&r)?.into_bson())))
+                    .transpose()
+            })
+        } else {
+            self.get_cached(&key, now)
+        };
+        if matches!(r, Ok(Some(_))) {
+            engine.touch(&self.name, &key);
+        }
+        engine
+            .cache
+            .metrics
+            .record_get(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        r
+    }
+
+    fn get_cached(&self, key: &Bytes, now: i64) -> Result<Option<Arc<BsonDocument>>> {
+        use crate::cache::Lookup;
+        let cache = &self.db.engine().cache;
+        match cache.get(&self.name, key, now) {
+            Lookup::Hit(doc) => return Ok(Some(doc)),
+            Lookup::Expired => return Ok(None),
+            Lookup::Miss => {}
+        }
+        let epoch = cache.epoch();
+        self.db.read(|v| {
+            self.require_table(v)?;
+            let Some(rec) = v.get(&self.name, key) else {
+                return Ok(None);
+            };
+            if !record::is_live(&rec, now) {
+                crate::cache::metrics::bump(&cache.metrics.expired_reads, 1);
+                return Ok(None);
+            }
+            let doc = Arc::new(record::decode_body(&rec)?.into_bson());
+            let fill = crate::cache::Fill {
+                coll: &self.name,
+                key: key.clone(),
+                doc: Arc::clone(&doc),
+                size: rec.len() as u64,
+                expires_at: record::expires_at(&rec),
+            };
+            cache.admit(fill, epoch, now);
+            Ok(Some(doc))
+        })
+    }
+
+    /// The metadata of the document with this `_id`, or `None` (also once it has expired).
+    pub fn get_meta(&self, id: &DocumentId) -> Result<Option<Metadata>> {
+        let now = now_millis();
+        self.db.read(|v| {
+            self.require_table(v)?;
+            live(v.get(&self.name, id.key()), now)
+                .map(|r| record::decode_meta(&r))
+                .transpose()
+        })
+    }
+
+    /// Runs a query; the cursor reads the snapshot taken now.
+    pub fn find(&self, filter: &BsonDocument, options: FindOptions) -> Result<Cursor> {
+        let r = self.find_with(filter, &options);
+        options.dispose();
+        r
+    }
+
+    fn find_with(&self, filter: &BsonDocument, options: &FindOptions) -> Result<Cursor> {
+        let plan = Plan::compile(filter, options)?;
+        let snap = self.db.snapshot()?;
+        let choice = choose_for(&*snap, &self.name, &plan)?;
+        Ok(Cursor::with_access(
+            snap,
+            self.name.clone(),
+            plan,
+            choice.access,
+            self.db.closed_flag(),
+        ))
+    }
+
+    /// [`Collection::find`] with the filter as JSON text.
+    pub fn find_json(&self, filter: &str, options: FindOptions) -> Result<Cursor> {
+        self.find(&parse_filter_json(filter)?, options)
+    }
+
+    /// The first match, in `_id` order.
+    pub fn find_one(&self, filter: &BsonDocument) -> Result<Option<Document>> {
+        let opts = FindOptions {
+            limit: 1,
+            ..FindOptions::default()
+        };
+        self.find(filter, opts)?.next().transpose()
+    }
+
+    /// Number of matching documents (0 for a missing collection).
+    pub fn count(&self, filter: &BsonDocument) -> Result<u64> {
+        let f = Filter::parse(filter)?;
+        if filter.is_empty() {
+            // Without ephemeral documents every stored document is live: count in O(1).
+            let fast = self.db.read(|v| {
+                Ok((!v.has_table(crate::index::expiry::TEMP_TABLE)
+                    || v.count(crate::index::expiry::TEMP_TABLE) == 0)
+                    .then(|| v.count(&self.name)))
+            })?;
+            if let Some(n) = fast {
+                return Ok(n);
+            }
+        }
+        self.db.read(|v| count_matches(v, &self.name, &f))
+    }
+
+    /// [`Collection::count`] with the filter as JSON text.
+    pub fn count_json(&self, filter: &str) -> Result<u64> {
+        self.count(&parse_filter_json(filter)?)
+    }
+
+    /// Distinct values of `field` (dotted path) among matching documents, array values
+    /// flattened, sorted in MongoDB's order.
+    pub fn distinct(&self, field: &str, filter: &BsonDocument) -> Result<Vec<Bson>> {
+        crate::query::path::check_limits("distinct", field)?;
+        if field.is_empty() || field.starts_with('$') {
+            return Err(Error::invalid(format!(
+                "invalid field path '{field}' for distinct"
+            )));
+        }
+        let f = Filter::parse(filter)?;
+        let mut out: Vec<Bson> = Vec::new();
+        self.db.read(|v| {
+            scan_matches(v, &self.name, &f, |_, _, doc| {
+                let mut values = Vec::new();
+                crate::query::path::lookup(doc, field, &mut values);
+                for val in values {
+                    let items: Vec<&Bson> = match val {
+                        Bson::Array(a) => a.iter().collect(),
+                        other => vec![other],
+                    };
+                    for item in items {
+                        if !out.iter().any(|o| crate::query::compare::equal(o, item)) {
+                            out.push(item.clone());
+                        }
+                    }
+                }
+                Ok(true)
+            })
+        })?;
+        out.sort_by(crate::query::compare::compare);
+        Ok(out)
+    }
+}
+
+/// A filter given as JSON text; empty text is the empty filter (every document).
+pub(crate) fn parse_filter_json(text: &str) -> Result<BsonDocument> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(BsonDocument::new());
+    }
+    crate::document::json::parse_json_document(t, "filter")
+}

@@ -1,0 +1,341 @@
+//! [`Collection`]'s changes to existing documents: replace, set a TTL, delete by `_id`,
+//! update and delete by filter (with upsert), and find-one-and-update / -delete.
+
+use super::Collection;
+use crate::api::options::{FindOneAndOptions, UpdateOptions, UpdateResult};
+use crate::document::record::{self, RecordVersion};
+use crate::document::{now_millis, Document, DocumentId};
+use crate::error::{Error, Result};
+use crate::exec::scan::{first_match, live, scan_matches};
+use crate::query::{filter::Filter, update::Update, FindOptions, Plan};
+use crate::storage::Bytes;
+use bson::Document as BsonDocument;
+
+/// A change computed before anything is written.
+struct Change {
+    key: Bytes,
+    value: Bytes,
+}
+
+impl Collection<'_> {
+    /// Gives a document a time to live of `ttl_ms` from now, or (negative) makes it
+    /// persistent again. `0` expires it at once. Bumps its version.
+    pub fn set_ttl(&self, id: &DocumentId, ttl_ms: i64) -> Result<()> {
+        let now = now_millis();
+        let expires_at = match ttl_ms {
+            t if t < 0 => None,
+            t => Some(
+                now.checked_add(t)
+                    .ok_or_else(|| Error::invalid("ttl_ms is too large"))?,
+            ),
+        };
+        self.db.write(|t| {
+            self.require_table(t.as_read())?;
+            let old = live(t.get(&self.name, id.key()), now).ok_or_else(|| self.not_found(id))?;
+            let mut meta = record::decode_meta(&old)?.changed_at(now);
+            if let Some(prev) = meta.expires_at {
+                crate::index::expiry::unregister(t, &self.name, id.key(), prev)?;
+            }
+            meta.expires_at = expires_at;
+            meta.ephemeral = expires_at.is_some();
+            if let Some(at) = expires_at {
+                crate::index::expiry::register(t, &self.name, id.key(), at)?;
+            }
+            let value = record::encode(&meta, record::body_bytes(&old)?, self.record_version())?;
+            t.put(
+                &self.name,
+                Bytes::copy_from_slice(id.key()),
+                Bytes::from(value),
+            )
+        })
+    }
+
+    /// Replaces the body of the document with this `_id` (its `_id`, creation time, TTL and
+    /// history are kept; the version is bumped).
+    ///
+    /// Errors: [`Error::NoCollection`], [`Error::NotFound`], [`Error::InvalidArgument`] when the
+    /// new body carries a different `_id`.
+    pub fn replace(&self, id: &DocumentId, doc: Document) -> Result<()> {
+        let mut doc = doc;
+        let r = self.replace_with(id, &mut doc);
+        // The document may nest any depth when it is refused: dropped without recursion.
+        crate::document::dispose(std::mem::take(doc.as_bson_mut()));
+        r
+    }
+
+    fn replace_with(&self, id: &DocumentId, doc: &mut Document) -> Result<()> {
+        if let Some(given) = doc.as_bson_mut().remove("_id") {
+            if DocumentId::new(given)?.key() != id.key() {
+                return Err(Error::invalid(
+                    "the replacement document's _id differs from the id being replaced",
+                ));
+            }
+        }
+        doc.as_bson_mut().insert("_id", id.as_bson().clone());
+        doc.ensure_id()?;
+        let body = doc.encode_checked()?;
+        let now = now_millis();
+        self.db.write(|t| {
+            self.require_table(t.as_read())?;
+            let old = live(t.get(&self.name, id.key()), now).ok_or_else(|| self.not_found(id))?;
+            let meta = record::decode_meta(&old)?.changed_at(now);
+            let value = record::encode(&meta, &body, self.record_version())?;
+            t.put(
+                &self.name,
+                Bytes::copy_from_slice(id.key()),
+                Bytes::from(value),
+            )
+        })
+    }
+
+    /// Deletes the document with this `_id`; returns whether it existed (an expired one
+    /// does not count).
+    pub fn delete_by_id(&self, id: &DocumentId) -> Result<bool> {
+        let now = now_millis();
+        self.db.write(|t| {
+            self.require_table(t.as_read())?;
+            let existed = live(t.get(&self.name, id.key()), now).is_some();
+            t.delete(&self.name, id.key())?;
+            Ok(existed)
+        })
+    }
+
+    /// Updates the first match (or all with `multi`), or upserts.
+    pub fn update(
+        &self,
+        filter: &BsonDocument,
+        update: &BsonDocument,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
+        let f = Filter::parse(filter)?;
+        let u = Update::parse(update)?;
+        if options.multi && u.is_replacement() {
+            return Err(Error::invalid(
+                "a replacement document cannot be applied to several documents (multi)",
+            ));
+        }
+        let version = self.record_version();
+        self.db.write(|t| {
+            let now = now_millis();
+            let mut result = UpdateResult::default();
+            let mut changes = Vec::new();
+            if !options.upsert {
+                self.require_table(t.as_read())?;
+            }
+            if t.has_table(&self.name) {
+                scan_matches(t.as_read(), &self.name, &f, |key, rec, doc| {
+                    result.matched += 1;
+                    if let Some(c) = updated_record(&u, &f, key, rec, doc, now, version)?.1 {
+                        changes.push(c);
+                    }
+                    Ok(options.multi)
+                })?;
+            }
+            if result.matched == 0 && options.upsert {
+                let mut p = [self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?];
+                self.store_new(t, &mut p, now)?;
+                let [p] = p;
+                result.upserted_id = Some(p.id);
+                return Ok(result);
+            }
+            result.modified = changes.len() as u64;
+            for c in changes {
+                t.put(&self.name, c.key, c.value)?;
+            }
+            Ok(result)
+        })
+    }
+
+    /// Deletes the first match (or all with `multi`); returns how many were deleted.
+    pub fn delete(&self, filter: &BsonDocument, multi: bool) -> Result<u64> {
+        let f = Filter::parse(filter)?;
+        self.db.write(|t| {
+            self.require_table(t.as_read())?;
+            let mut keys = Vec::new();
+            scan_matches(t.as_read(), &self.name, &f, |key, _, _| {
+                keys.push(key.clone());
+                Ok(multi)
+            })?;
+            for k in &keys {
+                t.delete(&self.name, k)?;
+            }
+            Ok(keys.len() as u64)
+        })
+    }
+
+    /// Finds one document (first by `sort`), updates it, and returns it as it was before
+    /// (or after, with `return_after`). `None` when nothing matched and nothing was upserted.
+    pub fn find_one_and_update(
+        &self,
+        filter: &BsonDocument,
+        update: &BsonDocument,
+        options: FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        let r = self.find_one_and_update_with(filter, update, &options);
+        dispose_options(options);
+        r
+    }
+
+    fn find_one_and_update_with(
+        &self,
+        filter: &BsonDocument,
+        update: &BsonDocument,
+        options: &FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        let f = Filter::parse(filter)?;
+        let u = Update::parse(update)?;
+        check_option_docs(options)?;
+        let plan = Plan::compile(
+            filter,
+            &FindOptions {
+                sort: options.sort.clone(),
+                projection: options.projection.clone(),
+                ..FindOptions::default()
+            },
+        )?;
+        let version = self.record_version();
+        self.db.write(|t| {
+            if !options.upsert {
+                self.require_table(t.as_read())?;
+            }
+            let now = now_millis();
+            let target = first_match(t.as_read(), &self.name, &plan)?;
+            let (before, after) = match target {
+                Some((key, rec, doc)) => {
+                    let (after, change) = updated_record(&u, &f, &key, &rec, &doc, now, version)?;
+                    if let Some(c) = change {
+                        t.put(&self.name, c.key, c.value)?;
+                    }
+                    (Some(doc), Some(after))
+                }
+                None if options.upsert => {
+                    let p = self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?;
+                    let stored = record::decode_body(&p.record)?.into_bson();
+                    self.store_new(t, &mut [p], now)?;
+                    (None, Some(stored))
+                }
+                None => (None, None),
+            };
+            let chosen = if options.return_after { after } else { before };
+            Ok(chosen.map(|d| project(&plan, d)))
+        })
+    }
+
+    /// Finds one document (first by `sort`), deletes it and returns it.
+    pub fn find_one_and_delete(
+        &self,
+        filter: &BsonDocument,
+        options: FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        let r = self.find_one_and_delete_with(filter, &options);
+        dispose_options(options);
+        r
+    }
+
+    fn find_one_and_delete_with(
+        &self,
+        filter: &BsonDocument,
+        options: &FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        check_option_docs(options)?;
+        let plan = Plan::compile(
+            filter,
+            &FindOptions {
+                sort: options.sort.clone(),
+                projection: options.projection.clone(),
+                ..FindOptions::default()
+            },
+        )?;
+        self.db.write(
+            |t| match first_match(self.require_table(t.as_read())?, &self.name, &plan)? {
+                Some((key, _, doc)) => {
+                    t.delete(&self.name, &key)?;
+                    Ok(Some(project(&plan, doc)))
+                }
+                None => Ok(None),
+            },
+        )
+    }
+}
+
+/// Drops `find_one_and_*`'s options without recursion (their documents may nest any depth
+/// when they are refused).
+fn dispose_options(options: FindOneAndOptions) {
+    let FindOneAndOptions {
+        sort, projection, ..
+    } = options;
+    sort.into_iter()
+        .chain(projection)
+        .for_each(crate::document::dispose);
+}
+
+/// The nesting of `find_one_and_*`'s sort and projection, checked before they are copied
+/// (copying recurses).
+fn check_option_docs(options: &FindOneAndOptions) -> Result<()> {
+    for (doc, what) in [(&options.sort, "sort"), (&options.projection, "projection")] {
+        if let Some(d) = doc {
+            crate::document::check_nesting(d, crate::document::MAX_QUERY_NESTING, what)?;
+        }
+    }
+    Ok(())
+}
+
+fn project(plan: &Plan, doc: BsonDocument) -> Document {
+    match &plan.projection {
+        Some(p) => Document::from(p.apply(&doc)),
+        None => Document::from(doc),
+    }
+}
+
+/// The updated body of a matched document and its new record (`None` when the update
+/// changes nothing).
+fn updated_record(
+    u: &Update,
+    f: &Filter,
+    key: &Bytes,
+    rec: &[u8],
+    doc: &BsonDocument,
+    now: i64,
+    version: RecordVersion,
+) -> Result<(BsonDocument, Option<Change>)> {
+    let new_body = u.apply(doc, f, false)?;
+    if &new_body == doc {
+        return Ok((new_body, None));
+    }
+    let bytes = Document::from(new_body.clone()).encode_checked()?;
+    let meta = record::decode_meta(rec)?.changed_at(now);
+    let change = Change {
+        key: key.clone(),
+        value: Bytes::from(record::encode(&meta, &bytes, version)?),
+    };
+    Ok((new_body, Some(change)))
+}
+
+/// The document an upsert inserts: the filter's equalities, then the update.
+fn upsert_document(f: &Filter, u: &Update) -> Result<Document> {
+    let mut seed = BsonDocument::new();
+    let mut eqs = Vec::new();
+    f.equalities(&mut eqs);
+    for (path, v) in eqs {
+        if path.split('.').next().is_some_and(|p| p.starts_with('$')) {
+            continue;
+        }
+        crate::query::update::set_path(&mut seed, &path, v)?;
+    }
+    let body = match u {
+        Update::Replace(r) => {
+            let mut out = BsonDocument::new();
+            if let Some(id) = r.get("_id").or_else(|| seed.get("_id")) {
+                out.insert("_id", id.clone());
+            }
+            for (k, v) in r {
+                if k != "_id" {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+            out
+        }
+        Update::Ops(_) => u.apply(&seed, f, true)?,
+    };
+    Ok(Document::from(body))
+}
