@@ -47,6 +47,7 @@ mod error;
 mod exec;
 #[allow(unsafe_code)]
 pub mod ffi;
+mod hash;
 mod index;
 pub mod io;
 mod options;

@@ -525,7 +525,7 @@ impl Database {
     pub fn stats(&self) -> Result<serde_json::Value> {
         self.check_open()?;
         Ok(serde_json::json!({
-            "version": crate::VERSION,
+            "version": env!("CARGO_PKG_VERSION"),
             "path": self.engine.path.as_ref().map(|p| p.display().to_string()),
             "connections": self.engine.connections(),
             "in_transaction": self.in_transaction(),

@@ -18,10 +18,12 @@
 //! - Evicting from the cache never deletes data (bounded collections are `engine::bounded`).
 
 pub(crate) mod metrics;
+mod touched;
+
+pub(crate) use touched::{KeyList, Touched};
 #[cfg(test)]
 mod sim;
 
-use crate::engine::txn::Touched;
 use crate::error::{Error, Result};
 use crate::options::OptionReader;
 use crate::storage::Bytes;

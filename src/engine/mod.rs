@@ -13,10 +13,12 @@ pub(crate) mod bounded;
 pub(crate) mod sweeper;
 pub(crate) mod txn;
 
+use crate::cache::Touched;
 use crate::cache::{CacheConfig, CollLimits, DocCache};
 use crate::document::now_millis;
 use crate::document::record::RecordVersion;
 use crate::error::{Error, Result};
+use crate::hash::ByName;
 use crate::storage::file::{FaultPlan, Faults};
 use crate::storage::header::{Header, HEADER_LEN};
 use crate::storage::memlog::MemLogStorage;
@@ -30,33 +32,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use sweeper::{Sweeper, SweeperConfig};
-use txn::{Touched, TrackedTxn};
-
-/// Hashes collection names with FNV-1a instead of SipHash: maps keyed by collection are
-/// looked up several times per write (options, indexes, touched keys), with few short keys
-/// that the application, not an attacker, chooses.
-#[derive(Default)]
-pub(crate) struct NameHasher(u64);
-
-impl std::hash::Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// A map keyed by collection name (see [`NameHasher`]).
-pub(crate) type ByName<V> = HashMap<String, V, std::hash::BuildHasherDefault<NameHasher>>;
+use txn::TrackedTxn;
 
 /// What an engine is opened with (the part of the open options the engine owns).
 #[derive(Debug, Clone)]

@@ -2,45 +2,12 @@
 //! collections it touched, so that after it commits the engine can invalidate exactly those
 //! entries of the document cache (and drop bounded-collection trackers it made stale).
 
+use crate::cache::{KeyList, Touched};
 use crate::error::Result;
+use crate::hash::ByName;
 use crate::index::IndexDef;
 use crate::storage::{Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
-use std::collections::HashSet;
 use std::sync::Arc;
-
-/// What a transaction changed.
-#[derive(Debug, Default)]
-pub(crate) struct Touched {
-    /// Per collection, the key of every put or delete (a key may repeat).
-    pub docs: super::ByName<KeyList>,
-    /// Collections created, dropped or renamed (both names).
-    pub tables: HashSet<String>,
-}
-
-/// Keys laid end to end in one buffer: a transaction of many writes allocates as its list
-/// grows, not once per key.
-#[derive(Debug, Default)]
-pub(crate) struct KeyList {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl KeyList {
-    fn push(&mut self, key: &[u8]) {
-        self.bytes.extend_from_slice(key);
-        self.ends.push(self.bytes.len());
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// The keys in the order they were written.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(s, &e)| &self.bytes[s..e])
-    }
-}
 
 /// A write transaction plus its [`Touched`] set. Implements [`WriteTxn`] by delegation, and
 /// keeps every collection's secondary indexes in step with its documents
@@ -50,7 +17,7 @@ pub(crate) struct TrackedTxn {
     pub(crate) touched: Touched,
     /// Index definitions per collection as this transaction sees them (loaded on first
     /// write to the collection; forgotten when the catalog or the tables change).
-    indexes: super::ByName<Arc<Vec<Arc<IndexDef>>>>,
+    indexes: ByName<Arc<Vec<Arc<IndexDef>>>>,
 }
 
 impl TrackedTxn {
@@ -58,7 +25,7 @@ impl TrackedTxn {
         Self {
             inner,
             touched: Touched::default(),
-            indexes: super::ByName::default(),
+            indexes: ByName::default(),
         }
     }
 
