@@ -77,7 +77,8 @@
 #define NEXUS_TXN 11
 
 /**
- * Wrong key or bad signature (encryption).
+ * Reserved: wrong key or bad signature, for encryption and signatures (not built yet; no
+ * function of this build returns it).
  */
 #define NEXUS_CRYPTO 12
 
@@ -127,6 +128,35 @@
 #define NEXUS_VERSION_PATCH 0
 
 /**
+ * The storage engines a database file can be written by: the choice of the `storage` open
+ * option and the backend byte of the file's header (`docs/FORMAT.md`).
+ */
+enum StorageEngine
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * In-memory tables and an append-only log (`memlog`): every document is held in memory,
+   * the log is rewritten at checkpoints. Written as backend 1 (option spelling `wal` in
+   * builds before 0.2 is still accepted).
+   */
+  MemLog = 1,
+  /**
+   * Write-Ahead Shadow Paging: copy-on-write B+trees in `NAME.db` plus the side log
+   * `NAME.wasp`. The default for new files.
+   */
+  Wasp = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum StorageEngine StorageEngine;
+#else
+typedef uint8_t StorageEngine;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A stream of query results over the snapshot taken by `nexus_find` (opaque). Writes
  * committed after `nexus_find` returned are not seen. Use from one thread at a time.
  * Under the hood it is a `Box<Cursor>` plus the buffer of the last row.
@@ -147,6 +177,11 @@ typedef struct nexus_db nexus_db;
  * both strings are borrowed for the duration of the call. May be called from any thread.
  */
 typedef void (*nexus_log_fn)(int level, const char *target, const char *message, void *user);
+
+/**
+ * The engine new files get when the options do not name one.
+ */
+#define StorageEngine_DEFAULT Wasp
 
 #ifdef __cplusplus
 extern "C" {

@@ -68,7 +68,10 @@ pub use document::{
 pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
 pub use query::{FindOptions, MAX_FILTER_DEPTH, MAX_PATH_BYTES, MAX_PATH_COMPONENTS};
-pub use storage::file::FaultPlan;
+/// Fault injection for durability tests; only in builds with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use storage::fault::FaultPlan;
 pub use storage::{LogRecovery, StorageEngine, SyncMode};
 
 /// Hooks for the benchmarks in `benches/`; not part of the API and not covered by semver.

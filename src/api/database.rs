@@ -16,7 +16,8 @@ use crate::options::OptionReader;
 
 use super::collection::{check_collection_name, Collection};
 use super::options::{positive, OpenOptions};
-use crate::storage::file::FaultPlan;
+#[cfg(any(test, feature = "fault-injection"))]
+use crate::storage::fault::FaultPlan;
 use crate::storage::identity::{holds_database, FileId};
 use crate::storage::{database_files, ReadView, StorageEngine, SyncMode, WriteTxn};
 use parking_lot::Mutex;
@@ -597,7 +598,9 @@ impl Database {
         self.engine.sweep_cycle()
     }
 
-    /// Injects faults into the file layer of this database's engine (tests only).
+    /// Injects faults into the file layer of this database's engine. Only in builds with the
+    /// `fault-injection` feature (durability tests); not part of the API.
+    #[cfg(any(test, feature = "fault-injection"))]
     #[doc(hidden)]
     pub fn inject_faults(&self, plan: FaultPlan) {
         self.engine.set_faults(plan);
@@ -605,7 +608,9 @@ impl Database {
 
     /// The current fault plan of the file layer, including the journal of unsynced writes
     /// (tests: take it after a simulated crash, drop the database, then call
-    /// [`FaultPlan::simulate_power_loss`]).
+    /// [`FaultPlan::simulate_power_loss`]). Only with the `fault-injection` feature.
+    #[cfg(any(test, feature = "fault-injection"))]
+    #[doc(hidden)]
     pub fn fault_plan(&self) -> FaultPlan {
         self.engine.fault_plan()
     }

@@ -19,7 +19,9 @@ use crate::document::now_millis;
 use crate::document::record::RecordVersion;
 use crate::error::{Error, Result};
 use crate::hash::ByName;
-use crate::storage::file::{FaultPlan, Faults};
+#[cfg(any(test, feature = "fault-injection"))]
+use crate::storage::fault::FaultPlan;
+use crate::storage::fault::Faults;
 use crate::storage::header::{Header, HEADER_LEN};
 use crate::storage::memlog::MemLogStorage;
 use crate::storage::wasp::WaspStorage;
@@ -94,6 +96,8 @@ pub(crate) struct Engine {
     pub path: Option<PathBuf>,
     pub cache: DocCache,
     connections: AtomicUsize,
+    /// The fault plan the storage's files consult (durability tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
     faults: Faults,
     sweeper_cfg: Mutex<SweeperConfig>,
     sweeper: Mutex<Option<Sweeper>>,
@@ -106,6 +110,7 @@ impl Engine {
     fn new(
         storage: Box<dyn Storage>,
         path: Option<PathBuf>,
+        #[cfg_attr(not(any(test, feature = "fault-injection")), allow(unused_variables))]
         faults: Faults,
         cfg: &EngineConfig,
     ) -> Arc<Self> {
@@ -114,6 +119,7 @@ impl Engine {
             path,
             cache: DocCache::new(cfg.cache.clone()),
             connections: AtomicUsize::new(0),
+            #[cfg(any(test, feature = "fault-injection"))]
             faults,
             sweeper_cfg: Mutex::new(cfg.sweeper),
             sweeper: Mutex::new(None),
@@ -163,11 +169,13 @@ impl Engine {
     }
 
     /// Replaces the fault plan of the file layer (tests).
+    #[cfg(any(test, feature = "fault-injection"))]
     pub(crate) fn set_faults(&self, plan: FaultPlan) {
         *self.faults.lock() = plan;
     }
 
     /// A copy of the fault plan (tests).
+    #[cfg(any(test, feature = "fault-injection"))]
     pub(crate) fn fault_plan(&self) -> FaultPlan {
         self.faults.lock().clone()
     }
@@ -504,7 +512,7 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
             cfg.create,
             cfg.read_only,
             cfg.busy_timeout,
-            Arc::clone(faults),
+            faults.clone(),
             cfg.recover,
         )?),
         StorageEngine::Wasp => Box::new(WaspStorage::open(
@@ -512,7 +520,7 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
             cfg.create,
             cfg.read_only,
             cfg.busy_timeout,
-            Arc::clone(faults),
+            faults.clone(),
             crate::storage::wasp::WaspConfig {
                 recover: cfg.recover,
                 ..cfg.wasp.clone()
@@ -524,9 +532,9 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
 /// Opens the engine for `path` (`None`: a private in-memory database), or joins the one this
 /// process already has open for that file.
 pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc<Engine>> {
-    let faults: Faults = Arc::default();
+    let faults = Faults::default();
     let Some(path) = path else {
-        let storage = Box::new(MemLogStorage::in_memory(Arc::clone(&faults)));
+        let storage = Box::new(MemLogStorage::in_memory(faults.clone()));
         let engine = Engine::new(storage, None, faults, cfg);
         engine.start_sweeper()?;
         return Ok(engine);

@@ -1,64 +1,19 @@
 //! The only place that touches the OS for database files: opening, the advisory lock,
 //! appending, positional page I/O, syncing, truncating, renaming. Every write and sync goes
 //! through [`LogFile`] (append-only logs) or [`PageFile`] (the paged `NAME.db` of WASP), and
-//! both consult one [`FaultPlan`] so tests can inject torn writes, failed syncs, a crash at
-//! the N-th I/O, and the loss of everything written since the last sync (power loss).
-//!
-//! Fault states: `healthy -> crashed [Faults::before_io when the countdown reaches 0]`; a
-//! crashed plan fails every later write and sync, like a dead process would never issue them.
-//! [`FaultPlan::simulate_power_loss`] then undoes the unsynced writes it journaled.
+//! both consult the fault hooks of [`super::fault`] before each write and sync (no-ops, and no
+//! state at all, unless the build has the `fault-injection` feature or is a unit test).
 
+use super::fault::{self, Faults};
 use super::map::{MappedPage, PageMap};
 use crate::error::{Error, Result};
-use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Faults to inject into the file layer (tests only; all off by default).
-#[derive(Debug, Default, Clone)]
-pub struct FaultPlan {
-    /// After this many more bytes are written, writes stop short and fail (a torn write).
-    pub fail_writes_after_bytes: Option<u64>,
-    /// Every `sync` fails.
-    pub fail_syncs: bool,
-    /// Every `sync` first sleeps this long (a slow disk), to make group commit observable.
-    pub sync_delay: Option<std::time::Duration>,
-    /// Counts down on every write and sync; the operation that finds it at 0 fails (a write
-    /// is torn: only its first half reaches the file) and the plan becomes `crashed`.
-    pub crash_after_ios: Option<u64>,
-    /// Set once `crash_after_ios` fired: every later write and sync fails.
-    pub crashed: bool,
-    /// Journal every write not yet covered by a sync, so that
-    /// [`FaultPlan::simulate_power_loss`] can drop it.
-    pub track_unsynced: bool,
-    /// The journal: (file, offset, previous bytes there, previous file length), oldest first.
-    pub unsynced: Vec<(PathBuf, u64, Vec<u8>, u64)>,
-}
-
-impl FaultPlan {
-    /// Undoes, newest first, every journaled write that no sync covered: the files are left as
-    /// a power cut would leave them (the strictest case: nothing unsynced survives). Call it
-    /// after the database is closed or dropped.
-    pub fn simulate_power_loss(&mut self) -> std::io::Result<()> {
-        for (path, offset, old, old_len) in self.unsynced.drain(..).rev() {
-            let f = match OpenOptions::new().write(true).open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            write_at(&f, offset, &old)?;
-            f.set_len(old_len)?;
-            f.sync_all()?;
-        }
-        Ok(())
-    }
-}
-
 /// Positional write of all of `bytes`.
-fn write_at(f: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_at(f: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileExt;
@@ -73,7 +28,7 @@ fn write_at(f: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Positional read into `buf`; returns how many bytes were read (short only at end of file).
-fn read_at(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_at(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         #[cfg(unix)]
@@ -97,109 +52,12 @@ fn read_at(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(done)
 }
 
-/// Consults the plan before a write of `len` bytes at `offset` of `path` (contents readable
-/// through `file`, current length from `file_len`, asked only when needed): returns how many
-/// bytes may be written, and journals the old contents when unsynced writes are tracked.
-fn before_write(
-    faults: &Faults,
-    path: &Path,
-    file: &File,
-    offset: u64,
-    len: usize,
-    file_len: &dyn Fn() -> Result<u64>,
-) -> Result<usize> {
-    let mut plan = faults.lock();
-    if plan.crashed {
-        return Err(Error::io(
-            path,
-            std::io::Error::other("injected fault: the process has crashed"),
-        ));
-    }
-    let mut allowed = len;
-    if let Some(left) = plan.fail_writes_after_bytes.as_mut() {
-        let n = usize::try_from(*left).unwrap_or(usize::MAX).min(len);
-        *left -= n as u64;
-        allowed = n;
-    }
-    if let Some(left) = plan.crash_after_ios.as_mut() {
-        if *left == 0 {
-            plan.crashed = true;
-            allowed = allowed.min(len / 2);
-        } else {
-            *left -= 1;
-        }
-    }
-    if plan.track_unsynced && allowed > 0 {
-        let file_len = file_len()?;
-        let end = offset
-            .saturating_add(allowed as u64)
-            .min(file_len.max(offset));
-        let mut old = vec![0u8; usize::try_from(end.saturating_sub(offset)).unwrap_or(0)];
-        let n = read_at(file, offset, &mut old).map_err(|e| Error::io(path, e))?;
-        old.truncate(n);
-        plan.unsynced.push((path.to_owned(), offset, old, file_len));
-    }
-    Ok(allowed)
-}
-
-/// Applies the sync-related faults of `faults` for a sync of `path`.
-fn sync_faults(faults: &Faults, path: &Path) -> Result<()> {
-    let (fail, delay) = {
-        let mut plan = faults.lock();
-        let mut fail = plan.fail_syncs || plan.crashed;
-        if let Some(left) = plan.crash_after_ios.as_mut() {
-            if *left == 0 {
-                plan.crashed = true;
-                fail = true;
-            } else {
-                *left -= 1;
-            }
-        }
-        (fail, plan.sync_delay)
-    };
-    if let Some(d) = delay {
-        std::thread::sleep(d);
-    }
-    if fail {
-        return Err(Error::io(
-            path,
-            std::io::Error::other("injected fault: sync failed"),
-        ));
-    }
-    Ok(())
-}
-
-/// Records that `from` was durably renamed over `to`: the replaced file's unsynced writes are
-/// gone with it, and `from`'s journal entries now belong to `to`.
-pub(crate) fn note_rename(faults: &Faults, from: &Path, to: &Path) {
-    let mut plan = faults.lock();
-    if plan.track_unsynced {
-        plan.unsynced.retain(|(p, ..)| p != to);
-        for e in plan.unsynced.iter_mut() {
-            if e.0 == from {
-                e.0 = to.to_owned();
-            }
-        }
-    }
-}
-
-/// Records that `path` is synced: its journaled writes can no longer be lost.
-fn synced(faults: &Faults, path: &Path) {
-    let mut plan = faults.lock();
-    if plan.track_unsynced {
-        plan.unsynced.retain(|(p, ..)| p != path);
-    }
-}
-
-/// Shared, changeable fault plan.
-pub(crate) type Faults = Arc<Mutex<FaultPlan>>;
-
 /// `fdatasync` of one database file, through the fault plan (injected failures first;
 /// after success the plan learns what is now durable, for power-loss simulation).
 fn sync_file(file: &File, faults: &Faults, path: &Path) -> Result<()> {
-    sync_faults(faults, path)?;
+    fault::before_sync(faults, path)?;
     file.sync_data().map_err(|e| Error::io(path, e))?;
-    synced(faults, path);
+    fault::synced(faults, path);
     Ok(())
 }
 
@@ -248,7 +106,7 @@ impl LogFile {
 
     /// Appends `bytes` at the end of the file.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        let allowed = before_write(
+        let allowed = fault::before_write(
             &self.faults,
             &self.path,
             &self.file,
@@ -277,12 +135,7 @@ impl LogFile {
 
     /// Cuts the file to `len` bytes and syncs.
     pub(crate) fn truncate(&mut self, len: u64) -> Result<()> {
-        if self.faults.lock().crashed {
-            return Err(Error::io(
-                &self.path,
-                std::io::Error::other("injected fault: the process has crashed"),
-            ));
-        }
+        fault::check_alive(&self.faults, &self.path)?;
         self.file
             .set_len(len)
             .and_then(|_| self.file.sync_all())
@@ -298,7 +151,7 @@ impl LogFile {
 
     /// Records that the open file was renamed to `to`.
     pub(crate) fn renamed(&mut self, to: &Path) {
-        note_rename(&self.faults, &self.path, to);
+        fault::note_rename(&self.faults, &self.path, to);
         self.path = to.to_owned();
     }
 
@@ -310,7 +163,7 @@ impl LogFile {
                 .try_clone()
                 .map_err(|e| Error::io(&self.path, e))?,
             path: self.path.clone(),
-            faults: Arc::clone(&self.faults),
+            faults: self.faults.clone(),
         })
     }
 }
@@ -383,7 +236,7 @@ impl PageFile {
 
     /// Writes all of `bytes` at `offset` (a torn write under fault injection fails).
     pub(crate) fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
-        let allowed = before_write(
+        let allowed = fault::before_write(
             &self.faults,
             &self.path,
             &self.file,
@@ -420,12 +273,7 @@ impl PageFile {
 
     /// Cuts the file to `len` bytes and syncs (only ever drops free pages at the end).
     pub(crate) fn truncate(&self, len: u64) -> Result<()> {
-        if self.faults.lock().crashed {
-            return Err(Error::io(
-                &self.path,
-                std::io::Error::other("injected fault: the process has crashed"),
-            ));
-        }
+        fault::check_alive(&self.faults, &self.path)?;
         if let Some(m) = &self.map {
             m.before_truncate(len);
         }

@@ -22,11 +22,11 @@
 //!   5 delete(table, key)
 //! ```
 
-use super::file::{self, Faults, LogFile};
+use super::fault::Faults;
+use super::file::{self, LogFile};
 use crate::error::{Error, Result};
 use crate::storage::Bytes;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"NXWALLOG";
 pub(crate) const LOG_HEADER_LEN: usize = 32;
@@ -81,7 +81,7 @@ pub(crate) fn write_new_log(
 ) -> Result<LogFile> {
     let tmp = tmp_path(path);
     let _ = std::fs::remove_file(&tmp);
-    let mut f = LogFile::open(&tmp, true, Arc::clone(faults))?;
+    let mut f = LogFile::open(&tmp, true, faults.clone())?;
     f.append(&encode_header(base_lsn, salt))?;
     for r in records {
         f.append(&r)?;

@@ -212,7 +212,8 @@ fn reserve_for(len: u64, page_size: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::storage::file::{Faults, PageFile};
+    use crate::storage::fault::Faults;
+    use crate::storage::file::PageFile;
     use std::fs::OpenOptions;
 
     const PS: usize = 4096;

@@ -19,6 +19,7 @@
 //! `WriteTxn::commit` makes them durable per [`SyncMode`] and visible to new readers. Dropping
 //! a `WriteTxn` without committing rolls it back and leaves no trace.
 
+pub(crate) mod fault;
 pub(crate) mod file;
 mod group;
 pub(crate) mod header;

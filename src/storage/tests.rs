@@ -4,7 +4,7 @@
 //! snapshot isolation; rollback; and the WASP-only properties (steady file size, reader pins,
 //! compaction, fsck).
 
-use super::file::Faults;
+use super::fault::Faults;
 use super::memlog::MemLogStorage;
 use super::wasp::{WaspConfig, WaspStorage};
 use super::{Bytes, ReadView, Storage, SyncMode};
@@ -402,7 +402,7 @@ fn large_values_round_trip_wasp() {
 /// power loss) leaves the earlier commit and either all of the transaction or none of it.
 #[test]
 fn large_transaction_commits_by_checkpoint_wasp() {
-    use super::file::FaultPlan;
+    use super::fault::FaultPlan;
     let key = |i: u32| Bytes::from(format!("k{i:06}"));
     let value = |i: u32| Bytes::from(vec![(i % 251) as u8; 200]);
     let big_txn = |s: &dyn Storage| {
@@ -412,7 +412,7 @@ fn large_transaction_commits_by_checkpoint_wasp() {
         }
         t.commit(SyncMode::Off)
     };
-    let setup = |path: &Path, faults: super::file::Faults| {
+    let setup = |path: &Path, faults: super::fault::Faults| {
         let s = WaspStorage::open(path, true, false, T, faults, small_cfg()).unwrap();
         let mut t = s.begin_write(T).unwrap();
         t.create_table("t", "{}").unwrap();
@@ -447,7 +447,7 @@ fn large_transaction_commits_by_checkpoint_wasp() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let faults = Faults::default();
-        let s = setup(&path, Arc::clone(&faults));
+        let s = setup(&path, faults.clone());
         *faults.lock() = FaultPlan {
             crash_after_ios: Some(n),
             track_unsynced: true,

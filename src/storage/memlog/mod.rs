@@ -10,7 +10,8 @@
 //! (`sync=full`) wait for a group `fdatasync` [`WalTxn::commit`].
 //! A failed append or sync poisons the backend: every later write fails until reopen.
 
-use super::file::{DbFile, Faults, LogFile, SyncHandle};
+use super::fault::Faults;
+use super::file::{DbFile, LogFile, SyncHandle};
 use super::group::GroupSync;
 use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
 use super::log::{self, log_path_for, tmp_path, write_new_log, LogRecovery, Op, Recovery};
@@ -289,7 +290,7 @@ impl MemLogStorage {
             write_new_log(&log_path, 0, 0, std::iter::empty(), &faults)?;
             recovery.log_replaced = Some(why);
         }
-        let mut log_file = LogFile::open(&log_path, false, Arc::clone(&faults))?;
+        let mut log_file = LogFile::open(&log_path, false, faults.clone())?;
         let image = log_file.read_all()?;
         let what = log_path.display().to_string();
         let replay = log::replay(&image, &what)?;

@@ -532,7 +532,8 @@ fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::file::{Faults, PageFile};
+    use crate::storage::fault::Faults;
+    use crate::storage::file::PageFile;
 
     /// Runs `f` on an empty tree over a fresh file of `page_size` pages.
     fn with_tree<R>(page_size: usize, f: impl FnOnce(&Pager, &mut Tree<'_>) -> R) -> R {

@@ -304,14 +304,14 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
         return Err(e);
     }
     let ps = shared.pager.geo.page_size;
-    let faults = crate::storage::file::Faults::default();
+    let faults = crate::storage::fault::Faults::default();
     let out = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::io(tmp, e))?;
-    let out = PageFile::new(out, tmp, Arc::clone(&faults));
+    let out = PageFile::new(out, tmp, faults.clone());
     // After a checkpoint the copy's log is empty; a read-only source's log may hold commits
     // past the checkpoint, which are copied and replayed below.
     let copy_manifest = Manifest {

@@ -25,7 +25,8 @@ pub(crate) mod pager;
 use self::manifest::Manifest;
 use self::page::{Geometry, Ptr, Val};
 use self::pager::{Pager, FIRST_DATA_PAGE};
-use super::file::{DbFile, Faults, LogFile, SyncHandle};
+use super::fault::Faults;
+use super::file::{DbFile, LogFile, SyncHandle};
 use super::group::GroupSync;
 use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
 use super::log::{self, log_path_for, write_new_log, LogRecovery, Op, Recovery};
@@ -604,7 +605,7 @@ impl WaspStorage {
         let geo = Geometry {
             page_size: page_size as usize,
         };
-        let mut file = db.page_file(Arc::clone(&faults))?;
+        let mut file = db.page_file(faults.clone())?;
         if cfg.mmap {
             file.map_pages(geo.page_size)?;
         }
@@ -672,7 +673,7 @@ impl WaspStorage {
             if read_only {
                 image = crate::storage::file::read_regular(&log_path)?;
             } else {
-                let mut f = LogFile::open(&log_path, false, Arc::clone(&faults))?;
+                let mut f = LogFile::open(&log_path, false, faults.clone())?;
                 image = f.read_all()?;
                 log_file = Some(f);
             }
@@ -823,7 +824,7 @@ impl WaspStorage {
 
 /// Writes the header page and the first manifest of a new file, then syncs.
 fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
-    let pf = db.page_file(Arc::clone(faults))?;
+    let pf = db.page_file(faults.clone())?;
     let header = Header {
         format_version: FORMAT_VERSION,
         backend: StorageEngine::Wasp,
