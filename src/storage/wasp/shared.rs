@@ -1,0 +1,162 @@
+//! What a WASP store's readers and its writer share ([`Shared`]): the published tree state
+//! ([`State`]), free-space bookkeeping ([`Space`]), the log, the fault and poison flags, and
+//! the reader pins ([`Pin`]) that keep pages a snapshot can reach from being reused.
+
+use super::*;
+
+/// The tables at one epoch; cloning is cheap (persistent map, shared nodes).
+#[derive(Clone, Default)]
+pub(crate) struct State {
+    pub epoch: u64,
+    pub tables: imbl::OrdMap<String, TableMeta>,
+}
+
+/// Free-space bookkeeping; changed by commits (pending frees) and checkpoints.
+pub(crate) struct Space {
+    /// The manifest that is durable now.
+    pub manifest: Manifest,
+    pub page_count: u64,
+    /// Pages free on disk and not needed by any reader: reusable by the next checkpoint.
+    pub free: BTreeSet<u64>,
+    /// Pages freed by the commit of an epoch, oldest first.
+    pub pending: VecDeque<(u64, Vec<u64>)>,
+    /// State epoch written by the last durable checkpoint.
+    pub ckpt_epoch: u64,
+    /// Pages of the durable catalog tree and free list (freed by the next checkpoint).
+    pub meta_pages: Vec<u64>,
+    /// Nodes made dirty since the last checkpoint (estimate of dirty memory).
+    pub dirty_nodes: u64,
+}
+
+impl Space {
+    /// Moves pending pages that no durable tree and no reader needs into the free set.
+    pub(crate) fn release(&mut self, min_reader: u64) {
+        while let Some((e, _)) = self.pending.front() {
+            if *e > self.ckpt_epoch || *e > min_reader {
+                break;
+            }
+            if let Some((_, pages)) = self.pending.pop_front() {
+                self.free.extend(pages);
+            }
+        }
+    }
+}
+
+pub(super) struct LogState {
+    pub(super) file: LogFile,
+    pub(super) next_lsn: u64,
+    pub(super) sync: Arc<SyncHandle>,
+    pub(super) base_len: u64,
+    pub(super) records_since: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) pager: Pager,
+    pub(crate) state: RwLock<Arc<State>>,
+    pub(super) gate: Arc<WriterGate>,
+    pub(super) log: Option<Mutex<LogState>>,
+    pub(super) group: GroupSync,
+    pub(super) poisoned: Mutex<Option<String>>,
+    pub(super) corrupt: Mutex<Option<String>>,
+    pub(crate) space: Mutex<Space>,
+    pub(super) readers: Mutex<BTreeMap<u64, usize>>,
+    pub(super) read_only: bool,
+    pub(super) format_version: u32,
+    pub(super) log_path: PathBuf,
+    pub(super) faults: Faults,
+    pub(super) cfg: WaspConfig,
+    pub(super) recovery: Recovery,
+    pub(super) commits: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
+    pub(super) checkpoint_micros: AtomicU64,
+    pub(super) last_checkpoint_micros: AtomicU64,
+    pub(super) last_checkpoint: Mutex<Instant>,
+    /// The log record buffer of the last write transaction, kept for the next one (large
+    /// buffers are not kept): a commit then neither grows nor frees one.
+    pub(super) spare_record: Mutex<Vec<u8>>,
+    /// What is left of the last transaction's key and value buffer ([`Arena`]).
+    pub(super) spare_arena: Mutex<Arena>,
+    /// This open store's number in [`crate::storage::SnapshotId`]s.
+    pub(super) store_id: u64,
+    pub(super) _db: DbFile,
+}
+
+/// Pins an epoch so pages it can reach are not reused.
+pub(crate) struct Pin {
+    pub(super) shared: Arc<Shared>,
+    pub(super) epoch: u64,
+}
+
+impl Pin {
+    pub(super) fn new(shared: &Arc<Shared>, epoch: u64) -> Self {
+        *shared.readers.lock().entry(epoch).or_insert(0) += 1;
+        Self {
+            shared: Arc::clone(shared),
+            epoch,
+        }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut r = self.shared.readers.lock();
+        if let Some(n) = r.get_mut(&self.epoch) {
+            *n -= 1;
+            if *n == 0 {
+                r.remove(&self.epoch);
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "the database was opened with read_only: true".into(),
+            ));
+        }
+        if let Some(why) = self.poisoned.lock().as_ref() {
+            return Err(Error::PreviousIo(why.clone()));
+        }
+        if let Some(why) = self.corrupt.lock().as_ref() {
+            return Err(Error::Corrupt(why.clone()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poison(&self, e: &Error) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            ::log::error!("wasp storage poisoned after I/O failure: {e}");
+            *p = Some(e.to_string());
+        }
+    }
+
+    /// Records a failed read (a page failing its checksum): from now on every call fails.
+    pub(super) fn note_read_error(&self, e: &Error) {
+        let mut c = self.corrupt.lock();
+        if c.is_none() {
+            ::log::error!("wasp storage: read failed: {e}");
+            *c = Some(e.to_string());
+        }
+    }
+
+    pub(super) fn fault(&self) -> Option<Error> {
+        self.corrupt.lock().clone().map(Error::Corrupt)
+    }
+
+    /// Lowest pinned epoch (`u64::MAX` when no reader).
+    pub(crate) fn min_reader(&self) -> u64 {
+        self.readers
+            .lock()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(u64::MAX)
+    }
+
+    pub(super) fn reader_count(&self) -> usize {
+        self.readers.lock().values().sum()
+    }
+}

@@ -1,0 +1,450 @@
+//! A write transaction ([`WaspTxn`]): changes applied to private copies of the touched
+//! trees, the log record encoded op by op as they are applied, and the commit that appends
+//! it (or, for a transaction too large to log, checkpoints instead) and publishes the new
+//! state.
+
+use super::*;
+
+/// Largest log record buffer a commit hands on to the next write transaction.
+pub(super) const KEPT_RECORD_BYTES: usize = 4 << 20;
+
+/// Applies one logged change to `state` (commits and log replay share this).
+pub(super) fn apply(
+    pager: &Pager,
+    state: &mut State,
+    op: &Op,
+    freed: &mut Vec<u64>,
+    dirtied: &mut u64,
+) -> Result<bool> {
+    let mut tree = btree::Tree {
+        pager,
+        freed,
+        dirtied,
+    };
+    match op {
+        Op::Create { name, options } => {
+            if state.tables.contains_key(name) {
+                return Err(Error::DuplicateKey(format!(
+                    "collection '{name}' already exists"
+                )));
+            }
+            state.tables.insert(
+                name.clone(),
+                TableMeta {
+                    options: options.clone(),
+                    root: None,
+                    count: 0,
+                    bytes: 0,
+                },
+            );
+        }
+        Op::Drop { name } => {
+            let t = state
+                .tables
+                .remove(name)
+                .ok_or_else(|| Error::NoCollection(name.clone()))?;
+            if let Some(root) = &t.root {
+                tree.free_tree(root)?;
+            }
+        }
+        Op::Rename { from, to } => {
+            if state.tables.contains_key(to) {
+                return Err(Error::DuplicateKey(format!(
+                    "collection '{to}' already exists"
+                )));
+            }
+            let t = state
+                .tables
+                .remove(from)
+                .ok_or_else(|| Error::NoCollection(from.clone()))?;
+            state.tables.insert(to.clone(), t);
+        }
+        Op::Put { table, key, value } => {
+            apply_put(&mut tree, state, table, key.clone(), value.clone())?;
+        }
+        Op::Delete { table, key } => {
+            let t = state
+                .tables
+                .get_mut(table)
+                .ok_or_else(|| Error::NoCollection(table.clone()))?;
+            match tree.delete(&mut t.root, key)? {
+                Some(o) => {
+                    t.bytes -= (key.len() + o.len()) as u64;
+                    t.count -= 1;
+                }
+                None => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Applies a put (see [`apply`]); takes the key and value, which the tree keeps.
+pub(super) fn apply_put(
+    tree: &mut btree::Tree<'_>,
+    state: &mut State,
+    table: &str,
+    key: Bytes,
+    value: Bytes,
+) -> Result<()> {
+    let max_key = tree.pager.geo.max_key();
+    if key.len() > max_key {
+        return Err(Error::invalid(format!(
+            "key of {} bytes is longer than the {max_key} bytes this page size allows",
+            key.len(),
+        )));
+    }
+    let t = state
+        .tables
+        .get_mut(table)
+        .ok_or_else(|| Error::NoCollection(table.to_owned()))?;
+    let added = (key.len() + value.len()) as u64;
+    let key_len = key.len();
+    let old = tree.put(&mut t.root, key, Val::Data(value))?;
+    t.bytes += added;
+    match old {
+        Some(o) => t.bytes -= (key_len + o.len()) as u64,
+        None => t.count += 1,
+    }
+    Ok(())
+}
+
+/// Commits a transaction whose changes were not logged (see [`WaspTxn::check_record_size`])
+/// by publishing its state and checkpointing it: once the manifest names the new pages
+/// (synced), the transaction is durable; until then, recovery finds the database as it was
+/// before it, as for a commit whose log record did not reach the disk. The caller holds the
+/// writer gate. Any failure poisons the database: the state is visible to new readers but
+/// not durable.
+pub(super) fn commit_by_checkpoint(
+    shared: &Shared,
+    mut state: State,
+    freed: Vec<u64>,
+    dirtied: u64,
+) -> Result<()> {
+    {
+        let mut space = shared.space.lock();
+        let mut cur = shared.state.write();
+        state.epoch = cur.epoch + 1;
+        space.pending.push_back((state.epoch, freed));
+        space.dirty_nodes += dirtied;
+        *cur = Arc::new(state);
+    }
+    shared.commits.fetch_add(1, Ordering::Relaxed);
+    checkpoint::run(shared, false).inspect_err(|e| shared.poison(e))
+}
+
+/// Keys and values put by write transactions, copied back to back into shared buffers of
+/// [`ARENA_CHUNK`] bytes: the tree's entries are slices of them. The dirty tree a checkpoint
+/// has written is then freed a buffer at a time instead of two allocations per entry (which
+/// cost the writer about a tenth of an insert, and left the heap fragmented), and the
+/// callers' own buffers are freed right away, while still in the allocator's caches.
+#[derive(Default)]
+pub(super) struct Arena(bytes::BytesMut);
+
+/// Size of an [`Arena`] buffer; keys and values above an eighth of it keep their own
+/// allocation.
+pub(super) const ARENA_CHUNK: usize = 64 << 10;
+
+impl Arena {
+    /// A key or value: copied unless it is large. (A slice of a buffer the caller shares,
+    /// which may be a page it read, is copied too: keeping the slice would keep the whole
+    /// buffer; [`WriteTxn::put_shared`] is for buffers meant to be kept.)
+    pub(super) fn keep(&mut self, b: Bytes) -> Bytes {
+        if b.len() > ARENA_CHUNK / 8 {
+            return b;
+        }
+        self.copy(&b)
+    }
+
+    /// Borrowed bytes: copied into the arena, or into their own buffer when large.
+    pub(super) fn take(&mut self, b: &[u8]) -> Bytes {
+        if b.len() > ARENA_CHUNK / 8 {
+            return Bytes::copy_from_slice(b);
+        }
+        self.copy(b)
+    }
+
+    pub(super) fn copy(&mut self, b: &[u8]) -> Bytes {
+        if self.0.capacity() - self.0.len() < b.len() {
+            self.0 = bytes::BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        self.0.extend_from_slice(b);
+        self.0.split().freeze()
+    }
+}
+
+/// The write transaction of WASP: a private state (copy-on-write nodes) plus its log record,
+/// encoded op by op as they are applied.
+pub(crate) struct WaspTxn {
+    pub(super) shared: Arc<Shared>,
+    pub(super) state: State,
+    /// The commit record so far ([`log::begin_record`]), and how many ops it holds.
+    pub(super) record: Vec<u8>,
+    pub(super) n_ops: u32,
+    /// The record outgrew the log's checkpoint trigger and is no longer kept: the commit
+    /// writes the transaction's pages instead ([`commit_by_checkpoint`]).
+    pub(super) unlogged: bool,
+    /// Where the keys and values put by this transaction are kept.
+    pub(super) arena: Arena,
+    pub(super) freed: Vec<u64>,
+    pub(super) dirtied: u64,
+    pub(super) _pin: Pin,
+    pub(super) _guard: WriterGuard,
+}
+
+impl WaspTxn {
+    pub(super) fn record(&mut self, op: Op) -> Result<bool> {
+        if let Some(e) = self.shared.fault() {
+            return Err(e);
+        }
+        let changed = apply(
+            &self.shared.pager,
+            &mut self.state,
+            &op,
+            &mut self.freed,
+            &mut self.dirtied,
+        )
+        .inspect_err(|e| self.note(e))?;
+        if changed {
+            if !self.unlogged {
+                log::encode_op(&mut self.record, &op);
+            }
+            self.n_ops += 1;
+            self.check_record_size();
+        }
+        Ok(changed)
+    }
+
+    /// Logs a put (unless the transaction stopped logging); returns the record's length
+    /// before it, for `apply_logged_put` to cut back to on failure.
+    pub(super) fn log_put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<usize> {
+        if let Some(e) = self.shared.fault() {
+            return Err(e);
+        }
+        let logged = self.record.len();
+        if !self.unlogged {
+            log::encode_put(&mut self.record, table, key, value);
+        }
+        Ok(logged)
+    }
+
+    pub(super) fn apply_logged_put(
+        &mut self,
+        table: &str,
+        key: Bytes,
+        value: Bytes,
+        logged: usize,
+    ) -> Result<()> {
+        let mut tree = btree::Tree {
+            pager: &self.shared.pager,
+            freed: &mut self.freed,
+            dirtied: &mut self.dirtied,
+        };
+        match apply_put(&mut tree, &mut self.state, table, key, value) {
+            Ok(()) => {
+                self.n_ops += 1;
+                self.check_record_size();
+                Ok(())
+            }
+            Err(e) => {
+                if !self.unlogged {
+                    self.record.truncate(logged);
+                }
+                self.note(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops logging once the record is past the log size that triggers a checkpoint: the
+    /// commit would be followed by a checkpoint anyway, so it checkpoints instead of first
+    /// writing (and encoding) every change a second time into the log.
+    pub(super) fn check_record_size(&mut self) {
+        if !self.unlogged && self.record.len() as u64 > self.shared.cfg.checkpoint_log_bytes {
+            self.stop_logging();
+        }
+    }
+
+    /// From here on the transaction commits by checkpoint ([`commit_by_checkpoint`]).
+    pub(super) fn stop_logging(&mut self) {
+        self.unlogged = true;
+        self.record = Vec::new();
+    }
+
+    /// A read error met while changing the tree is the engine's to report.
+    pub(super) fn note(&self, e: &Error) {
+        if matches!(e, Error::Corrupt(_) | Error::Io { .. }) {
+            self.shared.note_read_error(e);
+        }
+    }
+}
+
+impl ReadView for WaspTxn {
+    fn tables(&self) -> Vec<TableInfo> {
+        view_tables(&self.state)
+    }
+    fn has_table(&self, name: &str) -> bool {
+        self.state.tables.contains_key(name)
+    }
+    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
+        view_get(&self.shared, &self.state, table, key, true)
+    }
+    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+        view_scan(&self.shared, &self.state, table, after, limit, true)
+    }
+    fn count(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.count)
+    }
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.bytes)
+    }
+    fn fault(&self) -> Option<Error> {
+        self.shared.fault()
+    }
+}
+
+impl WriteTxn for WaspTxn {
+    fn create_table(&mut self, name: &str, options: &str) -> Result<()> {
+        self.record(Op::Create {
+            name: name.to_owned(),
+            options: options.to_owned(),
+        })
+        .map(drop)
+    }
+
+    fn drop_table(&mut self, name: &str) -> Result<()> {
+        self.record(Op::Drop {
+            name: name.to_owned(),
+        })
+        .map(drop)
+    }
+
+    fn rename_table(&mut self, from: &str, to: &str) -> Result<()> {
+        self.record(Op::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        })
+        .map(drop)
+    }
+
+    /// A put is logged from the borrowed parts and its key and value move into the tree
+    /// (no [`Op`] is built: that would copy the table name and share the two buffers).
+    fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        let logged = self.log_put(table, &key, &value)?;
+        let (key, value) = (self.arena.keep(key), self.arena.keep(value));
+        self.apply_logged_put(table, key, value, logged)
+    }
+
+    /// As `put`, the tree's copies made straight from the caller's bytes.
+    fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let logged = self.log_put(table, key, value)?;
+        let (key, value) = (self.arena.take(key), self.arena.take(value));
+        self.apply_logged_put(table, key, value, logged)
+    }
+
+    /// As `put`, the key and value kept as the slices they are (no arena copy).
+    fn put_shared(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
+        let logged = self.log_put(table, &key, &value)?;
+        self.apply_logged_put(table, key, value, logged)
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
+        if !self.state.tables.contains_key(table) {
+            return Err(Error::NoCollection(table.to_owned()));
+        }
+        self.record(Op::Delete {
+            table: table.to_owned(),
+            key: Bytes::copy_from_slice(key),
+        })
+    }
+
+    fn expect_large(&mut self) {
+        if self.shared.log.is_some() {
+            self.stop_logging();
+        }
+    }
+
+    fn commit(self: Box<Self>, sync: SyncMode) -> Result<()> {
+        let WaspTxn {
+            shared,
+            mut state,
+            mut record,
+            n_ops,
+            unlogged,
+            arena,
+            freed,
+            dirtied,
+            _pin,
+            _guard,
+        } = *self;
+        drop(_pin);
+        if n_ops == 0 {
+            return Ok(());
+        }
+        shared.check_writable()?;
+        let Some(log_mutex) = &shared.log else {
+            return Err(Error::ReadOnly("the database is read-only".into()));
+        };
+        *shared.spare_arena.lock() = arena;
+        if unlogged {
+            return commit_by_checkpoint(&shared, state, freed, dirtied);
+        }
+        // The first commit after a quiet manifest: say durably that the log is in use before
+        // it holds anything (still holding the writer gate).
+        set_log_quiet(&shared, false)?;
+        let (lsn, wants_checkpoint) = {
+            let mut log = log_mutex.lock();
+            let lsn = log.next_lsn;
+            log::seal_record(&mut record, lsn, n_ops);
+            if let Err(e) = log.file.append(&record) {
+                shared.poison(&e);
+                return Err(e);
+            }
+            log.next_lsn += 1;
+            log.records_since += 1;
+            shared.group.written(lsn);
+            let mut space = shared.space.lock();
+            let mut cur = shared.state.write();
+            state.epoch = cur.epoch + 1;
+            space.pending.push_back((state.epoch, freed));
+            space.dirty_nodes += dirtied;
+            let dirty_bytes = space.dirty_nodes * shared.pager.geo.page_size as u64;
+            *cur = Arc::new(state);
+            let grown = log.file.len() - log.base_len;
+            let wants = grown > shared.cfg.checkpoint_log_bytes
+                || dirty_bytes > (shared.cfg.cache_bytes / 2).max(1 << 20)
+                || shared.last_checkpoint.lock().elapsed() > shared.cfg.checkpoint_interval;
+            (lsn, wants)
+        };
+        if record.capacity() <= KEPT_RECORD_BYTES {
+            *shared.spare_record.lock() = record;
+        }
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        if wants_checkpoint {
+            // Still holding the gate: no other writer can interleave. A failure poisons.
+            if let Err(e) = checkpoint::run(&shared, false) {
+                ::log::warn!("automatic checkpoint failed: {e}");
+            }
+        }
+        drop(_guard);
+        shared.group.finish_commit(
+            lsn,
+            sync,
+            || Arc::clone(&log_mutex.lock().sync),
+            |e| shared.poison(e),
+        )
+    }
+
+    fn as_read(&self) -> &dyn ReadView {
+        self
+    }
+
+    fn snapshot(&self) -> Arc<dyn ReadView> {
+        Arc::new(View {
+            state: Arc::new(self.state.clone()),
+            shared: Arc::clone(&self.shared),
+            committed: false,
+            _pin: Pin::new(&self.shared, self.state.epoch),
+        })
+    }
+}

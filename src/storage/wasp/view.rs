@@ -1,0 +1,103 @@
+//! Read views: a snapshot (a [`State`] plus its [`Pin`]) answering `get`, `scan` and the
+//! table listing from the B+trees.
+
+use super::*;
+
+/// Read access to one state: shared by snapshots and the write transaction (`writer`: leaf
+/// pages read are cached at once, see [`Pager::leaf_probe`]).
+pub(super) fn view_get(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    key: &[u8],
+    writer: bool,
+) -> Option<Bytes> {
+    let t = state.tables.get(table)?;
+    let r = btree::get(&shared.pager, t.root.as_ref(), key, writer)
+        .and_then(|v| v.map(|v| btree::resolve(&shared.pager, &v)).transpose());
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            shared.note_read_error(&e);
+            None
+        }
+    }
+}
+
+pub(super) fn view_scan(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+    writer: bool,
+) -> Vec<(Bytes, Bytes)> {
+    let Some(root) = state.tables.get(table).and_then(|t| t.root.as_ref()) else {
+        return Vec::new();
+    };
+    let mut raw = Vec::new();
+    let r = btree::scan(&shared.pager, root, after, limit, &mut raw, writer).and_then(|_| {
+        raw.into_iter()
+            .map(|(k, v)| Ok((k, btree::resolve(&shared.pager, &v)?)))
+            .collect::<Result<Vec<_>>>()
+    });
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            shared.note_read_error(&e);
+            Vec::new()
+        }
+    }
+}
+
+pub(super) fn view_tables(state: &State) -> Vec<TableInfo> {
+    state
+        .tables
+        .iter()
+        .map(|(name, t)| TableInfo {
+            name: name.clone(),
+            options: t.options.clone(),
+            documents: t.count,
+        })
+        .collect()
+}
+
+/// A snapshot handed to readers and cursors.
+pub(super) struct View {
+    pub(super) state: Arc<State>,
+    pub(super) shared: Arc<Shared>,
+    /// Whether `state` is a published (committed) one, not a transaction's.
+    pub(super) committed: bool,
+    pub(super) _pin: Pin,
+}
+
+impl ReadView for View {
+    fn tables(&self) -> Vec<TableInfo> {
+        view_tables(&self.state)
+    }
+    fn has_table(&self, name: &str) -> bool {
+        self.state.tables.contains_key(name)
+    }
+    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
+        view_get(&self.shared, &self.state, table, key, false)
+    }
+    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+        view_scan(&self.shared, &self.state, table, after, limit, false)
+    }
+    fn count(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.count)
+    }
+    fn table_bytes(&self, table: &str) -> u64 {
+        self.state.tables.get(table).map_or(0, |t| t.bytes)
+    }
+    fn fault(&self) -> Option<Error> {
+        self.shared.fault()
+    }
+    fn snapshot_id(&self) -> Option<crate::storage::SnapshotId> {
+        // Each commit publishes a new epoch; a checkpoint republishes the same contents.
+        self.committed.then(|| crate::storage::SnapshotId {
+            store: self.shared.store_id,
+            epoch: self.state.epoch,
+        })
+    }
+}
