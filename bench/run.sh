@@ -21,7 +21,7 @@ bash scripts/bench-import.sh
 echo "== query: filtered full scans of 1M documents beside SQLite json_extract"
 bash scripts/bench-scan.sh
 
-echo "== storage: WASP vs wal vs SQLite, and WASP bounded memory (RSS)"
+echo "== storage: WASP vs memlog vs SQLite, and WASP bounded memory (RSS)"
 bash scripts/bench-storage.sh
 
 echo "== indexes: secondary indexes beside SQLite expression indexes (C ABI)"

@@ -1,5 +1,5 @@
 /*
- * Storage engine benchmark through the C ABI: NexusLite WASP vs NexusLite wal vs SQLite,
+ * Storage engine benchmark through the C ABI: NexusLite WASP vs NexusLite memlog vs SQLite,
  * side by side in one run (scripts/bench-storage.sh builds and runs it; `make bench`).
  *
  *   storage_bench WORKDIR TABLE.md RAW.txt
@@ -35,8 +35,8 @@
 #include "bench_util.h"
 
 enum { WASP, WAL, SQL, NENG };
-static const char *ENG[NENG] = {"WASP", "wal", "SQLite"};
-static const char *STORAGE[2] = {"wasp", "wal"};
+static const char *ENG[NENG] = {"WASP", "memlog", "SQLite"};
+static const char *STORAGE[2] = {"wasp", "memlog"};
 
 static long DOCS, RUNS, COMMITS, REOPEN_COMMITS, SCAN_UPDATES;
 static const char *WORK;
@@ -577,7 +577,7 @@ int main(int argc, char **argv)
     FILE *out = fopen(argv[2], "w");
     if (!out)
         return 1;
-    fprintf(out, "| workload | unit | WASP | wal | SQLite | WASP vs SQLite | wal vs SQLite |\n");
+    fprintf(out, "| workload | unit | WASP | memlog | SQLite | WASP vs SQLite | memlog vs SQLite |\n");
     fprintf(out, "|---|---|---:|---:|---:|---:|---:|\n");
     for (int w = 0; w < NR; w++) {
         fprintf(out, "| %s | %s |", R[w].name, R[w].unit);

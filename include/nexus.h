@@ -138,8 +138,8 @@ enum StorageEngine
  {
   /**
    * In-memory tables and an append-only log (`memlog`): every document is held in memory,
-   * the log is rewritten at checkpoints. Written as backend 1 (option spelling `wal` in
-   * builds before 0.2 is still accepted).
+   * the log is rewritten at checkpoints. Written as backend 1 (`wal`, its name in earlier
+   * builds, is still accepted as the option value).
    */
   MemLog = 1,
   /**
@@ -273,8 +273,9 @@ int nexus_cursor_close(nexus_cursor *c);
  * `options_json` (NULL: defaults) is a JSON object with: `create` (bool, default true),
  * `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
  * returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` for a new file
- * (`"wasp"`, the paged engine and the default, or `"wal"`, the log-structured one; an
- * existing file opens with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
+ * (`"wasp"`, the paged engine and the default, or `"memlog"`, in-memory tables with a log;
+ * `"wal"`, its former name, is accepted; an existing file opens with the engine that wrote
+ * it), `page_size` of a new `wasp` file (8192 default, 16384),
  * `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
  * the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
  * `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
@@ -349,7 +350,7 @@ int nexus_checkpoint(nexus_db *db);
 
 /**
  * Rewrites the database smaller: with `wasp`, moves pages from the end of `NAME.db` into free
- * pages and truncates the file; with `wal`, rewrites the log to hold only live documents.
+ * pages and truncates the file; with `memlog`, rewrites the log to hold only live documents.
  *
  * # Safety
  * `db` is a live handle or NULL.
@@ -644,7 +645,7 @@ int nexus_backup(nexus_db *db, const char *dest_path);
  * `pages_free`, `pages_lost`), per-collection `documents` and `bytes`, and `errors` (an
  * array of messages). With `wasp` it verifies every reachable page's checksum, key order
  * and fences, overflow chains, document counts and free-space accounting (no page lost or
- * used twice); with `wal`, every log record's checksum.
+ * used twice); with `memlog`, every log record's checksum.
  *
  * Returns `NEXUS_OK` when the database is sound, `NEXUS_CORRUPT` when it is damaged (the
  * report is still written and `nexus_errmsg` names the first problem).

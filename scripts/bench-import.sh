@@ -75,8 +75,8 @@ import json, sys, datetime
 out, rows, nd, cs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 vals = sys.argv[5:17]
 cores, sqlite_version = sys.argv[17], sys.argv[18]
-names = ["nexus import --dry-run (NDJSON: read + parse + convert)", "nexus import, NDJSON, `wal` backend",
-         "nexus import, CSV (type inference), `wal` backend", f"sqlite3 {sqlite_version} .import --csv",
+names = ["nexus import --dry-run (NDJSON: read + parse + convert)", "nexus import, NDJSON, `memlog` backend",
+         "nexus import, CSV (type inference), `memlog` backend", f"sqlite3 {sqlite_version} .import --csv",
          "nexus import, NDJSON, WASP backend", "nexus import, CSV (type inference), WASP backend"]
 files = [nd, nd, cs, cs, nd, cs]
 results = []
@@ -97,8 +97,8 @@ with open(f"{out}/import-200mb.md", "w") as f:
     for r in results:
         f.write(f"| {r['what']} | {r['seconds']:.2f} | {r['docs_per_sec']} | {r['mib_per_sec']} | {r['peak_rss_mib']} | {'yes' if r['under_100_mib'] else 'no'} |\n")
     f.write("\nThe importer itself streams (the dry run reads, parses and converts every row with a "
-            "few MiB). A real import's RSS is dominated by the storage layer: the `wal` backend "
-            "(`{\"storage\":\"wal\"}`) keeps every collection in memory; the paged WASP engine "
+            "few MiB). A real import's RSS is dominated by the storage layer: the `memlog` backend "
+            "(`{\"storage\":\"memlog\"}`) keeps every collection in memory; the paged WASP engine "
             "(the default, here `nexus --storage wasp import`) keeps a bounded page "
             "cache, so its import stays within a fixed memory budget whatever the file size.\n")
 print(open(f"{out}/import-200mb.md").read())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Storage engine benchmark (`make bench`; never part of `make test`), after `make lib`:
-# NexusLite WASP vs NexusLite wal vs SQLite through the C ABI (bench/storage_bench.c), then
+# NexusLite WASP vs NexusLite memlog vs SQLite through the C ABI (bench/storage_bench.c), then
 # the bounded-memory (RSS) check of WASP (tests/wasp_memory_bounded_rss.rs, its report
 # printed). Writes benchmarks/storage.md. Environment: BENCH_DOCS (default 200000),
 # BENCH_RUNS (3), BENCH_COMMITS (500 per thread per pass), BENCH_REOPEN_COMMITS (100000),
@@ -18,7 +18,7 @@ read -r -a NEXUS_STATIC <<<"$(pkg-config --libs --static nexus | sed "s#-lnexus#
 gcc -std=c11 -O2 -Wall -Wextra -Werror $(pkg-config --cflags nexus) bench/storage_bench.c \
     "${NEXUS_STATIC[@]}" $(pkg-config --libs sqlite3) -lpthread -o target/bench/storage_bench
 
-echo "== storage benchmark: WASP vs wal vs SQLite"
+echo "== storage benchmark: WASP vs memlog vs SQLite"
 start=$(date +%s)
 target/bench/storage_bench "$WORK" "$WORK/table.md" "$WORK/raw.txt"
 elapsed=$(( $(date +%s) - start ))
@@ -31,7 +31,7 @@ cat "$WORK/rss.txt"
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
 sqlite_version=$(pkg-config --modversion sqlite3 2>/dev/null || echo unknown)
 {
-    echo "# Storage engines: NexusLite WASP vs NexusLite wal vs SQLite"
+    echo "# Storage engines: NexusLite WASP vs NexusLite memlog vs SQLite"
     echo
     echo "Produced by \`make bench\` (scripts/bench-storage.sh, bench/storage_bench.c) on $(date -u +%Y-%m-%d)."
     echo "The whole comparison took ${elapsed} s."

@@ -71,7 +71,7 @@ func WithBusyTimeout(d time.Duration) Option {
 	return WithOption("busy_timeout_ms", ms)
 }
 
-// WithStorage selects the storage engine by name (e.g. "wal" or "wasp").
+// WithStorage selects the storage engine by name ("wasp", the default, or "memlog").
 func WithStorage(engine string) Option { return WithOption("storage", engine) }
 
 // DB is a connection to a NexusLite database.

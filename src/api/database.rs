@@ -398,7 +398,7 @@ impl Database {
     }
 
     /// Rewrites the database smaller. With `wasp`, pages near the end of the file are moved
-    /// into free pages further down and the file is truncated; with `wal` this is a
+    /// into free pages further down and the file is truncated; with `memlog` this is a
     /// checkpoint (the log is rewritten to hold only live documents).
     pub fn compact(&self) -> Result<()> {
         self.check_open()?;
@@ -485,7 +485,7 @@ impl Database {
 
     /// Integrity check (fsck): with `wasp`, every page's checksum, key order and fences of
     /// every tree, overflow chains, document counts, and free-space accounting (no page lost
-    /// or used twice); with `wal`, every log record's checksum. Returns the JSON report.
+    /// or used twice); with `memlog`, every log record's checksum. Returns the JSON report.
     ///
     /// Errors: [`Error::Corrupt`] (message: the first problem) when the database is damaged;
     /// [`Database::check_report`] returns the full report instead.

@@ -486,7 +486,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 }
 
 /// Opens the storage backend for `path`: an existing file with the engine named in its
-/// header (so a `wal` database keeps opening as `wal` whatever the options say), a new or
+/// header (so a `memlog` database keeps opening as `memlog` whatever the options say), a new or
 /// empty one with `cfg.storage`. The header is only read here; the backend checks it again.
 fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<dyn Storage>> {
     let existing = if path.exists() {

@@ -22,8 +22,9 @@ pub struct nexus_db {
 /// `options_json` (NULL: defaults) is a JSON object with: `create` (bool, default true),
 /// `read_only` (bool), `sync` (`"full"` default: every commit is on stable storage before it
 /// returns; `"normal"`; `"off"`), `busy_timeout_ms` (default 5000), `storage` for a new file
-/// (`"wasp"`, the paged engine and the default, or `"wal"`, the log-structured one; an
-/// existing file opens with the engine that wrote it), `page_size` of a new `wasp` file (8192 default, 16384),
+/// (`"wasp"`, the paged engine and the default, or `"memlog"`, in-memory tables with a log;
+/// `"wal"`, its former name, is accepted; an existing file opens with the engine that wrote
+/// it), `page_size` of a new `wasp` file (8192 default, 16384),
 /// `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
 /// the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
 /// `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
@@ -149,7 +150,7 @@ pub unsafe extern "C" fn nexus_checkpoint(db: *mut nexus_db) -> c_int {
 }
 
 /// Rewrites the database smaller: with `wasp`, moves pages from the end of `NAME.db` into free
-/// pages and truncates the file; with `wal`, rewrites the log to hold only live documents.
+/// pages and truncates the file; with `memlog`, rewrites the log to hold only live documents.
 ///
 /// # Safety
 /// `db` is a live handle or NULL.

@@ -169,7 +169,7 @@ pub unsafe extern "C" fn nexus_backup(db: *mut nexus_db, dest_path: *const c_cha
 /// `pages_free`, `pages_lost`), per-collection `documents` and `bytes`, and `errors` (an
 /// array of messages). With `wasp` it verifies every reachable page's checksum, key order
 /// and fences, overflow chains, document counts and free-space accounting (no page lost or
-/// used twice); with `wal`, every log record's checksum.
+/// used twice); with `memlog`, every log record's checksum.
 ///
 /// Returns `NEXUS_OK` when the database is sound, `NEXUS_CORRUPT` when it is damaged (the
 /// report is still written and `nexus_errmsg` names the first problem).

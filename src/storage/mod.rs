@@ -38,8 +38,8 @@ pub use self::log::LogRecovery;
 #[repr(u8)]
 pub enum StorageEngine {
     /// In-memory tables and an append-only log (`memlog`): every document is held in memory,
-    /// the log is rewritten at checkpoints. Written as backend 1 (option spelling `wal` in
-    /// builds before 0.2 is still accepted).
+    /// the log is rewritten at checkpoints. Written as backend 1 (`wal`, its name in earlier
+    /// builds, is still accepted as the option value).
     MemLog = 1,
     /// Write-Ahead Shadow Paging: copy-on-write B+trees in `NAME.db` plus the side log
     /// `NAME.wasp`. The default for new files.

@@ -325,7 +325,7 @@ TEST(Open, MalformedOptionsFail) {
 TEST(Open, StorageEngines) {
     TempDir dir;
     {
-        auto db = nexus::Database::open(dir.file("wal.db"), R"({"storage":"wal"})");
+        auto db = nexus::Database::open(dir.file("wal.db"), R"({"storage":"memlog"})");
         db.insert("c", R"({"_id":"x"})");
         EXPECT_TRUE(db.get("c", "x"));
     }

@@ -1,4 +1,4 @@
-//! The `wal` backend ([`MemLogStorage`]): every collection is an ordered in-memory table
+//! The `memlog` backend ([`MemLogStorage`]): every collection is an ordered in-memory table
 //! (a persistent `imbl::OrdMap`, so a snapshot is an O(1) clone), and every commit is one
 //! record appended to the log `NAME.wasp` ([`log`]). `NAME.db` holds only the header and the
 //! advisory lock. A checkpoint rewrites the log as a snapshot of the tables
@@ -277,7 +277,7 @@ impl MemLogStorage {
             ..Recovery::default()
         };
         if !log_path.exists() {
-            // Every document of a `wal` database lives in its log.
+            // Every document of a `memlog` database lives in its log.
             let why = format!("log {} is missing", log_path.display());
             if read_only || recover == LogRecovery::Strict {
                 return Err(Error::Corrupt(format!(
@@ -445,7 +445,7 @@ fn snapshot_records(state: &State, lsn: u64) -> impl Iterator<Item = Vec<u8>> + 
     })
 }
 
-/// The write transaction of the `wal` backend.
+/// The write transaction of the `memlog` backend.
 pub(crate) struct WalTxn {
     inner: Arc<Inner>,
     state: State,
@@ -600,7 +600,7 @@ impl Storage for MemLogStorage {
     fn check(&self, busy_timeout: Duration) -> Result<serde_json::Value> {
         if self.inner.log.is_none() {
             return Ok(
-                serde_json::json!({"ok": true, "backend": "wal", "in_memory": true, "errors": []}),
+                serde_json::json!({"ok": true, "backend": "memlog", "in_memory": true, "errors": []}),
             );
         }
         let _guard = self.inner.gate.acquire(busy_timeout)?;
@@ -618,7 +618,7 @@ impl Storage for MemLogStorage {
         };
         Ok(serde_json::json!({
             "ok": errors.is_empty(),
-            "backend": "wal",
+            "backend": "memlog",
             "log_bytes": image.len(),
             "records": records,
             "errors": errors,
@@ -645,7 +645,7 @@ impl Storage for MemLogStorage {
         };
         let r = &self.inner.recovery;
         serde_json::json!({
-            "backend": "wal",
+            "backend": "memlog",
             "format_version": self.inner.format_version,
             "in_memory": self.inner.log.is_none(),
             "read_only": self.inner.read_only,
