@@ -47,6 +47,8 @@ impl OptionReader {
         }
     }
 
+    // The float-to-int casts below are guarded to whole numbers inside the target's range.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     pub(crate) fn u64(&mut self, key: &str) -> Result<Option<u64>> {
         match self.take(key) {
             None => Ok(None),
@@ -60,6 +62,8 @@ impl OptionReader {
         }
     }
 
+    // The float-to-int cast below is guarded to a whole number inside i64's range.
+    #[allow(clippy::cast_possible_truncation)]
     pub(crate) fn i64(&mut self, key: &str) -> Result<Option<i64>> {
         match self.take(key) {
             None => Ok(None),

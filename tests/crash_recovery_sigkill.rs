@@ -2,6 +2,7 @@
 //! acknowledgement after each call returns; the parent SIGKILLs it at a random moment, reopens
 //! the database, and checks that every acknowledged write is present exactly once. 24 rounds
 //! on one database, so recovery also runs on logs that earlier crashes cut short.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, OpenOptions, UpdateOptions};

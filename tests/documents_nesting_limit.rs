@@ -1,5 +1,6 @@
 //! Deeply nested documents are refused with a clear error, never a stack overflow: MongoDB's
 //! limit of 100 levels holds for JSON, BSON bytes and documents built in Rust.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use nexus::{Database, Document, Error, MAX_NESTING};
 

@@ -1,6 +1,7 @@
 //! Group commit under `sync=full`: while one committer's `fdatasync` is in flight (made slow
 //! by the fault layer), the others queue behind it and share the next one, so there are
 //! fewer syncs than commits; and every commit is there after reopening.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::doc;
 use nexus::{Database, Document, FaultPlan, OpenOptions};

@@ -1,6 +1,7 @@
 //! Secondary indexes through the Rust API: creation, listing, dropping, uniqueness, the
 //! planner's choices (explain), sort served by an index, TTL indexes, transactions and
 //! reopening, and a randomized comparison of indexed and unindexed answers.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, Document, Error, FindOptions, OpenOptions};

@@ -2,6 +2,7 @@
 //! Extended JSON), JSON arrays (compact and pretty, and concatenated documents), BSON and
 //! typed CSV, on a generated data set with nested documents, arrays, unicode, dates, 64-bit
 //! integers and decimals; and the lossless formats reproduce the generated documents exactly.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::io::{ExportOptions, ExtJsonMode, Format, ImportOptions};

@@ -5,6 +5,7 @@
 //!
 //! Results are compared exactly: BSON types (int32 / int64 / double), field order and
 //! document order all count.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{Bson, Document as BsonDocument};
 use nexus::{Database, Document, FindOneAndOptions, FindOptions, UpdateOptions};

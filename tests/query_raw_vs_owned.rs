@@ -3,6 +3,7 @@
 //! and cursors write JSON straight from the bytes. Random documents (nested documents and
 //! arrays, every common type, missing fields) and random filters from a small grammar must
 //! give the same answers both ways.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::bench_hooks::CompiledFilter;

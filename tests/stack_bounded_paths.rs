@@ -6,6 +6,7 @@
 //! anything recursive sees them; the database keeps working afterwards; and the legal worst
 //! cases (100-level documents, 100-component paths, operators nested to their limit) run on
 //! the same small stack.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{

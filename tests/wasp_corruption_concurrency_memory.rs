@@ -2,6 +2,11 @@
 //! `Corrupt` or a clean recovery (never a panic, hang or wrong data); 4 reader threads and 1
 //! writer keep a transfer invariant on every snapshot; a database 8x the page-cache budget
 //! keeps the cache within its budget; online backup while a writer runs; the integrity check.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)] // test arithmetic on small values
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, Error, OpenOptions, StorageEngine, SyncMode};

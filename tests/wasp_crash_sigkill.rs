@@ -4,6 +4,7 @@
 //! moment, reopens the database, checks that every acknowledged write is present exactly
 //! once, and every 10 rounds runs the integrity check. 50 rounds in the suite;
 //! `NEXUS_CRASH_ROUNDS=1000 cargo test --release --test wasp_crash_sigkill` is the long mode.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, OpenOptions, UpdateOptions};

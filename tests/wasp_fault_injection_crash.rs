@@ -4,6 +4,11 @@
 //! database is reopened. Every acknowledged commit must be present, the transaction that was
 //! in flight all or nothing, and the integrity check clean. Run for N = 1, 2, ... against
 //! `wasp` (and `wal`), so every I/O of commits, checkpoints and log resets is a crash point.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)] // test arithmetic on small values
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, FaultPlan, OpenOptions, StorageEngine, SyncMode};

@@ -13,6 +13,11 @@
 //! The same workload on the `wal` engine, which keeps every document in memory, is run too
 //! for contrast (reported, not asserted). `NEXUS_RSS_REPORT=FILE` writes the figures to FILE
 //! (scripts/bench-storage.sh puts them in benchmarks/storage.md).
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)] // test arithmetic on small values
 
 use nexus::{CacheConfig, Database, Document, DocumentId, OpenOptions, StorageEngine, SyncMode};
 use std::process::Command;

@@ -112,14 +112,20 @@ impl OpenOptions {
                 ));
             }
         }
-        o.page_size = r.u64("page_size")?.map(|v| v as u32);
-        if let Some(ps) = o.page_size {
-            if ps != 8192 && ps != 16384 {
-                return Err(Error::invalid(format!(
-                    "open options: 'page_size' must be 8192 or 16384, not {ps}"
-                )));
-            }
-        }
+        // Checked as the u64 given: a value past u32::MAX must not wrap into an accepted size.
+        o.page_size = match r.u64("page_size")? {
+            None => None,
+            Some(v) => Some(
+                u32::try_from(v)
+                    .ok()
+                    .filter(|&ps| ps == 8192 || ps == 16384)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "open options: 'page_size' must be 8192 or 16384, not {v}"
+                        ))
+                    })?,
+            ),
+        };
         o.checkpoint_log_bytes = r.u64("checkpoint_log_bytes")?;
         o.checkpoint_interval_ms = r.u64("checkpoint_interval_ms")?;
         o.mmap = r.bool("mmap")?;

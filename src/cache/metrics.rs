@@ -57,6 +57,8 @@ impl Metrics {
         if total == 0 {
             return 0;
         }
+        // A rank in 1..=total for p in [0, 1]; float-to-int `as` saturates, never wraps.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let want = ((total as f64) * p).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, c) in counts.iter().enumerate() {

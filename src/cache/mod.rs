@@ -120,21 +120,19 @@ impl CacheConfig {
             any = true;
         }
         if let Some(v) = r.u64("max_samples")? {
-            if !(1..=64).contains(&v) {
-                return Err(Error::invalid(
-                    "option 'max_samples' must be between 1 and 64",
-                ));
-            }
-            self.max_samples = v as usize;
+            self.max_samples = usize::try_from(v)
+                .ok()
+                .filter(|v| (1..=64).contains(v))
+                .ok_or_else(|| Error::invalid("option 'max_samples' must be between 1 and 64"))?;
             any = true;
         }
         if let Some(v) = r.u64("batch_size")? {
-            if !(1..=100_000).contains(&v) {
-                return Err(Error::invalid(
-                    "option 'batch_size' must be between 1 and 100000",
-                ));
-            }
-            self.batch_size = v as usize;
+            self.batch_size = usize::try_from(v)
+                .ok()
+                .filter(|v| (1..=100_000).contains(v))
+                .ok_or_else(|| {
+                    Error::invalid("option 'batch_size' must be between 1 and 100000")
+                })?;
             any = true;
         }
         Ok(any)
@@ -201,7 +199,10 @@ fn low_bytes(bound: u64, capacity: Option<u64>, batch: u64) -> u64 {
         Some(c) if c > 0 => batch.min(c / 4) as f64 / c as f64,
         _ => 0.0,
     };
-    bound - (bound as f64 * share.min(0.25)) as u64
+    // At most a quarter of `bound`, non-negative; float-to-int `as` saturates, never wraps.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let cut = (bound as f64 * share.min(0.25)) as u64;
+    bound - cut
 }
 
 /// A document read from storage, offered to the cache.

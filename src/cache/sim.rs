@@ -45,7 +45,7 @@ fn trace(keys: usize, len: usize, s: f64, seed: u64) -> Vec<usize> {
 fn exact_lru(trace: &[usize], capacity: usize) -> f64 {
     let mut stamp_of: HashMap<usize, u64> = HashMap::new();
     let mut by_stamp: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut hits = 0;
+    let mut hits = 0u32;
     for (t, &k) in trace.iter().enumerate() {
         let t = t as u64;
         if let Some(old) = stamp_of.insert(k, t) {
@@ -57,7 +57,7 @@ fn exact_lru(trace: &[usize], capacity: usize) -> f64 {
         }
         by_stamp.insert(t, k);
     }
-    hits as f64 / trace.len() as f64
+    f64::from(hits) / trace.len() as f64
 }
 
 fn sampled_lru(trace: &[usize], capacity: usize, samples: usize) -> f64 {
@@ -69,7 +69,7 @@ fn sampled_lru(trace: &[usize], capacity: usize, samples: usize) -> f64 {
         batch_size: 1,
     });
     let doc = Arc::new(bson::Document::new());
-    let mut hits = 0;
+    let mut hits = 0u32;
     for &k in trace {
         let key = Bytes::copy_from_slice(&(k as u64).to_be_bytes());
         match cache.get("c", &key, 0) {
@@ -86,7 +86,7 @@ fn sampled_lru(trace: &[usize], capacity: usize, samples: usize) -> f64 {
             }
         }
     }
-    hits as f64 / trace.len() as f64
+    f64::from(hits) / trace.len() as f64
 }
 
 /// Hit ratios (exact, 5 samples, 10 samples) for one configuration.

@@ -139,7 +139,7 @@ impl RawElements {
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(too_large(body.len()));
         }
-        let len = body.len() as i32; // within 16 MiB
+        let len = i32::try_from(body.len()).map_err(|_| too_large(body.len()))?; // within 16 MiB
         body[..4].copy_from_slice(&len.to_le_bytes());
         Ok((id, body))
     }
@@ -243,7 +243,10 @@ pub(crate) fn index_key(mut i: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
-        buf[at] = b'0' + (i % 10) as u8;
+        // A decimal digit, 0..=9.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (i % 10) as u8;
+        buf[at] = b'0' + digit;
         i /= 10;
         if i == 0 {
             break;

@@ -94,6 +94,8 @@ fn encode_key(value: &Bson) -> Result<Vec<u8>> {
         Bson::Int32(i) => push_number(&mut out, f64::from(*i), Some(i64::from(*i))),
         Bson::Int64(i) => push_number(&mut out, *i as f64, Some(*i)),
         Bson::Double(d) => {
+            // Used only when whole and below 2^53 in magnitude (`as` saturates otherwise).
+            #[allow(clippy::cast_possible_truncation)]
             let exact = (d.fract() == 0.0 && d.abs() < 9.0e15).then_some(*d as i64);
             push_number(&mut out, *d, exact)
         }

@@ -1,5 +1,6 @@
 //! [`Metadata`]: what NexusLite keeps beside each document body.
 
+use crate::error::{Error, Result};
 use bson::Document as BsonDocument;
 
 /// Bookkeeping stored beside every document (not inside its body).
@@ -61,7 +62,12 @@ impl Metadata {
 
     /// Appends the BSON encoding of [`Metadata::to_bson`] to `out`, written directly (the
     /// same bytes, without building a document: this runs for every stored document).
-    pub(crate) fn encode_bson(&self, out: &mut Vec<u8>) {
+    /// Fails when a tag or the whole document is 2 GiB or more (BSON lengths are i32).
+    pub(crate) fn encode_bson(&self, out: &mut Vec<u8>) -> Result<()> {
+        fn len_i32(n: usize) -> Result<i32> {
+            i32::try_from(n)
+                .map_err(|_| Error::invalid("document metadata (tags) larger than 2 GiB"))
+        }
         fn key(out: &mut Vec<u8>, kind: u8, name: &str) {
             out.push(kind);
             out.extend_from_slice(name.as_bytes());
@@ -92,17 +98,18 @@ impl Metadata {
             out.extend_from_slice(&[0; 4]);
             for (i, t) in self.tags.iter().enumerate() {
                 key(out, 0x02, &i.to_string());
-                out.extend_from_slice(&((t.len() + 1) as i32).to_le_bytes());
+                out.extend_from_slice(&len_i32(t.len() + 1)?.to_le_bytes());
                 out.extend_from_slice(t.as_bytes());
                 out.push(0);
             }
             out.push(0);
-            let n = (out.len() - arr) as i32;
+            let n = len_i32(out.len() - arr)?;
             out[arr..arr + 4].copy_from_slice(&n.to_le_bytes());
         }
         out.push(0);
-        let n = (out.len() - start) as i32;
+        let n = len_i32(out.len() - start)?;
         out[start..start + 4].copy_from_slice(&n.to_le_bytes());
+        Ok(())
     }
 
     pub(crate) fn from_bson(d: &BsonDocument) -> Option<Self> {
@@ -167,7 +174,7 @@ mod tests {
         ];
         for m in cases {
             let mut direct = Vec::new();
-            m.encode_bson(&mut direct);
+            m.encode_bson(&mut direct).unwrap();
             assert_eq!(direct, m.to_bson().to_vec().unwrap(), "{m:?}");
         }
     }

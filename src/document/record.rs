@@ -108,7 +108,7 @@ impl Head {
     }
 
     fn bson(&mut self, meta: &Metadata) -> Result<()> {
-        meta.encode_bson(&mut self.rest);
+        meta.encode_bson(&mut self.rest)?;
         let meta_len = u32::try_from(self.rest.len())
             .map_err(|_| Error::Internal("metadata larger than 4 GiB".into()))?;
         self.push(&[RECORD_V2]);
@@ -119,7 +119,7 @@ impl Head {
 }
 
 fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+    ((v << 1) ^ (v >> 63)).cast_unsigned()
 }
 
 fn unzigzag(v: u64) -> i64 {
@@ -127,6 +127,8 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// Writes `v` as LEB128 (seven bits a byte, low first) into `out`; returns the length.
+// `v as u8` takes the low byte on purpose (the next seven bits of the varint).
+#[allow(clippy::cast_possible_truncation)]
 fn put_varint(out: &mut [u8; 10], mut v: u64) -> usize {
     let mut n = 0;
     while v >= 0x80 {
@@ -339,7 +341,7 @@ mod tests {
         let body = bson::doc! {"_id": "a"}.to_vec().unwrap();
         let meta_bytes = Metadata::new_at(5).to_bson().to_vec().unwrap();
         let mut v1 = vec![RECORD_V1];
-        v1.extend_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
+        v1.extend_from_slice(&u32::try_from(meta_bytes.len()).unwrap().to_le_bytes());
         v1.extend_from_slice(&meta_bytes);
         v1.extend_from_slice(&body);
         assert_eq!(decode_meta(&v1).unwrap().created_at, 5);

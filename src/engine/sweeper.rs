@@ -48,12 +48,12 @@ impl SweeperConfig {
             any = true;
         }
         if let Some(v) = r.u64("sweeper_sample")? {
-            if !(1..=10_000).contains(&v) {
-                return Err(Error::invalid(
-                    "option 'sweeper_sample' must be between 1 and 10000",
-                ));
-            }
-            self.sample = v as usize;
+            self.sample = usize::try_from(v)
+                .ok()
+                .filter(|v| (1..=10_000).contains(v))
+                .ok_or_else(|| {
+                    Error::invalid("option 'sweeper_sample' must be between 1 and 10000")
+                })?;
             any = true;
         }
         if let Some(v) = r.u64("sweeper_threshold_pct")? {

@@ -137,7 +137,7 @@ pub(crate) fn explain(
         "executionStats": {
             "executionSuccess": true,
             "nReturned": returned,
-            "executionTimeMillis": started.elapsed().as_millis() as i64,
+            "executionTimeMillis": i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             "totalKeysExamined": stats.keys_examined as i64,
             "totalDocsExamined": stats.docs_examined as i64,
         },

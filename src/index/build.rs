@@ -292,6 +292,8 @@ impl KeyFilter {
         let mut h = std::hash::DefaultHasher::new();
         h.write(k);
         let x = h.finish();
+        // Hash mixing: taking the low bits of the 64-bit hash is the intent.
+        #[allow(clippy::cast_possible_truncation)]
         let (a, b) = (x as usize, (x >> 32) as usize | 1);
         [a, a.wrapping_add(b), a.wrapping_add(b.wrapping_mul(2))].map(|p| p % Self::BITS)
     }

@@ -377,8 +377,8 @@ impl Number {
                 exponent,
                 bits,
             } if (0..=63).contains(&exponent) => {
-                let e = exponent as u32;
-                // The bits below the integer part must be zero.
+                let e = exponent.unsigned_abs(); // in 0..=63 (the guard)
+                                                 // The bits below the integer part must be zero.
                 if bits.checked_shl(e).unwrap_or(0) != 0 {
                     return None;
                 }
@@ -429,6 +429,8 @@ impl Number {
 
 /// `x * 2^e`, exactly when the result is representable (in steps whose factors are normal).
 fn scale(mut x: f64, mut e: i32) -> f64 {
+    // The biased exponent of a normal double: `k` is in -1022..=1023, so `k + 1023` is positive.
+    #[allow(clippy::cast_sign_loss)]
     let pow2 = |k: i32| f64::from_bits(((k + 1023) as u64) << 52);
     while e > 1000 {
         x *= pow2(1000);

@@ -368,6 +368,8 @@ pub(crate) fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -
                 def.partial = Some(d.clone());
             }
             ("expireAfterSeconds", v) => {
+                // Float-to-int `as` saturates: an out-of-range double fails the range check.
+                #[allow(clippy::cast_possible_truncation)]
                 let secs = match v {
                     Bson::Int32(i) => i64::from(*i),
                     Bson::Int64(i) => *i,

@@ -335,7 +335,10 @@ mod tests {
         // Raw bytes no bson::Document can hold: a repeated name, a bool byte of 2, a string
         // without its NUL, and a truncated document.
         let raw = |fields: &[u8]| {
-            let mut v = ((fields.len() + 5) as i32).to_le_bytes().to_vec();
+            let mut v = i32::try_from(fields.len() + 5)
+                .unwrap()
+                .to_le_bytes()
+                .to_vec();
             v.extend_from_slice(fields);
             v.push(0);
             v

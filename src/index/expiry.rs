@@ -23,7 +23,8 @@ fn encode_key(expires_at: i64, coll: &str, key: &[u8]) -> Result<Bytes> {
     let coll_len = u16::try_from(coll.len())
         .map_err(|_| Error::invalid("collection name too long for the TTL registry"))?;
     let mut out = Vec::with_capacity(10 + coll.len() + key.len());
-    out.extend_from_slice(&((expires_at as u64) ^ (1 << 63)).to_be_bytes());
+    // The two's-complement bits with the sign bit flipped: an order-preserving key.
+    out.extend_from_slice(&(expires_at.cast_unsigned() ^ (1 << 63)).to_be_bytes());
     out.extend_from_slice(&coll_len.to_be_bytes());
     out.extend_from_slice(coll.as_bytes());
     out.extend_from_slice(key);

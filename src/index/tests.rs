@@ -2,6 +2,7 @@
 //! entry put in `_id` order after an [`other_holder`] check): the same entries, the same
 //! multikey flag, or the same error naming the same document, with the chunk size lowered
 //! (`BUILD_CHUNK_BYTES` under `cfg(test)`) so that every build spans many chunks.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use super::build::BUILD_CHUNK_BYTES;
 use super::def::entry_table;

@@ -89,7 +89,7 @@ fn looks_bson(head: &[u8], file_len: u64) -> bool {
     if head.len() < 5 {
         return false;
     }
-    let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as u64;
+    let n = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
     if n < 5 || n > file_len || n > 17 * 1024 * 1024 {
         return false;
     }
@@ -98,7 +98,7 @@ fn looks_bson(head: &[u8], file_len: u64) -> bool {
     if !type_ok {
         return false;
     }
-    match head.get(n as usize - 1) {
+    match usize::try_from(n - 1).ok().and_then(|last| head.get(last)) {
         Some(&last) => last == 0,
         None => true,
     }

@@ -136,7 +136,7 @@ pub fn export_file(
         format,
         exported,
         bytes,
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         path: path.to_path_buf(),
     })
 }

@@ -323,7 +323,7 @@ pub fn import_file(
     report.imported = batcher.written();
     report.batches = if atomic { 1 } else { batcher.batches };
     report.error_sidecar = sidecar_path;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     progress(&Progress {
         bytes: report.bytes,
         total_bytes: Some(total),

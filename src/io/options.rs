@@ -189,15 +189,18 @@ impl ImportOptions {
     pub fn from_json(text: Option<&str>) -> Result<Self> {
         let mut r = OptionReader::parse(text, "import options")?;
         let d = Self::default();
-        let batch_size = r.u64("batch_size")?.unwrap_or(d.batch_size as u64);
-        if batch_size == 0 || batch_size > 1_000_000 {
-            return Err(Error::invalid(
-                "import options: 'batch_size' must be between 1 and 1000000",
-            ));
-        }
+        let batch_size = match r.u64("batch_size")? {
+            None => d.batch_size,
+            Some(v) => usize::try_from(v)
+                .ok()
+                .filter(|v| (1..=1_000_000).contains(v))
+                .ok_or_else(|| {
+                    Error::invalid("import options: 'batch_size' must be between 1 and 1000000")
+                })?,
+        };
         let o = Self {
             format: read_format(&mut r)?,
-            batch_size: batch_size as usize,
+            batch_size,
             persistent: r.bool("persistent")?.unwrap_or(true),
             ttl_field: match r.string("ttl_field")? {
                 Some(f) => {
@@ -242,6 +245,8 @@ impl ImportOptions {
             None | Some(bson::Bson::Null) => None,
             Some(bson::Bson::DateTime(d)) => Some(d.timestamp_millis()),
             Some(v) => {
+                // A finite non-negative double; float-to-int `as` saturates, as before.
+                #[allow(clippy::cast_possible_truncation)]
                 let ms = match v {
                     bson::Bson::Int32(i) => Some(i64::from(*i)),
                     bson::Bson::Int64(i) => Some(*i),

@@ -44,6 +44,8 @@ fn as_num(v: &Bson) -> Option<Num> {
 }
 
 /// Compares an integer with a float exactly (no rounding of large integers).
+// `t as i64`: `t` is a whole number strictly inside i64's range (checked first).
+#[allow(clippy::cast_possible_truncation)]
 fn cmp_int_float(i: i64, f: f64) -> Ordering {
     if f.is_nan() {
         return Ordering::Greater; // NaN sorts below every number in MongoDB

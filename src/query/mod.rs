@@ -77,7 +77,7 @@ impl FindOptions {
         Ok(Self {
             sort: r.document("sort")?,
             projection: r.document("projection")?,
-            skip: skip as u64,
+            skip: skip.unsigned_abs(), // not negative (checked above)
             limit: limit.unsigned_abs(),
             hint,
         })

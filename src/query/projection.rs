@@ -63,6 +63,8 @@ fn flatten(prefix: &str, spec: &Document, out: &mut Vec<(String, Bson)>) -> Resu
 }
 
 fn parse_slice(path: &str, arg: &Bson) -> Result<ArrayOp> {
+    // The double is whole and guarded inside i64's range before the cast.
+    #[allow(clippy::cast_possible_truncation)]
     let int = |v: &Bson| match v {
         Bson::Int32(i) => Some(i64::from(*i)),
         Bson::Int64(i) => Some(*i),

@@ -195,7 +195,13 @@ pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<(u64, u32)> {
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    // A field's length is a u32 on disk; a wrapped length would make the record unreadable
+    // (dropped as a torn tail on replay), so an oversized field stops here instead. Names and
+    // options are small and documents are bounded by MAX_DOCUMENT_BYTES.
+    // TODO(after the wasp/mod.rs split): make encode_op/encode_put fallible and return this
+    // as an error.
+    let len = u32::try_from(b.len()).expect("log record field larger than 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(b);
 }
 
@@ -244,25 +250,44 @@ pub(crate) fn encode_put(p: &mut Vec<u8>, table: &str, key: &[u8], value: &[u8])
     put_bytes(p, value);
 }
 
+/// Whether a record of `record_len` bytes (as built by [`begin_record`] and [`encode_op`]) has a
+/// payload whose length fits the record's u32 length field.
+pub(crate) fn record_fits(record_len: usize) -> bool {
+    u32::try_from(record_len.saturating_sub(8)).is_ok()
+}
+
 /// Completes a record of `count` ops: its LSN, count, payload length and checksum.
+///
+/// Panics if the payload is 4 GiB or more (its length would not fit the u32 field; a wrapped
+/// length would make the commit unreadable): callers check [`record_fits`] first.
 pub(crate) fn seal_record(record: &mut [u8], lsn: u64, count: u32) {
     record[8..16].copy_from_slice(&lsn.to_le_bytes());
     record[16..20].copy_from_slice(&count.to_le_bytes());
     let payload = &record[8..];
-    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    let len = u32::try_from(payload.len()).expect("log record payload larger than 4 GiB");
+    let crc = crc32fast::hash(payload);
     record[0..4].copy_from_slice(&len.to_le_bytes());
     record[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Encodes one commit record (length prefix and checksum included).
-pub(crate) fn encode_record(lsn: u64, ops: &[Op]) -> Vec<u8> {
+/// Encodes one commit record (length prefix and checksum included). A commit of 2^32 ops or
+/// more, or whose record would be 4 GiB or more, is refused: its op count or length would not
+/// fit the record's u32 fields.
+pub(crate) fn encode_record(lsn: u64, ops: &[Op]) -> Result<Vec<u8>> {
+    let count = u32::try_from(ops.len())
+        .map_err(|_| Error::invalid("a transaction of 2^32 or more changes cannot be logged"))?;
     let mut out = Vec::new();
     begin_record(&mut out);
     for op in ops {
         encode_op(&mut out, op);
     }
-    seal_record(&mut out, lsn, ops.len() as u32);
-    out
+    if !record_fits(out.len()) {
+        return Err(Error::invalid(
+            "a transaction whose changes take 4 GiB or more cannot be logged",
+        ));
+    }
+    seal_record(&mut out, lsn, count);
+    Ok(out)
 }
 
 fn read_u32(b: &[u8], at: usize) -> u32 {
@@ -480,29 +505,29 @@ mod tests {
             },
             Op::Drop { name: "d".into() },
         ];
-        let r = replay(&image(&[encode_record(7, &ops)]), "t").unwrap();
+        let r = replay(&image(&[encode_record(7, &ops).unwrap()]), "t").unwrap();
         assert_eq!(r.records, vec![(7, ops)]);
         assert_eq!(r.dropped_bytes, 0);
     }
 
     #[test]
     fn every_truncation_of_the_last_record_is_dropped_cleanly() {
-        let a = encode_record(1, &[Op::Drop { name: "a".into() }]);
-        let b = encode_record(2, &[Op::Drop { name: "b".into() }]);
+        let a = encode_record(1, &[Op::Drop { name: "a".into() }]).unwrap();
+        let b = encode_record(2, &[Op::Drop { name: "b".into() }]).unwrap();
         let full = image(&[a.clone(), b.clone()]);
         for cut in 0..b.len() {
             let img = &full[..full.len() - b.len() + cut];
             let r = replay(img, "t").unwrap();
             assert_eq!(r.records.len(), 1, "cut at {cut}");
-            assert_eq!(r.good_len as usize, LOG_HEADER_LEN + a.len());
-            assert_eq!(r.dropped_bytes as usize, cut);
+            assert_eq!(r.good_len, (LOG_HEADER_LEN + a.len()) as u64);
+            assert_eq!(r.dropped_bytes, cut as u64);
         }
     }
 
     #[test]
     fn a_flipped_bit_stops_replay_at_that_record() {
-        let a = encode_record(1, &[Op::Drop { name: "a".into() }]);
-        let b = encode_record(2, &[Op::Drop { name: "b".into() }]);
+        let a = encode_record(1, &[Op::Drop { name: "a".into() }]).unwrap();
+        let b = encode_record(2, &[Op::Drop { name: "b".into() }]).unwrap();
         let mut img = image(&[a.clone(), b]);
         let last = img.len() - 1;
         img[last] ^= 0x40;
@@ -521,6 +546,7 @@ mod tests {
                         name: format!("c{lsn}"),
                     }],
                 )
+                .unwrap()
             })
             .collect()
     }

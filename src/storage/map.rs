@@ -92,14 +92,16 @@ fn map_file(file: &File, len: u64) -> std::io::Result<Mmap> {
 
 /// Words of checked bits for a map of `len` bytes.
 fn bit_words(len: u64, page_size: u64) -> usize {
-    (len / page_size / 64 + 1) as usize
+    // Only maps that fit the address space are made (`map_file`), so this never saturates.
+    usize::try_from(len / page_size / 64 + 1).unwrap_or(usize::MAX)
 }
 
 impl Mapped {
     /// Clears the checked bits of pages `ids` (those past the map have none).
     fn uncheck(&self, ids: std::ops::Range<u64>) {
         for id in ids {
-            if let Some(w) = self.checked.get((id / 64) as usize) {
+            let word = usize::try_from(id / 64).ok();
+            if let Some(w) = word.and_then(|i| self.checked.get(i)) {
                 w.fetch_and(!(1 << (id % 64)), Ordering::Release);
             }
         }
@@ -136,9 +138,9 @@ impl PageMap {
         }
         Some(MappedPage {
             guard,
-            at: at as usize,
-            len: self.page_size as usize,
-            word: (id / 64) as usize,
+            at: usize::try_from(at).ok()?,
+            len: usize::try_from(self.page_size).ok()?,
+            word: usize::try_from(id / 64).ok()?,
             mask: 1 << (id % 64),
         })
     }
@@ -153,7 +155,10 @@ impl PageMap {
         if end > self.limit.load(Ordering::Acquire) {
             return false;
         }
-        buf.copy_from_slice(&guard.map[offset as usize..end as usize]);
+        let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
+            return false;
+        };
+        buf.copy_from_slice(&guard.map[start..end]);
         true
     }
 

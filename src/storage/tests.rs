@@ -3,6 +3,7 @@
 //! values, deletes, table drops and renames, checkpoints, reopens) and compares every view;
 //! snapshot isolation; rollback; and the WASP-only properties (steady file size, reader pins,
 //! compaction, fsck).
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use super::fault::Faults;
 use super::memlog::MemLogStorage;

@@ -3,6 +3,7 @@
 //! `ensure_id` and `encode_checked`). For every input both give the same `_id` and the same
 //! body bytes, or the same error; the generated UUID of a document without `_id` is taken
 //! from the reference and handed to the new path.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use super::*;
 use crate::document::json;

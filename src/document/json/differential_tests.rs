@@ -573,8 +573,8 @@ impl Gen {
             2 => r.u64(..).to_string(),
             3 => {
                 let edges = [
-                    i32::MAX as i64,
-                    i32::MIN as i64,
+                    i64::from(i32::MAX),
+                    i64::from(i32::MIN),
                     i64::MAX,
                     i64::MIN,
                     0,

@@ -74,6 +74,8 @@ fn type_matches(v: &Bson, sel: TypeSel) -> bool {
 }
 
 fn mod_matches(v: &Bson, divisor: i64, remainder: i64) -> bool {
+    // The doubles are truncated and guarded inside i64's range before the cast.
+    #[allow(clippy::cast_possible_truncation)]
     let n = match v {
         Bson::Int32(i) => i64::from(*i),
         Bson::Int64(i) => *i,

@@ -318,7 +318,7 @@ fn parse_type(path: &str, arg: &Bson) -> Result<Vec<TypeSel>> {
                 }),
             Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => {
                 let code = whole_number(v).filter(|c| TYPE_NAMES.iter().any(|(_, t)| i64::from(*t) == *c));
-                code.map(|c| TypeSel::Code(c as i32)).ok_or_else(|| {
+                code.and_then(|c| i32::try_from(c).ok()).map(TypeSel::Code).ok_or_else(|| {
                     Error::parse(format!(
                         "$type: invalid numerical type code: {} (path '{path}')",
                         crate::document::json::bson_to_json_text(v)
@@ -340,6 +340,8 @@ fn parse_type(path: &str, arg: &Bson) -> Result<Vec<TypeSel>> {
 }
 
 /// A number with no fractional part, as `i64`.
+// The double is whole and guarded inside i64's range before the cast.
+#[allow(clippy::cast_possible_truncation)]
 fn whole_number(v: &Bson) -> Option<i64> {
     match v {
         Bson::Int32(i) => Some(i64::from(*i)),
@@ -350,6 +352,8 @@ fn whole_number(v: &Bson) -> Option<i64> {
 }
 
 /// A number truncated toward zero, as `$mod` reads its operands.
+// The doubles are truncated and guarded inside i64's range before the cast.
+#[allow(clippy::cast_possible_truncation)]
 fn truncated(v: &Bson) -> Option<i64> {
     match v {
         Bson::Int32(i) => Some(i64::from(*i)),

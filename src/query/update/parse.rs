@@ -147,6 +147,8 @@ fn is_number(v: &Bson) -> bool {
     )
 }
 
+// The double is whole and guarded inside i64's range before the cast.
+#[allow(clippy::cast_possible_truncation)]
 fn as_int(v: &Bson) -> Option<i64> {
     match v {
         Bson::Int32(i) => Some(i64::from(*i)),

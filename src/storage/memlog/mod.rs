@@ -413,15 +413,18 @@ impl Inner {
 }
 
 /// The records of a snapshot log: per table a create, then its rows in chunks.
+///
+/// Each record holds one create or at most [`SNAPSHOT_CHUNK_BYTES`] of rows plus one row (every
+/// row was itself logged by a commit), so it always fits a record's u32 length.
 fn snapshot_records(state: &State, lsn: u64) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let encode = move |ops: &[Op]| {
+        log::encode_record(lsn, ops).expect("a snapshot record is far below 4 GiB")
+    };
     state.tables.iter().flat_map(move |(name, t)| {
-        let create = log::encode_record(
-            lsn,
-            &[Op::Create {
-                name: name.clone(),
-                options: t.options.clone(),
-            }],
-        );
+        let create = encode(&[Op::Create {
+            name: name.clone(),
+            options: t.options.clone(),
+        }]);
         let mut chunks = Vec::new();
         let mut ops = Vec::new();
         let mut size = 0usize;
@@ -433,13 +436,13 @@ fn snapshot_records(state: &State, lsn: u64) -> impl Iterator<Item = Vec<u8>> + 
                 value: Bytes::clone(v),
             });
             if size >= SNAPSHOT_CHUNK_BYTES {
-                chunks.push(log::encode_record(lsn, &ops));
+                chunks.push(encode(&ops));
                 ops.clear();
                 size = 0;
             }
         }
         if !ops.is_empty() {
-            chunks.push(log::encode_record(lsn, &ops));
+            chunks.push(encode(&ops));
         }
         std::iter::once(create).chain(chunks)
     })
@@ -542,7 +545,8 @@ impl WriteTxn for WalTxn {
         let (lsn, wants_checkpoint) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
-            let record = log::encode_record(lsn, &ops);
+            // Refused (not written with a wrapped length) when the commit is 4 GiB or more.
+            let record = log::encode_record(lsn, &ops)?;
             if let Err(e) = log.file.append(&record) {
                 inner.poison(&e);
                 return Err(e);

@@ -39,12 +39,12 @@ const OWN_FREE: u8 = 4;
 
 impl Fsck<'_> {
     fn mark(&mut self, id: u64, what: u8, context: &str) -> bool {
-        if id < FIRST_DATA_PAGE || id as usize >= self.owner.len() {
+        let slot = usize::try_from(id).ok().filter(|_| id >= FIRST_DATA_PAGE);
+        let Some(o) = slot.and_then(|i| self.owner.get_mut(i)) else {
             self.errors
                 .push(format!("{context}: page {id} is outside the data pages"));
             return false;
-        }
-        let o = &mut self.owner[id as usize];
+        };
         if *o != 0 {
             self.errors.push(format!(
                 "{context}: page {id} is used twice (kinds {} and {what})",
@@ -158,7 +158,13 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
     let m: Manifest = shared.space.lock().manifest;
     let mut f = Fsck {
         shared,
-        owner: vec![0u8; m.page_count as usize],
+        owner: vec![
+            0u8;
+            usize::try_from(m.page_count).map_err(|_| Error::Corrupt(format!(
+                "manifest page count {} does not fit this host's address space",
+                m.page_count
+            )))?
+        ],
         errors: Vec::new(),
         pages_tree: 0,
         pages_overflow: 0,
@@ -213,7 +219,7 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
         Err(e) => f.errors.push(format!("free list: {e}")),
     }
     let lost: Vec<u64> = (FIRST_DATA_PAGE..m.page_count)
-        .filter(|&p| f.owner[p as usize] == 0)
+        .filter(|&p| usize::try_from(p).is_ok_and(|i| f.owner[i] == 0))
         .collect();
     if !lost.is_empty() {
         f.errors.push(format!(

@@ -23,7 +23,7 @@ use super::btree::{self, Tree};
 use super::manifest::Manifest;
 use super::page::{Node, Ptr, Val};
 use super::{note_checkpoint, reset_log, Shared, Space, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +68,13 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
             for (k, v) in keys.iter().zip(vals) {
                 out.push(match v {
                     Val::Data(b) if !geo.inline(k.len(), b.len()) => {
+                        // The leaf keeps an overflow value's length as a u32.
+                        let len = u32::try_from(b.len()).map_err(|_| {
+                            Error::invalid(format!(
+                                "a value of {} bytes is too large to store",
+                                b.len()
+                            ))
+                        })?;
                         let pages: Vec<u64> = (0..pager.overflow_count(b.len()))
                             .map(|_| alloc.page())
                             .collect();
@@ -75,7 +82,7 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
                         pager.write_overflow(&pages, b)?;
                         Val::Overflow {
                             page: pages[0],
-                            len: b.len() as u32,
+                            len,
                         }
                     }
                     other => other.clone(),
@@ -250,7 +257,9 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
         freelist_head,
         page_count: space.page_count,
         free_pages: ids.len() as u64,
-        page_size: geo.page_size as u32,
+        page_size: u32::try_from(geo.page_size).map_err(|_| {
+            Error::Internal(format!("page size {} does not fit u32", geo.page_size))
+        })?,
         log_salt: space.manifest.log_salt,
         log_quiet: quiet,
     };
@@ -299,7 +308,8 @@ fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
         let (used, count) = {
             let s = shared.space.lock();
             let pending: usize = s.pending.iter().map(|(_, p)| p.len()).sum();
-            (s.page_count as usize - s.free.len() - pending, s.page_count)
+            let count = usize::try_from(s.page_count).unwrap_or(usize::MAX);
+            (count - s.free.len() - pending, s.page_count)
         };
         // Target: live pages packed from the start, with a little slack for the free list.
         let limit = (used as u64 + 8).max(super::pager::FIRST_DATA_PAGE);

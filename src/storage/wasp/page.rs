@@ -327,6 +327,9 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Result<()> {
     let mut at = PAGE_HEADER;
     let internal = |m: &str| Error::Internal(format!("page encoder: {m}"));
+    // Everything in a page fits its fields (a page is at most 64 KiB); checked all the same.
+    let u16_of = |n: usize| u16::try_from(n).map_err(|_| internal("length does not fit u16"));
+    let u32_of = |n: usize| u32::try_from(n).map_err(|_| internal("length does not fit u32"));
     if buf.len() != g.page_size {
         return Err(internal("buffer is not one page"));
     }
@@ -343,9 +346,9 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
                 return Err(internal("node larger than a page"));
             }
             for (k, v) in keys.iter().zip(vals) {
-                buf[at..at + 2].copy_from_slice(&(k.len() as u16).to_le_bytes());
+                buf[at..at + 2].copy_from_slice(&u16_of(k.len())?.to_le_bytes());
                 let (vkind, vlen) = match v {
-                    Val::Data(b) => (0u8, b.len() as u32),
+                    Val::Data(b) => (0u8, u32_of(b.len())?),
                     Val::Overflow { len, .. } => (1u8, *len),
                 };
                 buf[at + 2] = vkind;
@@ -374,7 +377,7 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
             buf[at..at + 8].copy_from_slice(&id_of(&children[0])?.to_le_bytes());
             at += 8;
             for (k, c) in keys.iter().zip(&children[1..]) {
-                buf[at..at + 2].copy_from_slice(&(k.len() as u16).to_le_bytes());
+                buf[at..at + 2].copy_from_slice(&u16_of(k.len())?.to_le_bytes());
                 at += 2;
                 buf[at..at + k.len()].copy_from_slice(k);
                 at += k.len();
@@ -388,7 +391,7 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
         return Err(internal("node larger than a page"));
     }
     buf[at..].fill(0);
-    seal(buf, kind, count as u16, id, 0, (at - PAGE_HEADER) as u32);
+    seal(buf, kind, u16_of(count)?, id, 0, u32_of(at - PAGE_HEADER)?);
     Ok(())
 }
 
@@ -514,6 +517,7 @@ pub(crate) fn decode_node(buf: &Bytes, head: PageHead, id: u64, what: &str) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // random test inputs: small values by construction
 mod tests {
     use super::*;
 

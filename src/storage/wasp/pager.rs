@@ -449,7 +449,10 @@ impl Pager {
             let mut buf = vec![0u8; self.geo.page_size];
             buf[PAGE_HEADER..PAGE_HEADER + part.len()].copy_from_slice(part);
             let next = pages.get(i + 1).copied().unwrap_or(0);
-            page::seal(&mut buf, KIND_OVERFLOW, 0, id, next, part.len() as u32);
+            // A part is at most one overflow chunk (less than a page).
+            let used = u32::try_from(part.len())
+                .map_err(|_| Error::Internal("overflow chunk larger than 4 GiB".into()))?;
+            page::seal(&mut buf, KIND_OVERFLOW, 0, id, next, used);
             self.write_raw(id, &buf)?;
         }
         Ok(())
@@ -518,14 +521,11 @@ impl Pager {
                 buf[o..o + 8].copy_from_slice(&p.to_le_bytes());
             }
             let next = at.get(i + 1).copied().unwrap_or(0);
-            page::seal(
-                &mut buf,
-                KIND_FREELIST,
-                part.len() as u16,
-                id,
-                next,
-                (8 * part.len()) as u32,
-            );
+            // A part is at most one page's worth of ids.
+            let too_many = || Error::Internal("free-list page holds too many ids".into());
+            let count = u16::try_from(part.len()).map_err(|_| too_many())?;
+            let used = u32::try_from(8 * part.len()).map_err(|_| too_many())?;
+            page::seal(&mut buf, KIND_FREELIST, count, id, next, used);
             self.write_raw(id, &buf)?;
         }
         Ok(at.first().copied().unwrap_or(0))
