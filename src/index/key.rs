@@ -163,7 +163,7 @@ fn encode_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// An i64 as 8 big-endian bytes whose unsigned order is the signed order.
 fn order_i64(i: i64) -> [u8; 8] {
-    ((i as u64) ^ (1 << 63)).to_be_bytes()
+    (i.cast_unsigned() ^ (1 << 63)).to_be_bytes()
 }
 
 fn encode_int(out: &mut Vec<u8>, i: i64) {
@@ -205,7 +205,8 @@ fn encode_finite(out: &mut Vec<u8>, negative: bool, mantissa: u64, shift: i32) {
     let lz = mantissa.leading_zeros();
     let exponent = (63 - lz as i32) + shift; // in -1074..=1023
     let bits = mantissa.checked_shl(lz + 1).unwrap_or(0);
-    let exp = ((exponent as i16 as u16) ^ 0x8000).to_be_bytes();
+    #[allow(clippy::cast_possible_truncation)] // the exponent is in -1074..=1023
+    let exp = ((exponent as i16).cast_unsigned() ^ 0x8000).to_be_bytes();
     let bits = bits.to_be_bytes();
     if negative {
         out.push(NUM_NEG);

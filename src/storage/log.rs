@@ -198,8 +198,8 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     // A field's length is a u32 on disk; a wrapped length would make the record unreadable
     // (dropped as a torn tail on replay), so an oversized field stops here instead. Names and
     // options are small and documents are bounded by MAX_DOCUMENT_BYTES.
-    // TODO(after the wasp/mod.rs split): make encode_op/encode_put fallible and return this
-    // as an error.
+    // WASP stops logging a transaction whose record passes 2 GiB (wasp/txn.rs), memlog
+    // checks `record_fits` before sealing, so this cannot fire.
     let len = u32::try_from(b.len()).expect("log record field larger than 4 GiB");
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(b);

@@ -394,7 +394,7 @@ impl Writer {
         if len > MAX_DOCUMENT_BYTES {
             return Err(decline("over the size limit"));
         }
-        let len = len as i32; // within 16 MiB
+        let len = i32::try_from(len).map_err(|_| decline("over the size limit"))?;
         self.out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         Ok(())
     }

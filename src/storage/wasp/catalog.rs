@@ -23,6 +23,9 @@ impl TableMeta {
         v.extend_from_slice(&root.to_le_bytes());
         v.extend_from_slice(&self.count.to_le_bytes());
         v.extend_from_slice(&self.bytes.to_le_bytes());
+        // The options are the engine's own JSON for a collection (`CollOptions::to_json`, a
+        // few dozen bytes), never caller text.
+        #[allow(clippy::cast_possible_truncation)]
         v.extend_from_slice(&(self.options.len() as u32).to_le_bytes());
         v.extend_from_slice(self.options.as_bytes());
         v

@@ -300,7 +300,7 @@ fn new_salt() -> u32 {
 
 /// Bookkeeping after a checkpoint finished.
 pub(crate) fn note_checkpoint(shared: &Shared, started: Instant) {
-    let us = started.elapsed().as_micros() as u64;
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     shared.checkpoints.fetch_add(1, Ordering::Relaxed);
     shared.checkpoint_micros.fetch_add(us, Ordering::Relaxed);
     shared.last_checkpoint_micros.store(us, Ordering::Relaxed);

@@ -5,6 +5,10 @@
 
 use super::*;
 
+/// The largest log record a transaction builds before it switches to committing by
+/// checkpoint (see [`WaspTxn::check_record_size`]).
+const MAX_LOGGED_RECORD: u64 = 2 << 30;
+
 /// Largest log record buffer a commit hands on to the next write transaction.
 pub(super) const KEPT_RECORD_BYTES: usize = 4 << 20;
 
@@ -260,7 +264,10 @@ impl WaspTxn {
     /// commit would be followed by a checkpoint anyway, so it checkpoints instead of first
     /// writing (and encoding) every change a second time into the log.
     pub(super) fn check_record_size(&mut self) {
-        if !self.unlogged && self.record.len() as u64 > self.shared.cfg.checkpoint_log_bytes {
+        // Whatever `checkpoint_log_bytes` says, a record stays far below the 4 GiB its u32
+        // length field can describe (one op adds at most a document, 16 MiB, and names).
+        let limit = self.shared.cfg.checkpoint_log_bytes.min(MAX_LOGGED_RECORD);
+        if !self.unlogged && u64::try_from(self.record.len()).unwrap_or(u64::MAX) > limit {
             self.stop_logging();
         }
     }
