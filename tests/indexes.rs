@@ -2,6 +2,8 @@
 //! planner's choices (explain), sort served by an index, TTL indexes, transactions and
 //! reopening, and a randomized comparison of indexed and unindexed answers.
 
+mod common;
+
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, Document, Error, FindOptions, OpenOptions};
 
@@ -359,7 +361,7 @@ fn indexes_persist_and_roll_back_with_their_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ix.db");
     {
-        let db = Database::open(&path, OpenOptions::default()).unwrap();
+        let db = Database::open(&path, common::open_options()).unwrap();
         let c = db.collection("c");
         c.create_index(&doc! {"k": 1}, &doc! {"unique": true})
             .unwrap();
@@ -387,7 +389,7 @@ fn indexes_persist_and_roll_back_with_their_transaction() {
         db.commit().unwrap();
         db.close().unwrap();
     }
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     assert_eq!(c.list_indexes().unwrap().len(), 2);
     let plan = c.explain(&doc! {"k": 7}, FindOptions::default()).unwrap();

@@ -3,6 +3,8 @@
 //! typed CSV, on a generated data set with nested documents, arrays, unicode, dates, 64-bit
 //! integers and decimals; and the lossless formats reproduce the generated documents exactly.
 
+mod common;
+
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::io::{ExportOptions, ExtJsonMode, Format, ImportOptions};
 use nexus::{Database, Document, FindOptions};
@@ -159,7 +161,7 @@ fn export(format: Format, mode: ExtJsonMode) -> ExportOptions {
 #[test]
 fn lossless_formats_reproduce_the_generated_documents() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("rt.db"), Default::default()).unwrap();
+    let db = common::open(dir.path().join("rt.db"));
     let original = generate(600, true);
     seed(&db, "gen", &original);
     for (name, opts) in [
