@@ -32,6 +32,9 @@ suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
 suite "rust tests"     cargo test --release
 # Item 11: the whole Rust and C suites again with wal as the engine of every new file.
+# NEXUSLITE_STORAGE is a switch of the tests, not of the library: they read it and pass it on
+# as the "storage" open option (tests/common/mod.rs open_options(), tests/c/test_storage.h).
+# The nexus binary that tests/cli_*.rs run gets the default engine in both passes.
 suite "rust tests (wal)" env NEXUSLITE_STORAGE=wal cargo test --release
 suite "rust docs"      env RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps
 suite "readme"         bash scripts/check-readme.sh

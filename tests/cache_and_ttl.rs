@@ -4,12 +4,16 @@
 //! writers, bounded collections keep their bound across restarts, and settings change at
 //! run time.
 
+mod common;
+
 use bson::{doc, Bson};
 use nexus::{Database, Document, DocumentId, Error, OpenOptions};
 use std::time::Duration;
 
+/// Opens the file at `path` with the JSON `options` (and the harness's engine for new files).
 fn open(path: &std::path::Path, options: &str) -> Database {
-    Database::open(path, OpenOptions::from_json(Some(options)).unwrap()).unwrap()
+    let options = common::with_storage(OpenOptions::from_json(Some(options)).unwrap());
+    Database::open(path, options).unwrap()
 }
 
 fn memory(options: &str) -> Database {

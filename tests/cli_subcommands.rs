@@ -175,7 +175,18 @@ fn write_commands_and_maintenance() {
     assert!(
         fails(&["--storage", "lsm", "insert", "q.db", "c", "{}"], d, 1).contains("wal or wasp")
     );
-    // Online backup exists on WASP; the wal backend (the default) says it has none.
+    // The wal backend has no online backup: exit 1, and no file.
+    ok(&["--storage", "wal", "insert", "l.db", "c", "{a: 1}"], d);
+    let o = nexus(&["backup", "l.db", "l-copy.db"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("backup"));
+    assert!(
+        !d.join("l-copy.db").exists(),
+        "a failed backup leaves no file"
+    );
+    // w.db has the library's default engine, WASP: the `nexus` binary is a host program and
+    // gets no storage option from the test harness, so the suite's `wal` pass does not change
+    // it (only a library that still reads NEXUSLITE_STORAGE itself makes w.db a wal file).
     let o = nexus(&["backup", "w.db", "copy.db"], d);
     if o.status.success() {
         assert!(ok(&["check", "copy.db"], d).contains("\"ok\":true"));

@@ -4,8 +4,10 @@
 //! on one database, so recovery also runs on logs that earlier crashes cut short.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson};
-use nexus::{Database, Document, OpenOptions, UpdateOptions};
+use nexus::{Database, Document, UpdateOptions};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ fn crash_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let db = Database::open(&path, OpenOptions::default()).expect("child open");
+    let db = Database::open(&path, common::open_options()).expect("child open");
     let items = db.collection("items");
     let counters = db.collection("counters");
     let start = items.count(&doc! {}).expect("count") as i64;
@@ -103,7 +105,7 @@ fn every_acknowledged_write_survives_sigkill() {
         expected_inserts.extend(&acks.inserts);
         min_counter += acks.incs as i64;
 
-        let db = Database::open(&path, OpenOptions::default()).expect("reopen after crash");
+        let db = Database::open(&path, common::open_options()).expect("reopen after crash");
         let items = db.collection("items");
         let stored: Vec<Document> = items
             .find(&doc! {}, Default::default())

@@ -2,6 +2,8 @@
 //! (freed with `nexus_free`), unknown option keys are `NEXUS_INVALID_ARGUMENT`, a bad row is
 //! `NEXUS_PARSE` with the row in `nexus_errmsg`, and TTL options are `NEXUS_UNSUPPORTED`.
 
+mod common;
+
 use nexus::ffi::db::{nexus_close, nexus_db, nexus_open};
 use nexus::ffi::io::{nexus_export, nexus_import};
 use nexus::ffi::maintenance::nexus_free;
@@ -52,10 +54,12 @@ fn call(
 fn import_and_export_with_json_options_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let dbp = c(dir.path().join("f.db").to_str().unwrap());
+    let open_opts = common::open_options_json().map(c);
+    let open_opts_ptr = open_opts.as_ref().map_or(std::ptr::null(), |o| o.as_ptr());
     let mut db: *mut nexus_db = std::ptr::null_mut();
-    // SAFETY: valid strings and out-pointer.
+    // SAFETY: valid strings (or NULL options) and out-pointer.
     assert_eq!(
-        unsafe { nexus_open(dbp.as_ptr(), std::ptr::null(), &mut db) },
+        unsafe { nexus_open(dbp.as_ptr(), open_opts_ptr, &mut db) },
         NEXUS_OK
     );
     let src = dir.path().join("in.csv");

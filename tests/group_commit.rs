@@ -3,15 +3,17 @@
 //! fewer syncs than commits; and every commit is there after reopening.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
+mod common;
+
 use bson::doc;
-use nexus::{Database, Document, FaultPlan, OpenOptions};
+use nexus::{Database, Document, FaultPlan};
 use std::time::Duration;
 
 #[test]
 fn concurrent_committers_share_fdatasync() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("group.db");
-    let first = Database::open(&path, OpenOptions::default()).unwrap();
+    let first = Database::open(&path, common::open_options()).unwrap();
     first.inject_faults(FaultPlan {
         sync_delay: Some(Duration::from_millis(20)),
         ..FaultPlan::default()
@@ -22,7 +24,7 @@ fn concurrent_committers_share_fdatasync() {
         for t in 0..THREADS {
             let path = path.clone();
             s.spawn(move || {
-                let db = Database::open(&path, OpenOptions::default()).unwrap();
+                let db = Database::open(&path, common::open_options()).unwrap();
                 for i in 0..EACH {
                     db.collection("c")
                         .insert(Document::from(doc! {"t": t as i32, "i": i as i32}))
@@ -42,7 +44,7 @@ fn concurrent_committers_share_fdatasync() {
     eprintln!("group commit: {commits} commits, {syncs} fdatasyncs");
     first.inject_faults(FaultPlan::default());
     first.close().unwrap();
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     assert_eq!(
         db.collection("c").count(&doc! {}).unwrap(),
         (THREADS * EACH) as u64

@@ -3,6 +3,8 @@
 //! reopening, and a randomized comparison of indexed and unindexed answers.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, Document, Error, FindOptions, OpenOptions};
 
@@ -360,7 +362,7 @@ fn indexes_persist_and_roll_back_with_their_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ix.db");
     {
-        let db = Database::open(&path, OpenOptions::default()).unwrap();
+        let db = Database::open(&path, common::open_options()).unwrap();
         let c = db.collection("c");
         c.create_index(&doc! {"k": 1}, &doc! {"unique": true})
             .unwrap();
@@ -388,7 +390,7 @@ fn indexes_persist_and_roll_back_with_their_transaction() {
         db.commit().unwrap();
         db.close().unwrap();
     }
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     assert_eq!(c.list_indexes().unwrap().len(), 2);
     let plan = c.explain(&doc! {"k": 7}, FindOptions::default()).unwrap();

@@ -4,6 +4,8 @@
 //! integers and decimals; and the lossless formats reproduce the generated documents exactly.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::io::{ExportOptions, ExtJsonMode, Format, ImportOptions};
 use nexus::{Database, Document, FindOptions};
@@ -160,7 +162,7 @@ fn export(format: Format, mode: ExtJsonMode) -> ExportOptions {
 #[test]
 fn lossless_formats_reproduce_the_generated_documents() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("rt.db"), Default::default()).unwrap();
+    let db = common::open(dir.path().join("rt.db"));
     let original = generate(600, true);
     seed(&db, "gen", &original);
     for (name, opts) in [

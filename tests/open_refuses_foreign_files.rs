@@ -3,6 +3,8 @@
 //! damaged header is `Corrupt`; a missing file with `create: false` is `NotFound`; a second
 //! process gets `Busy`; read-only connections refuse writes.
 
+mod common;
+
 use nexus::{Database, Document, Error, OpenOptions};
 use std::process::Command;
 
@@ -12,7 +14,7 @@ fn foreign_file_is_refused_and_unchanged() {
     let path = dir.path().join("notes.db");
     let content = b"SQLite format 3\0 this is somebody else's file".repeat(20);
     std::fs::write(&path, &content).unwrap();
-    let e = Database::open(&path, OpenOptions::default()).unwrap_err();
+    let e = Database::open(&path, common::open_options()).unwrap_err();
     assert!(matches!(e, Error::Corrupt(_)), "{e:?}");
     assert!(e.to_string().contains("not a NexusLite database"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), content);
@@ -23,7 +25,7 @@ fn foreign_file_is_refused_and_unchanged() {
 fn newer_format_is_unsupported_and_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.db");
-    Database::open(&path, OpenOptions::default())
+    Database::open(&path, common::open_options())
         .unwrap()
         .close()
         .unwrap();
@@ -32,7 +34,7 @@ fn newer_format_is_unsupported_and_untouched() {
     let crc = crc32fast::hash(&bytes[0..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    let e = Database::open(&path, OpenOptions::default()).unwrap_err();
+    let e = Database::open(&path, common::open_options()).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
@@ -41,7 +43,7 @@ fn newer_format_is_unsupported_and_untouched() {
 fn damaged_header_is_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dmg.db");
-    Database::open(&path, OpenOptions::default())
+    Database::open(&path, common::open_options())
         .unwrap()
         .close()
         .unwrap();
@@ -49,7 +51,7 @@ fn damaged_header_is_corrupt() {
     bytes[30] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
-        Database::open(&path, OpenOptions::default()),
+        Database::open(&path, common::open_options()),
         Err(Error::Corrupt(_))
     ));
 }
@@ -59,7 +61,7 @@ fn create_false_on_missing_file_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let opts = OpenOptions {
         create: false,
-        ..OpenOptions::default()
+        ..common::open_options()
     };
     let e = Database::open(dir.path().join("missing.db"), opts).unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
@@ -69,7 +71,7 @@ fn create_false_on_missing_file_is_not_found() {
 fn read_only_connection_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ro.db");
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     db.collection("c")
         .insert(Document::from_json(r#"{"_id":"a"}"#).unwrap())
         .unwrap();
@@ -78,7 +80,7 @@ fn read_only_connection_refuses_writes() {
         &path,
         OpenOptions {
             read_only: true,
-            ..OpenOptions::default()
+            ..common::open_options()
         },
     )
     .unwrap();
@@ -100,7 +102,7 @@ fn lock_child_opener() {
     };
     let opts = OpenOptions {
         busy_timeout_ms: 50,
-        ..OpenOptions::default()
+        ..common::open_options()
     };
     match Database::open(&path, opts) {
         Err(e @ Error::Busy(_)) => println!("child: busy: {e}"),
@@ -112,7 +114,7 @@ fn lock_child_opener() {
 fn second_process_gets_busy() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "lock_child_opener",

@@ -2,6 +2,8 @@
 //! updates and upserts, atomic insert_many, snapshot cursors, transactions, several
 //! connections on several threads, and reopen.
 
+mod common;
+
 use bson::{doc, Bson};
 use nexus::{
     Database, Document, Error, FindOneAndOptions, FindOptions, OpenOptions, UpdateOptions,
@@ -201,12 +203,12 @@ fn cursors_read_their_snapshot() {
 fn transactions_commit_roll_back_and_isolate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let a = Database::open(&path, OpenOptions::default()).unwrap();
+    let a = Database::open(&path, common::open_options()).unwrap();
     let b = Database::open(
         &path,
         OpenOptions {
             busy_timeout_ms: 50,
-            ..OpenOptions::default()
+            ..common::open_options()
         },
     )
     .unwrap();
@@ -235,7 +237,7 @@ fn transactions_commit_roll_back_and_isolate() {
     assert_eq!(b.collection("c").count(&doc! {}).unwrap(), 1);
     drop(a);
     drop(b);
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
 }
 
@@ -247,7 +249,7 @@ fn connections_on_threads_share_one_engine() {
         for t in 0..4 {
             let path = path.clone();
             s.spawn(move || {
-                let db = Database::open(&path, OpenOptions::default()).unwrap();
+                let db = Database::open(&path, common::open_options()).unwrap();
                 for i in 0..100 {
                     db.collection("c")
                         .insert(Document::from(doc! {"t": t, "i": i}))
@@ -256,7 +258,7 @@ fn connections_on_threads_share_one_engine() {
             });
         }
     });
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 400);
     let stats = db.stats().unwrap();
     let syncs = stats["storage"]["syncs"].as_u64().unwrap();

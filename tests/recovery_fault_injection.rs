@@ -2,8 +2,10 @@
 //! commit, poison the engine (later writes fail until reopen: no "retry and hope"), and after
 //! reopening every earlier commit is present and the failed one is not.
 
+mod common;
+
 use bson::doc;
-use nexus::{Database, Document, Error, FaultPlan, OpenOptions};
+use nexus::{Database, Document, Error, FaultPlan};
 
 fn doc(id: &str) -> Document {
     Document::builder().field("_id", id).field("v", 1).build()
@@ -13,7 +15,7 @@ fn doc(id: &str) -> Document {
 fn torn_write_poisons_then_recovery_drops_the_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("torn.db");
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     for i in 0..5 {
         c.insert(doc(&format!("ok{i}"))).unwrap();
@@ -33,7 +35,7 @@ fn torn_write_poisons_then_recovery_drops_the_torn_tail() {
     assert_eq!(e.code(), nexus::ffi::status::NEXUS_IO);
     drop(db);
 
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     assert_eq!(c.count(&doc! {}).unwrap(), 5);
     assert!(c.find_one(&doc! {"_id": "torn"}).unwrap().is_none());
@@ -41,7 +43,7 @@ fn torn_write_poisons_then_recovery_drops_the_torn_tail() {
     assert_eq!(stats["storage"]["recovery"]["dropped_bytes"], 11, "{stats}");
     c.insert(doc("after")).unwrap();
     drop(db);
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 6);
 }
 
@@ -49,7 +51,7 @@ fn torn_write_poisons_then_recovery_drops_the_torn_tail() {
 fn failed_fsync_is_sticky() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fsync.db");
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     c.insert(doc("a")).unwrap();
     db.inject_faults(FaultPlan {
@@ -61,7 +63,7 @@ fn failed_fsync_is_sticky() {
     assert!(matches!(c.insert(doc("c")), Err(Error::PreviousIo(_))));
     assert!(db.begin().is_err());
     drop(db);
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     assert!(c.find_one(&doc! {"_id": "a"}).unwrap().is_some());
     c.insert(doc("c")).unwrap();
@@ -71,7 +73,7 @@ fn failed_fsync_is_sticky() {
 fn failed_checkpoint_keeps_the_old_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ckpt.db");
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     let c = db.collection("c");
     for i in 0..20 {
         c.insert(doc(&format!("d{i}"))).unwrap();
@@ -84,7 +86,7 @@ fn failed_checkpoint_keeps_the_old_log() {
     db.inject_faults(FaultPlan::default());
     c.insert(doc("later")).unwrap();
     drop(db);
-    let db = Database::open(&path, OpenOptions::default()).unwrap();
+    let db = Database::open(&path, common::open_options()).unwrap();
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 21);
     assert!(!dir.path().join("ckpt.wasp.tmp").exists());
 }

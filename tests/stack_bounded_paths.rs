@@ -8,6 +8,8 @@
 //! the same small stack.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{
     Database, Document, Error, FindOneAndOptions, FindOptions, UpdateOptions, MAX_FILTER_DEPTH,
@@ -36,11 +38,11 @@ fn on_small_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-/// A database in a fresh directory (so `NEXUSLITE_STORAGE=wal` picks its engine) holding
-/// `{_id: 1, n: 1, arr: [1, 2]}` in collection `c`.
+/// A database in a fresh directory (a new file, so it gets the engine the test harness asks
+/// for: `common::open_options`) holding `{_id: 1, n: 1, arr: [1, 2]}` in collection `c`.
 fn open() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(dir.path().join("paths.db"), Default::default()).expect("open");
+    let db = common::open(dir.path().join("paths.db"));
     db.collection("c")
         .insert(Document::from(doc! {"_id": 1, "n": 1, "arr": [1, 2]}))
         .expect("insert");

@@ -8,6 +8,8 @@
     clippy::cast_lossless
 )] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson};
 use nexus::{Database, Document, Error, OpenOptions, StorageEngine, SyncMode};
 use std::path::Path;
@@ -539,23 +541,23 @@ fn mmap_option_reads_the_same_file_both_ways() {
 }
 
 /// Acceptance of the WASP issue: a database opened with no storage option is a WASP file,
-/// `NAME.db` plus the side log `NAME.wasp` (the suite's `wal` pass sets NEXUSLITE_STORAGE=wal,
-/// and then the default is that engine instead).
+/// `NAME.db` plus the side log `NAME.wasp`. In the suite's `wal` pass (NEXUSLITE_STORAGE=wal,
+/// read by the tests only) `common::open_options` asks for `wal`, and the file must be that
+/// engine's instead, with the same two names.
 #[test]
 fn default_storage_is_wasp_with_db_and_side_log() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("app.db");
-    let db = Database::open(&p, OpenOptions::default()).unwrap();
+    let db = Database::open(&p, common::open_options()).unwrap();
     db.collection("c").insert(doc_n(1)).unwrap();
-    let expected = match std::env::var("NEXUSLITE_STORAGE").as_deref() {
-        Ok("wal") => "wal",
-        _ => "wasp",
-    };
+    let expected = common::engine().as_str();
     assert_eq!(db.stats().unwrap()["storage"]["backend"], expected);
     assert!(p.exists(), "NAME.db missing");
     assert!(dir.path().join("app.wasp").exists(), "NAME.wasp missing");
     db.close().unwrap();
+    // Reopened with no storage option: the file keeps the engine that wrote it.
     let db = Database::open(&p, OpenOptions::default()).unwrap();
+    assert_eq!(db.stats().unwrap()["storage"]["backend"], expected);
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
     db.close().unwrap();
 }

@@ -13,6 +13,9 @@
  * Internal mode: "api_acceptance --child-open PATH CODE" opens PATH and exits 0 when
  * nexus_open returned CODE; the main program execs itself that way to play the
  * "second process" for the file-locking checks.
+ *
+ * Every nexus_open of a file passes test_options(...) (test_storage.h), so that the run
+ * with NEXUSLITE_STORAGE=wal creates its files with the `wal` engine.
  */
 #define _XOPEN_SOURCE 700
 
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "nexus.h"
+#include "test_storage.h" /* test_options(): the engine the test harness asks for */
 
 /* ------------------------------------------------------------------------------------
  * Tiny test framework
@@ -1383,8 +1387,8 @@ static void test_transactions(void)
     int rc;
     section("transactions");
 
-    CHECK_OK(nexus_open(path, NULL, &a));
-    CHECK_OK(nexus_open(path, J("{'busy_timeout_ms':100}"), &b));
+    CHECK_OK(nexus_open(path, test_options(NULL), &a));
+    CHECK_OK(nexus_open(path, test_options(J("{'busy_timeout_ms':100}")), &b));
     if (!a || !b)
         return;
     CHECK_OK(nexus_insert(a, "t", J("{'_id':'t0','v':0}"), NULL));
@@ -1448,7 +1452,8 @@ static void test_transactions(void)
 #define N_PER_THREAD 200
 
 typedef struct {
-    const char *path; /* open an own connection to this path ... */
+    const char *path;    /* open an own connection to this path ... */
+    const char *options; /* ... with these nexus_open options (made by the main thread) ... */
     nexus_db *shared; /* ... or use this shared one */
     int tid;
     int count;
@@ -1463,7 +1468,7 @@ static void *worker_main(void *arg)
     char json[96];
     int i, rc;
     if (db == NULL) {
-        rc = nexus_open(w->path, "{\"busy_timeout_ms\":60000}", &db);
+        rc = nexus_open(w->path, w->options, &db);
         if (rc != NEXUS_OK) {
             w->failures = w->count;
             snprintf(w->first_error, sizeof w->first_error, "open: %d %s", rc, nexus_errmsg());
@@ -1504,6 +1509,7 @@ static int run_workers(worker *ws, int n)
 static void test_threads(void)
 {
     const char *path = path_in_dir("threads.db");
+    const char *options = test_options("{\"busy_timeout_ms\":60000}");
     worker ws[N_THREADS];
     nexus_db *db = NULL;
     char filter[64];
@@ -1513,12 +1519,13 @@ static void test_threads(void)
     memset(ws, 0, sizeof ws);
     for (i = 0; i < N_THREADS; i++) {
         ws[i].path = path;
+        ws[i].options = options;
         ws[i].tid = i;
         ws[i].count = N_PER_THREAD;
     }
     CHECK(run_workers(ws, N_THREADS) == 0);
 
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     if (!db)
         return;
     CHECK_COUNT(db, "threads", NULL, N_THREADS * N_PER_THREAD);
@@ -1540,7 +1547,7 @@ static void test_threads(void)
 
     /* Reopen: everything is still there. */
     db = NULL;
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     CHECK_COUNT(db, "threads", NULL, N_THREADS * N_PER_THREAD + 200);
     CHECK_OK(nexus_close(db));
 }
@@ -1555,7 +1562,7 @@ static const char *g_self; /* path of this executable, for the child process */
 static int child_open(const char *path, int want)
 {
     nexus_db *db = NULL;
-    int rc = nexus_open(path, "{\"busy_timeout_ms\":200}", &db);
+    int rc = nexus_open(path, test_options("{\"busy_timeout_ms\":200}"), &db);
     const char *msg = nexus_errmsg();
     int ok = rc == want && (rc == NEXUS_OK || (msg != NULL && msg[0] != '\0'));
     if (!ok)
@@ -1615,7 +1622,7 @@ static void test_files(nexus_db *db)
     CHECK(run_child_open(path_in_dir("main.db"), NEXUS_BUSY) == 0);
     /* ... while another connection of this process shares it, however it is spelled. */
     other = NULL;
-    CHECK_OK(nexus_open(path_in_dir("./main.db"), NULL, &other));
+    CHECK_OK(nexus_open(path_in_dir("./main.db"), test_options(NULL), &other));
     CHECK_COUNT(other, "people", NULL, N_PEOPLE);
     CHECK_OK(nexus_insert(other, "shared_conn", J("{'_id':'s1'}"), NULL));
     CHECK_GET(db, "shared_conn", "s1", J("{'_id':'s1'}"));
@@ -1632,10 +1639,10 @@ static void test_files(nexus_db *db)
         CHECK_OK(nexus_insert(o, "c", "{}", NULL));
         CHECK_OK(nexus_close(o));
         o = NULL;
-        CHECK_OK(nexus_open(path_in_dir("sync_off.db"), J("{'sync':'off'}"), &o));
+        CHECK_OK(nexus_open(path_in_dir("sync_off.db"), test_options(J("{'sync':'off'}")), &o));
         CHECK_OK(nexus_close(o));
         o = NULL;
-        CHECK_OK(nexus_open(path_in_dir("sync_full.db"), J("{'sync':'full'}"), &o));
+        CHECK_OK(nexus_open(path_in_dir("sync_full.db"), test_options(J("{'sync':'full'}")), &o));
         CHECK_OK(nexus_close(o));
     }
 
@@ -1651,11 +1658,11 @@ static void test_files(nexus_db *db)
         CHECK(fwrite(junk, 1, sizeof junk, f) == sizeof junk);
         fclose(f);
     }
-    CHECK_ERR(nexus_open(junk_path, NULL, &other), NEXUS_CORRUPT);
+    CHECK_ERR(nexus_open(junk_path, test_options(NULL), &other), NEXUS_CORRUPT);
     CHECK(other == (nexus_db *)&g_sentinel);
     CHECK(file_equals(junk_path, junk, sizeof junk));
-    CHECK_ERR(nexus_open(junk_path, J("{'read_only':true}"), &other), NEXUS_CORRUPT);
-    CHECK_ERR(nexus_open(junk_path, J("{'create':false}"), &other), NEXUS_CORRUPT);
+    CHECK_ERR(nexus_open(junk_path, test_options(J("{'read_only':true}")), &other), NEXUS_CORRUPT);
+    CHECK_ERR(nexus_open(junk_path, test_options(J("{'create':false}")), &other), NEXUS_CORRUPT);
     CHECK(file_equals(junk_path, junk, sizeof junk));
     CHECK(stat(path_in_dir("junk.wasp"), &st) != 0); /* no side log left behind */
 
@@ -1664,12 +1671,12 @@ static void test_files(nexus_db *db)
         fputs("hello\n", f);
         fclose(f);
     }
-    CHECK_ERR(nexus_open(small_path, NULL, &other), NEXUS_CORRUPT);
+    CHECK_ERR(nexus_open(small_path, test_options(NULL), &other), NEXUS_CORRUPT);
     CHECK(file_equals(small_path, (const unsigned char *)"hello\n", 6));
     CHECK(other == (nexus_db *)&g_sentinel);
 
     /* create:false on a missing file fails and creates nothing. */
-    CHECK(nexus_open(missing, J("{'create':false}"), &other) != NEXUS_OK);
+    CHECK(nexus_open(missing, test_options(J("{'create':false}")), &other) != NEXUS_OK);
     CHECK(other == (nexus_db *)&g_sentinel);
     CHECK(stat(missing, &st) != 0);
 }
@@ -1769,7 +1776,7 @@ static void test_reopen(void)
 
     CHECK(run_child_open(path, NEXUS_OK) == 0);
 
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     if (!db)
         return;
     CHECK_COUNT(db, "people", NULL, N_PEOPLE);
@@ -1787,7 +1794,7 @@ static void test_reopen(void)
     CHECK_OK(nexus_close(db));
 
     db = NULL;
-    CHECK_OK(nexus_open(path, J("{'read_only':true}"), &db));
+    CHECK_OK(nexus_open(path, test_options(J("{'read_only':true}")), &db));
     if (!db)
         return;
     CHECK_COUNT(db, "people", NULL, N_PEOPLE);
@@ -1836,12 +1843,13 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 2;
     }
-    printf("NexusLite %s, database files in %s\n", nexus_version(), g_dir);
+    printf("NexusLite %s, database files in %s, storage option: %s\n", nexus_version(), g_dir,
+           test_storage() ? test_storage() : "(none: the default engine)");
 
     test_version_and_codes();
     test_cursors_and_memory();
 
-    CHECK_OK(nexus_open(path_in_dir("main.db"), NULL, &db));
+    CHECK_OK(nexus_open(path_in_dir("main.db"), test_options(NULL), &db));
     if (db != NULL) {
         seed_people(db, "people");
         test_crud(db);

@@ -5,6 +5,8 @@
  * Each check is counted; a failing one prints file:line and the library's last error
  * message. A program ends with "N passed, M failed" and exits 0 only when M is 0.
  * Files go to a fresh mkdtemp directory (removed at the end unless NEXUS_TEST_KEEP=1).
+ * Every nexus_open of a file passes test_options(...) (test_storage.h): the storage engine
+ * the test harness asks for.
  */
 #ifndef NEXUS_REGRESS_H
 #define NEXUS_REGRESS_H
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "nexus.h"
+#include "test_storage.h"
 
 static int g_passed;
 static int g_failed;
@@ -103,7 +106,8 @@ static int regress_begin(const char *name)
         perror("mkdtemp");
         return -1;
     }
-    printf("%s (NexusLite %s), files in %s\n", name, nexus_version(), g_dir);
+    printf("%s (NexusLite %s), files in %s, storage option: %s\n", name, nexus_version(), g_dir,
+           test_storage() ? test_storage() : "(none: the default engine)");
     return 0;
 }
 

@@ -23,7 +23,7 @@
 static nexus_db *open_db(const char *path)
 {
     nexus_db *db = NULL;
-    if (!CHECK_OK(nexus_open(path, NULL, &db)))
+    if (!CHECK_OK(nexus_open(path, test_options(NULL), &db)))
         return NULL;
     return db;
 }

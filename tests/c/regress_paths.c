@@ -417,7 +417,7 @@ int main(void)
 
     if (regress_begin("paths") != 0)
         return 2;
-    if (!CHECK_OK(nexus_open(path_in_dir("paths.db"), NULL, &g_db)))
+    if (!CHECK_OK(nexus_open(path_in_dir("paths.db"), test_options(NULL), &g_db)))
         return regress_end();
     CHECK_OK(nexus_insert(g_db, "c", "{\"_id\":1,\"n\":1,\"arr\":[1,2]}", NULL));
 
@@ -432,7 +432,7 @@ int main(void)
     CHECK(n == 3);
     CHECK_OK(nexus_close(g_db));
     g_db = NULL;
-    if (CHECK_OK(nexus_open(path_in_dir("paths.db"), NULL, &g_db))) {
+    if (CHECK_OK(nexus_open(path_in_dir("paths.db"), test_options(NULL), &g_db))) {
         CHECK_OK(nexus_count(g_db, "c", NULL, &n));
         CHECK(n == 3);
         CHECK_OK(nexus_insert(g_db, "c", "{\"_id\":\"after\"}", &id));

@@ -9,7 +9,8 @@
  *
  * Writers that "crash" are child processes that exit without closing (_exit) or are
  * SIGKILLed; the parent checks every acknowledged commit.
- * Runs with either engine (NEXUSLITE_STORAGE=wal for the log-structured one).
+ * Runs with either engine: every open passes test_options() (test_storage.h), which asks for
+ * the log-structured `wal` one when the test harness sets NEXUSLITE_STORAGE=wal.
  */
 #include "regress.h"
 
@@ -83,7 +84,7 @@ static int insert_range(nexus_db *db, int from, int to)
 static int role_crash_writer(const char *path, int before, int after)
 {
     nexus_db *db = NULL;
-    if (nexus_open(path, "{\"sync\":\"full\"}", &db) != NEXUS_OK)
+    if (nexus_open(path, test_options("{\"sync\":\"full\"}"), &db) != NEXUS_OK)
         return 10;
     if (insert_range(db, 0, before) != 0)
         return 11;
@@ -179,18 +180,19 @@ static void test_missing_log(void)
     CHECK(unlink(log_path) == 0);
     db_hash = file_hash(path);
 
-    CHECK_RC(nexus_open(path, "{\"create\":false}", &db), NEXUS_CORRUPT);
+    CHECK_RC(nexus_open(path, test_options("{\"create\":false}"), &db), NEXUS_CORRUPT);
     CHECK(db == NULL);
     CHECK_ERRMSG_HAS("missing");
     CHECK_ERRMSG_HAS("discard-damaged-log");
-    CHECK_RC(nexus_open(path, NULL, &db), NEXUS_CORRUPT);
-    CHECK_RC(nexus_open(path, "{\"read_only\":true}", &db), NEXUS_CORRUPT);
+    CHECK_RC(nexus_open(path, test_options(NULL), &db), NEXUS_CORRUPT);
+    CHECK_RC(nexus_open(path, test_options("{\"read_only\":true}"), &db), NEXUS_CORRUPT);
     CHECK(file_hash(path) == db_hash);   /* nothing modified */
     CHECK(file_size(log_path) == -1);    /* and no new log made */
 
     section("\"recover\":\"discard-damaged-log\" accepts the loss on purpose and says so");
-    CHECK_RC(nexus_open(path, "{\"recover\":\"sometimes\"}", &db), NEXUS_INVALID_ARGUMENT);
-    CHECK_OK(nexus_open(path, "{\"recover\":\"discard-damaged-log\"}", &db));
+    CHECK_RC(nexus_open(path, test_options("{\"recover\":\"sometimes\"}"), &db),
+             NEXUS_INVALID_ARGUMENT);
+    CHECK_OK(nexus_open(path, test_options("{\"recover\":\"discard-damaged-log\"}"), &db));
     if (db != NULL) {
         /* wasp keeps the checkpointed 50; every document of a wal database is in its log. */
         if (!g_wal)
@@ -204,7 +206,7 @@ static void test_missing_log(void)
         CHECK_OK(nexus_close(db));
     }
     db = NULL;
-    CHECK_OK(nexus_open(path, "{\"create\":false}", &db)); /* healthy again, strict */
+    CHECK_OK(nexus_open(path, test_options("{\"create\":false}"), &db)); /* healthy again, strict */
     if (db != NULL) {
         CHECK(count_of(db, "c") == (uint64_t)(g_wal ? 10 : 60));
         CHECK_OK(nexus_close(db));
@@ -213,22 +215,22 @@ static void test_missing_log(void)
     section("a log missing after a clean close loses nothing and opens (wasp)");
     path = path_in_dir("clean.db");
     db = NULL;
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     CHECK_OK(insert_range(db, 0, 20));
     CHECK_OK(nexus_close(db));
     CHECK(unlink(log_of(path)) == 0);
     db = NULL;
     if (g_wal) {
         /* wal keeps every document in its log: a missing log is always a loss. */
-        CHECK_RC(nexus_open(path, NULL, &db), NEXUS_CORRUPT);
+        CHECK_RC(nexus_open(path, test_options(NULL), &db), NEXUS_CORRUPT);
     } else {
-        CHECK_OK(nexus_open(path, "{\"read_only\":true}", &db));
+        CHECK_OK(nexus_open(path, test_options("{\"read_only\":true}"), &db));
         if (db != NULL) {
             CHECK(count_of(db, "c") == 20);
             CHECK_OK(nexus_close(db));
         }
         db = NULL;
-        CHECK_OK(nexus_open(path, "{\"create\":false}", &db));
+        CHECK_OK(nexus_open(path, test_options("{\"create\":false}"), &db));
         if (db != NULL) {
             CHECK(count_of(db, "c") == 20);
             CHECK(stats_have(db, "\"log_replaced\":null"));
@@ -258,16 +260,16 @@ static void test_damaged_log(void)
     log_hash = file_hash(log_path);
     db_hash = file_hash(path);
 
-    CHECK_RC(nexus_open(path, NULL, &db), NEXUS_CORRUPT);
+    CHECK_RC(nexus_open(path, test_options(NULL), &db), NEXUS_CORRUPT);
     CHECK_ERRMSG_HAS("damaged");
     CHECK_ERRMSG_HAS(g_wal ? "intact commit(s)" : "99 intact commit(s)");
-    CHECK_RC(nexus_open(path, "{\"read_only\":true}", &db), NEXUS_CORRUPT);
+    CHECK_RC(nexus_open(path, test_options("{\"read_only\":true}"), &db), NEXUS_CORRUPT);
     CHECK(file_size(log_path) == log_len);  /* not truncated */
     CHECK(file_hash(log_path) == log_hash); /* not modified */
     CHECK(file_hash(path) == db_hash);      /* no checkpoint */
 
     section("recover keeps what comes before the damage and reports the commits it dropped");
-    CHECK_OK(nexus_open(path, "{\"recover\":\"discard-damaged-log\"}", &db));
+    CHECK_OK(nexus_open(path, test_options("{\"recover\":\"discard-damaged-log\"}"), &db));
     if (db != NULL) {
         if (!g_wal) {
             CHECK(count_of(db, "c") == 30);
@@ -287,7 +289,7 @@ static void test_damaged_log(void)
     snprintf(log_path, sizeof log_path, "%s", log_of(path));
     log_len = file_size(log_path);
     CHECK(truncate(log_path, log_len - 5) == 0);
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     if (db != NULL) {
         CHECK(count_of(db, "c") == 29); /* the last, torn commit was never acknowledged */
         CHECK(stats_have(db, "\"commits_dropped\":0"));
@@ -305,7 +307,7 @@ static void test_truncated_underneath(void)
     int status;
 
     section("another process truncates the open file: errors, never SIGBUS (default options)");
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     CHECK_OK(nexus_begin(db));
     CHECK_OK(insert_range(db, 0, 3000));
     CHECK_OK(nexus_commit(db));
@@ -326,7 +328,7 @@ static int role_host_truncated(const char *path)
     nexus_db *c = NULL;
     char *out = NULL;
     int bad = 0;
-    if (nexus_open(path, "{\"page_cache_bytes\":65536}", &c) != NEXUS_OK)
+    if (nexus_open(path, test_options("{\"page_cache_bytes\":65536}"), &c) != NEXUS_OK)
         return 20;
     if (count_of(c, "c") != 3000)
         return 21;
@@ -359,7 +361,7 @@ static int role_open(const char *path, const char *opts)
 {
     nexus_db *db = NULL;
     alarm(10);
-    int rc = nexus_open(path, *opts ? opts : NULL, &db);
+    int rc = nexus_open(path, test_options(*opts ? opts : NULL), &db);
     if (rc == NEXUS_OK)
         nexus_close(db);
     return rc;
@@ -375,12 +377,12 @@ static void test_fifo(void)
     CHECK(mkfifo(fifo, 0600) == 0);
     CHECK(open_in_child(fifo, "{\"read_only\":true}") == NEXUS_INVALID_ARGUMENT);
     CHECK(open_in_child(fifo, NULL) == NEXUS_INVALID_ARGUMENT);
-    CHECK_RC(nexus_open(fifo, "{\"read_only\":true}", &db), NEXUS_INVALID_ARGUMENT);
+    CHECK_RC(nexus_open(fifo, test_options("{\"read_only\":true}"), &db), NEXUS_INVALID_ARGUMENT);
     CHECK_ERRMSG_HAS("FIFO");
 
     section("a FIFO in place of the log is refused at once too");
     path = path_in_dir("fifolog.db");
-    CHECK_OK(nexus_open(path, NULL, &db));
+    CHECK_OK(nexus_open(path, test_options(NULL), &db));
     CHECK_OK(insert_range(db, 0, 5));
     CHECK_OK(nexus_close(db));
     CHECK(unlink(log_of(path)) == 0);
@@ -390,7 +392,7 @@ static void test_fifo(void)
 
     section("a directory is refused the same way");
     CHECK(mkdir(path_in_dir("dir.db"), 0700) == 0);
-    CHECK_RC(nexus_open(path_in_dir("dir.db"), NULL, &db), NEXUS_INVALID_ARGUMENT);
+    CHECK_RC(nexus_open(path_in_dir("dir.db"), test_options(NULL), &db), NEXUS_INVALID_ARGUMENT);
     CHECK_ERRMSG_HAS("directory");
 }
 
@@ -413,7 +415,7 @@ static void test_killed_backup(void)
     int complete = 0, absent = 0;
 
     section("a SIGKILLed backup leaves the destination complete or absent; a retry works");
-    CHECK_OK(nexus_open(src, NULL, &db));
+    CHECK_OK(nexus_open(src, test_options(NULL), &db));
     if (db == NULL)
         return;
     CHECK_OK(nexus_begin(db));
@@ -451,7 +453,7 @@ static void test_killed_backup(void)
         } else {
             nexus_db *b = NULL;
             complete++;
-            CHECK_OK(nexus_open(dest, NULL, &b));
+            CHECK_OK(nexus_open(dest, test_options(NULL), &b));
             if (b != NULL) {
                 CHECK(count_of(b, "c") == (uint64_t)docs);
                 CHECK_OK(nexus_check(b, NULL));
@@ -462,14 +464,14 @@ static void test_killed_backup(void)
         }
         /* The retry succeeds whatever the kill left behind, and cleans up after it. */
         db = NULL;
-        CHECK_OK(nexus_open(src, NULL, &db));
+        CHECK_OK(nexus_open(src, test_options(NULL), &db));
         if (db != NULL) {
             CHECK_OK(nexus_backup(db, dest));
             CHECK_OK(nexus_close(db));
         }
         CHECK(!has_backup_temp("bk.db"));
         db = NULL;
-        CHECK_OK(nexus_open(dest, "{\"read_only\":true}", &db));
+        CHECK_OK(nexus_open(dest, test_options("{\"read_only\":true}"), &db));
         if (db != NULL) {
             CHECK(count_of(db, "c") == (uint64_t)docs);
             CHECK_OK(nexus_close(db));
@@ -483,7 +485,7 @@ static void test_killed_backup(void)
 
     section("a backup refuses an existing destination and never replaces it");
     db = NULL;
-    CHECK_OK(nexus_open(src, NULL, &db));
+    CHECK_OK(nexus_open(src, test_options(NULL), &db));
     if (db != NULL) {
         FILE *f = fopen(dest, "w");
         if (f) {
@@ -501,7 +503,7 @@ static int engine_is_wal(void)
     nexus_db *db = NULL;
     char *json = NULL;
     int wal = 0;
-    if (nexus_open(path_in_dir("probe.db"), NULL, &db) == NEXUS_OK &&
+    if (nexus_open(path_in_dir("probe.db"), test_options(NULL), &db) == NEXUS_OK &&
         nexus_stats(db, &json) == NEXUS_OK)
         wal = strstr(json, "\"backend\":\"wal\"") != NULL;
     nexus_free(json);
@@ -512,7 +514,7 @@ static int engine_is_wal(void)
 static int role_backup(const char *src, const char *dest)
 {
     nexus_db *c = NULL;
-    if (nexus_open(src, NULL, &c) != NEXUS_OK)
+    if (nexus_open(src, test_options(NULL), &c) != NEXUS_OK)
         return 30;
     return nexus_backup(c, dest) == NEXUS_OK ? 0 : 31;
 }
@@ -532,6 +534,7 @@ int main(int argc, char **argv)
         return 2;
     g_wal = engine_is_wal();
     printf("engine of new files: %s\n", g_wal ? "wal" : "wasp");
+    CHECK(g_wal == (test_storage() != NULL)); /* the storage option took effect */
     test_missing_log();
     test_damaged_log();
     test_truncated_underneath();
