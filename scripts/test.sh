@@ -18,6 +18,26 @@ suite() {
   fi
 }
 
+library_alone() {
+  # A host that links only the library builds it without the CLI's crates (cargo feature `cli`).
+  cargo build --release --no-default-features --lib || return 1
+  local cli_crates
+  cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
+                | grep -E '^(clap|indicatif|log4rs|rustyline|anyhow) ' | sort -u)"
+  if [[ -n "$cli_crates" ]]; then
+    echo "the library without the cli feature still depends on:"; echo "$cli_crates"; return 1
+  fi
+  echo "library without the cli feature: no clap, indicatif, log4rs, rustyline, anyhow"
+}
+
+fault_injection_tests() {
+  # The durability tests that inject faults need the fault-injection feature, which a shipped
+  # build never has; they build in the debug profile so the release artifacts the C, C++ and
+  # Go suites link stay the shipped ones.
+  cargo test --features fault-injection \
+    --test group_commit --test recovery_fault_injection --test wasp_fault_injection_crash
+}
+
 header_unchanged() {
   # build.rs regenerated include/nexus.h during `make lib`; it must match the committed one.
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -30,16 +50,20 @@ header_unchanged() {
 suite "rustfmt"        cargo fmt --all -- --check
 suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
+suite "library alone"  library_alone
+suite "clippy (fault-injection)" cargo clippy --all-targets --features fault-injection -- -D warnings
 suite "rust tests"     cargo test --release
-# Item 11: the whole Rust and C suites again with wal as the engine of every new file.
+suite "rust fault injection" fault_injection_tests
+# Item 11: the whole Rust and C suites again with memlog as the engine of every new file.
 # NEXUSLITE_STORAGE is a switch of the tests, not of the library: they read it and pass it on
 # as the "storage" open option (tests/common/mod.rs open_options(), tests/c/test_storage.h).
 # The nexus binary that tests/cli_*.rs run gets the default engine in both passes.
-suite "rust tests (wal)" env NEXUSLITE_STORAGE=wal cargo test --release
+suite "rust tests (memlog)" env NEXUSLITE_STORAGE=memlog cargo test --release
+suite "rust fault injection (memlog)" env NEXUSLITE_STORAGE=memlog fault_injection_tests
 suite "rust docs"      env RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps
 suite "readme"         bash scripts/check-readme.sh
 suite "c"              bash tests/c/run.sh
-suite "c (wal)"        env NEXUSLITE_STORAGE=wal bash tests/c/run.sh
+suite "c (memlog)"     env NEXUSLITE_STORAGE=memlog bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh

@@ -73,7 +73,7 @@ fn check_contents(db: &Database, ids: &[DocumentId]) {
 
 #[test]
 fn new_files_are_format_2_and_format_1_files_stay_readable_by_their_builds() {
-    for engine in [StorageEngine::Wasp, StorageEngine::Wal] {
+    for engine in [StorageEngine::Wasp, StorageEngine::MemLog] {
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = Vec::new();
         for old in [false, true] {

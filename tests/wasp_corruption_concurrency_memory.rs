@@ -464,7 +464,7 @@ fn wal_files_keep_opening_as_wal_and_options_pick_new_files() {
     let db = Database::open(
         &p,
         OpenOptions {
-            storage: Some(StorageEngine::Wal),
+            storage: Some(StorageEngine::MemLog),
             ..OpenOptions::default()
         },
     )
@@ -472,7 +472,7 @@ fn wal_files_keep_opening_as_wal_and_options_pick_new_files() {
     db.collection("c").insert(doc_n(1)).unwrap();
     db.close().unwrap();
     let db = Database::open(&p, wasp()).unwrap();
-    assert_eq!(db.stats().unwrap()["storage"]["backend"], "wal");
+    assert_eq!(db.stats().unwrap()["storage"]["backend"], "memlog");
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
     db.close().unwrap();
     let q = dir.path().join("new.db");
@@ -541,8 +541,8 @@ fn mmap_option_reads_the_same_file_both_ways() {
 }
 
 /// Acceptance of the WASP issue: a database opened with no storage option is a WASP file,
-/// `NAME.db` plus the side log `NAME.wasp`. In the suite's `wal` pass (NEXUSLITE_STORAGE=wal,
-/// read by the tests only) `common::open_options` asks for `wal`, and the file must be that
+/// `NAME.db` plus the side log `NAME.wasp`. In the suite's `memlog` pass (NEXUSLITE_STORAGE=memlog,
+/// read by the tests only) `common::open_options` asks for `memlog`, and the file must be that
 /// engine's instead, with the same two names.
 #[test]
 fn default_storage_is_wasp_with_db_and_side_log() {

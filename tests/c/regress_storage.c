@@ -10,7 +10,7 @@
  * Writers that "crash" are child processes that exit without closing (_exit) or are
  * SIGKILLed; the parent checks every acknowledged commit.
  * Runs with either engine: every open passes test_options() (test_storage.h), which asks for
- * the log-structured `wal` one when the test harness sets NEXUSLITE_STORAGE=wal.
+ * the `memlog` one when the test harness sets NEXUSLITE_STORAGE=memlog.
  */
 #include "regress.h"
 
@@ -505,7 +505,7 @@ static int engine_is_wal(void)
     int wal = 0;
     if (nexus_open(path_in_dir("probe.db"), test_options(NULL), &db) == NEXUS_OK &&
         nexus_stats(db, &json) == NEXUS_OK)
-        wal = strstr(json, "\"backend\":\"wal\"") != NULL;
+        wal = strstr(json, "\"backend\":\"memlog\"") != NULL;
     nexus_free(json);
     nexus_close(db);
     return wal;
@@ -533,7 +533,7 @@ int main(int argc, char **argv)
     if (regress_begin("regress_storage") != 0)
         return 2;
     g_wal = engine_is_wal();
-    printf("engine of new files: %s\n", g_wal ? "wal" : "wasp");
+    printf("engine of new files: %s\n", g_wal ? "memlog" : "wasp");
     CHECK(g_wal == (test_storage() != NULL)); /* the storage option took effect */
     test_missing_log();
     test_damaged_log();

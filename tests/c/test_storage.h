@@ -1,7 +1,7 @@
 /*
  * The storage engine the test harness asks for, as nexus_open options.
  *
- * scripts/test.sh runs the C suite twice: as is, and with NEXUSLITE_STORAGE=wal. That
+ * scripts/test.sh runs the C suite twice: as is, and with NEXUSLITE_STORAGE=memlog. That
  * variable is a switch of the tests, not of the library: they pass the choice on as the
  * "storage" open option. Every nexus_open of a file in tests/c goes through
  * test_options(): the option decides the engine of a new file, and an existing file opens
@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The engine new files should get: "wal" when NEXUSLITE_STORAGE=wal, else NULL (no
- * storage option: the library's default, wasp). */
+/* The engine new files should get: "memlog" when NEXUSLITE_STORAGE is memlog (or wal, its
+ * former name), else NULL (no storage option: the library's default, wasp). */
 static const char *test_storage(void)
 {
     const char *e = getenv("NEXUSLITE_STORAGE");
-    return e != NULL && strcmp(e, "wal") == 0 ? "wal" : NULL;
+    return e != NULL && (strcmp(e, "memlog") == 0 || strcmp(e, "wal") == 0) ? "memlog" : NULL;
 }
 
 /* The nexus_open options `json` (a JSON object, or NULL for none) with the harness's

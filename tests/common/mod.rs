@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The engine the test harness wants new database files to get: `scripts/test.sh` runs the
-/// suite a second time with `NEXUSLITE_STORAGE=wal`. That variable is a switch of the tests,
+/// suite a second time with `NEXUSLITE_STORAGE=memlog`. That variable is a switch of the tests,
 /// not of the library: they pass the choice on as the `storage` open option. `None`: the
 /// library's default engine (`wasp`).
 pub fn storage() -> Option<StorageEngine> {
     match std::env::var("NEXUSLITE_STORAGE").as_deref() {
-        Ok("wal") => Some(StorageEngine::Wal),
+        Ok("memlog") | Ok("wal") => Some(StorageEngine::MemLog),
         _ => None,
     }
 }
@@ -39,7 +39,7 @@ pub fn with_storage(options: OpenOptions) -> OpenOptions {
 /// The JSON options of `nexus_open` that ask for the harness's engine (`None`: defaults).
 pub fn open_options_json() -> Option<&'static str> {
     storage().map(|e| match e {
-        StorageEngine::Wal => r#"{"storage":"wal"}"#,
+        StorageEngine::MemLog => r#"{"storage":"wal"}"#,
         StorageEngine::Wasp => r#"{"storage":"wasp"}"#,
     })
 }

@@ -1,3 +1,5 @@
+#![allow(clippy::cast_possible_truncation)] // test arithmetic on small numbers
+
 use super::*;
 use crate::query::compare::compare;
 use crate::query::filter::Filter;
