@@ -230,8 +230,8 @@ int nexus_list_collections(nexus_db *db, char **out_json);
  * Runs a query on `coll` and writes a cursor to `*out_cursor` (close it with
  * `nexus_cursor_close`). `filter_json` NULL or `{}` matches all; a missing collection gives
  * an empty result. `options_json` (NULL: none): `sort` (`{"age": -1}`), `projection`
- * (`{"name": 1}`), `skip`, `limit` (0: none), `hint` (only `{"$natural": 1}` until indexes
- * exist).
+ * (`{"name": 1}`), `skip`, `limit` (0: none), `hint` (an index name, its key pattern, or
+ * `{"$natural": 1}` for a collection scan).
  *
  * # Safety
  * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.

@@ -38,6 +38,8 @@ fault_injection_tests() {
     --test group_commit --test recovery_fault_injection --test wasp_fault_injection_crash
 }
 
+fault_injection_tests_memlog() { NEXUSLITE_STORAGE=memlog fault_injection_tests; }
+
 header_unchanged() {
   # build.rs regenerated include/nexus.h during `make lib`; it must match the committed one.
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -59,7 +61,7 @@ suite "rust fault injection" fault_injection_tests
 # as the "storage" open option (tests/common/mod.rs open_options(), tests/c/test_storage.h).
 # The nexus binary that tests/cli_*.rs run gets the default engine in both passes.
 suite "rust tests (memlog)" env NEXUSLITE_STORAGE=memlog cargo test --release
-suite "rust fault injection (memlog)" env NEXUSLITE_STORAGE=memlog fault_injection_tests
+suite "rust fault injection (memlog)" fault_injection_tests_memlog
 suite "rust docs"      env RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps
 suite "readme"         bash scripts/check-readme.sh
 suite "c"              bash tests/c/run.sh

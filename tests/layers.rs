@@ -488,43 +488,36 @@ fn the_check_catches_upward_and_sideways_imports() {
         assert_eq!(v.len(), 1, "{path}: {text:?} gave {v:?}");
         assert!(v[0].message.contains("above it"), "{v:?}");
     }
-    // The same layer, another module: refused too (a layer's modules do not import each other).
-    let v = check(
-        &layers,
-        lib_rs,
-        &file("exec/scan.rs", "use crate::cache::DocCache;\n"),
-    );
-    assert!(v.len() == 1 && v[0].message.contains("same layer"), "{v:?}");
-    // The backends stay apart.
-    let v = check(
-        &layers,
-        lib_rs,
-        &file(
+    // Each of these gives exactly one violation, saying why.
+    for (path, text, why) in [
+        // The same layer, another module: a layer's modules do not import each other.
+        (
+            "exec/scan.rs",
+            "use crate::cache::DocCache;\n",
+            "same layer",
+        ),
+        // The backends stay apart.
+        (
             "storage/wasp/mod.rs",
             "use crate::storage::memlog::MemLog;\n",
+            "other backend",
         ),
-    );
-    assert!(
-        v.len() == 1 && v[0].message.contains("other backend"),
-        "{v:?}"
-    );
-    let v = check(
-        &layers,
-        lib_rs,
-        &file("storage/memlog/mod.rs", "use super::wasp::pager;\n"),
-    );
-    assert!(
-        v.len() == 1 && v[0].message.contains("other backend"),
-        "{v:?}"
-    );
-    // A module missing from the table.
-    let v = check(
-        &layers,
-        lib_rs,
-        &file("server/mod.rs", "use crate::api::Database;\n"),
-    );
-    assert!(
-        v.len() == 1 && v[0].message.contains("not in the layer table"),
-        "{v:?}"
-    );
+        (
+            "storage/memlog/mod.rs",
+            "use super::wasp::pager;\n",
+            "other backend",
+        ),
+        // A module missing from the table.
+        (
+            "server/mod.rs",
+            "use crate::api::Database;\n",
+            "not in the layer table",
+        ),
+    ] {
+        let v = check(&layers, lib_rs, &file(path, text));
+        assert!(
+            v.len() == 1 && v[0].message.contains(why),
+            "{path}: {text:?} gave {v:?}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use bson::Document as BsonDocument;
 /// Default time a writer waits for another connection's write lock.
 pub(crate) const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// Options for [`Database::open`]; the C ABI's `options_json` maps onto this one to one.
+/// Options for [`Database::open`](crate::Database::open); the C ABI's `options_json` maps onto this one to one.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Create the file when missing (default true).
