@@ -1,7 +1,9 @@
 //! How the catalog tree records a table ([`TableMeta`]): its options, root page, document
 //! count and byte size.
 
-use super::*;
+use super::page;
+use super::page::Ptr;
+use crate::error::{Error, Result};
 
 /// A collection (or, later, an index) as the catalog records it.
 #[derive(Clone, Debug)]

@@ -27,27 +27,18 @@ mod shared;
 mod txn;
 mod view;
 
-pub(crate) use self::catalog::*;
-pub(crate) use self::open::*;
-pub(crate) use self::shared::*;
-use self::txn::*;
-use self::view::*;
+pub(crate) use self::catalog::TableMeta;
+pub(crate) use self::open::WaspStorage;
+pub(crate) use self::shared::{Pin, Shared, Space, State};
+use self::txn::WaspTxn;
+use self::view::View;
 
 use self::manifest::Manifest;
-use self::page::{Geometry, Ptr, Val};
-use self::pager::{Pager, FIRST_DATA_PAGE};
-use super::fault::Faults;
-use super::file::{DbFile, LogFile, SyncHandle};
-use super::group::GroupSync;
-use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
-use super::log::{self, log_path_for, write_new_log, LogRecovery, Op, Recovery};
-use super::StorageEngine;
-use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
-use crate::error::{Error, Result};
-use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::log::{self, write_new_log, LogRecovery};
+use super::{ReadView, Storage, WriteTxn};
+use crate::error::Result;
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

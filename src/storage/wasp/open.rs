@@ -1,7 +1,26 @@
 //! Opening a WASP store ([`WaspStorage::open`]): the lock, the header, the manifest, the
 //! catalog and free list, and the replay of the side log, with the `recover` modes.
 
-use super::*;
+use super::catalog::TableMeta;
+use super::manifest::Manifest;
+use super::page::{Geometry, Ptr};
+use super::pager::{Pager, FIRST_DATA_PAGE};
+use super::shared::{LogState, Shared, Space, State};
+use super::txn::{apply, Arena};
+use super::{btree, new_salt, WaspConfig};
+use crate::error::{Error, Result};
+use crate::storage::fault::Faults;
+use crate::storage::file::{DbFile, LogFile};
+use crate::storage::group::GroupSync;
+use crate::storage::header::{Header, FORMAT_VERSION, HEADER_LEN};
+use crate::storage::log::{log_path_for, write_new_log, LogRecovery, Recovery};
+use crate::storage::{log, StorageEngine};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The paged copy-on-write engine. See the module docs.
 pub(crate) struct WaspStorage {

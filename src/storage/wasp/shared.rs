@@ -2,7 +2,23 @@
 //! ([`State`]), free-space bookkeeping ([`Space`]), the log, the fault and poison flags, and
 //! the reader pins ([`Pin`]) that keep pages a snapshot can reach from being reused.
 
-use super::*;
+use super::catalog::TableMeta;
+use super::manifest::Manifest;
+use super::pager::Pager;
+use super::txn::Arena;
+use super::WaspConfig;
+use crate::error::{Error, Result};
+use crate::storage::fault::Faults;
+use crate::storage::file::{DbFile, LogFile, SyncHandle};
+use crate::storage::group::GroupSync;
+use crate::storage::log::Recovery;
+use crate::storage::WriterGate;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The tables at one epoch; cloning is cheap (persistent map, shared nodes).
 #[derive(Clone, Default)]

@@ -3,7 +3,17 @@
 //! it (or, for a transaction too large to log, checkpoints instead) and publishes the new
 //! state.
 
-use super::*;
+use super::catalog::TableMeta;
+use super::page::Val;
+use super::pager::Pager;
+use super::shared::{Pin, Shared, State};
+use super::view::{view_get, view_scan, view_tables, View};
+use super::{btree, checkpoint, set_log_quiet};
+use crate::error::{Error, Result};
+use crate::storage::log::Op;
+use crate::storage::{log, Bytes, ReadView, SyncMode, TableInfo, WriteTxn, WriterGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The largest log record a transaction builds before it switches to committing by
 /// checkpoint (see [`WaspTxn::check_record_size`]).

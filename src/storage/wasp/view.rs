@@ -1,7 +1,11 @@
 //! Read views: a snapshot (a [`State`] plus its [`Pin`]) answering `get`, `scan` and the
 //! table listing from the B+trees.
 
-use super::*;
+use super::btree;
+use super::shared::{Pin, Shared, State};
+use crate::error::{Error, Result};
+use crate::storage::{Bytes, ReadView, TableInfo};
+use std::sync::Arc;
 
 /// Read access to one state: shared by snapshots and the write transaction (`writer`: leaf
 /// pages read are cached at once, see [`Pager::leaf_probe`]).
