@@ -64,7 +64,7 @@
 #include <utility>
 #include <vector>
 
-// The values of the status codes and flags are fixed by the ABI contract (API.md).
+// The values of the status codes and flags are fixed by the ABI contract (docs/API.md).
 static_assert(NEXUS_OK == 0 && NEXUS_ERROR == 1 && NEXUS_NOT_FOUND == 2 &&
                   NEXUS_INVALID_ARGUMENT == 3 && NEXUS_PARSE == 4 &&
                   NEXUS_DUPLICATE_KEY == 5 && NEXUS_NO_COLLECTION == 6 && NEXUS_IO == 7 &&

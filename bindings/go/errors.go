@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Status codes of the C ABI (values fixed by the contract in API.md). An
+// Status codes of the C ABI (values fixed by the contract in docs/API.md). An
 // *Error carries one of them in its Code field. Callers should treat codes
 // they do not know as errors: new codes may appear in minor versions.
 const (
@@ -34,7 +34,8 @@ const (
 	CodeReadOnly = 10
 	// CodeTxn means no transaction, already in one, or a conflict.
 	CodeTxn = 11
-	// CodeCrypto means a wrong key or a bad signature.
+	// CodeCrypto is reserved for a wrong key or a bad signature (encryption and
+	// signatures are planned; no function of this version returns it).
 	CodeCrypto = 12
 	// CodeUnsupported means the feature or option is not supported (yet).
 	CodeUnsupported = 13
