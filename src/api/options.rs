@@ -213,3 +213,21 @@ pub(crate) fn positive(v: Option<u64>, key: &str) -> Result<Option<u64>> {
         other => Ok(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_is_8192_or_16384_and_nothing_that_wraps_to_them() {
+        let page_size = |v: u64| OpenOptions::from_json(Some(&format!(r#"{{"page_size": {v}}}"#)));
+        assert_eq!(page_size(8192).unwrap().page_size, Some(8192));
+        assert_eq!(page_size(16384).unwrap().page_size, Some(16384));
+        // 2^32 + 8192 once became 8192 by truncation before the check.
+        for bad in [4096, (1 << 32) + 8192, (1 << 32) + 16384, u64::MAX] {
+            let e = page_size(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e}");
+            assert!(e.to_string().contains("page_size"), "{e}");
+        }
+    }
+}
