@@ -10,7 +10,7 @@
 //!   `mmap_size`), so the bound is asserted on the process's own memory, RssAnon, sampled
 //!   every 1,000 operations and at the end of each phase.
 //!
-//! The same workload on the `wal` engine, which keeps every document in memory, is run too
+//! The same workload on the `memlog` engine, which keeps every document in memory, is run too
 //! for contrast (reported, not asserted). `NEXUS_RSS_REPORT=FILE` writes the figures to FILE
 //! (scripts/bench-storage.sh puts them in benchmarks/storage.md).
 #![allow(
@@ -92,7 +92,7 @@ fn rss_child() {
     };
     let engine = std::env::var(CHILD_ENGINE).unwrap_or_default();
     let storage = match engine.as_str() {
-        "wal" => StorageEngine::MemLog,
+        "memlog" => StorageEngine::MemLog,
         _ => StorageEngine::Wasp,
     };
     let path = std::path::Path::new(&dir).join("big.db");
@@ -199,13 +199,13 @@ fn rss_stays_near_the_page_cache_budget() {
          scan). Per phase of a child process: RSS at its end, peak RSS (VmHWM, reset between \
          phases), the process's own memory (RssAnon, largest sample) and mapped file pages \
          (RssFile, the OS page cache); \"growth\" is what the bound applies to, minus its value \
-         right after open: peak RSS for wasp-pread and wal, RssAnon for wasp (memory-mapped \
+         right after open: peak RSS for wasp-pread and memlog, RssAnon for wasp (memory-mapped \
          reads, the default).\n",
         BUDGET >> 20
     );
     let mut growth_of = std::collections::BTreeMap::new();
     let mut wasp_files = 0;
-    for engine in ["wasp", "wasp-pread", "wal"] {
+    for engine in ["wasp", "wasp-pread", "memlog"] {
         let rows = run_child(engine);
         let base = rows.iter().find(|r| r.0 == "open").expect("open row").1;
         let bound = |m: &Mem, base: &Mem| {
@@ -218,7 +218,7 @@ fn rss_stays_near_the_page_cache_budget() {
         for (phase, m) in &rows {
             if phase == "files" {
                 report += &format!("{engine:10} files on disk: {:.1} MB\n", m.rss as f64 / 1e6);
-                if engine != "wal" {
+                if engine != "memlog" {
                     wasp_files = wasp_files.max(m.rss);
                 }
                 continue;
