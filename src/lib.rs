@@ -48,6 +48,7 @@ mod exec;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod hash;
+mod process;
 mod index;
 pub mod io;
 mod options;

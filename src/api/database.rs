@@ -146,14 +146,22 @@ impl Database {
             return Ok(());
         }
         if let Some(t) = self.txn.lock().take() {
-            self.engine.abandon(t);
+            if self.engine.inherited() {
+                // The parent's transaction: its log and pages are the parent's to finish.
+                std::mem::forget(t);
+            } else {
+                self.engine.abandon(t);
+            }
         }
         self.engine.release()
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed("the database connection is closed".into()));
+        }
+        if self.engine.inherited() {
+            return Err(self.engine.inherited_error());
         }
         Ok(())
     }

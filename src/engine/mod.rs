@@ -96,6 +96,9 @@ pub(crate) struct Engine {
     pub path: Option<PathBuf>,
     pub cache: DocCache,
     connections: AtomicUsize,
+    /// The process generation ([`crate::process::generation`]) this engine was opened in; a
+    /// `fork()` child that inherited it sees another and must not use it.
+    generation: u64,
     /// The fault plan the storage's files consult (durability tests only).
     #[cfg(any(test, feature = "fault-injection"))]
     faults: Faults,
@@ -119,6 +122,7 @@ impl Engine {
             path,
             cache: DocCache::new(cfg.cache.clone()),
             connections: AtomicUsize::new(0),
+            generation: crate::process::generation(),
             #[cfg(any(test, feature = "fault-injection"))]
             faults,
             sweeper_cfg: Mutex::new(cfg.sweeper),
@@ -152,8 +156,32 @@ impl Engine {
         self.connections.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Whether this engine was inherited across `fork()`: it belongs to the parent process,
+    /// whose threads (sweeper, other writers) this process does not have, and whose commits
+    /// it would not see nor could safely add to.
+    pub(crate) fn inherited(&self) -> bool {
+        self.generation != crate::process::generation()
+    }
+
+    /// The error for any use of an inherited engine.
+    pub(crate) fn inherited_error(&self) -> Error {
+        Error::Closed(format!(
+            "this connection to {} was opened before fork(): a child process cannot use it; \
+             open a connection of its own",
+            self.path
+                .as_deref()
+                .map_or_else(|| ":memory:".into(), |p| p.display().to_string())
+        ))
+    }
+
     /// Unregisters a connection; the last one stops the sweeper and shuts the backend down.
+    /// In a `fork()` child that inherited the engine nothing is written: the parent owns the
+    /// files, and the sweeper thread is the parent's (its handle is dropped, not joined).
     pub(crate) fn release(&self) -> Result<()> {
+        if self.inherited() {
+            drop(self.sweeper.lock().take());
+            return Ok(());
+        }
         if self.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
             if let Some(s) = self.sweeper.lock().take() {
                 s.stop();
@@ -541,7 +569,8 @@ pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc
     };
     let key = canonical(path)?;
     let mut reg = registry().lock();
-    reg.retain(|_, w| w.strong_count() > 0);
+    // Engines inherited across fork() are the parent's: a child opens its own.
+    reg.retain(|_, w| w.upgrade().is_some_and(|e| !e.inherited()));
     if let Some(engine) = reg.get(&key).and_then(Weak::upgrade) {
         if engine.storage.read_only() && !cfg.read_only {
             drop(reg);

@@ -47,6 +47,8 @@ pub struct Cursor {
     table: String,
     plan: Plan,
     closed: Arc<AtomicBool>,
+    /// The process generation it was made in ([`crate::process::generation`]).
+    generation: u64,
     after: Option<Bytes>,
     /// Matches read ahead, as stored records (decoded only when returned) or covered rows.
     ready: VecDeque<Row>,
@@ -88,6 +90,7 @@ impl Cursor {
             left: plan.limit,
             plan,
             closed,
+            generation: crate::process::generation(),
             after: None,
             ready: VecDeque::new(),
             sorted: None,
@@ -181,6 +184,12 @@ impl Cursor {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed(
                 "the database connection of this cursor was closed".into(),
+            ));
+        }
+        if self.generation != crate::process::generation() {
+            return Err(Error::Closed(
+                "this cursor was opened before fork(): a child process cannot read through it"
+                    .into(),
             ));
         }
         Ok(())

@@ -60,6 +60,8 @@ impl Collection<'_> {
     fn get_shared(&self, id: &DocumentId) -> Result<Option<Arc<BsonDocument>>> {
         let started = std::time::Instant::now();
         let now = now_millis();
+        // Before the cache: an inherited (fork) or closed connection reads nothing.
+        self.db.check_open()?;
         let engine = self.db.engine();
         let key = Bytes::copy_from_slice(id.key());
         let r = if self.db.txn_open() {

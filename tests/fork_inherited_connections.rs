@@ -1,0 +1,104 @@
+//! `fork()`: a child process never uses the connections and cursors it inherited (they are
+//! the parent's: writing through them would add commits the parent does not know about, and
+//! reading through them would read pages the parent may reuse), and its own `open` of the
+//! same file does not join the parent's engine. Before this, a child's own connection
+//! shared the parent's in-process engine through the inherited registry and its
+//! acknowledged commits were lost.
+//!
+//! Until several processes may open one database (issue #17), the child's own open waits
+//! for the parent's lock and gets `Busy`; nothing it does changes the file.
+
+mod common;
+
+use bson::doc;
+use nexus::{Database, Document, Error, FindOptions, OpenOptions};
+use std::time::Duration;
+
+/// What the child checks; returns the number of the first check that failed (0: none).
+/// Runs in the forked child, so it reports by exit status and never panics.
+fn child(db: &Database, path: &std::path::Path, cursor: &mut nexus::Cursor) -> i32 {
+    let inherited = |e: &Error| matches!(e, Error::Closed(m) if m.contains("fork()"));
+    let c = db.collection("c");
+    match c.insert(Document::from_json(r#"{"_id": "child"}"#).unwrap()) {
+        Err(e) if inherited(&e) => {}
+        _ => return 1,
+    }
+    match c.get_by_text("p1") {
+        Err(e) if inherited(&e) => {}
+        _ => return 2,
+    }
+    match c.count(&doc! {}) {
+        Err(e) if inherited(&e) => {}
+        _ => return 3,
+    }
+    match cursor.next() {
+        Some(Err(e)) if matches!(&e, Error::Closed(m) if m.contains("fork()")) => {}
+        _ => return 4,
+    }
+    match db.begin() {
+        Err(e) if inherited(&e) => {}
+        _ => return 5,
+    }
+    // Its own connection: a fresh engine, which finds the parent's lock.
+    let own = Database::open(
+        path,
+        OpenOptions {
+            busy_timeout_ms: 100,
+            ..common::open_options()
+        },
+    );
+    match own {
+        Err(Error::Busy(_)) => {}
+        _ => return 6,
+    }
+    0
+}
+
+#[test]
+fn a_forked_child_cannot_use_inherited_connections_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let db = Database::open(&path, common::open_options()).unwrap();
+    let c = db.collection("c");
+    for i in 0..3 {
+        c.insert(Document::from_json(&format!(r#"{{"_id": "p{i}"}}"#)).unwrap())
+            .unwrap();
+    }
+    c.get_by_text("p1").unwrap().expect("cached in the parent");
+    let mut cursor = c.find(&doc! {}, FindOptions::default()).unwrap();
+
+    // SAFETY: the child only runs `child` (library calls that check the process generation
+    // before touching shared state) and then `_exit`s without unwinding or running the
+    // parent's destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = child(&db, &path, &mut cursor);
+        // Closing inherited handles writes nothing (the parent checks the file below).
+        drop(cursor);
+        drop(db);
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "the child died: status {status}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "check number {} failed in the child",
+        libc::WEXITSTATUS(status)
+    );
+
+    // The parent's connection and cursor are untouched, and it goes on writing.
+    assert_eq!(cursor.count(), 3);
+    c.insert(Document::from_json(r#"{"_id": "p3"}"#).unwrap())
+        .unwrap();
+    db.close().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let db = Database::open(&path, common::open_options()).unwrap();
+    let c = db.collection("c");
+    assert_eq!(c.count(&doc! {}).unwrap(), 4);
+    assert!(c.get_by_text("child").unwrap().is_none());
+    assert_eq!(db.check().unwrap()["ok"], true);
+}
