@@ -48,12 +48,12 @@ mod exec;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod hash;
-mod process;
 mod index;
 pub mod io;
 mod options;
 #[allow(unsafe_code)]
 mod prefetch;
+mod process;
 mod query;
 mod scratch;
 mod storage;
