@@ -48,11 +48,19 @@ use std::time::Duration;
 /// ```
 pub struct Database {
     engine: Arc<Engine>,
-    txn: Mutex<Option<TrackedTxn>>,
+    txn: Mutex<Option<Txn>>,
     closed: Arc<AtomicBool>,
     sync: Mutex<SyncMode>,
     busy_timeout_ms: AtomicU64,
     read_only: bool,
+}
+
+/// The transaction open on a connection.
+enum Txn {
+    /// [`Database::begin`]: holds the write lock; reads see its own changes.
+    Write(TrackedTxn),
+    /// [`Database::begin_read`]: one snapshot for every read, writes refused; takes no lock.
+    Read(Arc<dyn ReadView>),
 }
 
 impl std::fmt::Debug for Database {
@@ -145,13 +153,13 @@ impl Database {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some(t) = self.txn.lock().take() {
-            if self.engine.inherited() {
+        match self.txn.lock().take() {
+            Some(Txn::Write(t)) if self.engine.inherited() => {
                 // The parent's transaction: its log and pages are the parent's to finish.
                 std::mem::forget(t);
-            } else {
-                self.engine.abandon(t);
             }
+            Some(Txn::Write(t)) => self.engine.abandon(t),
+            Some(Txn::Read(_)) | None => {}
         }
         self.engine.release()
     }
@@ -191,29 +199,42 @@ impl Database {
             ));
         }
         let mut slot = self.txn.lock();
-        if let Some(t) = slot.as_mut() {
-            let r = f(t);
-            if let Some(e) = t.fault() {
-                return Err(e);
+        match slot.as_mut() {
+            Some(Txn::Write(t)) => {
+                let r = f(t);
+                if let Some(e) = t.fault() {
+                    return Err(e);
+                }
+                r
             }
-            return r;
+            Some(Txn::Read(_)) => Err(Error::ReadOnly(
+                "a read transaction is open on this connection (begin_read): writes wait for \
+                 its commit or rollback"
+                    .into(),
+            )),
+            None => {
+                drop(slot);
+                self.engine.write(self.busy_timeout(), *self.sync.lock(), f)
+            }
         }
-        self.engine.write(self.busy_timeout(), *self.sync.lock(), f)
     }
 
     /// Runs `f` against the transaction's view, or the latest committed snapshot.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&dyn ReadView) -> Result<R>) -> Result<R> {
         self.check_open()?;
         let slot = self.txn.lock();
-        if let Some(t) = slot.as_ref() {
-            let r = f(t);
-            if let Some(e) = t.fault() {
-                return Err(e);
+        let snap = match slot.as_ref() {
+            Some(Txn::Write(t)) => {
+                let r = f(t);
+                if let Some(e) = t.fault() {
+                    return Err(e);
+                }
+                return r;
             }
-            return r;
-        }
+            Some(Txn::Read(snap)) => Arc::clone(snap),
+            None => self.engine.storage.read(),
+        };
         drop(slot);
-        let snap = self.engine.storage.read();
         let r = f(&*snap);
         if let Some(e) = snap.fault() {
             return Err(e);
@@ -236,7 +257,8 @@ impl Database {
         self.check_open()?;
         let slot = self.txn.lock();
         Ok(match slot.as_ref() {
-            Some(t) => t.snapshot(),
+            Some(Txn::Write(t)) => t.snapshot(),
+            Some(Txn::Read(snap)) => Arc::clone(snap),
             None => self.engine.storage.read(),
         })
     }
@@ -317,21 +339,49 @@ impl Database {
 
     /// Starts a transaction on this connection: until [`Database::commit`] or
     /// [`Database::rollback`], every call is part of it, and this connection holds the
-    /// database's write lock (other writers wait up to `busy_timeout_ms`).
+    /// database's write lock (other writers wait up to `busy_timeout_ms`). On a `read_only`
+    /// connection it starts a read transaction ([`Database::begin_read`]) instead.
     pub fn begin(&self) -> Result<()> {
-        self.check_open()?;
         if self.read_only {
-            return Err(Error::ReadOnly(
-                "this connection was opened with read_only: true".into(),
-            ));
+            return self.begin_read();
         }
+        self.check_open()?;
         let mut slot = self.txn.lock();
         if slot.is_some() {
             return Err(Error::Txn(
                 "a transaction is already open on this connection".into(),
             ));
         }
-        *slot = Some(self.engine.begin(self.busy_timeout())?);
+        *slot = Some(Txn::Write(self.engine.begin(self.busy_timeout())?));
+        Ok(())
+    }
+
+    /// Starts a read transaction: every read of this connection sees the snapshot taken now,
+    /// until [`Database::commit`] or [`Database::rollback`] ends it (either just lets it go).
+    /// It takes no lock: writers on other connections go on committing, and it never waits
+    /// for them. Writes on this connection meanwhile are [`Error::ReadOnly`].
+    ///
+    /// ```
+    /// use nexus::{Database, Document};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("app.db");
+    /// let (reader, writer) = (Database::open(&path, Default::default()).unwrap(),
+    ///                         Database::open(&path, Default::default()).unwrap());
+    /// reader.begin_read().unwrap();
+    /// writer.collection("c").insert(Document::builder().field("x", 1).build()).unwrap();
+    /// assert_eq!(reader.collection("c").count_json("{}").unwrap(), 0); // the snapshot of before
+    /// reader.commit().unwrap();
+    /// assert_eq!(reader.collection("c").count_json("{}").unwrap(), 1);
+    /// ```
+    pub fn begin_read(&self) -> Result<()> {
+        self.check_open()?;
+        let mut slot = self.txn.lock();
+        if slot.is_some() {
+            return Err(Error::Txn(
+                "a transaction is already open on this connection".into(),
+            ));
+        }
+        *slot = Some(Txn::Read(self.engine.storage.read()));
         Ok(())
     }
 
@@ -343,7 +393,10 @@ impl Database {
             .lock()
             .take()
             .ok_or_else(|| Error::Txn("commit without an open transaction".into()))?;
-        self.engine.finish(t, *self.sync.lock())
+        match t {
+            Txn::Write(t) => self.engine.finish(t, *self.sync.lock()),
+            Txn::Read(_) => Ok(()),
+        }
     }
 
     /// Discards the open transaction.
@@ -354,7 +407,9 @@ impl Database {
             .lock()
             .take()
             .ok_or_else(|| Error::Txn("rollback without an open transaction".into()))?;
-        self.engine.abandon(t);
+        if let Txn::Write(t) = t {
+            self.engine.abandon(t);
+        }
         Ok(())
     }
 

@@ -1435,6 +1435,24 @@ static void test_transactions(void)
     CHECK_OK(nexus_commit(a));
     CHECK_COUNT(a, "t", NULL, rc == NEXUS_OK ? 4 : 3);
 
+    /* A read transaction: one snapshot, no lock (b commits meanwhile without waiting), writes
+     * on the reading connection refused; commit or rollback ends it. */
+    CHECK_OK(nexus_count(a, "t", NULL, &n));
+    CHECK_OK(nexus_begin_read(a));
+    CHECK_ERR(nexus_begin_read(a), NEXUS_TXN);
+    CHECK_ERR(nexus_begin(a), NEXUS_TXN);
+    CHECK_OK(nexus_insert(b, "t", J("{'_id':'r1'}"), NULL));
+    CHECK_COUNT(a, "t", NULL, n);
+    CHECK_RC(nexus_get(a, "t", "r1", &out), NEXUS_NOT_FOUND);
+    CHECK_ERR(nexus_insert(a, "t", J("{'_id':'r2'}"), NULL), NEXUS_READONLY);
+    CHECK_OK(nexus_commit(a));
+    CHECK_COUNT(a, "t", NULL, n + 1);
+    CHECK_OK(nexus_begin_read(a));
+    CHECK_OK(nexus_rollback(a));
+    CHECK_ERR(nexus_rollback(a), NEXUS_TXN);
+    CHECK_OK(nexus_delete(a, "t", J("{'_id':'r1'}"), 0, &m));
+    CHECK(m == 1);
+
     /* Closing with an open transaction rolls it back. */
     CHECK_OK(nexus_begin(b));
     CHECK_OK(nexus_insert(b, "t", J("{'_id':'lost'}"), NULL));
