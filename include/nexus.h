@@ -700,6 +700,7 @@ int nexus_version_number(void);
  * Starts a transaction on this connection: every later call on it is part of one atomic,
  * isolated unit until `nexus_commit` or `nexus_rollback`. The connection holds the write
  * lock meanwhile (other writers wait up to `busy_timeout_ms`, then get `NEXUS_BUSY`).
+ * On a `read_only` connection it starts a read transaction (`nexus_begin_read`).
  * `NEXUS_TXN` when one is already open.
  *
  * # Safety
@@ -708,7 +709,19 @@ int nexus_version_number(void);
 int nexus_begin(nexus_db *db);
 
 /**
- * Commits the open transaction (durably under `sync=full`). `NEXUS_TXN` when none is open.
+ * Starts a read transaction on this connection: every read sees the snapshot taken now
+ * until `nexus_commit` or `nexus_rollback` (either ends it). It takes no lock, so writers on
+ * other connections keep committing and it never waits for them; writes on this connection
+ * meanwhile are `NEXUS_READONLY`. `NEXUS_TXN` when a transaction is already open.
+ *
+ * # Safety
+ * `db` is a live handle or NULL.
+ */
+int nexus_begin_read(nexus_db *db);
+
+/**
+ * Commits the open transaction (durably under `sync=full`; a read transaction just ends).
+ * `NEXUS_TXN` when none is open.
  *
  * # Safety
  * `db` is a live handle or NULL.

@@ -32,17 +32,28 @@ fn a_read_transaction_sees_one_snapshot_and_never_blocks_writers() {
     w.insert(doc(r#"{"_id": "a", "balance": 60}"#)).unwrap();
     w.insert(doc(r#"{"_id": "b", "balance": 40}"#)).unwrap();
     let r = reader.collection("acct");
-    assert_eq!(r.get_by_text("a").unwrap().unwrap().get("balance"), Some(&60.into()));
+    assert_eq!(
+        r.get_by_text("a").unwrap().unwrap().get("balance"),
+        Some(&60.into())
+    );
 
     reader.begin_read().unwrap();
     assert!(reader.in_transaction());
     // Transfers commit on the other connection while the read transaction is open.
     for _ in 0..5 {
         writer.begin().unwrap();
-        w.update(&doc! {"_id": "a"}, &doc! {"$inc": {"balance": -10}}, Default::default())
-            .unwrap();
-        w.update(&doc! {"_id": "b"}, &doc! {"$inc": {"balance": 10}}, Default::default())
-            .unwrap();
+        w.update(
+            &doc! {"_id": "a"},
+            &doc! {"$inc": {"balance": -10}},
+            Default::default(),
+        )
+        .unwrap();
+        w.update(
+            &doc! {"_id": "b"},
+            &doc! {"$inc": {"balance": 10}},
+            Default::default(),
+        )
+        .unwrap();
         writer.commit().unwrap();
         // Every read of the reader agrees with the snapshot: find, count, get, distinct.
         let sum: i32 = r
@@ -53,10 +64,18 @@ fn a_read_transaction_sees_one_snapshot_and_never_blocks_writers() {
         assert_eq!(sum, 100);
         assert_eq!(r.count(&doc! {"balance": 60}).unwrap(), 1);
         let a = r.get_by_text("a").unwrap().unwrap();
-        assert_eq!(a.as_bson().get_i32("balance").unwrap(), 60, "not the cache's newer copy");
+        assert_eq!(
+            a.as_bson().get_i32("balance").unwrap(),
+            60,
+            "not the cache's newer copy"
+        );
     }
     w.insert(doc(r#"{"_id": "c", "balance": 0}"#)).unwrap();
-    assert_eq!(r.count(&doc! {}).unwrap(), 2, "a document committed later is not seen");
+    assert_eq!(
+        r.count(&doc! {}).unwrap(),
+        2,
+        "a document committed later is not seen"
+    );
 
     // Writes on the reading connection are refused and change nothing; no second begin.
     let e = r.insert(doc(r#"{"_id": "x"}"#)).unwrap_err();
@@ -68,7 +87,10 @@ fn a_read_transaction_sees_one_snapshot_and_never_blocks_writers() {
     reader.commit().unwrap();
     assert!(!reader.in_transaction());
     assert_eq!(r.count(&doc! {}).unwrap(), 3);
-    assert_eq!(r.get_by_text("a").unwrap().unwrap().get("balance"), Some(&10.into()));
+    assert_eq!(
+        r.get_by_text("a").unwrap().unwrap().get("balance"),
+        Some(&10.into())
+    );
 
     // Rollback ends one too, and then writes work again.
     reader.begin_read().unwrap();
