@@ -710,6 +710,9 @@ public:
 
     /// Low-level transaction control; prefer the Transaction guard (transaction()).
     void begin() { detail::check(nexus_begin(require())); }
+    /// A read transaction: one snapshot for every read until commit() or rollback(); no lock,
+    /// writes through this connection meanwhile throw (NEXUS_READONLY).
+    void begin_read() { detail::check(nexus_begin_read(require())); }
     void commit() { detail::check(nexus_commit(require())); }
     void rollback() { detail::check(nexus_rollback(require())); }
     /// Begins a transaction and returns its guard, which rolls back unless committed.

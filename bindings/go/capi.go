@@ -64,6 +64,7 @@ static int nx_list_indexes(nexus_db *db, const char *coll, char **out, char **er
 static int nx_explain(nexus_db *db, const char *coll, const char *filter, const char *opts, char **out, char **err) { NX_RET(nexus_explain(db, coll, filter, opts, out)); }
 
 static int nx_begin(nexus_db *db, char **err) { NX_RET(nexus_begin(db)); }
+static int nx_begin_read(nexus_db *db, char **err) { NX_RET(nexus_begin_read(db)); }
 static int nx_commit(nexus_db *db, char **err) { NX_RET(nexus_commit(db)); }
 static int nx_rollback(nexus_db *db, char **err) { NX_RET(nexus_rollback(db)); }
 
@@ -597,6 +598,8 @@ func capiSimple(h *cDB, op string) error {
 	switch op {
 	case "begin":
 		rc = C.nx_begin(h, &cerr)
+	case "begin_read":
+		rc = C.nx_begin_read(h, &cerr)
 	case "commit":
 		rc = C.nx_commit(h, &cerr)
 	case "rollback":

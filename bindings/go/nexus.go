@@ -199,6 +199,14 @@ func (db *DB) Begin() error {
 	return db.do(func(h *cDB) error { return capiSimple(h, "begin") })
 }
 
+// BeginRead starts a read transaction: every read through this DB sees the
+// snapshot taken now until Commit or Rollback ends it. It takes no lock, so
+// writers on other connections keep committing; writes through this DB
+// meanwhile fail with CodeReadOnly.
+func (db *DB) BeginRead() error {
+	return db.do(func(h *cDB) error { return capiSimple(h, "begin_read") })
+}
+
 // Commit commits the open transaction (CodeTxn if there is none).
 func (db *DB) Commit() error {
 	return db.do(func(h *cDB) error { return capiSimple(h, "commit") })

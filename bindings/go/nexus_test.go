@@ -702,6 +702,20 @@ func TestTransactions(t *testing.T) {
 		t.Errorf("committed insert not visible to another connection: %v", err)
 	}
 
+	// A read transaction keeps its snapshot while the other connection commits, and
+	// refuses writes.
+	ok(t, other.BeginRead())
+	must(c.Insert(M{"_id": "after-snapshot"})).get(t)
+	if err := other.Collection("tx").Get("after-snapshot", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a commit after BeginRead is visible in the read transaction: %v", err)
+	}
+	_, err = other.Collection("tx").Insert(M{"_id": "from-reader"})
+	wantCode(t, err, CodeReadOnly)
+	ok(t, other.Commit())
+	if err := other.Collection("tx").Get("after-snapshot", nil); err != nil {
+		t.Errorf("not visible after the read transaction ended: %v", err)
+	}
+
 	// Tx helper: error rolls back, nil commits, panic rolls back and propagates.
 	boom := errors.New("boom")
 	err = db.Tx(func() error {

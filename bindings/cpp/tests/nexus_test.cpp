@@ -937,6 +937,19 @@ TEST_F(NexusTest, TransactionMisuseIsTxnError) {
     db.rollback();
 }
 
+TEST_F(NexusTest, ReadTransactionKeepsItsSnapshotAndRefusesWrites) {
+    auto reader = nexus::Database::open(path);
+    db.insert("c", R"({"_id":"before"})");
+    reader.begin_read();
+    db.insert("c", R"({"_id":"after"})");  // the writer does not wait for the reader
+    EXPECT_EQ(reader.count("c"), 1u);
+    EXPECT_FALSE(reader.get("c", "after"));
+    EXPECT_NEXUS_ERROR(reader.insert("c", R"({"_id":"x"})"), NEXUS_READONLY);
+    EXPECT_NEXUS_ERROR(reader.begin_read(), NEXUS_TXN);
+    reader.commit();
+    EXPECT_EQ(reader.count("c"), 2u);
+}
+
 TEST_F(NexusTest, TransactionIsIsolatedFromOtherConnections) {
     auto reader = nexus::Database::open(path);
     db.insert("c", R"({"_id":"before"})");
