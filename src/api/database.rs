@@ -345,15 +345,7 @@ impl Database {
         if self.read_only {
             return self.begin_read();
         }
-        self.check_open()?;
-        let mut slot = self.txn.lock();
-        if slot.is_some() {
-            return Err(Error::Txn(
-                "a transaction is already open on this connection".into(),
-            ));
-        }
-        *slot = Some(Txn::Write(self.engine.begin(self.busy_timeout())?));
-        Ok(())
+        self.start(|| Ok(Txn::Write(self.engine.begin(self.busy_timeout())?)))
     }
 
     /// Starts a read transaction: every read of this connection sees the snapshot taken now,
@@ -374,6 +366,11 @@ impl Database {
     /// assert_eq!(reader.collection("c").count_json("{}").unwrap(), 1);
     /// ```
     pub fn begin_read(&self) -> Result<()> {
+        self.start(|| Ok(Txn::Read(self.engine.storage.read())))
+    }
+
+    /// Opens the transaction `make` starts, unless one is open already.
+    fn start(&self, make: impl FnOnce() -> Result<Txn>) -> Result<()> {
         self.check_open()?;
         let mut slot = self.txn.lock();
         if slot.is_some() {
@@ -381,7 +378,7 @@ impl Database {
                 "a transaction is already open on this connection".into(),
             ));
         }
-        *slot = Some(Txn::Read(self.engine.storage.read()));
+        *slot = Some(make()?);
         Ok(())
     }
 
