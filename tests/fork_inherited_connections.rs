@@ -48,7 +48,7 @@ fn child(db: &Database, path: &std::path::Path, cursor: &mut nexus::Cursor) -> i
         },
     );
     match own {
-        Err(Error::Busy(_)) => {}
+        Err(Error::Busy(m)) if m.contains("another process") => {}
         _ => return 6,
     }
     0

@@ -524,8 +524,11 @@ impl DbFile {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if Instant::now() >= deadline {
                         return Err(Error::Busy(format!(
-                            "database {} is locked by another process",
-                            path.display()
+                            "database {} is locked by another process (waited {} ms): this \
+                             version opens a database in one process at a time, read_only \
+                             connections included; close it there first",
+                            path.display(),
+                            busy_timeout.as_millis()
                         )));
                     }
                     std::thread::sleep(Duration::from_millis(5));
