@@ -128,6 +128,9 @@ fn second_process_gets_busy() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("child: busy: database"), "{text}");
     assert!(text.contains("locked by another process"), "{text}");
-    assert!(text.contains("one process at a time"), "says why and what to do: {text}");
+    assert!(
+        text.contains("one process at a time"),
+        "says why and what to do: {text}"
+    );
     db.close().unwrap();
 }
