@@ -3,10 +3,13 @@
 //! prefetched a few ahead, unique checks across chunks through a Bloom-style key filter.
 
 use super::maintain::{body_of, duplicate, other_holder};
-use super::{IndexDef, BUILD_BATCH};
+use super::IndexDef;
 use crate::document::record;
 use crate::error::{Error, Result};
 use crate::storage::{Bytes, ReadView, WriteTxn};
+
+/// Documents read per batch while an index is built.
+pub(crate) const BUILD_BATCH: usize = 256;
 
 /// Memory a build's chunk of entries may take (their keys and values, and the sort items)
 /// before it is sorted and written. Larger chunks mean fewer of them: the first is appended

@@ -43,5 +43,3 @@ pub(crate) use covered::{covered_values, entry_id};
 pub(crate) const CATALOG: &str = "_indexes";
 /// Name of the primary index MongoDB lists first.
 pub(crate) const ID_INDEX: &str = "_id_";
-/// Documents read per batch while an index is built.
-pub(crate) const BUILD_BATCH: usize = 256;

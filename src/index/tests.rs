@@ -4,7 +4,7 @@
 //! (`BUILD_CHUNK_BYTES` under `cfg(test)`) so that every build spans many chunks.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-use super::build::BUILD_CHUNK_BYTES;
+use super::build::{BUILD_BATCH, BUILD_CHUNK_BYTES};
 use super::def::entry_table;
 use super::key::KeyField;
 use super::maintain::{body_of, duplicate, other_holder};

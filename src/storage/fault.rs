@@ -81,10 +81,7 @@ mod enabled {
     ) -> Result<usize> {
         let mut plan = faults.lock();
         if plan.crashed {
-            return Err(Error::io(
-                path,
-                std::io::Error::other("injected fault: the process has crashed"),
-            ));
+            return Err(crashed(path));
         }
         let mut allowed = len;
         if let Some(left) = plan.fail_writes_after_bytes.as_mut() {
@@ -166,12 +163,17 @@ mod enabled {
     /// Fails once the plan has crashed (a dead process issues no more I/O).
     pub(crate) fn check_alive(faults: &Faults, path: &Path) -> Result<()> {
         if faults.lock().crashed {
-            return Err(Error::io(
-                path,
-                std::io::Error::other("injected fault: the process has crashed"),
-            ));
+            return Err(crashed(path));
         }
         Ok(())
+    }
+
+    /// The error of any I/O after the plan has crashed.
+    fn crashed(path: &Path) -> Error {
+        Error::io(
+            path,
+            std::io::Error::other("injected fault: the process has crashed"),
+        )
     }
 }
 
