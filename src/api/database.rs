@@ -171,7 +171,7 @@ impl Database {
         if self.engine.inherited() {
             return Err(self.engine.inherited_error());
         }
-        Ok(())
+        self.engine.refresh(self.busy_timeout())
     }
 
     fn busy_timeout(&self) -> Duration {

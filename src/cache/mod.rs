@@ -585,6 +585,20 @@ impl DocCache {
         bump(&self.metrics.dropped, dropped);
     }
 
+    /// Drops every entry and refuses fills read before now: another process changed an
+    /// unknown set of documents.
+    pub(crate) fn invalidate_all(&self) {
+        let mut s = self.state.lock();
+        s.epoch += 1;
+        s.floor = s.epoch;
+        let names: Vec<Arc<str>> = s.colls.keys().cloned().collect();
+        let mut dropped = 0;
+        for name in names {
+            dropped += s.remove_coll(&name);
+        }
+        bump(&self.metrics.dropped, dropped);
+    }
+
     /// Evicts in batches until within every bound. A batch (one "eviction cycle") runs under
     /// the eviction lock and frees room beyond the bound, `min(batch_size, capacity / 4)`
     /// entries' worth (and proportionally of `cache_bytes`), so that the next inserts do not

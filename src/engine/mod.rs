@@ -278,6 +278,27 @@ impl Engine {
         Ok(r)
     }
 
+    /// Catches up with what other processes committed to the database and drops what they
+    /// changed from the cache and the trackers (called before every operation).
+    pub(crate) fn refresh(&self, busy_timeout: Duration) -> Result<()> {
+        let Some(changes) = self.storage.refresh(busy_timeout)? else {
+            return Ok(());
+        };
+        if changes.all {
+            self.cache.invalidate_all();
+            self.trackers.lock().clear();
+            self.load_options(&*self.storage.read());
+            return Ok(());
+        }
+        let mut touched = Touched::default();
+        for (coll, key) in &changes.keys {
+            touched.docs.entry(coll.clone()).or_default().push(key);
+        }
+        touched.tables = changes.tables.into_iter().collect();
+        self.after_commit(&touched);
+        Ok(())
+    }
+
     fn after_commit(&self, touched: &Touched) {
         if touched.docs.is_empty() && touched.tables.is_empty() {
             return;

@@ -144,9 +144,31 @@ impl LogFile {
         Ok(())
     }
 
-    /// Current length in bytes.
+    /// Current length in bytes (as this handle wrote or was told it).
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Another process appended to the file: it is `len` bytes long now, as far as the
+    /// next append is concerned. Bytes past `len` (a record that was never published) are
+    /// cut.
+    pub(crate) fn adopt_len(&mut self, len: u64) -> Result<()> {
+        let actual = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, e))?
+            .len();
+        if actual < len {
+            return Err(Error::Corrupt(format!(
+                "{}: the log is {actual} bytes, shorter than the {len} bytes of committed records other processes published",
+                self.path.display()
+            )));
+        }
+        self.len = actual;
+        if actual > len {
+            self.truncate(len)?;
+        }
+        Ok(())
     }
 
     /// Records that the open file was renamed to `to`.
@@ -475,9 +497,19 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The main database file, opened and locked for the life of the engine. The advisory lock
-/// (`flock`) is exclusive for writers and shared for read-only connections, so a second
-/// process gets `Busy` instead of corrupting the file.
+/// How [`DbFile::open_locked`] locks the file (`flock`, for the life of the engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    /// Shared by every process (WASP: processes coordinate through the shared file; the
+    /// lock keeps out backends and builds that take it exclusively).
+    Shared,
+    /// Exclusive for writers, shared for read-only connections (`memlog`, whose tables live
+    /// in one process's memory).
+    ByAccess,
+}
+
+/// The main database file, opened and locked for the life of the engine (see [`LockMode`]),
+/// so a process that must not share it gets `Busy` instead of corrupting the file.
 pub(crate) struct DbFile {
     pub(crate) file: File,
     pub(crate) path: PathBuf,
@@ -491,6 +523,7 @@ impl DbFile {
         create: bool,
         read_only: bool,
         busy_timeout: Duration,
+        mode: LockMode,
     ) -> Result<Self> {
         let exists = path.exists();
         if !exists && (!create || read_only) {
@@ -514,7 +547,7 @@ impl DbFile {
         )?;
         let deadline = Instant::now() + busy_timeout;
         loop {
-            let r = if read_only {
+            let r = if read_only || mode == LockMode::Shared {
                 file.try_lock_shared()
             } else {
                 file.try_lock()
@@ -523,13 +556,25 @@ impl DbFile {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if Instant::now() >= deadline {
-                        return Err(Error::Busy(format!(
-                            "database {} is locked by another process (waited {} ms): this \
-                             version opens a database in one process at a time, read_only \
-                             connections included; close it there first",
-                            path.display(),
-                            busy_timeout.as_millis()
-                        )));
+                        return Err(Error::Busy(match mode {
+                            LockMode::ByAccess => format!(
+                                "database {} is open in another process (waited {} ms): the \
+                                 memlog storage keeps its tables in one process's memory, so \
+                                 one process at a time may write it; open it with the option \
+                                 \"storage\": \"wasp\" (the default) to share it between \
+                                 processes, or close it there first",
+                                path.display(),
+                                busy_timeout.as_millis()
+                            ),
+                            LockMode::Shared => format!(
+                                "database {} is locked exclusively by another process (waited \
+                                 {} ms): a memlog connection or an earlier NexusLite build, \
+                                 which open a database in one process at a time; close it \
+                                 there first",
+                                path.display(),
+                                busy_timeout.as_millis()
+                            ),
+                        }));
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }

@@ -331,7 +331,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_payload(p: &[u8]) -> Option<(u64, Vec<Op>)> {
+/// One logged transaction: its LSN and its changes.
+pub(crate) type LoggedTxn = (u64, Vec<Op>);
+
+fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
     let mut r = Reader { b: p, at: 0 };
     let lsn = r.u64()?;
     let n = r.u32()? as usize;
@@ -367,7 +370,7 @@ fn decode_payload(p: &[u8]) -> Option<(u64, Vec<Op>)> {
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
     /// Committed transactions, in order.
-    pub records: Vec<(u64, Vec<Op>)>,
+    pub records: Vec<LoggedTxn>,
     /// Offset just past the last good record: where the next append goes.
     pub good_len: u64,
     /// Bytes after `good_len` that were dropped (torn or corrupt tail).
@@ -409,28 +412,14 @@ pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
     };
     let mut at = LOG_HEADER_LEN;
     let stop = loop {
-        if at == image.len() {
-            break None;
+        match next_record(image, at) {
+            Ok(Some((rec, next))) => {
+                out.records.push(rec);
+                at = next;
+            }
+            Ok(None) => break None,
+            Err(why) => break Some(why),
         }
-        if image.len() - at < 8 {
-            break Some(format!("torn record header at offset {at}"));
-        }
-        let len = read_u32(image, at) as usize;
-        let crc = read_u32(image, at + 4);
-        if len > MAX_RECORD || image.len() - at - 8 < len {
-            break Some(format!(
-                "torn record at offset {at} ({len} bytes announced)"
-            ));
-        }
-        let payload = &image[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            break Some(format!("checksum mismatch in record at offset {at}"));
-        }
-        match decode_payload(payload) {
-            Some(rec) => out.records.push(rec),
-            None => break Some(format!("undecodable record at offset {at}")),
-        }
-        at += 8 + len;
     };
     out.good_len = at as u64;
     out.dropped_bytes = (image.len() - at) as u64;
@@ -439,6 +428,44 @@ pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
         out.later = intact_after(image, at, floor);
     }
     out.stop_reason = stop;
+    Ok(out)
+}
+
+/// The record at offset `at` of `image` and the offset after it; `None` at the end; the
+/// reason when what is there is torn, damaged or undecodable.
+fn next_record(image: &[u8], at: usize) -> std::result::Result<Option<(LoggedTxn, usize)>, String> {
+    if at == image.len() {
+        return Ok(None);
+    }
+    if image.len() - at < 8 {
+        return Err(format!("torn record header at offset {at}"));
+    }
+    let len = read_u32(image, at) as usize;
+    let crc = read_u32(image, at + 4);
+    if len > MAX_RECORD || image.len() - at - 8 < len {
+        return Err(format!(
+            "torn record at offset {at} ({len} bytes announced)"
+        ));
+    }
+    let payload = &image[at + 8..at + 8 + len];
+    if crc32fast::hash(payload) != crc {
+        return Err(format!("checksum mismatch in record at offset {at}"));
+    }
+    match decode_payload(payload) {
+        Some(rec) => Ok(Some((rec, at + 8 + len))),
+        None => Err(format!("undecodable record at offset {at}")),
+    }
+}
+
+/// Decodes records laid end to end (a stretch of a log after its header, which another
+/// process published as complete); the reason when any of it does not decode.
+pub(crate) fn decode_records(bytes: &[u8]) -> std::result::Result<Vec<LoggedTxn>, String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some((rec, next)) = next_record(bytes, at)? {
+        out.push(rec);
+        at = next;
+    }
     Ok(out)
 }
 

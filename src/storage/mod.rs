@@ -31,6 +31,7 @@ pub(crate) mod memlog;
 pub(crate) mod wasp;
 
 pub use self::log::LogRecovery;
+pub(crate) use self::wasp::ForeignChanges;
 
 /// The storage engines a database file can be written by: the choice of the `storage` open
 /// option and the backend byte of the file's header (`docs/FORMAT.md`).
@@ -227,6 +228,13 @@ pub(crate) trait Storage: Send + Sync {
     fn close(&self) -> Result<()>;
     /// Whether the database was opened read-only.
     fn read_only(&self) -> bool;
+    /// Brings this process's view up to the newest commit of any process that has the
+    /// database open (waiting up to `busy_timeout` for one's checkpoint to finish), and says
+    /// what their commits changed since the last call (`None`: nothing), for caches above.
+    fn refresh(&self, busy_timeout: Duration) -> Result<Option<ForeignChanges>> {
+        let _ = busy_timeout;
+        Ok(None)
+    }
     /// The format version of the database file (`FORMAT_VERSION` for a new or in-memory one).
     fn format_version(&self) -> u32;
     /// Rewrites the database smaller (default: a checkpoint).

@@ -11,7 +11,7 @@
 //! A failed append or sync poisons the backend: every later write fails until reopen.
 
 use super::fault::Faults;
-use super::file::{DbFile, LogFile, SyncHandle};
+use super::file::{DbFile, LockMode, LogFile, SyncHandle};
 use super::group::GroupSync;
 use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
 use super::log::{self, log_path_for, tmp_path, write_new_log, LogRecovery, Op, Recovery};
@@ -229,7 +229,8 @@ impl MemLogStorage {
                 log_path.display()
             )));
         }
-        let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
+        let mut db =
+            DbFile::open_locked(path, create, read_only, busy_timeout, LockMode::ByAccess)?;
         let fresh = db.len()? == 0;
         let format_version = if fresh {
             if read_only {

@@ -12,6 +12,7 @@
 //! checkpoint can be reused), release the gate, then copy pages `0..page_count` while writers
 //! continue, write the manifest into the copy, sync it, and give it an empty log.
 
+use super::follow::WriteLock;
 use super::manifest::Manifest;
 use super::page::{Node, Ptr, Val};
 use super::pager::FIRST_DATA_PAGE;
@@ -211,7 +212,7 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
             for p in own {
                 f.mark(p, OWN_FREELIST, "free list");
             }
-            for p in ids {
+            for (_, p) in ids {
                 free += 1;
                 f.mark(p, OWN_FREE, "free list entry");
             }
@@ -297,13 +298,13 @@ const BACKUP_TAG: &str = "nexus-backup";
 /// Writes the complete copy to `tmp` (a new file) with a quiet manifest, and its empty log.
 fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
     let (m, _pin, checkpointed) = {
-        let _guard = shared.gate.acquire(busy)?;
+        let _lock = WriteLock::acquire(shared, busy)?;
         let writable = shared.check_writable().is_ok();
         if writable {
             super::checkpoint::run(shared, false)?;
         }
-        let epoch = shared.state.read().epoch;
-        let pin = Pin::new(shared, epoch);
+        let gen = shared.state.read().gen;
+        let pin = Pin::new(shared, gen);
         (shared.space.lock().manifest, pin, writable)
     };
     if let Some(e) = shared.fault() {

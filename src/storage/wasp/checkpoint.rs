@@ -22,11 +22,17 @@
 use super::btree::{self, Tree};
 use super::manifest::Manifest;
 use super::page::{Node, Ptr, Val};
-use super::{note_checkpoint, reset_log, Shared, Space, State};
+use super::{note_checkpoint, publish_generation, reset_log, Shared, Space, State};
 use crate::error::{Error, Result};
 use crate::storage::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The low 32 bits of a generation: a free-list page's tag (read back relative to the
+/// manifest's generation, see `open::load_trees`).
+fn low32(gen: u64) -> u32 {
+    u32::try_from(gen & u64::from(u32::MAX)).unwrap_or(0)
+}
 
 /// Hands out page numbers during a checkpoint.
 struct Alloc<'a> {
@@ -154,7 +160,13 @@ fn run_with(shared: &Shared, shrink: bool, quiet: bool) -> Result<()> {
         )
     };
     let mut stage = Stage::Pages;
-    let r = run_inner(shared, shrink, quiet, &mut stage);
+    // The file is cut only while no other process has it open: another process's memory
+    // map of the cut pages would fault (SIGBUS) there.
+    let alone = shrink && shared.shm.try_alone();
+    let r = run_inner(shared, alone, quiet, &mut stage);
+    if alone {
+        shared.shm.share_open();
+    }
     if let Err(e) = &r {
         if stage == Stage::Pages {
             let mut s = shared.space.lock();
@@ -173,7 +185,7 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     let geo = pager.geo;
     let state = Arc::clone(&shared.state.read());
     let ckpt_lsn = reset_log(shared, true)?;
-    let min_reader = shared.min_reader();
+    let min_reader = shared.min_reader_anywhere();
     let mut space_guard = shared.space.lock();
     let space = &mut *space_guard;
     // 1. release
@@ -192,10 +204,11 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
         }
     }
     // 3. catalog tree (rebuilt) and free list
-    // The old catalog and free-list pages are freed "one epoch later": a backup that pinned
-    // the current epoch is still copying them.
+    // The old catalog and free-list pages leave the trees with the new generation (a backup
+    // that pinned the current one is still copying them).
     let old_meta = std::mem::take(&mut space.meta_pages);
-    space.pending.push_back((state.epoch + 1, old_meta));
+    let next_gen = space.manifest.generation + 1;
+    space.queue(next_gen, old_meta);
     let mut catalog: Option<Ptr> = None;
     {
         let mut freed = Vec::new();
@@ -224,9 +237,15 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
         }
         None => 0,
     };
-    let listed = |s: &Space| s.free.len() + s.pending.iter().map(|(_, p)| p.len()).sum::<usize>();
     let per = geo.freelist_per_page();
-    let n_list_pages = listed(space).div_ceil(per);
+    let list_len = |s: &Space| {
+        s.free.len().div_ceil(per)
+            + s.pending
+                .iter()
+                .map(|(_, p)| p.len().div_ceil(per))
+                .sum::<usize>()
+    };
+    let n_list_pages = list_len(space);
     let list_pages: Vec<u64> = {
         let mut alloc = Alloc { space: &mut *space };
         (0..n_list_pages).map(|_| alloc.page()).collect()
@@ -238,13 +257,15 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
             space.page_count -= 1;
         }
     }
-    let mut ids: Vec<u64> = space.free.iter().copied().collect();
-    for (_, p) in &space.pending {
-        ids.extend(p);
+    // Each list page holds pages of one tag: 0 (free for every reader) or the low 32 bits
+    // of the generation from which on no tree reaches them.
+    let mut groups: Vec<(u32, Vec<u64>)> = vec![(0, space.free.iter().copied().collect())];
+    for (tag, p) in &space.pending {
+        groups.push((low32(*tag), p.clone()));
     }
-    ids.sort_unstable();
+    let listed: usize = groups.iter().map(|(_, p)| p.len()).sum();
     list_pages.iter().for_each(|&p| pager.forget(p));
-    let freelist_head = pager.write_freelist(&list_pages, &ids)?;
+    let freelist_head = pager.write_freelist(&list_pages, &groups)?;
     meta_pages.extend(&list_pages);
     // 4. sync pages
     *stage = Stage::Synced;
@@ -256,7 +277,7 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
         catalog_root,
         freelist_head,
         page_count: space.page_count,
-        free_pages: ids.len() as u64,
+        free_pages: listed as u64,
         page_size: u32::try_from(geo.page_size).map_err(|_| {
             Error::Internal(format!("page size {} does not fit u32", geo.page_size))
         })?,
@@ -272,16 +293,17 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
             .file
             .truncate(space.page_count * geo.page_size as u64)?;
     }
-    space.ckpt_epoch = state.epoch;
     space.meta_pages = meta_pages;
     space.dirty_nodes = 0;
-    space.release(shared.min_reader());
+    space.release(shared.min_reader_anywhere());
     drop(space_guard);
-    // 7. log reset
+    // 7. log reset, and other processes told
     reset_log(shared, false)?;
+    publish_generation(shared, m.generation, Some(ckpt_lsn));
     // 8. publish on-disk roots (same content, same epoch)
     *shared.state.write() = Arc::new(State {
         epoch: state.epoch,
+        gen: m.generation,
         tables,
     });
     note_checkpoint(shared, started);
@@ -340,7 +362,7 @@ fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
         let mut space = shared.space.lock();
         let mut cur = shared.state.write();
         state.epoch = cur.epoch + 1;
-        space.pending.push_back((state.epoch, freed));
+        space.freed_by_commit(freed);
         space.dirty_nodes += dirtied;
         *cur = Arc::new(state);
     }

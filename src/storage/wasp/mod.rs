@@ -11,23 +11,34 @@
 //! write or sync moves it to `poisoned` (writes refused until reopen); a page that fails its
 //! checksum while reading moves it to `corrupt` (every call returns `Corrupt`).
 //!
-//! MVCC: a snapshot is an `Arc<State>` plus a reader pin on its epoch. Pages freed by the
-//! commit of epoch `e` return to the free set only once (a) a checkpoint after `e` is durable
-//! (the on-disk tree no longer needs them) and (b) no reader pins an epoch below `e`.
+//! MVCC: a snapshot is an `Arc<State>` plus a reader pin on the manifest generation whose
+//! trees it reads. A page taken out of the trees (by a commit, or by a checkpoint that
+//! rewrote the catalog) is tagged with the first generation whose trees no longer reach
+//! it, and returns to the free set only once (a) that generation is durable and (b) no
+//! snapshot of any process pins an older one (each process publishes its oldest pin in its
+//! slot of the shared file `NAME.wasp-shm`).
+//!
+//! Several processes ([`follow`]): each keeps its own state; the shared file ([`shm`]) says
+//! which generation and how much of the log are committed, and holds the write lock.
 
 pub(crate) mod btree;
 mod catalog;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
+mod follow;
 pub(crate) mod manifest;
 mod open;
 pub(crate) mod page;
 pub(crate) mod pager;
 mod shared;
+#[allow(unsafe_code)]
+mod shm;
 mod txn;
 mod view;
 
 pub(crate) use self::catalog::TableMeta;
+pub(crate) use self::follow::ForeignChanges;
+use self::follow::WriteLock;
 pub(crate) use self::open::WaspStorage;
 pub(crate) use self::shared::{Pin, Shared, Space, State};
 use self::txn::WaspTxn;
@@ -80,8 +91,10 @@ impl Default for WaspConfig {
 
 impl Storage for WaspStorage {
     fn read(&self) -> Arc<dyn ReadView> {
-        let state = Arc::clone(&self.shared.state.read());
-        let pin = Pin::new(&self.shared, state.epoch);
+        let (state, pin) = {
+            let cur = self.shared.state.read();
+            (Arc::clone(&cur), Pin::new(&self.shared, cur.gen))
+        };
         Arc::new(View {
             state,
             shared: Arc::clone(&self.shared),
@@ -92,9 +105,9 @@ impl Storage for WaspStorage {
 
     fn begin_write(&self, busy_timeout: Duration) -> Result<Box<dyn WriteTxn>> {
         self.shared.check_writable()?;
-        let guard = self.shared.gate.acquire(busy_timeout)?;
+        let guard = WriteLock::acquire(&self.shared, busy_timeout)?;
         let state = State::clone(&self.shared.state.read());
-        let pin = Pin::new(&self.shared, state.epoch);
+        let pin = Pin::new(&self.shared, state.gen);
         let mut record = std::mem::take(&mut *self.shared.spare_record.lock());
         log::begin_record(&mut record);
         Ok(Box::new(WaspTxn {
@@ -157,7 +170,7 @@ impl Storage for WaspStorage {
             .readers
             .lock()
             .iter()
-            .filter(|(e, _)| **e < state.epoch)
+            .filter(|(g, _)| **g < state.gen)
             .map(|(_, n)| n)
             .sum();
         let r = &s.recovery;
@@ -172,6 +185,7 @@ impl Storage for WaspStorage {
             "documents": state.tables.values().map(|t| t.count).sum::<u64>(),
             "data_bytes": state.tables.values().map(|t| t.bytes).sum::<u64>(),
             "epoch": state.epoch,
+            "generation": state.gen,
             "commits": s.commits.load(Ordering::Relaxed),
             "syncs": s.group.sync_count(),
             "page_cache": {
@@ -196,11 +210,18 @@ impl Storage for WaspStorage {
             "log_file_bytes": log_bytes,
             "readers": s.reader_count(),
             "readers_holding_old_snapshots": old_readers,
-            "oldest_reader_epoch": if min_reader == u64::MAX { serde_json::Value::Null } else { min_reader.into() },
+            "oldest_reader_generation": if min_reader == u64::MAX { serde_json::Value::Null } else { min_reader.into() },
+            "oldest_reader_generation_any_process": match s.min_reader_anywhere() { u64::MAX => serde_json::Value::Null, g => g.into() },
             "poisoned": s.poisoned.lock().clone(),
             "corrupt": s.corrupt.lock().clone(),
             "recovery": r.to_json(),
         })
+    }
+
+    fn refresh(&self, busy_timeout: Duration) -> Result<Option<ForeignChanges>> {
+        follow::catch_up(&self.shared, busy_timeout, false)?;
+        let mut f = self.shared.foreign.lock();
+        Ok((!f.is_empty()).then(|| std::mem::take(&mut *f)))
     }
 
     fn close(&self) -> Result<()> {
@@ -208,8 +229,16 @@ impl Storage for WaspStorage {
         if s.read_only || s.poisoned.lock().is_some() || s.corrupt.lock().is_some() {
             return Ok(());
         }
-        let _guard = s.gate.acquire(Duration::from_secs(60))?;
-        let dirty = s.log.as_ref().is_some_and(|l| l.lock().records_since > 0);
+        let _lock = WriteLock::acquire(s, Duration::from_secs(60))?;
+        // The last process to close checkpoints and says the log is quiet; while others have
+        // the database open they go on with the log as it is.
+        if !s.shm.try_alone() {
+            return Ok(());
+        }
+        let dirty = s.log.as_ref().is_some_and(|l| {
+            let l = l.lock();
+            l.file.len() > l.base_len
+        });
         if dirty {
             checkpoint::run_final(s)
         } else {
@@ -274,6 +303,9 @@ pub(crate) fn set_log_quiet(shared: &Shared, quiet: bool) -> Result<()> {
     match r {
         Ok(()) => {
             space.manifest = m;
+            drop(space);
+            // Same trees, same log: only the generation moves (other processes reload).
+            publish_generation(shared, m.generation, None);
             Ok(())
         }
         Err(e) => {
@@ -282,6 +314,32 @@ pub(crate) fn set_log_quiet(shared: &Shared, quiet: bool) -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// Holding the write lock, after a new manifest is durable (and its log in place): tells
+/// other processes, and notes that this process is at that generation already.
+/// `log_base`: the new log's `base_lsn` when the log was reset.
+pub(crate) fn publish_generation(shared: &Shared, gen: u64, log_base: Option<u64>) {
+    let _f = shared.follow.lock();
+    let (base, end, last) = match &shared.log {
+        Some(l) => {
+            let mut l = l.lock();
+            l.gen = gen;
+            (
+                log_base.unwrap_or_else(|| shared.shm.log_base()),
+                l.file.len(),
+                l.next_lsn - 1,
+            )
+        }
+        None => (
+            shared.shm.log_base(),
+            shared.shm.log_end(),
+            shared.shm.last_lsn(),
+        ),
+    };
+    shared.local_gen.store(gen, Ordering::SeqCst);
+    shared.applied_end.store(end, Ordering::SeqCst);
+    shared.shm.publish_gen(gen, base, end, last);
 }
 
 /// A salt for the logs of a new file: any value but 0 (which means "none").

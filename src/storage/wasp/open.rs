@@ -2,23 +2,25 @@
 //! catalog and free list, and the replay of the side log, with the `recover` modes.
 
 use super::catalog::TableMeta;
+use super::follow::{catch_up, Follow, ForeignChanges, Trees, WriteLock};
 use super::manifest::Manifest;
 use super::page::{Geometry, Ptr};
 use super::pager::{Pager, FIRST_DATA_PAGE};
 use super::shared::{LogState, Shared, Space, State};
+use super::shm::{shm_path_for, Joined, ShmFile};
 use super::txn::{apply, Arena};
 use super::{btree, new_salt, WaspConfig};
 use crate::error::{Error, Result};
 use crate::storage::fault::Faults;
-use crate::storage::file::{DbFile, LogFile};
+use crate::storage::file::{DbFile, LockMode, LogFile};
 use crate::storage::group::GroupSync;
 use crate::storage::header::{Header, FORMAT_VERSION, HEADER_LEN};
 use crate::storage::log::{log_path_for, write_new_log, LogRecovery, Recovery};
 use crate::storage::{log, StorageEngine};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,10 +49,13 @@ impl WaspStorage {
             )));
         }
         let what = path.display().to_string();
-        let mut db = DbFile::open_locked(path, create, read_only, busy_timeout)?;
+        let mut db = DbFile::open_locked(path, create, read_only, busy_timeout, LockMode::Shared)?;
+        // Other processes may have the database open: the shared file says whether any does.
+        let (shm, joined) = ShmFile::open(&shm_path_for(&log_path), busy_timeout)?;
+        let alone = matches!(joined, Joined::Alone);
         let fresh = db.len()? == 0;
         let (page_size, format_version) = if fresh {
-            if read_only {
+            if read_only || !alone {
                 return Err(Error::Corrupt(format!(
                     "{what} is empty: not a NexusLite database"
                 )));
@@ -91,34 +96,34 @@ impl WaspStorage {
             geo,
             usize::try_from(cfg.cache_bytes).unwrap_or(usize::MAX),
         );
+        let parts = Parts {
+            pager,
+            db,
+            shm,
+            read_only,
+            format_version,
+            log_path,
+            faults,
+            cfg,
+        };
+        if !alone {
+            return Self::join(parts, busy_timeout);
+        }
+        let Parts {
+            pager,
+            db,
+            shm,
+            read_only,
+            format_version,
+            log_path,
+            faults,
+            cfg,
+        } = parts;
         let manifest =
             Manifest::choose(&pager.read_raw(1)?, &pager.read_raw(2)?, page_size, &what)?;
-        // The catalog: every collection with its root, counts and options.
-        let mut tables = imbl::OrdMap::new();
-        let mut meta_pages = Vec::new();
-        if manifest.catalog_root != 0 {
-            let root = Ptr::Disk(manifest.catalog_root);
-            let mut entries = Vec::new();
-            btree::scan(&pager, &root, None, usize::MAX, &mut entries, false)?;
-            for (k, v) in entries {
-                let name = String::from_utf8(k.to_vec())
-                    .map_err(|_| Error::Corrupt(format!("{what}: catalog name is not UTF-8")))?;
-                let bytes = btree::resolve(&pager, &v)?;
-                tables.insert(name, TableMeta::decode(&bytes, &what)?);
-            }
-            btree::for_each_disk_page(&pager, &root, &mut |id| meta_pages.push(id))?;
-        }
-        let (free_list, own) = pager.read_freelist(manifest.freelist_head, manifest.page_count)?;
-        meta_pages.extend(own);
-        let free: BTreeSet<u64> = free_list.into_iter().collect();
-        if free
-            .iter()
-            .any(|&p| p < FIRST_DATA_PAGE || p >= manifest.page_count)
-        {
-            return Err(Error::Corrupt(format!(
-                "{what}: the free list names a page outside the file"
-            )));
-        }
+        // Alone: no snapshot of any other process reads a page, so every listed page is free.
+        let trees = load_trees(&pager, &manifest, false)?;
+        let (tables, meta_pages, free) = (trees.tables, trees.meta_pages, trees.free);
         // The log: replay what came after the checkpoint.
         let mut manifest = manifest;
         if manifest.log_salt == 0 {
@@ -204,8 +209,12 @@ impl WaspStorage {
         if !lost.is_empty() && refuse {
             return Err(replay.damage_error(&log_what, &lost));
         }
-        let mut state = State { epoch: 1, tables };
-        let mut pending = VecDeque::new();
+        let mut state = State {
+            epoch: 1,
+            gen: manifest.generation,
+            tables,
+        };
+        let mut replay_freed = Vec::new();
         let mut dirty_nodes = 0;
         let mut last_lsn = manifest.ckpt_lsn.max(replay.base_lsn);
         let mut replayed = 0u64;
@@ -213,9 +222,8 @@ impl WaspStorage {
             if *lsn <= manifest.ckpt_lsn {
                 continue;
             }
-            let mut freed = Vec::new();
             for op in ops {
-                apply(&pager, &mut state, op, &mut freed, &mut dirty_nodes).map_err(
+                apply(&pager, &mut state, op, &mut replay_freed, &mut dirty_nodes).map_err(
                     |e| match e {
                         Error::Corrupt(m) => Error::Corrupt(m),
                         other => Error::Corrupt(format!(
@@ -224,8 +232,6 @@ impl WaspStorage {
                     },
                 )?;
             }
-            state.epoch += 1;
-            pending.push_back((state.epoch, freed));
             last_lsn = last_lsn.max(*lsn);
             replayed += 1;
         }
@@ -247,6 +253,7 @@ impl WaspStorage {
         group.synced(last_lsn);
         let log = match log_file {
             Some(file) => Some(Mutex::new(LogState {
+                gen: manifest.generation,
                 sync: Arc::new(file.sync_handle()?),
                 file,
                 next_lsn: last_lsn + 1,
@@ -255,52 +262,226 @@ impl WaspStorage {
             })),
             None => None,
         };
-        let shared = Arc::new(Shared {
-            pager,
-            state: RwLock::new(Arc::new(state)),
-            gate: Arc::default(),
+        let (gen, log_base, log_end) = (manifest.generation, replay.base_lsn, replay.good_len);
+        let mut space = Space {
+            page_count: manifest.page_count,
+            manifest,
+            free,
+            pending: VecDeque::new(),
+            meta_pages,
+            dirty_nodes,
+        };
+        space.freed_by_commit(replay_freed);
+        let shared = assemble(
+            Parts {
+                pager,
+                db,
+                shm,
+                read_only,
+                format_version,
+                log_path,
+                faults,
+                cfg,
+            },
+            state,
+            space,
             log,
             group,
-            poisoned: Mutex::new(None),
-            corrupt: Mutex::new(None),
-            space: Mutex::new(Space {
-                page_count: manifest.page_count,
-                manifest,
-                free,
-                pending,
-                ckpt_epoch: 1,
-                meta_pages,
-                dirty_nodes,
-            }),
-            readers: Mutex::new(BTreeMap::new()),
-            read_only,
-            format_version,
-            log_path,
-            faults,
-            cfg,
             recovery,
-            commits: AtomicU64::new(0),
-            checkpoints: AtomicU64::new(0),
-            checkpoint_micros: AtomicU64::new(0),
-            last_checkpoint_micros: AtomicU64::new(0),
-            last_checkpoint: Mutex::new(Instant::now()),
-            spare_record: Mutex::new(Vec::new()),
-            spare_arena: Mutex::new(Arena::default()),
-            store_id: crate::storage::next_store_id(),
-            _db: db,
-        });
+        );
+        shared.local_gen.store(gen, Ordering::SeqCst);
+        shared.applied_end.store(log_end, Ordering::SeqCst);
+        // Lets other processes in.
+        shared.shm.publish_open(gen, log_base, log_end, last_lsn);
         Ok(Self { shared })
     }
 
-    /// Runs `f` holding the writer gate (maintenance: compact, check, backup).
+    /// Opens a database other processes have open: its state is what they published.
+    fn join(parts: Parts, busy: Duration) -> Result<Self> {
+        let log = if parts.read_only {
+            None
+        } else {
+            if !parts.log_path.exists() {
+                // The first process opened it read-only, and it had no log (closed cleanly,
+                // copied without it): the first writer makes one, holding the write lock.
+                let shm = &parts.shm;
+                let died = shm.lock_write(Instant::now() + busy, busy)?;
+                let r = (|| {
+                    if parts.log_path.exists() || died {
+                        return Ok(());
+                    }
+                    let m = Manifest::choose(
+                        &parts.pager.read_raw(1)?,
+                        &parts.pager.read_raw(2)?,
+                        u32::try_from(parts.pager.geo.page_size).unwrap_or(0),
+                        parts.pager.what(),
+                    )?;
+                    write_new_log(
+                        &parts.log_path,
+                        shm.log_base(),
+                        m.log_salt,
+                        std::iter::empty(),
+                        &parts.faults,
+                    )
+                    .map(drop)
+                })();
+                shm.unlock_write();
+                r?;
+            }
+            let file = LogFile::open(&parts.log_path, false, parts.faults.clone())?;
+            Some(Mutex::new(LogState {
+                // Not a generation: the write lock positions it before the first append.
+                gen: 0,
+                sync: Arc::new(file.sync_handle()?),
+                file,
+                next_lsn: 1,
+                base_len: log::LOG_HEADER_LEN as u64,
+                records_since: 0,
+            }))
+        };
+        let space = Space {
+            manifest: Manifest::default(),
+            page_count: 0,
+            free: BTreeSet::new(),
+            pending: VecDeque::new(),
+            meta_pages: Vec::new(),
+            dirty_nodes: 0,
+        };
+        let shared = assemble(
+            parts,
+            State::default(),
+            space,
+            log,
+            GroupSync::default(),
+            Recovery::default(),
+        );
+        catch_up(&shared, busy, false)?;
+        let lsn = shared.shm.last_lsn();
+        shared.group.synced(lsn);
+        Ok(Self { shared })
+    }
+
+    /// Runs `f` holding the write lock (maintenance: compact, check, backup).
     pub(super) fn with_gate<R>(
         &self,
         busy: Duration,
         f: impl FnOnce(&Arc<Shared>) -> Result<R>,
     ) -> Result<R> {
-        let _guard = self.shared.gate.acquire(busy)?;
+        let _lock = WriteLock::acquire(&self.shared, busy)?;
         f(&self.shared)
     }
+}
+
+/// What an open has made before it knows whether it is alone.
+struct Parts {
+    pager: Pager,
+    db: DbFile,
+    shm: ShmFile,
+    read_only: bool,
+    format_version: u32,
+    log_path: PathBuf,
+    faults: Faults,
+    cfg: WaspConfig,
+}
+
+fn assemble(
+    parts: Parts,
+    state: State,
+    space: Space,
+    log: Option<Mutex<LogState>>,
+    group: GroupSync,
+    recovery: Recovery,
+) -> Arc<Shared> {
+    let Parts {
+        pager,
+        db,
+        shm,
+        read_only,
+        format_version,
+        log_path,
+        faults,
+        cfg,
+    } = parts;
+    Arc::new(Shared {
+        pager,
+        state: RwLock::new(Arc::new(state)),
+        gate: Arc::default(),
+        log,
+        group,
+        poisoned: Mutex::new(None),
+        corrupt: Mutex::new(None),
+        space: Mutex::new(space),
+        readers: Mutex::new(BTreeMap::new()),
+        read_only,
+        format_version,
+        follow: Mutex::new(Follow::new(log_path.clone())),
+        log_path,
+        faults,
+        cfg,
+        recovery,
+        commits: AtomicU64::new(0),
+        checkpoints: AtomicU64::new(0),
+        checkpoint_micros: AtomicU64::new(0),
+        last_checkpoint_micros: AtomicU64::new(0),
+        last_checkpoint: Mutex::new(Instant::now()),
+        spare_record: Mutex::new(Vec::new()),
+        spare_arena: Mutex::new(Arena::default()),
+        store_id: crate::storage::next_store_id(),
+        shm,
+        local_gen: AtomicU64::new(0),
+        applied_end: AtomicU64::new(0),
+        foreign: Mutex::new(ForeignChanges::default()),
+        _db: db,
+    })
+}
+
+/// The trees of manifest `m`: the catalog's tables, the pages of the catalog and free list,
+/// and the free pages. `honour_tags`: pages the free list tags with a generation some
+/// snapshot may still read are queued (`pending`) instead of free; without it (the only
+/// process) every listed page is free.
+pub(super) fn load_trees(pager: &Pager, m: &Manifest, honour_tags: bool) -> Result<Trees> {
+    let what = pager.what().to_owned();
+    let mut tables = imbl::OrdMap::new();
+    let mut meta_pages = Vec::new();
+    if m.catalog_root != 0 {
+        let root = Ptr::Disk(m.catalog_root);
+        let mut entries = Vec::new();
+        btree::scan(pager, &root, None, usize::MAX, &mut entries, false)?;
+        for (k, v) in entries {
+            let name = String::from_utf8(k.to_vec())
+                .map_err(|_| Error::Corrupt(format!("{what}: catalog name is not UTF-8")))?;
+            let bytes = btree::resolve(pager, &v)?;
+            tables.insert(name, TableMeta::decode(&bytes, &what)?);
+        }
+        btree::for_each_disk_page(pager, &root, &mut |id| meta_pages.push(id))?;
+    }
+    let (listed, own) = pager.read_freelist(m.freelist_head, m.page_count)?;
+    meta_pages.extend(own);
+    let mut free = BTreeSet::new();
+    let mut tagged: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (tag, p) in listed {
+        if p < FIRST_DATA_PAGE || p >= m.page_count {
+            return Err(Error::Corrupt(format!(
+                "{what}: the free list names a page outside the file"
+            )));
+        }
+        if !honour_tags || tag == 0 {
+            free.insert(p);
+            continue;
+        }
+        // The tag is the low 32 bits of a generation at most the manifest's own.
+        let back = u64::from((m.generation as u32).wrapping_sub(tag));
+        tagged
+            .entry(m.generation.saturating_sub(back))
+            .or_default()
+            .push(p);
+    }
+    Ok(Trees {
+        tables,
+        meta_pages,
+        free,
+        pending: tagged.into_iter().collect(),
+    })
 }
 
 /// Writes the header page and the first manifest of a new file, then syncs.

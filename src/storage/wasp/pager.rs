@@ -509,12 +509,19 @@ impl Pager {
         Ok(Bytes::from(out))
     }
 
-    /// Writes a free list (`ids`) into the pages `at` (a chain) and returns its head (0 when
-    /// `at` is empty).
-    pub(crate) fn write_freelist(&self, at: &[u64], ids: &[u64]) -> Result<u64> {
+    /// Writes a free list into the pages `at` (a chain) and returns its head (0 when `at` is
+    /// empty). `groups` are (tag, pages): each list page holds pages of one group and carries
+    /// its tag (the low 32 bits of the generation from which on no tree reaches them; 0: free
+    /// for every reader) at header offset 28. `at` must have room: [`free_list_pages`].
+    pub(crate) fn write_freelist(&self, at: &[u64], groups: &[(u32, Vec<u64>)]) -> Result<u64> {
         let per = self.geo.freelist_per_page();
+        let mut parts = groups
+            .iter()
+            .flat_map(|(tag, ids)| ids.chunks(per).map(move |c| (*tag, c)));
+        // Pages of `at` beyond the parts stay empty (the list shrank while pages were taken
+        // for it).
         for (i, &id) in at.iter().enumerate() {
-            let part = &ids[(i * per).min(ids.len())..((i + 1) * per).min(ids.len())];
+            let (tag, part) = parts.next().unwrap_or((0, &[]));
             let mut buf = vec![0u8; self.geo.page_size];
             for (j, p) in part.iter().enumerate() {
                 let o = PAGE_HEADER + 8 * j;
@@ -526,13 +533,25 @@ impl Pager {
             let count = u16::try_from(part.len()).map_err(|_| too_many())?;
             let used = u32::try_from(8 * part.len()).map_err(|_| too_many())?;
             page::seal(&mut buf, KIND_FREELIST, count, id, next, used);
+            buf[28..32].copy_from_slice(&tag.to_le_bytes());
+            let crc = crc32fast::hash(&buf[4..]);
+            buf[0..4].copy_from_slice(&crc.to_le_bytes());
             self.write_raw(id, &buf)?;
+        }
+        if parts.next().is_some() {
+            return Err(Error::Internal("free list outgrew its pages".into()));
         }
         Ok(at.first().copied().unwrap_or(0))
     }
 
-    /// Reads a free-list chain: returns (free page numbers, the chain's own pages).
-    pub(crate) fn read_freelist(&self, head: u64, limit: u64) -> Result<(Vec<u64>, Vec<u64>)> {
+    /// Reads a free-list chain: returns ((tag, page) for every free page, the chain's own
+    /// pages). Lists written before tags hold 0 there.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn read_freelist(
+        &self,
+        head: u64,
+        limit: u64,
+    ) -> Result<(Vec<(u32, u64)>, Vec<u64>)> {
         let mut ids = Vec::new();
         let mut own = Vec::new();
         let mut at = head;
@@ -551,13 +570,24 @@ impl Pager {
                     self.what, h.kind
                 )));
             }
+            let tag = u32::from_le_bytes([buf[28], buf[29], buf[30], buf[31]]);
             for j in 0..h.count as usize {
-                ids.push(page::u64_at(&buf, PAGE_HEADER + 8 * j));
+                ids.push((tag, page::u64_at(&buf, PAGE_HEADER + 8 * j)));
             }
             own.push(at);
             at = h.next;
         }
         Ok((ids, own))
+    }
+
+    /// Forgets every cached page: another process's checkpoint may have written new
+    /// contents into page numbers this cache holds.
+    pub(crate) fn clear_cache(&self) {
+        let mut c = self.cache.lock();
+        let budget = c.budget;
+        *c = PageCache::new(budget);
+        drop(c);
+        self.recent_misses.lock().clear();
     }
 
     /// (hits, misses, cached bytes, budget) of the page cache.

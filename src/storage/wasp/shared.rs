@@ -3,8 +3,10 @@
 //! the reader pins ([`Pin`]) that keep pages a snapshot can reach from being reused.
 
 use super::catalog::TableMeta;
+use super::follow::{Follow, ForeignChanges};
 use super::manifest::Manifest;
 use super::pager::Pager;
+use super::shm::ShmFile;
 use super::txn::Arena;
 use super::WaspConfig;
 use crate::error::{Error, Result};
@@ -23,7 +25,10 @@ use std::time::Instant;
 /// The tables at one epoch; cloning is cheap (persistent map, shared nodes).
 #[derive(Clone, Default)]
 pub(crate) struct State {
+    /// Counts the states this process published (commits, replayed commits, reloads).
     pub epoch: u64,
+    /// The manifest generation whose on-disk trees the tables' disk pages belong to.
+    pub gen: u64,
     pub tables: imbl::OrdMap<String, TableMeta>,
 }
 
@@ -34,10 +39,10 @@ pub(crate) struct Space {
     pub page_count: u64,
     /// Pages free on disk and not needed by any reader: reusable by the next checkpoint.
     pub free: BTreeSet<u64>,
-    /// Pages freed by the commit of an epoch, oldest first.
+    /// Pages no longer in the trees from a generation on (their *tag*), by ascending tag:
+    /// reusable once the durable manifest is at least that generation and no snapshot in
+    /// any process reads an older one.
     pub pending: VecDeque<(u64, Vec<u64>)>,
-    /// State epoch written by the last durable checkpoint.
-    pub ckpt_epoch: u64,
     /// Pages of the durable catalog tree and free list (freed by the next checkpoint).
     pub meta_pages: Vec<u64>,
     /// Nodes made dirty since the last checkpoint (estimate of dirty memory).
@@ -45,10 +50,11 @@ pub(crate) struct Space {
 }
 
 impl Space {
-    /// Moves pending pages that no durable tree and no reader needs into the free set.
-    pub(crate) fn release(&mut self, min_reader: u64) {
-        while let Some((e, _)) = self.pending.front() {
-            if *e > self.ckpt_epoch || *e > min_reader {
+    /// Moves pending pages that no durable tree and no reader needs into the free set;
+    /// `min_gen` is the oldest generation a snapshot of any process reads.
+    pub(crate) fn release(&mut self, min_gen: u64) {
+        while let Some((tag, _)) = self.pending.front() {
+            if *tag > self.manifest.generation || *tag > min_gen {
                 break;
             }
             if let Some((_, pages)) = self.pending.pop_front() {
@@ -56,9 +62,33 @@ impl Space {
             }
         }
     }
+
+    /// Queues pages a commit (or a replayed one) took out of the trees: no tree from the
+    /// next checkpoint on reaches them.
+    pub(crate) fn freed_by_commit(&mut self, pages: Vec<u64>) {
+        self.queue(self.manifest.generation + 1, pages);
+    }
+
+    /// Queues `pages` under `tag`, keeping the queue in tag order.
+    pub(crate) fn queue(&mut self, tag: u64, pages: Vec<u64>) {
+        if pages.is_empty() {
+            return;
+        }
+        match self.pending.back_mut() {
+            Some((t, p)) if *t == tag => p.extend(pages),
+            Some((t, _)) if *t > tag => {
+                let at = self.pending.partition_point(|(t, _)| *t <= tag);
+                self.pending.insert(at, (tag, pages));
+            }
+            _ => self.pending.push_back((tag, pages)),
+        }
+    }
 }
 
 pub(super) struct LogState {
+    /// The manifest generation whose checkpoint started this log file (another process's
+    /// checkpoint replaces the file; see [`super::follow::WriteLock`]).
+    pub(super) gen: u64,
     pub(super) file: LogFile,
     pub(super) next_lsn: u64,
     pub(super) sync: Arc<SyncHandle>,
@@ -94,21 +124,37 @@ pub(crate) struct Shared {
     pub(super) spare_arena: Mutex<Arena>,
     /// This open store's number in [`crate::storage::SnapshotId`]s.
     pub(super) store_id: u64,
+    /// The file shared with the other processes that have the database open.
+    pub(super) shm: ShmFile,
+    /// What this process has applied of the shared log (see [`super::follow`]).
+    pub(super) follow: Mutex<Follow>,
+    /// The generation of the published state, and the bytes of the current log applied
+    /// (compared with the shared file's counters without taking `follow`).
+    pub(super) local_gen: AtomicU64,
+    pub(super) applied_end: AtomicU64,
+    /// What other processes' commits changed since the layer above last asked.
+    pub(super) foreign: Mutex<ForeignChanges>,
     pub(super) _db: DbFile,
 }
 
-/// Pins an epoch so pages it can reach are not reused.
+/// Pins a generation so pages a snapshot of it can reach are not reused, by this process
+/// or (through its reader slot in the shared file) any other.
 pub(crate) struct Pin {
     pub(super) shared: Arc<Shared>,
-    pub(super) epoch: u64,
+    pub(super) gen: u64,
 }
 
 impl Pin {
-    pub(super) fn new(shared: &Arc<Shared>, epoch: u64) -> Self {
-        *shared.readers.lock().entry(epoch).or_insert(0) += 1;
+    /// Pins `gen`. Take it while the state it protects is still published (under
+    /// `shared.state`'s lock), or with the writer lock held.
+    pub(super) fn new(shared: &Arc<Shared>, gen: u64) -> Self {
+        let mut r = shared.readers.lock();
+        *r.entry(gen).or_insert(0) += 1;
+        shared.shm.set_slot(r.keys().next().copied().unwrap_or(0));
+        drop(r);
         Self {
             shared: Arc::clone(shared),
-            epoch,
+            gen,
         }
     }
 }
@@ -116,10 +162,13 @@ impl Pin {
 impl Drop for Pin {
     fn drop(&mut self) {
         let mut r = self.shared.readers.lock();
-        if let Some(n) = r.get_mut(&self.epoch) {
+        if let Some(n) = r.get_mut(&self.gen) {
             *n -= 1;
             if *n == 0 {
-                r.remove(&self.epoch);
+                r.remove(&self.gen);
+                self.shared
+                    .shm
+                    .set_slot(r.keys().next().copied().unwrap_or(0));
             }
         }
     }
@@ -162,7 +211,7 @@ impl Shared {
         self.corrupt.lock().clone().map(Error::Corrupt)
     }
 
-    /// Lowest pinned epoch (`u64::MAX` when no reader).
+    /// Lowest generation pinned in this process (`u64::MAX` when no reader).
     pub(crate) fn min_reader(&self) -> u64 {
         self.readers
             .lock()
@@ -170,6 +219,11 @@ impl Shared {
             .next()
             .copied()
             .unwrap_or(u64::MAX)
+    }
+
+    /// Lowest generation a snapshot of any process reads (`u64::MAX` when none).
+    pub(crate) fn min_reader_anywhere(&self) -> u64 {
+        self.min_reader().min(self.shm.min_other_gen())
     }
 
     pub(super) fn reader_count(&self) -> usize {

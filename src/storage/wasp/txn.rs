@@ -4,6 +4,7 @@
 //! state.
 
 use super::catalog::TableMeta;
+use super::follow::WriteLock;
 use super::page::Val;
 use super::pager::Pager;
 use super::shared::{Pin, Shared, State};
@@ -11,7 +12,7 @@ use super::view::{view_get, view_scan, view_tables, View};
 use super::{btree, checkpoint, set_log_quiet};
 use crate::error::{Error, Result};
 use crate::storage::log::Op;
-use crate::storage::{log, Bytes, ReadView, SyncMode, TableInfo, WriteTxn, WriterGuard};
+use crate::storage::{log, Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -139,9 +140,15 @@ pub(super) fn commit_by_checkpoint(
         let mut space = shared.space.lock();
         let mut cur = shared.state.write();
         state.epoch = cur.epoch + 1;
-        space.pending.push_back((state.epoch, freed));
+        space.freed_by_commit(freed);
         space.dirty_nodes += dirtied;
         *cur = Arc::new(state);
+    }
+    // The transaction takes an LSN of its own (no record carries it): the checkpoint's LSN
+    // then differs from the last one, so its log is never mistaken for the previous log by
+    // another process (see `follow`).
+    if let Some(l) = &shared.log {
+        l.lock().next_lsn += 1;
     }
     shared.commits.fetch_add(1, Ordering::Relaxed);
     checkpoint::run(shared, false).inspect_err(|e| shared.poison(e))
@@ -203,7 +210,7 @@ pub(crate) struct WaspTxn {
     pub(super) freed: Vec<u64>,
     pub(super) dirtied: u64,
     pub(super) _pin: Pin,
-    pub(super) _guard: WriterGuard,
+    pub(super) _guard: WriteLock,
 }
 
 impl WaspTxn {
@@ -423,10 +430,16 @@ impl WriteTxn for WaspTxn {
             let mut space = shared.space.lock();
             let mut cur = shared.state.write();
             state.epoch = cur.epoch + 1;
-            space.pending.push_back((state.epoch, freed));
+            space.freed_by_commit(freed);
             space.dirty_nodes += dirtied;
             let dirty_bytes = space.dirty_nodes * shared.pager.geo.page_size as u64;
             *cur = Arc::new(state);
+            drop(cur);
+            drop(space);
+            // Other processes may read the record from here on; this process has it.
+            let end = log.file.len();
+            shared.applied_end.store(end, Ordering::SeqCst);
+            shared.shm.publish_commit(end, lsn);
             let grown = log.file.len() - log.base_len;
             let wants = grown > shared.cfg.checkpoint_log_bytes
                 || dirty_bytes > (shared.cfg.cache_bytes / 2).max(1 << 20)
@@ -461,7 +474,7 @@ impl WriteTxn for WaspTxn {
             state: Arc::new(self.state.clone()),
             shared: Arc::clone(&self.shared),
             committed: false,
-            _pin: Pin::new(&self.shared, self.state.epoch),
+            _pin: Pin::new(&self.shared, self.state.gen),
         })
     }
 }

@@ -1,0 +1,471 @@
+//! Several processes on one WASP database: following what the others commit
+//! ([`catch_up`]), and the write lock that spans processes ([`WriteLock`]).
+//!
+//! Every process holds its own copy of the published state (the trees of the durable
+//! manifest plus, in memory, the commits logged after it). The shared file
+//! ([`super::shm::ShmFile`]) says which manifest generation is current and how many bytes of
+//! the current log hold committed records. A process that finds it is behind either reads
+//! the log records it has not applied yet (same generation: [`apply_tail`]) or, after
+//! another process's checkpoint, loads the new manifest's trees and replays that log
+//! ([`reload`]). Either way it notes what changed ([`ForeignChanges`]) so the caches above
+//! can drop it. The protocol is written down in `docs/FORMAT.md` ("Several processes").
+
+use super::catalog::TableMeta;
+use super::manifest::Manifest;
+use super::open::load_trees;
+use super::shared::{Pin, Shared, Space, State};
+use super::txn::apply;
+use crate::error::{Error, Result};
+use crate::storage::file::LogFile;
+use crate::storage::log::{self, Op, LOG_HEADER_LEN};
+use crate::storage::{Bytes, WriterGuard};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Keys listed one by one before [`ForeignChanges`] gives up and says "everything".
+const MAX_FOREIGN_KEYS: usize = 50_000;
+
+/// What other processes changed since the layer above last asked.
+#[derive(Debug, Default)]
+pub(crate) struct ForeignChanges {
+    /// Anything may have changed (a checkpoint by another process, or too many keys).
+    pub all: bool,
+    /// Collections created, dropped or renamed.
+    pub tables: BTreeSet<String>,
+    /// (collection, key) of every put and delete.
+    pub keys: Vec<(String, Bytes)>,
+}
+
+impl ForeignChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.all && self.tables.is_empty() && self.keys.is_empty()
+    }
+
+    fn note(&mut self, ops: &[Op]) {
+        if self.all {
+            return;
+        }
+        for op in ops {
+            match op {
+                Op::Create { name, .. } | Op::Drop { name } => {
+                    self.tables.insert(name.clone());
+                }
+                Op::Rename { from, to } => {
+                    self.tables.insert(from.clone());
+                    self.tables.insert(to.clone());
+                }
+                Op::Put { table, key, .. } | Op::Delete { table, key } => {
+                    self.keys.push((table.clone(), key.clone()));
+                }
+            }
+        }
+        if self.keys.len() > MAX_FOREIGN_KEYS {
+            self.everything();
+        }
+    }
+
+    fn everything(&mut self) {
+        self.all = true;
+        self.tables.clear();
+        self.keys.clear();
+    }
+}
+
+/// This process's reading end of the current log (for records other processes append).
+pub(crate) struct Follow {
+    /// The log's path (for messages).
+    pub(super) path: std::path::PathBuf,
+    log: Option<File>,
+    /// `base_lsn` in the header of `log`.
+    log_base: u64,
+}
+
+/// Whether this process has applied everything the shared file says is committed.
+fn up_to_date(shared: &Shared) -> bool {
+    // The shared counters first: a commit of this process updates its own counters before
+    // it publishes, so they are never behind what this load saw.
+    let gen = shared.shm.gen();
+    let end = shared.shm.log_end();
+    gen == shared.local_gen.load(Ordering::SeqCst)
+        && end <= shared.applied_end.load(Ordering::SeqCst)
+}
+
+impl Follow {
+    pub(super) fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            log: None,
+            log_base: 0,
+        }
+    }
+}
+
+/// Brings this process's published state up to the newest commit of any process. Waits up
+/// to `busy` for a checkpoint of another process to finish publishing. `holding_write`: the
+/// caller holds the write lock (so no checkpoint can be half done).
+pub(crate) fn catch_up(shared: &Arc<Shared>, busy: Duration, holding_write: bool) -> Result<()> {
+    if up_to_date(shared) {
+        return Ok(());
+    }
+    let deadline = Instant::now() + busy;
+    let mut round = 0u32;
+    loop {
+        {
+            let mut f = shared.follow.lock();
+            if up_to_date(shared) {
+                return Ok(());
+            }
+            let gen = shared.shm.gen();
+            let done = if gen == shared.local_gen.load(Ordering::SeqCst) {
+                apply_tail(shared, &mut f)?
+            } else {
+                reload(shared, &mut f)?
+            };
+            if done {
+                return Ok(());
+            }
+        }
+        // A checkpoint of another process is between writing its manifest and publishing
+        // it, or died there: after a while, take the write lock and see.
+        round += 1;
+        if round > 20 && !holding_write && !shared.shm.writer_alive() {
+            if let Ok(died) = shared.shm.lock_write(Instant::now(), busy) {
+                let r = if died { recover(shared) } else { Ok(()) };
+                shared.shm.unlock_write();
+                r?;
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Busy(format!(
+                "another process's checkpoint of {} did not finish within busy_timeout_ms ({} ms)",
+                shared.pager.what(),
+                busy.as_millis()
+            )));
+        }
+        std::thread::sleep(Duration::from_micros(200 * u64::from(round.min(25))));
+    }
+}
+
+/// Reads `[from, to)` of the log this process follows; `None` when it is not that long (the
+/// file was replaced under us).
+fn read_log(f: &Follow, from: u64, to: u64) -> Result<Option<Vec<u8>>> {
+    let Some(file) = &f.log else {
+        return Ok(None);
+    };
+    let len = usize::try_from(to - from)
+        .map_err(|_| Error::Internal("log stretch does not fit in memory".into()))?;
+    let mut buf = vec![0u8; len];
+    match file.read_exact_at(&mut buf, from) {
+        Ok(()) => Ok(Some(buf)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(Error::io(&f.path, e)),
+    }
+}
+
+/// Opens the log at its path; returns it and its `base_lsn`.
+fn open_log(shared: &Shared) -> Result<Option<(File, u64)>> {
+    let file = match File::open(&shared.log_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&shared.log_path, e)),
+    };
+    let mut head = [0u8; LOG_HEADER_LEN];
+    match file.read_exact_at(&mut head, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(Error::io(&shared.log_path, e)),
+    }
+    let (base, _) = log::decode_header(&head, &shared.log_path.display().to_string())?;
+    Ok(Some((file, base)))
+}
+
+/// Same generation: applies the records other processes appended since this process last
+/// looked. Returns `false` when the log turned out to be replaced meanwhile (try again).
+fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
+    let gen = shared.local_gen.load(Ordering::SeqCst);
+    let from = shared.applied_end.load(Ordering::SeqCst);
+    let to = shared.shm.log_end();
+    let base = shared.shm.log_base();
+    if f.log.is_none() || f.log_base != base {
+        match open_log(shared)? {
+            Some((file, b)) if b == base => {
+                f.log = Some(file);
+                f.log_base = b;
+            }
+            _ => return Ok(false),
+        }
+    }
+    let moved = || shared.shm.gen() != gen;
+    let Some(bytes) = read_log(f, from, to)? else {
+        return if moved() {
+            Ok(false)
+        } else {
+            Err(Error::Corrupt(format!(
+                "{}: shorter than the {to} bytes of commits other processes published",
+                shared.log_path.display()
+            )))
+        };
+    };
+    let records = match log::decode_records(&bytes) {
+        Ok(r) => r,
+        Err(_) if moved() => return Ok(false),
+        Err(why) => {
+            return Err(Error::Corrupt(format!(
+                "{}: commits another process published do not read back: {why}",
+                shared.log_path.display()
+            )))
+        }
+    };
+    let mut space = shared.space.lock();
+    let mut state = State::clone(&shared.state.read());
+    let mut freed = Vec::new();
+    let mut dirtied = 0;
+    let mut foreign = ForeignChanges::default();
+    for (lsn, ops) in &records {
+        for op in ops {
+            apply(&shared.pager, &mut state, op, &mut freed, &mut dirtied).map_err(|e| {
+                Error::Corrupt(format!(
+                    "{}: record {lsn} another process committed does not apply here: {e}",
+                    shared.log_path.display()
+                ))
+            })?;
+        }
+        foreign.note(ops);
+    }
+    space.freed_by_commit(freed);
+    space.dirty_nodes += dirtied;
+    {
+        let mut cur = shared.state.write();
+        state.epoch = cur.epoch + 1;
+        *cur = Arc::new(state);
+    }
+    drop(space);
+    shared.applied_end.store(to, Ordering::SeqCst);
+    merge(shared, foreign);
+    Ok(true)
+}
+
+fn merge(shared: &Shared, mut changes: ForeignChanges) {
+    let mut all = shared.foreign.lock();
+    if changes.all {
+        all.everything();
+        return;
+    }
+    all.tables.append(&mut changes.tables);
+    all.keys.append(&mut changes.keys);
+    if all.keys.len() > MAX_FOREIGN_KEYS {
+        all.everything();
+    }
+}
+
+fn read_manifest(shared: &Shared) -> Result<Manifest> {
+    let p = &shared.pager;
+    Manifest::choose(
+        &p.read_raw(1)?,
+        &p.read_raw(2)?,
+        u32::try_from(p.geo.page_size).unwrap_or(0),
+        p.what(),
+    )
+}
+
+/// Another generation is published: loads its trees and replays its log. Returns `false`
+/// when a newer checkpoint got in the way (try again).
+pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
+    let gen = shared.shm.gen();
+    // Pages of `gen`'s trees are not reused while a slot names `gen` (see FORMAT.md).
+    let _pin = Pin::new(shared, gen);
+    let m = read_manifest(shared)?;
+    if m.generation != gen {
+        return Ok(false);
+    }
+    let Some((file, base)) = open_log(shared)? else {
+        return Ok(false);
+    };
+    // The log is renamed into place after its manifest is written: the same manifest after
+    // opening it means it is this generation's log.
+    if read_manifest(shared)?.generation != gen || base != shared.shm.log_base() {
+        return Ok(false);
+    }
+    let end = shared.shm.log_end();
+    if shared.shm.gen() != gen || end < LOG_HEADER_LEN as u64 {
+        return Ok(false);
+    }
+    f.log = Some(file);
+    f.log_base = base;
+    let Some(bytes) = read_log(f, LOG_HEADER_LEN as u64, end)? else {
+        return Ok(false);
+    };
+    let Ok(records) = log::decode_records(&bytes) else {
+        return Ok(false);
+    };
+    // Page numbers this process cached may hold other contents now.
+    shared.pager.clear_cache();
+    let trees = load_trees(&shared.pager, &m, true)?;
+    let mut space = Space {
+        manifest: m,
+        page_count: m.page_count,
+        free: trees.free,
+        pending: trees.pending,
+        meta_pages: trees.meta_pages,
+        dirty_nodes: 0,
+    };
+    let mut state = State {
+        epoch: 0,
+        gen,
+        tables: trees.tables,
+    };
+    let mut freed = Vec::new();
+    for (lsn, ops) in records.iter().filter(|(lsn, _)| *lsn > m.ckpt_lsn) {
+        for op in ops {
+            apply(
+                &shared.pager,
+                &mut state,
+                op,
+                &mut freed,
+                &mut space.dirty_nodes,
+            )
+            .map_err(|e| {
+                Error::Corrupt(format!(
+                    "{}: record {lsn} another process committed does not apply here: {e}",
+                    shared.log_path.display()
+                ))
+            })?;
+        }
+    }
+    space.freed_by_commit(freed);
+    {
+        let mut sp = shared.space.lock();
+        let mut cur = shared.state.write();
+        state.epoch = cur.epoch + 1;
+        *sp = space;
+        *cur = Arc::new(state);
+    }
+    shared.local_gen.store(gen, Ordering::SeqCst);
+    shared.applied_end.store(end, Ordering::SeqCst);
+    merge(
+        shared,
+        ForeignChanges {
+            all: true,
+            ..ForeignChanges::default()
+        },
+    );
+    Ok(true)
+}
+
+/// Holding the write lock after a writer died holding it: when its checkpoint got as far
+/// as a manifest it never published, publishes that manifest and its log. (A record it
+/// appended but never published is cut by [`WriteLock::acquire`] before the next append.)
+fn recover(shared: &Shared) -> Result<()> {
+    let m = read_manifest(shared)?;
+    if m.generation == shared.shm.gen() {
+        return Ok(());
+    }
+    let what = shared.log_path.display().to_string();
+    let image = match std::fs::read(&shared.log_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::encode_header(m.ckpt_lsn, m.log_salt).to_vec()
+        }
+        Err(e) => return Err(Error::io(&shared.log_path, e)),
+    };
+    let replay = log::replay(&image, &what)?;
+    if replay.base_lsn > m.ckpt_lsn {
+        return Err(Error::Corrupt(format!(
+            "{what}: the log starts after LSN {}, the manifest holds only up to LSN {}",
+            replay.base_lsn, m.ckpt_lsn
+        )));
+    }
+    let last = replay
+        .records
+        .last()
+        .map_or(m.ckpt_lsn, |r| r.0)
+        .max(m.ckpt_lsn);
+    ::log::warn!(
+        "{what}: a process died while checkpointing; its manifest (generation {}) is adopted",
+        m.generation
+    );
+    shared
+        .shm
+        .publish_gen(m.generation, replay.base_lsn, replay.good_len, last);
+    Ok(())
+}
+
+/// The write lock of the database: this process's writer gate and the shared file's write
+/// lock, with this process caught up and its log positioned after the last commit of any
+/// process. Dropping it releases both.
+pub(crate) struct WriteLock {
+    shared: Arc<Shared>,
+    _gate: WriterGuard,
+}
+
+impl WriteLock {
+    pub(crate) fn acquire(shared: &Arc<Shared>, busy: Duration) -> Result<Self> {
+        let deadline = Instant::now() + busy;
+        let gate = shared.gate.acquire(busy)?;
+        let died = shared.shm.lock_write(deadline, busy)?;
+        let lock = Self {
+            shared: Arc::clone(shared),
+            _gate: gate,
+        };
+        if died {
+            recover(shared)?;
+        }
+        catch_up(shared, busy, true)?;
+        position_log(shared, died)?;
+        Ok(lock)
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        self.shared.shm.unlock_write();
+    }
+}
+
+/// Holding the write lock: makes this process's log handle the current log file, ready to
+/// append after the last published commit.
+fn position_log(shared: &Shared, died: bool) -> Result<()> {
+    let Some(log_mutex) = &shared.log else {
+        return Ok(());
+    };
+    let mut log = log_mutex.lock();
+    let gen = shared.local_gen.load(Ordering::SeqCst);
+    let end = shared.shm.log_end();
+    if log.gen != gen {
+        // Another process's checkpoint replaced the file.
+        let file = if shared.log_path.exists() {
+            LogFile::open(&shared.log_path, false, shared.faults.clone())?
+        } else {
+            let salt = shared.space.lock().manifest.log_salt;
+            log::write_new_log(
+                &shared.log_path,
+                shared.shm.log_base(),
+                salt,
+                std::iter::empty(),
+                &shared.faults,
+            )?
+        };
+        log.sync = Arc::new(file.sync_handle()?);
+        log.file = file;
+        log.base_len = LOG_HEADER_LEN as u64;
+        log.gen = gen;
+        log.records_since = 0;
+        log.file.adopt_len(end)?;
+    } else if died || log.file.len() != end {
+        log.file.adopt_len(end)?;
+    }
+    log.next_lsn = log.next_lsn.max(shared.shm.last_lsn() + 1);
+    Ok(())
+}
+
+/// The tables a reload found, for [`load_trees`]' callers.
+pub(crate) struct Trees {
+    pub tables: imbl::OrdMap<String, TableMeta>,
+    pub meta_pages: Vec<u64>,
+    pub free: BTreeSet<u64>,
+    pub pending: std::collections::VecDeque<(u64, Vec<u64>)>,
+}

@@ -1,0 +1,396 @@
+//! The file every process with a WASP database open shares, `NAME.wasp-shm` ([`ShmFile`]):
+//! a few counters that say what the newest commit and checkpoint are, one reader slot per
+//! process, and the byte-range locks that make one writer at a time across processes. The
+//! layout and the protocol are in `docs/FORMAT.md` ("Several processes").
+//!
+//! Locks are open-file-description locks (`F_OFD_SETLK`, Linux): they belong to this open
+//! file, not to the process, so closing some other descriptor of the file (as classic POSIX
+//! locks would) never drops them, and the kernel releases them when the process dies. That
+//! is what makes a SIGKILLed writer or reader harmless to the others.
+//!
+//! The counters live in a shared memory map of the file and are read and written as atomics:
+//! a reader learns whether anything changed with two loads, no system call.
+
+use crate::error::{Error, Result};
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bytes of the shared file.
+const SHM_LEN: usize = 4096;
+const MAGIC: u64 = u64::from_le_bytes(*b"NXSHM001");
+/// Offsets of the counters (each a u64).
+const OFF_MAGIC: usize = 0;
+const OFF_GEN: usize = 8;
+const OFF_LOG_END: usize = 16;
+const OFF_LAST_LSN: usize = 24;
+const OFF_WRITER: usize = 32;
+const OFF_LOG_BASE: usize = 40;
+/// The reader slots: `SLOTS` of 16 bytes (min pinned generation, pid) from `OFF_SLOTS`.
+const OFF_SLOTS: usize = 128;
+pub(crate) const SLOTS: usize = 240;
+
+/// Lock bytes (locked ranges of one byte; they need not lie inside the file).
+const LOCK_WRITE: i64 = 0;
+const LOCK_OPEN: i64 = 1;
+const LOCK_SLOT0: i64 = 16;
+
+/// Where the shared file of the database whose log is `log_path` lives.
+pub(crate) fn shm_path_for(log_path: &Path) -> PathBuf {
+    let mut s = log_path.as_os_str().to_owned();
+    s.push("-shm");
+    PathBuf::from(s)
+}
+
+/// What [`ShmFile::open`] found.
+pub(crate) enum Joined {
+    /// No other process has the database open: the caller recovers and then calls
+    /// [`ShmFile::publish_open`] (which lets the others in).
+    Alone,
+    /// Others have it open; the counters are theirs and valid.
+    Others,
+}
+
+/// The shared file of one open WASP store, with this process's reader slot.
+pub(crate) struct ShmFile {
+    file: File,
+    path: PathBuf,
+    map: MmapRaw,
+    slot: usize,
+}
+
+// SAFETY-relevant note: the map is only accessed through `AtomicU64`s at 8-byte aligned
+// offsets inside it (see `word`); other processes change those words concurrently, which is
+// what atomics are for.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Shared,
+    Exclusive,
+    Unlock,
+}
+
+fn lock_op(file: &File, start: i64, kind: Kind, wait: bool) -> std::io::Result<bool> {
+    let l_type = match kind {
+        Kind::Shared => libc::F_RDLCK,
+        Kind::Exclusive => libc::F_WRLCK,
+        Kind::Unlock => libc::F_UNLCK,
+    };
+    // SAFETY: `flock` is a plain C struct; all-zero is a valid value of it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = 1;
+    let cmd = if wait { OFD_SETLKW } else { OFD_SETLK };
+    loop {
+        // SAFETY: a valid descriptor and a pointer to an initialised `flock`.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN | libc::EACCES) => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Whether another open file holds a lock on byte `start` that conflicts with an exclusive one.
+fn lock_held_elsewhere(file: &File, start: i64) -> std::io::Result<bool> {
+    // SAFETY: as in `lock_op`.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = 1;
+    // SAFETY: as in `lock_op`.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), OFD_GETLK, &mut fl) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(target_os = "linux")]
+const OFD_SETLK: libc::c_int = libc::F_OFD_SETLK;
+#[cfg(target_os = "linux")]
+const OFD_SETLKW: libc::c_int = libc::F_OFD_SETLKW;
+#[cfg(target_os = "linux")]
+const OFD_GETLK: libc::c_int = libc::F_OFD_GETLK;
+// Elsewhere classic POSIX locks: per process, which this module tolerates because it opens
+// the shared file once per store and never closes another descriptor of it while open.
+#[cfg(not(target_os = "linux"))]
+const OFD_SETLK: libc::c_int = libc::F_SETLK;
+#[cfg(not(target_os = "linux"))]
+const OFD_SETLKW: libc::c_int = libc::F_SETLKW;
+#[cfg(not(target_os = "linux"))]
+const OFD_GETLK: libc::c_int = libc::F_GETLK;
+
+/// Sleeps a little longer each time, up to 5 ms, while waiting for a lock.
+fn backoff(round: &mut u32) {
+    *round += 1;
+    let us = (50u64 << (*round).min(7)).min(5000);
+    std::thread::sleep(Duration::from_micros(us));
+}
+
+impl ShmFile {
+    /// Opens (creating) the shared file, takes a reader slot and the open lock: exclusive
+    /// when no other process has the database open ([`Joined::Alone`]; kept until
+    /// [`ShmFile::publish_open`]), shared otherwise. Waits up to `busy` for a process that is
+    /// recovering the database.
+    pub(crate) fn open(path: &Path, busy: Duration) -> Result<(Self, Joined)> {
+        let io = |e| Error::io(path, e);
+        let file = crate::storage::file::open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )?;
+        if file.metadata().map_err(io)?.len() < SHM_LEN as u64 {
+            // Growing never loses a counter another process wrote: set_len only extends.
+            file.set_len(SHM_LEN as u64).map_err(io)?;
+        }
+        let map = MmapOptions::new().len(SHM_LEN).map_raw(&file).map_err(io)?;
+        let mut shm = Self {
+            file,
+            path: path.to_owned(),
+            map,
+            slot: usize::MAX,
+        };
+        let deadline = Instant::now() + busy;
+        let mut round = 0;
+        let joined = loop {
+            if lock_op(&shm.file, LOCK_OPEN, Kind::Exclusive, false).map_err(io)? {
+                break Joined::Alone;
+            }
+            if lock_op(&shm.file, LOCK_OPEN, Kind::Shared, false).map_err(io)? {
+                if shm.word(OFF_MAGIC).load(Ordering::Acquire) == MAGIC {
+                    break Joined::Others;
+                }
+                // The process that had it alone died before publishing: try again.
+                lock_op(&shm.file, LOCK_OPEN, Kind::Unlock, false).map_err(io)?;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy(format!(
+                    "{}: another process is opening or recovering the database (waited {} ms)",
+                    path.display(),
+                    busy.as_millis()
+                )));
+            }
+            backoff(&mut round);
+        };
+        if matches!(joined, Joined::Alone) {
+            // Counters of processes that are gone: start afresh.
+            shm.word(OFF_MAGIC).store(0, Ordering::Release);
+            for i in 0..SLOTS {
+                shm.slot_word(i).store(0, Ordering::Relaxed);
+            }
+            shm.word(OFF_WRITER).store(0, Ordering::Relaxed);
+        }
+        shm.slot = shm.claim_slot()?;
+        Ok((shm, joined))
+    }
+
+    /// Takes the first reader slot no live process holds.
+    fn claim_slot(&self) -> Result<usize> {
+        for i in 0..SLOTS {
+            let start = LOCK_SLOT0 + i as i64;
+            if lock_op(&self.file, start, Kind::Exclusive, false)
+                .map_err(|e| Error::io(&self.path, e))?
+            {
+                self.slot_word(i).store(0, Ordering::SeqCst);
+                self.word(OFF_SLOTS + 16 * i + 8)
+                    .store(u64::from(std::process::id()), Ordering::Relaxed);
+                return Ok(i);
+            }
+        }
+        Err(Error::Busy(format!(
+            "{}: {SLOTS} processes have this database open; no reader slot is free",
+            self.path.display()
+        )))
+    }
+
+    /// The process that found the database alone has recovered it: publishes the counters
+    /// and lets other processes open it.
+    pub(crate) fn publish_open(&self, gen: u64, log_base: u64, log_end: u64, last_lsn: u64) {
+        self.word(OFF_GEN).store(gen, Ordering::SeqCst);
+        self.word(OFF_LOG_BASE).store(log_base, Ordering::SeqCst);
+        self.word(OFF_LOG_END).store(log_end, Ordering::SeqCst);
+        self.word(OFF_LAST_LSN).store(last_lsn, Ordering::SeqCst);
+        self.word(OFF_MAGIC).store(MAGIC, Ordering::SeqCst);
+        // Downgrading an OFD lock is atomic: nobody can take it exclusively in between.
+        let _ = lock_op(&self.file, LOCK_OPEN, Kind::Shared, false);
+    }
+
+    fn word(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= SHM_LEN);
+        // SAFETY: the map is SHM_LEN bytes, page aligned, and lives as long as `self`; `off`
+        // is a multiple of 8 inside it; the memory is only ever accessed as atomics.
+        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    fn slot_word(&self, i: usize) -> &AtomicU64 {
+        self.word(OFF_SLOTS + 16 * i)
+    }
+
+    /// The current manifest generation (published by checkpoints).
+    pub(crate) fn gen(&self) -> u64 {
+        self.word(OFF_GEN).load(Ordering::SeqCst)
+    }
+
+    /// Bytes of the current log that hold committed records.
+    pub(crate) fn log_end(&self) -> u64 {
+        self.word(OFF_LOG_END).load(Ordering::SeqCst)
+    }
+
+    /// `base_lsn` of the current log.
+    pub(crate) fn log_base(&self) -> u64 {
+        self.word(OFF_LOG_BASE).load(Ordering::SeqCst)
+    }
+
+    /// LSN of the newest committed record.
+    pub(crate) fn last_lsn(&self) -> u64 {
+        self.word(OFF_LAST_LSN).load(Ordering::SeqCst)
+    }
+
+    /// Publishes a commit (holding the write lock): its record ends the log at `log_end`.
+    pub(crate) fn publish_commit(&self, log_end: u64, lsn: u64) {
+        self.word(OFF_LAST_LSN).store(lsn, Ordering::SeqCst);
+        self.word(OFF_LOG_END).store(log_end, Ordering::SeqCst);
+    }
+
+    /// Publishes a new manifest generation and the log that goes with it (holding the write
+    /// lock). The log fields are stored first: a reader that sees the new generation also
+    /// sees its log.
+    pub(crate) fn publish_gen(&self, gen: u64, log_base: u64, log_end: u64, last_lsn: u64) {
+        self.word(OFF_LOG_BASE).store(log_base, Ordering::SeqCst);
+        self.word(OFF_LOG_END).store(log_end, Ordering::SeqCst);
+        self.word(OFF_LAST_LSN).store(last_lsn, Ordering::SeqCst);
+        self.word(OFF_GEN).store(gen, Ordering::SeqCst);
+    }
+
+    /// This process's slot: the oldest generation any of its snapshots reads (0: none).
+    pub(crate) fn set_slot(&self, gen: u64) {
+        self.slot_word(self.slot).store(gen, Ordering::SeqCst);
+    }
+
+    /// The oldest generation a snapshot of another live process reads (`u64::MAX`: none).
+    /// A slot whose lock nobody holds belongs to a process that died: ignored.
+    pub(crate) fn min_other_gen(&self) -> u64 {
+        let mut min = u64::MAX;
+        for i in 0..SLOTS {
+            if i == self.slot {
+                continue;
+            }
+            let g = self.slot_word(i).load(Ordering::SeqCst);
+            if g == 0 || g >= min {
+                continue;
+            }
+            // An error asking counts as alive: reusing too little is safe.
+            if lock_held_elsewhere(&self.file, LOCK_SLOT0 + i as i64).unwrap_or(true) {
+                min = g;
+            }
+        }
+        min
+    }
+
+    /// Takes the write lock, waiting until `deadline`. Returns whether the previous holder
+    /// died while writing (it set the writer mark and never cleared it): the caller must
+    /// then recover before writing.
+    pub(crate) fn lock_write(&self, deadline: Instant, busy: Duration) -> Result<bool> {
+        let mut round = 0;
+        loop {
+            if lock_op(&self.file, LOCK_WRITE, Kind::Exclusive, false)
+                .map_err(|e| Error::io(&self.path, e))?
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy(format!(
+                    "another process held the write lock for longer than busy_timeout_ms ({} ms)",
+                    busy.as_millis()
+                )));
+            }
+            backoff(&mut round);
+        }
+        let died = self
+            .word(OFF_WRITER)
+            .swap(u64::from(std::process::id()), Ordering::SeqCst)
+            != 0;
+        Ok(died)
+    }
+
+    /// Whether a process holds the write lock now.
+    pub(crate) fn writer_alive(&self) -> bool {
+        lock_held_elsewhere(&self.file, LOCK_WRITE).unwrap_or(true)
+    }
+
+    /// Releases the write lock (the writer's work is complete and published).
+    pub(crate) fn unlock_write(&self) {
+        self.word(OFF_WRITER).store(0, Ordering::SeqCst);
+        let _ = lock_op(&self.file, LOCK_WRITE, Kind::Unlock, false);
+    }
+
+    /// Whether this is the only process with the database open now (tries the open lock
+    /// exclusively; on success keeps it, so no process can join until [`ShmFile`] is dropped).
+    pub(crate) fn try_alone(&self) -> bool {
+        lock_op(&self.file, LOCK_OPEN, Kind::Exclusive, false).unwrap_or(false)
+    }
+}
+
+impl ShmFile {
+    /// After [`ShmFile::try_alone`]: lets other processes open the database again.
+    pub(crate) fn share_open(&self) {
+        let _ = lock_op(&self.file, LOCK_OPEN, Kind::Shared, false);
+    }
+}
+
+impl Drop for ShmFile {
+    fn drop(&mut self) {
+        if self.slot != usize::MAX {
+            self.slot_word(self.slot).store(0, Ordering::SeqCst);
+        }
+        // Closing the file releases every lock of this open file description.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_opens_share_counters_and_exclude_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wasp-shm");
+        let (a, ja) = ShmFile::open(&p, Duration::from_millis(100)).unwrap();
+        assert!(matches!(ja, Joined::Alone));
+        a.publish_open(3, 0, 32, 7);
+        let (b, jb) = ShmFile::open(&p, Duration::from_millis(100)).unwrap();
+        assert!(matches!(jb, Joined::Others));
+        assert_eq!((b.gen(), b.log_end(), b.last_lsn()), (3, 32, 7));
+        assert_ne!(a.slot, b.slot);
+        a.set_slot(2);
+        assert_eq!(b.min_other_gen(), 2);
+        let busy = Duration::from_millis(30);
+        assert!(!a.lock_write(Instant::now() + busy, busy).unwrap());
+        assert!(matches!(
+            b.lock_write(Instant::now() + busy, busy),
+            Err(Error::Busy(_))
+        ));
+        a.unlock_write();
+        assert!(!b.lock_write(Instant::now() + busy, busy).unwrap());
+        // A holder that goes away while writing leaves the mark: the next one recovers.
+        drop(b);
+        assert!(a.lock_write(Instant::now() + busy, busy).unwrap());
+        a.unlock_write();
+        assert!(a.try_alone());
+    }
+}
