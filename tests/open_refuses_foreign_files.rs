@@ -102,6 +102,7 @@ fn lock_child_opener() {
     };
     let opts = OpenOptions {
         busy_timeout_ms: 50,
+        storage: Some(nexus::StorageEngine::MemLog),
         ..common::open_options()
     };
     match Database::open(&path, opts) {
@@ -110,11 +111,20 @@ fn lock_child_opener() {
     }
 }
 
+/// `memlog` holds its tables in one process: a second process is refused, and told which
+/// storage shares a database (WASP's several processes: tests/multiprocess.rs).
 #[test]
-fn second_process_gets_busy() {
+fn second_process_gets_busy_on_memlog() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
-    let db = Database::open(&path, common::open_options()).unwrap();
+    let db = Database::open(
+        &path,
+        OpenOptions {
+            storage: Some(nexus::StorageEngine::MemLog),
+            ..common::open_options()
+        },
+    )
+    .unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "lock_child_opener",
@@ -127,9 +137,9 @@ fn second_process_gets_busy() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("child: busy: database"), "{text}");
-    assert!(text.contains("locked by another process"), "{text}");
+    assert!(text.contains("open in another process"), "{text}");
     assert!(
-        text.contains("one process at a time"),
+        text.contains("one process at a time") && text.contains("\"storage\": \"wasp\""),
         "says why and what to do: {text}"
     );
     db.close().unwrap();

@@ -289,6 +289,7 @@ pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Resul
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(&tmp_log);
     let _ = std::fs::remove_file(crate::storage::log::tmp_path(&tmp_log));
+    let _ = std::fs::remove_file(super::shm::shm_path_for(&tmp_log));
     r // link_new synced the directory
 }
 
@@ -297,15 +298,18 @@ const BACKUP_TAG: &str = "nexus-backup";
 
 /// Writes the complete copy to `tmp` (a new file) with a quiet manifest, and its empty log.
 fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
-    let (m, _pin, checkpointed) = {
-        let _lock = WriteLock::acquire(shared, busy)?;
+    let (m, _pin, checkpointed, _held) = {
+        let lock = WriteLock::acquire(shared, busy)?;
         let writable = shared.check_writable().is_ok();
         if writable {
             super::checkpoint::run(shared, false)?;
         }
         let gen = shared.state.read().gen;
         let pin = Pin::new(shared, gen);
-        (shared.space.lock().manifest, pin, writable)
+        // A read-only source cannot checkpoint: it copies the log too, so no other process
+        // may append to it or replace it until the copy is done.
+        let held = (!writable).then_some(lock);
+        (shared.space.lock().manifest, pin, writable, held)
     };
     if let Some(e) = shared.fault() {
         return Err(e);
@@ -345,9 +349,15 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
         // LSN are part of the database. Copy it beside the copy, open the pair (replaying
         // it) and close it (a final checkpoint folds it into the pages, quiet manifest).
         let src = log_path_for(shared.pager.file.path());
-        std::fs::copy(&src, &tmp_log).map_err(|e| Error::io(&tmp_log, e))?;
+        let mut bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+        // What lies past the published end is no commit (a writer died appending it).
+        bytes.truncate(usize::try_from(shared.shm.log_end()).unwrap_or(usize::MAX));
+        std::fs::write(&tmp_log, &bytes).map_err(|e| Error::io(&tmp_log, e))?;
         let copy = super::WaspStorage::open(tmp, false, false, busy, faults, Default::default())?;
-        crate::storage::Storage::close(&copy)
+        let r = crate::storage::Storage::close(&copy);
+        drop(copy);
+        let _ = std::fs::remove_file(super::shm::shm_path_for(&tmp_log));
+        r
     } else {
         write_new_log(
             &tmp_log,

@@ -251,6 +251,7 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
 
 fn merge(shared: &Shared, mut changes: ForeignChanges) {
     let mut all = shared.foreign.lock();
+    shared.foreign_noted.store(true, Ordering::SeqCst);
     if changes.all {
         all.everything();
         return;

@@ -220,7 +220,11 @@ impl Storage for WaspStorage {
 
     fn refresh(&self, busy_timeout: Duration) -> Result<Option<ForeignChanges>> {
         follow::catch_up(&self.shared, busy_timeout, false)?;
+        if !self.shared.foreign_noted.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let mut f = self.shared.foreign.lock();
+        self.shared.foreign_noted.store(false, Ordering::SeqCst);
         Ok((!f.is_empty()).then(|| std::mem::take(&mut *f)))
     }
 

@@ -20,7 +20,7 @@ use crate::storage::{log, StorageEngine};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -431,6 +431,7 @@ fn assemble(
         local_gen: AtomicU64::new(0),
         applied_end: AtomicU64::new(0),
         foreign: Mutex::new(ForeignChanges::default()),
+        foreign_noted: AtomicBool::new(false),
         _db: db,
     })
 }

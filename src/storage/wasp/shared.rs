@@ -18,7 +18,7 @@ use crate::storage::WriterGate;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -132,8 +132,10 @@ pub(crate) struct Shared {
     /// (compared with the shared file's counters without taking `follow`).
     pub(super) local_gen: AtomicU64,
     pub(super) applied_end: AtomicU64,
-    /// What other processes' commits changed since the layer above last asked.
+    /// What other processes' commits changed since the layer above last asked, and whether
+    /// that is anything (read without the lock).
     pub(super) foreign: Mutex<ForeignChanges>,
+    pub(super) foreign_noted: AtomicBool,
     pub(super) _db: DbFile,
 }
 
@@ -149,8 +151,11 @@ impl Pin {
     /// `shared.state`'s lock), or with the writer lock held.
     pub(super) fn new(shared: &Arc<Shared>, gen: u64) -> Self {
         let mut r = shared.readers.lock();
+        let oldest = r.keys().next().copied();
         *r.entry(gen).or_insert(0) += 1;
-        shared.shm.set_slot(r.keys().next().copied().unwrap_or(0));
+        if oldest.is_none_or(|o| gen < o) {
+            shared.shm.set_slot(gen);
+        }
         drop(r);
         Self {
             shared: Arc::clone(shared),
