@@ -26,3 +26,6 @@ bash scripts/bench-storage.sh
 
 echo "== indexes: secondary indexes beside SQLite expression indexes (C ABI)"
 bash scripts/bench-index.sh
+
+echo "== multi-process: readers beside a writer, and two writers, beside SQLite WAL (C ABI)"
+bash scripts/bench-multiprocess.sh
