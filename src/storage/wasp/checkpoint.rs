@@ -28,12 +28,6 @@ use crate::storage::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The low 32 bits of a generation: a free-list page's tag (read back relative to the
-/// manifest's generation, see `open::load_trees`).
-fn low32(gen: u64) -> u32 {
-    u32::try_from(gen & u64::from(u32::MAX)).unwrap_or(0)
-}
-
 /// Hands out page numbers during a checkpoint.
 struct Alloc<'a> {
     space: &'a mut Space,
@@ -261,7 +255,7 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     // of the generation from which on no tree reaches them.
     let mut groups: Vec<(u32, Vec<u64>)> = vec![(0, space.free.iter().copied().collect())];
     for (tag, p) in &space.pending {
-        groups.push((low32(*tag), p.clone()));
+        groups.push((super::pager::tag_of(*tag), p.clone()));
     }
     let listed: usize = groups.iter().map(|(_, p)| p.len()).sum();
     list_pages.iter().for_each(|&p| pager.forget(p));

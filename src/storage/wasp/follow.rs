@@ -105,9 +105,8 @@ impl Follow {
 }
 
 /// Brings this process's published state up to the newest commit of any process. Waits up
-/// to `busy` for a checkpoint of another process to finish publishing. `holding_write`: the
-/// caller holds the write lock (so no checkpoint can be half done).
-pub(crate) fn catch_up(shared: &Arc<Shared>, busy: Duration, holding_write: bool) -> Result<()> {
+/// to `busy` for a checkpoint of another process to finish publishing.
+pub(crate) fn catch_up(shared: &Arc<Shared>, busy: Duration) -> Result<()> {
     if up_to_date(shared) {
         return Ok(());
     }
@@ -132,7 +131,9 @@ pub(crate) fn catch_up(shared: &Arc<Shared>, busy: Duration, holding_write: bool
         // A checkpoint of another process is between writing its manifest and publishing
         // it, or died there: after a while, take the write lock and see.
         round += 1;
-        if round > 20 && !holding_write && !shared.shm.writer_alive() {
+        // (Never while this process holds the write lock: nothing can be half done then,
+        // and its own lock does not show as held.)
+        if round > 20 && !shared.holds_write.load(Ordering::SeqCst) && !shared.shm.writer_alive() {
             if let Ok(died) = shared.shm.lock_write(Instant::now(), busy) {
                 let r = if died { recover(shared) } else { Ok(()) };
                 shared.shm.unlock_write();
@@ -408,6 +409,7 @@ impl WriteLock {
         let deadline = Instant::now() + busy;
         let gate = shared.gate.acquire(busy)?;
         let died = shared.shm.lock_write(deadline, busy)?;
+        shared.holds_write.store(true, Ordering::SeqCst);
         let lock = Self {
             shared: Arc::clone(shared),
             _gate: gate,
@@ -415,7 +417,7 @@ impl WriteLock {
         if died {
             recover(shared)?;
         }
-        catch_up(shared, busy, true)?;
+        catch_up(shared, busy)?;
         position_log(shared, died)?;
         Ok(lock)
     }
@@ -423,6 +425,7 @@ impl WriteLock {
 
 impl Drop for WriteLock {
     fn drop(&mut self) {
+        self.shared.holds_write.store(false, Ordering::SeqCst);
         self.shared.shm.unlock_write();
     }
 }

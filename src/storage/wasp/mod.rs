@@ -219,7 +219,7 @@ impl Storage for WaspStorage {
     }
 
     fn refresh(&self, busy_timeout: Duration) -> Result<Option<ForeignChanges>> {
-        follow::catch_up(&self.shared, busy_timeout, false)?;
+        follow::catch_up(&self.shared, busy_timeout)?;
         if !self.shared.foreign_noted.load(Ordering::SeqCst) {
             return Ok(None);
         }

@@ -5,7 +5,7 @@ use super::catalog::TableMeta;
 use super::follow::{catch_up, Follow, ForeignChanges, Trees, WriteLock};
 use super::manifest::Manifest;
 use super::page::{Geometry, Ptr};
-use super::pager::{Pager, FIRST_DATA_PAGE};
+use super::pager::{gen_of_tag, Pager, FIRST_DATA_PAGE};
 use super::shared::{LogState, Shared, Space, State};
 use super::shm::{shm_path_for, Joined, ShmFile};
 use super::txn::{apply, Arena};
@@ -355,7 +355,7 @@ impl WaspStorage {
             GroupSync::default(),
             Recovery::default(),
         );
-        catch_up(&shared, busy, false)?;
+        catch_up(&shared, busy)?;
         let lsn = shared.shm.last_lsn();
         shared.group.synced(lsn);
         Ok(Self { shared })
@@ -432,6 +432,7 @@ fn assemble(
         applied_end: AtomicU64::new(0),
         foreign: Mutex::new(ForeignChanges::default()),
         foreign_noted: AtomicBool::new(false),
+        holds_write: AtomicBool::new(false),
         _db: db,
     })
 }
@@ -470,10 +471,8 @@ pub(super) fn load_trees(pager: &Pager, m: &Manifest, honour_tags: bool) -> Resu
             free.insert(p);
             continue;
         }
-        // The tag is the low 32 bits of a generation at most the manifest's own.
-        let back = u64::from((m.generation as u32).wrapping_sub(tag));
         tagged
-            .entry(m.generation.saturating_sub(back))
+            .entry(gen_of_tag(tag, m.generation))
             .or_default()
             .push(p);
     }

@@ -148,6 +148,32 @@ struct Slot {
     referenced: bool,
 }
 
+/// A free-list page's tag for pages out of the trees from generation `gen` on: never 0
+/// (which means "free for every reader"), `1 + gen mod (2^32 - 1)`; [`gen_of_tag`] reads it
+/// back.
+pub(crate) fn tag_of(gen: u64) -> u32 {
+    u32::try_from(1 + gen % TAG_MODULUS).unwrap_or(u32::MAX)
+}
+
+const TAG_MODULUS: u64 = u32::MAX as u64;
+
+/// The generation a (nonzero) tag stands for in a free list written with manifest
+/// generation `manifest_gen`: the one at most `manifest_gen` with that tag.
+pub(crate) fn gen_of_tag(tag: u32, manifest_gen: u64) -> u64 {
+    let back = (u64::from(tag_of(manifest_gen)) + TAG_MODULUS - u64::from(tag)) % TAG_MODULUS;
+    manifest_gen.saturating_sub(back)
+}
+
+#[cfg(test)]
+#[test]
+fn tags_read_back_across_the_wrap() {
+    let m = TAG_MODULUS;
+    for (gen, at) in [(5, 7), (m - 1, m), (m, m + 3), (2 * m, 2 * m), (1, 1)] {
+        assert_ne!(tag_of(gen), 0);
+        assert_eq!(gen_of_tag(tag_of(gen), at), gen, "{gen} at {at}");
+    }
+}
+
 /// Decoded nodes by page number, bounded by bytes (an estimate of the decoded size).
 pub(crate) struct PageCache {
     budget: usize,

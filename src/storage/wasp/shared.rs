@@ -136,6 +136,8 @@ pub(crate) struct Shared {
     /// that is anything (read without the lock).
     pub(super) foreign: Mutex<ForeignChanges>,
     pub(super) foreign_noted: AtomicBool,
+    /// A thread of this process holds the write lock ([`super::follow::WriteLock`]).
+    pub(super) holds_write: AtomicBool,
     pub(super) _db: DbFile,
 }
 

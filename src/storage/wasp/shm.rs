@@ -73,18 +73,26 @@ enum Kind {
     Unlock,
 }
 
-fn lock_op(file: &File, start: i64, kind: Kind, wait: bool) -> std::io::Result<bool> {
-    let l_type = match kind {
-        Kind::Shared => libc::F_RDLCK,
-        Kind::Exclusive => libc::F_WRLCK,
-        Kind::Unlock => libc::F_UNLCK,
-    };
+/// The `flock` record of a lock of type `l_type` (`F_RDLCK`...) on byte `start`.
+// The F_* lock types and SEEK_SET are small constants the C struct holds as shorts.
+#[allow(clippy::cast_possible_truncation)]
+fn one_byte(l_type: libc::c_int, start: i64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct; all-zero is a valid value of it.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = l_type as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = start;
     fl.l_len = 1;
+    fl
+}
+
+fn lock_op(file: &File, start: i64, kind: Kind, wait: bool) -> std::io::Result<bool> {
+    let l_type = match kind {
+        Kind::Shared => libc::F_RDLCK,
+        Kind::Exclusive => libc::F_WRLCK,
+        Kind::Unlock => libc::F_UNLCK,
+    };
+    let mut fl = one_byte(l_type, start);
     let cmd = if wait { OFD_SETLKW } else { OFD_SETLK };
     loop {
         // SAFETY: a valid descriptor and a pointer to an initialised `flock`.
@@ -103,18 +111,13 @@ fn lock_op(file: &File, start: i64, kind: Kind, wait: bool) -> std::io::Result<b
 
 /// Whether another open file holds a lock on byte `start` that conflicts with an exclusive one.
 fn lock_held_elsewhere(file: &File, start: i64) -> std::io::Result<bool> {
-    // SAFETY: as in `lock_op`.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = start;
-    fl.l_len = 1;
+    let mut fl = one_byte(libc::F_WRLCK, start);
     // SAFETY: as in `lock_op`.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), OFD_GETLK, &mut fl) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+    Ok(i32::from(fl.l_type) != libc::F_UNLCK)
 }
 
 #[cfg(target_os = "linux")]
@@ -153,7 +156,17 @@ impl ShmFile {
                 .create(true)
                 .truncate(false),
             path,
-        )?;
+        )
+        .map_err(|e| match e {
+            Error::Io { .. } => Error::io(
+                path,
+                std::io::Error::other(format!(
+                    "{e}; the processes that open a database share this file beside it, so \
+                     even a read_only connection must be able to create and write it"
+                )),
+            ),
+            other => other,
+        })?;
         if file.metadata().map_err(io)?.len() < SHM_LEN as u64 {
             // Growing never loses a counter another process wrote: set_len only extends.
             file.set_len(SHM_LEN as u64).map_err(io)?;
@@ -231,7 +244,7 @@ impl ShmFile {
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= SHM_LEN);
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= SHM_LEN);
         // SAFETY: the map is SHM_LEN bytes, page aligned, and lives as long as `self`; `off`
         // is a multiple of 8 inside it; the memory is only ever accessed as atomics.
         unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU64>() }
