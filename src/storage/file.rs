@@ -231,6 +231,14 @@ impl PageFile {
         Ok(())
     }
 
+    /// Another process wrote pages of the file (see [`PageMap::after_foreign_writes`]).
+    pub(crate) fn after_foreign_writes(&self) -> Result<()> {
+        if let Some(m) = &self.map {
+            m.after_foreign_writes(&self.file, self.len()?);
+        }
+        Ok(())
+    }
+
     /// Whether readers have the memory map.
     pub(crate) fn is_mapped(&self) -> bool {
         self.map.is_some()

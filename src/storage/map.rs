@@ -197,6 +197,16 @@ impl PageMap {
             .fetch_max(end.min(state.map.len() as u64), Ordering::Release);
     }
 
+    /// Another process wrote the file (its checkpoint): every page is checked again when
+    /// next read, and the map follows the file's new length `len`.
+    pub(crate) fn after_foreign_writes(&self, file: &File, len: u64) {
+        {
+            let state = self.state.read();
+            state.uncheck(0..state.map.len() as u64 / self.page_size);
+        }
+        self.after_write(file, len);
+    }
+
     /// Before the file is cut to `len` bytes: readers stop using what lies past it (waits for
     /// any reader inside the map).
     pub(crate) fn before_truncate(&self, len: u64) {

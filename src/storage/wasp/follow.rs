@@ -304,8 +304,10 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     let Ok(records) = log::decode_records(&bytes) else {
         return Ok(false);
     };
-    // Page numbers this process cached may hold other contents now.
+    // Page numbers this process cached (or checked in its map) may hold other contents
+    // now, and the file may have grown.
     shared.pager.clear_cache();
+    shared.pager.file.after_foreign_writes()?;
     let trees = load_trees(&shared.pager, &m, true)?;
     let mut space = Space {
         manifest: m,
