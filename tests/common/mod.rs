@@ -2,6 +2,8 @@
 //! (`open_options` and friends), and running the real `nexus` binary.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod procs;
+
 use nexus::{Database, OpenOptions, StorageEngine};
 use std::path::Path;
 use std::process::{Command, Output};
