@@ -4,15 +4,28 @@
 //! moment, reopens the database, checks that every acknowledged write is present exactly
 //! once, and every 10 rounds runs the integrity check. 50 rounds in the suite;
 //! `NEXUS_CRASH_ROUNDS=1000 cargo test --release --test wasp_crash_sigkill` is the long mode.
+//!
+//! A second process reads throughout each round (several processes on one database): a
+//! read_only reader is started before the writer and checks, in every snapshot, what holds
+//! whatever the writer was doing (items 0, 1, 2, ... without a gap, each well formed; the
+//! counter never ahead of the items; nothing going back). It is stopped after the writer is
+//! killed, before the parent reopens: with the stop file on even rounds, by SIGKILL on odd
+//! ones (a dead reader must block nobody). A reader whose check failed fails the test.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson};
+use common::procs::{self, int, request_stop, Lifetime, Proc, PATIENCE};
 use nexus::{Database, Document, OpenOptions, UpdateOptions};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "NEXUS_WASP_CRASH_CHILD_DB";
+const READER_ENV: &str = "NEXUS_WASP_CRASH_READER_DB";
+const STOP_ENV: &str = "NEXUS_WASP_CRASH_READER_STOP";
 
 fn rounds() -> usize {
     std::env::var("NEXUS_CRASH_ROUNDS")
@@ -35,7 +48,14 @@ fn wasp_crash_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let db = Database::open(&path, wasp()).expect("child open");
+    let db = match Database::open(&path, wasp()) {
+        Ok(db) => db,
+        Err(e) => {
+            println!("writer open failed: {}", e.to_string().replace('\n', " "));
+            panic!("writer open failed: {e}");
+        }
+    };
+    println!("writer opened");
     let items = db.collection("items");
     let counters = db.collection("counters");
     // A unique secondary index on n (created once; then a no-op): every round's check
@@ -66,9 +86,164 @@ fn wasp_crash_child_writer() {
     }
 }
 
+/// A broken invariant in the reader: said on stdout (so the parent sees it even when it
+/// SIGKILLs the reader next), then a panic (a non-zero exit).
+fn reader_fail(msg: String) -> ! {
+    println!("reader invariant failed: {}", msg.replace('\n', " "));
+    panic!("{msg}");
+}
+
+/// The reader. Runs only inside a child process (the env var names its database): opens
+/// read_only and reads until the stop file appears, checking what must hold in every
+/// snapshot whatever the writer was doing or where it was killed.
+#[test]
+fn wasp_crash_child_reader() {
+    let Ok(path) = std::env::var(READER_ENV) else {
+        return;
+    };
+    let stop = PathBuf::from(std::env::var_os(STOP_ENV).expect("the reader's stop file"));
+    let life = Lifetime::start();
+    let db = match Database::open(
+        &path,
+        OpenOptions {
+            read_only: true,
+            ..wasp()
+        },
+    ) {
+        Ok(db) => db,
+        Err(e) => {
+            println!("reader open failed: {}", e.to_string().replace('\n', " "));
+            panic!("reader open failed: {e}");
+        }
+    };
+    println!("reader opened");
+    let items = db.collection("items");
+    let counters = db.collection("counters");
+    let (mut last_items, mut last_v) = (0u64, 0i64);
+    let mut reads = 0u64;
+    while !procs::stop_requested(&stop) {
+        life.check("reader");
+        let outside = items
+            .count(&doc! {})
+            .unwrap_or_else(|e| reader_fail(format!("count outside a transaction: {e}")));
+        if outside < last_items {
+            reader_fail(format!(
+                "items went back from {last_items} to {outside} (count outside a transaction)"
+            ));
+        }
+        db.begin_read()
+            .unwrap_or_else(|e| reader_fail(format!("begin_read: {e}")));
+        let stored: Vec<Document> = items
+            .find(&doc! {}, Default::default())
+            .and_then(|c| c.collect())
+            .unwrap_or_else(|e| reader_fail(format!("find in a read transaction: {e}")));
+        let counted = items
+            .count(&doc! {})
+            .unwrap_or_else(|e| reader_fail(format!("count in a read transaction: {e}")));
+        let counter = counters
+            .find_one(&doc! {"_id": "c"})
+            .unwrap_or_else(|e| reader_fail(format!("read the counter: {e}")));
+        db.commit()
+            .unwrap_or_else(|e| reader_fail(format!("end a read transaction: {e}")));
+        let len = stored.len() as u64;
+        if counted != len {
+            reader_fail(format!(
+                "count {counted} but find {len} in one read transaction"
+            ));
+        }
+        if len < outside {
+            reader_fail(format!(
+                "a read transaction saw {len} items after a count saw {outside}"
+            ));
+        }
+        // Each insert is its own commit and takes the next n: every snapshot holds the
+        // items 0, 1, 2, ... (in _id order), each well formed.
+        for (i, d) in stored.iter().enumerate() {
+            let n = int(d.get("n"))
+                .unwrap_or_else(|| reader_fail(format!("item without a number n: {d:?}")));
+            if n != i as i64 {
+                reader_fail(format!("item #{i} has n = {n}: a gap or a stray item"));
+            }
+            if d.id().and_then(Bson::as_str) != Some(format!("k{n:08}").as_str()) {
+                reader_fail(format!("item {n} has the _id {:?}", d.id()));
+            }
+            let pad = d.get("pad").and_then(Bson::as_str).map(str::len);
+            if pad != Some((n % 7 * 100) as usize) {
+                reader_fail(format!("item {n} has a pad of length {pad:?}"));
+            }
+        }
+        // Each increment follows the insert of its item: the counter is never ahead.
+        let v = match counter {
+            None => 0,
+            Some(d) => int(d.get("v"))
+                .unwrap_or_else(|| reader_fail(format!("counter without a number v: {d:?}"))),
+        };
+        if v > len as i64 {
+            reader_fail(format!("the counter is {v} with only {len} items"));
+        }
+        if v < last_v {
+            reader_fail(format!("the counter went back from {last_v} to {v}"));
+        }
+        (last_items, last_v) = (len, v);
+        reads += 1;
+        println!("read {len} {v}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    db.close()
+        .unwrap_or_else(|e| reader_fail(format!("close: {e}")));
+    println!("reader done {reads}");
+}
+
+/// Starts the round's reader and waits until it has opened the database and read once.
+fn start_reader(path: &Path, stop: &Path, round: usize) -> Proc {
+    let mut reader = Proc::spawn(
+        &format!("round {round}: reader"),
+        "wasp_crash_child_reader",
+        &[(READER_ENV, path.as_os_str()), (STOP_ENV, stop.as_os_str())],
+    );
+    reader.wait_ready("reader opened", "reader open failed: ", PATIENCE);
+    reader.wait_for("its first read", PATIENCE, |l| {
+        l.iter().any(|l| l.starts_with("read ")).then_some(())
+    });
+    reader
+}
+
+/// Stops the round's reader (after the writer was killed, before the parent reopens): with
+/// the stop file on even rounds, by SIGKILL on odd ones. Panics when it failed a check.
+fn stop_reader(mut reader: Proc, stop: &Path, round: usize) {
+    reader.assert_running("after the writer was killed");
+    if round.is_multiple_of(2) {
+        request_stop(stop);
+        reader.expect_success(PATIENCE);
+    } else {
+        reader.kill();
+    }
+    let failed = reader.with_lines(|l| {
+        l.iter()
+            .find_map(|l| l.strip_prefix("reader invariant failed: "))
+            .map(str::to_owned)
+    });
+    if let Some(msg) = failed {
+        panic!(
+            "round {round}: the reader's check failed: {msg}\n{}",
+            reader.describe()
+        );
+    }
+    let reads = reader.with_lines(|l| l.iter().filter(|l| l.starts_with("read ")).count());
+    assert!(
+        reads > 0,
+        "round {round}: the reader never read: {}",
+        reader.describe()
+    );
+}
+
 struct Acks {
     inserts: Vec<i64>,
     incs: u64,
+    /// The writer printed `writer opened` before the kill.
+    opened: bool,
+    /// The writer's `writer open failed: ...`.
+    open_failed: Option<String>,
 }
 
 fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
@@ -90,10 +265,18 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
         let mut acks = Acks {
             inserts: Vec::new(),
             incs: 0,
+            opened: false,
+            open_failed: None,
         };
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ack insert ") {
+            // The first line comes after libtest's `test NAME ... `.
+            let line = procs::protocol(&line);
+            if line == "writer opened" {
+                acks.opened = true;
+            } else if let Some(e) = line.strip_prefix("writer open failed: ") {
+                acks.open_failed = Some(e.to_owned());
+            } else if let Some(n) = line.strip_prefix("ack insert ") {
                 acks.inserts.push(n.trim().parse().expect("number"));
             } else if line.starts_with("ack inc ") {
                 acks.incs += 1;
@@ -111,6 +294,12 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
 fn wasp_every_acknowledged_write_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
+    // The reader opens read_only before the writer's first round: the file must exist.
+    Database::open(&path, wasp())
+        .expect("create the database")
+        .close()
+        .unwrap();
+    let mut writer_opened = 0;
     let mut expected_inserts: Vec<i64> = Vec::new();
     let mut min_counter: i64 = 0;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
@@ -121,12 +310,26 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let wait = Duration::from_millis(30 + seed % 250);
+        let stop = dir.path().join(format!("stop-reader-{round}"));
+        let reader = start_reader(&path, &stop, round);
         let acks = run_and_kill(&path, wait);
+        if let Some(e) = &acks.open_failed {
+            panic!("round {round}: the writer could not open beside the reader process: {e}");
+        }
+        writer_opened += usize::from(acks.opened);
+        stop_reader(reader, &stop, round);
         expected_inserts.extend(&acks.inserts);
         min_counter += acks.incs as i64;
 
         let db = Database::open(&path, wasp()).expect("reopen after crash");
         if round % 10 == 9 {
+            // The writer creates the index this check expects.
+            assert!(
+                writer_opened > 0,
+                "the writer never opened in {} rounds: the reader process had the database \
+                 open read_only (a writer must open beside readers in other processes)",
+                round + 1
+            );
             let report = db.check_report().unwrap();
             assert_eq!(report["ok"], true, "round {round}: {report}");
             assert_eq!(
@@ -182,12 +385,17 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
         db.close().unwrap();
     }
     assert!(
+        writer_opened > 0,
+        "the writer never opened in {rounds} rounds: the reader process had the database \
+         open read_only (a writer must open beside readers in other processes)"
+    );
+    assert!(
         expected_inserts.len() > rounds,
         "the child wrote too little to prove anything ({} documents)",
         expected_inserts.len()
     );
     eprintln!(
-        "{rounds} SIGKILL rounds, {} documents, {:?}",
+        "{rounds} SIGKILL rounds, {} documents, the writer opened in {writer_opened}, {:?}",
         expected_inserts.len(),
         started.elapsed()
     );

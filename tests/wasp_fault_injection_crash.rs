@@ -4,14 +4,25 @@
 //! database is reopened. Every acknowledged commit must be present, the transaction that was
 //! in flight all or nothing, and the integrity check clean. Run for N = 1, 2, ... against
 //! `wasp` (and `wal`), so every I/O of commits, checkpoints and log resets is a crash point.
+//!
+//! With `wasp` a second process reads throughout (several processes on one database): a
+//! read_only reader opens once the collection and its index exist, checks every snapshot
+//! while the workload runs and crashes (every acknowledged transaction whole, the counter
+//! and the documents agreeing), and is SIGKILLed before the power loss and the reopen.
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_lossless
 )] // test arithmetic on small values
 
+mod common;
+
 use bson::{doc, Bson};
+use common::procs::{int, Lifetime, Proc, PATIENCE};
 use nexus::{Database, Document, FaultPlan, OpenOptions, StorageEngine, SyncMode};
+use std::collections::BTreeSet;
+
+const READER_ENV: &str = "NEXUS_FAULT_CRASH_READER_DB";
 
 fn opts(engine: StorageEngine) -> OpenOptions {
     OpenOptions {
@@ -59,6 +70,163 @@ fn txn(db: &Database, t: u32) -> bool {
     r.is_ok()
 }
 
+/// A broken invariant in the reader: said on stdout (the parent SIGKILLs the reader and then
+/// reads what it printed), then a panic.
+fn reader_fail(msg: String) -> ! {
+    println!("reader invariant failed: {}", msg.replace('\n', " "));
+    panic!("{msg}");
+}
+
+/// What one snapshot must hold after the transactions 1..=`t` (the counter says `t`): the
+/// documents `t{i}b` for every i, `t{i}a` for every i not deleted by transaction i + 10 (a
+/// multiple of 5), each well formed; nothing else.
+fn snapshot_problem(t: u32, docs: &[Document]) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    for d in docs {
+        let (Some(n), Some(Bson::String(s))) = (int(d.get("t")), d.get("s")) else {
+            return Some(format!("malformed document {:?}", d.id()));
+        };
+        let id = format!("t{n}{s}");
+        if d.id().and_then(Bson::as_str) != Some(id.as_str()) {
+            return Some(format!("document {id} has the _id {:?}", d.id()));
+        }
+        let pad = d.get("pad").and_then(Bson::as_str).map(str::len);
+        let want = if n % 7 == 0 { 20_000 } else { 150 };
+        if pad != Some(want) {
+            return Some(format!("{id} has a pad of {pad:?} bytes, not {want}"));
+        }
+        seen.insert(id);
+    }
+    let mut want = BTreeSet::new();
+    for i in 1..=t {
+        want.insert(format!("t{i}b"));
+        let deleted = i + 10 <= t && (i + 10).is_multiple_of(5);
+        if !deleted {
+            want.insert(format!("t{i}a"));
+        }
+    }
+    if seen != want {
+        let extra: Vec<_> = seen.difference(&want).take(5).collect();
+        let missing: Vec<_> = want.difference(&seen).take(5).collect();
+        return Some(format!(
+            "with the counter at {t}: missing {missing:?}, unexpected {extra:?}"
+        ));
+    }
+    None
+}
+
+/// The reader. Runs only inside a child process (the env var names its database): opens
+/// read_only and reads until it is killed, checking every snapshot.
+#[test]
+fn fault_crash_child_reader() {
+    let Ok(path) = std::env::var(READER_ENV) else {
+        return;
+    };
+    let life = Lifetime::start();
+    let db = match Database::open(
+        &path,
+        OpenOptions {
+            read_only: true,
+            ..opts(StorageEngine::Wasp)
+        },
+    ) {
+        Ok(db) => db,
+        Err(e) => {
+            println!("reader open failed: {}", e.to_string().replace('\n', " "));
+            panic!("reader open failed: {e}");
+        }
+    };
+    println!("reader opened");
+    let (c, meta) = (db.collection("c"), db.collection("meta"));
+    let counter = || -> u32 {
+        match meta.find_one(&doc! {"_id": "counter"}) {
+            Ok(None) => 0,
+            Ok(Some(d)) => int(d.get("t"))
+                .and_then(|t| u32::try_from(t).ok())
+                .unwrap_or_else(|| reader_fail(format!("a malformed counter {d:?}"))),
+            Err(e) => reader_fail(format!("read the counter: {e}")),
+        }
+    };
+    let mut last = 0;
+    loop {
+        life.check("reader");
+        let outside = counter();
+        if outside < last {
+            reader_fail(format!("the counter went back from {last} to {outside}"));
+        }
+        db.begin_read()
+            .unwrap_or_else(|e| reader_fail(format!("begin_read: {e}")));
+        let t = counter();
+        let docs: Vec<Document> = c
+            .find(&doc! {}, Default::default())
+            .and_then(|cur| cur.collect())
+            .unwrap_or_else(|e| reader_fail(format!("find in a read transaction: {e}")));
+        let counted = c
+            .count(&doc! {})
+            .unwrap_or_else(|e| reader_fail(format!("count in a read transaction: {e}")));
+        let indexed = if t > 0 {
+            c.count(&doc! {"t": i64::from(t), "s": "b"})
+                .unwrap_or_else(|e| reader_fail(format!("count through the index: {e}")))
+        } else {
+            0
+        };
+        db.commit()
+            .unwrap_or_else(|e| reader_fail(format!("end a read transaction: {e}")));
+        if t < outside {
+            reader_fail(format!(
+                "a read transaction saw the counter at {t} after a read saw {outside}"
+            ));
+        }
+        if let Some(p) = snapshot_problem(t, &docs) {
+            reader_fail(format!("in one read transaction: {p}"));
+        }
+        if counted != docs.len() as u64 {
+            reader_fail(format!(
+                "count {counted} but find {} in one read transaction",
+                docs.len()
+            ));
+        }
+        if t > 0 && indexed != 1 {
+            reader_fail(format!("the index finds t{t}b {indexed} times"));
+        }
+        last = t;
+        println!("read {t} {}", docs.len());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Starts the reader on `path` and waits until it has opened the database and read once.
+fn start_reader(path: &std::path::Path, crash_at: u64) -> Proc {
+    let mut reader = Proc::spawn(
+        &format!("crash at I/O {crash_at}: reader"),
+        "fault_crash_child_reader",
+        &[(READER_ENV, path.as_os_str())],
+    );
+    reader.wait_ready("reader opened", "reader open failed: ", PATIENCE);
+    reader.wait_for("its first read", PATIENCE, |l| {
+        l.iter().any(|l| l.starts_with("read ")).then_some(())
+    });
+    reader
+}
+
+/// SIGKILLs the reader (after the crash, before the power loss); panics when it failed a
+/// check or died before.
+fn kill_reader(mut reader: Proc, ctx: &str) {
+    reader.assert_running(ctx);
+    reader.kill();
+    let failed = reader.with_lines(|l| {
+        l.iter()
+            .find_map(|l| l.strip_prefix("reader invariant failed: "))
+            .map(str::to_owned)
+    });
+    if let Some(msg) = failed {
+        panic!(
+            "{ctx}: the reader's check failed: {msg}\n{}",
+            reader.describe()
+        );
+    }
+}
+
 fn present(db: &Database, id: &str) -> bool {
     db.collection("c")
         .find_one(&doc! {"_id": id})
@@ -76,6 +244,8 @@ fn run(engine: StorageEngine, crash_at: u64) -> u32 {
     db.collection("c")
         .create_index(&doc! {"t": 1, "s": 1}, &doc! {"unique": true})
         .unwrap();
+    // The second process reads throughout the workload and the crash.
+    let reader = (engine == StorageEngine::Wasp).then(|| start_reader(&path, crash_at));
     db.inject_faults(FaultPlan {
         crash_after_ios: Some(crash_at),
         track_unsynced: true,
@@ -113,6 +283,12 @@ fn run(engine: StorageEngine, crash_at: u64) -> u32 {
     }
     let mut plan = db.fault_plan();
     drop(db);
+    if let Some(reader) = reader {
+        kill_reader(
+            reader,
+            &format!("{engine:?} crash at I/O {crash_at} (acked {acked}, failed {failed:?})"),
+        );
+    }
     plan.simulate_power_loss().unwrap();
 
     let db = Database::open(&path, opts(engine))

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: the storage engine the test harness asks for
-//! (`open_options` and friends), and running the real `nexus` binary.
+//! (`open_options` and friends), running the real `nexus` binary, and child processes of the
+//! multi-process tests ([`procs`]).
 #![allow(dead_code)] // each test crate uses its own subset
+
+pub mod procs;
 
 use nexus::{Database, OpenOptions, StorageEngine};
 use std::path::Path;
