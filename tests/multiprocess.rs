@@ -37,6 +37,15 @@ const ACCOUNTS: usize = 20;
 const OPENING_BALANCE: i64 = 1000;
 const TOTAL: i64 = ACCOUNTS as i64 * OPENING_BALANCE;
 
+/// Multiplies the transfers before and after the kill (`NEXUS_MP_SCALE=40 cargo test
+/// --release --test multiprocess` is the long mode; 1 in the suite).
+fn scale() -> usize {
+    std::env::var("NEXUS_MP_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 // ---------------------------------------------------------------------------------------
 // Shared pieces
 // ---------------------------------------------------------------------------------------
@@ -465,9 +474,10 @@ fn transfers_across_processes_keep_the_sum() {
     for w in &mut writers {
         w.wait_ready("opened", "open failed: ", PATIENCE);
     }
+    let before_kill = 50 * scale();
     for w in &mut writers {
-        w.wait_for("50 acknowledged transfers", PATIENCE, |l| {
-            (ack_count(l) >= 50).then_some(())
+        w.wait_for("50 (x scale) acknowledged transfers", PATIENCE, |l| {
+            (ack_count(l) >= before_kill).then_some(())
         });
     }
     for r in &mut readers {
@@ -491,7 +501,7 @@ fn transfers_across_processes_keep_the_sum() {
         "100 more acknowledged transfers after writer 0 was killed (a dead writer must \
          leave no lock behind)",
         PATIENCE,
-        |l| (ack_count(l) >= w1_at_kill + 100).then_some(()),
+        |l| (ack_count(l) >= w1_at_kill + 100 * scale()).then_some(()),
     );
     // ...and every reader sees them: each new read sees every acknowledged commit.
     let target = (acked0.len() + writers[1].with_lines(ack_count)) as u64;

@@ -200,7 +200,13 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
             _ => return Ok(false),
         }
     }
+    // The records change this generation's trees, whose pages the pin protects only if
+    // the generation is still current once the slot names it.
+    let _pin = Pin::new(shared, gen);
     let moved = || shared.shm.gen() != gen;
+    if moved() {
+        return Ok(false);
+    }
     let Some(bytes) = read_log(f, from, to)? else {
         return if moved() {
             Ok(false)

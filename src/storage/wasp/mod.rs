@@ -42,16 +42,20 @@ use self::follow::WriteLock;
 pub(crate) use self::open::WaspStorage;
 pub(crate) use self::shared::{Pin, Shared, Space, State};
 use self::txn::WaspTxn;
-use self::view::View;
+use self::view::{Refused, View};
 
 use self::manifest::Manifest;
 use super::log::{self, write_new_log, LogRecovery};
 use super::{ReadView, Storage, WriteTxn};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long a read waits for another process's checkpoint to be published before it
+/// reports `Busy` (reads have no busy timeout of their own).
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 
 /// Default page size of new files.
 pub(crate) const DEFAULT_PAGE_SIZE: u32 = 8192;
@@ -91,16 +95,48 @@ impl Default for WaspConfig {
 
 impl Storage for WaspStorage {
     fn read(&self) -> Arc<dyn ReadView> {
-        let (state, pin) = {
-            let cur = self.shared.state.read();
-            (Arc::clone(&cur), Pin::new(&self.shared, cur.gen))
-        };
-        Arc::new(View {
-            state,
-            shared: Arc::clone(&self.shared),
-            committed: true,
-            _pin: pin,
-        })
+        let shared = &self.shared;
+        let deadline = Instant::now() + FOLLOW_WAIT;
+        loop {
+            let (state, pin) = {
+                let cur = shared.state.read();
+                (Arc::clone(&cur), Pin::new(shared, cur.gen))
+            };
+            // The pin protects the snapshot's pages only if its generation is still the
+            // current one once the slot says so (docs/FORMAT.md, "Page reuse"); otherwise
+            // other processes checkpointed since this process last caught up.
+            if shared.shm.gen() == state.gen {
+                return Arc::new(View {
+                    state,
+                    shared: Arc::clone(shared),
+                    committed: true,
+                    _pin: Some(pin),
+                    refused: None,
+                });
+            }
+            drop(pin);
+            let caught = follow::catch_up(shared, FOLLOW_WAIT);
+            if let Err(e) = caught.and_then(|()| {
+                if Instant::now() < deadline {
+                    Ok(())
+                } else {
+                    Err(Error::Busy(format!(
+                        "{}: other processes kept checkpointing faster than this process could follow",
+                        shared.pager.what()
+                    )))
+                }
+            }) {
+                // No snapshot whose pages are protected: an empty view that reports why.
+                return Arc::new(View {
+                    state: Arc::new(State::default()),
+                    shared: Arc::clone(shared),
+                    committed: false,
+                    _pin: None,
+                    refused: Some(Refused::from_error(&e)),
+                });
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn begin_write(&self, busy_timeout: Duration) -> Result<Box<dyn WriteTxn>> {
@@ -310,6 +346,11 @@ pub(crate) fn set_log_quiet(shared: &Shared, quiet: bool) -> Result<()> {
             drop(space);
             // Same trees, same log: only the generation moves (other processes reload).
             publish_generation(shared, m.generation, None);
+            let mut cur = shared.state.write();
+            *cur = Arc::new(State {
+                gen: m.generation,
+                ..State::clone(&cur)
+            });
             Ok(())
         }
         Err(e) => {

@@ -140,6 +140,7 @@ pub(super) fn commit_by_checkpoint(
         let mut space = shared.space.lock();
         let mut cur = shared.state.write();
         state.epoch = cur.epoch + 1;
+        state.gen = cur.gen;
         space.freed_by_commit(freed);
         space.dirty_nodes += dirtied;
         *cur = Arc::new(state);
@@ -430,6 +431,9 @@ impl WriteTxn for WaspTxn {
             let mut space = shared.space.lock();
             let mut cur = shared.state.write();
             state.epoch = cur.epoch + 1;
+            // The trees this transaction started from are the published ones; only a quiet
+            // flip (same trees, next generation) can have moved the generation since.
+            state.gen = cur.gen;
             space.freed_by_commit(freed);
             space.dirty_nodes += dirtied;
             let dirty_bytes = space.dirty_nodes * shared.pager.geo.page_size as u64;
@@ -474,7 +478,8 @@ impl WriteTxn for WaspTxn {
             state: Arc::new(self.state.clone()),
             shared: Arc::clone(&self.shared),
             committed: false,
-            _pin: Pin::new(&self.shared, self.state.gen),
+            _pin: Some(Pin::new(&self.shared, self.state.gen)),
+            refused: None,
         })
     }
 }

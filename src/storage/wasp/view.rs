@@ -72,7 +72,24 @@ pub(super) struct View {
     pub(super) shared: Arc<Shared>,
     /// Whether `state` is a published (committed) one, not a transaction's.
     pub(super) committed: bool,
-    pub(super) _pin: Pin,
+    pub(super) _pin: Option<Pin>,
+    /// Why this view is empty: no snapshot could be taken safely (see `WaspStorage::read`).
+    pub(super) refused: Option<Refused>,
+}
+
+/// Why a view is empty, as the error its reads report.
+pub(super) enum Refused {
+    Corrupt(String),
+    Busy(String),
+}
+
+impl Refused {
+    pub(super) fn from_error(e: &Error) -> Self {
+        match e {
+            Error::Corrupt(m) => Self::Corrupt(m.clone()),
+            other => Self::Busy(other.to_string()),
+        }
+    }
 }
 
 impl ReadView for View {
@@ -95,7 +112,11 @@ impl ReadView for View {
         self.state.tables.get(table).map_or(0, |t| t.bytes)
     }
     fn fault(&self) -> Option<Error> {
-        self.shared.fault()
+        match &self.refused {
+            Some(Refused::Corrupt(m)) => Some(Error::Corrupt(m.clone())),
+            Some(Refused::Busy(m)) => Some(Error::Busy(m.clone())),
+            None => self.shared.fault(),
+        }
     }
     fn snapshot_id(&self) -> Option<crate::storage::SnapshotId> {
         // Each commit publishes a new epoch; a checkpoint republishes the same contents.
