@@ -31,7 +31,7 @@
  * Settings: NexusLite nexus_open(path, NULL) (defaults: storage wasp, sync full, busy
  * timeout 5000 ms, document cache and page cache on) unless BENCH_NEXUS_OPTIONS gives an
  * options object (a report made so must say it). SQLite journal_mode=WAL,
- * synchronous=BENCH_SQLITE_SYNCHRONOUS (NORMAL), busy timeout 5000 ms, cache_size 32 MiB
+ * synchronous=BENCH_SQLITE_SYNCHRONOUS (FULL), busy timeout 5000 ms, cache_size 32 MiB
  * (NexusLite's default page cache).
  *
  * Busy: NEXUS_BUSY (SQLite: SQLITE_BUSY and its extended codes) from a call in a loop is
@@ -44,7 +44,7 @@
  * Environment (defaults in brackets): BENCH_DOCS [100000], BENCH_RUNS [3], BENCH_SECONDS [3]
  * per measurement, BENCH_ENGINES [both] or nexus or sqlite (one engine: a check of the
  * harness), BENCH_NEXUS_OPTIONS [none: NULL] a whole options object for a run off the
- * defaults, BENCH_NEXUS_READ [find_one] or get, BENCH_SQLITE_SYNCHRONOUS [NORMAL].
+ * defaults, BENCH_NEXUS_READ [find_one] or get, BENCH_SQLITE_SYNCHRONOUS [FULL].
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -541,7 +541,7 @@ int main(int argc, char **argv)
     const char *read_call = getenv("BENCH_NEXUS_READ");
     NEXUS_READ = read_call && *read_call ? read_call : "find_one";
     const char *sync = getenv("BENCH_SQLITE_SYNCHRONOUS");
-    SQLITE_SYNC = sync && *sync ? sync : "NORMAL";
+    SQLITE_SYNC = sync && *sync ? sync : "FULL";
     const char *engines = getenv("BENCH_ENGINES");
     engines = engines && *engines ? engines : "both";
     RUN_ENG[NEXUS] = strcmp(engines, "sqlite") != 0;

@@ -29,3 +29,5 @@ bash scripts/bench-index.sh
 
 echo "== multi-process: readers beside a writer, and two writers, beside SQLite WAL (C ABI)"
 bash scripts/bench-multiprocess.sh
+BENCH_NEXUS_OPTIONS='{"sync":"normal"}' BENCH_SQLITE_SYNCHRONOUS=NORMAL \
+    BENCH_OUT=benchmarks/multiprocess-sync-normal.md bash scripts/bench-multiprocess.sh
