@@ -1158,3 +1158,85 @@ fn child_protocol_lines_lose_the_harness_prefix() {
     assert_eq!(procs::protocol("ack 0 17"), "ack 0 17");
     assert_eq!(procs::protocol("seen 3"), "seen 3");
 }
+
+/// Changer: one round of changes to what the parent has cached, then `done`: updates `k1`,
+/// deletes `k2`, inserts `k3`, creates an index on `v`, creates the collection `fresh` and
+/// drops `gone`; then, bounded, the parent's second look.
+#[test]
+fn mp_child_changer() {
+    let Some(env) = ChildEnv::get("changer") else {
+        return;
+    };
+    let db = env.open(options());
+    let c = db.collection("kv");
+    c.update(
+        &doc! {"_id": "k1"},
+        &doc! {"$set": {"v": 2}},
+        nexus::UpdateOptions::default(),
+    )
+    .expect("update k1");
+    c.delete(&doc! {"_id": "k2"}, false).expect("delete k2");
+    c.insert(Document::builder().field("_id", "k3").field("v", 3).build())
+        .expect("insert k3");
+    c.create_index(&doc! {"v": 1}, &doc! {})
+        .expect("create index");
+    db.create_collection("fresh", None).expect("create fresh");
+    db.drop_collection("gone").expect("drop gone");
+    db.close().expect("close");
+    println!("done");
+}
+
+/// The parent's connection has documents in its cache and collections and indexes in its
+/// catalogs; another process changes all of them; the parent's next calls see the changes
+/// (no stale cache entry, no stale collection list or index list), and a query that can use
+/// the new index uses it.
+#[test]
+fn caches_follow_other_processes() {
+    if !wasp_only("caches_follow_other_processes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caches.db");
+    let stop = dir.path().join("stop");
+    let db = Database::open(&path, options()).expect("create");
+    let c = db.collection("kv");
+    for (k, v) in [("k1", 1), ("k2", 1)] {
+        c.insert(Document::builder().field("_id", k).field("v", v).build())
+            .unwrap();
+    }
+    db.create_collection("gone", None).unwrap();
+    // Into the document cache (a get fills it) and the catalogs.
+    for k in ["k1", "k2"] {
+        assert!(c.get_by_text(k).unwrap().is_some());
+        assert!(c.get_by_text(k).unwrap().is_some());
+    }
+    assert!(c.get_by_text("k3").unwrap().is_none());
+    assert_eq!(c.list_indexes().unwrap().len(), 1, "only _id");
+    let hits_before = db.stats().unwrap()["cache"]["hits"].as_u64();
+
+    let mut child = spawn("changer", "mp_child_changer", "changer", 0, &path, &stop);
+    child.expect_success(PATIENCE);
+
+    let k1 = c.get_by_text("k1").unwrap().expect("k1 still there");
+    assert_eq!(int(k1.get("v")), Some(2), "a stale cached k1: {k1:?}");
+    assert!(c.get_by_text("k2").unwrap().is_none(), "a stale cached k2");
+    assert!(
+        c.get_by_text("k3").unwrap().is_some(),
+        "k3 from the other process"
+    );
+    let names = db.list_collections().unwrap();
+    assert!(names.contains(&"fresh".to_owned()), "{names:?}");
+    assert!(!names.contains(&"gone".to_owned()), "{names:?}");
+    let indexes = c.list_indexes().unwrap();
+    assert_eq!(indexes.len(), 2, "the other process's index: {indexes:?}");
+    let plan = c
+        .explain(&doc! {"v": 3}, nexus::FindOptions::default())
+        .unwrap();
+    assert!(
+        plan.to_string().contains("v_1"),
+        "the query should use the new index: {plan}"
+    );
+    assert_eq!(c.count(&doc! {"v": {"$gte": 2}}).unwrap(), 2);
+    assert!(hits_before.is_some());
+    assert_eq!(db.check().unwrap()["ok"], true);
+}

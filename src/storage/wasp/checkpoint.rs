@@ -15,7 +15,8 @@
 //! 6. Compaction only: `ftruncate` the file to the new page count.
 //! 7. Reset the log: new `NAME.wasp.tmp` with `base_lsn` = checkpoint LSN, fsync, rename,
 //!    fsync the directory. A crash before this replays only records above the checkpoint LSN.
-//! 8. Publish the state with on-disk roots; pages freed up to now become releasable.
+//! 8. Publish the state with on-disk roots (and the generation to other processes); pages
+//!    freed up to now become releasable by the next checkpoint.
 //!
 //! Any failure poisons the engine (the in-memory free set no longer matches the disk).
 
@@ -289,7 +290,10 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     }
     space.meta_pages = meta_pages;
     space.dirty_nodes = 0;
-    space.release(shared.min_reader_anywhere());
+    // Nothing is released against the new manifest here: that happens at the start of the
+    // next checkpoint, whose scan of the reader slots comes after this generation is
+    // published (a reader of the old generation may be storing its pin right now, and
+    // checks it against the published generation; see docs/FORMAT.md, "Page reuse").
     drop(space_guard);
     // 7. log reset, and other processes told
     reset_log(shared, false)?;

@@ -16,7 +16,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Bytes of the shared file.
@@ -27,14 +27,16 @@ const OFF_MAGIC: usize = 0;
 const OFF_GEN: usize = 8;
 const OFF_LOG_END: usize = 16;
 const OFF_LAST_LSN: usize = 24;
-const OFF_WRITER: usize = 32;
+/// The write lock: u32 owner (slot + 1; 0 free) and u32 number of sleeping waiters.
+const OFF_WRITE_OWNER: usize = 32;
+/// The owner word of a lock whose holder's slot was taken over by a new process.
+const DEAD_OWNER: u32 = u32::MAX;
 const OFF_LOG_BASE: usize = 40;
 /// The reader slots: `SLOTS` of 16 bytes (min pinned generation, pid) from `OFF_SLOTS`.
 const OFF_SLOTS: usize = 128;
 pub(crate) const SLOTS: usize = 240;
 
 /// Lock bytes (locked ranges of one byte; they need not lie inside the file).
-const LOCK_WRITE: i64 = 0;
 const LOCK_OPEN: i64 = 1;
 const LOCK_SLOT0: i64 = 16;
 
@@ -135,6 +137,45 @@ const OFD_SETLKW: libc::c_int = libc::F_SETLKW;
 #[cfg(not(target_os = "linux"))]
 const OFD_GETLK: libc::c_int = libc::F_GETLK;
 
+/// Sleeps until `word` no longer holds `expected` (or `nap` passed, or spuriously).
+#[cfg(target_os = "linux")]
+fn futex_wait(word: &AtomicU32, expected: u32, nap: Duration) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(nap.as_secs()).unwrap_or(1),
+        tv_nsec: libc::c_long::try_from(nap.subsec_nanos()).unwrap_or(0),
+    };
+    // SAFETY: `word` is a live, aligned u32 in a shared mapping; a shared (not private)
+    // futex because other processes wait on the same physical word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+/// Wakes one process sleeping in [`futex_wait`] on `word`.
+#[cfg(target_os = "linux")]
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as in `futex_wait`.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn futex_wait(_word: &AtomicU32, _expected: u32, nap: Duration) {
+    std::thread::sleep(nap.min(Duration::from_millis(1)));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn futex_wake(_word: &AtomicU32) {}
+
 /// Sleeps a little longer each time, up to 5 ms, while waiting for a lock.
 fn backoff(round: &mut u32) {
     *round += 1;
@@ -206,7 +247,7 @@ impl ShmFile {
             for i in 0..SLOTS {
                 shm.slot_word(i).store(0, Ordering::Relaxed);
             }
-            shm.word(OFF_WRITER).store(0, Ordering::Relaxed);
+            shm.word(OFF_WRITE_OWNER).store(0, Ordering::Relaxed);
         }
         shm.slot = shm.claim_slot()?;
         Ok((shm, joined))
@@ -220,6 +261,14 @@ impl ShmFile {
                 .map_err(|e| Error::io(&self.path, e))?
             {
                 self.slot_word(i).store(0, Ordering::SeqCst);
+                // The slot's last owner died holding the write lock: say so, or the next
+                // writer would take this live process for the holder.
+                let _ = self.owner().compare_exchange(
+                    u32::try_from(i + 1).unwrap_or(0),
+                    DEAD_OWNER,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
                 self.word(OFF_SLOTS + 16 * i + 8)
                     .store(u64::from(std::process::id()), Ordering::Relaxed);
                 return Ok(i);
@@ -315,41 +364,83 @@ impl ShmFile {
         min
     }
 
+    /// The write lock's word: 0 when free, the holder's slot number + 1, or [`DEAD_OWNER`].
+    fn owner(&self) -> &AtomicU32 {
+        self.word32(OFF_WRITE_OWNER)
+    }
+
+    /// How many processes sleep waiting for the write lock (the holder wakes one).
+    fn waiters(&self) -> &AtomicU32 {
+        self.word32(OFF_WRITE_OWNER + 4)
+    }
+
+    fn word32(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= SHM_LEN);
+        // SAFETY: as in `word`, for a 4-byte aligned offset.
+        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU32>() }
+    }
+
+    /// Whether the process owning slot `i` is alive (holds the slot's lock).
+    fn slot_alive(&self, i: usize) -> bool {
+        // An error asking counts as alive: waiting (Busy) is safe, stealing would not be.
+        lock_held_elsewhere(&self.file, LOCK_SLOT0 + i as i64).unwrap_or(true)
+    }
+
     /// Takes the write lock, waiting until `deadline`. Returns whether the previous holder
-    /// died while writing (it set the writer mark and never cleared it): the caller must
-    /// then recover before writing.
+    /// died holding it (its slot's lock is gone): the caller must then recover before
+    /// writing. Uncontended, this is one compare-and-swap in the shared map: no system call.
     pub(crate) fn lock_write(&self, deadline: Instant, busy: Duration) -> Result<bool> {
-        let mut round = 0;
+        let me = u32::try_from(self.slot + 1).unwrap_or(u32::MAX - 1);
+        let owner = self.owner();
         loop {
-            if lock_op(&self.file, LOCK_WRITE, Kind::Exclusive, false)
-                .map_err(|e| Error::io(&self.path, e))?
-            {
-                break;
+            let cur = match owner.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return Ok(false),
+                Err(cur) => cur,
+            };
+            if cur == me {
+                return Err(Error::Internal(
+                    "the write lock is already held by this process".into(),
+                ));
             }
-            if Instant::now() >= deadline {
+            let dead = cur == DEAD_OWNER || !self.slot_alive(cur as usize - 1);
+            if dead {
+                if owner
+                    .compare_exchange(cur, me, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return Ok(true);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(Error::Busy(format!(
                     "another process held the write lock for longer than busy_timeout_ms ({} ms)",
                     busy.as_millis()
                 )));
             }
-            backoff(&mut round);
+            // Sleep until the holder lets go (or a while, to look at its liveness again).
+            let nap = (deadline - now).min(Duration::from_millis(20));
+            self.waiters().fetch_add(1, Ordering::SeqCst);
+            futex_wait(owner, cur, nap);
+            self.waiters().fetch_sub(1, Ordering::SeqCst);
         }
-        let died = self
-            .word(OFF_WRITER)
-            .swap(u64::from(std::process::id()), Ordering::SeqCst)
-            != 0;
-        Ok(died)
     }
 
-    /// Whether a process holds the write lock now.
+    /// Whether a live process holds the write lock now.
     pub(crate) fn writer_alive(&self) -> bool {
-        lock_held_elsewhere(&self.file, LOCK_WRITE).unwrap_or(true)
+        match self.owner().load(Ordering::SeqCst) {
+            0 | DEAD_OWNER => false,
+            o => o as usize - 1 == self.slot || self.slot_alive(o as usize - 1),
+        }
     }
 
     /// Releases the write lock (the writer's work is complete and published).
     pub(crate) fn unlock_write(&self) {
-        self.word(OFF_WRITER).store(0, Ordering::SeqCst);
-        let _ = lock_op(&self.file, LOCK_WRITE, Kind::Unlock, false);
+        self.owner().store(0, Ordering::SeqCst);
+        if self.waiters().load(Ordering::SeqCst) > 0 {
+            futex_wake(self.owner());
+        }
     }
 
     /// Whether this is the only process with the database open now (tries the open lock
