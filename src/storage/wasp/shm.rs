@@ -142,7 +142,7 @@ const OFD_GETLK: libc::c_int = libc::F_GETLK;
 fn futex_wait(word: &AtomicU32, expected: u32, nap: Duration) {
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(nap.as_secs()).unwrap_or(1),
-        tv_nsec: libc::c_long::try_from(nap.subsec_nanos()).unwrap_or(0),
+        tv_nsec: libc::c_long::from(nap.subsec_nanos()),
     };
     // SAFETY: `word` is a live, aligned u32 in a shared mapping; a shared (not private)
     // futex because other processes wait on the same physical word.
