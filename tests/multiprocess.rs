@@ -1240,3 +1240,63 @@ fn caches_follow_other_processes() {
     assert!(hits_before.is_some());
     assert_eq!(db.check().unwrap()["ok"], true);
 }
+
+/// Opener: opens the database named in its environment and prints what happened.
+#[test]
+fn mp_child_opener() {
+    let Some(env) = ChildEnv::get("opener") else {
+        return;
+    };
+    match Database::open(&env.db, options()) {
+        Ok(db) => {
+            println!("opened");
+            drop(db);
+        }
+        Err(e) => println!("open failed: {}", describe_error(&e)),
+    }
+    println!("done");
+}
+
+/// `app` and `app.db` are two databases whose logs are both `app.wasp` (and so share
+/// `app.wasp-shm`): while one is open in a process, another process opening the other (or
+/// creating `app.new`, the same log name again) is refused with a message saying so, and
+/// the open database does not change.
+#[test]
+fn two_databases_sharing_a_log_name_are_refused_not_mixed() {
+    if !wasp_only("two_databases_sharing_a_log_name_are_refused_not_mixed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let with_ext = dir.path().join("app.db");
+    let without = dir.path().join("app");
+    let stop = dir.path().join("stop");
+    // `app` exists (created and closed alone), then `app.db` is created and stays open.
+    {
+        let db = Database::open(&without, options()).unwrap();
+        db.collection("c")
+            .insert(Document::builder().field("_id", "in-app").build())
+            .unwrap();
+        db.close().unwrap();
+    }
+    let _ = std::fs::remove_file(dir.path().join("app.wasp"));
+    let db = Database::open(&with_ext, options()).unwrap();
+    db.collection("c")
+        .insert(Document::builder().field("_id", "in-app-db").build())
+        .unwrap();
+    // `app.new` would be a new database, also logging to `app.wasp`.
+    for (label, path) in [("existing", &without), ("new", &dir.path().join("app.new"))] {
+        let mut child = spawn(label, "mp_child_opener", "opener", 0, path, &stop);
+        child.expect_success(PATIENCE);
+        let lines = child.lines();
+        let failed = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("open failed: "))
+            .unwrap_or_else(|| panic!("{label}: the open should be refused: {lines:?}"));
+        assert!(
+            failed.contains("Corrupt") && failed.contains("app.wasp"),
+            "{label}: {failed}"
+        );
+    }
+    assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
+    assert_eq!(db.check().unwrap()["ok"], true);
+}

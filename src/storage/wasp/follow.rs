@@ -167,8 +167,10 @@ fn read_log(f: &Follow, from: u64, to: u64) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Opens the log at its path; returns it and its `base_lsn`.
-fn open_log(shared: &Shared) -> Result<Option<(File, u64)>> {
+/// Opens the log at its path; returns it and its `base_lsn`. A log whose salt is not
+/// `salt` (the manifest's) belongs to another database (`app` and `app.db` share
+/// `app.wasp`, and so `app.wasp-shm`): `Corrupt`, as at open.
+fn open_log(shared: &Shared, salt: u32) -> Result<Option<(File, u64)>> {
     let file = match File::open(&shared.log_path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -180,7 +182,14 @@ fn open_log(shared: &Shared) -> Result<Option<(File, u64)>> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(Error::io(&shared.log_path, e)),
     }
-    let (base, _) = log::decode_header(&head, &shared.log_path.display().to_string())?;
+    let what = shared.log_path.display().to_string();
+    let (base, found) = log::decode_header(&head, &what)?;
+    if found != 0 && salt != 0 && found != salt {
+        return Err(Error::Corrupt(format!(
+            "log {what} belongs to another database (its salt {found:#010x} is not {}'s {salt:#010x}), which another process has open",
+            shared.pager.what()
+        )));
+    }
     Ok(Some((file, base)))
 }
 
@@ -192,7 +201,8 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     let to = shared.shm.log_end();
     let base = shared.shm.log_base();
     if f.log.is_none() || f.log_base != base {
-        match open_log(shared)? {
+        let salt = shared.space.lock().manifest.log_salt;
+        match open_log(shared, salt)? {
             Some((file, b)) if b == base => {
                 f.log = Some(file);
                 f.log_base = b;
@@ -290,7 +300,7 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     if m.generation != gen {
         return Ok(false);
     }
-    let Some((file, base)) = open_log(shared)? else {
+    let Some((file, base)) = open_log(shared, m.log_salt)? else {
         return Ok(false);
     };
     // The log is renamed into place after its manifest is written: the same manifest after

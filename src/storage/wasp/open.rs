@@ -55,9 +55,17 @@ impl WaspStorage {
         let alone = matches!(joined, Joined::Alone);
         let fresh = db.len()? == 0;
         let (page_size, format_version) = if fresh {
-            if read_only || !alone {
+            if read_only {
                 return Err(Error::Corrupt(format!(
                     "{what} is empty: not a NexusLite database"
+                )));
+            }
+            if !alone {
+                // A new file is created by the process that has it alone; others joining
+                // means they have another database open whose log has this one's name.
+                return Err(Error::Corrupt(format!(
+                    "{what} is empty, and other processes have a database open that shares its log {} (`app` and `app.db` both log to `app.wasp`); rename one of them",
+                    log_path.display()
                 )));
             }
             if log_path.exists() {
@@ -292,12 +300,32 @@ impl WaspStorage {
         shared.local_gen.store(gen, Ordering::SeqCst);
         shared.applied_end.store(log_end, Ordering::SeqCst);
         // Lets other processes in.
-        shared.shm.publish_open(gen, log_base, log_end, last_lsn);
+        let salt = shared.space.lock().manifest.log_salt;
+        shared
+            .shm
+            .publish_open(salt, gen, log_base, log_end, last_lsn);
         Ok(Self { shared })
     }
 
     /// Opens a database other processes have open: its state is what they published.
     fn join(parts: Parts, busy: Duration) -> Result<Self> {
+        // `app` and `app.db` share `app.wasp` and so `app.wasp-shm`: the other processes
+        // may have the other database open.
+        let m = Manifest::choose(
+            &parts.pager.read_raw(1)?,
+            &parts.pager.read_raw(2)?,
+            u32::try_from(parts.pager.geo.page_size).unwrap_or(0),
+            parts.pager.what(),
+        )?;
+        let theirs = parts.shm.salt();
+        if m.log_salt != 0 && theirs != 0 && m.log_salt != theirs {
+            return Err(Error::Corrupt(format!(
+                "{} and the database other processes have open share the log {} (salt {theirs:#010x}, not {:#010x}); rename one of them",
+                parts.pager.what(),
+                parts.log_path.display(),
+                m.log_salt
+            )));
+        }
         let log = if parts.read_only {
             None
         } else {
@@ -310,12 +338,6 @@ impl WaspStorage {
                     if parts.log_path.exists() || died {
                         return Ok(());
                     }
-                    let m = Manifest::choose(
-                        &parts.pager.read_raw(1)?,
-                        &parts.pager.read_raw(2)?,
-                        u32::try_from(parts.pager.geo.page_size).unwrap_or(0),
-                        parts.pager.what(),
-                    )?;
                     write_new_log(
                         &parts.log_path,
                         shm.log_base(),

@@ -32,6 +32,7 @@ const OFF_WRITE_OWNER: usize = 32;
 /// The owner word of a lock whose holder's slot was taken over by a new process.
 const DEAD_OWNER: u32 = u32::MAX;
 const OFF_LOG_BASE: usize = 40;
+const OFF_SALT: usize = 48;
 /// The reader slots: `SLOTS` of 16 bytes (min pinned generation, pid) from `OFF_SLOTS`.
 const OFF_SLOTS: usize = 128;
 pub(crate) const SLOTS: usize = 240;
@@ -282,7 +283,15 @@ impl ShmFile {
 
     /// The process that found the database alone has recovered it: publishes the counters
     /// and lets other processes open it.
-    pub(crate) fn publish_open(&self, gen: u64, log_base: u64, log_end: u64, last_lsn: u64) {
+    pub(crate) fn publish_open(
+        &self,
+        salt: u32,
+        gen: u64,
+        log_base: u64,
+        log_end: u64,
+        last_lsn: u64,
+    ) {
+        self.word(OFF_SALT).store(u64::from(salt), Ordering::SeqCst);
         self.word(OFF_GEN).store(gen, Ordering::SeqCst);
         self.word(OFF_LOG_BASE).store(log_base, Ordering::SeqCst);
         self.word(OFF_LOG_END).store(log_end, Ordering::SeqCst);
@@ -301,6 +310,11 @@ impl ShmFile {
 
     fn slot_word(&self, i: usize) -> &AtomicU64 {
         self.word(OFF_SLOTS + 16 * i)
+    }
+
+    /// The log salt of the database the processes that have this file open share.
+    pub(crate) fn salt(&self) -> u32 {
+        u32::try_from(self.word(OFF_SALT).load(Ordering::SeqCst)).unwrap_or(0)
     }
 
     /// The current manifest generation (published by checkpoints).
@@ -476,7 +490,7 @@ mod tests {
         let p = dir.path().join("t.wasp-shm");
         let (a, ja) = ShmFile::open(&p, Duration::from_millis(100)).unwrap();
         assert!(matches!(ja, Joined::Alone));
-        a.publish_open(3, 0, 32, 7);
+        a.publish_open(9, 3, 0, 32, 7);
         let (b, jb) = ShmFile::open(&p, Duration::from_millis(100)).unwrap();
         assert!(matches!(jb, Joined::Others));
         assert_eq!((b.gen(), b.log_end(), b.last_lsn()), (3, 32, 7));
