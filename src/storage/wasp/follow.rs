@@ -11,7 +11,6 @@
 //! can drop it. The protocol is written down in `docs/FORMAT.md` ("Several processes").
 
 use super::catalog::TableMeta;
-use super::manifest::Manifest;
 use super::open::load_trees;
 use super::shared::{Pin, Shared, Space, State};
 use super::txn::apply;
@@ -280,23 +279,13 @@ fn merge(shared: &Shared, mut changes: ForeignChanges) {
     }
 }
 
-fn read_manifest(shared: &Shared) -> Result<Manifest> {
-    let p = &shared.pager;
-    Manifest::choose(
-        &p.read_raw(1)?,
-        &p.read_raw(2)?,
-        u32::try_from(p.geo.page_size).unwrap_or(0),
-        p.what(),
-    )
-}
-
 /// Another generation is published: loads its trees and replays its log. Returns `false`
 /// when a newer checkpoint got in the way (try again).
 pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     let gen = shared.shm.gen();
     // Pages of `gen`'s trees are not reused while a slot names `gen` (see FORMAT.md).
     let _pin = Pin::new(shared, gen);
-    let m = read_manifest(shared)?;
+    let m = shared.pager.read_manifest()?;
     if m.generation != gen {
         return Ok(false);
     }
@@ -305,7 +294,7 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     };
     // The log is renamed into place after its manifest is written: the same manifest after
     // opening it means it is this generation's log.
-    if read_manifest(shared)?.generation != gen || base != shared.shm.log_base() {
+    if shared.pager.read_manifest()?.generation != gen || base != shared.shm.log_base() {
         return Ok(false);
     }
     let end = shared.shm.log_end();
@@ -380,7 +369,7 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
 /// as a manifest it never published, publishes that manifest and its log. (A record it
 /// appended but never published is cut by [`WriteLock::acquire`] before the next append.)
 fn recover(shared: &Shared) -> Result<()> {
-    let m = read_manifest(shared)?;
+    let m = shared.pager.read_manifest()?;
     if m.generation == shared.shm.gen() {
         return Ok(());
     }

@@ -117,20 +117,11 @@ impl WaspStorage {
         if !alone {
             return Self::join(parts, busy_timeout);
         }
-        let Parts {
-            pager,
-            db,
-            shm,
-            read_only,
-            format_version,
-            log_path,
-            faults,
-            cfg,
-        } = parts;
-        let manifest =
-            Manifest::choose(&pager.read_raw(1)?, &pager.read_raw(2)?, page_size, &what)?;
+        let (pager, log_path, faults, cfg) =
+            (&parts.pager, &parts.log_path, &parts.faults, &parts.cfg);
+        let manifest = pager.read_manifest()?;
         // Alone: no snapshot of any other process reads a page, so every listed page is free.
-        let trees = load_trees(&pager, &manifest, false)?;
+        let trees = load_trees(pager, &manifest, false)?;
         let (tables, meta_pages, free) = (trees.tables, trees.meta_pages, trees.free);
         // The log: replay what came after the checkpoint.
         let mut manifest = manifest;
@@ -161,9 +152,9 @@ impl WaspStorage {
         let mut log_file = None;
         if replaced.is_none() && log_exists {
             if read_only {
-                image = crate::storage::file::read_regular(&log_path)?;
+                image = crate::storage::file::read_regular(log_path)?;
             } else {
-                let mut f = LogFile::open(&log_path, false, faults.clone())?;
+                let mut f = LogFile::open(log_path, false, faults.clone())?;
                 image = f.read_all()?;
                 log_file = Some(f);
             }
@@ -194,11 +185,11 @@ impl WaspStorage {
             // replaced. A read-only connection only reads as if it were there.
             if !read_only {
                 log_file = Some(write_new_log(
-                    &log_path,
+                    log_path,
                     manifest.ckpt_lsn,
                     manifest.log_salt,
                     std::iter::empty(),
-                    &faults,
+                    faults,
                 )?);
             }
             image = log::encode_header(manifest.ckpt_lsn, manifest.log_salt).to_vec();
@@ -231,14 +222,14 @@ impl WaspStorage {
                 continue;
             }
             for op in ops {
-                apply(&pager, &mut state, op, &mut replay_freed, &mut dirty_nodes).map_err(
-                    |e| match e {
+                apply(pager, &mut state, op, &mut replay_freed, &mut dirty_nodes).map_err(|e| {
+                    match e {
                         Error::Corrupt(m) => Error::Corrupt(m),
                         other => Error::Corrupt(format!(
                             "{log_what}: record {lsn} does not apply: {other}"
                         )),
-                    },
-                )?;
+                    }
+                })?;
             }
             last_lsn = last_lsn.max(*lsn);
             replayed += 1;
@@ -280,23 +271,7 @@ impl WaspStorage {
             dirty_nodes,
         };
         space.freed_by_commit(replay_freed);
-        let shared = assemble(
-            Parts {
-                pager,
-                db,
-                shm,
-                read_only,
-                format_version,
-                log_path,
-                faults,
-                cfg,
-            },
-            state,
-            space,
-            log,
-            group,
-            recovery,
-        );
+        let shared = assemble(parts, state, space, log, group, recovery);
         shared.local_gen.store(gen, Ordering::SeqCst);
         shared.applied_end.store(log_end, Ordering::SeqCst);
         // Lets other processes in.
@@ -311,12 +286,7 @@ impl WaspStorage {
     fn join(parts: Parts, busy: Duration) -> Result<Self> {
         // `app` and `app.db` share `app.wasp` and so `app.wasp-shm`: the other processes
         // may have the other database open.
-        let m = Manifest::choose(
-            &parts.pager.read_raw(1)?,
-            &parts.pager.read_raw(2)?,
-            u32::try_from(parts.pager.geo.page_size).unwrap_or(0),
-            parts.pager.what(),
-        )?;
+        let m = parts.pager.read_manifest()?;
         let theirs = parts.shm.salt();
         if m.log_salt != 0 && theirs != 0 && m.log_salt != theirs {
             return Err(Error::Corrupt(format!(

@@ -606,6 +606,16 @@ impl Pager {
         Ok((ids, own))
     }
 
+    /// The manifest in force: the valid slot with the highest generation (read by copy).
+    pub(crate) fn read_manifest(&self) -> Result<super::manifest::Manifest> {
+        super::manifest::Manifest::choose(
+            &self.read_raw(1)?,
+            &self.read_raw(2)?,
+            u32::try_from(self.geo.page_size).unwrap_or(0),
+            self.what(),
+        )
+    }
+
     /// Forgets every cached page: another process's checkpoint may have written new
     /// contents into page numbers this cache holds.
     pub(crate) fn clear_cache(&self) {
