@@ -141,6 +141,23 @@ runs=${BENCH_RUNS:-3}
     echo "- A call failing with anything but BUSY, a child exiting without its report, or a"
     echo "  measurement overrunning by two minutes stops the run (exit 1, no report)."
     echo
+    echo "## Where rows miss the target"
+    echo
+    echo "Read the multi-process rows against the one-process rows of the same engine: what a"
+    echo "second process costs is the drop from \"1 reader, no writer\" and \"1 writer, no reader\"."
+    echo "In the 2026-12-06 runs NexusLite's readers lost about as much beside a writer as"
+    echo "SQLite's did, and its two writer processes committed more than one (with sync full); the"
+    echo "rows are behind SQLite by the one-process gaps, which belong to other issues: durable"
+    echo "commits sit on the append + \`fdatasync\` ceiling of \`NAME.wasp\` (SQLite overwrites a"
+    echo "recycled WAL; issue #18, the recycled log), and reads by \`_id\` spend about 20% of the"
+    echo "reader's time in the node binary search over \`Vec<Bytes>\` keys, 10% in \`Bytes\`"
+    echo "reference counting and 10% in malloc/free (issue #19). Two costs are NexusLite's own: each"
+    echo "process replays the records other processes commit into its own tree (SQLite's readers"
+    echo "read WAL frames through the shared index instead), and after another process's"
+    echo "checkpoint a process drops its page and document caches. With sync normal, two writer"
+    echo "processes committed about half of what one did: each replays the other's records and the"
+    echo "lock passes between them through a futex on 2 cores."
+    echo
     echo "## Raw numbers"
     echo
     echo '```'
