@@ -237,28 +237,34 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
         }
     };
     let mut space = shared.space.lock();
-    let mut state = State::clone(&shared.state.read());
     let mut freed = Vec::new();
     let mut dirtied = 0;
     let mut foreign = ForeignChanges::default();
-    for (lsn, ops) in &records {
-        for op in ops {
-            apply(&shared.pager, &mut state, op, &mut freed, &mut dirtied).map_err(|e| {
-                Error::Corrupt(format!(
-                    "{}: record {lsn} another process committed does not apply here: {e}",
-                    shared.log_path.display()
-                ))
-            })?;
+    {
+        // Applied to the published state itself: when no snapshot holds it (the common
+        // case between reads), its nodes change in place instead of being copied, as a
+        // commit's private copy must be. Readers of this process wait for the state lock
+        // meanwhile (microseconds). A record that does not apply leaves the state half
+        // changed: the store is marked corrupt, every later call fails.
+        let mut cur = shared.state.write();
+        let state = Arc::make_mut(&mut *cur);
+        for (lsn, ops) in &records {
+            for op in ops {
+                if let Err(e) = apply(&shared.pager, state, op, &mut freed, &mut dirtied) {
+                    let e = Error::Corrupt(format!(
+                        "{}: record {lsn} another process committed does not apply here: {e}",
+                        shared.log_path.display()
+                    ));
+                    shared.note_read_error(&e);
+                    return Err(e);
+                }
+            }
+            foreign.note(ops);
         }
-        foreign.note(ops);
+        state.epoch += 1;
     }
     space.freed_by_commit(freed);
     space.dirty_nodes += dirtied;
-    {
-        let mut cur = shared.state.write();
-        state.epoch = cur.epoch + 1;
-        *cur = Arc::new(state);
-    }
     drop(space);
     shared.applied_end.store(to, Ordering::SeqCst);
     merge(shared, foreign);
