@@ -155,7 +155,7 @@ runs=${BENCH_RUNS:-3}
     echo "process replays the records other processes commit into its own tree (SQLite's readers"
     echo "read WAL frames through the shared index instead), and after another process's"
     echo "checkpoint a process drops its page and document caches. With sync normal, two writer"
-    echo "processes committed about half of what one did: each replays the other's records and the"
+    echo "processes committed fewer than one did: each replays the other's records and the"
     echo "lock passes between them through a futex on 2 cores."
     echo
     echo "## Raw numbers"
