@@ -10,10 +10,9 @@
 //! ([`reload`]). Either way it notes what changed ([`ForeignChanges`]) so the caches above
 //! can drop it. The protocol is written down in `docs/FORMAT.md` ("Several processes").
 
-use super::catalog::TableMeta;
 use super::open::load_trees;
 use super::shared::{Pin, Shared, Space, State};
-use super::txn::apply;
+use super::txn::apply_logged;
 use crate::error::{Error, Result};
 use crate::storage::file::LogFile;
 use crate::storage::log::{self, Op, LOG_HEADER_LEN};
@@ -128,16 +127,13 @@ pub(crate) fn catch_up(shared: &Arc<Shared>, busy: Duration) -> Result<()> {
             }
         }
         // A checkpoint of another process is between writing its manifest and publishing
-        // it, or died there: after a while, take the write lock and see.
+        // it, or died there: after a while, try the write lock, as a writer would (this
+        // process's gate first, then the shared lock; taking it over from a dead holder
+        // recovers what it left). Never while this process holds it: nothing can be half
+        // done then.
         round += 1;
-        // (Never while this process holds the write lock: nothing can be half done then,
-        // and its own lock does not show as held.)
-        if round > 20 && !shared.holds_write.load(Ordering::SeqCst) && !shared.shm.writer_alive() {
-            if let Ok(died) = shared.shm.lock_write(Instant::now(), busy) {
-                let r = if died { recover(shared) } else { Ok(()) };
-                shared.shm.unlock_write();
-                r?;
-            }
+        if round > 20 && !shared.holds_write.load(Ordering::SeqCst) {
+            drop(WriteLock::acquire(shared, Duration::ZERO));
         }
         if Instant::now() >= deadline {
             return Err(Error::Busy(format!(
@@ -248,18 +244,11 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
         // changed: the store is marked corrupt, every later call fails.
         let mut cur = shared.state.write();
         let state = Arc::make_mut(&mut *cur);
-        for (lsn, ops) in &records {
-            for op in ops {
-                if let Err(e) = apply(&shared.pager, state, op, &mut freed, &mut dirtied) {
-                    let e = Error::Corrupt(format!(
-                        "{}: record {lsn} another process committed does not apply here: {e}",
-                        shared.log_path.display()
-                    ));
-                    shared.note_read_error(&e);
-                    return Err(e);
-                }
-            }
-            foreign.note(ops);
+        let what = shared.log_path.display().to_string();
+        for rec in &records {
+            apply_logged(&shared.pager, state, rec, &mut freed, &mut dirtied, &what)
+                .inspect_err(|e| shared.note_read_error(e))?;
+            foreign.note(&rec.1);
         }
         state.epoch += 1;
     }
@@ -334,22 +323,16 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
         tables: trees.tables,
     };
     let mut freed = Vec::new();
-    for (lsn, ops) in records.iter().filter(|(lsn, _)| *lsn > m.ckpt_lsn) {
-        for op in ops {
-            apply(
-                &shared.pager,
-                &mut state,
-                op,
-                &mut freed,
-                &mut space.dirty_nodes,
-            )
-            .map_err(|e| {
-                Error::Corrupt(format!(
-                    "{}: record {lsn} another process committed does not apply here: {e}",
-                    shared.log_path.display()
-                ))
-            })?;
-        }
+    let what = shared.log_path.display().to_string();
+    for rec in records.iter().filter(|r| r.0 > m.ckpt_lsn) {
+        apply_logged(
+            &shared.pager,
+            &mut state,
+            rec,
+            &mut freed,
+            &mut space.dirty_nodes,
+            &what,
+        )?;
     }
     space.freed_by_commit(freed);
     {
@@ -466,23 +449,12 @@ fn position_log(shared: &Shared, died: bool) -> Result<()> {
                 &shared.faults,
             )?
         };
-        log.sync = Arc::new(file.sync_handle()?);
-        log.file = file;
-        log.base_len = LOG_HEADER_LEN as u64;
+        log.use_file(file)?;
         log.gen = gen;
-        log.records_since = 0;
         log.file.adopt_len(end)?;
     } else if died || log.file.len() != end {
         log.file.adopt_len(end)?;
     }
     log.next_lsn = log.next_lsn.max(shared.shm.last_lsn() + 1);
     Ok(())
-}
-
-/// The tables a reload found, for [`load_trees`]' callers.
-pub(crate) struct Trees {
-    pub tables: imbl::OrdMap<String, TableMeta>,
-    pub meta_pages: Vec<u64>,
-    pub free: BTreeSet<u64>,
-    pub pending: std::collections::VecDeque<(u64, Vec<u64>)>,
 }

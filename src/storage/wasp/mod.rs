@@ -313,10 +313,7 @@ pub(crate) fn reset_log(shared: &Shared, ckpt_lsn_only: bool) -> Result<u64> {
         std::iter::empty(),
         &shared.faults,
     )?;
-    log.sync = Arc::new(f.sync_handle()?);
-    log.base_len = f.len();
-    log.file = f;
-    log.records_since = 0;
+    log.use_file(f)?;
     shared.group.synced(last);
     Ok(last)
 }

@@ -2,13 +2,13 @@
 //! catalog and free list, and the replay of the side log, with the `recover` modes.
 
 use super::catalog::TableMeta;
-use super::follow::{catch_up, Follow, ForeignChanges, Trees, WriteLock};
+use super::follow::{catch_up, Follow, ForeignChanges, WriteLock};
 use super::manifest::Manifest;
 use super::page::{Geometry, Ptr};
 use super::pager::{gen_of_tag, Pager, FIRST_DATA_PAGE};
 use super::shared::{LogState, Shared, Space, State};
 use super::shm::{shm_path_for, Joined, ShmFile};
-use super::txn::{apply, Arena};
+use super::txn::{apply_logged, Arena};
 use super::{btree, new_salt, WaspConfig};
 use crate::error::{Error, Result};
 use crate::storage::fault::Faults;
@@ -217,21 +217,16 @@ impl WaspStorage {
         let mut dirty_nodes = 0;
         let mut last_lsn = manifest.ckpt_lsn.max(replay.base_lsn);
         let mut replayed = 0u64;
-        for (lsn, ops) in &replay.records {
-            if *lsn <= manifest.ckpt_lsn {
-                continue;
-            }
-            for op in ops {
-                apply(pager, &mut state, op, &mut replay_freed, &mut dirty_nodes).map_err(|e| {
-                    match e {
-                        Error::Corrupt(m) => Error::Corrupt(m),
-                        other => Error::Corrupt(format!(
-                            "{log_what}: record {lsn} does not apply: {other}"
-                        )),
-                    }
-                })?;
-            }
-            last_lsn = last_lsn.max(*lsn);
+        for rec in replay.records.iter().filter(|r| r.0 > manifest.ckpt_lsn) {
+            apply_logged(
+                pager,
+                &mut state,
+                rec,
+                &mut replay_freed,
+                &mut dirty_nodes,
+                &log_what,
+            )?;
+            last_lsn = last_lsn.max(rec.0);
             replayed += 1;
         }
         if let Some(reason) = &replay.stop_reason {
@@ -427,6 +422,14 @@ fn assemble(
         holds_write: AtomicBool::new(false),
         _db: db,
     })
+}
+
+/// What [`load_trees`] found.
+pub(super) struct Trees {
+    pub tables: imbl::OrdMap<String, TableMeta>,
+    pub meta_pages: Vec<u64>,
+    pub free: BTreeSet<u64>,
+    pub pending: VecDeque<(u64, Vec<u64>)>,
 }
 
 /// The trees of manifest `m`: the catalog's tables, the pages of the catalog and free list,

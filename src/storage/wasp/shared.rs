@@ -96,6 +96,18 @@ pub(super) struct LogState {
     pub(super) records_since: u64,
 }
 
+impl LogState {
+    /// Appends go to `file` from now on (a new log, or another process's): its own sync
+    /// handle, nothing logged in it by this process yet.
+    pub(super) fn use_file(&mut self, file: LogFile) -> Result<()> {
+        self.sync = Arc::new(file.sync_handle()?);
+        self.file = file;
+        self.base_len = crate::storage::log::LOG_HEADER_LEN as u64;
+        self.records_since = 0;
+        Ok(())
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) pager: Pager,
     pub(crate) state: RwLock<Arc<State>>,

@@ -89,17 +89,16 @@ fn one_byte(l_type: libc::c_int, start: i64) -> libc::flock {
     fl
 }
 
-fn lock_op(file: &File, start: i64, kind: Kind, wait: bool) -> std::io::Result<bool> {
+fn lock_op(file: &File, start: i64, kind: Kind) -> std::io::Result<bool> {
     let l_type = match kind {
         Kind::Shared => libc::F_RDLCK,
         Kind::Exclusive => libc::F_WRLCK,
         Kind::Unlock => libc::F_UNLCK,
     };
     let mut fl = one_byte(l_type, start);
-    let cmd = if wait { OFD_SETLKW } else { OFD_SETLK };
     loop {
         // SAFETY: a valid descriptor and a pointer to an initialised `flock`.
-        let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), OFD_SETLK, &mut fl) };
         if r == 0 {
             return Ok(true);
         }
@@ -126,15 +125,11 @@ fn lock_held_elsewhere(file: &File, start: i64) -> std::io::Result<bool> {
 #[cfg(target_os = "linux")]
 const OFD_SETLK: libc::c_int = libc::F_OFD_SETLK;
 #[cfg(target_os = "linux")]
-const OFD_SETLKW: libc::c_int = libc::F_OFD_SETLKW;
-#[cfg(target_os = "linux")]
 const OFD_GETLK: libc::c_int = libc::F_OFD_GETLK;
 // Elsewhere classic POSIX locks: per process, which this module tolerates because it opens
 // the shared file once per store and never closes another descriptor of it while open.
 #[cfg(not(target_os = "linux"))]
 const OFD_SETLK: libc::c_int = libc::F_SETLK;
-#[cfg(not(target_os = "linux"))]
-const OFD_SETLKW: libc::c_int = libc::F_SETLKW;
 #[cfg(not(target_os = "linux"))]
 const OFD_GETLK: libc::c_int = libc::F_GETLK;
 
@@ -223,15 +218,15 @@ impl ShmFile {
         let deadline = Instant::now() + busy;
         let mut round = 0;
         let joined = loop {
-            if lock_op(&shm.file, LOCK_OPEN, Kind::Exclusive, false).map_err(io)? {
+            if lock_op(&shm.file, LOCK_OPEN, Kind::Exclusive).map_err(io)? {
                 break Joined::Alone;
             }
-            if lock_op(&shm.file, LOCK_OPEN, Kind::Shared, false).map_err(io)? {
+            if lock_op(&shm.file, LOCK_OPEN, Kind::Shared).map_err(io)? {
                 if shm.word(OFF_MAGIC).load(Ordering::Acquire) == MAGIC {
                     break Joined::Others;
                 }
                 // The process that had it alone died before publishing: try again.
-                lock_op(&shm.file, LOCK_OPEN, Kind::Unlock, false).map_err(io)?;
+                lock_op(&shm.file, LOCK_OPEN, Kind::Unlock).map_err(io)?;
             }
             if Instant::now() >= deadline {
                 return Err(Error::Busy(format!(
@@ -258,9 +253,7 @@ impl ShmFile {
     fn claim_slot(&self) -> Result<usize> {
         for i in 0..SLOTS {
             let start = LOCK_SLOT0 + i as i64;
-            if lock_op(&self.file, start, Kind::Exclusive, false)
-                .map_err(|e| Error::io(&self.path, e))?
-            {
+            if lock_op(&self.file, start, Kind::Exclusive).map_err(|e| Error::io(&self.path, e))? {
                 self.slot_word(i).store(0, Ordering::SeqCst);
                 // The slot's last owner died holding the write lock: say so, or the next
                 // writer would take this live process for the holder.
@@ -298,7 +291,7 @@ impl ShmFile {
         self.word(OFF_LAST_LSN).store(last_lsn, Ordering::SeqCst);
         self.word(OFF_MAGIC).store(MAGIC, Ordering::SeqCst);
         // Downgrading an OFD lock is atomic: nobody can take it exclusively in between.
-        let _ = lock_op(&self.file, LOCK_OPEN, Kind::Shared, false);
+        let _ = lock_op(&self.file, LOCK_OPEN, Kind::Shared);
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
@@ -441,14 +434,6 @@ impl ShmFile {
         }
     }
 
-    /// Whether a live process holds the write lock now.
-    pub(crate) fn writer_alive(&self) -> bool {
-        match self.owner().load(Ordering::SeqCst) {
-            0 | DEAD_OWNER => false,
-            o => o as usize - 1 == self.slot || self.slot_alive(o as usize - 1),
-        }
-    }
-
     /// Releases the write lock (the writer's work is complete and published).
     pub(crate) fn unlock_write(&self) {
         self.owner().store(0, Ordering::SeqCst);
@@ -460,14 +445,14 @@ impl ShmFile {
     /// Whether this is the only process with the database open now (tries the open lock
     /// exclusively; on success keeps it, so no process can join until [`ShmFile`] is dropped).
     pub(crate) fn try_alone(&self) -> bool {
-        lock_op(&self.file, LOCK_OPEN, Kind::Exclusive, false).unwrap_or(false)
+        lock_op(&self.file, LOCK_OPEN, Kind::Exclusive).unwrap_or(false)
     }
 }
 
 impl ShmFile {
     /// After [`ShmFile::try_alone`]: lets other processes open the database again.
     pub(crate) fn share_open(&self) {
-        let _ = lock_op(&self.file, LOCK_OPEN, Kind::Shared, false);
+        let _ = lock_op(&self.file, LOCK_OPEN, Kind::Shared);
     }
 }
 

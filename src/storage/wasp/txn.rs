@@ -11,7 +11,7 @@ use super::shared::{Pin, Shared, State};
 use super::view::{view_get, view_scan, view_tables, View};
 use super::{btree, checkpoint, set_log_quiet};
 use crate::error::{Error, Result};
-use crate::storage::log::Op;
+use crate::storage::log::{LoggedTxn, Op};
 use crate::storage::{log, Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -92,6 +92,25 @@ pub(super) fn apply(
         }
     }
     Ok(true)
+}
+
+/// Applies one logged transaction (replay at open, or another process's commits): an op
+/// that does not apply makes the log `Corrupt`, naming `log_what` and the record.
+pub(super) fn apply_logged(
+    pager: &Pager,
+    state: &mut State,
+    (lsn, ops): &LoggedTxn,
+    freed: &mut Vec<u64>,
+    dirtied: &mut u64,
+    log_what: &str,
+) -> Result<()> {
+    for op in ops {
+        apply(pager, state, op, freed, dirtied).map_err(|e| match e {
+            Error::Corrupt(m) => Error::Corrupt(m),
+            other => Error::Corrupt(format!("{log_what}: record {lsn} does not apply: {other}")),
+        })?;
+    }
+    Ok(())
 }
 
 /// Applies a put (see [`apply`]); takes the key and value, which the tree keeps.
