@@ -16,7 +16,7 @@
 mod common;
 
 use bson::{doc, Bson};
-use common::procs::{self, int, request_stop, Lifetime, Proc, PATIENCE};
+use common::procs::{self, int, reader_fail, request_stop, Lifetime, Proc, PATIENCE};
 use nexus::{Database, Document, OpenOptions, UpdateOptions};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -84,13 +84,6 @@ fn wasp_crash_child_writer() {
             .expect("update");
         println!("ack inc {n}");
     }
-}
-
-/// A broken invariant in the reader: said on stdout (so the parent sees it even when it
-/// SIGKILLs the reader next), then a panic (a non-zero exit).
-fn reader_fail(msg: String) -> ! {
-    println!("reader invariant failed: {}", msg.replace('\n', " "));
-    panic!("{msg}");
 }
 
 /// The reader. Runs only inside a child process (the env var names its database): opens
@@ -196,16 +189,11 @@ fn wasp_crash_child_reader() {
 
 /// Starts the round's reader and waits until it has opened the database and read once.
 fn start_reader(path: &Path, stop: &Path, round: usize) -> Proc {
-    let mut reader = Proc::spawn(
+    Proc::spawn_reader(
         &format!("round {round}: reader"),
         "wasp_crash_child_reader",
         &[(READER_ENV, path.as_os_str()), (STOP_ENV, stop.as_os_str())],
-    );
-    reader.wait_ready("reader opened", "reader open failed: ", PATIENCE);
-    reader.wait_for("its first read", PATIENCE, |l| {
-        l.iter().any(|l| l.starts_with("read ")).then_some(())
-    });
-    reader
+    )
 }
 
 /// Stops the round's reader (after the writer was killed, before the parent reopens): with
@@ -218,17 +206,7 @@ fn stop_reader(mut reader: Proc, stop: &Path, round: usize) {
     } else {
         reader.kill();
     }
-    let failed = reader.with_lines(|l| {
-        l.iter()
-            .find_map(|l| l.strip_prefix("reader invariant failed: "))
-            .map(str::to_owned)
-    });
-    if let Some(msg) = failed {
-        panic!(
-            "round {round}: the reader's check failed: {msg}\n{}",
-            reader.describe()
-        );
-    }
+    reader.assert_reader_held(&format!("round {round}"));
     let reads = reader.with_lines(|l| l.iter().filter(|l| l.starts_with("read ")).count());
     assert!(
         reads > 0,

@@ -18,7 +18,7 @@
 mod common;
 
 use bson::{doc, Bson};
-use common::procs::{int, Lifetime, Proc, PATIENCE};
+use common::procs::{int, reader_fail, Lifetime, Proc};
 use nexus::{Database, Document, FaultPlan, OpenOptions, StorageEngine, SyncMode};
 use std::collections::BTreeSet;
 
@@ -68,13 +68,6 @@ fn txn(db: &Database, t: u32) -> bool {
         Ok(())
     });
     r.is_ok()
-}
-
-/// A broken invariant in the reader: said on stdout (the parent SIGKILLs the reader and then
-/// reads what it printed), then a panic.
-fn reader_fail(msg: String) -> ! {
-    println!("reader invariant failed: {}", msg.replace('\n', " "));
-    panic!("{msg}");
 }
 
 /// What one snapshot must hold after the transactions 1..=`t` (the counter says `t`): the
@@ -197,16 +190,11 @@ fn fault_crash_child_reader() {
 
 /// Starts the reader on `path` and waits until it has opened the database and read once.
 fn start_reader(path: &std::path::Path, crash_at: u64) -> Proc {
-    let mut reader = Proc::spawn(
+    Proc::spawn_reader(
         &format!("crash at I/O {crash_at}: reader"),
         "fault_crash_child_reader",
         &[(READER_ENV, path.as_os_str())],
-    );
-    reader.wait_ready("reader opened", "reader open failed: ", PATIENCE);
-    reader.wait_for("its first read", PATIENCE, |l| {
-        l.iter().any(|l| l.starts_with("read ")).then_some(())
-    });
-    reader
+    )
 }
 
 /// SIGKILLs the reader (after the crash, before the power loss); panics when it failed a
@@ -214,17 +202,7 @@ fn start_reader(path: &std::path::Path, crash_at: u64) -> Proc {
 fn kill_reader(mut reader: Proc, ctx: &str) {
     reader.assert_running(ctx);
     reader.kill();
-    let failed = reader.with_lines(|l| {
-        l.iter()
-            .find_map(|l| l.strip_prefix("reader invariant failed: "))
-            .map(str::to_owned)
-    });
-    if let Some(msg) = failed {
-        panic!(
-            "{ctx}: the reader's check failed: {msg}\n{}",
-            reader.describe()
-        );
-    }
+    reader.assert_reader_held(ctx);
 }
 
 fn present(db: &Database, id: &str) -> bool {

@@ -318,6 +318,33 @@ impl Proc {
         self.status.expect("reaped")
     }
 
+    /// Spawns a reader child (see [`reader_fail`]) and waits until it has opened the
+    /// database (`reader opened`) and read once (a line starting `read `).
+    pub fn spawn_reader(label: &str, test_fn: &str, envs: &[(&str, &OsStr)]) -> Proc {
+        let mut reader = Proc::spawn(label, test_fn, envs);
+        reader.wait_ready("reader opened", "reader open failed: ", PATIENCE);
+        reader.wait_for("its first read", PATIENCE, |l| {
+            l.iter().any(|l| l.starts_with("read ")).then_some(())
+        });
+        reader
+    }
+
+    /// After a reader child is gone: panics (naming `ctx`) with the invariant it reported
+    /// broken, if any.
+    pub fn assert_reader_held(&self, ctx: &str) {
+        let failed = self.with_lines(|l| {
+            l.iter()
+                .find_map(|l| l.strip_prefix(READER_FAILED))
+                .map(str::to_owned)
+        });
+        if let Some(msg) = failed {
+            panic!(
+                "{ctx}: the reader's check failed: {msg}\n{}",
+                self.describe()
+            );
+        }
+    }
+
     /// Joins the output threads once the child is gone (its pipes are closed then).
     fn drain(&mut self) {
         for t in self.threads.drain(..) {
@@ -333,6 +360,16 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// What a reader child prints before it fails on a broken invariant.
+const READER_FAILED: &str = "reader invariant failed: ";
+
+/// A broken invariant in a reader child: said on stdout (so the parent sees it even when it
+/// SIGKILLs the reader next; [`Proc::assert_reader_held`]), then a panic (non-zero exit).
+pub fn reader_fail(msg: String) -> ! {
+    println!("{READER_FAILED}{}", msg.replace('\n', " "));
+    panic!("{msg}");
 }
 
 /// Whether `stop` (a file the parent creates to end the children's loops) exists.
