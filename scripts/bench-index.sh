@@ -25,10 +25,8 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p benchmarks target/bench
 
 echo "== build bench/index_bench.c against libnexus.a and libsqlite3"
-export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-read -r -a NEXUS_STATIC <<<"$(pkg-config --libs --static nexus | sed "s#-lnexus#$PWD/target/release/libnexus.a#")"
-gcc -std=c11 -O2 -Wall -Wextra -Werror $(pkg-config --cflags nexus) bench/index_bench.c \
-    "${NEXUS_STATIC[@]}" $(pkg-config --libs sqlite3) -o target/bench/index_bench
+. scripts/bench-build.sh
+build_bench "$PWD" bench/index_bench.c target/bench/index_bench
 
 echo "== index benchmark: NexusLite vs SQLite"
 start=$(date +%s)

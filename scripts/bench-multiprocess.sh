@@ -31,10 +31,8 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p benchmarks target/bench
 
 echo "== build bench/multiprocess_bench.c against libnexus.a and libsqlite3"
-export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-read -r -a NEXUS_STATIC <<<"$(pkg-config --libs --static nexus | sed "s#-lnexus#$PWD/target/release/libnexus.a#")"
-gcc -std=c11 -O2 -Wall -Wextra -Werror $(pkg-config --cflags nexus) bench/multiprocess_bench.c \
-    "${NEXUS_STATIC[@]}" $(pkg-config --libs sqlite3) -o target/bench/multiprocess_bench
+. scripts/bench-build.sh
+build_bench "$PWD" bench/multiprocess_bench.c target/bench/multiprocess_bench
 
 echo "== multi-process benchmark: NexusLite vs SQLite WAL ($ENGINES)"
 sqlite_sync=${BENCH_SQLITE_SYNCHRONOUS:-FULL}

@@ -13,10 +13,8 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT" target/bench
 
 echo "== build bench/scan_bench.c against libnexus.a and libsqlite3"
-export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-read -r -a NEXUS_STATIC <<<"$(pkg-config --libs --static nexus | sed "s#-lnexus#$PWD/target/release/libnexus.a#")"
-gcc -std=c99 -O2 -Wall -Wextra -Werror $(pkg-config --cflags nexus) bench/scan_bench.c \
-    "${NEXUS_STATIC[@]}" $(pkg-config --libs sqlite3) -o target/bench/scan_bench
+. scripts/bench-build.sh
+build_bench "$PWD" bench/scan_bench.c target/bench/scan_bench -std=c99
 
 echo "== scan benchmark: $DOCS documents, median of $RUNS runs"
 target/bench/scan_bench "$DOCS" "$RUNS" "$WORK" | tee "$WORK/scan.md"

@@ -13,10 +13,8 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT" target/bench
 
 echo "== build bench/storage_bench.c against libnexus.a and libsqlite3"
-export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-read -r -a NEXUS_STATIC <<<"$(pkg-config --libs --static nexus | sed "s#-lnexus#$PWD/target/release/libnexus.a#")"
-gcc -std=c11 -O2 -Wall -Wextra -Werror $(pkg-config --cflags nexus) bench/storage_bench.c \
-    "${NEXUS_STATIC[@]}" $(pkg-config --libs sqlite3) -lpthread -o target/bench/storage_bench
+. scripts/bench-build.sh
+build_bench "$PWD" bench/storage_bench.c target/bench/storage_bench -lpthread
 
 echo "== storage benchmark: WASP vs memlog vs SQLite"
 start=$(date +%s)

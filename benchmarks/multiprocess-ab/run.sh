@@ -8,13 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${OLD:?set OLD to the old checkout}" "${NEW:=$(cd "$here/../.." && pwd)}"
 bin=$(mktemp -d); trap 'rm -rf "$bin"' EXIT
-for side in old new; do
-  root=$OLD; [[ $side == new ]] && root=$NEW
-  export PKG_CONFIG_PATH=$root/target/release/pkgconfig
-  read -r -a NS <<<"$(pkg-config --libs --static nexus | sed "s#-lnexus#$root/target/release/libnexus.a#")"
-  gcc -std=c11 -O2 $(pkg-config --cflags nexus) "$NEW/bench/storage_bench.c" "${NS[@]}" \
-      $(pkg-config --libs sqlite3) -lpthread -o "$bin/storage_bench_$side"
-done
+. "$NEW/scripts/bench-build.sh"
+build_bench "$OLD" "$NEW/bench/storage_bench.c" "$bin/storage_bench_old" -lpthread
+build_bench "$NEW" "$NEW/bench/storage_bench.c" "$bin/storage_bench_new" -lpthread
 i=0
 for side in old new new old old new new old; do
   i=$((i+1)); w=$(mktemp -d)
