@@ -1301,3 +1301,39 @@ fn two_databases_sharing_a_log_name_are_refused_not_mixed() {
     assert_eq!(db.collection("c").count(&doc! {}).unwrap(), 1);
     assert_eq!(db.check().unwrap()["ok"], true);
 }
+
+/// The first process opens a cleanly closed database read-only, without its log (a copy
+/// taken without `app.wasp`): a writer process joining makes the log, and the reader sees
+/// what it commits.
+#[test]
+fn a_writer_joining_a_read_only_process_makes_the_missing_log() {
+    if !wasp_only("a_writer_joining_a_read_only_process_makes_the_missing_log") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nolog.db");
+    let stop = dir.path().join("stop");
+    {
+        let db = Database::open(&path, options()).unwrap();
+        db.create_collection("docs", None).unwrap();
+        db.close().unwrap();
+    }
+    std::fs::remove_file(dir.path().join("nolog.wasp")).unwrap();
+    let ro = Database::open(
+        &path,
+        OpenOptions {
+            read_only: true,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert!(!dir.path().join("nolog.wasp").exists());
+    let mut child = spawn("inserter", "mp_child_inserter", "inserter", 0, &path, &stop);
+    child.expect_success(PATIENCE);
+    assert!(dir.path().join("nolog.wasp").exists());
+    assert_eq!(ro.collection("docs").count(&doc! {}).unwrap(), INSERTS);
+    drop(ro);
+    let db = Database::open(&path, options()).unwrap();
+    assert_eq!(db.collection("docs").count(&doc! {}).unwrap(), INSERTS);
+    assert_eq!(db.check().unwrap()["ok"], true);
+}

@@ -12,8 +12,10 @@
 
 use super::open::load_trees;
 use super::shared::{Pin, Shared, Space, State};
+use super::shm::ShmFile;
 use super::txn::apply_logged;
 use crate::error::{Error, Result};
+use crate::storage::fault::Faults;
 use crate::storage::file::LogFile;
 use crate::storage::log::{self, Op, LOG_HEADER_LEN};
 use crate::storage::{Bytes, WriterGuard};
@@ -426,6 +428,22 @@ impl Drop for WriteLock {
     }
 }
 
+/// Holding the write lock: the log at `path` to append to, created empty (`base_lsn` as the
+/// shared file says) when it is missing: the first process had the database read-only and
+/// it had no log (closed cleanly, or copied without it).
+pub(super) fn open_or_create_log(
+    path: &std::path::Path,
+    shm: &ShmFile,
+    salt: u32,
+    faults: &Faults,
+) -> Result<LogFile> {
+    if path.exists() {
+        LogFile::open(path, false, faults.clone())
+    } else {
+        log::write_new_log(path, shm.log_base(), salt, std::iter::empty(), faults)
+    }
+}
+
 /// Holding the write lock: makes this process's log handle the current log file, ready to
 /// append after the last published commit.
 fn position_log(shared: &Shared, died: bool) -> Result<()> {
@@ -437,18 +455,8 @@ fn position_log(shared: &Shared, died: bool) -> Result<()> {
     let end = shared.shm.log_end();
     if log.gen != gen {
         // Another process's checkpoint replaced the file.
-        let file = if shared.log_path.exists() {
-            LogFile::open(&shared.log_path, false, shared.faults.clone())?
-        } else {
-            let salt = shared.space.lock().manifest.log_salt;
-            log::write_new_log(
-                &shared.log_path,
-                shared.shm.log_base(),
-                salt,
-                std::iter::empty(),
-                &shared.faults,
-            )?
-        };
+        let salt = shared.space.lock().manifest.log_salt;
+        let file = open_or_create_log(&shared.log_path, &shared.shm, salt, &shared.faults)?;
         log.use_file(file)?;
         log.gen = gen;
         log.file.adopt_len(end)?;

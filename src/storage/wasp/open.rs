@@ -2,7 +2,7 @@
 //! catalog and free list, and the replay of the side log, with the `recover` modes.
 
 use super::catalog::TableMeta;
-use super::follow::{catch_up, Follow, ForeignChanges, WriteLock};
+use super::follow::{catch_up, open_or_create_log, Follow, ForeignChanges, WriteLock};
 use super::manifest::Manifest;
 use super::page::{Geometry, Ptr};
 use super::pager::{gen_of_tag, Pager, FIRST_DATA_PAGE};
@@ -294,28 +294,16 @@ impl WaspStorage {
         let log = if parts.read_only {
             None
         } else {
-            if !parts.log_path.exists() {
-                // The first process opened it read-only, and it had no log (closed cleanly,
-                // copied without it): the first writer makes one, holding the write lock.
+            let file = if parts.log_path.exists() {
+                LogFile::open(&parts.log_path, false, parts.faults.clone())?
+            } else {
+                // Made by the first writer, holding the write lock.
                 let shm = &parts.shm;
-                let died = shm.lock_write(Instant::now() + busy, busy)?;
-                let r = (|| {
-                    if parts.log_path.exists() || died {
-                        return Ok(());
-                    }
-                    write_new_log(
-                        &parts.log_path,
-                        shm.log_base(),
-                        m.log_salt,
-                        std::iter::empty(),
-                        &parts.faults,
-                    )
-                    .map(drop)
-                })();
+                shm.lock_write(Instant::now() + busy, busy)?;
+                let r = open_or_create_log(&parts.log_path, shm, m.log_salt, &parts.faults);
                 shm.unlock_write();
-                r?;
-            }
-            let file = LogFile::open(&parts.log_path, false, parts.faults.clone())?;
+                r?
+            };
             Some(Mutex::new(LogState {
                 // Not a generation: the write lock positions it before the first append.
                 gen: 0,
