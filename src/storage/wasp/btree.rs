@@ -8,7 +8,7 @@
 //! (`Arc::make_mut`), else copied. So a published snapshot never changes, and readers need
 //! no locks. Separators: `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
 
-use super::page::{Geometry, Node, Ptr, SepKeys, Val};
+use super::page::{Geometry, LeafKeys, Node, Ptr, SepKeys, Val};
 use super::pager::{Pager, Probe};
 use crate::error::Result;
 use crate::storage::Bytes;
@@ -387,7 +387,7 @@ impl Tree<'_> {
                     size: rs,
                 },
             ) => {
-                lk.extend(rk);
+                lk.extend(rk.into_vec());
                 lv.extend(rv);
                 *ls += rs;
             }
@@ -425,7 +425,7 @@ impl Tree<'_> {
 
 fn empty_leaf() -> Node {
     Node::Leaf {
-        keys: Vec::new(),
+        keys: LeafKeys::default(),
         vals: Vec::new(),
         size: 0,
     }

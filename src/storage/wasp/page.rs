@@ -60,7 +60,7 @@ pub(crate) enum Node {
     /// `size`: the encoded body size ([`Geometry::node_size`]), kept by every change so
     /// that a put need not add up the entries to know whether the leaf must split.
     Leaf {
-        keys: Vec<Bytes>,
+        keys: LeafKeys,
         vals: Vec<Val>,
         size: usize,
     },
@@ -76,19 +76,22 @@ impl Node {
             .zip(&vals)
             .map(|(k, v)| g.leaf_entry(k, v))
             .sum();
-        Node::Leaf { keys, vals, size }
+        Node::Leaf {
+            keys: keys.into(),
+            vals,
+            size,
+        }
     }
 
-    /// A copy to change (copy-on-write): leaves get room for an insert.
+    /// A copy to change (copy-on-write): a leaf's values are copied with room for an insert,
+    /// its keys and a branch's separators are shared until the copy changes them.
     pub(crate) fn copy_for_change(&self) -> Node {
         match self {
             Node::Leaf { keys, vals, size } => {
-                let mut k = Vec::with_capacity(keys.len() + LEAF_ROOM);
-                k.extend(keys.iter().cloned());
                 let mut v = Vec::with_capacity(vals.len() + LEAF_ROOM);
                 v.extend(vals.iter().cloned());
                 Node::Leaf {
-                    keys: k,
+                    keys: keys.clone(),
                     vals: v,
                     size: *size,
                 }
@@ -98,14 +101,62 @@ impl Node {
     }
 }
 
+/// A leaf's keys, shared by every copy of the leaf until one changes them (`DerefMut`
+/// copies them then, with room for an insert). A commit that replaces one value (an update)
+/// copies the leaf's values but not its keys.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LeafKeys(Arc<Vec<Bytes>>);
+
+impl LeafKeys {
+    /// The keys, moved out when no other copy holds them.
+    pub(crate) fn into_vec(self) -> Vec<Bytes> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.to_vec())
+    }
+}
+
+impl From<Vec<Bytes>> for LeafKeys {
+    fn from(keys: Vec<Bytes>) -> Self {
+        Self(Arc::new(keys))
+    }
+}
+
+impl std::ops::Deref for LeafKeys {
+    type Target = Vec<Bytes>;
+    fn deref(&self) -> &Vec<Bytes> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LeafKeys {
+    fn deref_mut(&mut self) -> &mut Vec<Bytes> {
+        if Arc::get_mut(&mut self.0).is_none() {
+            let mut own = Vec::with_capacity(self.0.len() + LEAF_ROOM);
+            own.extend(self.0.iter().cloned());
+            self.0 = Arc::new(own);
+        }
+        // Unique now: `make_mut` hands out the vector without copying it.
+        Arc::make_mut(&mut self.0)
+    }
+}
+
 /// A branch node's separator keys, with a search aid built on first use: the bytes all keys
 /// share, and for each key the next 8 bytes as an integer, side by side in one array. A
 /// descent then compares integers in one contiguous array and dereferences only the few
 /// keys whose 8 bytes tie, instead of chasing a pointer to every key it probes. Any change
 /// to the keys (through `DerefMut`) drops the aid; an unchanged node (every cached page)
 /// keeps it.
+///
+/// The keys and their aid sit behind one `Arc`, shared by every copy of the node: a
+/// copy-on-write path copy for a commit that changes a value below (the common case: one
+/// document updated or inserted without a split) copies the child pointers only, and the
+/// keys are copied the first time a copy changes them (`DerefMut`, [`SepKeys::insert`]).
+/// Before, every single-document commit cloned and later dropped each separator of every
+/// branch on its path, a third of an update's time.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct SepKeys {
+pub(crate) struct SepKeys(Arc<SepInner>);
+
+#[derive(Clone, Debug, Default)]
+struct SepInner {
     keys: Vec<Bytes>,
     aid: std::sync::OnceLock<SearchAid>,
 }
@@ -134,20 +185,21 @@ impl SepKeys {
     /// shares the prefix all keys share (the common case: a child split), so the next
     /// descent need not rebuild it.
     pub(crate) fn insert(&mut self, i: usize, key: Bytes) {
-        if let Some(aid) = self.aid.get_mut() {
+        let inner = Arc::make_mut(&mut self.0);
+        if let Some(aid) = inner.aid.get_mut() {
             let shared = aid.shared;
-            if key.len() >= shared && self.keys[0][..shared] == key[..shared] {
+            if key.len() >= shared && inner.keys[0][..shared] == key[..shared] {
                 aid.next8.insert(i, next8(&key, shared));
             } else {
-                self.aid.take();
+                inner.aid.take();
             }
         }
-        self.keys.insert(i, key);
+        inner.keys.insert(i, key);
     }
 
     /// How many keys are `<= key` (the child to descend into).
     pub(crate) fn upper_bound(&self, key: &[u8]) -> usize {
-        let keys = &self.keys;
+        let keys = &self.0.keys;
         // At or past the last key (appends in ascending order): the last child.
         if keys.last().is_some_and(|last| &last[..] <= key) {
             return keys.len();
@@ -155,7 +207,7 @@ impl SepKeys {
         if keys.len() < AID_MIN_KEYS {
             return keys.partition_point(|k| &k[..] <= key);
         }
-        let aid = self.aid.get_or_init(|| {
+        let aid = self.0.aid.get_or_init(|| {
             let (first, last) = (&keys[0], &keys[keys.len() - 1]);
             let shared = first
                 .iter()
@@ -188,24 +240,25 @@ impl SepKeys {
 
 impl From<Vec<Bytes>> for SepKeys {
     fn from(keys: Vec<Bytes>) -> Self {
-        Self {
+        Self(Arc::new(SepInner {
             keys,
             aid: std::sync::OnceLock::new(),
-        }
+        }))
     }
 }
 
 impl std::ops::Deref for SepKeys {
     type Target = Vec<Bytes>;
     fn deref(&self) -> &Vec<Bytes> {
-        &self.keys
+        &self.0.keys
     }
 }
 
 impl std::ops::DerefMut for SepKeys {
     fn deref_mut(&mut self) -> &mut Vec<Bytes> {
-        self.aid.take();
-        &mut self.keys
+        let inner = Arc::make_mut(&mut self.0);
+        inner.aid.take();
+        &mut inner.keys
     }
 }
 

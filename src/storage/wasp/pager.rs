@@ -646,7 +646,7 @@ mod tests {
     fn cache_stays_within_budget() {
         let mut c = PageCache::new(1000);
         let leaf = Arc::new(Node::Leaf {
-            keys: Vec::new(),
+            keys: Vec::new().into(),
             vals: Vec::new(),
             size: 0,
         });
