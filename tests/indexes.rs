@@ -731,3 +731,77 @@ fn the_planner_sees_every_index_change_at_once() {
     assert!(stage(&a, doc! {"k": 1}).contains("COLLSCAN"));
     assert_eq!(ids(&a, "c", &doc! {"k": 1}, "{}"), vec![Bson::Int32(1)]);
 }
+
+/// Single-field updates are written into the stored bytes without decoding the document
+/// (`$inc` keeping the type, `$set` of a same-typed number); the indexes, the metadata and
+/// the unique check see them exactly as they see decoded updates.
+#[test]
+fn updates_written_into_the_stored_bytes_keep_indexes_and_metadata() {
+    let db = Database::open_in_memory().unwrap();
+    let c = db.collection("u");
+    c.create_index(&doc! {"age": 1}, &doc! {}).unwrap();
+    c.create_index(&doc! {"rank": 1}, &doc! {"unique": true})
+        .unwrap();
+    c.insert(d(r#"{"_id": "a", "age": 30, "rank": 1, "w": 1.5}"#))
+        .unwrap();
+    c.insert(d(r#"{"_id": "b", "age": 40, "rank": 2, "w": 2.5}"#))
+        .unwrap();
+    let id = nexus::DocumentId::new(Bson::from("a")).unwrap();
+    let before = c.get_meta(&id).unwrap().unwrap();
+    let r = c
+        .update(
+            &doc! {"_id": "a"},
+            &doc! {"$inc": {"age": 5, "w": 0.5}},
+            Default::default(),
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (1, 1));
+    assert!(ids(&db, "u", &doc! {"age": 30}, "{}").is_empty());
+    assert_eq!(
+        ids(&db, "u", &doc! {"age": 35}, "{}"),
+        vec![Bson::from("a")]
+    );
+    let a = c.get(&id).unwrap().unwrap();
+    assert_eq!(a.get("w"), Some(&Bson::Double(2.0)));
+    let after = c.get_meta(&id).unwrap().unwrap();
+    assert_eq!(after.version, before.version + 1);
+    // Setting the value it has: matched, not modified, version unchanged.
+    let r = c
+        .update(
+            &doc! {"_id": "a"},
+            &doc! {"$set": {"age": 35}},
+            Default::default(),
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (1, 0));
+    assert_eq!(c.get_meta(&id).unwrap().unwrap().version, after.version);
+    // A unique key taken by another document: refused, nothing changes.
+    let e = c
+        .update(
+            &doc! {"_id": "a"},
+            &doc! {"$set": {"rank": 2}},
+            Default::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::DuplicateKey(_)), "{e}");
+    assert_eq!(
+        ids(&db, "u", &doc! {"rank": 1}, "{}"),
+        vec![Bson::from("a")]
+    );
+    // Every match of a multi-update.
+    let r = c
+        .update(
+            &doc! {},
+            &doc! {"$inc": {"age": 1}},
+            nexus::UpdateOptions {
+                multi: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (2, 2));
+    assert_eq!(
+        ids(&db, "u", &doc! {"age": 41}, "{}"),
+        vec![Bson::from("b")]
+    );
+}

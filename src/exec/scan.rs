@@ -106,12 +106,24 @@ pub(crate) fn scan_matches(
     filter: &Filter,
     mut f: impl FnMut(&Bytes, &Bytes, &BsonDocument) -> Result<bool>,
 ) -> Result<()> {
+    scan_matching_records(view, table, filter, |k, rec| {
+        let doc = record::decode_body(rec)?.into_bson();
+        f(k, rec, &doc)
+    })
+}
+
+/// [`scan_matches`] without decoding: `f(key, record)` for every live matching record.
+pub(crate) fn scan_matching_records(
+    view: &dyn ReadView,
+    table: &str,
+    filter: &Filter,
+    mut f: impl FnMut(&Bytes, &Bytes) -> Result<bool>,
+) -> Result<()> {
     scan_candidates(view, table, filter, |k, rec| {
         if !filter.matches_bytes(record::body_bytes(rec)?)? {
             return Ok(true);
         }
-        let doc = record::decode_body(rec)?.into_bson();
-        f(k, rec, &doc)
+        f(k, rec)
     })
 }
 

@@ -6,7 +6,8 @@ use crate::api::options::{FindOneAndOptions, UpdateOptions, UpdateResult};
 use crate::document::record::{self, RecordVersion};
 use crate::document::{now_millis, Document, DocumentId};
 use crate::error::{Error, Result};
-use crate::exec::scan::{first_match, live, scan_matches};
+use crate::exec::scan::{first_match, live, scan_matches, scan_matching_records};
+use crate::query::update::patch::{self, Patched};
 use crate::query::{filter::Filter, update::Update, FindOptions, Plan};
 use crate::storage::Bytes;
 use bson::Document as BsonDocument;
@@ -123,11 +124,32 @@ impl Collection<'_> {
                 self.require_table(t.as_read())?;
             }
             if t.has_table(&self.name) {
-                scan_matches(t.as_read(), &self.name, &f, |key, rec, doc| {
+                // Single-field changes are written into the stored bytes, without decoding
+                // the document (`patch`); the rest decode and apply.
+                let patchable = patch::may_patch(&u);
+                scan_matching_records(t.as_read(), &self.name, &f, |key, rec| {
                     result.matched += 1;
-                    if let Some(c) = updated_record(&u, &f, key, rec, doc, now, version)?.1 {
-                        changes.push(c);
-                    }
+                    let patched = if patchable {
+                        patch::patch(&u, record::body_bytes(rec)?)
+                    } else {
+                        None
+                    };
+                    let change = match patched {
+                        Some(Patched::Unchanged) => None,
+                        Some(Patched::Body(body)) => Some(Change {
+                            key: key.clone(),
+                            value: Bytes::from(record::encode(
+                                &record::decode_meta(rec)?.changed_at(now),
+                                &body,
+                                version,
+                            )?),
+                        }),
+                        None => {
+                            let doc = record::decode_body(rec)?.into_bson();
+                            updated_record(&u, &f, key, rec, &doc, now, version)?.1
+                        }
+                    };
+                    changes.extend(change);
                     Ok(options.multi)
                 })?;
             }

@@ -9,6 +9,7 @@
 mod apply;
 pub(crate) mod fields;
 mod parse;
+pub(crate) mod patch;
 
 use super::filter::{Cond, Filter};
 use super::sort::SortSpec;
