@@ -350,11 +350,14 @@ pub unsafe extern "C" fn nexus_find_one(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
         out_arg(out_json, "out_json")?;
-        let doc = h.db.collection(coll).find_one(&filter)?.ok_or_else(|| {
-            Error::NotFound(format!("no document in '{coll}' matches the filter"))
-        })?;
+        let json =
+            h.db.collection(coll)
+                .find_one_json(&filter)?
+                .ok_or_else(|| {
+                    Error::NotFound(format!("no document in '{coll}' matches the filter"))
+                })?;
         // SAFETY: checked non-NULL above.
-        unsafe { give_string(out_json, &doc.to_json()) }?;
+        unsafe { give_string(out_json, &json) }?;
         Ok(NEXUS_OK)
     })
 }

@@ -160,6 +160,16 @@ impl Collection<'_> {
         self.find(filter, opts)?.next().transpose()
     }
 
+    /// [`Collection::find_one`] as relaxed Extended JSON, written from the stored bytes
+    /// without decoding the document (what the C ABI returns).
+    pub(crate) fn find_one_json(&self, filter: &BsonDocument) -> Result<Option<String>> {
+        let opts = FindOptions {
+            limit: 1,
+            ..FindOptions::default()
+        };
+        self.find(filter, opts)?.next_json()
+    }
+
     /// Number of matching documents (0 for a missing collection).
     pub fn count(&self, filter: &BsonDocument) -> Result<u64> {
         let f = Filter::parse(filter)?;
