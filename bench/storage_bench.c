@@ -231,12 +231,6 @@ static void checkpoint(conn *c)
         sq(c->s, sqlite3_exec(c->s, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), "checkpoint");
 }
 
-static long long file_size(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 ? (long long)st.st_size : 0;
-}
-
 /* Bytes of every file of the database at `path`. */
 static long long db_bytes(int eng, const char *path)
 {
