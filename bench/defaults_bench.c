@@ -167,31 +167,13 @@ static void insert(conn *c, const char *id, const char *json)
         nx(nexus_insert(c->n, "docs", json, NULL), "insert");
         return;
     }
-    sqlite3_bind_text(c->ins, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(c->ins, 2, json, -1, SQLITE_STATIC);
-    sq(c->s, sqlite3_step(c->ins), "insert");
-    sqlite3_reset(c->ins);
+    sq_run2(c->s, c->ins, id, json, "insert");
 }
 
 /* Gets the document with _id `id` as JSON; returns its length (it must exist). */
 static size_t get(conn *c, const char *id)
 {
-    size_t n;
-    if (!SQL) {
-        char *out = NULL;
-        nx(nexus_get(c->n, "docs", id, &out), "get");
-        n = strlen(out);
-        nexus_free(out);
-        return n;
-    }
-    sqlite3_bind_text(c->get, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(c->get) != SQLITE_ROW) {
-        fprintf(stderr, "%s: sqlite get %s: not found\n", BENCH_NAME, id);
-        exit(1);
-    }
-    n = strlen((const char *)sqlite3_column_text(c->get, 0));
-    sqlite3_reset(c->get);
-    return n;
+    return !SQL ? nx_get_len(c->n, "docs", id) : sq_get_len(c->s, c->get, id);
 }
 
 /* score += 1 in the document with _id `id`: nexus_update({_id}, {$inc}) / UPDATE json_set. */
@@ -539,26 +521,14 @@ static void *commit_worker(void *arg)
     return NULL;
 }
 
-/* Commits per second of `threads` threads each committing `n` single-document inserts (ids
- * made unique by `round`). */
+/* Commits per second of `threads` threads each committing `n` single-document inserts. */
 static double commits(int threads, long n)
 {
-    pthread_t t[8];
     worker w[8];
     pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
-    for (int i = 0; i < threads; i++) {
-        w[i] = (worker){i + threads * 10, n, &bar};
-        pthread_create(&t[i], NULL, commit_worker, &w[i]);
-    }
-    pthread_barrier_wait(&bar);
-    double t0 = now_s();
-    pthread_barrier_wait(&bar);
-    double dt = now_s() - t0;
     for (int i = 0; i < threads; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&bar);
-    return (double)(threads * n) / dt;
+        w[i] = (worker){i + threads * 10, n, &bar};
+    return (double)(threads * n) / timed_threads(threads, commit_worker, w, sizeof w[0], &bar);
 }
 
 static void phase_durable(void)
