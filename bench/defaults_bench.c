@@ -56,14 +56,14 @@
 #define BENCH_NAME "defaults_bench"
 #include "bench_util.h"
 
-static const char *WORK;
+static const char *WORK, *ENGINE;
 static int SQL; /* the engine of this process: 1 SQLite, 0 NexusLite */
 
 static void put(const char *key, double v)
 {
     printf("%s %.6g\n", key, v);
     fflush(stdout);
-    fprintf(stderr, "  %-6s %-32s %.6g\n", SQL ? "SQLite" : "Nexus", key, v);
+    fprintf(stderr, "  %-9s %-32s %.6g\n", ENGINE, key, v);
 }
 
 /* ---- documents ---- */
@@ -611,6 +611,7 @@ int main(int argc, char **argv)
     }
     const char *phase = argv[1], *engine = argv[2], *arg = argc > 4 ? argv[4] : "";
     WORK = argv[3];
+    ENGINE = engine;
     SQL = strcmp(engine, "sqlite") == 0;
     if (strcmp(phase, "table") == 0)
         phase_table();
