@@ -166,6 +166,10 @@ w("Raw rates of the work directory's disk, 300-byte records each followed by `fd
   "written and synced beforehand (offsets advancing through a 4 MiB file, wrapping) "
   f"**{fmt(over_m)}/s** ({' / '.join(fmt(v) for v in over)}); append "
   f"**{fmt(app_m)}/s** ({' / '.join(fmt(v) for v in app)}).\n")
+if over_m and over_m < 2000:
+    w("**The disk was busy during this phase** (other jobs' I/O on the shared machine): a few hundred "
+      "fdatasync calls a second where a quiet run of this disk does 10-20k. The durable rows then "
+      "measure the device queue more than the engines; compare them with a run on a quiet disk.\n")
 w(HEAD)
 nu = val("nexus", "durable", "durable_update_per_s")
 w(ratio_row("single `nexus_update({_id}, {$inc})`, sync full", "updates/s", val("sqlite", "durable", "durable_update_per_s"), nu, True, 1.3))

@@ -161,9 +161,9 @@ elapsed=$(($(date +%s) - start_all))
     echo "# NexusLite vs SQLite at the default options"
     echo
     echo "Produced by \`make bench\` (scripts/bench-defaults.sh, bench/defaults_bench.c,"
-    echo "benches/rust_gets.rs, bench/defaults_report.py) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit"
-    echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo ' plus uncommitted changes');"
-    echo "alone: \`bash scripts/bench-defaults.sh\` after \`make lib\`. Scale: BENCH_SCALE=$SCALE"
+    echo "benches/rust_gets.rs, bench/defaults_report.py) on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo ' plus uncommitted changes'); alone:"
+    echo "\`bash scripts/bench-defaults.sh\` after \`make lib\`. Scale: BENCH_SCALE=$SCALE"
     if [ "$SCALE" = 1 ]; then
         echo "(the issues' sizes). The whole run took ${elapsed} s."
     else
