@@ -24,7 +24,8 @@
  *             BENCH_UPDATES_FULL [3000] single `nexus_update({_id}, {$inc})` sync full, then
  *             BENCH_UPDATES_NORMAL [20000] the same reopened with sync normal; indexes on email
  *             and age; BENCH_LOOKUPS [50000] find_one by email; BENCH_AGE_QUERIES [200]
- *             find by age (rows returned per second).
+ *             find by age (rows returned per second). Before the sync-full updates a short
+ *             pass of the disk phase's overwrite rate (`disk_overwrite_per_s`), as in durable.
  *   load      ARG `uuid` or `seq`: BENCH_LOAD_DOCS [1000000] documents of ~250 bytes, 1,000
  *             per transaction, without _id (NexusLite makes a UUID v4; SQLite binds a random
  *             v4 UUID string made here) or with sequential string ids; docs/s overall, in the
@@ -236,6 +237,17 @@ static void stats_note(conn *c, const char *when)
     nexus_free(st);
 }
 
+static double disk_rate(const char *path, int overwrite, long ops);
+
+/* The overwrite + fdatasync rate of the disk right now (a short pass), so the report can tell
+ * when the disk's state moved between the two engines' processes. */
+static void disk_now(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/disk-rate", WORK);
+    put("disk_overwrite_per_s", disk_rate(path, 1, env_long("BENCH_DISK_OPS", 3000) / 10 + 1));
+}
+
 /* ---- phase: the issue table ---- */
 
 static long count_2pred(conn *c)
@@ -320,6 +332,7 @@ static void phase_table(void)
     put("count_docs_per_s", median(s, 3));
     put("count_matches", (double)matches);
 
+    disk_now();
     t0 = now_s();
     for (long k = 0; k < upd_full; k++) {
         doc_id(id, sizeof id, (long)(next_rand(&rng) % (uint64_t)docs));
@@ -543,6 +556,7 @@ static void phase_durable(void)
         doc_id(id, sizeof id, (long)(next_rand(&rng) % (uint64_t)docs));
         inc_score(&c, id);
     }
+    disk_now();
     double t0 = now_s();
     for (long k = 0; k < updates; k++) {
         doc_id(id, sizeof id, (long)(next_rand(&rng) % (uint64_t)docs));

@@ -84,6 +84,21 @@ def mib(kib):
 out = []
 w = out.append
 
+
+def disk_note(phase):
+    """A warning when the disk's overwrite + fdatasync rate, measured by each engine's process
+    just before its sync-full rows, was low or moved between the two processes."""
+    a, b = val("sqlite", phase, "disk_overwrite_per_s"), val("nexus", phase, "disk_overwrite_per_s")
+    if not a or not b:
+        return
+    line = (f"Disk overwrite + fdatasync rate just before the sync-full rows: {fmt(a)}/s in SQLite's "
+            f"process, {fmt(b)}/s in NexusLite's.")
+    if max(a, b) / min(a, b) > 1.5 or min(a, b) < 2000:
+        line += (" **The disk's state moved between the two processes (or it was busy with other "
+                 "jobs' I/O): the sync-full rows here compare the disk's states more than the engines.**")
+    w(line + "\n")
+
+
 # ---- 1. the issue table ----
 t = "table"
 GROUP[0] = '1 (issue table)'
@@ -104,6 +119,8 @@ for label, unit, key, target in rows1:
 w(ratio_row("file size after the table run (all files)", "MB", mb(val("sqlite", t, "file_bytes")),
             mb(val("nexus", t, "file_bytes")), False, 1.0))
 w(ratio_row("peak RSS of the phase", "MiB", mib(val("sqlite", t, "rss_kib")), mib(val("nexus", t, "rss_kib")), False, None))
+w("")
+disk_note(t)
 for key in ("count_matches", "find_age_rows"):
     a, b = val("sqlite", t, key), val("nexus", t, key)
     if a != b:
@@ -182,6 +199,8 @@ w(ratio_row("durable single-document insert commits, 1 thread", "commits/s", val
 w(ratio_row("durable single-document insert commits, 4 threads (a connection each)", "commits/s",
             val("sqlite", "durable", "commits4_per_s"), val("nexus", "durable", "commits4_per_s"), True, 2.0))
 w(ratio_row("peak RSS of the phase", "MiB", mib(val("sqlite", "durable", "rss_kib")), mib(val("nexus", "durable", "rss_kib")), False, None))
+w("")
+disk_note("durable")
 w("")
 
 # ---- 6. cache sweep ----
