@@ -96,7 +96,7 @@ def disk_note(phase):
     if max(a, b) / min(a, b) > 1.5 or min(a, b) < 2000:
         line += (" **The disk's state moved between the two processes (or it was busy with other "
                  "jobs' I/O): the sync-full rows here compare the disk's states more than the engines.**")
-    w(line + "\n")
+    w(line)
 
 
 # ---- 1. the issue table ----
