@@ -21,6 +21,17 @@ for line in open(res_path):
         except ValueError:
             R[(parts[0], parts[1], parts[2])] = parts[3]
 
+# The durable phase runs twice an engine (alternating): keep each engine's pass in which the
+# disk's overwrite + fdatasync rate, measured just before, was highest (the quietest disk).
+for eng in ("sqlite", "nexus"):
+    passes = sorted({k[1] for k in R if k[0] == eng and k[1].startswith("durable-")})
+    if passes:
+        best = max(passes, key=lambda p: R.get((eng, p, "disk_overwrite_per_s"), 0))
+        for (e, p, k), v in list(R.items()):
+            if e == eng and p == best:
+                R[(e, "durable", k)] = v
+        R[(eng, "durable", "pass")] = best
+
 MISSED = []
 GROUP = [""]  # the section being written, for the "Why" list
 
@@ -49,8 +60,9 @@ def verdict(label, got, need, kind):
     if ok:
         return "met"
     by = (1 - got / need) * 100 if kind == "min" else (got / need - 1) * 100
-    MISSED.append(f"{GROUP[0]}: {label} (missed by {by:.0f}%)")
-    return f"**missed by {by:.0f}%**"
+    by = f"{by:.1f}" if by < 1 else f"{by:.0f}"
+    MISSED.append(f"{GROUP[0]}: {label} (missed by {by}%)")
+    return f"**missed by {by}%**"
 
 
 def ratio_row(label, unit, sq, nx, higher_better, target):
@@ -179,7 +191,7 @@ over_m = sum(over) / 2 if all(over) else None
 app_m = sum(app) / 2 if all(app) else None
 w("## 5. Durable commits and the raw disk rates of the same run\n")
 w("Raw rates of the work directory's disk, 300-byte records each followed by `fdatasync`, measured in "
-  "a pass before and a pass after the engines (mean of the two used below): overwrite of blocks "
+  "a pass before and a pass after the engines: overwrite of blocks "
   "written and synced beforehand (offsets advancing through a 4 MiB file, wrapping) "
   f"**{fmt(over_m)}/s** ({' / '.join(fmt(v) for v in over)}); append "
   f"**{fmt(app_m)}/s** ({' / '.join(fmt(v) for v in app)}).\n")
@@ -187,12 +199,17 @@ if over_m and over_m < 2000:
     w("**The disk was busy during this phase** (other jobs' I/O on the shared machine): a few hundred "
       "fdatasync calls a second where a quiet run of this disk does 10-20k. The durable rows then "
       "measure the device queue more than the engines; compare them with a run on a quiet disk.\n")
+w("Two alternating passes an engine (SQLite, NexusLite, SQLite, NexusLite, each in its own process); "
+  "each engine's figures are from its pass with the quietest disk (the highest overwrite + fdatasync "
+  f"rate measured just before its updates): SQLite {val('sqlite', 'durable', 'pass')}, NexusLite "
+  f"{val('nexus', 'durable', 'pass')}. The update/overwrite fraction uses that rate of NexusLite's pass.\n")
 w(HEAD)
 nu = val("nexus", "durable", "durable_update_per_s")
+ndisk = val("nexus", "durable", "disk_overwrite_per_s")
 w(ratio_row("single `nexus_update({_id}, {$inc})`, sync full", "updates/s", val("sqlite", "durable", "durable_update_per_s"), nu, True, 1.3))
-w(one_row("NexusLite durable update rate / overwrite + fdatasync rate", "fraction",
-          nu / over_m if nu and over_m else None, ">= 0.9", 0.9, "min"))
-w(one_row("NexusLite durable update rate / append + fdatasync rate", "fraction",
+w(one_row(f"NexusLite durable update rate / overwrite + fdatasync rate just before ({fmt(ndisk)}/s)", "fraction",
+          nu / ndisk if nu and ndisk else None, ">= 0.9", 0.9, "min"))
+w(one_row("NexusLite durable update rate / append + fdatasync rate (mean of the passes)", "fraction",
           nu / app_m if nu and app_m else None, "—", None, "min"))
 w(ratio_row("durable single-document insert commits, 1 thread", "commits/s", val("sqlite", "durable", "commits1_per_s"),
             val("nexus", "durable", "commits1_per_s"), True, None))
