@@ -6,7 +6,8 @@
  *
  *   defaults_bench PHASE ENGINE WORKDIR [ARG]
  *
- * ENGINE is `nexus` or `sqlite`. Results go to stdout as `key value` lines (the script
+ * ENGINE is `nexus` or `sqlite` (`nexus-off` for the sweep; anything for disk, whose ARG
+ * is ignored, as durable's: the script passes a tag). Results go to stdout as `key value` lines (the script
  * prefixes them with the engine); lines starting with `#` are raw notes (stats JSON). Every
  * phase ends with `rss_kib` (getrusage: this process's peak RSS).
  *
@@ -36,7 +37,8 @@
  *   durable   single-document `nexus_update({_id}, {$inc})` sync full (BENCH_UPDATES_FULL
  *             over BENCH_DURABLE_DOCS [10000] documents), and single-document insert commits
  *             sync full from 1 thread and from 4 threads each with its own connection
- *             (BENCH_COMMITS [1000] per thread).
+ *             (BENCH_COMMITS [1000] per thread); first the disk's overwrite rate right now.
+ *             Expects no durable file in WORKDIR (the script removes it between passes).
  *   sweep-load ARG W: writes the sweep file of W documents (engine `nexus`, defaults).
  *   sweep     ARG W, ENGINE `nexus` (cache on, defaults) or `nexus-off` (cache_capacity 0):
  *             BENCH_SWEEP_GETS [200000] random gets over the W documents, uniform and
