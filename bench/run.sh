@@ -31,3 +31,6 @@ echo "== multi-process: readers beside a writer, and two writers, beside SQLite 
 bash scripts/bench-multiprocess.sh
 BENCH_NEXUS_OPTIONS='{"sync":"normal"}' BENCH_SQLITE_SYNCHRONOUS=NORMAL \
     BENCH_OUT=benchmarks/multiprocess-sync-normal.md bash scripts/bench-multiprocess.sh
+
+echo "== defaults: NexusLite vs SQLite at the default options, every workload of issues #18 and #19"
+bash scripts/bench-defaults.sh

@@ -138,29 +138,12 @@ static void insert(conn *c, const char *id, long i)
         nx(nexus_insert(c->n, "docs", buf, NULL), "insert");
         return;
     }
-    sqlite3_bind_text(c->ins, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(c->ins, 2, buf, -1, SQLITE_STATIC);
-    sq(c->s, sqlite3_step(c->ins), "insert");
-    sqlite3_reset(c->ins);
+    sq_run2(c->s, c->ins, id, buf, "insert");
 }
 
 static size_t get(conn *c, const char *id)
 {
-    if (c->eng != SQL) {
-        char *out = NULL;
-        nx(nexus_get(c->n, "docs", id, &out), "get");
-        size_t n = strlen(out);
-        nexus_free(out);
-        return n;
-    }
-    sqlite3_bind_text(c->get, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(c->get) != SQLITE_ROW) {
-        fprintf(stderr, "sqlite get %s: not found\n", id);
-        exit(1);
-    }
-    size_t n = strlen((const char *)sqlite3_column_text(c->get, 0));
-    sqlite3_reset(c->get);
-    return n;
+    return c->eng != SQL ? nx_get_len(c->n, "docs", id) : sq_get_len(c->s, c->get, id);
 }
 
 /* Update by id: NexusLite through nexus_update with a filter on _id ($set one field),
@@ -229,12 +212,6 @@ static void checkpoint(conn *c)
         nx(nexus_checkpoint(c->n), "checkpoint");
     else
         sq(c->s, sqlite3_exec(c->s, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), "checkpoint");
-}
-
-static long long file_size(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 ? (long long)st.st_size : 0;
 }
 
 /* Bytes of every file of the database at `path`. */
@@ -323,23 +300,12 @@ static long commit_seq;
  * single-document inserts. */
 static double commits(int eng, const char *path, const char *sync, int threads, long n)
 {
-    pthread_t t[8];
     worker w[8];
     pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
-    for (int i = 0; i < threads; i++) {
-        w[i] = (worker){eng, i, path, sync, n, commit_seq, &bar};
-        pthread_create(&t[i], NULL, commit_worker, &w[i]);
-    }
-    commit_seq += n;
-    pthread_barrier_wait(&bar);
-    double t0 = now_s();
-    pthread_barrier_wait(&bar);
-    double dt = now_s() - t0;
     for (int i = 0; i < threads; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&bar);
-    return (double)(threads * n) / dt;
+        w[i] = (worker){eng, i, path, sync, n, commit_seq, &bar};
+    commit_seq += n;
+    return (double)(threads * n) / timed_threads(threads, commit_worker, w, sizeof w[0], &bar);
 }
 
 /* ---- the workloads of one engine ---- */

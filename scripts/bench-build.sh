@@ -2,6 +2,7 @@
 # harness SRC against ROOT's static libnexus.a (after `make lib` in ROOT) and the system
 # SQLite, with warnings as errors, into OUT; FLAGS go last to gcc (-std=c99 overrides the
 # default -std=c11; -lpthread). Exports PKG_CONFIG_PATH with ROOT's pkgconfig first.
+# bench_machine DIR prints the machine block the reports share.
 build_bench() {
     local root=$1 src=$2 out=$3
     shift 3
@@ -11,4 +12,16 @@ build_bench() {
     read -r -a cflags <<<"$(pkg-config --cflags nexus)"
     gcc -std=c11 -O2 -Wall -Wextra -Werror "${cflags[@]}" "$src" \
         "${NEXUS_STATIC[@]}" $(pkg-config --libs sqlite3) "$@" -o "$out"
+}
+
+# bench_machine DIR: the machine block of a report (CPU, cores, memory, kernel, compilers,
+# SQLite, the filesystem of the work directory DIR), as markdown lines.
+bench_machine() {
+    local cpu sqlite_version
+    cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+    sqlite_version=$(pkg-config --modversion sqlite3 2>/dev/null || echo unknown)
+    echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB memory,"
+    echo "$(uname -sr), $(gcc --version | head -n 1), $(rustc --version), SQLite $sqlite_version"
+    echo "(system library, journal_mode=WAL). Filesystem of the work directory: $(df -T "$1" | awk 'NR==2 {print $2}')."
+    echo "The machine is shared with other jobs, so absolute numbers move between runs."
 }

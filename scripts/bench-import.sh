@@ -10,45 +10,17 @@ size_mb="${SIZE_MB:-200}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-python3 - "$work" "$size_mb" <<'PY'
-import json, sys
-work, size_mb = sys.argv[1], int(sys.argv[2])
-target = size_mb * 2**20
-rows = 0
-with open(f"{work}/data.ndjson", "w") as nd, open(f"{work}/data.csv", "w") as cs:
-    cs.write("_id,name,age,city.name,city.zip,score,active,note\n")
-    written = 0
-    while written < target:
-        i = rows
-        doc = {"_id": i, "name": f"user {i} ü", "age": i % 97, "city": {"name": f"city {i % 1000}", "zip": 10000 + i % 90000},
-               "score": i / 7, "active": i % 2 == 0, "note": "lorem ipsum dolor sit amet " * 4}
-        line = json.dumps(doc, ensure_ascii=False) + "\n"
-        nd.write(line)
-        written += len(line.encode())
-        cs.write(f'{i},user {i} ü,{i % 97},city {i % 1000},{10000 + i % 90000},{i / 7!r},{str(i % 2 == 0).lower()},{doc["note"]}\n')
-        rows += 1
-open(f"{work}/rows", "w").write(str(rows))
-PY
+. "$root/scripts/bench-import-data.sh"
+gen_import_data "$work" "$size_mb"
 rows="$(cat "$work/rows")"
 nd_bytes="$(stat -c %s "$work/data.ndjson")"
 csv_bytes="$(stat -c %s "$work/data.csv")"
 echo "bench: $rows rows, NDJSON $((nd_bytes >> 20)) MiB, CSV $((csv_bytes >> 20)) MiB" >&2
 
-# measure NAME CMD...: runs CMD under GNU time; prints "seconds peak_kib".
-measure() {
-  local name="$1"; shift
-  /usr/bin/time -v -o "$work/$name.time" "$@" >/dev/null 2>"$work/$name.err" || {
-    cat "$work/$name.err" >&2; echo "bench: $name failed" >&2; exit 1; }
-  local secs kib
-  secs="$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/$name.time" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')"
-  kib="$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.time")"
-  echo "$secs $kib"
-}
-
 declare -A secs kib
 run() {
   local name="$1"; shift
-  read -r secs[$name] kib[$name] < <(measure "$name" "$@")
+  read -r secs[$name] kib[$name] < <(measure "$work" "$name" "$@")
   echo "bench: $name ${secs[$name]} s, peak RSS ${kib[$name]} KiB" >&2
 }
 run nexus_ndjson_dry_run "$nexus" -q import --dry-run "$work/none.db" c "$work/data.ndjson"

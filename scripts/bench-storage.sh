@@ -26,18 +26,13 @@ NEXUS_RSS_REPORT="$WORK/rss.txt" cargo test --release --quiet --test wasp_memory
     -- --nocapture >/dev/null
 cat "$WORK/rss.txt"
 
-cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
-sqlite_version=$(pkg-config --modversion sqlite3 2>/dev/null || echo unknown)
 {
     echo "# Storage engines: NexusLite WASP vs NexusLite memlog vs SQLite"
     echo
     echo "Produced by \`make bench\` (scripts/bench-storage.sh, bench/storage_bench.c) on $(date -u +%Y-%m-%d)."
     echo "The whole comparison took ${elapsed} s."
     echo
-    echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB memory,"
-    echo "$(uname -sr), $(gcc --version | head -n 1), $(rustc --version), SQLite $sqlite_version"
-    echo "(system library, journal_mode=WAL). Filesystem of the work directory: $(df -T "$WORK" | awk 'NR==2 {print $2}')."
-    echo "The machine is shared with other jobs, so absolute numbers move between runs."
+    bench_machine "$WORK"
     echo
     echo "Sizes: ${BENCH_DOCS:-200000} documents (BENCH_DOCS; the issue's target is 1,000,000: run"
     echo "\`BENCH_DOCS=1000000 make bench\`), ${BENCH_COMMITS:-500} single-document commits per thread"
