@@ -24,8 +24,8 @@ run() {
   echo "bench: $name ${secs[$name]} s, peak RSS ${kib[$name]} KiB" >&2
 }
 run nexus_ndjson_dry_run "$nexus" -q import --dry-run "$work/none.db" c "$work/data.ndjson"
-run nexus_ndjson_import "$nexus" -q import "$work/nd.db" c "$work/data.ndjson"
-run nexus_csv_import "$nexus" -q import "$work/csv.db" c "$work/data.csv"
+run nexus_ndjson_import "$nexus" -q --storage memlog import "$work/nd.db" c "$work/data.ndjson"
+run nexus_csv_import "$nexus" -q --storage memlog import "$work/csv.db" c "$work/data.csv"
 run nexus_ndjson_import_wasp "$nexus" -q --storage wasp import "$work/ndw.db" c "$work/data.ndjson"
 run nexus_csv_import_wasp "$nexus" -q --storage wasp import "$work/csvw.db" c "$work/data.csv"
 run sqlite_csv_import sqlite3 "$work/bench.sqlite" ".import --csv $work/data.csv t"
