@@ -198,12 +198,15 @@ pub(crate) fn open_log_file(path: &Path, faults: &Faults) -> Result<(LogFile, Lo
 /// lap) in force. Returns the new header.
 pub(crate) fn restart_lap(f: &mut LogFile, h: &LogHeader, base_lsn: u64) -> Result<LogHeader> {
     let new = LogHeader::new(base_lsn, h.salt, next_lap(h.lap));
-    // The end mark of the empty lap first: the previous lap's first record (covered by the
-    // checkpoint) is not read as this lap's. Persisted alone, it ends the previous lap early,
-    // which loses nothing for the same reason.
-    f.write_at(LOG2_START as u64, &[0u8; END_MARK])?;
     let at = u64::from(new.lap % 2) * LOG_HEADER_LEN as u64;
     f.write_at(at, &encode_slot(&new))?;
+    // Then the end mark of the empty lap. Either may reach the disk without the other: the
+    // header alone leaves the previous lap's first record at the start of the new lap (an
+    // intact record of the previous lap: the clean end), the end mark alone ends the previous
+    // lap before its first record, which loses nothing (the checkpoint covers it). In this
+    // order, a process that reads the end mark where it followed the previous lap finds the
+    // new header already written (see `follow::apply_tail`).
+    f.write_at(LOG2_START as u64, &[0u8; END_MARK])?;
     f.sync()?;
     f.set_end(new.start());
     Ok(new)

@@ -190,12 +190,19 @@ impl Storage for WaspStorage {
     fn stats(&self) -> serde_json::Value {
         let s = &self.shared;
         let state = Arc::clone(&s.state.read());
+        // The end of the log's current lap: this process's own position when it is at the
+        // current generation, else what the last commit of any process published.
         let (log_bytes, next_lsn, records_since) = match &s.log {
             Some(l) => {
                 let l = l.lock();
-                (l.file.end(), l.next_lsn, l.records_since)
+                let end = if l.gen == s.local_gen.load(Ordering::SeqCst) {
+                    l.file.end()
+                } else {
+                    s.shm.log_end()
+                };
+                (end, l.next_lsn, l.records_since)
             }
-            None => (0, 0, 0),
+            None => (s.shm.log_end(), 0, 0),
         };
         let (hits, misses, cached, budget) = s.pager.cache_stats();
         let space = s.space.lock();
