@@ -61,7 +61,7 @@ const LOG_VERSION: u32 = 2;
 pub(crate) const END_MARK: usize = 8;
 /// Space added at a time ahead of a recycled log's records (`fallocate`), so that even its
 /// first lap overwrites allocated blocks: the file size changes once per step, not per commit.
-const PREALLOC_STEP: u64 = 1 << 20;
+pub(crate) const PREALLOC_STEP: u64 = 1 << 20;
 /// Upper bound for one record; anything larger in a length prefix is damage, not data.
 const MAX_RECORD: usize = 1 << 31;
 

@@ -243,6 +243,9 @@ impl WaspStorage {
                 f.erase(replay.good_len, log::END_MARK as u64)?;
             }
             f.set_end(replay.good_len);
+            if header.lap != 0 {
+                f.set_prealloc(log::PREALLOC_STEP);
+            }
         }
         recovery.records = replayed;
         recovery.dropped_bytes = replay.dropped_bytes;
