@@ -1,8 +1,9 @@
 //! The only place that touches the OS for database files: opening, the advisory lock,
-//! appending, positional page I/O, syncing, truncating, renaming. Every write and sync goes
-//! through [`LogFile`] (append-only logs) or [`PageFile`] (the paged `NAME.db` of WASP), and
-//! both consult the fault hooks of [`super::fault`] before each write and sync (no-ops, and no
-//! state at all, unless the build has the `fault-injection` feature or is a unit test).
+//! appending, positional page I/O, preallocating, syncing, truncating, renaming. Every write
+//! and sync goes through [`LogFile`] (logs: records written at their end position, headers in
+//! place) or [`PageFile`] (the paged `NAME.db` of WASP), and both consult the fault hooks of
+//! [`super::fault`] before each write and sync (no-ops, and no state at all, unless the build
+//! has the `fault-injection` feature or is a unit test).
 
 use super::fault::{self, Faults};
 use super::map::{MappedPage, PageMap};
