@@ -253,3 +253,35 @@ fn a_version_1_log_opens_and_its_first_checkpoint_recycles_it() {
         assert_eq!(db.check_report().unwrap()["ok"], true);
     }
 }
+
+#[test]
+fn compaction_alone_gives_back_the_space_of_earlier_laps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, crashed) = (dir.path().join("live.db"), dir.path().join("crashed.db"));
+    let db = Database::open(&live, wasp()).unwrap();
+    let items = db.collection("items");
+    for i in 0..400i64 {
+        items
+            .insert(
+                Document::builder()
+                    .field("_id", i)
+                    .field("pad", "p".repeat(2000))
+                    .build(),
+            )
+            .unwrap();
+    }
+    db.checkpoint().unwrap();
+    let file_bytes = |db: &Database| storage(db)["log_file_bytes"].as_u64().unwrap();
+    assert!(file_bytes(&db) > 800_000, "{}", storage(&db));
+    db.compact().unwrap();
+    assert_eq!(file_bytes(&db), 64 + 8, "the empty lap and its end mark");
+    // The log goes on after it, and a crash image holds the commits after the compaction.
+    set(&db, 7);
+    assert!(file_bytes(&db) >= 1 << 20, "preallocated again");
+    crash_copy(&live, &crashed);
+    drop(db);
+    let db = Database::open(&crashed, wasp()).unwrap();
+    assert_eq!(counter(&db), Some(7));
+    assert_eq!(db.collection("items").count(&doc! {}).unwrap(), 400);
+    assert_eq!(db.check_report().unwrap()["ok"], true);
+}
