@@ -40,7 +40,16 @@ fn torn_write_poisons_then_recovery_drops_the_torn_tail() {
     assert_eq!(c.count(&doc! {}).unwrap(), 5);
     assert!(c.find_one(&doc! {"_id": "torn"}).unwrap().is_none());
     let stats = db.stats().unwrap();
-    assert_eq!(stats["storage"]["recovery"]["dropped_bytes"], 11, "{stats}");
+    let dropped = stats["storage"]["recovery"]["dropped_bytes"]
+        .as_u64()
+        .unwrap();
+    if common::engine() == nexus::StorageEngine::Wasp {
+        // The recycled log is not cut: what is dropped is the torn record, as long as its
+        // head (among the 11 bytes written) says; the rest of it was never written.
+        assert!((11..200).contains(&dropped), "{stats}");
+    } else {
+        assert_eq!(dropped, 11, "{stats}");
+    }
     c.insert(doc("after")).unwrap();
     drop(db);
     let db = Database::open(&path, common::open_options()).unwrap();

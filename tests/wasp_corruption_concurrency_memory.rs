@@ -173,10 +173,19 @@ fn flipped_log_bytes_are_a_torn_tail_only_at_the_end() {
         db.collection("c").insert(doc_n(i)).unwrap();
     }
     let log = std::fs::read(path.with_extension("wasp")).unwrap();
-    // Simulate a crash: copy the files while open (the log holds 19 records).
+    // Simulate a crash: copy the files while open (the log holds 19 records). The log is
+    // recycled: its records start after the two 32-byte header slots and end where the
+    // current lap ends (`log_bytes`), not at the end of the file.
     let crashed = dir.path().join("crashed.db");
-    let len = log.len();
-    for (at, torn) in [(40usize, false), (len / 2, false), (len - 3, true)] {
+    let end = db.stats().unwrap()["storage"]["log_bytes"]
+        .as_u64()
+        .unwrap() as usize;
+    assert!(end < log.len() && end > 64 + 19 * 20, "{end}");
+    for (at, torn) in [
+        (64 + 8usize, false),
+        ((64 + end) / 2, false),
+        (end - 3, true),
+    ] {
         std::fs::copy(&path, &crashed).unwrap();
         let mut bad = log.clone();
         bad[at] ^= 0x11;

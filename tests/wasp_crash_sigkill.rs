@@ -1,5 +1,7 @@
-//! Crash test (b) for WASP: durability under `sync=full` with frequent checkpoints (a 32 KiB
-//! log trigger, so kills land inside checkpoints too). A child process inserts and updates,
+//! Crash test (b) for WASP: durability under `sync=full` with frequent checkpoints (an 8 KiB
+//! log trigger, so kills land inside checkpoints too, and every round crosses several laps
+//! of the recycled log: each checkpoint restarts it in place, new records overwriting the
+//! last lap's; the writer reports the checkpoints it made and the test requires them). A child process inserts and updates,
 //! printing an acknowledgement after each call returns; the parent SIGKILLs it at a random
 //! moment, reopens the database, checks that every acknowledged write is present exactly
 //! once, and every 10 rounds runs the integrity check. 50 rounds in the suite;
@@ -37,7 +39,7 @@ fn rounds() -> usize {
 fn wasp() -> OpenOptions {
     OpenOptions {
         storage: Some(nexus::StorageEngine::Wasp),
-        checkpoint_log_bytes: Some(32 * 1024),
+        checkpoint_log_bytes: Some(8 * 1024),
         ..OpenOptions::default()
     }
 }
@@ -64,6 +66,7 @@ fn wasp_crash_child_writer() {
         .create_index(&doc! {"n": 1}, &doc! {"unique": true})
         .expect("create index");
     let start = items.count(&doc! {}).expect("count") as i64;
+    let mut checkpoints = 0;
     for n in start.. {
         let d = Document::builder()
             .field("_id", format!("k{n:08}"))
@@ -83,6 +86,14 @@ fn wasp_crash_child_writer() {
             )
             .expect("update");
         println!("ack inc {n}");
+        if n % 4 == 0 {
+            let st = db.stats().expect("stats");
+            let made = st["storage"]["checkpoints"].as_u64().expect("checkpoints");
+            if made > checkpoints {
+                checkpoints = made;
+                println!("checkpoints {made}");
+            }
+        }
     }
 }
 
@@ -220,6 +231,8 @@ struct Acks {
     incs: u64,
     /// The writer printed `writer opened` before the kill.
     opened: bool,
+    /// The last count of checkpoints (log laps) the writer printed.
+    checkpoints: u64,
     /// The writer's `writer open failed: ...`.
     open_failed: Option<String>,
 }
@@ -244,6 +257,7 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
             inserts: Vec::new(),
             incs: 0,
             opened: false,
+            checkpoints: 0,
             open_failed: None,
         };
         for line in BufReader::new(stdout).lines() {
@@ -258,6 +272,8 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
                 acks.inserts.push(n.trim().parse().expect("number"));
             } else if line.starts_with("ack inc ") {
                 acks.incs += 1;
+            } else if let Some(n) = line.strip_prefix("checkpoints ") {
+                acks.checkpoints = n.trim().parse().expect("number");
             }
         }
         acks
@@ -278,6 +294,7 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
         .close()
         .unwrap();
     let mut writer_opened = 0;
+    let mut laps = 0u64;
     let mut expected_inserts: Vec<i64> = Vec::new();
     let mut min_counter: i64 = 0;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
@@ -295,6 +312,7 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
             panic!("round {round}: the writer could not open beside the reader process: {e}");
         }
         writer_opened += usize::from(acks.opened);
+        laps += acks.checkpoints;
         stop_reader(reader, &stop, round);
         expected_inserts.extend(&acks.inserts);
         min_counter += acks.incs as i64;
@@ -372,8 +390,13 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
         "the child wrote too little to prove anything ({} documents)",
         expected_inserts.len()
     );
+    assert!(
+        laps >= rounds as u64,
+        "the writers checkpointed {laps} times in {rounds} rounds: too few log laps to test \
+         the recycled log"
+    );
     eprintln!(
-        "{rounds} SIGKILL rounds, {} documents, the writer opened in {writer_opened}, {:?}",
+        "{rounds} SIGKILL rounds, {} documents, {laps} log laps, the writer opened in {writer_opened}, {:?}",
         expected_inserts.len(),
         started.elapsed()
     );

@@ -39,7 +39,8 @@ pub struct OpenOptions {
     pub storage: Option<StorageEngine>,
     /// Page size of a new `wasp` file: 8192 (default) or 16384. Fixed at creation.
     pub page_size: Option<u32>,
-    /// `wasp`: checkpoint when the log grows past this many bytes (default 64 MiB).
+    /// `wasp`: checkpoint when the records logged since the last checkpoint pass this many
+    /// bytes (default 64 MiB); the recycled log file keeps about the size this allows.
     pub checkpoint_log_bytes: Option<u64>,
     /// `wasp`: checkpoint at the next commit once the last one is this old (default 30000).
     pub checkpoint_interval_ms: Option<u64>,

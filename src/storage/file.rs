@@ -1,8 +1,9 @@
 //! The only place that touches the OS for database files: opening, the advisory lock,
-//! appending, positional page I/O, syncing, truncating, renaming. Every write and sync goes
-//! through [`LogFile`] (append-only logs) or [`PageFile`] (the paged `NAME.db` of WASP), and
-//! both consult the fault hooks of [`super::fault`] before each write and sync (no-ops, and no
-//! state at all, unless the build has the `fault-injection` feature or is a unit test).
+//! appending, positional page I/O, preallocating, syncing, truncating, renaming. Every write
+//! and sync goes through [`LogFile`] (logs: records written at their end position, headers in
+//! place) or [`PageFile`] (the paged `NAME.db` of WASP), and both consult the fault hooks of
+//! [`super::fault`] before each write and sync (no-ops, and no state at all, unless the build
+//! has the `fault-injection` feature or is a unit test).
 
 use super::fault::{self, Faults};
 use super::map::{MappedPage, PageMap};
@@ -66,16 +67,22 @@ fn torn_write(path: &Path) -> Error {
     Error::io(path, std::io::Error::other("injected fault: torn write"))
 }
 
-/// An open file that is written by appending, with fault injection.
+/// An open log file, with fault injection: records are written at its end position (the end
+/// of the records, which in a recycled log is not the end of the file), headers in place.
 pub(crate) struct LogFile {
     file: File,
     path: PathBuf,
-    len: u64,
+    /// Where the next record goes.
+    end: u64,
+    /// The file's length as this handle knows it (what it wrote, preallocated or found).
+    file_len: u64,
+    /// When non-zero, space is preallocated in steps of this many bytes ahead of `end`.
+    prealloc: u64,
     faults: Faults,
 }
 
 impl LogFile {
-    /// Opens (creating when asked) `path` for reading and appending.
+    /// Opens (creating when asked) `path` for reading and writing; positioned at its end.
     pub(crate) fn open(path: &Path, create: bool, faults: Faults) -> Result<Self> {
         let file = open_regular(
             OpenOptions::new()
@@ -89,14 +96,16 @@ impl LogFile {
         Ok(Self {
             file,
             path: path.to_owned(),
-            len,
+            end: len,
+            file_len: len,
+            prealloc: 0,
             faults,
         })
     }
 
     /// Reads the whole file.
     pub(crate) fn read_all(&mut self) -> Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        let mut buf = Vec::with_capacity(usize::try_from(self.file_len).unwrap_or(0));
         self.file
             .seek(SeekFrom::Start(0))
             .and_then(|_| self.file.read_to_end(&mut buf))
@@ -104,28 +113,80 @@ impl LogFile {
         Ok(buf)
     }
 
-    /// Appends `bytes` at the end of the file.
-    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Reads into `buf` from `offset`; returns how many bytes were there.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        read_at(&self.file, offset, buf).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Preallocates space `step` bytes at a time ahead of the records from now on.
+    pub(crate) fn set_prealloc(&mut self, step: u64) {
+        self.prealloc = step;
+    }
+
+    /// Writes `bytes` at `offset` (one positional write), through the fault plan.
+    pub(crate) fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let file_len = self.file_len;
         let allowed = fault::before_write(
             &self.faults,
             &self.path,
             &self.file,
-            self.len,
+            offset,
             bytes.len(),
-            &|| Ok(self.len),
+            &|| Ok(file_len),
         )?;
-        let r = self
-            .file
-            .seek(SeekFrom::Start(self.len))
-            .and_then(|_| self.file.write_all(&bytes[..allowed]));
-        if let Err(e) = r {
-            return Err(Error::io(&self.path, e));
-        }
-        self.len += allowed as u64;
+        write_at(&self.file, offset, &bytes[..allowed]).map_err(|e| Error::io(&self.path, e))?;
+        self.file_len = self.file_len.max(offset + allowed as u64);
         if allowed < bytes.len() {
             return Err(torn_write(&self.path));
         }
         Ok(())
+    }
+
+    /// Writes `bytes` at the end position and moves it past them.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.append_marked(bytes, 0)
+    }
+
+    /// Writes `bytes` at the end position in one write and moves it past all but the last
+    /// `mark` of them (an end mark the next record overwrites).
+    pub(crate) fn append_marked(&mut self, bytes: &[u8], mark: usize) -> Result<()> {
+        let to = self.end + bytes.len() as u64;
+        if self.prealloc != 0 && to > self.file_len {
+            self.preallocate(to);
+        }
+        let r = self.write_at(self.end, bytes);
+        if r.is_ok() {
+            self.end = to - mark as u64;
+        }
+        r
+    }
+
+    /// Makes the file at least `to` bytes long, rounded up to the preallocation step, with
+    /// allocated blocks (`fallocate`), so that records written there later change no file
+    /// size or extent. Best effort: where it fails or is not supported, records append.
+    fn preallocate(&mut self, to: u64) {
+        let want = to.div_ceil(self.prealloc) * self.prealloc;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::io::AsRawFd;
+            let (Ok(off), Ok(len)) = (
+                libc::off_t::try_from(self.file_len),
+                libc::off_t::try_from(want - self.file_len),
+            ) else {
+                return;
+            };
+            if fault::check_alive(&self.faults, &self.path).is_err() {
+                return;
+            }
+            // SAFETY: a valid descriptor; mode 0 allocates and extends the file.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, off, len) };
+            if r == 0 {
+                self.file_len = want;
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = want;
     }
 
     /// `fdatasync`.
@@ -133,41 +194,56 @@ impl LogFile {
         sync_file(&self.file, &self.faults, &self.path)
     }
 
-    /// Cuts the file to `len` bytes and syncs.
+    /// Cuts the file to `len` bytes and syncs; the end position moves there if it was after.
     pub(crate) fn truncate(&mut self, len: u64) -> Result<()> {
         fault::check_alive(&self.faults, &self.path)?;
         self.file
             .set_len(len)
             .and_then(|_| self.file.sync_all())
             .map_err(|e| Error::io(&self.path, e))?;
-        self.len = len;
+        self.file_len = len;
+        self.end = self.end.min(len);
         Ok(())
     }
 
-    /// Current length in bytes (as this handle wrote or was told it).
-    pub(crate) fn len(&self) -> u64 {
-        self.len
+    /// Overwrites `len` bytes from `offset` with zeros (no further than the file's end) and
+    /// syncs: a record there can no longer be read.
+    pub(crate) fn erase(&mut self, offset: u64, len: u64) -> Result<()> {
+        let len = len.min(self.file_len.saturating_sub(offset));
+        if len == 0 {
+            return Ok(());
+        }
+        let zeros = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        self.write_at(offset, &zeros)?;
+        self.sync()
     }
 
-    /// Another process appended to the file: it is `len` bytes long now, as far as the
-    /// next append is concerned. Bytes past `len` (a record that was never published) are
-    /// cut.
-    pub(crate) fn adopt_len(&mut self, len: u64) -> Result<()> {
+    /// The end position: where the next record goes.
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The next record goes at `end`.
+    pub(crate) fn set_end(&mut self, end: u64) {
+        self.end = end;
+    }
+
+    /// Another process wrote to the file: its records end at `end` now, as far as the next
+    /// record is concerned.
+    pub(crate) fn adopt_end(&mut self, end: u64) -> Result<()> {
         let actual = self
             .file
             .metadata()
             .map_err(|e| Error::io(&self.path, e))?
             .len();
-        if actual < len {
+        if actual < end {
             return Err(Error::Corrupt(format!(
-                "{}: the log is {actual} bytes, shorter than the {len} bytes of committed records other processes published",
+                "{}: the log is {actual} bytes, shorter than the {end} bytes of committed records other processes published",
                 self.path.display()
             )));
         }
-        self.len = actual;
-        if actual > len {
-            self.truncate(len)?;
-        }
+        self.file_len = actual;
+        self.end = end;
         Ok(())
     }
 

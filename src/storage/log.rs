@@ -2,19 +2,39 @@
 //! commit records. One record is one committed transaction, so replay is all-or-nothing
 //! per transaction. See `docs/FORMAT.md` for the byte layout.
 //!
+//! Two layouts. Version 1 (memlog's log, and WASP logs of earlier builds): one header, records
+//! appended after it, the file replaced through `NAME.wasp.tmp` and a rename when it is
+//! rewritten. Version 2 (WASP): a recycled log. After a checkpoint the header is rewritten in
+//! place with the next *lap* number and new records overwrite the file from just after the
+//! header; the file is never cut, so durable commits overwrite blocks that were already
+//! written (and preallocated space), which `fdatasync` makes durable without journaling a size
+//! or extent change. Every record's checksum field is `crc32(payload) XOR lap`: a record left
+//! from an earlier lap fails the current lap's check even when its bytes line up exactly, and
+//! the XOR gives back the lap it was written in. Every record goes out with an 8-byte zero
+//! end mark after it (in the same write; the next record overwrites it), so replay tells the
+//! end of the current lap (zeros; or an intact record of the previous lap, when a crash lost
+//! the end mark a restart writes) from a torn record. Version 1 is lap 0 (the checksum is the
+//! plain CRC), so one reader serves both. The header has two 32-byte slots; a reset writes
+//! the slot of the new lap (`lap % 2`) and the valid slot with the newer lap is the header, so
+//! a header write torn by a crash leaves the previous header, whose records are all covered by
+//! the checkpoint that preceded the reset.
+//!
 //! Replay tells a torn tail from damage: it stops at the first record that is torn, fails
-//! its checksum or does not decode, then looks past it for intact records with higher LSNs
-//! ([`Replay::later`]). None: the tail is the residue of a crash during an append (never
-//! acknowledged under `sync=full`) and may be cut. Some: acknowledged commits follow the
-//! bad record, so the log is damaged, and the caller refuses to open unless told to accept
-//! the loss ([`LogRecovery::DiscardDamaged`]).
+//! its checksum, does not decode or does not continue the lap (its LSN not above the one
+//! before), then looks past it for intact records of the current lap (or the next: a newer
+//! header that was lost) with higher LSNs ([`Replay::later`]). None: the tail is the residue
+//! of a crash during an append (never acknowledged under `sync=full`) and may be cut. Some:
+//! acknowledged commits follow the bad record, so the log is damaged, and the caller refuses
+//! to open unless told to accept the loss ([`LogRecovery::DiscardDamaged`]).
 //!
 //! ```text
-//! file header (32 bytes)
+//! version 1 header (32 bytes), records from offset 32
 //!   0  8 magic "NXWALLOG"     8  4 version u32 LE (1)    12 4 salt u32 LE (0: none)
-//!  16  8 base_lsn u64 LE     24  4 reserved             28 4 crc32 of 0..28
+//!  16  8 base_lsn u64 LE     24  4 reserved (0)         28 4 crc32 of 0..28
+//! version 2 header: two such 32-byte slots at 0 and 32, records from offset 64
+//!   slot: magic, version (2), salt, base_lsn as above; 24 4 lap u32 LE (>= 1); 28 4 crc32
 //! record
-//!   0  4 payload_len u32 LE   4  4 crc32(payload) u32 LE   8 .. payload
+//!   0  4 payload_len u32 LE   4  4 crc32(payload) XOR lap, u32 LE   8 .. payload
 //! payload
 //!   lsn u64 LE, op_count u32 LE, then per op: tag u8 and its fields, each byte string as
 //!   u32 LE length + bytes:
@@ -29,8 +49,19 @@ use crate::storage::Bytes;
 use std::path::{Path, PathBuf};
 
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"NXWALLOG";
+/// Bytes of a version-1 header, and of one slot of a version-2 header.
 pub(crate) const LOG_HEADER_LEN: usize = 32;
-const LOG_VERSION: u32 = 1;
+/// Where the records of a version-2 (recycled) log start: after its two header slots.
+pub(crate) const LOG2_START: usize = 2 * LOG_HEADER_LEN;
+/// The newest log version this build writes (WASP) and reads.
+const LOG_VERSION: u32 = 2;
+/// Zero bytes written after every record of a recycled log, in the same write: the end of the
+/// current lap is then always a zeroed record head, told apart from a torn record (whatever
+/// earlier laps left after it). The next record overwrites it.
+pub(crate) const END_MARK: usize = 8;
+/// Space added at a time ahead of a recycled log's records (`fallocate`), so that even its
+/// first lap overwrites allocated blocks: the file size changes once per step, not per commit.
+pub(crate) const PREALLOC_STEP: u64 = 1 << 20;
 /// Upper bound for one record; anything larger in a length prefix is damage, not data.
 const MAX_RECORD: usize = 1 << 31;
 
@@ -69,20 +100,76 @@ pub(crate) fn tmp_path(log_path: &Path) -> PathBuf {
     log_path.with_extension("wasp.tmp")
 }
 
-/// Writes a complete log (header + `records`) to `path` through a temporary file and an
-/// atomic rename; returns the open file, positioned for appending. `salt` ties the log to
-/// its database (0: none, as logs of earlier builds).
+/// What a log's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogHeader {
+    /// 1: appended log (memlog; WASP logs of earlier builds); 2: recycled log.
+    pub version: u32,
+    /// Ties the log to its database (0: none, as logs of earlier builds).
+    pub salt: u32,
+    /// Every record of the log has a higher LSN.
+    pub base_lsn: u64,
+    /// The lap of a recycled log (>= 1); 0 for version 1.
+    pub lap: u32,
+}
+
+impl LogHeader {
+    /// A header of the layout `lap` implies (0: version 1, else version 2).
+    pub(crate) fn new(base_lsn: u64, salt: u32, lap: u32) -> Self {
+        Self {
+            version: if lap == 0 { 1 } else { 2 },
+            salt,
+            base_lsn,
+            lap,
+        }
+    }
+
+    /// The offset of the first record.
+    pub(crate) fn start(&self) -> u64 {
+        if self.lap == 0 {
+            LOG_HEADER_LEN as u64
+        } else {
+            LOG2_START as u64
+        }
+    }
+
+    /// The header bytes a new file starts with (for version 2 both slots hold it, so the
+    /// magic is at offset 0 and either slot may be overwritten first).
+    pub(crate) fn file_bytes(&self) -> Vec<u8> {
+        let slot = encode_slot(self);
+        if self.lap == 0 {
+            slot.to_vec()
+        } else {
+            [slot, slot].concat()
+        }
+    }
+}
+
+/// The lap after `lap` (never 0, which means version 1).
+pub(crate) fn next_lap(lap: u32) -> u32 {
+    lap.checked_add(1).unwrap_or(1)
+}
+
+/// Whether lap `a` was started after lap `b` (serial-number order, so the u32 may wrap).
+fn lap_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// Writes a complete log (header + `records`, sealed for the header's lap) to `path` through
+/// a temporary file and an atomic rename; returns the open file, positioned after the records.
 pub(crate) fn write_new_log(
     path: &Path,
-    base_lsn: u64,
-    salt: u32,
+    header: LogHeader,
     records: impl Iterator<Item = Vec<u8>>,
     faults: &Faults,
 ) -> Result<LogFile> {
     let tmp = tmp_path(path);
     let _ = std::fs::remove_file(&tmp);
     let mut f = LogFile::open(&tmp, true, faults.clone())?;
-    f.append(&encode_header(base_lsn, salt))?;
+    f.append(&header.file_bytes())?;
+    if header.lap != 0 {
+        f.set_prealloc(PREALLOC_STEP);
+    }
     for r in records {
         f.append(&r)?;
     }
@@ -90,6 +177,39 @@ pub(crate) fn write_new_log(
     file::rename_durable(&tmp, path)?;
     f.renamed(path);
     Ok(f)
+}
+
+/// Opens an existing log for writing and reads its header.
+pub(crate) fn open_log_file(path: &Path, faults: &Faults) -> Result<(LogFile, LogHeader)> {
+    let mut f = LogFile::open(path, false, faults.clone())?;
+    let mut head = [0u8; LOG2_START];
+    let n = f.read_at(0, &mut head)?;
+    let h = decode_header(&head[..n], &path.display().to_string())?;
+    if h.lap != 0 {
+        f.set_prealloc(PREALLOC_STEP);
+    }
+    f.set_end(h.start());
+    Ok((f, h))
+}
+
+/// Starts the next lap of recycled log `f` in place: writes the header slot of lap
+/// `next_lap(h.lap)` (base `base_lsn`) and syncs it; the next record goes right after the
+/// header. A crash before the sync, or one that tears the slot, leaves the previous slot (and
+/// lap) in force. Returns the new header.
+pub(crate) fn restart_lap(f: &mut LogFile, h: &LogHeader, base_lsn: u64) -> Result<LogHeader> {
+    let new = LogHeader::new(base_lsn, h.salt, next_lap(h.lap));
+    let at = u64::from(new.lap % 2) * LOG_HEADER_LEN as u64;
+    f.write_at(at, &encode_slot(&new))?;
+    // Then the end mark of the empty lap. Either may reach the disk without the other: the
+    // header alone leaves the previous lap's first record at the start of the new lap (an
+    // intact record of the previous lap: the clean end), the end mark alone ends the previous
+    // lap before its first record, which loses nothing (the checkpoint covers it). In this
+    // order, a process that reads the end mark where it followed the previous lap finds the
+    // new header already written (see `follow::apply_tail`).
+    f.write_at(LOG2_START as u64, &[0u8; END_MARK])?;
+    f.sync()?;
+    f.set_end(new.start());
+    Ok(new)
 }
 
 /// What open does with a log that is damaged (intact commits after a bad record), missing
@@ -164,34 +284,76 @@ was moved or can be restored from a backup; or, to accept the loss and keep what
 database file and the intact part of the log hold, open with {\"recover\":\"discard-damaged-log\"} \
 or run `nexus check --repair`";
 
-pub(crate) fn encode_header(base_lsn: u64, salt: u32) -> [u8; LOG_HEADER_LEN] {
+/// One header slot (the whole header of version 1).
+fn encode_slot(h: &LogHeader) -> [u8; LOG_HEADER_LEN] {
     let mut b = [0u8; LOG_HEADER_LEN];
     b[0..8].copy_from_slice(LOG_MAGIC);
-    b[8..12].copy_from_slice(&LOG_VERSION.to_le_bytes());
-    b[12..16].copy_from_slice(&salt.to_le_bytes());
-    b[16..24].copy_from_slice(&base_lsn.to_le_bytes());
+    b[8..12].copy_from_slice(&h.version.to_le_bytes());
+    b[12..16].copy_from_slice(&h.salt.to_le_bytes());
+    b[16..24].copy_from_slice(&h.base_lsn.to_le_bytes());
+    b[24..28].copy_from_slice(&h.lap.to_le_bytes());
     let crc = crc32fast::hash(&b[0..28]);
     b[28..32].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// Validates the log header and returns its base LSN and salt.
-pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<(u64, u32)> {
-    if b.len() < LOG_HEADER_LEN || &b[0..8] != LOG_MAGIC {
-        return Err(Error::Corrupt(format!("{what} is not a NexusLite log")));
+/// The header of a log image (the file's first bytes: 64 of them cover both layouts).
+/// Version 2: the valid slot with the newer lap; a slot that fails its checksum (torn by a
+/// crash during a reset, or never written) is passed over.
+pub(crate) fn decode_header(b: &[u8], what: &str) -> Result<LogHeader> {
+    let slot = |at: usize| -> Option<std::result::Result<LogHeader, u32>> {
+        let s = b.get(at..at + LOG_HEADER_LEN)?;
+        if &s[0..8] != LOG_MAGIC || read_u32(s, 28) != crc32fast::hash(&s[0..28]) {
+            return None;
+        }
+        let version = read_u32(s, 8);
+        if version > LOG_VERSION {
+            return Some(Err(version));
+        }
+        let h = LogHeader {
+            version,
+            salt: read_u32(s, 12),
+            base_lsn: read_u64(s, 16),
+            lap: read_u32(s, 24),
+        };
+        // Version 1 is lap 0 (its field was reserved, written 0); version 2 starts at lap 1.
+        ((version == 1) == (h.lap == 0) && version >= 1).then_some(Ok(h))
+    };
+    let newer = |v: u32| {
+        Error::unsupported(format!(
+            "{what}: log format version {v} is newer than this build reads"
+        ))
+    };
+    let first = slot(0);
+    if let Some(Ok(h)) = first {
+        if h.version == 1 {
+            return Ok(h);
+        }
     }
-    if read_u32(b, 28) != crc32fast::hash(&b[0..28]) {
-        return Err(Error::Corrupt(format!(
+    let second = slot(LOG_HEADER_LEN);
+    let mut best: Option<LogHeader> = None;
+    for s in [first, second].into_iter().flatten() {
+        match s {
+            Err(v) => return Err(newer(v)),
+            Ok(h) if h.version == 2 => {
+                if best.is_none_or(|b| lap_newer(h.lap, b.lap)) {
+                    best = Some(h);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(h) = best {
+        return Ok(h);
+    }
+    let magic_at = |at: usize| b.get(at..at + 8) == Some(&LOG_MAGIC[..]);
+    if magic_at(0) || magic_at(LOG_HEADER_LEN) {
+        Err(Error::Corrupt(format!(
             "{what}: log header fails its checksum"
-        )));
+        )))
+    } else {
+        Err(Error::Corrupt(format!("{what} is not a NexusLite log")))
     }
-    let version = read_u32(b, 8);
-    if version > LOG_VERSION {
-        return Err(Error::unsupported(format!(
-            "{what}: log format version {version} is newer than this build reads"
-        )));
-    }
-    Ok((read_u64(b, 16), read_u32(b, 12)))
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -256,24 +418,25 @@ pub(crate) fn record_fits(record_len: usize) -> bool {
     u32::try_from(record_len.saturating_sub(8)).is_ok()
 }
 
-/// Completes a record of `count` ops: its LSN, count, payload length and checksum.
+/// Completes a record of `count` ops for lap `lap` (0: version 1): its LSN, count, payload
+/// length and checksum (`crc32(payload) XOR lap`).
 ///
 /// Panics if the payload is 4 GiB or more (its length would not fit the u32 field; a wrapped
 /// length would make the commit unreadable): callers check [`record_fits`] first.
-pub(crate) fn seal_record(record: &mut [u8], lsn: u64, count: u32) {
+pub(crate) fn seal_record(record: &mut [u8], lsn: u64, count: u32, lap: u32) {
     record[8..16].copy_from_slice(&lsn.to_le_bytes());
     record[16..20].copy_from_slice(&count.to_le_bytes());
     let payload = &record[8..];
     let len = u32::try_from(payload.len()).expect("log record payload larger than 4 GiB");
-    let crc = crc32fast::hash(payload);
+    let crc = crc32fast::hash(payload) ^ lap;
     record[0..4].copy_from_slice(&len.to_le_bytes());
     record[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Encodes one commit record (length prefix and checksum included). A commit of 2^32 ops or
-/// more, or whose record would be 4 GiB or more, is refused: its op count or length would not
-/// fit the record's u32 fields.
-pub(crate) fn encode_record(lsn: u64, ops: &[Op]) -> Result<Vec<u8>> {
+/// Encodes one commit record of lap `lap` (length prefix and checksum included). A commit of
+/// 2^32 ops or more, or whose record would be 4 GiB or more, is refused: its op count or
+/// length would not fit the record's u32 fields.
+pub(crate) fn encode_record(lsn: u64, ops: &[Op], lap: u32) -> Result<Vec<u8>> {
     let count = u32::try_from(ops.len())
         .map_err(|_| Error::invalid("a transaction of 2^32 or more changes cannot be logged"))?;
     let mut out = Vec::new();
@@ -286,7 +449,7 @@ pub(crate) fn encode_record(lsn: u64, ops: &[Op]) -> Result<Vec<u8>> {
             "a transaction whose changes take 4 GiB or more cannot be logged",
         ));
     }
-    seal_record(&mut out, lsn, count);
+    seal_record(&mut out, lsn, count, lap);
     Ok(out)
 }
 
@@ -371,13 +534,17 @@ fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
 pub(crate) struct Replay {
     /// Committed transactions, in order.
     pub records: Vec<LoggedTxn>,
-    /// Offset just past the last good record: where the next append goes.
+    /// Offset just past the last good record: where the next record goes.
     pub good_len: u64,
-    /// Bytes after `good_len` that were dropped (torn or corrupt tail).
+    /// Bytes after `good_len` that were dropped (torn or corrupt tail; version 2: the bad
+    /// record only, as long as its head says (a torn write's unwritten part included); 0 at
+    /// the clean end of a lap).
     pub dropped_bytes: u64,
-    /// Why replay stopped early, if it did.
+    /// Why replay stopped early, if it did (not at the clean end of a lap).
     pub stop_reason: Option<String>,
     pub base_lsn: u64,
+    /// The header replay read.
+    pub header: Option<LogHeader>,
     /// LSNs of the intact records found after the point where replay stopped: commits that
     /// a damaged record cut off (empty for a torn tail).
     pub later: Vec<u64>,
@@ -403,81 +570,178 @@ impl Replay {
     }
 }
 
-/// Parses a whole log image, stopping cleanly at the first torn or corrupt record.
+/// Parses a whole log image, stopping cleanly at the end of its current lap or at the first
+/// torn or corrupt record.
 pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
-    let (base_lsn, _salt) = decode_header(image, what)?;
+    let header = decode_header(image, what)?;
+    replay_from(image, header)
+}
+
+/// [`replay`] with the header already decoded.
+pub(crate) fn replay_from(image: &[u8], header: LogHeader) -> Result<Replay> {
+    let lap = header.lap;
     let mut out = Replay {
-        base_lsn,
+        base_lsn: header.base_lsn,
+        header: Some(header),
         ..Replay::default()
     };
-    let mut at = LOG_HEADER_LEN;
+    let mut at = usize::try_from(header.start()).unwrap_or(usize::MAX);
+    if at > image.len() {
+        // A recycled log cut right after its first header slot (a copy of the file made by
+        // an earlier build would end at 32): no record.
+        out.good_len = header.start();
+        return Ok(out);
+    }
+    let mut prev = header.base_lsn;
     let stop = loop {
-        match next_record(image, at) {
+        match next_record(image, at, lap, prev) {
             Ok(Some((rec, next))) => {
+                prev = rec.0;
                 out.records.push(rec);
                 at = next;
             }
             Ok(None) => break None,
-            Err(why) => break Some(why),
+            Err(stop) => break Some(stop),
         }
     };
     out.good_len = at as u64;
-    out.dropped_bytes = (image.len() - at) as u64;
-    if stop.is_some() {
-        let floor = out.records.last().map_or(base_lsn, |r| r.0);
-        out.later = intact_after(image, at, floor);
+    if let Some(stop) = stop {
+        // Version 1 drops everything after the stop (the file is cut there); version 2 only
+        // the bad record (what follows is earlier laps' residue, overwritten in time).
+        out.dropped_bytes = if lap == 0 {
+            (image.len() - at) as u64
+        } else {
+            stop.extent as u64
+        };
+        out.later = intact_after(image, at, prev, lap);
+        out.stop_reason = stop.reason;
     }
-    out.stop_reason = stop;
     Ok(out)
 }
 
-/// The record at offset `at` of `image` and the offset after it; `None` at the end; the
-/// reason when what is there is torn, damaged or undecodable.
-fn next_record(image: &[u8], at: usize) -> std::result::Result<Option<(LoggedTxn, usize)>, String> {
+/// Why [`next_record`] stopped.
+struct Stop {
+    /// `None`: the clean end of a recycled log's current lap (zeros, or a record of an
+    /// earlier lap); otherwise what is wrong with the record there.
+    reason: Option<String>,
+    /// Bytes of the bad record (as far as its length can be believed); 0 at a clean end.
+    extent: usize,
+}
+
+impl Stop {
+    fn bad(reason: String, extent: usize) -> Self {
+        Self {
+            reason: Some(reason),
+            extent,
+        }
+    }
+}
+
+/// The record at offset `at` of `image` (lap `lap`, LSN above `prev`) and the offset after
+/// it; `None` at the end of the file; the reason to stop otherwise.
+fn next_record(
+    image: &[u8],
+    at: usize,
+    lap: u32,
+    prev: u64,
+) -> std::result::Result<Option<(LoggedTxn, usize)>, Stop> {
+    const CLEAN: Stop = Stop {
+        reason: None,
+        extent: 0,
+    };
     if at == image.len() {
         return Ok(None);
     }
-    if image.len() - at < 8 {
-        return Err(format!("torn record header at offset {at}"));
+    let rest = image.len() - at;
+    if lap != 0 && image[at..at + rest.min(8)].iter().all(|&b| b == 0) {
+        // Never written (preallocated, or past the end of every earlier lap).
+        return Err(CLEAN);
+    }
+    if rest < 8 {
+        return Err(Stop::bad(
+            format!("torn record header at offset {at}"),
+            rest,
+        ));
     }
     let len = read_u32(image, at) as usize;
     let crc = read_u32(image, at + 4);
-    if len > MAX_RECORD || image.len() - at - 8 < len {
-        return Err(format!(
-            "torn record at offset {at} ({len} bytes announced)"
+    if len > MAX_RECORD || rest - 8 < len {
+        return Err(Stop::bad(
+            format!("torn record at offset {at} ({len} bytes announced)"),
+            if len > MAX_RECORD { 8 } else { rest },
         ));
     }
     let payload = &image[at + 8..at + 8 + len];
-    if crc32fast::hash(payload) != crc {
-        return Err(format!("checksum mismatch in record at offset {at}"));
+    let extent = 8 + len;
+    let written_in = crc32fast::hash(payload) ^ crc;
+    if written_in != lap {
+        if lap != 0 && next_lap(written_in) == lap && decode_payload(payload).is_some() {
+            // An intact record of the previous lap: the current lap ends here (its end mark
+            // was lost with a crash during the restart that wrote its header). Any other
+            // value is a torn or damaged record (a torn record's checksum gives a random one).
+            return Err(CLEAN);
+        }
+        let why = if lap != 0 && written_in == next_lap(lap) && decode_payload(payload).is_some() {
+            format!("record at offset {at} belongs to lap {written_in}, after a header of lap {lap} (the newer header was lost)")
+        } else {
+            format!("checksum mismatch in record at offset {at}")
+        };
+        return Err(Stop::bad(why, extent));
     }
     match decode_payload(payload) {
-        Some(rec) => Ok(Some((rec, at + 8 + len))),
-        None => Err(format!("undecodable record at offset {at}")),
+        Some(rec) if lap == 0 || rec.0 > prev => Ok(Some((rec, at + extent))),
+        Some(rec) => Err(Stop::bad(
+            format!(
+                "record at offset {at} does not continue the log (LSN {} after {prev})",
+                rec.0
+            ),
+            extent,
+        )),
+        None => Err(Stop::bad(
+            format!("undecodable record at offset {at}"),
+            extent,
+        )),
     }
 }
 
-/// Decodes records laid end to end (a stretch of a log after its header, which another
-/// process published as complete); the reason when any of it does not decode.
-pub(crate) fn decode_records(bytes: &[u8]) -> std::result::Result<Vec<LoggedTxn>, String> {
+/// Decodes records of lap `lap` laid end to end (a stretch of a log after its header, which
+/// another process published as complete); the reason when any of it does not decode.
+pub(crate) fn decode_records(
+    bytes: &[u8],
+    lap: u32,
+) -> std::result::Result<Vec<LoggedTxn>, String> {
     let mut out = Vec::new();
     let mut at = 0;
-    while let Some((rec, next)) = next_record(bytes, at)? {
-        out.push(rec);
-        at = next;
+    loop {
+        match next_record(bytes, at, lap, 0) {
+            Ok(Some((rec, next))) => {
+                out.push(rec);
+                at = next;
+            }
+            Ok(None) => return Ok(out),
+            Err(stop) => {
+                return Err(stop
+                    .reason
+                    .unwrap_or_else(|| format!("no record of the current lap at offset {at}")))
+            }
+        }
     }
-    Ok(out)
 }
 
-/// LSNs of the intact records that start after offset `bad` (a record that failed): every
+/// LSNs of the intact records of lap `lap` (or of the lap after it: records written under a
+/// newer header that was lost) that start after offset `bad`, where replay stopped: every
 /// offset is tried, since the bad record's own length may be what is damaged. A candidate
 /// must announce a length that fits, carry an LSN above `floor` (and not absurdly far above
 /// it), and pass its checksum; most offsets fail the first two tests at once, so the scan is
-/// cheap. An intact record found is stepped over whole.
-fn intact_after(image: &[u8], bad: usize, floor: u64) -> Vec<u64> {
+/// cheap. Records of earlier laps carry LSNs at or below the lap's base, so they never
+/// count. An intact record found is stepped over whole.
+fn intact_after(image: &[u8], bad: usize, floor: u64, lap: u32) -> Vec<u64> {
     const MAX_LSN_GAP: u64 = 1 << 40;
+    let laps = [lap, if lap == 0 { 0 } else { next_lap(lap) }];
     let mut found = Vec::new();
-    let mut pos = bad + 1;
+    // From the stop itself: the record there failed (so it is stepped over below), unless
+    // it is an intact record of the next lap.
+    let mut pos = bad;
     while pos + RECORD_HEAD <= image.len() {
         let len = read_u32(image, pos) as usize;
         if len >= RECORD_HEAD - 8 && len <= image.len() - pos - 8 {
@@ -485,7 +749,7 @@ fn intact_after(image: &[u8], bad: usize, floor: u64) -> Vec<u64> {
             let payload = &image[pos + 8..pos + 8 + len];
             if lsn > floor
                 && lsn - floor <= MAX_LSN_GAP
-                && crc32fast::hash(payload) == read_u32(image, pos + 4)
+                && laps.contains(&(crc32fast::hash(payload) ^ read_u32(image, pos + 4)))
                 && decode_payload(payload).is_some()
             {
                 found.push(lsn);
@@ -503,7 +767,7 @@ mod tests {
     use super::*;
 
     fn image(records: &[Vec<u8>]) -> Vec<u8> {
-        let mut img = encode_header(0, 7).to_vec();
+        let mut img = LogHeader::new(0, 7, 0).file_bytes();
         for r in records {
             img.extend_from_slice(r);
         }
@@ -532,15 +796,15 @@ mod tests {
             },
             Op::Drop { name: "d".into() },
         ];
-        let r = replay(&image(&[encode_record(7, &ops).unwrap()]), "t").unwrap();
+        let r = replay(&image(&[encode_record(7, &ops, 0).unwrap()]), "t").unwrap();
         assert_eq!(r.records, vec![(7, ops)]);
         assert_eq!(r.dropped_bytes, 0);
     }
 
     #[test]
     fn every_truncation_of_the_last_record_is_dropped_cleanly() {
-        let a = encode_record(1, &[Op::Drop { name: "a".into() }]).unwrap();
-        let b = encode_record(2, &[Op::Drop { name: "b".into() }]).unwrap();
+        let a = encode_record(1, &[Op::Drop { name: "a".into() }], 0).unwrap();
+        let b = encode_record(2, &[Op::Drop { name: "b".into() }], 0).unwrap();
         let full = image(&[a.clone(), b.clone()]);
         for cut in 0..b.len() {
             let img = &full[..full.len() - b.len() + cut];
@@ -553,8 +817,8 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_stops_replay_at_that_record() {
-        let a = encode_record(1, &[Op::Drop { name: "a".into() }]).unwrap();
-        let b = encode_record(2, &[Op::Drop { name: "b".into() }]).unwrap();
+        let a = encode_record(1, &[Op::Drop { name: "a".into() }], 0).unwrap();
+        let b = encode_record(2, &[Op::Drop { name: "b".into() }], 0).unwrap();
         let mut img = image(&[a.clone(), b]);
         let last = img.len() - 1;
         img[last] ^= 0x40;
@@ -572,6 +836,7 @@ mod tests {
                     &[Op::Drop {
                         name: format!("c{lsn}"),
                     }],
+                    0,
                 )
                 .unwrap()
             })
@@ -608,6 +873,164 @@ mod tests {
         let r = replay(&img, "t").unwrap();
         assert_eq!(r.records.len(), 9);
         assert!(r.later.is_empty());
-        assert_eq!(decode_header(&img, "t").unwrap(), (0, 7));
+        assert_eq!(decode_header(&img, "t").unwrap(), LogHeader::new(0, 7, 0));
+    }
+
+    /// Records `lsns` of lap `lap`, each dropping a collection named `name` + LSN.
+    fn lap_records(lap: u32, lsns: impl Iterator<Item = u64>, name: &str) -> Vec<Vec<u8>> {
+        lsns.map(|lsn| {
+            let ops = [Op::Drop {
+                name: format!("{name}{lsn:04}"),
+            }];
+            encode_record(lsn, &ops, lap).unwrap()
+        })
+        .collect()
+    }
+
+    /// A recycled log file as laps leave it: lap `first` wrote `old` from the start, then
+    /// the header was restarted (lap `first + 1`, base `base`) and `new` overwrote the start.
+    fn recycled(first: u32, old: &[Vec<u8>], base: u64, new: &[Vec<u8>]) -> Vec<u8> {
+        let h1 = LogHeader::new(0, 9, first);
+        let mut img = h1.file_bytes();
+        img.extend(old.concat());
+        let h2 = LogHeader::new(base, 9, next_lap(first));
+        let at = (h2.lap % 2) as usize * LOG_HEADER_LEN;
+        img[at..at + LOG_HEADER_LEN].copy_from_slice(&encode_slot(&h2));
+        let new = new.concat();
+        img[LOG2_START..LOG2_START + new.len()].copy_from_slice(&new);
+        img
+    }
+
+    #[test]
+    fn a_record_of_an_earlier_lap_ends_the_current_lap_even_when_it_lines_up() {
+        // Lap 1: records 1..=20. Lap 2 (base 20): records 21..=23 of the same sizes, so the
+        // stale records 4..=20 start exactly where lap 2's next record would.
+        let old = lap_records(1, 1..=20, "a");
+        let new = lap_records(2, 21..=23, "a");
+        assert_eq!(new[0].len(), old[0].len());
+        let img = recycled(1, &old, 20, &new);
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.header.unwrap().lap, 2);
+        assert_eq!(
+            r.records.iter().map(|t| t.0).collect::<Vec<_>>(),
+            [21, 22, 23]
+        );
+        assert_eq!(r.stop_reason, None, "the end of a lap is clean");
+        assert_eq!(r.dropped_bytes, 0);
+        assert!(
+            r.later.is_empty(),
+            "earlier laps' records never count as lost"
+        );
+        assert_eq!(r.good_len, (LOG2_START + new.concat().len()) as u64);
+
+        // Even a stale record whose LSN would continue the lap (written by hand: a real
+        // earlier lap only holds LSNs up to the new base) is not read as part of it: the
+        // checksum carries the lap.
+        let mut img = img;
+        let forged = lap_records(1, 24..=24, "a").concat();
+        let at = LOG2_START + new.concat().len();
+        img[at..at + forged.len()].copy_from_slice(&forged);
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 3);
+        assert_eq!(r.stop_reason, None);
+        assert!(r.later.is_empty());
+        assert_eq!(
+            decode_records(&img[LOG2_START..at + forged.len()], 2).ok(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_torn_record_of_the_current_lap_before_a_stale_one_is_a_torn_tail() {
+        let old = lap_records(4, 1..=30, "b");
+        let mut new = lap_records(5, 31..=35, "b");
+        // The last record of lap 5 is torn: its second half still holds lap 4's bytes.
+        let torn = new.pop().unwrap();
+        let keep = torn.len() / 2;
+        let img = {
+            let mut img = recycled(4, &old, 30, &new);
+            let at = LOG2_START + new.concat().len();
+            img[at..at + keep].copy_from_slice(&torn[..keep]);
+            img
+        };
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(
+            r.records.iter().map(|t| t.0).collect::<Vec<_>>(),
+            [31, 32, 33, 34]
+        );
+        assert!(r.stop_reason.is_some(), "a torn record is reported");
+        assert!(
+            r.later.is_empty(),
+            "stale lap-4 records after it are not lost commits"
+        );
+        assert!(r.dropped_bytes > 0 && r.dropped_bytes < 200);
+    }
+
+    #[test]
+    fn damage_in_the_current_lap_is_told_from_its_end() {
+        let old = lap_records(1, 1..=10, "c");
+        let new = lap_records(2, 11..=18, "c");
+        let mut img = recycled(1, &old, 10, &new);
+        // A flipped byte in record 13: records 14..=18 of the current lap follow it.
+        let at = LOG2_START + new[..2].concat().len() + 12;
+        img[at] ^= 0x10;
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.later, (14..=18).collect::<Vec<u64>>());
+        // A record zeroed (a block that never reached the disk): same.
+        let mut img = recycled(1, &old, 10, &new);
+        let at = LOG2_START + new[..2].concat().len();
+        img[at..at + new[2].len()].fill(0);
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.later, (14..=18).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_torn_header_slot_leaves_the_previous_lap_in_force() {
+        let old = lap_records(6, 1..=5, "d");
+        let mut img = recycled(6, &old, 5, &[]);
+        assert_eq!(decode_header(&img, "t").unwrap().lap, 7);
+        // Lap 7's slot (slot 1) written only halfway: lap 6 is the header, its records
+        // replay (all at or below the checkpoint that preceded the reset).
+        let h6 = encode_slot(&LogHeader::new(0, 9, 6));
+        img[LOG_HEADER_LEN + 16..LOG2_START].copy_from_slice(&h6[16..]);
+        let h = decode_header(&img, "t").unwrap();
+        assert_eq!((h.lap, h.base_lsn), (6, 0));
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 5);
+        // Both slots bad: refused.
+        img[4] ^= 1;
+        img[LOG_HEADER_LEN + 20] ^= 1;
+        assert!(decode_header(&img, "t").is_err());
+    }
+
+    #[test]
+    fn records_of_a_lost_newer_header_count_as_damage() {
+        // Lap 3's records after a header that says lap 2 (lap 3's slot rotted): they are
+        // acknowledged commits, so replay reports them instead of ending the lap quietly.
+        let mut img = LogHeader::new(0, 9, 2).file_bytes();
+        img.extend(lap_records(3, 1..=4, "e").concat());
+        let r = replay(&img, "t").unwrap();
+        assert!(r.records.is_empty());
+        assert_eq!(r.later, [1, 2, 3, 4]);
+        assert!(r.stop_reason.unwrap().contains("lap 3"));
+    }
+
+    #[test]
+    fn version_1_logs_still_replay() {
+        let recs = drops(5);
+        let img = image(&recs);
+        let h = decode_header(&img, "t").unwrap();
+        assert_eq!((h.version, h.lap, h.start()), (1, 0, LOG_HEADER_LEN as u64));
+        let r = replay(&img, "t").unwrap();
+        assert_eq!(r.records.len(), 5);
+        assert_eq!(r.stop_reason, None);
+        // A version-2 header naming lap 0, or a version-1 header naming a lap, is refused.
+        let mut bad = encode_slot(&LogHeader::new(0, 7, 0));
+        bad[8] = 2;
+        let crc = crc32fast::hash(&bad[0..28]);
+        bad[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_header(&[bad, bad].concat(), "t").is_err());
     }
 }

@@ -14,7 +14,9 @@ use super::fault::Faults;
 use super::file::{DbFile, LockMode, LogFile, SyncHandle};
 use super::group::GroupSync;
 use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
-use super::log::{self, log_path_for, tmp_path, write_new_log, LogRecovery, Op, Recovery};
+use super::log::{
+    self, log_path_for, tmp_path, write_new_log, LogHeader, LogRecovery, Op, Recovery,
+};
 use super::StorageEngine;
 use super::{Bytes, ReadView, Storage, SyncMode, TableInfo, WriteTxn, WriterGate, WriterGuard};
 use crate::error::{Error, Result};
@@ -248,7 +250,12 @@ impl MemLogStorage {
             }
             // The log first: a crash before the header leaves an empty file and an empty
             // log, which the next open takes as a new database again.
-            write_new_log(&log_path, 0, 0, std::iter::empty(), &faults)?;
+            write_new_log(
+                &log_path,
+                LogHeader::new(0, 0, 0),
+                std::iter::empty(),
+                &faults,
+            )?;
             let header = Header {
                 format_version: FORMAT_VERSION,
                 backend: StorageEngine::MemLog,
@@ -288,7 +295,12 @@ impl MemLogStorage {
                 )));
             }
             ::log::warn!("{why}; starting {} empty (recover)", path.display());
-            write_new_log(&log_path, 0, 0, std::iter::empty(), &faults)?;
+            write_new_log(
+                &log_path,
+                LogHeader::new(0, 0, 0),
+                std::iter::empty(),
+                &faults,
+            )?;
             recovery.log_replaced = Some(why);
         }
         let mut log_file = LogFile::open(&log_path, false, faults.clone())?;
@@ -391,13 +403,19 @@ impl Inner {
         let mut log = log_mutex.lock();
         let base_lsn = log.next_lsn - 1;
         let records = snapshot_records(&state, base_lsn);
-        let r = write_new_log(&self.log_path, base_lsn, 0, records, &self.faults).and_then(|f| {
+        let r = write_new_log(
+            &self.log_path,
+            LogHeader::new(base_lsn, 0, 0),
+            records,
+            &self.faults,
+        )
+        .and_then(|f| {
             let sync = Arc::new(f.sync_handle()?);
             Ok((f, sync))
         });
         match r {
             Ok((f, sync)) => {
-                log.base_len = f.len();
+                log.base_len = f.end();
                 log.file = f;
                 log.sync = sync;
                 self.group.synced(base_lsn);
@@ -419,7 +437,7 @@ impl Inner {
 /// row was itself logged by a commit), so it always fits a record's u32 length.
 fn snapshot_records(state: &State, lsn: u64) -> impl Iterator<Item = Vec<u8>> + '_ {
     let encode = move |ops: &[Op]| {
-        log::encode_record(lsn, ops).expect("a snapshot record is far below 4 GiB")
+        log::encode_record(lsn, ops, 0).expect("a snapshot record is far below 4 GiB")
     };
     state.tables.iter().flat_map(move |(name, t)| {
         let create = encode(&[Op::Create {
@@ -547,14 +565,14 @@ impl WriteTxn for WalTxn {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
             // Refused (not written with a wrapped length) when the commit is 4 GiB or more.
-            let record = log::encode_record(lsn, &ops)?;
+            let record = log::encode_record(lsn, &ops, 0)?;
             if let Err(e) = log.file.append(&record) {
                 inner.poison(&e);
                 return Err(e);
             }
             log.next_lsn += 1;
             inner.group.written(lsn);
-            let grown = log.file.len() - log.base_len;
+            let grown = log.file.end() - log.base_len;
             let wants = grown > AUTO_CHECKPOINT_MIN_BYTES && grown > 2 * state.live_bytes();
             *inner.state.write() = Arc::new(state);
             (lsn, wants)
@@ -644,7 +662,7 @@ impl Storage for MemLogStorage {
         let (log_bytes, next_lsn) = match &self.inner.log {
             Some(l) => {
                 let l = l.lock();
-                (l.file.len(), l.next_lsn)
+                (l.file.end(), l.next_lsn)
             }
             None => (0, 0),
         };
@@ -678,7 +696,7 @@ impl Storage for MemLogStorage {
         // Rewrite the log only when it has grown past the live data; else a sync suffices.
         let grown = {
             let l = log_mutex.lock();
-            let since = l.file.len() - l.base_len;
+            let since = l.file.end() - l.base_len;
             since > CLOSE_CHECKPOINT_MIN_BYTES.max(self.inner.state.read().live_bytes())
         };
         if grown {

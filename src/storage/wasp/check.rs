@@ -350,7 +350,8 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
         // it) and close it (a final checkpoint folds it into the pages, quiet manifest).
         let src = log_path_for(shared.pager.file.path());
         let mut bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
-        // What lies past the published end is no commit (a writer died appending it).
+        // What lies past the published end is no commit of the current lap (a writer died
+        // writing it, or an earlier lap of a recycled log).
         bytes.truncate(usize::try_from(shared.shm.log_end()).unwrap_or(usize::MAX));
         std::fs::write(&tmp_log, &bytes).map_err(|e| Error::io(&tmp_log, e))?;
         let copy = super::WaspStorage::open(tmp, false, false, busy, faults, Default::default())?;
@@ -359,13 +360,7 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
         let _ = std::fs::remove_file(super::shm::shm_path_for(&tmp_log));
         r
     } else {
-        write_new_log(
-            &tmp_log,
-            m.ckpt_lsn,
-            m.log_salt,
-            std::iter::empty(),
-            &faults,
-        )
-        .map(drop)
+        let header = crate::storage::log::LogHeader::new(m.ckpt_lsn, m.log_salt, 1);
+        write_new_log(&tmp_log, header, std::iter::empty(), &faults).map(drop)
     }
 }

@@ -13,8 +13,10 @@
 //! 5. Write the manifest (generation + 1, checkpoint LSN = last logged LSN) into the other
 //!    slot; `fdatasync(NAME.db)`. This is the commit point of the checkpoint.
 //! 6. Compaction only: `ftruncate` the file to the new page count.
-//! 7. Reset the log: new `NAME.wasp.tmp` with `base_lsn` = checkpoint LSN, fsync, rename,
-//!    fsync the directory. A crash before this replays only records above the checkpoint LSN.
+//! 7. Reset the log: restart the recycled log in place (header slot of the next lap with
+//!    `base_lsn` = checkpoint LSN, end mark, fdatasync; a version-1 log is replaced through
+//!    `NAME.wasp.tmp` and a rename). A crash before this replays only records above the
+//!    checkpoint LSN. Compaction alone: the log is also cut after the empty lap's end mark.
 //! 8. Publish the state with on-disk roots (and the generation to other processes); pages
 //!    freed up to now become releasable by the next checkpoint.
 //!
@@ -297,6 +299,11 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     drop(space_guard);
     // 7. log reset, and other processes told
     reset_log(shared, false)?;
+    if shrink {
+        // Compaction, no other process open: the recycled log gives back the space of its
+        // earlier laps too (cut after the new lap's end mark).
+        shrink_log(shared)?;
+    }
     publish_generation(shared, m.generation, Some(ckpt_lsn));
     // 8. publish on-disk roots (same content, same epoch)
     *shared.state.write() = Arc::new(State {
@@ -306,6 +313,19 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     });
     note_checkpoint(shared, started);
     Ok(())
+}
+
+/// Cuts the log, whose current lap was just restarted (empty), after that lap's end mark.
+fn shrink_log(shared: &Shared) -> Result<()> {
+    let Some(log_mutex) = &shared.log else {
+        return Ok(());
+    };
+    let mut log = log_mutex.lock();
+    if log.header.lap == 0 || log.file.end() != log.base_len {
+        return Ok(());
+    }
+    let keep = log.base_len + crate::storage::log::END_MARK as u64;
+    log.file.truncate(keep)
 }
 
 /// Rewrites the file smaller: moves every page that lies above the live page count down by

@@ -17,7 +17,7 @@ use super::txn::apply_logged;
 use crate::error::{Error, Result};
 use crate::storage::fault::Faults;
 use crate::storage::file::LogFile;
-use crate::storage::log::{self, Op, LOG_HEADER_LEN};
+use crate::storage::log::{self, LogHeader, Op, LOG2_START};
 use crate::storage::{Bytes, WriterGuard};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -82,6 +82,9 @@ pub(crate) struct Follow {
     log: Option<File>,
     /// `base_lsn` in the header of `log`.
     log_base: u64,
+    /// The header of `log` as read for generation `gen` (its lap checks the records).
+    header: LogHeader,
+    gen: u64,
 }
 
 /// Whether this process has applied everything the shared file says is committed.
@@ -100,6 +103,8 @@ impl Follow {
             path,
             log: None,
             log_base: 0,
+            header: LogHeader::new(0, 0, 0),
+            gen: 0,
         }
     }
 }
@@ -164,30 +169,39 @@ fn read_log(f: &Follow, from: u64, to: u64) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Opens the log at its path; returns it and its `base_lsn`. A log whose salt is not
-/// `salt` (the manifest's) belongs to another database (`app` and `app.db` share
-/// `app.wasp`, and so `app.wasp-shm`): `Corrupt`, as at open.
-fn open_log(shared: &Shared, salt: u32) -> Result<Option<(File, u64)>> {
+/// Opens the log at its path; returns it and its header. A log whose salt is not `salt`
+/// (the manifest's) belongs to another database (`app` and `app.db` share `app.wasp`, and so
+/// `app.wasp-shm`): `Corrupt`, as at open.
+fn open_log(shared: &Shared, salt: u32) -> Result<Option<(File, LogHeader)>> {
     let file = match File::open(&shared.log_path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&shared.log_path, e)),
     };
-    let mut head = [0u8; LOG_HEADER_LEN];
-    match file.read_exact_at(&mut head, 0) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(Error::io(&shared.log_path, e)),
-    }
-    let what = shared.log_path.display().to_string();
-    let (base, found) = log::decode_header(&head, &what)?;
+    let Some(header) = read_header(shared, &file)? else {
+        return Ok(None);
+    };
+    let found = header.salt;
     if found != 0 && salt != 0 && found != salt {
         return Err(Error::Corrupt(format!(
-            "log {what} belongs to another database (its salt {found:#010x} is not {}'s {salt:#010x}), which another process has open",
+            "log {} belongs to another database (its salt {found:#010x} is not {}'s {salt:#010x}), which another process has open",
+            shared.log_path.display(),
             shared.pager.what()
         )));
     }
-    Ok(Some((file, base)))
+    Ok(Some((file, header)))
+}
+
+/// The header of the open log `file`; `None` when the file is too short to hold one (being
+/// created).
+fn read_header(shared: &Shared, file: &File) -> Result<Option<LogHeader>> {
+    let mut head = [0u8; LOG2_START];
+    let n = crate::storage::file::read_at(file, 0, &mut head)
+        .map_err(|e| Error::io(&shared.log_path, e))?;
+    if n < log::LOG_HEADER_LEN {
+        return Ok(None);
+    }
+    log::decode_header(&head[..n], &shared.log_path.display().to_string()).map(Some)
 }
 
 /// Same generation: applies the records other processes appended since this process last
@@ -197,12 +211,18 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     let from = shared.applied_end.load(Ordering::SeqCst);
     let to = shared.shm.log_end();
     let base = shared.shm.log_base();
-    if f.log.is_none() || f.log_base != base {
+    if to < from {
+        // A checkpoint published a new lap between the two loads.
+        return Ok(false);
+    }
+    if f.log.is_none() || f.log_base != base || f.gen != gen {
         let salt = shared.space.lock().manifest.log_salt;
         match open_log(shared, salt)? {
-            Some((file, b)) if b == base => {
+            Some((file, h)) if h.base_lsn == base => {
                 f.log = Some(file);
-                f.log_base = b;
+                f.log_base = h.base_lsn;
+                f.header = h;
+                f.gen = gen;
             }
             _ => return Ok(false),
         }
@@ -224,9 +244,12 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
             )))
         };
     };
-    let records = match log::decode_records(&bytes) {
+    let records = match log::decode_records(&bytes, f.header.lap) {
         Ok(r) => r,
         Err(_) if moved() => return Ok(false),
+        // Another process's checkpoint is restarting the log (its new header is written,
+        // the generation not yet published): try again.
+        Err(_) if header_moved(shared, f)? => return Ok(false),
         Err(why) => {
             return Err(Error::Corrupt(format!(
                 "{}: commits another process published do not read back: {why}",
@@ -262,6 +285,14 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the header of the log `f` follows is no longer the one it read.
+fn header_moved(shared: &Shared, f: &Follow) -> Result<bool> {
+    let Some(file) = &f.log else {
+        return Ok(true);
+    };
+    Ok(read_header(shared, file)? != Some(f.header))
+}
+
 fn merge(shared: &Shared, mut changes: ForeignChanges) {
     let mut all = shared.foreign.lock();
     shared.foreign_noted.store(true, Ordering::SeqCst);
@@ -286,24 +317,28 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     if m.generation != gen {
         return Ok(false);
     }
-    let Some((file, base)) = open_log(shared, m.log_salt)? else {
+    let Some((file, header)) = open_log(shared, m.log_salt)? else {
         return Ok(false);
     };
-    // The log is renamed into place after its manifest is written: the same manifest after
-    // opening it means it is this generation's log.
-    if shared.pager.read_manifest()?.generation != gen || base != shared.shm.log_base() {
+    // The log is restarted (or renamed into place) after its manifest is written: the same
+    // manifest after reading its header means it is this generation's log.
+    if shared.pager.read_manifest()?.generation != gen || header.base_lsn != shared.shm.log_base() {
         return Ok(false);
     }
     let end = shared.shm.log_end();
-    if shared.shm.gen() != gen || end < LOG_HEADER_LEN as u64 {
+    if shared.shm.gen() != gen || end < header.start() {
         return Ok(false);
     }
     f.log = Some(file);
-    f.log_base = base;
-    let Some(bytes) = read_log(f, LOG_HEADER_LEN as u64, end)? else {
+    f.log_base = header.base_lsn;
+    f.header = header;
+    f.gen = gen;
+    let Some(bytes) = read_log(f, header.start(), end)? else {
         return Ok(false);
     };
-    let Ok(records) = log::decode_records(&bytes) else {
+    // Records of the lap after this one (a checkpoint restarting the log meanwhile) fail
+    // this lap's checksums.
+    let Ok(records) = log::decode_records(&bytes, header.lap) else {
         return Ok(false);
     };
     // Page numbers this process cached (or checked in its map) may hold other contents
@@ -368,7 +403,7 @@ fn recover(shared: &Shared) -> Result<()> {
     let image = match std::fs::read(&shared.log_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::encode_header(m.ckpt_lsn, m.log_salt).to_vec()
+            LogHeader::new(m.ckpt_lsn, m.log_salt, 1).file_bytes()
         }
         Err(e) => return Err(Error::io(&shared.log_path, e)),
     };
@@ -428,24 +463,28 @@ impl Drop for WriteLock {
     }
 }
 
-/// Holding the write lock: the log at `path` to append to, created empty (`base_lsn` as the
-/// shared file says) when it is missing: the first process had the database read-only and
-/// it had no log (closed cleanly, or copied without it).
+/// Holding the write lock: the log at `path` to write to and its header, created empty
+/// (`base_lsn` as the shared file says) when it is missing: the first process had the
+/// database read-only and it had no log (closed cleanly, or copied without it).
 pub(super) fn open_or_create_log(
     path: &std::path::Path,
     shm: &ShmFile,
     salt: u32,
     faults: &Faults,
-) -> Result<LogFile> {
+) -> Result<(LogFile, LogHeader)> {
     if path.exists() {
-        LogFile::open(path, false, faults.clone())
+        log::open_log_file(path, faults)
     } else {
-        log::write_new_log(path, shm.log_base(), salt, std::iter::empty(), faults)
+        let header = LogHeader::new(shm.log_base(), salt, 1);
+        let f = log::write_new_log(path, header, std::iter::empty(), faults)?;
+        Ok((f, header))
     }
 }
 
 /// Holding the write lock: makes this process's log handle the current log file, ready to
-/// append after the last published commit.
+/// write after the last published commit. When the previous holder died, a record it wrote
+/// after that commit but never published is erased: it was never acknowledged, and it must
+/// not be read as part of the lap once later records end before it.
 fn position_log(shared: &Shared, died: bool) -> Result<()> {
     let Some(log_mutex) = &shared.log else {
         return Ok(());
@@ -454,14 +493,23 @@ fn position_log(shared: &Shared, died: bool) -> Result<()> {
     let gen = shared.local_gen.load(Ordering::SeqCst);
     let end = shared.shm.log_end();
     if log.gen != gen {
-        // Another process's checkpoint replaced the file.
+        // Another process's checkpoint restarted (or replaced) the log, or moved the
+        // generation: its header is read again.
         let salt = shared.space.lock().manifest.log_salt;
-        let file = open_or_create_log(&shared.log_path, &shared.shm, salt, &shared.faults)?;
-        log.use_file(file)?;
+        let (file, header) =
+            open_or_create_log(&shared.log_path, &shared.shm, salt, &shared.faults)?;
+        log.use_file(file, header)?;
         log.gen = gen;
-        log.file.adopt_len(end)?;
-    } else if died || log.file.len() != end {
-        log.file.adopt_len(end)?;
+        log.file.adopt_end(end)?;
+    } else if died || log.file.end() != end {
+        log.file.adopt_end(end)?;
+    }
+    if died {
+        let mut head = [0u8; log::END_MARK];
+        let n = log.file.read_at(end, &mut head)?;
+        if head[..n].iter().any(|&b| b != 0) {
+            log.file.erase(end, log::END_MARK as u64)?;
+        }
     }
     log.next_lsn = log.next_lsn.max(shared.shm.last_lsn() + 1);
     Ok(())

@@ -45,7 +45,7 @@ use self::txn::WaspTxn;
 use self::view::{Refused, View};
 
 use self::manifest::Manifest;
-use super::log::{self, write_new_log, LogRecovery};
+use super::log::{self, write_new_log, LogHeader, LogRecovery};
 use super::{ReadView, Storage, WriteTxn};
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -190,12 +190,19 @@ impl Storage for WaspStorage {
     fn stats(&self) -> serde_json::Value {
         let s = &self.shared;
         let state = Arc::clone(&s.state.read());
+        // The end of the log's current lap: this process's own position when it is at the
+        // current generation, else what the last commit of any process published.
         let (log_bytes, next_lsn, records_since) = match &s.log {
             Some(l) => {
                 let l = l.lock();
-                (l.file.len(), l.next_lsn, l.records_since)
+                let end = if l.gen == s.local_gen.load(Ordering::SeqCst) {
+                    l.file.end()
+                } else {
+                    s.shm.log_end()
+                };
+                (end, l.next_lsn, l.records_since)
             }
-            None => (0, 0, 0),
+            None => (s.shm.log_end(), 0, 0),
         };
         let (hits, misses, cached, budget) = s.pager.cache_stats();
         let space = s.space.lock();
@@ -243,7 +250,9 @@ impl Storage for WaspStorage {
             "pending_free_pages": pending,
             "dirty_nodes": space.dirty_nodes,
             "db_file_bytes": db_bytes,
-            "log_file_bytes": log_bytes,
+            // The current lap ends at `log_bytes`; the recycled file keeps earlier laps'
+            // blocks (and preallocated space) after it.
+            "log_file_bytes": std::fs::metadata(&s.log_path).map_or(0, |m| m.len()),
             "readers": s.reader_count(),
             "readers_holding_old_snapshots": old_readers,
             "oldest_reader_generation": if min_reader == u64::MAX { serde_json::Value::Null } else { min_reader.into() },
@@ -277,7 +286,7 @@ impl Storage for WaspStorage {
         }
         let dirty = s.log.as_ref().is_some_and(|l| {
             let l = l.lock();
-            l.file.len() > l.base_len
+            l.file.end() > l.base_len
         });
         if dirty {
             checkpoint::run_final(s)
@@ -295,7 +304,10 @@ impl Storage for WaspStorage {
     }
 }
 
-/// What the checkpointer needs from the log: the last LSN, and resetting it.
+/// What the checkpointer needs from the log: the last LSN, and resetting it. A recycled log
+/// (version 2) starts its next lap in place (new header slot, synced; the next record
+/// overwrites the file from just after the header). A version-1 log of an earlier build is
+/// replaced by a new recycled log (temporary file and rename), once.
 pub(crate) fn reset_log(shared: &Shared, ckpt_lsn_only: bool) -> Result<u64> {
     let Some(log_mutex) = &shared.log else {
         return Ok(0);
@@ -306,14 +318,15 @@ pub(crate) fn reset_log(shared: &Shared, ckpt_lsn_only: bool) -> Result<u64> {
         return Ok(last);
     }
     let salt = shared.space.lock().manifest.log_salt;
-    let f = write_new_log(
-        &shared.log_path,
-        last,
-        salt,
-        std::iter::empty(),
-        &shared.faults,
-    )?;
-    log.use_file(f)?;
+    if log.header.lap == 0 || log.header.salt != salt {
+        let header = LogHeader::new(last, salt, 1);
+        let f = write_new_log(&shared.log_path, header, std::iter::empty(), &shared.faults)?;
+        log.use_file(f, header)?;
+    } else {
+        let old = log.header;
+        let header = log::restart_lap(&mut log.file, &old, last)?;
+        log.restarted(header);
+    }
     shared.group.synced(last);
     Ok(last)
 }
@@ -369,7 +382,7 @@ pub(crate) fn publish_generation(shared: &Shared, gen: u64, log_base: Option<u64
             l.gen = gen;
             (
                 log_base.unwrap_or_else(|| shared.shm.log_base()),
-                l.file.len(),
+                l.file.end(),
                 l.next_lsn - 1,
             )
         }

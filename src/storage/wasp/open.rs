@@ -15,7 +15,7 @@ use crate::storage::fault::Faults;
 use crate::storage::file::{DbFile, LockMode, LogFile};
 use crate::storage::group::GroupSync;
 use crate::storage::header::{Header, FORMAT_VERSION, HEADER_LEN};
-use crate::storage::log::{log_path_for, write_new_log, LogRecovery, Recovery};
+use crate::storage::log::{log_path_for, write_new_log, LogHeader, LogRecovery, Recovery};
 use crate::storage::{log, StorageEngine};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -151,14 +151,14 @@ impl WaspStorage {
         let mut image = Vec::new();
         let mut log_file = None;
         if replaced.is_none() && log_exists {
-            if read_only {
-                image = crate::storage::file::read_regular(log_path)?;
-            } else {
-                let mut f = LogFile::open(log_path, false, faults.clone())?;
-                image = f.read_all()?;
-                log_file = Some(f);
-            }
-            let (_, salt) = log::decode_header(&image, &log_what)?;
+            image = read_log_image(
+                log_path,
+                read_only,
+                manifest.log_quiet,
+                faults,
+                &mut log_file,
+            )?;
+            let salt = log::decode_header(&image, &log_what)?.salt;
             if salt != 0 && salt != manifest.log_salt {
                 let why = format!(
                     "log {log_what} belongs to another database (its salt {salt:#010x} is not {what}'s {:#010x})",
@@ -183,16 +183,11 @@ impl WaspStorage {
         if image.is_empty() {
             // A new, empty log: none was there (a quiet manifest needs none), or one is
             // replaced. A read-only connection only reads as if it were there.
+            let header = LogHeader::new(manifest.ckpt_lsn, manifest.log_salt, 1);
             if !read_only {
-                log_file = Some(write_new_log(
-                    log_path,
-                    manifest.ckpt_lsn,
-                    manifest.log_salt,
-                    std::iter::empty(),
-                    faults,
-                )?);
+                log_file = Some(write_new_log(log_path, header, std::iter::empty(), faults)?);
             }
-            image = log::encode_header(manifest.ckpt_lsn, manifest.log_salt).to_vec();
+            image = header.file_bytes();
         }
         let replay = log::replay(&image, &log_what)?;
         drop(image);
@@ -235,8 +230,21 @@ impl WaspStorage {
                 replay.dropped_bytes,
                 lost.len()
             );
-            if let Some(f) = log_file.as_mut() {
+        }
+        let header = replay.header.unwrap_or_else(|| LogHeader::new(0, 0, 0));
+        if let Some(f) = log_file.as_mut() {
+            if !lost.is_empty() || (header.lap == 0 && replay.stop_reason.is_some()) {
+                // Commits after the damage were given up (or a version-1 log's torn tail):
+                // cut, so that none of them is ever read as part of this lap again.
                 f.truncate(replay.good_len)?;
+            } else if replay.stop_reason.is_some() {
+                // A torn record of this lap: its head zeroed (an end mark), so the next
+                // crash's replay does not stop at its residue.
+                f.erase(replay.good_len, log::END_MARK as u64)?;
+            }
+            f.set_end(replay.good_len);
+            if header.lap != 0 {
+                f.set_prealloc(log::PREALLOC_STEP);
             }
         }
         recovery.records = replayed;
@@ -250,8 +258,9 @@ impl WaspStorage {
                 gen: manifest.generation,
                 sync: Arc::new(file.sync_handle()?),
                 file,
+                header,
                 next_lsn: last_lsn + 1,
-                base_len: log::LOG_HEADER_LEN as u64,
+                base_len: header.start(),
                 records_since: replayed,
             })),
             None => None,
@@ -294,8 +303,9 @@ impl WaspStorage {
         let log = if parts.read_only {
             None
         } else {
-            let file = if parts.log_path.exists() {
-                LogFile::open(&parts.log_path, false, parts.faults.clone())?
+            let (file, header) = if parts.log_path.exists() {
+                let f = LogFile::open(&parts.log_path, false, parts.faults.clone())?;
+                (f, LogHeader::new(0, 0, 0))
             } else {
                 // Made by the first writer, holding the write lock.
                 let shm = &parts.shm;
@@ -305,12 +315,14 @@ impl WaspStorage {
                 r?
             };
             Some(Mutex::new(LogState {
-                // Not a generation: the write lock positions it before the first append.
+                // Not a generation: the write lock reopens the log and positions it (with
+                // its header) before the first record.
                 gen: 0,
                 sync: Arc::new(file.sync_handle()?),
                 file,
+                header,
                 next_lsn: 1,
-                base_len: log::LOG_HEADER_LEN as u64,
+                base_len: header.start(),
                 records_since: 0,
             }))
         };
@@ -345,6 +357,34 @@ impl WaspStorage {
         let _lock = WriteLock::acquire(&self.shared, busy)?;
         f(&self.shared)
     }
+}
+
+/// The log image replay reads at open: the whole file, or (a writer) only its header when the
+/// manifest says the log is quiet (the current lap of a recycled log is then empty, and its
+/// earlier laps are not needed). A writer keeps the file open in `file`.
+fn read_log_image(
+    path: &std::path::Path,
+    read_only: bool,
+    quiet: bool,
+    faults: &Faults,
+    file: &mut Option<LogFile>,
+) -> Result<Vec<u8>> {
+    if read_only {
+        return crate::storage::file::read_regular(path);
+    }
+    let mut f = LogFile::open(path, false, faults.clone())?;
+    let mut head = vec![0u8; log::LOG2_START];
+    let n = f.read_at(0, &mut head)?;
+    head.truncate(n);
+    let recycled =
+        log::decode_header(&head, &path.display().to_string()).is_ok_and(|h| h.version == 2);
+    let image = if quiet && recycled {
+        head
+    } else {
+        f.read_all()?
+    };
+    *file = Some(f);
+    Ok(image)
 }
 
 /// What an open has made before it knows whether it is alone.

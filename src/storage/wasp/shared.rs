@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::storage::fault::Faults;
 use crate::storage::file::{DbFile, LogFile, SyncHandle};
 use crate::storage::group::GroupSync;
-use crate::storage::log::Recovery;
+use crate::storage::log::{LogHeader, Recovery};
 use crate::storage::WriterGate;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -86,25 +86,36 @@ impl Space {
 }
 
 pub(super) struct LogState {
-    /// The manifest generation whose checkpoint started this log file (another process's
-    /// checkpoint replaces the file; see [`super::follow::WriteLock`]).
+    /// The manifest generation whose checkpoint started this lap of the log (another
+    /// process's checkpoint restarts it; see [`super::follow::WriteLock`]).
     pub(super) gen: u64,
     pub(super) file: LogFile,
+    /// The header in force: its lap seals the records written now (0: a version-1 log, which
+    /// the next checkpoint replaces by a recycled one).
+    pub(super) header: LogHeader,
     pub(super) next_lsn: u64,
     pub(super) sync: Arc<SyncHandle>,
+    /// Where the records of the current lap start.
     pub(super) base_len: u64,
     pub(super) records_since: u64,
 }
 
 impl LogState {
-    /// Appends go to `file` from now on (a new log, or another process's): its own sync
-    /// handle, nothing logged in it by this process yet.
-    pub(super) fn use_file(&mut self, file: LogFile) -> Result<()> {
+    /// Records go to `file` (whose header is `header`) from now on, after the header (a new
+    /// log, or the log as another process left it): its own sync handle, nothing logged in
+    /// it by this process yet.
+    pub(super) fn use_file(&mut self, file: LogFile, header: LogHeader) -> Result<()> {
         self.sync = Arc::new(file.sync_handle()?);
         self.file = file;
-        self.base_len = crate::storage::log::LOG_HEADER_LEN as u64;
-        self.records_since = 0;
+        self.restarted(header);
         Ok(())
+    }
+
+    /// The same file starts lap `header.lap` (this process's checkpoint reset it in place).
+    pub(super) fn restarted(&mut self, header: LogHeader) {
+        self.header = header;
+        self.base_len = header.start();
+        self.records_since = 0;
     }
 }
 

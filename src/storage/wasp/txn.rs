@@ -439,8 +439,12 @@ impl WriteTxn for WaspTxn {
         let (lsn, wants_checkpoint) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
-            log::seal_record(&mut record, lsn, n_ops);
-            if let Err(e) = log.file.append(&record) {
+            let lap = log.header.lap;
+            log::seal_record(&mut record, lsn, n_ops, lap);
+            // A recycled log: the end mark goes out with the record, in the same write.
+            let mark = if lap == 0 { 0 } else { log::END_MARK };
+            record.resize(record.len() + mark, 0);
+            if let Err(e) = log.file.append_marked(&record, mark) {
                 shared.poison(&e);
                 return Err(e);
             }
@@ -460,10 +464,10 @@ impl WriteTxn for WaspTxn {
             drop(cur);
             drop(space);
             // Other processes may read the record from here on; this process has it.
-            let end = log.file.len();
+            let end = log.file.end();
             shared.applied_end.store(end, Ordering::SeqCst);
             shared.shm.publish_commit(end, lsn);
-            let grown = log.file.len() - log.base_len;
+            let grown = log.file.end() - log.base_len;
             let wants = grown > shared.cfg.checkpoint_log_bytes
                 || dirty_bytes > (shared.cfg.cache_bytes / 2).max(1 << 20)
                 || shared.last_checkpoint.lock().elapsed() > shared.cfg.checkpoint_interval;
