@@ -187,8 +187,11 @@ pub(crate) struct CollLimits {
 }
 
 struct Entry {
-    /// The stored record, shared with the storage layer (not copied).
+    /// The stored record (a hit shares it, never copies it).
     rec: Bytes,
+    /// The decoded document, kept once a Rust caller decoded it (charged the record's length
+    /// again): cloning it is cheaper than decoding again (`Collection::get`).
+    doc: Option<Arc<bson::Document>>,
     /// [`key_hash`] of (collection, key): the entry's place in the frequency sketch.
     hash: u64,
     size: u64,
@@ -307,6 +310,8 @@ pub(crate) struct Ticket {
 pub(crate) enum Lookup {
     /// The stored record (shared with the cache).
     Hit(Bytes),
+    /// The decoded document kept beside the record (only when asked for).
+    Decoded(Arc<bson::Document>),
     /// The cached document has expired: the read is a miss and returns nothing.
     Expired,
     /// Not cached; with a ticket when what the read finds should be admitted.
@@ -656,7 +661,8 @@ impl DocCache {
     /// Looks a document up, counting a hit or a miss and the access (for admission). A miss
     /// whose record should enter the cache carries a [`Ticket`] for [`DocCache::admit`]; one
     /// that should not costs this one lock and no allocation.
-    pub(crate) fn get(&self, coll: &str, key: &[u8], now: i64) -> Lookup {
+    /// `decoded`: the caller prefers the decoded document when one is kept.
+    pub(crate) fn get(&self, coll: &str, key: &[u8], now: i64, decoded: bool) -> Lookup {
         let h = key_hash(coll, key);
         let mut s = self.state.lock();
         if s.cfg.capacity == 0 {
@@ -673,7 +679,8 @@ impl DocCache {
             let e = c.map.get_mut(key)?;
             e.access = clock;
             c.keys[e.slot].1 = clock;
-            Some((e.rec.clone(), e.expires_at))
+            let doc = if decoded { e.doc.clone() } else { None };
+            Some(((e.rec.clone(), doc), e.expires_at))
         });
         s.freq.record(h);
         match found {
@@ -685,10 +692,13 @@ impl DocCache {
                 bump(&self.metrics.misses, 1);
                 Lookup::Expired
             }
-            Some((rec, _)) => {
+            Some(((rec, doc), _)) => {
                 drop(s);
                 bump(&self.metrics.hits, 1);
-                Lookup::Hit(rec)
+                match doc {
+                    Some(doc) => Lookup::Decoded(doc),
+                    None => Lookup::Hit(rec),
+                }
             }
             None => {
                 let admit = s.admits(coll, h, now);
@@ -750,6 +760,7 @@ impl DocCache {
                 key.clone(),
                 Entry {
                     rec,
+                    doc: None,
                     hash: ticket.hash,
                     size,
                     access,
@@ -764,6 +775,41 @@ impl DocCache {
             if let Some(t) = expires_at {
                 s.ttl.insert((t, name, key));
             }
+            coll_over || s.over()
+        };
+        if over {
+            self.evict_if_needed(now);
+        }
+    }
+
+    /// Keeps `doc`, decoded from `rec` after a hit, beside the cached record, if the entry
+    /// still holds that same record (no commit replaced it meanwhile). Charged `rec`'s length
+    /// again against the byte bounds; may trigger an eviction batch.
+    pub(crate) fn keep_decoded(
+        &self,
+        coll: &str,
+        key: &[u8],
+        rec: &Bytes,
+        doc: Arc<bson::Document>,
+        now: i64,
+    ) {
+        let over = {
+            let mut s = self.state.lock();
+            let Some(c) = s.colls.get_mut(coll) else {
+                return;
+            };
+            let Some(e) = c.map.get_mut(key) else {
+                return;
+            };
+            if e.doc.is_some() || e.rec.as_ptr() != rec.as_ptr() {
+                return;
+            }
+            let extra = e.rec.len() as u64;
+            e.doc = Some(doc);
+            e.size += extra;
+            c.bytes += extra;
+            let coll_over = State::coll_over(c);
+            s.bytes += extra;
             coll_over || s.over()
         };
         if over {

@@ -72,7 +72,7 @@ fn sampled_lru(trace: &[usize], capacity: usize, samples: usize, admission: Admi
     let mut hits = 0u32;
     for &k in trace {
         let key = Bytes::copy_from_slice(&(k as u64).to_be_bytes());
-        match cache.get("c", &key, 0) {
+        match cache.get("c", &key, 0, false) {
             Lookup::Hit(_) => hits += 1,
             Lookup::Miss(Some(ticket)) => {
                 let fill = Fill {
