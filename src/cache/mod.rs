@@ -1,8 +1,18 @@
-//! The document cache: decoded documents keyed by (collection, `_id`), in front of storage,
-//! with Redis's eviction behaviour. Main type: [`DocCache`]; configuration: [`CacheConfig`];
-//! counters: [`metrics`]. The layer beneath is the storage snapshot a miss is served from;
-//! the layer above is `Collection::get`.
+//! The document cache: stored records keyed by (collection, `_id`), in front of storage,
+//! with Redis's eviction behaviour and TinyLFU's admission. Main type: [`DocCache`];
+//! configuration: [`CacheConfig`]; counters: [`metrics`]. The layer beneath is the storage
+//! snapshot a miss is served from; the layer above is `Collection::get` (and `nexus_get`).
 //!
+//! - Entries are the record as stored (copied once at admission so that a record never
+//!   keeps a whole page of the pager alive; a hit shares it). `nexus_get` writes JSON from
+//!   those bytes; a Rust reader decodes them, and the first Rust hit leaves the decoded
+//!   document beside the record ([`DocCache::keep_decoded`]) for later hits to clone.
+//! - Admission ([`Admission`]): every lookup is counted in a frequency sketch
+//!   (`sketch.rs`). With `frequency` (default) a miss is admitted while the cache has room
+//!   that no eviction made ([`Room`]); once full, only if its estimate is at least 2 and
+//!   beats the estimate of the entry eviction would take next by more than one. The lookup
+//!   decides under its own lock and hands an admitted miss a [`Ticket`]; a declined miss
+//!   costs that one lock and no allocation (counted in `admissions_declined`).
 //! - Capacity in documents and/or bytes, globally and per collection.
 //! - Eviction modes ([`EvictionMode`]): `ttl-first` evicts expired entries, then
 //!   approximates LRU by sampling `max_samples` entries into a 16-entry eviction pool
@@ -13,8 +23,10 @@
 //!   when several writers overflow the cache at once, one evicts and the others go on.
 //! - Coherence: every commit invalidates what it touched ([`DocCache::invalidate`]) and
 //!   bumps an epoch; a reader admits what it read only if no commit touched that document
-//!   since the read started ([`DocCache::admit`], checked against the last 4096
-//!   invalidations), so a stale document never enters the cache.
+//!   since the read started ([`DocCache::admit`] with the miss's ticket, checked against
+//!   the last 4096 invalidations, remembered by hash: a collision only refuses a fresh
+//!   fill), so a stale record never enters the cache. An entry past its expiry is never
+//!   returned: the lookup drops it and counts an expired read.
 //! - Evicting from the cache never deletes data (bounded collections are `engine::bounded`).
 
 pub(crate) mod metrics;
