@@ -406,36 +406,37 @@ impl State {
         if coll_free && free {
             return true;
         }
-        let Some(victim) = self.peek_victim(now, scope.as_ref()) else {
+        if self.cfg.mode != EvictionMode::LruOnly && self.expired_in(now, scope.as_ref()) {
+            return true; // an expired entry's place is free
+        }
+        // Evidence of reuse (read before in this period), and clearly more than the victim:
+        // a margin of one halved the admissions of a uniform working set 10x the cache
+        // (estimates there differ by noise) and did not cost hits on Zipf.
+        let e = self.freq.estimate(h);
+        let nothing_evictable = self.cfg.mode == EvictionMode::TtlOnly && self.ttl.is_empty();
+        if e < 2 && !nothing_evictable {
+            return false; // declined without looking for a victim: most misses of a churn
+        }
+        match self.peek_victim(scope.as_ref()) {
+            Some(vh) => e >= 2 && e > self.freq.estimate(vh) + 1,
             // Nothing to compare with (an empty scope, or `ttl-only` without TTL entries):
             // `admit` and eviction decide as they would without admission.
-            return true;
-        };
-        match victim {
-            None => true, // an expired entry: its place is free
-            Some(vh) => {
-                // Evidence of reuse (read before in this period), and clearly more than the
-                // victim: a margin of one halved the admissions of a uniform working set 10x
-                // the cache (estimates there differ by noise) and did not cost hits on Zipf.
-                let e = self.freq.estimate(h);
-                e >= 2 && e > self.freq.estimate(vh) + 1
-            }
+            None => true,
         }
     }
 
-    /// The entry eviction would take next in `scope` (or globally), without taking it: `None`
-    /// when there is none, `Some(None)` for an expired entry, else `Some(Some(hash))`.
-    fn peek_victim(&mut self, now: i64, scope: Option<&Arc<str>>) -> Option<Option<u64>> {
+    /// Whether an entry of `scope` (or any) has expired: eviction takes those first.
+    fn expired_in(&self, now: i64, scope: Option<&Arc<str>>) -> bool {
+        self.ttl
+            .iter()
+            .take_while(|(t, _, _)| *t <= now)
+            .any(|(_, c, _)| scope.is_none_or(|s| s == c))
+    }
+
+    /// The hash of the entry eviction would take next in `scope` (or globally) once nothing
+    /// has expired, without taking it; `None` when there is none.
+    fn peek_victim(&mut self, scope: Option<&Arc<str>>) -> Option<u64> {
         let in_scope = |c: &Arc<str>| scope.is_none_or(|s| s == c);
-        if self.cfg.mode != EvictionMode::LruOnly
-            && self
-                .ttl
-                .iter()
-                .take_while(|(t, _, _)| *t <= now)
-                .any(|(_, c, _)| in_scope(c))
-        {
-            return Some(None);
-        }
         let hash_of = |s: &Self, c: &Arc<str>, k: &Bytes| {
             s.colls
                 .get(c)
@@ -444,17 +445,17 @@ impl State {
         };
         if self.cfg.mode == EvictionMode::TtlOnly {
             let (_, c, k) = self.ttl.iter().find(|(_, c, _)| in_scope(c))?;
-            return hash_of(self, c, k).map(Some);
+            return hash_of(self, c, k);
         }
         if scope.is_some() {
             let (c, k, _) = self.sample_scoped(scope)?;
-            return hash_of(self, &c, &k).map(Some);
+            return hash_of(self, &c, &k);
         }
         for _attempt in 0..4 {
             while let Some(c) = self.pool.last() {
                 let current = self.colls.get(&c.coll).and_then(|col| col.map.get(&c.key));
                 match current {
-                    Some(e) if e.access == c.access => return Some(Some(e.hash)),
+                    Some(e) if e.access == c.access => return Some(e.hash),
                     _ => {
                         self.pool.pop();
                     }
