@@ -61,7 +61,7 @@ mod storage;
 pub use api::{
     Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult,
 };
-pub use cache::{CacheConfig, EvictionMode};
+pub use cache::{Admission, CacheConfig, EvictionMode};
 pub use document::{
     Document, DocumentBuilder, DocumentId, Metadata, MAX_DOCUMENT_BYTES, MAX_NESTING,
     MAX_QUERY_NESTING,

@@ -1,8 +1,9 @@
 //! The Redis-like layer, each test named for one behaviour: TTL expiry is evicted before LRU,
 //! LRU sampling when nothing expired, lazy expiry is a miss, expiry survives restarts, the
 //! sweeper's work per cycle is bounded, eviction is batched under one lock with concurrent
-//! writers, bounded collections keep their bound across restarts, and settings change at
-//! run time.
+//! writers, bounded collections keep their bound across restarts, settings change at run
+//! time, and admission: uniform reads over a working set larger than the cache do not churn
+//! it, reused keys are admitted, everything is admitted while it fits.
 
 mod common;
 
@@ -73,7 +74,12 @@ fn ttl_expiry_evicts_before_lru() {
 
 #[test]
 fn lru_sampling_when_nothing_is_expired() {
-    let db = memory(r#"{"cache_capacity": 100, "max_samples": 10, "sweeper_interval_ms": 0}"#);
+    // Every read admitted ("always"), so that the cold stream forces evictions: the default
+    // admission declines keys read once when the cache is full (see the admission tests).
+    let db = memory(
+        r#"{"cache_capacity": 100, "max_samples": 10, "admission": "always",
+            "sweeper_interval_ms": 0}"#,
+    );
     let c = db.collection("c");
     let docs: Vec<Document> = (0..300).map(|i| d(&format!("k{i:03}"))).collect();
     c.insert_many(docs).unwrap();
@@ -214,9 +220,12 @@ fn sweeper_work_per_cycle_is_bounded() {
 fn eviction_is_batched_under_one_lock_with_four_writers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("evict.db");
+    // Every read admitted ("always"): with the default admission a full cache declines keys
+    // read once, and this test is about evictions by concurrent writers.
     let first = open(
         &path,
-        r#"{"cache_capacity": 64, "batch_size": 16, "sync": "off", "sweeper_interval_ms": 0}"#,
+        r#"{"cache_capacity": 64, "batch_size": 16, "admission": "always", "sync": "off",
+            "sweeper_interval_ms": 0}"#,
     );
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -383,4 +392,96 @@ fn cache_never_serves_stale_documents() {
         c.get(&id("t")).unwrap().is_none(),
         "set_ttl(0) expires at once"
     );
+}
+
+/// Reads `n` keys of `k0000`..`k{span}` drawn uniformly (a fixed-seed generator).
+fn uniform_reads(db: &Database, span: u64, n: usize) {
+    let c = db.collection("c");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.get(&id(&format!("k{:04}", x % span))).unwrap().unwrap();
+    }
+}
+
+fn loaded(options: &str, docs: u64) -> Database {
+    let db = memory(options);
+    let all: Vec<Document> = (0..docs).map(|i| d(&format!("k{i:04}"))).collect();
+    db.collection("c").insert_many(all).unwrap();
+    db
+}
+
+#[test]
+fn uniform_reads_larger_than_the_cache_do_not_churn_it() {
+    // 2,000 keys read uniformly through a cache of 100: at most 5% can hit whatever is kept.
+    // Admitting every miss evicts on nearly every read; the default admission declines most.
+    let base = r#"{"cache_capacity": 100, "sweeper_interval_ms": 0"#;
+    let always = loaded(&format!(r#"{base}, "admission": "always"}}"#), 2000);
+    let freq = loaded(&format!("{base}}}"), 2000);
+    uniform_reads(&always, 2000, 20_000);
+    uniform_reads(&freq, 2000, 20_000);
+    let churn_always = cache_stat(&always, &["evictions", "lru"]);
+    let churn = cache_stat(&freq, &["evictions", "lru"]);
+    let misses = cache_stat(&freq, &["misses"]);
+    let declined = cache_stat(&freq, &["admissions_declined"]);
+    eprintln!(
+        "evictions: {churn} (always: {churn_always}); {declined} of {misses} misses declined"
+    );
+    assert!(churn_always > 15_000, "{churn_always}");
+    assert!(
+        churn * 5 < churn_always,
+        "{churn} evictions against {churn_always}"
+    );
+    assert!(
+        declined * 10 > misses * 8,
+        "{declined} of {misses} declined"
+    );
+    assert_eq!(cache_stat(&always, &["admissions_declined"]), 0);
+    assert_eq!(
+        cache_stat(&freq, &["fills"]),
+        churn + cache_stat(&freq, &["entries"]) + cache_stat(&freq, &["dropped"]),
+        "every fill is held, evicted or dropped"
+    );
+    let hits = cache_stat(&freq, &["hits"]);
+    assert!(hits * 100 > 20_000 * 3, "hit ratio fell below 3%: {hits}");
+}
+
+#[test]
+fn reused_keys_are_admitted_and_a_working_set_that_fits_at_once() {
+    let db = loaded(r#"{"cache_capacity": 100, "sweeper_interval_ms": 0}"#, 400);
+    let c = db.collection("c");
+    let get = |k: u32| c.get(&id(&format!("k{k:04}"))).unwrap().unwrap();
+    // While the cache has room, every first read is admitted.
+    for k in 0..100 {
+        get(k);
+    }
+    assert_eq!(cache_stat(&db, &["entries"]), 100);
+    assert_eq!(cache_stat(&db, &["admissions_declined"]), 0);
+    let hits = cache_stat(&db, &["hits"]);
+    for k in 0..100 {
+        get(k);
+    }
+    assert_eq!(
+        cache_stat(&db, &["hits"]),
+        hits + 100,
+        "all 100 were cached"
+    );
+    // Full: a key read once is declined. A key read again is admitted once it was read more
+    // often lately than the entry it would displace, by a margin of one: the cached keys
+    // were read twice each, so by its fourth read.
+    get(300);
+    assert_eq!(cache_stat(&db, &["admissions_declined"]), 1);
+    for k in 200..250 {
+        for _ in 0..4 {
+            get(k);
+        }
+    }
+    let hits = cache_stat(&db, &["hits"]);
+    for k in 200..250 {
+        get(k);
+    }
+    let reused = cache_stat(&db, &["hits"]) - hits;
+    assert!(reused >= 45, "only {reused} of 50 reused keys were cached");
 }

@@ -24,6 +24,9 @@ pub(crate) struct Metrics {
     pub dropped: AtomicU64,
     /// Inserts into the cache refused because nothing could be evicted (`ttl-only`).
     pub admissions_refused: AtomicU64,
+    /// Misses not admitted by the frequency rule: the document was read less often lately
+    /// than the entry it would have displaced (`admission: "frequency"`).
+    pub admissions_declined: AtomicU64,
     /// Documents deleted by the background sweeper.
     pub sweeper_deleted: AtomicU64,
     pub sweeper_cycles: AtomicU64,

@@ -350,13 +350,13 @@ impl Engine {
     }
 
     /// Notes a read of `key` in `coll` (bounded collections keep LRU order).
-    pub(crate) fn touch(&self, coll: &str, key: &Bytes) {
+    pub(crate) fn touch(&self, coll: &str, key: &[u8]) {
         if !self.coll_options(coll).bound.is_bounded() {
             return;
         }
         let stamp = self.next_stamp();
         if let Some(tr) = self.trackers.lock().get_mut(coll) {
-            tr.set(key.clone(), stamp);
+            tr.set(Bytes::copy_from_slice(key), stamp);
         }
     }
 

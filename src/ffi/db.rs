@@ -28,7 +28,9 @@ pub struct nexus_db {
 /// `checkpoint_log_bytes` (wasp, default 64 MiB), `checkpoint_interval_ms` (wasp, 30000),
 /// the document cache (`cache_capacity` in documents, default 10000, 0 turns it off;
 /// `cache_bytes`; `eviction`: `"ttl-first"` (default), `"lru-only"`, `"ttl-only"`;
-/// `max_samples`, default 5; `batch_size`, default 32), the expiry sweeper
+/// `max_samples`, default 5; `batch_size`, default 32; `admission`: `"frequency"` (default:
+/// once full, a miss enters only if read more often lately than what it would displace) or
+/// `"always"`), the expiry sweeper
 /// (`sweeper_interval_ms`, default 100, 0 pauses it; `sweeper_sample`, 20;
 /// `sweeper_threshold_pct`, 10; `sweeper_budget_ms`, 25), `page_cache_bytes`
 /// (the wasp page cache budget, default 32 MiB, at least 65536), `mmap` (wasp, default
@@ -98,8 +100,8 @@ pub unsafe extern "C" fn nexus_close(db: *mut nexus_db) -> c_int {
 
 /// Writes statistics as a JSON object to `*out_json` (free with `nexus_free`): `storage`
 /// (documents, log bytes, commits, syncs, checkpoints, recovery report), `cache` (hits,
-/// misses, expired reads, evictions by kind `ttl` / `lru`, eviction cycles, entries, bytes,
-/// get latency percentiles in ns), `expiry` (registered ephemeral documents, sweeper cycles
+/// misses, expired reads, evictions by kind `ttl` / `lru`, eviction cycles, fills,
+/// admissions declined, entries, bytes, get latency percentiles in ns), `expiry` (registered ephemeral documents, sweeper cycles
 /// and deletions, purged, bounded-collection evictions), connections, settings.
 ///
 /// # Safety

@@ -257,13 +257,19 @@ pub unsafe extern "C" fn nexus_get(
         let coll = unsafe { str_arg(coll, "coll") }?;
         let text = unsafe { str_arg(id, "id") }?;
         out_arg(out_json, "out_json")?;
-        let doc =
+        let rec =
             h.db.collection(coll)
-                .get_shared_by_text(text)?
+                .get_record_by_text(text)?
                 .ok_or_else(|| {
                     Error::NotFound(format!("no document with _id \"{text}\" in '{coll}'"))
                 })?;
-        let json = crate::document::json::to_relaxed_json(&doc);
+        // Straight from the stored bytes to JSON; the decoder only for what the direct
+        // writer declines (it then reports the precise error or writes the general form).
+        let body = crate::document::record::body_bytes(&rec)?;
+        let json = match crate::document::json::raw_to_relaxed_json(body) {
+            Some(json) => json,
+            None => crate::document::record::decode_body(&rec)?.to_json(),
+        };
         // SAFETY: checked non-NULL above.
         unsafe { give_string(out_json, &json) }?;
         Ok(NEXUS_OK)
