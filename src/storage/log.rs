@@ -529,6 +529,36 @@ fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
     (r.at == p.len()).then_some((lsn, ops))
 }
 
+/// Whether `p` has the shape of a payload (an LSN, an op count, then that many ops whose
+/// length prefixes end exactly at its end), checked without allocating. The damage scan
+/// ([`intact_after`]) tries it at every offset before the checksum: in the residue of earlier
+/// laps (BSON, full of small length prefixes and zero bytes) many offsets announce a length
+/// that fits and an LSN in range, and a checksum over each such candidate, megabytes long at
+/// times, made an open scan a recycled log's residue for seconds.
+fn payload_shape_ok(p: &[u8]) -> bool {
+    let mut r = Reader { b: p, at: 0 };
+    let (Some(_), Some(n)) = (r.u64(), r.u32()) else {
+        return false;
+    };
+    for _ in 0..n {
+        let ok = match r.u8() {
+            Some(1 | 3) => r.bytes().and_then(|_| r.bytes()).is_some(),
+            Some(2) => r.bytes().is_some(),
+            Some(4) => r
+                .bytes()
+                .and_then(|_| r.bytes())
+                .and_then(|_| r.bytes())
+                .is_some(),
+            Some(5) => r.bytes().and_then(|_| r.bytes()).is_some(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    r.at == p.len()
+}
+
 /// What replaying a log found.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
@@ -749,6 +779,7 @@ fn intact_after(image: &[u8], bad: usize, floor: u64, lap: u32) -> Vec<u64> {
             let payload = &image[pos + 8..pos + 8 + len];
             if lsn > floor
                 && lsn - floor <= MAX_LSN_GAP
+                && payload_shape_ok(payload)
                 && laps.contains(&(crc32fast::hash(payload) ^ read_u32(image, pos + 4)))
                 && decode_payload(payload).is_some()
             {
@@ -772,6 +803,49 @@ mod tests {
             img.extend_from_slice(r);
         }
         img
+    }
+
+    /// The shape check the damage scan runs before a checksum accepts every record the
+    /// encoder writes and refuses cut or garbled ones, whatever length they announce.
+    #[test]
+    fn payload_shape_check_accepts_records_and_refuses_residue() {
+        let ops = [
+            Op::Create {
+                name: "c".into(),
+                options: "{}".into(),
+            },
+            Op::Put {
+                table: "c".into(),
+                key: Bytes::from(&b"k"[..]),
+                value: Bytes::from(vec![7u8; 5000]),
+            },
+            Op::Delete {
+                table: "c".into(),
+                key: Bytes::from(&b"k"[..]),
+            },
+            Op::Rename {
+                from: "c".into(),
+                to: "d".into(),
+            },
+            Op::Drop { name: "d".into() },
+        ];
+        for n in 0..=ops.len() {
+            let rec = encode_record(9, &ops[..n], 3).unwrap();
+            let payload = &rec[8..];
+            assert!(payload_shape_ok(payload), "{n} ops");
+            for cut in [1, 2, payload.len() / 2] {
+                let short = &payload[..payload.len() - cut.min(payload.len())];
+                assert!(!payload_shape_ok(short), "{n} ops cut by {cut}");
+            }
+            let mut long = payload.to_vec();
+            long.push(0);
+            assert!(!payload_shape_ok(&long), "{n} ops and a byte more");
+        }
+        // BSON-like residue: small length prefixes and zeros, an op count of millions.
+        let mut residue = 9u64.to_le_bytes().to_vec();
+        residue.extend_from_slice(&4_000_000u32.to_le_bytes());
+        residue.extend((0..100_000u32).flat_map(|i| [4, 0, 0, 0, (i % 251) as u8]));
+        assert!(!payload_shape_ok(&residue));
     }
 
     #[test]
