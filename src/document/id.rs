@@ -50,13 +50,20 @@ impl DocumentId {
     /// order they are tried: the text as a string `_id`, then, when the text is JSON (`5`,
     /// `{"$oid": "..."}`), the value it denotes. [`DocumentId::to_text`] produces the text.
     pub fn text_candidates(text: &str) -> Vec<Self> {
-        let mut out: Vec<Self> = Self::from_str_id(text).into_iter().collect();
+        Self::text_readings(text).collect()
+    }
+
+    /// [`DocumentId::text_candidates`], the JSON reading computed only when asked for: a get
+    /// that finds the string reading (the common case) never parses the text as JSON.
+    pub(crate) fn text_readings(text: &str) -> impl Iterator<Item = Self> + '_ {
+        let string = Self::from_str_id(text).ok();
         // (Nesting is limited before parsing, and converted without recursion.)
-        let parsed = super::json::json_text_to_bson(text)
-            .filter(|v| !matches!(v, Bson::String(_)))
-            .and_then(|b| Self::new(b).ok());
-        out.extend(parsed);
-        out
+        let parsed = std::iter::once_with(move || {
+            super::json::json_text_to_bson(text)
+                .filter(|v| !matches!(v, Bson::String(_)))
+                .and_then(|b| Self::new(b).ok())
+        });
+        string.into_iter().chain(parsed.flatten())
     }
 
     /// The `_id` value.

@@ -40,7 +40,7 @@ impl Collection<'_> {
     /// [`Collection::get`] by the text form of an `_id` (see
     /// [`DocumentId::text_candidates`]): the string reading first, then the JSON one.
     pub fn get_by_text(&self, text: &str) -> Result<Option<Document>> {
-        for id in DocumentId::text_candidates(text) {
+        for id in DocumentId::text_readings(text) {
             if let Some(doc) = self.get(&id)? {
                 return Ok(Some(doc));
             }
@@ -51,7 +51,7 @@ impl Collection<'_> {
     /// Like [`Collection::get_by_text`], handing out the stored record (shared with the
     /// cache and storage) for the caller to decode or write as JSON.
     pub(crate) fn get_record_by_text(&self, text: &str) -> Result<Option<Bytes>> {
-        for id in DocumentId::text_candidates(text) {
+        for id in DocumentId::text_readings(text) {
             if let Some(Found::Rec(rec)) = self.find_by_key(id.key(), false)? {
                 return Ok(Some(rec));
             }
