@@ -805,11 +805,9 @@ mod tests {
         img
     }
 
-    /// The shape check the damage scan runs before a checksum accepts every record the
-    /// encoder writes and refuses cut or garbled ones, whatever length they announce.
-    #[test]
-    fn payload_shape_check_accepts_records_and_refuses_residue() {
-        let ops = [
+    /// One op of each kind, the put with `value`.
+    fn every_op(value: Bytes) -> [Op; 5] {
+        [
             Op::Create {
                 name: "c".into(),
                 options: "{}".into(),
@@ -817,7 +815,7 @@ mod tests {
             Op::Put {
                 table: "c".into(),
                 key: Bytes::from(&b"k"[..]),
-                value: Bytes::from(vec![7u8; 5000]),
+                value,
             },
             Op::Delete {
                 table: "c".into(),
@@ -828,7 +826,14 @@ mod tests {
                 to: "d".into(),
             },
             Op::Drop { name: "d".into() },
-        ];
+        ]
+    }
+
+    /// The shape check the damage scan runs before a checksum accepts every record the
+    /// encoder writes and refuses cut or garbled ones, whatever length they announce.
+    #[test]
+    fn payload_shape_check_accepts_records_and_refuses_residue() {
+        let ops = every_op(Bytes::from(vec![7u8; 5000]));
         for n in 0..=ops.len() {
             let rec = encode_record(9, &ops[..n], 3).unwrap();
             let payload = &rec[8..];
@@ -850,26 +855,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let ops = vec![
-            Op::Create {
-                name: "c".into(),
-                options: "{}".into(),
-            },
-            Op::Put {
-                table: "c".into(),
-                key: Bytes::from(&b"k"[..]),
-                value: Bytes::from(&b"v"[..]),
-            },
-            Op::Delete {
-                table: "c".into(),
-                key: Bytes::from(&b"k"[..]),
-            },
-            Op::Rename {
-                from: "c".into(),
-                to: "d".into(),
-            },
-            Op::Drop { name: "d".into() },
-        ];
+        let ops = every_op(Bytes::from(&b"v"[..])).to_vec();
         let r = replay(&image(&[encode_record(7, &ops, 0).unwrap()]), "t").unwrap();
         assert_eq!(r.records, vec![(7, ops)]);
         assert_eq!(r.dropped_bytes, 0);

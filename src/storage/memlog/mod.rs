@@ -250,12 +250,7 @@ impl MemLogStorage {
             }
             // The log first: a crash before the header leaves an empty file and an empty
             // log, which the next open takes as a new database again.
-            write_new_log(
-                &log_path,
-                LogHeader::new(0, 0, 0),
-                std::iter::empty(),
-                &faults,
-            )?;
+            write_empty_log(&log_path, &faults)?;
             let header = Header {
                 format_version: FORMAT_VERSION,
                 backend: StorageEngine::MemLog,
@@ -295,12 +290,7 @@ impl MemLogStorage {
                 )));
             }
             ::log::warn!("{why}; starting {} empty (recover)", path.display());
-            write_new_log(
-                &log_path,
-                LogHeader::new(0, 0, 0),
-                std::iter::empty(),
-                &faults,
-            )?;
+            write_empty_log(&log_path, &faults)?;
             recovery.log_replaced = Some(why);
         }
         let mut log_file = LogFile::open(&log_path, false, faults.clone())?;
@@ -714,4 +704,15 @@ impl Storage for MemLogStorage {
     fn format_version(&self) -> u32 {
         self.inner.format_version
     }
+}
+
+/// Writes an empty `memlog` log (version 1, no salt, base LSN 0) through a temporary file.
+fn write_empty_log(log_path: &Path, faults: &Faults) -> Result<()> {
+    write_new_log(
+        log_path,
+        LogHeader::new(0, 0, 0),
+        std::iter::empty(),
+        faults,
+    )
+    .map(|_| ())
 }
