@@ -10,6 +10,16 @@ fn cache(capacity: u64) -> DocCache {
     })
 }
 
+/// A fill of collection "c".
+fn fill(key: &[u8], rec: &[u8], expires_at: Option<i64>) -> Fill<'static> {
+    Fill {
+        coll: "c",
+        key: Bytes::copy_from_slice(key),
+        rec: Bytes::copy_from_slice(rec),
+        expires_at,
+    }
+}
+
 /// Reads `key` as `Collection::get` does; on a miss with a ticket, admits `rec`. Returns
 /// whether it was a hit, and the record it returned.
 fn read(c: &DocCache, key: &[u8], rec: &[u8], expires_at: Option<i64>, now: i64) -> Option<Bytes> {
@@ -19,13 +29,7 @@ fn read(c: &DocCache, key: &[u8], rec: &[u8], expires_at: Option<i64>, now: i64)
         Lookup::Expired => None,
         Lookup::Miss(ticket) => {
             if let Some(t) = ticket {
-                let fill = Fill {
-                    coll: "c",
-                    key: Bytes::copy_from_slice(key),
-                    rec: Bytes::copy_from_slice(rec),
-                    expires_at,
-                };
-                c.admit(fill, t, now);
+                c.admit(fill(key, rec, expires_at), t, now);
             }
             None
         }
@@ -52,26 +56,14 @@ fn a_record_read_before_a_commit_never_enters() {
     let mut touched = Touched::default();
     touched.docs.entry("c".to_owned()).or_default().push(b"a");
     c.invalidate(&touched);
-    let fill = Fill {
-        coll: "c",
-        key: Bytes::from_static(b"a"),
-        rec: Bytes::from_static(b"old"),
-        expires_at: None,
-    };
-    c.admit(fill, ticket, 0);
+    c.admit(fill(b"a", b"old", None), ticket, 0);
     assert_eq!(c.size().0, 0, "the stale record was not admitted");
     // Another key's fill from before the commit still enters.
     let Lookup::Miss(Some(t2)) = c.get("c", b"b", 0, false) else {
         panic!("miss");
     };
     c.invalidate(&touched);
-    let fill = Fill {
-        coll: "c",
-        key: Bytes::from_static(b"b"),
-        rec: Bytes::from_static(b"b"),
-        expires_at: None,
-    };
-    c.admit(fill, t2, 0);
+    c.admit(fill(b"b", b"b", None), t2, 0);
     assert_eq!(c.size().0, 1);
 }
 

@@ -136,14 +136,9 @@ impl Collection<'_> {
                     };
                     let change = match patched {
                         Some(Patched::Unchanged) => None,
-                        Some(Patched::Body(body)) => Some(Change {
-                            key: key.clone(),
-                            value: Bytes::from(record::encode(
-                                &record::decode_meta(rec)?.changed_at(now),
-                                &body,
-                                version,
-                            )?),
-                        }),
+                        Some(Patched::Body(body)) => {
+                            Some(changed_record(key, rec, &body, now, version)?)
+                        }
                         None => {
                             let doc = record::decode_body(rec)?.into_bson();
                             updated_record(&u, &f, key, rec, &doc, now, version)?.1
@@ -325,12 +320,24 @@ fn updated_record(
         return Ok((new_body, None));
     }
     let bytes = Document::from(new_body.clone()).encode_checked()?;
-    let meta = record::decode_meta(rec)?.changed_at(now);
-    let change = Change {
-        key: key.clone(),
-        value: Bytes::from(record::encode(&meta, &bytes, version)?),
-    };
+    let change = changed_record(key, rec, &bytes, now, version)?;
     Ok((new_body, Some(change)))
+}
+
+/// The change writing `body` (BSON) over the record `rec` of `key`: its metadata marked as
+/// changed at `now`.
+fn changed_record(
+    key: &Bytes,
+    rec: &[u8],
+    body: &[u8],
+    now: i64,
+    version: RecordVersion,
+) -> Result<Change> {
+    let meta = record::decode_meta(rec)?.changed_at(now);
+    Ok(Change {
+        key: key.clone(),
+        value: Bytes::from(record::encode(&meta, body, version)?),
+    })
 }
 
 /// The document an upsert inserts: the filter's equalities, then the update.

@@ -57,7 +57,7 @@ pub(crate) fn patch(update: &Update, body: &[u8]) -> Option<Patched> {
         let old = raw::to_bson(elem).ok()?;
         let new = new_value(op, &old)?;
         let bytes = fixed_bytes(&new)?;
-        if bson_kind(&new) != elem.kind || bytes.len() != elem.bytes.len() {
+        if new.element_type() as u8 != elem.kind || bytes.len() != elem.bytes.len() {
             return None;
         }
         if new == old {
@@ -94,18 +94,6 @@ fn fixed_bytes(v: &Bson) -> Option<Vec<u8>> {
         Bson::DateTime(d) => d.timestamp_millis().to_le_bytes().to_vec(),
         _ => return None,
     })
-}
-
-/// The BSON element type byte of the values [`fixed_bytes`] encodes.
-fn bson_kind(v: &Bson) -> u8 {
-    match v {
-        Bson::Double(_) => 0x01,
-        Bson::Boolean(_) => 0x08,
-        Bson::DateTime(_) => 0x09,
-        Bson::Int32(_) => 0x10,
-        Bson::Int64(_) => 0x12,
-        _ => 0,
-    }
 }
 
 #[cfg(test)]
