@@ -489,9 +489,26 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         self.take(n)
     }
-    fn string(&mut self) -> Option<String> {
-        String::from_utf8(self.bytes()?.to_vec()).ok()
+    /// One op, its byte strings borrowed (not checked to be UTF-8).
+    fn raw_op(&mut self) -> Option<RawOp<'a>> {
+        Some(match self.u8()? {
+            1 => RawOp::Create(self.bytes()?, self.bytes()?),
+            2 => RawOp::Drop(self.bytes()?),
+            3 => RawOp::Rename(self.bytes()?, self.bytes()?),
+            4 => RawOp::Put(self.bytes()?, self.bytes()?, self.bytes()?),
+            5 => RawOp::Delete(self.bytes()?, self.bytes()?),
+            _ => return None,
+        })
     }
+}
+
+/// An op as the payload holds it (see the module docs for the tags).
+enum RawOp<'a> {
+    Create(&'a [u8], &'a [u8]),
+    Drop(&'a [u8]),
+    Rename(&'a [u8], &'a [u8]),
+    Put(&'a [u8], &'a [u8], &'a [u8]),
+    Delete(&'a [u8], &'a [u8]),
 }
 
 /// One logged transaction: its LSN and its changes.
@@ -502,29 +519,28 @@ fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
     let lsn = r.u64()?;
     let n = r.u32()? as usize;
     let mut ops = Vec::with_capacity(n.min(1 << 16));
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
     for _ in 0..n {
-        let op = match r.u8()? {
-            1 => Op::Create {
-                name: r.string()?,
-                options: r.string()?,
+        ops.push(match r.raw_op()? {
+            RawOp::Create(name, options) => Op::Create {
+                name: text(name)?,
+                options: text(options)?,
             },
-            2 => Op::Drop { name: r.string()? },
-            3 => Op::Rename {
-                from: r.string()?,
-                to: r.string()?,
+            RawOp::Drop(name) => Op::Drop { name: text(name)? },
+            RawOp::Rename(from, to) => Op::Rename {
+                from: text(from)?,
+                to: text(to)?,
             },
-            4 => Op::Put {
-                table: r.string()?,
-                key: Bytes::copy_from_slice(r.bytes()?),
-                value: Bytes::copy_from_slice(r.bytes()?),
+            RawOp::Put(table, key, value) => Op::Put {
+                table: text(table)?,
+                key: Bytes::copy_from_slice(key),
+                value: Bytes::copy_from_slice(value),
             },
-            5 => Op::Delete {
-                table: r.string()?,
-                key: Bytes::copy_from_slice(r.bytes()?),
+            RawOp::Delete(table, key) => Op::Delete {
+                table: text(table)?,
+                key: Bytes::copy_from_slice(key),
             },
-            _ => return None,
-        };
-        ops.push(op);
+        });
     }
     (r.at == p.len()).then_some((lsn, ops))
 }
@@ -540,23 +556,7 @@ fn payload_shape_ok(p: &[u8]) -> bool {
     let (Some(_), Some(n)) = (r.u64(), r.u32()) else {
         return false;
     };
-    for _ in 0..n {
-        let ok = match r.u8() {
-            Some(1 | 3) => r.bytes().and_then(|_| r.bytes()).is_some(),
-            Some(2) => r.bytes().is_some(),
-            Some(4) => r
-                .bytes()
-                .and_then(|_| r.bytes())
-                .and_then(|_| r.bytes())
-                .is_some(),
-            Some(5) => r.bytes().and_then(|_| r.bytes()).is_some(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    r.at == p.len()
+    (0..n).all(|_| r.raw_op().is_some()) && r.at == p.len()
 }
 
 /// What replaying a log found.
