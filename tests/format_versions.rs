@@ -1,7 +1,9 @@
-//! Format versions: a new file is format version 2 and stores each document's metadata in
-//! the compact record (version 3); a file of format version 1 (written by earlier builds)
-//! keeps format version 1 and keeps getting the records those builds read (version 2), through
-//! every kind of write, on both storage engines.
+//! Format versions: a new file is format version 3 (WASP; 2 with memlog) and stores each
+//! document's metadata in the compact record (version 3); a file of format version 1 (written
+//! by earlier builds) keeps format version 1 and keeps getting the records those builds read
+//! (version 2), through every kind of write, on both storage engines. WASP collections of a
+//! version-3 file are clustered (insertion order); a version-2 or -1 file keeps creating
+//! key-ordered ones, which its builds read.
 
 use nexus::{Database, Document, DocumentId, OpenOptions, StorageEngine};
 use std::path::Path;
@@ -20,9 +22,9 @@ fn header_version(path: &Path) -> u32 {
 }
 
 /// Rewrites the header of a closed, empty database as an earlier build wrote it.
-fn make_format_1(path: &Path) {
+fn make_format(path: &Path, version: u32) {
     let mut b = std::fs::read(path).unwrap();
-    b[16..20].copy_from_slice(&1u32.to_le_bytes());
+    b[16..20].copy_from_slice(&version.to_le_bytes());
     let crc = crc32fast::hash(&b[0..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(path, &b).unwrap();
@@ -97,19 +99,20 @@ fn check_contents(db: &Database, ids: &[DocumentId]) {
 }
 
 #[test]
-fn new_files_are_format_2_and_format_1_files_stay_readable_by_their_builds() {
+fn new_files_are_format_3_and_format_1_files_stay_readable_by_their_builds() {
     for engine in [StorageEngine::Wasp, StorageEngine::MemLog] {
+        let new_version = if engine == StorageEngine::Wasp { 3 } else { 2 };
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = Vec::new();
         let mut compact = 0;
         for old in [false, true] {
             let path = dir.path().join(format!("f{}.db", u8::from(old)));
             open(&path, engine).close().unwrap();
-            assert_eq!(header_version(&path), 2, "a new file is format version 2");
+            assert_eq!(header_version(&path), new_version, "a new file's version");
             if old {
-                make_format_1(&path);
+                make_format(&path, 1);
             }
-            let want = if old { 1 } else { 2 };
+            let want = if old { 1 } else { u64::from(new_version) };
             let db = open(&path, engine);
             assert_eq!(stat(&db, "format_version"), want);
             let ids = write_everything(&db);
@@ -137,5 +140,63 @@ fn new_files_are_format_2_and_format_1_files_stay_readable_by_their_builds() {
             2 * 99 + 2 * 107 - compact,
             "{engine:?}: {bytes:?}"
         );
+    }
+}
+
+/// The `_id`s of `coll` in the order a find without a sort returns them.
+fn natural_order(db: &Database, coll: &str) -> Vec<String> {
+    db.collection(coll)
+        .find(&bson::doc! {}, Default::default())
+        .unwrap()
+        .map(|d| d.unwrap().as_bson().get_str("_id").unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn version_3_collections_keep_insertion_order_and_version_2_files_keep_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = ["m", "b", "z", "a", "q"];
+    for version in [3u32, 2] {
+        let path = dir.path().join(format!("v{version}.db"));
+        open(&path, StorageEngine::Wasp).close().unwrap();
+        if version == 2 {
+            make_format(&path, 2);
+        }
+        let db = open(&path, StorageEngine::Wasp);
+        let c = db.collection("c");
+        for id in ids {
+            c.insert(doc(&format!(r#"{{"_id":"{id}","n":1}}"#)))
+                .unwrap();
+        }
+        // Replacing keeps a document's place; deleting and inserting again moves it last.
+        c.update(
+            &bson::doc! {"_id": "b"},
+            &bson::doc! {"$set": {"n": 2, "pad": "x".repeat(3000)}},
+            Default::default(),
+        )
+        .unwrap();
+        c.delete(&bson::doc! {"_id": "m"}, false).unwrap();
+        c.insert(doc(r#"{"_id":"m"}"#)).unwrap();
+        let want: Vec<&str> = if version == 3 {
+            vec!["b", "z", "a", "q", "m"]
+        } else {
+            vec!["a", "b", "m", "q", "z"]
+        };
+        let check = |db: &Database| {
+            assert_eq!(natural_order(db, "c"), want, "version {version}");
+            assert_eq!(stat(db, "format_version"), u64::from(version));
+            let report = db.check_report().unwrap();
+            assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+            let b = db
+                .collection("c")
+                .get(&DocumentId::from_str_id("b").unwrap());
+            assert_eq!(b.unwrap().unwrap().as_bson().get_i32("n").unwrap(), 2);
+        };
+        check(&db);
+        db.close().unwrap();
+        let db = open(&path, StorageEngine::Wasp);
+        check(&db);
+        db.close().unwrap();
+        assert_eq!(header_version(&path), version, "the version stays");
     }
 }

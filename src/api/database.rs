@@ -290,7 +290,7 @@ impl Database {
                     "collection '{name}' already exists"
                 )));
             }
-            t.create_table(name, &opts.to_json())
+            t.create_clustered(name, &opts.to_json())
         })
     }
 

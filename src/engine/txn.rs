@@ -121,6 +121,11 @@ impl WriteTxn for TrackedTxn {
         self.touched.tables.insert(name.to_owned());
         self.inner.create_table(name, options)
     }
+    fn create_clustered(&mut self, name: &str, options: &str) -> Result<()> {
+        self.indexes.clear();
+        self.touched.tables.insert(name.to_owned());
+        self.inner.create_clustered(name, options)
+    }
     fn drop_table(&mut self, name: &str) -> Result<()> {
         self.indexes.clear();
         self.touched.tables.insert(name.to_owned());

@@ -23,7 +23,7 @@ pub(crate) const BUILD_CHUNK_BYTES: usize = 1 << 10;
 
 /// Fills a new index's table from the documents already stored.
 ///
-/// The documents are read in `_id` order, their entries gathered into chunks of about
+/// The documents are read in the collection's order, their entries gathered into chunks of about
 /// [`BUILD_CHUNK_BYTES`], and each chunk is sorted and written in key order: consecutive
 /// puts then land in the same leaf of the entry tree (the first chunk appends at its right
 /// end) instead of each touching a random one. A unique index checks a chunk before writing
@@ -152,10 +152,11 @@ impl Chunk {
         self.bytes.extend_from_slice(value);
     }
 
-    /// Sorts the entries by entry key (index key, then `_id` key). Entries were pushed in
-    /// `_id` order (the order the build reads the documents) and one document has no index
-    /// key twice, so the order they were pushed in (`at`) stands in for the `_id` key; and
-    /// index keys are prefix-free, so two of at most 16 bytes with the same prefix are equal.
+    /// Sorts the entries by index key, then by the order they were pushed in (`at`: the order
+    /// the build read their documents, which [`first_duplicate`] goes by). Index keys are
+    /// prefix-free, so two of at most 16 bytes with the same prefix are equal. (Entries with
+    /// one index key are then written in the collection's order, not their `_id` keys'
+    /// order: the tree takes them in any order.)
     pub(crate) fn sort(&mut self) {
         let bytes = &self.bytes;
         self.items.sort_unstable_by(|a, b| {
@@ -256,7 +257,7 @@ pub(crate) fn first_duplicate(
         while end < items.len() && items[end].key(bytes) == k {
             end += 1;
         }
-        // items[i..end] hold key k, in `_id` order.
+        // items[i..end] hold key k, in the order the build read their documents.
         let refused = if chunk.written.may_contain(k)
             && other_holder(view, &def.coll, table, k, items[i].id(bytes)).is_some()
         {
@@ -268,7 +269,8 @@ pub(crate) fn first_duplicate(
                 .filter(|&x| x < end)
         };
         if let Some(r) = refused {
-            if found.is_none_or(|f| items[r].id(bytes) < items[f].id(bytes)) {
+            // The document read first is the one a build putting them one at a time fails on.
+            if found.is_none_or(|f| items[r].at < items[f].at) {
                 found = Some(r);
             }
         }

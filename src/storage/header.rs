@@ -20,10 +20,15 @@ use std::path::Path;
 
 pub(crate) const MAGIC: &[u8; 16] = b"NexusLite format";
 pub(crate) const HEADER_LEN: usize = 64;
-/// The format version of new files. Version 2 adds compact document records (version 3, see
-/// `document::record`); a file of version 1 keeps getting version 2 records, so that the
-/// builds that wrote it can still read it.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The newest format version, which new WASP files get. Version 2 adds compact document
+/// records (version 3, see `document::record`); a file of version 1 keeps getting version 2
+/// records, so that the builds that wrote it can still read it. Version 3 (WASP) adds
+/// clustered collections (`docs/FORMAT.md`); files of versions 1 and 2 keep creating
+/// key-ordered ones.
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The format version of new `memlog` files, which have no clustered collections: version
+/// 3 would only keep earlier builds from opening them.
+pub(crate) const MEMLOG_FORMAT_VERSION: u32 = 2;
 
 /// The decoded header.
 #[derive(Debug, Clone, PartialEq)]

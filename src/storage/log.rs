@@ -39,7 +39,7 @@
 //!   lsn u64 LE, op_count u32 LE, then per op: tag u8 and its fields, each byte string as
 //!   u32 LE length + bytes:
 //!   1 create(name, options)  2 drop(name)  3 rename(from, to)  4 put(table, key, value)
-//!   5 delete(table, key)
+//!   5 delete(table, key)  6 create(name, options) of a clustered table
 //! ```
 
 use super::fault::Faults;
@@ -68,9 +68,13 @@ const MAX_RECORD: usize = 1 << 31;
 /// One change inside a commit record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
+    /// `clustered`: the table keeps its entries in insertion order under record ids, with a
+    /// map from key to record id beside them (op tag 6; see `docs/FORMAT.md`); otherwise in
+    /// key order (op tag 1).
     Create {
         name: String,
         options: String,
+        clustered: bool,
     },
     Drop {
         name: String,
@@ -380,8 +384,12 @@ pub(crate) fn begin_record(out: &mut Vec<u8>) {
 /// Appends one op to a record begun with [`begin_record`].
 pub(crate) fn encode_op(p: &mut Vec<u8>, op: &Op) {
     match op {
-        Op::Create { name, options } => {
-            p.push(1);
+        Op::Create {
+            name,
+            options,
+            clustered,
+        } => {
+            p.push(if *clustered { 6 } else { 1 });
             put_bytes(p, name.as_bytes());
             put_bytes(p, options.as_bytes());
         }
@@ -492,11 +500,12 @@ impl<'a> Reader<'a> {
     /// One op, its byte strings borrowed (not checked to be UTF-8).
     fn raw_op(&mut self) -> Option<RawOp<'a>> {
         Some(match self.u8()? {
-            1 => RawOp::Create(self.bytes()?, self.bytes()?),
+            1 => RawOp::Create(self.bytes()?, self.bytes()?, false),
             2 => RawOp::Drop(self.bytes()?),
             3 => RawOp::Rename(self.bytes()?, self.bytes()?),
             4 => RawOp::Put(self.bytes()?, self.bytes()?, self.bytes()?),
             5 => RawOp::Delete(self.bytes()?, self.bytes()?),
+            6 => RawOp::Create(self.bytes()?, self.bytes()?, true),
             _ => return None,
         })
     }
@@ -504,7 +513,8 @@ impl<'a> Reader<'a> {
 
 /// An op as the payload holds it (see the module docs for the tags).
 enum RawOp<'a> {
-    Create(&'a [u8], &'a [u8]),
+    /// Name, options, clustered.
+    Create(&'a [u8], &'a [u8], bool),
     Drop(&'a [u8]),
     Rename(&'a [u8], &'a [u8]),
     Put(&'a [u8], &'a [u8], &'a [u8]),
@@ -522,9 +532,10 @@ fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
     for _ in 0..n {
         ops.push(match r.raw_op()? {
-            RawOp::Create(name, options) => Op::Create {
+            RawOp::Create(name, options, clustered) => Op::Create {
                 name: text(name)?,
                 options: text(options)?,
+                clustered,
             },
             RawOp::Drop(name) => Op::Drop { name: text(name)? },
             RawOp::Rename(from, to) => Op::Rename {
@@ -806,11 +817,17 @@ mod tests {
     }
 
     /// One op of each kind, the put with `value`.
-    fn every_op(value: Bytes) -> [Op; 5] {
+    fn every_op(value: Bytes) -> [Op; 6] {
         [
             Op::Create {
                 name: "c".into(),
                 options: "{}".into(),
+                clustered: false,
+            },
+            Op::Create {
+                name: "e".into(),
+                options: "{}".into(),
+                clustered: true,
             },
             Op::Put {
                 table: "c".into(),

@@ -140,7 +140,11 @@ pub(crate) trait ReadView: Send + Sync {
     fn has_table(&self, name: &str) -> bool;
     /// The value under `key`, or `None`.
     fn get(&self, table: &str, key: &[u8]) -> Option<Bytes>;
-    /// Up to `limit` entries in key order strictly after `after` (from the start when `None`).
+    /// Up to `limit` entries in the table's order strictly after the entry whose key is
+    /// `after` (from the start when `None`). The order is key order, except in a clustered
+    /// table ([`WriteTxn::create_clustered`]): there it is the order keys were first put,
+    /// and `after` must be the key of an entry this view holds (the last one a previous scan
+    /// of it returned); a key it does not hold ends the scan.
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)>;
     /// Number of entries in the collection (0 when it does not exist).
     fn count(&self, table: &str) -> u64;
@@ -176,8 +180,17 @@ pub(crate) fn next_store_id() -> u64 {
 
 /// A write transaction: a private view plus the changes made so far.
 pub(crate) trait WriteTxn: ReadView {
-    /// Creates a collection. The caller has checked the name.
+    /// Creates a table whose entries are kept in key order (indexes, catalogs, registries:
+    /// tables read by key ranges). The caller has checked the name.
     fn create_table(&mut self, name: &str, options: &str) -> Result<()>;
+    /// Creates a table for documents: an engine that can keeps its entries in the order they
+    /// were first put (under increasing record ids, with a map from key to record id beside
+    /// them), so inserts append whatever the keys, and [`ReadView::scan`] returns them in that
+    /// order. Engines without that layout (and files of earlier formats) create a key-ordered
+    /// table.
+    fn create_clustered(&mut self, name: &str, options: &str) -> Result<()> {
+        self.create_table(name, options)
+    }
     /// Drops a collection and all its entries.
     fn drop_table(&mut self, name: &str) -> Result<()>;
     /// Renames a collection.

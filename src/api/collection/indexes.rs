@@ -38,12 +38,7 @@ impl Collection<'_> {
         check_nesting(options, MAX_QUERY_NESTING, "index options")?;
         if keys.len() == 1 && keys.contains_key("_id") && options.is_empty() {
             // The primary key is the _id index; asking for it is a no-op (as in MongoDB).
-            self.db.write(|t| {
-                if !t.has_table(&self.name) {
-                    t.create_table(&self.name, "{}")?;
-                }
-                Ok(())
-            })?;
+            self.db.write(|t| self.ensure_table(t))?;
             return Ok(ID_INDEX.to_owned());
         }
         let mut def = new_def(&self.name, keys, options)?;
@@ -69,9 +64,7 @@ impl Collection<'_> {
                     )));
                 }
             }
-            if !t.has_table(&self.name) {
-                t.create_table(&self.name, "{}")?;
-            }
+            self.ensure_table(t)?;
             build(t, &mut def)?;
             save_def(t, &def)?;
             Ok(def.name.clone())

@@ -85,10 +85,11 @@ impl Collection<'_> {
         }
     }
 
-    fn ensure_table(&self, t: &mut dyn WriteTxn) -> Result<()> {
+    /// Creates the collection unless it exists (documents are kept clustered by record id).
+    pub(super) fn ensure_table(&self, t: &mut dyn WriteTxn) -> Result<()> {
         if !t.has_table(&self.name) {
             check_collection_name(&self.name)?;
-            t.create_table(&self.name, "{}")?;
+            t.create_clustered(&self.name, "{}")?;
         }
         Ok(())
     }

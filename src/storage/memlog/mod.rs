@@ -13,7 +13,7 @@
 use super::fault::Faults;
 use super::file::{DbFile, LockMode, LogFile, SyncHandle};
 use super::group::GroupSync;
-use super::header::{Header, FORMAT_VERSION, HEADER_LEN};
+use super::header::{Header, HEADER_LEN, MEMLOG_FORMAT_VERSION};
 use super::log::{
     self, log_path_for, tmp_path, write_new_log, LogHeader, LogRecovery, Op, Recovery,
 };
@@ -55,7 +55,7 @@ impl State {
 
     fn apply(&mut self, op: &Op) -> Result<()> {
         match op {
-            Op::Create { name, options } => {
+            Op::Create { name, options, .. } => {
                 if self.tables.contains_key(name) {
                     return Err(Error::DuplicateKey(format!(
                         "collection '{name}' already exists"
@@ -202,7 +202,7 @@ impl MemLogStorage {
                 poisoned: Mutex::new(None),
                 log_path: PathBuf::new(),
                 read_only: false,
-                format_version: FORMAT_VERSION,
+                format_version: MEMLOG_FORMAT_VERSION,
                 faults,
                 recovery: Recovery::default(),
                 commits: AtomicU64::new(0),
@@ -252,13 +252,13 @@ impl MemLogStorage {
             // log, which the next open takes as a new database again.
             write_empty_log(&log_path, &faults)?;
             let header = Header {
-                format_version: FORMAT_VERSION,
+                format_version: MEMLOG_FORMAT_VERSION,
                 backend: StorageEngine::MemLog,
                 page_size: 0,
                 created_at: crate::document::now_millis(),
             };
             db.write_header(&header.encode())?;
-            FORMAT_VERSION
+            MEMLOG_FORMAT_VERSION
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
             if header.backend != StorageEngine::MemLog {
@@ -433,6 +433,7 @@ fn snapshot_records(state: &State, lsn: u64) -> impl Iterator<Item = Vec<u8>> + 
         let create = encode(&[Op::Create {
             name: name.clone(),
             options: t.options.clone(),
+            clustered: false,
         }]);
         let mut chunks = Vec::new();
         let mut ops = Vec::new();
@@ -499,6 +500,7 @@ impl WriteTxn for WalTxn {
         self.record(Op::Create {
             name: name.to_owned(),
             options: options.to_owned(),
+            clustered: false,
         })
     }
 

@@ -183,20 +183,22 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
                     continue;
                 }
             };
-            let (n, b) = match &meta.root {
-                Some(Ptr::Disk(id)) => {
-                    let mut none = Vec::new();
-                    f.tree(
-                        *id,
-                        None,
-                        None,
-                        &format!("collection '{name}'"),
-                        &mut none,
-                        false,
-                    )
-                }
+            let mut walk = |root: Option<&Ptr>, what: &str| match root {
+                Some(Ptr::Disk(id)) => f.tree(*id, None, None, what, &mut Vec::new(), false),
                 _ => (0, 0),
             };
+            let (n, mut b) = walk(meta.root.as_ref(), &format!("collection '{name}'"));
+            if meta.clustered.is_some() {
+                // Entries are a record id (8 bytes) and the key's length (2), key and value.
+                b = b.saturating_sub(10 * n);
+                let what = format!("collection '{name}' (key map)");
+                let (ids, _) = walk(meta.ids_root(), &what);
+                if ids != n {
+                    f.errors.push(format!(
+                        "collection '{name}': the key map holds {ids} keys, the table {n} entries"
+                    ));
+                }
+            }
             if n != meta.count || b != meta.bytes {
                 f.errors.push(format!(
                     "collection '{name}': catalog says {} documents / {} bytes, the tree holds {n} / {b}",

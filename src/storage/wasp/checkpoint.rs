@@ -194,8 +194,10 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
         let names: Vec<String> = tables.keys().cloned().collect();
         for name in names {
             if let Some(t) = tables.get_mut(&name) {
-                if let Some(root) = &t.root {
-                    t.root = Some(flush(shared, &mut alloc, root)?);
+                for tree in t.trees_mut() {
+                    if let Some(root) = tree {
+                        *tree = Some(flush(shared, &mut alloc, root)?);
+                    }
                 }
             }
         }
@@ -216,7 +218,8 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
             dirtied: &mut dirtied,
         };
         for (name, t) in tables.iter() {
-            let value: Bytes = Bytes::from(t.encode(disk_id(&t.root)));
+            let ids = disk_id(&t.ids_root().cloned());
+            let value: Bytes = Bytes::from(t.encode(disk_id(&t.root), ids));
             tree.put(
                 &mut catalog,
                 Bytes::copy_from_slice(name.as_bytes()),
@@ -365,7 +368,7 @@ fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
             let Some(t) = state.tables.get_mut(&name) else {
                 continue;
             };
-            if let Some(root) = t.root.as_mut() {
+            for root in t.trees_mut().flatten() {
                 let mut tree = Tree {
                     pager: &shared.pager,
                     freed: &mut freed,

@@ -25,6 +25,7 @@ pub(crate) mod btree;
 mod catalog;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
+mod clustered;
 mod follow;
 pub(crate) mod manifest;
 mod open;

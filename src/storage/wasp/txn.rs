@@ -4,6 +4,7 @@
 //! state.
 
 use super::catalog::TableMeta;
+use super::clustered;
 use super::follow::WriteLock;
 use super::page::Val;
 use super::pager::Pager;
@@ -20,16 +21,21 @@ use std::sync::Arc;
 /// checkpoint (see [`WaspTxn::check_record_size`]).
 const MAX_LOGGED_RECORD: u64 = 2 << 30;
 
+/// The first format version whose files may hold clustered tables.
+pub(super) const CLUSTERED_FORMAT: u32 = 3;
+
 /// Largest log record buffer a commit hands on to the next write transaction.
 pub(super) const KEPT_RECORD_BYTES: usize = 4 << 20;
 
-/// Applies one logged change to `state` (commits and log replay share this).
+/// Applies one logged change to `state` (commits and log replay share this). `arena` keeps
+/// what a put into a clustered table stores.
 pub(super) fn apply(
     pager: &Pager,
     state: &mut State,
     op: &Op,
     freed: &mut Vec<u64>,
     dirtied: &mut u64,
+    arena: &mut Arena,
 ) -> Result<bool> {
     let mut tree = btree::Tree {
         pager,
@@ -37,21 +43,19 @@ pub(super) fn apply(
         dirtied,
     };
     match op {
-        Op::Create { name, options } => {
+        Op::Create {
+            name,
+            options,
+            clustered,
+        } => {
             if state.tables.contains_key(name) {
                 return Err(Error::DuplicateKey(format!(
                     "collection '{name}' already exists"
                 )));
             }
-            state.tables.insert(
-                name.clone(),
-                TableMeta {
-                    options: options.clone(),
-                    root: None,
-                    count: 0,
-                    bytes: 0,
-                },
-            );
+            state
+                .tables
+                .insert(name.clone(), TableMeta::new(options.clone(), *clustered));
         }
         Op::Drop { name } => {
             let t = state
@@ -60,6 +64,9 @@ pub(super) fn apply(
                 .ok_or_else(|| Error::NoCollection(name.clone()))?;
             if let Some(root) = &t.root {
                 tree.free_tree(root)?;
+            }
+            if let Some(ids) = t.clustered.as_ref().and_then(|c| c.ids.as_ref()) {
+                tree.free_tree(ids)?;
             }
         }
         Op::Rename { from, to } => {
@@ -75,16 +82,23 @@ pub(super) fn apply(
             state.tables.insert(to.clone(), t);
         }
         Op::Put { table, key, value } => {
-            apply_put(&mut tree, state, table, key.clone(), value.clone())?;
+            let put = Put::Share(key.clone(), value.clone());
+            apply_put(&mut tree, arena, state, table, put, false)?;
         }
         Op::Delete { table, key } => {
             let t = state
                 .tables
                 .get_mut(table)
                 .ok_or_else(|| Error::NoCollection(table.clone()))?;
-            match tree.delete(&mut t.root, key)? {
-                Some(o) => {
-                    t.bytes -= (key.len() + o.len()) as u64;
+            let old = if t.clustered.is_some() {
+                clustered::delete(&mut tree, t, key)?
+                    .map(|o| clustered::value_len(o.len(), key.len()))
+            } else {
+                tree.delete(&mut t.root, key)?.map(|o| o.len())
+            };
+            match old {
+                Some(value_len) => {
+                    t.bytes -= (key.len() + value_len) as u64;
                     t.count -= 1;
                 }
                 None => return Ok(false),
@@ -104,8 +118,9 @@ pub(super) fn apply_logged(
     dirtied: &mut u64,
     log_what: &str,
 ) -> Result<()> {
+    let mut arena = Arena::default();
     for op in ops {
-        apply(pager, state, op, freed, dirtied).map_err(|e| match e {
+        apply(pager, state, op, freed, dirtied, &mut arena).map_err(|e| match e {
             Error::Corrupt(m) => Error::Corrupt(m),
             other => Error::Corrupt(format!("{log_what}: record {lsn} does not apply: {other}")),
         })?;
@@ -113,31 +128,67 @@ pub(super) fn apply_logged(
     Ok(())
 }
 
-/// Applies a put (see [`apply`]); takes the key and value, which the tree keeps.
+/// The key and value of one put, and how a key-ordered table's tree keeps them (a
+/// clustered table stores a copy of both in one entry, see [`clustered`]).
+pub(super) enum Put<'a> {
+    /// Borrowed: copied into the arena.
+    Copy(&'a [u8], &'a [u8]),
+    /// Owned: small ones copied into the arena ([`Arena::keep`]).
+    Keep(Bytes, Bytes),
+    /// Owned and kept as they are.
+    Share(Bytes, Bytes),
+}
+
+impl Put<'_> {
+    fn parts(&self) -> (&[u8], &[u8]) {
+        match self {
+            Put::Copy(k, v) => (k, v),
+            Put::Keep(k, v) | Put::Share(k, v) => (k, v),
+        }
+    }
+}
+
+/// Applies a put (see [`apply`]). `absent`: the caller knows the key is not in the table.
 pub(super) fn apply_put(
     tree: &mut btree::Tree<'_>,
+    arena: &mut Arena,
     state: &mut State,
     table: &str,
-    key: Bytes,
-    value: Bytes,
+    put: Put<'_>,
+    absent: bool,
 ) -> Result<()> {
+    let (key_len, value_len) = {
+        let (k, v) = put.parts();
+        (k.len(), v.len())
+    };
     let max_key = tree.pager.geo.max_key();
-    if key.len() > max_key {
+    if key_len > max_key {
         return Err(Error::invalid(format!(
-            "key of {} bytes is longer than the {max_key} bytes this page size allows",
-            key.len(),
+            "key of {key_len} bytes is longer than the {max_key} bytes this page size allows",
         )));
     }
     let t = state
         .tables
         .get_mut(table)
         .ok_or_else(|| Error::NoCollection(table.to_owned()))?;
-    let added = (key.len() + value.len()) as u64;
-    let key_len = key.len();
-    let old = tree.put(&mut t.root, key, Val::Data(value))?;
-    t.bytes += added;
-    match old {
-        Some(o) => t.bytes -= (key_len + o.len()) as u64,
+    let old_value_len = if t.clustered.is_some() {
+        let (k, v) = put.parts();
+        let entry = clustered::entry(arena, k, v);
+        let key = clustered::entry_key(&entry);
+        clustered::put(tree, arena, t, key, entry, absent)?
+            .map(|o| clustered::value_len(o.len(), key_len))
+    } else {
+        let (key, value) = match put {
+            Put::Copy(k, v) => (arena.take(k), arena.take(v)),
+            Put::Keep(k, v) => (arena.keep(k), arena.keep(v)),
+            Put::Share(k, v) => (k, v),
+        };
+        tree.put(&mut t.root, key, Val::Data(value))?
+            .map(|o| o.len())
+    };
+    t.bytes += (key_len + value_len) as u64;
+    match old_value_len {
+        Some(o) => t.bytes -= (key_len + o) as u64,
         None => t.count += 1,
     }
     Ok(())
@@ -206,10 +257,21 @@ impl Arena {
     }
 
     pub(super) fn copy(&mut self, b: &[u8]) -> Bytes {
-        if self.0.capacity() - self.0.len() < b.len() {
+        self.concat(&[b])
+    }
+
+    /// The parts back to back, in the arena (in their own buffer when large).
+    pub(super) fn concat(&mut self, parts: &[&[u8]]) -> Bytes {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len > ARENA_CHUNK / 8 {
+            return Bytes::from(parts.concat());
+        }
+        if self.0.capacity() - self.0.len() < len {
             self.0 = bytes::BytesMut::with_capacity(ARENA_CHUNK);
         }
-        self.0.extend_from_slice(b);
+        for p in parts {
+            self.0.extend_from_slice(p);
+        }
         self.0.split().freeze()
     }
 }
@@ -244,6 +306,7 @@ impl WaspTxn {
             &op,
             &mut self.freed,
             &mut self.dirtied,
+            &mut self.arena,
         )
         .inspect_err(|e| self.note(e))?;
         if changed {
@@ -272,8 +335,8 @@ impl WaspTxn {
     pub(super) fn apply_logged_put(
         &mut self,
         table: &str,
-        key: Bytes,
-        value: Bytes,
+        put: Put<'_>,
+        absent: bool,
         logged: usize,
     ) -> Result<()> {
         let mut tree = btree::Tree {
@@ -281,7 +344,14 @@ impl WaspTxn {
             freed: &mut self.freed,
             dirtied: &mut self.dirtied,
         };
-        match apply_put(&mut tree, &mut self.state, table, key, value) {
+        match apply_put(
+            &mut tree,
+            &mut self.arena,
+            &mut self.state,
+            table,
+            put,
+            absent,
+        ) {
             Ok(()) => {
                 self.n_ops += 1;
                 self.check_record_size();
@@ -352,6 +422,18 @@ impl WriteTxn for WaspTxn {
         self.record(Op::Create {
             name: name.to_owned(),
             options: options.to_owned(),
+            clustered: false,
+        })
+        .map(drop)
+    }
+
+    /// Clustered in files of format version 3 and later; key-ordered in older ones, which
+    /// the builds that wrote them must still read.
+    fn create_clustered(&mut self, name: &str, options: &str) -> Result<()> {
+        self.record(Op::Create {
+            name: name.to_owned(),
+            options: options.to_owned(),
+            clustered: self.shared.format_version >= CLUSTERED_FORMAT,
         })
         .map(drop)
     }
@@ -375,21 +457,19 @@ impl WriteTxn for WaspTxn {
     /// (no [`Op`] is built: that would copy the table name and share the two buffers).
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
         let logged = self.log_put(table, &key, &value)?;
-        let (key, value) = (self.arena.keep(key), self.arena.keep(value));
-        self.apply_logged_put(table, key, value, logged)
+        self.apply_logged_put(table, Put::Keep(key, value), false, logged)
     }
 
     /// As `put`, the tree's copies made straight from the caller's bytes.
     fn put_absent(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let logged = self.log_put(table, key, value)?;
-        let (key, value) = (self.arena.take(key), self.arena.take(value));
-        self.apply_logged_put(table, key, value, logged)
+        self.apply_logged_put(table, Put::Copy(key, value), true, logged)
     }
 
     /// As `put`, the key and value kept as the slices they are (no arena copy).
     fn put_shared(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {
         let logged = self.log_put(table, &key, &value)?;
-        self.apply_logged_put(table, key, value, logged)
+        self.apply_logged_put(table, Put::Share(key, value), false, logged)
     }
 
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {

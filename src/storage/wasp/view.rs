@@ -2,6 +2,7 @@
 //! table listing from the B+trees.
 
 use super::btree;
+use super::clustered;
 use super::shared::{Pin, Shared, State};
 use crate::error::{Error, Result};
 use crate::storage::{Bytes, ReadView, TableInfo};
@@ -17,8 +18,12 @@ pub(super) fn view_get(
     writer: bool,
 ) -> Option<Bytes> {
     let t = state.tables.get(table)?;
-    let r = btree::get(&shared.pager, t.root.as_ref(), key, writer)
-        .and_then(|v| v.map(|v| btree::resolve(&shared.pager, &v)).transpose());
+    let pager = &shared.pager;
+    let r = match &t.clustered {
+        Some(c) => clustered::get(pager, t, c, key, writer),
+        None => btree::get(pager, t.root.as_ref(), key, writer)
+            .and_then(|v| v.map(|v| btree::resolve(pager, &v)).transpose()),
+    };
     match r {
         Ok(v) => v,
         Err(e) => {
@@ -36,15 +41,22 @@ pub(super) fn view_scan(
     limit: usize,
     writer: bool,
 ) -> Vec<(Bytes, Bytes)> {
-    let Some(root) = state.tables.get(table).and_then(|t| t.root.as_ref()) else {
+    let Some(t) = state.tables.get(table) else {
         return Vec::new();
     };
-    let mut raw = Vec::new();
-    let r = btree::scan(&shared.pager, root, after, limit, &mut raw, writer).and_then(|_| {
-        raw.into_iter()
-            .map(|(k, v)| Ok((k, btree::resolve(&shared.pager, &v)?)))
-            .collect::<Result<Vec<_>>>()
-    });
+    let pager = &shared.pager;
+    let r = match (&t.clustered, &t.root) {
+        (Some(c), _) => clustered::scan(pager, t, c, after, limit, writer),
+        (None, Some(root)) => {
+            let mut raw = Vec::new();
+            btree::scan(pager, root, after, limit, &mut raw, writer).and_then(|_| {
+                raw.into_iter()
+                    .map(|(k, v)| Ok((k, btree::resolve(pager, &v)?)))
+                    .collect::<Result<Vec<_>>>()
+            })
+        }
+        (None, None) => Ok(Vec::new()),
+    };
     match r {
         Ok(v) => v,
         Err(e) => {

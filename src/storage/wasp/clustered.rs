@@ -1,0 +1,193 @@
+//! Clustered tables (`docs/FORMAT.md`, "Clustered tables"): the entries of a document
+//! collection kept in the order their keys were first put, under increasing record ids, and
+//! a map from key to record id beside them. Inserts then append to the entries' tree whatever
+//! the keys (random UUIDs included); only the map, whose entries are a key and 8 bytes, takes
+//! them at random places.
+//!
+//! - entries tree: key = record id (u64 big-endian, so byte order is numeric order), value =
+//!   the entry: key length u16 LE, key, value (the value as the layer above gave it).
+//! - map tree: key = the table's key, value = its record id (u64 big-endian).
+//!
+//! A record id is never reused: `next_rid` only grows (a replaced value keeps its id, a
+//! deleted key's id is gone, a key put again gets a new one).
+
+use super::btree::{self, Tree};
+use super::catalog::{Clustered, TableMeta};
+use super::page::Val;
+use super::pager::Pager;
+use super::txn::Arena;
+use crate::error::{Error, Result};
+use crate::storage::Bytes;
+
+/// Bytes of the key length in front of an entry.
+const KEY_LEN: usize = 2;
+
+/// The stored entry for `key` and `value`, in the arena.
+pub(super) fn entry(arena: &mut Arena, key: &[u8], value: &[u8]) -> Bytes {
+    // Keys are at most a page's `max_key` (checked before), far below 64 KiB.
+    let len = u16::try_from(key.len()).unwrap_or(u16::MAX).to_le_bytes();
+    arena.concat(&[&len, key, value])
+}
+
+/// The key inside an entry built by [`entry`] (a slice of it).
+pub(super) fn entry_key(entry: &Bytes) -> Bytes {
+    entry.slice(KEY_LEN..KEY_LEN + key_len(entry))
+}
+
+fn key_len(entry: &[u8]) -> usize {
+    usize::from(u16::from_le_bytes([entry[0], entry[1]]))
+}
+
+/// The length of the value inside an entry of `len` bytes holding a key of `key_len`.
+pub(super) fn value_len(entry_len: usize, key_len: usize) -> usize {
+    entry_len - KEY_LEN - key_len
+}
+
+/// Splits a stored entry into its key and value (slices of it).
+pub(super) fn split(pager: &Pager, entry: Bytes) -> Result<(Bytes, Bytes)> {
+    if entry.len() < KEY_LEN || entry.len() < KEY_LEN + key_len(&entry) {
+        return Err(bad(pager, "an entry shorter than its key"));
+    }
+    let k = KEY_LEN + key_len(&entry);
+    Ok((entry.slice(KEY_LEN..k), entry.slice(k..)))
+}
+
+fn bad(pager: &Pager, what: &str) -> Error {
+    Error::Corrupt(format!("{}: clustered table: {what}", pager.what()))
+}
+
+/// The record id a map value holds.
+fn rid_of(pager: &Pager, v: &Val) -> Result<[u8; 8]> {
+    match v {
+        Val::Data(b) if b.len() == 8 => Ok(b[..].try_into().expect("8 bytes")),
+        _ => Err(bad(pager, "a key map value that is not a record id")),
+    }
+}
+
+/// The record id of `key`, if the map holds it. `cache_leaves`: see [`Pager::leaf_probe`].
+pub(super) fn find(
+    pager: &Pager,
+    c: &Clustered,
+    key: &[u8],
+    cache_leaves: bool,
+) -> Result<Option<[u8; 8]>> {
+    btree::get(pager, c.ids.as_ref(), key, cache_leaves)?
+        .map(|v| rid_of(pager, &v))
+        .transpose()
+}
+
+/// The value of `key` in clustered table `t`.
+pub(super) fn get(
+    pager: &Pager,
+    t: &TableMeta,
+    c: &Clustered,
+    key: &[u8],
+    cache_leaves: bool,
+) -> Result<Option<Bytes>> {
+    let Some(rid) = find(pager, c, key, cache_leaves)? else {
+        return Ok(None);
+    };
+    let Some(v) = btree::get(pager, t.root.as_ref(), &rid, cache_leaves)? else {
+        return Err(bad(
+            pager,
+            "the key map names a record id the table does not hold",
+        ));
+    };
+    let (k, value) = split(pager, btree::resolve(pager, &v)?)?;
+    if k != key {
+        return Err(bad(pager, "a record id mapped from another key"));
+    }
+    Ok(Some(value))
+}
+
+/// Up to `limit` entries of clustered table `t` in record-id order after the entry of key
+/// `after` (none when the table does not hold `after`).
+pub(super) fn scan(
+    pager: &Pager,
+    t: &TableMeta,
+    c: &Clustered,
+    after: Option<&[u8]>,
+    limit: usize,
+    cache_leaves: bool,
+) -> Result<Vec<(Bytes, Bytes)>> {
+    let Some(root) = t.root.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let start = match after {
+        None => None,
+        Some(a) => match find(pager, c, a, cache_leaves)? {
+            Some(rid) => Some(rid),
+            None => return Ok(Vec::new()),
+        },
+    };
+    let mut raw = Vec::new();
+    btree::scan(
+        pager,
+        root,
+        start.as_ref().map(|r| &r[..]),
+        limit,
+        &mut raw,
+        cache_leaves,
+    )?;
+    raw.into_iter()
+        .map(|(_, v)| split(pager, btree::resolve(pager, &v)?))
+        .collect()
+}
+
+/// Puts `entry` (built by [`entry`]; `key` is its key) into clustered table `t`: under the
+/// key's record id, or a new one. `absent`: the caller knows the key is not in the table,
+/// so the map is not searched first. Returns the replaced entry.
+pub(super) fn put(
+    tree: &mut Tree<'_>,
+    arena: &mut Arena,
+    t: &mut TableMeta,
+    key: Bytes,
+    entry: Bytes,
+    absent: bool,
+) -> Result<Option<Val>> {
+    let TableMeta {
+        root, clustered, ..
+    } = t;
+    let c = clustered.as_mut().expect("a clustered table");
+    let known = if absent {
+        None
+    } else {
+        find(tree.pager, c, &key, true)?
+    };
+    let rid = match known {
+        Some(rid) => rid,
+        None => {
+            let rid = c.next_rid.to_be_bytes();
+            let rid_val = arena.copy(&rid);
+            if let Some(old) = tree.put(&mut c.ids, key.clone(), Val::Data(rid_val))? {
+                // The caller's `absent` was wrong: the key keeps its record id.
+                let old_rid = rid_of(tree.pager, &old)?;
+                tree.put(&mut c.ids, key, old)?;
+                return tree.put(root, arena.copy(&old_rid), Val::Data(entry));
+            }
+            c.next_rid += 1;
+            rid
+        }
+    };
+    let rid_key = arena.copy(&rid);
+    tree.put(root, rid_key, Val::Data(entry))
+}
+
+/// Removes `key` from clustered table `t`; returns the removed entry.
+pub(super) fn delete(tree: &mut Tree<'_>, t: &mut TableMeta, key: &[u8]) -> Result<Option<Val>> {
+    let TableMeta {
+        root, clustered, ..
+    } = t;
+    let c = clustered.as_mut().expect("a clustered table");
+    let Some(rid) = tree.delete(&mut c.ids, key)? else {
+        return Ok(None);
+    };
+    let rid = rid_of(tree.pager, &rid)?;
+    match tree.delete(root, &rid)? {
+        Some(old) => Ok(Some(old)),
+        None => Err(bad(
+            tree.pager,
+            "the key map names a record id the table does not hold",
+        )),
+    }
+}
