@@ -47,10 +47,7 @@ pub(crate) fn get(
                 if keys.last().is_none_or(|last| &last[..] < key) {
                     return Ok(None);
                 }
-                return Ok(keys
-                    .binary_search_by(|k| k[..].cmp(key))
-                    .ok()
-                    .map(|i| vals[i].clone()));
+                return Ok(keys.search(key).ok().map(|i| vals[i].clone()));
             }
             Node::Branch { keys, children } => {
                 let i = keys.upper_bound(key);
@@ -335,16 +332,14 @@ impl Tree<'_> {
         let geo = self.geo();
         let node = self.make_mut(ptr)?;
         match node {
-            Node::Leaf { keys, vals, size } => {
-                Ok(match keys.binary_search_by(|k| k[..].cmp(key)) {
-                    Ok(i) => {
-                        *size -= geo.leaf_entry(&keys[i], &vals[i]);
-                        keys.remove(i);
-                        Some(vals.remove(i))
-                    }
-                    Err(_) => None,
-                })
-            }
+            Node::Leaf { keys, vals, size } => Ok(match keys.search(key) {
+                Ok(i) => {
+                    *size -= geo.leaf_entry(&keys[i], &vals[i]);
+                    keys.remove(i);
+                    Some(vals.remove(i))
+                }
+                Err(_) => None,
+            }),
             Node::Branch { keys, children } => {
                 let i = keys.upper_bound(key);
                 let old = self.del_rec(&mut children[i], key)?;
@@ -488,11 +483,11 @@ fn split_at_end(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
 /// Where `key` is in a leaf's sorted `keys` (`binary_search`'s answer), checking the end
 /// first: keys arriving in ascending order (generated ids, sorted index builds) then cost
 /// one comparison, not a search.
-fn append_or_search(keys: &[Bytes], key: &[u8]) -> std::result::Result<usize, usize> {
+fn append_or_search(keys: &LeafKeys, key: &[u8]) -> std::result::Result<usize, usize> {
     match keys.last() {
         None => Err(0),
         Some(last) if &last[..] < key => Err(keys.len()),
-        Some(_) => keys.binary_search_by(|k| k[..].cmp(key)),
+        Some(_) => keys.search(key),
     }
 }
 

@@ -71,7 +71,8 @@ pub(super) fn find(
     key: &[u8],
     cache_leaves: bool,
 ) -> Result<Option<[u8; 8]>> {
-    btree::get(pager, c.ids.as_ref(), key, cache_leaves)?
+    let _ = cache_leaves;
+    btree::get(pager, c.ids.as_ref(), key, true)?
         .map(|v| rid_of(pager, &v))
         .transpose()
 }

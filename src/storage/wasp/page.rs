@@ -101,62 +101,14 @@ impl Node {
     }
 }
 
-/// A leaf's keys, shared by every copy of the leaf until one changes them (`DerefMut`
-/// copies them then, with room for an insert). A commit that replaces one value (an update)
-/// copies the leaf's values but not its keys.
+/// Sorted keys with a search aid built on first use: the bytes all keys share, and for each
+/// key the next 8 bytes as an integer, side by side in one array. A search then compares
+/// integers in one contiguous array and dereferences only the few keys whose 8 bytes tie,
+/// instead of chasing a pointer to every key it probes (a cache miss each in a node that was
+/// not searched lately). An insert that shares the prefix keeps the aid; any other change
+/// drops it; an unchanged node (every cached page) keeps it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct LeafKeys(Arc<Vec<Bytes>>);
-
-impl LeafKeys {
-    /// The keys, moved out when no other copy holds them.
-    pub(crate) fn into_vec(self) -> Vec<Bytes> {
-        Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.to_vec())
-    }
-}
-
-impl From<Vec<Bytes>> for LeafKeys {
-    fn from(keys: Vec<Bytes>) -> Self {
-        Self(Arc::new(keys))
-    }
-}
-
-impl std::ops::Deref for LeafKeys {
-    type Target = Vec<Bytes>;
-    fn deref(&self) -> &Vec<Bytes> {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for LeafKeys {
-    fn deref_mut(&mut self) -> &mut Vec<Bytes> {
-        if Arc::get_mut(&mut self.0).is_none() {
-            let mut own = Vec::with_capacity(self.0.len() + LEAF_ROOM);
-            own.extend(self.0.iter().cloned());
-            self.0 = Arc::new(own);
-        }
-        // Unique now: `make_mut` hands out the vector without copying it.
-        Arc::make_mut(&mut self.0)
-    }
-}
-
-/// A branch node's separator keys, with a search aid built on first use: the bytes all keys
-/// share, and for each key the next 8 bytes as an integer, side by side in one array. A
-/// descent then compares integers in one contiguous array and dereferences only the few
-/// keys whose 8 bytes tie, instead of chasing a pointer to every key it probes. Any change
-/// to the keys (through `DerefMut`) drops the aid; an unchanged node (every cached page)
-/// keeps it.
-///
-/// The keys and their aid sit behind one `Arc`, shared by every copy of the node: a
-/// copy-on-write path copy for a commit that changes a value below (the common case: one
-/// document updated or inserted without a split) copies the child pointers only, and the
-/// keys are copied the first time a copy changes them (`DerefMut`, [`SepKeys::insert`]).
-/// Before, every single-document commit cloned and later dropped each separator of every
-/// branch on its path, a third of an update's time.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SepKeys(Arc<SepInner>);
-
-#[derive(Clone, Debug, Default)]
-struct SepInner {
+struct KeysInner {
     keys: Vec<Bytes>,
     aid: std::sync::OnceLock<SearchAid>,
 }
@@ -180,34 +132,51 @@ fn next8(key: &[u8], from: usize) -> u64 {
     u64::from_be_bytes(b)
 }
 
-impl SepKeys {
-    /// Inserts `key` at `i` (the keys stay sorted), keeping the search aid when the key
-    /// shares the prefix all keys share (the common case: a child split), so the next
-    /// descent need not rebuild it.
-    pub(crate) fn insert(&mut self, i: usize, key: Bytes) {
-        let inner = Arc::make_mut(&mut self.0);
-        if let Some(aid) = inner.aid.get_mut() {
-            let shared = aid.shared;
-            if key.len() >= shared && inner.keys[0][..shared] == key[..shared] {
-                aid.next8.insert(i, next8(&key, shared));
-            } else {
-                inner.aid.take();
-            }
+impl KeysInner {
+    fn new(keys: Vec<Bytes>) -> Self {
+        Self {
+            keys,
+            aid: std::sync::OnceLock::new(),
         }
-        inner.keys.insert(i, key);
     }
 
-    /// How many keys are `<= key` (the child to descend into).
-    pub(crate) fn upper_bound(&self, key: &[u8]) -> usize {
-        let keys = &self.0.keys;
-        // At or past the last key (appends in ascending order): the last child.
+    /// A copy with room for `room` more keys (the aid copied too: one array).
+    fn copy_with_room(&self, room: usize) -> Self {
+        let mut keys = Vec::with_capacity(self.keys.len() + room);
+        keys.extend(self.keys.iter().cloned());
+        let aid = std::sync::OnceLock::new();
+        if let Some(a) = self.aid.get() {
+            let _ = aid.set(a.clone());
+        }
+        Self { keys, aid }
+    }
+
+    /// Inserts `key` at `i` (the keys stay sorted), keeping the search aid when the key
+    /// shares the prefix all keys share (the common case), so the next search need not
+    /// rebuild it.
+    fn insert(&mut self, i: usize, key: Bytes) {
+        if let Some(aid) = self.aid.get_mut() {
+            let shared = aid.shared;
+            if key.len() >= shared && self.keys[0][..shared] == key[..shared] {
+                aid.next8.insert(i, next8(&key, shared));
+            } else {
+                self.aid.take();
+            }
+        }
+        self.keys.insert(i, key);
+    }
+
+    /// How many keys are `<= key`.
+    fn upper_bound(&self, key: &[u8]) -> usize {
+        let keys = &self.keys;
+        // At or past the last key (appends in ascending order): all of them.
         if keys.last().is_some_and(|last| &last[..] <= key) {
             return keys.len();
         }
         if keys.len() < AID_MIN_KEYS {
             return keys.partition_point(|k| &k[..] <= key);
         }
-        let aid = self.0.aid.get_or_init(|| {
+        let aid = self.aid.get_or_init(|| {
             let (first, last) = (&keys[0], &keys[keys.len() - 1]);
             let shared = first
                 .iter()
@@ -238,12 +207,94 @@ impl SepKeys {
     }
 }
 
+/// A leaf's keys ([`KeysInner`], with the search aid), shared by every copy of the leaf
+/// until one changes them (`DerefMut` and [`LeafKeys::insert`] copy them then, with room for
+/// an insert). A commit that replaces one value (an update) copies the leaf's values but not
+/// its keys.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LeafKeys(Arc<KeysInner>);
+
+impl LeafKeys {
+    /// The keys, moved out when no other copy holds them.
+    pub(crate) fn into_vec(self) -> Vec<Bytes> {
+        match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.keys,
+            Err(shared) => shared.keys.to_vec(),
+        }
+    }
+
+    /// Where `key` is (`Ok`), or where it would go (`Err`), as `binary_search` says.
+    pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        let i = self.0.upper_bound(key);
+        match i.checked_sub(1) {
+            Some(at) if self.0.keys[at][..] == *key => Ok(at),
+            _ => Err(i),
+        }
+    }
+
+    /// Inserts `key` at `i` (the keys stay sorted), keeping the search aid when it can.
+    pub(crate) fn insert(&mut self, i: usize, key: Bytes) {
+        self.own().insert(i, key);
+    }
+
+    fn own(&mut self) -> &mut KeysInner {
+        if Arc::get_mut(&mut self.0).is_none() {
+            self.0 = Arc::new(self.0.copy_with_room(LEAF_ROOM));
+        }
+        // Unique now: `make_mut` hands out the keys without copying them.
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<Bytes>> for LeafKeys {
+    fn from(keys: Vec<Bytes>) -> Self {
+        Self(Arc::new(KeysInner::new(keys)))
+    }
+}
+
+impl std::ops::Deref for LeafKeys {
+    type Target = Vec<Bytes>;
+    fn deref(&self) -> &Vec<Bytes> {
+        &self.0.keys
+    }
+}
+
+impl std::ops::DerefMut for LeafKeys {
+    fn deref_mut(&mut self) -> &mut Vec<Bytes> {
+        let inner = self.own();
+        inner.aid.take();
+        &mut inner.keys
+    }
+}
+
+/// A branch node's separator keys, with the search aid ([`KeysInner`]).
+///
+/// The keys and their aid sit behind one `Arc`, shared by every copy of the node: a
+/// copy-on-write path copy for a commit that changes a value below (the common case: one
+/// document updated or inserted without a split) copies the child pointers only, and the
+/// keys are copied the first time a copy changes them (`DerefMut`, [`SepKeys::insert`]).
+/// Before, every single-document commit cloned and later dropped each separator of every
+/// branch on its path, a third of an update's time.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SepKeys(Arc<KeysInner>);
+
+impl SepKeys {
+    /// Inserts `key` at `i` (the keys stay sorted), keeping the search aid when the key
+    /// shares the prefix all keys share (the common case: a child split), so the next
+    /// descent need not rebuild it.
+    pub(crate) fn insert(&mut self, i: usize, key: Bytes) {
+        Arc::make_mut(&mut self.0).insert(i, key);
+    }
+
+    /// How many keys are `<= key` (the child to descend into).
+    pub(crate) fn upper_bound(&self, key: &[u8]) -> usize {
+        self.0.upper_bound(key)
+    }
+}
+
 impl From<Vec<Bytes>> for SepKeys {
     fn from(keys: Vec<Bytes>) -> Self {
-        Self(Arc::new(SepInner {
-            keys,
-            aid: std::sync::OnceLock::new(),
-        }))
+        Self(Arc::new(KeysInner::new(keys)))
     }
 }
 
