@@ -12,7 +12,6 @@ use super::page::{Geometry, LeafKeys, Node, Ptr, SepKeys, Val};
 use super::pager::{Pager, Probe};
 use crate::error::Result;
 use crate::storage::Bytes;
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Loads the node behind `ptr`.
@@ -39,7 +38,26 @@ pub(crate) fn get(
     cache_leaves: bool,
 ) -> Result<Option<Val>> {
     let Some(root) = root else { return Ok(None) };
-    let mut node = load(pager, root)?;
+    // A disk page (the root too) is probed: a leaf is searched where it lies.
+    let probe = |id: u64| -> Result<std::result::Result<Arc<Node>, Option<Val>>> {
+        let mut found = None;
+        Ok(
+            match pager.leaf_probe(id, cache_leaves, |leaf| {
+                found = leaf.get(key)?;
+                Ok(())
+            })? {
+                Probe::Node(n) => Ok(n),
+                Probe::Done => Err(found),
+            },
+        )
+    };
+    let mut node = match root {
+        Ptr::Mem(n) => Arc::clone(n),
+        Ptr::Disk(id) => match probe(*id)? {
+            Ok(n) => n,
+            Err(found) => return Ok(found),
+        },
+    };
     loop {
         let next = match &*node {
             Node::Leaf { keys, vals, .. } => {
@@ -49,29 +67,13 @@ pub(crate) fn get(
                 }
                 return Ok(keys.search(key).ok().map(|i| vals[i].clone()));
             }
-            Node::Branch { keys, children } => {
-                let i = keys.upper_bound(key);
-                match &children[i] {
-                    Ptr::Mem(n) => Arc::clone(n),
-                    Ptr::Disk(id) => {
-                        let mut found = None;
-                        let probe = pager.leaf_probe(*id, cache_leaves, |leaf| {
-                            leaf.walk(|k, v| match k.cmp(key) {
-                                Ordering::Less => true,
-                                Ordering::Equal => {
-                                    found = Some(v.to_val());
-                                    false
-                                }
-                                Ordering::Greater => false,
-                            })
-                        })?;
-                        match probe {
-                            Probe::Node(n) => n,
-                            Probe::Done => return Ok(found),
-                        }
-                    }
-                }
-            }
+            Node::Branch { keys, children } => match &children[keys.upper_bound(key)] {
+                Ptr::Mem(n) => Arc::clone(n),
+                Ptr::Disk(id) => match probe(*id)? {
+                    Ok(n) => n,
+                    Err(found) => return Ok(found),
+                },
+            },
         };
         node = next;
     }
@@ -95,7 +97,7 @@ pub(crate) fn scan(
         Ptr::Disk(id) => {
             let probe = pager.leaf_probe(*id, cache_leaves, |leaf| {
                 let max = limit - out.len();
-                leaf.copy_run(|k| after.is_some_and(|a| k <= a), max, out)
+                leaf.copy_run(after, max, out)
             })?;
             match probe {
                 Probe::Node(n) => n,

@@ -515,6 +515,39 @@ impl RawVal<'_> {
     }
 }
 
+/// The entry of a leaf page that starts at `at` (an offset [`leaf_entries`] reported for
+/// this page, so its lengths were checked then).
+pub(crate) fn leaf_entry_at(buf: &[u8], at: usize) -> (&[u8], RawVal<'_>) {
+    let klen = usize::from(u16::from_le_bytes([buf[at], buf[at + 1]]));
+    let vkind = buf[at + 2];
+    let vlen = u32::from_le_bytes([buf[at + 3], buf[at + 4], buf[at + 5], buf[at + 6]]);
+    let k = at + LEAF_ENTRY_FIXED;
+    let key = &buf[k..k + klen];
+    let v = k + klen;
+    let val = if vkind == 0 {
+        RawVal::Data(&buf[v..v + vlen as usize])
+    } else {
+        RawVal::Overflow {
+            page: u64_at(buf, v),
+            len: vlen,
+        }
+    };
+    (key, val)
+}
+
+/// Where each entry of a checked leaf page starts, checking them all.
+pub(crate) fn leaf_offsets(buf: &[u8], head: PageHead, id: u64, what: &str) -> Result<Vec<u16>> {
+    let mut offs = Vec::with_capacity(usize::from(head.count));
+    let base = buf.as_ptr() as usize;
+    leaf_entries(buf, head, id, what, |k, _| {
+        // Offsets are below the page size (at most 16 KiB).
+        #[allow(clippy::cast_possible_truncation)]
+        offs.push((k.as_ptr() as usize - base - LEAF_ENTRY_FIXED) as u16);
+        true
+    })?;
+    Ok(offs)
+}
+
 /// How far ahead of the entry it reads a leaf walk asks for the page's bytes.
 const WALK_AHEAD: usize = 512;
 

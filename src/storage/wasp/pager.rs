@@ -47,12 +47,16 @@ pub(crate) enum Probe {
     Done,
 }
 
-/// A checked leaf page searched in place by [`Pager::leaf_probe`]'s caller.
+/// A checked leaf page searched in place by [`Pager::leaf_probe`]'s caller: read for this
+/// search only, or a [`PageLeaf`] of the cache (then searched by binary search, and what is
+/// taken from it shares its buffer).
 pub(crate) struct LeafPage<'a> {
     buf: &'a [u8],
     head: PageHead,
     id: u64,
     what: &'a str,
+    /// A cached page: where its entries start, and its buffer.
+    cached: Option<(&'a [u16], &'a Bytes)>,
 }
 
 impl<'a> LeafPage<'a> {
@@ -62,15 +66,57 @@ impl<'a> LeafPage<'a> {
         page::leaf_entries(self.buf, self.head, self.id, self.what, f)
     }
 
-    /// Appends to `out` up to `max` entries in key order, after those `skip` says to pass
-    /// over. The entries taken lie one after another in the page: they are copied out as
-    /// one block, each key and value a slice of it (one allocation, not two an entry).
+    /// The value under `key`, if the page holds it.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Val>> {
+        if let Some((offs, owner)) = self.cached {
+            let found = offs.binary_search_by(|&o| page::leaf_entry_at(owner, o.into()).0.cmp(key));
+            return Ok(found.ok().map(|i| {
+                let (_, v) = page::leaf_entry_at(owner, offs[i].into());
+                match v {
+                    RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
+                    other => other.to_val(),
+                }
+            }));
+        }
+        let mut found = None;
+        self.walk(|k, v| match k.cmp(key) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal => {
+                found = Some(v.to_val());
+                false
+            }
+            std::cmp::Ordering::Greater => false,
+        })?;
+        Ok(found)
+    }
+
+    /// Appends to `out` up to `max` entries in key order after the key `after` (from the
+    /// first when `None`). The entries of a page read for this call lie one after another in
+    /// it: they are copied out as one block, each key and value a slice of it (one
+    /// allocation, not two an entry); those of a cached page are slices of its buffer.
     pub(crate) fn copy_run(
         &self,
-        mut skip: impl FnMut(&[u8]) -> bool,
+        after: Option<&[u8]>,
         max: usize,
         out: &mut Vec<(Bytes, Val)>,
     ) -> Result<()> {
+        if max == 0 {
+            return Ok(());
+        }
+        if let Some((offs, owner)) = self.cached {
+            let start = after.map_or(0, |a| {
+                offs.partition_point(|&o| page::leaf_entry_at(owner, o.into()).0 <= a)
+            });
+            out.extend(offs[start..].iter().take(max).map(|&o| {
+                let (k, v) = page::leaf_entry_at(owner, o.into());
+                let val = match v {
+                    RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
+                    other => other.to_val(),
+                };
+                (owner.slice_ref(k), val)
+            }));
+            return Ok(());
+        }
         enum Taken {
             Data(std::ops::Range<usize>),
             Other(Val),
@@ -81,19 +127,17 @@ impl<'a> LeafPage<'a> {
             from..from + s.len()
         };
         let mut taken: Vec<(std::ops::Range<usize>, Taken)> = Vec::new();
-        if max > 0 {
-            self.walk(|k, v| {
-                if skip(k) {
-                    return true;
-                }
-                let val = match v {
-                    RawVal::Data(d) => Taken::Data(at(d)),
-                    other => Taken::Other(other.to_val()),
-                };
-                taken.push((at(k), val));
-                taken.len() < max
-            })?;
-        }
+        self.walk(|k, v| {
+            if after.is_some_and(|a| k <= a) {
+                return true;
+            }
+            let val = match v {
+                RawVal::Data(d) => Taken::Data(at(d)),
+                other => Taken::Other(other.to_val()),
+            };
+            taken.push((at(k), val));
+            taken.len() < max
+        })?;
         let (Some((first, _)), Some((last_key, last_val))) = (taken.first(), taken.last()) else {
             return Ok(());
         };
@@ -113,6 +157,49 @@ impl<'a> LeafPage<'a> {
         }));
         Ok(())
     }
+}
+
+/// A leaf page kept in the cache as it was read (checked): its bytes and where each entry
+/// starts, searched in place by binary search. It takes its page and 2 bytes an entry of
+/// the cache's budget, against about 70 bytes an entry decoded (a key and a value of
+/// `Bytes` each), so small entries (an index, a collection's `_id` map) no longer take three
+/// times their page; a writer decodes it only to change it.
+pub(crate) struct PageLeaf {
+    buf: Bytes,
+    head: PageHead,
+    offs: Vec<u16>,
+}
+
+impl PageLeaf {
+    fn new(buf: Bytes, head: PageHead, id: u64, what: &str) -> Result<Self> {
+        let offs = page::leaf_offsets(&buf, head, id, what)?;
+        Ok(Self { buf, head, offs })
+    }
+
+    fn page<'a>(&'a self, id: u64, what: &'a str) -> LeafPage<'a> {
+        LeafPage {
+            buf: &self.buf,
+            head: self.head,
+            id,
+            what,
+            cached: Some((&self.offs, &self.buf)),
+        }
+    }
+
+    fn decode(&self, id: u64, what: &str) -> Result<Node> {
+        page::decode_node(&self.buf, self.head, id, what)
+    }
+
+    fn bytes(&self) -> usize {
+        self.buf.len() + 2 * self.offs.len() + 64
+    }
+}
+
+/// What the cache holds for a page: a decoded node (a branch) or a leaf as read.
+#[derive(Clone)]
+pub(crate) enum Cached {
+    Node(Arc<Node>),
+    Leaf(Arc<PageLeaf>),
 }
 
 /// Hashes page numbers (already well spread integers) with one multiplication instead of
@@ -143,7 +230,7 @@ thread_local! {
 
 struct Slot {
     id: u64,
-    node: Arc<Node>,
+    node: Cached,
     bytes: usize,
     referenced: bool,
 }
@@ -194,11 +281,11 @@ impl PageCache {
         }
     }
 
-    fn get(&mut self, id: u64) -> Option<Arc<Node>> {
+    fn get(&mut self, id: u64) -> Option<Cached> {
         let i = *self.index.get(&id)?;
         let s = &mut self.slots[i];
         s.referenced = true;
-        Some(Arc::clone(&s.node))
+        Some(s.node.clone())
     }
 
     fn remove(&mut self, id: u64) {
@@ -215,7 +302,7 @@ impl PageCache {
         }
     }
 
-    fn insert(&mut self, id: u64, node: Arc<Node>, bytes: usize) {
+    fn insert(&mut self, id: u64, node: Cached, bytes: usize) {
         self.remove(id);
         if bytes > self.budget {
             return;
@@ -299,77 +386,121 @@ impl Pager {
         self.geo.node_size(n) + 64 * entries + 64
     }
 
-    /// The tree node stored in page `id`: from the cache, or read, verified and decoded.
+    /// The tree node stored in page `id`: from the cache, or read, verified and decoded. A
+    /// leaf is cached as read ([`PageLeaf`]) and decoded for the caller.
     pub(crate) fn node(&self, id: u64) -> Result<Arc<Node>> {
-        if let Some(n) = self.cache.lock().get(id) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(n);
+        let cached = self.cache.lock().get(id);
+        match cached {
+            Some(Cached::Node(n)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(n);
+            }
+            Some(Cached::Leaf(l)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return l.decode(id, &self.what).map(Arc::new);
+            }
+            None => {}
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let node = Arc::new(self.read_node_uncached(id)?);
+        let buf = Bytes::from(self.read_raw(id)?);
+        let head = page::open_page(&buf, id, &self.what)?;
+        if head.kind == KIND_LEAF {
+            let leaf = PageLeaf::new(buf, head, id, &self.what)?;
+            let node = leaf.decode(id, &self.what)?;
+            let bytes = leaf.bytes();
+            self.cache
+                .lock()
+                .insert(id, Cached::Leaf(Arc::new(leaf)), bytes);
+            return Ok(Arc::new(node));
+        }
+        let node = Arc::new(page::decode_node(&buf, head, id, &self.what)?);
         let bytes = self.node_bytes(&node);
-        self.cache.lock().insert(id, Arc::clone(&node), bytes);
+        self.cache
+            .lock()
+            .insert(id, Cached::Node(Arc::clone(&node)), bytes);
         Ok(node)
     }
 
-    /// For readers: the node in page `id` when it is cached or a branch (then decoded and
-    /// cached as by [`Pager::node`]); for a leaf missed for the first time lately, the page
-    /// is read and verified and `f` walks its entries in place (see the module notes).
-    /// `cache_leaves`: always decode and cache (the writer, whose reads precede changes to
-    /// the same leaves).
+    /// The node in page `id` when it is a branch (decoded and cached as by [`Pager::node`]);
+    /// a leaf is searched in place by `f`: from the cache, or read and verified. A leaf
+    /// read from the file is kept in the cache ([`PageLeaf`]) when it is missed again soon
+    /// after (see the module notes), or at once when `cache_leaves` (the writer, whose reads
+    /// precede changes to the same leaves); a mapped leaf never (the OS page cache is its
+    /// cache).
     pub(crate) fn leaf_probe(
         &self,
         id: u64,
         cache_leaves: bool,
         f: impl FnOnce(&LeafPage<'_>) -> Result<()>,
     ) -> Result<Probe> {
-        if cache_leaves {
-            return self.node(id).map(Probe::Node);
-        }
-        if let Some(n) = self.cache.lock().get(id) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Probe::Node(n));
+        let cached = self.cache.lock().get(id);
+        match cached {
+            Some(Cached::Node(n)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Probe::Node(n));
+            }
+            Some(Cached::Leaf(l)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                f(&l.page(id, &self.what))?;
+                return Ok(Probe::Done);
+            }
+            None => {}
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        // Read into this thread's buffer: a first-missed leaf is only searched; a page that
-        // is decoded (a branch, a leaf missed again) is copied out of it.
-        let node = self.with_page(id, |buf, head, mapped| {
-            // A mapped leaf is always searched in place: the OS page cache is its cache.
-            let in_place = head.kind == KIND_LEAF
-                && (mapped || {
-                    let mut recent = self.recent_misses.lock();
-                    if recent.remove(&id) {
-                        false
-                    } else {
-                        if recent.len() >= RECENT_MISSES {
-                            recent.clear();
-                        }
-                        recent.insert(id);
-                        true
-                    }
-                });
-            if in_place {
-                f(&LeafPage {
+        let mut f = Some(f);
+        // Read into this thread's buffer: a leaf searched once is searched there; a page
+        // that is kept (a branch, a leaf missed again) is copied out of it.
+        let kept = self.with_page(id, |buf, head, mapped| {
+            if head.kind != KIND_LEAF {
+                let node = page::decode_node(&Bytes::copy_from_slice(buf), head, id, &self.what)?;
+                return Ok(Some(Cached::Node(Arc::new(node))));
+            }
+            let keep = !mapped && (cache_leaves || self.missed_again(id));
+            if !keep {
+                let search = f.take().expect("called once");
+                search(&LeafPage {
                     buf,
                     head,
                     id,
                     what: &self.what,
+                    cached: None,
                 })?;
                 return Ok(None);
             }
-            Ok(Some(Arc::new(page::decode_node(
-                &Bytes::copy_from_slice(buf),
-                head,
-                id,
-                &self.what,
-            )?)))
+            let leaf = PageLeaf::new(Bytes::copy_from_slice(buf), head, id, &self.what)?;
+            Ok(Some(Cached::Leaf(Arc::new(leaf))))
         })?;
-        let Some(node) = node else {
-            return Ok(Probe::Done);
-        };
-        let bytes = self.node_bytes(&node);
-        self.cache.lock().insert(id, Arc::clone(&node), bytes);
-        Ok(Probe::Node(node))
+        match kept {
+            None => Ok(Probe::Done),
+            Some(Cached::Node(n)) => {
+                let bytes = self.node_bytes(&n);
+                self.cache
+                    .lock()
+                    .insert(id, Cached::Node(Arc::clone(&n)), bytes);
+                Ok(Probe::Node(n))
+            }
+            Some(Cached::Leaf(l)) => {
+                self.cache
+                    .lock()
+                    .insert(id, Cached::Leaf(Arc::clone(&l)), l.bytes());
+                let search = f.take().expect("called once");
+                search(&l.page(id, &self.what))?;
+                Ok(Probe::Done)
+            }
+        }
+    }
+
+    /// Whether leaf `id` was missed lately (and forgets it); else remembers this miss.
+    fn missed_again(&self, id: u64) -> bool {
+        let mut recent = self.recent_misses.lock();
+        if recent.remove(&id) {
+            return true;
+        }
+        if recent.len() >= RECENT_MISSES {
+            recent.clear();
+        }
+        recent.insert(id);
+        false
     }
 
     /// Calls `f` with page `id`, checked, and its header: the readers' probe of a page that is
@@ -406,9 +537,13 @@ impl Pager {
     pub(crate) fn node_for_change(&self, id: u64) -> Result<Node> {
         let cached = self.cache.lock().get(id);
         match cached {
-            Some(n) => {
+            Some(Cached::Node(n)) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Ok(n.copy_for_change())
+            }
+            Some(Cached::Leaf(l)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                l.decode(id, &self.what)
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -453,7 +588,7 @@ impl Pager {
             &self.what,
         )?);
         let bytes = self.node_bytes(&node);
-        self.cache.lock().insert(id, node, bytes);
+        self.cache.lock().insert(id, Cached::Node(node), bytes);
         Ok(())
     }
 
@@ -650,8 +785,9 @@ mod tests {
             vals: Vec::new(),
             size: 0,
         });
+        let leaf = Cached::Node(leaf);
         for id in 0..100 {
-            c.insert(id, Arc::clone(&leaf), 90);
+            c.insert(id, leaf.clone(), 90);
             assert!(c.bytes <= 1000);
             if id % 3 == 0 {
                 let _ = c.get(id);
