@@ -114,7 +114,7 @@ struct KeysInner {
 }
 
 #[derive(Clone, Debug)]
-struct SearchAid {
+pub(crate) struct SearchAid {
     /// Length of the prefix every key shares.
     shared: usize,
     /// For each key, its 8 bytes after the shared prefix, big-endian, zero-padded.
@@ -122,7 +122,53 @@ struct SearchAid {
 }
 
 /// Below this many keys a plain binary search is as quick.
-const AID_MIN_KEYS: usize = 16;
+pub(crate) const AID_MIN_KEYS: usize = 16;
+
+impl SearchAid {
+    /// The aid of the `n` sorted keys `key(0)..key(n - 1)` (`n > 0`).
+    pub(crate) fn build<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Self {
+        let (first, last) = (key(0), key(n - 1));
+        let shared = first
+            .iter()
+            .zip(last.iter())
+            .take_while(|(a, b)| a == b)
+            .count();
+        Self {
+            shared,
+            next8: (0..n).map(|i| next8(key(i), shared)).collect(),
+        }
+    }
+
+    /// How many of the keys the aid was built from are `<= probe`.
+    pub(crate) fn upper_bound<'k>(&self, key: impl Fn(usize) -> &'k [u8], probe: &[u8]) -> usize {
+        let n = self.next8.len();
+        // Keys are sorted, so every key starts with the shared prefix: a key that differs
+        // from it within it lies before or after all of them.
+        let prefix = &key(0)[..self.shared];
+        let m = probe.len().min(self.shared);
+        match probe[..m].cmp(&prefix[..m]) {
+            std::cmp::Ordering::Less => return 0,
+            std::cmp::Ordering::Greater => return n,
+            std::cmp::Ordering::Equal if probe.len() < self.shared => return 0,
+            std::cmp::Ordering::Equal => {}
+        }
+        // Zero-padded big-endian 8-byte windows keep the order: a smaller window means a
+        // smaller key; only equal windows need the keys themselves.
+        let h = next8(probe, self.shared);
+        let lo = self.next8.partition_point(|x| *x < h);
+        let hi = lo + self.next8[lo..].partition_point(|x| *x <= h);
+        let (mut a, mut b) = (lo, hi);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if key(mid) <= probe {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        a
+    }
+}
 
 fn next8(key: &[u8], from: usize) -> u64 {
     let mut b = [0u8; 8];
@@ -176,34 +222,10 @@ impl KeysInner {
         if keys.len() < AID_MIN_KEYS {
             return keys.partition_point(|k| &k[..] <= key);
         }
-        let aid = self.aid.get_or_init(|| {
-            let (first, last) = (&keys[0], &keys[keys.len() - 1]);
-            let shared = first
-                .iter()
-                .zip(last.iter())
-                .take_while(|(a, b)| a == b)
-                .count();
-            SearchAid {
-                shared,
-                next8: keys.iter().map(|k| next8(k, shared)).collect(),
-            }
-        });
-        // Keys are sorted, so every key starts with the shared prefix: a key that differs
-        // from it within it lies before or after all of them.
-        let prefix = &keys[0][..aid.shared];
-        let m = key.len().min(aid.shared);
-        match key[..m].cmp(&prefix[..m]) {
-            std::cmp::Ordering::Less => return 0,
-            std::cmp::Ordering::Greater => return keys.len(),
-            std::cmp::Ordering::Equal if key.len() < aid.shared => return 0,
-            std::cmp::Ordering::Equal => {}
-        }
-        // Zero-padded big-endian 8-byte windows keep the order: a smaller window means a
-        // smaller key; only equal windows need the keys themselves.
-        let h = next8(key, aid.shared);
-        let lo = aid.next8.partition_point(|x| *x < h);
-        let hi = lo + aid.next8[lo..].partition_point(|x| *x <= h);
-        lo + keys[lo..hi].partition_point(|k| &k[..] <= key)
+        let aid = self
+            .aid
+            .get_or_init(|| SearchAid::build(keys.len(), |i| &keys[i][..]));
+        aid.upper_bound(|i| &keys[i][..], key)
     }
 }
 

@@ -23,8 +23,8 @@
 //! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
 
 use super::page::{
-    self, Geometry, Node, PageHead, RawVal, Val, KIND_FREELIST, KIND_LEAF, KIND_OVERFLOW,
-    PAGE_HEADER,
+    self, Geometry, Node, PageHead, RawVal, SearchAid, Val, KIND_FREELIST, KIND_LEAF,
+    KIND_OVERFLOW, PAGE_HEADER,
 };
 use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
@@ -55,8 +55,8 @@ pub(crate) struct LeafPage<'a> {
     head: PageHead,
     id: u64,
     what: &'a str,
-    /// A cached page: where its entries start, and its buffer.
-    cached: Option<(&'a [u16], &'a Bytes)>,
+    /// A cached page: where its entries start, its buffer, and its search aid.
+    cached: Option<(&'a [u16], &'a Bytes, Option<&'a SearchAid>)>,
 }
 
 impl<'a> LeafPage<'a> {
@@ -68,8 +68,18 @@ impl<'a> LeafPage<'a> {
 
     /// The value under `key`, if the page holds it.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Val>> {
-        if let Some((offs, owner)) = self.cached {
-            let found = offs.binary_search_by(|&o| page::leaf_entry_at(owner, o.into()).0.cmp(key));
+        if let Some((offs, owner, aid)) = self.cached {
+            let key_at = |i: usize| page::leaf_entry_at(owner, offs[i].into()).0;
+            let found = match aid {
+                Some(aid) => {
+                    let i = aid.upper_bound(key_at, key);
+                    match i.checked_sub(1) {
+                        Some(at) if key_at(at) == key => Ok(at),
+                        _ => Err(i),
+                    }
+                }
+                None => offs.binary_search_by(|&o| page::leaf_entry_at(owner, o.into()).0.cmp(key)),
+            };
             return Ok(found.ok().map(|i| {
                 let (_, v) = page::leaf_entry_at(owner, offs[i].into());
                 match v {
@@ -103,7 +113,7 @@ impl<'a> LeafPage<'a> {
         if max == 0 {
             return Ok(());
         }
-        if let Some((offs, owner)) = self.cached {
+        if let Some((offs, owner, _)) = self.cached {
             let start = after.map_or(0, |a| {
                 offs.partition_point(|&o| page::leaf_entry_at(owner, o.into()).0 <= a)
             });
@@ -160,7 +170,7 @@ impl<'a> LeafPage<'a> {
 }
 
 /// A leaf page kept in the cache as it was read (checked): its bytes and where each entry
-/// starts, searched in place by binary search. It takes its page and 2 bytes an entry of
+/// starts, searched in place by binary search. It takes its page and 10 bytes an entry of
 /// the cache's budget, against about 70 bytes an entry decoded (a key and a value of
 /// `Bytes` each), so small entries (an index, a collection's `_id` map) no longer take three
 /// times their page; a writer decodes it only to change it.
@@ -168,12 +178,21 @@ pub(crate) struct PageLeaf {
     buf: Bytes,
     head: PageHead,
     offs: Vec<u16>,
+    /// The keys' search aid (as a branch's), for a leaf of many keys.
+    aid: Option<SearchAid>,
 }
 
 impl PageLeaf {
     fn new(buf: Bytes, head: PageHead, id: u64, what: &str) -> Result<Self> {
         let offs = page::leaf_offsets(&buf, head, id, what)?;
-        Ok(Self { buf, head, offs })
+        let aid = (offs.len() >= page::AID_MIN_KEYS)
+            .then(|| SearchAid::build(offs.len(), |i| page::leaf_entry_at(&buf, offs[i].into()).0));
+        Ok(Self {
+            buf,
+            head,
+            offs,
+            aid,
+        })
     }
 
     fn page<'a>(&'a self, id: u64, what: &'a str) -> LeafPage<'a> {
@@ -182,7 +201,7 @@ impl PageLeaf {
             head: self.head,
             id,
             what,
-            cached: Some((&self.offs, &self.buf)),
+            cached: Some((&self.offs, &self.buf, self.aid.as_ref())),
         }
     }
 
@@ -191,7 +210,7 @@ impl PageLeaf {
     }
 
     fn bytes(&self) -> usize {
-        self.buf.len() + 2 * self.offs.len() + 64
+        self.buf.len() + 10 * self.offs.len() + 64
     }
 }
 
