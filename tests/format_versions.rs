@@ -200,3 +200,64 @@ fn version_3_collections_keep_insertion_order_and_version_2_files_keep_key_order
         assert_eq!(header_version(&path), version, "the version stays");
     }
 }
+
+/// The `_id` of the document of `coll` that has the field `hit<round>`.
+fn hit_by(db: &Database, round: i32) -> String {
+    let mut found = db
+        .collection("c")
+        .find(
+            &bson::doc! {format!("hit{round}"): true},
+            Default::default(),
+        )
+        .unwrap()
+        .map(|d| d.unwrap().as_bson().get_str("_id").unwrap().to_owned());
+    let id = found.next().expect("one document updated");
+    assert!(found.next().is_none(), "one document updated");
+    id
+}
+
+#[test]
+fn the_first_match_of_an_update_does_not_depend_on_the_plan() {
+    for engine in [StorageEngine::Wasp, StorageEngine::MemLog] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir.path().join("f.db"), engine);
+        let c = db.collection("c");
+        for id in ["z", "a", "m"] {
+            c.insert(doc(&format!(r#"{{"_id":"{id}","k":1}}"#)))
+                .unwrap();
+        }
+        let update_one = |round: i32| {
+            let r = c
+                .update(
+                    &bson::doc! {"k": 1},
+                    &bson::doc! {"$set": {format!("hit{round}"): true}},
+                    Default::default(),
+                )
+                .unwrap();
+            assert_eq!(r.modified, 1);
+        };
+        update_one(1);
+        c.create_index(&bson::doc! {"k": 1}, &bson::doc! {})
+            .unwrap();
+        update_one(2);
+        // The collection's order: insertion order (WASP), `_id` order (memlog).
+        let first = if engine == StorageEngine::Wasp {
+            "z"
+        } else {
+            "a"
+        };
+        assert_eq!(hit_by(&db, 1), first, "{engine:?}: collection scan");
+        assert_eq!(hit_by(&db, 2), first, "{engine:?}: through the index");
+        let deleted = c.delete(&bson::doc! {"k": 1}, false).unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(
+            natural_order(&db, "c").first().map(String::as_str),
+            Some(if engine == StorageEngine::Wasp {
+                "a"
+            } else {
+                "m"
+            }),
+            "{engine:?}: the delete took the first match through the index"
+        );
+    }
+}

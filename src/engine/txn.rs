@@ -107,6 +107,9 @@ impl ReadView for TrackedTxn {
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
         self.inner.scan(table, after, limit)
     }
+    fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
+        self.inner.sort_in_scan_order(table, keys);
+    }
     fn count(&self, table: &str) -> u64 {
         self.inner.count(table)
     }

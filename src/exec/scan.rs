@@ -1,8 +1,9 @@
-//! Collection scans and point lookups: the live (unexpired) records of a table in `_id`
-//! order, the one record a filter pinning `_id` names, the candidates an index narrows a
-//! filter to (visited in `_id` order, so that "the first match" of an update or delete does
-//! not depend on the plan), matches evaluated on the stored bytes, counts, and the first
-//! match by a sort.
+//! Collection scans and point lookups: the live (unexpired) records of a table in the
+//! collection's order (the order its documents were inserted, or `_id` order in files of
+//! earlier formats and with memlog; see `ReadView::scan`), the one record a filter pinning
+//! `_id` names, the candidates an index narrows a filter to (visited in the collection's
+//! order, so that "the first match" of an update or delete does not depend on the plan),
+//! matches evaluated on the stored bytes, counts, and the first match by a sort.
 
 use super::ixscan::{ExecStats, IndexScan};
 use super::plan::{choose, Access};
@@ -17,7 +18,7 @@ pub(crate) fn live(rec: Option<Bytes>, now: i64) -> Option<Bytes> {
     rec.filter(|r| record::is_live(r, now))
 }
 
-/// Calls `f(key, record)` for every live (unexpired) record of `table` in `_id` order while
+/// Calls `f(key, record)` for every live (unexpired) record of `table` in the collection's order while
 /// it returns `Ok(true)`.
 pub(crate) fn scan_live(
     view: &dyn ReadView,
@@ -57,7 +58,7 @@ pub(crate) fn point_lookup(
 }
 
 /// Calls `f(key, record)` for the live records that can match `filter`: the one a point
-/// lookup finds, or every record in `_id` order, while `f` returns `Ok(true)`.
+/// lookup finds, or every record in the collection's order, while `f` returns `Ok(true)`.
 fn scan_candidates(
     view: &dyn ReadView,
     table: &str,
@@ -73,8 +74,9 @@ fn scan_candidates(
     let Access::Index(ix) = choice.access else {
         return scan_live(view, table, f);
     };
-    // The candidates are visited in `_id` order, as without the index, so that "the first
-    // match" of an update, delete or find-one-and-modify does not depend on the plan.
+    // The candidates are visited in the collection's order, as without the index, so that
+    // "the first match" of an update, delete or find-one-and-modify does not depend on the
+    // plan.
     let mut scan = IndexScan::new(&ix);
     let mut stats = ExecStats::default();
     let mut ids = Vec::new();
@@ -85,8 +87,9 @@ fn scan_candidates(
         }
         ids.extend(batch);
     }
-    ids.sort();
+    ids.sort_unstable();
     ids.dedup();
+    view.sort_in_scan_order(table, &mut ids);
     let now = now_millis();
     for id in ids {
         if let Some(rec) = view.get(table, &id) {
@@ -98,7 +101,7 @@ fn scan_candidates(
     Ok(())
 }
 
-/// Calls `f(key, record, body)` for every live matching document in `_id` order while it
+/// Calls `f(key, record, body)` for every live matching document in the collection's order while it
 /// returns `Ok(true)`. The filter runs on the stored bytes; only matches are decoded.
 pub(crate) fn scan_matches(
     view: &dyn ReadView,
@@ -143,7 +146,7 @@ pub(crate) fn count_matches(view: &dyn ReadView, table: &str, filter: &Filter) -
 /// A document's sort key (see `SortSpec::key_of`).
 type SortKey = Vec<Option<Bson>>;
 
-/// The first match of `plan` (by its sort, else `_id` order), unprojected.
+/// The first match of `plan` (by its sort, else the collection's order), unprojected.
 pub(crate) fn first_match(
     view: &dyn ReadView,
     table: &str,

@@ -146,6 +146,15 @@ pub(crate) trait ReadView: Send + Sync {
     /// and `after` must be the key of an entry this view holds (the last one a previous scan
     /// of it returned); a key it does not hold ends the scan.
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)>;
+    /// Puts `keys` (distinct keys of `table`) in the order [`ReadView::scan`] returns their
+    /// entries: key order, or in a clustered table the order the keys were first put (keys
+    /// the table does not hold go last). Lets a visit of chosen keys follow the order a scan
+    /// of the table would (the "first match" of an update or delete then does not depend on
+    /// whether an index found the candidates).
+    fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
+        let _ = table;
+        keys.sort_unstable();
+    }
     /// Number of entries in the collection (0 when it does not exist).
     fn count(&self, table: &str) -> u64;
     /// Total bytes of the collection's keys and values (0 when it does not exist).

@@ -9,7 +9,7 @@ use super::follow::WriteLock;
 use super::page::Val;
 use super::pager::Pager;
 use super::shared::{Pin, Shared, State};
-use super::view::{view_get, view_scan, view_tables, View};
+use super::view::{view_get, view_scan, view_sort_in_scan_order, view_tables, View};
 use super::{btree, checkpoint, set_log_quiet};
 use crate::error::{Error, Result};
 use crate::storage::log::{LoggedTxn, Op};
@@ -405,6 +405,9 @@ impl ReadView for WaspTxn {
     }
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
         view_scan(&self.shared, &self.state, table, after, limit, true)
+    }
+    fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
+        view_sort_in_scan_order(&self.shared, &self.state, table, keys, true);
     }
     fn count(&self, table: &str) -> u64 {
         self.state.tables.get(table).map_or(0, |t| t.count)

@@ -66,6 +66,35 @@ pub(super) fn view_scan(
     }
 }
 
+pub(super) fn view_sort_in_scan_order(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    keys: &mut [Bytes],
+    writer: bool,
+) {
+    let Some(c) = state.tables.get(table).and_then(|t| t.clustered.as_ref()) else {
+        keys.sort_unstable();
+        return;
+    };
+    // Record ids are big-endian: their byte order is their order; absent keys sort last.
+    let mut ranked: Vec<([u8; 8], Bytes)> = Vec::with_capacity(keys.len());
+    for k in keys.iter() {
+        let rid = match clustered::find(&shared.pager, c, k, writer) {
+            Ok(r) => r.unwrap_or([0xFF; 8]),
+            Err(e) => {
+                shared.note_read_error(&e);
+                [0xFF; 8]
+            }
+        };
+        ranked.push((rid, Bytes::clone(k)));
+    }
+    ranked.sort_unstable();
+    for (slot, (_, k)) in keys.iter_mut().zip(ranked) {
+        *slot = k;
+    }
+}
+
 pub(super) fn view_tables(state: &State) -> Vec<TableInfo> {
     state
         .tables
@@ -116,6 +145,9 @@ impl ReadView for View {
     }
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
         view_scan(&self.shared, &self.state, table, after, limit, false)
+    }
+    fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
+        view_sort_in_scan_order(&self.shared, &self.state, table, keys, false);
     }
     fn count(&self, table: &str) -> u64 {
         self.state.tables.get(table).map_or(0, |t| t.count)
