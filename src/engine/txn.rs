@@ -110,6 +110,20 @@ impl ReadView for TrackedTxn {
     fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
         self.inner.sort_in_scan_order(table, keys);
     }
+    fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
+        self.inner.record_id_for(table, key)
+    }
+    fn scan_with_record_ids(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Bytes, Bytes, Option<u64>)> {
+        self.inner.scan_with_record_ids(table, after, limit)
+    }
+    fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
+        self.inner.get_at(table, key, rid)
+    }
     fn count(&self, table: &str) -> u64 {
         self.inner.count(table)
     }

@@ -250,10 +250,10 @@ impl Cursor {
                     continue;
                 }
                 let now = crate::document::now_millis();
-                for (id, covered) in entries {
-                    if let Some(values) = covered {
-                        self.offer_covered(id, values)?;
-                    } else if let Some(rec) = self.snap.get(&self.table, &id) {
+                for row in entries {
+                    if let Some(values) = row.covered {
+                        self.offer_covered(row.id, values)?;
+                    } else if let Some(rec) = self.snap.get_at(&self.table, &row.id, row.rid) {
                         self.offer(rec, now)?;
                     }
                 }

@@ -2,10 +2,18 @@
 //! yielding the `_id` keys of the documents to fetch.
 
 use crate::error::Result;
-use crate::index::{covered_values, entry_id, IndexDef};
+use crate::index::{covered_values, entry_id, entry_record_id, IndexDef};
 use crate::storage::{Bytes, ReadView};
 use std::collections::HashSet;
 use std::sync::Arc;
+
+/// One document an index scan found: its `_id` key, the entry's covered values (when the
+/// scan is covered and the entry has them), and the record id the entry carries.
+pub(crate) struct IndexRow {
+    pub id: Bytes,
+    pub covered: Option<Vec<u8>>,
+    pub rid: Option<u64>,
+}
 
 /// Entries read from the index table per storage call: the first read is small (a point
 /// lookup usually needs one entry), later ones double up to the largest.
@@ -78,13 +86,14 @@ impl IndexScan {
     }
 
     /// As [`IndexScan::next_ids`], with each entry's covered values (a BSON document) when
-    /// the scan is covered and the entry has them.
+    /// the scan is covered and the entry has them, and the record id the entry carries (for
+    /// [`ReadView::get_at`]).
     pub(crate) fn next_entries(
         &mut self,
         view: &dyn ReadView,
         max: usize,
         stats: &mut ExecStats,
-    ) -> Result<Vec<(Bytes, Option<Vec<u8>>)>> {
+    ) -> Result<Vec<IndexRow>> {
         let covering = self.covering.clone();
         let mut out = Vec::new();
         self.walk(view, max, stats, |id, key, value| {
@@ -92,7 +101,8 @@ impl IndexScan {
                 Some(def) => covered_values(&def.fields, key, value)?.map(|c| c.into_owned()),
                 None => None,
             };
-            out.push((id, covered));
+            let rid = entry_record_id(key, value);
+            out.push(IndexRow { id, covered, rid });
             Ok(())
         })?;
         Ok(out)

@@ -3,7 +3,7 @@
 //! prefetched a few ahead, unique checks across chunks through a Bloom-style key filter.
 
 use super::maintain::{body_of, duplicate, other_holder};
-use super::IndexDef;
+use super::{with_record_id, IndexDef};
 use crate::document::record;
 use crate::error::{Error, Result};
 use crate::storage::{Bytes, ReadView, WriteTxn};
@@ -43,11 +43,11 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
     let mut chunk = Chunk::default();
     let mut after: Option<Bytes> = None;
     loop {
-        let batch = docs.scan(&def.coll, after.as_deref(), BUILD_BATCH);
+        let batch = docs.scan_with_record_ids(&def.coll, after.as_deref(), BUILD_BATCH);
         if batch.is_empty() {
             break;
         }
-        for (id_key, rec) in &batch {
+        for (id_key, rec, rid) in &batch {
             let (entries, multikey) = match def.entries_of_record(rec, &parts, id_key) {
                 Ok(r) => r,
                 Err(e) => {
@@ -72,14 +72,15 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
             } else {
                 i64::MAX
             };
-            for (k, v) in &entries {
-                chunk.push(k, id_key, v, expires);
+            // Each entry carries the document's record id in a clustered collection.
+            for (k, v) in entries {
+                chunk.push(&k, id_key, &with_record_id(v, *rid), expires);
             }
             if chunk.size() >= BUILD_CHUNK_BYTES {
                 write_chunk(t, def, &table, &mut chunk, false)?;
             }
         }
-        after = batch.last().map(|(k, _)| k.clone());
+        after = batch.last().map(|(k, _, _)| k.clone());
     }
     write_chunk(t, def, &table, &mut chunk, true)
 }

@@ -12,6 +12,12 @@
 //!
 //! Entries written before this layout (the `_id` key repeated in the value, then the BSON)
 //! are still read: their length field has its top bit clear.
+//!
+//! In a clustered collection an entry also carries the document's record id (bit 14 of the
+//! length field set, the id as u64 big-endian right after it): an index read then fetches
+//! the document by record id, without the `_id` map ([`ReadView::get_at`]).
+//!
+//! [`ReadView::get_at`]: crate::storage::ReadView::get_at
 
 use super::key::KeyField;
 use crate::document::raw::elements;
@@ -20,6 +26,8 @@ use std::borrow::Cow;
 
 /// Set in the length field of the current layout (clear: the `_id` key follows it).
 const LAYOUT_2: u16 = 0x8000;
+/// Set (with [`LAYOUT_2`]) when the document's record id follows the length field.
+const WITH_RID: u16 = 0x4000;
 /// Covered values as a BSON document.
 const AS_BSON: u8 = 0x01;
 /// Covered values as one BSON element type per key field, the values in the key.
@@ -39,7 +47,7 @@ pub(crate) fn entry_value(
     // Far above any key the trees accept (a quarter of a page), which refuse it anyway.
     let id_len = u16::try_from(id_key.len())
         .ok()
-        .filter(|n| n & LAYOUT_2 == 0)
+        .filter(|n| n & (LAYOUT_2 | WITH_RID) == 0)
         .ok_or_else(|| {
             Error::invalid(format!(
                 "an _id of {} bytes is too long to be indexed",
@@ -72,17 +80,27 @@ struct Parts<'a> {
     id: &'a [u8],
     rest: &'a [u8],
     current: bool,
+    rid: Option<u64>,
 }
 
 fn parts<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Parts<'a>> {
     let (&[a, b], rest) = value.split_first_chunk::<2>()?;
     let n = u16::from_le_bytes([a, b]);
     if n & LAYOUT_2 != 0 {
-        let start = key.len().checked_sub(usize::from(n & !LAYOUT_2))?;
+        let start = key
+            .len()
+            .checked_sub(usize::from(n & !(LAYOUT_2 | WITH_RID)))?;
+        let (rid, rest) = if n & WITH_RID != 0 {
+            let (rid, rest) = rest.split_first_chunk::<8>()?;
+            (Some(u64::from_be_bytes(*rid)), rest)
+        } else {
+            (None, rest)
+        };
         Some(Parts {
             id: &key[start..],
             rest,
             current: true,
+            rid,
         })
     } else {
         let (id, rest) = rest.split_at_checked(usize::from(n))?;
@@ -90,6 +108,7 @@ fn parts<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Parts<'a>> {
             id,
             rest,
             current: false,
+            rid: None,
         })
     }
 }
@@ -97,6 +116,26 @@ fn parts<'a>(key: &'a [u8], value: &'a [u8]) -> Option<Parts<'a>> {
 /// The `_id` key of the entry `(key, value)` (empty when the value is malformed).
 pub(crate) fn entry_id<'a>(key: &'a [u8], value: &'a [u8]) -> &'a [u8] {
     parts(key, value).map_or(&[], |p| p.id)
+}
+
+/// The record id of the document the entry `(key, value)` indexes, when the entry carries
+/// one.
+pub(crate) fn entry_record_id(key: &[u8], value: &[u8]) -> Option<u64> {
+    parts(key, value).and_then(|p| p.rid)
+}
+
+/// `value` (made by [`entry_value`]) carrying the document's record id `rid` (unchanged when
+/// `None`: a key-ordered collection).
+pub(crate) fn with_record_id(mut value: Vec<u8>, rid: Option<u64>) -> Vec<u8> {
+    let Some(rid) = rid else {
+        return value;
+    };
+    if let Some(len) = value.first_chunk_mut::<2>() {
+        let n = u16::from_le_bytes(*len) | WITH_RID;
+        *len = n.to_le_bytes();
+        value.splice(2..2, rid.to_be_bytes());
+    }
+    value
 }
 
 /// The covered values of the entry `(key, value)` of an index on `fields` as a BSON

@@ -2,7 +2,7 @@
 //! transaction (called by the engine's tracked transaction), with unique checks before
 //! anything is written.
 
-use super::{entry_id, save_def, IndexDef};
+use super::{entry_id, save_def, with_record_id, IndexDef};
 use crate::document::record;
 use crate::error::{Error, Result};
 use crate::storage::{Bytes, ReadView, WriteTxn};
@@ -29,11 +29,21 @@ pub(crate) fn on_write(
     // new document only for a duplicate-key message. `absent`: the caller has just found
     // no record under `id_key`.
     let old_rec = if absent { None } else { t.get(coll, id_key) };
+    // The document's record id (the one it has, or will get when put), which its entries
+    // carry in a clustered collection.
+    let rid = t.record_id_for(coll, id_key);
+    let with_rid = |(entries, multikey): (super::def::Entries, bool)| {
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| (k, with_record_id(v, rid)))
+            .collect::<Vec<_>>();
+        (entries, multikey)
+    };
     let mut changes = Vec::with_capacity(defs.len());
     for def in defs {
         let parts = def.key_parts();
         let (old_entries, _) = match &old_rec {
-            Some(r) => def.entries_of_record(r, parts, id_key)?,
+            Some(r) => with_rid(def.entries_of_record(r, parts, id_key)?),
             None => (Vec::new(), false),
         };
         let (new_entries, multikey) = match new_rec {
@@ -44,7 +54,8 @@ pub(crate) fn on_write(
                         Error::InvalidArgument(format!("index '{}' of '{coll}': {m}", def.name))
                     }
                     other => other,
-                })?,
+                })
+                .map(with_rid)?,
             None => (Vec::new(), false),
         };
         let old_has = |k: &[u8]| old_entries.binary_search_by(|(o, _)| o[..].cmp(k)).ok();

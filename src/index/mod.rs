@@ -37,7 +37,7 @@ pub(crate) use catalog::{
 pub(crate) use def::{new_def, IndexDef};
 pub(crate) use maintain::{entry_key, on_write};
 
-pub(crate) use covered::{covered_values, entry_id};
+pub(crate) use covered::{covered_values, entry_id, entry_record_id, with_record_id};
 
 /// The hidden catalog collection of index definitions.
 pub(crate) const CATALOG: &str = "_indexes";

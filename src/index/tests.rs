@@ -36,11 +36,13 @@ fn build_one_at_a_time(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
                 other => other,
             })?;
             def.multikey |= multikey;
+            let rid = t.record_id_for(&def.coll, id_key);
             for (k, v) in entries {
                 if def.unique && other_holder(t.as_read(), &def.coll, &table, &k, id_key).is_some()
                 {
                     return Err(duplicate(def, Some(&doc)));
                 }
+                let v = crate::index::with_record_id(v, rid);
                 t.put(&table, Bytes::from(entry_key(&k, id_key)), Bytes::from(v))?;
             }
         }
@@ -440,7 +442,8 @@ fn entries_of_the_first_layout_keep_working() {
     };
     db.write(|t| {
         for (k, v) in t.scan(&table, None, usize::MAX) {
-            assert_eq!(v.len(), 4, "a compact entry: {v:?}");
+            // Length, record id (a clustered collection), types.
+            assert_eq!(v.len(), 12, "a compact entry: {v:?}");
             let old = first_layout(&k, &v);
             t.put(&table, k, Bytes::from(old))?;
         }
@@ -546,4 +549,53 @@ fn an_id_too_long_to_index_is_an_error_not_a_panic() {
     }
     let report = db.check_report().unwrap();
     assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+}
+
+/// In a clustered collection every entry carries its document's record id, and an index
+/// read fetches the document by it; an entry whose record id names another document (damage)
+/// still reads its own document (through the `_id` map) and is reported by the check.
+#[test]
+fn entries_carry_the_record_id_and_a_wrong_one_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, StorageEngine::Wasp);
+    let c = db.collection("c");
+    for i in [7, 3, 9, 1] {
+        c.insert(d(doc! {"_id": i, "a": i * 10, "s": format!("s{i}")}))
+            .unwrap();
+    }
+    let name = c.create_index(&doc! {"a": 1}, &doc! {}).unwrap();
+    let table = entry_table("c", &name);
+    // Record ids follow insertion order: 7 got 1, 3 got 2, 9 got 3, 1 got 4.
+    let rids = |db: &Database| {
+        db.write(|t| {
+            Ok(t.scan(&table, None, usize::MAX)
+                .into_iter()
+                .map(|(k, v)| entry_record_id(&k, &v))
+                .collect::<Vec<_>>())
+        })
+        .unwrap()
+    };
+    // Entries in key order: a = 10, 30, 70, 90.
+    assert_eq!(rids(&db), vec![Some(4), Some(2), Some(1), Some(3)]);
+    c.insert(d(doc! {"_id": 5, "a": 50})).unwrap();
+    assert_eq!(rids(&db), vec![Some(4), Some(2), Some(5), Some(1), Some(3)]);
+    // Point the entry of a = 30 (document 3) at document 9's record id.
+    db.write(|t| {
+        let (k, v) = t.scan(&table, None, usize::MAX).remove(1);
+        let mut v = v.to_vec();
+        v[2..10].copy_from_slice(&3u64.to_be_bytes());
+        t.put(&table, k, Bytes::from(v))
+    })
+    .unwrap();
+    let found = c
+        .find(&doc! {"a": 30}, FindOptions::default())
+        .unwrap()
+        .next_document()
+        .unwrap()
+        .unwrap()
+        .into_bson();
+    assert_eq!(found.get_i32("_id").unwrap(), 3, "{found}");
+    let report = db.check_report().unwrap();
+    assert_eq!(report["ok"], serde_json::Value::Bool(false), "{report}");
+    assert!(report.to_string().contains("another record id"), "{report}");
 }

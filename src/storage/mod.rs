@@ -146,6 +146,34 @@ pub(crate) trait ReadView: Send + Sync {
     /// and `after` must be the key of an entry this view holds (the last one a previous scan
     /// of it returned); a key it does not hold ends the scan.
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)>;
+    /// [`ReadView::scan`], with each entry's record id in a clustered table (`None`
+    /// otherwise).
+    fn scan_with_record_ids(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Bytes, Bytes, Option<u64>)> {
+        self.scan(table, after, limit)
+            .into_iter()
+            .map(|(k, v)| (k, v, None))
+            .collect()
+    }
+    /// In a clustered table: the record id of `key`'s entry, or the one a put of `key` would
+    /// give it now (`None`: not a clustered table). Index entries carry it (see
+    /// [`ReadView::get_at`]).
+    fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
+        let _ = (table, key);
+        None
+    }
+    /// [`ReadView::get`] of `key` when its entry's record id is known (`rid`, from an index
+    /// entry): a clustered table reads the entry by record id, without its key map. An entry
+    /// there under another key (never, while index entries are kept with their documents)
+    /// falls back to the lookup by key.
+    fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
+        let _ = rid;
+        self.get(table, key)
+    }
     /// Puts `keys` (distinct keys of `table`) in the order [`ReadView::scan`] returns their
     /// entries: key order, or in a clustered table the order the keys were first put (keys
     /// the table does not hold go last). Lets a visit of chosen keys follow the order a scan

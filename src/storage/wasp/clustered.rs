@@ -101,8 +101,25 @@ pub(super) fn get(
     Ok(Some(value))
 }
 
+/// The value of the entry with record id `rid` in clustered table `t`, if that entry's key
+/// is `key` (`None` otherwise).
+pub(super) fn get_by_rid(
+    pager: &Pager,
+    t: &TableMeta,
+    rid: u64,
+    key: &[u8],
+    cache_leaves: bool,
+) -> Result<Option<Bytes>> {
+    let Some(v) = btree::get(pager, t.root.as_ref(), &rid.to_be_bytes(), cache_leaves)? else {
+        return Ok(None);
+    };
+    let (k, value) = split(pager, btree::resolve(pager, &v)?)?;
+    Ok((k == key).then_some(value))
+}
+
 /// Up to `limit` entries of clustered table `t` in record-id order after the entry of key
-/// `after` (none when the table does not hold `after`).
+/// `after` (none when the table does not hold `after`); their record ids go to `rids` when
+/// asked for.
 pub(super) fn scan(
     pager: &Pager,
     t: &TableMeta,
@@ -110,6 +127,7 @@ pub(super) fn scan(
     after: Option<&[u8]>,
     limit: usize,
     cache_leaves: bool,
+    mut rids: Option<&mut Vec<u64>>,
 ) -> Result<Vec<(Bytes, Bytes)>> {
     let Some(root) = t.root.as_ref() else {
         return Ok(Vec::new());
@@ -131,7 +149,15 @@ pub(super) fn scan(
         cache_leaves,
     )?;
     raw.into_iter()
-        .map(|(_, v)| split(pager, btree::resolve(pager, &v)?))
+        .map(|(rid, v)| {
+            if let Some(rids) = rids.as_deref_mut() {
+                let rid: [u8; 8] = rid[..]
+                    .try_into()
+                    .map_err(|_| bad(pager, "an entry key that is not a record id"))?;
+                rids.push(u64::from_be_bytes(rid));
+            }
+            split(pager, btree::resolve(pager, &v)?)
+        })
         .collect()
 }
 

@@ -9,7 +9,10 @@ use super::follow::WriteLock;
 use super::page::Val;
 use super::pager::Pager;
 use super::shared::{Pin, Shared, State};
-use super::view::{view_get, view_scan, view_sort_in_scan_order, view_tables, View};
+use super::view::{
+    view_get, view_get_at, view_record_id_for, view_scan, view_scan_with_record_ids,
+    view_sort_in_scan_order, view_tables, View,
+};
 use super::{btree, checkpoint, set_log_quiet};
 use crate::error::{Error, Result};
 use crate::storage::log::{LoggedTxn, Op};
@@ -408,6 +411,20 @@ impl ReadView for WaspTxn {
     }
     fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
         view_sort_in_scan_order(&self.shared, &self.state, table, keys, true);
+    }
+    fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
+        view_record_id_for(&self.shared, &self.state, table, key, true)
+    }
+    fn scan_with_record_ids(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Bytes, Bytes, Option<u64>)> {
+        view_scan_with_record_ids(&self.shared, &self.state, table, after, limit, true)
+    }
+    fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
+        view_get_at(&self.shared, &self.state, table, key, rid, true)
     }
     fn count(&self, table: &str) -> u64 {
         self.state.tables.get(table).map_or(0, |t| t.count)

@@ -41,12 +41,42 @@ pub(super) fn view_scan(
     limit: usize,
     writer: bool,
 ) -> Vec<(Bytes, Bytes)> {
+    view_scan_rids(shared, state, table, after, limit, writer, None)
+}
+
+/// See [`ReadView::scan_with_record_ids`].
+pub(super) fn view_scan_with_record_ids(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+    writer: bool,
+) -> Vec<(Bytes, Bytes, Option<u64>)> {
+    let mut rids = Vec::new();
+    let entries = view_scan_rids(shared, state, table, after, limit, writer, Some(&mut rids));
+    let mut rids = rids.into_iter();
+    entries
+        .into_iter()
+        .map(|(k, v)| (k, v, rids.next()))
+        .collect()
+}
+
+fn view_scan_rids(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+    writer: bool,
+    rids: Option<&mut Vec<u64>>,
+) -> Vec<(Bytes, Bytes)> {
     let Some(t) = state.tables.get(table) else {
         return Vec::new();
     };
     let pager = &shared.pager;
     let r = match (&t.clustered, &t.root) {
-        (Some(c), _) => clustered::scan(pager, t, c, after, limit, writer),
+        (Some(c), _) => clustered::scan(pager, t, c, after, limit, writer, rids),
         (None, Some(root)) => {
             let mut raw = Vec::new();
             btree::scan(pager, root, after, limit, &mut raw, writer).and_then(|_| {
@@ -64,6 +94,48 @@ pub(super) fn view_scan(
             Vec::new()
         }
     }
+}
+
+/// See [`ReadView::record_id_for`].
+pub(super) fn view_record_id_for(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    key: &[u8],
+    writer: bool,
+) -> Option<u64> {
+    let c = state.tables.get(table)?.clustered.as_ref()?;
+    match clustered::find(&shared.pager, c, key, writer) {
+        Ok(Some(rid)) => Some(u64::from_be_bytes(rid)),
+        Ok(None) => Some(c.next_rid),
+        Err(e) => {
+            shared.note_read_error(&e);
+            None
+        }
+    }
+}
+
+/// See [`ReadView::get_at`].
+pub(super) fn view_get_at(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    key: &[u8],
+    rid: Option<u64>,
+    writer: bool,
+) -> Option<Bytes> {
+    let t = state.tables.get(table)?;
+    if let (Some(rid), Some(_)) = (rid, &t.clustered) {
+        match clustered::get_by_rid(&shared.pager, t, rid, key, writer) {
+            Ok(Some(v)) => return Some(v),
+            Ok(None) => {}
+            Err(e) => {
+                shared.note_read_error(&e);
+                return None;
+            }
+        }
+    }
+    view_get(shared, state, table, key, writer)
 }
 
 pub(super) fn view_sort_in_scan_order(
@@ -148,6 +220,20 @@ impl ReadView for View {
     }
     fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
         view_sort_in_scan_order(&self.shared, &self.state, table, keys, false);
+    }
+    fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
+        view_record_id_for(&self.shared, &self.state, table, key, false)
+    }
+    fn scan_with_record_ids(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Bytes, Bytes, Option<u64>)> {
+        view_scan_with_record_ids(&self.shared, &self.state, table, after, limit, false)
+    }
+    fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
+        view_get_at(&self.shared, &self.state, table, key, rid, false)
     }
     fn count(&self, table: &str) -> u64 {
         self.state.tables.get(table).map_or(0, |t| t.count)
