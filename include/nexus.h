@@ -77,8 +77,7 @@
 #define NEXUS_TXN 11
 
 /**
- * Reserved: wrong key or bad signature, for encryption and signatures (not built yet; no
- * function of this build returns it).
+ * A signature does not match (or is missing), or a key cannot open an encrypted database.
  */
 #define NEXUS_CRYPTO 12
 
@@ -225,6 +224,117 @@ int nexus_rename_collection(nexus_db *db, const char *from, const char *to);
  * `db` is a live handle or NULL; `out_json` is NULL or writable.
  */
 int nexus_list_collections(nexus_db *db, char **out_json);
+
+/**
+ * Makes a key pair of `algorithm` (NULL or `"p256"`): `*out_private_pem` the private key as
+ * PKCS#8 PEM (`BEGIN PRIVATE KEY`), `*out_public_pem` the public key as SPKI PEM (`BEGIN
+ * PUBLIC KEY`), both as OpenSSL reads them. Free both with `nexus_free` (which wipes them).
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (unknown algorithm, NULL out-pointer),
+ * `NEXUS_UNSUPPORTED` (a post-quantum algorithm: the `pqc` feature is not built yet).
+ *
+ * # Safety
+ * `algorithm` NULL or NUL-terminated; the out-pointers writable.
+ */
+int nexus_keygen(const char *algorithm, char **out_private_pem, char **out_public_pem);
+
+/**
+ * Writes the public key (SPKI PEM) of `private_pem` to `*out_public_pem` (free with
+ * `nexus_free`).
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (not a P-256 PKCS#8 PEM private key; the message says
+ * what it is instead, never the key).
+ *
+ * # Safety
+ * `private_pem` NUL-terminated; `out_public_pem` writable.
+ */
+int nexus_public_key(const char *private_pem, char **out_public_pem);
+
+/**
+ * Signs the `len` bytes at `data` with `private_pem` (ECDSA P-256, SHA-256) and writes the
+ * DER signature, base64-encoded, to `*out_signature_b64` (free with `nexus_free`): the
+ * bytes `openssl dgst -sha256 -sign` writes.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (malformed key, NULL data with a length).
+ *
+ * # Safety
+ * `private_pem` NUL-terminated; `data` readable for `len` bytes (or NULL with `len` 0);
+ * `out_signature_b64` writable.
+ */
+int nexus_sign(const char *private_pem, const uint8_t *data, size_t len, char **out_signature_b64);
+
+/**
+ * Checks the base64 DER signature `signature_b64` of the `len` bytes at `data` against
+ * `public_pem`: `NEXUS_OK` when it matches.
+ *
+ * Errors: `NEXUS_CRYPTO` (the signature does not match the data and key, or is not a
+ * signature at all), `NEXUS_INVALID_ARGUMENT` (malformed key).
+ *
+ * # Safety
+ * Strings NUL-terminated; `data` readable for `len` bytes (or NULL with `len` 0).
+ */
+int nexus_verify(const char *public_pem, const uint8_t *data, size_t len, const char *signature_b64);
+
+/**
+ * Signs the file at `path` with `private_pem` and writes the DER signature to `PATH.sig`
+ * (replacing it atomically), so that `openssl dgst -sha256 -verify pub.pem -signature
+ * PATH.sig PATH` verifies it. The file is read in blocks, not into memory whole.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (malformed key), `NEXUS_IO` (the file cannot be read or
+ * the signature written).
+ *
+ * # Safety
+ * Strings NUL-terminated.
+ */
+int nexus_sign_file(const char *path, const char *private_pem);
+
+/**
+ * Checks `PATH.sig` against the file at `path` and `public_pem`.
+ *
+ * Errors: `NEXUS_CRYPTO` (no `PATH.sig`, or it does not match the file and key),
+ * `NEXUS_INVALID_ARGUMENT` (malformed key), `NEXUS_IO` (the file cannot be read).
+ *
+ * # Safety
+ * Strings NUL-terminated.
+ */
+int nexus_verify_file(const char *path, const char *public_pem);
+
+/**
+ * Planned (encryption at rest): adds a recipient who can open the database. This build
+ * returns `NEXUS_UNSUPPORTED`.
+ *
+ * # Safety
+ * `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
+ */
+int nexus_add_key(nexus_db *db, const char *public_pem);
+
+/**
+ * Planned (encryption at rest): removes a recipient. This build returns
+ * `NEXUS_UNSUPPORTED`.
+ *
+ * # Safety
+ * `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
+ */
+int nexus_remove_key(nexus_db *db, const char *public_pem);
+
+/**
+ * Planned (encryption at rest): rewrites every page under a new data key. This build
+ * returns `NEXUS_UNSUPPORTED`.
+ *
+ * # Safety
+ * `db` a live handle or NULL.
+ */
+int nexus_rekey(nexus_db *db);
+
+/**
+ * Planned (encryption at rest): a backup encrypted to recipients, decrypted, or signed.
+ * This build returns `NEXUS_UNSUPPORTED` (`nexus_backup`, then `nexus_sign_file`, signs a
+ * plain backup).
+ *
+ * # Safety
+ * `db` a live handle or NULL; strings NUL-terminated or NULL.
+ */
+int nexus_backup_with(nexus_db *db, const char *dest_path, const char *options_json);
 
 /**
  * Runs a query on `coll` and writes a cursor to `*out_cursor` (close it with

@@ -41,6 +41,7 @@
 
 mod api;
 mod cache;
+pub mod crypto;
 pub mod document;
 mod engine;
 mod error;

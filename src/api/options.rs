@@ -97,6 +97,12 @@ impl OpenOptions {
         if let Some(v) = r.u64("busy_timeout_ms")? {
             o.busy_timeout_ms = v;
         }
+        if r.string("encryption_key")?.is_some() {
+            // The contract's option (#20); no key is kept, and nothing is opened unencrypted.
+            return Err(Error::Unsupported(
+                "open option 'encryption_key': encryption at rest is not built yet".into(),
+            ));
+        }
         let mut cache = CacheConfig::default();
         if cache.read(&mut r)? {
             o.cache = Some(cache);

@@ -28,8 +28,7 @@ pub const NEXUS_BUSY: c_int = 9;
 pub const NEXUS_READONLY: c_int = 10;
 /// No transaction / already in one / conflict.
 pub const NEXUS_TXN: c_int = 11;
-/// Reserved: wrong key or bad signature, for encryption and signatures (not built yet; no
-/// function of this build returns it).
+/// A signature does not match (or is missing), or a key cannot open an encrypted database.
 pub const NEXUS_CRYPTO: c_int = 12;
 /// The function or option is not implemented by this build, or the file is from a newer version.
 pub const NEXUS_UNSUPPORTED: c_int = 13;

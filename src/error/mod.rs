@@ -59,6 +59,10 @@ pub enum Error {
     /// was written by a newer format version.
     #[error("{0}")]
     Unsupported(String),
+    /// A signature does not match its data and key, a signature file is missing, or (later)
+    /// a key cannot open an encrypted database.
+    #[error("{0}")]
+    Crypto(String),
     /// The handle (connection or cursor) was closed.
     #[error("{0}")]
     Closed(String),
@@ -84,6 +88,7 @@ impl Error {
             Error::ReadOnly(_) => code::NEXUS_READONLY,
             Error::Txn(_) => code::NEXUS_TXN,
             Error::Unsupported(_) => code::NEXUS_UNSUPPORTED,
+            Error::Crypto(_) => code::NEXUS_CRYPTO,
             Error::Closed(_) => code::NEXUS_ERROR,
             Error::Internal(_) => code::NEXUS_INTERNAL,
         }

@@ -109,7 +109,8 @@ pub(crate) fn alloc_string(s: &str) -> Result<*mut c_char> {
     alloc_bytes(s.as_bytes(), true).map(|p| p.cast())
 }
 
-/// Releases memory from [`alloc_bytes`].
+/// Releases memory from [`alloc_bytes`], overwriting it with zeros first: private keys
+/// handed to C (`nexus_keygen`) leave no copy behind in freed memory.
 ///
 /// # Safety
 /// `p` is NULL or was returned by [`alloc_bytes`] and not freed since.
@@ -122,6 +123,10 @@ pub(crate) unsafe fn free_bytes(p: *mut c_void) {
     unsafe {
         let base = p.cast::<u8>().sub(PREFIX);
         let total = base.cast::<usize>().read();
+        // Volatile, so the wipe of memory about to be freed is not optimized away.
+        for i in PREFIX..total {
+            base.add(i).write_volatile(0);
+        }
         dealloc(base, Layout::from_size_align_unchecked(total, PREFIX));
     }
 }

@@ -13,6 +13,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod collection;
+pub mod crypto;
 pub mod cursor;
 pub mod db;
 pub mod document;

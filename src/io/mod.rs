@@ -31,6 +31,20 @@ pub use import::import_file;
 pub use options::{CsvOptions, ExportOptions, ExtJsonMode, Format, ImportOptions};
 pub use report::{ExportReport, ImportReport};
 
+/// Signs the file at `path` with `private_pem` (`crate::crypto`: ECDSA P-256, SHA-256) and
+/// writes the DER signature to `PATH.sig`, atomically (a complete new signature or the old
+/// file), so that `openssl dgst -sha256 -verify pub.pem -signature PATH.sig PATH` and
+/// [`crate::crypto::verify_file`] check it.
+pub fn sign_file(path: &Path, private_pem: &str) -> Result<()> {
+    use std::io::Write;
+    let der = crate::crypto::file_signature(path, private_pem)?;
+    let sig_path = crate::crypto::signature_path(path);
+    let mut out = sink::AtomicFile::create(&sig_path)?;
+    out.write_all(&der)
+        .map_err(|e| crate::Error::io(&sig_path, e))?;
+    out.commit().map(drop)
+}
+
 use crate::error::Result;
 use crate::Collection;
 use std::path::Path;

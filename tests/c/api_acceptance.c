@@ -1853,6 +1853,58 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* Keys and signatures (#20): keygen, public key, sign/verify in memory and of files, and
+ * the encryption functions this build does not have yet (NEXUS_UNSUPPORTED, not success). */
+static void test_signatures(nexus_db *db)
+{
+    char *priv = NULL, *pub = NULL, *pub2 = NULL, *sig = NULL;
+    const char *msg = "signed bytes";
+    section("signatures");
+    CHECK_OK(nexus_keygen(NULL, &priv, &pub));
+    CHECK(priv && strstr(priv, "BEGIN PRIVATE KEY"));
+    CHECK(pub && strstr(pub, "BEGIN PUBLIC KEY"));
+    CHECK_OK(nexus_public_key(priv, &pub2));
+    CHECK(pub2 && pub && strcmp(pub, pub2) == 0);
+    CHECK_OK(nexus_sign(priv, (const uint8_t *)msg, strlen(msg), &sig));
+    CHECK_OK(nexus_verify(pub, (const uint8_t *)msg, strlen(msg), sig));
+    CHECK_RC(nexus_verify(pub, (const uint8_t *)"signed byteS", strlen(msg), sig), NEXUS_CRYPTO);
+    CHECK_RC(nexus_verify(pub, (const uint8_t *)msg, strlen(msg), "AAAA"), NEXUS_CRYPTO);
+    CHECK_RC(nexus_sign(pub, (const uint8_t *)msg, strlen(msg), &sig), NEXUS_INVALID_ARGUMENT);
+    CHECK_RC(nexus_sign(priv, NULL, 3, &sig), NEXUS_INVALID_ARGUMENT);
+    CHECK_RC(nexus_keygen("rsa", &priv, &pub), NEXUS_INVALID_ARGUMENT);
+    CHECK_RC(nexus_keygen("ml-kem-768", &priv, &pub), NEXUS_UNSUPPORTED);
+    CHECK_RC(nexus_keygen(NULL, NULL, &pub), NEXUS_INVALID_ARGUMENT);
+
+    const char *file = path_in_dir("signed.txt");
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs("line one\nline two\n", f);
+        fclose(f);
+    }
+    CHECK_RC(nexus_verify_file(file, pub), NEXUS_CRYPTO); /* no .sig yet */
+    CHECK_OK(nexus_sign_file(file, priv));
+    CHECK_OK(nexus_verify_file(file, pub));
+    f = fopen(file, "a");
+    if (f != NULL) {
+        fputs("appended\n", f);
+        fclose(f);
+    }
+    CHECK_RC(nexus_verify_file(file, pub), NEXUS_CRYPTO);
+
+    CHECK_RC(nexus_add_key(db, pub), NEXUS_UNSUPPORTED);
+    CHECK_RC(nexus_remove_key(db, pub), NEXUS_UNSUPPORTED);
+    CHECK_RC(nexus_rekey(db), NEXUS_UNSUPPORTED);
+    CHECK_RC(nexus_backup_with(db, path_in_dir("enc-backup.db"), NULL), NEXUS_UNSUPPORTED);
+    nexus_db *enc = NULL;
+    CHECK_RC(nexus_open(path_in_dir("enc.db"), "{\"encryption_key\":\"x\"}", &enc), NEXUS_UNSUPPORTED);
+    CHECK(enc == NULL);
+    nexus_free(priv);
+    nexus_free(pub);
+    nexus_free(pub2);
+    nexus_free(sig);
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
@@ -1902,6 +1954,7 @@ int main(int argc, char **argv)
         test_files(db);
         test_maintenance(db);
         test_indexes(db);
+        test_signatures(db);
         CHECK_OK(nexus_close(db));
         test_reopen();
     }

@@ -1,0 +1,257 @@
+//! Key pairs and signatures (`crate::crypto`): `nexus_keygen`, `nexus_public_key`,
+//! `nexus_sign`, `nexus_verify`, `nexus_sign_file`, `nexus_verify_file`; and the encryption
+//! functions of the same contract that this build does not have yet (`NEXUS_UNSUPPORTED`).
+
+use super::db::nexus_db;
+use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg};
+use super::panic::ffi_boundary;
+use super::status::NEXUS_OK;
+use crate::crypto;
+use crate::error::Error;
+use std::ffi::{c_char, c_int};
+use std::path::Path;
+
+/// The bytes `data`/`len` (NULL with `len` 0 is the empty input).
+///
+/// # Safety
+/// `data` NULL or readable for `len` bytes.
+unsafe fn data_arg<'a>(data: *const u8, len: usize) -> Result<&'a [u8], Error> {
+    if data.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Error::invalid("data is NULL but len is not 0"))
+        };
+    }
+    // SAFETY: non-NULL and readable for `len` bytes per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Makes a key pair of `algorithm` (NULL or `"p256"`): `*out_private_pem` the private key as
+/// PKCS#8 PEM (`BEGIN PRIVATE KEY`), `*out_public_pem` the public key as SPKI PEM (`BEGIN
+/// PUBLIC KEY`), both as OpenSSL reads them. Free both with `nexus_free` (which wipes them).
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (unknown algorithm, NULL out-pointer),
+/// `NEXUS_UNSUPPORTED` (a post-quantum algorithm: the `pqc` feature is not built yet).
+///
+/// # Safety
+/// `algorithm` NULL or NUL-terminated; the out-pointers writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_keygen(
+    algorithm: *const c_char,
+    out_private_pem: *mut *mut c_char,
+    out_public_pem: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        out_arg(out_private_pem, "out_private_pem")?;
+        out_arg(out_public_pem, "out_public_pem")?;
+        // SAFETY: caller contract.
+        let algorithm = unsafe { opt_str_arg(algorithm, "algorithm") }?;
+        let (private, public) = crypto::keygen(algorithm)?;
+        let public = alloc_string(&public)?;
+        let private = match alloc_string(&private) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: allocated just above and not handed out.
+                unsafe { super::handle::free_bytes(public.cast()) };
+                return Err(e);
+            }
+        };
+        // SAFETY: both checked non-NULL; writable per the caller's contract.
+        unsafe {
+            out_private_pem.write(private);
+            out_public_pem.write(public);
+        }
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Writes the public key (SPKI PEM) of `private_pem` to `*out_public_pem` (free with
+/// `nexus_free`).
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (not a P-256 PKCS#8 PEM private key; the message says
+/// what it is instead, never the key).
+///
+/// # Safety
+/// `private_pem` NUL-terminated; `out_public_pem` writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_public_key(
+    private_pem: *const c_char,
+    out_public_pem: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        out_arg(out_public_pem, "out_public_pem")?;
+        // SAFETY: caller contract.
+        let private = unsafe { str_arg(private_pem, "private_pem") }?;
+        let public = alloc_string(&crypto::public_key(private)?)?;
+        // SAFETY: checked non-NULL; writable per the caller's contract.
+        unsafe { out_public_pem.write(public) };
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Signs the `len` bytes at `data` with `private_pem` (ECDSA P-256, SHA-256) and writes the
+/// DER signature, base64-encoded, to `*out_signature_b64` (free with `nexus_free`): the
+/// bytes `openssl dgst -sha256 -sign` writes.
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (malformed key, NULL data with a length).
+///
+/// # Safety
+/// `private_pem` NUL-terminated; `data` readable for `len` bytes (or NULL with `len` 0);
+/// `out_signature_b64` writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_sign(
+    private_pem: *const c_char,
+    data: *const u8,
+    len: usize,
+    out_signature_b64: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        out_arg(out_signature_b64, "out_signature_b64")?;
+        // SAFETY: caller contract (both lines).
+        let private = unsafe { str_arg(private_pem, "private_pem") }?;
+        let data = unsafe { data_arg(data, len) }?;
+        let sig = alloc_string(&crypto::sign_base64(private, data)?)?;
+        // SAFETY: checked non-NULL; writable per the caller's contract.
+        unsafe { out_signature_b64.write(sig) };
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Checks the base64 DER signature `signature_b64` of the `len` bytes at `data` against
+/// `public_pem`: `NEXUS_OK` when it matches.
+///
+/// Errors: `NEXUS_CRYPTO` (the signature does not match the data and key, or is not a
+/// signature at all), `NEXUS_INVALID_ARGUMENT` (malformed key).
+///
+/// # Safety
+/// Strings NUL-terminated; `data` readable for `len` bytes (or NULL with `len` 0).
+#[no_mangle]
+pub unsafe extern "C" fn nexus_verify(
+    public_pem: *const c_char,
+    data: *const u8,
+    len: usize,
+    signature_b64: *const c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let public = unsafe { str_arg(public_pem, "public_pem") }?;
+        let data = unsafe { data_arg(data, len) }?;
+        let sig = unsafe { str_arg(signature_b64, "signature_b64") }?;
+        crypto::verify_base64(public, data, sig)?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Signs the file at `path` with `private_pem` and writes the DER signature to `PATH.sig`
+/// (replacing it atomically), so that `openssl dgst -sha256 -verify pub.pem -signature
+/// PATH.sig PATH` verifies it. The file is read in blocks, not into memory whole.
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (malformed key), `NEXUS_IO` (the file cannot be read or
+/// the signature written).
+///
+/// # Safety
+/// Strings NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_sign_file(path: *const c_char, private_pem: *const c_char) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (both lines).
+        let path = unsafe { str_arg(path, "path") }?;
+        let private = unsafe { str_arg(private_pem, "private_pem") }?;
+        crate::io::sign_file(Path::new(path), private)?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Checks `PATH.sig` against the file at `path` and `public_pem`.
+///
+/// Errors: `NEXUS_CRYPTO` (no `PATH.sig`, or it does not match the file and key),
+/// `NEXUS_INVALID_ARGUMENT` (malformed key), `NEXUS_IO` (the file cannot be read).
+///
+/// # Safety
+/// Strings NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_verify_file(
+    path: *const c_char,
+    public_pem: *const c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (both lines).
+        let path = unsafe { str_arg(path, "path") }?;
+        let public = unsafe { str_arg(public_pem, "public_pem") }?;
+        crypto::verify_file(Path::new(path), public)?;
+        Ok(NEXUS_OK)
+    })
+}
+
+/// The error of the encryption functions this build does not have.
+fn no_encryption(what: &str) -> Error {
+    Error::unsupported(format!(
+        "{what}: encryption at rest is not built yet (signatures are: nexus_sign, nexus_sign_file)"
+    ))
+}
+
+/// Planned (encryption at rest): adds a recipient who can open the database. This build
+/// returns `NEXUS_UNSUPPORTED`.
+///
+/// # Safety
+/// `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_add_key(db: *mut nexus_db, public_pem: *const c_char) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let _ = unsafe { handle_ref(db, "db") }?;
+        let _ = unsafe { str_arg(public_pem, "public_pem") }?;
+        Err(no_encryption("nexus_add_key"))
+    })
+}
+
+/// Planned (encryption at rest): removes a recipient. This build returns
+/// `NEXUS_UNSUPPORTED`.
+///
+/// # Safety
+/// `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_remove_key(db: *mut nexus_db, public_pem: *const c_char) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let _ = unsafe { handle_ref(db, "db") }?;
+        let _ = unsafe { str_arg(public_pem, "public_pem") }?;
+        Err(no_encryption("nexus_remove_key"))
+    })
+}
+
+/// Planned (encryption at rest): rewrites every page under a new data key. This build
+/// returns `NEXUS_UNSUPPORTED`.
+///
+/// # Safety
+/// `db` a live handle or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_rekey(db: *mut nexus_db) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract.
+        let _ = unsafe { handle_ref(db, "db") }?;
+        Err(no_encryption("nexus_rekey"))
+    })
+}
+
+/// Planned (encryption at rest): a backup encrypted to recipients, decrypted, or signed.
+/// This build returns `NEXUS_UNSUPPORTED` (`nexus_backup`, then `nexus_sign_file`, signs a
+/// plain backup).
+///
+/// # Safety
+/// `db` a live handle or NULL; strings NUL-terminated or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_backup_with(
+    db: *mut nexus_db,
+    dest_path: *const c_char,
+    options_json: *const c_char,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let _ = unsafe { handle_ref(db, "db") }?;
+        let _ = unsafe { str_arg(dest_path, "dest_path") }?;
+        let _ = unsafe { opt_str_arg(options_json, "options_json") }?;
+        Err(no_encryption("nexus_backup_with"))
+    })
+}

@@ -1,0 +1,197 @@
+//! Keys and signatures against the `openssl` command line (installed by `make setup`): keys
+//! NexusLite makes are keys OpenSSL reads, a signature NexusLite writes is one `openssl dgst
+//! -sha256 -verify` accepts, and the other way round; through the C ABI as C callers use it.
+
+use nexus::ffi::crypto::{
+    nexus_keygen, nexus_public_key, nexus_sign, nexus_sign_file, nexus_verify, nexus_verify_file,
+};
+use nexus::ffi::maintenance::nexus_free;
+use std::ffi::{c_char, CStr, CString};
+use std::path::Path;
+use std::process::Command;
+
+const OK: i32 = 0;
+const INVALID: i32 = 3;
+const CRYPTO: i32 = 12;
+
+fn openssl(args: &[&str]) -> std::process::Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl command line (make setup installs it)")
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// Takes a library-owned string.
+fn take(p: *mut c_char) -> String {
+    assert!(!p.is_null());
+    // SAFETY: a NUL-terminated string from the library, freed right after.
+    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
+    // SAFETY: returned by the library and not freed yet.
+    unsafe { nexus_free(p.cast()) };
+    s
+}
+
+fn keygen() -> (String, String) {
+    let (mut private, mut public) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: NULL algorithm (the default), writable out-pointers.
+    let rc = unsafe { nexus_keygen(std::ptr::null(), &mut private, &mut public) };
+    assert_eq!(rc, OK);
+    (take(private), take(public))
+}
+
+fn path_c(p: &Path) -> CString {
+    c(p.to_str().unwrap())
+}
+
+#[test]
+fn nexus_keys_and_signatures_are_what_openssl_reads_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = keygen();
+    let priv_file = dir.path().join("priv.pem");
+    let pub_file = dir.path().join("pub.pem");
+    std::fs::write(&priv_file, &private).unwrap();
+    std::fs::write(&pub_file, &public).unwrap();
+    // OpenSSL derives the same public key from NexusLite's private key.
+    let derived = openssl(&["pkey", "-in", priv_file.to_str().unwrap(), "-pubout"]);
+    assert!(derived.status.success(), "{derived:?}");
+    assert_eq!(String::from_utf8(derived.stdout).unwrap(), public);
+
+    // A file NexusLite signs verifies with openssl.
+    let data_file = dir.path().join("export.ndjson");
+    std::fs::write(&data_file, "{\"a\":1}\n{\"a\":2}\n").unwrap();
+    // SAFETY: NUL-terminated strings.
+    let rc = unsafe { nexus_sign_file(path_c(&data_file).as_ptr(), c(&private).as_ptr()) };
+    assert_eq!(rc, OK);
+    let sig_file = dir.path().join("export.ndjson.sig");
+    let args = [
+        "dgst",
+        "-sha256",
+        "-verify",
+        pub_file.to_str().unwrap(),
+        "-signature",
+        sig_file.to_str().unwrap(),
+        data_file.to_str().unwrap(),
+    ];
+    let v = openssl(&args);
+    assert!(v.status.success(), "{v:?}");
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "Verified OK");
+    // SAFETY: NUL-terminated strings.
+    let rc = unsafe { nexus_verify_file(path_c(&data_file).as_ptr(), c(&public).as_ptr()) };
+    assert_eq!(rc, OK);
+    // Changed data: both refuse it.
+    std::fs::write(&data_file, "{\"a\":1}\n{\"a\":3}\n").unwrap();
+    assert!(!openssl(&args).status.success());
+    // SAFETY: as above.
+    let rc = unsafe { nexus_verify_file(path_c(&data_file).as_ptr(), c(&public).as_ptr()) };
+    assert_eq!(rc, CRYPTO);
+
+    // nexus_sign's base64 is the DER openssl checks.
+    let data = b"bytes in memory";
+    let mut sig = std::ptr::null_mut();
+    // SAFETY: `data` readable for its length; writable out-pointer.
+    let rc = unsafe { nexus_sign(c(&private).as_ptr(), data.as_ptr(), data.len(), &mut sig) };
+    assert_eq!(rc, OK);
+    let sig = take(sig);
+    let blob = dir.path().join("blob");
+    std::fs::write(&blob, data).unwrap();
+    let der = dir.path().join("blob.der");
+    use base64::Engine as _;
+    std::fs::write(
+        &der,
+        base64::engine::general_purpose::STANDARD
+            .decode(&sig)
+            .unwrap(),
+    )
+    .unwrap();
+    let v = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        pub_file.to_str().unwrap(),
+        "-signature",
+        der.to_str().unwrap(),
+        blob.to_str().unwrap(),
+    ]);
+    assert!(v.status.success(), "{v:?}");
+    // SAFETY: as above.
+    let rc = unsafe {
+        nexus_verify(
+            c(&public).as_ptr(),
+            data.as_ptr(),
+            data.len(),
+            c(&sig).as_ptr(),
+        )
+    };
+    assert_eq!(rc, OK);
+    // SAFETY: as above.
+    let rc = unsafe { nexus_verify(c(&public).as_ptr(), b"other".as_ptr(), 5, c(&sig).as_ptr()) };
+    assert_eq!(rc, CRYPTO);
+}
+
+#[test]
+fn openssl_keys_and_signatures_are_what_nexus_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let priv_file = dir.path().join("priv.pem");
+    let pub_file = dir.path().join("pub.pem");
+    let p = priv_file.to_str().unwrap();
+    let g = openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        p,
+    ]);
+    assert!(g.status.success(), "{g:?}");
+    let o = openssl(&[
+        "pkey",
+        "-in",
+        p,
+        "-pubout",
+        "-out",
+        pub_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let private = std::fs::read_to_string(&priv_file).unwrap();
+    let public = std::fs::read_to_string(&pub_file).unwrap();
+    let mut derived = std::ptr::null_mut();
+    // SAFETY: NUL-terminated key, writable out-pointer.
+    assert_eq!(
+        unsafe { nexus_public_key(c(&private).as_ptr(), &mut derived) },
+        OK
+    );
+    assert_eq!(take(derived), public);
+    // A file openssl signs verifies with NexusLite.
+    let data_file = dir.path().join("backup.db");
+    std::fs::write(&data_file, vec![7u8; 100_000]).unwrap();
+    let sig_file = dir.path().join("backup.db.sig");
+    let s = openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        p,
+        "-out",
+        sig_file.to_str().unwrap(),
+        data_file.to_str().unwrap(),
+    ]);
+    assert!(s.status.success(), "{s:?}");
+    // SAFETY: NUL-terminated strings.
+    let rc = unsafe { nexus_verify_file(path_c(&data_file).as_ptr(), c(&public).as_ptr()) };
+    assert_eq!(rc, OK);
+    // A public key where a private one belongs, and a missing signature.
+    let mut out = std::ptr::null_mut();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { nexus_public_key(c(&public).as_ptr(), &mut out) },
+        INVALID
+    );
+    std::fs::remove_file(&sig_file).unwrap();
+    // SAFETY: as above.
+    let rc = unsafe { nexus_verify_file(path_c(&data_file).as_ptr(), c(&public).as_ptr()) };
+    assert_eq!(rc, CRYPTO);
+}
