@@ -1,8 +1,8 @@
 //! The real `nexus` binary's one-shot subcommands: import/export with their options, find
 //! (NDJSON on stdout, mongosh-style filters), count (the number alone), insert, update,
 //! delete, collections, stats, checkpoint, compact, check, backup (unsupported on `wal`)
-//! and exit 1, the index commands (create-index, indexes, explain, drop-index); errors are
-//! one line on stderr with exit 1, usage errors exit 2.
+//! and exit 1, the index commands (create-index, indexes, explain, drop-index), keygen / sign
+//! / verify; errors are one line on stderr with exit 1, usage errors exit 2.
 
 mod common;
 use common::{nexus, ok};
@@ -405,4 +405,42 @@ fn index_commands_create_list_explain_drop() {
     );
     assert!(fails(&["create-index", "i.db", "users"], d, 2).contains("usage error"));
     assert!(fails(&["indexes", "missing.db", "users"], d, 1).contains("no such database"));
+}
+
+#[test]
+fn keygen_sign_and_verify_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["keygen", "me.key", "me.pub"], d);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("me.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the private key is its owner's alone");
+    }
+    let err = fails(&["keygen", "me.key", "other.pub"], d, 1);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        !d.join("other.pub").exists(),
+        "nothing written when one name is taken"
+    );
+    std::fs::write(d.join("data.ndjson"), "{\"a\":1}\n").unwrap();
+    ok(&["sign", "data.ndjson", "--key", "me.key"], d);
+    assert!(d.join("data.ndjson.sig").exists());
+    let o = ok(&["verify", "data.ndjson", "--key", "me.pub"], d);
+    assert_eq!(o.trim(), "data.ndjson: signature verified");
+    std::fs::write(d.join("data.ndjson"), "{\"a\":2}\n").unwrap();
+    let err = fails(&["verify", "data.ndjson", "--key", "me.pub"], d, 1);
+    assert!(err.contains("does not match"), "{err}");
+    // A private key where the public one belongs: said so, the key not echoed.
+    let err = fails(&["verify", "data.ndjson", "--key", "me.key"], d, 1);
+    assert!(err.contains("this is a private key"), "{err}");
+    let key = std::fs::read_to_string(d.join("me.key")).unwrap();
+    let body = key.lines().nth(1).unwrap();
+    assert!(!err.contains(body), "{err}");
+    let err = fails(&["keygen", "a.key", "a.pub", "--algorithm", "rsa"], d, 1);
+    assert!(err.contains("unknown key algorithm"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! The document commands shared by the one-shot subcommands and the shell: find, count,
 //! insert, update, delete, collections, stats, and the index commands create-index, drop-index,
-//! indexes, explain. Each takes parsed arguments, runs them
+//! indexes, explain; and keygen, sign and verify (keys and signature files, no database).
+//! Each takes parsed arguments, runs them
 //! through the Rust API and writes plain results to `out` (documents as relaxed Extended
 //! JSON, one per line; counts as bare numbers).
 
@@ -178,4 +179,64 @@ pub fn explain(
     let plan = db.collection(coll).explain(filter, opts).map_err(err)?;
     let json = bson::Bson::Document(plan).into_relaxed_extjson();
     writeln!(out, "{}", serde_json::to_string_pretty(&json).map_err(err)?).map_err(err)
+}
+
+/// Reads a PEM key file (its text is never put in a message).
+fn read_key(path: &std::path::Path) -> Result<nexus::crypto::Zeroizing<String>, String> {
+    std::fs::read_to_string(path)
+        .map(nexus::crypto::Zeroizing::new)
+        .map_err(|e| format!("key file {}: {e}", path.display()))
+}
+
+/// Writes `text` to a new file (never over an existing one), readable by its owner only
+/// when `private`.
+fn write_new(path: &std::path::Path, text: &str, private: bool) -> CmdResult {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = o
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn keygen(
+    private: &std::path::Path,
+    public: &std::path::Path,
+    algorithm: Option<&str>,
+) -> CmdResult {
+    let (private_pem, public_pem) = nexus::crypto::keygen(algorithm).map_err(err)?;
+    // Both names are checked before either file is written.
+    for p in [private, public] {
+        if p.symlink_metadata().is_ok() {
+            return Err(format!("{} already exists", p.display()));
+        }
+    }
+    write_new(private, &private_pem, true)?;
+    write_new(public, &public_pem, false)
+}
+
+pub fn sign(file: &std::path::Path, key: &std::path::Path) -> CmdResult {
+    nexus::io::sign_file(file, &read_key(key)?).map_err(err)
+}
+
+pub fn verify(
+    file: &std::path::Path,
+    key: &std::path::Path,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> CmdResult {
+    nexus::crypto::verify_file(file, &read_key(key)?).map_err(err)?;
+    if !quiet {
+        writeln!(out, "{}: signature verified", file.display()).map_err(err)?;
+    }
+    Ok(())
 }

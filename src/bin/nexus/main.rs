@@ -201,12 +201,35 @@ enum Command {
         #[command(flatten)]
         options: FindArgs,
     },
+    /// Make a P-256 key pair: PRIVATE gets the private key (PKCS#8 PEM, readable by its owner
+    /// only), PUBLIC the public key (SPKI PEM); neither file may exist.
+    Keygen {
+        private: PathBuf,
+        public: PathBuf,
+        /// The algorithm (p256, the default).
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
+    /// Sign FILE with the private key in the PEM file KEY: writes FILE.sig (DER ECDSA-SHA256,
+    /// what `openssl dgst -sha256 -sign` writes).
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check FILE.sig against FILE and the public key in the PEM file KEY; exit 1 when it is
+    /// missing or does not match.
+    Verify {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 impl Command {
-    /// The database the command works on.
-    fn database(&self) -> &std::path::Path {
-        match self {
+    /// The database the command works on (none for the key and signature commands).
+    fn database(&self) -> Option<&std::path::Path> {
+        Some(match self {
             Command::Shell { db }
             | Command::Import { db, .. }
             | Command::Export { db, .. }
@@ -225,7 +248,8 @@ impl Command {
             | Command::DropIndex { db, .. }
             | Command::Indexes { db, .. }
             | Command::Explain { db, .. } => db,
-        }
+            Command::Keygen { .. } | Command::Sign { .. } | Command::Verify { .. } => return None,
+        })
     }
 }
 
@@ -565,6 +589,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 &mut out,
             )
         }
+        Command::Keygen {
+            private,
+            public,
+            algorithm,
+        } => commands::keygen(&private, &public, algorithm.as_deref()),
+        Command::Sign { file, key } => commands::sign(&file, &key),
+        Command::Verify { file, key } => commands::verify(&file, &key, quiet, &mut out),
     };
     r?;
     match out.flush() {
@@ -596,7 +627,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = logging::init(cli.log_config.as_deref(), Some(cli.command.database())) {
+    if let Err(e) = logging::init(cli.log_config.as_deref(), cli.command.database()) {
         eprintln!("nexus: error: {}", shell::one_line(&e));
         return ExitCode::from(1);
     }
