@@ -636,9 +636,10 @@ int nexus_find_one_and_delete(nexus_db *db, const char *coll, const char *filter
  * listed in the sidecar and skipped), `error_sidecar` (path, default `<path>.errors.jsonl`),
  * `dry_run` (bool: read and check everything, write nothing), CSV `delimiter` (one
  * character; detected when absent), `has_headers` (default true), `type_infer` (default
- * true), JSON `array_mode` (bool; detected when absent), and `ttl_field` / `persistent`
- * (ephemeral documents: `NEXUS_UNSUPPORTED` until TTL exists). Unknown keys are
- * `NEXUS_INVALID_ARGUMENT`.
+ * true), JSON `array_mode` (bool; detected when absent), `ttl_field` / `persistent`
+ * (ephemeral documents), and `verify_key` (a public key PEM: `PATH.sig` is checked against
+ * the file first; missing or not matching is `NEXUS_CRYPTO` and nothing is inserted).
+ * Unknown keys are `NEXUS_INVALID_ARGUMENT`.
  *
  * On success `*out_report_json` (when `out_report_json` is not NULL) receives
  * `{"format","read","imported","failed","bytes","elapsed_ms","batches","docs_per_sec",
@@ -666,9 +667,10 @@ int nexus_import(nexus_db *db, const char *coll, const char *path, const char *o
  * the extension, else NDJSON; `"csv"`, `"ndjson"`, `"json"`, `"bson"`), `filter` (a query
  * object), `fields` (array of dotted paths: the CSV columns in order; default every field
  * seen), `extended_json` (`"relaxed"` default, or `"canonical"` for exact types),
- * `delimiter`, `has_headers` (CSV), `array_mode` (JSON: one array, default true) and
- * `pretty` (JSON). Unknown keys are `NEXUS_INVALID_ARGUMENT`. A missing collection exports an
- * empty file.
+ * `delimiter`, `has_headers` (CSV), `array_mode` (JSON: one array, default true),
+ * `pretty` (JSON) and `sign_key` (a private key PEM, checked first: once the file is
+ * complete its signature is written to `PATH.sig`, see `nexus_sign_file`). Unknown keys are
+ * `NEXUS_INVALID_ARGUMENT`. A missing collection exports an empty file.
  *
  * On success `*out_report_json` (when not NULL) receives
  * `{"format","exported","bytes","elapsed_ms","docs_per_sec","path"}` (free with `nexus_free`).

@@ -443,4 +443,47 @@ fn keygen_sign_and_verify_files() {
     assert!(!err.contains(body), "{err}");
     let err = fails(&["keygen", "a.key", "a.pub", "--algorithm", "rsa"], d, 1);
     assert!(err.contains("unknown key algorithm"), "{err}");
+    // export --sign-key writes the signature that import --verify-key checks first.
+    ok(&["insert", "t.db", "c", "[{_id: 1}, {_id: 2}]"], d);
+    ok(
+        &[
+            "-q",
+            "export",
+            "t.db",
+            "c",
+            "c.ndjson",
+            "--sign-key",
+            "me.key",
+        ],
+        d,
+    );
+    ok(&["verify", "c.ndjson", "--key", "me.pub"], d);
+    ok(
+        &[
+            "-q",
+            "import",
+            "u.db",
+            "c",
+            "c.ndjson",
+            "--verify-key",
+            "me.pub",
+        ],
+        d,
+    );
+    assert_eq!(ok(&["count", "u.db", "c"], d).trim(), "2");
+    std::fs::write(d.join("c.ndjson"), "{\"_id\": 3}\n").unwrap();
+    let err = fails(
+        &[
+            "-q",
+            "import",
+            "v.db",
+            "c",
+            "c.ndjson",
+            "--verify-key",
+            "me.pub",
+        ],
+        d,
+        1,
+    );
+    assert!(err.contains("does not match"), "{err}");
 }

@@ -195,3 +195,68 @@ fn openssl_keys_and_signatures_are_what_nexus_reads() {
     let rc = unsafe { nexus_verify_file(path_c(&data_file).as_ptr(), c(&public).as_ptr()) };
     assert_eq!(rc, CRYPTO);
 }
+
+/// Export's `sign_key` writes `FILE.sig` that openssl verifies; import's `verify_key`
+/// refuses a file whose signature is missing or does not match, inserting nothing.
+#[test]
+fn exports_are_signed_and_imports_check_the_signature_first() {
+    use nexus::io::{ExportOptions, ImportOptions};
+    use nexus::{Database, Document};
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = keygen();
+    let db = Database::open(dir.path().join("src.db"), Default::default()).unwrap();
+    let c = db.collection("users");
+    for i in 0..50 {
+        c.insert(Document::from_json(&format!(r#"{{"_id": {i}, "name": "u{i}"}}"#)).unwrap())
+            .unwrap();
+    }
+    let file = dir.path().join("users.ndjson");
+    // A malformed key fails before anything is written.
+    let bad = ExportOptions {
+        sign_key: Some(nexus::crypto::PrivatePem::new(public.clone())),
+        ..ExportOptions::default()
+    };
+    assert_eq!(c.export(&file, &bad).unwrap_err().code(), INVALID);
+    assert!(!file.exists());
+    let opts = ExportOptions {
+        sign_key: Some(nexus::crypto::PrivatePem::new(private.clone())),
+        ..ExportOptions::default()
+    };
+    assert!(
+        !format!("{opts:?}").contains("PRIVATE"),
+        "Debug hides the key"
+    );
+    c.export(&file, &opts).unwrap();
+    let pub_file = dir.path().join("pub.pem");
+    std::fs::write(&pub_file, &public).unwrap();
+    let v = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        pub_file.to_str().unwrap(),
+        "-signature",
+        dir.path().join("users.ndjson.sig").to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(v.status.success(), "{v:?}");
+
+    let dst = Database::open(dir.path().join("dst.db"), Default::default()).unwrap();
+    let into = dst.collection("users");
+    let checked = ImportOptions {
+        verify_key: Some(public.clone()),
+        ..ImportOptions::default()
+    };
+    // Changed after signing: refused, nothing inserted.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("u7", "u8")).unwrap();
+    assert_eq!(into.import(&file, &checked).unwrap_err().code(), CRYPTO);
+    assert_eq!(into.count(&Default::default()).unwrap(), 0);
+    std::fs::write(&file, &text).unwrap();
+    let report = into.import(&file, &checked).unwrap();
+    assert_eq!(report.imported, 50);
+    // No signature at all: refused.
+    std::fs::remove_file(dir.path().join("users.ndjson.sig")).unwrap();
+    let other = dst.collection("other");
+    assert_eq!(other.import(&file, &checked).unwrap_err().code(), CRYPTO);
+    assert_eq!(other.count(&Default::default()).unwrap(), 0);
+}

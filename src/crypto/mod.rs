@@ -24,6 +24,32 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 pub use zeroize::Zeroizing;
 
+/// A private key's PEM text in an option (export's `sign_key`): zeroized when dropped and
+/// never shown by `Debug`.
+#[derive(Clone)]
+pub struct PrivatePem(Zeroizing<String>);
+
+impl PrivatePem {
+    /// Wraps PEM text (checked when it is used).
+    pub fn new(pem: String) -> Self {
+        Self(Zeroizing::new(pem))
+    }
+    /// The PEM text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Checks that this is a P-256 private key (before work that would sign with it).
+    pub fn check(&self) -> Result<()> {
+        private_key(&self.0).map(drop)
+    }
+}
+
+impl std::fmt::Debug for PrivatePem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivatePem(..)")
+    }
+}
+
 /// The algorithms [`keygen`] knows by name.
 const P256: &str = "p256";
 /// Post-quantum algorithms the API reserves for the `pqc` feature (not built yet).

@@ -34,6 +34,9 @@ pub fn export_file(
 ) -> Result<ExportReport> {
     let started = Instant::now();
     Database::check_output_path(path, "export destination")?;
+    if let Some(key) = &opts.sign_key {
+        key.check()?;
+    }
     let format = match opts.format {
         Format::Auto => format_from_extension(path).unwrap_or(Format::Ndjson),
         f => f,
@@ -125,6 +128,9 @@ pub fn export_file(
         }
     }
     let bytes = out.commit()?;
+    if let Some(key) = &opts.sign_key {
+        super::sign_file(path, key.as_str())?;
+    }
     progress(&Progress {
         bytes,
         total_bytes: None,

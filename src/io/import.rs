@@ -160,6 +160,9 @@ pub fn import_file(
     let started = Instant::now();
     opts.check_supported()?;
     check_collection_name(coll)?;
+    if let Some(key) = &opts.verify_key {
+        crate::crypto::verify_file(path, key)?;
+    }
     let sidecar_path = opts.skip_errors.then(|| {
         opts.error_sidecar
             .clone()

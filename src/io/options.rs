@@ -117,6 +117,10 @@ pub struct ImportOptions {
     /// JSON: `None` detects; `Some(true)` requires one array; `Some(false)` requires
     /// concatenated documents.
     pub array_mode: Option<bool>,
+    /// A public key (SPKI PEM): `FILE.sig` is checked against the file and this key before
+    /// anything is read (`crate::crypto::verify_file`); a missing or wrong signature is
+    /// [`Error::Crypto`] and nothing is inserted.
+    pub verify_key: Option<String>,
 }
 
 impl Default for ImportOptions {
@@ -132,6 +136,7 @@ impl Default for ImportOptions {
             dry_run: false,
             csv: CsvOptions::default(),
             array_mode: None,
+            verify_key: None,
         }
     }
 }
@@ -154,6 +159,9 @@ pub struct ExportOptions {
     pub array_mode: Option<bool>,
     /// JSON / NDJSON: indent (JSON only; NDJSON stays one document per line).
     pub pretty: bool,
+    /// A private key: once the export is complete, its signature is written to `FILE.sig`
+    /// (`crate::io::sign_file`). The key is checked before anything is written.
+    pub sign_key: Option<crate::crypto::PrivatePem>,
 }
 
 fn read_format(r: &mut OptionReader) -> Result<Format> {
@@ -185,7 +193,7 @@ fn read_delimiter(r: &mut OptionReader) -> Result<Option<u8>> {
 impl ImportOptions {
     /// Parses the JSON options of `nexus_import` (`None` or empty: defaults): `format`,
     /// `batch_size`, `persistent`, `ttl_field`, `skip_errors`, `error_sidecar`, `atomic`,
-    /// `dry_run`, `delimiter`, `has_headers`, `type_infer`, `array_mode`.
+    /// `dry_run`, `delimiter`, `has_headers`, `type_infer`, `array_mode`, `verify_key`.
     pub fn from_json(text: Option<&str>) -> Result<Self> {
         let mut r = OptionReader::parse(text, "import options")?;
         let d = Self::default();
@@ -219,6 +227,7 @@ impl ImportOptions {
                 type_infer: r.bool("type_infer")?.unwrap_or(true),
             },
             array_mode: r.bool("array_mode")?,
+            verify_key: r.string("verify_key")?,
         };
         r.finish()?;
         Ok(o)
@@ -274,7 +283,7 @@ impl ImportOptions {
 impl ExportOptions {
     /// Parses the JSON options of `nexus_export` (`None` or empty: defaults): `format`,
     /// `filter`, `fields`, `extended_json`, `delimiter`, `has_headers`, `array_mode`,
-    /// `pretty`.
+    /// `pretty`, `sign_key`.
     pub fn from_json(text: Option<&str>) -> Result<Self> {
         let mut r = OptionReader::parse(text, "export options")?;
         let format = read_format(&mut r)?;
@@ -322,6 +331,7 @@ impl ExportOptions {
             },
             array_mode: r.bool("array_mode")?,
             pretty: r.bool("pretty")?.unwrap_or(false),
+            sign_key: r.string("sign_key")?.map(crate::crypto::PrivatePem::new),
         };
         r.finish()?;
         Ok(o)

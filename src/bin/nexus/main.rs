@@ -77,6 +77,10 @@ enum Command {
         /// CSV: keep every cell as a string.
         #[arg(long)]
         no_type_infer: bool,
+        /// Check FILE.sig against FILE and the public key in this PEM file first; import
+        /// nothing when it is missing or does not match.
+        #[arg(long, value_name = "KEY")]
+        verify_key: Option<PathBuf>,
     },
     /// Export a collection to a CSV, NDJSON, JSON or BSON file (written atomically).
     Export {
@@ -107,6 +111,9 @@ enum Command {
         /// CSV: no header row.
         #[arg(long)]
         no_headers: bool,
+        /// Sign the exported file with the private key in this PEM file (writes FILE.sig).
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
     },
     /// Print matching documents as NDJSON.
     Find {
@@ -369,8 +376,17 @@ fn run(cli: Cli) -> Result<(), String> {
             delimiter: d,
             no_headers,
             no_type_infer,
+            verify_key,
         } => {
+            let verify_key = match verify_key {
+                Some(k) => Some(
+                    std::fs::read_to_string(&k)
+                        .map_err(|e| format!("key file {}: {e}", k.display()))?,
+                ),
+                None => None,
+            };
             let opts = ImportOptions {
+                verify_key,
                 format: format(&f)?,
                 batch_size: usize::try_from(batch_size).unwrap_or(usize::MAX).max(1),
                 ttl_field,
@@ -417,8 +433,17 @@ fn run(cli: Cli) -> Result<(), String> {
             no_array,
             delimiter: d,
             no_headers,
+            sign_key,
         } => {
+            let sign_key = match sign_key {
+                Some(k) => Some(nexus::crypto::PrivatePem::new(
+                    std::fs::read_to_string(&k)
+                        .map_err(|e| format!("key file {}: {e}", k.display()))?,
+                )),
+                None => None,
+            };
             let opts = ExportOptions {
+                sign_key,
                 format: format(&f)?,
                 filter: filter
                     .as_deref()
