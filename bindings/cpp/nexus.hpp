@@ -856,6 +856,120 @@ private:
 
 inline Transaction Database::transaction() { return Transaction(*this); }
 
+// ---------------------------------------------------------------------------------------
+// Keys and signatures
+// ---------------------------------------------------------------------------------------
+
+/// A P-256 key pair, or a public key alone, as the PEM OpenSSL reads (PKCS#8 private key,
+/// SPKI public key). Signatures are ECDSA-SHA256: DER in base64 for bytes in memory, a
+/// PATH.sig file for files (what `openssl dgst -sha256 -sign` writes). A signature that
+/// does not match makes verify() / verify_file() return false; a malformed key throws
+/// Error (NEXUS_INVALID_ARGUMENT). Move-only; the private key's bytes are overwritten
+/// with zeros when the Key is destroyed or moved from.
+class Key {
+public:
+    /// A new key pair ("p256", the default algorithm).
+    static Key generate(std::string_view algorithm = {}) {
+        detail::OptCStr a(algorithm, "algorithm");
+        char* priv = nullptr;
+        char* pub = nullptr;
+        detail::check(nexus_keygen(a.get(), &priv, &pub));
+        detail::owned_cstr p(priv), q(pub);
+        return Key(detail::to_string(p), detail::to_string(q));
+    }
+    /// The key pair of a private key (its public key derived).
+    static Key from_private_pem(std::string_view private_pem) {
+        std::string priv(private_pem);
+        detail::CStr c(priv, "private key");
+        char* pub = nullptr;
+        const int rc = nexus_public_key(c.get(), &pub);
+        wipe(priv);
+        detail::check(rc);
+        detail::owned_cstr q(pub);
+        return Key(std::string(private_pem), detail::to_string(q));
+    }
+    /// A public key alone (verification only).
+    static Key from_public_pem(std::string_view public_pem) {
+        return Key(std::string(), std::string(public_pem));
+    }
+
+    Key(Key&& o) noexcept : private_(std::move(o.private_)), public_(std::move(o.public_)) {
+        wipe(o.private_);
+    }
+    Key& operator=(Key&& o) noexcept {
+        if (this != &o) {
+            wipe(private_);
+            private_ = std::move(o.private_);
+            public_ = std::move(o.public_);
+            wipe(o.private_);
+        }
+        return *this;
+    }
+    Key(const Key&) = delete;
+    Key& operator=(const Key&) = delete;
+    ~Key() { wipe(private_); }
+
+    bool has_private() const noexcept { return !private_.empty(); }
+    const std::string& public_pem() const noexcept { return public_; }
+    /// The private key's PEM (throws for a public key alone).
+    const std::string& private_pem() const {
+        require_private();
+        return private_;
+    }
+
+    /// The base64 DER signature of `data`.
+    std::string sign(std::string_view data) const {
+        require_private();
+        detail::CStr k(private_, "private key");
+        char* sig = nullptr;
+        detail::check(nexus_sign(k.get(), reinterpret_cast<const uint8_t*>(data.data()),
+                                 data.size(), &sig));
+        detail::owned_cstr s(sig);
+        return detail::to_string(s);
+    }
+    /// Whether `signature_b64` is this key's signature of `data`.
+    bool verify(std::string_view data, std::string_view signature_b64) const {
+        detail::CStr k(public_, "public key");
+        detail::CStr s(signature_b64, "signature");
+        return crypto_result(nexus_verify(k.get(), reinterpret_cast<const uint8_t*>(data.data()),
+                                          data.size(), s.get()));
+    }
+    /// Signs the file at `path`, writing PATH.sig.
+    void sign_file(std::string_view path) const {
+        require_private();
+        detail::CStr p(path, "path");
+        detail::CStr k(private_, "private key");
+        detail::check(nexus_sign_file(p.get(), k.get()));
+    }
+    /// Whether PATH.sig exists and is this key's signature of the file at `path`.
+    bool verify_file(std::string_view path) const {
+        detail::CStr p(path, "path");
+        detail::CStr k(public_, "public key");
+        return crypto_result(nexus_verify_file(p.get(), k.get()));
+    }
+
+private:
+    Key(std::string priv, std::string pub) : private_(std::move(priv)), public_(std::move(pub)) {}
+
+    static bool crypto_result(int rc) {
+        if (rc == NEXUS_CRYPTO) return false;
+        detail::check(rc);
+        return true;
+    }
+    void require_private() const {
+        if (private_.empty()) throw Error(NEXUS_INVALID_ARGUMENT, "nexus::Key has no private key");
+    }
+    /// Overwrites the string's bytes (volatile: not optimized away), then empties it.
+    static void wipe(std::string& s) noexcept {
+        volatile char* p = s.data();
+        for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+        s.clear();
+    }
+
+    std::string private_;
+    std::string public_;
+};
+
 }  // namespace nexus
 
 #endif  // NEXUS_HPP_INCLUDED

@@ -79,6 +79,13 @@ static int nx_import(nexus_db *db, const char *coll, const char *path, const cha
 static int nx_export(nexus_db *db, const char *coll, const char *path, const char *opts, char **out, char **err) { NX_RET(nexus_export(db, coll, path, opts, out)); }
 
 // Implemented in Go (log.go, //export goNexusLog).
+static int nx_keygen(const char *alg, char **priv, char **pub, char **err) { NX_RET(nexus_keygen(alg, priv, pub)); }
+static int nx_public_key(const char *priv, char **pub, char **err) { NX_RET(nexus_public_key(priv, pub)); }
+static int nx_sign(const char *priv, const uint8_t *data, size_t len, char **sig, char **err) { NX_RET(nexus_sign(priv, data, len, sig)); }
+static int nx_verify(const char *pub, const uint8_t *data, size_t len, const char *sig, char **err) { NX_RET(nexus_verify(pub, data, len, sig)); }
+static int nx_sign_file(const char *path, const char *priv, char **err) { NX_RET(nexus_sign_file(path, priv)); }
+static int nx_verify_file(const char *path, const char *pub, char **err) { NX_RET(nexus_verify_file(path, pub)); }
+
 extern void goNexusLog(int level, char *target, char *message, void *user);
 static void nx_log_trampoline(int level, const char *target, const char *message, void *user) {
 	goNexusLog(level, (char *)target, (char *)message, user);
@@ -646,6 +653,103 @@ func capiCheck(h *cDB) ([]byte, error) {
 		return nil, mkerr("check", rc, cerr)
 	}
 	return takeBytes(out), nil
+}
+
+func capiKeygen(algorithm string) (string, string, error) {
+	var a cargs
+	defer a.free()
+	ca := a.optStr("algorithm", algorithm)
+	if a.err != nil {
+		return "", "", withOp(a.err, "keygen")
+	}
+	var priv, pub, cerr *C.char
+	if rc := C.nx_keygen(ca, &priv, &pub, &cerr); rc != 0 {
+		return "", "", mkerr("keygen", rc, cerr)
+	}
+	return takeString(priv), takeString(pub), nil
+}
+
+func capiPublicKey(privatePEM string) (string, error) {
+	var a cargs
+	defer a.free()
+	cp := a.str("private key", privatePEM)
+	if a.err != nil {
+		return "", withOp(a.err, "public key")
+	}
+	var pub, cerr *C.char
+	if rc := C.nx_public_key(cp, &pub, &cerr); rc != 0 {
+		return "", mkerr("public key", rc, cerr)
+	}
+	return takeString(pub), nil
+}
+
+// bytesArg pins nothing: the C call copies what it needs before returning.
+func bytesArg(data []byte) (*C.uint8_t, C.size_t) {
+	if len(data) == 0 {
+		return nil, 0
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data))
+}
+
+func capiSign(privatePEM string, data []byte) (string, error) {
+	var a cargs
+	defer a.free()
+	cp := a.str("private key", privatePEM)
+	if a.err != nil {
+		return "", withOp(a.err, "sign")
+	}
+	p, n := bytesArg(data)
+	var sig, cerr *C.char
+	if rc := C.nx_sign(cp, p, n, &sig, &cerr); rc != 0 {
+		return "", mkerr("sign", rc, cerr)
+	}
+	return takeString(sig), nil
+}
+
+func capiVerify(publicPEM string, data []byte, signature string) error {
+	var a cargs
+	defer a.free()
+	cp := a.str("public key", publicPEM)
+	cs := a.str("signature", signature)
+	if a.err != nil {
+		return withOp(a.err, "verify")
+	}
+	p, n := bytesArg(data)
+	var cerr *C.char
+	if rc := C.nx_verify(cp, p, n, cs, &cerr); rc != 0 {
+		return mkerr("verify", rc, cerr)
+	}
+	return nil
+}
+
+func capiSignFile(path, privatePEM string) error {
+	var a cargs
+	defer a.free()
+	cf := a.str("path", path)
+	cp := a.str("private key", privatePEM)
+	if a.err != nil {
+		return withOp(a.err, "sign file")
+	}
+	var cerr *C.char
+	if rc := C.nx_sign_file(cf, cp, &cerr); rc != 0 {
+		return mkerr("sign file", rc, cerr)
+	}
+	return nil
+}
+
+func capiVerifyFile(path, publicPEM string) error {
+	var a cargs
+	defer a.free()
+	cf := a.str("path", path)
+	cp := a.str("public key", publicPEM)
+	if a.err != nil {
+		return withOp(a.err, "verify file")
+	}
+	var cerr *C.char
+	if rc := C.nx_verify_file(cf, cp, &cerr); rc != 0 {
+		return mkerr("verify file", rc, cerr)
+	}
+	return nil
 }
 
 func capiStats(h *cDB) ([]byte, error) {

@@ -34,8 +34,8 @@ const (
 	CodeReadOnly = 10
 	// CodeTxn means no transaction, already in one, or a conflict.
 	CodeTxn = 11
-	// CodeCrypto is reserved for a wrong key or a bad signature (encryption and
-	// signatures are planned; no function of this version returns it).
+	// CodeCrypto means a signature is missing or does not match its data and key
+	// (later also: a key that cannot open an encrypted database).
 	CodeCrypto = 12
 	// CodeUnsupported means the feature or option is not supported (yet).
 	CodeUnsupported = 13

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -1358,3 +1359,56 @@ TEST(Threads, SharedConnection) {
 }
 
 }  // namespace
+
+TEST(Keys, SignAndVerifyBytesAndFiles) {
+    nexus::Key key = nexus::Key::generate();
+    ASSERT_TRUE(key.has_private());
+    EXPECT_NE(key.private_pem().find("BEGIN PRIVATE KEY"), std::string::npos);
+    EXPECT_NE(key.public_pem().find("BEGIN PUBLIC KEY"), std::string::npos);
+    nexus::Key again = nexus::Key::from_private_pem(key.private_pem());
+    EXPECT_EQ(again.public_pem(), key.public_pem());
+    const std::string sig = key.sign("signed bytes");
+    nexus::Key verifier = nexus::Key::from_public_pem(key.public_pem());
+    EXPECT_FALSE(verifier.has_private());
+    EXPECT_TRUE(verifier.verify("signed bytes", sig));
+    EXPECT_FALSE(verifier.verify("other bytes", sig));
+    EXPECT_FALSE(verifier.verify("signed bytes", "AAAA"));
+    EXPECT_THROW(verifier.sign("x"), nexus::Error);
+    try {
+        (void)nexus::Key::from_private_pem(key.public_pem());
+        FAIL() << "a public key accepted as a private key";
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_INVALID_ARGUMENT);
+    }
+    try {
+        (void)nexus::Key::generate("ml-kem-768");
+        FAIL() << "a post-quantum algorithm accepted";
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_UNSUPPORTED);
+    }
+    nexus::Key moved = std::move(key);
+    EXPECT_FALSE(key.has_private());  // NOLINT(bugprone-use-after-move): checks the wipe
+    EXPECT_TRUE(moved.has_private());
+
+    const std::string dir = testing::TempDir();
+    const std::string file = dir + "/nexus-cpp-signed.txt";
+    std::remove((file + ".sig").c_str());
+    {
+        std::FILE* f = std::fopen(file.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        std::fputs("line\n", f);
+        std::fclose(f);
+    }
+    EXPECT_FALSE(verifier.verify_file(file));
+    moved.sign_file(file);
+    EXPECT_TRUE(verifier.verify_file(file));
+    {
+        std::FILE* f = std::fopen(file.c_str(), "a");
+        ASSERT_NE(f, nullptr);
+        std::fputs("more\n", f);
+        std::fclose(f);
+    }
+    EXPECT_FALSE(verifier.verify_file(file));
+    std::remove(file.c_str());
+    std::remove((file + ".sig").c_str());
+}

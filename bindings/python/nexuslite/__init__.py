@@ -18,9 +18,21 @@ import json
 import math
 import os
 
-__all__ = ["open", "Database", "Collection", "NexusError"]
+__all__ = [
+    "open",
+    "Database",
+    "Collection",
+    "NexusError",
+    "keygen",
+    "public_key",
+    "sign",
+    "verify",
+    "sign_file",
+    "verify_file",
+]
 
 NEXUS_OK, NEXUS_ROW, NEXUS_DONE = 0, 100, 101
+NEXUS_CRYPTO = 12
 
 
 class NexusError(Exception):
@@ -54,6 +66,12 @@ def _load():
         "nexus_drop_index": ([vp, cp, cp], i),
         "nexus_list_indexes": ([vp, cp, p(vp)], i),
         "nexus_explain": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_keygen": ([cp, p(vp), p(vp)], i),
+        "nexus_public_key": ([cp, p(vp)], i),
+        "nexus_sign": ([cp, cp, ctypes.c_size_t, p(vp)], i),
+        "nexus_verify": ([cp, cp, ctypes.c_size_t, cp], i),
+        "nexus_sign_file": ([cp, cp], i),
+        "nexus_verify_file": ([cp, cp], i),
     }
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
@@ -90,6 +108,44 @@ def _take_string(ptr):
         return ctypes.string_at(ptr).decode("utf-8")
     finally:
         _api().nexus_free(ptr)
+
+
+def keygen():
+    """A new P-256 key pair: (private key PKCS#8 PEM, public key SPKI PEM), as OpenSSL reads them."""
+    priv, pub = ctypes.c_void_p(), ctypes.c_void_p()
+    _check(_api().nexus_keygen(None, ctypes.byref(priv), ctypes.byref(pub)))
+    return _take_string(priv), _take_string(pub)
+
+
+def public_key(private_pem):
+    """The public key (SPKI PEM) of a private key."""
+    out = ctypes.c_void_p()
+    _check(_api().nexus_public_key(_b(private_pem), ctypes.byref(out)))
+    return _take_string(out)
+
+
+def sign(private_pem, data):
+    """The ECDSA-SHA256 signature of bytes `data`, DER in base64."""
+    out = ctypes.c_void_p()
+    _check(_api().nexus_sign(_b(private_pem), bytes(data), len(data), ctypes.byref(out)))
+    return _take_string(out)
+
+
+def verify(public_pem, data, signature_b64):
+    """Whether `signature_b64` is public_pem's signature of `data` (a malformed key raises)."""
+    rc = _api().nexus_verify(_b(public_pem), bytes(data), len(data), _b(signature_b64))
+    return _check(rc, ok=(NEXUS_OK, NEXUS_CRYPTO)) == NEXUS_OK
+
+
+def sign_file(path, private_pem):
+    """Signs the file at `path`, writing PATH.sig (what `openssl dgst -sha256 -sign` writes)."""
+    _check(_api().nexus_sign_file(_b(os.fspath(path)), _b(private_pem)))
+
+
+def verify_file(path, public_pem):
+    """Whether PATH.sig exists and is public_pem's signature of the file at `path`."""
+    rc = _api().nexus_verify_file(_b(os.fspath(path)), _b(public_pem))
+    return _check(rc, ok=(NEXUS_OK, NEXUS_CRYPTO)) == NEXUS_OK
 
 
 def _to_ext(v):
