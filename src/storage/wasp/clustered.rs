@@ -161,6 +161,58 @@ pub(super) fn scan(
         .collect()
 }
 
+/// Checks that every entry's key maps to that entry's record id (fsck; the caller has
+/// checked that the map holds as many keys as the table entries, so the two then agree
+/// exactly). Returns at most `max` problems.
+pub(super) fn check_map(
+    pager: &Pager,
+    t: &TableMeta,
+    c: &Clustered,
+    max: usize,
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(root) = t.root.as_ref() else {
+        return Ok(problems);
+    };
+    // Resumed by record id (not through the map, which is what is being checked).
+    let mut after: Option<[u8; 8]> = None;
+    loop {
+        let mut raw = Vec::new();
+        btree::scan(
+            pager,
+            root,
+            after.as_ref().map(|r| &r[..]),
+            1024,
+            &mut raw,
+            false,
+        )?;
+        if raw.is_empty() {
+            return Ok(problems);
+        }
+        for (rid_key, v) in &raw {
+            let rid: [u8; 8] = rid_key[..]
+                .try_into()
+                .map_err(|_| bad(pager, "an entry key that is not a record id"))?;
+            let (key, _) = split(pager, btree::resolve(pager, v)?)?;
+            let mapped = find(pager, c, &key, false)?;
+            if mapped != Some(rid) {
+                let rid = u64::from_be_bytes(rid);
+                problems.push(match mapped {
+                    Some(m) => format!(
+                        "the entry of record id {rid} is mapped to record id {}",
+                        u64::from_be_bytes(m)
+                    ),
+                    None => format!("the entry of record id {rid} has no key in the map"),
+                });
+                if problems.len() >= max {
+                    return Ok(problems);
+                }
+            }
+            after = Some(rid);
+        }
+    }
+}
+
 /// Puts `entry` (built by [`entry`]; `key` is its key) into clustered table `t`: under the
 /// key's record id, or a new one. `absent`: the caller knows the key is not in the table,
 /// so the map is not searched first. Returns the replaced entry.
