@@ -554,7 +554,8 @@ int nexus_get_meta(nexus_db *db, const char *coll, const char *id, char **out_js
 int nexus_replace(nexus_db *db, const char *coll, const char *id, const char *json);
 
 /**
- * Writes the first match of `filter_json` (NULL: any) in `_id` order to `*out_json`.
+ * Writes the first match of `filter_json` (NULL: any) in the collection's order (insertion
+ * order; `_id` order in files of format versions 1-2 and with memlog) to `*out_json`.
  * `NEXUS_NOT_FOUND` when nothing matches (also for a missing collection).
  *
  * # Safety

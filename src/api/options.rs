@@ -158,7 +158,7 @@ impl OpenOptions {
 /// How `update` treats its matches.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpdateOptions {
-    /// Update every match (else the first in `_id` order).
+    /// Update every match (else the first in the collection's order).
     pub multi: bool,
     /// Insert a document built from the filter's equalities and the update when nothing matches.
     pub upsert: bool,

@@ -1,6 +1,6 @@
 //! [`Cursor`]: the result stream of `find`. It reads the snapshot taken when the query
-//! started (later commits are not seen), pulls documents in batches in `_id` order, and
-//! applies filter, skip, limit and projection as it goes. A sorted query reads every match
+//! started (later commits are not seen), pulls documents in batches in the collection's
+//! order, and applies filter, skip, limit and projection as it goes. A sorted query reads every match
 //! first, sorts (stably), then streams.
 
 use crate::document::{record, Document};
@@ -231,7 +231,7 @@ impl Cursor {
         Ok(())
     }
 
-    /// Next matching record after skipping, in `_id` order (or the index's order).
+    /// Next matching record after skipping, in the collection's order (or the index's order).
     fn next_in_order(&mut self) -> Result<Option<Row>> {
         loop {
             if let Some(d) = self.ready.pop_front() {

@@ -34,7 +34,7 @@ const MAX_POINTS: usize = 4096;
 /// How a query reads the collection.
 #[derive(Debug, Clone)]
 pub(crate) enum Access {
-    /// Every document in `_id` order.
+    /// Every document in the collection's order (see `ReadView::scan`).
     Collection,
     /// The one document a filter pins by `_id`.
     Id,

@@ -338,7 +338,8 @@ pub unsafe extern "C" fn nexus_replace(
     })
 }
 
-/// Writes the first match of `filter_json` (NULL: any) in `_id` order to `*out_json`.
+/// Writes the first match of `filter_json` (NULL: any) in the collection's order (insertion
+/// order; `_id` order in files of format versions 1-2 and with memlog) to `*out_json`.
 /// `NEXUS_NOT_FOUND` when nothing matches (also for a missing collection).
 ///
 /// # Safety

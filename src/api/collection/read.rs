@@ -173,7 +173,8 @@ impl Collection<'_> {
         self.find(&parse_filter_json(filter)?, options)
     }
 
-    /// The first match, in `_id` order.
+    /// The first match, in the collection's order (insertion order; `_id` order in files of
+    /// format versions 1-2 and with memlog).
     pub fn find_one(&self, filter: &BsonDocument) -> Result<Option<Document>> {
         let opts = FindOptions {
             limit: 1,
