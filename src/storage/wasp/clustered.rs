@@ -233,12 +233,12 @@ pub(super) fn put(
     } else {
         find(tree.pager, c, &key, true)?
     };
-    let rid = match known {
-        Some(rid) => rid,
+    let rid_key = match known {
+        Some(rid) => arena.copy(&rid),
         None => {
-            let rid = c.next_rid.to_be_bytes();
-            let rid_val = arena.copy(&rid);
-            if let Some(old) = tree.put(&mut c.ids, key.clone(), Val::Data(rid_val))? {
+            // One buffer is both the map's value and the entries tree's key.
+            let rid = arena.copy(&c.next_rid.to_be_bytes());
+            if let Some(old) = tree.put(&mut c.ids, key.clone(), Val::Data(rid.clone()))? {
                 // The caller's `absent` was wrong: the key keeps its record id.
                 let old_rid = rid_of(tree.pager, &old)?;
                 tree.put(&mut c.ids, key, old)?;
@@ -248,7 +248,6 @@ pub(super) fn put(
             rid
         }
     };
-    let rid_key = arena.copy(&rid);
     tree.put(root, rid_key, Val::Data(entry))
 }
 
