@@ -80,7 +80,9 @@ pub(crate) fn get(
 }
 
 /// Appends to `out` up to `limit` entries in key order strictly after `after`. Returns
-/// whether `out` reached `limit`. `cache_leaves`: see [`Pager::leaf_probe`].
+/// whether `out` reached `limit`. `cache_leaves`: see [`Pager::leaf_probe`]. `entries`: the
+/// values are a clustered table's entries ([`super::clustered`]); each in-page one is
+/// handed out as its own key and value (an overflow value as stored, under the tree's key).
 pub(crate) fn scan(
     pager: &Pager,
     ptr: &Ptr,
@@ -88,6 +90,7 @@ pub(crate) fn scan(
     limit: usize,
     out: &mut Vec<(Bytes, Val)>,
     cache_leaves: bool,
+    entries: bool,
 ) -> Result<bool> {
     if out.len() >= limit {
         return Ok(true);
@@ -97,7 +100,7 @@ pub(crate) fn scan(
         Ptr::Disk(id) => {
             let probe = pager.leaf_probe(*id, cache_leaves, |leaf| {
                 let max = limit - out.len();
-                leaf.copy_run(after, max, out)
+                leaf.copy_run(after, max, out, entries)
             })?;
             match probe {
                 Probe::Node(n) => n,
@@ -109,7 +112,14 @@ pub(crate) fn scan(
         Node::Leaf { keys, vals, .. } => {
             let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
             for i in start..keys.len() {
-                out.push((Bytes::clone(&keys[i]), vals[i].clone()));
+                out.push(match &vals[i] {
+                    Val::Data(e) if entries => {
+                        let (k, v) = super::clustered::entry_ranges(e)
+                            .ok_or_else(|| corrupt_entry(pager.what()))?;
+                        (e.slice(k), Val::Data(e.slice(v)))
+                    }
+                    v => (Bytes::clone(&keys[i]), v.clone()),
+                });
                 if out.len() >= limit {
                     return Ok(true);
                 }
@@ -119,13 +129,20 @@ pub(crate) fn scan(
         Node::Branch { keys, children } => {
             let start = after.map_or(0, |a| keys.upper_bound(a));
             for c in &children[start..] {
-                if scan(pager, c, after, limit, out, cache_leaves)? {
+                if scan(pager, c, after, limit, out, cache_leaves, entries)? {
                     return Ok(true);
                 }
             }
             Ok(false)
         }
     }
+}
+
+/// The error of a clustered table's entry too short for its key, in file `what`.
+pub(crate) fn corrupt_entry(what: &str) -> crate::error::Error {
+    crate::error::Error::Corrupt(format!(
+        "{what}: clustered table: an entry shorter than its key"
+    ))
 }
 
 /// Calls `f` for every page of the tree that is on disk (tree pages and overflow chains).

@@ -29,6 +29,16 @@ pub(super) fn entry(arena: &mut Arena, key: &[u8], value: &[u8]) -> Bytes {
     arena.concat(&[&len, key, value])
 }
 
+/// Where the key and the value lie inside an entry built by [`entry`] (`None`: the bytes are
+/// too short to be one).
+pub(super) fn entry_ranges(
+    entry: &[u8],
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let head: [u8; KEY_LEN] = entry.get(..KEY_LEN)?.try_into().ok()?;
+    let k = KEY_LEN + usize::from(u16::from_le_bytes(head));
+    (k <= entry.len()).then_some((KEY_LEN..k, k..entry.len()))
+}
+
 /// The key inside an entry built by [`entry`] (a slice of it).
 pub(super) fn entry_key(entry: &Bytes) -> Bytes {
     entry.slice(KEY_LEN..KEY_LEN + key_len(entry))
@@ -140,6 +150,9 @@ pub(super) fn scan(
         },
     };
     let mut raw = Vec::new();
+    // Without record ids asked for, the scan hands out each entry's key and value already
+    // (entries in the page: no entry to build and split again).
+    let entries = rids.is_none();
     btree::scan(
         pager,
         root,
@@ -147,16 +160,20 @@ pub(super) fn scan(
         limit,
         &mut raw,
         cache_leaves,
+        entries,
     )?;
     raw.into_iter()
-        .map(|(rid, v)| {
-            if let Some(rids) = rids.as_deref_mut() {
-                let rid: [u8; 8] = rid[..]
-                    .try_into()
-                    .map_err(|_| bad(pager, "an entry key that is not a record id"))?;
-                rids.push(u64::from_be_bytes(rid));
+        .map(|(k, v)| match (entries, v) {
+            (true, Val::Data(value)) => Ok((k, value)),
+            (_, v) => {
+                if let Some(rids) = rids.as_deref_mut() {
+                    let rid: [u8; 8] = k[..]
+                        .try_into()
+                        .map_err(|_| bad(pager, "an entry key that is not a record id"))?;
+                    rids.push(u64::from_be_bytes(rid));
+                }
+                split(pager, btree::resolve(pager, &v)?)
             }
-            split(pager, btree::resolve(pager, &v)?)
         })
         .collect()
 }
@@ -178,14 +195,8 @@ pub(super) fn check_map(
     let mut after: Option<[u8; 8]> = None;
     loop {
         let mut raw = Vec::new();
-        btree::scan(
-            pager,
-            root,
-            after.as_ref().map(|r| &r[..]),
-            1024,
-            &mut raw,
-            false,
-        )?;
+        let from = after.as_ref().map(|r| &r[..]);
+        btree::scan(pager, root, from, 1024, &mut raw, false, false)?;
         if raw.is_empty() {
             return Ok(problems);
         }

@@ -471,7 +471,7 @@ pub(super) fn load_trees(pager: &Pager, m: &Manifest, honour_tags: bool) -> Resu
     if m.catalog_root != 0 {
         let root = Ptr::Disk(m.catalog_root);
         let mut entries = Vec::new();
-        btree::scan(pager, &root, None, usize::MAX, &mut entries, false)?;
+        btree::scan(pager, &root, None, usize::MAX, &mut entries, false, false)?;
         for (k, v) in entries {
             let name = String::from_utf8(k.to_vec())
                 .map_err(|_| Error::Corrupt(format!("{what}: catalog name is not UTF-8")))?;

@@ -104,57 +104,82 @@ impl<'a> LeafPage<'a> {
     /// first when `None`). The entries of a page read for this call lie one after another in
     /// it: they are copied out as one block, each key and value a slice of it (one
     /// allocation, not two an entry); those of a cached page are slices of its buffer.
+    /// `entries`: values are a clustered table's entries, handed out as their own key and
+    /// value (see `btree::scan`).
     pub(crate) fn copy_run(
         &self,
         after: Option<&[u8]>,
         max: usize,
         out: &mut Vec<(Bytes, Val)>,
+        entries: bool,
     ) -> Result<()> {
         if max == 0 {
             return Ok(());
-        }
-        if let Some((offs, owner, _)) = self.cached {
-            let start = after.map_or(0, |a| {
-                offs.partition_point(|&o| page::leaf_entry_at(owner, o.into()).0 <= a)
-            });
-            out.extend(offs[start..].iter().take(max).map(|&o| {
-                let (k, v) = page::leaf_entry_at(owner, o.into());
-                let val = match v {
-                    RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
-                    other => other.to_val(),
-                };
-                (owner.slice_ref(k), val)
-            }));
-            return Ok(());
-        }
-        enum Taken {
-            Data(std::ops::Range<usize>),
-            Other(Val),
         }
         let base = self.buf.as_ptr() as usize;
         let at = |s: &[u8]| {
             let from = s.as_ptr() as usize - base;
             from..from + s.len()
         };
+        // An entry's key and value as ranges of the page: a clustered entry's own parts.
+        let parts = |k: &[u8], v: RawVal<'_>| -> Result<(std::ops::Range<usize>, Taken)> {
+            Ok(match v {
+                RawVal::Data(d) if entries => {
+                    let (kr, vr) = super::clustered::entry_ranges(d)
+                        .ok_or_else(|| super::btree::corrupt_entry(self.what))?;
+                    let d = at(d);
+                    (
+                        d.start + kr.start..d.start + kr.end,
+                        Taken::Data(d.start + vr.start..d.start + vr.end),
+                    )
+                }
+                RawVal::Data(d) => (at(k), Taken::Data(at(d))),
+                other => (at(k), Taken::Other(other.to_val())),
+            })
+        };
+        if let Some((offs, owner, _)) = self.cached {
+            let start = after.map_or(0, |a| {
+                offs.partition_point(|&o| page::leaf_entry_at(owner, o.into()).0 <= a)
+            });
+            for &o in offs[start..].iter().take(max) {
+                let (k, v) = page::leaf_entry_at(owner, o.into());
+                let (kr, taken) = parts(k, v)?;
+                let val = match taken {
+                    Taken::Data(r) => Val::Data(owner.slice(r)),
+                    Taken::Other(v) => v,
+                };
+                out.push((owner.slice(kr), val));
+            }
+            return Ok(());
+        }
         let mut taken: Vec<(std::ops::Range<usize>, Taken)> = Vec::new();
+        let mut failed = None;
         self.walk(|k, v| {
             if after.is_some_and(|a| k <= a) {
                 return true;
             }
-            let val = match v {
-                RawVal::Data(d) => Taken::Data(at(d)),
-                other => Taken::Other(other.to_val()),
-            };
-            taken.push((at(k), val));
+            match parts(k, v) {
+                Ok(p) => taken.push(p),
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
             taken.len() < max
         })?;
-        let (Some((first, _)), Some((last_key, last_val))) = (taken.first(), taken.last()) else {
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let lo = taken.iter().map(|(k, _)| k.start).min();
+        let hi = taken
+            .iter()
+            .map(|(k, v)| match v {
+                Taken::Data(r) => r.end.max(k.end),
+                Taken::Other(_) => k.end,
+            })
+            .max();
+        let (Some(lo), Some(hi)) = (lo, hi) else {
             return Ok(());
-        };
-        let lo = first.start;
-        let hi = match last_val {
-            Taken::Data(r) => r.end,
-            Taken::Other(_) => last_key.end,
         };
         let block = Bytes::copy_from_slice(&self.buf[lo..hi]);
         let slice = |r: std::ops::Range<usize>| block.slice(r.start - lo..r.end - lo);
@@ -167,6 +192,13 @@ impl<'a> LeafPage<'a> {
         }));
         Ok(())
     }
+}
+
+/// What [`LeafPage::copy_run`] takes of an entry's value: a range of the page, or the value
+/// itself (an overflow reference).
+enum Taken {
+    Data(std::ops::Range<usize>),
+    Other(Val),
 }
 
 /// A leaf page kept in the cache as it was read (checked): its bytes and where each entry

@@ -79,7 +79,7 @@ fn view_scan_rids(
         (Some(c), _) => clustered::scan(pager, t, c, after, limit, writer, rids),
         (None, Some(root)) => {
             let mut raw = Vec::new();
-            btree::scan(pager, root, after, limit, &mut raw, writer).and_then(|_| {
+            btree::scan(pager, root, after, limit, &mut raw, writer, false).and_then(|_| {
                 raw.into_iter()
                     .map(|(k, v)| Ok((k, btree::resolve(pager, &v)?)))
                     .collect::<Result<Vec<_>>>()
