@@ -21,6 +21,21 @@ fn openssl(args: &[&str]) -> std::process::Output {
         .expect("the openssl command line (make setup installs it)")
 }
 
+/// `openssl dgst -sha256 -verify PUB -signature SIG FILE`.
+fn openssl_verify(public: &Path, signature: &Path, file: &Path) -> std::process::Output {
+    let arg = |p: &Path| p.to_str().unwrap().to_owned();
+    let (public, signature, file) = (arg(public), arg(signature), arg(file));
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &public,
+        "-signature",
+        &signature,
+        &file,
+    ])
+}
+
 fn c(s: &str) -> CString {
     CString::new(s).unwrap()
 }
@@ -67,16 +82,7 @@ fn nexus_keys_and_signatures_are_what_openssl_reads_and_writes() {
     let rc = unsafe { nexus_sign_file(path_c(&data_file).as_ptr(), c(&private).as_ptr()) };
     assert_eq!(rc, OK);
     let sig_file = dir.path().join("export.ndjson.sig");
-    let args = [
-        "dgst",
-        "-sha256",
-        "-verify",
-        pub_file.to_str().unwrap(),
-        "-signature",
-        sig_file.to_str().unwrap(),
-        data_file.to_str().unwrap(),
-    ];
-    let v = openssl(&args);
+    let v = openssl_verify(&pub_file, &sig_file, &data_file);
     assert!(v.status.success(), "{v:?}");
     assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "Verified OK");
     // SAFETY: NUL-terminated strings.
@@ -84,7 +90,9 @@ fn nexus_keys_and_signatures_are_what_openssl_reads_and_writes() {
     assert_eq!(rc, OK);
     // Changed data: both refuse it.
     std::fs::write(&data_file, "{\"a\":1}\n{\"a\":3}\n").unwrap();
-    assert!(!openssl(&args).status.success());
+    assert!(!openssl_verify(&pub_file, &sig_file, &data_file)
+        .status
+        .success());
     // SAFETY: as above.
     let rc = unsafe { nexus_verify_file(path_c(&data_file).as_ptr(), c(&public).as_ptr()) };
     assert_eq!(rc, CRYPTO);
@@ -107,15 +115,7 @@ fn nexus_keys_and_signatures_are_what_openssl_reads_and_writes() {
             .unwrap(),
     )
     .unwrap();
-    let v = openssl(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        pub_file.to_str().unwrap(),
-        "-signature",
-        der.to_str().unwrap(),
-        blob.to_str().unwrap(),
-    ]);
+    let v = openssl_verify(&pub_file, &der, &blob);
     assert!(v.status.success(), "{v:?}");
     // SAFETY: as above.
     let rc = unsafe {
@@ -229,15 +229,7 @@ fn exports_are_signed_and_imports_check_the_signature_first() {
     c.export(&file, &opts).unwrap();
     let pub_file = dir.path().join("pub.pem");
     std::fs::write(&pub_file, &public).unwrap();
-    let v = openssl(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        pub_file.to_str().unwrap(),
-        "-signature",
-        dir.path().join("users.ndjson.sig").to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let v = openssl_verify(&pub_file, &dir.path().join("users.ndjson.sig"), &file);
     assert!(v.status.success(), "{v:?}");
 
     let dst = Database::open(dir.path().join("dst.db"), Default::default()).unwrap();

@@ -131,14 +131,12 @@ pub fn public_key(private_pem: &str) -> Result<String> {
     public_pem(private_key(private_pem)?.verifying_key())
 }
 
-fn sign_digest(private_pem: &str, digest: Sha256) -> Result<Vec<u8>> {
-    let key = private_key(private_pem)?;
+fn sign_digest(key: &SigningKey, digest: Sha256) -> Vec<u8> {
     let sig: Signature = key.sign_digest(digest);
-    Ok(DerSignature::from(sig).as_bytes().to_vec())
+    DerSignature::from(sig).as_bytes().to_vec()
 }
 
-fn verify_digest(public_pem: &str, digest: Sha256, der: &[u8]) -> Result<()> {
-    let key = public_key_of(public_pem)?;
+fn verify_digest(key: &VerifyingKey, digest: Sha256, der: &[u8]) -> Result<()> {
     let sig = Signature::from_der(der)
         .map_err(|_| crypto("the signature is not a DER ECDSA P-256 signature"))?;
     key.verify_digest(digest, &sig)
@@ -147,13 +145,20 @@ fn verify_digest(public_pem: &str, digest: Sha256, der: &[u8]) -> Result<()> {
 
 /// The ECDSA-SHA256 signature of `data` by `private_pem`, in DER.
 pub fn sign(private_pem: &str, data: &[u8]) -> Result<Vec<u8>> {
-    sign_digest(private_pem, Sha256::new_with_prefix(data))
+    Ok(sign_digest(
+        &private_key(private_pem)?,
+        Sha256::new_with_prefix(data),
+    ))
 }
 
 /// Checks the DER signature `der` of `data` against `public_pem`: `NEXUS_CRYPTO` when it
 /// does not match (or is not a signature), `NEXUS_INVALID_ARGUMENT` for a malformed key.
 pub fn verify(public_pem: &str, data: &[u8], der: &[u8]) -> Result<()> {
-    verify_digest(public_pem, Sha256::new_with_prefix(data), der)
+    verify_digest(
+        &public_key_of(public_pem)?,
+        Sha256::new_with_prefix(data),
+        der,
+    )
 }
 
 /// [`sign`] with the signature as standard base64 (what `nexus_sign` returns).
@@ -194,14 +199,14 @@ fn file_digest(path: &Path) -> Result<Sha256> {
 /// `PATH.sig`).
 pub fn file_signature(path: &Path, private_pem: &str) -> Result<Vec<u8>> {
     // The key is checked before the file is read.
-    private_key(private_pem)?;
-    sign_digest(private_pem, file_digest(path)?)
+    let key = private_key(private_pem)?;
+    Ok(sign_digest(&key, file_digest(path)?))
 }
 
 /// Checks `PATH.sig` against the file at `path` and `public_pem`: a missing or wrong
 /// signature is `NEXUS_CRYPTO`.
 pub fn verify_file(path: &Path, public_pem: &str) -> Result<()> {
-    public_key_of(public_pem)?;
+    let key = public_key_of(public_pem)?;
     let sig_path = signature_path(path);
     let der = match std::fs::read(&sig_path) {
         Ok(d) => d,
@@ -214,7 +219,7 @@ pub fn verify_file(path: &Path, public_pem: &str) -> Result<()> {
         }
         Err(e) => return Err(Error::io(&sig_path, e)),
     };
-    verify_digest(public_pem, file_digest(path)?, &der).map_err(|e| match e {
+    verify_digest(&key, file_digest(path)?, &der).map_err(|e| match e {
         Error::Crypto(m) => crypto(format!("{}: {m}", path.display())),
         other => other,
     })

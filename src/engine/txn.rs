@@ -132,26 +132,32 @@ impl ReadView for TrackedTxn {
     }
 }
 
+impl TrackedTxn {
+    /// Before a table is created, dropped or renamed: the cached index definitions no longer
+    /// hold, and the tables count as touched.
+    fn table_changes(&mut self, names: &[&str]) {
+        self.indexes.clear();
+        for name in names {
+            self.touched.tables.insert((*name).to_owned());
+        }
+    }
+}
+
 impl WriteTxn for TrackedTxn {
     fn create_table(&mut self, name: &str, options: &str) -> Result<()> {
-        self.indexes.clear();
-        self.touched.tables.insert(name.to_owned());
+        self.table_changes(&[name]);
         self.inner.create_table(name, options)
     }
     fn create_clustered(&mut self, name: &str, options: &str) -> Result<()> {
-        self.indexes.clear();
-        self.touched.tables.insert(name.to_owned());
+        self.table_changes(&[name]);
         self.inner.create_clustered(name, options)
     }
     fn drop_table(&mut self, name: &str) -> Result<()> {
-        self.indexes.clear();
-        self.touched.tables.insert(name.to_owned());
+        self.table_changes(&[name]);
         self.inner.drop_table(name)
     }
     fn rename_table(&mut self, from: &str, to: &str) -> Result<()> {
-        self.indexes.clear();
-        self.touched.tables.insert(from.to_owned());
-        self.touched.tables.insert(to.to_owned());
+        self.table_changes(&[from, to]);
         self.inner.rename_table(from, to)
     }
     fn put(&mut self, table: &str, key: Bytes, value: Bytes) -> Result<()> {

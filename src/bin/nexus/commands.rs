@@ -182,7 +182,7 @@ pub fn explain(
 }
 
 /// Reads a PEM key file (its text is never put in a message).
-fn read_key(path: &std::path::Path) -> Result<nexus::crypto::Zeroizing<String>, String> {
+pub fn read_key(path: &std::path::Path) -> Result<nexus::crypto::Zeroizing<String>, String> {
     std::fs::read_to_string(path)
         .map(nexus::crypto::Zeroizing::new)
         .map_err(|e| format!("key file {}: {e}", path.display()))

@@ -379,10 +379,7 @@ fn run(cli: Cli) -> Result<(), String> {
             verify_key,
         } => {
             let verify_key = match verify_key {
-                Some(k) => Some(
-                    std::fs::read_to_string(&k)
-                        .map_err(|e| format!("key file {}: {e}", k.display()))?,
-                ),
+                Some(k) => Some(commands::read_key(&k)?.to_string()),
                 None => None,
             };
             let opts = ImportOptions {
@@ -437,8 +434,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let sign_key = match sign_key {
                 Some(k) => Some(nexus::crypto::PrivatePem::new(
-                    std::fs::read_to_string(&k)
-                        .map_err(|e| format!("key file {}: {e}", k.display()))?,
+                    commands::read_key(&k)?.to_string(),
                 )),
                 None => None,
             };

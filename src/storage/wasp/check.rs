@@ -188,16 +188,16 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
                 _ => (0, 0),
             };
             let (n, mut b) = walk(meta.root.as_ref(), &format!("collection '{name}'"));
-            if meta.clustered.is_some() {
+            if let Some(c) = &meta.clustered {
                 // Entries are a record id (8 bytes) and the key's length (2), key and value.
                 b = b.saturating_sub(10 * n);
                 let what = format!("collection '{name}' (key map)");
-                let (ids, _) = walk(meta.ids_root(), &what);
+                let (ids, _) = walk(c.ids.as_ref(), &what);
                 if ids != n {
                     f.errors.push(format!(
                         "collection '{name}': the key map holds {ids} keys, the table {n} entries"
                     ));
-                } else if let Some(c) = &meta.clustered {
+                } else {
                     // Every entry's key maps to it (with equal counts, a bijection).
                     match super::clustered::check_map(&shared.pager, &meta, c, 8) {
                         Ok(problems) => f.errors.extend(

@@ -114,7 +114,7 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
     Ok(Ptr::Disk(id))
 }
 
-fn disk_id(p: &Option<Ptr>) -> u64 {
+fn disk_id(p: Option<&Ptr>) -> u64 {
     match p {
         Some(Ptr::Disk(id)) => *id,
         _ => 0,
@@ -218,8 +218,8 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
             dirtied: &mut dirtied,
         };
         for (name, t) in tables.iter() {
-            let ids = disk_id(&t.ids_root().cloned());
-            let value: Bytes = Bytes::from(t.encode(disk_id(&t.root), ids));
+            let value = t.encode(disk_id(t.root.as_ref()), disk_id(t.ids_root()));
+            let value: Bytes = Bytes::from(value);
             tree.put(
                 &mut catalog,
                 Bytes::copy_from_slice(name.as_bytes()),
@@ -233,7 +233,7 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
             let mut alloc = Alloc { space: &mut *space };
             let root = flush(shared, &mut alloc, c)?;
             btree::for_each_disk_page(pager, &root, &mut |id| meta_pages.push(id))?;
-            disk_id(&Some(root))
+            disk_id(Some(&root))
         }
         None => 0,
     };

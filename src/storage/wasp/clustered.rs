@@ -39,13 +39,10 @@ pub(super) fn entry_ranges(
     (k <= entry.len()).then_some((KEY_LEN..k, k..entry.len()))
 }
 
-/// The key inside an entry built by [`entry`] (a slice of it).
+/// The key inside an entry just built by [`entry`] (a slice of it).
 pub(super) fn entry_key(entry: &Bytes) -> Bytes {
-    entry.slice(KEY_LEN..KEY_LEN + key_len(entry))
-}
-
-fn key_len(entry: &[u8]) -> usize {
-    usize::from(u16::from_le_bytes([entry[0], entry[1]]))
+    let (key, _) = entry_ranges(entry).expect("an entry built by `entry`");
+    entry.slice(key)
 }
 
 /// The length of the value inside an entry of `len` bytes holding a key of `key_len`.
@@ -55,15 +52,26 @@ pub(super) fn value_len(entry_len: usize, key_len: usize) -> usize {
 
 /// Splits a stored entry into its key and value (slices of it).
 pub(super) fn split(pager: &Pager, entry: Bytes) -> Result<(Bytes, Bytes)> {
-    if entry.len() < KEY_LEN || entry.len() < KEY_LEN + key_len(&entry) {
-        return Err(bad(pager, "an entry shorter than its key"));
-    }
-    let k = KEY_LEN + key_len(&entry);
-    Ok((entry.slice(KEY_LEN..k), entry.slice(k..)))
+    let (key, value) = entry_ranges(&entry).ok_or_else(|| btree::corrupt_entry(pager.what()))?;
+    Ok((entry.slice(key), entry.slice(value)))
 }
 
 fn bad(pager: &Pager, what: &str) -> Error {
     Error::Corrupt(format!("{}: clustered table: {what}", pager.what()))
+}
+
+/// The damage of a map naming a record id the entries tree does not hold.
+fn missing_entry(pager: &Pager) -> Error {
+    bad(
+        pager,
+        "the key map names a record id the table does not hold",
+    )
+}
+
+/// The record id an entries-tree key holds.
+fn rid_key_of(pager: &Pager, key: &[u8]) -> Result<[u8; 8]> {
+    key.try_into()
+        .map_err(|_| bad(pager, "an entry key that is not a record id"))
 }
 
 /// The record id a map value holds.
@@ -74,14 +82,9 @@ fn rid_of(pager: &Pager, v: &Val) -> Result<[u8; 8]> {
     }
 }
 
-/// The record id of `key`, if the map holds it. `cache_leaves`: see [`Pager::leaf_probe`].
-pub(super) fn find(
-    pager: &Pager,
-    c: &Clustered,
-    key: &[u8],
-    cache_leaves: bool,
-) -> Result<Option<[u8; 8]>> {
-    let _ = cache_leaves;
+/// The record id of `key`, if the map holds it. The map's leaves are always cached (see
+/// [`Pager::leaf_probe`]): every read by `_id` passes through them.
+pub(super) fn find(pager: &Pager, c: &Clustered, key: &[u8]) -> Result<Option<[u8; 8]>> {
     btree::get(pager, c.ids.as_ref(), key, true)?
         .map(|v| rid_of(pager, &v))
         .transpose()
@@ -95,14 +98,11 @@ pub(super) fn get(
     key: &[u8],
     cache_leaves: bool,
 ) -> Result<Option<Bytes>> {
-    let Some(rid) = find(pager, c, key, cache_leaves)? else {
+    let Some(rid) = find(pager, c, key)? else {
         return Ok(None);
     };
     let Some(v) = btree::get(pager, t.root.as_ref(), &rid, cache_leaves)? else {
-        return Err(bad(
-            pager,
-            "the key map names a record id the table does not hold",
-        ));
+        return Err(missing_entry(pager));
     };
     let (k, value) = split(pager, btree::resolve(pager, &v)?)?;
     if k != key {
@@ -144,7 +144,7 @@ pub(super) fn scan(
     };
     let start = match after {
         None => None,
-        Some(a) => match find(pager, c, a, cache_leaves)? {
+        Some(a) => match find(pager, c, a)? {
             Some(rid) => Some(rid),
             None => return Ok(Vec::new()),
         },
@@ -167,10 +167,7 @@ pub(super) fn scan(
             (true, Val::Data(value)) => Ok((k, value)),
             (_, v) => {
                 if let Some(rids) = rids.as_deref_mut() {
-                    let rid: [u8; 8] = k[..]
-                        .try_into()
-                        .map_err(|_| bad(pager, "an entry key that is not a record id"))?;
-                    rids.push(u64::from_be_bytes(rid));
+                    rids.push(u64::from_be_bytes(rid_key_of(pager, &k)?));
                 }
                 split(pager, btree::resolve(pager, &v)?)
             }
@@ -201,11 +198,9 @@ pub(super) fn check_map(
             return Ok(problems);
         }
         for (rid_key, v) in &raw {
-            let rid: [u8; 8] = rid_key[..]
-                .try_into()
-                .map_err(|_| bad(pager, "an entry key that is not a record id"))?;
+            let rid = rid_key_of(pager, rid_key)?;
             let (key, _) = split(pager, btree::resolve(pager, v)?)?;
-            let mapped = find(pager, c, &key, false)?;
+            let mapped = find(pager, c, &key)?;
             if mapped != Some(rid) {
                 let rid = u64::from_be_bytes(rid);
                 problems.push(match mapped {
@@ -242,7 +237,7 @@ pub(super) fn put(
     let known = if absent {
         None
     } else {
-        find(tree.pager, c, &key, true)?
+        find(tree.pager, c, &key)?
     };
     let rid_key = match known {
         Some(rid) => arena.copy(&rid),
@@ -274,9 +269,6 @@ pub(super) fn delete(tree: &mut Tree<'_>, t: &mut TableMeta, key: &[u8]) -> Resu
     let rid = rid_of(tree.pager, &rid)?;
     match tree.delete(root, &rid)? {
         Some(old) => Ok(Some(old)),
-        None => Err(bad(
-            tree.pager,
-            "the key map names a record id the table does not hold",
-        )),
+        None => Err(missing_entry(tree.pager)),
     }
 }

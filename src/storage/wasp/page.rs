@@ -121,6 +121,20 @@ pub(crate) struct SearchAid {
     next8: Vec<u64>,
 }
 
+/// `binary_search`'s answer for `probe` among the sorted keys `key(0..)`, from `upper`, how
+/// many of them are `<= probe`: the last of those is `probe` itself, or `probe` goes at
+/// `upper`.
+pub(crate) fn exact<'k>(
+    upper: usize,
+    key: impl Fn(usize) -> &'k [u8],
+    probe: &[u8],
+) -> std::result::Result<usize, usize> {
+    match upper.checked_sub(1) {
+        Some(at) if key(at) == probe => Ok(at),
+        _ => Err(upper),
+    }
+}
+
 /// Below this many keys a plain binary search is as quick.
 pub(crate) const AID_MIN_KEYS: usize = 16;
 
@@ -247,11 +261,7 @@ impl LeafKeys {
 
     /// Where `key` is (`Ok`), or where it would go (`Err`), as `binary_search` says.
     pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
-        let i = self.0.upper_bound(key);
-        match i.checked_sub(1) {
-            Some(at) if self.0.keys[at][..] == *key => Ok(at),
-            _ => Err(i),
-        }
+        exact(self.0.upper_bound(key), |i| &self.0.keys[i][..], key)
     }
 
     /// Inserts `key` at `i` (the keys stay sorted), keeping the search aid when it can.

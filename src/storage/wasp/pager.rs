@@ -71,13 +71,7 @@ impl<'a> LeafPage<'a> {
         if let Some((offs, owner, aid)) = self.cached {
             let key_at = |i: usize| page::leaf_entry_at(owner, offs[i].into()).0;
             let found = match aid {
-                Some(aid) => {
-                    let i = aid.upper_bound(key_at, key);
-                    match i.checked_sub(1) {
-                        Some(at) if key_at(at) == key => Ok(at),
-                        _ => Err(i),
-                    }
-                }
+                Some(aid) => page::exact(aid.upper_bound(key_at, key), key_at, key),
                 None => offs.binary_search_by(|&o| page::leaf_entry_at(owner, o.into()).0.cmp(key)),
             };
             return Ok(found.ok().map(|i| {

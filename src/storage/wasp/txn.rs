@@ -9,14 +9,11 @@ use super::follow::WriteLock;
 use super::page::Val;
 use super::pager::Pager;
 use super::shared::{Pin, Shared, State};
-use super::view::{
-    view_get, view_get_at, view_record_id_for, view_scan, view_scan_with_record_ids,
-    view_sort_in_scan_order, view_tables, View,
-};
+use super::view::{state_reads, View};
 use super::{btree, checkpoint, set_log_quiet};
 use crate::error::{Error, Result};
 use crate::storage::log::{LoggedTxn, Op};
-use crate::storage::{log, Bytes, ReadView, SyncMode, TableInfo, WriteTxn};
+use crate::storage::{log, Bytes, ReadView, SyncMode, WriteTxn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -68,7 +65,7 @@ pub(super) fn apply(
             if let Some(root) = &t.root {
                 tree.free_tree(root)?;
             }
-            if let Some(ids) = t.clustered.as_ref().and_then(|c| c.ids.as_ref()) {
+            if let Some(ids) = t.ids_root() {
                 tree.free_tree(ids)?;
             }
         }
@@ -182,7 +179,7 @@ pub(super) fn apply_put(
             .map(|o| clustered::value_len(o.len(), key_len))
     } else {
         let (key, value) = match put {
-            Put::Copy(k, v) => (arena.take(k), arena.take(v)),
+            Put::Copy(k, v) => (arena.copy(k), arena.copy(v)),
             Put::Keep(k, v) => (arena.keep(k), arena.keep(v)),
             Put::Share(k, v) => (k, v),
         };
@@ -252,13 +249,6 @@ impl Arena {
     }
 
     /// Borrowed bytes: copied into the arena, or into their own buffer when large.
-    pub(super) fn take(&mut self, b: &[u8]) -> Bytes {
-        if b.len() > ARENA_CHUNK / 8 {
-            return Bytes::copy_from_slice(b);
-        }
-        self.copy(b)
-    }
-
     pub(super) fn copy(&mut self, b: &[u8]) -> Bytes {
         self.concat(&[b])
     }
@@ -397,41 +387,7 @@ impl WaspTxn {
 }
 
 impl ReadView for WaspTxn {
-    fn tables(&self) -> Vec<TableInfo> {
-        view_tables(&self.state)
-    }
-    fn has_table(&self, name: &str) -> bool {
-        self.state.tables.contains_key(name)
-    }
-    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
-        view_get(&self.shared, &self.state, table, key, true)
-    }
-    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
-        view_scan(&self.shared, &self.state, table, after, limit, true)
-    }
-    fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
-        view_sort_in_scan_order(&self.shared, &self.state, table, keys, true);
-    }
-    fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
-        view_record_id_for(&self.shared, &self.state, table, key, true)
-    }
-    fn scan_with_record_ids(
-        &self,
-        table: &str,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Vec<(Bytes, Bytes, Option<u64>)> {
-        view_scan_with_record_ids(&self.shared, &self.state, table, after, limit, true)
-    }
-    fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
-        view_get_at(&self.shared, &self.state, table, key, rid, true)
-    }
-    fn count(&self, table: &str) -> u64 {
-        self.state.tables.get(table).map_or(0, |t| t.count)
-    }
-    fn table_bytes(&self, table: &str) -> u64 {
-        self.state.tables.get(table).map_or(0, |t| t.bytes)
-    }
+    state_reads!(true);
     fn fault(&self) -> Option<Error> {
         self.shared.fault()
     }

@@ -8,6 +8,15 @@ use crate::error::{Error, Result};
 use crate::storage::{Bytes, ReadView, TableInfo};
 use std::sync::Arc;
 
+/// A read's result, a failure noted on the engine (readers check `ReadView::fault`) and
+/// replaced by `fallback`.
+fn noted<T>(shared: &Shared, r: Result<T>, fallback: T) -> T {
+    r.unwrap_or_else(|e| {
+        shared.note_read_error(&e);
+        fallback
+    })
+}
+
 /// Read access to one state: shared by snapshots and the write transaction (`writer`: leaf
 /// pages read are cached at once, see [`Pager::leaf_probe`]).
 pub(super) fn view_get(
@@ -24,13 +33,7 @@ pub(super) fn view_get(
         None => btree::get(pager, t.root.as_ref(), key, writer)
             .and_then(|v| v.map(|v| btree::resolve(pager, &v)).transpose()),
     };
-    match r {
-        Ok(v) => v,
-        Err(e) => {
-            shared.note_read_error(&e);
-            None
-        }
-    }
+    noted(shared, r, None)
 }
 
 pub(super) fn view_scan(
@@ -87,13 +90,7 @@ fn view_scan_rids(
         }
         (None, None) => Ok(Vec::new()),
     };
-    match r {
-        Ok(v) => v,
-        Err(e) => {
-            shared.note_read_error(&e);
-            Vec::new()
-        }
-    }
+    noted(shared, r, Vec::new())
 }
 
 /// See [`ReadView::record_id_for`].
@@ -102,17 +99,11 @@ pub(super) fn view_record_id_for(
     state: &State,
     table: &str,
     key: &[u8],
-    writer: bool,
 ) -> Option<u64> {
     let c = state.tables.get(table)?.clustered.as_ref()?;
-    match clustered::find(&shared.pager, c, key, writer) {
-        Ok(Some(rid)) => Some(u64::from_be_bytes(rid)),
-        Ok(None) => Some(c.next_rid),
-        Err(e) => {
-            shared.note_read_error(&e);
-            None
-        }
-    }
+    let found = clustered::find(&shared.pager, c, key)
+        .map(|r| Some(r.map_or(c.next_rid, u64::from_be_bytes)));
+    noted(shared, found, None)
 }
 
 /// See [`ReadView::get_at`].
@@ -138,34 +129,82 @@ pub(super) fn view_get_at(
     view_get(shared, state, table, key, writer)
 }
 
+/// See [`ReadView::sort_in_scan_order`].
 pub(super) fn view_sort_in_scan_order(
     shared: &Shared,
     state: &State,
     table: &str,
     keys: &mut [Bytes],
-    writer: bool,
 ) {
     let Some(c) = state.tables.get(table).and_then(|t| t.clustered.as_ref()) else {
         keys.sort_unstable();
         return;
     };
     // Record ids are big-endian: their byte order is their order; absent keys sort last.
-    let mut ranked: Vec<([u8; 8], Bytes)> = Vec::with_capacity(keys.len());
-    for k in keys.iter() {
-        let rid = match clustered::find(&shared.pager, c, k, writer) {
-            Ok(r) => r.unwrap_or([0xFF; 8]),
-            Err(e) => {
-                shared.note_read_error(&e);
-                [0xFF; 8]
-            }
-        };
-        ranked.push((rid, Bytes::clone(k)));
-    }
+    let absent = [0xFF; 8];
+    let mut ranked: Vec<([u8; 8], Bytes)> = keys
+        .iter()
+        .map(|k| {
+            let rid = clustered::find(&shared.pager, c, k).map(|r| r.unwrap_or(absent));
+            (noted(shared, rid, absent), Bytes::clone(k))
+        })
+        .collect();
     ranked.sort_unstable();
     for (slot, (_, k)) in keys.iter_mut().zip(ranked) {
         *slot = k;
     }
 }
+
+/// The `ReadView` methods a snapshot ([`View`]) and the write transaction
+/// (`txn::WaspTxn`) share: both read a `state` through `shared`, the transaction as the
+/// writer (`$writer`: leaf pages it reads are cached at once).
+macro_rules! state_reads {
+    ($writer:expr) => {
+        fn tables(&self) -> Vec<$crate::storage::TableInfo> {
+            $crate::storage::wasp::view::view_tables(&self.state)
+        }
+        fn has_table(&self, name: &str) -> bool {
+            self.state.tables.contains_key(name)
+        }
+        fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
+            $crate::storage::wasp::view::view_get(&self.shared, &self.state, table, key, $writer)
+        }
+        fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_scan(shared, state, table, after, limit, $writer)
+        }
+        fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_sort_in_scan_order(shared, state, table, keys);
+        }
+        fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_record_id_for(shared, state, table, key)
+        }
+        fn scan_with_record_ids(
+            &self,
+            table: &str,
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Vec<(Bytes, Bytes, Option<u64>)> {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_scan_with_record_ids(
+                shared, state, table, after, limit, $writer,
+            )
+        }
+        fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_get_at(shared, state, table, key, rid, $writer)
+        }
+        fn count(&self, table: &str) -> u64 {
+            self.state.tables.get(table).map_or(0, |t| t.count)
+        }
+        fn table_bytes(&self, table: &str) -> u64 {
+            self.state.tables.get(table).map_or(0, |t| t.bytes)
+        }
+    };
+}
+pub(super) use state_reads;
 
 pub(super) fn view_tables(state: &State) -> Vec<TableInfo> {
     state
@@ -206,41 +245,7 @@ impl Refused {
 }
 
 impl ReadView for View {
-    fn tables(&self) -> Vec<TableInfo> {
-        view_tables(&self.state)
-    }
-    fn has_table(&self, name: &str) -> bool {
-        self.state.tables.contains_key(name)
-    }
-    fn get(&self, table: &str, key: &[u8]) -> Option<Bytes> {
-        view_get(&self.shared, &self.state, table, key, false)
-    }
-    fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
-        view_scan(&self.shared, &self.state, table, after, limit, false)
-    }
-    fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
-        view_sort_in_scan_order(&self.shared, &self.state, table, keys, false);
-    }
-    fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
-        view_record_id_for(&self.shared, &self.state, table, key, false)
-    }
-    fn scan_with_record_ids(
-        &self,
-        table: &str,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Vec<(Bytes, Bytes, Option<u64>)> {
-        view_scan_with_record_ids(&self.shared, &self.state, table, after, limit, false)
-    }
-    fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
-        view_get_at(&self.shared, &self.state, table, key, rid, false)
-    }
-    fn count(&self, table: &str) -> u64 {
-        self.state.tables.get(table).map_or(0, |t| t.count)
-    }
-    fn table_bytes(&self, table: &str) -> u64 {
-        self.state.tables.get(table).map_or(0, |t| t.bytes)
-    }
+    state_reads!(false);
     fn fault(&self) -> Option<Error> {
         match &self.refused {
             Some(Refused::Corrupt(m)) => Some(Error::Corrupt(m.clone())),
