@@ -17,6 +17,27 @@
 #include <stdint.h>
 
 /**
+ * Bytes a sealed unit carries beyond its data: the nonce, then the tag.
+ */
+#define OVERHEAD (NONCE_LEN + TAG_LEN)
+
+/**
+ * Bytes of a file identity.
+ */
+#define FILE_ID_LEN 16
+
+/**
+ * Bytes of a key id (the start of SHA-256 of the recipient's SPKI DER).
+ */
+#define KEY_ID_LEN 16
+
+/**
+ * Bytes of one key slot: kind (1: P-256), key id, ephemeral public key (SEC1 uncompressed),
+ * the wrapped data key and its tag.
+ */
+#define SLOT_LEN ((((1 + KEY_ID_LEN) + 65) + 32) + TAG_LEN)
+
+/**
  * Success.
  */
 #define NEXUS_OK 0
@@ -300,8 +321,12 @@ int nexus_sign_file(const char *path, const char *private_pem);
 int nexus_verify_file(const char *path, const char *public_pem);
 
 /**
- * Planned (encryption at rest): adds a recipient who can open the database. This build
- * returns `NEXUS_UNSUPPORTED`.
+ * Adds a recipient to an encrypted database: the holder of the private key of `public_pem`
+ * (SPKI PEM, P-256) can open it from now on. Only the key slots are rewritten, crash-safely;
+ * a key the database has already changes nothing.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a malformed key, no room for another
+ * slot), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
  *
  * # Safety
  * `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
@@ -309,8 +334,11 @@ int nexus_verify_file(const char *path, const char *public_pem);
 int nexus_add_key(nexus_db *db, const char *public_pem);
 
 /**
- * Planned (encryption at rest): removes a recipient. This build returns
- * `NEXUS_UNSUPPORTED`.
+ * Removes a recipient of an encrypted database; refused for its last key. The data key is
+ * unchanged (`nexus_rekey`, once built, replaces it).
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a key that is not a recipient, the
+ * last key), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
  *
  * # Safety
  * `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.

@@ -112,6 +112,10 @@ impl Database {
                         .map_or(d.checkpoint_interval, Duration::from_millis),
                     mmap: options.mmap.unwrap_or(d.mmap),
                     recover: options.recover,
+                    encryption: options
+                        .encryption_key
+                        .clone()
+                        .map(crate::storage::wasp::keyslots::Unlock::Key),
                 }
             },
             recover: options.recover,
@@ -504,6 +508,34 @@ impl Database {
             refuse_open_database_file(file, &subject)?;
         }
         self.engine.storage.backup(dest, self.busy_timeout())
+    }
+
+    /// Adds a recipient to this encrypted database: the holder of the private key of
+    /// `public_pem` (SPKI PEM, P-256) can open it from now on. Only the key slots in the
+    /// file's first page are rewritten (crash-safely: the previous copy stays in force until
+    /// the new one is synced); adding a key it already has changes nothing.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a plain database, a malformed key or no room
+    /// for another slot (30 at 8 KiB pages, 62 at 16 KiB); [`Error::Busy`] when another writer
+    /// holds the database past the busy timeout.
+    pub fn add_key(&self, public_pem: &str) -> Result<()> {
+        self.check_open()?;
+        self.engine
+            .storage
+            .change_key(public_pem, true, self.busy_timeout())
+    }
+
+    /// Removes a recipient of this encrypted database (refused for its last key). Its holder
+    /// can no longer open the file; the data key is unchanged, so a holder who kept it (or an
+    /// old copy of the file) can still read what was written under it.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a plain database, a key that is not a
+    /// recipient, or the last key.
+    pub fn remove_key(&self, public_pem: &str) -> Result<()> {
+        self.check_open()?;
+        self.engine
+            .storage
+            .change_key(public_pem, false, self.busy_timeout())
     }
 
     /// Checks `path` as somewhere to write a file for the user (an export, an error sidecar,

@@ -57,6 +57,11 @@ pub struct OpenOptions {
     /// `nexus_stats` (`storage.recovery`). A torn tail (the residue of a crash during an
     /// append, never acknowledged) is cut either way.
     pub recover: LogRecovery,
+    /// `wasp`: the private key (PKCS#8 PEM, P-256) of an encrypted database. A new file opened
+    /// with it is created encrypted to its public key; an encrypted file opens only with the
+    /// key of one of its recipients (`NEXUS_CRYPTO` otherwise), a plain one refuses a key
+    /// (`NEXUS_INVALID_ARGUMENT`). See `docs/FORMAT.md`, "Encryption".
+    pub encryption_key: Option<crate::crypto::PrivatePem>,
 }
 
 impl Default for OpenOptions {
@@ -75,6 +80,7 @@ impl Default for OpenOptions {
             checkpoint_interval_ms: None,
             mmap: None,
             recover: LogRecovery::Strict,
+            encryption_key: None,
         }
     }
 }
@@ -97,12 +103,9 @@ impl OpenOptions {
         if let Some(v) = r.u64("busy_timeout_ms")? {
             o.busy_timeout_ms = v;
         }
-        if r.string("encryption_key")?.is_some() {
-            // The contract's option (#20); no key is kept, and nothing is opened unencrypted.
-            return Err(Error::Unsupported(
-                "open option 'encryption_key': encryption at rest is not built yet".into(),
-            ));
-        }
+        o.encryption_key = r
+            .string("encryption_key")?
+            .map(crate::crypto::PrivatePem::new);
         let mut cache = CacheConfig::default();
         if cache.read(&mut r)? {
             o.cache = Some(cache);

@@ -225,5 +225,7 @@ pub fn verify_file(path: &Path, public_pem: &str) -> Result<()> {
     })
 }
 
+pub(crate) mod seal;
+
 #[cfg(test)]
 mod tests;

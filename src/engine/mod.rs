@@ -555,6 +555,11 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
         None
     };
     let backend = existing.unwrap_or(cfg.storage);
+    if backend == StorageEngine::MemLog && cfg.wasp.encryption.is_some() {
+        return Err(Error::unsupported(
+            "encryption at rest needs the wasp storage engine (this database or the 'storage' option is memlog)",
+        ));
+    }
     Ok(match backend {
         StorageEngine::MemLog => Box::new(MemLogStorage::open(
             path,
@@ -582,29 +587,40 @@ fn open_storage(path: &Path, cfg: &EngineConfig, faults: &Faults) -> Result<Box<
 /// process already has open for that file.
 pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc<Engine>> {
     let faults = Faults::default();
+    let key = match &cfg.wasp.encryption {
+        Some(crate::storage::wasp::keyslots::Unlock::Key(k)) => Some(k),
+        _ => None,
+    };
     let Some(path) = path else {
+        if key.is_some() {
+            return Err(Error::unsupported(
+                "an in-memory database is not encrypted (nothing of it reaches a file)",
+            ));
+        }
         let storage = Box::new(MemLogStorage::in_memory(faults.clone()));
         let engine = Engine::new(storage, None, faults, cfg);
         engine.start_sweeper()?;
         return Ok(engine);
     };
-    let key = canonical(path)?;
+    let path_key = canonical(path)?;
     let mut reg = registry().lock();
     // Engines inherited across fork() are the parent's: a child opens its own.
     reg.retain(|_, w| w.upgrade().is_some_and(|e| !e.inherited()));
-    if let Some(engine) = reg.get(&key).and_then(Weak::upgrade) {
+    if let Some(engine) = reg.get(&path_key).and_then(Weak::upgrade) {
         if engine.storage.read_only() && !cfg.read_only {
             drop(reg);
             return Err(Error::Busy(format!(
                 "{} is already open read-only in this process; close those connections first",
-                key.display()
+                path_key.display()
             )));
         }
+        // Each connection to an encrypted database shows a key of its own.
+        engine.storage.admits(key)?;
         return Ok(engine);
     }
-    let storage = open_storage(&key, cfg, &faults)?;
-    let engine = Engine::new(storage, Some(key.clone()), faults, cfg);
+    let storage = open_storage(&path_key, cfg, &faults)?;
+    let engine = Engine::new(storage, Some(path_key.clone()), faults, cfg);
     engine.start_sweeper()?;
-    reg.insert(key, Arc::downgrade(&engine));
+    reg.insert(path_key, Arc::downgrade(&engine));
     Ok(engine)
 }

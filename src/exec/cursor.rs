@@ -325,7 +325,13 @@ impl Cursor {
 impl Iterator for Cursor {
     type Item = Result<Document>;
 
+    /// An error ends the iteration (it is the last item): `count()`, `collect()` and `for`
+    /// loops over a cursor that meets a damaged page stop there.
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_document().transpose()
+        let item = self.next_document().transpose();
+        if matches!(item, Some(Err(_))) {
+            self.left = Some(0);
+        }
+        item
     }
 }

@@ -1,6 +1,7 @@
 //! Key pairs and signatures (`crate::crypto`): `nexus_keygen`, `nexus_public_key`,
 //! `nexus_sign`, `nexus_verify`, `nexus_sign_file`, `nexus_verify_file`; and the encryption
-//! functions of the same contract that this build does not have yet (`NEXUS_UNSUPPORTED`).
+//! recipients of an encrypted database (`nexus_add_key`, `nexus_remove_key`); `nexus_rekey`
+//! and `nexus_backup_with` are not built yet (`NEXUS_UNSUPPORTED`).
 
 use super::db::nexus_db;
 use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg};
@@ -187,12 +188,16 @@ pub unsafe extern "C" fn nexus_verify_file(
 /// The error of the encryption functions this build does not have.
 fn no_encryption(what: &str) -> Error {
     Error::unsupported(format!(
-        "{what}: encryption at rest is not built yet (signatures are: nexus_sign, nexus_sign_file)"
+        "{what}: not built yet (encryption at rest is: the open option encryption_key, nexus_add_key, nexus_remove_key; an encrypted nexus_backup copy stays encrypted)"
     ))
 }
 
-/// Planned (encryption at rest): adds a recipient who can open the database. This build
-/// returns `NEXUS_UNSUPPORTED`.
+/// Adds a recipient to an encrypted database: the holder of the private key of `public_pem`
+/// (SPKI PEM, P-256) can open it from now on. Only the key slots are rewritten, crash-safely;
+/// a key the database has already changes nothing.
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a malformed key, no room for another
+/// slot), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
 ///
 /// # Safety
 /// `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
@@ -200,14 +205,18 @@ fn no_encryption(what: &str) -> Error {
 pub unsafe extern "C" fn nexus_add_key(db: *mut nexus_db, public_pem: *const c_char) -> c_int {
     ffi_boundary(|| {
         // SAFETY: caller contract.
-        let _ = unsafe { handle_ref(db, "db") }?;
-        let _ = unsafe { str_arg(public_pem, "public_pem") }?;
-        Err(no_encryption("nexus_add_key"))
+        let h = unsafe { handle_ref(db, "db") }?;
+        let public = unsafe { str_arg(public_pem, "public_pem") }?;
+        h.db.add_key(public)?;
+        Ok(NEXUS_OK)
     })
 }
 
-/// Planned (encryption at rest): removes a recipient. This build returns
-/// `NEXUS_UNSUPPORTED`.
+/// Removes a recipient of an encrypted database; refused for its last key. The data key is
+/// unchanged (`nexus_rekey`, once built, replaces it).
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a key that is not a recipient, the
+/// last key), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
 ///
 /// # Safety
 /// `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
@@ -215,9 +224,10 @@ pub unsafe extern "C" fn nexus_add_key(db: *mut nexus_db, public_pem: *const c_c
 pub unsafe extern "C" fn nexus_remove_key(db: *mut nexus_db, public_pem: *const c_char) -> c_int {
     ffi_boundary(|| {
         // SAFETY: caller contract.
-        let _ = unsafe { handle_ref(db, "db") }?;
-        let _ = unsafe { str_arg(public_pem, "public_pem") }?;
-        Err(no_encryption("nexus_remove_key"))
+        let h = unsafe { handle_ref(db, "db") }?;
+        let public = unsafe { str_arg(public_pem, "public_pem") }?;
+        h.db.remove_key(public)?;
+        Ok(NEXUS_OK)
     })
 }
 

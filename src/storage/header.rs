@@ -26,6 +26,10 @@ pub(crate) const HEADER_LEN: usize = 64;
 /// clustered collections (`docs/FORMAT.md`); files of versions 1 and 2 keep creating
 /// key-ordered ones.
 pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The format version of an encrypted WASP file: version 3 with every page from 1 on and
+/// every log record sealed, and the key slots in page 0 (`docs/FORMAT.md`, "Encryption").
+/// Builds before it refuse such a file as newer instead of failing on its pages.
+pub(crate) const ENCRYPTED_FORMAT: u32 = 4;
 /// The format version of new `memlog` files, which have no clustered collections: version
 /// 3 would only keep earlier builds from opening them.
 pub(crate) const MEMLOG_FORMAT_VERSION: u32 = 2;
@@ -68,9 +72,9 @@ impl Header {
             )));
         }
         let version = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
-        if version > FORMAT_VERSION {
+        if version > ENCRYPTED_FORMAT {
             return Err(Error::unsupported(format!(
-                "{shown} was written by a newer NexusLite (format version {version}; this build reads up to {FORMAT_VERSION}); it was left unchanged"
+                "{shown} was written by a newer NexusLite (format version {version}; this build reads up to {ENCRYPTED_FORMAT}); it was left unchanged"
             )));
         }
         let backend = match bytes[20] {

@@ -44,8 +44,10 @@
 
 use super::fault::Faults;
 use super::file::{self, LogFile};
+use crate::crypto::seal::{Domain, Sealer, OVERHEAD};
 use crate::error::{Error, Result};
 use crate::storage::Bytes;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"NXWALLOG";
@@ -556,6 +558,43 @@ fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
     (r.at == p.len()).then_some((lsn, ops))
 }
 
+/// The plain payload of a record of lap `lap`: `payload` itself, or for an encrypted
+/// database (`sealer`) its LSN and op count followed by its opened ops; `None` when the ops
+/// fail their authentication.
+fn plain<'a>(payload: &'a [u8], lap: u32, sealer: Option<&Sealer>) -> Option<Cow<'a, [u8]>> {
+    let Some(sealer) = sealer else {
+        return Some(Cow::Borrowed(payload));
+    };
+    if payload.len() < 12 + OVERHEAD {
+        return None;
+    }
+    let (ops, trailer) = payload.split_at(payload.len() - OVERHEAD);
+    let mut out = ops.to_vec();
+    let numbers = [
+        u64::from(lap),
+        read_u64(payload, 0),
+        u64::from(read_u32(payload, 8)),
+    ];
+    sealer
+        .open(Domain::LogRecord, numbers, &mut out[12..], trailer)
+        .then_some(Cow::Owned(out))
+}
+
+/// Seals the ops of a record begun with [`begin_record`] for an encrypted database: encrypts
+/// them in place and appends the nonce and tag. Called after the ops are encoded and before
+/// [`seal_record`] (which checksums the sealed bytes), with the same LSN, count and lap.
+pub(crate) fn seal_ops(record: &mut Vec<u8>, lsn: u64, count: u32, lap: u32, sealer: &Sealer) {
+    let ops_end = record.len();
+    record.resize(ops_end + OVERHEAD, 0);
+    let (ops, trailer) = record[RECORD_HEAD..].split_at_mut(ops_end - RECORD_HEAD);
+    sealer.seal(
+        Domain::LogRecord,
+        [u64::from(lap), lsn, u64::from(count)],
+        ops,
+        trailer,
+    );
+}
+
 /// Whether `p` has the shape of a payload (an LSN, an op count, then that many ops whose
 /// length prefixes end exactly at its end), checked without allocating. The damage scan
 /// ([`intact_after`]) tries it at every offset before the checksum: in the residue of earlier
@@ -614,12 +653,17 @@ impl Replay {
 /// Parses a whole log image, stopping cleanly at the end of its current lap or at the first
 /// torn or corrupt record.
 pub(crate) fn replay(image: &[u8], what: &str) -> Result<Replay> {
+    replay_sealed(image, what, None)
+}
+
+/// [`replay`] of the log of an encrypted database (`sealer`: its data key).
+pub(crate) fn replay_sealed(image: &[u8], what: &str, sealer: Option<&Sealer>) -> Result<Replay> {
     let header = decode_header(image, what)?;
-    replay_from(image, header)
+    replay_from(image, header, sealer)
 }
 
 /// [`replay`] with the header already decoded.
-pub(crate) fn replay_from(image: &[u8], header: LogHeader) -> Result<Replay> {
+fn replay_from(image: &[u8], header: LogHeader, sealer: Option<&Sealer>) -> Result<Replay> {
     let lap = header.lap;
     let mut out = Replay {
         base_lsn: header.base_lsn,
@@ -635,7 +679,7 @@ pub(crate) fn replay_from(image: &[u8], header: LogHeader) -> Result<Replay> {
     }
     let mut prev = header.base_lsn;
     let stop = loop {
-        match next_record(image, at, lap, prev) {
+        match next_record(image, at, lap, prev, sealer) {
             Ok(Some((rec, next))) => {
                 prev = rec.0;
                 out.records.push(rec);
@@ -654,7 +698,7 @@ pub(crate) fn replay_from(image: &[u8], header: LogHeader) -> Result<Replay> {
         } else {
             stop.extent as u64
         };
-        out.later = intact_after(image, at, prev, lap);
+        out.later = intact_after(image, at, prev, lap, sealer);
         out.stop_reason = stop.reason;
     }
     Ok(out)
@@ -685,6 +729,7 @@ fn next_record(
     at: usize,
     lap: u32,
     prev: u64,
+    sealer: Option<&Sealer>,
 ) -> std::result::Result<Option<(LoggedTxn, usize)>, Stop> {
     const CLEAN: Stop = Stop {
         reason: None,
@@ -715,21 +760,29 @@ fn next_record(
     let payload = &image[at + 8..at + 8 + len];
     let extent = 8 + len;
     let written_in = crc32fast::hash(payload) ^ crc;
+    let decoded = |lap: u32| plain(payload, lap, sealer).and_then(|p| decode_payload(&p));
     if written_in != lap {
-        if lap != 0 && next_lap(written_in) == lap && decode_payload(payload).is_some() {
+        if lap != 0 && next_lap(written_in) == lap && decoded(written_in).is_some() {
             // An intact record of the previous lap: the current lap ends here (its end mark
             // was lost with a crash during the restart that wrote its header). Any other
             // value is a torn or damaged record (a torn record's checksum gives a random one).
             return Err(CLEAN);
         }
-        let why = if lap != 0 && written_in == next_lap(lap) && decode_payload(payload).is_some() {
+        let why = if lap != 0 && written_in == next_lap(lap) && decoded(written_in).is_some() {
             format!("record at offset {at} belongs to lap {written_in}, after a header of lap {lap} (the newer header was lost)")
         } else {
             format!("checksum mismatch in record at offset {at}")
         };
         return Err(Stop::bad(why, extent));
     }
-    match decode_payload(payload) {
+    if sealer.is_some() && plain(payload, lap, sealer).is_none() {
+        // Its checksum holds, so it was written whole: altered, or moved from elsewhere.
+        return Err(Stop::bad(
+            format!("record at offset {at} fails its authentication (altered, or not this log's record)"),
+            extent,
+        ));
+    }
+    match decoded(lap) {
         Some(rec) if lap == 0 || rec.0 > prev => Ok(Some((rec, at + extent))),
         Some(rec) => Err(Stop::bad(
             format!(
@@ -750,11 +803,12 @@ fn next_record(
 pub(crate) fn decode_records(
     bytes: &[u8],
     lap: u32,
+    sealer: Option<&Sealer>,
 ) -> std::result::Result<Vec<LoggedTxn>, String> {
     let mut out = Vec::new();
     let mut at = 0;
     loop {
-        match next_record(bytes, at, lap, 0) {
+        match next_record(bytes, at, lap, 0, sealer) {
             Ok(Some((rec, next))) => {
                 out.push(rec);
                 at = next;
@@ -776,7 +830,13 @@ pub(crate) fn decode_records(
 /// it), and pass its checksum; most offsets fail the first two tests at once, so the scan is
 /// cheap. Records of earlier laps carry LSNs at or below the lap's base, so they never
 /// count. An intact record found is stepped over whole.
-fn intact_after(image: &[u8], bad: usize, floor: u64, lap: u32) -> Vec<u64> {
+fn intact_after(
+    image: &[u8],
+    bad: usize,
+    floor: u64,
+    lap: u32,
+    sealer: Option<&Sealer>,
+) -> Vec<u64> {
     const MAX_LSN_GAP: u64 = 1 << 40;
     let laps = [lap, if lap == 0 { 0 } else { next_lap(lap) }];
     let mut found = Vec::new();
@@ -788,11 +848,12 @@ fn intact_after(image: &[u8], bad: usize, floor: u64, lap: u32) -> Vec<u64> {
         if len >= RECORD_HEAD - 8 && len <= image.len() - pos - 8 {
             let lsn = read_u64(image, pos + 8);
             let payload = &image[pos + 8..pos + 8 + len];
+            let written_in = crc32fast::hash(payload) ^ read_u32(image, pos + 4);
             if lsn > floor
                 && lsn - floor <= MAX_LSN_GAP
-                && payload_shape_ok(payload)
-                && laps.contains(&(crc32fast::hash(payload) ^ read_u32(image, pos + 4)))
-                && decode_payload(payload).is_some()
+                && (sealer.is_some() || payload_shape_ok(payload))
+                && laps.contains(&written_in)
+                && plain(payload, written_in, sealer).is_some_and(|p| decode_payload(&p).is_some())
             {
                 found.push(lsn);
                 pos += 8 + len;
@@ -1012,7 +1073,7 @@ mod tests {
         assert_eq!(r.stop_reason, None);
         assert!(r.later.is_empty());
         assert_eq!(
-            decode_records(&img[LOG2_START..at + forged.len()], 2).ok(),
+            decode_records(&img[LOG2_START..at + forged.len()], 2, None).ok(),
             None
         );
     }

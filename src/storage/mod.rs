@@ -287,6 +287,24 @@ pub(crate) trait Storage: Send + Sync {
     }
     /// The format version of the database file (`FORMAT_VERSION` for a new or in-memory one).
     fn format_version(&self) -> u32;
+    /// Adds (`add`) or removes a recipient of an encrypted database: its key slots are
+    /// rewritten, crash-safely; the data and the data key stay as they are.
+    fn change_key(&self, public_pem: &str, add: bool, busy_timeout: Duration) -> Result<()> {
+        let _ = (public_pem, add, busy_timeout);
+        Err(Error::invalid(
+            "the database is not encrypted: it has no keys to add or remove",
+        ))
+    }
+    /// Whether another connection presenting `key` may use this open database: an encrypted
+    /// one admits the private key of one of its recipients only, a plain one no key.
+    fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {
+        match key {
+            None => Ok(()),
+            Some(_) => Err(Error::invalid(
+                "the database is not encrypted, and an encryption key was given (make an encrypted copy with nexus_backup_with and the option encrypt_to)",
+            )),
+        }
+    }
     /// Rewrites the database smaller (default: a checkpoint).
     fn compact(&self, busy_timeout: Duration) -> Result<()> {
         self.checkpoint(busy_timeout)

@@ -555,7 +555,12 @@ mod tests {
         let path = dir.path().join("t.db");
         let file = std::fs::File::create(&path).unwrap();
         let geo = Geometry { page_size };
-        let pager = Pager::new(PageFile::new(file, &path, Faults::default()), geo, 1 << 20);
+        let pager = Pager::new(
+            PageFile::new(file, &path, Faults::default()),
+            geo.page_size,
+            None,
+            1 << 20,
+        );
         let (mut freed, mut dirtied) = (Vec::new(), 0);
         let mut tree = Tree {
             pager: &pager,

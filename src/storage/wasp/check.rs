@@ -242,7 +242,7 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
         ));
     }
     let file_len = shared.pager.file.len().unwrap_or(0);
-    if file_len < m.page_count * shared.pager.geo.page_size as u64 {
+    if file_len < m.page_count * shared.pager.phys() as u64 {
         f.errors.push(format!(
             "the file is {file_len} bytes, shorter than its {} pages",
             m.page_count
@@ -252,7 +252,7 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
         "ok": f.errors.is_empty(),
         "backend": "wasp",
         "manifest_generation": m.generation,
-        "page_size": shared.pager.geo.page_size,
+        "page_size": shared.pager.phys(),
         "pages_total": m.page_count,
         "pages_tree": f.pages_tree,
         "pages_overflow": f.pages_overflow,
@@ -326,7 +326,9 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
     if let Some(e) = shared.fault() {
         return Err(e);
     }
-    let ps = shared.pager.geo.page_size;
+    // Pages are copied as the file holds them (sealed, when encrypted: the copy has the same
+    // identity, key slots and data key); only the manifest is written anew.
+    let ps = shared.pager.phys();
     let faults = crate::storage::fault::Faults::default();
     let out = std::fs::OpenOptions::new()
         .read(true)
@@ -344,12 +346,13 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
     for id in 0..m.page_count {
         let buf = if id == 1 || id == 2 {
             if id == m.slot() {
-                copy_manifest.encode(ps)
+                let page = copy_manifest.encode(shared.pager.geo.page_size);
+                shared.pager.physical(id, &page)
             } else {
                 vec![0u8; ps]
             }
         } else {
-            shared.pager.read_raw(id)?
+            shared.pager.read_physical(id)?
         };
         out.write_at(id * ps as u64, &buf)?;
     }
@@ -366,7 +369,14 @@ fn write_copy(shared: &Arc<Shared>, tmp: &Path, busy: Duration) -> Result<()> {
         // writing it, or an earlier lap of a recycled log).
         bytes.truncate(usize::try_from(shared.shm.log_end()).unwrap_or(usize::MAX));
         std::fs::write(&tmp_log, &bytes).map_err(|e| Error::io(&tmp_log, e))?;
-        let copy = super::WaspStorage::open(tmp, false, false, busy, faults, Default::default())?;
+        let cfg = super::WaspConfig {
+            encryption: shared
+                .pager
+                .sealer()
+                .map(|s| super::keyslots::Unlock::Sealer(Arc::clone(s))),
+            ..Default::default()
+        };
+        let copy = super::WaspStorage::open(tmp, false, false, busy, faults, cfg)?;
         let r = crate::storage::Storage::close(&copy);
         drop(copy);
         let _ = std::fs::remove_file(super::shm::shm_path_for(&tmp_log));

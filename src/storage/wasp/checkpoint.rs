@@ -278,9 +278,8 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
         freelist_head,
         page_count: space.page_count,
         free_pages: listed as u64,
-        page_size: u32::try_from(geo.page_size).map_err(|_| {
-            Error::Internal(format!("page size {} does not fit u32", geo.page_size))
-        })?,
+        page_size: u32::try_from(pager.phys())
+            .map_err(|_| Error::Internal(format!("page size {} does not fit u32", pager.phys())))?,
         log_salt: space.manifest.log_salt,
         log_quiet: quiet,
     };
@@ -291,7 +290,7 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     if shrink {
         pager
             .file
-            .truncate(space.page_count * geo.page_size as u64)?;
+            .truncate(space.page_count * pager.phys() as u64)?;
     }
     space.meta_pages = meta_pages;
     space.dirty_nodes = 0;

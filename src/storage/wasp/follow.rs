@@ -244,19 +244,20 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
             )))
         };
     };
-    let records = match log::decode_records(&bytes, f.header.lap) {
-        Ok(r) => r,
-        Err(_) if moved() => return Ok(false),
-        // Another process's checkpoint is restarting the log (its new header is written,
-        // the generation not yet published): try again.
-        Err(_) if header_moved(shared, f)? => return Ok(false),
-        Err(why) => {
-            return Err(Error::Corrupt(format!(
-                "{}: commits another process published do not read back: {why}",
-                shared.log_path.display()
-            )))
-        }
-    };
+    let records =
+        match log::decode_records(&bytes, f.header.lap, shared.pager.sealer().map(|s| &**s)) {
+            Ok(r) => r,
+            Err(_) if moved() => return Ok(false),
+            // Another process's checkpoint is restarting the log (its new header is written,
+            // the generation not yet published): try again.
+            Err(_) if header_moved(shared, f)? => return Ok(false),
+            Err(why) => {
+                return Err(Error::Corrupt(format!(
+                    "{}: commits another process published do not read back: {why}",
+                    shared.log_path.display()
+                )))
+            }
+        };
     let mut space = shared.space.lock();
     let mut freed = Vec::new();
     let mut dirtied = 0;
@@ -338,7 +339,8 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
     };
     // Records of the lap after this one (a checkpoint restarting the log meanwhile) fail
     // this lap's checksums.
-    let Ok(records) = log::decode_records(&bytes, header.lap) else {
+    let Ok(records) = log::decode_records(&bytes, header.lap, shared.pager.sealer().map(|s| &**s))
+    else {
         return Ok(false);
     };
     // Page numbers this process cached (or checked in its map) may hold other contents
@@ -407,7 +409,7 @@ fn recover(shared: &Shared) -> Result<()> {
         }
         Err(e) => return Err(Error::io(&shared.log_path, e)),
     };
-    let replay = log::replay(&image, &what)?;
+    let replay = log::replay_sealed(&image, &what, shared.pager.sealer().map(|s| &**s))?;
     if replay.base_lsn > m.ckpt_lsn {
         return Err(Error::Corrupt(format!(
             "{what}: the log starts after LSN {}, the manifest holds only up to LSN {}",

@@ -27,6 +27,7 @@ pub(crate) mod check;
 pub(crate) mod checkpoint;
 mod clustered;
 mod follow;
+pub(crate) mod keyslots;
 pub(crate) mod manifest;
 mod open;
 pub(crate) mod page;
@@ -79,6 +80,8 @@ pub(crate) struct WaspConfig {
     pub mmap: bool,
     /// What open does with a damaged, missing or foreign log.
     pub recover: LogRecovery,
+    /// The key of an encrypted file; a new file given one is created encrypted.
+    pub encryption: Option<keyslots::Unlock>,
 }
 
 impl Default for WaspConfig {
@@ -90,6 +93,7 @@ impl Default for WaspConfig {
             checkpoint_interval: Duration::from_secs(30),
             mmap: false,
             recover: LogRecovery::Strict,
+            encryption: None,
         }
     }
 }
@@ -223,7 +227,8 @@ impl Storage for WaspStorage {
             "format_version": self.shared.format_version,
             "in_memory": false,
             "read_only": s.read_only,
-            "page_size": s.pager.geo.page_size,
+            "page_size": s.pager.phys(),
+            "encrypted": s.pager.sealer().is_some(),
             "mmap": s.pager.file.is_mapped(),
             "collections": state.tables.len(),
             "documents": state.tables.values().map(|t| t.count).sum::<u64>(),
@@ -302,6 +307,62 @@ impl Storage for WaspStorage {
 
     fn format_version(&self) -> u32 {
         self.shared.format_version
+    }
+
+    fn change_key(&self, public_pem: &str, add: bool, busy_timeout: Duration) -> Result<()> {
+        let shared = &self.shared;
+        let Some(sealer) = shared.pager.sealer() else {
+            return Err(Error::invalid(format!(
+                "{} is not encrypted: it has no keys to add or remove",
+                shared.pager.what()
+            )));
+        };
+        shared.check_writable()?;
+        // The writer gate of every process: one change of the slots at a time, from the
+        // slots as the file has them now (another process may have changed them).
+        let _lock = follow::WriteLock::acquire(shared, busy_timeout)?;
+        let current =
+            keyslots::KeySlots::read(&shared.pager.read_physical(0)?, shared.pager.what())?;
+        let next = if add {
+            match current.with_key(public_pem, sealer)? {
+                Some(next) => next,
+                None => return Ok(()),
+            }
+        } else {
+            current.without_key(public_pem)?
+        };
+        next.write(&shared.pager.file, shared.pager.phys())?;
+        shared.pager.file.sync()?;
+        *shared.keys.lock() = Some(next);
+        Ok(())
+    }
+
+    fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {
+        if self.shared.keys.lock().is_none() {
+            return match key {
+                None => Ok(()),
+                Some(_) => Err(Error::invalid(format!(
+                    "{} is not encrypted, and an encryption key was given (make an encrypted copy with nexus_backup_with and the option encrypt_to)",
+                    self.shared.pager.what()
+                ))),
+            };
+        };
+        // As the file has them now: another process may have added or removed keys.
+        let keys = keyslots::KeySlots::read(
+            &self.shared.pager.read_physical(0)?,
+            self.shared.pager.what(),
+        )?;
+        match key {
+            None => Err(Error::Crypto(format!(
+                "{}: database is encrypted: open it with the option encryption_key (the private key of one of its recipients)",
+                self.shared.pager.what()
+            ))),
+            Some(k) if keys.admits(k.as_str())? => Ok(()),
+            Some(_) => Err(Error::Crypto(format!(
+                "{}: no key slot for this key: the database is encrypted to other keys",
+                self.shared.pager.what()
+            ))),
+        }
     }
 }
 

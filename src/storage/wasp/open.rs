@@ -3,18 +3,20 @@
 
 use super::catalog::TableMeta;
 use super::follow::{catch_up, open_or_create_log, Follow, ForeignChanges, WriteLock};
+use super::keyslots::{KeySlots, Unlock};
 use super::manifest::Manifest;
-use super::page::{Geometry, Ptr};
+use super::page::Ptr;
 use super::pager::{gen_of_tag, Pager, FIRST_DATA_PAGE};
 use super::shared::{LogState, Shared, Space, State};
 use super::shm::{shm_path_for, Joined, ShmFile};
 use super::txn::{apply_logged, Arena};
 use super::{btree, new_salt, WaspConfig};
+use crate::crypto::seal::{Sealer, OVERHEAD};
 use crate::error::{Error, Result};
 use crate::storage::fault::Faults;
 use crate::storage::file::{DbFile, LockMode, LogFile};
 use crate::storage::group::GroupSync;
-use crate::storage::header::{Header, FORMAT_VERSION, HEADER_LEN};
+use crate::storage::header::{Header, ENCRYPTED_FORMAT, FORMAT_VERSION, HEADER_LEN};
 use crate::storage::log::{log_path_for, write_new_log, LogHeader, LogRecovery, Recovery};
 use crate::storage::{log, StorageEngine};
 use parking_lot::{Mutex, RwLock};
@@ -54,7 +56,7 @@ impl WaspStorage {
         let (shm, joined) = ShmFile::open(&shm_path_for(&log_path), busy_timeout)?;
         let alone = matches!(joined, Joined::Alone);
         let fresh = db.len()? == 0;
-        let (page_size, format_version) = if fresh {
+        let (page_size, format_version, keys) = if fresh {
             if read_only {
                 return Err(Error::Corrupt(format!(
                     "{what} is empty: not a NexusLite database"
@@ -74,8 +76,20 @@ impl WaspStorage {
                     log_path.display()
                 )));
             }
-            create_file(&db, &faults, cfg.page_size)?;
-            (cfg.page_size, FORMAT_VERSION)
+            let keys = match &cfg.encryption {
+                None => None,
+                Some(Unlock::Key(pem)) => Some(KeySlots::create(pem.as_str())?),
+                Some(Unlock::Sealer(_)) => {
+                    return Err(Error::Internal("a new file is encrypted with a key".into()))
+                }
+            };
+            create_file(&db, &faults, cfg.page_size, keys.as_ref())?;
+            let version = if keys.is_some() {
+                ENCRYPTED_FORMAT
+            } else {
+                FORMAT_VERSION
+            };
+            (cfg.page_size, version, keys.map(|(k, s)| (k, Arc::new(s))))
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
             if header.backend != StorageEngine::Wasp {
@@ -90,22 +104,29 @@ impl WaspStorage {
                     header.page_size
                 )));
             }
-            (header.page_size, header.format_version)
+            let page0 = {
+                let mut b = vec![0u8; header.page_size as usize];
+                db.page_file(faults.clone())?.read_at(0, &mut b)?;
+                b
+            };
+            let keys = unlock(&page0, &header, cfg.encryption.as_ref(), &what)?;
+            (header.page_size, header.format_version, keys)
         };
-        let geo = Geometry {
-            page_size: page_size as usize,
-        };
+        let (keys, sealer) = keys.unzip();
         let mut file = db.page_file(faults.clone())?;
-        if cfg.mmap {
-            file.map_pages(geo.page_size)?;
+        // Sealed pages are opened into a buffer: a map of them would serve nothing.
+        if cfg.mmap && sealer.is_none() {
+            file.map_pages(page_size as usize)?;
         }
         let pager = Pager::new(
             file,
-            geo,
+            page_size as usize,
+            sealer,
             usize::try_from(cfg.cache_bytes).unwrap_or(usize::MAX),
         );
         let parts = Parts {
             pager,
+            keys,
             db,
             shm,
             read_only,
@@ -189,7 +210,7 @@ impl WaspStorage {
             }
             image = header.file_bytes();
         }
-        let replay = log::replay(&image, &log_what)?;
+        let replay = log::replay_sealed(&image, &log_what, pager.sealer().map(|s| &**s))?;
         drop(image);
         if replay.base_lsn > manifest.ckpt_lsn {
             // The log was reset by a newer checkpoint than the manifest in use: the newest
@@ -390,6 +411,7 @@ fn read_log_image(
 /// What an open has made before it knows whether it is alone.
 struct Parts {
     pager: Pager,
+    keys: Option<KeySlots>,
     db: DbFile,
     shm: ShmFile,
     read_only: bool,
@@ -409,6 +431,7 @@ fn assemble(
 ) -> Arc<Shared> {
     let Parts {
         pager,
+        keys,
         db,
         shm,
         read_only,
@@ -419,6 +442,7 @@ fn assemble(
     } = parts;
     Arc::new(Shared {
         pager,
+        keys: Mutex::new(keys),
         state: RwLock::new(Arc::new(state)),
         gate: Arc::default(),
         log,
@@ -507,11 +531,58 @@ pub(super) fn load_trees(pager: &Pager, m: &Manifest, honour_tags: bool) -> Resu
     })
 }
 
-/// Writes the header page and the first manifest of a new file, then syncs.
-pub(super) fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Result<()> {
+/// The key slots and sealer of an existing file whose header is `header` (first page `page0`): `None` for a plain
+/// file (which refuses a key), or the file unlocked with `unlock`.
+fn unlock(
+    page0: &[u8],
+    header: &Header,
+    unlock: Option<&Unlock>,
+    what: &str,
+) -> Result<Option<(KeySlots, Arc<Sealer>)>> {
+    if header.format_version < ENCRYPTED_FORMAT {
+        return match unlock {
+            None => Ok(None),
+            Some(_) => Err(Error::invalid(format!(
+                "{what} is not encrypted, and an encryption key was given; it was left unchanged (make an encrypted copy with nexus_backup_with and the option encrypt_to)"
+            ))),
+        };
+    }
+    let keys = KeySlots::read(page0, what)?;
+    let sealer = match unlock {
+        None => {
+            return Err(Error::Crypto(format!(
+                "{what}: database is encrypted: open it with the option encryption_key (the private key of one of its recipients)"
+            )))
+        }
+        Some(Unlock::Key(pem)) => Arc::new(keys.unlock(pem.as_str()).map_err(|e| match e {
+            Error::Crypto(m) => Error::Crypto(format!("{what}: {m}")),
+            other => other,
+        })?),
+        Some(Unlock::Sealer(s)) if s.file_id() == keys.file_id => Arc::clone(s),
+        Some(Unlock::Sealer(_)) => {
+            return Err(Error::Internal(format!(
+                "{what}: a copy opened with another file's key"
+            )))
+        }
+    };
+    Ok(Some((keys, sealer)))
+}
+
+/// Writes the header page and the first manifest of a new file (encrypted with `keys`), then
+/// syncs.
+pub(super) fn create_file(
+    db: &DbFile,
+    faults: &Faults,
+    page_size: u32,
+    keys: Option<&(KeySlots, Sealer)>,
+) -> Result<()> {
     let pf = db.page_file(faults.clone())?;
     let header = Header {
-        format_version: FORMAT_VERSION,
+        format_version: if keys.is_some() {
+            ENCRYPTED_FORMAT
+        } else {
+            FORMAT_VERSION
+        },
         backend: StorageEngine::Wasp,
         page_size,
         created_at: crate::document::now_millis(),
@@ -520,6 +591,9 @@ pub(super) fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Resul
     let mut page0 = vec![0u8; ps];
     page0[..HEADER_LEN].copy_from_slice(&header.encode());
     pf.write_at(0, &page0)?;
+    if let Some((slots, _)) = keys {
+        slots.write(&pf, ps)?;
+    }
     // A new file's log is quiet: a crash before the log is created loses nothing.
     let m = Manifest {
         generation: 1,
@@ -531,7 +605,9 @@ pub(super) fn create_file(db: &DbFile, faults: &Faults, page_size: u32) -> Resul
     };
     pf.write_at(ps as u64, &vec![0u8; ps])?;
     pf.write_at(2 * ps as u64, &vec![0u8; ps])?;
-    pf.write_at(m.slot() * ps as u64, &m.encode(ps))?;
+    let logical = ps - if keys.is_some() { OVERHEAD } else { 0 };
+    let page = super::pager::sealed_page(keys.map(|k| &k.1), m.slot(), &m.encode(logical), ps);
+    pf.write_at(m.slot() * ps as u64, &page)?;
     pf.sync()?;
     crate::storage::file::sync_dir(pf.path())
 }

@@ -21,11 +21,17 @@
 //! again soon: caching them pushed the branches out.
 //!
 //! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
+//!
+//! Encrypted files (format version 4): every page from 1 on is sealed on its way to the file
+//! and opened on its way in ([`Sealer`], bound to its page number); the layers above see
+//! pages [`crate::crypto::seal::OVERHEAD`] bytes shorter than the file's (`geo.page_size`
+//! is that logical size, [`Pager::phys`] the file's), and no page is memory-mapped.
 
 use super::page::{
     self, Geometry, Node, PageHead, RawVal, SearchAid, Val, KIND_FREELIST, KIND_LEAF,
     KIND_OVERFLOW, PAGE_HEADER,
 };
+use crate::crypto::seal::{Domain, Sealer, OVERHEAD};
 use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
 use crate::storage::Bytes;
@@ -38,6 +44,19 @@ use std::sync::Arc;
 pub(crate) const FIRST_DATA_PAGE: u64 = 3;
 /// Leaf pages remembered as missed once (forgotten all at once when full).
 const RECENT_MISSES: usize = 8192;
+
+/// Page `id` of a file of `phys`-byte pages as the file holds it: `buf` padded to `phys`
+/// bytes, or sealed with `seal` (`buf` is then the page less the seal's overhead).
+pub(crate) fn sealed_page(seal: Option<&Sealer>, id: u64, buf: &[u8], phys: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(phys);
+    out.extend_from_slice(buf);
+    out.resize(phys, 0);
+    if let Some(seal) = seal {
+        let (data, trailer) = out.split_at_mut(buf.len());
+        seal.seal(Domain::Page, [id, 0, 0], data, trailer);
+    }
+    out
+}
 
 /// What [`Pager::leaf_probe`] found behind a page number.
 pub(crate) enum Probe {
@@ -379,7 +398,12 @@ impl PageCache {
 /// Page I/O plus the page cache. Shared by readers (any thread) and the checkpointer.
 pub(crate) struct Pager {
     pub(crate) file: PageFile,
+    /// The pages the layers above see (shorter than the file's when encrypted).
     pub(crate) geo: Geometry,
+    /// The file's page size.
+    phys: usize,
+    /// Seals pages of an encrypted file.
+    seal: Option<Arc<Sealer>>,
     cache: Mutex<PageCache>,
     recent_misses: Mutex<HashSet<u64, PageIds>>,
     hits: AtomicU64,
@@ -388,11 +412,22 @@ pub(crate) struct Pager {
 }
 
 impl Pager {
-    pub(crate) fn new(file: PageFile, geo: Geometry, cache_bytes: usize) -> Self {
+    /// A pager over `file` of `page_size`-byte pages; `seal`: the file is encrypted.
+    pub(crate) fn new(
+        file: PageFile,
+        page_size: usize,
+        seal: Option<Arc<Sealer>>,
+        cache_bytes: usize,
+    ) -> Self {
         let what = file.path().display().to_string();
+        let overhead = if seal.is_some() { OVERHEAD } else { 0 };
         Self {
             file,
-            geo,
+            geo: Geometry {
+                page_size: page_size - overhead,
+            },
+            phys: page_size,
+            seal,
             cache: Mutex::new(PageCache::new(cache_bytes)),
             recent_misses: Mutex::new(HashSet::default()),
             hits: AtomicU64::new(0),
@@ -407,19 +442,74 @@ impl Pager {
     }
 
     fn offset(&self, id: u64) -> u64 {
-        id * self.geo.page_size as u64
+        id * self.phys as u64
     }
 
-    /// Reads page `id` into a fresh buffer without checking it.
+    /// The file's page size (the header's; `geo.page_size` less the seal when encrypted).
+    pub(crate) fn phys(&self) -> usize {
+        self.phys
+    }
+
+    /// The sealer of an encrypted file.
+    pub(crate) fn sealer(&self) -> Option<&Arc<Sealer>> {
+        self.seal.as_ref()
+    }
+
+    /// Reads page `id` (1 and on: opened when encrypted) into a fresh buffer of
+    /// `geo.page_size` bytes without checking its contents.
     pub(crate) fn read_raw(&self, id: u64) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; self.geo.page_size];
+        let mut buf = vec![0u8; self.phys];
+        self.file.read_at(self.offset(id), &mut buf)?;
+        self.open_sealed(id, &mut buf)?;
+        buf.truncate(self.geo.page_size);
+        Ok(buf)
+    }
+
+    /// Reads page `id` as the file holds it (sealed when encrypted): backups copy it so.
+    pub(crate) fn read_physical(&self, id: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.phys];
         self.file.read_at(self.offset(id), &mut buf)?;
         Ok(buf)
     }
 
-    /// Writes a whole page buffer as page `id`.
-    pub(crate) fn write_raw(&self, id: u64, buf: &[u8]) -> Result<()> {
+    /// Opens the sealed page `id` in `buf` (the file's bytes) in place: afterwards its first
+    /// `geo.page_size` bytes are the page. Nothing to do for a plain file.
+    fn open_sealed(&self, id: u64, buf: &mut [u8]) -> Result<()> {
+        let Some(seal) = &self.seal else {
+            return Ok(());
+        };
+        let (data, trailer) = buf.split_at_mut(self.geo.page_size);
+        if seal.open(Domain::Page, [id, 0, 0], data, trailer) {
+            return Ok(());
+        }
+        Err(Error::Corrupt(format!(
+            "{}: page {id} fails its authentication (damaged, altered, or not this file's page {id})",
+            self.what
+        )))
+    }
+
+    /// Page `id` as the file holds it: `buf` (`geo.page_size` bytes) sealed when encrypted.
+    pub(crate) fn physical(&self, id: u64, buf: &[u8]) -> Vec<u8> {
+        sealed_page(self.seal.as_deref(), id, buf, self.phys)
+    }
+
+    /// Writes the page in `buf` (`geo.page_size` bytes) as page `id`, sealing it in place
+    /// (`buf` grows to the file's page size) when encrypted.
+    fn write_in_place(&self, id: u64, buf: &mut Vec<u8>) -> Result<()> {
+        if let Some(seal) = &self.seal {
+            buf.resize(self.phys, 0);
+            let (data, trailer) = buf.split_at_mut(self.geo.page_size);
+            seal.seal(Domain::Page, [id, 0, 0], data, trailer);
+        }
         self.file.write_at(self.offset(id), buf)
+    }
+
+    /// Writes a whole page buffer (`geo.page_size` bytes) as page `id`.
+    pub(crate) fn write_raw(&self, id: u64, buf: &[u8]) -> Result<()> {
+        if self.seal.is_none() {
+            return self.file.write_at(self.offset(id), buf);
+        }
+        self.file.write_at(self.offset(id), &self.physical(id, buf))
     }
 
     /// Estimated memory of a decoded node.
@@ -569,8 +659,10 @@ impl Pager {
             return f(p.bytes(), head, true);
         }
         crate::scratch::with(&PAGE, |buf| {
-            buf.resize(self.geo.page_size, 0);
+            buf.resize(self.phys, 0);
             self.file.read_at(self.offset(id), buf)?;
+            self.open_sealed(id, buf)?;
+            let buf = &buf[..self.geo.page_size];
             let head = page::open_page(buf, id, &self.what)?;
             f(buf, head, false)
         })
@@ -616,7 +708,7 @@ impl Pager {
             crate::scratch::with(&PAGE, |buf| {
                 buf.resize(self.geo.page_size, 0);
                 page::encode_node(self.geo, node, id, buf)?;
-                self.write_raw(id, buf)
+                self.write_in_place(id, buf)
             })?;
             // Whatever the cache held under `id` was a page since freed.
             self.cache.lock().remove(id);
@@ -659,7 +751,7 @@ impl Pager {
             let used = u32::try_from(part.len())
                 .map_err(|_| Error::Internal("overflow chunk larger than 4 GiB".into()))?;
             page::seal(&mut buf, KIND_OVERFLOW, 0, id, next, used);
-            self.write_raw(id, &buf)?;
+            self.write_in_place(id, &mut buf)?;
         }
         Ok(())
     }
@@ -742,7 +834,7 @@ impl Pager {
             buf[28..32].copy_from_slice(&tag.to_le_bytes());
             let crc = crc32fast::hash(&buf[4..]);
             buf[0..4].copy_from_slice(&crc.to_le_bytes());
-            self.write_raw(id, &buf)?;
+            self.write_in_place(id, &mut buf)?;
         }
         if parts.next().is_some() {
             return Err(Error::Internal("free list outgrew its pages".into()));
@@ -788,10 +880,16 @@ impl Pager {
 
     /// The manifest in force: the valid slot with the highest generation (read by copy).
     pub(crate) fn read_manifest(&self) -> Result<super::manifest::Manifest> {
+        // A slot that fails its authentication (never written, or torn) is an invalid slot,
+        // as one failing its checksum is.
+        let slot = |id| match self.read_raw(id) {
+            Err(Error::Corrupt(_)) if self.seal.is_some() => Ok(vec![0u8; self.geo.page_size]),
+            r => r,
+        };
         super::manifest::Manifest::choose(
-            &self.read_raw(1)?,
-            &self.read_raw(2)?,
-            u32::try_from(self.geo.page_size).unwrap_or(0),
+            &slot(1)?,
+            &slot(2)?,
+            u32::try_from(self.phys).unwrap_or(0),
             self.what(),
         )
     }

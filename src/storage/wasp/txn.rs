@@ -496,6 +496,9 @@ impl WriteTxn for WaspTxn {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
             let lap = log.header.lap;
+            if let Some(sealer) = shared.pager.sealer() {
+                log::seal_ops(&mut record, lsn, n_ops, lap, sealer);
+            }
             log::seal_record(&mut record, lsn, n_ops, lap);
             // A recycled log: the end mark goes out with the record, in the same write.
             let mark = if lap == 0 { 0 } else { log::END_MARK };

@@ -1,0 +1,376 @@
+//! Encryption at rest (#20): the data key that seals a database's pages and log records, and
+//! the key slots that wrap it for each recipient.
+//!
+//! - **Sealing** ([`Sealer`]): XChaCha20-Poly1305 (an AEAD). Every sealed unit (a page, the
+//!   operations of a log record) carries a 24-byte nonce and a 16-byte tag ([`OVERHEAD`]).
+//!   Nonces are a random 128-bit prefix drawn when the database is opened followed by a 64-bit
+//!   counter: they never repeat under one key, also after a restore from a backup or in several
+//!   processes at once (192-bit nonces leave no practical chance of a prefix drawn twice). The
+//!   associated data binds a unit to its place: the domain (page or log record), the file's
+//!   random identity and the unit's numbers (page number; lap, LSN and operation count of a
+//!   log record), so a unit moved to another position, another file or another kind of place
+//!   fails its tag.
+//! - **Key slots** ([`wrap`], [`unwrap`]): the data key sealed to one recipient's P-256 public
+//!   key, ECIES-style: an ephemeral key pair, ECDH with the recipient, HKDF-SHA256 (salt: the
+//!   file identity; info: the ephemeral public key and the recipient's key id) to a one-time
+//!   key, XChaCha20-Poly1305 over the data key. A slot names its recipient by the first 16
+//!   bytes of SHA-256 of the recipient's SPKI DER, so opening needs no trial decryption.
+//!
+//! Keys live in types that zeroize their memory when dropped; no key material goes into an
+//! error message.
+
+use super::Zeroizing;
+use crate::error::{Error, Result};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use p256::elliptic_curve::rand_core::{OsRng, RngCore};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+use p256::{PublicKey, SecretKey};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes a sealed unit carries beyond its data: the nonce, then the tag.
+pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// Bytes of a file identity.
+pub const FILE_ID_LEN: usize = 16;
+/// Bytes of a key id (the start of SHA-256 of the recipient's SPKI DER).
+pub const KEY_ID_LEN: usize = 16;
+/// Bytes of one key slot: kind (1: P-256), key id, ephemeral public key (SEC1 uncompressed),
+/// the wrapped data key and its tag.
+pub const SLOT_LEN: usize = 1 + KEY_ID_LEN + 65 + 32 + TAG_LEN;
+const SLOT_P256: u8 = 1;
+const SLOT_INFO: &[u8] = b"NexusLite key slot v1";
+
+/// What a sealed unit is (part of its associated data).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+pub enum Domain {
+    /// A page of `NAME.db`; numbers: page number.
+    Page = 1,
+    /// The operations of a log record; numbers: lap, LSN, operation count.
+    LogRecord = 2,
+}
+
+/// A random 256-bit data key, zeroized when dropped.
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    /// A new random data key.
+    pub fn random() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut k[..]);
+        Self(k)
+    }
+}
+
+/// A new random file identity.
+pub fn new_file_id() -> [u8; FILE_ID_LEN] {
+    let mut id = [0u8; FILE_ID_LEN];
+    OsRng.fill_bytes(&mut id);
+    id
+}
+
+/// Seals and opens the units of one database under its data key.
+pub struct Sealer {
+    aead: XChaCha20Poly1305,
+    /// Kept to wrap it for a new recipient ([`Sealer::wrap_for`]).
+    key: DataKey,
+    file_id: [u8; FILE_ID_LEN],
+    prefix: [u8; 16],
+    counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    /// A sealer for the file `file_id` under `key`.
+    pub fn new(key: &DataKey, file_id: [u8; FILE_ID_LEN]) -> Self {
+        let mut prefix = [0u8; 16];
+        OsRng.fill_bytes(&mut prefix);
+        Self {
+            aead: cipher(&key.0[..]),
+            key: DataKey(key.0.clone()),
+            file_id,
+            prefix,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A key slot of this file's data key for the holder of `recipient_pem`'s private key.
+    pub fn wrap_for(&self, recipient_pem: &str) -> Result<[u8; SLOT_LEN]> {
+        wrap(&self.key, recipient_pem, &self.file_id)
+    }
+
+    /// The file identity bound into every unit.
+    pub fn file_id(&self) -> [u8; FILE_ID_LEN] {
+        self.file_id
+    }
+
+    fn aad(&self, domain: Domain, numbers: [u64; 3]) -> [u8; 1 + FILE_ID_LEN + 24] {
+        let mut a = [0u8; 1 + FILE_ID_LEN + 24];
+        a[0] = domain as u8;
+        a[1..1 + FILE_ID_LEN].copy_from_slice(&self.file_id);
+        for (i, n) in numbers.iter().enumerate() {
+            let o = 1 + FILE_ID_LEN + 8 * i;
+            a[o..o + 8].copy_from_slice(&n.to_le_bytes());
+        }
+        a
+    }
+
+    /// Encrypts `data` in place and writes its nonce and tag into `trailer`
+    /// ([`OVERHEAD`] bytes).
+    pub fn seal(&self, domain: Domain, numbers: [u64; 3], data: &mut [u8], trailer: &mut [u8]) {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..16].copy_from_slice(&self.prefix);
+        nonce[16..].copy_from_slice(&n.to_le_bytes());
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(&XNonce::from(nonce), &self.aad(domain, numbers), data)
+            // Only a message past 256 GiB fails; units are pages and log records.
+            .expect("XChaCha20-Poly1305 seals any unit smaller than 256 GiB");
+        trailer[..NONCE_LEN].copy_from_slice(&nonce);
+        trailer[NONCE_LEN..OVERHEAD].copy_from_slice(&tag);
+    }
+
+    /// Decrypts `data` in place if `trailer` authenticates it at this place; `false` (and
+    /// `data` unspecified) when it does not: damaged, altered, moved, or of another file.
+    #[must_use]
+    pub fn open(&self, domain: Domain, numbers: [u64; 3], data: &mut [u8], trailer: &[u8]) -> bool {
+        let (Ok(nonce), Ok(tag)) = (
+            <[u8; NONCE_LEN]>::try_from(&trailer[..NONCE_LEN.min(trailer.len())]),
+            <[u8; TAG_LEN]>::try_from(&trailer[NONCE_LEN.min(trailer.len())..]),
+        ) else {
+            return false;
+        };
+        self.aead
+            .decrypt_in_place_detached(
+                &XNonce::from(nonce),
+                &self.aad(domain, numbers),
+                data,
+                &Tag::from(tag),
+            )
+            .is_ok()
+    }
+}
+
+/// The cipher of a 32-byte key (every key here is 32 bytes).
+fn cipher(key: &[u8]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new_from_slice(key).expect("XChaCha20-Poly1305 keys are 32 bytes")
+}
+
+fn crypto(msg: impl Into<String>) -> Error {
+    Error::Crypto(msg.into())
+}
+
+/// The key id of a P-256 public key.
+fn key_id(public: &PublicKey) -> Result<[u8; KEY_ID_LEN]> {
+    let der = public
+        .to_public_key_der()
+        .map_err(|e| Error::Internal(format!("encoding a public key: {e}")))?;
+    let digest = Sha256::digest(der.as_bytes());
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    Ok(id)
+}
+
+fn parse_public(pem: &str) -> Result<PublicKey> {
+    PublicKey::from_public_key_pem(pem.trim()).map_err(|e| {
+        let hint = if pem.contains("PRIVATE KEY") {
+            " (this is a private key: pass its public key)"
+        } else {
+            ""
+        };
+        Error::invalid(format!(
+            "the public key is not a P-256 key in SPKI PEM (\"BEGIN PUBLIC KEY\"){hint}: {e}"
+        ))
+    })
+}
+
+fn parse_private(pem: &str) -> Result<SecretKey> {
+    SecretKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
+        let hint = if pem.contains("PUBLIC KEY") {
+            " (this is a public key: a database opens with its private key)"
+        } else {
+            ""
+        };
+        Error::invalid(format!(
+            "the encryption key is not a P-256 private key in PKCS#8 PEM (\"BEGIN PRIVATE KEY\"){hint}: {e}"
+        ))
+    })
+}
+
+/// The key id of the public key in `pem` (SPKI).
+pub fn public_key_id(pem: &str) -> Result<[u8; KEY_ID_LEN]> {
+    key_id(&parse_public(pem)?)
+}
+
+/// The public key (SPKI PEM) and key id of the private key `pem` (PKCS#8).
+pub fn private_key_id(pem: &str) -> Result<[u8; KEY_ID_LEN]> {
+    key_id(&parse_private(pem)?.public_key())
+}
+
+/// The recipient key id a slot names.
+pub fn slot_key_id(slot: &[u8; SLOT_LEN]) -> [u8; KEY_ID_LEN] {
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&slot[1..1 + KEY_ID_LEN]);
+    id
+}
+
+/// The one-time key that wraps the data key in a slot: HKDF-SHA256 of the ECDH secret.
+fn slot_kek(
+    shared: &p256::ecdh::SharedSecret,
+    file_id: &[u8; FILE_ID_LEN],
+    eph: &[u8],
+    id: &[u8; KEY_ID_LEN],
+) -> Result<XChaCha20Poly1305> {
+    let hk = shared.extract::<Sha256>(Some(file_id));
+    let mut kek = Zeroizing::new([0u8; 32]);
+    let mut info = Vec::with_capacity(SLOT_INFO.len() + eph.len() + id.len());
+    info.extend_from_slice(SLOT_INFO);
+    info.extend_from_slice(eph);
+    info.extend_from_slice(id);
+    hk.expand(&info, &mut kek[..])
+        .map_err(|_| Error::Internal("HKDF output length".into()))?;
+    Ok(cipher(&kek[..]))
+}
+
+/// A key slot that lets the holder of `recipient_pem`'s private key recover `key`.
+pub fn wrap(
+    key: &DataKey,
+    recipient_pem: &str,
+    file_id: &[u8; FILE_ID_LEN],
+) -> Result<[u8; SLOT_LEN]> {
+    let recipient = parse_public(recipient_pem)?;
+    let id = key_id(&recipient)?;
+    let eph = p256::ecdh::EphemeralSecret::random(&mut OsRng);
+    let eph_pub = eph.public_key().to_encoded_point(false);
+    let shared = eph.diffie_hellman(&recipient);
+    let kek = slot_kek(&shared, file_id, eph_pub.as_bytes(), &id)?;
+    let mut wrapped = Zeroizing::new([0u8; 32]);
+    wrapped.copy_from_slice(&key.0[..]);
+    // The one-time key seals one message: a fixed nonce is safe.
+    let tag = kek
+        .encrypt_in_place_detached(&XNonce::default(), file_id, &mut wrapped[..])
+        .map_err(|_| Error::Internal("wrapping the data key".into()))?;
+    let mut slot = [0u8; SLOT_LEN];
+    slot[0] = SLOT_P256;
+    slot[1..1 + KEY_ID_LEN].copy_from_slice(&id);
+    slot[1 + KEY_ID_LEN..1 + KEY_ID_LEN + 65].copy_from_slice(eph_pub.as_bytes());
+    slot[1 + KEY_ID_LEN + 65..1 + KEY_ID_LEN + 97].copy_from_slice(&wrapped[..]);
+    slot[1 + KEY_ID_LEN + 97..].copy_from_slice(&tag);
+    Ok(slot)
+}
+
+/// The data key, recovered with the private key `private_pem` from whichever of `slots`
+/// names it: `NEXUS_CRYPTO` when none does or the slot does not open.
+pub fn unwrap(
+    slots: &[[u8; SLOT_LEN]],
+    private_pem: &str,
+    file_id: &[u8; FILE_ID_LEN],
+) -> Result<DataKey> {
+    let secret = parse_private(private_pem)?;
+    let id = key_id(&secret.public_key())?;
+    let slot = slots.iter().find(|s| slot_key_id(s) == id).ok_or_else(|| {
+        crypto("no key slot for this key: the database is encrypted to other keys")
+    })?;
+    if slot[0] != SLOT_P256 {
+        return Err(crypto(format!("key slot of unknown kind {}", slot[0])));
+    }
+    let eph_bytes = &slot[1 + KEY_ID_LEN..1 + KEY_ID_LEN + 65];
+    let eph = PublicKey::from_sec1_bytes(eph_bytes)
+        .map_err(|_| crypto("the key slot for this key is damaged (no valid ephemeral key)"))?;
+    let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), eph.as_affine());
+    let kek = slot_kek(&shared, file_id, eph_bytes, &id)?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&slot[1 + KEY_ID_LEN + 65..1 + KEY_ID_LEN + 97]);
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&slot[1 + KEY_ID_LEN + 97..]);
+    kek.decrypt_in_place_detached(&XNonce::default(), file_id, &mut key[..], &Tag::from(tag))
+        .map_err(|_| crypto("the key slot for this key does not open (damaged or altered)"))?;
+    Ok(DataKey(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_opens_only_at_its_place_under_its_key() {
+        let key = DataKey::random();
+        let file = new_file_id();
+        let s = Sealer::new(&key, file);
+        let mut data = b"marker-plaintext page body".to_vec();
+        let mut trailer = [0u8; OVERHEAD];
+        s.seal(Domain::Page, [7, 0, 0], &mut data, &mut trailer);
+        assert_ne!(&data[..], b"marker-plaintext page body");
+        let sealed = data.clone();
+        // Another sealer of the same file and key (another open) opens it.
+        let again = Sealer::new(&key, file);
+        assert!(again.open(Domain::Page, [7, 0, 0], &mut data, &trailer));
+        assert_eq!(&data[..], b"marker-plaintext page body");
+        // Another page number, another domain, another file, another key, a flipped bit.
+        for (dom, nums, s2) in [
+            (Domain::Page, [8, 0, 0], Sealer::new(&key, file)),
+            (Domain::LogRecord, [7, 0, 0], Sealer::new(&key, file)),
+            (Domain::Page, [7, 0, 0], Sealer::new(&key, new_file_id())),
+            (
+                Domain::Page,
+                [7, 0, 0],
+                Sealer::new(&DataKey::random(), file),
+            ),
+        ] {
+            let mut d = sealed.clone();
+            assert!(!s2.open(dom, nums, &mut d, &trailer));
+        }
+        let mut d = sealed.clone();
+        d[3] ^= 1;
+        assert!(!s.open(Domain::Page, [7, 0, 0], &mut d, &trailer));
+        // Nonces do not repeat.
+        let mut t2 = [0u8; OVERHEAD];
+        let mut d2 = b"x".to_vec();
+        s.seal(Domain::Page, [7, 0, 0], &mut d2, &mut t2);
+        assert_ne!(trailer[..24], t2[..24]);
+    }
+
+    #[test]
+    fn a_slot_opens_with_its_recipient_only() {
+        let (priv_a, pub_a) = super::super::keygen(None).unwrap();
+        let (priv_b, _) = super::super::keygen(None).unwrap();
+        let file = new_file_id();
+        let key = DataKey::random();
+        let slot = wrap(&key, &pub_a, &file).unwrap();
+        let back = unwrap(&[slot], &priv_a, &file).unwrap();
+        assert_eq!(&back.0[..], &key.0[..]);
+        assert_eq!(slot_key_id(&slot), public_key_id(&pub_a).unwrap());
+        assert_eq!(
+            private_key_id(&priv_a).unwrap(),
+            public_key_id(&pub_a).unwrap()
+        );
+        let e = unwrap(&[slot], &priv_b, &file).err().unwrap();
+        assert!(matches!(e, Error::Crypto(_)), "{e:?}");
+        // Another file's identity, or a damaged slot, does not open.
+        assert!(matches!(
+            unwrap(&[slot], &priv_a, &new_file_id()),
+            Err(Error::Crypto(_))
+        ));
+        let mut bad = slot;
+        bad[SLOT_LEN - 20] ^= 1;
+        assert!(matches!(
+            unwrap(&[bad], &priv_a, &file),
+            Err(Error::Crypto(_))
+        ));
+        // A public key where a private one belongs is a clear argument error.
+        assert!(matches!(
+            unwrap(&[slot], &pub_a, &file),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! The key slots of an encrypted file (format version 4): the file identity and the data key
+//! wrapped for each recipient, in the clear in page 0 after the header. Two copies, each
+//! with a generation and a checksum, as the manifest has: a change writes the copy the
+//! current one is not in and syncs, so a torn write leaves the previous copy in force
+//! (`docs/FORMAT.md`, "Encryption").
+//!
+//! ```text
+//! copy c (c = generation mod 2) at HEADER_LEN + c * area, area = (page_size - 64) / 2
+//!  0 "NXKEYS01" | 8 generation u64 | 16 file id [16] | 32 cipher u8 (1) | 33 0 0 0
+//!  36 count u32 | 40 slots (count x SLOT_LEN) | crc32 of everything before it
+//! ```
+
+use crate::crypto::seal::{self, DataKey, Sealer, FILE_ID_LEN, SLOT_LEN};
+use crate::error::{Error, Result};
+use crate::storage::file::PageFile;
+use crate::storage::header::HEADER_LEN;
+
+const MAGIC: &[u8; 8] = b"NXKEYS01";
+/// XChaCha20-Poly1305 pages and records.
+const CIPHER_XCHACHA: u8 = 1;
+const FIXED: usize = 40;
+
+/// The decoded key slots of a file.
+#[derive(Clone)]
+pub(crate) struct KeySlots {
+    pub(crate) generation: u64,
+    pub(crate) file_id: [u8; FILE_ID_LEN],
+    pub(crate) slots: Vec<[u8; SLOT_LEN]>,
+}
+
+/// Bytes of one copy in a page-0 of `page_size` bytes.
+fn area(page_size: usize) -> usize {
+    (page_size - HEADER_LEN) / 2
+}
+
+/// Recipients a file of `page_size`-byte pages has room for.
+pub(crate) fn max_slots(page_size: usize) -> usize {
+    (area(page_size) - FIXED - 4) / SLOT_LEN
+}
+
+impl KeySlots {
+    /// The slots of a new encrypted file for the holder of `private_pem`, and the sealer of
+    /// its new random data key.
+    pub(crate) fn create(private_pem: &str) -> Result<(Self, Sealer)> {
+        let public = crate::crypto::public_key(private_pem).map_err(|e| match e {
+            Error::Crypto(m) => {
+                Error::InvalidArgument(format!("open option 'encryption_key': {m}"))
+            }
+            other => other,
+        })?;
+        let key = DataKey::random();
+        let file_id = seal::new_file_id();
+        let slot = seal::wrap(&key, &public, &file_id)?;
+        let sealer = Sealer::new(&key, file_id);
+        Ok((
+            Self {
+                generation: 1,
+                file_id,
+                slots: vec![slot],
+            },
+            sealer,
+        ))
+    }
+
+    /// The sealer of this file for the holder of `private_pem` (`NEXUS_CRYPTO` when no slot
+    /// is theirs).
+    pub(crate) fn unlock(&self, private_pem: &str) -> Result<Sealer> {
+        let key = seal::unwrap(&self.slots, private_pem, &self.file_id)?;
+        Ok(Sealer::new(&key, self.file_id))
+    }
+
+    /// Whether the holder of `private_pem` has a slot.
+    pub(crate) fn admits(&self, private_pem: &str) -> Result<bool> {
+        let id = seal::private_key_id(private_pem)?;
+        Ok(self.slots.iter().any(|s| seal::slot_key_id(s) == id))
+    }
+
+    fn encode(&self, page_size: usize) -> Result<Vec<u8>> {
+        if self.slots.len() > max_slots(page_size) {
+            return Err(Error::invalid(format!(
+                "a file of {page_size}-byte pages has room for {} keys",
+                max_slots(page_size)
+            )));
+        }
+        let mut b = vec![0u8; area(page_size)];
+        b[0..8].copy_from_slice(MAGIC);
+        b[8..16].copy_from_slice(&self.generation.to_le_bytes());
+        b[16..32].copy_from_slice(&self.file_id);
+        b[32] = CIPHER_XCHACHA;
+        let count = u32::try_from(self.slots.len())
+            .map_err(|_| Error::Internal("key slot count".into()))?;
+        b[36..40].copy_from_slice(&count.to_le_bytes());
+        let mut at = FIXED;
+        for s in &self.slots {
+            b[at..at + SLOT_LEN].copy_from_slice(s);
+            at += SLOT_LEN;
+        }
+        let crc = crc32fast::hash(&b[..at]);
+        b[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        Ok(b)
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if &b[0..8] != MAGIC || b[32] != CIPHER_XCHACHA {
+            return None;
+        }
+        let count = u32::from_le_bytes(b[36..40].try_into().ok()?) as usize;
+        let end = FIXED.checked_add(count.checked_mul(SLOT_LEN)?)?;
+        if end + 4 > b.len() {
+            return None;
+        }
+        let crc = u32::from_le_bytes(b[end..end + 4].try_into().ok()?);
+        if crc != crc32fast::hash(&b[..end]) {
+            return None;
+        }
+        let mut file_id = [0u8; FILE_ID_LEN];
+        file_id.copy_from_slice(&b[16..32]);
+        let slots = b[FIXED..end]
+            .chunks_exact(SLOT_LEN)
+            .map(|c| {
+                let mut s = [0u8; SLOT_LEN];
+                s.copy_from_slice(c);
+                s
+            })
+            .collect();
+        Some(Self {
+            generation: u64::from_le_bytes(b[8..16].try_into().ok()?),
+            file_id,
+            slots,
+        })
+    }
+
+    /// The copy in force in `page0` (the file's first page): the valid one with the higher
+    /// generation; `NEXUS_CORRUPT` when neither is valid.
+    pub(crate) fn read(page0: &[u8], what: &str) -> Result<Self> {
+        let a = area(page0.len());
+        let copies = [0, 1].map(|c| {
+            let at = HEADER_LEN + c * a;
+            Self::decode(&page0[at..at + a])
+        });
+        copies
+            .into_iter()
+            .flatten()
+            .max_by_key(|k| k.generation)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "{what}: the key slots of this encrypted database are damaged (neither copy is valid)"
+                ))
+            })
+    }
+
+    /// These slots with one for `public_pem` added (`None`: it has one already).
+    pub(crate) fn with_key(&self, public_pem: &str, sealer: &Sealer) -> Result<Option<Self>> {
+        let id = seal::public_key_id(public_pem)?;
+        if self.slots.iter().any(|s| seal::slot_key_id(s) == id) {
+            return Ok(None);
+        }
+        let mut slots = self.slots.clone();
+        slots.push(sealer.wrap_for(public_pem)?);
+        Ok(Some(Self {
+            generation: self.generation + 1,
+            file_id: self.file_id,
+            slots,
+        }))
+    }
+
+    /// These slots without the one of `public_pem`: refused when it has none, or is the last.
+    pub(crate) fn without_key(&self, public_pem: &str) -> Result<Self> {
+        let id = seal::public_key_id(public_pem)?;
+        let slots: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|s| seal::slot_key_id(s) != id)
+            .copied()
+            .collect();
+        if slots.len() == self.slots.len() {
+            return Err(Error::invalid(
+                "this key is not one of the database's recipients",
+            ));
+        }
+        if slots.is_empty() {
+            return Err(Error::invalid(
+                "this is the database's last key: removing it would leave nobody able to open it (add another key first)",
+            ));
+        }
+        Ok(Self {
+            generation: self.generation + 1,
+            file_id: self.file_id,
+            slots,
+        })
+    }
+
+    /// Writes this generation's copy into page 0 of `file` (pages of `page_size` bytes); the
+    /// caller syncs.
+    pub(crate) fn write(&self, file: &PageFile, page_size: usize) -> Result<()> {
+        let a = area(page_size);
+        let at = HEADER_LEN + (self.generation % 2) as usize * a;
+        file.write_at(at as u64, &self.encode(page_size)?)
+    }
+}
+
+/// What opens an encrypted file: a recipient's private key, or (a copy made by this process
+/// of a file it has open) the sealer of the file already opened.
+#[derive(Clone, Debug)]
+pub(crate) enum Unlock {
+    Key(crate::crypto::PrivatePem),
+    Sealer(std::sync::Arc<Sealer>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newer_valid_copy_is_in_force() {
+        let (private, _) = crate::crypto::keygen(None).unwrap();
+        let (k1, _) = KeySlots::create(&private).unwrap();
+        let mut page = vec![0u8; 4096];
+        let put = |page: &mut Vec<u8>, k: &KeySlots| {
+            let a = area(4096);
+            let at = HEADER_LEN + (k.generation % 2) as usize * a;
+            page[at..at + a].copy_from_slice(&k.encode(4096).unwrap());
+        };
+        put(&mut page, &k1);
+        assert_eq!(KeySlots::read(&page, "x").unwrap().generation, 1);
+        let k2 = KeySlots {
+            generation: 2,
+            slots: vec![],
+            ..k1.clone()
+        };
+        put(&mut page, &k2);
+        assert_eq!(KeySlots::read(&page, "x").unwrap().slots.len(), 0);
+        // A torn copy 2: copy 1 is in force again.
+        page[HEADER_LEN + 20] ^= 1;
+        let k = KeySlots::read(&page, "x").unwrap();
+        assert_eq!((k.generation, k.slots.len()), (1, 1));
+        assert!(k.admits(&private).unwrap());
+        assert!(k.unlock(&private).is_ok());
+        assert_eq!((max_slots(8192), max_slots(16384)), (30, 62));
+    }
+}

@@ -1,0 +1,401 @@
+//! Encryption at rest (#20) through the Rust API: nothing readable in the files, the key rules
+//! at open (missing, wrong, given to a plain file), tampering refused, pages moved refused,
+//! backups encrypted, and the data intact across checkpoints and reopening.
+
+use bson::doc;
+use nexus::crypto::{keygen, PrivatePem};
+use nexus::{Database, Document, Error, FindOptions, OpenOptions, StorageEngine};
+use std::path::{Path, PathBuf};
+
+const MARKER: &str = "Zanzibar7Marker";
+
+fn key() -> PrivatePem {
+    PrivatePem::new(keygen(None).unwrap().0.to_string())
+}
+
+fn with_key(k: &PrivatePem) -> OpenOptions {
+    OpenOptions {
+        encryption_key: Some(k.clone()),
+        storage: Some(StorageEngine::Wasp),
+        ..OpenOptions::default()
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file of the database `db` (`NAME.db`, `NAME.wasp`) has no byte run of the marker.
+fn assert_no_marker(db: &Path) {
+    for p in [db.to_path_buf(), db.with_extension("wasp")] {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        for m in [MARKER.to_string(), MARKER.to_lowercase()] {
+            assert!(
+                !contains(&bytes, m.as_bytes()),
+                "{} holds the marker in the clear",
+                p.display()
+            );
+        }
+    }
+}
+
+/// Fills `db` with documents, a collection name, field names and an index name that carry
+/// the marker.
+fn fill(db: &Database) {
+    let coll = format!("c_{MARKER}");
+    let c = db.collection(&coll);
+    for i in 0..300 {
+        let json = format!(
+            r#"{{"_id": "id-{MARKER}-{i}", "{MARKER}_field": "value {MARKER} {i}", "n": {i}, "blob": "{}"}}"#,
+            "x".repeat(if i % 50 == 0 { 5000 } else { 10 })
+        );
+        c.insert(Document::from_json(&json).unwrap()).unwrap();
+    }
+    c.create_index_json(
+        &format!(r#"{{"{MARKER}_field": 1}}"#),
+        Some(&format!(r#"{{"name": "ix_{MARKER}"}}"#)),
+    )
+    .unwrap();
+}
+
+fn count(db: &Database) -> usize {
+    db.collection(&format!("c_{MARKER}"))
+        .find(&doc! {}, FindOptions::default())
+        .unwrap()
+        .count()
+}
+
+/// The documents of the marker collection, or the first error reading them.
+fn read_all(db: &Database) -> nexus::Result<usize> {
+    let docs = db
+        .collection(&format!("c_{MARKER}"))
+        .find(&doc! {}, FindOptions::default())?
+        .collect::<nexus::Result<Vec<_>>>()?;
+    Ok(docs.len())
+}
+
+/// Read-only: a refused or checked open writes nothing (and needs no checkpoint at close).
+fn reading(k: &PrivatePem) -> OpenOptions {
+    OpenOptions {
+        read_only: true,
+        ..with_key(k)
+    }
+}
+
+fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+#[test]
+fn nothing_readable_on_disk_before_and_after_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "enc.db");
+    let k = key();
+    let db = Database::open(&path, with_key(&k)).unwrap();
+    fill(&db);
+    // Before any checkpoint: the commits are in the log only.
+    assert_no_marker(&path);
+    db.checkpoint().unwrap();
+    assert_no_marker(&path);
+    let stats = db.stats().unwrap();
+    assert_eq!(stats["storage"]["encrypted"], true, "{stats}");
+    assert_eq!(stats["storage"]["format_version"], 4, "{stats}");
+    assert!(!stats.to_string().contains("PRIVATE"), "no key in stats");
+    let backup = tmp(&dir, "copy.db");
+    db.backup(&backup).unwrap();
+    assert_no_marker(&backup);
+    assert_eq!(db.check().unwrap()["ok"], true);
+    db.close().unwrap();
+    assert_no_marker(&path);
+    // The data, under the key, after reopening; the backup opens with the same key.
+    for p in [&path, &backup] {
+        let db = Database::open(p, with_key(&k)).unwrap();
+        assert_eq!(count(&db), 300);
+        let one = db
+            .collection(&format!("c_{MARKER}"))
+            .find_one(&doc! { format!("{MARKER}_field"): format!("value {MARKER} 150") })
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.get("n"), Some(&bson::Bson::Int32(150)));
+        assert_eq!(db.check().unwrap()["ok"], true);
+        db.close().unwrap();
+    }
+}
+
+#[test]
+fn the_key_rules_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "k.db");
+    let k = key();
+    let db = Database::open(&path, with_key(&k)).unwrap();
+    fill(&db);
+    // Another connection of this process must show a key of its own.
+    let e = Database::open(&path, OpenOptions::default()).err().unwrap();
+    assert!(
+        matches!(e, Error::Crypto(ref m) if m.contains("database is encrypted")),
+        "{e}"
+    );
+    let e = Database::open(&path, with_key(&key())).err().unwrap();
+    assert!(
+        matches!(e, Error::Crypto(ref m) if m.contains("no key slot for this key")),
+        "{e}"
+    );
+    let second = Database::open(&path, with_key(&k)).unwrap();
+    assert_eq!(count(&second), 300);
+    second.close().unwrap();
+    db.close().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // Closed: the same answers from the file itself, and nothing modified.
+    let e = Database::open(&path, OpenOptions::default()).err().unwrap();
+    assert!(
+        matches!(e, Error::Crypto(ref m) if m.contains("database is encrypted")),
+        "{e}"
+    );
+    let e = Database::open(&path, with_key(&key())).err().unwrap();
+    assert!(
+        matches!(e, Error::Crypto(ref m) if m.contains("no key slot for this key")),
+        "{e}"
+    );
+    let public = nexus::crypto::public_key(k.as_str()).unwrap();
+    let e = Database::open(&path, with_key(&PrivatePem::new(public)))
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "refused opens change nothing"
+    );
+    // A plain database refuses a key.
+    let plain = tmp(&dir, "plain.db");
+    Database::open(&plain, OpenOptions::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    let e = Database::open(&plain, with_key(&k)).err().unwrap();
+    assert!(
+        matches!(e, Error::InvalidArgument(ref m) if m.contains("not encrypted")),
+        "{e}"
+    );
+    // memlog and in-memory databases are not encrypted.
+    let e = Database::open(
+        tmp(&dir, "m.db"),
+        OpenOptions {
+            storage: Some(StorageEngine::MemLog),
+            ..with_key(&k)
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+}
+
+/// Flips one byte in each page of the file in turn (a sample of offsets in every page) and
+/// checks the database refuses it (`Corrupt`/`Crypto`) or, when the flip lands in bytes no
+/// page uses, still returns exactly the original data: never altered data.
+#[test]
+fn tampering_with_any_page_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "t.db");
+    let k = key();
+    let db = Database::open(&path, with_key(&k)).unwrap();
+    fill(&db);
+    db.close().unwrap();
+    let original = std::fs::read(&path).unwrap();
+    let ps = 8192;
+    let pages = original.len() / ps;
+    assert!(pages > 5);
+    let mut refused = 0;
+    for page in 1..pages {
+        for at in [100usize, ps - 41, ps - 1] {
+            let mut bytes = original.clone();
+            bytes[page * ps + at] ^= 0x20;
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = std::fs::remove_file(path.with_extension("wasp-shm"));
+            let outcome = Database::open(&path, reading(&k)).and_then(|db| {
+                let n = read_all(&db)?;
+                let ok = db.check()?;
+                db.close()?;
+                Ok((n, ok["ok"] == true))
+            });
+            match outcome {
+                Err(Error::Corrupt(_) | Error::Crypto(_)) => refused += 1,
+                Ok((n, ok)) => assert!(
+                    n == 300 && ok,
+                    "page {page} offset {at}: altered data accepted ({n} documents, check {ok})"
+                ),
+                Err(e) => panic!("page {page} offset {at}: {e}"),
+            }
+        }
+    }
+    // Pages in use are authenticated: most flips are refused (free pages are never read).
+    assert!(refused > 0);
+    std::fs::write(&path, &original).unwrap();
+}
+
+/// A page copied to another position of the same file, or the same page from another
+/// encrypted file, fails its authentication.
+#[test]
+fn pages_moved_or_from_another_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    let a = tmp(&dir, "a.db");
+    let b = tmp(&dir, "b.db");
+    for p in [&a, &b] {
+        let db = Database::open(p, with_key(&k)).unwrap();
+        fill(&db);
+        db.close().unwrap();
+    }
+    let ps = 8192;
+    let original = std::fs::read(&a).unwrap();
+    let other = std::fs::read(&b).unwrap();
+    let pages = original.len() / ps;
+    let mut refused_moves = 0;
+    for page in 3..pages {
+        // Swap page `page` with page 3 / take b's page.
+        for source in [&original, &other] {
+            let from = if std::ptr::eq(source, &original) {
+                3
+            } else {
+                page
+            };
+            if std::ptr::eq(source, &original) && page == 3 {
+                continue;
+            }
+            let mut bytes = original.clone();
+            bytes[page * ps..(page + 1) * ps].copy_from_slice(&source[from * ps..(from + 1) * ps]);
+            std::fs::write(&a, &bytes).unwrap();
+            let _ = std::fs::remove_file(a.with_extension("wasp-shm"));
+            let r = Database::open(&a, reading(&k)).and_then(|db| {
+                let n = read_all(&db)?;
+                let report = db.check()?;
+                db.close()?;
+                Ok((n, report))
+            });
+            match r {
+                Err(Error::Corrupt(_) | Error::Crypto(_)) => refused_moves += 1,
+                Ok((n, report)) if report["ok"] == false => {
+                    let _ = n;
+                    refused_moves += 1
+                }
+                Ok((n, report)) => {
+                    // Only a page no tree uses (free) may be replaced unnoticed.
+                    assert_eq!(n, 300, "page {page}: {report}");
+                }
+                Err(e) => panic!("page {page}: {e}"),
+            }
+        }
+    }
+    assert!(refused_moves > 0);
+}
+
+#[test]
+fn log_records_are_authenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "l.db");
+    let k = key();
+    let db = Database::open(&path, with_key(&k)).unwrap();
+    let c = db.collection("c");
+    for i in 0..20 {
+        c.insert(Document::from_json(&format!(r#"{{"_id": {i}, "v": "{MARKER}"}}"#)).unwrap())
+            .unwrap();
+    }
+    // Leave the commits in the log: copy the files while the database is open.
+    let log = path.with_extension("wasp");
+    let db_bytes = std::fs::read(&path).unwrap();
+    let log_bytes = std::fs::read(&log).unwrap();
+    drop(c);
+    db.close().unwrap();
+    assert!(!contains(&log_bytes, MARKER.as_bytes()));
+    let copy = tmp(&dir, "lc.db");
+    let copy_log = copy.with_extension("wasp");
+    std::fs::write(&copy, &db_bytes).unwrap();
+    std::fs::write(&copy_log, &log_bytes).unwrap();
+    let db = Database::open(&copy, with_key(&k)).unwrap();
+    assert_eq!(
+        db.collection("c")
+            .find(&doc! {}, FindOptions::default())
+            .unwrap()
+            .count(),
+        20
+    );
+    db.close().unwrap();
+    // A flipped byte inside the first record's sealed ops, with its checksum fixed up so
+    // only the authentication can catch it: refused, never replayed.
+    let start = 64; // a recycled log's records start after its two header slots
+    let len = u32::from_le_bytes(log_bytes[start..start + 4].try_into().unwrap()) as usize;
+    let mut forged = log_bytes.clone();
+    forged[start + 8 + 20] ^= 1;
+    let lap = u32::from_le_bytes(log_bytes[start + 4..start + 8].try_into().unwrap())
+        ^ crc32(&log_bytes[start + 8..start + 8 + len]);
+    let crc = crc32(&forged[start + 8..start + 8 + len]) ^ lap;
+    forged[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&copy, &db_bytes).unwrap();
+    std::fs::write(&copy_log, &forged).unwrap();
+    let _ = std::fs::remove_file(copy.with_extension("wasp-shm"));
+    let e = Database::open(&copy, with_key(&k)).err().unwrap();
+    assert!(
+        matches!(e, Error::Corrupt(ref m) if m.contains("authentication")),
+        "{e}"
+    );
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    // CRC-32 (IEEE), bitwise: the tests do not link crc32fast.
+    let mut crc = !0u32;
+    for &x in b {
+        crc ^= u32::from(x);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn recipients_added_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "r.db");
+    let a = key();
+    let b = key();
+    let pub_a = nexus::crypto::public_key(a.as_str()).unwrap();
+    let pub_b = nexus::crypto::public_key(b.as_str()).unwrap();
+    let db = Database::open(&path, with_key(&a)).unwrap();
+    fill(&db);
+    // The last key cannot go; a key that is no recipient cannot be removed.
+    assert!(
+        matches!(db.remove_key(&pub_a), Err(Error::InvalidArgument(ref m)) if m.contains("last key"))
+    );
+    assert!(matches!(
+        db.remove_key(&pub_b),
+        Err(Error::InvalidArgument(_))
+    ));
+    db.add_key(&pub_b).unwrap();
+    db.add_key(&pub_b).unwrap(); // again: nothing changes
+                                 // B opens it now, also while A's connection is open.
+    let with_b = Database::open(&path, with_key(&b)).unwrap();
+    assert_eq!(count(&with_b), 300);
+    with_b.close().unwrap();
+    db.remove_key(&pub_a).unwrap();
+    db.close().unwrap();
+    assert_no_marker(&path);
+    let e = Database::open(&path, with_key(&a)).err().unwrap();
+    assert!(
+        matches!(e, Error::Crypto(ref m) if m.contains("no key slot")),
+        "{e}"
+    );
+    let db = Database::open(&path, with_key(&b)).unwrap();
+    assert_eq!(count(&db), 300);
+    // A plain database has no keys to change.
+    let plain = Database::open(tmp(&dir, "p.db"), OpenOptions::default()).unwrap();
+    assert!(matches!(
+        plain.add_key(&pub_a),
+        Err(Error::InvalidArgument(_))
+    ));
+}
