@@ -4,6 +4,7 @@
 //! above (`db`) compiles a [`FindOptions`] into a [`Plan`] and runs it over a storage snapshot.
 
 pub(crate) mod compare;
+pub(crate) mod expr;
 pub(crate) mod filter;
 pub(crate) mod path;
 pub(crate) mod projection;
