@@ -1,0 +1,973 @@
+//! The aggregation pipeline: [`Pipeline`] parses the stages (`$match`, `$project`,
+//! `$addFields`/`$set`, `$unset`, `$replaceRoot`/`$replaceWith`, `$sort`, `$skip`,
+//! `$limit`, `$count`, `$group`, `$unwind`, `$lookup`, `$facet`, `$bucket`,
+//! `$sortByCount`, `$sample`, and a final `$out` / `$merge`) and runs them over documents
+//! in memory. Expressions are [`crate::query::expr`]; reshaping stages are [`shape`];
+//! grouping is [`group`].
+//!
+//! This layer reads no collection itself: `$lookup` asks a [`Foreign`] (implemented by the
+//! API layer over the same database), and the API layer feeds the pipeline's input (its
+//! leading `$match` / `$sort` / `$skip` / `$limit` served by the find planner, see
+//! [`Pipeline::take_leading_find`]) and performs `$out` / `$merge` ([`Output`]).
+//!
+//! Memory: stages hold their documents in memory. [`Budget`] refuses
+//! (`NEXUS_UNSUPPORTED`) a pipeline whose buffered documents pass [`MAX_BUFFERED_BYTES`];
+//! spilling to disk (MongoDB's `allowDiskUse`) is not built.
+//!
+//! Pipeline-style updates use [`apply_update_pipeline`].
+
+pub(crate) mod group;
+pub(crate) mod shape;
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::{Error, Result};
+use crate::query::expr::{is_missing, is_nullish, Env, Expr};
+use crate::query::filter::Filter;
+use crate::query::sort::SortSpec;
+use bson::{Bson, Document};
+use group::{accumulators, Accumulator, Bucket};
+use shape::{set_path, AddFields, Projection};
+
+/// The most bytes of documents (estimated as BSON) a pipeline may hold at once.
+pub const MAX_BUFFERED_BYTES: usize = 100 * 1024 * 1024;
+
+/// Reads other collections of the same database for `$lookup`.
+pub(crate) trait Foreign {
+    /// The documents of `coll` that match `filter` (every document for `{}`), in the
+    /// collection's order; none for a missing collection.
+    fn find(&self, coll: &str, filter: &Document) -> Result<Vec<Document>>;
+}
+
+/// A `Foreign` for pipelines that read no other collection (pipeline updates, tests).
+pub(crate) struct NoForeign;
+
+impl Foreign for NoForeign {
+    fn find(&self, coll: &str, _filter: &Document) -> Result<Vec<Document>> {
+        Err(Error::unsupported(format!(
+            "$lookup from '{coll}' is not available here"
+        )))
+    }
+}
+
+/// The running count of buffered bytes.
+pub(crate) struct Budget {
+    used: usize,
+}
+
+impl Budget {
+    pub(crate) fn new() -> Self {
+        Self { used: 0 }
+    }
+
+    /// Counts `bytes` more; fails past [`MAX_BUFFERED_BYTES`].
+    pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > MAX_BUFFERED_BYTES {
+            return Err(Error::unsupported(format!(
+                "aggregate: the pipeline would hold more than {} MiB of documents in memory; spilling to disk (allowDiskUse) is not supported by NexusLite",
+                MAX_BUFFERED_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.used = 0;
+    }
+}
+
+/// An estimate of a value's size as BSON (iterative).
+pub(crate) fn approx_bytes(doc: &Document) -> usize {
+    let mut total = 5;
+    let mut stack: Vec<&Bson> = doc.values().collect();
+    total += doc.keys().map(|k| k.len() + 2).sum::<usize>();
+    while let Some(v) = stack.pop() {
+        total += match v {
+            Bson::Document(d) => {
+                total += d.keys().map(|k| k.len() + 2).sum::<usize>();
+                stack.extend(d.values());
+                5
+            }
+            Bson::Array(a) => {
+                total += a.len() * 4;
+                stack.extend(a.iter());
+                5
+            }
+            Bson::String(s) => s.len() + 5,
+            Bson::Binary(b) => b.bytes.len() + 5,
+            _ => 8,
+        };
+    }
+    total
+}
+
+/// Where a pipeline's results go instead of the caller.
+#[derive(Debug, Clone)]
+pub(crate) enum Output {
+    /// `$out`: replace the collection with the results.
+    Out(String),
+    /// `$merge` (matched on `_id`).
+    Merge {
+        into: String,
+        when_matched: WhenMatched,
+        when_not_matched: WhenNotMatched,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenMatched {
+    Replace,
+    KeepExisting,
+    Merge,
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenNotMatched {
+    Insert,
+    Discard,
+    Fail,
+}
+
+/// One parsed stage.
+#[derive(Debug, Clone)]
+enum Stage {
+    Match {
+        filter: Filter,
+        expr: Option<Expr>,
+        /// The filter as given without `$expr` (for pushing into find).
+        doc: Document,
+    },
+    Project(Projection),
+    AddFields(AddFields),
+    ReplaceRoot(Expr, &'static str),
+    Sort(SortSpec, Document),
+    Skip(u64),
+    Limit(u64),
+    Count(String),
+    Group(Box<Expr>, Vec<Accumulator>),
+    Unwind {
+        path: Vec<String>,
+        index: Option<String>,
+        preserve: bool,
+    },
+    Lookup(Box<Lookup>),
+    Facet(Vec<(String, Pipeline)>),
+    Bucket(Box<Bucket>),
+    SortByCount(Expr),
+    Sample(u64),
+}
+
+/// A parsed `$lookup`.
+#[derive(Debug, Clone)]
+struct Lookup {
+    from: String,
+    local: Option<Vec<String>>,
+    foreign: Option<String>,
+    vars: Vec<(String, Expr)>,
+    pipeline: Option<Pipeline>,
+    as_path: Vec<String>,
+}
+
+/// A parsed pipeline (without its final `$out` / `$merge`, see [`Pipeline::parse`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pipeline {
+    stages: Vec<Stage>,
+}
+
+/// What can read a stage's single argument.
+fn stage_doc<'a>(name: &str, v: &'a Bson) -> Result<&'a Document> {
+    match v {
+        Bson::Document(d) => Ok(d),
+        _ => Err(Error::parse(format!(
+            "the {name} stage specification must be an object"
+        ))),
+    }
+}
+
+fn count_arg(name: &str, v: &Bson, positive: bool) -> Result<u64> {
+    #[allow(clippy::cast_possible_truncation)] // integral (checked)
+    let n = match v {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(d) if d.fract() == 0.0 && d.abs() < 9.0e18 => Some(*d as i64),
+        _ => None,
+    };
+    match n {
+        Some(n) if n > 0 || (n == 0 && !positive) => Ok(n.unsigned_abs()),
+        Some(n) if positive => Err(Error::parse(format!(
+            "invalid argument to {name} stage: the limit must be positive, found {n}"
+        ))),
+        Some(n) => Err(Error::parse(format!(
+            "invalid argument to {name} stage: Expected a non-negative number in: {name}: {n}"
+        ))),
+        None => Err(Error::parse(format!(
+            "invalid argument to {name} stage: Expected a number in: {name}: {}",
+            crate::document::json::bson_to_json_text(v)
+        ))),
+    }
+}
+
+fn field_path(name: &str, v: &Bson, what: &str) -> Result<Vec<String>> {
+    match v {
+        Bson::String(s) if s.starts_with('$') && !s.starts_with("$$") && s.len() > 1 => {
+            let parts: Vec<String> = s[1..].split('.').map(str::to_owned).collect();
+            if parts.iter().any(String::is_empty) {
+                return Err(Error::parse(format!("{name}: invalid field path '{s}'")));
+            }
+            Ok(parts)
+        }
+        _ => Err(Error::parse(format!(
+            "{name}: {what} must be a field path starting with '$', found {}",
+            crate::document::json::bson_to_json_text(v)
+        ))),
+    }
+}
+
+fn plain_path(name: &str, v: &Bson, what: &str) -> Result<Vec<String>> {
+    match v {
+        Bson::String(s) if !s.is_empty() && !s.starts_with('$') && !s.split('.').any(str::is_empty) => {
+            Ok(s.split('.').map(str::to_owned).collect())
+        }
+        _ => Err(Error::parse(format!(
+            "{name}: '{what}' must be a non-empty field name not starting with '$', found {}",
+            crate::document::json::bson_to_json_text(v)
+        ))),
+    }
+}
+
+impl Pipeline {
+    /// Parses the stages of a pipeline. A final `$out` or `$merge` is returned apart;
+    /// anywhere else they are refused.
+    ///
+    /// Errors: [`Error::Parse`] for a malformed stage, [`Error::Unsupported`] naming a
+    /// stage or operator this build does not have.
+    pub(crate) fn parse(stages: &[Document]) -> Result<(Self, Option<Output>)> {
+        let mut out = None;
+        let mut parsed = Vec::with_capacity(stages.len());
+        for (i, s) in stages.iter().enumerate() {
+            if s.len() != 1 {
+                return Err(Error::parse(format!(
+                    "A pipeline stage specification object must contain exactly one field, found {} in stage {i}",
+                    s.len()
+                )));
+            }
+            let (name, arg) = s.iter().next().expect("one field");
+            if name == "$out" || name == "$merge" {
+                if i + 1 != stages.len() {
+                    return Err(Error::parse(format!(
+                        "{name} can only be the final stage in the pipeline"
+                    )));
+                }
+                out = Some(parse_output(name, arg)?);
+                continue;
+            }
+            parsed.push(Self::parse_stage(name, arg)?);
+        }
+        Ok((Self { stages: parsed }, out))
+    }
+
+    /// Parses a pipeline nested in a stage (`$lookup`, `$facet`): no `$out` / `$merge`.
+    fn parse_nested(v: &Bson, owner: &str) -> Result<Self> {
+        let Bson::Array(items) = v else {
+            return Err(Error::parse(format!("{owner}: the pipeline must be an array")));
+        };
+        let mut docs = Vec::with_capacity(items.len());
+        for item in items {
+            let Bson::Document(d) = item else {
+                return Err(Error::parse(format!(
+                    "{owner}: each pipeline stage must be an object"
+                )));
+            };
+            docs.push(d.clone());
+        }
+        let (p, output) = Self::parse(&docs)?;
+        if output.is_some() {
+            return Err(Error::parse(format!(
+                "{owner}: $out and $merge are not allowed inside {owner}"
+            )));
+        }
+        Ok(p)
+    }
+
+    fn parse_stage(name: &str, arg: &Bson) -> Result<Stage> {
+        Ok(match name {
+            "$match" => {
+                let d = stage_doc(name, arg)?;
+                let mut doc = d.clone();
+                let expr = doc.remove("$expr").map(|e| Expr::parse(&e)).transpose()?;
+                Stage::Match {
+                    filter: Filter::parse(&doc)?,
+                    expr,
+                    doc,
+                }
+            }
+            "$project" => Stage::Project(Projection::parse(stage_doc(name, arg)?)?),
+            "$addFields" | "$set" => Stage::AddFields(AddFields::parse(stage_doc(name, arg)?, name)?),
+            "$unset" => Stage::Project(Projection::unset(arg)?),
+            "$replaceRoot" => {
+                let d = stage_doc(name, arg)?;
+                let (Some(root), 1) = (d.get("newRoot"), d.len()) else {
+                    return Err(Error::parse(
+                        "$replaceRoot: expected exactly one field, 'newRoot'",
+                    ));
+                };
+                Stage::ReplaceRoot(Expr::parse(root)?, "newRoot")
+            }
+            "$replaceWith" => Stage::ReplaceRoot(Expr::parse(arg)?, "replacement document"),
+            "$sort" => {
+                let d = stage_doc(name, arg)?;
+                if d.is_empty() {
+                    return Err(Error::parse("$sort stage must have at least one sort key"));
+                }
+                Stage::Sort(SortSpec::parse(d)?, d.clone())
+            }
+            "$skip" => Stage::Skip(count_arg(name, arg, false)?),
+            "$limit" => Stage::Limit(count_arg(name, arg, true)?),
+            "$count" => match arg {
+                Bson::String(s) if s.is_empty() => {
+                    return Err(Error::parse("the count field must be a non-empty string"))
+                }
+                Bson::String(s) if s.starts_with('$') => {
+                    return Err(Error::parse("the count field cannot be a $-prefixed path"))
+                }
+                Bson::String(s) if s.contains('.') => {
+                    return Err(Error::parse("the count field cannot contain '.'"))
+                }
+                Bson::String(s) => Stage::Count(s.clone()),
+                _ => return Err(Error::parse("the count field must be a non-empty string")),
+            },
+            "$group" => {
+                let d = stage_doc(name, arg)?;
+                let Some(id) = d.get("_id") else {
+                    return Err(Error::parse("a group specification must include an _id"));
+                };
+                Stage::Group(Box::new(Expr::parse(id)?), accumulators(d, true, "$group")?)
+            }
+            "$unwind" => Self::parse_unwind(arg)?,
+            "$lookup" => Stage::Lookup(Box::new(Self::parse_lookup(arg)?)),
+            "$facet" => {
+                let d = stage_doc(name, arg)?;
+                if d.is_empty() {
+                    return Err(Error::parse("the $facet specification must be a non-empty object"));
+                }
+                let mut facets = Vec::new();
+                for (k, v) in d {
+                    if k.is_empty() || k.starts_with('$') || k.contains('.') {
+                        return Err(Error::parse(format!("$facet: invalid facet name '{k}'")));
+                    }
+                    if let Bson::Array(items) = v {
+                        for s in items {
+                            if let Some(n) = s.as_document().and_then(|s| s.keys().next()) {
+                                if n == "$facet" {
+                                    return Err(Error::parse(
+                                        "$facet is not allowed to be used within a $facet stage",
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    facets.push((k.clone(), Self::parse_nested(v, "$facet")?));
+                }
+                Stage::Facet(facets)
+            }
+            "$bucket" => Stage::Bucket(Box::new(Bucket::parse(arg)?)),
+            "$sortByCount" => {
+                if !matches!(arg, Bson::String(s) if s.starts_with('$'))
+                    && !matches!(arg, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')))
+                {
+                    return Err(Error::parse(
+                        "the sortKey specification for $sortByCount must be a $-prefixed path or an expression object",
+                    ));
+                }
+                Stage::SortByCount(Expr::parse(arg)?)
+            }
+            "$sample" => {
+                let d = stage_doc(name, arg)?;
+                let (Some(size), 1) = (d.get("size"), d.len()) else {
+                    return Err(Error::parse("$sample stage must specify a size"));
+                };
+                Stage::Sample(count_arg("$sample", size, false).map_err(|_| {
+                    Error::parse("size argument to $sample must not be negative")
+                })?)
+            }
+            other if other.starts_with('$') => {
+                return Err(Error::unsupported(format!(
+                    "Unrecognized pipeline stage name: '{other}' (not supported by NexusLite)"
+                )))
+            }
+            other => {
+                return Err(Error::parse(format!(
+                    "Unrecognized pipeline stage name: '{other}'"
+                )))
+            }
+        })
+    }
+
+    fn parse_unwind(arg: &Bson) -> Result<Stage> {
+        match arg {
+            Bson::String(_) => Ok(Stage::Unwind {
+                path: field_path("$unwind", arg, "path")?,
+                index: None,
+                preserve: false,
+            }),
+            Bson::Document(d) => {
+                let mut path = None;
+                let mut index = None;
+                let mut preserve = false;
+                for (k, v) in d {
+                    match (k.as_str(), v) {
+                        ("path", _) => path = Some(field_path("$unwind", v, "path")?),
+                        ("includeArrayIndex", Bson::String(s))
+                            if !s.is_empty() && !s.starts_with('$') =>
+                        {
+                            index = Some(s.clone());
+                        }
+                        ("includeArrayIndex", _) => {
+                            return Err(Error::parse(
+                                "$unwind: 'includeArrayIndex' must be a non-empty string not starting with '$'",
+                            ))
+                        }
+                        ("preserveNullAndEmptyArrays", Bson::Boolean(b)) => preserve = *b,
+                        ("preserveNullAndEmptyArrays", _) => {
+                            return Err(Error::parse(
+                                "$unwind: 'preserveNullAndEmptyArrays' must be a boolean",
+                            ))
+                        }
+                        (other, _) => {
+                            return Err(Error::parse(format!(
+                                "unrecognized option to $unwind stage: {other}"
+                            )))
+                        }
+                    }
+                }
+                let path = path.ok_or_else(|| Error::parse("$unwind: no path specified"))?;
+                Ok(Stage::Unwind {
+                    path,
+                    index,
+                    preserve,
+                })
+            }
+            _ => Err(Error::parse(
+                "expected either a string or an object as specification for $unwind stage",
+            )),
+        }
+    }
+
+    fn parse_lookup(arg: &Bson) -> Result<Lookup> {
+        let d = stage_doc("$lookup", arg)?;
+        let mut l = Lookup {
+            from: String::new(),
+            local: None,
+            foreign: None,
+            vars: Vec::new(),
+            pipeline: None,
+            as_path: Vec::new(),
+        };
+        let mut has_from = false;
+        for (k, v) in d {
+            match k.as_str() {
+                "from" => match v {
+                    Bson::String(s) => {
+                        l.from = s.clone();
+                        has_from = true;
+                    }
+                    Bson::Document(_) => {
+                        return Err(Error::unsupported(
+                            "$lookup: 'from' naming another database is not supported by NexusLite",
+                        ))
+                    }
+                    _ => return Err(Error::parse("$lookup: 'from' must be a string")),
+                },
+                "localField" => l.local = Some(plain_path("$lookup", v, "localField")?),
+                "foreignField" => {
+                    l.foreign = Some(plain_path("$lookup", v, "foreignField")?.join("."));
+                }
+                "as" => l.as_path = plain_path("$lookup", v, "as")?,
+                "let" => {
+                    let Bson::Document(vars) = v else {
+                        return Err(Error::parse("$lookup: 'let' must be an object"));
+                    };
+                    for (name, e) in vars {
+                        l.vars.push((name.clone(), Expr::parse(e)?));
+                    }
+                }
+                "pipeline" => l.pipeline = Some(Self::parse_nested(v, "$lookup")?),
+                other => {
+                    return Err(Error::parse(format!(
+                        "unknown argument to $lookup: {other}"
+                    )))
+                }
+            }
+        }
+        if !has_from {
+            return Err(Error::parse("$lookup: missing 'from' option to $lookup stage"));
+        }
+        if l.as_path.is_empty() {
+            return Err(Error::parse("$lookup: must specify 'as' field for a $lookup"));
+        }
+        if l.local.is_some() != l.foreign.is_some() {
+            return Err(Error::parse(
+                "$lookup: 'localField' and 'foreignField' must both be specified",
+            ));
+        }
+        if l.local.is_none() && l.pipeline.is_none() {
+            return Err(Error::parse(
+                "$lookup: either 'pipeline' or 'localField' and 'foreignField' must be specified",
+            ));
+        }
+        Ok(l)
+    }
+
+    /// Takes the leading stages the find planner can serve: a `$match` without `$expr`,
+    /// then a `$sort`, `$skip` and `$limit` in that order (each optional). Returns the
+    /// filter, the sort, the skip and the limit (0: none), or `None` when the pipeline does
+    /// not start with any of them.
+    pub(crate) fn take_leading_find(&mut self) -> Option<(Document, Option<Document>, u64, u64)> {
+        let mut filter = Document::new();
+        let mut sort = None;
+        let mut skip = 0;
+        let mut limit = 0;
+        let mut taken = 0;
+        let mut it = self.stages.iter().peekable();
+        if let Some(Stage::Match { expr: None, doc, .. }) = it.peek() {
+            filter = doc.clone();
+            taken += 1;
+            it.next();
+        }
+        if let Some(Stage::Sort(_, d)) = it.peek() {
+            sort = Some(d.clone());
+            taken += 1;
+            it.next();
+        }
+        if let Some(Stage::Skip(n)) = it.peek() {
+            skip = *n;
+            taken += 1;
+            it.next();
+        }
+        if let Some(Stage::Limit(n)) = it.peek() {
+            limit = *n;
+            taken += 1;
+        }
+        if taken == 0 {
+            return None;
+        }
+        self.stages.drain(..taken);
+        Some((filter, sort, skip, limit))
+    }
+
+    /// Whether any stage is left to run.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// The stage names, for explain.
+    pub(crate) fn stage_names(&self) -> Vec<&'static str> {
+        self.stages
+            .iter()
+            .map(|s| match s {
+                Stage::Match { .. } => "$match",
+                Stage::Project(_) => "$project",
+                Stage::AddFields(_) => "$addFields",
+                Stage::ReplaceRoot(..) => "$replaceRoot",
+                Stage::Sort(..) => "$sort",
+                Stage::Skip(_) => "$skip",
+                Stage::Limit(_) => "$limit",
+                Stage::Count(_) => "$count",
+                Stage::Group(..) => "$group",
+                Stage::Unwind { .. } => "$unwind",
+                Stage::Lookup(_) => "$lookup",
+                Stage::Facet(_) => "$facet",
+                Stage::Bucket(_) => "$bucket",
+                Stage::SortByCount(_) => "$sortByCount",
+                Stage::Sample(_) => "$sample",
+            })
+            .collect()
+    }
+
+    /// Runs the stages over `docs`, with the pipeline variables `vars` (`let`).
+    ///
+    /// Errors: an expression's or stage's error; [`Error::Unsupported`] when the documents
+    /// held pass [`MAX_BUFFERED_BYTES`].
+    pub(crate) fn run(
+        &self,
+        mut docs: Vec<Document>,
+        vars: &[(String, Bson)],
+        foreign: &dyn Foreign,
+    ) -> Result<Vec<Document>> {
+        let mut budget = Budget::new();
+        for stage in &self.stages {
+            docs = run_stage(stage, docs, vars, foreign)?;
+            if matches!(
+                stage,
+                Stage::Group(..) | Stage::Unwind { .. } | Stage::Lookup(_) | Stage::Facet(_) | Stage::AddFields(_) | Stage::Project(_) | Stage::ReplaceRoot(..) | Stage::Bucket(_)
+            ) {
+                budget.reset();
+                for d in &docs {
+                    budget.charge(approx_bytes(d))?;
+                }
+            }
+        }
+        Ok(docs)
+    }
+}
+
+fn parse_output(name: &str, arg: &Bson) -> Result<Output> {
+    if name == "$out" {
+        return match arg {
+            Bson::String(s) if !s.is_empty() => Ok(Output::Out(s.clone())),
+            Bson::Document(d) => match (d.get("coll"), d.get("db")) {
+                (Some(Bson::String(c)), None) => Ok(Output::Out(c.clone())),
+                (_, Some(_)) => Err(Error::unsupported(
+                    "$out to another database is not supported by NexusLite",
+                )),
+                _ => Err(Error::parse("$out: 'coll' must be a string")),
+            },
+            _ => Err(Error::parse(
+                "$out stage requires a string or object argument naming the collection",
+            )),
+        };
+    }
+    let (into, d) = match arg {
+        Bson::String(s) => (s.clone(), Document::new()),
+        Bson::Document(d) => {
+            let into = match d.get("into") {
+                Some(Bson::String(s)) => s.clone(),
+                Some(Bson::Document(_)) => {
+                    return Err(Error::unsupported(
+                        "$merge into another database is not supported by NexusLite",
+                    ))
+                }
+                _ => return Err(Error::parse("$merge: 'into' must name a collection")),
+            };
+            (into, d.clone())
+        }
+        _ => return Err(Error::parse("$merge requires a string or an object argument")),
+    };
+    let mut when_matched = WhenMatched::Merge;
+    let mut when_not_matched = WhenNotMatched::Insert;
+    for (k, v) in &d {
+        match (k.as_str(), v) {
+            ("into", _) => {}
+            ("on", Bson::String(s)) if s == "_id" => {}
+            ("on", Bson::Array(a)) if a.len() == 1 && a[0] == Bson::String("_id".into()) => {}
+            ("on", _) => {
+                return Err(Error::unsupported(
+                    "$merge: 'on' other than \"_id\" is not supported by NexusLite",
+                ))
+            }
+            ("whenMatched", Bson::String(s)) => {
+                when_matched = match s.as_str() {
+                    "replace" => WhenMatched::Replace,
+                    "keepExisting" => WhenMatched::KeepExisting,
+                    "merge" => WhenMatched::Merge,
+                    "fail" => WhenMatched::Fail,
+                    other => {
+                        return Err(Error::parse(format!(
+                            "$merge: unknown whenMatched mode '{other}'"
+                        )))
+                    }
+                }
+            }
+            ("whenMatched", Bson::Array(_)) => {
+                return Err(Error::unsupported(
+                    "$merge: a pipeline for whenMatched is not supported by NexusLite",
+                ))
+            }
+            ("whenNotMatched", Bson::String(s)) => {
+                when_not_matched = match s.as_str() {
+                    "insert" => WhenNotMatched::Insert,
+                    "discard" => WhenNotMatched::Discard,
+                    "fail" => WhenNotMatched::Fail,
+                    other => {
+                        return Err(Error::parse(format!(
+                            "$merge: unknown whenNotMatched mode '{other}'"
+                        )))
+                    }
+                }
+            }
+            ("let", _) => {
+                return Err(Error::unsupported(
+                    "$merge: 'let' is not supported by NexusLite",
+                ))
+            }
+            (other, _) => {
+                return Err(Error::parse(format!(
+                    "$merge: unknown argument '{other}'"
+                )))
+            }
+        }
+    }
+    Ok(Output::Merge {
+        into,
+        when_matched,
+        when_not_matched,
+    })
+}
+
+fn run_stage(
+    stage: &Stage,
+    docs: Vec<Document>,
+    vars: &[(String, Bson)],
+    foreign: &dyn Foreign,
+) -> Result<Vec<Document>> {
+    let each = |f: &dyn Fn(&Document, &Env) -> Result<Option<Document>>| -> Result<Vec<Document>> {
+        let mut out = Vec::with_capacity(docs.len());
+        for d in &docs {
+            let root = Bson::Document(d.clone());
+            let env = Env::new(&root, vars);
+            if let Some(x) = f(d, &env)? {
+                out.push(x);
+            }
+        }
+        Ok(out)
+    };
+    Ok(match stage {
+        Stage::Match { filter, expr, .. } => {
+            let mut out = Vec::new();
+            for d in docs {
+                if !filter.matches(&d) {
+                    continue;
+                }
+                if let Some(e) = expr {
+                    let root = Bson::Document(d);
+                    let keep = crate::query::expr::truthy(&e.eval(&Env::new(&root, vars))?);
+                    let Bson::Document(d) = root else { unreachable!() };
+                    if keep {
+                        out.push(d);
+                    }
+                } else {
+                    out.push(d);
+                }
+            }
+            out
+        }
+        Stage::Project(p) => each(&|d, env| p.apply(d, env).map(Some))?,
+        Stage::AddFields(a) => each(&|d, env| a.apply(d, env).map(Some))?,
+        Stage::ReplaceRoot(e, what) => each(&|_, env| match e.eval(env)? {
+            Bson::Document(nd) => Ok(Some(nd)),
+            other => Err(Error::invalid(format!(
+                "'{what}' must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'",
+                if is_missing(&other) { "MISSING".to_owned() } else { crate::document::json::bson_to_json_text(&other) },
+                crate::query::expr::type_name(&other)
+            ))),
+        })?,
+        Stage::Sort(spec, _) => sort_docs(spec, docs),
+        Stage::Skip(n) => docs
+            .into_iter()
+            .skip(usize::try_from(*n).unwrap_or(usize::MAX))
+            .collect(),
+        Stage::Limit(n) => docs
+            .into_iter()
+            .take(usize::try_from(*n).unwrap_or(usize::MAX))
+            .collect(),
+        Stage::Count(name) => {
+            if docs.is_empty() {
+                Vec::new()
+            } else {
+                let n = docs.len();
+                let mut d = Document::new();
+                d.insert(
+                    name.clone(),
+                    i32::try_from(n).map_or(Bson::Int64(n as i64), Bson::Int32),
+                );
+                vec![d]
+            }
+        }
+        Stage::Group(id, accs) => group::group_by(&docs, accs, vars, |env| id.eval(env))?,
+        Stage::Unwind {
+            path,
+            index,
+            preserve,
+        } => unwind(docs, path, index.as_deref(), *preserve),
+        Stage::Lookup(l) => lookup(l, docs, vars, foreign)?,
+        Stage::Facet(facets) => {
+            let mut out = Document::new();
+            for (name, p) in facets {
+                let r = p.run(docs.clone(), vars, foreign)?;
+                out.insert(name.clone(), r.into_iter().map(Bson::Document).collect::<Vec<_>>());
+            }
+            vec![out]
+        }
+        Stage::Bucket(b) => b.run(&docs, vars)?,
+        Stage::SortByCount(e) => {
+            let mut g = group::group_by(&docs, &[Accumulator::count("count")], vars, |env| e.eval(env))?;
+            let spec = SortSpec::parse(&bson::doc! {"count": -1}).expect("a valid sort");
+            g = sort_docs(&spec, g);
+            g
+        }
+        Stage::Sample(n) => {
+            let mut docs = docs;
+            let n = usize::try_from(*n).unwrap_or(usize::MAX).min(docs.len());
+            // A partial Fisher-Yates shuffle: the first n are a uniform sample.
+            for i in 0..n {
+                let j = fastrand::usize(i..docs.len());
+                docs.swap(i, j);
+            }
+            docs.truncate(n);
+            docs
+        }
+    })
+}
+
+/// A stable sort by `spec` (MongoDB's sort rules: arrays by their least / greatest element).
+fn sort_docs(spec: &SortSpec, docs: Vec<Document>) -> Vec<Document> {
+    let mut keyed: Vec<(Vec<Option<Bson>>, Document)> =
+        docs.into_iter().map(|d| (spec.key_of(&d), d)).collect();
+    keyed.sort_by(|a, b| spec.compare_keys(&a.0, &b.0));
+    keyed.into_iter().map(|(_, d)| d).collect()
+}
+
+/// The value at a path following documents only.
+fn get_path<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
+    let (first, rest) = path.split_first()?;
+    let mut cur = doc.get(first)?;
+    for p in rest {
+        cur = match cur {
+            Bson::Document(d) => d.get(p)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn unwind(docs: Vec<Document>, path: &[String], index: Option<&str>, preserve: bool) -> Vec<Document> {
+    let mut out = Vec::new();
+    let index_path: Option<Vec<String>> = index.map(|i| i.split('.').map(str::to_owned).collect());
+    for d in docs {
+        let value = get_path(&d, path).cloned();
+        match value {
+            Some(Bson::Array(items)) if !items.is_empty() => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let mut x = d.clone();
+                    set_path(&mut x, path, item);
+                    if let Some(ip) = &index_path {
+                        set_path(&mut x, ip, Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)));
+                    }
+                    out.push(x);
+                }
+            }
+            Some(Bson::Array(_)) | None | Some(Bson::Null) => {
+                if preserve {
+                    let mut x = d;
+                    if matches!(value, Some(Bson::Array(_))) {
+                        set_path(&mut x, path, crate::query::expr::MISSING);
+                    }
+                    if let Some(ip) = &index_path {
+                        set_path(&mut x, ip, Bson::Null);
+                    }
+                    out.push(x);
+                }
+            }
+            Some(_) => {
+                let mut x = d;
+                if let Some(ip) = &index_path {
+                    set_path(&mut x, ip, Bson::Null);
+                }
+                out.push(x);
+            }
+        }
+    }
+    out
+}
+
+fn lookup(
+    l: &Lookup,
+    docs: Vec<Document>,
+    vars: &[(String, Bson)],
+    foreign: &dyn Foreign,
+) -> Result<Vec<Document>> {
+    // The pipeline form reads the foreign collection once.
+    let all = match (&l.pipeline, &l.local) {
+        (Some(_), None) => Some(foreign.find(&l.from, &Document::new())?),
+        _ => None,
+    };
+    let mut budget = Budget::new();
+    let mut out = Vec::with_capacity(docs.len());
+    for mut d in docs {
+        let root = Bson::Document(d.clone());
+        let env = Env::new(&root, vars);
+        let matched = match (&l.local, &l.foreign) {
+            (Some(local), Some(ff)) => {
+                let v = crate::query::expr::walk(&root, local);
+                let values: Vec<Bson> = match v {
+                    Bson::Array(items) if items.is_empty() => vec![Bson::Null],
+                    Bson::Array(items) => items,
+                    other if is_nullish(&other) => vec![Bson::Null],
+                    other => vec![other],
+                };
+                // Equality, not regex matching, for regex values.
+                let values: Vec<Bson> = values
+                    .into_iter()
+                    .map(|v| match v {
+                        Bson::RegularExpression(_) => bson::bson!({"$eq": v}),
+                        other => other,
+                    })
+                    .collect();
+                let filter = if values.iter().any(|v| matches!(v, Bson::Document(d) if d.contains_key("$eq"))) {
+                    let ors: Vec<Bson> = values
+                        .into_iter()
+                        .map(|v| {
+                            let mut c = Document::new();
+                            c.insert(ff.clone(), v);
+                            Bson::Document(c)
+                        })
+                        .collect();
+                    bson::doc! {"$or": ors}
+                } else {
+                    let mut f = Document::new();
+                    f.insert(ff.clone(), bson::doc! {"$in": values});
+                    f
+                };
+                foreign.find(&l.from, &filter)?
+            }
+            _ => all.clone().unwrap_or_default(),
+        };
+        let joined = match &l.pipeline {
+            None => matched,
+            Some(p) => {
+                let mut bound: Vec<(String, Bson)> = vars.to_vec();
+                for (name, e) in &l.vars {
+                    bound.push((name.clone(), e.eval(&env)?));
+                }
+                p.run(matched, &bound, foreign)?
+            }
+        };
+        for j in &joined {
+            budget.charge(approx_bytes(j))?;
+        }
+        set_path(
+            &mut d,
+            &l.as_path,
+            Bson::Array(joined.into_iter().map(Bson::Document).collect()),
+        );
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Applies a pipeline-style update (`update` given as an array of stages) to one
+/// document: only `$addFields` / `$set`, `$unset`, `$project`, `$replaceRoot` and
+/// `$replaceWith` are allowed, as in MongoDB. The caller checks that `_id` did not change.
+///
+/// Errors: [`Error::Parse`] for a stage not allowed in an update or a malformed one,
+/// [`Error::Unsupported`] for an unknown operator, expression errors as in `aggregate`.
+pub(crate) fn apply_update_pipeline(doc: &Document, stages: &[Document]) -> Result<Document> {
+    for s in stages {
+        let name = s.keys().next().map(String::as_str).unwrap_or("");
+        if !matches!(
+            name,
+            "$addFields" | "$set" | "$unset" | "$project" | "$replaceRoot" | "$replaceWith"
+        ) {
+            return Err(Error::parse(format!(
+                "{name} is not allowed to be used within an update"
+            )));
+        }
+    }
+    let (p, _) = Pipeline::parse(stages)?;
+    let mut out = p.run(vec![doc.clone()], &[], &NoForeign)?;
+    out.pop()
+        .ok_or_else(|| Error::Internal("an update pipeline produced no document".into()))
+}
