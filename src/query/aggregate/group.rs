@@ -262,47 +262,83 @@ pub(crate) fn accumulators(spec: &Document, skip_id: bool, stage: &str) -> Resul
         .collect()
 }
 
-/// Groups `docs` by the key `key(doc)` returns (the group's `_id` value); `order` sorts the
-/// groups when given, else they come out in first-seen order.
+/// Groups documents pushed one at a time ([`Grouper::push`]) by the value a key
+/// function gives (the group's `_id`); [`Grouper::finish`] hands out one document per
+/// group, in first-seen order. Only the groups are held, not the documents.
+pub(crate) struct Grouper<'a> {
+    accs: &'a [Accumulator],
+    vars: &'a [(String, Bson)],
+    index: HashMap<Vec<u8>, usize>,
+    groups: Vec<(Bson, Vec<State>)>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Grouper<'a> {
+    pub(crate) fn new(accs: &'a [Accumulator], vars: &'a [(String, Bson)]) -> Self {
+        Self {
+            accs,
+            vars,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Adds one document; `key` evaluates its group's `_id`.
+    pub(crate) fn push(
+        &mut self,
+        doc: Document,
+        key: &mut impl FnMut(&Env) -> Result<Bson>,
+    ) -> Result<()> {
+        let root = Bson::Document(doc);
+        let env = Env::new(&root, self.vars);
+        let id = or_null(key(&env)?);
+        self.buf.clear();
+        key_of(&id, &mut self.buf);
+        let slot = match self.index.get(&self.buf) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(self.buf.clone(), self.groups.len());
+                self.groups
+                    .push((id, self.accs.iter().map(Accumulator::start).collect()));
+                self.groups.len() - 1
+            }
+        };
+        let states = &mut self.groups[slot].1;
+        for (acc, state) in self.accs.iter().zip(states.iter_mut()) {
+            acc.step(state, &env)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Vec<Document> {
+        let accs = self.accs;
+        self.groups
+            .into_iter()
+            .map(|(id, states)| {
+                let mut d = Document::new();
+                d.insert("_id", id);
+                for (acc, state) in accs.iter().zip(states) {
+                    d.insert(acc.field.clone(), Accumulator::finish(state));
+                }
+                d
+            })
+            .collect()
+    }
+}
+
+/// Groups `docs` (see [`Grouper`]).
 pub(crate) fn group_by(
-    docs: &[Document],
+    docs: Vec<Document>,
     accs: &[Accumulator],
     vars: &[(String, Bson)],
     mut key: impl FnMut(&Env) -> Result<Bson>,
 ) -> Result<Vec<Document>> {
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut groups: Vec<(Bson, Vec<State>)> = Vec::new();
-    let mut buf = Vec::new();
-    for doc in docs {
-        let root = Bson::Document(doc.clone());
-        let env = Env::new(&root, vars);
-        let id = or_null(key(&env)?);
-        buf.clear();
-        key_of(&id, &mut buf);
-        let slot = match index.get(&buf) {
-            Some(&i) => i,
-            None => {
-                index.insert(buf.clone(), groups.len());
-                groups.push((id, accs.iter().map(Accumulator::start).collect()));
-                groups.len() - 1
-            }
-        };
-        let states = &mut groups[slot].1;
-        for (acc, state) in accs.iter().zip(states.iter_mut()) {
-            acc.step(state, &env)?;
-        }
+    let mut g = Grouper::new(accs, vars);
+    for d in docs {
+        g.push(d, &mut key)?;
     }
-    Ok(groups
-        .into_iter()
-        .map(|(id, states)| {
-            let mut d = Document::new();
-            d.insert("_id", id);
-            for (acc, state) in accs.iter().zip(states) {
-                d.insert(acc.field.clone(), Accumulator::finish(state));
-            }
-            d
-        })
-        .collect())
+    Ok(g.finish())
 }
 
 /// A parsed `$bucket`.
@@ -399,7 +435,7 @@ impl Bucket {
         })
     }
 
-    pub(crate) fn run(&self, docs: &[Document], vars: &[(String, Bson)]) -> Result<Vec<Document>> {
+    pub(crate) fn run(&self, docs: Vec<Document>, vars: &[(String, Bson)]) -> Result<Vec<Document>> {
         let mut out = group_by(docs, &self.output, vars, |env| {
             let v = self.group_by.eval(env)?;
             let b = &self.boundaries;

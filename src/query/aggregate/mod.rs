@@ -41,6 +41,7 @@ pub(crate) trait Foreign {
 }
 
 /// A `Foreign` for pipelines that read no other collection (pipeline updates, tests).
+#[allow(dead_code)] // used by apply_update_pipeline, which the CRUD side of #21 calls
 pub(crate) struct NoForeign;
 
 impl Foreign for NoForeign {
@@ -558,11 +559,6 @@ impl Pipeline {
         Some((filter, sort, skip, limit))
     }
 
-    /// Whether any stage is left to run.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.stages.is_empty()
-    }
-
     /// The stage names, for explain.
     pub(crate) fn stage_names(&self) -> Vec<&'static str> {
         self.stages
@@ -593,25 +589,124 @@ impl Pipeline {
     /// held pass [`MAX_BUFFERED_BYTES`].
     pub(crate) fn run(
         &self,
-        mut docs: Vec<Document>,
+        docs: Vec<Document>,
         vars: &[(String, Bson)],
         foreign: &dyn Foreign,
     ) -> Result<Vec<Document>> {
-        let mut budget = Budget::new();
-        for stage in &self.stages {
-            docs = run_stage(stage, docs, vars, foreign)?;
-            if matches!(
-                stage,
-                Stage::Group(..) | Stage::Unwind { .. } | Stage::Lookup(_) | Stage::Facet(_) | Stage::AddFields(_) | Stage::Project(_) | Stage::ReplaceRoot(..) | Stage::Bucket(_)
-            ) {
-                budget.reset();
-                for d in &docs {
-                    budget.charge(approx_bytes(d))?;
+        run_stages(&self.stages, docs, vars, foreign)
+    }
+
+    /// Runs the pipeline over documents read one at a time from `source`: the leading
+    /// per-document stages (`$match`, `$project`, `$addFields`, `$unset`, `$replaceRoot`)
+    /// and a `$group`, `$count` or `$limit` right after them stream, so a pipeline that
+    /// groups a collection holds the groups, not the collection. From there on the
+    /// documents are held (within [`MAX_BUFFERED_BYTES`]).
+    pub(crate) fn run_source(
+        &self,
+        source: &mut dyn Iterator<Item = Result<Document>>,
+        vars: &[(String, Bson)],
+        foreign: &dyn Foreign,
+    ) -> Result<Vec<Document>> {
+        let k = self
+            .stages
+            .iter()
+            .take_while(|s| {
+                matches!(
+                    s,
+                    Stage::Match { .. } | Stage::Project(_) | Stage::AddFields(_) | Stage::ReplaceRoot(..)
+                )
+            })
+            .count();
+        let per_doc = &self.stages[..k];
+        let transform = |d: Document| -> Result<Option<Document>> {
+            let mut d = d;
+            for s in per_doc {
+                match run_stage(s, vec![d], vars, foreign)?.pop() {
+                    Some(x) => d = x,
+                    None => return Ok(None),
                 }
             }
-        }
-        Ok(docs)
+            Ok(Some(d))
+        };
+        let mut next = k;
+        let docs = match self.stages.get(k) {
+            Some(Stage::Group(id, accs)) => {
+                let mut g = group::Grouper::new(accs, vars);
+                let mut key = |env: &Env| id.eval(env);
+                for d in source {
+                    if let Some(d) = transform(d?)? {
+                        g.push(d, &mut key)?;
+                    }
+                }
+                next += 1;
+                g.finish()
+            }
+            Some(Stage::Count(name)) => {
+                let mut n: i64 = 0;
+                for d in source {
+                    if transform(d?)?.is_some() {
+                        n += 1;
+                    }
+                }
+                next += 1;
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    let mut d = Document::new();
+                    d.insert(name.clone(), i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32));
+                    vec![d]
+                }
+            }
+            other => {
+                let limit = match other {
+                    Some(Stage::Limit(n)) => usize::try_from(*n).unwrap_or(usize::MAX),
+                    _ => usize::MAX,
+                };
+                let mut budget = Budget::new();
+                let mut out = Vec::new();
+                for d in source {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    if let Some(d) = transform(d?)? {
+                        budget.charge(approx_bytes(&d))?;
+                        out.push(d);
+                    }
+                }
+                out
+            }
+        };
+        run_stages(&self.stages[next..], docs, vars, foreign)
     }
+}
+
+fn run_stages(
+    stages: &[Stage],
+    mut docs: Vec<Document>,
+    vars: &[(String, Bson)],
+    foreign: &dyn Foreign,
+) -> Result<Vec<Document>> {
+    let mut budget = Budget::new();
+    for stage in stages {
+        docs = run_stage(stage, docs, vars, foreign)?;
+        if matches!(
+            stage,
+            Stage::Group(..)
+                | Stage::Unwind { .. }
+                | Stage::Lookup(_)
+                | Stage::Facet(_)
+                | Stage::AddFields(_)
+                | Stage::Project(_)
+                | Stage::ReplaceRoot(..)
+                | Stage::Bucket(_)
+        ) {
+            budget.reset();
+            for d in &docs {
+                budget.charge(approx_bytes(d))?;
+            }
+        }
+    }
+    Ok(docs)
 }
 
 fn parse_output(name: &str, arg: &Bson) -> Result<Output> {
@@ -776,7 +871,7 @@ fn run_stage(
                 vec![d]
             }
         }
-        Stage::Group(id, accs) => group::group_by(&docs, accs, vars, |env| id.eval(env))?,
+        Stage::Group(id, accs) => group::group_by(docs, accs, vars, |env| id.eval(env))?,
         Stage::Unwind {
             path,
             index,
@@ -791,9 +886,9 @@ fn run_stage(
             }
             vec![out]
         }
-        Stage::Bucket(b) => b.run(&docs, vars)?,
+        Stage::Bucket(b) => b.run(docs, vars)?,
         Stage::SortByCount(e) => {
-            let mut g = group::group_by(&docs, &[Accumulator::count("count")], vars, |env| e.eval(env))?;
+            let mut g = group::group_by(docs, &[Accumulator::count("count")], vars, |env| e.eval(env))?;
             let spec = SortSpec::parse(&bson::doc! {"count": -1}).expect("a valid sort");
             g = sort_docs(&spec, g);
             g
@@ -954,6 +1049,7 @@ fn lookup(
 ///
 /// Errors: [`Error::Parse`] for a stage not allowed in an update or a malformed one,
 /// [`Error::Unsupported`] for an unknown operator, expression errors as in `aggregate`.
+#[allow(dead_code)] // the entry point for pipeline-style updates (the CRUD side of #21)
 pub(crate) fn apply_update_pipeline(doc: &Document, stages: &[Document]) -> Result<Document> {
     for s in stages {
         let name = s.keys().next().map(String::as_str).unwrap_or("");

@@ -585,14 +585,6 @@ impl Expr {
         })
     }
 
-    /// Whether the expression is a constant (a literal with no paths or variables).
-    pub(crate) fn constant(&self) -> Option<&Bson> {
-        match self {
-            Expr::Lit(v) => Some(v),
-            _ => None,
-        }
-    }
-
     /// Evaluates against the document and variables of `env`; missing is `Bson::Undefined`.
     ///
     /// Errors: [`Error::InvalidArgument`] with MongoDB's wording where an operator refuses
