@@ -8,7 +8,9 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{Bson, Document as BsonDocument};
-use nexus::{Database, Document, FindOneAndOptions, FindOptions, UpdateOptions};
+use nexus::{
+    AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, UpdateOptions,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -45,11 +47,12 @@ fn all_cases() -> Vec<(String, Vec<Value>, Value)> {
             let gname = g["group"].as_str().unwrap_or("?");
             for case in g["cases"].as_array().expect("cases is an array") {
                 let name = case["name"].as_str().unwrap_or("?");
-                out.push((
-                    format!("{fname} / {gname} / {name}"),
-                    docs.clone(),
-                    case.clone(),
-                ));
+                // The group's other collections travel with each case.
+                let mut case = case.clone();
+                if let Some(colls) = g.get("collections") {
+                    case["collections"] = colls.clone();
+                }
+                out.push((format!("{fname} / {gname} / {name}"), docs.clone(), case));
             }
         }
     }
@@ -131,6 +134,14 @@ fn run_op(db: &Database, case: &Value) -> nexus::Result<Bson> {
             };
             got.map_or(Bson::Null, |d| Bson::Document(d.into_bson()))
         }
+        "aggregate" => {
+            let opts = AggregateOptions::from_json(options_text.as_deref())?;
+            let docs = c
+                .aggregate_json(&case["pipeline"].to_string(), opts)?
+                .map(|d| d.map(|d| Bson::Document(d.into_bson())))
+                .collect::<nexus::Result<Vec<_>>>()?;
+            Bson::Array(docs)
+        }
         other => panic!("unknown op {other}"),
     })
 }
@@ -171,10 +182,30 @@ fn check_both_evaluations(docs: &[Value], case: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Loads a group's other collections (`collections`: `[{"name", "docs"}]`).
+fn load_collections(db: &Database, case: &Value) -> Result<(), String> {
+    for coll in case["collections"].as_array().into_iter().flatten() {
+        let name = coll["name"].as_str().expect("collections[].name");
+        let ds: Vec<Document> = coll["docs"]
+            .as_array()
+            .expect("collections[].docs")
+            .iter()
+            .map(|d| Document::from(to_doc(d, "collections[].docs")))
+            .collect();
+        if !ds.is_empty() {
+            db.collection(name)
+                .insert_many(ds)
+                .map_err(|e| format!("loading collection {name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs one case on a fresh database; `Err` describes a failure.
 fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
     check_both_evaluations(docs, case)?;
     let db = Database::open_in_memory().map_err(|e| e.to_string())?;
+    load_collections(&db, case)?;
     if !docs.is_empty() {
         let ds = docs
             .iter()
@@ -233,7 +264,11 @@ fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
 
 /// Compares the collection's contents (in `_id` order) with `after`, and runs `check`.
 fn check_after(db: &Database, case: &Value) -> Result<(), String> {
-    let c = db.collection("c");
+    let c = db.collection(
+        case.get("after_collection")
+            .and_then(Value::as_str)
+            .unwrap_or("c"),
+    );
     if let Some(after) = case.get("after") {
         let projection = if case.get("after_ignores_id").and_then(Value::as_bool) == Some(true) {
             r#"{"projection": {"_id": 0}}"#
@@ -407,6 +442,7 @@ fn ids_of(v: &Bson) -> Vec<String> {
 /// Returns whether the indexed run used an index.
 fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool, String> {
     let load = |db: &Database| -> Result<(), String> {
+        load_collections(db, case)?;
         if docs.is_empty() {
             return Ok(());
         }
