@@ -144,7 +144,10 @@ fn lookup_and_merge_on_a_file_database() {
     );
     assert_eq!(
         got,
-        vec![doc! {"_id": 3, "name": "key3"}, doc! {"_id": 13, "name": "key3"}]
+        vec![
+            doc! {"_id": 3, "name": "key3"},
+            doc! {"_id": 13, "name": "key3"}
+        ]
     );
     run(
         &db,
@@ -171,7 +174,9 @@ fn cursor_stops_after_close_and_errors_are_typed() {
     let db = Database::open_in_memory().unwrap();
     load(&db, 3);
     let c = db.collection("c");
-    let mut cur = c.aggregate(&[doc! {"$match": {}}], AggregateOptions::default()).unwrap();
+    let mut cur = c
+        .aggregate(&[doc! {"$match": {}}], AggregateOptions::default())
+        .unwrap();
     assert!(cur.next_document().unwrap().is_some());
     db.close().unwrap();
     assert!(matches!(cur.next_document(), Err(Error::Closed(_))));

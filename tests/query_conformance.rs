@@ -8,9 +8,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{Bson, Document as BsonDocument};
-use nexus::{
-    AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, UpdateOptions,
-};
+use nexus::{AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, UpdateOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

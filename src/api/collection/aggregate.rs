@@ -41,7 +41,11 @@ impl Collection<'_> {
     /// Errors: [`Error::Parse`] for a malformed pipeline, [`Error::Unsupported`] naming a
     /// stage, operator or option not built, [`Error::InvalidArgument`] for an expression
     /// error at run time (MongoDB's wording) or a pipeline that is not an array of objects.
-    pub fn aggregate(&self, pipeline: &[BsonDocument], options: AggregateOptions) -> Result<Cursor> {
+    pub fn aggregate(
+        &self,
+        pipeline: &[BsonDocument],
+        options: AggregateOptions,
+    ) -> Result<Cursor> {
         for stage in pipeline {
             check_nesting(stage, MAX_QUERY_NESTING, "pipeline stage")?;
         }
@@ -62,9 +66,9 @@ impl Collection<'_> {
                 out
             }
         };
-        let (filter, sort, skip, limit) = p
-            .take_leading_find()
-            .unwrap_or((BsonDocument::new(), None, 0, 0));
+        let (filter, sort, skip, limit) =
+            p.take_leading_find()
+                .unwrap_or((BsonDocument::new(), None, 0, 0));
         let find_opts = FindOptions {
             sort,
             skip,
@@ -77,7 +81,10 @@ impl Collection<'_> {
             d.insert("$cursor", plan);
             d.insert(
                 "stages",
-                p.stage_names().into_iter().map(Bson::from).collect::<Vec<_>>(),
+                p.stage_names()
+                    .into_iter()
+                    .map(Bson::from)
+                    .collect::<Vec<_>>(),
             );
             if let Some(o) = &output {
                 d.insert(
@@ -90,7 +97,9 @@ impl Collection<'_> {
             }
             return Cursor::from_documents(self.db.snapshot()?, vec![d], self.db.closed_flag());
         }
-        let mut source = self.find(&filter, find_opts)?.map(|d| d.map(Document::into_bson));
+        let mut source = self
+            .find(&filter, find_opts)?
+            .map(|d| d.map(Document::into_bson));
         let foreign = DbForeign { db: self.db };
         let docs = p.run_source(&mut source, &vars, &foreign)?;
         drop(source);
@@ -206,6 +215,8 @@ pub(crate) fn parse_pipeline_json(text: &str) -> Result<Vec<BsonDocument>> {
                 ))),
             })
             .collect(),
-        _ => Err(Error::invalid("pipeline must be a JSON array of stage objects")),
+        _ => Err(Error::invalid(
+            "pipeline must be a JSON array of stage objects",
+        )),
     }
 }

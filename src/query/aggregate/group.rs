@@ -32,7 +32,11 @@ pub(crate) fn key_of(v: &Bson, out: &mut Vec<u8>) {
                 None => {
                     let d = n.f64();
                     out.push(b'f');
-                    let bits = if d.is_nan() { f64::NAN.to_bits() } else { d.to_bits() };
+                    let bits = if d.is_nan() {
+                        f64::NAN.to_bits()
+                    } else {
+                        d.to_bits()
+                    };
                     out.extend_from_slice(&bits.to_le_bytes());
                 }
             }
@@ -150,7 +154,18 @@ impl Accumulator {
                 )))
             }
         };
-        if let (Bson::Array(_), Kind::Sum | Kind::Avg | Kind::Min | Kind::Max | Kind::First | Kind::Last | Kind::Push | Kind::AddToSet) = (arg, kind) {
+        if let (
+            Bson::Array(_),
+            Kind::Sum
+            | Kind::Avg
+            | Kind::Min
+            | Kind::Max
+            | Kind::First
+            | Kind::Last
+            | Kind::Push
+            | Kind::AddToSet,
+        ) = (arg, kind)
+        {
             return Err(Error::parse(format!(
                 "{stage}: the {op} accumulator is a unary operator"
             )));
@@ -255,7 +270,11 @@ impl Accumulator {
 }
 
 /// Parses the accumulators of a `$group` (every field but `_id`) or a `$bucket`'s `output`.
-pub(crate) fn accumulators(spec: &Document, skip_id: bool, stage: &str) -> Result<Vec<Accumulator>> {
+pub(crate) fn accumulators(
+    spec: &Document,
+    skip_id: bool,
+    stage: &str,
+) -> Result<Vec<Accumulator>> {
     spec.iter()
         .filter(|(k, _)| !(skip_id && *k == "_id"))
         .map(|(k, v)| Accumulator::parse(k, v, stage))
@@ -435,7 +454,11 @@ impl Bucket {
         })
     }
 
-    pub(crate) fn run(&self, docs: Vec<Document>, vars: &[(String, Bson)]) -> Result<Vec<Document>> {
+    pub(crate) fn run(
+        &self,
+        docs: Vec<Document>,
+        vars: &[(String, Bson)],
+    ) -> Result<Vec<Document>> {
         let mut out = group_by(docs, &self.output, vars, |env| {
             let v = self.group_by.eval(env)?;
             let b = &self.boundaries;
@@ -458,7 +481,11 @@ impl Bucket {
             let id = d.get("_id").unwrap_or(&Bson::Null);
             self.boundaries
                 .iter()
-                .position(|b| cmp_values(b, id).is_eq() && crate::query::compare::type_rank(b) == crate::query::compare::type_rank(id))
+                .position(|b| {
+                    cmp_values(b, id).is_eq()
+                        && crate::query::compare::type_rank(b)
+                            == crate::query::compare::type_rank(id)
+                })
                 .unwrap_or(usize::MAX)
         };
         out.sort_by_key(pos);

@@ -229,7 +229,9 @@ fn field_path(name: &str, v: &Bson, what: &str) -> Result<Vec<String>> {
 
 fn plain_path(name: &str, v: &Bson, what: &str) -> Result<Vec<String>> {
     match v {
-        Bson::String(s) if !s.is_empty() && !s.starts_with('$') && !s.split('.').any(str::is_empty) => {
+        Bson::String(s)
+            if !s.is_empty() && !s.starts_with('$') && !s.split('.').any(str::is_empty) =>
+        {
             Ok(s.split('.').map(str::to_owned).collect())
         }
         _ => Err(Error::parse(format!(
@@ -273,7 +275,9 @@ impl Pipeline {
     /// Parses a pipeline nested in a stage (`$lookup`, `$facet`): no `$out` / `$merge`.
     fn parse_nested(v: &Bson, owner: &str) -> Result<Self> {
         let Bson::Array(items) = v else {
-            return Err(Error::parse(format!("{owner}: the pipeline must be an array")));
+            return Err(Error::parse(format!(
+                "{owner}: the pipeline must be an array"
+            )));
         };
         let mut docs = Vec::with_capacity(items.len());
         for item in items {
@@ -306,7 +310,9 @@ impl Pipeline {
                 }
             }
             "$project" => Stage::Project(Projection::parse(stage_doc(name, arg)?)?),
-            "$addFields" | "$set" => Stage::AddFields(AddFields::parse(stage_doc(name, arg)?, name)?),
+            "$addFields" | "$set" => {
+                Stage::AddFields(AddFields::parse(stage_doc(name, arg)?, name)?)
+            }
             "$unset" => Stage::Project(Projection::unset(arg)?),
             "$replaceRoot" => {
                 let d = stage_doc(name, arg)?;
@@ -352,7 +358,9 @@ impl Pipeline {
             "$facet" => {
                 let d = stage_doc(name, arg)?;
                 if d.is_empty() {
-                    return Err(Error::parse("the $facet specification must be a non-empty object"));
+                    return Err(Error::parse(
+                        "the $facet specification must be a non-empty object",
+                    ));
                 }
                 let mut facets = Vec::new();
                 for (k, v) in d {
@@ -390,9 +398,11 @@ impl Pipeline {
                 let (Some(size), 1) = (d.get("size"), d.len()) else {
                     return Err(Error::parse("$sample stage must specify a size"));
                 };
-                Stage::Sample(count_arg("$sample", size, false).map_err(|_| {
-                    Error::parse("size argument to $sample must not be negative")
-                })?)
+                Stage::Sample(
+                    count_arg("$sample", size, false).map_err(|_| {
+                        Error::parse("size argument to $sample must not be negative")
+                    })?,
+                )
             }
             other if other.starts_with('$') => {
                 return Err(Error::unsupported(format!(
@@ -470,18 +480,18 @@ impl Pipeline {
         let mut has_from = false;
         for (k, v) in d {
             match k.as_str() {
-                "from" => match v {
-                    Bson::String(s) => {
-                        l.from = s.clone();
-                        has_from = true;
-                    }
-                    Bson::Document(_) => {
-                        return Err(Error::unsupported(
+                "from" => {
+                    match v {
+                        Bson::String(s) => {
+                            l.from = s.clone();
+                            has_from = true;
+                        }
+                        Bson::Document(_) => return Err(Error::unsupported(
                             "$lookup: 'from' naming another database is not supported by NexusLite",
-                        ))
+                        )),
+                        _ => return Err(Error::parse("$lookup: 'from' must be a string")),
                     }
-                    _ => return Err(Error::parse("$lookup: 'from' must be a string")),
-                },
+                }
                 "localField" => l.local = Some(plain_path("$lookup", v, "localField")?),
                 "foreignField" => {
                     l.foreign = Some(plain_path("$lookup", v, "foreignField")?.join("."));
@@ -504,10 +514,14 @@ impl Pipeline {
             }
         }
         if !has_from {
-            return Err(Error::parse("$lookup: missing 'from' option to $lookup stage"));
+            return Err(Error::parse(
+                "$lookup: missing 'from' option to $lookup stage",
+            ));
         }
         if l.as_path.is_empty() {
-            return Err(Error::parse("$lookup: must specify 'as' field for a $lookup"));
+            return Err(Error::parse(
+                "$lookup: must specify 'as' field for a $lookup",
+            ));
         }
         if l.local.is_some() != l.foreign.is_some() {
             return Err(Error::parse(
@@ -533,7 +547,10 @@ impl Pipeline {
         let mut limit = 0;
         let mut taken = 0;
         let mut it = self.stages.iter().peekable();
-        if let Some(Stage::Match { expr: None, doc, .. }) = it.peek() {
+        if let Some(Stage::Match {
+            expr: None, doc, ..
+        }) = it.peek()
+        {
             filter = doc.clone();
             taken += 1;
             it.next();
@@ -613,7 +630,10 @@ impl Pipeline {
             .take_while(|s| {
                 matches!(
                     s,
-                    Stage::Match { .. } | Stage::Project(_) | Stage::AddFields(_) | Stage::ReplaceRoot(..)
+                    Stage::Match { .. }
+                        | Stage::Project(_)
+                        | Stage::AddFields(_)
+                        | Stage::ReplaceRoot(..)
                 )
             })
             .count();
@@ -653,7 +673,10 @@ impl Pipeline {
                     Vec::new()
                 } else {
                     let mut d = Document::new();
-                    d.insert(name.clone(), i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32));
+                    d.insert(
+                        name.clone(),
+                        i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32),
+                    );
                     vec![d]
                 }
             }
@@ -739,7 +762,11 @@ fn parse_output(name: &str, arg: &Bson) -> Result<Output> {
             };
             (into, d.clone())
         }
-        _ => return Err(Error::parse("$merge requires a string or an object argument")),
+        _ => {
+            return Err(Error::parse(
+                "$merge requires a string or an object argument",
+            ))
+        }
     };
     let mut when_matched = WhenMatched::Merge;
     let mut when_not_matched = WhenNotMatched::Insert;
@@ -788,11 +815,7 @@ fn parse_output(name: &str, arg: &Bson) -> Result<Output> {
                     "$merge: 'let' is not supported by NexusLite",
                 ))
             }
-            (other, _) => {
-                return Err(Error::parse(format!(
-                    "$merge: unknown argument '{other}'"
-                )))
-            }
+            (other, _) => return Err(Error::parse(format!("$merge: unknown argument '{other}'"))),
         }
     }
     Ok(Output::Merge {
@@ -829,7 +852,9 @@ fn run_stage(
                 if let Some(e) = expr {
                     let root = Bson::Document(d);
                     let keep = crate::query::expr::truthy(&e.eval(&Env::new(&root, vars))?);
-                    let Bson::Document(d) = root else { unreachable!() };
+                    let Bson::Document(d) = root else {
+                        unreachable!()
+                    };
                     if keep {
                         out.push(d);
                     }
@@ -841,13 +866,15 @@ fn run_stage(
         }
         Stage::Project(p) => each(&|d, env| p.apply(d, env).map(Some))?,
         Stage::AddFields(a) => each(&|d, env| a.apply(d, env).map(Some))?,
-        Stage::ReplaceRoot(e, what) => each(&|_, env| match e.eval(env)? {
+        Stage::ReplaceRoot(e, what) => each(&|_, env| {
+            match e.eval(env)? {
             Bson::Document(nd) => Ok(Some(nd)),
             other => Err(Error::invalid(format!(
                 "'{what}' must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'",
                 if is_missing(&other) { "MISSING".to_owned() } else { crate::document::json::bson_to_json_text(&other) },
                 crate::query::expr::type_name(&other)
             ))),
+        }
         })?,
         Stage::Sort(spec, _) => sort_docs(spec, docs),
         Stage::Skip(n) => docs
@@ -882,13 +909,18 @@ fn run_stage(
             let mut out = Document::new();
             for (name, p) in facets {
                 let r = p.run(docs.clone(), vars, foreign)?;
-                out.insert(name.clone(), r.into_iter().map(Bson::Document).collect::<Vec<_>>());
+                out.insert(
+                    name.clone(),
+                    r.into_iter().map(Bson::Document).collect::<Vec<_>>(),
+                );
             }
             vec![out]
         }
         Stage::Bucket(b) => b.run(docs, vars)?,
         Stage::SortByCount(e) => {
-            let mut g = group::group_by(docs, &[Accumulator::count("count")], vars, |env| e.eval(env))?;
+            let mut g = group::group_by(docs, &[Accumulator::count("count")], vars, |env| {
+                e.eval(env)
+            })?;
             let spec = SortSpec::parse(&bson::doc! {"count": -1}).expect("a valid sort");
             g = sort_docs(&spec, g);
             g
@@ -928,7 +960,12 @@ fn get_path<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
     Some(cur)
 }
 
-fn unwind(docs: Vec<Document>, path: &[String], index: Option<&str>, preserve: bool) -> Vec<Document> {
+fn unwind(
+    docs: Vec<Document>,
+    path: &[String],
+    index: Option<&str>,
+    preserve: bool,
+) -> Vec<Document> {
     let mut out = Vec::new();
     let index_path: Option<Vec<String>> = index.map(|i| i.split('.').map(str::to_owned).collect());
     for d in docs {
@@ -939,7 +976,11 @@ fn unwind(docs: Vec<Document>, path: &[String], index: Option<&str>, preserve: b
                     let mut x = d.clone();
                     set_path(&mut x, path, item);
                     if let Some(ip) = &index_path {
-                        set_path(&mut x, ip, Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)));
+                        set_path(
+                            &mut x,
+                            ip,
+                            Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)),
+                        );
                     }
                     out.push(x);
                 }
@@ -1001,7 +1042,10 @@ fn lookup(
                         other => other,
                     })
                     .collect();
-                let filter = if values.iter().any(|v| matches!(v, Bson::Document(d) if d.contains_key("$eq"))) {
+                let filter = if values
+                    .iter()
+                    .any(|v| matches!(v, Bson::Document(d) if d.contains_key("$eq")))
+                {
                     let ors: Vec<Bson> = values
                         .into_iter()
                         .map(|v| {

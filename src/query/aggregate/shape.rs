@@ -337,7 +337,9 @@ fn flatten(
             path.push(p.to_owned());
         }
         match v {
-            Bson::Document(d) if !d.is_empty() && !d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            Bson::Document(d)
+                if !d.is_empty() && !d.keys().next().is_some_and(|k| k.starts_with('$')) =>
+            {
                 flatten(d, &mut path, out, stage)?;
             }
             other => out.push((path, Expr::parse(other)?)),

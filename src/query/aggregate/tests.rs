@@ -35,7 +35,11 @@ fn project_inclusion_exclusion_and_errors() {
     assert_eq!(r, vec![doc! {"_id": 1, "b": {"c": 2}}]);
     let r = run(docs.clone(), vec![doc! {"$project": {"_id": 0, "b": 0}}]).unwrap();
     assert_eq!(r, vec![doc! {"a": 1}]);
-    let r = run(docs.clone(), vec![doc! {"$project": {"x": {"$add": ["$a", 1]}}}]).unwrap();
+    let r = run(
+        docs.clone(),
+        vec![doc! {"$project": {"x": {"$add": ["$a", 1]}}}],
+    )
+    .unwrap();
     assert_eq!(r, vec![doc! {"_id": 1, "x": 2}]);
     let e = run(docs, vec![doc! {"$project": {"a": 1, "b": 0}}]).unwrap_err();
     assert!(e.to_string().contains("Cannot do exclusion"), "{e}");
@@ -66,11 +70,15 @@ fn update_pipeline_sets_and_unsets() {
     let d = doc! {"_id": 1, "a": 2, "b": 3};
     let r = apply_update_pipeline(
         &d,
-        &[doc! {"$set": {"c": {"$add": ["$a", "$b"]}}}, doc! {"$unset": "b"}],
+        &[
+            doc! {"$set": {"c": {"$add": ["$a", "$b"]}}},
+            doc! {"$unset": "b"},
+        ],
     )
     .unwrap();
     assert_eq!(r, doc! {"_id": 1, "a": 2, "c": 5});
-    let r = apply_update_pipeline(&d, &[doc! {"$replaceWith": {"_id": "$_id", "z": true}}]).unwrap();
+    let r =
+        apply_update_pipeline(&d, &[doc! {"$replaceWith": {"_id": "$_id", "z": true}}]).unwrap();
     assert_eq!(r, doc! {"_id": 1, "z": true});
     let e = apply_update_pipeline(&d, &[doc! {"$group": {"_id": null}}]).unwrap_err();
     assert!(e.to_string().contains("not allowed"), "{e}");

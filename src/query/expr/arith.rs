@@ -61,7 +61,12 @@ impl Num {
 }
 
 /// Adds (or multiplies, with `checked` / `float`) two numbers with MongoDB's promotion.
-fn combine(a: Num, b: Num, checked: fn(i64, i64) -> Option<i64>, float: fn(f64, f64) -> f64) -> Num {
+fn combine(
+    a: Num,
+    b: Num,
+    checked: fn(i64, i64) -> Option<i64>,
+    float: fn(f64, f64) -> f64,
+) -> Num {
     match (a.i64(), b.i64()) {
         (Some(x), Some(y)) => {
             let both = matches!((a, b), (Num::I32(_), Num::I32(_)));
@@ -111,7 +116,9 @@ pub(crate) fn call(name: &str, a: &[Bson]) -> Option<Result<Bson>> {
         "$log" => binary(name, a, |x, b| {
             let (x, b) = (x.f64(), b.f64());
             if x <= 0.0 || x.is_nan() {
-                return Err(fail(format!("$log's argument must be a positive number, but is {x}")));
+                return Err(fail(format!(
+                    "$log's argument must be a positive number, but is {x}"
+                )));
             }
             if b <= 0.0 || b == 1.0 {
                 return Err(fail(format!(
@@ -239,16 +246,18 @@ fn subtract(a: &Bson, b: &Bson) -> Result<Bson> {
             x.timestamp_millis().saturating_sub(y.timestamp_millis()),
         )),
         (Bson::DateTime(x), n) => {
-            let n = Num::of(n).ok_or_else(|| {
-                fail(format!("can't $subtract {} from a date", type_name(n)))
-            })?;
+            let n = Num::of(n)
+                .ok_or_else(|| fail(format!("can't $subtract {} from a date", type_name(n))))?;
             Ok(Bson::DateTime(bson::DateTime::from_millis(
                 x.timestamp_millis().saturating_sub(millis(n)),
             )))
         }
         (x, y) => {
             if let Bson::DateTime(_) = y {
-                return Err(fail(format!("can't $subtract a date from a {}", type_name(x))));
+                return Err(fail(format!(
+                    "can't $subtract a date from a {}",
+                    type_name(x)
+                )));
             }
             let (p, q) = (number("$subtract", x)?, number("$subtract", y)?);
             Ok(combine(p, q, i64::checked_sub, |s, t| s - t).bson())
@@ -340,7 +349,9 @@ fn round(name: &str, a: &[Bson]) -> Result<Bson> {
                         q += v.signum();
                     }
                 }
-                let out = q.checked_mul(scale).ok_or_else(|| fail(format!("{name} overflowed")))?;
+                let out = q
+                    .checked_mul(scale)
+                    .ok_or_else(|| fail(format!("{name} overflowed")))?;
                 Num::narrow(out, matches!(int, Num::I32(_)))
             }
         })

@@ -3,7 +3,9 @@
 //! `$mergeObjects`, `$objectToArray`, `$arrayToObject`, and the iterating `$map`,
 //! `$filter`, `$reduce`.
 
-use super::{cmp_values, fail, is_missing, is_nullish, or_null, truthy, type_name, Env, Expr, MISSING};
+use super::{
+    cmp_values, fail, is_missing, is_nullish, or_null, truthy, type_name, Env, Expr, MISSING,
+};
 use crate::error::Result;
 use bson::{Bson, Document};
 
@@ -129,8 +131,7 @@ fn elem_at(a: &[Bson]) -> Result<Bson> {
         )));
     };
     let i = int_of("$arrayElemAt", &a[1], "second argument")?;
-    Ok(position(i, items.len())
-        .map_or(MISSING, |p| items[p].clone()))
+    Ok(position(i, items.len()).map_or(MISSING, |p| items[p].clone()))
 }
 
 fn slice(a: &[Bson]) -> Result<Bson> {
@@ -149,7 +150,9 @@ fn slice(a: &[Bson]) -> Result<Bson> {
         if n >= 0 {
             (0, usize::try_from(n).unwrap_or(usize::MAX))
         } else {
-            let k = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX).min(len);
+            let k = usize::try_from(n.unsigned_abs())
+                .unwrap_or(usize::MAX)
+                .min(len);
             (len - k, k)
         }
     } else {
@@ -167,7 +170,9 @@ fn slice(a: &[Bson]) -> Result<Bson> {
         };
         (start, usize::try_from(n).unwrap_or(usize::MAX))
     };
-    Ok(Bson::Array(items.iter().skip(start).take(n).cloned().collect()))
+    Ok(Bson::Array(
+        items.iter().skip(start).take(n).cloned().collect(),
+    ))
 }
 
 fn range(a: &[Bson]) -> Result<Bson> {
@@ -346,9 +351,7 @@ pub(crate) fn iterate(e: &Expr, env: &Env) -> Result<Bson> {
                     v => {
                         let n = int_of("$filter", &v, "limit")?;
                         usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
-                            fail(format!(
-                                "$filter: limit must be greater than 0, got: {n}"
-                            ))
+                            fail(format!("$filter: limit must be greater than 0, got: {n}"))
                         })?
                     }
                 },

@@ -108,8 +108,10 @@ pub(crate) fn check_timezone(tz: &Bson) -> Result<()> {
     match tz {
         v if is_nullish(v) => Ok(()),
         Bson::String(s)
-            if ["UTC", "GMT", "Z", "Etc/UTC", "Etc/GMT", "+00:00", "+0000", "+00", "-00:00"]
-                .contains(&s.as_str()) =>
+            if [
+                "UTC", "GMT", "Z", "Etc/UTC", "Etc/GMT", "+00:00", "+0000", "+00", "-00:00",
+            ]
+            .contains(&s.as_str()) =>
         {
             Ok(())
         }
@@ -218,7 +220,8 @@ fn iso_week(c: &Civil) -> (i64, u32) {
     let iso_wd = i64::from(if c.weekday == 1 { 7 } else { c.weekday - 1 });
     let wk = (i64::from(c.yday) - iso_wd + 10).div_euclid(7);
     let weeks_in = |y: i64| -> i64 {
-        let p = |y: i64| (y + y.div_euclid(4) - y.div_euclid(100) + y.div_euclid(400)).rem_euclid(7);
+        let p =
+            |y: i64| (y + y.div_euclid(4) - y.div_euclid(100) + y.div_euclid(400)).rem_euclid(7);
         if p(y) == 4 || p(y - 1) == 3 {
             53
         } else {
@@ -252,7 +255,20 @@ pub(crate) fn parse_iso(s: &str) -> Option<i64> {
     }
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (m, d) = (u32::try_from(m).ok()?, u32::try_from(d).ok()?);
-    let month_len = [31, if is_leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_len = [
+        31,
+        if is_leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d == 0 || d > month_len[(m - 1) as usize] {
         return None;
     }

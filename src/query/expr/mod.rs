@@ -377,7 +377,9 @@ impl Expr {
     }
 
     fn parse_operator(op: &str, arg: &Bson) -> Result<Self> {
-        let list = |arg: &Bson| -> Result<Vec<Expr>> { args_of(arg).into_iter().map(Expr::parse).collect() };
+        let list = |arg: &Bson| -> Result<Vec<Expr>> {
+            args_of(arg).into_iter().map(Expr::parse).collect()
+        };
         match op {
             "$literal" => return Ok(Expr::Lit(arg.clone())),
             "$and" => return Ok(Expr::And(list(arg)?)),
@@ -491,7 +493,10 @@ impl Expr {
                 ("branches", Bson::Array(items)) => {
                     for b in items {
                         let Bson::Document(b) = b else {
-                            return Err(bad_spec("$switch", "expected each branch to be an object"));
+                            return Err(bad_spec(
+                                "$switch",
+                                "expected each branch to be an object",
+                            ));
                         };
                         let (Some(c), Some(t)) = (b.get("case"), b.get("then")) else {
                             return Err(bad_spec(
@@ -500,14 +505,24 @@ impl Expr {
                             ));
                         };
                         if b.len() != 2 {
-                            return Err(bad_spec("$switch", "found an unknown argument to a branch"));
+                            return Err(bad_spec(
+                                "$switch",
+                                "found an unknown argument to a branch",
+                            ));
                         }
                         branches.push((Expr::parse(c)?, Expr::parse(t)?));
                     }
                 }
-                ("branches", _) => return Err(bad_spec("$switch", "expected an array for 'branches'")),
+                ("branches", _) => {
+                    return Err(bad_spec("$switch", "expected an array for 'branches'"))
+                }
                 ("default", v) => default = Some(Box::new(Expr::parse(v)?)),
-                (other, _) => return Err(bad_spec("$switch", &format!("found an unknown argument: {other}"))),
+                (other, _) => {
+                    return Err(bad_spec(
+                        "$switch",
+                        &format!("found an unknown argument: {other}"),
+                    ))
+                }
             }
         }
         if branches.is_empty() {
@@ -602,7 +617,11 @@ impl Expr {
                         Error::invalid(format!("Use of undefined variable: {name}"))
                     })?,
                 };
-                Ok(if path.is_empty() { v.clone() } else { walk(v, path) })
+                Ok(if path.is_empty() {
+                    v.clone()
+                } else {
+                    walk(v, path)
+                })
             }
             Expr::Object(fields) => {
                 let mut d = Document::new();
@@ -711,7 +730,9 @@ fn named(name: &str, args: &[(&str, Bson)]) -> Result<Bson> {
             }
             dates::part(name, arg(args, "date").unwrap_or(&MISSING))
         }
-        _ => Err(Error::Internal(format!("named operator {name} has no implementation"))),
+        _ => Err(Error::Internal(format!(
+            "named operator {name} has no implementation"
+        ))),
     }
 }
 
@@ -745,7 +766,9 @@ fn call(name: &str, a: Vec<Bson>) -> Result<Bson> {
             Ordering::Greater => 1,
         })),
         "$not" => Ok(Bson::Boolean(!truthy(&a[0]))),
-        _ => Err(Error::Internal(format!("operator {name} has no implementation"))),
+        _ => Err(Error::Internal(format!(
+            "operator {name} has no implementation"
+        ))),
     }
 }
 

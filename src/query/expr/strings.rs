@@ -198,9 +198,16 @@ fn index_of(op: &str, a: &[Bson]) -> Result<Bson> {
             .collect()
     } else {
         // Bytes compared one by one; a needle is matched on byte offsets.
-        return Ok(Bson::Int32(byte_index(s.as_bytes(), needle.as_bytes(), start, bound(3, "end index")?)));
+        return Ok(Bson::Int32(byte_index(
+            s.as_bytes(),
+            needle.as_bytes(),
+            start,
+            bound(3, "end index")?,
+        )));
     };
-    let end = bound(3, "end index")?.unwrap_or(units.len()).min(units.len());
+    let end = bound(3, "end index")?
+        .unwrap_or(units.len())
+        .min(units.len());
     let needle_units: Vec<&str> = needle
         .char_indices()
         .map(|(i, c)| &needle[i..i + c.len_utf8()])

@@ -23,13 +23,22 @@ fn arithmetic_keeps_mongodb_types() {
         ev(bson!({"$add": [i32::MAX, 1]}), &d).unwrap(),
         Bson::Int64(i64::from(i32::MAX) + 1)
     );
-    assert_eq!(ev(bson!({"$add": [1, 0.5]}), &d).unwrap(), Bson::Double(1.5));
+    assert_eq!(
+        ev(bson!({"$add": [1, 0.5]}), &d).unwrap(),
+        Bson::Double(1.5)
+    );
     assert_eq!(
         ev(bson!({"$multiply": [i64::MAX, 2]}), &d).unwrap(),
         Bson::Double(i64::MAX as f64 * 2.0)
     );
-    assert_eq!(ev(bson!({"$round": [2.5, 0]}), &d).unwrap(), Bson::Double(2.0));
-    assert_eq!(ev(bson!({"$round": [1235, -1]}), &d).unwrap(), Bson::Int32(1240));
+    assert_eq!(
+        ev(bson!({"$round": [2.5, 0]}), &d).unwrap(),
+        Bson::Double(2.0)
+    );
+    assert_eq!(
+        ev(bson!({"$round": [1235, -1]}), &d).unwrap(),
+        Bson::Int32(1240)
+    );
     let e = ev(bson!({"$divide": [1, 0]}), &d).unwrap_err();
     assert!(e.to_string().contains("can't $divide by zero"), "{e}");
     assert_eq!(ev(bson!({"$add": [1, null]}), &d).unwrap(), Bson::Null);
@@ -46,11 +55,19 @@ fn unknown_operator_is_unsupported_and_named() {
 fn variables_map_filter_reduce() {
     let d = doc! {"xs": [1, 2, 3, 4]};
     assert_eq!(
-        ev(bson!({"$map": {"input": "$xs", "as": "x", "in": {"$multiply": ["$$x", 10]}}}), &d).unwrap(),
+        ev(
+            bson!({"$map": {"input": "$xs", "as": "x", "in": {"$multiply": ["$$x", 10]}}}),
+            &d
+        )
+        .unwrap(),
         bson!([10, 20, 30, 40])
     );
     assert_eq!(
-        ev(bson!({"$filter": {"input": "$xs", "cond": {"$gt": ["$$this", 2]}}}), &d).unwrap(),
+        ev(
+            bson!({"$filter": {"input": "$xs", "cond": {"$gt": ["$$this", 2]}}}),
+            &d
+        )
+        .unwrap(),
         bson!([3, 4])
     );
     assert_eq!(
@@ -58,7 +75,11 @@ fn variables_map_filter_reduce() {
         bson!(10)
     );
     assert_eq!(
-        ev(bson!({"$let": {"vars": {"n": 5}, "in": {"$add": ["$$n", 1]}}}), &d).unwrap(),
+        ev(
+            bson!({"$let": {"vars": {"n": 5}, "in": {"$add": ["$$n", 1]}}}),
+            &d
+        )
+        .unwrap(),
         bson!(6)
     );
     assert!(ev(bson!("$$undefinedVar"), &d).is_err());
@@ -72,10 +93,17 @@ fn dates_are_utc_civil_time() {
     assert_eq!(ev(bson!({"$dayOfWeek": "$d"}), &d).unwrap(), bson!(4));
     assert_eq!(ev(bson!({"$millisecond": "$d"}), &d).unwrap(), bson!(736));
     assert_eq!(
-        ev(bson!({"$dateToString": {"date": "$d", "format": "%Y-%m-%d %H:%M:%S.%L %j"}}), &d).unwrap(),
+        ev(
+            bson!({"$dateToString": {"date": "$d", "format": "%Y-%m-%d %H:%M:%S.%L %j"}}),
+            &d
+        )
+        .unwrap(),
         bson!("2014-01-01 08:15:39.736 001")
     );
-    assert_eq!(dates::parse_iso("2014-01-01T08:15:39.736Z"), Some(1_388_564_139_736));
+    assert_eq!(
+        dates::parse_iso("2014-01-01T08:15:39.736Z"),
+        Some(1_388_564_139_736)
+    );
 }
 
 #[test]
@@ -85,7 +113,11 @@ fn conversions() {
     assert_eq!(ev(bson!({"$toString": 2.5}), &d).unwrap(), bson!("2.5"));
     assert_eq!(ev(bson!({"$toString": 2.0}), &d).unwrap(), bson!("2"));
     assert_eq!(
-        ev(bson!({"$convert": {"input": "x", "to": "int", "onError": -1}}), &d).unwrap(),
+        ev(
+            bson!({"$convert": {"input": "x", "to": "int", "onError": -1}}),
+            &d
+        )
+        .unwrap(),
         bson!(-1)
     );
     assert!(ev(bson!({"$toInt": "x"}), &d).is_err());

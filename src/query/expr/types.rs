@@ -61,7 +61,9 @@ impl Target {
             19 => Err(Error::unsupported(
                 "$convert to decimal is not supported by NexusLite",
             )),
-            _ => Err(fail(format!("In $convert, numeric 'to' argument is not a valid type: {c}"))),
+            _ => Err(fail(format!(
+                "In $convert, numeric 'to' argument is not a valid type: {c}"
+            ))),
         };
         match v {
             Bson::String(s) => match s.as_str() {
@@ -116,8 +118,9 @@ pub(crate) fn to_string_value(v: &Bson) -> String {
         Bson::Double(d) => double_text(*d),
         Bson::Boolean(b) => b.to_string(),
         Bson::ObjectId(o) => o.to_hex(),
-        Bson::DateTime(d) => dates::format_date(d.timestamp_millis(), "%Y-%m-%dT%H:%M:%S.%LZ")
-            .unwrap_or_default(),
+        Bson::DateTime(d) => {
+            dates::format_date(d.timestamp_millis(), "%Y-%m-%dT%H:%M:%S.%LZ").unwrap_or_default()
+        }
         other => crate::document::json::bson_to_json_text(other),
     }
 }
@@ -152,7 +155,8 @@ fn parse_int(s: &str) -> Result<i64> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.is_empty() {
         return Err(parse_failure(s, "Did not consume whole string."));
     }
-    t.parse::<i64>().map_err(|_| parse_failure(s, "Out of range"))
+    t.parse::<i64>()
+        .map_err(|_| parse_failure(s, "Out of range"))
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)] // range-checked first
