@@ -302,7 +302,7 @@ impl AddFields {
             )));
         }
         let mut fields = Vec::new();
-        flatten(spec, &mut Vec::new(), &mut fields, stage)?;
+        flatten(spec, &[], &mut fields, stage)?;
         Ok(Self { fields })
     }
 
@@ -322,12 +322,12 @@ impl AddFields {
 
 fn flatten(
     spec: &Document,
-    prefix: &mut Vec<String>,
+    prefix: &[String],
     out: &mut Vec<(Vec<String>, Expr)>,
     stage: &str,
 ) -> Result<()> {
     for (k, v) in spec {
-        let mut path = prefix.clone();
+        let mut path = prefix.to_vec();
         for p in k.split('.') {
             if p.is_empty() || p.starts_with('$') {
                 return Err(Error::parse(format!(
@@ -340,7 +340,7 @@ fn flatten(
             Bson::Document(d)
                 if !d.is_empty() && !d.keys().next().is_some_and(|k| k.starts_with('$')) =>
             {
-                flatten(d, &mut path, out, stage)?;
+                flatten(d, &path, out, stage)?;
             }
             other => out.push((path, Expr::parse(other)?)),
         }
