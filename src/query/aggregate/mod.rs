@@ -3,7 +3,8 @@
 //! `$limit`, `$count`, `$group`, `$unwind`, `$lookup`, `$facet`, `$bucket`,
 //! `$sortByCount`, `$sample`, and a final `$out` / `$merge`) and runs them over documents
 //! in memory. Expressions are [`crate::query::expr`]; reshaping stages are [`shape`];
-//! grouping is [`group`].
+//! grouping is [`group`]; `$lookup` is [`lookup`]; the final `$out` / `$merge` is
+//! [`output`].
 //!
 //! This layer reads no collection itself: `$lookup` asks a [`Foreign`] (implemented by the
 //! API layer over the same database), and the API layer feeds the pipeline's input (its
@@ -17,17 +18,21 @@
 //! Pipeline-style updates use [`apply_update_pipeline`].
 
 pub(crate) mod group;
+mod lookup;
+mod output;
 pub(crate) mod shape;
 
 #[cfg(test)]
 mod tests;
 
 use crate::error::{Error, Result};
-use crate::query::expr::{is_missing, is_nullish, Env, Expr};
+use crate::query::expr::{is_missing, Env, Expr};
 use crate::query::filter::Filter;
 use crate::query::sort::SortSpec;
 use bson::{Bson, Document};
 use group::{accumulators, Accumulator, Bucket};
+use lookup::Lookup;
+pub(crate) use output::{Output, WhenMatched, WhenNotMatched};
 use shape::{set_path, AddFields, Projection};
 
 /// The most bytes of documents (estimated as BSON) a pipeline may hold at once.
@@ -104,34 +109,6 @@ pub(crate) fn approx_bytes(doc: &Document) -> usize {
     total
 }
 
-/// Where a pipeline's results go instead of the caller.
-#[derive(Debug, Clone)]
-pub(crate) enum Output {
-    /// `$out`: replace the collection with the results.
-    Out(String),
-    /// `$merge` (matched on `_id`).
-    Merge {
-        into: String,
-        when_matched: WhenMatched,
-        when_not_matched: WhenNotMatched,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WhenMatched {
-    Replace,
-    KeepExisting,
-    Merge,
-    Fail,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WhenNotMatched {
-    Insert,
-    Discard,
-    Fail,
-}
-
 /// One parsed stage.
 #[derive(Debug, Clone)]
 enum Stage {
@@ -159,17 +136,6 @@ enum Stage {
     Bucket(Box<Bucket>),
     SortByCount(Expr),
     Sample(u64),
-}
-
-/// A parsed `$lookup`.
-#[derive(Debug, Clone)]
-struct Lookup {
-    from: String,
-    local: Option<Vec<String>>,
-    foreign: Option<String>,
-    vars: Vec<(String, Expr)>,
-    pipeline: Option<Pipeline>,
-    as_path: Vec<String>,
 }
 
 /// A parsed pipeline (without its final `$out` / `$merge`, see [`Pipeline::parse`]).
@@ -264,7 +230,7 @@ impl Pipeline {
                         "{name} can only be the final stage in the pipeline"
                     )));
                 }
-                out = Some(parse_output(name, arg)?);
+                out = Some(output::parse_output(name, arg)?);
                 continue;
             }
             parsed.push(Self::parse_stage(name, arg)?);
@@ -354,7 +320,7 @@ impl Pipeline {
                 Stage::Group(Box::new(Expr::parse(id)?), accumulators(d, true, "$group")?)
             }
             "$unwind" => Self::parse_unwind(arg)?,
-            "$lookup" => Stage::Lookup(Box::new(Self::parse_lookup(arg)?)),
+            "$lookup" => Stage::Lookup(Box::new(lookup::parse(arg)?)),
             "$facet" => {
                 let d = stage_doc(name, arg)?;
                 if d.is_empty() {
@@ -465,75 +431,6 @@ impl Pipeline {
                 "expected either a string or an object as specification for $unwind stage",
             )),
         }
-    }
-
-    fn parse_lookup(arg: &Bson) -> Result<Lookup> {
-        let d = stage_doc("$lookup", arg)?;
-        let mut l = Lookup {
-            from: String::new(),
-            local: None,
-            foreign: None,
-            vars: Vec::new(),
-            pipeline: None,
-            as_path: Vec::new(),
-        };
-        let mut has_from = false;
-        for (k, v) in d {
-            match k.as_str() {
-                "from" => {
-                    match v {
-                        Bson::String(s) => {
-                            l.from = s.clone();
-                            has_from = true;
-                        }
-                        Bson::Document(_) => return Err(Error::unsupported(
-                            "$lookup: 'from' naming another database is not supported by NexusLite",
-                        )),
-                        _ => return Err(Error::parse("$lookup: 'from' must be a string")),
-                    }
-                }
-                "localField" => l.local = Some(plain_path("$lookup", v, "localField")?),
-                "foreignField" => {
-                    l.foreign = Some(plain_path("$lookup", v, "foreignField")?.join("."));
-                }
-                "as" => l.as_path = plain_path("$lookup", v, "as")?,
-                "let" => {
-                    let Bson::Document(vars) = v else {
-                        return Err(Error::parse("$lookup: 'let' must be an object"));
-                    };
-                    for (name, e) in vars {
-                        l.vars.push((name.clone(), Expr::parse(e)?));
-                    }
-                }
-                "pipeline" => l.pipeline = Some(Self::parse_nested(v, "$lookup")?),
-                other => {
-                    return Err(Error::parse(format!(
-                        "unknown argument to $lookup: {other}"
-                    )))
-                }
-            }
-        }
-        if !has_from {
-            return Err(Error::parse(
-                "$lookup: missing 'from' option to $lookup stage",
-            ));
-        }
-        if l.as_path.is_empty() {
-            return Err(Error::parse(
-                "$lookup: must specify 'as' field for a $lookup",
-            ));
-        }
-        if l.local.is_some() != l.foreign.is_some() {
-            return Err(Error::parse(
-                "$lookup: 'localField' and 'foreignField' must both be specified",
-            ));
-        }
-        if l.local.is_none() && l.pipeline.is_none() {
-            return Err(Error::parse(
-                "$lookup: either 'pipeline' or 'localField' and 'foreignField' must be specified",
-            ));
-        }
-        Ok(l)
     }
 
     /// Takes the leading stages the find planner can serve: a `$match` without `$expr`,
@@ -659,7 +556,12 @@ impl Pipeline {
                     }
                 }
                 next += 1;
-                g.finish()
+                let groups = g.finish();
+                let mut budget = Budget::new();
+                for d in &groups {
+                    budget.charge(approx_bytes(d))?;
+                }
+                groups
             }
             Some(Stage::Count(name)) => {
                 let mut n: i64 = 0;
@@ -730,99 +632,6 @@ fn run_stages(
         }
     }
     Ok(docs)
-}
-
-fn parse_output(name: &str, arg: &Bson) -> Result<Output> {
-    if name == "$out" {
-        return match arg {
-            Bson::String(s) if !s.is_empty() => Ok(Output::Out(s.clone())),
-            Bson::Document(d) => match (d.get("coll"), d.get("db")) {
-                (Some(Bson::String(c)), None) => Ok(Output::Out(c.clone())),
-                (_, Some(_)) => Err(Error::unsupported(
-                    "$out to another database is not supported by NexusLite",
-                )),
-                _ => Err(Error::parse("$out: 'coll' must be a string")),
-            },
-            _ => Err(Error::parse(
-                "$out stage requires a string or object argument naming the collection",
-            )),
-        };
-    }
-    let (into, d) = match arg {
-        Bson::String(s) => (s.clone(), Document::new()),
-        Bson::Document(d) => {
-            let into = match d.get("into") {
-                Some(Bson::String(s)) => s.clone(),
-                Some(Bson::Document(_)) => {
-                    return Err(Error::unsupported(
-                        "$merge into another database is not supported by NexusLite",
-                    ))
-                }
-                _ => return Err(Error::parse("$merge: 'into' must name a collection")),
-            };
-            (into, d.clone())
-        }
-        _ => {
-            return Err(Error::parse(
-                "$merge requires a string or an object argument",
-            ))
-        }
-    };
-    let mut when_matched = WhenMatched::Merge;
-    let mut when_not_matched = WhenNotMatched::Insert;
-    for (k, v) in &d {
-        match (k.as_str(), v) {
-            ("into", _) => {}
-            ("on", Bson::String(s)) if s == "_id" => {}
-            ("on", Bson::Array(a)) if a.len() == 1 && a[0] == Bson::String("_id".into()) => {}
-            ("on", _) => {
-                return Err(Error::unsupported(
-                    "$merge: 'on' other than \"_id\" is not supported by NexusLite",
-                ))
-            }
-            ("whenMatched", Bson::String(s)) => {
-                when_matched = match s.as_str() {
-                    "replace" => WhenMatched::Replace,
-                    "keepExisting" => WhenMatched::KeepExisting,
-                    "merge" => WhenMatched::Merge,
-                    "fail" => WhenMatched::Fail,
-                    other => {
-                        return Err(Error::parse(format!(
-                            "$merge: unknown whenMatched mode '{other}'"
-                        )))
-                    }
-                }
-            }
-            ("whenMatched", Bson::Array(_)) => {
-                return Err(Error::unsupported(
-                    "$merge: a pipeline for whenMatched is not supported by NexusLite",
-                ))
-            }
-            ("whenNotMatched", Bson::String(s)) => {
-                when_not_matched = match s.as_str() {
-                    "insert" => WhenNotMatched::Insert,
-                    "discard" => WhenNotMatched::Discard,
-                    "fail" => WhenNotMatched::Fail,
-                    other => {
-                        return Err(Error::parse(format!(
-                            "$merge: unknown whenNotMatched mode '{other}'"
-                        )))
-                    }
-                }
-            }
-            ("let", _) => {
-                return Err(Error::unsupported(
-                    "$merge: 'let' is not supported by NexusLite",
-                ))
-            }
-            (other, _) => return Err(Error::parse(format!("$merge: unknown argument '{other}'"))),
-        }
-    }
-    Ok(Output::Merge {
-        into,
-        when_matched,
-        when_not_matched,
-    })
 }
 
 fn run_stage(
@@ -904,7 +713,7 @@ fn run_stage(
             index,
             preserve,
         } => unwind(docs, path, index.as_deref(), *preserve),
-        Stage::Lookup(l) => lookup(l, docs, vars, foreign)?,
+        Stage::Lookup(l) => lookup::lookup(l, docs, vars, foreign)?,
         Stage::Facet(facets) => {
             let mut out = Document::new();
             for (name, p) in facets {
@@ -1007,84 +816,6 @@ fn unwind(
         }
     }
     out
-}
-
-fn lookup(
-    l: &Lookup,
-    docs: Vec<Document>,
-    vars: &[(String, Bson)],
-    foreign: &dyn Foreign,
-) -> Result<Vec<Document>> {
-    // The pipeline form reads the foreign collection once.
-    let all = match (&l.pipeline, &l.local) {
-        (Some(_), None) => Some(foreign.find(&l.from, &Document::new())?),
-        _ => None,
-    };
-    let mut budget = Budget::new();
-    let mut out = Vec::with_capacity(docs.len());
-    for mut d in docs {
-        let root = Bson::Document(d.clone());
-        let env = Env::new(&root, vars);
-        let matched = match (&l.local, &l.foreign) {
-            (Some(local), Some(ff)) => {
-                let v = crate::query::expr::walk(&root, local);
-                let values: Vec<Bson> = match v {
-                    Bson::Array(items) if items.is_empty() => vec![Bson::Null],
-                    Bson::Array(items) => items,
-                    other if is_nullish(&other) => vec![Bson::Null],
-                    other => vec![other],
-                };
-                // Equality, not regex matching, for regex values.
-                let values: Vec<Bson> = values
-                    .into_iter()
-                    .map(|v| match v {
-                        Bson::RegularExpression(_) => bson::bson!({"$eq": v}),
-                        other => other,
-                    })
-                    .collect();
-                let filter = if values
-                    .iter()
-                    .any(|v| matches!(v, Bson::Document(d) if d.contains_key("$eq")))
-                {
-                    let ors: Vec<Bson> = values
-                        .into_iter()
-                        .map(|v| {
-                            let mut c = Document::new();
-                            c.insert(ff.clone(), v);
-                            Bson::Document(c)
-                        })
-                        .collect();
-                    bson::doc! {"$or": ors}
-                } else {
-                    let mut f = Document::new();
-                    f.insert(ff.clone(), bson::doc! {"$in": values});
-                    f
-                };
-                foreign.find(&l.from, &filter)?
-            }
-            _ => all.clone().unwrap_or_default(),
-        };
-        let joined = match &l.pipeline {
-            None => matched,
-            Some(p) => {
-                let mut bound: Vec<(String, Bson)> = vars.to_vec();
-                for (name, e) in &l.vars {
-                    bound.push((name.clone(), e.eval(&env)?));
-                }
-                p.run(matched, &bound, foreign)?
-            }
-        };
-        for j in &joined {
-            budget.charge(approx_bytes(j))?;
-        }
-        set_path(
-            &mut d,
-            &l.as_path,
-            Bson::Array(joined.into_iter().map(Bson::Document).collect()),
-        );
-        out.push(d);
-    }
-    Ok(out)
 }
 
 /// Applies a pipeline-style update (`update` given as an array of stages) to one
