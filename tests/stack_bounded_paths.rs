@@ -609,3 +609,57 @@ fn the_legal_worst_cases_run_on_a_small_stack() {
         still_works(&db);
     });
 }
+
+/// `levels` nested `{"$abs": ...}` around `"$n"`: one nesting level each.
+fn abs_chain(levels: usize) -> Bson {
+    let mut e = Bson::String("$n".into());
+    for _ in 0..levels {
+        e = Bson::Document(doc! {"$abs": e});
+    }
+    e
+}
+
+/// `levels` `$lookup` stages, each running the next in its `pipeline`: three nesting levels
+/// each (the stage, its object, the pipeline array).
+fn lookup_chain(levels: usize) -> BsonDocument {
+    let mut stage = doc! {"$match": {}};
+    for _ in 0..levels {
+        stage = doc! {"$lookup": {"from": "c", "pipeline": [stage], "as": "x"}};
+    }
+    stage
+}
+
+#[test]
+fn the_deepest_legal_aggregations_run_on_a_small_stack() {
+    let (_dir, db) = open();
+    on_small_stack(|| {
+        let c = db.collection("c");
+        let run = |stage: BsonDocument| {
+            c.aggregate(&[stage], nexus::AggregateOptions::default())
+                .map(|cur| cur.map(|d| d.unwrap()).count())
+        };
+        // {"$project": {"r": <chain>}}: the stage and $project's object are two levels.
+        let legal = MAX_QUERY_NESTING - 2;
+        assert_eq!(run(doc! {"$project": {"r": abs_chain(legal)}}).unwrap(), 1);
+        refused(
+            run(doc! {"$project": {"r": abs_chain(legal + 1)}}),
+            "nests deeper than",
+        );
+        // A value as deep as a document may be, through $literal, $mergeObjects and $group.
+        let value = Bson::Document(deep_doc(MAX_NESTING));
+        assert_eq!(
+            run(doc! {"$project": {"r": {"$mergeObjects": [{"$literal": value.clone()}]}}})
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            run(doc! {"$group": {"_id": {"$literal": value}, "n": {"$sum": 1}}}).unwrap(),
+            1
+        );
+        // $lookup pipelines nested as deep as the stage document allows.
+        let levels = (MAX_QUERY_NESTING - 1) / 3;
+        assert_eq!(run(lookup_chain(levels)).unwrap(), 1);
+        refused(run(lookup_chain(levels + 1)), "nests deeper than");
+    });
+    still_works(&db);
+}
