@@ -180,6 +180,7 @@ fn count_arg(name: &str, v: &Bson, positive: bool) -> Result<u64> {
 fn field_path(name: &str, v: &Bson, what: &str) -> Result<Vec<String>> {
     match v {
         Bson::String(s) if s.starts_with('$') && !s.starts_with("$$") && s.len() > 1 => {
+            crate::query::path::check_limits(name, s)?;
             let parts: Vec<String> = s[1..].split('.').map(str::to_owned).collect();
             if parts.iter().any(String::is_empty) {
                 return Err(Error::parse(format!("{name}: invalid field path '{s}'")));
@@ -198,6 +199,7 @@ fn plain_path(name: &str, v: &Bson, what: &str) -> Result<Vec<String>> {
         Bson::String(s)
             if !s.is_empty() && !s.starts_with('$') && !s.split('.').any(str::is_empty) =>
         {
+            crate::query::path::check_limits(name, s)?;
             Ok(s.split('.').map(str::to_owned).collect())
         }
         _ => Err(Error::parse(format!(
@@ -400,6 +402,7 @@ impl Pipeline {
                         ("includeArrayIndex", Bson::String(s))
                             if !s.is_empty() && !s.starts_with('$') =>
                         {
+                            crate::query::path::check_limits("$unwind", s)?;
                             index = Some(s.clone());
                         }
                         ("includeArrayIndex", _) => {

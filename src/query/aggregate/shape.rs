@@ -35,6 +35,7 @@ impl Tree {
 
     /// Adds `node` at a dotted path.
     fn add(&mut self, path: &str, node: Node, stage: &str) -> Result<()> {
+        crate::query::path::check_limits(stage, path)?;
         let mut parts = path.split('.').peekable();
         let mut tree = self;
         while let Some(p) = parts.next() {
@@ -328,6 +329,13 @@ fn flatten(
 ) -> Result<()> {
     for (k, v) in spec {
         let mut path = prefix.to_vec();
+        crate::query::path::check_limits(stage, k)?;
+        if path.len() + k.split('.').count() > crate::query::MAX_PATH_COMPONENTS {
+            return Err(Error::invalid(format!(
+                "{stage}: a field path may have at most {} components",
+                crate::query::MAX_PATH_COMPONENTS
+            )));
+        }
         for p in k.split('.') {
             if p.is_empty() || p.starts_with('$') {
                 return Err(Error::parse(format!(

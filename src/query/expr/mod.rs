@@ -274,6 +274,24 @@ const NAMED: &[(&str, &[&str], &[&str])] = &[
     ),
 ];
 
+/// MongoDB's message for a wrong number of arguments.
+#[cold]
+#[inline(never)]
+fn arity_error(name: &str, min: usize, max: usize, got: usize) -> Error {
+    let want = if min == max {
+        format!("exactly {min}")
+    } else if max == usize::MAX {
+        format!("at least {min}")
+    } else {
+        format!("{min} to {max}")
+    };
+    Error::parse(format!(
+        "Expression {name} takes {want} arguments. {got} were passed in."
+    ))
+}
+
+#[cold]
+#[inline(never)]
 fn bad_spec(op: &str, why: &str) -> Error {
     Error::parse(format!("{op}: {why}"))
 }
@@ -304,6 +322,7 @@ fn check_var_name(name: &str, op: &str) -> Result<()> {
 }
 
 fn path_parts(path: &str, whole: &str) -> Result<Vec<String>> {
+    crate::query::path::check_limits("expression", path)?;
     let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
     if parts.iter().any(String::is_empty) {
         return Err(Error::parse(format!(
@@ -406,17 +425,7 @@ impl Expr {
             }
             let args = list(arg)?;
             if args.len() < min || args.len() > max {
-                let want = if min == max {
-                    format!("exactly {min}")
-                } else if max == usize::MAX {
-                    format!("at least {min}")
-                } else {
-                    format!("{min} to {max}")
-                };
-                return Err(Error::parse(format!(
-                    "Expression {name} takes {want} arguments. {} were passed in.",
-                    args.len()
-                )));
+                return Err(arity_error(name, min, max, args.len()));
             }
             return Ok(Expr::Call(name, args));
         }
@@ -431,6 +440,7 @@ impl Expr {
         )))
     }
 
+    #[inline(never)] // keeps the recursive parse path's frames small
     fn parse_named(
         name: &'static str,
         allowed: &[&'static str],
@@ -452,6 +462,7 @@ impl Expr {
         Ok(Expr::Named(name, out))
     }
 
+    #[inline(never)] // keeps the recursive parse path's frames small
     fn parse_cond(arg: &Bson) -> Result<Self> {
         let parts = match arg {
             Bson::Array(a) if a.len() == 3 => [&a[0], &a[1], &a[2]],
@@ -482,6 +493,7 @@ impl Expr {
         ])))
     }
 
+    #[inline(never)] // keeps the recursive parse path's frames small
     fn parse_switch(arg: &Bson) -> Result<Self> {
         let Bson::Document(d) = arg else {
             return Err(bad_spec("$switch", "requires an object as an argument"));
@@ -531,6 +543,7 @@ impl Expr {
         Ok(Expr::Switch { branches, default })
     }
 
+    #[inline(never)] // keeps the recursive parse path's frames small
     fn parse_let(arg: &Bson) -> Result<Self> {
         let Bson::Document(d) = arg else {
             return Err(bad_spec("$let", "only supports an object as its argument"));
@@ -552,6 +565,7 @@ impl Expr {
         })
     }
 
+    #[inline(never)] // keeps the recursive parse path's frames small
     fn parse_iteration(op: &str, arg: &Bson) -> Result<Self> {
         let Bson::Document(d) = arg else {
             return Err(bad_spec(op, "only supports an object as its argument"));
