@@ -199,24 +199,23 @@ fn merge_one(
     }
 }
 
-/// A pipeline given as JSON text: an array of stage objects.
+/// A pipeline given as JSON text: an array of stage objects (the array counts as one level
+/// of the text's nesting limit).
 pub(crate) fn parse_pipeline_json(text: &str) -> Result<Vec<BsonDocument>> {
-    let t = text.trim();
-    let wrapped = format!("{{\"p\":{t}}}");
-    let d = crate::document::json::parse_json_document(&wrapped, "pipeline")?;
-    match d.get("p") {
-        Some(Bson::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match s {
-                Bson::Document(d) => Ok(d.clone()),
-                _ => Err(Error::invalid(format!(
-                    "pipeline: stage {i} must be an object"
-                ))),
-            })
-            .collect(),
-        _ => Err(Error::invalid(
+    let value = crate::document::json::parse_json(text.trim(), "pipeline")?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(Error::invalid(
             "pipeline must be a JSON array of stage objects",
-        )),
-    }
+        ));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| match crate::document::json::json_to_bson(s)? {
+            Bson::Document(d) => Ok(d),
+            _ => Err(Error::invalid(format!(
+                "pipeline: stage {i} must be an object"
+            ))),
+        })
+        .collect()
 }
