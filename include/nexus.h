@@ -148,6 +148,11 @@
 #define NEXUS_VERSION_PATCH 0
 
 /**
+ * The most bytes of documents (estimated as BSON) a pipeline may hold at once.
+ */
+#define MAX_BUFFERED_BYTES ((100 * 1024) * 1024)
+
+/**
  * The storage engines a database file can be written by: the choice of the `storage` open
  * option and the backend byte of the file's header (`docs/FORMAT.md`).
  */
@@ -403,6 +408,28 @@ int nexus_cursor_next_bson(nexus_cursor *c, const uint8_t **out, size_t *out_len
  * `c` is NULL or a cursor from `nexus_find` not closed before; it is invalid afterwards.
  */
 int nexus_cursor_close(nexus_cursor *c);
+
+/**
+ * Runs an aggregation pipeline on `coll` and writes a cursor over its results to
+ * `*out_cursor` (close it with `nexus_cursor_close`). `pipeline_json` is a JSON array of
+ * stage objects (`[{"$match": {...}}, {"$group": {...}}]`; the stages and operators are
+ * listed in `docs/API.md`); a missing collection is an empty input. `options_json` (NULL:
+ * none): `let` (variables for `$$name`), `allowDiskUse` and `batchSize` (accepted, no
+ * effect), `explain` (one document describing the plan instead of the results),
+ * `comment`; unknown options are `NEXUS_INVALID_ARGUMENT`. The results are computed
+ * before this returns, from the snapshot taken now (inside a transaction: the
+ * transaction's view). With a final `$out` / `$merge` the results are written (in the
+ * open transaction, or in one of their own) and the cursor is empty.
+ *
+ * Errors: `NEXUS_PARSE` (malformed pipeline or stage), `NEXUS_UNSUPPORTED` (a stage,
+ * operator or option not built, named in the message; also a pipeline that would hold
+ * more than 100 MiB of documents), `NEXUS_INVALID_ARGUMENT` (an expression failing at
+ * run time, with MongoDB's wording, e.g. `can't $divide by zero`).
+ *
+ * # Safety
+ * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.
+ */
+int nexus_aggregate(nexus_db *db, const char *coll, const char *pipeline_json, const char *options_json, nexus_cursor **out_cursor);
 
 /**
  * Opens (creating unless `{"create": false}`) the database at `path` and writes a new

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README demo twice on a fresh database and checks that each language's second run
 # reads back what the first one wrote (persistence across processes); then runs the Rust
-# quick start and the CLI tour. Assumes `make lib` has run.
+# quick start, the aggregation example and the CLI tour. Assumes `make lib` has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
@@ -39,6 +39,11 @@ cargo build --release --quiet --example quickstart
 (cd "$work" && "$OLDPWD/target/release/examples/quickstart" rust.db) > "$work/rust.txt"
 cat "$work/rust.txt"
 check "$work/rust.txt" '"name":"ada","age":37' || status=1
+
+cargo build --release --quiet --example aggregate
+"$PWD/target/release/examples/aggregate" > "$work/aggregate.txt"
+cat "$work/aggregate.txt"
+check "$work/aggregate.txt" '^\{"_id":"abc","total":60,"sales":1\}$' || status=1
 
 NEXUS="$PWD/target/release/nexus" bash examples/cli/tour.sh > "$work/cli.txt"
 cat "$work/cli.txt"

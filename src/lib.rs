@@ -60,7 +60,8 @@ mod scratch;
 mod storage;
 
 pub use api::{
-    Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult,
+    AggregateOptions, Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions,
+    UpdateResult,
 };
 pub use cache::{Admission, CacheConfig, EvictionMode};
 pub use document::{

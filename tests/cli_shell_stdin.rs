@@ -153,3 +153,22 @@ indexes people
         "{last}"
     );
 }
+
+#[test]
+fn aggregate_runs_in_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let script = "\
+insert sales [{item: 'abc', q: 2}, {item: 'xyz', q: 10}, {item: 'abc', q: 5}]
+aggregate sales [{$group: {_id: '$item', n: {$sum: 1}}}, {$sort: {_id: 1}}]
+aggregate sales [{$bogus: 1}]
+aggregate sales
+";
+    let (code, out, err) = shell(&db, script);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&r#"{"_id":"abc","n":2}"#), "{out}");
+    assert!(lines.contains(&r#"{"_id":"xyz","n":1}"#), "{out}");
+    assert!(err.contains("$bogus"), "{err}");
+    assert!(err.contains("usage: aggregate COLL PIPELINE"), "{err}");
+}

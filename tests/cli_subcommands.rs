@@ -487,3 +487,47 @@ fn keygen_sign_and_verify_files() {
     );
     assert!(err.contains("does not match"), "{err}");
 }
+
+#[test]
+fn aggregate_prints_results_and_refuses_bad_pipelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        &[
+            "insert",
+            "a.db",
+            "sales",
+            "[{item: 'abc', q: 2}, {item: 'xyz', q: 10}, {item: 'abc', q: 5}]",
+        ],
+        d,
+    );
+    assert_eq!(
+        ok(
+            &[
+                "aggregate",
+                "a.db",
+                "sales",
+                "[{$group: {_id: '$item', total: {$sum: '$q'}}}, {$sort: {total: -1}}]",
+            ],
+            d
+        ),
+        "{\"_id\":\"xyz\",\"total\":10}\n{\"_id\":\"abc\",\"total\":7}\n"
+    );
+    assert_eq!(
+        ok(
+            &[
+                "aggregate",
+                "a.db",
+                "sales",
+                "[{$match: {$expr: {$gt: ['$q', '$$min']}}}, {$count: 'n'}]",
+                "--options",
+                "{let: {min: 3}}",
+            ],
+            d
+        ),
+        "{\"n\":2}\n"
+    );
+    let e = fails(&["aggregate", "a.db", "sales", "[{$densify: {}}]"], d, 1);
+    assert!(e.contains("$densify"), "{e}");
+    assert!(fails(&["aggregate", "missing.db", "c", "[]"], d, 1).contains("no such database"));
+}

@@ -8,7 +8,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{Bson, Document as BsonDocument};
-use nexus::{Database, Document, FindOneAndOptions, FindOptions, UpdateOptions};
+use nexus::{AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, UpdateOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -45,11 +45,12 @@ fn all_cases() -> Vec<(String, Vec<Value>, Value)> {
             let gname = g["group"].as_str().unwrap_or("?");
             for case in g["cases"].as_array().expect("cases is an array") {
                 let name = case["name"].as_str().unwrap_or("?");
-                out.push((
-                    format!("{fname} / {gname} / {name}"),
-                    docs.clone(),
-                    case.clone(),
-                ));
+                // The group's other collections travel with each case.
+                let mut case = case.clone();
+                if let Some(colls) = g.get("collections") {
+                    case["collections"] = colls.clone();
+                }
+                out.push((format!("{fname} / {gname} / {name}"), docs.clone(), case));
             }
         }
     }
@@ -131,6 +132,14 @@ fn run_op(db: &Database, case: &Value) -> nexus::Result<Bson> {
             };
             got.map_or(Bson::Null, |d| Bson::Document(d.into_bson()))
         }
+        "aggregate" => {
+            let opts = AggregateOptions::from_json(options_text.as_deref())?;
+            let docs = c
+                .aggregate_json(&case["pipeline"].to_string(), opts)?
+                .map(|d| d.map(|d| Bson::Document(d.into_bson())))
+                .collect::<nexus::Result<Vec<_>>>()?;
+            Bson::Array(docs)
+        }
         other => panic!("unknown op {other}"),
     })
 }
@@ -171,10 +180,30 @@ fn check_both_evaluations(docs: &[Value], case: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Loads a group's other collections (`collections`: `[{"name", "docs"}]`).
+fn load_collections(db: &Database, case: &Value) -> Result<(), String> {
+    for coll in case["collections"].as_array().into_iter().flatten() {
+        let name = coll["name"].as_str().expect("collections[].name");
+        let ds: Vec<Document> = coll["docs"]
+            .as_array()
+            .expect("collections[].docs")
+            .iter()
+            .map(|d| Document::from(to_doc(d, "collections[].docs")))
+            .collect();
+        if !ds.is_empty() {
+            db.collection(name)
+                .insert_many(ds)
+                .map_err(|e| format!("loading collection {name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs one case on a fresh database; `Err` describes a failure.
 fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
     check_both_evaluations(docs, case)?;
     let db = Database::open_in_memory().map_err(|e| e.to_string())?;
+    load_collections(&db, case)?;
     if !docs.is_empty() {
         let ds = docs
             .iter()
@@ -233,7 +262,11 @@ fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
 
 /// Compares the collection's contents (in `_id` order) with `after`, and runs `check`.
 fn check_after(db: &Database, case: &Value) -> Result<(), String> {
-    let c = db.collection("c");
+    let c = db.collection(
+        case.get("after_collection")
+            .and_then(Value::as_str)
+            .unwrap_or("c"),
+    );
     if let Some(after) = case.get("after") {
         let projection = if case.get("after_ignores_id").and_then(Value::as_bool) == Some(true) {
             r#"{"projection": {"_id": 0}}"#
@@ -325,7 +358,19 @@ fn create_indexes_for(db: &Database, case: &Value) -> usize {
     if let Some(f) = case.get("filter") {
         paths_of(f, &mut paths);
     }
-    let sort = case.get("options").and_then(|o| o.get("sort")).cloned();
+    let mut sort = case.get("options").and_then(|o| o.get("sort")).cloned();
+    // An aggregation's leading $match and the $sort right after it: what find serves.
+    if let Some(stages) = case.get("pipeline").and_then(Value::as_array) {
+        let mut rest = stages.iter();
+        let mut next = rest.next();
+        if let Some(m) = next.and_then(|s| s.get("$match")) {
+            paths_of(m, &mut paths);
+            next = rest.next();
+        }
+        if let Some(s) = next.and_then(|s| s.get("$sort")) {
+            sort = Some(s.clone());
+        }
+    }
     let mut patterns: Vec<BsonDocument> = paths
         .iter()
         .filter(|p| p.as_str() != "_id")
@@ -407,6 +452,7 @@ fn ids_of(v: &Bson) -> Vec<String> {
 /// Returns whether the indexed run used an index.
 fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool, String> {
     let load = |db: &Database| -> Result<(), String> {
+        load_collections(db, case)?;
         if docs.is_empty() {
             return Ok(());
         }
@@ -443,11 +489,29 @@ fn run_case_both_ways(docs: &[Value], case: &Value, before: bool) -> Result<bool
         {
             used = format!("{plan}").contains("IXSCAN");
         }
+        if op == "aggregate" {
+            let explain = AggregateOptions {
+                explain: true,
+                ..AggregateOptions::default()
+            };
+            used = indexed
+                .collection("c")
+                .aggregate_json(&case["pipeline"].to_string(), explain)
+                .ok()
+                .and_then(|mut cur| cur.next())
+                .and_then(Result::ok)
+                .is_some_and(|plan| plan.to_json().contains("IXSCAN"));
+        }
     }
     let a = run_op(&plain, case);
     let b = run_op(&indexed, case);
     match (&a, &b) {
         (Err(x), Err(y)) if x.code() == y.code() => {}
+        // A pipeline without a $sort may see its input in index order.
+        (Ok(x), Ok(y))
+            if op == "aggregate"
+                && !case["pipeline"].to_string().contains("\"$sort")
+                && ids_sorted(x) == ids_sorted(y) => {}
         (Ok(x), Ok(y)) => {
             let options = case.get("options");
             let sorted = options.and_then(|o| o.get("sort")).is_some();

@@ -609,3 +609,132 @@ fn the_legal_worst_cases_run_on_a_small_stack() {
         still_works(&db);
     });
 }
+
+/// `levels` nested `{"$abs": ...}` around `"$n"`: one nesting level each.
+fn abs_chain(levels: usize) -> Bson {
+    let mut e = Bson::String("$n".into());
+    for _ in 0..levels {
+        e = Bson::Document(doc! {"$abs": e});
+    }
+    e
+}
+
+/// `levels` `$lookup` stages, each running the next in its `pipeline`: three nesting levels
+/// each (the stage, its object, the pipeline array).
+fn lookup_chain(levels: usize) -> BsonDocument {
+    let mut stage = doc! {"$match": {}};
+    for _ in 0..levels {
+        stage = doc! {"$lookup": {"from": "c", "pipeline": [stage], "as": "x"}};
+    }
+    stage
+}
+
+#[test]
+fn the_deepest_legal_aggregations_run_on_a_small_stack() {
+    let (_dir, db) = open();
+    on_small_stack(|| {
+        let c = db.collection("c");
+        let run = |stage: BsonDocument| {
+            c.aggregate(&[stage], nexus::AggregateOptions::default())
+                .map(|cur| cur.collect::<nexus::Result<Vec<_>>>().unwrap().len())
+        };
+        // {"$project": {"r": <chain>}}: the stage and $project's object are two levels.
+        let legal = MAX_QUERY_NESTING - 2;
+        assert_eq!(run(doc! {"$project": {"r": abs_chain(legal)}}).unwrap(), 1);
+        refused(
+            run(doc! {"$project": {"r": abs_chain(legal + 1)}}),
+            "nests deeper than",
+        );
+        // A value as deep as a document may be, through $literal, $mergeObjects and $group.
+        let value = Bson::Document(deep_doc(MAX_NESTING));
+        assert_eq!(
+            run(doc! {"$project": {"r": {"$mergeObjects": [{"$literal": value.clone()}]}}})
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            run(doc! {"$group": {"_id": {"$literal": value}, "n": {"$sum": 1}}}).unwrap(),
+            1
+        );
+        // Every other nesting operator, chained to the limit (two levels per link but
+        // $switch's four), and object literals.
+        let chain = |levels: usize, base: &str, wrap: &dyn Fn(Bson) -> Bson| {
+            let mut e = Bson::String(base.into());
+            for _ in 0..levels {
+                e = wrap(e);
+            }
+            e
+        };
+        // Links of two levels; the innermost may hold one more (`vars: {}`, `[e, 1]`).
+        let two = (MAX_QUERY_NESTING - 2) / 2 - 1;
+        for (what, e) in [
+            (
+                "$let",
+                chain(two, "$n", &|e| {
+                    Bson::Document(doc! {"$let": {"vars": {}, "in": e}})
+                }),
+            ),
+            (
+                "$cond",
+                chain(two, "$n", &|e| Bson::Document(doc! {"$cond": [e, 1, 2]})),
+            ),
+            (
+                "$map",
+                chain(two, "$arr", &|e| {
+                    Bson::Document(doc! {"$map": {"input": e, "in": "$$this"}})
+                }),
+            ),
+            (
+                "$add",
+                chain(two, "$n", &|e| Bson::Document(doc! {"$add": [e, 1]})),
+            ),
+            (
+                "object",
+                chain(legal, "$n", &|e| Bson::Document(doc! {"a": e})),
+            ),
+            (
+                "$switch",
+                chain((MAX_QUERY_NESTING - 2) / 4 - 1, "$n", &|e| {
+                    Bson::Document(doc! {"$switch": {"branches": [{"case": e, "then": 1}]}})
+                }),
+            ),
+        ] {
+            let r = run(doc! {"$project": {"r": e}});
+            assert!(r.is_ok(), "{what}: {r:?}");
+        }
+        // Inclusion projections and $addFields into paths as deep as documents nest.
+        let mut nested = doc! {"leaf": 1};
+        for _ in 0..legal - 1 {
+            nested = doc! {"a": nested};
+        }
+        assert_eq!(run(doc! {"$project": nested.clone()}).unwrap(), 1);
+        // $addFields writes its paths: at most MAX_PATH_COMPONENTS, nested or dotted.
+        refused(run(doc! {"$addFields": nested}), "components");
+        let mut nested = doc! {"leaf": 1};
+        for _ in 0..MAX_PATH_COMPONENTS - 1 {
+            nested = doc! {"a": nested};
+        }
+        assert_eq!(run(doc! {"$addFields": nested}).unwrap(), 1);
+        let mut fields = BsonDocument::new();
+        fields.insert(dotted(MAX_PATH_COMPONENTS), 1);
+        assert_eq!(run(doc! {"$addFields": fields.clone()}).unwrap(), 1);
+        assert_eq!(run(doc! {"$project": fields}).unwrap(), 1);
+        // Paths longer than documents nest are refused before anything walks them.
+        let long = dotted(MAX_PATH_COMPONENTS * 100);
+        let mut fields = BsonDocument::new();
+        fields.insert(long.as_str(), 1);
+        refused(run(doc! {"$addFields": fields.clone()}), "components");
+        refused(run(doc! {"$project": fields}), "components");
+        refused(
+            run(doc! {"$project": {"r": format!("${long}")}}),
+            "components",
+        );
+        refused(run(doc! {"$unwind": format!("${long}")}), "components");
+        refused(run(doc! {"$unset": long.as_str()}), "components");
+        // $lookup pipelines nested as deep as the stage document allows.
+        let levels = (MAX_QUERY_NESTING - 1) / 3;
+        assert_eq!(run(lookup_chain(levels)).unwrap(), 1);
+        refused(run(lookup_chain(levels + 1)), "nests deeper than");
+    });
+    still_works(&db);
+}

@@ -555,6 +555,19 @@ public:
         detail::check(rc);
         return guard;
     }
+    /// Runs an aggregation pipeline (a JSON array of stages) over `coll` and streams the
+    /// results. Options: let, allowDiskUse, batchSize, explain (see docs/API.md). Throws
+    /// nexus::Error (NEXUS_UNSUPPORTED names a stage or operator not built).
+    [[nodiscard]] Cursor aggregate(std::string_view coll, std::string_view pipeline_json,
+                                   std::string_view options_json = {}) {
+        detail::CStr c(coll, "collection name"), p(pipeline_json, "pipeline");
+        detail::OptCStr o(options_json, "options");
+        nexus_cursor* cur = nullptr;
+        int rc = nexus_aggregate(require(), c.get(), p.get(), o.get(), &cur);
+        Cursor guard(cur);
+        detail::check(rc);
+        return guard;
+    }
     /// The first document matching `filter`, or nullopt.
     std::optional<std::string> find_one(std::string_view coll, std::string_view filter = {}) {
         detail::CStr c(coll, "collection name");

@@ -44,6 +44,7 @@ static int nx_replace(nexus_db *db, const char *coll, const char *id, const char
 static int nx_set_ttl(nexus_db *db, const char *coll, const char *id, int64_t ttl_ms, char **err) { NX_RET(nexus_set_ttl(db, coll, id, ttl_ms)); }
 
 static int nx_find(nexus_db *db, const char *coll, const char *filter, const char *opts, nexus_cursor **out, char **err) { NX_RET(nexus_find(db, coll, filter, opts, out)); }
+static int nx_aggregate(nexus_db *db, const char *coll, const char *pipeline, const char *opts, nexus_cursor **out, char **err) { NX_RET(nexus_aggregate(db, coll, pipeline, opts, out)); }
 static int nx_cursor_next(nexus_cursor *c, const char **out, char **err) {
 	int rc = nexus_cursor_next(c, out);
 	if (rc != 100 && rc != 101) *err = nx_errdup();
@@ -411,6 +412,21 @@ func capiFind(h *cDB, coll, filter, opts string) (*cCursor, error) {
 	var cerr *C.char
 	if rc := C.nx_find(h, cc, cf, co, &out, &cerr); rc != 0 {
 		return nil, mkerr("find", rc, cerr)
+	}
+	return out, nil
+}
+
+func capiAggregate(h *cDB, coll, pipeline, opts string) (*cCursor, error) {
+	var a cargs
+	defer a.free()
+	cc, cp, co := a.str("collection name", coll), a.str("pipeline", pipeline), a.optStr("options", opts)
+	if a.err != nil {
+		return nil, withOp(a.err, "aggregate")
+	}
+	var out *C.nexus_cursor
+	var cerr *C.char
+	if rc := C.nx_aggregate(h, cc, cp, co, &out, &cerr); rc != 0 {
+		return nil, mkerr("aggregate", rc, cerr)
 	}
 	return out, nil
 }

@@ -84,6 +84,48 @@ func (o *FindOptions) json() (string, error) {
 	return jsonArg("options", d)
 }
 
+// AggregateOptions modifies Aggregate (MongoDB's names; see docs/API.md).
+type AggregateOptions struct {
+	// Let defines variables the pipeline reads as "$$name", e.g. `{"min":5}`.
+	Let any
+	// AllowDiskUse is accepted for compatibility; NexusLite does not spill to
+	// disk (a pipeline holding more than 100 MiB fails with CodeUnsupported).
+	AllowDiskUse bool
+	// BatchSize is accepted for compatibility; 0 leaves it out.
+	BatchSize int64
+	// Explain returns one document describing the plan instead of the results.
+	Explain bool
+}
+
+func (o *AggregateOptions) json() (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	d := D{}
+	if o.Let != nil {
+		s, err := jsonArg("let", o.Let)
+		if err != nil {
+			return "", err
+		}
+		if s != "" {
+			d = append(d, E{"let", json.RawMessage(s)})
+		}
+	}
+	if o.AllowDiskUse {
+		d = append(d, E{"allowDiskUse", true})
+	}
+	if o.BatchSize != 0 {
+		d = append(d, E{"batchSize", o.BatchSize})
+	}
+	if o.Explain {
+		d = append(d, E{"explain", true})
+	}
+	if len(d) == 0 {
+		return "", nil
+	}
+	return jsonArg("options", d)
+}
+
 // FindOneAndModifyOptions modifies FindOneAndUpdate and FindOneAndDelete.
 type FindOneAndModifyOptions struct {
 	// Sort picks which matching document is modified (the first in this order).
@@ -281,6 +323,26 @@ func (c *Collection) Find(filter any, opts *FindOptions) (*Cursor, error) {
 	}
 	var ch *cCursor
 	if err := c.db.do(func(h *cDB) (err error) { ch, err = capiFind(h, c.name, f, o); return }); err != nil {
+		return nil, err
+	}
+	return newCursor(c.db, ch), nil
+}
+
+// Aggregate runs an aggregation pipeline (a JSON array of stages as text,
+// json.RawMessage, or any value that encodes to one, such as []D) over the
+// collection and returns a cursor over the results. With a final $out or
+// $merge the results are written and the cursor is empty.
+func (c *Collection) Aggregate(pipeline any, opts *AggregateOptions) (*Cursor, error) {
+	p, err := requiredJSON("pipeline", pipeline)
+	if err != nil {
+		return nil, withOp(err, "aggregate")
+	}
+	o, err := opts.json()
+	if err != nil {
+		return nil, withOp(err, "aggregate")
+	}
+	var ch *cCursor
+	if err := c.db.do(func(h *cDB) (err error) { ch, err = capiAggregate(h, c.name, p, o); return }); err != nil {
 		return nil, err
 	}
 	return newCursor(c.db, ch), nil

@@ -19,8 +19,12 @@ import (
 )
 
 type confGroup struct {
-	Group string            `json:"group"`
-	Docs  []json.RawMessage `json:"docs"`
+	Group       string            `json:"group"`
+	Docs        []json.RawMessage `json:"docs"`
+	Collections []struct {
+		Name string            `json:"name"`
+		Docs []json.RawMessage `json:"docs"`
+	} `json:"collections"`
 	Cases []json.RawMessage `json:"cases"`
 }
 
@@ -30,6 +34,8 @@ type confCase struct {
 	Filter         json.RawMessage   `json:"filter"`
 	Options        json.RawMessage   `json:"options"`
 	Update         json.RawMessage   `json:"update"`
+	Pipeline       json.RawMessage   `json:"pipeline"`
+	AfterColl      string            `json:"after_collection"`
 	Field          *string           `json:"field"`
 	Multi          bool              `json:"multi"`
 	Upsert         bool              `json:"upsert"`
@@ -89,6 +95,33 @@ func findOptions(raw json.RawMessage, idsOnly bool) (*FindOptions, error) {
 	}
 	if idsOnly {
 		o.Projection = `{"_id":1}`
+	}
+	return o, nil
+}
+
+// aggregateOptions maps a case's aggregate options onto AggregateOptions.
+func aggregateOptions(raw json.RawMessage) (*AggregateOptions, error) {
+	o := &AggregateOptions{}
+	if len(raw) == 0 {
+		return o, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range m {
+		switch k {
+		case "let":
+			o.Let = v
+		case "allowDiskUse":
+			o.AllowDiskUse = string(v) == "true"
+		case "batchSize":
+			if err := json.Unmarshal(v, &o.BatchSize); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, errSkip
+		}
 	}
 	return o, nil
 }
@@ -171,7 +204,8 @@ func readAll(cur *Cursor) ([]json.RawMessage, error) {
 }
 
 // runConfCase runs one case; it returns errSkip, or a non-nil error describing a failure.
-func runConfCase(t *testing.T, n normalizer, docs []json.RawMessage, tc confCase) error {
+func runConfCase(t *testing.T, n normalizer, g confGroup, tc confCase) error {
+	docs := g.Docs
 	db, err := Open(Memory)
 	if err != nil {
 		return err
@@ -181,6 +215,14 @@ func runConfCase(t *testing.T, n normalizer, docs []json.RawMessage, tc confCase
 	if len(docs) > 0 {
 		if _, err := c.InsertMany(docs); err != nil {
 			return errors.New("loading docs: " + err.Error())
+		}
+	}
+	for _, other := range g.Collections {
+		if len(other.Docs) == 0 {
+			continue
+		}
+		if _, err := db.Collection(other.Name).InsertMany(other.Docs); err != nil {
+			return errors.New("loading collection " + other.Name + ": " + err.Error())
 		}
 	}
 	filter := any(nil)
@@ -244,6 +286,21 @@ func runConfCase(t *testing.T, n normalizer, docs []json.RawMessage, tc confCase
 		}
 		if errors.Is(err, ErrNotFound) {
 			err, got = nil, json.RawMessage("null")
+		}
+		if e := checkErr(tc, err); e != nil || tc.Error != "" {
+			return afterOrErr(t, n, c, tc, e)
+		}
+	case "aggregate":
+		o, oerr := aggregateOptions(tc.Options)
+		if oerr != nil {
+			return oerr
+		}
+		cur, aerr := c.Aggregate(tc.Pipeline, o)
+		err = aerr
+		if err == nil {
+			var rows []json.RawMessage
+			rows, err = readAll(cur)
+			got = rawArray(rows)
 		}
 		if e := checkErr(tc, err); e != nil || tc.Error != "" {
 			return afterOrErr(t, n, c, tc, e)
@@ -318,6 +375,9 @@ func afterOrErr(t *testing.T, n normalizer, c *Collection, tc confCase, e error)
 		return e
 	}
 	if len(tc.After) > 0 {
+		if tc.AfterColl != "" {
+			c = c.db.Collection(tc.AfterColl)
+		}
 		o := &FindOptions{}
 		if tc.AfterIgnoresID {
 			o.Projection = `{"_id":0}`
@@ -374,7 +434,7 @@ func TestConformanceSuite(t *testing.T) {
 				if err := json.Unmarshal(raw, &tc); err != nil {
 					t.Fatalf("%s: %v", f, err)
 				}
-				switch err := runConfCase(t, n, g.Docs, tc); {
+				switch err := runConfCase(t, n, g, tc); {
 				case errors.Is(err, errSkip):
 					skipped++
 				case err != nil:

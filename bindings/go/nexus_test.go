@@ -1468,3 +1468,31 @@ func TestTTLCacheAndConfiguration(t *testing.T) {
 	}
 	wantCode(t, db.Configure(M{"eviction": "fifo"}), CodeInvalidArgument)
 }
+
+func TestAggregate(t *testing.T) {
+	db, _ := openTemp(t)
+	c := seed(t, db, "agg")
+	cur, err := c.Aggregate([]D{
+		{{"$match", M{"age": M{"$gte": 30}}}},
+		{{"$group", D{{"_id", nil}, {"n", M{"$sum": 1}}, {"oldest", M{"$max": "$age"}}}}},
+	}, nil)
+	ok(t, err)
+	var rows []map[string]any
+	ok(t, cur.All(&rows))
+	if len(rows) != 1 || rows[0]["oldest"] != float64(85) || rows[0]["n"] != float64(4) {
+		t.Errorf("group = %v", rows)
+	}
+	got := ids(t, must(c.Aggregate(`[{"$match":{"$expr":{"$lt":["$age","$$max"]}}},{"$sort":{"_id":1}}]`,
+		&AggregateOptions{Let: M{"max": 40}, BatchSize: 10})))
+	if fmt.Sprint(got) != "[p1 p4 p5]" {
+		t.Errorf("let: got %v", got)
+	}
+	_, err = c.Aggregate(`[{"$densify":{}}]`, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeUnsupported || !strings.Contains(e.Message, "$densify") {
+		t.Errorf("unknown stage: %v", err)
+	}
+	if _, err := c.Aggregate(nil, nil); err == nil {
+		t.Errorf("a nil pipeline was accepted")
+	}
+}

@@ -9,4 +9,4 @@ pub(crate) mod options;
 pub use crate::exec::Cursor;
 pub use collection::Collection;
 pub use database::Database;
-pub use options::{FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult};
+pub use options::{AggregateOptions, FindOneAndOptions, OpenOptions, UpdateOptions, UpdateResult};

@@ -241,3 +241,44 @@ mod tests {
         }
     }
 }
+
+/// Options of [`Collection::aggregate`](crate::Collection::aggregate) (the C ABI's
+/// `options_json` of `nexus_aggregate`), with MongoDB's names.
+///
+/// ```
+/// use nexus::AggregateOptions;
+/// let o = AggregateOptions::from_json(Some(r#"{"let": {"min": 5}, "batchSize": 100}"#)).unwrap();
+/// assert_eq!(o.let_vars.unwrap().get_i32("min").unwrap(), 5);
+/// assert!(AggregateOptions::from_json(Some(r#"{"bogus": 1}"#)).is_err());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AggregateOptions {
+    /// Variables every stage can read as `$$name` (MongoDB's `let`).
+    pub let_vars: Option<BsonDocument>,
+    /// Accepted for compatibility; NexusLite does not spill to disk, and a pipeline that
+    /// would hold more than 100 MiB of documents fails with `NEXUS_UNSUPPORTED` either way.
+    pub allow_disk_use: bool,
+    /// Accepted for compatibility (the cursor holds all results already).
+    pub batch_size: Option<u64>,
+    /// Return the plan instead of the results: one document naming the stages served by the
+    /// find planner (`$cursor`, with the find's explain) and those run in memory (`stages`).
+    pub explain: bool,
+}
+
+impl AggregateOptions {
+    /// Parses `{"let", "allowDiskUse", "batchSize", "explain", "comment"}` (`None` or empty:
+    /// the defaults). Unknown options are refused with [`Error::InvalidArgument`] naming them.
+    pub fn from_json(text: Option<&str>) -> Result<Self> {
+        let mut r = OptionReader::parse(text, "aggregate options")?;
+        let o = Self {
+            let_vars: r.document("let")?,
+            allow_disk_use: r.bool("allowDiskUse")?.unwrap_or(false),
+            batch_size: r.u64("batchSize")?,
+            explain: r.bool("explain")?.unwrap_or(false),
+        };
+        // MongoDB accepts a comment of any type; it has no effect here.
+        let _ = r.take("comment");
+        r.finish()?;
+        Ok(o)
+    }
+}

@@ -63,9 +63,24 @@ pub struct Cursor {
     /// The index yields the sort order: no sort in memory.
     sorted_by_index: bool,
     stats: ExecStats,
+    /// Results computed up front (an aggregation's), returned in order instead of reading.
+    buffered: Option<std::vec::IntoIter<BsonDocument>>,
 }
 
 impl Cursor {
+    /// A cursor over documents already computed (the results of an aggregation pipeline).
+    /// Like any cursor it stops working once the connection is closed.
+    pub(crate) fn from_documents(
+        snap: Arc<dyn ReadView>,
+        docs: Vec<BsonDocument>,
+        closed: Arc<AtomicBool>,
+    ) -> Result<Self> {
+        let plan = Plan::compile(&BsonDocument::new(), &crate::query::FindOptions::default())?;
+        let mut c = Self::with_access(snap, String::new(), plan, Access::Collection, closed);
+        c.buffered = Some(docs.into_iter());
+        Ok(c)
+    }
+
     /// A cursor reading through `access` (see [`crate::exec::plan::choose`]).
     pub(crate) fn with_access(
         snap: Arc<dyn ReadView>,
@@ -95,6 +110,7 @@ impl Cursor {
             ready: VecDeque::new(),
             sorted: None,
             done: false,
+            buffered: None,
         }
     }
 
@@ -103,6 +119,9 @@ impl Cursor {
     /// Errors: [`Error::Closed`] once the connection that opened the cursor is closed.
     pub fn next_document(&mut self) -> Result<Option<Document>> {
         self.check_open()?;
+        if let Some(docs) = self.buffered.as_mut() {
+            return Ok(docs.next().map(Document::from));
+        }
         if self.left == Some(0) {
             return Ok(None);
         }
@@ -161,7 +180,10 @@ impl Cursor {
     /// The next row for the JSON readers: text already written (sorted, projected or
     /// covered rows) or a stored record to write from.
     fn next_json_row(&mut self) -> Result<Option<JsonRow>> {
-        if (self.plan.sort.is_some() && !self.sorted_by_index) || self.plan.projection.is_some() {
+        if (self.plan.sort.is_some() && !self.sorted_by_index)
+            || self.plan.projection.is_some()
+            || self.buffered.is_some()
+        {
             return Ok(self.next_document()?.map(|d| JsonRow::Text(d.to_json())));
         }
         self.check_open()?;

@@ -1,4 +1,4 @@
-//! `nexus_cursor`: `nexus_find` opens one; `nexus_cursor_next` / `nexus_cursor_next_bson`
+//! `nexus_cursor`: `nexus_find` and `nexus_aggregate` open one; `nexus_cursor_next` / `nexus_cursor_next_bson`
 //! step it; `nexus_cursor_close` frees it.
 
 use super::db::nexus_db;
@@ -7,7 +7,7 @@ use super::panic::ffi_boundary;
 use super::status::{NEXUS_DONE, NEXUS_OK, NEXUS_ROW};
 use crate::document::json::parse_json_document;
 use crate::error::Result;
-use crate::{Cursor, Document, FindOptions};
+use crate::{AggregateOptions, Cursor, Document, FindOptions};
 use bson::Document as BsonDocument;
 use std::ffi::{c_char, c_int};
 
@@ -141,6 +141,52 @@ pub unsafe extern "C" fn nexus_cursor_close(c: *mut nexus_cursor) -> c_int {
             // SAFETY: a live cursor handed out by nexus_find, given back once.
             drop(unsafe { Box::from_raw(c) });
         }
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Runs an aggregation pipeline on `coll` and writes a cursor over its results to
+/// `*out_cursor` (close it with `nexus_cursor_close`). `pipeline_json` is a JSON array of
+/// stage objects (`[{"$match": {...}}, {"$group": {...}}]`; the stages and operators are
+/// listed in `docs/API.md`); a missing collection is an empty input. `options_json` (NULL:
+/// none): `let` (variables for `$$name`), `allowDiskUse` and `batchSize` (accepted, no
+/// effect), `explain` (one document describing the plan instead of the results),
+/// `comment`; unknown options are `NEXUS_INVALID_ARGUMENT`. The results are computed
+/// before this returns, from the snapshot taken now (inside a transaction: the
+/// transaction's view). With a final `$out` / `$merge` the results are written (in the
+/// open transaction, or in one of their own) and the cursor is empty.
+///
+/// Errors: `NEXUS_PARSE` (malformed pipeline or stage), `NEXUS_UNSUPPORTED` (a stage,
+/// operator or option not built, named in the message; also a pipeline that would hold
+/// more than 100 MiB of documents), `NEXUS_INVALID_ARGUMENT` (an expression failing at
+/// run time, with MongoDB's wording, e.g. `can't $divide by zero`).
+///
+/// # Safety
+/// `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_aggregate(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    pipeline_json: *const c_char,
+    options_json: *const c_char,
+    out_cursor: *mut *mut nexus_cursor,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all four lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let pipeline = unsafe { str_arg(pipeline_json, "pipeline_json") }?;
+        let opts = unsafe { opt_str_arg(options_json, "options_json") }?;
+        out_arg(out_cursor, "out_cursor")?;
+        let opts = AggregateOptions::from_json(opts)?;
+        let cursor = h.db.collection(coll).aggregate_json(pipeline, opts)?;
+        let handle = Box::into_raw(Box::new(nexus_cursor {
+            cursor,
+            json: Vec::new(),
+            bson: Vec::new(),
+        }));
+        // SAFETY: checked non-NULL above.
+        unsafe { out_cursor.write(handle) };
         Ok(NEXUS_OK)
     })
 }

@@ -3,7 +3,9 @@
 //! with MongoDB's value ordering ([`compare`]) and path semantics ([`path`]). The layer
 //! above (`db`) compiles a [`FindOptions`] into a [`Plan`] and runs it over a storage snapshot.
 
+pub(crate) mod aggregate;
 pub(crate) mod compare;
+pub(crate) mod expr;
 pub(crate) mod filter;
 pub(crate) mod path;
 pub(crate) mod projection;

@@ -4,8 +4,8 @@
  *
  * Runs every case of the given tests/conformance JSON files (format:
  * tests/conformance/README.md) through nexus_find / nexus_count / nexus_distinct /
- * nexus_update / nexus_delete / nexus_find_one_and_update / nexus_find_one_and_delete,
- * each case on a fresh in-memory database. Expected and actual results are compared
+ * nexus_update / nexus_delete / nexus_find_one_and_update / nexus_find_one_and_delete /
+ * nexus_aggregate, each case on a fresh in-memory database. Expected and actual results are compared
  * after both pass through the library's own JSON writer (a scratch collection), so
  * formatting differences do not matter while values, field order and document order do.
  * The Rust runner (tests/query_conformance.rs) additionally compares int32 / int64 types,
@@ -215,15 +215,15 @@ static int flag(span c, const char *key)
     return get(c, key, &s) && span_is(s, "true");
 }
 
-/* Every document of collection c as a JSON array, optionally without _id. */
-static char *contents(nexus_db *db, int without_id)
+/* Every document of collection coll as a JSON array, optionally without _id. */
+static char *contents(nexus_db *db, const char *coll, int without_id)
 {
     nexus_cursor *cur = NULL;
     const char *doc;
     buf b = {0};
     int rc, first = 1;
     puts_(&b, "[");
-    if (nexus_find(db, "c", NULL, without_id ? "{\"projection\":{\"_id\":0}}" : NULL, &cur) ==
+    if (nexus_find(db, coll, NULL, without_id ? "{\"projection\":{\"_id\":0}}" : NULL, &cur) ==
         NEXUS_OK) {
         while ((rc = nexus_cursor_next(cur, &doc)) == NEXUS_ROW) {
             if (!first)
@@ -239,10 +239,14 @@ static char *contents(nexus_db *db, int without_id)
 
 static int check_after(nexus_db *db, span c)
 {
-    span after, check, f, cnt;
+    span after, check, f, cnt, coll_span;
     if (get(c, "after", &after)) {
         char *want = dup_span(after);
-        char *got = contents(db, flag(c, "after_ignores_id"));
+        char *coll = get(c, "after_collection", &coll_span)
+                         ? dup_span((span){coll_span.p + 1, coll_span.n - 2})
+                         : NULL;
+        char *got = contents(db, coll ? coll : "c", flag(c, "after_ignores_id"));
+        free(coll);
         int ok = same_json(want, got, "collection afterwards");
         free(want);
         free(got);
@@ -281,11 +285,12 @@ static char *ids_options(const char *options)
 }
 
 /* Runs one case; returns 1 when it passed (else `failure` says why). */
-static int run_case(span docs, span c)
+static int run_case(span group, span docs, span c)
 {
     nexus_db *db = NULL;
     char *op = opt(c, "op"), *filter = opt(c, "filter"), *options = opt(c, "options");
-    char *update = opt(c, "update"), *field = opt(c, "field");
+    char *update = opt(c, "update"), *field = opt(c, "field"), *pipeline = opt(c, "pipeline");
+    span colls;
     char *want_error = opt(c, "error"), *message = opt(c, "message");
     span expect_span, ids_span;
     int has_expect = get(c, "expect", &expect_span);
@@ -311,8 +316,47 @@ static int run_case(span docs, span c)
         if (!ok)
             goto out;
     }
+    /* The group's other collections: [{"name": "...", "docs": [...]}]. */
+    if (get(group, "collections", &colls)) {
+        const char *ccur = NULL;
+        span one, name, cdocs;
+        while (ok && next_elem(colls, &ccur, &one)) {
+            if (get(one, "name", &name) && get(one, "docs", &cdocs) && cdocs.n > 2) {
+                char *nm = dup_span((span){name.p + 1, name.n - 2}), *d = dup_span(cdocs);
+                uint64_t n;
+                if (nexus_insert_many(db, nm, d, &n) != NEXUS_OK)
+                    ok = fail("loading collection %s: %s", nm, nexus_errmsg());
+                free(nm);
+                free(d);
+            }
+        }
+        if (!ok)
+            goto out;
+    }
 
-    if (!strncmp(kind, "find\"", 5)) {
+    if (!strncmp(kind, "aggregate\"", 10)) {
+        nexus_cursor *cur = NULL;
+        const char *doc;
+        rc = nexus_aggregate(db, "c", pipeline ? pipeline : "[]", options, &cur);
+        if (rc != NEXUS_OK)
+            snprintf(errmsg, sizeof errmsg, "%s", nexus_errmsg());
+        if (rc == NEXUS_OK) {
+            int first = 1;
+            puts_(&got, "[");
+            while ((rc = nexus_cursor_next(cur, &doc)) == NEXUS_ROW) {
+                if (!first)
+                    puts_(&got, ",");
+                first = 0;
+                puts_(&got, doc);
+            }
+            if (rc != NEXUS_DONE)
+                snprintf(errmsg, sizeof errmsg, "%s", nexus_errmsg());
+            else
+                rc = NEXUS_OK;
+            puts_(&got, "]");
+        }
+        nexus_cursor_close(cur);
+    } else if (!strncmp(kind, "find\"", 5)) {
         nexus_cursor *cur = NULL;
         const char *doc;
         char *o = has_ids ? ids_options(options) : (options ? dup_span((span){options, strlen(options)}) : NULL);
@@ -452,6 +496,7 @@ out:
     free(options);
     free(update);
     free(field);
+    free(pipeline);
     free(want_error);
     free(message);
     free(expect);
@@ -506,7 +551,7 @@ int main(int argc, char **argv)
             if (!get(group, "cases", &cases))
                 continue;
             while (next_elem(cases, &ccur, &one)) {
-                if (run_case(docs, one)) {
+                if (run_case(group, docs, one)) {
                     passed++;
                 } else {
                     failed++;

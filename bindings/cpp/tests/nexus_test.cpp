@@ -1412,3 +1412,37 @@ TEST(Keys, SignAndVerifyBytesAndFiles) {
     std::remove(file.c_str());
     std::remove((file + ".sig").c_str());
 }
+
+// ---------------------------------------------------------------------------------------
+// Aggregation
+// ---------------------------------------------------------------------------------------
+
+TEST_F(NexusTest, AggregateGroupsSortsAndStreams) {
+    seed_people();
+    auto rows = db.aggregate("people", R"([
+        {"$match": {"age": {"$gte": 20}}},
+        {"$group": {"_id": "$city", "n": {"$sum": 1}, "avgAge": {"$avg": "$age"}}},
+        {"$sort": {"n": -1, "_id": 1}}])")
+                    .to_vector();
+    ASSERT_EQ(rows.size(), 3u);
+    EXPECT_EQ(compact(rows[0]), R"({"_id":"london","n":2,"avgAge":38.5})");
+    EXPECT_EQ(compact(rows[1]), R"({"_id":"paris","n":1,"avgAge":25.0})");
+    auto counted = db.aggregate("people", R"([{"$match": {"$expr": {"$lt": ["$age", "$$max"]}}},
+                                              {"$count": "young"}])",
+                                R"({"let": {"max": 26}})")
+                       .to_vector();
+    ASSERT_EQ(counted.size(), 1u);
+    EXPECT_EQ(compact(counted[0]), R"({"young":2})");
+    EXPECT_TRUE(db.aggregate("nothing", "[]").to_vector().empty());
+}
+
+TEST_F(NexusTest, AggregateErrorsAreTyped) {
+    seed_people();
+    auto e = EXPECT_NEXUS_ERROR(db.aggregate("people", R"([{"$densify": {}}])"), NEXUS_UNSUPPORTED);
+    ASSERT_TRUE(e);
+    EXPECT_NE(std::string(e->what()).find("$densify"), std::string::npos) << e->what();
+    EXPECT_NEXUS_ERROR(db.aggregate("people", R"([{"$project": {"r": {"$divide": [1, 0]}}}])"),
+                       NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.aggregate("people", R"([{"$limit": 0}])"), NEXUS_PARSE);
+    EXPECT_NEXUS_ERROR(db.aggregate("people", "[]", R"({"bogus": 1})"), NEXUS_INVALID_ARGUMENT);
+}

@@ -57,6 +57,7 @@ def _load():
         "nexus_free": ([vp], None),
         "nexus_insert_many": ([vp, cp, cp, p(ctypes.c_uint64)], i),
         "nexus_find": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_aggregate": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_cursor_next": ([vp, p(cp)], i),
         "nexus_cursor_close": ([vp], i),
         "nexus_count": ([vp, cp, cp, p(ctypes.c_uint64)], i),
@@ -227,6 +228,19 @@ class Collection:
         """Yields matching documents as dicts (options: sort, projection, skip, limit)."""
         cur = ctypes.c_void_p()
         _check(_api().nexus_find(self._db._h, _b(self.name), _json(filter), _json(options or None), ctypes.byref(cur)))
+        try:
+            row = ctypes.c_char_p()
+            while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:
+                yield _from_ext(json.loads(row.value.decode("utf-8")))
+        finally:
+            _api().nexus_cursor_close(cur)
+
+    def aggregate(self, pipeline, **options):
+        """Yields the results of an aggregation pipeline (a list of stage dicts, or JSON text)
+        as dicts. Options as MongoDB names them: let, allowDiskUse, batchSize, explain."""
+        cur = ctypes.c_void_p()
+        text = _json(pipeline if pipeline is not None else [])
+        _check(_api().nexus_aggregate(self._db._h, _b(self.name), text, _json(options or None), ctypes.byref(cur)))
         try:
             row = ctypes.c_char_p()
             while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:

@@ -6,6 +6,7 @@
 //! rule and the path of a new document into storage. Every write computes and validates all
 //! of its changes before applying any, so a failing call changes nothing.
 
+mod aggregate;
 mod indexes;
 mod insert;
 pub(crate) mod read;

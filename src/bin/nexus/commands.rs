@@ -6,7 +6,7 @@
 //! JSON, one per line; counts as bare numbers).
 
 use crate::relaxed::to_strict_json;
-use nexus::{Database, Document, FindOptions, UpdateOptions};
+use nexus::{AggregateOptions, Database, Document, FindOptions, UpdateOptions};
 use std::io::Write;
 
 /// A command failure: a message for stderr.
@@ -53,6 +53,34 @@ pub fn find(
     out: &mut dyn Write,
 ) -> CmdResult {
     for doc in db.collection(coll).find(filter, opts).map_err(err)? {
+        let doc = doc.map_err(err)?;
+        writeln!(out, "{}", doc.to_json()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Runs an aggregation pipeline (a JSON array of stages, mongosh-style JSON allowed) and
+/// prints the results, one document per line.
+pub fn aggregate(
+    db: &Database,
+    coll: &str,
+    pipeline: &str,
+    options: Option<&str>,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let strict = to_strict_json(pipeline).map_err(|e| format!("pipeline: {e}"))?;
+    let opts = match options {
+        None => AggregateOptions::default(),
+        Some(t) => {
+            let strict = to_strict_json(t).map_err(|e| format!("aggregate options: {e}"))?;
+            AggregateOptions::from_json(Some(&strict)).map_err(err)?
+        }
+    };
+    for doc in db
+        .collection(coll)
+        .aggregate_json(&strict, opts)
+        .map_err(err)?
+    {
         let doc = doc.map_err(err)?;
         writeln!(out, "{}", doc.to_json()).map_err(err)?;
     }

@@ -123,6 +123,16 @@ enum Command {
         #[command(flatten)]
         options: FindArgs,
     },
+    /// Run an aggregation pipeline (a JSON array of stages) and print the results as NDJSON.
+    Aggregate {
+        db: PathBuf,
+        coll: String,
+        /// The stages, e.g. '[{"$group": {"_id": "$city", "n": {"$sum": 1}}}]'.
+        pipeline: String,
+        /// Aggregate options as JSON: let, allowDiskUse, batchSize, explain.
+        #[arg(long)]
+        options: Option<String>,
+    },
     /// Print the number of matching documents.
     Count {
         db: PathBuf,
@@ -241,6 +251,7 @@ impl Command {
             | Command::Import { db, .. }
             | Command::Export { db, .. }
             | Command::Find { db, .. }
+            | Command::Aggregate { db, .. }
             | Command::Count { db, .. }
             | Command::Insert { db, .. }
             | Command::Update { db, .. }
@@ -490,6 +501,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 &mut out,
             )
         }
+        Command::Aggregate {
+            db,
+            coll,
+            pipeline,
+            options,
+        } => commands::aggregate(
+            &open_existing(&db)?,
+            &coll,
+            &pipeline,
+            options.as_deref(),
+            &mut out,
+        ),
         Command::Count { db, coll, filter } => commands::count(
             &open_existing(&db)?,
             &coll,

@@ -1,7 +1,7 @@
 //! `nexus shell DB`: an interactive shell in the manner of `sqlite3` and `mongosh`. On a
 //! terminal it uses rustyline (line editing, history in `~/.nexus_history`); with stdin
 //! redirected it reads commands line by line without prompts, so scripts can be piped in.
-//! Commands: find, count, insert, update, delete, collections, stats, create-index,
+//! Commands: find, aggregate, count, insert, update, delete, collections, stats, create-index,
 //! drop-index, indexes, explain, begin, commit, rollback, help, exit. JSON arguments may be written as in mongosh (unquoted keys).
 
 use crate::commands::{self, parse_filter, parse_find_options, parse_object};
@@ -11,6 +11,7 @@ use std::io::{BufRead, IsTerminal, Write};
 const HELP: &str = "\
 commands (JSON may use unquoted keys, single quotes, ObjectId(..), ISODate(..)):
   find COLL [FILTER] [OPTIONS]        documents, one per line; OPTIONS: {sort:{age:-1}, limit:10, skip:0, projection:{...}}
+  aggregate COLL PIPELINE [OPTIONS]   aggregation results, one per line, e.g. aggregate people [{$group: {_id: '$city', n: {$sum: 1}}}]
   count COLL [FILTER]                 number of matching documents
   insert COLL DOC|[DOC,...]           insert; prints the _id(s)
   update COLL FILTER UPDATE [--multi] [--upsert]
@@ -123,6 +124,10 @@ fn run_line(db: &Database, line: &str, out: &mut dyn Write) -> Result<bool, Stri
             let filter = parse_filter(args.get(1).copied())?;
             let opts = parse_find_options(args.get(2).copied())?;
             commands::find(db, args[0], &filter, opts, out)?;
+        }
+        "aggregate" => {
+            arity(2, 3, "aggregate COLL PIPELINE [OPTIONS]")?;
+            commands::aggregate(db, args[0], args[1], args.get(2).copied(), out)?;
         }
         "count" => {
             arity(1, 2, "count COLL [FILTER]")?;

@@ -1,0 +1,221 @@
+//! [`Collection::aggregate`]: runs an aggregation pipeline ([`crate::query::aggregate`]).
+//! The leading `$match` / `$sort` / `$skip` / `$limit` go through `find`, so the planner
+//! serves them from an index when one fits; the rest runs in memory over what `find`
+//! returns, and the results come back as a [`Cursor`] over them. `$lookup` reads the same
+//! database through `find`; a final `$out` / `$merge` writes in one transaction (or in the
+//! caller's open transaction).
+
+use super::Collection;
+use crate::api::database::Database;
+use crate::api::options::AggregateOptions;
+use crate::document::{check_nesting, Document, DocumentId, MAX_QUERY_NESTING};
+use crate::error::{Error, Result};
+use crate::exec::Cursor;
+use crate::query::aggregate::{Foreign, Output, Pipeline, WhenMatched, WhenNotMatched};
+use crate::query::FindOptions;
+use bson::{Bson, Document as BsonDocument};
+
+/// `$lookup`'s view of the database: `find` on another collection.
+struct DbForeign<'a> {
+    db: &'a Database,
+}
+
+impl Foreign for DbForeign<'_> {
+    fn find(&self, coll: &str, filter: &BsonDocument) -> Result<Vec<BsonDocument>> {
+        crate::api::collection::check_collection_name(coll)?;
+        self.db
+            .collection(coll)
+            .find(filter, FindOptions::default())?
+            .map(|d| d.map(Document::into_bson))
+            .collect()
+    }
+}
+
+impl Collection<'_> {
+    /// Runs an aggregation pipeline (MongoDB's stages and expressions; the list is in
+    /// `docs/API.md`) over the collection; a missing collection is an empty input. The
+    /// cursor holds the results, computed from the snapshot taken now (the open
+    /// transaction's, inside one). With a final `$out` / `$merge` the results are written
+    /// and the cursor is empty.
+    ///
+    /// Errors: [`Error::Parse`] for a malformed pipeline, [`Error::Unsupported`] naming a
+    /// stage, operator or option not built, [`Error::InvalidArgument`] for an expression
+    /// error at run time (MongoDB's wording) or a pipeline that is not an array of objects.
+    pub fn aggregate(
+        &self,
+        pipeline: &[BsonDocument],
+        options: AggregateOptions,
+    ) -> Result<Cursor> {
+        for stage in pipeline {
+            check_nesting(stage, MAX_QUERY_NESTING, "pipeline stage")?;
+        }
+        if let Some(v) = &options.let_vars {
+            check_nesting(v, MAX_QUERY_NESTING, "let")?;
+        }
+        let (mut p, output) = Pipeline::parse(pipeline)?;
+        let vars: Vec<(String, Bson)> = match &options.let_vars {
+            None => Vec::new(),
+            Some(d) => {
+                let empty = Bson::Document(BsonDocument::new());
+                let env = crate::query::expr::Env::new(&empty, &[]);
+                let mut out = Vec::new();
+                for (k, v) in d {
+                    let e = crate::query::expr::Expr::parse(v)?;
+                    out.push((k.clone(), e.eval(&env)?));
+                }
+                out
+            }
+        };
+        let (filter, sort, skip, limit) =
+            p.take_leading_find()
+                .unwrap_or((BsonDocument::new(), None, 0, 0));
+        let find_opts = FindOptions {
+            sort,
+            skip,
+            limit,
+            ..FindOptions::default()
+        };
+        if options.explain {
+            let plan = self.explain(&filter, find_opts)?;
+            let mut d = BsonDocument::new();
+            d.insert("$cursor", plan);
+            d.insert(
+                "stages",
+                p.stage_names()
+                    .into_iter()
+                    .map(Bson::from)
+                    .collect::<Vec<_>>(),
+            );
+            if let Some(o) = &output {
+                d.insert(
+                    "output",
+                    match o {
+                        Output::Out(c) => bson::doc! {"$out": c},
+                        Output::Merge { into, .. } => bson::doc! {"$merge": into},
+                    },
+                );
+            }
+            return Cursor::from_documents(self.db.snapshot()?, vec![d], self.db.closed_flag());
+        }
+        let mut source = self
+            .find(&filter, find_opts)?
+            .map(|d| d.map(Document::into_bson));
+        let foreign = DbForeign { db: self.db };
+        let docs = p.run_source(&mut source, &vars, &foreign)?;
+        drop(source);
+        let docs = match &output {
+            None => docs,
+            Some(o) => {
+                self.write_output(o, docs)?;
+                Vec::new()
+            }
+        };
+        Cursor::from_documents(self.db.snapshot()?, docs, self.db.closed_flag())
+    }
+
+    /// [`Collection::aggregate`] with the pipeline as a JSON array of stage objects.
+    pub fn aggregate_json(&self, pipeline: &str, options: AggregateOptions) -> Result<Cursor> {
+        let stages = parse_pipeline_json(pipeline)?;
+        self.aggregate(&stages, options)
+    }
+
+    /// Performs `$out` / `$merge`, in the open transaction or in one of its own.
+    fn write_output(&self, output: &Output, docs: Vec<BsonDocument>) -> Result<()> {
+        let run = |db: &Database| -> Result<()> {
+            match output {
+                Output::Out(name) => {
+                    let target = db.collection(name);
+                    crate::api::collection::check_collection_name(name)?;
+                    // Emptied, not dropped: the target keeps its indexes (as in MongoDB).
+                    if db.list_collections()?.iter().any(|c| c == name) {
+                        target.delete(&BsonDocument::new(), true)?;
+                    } else {
+                        db.create_collection(name, None)?;
+                    }
+                    if !docs.is_empty() {
+                        target.insert_many(docs.into_iter().map(Document::from).collect())?;
+                    }
+                    Ok(())
+                }
+                Output::Merge {
+                    into,
+                    when_matched,
+                    when_not_matched,
+                } => {
+                    crate::api::collection::check_collection_name(into)?;
+                    let target = db.collection(into);
+                    if !db.list_collections()?.iter().any(|c| c == into) {
+                        db.create_collection(into, None)?;
+                    }
+                    for d in docs {
+                        merge_one(&target, d, *when_matched, *when_not_matched)?;
+                    }
+                    Ok(())
+                }
+            }
+        };
+        if self.db.in_transaction() {
+            run(self.db)
+        } else {
+            self.db.transaction(run)
+        }
+    }
+}
+
+fn merge_one(
+    target: &Collection<'_>,
+    doc: BsonDocument,
+    when_matched: WhenMatched,
+    when_not_matched: WhenNotMatched,
+) -> Result<()> {
+    let existing = match doc.get("_id") {
+        Some(id) => {
+            let id = DocumentId::new(id.clone())?;
+            target.get(&id)?.map(|e| (id, e))
+        }
+        None => None,
+    };
+    match (existing, when_matched, when_not_matched) {
+        (Some(_), WhenMatched::KeepExisting, _) => Ok(()),
+        (Some((id, _)), WhenMatched::Fail, _) => Err(Error::DuplicateKey(format!(
+            "$merge: a document with _id {} already exists in '{}' (whenMatched: \"fail\")",
+            id.to_text(),
+            target.name()
+        ))),
+        (Some((id, _)), WhenMatched::Replace, _) => target.replace(&id, Document::from(doc)),
+        (Some((id, existing)), WhenMatched::Merge, _) => {
+            let mut merged = existing.into_bson();
+            for (k, v) in doc {
+                merged.insert(k, v);
+            }
+            target.replace(&id, Document::from(merged))
+        }
+        (None, _, WhenNotMatched::Insert) => target.insert(Document::from(doc)).map(|_| ()),
+        (None, _, WhenNotMatched::Discard) => Ok(()),
+        (None, _, WhenNotMatched::Fail) => Err(Error::NotFound(format!(
+            "$merge: no document in '{}' matches this result (whenNotMatched: \"fail\")",
+            target.name()
+        ))),
+    }
+}
+
+/// A pipeline given as JSON text: an array of stage objects (the array counts as one level
+/// of the text's nesting limit).
+pub(crate) fn parse_pipeline_json(text: &str) -> Result<Vec<BsonDocument>> {
+    let value = crate::document::json::parse_json(text.trim(), "pipeline")?;
+    let serde_json::Value::Array(items) = value else {
+        return Err(Error::invalid(
+            "pipeline must be a JSON array of stage objects",
+        ));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| match crate::document::json::json_to_bson(s)? {
+            Bson::Document(d) => Ok(d),
+            _ => Err(Error::invalid(format!(
+                "pipeline: stage {i} must be an object"
+            ))),
+        })
+        .collect()
+}
