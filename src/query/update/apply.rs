@@ -4,7 +4,8 @@
 //! caller's document untouched (work happens on a copy).
 
 use super::fields::{arith, get_path, set_path, unset_path, zero_like};
-use super::{type_name, Action, FieldOp, PullCond, PushSort, PushSpec};
+use super::parse::filtered_identifier;
+use super::{type_name, Action, ArrayFilters, FieldOp, PullCond, PushSort, PushSpec};
 use crate::error::{Error, Result};
 use crate::query::compare::{compare, equal};
 use crate::query::filter::Filter;
@@ -20,6 +21,8 @@ pub(super) struct Ctx<'a> {
     pub inserting: bool,
     /// The document as it was matched, before any operator ran.
     pub original: &'a Document,
+    /// The conditions of the `$[<identifier>]` components.
+    pub array_filters: &'a ArrayFilters,
 }
 
 fn id_text(doc: &Document) -> String {
@@ -43,7 +46,7 @@ pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Resul
 /// The concrete paths `op.path` stands for in `doc`.
 fn expand(doc: &Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<Vec<String>> {
     let parts: Vec<&str> = op.path.split('.').collect();
-    if !parts.iter().any(|p| *p == "$" || *p == "$[]") {
+    if !parts.iter().any(|p| p.starts_with('$')) {
         return Ok(vec![op.path.clone()]);
     }
     let mut out = Vec::new();
@@ -85,20 +88,40 @@ fn expand_from(
         }
         "$[]" => {
             let at = prefix.join(".");
-            match get_path(doc, &at) {
-                Some(Bson::Array(items)) => {
-                    for i in 0..items.len() {
+            for i in 0..elements_at(doc, op, &at)?.len() {
+                expand_from(doc, op, rest, with(i.to_string()), ctx, out)?;
+            }
+            Ok(())
+        }
+        p => match filtered_identifier(p) {
+            Some(id) => {
+                let at = prefix.join(".");
+                for (i, e) in elements_at(doc, op, &at)?.iter().enumerate() {
+                    if ctx.array_filters.element_matches(id, e) {
                         expand_from(doc, op, rest, with(i.to_string()), ctx, out)?;
                     }
-                    Ok(())
                 }
-                _ => Err(Error::parse(format!(
-                    "{}: the path '{at}' must exist in the document in order to apply array updates (path '{}')",
-                    op.op, op.path
-                ))),
+                Ok(())
             }
-        }
-        p => expand_from(doc, op, rest, with(p.to_owned()), ctx, out),
+            None => expand_from(doc, op, rest, with(p.to_owned()), ctx, out),
+        },
+    }
+}
+
+/// The elements of the array at `at` that `$[]` or `$[<identifier>]` walk.
+fn elements_at<'d>(doc: &'d Document, op: &FieldOp, at: &str) -> Result<&'d [Bson]> {
+    match get_path(doc, at) {
+        Some(Bson::Array(items)) => Ok(items),
+        None => Err(Error::parse(format!(
+            "{}: The path '{at}' must exist in the document in order to apply array updates (path '{}')",
+            op.op, op.path
+        ))),
+        Some(other) => Err(Error::parse(format!(
+            "{}: Cannot apply array updates to non-array element {at}: {} (path '{}')",
+            op.op,
+            crate::document::json::bson_to_json_text(other),
+            op.path
+        ))),
     }
 }
 
