@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README demo twice on a fresh database and checks that each language's second run
 # reads back what the first one wrote (persistence across processes); then runs the Rust
-# quick start and the CLI tour. Assumes `make lib` has run.
+# quick start, the bulk-writes example and the CLI tour. Assumes `make lib` has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
@@ -39,6 +39,12 @@ cargo build --release --quiet --example quickstart
 (cd "$work" && "$OLDPWD/target/release/examples/quickstart" rust.db) > "$work/rust.txt"
 cat "$work/rust.txt"
 check "$work/rust.txt" '"name":"ada","age":37' || status=1
+
+cargo build --release --quiet --example bulk_writes
+"$PWD/target/release/examples/bulk_writes" > "$work/bulk.txt"
+cat "$work/bulk.txt"
+check "$work/bulk.txt" '"insertedIds":\{"0":1,"2":2\},"writeErrors":\[\{"index":1,"code":11000' || status=1
+check "$work/bulk.txt" '^update_one: .*"upsertedCount":1,"upsertedId":3\}$' || status=1
 
 NEXUS="$PWD/target/release/nexus" bash examples/cli/tour.sh > "$work/cli.txt"
 cat "$work/cli.txt"

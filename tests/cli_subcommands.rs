@@ -153,6 +153,39 @@ fn write_commands_and_maintenance() {
         ),
         "matched 0, modified 0, upserted z\n"
     );
+    // --array-filters: the filtered positional operator $[<identifier>].
+    assert_eq!(
+        ok(
+            &[
+                "update",
+                "w.db",
+                "c",
+                "{_id: 'z'}",
+                "{$set: {tags: [1, 5, 9]}}"
+            ],
+            d
+        ),
+        "matched 1, modified 1\n"
+    );
+    assert_eq!(
+        ok(
+            &[
+                "update",
+                "w.db",
+                "c",
+                "{_id: 'z'}",
+                "{$inc: {'tags.$[t]': 100}}",
+                "--array-filters",
+                "[{t: {$gt: 4}}]"
+            ],
+            d
+        ),
+        "matched 1, modified 1\n"
+    );
+    assert_eq!(
+        ok(&["count", "w.db", "c", "{tags: [1, 105, 109]}"], d),
+        "1\n"
+    );
     assert_eq!(
         ok(&["delete", "w.db", "c", "{n: {$gt: 5}}", "--multi"], d),
         "deleted 2\n"
