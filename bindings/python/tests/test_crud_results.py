@@ -19,7 +19,7 @@ def test_update_results_and_array_filters(db):
     assert c.count({"grades": [95, 100, 90]}) == 1
     r = c.update_one({"_id": "k"}, {"$inc": {"n": 1}}, upsert=True)
     assert r == {"matchedCount": 0, "modifiedCount": 0, "upsertedCount": 1, "upsertedId": "k"}
-    r = c.replace_one({}, {"top": True}, sort={"_id": -1})
+    r = c.replace_one({"_id": {"$type": "number"}}, {"top": True}, sort={"_id": -1})
     assert r["matchedCount"] == 1 and c.count({"_id": 2, "top": True}) == 1
     with pytest.raises(nexuslite.NexusError) as e:
         c.update_one({"_id": 1}, {"x": 22})
