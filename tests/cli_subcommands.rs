@@ -154,26 +154,14 @@ fn write_commands_and_maintenance() {
         "matched 0, modified 0, upserted z\n"
     );
     // --array-filters: the filtered positional operator $[<identifier>].
+    ok(&["insert", "w.db", "t", "{_id: 1, tags: [1, 5, 9]}"], d);
     assert_eq!(
         ok(
             &[
                 "update",
                 "w.db",
-                "c",
-                "{_id: 'z'}",
-                "{$set: {tags: [1, 5, 9]}}"
-            ],
-            d
-        ),
-        "matched 1, modified 1\n"
-    );
-    assert_eq!(
-        ok(
-            &[
-                "update",
-                "w.db",
-                "c",
-                "{_id: 'z'}",
+                "t",
+                "{_id: 1}",
                 "{$inc: {'tags.$[t]': 100}}",
                 "--array-filters",
                 "[{t: {$gt: 4}}]"
@@ -183,7 +171,7 @@ fn write_commands_and_maintenance() {
         "matched 1, modified 1\n"
     );
     assert_eq!(
-        ok(&["count", "w.db", "c", "{tags: [1, 105, 109]}"], d),
+        ok(&["count", "w.db", "t", "{tags: [1, 105, 109]}"], d),
         "1\n"
     );
     assert_eq!(

@@ -176,7 +176,7 @@ fn run_op(db: &Database, case: &Value) -> nexus::Result<Bson> {
         "find_one_and_update" | "find_one_and_delete" => {
             let opts = FindOneAndOptions::from_json(options_text.as_deref())?;
             let got = if op == "find_one_and_update" {
-                c.find_one_and_update(&filter, update_arg(case), opts)?
+                c.find_one_and_update_with(&filter, update_arg(case), opts)?
             } else {
                 c.find_one_and_delete(&filter, opts)?
             };

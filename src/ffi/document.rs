@@ -438,7 +438,7 @@ pub unsafe extern "C" fn nexus_update(
             multi: flags & NEXUS_MULTI != 0,
             upsert: flags & NEXUS_UPSERT != 0,
         };
-        let r = h.db.collection(coll).update(&filter, update, opts)?;
+        let r = h.db.collection(coll).update_with(&filter, update, opts)?;
         // SAFETY: NULL or writable per the caller's contract (both lines).
         unsafe { write_opt(out_matched, r.matched) };
         unsafe { write_opt(out_modified, r.modified) };
@@ -533,7 +533,7 @@ pub unsafe extern "C" fn nexus_find_one_and_update(
         let upsert = opts.upsert;
         let r =
             h.db.collection(coll)
-                .find_one_and_update(&filter, update, opts)?;
+                .find_one_and_update_with(&filter, update, opts)?;
         let text = match r {
             Some(d) => d.to_json(),
             None if upsert => "null".to_owned(),

@@ -111,10 +111,29 @@ impl Collection<'_> {
     pub fn update(
         &self,
         filter: &BsonDocument,
+        update: &BsonDocument,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
+        self.update_combined(filter, Update::parse_document(update, None)?, options)
+    }
+
+    /// [`Collection::update`] of an update that may also be a pipeline (an array of
+    /// stages: [`Error::Unsupported`] in this build).
+    pub fn update_with(
+        &self,
+        filter: &BsonDocument,
         update: impl Into<UpdateModifications>,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
-        let u = Update::parse_with(&update.into(), None)?;
+        self.update_combined(filter, Update::parse_with(&update.into(), None)?, options)
+    }
+
+    fn update_combined(
+        &self,
+        filter: &BsonDocument,
+        u: Update,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
         if options.multi && u.is_replacement() {
             return Err(Error::invalid(
                 "a replacement document cannot be applied to several documents (multi)",
@@ -243,15 +262,32 @@ impl Collection<'_> {
     pub fn find_one_and_update(
         &self,
         filter: &BsonDocument,
-        update: impl Into<UpdateModifications>,
+        update: &BsonDocument,
         options: FindOneAndOptions,
     ) -> Result<Option<Document>> {
-        let r = self.find_one_and_update_with(filter, &update.into(), &options);
+        let r = self.find_one_and_update_inner(
+            filter,
+            &UpdateModifications::Document(update.clone()),
+            &options,
+        );
         dispose_options(options);
         r
     }
 
-    fn find_one_and_update_with(
+    /// [`Collection::find_one_and_update`] of an update that may also be a pipeline (an
+    /// array of stages: [`Error::Unsupported`] in this build).
+    pub fn find_one_and_update_with(
+        &self,
+        filter: &BsonDocument,
+        update: impl Into<UpdateModifications>,
+        options: FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        let r = self.find_one_and_update_inner(filter, &update.into(), &options);
+        dispose_options(options);
+        r
+    }
+
+    fn find_one_and_update_inner(
         &self,
         filter: &BsonDocument,
         update: &UpdateModifications,

@@ -118,9 +118,9 @@ pub fn update(
                 ..ModifyOptions::default()
             };
             if options.multi {
-                c.update_many(filter, update, o)
+                c.update_many(filter, update.clone(), o)
             } else {
-                c.update_one(filter, update, o)
+                c.update_one(filter, update.clone(), o)
             }
         }
         None => c.update(filter, update, options),

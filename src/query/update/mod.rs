@@ -130,6 +130,18 @@ impl Update {
         parse::parse(update, &ArrayFilters::none())
     }
 
+    /// Parses an update or replacement document with its `arrayFilters` (parsed first).
+    pub(crate) fn parse_document(
+        update: &Document,
+        array_filters: Option<&[Document]>,
+    ) -> Result<Self> {
+        let filters = match array_filters {
+            Some(docs) => ArrayFilters::parse(docs)?,
+            None => ArrayFilters::none(),
+        };
+        parse::parse(update, &filters)
+    }
+
     /// Parses an update (document or pipeline) with its `arrayFilters` (the option's
     /// documents, parsed first, as MongoDB does). A pipeline takes no `arrayFilters`.
     pub(crate) fn parse_with(
@@ -137,13 +149,7 @@ impl Update {
         array_filters: Option<&[Document]>,
     ) -> Result<Self> {
         match update {
-            UpdateModifications::Document(d) => {
-                let filters = match array_filters {
-                    Some(docs) => ArrayFilters::parse(docs)?,
-                    None => ArrayFilters::none(),
-                };
-                parse::parse(d, &filters)
-            }
+            UpdateModifications::Document(d) => Self::parse_document(d, array_filters),
             UpdateModifications::Pipeline(stages) => {
                 if array_filters.is_some_and(|a| !a.is_empty()) {
                     return Err(Error::parse(
