@@ -570,7 +570,7 @@ pub unsafe extern "C" fn nexus_find_one_and_delete(
         let opts =
             FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         out_arg(out_json, "out_json")?;
-        if opts.upsert || opts.return_after {
+        if opts.upsert || opts.return_after || opts.array_filters.is_some() {
             return Err(Error::invalid(
                 "find_one_and_delete takes only 'sort' and 'projection' options",
             ));
