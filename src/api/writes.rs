@@ -61,6 +61,23 @@ impl ModifyOptions {
         Ok(o)
     }
 
+    /// Drops the options without recursion (their documents may nest any depth when they
+    /// are refused).
+    pub(crate) fn dispose(self) {
+        let Self {
+            array_filters,
+            sort,
+            hint,
+            ..
+        } = self;
+        array_filters
+            .into_iter()
+            .flatten()
+            .chain(sort)
+            .for_each(crate::document::dispose);
+        hint.into_iter().for_each(crate::document::dispose_value);
+    }
+
     pub(crate) fn read(r: &mut OptionReader) -> Result<Self> {
         Ok(Self {
             upsert: r.bool("upsert")?.unwrap_or(false),
@@ -243,6 +260,54 @@ pub enum WriteModel {
         /// An index to check (as for updates).
         hint: Option<Bson>,
     },
+}
+
+/// Drops an update without recursion (it may nest any depth when it is refused).
+pub(crate) fn dispose_update(u: UpdateModifications) {
+    match u {
+        UpdateModifications::Document(d) => crate::document::dispose(d),
+        UpdateModifications::Pipeline(stages) => {
+            stages.into_iter().for_each(crate::document::dispose);
+        }
+    }
+}
+
+impl WriteModel {
+    /// Drops the model without recursion.
+    pub(crate) fn dispose(self) {
+        match self {
+            WriteModel::InsertOne { document } => {
+                crate::document::dispose(document.into_bson());
+            }
+            WriteModel::UpdateOne {
+                filter,
+                update,
+                options,
+            }
+            | WriteModel::UpdateMany {
+                filter,
+                update,
+                options,
+            } => {
+                crate::document::dispose(filter);
+                dispose_update(update);
+                options.dispose();
+            }
+            WriteModel::ReplaceOne {
+                filter,
+                replacement,
+                options,
+            } => {
+                crate::document::dispose(filter);
+                crate::document::dispose(replacement);
+                options.dispose();
+            }
+            WriteModel::DeleteOne { filter, hint } | WriteModel::DeleteMany { filter, hint } => {
+                crate::document::dispose(filter);
+                hint.into_iter().for_each(crate::document::dispose_value);
+            }
+        }
+    }
 }
 
 /// An update argument from JSON: an object, or an array of stage objects (a pipeline).

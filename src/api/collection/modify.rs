@@ -14,7 +14,8 @@
 use super::Collection;
 use crate::api::options::UpdateResult;
 use crate::api::writes::{
-    BulkWriteResult, InsertManyOptions, InsertManyResult, ModifyOptions, WriteError, WriteModel,
+    dispose_update, BulkWriteResult, InsertManyOptions, InsertManyResult, ModifyOptions,
+    WriteError, WriteModel,
 };
 use crate::document::body::NewBody;
 use crate::document::{now_millis, Document};
@@ -30,6 +31,35 @@ fn operator_update(update: &UpdateModifications, options: &ModifyOptions) -> Res
         }
     }
     Update::parse_with(update, options.array_filters.as_deref())
+}
+
+/// What drivers refuse before sending anything: an update model without operators, a
+/// replacement with them.
+fn precheck(models: &[WriteModel]) -> Result<()> {
+    for (i, m) in models.iter().enumerate() {
+        let checked = match m {
+            WriteModel::UpdateOne {
+                update: UpdateModifications::Document(d),
+                ..
+            }
+            | WriteModel::UpdateMany {
+                update: UpdateModifications::Document(d),
+                ..
+            } if d.keys().next().is_none_or(|k| !k.starts_with('$')) => {
+                Err(Error::invalid("update document requires atomic operators"))
+            }
+            WriteModel::ReplaceOne { replacement, .. }
+                if replacement.keys().any(|k| k.starts_with('$')) =>
+            {
+                Err(Error::invalid(
+                    "replacement document must not contain atomic operators",
+                ))
+            }
+            _ => Ok(()),
+        };
+        checked.map_err(|e| Error::invalid(format!("operation {i}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The update of `replace_one`: a document without operators (an empty one is allowed).
@@ -64,8 +94,12 @@ impl Collection<'_> {
         update: impl Into<UpdateModifications>,
         options: ModifyOptions,
     ) -> Result<UpdateResult> {
-        let u = operator_update(&update.into(), &options)?;
-        self.update_parsed(filter, &u, false, &options)
+        let update = update.into();
+        let r = operator_update(&update, &options)
+            .and_then(|u| self.update_parsed(filter, &u, false, &options));
+        dispose_update(update);
+        options.dispose();
+        r
     }
 
     /// Updates every document matching `filter`, or upserts one. As
@@ -76,8 +110,12 @@ impl Collection<'_> {
         update: impl Into<UpdateModifications>,
         options: ModifyOptions,
     ) -> Result<UpdateResult> {
-        let u = operator_update(&update.into(), &options)?;
-        self.update_parsed(filter, &u, true, &options)
+        let update = update.into();
+        let r = operator_update(&update, &options)
+            .and_then(|u| self.update_parsed(filter, &u, true, &options));
+        dispose_update(update);
+        options.dispose();
+        r
     }
 
     /// Replaces the body of the first document matching `filter` (the first by
@@ -91,8 +129,10 @@ impl Collection<'_> {
         replacement: &BsonDocument,
         options: ModifyOptions,
     ) -> Result<UpdateResult> {
-        let u = replacement_update(replacement, &options)?;
-        self.update_parsed(filter, &u, false, &options)
+        let r = replacement_update(replacement, &options)
+            .and_then(|u| self.update_parsed(filter, &u, false, &options));
+        options.dispose();
+        r
     }
 
     /// Inserts documents in order, each whole or not at all. Ordered (the default) stops at
@@ -186,32 +226,13 @@ impl Collection<'_> {
         models: Vec<WriteModel>,
         options: InsertManyOptions,
     ) -> Result<BulkWriteResult> {
-        // What drivers refuse before sending anything.
-        for (i, m) in models.iter().enumerate() {
-            let checked = match m {
-                WriteModel::UpdateOne {
-                    update: UpdateModifications::Document(d),
-                    ..
-                }
-                | WriteModel::UpdateMany {
-                    update: UpdateModifications::Document(d),
-                    ..
-                } if d.keys().next().is_none_or(|k| !k.starts_with('$')) => {
-                    Err(Error::invalid("update document requires atomic operators"))
-                }
-                WriteModel::ReplaceOne { replacement, .. }
-                    if replacement.keys().any(|k| k.starts_with('$')) =>
-                {
-                    Err(Error::invalid(
-                        "replacement document must not contain atomic operators",
-                    ))
-                }
-                _ => Ok(()),
-            };
-            checked.map_err(|e| Error::invalid(format!("operation {i}: {e}")))?;
+        if let Err(e) = precheck(&models) {
+            models.into_iter().for_each(WriteModel::dispose);
+            return Err(e);
         }
         let mut result = BulkWriteResult::default();
-        for (i, m) in models.into_iter().enumerate() {
+        let mut models = models.into_iter().enumerate();
+        for (i, m) in models.by_ref() {
             match self.apply_model(m, i, &mut result) {
                 Ok(()) => {}
                 Err(e) if WriteError::is_per_write(&e) => {
@@ -220,9 +241,13 @@ impl Collection<'_> {
                         break;
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    models.for_each(|(_, m)| m.dispose());
+                    return Err(e);
+                }
             }
         }
+        models.for_each(|(_, m)| m.dispose());
         Ok(result)
     }
 
@@ -234,6 +259,9 @@ impl Collection<'_> {
                 result.upserted_ids.insert(i, id);
             }
         };
+        // Filters and replacements are dropped without recursion: they may nest any depth
+        // when they are refused.
+        let dispose = crate::document::dispose;
         match m {
             WriteModel::InsertOne { document } => {
                 let id = self.insert(document)?;
@@ -244,22 +272,41 @@ impl Collection<'_> {
                 filter,
                 update,
                 options,
-            } => count_update(self.update_one(&filter, update, options)?),
+            } => {
+                let r = self.update_one(&filter, update, options);
+                dispose(filter);
+                count_update(r?);
+            }
             WriteModel::UpdateMany {
                 filter,
                 update,
                 options,
-            } => count_update(self.update_many(&filter, update, options)?),
+            } => {
+                let r = self.update_many(&filter, update, options);
+                dispose(filter);
+                count_update(r?);
+            }
             WriteModel::ReplaceOne {
                 filter,
                 replacement,
                 options,
-            } => count_update(self.replace_one(&filter, &replacement, options)?),
+            } => {
+                let r = self.replace_one(&filter, &replacement, options);
+                dispose(filter);
+                dispose(replacement);
+                count_update(r?);
+            }
             WriteModel::DeleteOne { filter, hint } => {
-                result.deleted_count += self.delete_hinted(&filter, false, hint.as_ref())?;
+                let r = self.delete_hinted(&filter, false, hint.as_ref());
+                dispose(filter);
+                hint.into_iter().for_each(crate::document::dispose_value);
+                result.deleted_count += r?;
             }
             WriteModel::DeleteMany { filter, hint } => {
-                result.deleted_count += self.delete_hinted(&filter, true, hint.as_ref())?;
+                let r = self.delete_hinted(&filter, true, hint.as_ref());
+                dispose(filter);
+                hint.into_iter().for_each(crate::document::dispose_value);
+                result.deleted_count += r?;
             }
         }
         Ok(())

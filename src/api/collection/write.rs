@@ -156,6 +156,10 @@ impl Collection<'_> {
         multi: bool,
         options: &ModifyOptions,
     ) -> Result<UpdateResult> {
+        if let Some(sort) = &options.sort {
+            // Before the copy below (copying recurses).
+            crate::document::check_nesting(sort, crate::document::MAX_QUERY_NESTING, "sort")?;
+        }
         let plan =
             match &options.sort {
                 Some(sort) if !multi => Some(Plan::compile(
