@@ -31,14 +31,38 @@ fn id_text(doc: &Document) -> String {
         .unwrap_or_else(|| "(none)".into())
 }
 
-/// Runs one operator on `doc`.
-pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<()> {
-    for path in expand(doc, op, ctx)? {
-        apply_action(doc, op, &path, ctx).map_err(|e| match e {
+/// Runs one operator on `doc`; returns the concrete paths it stood for (`$`, `$[]` and
+/// `$[<identifier>]` resolved).
+pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<Vec<String>> {
+    let paths = expand(doc, op, ctx)?;
+    for path in &paths {
+        apply_action(doc, op, path, ctx).map_err(|e| match e {
             // Name the operator where the message does not already.
             Error::Parse(m) if !m.contains(op.op) => Error::Parse(format!("{}: {m}", op.op)),
             other => other,
         })?;
+    }
+    Ok(paths)
+}
+
+/// Two operators whose positional paths resolved to the same element (or one inside the
+/// other), e.g. `a.$[x]` and `a.$[y]` when both filters match `a.0`: MongoDB refuses the
+/// update. `written` holds each operator's concrete paths.
+pub(super) fn check_resolved_conflicts(written: &[Vec<String>]) -> Result<()> {
+    for (i, mine) in written.iter().enumerate() {
+        for theirs in &written[i + 1..] {
+            for a in mine {
+                for b in theirs {
+                    let clash = a == b
+                        || b.starts_with(&format!("{a}."))
+                        || a.starts_with(&format!("{b}."));
+                    if clash {
+                        let at = if a.len() <= b.len() { a } else { b };
+                        return Err(Error::parse(format!("Update created a conflict at '{at}'")));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -96,7 +120,15 @@ fn expand_from(
         p => match filtered_identifier(p) {
             Some(id) => {
                 let at = prefix.join(".");
+                // Filters see the elements as the document was matched (as MongoDB
+                // resolves every operator's positions before applying any), unless an
+                // earlier operator made the array.
+                let before = match get_path(ctx.original, &at) {
+                    Some(Bson::Array(items)) => Some(items),
+                    _ => None,
+                };
                 for (i, e) in elements_at(doc, op, &at)?.iter().enumerate() {
+                    let e = before.and_then(|b| b.get(i)).unwrap_or(e);
                     if ctx.array_filters.element_matches(id, e) {
                         expand_from(doc, op, rest, with(i.to_string()), ctx, out)?;
                     }

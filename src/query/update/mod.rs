@@ -207,8 +207,18 @@ impl Update {
                     original: doc,
                     array_filters,
                 };
+                // Operators with positional paths may resolve to the same element: their
+                // concrete paths are checked against each other (others were at parse).
+                let positional = ops.iter().any(|op| op.path.contains('$'));
+                let mut written = Vec::new();
                 for op in ops {
-                    apply::apply_op(&mut out, op, &ctx)?;
+                    let paths = apply::apply_op(&mut out, op, &ctx)?;
+                    if positional {
+                        written.push(paths);
+                    }
+                }
+                if positional {
+                    apply::check_resolved_conflicts(&written)?;
                 }
                 if !inserting {
                     match (out.get("_id"), &id) {

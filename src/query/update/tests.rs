@@ -124,3 +124,17 @@ fn array_filters_are_checked_against_the_update() {
         Err(Error::Unsupported(_))
     ));
 }
+
+#[test]
+fn identifiers_resolving_to_one_element_conflict() {
+    let e = run_af(
+        doc! {"$set": {"a.$[x]": 0, "a.$[y]": 9}},
+        vec![doc! {"x": {"$gte": 2}}, doc! {"y": 3}],
+        doc! {"_id": 1, "a": [1, 2, 3]},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("Update created a conflict at 'a.2'"),
+        "{e}"
+    );
+}
