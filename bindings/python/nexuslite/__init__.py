@@ -5,6 +5,7 @@
         people = db.collection("people")
         people.insert_dataframe(df)                      # pandas DataFrame -> documents
         older = people.find_dataframe({"age": {"$gt": 30}})
+        people.update_many({}, {"$inc": {"visits": 1}})  # {"matchedCount": ..., ...}
 
 The library is found through the NEXUS_LIB environment variable, else target/release/libnexus.so
 of the repository this package lives in. Documents cross the boundary as MongoDB Extended
@@ -23,6 +24,7 @@ __all__ = [
     "Database",
     "Collection",
     "NexusError",
+    "BulkWriteError",
     "keygen",
     "public_key",
     "sign",
