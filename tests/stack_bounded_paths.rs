@@ -392,6 +392,12 @@ fn deep_filters_are_refused_before_parsing() {
             ..Default::default()
         };
         refused(c.replace_one(&doc! {}, &doc! {"z": 1}, deep_sort), &nesting);
+        let replacement = chain("a", 10_000, doc! {"b": 1});
+        refused(
+            c.replace_one(&doc! {}, &replacement, ModifyOptions::default()),
+            &nesting,
+        );
+        dispose(replacement);
         refused(
             c.update_one(
                 &doc! {},
@@ -495,7 +501,7 @@ fn deep_json_bson_and_documents_are_refused_before_recursion() {
         let set = doc! {"$set": {"v": deep()}};
         refused(c.update(&doc! {"_id": 1}, &set, no), &query_limit);
         dispose(set);
-        let replacement = deep();
+        let replacement = chain("a", 10_000, doc! {"b": 1});
         refused(c.update(&doc! {"_id": 1}, &replacement, no), &query_limit);
         dispose(replacement);
         let replacement = deep_doc(MAX_NESTING + 1);

@@ -77,7 +77,7 @@ fn replacement_update(replacement: &BsonDocument, options: &ModifyOptions) -> Re
     if replacement.is_empty() {
         return Ok(Update::Replace(BsonDocument::new()));
     }
-    Update::parse_with(&UpdateModifications::Document(replacement.clone()), None)
+    Update::parse_document(replacement, None)
 }
 
 impl Collection<'_> {

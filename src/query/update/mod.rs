@@ -156,6 +156,14 @@ impl Update {
                         "arrayFilters may not be specified for pipeline-style updates",
                     ));
                 }
+                // Before the copy below (copying recurses).
+                for stage in stages {
+                    crate::document::check_nesting(
+                        stage,
+                        crate::document::MAX_QUERY_NESTING,
+                        "a pipeline stage",
+                    )?;
+                }
                 pipeline::check(stages)?;
                 Ok(Update::Pipeline(stages.clone()))
             }
