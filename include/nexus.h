@@ -628,7 +628,8 @@ int nexus_find_one(nexus_db *db, const char *coll, const char *filter_json, char
 int nexus_count(nexus_db *db, const char *coll, const char *filter_json, uint64_t *out);
 
 /**
- * Applies `update_json` (operators `$set $unset $inc`, or a replacement document) to the
+ * The combined form of `nexus_update_one` / `nexus_update_many` / `nexus_replace_one`:
+ * applies `update_json` (operators such as `$set`, or a replacement document) to the
  * first match of `filter_json`, or to every match with `NEXUS_MULTI`; with `NEXUS_UPSERT`
  * inserts a document built from the filter's equality fields and the update when nothing
  * matches. `*out_matched` / `*out_modified` (each may be NULL) get the counts; an upsert
@@ -664,7 +665,9 @@ int nexus_distinct(nexus_db *db, const char *coll, const char *field, const char
 /**
  * Finds one document (the first by the `sort` option), applies `update_json`, and writes the
  * document before the update (or after, with `{"return": "after"}`) to `*out_json`, shaped by
- * the `projection` option. With `{"upsert": true}` and no match a document is inserted; the
+ * the `projection` option. `update_json` takes operators, a replacement document or a
+ * pipeline (an array: `NEXUS_UNSUPPORTED` in this build); option `arrayFilters` gives the
+ * conditions of its `$[<identifier>]` paths. With `{"upsert": true}` and no match a document is inserted; the
  * "before" image of an upsert is the JSON text `null`. `NEXUS_NOT_FOUND` when nothing
  * matched and nothing was upserted.
  *
@@ -905,6 +908,93 @@ int nexus_commit(nexus_db *db);
  * `db` is a live handle or NULL.
  */
 int nexus_rollback(nexus_db *db);
+
+/**
+ * Applies the update operators (or pipeline) of `update_json` to the first document of
+ * `coll` matching `filter_json` (NULL: any), or upserts. `options_json` (NULL: none):
+ * `upsert` (bool), `arrayFilters` (array of filters for the `$[<identifier>]` paths), `sort`
+ * (which match is updated: the first in this order), `hint` (an index name, a key pattern
+ * or `{"$natural": 1}`; must exist). `*out_result_json` (when `out_result_json` is not
+ * NULL; free with `nexus_free`) gets `{"matchedCount", "modifiedCount", "upsertedCount",
+ * "upsertedId"}`, `upsertedId` (Extended JSON) only when a document was upserted.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` "update document requires atomic operators" (a
+ * replacement document), an unknown option or hint; `NEXUS_PARSE` for a bad update or
+ * array filter (MongoDB's messages), checked before anything is written;
+ * `NEXUS_PARSE` for a stage not allowed in a pipeline update; `NEXUS_NO_COLLECTION`
+ * without `upsert` when the collection is missing; `NEXUS_DUPLICATE_KEY` when an upsert's
+ * `_id` exists.
+ *
+ * # Safety
+ * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_result_json`
+ * NULL or writable.
+ */
+int nexus_update_one(nexus_db *db, const char *coll, const char *filter_json, const char *update_json, const char *options_json, char **out_result_json);
+
+/**
+ * As `nexus_update_one`, for every matching document (an upsert inserts one). The `sort`
+ * option is `NEXUS_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * As for `nexus_update_one`.
+ */
+int nexus_update_many(nexus_db *db, const char *coll, const char *filter_json, const char *update_json, const char *options_json, char **out_result_json);
+
+/**
+ * Replaces the body of the first document matching `filter_json` (the first by the `sort`
+ * option) with `replacement_json`, keeping its `_id`, or upserts. Options `upsert`, `sort`,
+ * `hint`; result as `nexus_update_one`.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` "replacement document must not contain atomic
+ * operators", or for `arrayFilters`; `NEXUS_PARSE` when the replacement changes `_id`;
+ * otherwise as `nexus_update_one`.
+ *
+ * # Safety
+ * As for `nexus_update_one`.
+ */
+int nexus_replace_one(nexus_db *db, const char *coll, const char *filter_json, const char *replacement_json, const char *options_json, char **out_result_json);
+
+/**
+ * Inserts the documents of the JSON array `json_array` in order, each whole or not at all.
+ * Option `ordered` (default true) stops at the first document that fails; `false` tries
+ * every one. Documents inserted before a failure stay inserted (as in MongoDB). The result,
+ * `{"insertedCount", "insertedIds": {"<index>": id}, "writeErrors": [{"index", "code",
+ * "errmsg"}]}` (codes: MongoDB's, 11000 for a duplicate key), is written to
+ * `*out_result_json` (when not NULL) also when some documents failed; the status is then
+ * the first failure's (`NEXUS_DUPLICATE_KEY`, `NEXUS_INVALID_ARGUMENT` for an oversized
+ * document). All documents go in one transaction (inside an explicit one: into it).
+ *
+ * Errors without a result: `NEXUS_PARSE` (malformed JSON, not an array of objects; nothing
+ * inserted), `NEXUS_INVALID_ARGUMENT` (an unknown option), storage errors.
+ *
+ * # Safety
+ * As for `nexus_update_one`.
+ */
+int nexus_insert_many_with(nexus_db *db, const char *coll, const char *json_array, const char *options_json, char **out_result_json);
+
+/**
+ * Applies the write models of the JSON array `operations_json` in order: `{"insertOne":
+ * {"document"}}`, `{"updateOne": {"filter", "update", "upsert", "arrayFilters", "sort",
+ * "hint"}}`, `{"updateMany": {"filter", "update", "upsert", "arrayFilters", "hint"}}`,
+ * `{"replaceOne": {"filter", "replacement", "upsert", "sort", "hint"}}`, `{"deleteOne":
+ * {"filter", "hint"}}`, `{"deleteMany": {"filter", "hint"}}`. Option `ordered` (default
+ * true) stops at the first failing operation; `false` tries every one. Each operation is
+ * applied whole or not at all, as its own call: outside an explicit transaction each commits
+ * by itself, and a failure keeps the operations before it (MongoDB's semantics); inside
+ * `nexus_begin` ... `nexus_commit` they all belong to that transaction. The result
+ * (MongoDB's BulkWriteResult: `insertedCount`, `matchedCount`, `modifiedCount`,
+ * `deletedCount`, `upsertedCount`, `upsertedIds` and `insertedIds` as `{"<index>": id}`,
+ * `writeErrors`) is written to `*out_result_json` (when not NULL) also when operations
+ * failed; the status is then the first failure's.
+ *
+ * Errors without a result, before anything runs: `NEXUS_PARSE` for malformed JSON;
+ * `NEXUS_INVALID_ARGUMENT` for a malformed model (naming its index), an update without
+ * operators or a replacement with them.
+ *
+ * # Safety
+ * As for `nexus_update_one`.
+ */
+int nexus_bulk_write(nexus_db *db, const char *coll, const char *operations_json, const char *options_json, char **out_result_json);
 
 #ifdef __cplusplus
 }  // extern "C"

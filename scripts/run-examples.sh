@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the README demo twice on a fresh database and checks that each language's second run
 # reads back what the first one wrote (persistence across processes); then runs the Rust
-# quick start, the aggregation example and the CLI tour. Assumes `make lib` has run.
+# quick start, the aggregation and bulk-writes examples and the CLI tour. Assumes `make lib`
+# has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
@@ -44,6 +45,11 @@ cargo build --release --quiet --example aggregate
 "$PWD/target/release/examples/aggregate" > "$work/aggregate.txt"
 cat "$work/aggregate.txt"
 check "$work/aggregate.txt" '^\{"_id":"abc","total":60,"sales":1\}$' || status=1
+cargo build --release --quiet --example bulk_writes
+"$PWD/target/release/examples/bulk_writes" > "$work/bulk.txt"
+cat "$work/bulk.txt"
+check "$work/bulk.txt" '"insertedIds":\{"0":1,"2":2\},"writeErrors":\[\{"index":1,"code":11000' || status=1
+check "$work/bulk.txt" '^update_one: .*"upsertedCount":1,"upsertedId":3\}$' || status=1
 
 NEXUS="$PWD/target/release/nexus" bash examples/cli/tour.sh > "$work/cli.txt"
 cat "$work/cli.txt"

@@ -60,8 +60,9 @@ mod scratch;
 mod storage;
 
 pub use api::{
-    AggregateOptions, Collection, Cursor, Database, FindOneAndOptions, OpenOptions, UpdateOptions,
-    UpdateResult,
+    AggregateOptions, BulkWriteResult, Collection, Cursor, Database, FindOneAndOptions,
+    InsertManyOptions, InsertManyResult, ModifyOptions, OpenOptions, UpdateOptions, UpdateResult,
+    WriteError, WriteModel,
 };
 pub use cache::{Admission, CacheConfig, EvictionMode};
 pub use document::{
@@ -70,6 +71,7 @@ pub use document::{
 };
 pub use engine::sweeper::SweeperConfig;
 pub use error::{Error, Result};
+pub use query::update::UpdateModifications;
 pub use query::{FindOptions, MAX_FILTER_DEPTH, MAX_PATH_BYTES, MAX_PATH_COMPONENTS};
 /// Fault injection for durability tests; only in builds with the `fault-injection` feature.
 #[cfg(feature = "fault-injection")]

@@ -153,6 +153,27 @@ fn write_commands_and_maintenance() {
         ),
         "matched 0, modified 0, upserted z\n"
     );
+    // --array-filters: the filtered positional operator $[<identifier>].
+    ok(&["insert", "w.db", "t", "{_id: 1, tags: [1, 5, 9]}"], d);
+    assert_eq!(
+        ok(
+            &[
+                "update",
+                "w.db",
+                "t",
+                "{_id: 1}",
+                "{$inc: {'tags.$[t]': 100}}",
+                "--array-filters",
+                "[{t: {$gt: 4}}]"
+            ],
+            d
+        ),
+        "matched 1, modified 1\n"
+    );
+    assert_eq!(
+        ok(&["count", "w.db", "t", "{tags: [1, 105, 109]}"], d),
+        "1\n"
+    );
     assert_eq!(
         ok(&["delete", "w.db", "c", "{n: {$gt: 5}}", "--multi"], d),
         "deleted 2\n"

@@ -8,7 +8,10 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 use bson::{Bson, Document as BsonDocument};
-use nexus::{AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, UpdateOptions};
+use nexus::{
+    AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, InsertManyOptions,
+    ModifyOptions, UpdateModifications, UpdateOptions, WriteModel,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +89,30 @@ fn code_name(code: i32) -> &'static str {
     }
 }
 
+/// An update argument: an object, or an array of stages (a pipeline).
+fn update_arg(case: &Value) -> UpdateModifications {
+    match &case["update"] {
+        Value::Array(stages) => {
+            UpdateModifications::Pipeline(stages.iter().map(|s| to_doc(s, "stage")).collect())
+        }
+        other => UpdateModifications::Document(to_doc(other, "update")),
+    }
+}
+
+/// A result's JSON text as a comparable value, without the `errmsg` of its `writeErrors`
+/// (the suite compares their `index` and `code`; messages are this library's own).
+fn result_value(json: &str) -> Bson {
+    let mut v: Value = serde_json::from_str(json).expect("results are JSON");
+    if let Some(Value::Array(errors)) = v.get_mut("writeErrors") {
+        for e in errors {
+            if let Some(m) = e.as_object_mut() {
+                m.remove("errmsg");
+            }
+        }
+    }
+    to_bson(&v)
+}
+
 /// What an operation produced: a comparable value.
 fn run_op(db: &Database, case: &Value) -> nexus::Result<Bson> {
     let c = db.collection("c");
@@ -123,10 +150,34 @@ fn run_op(db: &Database, case: &Value) -> nexus::Result<Bson> {
             Bson::Document(d)
         }
         "delete" => Bson::Int64(c.delete(&filter, flag("multi"))? as i64),
+        "update_one" | "update_many" | "replace_one" => {
+            let opts = ModifyOptions::from_json(options_text.as_deref())?;
+            let r = match op {
+                "update_one" => c.update_one(&filter, update_arg(case), opts)?,
+                "update_many" => c.update_many(&filter, update_arg(case), opts)?,
+                _ => c.replace_one(&filter, &opt_doc(case, "replacement"), opts)?,
+            };
+            result_value(&r.to_json())
+        }
+        "insert_many" => {
+            let opts = InsertManyOptions::from_json(options_text.as_deref())?;
+            let docs = case["documents"]
+                .as_array()
+                .expect("documents is an array")
+                .iter()
+                .map(|d| Document::from(to_doc(d, "documents")))
+                .collect();
+            result_value(&c.insert_many_with(docs, opts)?.to_json())
+        }
+        "bulk_write" => {
+            let opts = InsertManyOptions::from_json(options_text.as_deref())?;
+            let models = WriteModel::list_from_json(&case["operations"].to_string())?;
+            result_value(&c.bulk_write(models, opts)?.to_json())
+        }
         "find_one_and_update" | "find_one_and_delete" => {
             let opts = FindOneAndOptions::from_json(options_text.as_deref())?;
             let got = if op == "find_one_and_update" {
-                c.find_one_and_update(&filter, &opt_doc(case, "update"), opts)?
+                c.find_one_and_update_with(&filter, update_arg(case), opts)?
             } else {
                 c.find_one_and_delete(&filter, opts)?
             };
@@ -149,6 +200,9 @@ fn expected_value(case: &Value) -> Bson {
     let e = &case["expect"];
     match case["op"].as_str().or(Some("find")) {
         Some("count") | Some("delete") => Bson::Int64(e.as_i64().expect("expect is a number")),
+        Some("update_one" | "update_many" | "replace_one" | "insert_many" | "bulk_write") => {
+            result_value(&e.to_string())
+        }
         Some("update") => {
             let mut d = bson::doc! {
                 "matched": e["matched"].as_i64().expect("matched"),

@@ -12,8 +12,9 @@ mod common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{
-    Database, Document, Error, FindOneAndOptions, FindOptions, UpdateOptions, MAX_FILTER_DEPTH,
-    MAX_NESTING, MAX_PATH_BYTES, MAX_PATH_COMPONENTS, MAX_QUERY_NESTING,
+    Database, Document, Error, FindOneAndOptions, FindOptions, InsertManyOptions, ModifyOptions,
+    UpdateOptions, WriteModel, MAX_FILTER_DEPTH, MAX_NESTING, MAX_PATH_BYTES, MAX_PATH_COMPONENTS,
+    MAX_QUERY_NESTING,
 };
 
 /// The stack a small host gives a thread. Unoptimized builds use several times more stack
@@ -372,6 +373,63 @@ fn deep_filters_are_refused_before_parsing() {
             ..Default::default()
         };
         refused(c.find(&doc! {}, projected), &nesting);
+        // arrayFilters, and the filters, updates and options of update_one and bulk_write
+        // models (the calls take them by value and drop them without recursion).
+        let with_filters = || ModifyOptions {
+            array_filters: Some(vec![and_chain("$and", 10_000)]),
+            ..Default::default()
+        };
+        refused(
+            c.update_one(&doc! {}, doc! {"$set": {"arr.$[x]": 0}}, with_filters()),
+            &nesting,
+        );
+        refused(
+            c.update_many(&doc! {}, doc! {"$set": {"arr.$[x]": 0}}, with_filters()),
+            &nesting,
+        );
+        let deep_sort = ModifyOptions {
+            sort: Some(chain("a", 10_000, doc! {"b": 1})),
+            ..Default::default()
+        };
+        refused(c.replace_one(&doc! {}, &doc! {"z": 1}, deep_sort), &nesting);
+        let replacement = chain("a", 10_000, doc! {"b": 1});
+        refused(
+            c.replace_one(&doc! {}, &replacement, ModifyOptions::default()),
+            &nesting,
+        );
+        dispose(replacement);
+        refused(
+            c.update_one(
+                &doc! {},
+                doc! {"$pull": {"arr": deep()}},
+                ModifyOptions::default(),
+            ),
+            &nesting,
+        );
+        let models = vec![
+            WriteModel::UpdateOne {
+                filter: deep(),
+                update: doc! {"$set": {"n": 1}}.into(),
+                options: ModifyOptions::default(),
+            },
+            WriteModel::DeleteMany {
+                filter: deep(),
+                hint: None,
+            },
+            WriteModel::UpdateMany {
+                filter: doc! {},
+                update: doc! {"$set": {"arr.$[x]": 0}}.into(),
+                options: with_filters(),
+            },
+        ];
+        let r = c
+            .bulk_write(models, InsertManyOptions { ordered: false })
+            .expect("per-operation failures are write errors");
+        assert_eq!(r.write_errors.len(), 3);
+        assert!(r
+            .write_errors
+            .iter()
+            .all(|e| e.error.to_string().contains(&nesting)));
         still_works(&db);
     });
 }
@@ -443,7 +501,7 @@ fn deep_json_bson_and_documents_are_refused_before_recursion() {
         let set = doc! {"$set": {"v": deep()}};
         refused(c.update(&doc! {"_id": 1}, &set, no), &query_limit);
         dispose(set);
-        let replacement = deep();
+        let replacement = chain("a", 10_000, doc! {"b": 1});
         refused(c.update(&doc! {"_id": 1}, &replacement, no), &query_limit);
         dispose(replacement);
         let replacement = deep_doc(MAX_NESTING + 1);

@@ -55,6 +55,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -124,6 +125,20 @@ public:
 private:
     int code_;
     std::string message_;
+};
+
+/// A batch write (Database::insert_many_with, Database::bulk_write) in which some
+/// documents or operations failed: code() is the first failure's status, result_json()
+/// the whole result (writeErrors included). What succeeded stays written.
+class BulkWriteError : public Error {
+public:
+    BulkWriteError(int code, std::string message, std::string result_json)
+        : Error(code, std::move(message)), result_json_(std::move(result_json)) {}
+    /// The call's JSON result, as the library wrote it.
+    const std::string& result_json() const noexcept { return result_json_; }
+
+private:
+    std::string result_json_;
 };
 
 namespace detail {
@@ -204,11 +219,94 @@ constexpr Flags operator&(Flags a, Flags b) noexcept {
 }
 constexpr bool any(Flags f) noexcept { return static_cast<int>(f) != 0; }
 
-/// Result of update.
+/// Result of update, update_one, update_many and replace_one.
 struct UpdateResult {
     std::uint64_t matched = 0;   ///< documents matching the filter (that were considered)
-    std::uint64_t modified = 0;  ///< documents actually changed (an upsert counts here)
+    std::uint64_t modified = 0;  ///< documents actually changed (an upsert does not count)
+    std::uint64_t upserted_count = 0;  ///< 1 when a document was upserted (not filled by update())
+    /// The upserted document's _id as Extended JSON (not filled by update()).
+    std::optional<std::string> upserted_id;
 };
+
+/// Options of update_one, update_many and replace_one (MongoDB's names); JSON fields are
+/// empty when not given.
+struct UpdateOptions {
+    bool upsert = false;
+    std::string array_filters;  ///< JSON array of filters for the $[<identifier>] paths
+    std::string sort;           ///< JSON sort: which match update_one / replace_one change
+    std::string hint;           ///< JSON index name (a JSON string) or key pattern
+};
+
+/// Result of insert_many_with and bulk_write: the library's JSON (MongoDB's names:
+/// insertedCount, insertedIds, ... writeErrors), and the counts most callers read.
+struct BatchResult {
+    std::string json;
+    std::uint64_t inserted_count = 0;
+};
+
+namespace detail {
+
+/// The number after "key": in a flat JSON result (0 when missing).
+inline std::uint64_t json_count(const std::string& json, std::string_view key) {
+    std::string k = "\"" + std::string(key) + "\":";
+    std::size_t at = json.find(k);
+    if (at == std::string::npos) return 0;
+    return std::strtoull(json.c_str() + at + k.size(), nullptr, 10);
+}
+
+/// The raw JSON value after "key": (nullopt when missing). Values are the library's
+/// compact JSON: strings, numbers, or objects/arrays without unbalanced brackets in strings.
+inline std::optional<std::string> json_value(const std::string& json, std::string_view key) {
+    std::string k = "\"" + std::string(key) + "\":";
+    std::size_t at = json.find(k);
+    if (at == std::string::npos) return std::nullopt;
+    std::size_t i = at + k.size(), start = i;
+    int depth = 0;
+    bool in_str = false;
+    for (; i < json.size(); ++i) {
+        char ch = json[i];
+        if (in_str) {
+            if (ch == '\\') ++i;
+            else if (ch == '"') in_str = false;
+            continue;
+        }
+        if (ch == '"') in_str = true;
+        else if (ch == '{' || ch == '[') ++depth;
+        else if (ch == '}' || ch == ']') {
+            if (depth == 0) break;
+            --depth;
+        } else if (ch == ',' && depth == 0) break;
+    }
+    return json.substr(start, i - start);
+}
+
+inline UpdateResult update_result(const std::string& json) {
+    UpdateResult r;
+    r.matched = json_count(json, "matchedCount");
+    r.modified = json_count(json, "modifiedCount");
+    r.upserted_count = json_count(json, "upsertedCount");
+    r.upserted_id = json_value(json, "upsertedId");
+    return r;
+}
+
+inline std::string update_options_json(const UpdateOptions& o) {
+    std::string j = "{";
+    auto add = [&j](const char* k, const std::string& v) {
+        if (v.empty()) return;
+        if (j.size() > 1) j += ',';
+        j += '"';
+        j += k;
+        j += "\":";
+        j += v;
+    };
+    if (o.upsert) add("upsert", "true");
+    add("arrayFilters", o.array_filters);
+    add("sort", o.sort);
+    add("hint", o.hint);
+    return j + "}";
+}
+
+}  // namespace detail
 
 /// A borrowed BSON document from Cursor::next_bson (valid until the cursor advances).
 struct BsonView {
@@ -599,14 +697,50 @@ public:
                                    static_cast<int>(flags), &r.matched, &r.modified));
         return r;
     }
+    /// Applies update operators (nexus_update_one) to the first match (the first by
+    /// options.sort), or upserts. A document without operators throws
+    /// NEXUS_INVALID_ARGUMENT ("update document requires atomic operators").
+    UpdateResult update_one(std::string_view coll, std::string_view filter,
+                            std::string_view update_json, const UpdateOptions& options) {
+        return update_call(nexus_update_one, coll, filter, update_json, options);
+    }
     UpdateResult update_one(std::string_view coll, std::string_view filter,
                             std::string_view update_json, bool upsert = false) {
-        return update(coll, filter, update_json, upsert ? Flags::upsert : Flags::none);
+        UpdateOptions o;
+        o.upsert = upsert;
+        return update_one(coll, filter, update_json, o);
+    }
+    /// As update_one, for every match (nexus_update_many); options.sort is refused.
+    UpdateResult update_many(std::string_view coll, std::string_view filter,
+                             std::string_view update_json, const UpdateOptions& options) {
+        return update_call(nexus_update_many, coll, filter, update_json, options);
     }
     UpdateResult update_many(std::string_view coll, std::string_view filter,
                              std::string_view update_json, bool upsert = false) {
-        return update(coll, filter, update_json,
-                            upsert ? Flags::multi | Flags::upsert : Flags::multi);
+        UpdateOptions o;
+        o.upsert = upsert;
+        return update_many(coll, filter, update_json, o);
+    }
+    /// Replaces the body of the first match, keeping its _id (nexus_replace_one), or
+    /// upserts. A replacement with operators throws NEXUS_INVALID_ARGUMENT.
+    UpdateResult replace_one(std::string_view coll, std::string_view filter,
+                             std::string_view replacement_json,
+                             const UpdateOptions& options = {}) {
+        return update_call(nexus_replace_one, coll, filter, replacement_json, options);
+    }
+    /// Inserts a JSON array of documents in order (nexus_insert_many_with); options_json
+    /// {"ordered": false} tries every document. When some fail, throws BulkWriteError (the
+    /// first failure's code, and the result); the others stay inserted.
+    BatchResult insert_many_with(std::string_view coll, std::string_view json_array,
+                                 std::string_view options_json = {}) {
+        return batch_call(nexus_insert_many_with, coll, json_array, options_json);
+    }
+    /// Applies a JSON array of write models (nexus_bulk_write: insertOne, updateOne,
+    /// updateMany, replaceOne, deleteOne, deleteMany). When some fail, throws
+    /// BulkWriteError; the operations before (and, unordered, after) a failure stay.
+    BatchResult bulk_write(std::string_view coll, std::string_view operations_json,
+                           std::string_view options_json = {}) {
+        return batch_call(nexus_bulk_write, coll, operations_json, options_json);
     }
     /// Deletes the first match, or every match with Flags::multi; returns how many.
     /// (nexus_delete; `delete` is a C++ keyword.)
@@ -796,6 +930,38 @@ private:
     nexus_db* require() const {
         if (!db_) detail::throw_closed("nexus::Database");
         return db_;
+    }
+    using UpdateFn = int (*)(nexus_db*, const char*, const char*, const char*, const char*,
+                             char**);
+    UpdateResult update_call(UpdateFn fn, std::string_view coll, std::string_view filter,
+                             std::string_view update_json, const UpdateOptions& options) {
+        detail::CStr c(coll, "collection name"), u(update_json, "update");
+        detail::OptCStr f(filter, "filter");
+        std::string opts = detail::update_options_json(options);
+        detail::CStr o(opts, "options");
+        char* out = nullptr;
+        int rc = fn(require(), c.get(), f.get(), u.get(), o.get(), &out);
+        detail::owned_cstr guard(out);
+        detail::check(rc);
+        return detail::update_result(detail::to_string(guard));
+    }
+    using BatchFn = int (*)(nexus_db*, const char*, const char*, const char*, char**);
+    BatchResult batch_call(BatchFn fn, std::string_view coll, std::string_view input,
+                           std::string_view options_json) {
+        detail::CStr c(coll, "collection name"), in(input, "input");
+        detail::OptCStr o(options_json, "options");
+        char* out = nullptr;
+        int rc = fn(require(), c.get(), in.get(), o.get(), &out);
+        detail::owned_cstr guard(out);
+        BatchResult r;
+        r.json = detail::to_string(guard);
+        r.inserted_count = detail::json_count(r.json, "insertedCount");
+        if (rc != NEXUS_OK && guard) {
+            const char* msg = nexus_errmsg();
+            throw BulkWriteError(rc, msg ? msg : "", r.json);
+        }
+        detail::check(rc);
+        return r;
     }
     void reset() noexcept {
         if (db_) (void)nexus_close(std::exchange(db_, nullptr));

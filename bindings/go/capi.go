@@ -57,6 +57,17 @@ static int nx_update(nexus_db *db, const char *coll, const char *filter, const c
 static int nx_delete(nexus_db *db, const char *coll, const char *filter, int flags, uint64_t *out, char **err) { NX_RET(nexus_delete(db, coll, filter, flags, out)); }
 static int nx_distinct(nexus_db *db, const char *coll, const char *field, const char *filter, char **out, char **err) { NX_RET(nexus_distinct(db, coll, field, filter, out)); }
 static int nx_find_one_and_update(nexus_db *db, const char *coll, const char *filter, const char *update, const char *opts, char **out, char **err) { NX_RET(nexus_find_one_and_update(db, coll, filter, update, opts, out)); }
+// The write calls that report a JSON result; a batch that failed part-way
+// writes its result and returns the first error's status.
+static int nx_write(int kind, nexus_db *db, const char *coll, const char *a, const char *b, const char *opts, char **out, char **err) {
+	switch (kind) {
+	case 0: NX_RET(nexus_update_one(db, coll, a, b, opts, out));
+	case 1: NX_RET(nexus_update_many(db, coll, a, b, opts, out));
+	case 2: NX_RET(nexus_replace_one(db, coll, a, b, opts, out));
+	case 3: NX_RET(nexus_insert_many_with(db, coll, a, opts, out));
+	default: NX_RET(nexus_bulk_write(db, coll, a, opts, out));
+	}
+}
 static int nx_find_one_and_delete(nexus_db *db, const char *coll, const char *filter, const char *opts, char **out, char **err) { NX_RET(nexus_find_one_and_delete(db, coll, filter, opts, out)); }
 
 static int nx_create_index(nexus_db *db, const char *coll, const char *keys, const char *opts, char **out, char **err) { NX_RET(nexus_create_index(db, coll, keys, opts, out)); }
@@ -542,6 +553,47 @@ func capiFindOneAndUpdate(h *cDB, coll, filter, update, opts string) ([]byte, er
 		return nil, mkerr("find_one_and_update", rc, cerr)
 	}
 	return takeBytes(out), nil
+}
+
+// The write calls of capiWrite, in nx_write's numbering.
+const (
+	writeUpdateOne = iota
+	writeUpdateMany
+	writeReplaceOne
+	writeInsertMany
+	writeBulk
+)
+
+var writeOps = [...]string{"update_one", "update_many", "replace_one", "insert_many_with", "bulk_write"}
+
+// capiWrite runs one of the write calls that return a JSON result. For the
+// batch calls the result may come back together with an error (some writes
+// failed).
+func capiWrite(h *cDB, kind int, coll, a, b, opts string) ([]byte, error) {
+	op := writeOps[kind]
+	var args cargs
+	defer args.free()
+	cc := args.str("collection name", coll)
+	var ca, cb *C.char
+	switch kind {
+	case writeInsertMany:
+		ca = args.str("documents", a)
+	case writeBulk:
+		ca = args.str("operations", a)
+	default:
+		ca, cb = args.optStr("filter", a), args.str("update", b)
+	}
+	co := args.optStr("options", opts)
+	if args.err != nil {
+		return nil, withOp(args.err, op)
+	}
+	var out, cerr *C.char
+	rc := C.nx_write(C.int(kind), h, cc, ca, cb, co, &out, &cerr)
+	res := takeBytes(out)
+	if rc != 0 {
+		return res, mkerr(op, rc, cerr)
+	}
+	return res, nil
 }
 
 func capiFindOneAndDelete(h *cDB, coll, filter, opts string) ([]byte, error) {

@@ -137,6 +137,9 @@ type FindOneAndModifyOptions struct {
 	// ReturnAfter returns the document after the update instead of before
 	// (FindOneAndUpdate only).
 	ReturnAfter bool
+	// ArrayFilters are the conditions of the update's $[<identifier>] paths
+	// (FindOneAndUpdate only).
+	ArrayFilters []any
 }
 
 func (o *FindOneAndModifyOptions) json(update bool) (string, error) {
@@ -161,6 +164,9 @@ func (o *FindOneAndModifyOptions) json(update bool) (string, error) {
 	}
 	if update && o.ReturnAfter {
 		d = append(d, E{"return", "after"})
+	}
+	if update && o.ArrayFilters != nil {
+		d = append(d, E{"arrayFilters", o.ArrayFilters})
 	}
 	if len(d) == 0 {
 		return "", nil

@@ -36,6 +36,9 @@ type confCase struct {
 	Update         json.RawMessage   `json:"update"`
 	Pipeline       json.RawMessage   `json:"pipeline"`
 	AfterColl      string            `json:"after_collection"`
+	Replacement    json.RawMessage   `json:"replacement"`
+	Documents      json.RawMessage   `json:"documents"`
+	Operations     json.RawMessage   `json:"operations"`
 	Field          *string           `json:"field"`
 	Multi          bool              `json:"multi"`
 	Upsert         bool              `json:"upsert"`
@@ -144,6 +147,10 @@ func modifyOptions(raw json.RawMessage) (*FindOneAndModifyOptions, error) {
 			o.Projection = v
 		case "upsert":
 			o.Upsert = string(v) == "true"
+		case "arrayFilters":
+			if err := json.Unmarshal(v, &o.ArrayFilters); err != nil {
+				return nil, errSkip
+			}
 		case "return":
 			switch string(v) {
 			case `"after"`:
@@ -157,6 +164,111 @@ func modifyOptions(raw json.RawMessage) (*FindOneAndModifyOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// updateOptions maps update_one / update_many / replace_one options onto UpdateOptions.
+func updateOptions(raw json.RawMessage) (*UpdateOptions, error) {
+	o := &UpdateOptions{}
+	if len(raw) == 0 {
+		return o, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range m {
+		switch k {
+		case "upsert":
+			switch string(v) {
+			case "true":
+				o.Upsert = true
+			case "false":
+			default:
+				return nil, errSkip
+			}
+		case "arrayFilters":
+			var fs []json.RawMessage
+			if err := json.Unmarshal(v, &fs); err != nil {
+				return nil, errSkip
+			}
+			o.ArrayFilters = []any{}
+			for _, f := range fs {
+				o.ArrayFilters = append(o.ArrayFilters, f)
+			}
+		case "sort":
+			o.Sort = v
+		case "hint":
+			o.Hint = v
+		default:
+			return nil, errSkip
+		}
+	}
+	return o, nil
+}
+
+// batchOptions maps insert_many / bulk_write options onto InsertManyOptions.
+func batchOptions(raw json.RawMessage) (*InsertManyOptions, error) {
+	o := &InsertManyOptions{}
+	if len(raw) == 0 {
+		return o, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range m {
+		var b bool
+		if k != "ordered" || json.Unmarshal(v, &b) != nil {
+			return nil, errSkip
+		}
+		o.Ordered = &b
+	}
+	return o, nil
+}
+
+// comparable re-encodes a write result for comparison: writeErrors keep their
+// index and code (messages are the library's own).
+func comparable(v any) (json.RawMessage, error) {
+	type werr struct {
+		Index int `json:"index"`
+		Code  int `json:"code"`
+	}
+	strip := func(es []WriteError) []werr {
+		out := []werr{}
+		for _, e := range es {
+			out = append(out, werr{e.Index, e.Code})
+		}
+		return out
+	}
+	switch r := v.(type) {
+	case *InsertManyResult:
+		return json.Marshal(struct {
+			InsertedCount uint64                  `json:"insertedCount"`
+			InsertedIDs   map[int]json.RawMessage `json:"insertedIds"`
+			WriteErrors   []werr                  `json:"writeErrors"`
+		}{r.InsertedCount, r.InsertedIDs, strip(r.WriteErrors)})
+	case *BulkWriteResult:
+		return json.Marshal(struct {
+			InsertedCount uint64                  `json:"insertedCount"`
+			MatchedCount  uint64                  `json:"matchedCount"`
+			ModifiedCount uint64                  `json:"modifiedCount"`
+			DeletedCount  uint64                  `json:"deletedCount"`
+			UpsertedCount uint64                  `json:"upsertedCount"`
+			UpsertedIDs   map[int]json.RawMessage `json:"upsertedIds"`
+			InsertedIDs   map[int]json.RawMessage `json:"insertedIds"`
+			WriteErrors   []werr                  `json:"writeErrors"`
+		}{r.InsertedCount, r.MatchedCount, r.ModifiedCount, r.DeletedCount, r.UpsertedCount,
+			r.UpsertedIDs, r.InsertedIDs, strip(r.WriteErrors)})
+	}
+	return json.Marshal(v)
+}
+
+// expectsWriteErrors tells whether a batch case expects some writes to fail.
+func expectsWriteErrors(expect json.RawMessage) bool {
+	var e struct {
+		WriteErrors []json.RawMessage `json:"writeErrors"`
+	}
+	return json.Unmarshal(expect, &e) == nil && len(e.WriteErrors) > 0
 }
 
 // normalizer renders JSON values through the library's own writer.
@@ -304,6 +416,61 @@ func runConfCase(t *testing.T, n normalizer, g confGroup, tc confCase) error {
 		}
 		if e := checkErr(tc, err); e != nil || tc.Error != "" {
 			return afterOrErr(t, n, c, tc, e)
+		}
+	case "update_one", "update_many", "replace_one":
+		o, oerr := updateOptions(tc.Options)
+		if oerr != nil {
+			return oerr
+		}
+		var r *UpdateResult
+		switch op {
+		case "update_one":
+			r, err = c.UpdateOne(filter, tc.Update, o)
+		case "update_many":
+			r, err = c.UpdateMany(filter, tc.Update, o)
+		default:
+			r, err = c.ReplaceOne(filter, tc.Replacement, o)
+		}
+		if e := checkErr(tc, err); e != nil || tc.Error != "" {
+			return afterOrErr(t, n, c, tc, e)
+		}
+		if got, err = comparable(r); err != nil {
+			return err
+		}
+	case "insert_many", "bulk_write":
+		o, oerr := batchOptions(tc.Options)
+		if oerr != nil {
+			return oerr
+		}
+		var r any
+		if op == "insert_many" {
+			var ir *InsertManyResult
+			ir, err = c.InsertManyWith(tc.Documents, o)
+			if ir != nil {
+				r = ir
+			}
+		} else {
+			var br *BulkWriteResult
+			br, err = c.BulkWrite(tc.Operations, o)
+			if br != nil {
+				r = br
+			}
+		}
+		if tc.Error == "" && expectsWriteErrors(tc.Expect) {
+			// Some writes failed: an error, and the result anyway.
+			if err == nil {
+				return errors.New("expected an error for the write errors, got none")
+			}
+			err = nil
+		}
+		if e := checkErr(tc, err); e != nil || tc.Error != "" {
+			return afterOrErr(t, n, c, tc, e)
+		}
+		if r == nil {
+			return errors.New("no result")
+		}
+		if got, err = comparable(r); err != nil {
+			return err
 		}
 	default:
 		return errors.New("unknown op " + op)

@@ -189,10 +189,12 @@ pub struct FindOneAndOptions {
     pub upsert: bool,
     /// Return the document after the update instead of before (update only).
     pub return_after: bool,
+    /// The conditions of the update's `$[<identifier>]` paths (`arrayFilters`; update only).
+    pub array_filters: Option<Vec<BsonDocument>>,
 }
 
 impl FindOneAndOptions {
-    /// Parses `{"sort", "projection", "upsert", "return": "before"|"after"}`.
+    /// Parses `{"sort", "projection", "upsert", "return": "before"|"after", "arrayFilters"}`.
     pub fn from_json(text: Option<&str>) -> Result<Self> {
         let mut r = OptionReader::parse(text, "find_one_and options")?;
         let o = Self {
@@ -208,6 +210,10 @@ impl FindOneAndOptions {
                     )))
                 }
             },
+            array_filters: r
+                .take("arrayFilters")
+                .map(super::writes::array_filters_of)
+                .transpose()?,
         };
         r.finish()?;
         Ok(o)

@@ -19,7 +19,7 @@ use std::ffi::{c_char, c_int};
 ///
 /// # Safety
 /// `p` is NULL or NUL-terminated.
-unsafe fn filter_arg(p: *const c_char) -> Result<BsonDocument> {
+pub(super) unsafe fn filter_arg(p: *const c_char) -> Result<BsonDocument> {
     // SAFETY: forwarded contract.
     match unsafe { opt_str_arg(p, "filter_json") }? {
         None => Ok(BsonDocument::new()),
@@ -50,7 +50,7 @@ unsafe fn new_body_arg(p: *const c_char, what: &'static str) -> Result<NewBody> 
 
 /// The documents of a JSON array through `serde_json::Value`: the reference reading of
 /// `nexus_insert_many`'s argument, and its error messages, for text the direct reader declines.
-fn documents_via_value(text: &str) -> Result<Vec<Document>> {
+pub(super) fn documents_via_value(text: &str) -> Result<Vec<Document>> {
     let serde_json::Value::Array(items) = parse_json(text, "json_array")? else {
         return Err(Error::parse("json_array must be a JSON array of documents"));
     };
@@ -69,7 +69,7 @@ fn documents_via_value(text: &str) -> Result<Vec<Document>> {
 ///
 /// # Safety
 /// `out` is valid for writes (checked non-NULL by the caller).
-unsafe fn give_string(out: *mut *mut c_char, s: &str) -> Result<()> {
+pub(super) unsafe fn give_string(out: *mut *mut c_char, s: &str) -> Result<()> {
     let p = alloc_string(s)?;
     // SAFETY: forwarded contract.
     unsafe { out.write(p) };
@@ -404,7 +404,8 @@ fn check_flags(flags: c_int, allowed: c_int) -> Result<()> {
     Ok(())
 }
 
-/// Applies `update_json` (operators `$set $unset $inc`, or a replacement document) to the
+/// The combined form of `nexus_update_one` / `nexus_update_many` / `nexus_replace_one`:
+/// applies `update_json` (operators such as `$set`, or a replacement document) to the
 /// first match of `filter_json`, or to every match with `NEXUS_MULTI`; with `NEXUS_UPSERT`
 /// inserts a document built from the filter's equality fields and the update when nothing
 /// matches. `*out_matched` / `*out_modified` (each may be NULL) get the counts; an upsert
@@ -431,13 +432,13 @@ pub unsafe extern "C" fn nexus_update(
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
-        let update = unsafe { doc_arg(update_json, "update_json") }?;
+        let update = unsafe { super::writes::update_arg(update_json, "update_json") }?;
         check_flags(flags, NEXUS_MULTI | NEXUS_UPSERT)?;
         let opts = UpdateOptions {
             multi: flags & NEXUS_MULTI != 0,
             upsert: flags & NEXUS_UPSERT != 0,
         };
-        let r = h.db.collection(coll).update(&filter, &update, opts)?;
+        let r = h.db.collection(coll).update_with(&filter, update, opts)?;
         // SAFETY: NULL or writable per the caller's contract (both lines).
         unsafe { write_opt(out_matched, r.matched) };
         unsafe { write_opt(out_modified, r.modified) };
@@ -503,7 +504,9 @@ pub unsafe extern "C" fn nexus_distinct(
 
 /// Finds one document (the first by the `sort` option), applies `update_json`, and writes the
 /// document before the update (or after, with `{"return": "after"}`) to `*out_json`, shaped by
-/// the `projection` option. With `{"upsert": true}` and no match a document is inserted; the
+/// the `projection` option. `update_json` takes operators, a replacement document or a
+/// pipeline (an array: `NEXUS_UNSUPPORTED` in this build); option `arrayFilters` gives the
+/// conditions of its `$[<identifier>]` paths. With `{"upsert": true}` and no match a document is inserted; the
 /// "before" image of an upsert is the JSON text `null`. `NEXUS_NOT_FOUND` when nothing
 /// matched and nothing was upserted.
 ///
@@ -523,14 +526,14 @@ pub unsafe extern "C" fn nexus_find_one_and_update(
         let h = unsafe { handle_ref(db, "db") }?;
         let coll = unsafe { str_arg(coll, "coll") }?;
         let filter = unsafe { filter_arg(filter_json) }?;
-        let update = unsafe { doc_arg(update_json, "update_json") }?;
+        let update = unsafe { super::writes::update_arg(update_json, "update_json") }?;
         let opts =
             FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         out_arg(out_json, "out_json")?;
         let upsert = opts.upsert;
         let r =
             h.db.collection(coll)
-                .find_one_and_update(&filter, &update, opts)?;
+                .find_one_and_update_with(&filter, update, opts)?;
         let text = match r {
             Some(d) => d.to_json(),
             None if upsert => "null".to_owned(),
@@ -567,7 +570,7 @@ pub unsafe extern "C" fn nexus_find_one_and_delete(
         let opts =
             FindOneAndOptions::from_json(unsafe { opt_str_arg(options_json, "options_json") }?)?;
         out_arg(out_json, "out_json")?;
-        if opts.upsert || opts.return_after {
+        if opts.upsert || opts.return_after || opts.array_filters.is_some() {
             return Err(Error::invalid(
                 "find_one_and_delete takes only 'sort' and 'projection' options",
             ));

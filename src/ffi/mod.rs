@@ -1,6 +1,7 @@
 //! The C ABI (`include/nexus.h`, generated from this module by cbindgen): a thin, total
 //! translation of the Rust API. Layout follows rustls-ffi: one file per C object family
-//! ([`db`], [`collection`], [`document`], [`cursor`], [`txn`], [`io`], [`maintenance`]) plus the
+//! ([`db`], [`collection`], [`document`], [`writes`], [`cursor`], [`txn`], [`io`],
+//! [`maintenance`]) plus the
 //! plumbing every entry point uses: [`status`] (codes, `nexus_errmsg`), `panic` (the
 //! `ffi_boundary` that turns errors into codes and panics into `NEXUS_INTERNAL`) and
 //! `handle` (NULL-checked pointer and string conversion, library-owned allocations).
@@ -23,3 +24,4 @@ pub mod maintenance;
 pub(crate) mod panic;
 pub mod status;
 pub mod txn;
+pub mod writes;

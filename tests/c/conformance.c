@@ -5,7 +5,11 @@
  * Runs every case of the given tests/conformance JSON files (format:
  * tests/conformance/README.md) through nexus_find / nexus_count / nexus_distinct /
  * nexus_update / nexus_delete / nexus_find_one_and_update / nexus_find_one_and_delete /
- * nexus_aggregate, each case on a fresh in-memory database. Expected and actual results are compared
+ * nexus_aggregate, nexus_update_one / nexus_update_many / nexus_replace_one /
+ * nexus_insert_many_with / nexus_bulk_write, each case on a fresh in-memory database. The
+ * JSON results of the last five are compared without the "errmsg" of their writeErrors
+ * (through a projection); a batch whose expected writeErrors are not empty must return an
+ * error status and still write its result. Expected and actual results are compared
  * after both pass through the library's own JSON writer (a scratch collection), so
  * formatting differences do not matter while values, field order and document order do.
  * The Rust runner (tests/query_conformance.rs) additionally compares int32 / int64 types,
@@ -192,6 +196,44 @@ static char *normalize(const char *json)
     return out;
 }
 
+/* A write result as the library renders it, without the errmsg of its writeErrors. */
+static char *normalize_result(const char *json)
+{
+    buf b = {0};
+    char *out = NULL;
+    const char *doc;
+    uint64_t n;
+    nexus_cursor *cur = NULL;
+    puts_(&b, "{\"_id\":\"r\",\"v\":");
+    puts_(&b, json);
+    puts_(&b, "}");
+    if (nexus_insert(scratch, "norm", b.s, NULL) == NEXUS_OK &&
+        nexus_find(scratch, "norm", "{\"_id\":\"r\"}",
+                   "{\"projection\":{\"v.writeErrors.errmsg\":0}}", &cur) == NEXUS_OK &&
+        nexus_cursor_next(cur, &doc) == NEXUS_ROW) {
+        out = malloc(strlen(doc) + 1);
+        if (out)
+            strcpy(out, doc);
+    } else {
+        fprintf(stderr, "cannot normalize %s: %s\n", json, nexus_errmsg());
+    }
+    nexus_cursor_close(cur);
+    nexus_delete(scratch, "norm", "{\"_id\":\"r\"}", 0, &n);
+    free(b.s);
+    return out;
+}
+
+static int same_result(const char *want, const char *got)
+{
+    char *a = normalize_result(want), *b = normalize_result(got);
+    int ok = a && b && strcmp(a, b) == 0;
+    if (!ok)
+        fail("result: expected %s\n          got      %s", a ? a : want, b ? b : got);
+    free(a);
+    free(b);
+    return ok;
+}
+
 static int same_json(const char *want, const char *got, const char *what)
 {
     char *a = normalize(want), *b = normalize(got);
@@ -291,6 +333,9 @@ static int run_case(span group, span docs, span c)
     char *op = opt(c, "op"), *filter = opt(c, "filter"), *options = opt(c, "options");
     char *update = opt(c, "update"), *field = opt(c, "field"), *pipeline = opt(c, "pipeline");
     span colls;
+    char *replacement = opt(c, "replacement"), *documents = opt(c, "documents");
+    char *operations = opt(c, "operations");
+    int write_call = 0, partial = 0;
     char *want_error = opt(c, "error"), *message = opt(c, "message");
     span expect_span, ids_span;
     int has_expect = get(c, "expect", &expect_span);
@@ -417,6 +462,45 @@ static int run_case(span group, span docs, span c)
             puts_(&got, out);
         }
         nexus_free(out);
+    } else if (!strncmp(kind, "update_one\"", 11) || !strncmp(kind, "update_many\"", 12) ||
+               !strncmp(kind, "replace_one\"", 12) || !strncmp(kind, "insert_many\"", 12) ||
+               !strncmp(kind, "bulk_write\"", 11)) {
+        char *out = NULL;
+        write_call = 1;
+        if (!strncmp(kind, "update_one\"", 11))
+            rc = nexus_update_one(db, "c", filter, update, options, &out);
+        else if (!strncmp(kind, "update_many\"", 12))
+            rc = nexus_update_many(db, "c", filter, update, options, &out);
+        else if (!strncmp(kind, "replace_one\"", 12))
+            rc = nexus_replace_one(db, "c", filter, replacement, options, &out);
+        else if (!strncmp(kind, "insert_many\"", 12))
+            rc = nexus_insert_many_with(db, "c", documents, options, &out);
+        else
+            rc = nexus_bulk_write(db, "c", operations, options, &out);
+        if (rc != NEXUS_OK)
+            snprintf(errmsg, sizeof errmsg, "%s", nexus_errmsg());
+        if (out)
+            puts_(&got, out);
+        nexus_free(out);
+        if (has_expect) {
+            span we;
+            partial = get(expect_span, "writeErrors", &we) && !span_is(we, "[]");
+        }
+        if (partial) {
+            /* A batch that failed part-way: an error status, and the result anyway. */
+            if (rc == NEXUS_OK) {
+                ok = fail("expected an error status for the write errors, got NEXUS_OK");
+                goto out;
+            }
+            if (!got.s) {
+                ok = fail("no result written with %s: %s", nexus_errstr(rc), errmsg);
+                goto out;
+            }
+            rc = NEXUS_OK;
+        } else if (rc == NEXUS_OK && !got.s) {
+            ok = fail("no result written");
+            goto out;
+        }
     } else {
         ok = fail("unknown op %s", op);
         goto out;
@@ -482,6 +566,8 @@ static int run_case(span group, span docs, span c)
             }
             free(ms);
             free(ds);
+        } else if (write_call) {
+            ok = same_result(expect, got.s);
         } else {
             ok = same_json(expect, got.s, "result");
         }
@@ -495,6 +581,9 @@ out:
     free(filter);
     free(options);
     free(update);
+    free(replacement);
+    free(documents);
+    free(operations);
     free(field);
     free(pipeline);
     free(want_error);

@@ -744,6 +744,62 @@ TEST_F(NexusTest, UpdateErrors) {
     EXPECT_NEXUS_ERROR(db.update("missing", "{}", R"({"$set":{"a":1}})"), NEXUS_NO_COLLECTION);
 }
 
+TEST_F(NexusTest, UpdateOneReplaceOneAndArrayFilters) {
+    ASSERT_EQ(db.insert_many("s", R"([{"_id":1,"grades":[95,102,90]},{"_id":2,"grades":[100]}])"), 2u);
+    nexus::UpdateOptions af;
+    af.array_filters = R"([{"g":{"$gte":100}}])";
+    auto r = db.update_many("s", "{}", R"({"$set":{"grades.$[g]":100}})", af);
+    EXPECT_EQ(r.matched, 2u);
+    EXPECT_EQ(r.modified, 1u);
+    EXPECT_EQ(r.upserted_count, 0u);
+    EXPECT_FALSE(r.upserted_id);
+    EXPECT_EQ(db.count("s", R"({"grades":[95,100,90]})"), 1u);
+
+    // The update-vs-replacement rule of MongoDB.
+    EXPECT_NEXUS_ERROR(db.update_one("s", R"({"_id":1})", R"({"x":22})"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.replace_one("s", R"({"_id":1})", R"({"$set":{"x":1}})"),
+                       NEXUS_INVALID_ARGUMENT);
+    r = db.replace_one("s", R"({"_id":2})", R"({"x":1})");
+    EXPECT_EQ(r.matched, 1u);
+    EXPECT_EQ(db.count("s", R"({"_id":2,"x":1})"), 1u);
+
+    // upsertedId, and sort choosing the document.
+    nexus::UpdateOptions up;
+    up.upsert = true;
+    r = db.update_one("s", R"({"_id":"new"})", R"({"$set":{"v":1}})", up);
+    EXPECT_EQ(r.upserted_count, 1u);
+    ASSERT_TRUE(r.upserted_id);
+    EXPECT_EQ(*r.upserted_id, R"("new")");
+    nexus::UpdateOptions sorted;
+    sorted.sort = R"({"_id":-1})";
+    r = db.update_one("s", R"({"_id":{"$type":"number"}})", R"({"$set":{"last":true}})", sorted);
+    EXPECT_EQ(db.count("s", R"({"_id":2,"last":true})"), 1u);
+}
+
+TEST_F(NexusTest, InsertManyWithAndBulkWrite) {
+    ASSERT_EQ(db.insert_many("b", R"([{"_id":1}])"), 1u);
+    auto r = db.insert_many_with("b", R"([{"_id":2},{"_id":3}])");
+    EXPECT_EQ(r.inserted_count, 2u);
+    EXPECT_TRUE(Contains(r.json, R"("writeErrors":[])")) << r.json;
+    try {
+        db.insert_many_with("b", R"([{"_id":4},{"_id":1},{"_id":5}])", R"({"ordered":false})");
+        ADD_FAILURE() << "a duplicate _id did not throw";
+    } catch (const nexus::BulkWriteError& e) {
+        EXPECT_EQ(e.code(), NEXUS_DUPLICATE_KEY);
+        EXPECT_TRUE(Contains(e.result_json(), R"("insertedCount":2)")) << e.result_json();
+        EXPECT_TRUE(Contains(e.result_json(), R"("code":11000)")) << e.result_json();
+    }
+    EXPECT_EQ(db.count("b"), 5u);
+    auto b = db.bulk_write("b", R"([{"insertOne":{"document":{"_id":6}}},
+        {"updateOne":{"filter":{"_id":6},"update":{"$set":{"x":1}}}},
+        {"deleteMany":{"filter":{"_id":{"$lt":3}}}}])");
+    EXPECT_EQ(b.inserted_count, 1u);
+    EXPECT_TRUE(Contains(b.json, R"("deletedCount":2)")) << b.json;
+    EXPECT_EQ(db.count("b"), 4u);
+    EXPECT_NEXUS_ERROR(db.bulk_write("b", R"([{"updateOne":{"filter":{},"update":{"x":1}}}])"),
+                       NEXUS_INVALID_ARGUMENT);
+}
+
 TEST_F(NexusTest, DeleteOneManyAndRemove) {
     seed_people();
     EXPECT_EQ(db.delete_one("people", R"({"city":"paris"})"), 1u);

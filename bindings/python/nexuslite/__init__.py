@@ -5,6 +5,7 @@
         people = db.collection("people")
         people.insert_dataframe(df)                      # pandas DataFrame -> documents
         older = people.find_dataframe({"age": {"$gt": 30}})
+        people.update_many({}, {"$inc": {"visits": 1}})  # {"matchedCount": ..., ...}
 
 The library is found through the NEXUS_LIB environment variable, else target/release/libnexus.so
 of the repository this package lives in. Documents cross the boundary as MongoDB Extended
@@ -23,6 +24,7 @@ __all__ = [
     "Database",
     "Collection",
     "NexusError",
+    "BulkWriteError",
     "keygen",
     "public_key",
     "sign",
@@ -44,6 +46,15 @@ class NexusError(Exception):
         self.message = message
 
 
+class BulkWriteError(NexusError):
+    """Some documents or operations of insert_many / bulk_write failed. ``result`` is the
+    call's result (MongoDB's names, with ``writeErrors``); what succeeded stays written."""
+
+    def __init__(self, code, message, result):
+        super().__init__(code, message)
+        self.result = result
+
+
 def _load():
     path = os.environ.get("NEXUS_LIB") or os.path.join(
         os.path.dirname(__file__), "..", "..", "..", "target", "release", "libnexus.so"
@@ -56,6 +67,11 @@ def _load():
         "nexus_errmsg": ([], cp),
         "nexus_free": ([vp], None),
         "nexus_insert_many": ([vp, cp, cp, p(ctypes.c_uint64)], i),
+        "nexus_update_one": ([vp, cp, cp, cp, cp, p(vp)], i),
+        "nexus_update_many": ([vp, cp, cp, cp, cp, p(vp)], i),
+        "nexus_replace_one": ([vp, cp, cp, cp, cp, p(vp)], i),
+        "nexus_insert_many_with": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_bulk_write": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_find": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_aggregate": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_cursor_next": ([vp, p(cp)], i),
@@ -253,6 +269,57 @@ class Collection:
         import pandas as pd
 
         return pd.DataFrame.from_records(list(self.find(filter, **options)))
+
+    def _update(self, fn, filter, update, upsert, array_filters, sort, hint):
+        opts = {}
+        if upsert:
+            opts["upsert"] = True
+        if array_filters is not None:
+            opts["arrayFilters"] = array_filters
+        if sort is not None:
+            opts["sort"] = sort
+        if hint is not None:
+            opts["hint"] = hint
+        out = ctypes.c_void_p()
+        _check(fn(self._db._h, _b(self.name), _json(filter), _json(update), _json(opts or None), ctypes.byref(out)))
+        return json.loads(_take_string(out))
+
+    def update_one(self, filter, update, upsert=False, array_filters=None, sort=None, hint=None):
+        """nexus_update_one: update operators (not a replacement) on the first match (the
+        first by ``sort``). Returns {"matchedCount", "modifiedCount", "upsertedCount"} and
+        "upsertedId" when a document was upserted."""
+        return self._update(_api().nexus_update_one, filter, update, upsert, array_filters, sort, hint)
+
+    def update_many(self, filter, update, upsert=False, array_filters=None, hint=None):
+        """nexus_update_many: update operators on every match; result as update_one."""
+        return self._update(_api().nexus_update_many, filter, update, upsert, array_filters, None, hint)
+
+    def replace_one(self, filter, replacement, upsert=False, sort=None, hint=None):
+        """nexus_replace_one: a new body (no operators) for the first match; result as
+        update_one."""
+        return self._update(_api().nexus_replace_one, filter, replacement, upsert, None, sort, hint)
+
+    def _batch(self, fn, items, ordered):
+        out = ctypes.c_void_p()
+        opts = None if ordered else {"ordered": False}
+        rc = fn(self._db._h, _b(self.name), _json(items), _json(opts), ctypes.byref(out))
+        if rc != NEXUS_OK and out.value:
+            message = (_api().nexus_errmsg() or b"").decode("utf-8", "replace")
+            raise BulkWriteError(rc, message, json.loads(_take_string(out)))
+        _check(rc)
+        return json.loads(_take_string(out))
+
+    def insert_many(self, docs, ordered=True):
+        """nexus_insert_many_with: inserts in order; ``ordered=False`` tries every document.
+        Returns {"insertedCount", "insertedIds", "writeErrors"}; raises BulkWriteError
+        (with ``.result``) when some failed, the others staying inserted."""
+        return self._batch(_api().nexus_insert_many_with, list(docs), ordered)
+
+    def bulk_write(self, operations, ordered=True):
+        """nexus_bulk_write: write models as MongoDB's drivers write them
+        ({"insertOne": {"document": ...}}, {"updateOne": {"filter", "update", ...}}, ...).
+        Returns MongoDB's BulkWriteResult as a dict; raises BulkWriteError when some failed."""
+        return self._batch(_api().nexus_bulk_write, list(operations), ordered)
 
     def count(self, filter=None):
         n = ctypes.c_uint64()

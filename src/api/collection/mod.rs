@@ -1,7 +1,8 @@
 //! [`Collection`]: the document operations of the Rust API, run through a [`Database`]
 //! connection's transaction helpers, one file per kind of operation: `insert.rs` (insert,
 //! insert with a TTL, insert many), `read.rs` (get by `_id`, find, count, distinct),
-//! `write.rs` (replace, set a TTL, update, delete, find-one-and-modify) and `indexes.rs`
+//! `write.rs` (replace, set a TTL, update, delete, find-one-and-modify), `modify.rs`
+//! (update_one / update_many / replace_one, insert_many_with, bulk_write) and `indexes.rs`
 //! (create, drop, list, explain). This file holds what they share: the collection name
 //! rule and the path of a new document into storage. Every write computes and validates all
 //! of its changes before applying any, so a failing call changes nothing.
@@ -9,6 +10,7 @@
 mod aggregate;
 mod indexes;
 mod insert;
+mod modify;
 pub(crate) mod read;
 mod write;
 

@@ -3,11 +3,14 @@
 
 use super::Collection;
 use crate::api::options::{FindOneAndOptions, UpdateOptions, UpdateResult};
+use crate::api::writes::ModifyOptions;
 use crate::document::record::{self, RecordVersion};
 use crate::document::{now_millis, Document, DocumentId};
 use crate::error::{Error, Result};
+use crate::exec::plan::choose;
 use crate::exec::scan::{first_match, live, scan_matches, scan_matching_records};
 use crate::query::update::patch::{self, Patched};
+use crate::query::update::UpdateModifications;
 use crate::query::{filter::Filter, update::Update, FindOptions, Plan};
 use crate::storage::Bytes;
 use bson::Document as BsonDocument;
@@ -101,19 +104,86 @@ impl Collection<'_> {
         })
     }
 
-    /// Updates the first match (or all with `multi`), or upserts.
+    /// Updates the first match (or all with `multi`), or upserts: the combined form, where
+    /// `update` is operators or a replacement document (see [`Collection::update_one`],
+    /// [`Collection::update_many`] and [`Collection::replace_one`] for the forms that tell
+    /// them apart and take `arrayFilters`, `sort` and `hint`).
     pub fn update(
         &self,
         filter: &BsonDocument,
         update: &BsonDocument,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
-        let f = Filter::parse(filter)?;
-        let u = Update::parse(update)?;
+        self.update_combined(filter, Update::parse_document(update, None)?, options)
+    }
+
+    /// [`Collection::update`] of an update that may also be a pipeline (an array of
+    /// stages: [`Error::Unsupported`] in this build).
+    pub fn update_with(
+        &self,
+        filter: &BsonDocument,
+        update: impl Into<UpdateModifications>,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
+        self.update_combined(filter, Update::parse_with(&update.into(), None)?, options)
+    }
+
+    fn update_combined(
+        &self,
+        filter: &BsonDocument,
+        u: Update,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
         if options.multi && u.is_replacement() {
             return Err(Error::invalid(
                 "a replacement document cannot be applied to several documents (multi)",
             ));
+        }
+        let opts = ModifyOptions {
+            upsert: options.upsert,
+            ..ModifyOptions::default()
+        };
+        self.update_parsed(filter, &u, options.multi, &opts)
+    }
+
+    /// Applies a parsed update to the first match of `filter` (by `options.sort` when
+    /// given), or to every match with `multi`, or upserts. Everything is computed before
+    /// anything is written.
+    pub(super) fn update_parsed(
+        &self,
+        filter: &BsonDocument,
+        u: &Update,
+        multi: bool,
+        options: &ModifyOptions,
+    ) -> Result<UpdateResult> {
+        if let Some(sort) = &options.sort {
+            // Before the copy below (copying recurses).
+            crate::document::check_nesting(sort, crate::document::MAX_QUERY_NESTING, "sort")?;
+        }
+        let plan =
+            match &options.sort {
+                Some(sort) if !multi => Some(Plan::compile(
+                    filter,
+                    &FindOptions {
+                        sort: Some(sort.clone()),
+                        ..FindOptions::default()
+                    },
+                )?),
+                Some(_) => return Err(Error::invalid(
+                    "option 'sort' applies to update_one and replace_one, not to several documents",
+                )),
+                None => None,
+            };
+        let parsed;
+        let f = match &plan {
+            Some(p) => &p.filter,
+            None => {
+                parsed = Filter::parse(filter)?;
+                &parsed
+            }
+        };
+        if let Some(h) = &options.hint {
+            crate::document::check_value_nesting(h, crate::document::MAX_QUERY_NESTING, "hint")?;
         }
         let version = self.record_version();
         self.db.write(|t| {
@@ -123,14 +193,25 @@ impl Collection<'_> {
             if !options.upsert {
                 self.require_table(t.as_read())?;
             }
-            if t.has_table(&self.name) {
+            if let (Some(h), true) = (&options.hint, t.has_table(&self.name)) {
+                // The hint is checked as find checks it (an index name, a key pattern or
+                // `$natural`); the update visits its candidates in the collection's order
+                // whatever the plan, so the choice itself changes no result.
+                choose(t.as_read(), &self.name, f, None, None, Some(h), None)?;
+            }
+            if let (Some(plan), true) = (&plan, t.has_table(&self.name)) {
+                if let Some((key, rec, doc)) = first_match(t.as_read(), &self.name, plan)? {
+                    result.matched = 1;
+                    changes.extend(updated_record(u, f, &key, &rec, &doc, now, version)?.1);
+                }
+            } else if t.has_table(&self.name) {
                 // Single-field changes are written into the stored bytes, without decoding
                 // the document (`patch`); the rest decode and apply.
-                let patchable = patch::may_patch(&u);
-                scan_matching_records(t.as_read(), &self.name, &f, |key, rec| {
+                let patchable = patch::may_patch(u);
+                scan_matching_records(t.as_read(), &self.name, f, |key, rec| {
                     result.matched += 1;
                     let patched = if patchable {
-                        patch::patch(&u, record::body_bytes(rec)?)
+                        patch::patch(u, record::body_bytes(rec)?)
                     } else {
                         None
                     };
@@ -141,15 +222,15 @@ impl Collection<'_> {
                         }
                         None => {
                             let doc = record::decode_body(rec)?.into_bson();
-                            updated_record(&u, &f, key, rec, &doc, now, version)?.1
+                            updated_record(u, f, key, rec, &doc, now, version)?.1
                         }
                     };
                     changes.extend(change);
-                    Ok(options.multi)
+                    Ok(multi)
                 })?;
             }
             if result.matched == 0 && options.upsert {
-                let mut p = [self.prepare_new(upsert_document(&f, &u)?.into(), now, None)?];
+                let mut p = [self.prepare_new(upsert_document(f, u)?.into(), now, None)?];
                 self.store_new(t, &mut p, now)?;
                 let [p] = p;
                 result.upserted_id = Some(p.id);
@@ -188,19 +269,36 @@ impl Collection<'_> {
         update: &BsonDocument,
         options: FindOneAndOptions,
     ) -> Result<Option<Document>> {
-        let r = self.find_one_and_update_with(filter, update, &options);
+        let r = self.find_one_and_update_inner(
+            filter,
+            &UpdateModifications::Document(update.clone()),
+            &options,
+        );
         dispose_options(options);
         r
     }
 
-    fn find_one_and_update_with(
+    /// [`Collection::find_one_and_update`] of an update that may also be a pipeline (an
+    /// array of stages: [`Error::Unsupported`] in this build).
+    pub fn find_one_and_update_with(
         &self,
         filter: &BsonDocument,
-        update: &BsonDocument,
+        update: impl Into<UpdateModifications>,
+        options: FindOneAndOptions,
+    ) -> Result<Option<Document>> {
+        let r = self.find_one_and_update_inner(filter, &update.into(), &options);
+        dispose_options(options);
+        r
+    }
+
+    fn find_one_and_update_inner(
+        &self,
+        filter: &BsonDocument,
+        update: &UpdateModifications,
         options: &FindOneAndOptions,
     ) -> Result<Option<Document>> {
         let f = Filter::parse(filter)?;
-        let u = Update::parse(update)?;
+        let u = Update::parse_with(update, options.array_filters.as_deref())?;
         check_option_docs(options)?;
         let plan = Plan::compile(
             filter,
@@ -279,10 +377,14 @@ impl Collection<'_> {
 /// when they are refused).
 fn dispose_options(options: FindOneAndOptions) {
     let FindOneAndOptions {
-        sort, projection, ..
+        sort,
+        projection,
+        array_filters,
+        ..
     } = options;
     sort.into_iter()
         .chain(projection)
+        .chain(array_filters.into_iter().flatten())
         .for_each(crate::document::dispose);
 }
 
@@ -364,7 +466,7 @@ fn upsert_document(f: &Filter, u: &Update) -> Result<Document> {
             }
             out
         }
-        Update::Ops(_) => u.apply(&seed, f, true)?,
+        Update::Ops(..) | Update::Pipeline(_) => u.apply(&seed, f, true)?,
     };
     Ok(Document::from(body))
 }

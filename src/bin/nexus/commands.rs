@@ -6,7 +6,7 @@
 //! JSON, one per line; counts as bare numbers).
 
 use crate::relaxed::to_strict_json;
-use nexus::{AggregateOptions, Database, Document, FindOptions, UpdateOptions};
+use nexus::{AggregateOptions, Database, Document, FindOptions, ModifyOptions, UpdateOptions};
 use std::io::Write;
 
 /// A command failure: a message for stderr.
@@ -22,6 +22,15 @@ pub fn parse_object(text: &str, what: &str) -> Result<bson::Document, String> {
     Document::from_json(&strict)
         .map(Document::into_bson)
         .map_err(|e| format!("{what}: {e}"))
+}
+
+/// Parses `--array-filters` (relaxed JSON: `[{x: {$gte: 100}}]`).
+pub fn parse_array_filters(text: &str) -> Result<Vec<bson::Document>, String> {
+    let strict = to_strict_json(&format!("{{arrayFilters: {text}}}"))
+        .map_err(|e| format!("--array-filters: {e}"))?;
+    ModifyOptions::from_json(Some(&strict))
+        .map(|o| o.array_filters.unwrap_or_default())
+        .map_err(|e| format!("--array-filters: {e}"))
 }
 
 /// Parses an optional filter (absent: match all).
@@ -124,12 +133,27 @@ pub fn update(
     filter: &bson::Document,
     update: &bson::Document,
     options: UpdateOptions,
+    array_filters: Option<Vec<bson::Document>>,
     out: &mut dyn Write,
 ) -> CmdResult {
-    let r = db
-        .collection(coll)
-        .update(filter, update, options)
-        .map_err(err)?;
+    let c = db.collection(coll);
+    let r = match array_filters {
+        // With arrayFilters: MongoDB's update form (operators only).
+        Some(filters) => {
+            let o = ModifyOptions {
+                upsert: options.upsert,
+                array_filters: Some(filters),
+                ..ModifyOptions::default()
+            };
+            if options.multi {
+                c.update_many(filter, update.clone(), o)
+            } else {
+                c.update_one(filter, update.clone(), o)
+            }
+        }
+        None => c.update(filter, update, options),
+    }
+    .map_err(err)?;
     match r.upserted_id {
         Some(id) => writeln!(
             out,

@@ -155,6 +155,10 @@ enum Command {
         multi: bool,
         #[arg(long)]
         upsert: bool,
+        /// The conditions of the update's `$[<identifier>]` paths, a JSON array
+        /// (`[{x: {$gte: 100}}]`); the update must then use operators.
+        #[arg(long)]
+        array_filters: Option<String>,
     },
     /// Delete the first matching document (all with --multi).
     Delete {
@@ -529,9 +533,14 @@ fn run(cli: Cli) -> Result<(), String> {
             update,
             multi,
             upsert,
+            array_filters,
         } => {
             let f = parse_object(&filter, "filter")?;
             let u = parse_object(&update, "update")?;
+            let array_filters = array_filters
+                .as_deref()
+                .map(commands::parse_array_filters)
+                .transpose()?;
             let db = if upsert {
                 open_or_create(&db)?
             } else {
@@ -543,6 +552,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 &f,
                 &u,
                 UpdateOptions { multi, upsert },
+                array_filters,
                 &mut out,
             )
         }

@@ -145,7 +145,7 @@ fn run_line(db: &Database, line: &str, out: &mut dyn Write) -> Result<bool, Stri
             };
             let filter = parse_object(args[1], "filter")?;
             let update = parse_object(args[2], "update")?;
-            commands::update(db, args[0], &filter, &update, options, out)?;
+            commands::update(db, args[0], &filter, &update, options, None, out)?;
         }
         "delete" => {
             arity(2, 2, "delete COLL FILTER [--multi]")?;

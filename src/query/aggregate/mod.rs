@@ -827,8 +827,17 @@ fn unwind(
 ///
 /// Errors: [`Error::Parse`] for a stage not allowed in an update or a malformed one,
 /// [`Error::Unsupported`] for an unknown operator, expression errors as in `aggregate`.
-#[allow(dead_code)] // the entry point for pipeline-style updates (the CRUD side of #21)
 pub(crate) fn apply_update_pipeline(doc: &Document, stages: &[Document]) -> Result<Document> {
+    check_update_pipeline(stages)?;
+    let (p, _) = Pipeline::parse(stages)?;
+    let mut out = p.run(vec![doc.clone()], &[], &NoForeign)?;
+    out.pop()
+        .ok_or_else(|| Error::Internal("an update pipeline produced no document".into()))
+}
+
+/// Checks a pipeline-style update before it runs: only `$addFields` / `$set`, `$unset`,
+/// `$project`, `$replaceRoot` and `$replaceWith`, each well formed.
+pub(crate) fn check_update_pipeline(stages: &[Document]) -> Result<()> {
     for s in stages {
         let name = s.keys().next().map(String::as_str).unwrap_or("");
         if !matches!(
@@ -840,8 +849,5 @@ pub(crate) fn apply_update_pipeline(doc: &Document, stages: &[Document]) -> Resu
             )));
         }
     }
-    let (p, _) = Pipeline::parse(stages)?;
-    let mut out = p.run(vec![doc.clone()], &[], &NoForeign)?;
-    out.pop()
-        .ok_or_else(|| Error::Internal("an update pipeline produced no document".into()))
+    Pipeline::parse(stages).map(drop)
 }

@@ -4,7 +4,8 @@
 //! caller's document untouched (work happens on a copy).
 
 use super::fields::{arith, get_path, set_path, unset_path, zero_like};
-use super::{type_name, Action, FieldOp, PullCond, PushSort, PushSpec};
+use super::parse::filtered_identifier;
+use super::{type_name, Action, ArrayFilters, FieldOp, PullCond, PushSort, PushSpec};
 use crate::error::{Error, Result};
 use crate::query::compare::{compare, equal};
 use crate::query::filter::Filter;
@@ -20,6 +21,8 @@ pub(super) struct Ctx<'a> {
     pub inserting: bool,
     /// The document as it was matched, before any operator ran.
     pub original: &'a Document,
+    /// The conditions of the `$[<identifier>]` components.
+    pub array_filters: &'a ArrayFilters,
 }
 
 fn id_text(doc: &Document) -> String {
@@ -28,14 +31,38 @@ fn id_text(doc: &Document) -> String {
         .unwrap_or_else(|| "(none)".into())
 }
 
-/// Runs one operator on `doc`.
-pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<()> {
-    for path in expand(doc, op, ctx)? {
-        apply_action(doc, op, &path, ctx).map_err(|e| match e {
+/// Runs one operator on `doc`; returns the concrete paths it stood for (`$`, `$[]` and
+/// `$[<identifier>]` resolved).
+pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<Vec<String>> {
+    let paths = expand(doc, op, ctx)?;
+    for path in &paths {
+        apply_action(doc, op, path, ctx).map_err(|e| match e {
             // Name the operator where the message does not already.
             Error::Parse(m) if !m.contains(op.op) => Error::Parse(format!("{}: {m}", op.op)),
             other => other,
         })?;
+    }
+    Ok(paths)
+}
+
+/// Two operators whose positional paths resolved to the same element (or one inside the
+/// other), e.g. `a.$[x]` and `a.$[y]` when both filters match `a.0`: MongoDB refuses the
+/// update. `written` holds each operator's concrete paths.
+pub(super) fn check_resolved_conflicts(written: &[Vec<String>]) -> Result<()> {
+    for (i, mine) in written.iter().enumerate() {
+        for theirs in &written[i + 1..] {
+            for a in mine {
+                for b in theirs {
+                    let clash = a == b
+                        || b.starts_with(&format!("{a}."))
+                        || a.starts_with(&format!("{b}."));
+                    if clash {
+                        let at = if a.len() <= b.len() { a } else { b };
+                        return Err(Error::parse(format!("Update created a conflict at '{at}'")));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -43,7 +70,7 @@ pub(super) fn apply_op(doc: &mut Document, op: &FieldOp, ctx: &Ctx<'_>) -> Resul
 /// The concrete paths `op.path` stands for in `doc`.
 fn expand(doc: &Document, op: &FieldOp, ctx: &Ctx<'_>) -> Result<Vec<String>> {
     let parts: Vec<&str> = op.path.split('.').collect();
-    if !parts.iter().any(|p| *p == "$" || *p == "$[]") {
+    if !parts.iter().any(|p| p.starts_with('$')) {
         return Ok(vec![op.path.clone()]);
     }
     let mut out = Vec::new();
@@ -85,20 +112,48 @@ fn expand_from(
         }
         "$[]" => {
             let at = prefix.join(".");
-            match get_path(doc, &at) {
-                Some(Bson::Array(items)) => {
-                    for i in 0..items.len() {
+            for i in 0..elements_at(doc, op, &at)?.len() {
+                expand_from(doc, op, rest, with(i.to_string()), ctx, out)?;
+            }
+            Ok(())
+        }
+        p => match filtered_identifier(p) {
+            Some(id) => {
+                let at = prefix.join(".");
+                // Filters see the elements as the document was matched (as MongoDB
+                // resolves every operator's positions before applying any), unless an
+                // earlier operator made the array.
+                let before = match get_path(ctx.original, &at) {
+                    Some(Bson::Array(items)) => Some(items),
+                    _ => None,
+                };
+                for (i, e) in elements_at(doc, op, &at)?.iter().enumerate() {
+                    let e = before.and_then(|b| b.get(i)).unwrap_or(e);
+                    if ctx.array_filters.element_matches(id, e) {
                         expand_from(doc, op, rest, with(i.to_string()), ctx, out)?;
                     }
-                    Ok(())
                 }
-                _ => Err(Error::parse(format!(
-                    "{}: the path '{at}' must exist in the document in order to apply array updates (path '{}')",
-                    op.op, op.path
-                ))),
+                Ok(())
             }
-        }
-        p => expand_from(doc, op, rest, with(p.to_owned()), ctx, out),
+            None => expand_from(doc, op, rest, with(p.to_owned()), ctx, out),
+        },
+    }
+}
+
+/// The elements of the array at `at` that `$[]` or `$[<identifier>]` walk.
+fn elements_at<'d>(doc: &'d Document, op: &FieldOp, at: &str) -> Result<&'d [Bson]> {
+    match get_path(doc, at) {
+        Some(Bson::Array(items)) => Ok(items),
+        None => Err(Error::parse(format!(
+            "{}: The path '{at}' must exist in the document in order to apply array updates (path '{}')",
+            op.op, op.path
+        ))),
+        Some(other) => Err(Error::parse(format!(
+            "{}: Cannot apply array updates to non-array element {at}: {} (path '{}')",
+            op.op,
+            crate::document::json::bson_to_json_text(other),
+            op.path
+        ))),
     }
 }
 

@@ -7,13 +7,16 @@
 //! new document first and writes only when all of them succeeded.
 
 mod apply;
+pub(crate) mod array_filters;
 pub(crate) mod fields;
 mod parse;
 pub(crate) mod patch;
+pub(crate) mod pipeline;
 
 use super::filter::{Cond, Filter};
 use super::sort::SortSpec;
 use crate::error::{Error, Result};
+pub(crate) use array_filters::ArrayFilters;
 use bson::{Bson, Document};
 
 pub(crate) use fields::set_path;
@@ -74,7 +77,7 @@ pub(crate) enum Action {
 pub(crate) struct FieldOp {
     /// The operator's name, for messages.
     pub op: &'static str,
-    /// The path as written (may hold `$` or `$[]`).
+    /// The path as written (may hold `$`, `$[]` or `$[<identifier>]`).
     pub path: String,
     pub action: Action,
 }
@@ -84,14 +87,87 @@ pub(crate) struct FieldOp {
 pub(crate) enum Update {
     /// A whole new body (the `_id` is kept).
     Replace(Document),
-    /// Field operators, in the order given.
-    Ops(Vec<FieldOp>),
+    /// Field operators, in the order given, and the `arrayFilters` their `$[<identifier>]`
+    /// paths use.
+    Ops(Vec<FieldOp>, ArrayFilters),
+    /// An aggregation pipeline (an update given as an array of stages), applied by
+    /// [`pipeline::apply`].
+    Pipeline(Vec<Document>),
+}
+
+/// An update as a caller gives it: an update or replacement document, or a pipeline (an
+/// array of stages such as `$set` / `$unset`).
+#[derive(Debug, Clone)]
+pub enum UpdateModifications {
+    /// Operators (`{"$set": ...}`) or a replacement document.
+    Document(Document),
+    /// An aggregation pipeline.
+    Pipeline(Vec<Document>),
+}
+
+impl From<Document> for UpdateModifications {
+    fn from(d: Document) -> Self {
+        UpdateModifications::Document(d)
+    }
+}
+
+impl From<&Document> for UpdateModifications {
+    fn from(d: &Document) -> Self {
+        UpdateModifications::Document(d.clone())
+    }
+}
+
+impl From<Vec<Document>> for UpdateModifications {
+    fn from(stages: Vec<Document>) -> Self {
+        UpdateModifications::Pipeline(stages)
+    }
 }
 
 impl Update {
-    /// Parses and validates an update document.
+    /// Parses and validates an update document (no `arrayFilters`).
+    #[cfg(test)]
     pub(crate) fn parse(update: &Document) -> Result<Self> {
-        parse::parse(update)
+        parse::parse(update, &ArrayFilters::none())
+    }
+
+    /// Parses an update or replacement document with its `arrayFilters` (parsed first).
+    pub(crate) fn parse_document(
+        update: &Document,
+        array_filters: Option<&[Document]>,
+    ) -> Result<Self> {
+        let filters = match array_filters {
+            Some(docs) => ArrayFilters::parse(docs)?,
+            None => ArrayFilters::none(),
+        };
+        parse::parse(update, &filters)
+    }
+
+    /// Parses an update (document or pipeline) with its `arrayFilters` (the option's
+    /// documents, parsed first, as MongoDB does). A pipeline takes no `arrayFilters`.
+    pub(crate) fn parse_with(
+        update: &UpdateModifications,
+        array_filters: Option<&[Document]>,
+    ) -> Result<Self> {
+        match update {
+            UpdateModifications::Document(d) => Self::parse_document(d, array_filters),
+            UpdateModifications::Pipeline(stages) => {
+                if array_filters.is_some_and(|a| !a.is_empty()) {
+                    return Err(Error::parse(
+                        "arrayFilters may not be specified for pipeline-style updates",
+                    ));
+                }
+                // Before the copy below (copying recurses).
+                for stage in stages {
+                    crate::document::check_nesting(
+                        stage,
+                        crate::document::MAX_QUERY_NESTING,
+                        "a pipeline stage",
+                    )?;
+                }
+                pipeline::check(stages)?;
+                Ok(Update::Pipeline(stages.clone()))
+            }
+        }
     }
 
     /// Whether this is a replacement document.
@@ -130,15 +206,27 @@ impl Update {
                 }
                 Ok(out)
             }
-            Update::Ops(ops) => {
+            Update::Pipeline(stages) => pipeline::apply(doc, stages),
+            Update::Ops(ops, array_filters) => {
                 let mut out = doc.clone();
                 let ctx = apply::Ctx {
                     filter,
                     inserting,
                     original: doc,
+                    array_filters,
                 };
+                // Operators with positional paths may resolve to the same element: their
+                // concrete paths are checked against each other (others were at parse).
+                let positional = ops.iter().any(|op| op.path.contains('$'));
+                let mut written = Vec::new();
                 for op in ops {
-                    apply::apply_op(&mut out, op, &ctx)?;
+                    let paths = apply::apply_op(&mut out, op, &ctx)?;
+                    if positional {
+                        written.push(paths);
+                    }
+                }
+                if positional {
+                    apply::check_resolved_conflicts(&written)?;
                 }
                 if !inserting {
                     match (out.get("_id"), &id) {

@@ -7,7 +7,9 @@
 //! before anything else reads it, and every path's length ([`check_limits`]), checked before
 //! the path is used. Applying an update recurses once per path component.
 
-use super::{immutable_id, type_name, Action, FieldOp, PullCond, PushSort, PushSpec, Update};
+use super::{
+    immutable_id, type_name, Action, ArrayFilters, FieldOp, PullCond, PushSort, PushSpec, Update,
+};
 use crate::document::{check_nesting, MAX_NESTING, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::query::filter::Filter;
@@ -18,7 +20,7 @@ use bson::{Bson, Document};
 /// Update operators of MongoDB that this build does not have.
 const UNSUPPORTED_OPS: &[&str] = &["$bit"];
 
-pub(super) fn parse(update: &Document) -> Result<Update> {
+pub(super) fn parse(update: &Document, array_filters: &ArrayFilters) -> Result<Update> {
     check_nesting(update, MAX_QUERY_NESTING, "update")?;
     if update.is_empty() {
         return Err(Error::parse(
@@ -29,6 +31,7 @@ pub(super) fn parse(update: &Document) -> Result<Update> {
     if dollar == 0 {
         check_nesting(update, MAX_NESTING, "the replacement document")?;
         check_replacement(update)?;
+        array_filters.check_used(&[], update)?;
         return Ok(Update::Replace(update.clone()));
     }
     if dollar != update.len() {
@@ -88,7 +91,30 @@ pub(super) fn parse(update: &Document) -> Result<Update> {
         }
     }
     check_conflicts(&ops)?;
-    Ok(Update::Ops(ops))
+    for op in &ops {
+        for path in written_paths(op) {
+            for part in path.split('.') {
+                if let Some(id) = filtered_identifier(part) {
+                    if !array_filters.has(id) {
+                        return Err(Error::parse(format!(
+                            "No array filter found for identifier '{id}' in path '{path}'"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    let paths: Vec<&str> = ops.iter().map(|op| op.path.as_str()).collect();
+    array_filters.check_used(&paths, update)?;
+    Ok(Update::Ops(ops, array_filters.clone()))
+}
+
+/// The identifier of a filtered positional path component `$[<identifier>]` (`None` for
+/// anything else, `$[]` included).
+pub(super) fn filtered_identifier(part: &str) -> Option<&str> {
+    part.strip_prefix("$[")
+        .and_then(|p| p.strip_suffix(']'))
+        .filter(|id| !id.is_empty())
 }
 
 fn check_replacement(doc: &Document) -> Result<()> {
@@ -114,11 +140,7 @@ fn check_path(op: &str, path: &str) -> Result<()> {
         match part {
             "$" => positional += 1,
             "$[]" => {}
-            p if p.starts_with("$[") => {
-                return Err(Error::unsupported(format!(
-                    "{op}: the filtered positional operator {p} in '{path}' (arrayFilters) is not supported by this version"
-                )))
-            }
+            p if filtered_identifier(p).is_some() => {}
             p if p.starts_with('$') => {
                 return Err(Error::parse(format!(
                     "{op}: the update path '{path}' contains a field name starting with '$': {p}"

@@ -27,8 +27,8 @@ pub(crate) enum Patched {
 /// any document.
 pub(crate) fn may_patch(u: &Update) -> bool {
     match u {
-        Update::Replace(_) => false,
-        Update::Ops(ops) => ops.iter().all(|op| {
+        Update::Replace(_) | Update::Pipeline(_) => false,
+        Update::Ops(ops, _) => ops.iter().all(|op| {
             plain_field(&op.path) && matches!(op.action, Action::Set(_) | Action::Inc(_))
         }),
     }
@@ -41,7 +41,7 @@ fn plain_field(path: &str) -> bool {
 /// The body `update` gives when applied to the document whose BSON bytes are `body`, when it
 /// can be written into the bytes in place; `None` otherwise (take the general path).
 pub(crate) fn patch(update: &Update, body: &[u8]) -> Option<Patched> {
-    let Update::Ops(ops) = update else {
+    let Update::Ops(ops, _) = update else {
         return None;
     };
     let mut out: Option<Vec<u8>> = None;

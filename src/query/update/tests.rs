@@ -50,3 +50,91 @@ fn positional_operators() {
     let out = run(doc! {"$inc": {"v.$[]": 1}}, doc! {"_id": 1, "v": [1, 2]}).unwrap();
     assert_eq!(out, doc! {"_id": 1, "v": [2, 3]});
 }
+
+fn run_af(update: Document, filters: Vec<Document>, d: Document) -> Result<Document> {
+    let f = Filter::match_all();
+    let u = Update::parse_with(&UpdateModifications::Document(update), Some(&filters))?;
+    u.apply(&d, &f, false)
+}
+
+#[test]
+fn filtered_positional_updates_the_elements_that_match() {
+    let out = run_af(
+        doc! {"$set": {"grades.$[element]": 100}},
+        vec![doc! {"element": {"$gte": 100}}],
+        doc! {"_id": 1, "grades": [95, 102, 90, 150]},
+    )
+    .unwrap();
+    assert_eq!(out, doc! {"_id": 1, "grades": [95, 100, 90, 100]});
+    // Fields of document elements, several conditions in one filter.
+    let out = run_af(
+        doc! {"$set": {"grades.$[e].mean": 0}},
+        vec![doc! {"e.grade": {"$gte": 85}, "e.std": {"$lt": 8}}],
+        doc! {"_id": 1, "grades": [{"grade": 80, "mean": 75, "std": 6}, {"grade": 85, "mean": 90, "std": 4}, {"grade": 90, "mean": 85, "std": 9}]},
+    )
+    .unwrap();
+    assert_eq!(
+        out.get_array("grades").unwrap()[1],
+        Bson::Document(doc! {"grade": 85, "mean": 0, "std": 4})
+    );
+}
+
+#[test]
+fn nested_identifiers_and_combinations() {
+    let d = doc! {"_id": 1, "a": [{"b": [1, 5, 9]}, {"b": [7]}, {"c": 1}]};
+    // $[] outside, $[x] inside: an element without `b` is an error as for $[] (MongoDB).
+    assert!(run_af(
+        doc! {"$inc": {"a.$[].b.$[x]": 1}},
+        vec![doc! {"x": {"$gt": 4}}],
+        d.clone()
+    )
+    .is_err());
+    let out = run_af(
+        doc! {"$inc": {"a.$[i].b.$[x]": 10}},
+        vec![doc! {"i.b": {"$exists": true}}, doc! {"x": {"$gt": 4}}],
+        d,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        doc! {"_id": 1, "a": [{"b": [1, 15, 19]}, {"b": [17]}, {"c": 1}]}
+    );
+}
+
+#[test]
+fn array_filters_are_checked_against_the_update() {
+    let err = |u: Document, f: Vec<Document>| {
+        Update::parse_with(&UpdateModifications::Document(u), Some(&f))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(doc! {"$set": {"a.$[x]": 1}}, vec![])
+        .contains("No array filter found for identifier 'x' in path 'a.$[x]'"));
+    assert!(err(
+        doc! {"$set": {"a.$[x]": 1}},
+        vec![doc! {"x": 1}, doc! {"y": 2}]
+    )
+    .contains("The array filter for identifier 'y' was not used in the update"));
+    assert!(err(doc! {"a": 1}, vec![doc! {"y": 2}]).contains("was not used"));
+    assert!(matches!(
+        Update::parse_with(
+            &UpdateModifications::Pipeline(vec![doc! {"$set": {"a": 1}}]),
+            None
+        ),
+        Err(Error::Unsupported(_))
+    ));
+}
+
+#[test]
+fn identifiers_resolving_to_one_element_conflict() {
+    let e = run_af(
+        doc! {"$set": {"a.$[x]": 0, "a.$[y]": 9}},
+        vec![doc! {"x": {"$gte": 2}}, doc! {"y": 3}],
+        doc! {"_id": 1, "a": [1, 2, 3]},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("Update created a conflict at 'a.2'"),
+        "{e}"
+    );
+}
