@@ -189,7 +189,8 @@ fn updates_report_results_and_refuse_bad_arguments() {
     };
     assert_eq!(rc, NEXUS_INVALID_ARGUMENT);
     assert!(errmsg().contains("update_json is NULL"), "{}", errmsg());
-    let pipeline = c(r#"[{"$set": {"a": 3}}]"#);
+    // A pipeline with a stage an update may not use: refused before anything is written.
+    let pipeline = c(r#"[{"$set": {"a": 3}}, {"$sort": {"a": 1}}]"#);
     let rc = unsafe {
         nexus_update_one(
             db,
@@ -200,8 +201,13 @@ fn updates_report_results_and_refuse_bad_arguments() {
             &mut out,
         )
     };
-    assert_eq!(rc, NEXUS_UNSUPPORTED);
-    assert!(errmsg().contains("pipeline updates"), "{}", errmsg());
+    assert_eq!(rc, NEXUS_PARSE);
+    assert!(
+        errmsg().contains("$sort is not allowed to be used within an update"),
+        "{}",
+        errmsg()
+    );
+    assert!(out.is_null());
     let rc = unsafe {
         nexus_update_one(
             std::ptr::null_mut(),
