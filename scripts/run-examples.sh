@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README demo twice on a fresh database and checks that each language's second run
 # reads back what the first one wrote (persistence across processes); then runs the Rust
-# quick start, the aggregation and bulk-writes examples and the CLI tour. Assumes `make lib`
+# quick start, the aggregation, bulk-writes and encryption examples and the CLI tour. Assumes `make lib`
 # has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,15 @@ cargo build --release --quiet --example bulk_writes
 cat "$work/bulk.txt"
 check "$work/bulk.txt" '"insertedIds":\{"0":1,"2":2\},"writeErrors":\[\{"index":1,"code":11000' || status=1
 check "$work/bulk.txt" '^update_one: .*"upsertedCount":1,"upsertedId":3\}$' || status=1
+
+cargo build --release --quiet --example encryption
+"$PWD/target/release/examples/encryption" "$work/secret.db" > "$work/enc.txt"
+cat "$work/enc.txt"
+check "$work/enc.txt" '^without a key: .*database is encrypted' || status=1
+check "$work/enc.txt" "^with Bob's key: 1 note\(s\)$" || status=1
+if grep -a -q "meet at noon" "$work/secret.db" "$work/secret.wasp"; then
+    echo "the encryption example's note is readable in its files"; status=1
+fi
 
 NEXUS="$PWD/target/release/nexus" bash examples/cli/tour.sh > "$work/cli.txt"
 cat "$work/cli.txt"

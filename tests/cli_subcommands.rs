@@ -552,3 +552,52 @@ fn aggregate_prints_results_and_refuses_bad_pipelines() {
     assert!(e.contains("$densify"), "{e}");
     assert!(fails(&["aggregate", "missing.db", "c", "[]"], d, 1).contains("no such database"));
 }
+
+#[test]
+fn encrypted_databases_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["keygen", "a.key", "a.pub"], d);
+    ok(&["keygen", "b.key", "b.pub"], d);
+    // --key on a command that creates a database: it is created encrypted.
+    ok(
+        &[
+            "insert",
+            "s.db",
+            "notes",
+            r#"{"_id": 1, "text": "plainly secret"}"#,
+            "--key",
+            "a.key",
+        ],
+        d,
+    );
+    let found = ok(&["find", "s.db", "notes", "{}", "--key", "a.key"], d);
+    assert!(found.contains("plainly secret"), "{found}");
+    let err = fails(&["find", "s.db", "notes", "{}"], d, 1);
+    assert!(err.contains("database is encrypted"), "{err}");
+    let err = fails(&["count", "s.db", "notes", "--key", "b.key"], d, 1);
+    assert!(err.contains("no key slot for this key"), "{err}");
+    ok(&["add-key", "s.db", "b.pub", "--key", "a.key"], d);
+    ok(&["remove-key", "s.db", "a.pub", "--key", "b.key"], d);
+    let err = fails(&["remove-key", "s.db", "b.pub", "--key", "b.key"], d, 1);
+    assert!(err.contains("last key"), "{err}");
+    assert_eq!(
+        ok(&["count", "s.db", "notes", "--key", "b.key"], d).trim(),
+        "1"
+    );
+    let err = fails(&["count", "s.db", "notes", "--key", "a.key"], d, 1);
+    assert!(err.contains("no key slot"), "{err}");
+    let stats = ok(&["stats", "s.db", "--key", "b.key"], d);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["storage"]["encrypted"], true, "{stats}");
+    for f in ["s.db", "s.wasp"] {
+        let bytes = std::fs::read(d.join(f)).unwrap_or_default();
+        assert!(
+            !bytes.windows(14).any(|w| w == b"plainly secret"),
+            "{f} holds the text in the clear"
+        );
+    }
+    // sign / verify read the same --key.
+    let err = fails(&["sign", "a.pub"], d, 1);
+    assert!(err.contains("--key"), "{err}");
+}

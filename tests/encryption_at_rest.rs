@@ -399,3 +399,35 @@ fn recipients_added_and_removed() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// The last record of the log altered with its checksum fixed up: not a torn tail (that
+/// would drop it silently) but damage, refused.
+#[test]
+fn an_altered_last_record_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "last.db");
+    let k = key();
+    let db = Database::open(&path, with_key(&k)).unwrap();
+    db.collection("c")
+        .insert(Document::from_json(r#"{"_id": 1}"#).unwrap())
+        .unwrap();
+    let db_bytes = std::fs::read(&path).unwrap();
+    let log_bytes = std::fs::read(path.with_extension("wasp")).unwrap();
+    db.close().unwrap();
+    let start = 64;
+    let len = u32::from_le_bytes(log_bytes[start..start + 4].try_into().unwrap()) as usize;
+    let lap = u32::from_le_bytes(log_bytes[start + 4..start + 8].try_into().unwrap())
+        ^ crc32(&log_bytes[start + 8..start + 8 + len]);
+    let mut forged = log_bytes.clone();
+    forged[start + 8 + len - 1] ^= 1; // the tag's last byte
+    let crc = crc32(&forged[start + 8..start + 8 + len]) ^ lap;
+    forged[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    let copy = tmp(&dir, "lastc.db");
+    std::fs::write(&copy, &db_bytes).unwrap();
+    std::fs::write(copy.with_extension("wasp"), &forged).unwrap();
+    let e = Database::open(&copy, with_key(&k)).err().unwrap();
+    assert!(
+        matches!(e, Error::Corrupt(ref m) if m.contains("authentication")),
+        "{e}"
+    );
+}

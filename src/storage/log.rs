@@ -699,6 +699,9 @@ fn replay_from(image: &[u8], header: LogHeader, sealer: Option<&Sealer>) -> Resu
             stop.extent as u64
         };
         out.later = intact_after(image, at, prev, lap, sealer);
+        if let Some(lsn) = stop.forged {
+            out.later.insert(0, lsn);
+        }
         out.stop_reason = stop.reason;
     }
     Ok(out)
@@ -711,6 +714,10 @@ struct Stop {
     reason: Option<String>,
     /// Bytes of the bad record (as far as its length can be believed); 0 at a clean end.
     extent: usize,
+    /// The LSN of a record that was written whole (its checksum holds) but fails its
+    /// authentication (an encrypted database's record altered or moved): a commit lost to
+    /// damage, never a torn tail.
+    forged: Option<u64>,
 }
 
 impl Stop {
@@ -718,6 +725,7 @@ impl Stop {
         Self {
             reason: Some(reason),
             extent,
+            forged: None,
         }
     }
 }
@@ -734,6 +742,7 @@ fn next_record(
     const CLEAN: Stop = Stop {
         reason: None,
         extent: 0,
+        forged: None,
     };
     if at == image.len() {
         return Ok(None);
@@ -777,10 +786,13 @@ fn next_record(
     }
     if sealer.is_some() && plain(payload, lap, sealer).is_none() {
         // Its checksum holds, so it was written whole: altered, or moved from elsewhere.
-        return Err(Stop::bad(
-            format!("record at offset {at} fails its authentication (altered, or not this log's record)"),
-            extent,
-        ));
+        return Err(Stop {
+            forged: (payload.len() >= 12).then(|| read_u64(payload, 0)),
+            ..Stop::bad(
+                format!("record at offset {at} fails its authentication (altered, or not this log's record)"),
+                extent,
+            )
+        });
     }
     match decoded(lap) {
         Some(rec) if lap == 0 || rec.0 > prev => Ok(Some((rec, at + extent))),

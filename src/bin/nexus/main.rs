@@ -34,6 +34,11 @@ struct Cli {
     /// existing database always opens with the engine that wrote it).
     #[arg(long, global = true, value_name = "ENGINE")]
     storage: Option<String>,
+    /// A PEM key file: for a command that opens a database, the private key of an encrypted
+    /// one (a database it creates is then encrypted to it); for sign, the private key; for
+    /// verify, the public key.
+    #[arg(long, global = true, value_name = "FILE")]
+    key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -233,18 +238,16 @@ enum Command {
     },
     /// Sign FILE with the private key in the PEM file KEY: writes FILE.sig (DER ECDSA-SHA256,
     /// what `openssl dgst -sha256 -sign` writes).
-    Sign {
-        file: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
-    },
+    Sign { file: PathBuf },
     /// Check FILE.sig against FILE and the public key in the PEM file KEY; exit 1 when it is
     /// missing or does not match.
-    Verify {
-        file: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
-    },
+    Verify { file: PathBuf },
+    /// Let the holder of the private key of the public key in the PEM file PUBLIC open the
+    /// encrypted database DB (opened with --key).
+    AddKey { db: PathBuf, public: PathBuf },
+    /// Remove the recipient whose public key is in the PEM file PUBLIC from the encrypted
+    /// database DB (opened with --key); refused for its last key.
+    RemoveKey { db: PathBuf, public: PathBuf },
 }
 
 impl Command {
@@ -252,6 +255,8 @@ impl Command {
     fn database(&self) -> Option<&std::path::Path> {
         Some(match self {
             Command::Shell { db }
+            | Command::AddKey { db, .. }
+            | Command::RemoveKey { db, .. }
             | Command::Import { db, .. }
             | Command::Export { db, .. }
             | Command::Find { db, .. }
@@ -322,11 +327,15 @@ fn open_existing_with(path: &PathBuf, options: OpenOptions) -> Result<Database, 
         path,
         OpenOptions {
             create: false,
+            encryption_key: KEY.get().cloned().flatten(),
             ..options
         },
     )
     .map_err(|e| e.to_string())
 }
+
+/// The `--key` of an encrypted database, for the commands that open one.
+static KEY: std::sync::OnceLock<Option<nexus::crypto::PrivatePem>> = std::sync::OnceLock::new();
 
 /// The `--storage` choice for new databases.
 static STORAGE: std::sync::OnceLock<Option<StorageEngine>> = std::sync::OnceLock::new();
@@ -334,6 +343,7 @@ static STORAGE: std::sync::OnceLock<Option<StorageEngine>> = std::sync::OnceLock
 fn open_or_create(path: &PathBuf) -> Result<Database, String> {
     let options = OpenOptions {
         storage: STORAGE.get().copied().flatten(),
+        encryption_key: KEY.get().cloned().flatten(),
         ..OpenOptions::default()
     };
     Database::open(path, options).map_err(|e| e.to_string())
@@ -363,6 +373,20 @@ fn run(cli: Cli) -> Result<(), String> {
         },
     };
     let _ = STORAGE.set(storage);
+    if cli.command.database().is_some() {
+        let key = match &cli.key {
+            None => None,
+            Some(path) => Some(nexus::crypto::PrivatePem::new(
+                commands::read_key(path)?.to_string(),
+            )),
+        };
+        let _ = KEY.set(key);
+    }
+    let key_file = || {
+        cli.key
+            .clone()
+            .ok_or_else(|| "this command needs --key FILE (a PEM key file)".to_string())
+    };
     let quiet = cli.quiet;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -648,8 +672,14 @@ fn run(cli: Cli) -> Result<(), String> {
             public,
             algorithm,
         } => commands::keygen(&private, &public, algorithm.as_deref()),
-        Command::Sign { file, key } => commands::sign(&file, &key),
-        Command::Verify { file, key } => commands::verify(&file, &key, quiet, &mut out),
+        Command::Sign { file } => commands::sign(&file, &key_file()?),
+        Command::Verify { file } => commands::verify(&file, &key_file()?, quiet, &mut out),
+        Command::AddKey { db, public } => open_existing(&db)?
+            .add_key(&commands::read_key(&public)?)
+            .map_err(|e| e.to_string()),
+        Command::RemoveKey { db, public } => open_existing(&db)?
+            .remove_key(&commands::read_key(&public)?)
+            .map_err(|e| e.to_string()),
     };
     r?;
     match out.flush() {

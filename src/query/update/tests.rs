@@ -116,12 +116,19 @@ fn array_filters_are_checked_against_the_update() {
     )
     .contains("The array filter for identifier 'y' was not used in the update"));
     assert!(err(doc! {"a": 1}, vec![doc! {"y": 2}]).contains("was not used"));
+    // A pipeline runs (its stages are checked at parse); arrayFilters are refused with one.
+    let pipeline = UpdateModifications::Pipeline(vec![doc! {"$set": {"a": 1}}]);
+    assert!(Update::parse_with(&pipeline, None).is_ok());
+    assert!(matches!(
+        Update::parse_with(&pipeline, Some(&vec![doc! {"x": 1}])),
+        Err(Error::Parse(_))
+    ));
     assert!(matches!(
         Update::parse_with(
-            &UpdateModifications::Pipeline(vec![doc! {"$set": {"a": 1}}]),
+            &UpdateModifications::Pipeline(vec![doc! {"$limit": 1}]),
             None
         ),
-        Err(Error::Unsupported(_))
+        Err(Error::Parse(_))
     ));
 }
 
