@@ -120,7 +120,7 @@ fn array_filters_are_checked_against_the_update() {
     let pipeline = UpdateModifications::Pipeline(vec![doc! {"$set": {"a": 1}}]);
     assert!(Update::parse_with(&pipeline, None).is_ok());
     assert!(matches!(
-        Update::parse_with(&pipeline, Some(&vec![doc! {"x": 1}])),
+        Update::parse_with(&pipeline, Some(&[doc! {"x": 1}])),
         Err(Error::Parse(_))
     ));
     assert!(matches!(
