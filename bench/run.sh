@@ -34,3 +34,6 @@ BENCH_NEXUS_OPTIONS='{"sync":"normal"}' BENCH_SQLITE_SYNCHRONOUS=NORMAL \
 
 echo "== defaults: NexusLite vs SQLite at the default options, every workload of issues #18 and #19"
 bash scripts/bench-defaults.sh
+
+echo "== encryption: encrypted NexusLite vs plain NexusLite vs SQLCipher (issue #20)"
+bash scripts/bench-encryption.sh

@@ -590,7 +590,9 @@ impl Pager {
                 let node = page::decode_node(&Bytes::copy_from_slice(buf), head, id, &self.what)?;
                 return Ok(Some(Cached::Node(Arc::new(node))));
             }
-            let keep = !mapped && (cache_leaves || self.missed_again(id));
+            // A sealed leaf is kept at once: opening it again on the next miss would cost
+            // its decryption every time.
+            let keep = !mapped && (cache_leaves || self.seal.is_some() || self.missed_again(id));
             if !keep {
                 let search = f.take().expect("called once");
                 search(&LeafPage {
