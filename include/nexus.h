@@ -360,9 +360,14 @@ int nexus_remove_key(nexus_db *db, const char *public_pem);
 int nexus_rekey(nexus_db *db);
 
 /**
- * Planned (encryption at rest): a backup encrypted to recipients, decrypted, or signed.
- * This build returns `NEXUS_UNSUPPORTED` (`nexus_backup`, then `nexus_sign_file`, signs a
- * plain backup).
+ * `nexus_backup` with options: `sign_key` (a private key PEM: `DEST.sig` is written once the
+ * copy is complete, the key checked before anything is written). `encrypt_to` (an array of
+ * public keys: the copy encrypted to them under a fresh data key) and `decrypt` (true: a
+ * plain copy) are not built yet: `NEXUS_UNSUPPORTED`, nothing written. A backup of an
+ * encrypted database is encrypted under the same keys (as `nexus_backup`'s is).
+ *
+ * Errors: those of `nexus_backup`; `NEXUS_INVALID_ARGUMENT` for an unknown option or a
+ * malformed key; `NEXUS_UNSUPPORTED` as above.
  *
  * # Safety
  * `db` a live handle or NULL; strings NUL-terminated or NULL.

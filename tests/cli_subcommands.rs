@@ -597,6 +597,27 @@ fn encrypted_databases_from_the_command_line() {
             "{f} holds the text in the clear"
         );
     }
+    // A signed backup: encrypted under the same keys, its signature checks.
+    ok(
+        &[
+            "backup",
+            "s.db",
+            "copy.db",
+            "--key",
+            "b.key",
+            "--sign-key",
+            "b.key",
+        ],
+        d,
+    );
+    let v = ok(&["verify", "copy.db", "--key", "b.pub"], d);
+    assert!(v.contains("signature verified"), "{v}");
+    assert_eq!(
+        ok(&["count", "copy.db", "notes", "--key", "b.key"], d).trim(),
+        "1"
+    );
+    let err = fails(&["count", "copy.db", "notes"], d, 1);
+    assert!(err.contains("database is encrypted"), "{err}");
     // sign / verify read the same --key.
     let err = fails(&["sign", "a.pub"], d, 1);
     assert!(err.contains("--key"), "{err}");

@@ -252,3 +252,64 @@ fn exports_are_signed_and_imports_check_the_signature_first() {
     assert_eq!(other.import(&file, &checked).unwrap_err().code(), CRYPTO);
     assert_eq!(other.count(&Default::default()).unwrap(), 0);
 }
+
+/// `nexus_backup_with`'s `sign_key`: the copy is signed once complete (openssl verifies it);
+/// a malformed key fails before anything is written; `encrypt_to` / `decrypt` are not built.
+#[test]
+fn backups_are_signed_with_backup_with() {
+    use nexus::ffi::crypto::nexus_backup_with;
+    use nexus::ffi::db::{nexus_close, nexus_db, nexus_open};
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = keygen();
+    let src = path_c(&dir.path().join("src.db"));
+    let mut db: *mut nexus_db = std::ptr::null_mut();
+    // SAFETY: valid strings and out-pointer.
+    assert_eq!(
+        unsafe { nexus_open(src.as_ptr(), std::ptr::null(), &mut db) },
+        OK
+    );
+    let opts = |key: &str| c(&serde_json::json!({ "sign_key": key }).to_string());
+    let dest = dir.path().join("copy.db");
+    let dest_c = path_c(&dest);
+    // A public key where the private one belongs: nothing written.
+    let bad = opts(&public);
+    // SAFETY: live handle, valid strings.
+    assert_eq!(
+        unsafe { nexus_backup_with(db, dest_c.as_ptr(), bad.as_ptr()) },
+        INVALID
+    );
+    assert!(!dest.exists());
+    for unsupported in [r#"{"decrypt": true}"#, r#"{"encrypt_to": []}"#] {
+        let o = c(unsupported);
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { nexus_backup_with(db, dest_c.as_ptr(), o.as_ptr()) },
+            13
+        );
+        assert!(!dest.exists());
+    }
+    let unknown = c(r#"{"sign": "x"}"#);
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { nexus_backup_with(db, dest_c.as_ptr(), unknown.as_ptr()) },
+        INVALID
+    );
+    let good = opts(&private);
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { nexus_backup_with(db, dest_c.as_ptr(), good.as_ptr()) },
+        OK
+    );
+    // SAFETY: live handle, closed once.
+    assert_eq!(unsafe { nexus_close(db) }, OK);
+    let pub_file = dir.path().join("pub.pem");
+    std::fs::write(&pub_file, &public).unwrap();
+    let v = openssl_verify(&pub_file, &dir.path().join("copy.db.sig"), &dest);
+    assert!(v.status.success(), "{v:?}");
+    let pub_c = c(&public);
+    // SAFETY: valid strings.
+    assert_eq!(
+        unsafe { nexus_verify_file(dest_c.as_ptr(), pub_c.as_ptr()) },
+        OK
+    );
+}

@@ -1,7 +1,8 @@
 //! Key pairs and signatures (`crate::crypto`): `nexus_keygen`, `nexus_public_key`,
 //! `nexus_sign`, `nexus_verify`, `nexus_sign_file`, `nexus_verify_file`; and the encryption
-//! recipients of an encrypted database (`nexus_add_key`, `nexus_remove_key`); `nexus_rekey`
-//! and `nexus_backup_with` are not built yet (`NEXUS_UNSUPPORTED`).
+//! recipients of an encrypted database (`nexus_add_key`, `nexus_remove_key`); signed backups
+//! (`nexus_backup_with`'s `sign_key`). `nexus_rekey` and `nexus_backup_with`'s `encrypt_to` /
+//! `decrypt` are not built yet (`NEXUS_UNSUPPORTED`).
 
 use super::db::nexus_db;
 use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg};
@@ -9,6 +10,7 @@ use super::panic::ffi_boundary;
 use super::status::NEXUS_OK;
 use crate::crypto;
 use crate::error::Error;
+use crate::options::OptionReader;
 use std::ffi::{c_char, c_int};
 use std::path::Path;
 
@@ -245,9 +247,14 @@ pub unsafe extern "C" fn nexus_rekey(db: *mut nexus_db) -> c_int {
     })
 }
 
-/// Planned (encryption at rest): a backup encrypted to recipients, decrypted, or signed.
-/// This build returns `NEXUS_UNSUPPORTED` (`nexus_backup`, then `nexus_sign_file`, signs a
-/// plain backup).
+/// `nexus_backup` with options: `sign_key` (a private key PEM: `DEST.sig` is written once the
+/// copy is complete, the key checked before anything is written). `encrypt_to` (an array of
+/// public keys: the copy encrypted to them under a fresh data key) and `decrypt` (true: a
+/// plain copy) are not built yet: `NEXUS_UNSUPPORTED`, nothing written. A backup of an
+/// encrypted database is encrypted under the same keys (as `nexus_backup`'s is).
+///
+/// Errors: those of `nexus_backup`; `NEXUS_INVALID_ARGUMENT` for an unknown option or a
+/// malformed key; `NEXUS_UNSUPPORTED` as above.
 ///
 /// # Safety
 /// `db` a live handle or NULL; strings NUL-terminated or NULL.
@@ -259,9 +266,27 @@ pub unsafe extern "C" fn nexus_backup_with(
 ) -> c_int {
     ffi_boundary(|| {
         // SAFETY: caller contract (all three lines).
-        let _ = unsafe { handle_ref(db, "db") }?;
-        let _ = unsafe { str_arg(dest_path, "dest_path") }?;
-        let _ = unsafe { opt_str_arg(options_json, "options_json") }?;
-        Err(no_encryption("nexus_backup_with"))
+        let h = unsafe { handle_ref(db, "db") }?;
+        let dest = unsafe { str_arg(dest_path, "dest_path") }?;
+        let options = unsafe { opt_str_arg(options_json, "options_json") }?;
+        let mut r = OptionReader::parse(options, "backup options")?;
+        let sign_key = r.string("sign_key")?.map(crypto::PrivatePem::new);
+        let encrypt_to = r.take("encrypt_to");
+        let decrypt = r.bool("decrypt")?.unwrap_or(false);
+        r.finish()?;
+        if encrypt_to.is_some() || decrypt {
+            return Err(no_encryption(
+                "nexus_backup_with: the options 'encrypt_to' and 'decrypt' (a copy under a fresh data key, or a plain one)",
+            ));
+        }
+        if let Some(k) = &sign_key {
+            k.check()?;
+        }
+        let dest = Path::new(dest);
+        h.db.backup(dest)?;
+        if let Some(k) = &sign_key {
+            crate::io::sign_file(dest, k.as_str())?;
+        }
+        Ok(NEXUS_OK)
     })
 }

@@ -189,8 +189,15 @@ enum Command {
     },
     /// Fold the log into the database file.
     Checkpoint { db: PathBuf },
-    /// Consistent online copy to DEST (WASP databases; a new file).
-    Backup { db: PathBuf, dest: PathBuf },
+    /// Consistent online copy to DEST (WASP databases; a new file). An encrypted database's
+    /// copy is encrypted under the same keys.
+    Backup {
+        db: PathBuf,
+        dest: PathBuf,
+        /// Sign the copy with the private key in this PEM file: writes DEST.sig.
+        #[arg(long, value_name = "FILE")]
+        sign_key: Option<PathBuf>,
+    },
     /// Rewrite the database smaller.
     Compact { db: PathBuf },
     /// Create a secondary index (keys such as {email: 1} or {a: 1, b: -1}); prints its name.
@@ -618,8 +625,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 ))
             }
         }
-        Command::Backup { db, dest } => {
-            open_existing(&db)?.backup(&dest).map_err(|e| e.to_string())
+        Command::Backup { db, dest, sign_key } => {
+            let key = sign_key.as_deref().map(commands::read_key).transpose()?;
+            if let Some(k) = &key {
+                nexus::crypto::PrivatePem::new(k.to_string())
+                    .check()
+                    .map_err(|e| e.to_string())?;
+            }
+            open_existing(&db)?
+                .backup(&dest)
+                .map_err(|e| e.to_string())?;
+            match &key {
+                Some(k) => nexus::io::sign_file(&dest, k).map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
         }
         Command::Checkpoint { db } => open_existing(&db)?.checkpoint().map_err(|e| e.to_string()),
         Command::Compact { db } => open_existing(&db)?.compact().map_err(|e| e.to_string()),
