@@ -104,6 +104,7 @@ for name, key in rows:
         lines.append(f"| {name} | {f(p)} | {f(e)} | - | {e/p:.2f}x | - |")
     else:
         lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {e/p:.2f}x | {e/s:.2f}x |")
+lines += ["", open("bench/encryption_notes.md").read().rstrip("\n")]
 open(out, "w").write("\n".join(lines) + "\n")
 print(open(out).read())
 PY
