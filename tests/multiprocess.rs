@@ -1563,15 +1563,18 @@ fn encrypted_database_across_processes() {
         }
     }
     for read_only in [false, true] {
-        let e = Database::open(
+        let opened = Database::open(
             &path,
             OpenOptions {
                 read_only,
                 ..encrypted_options(None)
             },
-        )
-        .err()
-        .expect("the parent without a key is refused");
+        );
+        let Err(e) = opened else {
+            panic!(
+                "the parent opened the encrypted database without a key (read_only {read_only})"
+            );
+        };
         assert_eq!(
             e.code(),
             nexus::ffi::status::NEXUS_CRYPTO,
