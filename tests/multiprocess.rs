@@ -1337,3 +1337,279 @@ fn a_writer_joining_a_read_only_process_makes_the_missing_log() {
     assert_eq!(db.collection("docs").count(&doc! {}).unwrap(), INSERTS);
     assert_eq!(db.check().unwrap()["ok"], true);
 }
+
+// ---------------------------------------------------------------------------------------
+// An encrypted database across processes (#20)
+// ---------------------------------------------------------------------------------------
+
+/// The path of a private key file a child of the encrypted test opens with (unset: the
+/// child has no key).
+const KEY_ENV: &str = "NEXUS_MP_KEY_FILE";
+/// Every document of the encrypted test carries it; no file may show it.
+const ENC_MARKER: &str = "Narwhal8ProcessMarker";
+
+/// [`options`] on `wasp` (encryption is a feature of it) with `key`.
+fn encrypted_options(key: Option<nexus::crypto::PrivatePem>) -> OpenOptions {
+    OpenOptions {
+        storage: Some(StorageEngine::Wasp),
+        encryption_key: key,
+        ..options()
+    }
+}
+
+/// [`spawn`] with the key file `key_file` named in the child's environment.
+fn spawn_keyed(
+    label: &str,
+    test_fn: &str,
+    role: &str,
+    db: &Path,
+    stop: &Path,
+    key_file: Option<&Path>,
+) -> Proc {
+    let mut envs = vec![
+        (ROLE_ENV, role.as_ref()),
+        (ID_ENV, "0".as_ref()),
+        (DB_ENV, db.as_os_str()),
+        (STOP_ENV, stop.as_os_str()),
+    ];
+    if let Some(k) = key_file {
+        envs.push((KEY_ENV, k.as_os_str()));
+    }
+    Proc::spawn(label, test_fn, &envs)
+}
+
+/// Encrypted writer: opens with the key of its key file and inserts `w{n}` (with the marker)
+/// until the stop file appears, printing `ack {n}` after each commit.
+#[test]
+fn mp_child_enc_writer() {
+    let Some(env) = ChildEnv::get("enc_writer") else {
+        return;
+    };
+    let life = Lifetime::start();
+    let db = env.open(encrypted_options(common::key_from_env(KEY_ENV)));
+    let c = db.collection("docs");
+    let mut n = 0u64;
+    while !stop_requested(&env.stop) {
+        life.check(&env.role);
+        let id = format!("w{n:05}");
+        let mut attempts = 0;
+        retry_busy(&format!("{}: insert {id}", env.role), &life, || {
+            attempts += 1;
+            let d = Document::builder()
+                .field("_id", id.as_str())
+                .field("n", n as i64)
+                .field("m", format!("{ENC_MARKER} {n}"))
+                .build();
+            match c.insert(d) {
+                Err(Error::DuplicateKey(_)) if attempts > 1 => Ok(()),
+                r => r.map(|_| ()),
+            }
+        });
+        println!("ack {n}");
+        n += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    db.close().expect("close");
+    println!("done {n}");
+}
+
+/// Encrypted reader: opens read_only with the key of its key file and counts the documents
+/// until the stop file appears (each read with every document well formed), printing
+/// `seen {count}`.
+#[test]
+fn mp_child_enc_reader() {
+    let Some(env) = ChildEnv::get("enc_reader") else {
+        return;
+    };
+    let life = Lifetime::start();
+    let db = env.open(OpenOptions {
+        read_only: true,
+        ..encrypted_options(common::key_from_env(KEY_ENV))
+    });
+    let mut last = 0;
+    while !stop_requested(&env.stop) {
+        life.check(&env.role);
+        let docs = all(&db, "docs");
+        for d in &docs {
+            let n = int(d.get("n")).unwrap_or_else(|| panic!("a document without n: {d:?}"));
+            let want = format!("{ENC_MARKER} {n}");
+            assert_eq!(
+                d.get("m").and_then(Bson::as_str),
+                Some(want.as_str()),
+                "{d:?}"
+            );
+        }
+        let seen = docs.len() as u64;
+        assert!(
+            seen >= last,
+            "the documents went back from {last} to {seen}"
+        );
+        last = seen;
+        println!("seen {seen}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    db.close().expect("close");
+    println!("done");
+}
+
+/// A process without the right key: tries to open for writing and read_only, printing
+/// `refused CODE MESSAGE` for each (or `opened` and failing).
+#[test]
+fn mp_child_enc_intruder() {
+    let Some(env) = ChildEnv::get("enc_intruder") else {
+        return;
+    };
+    let key = common::key_from_env(KEY_ENV);
+    for read_only in [false, true] {
+        let opts = OpenOptions {
+            read_only,
+            ..encrypted_options(key.clone())
+        };
+        match Database::open(&env.db, opts) {
+            Ok(_) => {
+                println!("opened (read_only {read_only})");
+                panic!(
+                    "{}: opened the encrypted database (read_only {read_only})",
+                    env.role
+                );
+            }
+            Err(e) => println!("refused {} {}", e.code(), e.to_string().replace('\n', " ")),
+        }
+    }
+    println!("done");
+}
+
+/// Two processes (a writer and a read_only reader) have an encrypted database open with its
+/// key; a process without a key, one with another key, and the parent without a key are
+/// refused with `NEXUS_CRYPTO` meanwhile, and the writer and the reader carry on. Every
+/// acknowledged document is there afterwards and the files show none of their marker.
+#[test]
+fn encrypted_database_across_processes() {
+    if !wasp_only("encrypted_database_across_processes") {
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enc.db");
+    let stop = dir.path().join("stop");
+    let key = common::new_key();
+    let key_file = common::write_key_file(dir.path(), "key.pem", &key);
+    let other_file = common::write_key_file(dir.path(), "other.pem", &common::new_key());
+    {
+        let db = Database::open(&path, encrypted_options(Some(key.clone()))).unwrap();
+        db.create_collection("docs", None).unwrap();
+        assert_eq!(db.stats().unwrap()["storage"]["encrypted"], true);
+        db.close().unwrap();
+    }
+    let mut writer = spawn_keyed(
+        "encrypted writer",
+        "mp_child_enc_writer",
+        "enc_writer",
+        &path,
+        &stop,
+        Some(&key_file),
+    );
+    writer.wait_ready("opened", "open failed: ", PATIENCE);
+    let mut reader = spawn_keyed(
+        "encrypted reader",
+        "mp_child_enc_reader",
+        "enc_reader",
+        &path,
+        &stop,
+        Some(&key_file),
+    );
+    reader.wait_ready("opened", "open failed: ", PATIENCE);
+    writer.wait_for("10 acknowledged inserts", PATIENCE, |l| {
+        (ack_count(l) >= 10).then_some(())
+    });
+    reader.wait_for("a read that sees documents", PATIENCE, |l| {
+        latest_seen(l).filter(|&n| n > 0).map(drop)
+    });
+
+    // Refused while the two have it open: no key, another key (other processes), no key
+    // (this process, which has no connection to it).
+    for (label, k) in [
+        ("no key", None),
+        ("another key", Some(other_file.as_path())),
+    ] {
+        let mut intruder = spawn_keyed(
+            label,
+            "mp_child_enc_intruder",
+            "enc_intruder",
+            &path,
+            &stop,
+            k,
+        );
+        intruder.expect_success(PATIENCE);
+        let refusals: Vec<String> = intruder.with_lines(|l| {
+            l.iter()
+                .filter_map(|l| l.strip_prefix("refused "))
+                .map(str::to_owned)
+                .collect()
+        });
+        assert_eq!(refusals.len(), 2, "{label}: {}", intruder.describe());
+        let want = if k.is_none() {
+            "database is encrypted"
+        } else {
+            "no key slot"
+        };
+        for r in &refusals {
+            assert!(
+                r.starts_with(&format!("{} ", nexus::ffi::status::NEXUS_CRYPTO)),
+                "{label}: not NEXUS_CRYPTO: {r}"
+            );
+            assert!(r.contains(want), "{label}: {r}");
+            assert!(!r.contains("PRIVATE"), "{label}: key material in {r}");
+        }
+    }
+    for read_only in [false, true] {
+        let opened = Database::open(
+            &path,
+            OpenOptions {
+                read_only,
+                ..encrypted_options(None)
+            },
+        );
+        let Err(e) = opened else {
+            panic!(
+                "the parent opened the encrypted database without a key (read_only {read_only})"
+            );
+        };
+        assert_eq!(
+            e.code(),
+            nexus::ffi::status::NEXUS_CRYPTO,
+            "read_only {read_only}: {e}"
+        );
+    }
+
+    // The writer and the reader carry on.
+    writer.assert_running("after the refusals");
+    reader.assert_running("after the refusals");
+    let so_far = writer.with_lines(ack_count);
+    writer.wait_for("more inserts after the refusals", PATIENCE, |l| {
+        (ack_count(l) >= so_far + 10).then_some(())
+    });
+    let seen_so_far = reader.with_lines(latest_seen).unwrap_or(0);
+    reader.wait_for("a newer read after the refusals", PATIENCE, |l| {
+        latest_seen(l).filter(|&n| n > seen_so_far).map(drop)
+    });
+    request_stop(&stop);
+    writer.expect_success(PATIENCE);
+    reader.expect_success(PATIENCE);
+    let acked = writer.with_lines(acks);
+    assert_in_order(writer.label(), &acked);
+
+    let db = Database::open(&path, encrypted_options(Some(key))).unwrap();
+    let expected: BTreeSet<String> = acked.iter().map(|n| format!("w{n:05}")).collect();
+    assert_eq!(ids(&db, "docs"), expected, "after the writer stopped");
+    let report = db.check_report().unwrap();
+    assert_eq!(report["ok"], true, "integrity check: {report}");
+    common::assert_marker_absent(&path, ENC_MARKER, "with the database open");
+    db.close().unwrap();
+    common::assert_marker_absent(&path, ENC_MARKER, "after close");
+    eprintln!(
+        "encrypted database in 2 processes, {} documents, 2 refused processes: {:?}",
+        acked.len(),
+        started.elapsed()
+    );
+}

@@ -5,12 +5,21 @@
 //!
 //! Results are compared exactly: BSON types (int32 / int64 / double), field order and
 //! document order all count.
+//!
+//! `conformance_suite_encrypted_file` runs every case again on a fresh encrypted database
+//! file (#20): the documents are loaded, the database closed (a checkpoint: its pages are
+//! written sealed) and reopened with the key, so the operation reads through decryption, and
+//! a case's collection afterwards (`after`, `check`) is compared after another close and
+//! reopen. A file's collection order is insertion order, not `_id` order: `after` is read
+//! sorted by `_id` there.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
+
+mod common;
 
 use bson::{Bson, Document as BsonDocument};
 use nexus::{
     AggregateOptions, Database, Document, FindOneAndOptions, FindOptions, InsertManyOptions,
-    ModifyOptions, UpdateModifications, UpdateOptions, WriteModel,
+    ModifyOptions, OpenOptions, StorageEngine, UpdateModifications, UpdateOptions, WriteModel,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -253,10 +262,83 @@ fn load_collections(db: &Database, case: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a case's fresh database lives.
+enum Store {
+    /// In memory.
+    Memory,
+    /// A new file in `dir` per case, encrypted to `key`; `cases` counts the files made.
+    EncryptedFile {
+        dir: tempfile::TempDir,
+        key: nexus::crypto::PrivatePem,
+        cases: usize,
+    },
+}
+
+impl Store {
+    fn encrypted_file() -> Store {
+        Store::EncryptedFile {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            key: common::new_key(),
+            cases: 0,
+        }
+    }
+
+    /// The options of an encrypted file (`sync: off`: the suite is about answers, the crash
+    /// tests about durability; closing still checkpoints every page to the file).
+    fn options(key: &nexus::crypto::PrivatePem) -> OpenOptions {
+        OpenOptions {
+            storage: Some(StorageEngine::Wasp),
+            encryption_key: Some(key.clone()),
+            sync: nexus::SyncMode::Off,
+            ..OpenOptions::default()
+        }
+    }
+
+    /// A fresh, empty database.
+    fn fresh(&mut self) -> Result<Database, String> {
+        match self {
+            Store::Memory => Database::open_in_memory().map_err(|e| e.to_string()),
+            Store::EncryptedFile { dir, key, cases } => {
+                // The last case's files go (the directory would hold hundreds otherwise).
+                let last = dir.path().join(format!("case{cases}.db"));
+                let _ = std::fs::remove_file(last.with_extension("wasp"));
+                let _ = std::fs::remove_file(&last);
+                *cases += 1;
+                let path = dir.path().join(format!("case{cases}.db"));
+                let db = Database::open(&path, Self::options(key))
+                    .map_err(|e| format!("create the encrypted file: {e}"))?;
+                let st = db.stats().map_err(|e| e.to_string())?;
+                if st["storage"]["encrypted"] != true {
+                    return Err(format!("the case's file is not encrypted: {st}"));
+                }
+                Ok(db)
+            }
+        }
+    }
+
+    /// A file database closed (checkpointed) and opened again with the key; in memory the
+    /// same database.
+    fn reopen(&self, db: Database) -> Result<Database, String> {
+        match self {
+            Store::Memory => Ok(db),
+            Store::EncryptedFile { dir, key, cases } => {
+                db.close().map_err(|e| format!("close: {e}"))?;
+                let path = dir.path().join(format!("case{cases}.db"));
+                Database::open(&path, Self::options(key)).map_err(|e| format!("reopen: {e}"))
+            }
+        }
+    }
+}
+
 /// Runs one case on a fresh database; `Err` describes a failure.
 fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
+    run_case_in(&mut Store::Memory, docs, case)
+}
+
+/// Runs one case on a fresh database of `store`; `Err` describes a failure.
+fn run_case_in(store: &mut Store, docs: &[Value], case: &Value) -> Result<(), String> {
     check_both_evaluations(docs, case)?;
-    let db = Database::open_in_memory().map_err(|e| e.to_string())?;
+    let db = store.fresh()?;
     load_collections(&db, case)?;
     if !docs.is_empty() {
         let ds = docs
@@ -267,7 +349,14 @@ fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
             .insert_many(ds)
             .map_err(|e| format!("loading docs: {e}"))?;
     }
+    let db = store.reopen(db)?;
     let result = run_op(&db, case);
+    // What the operation wrote, read back from the file.
+    let db = if case.get("after").is_some() || case.get("check").is_some() {
+        store.reopen(db)?
+    } else {
+        db
+    };
     if let Some(want) = case.get("error") {
         let want = want.as_str().expect("error is a code name");
         return match result {
@@ -281,7 +370,7 @@ fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
                         return Err(format!("message {:?} lacks {m:?}", e.to_string()));
                     }
                 }
-                check_after(&db, case)
+                check_after_in(store, &db, case)
             }
         };
     }
@@ -311,26 +400,31 @@ fn run_case(docs: &[Value], case: &Value) -> Result<(), String> {
             return Err(format!("expected {want}\n          got      {got}"));
         }
     }
-    check_after(&db, case)
+    check_after_in(store, &db, case)
 }
 
-/// Compares the collection's contents (in `_id` order) with `after`, and runs `check`.
-fn check_after(db: &Database, case: &Value) -> Result<(), String> {
+/// Compares the collection's contents (in `_id` order) with `after`, and runs `check`. A
+/// file's collection order is the order the documents were inserted (README: an in-memory
+/// database's is `_id` order), so on a file of `store` the contents are read sorted by `_id`.
+fn check_after_in(store: &Store, db: &Database, case: &Value) -> Result<(), String> {
     let c = db.collection(
         case.get("after_collection")
             .and_then(Value::as_str)
             .unwrap_or("c"),
     );
     if let Some(after) = case.get("after") {
-        let projection = if case.get("after_ignores_id").and_then(Value::as_bool) == Some(true) {
-            r#"{"projection": {"_id": 0}}"#
-        } else {
-            "{}"
-        };
+        let mut options = serde_json::Map::new();
+        if case.get("after_ignores_id").and_then(Value::as_bool) == Some(true) {
+            options.insert("projection".into(), serde_json::json!({"_id": 0}));
+        }
+        if matches!(store, Store::EncryptedFile { .. }) {
+            options.insert("sort".into(), serde_json::json!({"_id": 1}));
+        }
+        let projection = Value::Object(options).to_string();
         let got: Vec<Bson> = c
             .find(
                 &BsonDocument::new(),
-                FindOptions::from_json(projection).unwrap(),
+                FindOptions::from_json(&projection).unwrap(),
             )
             .map_err(|e| e.to_string())?
             .map(|d| Bson::Document(d.unwrap().into_bson()))
@@ -385,6 +479,38 @@ fn conformance_suite() {
         total >= MIN_CASES,
         "the conformance suite has {total} cases, fewer than {MIN_CASES}"
     );
+}
+
+/// #20: every case on a fresh encrypted database file gives exactly the expected result.
+#[test]
+fn conformance_suite_encrypted_file() {
+    if !common::encrypted_tests_run("conformance_suite_encrypted_file") {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let cases = all_cases();
+    let total = cases.len();
+    let mut store = Store::encrypted_file();
+    let mut failures = Vec::new();
+    for (label, docs, case) in &cases {
+        if let Err(why) = run_case_in(&mut store, docs, case) {
+            failures.push(format!("{label}:\n          {why}"));
+        }
+    }
+    for f in &failures {
+        eprintln!("FAIL {f}");
+    }
+    eprintln!(
+        "conformance on encrypted files: {total} cases, {} failed, {:?}",
+        failures.len(),
+        started.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} conformance cases failed on an encrypted file",
+        failures.len()
+    );
+    assert!(total >= MIN_CASES, "only {total} cases");
 }
 
 /// The field paths a filter (or sort) names, in order of appearance, without operators.

@@ -13,6 +13,11 @@
 //! counter never ahead of the items; nothing going back). It is stopped after the writer is
 //! killed, before the parent reopens: with the stop file on even rounds, by SIGKILL on odd
 //! ones (a dead reader must block nobody). A reader whose check failed fails the test.
+//!
+//! The same rounds run on an encrypted database (#20; fewer of them): the writer and the
+//! reader open it with the key, whose PEM they read from a file the parent names; each item
+//! also carries a marker string, which after every recovery must be in no byte of `NAME.db`
+//! or `NAME.wasp`.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 mod common;
@@ -28,6 +33,12 @@ use std::time::{Duration, Instant};
 const CHILD_ENV: &str = "NEXUS_WASP_CRASH_CHILD_DB";
 const READER_ENV: &str = "NEXUS_WASP_CRASH_READER_DB";
 const STOP_ENV: &str = "NEXUS_WASP_CRASH_READER_STOP";
+/// The path of the private key file of an encrypted run (children only).
+const KEY_ENV: &str = "NEXUS_WASP_CRASH_KEY_FILE";
+/// Rounds of the encrypted run in the suite (`NEXUS_CRASH_ROUNDS` sets both).
+const ENCRYPTED_ROUNDS: usize = 12;
+/// Every item of an encrypted run carries it; no file may show it.
+const MARKER: &str = "Quagga4CrashMarker";
 
 fn rounds() -> usize {
     std::env::var("NEXUS_CRASH_ROUNDS")
@@ -44,13 +55,22 @@ fn wasp() -> OpenOptions {
     }
 }
 
+/// A child's options: [`wasp`], with the key of the file `KEY_ENV` names when it is set.
+fn child_options() -> OpenOptions {
+    OpenOptions {
+        encryption_key: common::key_from_env(KEY_ENV),
+        ..wasp()
+    }
+}
+
 /// The writer. Runs only inside the child process (the env var names its database).
 #[test]
 fn wasp_crash_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let db = match Database::open(&path, wasp()) {
+    let encrypted = std::env::var_os(KEY_ENV).is_some();
+    let db = match Database::open(&path, child_options()) {
         Ok(db) => db,
         Err(e) => {
             println!("writer open failed: {}", e.to_string().replace('\n', " "));
@@ -68,11 +88,14 @@ fn wasp_crash_child_writer() {
     let start = items.count(&doc! {}).expect("count") as i64;
     let mut checkpoints = 0;
     for n in start.. {
-        let d = Document::builder()
+        let mut d = Document::builder()
             .field("_id", format!("k{n:08}"))
             .field("n", n)
-            .field("pad", "x".repeat((n % 7 * 100) as usize))
-            .build();
+            .field("pad", "x".repeat((n % 7 * 100) as usize));
+        if encrypted {
+            d = d.field("m", format!("{MARKER} {n}"));
+        }
+        let d = d.build();
         items.insert(d).expect("insert");
         println!("ack insert {n}");
         counters
@@ -111,7 +134,7 @@ fn wasp_crash_child_reader() {
         &path,
         OpenOptions {
             read_only: true,
-            ..wasp()
+            ..child_options()
         },
     ) {
         Ok(db) => db,
@@ -199,11 +222,15 @@ fn wasp_crash_child_reader() {
 }
 
 /// Starts the round's reader and waits until it has opened the database and read once.
-fn start_reader(path: &Path, stop: &Path, round: usize) -> Proc {
+fn start_reader(path: &Path, stop: &Path, key_file: Option<&Path>, round: usize) -> Proc {
+    let mut envs = vec![(READER_ENV, path.as_os_str()), (STOP_ENV, stop.as_os_str())];
+    if let Some(k) = key_file {
+        envs.push((KEY_ENV, k.as_os_str()));
+    }
     Proc::spawn_reader(
         &format!("round {round}: reader"),
         "wasp_crash_child_reader",
-        &[(READER_ENV, path.as_os_str()), (STOP_ENV, stop.as_os_str())],
+        &envs,
     )
 }
 
@@ -237,16 +264,20 @@ struct Acks {
     open_failed: Option<String>,
 }
 
-fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
+fn run_and_kill(path: &Path, key_file: Option<&Path>, kill_after: Duration) -> Acks {
     let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args([
-            "wasp_crash_child_writer",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, path)
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "wasp_crash_child_writer",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, path);
+    if let Some(k) = key_file {
+        cmd.env(KEY_ENV, k);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -286,10 +317,45 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Acks {
 
 #[test]
 fn wasp_every_acknowledged_write_survives_sigkill() {
+    sigkill_rounds(false, rounds());
+}
+
+/// #20: the same on an encrypted database, and the items' marker in no byte of the files.
+#[test]
+fn wasp_encrypted_every_acknowledged_write_survives_sigkill() {
+    if !common::encrypted_tests_run("wasp_encrypted_every_acknowledged_write_survives_sigkill") {
+        return;
+    }
+    let rounds = std::env::var("NEXUS_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ENCRYPTED_ROUNDS);
+    sigkill_rounds(true, rounds);
+}
+
+/// `rounds` rounds of: a reader and a writer process, the writer SIGKILLed, the database
+/// reopened and checked. `encrypted`: the database has a key, which the children read from
+/// a file.
+fn sigkill_rounds(encrypted: bool, rounds: usize) {
+    // The plain and the encrypted run take turns: the kills land at random moments, and two
+    // runs side by side on a loaded machine would leave each writer too little time per round.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
+    let key = encrypted.then(common::new_key);
+    let key_file = key
+        .as_ref()
+        .map(|k| common::write_key_file(dir.path(), "key.pem", k));
+    let key_file = key_file.as_deref();
+    let opts = || OpenOptions {
+        encryption_key: key.clone(),
+        ..wasp()
+    };
     // The reader opens read_only before the writer's first round: the file must exist.
-    Database::open(&path, wasp())
+    Database::open(&path, opts())
         .expect("create the database")
         .close()
         .unwrap();
@@ -299,15 +365,16 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
     let mut min_counter: i64 = 0;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     let started = Instant::now();
-    let rounds = rounds();
     for round in 0..rounds {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let wait = Duration::from_millis(30 + seed % 250);
+        // An encrypted writer's open takes longer in a debug build (its key slot, every log
+        // record authenticated): its rounds are longer by as much, the kill as random.
+        let wait = Duration::from_millis(30 + seed % 250 + if encrypted { 250 } else { 0 });
         let stop = dir.path().join(format!("stop-reader-{round}"));
-        let reader = start_reader(&path, &stop, round);
-        let acks = run_and_kill(&path, wait);
+        let reader = start_reader(&path, &stop, key_file, round);
+        let acks = run_and_kill(&path, key_file, wait);
         if let Some(e) = &acks.open_failed {
             panic!("round {round}: the writer could not open beside the reader process: {e}");
         }
@@ -317,7 +384,11 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
         expected_inserts.extend(&acks.inserts);
         min_counter += acks.incs as i64;
 
-        let db = Database::open(&path, wasp()).expect("reopen after crash");
+        let db = Database::open(&path, opts()).expect("reopen after crash");
+        if encrypted {
+            let st = db.stats().unwrap();
+            assert_eq!(st["storage"]["encrypted"], true, "round {round}: {st}");
+        }
         if round % 10 == 9 {
             // The writer creates the index this check expects.
             assert!(
@@ -378,7 +449,23 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
                     .or_else(|| d.get("n").and_then(Bson::as_i32).map(i64::from))
             })
             .collect();
+        if encrypted {
+            // The writer wrote the marker into every item; the recovered ones hold it.
+            for d in &stored {
+                let n = int(d.get("n")).unwrap();
+                assert_eq!(
+                    d.get("m").and_then(Bson::as_str),
+                    Some(format!("{MARKER} {n}").as_str()),
+                    "round {round}: item {n}"
+                );
+            }
+            // Recovery wrote what it replayed; the log holds what the kill cut short.
+            common::assert_marker_absent(&path, MARKER, &format!("round {round}, reopened"));
+        }
         db.close().unwrap();
+        if encrypted {
+            common::assert_marker_absent(&path, MARKER, &format!("round {round}, closed"));
+        }
     }
     assert!(
         writer_opened > 0,
@@ -396,7 +483,7 @@ fn wasp_every_acknowledged_write_survives_sigkill() {
          the recycled log"
     );
     eprintln!(
-        "{rounds} SIGKILL rounds, {} documents, {laps} log laps, the writer opened in {writer_opened}, {:?}",
+        "{rounds} SIGKILL rounds (encrypted: {encrypted}), {} documents, {laps} log laps, the writer opened in {writer_opened}, {:?}",
         expected_inserts.len(),
         started.elapsed()
     );

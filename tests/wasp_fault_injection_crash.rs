@@ -13,6 +13,11 @@
 //! read_only reader opens once the collection and its index exist, checks every snapshot
 //! while the workload runs and crashes (every acknowledged transaction whole, the counter
 //! and the documents agreeing), and is SIGKILLed before the power loss and the reopen.
+//!
+//! The encrypted variant (#20) runs a sample of the crash points on a `wasp` database created
+//! with a key (the reader process reads the key's PEM from a file the parent names); every
+//! document carries a marker string, which after recovery must be in no byte of `NAME.db` or
+//! `NAME.wasp`.
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
@@ -25,8 +30,13 @@ use bson::{doc, Bson};
 use common::procs::{int, reader_fail, Lifetime, Proc};
 use nexus::{Database, Document, FaultPlan, OpenOptions, StorageEngine, SyncMode};
 use std::collections::BTreeSet;
+use std::path::Path;
 
 const READER_ENV: &str = "NEXUS_FAULT_CRASH_READER_DB";
+/// The path of the private key file of an encrypted run (the reader only).
+const KEY_ENV: &str = "NEXUS_FAULT_CRASH_KEY_FILE";
+/// Every document of an encrypted run carries it; no file may show it.
+const MARKER: &str = "Pangolin3FaultMarker";
 
 fn opts(engine: StorageEngine) -> OpenOptions {
     OpenOptions {
@@ -44,19 +54,21 @@ fn opts(engine: StorageEngine) -> OpenOptions {
 
 /// One transaction `t`: inserts `t{t}a`, `t{t}b` (one of them large every 7th time) and sets
 /// the counter to `t`. Returns whether it was acknowledged.
-fn txn(db: &Database, t: u32) -> bool {
+/// `marked`: each document also carries the field `m` with [`MARKER`].
+fn txn(db: &Database, t: u32, marked: bool) -> bool {
     let r = db.transaction(|db| {
         let c = db.collection("c");
         let pad = if t.is_multiple_of(7) { 20_000 } else { 150 };
         for s in ["a", "b"] {
-            c.insert(
-                Document::builder()
-                    .field("_id", format!("t{t}{s}"))
-                    .field("t", i64::from(t))
-                    .field("s", s)
-                    .field("pad", "p".repeat(pad))
-                    .build(),
-            )?;
+            let mut d = Document::builder()
+                .field("_id", format!("t{t}{s}"))
+                .field("t", i64::from(t))
+                .field("s", s)
+                .field("pad", "p".repeat(pad));
+            if marked {
+                d = d.field("m", format!("{MARKER} t{t}{s}"));
+            }
+            c.insert(d.build())?;
         }
         if t.is_multiple_of(5) && t > 10 {
             c.delete(&doc! {"_id": format!("t{}a", t - 10)}, false)?;
@@ -124,6 +136,7 @@ fn fault_crash_child_reader() {
         &path,
         OpenOptions {
             read_only: true,
+            encryption_key: common::key_from_env(KEY_ENV),
             ..opts(StorageEngine::Wasp)
         },
     ) {
@@ -193,11 +206,15 @@ fn fault_crash_child_reader() {
 }
 
 /// Starts the reader on `path` and waits until it has opened the database and read once.
-fn start_reader(path: &std::path::Path, crash_at: u64) -> Proc {
+fn start_reader(path: &Path, key_file: Option<&Path>, crash_at: u64) -> Proc {
+    let mut envs = vec![(READER_ENV, path.as_os_str())];
+    if let Some(k) = key_file {
+        envs.push((KEY_ENV, k.as_os_str()));
+    }
     Proc::spawn_reader(
         &format!("crash at I/O {crash_at}: reader"),
         "fault_crash_child_reader",
-        &[(READER_ENV, path.as_os_str())],
+        &envs,
     )
 }
 
@@ -219,8 +236,25 @@ fn present(db: &Database, id: &str) -> bool {
 /// One crash run; returns the last acknowledged transaction and the checkpoints (log laps)
 /// made before the crash.
 fn run(engine: StorageEngine, crash_at: u64) -> (u32, u64) {
+    run_with(engine, crash_at, None)
+}
+
+/// One crash run; with `key` on a database encrypted to it, the documents marked, and the
+/// files checked for the marker after recovery.
+fn run_with(
+    engine: StorageEngine,
+    crash_at: u64,
+    key: Option<&nexus::crypto::PrivatePem>,
+) -> (u32, u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.db");
+    // Every open below, the reopen after the power loss too, presents the key.
+    let opts = |engine| OpenOptions {
+        encryption_key: key.cloned(),
+        ..opts(engine)
+    };
+    let key_file = key.map(|k| common::write_key_file(dir.path(), "key.pem", k));
+    let marked = key.is_some();
     let db = Database::open(&path, opts(engine)).unwrap();
     db.create_collection("c", None).unwrap();
     // A unique secondary index rides along: the check after recovery compares its entries
@@ -229,7 +263,8 @@ fn run(engine: StorageEngine, crash_at: u64) -> (u32, u64) {
         .create_index(&doc! {"t": 1, "s": 1}, &doc! {"unique": true})
         .unwrap();
     // The second process reads throughout the workload and the crash.
-    let reader = (engine == StorageEngine::Wasp).then(|| start_reader(&path, crash_at));
+    let reader =
+        (engine == StorageEngine::Wasp).then(|| start_reader(&path, key_file.as_deref(), crash_at));
     db.inject_faults(FaultPlan {
         crash_after_ios: Some(crash_at),
         track_unsynced: true,
@@ -238,7 +273,7 @@ fn run(engine: StorageEngine, crash_at: u64) -> (u32, u64) {
     let mut acked = 0u32;
     let mut failed = None;
     for t in 1..400 {
-        let ok = txn(&db, t);
+        let ok = txn(&db, t, marked);
         if std::env::var("WASP_DEBUG").is_ok() {
             let st = db.stats().unwrap();
             let p = db.fault_plan();
@@ -334,6 +369,25 @@ fn run(engine: StorageEngine, crash_at: u64) -> (u32, u64) {
     db.collection("c")
         .insert(Document::builder().field("_id", "after").build())
         .unwrap();
+    if marked {
+        assert_eq!(db.stats().unwrap()["storage"]["encrypted"], true, "{ctx}");
+        if acked > 0 {
+            let d = db
+                .collection("c")
+                .find_one(&doc! {"_id": format!("t{acked}b")})
+                .unwrap()
+                .unwrap();
+            let want = format!("{MARKER} t{acked}b");
+            assert_eq!(
+                d.get("m").and_then(Bson::as_str),
+                Some(want.as_str()),
+                "{ctx}"
+            );
+        }
+        common::assert_marker_absent(&path, MARKER, &format!("{ctx}, reopened"));
+        drop(db);
+        common::assert_marker_absent(&path, MARKER, &format!("{ctx}, closed"));
+    }
     (acked, laps)
 }
 
@@ -350,6 +404,33 @@ fn wasp_every_io_is_a_safe_crash_point() {
         max = max.max(acked);
         max_laps = max_laps.max(laps);
         n += if n < 100 { 1 } else { 29 };
+    }
+    assert!(max > 30, "the workload never got far: {max}");
+    assert!(
+        max_laps >= 8,
+        "no run crossed many laps of the recycled log before its crash: {max_laps}"
+    );
+}
+
+/// #20: a sample of the crash points on an encrypted database (each of the first 4 I/Os,
+/// then every 290th to the end of the workload: 9 runs); `WASP_CRASH_AT` picks one.
+#[test]
+fn wasp_encrypted_crash_points_are_safe() {
+    if !common::encrypted_tests_run("wasp_encrypted_crash_points_are_safe") {
+        return;
+    }
+    let key = common::new_key();
+    if let Ok(v) = std::env::var("WASP_CRASH_AT") {
+        run_with(StorageEngine::Wasp, v.parse().unwrap(), Some(&key));
+        return;
+    }
+    let (mut max, mut max_laps) = (0, 0);
+    let mut n = 1;
+    while n < 1500 {
+        let (acked, laps) = run_with(StorageEngine::Wasp, n, Some(&key));
+        max = max.max(acked);
+        max_laps = max_laps.max(laps);
+        n += if n < 4 { 1 } else { 290 };
     }
     assert!(max > 30, "the workload never got far: {max}");
     assert!(

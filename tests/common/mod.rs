@@ -6,7 +6,7 @@
 pub mod procs;
 
 use nexus::{Database, OpenOptions, StorageEngine};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The engine the test harness wants new database files to get: `scripts/test.sh` runs the
@@ -70,4 +70,73 @@ pub fn ok(args: &[&str], cwd: &Path) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
+}
+
+/// A new P-256 private key (PKCS#8 PEM) for an encrypted database.
+pub fn new_key() -> nexus::crypto::PrivatePem {
+    let (private, _public) = nexus::crypto::keygen(None).expect("keygen");
+    nexus::crypto::PrivatePem::new(private.to_string())
+}
+
+/// Writes `key`'s PEM to `dir/NAME` and returns the path: child processes get the path of
+/// the key file (in an environment variable), never the key itself.
+pub fn write_key_file(dir: &Path, name: &str, key: &nexus::crypto::PrivatePem) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, key.as_str()).expect("write the key file");
+    path
+}
+
+/// The key in the file that the environment variable `var` names (`None` when unset).
+pub fn key_from_env(var: &str) -> Option<nexus::crypto::PrivatePem> {
+    let path = std::env::var_os(var)?;
+    let pem = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read the key file {}: {e}", Path::new(&path).display()));
+    Some(nexus::crypto::PrivatePem::new(pem))
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay.len() - at < needle.len() {
+            return None;
+        }
+        if &hay[at + 1..at + needle.len()] == rest {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Panics when `marker` occurs in any byte of the database `db`'s files (`NAME.db`,
+/// `NAME.wasp`; a missing log is skipped). `context` starts the message.
+pub fn assert_marker_absent(db: &Path, marker: &str, context: &str) {
+    for p in [db.to_path_buf(), db.with_extension("wasp")] {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        if let Some(at) = find_bytes(&bytes, marker.as_bytes()) {
+            panic!(
+                "{context}: {} holds the marker {marker:?} in the clear at byte {at}",
+                p.display()
+            );
+        }
+    }
+}
+
+/// Whether a test of an encrypted database runs in this pass: encryption is a feature of
+/// `wasp`, so such a test always uses `wasp`, and the harness's `memlog` pass would only run
+/// it a second time: there it says so and is skipped.
+pub fn encrypted_tests_run(test: &str) -> bool {
+    if engine() == StorageEngine::MemLog {
+        eprintln!(
+            "{test}: skipped under NEXUSLITE_STORAGE=memlog (an encrypted database is always \
+             wasp; the default pass runs it)"
+        );
+        return false;
+    }
+    true
 }
