@@ -551,15 +551,20 @@ public:
     [[nodiscard]] static Database open_encrypted(std::string_view path,
                                                  std::string_view private_pem,
                                                  std::string_view options_json = {}) {
-        std::string options = detail::with_encryption_key(options_json, private_pem);
-        try {
-            Database db(path, options);
-            detail::wipe_string(options);
-            return db;
-        } catch (...) {
-            detail::wipe_string(options);
-            throw;
+        detail::CStr p(path, "path");
+        if (private_pem.find('\0') != std::string_view::npos) {
+            throw Error(NEXUS_INVALID_ARGUMENT, "private key contains a NUL byte");
         }
+        std::string options = detail::with_encryption_key(options_json, private_pem);
+        if (options.find('\0') != std::string::npos) {
+            detail::wipe_string(options);
+            throw Error(NEXUS_INVALID_ARGUMENT, "options contains a NUL byte");
+        }
+        nexus_db* db = nullptr;
+        const int rc = nexus_open(p.get(), options.c_str(), &db);
+        detail::wipe_string(options);  // the only copy of the options, key included
+        detail::check(rc);
+        return adopt(db);
     }
     /// open_encrypted with the private key of `key` (throws if it has none).
     [[nodiscard]] static Database open_encrypted(std::string_view path, const Key& key,
