@@ -331,7 +331,8 @@ int nexus_verify_file(const char *path, const char *public_pem);
  * a key the database has already changes nothing.
  *
  * Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a malformed key, no room for another
- * slot), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
+ * slot), `NEXUS_BUSY`, `NEXUS_READONLY` (a `read_only` connection), `NEXUS_TXN` (inside a
+ * transaction of this connection).
  *
  * # Safety
  * `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
@@ -343,7 +344,8 @@ int nexus_add_key(nexus_db *db, const char *public_pem);
  * unchanged (`nexus_rekey`, once built, replaces it).
  *
  * Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a key that is not a recipient, the
- * last key), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
+ * last key), `NEXUS_BUSY`, `NEXUS_READONLY` (a `read_only` connection), `NEXUS_TXN`
+ * (inside a transaction of this connection).
  *
  * # Safety
  * `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.

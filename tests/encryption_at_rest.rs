@@ -431,3 +431,46 @@ fn an_altered_last_record_is_refused_not_dropped() {
         "{e}"
     );
 }
+
+/// Key changes need a writable connection outside a transaction; a malformed key at open
+/// leaves no file behind.
+#[test]
+fn key_changes_refused_read_only_and_in_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "ro.db");
+    let a = key();
+    let pub_a = nexus::crypto::public_key(a.as_str()).unwrap();
+    let pub_b = nexus::crypto::public_key(key().as_str()).unwrap();
+    let db = Database::open(&path, with_key(&a)).unwrap();
+    fill(&db);
+    let ro = Database::open(
+        &path,
+        OpenOptions {
+            read_only: true,
+            ..with_key(&a)
+        },
+    )
+    .unwrap();
+    assert!(matches!(ro.add_key(&pub_b), Err(Error::ReadOnly(_))));
+    assert!(matches!(ro.remove_key(&pub_a), Err(Error::ReadOnly(_))));
+    ro.close().unwrap();
+    db.begin().unwrap();
+    assert!(matches!(db.add_key(&pub_b), Err(Error::Txn(_))));
+    db.rollback().unwrap();
+    // Nothing changed: A is still the only key.
+    assert!(
+        matches!(db.remove_key(&pub_a), Err(Error::InvalidArgument(ref m)) if m.contains("last key"))
+    );
+    db.close().unwrap();
+    assert!(matches!(
+        Database::open(tmp(&dir, "b.db"), with_key(&PrivatePem::new(pub_a)))
+            .err()
+            .unwrap(),
+        Error::InvalidArgument(_)
+    ));
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("b.")));
+}

@@ -199,6 +199,57 @@ private:
     throw Error(NEXUS_INVALID_ARGUMENT, std::string(what) + " is closed or moved-from");
 }
 
+/// Overwrites the string's bytes (volatile: not optimized away), then empties it.
+inline void wipe_string(std::string& s) noexcept {
+    volatile char* p = s.data();
+    for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+    s.clear();
+}
+
+/// `options_json` (a JSON object, or empty for none) with the member
+/// "encryption_key": private_pem added in front. Throws NEXUS_INVALID_ARGUMENT when
+/// `options_json` is not empty and not an object. The result holds the key: wipe it.
+inline std::string with_encryption_key(std::string_view options_json,
+                                       std::string_view private_pem) {
+    const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    std::string_view inner;
+    while (!options_json.empty() && is_space(options_json.front())) options_json.remove_prefix(1);
+    while (!options_json.empty() && is_space(options_json.back())) options_json.remove_suffix(1);
+    if (!options_json.empty()) {
+        if (options_json.size() < 2 || options_json.front() != '{' || options_json.back() != '}') {
+            throw Error(NEXUS_INVALID_ARGUMENT, "options must be a JSON object");
+        }
+        inner = options_json.substr(1, options_json.size() - 2);
+        while (!inner.empty() && is_space(inner.front())) inner.remove_prefix(1);
+    }
+    std::string out;
+    out.reserve(private_pem.size() + inner.size() + 32);
+    out += "{\"encryption_key\":\"";
+    static const char hex[] = "0123456789abcdef";
+    for (const char ch : private_pem) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c < 0x20) {
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += ch;
+        }
+    }
+    out += '"';
+    if (!inner.empty()) {
+        out += ',';
+        out += inner;
+    }
+    out += '}';
+    return out;
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------
@@ -464,6 +515,7 @@ private:
 };
 
 class Transaction;
+class Key;
 
 // ---------------------------------------------------------------------------------------
 // Database
@@ -489,6 +541,34 @@ public:
                                        std::string_view options_json = {}) {
         return Database(path, options_json);
     }
+    /// Opens (by default creates) an encrypted database: the open option "encryption_key"
+    /// (a P-256 private key, PKCS#8 PEM) added to `options_json` (a JSON object or empty).
+    /// A new file is created encrypted to that key. Errors (nexus::Error::code()):
+    /// NEXUS_CRYPTO for an encrypted file this key is not a recipient of,
+    /// NEXUS_INVALID_ARGUMENT for a plain file or a malformed key, NEXUS_UNSUPPORTED for
+    /// ":memory:" and the memlog storage. Opening an encrypted file with plain open() is
+    /// NEXUS_CRYPTO.
+    [[nodiscard]] static Database open_encrypted(std::string_view path,
+                                                 std::string_view private_pem,
+                                                 std::string_view options_json = {}) {
+        detail::CStr p(path, "path");
+        if (private_pem.find('\0') != std::string_view::npos) {
+            throw Error(NEXUS_INVALID_ARGUMENT, "private key contains a NUL byte");
+        }
+        std::string options = detail::with_encryption_key(options_json, private_pem);
+        if (options.find('\0') != std::string::npos) {
+            detail::wipe_string(options);
+            throw Error(NEXUS_INVALID_ARGUMENT, "options contains a NUL byte");
+        }
+        nexus_db* db = nullptr;
+        const int rc = nexus_open(p.get(), options.c_str(), &db);
+        detail::wipe_string(options);  // the only copy of the options, key included
+        detail::check(rc);
+        return adopt(db);
+    }
+    /// open_encrypted with the private key of `key` (throws if it has none).
+    [[nodiscard]] static Database open_encrypted(std::string_view path, const Key& key,
+                                                 std::string_view options_json = {});
     /// Takes ownership of a C connection handle (may be null).
     static Database adopt(nexus_db* db) noexcept {
         Database d;
@@ -875,7 +955,24 @@ public:
         detail::check(nexus_purge_expired(require(), &n));
         return n;
     }
-    /// Consistent online copy of the database to `dest_path`.
+    /// Adds a recipient to this encrypted database: the holder of the private key of
+    /// `public_pem` (SPKI PEM, P-256) can open it from now on; a key it already has changes
+    /// nothing. NEXUS_INVALID_ARGUMENT on a plain database or for a malformed key.
+    void add_key(std::string_view public_pem) {
+        detail::CStr k(public_pem, "public key");
+        detail::check(nexus_add_key(require(), k.get()));
+    }
+    /// Removes a recipient of this encrypted database. NEXUS_INVALID_ARGUMENT for its last
+    /// key, a key that is not a recipient, a plain database.
+    void remove_key(std::string_view public_pem) {
+        detail::CStr k(public_pem, "public key");
+        detail::check(nexus_remove_key(require(), k.get()));
+    }
+    /// The same with the public key of `key`.
+    void add_key(const Key& key);
+    void remove_key(const Key& key);
+    /// Consistent online copy of the database to `dest_path` (an encrypted database's copy
+    /// is encrypted to the same keys).
     void backup(std::string_view dest_path) {
         detail::CStr d(dest_path, "backup path");
         detail::check(nexus_backup(require(), d.get()));
@@ -1138,16 +1235,18 @@ private:
     void require_private() const {
         if (private_.empty()) throw Error(NEXUS_INVALID_ARGUMENT, "nexus::Key has no private key");
     }
-    /// Overwrites the string's bytes (volatile: not optimized away), then empties it.
-    static void wipe(std::string& s) noexcept {
-        volatile char* p = s.data();
-        for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
-        s.clear();
-    }
+    static void wipe(std::string& s) noexcept { detail::wipe_string(s); }
 
     std::string private_;
     std::string public_;
 };
+
+inline Database Database::open_encrypted(std::string_view path, const Key& key,
+                                         std::string_view options_json) {
+    return open_encrypted(path, key.private_pem(), options_json);
+}
+inline void Database::add_key(const Key& key) { add_key(key.public_pem()); }
+inline void Database::remove_key(const Key& key) { remove_key(key.public_pem()); }
 
 }  // namespace nexus
 

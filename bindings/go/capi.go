@@ -97,6 +97,8 @@ static int nx_sign(const char *priv, const uint8_t *data, size_t len, char **sig
 static int nx_verify(const char *pub, const uint8_t *data, size_t len, const char *sig, char **err) { NX_RET(nexus_verify(pub, data, len, sig)); }
 static int nx_sign_file(const char *path, const char *priv, char **err) { NX_RET(nexus_sign_file(path, priv)); }
 static int nx_verify_file(const char *path, const char *pub, char **err) { NX_RET(nexus_verify_file(path, pub)); }
+static int nx_add_key(nexus_db *db, const char *pub, char **err) { NX_RET(nexus_add_key(db, pub)); }
+static int nx_remove_key(nexus_db *db, const char *pub, char **err) { NX_RET(nexus_remove_key(db, pub)); }
 
 extern void goNexusLog(int level, char *target, char *message, void *user);
 static void nx_log_trampoline(int level, const char *target, const char *message, void *user) {
@@ -816,6 +818,31 @@ func capiVerifyFile(path, publicPEM string) error {
 	var cerr *C.char
 	if rc := C.nx_verify_file(cf, cp, &cerr); rc != 0 {
 		return mkerr("verify file", rc, cerr)
+	}
+	return nil
+}
+
+// capiChangeKey adds (add true) or removes a recipient of an encrypted database.
+func capiChangeKey(h *cDB, publicPEM string, add bool) error {
+	op := "remove key"
+	if add {
+		op = "add key"
+	}
+	var a cargs
+	defer a.free()
+	cp := a.str("public key", publicPEM)
+	if a.err != nil {
+		return withOp(a.err, op)
+	}
+	var cerr *C.char
+	var rc C.int
+	if add {
+		rc = C.nx_add_key(h, cp, &cerr)
+	} else {
+		rc = C.nx_remove_key(h, cp, &cerr)
+	}
+	if rc != 0 {
+		return mkerr(op, rc, cerr)
 	}
 	return nil
 }

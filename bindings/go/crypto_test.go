@@ -58,3 +58,166 @@ func TestKeysAndSignatures(t *testing.T) {
 		t.Fatalf("changed file: %v", err)
 	}
 }
+
+// fileHolds reports whether needle occurs in the bytes of the file at path (a
+// missing file holds nothing).
+func fileHolds(t *testing.T, path, needle string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(b), needle)
+}
+
+func TestEncryptionAtRest(t *testing.T) {
+	const marker = "go7MARKERzx"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "enc.db")
+	privA, pubA, err := Keygen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	privB, pubB, err := Keygen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(db *DB) uint64 {
+		t.Helper()
+		n, err := db.Collection("c_" + marker).Count(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	db, err := Open(path, WithEncryptionKey(privA), WithStorage("wasp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := db.Collection("c_" + marker)
+	for i := 0; i < 100; i++ {
+		if _, err := coll.Insert(map[string]any{"_id": i, "note": "secret " + marker, marker: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := db.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := stats["storage"].(map[string]any); st["encrypted"] != true {
+		t.Fatalf("stats.storage.encrypted: %v", stats["storage"])
+	}
+	// Every connection of the process shows a key of its own.
+	if _, err := Open(path); !errors.Is(err, ErrCrypto) {
+		t.Fatalf("second connection without a key: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, filepath.Join(dir, "enc.wasp")} {
+		if fileHolds(t, f, marker) {
+			t.Fatalf("%s holds the marker in the clear", f)
+		}
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() < 4096 {
+		t.Fatalf("enc.db: %v %v", fi, err)
+	}
+
+	if _, err := Open(path); !errors.Is(err, ErrCrypto) || !strings.Contains(err.Error(), "encrypted") {
+		t.Fatalf("no key: %v", err)
+	}
+	if _, err := Open(path, WithEncryptionKey(privB)); !errors.Is(err, ErrCrypto) {
+		t.Fatalf("a key that is not a recipient: %v", err)
+	}
+	if _, err := Open(path, WithEncryptionKey(pubA)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a public key as the private one: %v", err)
+	}
+	db, err = Open(path, WithEncryptionKey(privA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n := count(db); n != 100 {
+		t.Fatalf("count %d", n)
+	}
+	var doc map[string]any
+	if err := db.Collection("c_"+marker).FindOne(map[string]any{"_id": 7}, &doc); err != nil || doc["note"] != "secret "+marker {
+		t.Fatalf("document 7: %v %v", doc, err)
+	}
+	if err := db.RemoveKey(pubA); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "last key") {
+		t.Fatalf("removing the last key: %v", err)
+	}
+	if err := db.RemoveKey(pubB); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("removing a key that is no recipient: %v", err)
+	}
+	if err := db.AddKey("not a key"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a malformed key: %v", err)
+	}
+	if err := db.AddKey(pubB); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddKey(pubB); err != nil {
+		t.Fatalf("adding a key again: %v", err)
+	}
+	withB, err := Open(path, WithEncryptionKey(privB))
+	if err != nil {
+		t.Fatalf("B after AddKey: %v", err)
+	}
+	if n := count(withB); n != 100 {
+		t.Fatalf("count through B: %d", n)
+	}
+	if err := withB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RemoveKey(pubA); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, WithEncryptionKey(privA)); !errors.Is(err, ErrCrypto) {
+		t.Fatalf("A after RemoveKey: %v", err)
+	}
+	db, err = Open(path, WithEncryptionKey(privB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(db); n != 100 {
+		t.Fatalf("count through B after removing A: %d", n)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A plain database: no key at open, no key changes; no encryption in memory.
+	plainPath := filepath.Join(dir, "plain.db")
+	plain, err := Open(plainPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.AddKey(pubA); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("AddKey on a plain database: %v", err)
+	}
+	if err := plain.RemoveKey(pubA); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("RemoveKey on a plain database: %v", err)
+	}
+	if err := plain.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(plainPath, WithEncryptionKey(privA)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a plain database opened with a key: %v", err)
+	}
+	if _, err := Open(Memory, WithEncryptionKey(privA)); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("an in-memory database with a key: %v", err)
+	}
+	if _, err := Open(filepath.Join(dir, "m.db"), WithEncryptionKey(privA), WithStorage("memlog")); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("memlog with a key: %v", err)
+	}
+	if err := plain.AddKey(pubA); err == nil {
+		t.Fatal("AddKey on a closed DB succeeded")
+	}
+}

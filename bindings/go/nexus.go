@@ -71,6 +71,15 @@ func WithBusyTimeout(d time.Duration) Option {
 	return WithOption("busy_timeout_ms", ms)
 }
 
+// WithEncryptionKey opens with the open option "encryption_key": a P-256
+// private key as PKCS#8 PEM (Keygen makes one). A new file is created
+// encrypted to that key; an encrypted file opens only with the key of one of
+// its recipients (see AddKey). Open fails with ErrCrypto for an encrypted file
+// opened without a key or with a key that is not a recipient, with
+// ErrInvalidArgument for a plain file opened with a key (or a malformed key),
+// and with ErrUnsupported for an in-memory database or the memlog storage.
+func WithEncryptionKey(privatePEM string) Option { return WithOption("encryption_key", privatePEM) }
+
 // WithStorage selects the storage engine by name ("wasp", the default, or "memlog").
 func WithStorage(engine string) Option { return WithOption("storage", engine) }
 
@@ -266,6 +275,21 @@ func (db *DB) PurgeExpired() (uint64, error) {
 // Backup writes a consistent online copy of the database to dest.
 func (db *DB) Backup(dest string) error {
 	return db.do(func(h *cDB) error { return capiBackup(h, dest) })
+}
+
+// AddKey adds a recipient to an encrypted database: the holder of the private
+// key of publicPEM (SPKI PEM, P-256) can open it from now on. Adding a key the
+// database already has changes nothing. ErrInvalidArgument on a plain database
+// or for a malformed key.
+func (db *DB) AddKey(publicPEM string) error {
+	return db.do(func(h *cDB) error { return capiChangeKey(h, publicPEM, true) })
+}
+
+// RemoveKey removes a recipient of an encrypted database; its holder can no
+// longer open the file (the data key is unchanged). ErrInvalidArgument for
+// the database's last key, a key that is not a recipient, or a plain database.
+func (db *DB) RemoveKey(publicPEM string) error {
+	return db.do(func(h *cDB) error { return capiChangeKey(h, publicPEM, false) })
 }
 
 // Check verifies the database file and returns the library's report. A

@@ -92,6 +92,10 @@ impl Database {
     }
 
     fn with_engine(path: Option<&Path>, options: OpenOptions) -> Result<Self> {
+        // A key that is not a P-256 private key is refused before a file is created or opened.
+        if let Some(key) = &options.encryption_key {
+            crate::crypto::public_key(key.as_str())?;
+        }
         let cfg = EngineConfig {
             create: options.create,
             read_only: options.read_only,
@@ -517,9 +521,10 @@ impl Database {
     ///
     /// Errors: [`Error::InvalidArgument`] for a plain database, a malformed key or no room
     /// for another slot (30 at 8 KiB pages, 62 at 16 KiB); [`Error::Busy`] when another writer
-    /// holds the database past the busy timeout.
+    /// holds the database past the busy timeout; [`Error::ReadOnly`] on a `read_only`
+    /// connection; [`Error::Txn`] inside a transaction of this connection.
     pub fn add_key(&self, public_pem: &str) -> Result<()> {
-        self.check_open()?;
+        self.check_key_change("add a key")?;
         self.engine
             .storage
             .change_key(public_pem, true, self.busy_timeout())
@@ -530,12 +535,31 @@ impl Database {
     /// old copy of the file) can still read what was written under it.
     ///
     /// Errors: [`Error::InvalidArgument`] for a plain database, a key that is not a
-    /// recipient, or the last key.
+    /// recipient, or the last key; [`Error::Busy`], [`Error::ReadOnly`], [`Error::Txn`] as for
+    /// [`Database::add_key`].
     pub fn remove_key(&self, public_pem: &str) -> Result<()> {
-        self.check_open()?;
+        self.check_key_change("remove a key")?;
         self.engine
             .storage
             .change_key(public_pem, false, self.busy_timeout())
+    }
+
+    /// What [`Database::add_key`] and [`Database::remove_key`] refuse before the storage is
+    /// asked: a closed connection, a transaction open on it (its write lock would keep the key
+    /// change waiting on itself), a `read_only` connection.
+    fn check_key_change(&self, what: &str) -> Result<()> {
+        self.check_open()?;
+        if self.in_transaction() {
+            return Err(Error::Txn(format!(
+                "cannot {what} inside a transaction on the same connection"
+            )));
+        }
+        if self.read_only {
+            return Err(Error::ReadOnly(format!(
+                "cannot {what}: this connection was opened with read_only: true"
+            )));
+        }
+        Ok(())
     }
 
     /// Checks `path` as somewhere to write a file for the user (an export, an error sidecar,

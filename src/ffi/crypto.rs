@@ -199,7 +199,8 @@ fn no_encryption(what: &str) -> Error {
 /// a key the database has already changes nothing.
 ///
 /// Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a malformed key, no room for another
-/// slot), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
+/// slot), `NEXUS_BUSY`, `NEXUS_READONLY` (a `read_only` connection), `NEXUS_TXN` (inside a
+/// transaction of this connection).
 ///
 /// # Safety
 /// `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.
@@ -218,7 +219,8 @@ pub unsafe extern "C" fn nexus_add_key(db: *mut nexus_db, public_pem: *const c_c
 /// unchanged (`nexus_rekey`, once built, replaces it).
 ///
 /// Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a key that is not a recipient, the
-/// last key), `NEXUS_BUSY`, `NEXUS_READ_ONLY`.
+/// last key), `NEXUS_BUSY`, `NEXUS_READONLY` (a `read_only` connection), `NEXUS_TXN`
+/// (inside a transaction of this connection).
 ///
 /// # Safety
 /// `db` a live handle or NULL; `public_pem` NUL-terminated or NULL.

@@ -1854,7 +1854,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 /* Keys and signatures (#20): keygen, public key, sign/verify in memory and of files, and
- * the encryption functions this build does not have yet (NEXUS_UNSUPPORTED, not success). */
+ * the encryption functions this build does not have yet (NEXUS_UNSUPPORTED, not success).
+ * Encryption at rest itself: test_encryption. */
 static void test_signatures(nexus_db *db)
 {
     char *priv = NULL, *pub = NULL, *pub2 = NULL, *sig = NULL;
@@ -1892,17 +1893,314 @@ static void test_signatures(nexus_db *db)
     }
     CHECK_RC(nexus_verify_file(file, pub), NEXUS_CRYPTO);
 
-    CHECK_RC(nexus_add_key(db, pub), NEXUS_UNSUPPORTED);
-    CHECK_RC(nexus_remove_key(db, pub), NEXUS_UNSUPPORTED);
     CHECK_RC(nexus_rekey(db), NEXUS_UNSUPPORTED);
-    CHECK_RC(nexus_backup_with(db, path_in_dir("enc-backup.db"), NULL), NEXUS_UNSUPPORTED);
-    nexus_db *enc = NULL;
-    CHECK_RC(nexus_open(path_in_dir("enc.db"), "{\"encryption_key\":\"x\"}", &enc), NEXUS_UNSUPPORTED);
-    CHECK(enc == NULL);
+    /* backup_with: a signed copy; a copy under a fresh data key or a plain one is planned. */
+    CHECK_RC(nexus_backup_with(db, path_in_dir("plain-copy.db"), "{\"decrypt\":true}"), NEXUS_UNSUPPORTED);
+    CHECK(access(path_in_dir("plain-copy.db"), F_OK) != 0);
+    {
+        char opts[4096];
+        size_t at = (size_t)snprintf(opts, sizeof opts, "{\"sign_key\":\"");
+        for (const char *p = priv; *p && at + 4 < sizeof opts; p++) {
+            if (*p == '\n') {
+                opts[at++] = '\\';
+                opts[at++] = 'n';
+            } else {
+                opts[at++] = *p;
+            }
+        }
+        snprintf(opts + at, sizeof opts - at, "\"}");
+        if (test_storage() != NULL && strcmp(test_storage(), "memlog") == 0) {
+            /* memlog has no online backup */
+            CHECK_RC(nexus_backup_with(db, path_in_dir("signed-backup.db"), opts), NEXUS_UNSUPPORTED);
+        } else {
+            CHECK_OK(nexus_backup_with(db, path_in_dir("signed-backup.db"), opts));
+            CHECK_OK(nexus_verify_file(path_in_dir("signed-backup.db"), pub));
+        }
+    }
     nexus_free(priv);
     nexus_free(pub);
     nexus_free(pub2);
     nexus_free(sig);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Encryption at rest (#20) through the C ABI
+ * ---------------------------------------------------------------------------------- */
+
+/* Open options {"storage":STORAGE,"encryption_key":PEM} (the PEM JSON-escaped: newlines
+ * as \n), each member left out when NULL. This section names the storage itself ("wasp"):
+ * encryption is a property of the wasp engine (memlog with a key is NEXUS_UNSUPPORTED,
+ * checked below), so the harness's memlog run tests the same thing. malloc'd; free(). */
+static char *key_options(const char *storage, const char *pem)
+{
+    sbuf b = {0};
+    sb_puts(&b, "{");
+    if (storage != NULL) {
+        sb_puts(&b, "\"storage\":\"");
+        sb_puts(&b, storage);
+        sb_puts(&b, pem != NULL ? "\"," : "\"");
+    }
+    if (pem != NULL) {
+        sb_puts(&b, "\"encryption_key\":\"");
+        for (; *pem; pem++) {
+            char esc[8];
+            unsigned char c = (unsigned char)*pem;
+            if (c == '"' || c == '\\') {
+                esc[0] = '\\';
+                esc[1] = (char)c;
+                sb_add(&b, esc, 2);
+            } else if (c == '\n') {
+                sb_puts(&b, "\\n");
+            } else if (c < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", c);
+                sb_puts(&b, esc);
+            } else {
+                sb_add(&b, (const char *)&c, 1);
+            }
+        }
+        sb_puts(&b, "\"");
+    }
+    sb_puts(&b, "}");
+    return b.p;
+}
+
+/* The bytes of the file at `path` (NULL and *len 0 when it does not exist). malloc'd. */
+static unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *p = NULL;
+    size_t cap = 0, n;
+    *len = 0;
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        if (*len == cap) {
+            unsigned char *q;
+            cap = cap ? cap * 2 : 65536;
+            q = realloc(p, cap);
+            if (q == NULL) {
+                fprintf(stderr, "out of memory\n");
+                exit(2);
+            }
+            p = q;
+        }
+        n = fread(p + *len, 1, cap - *len, f);
+        if (n == 0)
+            break;
+        *len += n;
+    }
+    fclose(f);
+    return p;
+}
+
+/* Whether `needle` occurs anywhere in the file at `path` (a missing file holds nothing). */
+static int file_contains(const char *path, const char *needle, size_t *size)
+{
+    size_t len, i, nlen = strlen(needle);
+    unsigned char *p = read_file(path, &len);
+    int found = 0;
+    for (i = 0; p != NULL && nlen <= len && i + nlen <= len && !found; i++)
+        found = memcmp(p + i, needle, nlen) == 0;
+    free(p);
+    if (size != NULL)
+        *size = len;
+    return found;
+}
+
+#define ENC_MARKER "zq7MARKERxv" /* in values, a field name, a collection and an index name */
+
+/* No byte of NAME.db or NAME.wasp holds the marker; `when` names the moment. */
+static void check_no_marker(const char *db_path, const char *when)
+{
+    char wasp[700];
+    size_t db_size = 0, wasp_size = 0;
+    int in_db, in_wasp;
+    snprintf(wasp, sizeof wasp, "%.*s.wasp", (int)(strlen(db_path) - 3), db_path);
+    in_db = file_contains(db_path, ENC_MARKER, &db_size);
+    in_wasp = file_contains(wasp, ENC_MARKER, &wasp_size);
+    if (!CHECK(!in_db) || !CHECK(!in_wasp))
+        fprintf(stderr, "    (%s: marker in %s)\n", when, in_db ? db_path : wasp);
+    /* Something was written at all (else "no marker" proves nothing). */
+    if (!CHECK(db_size + wasp_size > 4096))
+        fprintf(stderr, "    (%s: .db %zu bytes, .wasp %zu bytes)\n", when, db_size, wasp_size);
+}
+
+static void test_encryption(void)
+{
+    const char *path = path_in_dir("enc.db");
+    char *priv_a = NULL, *pub_a = NULL, *priv_b = NULL, *pub_b = NULL, *out = NULL;
+    char *opt_a, *opt_b, *opt_none, *opt_pub;
+    nexus_db *db = NULL, *db2 = NULL;
+    char doc[256];
+    int i;
+    section("encryption at rest");
+
+    CHECK_OK(nexus_keygen(NULL, &priv_a, &pub_a));
+    CHECK_OK(nexus_keygen(NULL, &priv_b, &pub_b));
+    if (!priv_a || !pub_a || !priv_b || !pub_b)
+        goto out;
+    opt_a = key_options("wasp", priv_a);
+    opt_b = key_options("wasp", priv_b);
+    opt_none = key_options("wasp", NULL);
+    opt_pub = key_options("wasp", pub_a);
+
+    /* A new file opened with a key is created encrypted. */
+    CHECK_OK(nexus_open(path, opt_a, &db));
+    if (db == NULL)
+        goto free_opts;
+    for (i = 0; i < 200; i++) {
+        snprintf(doc, sizeof doc,
+                 "{\"_id\":%d,\"note\":\"secret " ENC_MARKER " %d\",\"" ENC_MARKER "\":%d}", i,
+                 i, i);
+        CHECK_OK(nexus_insert(db, "c_" ENC_MARKER, doc, NULL));
+    }
+    CHECK_OK(nexus_create_index(db, "c_" ENC_MARKER, "{\"" ENC_MARKER "\":1}",
+                                "{\"name\":\"ix_" ENC_MARKER "\"}", NULL));
+    CHECK_OK(nexus_stats(db, &out));
+    CHECK_CONTAINS(out, "\"encrypted\":true");
+    CHECK_CONTAINS(out, "\"format_version\":4");
+    CHECK(out != NULL && strstr(out, "PRIVATE") == NULL); /* no key material in stats */
+    nexus_free(out);
+    out = NULL;
+    check_no_marker(path, "open, before checkpoint");
+    CHECK_OK(nexus_checkpoint(db));
+    check_no_marker(path, "after checkpoint");
+
+    /* Another connection of this process must present a key of its own. */
+    CHECK_ERR(nexus_open(path, opt_none, &db2), NEXUS_CRYPTO);
+    CHECK(db2 == NULL);
+    CHECK_ERR(nexus_open(path, opt_b, &db2), NEXUS_CRYPTO);
+    CHECK(db2 == NULL);
+    CHECK_OK(nexus_close(db));
+    db = NULL;
+    check_no_marker(path, "closed");
+
+    /* Reopened: no key, another key, a public key in place of the private one. */
+    CHECK_ERR(nexus_open(path, opt_none, &db), NEXUS_CRYPTO);
+    CHECK(strstr(nexus_errmsg(), "encrypted") != NULL);
+    CHECK(db == NULL);
+    CHECK_ERR(nexus_open(path, NULL, &db), NEXUS_CRYPTO);
+    CHECK(db == NULL);
+    CHECK_ERR(nexus_open(path, opt_b, &db), NEXUS_CRYPTO);
+    CHECK(strstr(nexus_errmsg(), "no key slot") != NULL);
+    CHECK(db == NULL);
+    CHECK_ERR(nexus_open(path, opt_pub, &db), NEXUS_INVALID_ARGUMENT);
+    CHECK(db == NULL);
+    CHECK_OK(nexus_open(path, opt_a, &db));
+    if (db == NULL)
+        goto free_opts;
+    CHECK_COUNT(db, "c_" ENC_MARKER, NULL, 200);
+    CHECK_GET(db, "c_" ENC_MARKER, "7",
+              "{\"_id\":7,\"note\":\"secret " ENC_MARKER " 7\",\"" ENC_MARKER "\":7}");
+    CHECK_COUNT(db, "c_" ENC_MARKER, "{\"" ENC_MARKER "\":{\"$gte\":150}}", 50);
+
+    /* A read-only connection cannot change the recipients. */
+    {
+        size_t n = strlen(opt_a);
+        char *ro = xmalloc(n + 32);
+        snprintf(ro, n + 32, "{\"read_only\":true,%s", opt_a + 1);
+        CHECK_OK(nexus_open(path, ro, &db2));
+        if (db2 != NULL) {
+            CHECK_COUNT(db2, "c_" ENC_MARKER, NULL, 200);
+            CHECK_ERR(nexus_add_key(db2, pub_b), NEXUS_READONLY);
+            CHECK_ERR(nexus_remove_key(db2, pub_a), NEXUS_READONLY);
+            CHECK_OK(nexus_close(db2));
+            db2 = NULL;
+        }
+        free(ro);
+    }
+
+    /* Recipients. */
+    CHECK_ERR(nexus_remove_key(db, pub_a), NEXUS_INVALID_ARGUMENT); /* the last key */
+    CHECK(strstr(nexus_errmsg(), "last key") != NULL);
+    CHECK_ERR(nexus_remove_key(db, pub_b), NEXUS_INVALID_ARGUMENT); /* not a recipient */
+    CHECK_ERR(nexus_add_key(db, priv_b), NEXUS_INVALID_ARGUMENT);   /* not a public key */
+    CHECK_ERR(nexus_add_key(db, "not a key"), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_add_key(db, NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_add_key(NULL, pub_b), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_remove_key(NULL, pub_b), NEXUS_INVALID_ARGUMENT);
+    CHECK_OK(nexus_begin(db));
+    CHECK_ERR(nexus_add_key(db, pub_b), NEXUS_TXN); /* not inside a transaction */
+    CHECK_OK(nexus_rollback(db));
+    CHECK_OK(nexus_add_key(db, pub_b));
+    CHECK_OK(nexus_add_key(db, pub_b)); /* again: changes nothing */
+    CHECK_OK(nexus_open(path, opt_b, &db2));
+    if (db2 != NULL) {
+        CHECK_COUNT(db2, "c_" ENC_MARKER, NULL, 200);
+        CHECK_OK(nexus_close(db2));
+        db2 = NULL;
+    }
+    CHECK_OK(nexus_remove_key(db, pub_a));
+    CHECK_ERR(nexus_remove_key(db, pub_b), NEXUS_INVALID_ARGUMENT); /* now B's is the last */
+    CHECK(strstr(nexus_errmsg(), "last key") != NULL);
+
+    /* Still planned. */
+    CHECK_ERR(nexus_rekey(db), NEXUS_UNSUPPORTED);
+    CHECK_ERR(nexus_backup_with(db, path_in_dir("enc-copy.db"), "{\"encrypt_to\":[]}"), NEXUS_UNSUPPORTED);
+    CHECK(access(path_in_dir("enc-copy.db"), F_OK) != 0); /* nothing written in its place */
+
+    /* A backup of an encrypted database is encrypted to the same keys. */
+    CHECK_OK(nexus_backup(db, path_in_dir("enc-backup.db")));
+    CHECK_OK(nexus_close(db));
+    db = NULL;
+    check_no_marker(path, "after removing A's key");
+    check_no_marker(path_in_dir("enc-backup.db"), "backup");
+    CHECK_ERR(nexus_open(path, opt_a, &db), NEXUS_CRYPTO); /* A's key was removed */
+    CHECK(db == NULL);
+    CHECK_OK(nexus_open(path, opt_b, &db));
+    if (db != NULL) {
+        CHECK_COUNT(db, "c_" ENC_MARKER, NULL, 200);
+        CHECK_OK(nexus_close(db));
+        db = NULL;
+    }
+    CHECK_ERR(nexus_open(path_in_dir("enc-backup.db"), opt_none, &db), NEXUS_CRYPTO);
+    CHECK(db == NULL);
+    CHECK_OK(nexus_open(path_in_dir("enc-backup.db"), opt_b, &db));
+    if (db != NULL) {
+        CHECK_COUNT(db, "c_" ENC_MARKER, NULL, 200);
+        CHECK_OK(nexus_close(db));
+        db = NULL;
+    }
+
+    /* A plain database: a key at open and key changes are refused, nothing encrypted. */
+    CHECK_OK(nexus_open(path_in_dir("enc-plain.db"), opt_none, &db));
+    if (db != NULL) {
+        CHECK_ERR(nexus_add_key(db, pub_a), NEXUS_INVALID_ARGUMENT);
+        CHECK_ERR(nexus_remove_key(db, pub_a), NEXUS_INVALID_ARGUMENT);
+        CHECK_ERR(nexus_rekey(db), NEXUS_UNSUPPORTED);
+        CHECK_OK(nexus_close(db));
+        db = NULL;
+    }
+    CHECK_ERR(nexus_open(path_in_dir("enc-plain.db"), opt_a, &db), NEXUS_INVALID_ARGUMENT);
+    CHECK(strstr(nexus_errmsg(), "not encrypted") != NULL);
+    CHECK(db == NULL);
+
+    /* Engines without encryption, and a malformed key. */
+    {
+        char *memory = key_options(NULL, priv_a), *memlog = key_options("memlog", priv_a);
+        CHECK_ERR(nexus_open(":memory:", memory, &db), NEXUS_UNSUPPORTED);
+        CHECK(db == NULL);
+        CHECK_ERR(nexus_open(path_in_dir("enc-memlog.db"), memlog, &db), NEXUS_UNSUPPORTED);
+        CHECK(db == NULL);
+        CHECK(access(path_in_dir("enc-memlog.db"), F_OK) != 0);
+        free(memory);
+        free(memlog);
+    }
+    CHECK_ERR(nexus_open(path_in_dir("enc-x.db"), "{\"encryption_key\":\"x\"}", &db),
+              NEXUS_INVALID_ARGUMENT);
+    CHECK(db == NULL);
+    CHECK(access(path_in_dir("enc-x.db"), F_OK) != 0);
+
+free_opts:
+    free(opt_a);
+    free(opt_b);
+    free(opt_none);
+    free(opt_pub);
+out:
+    nexus_free(priv_a);
+    nexus_free(pub_a);
+    nexus_free(priv_b);
+    nexus_free(pub_b);
 }
 
 int main(int argc, char **argv)
@@ -1958,6 +2256,7 @@ int main(int argc, char **argv)
         CHECK_OK(nexus_close(db));
         test_reopen();
     }
+    test_encryption();
     test_transactions();
     test_threads();
 

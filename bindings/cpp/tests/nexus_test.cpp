@@ -1470,6 +1470,96 @@ TEST(Keys, SignAndVerifyBytesAndFiles) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Encryption at rest
+// ---------------------------------------------------------------------------------------
+
+/// Whether `needle` occurs in the bytes of the file at `path` (a missing file: no).
+bool file_holds(const std::string& path, const std::string& needle) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return bytes.find(needle) != std::string::npos;
+}
+
+int open_code(const std::function<void()>& open) {
+    try {
+        open();
+    } catch (const nexus::Error& e) {
+        return e.code();
+    }
+    return NEXUS_OK;
+}
+
+TEST(Encryption, KeysAtOpenRecipientsAndNothingReadableOnDisk) {
+    TempDir dir;
+    const std::string path = dir.file("enc.db");
+    const std::string marker = "cpp7MARKERq";
+    const nexus::Key a = nexus::Key::generate();
+    const nexus::Key b = nexus::Key::generate();
+    {
+        // Options of the caller are kept beside the key.
+        auto db = nexus::Database::open_encrypted(path, a, R"( {"storage":"wasp"} )");
+        for (int i = 0; i < 100; ++i) {
+            db.insert("c_" + marker, R"({"_id":)" + std::to_string(i) + R"(,"note":"secret )" + marker + R"("})");
+        }
+        const std::string stats = compact(db.stats());
+        EXPECT_NE(stats.find(R"("encrypted":true)"), std::string::npos) << stats;
+        EXPECT_EQ(open_code([&] { (void)nexus::Database::open(path); }), NEXUS_CRYPTO);
+        EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(path, b); }), NEXUS_CRYPTO);
+        db.close();
+    }
+    EXPECT_FALSE(file_holds(path, marker));
+    EXPECT_FALSE(file_holds(dir.file("enc.wasp"), marker));
+    EXPECT_GT(fs::file_size(path), 4096u);
+
+    try {
+        (void)nexus::Database::open(path);
+        FAIL() << "an encrypted database opened without a key";
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_CRYPTO);
+        EXPECT_NE(e.message().find("encrypted"), std::string::npos) << e.message();
+    }
+    EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(path, b.private_pem()); }),
+              NEXUS_CRYPTO);
+    // A Key without its private half cannot open anything.
+    EXPECT_EQ(open_code([&] {
+                  (void)nexus::Database::open_encrypted(path, nexus::Key::from_public_pem(a.public_pem()));
+              }),
+              NEXUS_INVALID_ARGUMENT);
+    EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(path, a, "[1]"); }),
+              NEXUS_INVALID_ARGUMENT);
+
+    auto db = nexus::Database::open_encrypted(path, a.private_pem());
+    EXPECT_EQ(db.count("c_" + marker), 100u);
+    try {
+        db.remove_key(a.public_pem());
+        FAIL() << "the last key removed";
+    } catch (const nexus::Error& e) {
+        EXPECT_EQ(e.code(), NEXUS_INVALID_ARGUMENT);
+        EXPECT_NE(e.message().find("last key"), std::string::npos) << e.message();
+    }
+    EXPECT_EQ(open_code([&] { db.remove_key(b); }), NEXUS_INVALID_ARGUMENT);  // no recipient
+    db.add_key(b.public_pem());
+    db.add_key(b);  // again: nothing changes
+    {
+        auto with_b = nexus::Database::open_encrypted(path, b);
+        EXPECT_EQ(with_b.count("c_" + marker), 100u);
+    }
+    db.remove_key(a);
+    db.close();
+    EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(path, a); }), NEXUS_CRYPTO);
+    EXPECT_EQ(nexus::Database::open_encrypted(path, b).count("c_" + marker), 100u);
+
+    // A plain database refuses a key at open and key changes.
+    auto plain = nexus::Database::open(dir.file("plain.db"));
+    EXPECT_EQ(open_code([&] { plain.add_key(a); }), NEXUS_INVALID_ARGUMENT);
+    plain.close();
+    EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(dir.file("plain.db"), a); }),
+              NEXUS_INVALID_ARGUMENT);
+    EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(":memory:", a); }),
+              NEXUS_UNSUPPORTED);
+}
+
+// ---------------------------------------------------------------------------------------
 // Aggregation
 // ---------------------------------------------------------------------------------------
 

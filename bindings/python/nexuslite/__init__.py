@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 NEXUS_OK, NEXUS_ROW, NEXUS_DONE = 0, 100, 101
-NEXUS_CRYPTO = 12
+NEXUS_INVALID_ARGUMENT, NEXUS_CRYPTO, NEXUS_UNSUPPORTED = 3, 12, 13
 
 
 class NexusError(Exception):
@@ -89,6 +89,8 @@ def _load():
         "nexus_verify": ([cp, cp, ctypes.c_size_t, cp], i),
         "nexus_sign_file": ([cp, cp], i),
         "nexus_verify_file": ([cp, cp], i),
+        "nexus_add_key": ([vp, cp], i),
+        "nexus_remove_key": ([vp, cp], i),
     }
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
@@ -364,10 +366,30 @@ class Collection:
 class Database:
     """A connection (nexus_db). Not for concurrent use from several threads at once."""
 
-    def __init__(self, path=":memory:", options=None):
+    def __init__(self, path=":memory:", options=None, encryption_key=None):
+        if encryption_key is not None:
+            if isinstance(options, (str, bytes)):
+                options = json.loads(options)
+            options = dict(options or {}, encryption_key=encryption_key)
         h = ctypes.c_void_p()
         _check(_api().nexus_open(_b(path), _json(options), ctypes.byref(h)))
         self._h = h
+
+    def _handle(self):
+        if not self._h:
+            raise NexusError(NEXUS_INVALID_ARGUMENT, "the database is closed")
+        return self._h
+
+    def add_key(self, public_pem):
+        """Adds a recipient to this encrypted database: the holder of the private key of
+        `public_pem` (SPKI PEM, P-256) can open it from now on; a key it already has changes
+        nothing. NexusError NEXUS_INVALID_ARGUMENT on a plain database or for a malformed key."""
+        _check(_api().nexus_add_key(self._handle(), _b(public_pem)))
+
+    def remove_key(self, public_pem):
+        """Removes a recipient of this encrypted database. NexusError NEXUS_INVALID_ARGUMENT for
+        its last key, a key that is not a recipient, or a plain database."""
+        _check(_api().nexus_remove_key(self._handle(), _b(public_pem)))
 
     def collection(self, name):
         return Collection(self, name)
@@ -384,6 +406,12 @@ class Database:
         self.close()
 
 
-def open(path=":memory:", options=None):  # noqa: A001 - mirrors nexus_open
-    """Opens (creating) the database at path; ':memory:' for a private in-memory one."""
-    return Database(path, options)
+def open(path=":memory:", options=None, encryption_key=None):  # noqa: A001 - mirrors nexus_open
+    """Opens (creating) the database at path; ':memory:' for a private in-memory one.
+
+    encryption_key: a P-256 private key, PKCS#8 PEM (see keygen()), passed as the open option
+    "encryption_key": a new file is created encrypted to it. NexusError code NEXUS_CRYPTO for an
+    encrypted file opened without a key or with a key that is not a recipient (add_key),
+    NEXUS_INVALID_ARGUMENT for a plain file opened with a key, NEXUS_UNSUPPORTED for ':memory:'
+    and the memlog storage."""
+    return Database(path, options, encryption_key)
