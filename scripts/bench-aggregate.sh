@@ -6,7 +6,7 @@
 # Runs bench/aggregate_bench.c (see its header for the steps and what each engine is opened
 # with) once per engine, each in a process of its own, checks that both engines returned the
 # same groups, sums, top-k prices and join rows, and turns the results into the report with
-# bench/aggregate_report.py.
+# bench/aggregate_report.py, then appends bench/aggregate_notes.md (where the time goes).
 #
 # Sizes (environment, the defaults): BENCH_AGG_DOCS 1000000, BENCH_AGG_GROUP_REPS 3,
 # BENCH_AGG_TOPK_SCANS 5, BENCH_AGG_TOPK_QUERIES 50, BENCH_AGG_LOOKUP_REPS 5. BENCH_SCALE
@@ -39,6 +39,7 @@ size BENCH_AGG_LOOKUP_REPS 5 5
 echo "== build bench/aggregate_bench.c against libnexus.a and libsqlite3"
 build_bench "$PWD" bench/aggregate_bench.c target/bench/aggregate_bench -lpthread -lm
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 start_all=$(date +%s)
 for e in sqlite nexus; do
     echo "== $e"
@@ -48,6 +49,7 @@ for e in sqlite nexus; do
     rm -f "$WORK"/agg.*
 done
 elapsed=$(($(date +%s) - start_all))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
     echo "# Aggregation: NexusLite vs SQLite"
@@ -62,6 +64,8 @@ elapsed=$(($(date +%s) - start_all))
     fi
     echo
     bench_machine "$WORK"
+    echo "During this run the machine was loaded by other jobs: load average (1, 5, 15 min)"
+    echo "$load_start at the start and $load_end at the end, on $(nproc) cores."
     echo
     echo "NexusLite $(target/release/nexus --version 2>/dev/null | awk '{print $NF}') is opened with its defaults (\`{}\`: WASP, sync full, the default"
     echo "caches), queries through \`nexus_aggregate\` with results read as JSON by \`nexus_cursor_next\`."
@@ -79,5 +83,7 @@ elapsed=$(($(date +%s) - start_all))
     echo '```'
     echo
     python3 bench/aggregate_report.py "$RES"
+    echo
+    cat bench/aggregate_notes.md
 } >"$OUT"
 echo "== wrote $OUT (${elapsed} s)"
