@@ -77,4 +77,5 @@ print()
 print("| Figure | SQLite | NexusLite |")
 print("|---|---:|---:|")
 for key in ["load_seconds", "group_seconds", "index_seconds", "run_seconds", "rss_kib"]:
-    print(f"| {key} | {v('sqlite', key):.4g} | {v('nexus', key):.4g} |")
+    print(f"| {key} | {v('sqlite', key):,.3f} | {v('nexus', key):,.3f} |" if v("nexus", key) < 1000
+          else f"| {key} | {v('sqlite', key):,.0f} | {v('nexus', key):,.0f} |")
