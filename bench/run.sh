@@ -37,3 +37,6 @@ bash scripts/bench-defaults.sh
 
 echo "== encryption: encrypted NexusLite vs plain NexusLite vs SQLCipher (issue #20)"
 bash scripts/bench-encryption.sh
+
+echo "== aggregation: \$group, top-k and \$lookup beside SQLite GROUP BY / ORDER BY / JOIN (issue #21, C ABI)"
+bash scripts/bench-aggregate.sh
