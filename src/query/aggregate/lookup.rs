@@ -135,6 +135,13 @@ pub(super) fn lookup(
                         })
                         .collect();
                     bson::doc! {"$or": ors}
+                } else if values.len() == 1 && !matches!(values[0], Bson::Document(_)) {
+                    // One value (the common scalar localField): a plain equality, which the
+                    // planner serves as a point lookup on `_id` or through an index (a
+                    // document value stays inside `$in`, where its keys are never operators).
+                    let mut f = Document::new();
+                    f.insert(ff.clone(), values.into_iter().next().unwrap_or(Bson::Null));
+                    f
                 } else {
                     let mut f = Document::new();
                     f.insert(ff.clone(), bson::doc! {"$in": values});
