@@ -324,6 +324,16 @@ impl Cursor {
             self.to_skip = 0;
             // Ties keep `_id` order whatever order the access path produced.
             let by_index = self.iscan.is_some();
+            let order = |a: &(Vec<Option<Bson>>, Vec<u8>, BsonDocument),
+                         b: &(Vec<Option<Bson>>, Vec<u8>, BsonDocument)| {
+                sort.compare_keys(&a.0, &b.0).then_with(|| a.1.cmp(&b.1))
+            };
+            // With a limit only the first `skip + limit` in sort order can be returned: the
+            // rows are cut down to those whenever twice as many are held (a stable sort keeps
+            // the earlier of equal rows, as sorting them all at the end would).
+            let keep = self
+                .left
+                .and_then(|l| usize::try_from(l.saturating_add(self.plan.skip)).ok());
             while let Some(row) = self.next_in_order()? {
                 let doc = row.document()?;
                 let id_key = match (&row, by_index, doc.get("_id")) {
@@ -334,8 +344,14 @@ impl Cursor {
                     _ => Vec::new(),
                 };
                 rows.push((sort.key_of(&doc), id_key, doc));
+                if let Some(k) = keep {
+                    if rows.len() >= k.max(64).saturating_mul(2) {
+                        rows.sort_by(order);
+                        rows.truncate(k);
+                    }
+                }
             }
-            rows.sort_by(|a, b| sort.compare_keys(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+            rows.sort_by(order);
             let skip = usize::try_from(self.plan.skip).unwrap_or(usize::MAX);
             let docs: Vec<BsonDocument> = rows.into_iter().skip(skip).map(|(_, _, d)| d).collect();
             self.sorted = Some(docs.into_iter());
