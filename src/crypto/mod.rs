@@ -113,7 +113,7 @@ fn private_key(pem: &str) -> Result<SigningKey> {
 }
 
 /// The public key in `pem` (SPKI, P-256).
-fn public_key_of(pem: &str) -> Result<VerifyingKey> {
+pub(crate) fn public_key_of(pem: &str) -> Result<VerifyingKey> {
     VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| {
         let hint = if pem.contains("PRIVATE KEY") {
             " (this is a private key: pass its public key)"

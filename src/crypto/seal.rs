@@ -25,7 +25,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use p256::elliptic_curve::rand_core::{OsRng, RngCore};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use p256::{PublicKey, SecretKey};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,17 +181,9 @@ fn key_id(public: &PublicKey) -> Result<[u8; KEY_ID_LEN]> {
     Ok(id)
 }
 
+/// The public key in `pem` (SPKI, P-256), with the signatures' own parsing and messages.
 fn parse_public(pem: &str) -> Result<PublicKey> {
-    PublicKey::from_public_key_pem(pem.trim()).map_err(|e| {
-        let hint = if pem.contains("PRIVATE KEY") {
-            " (this is a private key: pass its public key)"
-        } else {
-            ""
-        };
-        Error::invalid(format!(
-            "the public key is not a P-256 key in SPKI PEM (\"BEGIN PUBLIC KEY\"){hint}: {e}"
-        ))
-    })
+    super::public_key_of(pem).map(|key| PublicKey::from(&key))
 }
 
 fn parse_private(pem: &str) -> Result<SecretKey> {

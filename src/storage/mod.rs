@@ -300,9 +300,7 @@ pub(crate) trait Storage: Send + Sync {
     fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {
         match key {
             None => Ok(()),
-            Some(_) => Err(Error::invalid(
-                "the database is not encrypted, and an encryption key was given (make an encrypted copy with nexus_backup_with and the option encrypt_to)",
-            )),
+            Some(_) => Err(wasp::keyslots::not_encrypted("the database")),
         }
     }
     /// Rewrites the database smaller (default: a checkpoint).

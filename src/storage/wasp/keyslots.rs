@@ -15,6 +15,20 @@ use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
 use crate::storage::header::HEADER_LEN;
 
+/// A plain database given a key (nothing is changed).
+pub(crate) fn not_encrypted(what: &str) -> Error {
+    Error::invalid(format!(
+        "{what} is not encrypted, and an encryption key was given; it was left unchanged (make an encrypted copy with nexus_backup_with and the option encrypt_to)"
+    ))
+}
+
+/// An encrypted database opened without a key.
+pub(crate) fn key_needed(what: &str) -> Error {
+    Error::Crypto(format!(
+        "{what}: database is encrypted: open it with the option encryption_key (the private key of one of its recipients)"
+    ))
+}
+
 const MAGIC: &[u8; 8] = b"NXKEYS01";
 /// XChaCha20-Poly1305 pages and records.
 const CIPHER_XCHACHA: u8 = 1;
@@ -188,6 +202,11 @@ impl KeySlots {
             file_id: self.file_id,
             slots,
         })
+    }
+
+    /// The copy in force in the file of `pager` now (another process may have changed it).
+    pub(crate) fn of_file(pager: &super::pager::Pager) -> Result<Self> {
+        Self::read(&pager.read_physical(0)?, pager.what())
     }
 
     /// Writes this generation's copy into page 0 of `file` (pages of `page_size` bytes); the

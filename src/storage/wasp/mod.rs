@@ -321,8 +321,7 @@ impl Storage for WaspStorage {
         // The writer gate of every process: one change of the slots at a time, from the
         // slots as the file has them now (another process may have changed them).
         let _lock = follow::WriteLock::acquire(shared, busy_timeout)?;
-        let current =
-            keyslots::KeySlots::read(&shared.pager.read_physical(0)?, shared.pager.what())?;
+        let current = keyslots::KeySlots::of_file(&shared.pager)?;
         let next = if add {
             match current.with_key(public_pem, sealer)? {
                 Some(next) => next,
@@ -332,31 +331,21 @@ impl Storage for WaspStorage {
             current.without_key(public_pem)?
         };
         next.write(&shared.pager.file, shared.pager.phys())?;
-        shared.pager.file.sync()?;
-        *shared.keys.lock() = Some(next);
-        Ok(())
+        shared.pager.file.sync()
     }
 
     fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {
-        if self.shared.keys.lock().is_none() {
+        let what = self.shared.pager.what();
+        if self.shared.pager.sealer().is_none() {
             return match key {
                 None => Ok(()),
-                Some(_) => Err(Error::invalid(format!(
-                    "{} is not encrypted, and an encryption key was given (make an encrypted copy with nexus_backup_with and the option encrypt_to)",
-                    self.shared.pager.what()
-                ))),
+                Some(_) => Err(keyslots::not_encrypted(what)),
             };
         };
         // As the file has them now: another process may have added or removed keys.
-        let keys = keyslots::KeySlots::read(
-            &self.shared.pager.read_physical(0)?,
-            self.shared.pager.what(),
-        )?;
+        let keys = keyslots::KeySlots::of_file(&self.shared.pager)?;
         match key {
-            None => Err(Error::Crypto(format!(
-                "{}: database is encrypted: open it with the option encryption_key (the private key of one of its recipients)",
-                self.shared.pager.what()
-            ))),
+            None => Err(keyslots::key_needed(what)),
             Some(k) if keys.admits(k.as_str())? => Ok(()),
             Some(_) => Err(Error::Crypto(format!(
                 "{}: no key slot for this key: the database is encrypted to other keys",

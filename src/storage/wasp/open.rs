@@ -56,7 +56,7 @@ impl WaspStorage {
         let (shm, joined) = ShmFile::open(&shm_path_for(&log_path), busy_timeout)?;
         let alone = matches!(joined, Joined::Alone);
         let fresh = db.len()? == 0;
-        let (page_size, format_version, keys) = if fresh {
+        let (page_size, format_version, sealer) = if fresh {
             if read_only {
                 return Err(Error::Corrupt(format!(
                     "{what} is empty: not a NexusLite database"
@@ -89,7 +89,7 @@ impl WaspStorage {
             } else {
                 FORMAT_VERSION
             };
-            (cfg.page_size, version, keys.map(|(k, s)| (k, Arc::new(s))))
+            (cfg.page_size, version, keys.map(|(_, s)| Arc::new(s)))
         } else {
             let header = Header::decode(&db.read_prefix(HEADER_LEN)?, path)?;
             if header.backend != StorageEngine::Wasp {
@@ -109,10 +109,9 @@ impl WaspStorage {
                 db.page_file(faults.clone())?.read_at(0, &mut b)?;
                 b
             };
-            let keys = unlock(&page0, &header, cfg.encryption.as_ref(), &what)?;
-            (header.page_size, header.format_version, keys)
+            let sealer = unlock(&page0, &header, cfg.encryption.as_ref(), &what)?;
+            (header.page_size, header.format_version, sealer)
         };
-        let (keys, sealer) = keys.unzip();
         let mut file = db.page_file(faults.clone())?;
         // Sealed pages are opened into a buffer: a map of them would serve nothing.
         if cfg.mmap && sealer.is_none() {
@@ -126,7 +125,6 @@ impl WaspStorage {
         );
         let parts = Parts {
             pager,
-            keys,
             db,
             shm,
             read_only,
@@ -411,7 +409,6 @@ fn read_log_image(
 /// What an open has made before it knows whether it is alone.
 struct Parts {
     pager: Pager,
-    keys: Option<KeySlots>,
     db: DbFile,
     shm: ShmFile,
     read_only: bool,
@@ -431,7 +428,6 @@ fn assemble(
 ) -> Arc<Shared> {
     let Parts {
         pager,
-        keys,
         db,
         shm,
         read_only,
@@ -442,7 +438,6 @@ fn assemble(
     } = parts;
     Arc::new(Shared {
         pager,
-        keys: Mutex::new(keys),
         state: RwLock::new(Arc::new(state)),
         gate: Arc::default(),
         log,
@@ -531,29 +526,23 @@ pub(super) fn load_trees(pager: &Pager, m: &Manifest, honour_tags: bool) -> Resu
     })
 }
 
-/// The key slots and sealer of an existing file whose header is `header` (first page `page0`): `None` for a plain
-/// file (which refuses a key), or the file unlocked with `unlock`.
+/// The sealer of an existing file whose header is `header` (first page `page0`): `None` for a
+/// plain file (which refuses a key), or the file unlocked with `unlock`.
 fn unlock(
     page0: &[u8],
     header: &Header,
     unlock: Option<&Unlock>,
     what: &str,
-) -> Result<Option<(KeySlots, Arc<Sealer>)>> {
+) -> Result<Option<Arc<Sealer>>> {
     if header.format_version < ENCRYPTED_FORMAT {
         return match unlock {
             None => Ok(None),
-            Some(_) => Err(Error::invalid(format!(
-                "{what} is not encrypted, and an encryption key was given; it was left unchanged (make an encrypted copy with nexus_backup_with and the option encrypt_to)"
-            ))),
+            Some(_) => Err(super::keyslots::not_encrypted(what)),
         };
     }
     let keys = KeySlots::read(page0, what)?;
     let sealer = match unlock {
-        None => {
-            return Err(Error::Crypto(format!(
-                "{what}: database is encrypted: open it with the option encryption_key (the private key of one of its recipients)"
-            )))
-        }
+        None => return Err(super::keyslots::key_needed(what)),
         Some(Unlock::Key(pem)) => Arc::new(keys.unlock(pem.as_str()).map_err(|e| match e {
             Error::Crypto(m) => Error::Crypto(format!("{what}: {m}")),
             other => other,
@@ -565,7 +554,7 @@ fn unlock(
             )))
         }
     };
-    Ok(Some((keys, sealer)))
+    Ok(Some(sealer))
 }
 
 /// Writes the header page and the first manifest of a new file (encrypted with `keys`), then

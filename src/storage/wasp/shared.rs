@@ -121,8 +121,6 @@ impl LogState {
 
 pub(crate) struct Shared {
     pub(crate) pager: Pager,
-    /// The key slots of an encrypted file (as last read or written by this process).
-    pub(crate) keys: Mutex<Option<super::keyslots::KeySlots>>,
     pub(crate) state: RwLock<Arc<State>>,
     pub(super) gate: Arc<WriterGate>,
     pub(super) log: Option<Mutex<LogState>>,
