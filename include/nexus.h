@@ -673,7 +673,8 @@ int nexus_distinct(nexus_db *db, const char *coll, const char *field, const char
  * Finds one document (the first by the `sort` option), applies `update_json`, and writes the
  * document before the update (or after, with `{"return": "after"}`) to `*out_json`, shaped by
  * the `projection` option. `update_json` takes operators, a replacement document or a
- * pipeline (an array: `NEXUS_UNSUPPORTED` in this build); option `arrayFilters` gives the
+ * pipeline (an array of `$set` / `$unset` / `$project` / `$replaceWith` ... stages);
+ * option `arrayFilters` gives the
  * conditions of its `$[<identifier>]` paths. With `{"upsert": true}` and no match a document is inserted; the
  * "before" image of an upsert is the JSON text `null`. `NEXUS_NOT_FOUND` when nothing
  * matched and nothing was upserted.

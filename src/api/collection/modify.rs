@@ -86,8 +86,8 @@ impl Collection<'_> {
     ///
     /// Errors: [`Error::InvalidArgument`] "update document requires atomic operators" for a
     /// document without operators; [`Error::Parse`] for a bad update or `arrayFilters`
-    /// (checked before anything is read); [`Error::Unsupported`] for a pipeline (not in
-    /// this build); [`Error::NoCollection`] without `upsert` when the collection is missing.
+    /// (checked before anything is read), or a pipeline stage an update may not use;
+    /// [`Error::NoCollection`] without `upsert` when the collection is missing.
     pub fn update_one(
         &self,
         filter: &BsonDocument,
