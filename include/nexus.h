@@ -32,10 +32,9 @@
 #define KEY_ID_LEN 16
 
 /**
- * Bytes of one key slot: kind (1: P-256), key id, ephemeral public key (SEC1 uncompressed),
- * the wrapped data key and its tag.
+ * Bytes of a P-256 key slot (kind and body).
  */
-#define SLOT_LEN ((((1 + KEY_ID_LEN) + 65) + 32) + TAG_LEN)
+#define P256_SLOT_LEN (1 + P256_BODY)
 
 /**
  * Success.
@@ -341,7 +340,7 @@ int nexus_add_key(nexus_db *db, const char *public_pem);
 
 /**
  * Removes a recipient of an encrypted database; refused for its last key. The data key is
- * unchanged (`nexus_rekey`, once built, replaces it).
+ * unchanged (`nexus_rekey` replaces it).
  *
  * Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a key that is not a recipient, the
  * last key), `NEXUS_BUSY`, `NEXUS_READONLY` (a `read_only` connection), `NEXUS_TXN`
@@ -353,8 +352,15 @@ int nexus_add_key(nexus_db *db, const char *public_pem);
 int nexus_remove_key(nexus_db *db, const char *public_pem);
 
 /**
- * Planned (encryption at rest): rewrites every page under a new data key. This build
- * returns `NEXUS_UNSUPPORTED`.
+ * Changes the data key of an encrypted database: every page is rewritten under a new
+ * random data key and every recipient's key slot rewrapped (the recipients stay the same).
+ * Crash-safe: a rekey that dies is rolled back at the next open, the file as it was under
+ * its old key. It needs the database to this process alone (other processes: `NEXUS_BUSY`
+ * after `busy_timeout_ms`); this process's other connections read on meanwhile.
+ *
+ * Errors: `NEXUS_INVALID_ARGUMENT` (a plain database), `NEXUS_BUSY`, `NEXUS_READONLY` (a
+ * `read_only` connection), `NEXUS_TXN` (inside a transaction of this connection),
+ * `NEXUS_CORRUPT` (a page in use fails its check; the key is unchanged), `NEXUS_IO`.
  *
  * # Safety
  * `db` a live handle or NULL.

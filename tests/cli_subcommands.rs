@@ -581,6 +581,9 @@ fn encrypted_databases_from_the_command_line() {
     ok(&["remove-key", "s.db", "a.pub", "--key", "b.key"], d);
     let err = fails(&["remove-key", "s.db", "b.pub", "--key", "b.key"], d, 1);
     assert!(err.contains("last key"), "{err}");
+    ok(&["rekey", "s.db", "--key", "b.key"], d);
+    let err = fails(&["rekey", "s.db"], d, 1);
+    assert!(err.contains("database is encrypted"), "{err}");
     assert_eq!(
         ok(&["count", "s.db", "notes", "--key", "b.key"], d).trim(),
         "1"

@@ -453,9 +453,11 @@ fn key_changes_refused_read_only_and_in_transactions() {
     .unwrap();
     assert!(matches!(ro.add_key(&pub_b), Err(Error::ReadOnly(_))));
     assert!(matches!(ro.remove_key(&pub_a), Err(Error::ReadOnly(_))));
+    assert!(matches!(ro.rekey(), Err(Error::ReadOnly(_))));
     ro.close().unwrap();
     db.begin().unwrap();
     assert!(matches!(db.add_key(&pub_b), Err(Error::Txn(_))));
+    assert!(matches!(db.rekey(), Err(Error::Txn(_))));
     db.rollback().unwrap();
     // Nothing changed: A is still the only key.
     assert!(
@@ -473,4 +475,113 @@ fn key_changes_refused_read_only_and_in_transactions() {
         .file_name()
         .to_string_lossy()
         .starts_with("b.")));
+}
+
+/// `rekey`: every page in use is sealed anew under a new data key (a page of the file before
+/// and one after are not interchangeable), both recipients still open it, the data is intact
+/// and nothing is left of the journal; writes and reads go on afterwards.
+#[test]
+fn rekey_reseals_every_page_under_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "rk.db");
+    let a = key();
+    let b = key();
+    let db = Database::open(&path, with_key(&a)).unwrap();
+    fill(&db);
+    db.add_key(&nexus::crypto::public_key(b.as_str()).unwrap())
+        .unwrap();
+    db.checkpoint().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    db.rekey().unwrap();
+    assert_eq!(read_all(&db).unwrap(), 300);
+    db.collection(&format!("c_{MARKER}"))
+        .insert(Document::from_json(r#"{"_id": "after", "n": -1}"#).unwrap())
+        .unwrap();
+    assert_eq!(db.check().unwrap()["ok"], true);
+    db.close().unwrap();
+    assert_no_marker(&path);
+    let journal = PathBuf::from(format!("{}-rekey", path.display()));
+    assert!(!journal.exists(), "the journal is removed");
+    let after = std::fs::read(&path).unwrap();
+    let ps = 8192;
+    let pages = before.len().min(after.len()) / ps;
+    let mut resealed = 0;
+    for id in 1..pages {
+        let (old, new) = (
+            &before[id * ps..(id + 1) * ps],
+            &after[id * ps..(id + 1) * ps],
+        );
+        if old.iter().any(|&x| x != 0) {
+            assert_ne!(old, new, "page {id} was not rewritten");
+            resealed += 1;
+        }
+    }
+    assert!(resealed > 10, "{resealed} pages");
+    // The file before the rekey, its pages from 3 on taken from the file after it: none
+    // opens under the old key (and the reverse: none of the old pages under the new key).
+    for (base, pages_from, name) in [(&before, &after, "old.db"), (&after, &before, "new.db")] {
+        let mut mixed = base.clone();
+        let n = mixed.len().min(pages_from.len());
+        mixed[3 * ps..n].copy_from_slice(&pages_from[3 * ps..n]);
+        let p = tmp(&dir, name);
+        std::fs::write(&p, &mixed).unwrap();
+        let r = Database::open(&p, reading(&a)).and_then(|db| read_all(&db));
+        assert!(
+            matches!(r, Err(Error::Corrupt(_) | Error::Crypto(_))),
+            "{name}: {r:?}"
+        );
+    }
+    for k in [&a, &b] {
+        let db = Database::open(&path, with_key(k)).unwrap();
+        assert_eq!(read_all(&db).unwrap(), 301);
+        assert_eq!(db.check().unwrap()["ok"], true);
+        db.close().unwrap();
+    }
+    // A plain database has no data key to change.
+    let plain = Database::open(tmp(&dir, "p.db"), OpenOptions::default()).unwrap();
+    assert!(matches!(plain.rekey(), Err(Error::InvalidArgument(_))));
+}
+
+/// Connections of the same process read on while a rekey rewrites the pages under them.
+#[test]
+fn readers_read_on_during_a_rekey() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp(&dir, "rr.db");
+    let a = key();
+    let db = Database::open(
+        &path,
+        OpenOptions {
+            // A small cache: the readers go to the file for most pages.
+            page_cache_bytes: Some(64 * 1024),
+            ..with_key(&a)
+        },
+    )
+    .unwrap();
+    fill(&db);
+    db.checkpoint().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.clone();
+            let a = a.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let db = Database::open(&path, with_key(&a)).unwrap();
+                let mut rounds = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    assert_eq!(read_all(&db).unwrap(), 300);
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        db.rekey().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert_eq!(db.check().unwrap()["ok"], true);
 }

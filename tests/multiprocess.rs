@@ -1582,6 +1582,27 @@ fn encrypted_database_across_processes() {
         );
     }
 
+    // A rekey needs the database to its process alone: refused while the two have it open.
+    {
+        let db = Database::open(
+            &path,
+            OpenOptions {
+                busy_timeout_ms: 200,
+                ..encrypted_options(Some(key.clone()))
+            },
+        )
+        .unwrap();
+        let e = db
+            .rekey()
+            .err()
+            .expect("a rekey while other processes have it open");
+        assert!(
+            matches!(e, Error::Busy(ref m) if m.contains("alone")),
+            "rekey beside other processes: {e}"
+        );
+        db.close().unwrap();
+    }
+
     // The writer and the reader carry on.
     writer.assert_running("after the refusals");
     reader.assert_running("after the refusals");
@@ -1605,6 +1626,9 @@ fn encrypted_database_across_processes() {
     let report = db.check_report().unwrap();
     assert_eq!(report["ok"], true, "integrity check: {report}");
     common::assert_marker_absent(&path, ENC_MARKER, "with the database open");
+    // Alone now: the rekey runs, and everything is there under the new data key.
+    db.rekey().unwrap();
+    assert_eq!(ids(&db, "docs"), expected, "after the rekey");
     db.close().unwrap();
     common::assert_marker_absent(&path, ENC_MARKER, "after close");
     eprintln!(

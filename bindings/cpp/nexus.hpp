@@ -968,6 +968,9 @@ public:
         detail::CStr k(public_pem, "public key");
         detail::check(nexus_remove_key(require(), k.get()));
     }
+    /// Changes the data key of this encrypted database: every page rewritten under a new
+    /// random key, the same recipients. NEXUS_BUSY while other processes have it open.
+    void rekey() { detail::check(nexus_rekey(require())); }
     /// The same with the public key of `key`.
     void add_key(const Key& key);
     void remove_key(const Key& key);

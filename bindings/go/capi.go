@@ -99,6 +99,7 @@ static int nx_sign_file(const char *path, const char *priv, char **err) { NX_RET
 static int nx_verify_file(const char *path, const char *pub, char **err) { NX_RET(nexus_verify_file(path, pub)); }
 static int nx_add_key(nexus_db *db, const char *pub, char **err) { NX_RET(nexus_add_key(db, pub)); }
 static int nx_remove_key(nexus_db *db, const char *pub, char **err) { NX_RET(nexus_remove_key(db, pub)); }
+static int nx_rekey(nexus_db *db, char **err) { NX_RET(nexus_rekey(db)); }
 
 extern void goNexusLog(int level, char *target, char *message, void *user);
 static void nx_log_trampoline(int level, const char *target, const char *message, void *user) {
@@ -843,6 +844,15 @@ func capiChangeKey(h *cDB, publicPEM string, add bool) error {
 	}
 	if rc != 0 {
 		return mkerr(op, rc, cerr)
+	}
+	return nil
+}
+
+// capiRekey changes the data key of an encrypted database.
+func capiRekey(h *cDB) error {
+	var cerr *C.char
+	if rc := C.nx_rekey(h, &cerr); rc != 0 {
+		return mkerr("rekey", rc, cerr)
 	}
 	return nil
 }

@@ -176,6 +176,12 @@ func TestEncryptionAtRest(t *testing.T) {
 	if err := db.RemoveKey(pubA); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.Rekey(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(db); n != 100 {
+		t.Fatalf("count after Rekey: %d", n)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

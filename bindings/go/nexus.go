@@ -292,6 +292,14 @@ func (db *DB) RemoveKey(publicPEM string) error {
 	return db.do(func(h *cDB) error { return capiChangeKey(h, publicPEM, false) })
 }
 
+// Rekey changes the data key of an encrypted database: every page is
+// rewritten under a new random key, and the recipients stay the same. It
+// needs the database to this process alone (ErrBusy otherwise);
+// ErrInvalidArgument on a plain database.
+func (db *DB) Rekey() error {
+	return db.do(capiRekey)
+}
+
 // Check verifies the database file and returns the library's report. A
 // damaged database fails with CodeCorrupt.
 func (db *DB) Check() (map[string]any, error) {

@@ -544,7 +544,23 @@ impl Database {
             .change_key(public_pem, false, self.busy_timeout())
     }
 
-    /// What [`Database::add_key`] and [`Database::remove_key`] refuse before the storage is
+    /// Changes the data key of this encrypted database: a new random key seals every page,
+    /// and every recipient's key slot is rewrapped (the recipients stay the same). Old copies
+    /// of the file and a leaked old data key no longer read what is written from now on, nor
+    /// the file as it now is. Crash-safe: an interrupted rekey is rolled back at the next
+    /// open (the file is then as before, under its old key). It needs the database to this
+    /// process alone; other connections of this process read on while it runs.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a plain database; [`Error::Busy`] when other
+    /// processes keep it open past `busy_timeout_ms`; [`Error::ReadOnly`], [`Error::Txn`] as
+    /// for [`Database::add_key`]; [`Error::Corrupt`] when a page in use fails its check (the
+    /// key is then unchanged).
+    pub fn rekey(&self) -> Result<()> {
+        self.check_key_change("change the data key")?;
+        self.engine.storage.rekey(self.busy_timeout())
+    }
+
+    /// What [`Database::add_key`], [`Database::remove_key`] and [`Database::rekey`] refuse before the storage is
     /// asked: a closed connection, a transaction open on it (its write lock would keep the key
     /// change waiting on itself), a `read_only` connection.
     fn check_key_change(&self, what: &str) -> Result<()> {

@@ -38,11 +38,62 @@ const TAG_LEN: usize = 16;
 pub const FILE_ID_LEN: usize = 16;
 /// Bytes of a key id (the start of SHA-256 of the recipient's SPKI DER).
 pub const KEY_ID_LEN: usize = 16;
-/// Bytes of one key slot: kind (1: P-256), key id, ephemeral public key (SEC1 uncompressed),
-/// the wrapped data key and its tag.
-pub const SLOT_LEN: usize = 1 + KEY_ID_LEN + 65 + 32 + TAG_LEN;
+/// Bytes of the body of a P-256 key slot: key id, the recipient's public key (SEC1
+/// compressed, so a rekey can wrap a new data key for every recipient), the ephemeral public
+/// key (SEC1 uncompressed), the wrapped data key and its tag.
+const P256_BODY: usize = KEY_ID_LEN + 33 + 65 + 32 + TAG_LEN;
+/// Kind of a P-256 slot (kinds 2 to 4: P-256 + ML-KEM hybrids, feature `pqc`).
 const SLOT_P256: u8 = 1;
 const SLOT_INFO: &[u8] = b"NexusLite key slot v1";
+/// Bytes of a P-256 key slot (kind and body).
+pub const P256_SLOT_LEN: usize = 1 + P256_BODY;
+
+/// One key slot: its kind, then a body that starts with the recipient's key id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Slot(Vec<u8>);
+
+impl Slot {
+    /// A slot read from a file: `None` when too short to name a recipient.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() > KEY_ID_LEN).then(|| Self(bytes.to_vec()))
+    }
+
+    /// The slot as stored: kind, then body.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The slot's kind.
+    pub fn kind(&self) -> u8 {
+        self.0[0]
+    }
+
+    /// The key id of the recipient the slot is for.
+    pub fn key_id(&self) -> [u8; KEY_ID_LEN] {
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&self.0[1..1 + KEY_ID_LEN]);
+        id
+    }
+
+    /// The recipient's public key (SPKI PEM), as the slot records it.
+    pub fn recipient_pem(&self) -> Result<String> {
+        if self.kind() != SLOT_P256 || self.0.len() != 1 + P256_BODY {
+            return Err(crypto(format!("key slot of unknown kind {}", self.kind())));
+        }
+        let at = 1 + KEY_ID_LEN;
+        let public = PublicKey::from_sec1_bytes(&self.0[at..at + 33])
+            .map_err(|_| crypto("a key slot is damaged (no valid recipient key)"))?;
+        public
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+            .map_err(|e| Error::Internal(format!("encoding a public key: {e}")))
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slot(kind {}, {} bytes)", self.kind(), self.0.len())
+    }
+}
 
 /// What a sealed unit is (part of its associated data).
 #[derive(Clone, Copy)]
@@ -75,12 +126,17 @@ pub fn new_file_id() -> [u8; FILE_ID_LEN] {
 
 /// Seals and opens the units of one database under its data key.
 pub struct Sealer {
-    aead: XChaCha20Poly1305,
-    /// Kept to wrap it for a new recipient ([`Sealer::wrap_for`]).
-    key: DataKey,
+    keys: parking_lot::RwLock<Keys>,
     file_id: [u8; FILE_ID_LEN],
     prefix: [u8; 16],
     counter: AtomicU64,
+}
+
+/// The data key a sealer seals with and, while a rekey rewrites the file, the one it replaces
+/// (units under either open).
+struct Keys {
+    current: (XChaCha20Poly1305, DataKey),
+    previous: Option<(XChaCha20Poly1305, DataKey)>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -95,8 +151,10 @@ impl Sealer {
         let mut prefix = [0u8; 16];
         OsRng.fill_bytes(&mut prefix);
         Self {
-            aead: cipher(&key.0[..]),
-            key: DataKey(key.0.clone()),
+            keys: parking_lot::RwLock::new(Keys {
+                current: (cipher(&key.0[..]), DataKey(key.0.clone())),
+                previous: None,
+            }),
             file_id,
             prefix,
             counter: AtomicU64::new(0),
@@ -104,8 +162,31 @@ impl Sealer {
     }
 
     /// A key slot of this file's data key for the holder of `recipient_pem`'s private key.
-    pub fn wrap_for(&self, recipient_pem: &str) -> Result<[u8; SLOT_LEN]> {
-        wrap(&self.key, recipient_pem, &self.file_id)
+    pub fn wrap_for(&self, recipient_pem: &str) -> Result<Slot> {
+        wrap(&self.keys.read().current.1, recipient_pem, &self.file_id)
+    }
+
+    /// Starts a rekey: seals under `key` from now on; units sealed under the key it had
+    /// still open until [`Sealer::end_rekey`].
+    pub fn begin_rekey(&self, key: &DataKey) {
+        let mut k = self.keys.write();
+        let old = std::mem::replace(&mut k.current, (cipher(&key.0[..]), DataKey(key.0.clone())));
+        k.previous = Some(old);
+    }
+
+    /// Ends a rekey: `done`, only the new key opens units; else the old key is back.
+    pub fn end_rekey(&self, done: bool) {
+        let mut k = self.keys.write();
+        if let Some(old) = k.previous.take() {
+            if !done {
+                k.current = old;
+            }
+        }
+    }
+
+    /// Whether a rekey is under way (a unit that fails may have been read while rewritten).
+    pub fn rekeying(&self) -> bool {
+        self.keys.read().previous.is_some()
     }
 
     /// The file identity bound into every unit.
@@ -132,7 +213,10 @@ impl Sealer {
         nonce[..16].copy_from_slice(&self.prefix);
         nonce[16..].copy_from_slice(&n.to_le_bytes());
         let tag = self
-            .aead
+            .keys
+            .read()
+            .current
+            .0
             .encrypt_in_place_detached(&XNonce::from(nonce), &self.aad(domain, numbers), data)
             // Only a message past 256 GiB fails; units are pages and log records.
             .expect("XChaCha20-Poly1305 seals any unit smaller than 256 GiB");
@@ -150,13 +234,21 @@ impl Sealer {
         ) else {
             return false;
         };
-        self.aead
-            .decrypt_in_place_detached(
-                &XNonce::from(nonce),
-                &self.aad(domain, numbers),
-                data,
-                &Tag::from(tag),
-            )
+        let aad = self.aad(domain, numbers);
+        let keys = self.keys.read();
+        if let Some((old, _)) = &keys.previous {
+            // A rekey is rewriting the file: the unit is under either key. A failed attempt
+            // leaves `data` as it was (the tag is checked before anything is decrypted).
+            if old
+                .decrypt_in_place_detached(&XNonce::from(nonce), &aad, data, &Tag::from(tag))
+                .is_ok()
+            {
+                return true;
+            }
+        }
+        keys.current
+            .0
+            .decrypt_in_place_detached(&XNonce::from(nonce), &aad, data, &Tag::from(tag))
             .is_ok()
     }
 }
@@ -209,13 +301,6 @@ pub fn private_key_id(pem: &str) -> Result<[u8; KEY_ID_LEN]> {
     key_id(&parse_private(pem)?.public_key())
 }
 
-/// The recipient key id a slot names.
-pub fn slot_key_id(slot: &[u8; SLOT_LEN]) -> [u8; KEY_ID_LEN] {
-    let mut id = [0u8; KEY_ID_LEN];
-    id.copy_from_slice(&slot[1..1 + KEY_ID_LEN]);
-    id
-}
-
 /// The one-time key that wraps the data key in a slot: HKDF-SHA256 of the ECDH secret.
 fn slot_kek(
     shared: &p256::ecdh::SharedSecret,
@@ -235,11 +320,7 @@ fn slot_kek(
 }
 
 /// A key slot that lets the holder of `recipient_pem`'s private key recover `key`.
-pub fn wrap(
-    key: &DataKey,
-    recipient_pem: &str,
-    file_id: &[u8; FILE_ID_LEN],
-) -> Result<[u8; SLOT_LEN]> {
+pub fn wrap(key: &DataKey, recipient_pem: &str, file_id: &[u8; FILE_ID_LEN]) -> Result<Slot> {
     let recipient = parse_public(recipient_pem)?;
     let id = key_id(&recipient)?;
     let eph = p256::ecdh::EphemeralSecret::random(&mut OsRng);
@@ -252,39 +333,39 @@ pub fn wrap(
     let tag = kek
         .encrypt_in_place_detached(&XNonce::default(), file_id, &mut wrapped[..])
         .map_err(|_| Error::Internal("wrapping the data key".into()))?;
-    let mut slot = [0u8; SLOT_LEN];
-    slot[0] = SLOT_P256;
-    slot[1..1 + KEY_ID_LEN].copy_from_slice(&id);
-    slot[1 + KEY_ID_LEN..1 + KEY_ID_LEN + 65].copy_from_slice(eph_pub.as_bytes());
-    slot[1 + KEY_ID_LEN + 65..1 + KEY_ID_LEN + 97].copy_from_slice(&wrapped[..]);
-    slot[1 + KEY_ID_LEN + 97..].copy_from_slice(&tag);
-    Ok(slot)
+    let mut slot = Vec::with_capacity(1 + P256_BODY);
+    slot.push(SLOT_P256);
+    slot.extend_from_slice(&id);
+    slot.extend_from_slice(recipient.to_encoded_point(true).as_bytes());
+    slot.extend_from_slice(eph_pub.as_bytes());
+    slot.extend_from_slice(&wrapped[..]);
+    slot.extend_from_slice(&tag);
+    debug_assert_eq!(slot.len(), 1 + P256_BODY);
+    Ok(Slot(slot))
 }
 
 /// The data key, recovered with the private key `private_pem` from whichever of `slots`
 /// names it: `NEXUS_CRYPTO` when none does or the slot does not open.
-pub fn unwrap(
-    slots: &[[u8; SLOT_LEN]],
-    private_pem: &str,
-    file_id: &[u8; FILE_ID_LEN],
-) -> Result<DataKey> {
+pub fn unwrap(slots: &[Slot], private_pem: &str, file_id: &[u8; FILE_ID_LEN]) -> Result<DataKey> {
     let secret = parse_private(private_pem)?;
     let id = key_id(&secret.public_key())?;
-    let slot = slots.iter().find(|s| slot_key_id(s) == id).ok_or_else(|| {
+    let slot = slots.iter().find(|s| s.key_id() == id).ok_or_else(|| {
         crypto("no key slot for this key: the database is encrypted to other keys")
     })?;
-    if slot[0] != SLOT_P256 {
-        return Err(crypto(format!("key slot of unknown kind {}", slot[0])));
+    if slot.kind() != SLOT_P256 || slot.0.len() != 1 + P256_BODY {
+        return Err(crypto(format!("key slot of unknown kind {}", slot.kind())));
     }
-    let eph_bytes = &slot[1 + KEY_ID_LEN..1 + KEY_ID_LEN + 65];
+    let body = &slot.0[1..];
+    let eph_at = KEY_ID_LEN + 33;
+    let eph_bytes = &body[eph_at..eph_at + 65];
     let eph = PublicKey::from_sec1_bytes(eph_bytes)
         .map_err(|_| crypto("the key slot for this key is damaged (no valid ephemeral key)"))?;
     let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), eph.as_affine());
     let kek = slot_kek(&shared, file_id, eph_bytes, &id)?;
     let mut key = Zeroizing::new([0u8; 32]);
-    key.copy_from_slice(&slot[1 + KEY_ID_LEN + 65..1 + KEY_ID_LEN + 97]);
+    key.copy_from_slice(&body[eph_at + 65..eph_at + 97]);
     let mut tag = [0u8; TAG_LEN];
-    tag.copy_from_slice(&slot[1 + KEY_ID_LEN + 97..]);
+    tag.copy_from_slice(&body[eph_at + 97..]);
     kek.decrypt_in_place_detached(&XNonce::default(), file_id, &mut key[..], &Tag::from(tag))
         .map_err(|_| crypto("the key slot for this key does not open (damaged or altered)"))?;
     Ok(DataKey(key))
@@ -339,29 +420,36 @@ mod tests {
         let file = new_file_id();
         let key = DataKey::random();
         let slot = wrap(&key, &pub_a, &file).unwrap();
-        let back = unwrap(&[slot], &priv_a, &file).unwrap();
+        let back = unwrap(std::slice::from_ref(&slot), &priv_a, &file).unwrap();
         assert_eq!(&back.0[..], &key.0[..]);
-        assert_eq!(slot_key_id(&slot), public_key_id(&pub_a).unwrap());
+        assert_eq!(slot.key_id(), public_key_id(&pub_a).unwrap());
+        assert_eq!(
+            public_key_id(&slot.recipient_pem().unwrap()).unwrap(),
+            slot.key_id()
+        );
         assert_eq!(
             private_key_id(&priv_a).unwrap(),
             public_key_id(&pub_a).unwrap()
         );
-        let e = unwrap(&[slot], &priv_b, &file).err().unwrap();
+        let e = unwrap(std::slice::from_ref(&slot), &priv_b, &file)
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Crypto(_)), "{e:?}");
         // Another file's identity, or a damaged slot, does not open.
         assert!(matches!(
-            unwrap(&[slot], &priv_a, &new_file_id()),
+            unwrap(std::slice::from_ref(&slot), &priv_a, &new_file_id()),
             Err(Error::Crypto(_))
         ));
-        let mut bad = slot;
-        bad[SLOT_LEN - 20] ^= 1;
+        let mut bad = slot.clone();
+        let n = bad.0.len();
+        bad.0[n - 20] ^= 1;
         assert!(matches!(
             unwrap(&[bad], &priv_a, &file),
             Err(Error::Crypto(_))
         ));
         // A public key where a private one belongs is a clear argument error.
         assert!(matches!(
-            unwrap(&[slot], &pub_a, &file),
+            unwrap(std::slice::from_ref(&slot), &pub_a, &file),
             Err(Error::InvalidArgument(_))
         ));
     }

@@ -216,7 +216,7 @@ pub unsafe extern "C" fn nexus_add_key(db: *mut nexus_db, public_pem: *const c_c
 }
 
 /// Removes a recipient of an encrypted database; refused for its last key. The data key is
-/// unchanged (`nexus_rekey`, once built, replaces it).
+/// unchanged (`nexus_rekey` replaces it).
 ///
 /// Errors: `NEXUS_INVALID_ARGUMENT` (a plain database, a key that is not a recipient, the
 /// last key), `NEXUS_BUSY`, `NEXUS_READONLY` (a `read_only` connection), `NEXUS_TXN`
@@ -235,8 +235,15 @@ pub unsafe extern "C" fn nexus_remove_key(db: *mut nexus_db, public_pem: *const 
     })
 }
 
-/// Planned (encryption at rest): rewrites every page under a new data key. This build
-/// returns `NEXUS_UNSUPPORTED`.
+/// Changes the data key of an encrypted database: every page is rewritten under a new
+/// random data key and every recipient's key slot rewrapped (the recipients stay the same).
+/// Crash-safe: a rekey that dies is rolled back at the next open, the file as it was under
+/// its old key. It needs the database to this process alone (other processes: `NEXUS_BUSY`
+/// after `busy_timeout_ms`); this process's other connections read on meanwhile.
+///
+/// Errors: `NEXUS_INVALID_ARGUMENT` (a plain database), `NEXUS_BUSY`, `NEXUS_READONLY` (a
+/// `read_only` connection), `NEXUS_TXN` (inside a transaction of this connection),
+/// `NEXUS_CORRUPT` (a page in use fails its check; the key is unchanged), `NEXUS_IO`.
 ///
 /// # Safety
 /// `db` a live handle or NULL.
@@ -244,8 +251,9 @@ pub unsafe extern "C" fn nexus_remove_key(db: *mut nexus_db, public_pem: *const 
 pub unsafe extern "C" fn nexus_rekey(db: *mut nexus_db) -> c_int {
     ffi_boundary(|| {
         // SAFETY: caller contract.
-        let _ = unsafe { handle_ref(db, "db") }?;
-        Err(no_encryption("nexus_rekey"))
+        let h = unsafe { handle_ref(db, "db") }?;
+        h.db.rekey()?;
+        Ok(NEXUS_OK)
     })
 }
 

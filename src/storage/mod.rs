@@ -83,7 +83,8 @@ use std::time::{Duration, Instant};
 pub(crate) fn database_files(db_path: &Path) -> Vec<PathBuf> {
     let log = log::log_path_for(db_path);
     let log_tmp = log::tmp_path(&log);
-    vec![db_path.to_path_buf(), log, log_tmp]
+    let journal = wasp::rekey::journal_path(db_path);
+    vec![db_path.to_path_buf(), log, log_tmp, journal]
 }
 
 /// Keys and values are shared, immutable byte strings.
@@ -293,6 +294,14 @@ pub(crate) trait Storage: Send + Sync {
         let _ = (public_pem, add, busy_timeout);
         Err(Error::invalid(
             "the database is not encrypted: it has no keys to add or remove",
+        ))
+    }
+    /// Rewrites every page of an encrypted database under a new random data key, its key
+    /// slots rewrapped for the same recipients, crash-safely (`nexus_rekey`).
+    fn rekey(&self, busy_timeout: Duration) -> Result<()> {
+        let _ = busy_timeout;
+        Err(Error::invalid(
+            "the database is not encrypted: it has no data key to change",
         ))
     }
     /// Whether another connection presenting `key` may use this open database: an encrypted

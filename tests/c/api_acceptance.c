@@ -1893,7 +1893,7 @@ static void test_signatures(nexus_db *db)
     }
     CHECK_RC(nexus_verify_file(file, pub), NEXUS_CRYPTO);
 
-    CHECK_RC(nexus_rekey(db), NEXUS_UNSUPPORTED);
+    CHECK_RC(nexus_rekey(db), NEXUS_INVALID_ARGUMENT); /* a plain database */
     /* backup_with: a signed copy; a copy under a fresh data key or a plain one is planned. */
     CHECK_RC(nexus_backup_with(db, path_in_dir("plain-copy.db"), "{\"decrypt\":true}"), NEXUS_UNSUPPORTED);
     CHECK(access(path_in_dir("plain-copy.db"), F_OK) != 0);
@@ -2104,6 +2104,7 @@ static void test_encryption(void)
             CHECK_COUNT(db2, "c_" ENC_MARKER, NULL, 200);
             CHECK_ERR(nexus_add_key(db2, pub_b), NEXUS_READONLY);
             CHECK_ERR(nexus_remove_key(db2, pub_a), NEXUS_READONLY);
+            CHECK_ERR(nexus_rekey(db2), NEXUS_READONLY);
             CHECK_OK(nexus_close(db2));
             db2 = NULL;
         }
@@ -2134,8 +2135,16 @@ static void test_encryption(void)
     CHECK_ERR(nexus_remove_key(db, pub_b), NEXUS_INVALID_ARGUMENT); /* now B's is the last */
     CHECK(strstr(nexus_errmsg(), "last key") != NULL);
 
+    /* A new data key: every page rewritten, B (the one recipient) still opens it. */
+    CHECK_ERR(nexus_rekey(NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_OK(nexus_begin(db));
+    CHECK_ERR(nexus_rekey(db), NEXUS_TXN);
+    CHECK_OK(nexus_rollback(db));
+    CHECK_OK(nexus_rekey(db));
+    CHECK_COUNT(db, "c_" ENC_MARKER, NULL, 200);
+    check_no_marker(path, "after rekey");
+
     /* Still planned. */
-    CHECK_ERR(nexus_rekey(db), NEXUS_UNSUPPORTED);
     CHECK_ERR(nexus_backup_with(db, path_in_dir("enc-copy.db"), "{\"encrypt_to\":[]}"), NEXUS_UNSUPPORTED);
     CHECK(access(path_in_dir("enc-copy.db"), F_OK) != 0); /* nothing written in its place */
 
@@ -2167,7 +2176,7 @@ static void test_encryption(void)
     if (db != NULL) {
         CHECK_ERR(nexus_add_key(db, pub_a), NEXUS_INVALID_ARGUMENT);
         CHECK_ERR(nexus_remove_key(db, pub_a), NEXUS_INVALID_ARGUMENT);
-        CHECK_ERR(nexus_rekey(db), NEXUS_UNSUPPORTED);
+        CHECK_ERR(nexus_rekey(db), NEXUS_INVALID_ARGUMENT);
         CHECK_OK(nexus_close(db));
         db = NULL;
     }

@@ -1545,6 +1545,8 @@ TEST(Encryption, KeysAtOpenRecipientsAndNothingReadableOnDisk) {
         EXPECT_EQ(with_b.count("c_" + marker), 100u);
     }
     db.remove_key(a);
+    db.rekey();  // a new data key; B still opens it
+    EXPECT_EQ(db.count("c_" + marker), 100u);
     db.close();
     EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(path, a); }), NEXUS_CRYPTO);
     EXPECT_EQ(nexus::Database::open_encrypted(path, b).count("c_" + marker), 100u);

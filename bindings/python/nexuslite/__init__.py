@@ -91,6 +91,7 @@ def _load():
         "nexus_verify_file": ([cp, cp], i),
         "nexus_add_key": ([vp, cp], i),
         "nexus_remove_key": ([vp, cp], i),
+        "nexus_rekey": ([vp], i),
     }
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
@@ -390,6 +391,12 @@ class Database:
         """Removes a recipient of this encrypted database. NexusError NEXUS_INVALID_ARGUMENT for
         its last key, a key that is not a recipient, or a plain database."""
         _check(_api().nexus_remove_key(self._handle(), _b(public_pem)))
+
+    def rekey(self):
+        """Changes the data key of this encrypted database: every page rewritten under a new
+        random key, the same recipients. NexusError NEXUS_BUSY while other processes have it
+        open, NEXUS_INVALID_ARGUMENT on a plain database."""
+        _check(_api().nexus_rekey(self._handle()))
 
     def collection(self, name):
         return Collection(self, name)

@@ -47,6 +47,8 @@ def test_encryption_at_rest(tmp_path):
     with nexuslite.open(str(path), encryption_key=priv_b) as with_b:
         assert with_b.collection("c_" + MARKER).count() == 100
     db.remove_key(pub_a)
+    db.rekey()  # a new data key; B still opens it
+    assert coll.count() == 100
     db.close()
     assert _code(lambda: db.add_key(pub_a)) == nexuslite.NEXUS_INVALID_ARGUMENT  # closed
     assert _code(lambda: nexuslite.open(str(path), encryption_key=priv_a)) == nexuslite.NEXUS_CRYPTO
@@ -60,6 +62,7 @@ def test_plain_and_memory_databases_refuse_keys(tmp_path):
     with nexuslite.open(plain) as db:
         assert _code(lambda: db.add_key(pub)) == nexuslite.NEXUS_INVALID_ARGUMENT
         assert _code(lambda: db.remove_key(pub)) == nexuslite.NEXUS_INVALID_ARGUMENT
+        assert _code(lambda: db.rekey()) == nexuslite.NEXUS_INVALID_ARGUMENT
     assert _code(lambda: nexuslite.open(plain, encryption_key=priv)) == nexuslite.NEXUS_INVALID_ARGUMENT
     assert _code(lambda: nexuslite.open(":memory:", encryption_key=priv)) == nexuslite.NEXUS_UNSUPPORTED
     memlog = str(tmp_path / "m.db")

@@ -255,6 +255,10 @@ enum Command {
     /// Remove the recipient whose public key is in the PEM file PUBLIC from the encrypted
     /// database DB (opened with --key); refused for its last key.
     RemoveKey { db: PathBuf, public: PathBuf },
+    /// Change the data key of the encrypted database DB (opened with --key): every page is
+    /// rewritten under a new random key, the recipients stay the same. Needs the database to
+    /// this process alone.
+    Rekey { db: PathBuf },
 }
 
 impl Command {
@@ -264,6 +268,7 @@ impl Command {
             Command::Shell { db }
             | Command::AddKey { db, .. }
             | Command::RemoveKey { db, .. }
+            | Command::Rekey { db }
             | Command::Import { db, .. }
             | Command::Export { db, .. }
             | Command::Find { db, .. }
@@ -699,6 +704,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::RemoveKey { db, public } => open_existing(&db)?
             .remove_key(&commands::read_key(&public)?)
             .map_err(|e| e.to_string()),
+        Command::Rekey { db } => open_existing(&db)?.rekey().map_err(|e| e.to_string()),
     };
     r?;
     match out.flush() {

@@ -6,11 +6,11 @@
 //!
 //! ```text
 //! copy c (c = generation mod 2) at HEADER_LEN + c * area, area = (page_size - 64) / 2
-//!  0 "NXKEYS01" | 8 generation u64 | 16 file id [16] | 32 cipher u8 (1) | 33 0 0 0
-//!  36 count u32 | 40 slots (count x SLOT_LEN) | crc32 of everything before it
+//!  0 "NXKEYS02" | 8 generation u64 | 16 file id [16] | 32 cipher u8 (1) | 33 0 0 0
+//!  36 count u32 | 40 slots, each: length u16, kind u8, body | crc32 of everything before it
 //! ```
 
-use crate::crypto::seal::{self, DataKey, Sealer, FILE_ID_LEN, SLOT_LEN};
+use crate::crypto::seal::{self, DataKey, Sealer, Slot, FILE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
 use crate::storage::header::HEADER_LEN;
@@ -29,7 +29,7 @@ pub(crate) fn key_needed(what: &str) -> Error {
     ))
 }
 
-const MAGIC: &[u8; 8] = b"NXKEYS01";
+const MAGIC: &[u8; 8] = b"NXKEYS02";
 /// XChaCha20-Poly1305 pages and records.
 const CIPHER_XCHACHA: u8 = 1;
 const FIXED: usize = 40;
@@ -39,7 +39,7 @@ const FIXED: usize = 40;
 pub(crate) struct KeySlots {
     pub(crate) generation: u64,
     pub(crate) file_id: [u8; FILE_ID_LEN],
-    pub(crate) slots: Vec<[u8; SLOT_LEN]>,
+    pub(crate) slots: Vec<Slot>,
 }
 
 /// Bytes of one copy in a page-0 of `page_size` bytes.
@@ -47,9 +47,9 @@ fn area(page_size: usize) -> usize {
     (page_size - HEADER_LEN) / 2
 }
 
-/// Recipients a file of `page_size`-byte pages has room for.
+/// P-256 recipients a file of `page_size`-byte pages has room for.
 pub(crate) fn max_slots(page_size: usize) -> usize {
-    (area(page_size) - FIXED - 4) / SLOT_LEN
+    (area(page_size) - FIXED - 4) / (2 + seal::P256_SLOT_LEN)
 }
 
 impl KeySlots {
@@ -86,13 +86,20 @@ impl KeySlots {
     /// Whether the holder of `private_pem` has a slot.
     pub(crate) fn admits(&self, private_pem: &str) -> Result<bool> {
         let id = seal::private_key_id(private_pem)?;
-        Ok(self.slots.iter().any(|s| seal::slot_key_id(s) == id))
+        Ok(self.slots.iter().any(|s| s.key_id() == id))
     }
 
     fn encode(&self, page_size: usize) -> Result<Vec<u8>> {
-        if self.slots.len() > max_slots(page_size) {
+        let need = FIXED
+            + 4
+            + self
+                .slots
+                .iter()
+                .map(|s| 2 + s.as_bytes().len())
+                .sum::<usize>();
+        if need > area(page_size) {
             return Err(Error::invalid(format!(
-                "a file of {page_size}-byte pages has room for {} keys",
+                "no room for this key: a file of {page_size}-byte pages has room for {} P-256 keys",
                 max_slots(page_size)
             )));
         }
@@ -106,8 +113,12 @@ impl KeySlots {
         b[36..40].copy_from_slice(&count.to_le_bytes());
         let mut at = FIXED;
         for s in &self.slots {
-            b[at..at + SLOT_LEN].copy_from_slice(s);
-            at += SLOT_LEN;
+            let bytes = s.as_bytes();
+            let len =
+                u16::try_from(bytes.len()).map_err(|_| Error::Internal("key slot size".into()))?;
+            b[at..at + 2].copy_from_slice(&len.to_le_bytes());
+            b[at + 2..at + 2 + bytes.len()].copy_from_slice(bytes);
+            at += 2 + bytes.len();
         }
         let crc = crc32fast::hash(&b[..at]);
         b[at..at + 4].copy_from_slice(&crc.to_le_bytes());
@@ -119,7 +130,14 @@ impl KeySlots {
             return None;
         }
         let count = u32::from_le_bytes(b[36..40].try_into().ok()?) as usize;
-        let end = FIXED.checked_add(count.checked_mul(SLOT_LEN)?)?;
+        let mut slots = Vec::with_capacity(count.min(256));
+        let mut at = FIXED;
+        for _ in 0..count {
+            let len = usize::from(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?));
+            slots.push(Slot::from_bytes(b.get(at + 2..at + 2 + len)?)?);
+            at += 2 + len;
+        }
+        let end = at;
         if end + 4 > b.len() {
             return None;
         }
@@ -129,14 +147,6 @@ impl KeySlots {
         }
         let mut file_id = [0u8; FILE_ID_LEN];
         file_id.copy_from_slice(&b[16..32]);
-        let slots = b[FIXED..end]
-            .chunks_exact(SLOT_LEN)
-            .map(|c| {
-                let mut s = [0u8; SLOT_LEN];
-                s.copy_from_slice(c);
-                s
-            })
-            .collect();
         Some(Self {
             generation: u64::from_le_bytes(b[8..16].try_into().ok()?),
             file_id,
@@ -166,7 +176,7 @@ impl KeySlots {
     /// These slots with one for `public_pem` added (`None`: it has one already).
     pub(crate) fn with_key(&self, public_pem: &str, sealer: &Sealer) -> Result<Option<Self>> {
         let id = seal::public_key_id(public_pem)?;
-        if self.slots.iter().any(|s| seal::slot_key_id(s) == id) {
+        if self.slots.iter().any(|s| s.key_id() == id) {
             return Ok(None);
         }
         let mut slots = self.slots.clone();
@@ -184,8 +194,8 @@ impl KeySlots {
         let slots: Vec<_> = self
             .slots
             .iter()
-            .filter(|s| seal::slot_key_id(s) != id)
-            .copied()
+            .filter(|s| s.key_id() != id)
+            .cloned()
             .collect();
         if slots.len() == self.slots.len() {
             return Err(Error::invalid(
@@ -202,6 +212,22 @@ impl KeySlots {
             file_id: self.file_id,
             slots,
         })
+    }
+
+    /// These slots with `key` wrapped anew for each of their recipients (a rekey), as two
+    /// generations: both copies of the slots hold the new key once written.
+    pub(crate) fn rekeyed(&self, key: &DataKey) -> Result<[Self; 2]> {
+        let slots = self
+            .slots
+            .iter()
+            .map(|s| seal::wrap(key, &s.recipient_pem()?, &self.file_id))
+            .collect::<Result<Vec<_>>>()?;
+        let next = |generation| Self {
+            generation,
+            file_id: self.file_id,
+            slots: slots.clone(),
+        };
+        Ok([next(self.generation + 1), next(self.generation + 2)])
     }
 
     /// The copy in force in the file of `pager` now (another process may have changed it).
@@ -255,6 +281,6 @@ mod tests {
         assert_eq!((k.generation, k.slots.len()), (1, 1));
         assert!(k.admits(&private).unwrap());
         assert!(k.unlock(&private).is_ok());
-        assert_eq!((max_slots(8192), max_slots(16384)), (30, 62));
+        assert_eq!((max_slots(8192), max_slots(16384)), (24, 49));
     }
 }

@@ -32,6 +32,7 @@ pub(crate) mod manifest;
 mod open;
 pub(crate) mod page;
 pub(crate) mod pager;
+pub(crate) mod rekey;
 mod shared;
 #[allow(unsafe_code)]
 mod shm;
@@ -332,6 +333,10 @@ impl Storage for WaspStorage {
         };
         next.write(&shared.pager.file, shared.pager.phys())?;
         shared.pager.file.sync()
+    }
+
+    fn rekey(&self, busy_timeout: Duration) -> Result<()> {
+        rekey::run(&self.shared, busy_timeout)
     }
 
     fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {

@@ -55,6 +55,9 @@ impl WaspStorage {
         // Other processes may have the database open: the shared file says whether any does.
         let (shm, joined) = ShmFile::open(&shm_path_for(&log_path), busy_timeout)?;
         let alone = matches!(joined, Joined::Alone);
+        if alone {
+            super::rekey::restore_interrupted(&db, path, read_only, &faults)?;
+        }
         let fresh = db.len()? == 0;
         let (page_size, format_version, sealer) = if fresh {
             if read_only {

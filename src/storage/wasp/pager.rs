@@ -459,8 +459,7 @@ impl Pager {
     /// `geo.page_size` bytes without checking its contents.
     pub(crate) fn read_raw(&self, id: u64) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.phys];
-        self.file.read_at(self.offset(id), &mut buf)?;
-        self.open_sealed(id, &mut buf)?;
+        self.read_opened(id, &mut buf)?;
         buf.truncate(self.geo.page_size);
         Ok(buf)
     }
@@ -470,6 +469,23 @@ impl Pager {
         let mut buf = vec![0u8; self.phys];
         self.file.read_at(self.offset(id), &mut buf)?;
         Ok(buf)
+    }
+
+    /// Reads page `id` into `buf` (`phys` bytes) and opens it when sealed. While a rekey
+    /// rewrites the file in place (`rekey.rs`), a read can meet a page half rewritten (a
+    /// failed check): it is read again once the write is done.
+    fn read_opened(&self, id: u64, buf: &mut [u8]) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            self.file.read_at(self.offset(id), buf)?;
+            match self.open_sealed(id, buf) {
+                Err(_) if tries < 100 && self.seal.as_ref().is_some_and(|s| s.rekeying()) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Opens the sealed page `id` in `buf` (the file's bytes) in place: afterwards its first
@@ -662,8 +678,7 @@ impl Pager {
         }
         crate::scratch::with(&PAGE, |buf| {
             buf.resize(self.phys, 0);
-            self.file.read_at(self.offset(id), buf)?;
-            self.open_sealed(id, buf)?;
+            self.read_opened(id, buf)?;
             let buf = &buf[..self.geo.page_size];
             let head = page::open_page(buf, id, &self.what)?;
             f(buf, head, false)
