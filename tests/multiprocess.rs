@@ -1594,8 +1594,7 @@ fn encrypted_database_across_processes() {
         .unwrap();
         let e = db
             .rekey()
-            .err()
-            .expect("a rekey while other processes have it open");
+            .expect_err("a rekey while other processes have it open");
         assert!(
             matches!(e, Error::Busy(ref m) if m.contains("alone")),
             "rekey beside other processes: {e}"
