@@ -368,14 +368,17 @@ int nexus_remove_key(nexus_db *db, const char *public_pem);
 int nexus_rekey(nexus_db *db);
 
 /**
- * `nexus_backup` with options: `sign_key` (a private key PEM: `DEST.sig` is written once the
- * copy is complete, the key checked before anything is written). `encrypt_to` (an array of
- * public keys: the copy encrypted to them under a fresh data key) and `decrypt` (true: a
- * plain copy) are not built yet: `NEXUS_UNSUPPORTED`, nothing written. A backup of an
- * encrypted database is encrypted under the same keys (as `nexus_backup`'s is).
+ * `nexus_backup` with options: `encrypt_to` (an array of public key PEMs: the copy is
+ * encrypted to them under a fresh data key, whether the database is encrypted or not),
+ * `decrypt` (true: a plain copy), `sign_key` (a private key PEM: `DEST.sig` is written once
+ * the copy is complete, the key checked before anything is written). Without `encrypt_to`
+ * or `decrypt`, a backup of an encrypted database is encrypted under the same keys (as
+ * `nexus_backup`'s is). Every copy is one self-contained, checkpointed file, complete or
+ * absent.
  *
- * Errors: those of `nexus_backup`; `NEXUS_INVALID_ARGUMENT` for an unknown option or a
- * malformed key; `NEXUS_UNSUPPORTED` as above.
+ * Errors: those of `nexus_backup`; `NEXUS_INVALID_ARGUMENT` for an unknown option, a
+ * malformed or empty `encrypt_to`, `encrypt_to` with `decrypt`, a malformed key;
+ * `NEXUS_UNSUPPORTED` for `encrypt_to` / `decrypt` on a database not on the wasp engine.
  *
  * # Safety
  * `db` a live handle or NULL; strings NUL-terminated or NULL.

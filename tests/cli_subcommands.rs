@@ -621,6 +621,28 @@ fn encrypted_databases_from_the_command_line() {
     );
     let err = fails(&["count", "copy.db", "notes"], d, 1);
     assert!(err.contains("database is encrypted"), "{err}");
+    // A plain copy, and one encrypted to A again.
+    ok(
+        &["backup", "s.db", "plain.db", "--key", "b.key", "--decrypt"],
+        d,
+    );
+    assert_eq!(ok(&["count", "plain.db", "notes"], d).trim(), "1");
+    ok(
+        &[
+            "backup",
+            "s.db",
+            "to-a.db",
+            "--key",
+            "b.key",
+            "--encrypt-to",
+            "a.pub",
+        ],
+        d,
+    );
+    assert_eq!(
+        ok(&["count", "to-a.db", "notes", "--key", "a.key"], d).trim(),
+        "1"
+    );
     // sign / verify read the same --key.
     let err = fails(&["sign", "a.pub"], d, 1);
     assert!(err.contains("--key"), "{err}");

@@ -585,3 +585,100 @@ fn readers_read_on_during_a_rekey() {
     }
     assert_eq!(db.check().unwrap()["ok"], true);
 }
+
+/// `backup_encrypted` / `backup_decrypted` (`nexus_backup_with`'s `encrypt_to` / `decrypt`):
+/// an encrypted copy of a plain database for two recipients, a plain copy of an encrypted
+/// one and a copy for another key; each holds every document (after deletes: record ids
+/// with gaps, which index entries carry), its indexes answer, its check is clean.
+#[test]
+fn copies_encrypted_to_other_keys_and_decrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (key(), key());
+    let pub_a = nexus::crypto::public_key(a.as_str()).unwrap();
+    let pub_b = nexus::crypto::public_key(b.as_str()).unwrap();
+    let plain_opts = OpenOptions {
+        storage: Some(StorageEngine::Wasp),
+        ..OpenOptions::default()
+    };
+    let plain = Database::open(tmp(&dir, "p.db"), plain_opts.clone()).unwrap();
+    fill(&plain);
+    let coll = format!("c_{MARKER}");
+    let c = plain.collection(&coll);
+    for i in (0..300).step_by(7) {
+        c.delete(&doc! {"n": i}, false).unwrap();
+    }
+    c.insert(Document::from_json(r#"{"_id": "late", "n": 1000}"#).unwrap())
+        .unwrap();
+    let expected = 300 - 300usize.div_ceil(7) + 1;
+    assert_eq!(read_all(&plain).unwrap(), expected);
+    // Refusals: no key, a malformed key, a private key, an existing destination.
+    let enc = tmp(&dir, "enc.db");
+    assert!(matches!(
+        plain.backup_encrypted(&enc, &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        plain.backup_encrypted(&enc, &["not a key".into()]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        plain.backup_encrypted(&enc, &[a.as_str().to_string()]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(!enc.exists(), "nothing written by a refused copy");
+    plain
+        .backup_encrypted(&enc, &[pub_a.clone(), pub_b.clone()])
+        .unwrap();
+    assert!(matches!(
+        plain.backup_encrypted(&enc, std::slice::from_ref(&pub_a)),
+        Err(Error::InvalidArgument(_))
+    ));
+    plain.close().unwrap();
+    assert_no_marker(&enc);
+    let verify = |p: &Path, opts: OpenOptions, encrypted: bool| {
+        let db = Database::open(p, opts).unwrap();
+        assert_eq!(read_all(&db).unwrap(), expected, "{}", p.display());
+        let c = db.collection(&coll);
+        let by_index = c
+            .find_one(&doc! { format!("{MARKER}_field"): format!("value {MARKER} 151") })
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_index.get("n"), Some(&bson::Bson::Int32(151)));
+        assert!(c
+            .find_one(&doc! { format!("{MARKER}_field"): format!("value {MARKER} 147") })
+            .unwrap()
+            .is_none());
+        assert!(c.find_one(&doc! {"_id": "late"}).unwrap().is_some());
+        assert_eq!(db.check().unwrap()["ok"], true, "{}", p.display());
+        assert_eq!(db.stats().unwrap()["storage"]["encrypted"], encrypted);
+        db
+    };
+    for k in [&a, &b] {
+        verify(&enc, with_key(k), true).close().unwrap();
+    }
+    assert!(matches!(
+        Database::open(&enc, plain_opts.clone()).err().unwrap(),
+        Error::Crypto(_)
+    ));
+    // From the encrypted copy: a plain copy, and one for B alone.
+    let db = Database::open(&enc, with_key(&a)).unwrap();
+    let dec = tmp(&dir, "dec.db");
+    let only_b = tmp(&dir, "b.db");
+    db.backup_decrypted(&dec).unwrap();
+    db.backup_encrypted(&only_b, &[pub_b]).unwrap();
+    // Writes go on in the source after the copies; they are not in them.
+    db.collection(&coll)
+        .insert(Document::from_json(r#"{"_id": "later", "n": 2000}"#).unwrap())
+        .unwrap();
+    db.close().unwrap();
+    let d = verify(&dec, plain_opts.clone(), false);
+    d.close().unwrap();
+    let bytes = std::fs::read(&dec).unwrap();
+    assert!(contains(&bytes, MARKER.as_bytes()), "a plain copy is plain");
+    assert_no_marker(&only_b);
+    verify(&only_b, with_key(&b), true).close().unwrap();
+    assert!(matches!(
+        Database::open(&only_b, with_key(&a)).err().unwrap(),
+        Error::Crypto(_)
+    ));
+}

@@ -980,6 +980,14 @@ public:
         detail::CStr d(dest_path, "backup path");
         detail::check(nexus_backup(require(), d.get()));
     }
+    /// `backup` with options (JSON): `encrypt_to` (array of public key PEMs: a copy under a
+    /// fresh data key for them), `decrypt` (true: a plain copy), `sign_key` (private key
+    /// PEM: writes DEST.sig).
+    void backup_with(std::string_view dest_path, std::string_view options_json) {
+        detail::CStr d(dest_path, "backup path");
+        detail::CStr o(options_json, "backup options");
+        detail::check(nexus_backup_with(require(), d.get(), o.get()));
+    }
     /// Integrity check; returns the report JSON (throws NEXUS_CORRUPT if damaged).
     std::string check() {
         char* out = nullptr;

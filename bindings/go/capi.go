@@ -84,6 +84,7 @@ static int nx_checkpoint(nexus_db *db, char **err) { NX_RET(nexus_checkpoint(db)
 static int nx_compact(nexus_db *db, char **err) { NX_RET(nexus_compact(db)); }
 static int nx_purge_expired(nexus_db *db, uint64_t *out, char **err) { NX_RET(nexus_purge_expired(db, out)); }
 static int nx_backup(nexus_db *db, const char *dest, char **err) { NX_RET(nexus_backup(db, dest)); }
+static int nx_backup_with(nexus_db *db, const char *dest, const char *opts, char **err) { NX_RET(nexus_backup_with(db, dest, opts)); }
 static int nx_check(nexus_db *db, char **out, char **err) { NX_RET(nexus_check(db, out)); }
 static int nx_stats(nexus_db *db, char **out, char **err) { NX_RET(nexus_stats(db, out)); }
 static int nx_configure(nexus_db *db, const char *opts, char **err) { NX_RET(nexus_configure(db, opts)); }
@@ -713,6 +714,21 @@ func capiBackup(h *cDB, dest string) error {
 	}
 	var cerr *C.char
 	if rc := C.nx_backup(h, cd, &cerr); rc != 0 {
+		return mkerr("backup", rc, cerr)
+	}
+	return nil
+}
+
+func capiBackupWith(h *cDB, dest, opts string) error {
+	var a cargs
+	defer a.free()
+	cd := a.str("destination path", dest)
+	co := a.str("backup options", opts)
+	if a.err != nil {
+		return withOp(a.err, "backup")
+	}
+	var cerr *C.char
+	if rc := C.nx_backup_with(h, cd, co, &cerr); rc != 0 {
 		return mkerr("backup", rc, cerr)
 	}
 	return nil

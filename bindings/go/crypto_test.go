@@ -182,6 +182,31 @@ func TestEncryptionAtRest(t *testing.T) {
 	if n := count(db); n != 100 {
 		t.Fatalf("count after Rekey: %d", n)
 	}
+	// A plain copy and one encrypted to A; encrypt_to with decrypt is refused.
+	plainCopy := filepath.Join(dir, "plain-copy.db")
+	if err := db.BackupWith(plainCopy, BackupOptions{Decrypt: true}); err != nil {
+		t.Fatal(err)
+	}
+	aCopy := filepath.Join(dir, "a-copy.db")
+	if err := db.BackupWith(aCopy, BackupOptions{EncryptTo: []string{pubA}, Decrypt: true}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("encrypt_to with decrypt: %v", err)
+	}
+	if err := db.BackupWith(aCopy, BackupOptions{EncryptTo: []string{pubA}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		opts []Option
+	}{{plainCopy, nil}, {aCopy, []Option{WithEncryptionKey(privA)}}} {
+		cdb, err := Open(c.path, c.opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		if n := count(cdb); n != 100 {
+			t.Fatalf("%s: count %d", c.path, n)
+		}
+		cdb.Close()
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

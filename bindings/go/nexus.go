@@ -277,6 +277,27 @@ func (db *DB) Backup(dest string) error {
 	return db.do(func(h *cDB) error { return capiBackup(h, dest) })
 }
 
+// BackupOptions are the options of BackupWith (nexus_backup_with).
+type BackupOptions struct {
+	// EncryptTo: public key PEMs; the copy is encrypted to them under a fresh
+	// data key (of a plain database too).
+	EncryptTo []string `json:"encrypt_to,omitempty"`
+	// Decrypt: the copy is plain.
+	Decrypt bool `json:"decrypt,omitempty"`
+	// SignKey: a private key PEM; DEST.sig is written once the copy is complete.
+	SignKey string `json:"sign_key,omitempty"`
+}
+
+// BackupWith writes a consistent online copy of the database to dest with
+// options: encrypted to other keys, plain, signed.
+func (db *DB) BackupWith(dest string, opts BackupOptions) error {
+	raw, err := json.Marshal(opts)
+	if err != nil {
+		return err
+	}
+	return db.do(func(h *cDB) error { return capiBackupWith(h, dest, string(raw)) })
+}
+
 // AddKey adds a recipient to an encrypted database: the holder of the private
 // key of publicPEM (SPKI PEM, P-256) can open it from now on. Adding a key the
 // database already has changes nothing. ErrInvalidArgument on a plain database

@@ -493,6 +493,47 @@ impl Database {
     /// [`Error::Unsupported`] for an in-memory database, [`Error::Io`] for OS failures.
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
+        self.check_backup(dest)?;
+        self.engine.storage.backup(dest, self.busy_timeout())
+    }
+
+    /// A copy of the database at `dest`, as [`Database::backup`] makes, encrypted under a
+    /// fresh data key to the holders of the private keys of `public_pems` (SPKI PEM, P-256;
+    /// at least one): an encrypted copy of a plain database, or of an encrypted one for other
+    /// recipients. `nexus_backup_with`'s `encrypt_to`.
+    ///
+    /// The copy is made entry by entry from one snapshot (writers are not held off); it is
+    /// complete or absent at `dest`. Errors: those of [`Database::backup`];
+    /// [`Error::InvalidArgument`] for no key or a malformed one (nothing written).
+    pub fn backup_encrypted(&self, dest: impl AsRef<Path>, public_pems: &[String]) -> Result<()> {
+        let dest = dest.as_ref();
+        if public_pems.is_empty() {
+            return Err(Error::invalid(
+                "encrypt_to: give at least one recipient's public key",
+            ));
+        }
+        for p in public_pems {
+            crate::crypto::seal::public_key_id(p)?;
+        }
+        self.check_backup(dest)?;
+        self.engine
+            .storage
+            .backup_transcoded(dest, self.busy_timeout(), Some(public_pems.to_vec()))
+    }
+
+    /// A plain (unencrypted) copy of the database at `dest`, as [`Database::backup`] makes:
+    /// the way out of encryption (`nexus_backup_with`'s `decrypt`). Of a plain database, a
+    /// plain copy. Errors: those of [`Database::backup`].
+    pub fn backup_decrypted(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = dest.as_ref();
+        self.check_backup(dest)?;
+        self.engine
+            .storage
+            .backup_transcoded(dest, self.busy_timeout(), None)
+    }
+
+    /// What every kind of backup refuses before anything is written.
+    fn check_backup(&self, dest: &Path) -> Result<()> {
         self.check_open()?;
         if self.in_transaction() {
             return Err(Error::Txn(
@@ -511,7 +552,7 @@ impl Database {
             };
             refuse_open_database_file(file, &subject)?;
         }
-        self.engine.storage.backup(dest, self.busy_timeout())
+        Ok(())
     }
 
     /// Adds a recipient to this encrypted database: the holder of the private key of

@@ -1,8 +1,7 @@
 //! Key pairs and signatures (`crate::crypto`): `nexus_keygen`, `nexus_public_key`,
 //! `nexus_sign`, `nexus_verify`, `nexus_sign_file`, `nexus_verify_file`; and the encryption
 //! recipients of an encrypted database (`nexus_add_key`, `nexus_remove_key`); signed backups
-//! (`nexus_backup_with`'s `sign_key`). `nexus_rekey` and `nexus_backup_with`'s `encrypt_to` /
-//! `decrypt` are not built yet (`NEXUS_UNSUPPORTED`).
+//! (`nexus_backup_with`: `sign_key`, `encrypt_to`, `decrypt`), `nexus_rekey`.
 
 use super::db::nexus_db;
 use super::handle::{alloc_string, handle_ref, opt_str_arg, out_arg, str_arg};
@@ -187,13 +186,6 @@ pub unsafe extern "C" fn nexus_verify_file(
     })
 }
 
-/// The error of the encryption functions this build does not have.
-fn no_encryption(what: &str) -> Error {
-    Error::unsupported(format!(
-        "{what}: not built yet (encryption at rest is: the open option encryption_key, nexus_add_key, nexus_remove_key; an encrypted nexus_backup copy stays encrypted)"
-    ))
-}
-
 /// Adds a recipient to an encrypted database: the holder of the private key of `public_pem`
 /// (SPKI PEM, P-256) can open it from now on. Only the key slots are rewritten, crash-safely;
 /// a key the database has already changes nothing.
@@ -257,14 +249,17 @@ pub unsafe extern "C" fn nexus_rekey(db: *mut nexus_db) -> c_int {
     })
 }
 
-/// `nexus_backup` with options: `sign_key` (a private key PEM: `DEST.sig` is written once the
-/// copy is complete, the key checked before anything is written). `encrypt_to` (an array of
-/// public keys: the copy encrypted to them under a fresh data key) and `decrypt` (true: a
-/// plain copy) are not built yet: `NEXUS_UNSUPPORTED`, nothing written. A backup of an
-/// encrypted database is encrypted under the same keys (as `nexus_backup`'s is).
+/// `nexus_backup` with options: `encrypt_to` (an array of public key PEMs: the copy is
+/// encrypted to them under a fresh data key, whether the database is encrypted or not),
+/// `decrypt` (true: a plain copy), `sign_key` (a private key PEM: `DEST.sig` is written once
+/// the copy is complete, the key checked before anything is written). Without `encrypt_to`
+/// or `decrypt`, a backup of an encrypted database is encrypted under the same keys (as
+/// `nexus_backup`'s is). Every copy is one self-contained, checkpointed file, complete or
+/// absent.
 ///
-/// Errors: those of `nexus_backup`; `NEXUS_INVALID_ARGUMENT` for an unknown option or a
-/// malformed key; `NEXUS_UNSUPPORTED` as above.
+/// Errors: those of `nexus_backup`; `NEXUS_INVALID_ARGUMENT` for an unknown option, a
+/// malformed or empty `encrypt_to`, `encrypt_to` with `decrypt`, a malformed key;
+/// `NEXUS_UNSUPPORTED` for `encrypt_to` / `decrypt` on a database not on the wasp engine.
 ///
 /// # Safety
 /// `db` a live handle or NULL; strings NUL-terminated or NULL.
@@ -284,16 +279,38 @@ pub unsafe extern "C" fn nexus_backup_with(
         let encrypt_to = r.take("encrypt_to");
         let decrypt = r.bool("decrypt")?.unwrap_or(false);
         r.finish()?;
-        if encrypt_to.is_some() || decrypt {
-            return Err(no_encryption(
-                "nexus_backup_with: the options 'encrypt_to' and 'decrypt' (a copy under a fresh data key, or a plain one)",
+        let encrypt_to = match encrypt_to {
+            None => None,
+            Some(serde_json::Value::Array(keys)) => Some(
+                keys.into_iter()
+                    .map(|k| match k {
+                        serde_json::Value::String(s) => Ok(s),
+                        _ => Err(Error::invalid(
+                            "backup option 'encrypt_to' must be an array of public key PEM strings",
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "backup option 'encrypt_to' must be an array of public key PEM strings",
+                ))
+            }
+        };
+        if encrypt_to.is_some() && decrypt {
+            return Err(Error::invalid(
+                "backup options 'encrypt_to' and 'decrypt' exclude each other (an encrypted copy, or a plain one)",
             ));
         }
         if let Some(k) = &sign_key {
             k.check()?;
         }
         let dest = Path::new(dest);
-        h.db.backup(dest)?;
+        match &encrypt_to {
+            Some(keys) => h.db.backup_encrypted(dest, keys)?,
+            None if decrypt => h.db.backup_decrypted(dest)?,
+            None => h.db.backup(dest)?,
+        }
         if let Some(k) = &sign_key {
             crate::io::sign_file(dest, k.as_str())?;
         }

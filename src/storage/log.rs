@@ -40,6 +40,7 @@
 //!   u32 LE length + bytes:
 //!   1 create(name, options)  2 drop(name)  3 rename(from, to)  4 put(table, key, value)
 //!   5 delete(table, key)  6 create(name, options) of a clustered table
+//!   7 advance-rid(table, next_rid u64 LE): a clustered table's next record id is at least it
 //! ```
 
 use super::fault::Faults;
@@ -93,6 +94,13 @@ pub(crate) enum Op {
     Delete {
         table: String,
         key: Bytes,
+    },
+    /// The next record id of clustered table `table` is at least `next_rid` (op tag 7): a
+    /// copy of a database (`storage::copy`) gives each entry the record id it had, so the
+    /// index entries that carry record ids stay true. No-op for other tables and engines.
+    AdvanceRid {
+        table: String,
+        next_rid: u64,
     },
 }
 
@@ -410,6 +418,11 @@ pub(crate) fn encode_op(p: &mut Vec<u8>, op: &Op) {
             put_bytes(p, table.as_bytes());
             put_bytes(p, key);
         }
+        Op::AdvanceRid { table, next_rid } => {
+            p.push(7);
+            put_bytes(p, table.as_bytes());
+            p.extend_from_slice(&next_rid.to_le_bytes());
+        }
     }
 }
 
@@ -508,6 +521,7 @@ impl<'a> Reader<'a> {
             4 => RawOp::Put(self.bytes()?, self.bytes()?, self.bytes()?),
             5 => RawOp::Delete(self.bytes()?, self.bytes()?),
             6 => RawOp::Create(self.bytes()?, self.bytes()?, true),
+            7 => RawOp::AdvanceRid(self.bytes()?, self.u64()?),
             _ => return None,
         })
     }
@@ -521,6 +535,7 @@ enum RawOp<'a> {
     Rename(&'a [u8], &'a [u8]),
     Put(&'a [u8], &'a [u8], &'a [u8]),
     Delete(&'a [u8], &'a [u8]),
+    AdvanceRid(&'a [u8], u64),
 }
 
 /// One logged transaction: its LSN and its changes.
@@ -552,6 +567,10 @@ fn decode_payload(p: &[u8]) -> Option<LoggedTxn> {
             RawOp::Delete(table, key) => Op::Delete {
                 table: text(table)?,
                 key: Bytes::copy_from_slice(key),
+            },
+            RawOp::AdvanceRid(table, next_rid) => Op::AdvanceRid {
+                table: text(table)?,
+                next_rid,
             },
         });
     }

@@ -131,6 +131,8 @@ pub(crate) struct TableInfo {
     /// The options JSON given at creation (`{}` when none).
     pub options: String,
     pub documents: u64,
+    /// Kept in insertion order under record ids ([`WriteTxn::create_clustered`]).
+    pub clustered: bool,
 }
 
 /// A consistent, immutable view of the database: later commits do not change it.
@@ -229,6 +231,12 @@ pub(crate) trait WriteTxn: ReadView {
     fn create_clustered(&mut self, name: &str, options: &str) -> Result<()> {
         self.create_table(name, options)
     }
+    /// In a clustered table: the next record id a put of a new key gives is at least
+    /// `next_rid` (a copy of a database keeps every entry's record id). No-op elsewhere.
+    fn advance_record_id(&mut self, table: &str, next_rid: u64) -> Result<()> {
+        let _ = (table, next_rid);
+        Ok(())
+    }
     /// Drops a collection and all its entries.
     fn drop_table(&mut self, name: &str) -> Result<()>;
     /// Renames a collection.
@@ -294,6 +302,20 @@ pub(crate) trait Storage: Send + Sync {
         let _ = (public_pem, add, busy_timeout);
         Err(Error::invalid(
             "the database is not encrypted: it has no keys to add or remove",
+        ))
+    }
+    /// A copy of the database in the new WASP file `dest`, made entry by entry from one
+    /// snapshot: encrypted to `recipients` (public key PEMs) under a fresh data key, or plain
+    /// (`None`). `nexus_backup_with`'s `encrypt_to` and `decrypt`.
+    fn backup_transcoded(
+        &self,
+        dest: &std::path::Path,
+        busy_timeout: Duration,
+        recipients: Option<Vec<String>>,
+    ) -> Result<()> {
+        let _ = (dest, busy_timeout, recipients);
+        Err(Error::unsupported(
+            "an encrypted or plain copy (encrypt_to, decrypt) is made of a database on the wasp engine",
         ))
     }
     /// Rewrites every page of an encrypted database under a new random data key, its key

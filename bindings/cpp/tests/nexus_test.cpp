@@ -1547,7 +1547,15 @@ TEST(Encryption, KeysAtOpenRecipientsAndNothingReadableOnDisk) {
     db.remove_key(a);
     db.rekey();  // a new data key; B still opens it
     EXPECT_EQ(db.count("c_" + marker), 100u);
+    // A plain copy, and one encrypted to A again.
+    db.backup_with(dir.file("plain-copy.db"), R"({"decrypt": true})");
+    std::string to_a = R"({"encrypt_to": [")";
+    for (char ch : a.public_pem()) to_a += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+    to_a += R"("]})";
+    db.backup_with(dir.file("a-copy.db"), to_a);
     db.close();
+    EXPECT_EQ(nexus::Database::open(dir.file("plain-copy.db")).count("c_" + marker), 100u);
+    EXPECT_EQ(nexus::Database::open_encrypted(dir.file("a-copy.db"), a).count("c_" + marker), 100u);
     EXPECT_EQ(open_code([&] { (void)nexus::Database::open_encrypted(path, a); }), NEXUS_CRYPTO);
     EXPECT_EQ(nexus::Database::open_encrypted(path, b).count("c_" + marker), 100u);
 

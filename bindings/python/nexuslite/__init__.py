@@ -90,6 +90,7 @@ def _load():
         "nexus_sign_file": ([cp, cp], i),
         "nexus_verify_file": ([cp, cp], i),
         "nexus_add_key": ([vp, cp], i),
+        "nexus_backup_with": ([vp, cp, cp], i),
         "nexus_remove_key": ([vp, cp], i),
         "nexus_rekey": ([vp], i),
     }
@@ -391,6 +392,19 @@ class Database:
         """Removes a recipient of this encrypted database. NexusError NEXUS_INVALID_ARGUMENT for
         its last key, a key that is not a recipient, or a plain database."""
         _check(_api().nexus_remove_key(self._handle(), _b(public_pem)))
+
+    def backup_with(self, dest, encrypt_to=None, decrypt=False, sign_key=None):
+        """A consistent online copy of the database at `dest`: encrypted to the public key PEMs
+        `encrypt_to` under a fresh data key, plain (`decrypt`), signed with `sign_key` (a
+        private key PEM: writes DEST.sig)."""
+        opts = {}
+        if encrypt_to is not None:
+            opts["encrypt_to"] = list(encrypt_to)
+        if decrypt:
+            opts["decrypt"] = True
+        if sign_key is not None:
+            opts["sign_key"] = sign_key
+        _check(_api().nexus_backup_with(self._handle(), _b(dest), _b(json.dumps(opts))))
 
     def rekey(self):
         """Changes the data key of this encrypted database: every page rewritten under a new

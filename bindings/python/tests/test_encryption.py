@@ -49,7 +49,15 @@ def test_encryption_at_rest(tmp_path):
     db.remove_key(pub_a)
     db.rekey()  # a new data key; B still opens it
     assert coll.count() == 100
+    db.backup_with(str(tmp_path / "plain-copy.db"), decrypt=True)
+    db.backup_with(str(tmp_path / "a-copy.db"), encrypt_to=[pub_a])
+    assert _code(lambda: db.backup_with(str(tmp_path / "x.db"), encrypt_to=[pub_a], decrypt=True)) \
+        == nexuslite.NEXUS_INVALID_ARGUMENT
     db.close()
+    with nexuslite.open(str(tmp_path / "plain-copy.db")) as c:
+        assert c.collection("c_" + MARKER).count() == 100
+    with nexuslite.open(str(tmp_path / "a-copy.db"), encryption_key=priv_a) as c:
+        assert c.collection("c_" + MARKER).count() == 100
     assert _code(lambda: db.add_key(pub_a)) == nexuslite.NEXUS_INVALID_ARGUMENT  # closed
     assert _code(lambda: nexuslite.open(str(path), encryption_key=priv_a)) == nexuslite.NEXUS_CRYPTO
     with nexuslite.open(str(path), encryption_key=priv_b) as db:

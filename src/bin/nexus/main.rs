@@ -197,6 +197,13 @@ enum Command {
         /// Sign the copy with the private key in this PEM file: writes DEST.sig.
         #[arg(long, value_name = "FILE")]
         sign_key: Option<PathBuf>,
+        /// Encrypt the copy, under a fresh data key, to the public key in this PEM file
+        /// (repeat for several recipients); of a plain database too.
+        #[arg(long, value_name = "PUBLIC", conflicts_with = "decrypt")]
+        encrypt_to: Vec<PathBuf>,
+        /// Make the copy plain (unencrypted).
+        #[arg(long)]
+        decrypt: bool,
     },
     /// Rewrite the database smaller.
     Compact { db: PathBuf },
@@ -630,16 +637,32 @@ fn run(cli: Cli) -> Result<(), String> {
                 ))
             }
         }
-        Command::Backup { db, dest, sign_key } => {
+        Command::Backup {
+            db,
+            dest,
+            sign_key,
+            encrypt_to,
+            decrypt,
+        } => {
             let key = sign_key.as_deref().map(commands::read_key).transpose()?;
             if let Some(k) = &key {
                 nexus::crypto::PrivatePem::new(k.to_string())
                     .check()
                     .map_err(|e| e.to_string())?;
             }
-            open_existing(&db)?
-                .backup(&dest)
-                .map_err(|e| e.to_string())?;
+            let recipients = encrypt_to
+                .iter()
+                .map(|p| commands::read_key(p).map(|k| k.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let source = open_existing(&db)?;
+            if !recipients.is_empty() {
+                source.backup_encrypted(&dest, &recipients)
+            } else if decrypt {
+                source.backup_decrypted(&dest)
+            } else {
+                source.backup(&dest)
+            }
+            .map_err(|e| e.to_string())?;
             match &key {
                 Some(k) => nexus::io::sign_file(&dest, k).map_err(|e| e.to_string()),
                 None => Ok(()),

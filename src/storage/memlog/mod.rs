@@ -106,6 +106,8 @@ impl State {
                     t.bytes -= (key.len() + old.len()) as u64;
                 }
             }
+            // memlog keeps no record ids.
+            Op::AdvanceRid { .. } => {}
         }
         Ok(())
     }
@@ -123,6 +125,7 @@ impl ReadView for State {
                 name: name.clone(),
                 options: t.options.clone(),
                 documents: t.rows.len() as u64,
+                clustered: false,
             })
             .collect()
     }

@@ -61,6 +61,7 @@ impl ForeignChanges {
                 Op::Put { table, key, .. } | Op::Delete { table, key } => {
                     self.keys.push((table.clone(), key.clone()));
                 }
+                Op::AdvanceRid { .. } => {}
             }
         }
         if self.keys.len() > MAX_FOREIGN_KEYS {

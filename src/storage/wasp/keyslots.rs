@@ -62,15 +62,32 @@ impl KeySlots {
             }
             other => other,
         })?;
+        Self::create_for(&[public])
+    }
+
+    /// The slots of a new encrypted file for the holders of the private keys of
+    /// `public_pems` (at least one), and the sealer of its new random data key.
+    pub(crate) fn create_for(public_pems: &[String]) -> Result<(Self, Sealer)> {
+        if public_pems.is_empty() {
+            return Err(Error::invalid(
+                "an encrypted file needs at least one recipient's public key",
+            ));
+        }
         let key = DataKey::random();
         let file_id = seal::new_file_id();
-        let slot = seal::wrap(&key, &public, &file_id)?;
+        let mut slots: Vec<Slot> = Vec::with_capacity(public_pems.len());
+        for p in public_pems {
+            let slot = seal::wrap(&key, p, &file_id)?;
+            if slots.iter().all(|s| s.key_id() != slot.key_id()) {
+                slots.push(slot);
+            }
+        }
         let sealer = Sealer::new(&key, file_id);
         Ok((
             Self {
                 generation: 1,
                 file_id,
-                slots: vec![slot],
+                slots,
             },
             sealer,
         ))
@@ -250,6 +267,8 @@ impl KeySlots {
 pub(crate) enum Unlock {
     Key(crate::crypto::PrivatePem),
     Sealer(std::sync::Arc<Sealer>),
+    /// A new file (an encrypted copy) for these recipients' public keys.
+    Recipients(Vec<String>),
 }
 
 #[cfg(test)]

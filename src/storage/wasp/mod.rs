@@ -26,6 +26,7 @@ mod catalog;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
 mod clustered;
+pub(crate) mod copy;
 mod follow;
 pub(crate) mod keyslots;
 pub(crate) mod manifest;
@@ -333,6 +334,18 @@ impl Storage for WaspStorage {
         };
         next.write(&shared.pager.file, shared.pager.phys())?;
         shared.pager.file.sync()
+    }
+
+    fn backup_transcoded(
+        &self,
+        dest: &Path,
+        busy_timeout: Duration,
+        recipients: Option<Vec<String>>,
+    ) -> Result<()> {
+        let view = self.read();
+        let page_size = u32::try_from(self.shared.pager.phys())
+            .map_err(|_| Error::Internal("page size".into()))?;
+        copy::copy_to(&*view, page_size, dest, busy_timeout, recipients)
     }
 
     fn rekey(&self, busy_timeout: Duration) -> Result<()> {

@@ -82,6 +82,7 @@ impl WaspStorage {
             let keys = match &cfg.encryption {
                 None => None,
                 Some(Unlock::Key(pem)) => Some(KeySlots::create(pem.as_str())?),
+                Some(Unlock::Recipients(publics)) => Some(KeySlots::create_for(publics)?),
                 Some(Unlock::Sealer(_)) => {
                     return Err(Error::Internal("a new file is encrypted with a key".into()))
                 }
@@ -551,6 +552,11 @@ fn unlock(
             other => other,
         })?),
         Some(Unlock::Sealer(s)) if s.file_id() == keys.file_id => Arc::clone(s),
+        Some(Unlock::Recipients(_)) => {
+            return Err(Error::Internal(format!(
+                "{what}: an existing file is opened with a private key, not recipients"
+            )))
+        }
         Some(Unlock::Sealer(_)) => {
             return Err(Error::Internal(format!(
                 "{what}: a copy opened with another file's key"

@@ -85,6 +85,16 @@ pub(super) fn apply(
             let put = Put::Share(key.clone(), value.clone());
             apply_put(&mut tree, arena, state, table, put, false)?;
         }
+        Op::AdvanceRid { table, next_rid } => {
+            let t = state
+                .tables
+                .get_mut(table)
+                .ok_or_else(|| Error::NoCollection(table.clone()))?;
+            match &mut t.clustered {
+                Some(c) if c.next_rid < *next_rid => c.next_rid = *next_rid,
+                _ => return Ok(false),
+            }
+        }
         Op::Delete { table, key } => {
             let t = state
                 .tables
@@ -410,6 +420,14 @@ impl WriteTxn for WaspTxn {
             name: name.to_owned(),
             options: options.to_owned(),
             clustered: self.shared.format_version >= CLUSTERED_FORMAT,
+        })
+        .map(drop)
+    }
+
+    fn advance_record_id(&mut self, table: &str, next_rid: u64) -> Result<()> {
+        self.record(Op::AdvanceRid {
+            table: table.to_owned(),
+            next_rid,
         })
         .map(drop)
     }

@@ -214,6 +214,7 @@ pub(super) fn view_tables(state: &State) -> Vec<TableInfo> {
             name: name.clone(),
             options: t.options.clone(),
             documents: t.count,
+            clustered: t.clustered.is_some(),
         })
         .collect()
 }
