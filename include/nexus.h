@@ -148,9 +148,16 @@
 #define NEXUS_VERSION_PATCH 0
 
 /**
- * The most bytes of documents (estimated as BSON) a pipeline may hold at once.
+ * The most bytes of joined documents (estimated as BSON) `$lookup` holds for one batch of
+ * its input.
  */
 #define MAX_BUFFERED_BYTES ((100 * 1024) * 1024)
+
+/**
+ * The default limit of one blocking stage: 100 MiB, as MongoDB's
+ * `internalQueryMaxBlockingSortMemoryUsageBytes` and `$group` limit.
+ */
+#define DEFAULT_MAX_MEMORY_BYTES ((100 * 1024) * 1024)
 
 /**
  * The storage engines a database file can be written by: the choice of the `storage` open
