@@ -27,6 +27,8 @@ pub(crate) mod shape;
 pub(crate) mod spill;
 
 #[cfg(test)]
+mod spill_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::error::{Error, Result};

@@ -87,10 +87,10 @@ fn update_pipeline_sets_and_unsets() {
 }
 
 #[test]
-fn budget_refuses_past_the_limit() {
+fn lookup_budget_refuses_past_the_limit() {
     let mut b = Budget::new();
     assert!(b.charge(MAX_BUFFERED_BYTES).is_ok());
     let e = b.charge(1).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("allowDiskUse"));
+    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("$lookup"));
     let _ = bson!(1);
 }
