@@ -12,9 +12,7 @@ use crate::api::options::AggregateOptions;
 use crate::document::{check_nesting, Document, DocumentId, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::exec::Cursor;
-use crate::query::aggregate::{
-    Foreign, Memory, Output, Pipeline, WhenMatched, WhenNotMatched,
-};
+use crate::query::aggregate::{Foreign, Memory, Output, Pipeline, WhenMatched, WhenNotMatched};
 use crate::query::FindOptions;
 use bson::{Bson, Document as BsonDocument};
 
@@ -82,11 +80,10 @@ impl Collection<'_> {
             }
         }
         let mem = Memory::new(
-            options
-                .max_memory_bytes
-                .map_or(crate::query::aggregate::spill::DEFAULT_MAX_MEMORY_BYTES, |n| {
-                    usize::try_from(n).unwrap_or(usize::MAX)
-                }),
+            options.max_memory_bytes.map_or(
+                crate::query::aggregate::spill::DEFAULT_MAX_MEMORY_BYTES,
+                |n| usize::try_from(n).unwrap_or(usize::MAX),
+            ),
             options.allow_disk_use,
             self.db
                 .engine()

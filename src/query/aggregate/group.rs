@@ -12,10 +12,10 @@
 //! finished groups are then put back in first-seen order by a [`Sorter`] on that sequence
 //! number, so a spilled `$group` returns what the in-memory one does.
 
+use super::spill::{approx_value, Memory, Run, RunReader, RunWriter, Sorter, FAN_IN};
 use crate::error::{Error, Result};
 use crate::query::expr::arith::{add, Num};
 use crate::query::expr::{cmp_values, is_missing, is_nullish, or_null, Env, Expr};
-use super::spill::{approx_value, Memory, Run, RunReader, RunWriter, Sorter, FAN_IN};
 use bson::{Bson, Document};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -480,8 +480,10 @@ impl<'a> Grouper<'a> {
         self.mem.check_spill(self.stage)?;
         let mut keyed: Vec<(Vec<u8>, usize)> = self.index.drain().collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut groups: Vec<Option<Group>> =
-            std::mem::take(&mut self.groups).into_iter().map(Some).collect();
+        let mut groups: Vec<Option<Group>> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut w = RunWriter::create(self.mem)?;
         for (_, i) in keyed {
             if let Some(g) = groups[i].take() {

@@ -87,7 +87,6 @@ impl Budget {
         }
         Ok(())
     }
-
 }
 
 /// An estimate of a value's size as BSON (iterative).
@@ -576,8 +575,10 @@ fn top_k(stages: &[Stage]) -> Option<usize> {
     }
 }
 
-/// Chains the stages over `input`. Per-document stages map the stream; a blocking stage
-/// reads its whole input here (within `mem`) and continues with its output.
+/// Chains the stages over `input`. Runs of per-document stages (with `$skip` and
+/// `$limit`) are one [`Segment`] each, a loop over the stages rather than an iterator per
+/// stage, so a long pipeline does not nest calls deeply; a blocking stage reads its whole
+/// input here (within `mem`) and continues with its output.
 fn stream<'a>(
     stages: &'a [Stage],
     input: Docs<'a>,
@@ -586,18 +587,26 @@ fn stream<'a>(
     mem: &'a Memory,
 ) -> Result<Docs<'a>> {
     let mut docs = input;
+    let mut ops: Vec<Op<'a>> = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
-        docs = match stage {
+        let op = match stage {
             Stage::Match { .. }
             | Stage::Project(_)
             | Stage::AddFields(_)
             | Stage::ReplaceRoot(..)
-            | Stage::Unwind { .. } => Box::new(docs.flat_map(move |d| {
-                match d.and_then(|d| per_doc(stage, d, vars)) {
-                    Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(e) => vec![Err(e)],
-                }
-            })),
+            | Stage::Unwind { .. } => Some(Op::Each(stage)),
+            Stage::Skip(n) => Some(Op::Skip(*n)),
+            Stage::Limit(n) => Some(Op::Limit(*n)),
+            _ => None,
+        };
+        if let Some(op) = op {
+            ops.push(op);
+            continue;
+        }
+        if !ops.is_empty() {
+            docs = Box::new(Segment::new(docs, std::mem::take(&mut ops), vars));
+        }
+        docs = match stage {
             Stage::Lookup(l) => {
                 let batches = Batches {
                     inner: docs,
@@ -610,18 +619,6 @@ fn stream<'a>(
                     }
                 }))
             }
-            Stage::Skip(n) => {
-                let mut left = *n;
-                Box::new(docs.filter(move |d| {
-                    if d.is_ok() && left > 0 {
-                        left -= 1;
-                        false
-                    } else {
-                        true
-                    }
-                }))
-            }
-            Stage::Limit(n) => Box::new(docs.take(usize::try_from(*n).unwrap_or(usize::MAX))),
             Stage::Count(name) => {
                 let mut n: i64 = 0;
                 for d in docs {
@@ -710,9 +707,129 @@ fn stream<'a>(
                 }
                 s.finish()?
             }
+            Stage::Match { .. }
+            | Stage::Project(_)
+            | Stage::AddFields(_)
+            | Stage::ReplaceRoot(..)
+            | Stage::Unwind { .. }
+            | Stage::Skip(_)
+            | Stage::Limit(_) => {
+                return Err(Error::Internal(
+                    "aggregate: a streaming stage taken as a blocking one".into(),
+                ))
+            }
         };
     }
+    if !ops.is_empty() {
+        docs = Box::new(Segment::new(docs, ops, vars));
+    }
     Ok(docs)
+}
+
+/// A step of a [`Segment`].
+enum Op<'a> {
+    /// A per-document stage (see [`per_doc`]).
+    Each(&'a Stage),
+    /// `$skip`: how many are still to skip.
+    Skip(u64),
+    /// `$limit`: how many may still pass.
+    Limit(u64),
+}
+
+/// Consecutive per-document stages, `$skip` and `$limit` run as one loop. Documents a stage
+/// makes several of (`$unwind`) wait on a stack with the step they are at, so the output
+/// keeps the order of running the stages one after another.
+struct Segment<'a> {
+    input: Docs<'a>,
+    ops: Vec<Op<'a>>,
+    vars: &'a [(String, Bson)],
+    /// Documents waiting, with the index of the step they go to next (the last is next).
+    pending: Vec<(Document, usize)>,
+    /// A `$limit` is used up: no more input is read (waiting documents past it still go).
+    input_done: bool,
+    /// An error was returned: the stream is over.
+    failed: bool,
+}
+
+impl<'a> Segment<'a> {
+    fn new(input: Docs<'a>, ops: Vec<Op<'a>>, vars: &'a [(String, Bson)]) -> Self {
+        Self {
+            input,
+            ops,
+            vars,
+            pending: Vec::new(),
+            input_done: false,
+            failed: false,
+        }
+    }
+
+    /// Runs `d` from step `at`: `Some` once it passed every step.
+    fn advance(&mut self, mut d: Document, at: usize) -> Result<Option<Document>> {
+        let mut i = at;
+        while i < self.ops.len() {
+            match &mut self.ops[i] {
+                Op::Each(stage) => {
+                    let mut out = per_doc(stage, d, self.vars)?.into_iter();
+                    let Some(first) = out.next() else {
+                        return Ok(None);
+                    };
+                    let rest: Vec<Document> = out.collect();
+                    for x in rest.into_iter().rev() {
+                        self.pending.push((x, i + 1));
+                    }
+                    d = first;
+                }
+                Op::Skip(left) => {
+                    if *left > 0 {
+                        *left -= 1;
+                        return Ok(None);
+                    }
+                }
+                Op::Limit(left) => {
+                    if *left == 0 {
+                        return Ok(None);
+                    }
+                    *left -= 1;
+                    if *left == 0 {
+                        // Nothing more passes this step: stop reading, drop what waits before it.
+                        self.input_done = true;
+                        self.pending.retain(|(_, at)| *at > i);
+                    }
+                }
+            }
+            i += 1;
+        }
+        Ok(Some(d))
+    }
+}
+
+impl Iterator for Segment<'_> {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.failed {
+            let (d, at) = match self.pending.pop() {
+                Some(x) => x,
+                None if self.input_done => return None,
+                None => match self.input.next()? {
+                    Ok(d) => (d, 0),
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                },
+            };
+            match self.advance(d, at) {
+                Ok(Some(d)) => return Some(Ok(d)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Groups a stream into batches of about `bytes` (at least one document each).

@@ -73,11 +73,7 @@ fn dataset(n: usize) -> Vec<Document> {
         .collect()
 }
 
-fn run_mem(
-    docs: &[Document],
-    stages: &[Document],
-    mem: &Memory,
-) -> Result<Vec<Document>> {
+fn run_mem(docs: &[Document], stages: &[Document], mem: &Memory) -> Result<Vec<Document>> {
     let (p, _) = Pipeline::parse(stages)?;
     let mut src = docs.iter().cloned().map(Ok);
     let out = p.run_source(&mut src, &[], &NoForeign, mem)?;
@@ -148,7 +144,13 @@ fn sort_spills_and_merges_in_rounds_stably() {
     for w in r.windows(2) {
         let (a, b) = (spec.key_of(&w[0]), spec.key_of(&w[1]));
         let o = spec.compare_keys(&a, &b);
-        assert_ne!(o, std::cmp::Ordering::Greater, "{:?} before {:?}", w[0], w[1]);
+        assert_ne!(
+            o,
+            std::cmp::Ordering::Greater,
+            "{:?} before {:?}",
+            w[0],
+            w[1]
+        );
         if o == std::cmp::Ordering::Equal {
             assert!(w[0].get_i64("_id").unwrap() < w[1].get_i64("_id").unwrap());
         }
@@ -202,7 +204,12 @@ fn group_accumulators_spill_and_combine() {
     // 1, 1.0 and NumberLong(1) are one group.
     let ones: Vec<_> = r
         .iter()
-        .filter(|d| matches!(d.get("_id"), Some(Bson::Int32(1) | Bson::Int64(1) | Bson::Double(1.0))))
+        .filter(|d| {
+            matches!(
+                d.get("_id"),
+                Some(Bson::Int32(1) | Bson::Int64(1) | Bson::Double(1.0))
+            )
+        })
         .collect();
     assert_eq!(ones.len(), 1, "{ones:?}");
     // Every document is pushed once, in input order within its group.
@@ -218,7 +225,9 @@ fn group_accumulators_spill_and_combine() {
     // Few big groups (each spill holds some of every group).
     same_with_spill(
         &docs,
-        &[doc! {"$group": {"_id": "$g", "p": {"$push": "$pad"}, "f": {"$first": "$k"}, "l": {"$last": "$k"}, "s": {"$addToSet": "$k"}}}],
+        &[
+            doc! {"$group": {"_id": "$g", "p": {"$push": "$pad"}, "f": {"$first": "$k"}, "l": {"$last": "$k"}, "s": {"$addToSet": "$k"}}},
+        ],
         4,
     );
     // One group.
@@ -283,18 +292,30 @@ fn without_allow_disk_use_past_the_limit_fails() {
     let docs = dataset(2000);
     let no = Memory::new(TINY, false, None);
     for (stage, words) in [
-        (doc! {"$sort": {"k": 1}}, "Sort exceeded memory limit of 4096 bytes"),
+        (
+            doc! {"$sort": {"k": 1}},
+            "Sort exceeded memory limit of 4096 bytes",
+        ),
         (
             doc! {"$group": {"_id": "$_id"}},
             "Exceeded memory limit for $group",
         ),
-        (doc! {"$sortByCount": "$_id"}, "Exceeded memory limit for $sortByCount"),
-        (doc! {"$match": {}}, "Exceeded memory limit for the aggregate results"),
+        (
+            doc! {"$sortByCount": "$_id"},
+            "Exceeded memory limit for $sortByCount",
+        ),
+        (
+            doc! {"$match": {}},
+            "Exceeded memory limit for the aggregate results",
+        ),
     ] {
         let e = run_mem(&docs, std::slice::from_ref(&stage), &no).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{stage:?}: {e:?}");
         let text = e.to_string();
-        assert!(text.contains(words) && text.contains("allowDiskUse:true"), "{text}");
+        assert!(
+            text.contains(words) && text.contains("allowDiskUse:true"),
+            "{text}"
+        );
     }
     assert_eq!(no.runs_written(), 0);
     // Within the limit it works.
