@@ -7,19 +7,20 @@ use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{AggregateOptions, Database, Document, Error, OpenOptions};
 use std::path::Path;
 
-fn load(db: &Database, n: i64) {
+fn load(db: &Database, n: i32) {
     let docs = (0..n)
         .map(|i| {
             let k = match i % 7 {
-                0 => Bson::Int32((i % 13) as i32),
-                1 => Bson::Double((i % 13) as f64),
+                0 => Bson::Int32(i % 13),
+                1 => Bson::Double(f64::from(i % 13)),
                 2 => Bson::String(format!("s{}", i % 11)),
                 3 => Bson::Null,
-                4 => Bson::Array(vec![Bson::Int64(i % 5)]),
+                4 => Bson::Array(vec![Bson::Int64(i64::from(i % 5))]),
                 5 => Bson::Document(doc! {"x": i % 3}),
                 _ => Bson::Boolean(i % 2 == 0),
             };
-            Document::from(doc! {"_id": i, "k": k, "v": (i * 7919) % 1000, "g": i % 5, "pad": "x".repeat((i % 50) as usize)})
+            let pad = "x".repeat(usize::try_from(i % 50).unwrap());
+            Document::from(doc! {"_id": i, "k": k, "v": (i * 7919) % 1000, "g": i % 5, "pad": pad})
         })
         .collect();
     db.collection("c").insert_many(docs).unwrap();
@@ -154,7 +155,7 @@ fn a_cursor_dropped_half_way_leaves_no_file() {
     assert_eq!(all.len(), 3000);
     assert!(all
         .windows(2)
-        .all(|w| w[0].get_i64("v").unwrap() <= w[1].get_i64("v").unwrap()));
+        .all(|w| w[0].get_i32("v").unwrap() <= w[1].get_i32("v").unwrap()));
     assert_eq!(open_spills(dir.path()), 0);
 }
 

@@ -294,11 +294,7 @@ impl Accumulator {
                     *a = Some(b);
                 }
             }
-            (State::First(a), State::First(b)) => {
-                if a.is_none() {
-                    *a = b;
-                }
-            }
+            (State::First(a @ None), State::First(b)) => *a = b,
             (State::Last(a), State::Last(b)) => *a = b,
             (State::Push(a), State::Push(b)) => a.extend(b),
             (State::Set(a, seen), State::Set(b, _)) => {

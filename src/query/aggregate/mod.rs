@@ -524,8 +524,7 @@ impl Pipeline {
             foreign,
             &mem,
         )?;
-        let r = out.collect();
-        r
+        out.collect()
     }
 
     /// Runs the pipeline over documents read one at a time from `source`, within `mem`:

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 /// The default limit of one blocking stage: 100 MiB, as MongoDB's
 /// `internalQueryMaxBlockingSortMemoryUsageBytes` and `$group` limit.
-pub const DEFAULT_MAX_MEMORY_BYTES: usize = 100 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MEMORY_BYTES: usize = 100 * 1024 * 1024;
 
 /// Runs merged at once (each open run holds one block).
 pub(crate) const FAN_IN: usize = 16;

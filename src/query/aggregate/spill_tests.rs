@@ -66,7 +66,7 @@ fn dataset(n: usize) -> Vec<Document> {
                     d.insert("v", rng.i32(-1000..1000));
                 }
             }
-            d.insert("g", rng.u8(0..7) as i32);
+            d.insert("g", i32::from(rng.u8(0..7)));
             d.insert("pad", "p".repeat(rng.usize(0..40)));
             d
         })
