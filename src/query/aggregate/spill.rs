@@ -97,7 +97,7 @@ impl Memory {
             )
         } else {
             format!(
-                "Exceeded memory limit for {stage} of {} bytes, but didn't allow external spilling; pass allowDiskUse:true to opt in.",
+                "Exceeded memory limit for {stage}, but didn't allow external sort. Pass allowDiskUse:true to opt in. (limit: {} bytes)",
                 self.limit
             )
         }))
