@@ -147,7 +147,8 @@
 #define NEXUS_VERSION_PATCH 0
 
 /**
- * The most bytes of documents (estimated as BSON) a pipeline may hold at once.
+ * The most bytes of joined documents (estimated as BSON) `$lookup` holds for one batch of
+ * its input.
  */
 #define MAX_BUFFERED_BYTES ((100 * 1024) * 1024)
 
@@ -430,17 +431,21 @@ int nexus_cursor_close(nexus_cursor *c);
  * `*out_cursor` (close it with `nexus_cursor_close`). `pipeline_json` is a JSON array of
  * stage objects (`[{"$match": {...}}, {"$group": {...}}]`; the stages and operators are
  * listed in `docs/API.md`); a missing collection is an empty input. `options_json` (NULL:
- * none): `let` (variables for `$$name`), `allowDiskUse` and `batchSize` (accepted, no
- * effect), `explain` (one document describing the plan instead of the results),
- * `comment`; unknown options are `NEXUS_INVALID_ARGUMENT`. The results are computed
- * before this returns, from the snapshot taken now (inside a transaction: the
- * transaction's view). With a final `$out` / `$merge` the results are written (in the
- * open transaction, or in one of their own) and the cursor is empty.
+ * none): `let` (variables for `$$name`), `allowDiskUse` (default true: a blocking stage
+ * past the memory limit spills to encrypted temporary files in the database's directory,
+ * removed when the cursor is closed), `maxMemoryBytes` (the limit of one blocking stage,
+ * default 100 MiB; a NexusLite extension), `batchSize` (accepted, no effect), `explain`
+ * (one document describing the plan instead of the results), `comment`; unknown options
+ * are `NEXUS_INVALID_ARGUMENT`. The results are computed before this returns, from the
+ * snapshot taken now (inside a transaction: the transaction's view). With a final `$out`
+ * / `$merge` the results are written (in the open transaction, or in one of their own)
+ * and the cursor is empty.
  *
  * Errors: `NEXUS_PARSE` (malformed pipeline or stage), `NEXUS_UNSUPPORTED` (a stage,
- * operator or option not built, named in the message; also a pipeline that would hold
- * more than 100 MiB of documents), `NEXUS_INVALID_ARGUMENT` (an expression failing at
- * run time, with MongoDB's wording, e.g. `can't $divide by zero`).
+ * operator or option not built, named in the message; also `$lookup` joining more than
+ * 100 MiB for one batch of its input), `NEXUS_INVALID_ARGUMENT` (an expression failing at
+ * run time, with MongoDB's wording, e.g. `can't $divide by zero`; a stage past the memory
+ * limit with `allowDiskUse: false`), `NEXUS_IO` (a temporary file could not be written).
  *
  * # Safety
  * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.

@@ -734,7 +734,8 @@ public:
         return guard;
     }
     /// Runs an aggregation pipeline (a JSON array of stages) over `coll` and streams the
-    /// results. Options: let, allowDiskUse, batchSize, explain (see docs/API.md). Throws
+    /// results. Options: let, allowDiskUse, maxMemoryBytes, batchSize, explain (see
+    /// docs/API.md). Throws
     /// nexus::Error (NEXUS_UNSUPPORTED names a stage or operator not built).
     [[nodiscard]] Cursor aggregate(std::string_view coll, std::string_view pipeline_json,
                                    std::string_view options_json = {}) {

@@ -88,9 +88,14 @@ func (o *FindOptions) json() (string, error) {
 type AggregateOptions struct {
 	// Let defines variables the pipeline reads as "$$name", e.g. `{"min":5}`.
 	Let any
-	// AllowDiskUse is accepted for compatibility; NexusLite does not spill to
-	// disk (a pipeline holding more than 100 MiB fails with CodeUnsupported).
-	AllowDiskUse bool
+	// AllowDiskUse: whether a blocking stage ($sort, $group, ...) past the
+	// memory limit spills to temporary files in the database's directory; nil
+	// leaves the default (true, as MongoDB 6.0+); false makes it fail with
+	// CodeInvalidArgument instead (a *bool as in MongoDB's Go driver).
+	AllowDiskUse *bool
+	// MaxMemoryBytes is the memory limit of one blocking stage in bytes; 0
+	// leaves the default (100 MiB). A NexusLite extension, mostly for tests.
+	MaxMemoryBytes int64
 	// BatchSize is accepted for compatibility; 0 leaves it out.
 	BatchSize int64
 	// Explain returns one document describing the plan instead of the results.
@@ -111,8 +116,11 @@ func (o *AggregateOptions) json() (string, error) {
 			d = append(d, E{"let", json.RawMessage(s)})
 		}
 	}
-	if o.AllowDiskUse {
-		d = append(d, E{"allowDiskUse", true})
+	if o.AllowDiskUse != nil {
+		d = append(d, E{"allowDiskUse", *o.AllowDiskUse})
+	}
+	if o.MaxMemoryBytes != 0 {
+		d = append(d, E{"maxMemoryBytes", o.MaxMemoryBytes})
 	}
 	if o.BatchSize != 0 {
 		d = append(d, E{"batchSize", o.BatchSize})

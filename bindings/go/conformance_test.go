@@ -117,7 +117,15 @@ func aggregateOptions(raw json.RawMessage) (*AggregateOptions, error) {
 		case "let":
 			o.Let = v
 		case "allowDiskUse":
-			o.AllowDiskUse = string(v) == "true"
+			allow := string(v) == "true"
+			o.AllowDiskUse = &allow
+		case "maxMemoryBytes":
+			if err := json.Unmarshal(v, &o.MaxMemoryBytes); err != nil {
+				return nil, err
+			}
+			if o.MaxMemoryBytes == 0 {
+				return nil, errSkip // 0 is "the default" in the Go struct
+			}
 		case "batchSize":
 			if err := json.Unmarshal(v, &o.BatchSize); err != nil {
 				return nil, err

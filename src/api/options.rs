@@ -255,15 +255,21 @@ mod tests {
 /// use nexus::AggregateOptions;
 /// let o = AggregateOptions::from_json(Some(r#"{"let": {"min": 5}, "batchSize": 100}"#)).unwrap();
 /// assert_eq!(o.let_vars.unwrap().get_i32("min").unwrap(), 5);
+/// assert!(o.allow_disk_use);
 /// assert!(AggregateOptions::from_json(Some(r#"{"bogus": 1}"#)).is_err());
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AggregateOptions {
     /// Variables every stage can read as `$$name` (MongoDB's `let`).
     pub let_vars: Option<BsonDocument>,
-    /// Accepted for compatibility; NexusLite does not spill to disk, and a pipeline that
-    /// would hold more than 100 MiB of documents fails with `NEXUS_UNSUPPORTED` either way.
+    /// Whether a blocking stage (`$sort`, `$group`, `$bucket`, `$sortByCount`, `$sample`,
+    /// `$facet`'s input, the results) past the memory limit spills to temporary files
+    /// (default true, as MongoDB 6.0+'s `allowDiskUseByDefault`); false: it fails with
+    /// [`Error::InvalidArgument`] in MongoDB's words.
     pub allow_disk_use: bool,
+    /// The memory limit of one blocking stage in bytes (estimated as BSON); `None`: 100 MiB,
+    /// MongoDB's. A NexusLite extension (`maxMemoryBytes`), mostly for tests.
+    pub max_memory_bytes: Option<u64>,
     /// Accepted for compatibility (the cursor holds all results already).
     pub batch_size: Option<u64>,
     /// Return the plan instead of the results: one document naming the stages served by the
@@ -271,17 +277,36 @@ pub struct AggregateOptions {
     pub explain: bool,
 }
 
+impl Default for AggregateOptions {
+    fn default() -> Self {
+        Self {
+            let_vars: None,
+            allow_disk_use: true,
+            max_memory_bytes: None,
+            batch_size: None,
+            explain: false,
+        }
+    }
+}
+
 impl AggregateOptions {
-    /// Parses `{"let", "allowDiskUse", "batchSize", "explain", "comment"}` (`None` or empty:
-    /// the defaults). Unknown options are refused with [`Error::InvalidArgument`] naming them.
+    /// Parses `{"let", "allowDiskUse", "maxMemoryBytes", "batchSize", "explain",
+    /// "comment"}` (`None` or empty: the defaults). Unknown options are refused with
+    /// [`Error::InvalidArgument`] naming them, as is a `maxMemoryBytes` of 0.
     pub fn from_json(text: Option<&str>) -> Result<Self> {
         let mut r = OptionReader::parse(text, "aggregate options")?;
         let o = Self {
             let_vars: r.document("let")?,
-            allow_disk_use: r.bool("allowDiskUse")?.unwrap_or(false),
+            allow_disk_use: r.bool("allowDiskUse")?.unwrap_or(true),
+            max_memory_bytes: r.u64("maxMemoryBytes")?,
             batch_size: r.u64("batchSize")?,
             explain: r.bool("explain")?.unwrap_or(false),
         };
+        if o.max_memory_bytes == Some(0) {
+            return Err(Error::invalid(
+                "aggregate options: maxMemoryBytes must be a positive number of bytes",
+            ));
+        }
         // MongoDB accepts a comment of any type; it has no effect here.
         let _ = r.take("comment");
         r.finish()?;

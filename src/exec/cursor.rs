@@ -63,8 +63,9 @@ pub struct Cursor {
     /// The index yields the sort order: no sort in memory.
     sorted_by_index: bool,
     stats: ExecStats,
-    /// Results computed up front (an aggregation's), returned in order instead of reading.
-    buffered: Option<std::vec::IntoIter<BsonDocument>>,
+    /// Results computed up front (an aggregation's, possibly read back from a temporary
+    /// file the iterator owns), returned in order instead of reading.
+    buffered: Option<Box<dyn Iterator<Item = Result<BsonDocument>> + Send>>,
 }
 
 impl Cursor {
@@ -75,9 +76,19 @@ impl Cursor {
         docs: Vec<BsonDocument>,
         closed: Arc<AtomicBool>,
     ) -> Result<Self> {
+        Self::from_results(snap, Box::new(docs.into_iter().map(Ok)), closed)
+    }
+
+    /// A cursor over results computed up front and read from `results` (which may own a
+    /// temporary file, removed when the cursor is dropped); an error ends the iteration.
+    pub(crate) fn from_results(
+        snap: Arc<dyn ReadView>,
+        results: Box<dyn Iterator<Item = Result<BsonDocument>> + Send>,
+        closed: Arc<AtomicBool>,
+    ) -> Result<Self> {
         let plan = Plan::compile(&BsonDocument::new(), &crate::query::FindOptions::default())?;
         let mut c = Self::with_access(snap, String::new(), plan, Access::Collection, closed);
-        c.buffered = Some(docs.into_iter());
+        c.buffered = Some(results);
         Ok(c)
     }
 
@@ -120,7 +131,7 @@ impl Cursor {
     pub fn next_document(&mut self) -> Result<Option<Document>> {
         self.check_open()?;
         if let Some(docs) = self.buffered.as_mut() {
-            return Ok(docs.next().map(Document::from));
+            return Ok(docs.next().transpose()?.map(Document::from));
         }
         if self.left == Some(0) {
             return Ok(None);

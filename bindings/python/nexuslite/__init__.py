@@ -257,7 +257,8 @@ class Collection:
 
     def aggregate(self, pipeline, **options):
         """Yields the results of an aggregation pipeline (a list of stage dicts, or JSON text)
-        as dicts. Options as MongoDB names them: let, allowDiskUse, batchSize, explain."""
+        as dicts. Options as MongoDB names them: let, allowDiskUse, batchSize, explain, and
+        maxMemoryBytes (see docs/API.md)."""
         cur = ctypes.c_void_p()
         text = _json(pipeline if pipeline is not None else [])
         _check(_api().nexus_aggregate(self._db._h, _b(self.name), text, _json(options or None), ctypes.byref(cur)))

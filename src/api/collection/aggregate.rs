@@ -1,9 +1,10 @@
 //! [`Collection::aggregate`]: runs an aggregation pipeline ([`crate::query::aggregate`]).
 //! The leading `$match` / `$sort` / `$skip` / `$limit` go through `find`, so the planner
 //! serves them from an index when one fits; the rest runs in memory over what `find`
-//! returns, and the results come back as a [`Cursor`] over them. `$lookup` reads the same
-//! database through `find`; a final `$out` / `$merge` writes in one transaction (or in the
-//! caller's open transaction).
+//! returns, within the memory limit of `allowDiskUse` / `maxMemoryBytes` (blocking stages
+//! spill to temporary files in the database's directory), and the results come back as a
+//! [`Cursor`] over them. `$lookup` reads the same database through `find`; a final `$out` /
+//! `$merge` writes in one transaction (or in the caller's open transaction).
 
 use super::Collection;
 use crate::api::database::Database;
@@ -11,7 +12,7 @@ use crate::api::options::AggregateOptions;
 use crate::document::{check_nesting, Document, DocumentId, MAX_QUERY_NESTING};
 use crate::error::{Error, Result};
 use crate::exec::Cursor;
-use crate::query::aggregate::{Foreign, Output, Pipeline, WhenMatched, WhenNotMatched};
+use crate::query::aggregate::{Foreign, Memory, Output, Pipeline, WhenMatched, WhenNotMatched};
 use crate::query::FindOptions;
 use bson::{Bson, Document as BsonDocument};
 
@@ -66,9 +67,37 @@ impl Collection<'_> {
                 out
             }
         };
-        let (filter, sort, skip, limit) =
+        let (filter, mut sort, mut skip, limit) =
             p.take_leading_find()
                 .unwrap_or((BsonDocument::new(), None, 0, 0));
+        // A leading $sort without a $limit goes to find only when an index gives its order:
+        // find sorts in memory without a bound, the pipeline's own $sort spills.
+        if let (Some(s), 0) = (&sort, limit) {
+            if !self.index_sorts(&filter, s)? {
+                p.put_back_sort(s.clone(), skip)?;
+                sort = None;
+                skip = 0;
+            }
+        }
+        let mem = Memory::new(
+            options.max_memory_bytes.map_or(
+                crate::query::aggregate::spill::DEFAULT_MAX_MEMORY_BYTES,
+                |n| usize::try_from(n).unwrap_or(usize::MAX),
+            ),
+            options.allow_disk_use,
+            self.db
+                .engine()
+                .path
+                .as_deref()
+                .and_then(std::path::Path::parent)
+                .map(|d| {
+                    if d.as_os_str().is_empty() {
+                        std::path::PathBuf::from(".")
+                    } else {
+                        d.to_path_buf()
+                    }
+                }),
+        );
         let find_opts = FindOptions {
             sort,
             skip,
@@ -101,16 +130,28 @@ impl Collection<'_> {
             .find(&filter, find_opts)?
             .map(|d| d.map(Document::into_bson));
         let foreign = DbForeign { db: self.db };
-        let docs = p.run_source(&mut source, &vars, &foreign)?;
+        let results = p.run_source(&mut source, &vars, &foreign, &mem)?;
         drop(source);
-        let docs = match &output {
-            None => docs,
+        let results = results.into_iter_owned()?;
+        match &output {
+            None => Cursor::from_results(self.db.snapshot()?, results, self.db.closed_flag()),
             Some(o) => {
-                self.write_output(o, docs)?;
-                Vec::new()
+                self.write_output(o, results)?;
+                Cursor::from_documents(self.db.snapshot()?, Vec::new(), self.db.closed_flag())
             }
+        }
+    }
+
+    /// Whether an index gives `find`'s order for `sort` with `filter` (no sort in memory).
+    fn index_sorts(&self, filter: &BsonDocument, sort: &BsonDocument) -> Result<bool> {
+        let opts = FindOptions {
+            sort: Some(sort.clone()),
+            ..FindOptions::default()
         };
-        Cursor::from_documents(self.db.snapshot()?, docs, self.db.closed_flag())
+        let plan = crate::query::Plan::compile(filter, &opts)?;
+        let snap = self.db.snapshot()?;
+        let choice = crate::exec::plan::choose_for(&*snap, &self.name, &plan)?;
+        Ok(matches!(choice.access, crate::exec::plan::Access::Index(ix) if ix.provides_sort))
     }
 
     /// [`Collection::aggregate`] with the pipeline as a JSON array of stage objects.
@@ -120,7 +161,11 @@ impl Collection<'_> {
     }
 
     /// Performs `$out` / `$merge`, in the open transaction or in one of its own.
-    fn write_output(&self, output: &Output, docs: Vec<BsonDocument>) -> Result<()> {
+    fn write_output(
+        &self,
+        output: &Output,
+        docs: Box<dyn Iterator<Item = Result<BsonDocument>> + Send>,
+    ) -> Result<()> {
         let run = |db: &Database| -> Result<()> {
             match output {
                 Output::Out(name) => {
@@ -132,8 +177,16 @@ impl Collection<'_> {
                     } else {
                         db.create_collection(name, None)?;
                     }
-                    if !docs.is_empty() {
-                        target.insert_many(docs.into_iter().map(Document::from).collect())?;
+                    // In batches: the results may be more than memory holds.
+                    let mut batch = Vec::new();
+                    for d in docs {
+                        batch.push(Document::from(d?));
+                        if batch.len() >= 1000 {
+                            target.insert_many(std::mem::take(&mut batch))?;
+                        }
+                    }
+                    if !batch.is_empty() {
+                        target.insert_many(batch)?;
                     }
                     Ok(())
                 }
@@ -148,7 +201,7 @@ impl Collection<'_> {
                         db.create_collection(into, None)?;
                     }
                     for d in docs {
-                        merge_one(&target, d, *when_matched, *when_not_matched)?;
+                        merge_one(&target, d?, *when_matched, *when_not_matched)?;
                     }
                     Ok(())
                 }

@@ -134,7 +134,7 @@ enum Command {
         coll: String,
         /// The stages, e.g. '[{"$group": {"_id": "$city", "n": {"$sum": 1}}}]'.
         pipeline: String,
-        /// Aggregate options as JSON: let, allowDiskUse, batchSize, explain.
+        /// Aggregate options as JSON: let, allowDiskUse, maxMemoryBytes, batchSize, explain.
         #[arg(long)]
         options: Option<String>,
     },

@@ -3,11 +3,21 @@
 //! a canonical byte key of the `_id` value, in which numbers equal across types (`1`,
 //! `1.0`, `NumberLong(1)`) are one key and missing is null; groups come out in the order
 //! they were first seen.
+//!
+//! Past the memory limit ([`Memory`]) a [`Grouper`] writes its partial groups as a run
+//! sorted by that key (each with the sequence number of its first document and its
+//! accumulators' running state), starts afresh, and at the end merges the runs, combining
+//! the partial states of one key in input order (`$first` from the earliest run, `$last`
+//! from the latest, `$push` concatenated in order, `$addToSet` in first-seen order); the
+//! finished groups are then put back in first-seen order by a [`Sorter`] on that sequence
+//! number, so a spilled `$group` returns what the in-memory one does.
 
+use super::spill::{approx_value, Memory, Run, RunReader, RunWriter, Sorter, FAN_IN};
 use crate::error::{Error, Result};
 use crate::query::expr::arith::{add, Num};
 use crate::query::expr::{cmp_values, is_missing, is_nullish, or_null, Env, Expr};
 use bson::{Bson, Document};
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 /// The canonical key of a value: equal values (MongoDB's equality) give equal keys.
@@ -198,14 +208,17 @@ impl Accumulator {
         }
     }
 
-    fn step(&self, state: &mut State, env: &Env) -> Result<()> {
+    /// Adds one document to `state`; returns how many bytes the state grew (or shrank).
+    fn step(&self, state: &mut State, env: &Env) -> Result<isize> {
         if self.kind == Kind::Count {
             if let State::Sum(n) = state {
                 *n = add(*n, Num::I32(1));
             }
-            return Ok(());
+            return Ok(0);
         }
         let v = self.expr.eval(env)?;
+        let size = |v: &Bson| isize::try_from(approx_value(v)).unwrap_or(isize::MAX);
+        let mut delta = 0;
         match state {
             State::Sum(acc) => {
                 if let Some(n) = Num::of(&v) {
@@ -227,18 +240,24 @@ impl Accumulator {
                     };
                     let better = best.as_ref().is_none_or(|b| cmp_values(&v, b) == want);
                     if better {
+                        delta = size(&v) - best.as_ref().map_or(0, size);
                         *best = Some(v);
                     }
                 }
             }
             State::First(first) => {
                 if first.is_none() {
+                    delta = size(&v);
                     *first = Some(or_null(v));
                 }
             }
-            State::Last(last) => *last = or_null(v),
+            State::Last(last) => {
+                delta = size(&v) - size(last);
+                *last = or_null(v);
+            }
             State::Push(items) => {
                 if !is_missing(&v) {
+                    delta = size(&v) + 4;
                     items.push(v);
                 }
             }
@@ -246,13 +265,90 @@ impl Accumulator {
                 if !is_missing(&v) {
                     let mut k = Vec::new();
                     key_of(&v, &mut k);
+                    let n = k.len();
                     if seen.insert(k) {
+                        delta = size(&v) + isize::try_from(n).unwrap_or(0) + 40;
                         items.push(v);
                     }
                 }
             }
         }
-        Ok(())
+        Ok(delta)
+    }
+
+    /// Folds `later` (the state of the same group over later documents) into `state`.
+    fn combine(&self, state: &mut State, later: State) {
+        match (state, later) {
+            (State::Sum(a), State::Sum(b)) => *a = add(*a, b),
+            (State::Avg(a, c), State::Avg(b, d)) => {
+                *a = add(*a, b);
+                *c += d;
+            }
+            (State::Best(a), State::Best(Some(b))) => {
+                let want = if self.kind == Kind::Min {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
+                if a.as_ref().is_none_or(|x| cmp_values(&b, x) == want) {
+                    *a = Some(b);
+                }
+            }
+            (State::First(a @ None), State::First(b)) => *a = b,
+            (State::Last(a), State::Last(b)) => *a = b,
+            (State::Push(a), State::Push(b)) => a.extend(b),
+            (State::Set(a, seen), State::Set(b, _)) => {
+                for v in b {
+                    let mut k = Vec::new();
+                    key_of(&v, &mut k);
+                    if seen.insert(k) {
+                        a.push(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A state as BSON, for a spilled partial group.
+    fn state_bson(state: &State) -> Bson {
+        match state {
+            State::Sum(n) => n.bson(),
+            State::Avg(n, c) => Bson::Array(vec![
+                n.bson(),
+                Bson::Int64(i64::try_from(*c).unwrap_or(i64::MAX)),
+            ]),
+            State::Best(v) | State::First(v) => Bson::Array(v.iter().cloned().collect()),
+            State::Last(v) => Bson::Array(vec![v.clone()]),
+            State::Push(items) | State::Set(items, _) => Bson::Array(items.clone()),
+        }
+    }
+
+    /// The state [`Accumulator::state_bson`] wrote; `None` if it is not one.
+    fn state_of(&self, v: Bson) -> Option<State> {
+        Some(match (self.kind, v) {
+            (Kind::Sum | Kind::Count, n) => State::Sum(Num::of(&n)?),
+            (Kind::Avg, Bson::Array(a)) => {
+                let (n, Bson::Int64(c)) = (a.first()?, a.get(1)?) else {
+                    return None;
+                };
+                State::Avg(Num::of(n)?, u64::try_from(*c).ok()?)
+            }
+            (Kind::Min | Kind::Max, Bson::Array(a)) => State::Best(a.into_iter().next()),
+            (Kind::First, Bson::Array(a)) => State::First(a.into_iter().next()),
+            (Kind::Last, Bson::Array(a)) => State::Last(a.into_iter().next()?),
+            (Kind::Push, Bson::Array(a)) => State::Push(a),
+            (Kind::AddToSet, Bson::Array(a)) => {
+                let mut seen = HashSet::new();
+                for v in &a {
+                    let mut k = Vec::new();
+                    key_of(v, &mut k);
+                    seen.insert(k);
+                }
+                State::Set(a, seen)
+            }
+            _ => return None,
+        })
     }
 
     #[allow(clippy::cast_precision_loss)] // an average of counts, as MongoDB computes it
@@ -283,27 +379,62 @@ pub(crate) fn accumulators(
 
 /// Groups documents pushed one at a time ([`Grouper::push`]) by the value a key
 /// function gives (the group's `_id`); [`Grouper::finish`] hands out one document per
-/// group, in first-seen order. Only the groups are held, not the documents.
+/// group, in first-seen order. Only the groups are held, not the documents, and past the
+/// memory limit they are spilled (see the module header).
 pub(crate) struct Grouper<'a> {
     accs: &'a [Accumulator],
     vars: &'a [(String, Bson)],
+    mem: &'a Memory,
+    stage: &'static str,
     index: HashMap<Vec<u8>, usize>,
-    groups: Vec<(Bson, Vec<State>)>,
+    groups: Vec<Group>,
     buf: Vec<u8>,
+    /// The number of documents pushed so far.
+    seq: u64,
+    /// Estimated bytes of the groups held.
+    used: usize,
+    runs: Vec<Run>,
+}
+
+/// One group: its `_id`, the number of its first document, its accumulators' states.
+struct Group {
+    id: Bson,
+    first: u64,
+    states: Vec<State>,
+}
+
+/// A group read back from a run, with its canonical key.
+struct Partial {
+    key: Vec<u8>,
+    group: Group,
 }
 
 impl<'a> Grouper<'a> {
-    pub(crate) fn new(accs: &'a [Accumulator], vars: &'a [(String, Bson)]) -> Self {
+    /// A grouper for `stage` (named in errors) under the budget `mem`.
+    pub(crate) fn new(
+        accs: &'a [Accumulator],
+        vars: &'a [(String, Bson)],
+        mem: &'a Memory,
+        stage: &'static str,
+    ) -> Self {
         Self {
             accs,
             vars,
+            mem,
+            stage,
             index: HashMap::new(),
             groups: Vec::new(),
             buf: Vec::new(),
+            seq: 0,
+            used: 0,
+            runs: Vec::new(),
         }
     }
 
     /// Adds one document; `key` evaluates its group's `_id`.
+    ///
+    /// Errors: the key's or an accumulator's expression error; past the limit without
+    /// `allowDiskUse` (see [`Memory::check_spill`]); I/O writing a run.
     pub(crate) fn push(
         &mut self,
         doc: Document,
@@ -314,50 +445,216 @@ impl<'a> Grouper<'a> {
         let id = or_null(key(&env)?);
         self.buf.clear();
         key_of(&id, &mut self.buf);
+        let seq = self.seq;
+        self.seq += 1;
         let slot = match self.index.get(&self.buf) {
             Some(&i) => i,
             None => {
+                self.used += 96 + 2 * self.buf.len() + approx_value(&id) + 48 * self.accs.len();
                 self.index.insert(self.buf.clone(), self.groups.len());
-                self.groups
-                    .push((id, self.accs.iter().map(Accumulator::start).collect()));
+                self.groups.push(Group {
+                    id,
+                    first: seq,
+                    states: self.accs.iter().map(Accumulator::start).collect(),
+                });
                 self.groups.len() - 1
             }
         };
-        let states = &mut self.groups[slot].1;
+        let states = &mut self.groups[slot].states;
         for (acc, state) in self.accs.iter().zip(states.iter_mut()) {
-            acc.step(state, &env)?;
+            let delta = acc.step(state, &env)?;
+            self.used = self.used.saturating_add_signed(delta);
+        }
+        if self.used > self.mem.limit {
+            self.spill()?;
         }
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> Vec<Document> {
-        let accs = self.accs;
-        self.groups
+    /// Writes the groups held as a run in key order and forgets them.
+    fn spill(&mut self) -> Result<()> {
+        self.mem.check_spill(self.stage)?;
+        let mut keyed: Vec<(Vec<u8>, usize)> = self.index.drain().collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut groups: Vec<Option<Group>> = std::mem::take(&mut self.groups)
             .into_iter()
-            .map(|(id, states)| {
-                let mut d = Document::new();
-                d.insert("_id", id);
-                for (acc, state) in accs.iter().zip(states) {
-                    d.insert(acc.field.clone(), Accumulator::finish(state));
+            .map(Some)
+            .collect();
+        let mut w = RunWriter::create(self.mem)?;
+        for (_, i) in keyed {
+            if let Some(g) = groups[i].take() {
+                w.push(&self.partial_doc(&g))?;
+            }
+        }
+        self.runs.push(w.finish()?);
+        self.used = 0;
+        Ok(())
+    }
+
+    fn partial_doc(&self, g: &Group) -> Document {
+        let mut d = Document::new();
+        d.insert("s", i64::try_from(g.first).unwrap_or(i64::MAX));
+        d.insert("i", g.id.clone());
+        d.insert(
+            "a",
+            g.states
+                .iter()
+                .map(Accumulator::state_bson)
+                .collect::<Vec<_>>(),
+        );
+        d
+    }
+
+    fn finish_group(accs: &[Accumulator], g: Group) -> Document {
+        let mut d = Document::new();
+        d.insert("_id", g.id);
+        for (acc, state) in accs.iter().zip(g.states) {
+            d.insert(acc.field.clone(), Accumulator::finish(state));
+        }
+        d
+    }
+
+    /// The groups, in first-seen order.
+    ///
+    /// Errors: I/O or a damaged run while merging spilled groups; past the limit without
+    /// `allowDiskUse`.
+    pub(crate) fn finish(mut self) -> Result<Box<dyn Iterator<Item = Result<Document>> + 'a>> {
+        let accs = self.accs;
+        if self.runs.is_empty() {
+            return Ok(Box::new(
+                self.groups
+                    .into_iter()
+                    .map(move |g| Ok(Self::finish_group(accs, g))),
+            ));
+        }
+        if !self.groups.is_empty() {
+            self.spill()?;
+        }
+        let mut runs = std::mem::take(&mut self.runs);
+        while runs.len() > FAN_IN {
+            let mut next = Vec::with_capacity(runs.len().div_ceil(FAN_IN));
+            let mut it = runs.into_iter();
+            loop {
+                let chunk: Vec<Run> = it.by_ref().take(FAN_IN).collect();
+                if chunk.is_empty() {
+                    break;
                 }
-                d
-            })
-            .collect()
+                let mut m = GroupMerge::new(chunk, accs)?;
+                let mut w = RunWriter::create(self.mem)?;
+                while let Some(p) = m.next_partial()? {
+                    w.push(&self.partial_doc(&p.group))?;
+                }
+                next.push(w.finish()?);
+            }
+            runs = next;
+        }
+        let mut m = GroupMerge::new(runs, accs)?;
+        let mut sorter = Sorter::new(self.mem, self.stage, Box::new(by_first_seen), None);
+        while let Some(p) = m.next_partial()? {
+            let first = i64::try_from(p.group.first).unwrap_or(i64::MAX);
+            sorter.push(
+                vec![Some(Bson::Int64(first))],
+                Self::finish_group(accs, p.group),
+            )?;
+        }
+        sorter.finish()
     }
 }
 
-/// Groups `docs` (see [`Grouper`]).
-pub(crate) fn group_by(
-    docs: Vec<Document>,
-    accs: &[Accumulator],
-    vars: &[(String, Bson)],
-    mut key: impl FnMut(&Env) -> Result<Bson>,
-) -> Result<Vec<Document>> {
-    let mut g = Grouper::new(accs, vars);
-    for d in docs {
-        g.push(d, &mut key)?;
+/// Orders the finished groups of a spilled `$group` by their first document's number.
+fn by_first_seen(a: &[Option<Bson>], b: &[Option<Bson>]) -> Ordering {
+    let n = |k: &[Option<Bson>]| match k.first() {
+        Some(Some(Bson::Int64(i))) => *i,
+        _ => i64::MAX,
+    };
+    n(a).cmp(&n(b))
+}
+
+/// Merges runs of partial groups (each sorted by key, one partial per key), combining the
+/// partials of one key in run order.
+struct GroupMerge<'a> {
+    accs: &'a [Accumulator],
+    readers: Vec<RunReader>,
+    heads: Vec<Option<Partial>>,
+}
+
+impl<'a> GroupMerge<'a> {
+    fn new(runs: Vec<Run>, accs: &'a [Accumulator]) -> Result<Self> {
+        let mut readers = Vec::with_capacity(runs.len());
+        for r in runs {
+            readers.push(r.into_reader()?);
+        }
+        let mut heads = Vec::with_capacity(readers.len());
+        for r in &mut readers {
+            heads.push(read_partial(r, accs)?);
+        }
+        Ok(Self {
+            accs,
+            readers,
+            heads,
+        })
     }
-    Ok(g.finish())
+
+    fn next_partial(&mut self) -> Result<Option<Partial>> {
+        let Some(min) = self.heads.iter().flatten().map(|p| &p.key).min().cloned() else {
+            return Ok(None);
+        };
+        let mut out: Option<Partial> = None;
+        for i in 0..self.heads.len() {
+            if self.heads[i].as_ref().is_none_or(|p| p.key != min) {
+                continue;
+            }
+            let p = self.heads[i].take().expect("checked");
+            self.heads[i] = read_partial(&mut self.readers[i], self.accs)?;
+            match &mut out {
+                None => out = Some(p),
+                Some(o) => {
+                    o.group.first = o.group.first.min(p.group.first);
+                    for ((acc, s), later) in self
+                        .accs
+                        .iter()
+                        .zip(o.group.states.iter_mut())
+                        .zip(p.group.states)
+                    {
+                        acc.combine(s, later);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_partial(r: &mut RunReader, accs: &[Accumulator]) -> Result<Option<Partial>> {
+    let Some(d) = r.next().transpose()? else {
+        return Ok(None);
+    };
+    let damaged = || Error::Corrupt("aggregate: a spilled $group run is not readable".into());
+    let mut d = d;
+    let first = d
+        .get_i64("s")
+        .ok()
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(damaged)?;
+    let id = d.remove("i").ok_or_else(damaged)?;
+    let Some(Bson::Array(states)) = d.remove("a") else {
+        return Err(damaged());
+    };
+    if states.len() != accs.len() {
+        return Err(damaged());
+    }
+    let states = accs
+        .iter()
+        .zip(states)
+        .map(|(acc, v)| acc.state_of(v))
+        .collect::<Option<Vec<State>>>()
+        .ok_or_else(damaged)?;
+    let mut key = Vec::new();
+    key_of(&id, &mut key);
+    Ok(Some(Partial {
+        key,
+        group: Group { id, first, states },
+    }))
 }
 
 /// A parsed `$bucket`.
@@ -454,12 +751,18 @@ impl Bucket {
         })
     }
 
+    /// Runs the stage over `docs` (the buckets are few: they are returned held).
+    ///
+    /// Errors: an input outside every bucket without a default; the expression's; the
+    /// grouping's (see [`Grouper::push`]).
     pub(crate) fn run(
         &self,
-        docs: Vec<Document>,
+        docs: &mut dyn Iterator<Item = Result<Document>>,
         vars: &[(String, Bson)],
+        mem: &Memory,
     ) -> Result<Vec<Document>> {
-        let mut out = group_by(docs, &self.output, vars, |env| {
+        let mut g = Grouper::new(&self.output, vars, mem, "$bucket");
+        let mut key = |env: &Env| {
             let v = self.group_by.eval(env)?;
             let b = &self.boundaries;
             let rank = crate::query::compare::type_rank;
@@ -475,7 +778,11 @@ impl Bucket {
                     "$bucket could not find a matching branch for an input, and no default was specified.",
                 )
             })
-        })?;
+        };
+        for d in docs {
+            g.push(d?, &mut key)?;
+        }
+        let mut out = g.finish()?.collect::<Result<Vec<_>>>()?;
         // Buckets in boundary order, the default bucket last.
         let pos = |d: &Document| {
             let id = d.get("_id").unwrap_or(&Bson::Null);

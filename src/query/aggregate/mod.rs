@@ -1,19 +1,22 @@
 //! The aggregation pipeline: [`Pipeline`] parses the stages (`$match`, `$project`,
 //! `$addFields`/`$set`, `$unset`, `$replaceRoot`/`$replaceWith`, `$sort`, `$skip`,
 //! `$limit`, `$count`, `$group`, `$unwind`, `$lookup`, `$facet`, `$bucket`,
-//! `$sortByCount`, `$sample`, and a final `$out` / `$merge`) and runs them over documents
-//! in memory. Expressions are [`crate::query::expr`]; reshaping stages are [`shape`];
-//! grouping is [`group`]; `$lookup` is [`lookup`]; the final `$out` / `$merge` is
-//! [`output`].
+//! `$sortByCount`, `$sample`, and a final `$out` / `$merge`); [`stream`] runs them,
+//! documents streaming from stage to stage. Expressions are [`crate::query::expr`];
+//! reshaping stages are [`shape`]; grouping is [`group`]; `$lookup` is [`lookup`]; the
+//! memory limit and spilling are [`spill`]; the final `$out` / `$merge` is [`output`].
 //!
 //! This layer reads no collection itself: `$lookup` asks a [`Foreign`] (implemented by the
 //! API layer over the same database), and the API layer feeds the pipeline's input (its
 //! leading `$match` / `$sort` / `$skip` / `$limit` served by the find planner, see
 //! [`Pipeline::take_leading_find`]) and performs `$out` / `$merge` ([`Output`]).
 //!
-//! Memory: stages hold their documents in memory. [`Budget`] refuses
-//! (`NEXUS_UNSUPPORTED`) a pipeline whose buffered documents pass [`MAX_BUFFERED_BYTES`];
-//! spilling to disk (MongoDB's `allowDiskUse`) is not built.
+//! Memory: documents stream from stage to stage; the blocking stages (`$sort`, `$group`,
+//! `$bucket`, `$sortByCount`, `$sample`, `$facet`'s input) and the results hold
+//! at most [`spill::Memory`]'s limit each (100 MiB by default, as MongoDB) and past it
+//! spill to temporary files ([`spill`], MongoDB's `allowDiskUse`) or, without
+//! `allowDiskUse`, fail. `$lookup` joins a batch of its input at a time, its joined
+//! documents within [`MAX_BUFFERED_BYTES`] per batch ([`Budget`]).
 //!
 //! Pipeline-style updates use [`apply_update_pipeline`].
 
@@ -21,12 +24,16 @@ pub(crate) mod group;
 mod lookup;
 mod output;
 pub(crate) mod shape;
+pub(crate) mod spill;
+mod stream;
 
+#[cfg(test)]
+mod spill_tests;
 #[cfg(test)]
 mod tests;
 
 use crate::error::{Error, Result};
-use crate::query::expr::{is_missing, Env, Expr};
+use crate::query::expr::Expr;
 use crate::query::filter::Filter;
 use crate::query::sort::SortSpec;
 use bson::{Bson, Document};
@@ -34,8 +41,11 @@ use group::{accumulators, Accumulator, Bucket};
 use lookup::Lookup;
 pub(crate) use output::{Output, WhenMatched, WhenNotMatched};
 use shape::{set_path, AddFields, Projection};
+use spill::Spool;
+pub(crate) use spill::{Memory, Spooled};
 
-/// The most bytes of documents (estimated as BSON) a pipeline may hold at once.
+/// The most bytes of joined documents (estimated as BSON) `$lookup` holds for one batch of
+/// its input.
 pub const MAX_BUFFERED_BYTES: usize = 100 * 1024 * 1024;
 
 /// Reads other collections of the same database for `$lookup`.
@@ -57,7 +67,7 @@ impl Foreign for NoForeign {
     }
 }
 
-/// The running count of buffered bytes.
+/// The running count of the bytes `$lookup` joined for one batch of its input.
 pub(crate) struct Budget {
     used: usize,
 }
@@ -72,15 +82,11 @@ impl Budget {
         self.used = self.used.saturating_add(bytes);
         if self.used > MAX_BUFFERED_BYTES {
             return Err(Error::unsupported(format!(
-                "aggregate: the pipeline would hold more than {} MiB of documents in memory; spilling to disk (allowDiskUse) is not supported by NexusLite",
+                "aggregate: $lookup would hold more than {} MiB of joined documents for one batch of its input; spilling $lookup results to disk is not supported by NexusLite",
                 MAX_BUFFERED_BYTES >> 20
             )));
         }
         Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.used = 0;
     }
 }
 
@@ -500,325 +506,60 @@ impl Pipeline {
             .collect()
     }
 
-    /// Runs the stages over `docs`, with the pipeline variables `vars` (`let`).
+    /// Runs the stages over `docs`, with the pipeline variables `vars` (`let`), within the
+    /// default [`Memory`] (100 MiB per blocking stage, spilling to the system's temporary
+    /// directory).
     ///
-    /// Errors: an expression's or stage's error; [`Error::Unsupported`] when the documents
-    /// held pass [`MAX_BUFFERED_BYTES`].
+    /// Errors: an expression's or stage's error; I/O while spilling.
     pub(crate) fn run(
         &self,
         docs: Vec<Document>,
         vars: &[(String, Bson)],
         foreign: &dyn Foreign,
     ) -> Result<Vec<Document>> {
-        run_stages(&self.stages, docs, vars, foreign)
+        let mem = Memory::default();
+        let out = stream::stream(
+            &self.stages,
+            Box::new(docs.into_iter().map(Ok)),
+            vars,
+            foreign,
+            &mem,
+        )?;
+        out.collect()
     }
 
-    /// Runs the pipeline over documents read one at a time from `source`: the leading
-    /// per-document stages (`$match`, `$project`, `$addFields`, `$unset`, `$replaceRoot`)
-    /// and a `$group`, `$count` or `$limit` right after them stream, so a pipeline that
-    /// groups a collection holds the groups, not the collection. From there on the
-    /// documents are held (within [`MAX_BUFFERED_BYTES`]).
+    /// Runs the pipeline over documents read one at a time from `source`, within `mem`:
+    /// documents stream from stage to stage, the blocking stages hold at most `mem.limit`
+    /// bytes each and spill past it, and the results are spooled (in memory up to the
+    /// limit, in a temporary file past it) for the cursor to read.
+    ///
+    /// Errors: an expression's or stage's error; past a limit without `allowDiskUse`
+    /// ([`Error::InvalidArgument`], MongoDB's words); I/O while spilling.
     pub(crate) fn run_source(
         &self,
         source: &mut dyn Iterator<Item = Result<Document>>,
         vars: &[(String, Bson)],
         foreign: &dyn Foreign,
-    ) -> Result<Vec<Document>> {
-        let k = self
-            .stages
-            .iter()
-            .take_while(|s| {
-                matches!(
-                    s,
-                    Stage::Match { .. }
-                        | Stage::Project(_)
-                        | Stage::AddFields(_)
-                        | Stage::ReplaceRoot(..)
-                )
-            })
-            .count();
-        let per_doc = &self.stages[..k];
-        let transform = |d: Document| -> Result<Option<Document>> {
-            let mut d = d;
-            for s in per_doc {
-                match run_stage(s, vec![d], vars, foreign)?.pop() {
-                    Some(x) => d = x,
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(d))
-        };
-        let mut next = k;
-        let docs = match self.stages.get(k) {
-            Some(Stage::Group(id, accs)) => {
-                let mut g = group::Grouper::new(accs, vars);
-                let mut key = |env: &Env| id.eval(env);
-                for d in source {
-                    if let Some(d) = transform(d?)? {
-                        g.push(d, &mut key)?;
-                    }
-                }
-                next += 1;
-                let groups = g.finish();
-                let mut budget = Budget::new();
-                for d in &groups {
-                    budget.charge(approx_bytes(d))?;
-                }
-                groups
-            }
-            Some(Stage::Count(name)) => {
-                let mut n: i64 = 0;
-                for d in source {
-                    if transform(d?)?.is_some() {
-                        n += 1;
-                    }
-                }
-                next += 1;
-                if n == 0 {
-                    Vec::new()
-                } else {
-                    let mut d = Document::new();
-                    d.insert(
-                        name.clone(),
-                        i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32),
-                    );
-                    vec![d]
-                }
-            }
-            other => {
-                let limit = match other {
-                    Some(Stage::Limit(n)) => usize::try_from(*n).unwrap_or(usize::MAX),
-                    _ => usize::MAX,
-                };
-                let mut budget = Budget::new();
-                let mut out = Vec::new();
-                for d in source {
-                    if out.len() >= limit {
-                        break;
-                    }
-                    if let Some(d) = transform(d?)? {
-                        budget.charge(approx_bytes(&d))?;
-                        out.push(d);
-                    }
-                }
-                out
-            }
-        };
-        run_stages(&self.stages[next..], docs, vars, foreign)
+        mem: &Memory,
+    ) -> Result<Spooled> {
+        let out = stream::stream(&self.stages, Box::new(source), vars, foreign, mem)?;
+        let mut spool = Spool::new(mem, "the aggregate results");
+        for d in out {
+            spool.push(d?)?;
+        }
+        spool.finish()
     }
-}
 
-fn run_stages(
-    stages: &[Stage],
-    mut docs: Vec<Document>,
-    vars: &[(String, Bson)],
-    foreign: &dyn Foreign,
-) -> Result<Vec<Document>> {
-    let mut budget = Budget::new();
-    for stage in stages {
-        docs = run_stage(stage, docs, vars, foreign)?;
-        if matches!(
-            stage,
-            Stage::Group(..)
-                | Stage::Unwind { .. }
-                | Stage::Lookup(_)
-                | Stage::Facet(_)
-                | Stage::AddFields(_)
-                | Stage::Project(_)
-                | Stage::ReplaceRoot(..)
-                | Stage::Bucket(_)
-        ) {
-            budget.reset();
-            for d in &docs {
-                budget.charge(approx_bytes(d))?;
-            }
+    /// Puts a `$sort` (and the `$skip` after it) taken by [`Pipeline::take_leading_find`]
+    /// back at the front, for the pipeline's own sort to run (one that spills).
+    pub(crate) fn put_back_sort(&mut self, sort: Document, skip: u64) -> Result<()> {
+        let spec = SortSpec::parse(&sort)?;
+        if skip > 0 {
+            self.stages.insert(0, Stage::Skip(skip));
         }
+        self.stages.insert(0, Stage::Sort(spec, sort));
+        Ok(())
     }
-    Ok(docs)
-}
-
-fn run_stage(
-    stage: &Stage,
-    docs: Vec<Document>,
-    vars: &[(String, Bson)],
-    foreign: &dyn Foreign,
-) -> Result<Vec<Document>> {
-    let each = |f: &dyn Fn(&Document, &Env) -> Result<Option<Document>>| -> Result<Vec<Document>> {
-        let mut out = Vec::with_capacity(docs.len());
-        for d in &docs {
-            let root = Bson::Document(d.clone());
-            let env = Env::new(&root, vars);
-            if let Some(x) = f(d, &env)? {
-                out.push(x);
-            }
-        }
-        Ok(out)
-    };
-    Ok(match stage {
-        Stage::Match { filter, expr, .. } => {
-            let mut out = Vec::new();
-            for d in docs {
-                if !filter.matches(&d) {
-                    continue;
-                }
-                if let Some(e) = expr {
-                    let root = Bson::Document(d);
-                    let keep = crate::query::expr::truthy(&e.eval(&Env::new(&root, vars))?);
-                    let Bson::Document(d) = root else {
-                        unreachable!()
-                    };
-                    if keep {
-                        out.push(d);
-                    }
-                } else {
-                    out.push(d);
-                }
-            }
-            out
-        }
-        Stage::Project(p) => each(&|d, env| p.apply(d, env).map(Some))?,
-        Stage::AddFields(a) => each(&|d, env| a.apply(d, env).map(Some))?,
-        Stage::ReplaceRoot(e, what) => each(&|_, env| {
-            match e.eval(env)? {
-            Bson::Document(nd) => Ok(Some(nd)),
-            other => Err(Error::invalid(format!(
-                "'{what}' must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'",
-                if is_missing(&other) { "MISSING".to_owned() } else { crate::document::json::bson_to_json_text(&other) },
-                crate::query::expr::type_name(&other)
-            ))),
-        }
-        })?,
-        Stage::Sort(spec, _) => sort_docs(spec, docs),
-        Stage::Skip(n) => docs
-            .into_iter()
-            .skip(usize::try_from(*n).unwrap_or(usize::MAX))
-            .collect(),
-        Stage::Limit(n) => docs
-            .into_iter()
-            .take(usize::try_from(*n).unwrap_or(usize::MAX))
-            .collect(),
-        Stage::Count(name) => {
-            if docs.is_empty() {
-                Vec::new()
-            } else {
-                let n = docs.len();
-                let mut d = Document::new();
-                d.insert(
-                    name.clone(),
-                    i32::try_from(n).map_or(Bson::Int64(n as i64), Bson::Int32),
-                );
-                vec![d]
-            }
-        }
-        Stage::Group(id, accs) => group::group_by(docs, accs, vars, |env| id.eval(env))?,
-        Stage::Unwind {
-            path,
-            index,
-            preserve,
-        } => unwind(docs, path, index.as_deref(), *preserve),
-        Stage::Lookup(l) => lookup::lookup(l, docs, vars, foreign)?,
-        Stage::Facet(facets) => {
-            let mut out = Document::new();
-            for (name, p) in facets {
-                let r = p.run(docs.clone(), vars, foreign)?;
-                out.insert(
-                    name.clone(),
-                    r.into_iter().map(Bson::Document).collect::<Vec<_>>(),
-                );
-            }
-            vec![out]
-        }
-        Stage::Bucket(b) => b.run(docs, vars)?,
-        Stage::SortByCount(e) => {
-            let mut g = group::group_by(docs, &[Accumulator::count("count")], vars, |env| {
-                e.eval(env)
-            })?;
-            let spec = SortSpec::parse(&bson::doc! {"count": -1}).expect("a valid sort");
-            g = sort_docs(&spec, g);
-            g
-        }
-        Stage::Sample(n) => {
-            let mut docs = docs;
-            let n = usize::try_from(*n).unwrap_or(usize::MAX).min(docs.len());
-            // A partial Fisher-Yates shuffle: the first n are a uniform sample.
-            for i in 0..n {
-                let j = fastrand::usize(i..docs.len());
-                docs.swap(i, j);
-            }
-            docs.truncate(n);
-            docs
-        }
-    })
-}
-
-/// A stable sort by `spec` (MongoDB's sort rules: arrays by their least / greatest element).
-fn sort_docs(spec: &SortSpec, docs: Vec<Document>) -> Vec<Document> {
-    let mut keyed: Vec<(Vec<Option<Bson>>, Document)> =
-        docs.into_iter().map(|d| (spec.key_of(&d), d)).collect();
-    keyed.sort_by(|a, b| spec.compare_keys(&a.0, &b.0));
-    keyed.into_iter().map(|(_, d)| d).collect()
-}
-
-/// The value at a path following documents only.
-fn get_path<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
-    let (first, rest) = path.split_first()?;
-    let mut cur = doc.get(first)?;
-    for p in rest {
-        cur = match cur {
-            Bson::Document(d) => d.get(p)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
-fn unwind(
-    docs: Vec<Document>,
-    path: &[String],
-    index: Option<&str>,
-    preserve: bool,
-) -> Vec<Document> {
-    let mut out = Vec::new();
-    let index_path: Option<Vec<String>> = index.map(|i| i.split('.').map(str::to_owned).collect());
-    for d in docs {
-        let value = get_path(&d, path).cloned();
-        match value {
-            Some(Bson::Array(items)) if !items.is_empty() => {
-                for (i, item) in items.into_iter().enumerate() {
-                    let mut x = d.clone();
-                    set_path(&mut x, path, item);
-                    if let Some(ip) = &index_path {
-                        set_path(
-                            &mut x,
-                            ip,
-                            Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)),
-                        );
-                    }
-                    out.push(x);
-                }
-            }
-            Some(Bson::Array(_)) | None | Some(Bson::Null) => {
-                if preserve {
-                    let mut x = d;
-                    if matches!(value, Some(Bson::Array(_))) {
-                        set_path(&mut x, path, crate::query::expr::MISSING);
-                    }
-                    if let Some(ip) = &index_path {
-                        set_path(&mut x, ip, Bson::Null);
-                    }
-                    out.push(x);
-                }
-            }
-            Some(_) => {
-                let mut x = d;
-                if let Some(ip) = &index_path {
-                    set_path(&mut x, ip, Bson::Null);
-                }
-                out.push(x);
-            }
-        }
-    }
-    out
 }
 
 /// Applies a pipeline-style update (`update` given as an array of stages) to one

@@ -87,10 +87,55 @@ fn update_pipeline_sets_and_unsets() {
 }
 
 #[test]
-fn budget_refuses_past_the_limit() {
+fn lookup_budget_refuses_past_the_limit() {
     let mut b = Budget::new();
     assert!(b.charge(MAX_BUFFERED_BYTES).is_ok());
     let e = b.charge(1).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("allowDiskUse"));
+    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("$lookup"));
     let _ = bson!(1);
+}
+
+#[test]
+fn long_pipelines_stream_without_deep_calls() {
+    // 3,000 per-document stages, $skip and $limit on a 256 KiB stack: one loop, not an
+    // iterator nested per stage.
+    let r = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let mut stages = Vec::new();
+            for i in 0..1000 {
+                stages.push(doc! {"$addFields": {"n": {"$add": [{"$ifNull": ["$n", 0]}, 1]}}});
+                stages.push(doc! {"$skip": i64::from(i % 2)});
+                stages.push(doc! {"$limit": 1000 - i});
+            }
+            let docs = (0..2000).map(|i| doc! {"_id": i}).collect();
+            run(docs, stages)
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    // 500 skips of one document, and the last limit lets one through.
+    assert_eq!(r, vec![doc! {"_id": 500, "n": 1000}]);
+}
+
+#[test]
+fn unwind_then_limit_keeps_order_and_stops() {
+    let docs = vec![
+        doc! {"_id": 1, "xs": [1, 2, 3]},
+        doc! {"_id": 2, "xs": [4, 5]},
+        doc! {"_id": 3, "xs": [6]},
+    ];
+    let r = run(
+        docs.clone(),
+        vec![
+            doc! {"$unwind": "$xs"},
+            doc! {"$unwind": {"path": "$xs", "includeArrayIndex": "i"}},
+            doc! {"$skip": 1},
+            doc! {"$limit": 3},
+            doc! {"$project": {"_id": 0, "xs": 1}},
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, vec![doc! {"xs": 2}, doc! {"xs": 3}, doc! {"xs": 4}]);
 }
