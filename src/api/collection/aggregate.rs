@@ -2,7 +2,7 @@
 //! The leading `$match` / `$sort` / `$skip` / `$limit` go through `find`, so the planner
 //! serves them from an index when one fits; the rest runs in memory over what `find`
 //! returns, and the results come back as a [`Cursor`] over them. `$lookup` reads the same
-//! database through `find`; a final `$out` / `$merge` writes in one transaction (or in the
+//! database through `find`, in the snapshot the input is read from; a final `$out` / `$merge` writes in one transaction (or in the
 //! caller's open transaction).
 
 use super::Collection;
@@ -13,11 +13,16 @@ use crate::error::{Error, Result};
 use crate::exec::Cursor;
 use crate::query::aggregate::{Foreign, Output, Pipeline, WhenMatched, WhenNotMatched};
 use crate::query::FindOptions;
+use crate::storage::ReadView;
 use bson::{Bson, Document as BsonDocument};
+use std::sync::Arc;
 
-/// `$lookup`'s view of the database: `find` on another collection.
+/// `$lookup`'s view of the database: `find` on another collection, in the snapshot the
+/// aggregation reads (so one run sees one state of every collection, and a `$lookup` may
+/// remember what a filter found).
 struct DbForeign<'a> {
     db: &'a Database,
+    snap: Arc<dyn ReadView>,
 }
 
 impl Foreign for DbForeign<'_> {
@@ -25,7 +30,7 @@ impl Foreign for DbForeign<'_> {
         crate::api::collection::check_collection_name(coll)?;
         self.db
             .collection(coll)
-            .find(filter, FindOptions::default())?
+            .find_in(Arc::clone(&self.snap), filter, FindOptions::default())?
             .map(|d| d.map(Document::into_bson))
             .collect()
     }
@@ -97,10 +102,28 @@ impl Collection<'_> {
             }
             return Cursor::from_documents(self.db.snapshot()?, vec![d], self.db.closed_flag());
         }
-        let mut source = self
-            .find(&filter, find_opts)?
-            .map(|d| d.map(Document::into_bson));
-        let foreign = DbForeign { db: self.db };
+        let snap = self.db.snapshot()?;
+        let mut input = self.find_in(Arc::clone(&snap), &filter, find_opts)?;
+        if let Some(fields) = p.input_fields() {
+            input.decode_only(&fields);
+        }
+        let foreign = DbForeign {
+            db: self.db,
+            snap: Arc::clone(&snap),
+        };
+        if output.is_none() {
+            // `$lookup`s alone after the find: joined over the stored bytes, the results
+            // kept (and written as JSON) as bytes.
+            if let Some(mut join) = p.join_over_bytes(&foreign) {
+                let mut out = Vec::new();
+                while let Some(body) = input.next_bson()? {
+                    out.push(join.apply(&body)?);
+                }
+                drop(input);
+                return Cursor::from_bson_documents(snap, out, self.db.closed_flag());
+            }
+        }
+        let mut source = input.map(|d| d.map(Document::into_bson));
         let docs = p.run_source(&mut source, &vars, &foreign)?;
         drop(source);
         let docs = match &output {
