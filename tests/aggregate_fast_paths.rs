@@ -275,7 +275,7 @@ fn lookup_remembers_each_value_within_a_run_only() {
     let docs: Vec<Document> = (0..330)
         .map(|i| {
             let mut d = doc! {"_id": i};
-            let local = &locals[(i as usize) % locals.len()];
+            let local = &locals[usize::try_from(i).unwrap() % locals.len()];
             if let Some(l) = local {
                 d.insert("l", l.clone());
             }

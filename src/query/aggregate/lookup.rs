@@ -250,12 +250,16 @@ impl Lookup {
     }
 }
 
+/// A [`BytesJoin`] stage's memo.
+type BytesMemo = HashMap<Vec<u8>, Vec<u8>>;
+
 /// Equality-form `$lookup` stages run over documents as BSON bytes (the input's stored
 /// bytes): the local value is the only field decoded, the joined documents are encoded
 /// once per distinct foreign filter, and the result is the input's bytes with the `as`
 /// field written in (where the document has it, else last), as [`lookup`] builds it.
 pub(crate) struct BytesJoin<'a> {
-    stages: Vec<(&'a Lookup, HashMap<Vec<u8>, Vec<u8>>)>,
+    /// Each stage with its memo: a key (see `apply_one`) to the joined array's bytes.
+    stages: Vec<(&'a Lookup, BytesMemo)>,
     foreign: &'a dyn Foreign,
     /// Bytes of the encoded joins held by the memos.
     memo_bytes: usize,
