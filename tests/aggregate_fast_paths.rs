@@ -384,3 +384,84 @@ fn lookup_sees_another_connections_commit_in_the_next_run() {
         .iter()
         .all(|d| d.get_array("ids").unwrap() == &vec![Bson::Int32(1), Bson::Int32(2)]));
 }
+
+#[test]
+fn string_equality_through_an_index_is_not_tested_again_and_finds_the_same() {
+    // Values near "r3": prefixes, extensions, an embedded NUL, other types, a symbol,
+    // missing; the index's entries alone must decide which documents match.
+    let values: Vec<Option<Bson>> = vec![
+        Some(Bson::String("r3".into())),
+        Some(Bson::String("r30".into())),
+        Some(Bson::String("r".into())),
+        Some(Bson::String("r3\0".into())),
+        Some(Bson::String("r3\0x".into())),
+        Some(Bson::String("R3".into())),
+        Some(Bson::Symbol("r3".into())),
+        Some(Bson::Int32(3)),
+        Some(Bson::Document(doc! {"r3": "r3"})),
+        Some(Bson::Null),
+        None,
+    ];
+    let db = Database::open_in_memory().unwrap();
+    let c = db.collection("t");
+    let docs: Vec<Document> = (0..220)
+        .map(|i| {
+            let mut d = doc! {"_id": i, "g": i % 3};
+            if let Some(v) = &values[usize::try_from(i).unwrap() % values.len()] {
+                d.insert("f", v.clone());
+            }
+            Document::from(d)
+        })
+        .collect();
+    c.insert_many(docs).unwrap();
+    let ids = |pipeline: &[BsonDocument]| -> Vec<Bson> {
+        agg(&db, "t", pipeline)
+            .into_iter()
+            .map(|d| d.get("_id").cloned().unwrap())
+            .collect()
+    };
+    let queries = ["r3", "r30", "r", "r3\0", "R3", "r3\0x", "x"];
+    let scanned: Vec<Vec<Bson>> = queries
+        .iter()
+        .map(|q| ids(&[doc! {"$match": {"f": *q}}, doc! {"$sort": {"_id": 1}}]))
+        .collect();
+    assert!(!scanned[0].is_empty());
+    for index in [r#"{"f": 1}"#, r#"{"f": -1, "g": 1}"#] {
+        let name = c.create_index_json(index, None).unwrap();
+        for (q, want) in queries.iter().zip(&scanned) {
+            let pipeline = [doc! {"$match": {"f": *q}}, doc! {"$sort": {"_id": 1}}];
+            let explain = db
+                .collection("t")
+                .aggregate(
+                    &pipeline,
+                    AggregateOptions {
+                        explain: true,
+                        ..AggregateOptions::default()
+                    },
+                )
+                .unwrap()
+                .map(|d| d.unwrap().into_bson())
+                .collect::<Vec<_>>();
+            assert!(format!("{explain:?}").contains("IXSCAN"), "{explain:?}");
+            assert_eq!(&ids(&pipeline), want, "{index} {q:?}");
+            // The same through the lookup over bytes and the top-k.
+            let limited = [
+                doc! {"$match": {"f": *q}},
+                doc! {"$sort": {"g": -1, "_id": 1}},
+                doc! {"$limit": 5},
+            ];
+            let mut slow = vec![doc! {"$match": {"f": *q}}, doc! {"$addFields": {"zz": 1}}];
+            slow.extend([
+                doc! {"$sort": {"g": -1, "_id": 1}},
+                doc! {"$limit": 5},
+                doc! {"$unset": "zz"},
+            ]);
+            assert_eq!(
+                agg(&db, "t", &limited),
+                agg(&db, "t", &slow),
+                "{index} {q:?}"
+            );
+        }
+        c.drop_index(&name).unwrap();
+    }
+}

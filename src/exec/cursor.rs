@@ -86,6 +86,9 @@ pub struct Cursor {
     iscan: Option<IndexScan>,
     /// The index yields the sort order: no sort in memory.
     sorted_by_index: bool,
+    /// Every document the index yields matches the filter (see
+    /// [`crate::exec::plan::bounds_are_exact`]): it is not tested again.
+    index_exact: bool,
     stats: ExecStats,
     /// Results computed up front (an aggregation's), returned in order instead of reading.
     buffered: Option<std::vec::IntoIter<BsonDocument>>,
@@ -162,14 +165,19 @@ impl Cursor {
         closed: Arc<AtomicBool>,
     ) -> Self {
         // A covered scan (no document read) yields the entries' values.
-        let (iscan, sorted_by_index) = match &access {
-            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort),
-            _ => (None, false),
+        let (iscan, sorted_by_index, index_exact) = match &access {
+            Access::Index(ix) => (
+                Some(IndexScan::new(ix)),
+                ix.provides_sort,
+                crate::exec::plan::bounds_are_exact(ix, &plan.filter),
+            ),
+            _ => (None, false, false),
         };
         Self {
             access,
             iscan,
             sorted_by_index,
+            index_exact,
             stats: ExecStats::default(),
             snap,
             table,
@@ -327,13 +335,14 @@ impl Cursor {
         self.stats
     }
 
-    /// Keeps `rec` when it is live, matches and is past the skip.
-    fn offer(&mut self, rec: Bytes, now: i64) -> Result<()> {
+    /// Keeps `rec` when it is live, matches (`known_match`: the index guarantees it) and is
+    /// past the skip.
+    fn offer(&mut self, rec: Bytes, now: i64, known_match: bool) -> Result<()> {
         self.stats.docs_examined += 1;
         if !record::is_live(&rec, now) {
             return Ok(());
         }
-        if !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
+        if !known_match && !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
             return Ok(());
         }
         if self.to_skip > 0 {
@@ -381,7 +390,7 @@ impl Cursor {
                     if let Some(values) = row.covered {
                         self.offer_covered(row.id, values)?;
                     } else if let Some(rec) = self.snap.get_at(&self.table, &row.id, row.rid) {
-                        self.offer(rec, now)?;
+                        self.offer(rec, now, self.index_exact)?;
                     }
                 }
                 // A document read that failed is missing from `ready`, not absent.
@@ -401,7 +410,7 @@ impl Cursor {
                     }
                     self.done = true;
                     if let Some((_, rec)) = hit {
-                        self.offer(rec, crate::document::now_millis())?;
+                        self.offer(rec, crate::document::now_millis(), false)?;
                     }
                     continue;
                 }
@@ -416,7 +425,7 @@ impl Cursor {
             self.after = batch.last().map(|(k, _)| k.clone());
             let now = crate::document::now_millis();
             for (_, rec) in batch {
-                self.offer(rec, now)?;
+                self.offer(rec, now, false)?;
             }
         }
     }
