@@ -3,6 +3,7 @@
 //! order, and applies filter, skip, limit and projection as it goes. A sorted query reads every match
 //! first, sorts (stably), then streams.
 
+use crate::document::raw::{decode_fields, FieldTree};
 use crate::document::{record, Document};
 use crate::error::{Error, Result};
 use crate::exec::ixscan::{ExecStats, IndexScan};
@@ -26,12 +27,35 @@ enum Row {
 enum JsonRow {
     Text(String),
     Stored(Bytes),
+    /// A document's BSON bytes (an aggregation's result built as bytes).
+    Bson(Vec<u8>),
 }
 
 impl Row {
-    fn document(&self) -> Result<BsonDocument> {
+    /// The BSON bytes of the row's document (a covered row's index values).
+    fn body(&self) -> Result<&[u8]> {
         match self {
-            Row::Record(rec) => Ok(record::decode_body(rec)?.into_bson()),
+            Row::Record(rec) => record::body_bytes(rec),
+            Row::Covered { values, .. } => Ok(values),
+        }
+    }
+
+    fn document(&self) -> Result<BsonDocument> {
+        self.document_with(None)
+    }
+
+    /// The row's document, with only the fields `only` names when given (a stored record;
+    /// see [`Cursor::decode_only`]).
+    fn document_with(&self, only: Option<&FieldTree>) -> Result<BsonDocument> {
+        match self {
+            Row::Record(rec) => match only {
+                Some(fields) => match decode_fields(record::body_bytes(rec)?, fields) {
+                    Ok(doc) => Ok(doc),
+                    // Unreadable bytes: the whole decode reports them.
+                    Err(_) => Ok(record::decode_body(rec)?.into_bson()),
+                },
+                None => Ok(record::decode_body(rec)?.into_bson()),
+            },
             Row::Covered { values, .. } => crate::document::raw::bson_decode(values)
                 .map_err(|e| Error::Corrupt(format!("index entry values: {e}"))),
         }
@@ -62,10 +86,17 @@ pub struct Cursor {
     iscan: Option<IndexScan>,
     /// The index yields the sort order: no sort in memory.
     sorted_by_index: bool,
+    /// Every document the index yields matches the filter (see
+    /// [`crate::exec::plan::bounds_are_exact`]): it is not tested again.
+    index_exact: bool,
     stats: ExecStats,
     /// Results computed up front (an aggregation's, possibly read back from a temporary
     /// file the iterator owns), returned in order instead of reading.
     buffered: Option<Box<dyn Iterator<Item = Result<BsonDocument>> + Send>>,
+    /// Results computed up front as BSON document bytes.
+    buffered_bson: Option<std::vec::IntoIter<Vec<u8>>>,
+    /// The only fields the reader needs (see [`Cursor::decode_only`]).
+    only: Option<FieldTree>,
 }
 
 impl Cursor {
@@ -92,6 +123,50 @@ impl Cursor {
         Ok(c)
     }
 
+    /// A cursor over documents already computed as BSON bytes (well-formed: built by the
+    /// library), returned in order.
+    pub(crate) fn from_bson_documents(
+        snap: Arc<dyn ReadView>,
+        docs: Vec<Vec<u8>>,
+        closed: Arc<AtomicBool>,
+    ) -> Result<Self> {
+        let mut c = Self::from_documents(snap, Vec::new(), closed)?;
+        c.buffered = None;
+        c.buffered_bson = Some(docs.into_iter());
+        Ok(c)
+    }
+
+    /// The next document as its BSON bytes, `Ok(None)` at the end: the stored bytes when the
+    /// rows come as stored (no sort in memory, no projection), else the document encoded.
+    ///
+    /// Errors: as [`Cursor::next_document`].
+    pub(crate) fn next_bson(&mut self) -> Result<Option<Bytes>> {
+        if (self.plan.sort.is_some() && !self.sorted_by_index)
+            || self.plan.projection.is_some()
+            || self.buffered.is_some()
+            || self.buffered_bson.is_some()
+        {
+            return self
+                .next_document()?
+                .map(|d| d.to_bson_bytes().map(Bytes::from))
+                .transpose();
+        }
+        self.check_open()?;
+        if self.left == Some(0) {
+            return Ok(None);
+        }
+        let Some(row) = self.next_in_order()? else {
+            return Ok(None);
+        };
+        if let Some(l) = self.left.as_mut() {
+            *l -= 1;
+        }
+        Ok(Some(match row {
+            Row::Record(rec) => rec.slice_ref(record::body_bytes(&rec)?),
+            covered => Bytes::from(Document::from(covered.document()?).to_bson_bytes()?),
+        }))
+    }
+
     /// A cursor reading through `access` (see [`crate::exec::plan::choose`]).
     pub(crate) fn with_access(
         snap: Arc<dyn ReadView>,
@@ -101,14 +176,19 @@ impl Cursor {
         closed: Arc<AtomicBool>,
     ) -> Self {
         // A covered scan (no document read) yields the entries' values.
-        let (iscan, sorted_by_index) = match &access {
-            Access::Index(ix) => (Some(IndexScan::new(ix)), ix.provides_sort),
-            _ => (None, false),
+        let (iscan, sorted_by_index, index_exact) = match &access {
+            Access::Index(ix) => (
+                Some(IndexScan::new(ix)),
+                ix.provides_sort,
+                crate::exec::plan::bounds_are_exact(ix, &plan.filter),
+            ),
+            _ => (None, false, false),
         };
         Self {
             access,
             iscan,
             sorted_by_index,
+            index_exact,
             stats: ExecStats::default(),
             snap,
             table,
@@ -122,7 +202,17 @@ impl Cursor {
             sorted: None,
             done: false,
             buffered: None,
+            buffered_bson: None,
+            only: None,
         }
+    }
+
+    /// Documents returned from here on hold only these fields (top-level names; the
+    /// filter and sort still read the whole stored document): for a reader that is known
+    /// to read nothing else (an aggregation's `$group`, see
+    /// `Pipeline::input_fields`), which then skips decoding the rest.
+    pub(crate) fn decode_only(&mut self, fields: &[String]) {
+        self.only = Some(FieldTree::of_paths(fields.iter().map(String::as_str)));
     }
 
     /// The next document, `Ok(None)` at the end.
@@ -133,6 +223,12 @@ impl Cursor {
         if let Some(docs) = self.buffered.as_mut() {
             return Ok(docs.next().transpose()?.map(Document::from));
         }
+        if let Some(docs) = self.buffered_bson.as_mut() {
+            return docs
+                .next()
+                .map(|b| bson_of(&b).map(Document::from))
+                .transpose();
+        }
         if self.left == Some(0) {
             return Ok(None);
         }
@@ -140,7 +236,7 @@ impl Cursor {
             self.next_sorted()?
         } else {
             match self.next_in_order()? {
-                Some(row) => Some(row.document()?),
+                Some(row) => Some(row.document_with(self.only.as_ref())?),
                 None => None,
             }
         };
@@ -163,6 +259,10 @@ impl Cursor {
         Ok(match self.next_json_row()? {
             None => None,
             Some(JsonRow::Text(text)) => Some(text),
+            Some(JsonRow::Bson(body)) => match crate::document::json::raw_to_relaxed_json(&body) {
+                Some(text) => Some(text),
+                None => Some(Document::from(bson_of(&body)?).to_json()),
+            },
             Some(JsonRow::Stored(rec)) => {
                 match crate::document::json::raw_to_relaxed_json(record::body_bytes(&rec)?) {
                     Some(text) => Some(text),
@@ -179,6 +279,11 @@ impl Cursor {
         match self.next_json_row()? {
             None => return Ok(false),
             Some(JsonRow::Text(text)) => out.extend_from_slice(text.as_bytes()),
+            Some(JsonRow::Bson(body)) => {
+                if !crate::document::json::append_relaxed_json(out, &body) {
+                    out.extend_from_slice(Document::from(bson_of(&body)?).to_json().as_bytes());
+                }
+            }
             Some(JsonRow::Stored(rec)) => {
                 if !crate::document::json::append_relaxed_json(out, record::body_bytes(&rec)?) {
                     out.extend_from_slice(record::decode_body(&rec)?.to_json().as_bytes());
@@ -191,6 +296,14 @@ impl Cursor {
     /// The next row for the JSON readers: text already written (sorted, projected or
     /// covered rows) or a stored record to write from.
     fn next_json_row(&mut self) -> Result<Option<JsonRow>> {
+        if self.buffered_bson.is_some() {
+            self.check_open()?;
+            return Ok(self
+                .buffered_bson
+                .as_mut()
+                .and_then(Iterator::next)
+                .map(JsonRow::Bson));
+        }
         if (self.plan.sort.is_some() && !self.sorted_by_index)
             || self.plan.projection.is_some()
             || self.buffered.is_some()
@@ -233,13 +346,14 @@ impl Cursor {
         self.stats
     }
 
-    /// Keeps `rec` when it is live, matches and is past the skip.
-    fn offer(&mut self, rec: Bytes, now: i64) -> Result<()> {
+    /// Keeps `rec` when it is live, matches (`known_match`: the index guarantees it) and is
+    /// past the skip.
+    fn offer(&mut self, rec: Bytes, now: i64, known_match: bool) -> Result<()> {
         self.stats.docs_examined += 1;
         if !record::is_live(&rec, now) {
             return Ok(());
         }
-        if !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
+        if !known_match && !self.plan.filter.matches_bytes(record::body_bytes(&rec)?)? {
             return Ok(());
         }
         if self.to_skip > 0 {
@@ -287,7 +401,7 @@ impl Cursor {
                     if let Some(values) = row.covered {
                         self.offer_covered(row.id, values)?;
                     } else if let Some(rec) = self.snap.get_at(&self.table, &row.id, row.rid) {
-                        self.offer(rec, now)?;
+                        self.offer(rec, now, self.index_exact)?;
                     }
                 }
                 // A document read that failed is missing from `ready`, not absent.
@@ -307,7 +421,7 @@ impl Cursor {
                     }
                     self.done = true;
                     if let Some((_, rec)) = hit {
-                        self.offer(rec, crate::document::now_millis())?;
+                        self.offer(rec, crate::document::now_millis(), false)?;
                     }
                     continue;
                 }
@@ -322,7 +436,7 @@ impl Cursor {
             self.after = batch.last().map(|(k, _)| k.clone());
             let now = crate::document::now_millis();
             for (_, rec) in batch {
-                self.offer(rec, now)?;
+                self.offer(rec, now, false)?;
             }
         }
     }
@@ -330,44 +444,118 @@ impl Cursor {
     fn next_sorted(&mut self) -> Result<Option<BsonDocument>> {
         if self.sorted.is_none() {
             let sort = self.plan.sort.clone().expect("checked by caller");
-            let mut rows: Vec<(Vec<Option<Bson>>, Vec<u8>, BsonDocument)> = Vec::new();
             // The skip applies after sorting.
             self.to_skip = 0;
             // Ties keep `_id` order whatever order the access path produced.
             let by_index = self.iscan.is_some();
-            let order = |a: &(Vec<Option<Bson>>, Vec<u8>, BsonDocument),
-                         b: &(Vec<Option<Bson>>, Vec<u8>, BsonDocument)| {
+            let order = |a: &(SortKey, Vec<u8>), b: &(SortKey, Vec<u8>)| {
                 sort.compare_keys(&a.0, &b.0).then_with(|| a.1.cmp(&b.1))
             };
             // With a limit only the first `skip + limit` in sort order can be returned: the
             // rows are cut down to those whenever twice as many are held (a stable sort keeps
-            // the earlier of equal rows, as sorting them all at the end would).
+            // the earlier of equal rows, as sorting them all at the end would). Until the
+            // end they are held as read (the sort key taken from the stored bytes), and a
+            // row that sorts after the last one kept by a cut is dropped undecoded: it can
+            // only sort after everything kept from then on.
             let keep = self
                 .left
                 .and_then(|l| usize::try_from(l.saturating_add(self.plan.skip)).ok());
+            let mut rows: Vec<((SortKey, Vec<u8>), Held)> = Vec::new();
+            let mut cutoff: Option<(SortKey, Vec<u8>)> = None;
             while let Some(row) = self.next_in_order()? {
-                let doc = row.document()?;
-                let id_key = match (&row, by_index, doc.get("_id")) {
-                    (Row::Covered { id, .. }, _, _) => id.to_vec(),
-                    (_, true, Some(id)) => {
-                        crate::document::DocumentId::new(id.clone())?.key().to_vec()
+                let (key, mut held) = match sort.key_of_bytes(row.body()?) {
+                    Some(key) => (key, Held::Row(row)),
+                    None => {
+                        let doc = row.document()?;
+                        (sort.key_of(&doc), Held::Doc(doc))
                     }
-                    _ => Vec::new(),
                 };
-                rows.push((sort.key_of(&doc), id_key, doc));
+                // Against the last row kept by a cut: after it, the row cannot be returned;
+                // with an equal key the `_id` decides (by index), else the earlier row wins.
+                let tie = match &cutoff {
+                    None => false,
+                    Some((ck, _)) => match sort.compare_keys(&key, ck) {
+                        std::cmp::Ordering::Greater => continue,
+                        std::cmp::Ordering::Equal if !by_index => continue,
+                        std::cmp::Ordering::Equal => true,
+                        std::cmp::Ordering::Less => false,
+                    },
+                };
+                let id_key = if by_index { held.id_key()? } else { Vec::new() };
+                if tie && cutoff.as_ref().is_some_and(|(_, cid)| id_key >= *cid) {
+                    continue;
+                }
+                if keep.is_none() {
+                    held = Held::Doc(held.into_document(self.only.as_ref())?);
+                }
+                rows.push(((key, id_key), held));
                 if let Some(k) = keep {
                     if rows.len() >= k.max(64).saturating_mul(2) {
-                        rows.sort_by(order);
+                        rows.sort_by(|a, b| order(&a.0, &b.0));
                         rows.truncate(k);
+                        cutoff = rows.last().map(|(kid, _)| kid.clone());
                     }
                 }
             }
-            rows.sort_by(order);
+            rows.sort_by(|a, b| order(&a.0, &b.0));
             let skip = usize::try_from(self.plan.skip).unwrap_or(usize::MAX);
-            let docs: Vec<BsonDocument> = rows.into_iter().skip(skip).map(|(_, _, d)| d).collect();
+            if let Some(k) = keep {
+                rows.truncate(k);
+            }
+            let only = self.only.as_ref();
+            let docs = rows
+                .into_iter()
+                .skip(skip)
+                .map(|(_, held)| held.into_document(only))
+                .collect::<Result<Vec<BsonDocument>>>()?;
             self.sorted = Some(docs.into_iter());
         }
         Ok(self.sorted.as_mut().and_then(Iterator::next))
+    }
+}
+
+/// An aggregation result's bytes decoded (they were built by the library: a failure is a
+/// bug, reported as such).
+fn bson_of(body: &[u8]) -> Result<BsonDocument> {
+    crate::document::raw::bson_decode(body)
+        .map_err(|e| Error::Internal(format!("an aggregation result: {e}")))
+}
+
+/// A sort key (see [`crate::query::sort::SortSpec::key_of`]).
+type SortKey = Vec<Option<Bson>>;
+
+/// A row held by a sort: as read (decoded when returned) or already decoded.
+enum Held {
+    Row(Row),
+    Doc(BsonDocument),
+}
+
+impl Held {
+    fn into_document(self, only: Option<&FieldTree>) -> Result<BsonDocument> {
+        match self {
+            Held::Row(row) => row.document_with(only),
+            Held::Doc(doc) => Ok(doc),
+        }
+    }
+
+    /// The `_id` key that orders equal sort keys read through an index (empty without an
+    /// `_id`).
+    fn id_key(&self) -> Result<Vec<u8>> {
+        let id = match self {
+            Held::Row(Row::Covered { id, .. }) => return Ok(id.to_vec()),
+            Held::Row(row @ Row::Record(_)) => {
+                match crate::document::raw::find(row.body()?, "_id") {
+                    Ok(Some(e)) => crate::document::raw::to_bson(e).ok(),
+                    Ok(None) => None,
+                    Err(_) => Some(row.document()?.get("_id").cloned().unwrap_or(Bson::Null)),
+                }
+            }
+            Held::Doc(doc) => doc.get("_id").cloned(),
+        };
+        match id {
+            Some(id) => Ok(crate::document::DocumentId::new(id)?.key().to_vec()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

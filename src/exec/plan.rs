@@ -459,6 +459,27 @@ pub(crate) fn candidate(
     })
 }
 
+/// Whether every document `ix` yields matches `filter`, so the documents it fetches need
+/// not be tested again: the filter is one equality to a string on the index's first field,
+/// and the index is neither multikey, sparse nor partial (its entries hold each document's
+/// value, and a string's encoding equals another's exactly when the strings compare equal,
+/// no encoding being a prefix of another). Any other filter is tested on every document.
+pub(crate) fn bounds_are_exact(ix: &IndexAccess, filter: &Filter) -> bool {
+    let def = &ix.def;
+    if def.multikey || def.sparse || def.partial.is_some() || ix.covered {
+        return false;
+    }
+    let f = match filter {
+        Filter::All(fs) if fs.len() == 1 => &fs[0],
+        other => other,
+    };
+    matches!(
+        f,
+        Filter::Field { path, conds, .. }
+            if *path == def.fields[0].path && matches!(conds.as_slice(), [Cond::Eq(Bson::String(_))])
+    )
+}
+
 /// Whether scanning `def` in order yields the sort order: the sort's fields, with the same
 /// directions, follow the index's leading fields that the filter pins to one value.
 fn serves_sort(def: &IndexDef, sort: &SortSpec, pinned: usize, filter: &Filter) -> bool {

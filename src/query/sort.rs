@@ -4,15 +4,17 @@
 //! stable.
 
 use super::compare::compare;
-use super::path::lookup;
+use super::path::{split, Source};
 use crate::error::{Error, Result};
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocument};
 use std::cmp::Ordering;
 
 /// A parsed sort specification.
 #[derive(Debug, Clone)]
 pub(crate) struct SortSpec {
     keys: Vec<(String, bool)>,
+    /// Each key's path split into its components (read once per document sorted).
+    parts: Vec<Vec<String>>,
 }
 
 impl SortSpec {
@@ -38,7 +40,8 @@ impl SortSpec {
             }
             keys.push((path.clone(), asc));
         }
-        Ok(Self { keys })
+        let parts = keys.iter().map(|(p, _)| split(p)).collect();
+        Ok(Self { keys, parts })
     }
 
     /// The components: path and ascending.
@@ -57,32 +60,45 @@ impl SortSpec {
     /// The sort key of one document: one value per sort component. `None` stands for an
     /// empty array, which sorts before `null` and missing fields (MongoDB's rule).
     pub(crate) fn key_of(&self, doc: &Document) -> Vec<Option<Bson>> {
-        self.keys
-            .iter()
-            .map(|(path, asc)| {
-                let mut values = Vec::new();
-                lookup(doc, path, &mut values);
-                let mut flat: Vec<&Bson> = Vec::new();
-                let mut empty_array = false;
-                for v in values {
-                    match v {
-                        Bson::Array(items) if items.is_empty() => empty_array = true,
-                        Bson::Array(items) => flat.extend(items.iter()),
-                        other => flat.push(other),
-                    }
+        self.key_in(doc).unwrap_or_default()
+    }
+
+    /// [`SortSpec::key_of`] read from a stored document's BSON bytes, materializing only
+    /// the values the sort paths reach (the same rules: both walk a [`Source`]). `None`
+    /// when the bytes are not well-formed along those paths (the caller decodes the
+    /// document to report it).
+    pub(crate) fn key_of_bytes(&self, body: &[u8]) -> Option<Vec<Option<Bson>>> {
+        self.key_in(RawDocument::from_bytes(body).ok()?)
+    }
+
+    fn key_in<S: Source + ?Sized>(&self, doc: &S) -> Option<Vec<Option<Bson>>> {
+        let mut key = Vec::with_capacity(self.keys.len());
+        for ((_, asc), parts) in self.keys.iter().zip(&self.parts) {
+            let reached = doc.reach(parts);
+            if reached.broken {
+                return None;
+            }
+            let mut flat: Vec<&Bson> = Vec::new();
+            let mut empty_array = false;
+            for v in reached.values.iter() {
+                match v.as_ref() {
+                    Bson::Array(items) if items.is_empty() => empty_array = true,
+                    Bson::Array(items) => flat.extend(items.iter()),
+                    other => flat.push(other),
                 }
-                let pick = if *asc {
-                    flat.into_iter().min_by(|a, b| compare(a, b))
-                } else {
-                    flat.into_iter().max_by(|a, b| compare(a, b))
-                };
-                match pick {
-                    Some(v) => Some(v.clone()),
-                    None if empty_array => None,
-                    None => Some(Bson::Null),
-                }
-            })
-            .collect()
+            }
+            let pick = if *asc {
+                flat.into_iter().min_by(|a, b| compare(a, b))
+            } else {
+                flat.into_iter().max_by(|a, b| compare(a, b))
+            };
+            key.push(match pick {
+                Some(v) => Some(v.clone()),
+                None if empty_array => None,
+                None => Some(Bson::Null),
+            });
+        }
+        Some(key)
     }
 
     /// Compares two sort keys made by [`SortSpec::key_of`].

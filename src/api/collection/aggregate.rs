@@ -3,8 +3,9 @@
 //! serves them from an index when one fits; the rest runs in memory over what `find`
 //! returns, within the memory limit of `allowDiskUse` / `maxMemoryBytes` (blocking stages
 //! spill to temporary files in the database's directory), and the results come back as a
-//! [`Cursor`] over them. `$lookup` reads the same database through `find`; a final `$out` /
-//! `$merge` writes in one transaction (or in the caller's open transaction).
+//! [`Cursor`] over them. `$lookup` reads the same database through `find`, in the snapshot
+//! the input is read from; a final `$out` / `$merge` writes in one transaction (or in the
+//! caller's open transaction).
 
 use super::Collection;
 use crate::api::database::Database;
@@ -14,11 +15,16 @@ use crate::error::{Error, Result};
 use crate::exec::Cursor;
 use crate::query::aggregate::{Foreign, Memory, Output, Pipeline, WhenMatched, WhenNotMatched};
 use crate::query::FindOptions;
+use crate::storage::ReadView;
 use bson::{Bson, Document as BsonDocument};
+use std::sync::Arc;
 
-/// `$lookup`'s view of the database: `find` on another collection.
+/// `$lookup`'s view of the database: `find` on another collection, in the snapshot the
+/// aggregation reads (so one run sees one state of every collection, and a `$lookup` may
+/// remember what a filter found).
 struct DbForeign<'a> {
     db: &'a Database,
+    snap: Arc<dyn ReadView>,
 }
 
 impl Foreign for DbForeign<'_> {
@@ -26,7 +32,7 @@ impl Foreign for DbForeign<'_> {
         crate::api::collection::check_collection_name(coll)?;
         self.db
             .collection(coll)
-            .find(filter, FindOptions::default())?
+            .find_in(Arc::clone(&self.snap), filter, FindOptions::default())?
             .map(|d| d.map(Document::into_bson))
             .collect()
     }
@@ -126,10 +132,28 @@ impl Collection<'_> {
             }
             return Cursor::from_documents(self.db.snapshot()?, vec![d], self.db.closed_flag());
         }
-        let mut source = self
-            .find(&filter, find_opts)?
-            .map(|d| d.map(Document::into_bson));
-        let foreign = DbForeign { db: self.db };
+        let snap = self.db.snapshot()?;
+        let mut input = self.find_in(Arc::clone(&snap), &filter, find_opts)?;
+        if let Some(fields) = p.input_fields() {
+            input.decode_only(&fields);
+        }
+        let foreign = DbForeign {
+            db: self.db,
+            snap: Arc::clone(&snap),
+        };
+        if output.is_none() {
+            // `$lookup`s alone after the find: joined over the stored bytes, the results
+            // kept (and written as JSON) as bytes.
+            if let Some(mut join) = p.join_over_bytes(&foreign) {
+                let mut out = Vec::new();
+                while let Some(body) = input.next_bson()? {
+                    out.push(join.apply(&body)?);
+                }
+                drop(input);
+                return Cursor::from_bson_documents(snap, out, self.db.closed_flag());
+            }
+        }
+        let mut source = input.map(|d| d.map(Document::into_bson));
         let results = p.run_source(&mut source, &vars, &foreign, &mem)?;
         drop(source);
         let results = results.into_iter_owned()?;

@@ -8,7 +8,7 @@ use crate::exec::plan::choose_for;
 use crate::exec::scan::{count_matches, live, scan_matches};
 use crate::exec::Cursor;
 use crate::query::{filter::Filter, FindOptions, Plan};
-use crate::storage::Bytes;
+use crate::storage::{Bytes, ReadView};
 use bson::{Bson, Document as BsonDocument};
 use std::sync::Arc;
 
@@ -155,9 +155,26 @@ impl Collection<'_> {
         r
     }
 
+    /// [`Collection::find`] reading `snap` (a snapshot of this connection's database, see
+    /// `Database::snapshot`) instead of one taken now: an aggregation reads its input and
+    /// every `$lookup` from one snapshot.
+    pub(crate) fn find_in(
+        &self,
+        snap: Arc<dyn ReadView>,
+        filter: &BsonDocument,
+        options: FindOptions,
+    ) -> Result<Cursor> {
+        let r = Plan::compile(filter, &options).and_then(|plan| self.find_on(snap, plan));
+        options.dispose();
+        r
+    }
+
     fn find_with(&self, filter: &BsonDocument, options: &FindOptions) -> Result<Cursor> {
         let plan = Plan::compile(filter, options)?;
-        let snap = self.db.snapshot()?;
+        self.find_on(self.db.snapshot()?, plan)
+    }
+
+    fn find_on(&self, snap: Arc<dyn ReadView>, plan: Plan) -> Result<Cursor> {
         let choice = choose_for(&*snap, &self.name, &plan)?;
         Ok(Cursor::with_access(
             snap,

@@ -113,6 +113,11 @@ enum State {
 }
 
 impl Accumulator {
+    /// The expression it reads from each document.
+    pub(crate) fn input(&self) -> &Expr {
+        &self.expr
+    }
+
     /// Parses `field: {$op: expr}`.
     pub(crate) fn parse(field: &str, spec: &Bson, stage: &str) -> Result<Self> {
         if field.contains('.') {

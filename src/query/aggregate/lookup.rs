@@ -1,13 +1,63 @@
-//! `$lookup`: the equality form (`localField` / `foreignField`, one find per input
-//! document through [`Foreign`], so an index on the foreign field serves it) and the
+//! `$lookup`: the equality form (`localField` / `foreignField`, a find through [`Foreign`]
+//! per distinct local value, so an index on the foreign field serves it) and the
 //! `let` + `pipeline` form (the foreign collection read once, the sub-pipeline run per
 //! input document with the variables bound).
+//!
+//! Within one run of the stage the equality form remembers what each foreign filter
+//! found ([`Memo`]): the [`Foreign`] of one aggregate reads one snapshot, so the same
+//! filter finds the same documents, and input documents that share a local value (the
+//! usual join on a category, an owner, a parent) cost one find between them.
 
 use super::shape::set_path;
 use super::{approx_bytes, plain_path, stage_doc, Budget, Foreign, Pipeline};
+use crate::document::raw;
 use crate::error::{Error, Result};
-use crate::query::expr::{is_nullish, Env, Expr};
+use crate::query::expr::{is_nullish, walk, Env, Expr, MISSING};
 use bson::{Bson, Document};
+use std::collections::HashMap;
+
+/// The most bytes (estimated as BSON) of foreign documents [`Memo`] keeps; past it, new
+/// filters are run without being remembered.
+const MEMO_BYTES: usize = 16 * 1024 * 1024;
+
+/// What each foreign filter (by its BSON bytes: equal bytes, the same filter) found, within
+/// one run of a `$lookup` stage.
+struct Memo {
+    found: HashMap<Vec<u8>, Vec<Document>>,
+    bytes: usize,
+}
+
+impl Memo {
+    fn new() -> Self {
+        Self {
+            found: HashMap::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The documents of `from` matching `filter`: remembered, or found and remembered
+    /// while the memo has room.
+    fn find(
+        &mut self,
+        foreign: &dyn Foreign,
+        from: &str,
+        filter: &Document,
+    ) -> Result<Vec<Document>> {
+        let Ok(key) = filter.to_vec() else {
+            return foreign.find(from, filter);
+        };
+        if let Some(docs) = self.found.get(&key) {
+            return Ok(docs.clone());
+        }
+        let docs = foreign.find(from, filter)?;
+        let size = key.len() + docs.iter().map(approx_bytes).sum::<usize>();
+        if self.bytes.saturating_add(size) <= MEMO_BYTES {
+            self.bytes += size;
+            self.found.insert(key, docs.clone());
+        }
+        Ok(docs)
+    }
+}
 
 /// A parsed `$lookup`.
 #[derive(Debug, Clone)]
@@ -101,59 +151,26 @@ pub(super) fn lookup(
         _ => None,
     };
     let mut budget = Budget::new();
+    let mut memo = Memo::new();
     let mut out = Vec::with_capacity(docs.len());
     for mut d in docs {
-        let root = Bson::Document(d.clone());
-        let env = Env::new(&root, vars);
         let matched = match (&l.local, &l.foreign) {
             (Some(local), Some(ff)) => {
-                let v = crate::query::expr::walk(&root, local);
-                let values: Vec<Bson> = match v {
-                    Bson::Array(items) if items.is_empty() => vec![Bson::Null],
-                    Bson::Array(items) => items,
-                    other if is_nullish(&other) => vec![Bson::Null],
-                    other => vec![other],
+                // `walk` of the whole document, without copying it into a `Bson` first.
+                let v = match local.split_first() {
+                    Some((first, rest)) => d.get(first).map_or(MISSING, |x| walk(x, rest)),
+                    None => MISSING,
                 };
-                // Equality, not regex matching, for regex values.
-                let values: Vec<Bson> = values
-                    .into_iter()
-                    .map(|v| match v {
-                        Bson::RegularExpression(_) => bson::bson!({"$eq": v}),
-                        other => other,
-                    })
-                    .collect();
-                let filter = if values
-                    .iter()
-                    .any(|v| matches!(v, Bson::Document(d) if d.contains_key("$eq")))
-                {
-                    let ors: Vec<Bson> = values
-                        .into_iter()
-                        .map(|v| {
-                            let mut c = Document::new();
-                            c.insert(ff.clone(), v);
-                            Bson::Document(c)
-                        })
-                        .collect();
-                    bson::doc! {"$or": ors}
-                } else if values.len() == 1 && !matches!(values[0], Bson::Document(_)) {
-                    // One value (the common scalar localField): a plain equality, which the
-                    // planner serves as a point lookup on `_id` or through an index (a
-                    // document value stays inside `$in`, where its keys are never operators).
-                    let mut f = Document::new();
-                    f.insert(ff.clone(), values.into_iter().next().unwrap_or(Bson::Null));
-                    f
-                } else {
-                    let mut f = Document::new();
-                    f.insert(ff.clone(), bson::doc! {"$in": values});
-                    f
-                };
-                foreign.find(&l.from, &filter)?
+                let filter = foreign_filter(ff, v);
+                memo.find(foreign, &l.from, &filter)?
             }
             _ => all.clone().unwrap_or_default(),
         };
         let joined = match &l.pipeline {
             None => matched,
             Some(p) => {
+                let root = Bson::Document(d.clone());
+                let env = Env::new(&root, vars);
                 let mut bound: Vec<(String, Bson)> = vars.to_vec();
                 for (name, e) in &l.vars {
                     bound.push((name.clone(), e.eval(&env)?));
@@ -171,5 +188,211 @@ pub(super) fn lookup(
         );
         out.push(d);
     }
+    Ok(out)
+}
+
+/// The filter on the foreign collection for a local value `v` (missing, null and an empty
+/// array match null; an array matches any of its elements; a regex by equality).
+fn foreign_filter(ff: &str, v: Bson) -> Document {
+    let values: Vec<Bson> = match v {
+        Bson::Array(items) if items.is_empty() => vec![Bson::Null],
+        Bson::Array(items) => items,
+        other if is_nullish(&other) => vec![Bson::Null],
+        other => vec![other],
+    };
+    // Equality, not regex matching, for regex values.
+    let values: Vec<Bson> = values
+        .into_iter()
+        .map(|v| match v {
+            Bson::RegularExpression(_) => bson::bson!({"$eq": v}),
+            other => other,
+        })
+        .collect();
+    if values
+        .iter()
+        .any(|v| matches!(v, Bson::Document(d) if d.contains_key("$eq")))
+    {
+        let ors: Vec<Bson> = values
+            .into_iter()
+            .map(|v| {
+                let mut c = Document::new();
+                c.insert(ff.to_owned(), v);
+                Bson::Document(c)
+            })
+            .collect();
+        bson::doc! {"$or": ors}
+    } else if values.len() == 1 && !matches!(values[0], Bson::Document(_)) {
+        // One value (the common scalar localField): a plain equality, which the planner
+        // serves as a point lookup on `_id` or through an index (a document value stays
+        // inside `$in`, where its keys are never operators).
+        let mut f = Document::new();
+        f.insert(
+            ff.to_owned(),
+            values.into_iter().next().unwrap_or(Bson::Null),
+        );
+        f
+    } else {
+        let mut f = Document::new();
+        f.insert(ff.to_owned(), bson::doc! {"$in": values});
+        f
+    }
+}
+
+impl Lookup {
+    /// Whether the stage can run over BSON bytes ([`BytesJoin`]): the equality form
+    /// without a sub-pipeline, `as` a top-level field.
+    pub(super) fn over_bytes(&self) -> bool {
+        self.local.is_some()
+            && self.pipeline.is_none()
+            && self.vars.is_empty()
+            && self.as_path.len() == 1
+            && !self.as_path[0].contains('\0')
+    }
+}
+
+/// A [`BytesJoin`] stage's memo.
+type BytesMemo = HashMap<Vec<u8>, Vec<u8>>;
+
+/// Equality-form `$lookup` stages run over documents as BSON bytes (the input's stored
+/// bytes): the local value is the only field decoded, the joined documents are encoded
+/// once per distinct foreign filter, and the result is the input's bytes with the `as`
+/// field written in (where the document has it, else last), as [`lookup`] builds it.
+pub(crate) struct BytesJoin<'a> {
+    /// Each stage with its memo: a key (see `apply_one`) to the joined array's bytes.
+    stages: Vec<(&'a Lookup, BytesMemo)>,
+    foreign: &'a dyn Foreign,
+    /// Bytes of the encoded joins held by the memos.
+    memo_bytes: usize,
+    held: Budget,
+}
+
+impl<'a> BytesJoin<'a> {
+    pub(super) fn new(stages: Vec<&'a Lookup>, foreign: &'a dyn Foreign) -> Self {
+        Self {
+            stages: stages.into_iter().map(|l| (l, HashMap::new())).collect(),
+            foreign,
+            memo_bytes: 0,
+            held: Budget::new(),
+        }
+    }
+
+    /// The stages applied to one document's bytes; the results are counted against
+    /// [`super::MAX_BUFFERED_BYTES`] (the caller holds them).
+    ///
+    /// Errors: as [`lookup`]; [`Error::Corrupt`] for bytes that are not a document.
+    pub(crate) fn apply(&mut self, doc: &[u8]) -> Result<Vec<u8>> {
+        let mut cur: Option<Vec<u8>> = None;
+        for i in 0..self.stages.len() {
+            let next = self.apply_one(i, cur.as_deref().unwrap_or(doc))?;
+            cur = Some(next);
+        }
+        let out = cur.unwrap_or_else(|| doc.to_vec());
+        self.held.charge(out.len())?;
+        Ok(out)
+    }
+
+    fn apply_one(&mut self, i: usize, doc: &[u8]) -> Result<Vec<u8>> {
+        let corrupt = || Error::Corrupt("a document's bytes are malformed".into());
+        let (l, memo) = &mut self.stages[i];
+        let (Some(local), Some(ff)) = (&l.local, &l.foreign) else {
+            return Err(Error::Internal(
+                "$lookup over bytes without localField".into(),
+            ));
+        };
+        // The memo's key: a top-level scalar local value's type and bytes (equal bytes, the
+        // same filter), else the filter's bytes; tagged so the two kinds never meet.
+        let elem = raw::find(doc, &local[0]).map_err(|_| corrupt())?;
+        let scalar = match elem {
+            Some(e) if local.len() == 1 && !matches!(e.kind, 0x03 | 0x04) => Some(e),
+            _ => None,
+        };
+        let mut filter = None;
+        let key = match scalar {
+            Some(e) => {
+                let mut k = Vec::with_capacity(2 + e.bytes.len());
+                k.extend_from_slice(&[b'E', e.kind]);
+                k.extend_from_slice(e.bytes);
+                k
+            }
+            None => {
+                let v = match elem {
+                    Some(e) => walk(&raw::to_bson(e).map_err(|_| corrupt())?, &local[1..]),
+                    None => MISSING,
+                };
+                let f = foreign_filter(ff, v);
+                let mut k = vec![b'F'];
+                k.extend(f.to_vec().map_err(|e| Error::invalid(e.to_string()))?);
+                filter = Some(f);
+                k
+            }
+        };
+        if !memo.contains_key(&key) {
+            let filter = match (filter, scalar) {
+                (Some(f), _) => f,
+                (None, Some(e)) => foreign_filter(ff, raw::to_bson(e).map_err(|_| corrupt())?),
+                (None, None) => return Err(Error::Internal("$lookup: no filter".into())),
+            };
+            let array = encode_array(self.foreign.find(&l.from, &filter)?)?;
+            let size = key.len() + array.len();
+            if self.memo_bytes.saturating_add(size) > MEMO_BYTES {
+                return with_field(doc, &l.as_path[0], 0x04, &array).map_err(|_| corrupt());
+            }
+            self.memo_bytes += size;
+            memo.insert(key.clone(), array);
+        }
+        with_field(doc, &l.as_path[0], 0x04, &memo[&key]).map_err(|_| corrupt())
+    }
+}
+
+/// The BSON bytes of an array of documents (its length, the elements `"0"`, `"1"`, ...,
+/// the terminating zero).
+fn encode_array(docs: Vec<Document>) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; 4];
+    for (i, d) in docs.into_iter().enumerate() {
+        out.push(0x03);
+        out.extend_from_slice(i.to_string().as_bytes());
+        out.push(0);
+        out.extend(d.to_vec().map_err(|e| Error::invalid(e.to_string()))?);
+    }
+    out.push(0);
+    let len = i32::try_from(out.len())
+        .map_err(|_| Error::invalid("$lookup: a joined array is too large for BSON"))?;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    Ok(out)
+}
+
+/// The document `doc` with field `key` set to a value of BSON type `kind` whose bytes are
+/// `value`: in place of the field when the document has it, else last (the order
+/// `bson::Document::insert` gives).
+fn with_field(
+    doc: &[u8],
+    key: &str,
+    kind: u8,
+    value: &[u8],
+) -> std::result::Result<Vec<u8>, raw::Malformed> {
+    let mut out = Vec::with_capacity(doc.len() + key.len() + value.len() + 2);
+    out.extend_from_slice(&[0; 4]);
+    let put = |out: &mut Vec<u8>, kind: u8, k: &[u8], v: &[u8]| {
+        out.push(kind);
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+    };
+    let mut replaced = false;
+    for item in raw::elements(doc)? {
+        let (k, e) = item?;
+        if k == key.as_bytes() {
+            put(&mut out, kind, k, value);
+            replaced = true;
+        } else {
+            put(&mut out, e.kind, k, e.bytes);
+        }
+    }
+    if !replaced {
+        put(&mut out, kind, key.as_bytes(), value);
+    }
+    out.push(0);
+    let len = i32::try_from(out.len()).map_err(|_| raw::Malformed)?;
+    out[..4].copy_from_slice(&len.to_le_bytes());
     Ok(out)
 }

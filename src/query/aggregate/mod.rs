@@ -38,6 +38,7 @@ use crate::query::filter::Filter;
 use crate::query::sort::SortSpec;
 use bson::{Bson, Document};
 use group::{accumulators, Accumulator, Bucket};
+pub(crate) use lookup::BytesJoin;
 use lookup::Lookup;
 pub(crate) use output::{Output, WhenMatched, WhenNotMatched};
 use shape::{set_path, AddFields, Projection};
@@ -482,6 +483,55 @@ impl Pipeline {
         Some((filter, sort, skip, limit))
     }
 
+    /// The top-level fields of its input documents the pipeline reads, when it can tell:
+    /// `$match` stages followed by a `$group` or `$count`, which replace the documents by
+    /// what they compute (MongoDB's dependency analysis, in its simplest form). `None`: the
+    /// whole documents (any other stage, or an expression reading `$$ROOT`). The input may
+    /// then be decoded with only these fields: every other field is never read.
+    pub(crate) fn input_fields(&self) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        for stage in &self.stages {
+            match stage {
+                Stage::Match { filter, expr, .. } => {
+                    filter_fields(filter, &mut out);
+                    if !expr.as_ref().is_none_or(|e| e.top_fields(&mut out)) {
+                        return None;
+                    }
+                }
+                Stage::Group(id, accs) => {
+                    let reads = id.top_fields(&mut out)
+                        && accs.iter().all(|a| a.input().top_fields(&mut out));
+                    return reads.then(|| {
+                        out.sort();
+                        out.dedup();
+                        out
+                    });
+                }
+                Stage::Count(_) => {
+                    out.sort();
+                    out.dedup();
+                    return Some(out);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// The pipeline as a [`BytesJoin`] over documents' BSON bytes, when every stage is a
+    /// `$lookup` that can run so ([`Lookup::over_bytes`]); `None` otherwise (and for an
+    /// empty pipeline).
+    pub(crate) fn join_over_bytes<'a>(&'a self, foreign: &'a dyn Foreign) -> Option<BytesJoin<'a>> {
+        let mut lookups = Vec::new();
+        for s in &self.stages {
+            match s {
+                Stage::Lookup(l) if l.over_bytes() => lookups.push(&**l),
+                _ => return None,
+            }
+        }
+        (!lookups.is_empty()).then(|| BytesJoin::new(lookups, foreign))
+    }
+
     /// The stage names, for explain.
     pub(crate) fn stage_names(&self) -> Vec<&'static str> {
         self.stages
@@ -561,6 +611,17 @@ impl Pipeline {
         Ok(())
     }
 }
+
+/// The top-level fields a filter reads.
+fn filter_fields(f: &Filter, out: &mut Vec<String>) {
+    match f {
+        Filter::All(fs) | Filter::Any(fs) | Filter::NoneOf(fs) => {
+            fs.iter().for_each(|x| filter_fields(x, out));
+        }
+        Filter::Field { parts, .. } => out.extend(parts.first().cloned()),
+    }
+}
+
 
 /// Applies a pipeline-style update (`update` given as an array of stages) to one
 /// document: only `$addFields` / `$set`, `$unset`, `$project`, `$replaceRoot` and

@@ -614,6 +614,59 @@ impl Expr {
         })
     }
 
+    /// The top-level fields of the current document the expression reads, added to `out`;
+    /// false when it reads the whole document (`$$ROOT` / `$$CURRENT` without a path).
+    pub(crate) fn top_fields(&self, out: &mut Vec<String>) -> bool {
+        fn all<'e>(es: impl IntoIterator<Item = &'e Expr>, out: &mut Vec<String>) -> bool {
+            es.into_iter().all(|e| e.top_fields(out))
+        }
+        match self {
+            Expr::Lit(_) => true,
+            Expr::Field(path) => {
+                out.extend(path.first().cloned());
+                true
+            }
+            Expr::Var(name, path) => match name.as_str() {
+                "ROOT" | "CURRENT" => match path.first() {
+                    Some(first) => {
+                        out.push(first.clone());
+                        true
+                    }
+                    None => false,
+                },
+                _ => true,
+            },
+            Expr::Object(fields) => all(fields.iter().map(|(_, e)| e), out),
+            Expr::Named(_, args) => all(args.iter().map(|(_, e)| e), out),
+            Expr::Array(es)
+            | Expr::Call(_, es)
+            | Expr::And(es)
+            | Expr::Or(es)
+            | Expr::IfNull(es) => all(es, out),
+            Expr::Cond(parts) => all(parts.iter(), out),
+            Expr::Switch { branches, default } => {
+                all(branches.iter().flat_map(|(c, v)| [c, v]), out)
+                    && default.as_ref().is_none_or(|d| d.top_fields(out))
+            }
+            Expr::Let { vars, body } => {
+                all(vars.iter().map(|(_, e)| e), out) && body.top_fields(out)
+            }
+            Expr::Map { input, body, .. } => input.top_fields(out) && body.top_fields(out),
+            Expr::Filter {
+                input, cond, limit, ..
+            } => {
+                input.top_fields(out)
+                    && cond.top_fields(out)
+                    && limit.as_ref().is_none_or(|l| l.top_fields(out))
+            }
+            Expr::Reduce {
+                input,
+                initial,
+                body,
+            } => input.top_fields(out) && initial.top_fields(out) && body.top_fields(out),
+        }
+    }
+
     /// Evaluates against the document and variables of `env`; missing is `Bson::Undefined`.
     ///
     /// Errors: [`Error::InvalidArgument`] with MongoDB's wording where an operator refuses
