@@ -17,21 +17,6 @@
 #include <stdint.h>
 
 /**
- * Slot kind (and key kind) of a P-256 + ML-KEM-512 key.
- */
-#define KIND_ML_KEM_512 2
-
-/**
- * Slot kind (and key kind) of a P-256 + ML-KEM-768 key.
- */
-#define KIND_ML_KEM_768 3
-
-/**
- * Slot kind (and key kind) of a P-256 + ML-KEM-1024 key.
- */
-#define KIND_ML_KEM_1024 4
-
-/**
  * Bytes a sealed unit carries beyond its data: the nonce, then the tag.
  */
 #define OVERHEAD (NONCE_LEN + TAG_LEN)

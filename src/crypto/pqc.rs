@@ -1,8 +1,8 @@
 //! Hybrid post-quantum key slots (#20, feature `pqc`): key pairs that join a P-256 key and an
 //! ML-KEM key (FIPS 203), and the key slots that wrap a database's data key for them. The
 //! storage layer's key-slot container (`storage::wasp::keyslots`, beside the plain P-256 slots
-//! of [`super::seal`]) calls [`wrap`] and [`unwrap`]; the slot kinds are [`KIND_ML_KEM_512`],
-//! [`KIND_ML_KEM_768`] and [`KIND_ML_KEM_1024`] (kind 1 is a plain P-256 slot).
+//! of `crypto::seal`) calls [`wrap`] and [`unwrap`]; the slot kinds are `KIND_ML_KEM_512` (2),
+//! `KIND_ML_KEM_768` (3) and `KIND_ML_KEM_1024` (4); kind 1 is a plain P-256 slot.
 //!
 //! - **Keys** are PEM with labels of their own (no standard names a P-256 + ML-KEM pair):
 //!   `NEXUSLITE HYBRID PRIVATE KEY` holds the kind, the P-256 scalar and the 64-byte ML-KEM
@@ -33,11 +33,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 /// Slot kind (and key kind) of a P-256 + ML-KEM-512 key.
-pub const KIND_ML_KEM_512: u8 = 2;
+pub(crate) const KIND_ML_KEM_512: u8 = 2;
 /// Slot kind (and key kind) of a P-256 + ML-KEM-768 key.
-pub const KIND_ML_KEM_768: u8 = 3;
+pub(crate) const KIND_ML_KEM_768: u8 = 3;
 /// Slot kind (and key kind) of a P-256 + ML-KEM-1024 key.
-pub const KIND_ML_KEM_1024: u8 = 4;
+pub(crate) const KIND_ML_KEM_1024: u8 = 4;
 
 const PRIVATE_LABEL: &str = "NEXUSLITE HYBRID PRIVATE KEY";
 const PUBLIC_LABEL: &str = "NEXUSLITE HYBRID PUBLIC KEY";
