@@ -26,6 +26,7 @@ use p256::pkcs8::der::{self, Decode, Encode, Reader};
 use p256::pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use p256::pkcs8::{LineEnding, ObjectIdentifier, PrivateKeyInfo};
 use slh_dsa::{Sha2_128s, Sha2_192s, Sha2_256s};
+use zeroize::Zeroize;
 
 /// The post-quantum signature algorithms, by `nexus_keygen` name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -148,9 +149,10 @@ fn slh_from_seeds(alg: Alg, seeds: &[u8]) -> SigningKey {
 pub(crate) fn keygen(alg: Alg) -> Result<(Zeroizing<String>, String)> {
     let key = match alg.slh_n() {
         None => {
-            let seed = random(32);
-            let seed = ml_dsa::Seed::try_from(&seed[..]).expect("32 bytes");
-            SigningKey::MlDsa65(Box::new(ml_dsa::SigningKey::from_seed(&seed)))
+            let mut seed = ml_dsa::Seed::try_from(&random(32)[..]).expect("32 bytes");
+            let key = ml_dsa::SigningKey::from_seed(&seed);
+            seed.zeroize();
+            SigningKey::MlDsa65(Box::new(key))
         }
         Some(n) => slh_from_seeds(alg, &random(3 * n)),
     };
@@ -334,8 +336,9 @@ pub(crate) fn private_key(pem: &str) -> Result<Option<SigningKey>> {
     let octets = info.private_key;
     match alg.slh_n() {
         None => {
-            let seed = ml_dsa_seed(octets).map_err(|m| bad(&m))?;
+            let mut seed = ml_dsa_seed(octets).map_err(|m| bad(&m))?;
             let key = ml_dsa::SigningKey::<MlDsa65>::from_seed(&seed);
+            seed.zeroize();
             if let Some(expanded) = ml_dsa_expanded(octets) {
                 #[expect(
                     deprecated,
