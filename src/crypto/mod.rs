@@ -3,7 +3,7 @@
 //! `openssl dgst -sha256 -sign` writes and `-verify` checks. With the feature `pqc`, the same
 //! functions also make and use post-quantum keys: ML-DSA-65 and SLH-DSA-SHA2-128s/192s/256s
 //! signature keys (`pqc_sign`, raw FIPS signatures) and hybrid P-256 + ML-KEM encryption
-//! keys ([`pqc`], which also wraps data keys for them). The algorithm of a key is read from
+//! keys (`pqc`, which also wraps data keys for them). The algorithm of a key is read from
 //! its PEM.
 //!
 //! Private keys are held in types that zeroize their memory when dropped (`p256`'s
@@ -72,7 +72,7 @@ fn crypto(msg: impl Into<String>) -> Error {
 /// A new key pair of `algorithm` (`None` or `"p256"`; with the feature `pqc` also the
 /// `PQC` names): the private key as PEM (held in memory that is zeroized when dropped) and
 /// the public key as PEM. P-256 and the signature algorithms use PKCS#8 and SPKI; the hybrid
-/// ML-KEM keys have PEM labels of their own ([`pqc`]).
+/// ML-KEM keys have PEM labels of their own (`pqc`).
 pub fn keygen(algorithm: Option<&str>) -> Result<(Zeroizing<String>, String)> {
     match algorithm.unwrap_or(P256) {
         P256 => {}
