@@ -256,8 +256,14 @@ int nexus_list_collections(nexus_db *db, char **out_json);
  * PKCS#8 PEM (`BEGIN PRIVATE KEY`), `*out_public_pem` the public key as SPKI PEM (`BEGIN
  * PUBLIC KEY`), both as OpenSSL reads them. Free both with `nexus_free` (which wipes them).
  *
+ * A library built with the cargo feature `pqc` also makes `"ml-dsa-65"`,
+ * `"slh-dsa-sha2-128s"`, `"slh-dsa-sha2-192s"`, `"slh-dsa-sha2-256s"` signature keys (PKCS#8 /
+ * SPKI with the NIST OIDs, as OpenSSL 3.5 reads them) and `"ml-kem-512"`, `"ml-kem-768"`,
+ * `"ml-kem-1024"` hybrid P-256 + ML-KEM encryption keys (PEM `BEGIN NEXUSLITE HYBRID PRIVATE
+ * KEY` / `PUBLIC KEY`, docs/FORMAT.md).
+ *
  * Errors: `NEXUS_INVALID_ARGUMENT` (unknown algorithm, NULL out-pointer),
- * `NEXUS_UNSUPPORTED` (a post-quantum algorithm: the `pqc` feature is not built yet).
+ * `NEXUS_UNSUPPORTED` (a post-quantum algorithm in a library built without `pqc`).
  *
  * # Safety
  * `algorithm` NULL or NUL-terminated; the out-pointers writable.
@@ -265,10 +271,11 @@ int nexus_list_collections(nexus_db *db, char **out_json);
 int nexus_keygen(const char *algorithm, char **out_private_pem, char **out_public_pem);
 
 /**
- * Writes the public key (SPKI PEM) of `private_pem` to `*out_public_pem` (free with
- * `nexus_free`).
+ * Writes the public key (PEM) of `private_pem` to `*out_public_pem` (free with
+ * `nexus_free`): SPKI for a P-256 / ML-DSA / SLH-DSA key, `BEGIN NEXUSLITE HYBRID PUBLIC KEY`
+ * for a hybrid one.
  *
- * Errors: `NEXUS_INVALID_ARGUMENT` (not a P-256 PKCS#8 PEM private key; the message says
+ * Errors: `NEXUS_INVALID_ARGUMENT` (not a private key this build knows; the message says
  * what it is instead, never the key).
  *
  * # Safety
@@ -277,11 +284,14 @@ int nexus_keygen(const char *algorithm, char **out_private_pem, char **out_publi
 int nexus_public_key(const char *private_pem, char **out_public_pem);
 
 /**
- * Signs the `len` bytes at `data` with `private_pem` (ECDSA P-256, SHA-256) and writes the
- * DER signature, base64-encoded, to `*out_signature_b64` (free with `nexus_free`): the
- * bytes `openssl dgst -sha256 -sign` writes.
+ * Signs the `len` bytes at `data` with `private_pem` and writes the signature,
+ * base64-encoded, to `*out_signature_b64` (free with `nexus_free`). A P-256 key signs with
+ * ECDSA-SHA256 and the signature is DER, the bytes `openssl dgst -sha256 -sign` writes; an
+ * ML-DSA-65 or SLH-DSA key (feature `pqc`) makes the raw FIPS 204 / 205 signature of the
+ * pure algorithm with an empty context, what `openssl pkeyutl -sign -rawin` writes.
  *
- * Errors: `NEXUS_INVALID_ARGUMENT` (malformed key, NULL data with a length).
+ * Errors: `NEXUS_INVALID_ARGUMENT` (malformed key, a hybrid ML-KEM key, which does not
+ * sign, NULL data with a length).
  *
  * # Safety
  * `private_pem` NUL-terminated; `data` readable for `len` bytes (or NULL with `len` 0);
@@ -290,8 +300,9 @@ int nexus_public_key(const char *private_pem, char **out_public_pem);
 int nexus_sign(const char *private_pem, const uint8_t *data, size_t len, char **out_signature_b64);
 
 /**
- * Checks the base64 DER signature `signature_b64` of the `len` bytes at `data` against
- * `public_pem`: `NEXUS_OK` when it matches.
+ * Checks the base64 signature `signature_b64` of the `len` bytes at `data` against
+ * `public_pem` (its algorithm read from the PEM; the signature in `nexus_sign`'s form):
+ * `NEXUS_OK` when it matches.
  *
  * Errors: `NEXUS_CRYPTO` (the signature does not match the data and key, or is not a
  * signature at all), `NEXUS_INVALID_ARGUMENT` (malformed key).
@@ -302,9 +313,11 @@ int nexus_sign(const char *private_pem, const uint8_t *data, size_t len, char **
 int nexus_verify(const char *public_pem, const uint8_t *data, size_t len, const char *signature_b64);
 
 /**
- * Signs the file at `path` with `private_pem` and writes the DER signature to `PATH.sig`
- * (replacing it atomically), so that `openssl dgst -sha256 -verify pub.pem -signature
- * PATH.sig PATH` verifies it. The file is read in blocks, not into memory whole.
+ * Signs the file at `path` with `private_pem` and writes the signature to `PATH.sig`
+ * (replacing it atomically). For a P-256 key it is DER, so that `openssl dgst -sha256
+ * -verify pub.pem -signature PATH.sig PATH` verifies it, and the file is read in blocks; for
+ * an ML-DSA / SLH-DSA key (feature `pqc`) it is the raw signature of the file's bytes
+ * (`openssl pkeyutl -verify -rawin`), and the file is read into memory whole.
  *
  * Errors: `NEXUS_INVALID_ARGUMENT` (malformed key), `NEXUS_IO` (the file cannot be read or
  * the signature written).

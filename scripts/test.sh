@@ -40,6 +40,14 @@ fault_injection_tests() {
 
 fault_injection_tests_memlog() { NEXUSLITE_STORAGE=memlog fault_injection_tests; }
 
+pqc_tests() {
+  # The post-quantum keys of the feature `pqc` (off by default, so no other suite builds it):
+  # the crypto unit tests (signatures, the hybrid key slots' wrap / unwrap) and
+  # tests/crypto_pqc.rs. Debug profile like the fault-injection tests, whose dependencies it
+  # shares; Cargo.toml optimizes the post-quantum crates there.
+  cargo test --features pqc --lib crypto:: && cargo test --features pqc --test crypto_pqc
+}
+
 header_unchanged() {
   # build.rs regenerated include/nexus.h during `make lib`; it must match the committed one.
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -53,9 +61,10 @@ suite "rustfmt"        cargo fmt --all -- --check
 suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
 suite "library alone"  library_alone
-suite "clippy (fault-injection)" cargo clippy --all-targets --features fault-injection -- -D warnings
+suite "clippy (fault-injection, pqc)" cargo clippy --all-targets --features fault-injection,pqc -- -D warnings
 suite "rust tests"     cargo test --release
 suite "rust fault injection" fault_injection_tests
+suite "rust pqc"       pqc_tests
 # Item 11: the whole Rust and C suites again with memlog as the engine of every new file.
 # NEXUSLITE_STORAGE is a switch of the tests, not of the library: they read it and pass it on
 # as the "storage" open option (tests/common/mod.rs open_options(), tests/c/test_storage.h).

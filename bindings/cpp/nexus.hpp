@@ -1156,7 +1156,11 @@ inline Transaction Database::transaction() { return Transaction(*this); }
 /// with zeros when the Key is destroyed or moved from.
 class Key {
 public:
-    /// A new key pair ("p256", the default algorithm).
+    /// A new key pair ("p256", the default algorithm). A library built with the cargo
+    /// feature pqc also makes "ml-dsa-65", "slh-dsa-sha2-128s", "slh-dsa-sha2-192s",
+    /// "slh-dsa-sha2-256s" (signature keys: sign / verify take them, signatures are the raw
+    /// FIPS bytes) and "ml-kem-512", "ml-kem-768", "ml-kem-1024" (hybrid P-256 + ML-KEM
+    /// encryption keys, which do not sign); without it those throw Error(NEXUS_UNSUPPORTED).
     static Key generate(std::string_view algorithm = {}) {
         detail::OptCStr a(algorithm, "algorithm");
         char* priv = nullptr;

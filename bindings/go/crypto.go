@@ -10,6 +10,20 @@ package nexus
 // key (SPKI PEM).
 func Keygen() (privatePEM, publicPEM string, err error) { return capiKeygen("") }
 
+// KeygenAlgorithm makes a key pair of the named algorithm: "p256" (what Keygen
+// makes) or, in a library built with the cargo feature pqc, "ml-dsa-65",
+// "slh-dsa-sha2-128s", "slh-dsa-sha2-192s", "slh-dsa-sha2-256s" (signature
+// keys: Sign, Verify, SignFile and VerifyFile take them) and "ml-kem-512",
+// "ml-kem-768", "ml-kem-1024" (hybrid P-256 + ML-KEM encryption keys). A
+// post-quantum name in a library without pqc has CodeUnsupported
+// (errors.Is(err, ErrUnsupported)); an unknown name CodeInvalidArgument.
+func KeygenAlgorithm(algorithm string) (privatePEM, publicPEM string, err error) {
+	if algorithm == "" {
+		algorithm = "p256"
+	}
+	return capiKeygen(algorithm)
+}
+
 // PublicKey returns the public key (SPKI PEM) of a private key.
 func PublicKey(privatePEM string) (string, error) { return capiPublicKey(privatePEM) }
 

@@ -252,3 +252,33 @@ func TestEncryptionAtRest(t *testing.T) {
 		t.Fatal("AddKey on a closed DB succeeded")
 	}
 }
+
+func TestKeygenAlgorithm(t *testing.T) {
+	priv, pub, err := KeygenAlgorithm("p256")
+	if err != nil || !strings.Contains(priv, "BEGIN PRIVATE KEY") {
+		t.Fatalf("p256: %v", err)
+	}
+	if derived, err := PublicKey(priv); err != nil || derived != pub {
+		t.Fatalf("PublicKey: %v", err)
+	}
+	var e *Error
+	if _, _, err := KeygenAlgorithm("rsa"); !errors.As(err, &e) || e.Code != CodeInvalidArgument {
+		t.Fatalf("unknown algorithm: %v", err)
+	}
+	// The library the tests link is built without the feature pqc: the post-quantum names
+	// are known but not built. A pqc build makes the key, and it signs.
+	priv, pub, err = KeygenAlgorithm("ml-dsa-65")
+	if err != nil {
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "pqc") {
+			t.Fatalf("ml-dsa-65 without pqc: %v", err)
+		}
+		return
+	}
+	sig, err := Sign(priv, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(pub, []byte("x"), sig); err != nil {
+		t.Fatal(err)
+	}
+}

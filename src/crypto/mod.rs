@@ -1,8 +1,10 @@
-//! Key pairs and signatures (#20, its first part): P-256 keys as the PEM OpenSSL reads and
-//! writes (PKCS#8 `BEGIN PRIVATE KEY`, SPKI `BEGIN PUBLIC KEY`) and ECDSA-SHA256 signatures in
-//! DER, the form `openssl dgst -sha256 -sign` writes and `-verify` checks. Encryption at rest
-//! (the open option `encryption_key`, key slots, `nexus_add_key`, `nexus_rekey`, encrypted
-//! backups) is not built yet: those functions return `NEXUS_UNSUPPORTED`.
+//! Key pairs and signatures (#20): P-256 keys as the PEM OpenSSL reads and writes (PKCS#8
+//! `BEGIN PRIVATE KEY`, SPKI `BEGIN PUBLIC KEY`) and ECDSA-SHA256 signatures in DER, the form
+//! `openssl dgst -sha256 -sign` writes and `-verify` checks. With the feature `pqc`, the same
+//! functions also make and use post-quantum keys: ML-DSA-65 and SLH-DSA-SHA2-128s/192s/256s
+//! signature keys (`pqc_sign`, raw FIPS signatures) and hybrid P-256 + ML-KEM encryption
+//! keys (`pqc`, which also wraps data keys for them). The algorithm of a key is read from
+//! its PEM.
 //!
 //! Private keys are held in types that zeroize their memory when dropped (`p256`'s
 //! `SigningKey`, [`Zeroizing`]); no key material goes into an error message.
@@ -38,9 +40,9 @@ impl PrivatePem {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// Checks that this is a P-256 private key (before work that would sign with it).
+    /// Checks that this is a private key that signs (before work that would sign with it).
     pub fn check(&self) -> Result<()> {
-        private_key(&self.0).map(drop)
+        signing_key(&self.0).map(drop)
     }
 }
 
@@ -52,7 +54,7 @@ impl std::fmt::Debug for PrivatePem {
 
 /// The algorithms [`keygen`] knows by name.
 const P256: &str = "p256";
-/// Post-quantum algorithms the API reserves for the `pqc` feature (not built yet).
+/// Post-quantum algorithms: built with the feature `pqc`.
 const PQC: &[&str] = &[
     "ml-kem-512",
     "ml-kem-768",
@@ -67,19 +69,36 @@ fn crypto(msg: impl Into<String>) -> Error {
     Error::Crypto(msg.into())
 }
 
-/// A new key pair of `algorithm` (`None` or `"p256"`): the private key as PKCS#8 PEM (held
-/// in memory that is zeroized when dropped) and the public key as SPKI PEM.
+/// A new key pair of `algorithm` (`None` or `"p256"`; with the feature `pqc` also the
+/// `PQC` names): the private key as PEM (held in memory that is zeroized when dropped) and
+/// the public key as PEM. P-256 and the signature algorithms use PKCS#8 and SPKI; the hybrid
+/// ML-KEM keys have PEM labels of their own (`pqc`).
 pub fn keygen(algorithm: Option<&str>) -> Result<(Zeroizing<String>, String)> {
     match algorithm.unwrap_or(P256) {
         P256 => {}
+        #[cfg(feature = "pqc")]
+        a if PQC.contains(&a) => {
+            if let Some(kind) = pqc::kind_of_algorithm(a) {
+                return pqc::keygen(kind);
+            }
+            if let Some(alg) = pqc_sign::Alg::by_name(a) {
+                return pqc_sign::keygen(alg);
+            }
+            return Err(Error::Internal(format!("algorithm \"{a}\" has no key generator")));
+        }
+        #[cfg(not(feature = "pqc"))]
         a if PQC.contains(&a) => {
             return Err(Error::unsupported(format!(
-                "algorithm \"{a}\" needs the post-quantum feature `pqc`, which is not built yet"
+                "algorithm \"{a}\" needs the post-quantum feature `pqc`, which this build was compiled without"
             )))
         }
         a => {
             return Err(Error::invalid(format!(
-                "unknown key algorithm \"{a}\" (\"p256\" is supported)"
+                "unknown key algorithm \"{a}\" (known: \"p256\", {})",
+                PQC.iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )))
         }
     }
@@ -126,9 +145,63 @@ pub(crate) fn public_key_of(pem: &str) -> Result<VerifyingKey> {
     })
 }
 
-/// The public key (SPKI PEM) of the private key `private_pem`.
+/// A private key that signs: P-256 (ECDSA) or, with the feature `pqc`, ML-DSA / SLH-DSA.
+enum AnySigningKey {
+    P256(SigningKey),
+    #[cfg(feature = "pqc")]
+    Pq(pqc_sign::SigningKey),
+}
+
+/// A public key that verifies signatures.
+enum AnyVerifyingKey {
+    P256(VerifyingKey),
+    #[cfg(feature = "pqc")]
+    Pq(pqc_sign::VerifyingKey),
+}
+
+/// The signing key in `pem`, its algorithm read from the PEM.
+fn signing_key(pem: &str) -> Result<AnySigningKey> {
+    #[cfg(feature = "pqc")]
+    {
+        if pqc::is_hybrid_private(pem) {
+            return Err(Error::invalid(
+                "this is a hybrid ML-KEM key, which encrypts (encryption_key, nexus_add_key) and does not sign: sign with a p256, ml-dsa-65 or slh-dsa key",
+            ));
+        }
+        if let Some(key) = pqc_sign::private_key(pem)? {
+            return Ok(AnySigningKey::Pq(key));
+        }
+    }
+    private_key(pem).map(AnySigningKey::P256)
+}
+
+/// The verifying key in `pem`, its algorithm read from the PEM.
+fn verifying_key(pem: &str) -> Result<AnyVerifyingKey> {
+    #[cfg(feature = "pqc")]
+    {
+        if pqc::is_hybrid_public(pem) {
+            return Err(Error::invalid(
+                "this is a hybrid ML-KEM key, which encrypts and does not verify signatures",
+            ));
+        }
+        if let Some(key) = pqc_sign::public_key(pem)? {
+            return Ok(AnyVerifyingKey::Pq(key));
+        }
+    }
+    public_key_of(pem).map(AnyVerifyingKey::P256)
+}
+
+/// The public key (PEM) of the private key `private_pem`, of any algorithm.
 pub fn public_key(private_pem: &str) -> Result<String> {
-    public_pem(private_key(private_pem)?.verifying_key())
+    #[cfg(feature = "pqc")]
+    if pqc::is_hybrid_private(private_pem) {
+        return pqc::public_pem(private_pem);
+    }
+    match signing_key(private_pem)? {
+        AnySigningKey::P256(k) => public_pem(k.verifying_key()),
+        #[cfg(feature = "pqc")]
+        AnySigningKey::Pq(k) => k.verifying_key().public_pem(),
+    }
 }
 
 fn sign_digest(key: &SigningKey, digest: Sha256) -> Vec<u8> {
@@ -143,22 +216,25 @@ fn verify_digest(key: &VerifyingKey, digest: Sha256, der: &[u8]) -> Result<()> {
         .map_err(|_| crypto("the signature does not match the data and this public key"))
 }
 
-/// The ECDSA-SHA256 signature of `data` by `private_pem`, in DER.
+/// The signature of `data` by `private_pem`: ECDSA-SHA256 in DER for P-256, the raw FIPS
+/// signature for ML-DSA / SLH-DSA.
 pub fn sign(private_pem: &str, data: &[u8]) -> Result<Vec<u8>> {
-    Ok(sign_digest(
-        &private_key(private_pem)?,
-        Sha256::new_with_prefix(data),
-    ))
+    match signing_key(private_pem)? {
+        AnySigningKey::P256(k) => Ok(sign_digest(&k, Sha256::new_with_prefix(data))),
+        #[cfg(feature = "pqc")]
+        AnySigningKey::Pq(k) => k.sign(data),
+    }
 }
 
-/// Checks the DER signature `der` of `data` against `public_pem`: `NEXUS_CRYPTO` when it
-/// does not match (or is not a signature), `NEXUS_INVALID_ARGUMENT` for a malformed key.
-pub fn verify(public_pem: &str, data: &[u8], der: &[u8]) -> Result<()> {
-    verify_digest(
-        &public_key_of(public_pem)?,
-        Sha256::new_with_prefix(data),
-        der,
-    )
+/// Checks the signature `sig` of `data` against `public_pem` (its algorithm read from the
+/// PEM): `NEXUS_CRYPTO` when it does not match (or is not a signature),
+/// `NEXUS_INVALID_ARGUMENT` for a malformed key.
+pub fn verify(public_pem: &str, data: &[u8], sig: &[u8]) -> Result<()> {
+    match verifying_key(public_pem)? {
+        AnyVerifyingKey::P256(k) => verify_digest(&k, Sha256::new_with_prefix(data), sig),
+        #[cfg(feature = "pqc")]
+        AnyVerifyingKey::Pq(k) => k.verify(data, sig),
+    }
 }
 
 /// [`sign`] with the signature as standard base64 (what `nexus_sign` returns).
@@ -195,18 +271,29 @@ fn file_digest(path: &Path) -> Result<Sha256> {
     }
 }
 
-/// The DER signature of the file at `path` by `private_pem` (what `io::sign_file` writes to
-/// `PATH.sig`).
+/// The whole file at `path` (the post-quantum algorithms sign the message itself, not a
+/// digest of it).
+#[cfg(feature = "pqc")]
+fn file_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// The signature of the file at `path` by `private_pem` (what `io::sign_file` writes to
+/// `PATH.sig`): DER ECDSA for P-256 (the file streamed through SHA-256), the raw signature
+/// for ML-DSA / SLH-DSA (the file read whole).
 pub fn file_signature(path: &Path, private_pem: &str) -> Result<Vec<u8>> {
     // The key is checked before the file is read.
-    let key = private_key(private_pem)?;
-    Ok(sign_digest(&key, file_digest(path)?))
+    match signing_key(private_pem)? {
+        AnySigningKey::P256(key) => Ok(sign_digest(&key, file_digest(path)?)),
+        #[cfg(feature = "pqc")]
+        AnySigningKey::Pq(key) => key.sign(&file_bytes(path)?),
+    }
 }
 
 /// Checks `PATH.sig` against the file at `path` and `public_pem`: a missing or wrong
 /// signature is `NEXUS_CRYPTO`.
 pub fn verify_file(path: &Path, public_pem: &str) -> Result<()> {
-    let key = public_key_of(public_pem)?;
+    let key = verifying_key(public_pem)?;
     let sig_path = signature_path(path);
     let der = match std::fs::read(&sig_path) {
         Ok(d) => d,
@@ -219,12 +306,21 @@ pub fn verify_file(path: &Path, public_pem: &str) -> Result<()> {
         }
         Err(e) => return Err(Error::io(&sig_path, e)),
     };
-    verify_digest(&key, file_digest(path)?, &der).map_err(|e| match e {
+    let checked = match key {
+        AnyVerifyingKey::P256(key) => verify_digest(&key, file_digest(path)?, &der),
+        #[cfg(feature = "pqc")]
+        AnyVerifyingKey::Pq(key) => key.verify(&file_bytes(path)?, &der),
+    };
+    checked.map_err(|e| match e {
         Error::Crypto(m) => crypto(format!("{}: {m}", path.display())),
         other => other,
     })
 }
 
+#[cfg(feature = "pqc")]
+pub mod pqc;
+#[cfg(feature = "pqc")]
+pub(crate) mod pqc_sign;
 pub(crate) mod seal;
 
 #[cfg(test)]

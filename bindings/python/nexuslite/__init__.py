@@ -131,10 +131,16 @@ def _take_string(ptr):
         _api().nexus_free(ptr)
 
 
-def keygen():
-    """A new P-256 key pair: (private key PKCS#8 PEM, public key SPKI PEM), as OpenSSL reads them."""
+def keygen(algorithm=None):
+    """A new key pair: (private key PEM, public key PEM).
+
+    `algorithm` None or "p256": P-256, PKCS#8 / SPKI as OpenSSL reads them. A library built with
+    the cargo feature `pqc` also makes "ml-dsa-65", "slh-dsa-sha2-128s", "slh-dsa-sha2-192s",
+    "slh-dsa-sha2-256s" (signature keys) and "ml-kem-512", "ml-kem-768", "ml-kem-1024" (hybrid
+    P-256 + ML-KEM encryption keys); without it they raise NEXUS_UNSUPPORTED.
+    """
     priv, pub = ctypes.c_void_p(), ctypes.c_void_p()
-    _check(_api().nexus_keygen(None, ctypes.byref(priv), ctypes.byref(pub)))
+    _check(_api().nexus_keygen(_b(algorithm), ctypes.byref(priv), ctypes.byref(pub)))
     return _take_string(priv), _take_string(pub)
 
 

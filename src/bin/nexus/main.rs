@@ -241,17 +241,20 @@ enum Command {
         #[command(flatten)]
         options: FindArgs,
     },
-    /// Make a P-256 key pair: PRIVATE gets the private key (PKCS#8 PEM, readable by its owner
-    /// only), PUBLIC the public key (SPKI PEM); neither file may exist.
+    /// Make a key pair: PRIVATE gets the private key (PEM, readable by its owner only),
+    /// PUBLIC the public key (PEM); neither file may exist.
     Keygen {
         private: PathBuf,
         public: PathBuf,
-        /// The algorithm (p256, the default).
+        /// The algorithm: p256 (the default); in a build with the feature pqc also
+        /// ml-kem-512, ml-kem-768, ml-kem-1024 (hybrid P-256 + ML-KEM encryption keys),
+        /// ml-dsa-65, slh-dsa-sha2-128s, slh-dsa-sha2-192s, slh-dsa-sha2-256s (signature keys).
         #[arg(long)]
         algorithm: Option<String>,
     },
-    /// Sign FILE with the private key in the PEM file KEY: writes FILE.sig (DER ECDSA-SHA256,
-    /// what `openssl dgst -sha256 -sign` writes).
+    /// Sign FILE with the private key in the PEM file KEY: writes FILE.sig (DER ECDSA-SHA256
+    /// for a P-256 key, what `openssl dgst -sha256 -sign` writes; the raw signature for an
+    /// ML-DSA or SLH-DSA key).
     Sign { file: PathBuf },
     /// Check FILE.sig against FILE and the public key in the PEM file KEY; exit 1 when it is
     /// missing or does not match.
