@@ -37,6 +37,11 @@
 #define P256_SLOT_LEN (1 + P256_BODY)
 
 /**
+ * Bytes of [`slots_mac`].
+ */
+#define SLOTS_MAC_LEN 32
+
+/**
  * Success.
  */
 #define NEXUS_OK 0

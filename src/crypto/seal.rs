@@ -117,6 +117,27 @@ impl DataKey {
     }
 }
 
+/// Bytes of [`slots_mac`].
+pub const SLOTS_MAC_LEN: usize = 32;
+
+/// The authentication of a file's key slots under its data key: HMAC-SHA256 keyed with a
+/// key derived from the data key (HKDF, info `"NexusLite key slots mac v1"`) over `bytes`.
+/// A slot's own tag only its recipient can check; this lets every holder of the data key
+/// check that nobody without it changed, added or removed a slot (a rekey wraps the new
+/// data key for the public keys the slots record: they must be the ones a key holder put
+/// there).
+pub fn slots_mac(key: &DataKey, bytes: &[u8]) -> [u8; SLOTS_MAC_LEN] {
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<Sha256>::new(None, &key.0[..])
+        .expand(b"NexusLite key slots mac v1", &mut mac_key[..])
+        .expect("HKDF-SHA256 gives 32 bytes");
+    // HKDF-Extract with the MAC key as salt is HMAC-SHA256(mac_key, bytes) (RFC 5869).
+    let (prk, _) = hkdf::Hkdf::<Sha256>::extract(Some(&mac_key[..]), bytes);
+    let mut out = [0u8; SLOTS_MAC_LEN];
+    out.copy_from_slice(&prk);
+    out
+}
+
 /// A new random file identity.
 pub fn new_file_id() -> [u8; FILE_ID_LEN] {
     let mut id = [0u8; FILE_ID_LEN];
@@ -164,6 +185,11 @@ impl Sealer {
     /// A key slot of this file's data key for the holder of `recipient_pem`'s private key.
     pub fn wrap_for(&self, recipient_pem: &str) -> Result<Slot> {
         wrap(&self.keys.read().current.1, recipient_pem, &self.file_id)
+    }
+
+    /// [`slots_mac`] under the data key this sealer seals with.
+    pub fn slots_mac(&self, bytes: &[u8]) -> [u8; SLOTS_MAC_LEN] {
+        slots_mac(&self.keys.read().current.1, bytes)
     }
 
     /// Starts a rekey: seals under `key` from now on; units sealed under the key it had

@@ -622,7 +622,6 @@ fn filter_fields(f: &Filter, out: &mut Vec<String>) {
     }
 }
 
-
 /// Applies a pipeline-style update (`update` given as an array of stages) to one
 /// document: only `$addFields` / `$set`, `$unset`, `$project`, `$replaceRoot` and
 /// `$replaceWith` are allowed, as in MongoDB. The caller checks that `_id` did not change.

@@ -7,10 +7,15 @@
 //! ```text
 //! copy c (c = generation mod 2) at HEADER_LEN + c * area, area = (page_size - 64) / 2
 //!  0 "NXKEYS02" | 8 generation u64 | 16 file id [16] | 32 cipher u8 (1) | 33 0 0 0
-//!  36 count u32 | 40 slots, each: length u16, kind u8, body | crc32 of everything before it
+//!  36 count u32 | 40 slots, each: length u16, kind u8, body
+//!  | mac [32]: HMAC-SHA256 under a key derived from the data key, of everything before it
+//!  | crc32 of everything before it
 //! ```
+//!
+//! The mac lets a holder of the data key tell that nobody without it changed the slots: a
+//! slot's recipient public key is what a rekey wraps the new data key for.
 
-use crate::crypto::seal::{self, DataKey, Sealer, Slot, FILE_ID_LEN};
+use crate::crypto::seal::{self, DataKey, Sealer, Slot, FILE_ID_LEN, SLOTS_MAC_LEN};
 use crate::error::{Error, Result};
 use crate::storage::file::PageFile;
 use crate::storage::header::HEADER_LEN;
@@ -40,6 +45,8 @@ pub(crate) struct KeySlots {
     pub(crate) generation: u64,
     pub(crate) file_id: [u8; FILE_ID_LEN],
     pub(crate) slots: Vec<Slot>,
+    /// The mac read with these slots (zeros for slots made here, until written).
+    mac: [u8; SLOTS_MAC_LEN],
 }
 
 /// Bytes of one copy in a page-0 of `page_size` bytes.
@@ -49,7 +56,7 @@ fn area(page_size: usize) -> usize {
 
 /// P-256 recipients a file of `page_size`-byte pages has room for.
 pub(crate) fn max_slots(page_size: usize) -> usize {
-    (area(page_size) - FIXED - 4) / (2 + seal::P256_SLOT_LEN)
+    (area(page_size) - FIXED - SLOTS_MAC_LEN - 4) / (2 + seal::P256_SLOT_LEN)
 }
 
 impl KeySlots {
@@ -88,6 +95,7 @@ impl KeySlots {
                 generation: 1,
                 file_id,
                 slots,
+                mac: [0; SLOTS_MAC_LEN],
             },
             sealer,
         ))
@@ -97,7 +105,47 @@ impl KeySlots {
     /// is theirs).
     pub(crate) fn unlock(&self, private_pem: &str) -> Result<Sealer> {
         let key = seal::unwrap(&self.slots, private_pem, &self.file_id)?;
-        Ok(Sealer::new(&key, self.file_id))
+        let sealer = Sealer::new(&key, self.file_id);
+        self.check(&sealer)?;
+        Ok(sealer)
+    }
+
+    /// `NEXUS_CRYPTO` unless the slots' mac holds under the data key of `sealer`: nobody
+    /// without the data key changed them.
+    pub(crate) fn check(&self, sealer: &Sealer) -> Result<()> {
+        let body = self.body()?;
+        let want = sealer.slots_mac(&body);
+        // Constant time: the comparison says nothing about where they differ.
+        let diff = want
+            .iter()
+            .zip(self.mac.iter())
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        if diff != 0 {
+            return Err(Error::Crypto(
+                "the key slots of this database were altered by someone without its data key (their authentication fails); it was left unchanged".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the mac covers: the copy's bytes up to the slots' end.
+    fn body(&self) -> Result<Vec<u8>> {
+        let mut b = Vec::with_capacity(FIXED + 200 * self.slots.len());
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&self.generation.to_le_bytes());
+        b.extend_from_slice(&self.file_id);
+        b.extend_from_slice(&[CIPHER_XCHACHA, 0, 0, 0]);
+        let count = u32::try_from(self.slots.len())
+            .map_err(|_| Error::Internal("key slot count".into()))?;
+        b.extend_from_slice(&count.to_le_bytes());
+        for s in &self.slots {
+            let bytes = s.as_bytes();
+            let len =
+                u16::try_from(bytes.len()).map_err(|_| Error::Internal("key slot size".into()))?;
+            b.extend_from_slice(&len.to_le_bytes());
+            b.extend_from_slice(bytes);
+        }
+        Ok(b)
     }
 
     /// Whether the holder of `private_pem` has a slot.
@@ -106,39 +154,22 @@ impl KeySlots {
         Ok(self.slots.iter().any(|s| s.key_id() == id))
     }
 
-    fn encode(&self, page_size: usize) -> Result<Vec<u8>> {
-        let need = FIXED
-            + 4
-            + self
-                .slots
-                .iter()
-                .map(|s| 2 + s.as_bytes().len())
-                .sum::<usize>();
-        if need > area(page_size) {
+    /// The copy as written, its mac made with `sealer` (the data key's).
+    fn encode(&self, page_size: usize, sealer: &Sealer) -> Result<Vec<u8>> {
+        let body = self.body()?;
+        if body.len() + SLOTS_MAC_LEN + 4 > area(page_size) {
             return Err(Error::invalid(format!(
                 "no room for this key: a file of {page_size}-byte pages has room for {} P-256 keys",
                 max_slots(page_size)
             )));
         }
         let mut b = vec![0u8; area(page_size)];
-        b[0..8].copy_from_slice(MAGIC);
-        b[8..16].copy_from_slice(&self.generation.to_le_bytes());
-        b[16..32].copy_from_slice(&self.file_id);
-        b[32] = CIPHER_XCHACHA;
-        let count = u32::try_from(self.slots.len())
-            .map_err(|_| Error::Internal("key slot count".into()))?;
-        b[36..40].copy_from_slice(&count.to_le_bytes());
-        let mut at = FIXED;
-        for s in &self.slots {
-            let bytes = s.as_bytes();
-            let len =
-                u16::try_from(bytes.len()).map_err(|_| Error::Internal("key slot size".into()))?;
-            b[at..at + 2].copy_from_slice(&len.to_le_bytes());
-            b[at + 2..at + 2 + bytes.len()].copy_from_slice(bytes);
-            at += 2 + bytes.len();
-        }
-        let crc = crc32fast::hash(&b[..at]);
-        b[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        let at = body.len();
+        b[..at].copy_from_slice(&body);
+        b[at..at + SLOTS_MAC_LEN].copy_from_slice(&sealer.slots_mac(&body));
+        let end = at + SLOTS_MAC_LEN;
+        let crc = crc32fast::hash(&b[..end]);
+        b[end..end + 4].copy_from_slice(&crc.to_le_bytes());
         Ok(b)
     }
 
@@ -154,7 +185,9 @@ impl KeySlots {
             slots.push(Slot::from_bytes(b.get(at + 2..at + 2 + len)?)?);
             at += 2 + len;
         }
-        let end = at;
+        let mut mac = [0u8; SLOTS_MAC_LEN];
+        mac.copy_from_slice(b.get(at..at + SLOTS_MAC_LEN)?);
+        let end = at + SLOTS_MAC_LEN;
         if end + 4 > b.len() {
             return None;
         }
@@ -168,6 +201,7 @@ impl KeySlots {
             generation: u64::from_le_bytes(b[8..16].try_into().ok()?),
             file_id,
             slots,
+            mac,
         })
     }
 
@@ -202,6 +236,7 @@ impl KeySlots {
             generation: self.generation + 1,
             file_id: self.file_id,
             slots,
+            mac: [0; SLOTS_MAC_LEN],
         }))
     }
 
@@ -228,6 +263,7 @@ impl KeySlots {
             generation: self.generation + 1,
             file_id: self.file_id,
             slots,
+            mac: [0; SLOTS_MAC_LEN],
         })
     }
 
@@ -243,6 +279,7 @@ impl KeySlots {
             generation,
             file_id: self.file_id,
             slots: slots.clone(),
+            mac: [0; SLOTS_MAC_LEN],
         };
         Ok([next(self.generation + 1), next(self.generation + 2)])
     }
@@ -252,12 +289,12 @@ impl KeySlots {
         Self::read(&pager.read_physical(0)?, pager.what())
     }
 
-    /// Writes this generation's copy into page 0 of `file` (pages of `page_size` bytes); the
-    /// caller syncs.
-    pub(crate) fn write(&self, file: &PageFile, page_size: usize) -> Result<()> {
+    /// Writes this generation's copy into page 0 of `file` (pages of `page_size` bytes), its
+    /// mac made under the data key of `sealer`; the caller syncs.
+    pub(crate) fn write(&self, file: &PageFile, page_size: usize, sealer: &Sealer) -> Result<()> {
         let a = area(page_size);
         let at = HEADER_LEN + (self.generation % 2) as usize * a;
-        file.write_at(at as u64, &self.encode(page_size)?)
+        file.write_at(at as u64, &self.encode(page_size, sealer)?)
     }
 }
 
@@ -275,24 +312,29 @@ pub(crate) enum Unlock {
 mod tests {
     use super::*;
 
+    /// A sealer under a data key of its own (what a forger without the file's key has).
+    fn other_sealer_for_forgery() -> Sealer {
+        Sealer::new(&DataKey::random(), [0; FILE_ID_LEN])
+    }
+
     #[test]
     fn the_newer_valid_copy_is_in_force() {
         let (private, _) = crate::crypto::keygen(None).unwrap();
-        let (k1, _) = KeySlots::create(&private).unwrap();
+        let (k1, sealer) = KeySlots::create(&private).unwrap();
         let mut page = vec![0u8; 4096];
-        let put = |page: &mut Vec<u8>, k: &KeySlots| {
+        let put = |page: &mut Vec<u8>, k: &KeySlots, s: &Sealer| {
             let a = area(4096);
             let at = HEADER_LEN + (k.generation % 2) as usize * a;
-            page[at..at + a].copy_from_slice(&k.encode(4096).unwrap());
+            page[at..at + a].copy_from_slice(&k.encode(4096, s).unwrap());
         };
-        put(&mut page, &k1);
+        put(&mut page, &k1, &sealer);
         assert_eq!(KeySlots::read(&page, "x").unwrap().generation, 1);
         let k2 = KeySlots {
             generation: 2,
             slots: vec![],
             ..k1.clone()
         };
-        put(&mut page, &k2);
+        put(&mut page, &k2, &sealer);
         assert_eq!(KeySlots::read(&page, "x").unwrap().slots.len(), 0);
         // A torn copy 2: copy 1 is in force again.
         page[HEADER_LEN + 20] ^= 1;
@@ -300,6 +342,19 @@ mod tests {
         assert_eq!((k.generation, k.slots.len()), (1, 1));
         assert!(k.admits(&private).unwrap());
         assert!(k.unlock(&private).is_ok());
-        assert_eq!((max_slots(8192), max_slots(16384)), (24, 49));
+        assert_eq!((max_slots(8192), max_slots(16384)), (24, 48));
+        // A slot added by someone without the data key (here: a valid slot of another data
+        // key for an attacker, the copy's checksum made right): refused at unlock.
+        let (_, attacker) = crate::crypto::keygen(None).unwrap();
+        let (other, _) = KeySlots::create_for(&[attacker]).unwrap();
+        let mut forged = k.clone();
+        forged.generation = 3;
+        forged.slots.push(other.slots[0].clone());
+        put(&mut page, &forged, &other_sealer_for_forgery());
+        let read = KeySlots::read(&page, "x").unwrap();
+        assert_eq!(read.slots.len(), 2);
+        assert!(matches!(read.unlock(&private), Err(Error::Crypto(_))));
+        assert!(read.check(&sealer).is_err());
+        let _ = other;
     }
 }

@@ -324,6 +324,7 @@ impl Storage for WaspStorage {
         // slots as the file has them now (another process may have changed them).
         let _lock = follow::WriteLock::acquire(shared, busy_timeout)?;
         let current = keyslots::KeySlots::of_file(&shared.pager)?;
+        current.check(sealer)?;
         let next = if add {
             match current.with_key(public_pem, sealer)? {
                 Some(next) => next,
@@ -332,7 +333,7 @@ impl Storage for WaspStorage {
         } else {
             current.without_key(public_pem)?
         };
-        next.write(&shared.pager.file, shared.pager.phys())?;
+        next.write(&shared.pager.file, shared.pager.phys(), sealer)?;
         shared.pager.file.sync()
     }
 
@@ -362,6 +363,9 @@ impl Storage for WaspStorage {
         };
         // As the file has them now: another process may have added or removed keys.
         let keys = keyslots::KeySlots::of_file(&self.shared.pager)?;
+        if let Some(sealer) = self.shared.pager.sealer() {
+            keys.check(sealer)?;
+        }
         match key {
             None => Err(keyslots::key_needed(what)),
             Some(k) if keys.admits(k.as_str())? => Ok(()),

@@ -589,8 +589,8 @@ pub(super) fn create_file(
     let mut page0 = vec![0u8; ps];
     page0[..HEADER_LEN].copy_from_slice(&header.encode());
     pf.write_at(0, &page0)?;
-    if let Some((slots, _)) = keys {
-        slots.write(&pf, ps)?;
+    if let Some((slots, sealer)) = keys {
+        slots.write(&pf, ps, sealer)?;
     }
     // A new file's log is quiet: a crash before the log is created loses nothing.
     let m = Manifest {

@@ -75,6 +75,8 @@ fn rekey_alone(shared: &Arc<Shared>, sealer: &Arc<crate::crypto::seal::Sealer>) 
     let journal = journal_path(&db_path);
     write_journal(&pager.file, &db_path, &journal, &shared.faults)?;
     let slots = KeySlots::of_file(pager)?;
+    // The recipients the new key is wrapped for are the ones a holder of the key put there.
+    slots.check(sealer)?;
     let key = DataKey::random();
     let next = slots.rekeyed(&key)?;
     sealer.begin_rekey(&key);
@@ -181,7 +183,8 @@ fn rewrite(
         pager.file.write_at(id * phys as u64, &sealed)?;
     }
     for k in next {
-        k.write(&pager.file, phys)?;
+        // The sealer seals under the new key: the slots' mac is the new key's.
+        k.write(&pager.file, phys, sealer)?;
     }
     pager.file.sync()
 }
