@@ -279,12 +279,17 @@ fn backups_are_signed_with_backup_with() {
         INVALID
     );
     assert!(!dest.exists());
-    for unsupported in [r#"{"decrypt": true}"#, r#"{"encrypt_to": []}"#] {
-        let o = c(unsupported);
+    for refused in [
+        r#"{"encrypt_to": []}"#,
+        r#"{"encrypt_to": "x"}"#,
+        r#"{"encrypt_to": ["x"], "decrypt": true}"#,
+    ] {
+        let o = c(refused);
         // SAFETY: as above.
         assert_eq!(
             unsafe { nexus_backup_with(db, dest_c.as_ptr(), o.as_ptr()) },
-            13
+            INVALID,
+            "{refused}"
         );
         assert!(!dest.exists());
     }
