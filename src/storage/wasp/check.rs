@@ -274,6 +274,18 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
 /// never wrote `dest`'s log; its empty log is put in place last. Temporaries of runs that
 /// were killed are removed by the next backup to the same name.
 pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Result<()> {
+    publish_copy(dest, BACKUP_TAG, |tmp| write_copy(shared, tmp, busy))
+}
+
+/// Has `write` make a complete, synced copy (with its log) under a temporary name beside
+/// `dest` (`tag` names the temporaries), then gives it the name `dest` (refused when `dest`
+/// or its log exists, before anything is written) and its log `dest`'s log; the
+/// temporaries are removed whatever happens. Used by [`backup`] and `copy::copy_to`.
+pub(crate) fn publish_copy(
+    dest: &Path,
+    tag: &str,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let dest_log = log_path_for(dest);
     for p in [dest, dest_log.as_path()] {
         if p.symlink_metadata().is_ok() {
@@ -283,10 +295,10 @@ pub(crate) fn backup(shared: &Arc<Shared>, dest: &Path, busy: Duration) -> Resul
             )));
         }
     }
-    file::remove_stale_temps(dest, BACKUP_TAG);
-    let tmp = file::temp_sibling(dest, BACKUP_TAG, ".db")?;
+    file::remove_stale_temps(dest, tag);
+    let tmp = file::temp_sibling(dest, tag, ".db")?;
     let tmp_log = log_path_for(&tmp);
-    let r = write_copy(shared, &tmp, busy).and_then(|()| {
+    let r = write(&tmp).and_then(|()| {
         file::link_new(&tmp, dest)?;
         // `dest` is complete from here; a quiet copy opens without its log, so a failure to
         // place the log loses nothing.

@@ -12,10 +12,8 @@
 
 use super::keyslots::Unlock;
 use super::{WaspConfig, WaspStorage};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::storage::fault::Faults;
-use crate::storage::file;
-use crate::storage::log::log_path_for;
 use crate::storage::{ReadView, Storage, SyncMode};
 use std::path::Path;
 use std::time::Duration;
@@ -36,19 +34,7 @@ pub(crate) fn copy_to(
     busy: Duration,
     recipients: Option<Vec<String>>,
 ) -> Result<()> {
-    let dest_log = log_path_for(dest);
-    for p in [dest, dest_log.as_path()] {
-        if p.symlink_metadata().is_ok() {
-            return Err(Error::invalid(format!(
-                "backup destination {} already exists",
-                p.display()
-            )));
-        }
-    }
-    file::remove_stale_temps(dest, COPY_TAG);
-    let tmp = file::temp_sibling(dest, COPY_TAG, ".db")?;
-    let tmp_log = log_path_for(&tmp);
-    let r = (|| {
+    super::check::publish_copy(dest, COPY_TAG, |tmp| {
         let cfg = WaspConfig {
             page_size,
             encryption: recipients.map(Unlock::Recipients),
@@ -57,30 +43,17 @@ pub(crate) fn copy_to(
             checkpoint_interval: Duration::MAX,
             ..WaspConfig::default()
         };
-        let store = WaspStorage::open(&tmp, true, false, busy, Faults::default(), cfg)?;
+        let store = WaspStorage::open(tmp, true, false, busy, Faults::default(), cfg)?;
         let filled = fill(src, &store, busy);
+        // The final checkpoint: the copy's manifest says its log is quiet.
         let closed = filled.and_then(|()| store.close());
         drop(store);
         closed?;
-        if let Some(e) = src.fault() {
-            return Err(e);
+        match src.fault() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        file::link_new(&tmp, dest)?;
-        // `dest` is complete from here; its manifest says the log is quiet, so a failure to
-        // place the log loses nothing.
-        if let Err(e) = file::link_new(&tmp_log, &dest_log) {
-            ::log::warn!(
-                "backup {}: its log was not put in place: {e}",
-                dest.display()
-            );
-        }
-        Ok(())
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_file(&tmp_log);
-    let _ = std::fs::remove_file(crate::storage::log::tmp_path(&tmp_log));
-    let _ = std::fs::remove_file(super::shm::shm_path_for(&tmp_log));
-    r
+    })
 }
 
 /// Every table and entry of `src` into `store`.
