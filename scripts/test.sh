@@ -45,7 +45,8 @@ pqc_tests() {
   # the crypto unit tests (signatures, the hybrid key slots' wrap / unwrap) and
   # tests/crypto_pqc.rs. Debug profile like the fault-injection tests, whose dependencies it
   # shares; Cargo.toml optimizes the post-quantum crates there.
-  cargo test --features pqc --lib crypto:: && cargo test --features pqc --test crypto_pqc
+  cargo test --features pqc --lib crypto:: && cargo test --features pqc --test crypto_pqc \
+    --test encryption_pqc
 }
 
 header_unchanged() {

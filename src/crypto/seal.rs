@@ -77,6 +77,10 @@ impl Slot {
 
     /// The recipient's public key (SPKI PEM), as the slot records it.
     pub fn recipient_pem(&self) -> Result<String> {
+        #[cfg(feature = "pqc")]
+        if self.kind() != SLOT_P256 {
+            return super::pqc::recipient_public_pem(self.kind(), &self.0[1..]);
+        }
         if self.kind() != SLOT_P256 || self.0.len() != 1 + P256_BODY {
             return Err(crypto(format!("key slot of unknown kind {}", self.kind())));
         }
@@ -319,11 +323,19 @@ fn parse_private(pem: &str) -> Result<SecretKey> {
 
 /// The key id of the public key in `pem` (SPKI).
 pub fn public_key_id(pem: &str) -> Result<[u8; KEY_ID_LEN]> {
+    #[cfg(feature = "pqc")]
+    if super::pqc::is_hybrid_public(pem) {
+        return super::pqc::public_key_id(pem);
+    }
     key_id(&parse_public(pem)?)
 }
 
 /// The public key (SPKI PEM) and key id of the private key `pem` (PKCS#8).
 pub fn private_key_id(pem: &str) -> Result<[u8; KEY_ID_LEN]> {
+    #[cfg(feature = "pqc")]
+    if super::pqc::is_hybrid_private(pem) {
+        return super::pqc::private_key_id(pem);
+    }
     key_id(&parse_private(pem)?.public_key())
 }
 
@@ -347,6 +359,14 @@ fn slot_kek(
 
 /// A key slot that lets the holder of `recipient_pem`'s private key recover `key`.
 pub fn wrap(key: &DataKey, recipient_pem: &str, file_id: &[u8; FILE_ID_LEN]) -> Result<Slot> {
+    #[cfg(feature = "pqc")]
+    if super::pqc::is_hybrid_public(recipient_pem) {
+        let (kind, body) = super::pqc::wrap(&key.0, recipient_pem, file_id)?;
+        let mut slot = Vec::with_capacity(1 + body.len());
+        slot.push(kind);
+        slot.extend_from_slice(&body);
+        return Ok(Slot(slot));
+    }
     let recipient = parse_public(recipient_pem)?;
     let id = key_id(&recipient)?;
     let eph = p256::ecdh::EphemeralSecret::random(&mut OsRng);
@@ -373,6 +393,15 @@ pub fn wrap(key: &DataKey, recipient_pem: &str, file_id: &[u8; FILE_ID_LEN]) -> 
 /// The data key, recovered with the private key `private_pem` from whichever of `slots`
 /// names it: `NEXUS_CRYPTO` when none does or the slot does not open.
 pub fn unwrap(slots: &[Slot], private_pem: &str, file_id: &[u8; FILE_ID_LEN]) -> Result<DataKey> {
+    #[cfg(feature = "pqc")]
+    if super::pqc::is_hybrid_private(private_pem) {
+        let id = super::pqc::private_key_id(private_pem)?;
+        let slot = slots.iter().find(|s| s.key_id() == id).ok_or_else(|| {
+            crypto("no key slot for this key: the database is encrypted to other keys")
+        })?;
+        let key = super::pqc::unwrap(slot.kind(), &slot.0[1..], private_pem, file_id)?;
+        return Ok(DataKey(key));
+    }
     let secret = parse_private(private_pem)?;
     let id = key_id(&secret.public_key())?;
     let slot = slots.iter().find(|s| s.key_id() == id).ok_or_else(|| {
