@@ -151,16 +151,9 @@ impl Cursor {
                 .map(|d| d.to_bson_bytes().map(Bytes::from))
                 .transpose();
         }
-        self.check_open()?;
-        if self.left == Some(0) {
-            return Ok(None);
-        }
-        let Some(row) = self.next_in_order()? else {
+        let Some(row) = self.next_stored_row()? else {
             return Ok(None);
         };
-        if let Some(l) = self.left.as_mut() {
-            *l -= 1;
-        }
         Ok(Some(match row {
             Row::Record(rec) => rec.slice_ref(record::body_bytes(&rec)?),
             covered => Bytes::from(Document::from(covered.document()?).to_bson_bytes()?),
@@ -310,20 +303,29 @@ impl Cursor {
         {
             return Ok(self.next_document()?.map(|d| JsonRow::Text(d.to_json())));
         }
-        self.check_open()?;
-        if self.left == Some(0) {
-            return Ok(None);
-        }
-        let Some(row) = self.next_in_order()? else {
+        let Some(row) = self.next_stored_row()? else {
             return Ok(None);
         };
-        if let Some(l) = self.left.as_mut() {
-            *l -= 1;
-        }
         Ok(Some(match row {
             Row::Record(rec) => JsonRow::Stored(rec),
             covered => JsonRow::Text(Document::from(covered.document()?).to_json()),
         }))
+    }
+
+    /// The next row in the access path's order, counted against the limit (`None` past
+    /// it): what [`Cursor::next_bson`] and the JSON readers return as stored.
+    fn next_stored_row(&mut self) -> Result<Option<Row>> {
+        self.check_open()?;
+        if self.left == Some(0) {
+            return Ok(None);
+        }
+        let row = self.next_in_order()?;
+        if row.is_some() {
+            if let Some(l) = self.left.as_mut() {
+                *l -= 1;
+            }
+        }
+        Ok(row)
     }
 
     fn check_open(&self) -> Result<()> {

@@ -12,7 +12,7 @@
 //! finished groups are then put back in first-seen order by a [`Sorter`] on that sequence
 //! number, so a spilled `$group` returns what the in-memory one does.
 
-use super::spill::{approx_value, Memory, Run, RunReader, RunWriter, Sorter, FAN_IN};
+use super::spill::{approx_value, merge_rounds, Memory, Run, RunReader, RunWriter, Sorter};
 use crate::error::{Error, Result};
 use crate::query::expr::arith::{add, Num};
 use crate::query::expr::{cmp_values, is_missing, is_nullish, or_null, Env, Expr};
@@ -535,24 +535,13 @@ impl<'a> Grouper<'a> {
         if !self.groups.is_empty() {
             self.spill()?;
         }
-        let mut runs = std::mem::take(&mut self.runs);
-        while runs.len() > FAN_IN {
-            let mut next = Vec::with_capacity(runs.len().div_ceil(FAN_IN));
-            let mut it = runs.into_iter();
-            loop {
-                let chunk: Vec<Run> = it.by_ref().take(FAN_IN).collect();
-                if chunk.is_empty() {
-                    break;
-                }
-                let mut m = GroupMerge::new(chunk, accs)?;
-                let mut w = RunWriter::create(self.mem)?;
-                while let Some(p) = m.next_partial()? {
-                    w.push(&self.partial_doc(&p.group))?;
-                }
-                next.push(w.finish()?);
+        let runs = merge_rounds(std::mem::take(&mut self.runs), self.mem, |chunk, w| {
+            let mut m = GroupMerge::new(chunk, accs)?;
+            while let Some(p) = m.next_partial()? {
+                w.push(&self.partial_doc(&p.group))?;
             }
-            runs = next;
-        }
+            Ok(())
+        })?;
         let mut m = GroupMerge::new(runs, accs)?;
         let mut sorter = Sorter::new(self.mem, self.stage, Box::new(by_first_seen), None);
         while let Some(p) = m.next_partial()? {

@@ -455,31 +455,19 @@ impl<'a> Sorter<'a> {
         if !self.rows.is_empty() {
             self.spill()?;
         }
-        let mut runs = std::mem::take(&mut self.runs);
-        // Merge consecutive runs in rounds until one merge of at most FAN_IN is left.
-        while runs.len() > FAN_IN {
-            let mut next = Vec::with_capacity(runs.len().div_ceil(FAN_IN));
-            let mut it = runs.into_iter();
-            loop {
-                let chunk: Vec<Run> = it.by_ref().take(FAN_IN).collect();
-                if chunk.is_empty() {
+        let runs = merge_rounds(std::mem::take(&mut self.runs), self.mem, |chunk, w| {
+            let mut merged = SortMerge::new(chunk, &*self.order)?;
+            let mut n = 0usize;
+            while let Some(row) = merged.next_row()? {
+                if self.keep.is_some_and(|k| n >= k) {
                     break;
                 }
-                let mut w = RunWriter::create(self.mem)?;
-                let mut merged = SortMerge::new(chunk, &*self.order)?;
-                let mut n = 0usize;
-                while let Some(row) = merged.next_row()? {
-                    if self.keep.is_some_and(|k| n >= k) {
-                        break;
-                    }
-                    w.push(&key_doc(&row.0))?;
-                    w.push(&row.1)?;
-                    n += 1;
-                }
-                next.push(w.finish()?);
+                w.push(&key_doc(&row.0))?;
+                w.push(&row.1)?;
+                n += 1;
             }
-            runs = next;
-        }
+            Ok(())
+        })?;
         let keep = self.keep.unwrap_or(usize::MAX);
         let merged = SortMerge::new(runs, self.order)?;
         Ok(Box::new(
@@ -491,6 +479,30 @@ impl<'a> Sorter<'a> {
             .take(keep),
         ))
     }
+}
+
+/// Merges consecutive runs in rounds, [`FAN_IN`] at a time, until at most [`FAN_IN`] are
+/// left for the final merge: `merge` writes the merge of one chunk of runs into a new run.
+pub(crate) fn merge_rounds(
+    mut runs: Vec<Run>,
+    mem: &Memory,
+    mut merge: impl FnMut(Vec<Run>, &mut RunWriter) -> Result<()>,
+) -> Result<Vec<Run>> {
+    while runs.len() > FAN_IN {
+        let mut next = Vec::with_capacity(runs.len().div_ceil(FAN_IN));
+        let mut it = runs.into_iter();
+        loop {
+            let chunk: Vec<Run> = it.by_ref().take(FAN_IN).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let mut w = RunWriter::create(mem)?;
+            merge(chunk, &mut w)?;
+            next.push(w.finish()?);
+        }
+        runs = next;
+    }
+    Ok(runs)
 }
 
 /// Merges sorted runs of `(key, document)` records; equal keys come from the earlier run
