@@ -805,3 +805,97 @@ fn updates_written_into_the_stored_bytes_keep_indexes_and_metadata() {
         vec![Bson::from("b")]
     );
 }
+
+/// An index scan reads its documents a batch at a time (each page of the collection once for
+/// the batch): over a file whose pages are on disk and far larger than the page cache, with
+/// ids in random and in insertion order, documents deleted, grown past a page (overflow) and
+/// rewritten, the indexed answers are the unindexed ones, in the index's order; inside a
+/// transaction too (pages changed in memory).
+#[test]
+fn index_scans_read_documents_in_batches_over_disk_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("batches.db");
+    let options = || {
+        common::with_storage(
+            OpenOptions::from_json(Some(r#"{"page_cache_bytes": 65536}"#)).unwrap(),
+        )
+    };
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    {
+        let db = Database::open(&path, options()).unwrap();
+        db.collection("ix")
+            .create_index(&doc! {"g": 1}, &doc! {})
+            .unwrap();
+        db.begin().unwrap();
+        for i in 0..6_000u64 {
+            // Half the ids in insertion order, half at random.
+            let id = if i % 2 == 0 {
+                format!("s{i:08}")
+            } else {
+                format!("r{:016x}", r.next())
+            };
+            let body = doc! {"_id": id, "g": (r.next() % 7) as i64, "n": i as i64, "pad": "x".repeat((r.next() % 300) as usize)};
+            db.collection("ix")
+                .insert(Document::from(body.clone()))
+                .unwrap();
+            db.collection("plain").insert(Document::from(body)).unwrap();
+        }
+        db.commit().unwrap();
+        for c in ["ix", "plain"] {
+            let coll = db.collection(c);
+            coll.delete(&doc! {"n": {"$mod": [5, 1]}}, true).unwrap();
+            coll.update(
+                &doc! {"n": {"$mod": [97, 3]}},
+                &doc! {"$set": {"pad": "y".repeat(20_000)}},
+                nexus::UpdateOptions {
+                    multi: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        db.checkpoint().unwrap();
+    }
+    let db = Database::open(&path, options()).unwrap();
+    let compare = |db: &Database, context: &str| {
+        for g in 0..8i64 {
+            let f = doc! {"g": g};
+            let plan = db
+                .collection("ix")
+                .explain(&f, FindOptions::default())
+                .unwrap();
+            assert!(winning_stage(&plan).contains("IXSCAN"), "{context}: {plan}");
+            let got = find_docs(db, "ix", &f, "{}");
+            let mut want = find_docs(db, "plain", &f, "{}");
+            // The index's order: by g, then _id (strings, in byte order).
+            want.sort_by(|a, b| a.get_str("_id").unwrap().cmp(b.get_str("_id").unwrap()));
+            assert_eq!(got, want, "{context}: g = {g}");
+            if g < 7 {
+                assert!(
+                    got.len() > 300,
+                    "{context}: g = {g}: {} documents",
+                    got.len()
+                );
+            }
+        }
+    };
+    compare(&db, "reopened");
+    db.begin().unwrap();
+    for c in ["ix", "plain"] {
+        let coll = db.collection(c);
+        coll.update(
+            &doc! {"n": {"$mod": [11, 0]}},
+            &doc! {"$inc": {"g": 1}},
+            nexus::UpdateOptions {
+                multi: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        coll.delete(&doc! {"n": {"$mod": [13, 2]}}, true).unwrap();
+    }
+    compare(&db, "in a transaction");
+    db.rollback().unwrap();
+    compare(&db, "after the rollback");
+    db.check().unwrap();
+}

@@ -124,6 +124,9 @@ impl ReadView for TrackedTxn {
     fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
         self.inner.get_at(table, key, rid)
     }
+    fn get_many_at(&self, table: &str, wanted: &[(&[u8], Option<u64>)]) -> Vec<Option<Bytes>> {
+        self.inner.get_many_at(table, wanted)
+    }
     fn count(&self, table: &str) -> u64 {
         self.inner.count(table)
     }

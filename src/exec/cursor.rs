@@ -399,10 +399,19 @@ impl Cursor {
                     continue;
                 }
                 let now = crate::document::now_millis();
+                // The documents of the batch are read together (each page once), then
+                // offered in the index's order.
+                let wanted: Vec<(&[u8], Option<u64>)> = entries
+                    .iter()
+                    .filter(|row| row.covered.is_none())
+                    .map(|row| (&row.id[..], row.rid))
+                    .collect();
+                let mut records = self.snap.get_many_at(&self.table, &wanted).into_iter();
+                drop(wanted);
                 for row in entries {
                     if let Some(values) = row.covered {
                         self.offer_covered(row.id, values)?;
-                    } else if let Some(rec) = self.snap.get_at(&self.table, &row.id, row.rid) {
+                    } else if let Some(rec) = records.next().flatten() {
                         self.offer(rec, now, self.index_exact)?;
                     }
                 }

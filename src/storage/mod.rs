@@ -177,6 +177,15 @@ pub(crate) trait ReadView: Send + Sync {
         let _ = rid;
         self.get(table, key)
     }
+    /// [`ReadView::get_at`] of many entries: `out[i]` is the value of `wanted[i]` (a key and
+    /// the record id an index entry gave it). A clustered table visits the entries in
+    /// record-id order, each page once for all the entries it holds.
+    fn get_many_at(&self, table: &str, wanted: &[(&[u8], Option<u64>)]) -> Vec<Option<Bytes>> {
+        wanted
+            .iter()
+            .map(|&(key, rid)| self.get_at(table, key, rid))
+            .collect()
+    }
     /// Puts `keys` (distinct keys of `table`) in the order [`ReadView::scan`] returns their
     /// entries: key order, or in a clustered table the order the keys were first put (keys
     /// the table does not hold go last). Lets a visit of chosen keys follow the order a scan

@@ -264,6 +264,8 @@ pub(crate) struct BytesJoin<'a> {
     /// Bytes of the encoded joins held by the memos.
     memo_bytes: usize,
     held: Budget,
+    /// The memo key being looked up (kept to spare an allocation per document).
+    key: Vec<u8>,
 }
 
 impl<'a> BytesJoin<'a> {
@@ -273,6 +275,7 @@ impl<'a> BytesJoin<'a> {
             foreign,
             memo_bytes: 0,
             held: Budget::new(),
+            key: Vec::new(),
         }
     }
 
@@ -299,20 +302,40 @@ impl<'a> BytesJoin<'a> {
                 "$lookup over bytes without localField".into(),
             ));
         };
+        // One walk of the document finds the local field and whether the `as` field is
+        // there (when not, the result is the document with the array appended).
+        let (mut elem, mut has_as) = (None, false);
+        for item in raw::elements(doc).map_err(|_| corrupt())? {
+            let (k, e) = item.map_err(|_| corrupt())?;
+            if elem.is_none() && k == local[0].as_bytes() {
+                elem = Some(e);
+            }
+            has_as |= k == l.as_path[0].as_bytes();
+        }
         // The memo's key: a top-level scalar local value's type and bytes (equal bytes, the
         // same filter), else the filter's bytes; tagged so the two kinds never meet.
-        let elem = raw::find(doc, &local[0]).map_err(|_| corrupt())?;
         let scalar = match elem {
             Some(e) if local.len() == 1 && !matches!(e.kind, 0x03 | 0x04) => Some(e),
             _ => None,
         };
+        let put = |array: &[u8]| {
+            if has_as {
+                with_field(doc, &l.as_path[0], 0x04, array).map_err(|_| corrupt())
+            } else {
+                appended(doc, &l.as_path[0], 0x04, array).ok_or_else(corrupt)
+            }
+        };
         let mut filter = None;
         let key = match scalar {
             Some(e) => {
-                let mut k = Vec::with_capacity(2 + e.bytes.len());
-                k.extend_from_slice(&[b'E', e.kind]);
-                k.extend_from_slice(e.bytes);
-                k
+                let key = &mut self.key;
+                key.clear();
+                key.extend_from_slice(&[b'E', e.kind]);
+                key.extend_from_slice(e.bytes);
+                if let Some(array) = memo.get(&key[..]) {
+                    return put(array);
+                }
+                key.clone()
             }
             None => {
                 let v = match elem {
@@ -335,12 +358,12 @@ impl<'a> BytesJoin<'a> {
             let array = encode_array(self.foreign.find(&l.from, &filter)?)?;
             let size = key.len() + array.len();
             if self.memo_bytes.saturating_add(size) > MEMO_BYTES {
-                return with_field(doc, &l.as_path[0], 0x04, &array).map_err(|_| corrupt());
+                return put(&array);
             }
             self.memo_bytes += size;
             memo.insert(key.clone(), array);
         }
-        with_field(doc, &l.as_path[0], 0x04, &memo[&key]).map_err(|_| corrupt())
+        put(&memo[&key])
     }
 }
 
@@ -359,6 +382,22 @@ fn encode_array(docs: Vec<Document>) -> Result<Vec<u8>> {
         .map_err(|_| Error::invalid("$lookup: a joined array is too large for BSON"))?;
     out[..4].copy_from_slice(&len.to_le_bytes());
     Ok(out)
+}
+
+/// The document `doc` (checked by a walk of its elements) with field `key`, which it does
+/// not have, added last with a value of BSON type `kind` whose bytes are `value`.
+fn appended(doc: &[u8], key: &str, kind: u8, value: &[u8]) -> Option<Vec<u8>> {
+    let body = doc.get(4..doc.len().checked_sub(1)?)?;
+    let len = 4 + body.len() + 1 + key.len() + 1 + value.len() + 1;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&i32::try_from(len).ok()?.to_le_bytes());
+    out.extend_from_slice(body);
+    out.push(kind);
+    out.extend_from_slice(key.as_bytes());
+    out.push(0);
+    out.extend_from_slice(value);
+    out.push(0);
+    Some(out)
 }
 
 /// The document `doc` with field `key` set to a value of BSON type `kind` whose bytes are

@@ -127,6 +127,31 @@ pub(super) fn get_by_rid(
     Ok((k == key).then_some(value))
 }
 
+/// [`get_by_rid`] of many entries: `out[i]` is the value of the entry with record id
+/// `wanted[i].0` if that entry's key is `wanted[i].1` (`None` otherwise). The record ids are
+/// looked up in their order, each leaf of the table probed once for all those it holds.
+pub(super) fn get_many_by_rid(
+    pager: &Pager,
+    t: &TableMeta,
+    wanted: &[(u64, &[u8])],
+    cache_leaves: bool,
+) -> Result<Vec<Option<Bytes>>> {
+    let mut order: Vec<usize> = (0..wanted.len()).collect();
+    order.sort_unstable_by_key(|&i| wanted[i].0);
+    let rids: Vec<[u8; 8]> = order.iter().map(|&i| wanted[i].0.to_be_bytes()).collect();
+    let keys: Vec<&[u8]> = rids.iter().map(|r| &r[..]).collect();
+    let mut found = vec![None; keys.len()];
+    btree::get_many(pager, t.root.as_ref(), &keys, cache_leaves, &mut found)?;
+    let mut out = vec![None; wanted.len()];
+    for (&i, v) in order.iter().zip(found) {
+        if let Some(v) = v {
+            let (k, value) = split(pager, btree::resolve(pager, &v)?)?;
+            out[i] = (k == wanted[i].1).then_some(value);
+        }
+    }
+    Ok(out)
+}
+
 /// Up to `limit` entries of clustered table `t` in record-id order after the entry of key
 /// `after` (none when the table does not hold `after`); their record ids go to `rids` when
 /// asked for.

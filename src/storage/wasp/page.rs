@@ -155,22 +155,61 @@ impl SearchAid {
 
     /// How many of the keys the aid was built from are `<= probe`.
     pub(crate) fn upper_bound<'k>(&self, key: impl Fn(usize) -> &'k [u8], probe: &[u8]) -> usize {
+        let (lo, hi) = self.window(&key, probe);
+        Self::settle(lo, hi, key, probe)
+    }
+
+    /// The first half of [`SearchAid::upper_bound`]: the range `lo..hi` of keys whose 8 bytes
+    /// after the prefix tie with `probe`'s (all keys before `lo` are below it, all from `hi`
+    /// above it). Reads no key but the first.
+    pub(crate) fn window<'k>(
+        &self,
+        key: impl Fn(usize) -> &'k [u8],
+        probe: &[u8],
+    ) -> (usize, usize) {
+        self.window_from(None, key, probe)
+    }
+
+    /// [`SearchAid::window`] of the next of ascending probes: `after` is the previous
+    /// probe's `lo` (every key before it is below this probe too). The range is found by
+    /// galloping from there, so probes close to each other read the aid's words close to
+    /// each other, not a binary search's spread.
+    pub(crate) fn window_from<'k>(
+        &self,
+        after: Option<usize>,
+        key: impl Fn(usize) -> &'k [u8],
+        probe: &[u8],
+    ) -> (usize, usize) {
         let n = self.next8.len();
         // Keys are sorted, so every key starts with the shared prefix: a key that differs
         // from it within it lies before or after all of them.
         let prefix = &key(0)[..self.shared];
         let m = probe.len().min(self.shared);
         match probe[..m].cmp(&prefix[..m]) {
-            std::cmp::Ordering::Less => return 0,
-            std::cmp::Ordering::Greater => return n,
-            std::cmp::Ordering::Equal if probe.len() < self.shared => return 0,
+            std::cmp::Ordering::Less => return (0, 0),
+            std::cmp::Ordering::Greater => return (n, n),
+            std::cmp::Ordering::Equal if probe.len() < self.shared => return (0, 0),
             std::cmp::Ordering::Equal => {}
         }
         // Zero-padded big-endian 8-byte windows keep the order: a smaller window means a
         // smaller key; only equal windows need the keys themselves.
         let h = next8(probe, self.shared);
-        let lo = self.next8.partition_point(|x| *x < h);
-        let hi = lo + self.next8[lo..].partition_point(|x| *x <= h);
+        let lo = match after {
+            None => self.next8.partition_point(|x| *x < h),
+            Some(start) => start + gallop(&self.next8[start.min(n)..], |x| x < h),
+        };
+        let hi = lo + gallop(&self.next8[lo..], |x| x <= h);
+        (lo, hi)
+    }
+
+    /// The second half of [`SearchAid::upper_bound`]: how many keys are `<= probe`, given
+    /// its [`SearchAid::window`].
+    pub(crate) fn settle<'k>(
+        lo: usize,
+        hi: usize,
+        key: impl Fn(usize) -> &'k [u8],
+        probe: &[u8],
+    ) -> usize {
         let (mut a, mut b) = (lo, hi);
         while a < b {
             let mid = a + (b - a) / 2;
@@ -182,6 +221,19 @@ impl SearchAid {
         }
         a
     }
+}
+
+/// `s.partition_point(pred)`, found by doubling steps from the start (a few reads when the
+/// point is near it).
+fn gallop(s: &[u64], pred: impl Fn(u64) -> bool) -> usize {
+    let (mut known, mut end) = (0, 1);
+    // Every word before `known` satisfies `pred`.
+    while end <= s.len() && pred(s[end - 1]) {
+        known = end;
+        end *= 2;
+    }
+    let end = end.min(s.len());
+    known + s[known..end].partition_point(|x| pred(*x))
 }
 
 fn next8(key: &[u8], from: usize) -> u64 {

@@ -66,6 +66,14 @@ pub(crate) enum Probe {
     Done,
 }
 
+/// The value of the entry at `at` of a cached leaf page `owner` (a slice of it).
+fn cached_val(owner: &Bytes, at: u16) -> Val {
+    match page::leaf_entry_at(owner, at.into()).1 {
+        RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
+        other => other.to_val(),
+    }
+}
+
 /// A checked leaf page searched in place by [`Pager::leaf_probe`]'s caller: read for this
 /// search only, or a [`PageLeaf`] of the cache (then searched by binary search, and what is
 /// taken from it shares its buffer).
@@ -93,13 +101,7 @@ impl<'a> LeafPage<'a> {
                 Some(aid) => page::exact(aid.upper_bound(key_at, key), key_at, key),
                 None => offs.binary_search_by(|&o| page::leaf_entry_at(owner, o.into()).0.cmp(key)),
             };
-            return Ok(found.ok().map(|i| {
-                let (_, v) = page::leaf_entry_at(owner, offs[i].into());
-                match v {
-                    RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
-                    other => other.to_val(),
-                }
-            }));
+            return Ok(found.ok().map(|i| cached_val(owner, offs[i])));
         }
         let mut found = None;
         self.walk(|k, v| match k.cmp(key) {
@@ -111,6 +113,57 @@ impl<'a> LeafPage<'a> {
             std::cmp::Ordering::Greater => false,
         })?;
         Ok(found)
+    }
+
+    /// [`LeafPage::get`] of each of `keys` (sorted ascending): `out[i]` becomes the value of
+    /// `keys[i]`. A page read for this call is walked once for all of them.
+    pub(crate) fn get_sorted(&self, keys: &[&[u8]], out: &mut [Option<Val>]) -> Result<()> {
+        if let (Some((offs, owner, Some(aid))), true) = (self.cached, keys.len() > 1) {
+            // Where each key can be from the aid alone first, then which entry is it, then
+            // the values: the reads of the entries (cache misses, mostly) then do not wait on
+            // one another, nor on the atomic reference counts of the values' slices.
+            let key_at = |i: usize| page::leaf_entry_at(owner, offs[i].into()).0;
+            let mut after = None;
+            let windows: Vec<(usize, usize)> = keys
+                .iter()
+                .map(|key| {
+                    let (lo, hi) = aid.window_from(after, key_at, key);
+                    after = Some(lo);
+                    (lo, hi)
+                })
+                .collect();
+            let at: Vec<Option<usize>> = keys
+                .iter()
+                .zip(windows)
+                .map(|(key, (lo, hi))| {
+                    page::exact(SearchAid::settle(lo, hi, key_at, key), key_at, key).ok()
+                })
+                .collect();
+            for (slot, i) in out.iter_mut().zip(at) {
+                *slot = i.map(|i| cached_val(owner, offs[i]));
+            }
+            return Ok(());
+        }
+        if self.cached.is_some() || keys.len() == 1 {
+            for (key, slot) in keys.iter().zip(out.iter_mut()) {
+                *slot = self.get(key)?;
+            }
+            return Ok(());
+        }
+        let mut next = 0;
+        self.walk(|k, v| {
+            while next < keys.len() {
+                match keys[next].cmp(k) {
+                    std::cmp::Ordering::Less => next += 1,
+                    std::cmp::Ordering::Equal => {
+                        out[next] = Some(v.to_val());
+                        next += 1;
+                    }
+                    std::cmp::Ordering::Greater => return true,
+                }
+            }
+            false
+        })
     }
 
     /// Appends to `out` up to `max` entries in key order after the key `after` (from the
@@ -380,8 +433,13 @@ impl PageCache {
                 self.slots[self.hand].referenced = false;
                 self.hand += 1;
             } else {
+                // The removal moves the last slot (the newest entry) under the hand: step
+                // past it, so that it is looked at after a full turn of the hand, as a new
+                // entry is (evicting it at once would throw out each new page at the next
+                // insert, and a working set larger than the hand's gap would never stay).
                 let victim = self.slots[self.hand].id;
                 self.remove(victim);
+                self.hand += 1;
             }
         }
         self.index.insert(id, self.slots.len());
@@ -937,6 +995,45 @@ impl Pager {
 mod tests {
     use super::*;
 
+    /// CLOCK: a full cache of entries not read since they came in takes new ones in order,
+    /// each new entry staying until the hand has gone round: reading the last `budget`
+    /// pages over and over hits every time once they are in.
+    #[test]
+    fn new_entries_stay_for_a_turn_of_the_hand() {
+        let mut c = PageCache::new(1000);
+        let leaf = Cached::Node(Arc::new(Node::Leaf {
+            keys: Vec::new().into(),
+            vals: Vec::new(),
+            size: 0,
+        }));
+        for id in 0..10 {
+            c.insert(id, leaf.clone(), 100);
+        }
+        for id in 10..18 {
+            c.insert(id, leaf.clone(), 100);
+        }
+        for id in 10..18 {
+            assert!(
+                c.get(id).is_some(),
+                "page {id} was evicted by a later insert"
+            );
+        }
+        // A working set of 8 pages, read round after round, beside pages read once.
+        let mut c = PageCache::new(1000);
+        let mut misses = 0;
+        for round in 0..20 {
+            for id in 100..108 {
+                if c.get(id).is_none() {
+                    misses += 1;
+                    c.insert(id, leaf.clone(), 100);
+                }
+            }
+            c.insert(1000 + round, leaf.clone(), 100);
+        }
+        assert_eq!(misses, 8, "only the first round misses");
+        assert!(c.bytes <= 1000);
+    }
+
     #[test]
     fn cache_stays_within_budget() {
         let mut c = PageCache::new(1000);
@@ -954,6 +1051,7 @@ mod tests {
             }
         }
         assert!(c.get(99).is_some(), "the newest entry stays");
+        assert!(c.get(98).is_some(), "so does the one before it");
         c.insert(5, leaf, 5000);
         assert!(
             c.bytes <= 1000,

@@ -129,6 +129,45 @@ pub(super) fn view_get_at(
     view_get(shared, state, table, key, writer)
 }
 
+/// See [`ReadView::get_many_at`].
+pub(super) fn view_get_many_at(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    wanted: &[(&[u8], Option<u64>)],
+    writer: bool,
+) -> Vec<Option<Bytes>> {
+    let Some(t) = state.tables.get(table) else {
+        return vec![None; wanted.len()];
+    };
+    let mut out = vec![None; wanted.len()];
+    if t.clustered.is_some() {
+        let (at, by_rid): (Vec<usize>, Vec<(u64, &[u8])>) = wanted
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &(key, rid))| Some((i, (rid?, key))))
+            .unzip();
+        match clustered::get_many_by_rid(&shared.pager, t, &by_rid, writer) {
+            Ok(found) => {
+                for (i, v) in at.into_iter().zip(found) {
+                    out[i] = v;
+                }
+            }
+            Err(e) => {
+                shared.note_read_error(&e);
+                return out;
+            }
+        }
+    }
+    // Entries without a record id, or not under it: by key (as `view_get_at`).
+    for (slot, &(key, _)) in out.iter_mut().zip(wanted) {
+        if slot.is_none() {
+            *slot = view_get(shared, state, table, key, writer);
+        }
+    }
+    out
+}
+
 /// See [`ReadView::sort_in_scan_order`].
 pub(super) fn view_sort_in_scan_order(
     shared: &Shared,
@@ -195,6 +234,10 @@ macro_rules! state_reads {
         fn get_at(&self, table: &str, key: &[u8], rid: Option<u64>) -> Option<Bytes> {
             let (shared, state) = (&self.shared, &self.state);
             $crate::storage::wasp::view::view_get_at(shared, state, table, key, rid, $writer)
+        }
+        fn get_many_at(&self, table: &str, wanted: &[(&[u8], Option<u64>)]) -> Vec<Option<Bytes>> {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_get_many_at(shared, state, table, wanted, $writer)
         }
         fn count(&self, table: &str) -> u64 {
             self.state.tables.get(table).map_or(0, |t| t.count)
