@@ -28,7 +28,33 @@ enum JsonRow {
     Text(String),
     Stored(Bytes),
     /// A document's BSON bytes (an aggregation's result built as bytes).
-    Bson(Vec<u8>),
+    Bson(Bytes),
+}
+
+/// BSON documents one after another (each starts with its length), handed out in order as
+/// slices of one buffer.
+struct Packed {
+    docs: Bytes,
+    at: usize,
+}
+
+impl Packed {
+    fn next(&mut self) -> Option<Result<Bytes>> {
+        let rest = self.docs.get(self.at..).filter(|r| !r.is_empty())?;
+        let len = rest
+            .first_chunk::<4>()
+            .and_then(|l| usize::try_from(i32::from_le_bytes(*l)).ok())
+            .filter(|&l| l >= 5 && l <= rest.len());
+        let Some(len) = len else {
+            self.at = self.docs.len();
+            return Some(Err(Error::Internal(
+                "a buffered result is not a BSON document".into(),
+            )));
+        };
+        let doc = self.docs.slice(self.at..self.at + len);
+        self.at += len;
+        Some(Ok(doc))
+    }
 }
 
 impl Row {
@@ -94,7 +120,7 @@ pub struct Cursor {
     /// file the iterator owns), returned in order instead of reading.
     buffered: Option<Box<dyn Iterator<Item = Result<BsonDocument>> + Send>>,
     /// Results computed up front as BSON document bytes.
-    buffered_bson: Option<std::vec::IntoIter<Vec<u8>>>,
+    buffered_bson: Option<Packed>,
     /// The only fields the reader needs (see [`Cursor::decode_only`]).
     only: Option<FieldTree>,
 }
@@ -127,12 +153,15 @@ impl Cursor {
     /// library), returned in order.
     pub(crate) fn from_bson_documents(
         snap: Arc<dyn ReadView>,
-        docs: Vec<Vec<u8>>,
+        docs: Vec<u8>,
         closed: Arc<AtomicBool>,
     ) -> Result<Self> {
         let mut c = Self::from_documents(snap, Vec::new(), closed)?;
         c.buffered = None;
-        c.buffered_bson = Some(docs.into_iter());
+        c.buffered_bson = Some(Packed {
+            docs: Bytes::from(docs),
+            at: 0,
+        });
         Ok(c)
     }
 
@@ -141,10 +170,17 @@ impl Cursor {
     ///
     /// Errors: as [`Cursor::next_document`].
     pub(crate) fn next_bson(&mut self) -> Result<Option<Bytes>> {
+        if self.buffered_bson.is_some() {
+            self.check_open()?;
+            return self
+                .buffered_bson
+                .as_mut()
+                .and_then(Packed::next)
+                .transpose();
+        }
         if (self.plan.sort.is_some() && !self.sorted_by_index)
             || self.plan.projection.is_some()
             || self.buffered.is_some()
-            || self.buffered_bson.is_some()
         {
             return self
                 .next_document()?
@@ -219,6 +255,7 @@ impl Cursor {
         if let Some(docs) = self.buffered_bson.as_mut() {
             return docs
                 .next()
+                .transpose()?
                 .map(|b| bson_of(&b).map(Document::from))
                 .transpose();
         }
@@ -294,7 +331,8 @@ impl Cursor {
             return Ok(self
                 .buffered_bson
                 .as_mut()
-                .and_then(Iterator::next)
+                .and_then(Packed::next)
+                .transpose()?
                 .map(JsonRow::Bson));
         }
         if (self.plan.sort.is_some() && !self.sorted_by_index)

@@ -147,7 +147,7 @@ impl Collection<'_> {
             if let Some(mut join) = p.join_over_bytes(&foreign) {
                 let mut out = Vec::new();
                 while let Some(body) = input.next_bson()? {
-                    out.push(join.apply(&body)?);
+                    join.apply(&body, &mut out)?;
                 }
                 drop(input);
                 return Cursor::from_bson_documents(snap, out, self.db.closed_flag());

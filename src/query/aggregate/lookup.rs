@@ -279,22 +279,34 @@ impl<'a> BytesJoin<'a> {
         }
     }
 
-    /// The stages applied to one document's bytes; the results are counted against
+    /// The stages applied to one document's bytes, the result appended to `out` (documents
+    /// one after another, each starting with its length); the results are counted against
     /// [`super::MAX_BUFFERED_BYTES`] (the caller holds them).
     ///
     /// Errors: as [`lookup`]; [`Error::Corrupt`] for bytes that are not a document.
-    pub(crate) fn apply(&mut self, doc: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn apply(&mut self, doc: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        let last = self.stages.len().saturating_sub(1);
         let mut cur: Option<Vec<u8>> = None;
         for i in 0..self.stages.len() {
-            let next = self.apply_one(i, cur.as_deref().unwrap_or(doc))?;
-            cur = Some(next);
+            let input = cur.take();
+            let input = input.as_deref().unwrap_or(doc);
+            if i == last {
+                self.apply_one(i, input, out)?;
+            } else {
+                let mut next = Vec::new();
+                self.apply_one(i, input, &mut next)?;
+                cur = Some(next);
+            }
         }
-        let out = cur.unwrap_or_else(|| doc.to_vec());
-        self.held.charge(out.len())?;
-        Ok(out)
+        if self.stages.is_empty() {
+            out.extend_from_slice(doc);
+        }
+        self.held.charge(out.len() - start)?;
+        Ok(())
     }
 
-    fn apply_one(&mut self, i: usize, doc: &[u8]) -> Result<Vec<u8>> {
+    fn apply_one(&mut self, i: usize, doc: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let corrupt = || Error::Corrupt("a document's bytes are malformed".into());
         let (l, memo) = &mut self.stages[i];
         let (Some(local), Some(ff)) = (&l.local, &l.foreign) else {
@@ -318,11 +330,11 @@ impl<'a> BytesJoin<'a> {
             Some(e) if local.len() == 1 && !matches!(e.kind, 0x03 | 0x04) => Some(e),
             _ => None,
         };
-        let put = |array: &[u8]| {
+        let put = |array: &[u8], out: &mut Vec<u8>| {
             if has_as {
-                with_field(doc, &l.as_path[0], 0x04, array).map_err(|_| corrupt())
+                with_field(out, doc, &l.as_path[0], 0x04, array).map_err(|_| corrupt())
             } else {
-                appended(doc, &l.as_path[0], 0x04, array).ok_or_else(corrupt)
+                appended(out, doc, &l.as_path[0], 0x04, array).ok_or_else(corrupt)
             }
         };
         let mut filter = None;
@@ -333,7 +345,7 @@ impl<'a> BytesJoin<'a> {
                 key.extend_from_slice(&[b'E', e.kind]);
                 key.extend_from_slice(e.bytes);
                 if let Some(array) = memo.get(&key[..]) {
-                    return put(array);
+                    return put(array, out);
                 }
                 key.clone()
             }
@@ -358,12 +370,12 @@ impl<'a> BytesJoin<'a> {
             let array = encode_array(self.foreign.find(&l.from, &filter)?)?;
             let size = key.len() + array.len();
             if self.memo_bytes.saturating_add(size) > MEMO_BYTES {
-                return put(&array);
+                return put(&array, out);
             }
             self.memo_bytes += size;
             memo.insert(key.clone(), array);
         }
-        put(&memo[&key])
+        put(&memo[&key], out)
     }
 }
 
@@ -384,12 +396,13 @@ fn encode_array(docs: Vec<Document>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The document `doc` (checked by a walk of its elements) with field `key`, which it does
-/// not have, added last with a value of BSON type `kind` whose bytes are `value`.
-fn appended(doc: &[u8], key: &str, kind: u8, value: &[u8]) -> Option<Vec<u8>> {
+/// Appends to `out` the document `doc` (checked by a walk of its elements) with field
+/// `key`, which it does not have, added last with a value of BSON type `kind` whose bytes
+/// are `value`.
+fn appended(out: &mut Vec<u8>, doc: &[u8], key: &str, kind: u8, value: &[u8]) -> Option<()> {
     let body = doc.get(4..doc.len().checked_sub(1)?)?;
     let len = 4 + body.len() + 1 + key.len() + 1 + value.len() + 1;
-    let mut out = Vec::with_capacity(len);
+    out.reserve(len);
     out.extend_from_slice(&i32::try_from(len).ok()?.to_le_bytes());
     out.extend_from_slice(body);
     out.push(kind);
@@ -397,19 +410,21 @@ fn appended(doc: &[u8], key: &str, kind: u8, value: &[u8]) -> Option<Vec<u8>> {
     out.push(0);
     out.extend_from_slice(value);
     out.push(0);
-    Some(out)
+    Some(())
 }
 
-/// The document `doc` with field `key` set to a value of BSON type `kind` whose bytes are
-/// `value`: in place of the field when the document has it, else last (the order
-/// `bson::Document::insert` gives).
+/// Appends to `out` the document `doc` with field `key` set to a value of BSON type `kind`
+/// whose bytes are `value`: in place of the field when the document has it, else last (the
+/// order `bson::Document::insert` gives).
 fn with_field(
+    out: &mut Vec<u8>,
     doc: &[u8],
     key: &str,
     kind: u8,
     value: &[u8],
-) -> std::result::Result<Vec<u8>, raw::Malformed> {
-    let mut out = Vec::with_capacity(doc.len() + key.len() + value.len() + 2);
+) -> std::result::Result<(), raw::Malformed> {
+    let start = out.len();
+    out.reserve(doc.len() + key.len() + value.len() + 2);
     out.extend_from_slice(&[0; 4]);
     let put = |out: &mut Vec<u8>, kind: u8, k: &[u8], v: &[u8]| {
         out.push(kind);
@@ -421,17 +436,17 @@ fn with_field(
     for item in raw::elements(doc)? {
         let (k, e) = item?;
         if k == key.as_bytes() {
-            put(&mut out, kind, k, value);
+            put(out, kind, k, value);
             replaced = true;
         } else {
-            put(&mut out, e.kind, k, e.bytes);
+            put(out, e.kind, k, e.bytes);
         }
     }
     if !replaced {
-        put(&mut out, kind, key.as_bytes(), value);
+        put(out, kind, key.as_bytes(), value);
     }
     out.push(0);
-    let len = i32::try_from(out.len()).map_err(|_| raw::Malformed)?;
-    out[..4].copy_from_slice(&len.to_le_bytes());
-    Ok(out)
+    let len = i32::try_from(out.len() - start).map_err(|_| raw::Malformed)?;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
