@@ -144,10 +144,16 @@ pub(super) fn get_many_by_rid(
     btree::get_many(pager, t.root.as_ref(), &keys, cache_leaves, &mut found)?;
     let mut out = vec![None; wanted.len()];
     for (&i, v) in order.iter().zip(found) {
-        if let Some(v) = v {
-            let (k, value) = split(pager, btree::resolve(pager, &v)?)?;
-            out[i] = (k == wanted[i].1).then_some(value);
-        }
+        // The entry is taken as found (no copy of its reference); only the value is sliced
+        // out of it, and the key compared in place.
+        let entry = match v {
+            None => continue,
+            Some(Val::Data(entry)) => entry,
+            Some(v) => btree::resolve(pager, &v)?,
+        };
+        let (key, value) =
+            entry_ranges(&entry).ok_or_else(|| btree::corrupt_entry(pager.what()))?;
+        out[i] = (entry[key] == *wanted[i].1).then(|| entry.slice(value));
     }
     Ok(out)
 }

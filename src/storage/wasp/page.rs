@@ -196,7 +196,7 @@ impl SearchAid {
         let h = next8(probe, self.shared);
         let lo = match after {
             None => self.next8.partition_point(|x| *x < h),
-            Some(start) => start + gallop(&self.next8[start.min(n)..], |x| x < h),
+            Some(start) => self.interpolate(start.min(n), h),
         };
         let hi = lo + gallop(&self.next8[lo..], |x| x <= h);
         (lo, hi)
@@ -220,6 +220,41 @@ impl SearchAid {
             }
         }
         a
+    }
+}
+
+impl SearchAid {
+    /// How many words are below `h`, knowing the first `from` are: searched from where `h`
+    /// would lie if the words were evenly spread between `next8[from]` and the last (record
+    /// ids nearly are: one or two reads of the aid then find it), by doubling steps both ways.
+    fn interpolate(&self, from: usize, h: u64) -> usize {
+        let s = &self.next8;
+        let n = s.len();
+        if from >= n || h <= s[from] {
+            return from;
+        }
+        let (a, b) = (s[from], s[n - 1]);
+        if h > b {
+            return n;
+        }
+        // a < h <= b, so b > a; the guess lies in from..n.
+        let span = (n - 1 - from) as u128;
+        let guess =
+            from + usize::try_from(u128::from(h - a) * span / u128::from(b - a)).unwrap_or(0);
+        let guess = guess.min(n - 1);
+        if s[guess] < h {
+            return guess + 1 + gallop(&s[guess + 1..], |x| x < h);
+        }
+        // s[hi] >= h; step back until a word below h (s[from] is one).
+        let (mut hi, mut step) = (guess, 1);
+        loop {
+            let lo = hi.saturating_sub(step).max(from);
+            if s[lo] < h {
+                return lo + s[lo..hi].partition_point(|x| *x < h);
+            }
+            hi = lo;
+            step *= 2;
+        }
     }
 }
 
@@ -741,6 +776,57 @@ pub(crate) fn decode_node(buf: &Bytes, head: PageHead, id: u64, what: &str) -> R
 #[allow(clippy::cast_possible_truncation)] // random test inputs: small values by construction
 mod tests {
     use super::*;
+
+    /// Ascending probes located from the previous one's window (galloping, interpolating)
+    /// land where a search from scratch does: keys dense, sparse, clustered, with a shared
+    /// prefix or not, probes present, absent, repeated, below and above all keys.
+    #[test]
+    fn window_from_agrees_with_window() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for round in 0..300 {
+            let n = rng.usize(1..200);
+            let base = rng.u64(..1 << 40);
+            let mut ids: Vec<u64> = match round % 3 {
+                0 => (0..n as u64).map(|i| base + i).collect(),
+                1 => (0..n).map(|_| base + rng.u64(..1 << 20)).collect(),
+                _ => (0..n)
+                    .map(|i| {
+                        base + if i % 2 == 0 {
+                            rng.u64(..50)
+                        } else {
+                            1 << 30 | rng.u64(..50)
+                        }
+                    })
+                    .collect(),
+            };
+            ids.sort_unstable();
+            ids.dedup();
+            let keys: Vec<[u8; 8]> = ids.iter().map(|i| i.to_be_bytes()).collect();
+            let key = |i: usize| &keys[i][..];
+            let aid = SearchAid::build(keys.len(), key);
+            let mut probes: Vec<[u8; 8]> = (0..rng.usize(1..40))
+                .map(|_| match rng.u8(..4) {
+                    0 => keys[rng.usize(..keys.len())],
+                    1 => base.saturating_sub(rng.u64(..3)).to_be_bytes(),
+                    2 => (ids[ids.len() - 1] + rng.u64(..3)).to_be_bytes(),
+                    _ => (base + rng.u64(..1 << 31)).to_be_bytes(),
+                })
+                .collect();
+            probes.sort_unstable();
+            let mut after = None;
+            for p in &probes {
+                let got = aid.window_from(after, key, p);
+                assert_eq!(
+                    got,
+                    aid.window(key, p),
+                    "round {round}: probe {p:?} after {after:?}"
+                );
+                let want = keys.partition_point(|k| k <= p);
+                assert_eq!(SearchAid::settle(got.0, got.1, key, p), want);
+                after = Some(got.0);
+            }
+        }
+    }
 
     #[test]
     fn leaf_and_branch_round_trip_and_detect_flips() {

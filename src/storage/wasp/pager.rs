@@ -129,6 +129,9 @@ impl<'a> LeafPage<'a> {
                 .map(|key| {
                     let (lo, hi) = aid.window_from(after, key_at, key);
                     after = Some(lo);
+                    if let Some(&at) = offs.get(lo) {
+                        crate::prefetch::prefetch(&owner[usize::from(at)..]);
+                    }
                     (lo, hi)
                 })
                 .collect();
