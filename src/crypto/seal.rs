@@ -162,6 +162,8 @@ pub struct Sealer {
 struct Keys {
     current: (XChaCha20Poly1305, DataKey),
     previous: Option<(XChaCha20Poly1305, DataKey)>,
+    /// Starts and ends of rekeys so far (see [`Sealer::key_changes`]).
+    changes: u64,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -179,6 +181,7 @@ impl Sealer {
             keys: parking_lot::RwLock::new(Keys {
                 current: (cipher(&key.0[..]), DataKey(key.0.clone())),
                 previous: None,
+                changes: 0,
             }),
             file_id,
             prefix,
@@ -202,6 +205,7 @@ impl Sealer {
         let mut k = self.keys.write();
         let old = std::mem::replace(&mut k.current, (cipher(&key.0[..]), DataKey(key.0.clone())));
         k.previous = Some(old);
+        k.changes += 1;
     }
 
     /// Ends a rekey: `done`, only the new key opens units; else the old key is back.
@@ -212,6 +216,14 @@ impl Sealer {
                 k.current = old;
             }
         }
+        k.changes += 1;
+    }
+
+    /// How many times a rekey started or ended: a unit read before a change and checked
+    /// after it (read under the old key, checked once only the new one opens) may fail
+    /// without being damaged, so a reader that saw this number move reads it again.
+    pub fn key_changes(&self) -> u64 {
+        self.keys.read().changes
     }
 
     /// Whether a rekey is under way (a unit that fails may have been read while rewritten).

@@ -533,15 +533,25 @@ impl Pager {
     }
 
     /// Reads page `id` into `buf` (`phys` bytes) and opens it when sealed. While a rekey
-    /// rewrites the file in place (`rekey.rs`), a read can meet a page half rewritten (a
-    /// failed check): it is read again once the write is done.
+    /// rewrites the file in place (`rekey.rs`), a read can meet a page half rewritten, or
+    /// read a page under the old key that is checked after the rekey ended (a failed
+    /// check): it is read again.
     fn read_opened(&self, id: u64, buf: &mut [u8]) -> Result<()> {
-        let mut tries = 0;
+        // The rewrite of one page is short, but its thread may wait for the CPU on a loaded
+        // machine: the limit is generous (a page that still fails then is damaged).
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+        let mut since: Option<std::time::Instant> = None;
+        let changes = || self.seal.as_ref().map_or(0, |s| s.key_changes());
         loop {
+            let before = changes();
             self.file.read_at(self.offset(id), buf)?;
             match self.open_sealed(id, buf) {
-                Err(_) if tries < 100 && self.seal.as_ref().is_some_and(|s| s.rekeying()) => {
-                    tries += 1;
+                Err(_)
+                    if since.is_none_or(|t| t.elapsed() < PATIENCE)
+                        && (changes() != before
+                            || self.seal.as_ref().is_some_and(|s| s.rekeying())) =>
+                {
+                    since.get_or_insert_with(std::time::Instant::now);
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 r => return r,
