@@ -2,24 +2,15 @@
 //! NexusLite makes are keys OpenSSL reads, a signature NexusLite writes is one `openssl dgst
 //! -sha256 -verify` accepts, and the other way round; through the C ABI as C callers use it.
 
-use nexus::ffi::crypto::{
-    nexus_keygen, nexus_public_key, nexus_sign, nexus_sign_file, nexus_verify, nexus_verify_file,
+mod common;
+
+use common::ffi::{
+    c, keygen, openssl, path_c, signed_import_refuses_a_change, take, CRYPTO, INVALID, OK,
 };
-use nexus::ffi::maintenance::nexus_free;
-use std::ffi::{c_char, CStr, CString};
+use nexus::ffi::crypto::{
+    nexus_public_key, nexus_sign, nexus_sign_file, nexus_verify, nexus_verify_file,
+};
 use std::path::Path;
-use std::process::Command;
-
-const OK: i32 = 0;
-const INVALID: i32 = 3;
-const CRYPTO: i32 = 12;
-
-fn openssl(args: &[&str]) -> std::process::Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl command line (make setup installs it)")
-}
 
 /// `openssl dgst -sha256 -verify PUB -signature SIG FILE`.
 fn openssl_verify(public: &Path, signature: &Path, file: &Path) -> std::process::Output {
@@ -36,36 +27,10 @@ fn openssl_verify(public: &Path, signature: &Path, file: &Path) -> std::process:
     ])
 }
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-/// Takes a library-owned string.
-fn take(p: *mut c_char) -> String {
-    assert!(!p.is_null());
-    // SAFETY: a NUL-terminated string from the library, freed right after.
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
-    // SAFETY: returned by the library and not freed yet.
-    unsafe { nexus_free(p.cast()) };
-    s
-}
-
-fn keygen() -> (String, String) {
-    let (mut private, mut public) = (std::ptr::null_mut(), std::ptr::null_mut());
-    // SAFETY: NULL algorithm (the default), writable out-pointers.
-    let rc = unsafe { nexus_keygen(std::ptr::null(), &mut private, &mut public) };
-    assert_eq!(rc, OK);
-    (take(private), take(public))
-}
-
-fn path_c(p: &Path) -> CString {
-    c(p.to_str().unwrap())
-}
-
 #[test]
 fn nexus_keys_and_signatures_are_what_openssl_reads_and_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let (private, public) = keygen();
+    let (private, public) = keygen(None);
     let priv_file = dir.path().join("priv.pem");
     let pub_file = dir.path().join("pub.pem");
     std::fs::write(&priv_file, &private).unwrap();
@@ -203,7 +168,7 @@ fn exports_are_signed_and_imports_check_the_signature_first() {
     use nexus::io::{ExportOptions, ImportOptions};
     use nexus::{Database, Document};
     let dir = tempfile::tempdir().unwrap();
-    let (private, public) = keygen();
+    let (private, public) = keygen(None);
     let db = Database::open(dir.path().join("src.db"), Default::default()).unwrap();
     let c = db.collection("users");
     for i in 0..50 {
@@ -234,18 +199,12 @@ fn exports_are_signed_and_imports_check_the_signature_first() {
 
     let dst = Database::open(dir.path().join("dst.db"), Default::default()).unwrap();
     let into = dst.collection("users");
+    // Changed after signing: refused, nothing inserted; as signed: imported.
+    signed_import_refuses_a_change(&into, &file, &public, 50);
     let checked = ImportOptions {
         verify_key: Some(public.clone()),
         ..ImportOptions::default()
     };
-    // Changed after signing: refused, nothing inserted.
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("u7", "u8")).unwrap();
-    assert_eq!(into.import(&file, &checked).unwrap_err().code(), CRYPTO);
-    assert_eq!(into.count(&Default::default()).unwrap(), 0);
-    std::fs::write(&file, &text).unwrap();
-    let report = into.import(&file, &checked).unwrap();
-    assert_eq!(report.imported, 50);
     // No signature at all: refused.
     std::fs::remove_file(dir.path().join("users.ndjson.sig")).unwrap();
     let other = dst.collection("other");
@@ -260,7 +219,7 @@ fn backups_are_signed_with_backup_with() {
     use nexus::ffi::crypto::nexus_backup_with;
     use nexus::ffi::db::{nexus_close, nexus_db, nexus_open};
     let dir = tempfile::tempdir().unwrap();
-    let (private, public) = keygen();
+    let (private, public) = keygen(None);
     let src = path_c(&dir.path().join("src.db"));
     let mut db: *mut nexus_db = std::ptr::null_mut();
     // SAFETY: valid strings and out-pointer.

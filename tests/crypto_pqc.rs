@@ -5,44 +5,16 @@
 //! and OIDs); with OpenSSL 3.5 or later, which knows ML-DSA and SLH-DSA, also against
 //! `openssl pkeyutl` signing and verifying. Built only with `--features pqc` (Cargo.toml).
 
-use nexus::ffi::crypto::{
-    nexus_keygen, nexus_public_key, nexus_sign, nexus_sign_file, nexus_verify, nexus_verify_file,
+mod common;
+
+use common::ffi::{
+    c, keygen, openssl, path_c, signed_import_refuses_a_change, take, CRYPTO, INVALID, OK,
 };
-use nexus::ffi::maintenance::nexus_free;
-use std::ffi::{c_char, CStr, CString};
+use nexus::ffi::crypto::{
+    nexus_public_key, nexus_sign, nexus_sign_file, nexus_verify, nexus_verify_file,
+};
 use std::path::Path;
 use std::process::Command;
-
-const OK: i32 = 0;
-const INVALID: i32 = 3;
-const CRYPTO: i32 = 12;
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn path_c(p: &Path) -> CString {
-    c(p.to_str().unwrap())
-}
-
-/// Takes a library-owned string.
-fn take(p: *mut c_char) -> String {
-    assert!(!p.is_null());
-    // SAFETY: a NUL-terminated string from the library, freed right after.
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
-    // SAFETY: returned by the library and not freed yet.
-    unsafe { nexus_free(p.cast()) };
-    s
-}
-
-fn keygen(algorithm: &str) -> (String, String) {
-    let (mut private, mut public) = (std::ptr::null_mut(), std::ptr::null_mut());
-    let a = c(algorithm);
-    // SAFETY: valid string, writable out-pointers.
-    let rc = unsafe { nexus_keygen(a.as_ptr(), &mut private, &mut public) };
-    assert_eq!(rc, OK, "{algorithm}");
-    (take(private), take(public))
-}
 
 fn public_of(private: &str) -> (i32, Option<String>) {
     let mut out = std::ptr::null_mut();
@@ -74,13 +46,6 @@ fn sign_file(path: &Path, private: &str) -> i32 {
 fn verify_file(path: &Path, public: &str) -> i32 {
     // SAFETY: valid strings.
     unsafe { nexus_verify_file(path_c(path).as_ptr(), c(public).as_ptr()) }
-}
-
-fn openssl(args: &[&str]) -> std::process::Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl command line (make setup installs it)")
 }
 
 /// Whether the machine's OpenSSL knows ML-DSA and SLH-DSA (3.5 and later).
@@ -119,7 +84,7 @@ fn signature_keys_are_standard_pem_and_sign_through_the_c_abi() {
     let dir = tempfile::tempdir().unwrap();
     let data = b"bytes signed with a post-quantum key";
     for (alg, oid, sig_len) in SIGNATURE_ALGORITHMS {
-        let (private, public) = keygen(alg);
+        let (private, public) = keygen(Some(alg));
         assert_eq!(public_of(&private), (OK, Some(public.clone())), "{alg}");
         let (priv_file, pub_file) = (dir.path().join("k.pem"), dir.path().join("p.pem"));
         std::fs::write(&priv_file, &*private).unwrap();
@@ -218,7 +183,7 @@ fn files_sign_and_hybrid_keys_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("export.ndjson");
     std::fs::write(&file, b"{\"_id\": 1}\n").unwrap();
-    let (private, public) = keygen("ml-dsa-65");
+    let (private, public) = keygen(Some("ml-dsa-65"));
     assert_eq!(verify_file(&file, &public), CRYPTO, "no signature yet");
     assert_eq!(sign_file(&file, &private), OK);
     assert_eq!(
@@ -228,7 +193,7 @@ fn files_sign_and_hybrid_keys_do_not() {
         3309
     );
     assert_eq!(verify_file(&file, &public), OK);
-    let (_, other) = keygen("ml-dsa-65");
+    let (_, other) = keygen(Some("ml-dsa-65"));
     assert_eq!(verify_file(&file, &other), CRYPTO);
     std::fs::write(&file, b"{\"_id\": 2}\n").unwrap();
     assert_eq!(verify_file(&file, &public), CRYPTO);
@@ -238,7 +203,7 @@ fn files_sign_and_hybrid_keys_do_not() {
         ("ml-kem-768", 1184),
         ("ml-kem-1024", 1568),
     ] {
-        let (private, public) = keygen(alg);
+        let (private, public) = keygen(Some(alg));
         assert!(private.starts_with("-----BEGIN NEXUSLITE HYBRID PRIVATE KEY-----"));
         assert!(public.starts_with("-----BEGIN NEXUSLITE HYBRID PUBLIC KEY-----"));
         assert_eq!(public_of(&private), (OK, Some(public.clone())));
@@ -254,10 +219,10 @@ fn files_sign_and_hybrid_keys_do_not() {
 /// Export's `sign_key` and import's `verify_key` take post-quantum keys like P-256 ones.
 #[test]
 fn exports_signed_with_a_post_quantum_key() {
-    use nexus::io::{ExportOptions, ImportOptions};
+    use nexus::io::ExportOptions;
     use nexus::{Database, Document};
     let dir = tempfile::tempdir().unwrap();
-    let (private, public) = keygen("ml-dsa-65");
+    let (private, public) = keygen(Some("ml-dsa-65"));
     let db = Database::open(dir.path().join("src.db"), Default::default()).unwrap();
     let c = db.collection("users");
     for i in 0..20 {
@@ -272,19 +237,9 @@ fn exports_signed_with_a_post_quantum_key() {
     c.export(&file, &opts).unwrap();
     assert_eq!(verify_file(&file, &public), OK);
     let dst = Database::open(dir.path().join("dst.db"), Default::default()).unwrap();
-    let into = dst.collection("users");
-    let checked = ImportOptions {
-        verify_key: Some(public.clone()),
-        ..ImportOptions::default()
-    };
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("u7", "u8")).unwrap();
-    assert_eq!(into.import(&file, &checked).unwrap_err().code(), CRYPTO);
-    assert_eq!(into.count(&Default::default()).unwrap(), 0);
-    std::fs::write(&file, &text).unwrap();
-    assert_eq!(into.import(&file, &checked).unwrap().imported, 20);
+    signed_import_refuses_a_change(&dst.collection("users"), &file, &public, 20);
     // A hybrid key is not a signing key: refused before anything is written.
-    let (hybrid, _) = keygen("ml-kem-768");
+    let (hybrid, _) = keygen(Some("ml-kem-768"));
     let bad = ExportOptions {
         sign_key: Some(nexus::crypto::PrivatePem::new(hybrid.to_string())),
         ..ExportOptions::default()

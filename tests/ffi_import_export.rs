@@ -4,15 +4,12 @@
 
 mod common;
 
+use common::ffi::c;
 use nexus::ffi::db::{nexus_close, nexus_db, nexus_open};
 use nexus::ffi::io::{nexus_export, nexus_import};
 use nexus::ffi::maintenance::nexus_free;
 use nexus::ffi::status::*;
-use std::ffi::{c_char, CStr, CString};
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
+use std::ffi::{c_char, CStr};
 
 fn errmsg() -> String {
     // SAFETY: never NULL; valid until the next call on this thread.

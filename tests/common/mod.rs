@@ -3,6 +3,7 @@
 //! multi-process tests ([`procs`]).
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod ffi;
 pub mod procs;
 
 use nexus::{Database, OpenOptions, StorageEngine};
