@@ -361,6 +361,19 @@ struct Layout {
 }
 
 impl Layout {
+    /// The layout of a slot body of `kind`, checked to be that kind's length.
+    fn of(kind: u8, body: &[u8]) -> Result<Self> {
+        let p = params(kind)?;
+        if body.len() != p.body_len() {
+            return Err(crypto(format!(
+                "the key slot is damaged (a kind {kind} slot is {} bytes, this one {})",
+                p.body_len(),
+                body.len()
+            )));
+        }
+        Ok(Self { p })
+    }
+
     const ID: usize = 0;
     const POINT: usize = KEY_ID_LEN;
     fn ek(&self) -> usize {
@@ -467,15 +480,7 @@ pub fn unwrap(
     file_id: &[u8; 16],
 ) -> Result<Zeroizing<[u8; 32]>> {
     let key = parse_private(private_pem)?;
-    let p = params(kind)?;
-    if body.len() != p.body_len() {
-        return Err(crypto(format!(
-            "the key slot is damaged (a kind {kind} slot is {} bytes, this one {})",
-            p.body_len(),
-            body.len()
-        )));
-    }
-    let l = Layout { p };
+    let l = Layout::of(kind, body)?;
     let public = key.public();
     let id = public.key_id();
     if body[Layout::ID..Layout::POINT] != id {
@@ -519,16 +524,8 @@ pub fn unwrap(
 /// must hash to the slot's key id (`NEXUS_CRYPTO` otherwise); that it is genuine is proven
 /// only when its holder opens the slot (the tag covers it).
 pub fn recipient_public_pem(kind: u8, body: &[u8]) -> Result<String> {
-    let p = params(kind)?;
-    if body.len() != p.body_len() {
-        return Err(crypto(format!(
-            "the key slot is damaged (a kind {kind} slot is {} bytes, this one {})",
-            p.body_len(),
-            body.len()
-        )));
-    }
-    let l = Layout { p };
-    let mut public_body = Vec::with_capacity(1 + POINT_LEN + p.ek);
+    let l = Layout::of(kind, body)?;
+    let mut public_body = Vec::with_capacity(1 + POINT_LEN + l.p.ek);
     public_body.push(kind);
     public_body.extend_from_slice(&body[Layout::POINT..l.eph()]);
     let public = HybridPublic::from_body(&public_body)
