@@ -445,7 +445,6 @@ impl Cursor {
                     .map(|row| (&row.id[..], row.rid))
                     .collect();
                 let mut records = self.snap.get_many_at(&self.table, &wanted).into_iter();
-                drop(wanted);
                 for row in entries {
                     if let Some(values) = row.covered {
                         self.offer_covered(row.id, values)?;

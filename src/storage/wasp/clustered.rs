@@ -120,11 +120,22 @@ pub(super) fn get_by_rid(
     key: &[u8],
     cache_leaves: bool,
 ) -> Result<Option<Bytes>> {
-    let Some(v) = btree::get(pager, t.root.as_ref(), &rid.to_be_bytes(), cache_leaves)? else {
-        return Ok(None);
+    match btree::get(pager, t.root.as_ref(), &rid.to_be_bytes(), cache_leaves)? {
+        Some(v) => value_if_key(pager, v, key),
+        None => Ok(None),
+    }
+}
+
+/// The value of the stored entry `v` if the entry's key is `key`. The entry is taken as
+/// found (no copy of its reference); only the value is sliced out of it, the key compared
+/// in place.
+fn value_if_key(pager: &Pager, v: Val, key: &[u8]) -> Result<Option<Bytes>> {
+    let entry = match v {
+        Val::Data(entry) => entry,
+        v => btree::resolve(pager, &v)?,
     };
-    let (k, value) = split(pager, btree::resolve(pager, &v)?)?;
-    Ok((k == key).then_some(value))
+    let (k, value) = entry_ranges(&entry).ok_or_else(|| btree::corrupt_entry(pager.what()))?;
+    Ok((entry[k] == *key).then(|| entry.slice(value)))
 }
 
 /// [`get_by_rid`] of many entries: `out[i]` is the value of the entry with record id
@@ -144,16 +155,9 @@ pub(super) fn get_many_by_rid(
     btree::get_many(pager, t.root.as_ref(), &keys, cache_leaves, &mut found)?;
     let mut out = vec![None; wanted.len()];
     for (&i, v) in order.iter().zip(found) {
-        // The entry is taken as found (no copy of its reference); only the value is sliced
-        // out of it, and the key compared in place.
-        let entry = match v {
-            None => continue,
-            Some(Val::Data(entry)) => entry,
-            Some(v) => btree::resolve(pager, &v)?,
-        };
-        let (key, value) =
-            entry_ranges(&entry).ok_or_else(|| btree::corrupt_entry(pager.what()))?;
-        out[i] = (entry[key] == *wanted[i].1).then(|| entry.slice(value));
+        if let Some(v) = v {
+            out[i] = value_if_key(pager, v, wanted[i].1)?;
+        }
     }
     Ok(out)
 }
