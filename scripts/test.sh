@@ -74,6 +74,7 @@ suite "rust tests (memlog)" env NEXUSLITE_STORAGE=memlog cargo test --release
 suite "rust fault injection (memlog)" fault_injection_tests_memlog
 suite "rust docs"      env RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps
 suite "readme"         bash scripts/check-readme.sh
+suite "readme commands" bash scripts/check-readme-commands.sh
 suite "c"              bash tests/c/run.sh
 suite "c (memlog)"     env NEXUSLITE_STORAGE=memlog bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
