@@ -2,7 +2,8 @@
 //! (NDJSON on stdout, mongosh-style filters), count (the number alone), insert, update,
 //! delete, collections, stats, checkpoint, compact, check, backup (unsupported on `wal`)
 //! and exit 1, the index commands (create-index, indexes, explain, drop-index), keygen / sign
-//! / verify; errors are one line on stderr with exit 1, usage errors exit 2.
+//! / verify; errors are one line on stderr with exit 1, usage errors exit 2; regex literals
+//! in filters.
 
 mod common;
 use common::{nexus, ok};
@@ -646,4 +647,44 @@ fn encrypted_databases_from_the_command_line() {
     // sign / verify read the same --key.
     let err = fails(&["sign", "a.pub"], d, 1);
     assert!(err.contains("--key"), "{err}");
+}
+
+#[test]
+fn regex_literals_filter_as_regex_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        &[
+            "insert",
+            "r.db",
+            "people",
+            "[{_id: 1, name: 'ada'}, {_id: 2, name: 'Alan'}, {_id: 3, name: 'grace'}, {_id: 4, name: 'a/b'}]",
+        ],
+        d,
+    );
+    let ids = |filter: &str| -> Vec<i64> {
+        ok(&["find", "r.db", "people", filter, "--sort", "{_id: 1}"], d)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(ids("{name: /^a/}"), [1, 4]);
+    assert_eq!(ids("{name: /^a/i}"), [1, 2, 4]);
+    assert_eq!(ids(r"{name: /a\/b/}"), [4], "an escaped slash");
+    assert_eq!(ids("{name: {$in: [/^g/, /^A/]}}"), [2, 3]);
+    // The same as the $regex operator it stands for.
+    assert_eq!(ids("{name: {$regex: '^a', $options: 'i'}}"), [1, 2, 4]);
+    assert_eq!(
+        ok(&["count", "r.db", "people", "{name: {$not: /a/}}"], d).trim(),
+        "0"
+    );
+    let e = fails(&["find", "r.db", "people", "{name: /^a/g}"], d, 1);
+    assert!(
+        e.contains("filter: invalid regex flag 'g'") && e.contains("i, m, s, u and x"),
+        "{e}"
+    );
 }
