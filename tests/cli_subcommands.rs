@@ -3,7 +3,7 @@
 //! delete, collections, stats, checkpoint, compact, check, backup (unsupported on `wal`)
 //! and exit 1, the index commands (create-index, indexes, explain, drop-index), keygen / sign
 //! / verify; errors are one line on stderr with exit 1, usage errors exit 2; regex literals
-//! in filters.
+//! in filters, counts with their noun in the singular for one.
 
 mod common;
 use common::{nexus, ok};
@@ -230,7 +230,7 @@ fn errors_are_one_line_with_exit_codes() {
     std::fs::write(d.join("bad.ndjson"), "{\"a\":1}\n{\"a\":\n{\"a\":3}\n").unwrap();
     let e = fails(&["import", "e.db", "c", "bad.ndjson"], d, 1);
     assert!(
-        e.contains("row 2 (line 2") && e.contains("1 documents were committed"),
+        e.contains("row 2 (line 2") && e.contains("1 document was committed before it"),
         "{e}"
     );
     let o = nexus(&["import", "e.db", "c", "bad.ndjson", "--skip-errors"], d);
@@ -685,6 +685,32 @@ fn regex_literals_filter_as_regex_values() {
     let e = fails(&["find", "r.db", "people", "{name: /^a/g}"], d, 1);
     assert!(
         e.contains("filter: invalid regex flag 'g'") && e.contains("i, m, s, u and x"),
+        "{e}"
+    );
+}
+
+#[test]
+fn counts_of_one_take_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("one.ndjson"), "{\"_id\": 1}\n").unwrap();
+    let o = nexus(&["import", "n.db", "c", "one.ndjson"], d);
+    assert!(o.status.success(), "{o:?}");
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.starts_with("imported 1 of 1 row from"), "{summary}");
+    let o = nexus(&["export", "n.db", "c", "out.ndjson"], d);
+    assert!(o.status.success(), "{o:?}");
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.starts_with("exported 1 document to"), "{summary}");
+    ok(&["insert", "n.db", "c", "{_id: 2}"], d);
+    let o = nexus(&["export", "n.db", "c", "two.ndjson"], d);
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.starts_with("exported 2 documents to"), "{summary}");
+    // A CSV row with one field where the header has two.
+    std::fs::write(d.join("short.csv"), "a,b\n1\n").unwrap();
+    let e = fails(&["import", "n.db", "s", "short.csv"], d, 1);
+    assert!(
+        e.contains("has 1 field but the header has 2") && e.contains("0 documents were committed"),
         "{e}"
     );
 }

@@ -6,7 +6,7 @@
 use super::cell::{check_header, format_cell, get_dotted, infer, set_dotted};
 use super::detect::count_unquoted;
 use super::options::{CsvOptions, ExtJsonMode};
-use super::report::RowPos;
+use super::report::{count_of, RowPos};
 use super::source::{Rejected, Row, Source};
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
@@ -119,8 +119,8 @@ impl<R: Read> CsvSource<R> {
     fn convert(&self, rec: &csv::ByteRecord) -> std::result::Result<BsonDocument, String> {
         if rec.len() != self.names.len() {
             return Err(format!(
-                "has {} fields but the header has {} (wrong delimiter or unquoted {:?}?)",
-                rec.len(),
+                "has {} but the header has {} (wrong delimiter or unquoted {:?}?)",
+                count_of(rec.len() as u64, "field"),
                 self.names.len(),
                 char::from(self.delimiter)
             ));
