@@ -3,7 +3,7 @@
 //! delete, collections, stats, checkpoint, compact, check, backup (unsupported on `wal`)
 //! and exit 1, the index commands (create-index, indexes, explain, drop-index), keygen / sign
 //! / verify; errors are one line on stderr with exit 1, usage errors exit 2; regex literals
-//! in filters, counts with their noun in the singular for one.
+//! in filters, a CSV quote left open, counts with their noun in the singular for one.
 
 mod common;
 use common::{nexus, ok};
@@ -687,6 +687,27 @@ fn regex_literals_filter_as_regex_values() {
         e.contains("filter: invalid regex flag 'g'") && e.contains("i, m, s, u and x"),
         "{e}"
     );
+}
+
+#[test]
+fn an_unterminated_csv_quote_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Line 3 opens a quote that is never closed: the rest of the file would be one cell
+    // with as many fields as the header, so no field-count check could notice.
+    std::fs::write(
+        d.join("q.csv"),
+        "name,note\nada,\"fine, quoted\"\nalan,\"open\nbob,x\n",
+    )
+    .unwrap();
+    let e = fails(&["import", "q.db", "c", "q.csv"], d, 1);
+    assert!(
+        e.contains("unterminated quoted field") && e.contains("starts on line 3"),
+        "{e}"
+    );
+    assert!(!e.contains("fields but the header"), "{e}");
+    assert!(e.contains("1 document was committed before it"), "{e}");
+    assert_eq!(ok(&["count", "q.db", "c"], d).trim(), "1");
 }
 
 #[test]
