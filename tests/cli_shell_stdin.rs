@@ -1,6 +1,7 @@
 //! `nexus shell DB` fed through stdin (no terminal): commands run in order without prompts,
 //! results go to stdout, errors to stderr with their line number, and the exit status is 1
-//! when any command failed.
+//! when any command failed. A command with a bracket or quote still open goes on on the next
+//! lines; one still open at the end of input is an error.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -92,7 +93,7 @@ fn errors_name_their_line_and_the_shell_goes_on() {
     let db = dir.path().join("e.db");
     let (code, out, err) = shell(
         &db,
-        "insert c {a: 1}\nfrobnicate\nfind c {a: \nfind c {a: {$nope: 1}}\ndelete c {a: 1} --all\ncount c\n",
+        "insert c {a: 1}\nfrobnicate\nfind c {a: ]\nfind c {a: {$nope: 1}}\ndelete c {a: 1} --all\ncount c\n",
     );
     assert_eq!(code, 1);
     let errs: Vec<&str> = err.lines().collect();
@@ -102,12 +103,98 @@ fn errors_name_their_line_and_the_shell_goes_on() {
         "{err}"
     );
     assert!(
-        errs[1].starts_with("error: line 3: unbalanced JSON"),
+        errs[1].starts_with("error: line 3: unbalanced JSON: unexpected ] at character 12"),
         "{err}"
     );
     assert!(errs[2].starts_with("error: line 4:"), "{err}");
     assert!(errs[3].contains("unknown flag --all"), "{err}");
     assert!(out.ends_with("1\n"), "count still ran: {out}");
+}
+
+#[test]
+fn an_open_bracket_or_quote_continues_on_the_next_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let script = "\
+insert people {
+  _id: 1,
+  // a comment line inside the document
+  name: 'ada',
+  tags: [
+    'math',
+    'engines'
+  ]
+}
+insert people [{_id: 2, name: 'alan'},
+               {_id: 3, name: 'grace', note: 'two
+lines'}]
+find people {name: /^a/} {
+  sort: {_id: -1},
+  projection: {name: 1}
+}
+update people {_id: 9} {$set: {x: 1}} --bogus
+count people
+";
+    let (code, out, err) = shell(&db, script);
+    assert_eq!(code, 1, "{err}");
+    // An error in a statement over several lines names its lines.
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: line 17: update: unknown flag --bogus"),
+        "{err}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "1",
+            "2",
+            "3",
+            "{\"_id\":2,\"name\":\"alan\"}",
+            "{\"_id\":1,\"name\":\"ada\"}",
+            "3"
+        ],
+        "{out}"
+    );
+    let (_, out, _) = shell(&db, "find people {_id: 1}\nfind people {_id: 3}\n");
+    let docs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs[0]["tags"], serde_json::json!(["math", "engines"]));
+    assert_eq!(
+        docs[1]["note"], "two\nlines",
+        "a string goes on over a line break"
+    );
+
+    // A failing multi-line statement is reported with its first and last lines.
+    let (code, _, err) = shell(&db, "count people\nfind people {\n  _id: {$bad: 1}\n}\n");
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: lines 2-4: "), "{err}");
+}
+
+#[test]
+fn a_statement_still_open_at_the_end_of_input_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("u.db");
+    let (code, out, err) = shell(&db, "insert c {_id: 1}\nfind c {a: {$gt:\n  1}\ncount c\n");
+    assert_eq!(code, 1);
+    assert_eq!(out, "1\n", "the open find swallowed count and never ran");
+    assert_eq!(
+        err,
+        "error: lines 2-4: end of input inside an unfinished statement (the { on line 2 is never closed)\n"
+    );
+    let (code, _, err) = shell(&db, "insert c {s: 'abc}\n");
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: line 1: end of input inside an unfinished statement (the ' on line 1 is never closed)\n"
+    );
+    assert_eq!(
+        shell(&db, "count c\n").1,
+        "1\n",
+        "nothing was inserted by the open statement"
+    );
 }
 
 #[test]

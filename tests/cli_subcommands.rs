@@ -2,7 +2,8 @@
 //! (NDJSON on stdout, mongosh-style filters), count (the number alone), insert, update,
 //! delete, collections, stats, checkpoint, compact, check, backup (unsupported on `wal`)
 //! and exit 1, the index commands (create-index, indexes, explain, drop-index), keygen / sign
-//! / verify; errors are one line on stderr with exit 1, usage errors exit 2.
+//! / verify; errors are one line on stderr with exit 1, usage errors exit 2; regex literals
+//! in filters, a CSV quote left open, counts with their noun in the singular for one.
 
 mod common;
 use common::{nexus, ok};
@@ -229,7 +230,7 @@ fn errors_are_one_line_with_exit_codes() {
     std::fs::write(d.join("bad.ndjson"), "{\"a\":1}\n{\"a\":\n{\"a\":3}\n").unwrap();
     let e = fails(&["import", "e.db", "c", "bad.ndjson"], d, 1);
     assert!(
-        e.contains("row 2 (line 2") && e.contains("1 documents were committed"),
+        e.contains("row 2 (line 2") && e.contains("1 document was committed before it"),
         "{e}"
     );
     let o = nexus(&["import", "e.db", "c", "bad.ndjson", "--skip-errors"], d);
@@ -646,4 +647,91 @@ fn encrypted_databases_from_the_command_line() {
     // sign / verify read the same --key.
     let err = fails(&["sign", "a.pub"], d, 1);
     assert!(err.contains("--key"), "{err}");
+}
+
+#[test]
+fn regex_literals_filter_as_regex_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        &[
+            "insert",
+            "r.db",
+            "people",
+            "[{_id: 1, name: 'ada'}, {_id: 2, name: 'Alan'}, {_id: 3, name: 'grace'}, {_id: 4, name: 'a/b'}]",
+        ],
+        d,
+    );
+    let ids = |filter: &str| -> Vec<i64> {
+        ok(&["find", "r.db", "people", filter, "--sort", "{_id: 1}"], d)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(ids("{name: /^a/}"), [1, 4]);
+    assert_eq!(ids("{name: /^a/i}"), [1, 2, 4]);
+    assert_eq!(ids(r"{name: /a\/b/}"), [4], "an escaped slash");
+    assert_eq!(ids("{name: {$in: [/^g/, /^A/]}}"), [2, 3]);
+    // The same as the $regex operator it stands for.
+    assert_eq!(ids("{name: {$regex: '^a', $options: 'i'}}"), [1, 2, 4]);
+    assert_eq!(
+        ok(&["count", "r.db", "people", "{name: {$not: /a/}}"], d).trim(),
+        "0"
+    );
+    let e = fails(&["find", "r.db", "people", "{name: /^a/g}"], d, 1);
+    assert!(
+        e.contains("filter: invalid regex flag 'g'") && e.contains("i, m, s, u and x"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unterminated_csv_quote_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Line 3 opens a quote that is never closed: the rest of the file would be one cell
+    // with as many fields as the header, so no field-count check could notice.
+    std::fs::write(
+        d.join("q.csv"),
+        "name,note\nada,\"fine, quoted\"\nalan,\"open\nbob,x\n",
+    )
+    .unwrap();
+    let e = fails(&["import", "q.db", "c", "q.csv"], d, 1);
+    assert!(
+        e.contains("unterminated quoted field") && e.contains("starts on line 3"),
+        "{e}"
+    );
+    assert!(!e.contains("fields but the header"), "{e}");
+    assert!(e.contains("1 document was committed before it"), "{e}");
+    assert_eq!(ok(&["count", "q.db", "c"], d).trim(), "1");
+}
+
+#[test]
+fn counts_of_one_take_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("one.ndjson"), "{\"_id\": 1}\n").unwrap();
+    let o = nexus(&["import", "n.db", "c", "one.ndjson"], d);
+    assert!(o.status.success(), "{o:?}");
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.starts_with("imported 1 of 1 row from"), "{summary}");
+    let o = nexus(&["export", "n.db", "c", "out.ndjson"], d);
+    assert!(o.status.success(), "{o:?}");
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.starts_with("exported 1 document to"), "{summary}");
+    ok(&["insert", "n.db", "c", "{_id: 2}"], d);
+    let o = nexus(&["export", "n.db", "c", "two.ndjson"], d);
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.starts_with("exported 2 documents to"), "{summary}");
+    // A CSV row with one field where the header has two.
+    std::fs::write(d.join("short.csv"), "a,b\n1\n").unwrap();
+    let e = fails(&["import", "n.db", "s", "short.csv"], d, 1);
+    assert!(
+        e.contains("has 1 field but the header has 2") && e.contains("0 documents were committed"),
+        "{e}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Bad input gets a clear error and nothing half written: malformed lines (the error names
 //! the row and how many documents were committed before it; `atomic` commits none), a wrong
-//! delimiter, truncated BSON, a UTF-16 file, an empty file, a directory as the path, an
-//! unwritable export destination, and unsupported TTL options.
+//! delimiter, a CSV quote never closed, truncated BSON, a UTF-16 file, an empty file, a
+//! directory as the path, an unwritable export destination, and unsupported TTL options.
 
 use bson::doc;
 use nexus::io::{CsvOptions, ExportOptions, Format, ImportOptions};
@@ -149,6 +149,69 @@ fn a_wrong_delimiter_is_named() {
     import(&db, "d", &p, ImportOptions::default()).unwrap();
     let d = db.collection("d").find_one(&doc! {}).unwrap().unwrap();
     assert_eq!(d.get("b"), Some(&bson::Bson::String("2,5".into())));
+}
+
+#[test]
+fn an_unterminated_csv_quote_is_named_not_counted_as_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_in_memory().unwrap();
+    let p = dir.path().join("quote.csv");
+    // The quote opened on line 4 swallows the rest of the file; the record it makes has
+    // three fields where the header has two.
+    std::fs::write(&p, "a,b\n1,\"x\ny\"\n2,\"open\n3,4\n5,6\n").unwrap();
+    let e = import(&db, "c", &p, ImportOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Parse(_)), "{e:?}");
+    assert!(
+        msg.contains("ends inside a quoted field that starts on line 4")
+            && msg.contains("unterminated quoted field"),
+        "{msg}"
+    );
+    assert!(!msg.contains("fields but the header"), "{msg}");
+    assert!(msg.contains("1 document was committed before it"), "{msg}");
+    assert_eq!(count(&db, "c"), 1, "the row before the quote is kept");
+    // Not a bad row to skip: nothing after the quote can be told apart.
+    let e = import(
+        &db,
+        "d",
+        &p,
+        ImportOptions {
+            skip_errors: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("unterminated quoted field"), "{e}");
+
+    // In the header itself, with no headers, and at the very end of the file.
+    for (text, opts, line) in [
+        ("\"a,b\n1,2\n", ImportOptions::default(), 1),
+        (
+            "1,\"2\n",
+            ImportOptions {
+                csv: CsvOptions {
+                    has_headers: false,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            1,
+        ),
+        ("a,b\n1,2\n3,\"", ImportOptions::default(), 3),
+    ] {
+        std::fs::write(&p, text).unwrap();
+        let e = import(&db, "e", &p, opts).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("quoted field that starts on line {line}")),
+            "{text:?}: {e}"
+        );
+    }
+    // Closed quotes, doubled quotes and a quote inside an unquoted field are fine.
+    std::fs::write(&p, "a,b\n\"x \"\"y\"\"\",z\"q\n").unwrap();
+    import(&db, "f", &p, ImportOptions::default()).unwrap();
+    let d = db.collection("f").find_one(&doc! {}).unwrap().unwrap();
+    assert_eq!(d.get("a"), Some(&bson::Bson::String("x \"y\"".into())));
+    assert_eq!(d.get("b"), Some(&bson::Bson::String("z\"q".into())));
 }
 
 #[test]

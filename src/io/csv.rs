@@ -6,16 +6,72 @@
 use super::cell::{check_header, format_cell, get_dotted, infer, set_dotted};
 use super::detect::count_unquoted;
 use super::options::{CsvOptions, ExtJsonMode};
-use super::report::RowPos;
+use super::report::{count_of, RowPos};
 use super::source::{Rejected, Row, Source};
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+/// Where a [`QuoteWatch`] is in the CSV text it has passed on.
+#[derive(Clone, Copy, PartialEq)]
+enum Lexeme {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A `"` inside a quoted field: it closes the field, or starts a doubled `""`.
+    QuoteInQuoted,
+}
+
+/// Passes the input on to the `csv` reader while following its quoting (RFC 4180, as the
+/// crate reads it by default: a `"` opens a quoted field only at the field's start, `""`
+/// inside one is a quote). The crate ends a quoted field left open at the end of the file
+/// without an error, making the rest of the file one cell; this tells that case apart from
+/// a plain field-count mismatch.
+struct QuoteWatch<R> {
+    inner: R,
+    delimiter: u8,
+    state: Lexeme,
+    /// The 1-based line being read, and the line of the `"` that opened the current quoted
+    /// field.
+    line: u64,
+    quote_line: u64,
+    /// Bytes passed on; whether the input has ended.
+    passed: u64,
+    ended: bool,
+}
+
+impl<R: Read> Read for QuoteWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended = true;
+        }
+        for &b in &buf[..n] {
+            let ends_field = b == self.delimiter || b == b'\n' || b == b'\r';
+            self.state = match (self.state, b) {
+                (Lexeme::FieldStart, b'"') => {
+                    self.quote_line = self.line;
+                    Lexeme::Quoted
+                }
+                (Lexeme::Quoted, b'"') => Lexeme::QuoteInQuoted,
+                (Lexeme::Quoted, _) => Lexeme::Quoted,
+                (Lexeme::QuoteInQuoted, b'"') => Lexeme::Quoted,
+                (_, _) if ends_field => Lexeme::FieldStart,
+                (_, _) => Lexeme::Unquoted,
+            };
+            if b == b'\n' {
+                self.line += 1;
+            }
+        }
+        self.passed += n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads CSV records as documents.
 pub(crate) struct CsvSource<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<QuoteWatch<R>>,
     path: PathBuf,
     names: Vec<String>,
     infer: bool,
@@ -50,7 +106,15 @@ impl<R: Read> CsvSource<R> {
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(input);
+            .from_reader(QuoteWatch {
+                inner: input,
+                delimiter,
+                state: Lexeme::FieldStart,
+                line: 1,
+                quote_line: 0,
+                passed: 0,
+                ended: false,
+            });
         let mut s = Self {
             reader,
             path,
@@ -73,6 +137,7 @@ impl<R: Read> CsvSource<R> {
                 s.path.display()
             )));
         }
+        s.check_quotes_closed()?;
         if opts.has_headers {
             let names = first
                 .iter()
@@ -116,11 +181,28 @@ impl<R: Read> CsvSource<R> {
         Ok(s)
     }
 
+    /// Refuses the record just read when it is the last one and a quoted field in it was
+    /// never closed: the file is cut short or a quote is stray, and every row after the
+    /// quote was swallowed into one cell. Like a JSON file ending inside a value, this
+    /// stops the import (no later row can be told apart).
+    fn check_quotes_closed(&self) -> Result<()> {
+        let watch = self.reader.get_ref();
+        let at_end = watch.ended && self.reader.position().byte() == watch.passed;
+        if at_end && watch.state == Lexeme::Quoted {
+            return Err(Error::parse(format!(
+                "{} ends inside a quoted field that starts on line {}: unterminated quoted field (the file is truncated or a '\"' is not closed)",
+                self.path.display(),
+                watch.quote_line
+            )));
+        }
+        Ok(())
+    }
+
     fn convert(&self, rec: &csv::ByteRecord) -> std::result::Result<BsonDocument, String> {
         if rec.len() != self.names.len() {
             return Err(format!(
-                "has {} fields but the header has {} (wrong delimiter or unquoted {:?}?)",
-                rec.len(),
+                "has {} but the header has {} (wrong delimiter or unquoted {:?}?)",
+                count_of(rec.len() as u64, "field"),
                 self.names.len(),
                 char::from(self.delimiter)
             ));
@@ -157,6 +239,7 @@ impl<R: Read> Source for CsvSource<R> {
                     self.record = rec;
                     return Ok(None);
                 }
+                self.check_quotes_closed()?;
                 rec
             }
         };

@@ -16,7 +16,7 @@ use super::detect::{detect, open_input, sniff_delimiter};
 use super::json::JsonSource;
 use super::ndjson::NdjsonSource;
 use super::options::{Format, ImportOptions};
-use super::report::{ImportReport, RowPos, Sidecar};
+use super::report::{count_of, ImportReport, RowPos, Sidecar};
 use super::source::Source;
 use super::Progress;
 use crate::api::collection::check_collection_name;
@@ -314,12 +314,19 @@ pub fn import_file(
         } else if atomic {
             "nothing was committed (atomic import)".to_owned()
         } else if outer {
+            let n = batcher.written();
             format!(
-                "{} documents were written into the open transaction before it",
-                batcher.written()
+                "{} {} written into the open transaction before it",
+                count_of(n, "document"),
+                if n == 1 { "was" } else { "were" }
             )
         } else {
-            format!("{} documents were committed before it", batcher.committed)
+            let n = batcher.committed;
+            format!(
+                "{} {} committed before it",
+                count_of(n, "document"),
+                if n == 1 { "was" } else { "were" }
+            )
         };
         return Err(stopped(e, path, pos.as_ref(), &committed));
     }

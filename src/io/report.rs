@@ -77,6 +77,15 @@ impl ExportReport {
     }
 }
 
+/// `n` and the noun, singular for one: "1 document", "2 documents" (for messages).
+pub(crate) fn count_of(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn per_sec(n: u64, ms: u64) -> u64 {
     n.saturating_mul(1000)
         .checked_div(ms)

@@ -46,11 +46,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Interactive shell (commands from stdin when it is not a terminal).
-    Shell { db: PathBuf },
+    Shell {
+        /// The database file (created when missing).
+        db: PathBuf,
+    },
     /// Import a CSV, NDJSON, JSON or BSON file into a collection.
     Import {
+        /// The database file (created when missing).
         db: PathBuf,
+        /// The collection to import into.
         coll: String,
+        /// The file to read.
         file: PathBuf,
         /// auto, csv, ndjson, json or bson.
         #[arg(long, default_value = "auto")]
@@ -89,8 +95,11 @@ enum Command {
     },
     /// Export a collection to a CSV, NDJSON, JSON or BSON file (written atomically).
     Export {
+        /// The database file.
         db: PathBuf,
+        /// The collection to export.
         coll: String,
+        /// The file to write (replaced when it exists).
         file: PathBuf,
         /// auto (from the extension, else ndjson), csv, ndjson, json or bson.
         #[arg(long, default_value = "auto")]
@@ -122,15 +131,20 @@ enum Command {
     },
     /// Print matching documents as NDJSON.
     Find {
+        /// The database file.
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// The filter, JSON or mongosh syntax (default: every document).
         filter: Option<String>,
         #[command(flatten)]
         options: FindArgs,
     },
     /// Run an aggregation pipeline (a JSON array of stages) and print the results as NDJSON.
     Aggregate {
+        /// The database file.
         db: PathBuf,
+        /// The collection.
         coll: String,
         /// The stages, e.g. '[{"$group": {"_id": "$city", "n": {"$sum": 1}}}]'.
         pipeline: String,
@@ -140,24 +154,36 @@ enum Command {
     },
     /// Print the number of matching documents.
     Count {
+        /// The database file.
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// The filter, JSON or mongosh syntax (default: every document).
         filter: Option<String>,
     },
     /// Insert a document (or a JSON array of documents, atomically); prints the _id(s).
     Insert {
+        /// The database file (created when missing).
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// The document, or a JSON array of documents (mongosh syntax accepted).
         doc: String,
     },
     /// Update the first matching document (all with --multi).
     Update {
+        /// The database file (created by --upsert when missing).
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// Which documents to update (JSON or mongosh syntax; {} for any).
         filter: String,
+        /// The update: operators such as {$set: {a: 1}}, or a replacement document.
         update: String,
+        /// Update every matching document, not only the first.
         #[arg(long)]
         multi: bool,
+        /// Insert a document made from the filter and the update when nothing matches.
         #[arg(long)]
         upsert: bool,
         /// The conditions of the update's `$[<identifier>]` paths, a JSON array
@@ -167,18 +193,29 @@ enum Command {
     },
     /// Delete the first matching document (all with --multi).
     Delete {
+        /// The database file.
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// Which documents to delete (JSON or mongosh syntax; {} for any).
         filter: String,
+        /// Delete every matching document, not only the first.
         #[arg(long)]
         multi: bool,
     },
     /// List the collections.
-    Collections { db: PathBuf },
+    Collections {
+        /// The database file.
+        db: PathBuf,
+    },
     /// Print statistics as JSON.
-    Stats { db: PathBuf },
+    Stats {
+        /// The database file.
+        db: PathBuf,
+    },
     /// Check the database's integrity; prints the JSON report, exit 1 when damaged.
     Check {
+        /// The database file.
         db: PathBuf,
         /// Accept the loss of a damaged log (commits after the damage), a missing one, or one
         /// of another database: open with recover "discard-damaged-log", keep what the file
@@ -188,11 +225,16 @@ enum Command {
         repair: bool,
     },
     /// Fold the log into the database file.
-    Checkpoint { db: PathBuf },
+    Checkpoint {
+        /// The database file.
+        db: PathBuf,
+    },
     /// Consistent online copy to DEST (WASP databases; a new file). An encrypted database's
     /// copy is encrypted under the same keys.
     Backup {
+        /// The database file.
         db: PathBuf,
+        /// The copy's file (must not exist).
         dest: PathBuf,
         /// Sign the copy with the private key in this PEM file: writes DEST.sig.
         #[arg(long, value_name = "FILE")]
@@ -206,11 +248,17 @@ enum Command {
         decrypt: bool,
     },
     /// Rewrite the database smaller.
-    Compact { db: PathBuf },
+    Compact {
+        /// The database file.
+        db: PathBuf,
+    },
     /// Create a secondary index (keys such as {email: 1} or {a: 1, b: -1}); prints its name.
     CreateIndex {
+        /// The database file (created when missing).
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// The index keys: field to 1 (ascending) or -1 (descending), e.g. {a: 1, b: -1}.
         keys: String,
         /// Reject documents whose key is already present.
         #[arg(long)]
@@ -227,16 +275,27 @@ enum Command {
     },
     /// Drop the secondary index NAME.
     DropIndex {
+        /// The database file.
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// The index name (as `indexes` lists it).
         name: String,
     },
     /// Print the collection's indexes as a JSON array (the _id index first).
-    Indexes { db: PathBuf, coll: String },
+    Indexes {
+        /// The database file.
+        db: PathBuf,
+        /// The collection.
+        coll: String,
+    },
     /// Print the query plan of a find and what it examined, as JSON.
     Explain {
+        /// The database file.
         db: PathBuf,
+        /// The collection.
         coll: String,
+        /// The filter, JSON or mongosh syntax (default: every document).
         filter: Option<String>,
         #[command(flatten)]
         options: FindArgs,
@@ -244,7 +303,9 @@ enum Command {
     /// Make a key pair: PRIVATE gets the private key (PEM, readable by its owner only),
     /// PUBLIC the public key (PEM); neither file may exist.
     Keygen {
+        /// The private key file to write (PEM).
         private: PathBuf,
+        /// The public key file to write (PEM).
         public: PathBuf,
         /// The algorithm: p256 (the default); in a build with the feature pqc also
         /// ml-kem-512, ml-kem-768, ml-kem-1024 (hybrid P-256 + ML-KEM encryption keys),
@@ -255,20 +316,39 @@ enum Command {
     /// Sign FILE with the private key in the PEM file KEY: writes FILE.sig (DER ECDSA-SHA256
     /// for a P-256 key, what `openssl dgst -sha256 -sign` writes; the raw signature for an
     /// ML-DSA or SLH-DSA key).
-    Sign { file: PathBuf },
+    Sign {
+        /// The file to sign.
+        file: PathBuf,
+    },
     /// Check FILE.sig against FILE and the public key in the PEM file KEY; exit 1 when it is
     /// missing or does not match.
-    Verify { file: PathBuf },
+    Verify {
+        /// The signed file (its signature is FILE.sig).
+        file: PathBuf,
+    },
     /// Let the holder of the private key of the public key in the PEM file PUBLIC open the
     /// encrypted database DB (opened with --key).
-    AddKey { db: PathBuf, public: PathBuf },
+    AddKey {
+        /// The encrypted database file.
+        db: PathBuf,
+        /// The PEM file of the public key to add.
+        public: PathBuf,
+    },
     /// Remove the recipient whose public key is in the PEM file PUBLIC from the encrypted
     /// database DB (opened with --key); refused for its last key.
-    RemoveKey { db: PathBuf, public: PathBuf },
+    RemoveKey {
+        /// The encrypted database file.
+        db: PathBuf,
+        /// The PEM file of the public key to remove.
+        public: PathBuf,
+    },
     /// Change the data key of the encrypted database DB (opened with --key): every page is
     /// rewritten under a new random key, the recipients stay the same. Needs the database to
     /// this process alone.
-    Rekey { db: PathBuf },
+    Rekey {
+        /// The encrypted database file.
+        db: PathBuf,
+    },
 }
 
 impl Command {
@@ -305,12 +385,16 @@ impl Command {
 /// The options of `find` and `explain`.
 #[derive(clap::Args)]
 struct FindArgs {
+    /// Sort order, e.g. '{age: -1, name: 1}'.
     #[arg(long)]
     sort: Option<String>,
+    /// At most this many documents (0: no limit).
     #[arg(long)]
     limit: Option<u64>,
+    /// Skip this many matching documents first.
     #[arg(long)]
     skip: Option<u64>,
+    /// The fields to return, e.g. '{name: 1, _id: 0}'.
     #[arg(long)]
     projection: Option<String>,
 }
@@ -773,5 +857,43 @@ fn main() -> ExitCode {
             eprintln!("nexus: error: {}", shell::one_line(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Adds to `missing` every subcommand and argument under `cmd` that has no help text,
+    /// named by its path (`nexus find db`).
+    fn without_help(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(sub_path.clone());
+            }
+            without_help(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        let mut cmd = Cli::command();
+        // Built as for parsing: the global options are copied into each subcommand, and
+        // clap's own --help, --version and help subcommand are added.
+        cmd.build();
+        let mut missing = Vec::new();
+        without_help(&cmd, "nexus", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        // The walk reaches the arguments of every subcommand, positional ones included.
+        let find = cmd.find_subcommand("find").expect("find");
+        let db = find.get_arguments().find(|a| a.get_id() == "db");
+        assert!(db.is_some_and(|a| a.is_positional()));
     }
 }

@@ -1,8 +1,9 @@
 //! mongosh-style relaxed JSON for the command line: [`to_strict_json`] rewrites unquoted
 //! keys (`{age: {$gt: 30}}`), single-quoted strings, trailing commas and the shell helpers
 //! `ObjectId("..")`, `ISODate("..")`, `NumberLong(..)`, `NumberInt(..)`,
-//! `NumberDecimal("..")` and `UUID("..")` into strict Extended JSON, which the library then
-//! parses. Text that is already strict JSON passes through unchanged.
+//! `NumberDecimal("..")` and `UUID("..")`, and regex literals (`/^ad/i`), into strict
+//! Extended JSON, which the library then parses. Text that is already strict JSON passes
+//! through unchanged.
 
 /// Rewrites relaxed JSON text as strict JSON, or says where it cannot.
 pub fn to_strict_json(input: &str) -> Result<String, String> {
@@ -61,6 +62,19 @@ pub fn to_strict_json(input: &str) -> Result<String, String> {
                     },
                 }
             }
+            '/' => {
+                // JSON has no division, so a '/' where a value may start opens a regex
+                // literal; anywhere else it is a mistake.
+                if !matches!(out.trim_end().chars().last(), None | Some(':' | '[' | ',')) {
+                    return Err(format!(
+                        "unexpected '/' at character {} (a regex literal such as /^a/i is a value)",
+                        i + 1
+                    ));
+                }
+                let (regex, next) = read_regex(&chars, i)?;
+                out.push_str(&regex);
+                i = next;
+            }
             c => {
                 out.push(c);
                 i += 1;
@@ -68,6 +82,70 @@ pub fn to_strict_json(input: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// The regex flags the query engine understands (MongoDB's `$options`).
+const REGEX_FLAGS: &str = "imsux";
+
+/// Reads a mongosh regex literal `/pattern/flags` starting at `i`; returns its Extended JSON
+/// (a BSON regular expression, what `{$regex: .., $options: ..}` means) and the index after
+/// it. `\/` stands for `/`; a `/` inside a `[...]` class does not end the pattern.
+fn read_regex(chars: &[char], i: usize) -> Result<(String, usize), String> {
+    let unterminated = || format!("unterminated regex literal starting at character {}", i + 1);
+    let mut pattern = String::new();
+    let mut in_class = false;
+    let mut j = i + 1;
+    loop {
+        let Some(&c) = chars.get(j) else {
+            return Err(unterminated());
+        };
+        match c {
+            '\n' | '\r' => return Err(unterminated()),
+            '\\' => {
+                let Some(&e) = chars.get(j + 1) else {
+                    return Err(unterminated());
+                };
+                if e != '/' {
+                    pattern.push('\\');
+                }
+                pattern.push(e);
+                j += 2;
+                continue;
+            }
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '/' if !in_class => break,
+            _ => {}
+        }
+        pattern.push(c);
+        j += 1;
+    }
+    if pattern.is_empty() {
+        return Err(format!("empty regex literal at character {}", i + 1));
+    }
+    j += 1;
+    let mut flags: Vec<char> = Vec::new();
+    while let Some(&f) = chars.get(j).filter(|c| c.is_alphanumeric() || **c == '_') {
+        if !REGEX_FLAGS.contains(f) {
+            return Err(format!(
+                "invalid regex flag '{f}' at character {} (the flags are i, m, s, u and x)",
+                j + 1
+            ));
+        }
+        if flags.contains(&f) {
+            return Err(format!("regex flag '{f}' repeated at character {}", j + 1));
+        }
+        flags.push(f);
+        j += 1;
+    }
+    // BSON keeps a regex's options in alphabetical order.
+    flags.sort_unstable();
+    let mut s = String::from(r#"{"$regularExpression":{"pattern":"#);
+    push_json_string(&mut s, &pattern);
+    s.push_str(r#","options":"#);
+    push_json_string(&mut s, &flags.iter().collect::<String>());
+    s.push_str("}}");
+    Ok((s, j))
 }
 
 fn skip_ws(chars: &[char], mut i: usize) -> usize {
@@ -199,5 +277,76 @@ mod tests {
         assert!(to_strict_json("{a: Bogus(1)}").is_err());
         assert!(to_strict_json("{a: bare}").is_err());
         assert!(to_strict_json("{a: 'open}").is_err());
+    }
+}
+
+#[cfg(test)]
+mod regex_tests {
+    use super::to_strict_json;
+
+    fn regex(pattern: &str, options: &str) -> String {
+        serde_json::json!({"$regularExpression": {"pattern": pattern, "options": options}})
+            .to_string()
+    }
+
+    #[test]
+    fn regex_literals_become_bson_regular_expressions() {
+        assert_eq!(
+            to_strict_json("{name: /^ad/i}").unwrap(),
+            format!(r#"{{"name": {}}}"#, regex("^ad", "i"))
+        );
+        // Flags are sorted as BSON keeps them; a regex is a value in arrays and operators.
+        assert_eq!(
+            to_strict_json("{a: {$in: [/x/, /y/sm]}}").unwrap(),
+            format!(
+                r#"{{"a": {{"$in": [{}, {}]}}}}"#,
+                regex("x", ""),
+                regex("y", "ms")
+            )
+        );
+        assert_eq!(
+            to_strict_json("{a: {$not: /b/x}}").unwrap(),
+            format!(r#"{{"a": {{"$not": {}}}}}"#, regex("b", "x"))
+        );
+    }
+
+    #[test]
+    fn regex_escapes_classes_and_strings() {
+        // An escaped slash is a slash; other escapes stay for the regex engine.
+        assert_eq!(
+            to_strict_json(r"{p: /a\/b\d/}").unwrap(),
+            format!(r#"{{"p": {}}}"#, regex(r"a/b\d", ""))
+        );
+        // A '/' inside a character class does not close the literal.
+        assert_eq!(
+            to_strict_json("{p: /[/]x/}").unwrap(),
+            format!(r#"{{"p": {}}}"#, regex("[/]x", ""))
+        );
+        // An escaped backslash before the closing slash.
+        assert_eq!(
+            to_strict_json(r"{p: /a\\/}").unwrap(),
+            format!(r#"{{"p": {}}}"#, regex(r"a\\", ""))
+        );
+        // Inside strings a slash is only a character.
+        assert_eq!(
+            to_strict_json("{p: '/not/i', q: \"a/b\"}").unwrap(),
+            r#"{"p": "/not/i", "q": "a/b"}"#
+        );
+    }
+
+    #[test]
+    fn bad_regex_literals_are_refused_clearly() {
+        let e = to_strict_json("{a: /x/g}").unwrap_err();
+        assert!(e.contains("invalid regex flag 'g'"), "{e}");
+        let e = to_strict_json("{a: /x/ii}").unwrap_err();
+        assert!(e.contains("regex flag 'i' repeated"), "{e}");
+        let e = to_strict_json("{a: /open}").unwrap_err();
+        assert!(e.contains("unterminated regex literal"), "{e}");
+        let e = to_strict_json("{a: //}").unwrap_err();
+        assert!(e.contains("empty regex literal"), "{e}");
+        // Not in a value position: JSON has no division.
+        let e = to_strict_json("{a: 1/2}").unwrap_err();
+        assert!(e.contains("unexpected '/' at character 6"), "{e}");
+        assert!(to_strict_json("{/a/: 1}").is_err());
     }
 }

@@ -53,16 +53,25 @@ impl Bar {
     }
 }
 
+/// `n` and the noun, singular for one: "1 document", "2 documents".
+pub fn count_of(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The import summary line.
 pub fn import_summary(path: &str, r: &ImportReport) -> String {
     let mut s = format!(
-        "{} {} of {} rows from {path} ({}, {} failed, {} bytes) in {:.2} s ({} docs/s)",
+        "{} {} of {} from {path} ({}, {} failed, {}) in {:.2} s ({} docs/s)",
         if r.dry_run { "checked" } else { "imported" },
         r.imported,
-        r.read,
+        count_of(r.read, "row"),
         r.format.as_str(),
         r.failed,
-        r.bytes,
+        count_of(r.bytes, "byte"),
         r.elapsed_ms as f64 / 1000.0,
         r.to_json()["docs_per_sec"]
     );
@@ -75,11 +84,23 @@ pub fn import_summary(path: &str, r: &ImportReport) -> String {
 /// The export summary line.
 pub fn export_summary(r: &ExportReport) -> String {
     format!(
-        "exported {} documents to {} ({}, {} bytes) in {:.2} s",
-        r.exported,
+        "exported {} to {} ({}, {}) in {:.2} s",
+        count_of(r.exported, "document"),
         r.path.display(),
         r.format.as_str(),
-        r.bytes,
+        count_of(r.bytes, "byte"),
         r.elapsed_ms as f64 / 1000.0
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_of;
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count_of(0, "document"), "0 documents");
+        assert_eq!(count_of(1, "document"), "1 document");
+        assert_eq!(count_of(2, "row"), "2 rows");
+    }
 }
