@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust and Go (which the machine has):
 # a C/C++ toolchain, pkg-config, valgrind, GoogleTest, sqlite3 and GNU time (the import
-# benchmark), the openssl command line (the signature tests check against it), and pinned
-# pandas + pytest for the Python binding's tests. Idempotent; quiet
-# when all is there.
+# benchmark), the openssl command line (the signature tests check against it), python3 with
+# venv, and pinned pandas + pytest for the Python binding's tests in the virtual environment
+# .venv (never the system interpreter, which Debian keeps for its own packages: pip refuses
+# it as "externally managed"). Idempotent; quiet when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl python3 python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -19,8 +20,15 @@ for tool in cargo go; do
   command -v "$tool" >/dev/null || { echo "setup: '$tool' is required but not installed" >&2; exit 1; }
 done
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# The tests' interpreter (bindings/python/run_tests.sh runs .venv/bin/python). A venv whose
+# interpreter no longer starts (its base Python was removed or upgraded) is made anew.
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+if ! "$venv/bin/python" -c "import sys" >/dev/null 2>&1; then
+  echo "setup: creating the Python virtual environment $venv"
+  python3 -m venv --clear "$venv"
+fi
 PANDAS_VERSION=2.2.3 PYTEST_VERSION=8.3.4
-if ! python3 -c "import pandas, pytest, sys; sys.exit(pandas.__version__ != '$PANDAS_VERSION' or pytest.__version__ != '$PYTEST_VERSION')" 2>/dev/null; then
-  echo "setup: installing pandas $PANDAS_VERSION and pytest $PYTEST_VERSION"
-  python3 -m pip install -q --disable-pip-version-check "pandas==$PANDAS_VERSION" "pytest==$PYTEST_VERSION" 2>&1 | grep -v "as the 'root' user" || true
+if ! "$venv/bin/python" -c "import pandas, pytest, sys; sys.exit(pandas.__version__ != '$PANDAS_VERSION' or pytest.__version__ != '$PYTEST_VERSION')" 2>/dev/null; then
+  echo "setup: installing pandas $PANDAS_VERSION and pytest $PYTEST_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "pandas==$PANDAS_VERSION" "pytest==$PYTEST_VERSION"
 fi

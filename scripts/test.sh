@@ -80,6 +80,7 @@ suite "c (memlog)"     env NEXUSLITE_STORAGE=memlog bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh
+suite "python package" bash bindings/python/install_test.sh
 suite "examples"       bash scripts/run-examples.sh
 
 echo

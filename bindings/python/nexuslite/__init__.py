@@ -3,14 +3,19 @@
     import nexuslite
     with nexuslite.open("app.db") as db:
         people = db.collection("people")
-        people.insert_dataframe(df)                      # pandas DataFrame -> documents
-        older = people.find_dataframe({"age": {"$gt": 30}})
+        people.insert_many([{"name": "ada", "age": 36}])
+        older = list(people.find({"age": {"$gt": 30}}))
         people.update_many({}, {"$inc": {"visits": 1}})  # {"matchedCount": ..., ...}
+        people.insert_dataframe(df)                      # pandas (pip install nexuslite[pandas])
 
-The library is found through the NEXUS_LIB environment variable, else target/release/libnexus.so
-of the repository this package lives in. Documents cross the boundary as MongoDB Extended
-JSON; dates become pandas Timestamps (UTC, tz-naive), $numberLong ints, $numberDecimal Decimals.
+The library is, in this order: the file named by the NEXUS_LIB environment variable, the one
+bundled in the installed package (nexuslite/_lib/), target/release/ of the NexusLite checkout
+this package lives in. Documents cross the boundary as MongoDB Extended JSON: dates become
+datetime.datetime (UTC, tz-naive), $numberLong ints, $numberDecimal Decimals; find_dataframe
+gives datetime64 columns.
 """
+
+from __future__ import annotations
 
 import ctypes
 import datetime
@@ -18,6 +23,30 @@ import decimal
 import json
 import math
 import os
+import sys
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+)
+
+if TYPE_CHECKING:
+    import pandas
+
+try:
+    from ._version import VERSION as __version__  # type: ignore  # written into the wheel from Cargo.toml
+except ImportError:  # a checkout, not an installed package
+    __version__ = "0+checkout"
 
 __all__ = [
     "open",
@@ -31,7 +60,12 @@ __all__ = [
     "verify",
     "sign_file",
     "verify_file",
+    "library_path",
 ]
+
+# A filter, update, pipeline or options: a dict / list, or its JSON text.
+Json = Union[Mapping[str, Any], Sequence[Any], str, bytes]
+PathLike = Union[str, "os.PathLike[str]"]
 
 NEXUS_OK, NEXUS_ROW, NEXUS_DONE = 0, 100, 101
 NEXUS_INVALID_ARGUMENT, NEXUS_CRYPTO, NEXUS_UNSUPPORTED = 3, 12, 13
@@ -40,7 +74,7 @@ NEXUS_INVALID_ARGUMENT, NEXUS_CRYPTO, NEXUS_UNSUPPORTED = 3, 12, 13
 class NexusError(Exception):
     """A NEXUS_* status code other than success, with the library's message."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: int, message: str) -> None:
         super().__init__(f"{message} (code {code})")
         self.code = code
         self.message = message
@@ -50,16 +84,39 @@ class BulkWriteError(NexusError):
     """Some documents or operations of insert_many / bulk_write failed. ``result`` is the
     call's result (MongoDB's names, with ``writeErrors``); what succeeded stays written."""
 
-    def __init__(self, code, message, result):
+    def __init__(self, code: int, message: str, result: Dict[str, Any]) -> None:
         super().__init__(code, message)
         self.result = result
 
 
-def _load():
-    path = os.environ.get("NEXUS_LIB") or os.path.join(
-        os.path.dirname(__file__), "..", "..", "..", "target", "release", "libnexus.so"
+_LIB_NAME = {"darwin": "libnexus.dylib", "win32": "nexus.dll"}.get(sys.platform, "libnexus.so")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_BUNDLED = os.path.join(_HERE, "_lib", _LIB_NAME)
+_CHECKOUT = os.path.normpath(os.path.join(_HERE, "..", "..", "..", "target", "release", _LIB_NAME))
+
+def _find_library() -> str:
+    env = os.environ.get("NEXUS_LIB")
+    if env:
+        # An explicit choice is not second-guessed: a wrong path is an error, not a fallback.
+        if not os.path.isfile(env):
+            raise ImportError(f"nexuslite: NEXUS_LIB={env} is not a file")
+        return os.path.abspath(env)
+    for path in (_BUNDLED, _CHECKOUT):
+        if os.path.isfile(path):
+            return path
+    raise ImportError(
+        f"nexuslite: {_LIB_NAME} not found. Looked for the library bundled with the package "
+        f"({_BUNDLED}) and a NexusLite checkout's build ({_CHECKOUT}). Install the package with "
+        "`pip install ./bindings/python` from a NexusLite checkout, run `make lib` in the checkout, "
+        "or set NEXUS_LIB to the library's path."
     )
-    lib = ctypes.CDLL(os.path.abspath(path))
+
+
+def _load(path: str) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise ImportError(f"nexuslite: cannot load {path}: {e}") from e
     p, vp, cp, i = ctypes.POINTER, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
     sigs = {
         "nexus_open": ([cp, cp, p(vp)], i),
@@ -95,43 +152,64 @@ def _load():
         "nexus_rekey": ([vp], i),
     }
     for name, (args, res) in sigs.items():
-        f = getattr(lib, name)
+        try:
+            f = getattr(lib, name)
+        except AttributeError:
+            raise ImportError(f"nexuslite: {path} has no {name}: a library older than this package") from None
         f.argtypes, f.restype = args, res
     return lib
 
 
-_lib = None
+# Loaded at import, so a missing or unloadable library is an ImportError saying where it looked.
+_lib_path = _find_library()
+_lib = _load(_lib_path)
 
 
-def _api():
-    global _lib
-    if _lib is None:
-        _lib = _load()
+def _api() -> ctypes.CDLL:
     return _lib
 
 
-def _check(rc, ok=(NEXUS_OK,)):
+def library_path() -> str:
+    """The absolute path of the libnexus this module loaded."""
+    return _lib_path
+
+
+def _check(rc: int, ok: Tuple[int, ...] = (NEXUS_OK,)) -> int:
     if rc not in ok:
         raise NexusError(rc, (_api().nexus_errmsg() or b"").decode("utf-8", "replace"))
     return rc
 
 
-def _b(s):
+def _b(s: Any) -> Optional[bytes]:
     return None if s is None else (s if isinstance(s, bytes) else str(s).encode("utf-8"))
 
 
-def _json(v):
-    return None if v is None else _b(v if isinstance(v, str) else json.dumps(v))
+def _ext_default(v: Any) -> Any:
+    """json.dumps's fallback: datetimes and Decimals as Extended JSON (what find returns)."""
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        ms = (v - _EPOCH) // datetime.timedelta(milliseconds=1)
+        return {"$date": {"$numberLong": str(ms)}}
+    if isinstance(v, decimal.Decimal):
+        return {"$numberDecimal": str(v)}
+    raise TypeError(f"{type(v).__name__} is not a JSON / Extended JSON value")
 
 
-def _take_string(ptr):
+def _json(v: Any) -> Optional[bytes]:
+    if v is None or isinstance(v, bytes):
+        return v
+    return _b(v if isinstance(v, str) else json.dumps(v, default=_ext_default))
+
+
+def _take_string(ptr: ctypes.c_void_p) -> str:
     try:
         return ctypes.string_at(ptr).decode("utf-8")
     finally:
         _api().nexus_free(ptr)
 
 
-def keygen(algorithm=None):
+def keygen(algorithm: Optional[str] = None) -> Tuple[str, str]:
     """A new key pair: (private key PEM, public key PEM).
 
     `algorithm` None or "p256": P-256, PKCS#8 / SPKI as OpenSSL reads them. A library built with
@@ -144,38 +222,38 @@ def keygen(algorithm=None):
     return _take_string(priv), _take_string(pub)
 
 
-def public_key(private_pem):
+def public_key(private_pem: str) -> str:
     """The public key (SPKI PEM) of a private key."""
     out = ctypes.c_void_p()
     _check(_api().nexus_public_key(_b(private_pem), ctypes.byref(out)))
     return _take_string(out)
 
 
-def sign(private_pem, data):
+def sign(private_pem: str, data: bytes) -> str:
     """The ECDSA-SHA256 signature of bytes `data`, DER in base64."""
     out = ctypes.c_void_p()
     _check(_api().nexus_sign(_b(private_pem), bytes(data), len(data), ctypes.byref(out)))
     return _take_string(out)
 
 
-def verify(public_pem, data, signature_b64):
+def verify(public_pem: str, data: bytes, signature_b64: str) -> bool:
     """Whether `signature_b64` is public_pem's signature of `data` (a malformed key raises)."""
     rc = _api().nexus_verify(_b(public_pem), bytes(data), len(data), _b(signature_b64))
     return _check(rc, ok=(NEXUS_OK, NEXUS_CRYPTO)) == NEXUS_OK
 
 
-def sign_file(path, private_pem):
+def sign_file(path: PathLike, private_pem: str) -> None:
     """Signs the file at `path`, writing PATH.sig (what `openssl dgst -sha256 -sign` writes)."""
     _check(_api().nexus_sign_file(_b(os.fspath(path)), _b(private_pem)))
 
 
-def verify_file(path, public_pem):
+def verify_file(path: PathLike, public_pem: str) -> bool:
     """Whether PATH.sig exists and is public_pem's signature of the file at `path`."""
     rc = _api().nexus_verify_file(_b(os.fspath(path)), _b(public_pem))
     return _check(rc, ok=(NEXUS_OK, NEXUS_CRYPTO)) == NEXUS_OK
 
 
-def _to_ext(v):
+def _to_ext(v: Any) -> Any:
     """A Python / numpy / pandas value as Extended JSON-ready data."""
     import numpy as np
     import pandas as pd
@@ -206,10 +284,11 @@ def _to_ext(v):
     return v
 
 
-def _from_ext(v):
-    """Extended JSON wrappers back to Python values (dates as tz-naive UTC Timestamps)."""
-    import pandas as pd
+_EPOCH = datetime.datetime(1970, 1, 1)
 
+
+def _from_ext(v: Any) -> Any:
+    """Extended JSON wrappers back to Python values (dates as tz-naive UTC datetimes)."""
     if isinstance(v, list):
         return [_from_ext(x) for x in v]
     if isinstance(v, dict):
@@ -217,8 +296,10 @@ def _from_ext(v):
             (k, x), = v.items()
             if k == "$date":
                 if isinstance(x, dict):
-                    return pd.Timestamp(int(x["$numberLong"]), unit="ms")
-                return pd.Timestamp(x).tz_convert("UTC").tz_localize(None)
+                    return _EPOCH + datetime.timedelta(milliseconds=int(x["$numberLong"]))
+                # Relaxed form, years 1970-9999: ISO 8601 with Z (fromisoformat takes Z from 3.11).
+                ts = datetime.datetime.fromisoformat(x.replace("Z", "+00:00"))
+                return ts.astimezone(datetime.timezone.utc).replace(tzinfo=None)
             if k in ("$numberLong", "$numberInt"):
                 return int(x)
             if k == "$numberDouble":
@@ -231,13 +312,24 @@ def _from_ext(v):
     return v
 
 
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError as e:
+        raise ImportError(
+            "nexuslite: DataFrames need pandas: pip install nexuslite[pandas] "
+            "(from a checkout: pip install './bindings/python[pandas]')"
+        ) from e
+    return pandas
+
+
 class Collection:
     """A collection reached through a Database; cheap, holds no resources."""
 
-    def __init__(self, db, name):
+    def __init__(self, db: Database, name: str) -> None:
         self._db, self.name = db, name
 
-    def insert_dataframe(self, df, batch_size=1000):
+    def insert_dataframe(self, df: pandas.DataFrame, batch_size: int = 1000) -> int:
         """Inserts every row of the DataFrame as a document (columns are fields; NaN/NaT
         become null; datetimes become dates). Each batch is one atomic insert_many.
         Returns the number of documents inserted."""
@@ -250,18 +342,18 @@ class Collection:
             total += n.value
         return total
 
-    def find(self, filter=None, **options):
+    def find(self, filter: Optional[Json] = None, **options: Any) -> Iterator[Dict[str, Any]]:
         """Yields matching documents as dicts (options: sort, projection, skip, limit)."""
         cur = ctypes.c_void_p()
         _check(_api().nexus_find(self._db._h, _b(self.name), _json(filter), _json(options or None), ctypes.byref(cur)))
         try:
             row = ctypes.c_char_p()
             while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:
-                yield _from_ext(json.loads(row.value.decode("utf-8")))
+                yield _from_ext(json.loads(cast(bytes, row.value).decode("utf-8")))
         finally:
             _api().nexus_cursor_close(cur)
 
-    def aggregate(self, pipeline, **options):
+    def aggregate(self, pipeline: Optional[Json], **options: Any) -> Iterator[Dict[str, Any]]:
         """Yields the results of an aggregation pipeline (a list of stage dicts, or JSON text)
         as dicts. Options as MongoDB names them: let, allowDiskUse, batchSize, explain, and
         maxMemoryBytes (see docs/API.md)."""
@@ -271,18 +363,27 @@ class Collection:
         try:
             row = ctypes.c_char_p()
             while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:
-                yield _from_ext(json.loads(row.value.decode("utf-8")))
+                yield _from_ext(json.loads(cast(bytes, row.value).decode("utf-8")))
         finally:
             _api().nexus_cursor_close(cur)
 
-    def find_dataframe(self, filter=None, **options):
-        """The matching documents as a DataFrame, one column per top-level field."""
-        import pandas as pd
-
+    def find_dataframe(self, filter: Optional[Json] = None, **options: Any) -> pandas.DataFrame:
+        """The matching documents as a DataFrame, one column per top-level field (dates as
+        datetime64 columns)."""
+        pd = _pandas()
         return pd.DataFrame.from_records(list(self.find(filter, **options)))
 
-    def _update(self, fn, filter, update, upsert, array_filters, sort, hint):
-        opts = {}
+    def _update(
+        self,
+        fn: Callable[..., int],
+        filter: Optional[Json],
+        update: Json,
+        upsert: bool,
+        array_filters: Optional[Sequence[Any]],
+        sort: Optional[Json],
+        hint: Optional[Union[str, Json]],
+    ) -> Dict[str, Any]:
+        opts: Dict[str, Any] = {}
         if upsert:
             opts["upsert"] = True
         if array_filters is not None:
@@ -295,22 +396,44 @@ class Collection:
         _check(fn(self._db._h, _b(self.name), _json(filter), _json(update), _json(opts or None), ctypes.byref(out)))
         return json.loads(_take_string(out))
 
-    def update_one(self, filter, update, upsert=False, array_filters=None, sort=None, hint=None):
+    def update_one(
+        self,
+        filter: Optional[Json],
+        update: Json,
+        upsert: bool = False,
+        array_filters: Optional[Sequence[Any]] = None,
+        sort: Optional[Json] = None,
+        hint: Optional[Union[str, Json]] = None,
+    ) -> Dict[str, Any]:
         """nexus_update_one: update operators (not a replacement) on the first match (the
         first by ``sort``). Returns {"matchedCount", "modifiedCount", "upsertedCount"} and
         "upsertedId" when a document was upserted."""
         return self._update(_api().nexus_update_one, filter, update, upsert, array_filters, sort, hint)
 
-    def update_many(self, filter, update, upsert=False, array_filters=None, hint=None):
+    def update_many(
+        self,
+        filter: Optional[Json],
+        update: Json,
+        upsert: bool = False,
+        array_filters: Optional[Sequence[Any]] = None,
+        hint: Optional[Union[str, Json]] = None,
+    ) -> Dict[str, Any]:
         """nexus_update_many: update operators on every match; result as update_one."""
         return self._update(_api().nexus_update_many, filter, update, upsert, array_filters, None, hint)
 
-    def replace_one(self, filter, replacement, upsert=False, sort=None, hint=None):
+    def replace_one(
+        self,
+        filter: Optional[Json],
+        replacement: Json,
+        upsert: bool = False,
+        sort: Optional[Json] = None,
+        hint: Optional[Union[str, Json]] = None,
+    ) -> Dict[str, Any]:
         """nexus_replace_one: a new body (no operators) for the first match; result as
         update_one."""
         return self._update(_api().nexus_replace_one, filter, replacement, upsert, None, sort, hint)
 
-    def _batch(self, fn, items, ordered):
+    def _batch(self, fn: Callable[..., int], items: List[Any], ordered: bool) -> Dict[str, Any]:
         out = ctypes.c_void_p()
         opts = None if ordered else {"ordered": False}
         rc = fn(self._db._h, _b(self.name), _json(items), _json(opts), ctypes.byref(out))
@@ -320,52 +443,52 @@ class Collection:
         _check(rc)
         return json.loads(_take_string(out))
 
-    def insert_many(self, docs, ordered=True):
+    def insert_many(self, docs: Iterable[Mapping[str, Any]], ordered: bool = True) -> Dict[str, Any]:
         """nexus_insert_many_with: inserts in order; ``ordered=False`` tries every document.
         Returns {"insertedCount", "insertedIds", "writeErrors"}; raises BulkWriteError
         (with ``.result``) when some failed, the others staying inserted."""
         return self._batch(_api().nexus_insert_many_with, list(docs), ordered)
 
-    def bulk_write(self, operations, ordered=True):
+    def bulk_write(self, operations: Iterable[Mapping[str, Any]], ordered: bool = True) -> Dict[str, Any]:
         """nexus_bulk_write: write models as MongoDB's drivers write them
         ({"insertOne": {"document": ...}}, {"updateOne": {"filter", "update", ...}}, ...).
         Returns MongoDB's BulkWriteResult as a dict; raises BulkWriteError when some failed."""
         return self._batch(_api().nexus_bulk_write, list(operations), ordered)
 
-    def count(self, filter=None):
+    def count(self, filter: Optional[Json] = None) -> int:
         n = ctypes.c_uint64()
         _check(_api().nexus_count(self._db._h, _b(self.name), _json(filter), ctypes.byref(n)))
         return n.value
 
-    def create_index(self, keys, **options):
+    def create_index(self, keys: Json, **options: Any) -> str:
         """nexus_create_index: keys as a dict ({"a": 1, "b": -1}); options unique, sparse,
         name, partialFilterExpression, expireAfterSeconds. Returns the index name."""
         out = ctypes.c_void_p()
         _check(_api().nexus_create_index(self._db._h, _b(self.name), _json(keys), _json(options or None), ctypes.byref(out)))
         return _take_string(out)
 
-    def drop_index(self, name):
+    def drop_index(self, name: str) -> None:
         _check(_api().nexus_drop_index(self._db._h, _b(self.name), _b(name)))
 
-    def list_indexes(self):
+    def list_indexes(self) -> List[Dict[str, Any]]:
         """The indexes as MongoDB lists them (a list of dicts, the _id index first)."""
         out = ctypes.c_void_p()
         _check(_api().nexus_list_indexes(self._db._h, _b(self.name), ctypes.byref(out)))
         return json.loads(_take_string(out))
 
-    def explain(self, filter=None, **options):
+    def explain(self, filter: Optional[Json] = None, **options: Any) -> Dict[str, Any]:
         """nexus_explain: the plan and what was examined, as a dict."""
         out = ctypes.c_void_p()
         _check(_api().nexus_explain(self._db._h, _b(self.name), _json(filter), _json(options or None), ctypes.byref(out)))
         return json.loads(_take_string(out))
 
-    def import_file(self, path, **options):
+    def import_file(self, path: PathLike, **options: Any) -> Dict[str, Any]:
         """nexus_import: returns the report as a dict."""
         out = ctypes.c_void_p()
         _check(_api().nexus_import(self._db._h, _b(self.name), _b(path), _json(options or None), ctypes.byref(out)))
         return json.loads(_take_string(out))
 
-    def export_file(self, path, **options):
+    def export_file(self, path: PathLike, **options: Any) -> Dict[str, Any]:
         """nexus_export: returns the report as a dict."""
         out = ctypes.c_void_p()
         _check(_api().nexus_export(self._db._h, _b(self.name), _b(path), _json(options or None), ctypes.byref(out)))
@@ -375,36 +498,43 @@ class Collection:
 class Database:
     """A connection (nexus_db). Not for concurrent use from several threads at once."""
 
-    def __init__(self, path=":memory:", options=None, encryption_key=None):
+    def __init__(
+        self, path: PathLike = ":memory:", options: Optional[Json] = None, encryption_key: Optional[str] = None
+    ) -> None:
         if encryption_key is not None:
-            if isinstance(options, (str, bytes)):
-                options = json.loads(options)
-            options = dict(options or {}, encryption_key=encryption_key)
+            given: Any = json.loads(options) if isinstance(options, (str, bytes)) else options
+            options = dict(given or {}, encryption_key=encryption_key)
         h = ctypes.c_void_p()
         _check(_api().nexus_open(_b(path), _json(options), ctypes.byref(h)))
-        self._h = h
+        self._h: Optional[ctypes.c_void_p] = h
 
-    def _handle(self):
+    def _handle(self) -> ctypes.c_void_p:
         if not self._h:
             raise NexusError(NEXUS_INVALID_ARGUMENT, "the database is closed")
         return self._h
 
-    def add_key(self, public_pem):
+    def add_key(self, public_pem: str) -> None:
         """Adds a recipient to this encrypted database: the holder of the private key of
         `public_pem` (SPKI PEM, P-256) can open it from now on; a key it already has changes
         nothing. NexusError NEXUS_INVALID_ARGUMENT on a plain database or for a malformed key."""
         _check(_api().nexus_add_key(self._handle(), _b(public_pem)))
 
-    def remove_key(self, public_pem):
+    def remove_key(self, public_pem: str) -> None:
         """Removes a recipient of this encrypted database. NexusError NEXUS_INVALID_ARGUMENT for
         its last key, a key that is not a recipient, or a plain database."""
         _check(_api().nexus_remove_key(self._handle(), _b(public_pem)))
 
-    def backup_with(self, dest, encrypt_to=None, decrypt=False, sign_key=None):
+    def backup_with(
+        self,
+        dest: PathLike,
+        encrypt_to: Optional[Iterable[str]] = None,
+        decrypt: bool = False,
+        sign_key: Optional[str] = None,
+    ) -> None:
         """A consistent online copy of the database at `dest`: encrypted to the public key PEMs
         `encrypt_to` under a fresh data key, plain (`decrypt`), signed with `sign_key` (a
         private key PEM: writes DEST.sig)."""
-        opts = {}
+        opts: Dict[str, Any] = {}
         if encrypt_to is not None:
             opts["encrypt_to"] = list(encrypt_to)
         if decrypt:
@@ -413,28 +543,30 @@ class Database:
             opts["sign_key"] = sign_key
         _check(_api().nexus_backup_with(self._handle(), _b(dest), _b(json.dumps(opts))))
 
-    def rekey(self):
+    def rekey(self) -> None:
         """Changes the data key of this encrypted database: every page rewritten under a new
         random key, the same recipients. NexusError NEXUS_BUSY while other processes have it
         open, NEXUS_INVALID_ARGUMENT on a plain database."""
         _check(_api().nexus_rekey(self._handle()))
 
-    def collection(self, name):
+    def collection(self, name: str) -> Collection:
         return Collection(self, name)
 
-    def close(self):
+    def close(self) -> None:
         if self._h:
             h, self._h = self._h, None
             _check(_api().nexus_close(h))
 
-    def __enter__(self):
+    def __enter__(self) -> Database:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def open(path=":memory:", options=None, encryption_key=None):  # noqa: A001 - mirrors nexus_open
+def open(  # noqa: A001 - mirrors nexus_open
+    path: PathLike = ":memory:", options: Optional[Json] = None, encryption_key: Optional[str] = None
+) -> Database:
     """Opens (creating) the database at path; ':memory:' for a private in-memory one.
 
     encryption_key: a P-256 private key, PKCS#8 PEM (see keygen()), passed as the open option
