@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust and Go (which the machine has):
 # a C/C++ toolchain, pkg-config, valgrind, GoogleTest, sqlite3 and GNU time (the import
-# benchmark), the openssl command line (the signature tests check against it), and pinned
-# pandas + pytest for the Python binding's tests. Idempotent; quiet
+# benchmark), the openssl command line (the signature tests check against it), cmake (the
+# install test builds a find_package(nexus) project), and pinned pandas + pytest for the
+# Python binding's tests. Idempotent; quiet
 # when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

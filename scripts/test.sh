@@ -80,6 +80,7 @@ suite "c++"            bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh
 suite "examples"       bash scripts/run-examples.sh
+suite "install"        bash scripts/test-install.sh
 
 echo
 ((failed)) && echo "failed suites: ${failures[*]}"
