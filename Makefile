@@ -7,6 +7,7 @@
 #               CMake package (find_package(nexus CONFIG)), the nexus CLI, its man page and
 #               shell completions; `make uninstall` with the same variables removes them
 #   make dist   target/dist/nexuslite-VERSION-linux-ARCH.tar.gz: what `make install` puts in place
+#   make abi    compare libnexus.so's exported symbols with the baseline abi/libnexus.so.abi
 SHELL := /bin/bash
 REL := target/release
 DEMO_DB ?= demo.db
@@ -15,7 +16,7 @@ DESTDIR ?=
 LIBDIR ?= lib
 INSTALL_VARS = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" LIBDIR="$(LIBDIR)"
 
-.PHONY: setup lib demo test bench clean install uninstall dist
+.PHONY: setup lib demo test bench clean install uninstall dist abi
 
 setup:
 	@bash scripts/setup.sh
@@ -44,6 +45,9 @@ uninstall:
 
 dist: lib
 	$(INSTALL_VARS) bash scripts/install.sh dist
+
+abi: lib
+	bash scripts/check-abi.sh
 
 clean:
 	cargo clean

@@ -2,12 +2,12 @@
 # Installs what the build and the tests need beyond Rust and Go (which the machine has):
 # a C/C++ toolchain, pkg-config, valgrind, GoogleTest, sqlite3 and GNU time (the import
 # benchmark), the openssl command line (the signature tests check against it), cmake (the
-# install test builds a find_package(nexus) project), and pinned pandas + pytest for the
-# Python binding's tests. Idempotent; quiet
+# install test builds a find_package(nexus) project), abigail-tools (abidw / abidiff of the ABI
+# check), and pinned pandas + pytest for the Python binding's tests. Idempotent; quiet
 # when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake abigail-tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -30,6 +30,12 @@ library_alone() {
   echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow"
 }
 
+abi_check() {
+  # The exported symbols of libnexus.so against the committed baseline abi/libnexus.so.abi,
+  # and the proof that the check catches a removed function.
+  bash scripts/check-abi.sh && bash scripts/check-abi.sh --self-test
+}
+
 fault_injection_tests() {
   # The durability tests that inject faults need the fault-injection feature, which a shipped
   # build never has; they build in the debug profile so the release artifacts the C, C++ and
@@ -61,6 +67,7 @@ header_unchanged() {
 suite "rustfmt"        cargo fmt --all -- --check
 suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
+suite "abi"            abi_check
 suite "library alone"  library_alone
 suite "clippy (fault-injection, pqc)" cargo clippy --all-targets --features fault-injection,pqc -- -D warnings
 suite "rust tests"     cargo test --release
