@@ -2,11 +2,21 @@
 #   make demo   build the library, then run the C, C++ and Go examples against demo.db
 #   make test   run every test suite (Rust incl. the CLI, C, C++, Go, Python, header, docs, lints)
 #   make bench  run the benchmarks (cache, import, ...); reports go to benchmarks/
+#   make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR=lib]
+#               the library (.so with its SONAME links, .a), nexus.h + nexus.hpp, nexus.pc, the
+#               CMake package (find_package(nexus CONFIG)), the nexus CLI, its man page and
+#               shell completions; `make uninstall` with the same variables removes them
+#   make dist   target/dist/nexuslite-VERSION-linux-ARCH.tar.gz: what `make install` puts in place
+#   make abi    compare libnexus.so's exported symbols with the baseline abi/libnexus.so.abi
 SHELL := /bin/bash
 REL := target/release
 DEMO_DB ?= demo.db
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= lib
+INSTALL_VARS = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" LIBDIR="$(LIBDIR)"
 
-.PHONY: setup lib demo test bench clean
+.PHONY: setup lib demo test bench clean install uninstall dist abi
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +36,18 @@ test: lib
 
 bench: lib
 	bash bench/run.sh
+
+install: lib
+	$(INSTALL_VARS) bash scripts/install.sh install
+
+uninstall:
+	$(INSTALL_VARS) bash scripts/install.sh uninstall
+
+dist: lib
+	$(INSTALL_VARS) bash scripts/install.sh dist
+
+abi: lib
+	bash scripts/check-abi.sh
 
 clean:
 	cargo clean

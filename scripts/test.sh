@@ -23,11 +23,17 @@ library_alone() {
   cargo build --release --no-default-features --lib || return 1
   local cli_crates
   cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
-                | grep -E '^(clap|indicatif|log4rs|rustyline|anyhow) ' | sort -u)"
+                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow) ' | sort -u)"
   if [[ -n "$cli_crates" ]]; then
     echo "the library without the cli feature still depends on:"; echo "$cli_crates"; return 1
   fi
-  echo "library without the cli feature: no clap, indicatif, log4rs, rustyline, anyhow"
+  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow"
+}
+
+abi_check() {
+  # The exported symbols of libnexus.so against the committed baseline abi/libnexus.so.abi,
+  # and the proof that the check catches a removed function.
+  bash scripts/check-abi.sh && bash scripts/check-abi.sh --self-test
 }
 
 fault_injection_tests() {
@@ -61,6 +67,7 @@ header_unchanged() {
 suite "rustfmt"        cargo fmt --all -- --check
 suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
+suite "abi"            abi_check
 suite "library alone"  library_alone
 suite "clippy (fault-injection, pqc)" cargo clippy --all-targets --features fault-injection,pqc -- -D warnings
 suite "rust tests"     cargo test --release
@@ -80,8 +87,8 @@ suite "c (memlog)"     env NEXUSLITE_STORAGE=memlog bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh
-suite "python package" bash bindings/python/install_test.sh
 suite "examples"       bash scripts/run-examples.sh
+suite "install"        bash scripts/test-install.sh
 
 echo
 ((failed)) && echo "failed suites: ${failures[*]}"

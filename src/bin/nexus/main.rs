@@ -349,6 +349,15 @@ enum Command {
         /// The encrypted database file.
         db: PathBuf,
     },
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish or powershell), e.g.
+    /// `nexus completions bash > ~/.local/share/bash-completion/completions/nexus`.
+    Completions {
+        /// The shell to write the completion script for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout; `make install` installs it as nexus.1.
+    #[command(hide = true)]
+    Manpage,
 }
 
 impl Command {
@@ -378,6 +387,7 @@ impl Command {
             | Command::Indexes { db, .. }
             | Command::Explain { db, .. } => db,
             Command::Keygen { .. } | Command::Sign { .. } | Command::Verify { .. } => return None,
+            Command::Completions { .. } | Command::Manpage => return None,
         })
     }
 }
@@ -815,6 +825,28 @@ fn run(cli: Cli) -> Result<(), String> {
             .remove_key(&commands::read_key(&public)?)
             .map_err(|e| e.to_string()),
         Command::Rekey { db } => open_existing(&db)?.rekey().map_err(|e| e.to_string()),
+        // Made in memory, then written: clap_complete panics when its writer fails (`| head`),
+        // and a closed pipe is no error here, as in the flush below.
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "nexus", &mut script);
+            match out.write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| e.to_string())?;
+            match out.write_all(&page) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        }
     };
     r?;
     match out.flush() {
