@@ -53,6 +53,19 @@ cmp -s "$prefix/include/nexus.h" include/nexus.h || fail "installed nexus.h diff
 echo "   installed: $(listing "$prefix" | wc -l) files; SONAME $soname; no .debug_* sections"
 ls -l "$prefix/lib/libnexus.so.$version" "$prefix/lib/libnexus.a" "$prefix/bin/nexus" | awk '{ printf "   %6.1f MB %s\n", $5 / 1e6, $NF }'
 
+step "the installed sizes README.md states (within 15%)"
+# README.md: "Installed sizes (...): `libnexus.so` 7.5 MB, `libnexus.a` 34 MB, `nexus` 10 MB".
+sizes_line=$(sed -n '/<!-- sizes:/,/^$/p' README.md | tr '\n' ' ')
+for pair in "libnexus.so:lib/libnexus.so.$version" "libnexus.a:lib/libnexus.a" "nexus:bin/nexus"; do
+    name=${pair%%:*} file=$prefix/${pair#*:}
+    said=$(grep -oP "\`\Q$name\E\` \K[0-9.]+(?= MB)" <<<"$sizes_line" | head -n 1)
+    [[ -n $said ]] || fail "README.md states no size for $name"
+    actual=$(stat -c %s "$file")
+    awk -v a="$actual" -v s="$said" 'BEGIN { r = a / (s * 1e6); exit !(r > 0.85 && r < 1.15) }' \
+        || fail "README.md says $name is $said MB; the installed one is $(awk -v a="$actual" 'BEGIN { printf "%.1f", a / 1e6 }') MB"
+    echo "   $name: README $said MB, installed $(awk -v a="$actual" 'BEGIN { printf "%.1f", a / 1e6 }') MB"
+done
+
 step "C quick start via pkg-config, shared (rpath to the prefix)"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 [[ $(pkg-config --variable=prefix nexus) == "$prefix" ]] || fail "nexus.pc's prefix is not $prefix"
@@ -83,16 +96,8 @@ step "C++ quick start with CMake find_package(nexus CONFIG REQUIRED), outside th
 proj=$scratch/cpp
 mkdir "$proj"
 cp examples/cpp/quickstart.cpp "$proj/"
-cat >"$proj/CMakeLists.txt" <<'CMAKE'
-cmake_minimum_required(VERSION 3.16)
-project(nexus_consumer LANGUAGES CXX)
-set(CMAKE_CXX_STANDARD 17)
-find_package(nexus 0.1 CONFIG REQUIRED)
-add_executable(quickstart_shared quickstart.cpp)
-target_link_libraries(quickstart_shared PRIVATE nexus::nexus)
-add_executable(quickstart_static quickstart.cpp)
-target_link_libraries(quickstart_static PRIVATE nexus::nexus_static)
-CMAKE
+# The README's CMake quick start, copied out of the tree with the source it builds.
+cp examples/cpp/CMakeLists.txt "$proj/"
 cmake -S "$proj" -B "$proj/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
     >"$scratch/cmake.log" 2>&1 || { cat "$scratch/cmake.log"; fail "cmake configure"; }
 cmake --build "$proj/build" -j 2 >>"$scratch/cmake.log" 2>&1 || { cat "$scratch/cmake.log"; fail "cmake build"; }
