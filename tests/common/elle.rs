@@ -366,7 +366,8 @@ pub fn check(history: &[Txn], final_state: &BTreeMap<Key, Vec<Val>>) -> Report {
                         });
                     }
                     let mine = own.get(k).map_or(&[][..], Vec::as_slice);
-                    let snapshot: Vec<Val> = if list.ends_with(mine) {
+                    let consistent = list.ends_with(mine);
+                    let snapshot: Vec<Val> = if consistent {
                         list[..list.len() - mine.len()].to_vec()
                     } else {
                         r.anomalies.push(Anomaly::ReadYourWrites {
@@ -393,7 +394,7 @@ pub fn check(history: &[Txn], final_state: &BTreeMap<Key, Vec<Val>>) -> Report {
                             seen.insert(*k, snapshot);
                         }
                     }
-                    if committed(i) && !mine.is_empty() {
+                    if committed(i) && !mine.is_empty() && consistent {
                         orders.push((i, *k, list.clone()));
                     }
                 }
