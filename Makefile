@@ -2,6 +2,9 @@
 #   make demo   build the library, then run the C, C++ and Go examples against demo.db
 #   make test   run every test suite (Rust incl. the CLI, C, C++, Go, Python, header, docs, lints)
 #   make bench  run the benchmarks (cache, import, ...); reports go to benchmarks/
+#   make soak   the long durability runs: SOAK_ROUNDS (default 1000) rounds of the SIGKILL loop
+#               with a mixed workload and a reader process, the disk-full and fsync failure
+#               tests; writes benchmarks/reliability-soak.md
 #   make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR=lib]
 #               the library (.so with its SONAME links, .a), nexus.h + nexus.hpp, nexus.pc, the
 #               CMake package (find_package(nexus CONFIG)), the nexus CLI, its man page and
@@ -16,7 +19,7 @@ DESTDIR ?=
 LIBDIR ?= lib
 INSTALL_VARS = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" LIBDIR="$(LIBDIR)"
 
-.PHONY: setup lib demo test bench clean install uninstall dist abi
+.PHONY: setup lib demo test bench soak clean install uninstall dist abi
 
 setup:
 	@bash scripts/setup.sh
@@ -36,6 +39,9 @@ test: lib
 
 bench: lib
 	bash bench/run.sh
+
+soak:
+	bash scripts/soak.sh
 
 install: lib
 	$(INSTALL_VARS) bash scripts/install.sh install
