@@ -85,6 +85,10 @@ suite "readme commands" bash scripts/check-readme-commands.sh
 suite "c"              bash tests/c/run.sh
 suite "c (memlog)"     env NEXUSLITE_STORAGE=memlog bash tests/c/run.sh
 suite "c++"            bash bindings/cpp/run_tests.sh
+# The C and C++ test programs again, built with AddressSanitizer + UndefinedBehaviorSanitizer
+# against the release library (flags and options: tests/sanitizers/common.sh).
+suite "c (asan+ubsan)" bash tests/c/run_sanitized.sh
+suite "c++ (asan+ubsan)" env NEXUS_CPPTEST_CHECKER=asan bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh
 suite "examples"       bash scripts/run-examples.sh

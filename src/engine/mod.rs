@@ -107,6 +107,41 @@ pub(crate) struct Engine {
     options: RwLock<ByName<CollOptions>>,
     trackers: Mutex<HashMap<String, Tracker>>,
     stamp: AtomicU64,
+    /// Last field, so it drops after the storage: the last engine to go frees the
+    /// process-wide caches.
+    _live: LiveEngine,
+}
+
+/// The number of engines alive in this process ([`LiveEngine`]).
+static LIVE_ENGINES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one engine in [`LIVE_ENGINES`]. When the count drops to zero, the process-wide
+/// caches (parsed index definitions, the path registry's table) are emptied and their memory
+/// returned: after a host closed every database, the library holds none of it (memory
+/// checkers then see no leftovers of closed databases either).
+struct LiveEngine;
+
+impl LiveEngine {
+    fn new() -> Self {
+        LIVE_ENGINES.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for LiveEngine {
+    fn drop(&mut self) {
+        if LIVE_ENGINES.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
+        crate::index::release_caches();
+        // `try_lock`: this thread may hold the registry (see `Drop for Engine`). Dead entries
+        // only: an engine opened meanwhile by another thread keeps its entry.
+        if let Some(mut reg) = registry().try_lock() {
+            if reg.values().all(|w| w.strong_count() == 0) {
+                *reg = HashMap::new();
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -130,6 +165,7 @@ impl Engine {
             options: RwLock::new(ByName::default()),
             trackers: Mutex::new(HashMap::new()),
             stamp: AtomicU64::new(0),
+            _live: LiveEngine::new(),
         });
         engine.load_options(&*engine.storage.read());
         engine

@@ -107,8 +107,25 @@ pub(crate) fn parse_entry(coll: &str, k: &Bytes, v: &Bytes) -> Result<Arc<IndexD
     if cache.len() >= 4096 {
         cache.clear();
     }
-    cache.insert((k.clone(), v.clone()), Arc::clone(&def));
+    // Copies, not clones: `k` and `v` are usually slices of a page buffer, and a clone would
+    // keep the whole page alive in this process-wide cache, outside the page cache's budget.
+    let key = (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v));
+    cache.insert(key, Arc::clone(&def));
     Ok(def)
+}
+
+/// Empties the process-wide caches of this module and frees their tables; called when the
+/// last engine of the process is dropped, so a host that closed every database keeps none of
+/// their definitions. `try_lock`: a thread using a cache now has an engine again, and a
+/// cache left filled is only memory, never a wrong answer (entries are keyed by content or
+/// by a store number that is never reused).
+pub(crate) fn release_caches() {
+    if let Some(mut cache) = parsed_cache().try_lock() {
+        *cache = HashMap::new();
+    }
+    if let Some(mut seen) = DEFS_SEEN.try_lock() {
+        *seen = Vec::new();
+    }
 }
 
 pub(crate) fn save_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {
@@ -148,4 +165,45 @@ pub(crate) fn drop_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {
         t.drop_table(def.table())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    /// A cached definition must not keep the page its catalog entry was read from: the
+    /// cache's key bytes are copies, not views of the caller's (page-sized) buffer.
+    #[test]
+    fn parsed_cache_keeps_copies_not_page_views() {
+        // An open engine, so that another test closing the last one of this process does not
+        // empty the cache between the parse and the look below.
+        let _db = crate::Database::open_in_memory().expect("in-memory database");
+        let def = super::super::def::new_def("pinned_page_coll", &doc! {"a": 1}, &doc! {})
+            .expect("index definition");
+        let mut value = Vec::new();
+        def.to_bson().to_writer(&mut value).expect("bson");
+        let key = b"pinned_page_coll\0a_1".to_vec();
+        // One buffer standing for a page: the entry's key and value are slices of it.
+        let mut page = vec![0u8; 8192];
+        page[..key.len()].copy_from_slice(&key);
+        page[100..100 + value.len()].copy_from_slice(&value);
+        let page = Bytes::from(page);
+        let k = page.slice(..key.len());
+        let v = page.slice(100..100 + value.len());
+        parse_entry("pinned_page_coll", &k, &v).expect("parse");
+        let cache = parsed_cache().lock();
+        let ((ck, cv), _) = cache
+            .get_key_value(&(k.clone(), v.clone()))
+            .expect("the entry is cached");
+        let page_range = page.as_ptr_range();
+        assert!(
+            !page_range.contains(&ck.as_ptr()),
+            "cached key is a view of the page"
+        );
+        assert!(
+            !page_range.contains(&cv.as_ptr()),
+            "cached value is a view of the page"
+        );
+    }
 }

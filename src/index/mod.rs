@@ -32,7 +32,7 @@ mod tests;
 
 pub(crate) use build::build;
 pub(crate) use catalog::{
-    all_defs, defs_for, drop_def, forget_collection, rename_collection, save_def,
+    all_defs, defs_for, drop_def, forget_collection, release_caches, rename_collection, save_def,
 };
 pub(crate) use def::{new_def, IndexDef};
 pub(crate) use maintain::{entry_key, on_write};

@@ -216,14 +216,19 @@ static int check_contains_(const char *hay, const char *needle, const char *file
 }
 #define CHECK_CONTAINS(hay, needle) check_contains_((hay), (needle), __FILE__, __LINE__)
 
+/* Non-overlapping occurrences, in one pass: a strstr loop is quadratic under
+ * AddressSanitizer, whose strstr measures the rest of the string on every call. */
 static int count_occurrences(const char *hay, const char *needle)
 {
     int n = 0;
-    size_t len = strlen(needle);
-    const char *p = hay;
-    while ((p = strstr(p, needle)) != NULL) {
-        n++;
-        p += len;
+    size_t len = strlen(needle), hay_len = strlen(hay);
+    for (size_t i = 0; len > 0 && i + len <= hay_len;) {
+        if (memcmp(hay + i, needle, len) == 0) {
+            n++;
+            i += len;
+        } else {
+            i++;
+        }
     }
     return n;
 }
