@@ -55,6 +55,8 @@ mod options;
 #[allow(unsafe_code)]
 mod prefetch;
 mod process;
+#[cfg(test)]
+mod prop_support;
 mod query;
 mod scratch;
 mod storage;

@@ -481,7 +481,9 @@ pub(crate) fn bounds_are_exact(ix: &IndexAccess, filter: &Filter) -> bool {
 }
 
 /// Whether scanning `def` in order yields the sort order: the sort's fields, with the same
-/// directions, follow the index's leading fields that the filter pins to one value.
+/// directions, follow the index's leading fields that the filter pins to one value, up to
+/// the index's last field. Entries with equal keys lie in `_id` order, the order a sort
+/// gives ties; a field of the index after the sort's would order the ties by itself instead.
 fn serves_sort(def: &IndexDef, sort: &SortSpec, pinned: usize, filter: &Filter) -> bool {
     if def.multikey || def.sparse {
         return false;
@@ -493,7 +495,7 @@ fn serves_sort(def: &IndexDef, sort: &SortSpec, pinned: usize, filter: &Filter) 
     }
     let keys = sort.keys();
     (0..=pinned).any(|start| {
-        keys.len() <= def.fields.len().saturating_sub(start)
+        keys.len() == def.fields.len().saturating_sub(start)
             && keys
                 .iter()
                 .zip(&def.fields[start..])

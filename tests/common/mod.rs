@@ -141,3 +141,22 @@ pub fn encrypted_tests_run(test: &str) -> bool {
     }
     true
 }
+
+/// A proptest configuration for the integration tests' property tests: `cases` cases from a
+/// fixed `seed` (the same cases every `make test`), unless `PROPTEST_CASES` or
+/// `PROPTEST_RNG_SEED` say otherwise (the long mode, e.g. `PROPTEST_CASES=1000
+/// PROPTEST_RNG_SEED=$RANDOM cargo test --release --test indexes prop_`). No regression
+/// files: a failure is reported shrunk and found again from the same seed.
+pub fn prop_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(seed);
+    }
+    config.failure_persistence = None;
+    // Shrinking reruns whole cases: enough tries to get a failure down to a few steps.
+    config.max_shrink_iters = 2048;
+    config
+}

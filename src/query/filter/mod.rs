@@ -232,4 +232,6 @@ pub(crate) fn truthy(v: &Bson) -> bool {
 }
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;

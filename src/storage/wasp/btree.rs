@@ -792,4 +792,212 @@ mod tests {
             assert!(leaves.len() > 10, "{} leaves", leaves.len());
         });
     }
+
+    /// One step of [`prop_tree_agrees_with_a_btreemap`]. Keys are numbers (see `prop_key`);
+    /// a value is `len` bytes counting up from `fill`.
+    #[derive(Debug, Clone)]
+    enum TreeOp {
+        Put {
+            key: u16,
+            len: usize,
+            fill: u8,
+        },
+        Delete(u16),
+        Get(u16),
+        /// Entries strictly after `after` (from the start when `None`), at most `limit`.
+        Scan {
+            after: Option<u16>,
+            limit: usize,
+        },
+        GetMany(Vec<u16>),
+    }
+
+    /// The key of number `k`: ordered like `k`, of varied lengths (long keys make branches
+    /// split on fewer entries).
+    fn prop_key(k: u16) -> Bytes {
+        let mut key = format!("{k:04}").into_bytes();
+        key.resize(4 + usize::from(k % 5) * 37, b'-');
+        Bytes::from(key)
+    }
+
+    fn tree_op() -> impl proptest::strategy::Strategy<Value = TreeOp> {
+        use proptest::prelude::*;
+        // Keys from a range small enough that puts replace and deletes hit.
+        let key = || 0u16..700;
+        // Mostly small values, some a large part of a page, some past the inline limit (those
+        // count 8 bytes in a leaf: an overflow chain once written).
+        let len = prop_oneof![8 => 0usize..64, 3 => 64usize..900, 1 => 1_025usize..6_000];
+        prop_oneof![
+            10 => (key(), len, any::<u8>()).prop_map(|(key, len, fill)| TreeOp::Put { key, len, fill }),
+            5 => key().prop_map(TreeOp::Delete),
+            1 => key().prop_map(TreeOp::Get),
+            2 => (proptest::option::of(key()), 1usize..60)
+                .prop_map(|(after, limit)| TreeOp::Scan { after, limit }),
+            1 => proptest::collection::vec(key(), 0..40).prop_map(TreeOp::GetMany),
+        ]
+    }
+
+    /// The structure every change must keep: keys ascending within each node and within the
+    /// separators' bounds, all leaves at one depth, no node over a page, no empty node but an
+    /// empty tree's, each leaf's kept size what its entries add up to. Returns the entries in
+    /// order.
+    fn check_tree(pager: &Pager, root: Option<&Ptr>) -> Vec<(Bytes, Bytes)> {
+        fn walk(
+            pager: &Pager,
+            ptr: &Ptr,
+            lo: Option<&[u8]>,
+            hi: Option<&[u8]>,
+            depth: usize,
+            leaf_depth: &mut Option<usize>,
+            out: &mut Vec<(Bytes, Bytes)>,
+        ) {
+            let geo = pager.geo;
+            let node = load(pager, ptr).unwrap();
+            assert!(geo.node_size(&node) <= geo.capacity(), "node over a page");
+            let in_bounds = |k: &[u8]| lo.is_none_or(|lo| lo <= k) && hi.is_none_or(|hi| k < hi);
+            match &*node {
+                Node::Leaf { keys, vals, size } => {
+                    assert_eq!(
+                        *leaf_depth.get_or_insert(depth),
+                        depth,
+                        "leaves at one depth"
+                    );
+                    assert!(!keys.is_empty(), "an empty leaf in a tree");
+                    assert!(keys.windows(2).all(|w| w[0] < w[1]), "leaf keys unordered");
+                    let sum: usize = keys
+                        .iter()
+                        .zip(vals)
+                        .map(|(k, v)| geo.leaf_entry(k, v))
+                        .sum();
+                    assert_eq!(*size, sum, "a leaf's kept size");
+                    for (k, v) in keys.iter().zip(vals) {
+                        assert!(in_bounds(k), "a leaf key outside its separators");
+                        out.push((Bytes::clone(k), resolve(pager, v).unwrap()));
+                    }
+                }
+                Node::Branch { keys, children } => {
+                    assert_eq!(children.len(), keys.len() + 1);
+                    assert!(!keys.is_empty(), "a branch with one child");
+                    assert!(keys.windows(2).all(|w| w[0] < w[1]), "separators unordered");
+                    assert!(
+                        keys.iter().all(|k| in_bounds(k)),
+                        "a separator out of bounds"
+                    );
+                    for (i, c) in children.iter().enumerate() {
+                        let clo = if i == 0 { lo } else { Some(&keys[i - 1][..]) };
+                        let chi = keys.get(i).map(|k| &k[..]).or(hi);
+                        walk(pager, c, clo, chi, depth + 1, leaf_depth, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(root) = root {
+            walk(pager, root, None, None, 0, &mut None, &mut out);
+        }
+        out
+    }
+
+    /// The steps of [`prop_tree_agrees_with_a_btreemap`] against a model.
+    fn run_tree_ops(ops: &[TreeOp]) {
+        use std::collections::BTreeMap;
+        use std::ops::Bound;
+        with_tree(4096, |pager, tree| {
+            let mut root: Option<Ptr> = None;
+            let mut model: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+            let bytes = |v: Option<Val>| v.map(|v| resolve(pager, &v).unwrap());
+            for (step, op) in ops.iter().enumerate() {
+                match op {
+                    TreeOp::Put { key, len, fill } => {
+                        let val: Bytes = (0..*len)
+                            .map(|i| fill.wrapping_add(i.to_le_bytes()[0]))
+                            .collect::<Vec<u8>>()
+                            .into();
+                        let old = tree
+                            .put(&mut root, prop_key(*key), Val::Data(val.clone()))
+                            .unwrap();
+                        assert_eq!(
+                            bytes(old),
+                            model.insert(prop_key(*key), val),
+                            "step {step}: old value"
+                        );
+                    }
+                    TreeOp::Delete(key) => {
+                        let old = tree.delete(&mut root, &prop_key(*key)).unwrap();
+                        assert_eq!(
+                            bytes(old),
+                            model.remove(&prop_key(*key)),
+                            "step {step}: deleted value"
+                        );
+                    }
+                    TreeOp::Get(key) => {
+                        let got = get(pager, root.as_ref(), &prop_key(*key), false).unwrap();
+                        assert_eq!(
+                            bytes(got),
+                            model.get(&prop_key(*key)).cloned(),
+                            "step {step}"
+                        );
+                    }
+                    TreeOp::Scan { after, limit } => {
+                        let after = after.map(prop_key);
+                        let mut out = Vec::new();
+                        let full = match &root {
+                            Some(r) => {
+                                scan(pager, r, after.as_deref(), *limit, &mut out, false, false)
+                                    .unwrap()
+                            }
+                            None => false,
+                        };
+                        let got: Vec<(Bytes, Bytes)> = out
+                            .into_iter()
+                            .map(|(k, v)| (k, bytes(Some(v)).unwrap()))
+                            .collect();
+                        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+                        let want: Vec<(Bytes, Bytes)> = model
+                            .range((from, Bound::Unbounded))
+                            .take(*limit)
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        assert_eq!(full, want.len() == *limit, "step {step}: reached the limit");
+                        assert!(
+                            got == want,
+                            "step {step}: scan gave {} entries, the model {}",
+                            got.len(),
+                            want.len()
+                        );
+                    }
+                    TreeOp::GetMany(keys) => {
+                        let mut wanted: Vec<Bytes> = keys.iter().map(|k| prop_key(*k)).collect();
+                        wanted.sort_unstable();
+                        let refs: Vec<&[u8]> = wanted.iter().map(|k| &k[..]).collect();
+                        let mut out = vec![None; refs.len()];
+                        get_many(pager, root.as_ref(), &refs, false, &mut out).unwrap();
+                        for (k, got) in wanted.iter().zip(out) {
+                            assert_eq!(bytes(got), model.get(k).cloned(), "step {step}: get_many");
+                        }
+                    }
+                }
+                let entries = check_tree(pager, root.as_ref());
+                assert!(
+                    entries.iter().map(|(k, v)| (k, v)).eq(model.iter()),
+                    "step {step}: the tree holds {} entries, the model {}",
+                    entries.len(),
+                    model.len()
+                );
+            }
+        });
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::prop_support::config(96, 1))]
+
+        /// Model-based: random puts (small, large and overflow-sized values, replacing ones
+        /// included), deletes, lookups, range scans from keys present and absent, and batched
+        /// lookups on a tree of 4 KiB pages must answer what a `BTreeMap` answers, and the
+        /// tree must keep its structure after every step.
+        #[test]
+        fn prop_tree_agrees_with_a_btreemap(ops in proptest::collection::vec(tree_op(), 1..400)) {
+            run_tree_ops(&ops);
+        }
+    }
 }

@@ -33,6 +33,8 @@ pub(crate) mod manifest;
 mod open;
 pub(crate) mod page;
 pub(crate) mod pager;
+#[cfg(test)]
+mod prop_tests;
 pub(crate) mod rekey;
 mod shared;
 #[allow(unsafe_code)]
