@@ -6,6 +6,7 @@
 #   FUZZ_TARGETS="a b" only these targets (default: all, `cargo fuzz list`)
 #   FUZZ_RSS_MB=N      libFuzzer's -rss_limit_mb (default 2048)
 #   FUZZ_TIMEOUT=N     libFuzzer's -timeout per input in seconds (default 10)
+#   FUZZ_TOOLCHAIN=T   the nightly toolchain to use (default nightly)
 # Needs a nightly toolchain (the sanitizer flags); without one it says so and exits 0.
 # cargo-fuzz is installed with `cargo install cargo-fuzz --locked` when missing. New corpus
 # entries go to fuzz/target/corpus/<target> (starting from the committed seeds in
@@ -17,10 +18,12 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 FUZZ_RSS_MB="${FUZZ_RSS_MB:-2048}"
 FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-10}"
+tc="${FUZZ_TOOLCHAIN:-nightly}"
 
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  echo "fuzz: skipped: no nightly Rust toolchain (cargo-fuzz needs one for the sanitizer flags);"
-  echo "      install it with: rustup toolchain install nightly"
+# Listed, not run: `rustup run` may install a missing toolchain by itself.
+if ! rustup toolchain list 2>/dev/null | grep -q "^$tc"; then
+  echo "fuzz: skipped: no Rust toolchain '$tc' (cargo-fuzz needs a nightly one for the"
+  echo "      sanitizer flags); install it with: rustup toolchain install nightly"
   exit 0
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -31,8 +34,8 @@ fi
 cd fuzz
 # Debug assertions on (-a): overflow checks and the library's debug_assert!s count as crashes.
 echo "fuzz: building the targets (nightly, AddressSanitizer, debug assertions)"
-cargo +nightly fuzz build -O -a || { echo "fuzz: build failed"; exit 1; }
-targets="${FUZZ_TARGETS:-$(cargo +nightly fuzz list | grep -v '^make_seeds$')}"
+cargo "+$tc" fuzz build -O -a || { echo "fuzz: build failed"; exit 1; }
+targets="${FUZZ_TARGETS:-$(cargo "+$tc" fuzz list | grep -v '^make_seeds$')}"
 
 declare -A max_len=([db_file]=262144 [page]=16385 [log_replay]=65536 [import]=65536)
 declare -A dict=([json_document]=json [json_differential]=json [query]=json [update]=json
@@ -49,7 +52,7 @@ for t in $targets; do
   echo; echo "=== fuzz $t: ${FUZZ_SECONDS} s"
   log="target/fuzz-$t.log"
   start=$SECONDS
-  cargo +nightly fuzz run -O -a "$t" "$scratch" "corpus/$t" -- "${args[@]}" >"$log" 2>&1
+  cargo "+$tc" fuzz run -O -a "$t" "$scratch" "corpus/$t" -- "${args[@]}" >"$log" 2>&1
   rc=$?
   execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
   crashes="$(ls "artifacts/$t" 2>/dev/null | grep -c '^\(crash\|leak\|timeout\|oom\)-' || true)"

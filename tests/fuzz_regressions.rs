@@ -61,3 +61,64 @@ fn database_file_seeds_open_and_check_clean() {
         [("events".to_owned(), 1), ("people".to_owned(), 3)]
     );
 }
+
+/// CRC-32 (IEEE) of a page, as the page header stores it.
+fn crc32(b: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &x in b {
+        crc ^= u32::from(x);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Found by `db_file`: a tree's page number in a damaged (but checksummed) entry, here
+/// 0x12FF_FFFF_FFFF_FFFF where page 5 was, overflowed `id * page_size` in the pager (a
+/// panic in debug builds, a wrapped read offset in release ones). The read is now refused
+/// as damage: open, check and scans return errors, never panic.
+#[test]
+fn page_number_past_any_file_is_damage_not_overflow() {
+    let data = seed("db_file", "clean");
+    let mut file = data[1..].to_vec();
+    let page = 8 * 8192;
+    file[page + 102..page + 110].copy_from_slice(&0x12FF_FFFF_FFFF_FFFFu64.to_le_bytes());
+    let crc = crc32(&file[page + 4..page + 8192]);
+    file[page..page + 4].copy_from_slice(&crc.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fz.db");
+    std::fs::write(&path, &file).unwrap();
+    let options = OpenOptions {
+        create: false,
+        ..OpenOptions::default()
+    };
+    // The patched entry is the root of the index on `age`: check reports it, and a scan
+    // through that index (where the multiplication overflowed) fails with the damage.
+    let db = Database::open(&path, options).unwrap();
+    let damage = db.check().unwrap_err().to_string();
+    assert!(damage.contains("outside the data pages"), "{damage}");
+    let people = db.collection("people");
+    let by_age = FindOptions {
+        hint: Some(bson::bson!({"age": 1})),
+        ..FindOptions::default()
+    };
+    let errors: Vec<String> = match people.find(&bson::Document::new(), by_age) {
+        Err(e) => vec![e.to_string()],
+        Ok(cursor) => cursor
+            .filter_map(Result::err)
+            .map(|e| e.to_string())
+            .collect(),
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("past the largest possible file")),
+        "the index scan reports the damage: {errors:?}"
+    );
+    let _ = db.close();
+}
