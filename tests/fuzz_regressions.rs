@@ -163,3 +163,35 @@ fn manifest_generation_at_the_top_of_u64_is_ignored() {
     }
     assert_eq!(opened, 1, "the damaged older slot is passed over");
 }
+
+/// Found by `db_file`: a manifest (checksum intact) claiming 2^60 pages opened, and `check`
+/// allocated a byte per claimed page: a capacity-overflow panic, in release builds too
+/// (`NEXUS_INTERNAL` through the C ABI). A claim the file cannot hold is now reported as
+/// damage before the walk.
+#[test]
+fn manifest_page_count_past_the_file_is_reported_not_allocated() {
+    let mut file = seed("db_file", "clean")[1..].to_vec();
+    for slot in [1usize, 2] {
+        let at = slot * 8192;
+        file[at + 40..at + 48].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        let crc = crc32(&file[at..at + 60]);
+        file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fz.db");
+    std::fs::write(&path, &file).unwrap();
+    let options = OpenOptions {
+        create: false,
+        // Read-only: check walks the file as it is (a writable open checkpoints first,
+        // which would place a new page past the claimed end).
+        read_only: true,
+        ..OpenOptions::default()
+    };
+    let db = Database::open(&path, options).unwrap();
+    let damage = db.check().unwrap_err().to_string();
+    assert!(
+        damage.contains("shorter than its 1152921504606846976 pages"),
+        "{damage}"
+    );
+    let _ = db.close();
+}
