@@ -164,7 +164,7 @@ fn manifest_generation_at_the_top_of_u64_is_ignored() {
     assert_eq!(opened, 1, "the damaged older slot is passed over");
 }
 
-/// Found by `db_file`: a manifest (checksum intact) claiming 2^60 pages opened, and `check`
+/// Found by `db_file`: a manifest (checksum intact) claiming 2^60 (here 2^40) pages opened, and `check`
 /// allocated a byte per claimed page: a capacity-overflow panic, in release builds too
 /// (`NEXUS_INTERNAL` through the C ABI). A claim the file cannot hold is now reported as
 /// damage before the walk.
@@ -173,7 +173,7 @@ fn manifest_page_count_past_the_file_is_reported_not_allocated() {
     let mut file = seed("db_file", "clean")[1..].to_vec();
     for slot in [1usize, 2] {
         let at = slot * 8192;
-        file[at + 40..at + 48].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        file[at + 40..at + 48].copy_from_slice(&(1u64 << 40).to_le_bytes());
         let crc = crc32(&file[at..at + 60]);
         file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
     }
@@ -190,8 +190,37 @@ fn manifest_page_count_past_the_file_is_reported_not_allocated() {
     let db = Database::open(&path, options).unwrap();
     let damage = db.check().unwrap_err().to_string();
     assert!(
-        damage.contains("shorter than its 1152921504606846976 pages"),
+        damage.contains("shorter than its 1099511627776 pages"),
         "{damage}"
     );
     let _ = db.close();
+}
+
+/// Found by `db_file`: a manifest page count of `u64::MAX` (checksum intact) was accepted,
+/// and the next page a checkpoint allocated overflowed `page_count + 1` (a panic in debug
+/// builds). A page count whose pages would not fit a file offset is now implausible: with
+/// both slots so damaged, open refuses the file.
+#[test]
+fn manifest_page_count_past_any_file_is_refused() {
+    let mut file = seed("db_file", "clean")[1..].to_vec();
+    for slot in [1usize, 2] {
+        let at = slot * 8192;
+        file[at + 40..at + 48].copy_from_slice(&u64::MAX.to_le_bytes());
+        let crc = crc32(&file[at..at + 60]);
+        file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fz.db");
+    std::fs::write(&path, &file).unwrap();
+    let options = OpenOptions {
+        create: false,
+        ..OpenOptions::default()
+    };
+    let Err(e) = Database::open(&path, options) else {
+        panic!("open refuses the file");
+    };
+    assert!(
+        e.to_string().contains("neither manifest slot is valid"),
+        "{e}"
+    );
 }
