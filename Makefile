@@ -11,6 +11,8 @@
 #               shell completions; `make uninstall` with the same variables removes them
 #   make dist   target/dist/nexuslite-VERSION-linux-ARCH.tar.gz: what `make install` puts in place
 #   make abi    compare libnexus.so's exported symbols with the baseline abi/libnexus.so.abi
+#   make fuzz   run every fuzz target of fuzz/ for FUZZ_SECONDS (default 60) each (cargo-fuzz,
+#               nightly; skipped with a message without a nightly toolchain); not in make test
 SHELL := /bin/bash
 REL := target/release
 DEMO_DB ?= demo.db
@@ -19,7 +21,7 @@ DESTDIR ?=
 LIBDIR ?= lib
 INSTALL_VARS = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" LIBDIR="$(LIBDIR)"
 
-.PHONY: setup lib demo test bench soak clean install uninstall dist abi
+.PHONY: setup lib demo test bench soak fuzz clean install uninstall dist abi
 
 setup:
 	@bash scripts/setup.sh
@@ -54,6 +56,9 @@ dist: lib
 
 abi: lib
 	bash scripts/check-abi.sh
+
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	cargo clean

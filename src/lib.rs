@@ -48,6 +48,10 @@ mod error;
 mod exec;
 #[allow(unsafe_code)]
 pub mod ffi;
+/// Entry points for the fuzz targets in `fuzz/`; only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash;
 mod index;
 pub mod io;

@@ -150,3 +150,81 @@ pub(crate) use write::{
 
 #[cfg(test)]
 pub(super) mod differential_tests;
+
+/// The fuzz target `json_differential` (`crate::fuzzing`): every reader of JSON text held to
+/// the reference (`serde_json`, then the Extended JSON conversion), as the differential tests
+/// do on hand-written texts. Panics on a disagreement.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_differential(text: &str) {
+    let want = parse_json(text, "document").and_then(|v| json_to_document(v, "document"));
+    // The public reader: same document, or an error with the same message.
+    match (&want, &parse_document(text)) {
+        (Ok(w), Ok(g)) => assert_eq!(w.to_vec().ok(), g.to_vec().ok(), "{text:?}"),
+        (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string(), "{text:?}"),
+        (w, g) => panic!("{text:?}: reference {w:?}, parse_document {g:?}"),
+    }
+    // The faster readers may decline valid text (the caller falls back), but never accept
+    // what the reference refuses, and never read a different value.
+    let same_bytes = |reader: &str, raw: RawElements| {
+        let w = want
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{reader} accepted {text:?}; reference: {e}"));
+        let mut got = raw.buf;
+        got.push(0);
+        let len = u32::try_from(got.len()).expect("a document under 4 GiB");
+        got[0..4].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(
+            w.to_vec().ok(),
+            Some(got),
+            "{reader} read {text:?} differently"
+        );
+    };
+    if let Ok(d) = direct::document(text) {
+        let w = want
+            .as_ref()
+            .unwrap_or_else(|e| panic!("direct::document accepted {text:?}; reference: {e}"));
+        assert_eq!(
+            w.to_vec().ok(),
+            d.to_vec().ok(),
+            "direct::document on {text:?}"
+        );
+    }
+    if let Some(raw) = scan::elements(text) {
+        same_bytes("the byte scanner", raw);
+    }
+    if let Ok(raw) = direct::elements(text) {
+        same_bytes("direct::elements", raw);
+    }
+    if let Some(raw) = raw_elements(text) {
+        same_bytes("raw_elements", raw);
+    }
+    // Arrays of documents (insert_many's text), against the reference reading of each item.
+    let want_array = match parse_json(text, "json_array") {
+        Ok(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .map(|v| json_to_document(v, "json_array element").ok())
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    let array_bytes =
+        |docs: &[BsonDocument]| docs.iter().map(|d| d.to_vec().ok()).collect::<Vec<_>>();
+    if let Some(got) = parse_document_array(text) {
+        let w = want_array
+            .as_ref()
+            .unwrap_or_else(|| panic!("parse_document_array accepted {text:?}"));
+        assert_eq!(array_bytes(w), array_bytes(&got), "array {text:?}");
+    }
+    if let Some(got) = scan::element_array(text) {
+        let w = want_array
+            .as_ref()
+            .unwrap_or_else(|| panic!("scan::element_array accepted {text:?}"));
+        assert_eq!(w.len(), got.len(), "array {text:?}");
+        for (w, raw) in w.iter().zip(got) {
+            let mut b = raw.buf;
+            b.push(0);
+            let len = u32::try_from(b.len()).expect("a document under 4 GiB");
+            b[0..4].copy_from_slice(&len.to_le_bytes());
+            assert_eq!(w.to_vec().ok(), Some(b), "scan::element_array on {text:?}");
+        }
+    }
+}

@@ -19,7 +19,7 @@
 //! Choosing an index for a query, scanning it and `explain` are execution (`crate::exec`).
 
 pub(crate) mod build;
-mod catalog;
+pub(crate) mod catalog;
 pub(crate) mod check;
 pub(crate) mod covered;
 mod def;

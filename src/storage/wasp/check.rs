@@ -157,6 +157,29 @@ impl Fsck<'_> {
 /// writer gate). Returns the report; `"ok": false` lists what is damaged.
 pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
     let m: Manifest = shared.space.lock().manifest;
+    let file_len = shared.pager.file.len().unwrap_or(0);
+    // The walk keeps a byte per page the manifest claims: a claim the file cannot hold is
+    // reported without walking, before allocating for it (a damaged page count of 2^60 was a
+    // capacity-overflow panic; fuzz target `db_file`).
+    let phys = shared.pager.phys() as u64;
+    if m.page_count.checked_mul(phys).is_none_or(|b| b > file_len) {
+        return Ok(serde_json::json!({
+            "ok": false,
+            "backend": "wasp",
+            "manifest_generation": m.generation,
+            "page_size": shared.pager.phys(),
+            "pages_total": m.page_count,
+            "pages_tree": 0,
+            "pages_overflow": 0,
+            "pages_free": 0,
+            "pages_lost": 0,
+            "collections": {},
+            "errors": [format!(
+                "the file is {file_len} bytes, shorter than its {} pages",
+                m.page_count
+            )],
+        }));
+    }
     let mut f = Fsck {
         shared,
         owner: vec![
@@ -239,13 +262,6 @@ pub(crate) fn fsck(shared: &Shared) -> Result<serde_json::Value> {
             "{} pages are neither used nor free (lost), first {}",
             lost.len(),
             lost[0]
-        ));
-    }
-    let file_len = shared.pager.file.len().unwrap_or(0);
-    if file_len < m.page_count * shared.pager.phys() as u64 {
-        f.errors.push(format!(
-            "the file is {file_len} bytes, shorter than its {} pages",
-            m.page_count
         ));
     }
     Ok(serde_json::json!({

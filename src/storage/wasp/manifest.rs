@@ -47,6 +47,10 @@ pub(crate) struct Manifest {
     pub log_quiet: bool,
 }
 
+/// Above any generation a real file reaches; the checkpoints and commit tags after it still
+/// fit a u64.
+const MAX_GENERATION: u64 = 1 << 62;
+
 impl Manifest {
     /// The slot page (1 or 2) this manifest is written to.
     pub(crate) fn slot(&self) -> u64 {
@@ -100,13 +104,21 @@ impl Manifest {
         })
     }
 
-    /// Picks the valid slot with the highest generation whose fields are plausible.
+    /// Picks the valid slot with the highest generation whose fields are plausible: a
+    /// generation near `u64::MAX` is damage (a database gains one per commit or checkpoint),
+    /// and taking it would overflow the next generation; so is a page count whose pages
+    /// would not fit a file offset (the next page allocated overflowed; fuzz target
+    /// `db_file`).
     pub(crate) fn choose(a: &[u8], b: &[u8], page_size: u32, what: &str) -> Result<Self> {
         let ok = |m: &Manifest| {
             m.page_size == page_size
                 && m.page_count >= 3
                 && m.catalog_root < m.page_count
                 && m.freelist_head < m.page_count
+                && m.generation < MAX_GENERATION
+                && u64::from(page_size)
+                    .checked_mul(m.page_count)
+                    .is_some_and(|b| b <= i64::MAX as u64)
         };
         let best = [Self::decode(a), Self::decode(b)]
             .into_iter()

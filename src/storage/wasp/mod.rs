@@ -22,7 +22,7 @@
 //! which generation and how much of the log are committed, and holds the write lock.
 
 pub(crate) mod btree;
-mod catalog;
+pub(crate) mod catalog;
 pub(crate) mod check;
 pub(crate) mod checkpoint;
 mod clustered;

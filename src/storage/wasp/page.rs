@@ -504,7 +504,7 @@ pub(crate) fn open_page(buf: &[u8], id: u64, what: &str) -> Result<PageHead> {
     if crc != crc32fast::hash(&buf[4..]) {
         return Err(Error::Corrupt(format!(
             "{what}: page {id} (byte offset {}) fails its checksum",
-            id * buf.len() as u64
+            id.saturating_mul(buf.len() as u64)
         )));
     }
     open_checked_page(buf, id, what)

@@ -506,8 +506,19 @@ impl Pager {
         &self.what
     }
 
-    fn offset(&self, id: u64) -> u64 {
-        id * self.phys as u64
+    /// Where page `id` starts. A page number read from a damaged page (a child, an overflow
+    /// or free-list link) can be anything: one whose offset would not fit a file offset is
+    /// damage, not a multiplication that wraps (fuzz target `db_file`).
+    fn offset(&self, id: u64) -> Result<u64> {
+        let phys = self.phys as u64;
+        id.checked_mul(phys)
+            .filter(|&at| at <= i64::MAX as u64 - phys)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "{}: page {id} lies past the largest possible file",
+                    self.what
+                ))
+            })
     }
 
     /// The file's page size (the header's; `geo.page_size` less the seal when encrypted).
@@ -532,7 +543,7 @@ impl Pager {
     /// Reads page `id` as the file holds it (sealed when encrypted): backups copy it so.
     pub(crate) fn read_physical(&self, id: u64) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.phys];
-        self.file.read_at(self.offset(id), &mut buf)?;
+        self.file.read_at(self.offset(id)?, &mut buf)?;
         Ok(buf)
     }
 
@@ -548,7 +559,7 @@ impl Pager {
         let changes = || self.seal.as_ref().map_or(0, |s| s.key_changes());
         loop {
             let before = changes();
-            self.file.read_at(self.offset(id), buf)?;
+            self.file.read_at(self.offset(id)?, buf)?;
             match self.open_sealed(id, buf) {
                 Err(_)
                     if since.is_none_or(|t| t.elapsed() < PATIENCE)
@@ -592,15 +603,16 @@ impl Pager {
             let (data, trailer) = buf.split_at_mut(self.geo.page_size);
             seal.seal(Domain::Page, [id, 0, 0], data, trailer);
         }
-        self.file.write_at(self.offset(id), buf)
+        self.file.write_at(self.offset(id)?, buf)
     }
 
     /// Writes a whole page buffer (`geo.page_size` bytes) as page `id`.
     pub(crate) fn write_raw(&self, id: u64, buf: &[u8]) -> Result<()> {
         if self.seal.is_none() {
-            return self.file.write_at(self.offset(id), buf);
+            return self.file.write_at(self.offset(id)?, buf);
         }
-        self.file.write_at(self.offset(id), &self.physical(id, buf))
+        self.file
+            .write_at(self.offset(id)?, &self.physical(id, buf))
     }
 
     /// Estimated memory of a decoded node.
