@@ -560,13 +560,20 @@ fn readers_read_on_during_a_rekey() {
     fill(&db);
     db.checkpoint().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The readers' connections are open before the first rekey starts: this test is about
+    // reading on while pages are rewritten (an open racing a rekey's rewrite of the key
+    // slots is another matter; a loaded machine started the threads late enough for that).
+    let opened = std::sync::Arc::new(std::sync::Barrier::new(3));
     let readers: Vec<_> = (0..2)
         .map(|_| {
             let path = path.clone();
             let a = a.clone();
             let stop = stop.clone();
+            let opened = opened.clone();
             std::thread::spawn(move || {
-                let db = Database::open(&path, with_key(&a)).unwrap();
+                let db = Database::open(&path, with_key(&a));
+                opened.wait(); // before the unwrap: a failed open must not leave the others waiting
+                let db = db.unwrap();
                 let mut rounds = 0;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     assert_eq!(read_all(&db).unwrap(), 300);
@@ -576,6 +583,7 @@ fn readers_read_on_during_a_rekey() {
             })
         })
         .collect();
+    opened.wait();
     for _ in 0..3 {
         db.rekey().unwrap();
     }
