@@ -329,8 +329,8 @@ fn log_records_are_authenticated() {
     let mut forged = log_bytes.clone();
     forged[start + 8 + 20] ^= 1;
     let lap = u32::from_le_bytes(log_bytes[start + 4..start + 8].try_into().unwrap())
-        ^ crc32(&log_bytes[start + 8..start + 8 + len]);
-    let crc = crc32(&forged[start + 8..start + 8 + len]) ^ lap;
+        ^ crc32fast::hash(&log_bytes[start + 8..start + 8 + len]);
+    let crc = crc32fast::hash(&forged[start + 8..start + 8 + len]) ^ lap;
     forged[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&copy, &db_bytes).unwrap();
     std::fs::write(&copy_log, &forged).unwrap();
@@ -340,22 +340,6 @@ fn log_records_are_authenticated() {
         matches!(e, Error::Corrupt(ref m) if m.contains("authentication")),
         "{e}"
     );
-}
-
-fn crc32(b: &[u8]) -> u32 {
-    // CRC-32 (IEEE), bitwise: the tests do not link crc32fast.
-    let mut crc = !0u32;
-    for &x in b {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]
@@ -417,10 +401,10 @@ fn an_altered_last_record_is_refused_not_dropped() {
     let start = 64;
     let len = u32::from_le_bytes(log_bytes[start..start + 4].try_into().unwrap()) as usize;
     let lap = u32::from_le_bytes(log_bytes[start + 4..start + 8].try_into().unwrap())
-        ^ crc32(&log_bytes[start + 8..start + 8 + len]);
+        ^ crc32fast::hash(&log_bytes[start + 8..start + 8 + len]);
     let mut forged = log_bytes.clone();
     forged[start + 8 + len - 1] ^= 1; // the tag's last byte
-    let crc = crc32(&forged[start + 8..start + 8 + len]) ^ lap;
+    let crc = crc32fast::hash(&forged[start + 8..start + 8 + len]) ^ lap;
     forged[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     let copy = tmp(&dir, "lastc.db");
     std::fs::write(&copy, &db_bytes).unwrap();

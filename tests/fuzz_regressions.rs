@@ -62,22 +62,15 @@ fn database_file_seeds_open_and_check_clean() {
     );
 }
 
-/// CRC-32 (IEEE) of a page, as the page header stores it.
-fn crc32(b: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in b {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// A manifest slot of `file` (slots 1 and 2 are pages 1 and 2) with the 8 bytes at
+/// `field` set to `value` and its checksum (bytes 60..64, of bytes 0..60) made right again:
+/// damage a checksum cannot see.
+fn patch_slot(file: &mut [u8], slot: usize, field: usize, value: u64) {
+    let at = slot * 8192;
+    file[at + field..at + field + 8].copy_from_slice(&value.to_le_bytes());
+    let crc = crc32fast::hash(&file[at..at + 60]);
+    file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
 }
-
 /// Found by `db_file`: a tree's page number in a damaged (but checksummed) entry, here
 /// 0x12FF_FFFF_FFFF_FFFF where page 5 was, overflowed `id * page_size` in the pager (a
 /// panic in debug builds, a wrapped read offset in release ones). The read is now refused
@@ -88,7 +81,7 @@ fn page_number_past_any_file_is_damage_not_overflow() {
     let mut file = data[1..].to_vec();
     let page = 8 * 8192;
     file[page + 102..page + 110].copy_from_slice(&0x12FF_FFFF_FFFF_FFFFu64.to_le_bytes());
-    let crc = crc32(&file[page + 4..page + 8192]);
+    let crc = crc32fast::hash(&file[page + 4..page + 8192]);
     file[page..page + 4].copy_from_slice(&crc.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fz.db");
@@ -133,10 +126,7 @@ fn manifest_generation_at_the_top_of_u64_is_ignored() {
     let mut opened = 0;
     for slot in [1usize, 2] {
         let mut file = data[1..].to_vec();
-        let at = slot * 8192;
-        file[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-        let crc = crc32(&file[at..at + 60]);
-        file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
+        patch_slot(&mut file, slot, 8, u64::MAX);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fz.db");
         std::fs::write(&path, &file).unwrap();
@@ -172,10 +162,7 @@ fn manifest_generation_at_the_top_of_u64_is_ignored() {
 fn manifest_page_count_past_the_file_is_reported_not_allocated() {
     let mut file = seed("db_file", "clean")[1..].to_vec();
     for slot in [1usize, 2] {
-        let at = slot * 8192;
-        file[at + 40..at + 48].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        let crc = crc32(&file[at..at + 60]);
-        file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
+        patch_slot(&mut file, slot, 40, 1u64 << 40);
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fz.db");
@@ -204,10 +191,7 @@ fn manifest_page_count_past_the_file_is_reported_not_allocated() {
 fn manifest_page_count_past_any_file_is_refused() {
     let mut file = seed("db_file", "clean")[1..].to_vec();
     for slot in [1usize, 2] {
-        let at = slot * 8192;
-        file[at + 40..at + 48].copy_from_slice(&u64::MAX.to_le_bytes());
-        let crc = crc32(&file[at..at + 60]);
-        file[at + 60..at + 64].copy_from_slice(&crc.to_le_bytes());
+        patch_slot(&mut file, slot, 40, u64::MAX);
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fz.db");
