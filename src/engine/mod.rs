@@ -650,8 +650,10 @@ pub(crate) fn open_engine(path: Option<&Path>, cfg: &EngineConfig) -> Result<Arc
                 path_key.display()
             )));
         }
-        // Each connection to an encrypted database shows a key of its own.
-        engine.storage.admits(key)?;
+        // Each connection to an encrypted database shows a key of its own. Checked without
+        // the registry: the check may wait for a rekey, and other paths' opens must not.
+        drop(reg);
+        engine.storage.admits(key, cfg.busy_timeout)?;
         return Ok(engine);
     }
     let storage = open_storage(&path_key, cfg, &faults)?;

@@ -337,7 +337,12 @@ pub(crate) trait Storage: Send + Sync {
     }
     /// Whether another connection presenting `key` may use this open database: an encrypted
     /// one admits the private key of one of its recipients only, a plain one no key.
-    fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {
+    fn admits(
+        &self,
+        key: Option<&crate::crypto::PrivatePem>,
+        busy_timeout: Duration,
+    ) -> Result<()> {
+        let _ = busy_timeout;
         match key {
             None => Ok(()),
             Some(_) => Err(wasp::keyslots::not_encrypted("the database")),

@@ -325,6 +325,7 @@ impl Storage for WaspStorage {
         // The writer gate of every process: one change of the slots at a time, from the
         // slots as the file has them now (another process may have changed them).
         let _lock = follow::WriteLock::acquire(shared, busy_timeout)?;
+        let _slots = shared.slots_change.write();
         let current = keyslots::KeySlots::of_file(&shared.pager)?;
         current.check(sealer)?;
         let next = if add {
@@ -355,13 +356,25 @@ impl Storage for WaspStorage {
         rekey::run(&self.shared, busy_timeout)
     }
 
-    fn admits(&self, key: Option<&crate::crypto::PrivatePem>) -> Result<()> {
+    fn admits(
+        &self,
+        key: Option<&crate::crypto::PrivatePem>,
+        busy_timeout: Duration,
+    ) -> Result<()> {
         let what = self.shared.pager.what();
         if self.shared.pager.sealer().is_none() {
             return match key {
                 None => Ok(()),
                 Some(_) => Err(keyslots::not_encrypted(what)),
             };
+        };
+        // Not while this process rewrites the slots (a rekey takes as long as rewriting every
+        // page: the open waits for it like for a writer, up to the busy timeout).
+        let Some(_slots) = self.shared.slots_change.try_read_for(busy_timeout) else {
+            return Err(Error::Busy(format!(
+                "{what}: its keys are being changed (a rekey rewrites every page); waited {} ms",
+                busy_timeout.as_millis()
+            )));
         };
         // As the file has them now: another process may have added or removed keys.
         let keys = keyslots::KeySlots::of_file(&self.shared.pager)?;

@@ -471,6 +471,7 @@ fn assemble(
         foreign: Mutex::new(ForeignChanges::default()),
         foreign_noted: AtomicBool::new(false),
         holds_write: AtomicBool::new(false),
+        slots_change: RwLock::new(()),
         _db: db,
     })
 }

@@ -60,7 +60,10 @@ pub(crate) fn run(shared: &Arc<Shared>, busy: Duration) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let r = rekey_alone(shared, &sealer);
+    let r = {
+        let _slots = shared.slots_change.write();
+        rekey_alone(shared, &sealer)
+    };
     shared.shm.share_open();
     r
 }

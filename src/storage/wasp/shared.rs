@@ -161,6 +161,11 @@ pub(crate) struct Shared {
     pub(super) foreign_noted: AtomicBool,
     /// A thread of this process holds the write lock ([`super::follow::WriteLock`]).
     pub(super) holds_write: AtomicBool,
+    /// Held exclusively while this process changes the key slots (a rekey, which also changes
+    /// the data key, or adding or removing a key), shared while another connection of this
+    /// process checks its key against them: the check never reads slots half rewritten, or
+    /// slots of a new data key the sealer does not use yet.
+    pub(super) slots_change: RwLock<()>,
     pub(super) _db: DbFile,
 }
 
