@@ -86,7 +86,7 @@ lines = ["# Encryption at rest: encrypted NexusLite vs plain NexusLite vs SQLCip
          "a process of its own, through the C ABI (`bench/defaults_bench.c`, phase `table`: 200,000",
          "documents of ~200 bytes with string ids unless scaled). NexusLite runs on its defaults; the",
          "encrypted row adds only the open option `encryption_key` (a P-256 key; pages and log records",
-         "sealed with XChaCha20-Poly1305). SQLCipher is Debian's libsqlcipher 3.4.1 (`PRAGMA key` with a",
+         "sealed with the cipher this machine's default picks, named below). SQLCipher is Debian's libsqlcipher 3.4.1 (`PRAGMA key` with a",
          "passphrase, its defaults otherwise: AES-256-CBC + HMAC-SHA1 per 1 KiB page) in WAL mode with",
          "synchronous FULL / NORMAL as the row says, prepared statements, documents as JSON text.",
          "Debian's SQLCipher is built without JSON1: its update rewrites the row unchanged (the same",

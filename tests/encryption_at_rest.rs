@@ -3,7 +3,7 @@
 //! backups encrypted, and the data intact across checkpoints and reopening.
 
 use bson::doc;
-use nexus::crypto::{keygen, PrivatePem};
+use nexus::crypto::{keygen, Cipher, PrivatePem};
 use nexus::{Database, Document, Error, FindOptions, OpenOptions, StorageEngine};
 use std::path::{Path, PathBuf};
 
@@ -88,12 +88,24 @@ fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
 
+/// Both ciphers: AES-256-GCM (format version 5, what this machine's default picks where the
+/// processor has AES instructions) and XChaCha20-Poly1305 (version 4).
 #[test]
 fn nothing_readable_on_disk_before_and_after_checkpoint() {
+    for (cipher, version) in [(Cipher::Aes256Gcm, 5), (Cipher::XChaCha20Poly1305, 4)] {
+        nothing_readable_on_disk_with(cipher, version);
+    }
+}
+
+fn nothing_readable_on_disk_with(cipher: Cipher, version: u32) {
     let dir = tempfile::tempdir().unwrap();
     let path = tmp(&dir, "enc.db");
     let k = key();
-    let db = Database::open(&path, with_key(&k)).unwrap();
+    let opts = OpenOptions {
+        encryption_cipher: Some(cipher),
+        ..with_key(&k)
+    };
+    let db = Database::open(&path, opts).unwrap();
     fill(&db);
     // Before any checkpoint: the commits are in the log only.
     assert_no_marker(&path);
@@ -101,7 +113,8 @@ fn nothing_readable_on_disk_before_and_after_checkpoint() {
     assert_no_marker(&path);
     let stats = db.stats().unwrap();
     assert_eq!(stats["storage"]["encrypted"], true, "{stats}");
-    assert_eq!(stats["storage"]["format_version"], 4, "{stats}");
+    assert_eq!(stats["storage"]["format_version"], version, "{stats}");
+    assert_eq!(stats["storage"]["cipher"], cipher.name(), "{stats}");
     assert!(!stats.to_string().contains("PRIVATE"), "no key in stats");
     let backup = tmp(&dir, "copy.db");
     db.backup(&backup).unwrap();
@@ -122,6 +135,65 @@ fn nothing_readable_on_disk_before_and_after_checkpoint() {
         assert_eq!(db.check().unwrap()["ok"], true);
         db.close().unwrap();
     }
+}
+
+/// The cipher is the file's from its creation: a reopen (with another or no
+/// `encryption_cipher`) keeps it, writes and a rekey too; the option alone, or an unknown
+/// name, is refused.
+#[test]
+fn the_cipher_is_chosen_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    for (cipher, other, version) in [
+        (Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm, 4),
+        (Cipher::Aes256Gcm, Cipher::XChaCha20Poly1305, 5),
+    ] {
+        let path = tmp(&dir, &format!("{}.db", cipher.name()));
+        let open = |c: Option<Cipher>| {
+            Database::open(
+                &path,
+                OpenOptions {
+                    encryption_cipher: c,
+                    ..with_key(&k)
+                },
+            )
+            .unwrap()
+        };
+        let db = open(Some(cipher));
+        fill(&db);
+        db.close().unwrap();
+        for c in [None, Some(other)] {
+            let db = open(c);
+            let stats = db.stats().unwrap();
+            assert_eq!(stats["storage"]["cipher"], cipher.name(), "{stats}");
+            assert_eq!(stats["storage"]["format_version"], version, "{stats}");
+            db.collection(&format!("c_{MARKER}"))
+                .insert(Document::from_json(&format!(r#"{{"n": 1000, "c": "{c:?}"}}"#)).unwrap())
+                .unwrap();
+            db.rekey().unwrap();
+            db.close().unwrap();
+        }
+        let db = open(None);
+        assert_eq!(read_all(&db).unwrap(), 302);
+        assert_eq!(db.check().unwrap()["ok"], true);
+        db.close().unwrap();
+    }
+    let e = OpenOptions::from_json(Some(r#"{"encryption_cipher": "aes-256-gcm"}"#))
+        .and_then(|o| Database::open(tmp(&dir, "nokey.db"), o))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("needs 'encryption_key'")),
+        "{e:?}"
+    );
+    assert!(!tmp(&dir, "nokey.db").exists());
+    let e = OpenOptions::from_json(Some(r#"{"encryption_cipher": "aes-128-ecb"}"#))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("unknown cipher 'aes-128-ecb'")),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -95,6 +95,10 @@ impl Database {
         // A key that is not a P-256 private key is refused before a file is created or opened.
         if let Some(key) = &options.encryption_key {
             crate::crypto::public_key(key.as_str())?;
+        } else if options.encryption_cipher.is_some() {
+            return Err(Error::invalid(
+                "open option 'encryption_cipher' chooses the cipher of a new encrypted file: it needs 'encryption_key'",
+            ));
         }
         let cfg = EngineConfig {
             create: options.create,
@@ -120,6 +124,7 @@ impl Database {
                         .encryption_key
                         .clone()
                         .map(crate::storage::wasp::keyslots::Unlock::Key),
+                    cipher: options.encryption_cipher,
                 }
             },
             recover: options.recover,

@@ -62,6 +62,10 @@ pub struct OpenOptions {
     /// key of one of its recipients (`NEXUS_CRYPTO` otherwise), a plain one refuses a key
     /// (`NEXUS_INVALID_ARGUMENT`). See `docs/FORMAT.md`, "Encryption".
     pub encryption_key: Option<crate::crypto::PrivatePem>,
+    /// `wasp`: the AEAD of a new encrypted file (`"encryption_cipher"`: `"aes-256-gcm"` or
+    /// `"xchacha20-poly1305"`). `None`: AES-256-GCM where the processor has AES instructions,
+    /// XChaCha20-Poly1305 elsewhere. An existing file keeps the cipher it was created with.
+    pub encryption_cipher: Option<crate::crypto::Cipher>,
 }
 
 impl Default for OpenOptions {
@@ -81,6 +85,7 @@ impl Default for OpenOptions {
             mmap: None,
             recover: LogRecovery::Strict,
             encryption_key: None,
+            encryption_cipher: None,
         }
     }
 }
@@ -106,6 +111,10 @@ impl OpenOptions {
         o.encryption_key = r
             .string("encryption_key")?
             .map(crate::crypto::PrivatePem::new);
+        o.encryption_cipher = r
+            .string("encryption_cipher")?
+            .map(|c| crate::crypto::Cipher::parse(&c))
+            .transpose()?;
         let mut cache = CacheConfig::default();
         if cache.read(&mut r)? {
             o.cache = Some(cache);

@@ -30,6 +30,19 @@ pub(crate) const FORMAT_VERSION: u32 = 3;
 /// every log record sealed, and the key slots in page 0 (`docs/FORMAT.md`, "Encryption").
 /// Builds before it refuse such a file as newer instead of failing on its pages.
 pub(crate) const ENCRYPTED_FORMAT: u32 = 4;
+/// Version 4 with AES-256-GCM instead of XChaCha20-Poly1305 (`crypto::seal::Cipher`): what a
+/// new encrypted file gets where the processor has AES instructions. Builds before it refuse
+/// such a file as newer.
+pub(crate) const ENCRYPTED_AES_FORMAT: u32 = 5;
+
+/// The format version of a new encrypted WASP file sealed with `cipher`.
+pub(crate) fn encrypted_format(cipher: crate::crypto::seal::Cipher) -> u32 {
+    match cipher {
+        crate::crypto::seal::Cipher::XChaCha20Poly1305 => ENCRYPTED_FORMAT,
+        crate::crypto::seal::Cipher::Aes256Gcm => ENCRYPTED_AES_FORMAT,
+    }
+}
+
 /// The format version of new `memlog` files, which have no clustered collections: version
 /// 3 would only keep earlier builds from opening them.
 pub(crate) const MEMLOG_FORMAT_VERSION: u32 = 2;
@@ -72,9 +85,9 @@ impl Header {
             )));
         }
         let version = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
-        if version > ENCRYPTED_FORMAT {
+        if version > ENCRYPTED_AES_FORMAT {
             return Err(Error::unsupported(format!(
-                "{shown} was written by a newer NexusLite (format version {version}; this build reads up to {ENCRYPTED_FORMAT}); it was left unchanged"
+                "{shown} was written by a newer NexusLite (format version {version}; this build reads up to {ENCRYPTED_AES_FORMAT}); it was left unchanged"
             )));
         }
         let backend = match bytes[20] {

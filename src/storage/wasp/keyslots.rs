@@ -1,4 +1,5 @@
-//! The key slots of an encrypted file (format version 4): the file identity and the data key
+//! The key slots of an encrypted file (format versions 4 and 5): the file identity, the
+//! cipher, and the data key
 //! wrapped for each recipient, in the clear in page 0 after the header. Two copies, each
 //! with a generation and a checksum, as the manifest has: a change writes the copy the
 //! current one is not in and syncs, so a torn write leaves the previous copy in force
@@ -6,7 +7,8 @@
 //!
 //! ```text
 //! copy c (c = generation mod 2) at HEADER_LEN + c * area, area = (page_size - 64) / 2
-//!  0 "NXKEYS02" | 8 generation u64 | 16 file id [16] | 32 cipher u8 (1) | 33 0 0 0
+//!  0 "NXKEYS02" | 8 generation u64 | 16 file id [16] | 32 cipher u8 | 33 0 0 0
+//!  (cipher 1: XChaCha20-Poly1305, format version 4; 2: AES-256-GCM, format version 5)
 //!  36 count u32 | 40 slots, each: length u16, kind u8, body
 //!  | mac [32]: HMAC-SHA256 under a key derived from the data key, of everything before it
 //!  | crc32 of everything before it
@@ -35,8 +37,17 @@ pub(crate) fn key_needed(what: &str) -> Error {
 }
 
 const MAGIC: &[u8; 8] = b"NXKEYS02";
-/// XChaCha20-Poly1305 pages and records.
+/// XChaCha20-Poly1305 pages and records (format version 4).
 const CIPHER_XCHACHA: u8 = 1;
+/// AES-256-GCM pages and records (format version 5).
+const CIPHER_AES_GCM: u8 = 2;
+
+fn cipher_id(c: seal::Cipher) -> u8 {
+    match c {
+        seal::Cipher::XChaCha20Poly1305 => CIPHER_XCHACHA,
+        seal::Cipher::Aes256Gcm => CIPHER_AES_GCM,
+    }
+}
 const FIXED: usize = 40;
 
 /// The decoded key slots of a file.
@@ -44,6 +55,8 @@ const FIXED: usize = 40;
 pub(crate) struct KeySlots {
     pub(crate) generation: u64,
     pub(crate) file_id: [u8; FILE_ID_LEN],
+    /// The AEAD of the file's pages and records (covered by the mac).
+    pub(crate) cipher: seal::Cipher,
     pub(crate) slots: Vec<Slot>,
     /// The mac read with these slots (zeros for slots made here, until written).
     mac: [u8; SLOTS_MAC_LEN],
@@ -62,19 +75,22 @@ pub(crate) fn max_slots(page_size: usize) -> usize {
 impl KeySlots {
     /// The slots of a new encrypted file for the holder of `private_pem`, and the sealer of
     /// its new random data key.
-    pub(crate) fn create(private_pem: &str) -> Result<(Self, Sealer)> {
+    pub(crate) fn create(private_pem: &str, cipher: seal::Cipher) -> Result<(Self, Sealer)> {
         let public = crate::crypto::public_key(private_pem).map_err(|e| match e {
             Error::Crypto(m) => {
                 Error::InvalidArgument(format!("open option 'encryption_key': {m}"))
             }
             other => other,
         })?;
-        Self::create_for(&[public])
+        Self::create_for(&[public], cipher)
     }
 
     /// The slots of a new encrypted file for the holders of the private keys of
     /// `public_pems` (at least one), and the sealer of its new random data key.
-    pub(crate) fn create_for(public_pems: &[String]) -> Result<(Self, Sealer)> {
+    pub(crate) fn create_for(
+        public_pems: &[String],
+        cipher: seal::Cipher,
+    ) -> Result<(Self, Sealer)> {
         if public_pems.is_empty() {
             return Err(Error::invalid(
                 "an encrypted file needs at least one recipient's public key",
@@ -89,11 +105,12 @@ impl KeySlots {
                 slots.push(slot);
             }
         }
-        let sealer = Sealer::new(&key, file_id);
+        let sealer = Sealer::new(&key, file_id, cipher);
         Ok((
             Self {
                 generation: 1,
                 file_id,
+                cipher,
                 slots,
                 mac: [0; SLOTS_MAC_LEN],
             },
@@ -105,7 +122,7 @@ impl KeySlots {
     /// is theirs).
     pub(crate) fn unlock(&self, private_pem: &str) -> Result<Sealer> {
         let key = seal::unwrap(&self.slots, private_pem, &self.file_id)?;
-        let sealer = Sealer::new(&key, self.file_id);
+        let sealer = Sealer::new(&key, self.file_id, self.cipher);
         self.check(&sealer)?;
         Ok(sealer)
     }
@@ -134,7 +151,7 @@ impl KeySlots {
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&self.generation.to_le_bytes());
         b.extend_from_slice(&self.file_id);
-        b.extend_from_slice(&[CIPHER_XCHACHA, 0, 0, 0]);
+        b.extend_from_slice(&[cipher_id(self.cipher), 0, 0, 0]);
         let count = u32::try_from(self.slots.len())
             .map_err(|_| Error::Internal("key slot count".into()))?;
         b.extend_from_slice(&count.to_le_bytes());
@@ -174,9 +191,14 @@ impl KeySlots {
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        if &b[0..8] != MAGIC || b[32] != CIPHER_XCHACHA {
+        if &b[0..8] != MAGIC {
             return None;
         }
+        let cipher = match b[32] {
+            CIPHER_XCHACHA => seal::Cipher::XChaCha20Poly1305,
+            CIPHER_AES_GCM => seal::Cipher::Aes256Gcm,
+            _ => return None,
+        };
         let count = u32::from_le_bytes(b[36..40].try_into().ok()?) as usize;
         let mut slots = Vec::with_capacity(count.min(256));
         let mut at = FIXED;
@@ -200,6 +222,7 @@ impl KeySlots {
         Some(Self {
             generation: u64::from_le_bytes(b[8..16].try_into().ok()?),
             file_id,
+            cipher,
             slots,
             mac,
         })
@@ -235,6 +258,7 @@ impl KeySlots {
         Ok(Some(Self {
             generation: self.generation + 1,
             file_id: self.file_id,
+            cipher: self.cipher,
             slots,
             mac: [0; SLOTS_MAC_LEN],
         }))
@@ -262,6 +286,7 @@ impl KeySlots {
         Ok(Self {
             generation: self.generation + 1,
             file_id: self.file_id,
+            cipher: self.cipher,
             slots,
             mac: [0; SLOTS_MAC_LEN],
         })
@@ -278,6 +303,7 @@ impl KeySlots {
         let next = |generation| Self {
             generation,
             file_id: self.file_id,
+            cipher: self.cipher,
             slots: slots.clone(),
             mac: [0; SLOTS_MAC_LEN],
         };
@@ -314,13 +340,17 @@ mod tests {
 
     /// A sealer under a data key of its own (what a forger without the file's key has).
     fn other_sealer_for_forgery() -> Sealer {
-        Sealer::new(&DataKey::random(), [0; FILE_ID_LEN])
+        Sealer::new(
+            &DataKey::random(),
+            [0; FILE_ID_LEN],
+            seal::Cipher::preferred(),
+        )
     }
 
     #[test]
     fn the_newer_valid_copy_is_in_force() {
         let (private, _) = crate::crypto::keygen(None).unwrap();
-        let (k1, sealer) = KeySlots::create(&private).unwrap();
+        let (k1, sealer) = KeySlots::create(&private, seal::Cipher::preferred()).unwrap();
         let mut page = vec![0u8; 4096];
         let put = |page: &mut Vec<u8>, k: &KeySlots, s: &Sealer| {
             let a = area(4096);
@@ -346,7 +376,7 @@ mod tests {
         // A slot added by someone without the data key (here: a valid slot of another data
         // key for an attacker, the copy's checksum made right): refused at unlock.
         let (_, attacker) = crate::crypto::keygen(None).unwrap();
-        let (other, _) = KeySlots::create_for(&[attacker]).unwrap();
+        let (other, _) = KeySlots::create_for(&[attacker], seal::Cipher::preferred()).unwrap();
         let mut forged = k.clone();
         forged.generation = 3;
         forged.slots.push(other.slots[0].clone());

@@ -86,6 +86,8 @@ pub(crate) struct WaspConfig {
     pub recover: LogRecovery,
     /// The key of an encrypted file; a new file given one is created encrypted.
     pub encryption: Option<keyslots::Unlock>,
+    /// The AEAD of a new encrypted file (`None`: [`crate::crypto::seal::Cipher::preferred`]).
+    pub cipher: Option<crate::crypto::seal::Cipher>,
 }
 
 impl Default for WaspConfig {
@@ -98,6 +100,7 @@ impl Default for WaspConfig {
             mmap: false,
             recover: LogRecovery::Strict,
             encryption: None,
+            cipher: None,
         }
     }
 }
@@ -233,6 +236,7 @@ impl Storage for WaspStorage {
             "read_only": s.read_only,
             "page_size": s.pager.phys(),
             "encrypted": s.pager.sealer().is_some(),
+            "cipher": s.pager.sealer().map(|x| x.cipher().name()),
             "mmap": s.pager.file.is_mapped(),
             "collections": state.tables.len(),
             "documents": state.tables.values().map(|t| t.count).sum::<u64>(),

@@ -11,12 +11,15 @@ use super::shared::{LogState, Shared, Space, State};
 use super::shm::{shm_path_for, Joined, ShmFile};
 use super::txn::{apply_logged, Arena};
 use super::{btree, new_salt, WaspConfig};
+use crate::crypto::seal::Cipher;
 use crate::crypto::seal::{Sealer, OVERHEAD};
 use crate::error::{Error, Result};
 use crate::storage::fault::Faults;
 use crate::storage::file::{DbFile, LockMode, LogFile};
 use crate::storage::group::GroupSync;
-use crate::storage::header::{Header, ENCRYPTED_FORMAT, FORMAT_VERSION, HEADER_LEN};
+use crate::storage::header::{
+    encrypted_format, Header, ENCRYPTED_FORMAT, FORMAT_VERSION, HEADER_LEN,
+};
 use crate::storage::log::{log_path_for, write_new_log, LogHeader, LogRecovery, Recovery};
 use crate::storage::{log, StorageEngine};
 use parking_lot::{Mutex, RwLock};
@@ -79,19 +82,19 @@ impl WaspStorage {
                     log_path.display()
                 )));
             }
+            let cipher = cfg.cipher.unwrap_or_else(Cipher::preferred);
             let keys = match &cfg.encryption {
                 None => None,
-                Some(Unlock::Key(pem)) => Some(KeySlots::create(pem.as_str())?),
-                Some(Unlock::Recipients(publics)) => Some(KeySlots::create_for(publics)?),
+                Some(Unlock::Key(pem)) => Some(KeySlots::create(pem.as_str(), cipher)?),
+                Some(Unlock::Recipients(publics)) => Some(KeySlots::create_for(publics, cipher)?),
                 Some(Unlock::Sealer(_)) => {
                     return Err(Error::Internal("a new file is encrypted with a key".into()))
                 }
             };
             create_file(&db, &faults, cfg.page_size, keys.as_ref())?;
-            let version = if keys.is_some() {
-                ENCRYPTED_FORMAT
-            } else {
-                FORMAT_VERSION
+            let version = match &keys {
+                Some((_, sealer)) => encrypted_format(sealer.cipher()),
+                None => FORMAT_VERSION,
             };
             (cfg.page_size, version, keys.map(|(_, s)| Arc::new(s)))
         } else {
@@ -546,6 +549,13 @@ fn unlock(
         };
     }
     let keys = KeySlots::read(page0, what)?;
+    if encrypted_format(keys.cipher) != header.format_version {
+        return Err(Error::Corrupt(format!(
+            "{what}: the header's format version {} does not match the cipher of the key slots ({})",
+            header.format_version,
+            keys.cipher.name()
+        )));
+    }
     let sealer = match unlock {
         None => return Err(super::keyslots::key_needed(what)),
         Some(Unlock::Key(pem)) => Arc::new(keys.unlock(pem.as_str()).map_err(|e| match e {
@@ -577,10 +587,9 @@ pub(super) fn create_file(
 ) -> Result<()> {
     let pf = db.page_file(faults.clone())?;
     let header = Header {
-        format_version: if keys.is_some() {
-            ENCRYPTED_FORMAT
-        } else {
-            FORMAT_VERSION
+        format_version: match keys {
+            Some((_, sealer)) => encrypted_format(sealer.cipher()),
+            None => FORMAT_VERSION,
         },
         backend: StorageEngine::Wasp,
         page_size,

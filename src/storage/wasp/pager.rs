@@ -22,7 +22,7 @@
 //!
 //! Page numbers: 0 is the header, 1 and 2 the manifest slots, 3.. data pages.
 //!
-//! Encrypted files (format version 4): every page from 1 on is sealed on its way to the file
+//! Encrypted files (format versions 4 and 5): every page from 1 on is sealed on its way to the file
 //! and opened on its way in ([`Sealer`], bound to its page number); the layers above see
 //! pages [`crate::crypto::seal::OVERHEAD`] bytes shorter than the file's (`geo.page_size`
 //! is that logical size, [`Pager::phys`] the file's), and no page is memory-mapped.
