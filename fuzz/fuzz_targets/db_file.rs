@@ -29,7 +29,7 @@ fn fix_checksums(db: &mut [u8]) {
     if db.len() < 64 || &db[0..16] != b"NexusLite format" {
         return;
     }
-    let crc = crc32(&db[0..60]);
+    let crc = crc32fast::hash(&db[0..60]);
     db[60..64].copy_from_slice(&crc.to_le_bytes());
     let size = u32::from_le_bytes([db[24], db[25], db[26], db[27]]) as usize;
     if size < 4096 || size > 65536 || !size.is_power_of_two() {
@@ -40,37 +40,21 @@ fn fix_checksums(db: &mut [u8]) {
             0 => {}
             1 | 2 => {
                 if page.len() >= 84 && &page[0..8] == b"NXMANIF1" {
-                    let crc = crc32(&page[0..60]);
+                    let crc = crc32fast::hash(&page[0..60]);
                     page[60..64].copy_from_slice(&crc.to_le_bytes());
                     if &page[64..72] == b"NXMANEX1" {
-                        let crc = crc32(&page[64..80]);
+                        let crc = crc32fast::hash(&page[64..80]);
                         page[80..84].copy_from_slice(&crc.to_le_bytes());
                     }
                 }
             }
             _ if page.len() == size => {
-                let crc = crc32(&page[4..]);
+                let crc = crc32fast::hash(&page[4..]);
                 page[0..4].copy_from_slice(&crc.to_le_bytes());
             }
             _ => {}
         }
     }
-}
-
-/// CRC-32 (IEEE), bit by bit: the fuzz crate needs no other dependency for it.
-fn crc32(b: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in b {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 fuzz_target!(|data: &[u8]| {
