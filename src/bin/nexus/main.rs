@@ -9,6 +9,8 @@
 mod commands;
 mod logging;
 mod relaxed;
+#[cfg(feature = "server")]
+mod serve;
 mod shell;
 mod transfer;
 
@@ -358,6 +360,20 @@ enum Command {
     /// Print the man page (roff) on stdout; `make install` installs it as nexus.1.
     #[command(hide = true)]
     Manpage,
+    /// Serve the databases of a directory over MongoDB's wire protocol (each MongoDB
+    /// database NAME is the file DIR/NAME.db), in the foreground until SIGINT or SIGTERM.
+    #[cfg(feature = "server")]
+    Serve {
+        /// The data directory (created when missing).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The address and port of the MongoDB protocol.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:27017")]
+        mongo: String,
+        /// The most connections served at once.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_connections: usize,
+    },
 }
 
 impl Command {
@@ -388,6 +404,8 @@ impl Command {
             | Command::Explain { db, .. } => db,
             Command::Keygen { .. } | Command::Sign { .. } | Command::Verify { .. } => return None,
             Command::Completions { .. } | Command::Manpage => return None,
+            #[cfg(feature = "server")]
+            Command::Serve { .. } => return None,
         })
     }
 }
@@ -846,6 +864,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
                 _ => Ok(()),
             }
+        }
+        #[cfg(feature = "server")]
+        Command::Serve {
+            data_dir,
+            mongo,
+            max_connections,
+        } => {
+            drop(out);
+            return serve::run(serve::ServeOptions {
+                data_dir,
+                mongo,
+                max_connections,
+            });
         }
     };
     r?;
