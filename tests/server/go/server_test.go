@@ -242,6 +242,41 @@ func TestDriverAgainstNexusServe(t *testing.T) {
 		}
 	})
 
+	t.Run("transactions", func(t *testing.T) {
+		coll := db.Collection("accounts")
+		_, err := coll.InsertMany(ctx, []any{bson.M{"_id": "a", "bal": 100}, bson.M{"_id": "b", "bal": 0}})
+		must(t, err)
+		sess, err := c.StartSession()
+		must(t, err)
+		defer sess.EndSession(ctx)
+		_, err = sess.WithTransaction(ctx, func(sc context.Context) (any, error) {
+			if _, err := coll.UpdateOne(sc, bson.M{"_id": "a"}, bson.M{"$inc": bson.M{"bal": -30}}); err != nil {
+				return nil, err
+			}
+			return coll.UpdateOne(sc, bson.M{"_id": "b"}, bson.M{"$inc": bson.M{"bal": 30}})
+		})
+		must(t, err)
+		// A transaction whose callback fails is rolled back.
+		boom := errors.New("boom")
+		_, err = sess.WithTransaction(ctx, func(sc context.Context) (any, error) {
+			if _, err := coll.InsertOne(sc, bson.M{"_id": "c"}); err != nil {
+				return nil, err
+			}
+			return nil, boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("want the callback's error, got %v", err)
+		}
+		var a, b bson.M
+		must(t, coll.FindOne(ctx, bson.M{"_id": "a"}).Decode(&a))
+		must(t, coll.FindOne(ctx, bson.M{"_id": "b"}).Decode(&b))
+		n, err := coll.CountDocuments(ctx, bson.M{})
+		must(t, err)
+		if a["bal"] != int32(70) || b["bal"] != int32(30) || n != 2 {
+			t.Fatalf("after the transactions: a %v, b %v, %d documents", a, b, n)
+		}
+	})
+
 	t.Run("error codes", func(t *testing.T) {
 		err := db.RunCommand(ctx, bson.D{{Key: "noSuchCommand", Value: 1}}).Err()
 		var ce mongo.CommandError

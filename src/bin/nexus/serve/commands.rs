@@ -8,34 +8,106 @@ use super::args;
 use super::crud;
 use super::error::{CmdError, CmdResult};
 use super::reply::{self, Reply};
+use super::sessions;
 use super::state::{check_db_name, Server, ServerCursor, Source, MAX_BSON, MAX_WRITE_BATCH};
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, FindOptions};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The wire versions this server speaks (MongoDB 7.0's range top).
 pub const MAX_WIRE_VERSION: i32 = 21;
 /// The MongoDB version reported by buildInfo (the feature level drivers compare with).
 pub const COMPAT_VERSION: &str = "7.0.0";
 
-/// One connection's view: the shared server and the connection's id.
+/// One connection's view: the shared server, the connection's id, and the transaction the
+/// command belongs to (its database's name and connection).
 pub struct Ctx<'a> {
     pub server: &'a Server,
     pub conn: u64,
+    pub txn: Option<(String, Arc<Database>)>,
 }
 
-/// Runs the command `body` (its first key names it) against the database `db`.
-pub fn run(ctx: &Ctx, db: &str, body: &BsonDocument) -> Reply {
+impl Ctx<'_> {
+    fn in_txn(&self, name: &str) -> CmdResult<Option<Arc<Database>>> {
+        match &self.txn {
+            None => Ok(None),
+            Some((db, handle)) if db == name => Ok(Some(Arc::clone(handle))),
+            Some((db, _)) => Err(CmdError::new(
+                263,
+                "OperationNotSupportedInTransaction",
+                format!(
+                    "this transaction is on database '{db}'; a transaction covers one database"
+                ),
+            )),
+        }
+    }
+
+    /// The database `name` for a read: the transaction's connection inside one.
+    pub fn db_read(&self, name: &str) -> CmdResult<Arc<Database>> {
+        match self.in_txn(name)? {
+            Some(h) => Ok(h),
+            None => self.server.db_for_read(name),
+        }
+    }
+
+    /// The database `name` for a write (created when missing).
+    pub fn db_write(&self, name: &str) -> CmdResult<Arc<Database>> {
+        match self.in_txn(name)? {
+            Some(h) => Ok(h),
+            None => self.server.db_for_write(name),
+        }
+    }
+}
+
+/// Runs the command `body` (its first key names it) against the database `db`, inside the
+/// session's transaction when it carries `autocommit: false`.
+pub fn run(server: &Server, conn: u64, db: &str, body: &BsonDocument) -> Reply {
     let Some(name) = body.keys().next().cloned() else {
         return CmdError::parse("empty command document").to_doc().into();
     };
-    match dispatch(ctx, db, &name, body) {
+    let mut ctx = Ctx {
+        server,
+        conn,
+        txn: None,
+    };
+    let result = in_session(&mut ctx, db, &name, body);
+    match result {
         Ok(r) => r,
         Err(e) => {
             log::debug!("command {name} on {db}: {} ({})", e.msg, e.name);
-            e.to_doc().into()
+            let mut reply = e.to_doc();
+            // What a driver's with_transaction retries: the whole transaction again.
+            let in_txn = ctx.txn.is_some()
+                || matches!(name.as_str(), "commitTransaction" | "abortTransaction");
+            if in_txn && matches!(e.code, 46 | 251) {
+                reply.insert("errorLabels", vec!["TransientTransactionError"]);
+            }
+            reply.into()
         }
     }
+}
+
+fn in_session(ctx: &mut Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdResult<Reply> {
+    let txn = sessions::fields(body)?;
+    match (name, &txn) {
+        ("commitTransaction", Some(t)) => {
+            ctx.server.sessions.commit(t)?;
+            return Ok(Reply::Doc(doc! {"ok": 1.0}));
+        }
+        ("abortTransaction", Some(t)) => {
+            ctx.server.sessions.abort(t)?;
+            return Ok(Reply::Doc(doc! {"ok": 1.0}));
+        }
+        ("commitTransaction" | "abortTransaction", None) => {
+            return Err(CmdError::bad_value(format!(
+                "{name} needs autocommit: false, lsid and txnNumber"
+            )))
+        }
+        (_, Some(t)) => ctx.txn = Some(ctx.server.sessions.enter(ctx.server, db, t)?),
+        (_, None) => {}
+    }
+    dispatch(ctx, db, name, body)
 }
 
 fn dispatch(ctx: &Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdResult<Reply> {
@@ -51,7 +123,8 @@ fn dispatch(ctx: &Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdResult<R
         "hostInfo" => d(host_info()),
         "whatsmyuri" => d(doc! {"you": "", "ok": 1.0}),
         "getCmdLineOpts" => d(doc! {"argv": ["nexus", "serve"], "parsed": {}, "ok": 1.0}),
-        "endSessions" | "startSession" | "refreshSessions" => d(doc! {"ok": 1.0}),
+        "endSessions" => d(end_sessions(ctx, body)?),
+        "startSession" | "refreshSessions" => d(doc! {"ok": 1.0}),
         "listDatabases" => d(list_databases(ctx, body)?),
         "listCollections" => list_collections(ctx, db, body),
         "create" => d(create(ctx, db, body)?),
@@ -178,7 +251,7 @@ fn list_databases(ctx: &Ctx, body: &BsonDocument) -> CmdResult<BsonDocument> {
     let mut dbs = Vec::new();
     let mut total = 0u64;
     for name in ctx.server.database_names()? {
-        let db = ctx.server.db_for_read(&name)?;
+        let db = ctx.db_read(&name)?;
         // A database whose collections were all dropped is not listed (as in MongoDB).
         if db.list_collections()?.is_empty() {
             continue;
@@ -237,7 +310,7 @@ pub fn open_cursor(
 
 fn list_collections(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {
     let name_only = args::boolean(body, "nameOnly")?.unwrap_or(false);
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let mut out = Vec::new();
     for name in database.list_collections()? {
         out.push(if name_only {
@@ -291,7 +364,7 @@ fn create(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument> {
             ));
         }
     }
-    let database = ctx.server.db_for_write(db)?;
+    let database = ctx.db_write(db)?;
     match database.create_collection(&name, None) {
         Ok(()) => Ok(doc! {"ok": 1.0}),
         Err(nexus::Error::DuplicateKey(_)) => Err(CmdError::new(
@@ -305,7 +378,7 @@ fn create(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument> {
 
 fn drop_collection(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument> {
     let name = args::string(body, "drop")?;
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     if !database.list_collections()?.contains(&name) {
         // MongoDB 7: dropping a missing collection succeeds.
         return Ok(doc! {"ok": 1.0});
@@ -320,7 +393,7 @@ fn drop_collection(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDo
 }
 
 fn drop_database(ctx: &Ctx, db: &str) -> CmdResult<BsonDocument> {
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     for name in database.list_collections()? {
         database.drop_collection(&name)?;
     }
@@ -347,7 +420,7 @@ fn rename(ctx: &Ctx, body: &BsonDocument) -> CmdResult<BsonDocument> {
             "renameCollection across databases is not supported by NexusLite",
         ));
     }
-    let database = ctx.server.db_for_read(from_db)?;
+    let database = ctx.db_read(from_db)?;
     let names = database.list_collections()?;
     if !names.iter().any(|n| n == from_coll) {
         return Err(CmdError::ns_not_found(format!(
@@ -371,7 +444,7 @@ fn rename(ctx: &Ctx, body: &BsonDocument) -> CmdResult<BsonDocument> {
 
 fn coll_stats(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument> {
     let name = args::string(body, "collStats")?;
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     if !database.list_collections()?.contains(&name) {
         return Err(CmdError::ns_not_found(format!(
             "Collection [{db}.{name}] not found."
@@ -391,7 +464,7 @@ fn coll_stats(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
 }
 
 fn db_stats(ctx: &Ctx, db: &str) -> CmdResult<BsonDocument> {
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let names = database.list_collections()?;
     let (mut objects, mut indexes) = (0u64, 0usize);
     for n in &names {
@@ -410,6 +483,24 @@ fn db_stats(ctx: &Ctx, db: &str) -> CmdResult<BsonDocument> {
         "fsUsedSize": size,
         "ok": 1.0,
     })
+}
+
+fn end_sessions(ctx: &Ctx, body: &BsonDocument) -> CmdResult<BsonDocument> {
+    let Some(Bson::Array(ids)) = body.get("endSessions") else {
+        return Err(CmdError::bad_value("endSessions: an array of session ids"));
+    };
+    let ids: Vec<Vec<u8>> = ids
+        .iter()
+        .filter_map(|v| match v {
+            Bson::Document(d) => match d.get("id") {
+                Some(Bson::Binary(b)) => Some(b.bytes.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    ctx.server.sessions.end(&ids);
+    Ok(doc! {"ok": 1.0})
 }
 
 fn get_more(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {

@@ -67,7 +67,7 @@ pub fn insert(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
     let docs = args::docs(body, "documents")?;
     check_batch(docs.len(), "insert")?;
     let ordered = args::boolean(body, "ordered")?.unwrap_or(true);
-    let database = ctx.server.db_for_write(db)?;
+    let database = ctx.db_write(db)?;
     let r = database.collection(&coll).insert_many_with(
         docs.into_iter().map(with_id).collect(),
         InsertManyOptions { ordered },
@@ -151,7 +151,7 @@ pub fn update(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
         .iter()
         .map(update_stmt)
         .collect::<CmdResult<Vec<_>>>()?;
-    let database = ctx.server.db_for_write(db)?;
+    let database = ctx.db_write(db)?;
     let c = database.collection(&coll);
     let (mut n, mut modified) = (0u64, 0u64);
     let (mut upserted, mut errors) = (Vec::new(), Vec::new());
@@ -198,7 +198,7 @@ pub fn delete(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
         }
         parsed.push((q, limit == 0));
     }
-    let database = ctx.server.db_for_write(db)?;
+    let database = ctx.db_write(db)?;
     let c = database.collection(&coll);
     let mut n = 0u64;
     let mut errors = Vec::new();
@@ -254,7 +254,7 @@ pub fn find(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {
     let coll = args::string(body, "find")?;
     let filter = args::doc(body, "filter")?.unwrap_or_default();
     let (opts, batch, single) = find_options(body)?;
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let source = match database.collection(&coll).find(&filter, opts) {
         Ok(c) => Source::Nexus(Box::new(c)),
         Err(nexus::Error::NoCollection(_)) => empty(),
@@ -268,7 +268,7 @@ pub fn count(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument
     let filter = args::doc(body, "query")?.unwrap_or_default();
     let skip = args::count(body, "skip")?.unwrap_or(0);
     let limit = args::int(body, "limit")?.map_or(0, i64::unsigned_abs);
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let n = match database.collection(&coll).count(&filter) {
         Ok(n) => n,
         Err(nexus::Error::NoCollection(_)) => 0,
@@ -294,7 +294,7 @@ pub fn distinct(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocum
         }
     };
     let filter = args::doc(body, "query")?.unwrap_or_default();
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let values = match database.collection(&coll).distinct(&key, &filter) {
         Ok(v) => v,
         Err(nexus::Error::NoCollection(_)) => Vec::new(),
@@ -325,9 +325,9 @@ pub fn aggregate(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {
         .last()
         .is_some_and(|s| s.contains_key("$out") || s.contains_key("$merge"));
     let database = if writes {
-        ctx.server.db_for_write(db)?
+        ctx.db_write(db)?
     } else {
-        ctx.server.db_for_read(db)?
+        ctx.db_read(db)?
     };
     let options = AggregateOptions {
         let_vars: args::doc(body, "let")?,
@@ -384,7 +384,7 @@ pub fn find_and_modify(
             ))
         }
     };
-    let database = ctx.server.db_for_write(db)?;
+    let database = ctx.db_write(db)?;
     let c = database.collection(&coll);
     let (value, last) = match (remove, update) {
         (true, Some(_)) => {
@@ -443,7 +443,7 @@ pub fn create_indexes(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Bso
             "createIndexes: 'indexes' must not be empty",
         ));
     }
-    let database = ctx.server.db_for_write(db)?;
+    let database = ctx.db_write(db)?;
     let existed = database.list_collections()?.contains(&coll);
     let c = database.collection(&coll);
     let before = if existed { c.list_indexes()?.len() } else { 1 };
@@ -467,7 +467,7 @@ pub fn create_indexes(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Bso
 
 pub fn list_indexes(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {
     let coll = args::string(body, "listIndexes")?;
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let indexes = match database.collection(&coll).list_indexes() {
         Ok(i) => i,
         Err(nexus::Error::NoCollection(_)) => {
@@ -493,7 +493,7 @@ pub fn drop_indexes(
     name: &str,
 ) -> CmdResult<BsonDocument> {
     let coll = args::string(body, name)?;
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let c = database.collection(&coll);
     let existing = match c.list_indexes() {
         Ok(i) => i,
@@ -565,7 +565,7 @@ pub fn explain(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocume
     let coll = args::string(&inner, "find")?;
     let filter = args::doc(&inner, "filter")?.unwrap_or_default();
     let (opts, _, _) = find_options(&inner)?;
-    let database = ctx.server.db_for_read(db)?;
+    let database = ctx.db_read(db)?;
     let mut plan = database.collection(&coll).explain(&filter, opts)?;
     plan.insert("ok", 1.0);
     Ok(plan)

@@ -19,6 +19,7 @@ mod commands;
 mod crud;
 mod error;
 mod reply;
+mod sessions;
 mod state;
 mod wire;
 
@@ -103,12 +104,18 @@ async fn serve(options: ServeOptions, addr: SocketAddr) -> Result<(), String> {
     let expiry = {
         let server = Arc::clone(&server);
         tokio::spawn(async move {
-            let every = (server.limits.cursor_idle / 4).max(Duration::from_millis(100));
+            let every = (server.limits.cursor_idle / 4)
+                .min(sessions::TXN_LIFETIME / 4)
+                .max(Duration::from_millis(100));
             loop {
                 tokio::time::sleep(every).await;
                 let n = server.expire_cursors();
                 if n > 0 {
                     log::info!("killed {n} idle cursors");
+                }
+                let n = server.sessions.expire();
+                if n > 0 {
+                    log::info!("rolled back {n} idle transactions");
                 }
             }
         })
@@ -223,7 +230,6 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
 /// Decodes and runs one message; the reply frame, or None when none is wanted.
 fn handle(server: &Server, conn: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
     let msg = wire::decode(bytes).map_err(|e| format!("refused message: {e}"))?;
-    let ctx = commands::Ctx { server, conn };
     let reply_id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
     match msg.kind {
         wire::Kind::Msg { body, more_to_come } => {
@@ -240,11 +246,11 @@ fn handle(server: &Server, conn: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>, S
                     }));
                 }
             };
-            let reply = commands::run(&ctx, &db, &body).into_bytes();
+            let reply = commands::run(server, conn, &db, &body).into_bytes();
             Ok((!more_to_come).then(|| wire::op_msg_reply(msg.request_id, reply_id, &reply)))
         }
         wire::Kind::Query { db, command } => {
-            let reply = commands::run(&ctx, &db, &command).into_bytes();
+            let reply = commands::run(server, conn, &db, &command).into_bytes();
             Ok(Some(wire::op_reply(msg.request_id, reply_id, &reply)))
         }
         wire::Kind::LegacyQuery { namespace } => {

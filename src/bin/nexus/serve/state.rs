@@ -5,6 +5,7 @@
 //! [`Limits::cursor_idle`] or when the connection that opened them closes).
 
 use super::error::{CmdError, CmdResult};
+use super::sessions::Sessions;
 use bson::Document as BsonDocument;
 use nexus::{Database, OpenOptions};
 use parking_lot::Mutex;
@@ -138,6 +139,8 @@ pub struct Server {
     empty: Arc<Database>,
     cursors: Mutex<HashMap<i64, Arc<Mutex<ServerCursor>>>>,
     next_cursor: AtomicI64,
+    /// The drivers' transactions.
+    pub sessions: Sessions,
 }
 
 /// Whether `name` can be a database file name: MongoDB's rules (no `/\. "$*<>:|?`, at most
@@ -165,6 +168,7 @@ impl Server {
             empty: Arc::new(Database::open_in_memory()?),
             cursors: Mutex::new(HashMap::new()),
             next_cursor: AtomicI64::new(i64::from(fastrand_seed())),
+            sessions: Sessions::default(),
         })
     }
 
@@ -196,6 +200,13 @@ impl Server {
         log::info!("opened database {name} ({})", self.path_of(name).display());
         dbs.insert(name.to_owned(), Arc::clone(&db));
         Ok(db)
+    }
+
+    /// A connection of its own to the database `name` (created when missing), for a
+    /// transaction: it joins the engine the server holds open.
+    pub fn session_connection(&self, name: &str) -> CmdResult<Database> {
+        self.db_for_write(name)?;
+        Ok(Database::open(self.path_of(name), OpenOptions::default())?)
     }
 
     /// The names of the databases in the data directory, sorted.
@@ -279,6 +290,7 @@ impl Server {
     /// Checkpoints and closes every open database (shutdown); the errors, as text.
     pub fn close_all(&self) -> Vec<String> {
         self.cursors.lock().clear();
+        self.sessions.abort_all();
         let dbs: Vec<(String, Arc<Database>)> = self.dbs.lock().drain().collect();
         let mut errors = Vec::new();
         for (name, db) in dbs {
