@@ -1,9 +1,12 @@
 """pymongo against `nexus serve`: the handshake, CRUD, server-side cursors, indexes and
 duplicate keys, counts, aggregation, find-and-modify, bulk writes, MongoDB's error codes,
 and what survives a restart."""
+import json
+import os
 import signal
 import socket
 import struct
+import subprocess
 
 import bson
 import pymongo
@@ -11,7 +14,7 @@ import pytest
 from pymongo import monitoring
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from conftest import Server
+from conftest import NEXUS_BIN, Server
 
 
 def test_hello_reports_the_limits_drivers_read(client):
@@ -377,3 +380,55 @@ def test_data_survives_a_restart(tmp_path):
     finally:
         c.close()
         assert s.stop(signal.SIGINT) == 0
+
+
+def nexus(*args, stdin=""):
+    return subprocess.run([NEXUS_BIN, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_users_and_scram_sha_256_authentication(tmp_path):
+    d = str(tmp_path)
+    assert nexus("user", "add", d, "ada", stdin="s3cret\n").returncode == 0
+    assert nexus("user", "add", d, "bob", stdin="pw-of-bob\n").returncode == 0
+    assert nexus("user", "list", d).stdout.split() == ["ada", "bob"]
+    # Credentials as MongoDB keeps them, never the password; the file is its owner's only.
+    users = json.loads((tmp_path / "nexus-users.json").read_text())["users"]
+    assert {u["mechanism"] for u in users} == {"SCRAM-SHA-256"}
+    assert users[0]["iterationCount"] == 15000 and "s3cret" not in json.dumps(users)
+    assert os.stat(tmp_path / "nexus-users.json").st_mode & 0o077 == 0
+    assert nexus("user", "remove", d, "bob").returncode == 0
+    assert nexus("user", "list", d).stdout.split() == ["ada"]
+    assert nexus("user", "remove", d, "bob").returncode == 1
+
+    s = Server(d, extra=["--auth"])
+    try:
+        good = s.client(username="ada", password="s3cret")
+        good.app.c.insert_one({"_id": 1})
+        assert good.app.c.find_one() == {"_id": 1}
+        status = good.admin.command("connectionStatus")
+        assert status["authInfo"]["authenticatedUsers"] == [{"user": "ada", "db": "admin"}]
+        good.close()
+        for user, password in [("ada", "wrong"), ("nobody", "s3cret")]:
+            bad = s.client(username=user, password=password)
+            with pytest.raises(OperationFailure) as e:
+                bad.app.c.find_one()
+            assert e.value.code == 18
+            bad.close()
+        anonymous = s.client()
+        assert anonymous.admin.command("ping")["ok"] == 1.0
+        with pytest.raises(OperationFailure) as e:
+            anonymous.app.c.find_one()
+        assert (e.value.code, e.value.details["codeName"]) == (13, "Unauthorized")
+        anonymous.close()
+    finally:
+        assert s.stop() == 0
+
+
+def test_refused_configurations(tmp_path):
+    # Beyond loopback without --auth; --auth without users.
+    r = nexus("serve", "--data-dir", str(tmp_path), "--mongo", "0.0.0.0:0")
+    assert r.returncode == 1 and "--auth" in r.stderr
+    r = nexus("serve", "--data-dir", str(tmp_path), "--auth", "--mongo", "127.0.0.1:0")
+    assert r.returncode == 1 and "nexus user add" in r.stderr
+    r = nexus("user", "add", str(tmp_path), "x", stdin="\n")
+    assert r.returncode == 1 and "empty" in r.stderr

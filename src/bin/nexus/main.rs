@@ -373,6 +373,44 @@ enum Command {
         /// The most connections served at once.
         #[arg(long, value_name = "N", default_value_t = 1000)]
         max_connections: usize,
+        /// Require SCRAM-SHA-256 authentication by a user of DIR's users file (`nexus user
+        /// add`); needed to listen beyond the loopback address.
+        #[arg(long)]
+        auth: bool,
+    },
+    /// Manage the users of `nexus serve --auth`: add (or change the password of), remove or
+    /// list the users of the data directory DIR (kept in DIR/nexus-users.json as SCRAM-SHA-256
+    /// credentials, never the passwords).
+    #[cfg(feature = "server")]
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+/// `nexus user` subcommands.
+#[cfg(feature = "server")]
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add the user NAME (or give it a new password): the password is the first line of
+    /// standard input (e.g. `read -rs PW; printf '%s\n' "$PW" | nexus user add DIR NAME`).
+    Add {
+        /// The data directory.
+        dir: PathBuf,
+        /// The user name.
+        name: String,
+    },
+    /// Remove the user NAME.
+    Remove {
+        /// The data directory.
+        dir: PathBuf,
+        /// The user name.
+        name: String,
+    },
+    /// List the user names.
+    List {
+        /// The data directory.
+        dir: PathBuf,
     },
 }
 
@@ -405,7 +443,7 @@ impl Command {
             Command::Keygen { .. } | Command::Sign { .. } | Command::Verify { .. } => return None,
             Command::Completions { .. } | Command::Manpage => return None,
             #[cfg(feature = "server")]
-            Command::Serve { .. } => return None,
+            Command::Serve { .. } | Command::User { .. } => return None,
         })
     }
 }
@@ -481,6 +519,42 @@ fn open_or_create(path: &PathBuf) -> Result<Database, String> {
         ..OpenOptions::default()
     };
     Database::open(path, options).map_err(|e| e.to_string())
+}
+
+/// `nexus user add|remove|list DIR`.
+#[cfg(feature = "server")]
+fn user_command(action: UserAction, out: &mut impl Write, quiet: bool) -> Result<(), String> {
+    use serve::users;
+    match action {
+        UserAction::Add { dir, name } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            let existed = users::add(&dir, &name, password)?;
+            if !quiet {
+                eprintln!(
+                    "{} user {name} in {}",
+                    if existed {
+                        "changed the password of"
+                    } else {
+                        "added"
+                    },
+                    users::path(&dir).display()
+                );
+            }
+            Ok(())
+        }
+        UserAction::Remove { dir, name } => users::remove(&dir, &name),
+        UserAction::List { dir } => {
+            for u in users::load(&dir)? {
+                writeln!(out, "{}", u.name).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn delimiter(d: Option<String>) -> Result<Option<u8>, String> {
@@ -870,14 +944,18 @@ fn run(cli: Cli) -> Result<(), String> {
             data_dir,
             mongo,
             max_connections,
+            auth,
         } => {
             drop(out);
             return serve::run(serve::ServeOptions {
                 data_dir,
                 mongo,
                 max_connections,
+                auth,
             });
         }
+        #[cfg(feature = "server")]
+        Command::User { action } => user_command(action, &mut out, quiet),
     };
     r?;
     match out.flush() {

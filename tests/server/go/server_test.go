@@ -37,14 +37,11 @@ func freePort(t *testing.T) int {
 
 // startServer runs `nexus serve` on a free port over a new temporary directory and waits
 // for its start line.
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, dir string, extra ...string) *server {
 	t.Helper()
-	bin := os.Getenv("NEXUS_BIN")
-	if bin == "" {
-		t.Fatal("NEXUS_BIN is not set")
-	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "serve", "--data-dir", t.TempDir(), "--mongo", addr)
+	args := append([]string{"serve", "--data-dir", dir, "--mongo", addr}, extra...)
+	cmd := exec.Command(nexusBin(t), args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +65,18 @@ func startServer(t *testing.T) *server {
 	return s
 }
 
-func connect(t *testing.T, s *server) *mongo.Client {
+func nexusBin(t *testing.T) string {
+	bin := os.Getenv("NEXUS_BIN")
+	if bin == "" {
+		t.Fatal("NEXUS_BIN is not set")
+	}
+	return bin
+}
+
+func connect(t *testing.T, s *server, opts ...*options.ClientOptions) *mongo.Client {
 	t.Helper()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.uri).SetServerSelectionTimeout(5 * time.Second))
+	o := append([]*options.ClientOptions{options.Client().ApplyURI(s.uri).SetServerSelectionTimeout(5 * time.Second)}, opts...)
+	c, err := mongo.Connect(o...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +92,7 @@ func must(t *testing.T, err error) {
 }
 
 func TestDriverAgainstNexusServe(t *testing.T) {
-	s := startServer(t)
+	s := startServer(t, t.TempDir())
 	c := connect(t, s)
 	ctx := context.Background()
 	db := c.Database("gotest")
@@ -284,4 +290,29 @@ func TestDriverAgainstNexusServe(t *testing.T) {
 			t.Fatalf("unknown command: %v", err)
 		}
 	})
+}
+
+func TestScramSha256Authentication(t *testing.T) {
+	dir := t.TempDir()
+	add := exec.Command(nexusBin(t), "user", "add", dir, "ada")
+	add.Stdin = strings.NewReader("s3cret\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("nexus user add: %v: %s", err, out)
+	}
+	s := startServer(t, dir, "--auth")
+	ctx := context.Background()
+	good := connect(t, s, options.Client().SetAuth(options.Credential{Username: "ada", Password: "s3cret"}))
+	_, err := good.Database("app").Collection("c").InsertOne(ctx, bson.M{"_id": 1})
+	must(t, err)
+	bad := connect(t, s, options.Client().SetAuth(options.Credential{Username: "ada", Password: "wrong"}))
+	err = bad.Database("app").Collection("c").FindOne(ctx, bson.M{}).Err()
+	if err == nil || !strings.Contains(err.Error(), "Authentication failed") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	anonymous := connect(t, s)
+	err = anonymous.Database("app").Collection("c").FindOne(ctx, bson.M{}).Err()
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || ce.Code != 13 {
+		t.Fatalf("unauthenticated: %v", err)
+	}
 }

@@ -8,6 +8,7 @@ use super::args;
 use super::crud;
 use super::error::{CmdError, CmdResult};
 use super::reply::{self, Reply};
+use super::scram::Conversation;
 use super::sessions;
 use super::state::{check_db_name, Server, ServerCursor, Source, MAX_BSON, MAX_WRITE_BATCH};
 use bson::{doc, Bson, Document as BsonDocument};
@@ -26,7 +27,32 @@ pub struct Ctx<'a> {
     pub server: &'a Server,
     pub conn: u64,
     pub txn: Option<(String, Arc<Database>)>,
+    /// The authenticated user of the connection.
+    pub user: Option<String>,
 }
+
+/// What a connection keeps between its commands: who authenticated, and a SCRAM
+/// conversation between its two steps.
+#[derive(Default)]
+pub struct ConnState {
+    pub user: Option<String>,
+    pub scram: Option<Conversation>,
+}
+
+/// The commands a connection may run before it authenticates (with `--auth`).
+const WITHOUT_AUTH: &[&str] = &[
+    "hello",
+    "isMaster",
+    "ismaster",
+    "saslStart",
+    "saslContinue",
+    "ping",
+    "buildInfo",
+    "buildinfo",
+    "connectionStatus",
+    "endSessions",
+    "logout",
+];
 
 impl Ctx<'_> {
     fn in_txn(&self, name: &str) -> CmdResult<Option<Arc<Database>>> {
@@ -62,16 +88,43 @@ impl Ctx<'_> {
 
 /// Runs the command `body` (its first key names it) against the database `db`, inside the
 /// session's transaction when it carries `autocommit: false`.
-pub fn run(server: &Server, conn: u64, db: &str, body: &BsonDocument) -> Reply {
+pub fn run(
+    server: &Server,
+    conn: u64,
+    state: &mut ConnState,
+    db: &str,
+    body: &BsonDocument,
+) -> Reply {
     let Some(name) = body.keys().next().cloned() else {
         return CmdError::parse("empty command document").to_doc().into();
+    };
+    let result = match name.as_str() {
+        "saslStart" => sasl_start(server, state, body),
+        "saslContinue" => sasl_continue(conn, state, body),
+        "logout" => {
+            state.user = None;
+            Ok(Reply::Doc(doc! {"ok": 1.0}))
+        }
+        _ if server.users.is_some()
+            && state.user.is_none()
+            && !WITHOUT_AUTH.contains(&name.as_str()) =>
+        {
+            Err(CmdError::unauthorized(format!(
+                "command {name} requires authentication"
+            )))
+        }
+        _ => Ok(Reply::Doc(BsonDocument::new())),
     };
     let mut ctx = Ctx {
         server,
         conn,
         txn: None,
+        user: state.user.clone(),
     };
-    let result = in_session(&mut ctx, db, &name, body);
+    let result = match result {
+        Ok(Reply::Doc(d)) if d.is_empty() => in_session(&mut ctx, db, &name, body),
+        r => r,
+    };
     match result {
         Ok(r) => r,
         Err(e) => {
@@ -113,11 +166,14 @@ fn in_session(ctx: &mut Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdRe
 fn dispatch(ctx: &Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdResult<Reply> {
     let d = |doc: BsonDocument| Ok(Reply::Doc(doc));
     match name {
-        "hello" | "isMaster" | "ismaster" => d(hello(ctx, name != "hello")),
+        "hello" | "isMaster" | "ismaster" => d(hello(ctx, name != "hello", body)),
         "ping" => d(doc! {"ok": 1.0}),
         "buildInfo" | "buildinfo" => d(build_info()),
         "connectionStatus" => d(doc! {
-            "authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []},
+            "authInfo": {
+                "authenticatedUsers": ctx.user.iter().map(|u| doc! {"user": u, "db": "admin"}).collect::<Vec<_>>(),
+                "authenticatedUserRoles": [],
+            },
             "ok": 1.0
         }),
         "hostInfo" => d(host_info()),
@@ -153,8 +209,11 @@ fn dispatch(ctx: &Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdResult<R
 
 /// hello / isMaster: the limits and versions drivers read. `legacy`: the isMaster form
 /// (`ismaster` instead of `isWritablePrimary`).
-fn hello(ctx: &Ctx, legacy: bool) -> BsonDocument {
+fn hello(ctx: &Ctx, legacy: bool, body: &BsonDocument) -> BsonDocument {
     let mut d = BsonDocument::new();
+    if ctx.server.users.is_some() && body.contains_key("saslSupportedMechs") {
+        d.insert("saslSupportedMechs", vec!["SCRAM-SHA-256"]);
+    }
     d.insert(
         if legacy {
             "ismaster"
@@ -483,6 +542,68 @@ fn db_stats(ctx: &Ctx, db: &str) -> CmdResult<BsonDocument> {
         "fsUsedSize": size,
         "ok": 1.0,
     })
+}
+
+/// The `payload` of a SASL command (binary, or a string from older shells).
+fn sasl_payload(body: &BsonDocument) -> CmdResult<Vec<u8>> {
+    match body.get("payload") {
+        Some(Bson::Binary(b)) => Ok(b.bytes.clone()),
+        Some(Bson::String(s)) => Ok(s.as_bytes().to_vec()),
+        _ => Err(CmdError::bad_value("SASL payload must be binary data")),
+    }
+}
+
+fn auth_failed(why: &str) -> CmdError {
+    log::warn!("authentication failed: {why}");
+    CmdError::new(18, "AuthenticationFailed", "Authentication failed.")
+}
+
+fn sasl_reply(done: bool, payload: &str) -> Reply {
+    Reply::Doc(doc! {
+        "conversationId": 1,
+        "done": done,
+        "payload": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: payload.as_bytes().to_vec() },
+        "ok": 1.0,
+    })
+}
+
+fn sasl_start(server: &Server, state: &mut ConnState, body: &BsonDocument) -> CmdResult<Reply> {
+    let Some(users) = &server.users else {
+        return Err(CmdError::new(
+            334,
+            "MechanismUnavailable",
+            "this server runs without --auth: no authentication needed",
+        ));
+    };
+    match body.get("mechanism") {
+        Some(Bson::String(m)) if m == "SCRAM-SHA-256" => {}
+        m => {
+            return Err(CmdError::new(
+                334,
+                "MechanismUnavailable",
+                format!("unsupported mechanism {m:?}: this server offers SCRAM-SHA-256"),
+            ))
+        }
+    }
+    let payload = sasl_payload(body)?;
+    let (conv, first) = Conversation::start(&payload, users).map_err(|e| auth_failed(&e))?;
+    state.scram = Some(conv);
+    Ok(sasl_reply(false, &first))
+}
+
+fn sasl_continue(conn: u64, state: &mut ConnState, body: &BsonDocument) -> CmdResult<Reply> {
+    let payload = sasl_payload(body)?;
+    let Some(conv) = state.scram.take() else {
+        // The empty last step of a client that does not skip it.
+        if state.user.is_some() && payload.is_empty() {
+            return Ok(sasl_reply(true, ""));
+        }
+        return Err(auth_failed("saslContinue without saslStart"));
+    };
+    let (user, last) = conv.finish(&payload).map_err(|e| auth_failed(&e))?;
+    log::info!("connection {conn}: authenticated as {user}");
+    state.user = Some(user);
+    Ok(sasl_reply(true, &last))
 }
 
 fn end_sessions(ctx: &Ctx, body: &BsonDocument) -> CmdResult<BsonDocument> {

@@ -19,8 +19,10 @@ mod commands;
 mod crud;
 mod error;
 mod reply;
+mod scram;
 mod sessions;
 mod state;
+pub mod users;
 mod wire;
 
 use state::{Limits, Server};
@@ -46,6 +48,8 @@ pub struct ServeOptions {
     pub mongo: String,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Require SCRAM-SHA-256 authentication (users of `nexus user add`).
+    pub auth: bool,
 }
 
 /// Runs the server in the foreground until SIGINT / SIGTERM.
@@ -54,23 +58,39 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
         .mongo
         .parse()
         .map_err(|_| format!("--mongo {}: not an IP address and port", options.mongo))?;
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && !options.auth {
         return Err(format!(
-            "--mongo {addr}: listening beyond the loopback address needs authentication, \
-             which this build of nexus serve does not have yet"
+            "--mongo {addr}: listening beyond the loopback address needs --auth"
         ));
     }
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("{}: {e}", options.data_dir.display()))?;
+    let users = if options.auth {
+        let users = users::load(&options.data_dir)?;
+        if users.is_empty() {
+            return Err(format!(
+                "--auth: {} has no users: add one with nexus user add {}",
+                users::path(&options.data_dir).display(),
+                options.data_dir.display()
+            ));
+        }
+        Some(users)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("nexus-serve")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(options, addr))
+    runtime.block_on(serve(options, addr, users))
 }
 
-async fn serve(options: ServeOptions, addr: SocketAddr) -> Result<(), String> {
+async fn serve(
+    options: ServeOptions,
+    addr: SocketAddr,
+    users: Option<Vec<users::User>>,
+) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -81,7 +101,7 @@ async fn serve(options: ServeOptions, addr: SocketAddr) -> Result<(), String> {
         max_connections: options.max_connections,
         ..Limits::default()
     };
-    let server = Arc::new(Server::new(options.data_dir.clone(), limits).map_err(|e| e.msg)?);
+    let server = Arc::new(Server::new(options.data_dir.clone(), limits, users).map_err(|e| e.msg)?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -194,6 +214,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let (mut rd, mut wr) = tokio::io::split(stream);
+    let state = Arc::new(parking_lot::Mutex::new(commands::ConnState::default()));
     loop {
         let mut head = [0u8; 4];
         tokio::select! {
@@ -218,7 +239,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(format!("connection closed inside a {len}-byte message"));
         }
         let srv = Arc::clone(server);
-        let reply = tokio::task::spawn_blocking(move || handle(&srv, id, &buf))
+        let st = Arc::clone(&state);
+        let reply = tokio::task::spawn_blocking(move || handle(&srv, id, &mut st.lock(), &buf))
             .await
             .map_err(|e| format!("a command failed unexpectedly: {e}"))??;
         if let Some(reply) = reply {
@@ -228,7 +250,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Decodes and runs one message; the reply frame, or None when none is wanted.
-fn handle(server: &Server, conn: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+fn handle(
+    server: &Server,
+    conn: u64,
+    state: &mut commands::ConnState,
+    bytes: &[u8],
+) -> Result<Option<Vec<u8>>, String> {
     let msg = wire::decode(bytes).map_err(|e| format!("refused message: {e}"))?;
     let reply_id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
     match msg.kind {
@@ -246,11 +273,11 @@ fn handle(server: &Server, conn: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>, S
                     }));
                 }
             };
-            let reply = commands::run(server, conn, &db, &body).into_bytes();
+            let reply = commands::run(server, conn, state, &db, &body).into_bytes();
             Ok((!more_to_come).then(|| wire::op_msg_reply(msg.request_id, reply_id, &reply)))
         }
         wire::Kind::Query { db, command } => {
-            let reply = commands::run(server, conn, &db, &command).into_bytes();
+            let reply = commands::run(server, conn, state, &db, &command).into_bytes();
             Ok(Some(wire::op_reply(msg.request_id, reply_id, &reply)))
         }
         wire::Kind::LegacyQuery { namespace } => {

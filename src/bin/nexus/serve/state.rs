@@ -6,6 +6,7 @@
 
 use super::error::{CmdError, CmdResult};
 use super::sessions::Sessions;
+use super::users::User;
 use bson::Document as BsonDocument;
 use nexus::{Database, OpenOptions};
 use parking_lot::Mutex;
@@ -141,6 +142,8 @@ pub struct Server {
     next_cursor: AtomicI64,
     /// The drivers' transactions.
     pub sessions: Sessions,
+    /// With `--auth`: the users who may connect (read at start).
+    pub users: Option<Vec<User>>,
 }
 
 /// Whether `name` can be a database file name: MongoDB's rules (no `/\. "$*<>:|?`, at most
@@ -160,8 +163,9 @@ pub fn check_db_name(name: &str) -> CmdResult<()> {
 }
 
 impl Server {
-    pub fn new(dir: PathBuf, limits: Limits) -> CmdResult<Self> {
+    pub fn new(dir: PathBuf, limits: Limits, users: Option<Vec<User>>) -> CmdResult<Self> {
         Ok(Self {
+            users,
             dir,
             limits,
             dbs: Mutex::new(HashMap::new()),
