@@ -41,7 +41,8 @@ class Server:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def client(self, **kw):
-        return pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=5000, **kw)
+        kw.setdefault("serverSelectionTimeoutMS", 5000)
+        return pymongo.MongoClient(self.uri, **kw)
 
     def stop(self, sig=signal.SIGTERM):
         """Stops the server with `sig`; its exit status."""

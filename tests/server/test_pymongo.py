@@ -432,3 +432,34 @@ def test_refused_configurations(tmp_path):
     assert r.returncode == 1 and "nexus user add" in r.stderr
     r = nexus("user", "add", str(tmp_path), "x", stdin="\n")
     assert r.returncode == 1 and "empty" in r.stderr
+
+
+def test_tls(tmp_path):
+    # A self-signed certificate for 127.0.0.1, made by the openssl command line.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    d = str(tmp_path / "data")
+    assert nexus("user", "add", d, "ada", stdin="s3cret\n").returncode == 0
+    s = Server(d, extra=["--auth", "--tls-cert", str(cert), "--tls-key", str(key)])
+    try:
+        assert "tls=true" in s.banner
+        c = s.client(tls=True, tlsCAFile=str(cert), username="ada", password="s3cret")
+        c.app.c.insert_many([{"i": i} for i in range(1000)])
+        assert sum(1 for _ in c.app.c.find({}, batch_size=100)) == 1000
+        c.close()
+        # Without TLS, or trusting another CA: no connection.
+        plain = s.client(serverSelectionTimeoutMS=1000)
+        with pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
+            plain.admin.command("ping")
+        plain.close()
+        untrusted = s.client(tls=True, serverSelectionTimeoutMS=1000)
+        with pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
+            untrusted.admin.command("ping")
+        untrusted.close()
+    finally:
+        assert s.stop() == 0
+    r = nexus("serve", "--data-dir", d, "--tls-cert", str(key), "--tls-key", str(key), "--mongo", "127.0.0.1:0")
+    assert r.returncode == 1 and "--tls-cert" in r.stderr

@@ -377,6 +377,12 @@ enum Command {
         /// add`); needed to listen beyond the loopback address.
         #[arg(long)]
         auth: bool,
+        /// TLS: the server's certificate chain, a PEM file (with --tls-key).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS: the certificate's private key, a PEM file (PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage the users of `nexus serve --auth`: add (or change the password of), remove or
     /// list the users of the data directory DIR (kept in DIR/nexus-users.json as SCRAM-SHA-256
@@ -945,6 +951,8 @@ fn run(cli: Cli) -> Result<(), String> {
             mongo,
             max_connections,
             auth,
+            tls_cert,
+            tls_key,
         } => {
             drop(out);
             return serve::run(serve::ServeOptions {
@@ -952,6 +960,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 mongo,
                 max_connections,
                 auth,
+                tls: tls_cert.zip(tls_key),
             });
         }
         #[cfg(feature = "server")]

@@ -6,6 +6,8 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -314,5 +316,31 @@ func TestScramSha256Authentication(t *testing.T) {
 	var ce mongo.CommandError
 	if !errors.As(err, &ce) || ce.Code != 13 {
 		t.Fatalf("unauthenticated: %v", err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := dir+"/cert.pem", dir+"/key.pem"
+	gen := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+		"-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v: %s", err, out)
+	}
+	pem, err := os.ReadFile(cert)
+	must(t, err)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in the PEM file")
+	}
+	s := startServer(t, dir+"/data", "--tls-cert", cert, "--tls-key", key)
+	c := connect(t, s, options.Client().SetTLSConfig(&tls.Config{RootCAs: pool}))
+	ctx := context.Background()
+	_, err = c.Database("app").Collection("c").InsertOne(ctx, bson.M{"_id": 1})
+	must(t, err)
+	n, err := c.Database("app").Collection("c").CountDocuments(ctx, bson.M{})
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("count %d", n)
 	}
 }

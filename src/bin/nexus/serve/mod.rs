@@ -27,7 +27,7 @@ mod wire;
 
 use state::{Limits, Server};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,42 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Require SCRAM-SHA-256 authentication (users of `nexus user add`).
     pub auth: bool,
+    /// TLS: the certificate chain and the private key, PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS acceptor of `--tls-cert` / `--tls-key` (rustls with the ring provider; TLS 1.2 and
+/// 1.3, no client certificates).
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    #[expect(
+        deprecated,
+        reason = "ring has no post-quantum key exchange; aws-lc-rs, which has, needs cmake"
+    )]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS: the certificate and key do not make a configuration: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Runs the server in the foreground until SIGINT / SIGTERM.
@@ -78,18 +114,23 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
     } else {
         None
     };
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("nexus-serve")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(options, addr, users))
+    runtime.block_on(serve(options, addr, users, tls))
 }
 
 async fn serve(
     options: ServeOptions,
     addr: SocketAddr,
     users: Option<Vec<users::User>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
         .await
@@ -111,7 +152,8 @@ async fn serve(
         let mut out = std::io::stdout();
         let _ = writeln!(
             out,
-            "nexus serve: MongoDB protocol on {local} (mongodb://{local}/), data directory {}",
+            "nexus serve: MongoDB protocol on {local} (mongodb://{local}/{}), data directory {}",
+            if tls.is_some() { "?tls=true" } else { "" },
             options.data_dir.display()
         );
         let _ = out.flush();
@@ -161,10 +203,21 @@ async fn serve(
                 let server = Arc::clone(&server);
                 let stop = stop_rx.clone();
                 let active = Arc::clone(&active);
+                let tls = tls.clone();
                 active.fetch_add(1, Ordering::SeqCst);
                 tasks.spawn(async move {
                     log::info!("connection {id} from {peer}");
-                    match connection(&server, stream, id, stop).await {
+                    let served = match tls {
+                        None => connection(&server, stream, id, stop).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls_stream)) => connection(&server, tls_stream, id, stop).await,
+                                Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                                Err(_) => Err("TLS handshake timed out".to_owned()),
+                            }
+                        }
+                    };
+                    match served {
                         Ok(()) => log::info!("connection {id} from {peer} closed"),
                         Err(e) => log::warn!("connection {id} from {peer} closed: {e}"),
                     }
