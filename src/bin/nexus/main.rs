@@ -370,9 +370,15 @@ enum Command {
         /// The address and port of the MongoDB protocol.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:27017")]
         mongo: String,
-        /// The most connections served at once.
+        /// The most connections served at once (more are closed on accept).
         #[arg(long, value_name = "N", default_value_t = 1000)]
         max_connections: usize,
+        /// The most open cursors one connection may hold.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_cursors_per_connection: usize,
+        /// Seconds a cursor may stay unused before it is killed (MongoDB's 10 minutes).
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        cursor_idle_timeout: u64,
         /// Require SCRAM-SHA-256 authentication by a user of DIR's users file (`nexus user
         /// add`); needed to listen beyond the loopback address.
         #[arg(long)]
@@ -950,6 +956,8 @@ fn run(cli: Cli) -> Result<(), String> {
             data_dir,
             mongo,
             max_connections,
+            max_cursors_per_connection,
+            cursor_idle_timeout,
             auth,
             tls_cert,
             tls_key,
@@ -959,6 +967,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 data_dir,
                 mongo,
                 max_connections,
+                max_cursors_per_connection,
+                cursor_idle: std::time::Duration::from_secs(cursor_idle_timeout),
                 auth,
                 tls: tls_cert.zip(tls_key),
             });

@@ -48,6 +48,10 @@ pub struct ServeOptions {
     pub mongo: String,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Open cursors one connection may hold.
+    pub max_cursors_per_connection: usize,
+    /// A cursor unused this long is killed.
+    pub cursor_idle: Duration,
     /// Require SCRAM-SHA-256 authentication (users of `nexus user add`).
     pub auth: bool,
     /// TLS: the certificate chain and the private key, PEM files.
@@ -140,6 +144,8 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let limits = Limits {
         max_connections: options.max_connections,
+        max_cursors_per_connection: options.max_cursors_per_connection,
+        cursor_idle: options.cursor_idle.max(Duration::from_secs(1)),
         ..Limits::default()
     };
     let server = Arc::new(Server::new(options.data_dir.clone(), limits, users).map_err(|e| e.msg)?);
