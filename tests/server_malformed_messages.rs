@@ -175,7 +175,18 @@ fn malformed_frames_close_only_their_connection() {
             [48_000_001i32.to_le_bytes(), [0; 4], [0; 4], [0; 4]].concat(),
         ),
         ("unknown opcode", frame(1234, b"xxxx")),
-        ("OP_COMPRESSED not negotiated", frame(2012, &[0; 12])),
+        ("OP_COMPRESSED of nothing", frame(2012, &[0; 12])),
+        (
+            "OP_COMPRESSED zlib",
+            frame(2012, &[0xdd, 7, 0, 0, 5, 0, 0, 0, 2, 1, 2, 3, 4, 5]),
+        ),
+        (
+            "OP_COMPRESSED bad snappy",
+            frame(
+                2012,
+                &[0xdd, 7, 0, 0, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            ),
+        ),
         ("OP_MSG without body", frame(2013, &[0, 0, 0, 0])),
         ("unknown section kind", frame(2013, &[0, 0, 0, 0, 9, 1, 2])),
         (
@@ -222,6 +233,45 @@ fn malformed_frames_close_only_their_connection() {
     for _ in 0..3 {
         assert!(exchange(&mut s, &ping).is_some());
     }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn snappy_compression_is_negotiated_and_answered_in_kind() {
+    let server = Server::start(&[]);
+    let hello = command(
+        &server,
+        doc! {"hello": 1, "compression": ["zstd", "snappy"], "$db": "admin"},
+    );
+    assert_eq!(
+        hello.get_array("compression").unwrap(),
+        &vec![Bson::from("snappy")]
+    );
+    // A snappy OP_COMPRESSED insert; the reply comes back as snappy OP_COMPRESSED.
+    let plain = op_msg(&doc! {"insert": "c", "documents": [{"_id": 1}, {"_id": 2}], "$db": "z"});
+    let packed = snap::raw::Encoder::new()
+        .compress_vec(&plain[16..])
+        .unwrap();
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&2013i32.to_le_bytes());
+    payload.extend_from_slice(&i32::try_from(plain.len() - 16).unwrap().to_le_bytes());
+    payload.push(1);
+    payload.extend_from_slice(&packed);
+    let mut s = server.connect();
+    s.write_all(&frame(2012, &payload)).unwrap();
+    let mut head = [0u8; 16];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(i32::from_le_bytes(head[12..16].try_into().unwrap()), 2012);
+    let len = usize::try_from(i32::from_le_bytes(head[..4].try_into().unwrap())).unwrap();
+    let mut rest = vec![0u8; len - 16];
+    s.read_exact(&mut rest).unwrap();
+    assert_eq!(i32::from_le_bytes(rest[..4].try_into().unwrap()), 2013);
+    assert_eq!(rest[8], 1);
+    let inner = snap::raw::Decoder::new()
+        .decompress_vec(&rest[9..])
+        .unwrap();
+    let reply = bson::Document::from_reader(&inner[4 + 1..]).unwrap();
+    assert_eq!(reply.get_i32("n").unwrap(), 2, "{reply}");
     assert!(server.stop().success());
 }
 

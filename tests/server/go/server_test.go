@@ -294,6 +294,26 @@ func TestDriverAgainstNexusServe(t *testing.T) {
 	})
 }
 
+func TestSnappyCompression(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := connect(t, s, options.Client().SetCompressors([]string{"snappy"}))
+	ctx := context.Background()
+	coll := c.Database("z").Collection("c")
+	docs := make([]any, 3000)
+	for i := range docs {
+		docs[i] = bson.M{"i": i, "text": strings.Repeat("compressible ", 10)}
+	}
+	_, err := coll.InsertMany(ctx, docs)
+	must(t, err)
+	cur, err := coll.Find(ctx, bson.M{"i": bson.M{"$gte": 1000}}, options.Find().SetBatchSize(300))
+	must(t, err)
+	var out []bson.M
+	must(t, cur.All(ctx, &out))
+	if len(out) != 2000 {
+		t.Fatalf("read %d documents", len(out))
+	}
+}
+
 func TestScramSha256Authentication(t *testing.T) {
 	dir := t.TempDir()
 	add := exec.Command(nexusBin(t), "user", "add", dir, "ada")

@@ -211,6 +211,14 @@ fn dispatch(ctx: &Ctx, db: &str, name: &str, body: &BsonDocument) -> CmdResult<R
 /// (`ismaster` instead of `isWritablePrimary`).
 fn hello(ctx: &Ctx, legacy: bool, body: &BsonDocument) -> BsonDocument {
     let mut d = BsonDocument::new();
+    // Compression: snappy when the client offers it.
+    if let Ok(offered) = body.get_array("compression") {
+        let snappy = offered.iter().any(|c| c.as_str() == Some("snappy"));
+        d.insert(
+            "compression",
+            if snappy { vec!["snappy"] } else { Vec::new() },
+        );
+    }
     if ctx.server.users.is_some() && body.contains_key("saslSupportedMechs") {
         d.insert("saslSupportedMechs", vec!["SCRAM-SHA-256"]);
     }

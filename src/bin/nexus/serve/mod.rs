@@ -315,7 +315,23 @@ fn handle(
     state: &mut commands::ConnState,
     bytes: &[u8],
 ) -> Result<Option<Vec<u8>>, String> {
-    let msg = wire::decode(bytes).map_err(|e| format!("refused message: {e}"))?;
+    let msg = wire::decode(bytes, server.limits.max_message)
+        .map_err(|e| format!("refused message: {e}"))?;
+    let compressor = msg.compressor;
+    let reply = answer(server, conn, state, msg)?;
+    Ok(match (reply, compressor) {
+        (Some(r), Some(c)) => Some(wire::compress(&r, c)),
+        (r, _) => r,
+    })
+}
+
+/// The reply frame of a decoded message, or None when none is wanted.
+fn answer(
+    server: &Server,
+    conn: u64,
+    state: &mut commands::ConnState,
+    msg: wire::Message,
+) -> Result<Option<Vec<u8>>, String> {
     let reply_id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
     match msg.kind {
         wire::Kind::Msg { body, more_to_come } => {

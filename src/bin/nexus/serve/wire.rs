@@ -8,8 +8,11 @@
 //! size, C-string identifier, BSON documents; then a CRC-32C of everything before it when
 //! flag bit 0 `checksumPresent` is set; bit 1 `moreToCome`: no reply is wanted), 2004
 //! `OP_QUERY` (the legacy handshake: int32 flags, C-string `db.$cmd`, int32 skip, int32
-//! return, the command document) answered by 1 `OP_REPLY`. `OP_COMPRESSED` (2012) is
-//! refused: this server advertises no compressor, so drivers never send it.
+//! return, the command document) answered by 1 `OP_REPLY`, and 2012 `OP_COMPRESSED`
+//! (int32 `originalOpcode`, int32 `uncompressedSize`, uint8 `compressorId`, the compressed
+//! message after its header) with snappy (id 1, negotiated in `hello`'s `compression`) or
+//! noop (id 0): the inner message is checked against the size limit before it is inflated,
+//! then decoded as any other, and the reply is compressed the same way ([`compress`]).
 //!
 //! Every length is checked against the bytes present before it is used; a message that does
 //! not decode is an error that closes the connection (the caller's policy).
@@ -36,6 +39,10 @@ pub const EXHAUST_ALLOWED: u32 = 1 << 16;
 /// The smallest message: the header.
 pub const HEADER_LEN: usize = 16;
 
+/// `OP_COMPRESSED` compressor ids.
+pub const NOOP: u8 = 0;
+pub const SNAPPY: u8 = 1;
+
 /// A request, decoded.
 #[derive(Debug)]
 pub struct Message {
@@ -43,6 +50,8 @@ pub struct Message {
     pub request_id: i32,
     /// What the request is.
     pub kind: Kind,
+    /// The compressor of an `OP_COMPRESSED` request (its reply is compressed alike).
+    pub compressor: Option<u8>,
 }
 
 /// The kinds of request this server answers.
@@ -155,8 +164,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a whole message (`bytes` holds exactly `messageLength` bytes, header included).
-pub fn decode(bytes: &[u8]) -> Result<Message, FrameError> {
+/// Decodes a whole message (`bytes` holds exactly `messageLength` bytes, header included);
+/// `max`: the largest message, also after decompression.
+pub fn decode(bytes: &[u8], max: usize) -> Result<Message, FrameError> {
     let mut r = Reader { bytes, at: 0 };
     let len = r.i32("the header")?;
     if usize::try_from(len).ok() != Some(bytes.len()) {
@@ -169,13 +179,88 @@ pub fn decode(bytes: &[u8]) -> Result<Message, FrameError> {
         OP_MSG => decode_msg(bytes)?,
         OP_QUERY => decode_query(&mut r)?,
         OP_COMPRESSED => {
-            return Err(bad(
-                "OP_COMPRESSED was not negotiated: this server offers no compressor",
-            ))
+            let original = r.i32("OP_COMPRESSED originalOpcode")?;
+            let size = r.i32("OP_COMPRESSED uncompressedSize")?;
+            let compressor = r.u8("OP_COMPRESSED compressorId")?;
+            let data = &bytes[r.at.min(bytes.len())..];
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|s| s + HEADER_LEN <= max)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "OP_COMPRESSED uncompressedSize {size} is out of range"
+                    ))
+                })?;
+            if original == OP_COMPRESSED {
+                return Err(bad("OP_COMPRESSED inside OP_COMPRESSED"));
+            }
+            let inner = match compressor {
+                NOOP => data.to_vec(),
+                SNAPPY => {
+                    let claimed = snap::raw::decompress_len(data)
+                        .map_err(|e| bad(format!("OP_COMPRESSED snappy: {e}")))?;
+                    if claimed != size {
+                        return Err(bad(
+                            "OP_COMPRESSED: snappy length differs from uncompressedSize",
+                        ));
+                    }
+                    snap::raw::Decoder::new()
+                        .decompress_vec(data)
+                        .map_err(|e| bad(format!("OP_COMPRESSED snappy: {e}")))?
+                }
+                c => {
+                    return Err(bad(format!(
+                        "OP_COMPRESSED compressor {c} is not supported (snappy is)"
+                    )))
+                }
+            };
+            if inner.len() != size {
+                return Err(bad(
+                    "OP_COMPRESSED: the message differs from uncompressedSize",
+                ));
+            }
+            let mut whole = Vec::with_capacity(HEADER_LEN + size);
+            header(&mut whole, HEADER_LEN + size, request_id, 0, original);
+            whole.extend_from_slice(&inner);
+            let mut m = decode(&whole, max)?;
+            m.compressor = Some(compressor);
+            return Ok(m);
         }
         other => return Err(bad(format!("unsupported opCode {other}"))),
     };
-    Ok(Message { request_id, kind })
+    Ok(Message {
+        request_id,
+        kind,
+        compressor: None,
+    })
+}
+
+/// A reply frame as `OP_COMPRESSED` with `compressor` (the request's).
+pub fn compress(frame: &[u8], compressor: u8) -> Vec<u8> {
+    let body = &frame[HEADER_LEN..];
+    let packed;
+    let data = match compressor {
+        SNAPPY => match snap::raw::Encoder::new().compress_vec(body) {
+            Ok(p) => {
+                packed = p;
+                &packed[..]
+            }
+            // Cannot happen for a reply (snappy takes any input under 4 GiB): send it plain.
+            Err(_) => return frame.to_vec(),
+        },
+        _ => body,
+    };
+    let id = i32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let to = i32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]);
+    let op = i32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
+    let len = HEADER_LEN + 9 + data.len();
+    let mut out = Vec::with_capacity(len);
+    header(&mut out, len, id, to, OP_COMPRESSED);
+    out.extend_from_slice(&op.to_le_bytes());
+    out.extend_from_slice(&i32::try_from(body.len()).unwrap_or(i32::MAX).to_le_bytes());
+    out.push(compressor);
+    out.extend_from_slice(data);
+    out
 }
 
 fn decode_msg(bytes: &[u8]) -> Result<Kind, FrameError> {
@@ -358,6 +443,35 @@ mod tests {
         s
     }
 
+    fn decode_all(b: &[u8]) -> Result<Message, FrameError> {
+        decode(b, 1 << 30)
+    }
+
+    #[test]
+    fn snappy_compressed_request_and_reply() {
+        let plain = msg(0, &body(&doc! {"ping": 1, "$db": "admin"}), false);
+        let packed = compress(&plain, SNAPPY);
+        assert_eq!(
+            i32::from_le_bytes(packed[12..16].try_into().unwrap()),
+            OP_COMPRESSED
+        );
+        let m = decode_all(&packed).unwrap();
+        assert_eq!(m.compressor, Some(SNAPPY));
+        assert!(matches!(m.kind, Kind::Msg { ref body, .. } if body.get_i32("ping").unwrap() == 1));
+        // A size over the limit is refused before anything is inflated.
+        assert!(decode(&packed, 40).is_err());
+        // uncompressedSize that disagrees with the data; an unknown compressor.
+        let mut wrong = packed.clone();
+        wrong[20] ^= 1;
+        assert!(decode_all(&wrong).is_err());
+        let mut zlib = packed.clone();
+        zlib[24] = 2;
+        assert!(decode_all(&zlib).is_err());
+        // Noop carries the message as it is.
+        let noop = compress(&plain, NOOP);
+        assert!(decode_all(&noop).is_ok());
+    }
+
     #[test]
     fn crc32c_of_the_standard_check_string() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
@@ -375,7 +489,7 @@ mod tests {
         sections.extend_from_slice(&i32::try_from(size).unwrap().to_le_bytes());
         sections.extend_from_slice(b"documents\0");
         sections.extend_from_slice(&docs);
-        let m = decode(&msg(CHECKSUM_PRESENT, &sections, true)).unwrap();
+        let m = decode_all(&msg(CHECKSUM_PRESENT, &sections, true)).unwrap();
         assert_eq!(m.request_id, 7);
         let Kind::Msg { body, more_to_come } = m.kind else {
             panic!("not a msg")
@@ -385,21 +499,22 @@ mod tests {
         // A flipped byte fails the checksum.
         let mut bytes = msg(CHECKSUM_PRESENT, &sections, true);
         bytes[25] ^= 1;
-        assert!(decode(&bytes).unwrap_err().0.contains("checksum"));
+        assert!(decode_all(&bytes).unwrap_err().0.contains("checksum"));
     }
 
     #[test]
     fn more_to_come_and_unknown_flags() {
         let sections = body(&doc! {"ping": 1});
-        let Kind::Msg { more_to_come, .. } =
-            decode(&msg(MORE_TO_COME, &sections, false)).unwrap().kind
+        let Kind::Msg { more_to_come, .. } = decode_all(&msg(MORE_TO_COME, &sections, false))
+            .unwrap()
+            .kind
         else {
             panic!()
         };
         assert!(more_to_come);
-        assert!(decode(&msg(1 << 4, &sections, false)).is_err());
+        assert!(decode_all(&msg(1 << 4, &sections, false)).is_err());
         // exhaustAllowed is an optional bit: accepted.
-        assert!(decode(&msg(EXHAUST_ALLOWED, &sections, false)).is_ok());
+        assert!(decode_all(&msg(EXHAUST_ALLOWED, &sections, false)).is_ok());
     }
 
     #[test]
@@ -412,12 +527,12 @@ mod tests {
                 let l = i32::try_from(b.len()).unwrap();
                 b[..4].copy_from_slice(&l.to_le_bytes());
             }
-            assert!(decode(&b).is_err(), "cut at {cut}");
+            assert!(decode_all(&b).is_err(), "cut at {cut}");
         }
         // A BSON length larger than the message.
         let mut b = good.clone();
         b[21..25].copy_from_slice(&1000i32.to_le_bytes());
-        assert!(decode(&b).is_err());
+        assert!(decode_all(&b).is_err());
         assert!(frame_len(&(-5i32).to_le_bytes(), 1000).is_err());
         assert!(frame_len(&2000i32.to_le_bytes(), 1000).is_err());
         assert!(frame_len(&3i32.to_le_bytes(), 1000).is_err());
@@ -442,7 +557,7 @@ mod tests {
         b.extend_from_slice(&0i32.to_le_bytes());
         b.extend_from_slice(&(-1i32).to_le_bytes());
         b.extend_from_slice(&qb);
-        let m = decode(&b).unwrap();
+        let m = decode_all(&b).unwrap();
         match m.kind {
             Kind::Query { db, command } => {
                 assert_eq!(db, "admin");
