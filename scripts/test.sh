@@ -23,11 +23,11 @@ library_alone() {
   cargo build --release --no-default-features --lib || return 1
   local cli_crates
   cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
-                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|ring) ' | sort -u)"
+                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|ring|snap) ' | sort -u)"
   if [[ -n "$cli_crates" ]]; then
     echo "the library without the cli feature still depends on:"; echo "$cli_crates"; return 1
   fi
-  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, ring"
+  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, ring, snap"
 }
 
 abi_check() {
