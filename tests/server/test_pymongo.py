@@ -74,13 +74,18 @@ def test_crud_round_trip(db):
     assert c.count_documents({}) == 4
 
 
-def test_reads_and_writes_of_missing_collections(db):
+def test_reads_and_writes_of_missing_collections(server, db):
     assert db.nothing.find_one({}) is None
     assert db.nothing.count_documents({}) == 0
     assert db.nothing.delete_many({}).deleted_count == 0
     assert db.nothing.update_many({}, {"$set": {"a": 1}}).matched_count == 0
     assert db.nothing.distinct("a") == []
     assert "nothing" not in db.list_collection_names()
+    # Neither reads nor deletes create a database file.
+    assert db.client["never_written"].c.delete_many({}).deleted_count == 0
+    assert db.client["never_written"].c.find_one() is None
+    assert "never_written" not in db.client.list_database_names()
+    assert not os.path.exists(os.path.join(server.data_dir, "never_written.db"))
 
 
 class Commands(monitoring.CommandListener):

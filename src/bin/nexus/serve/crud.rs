@@ -198,7 +198,8 @@ pub fn delete(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
         }
         parsed.push((q, limit == 0));
     }
-    let database = ctx.db_write(db)?;
+    // A delete never creates a database file: a missing one has nothing to delete.
+    let database = ctx.db_read(db)?;
     let c = database.collection(&coll);
     let mut n = 0u64;
     let mut errors = Vec::new();
