@@ -94,6 +94,7 @@ suite "python"         bash bindings/python/run_tests.sh
 # `nexus serve` (MongoDB wire protocol) driven by pymongo against target/release/nexus.
 suite "server (pymongo)" bash tests/server/run_tests.sh
 suite "server (go driver)" bash tests/server/run_go_tests.sh
+suite "server (mongosh)" bash tests/server/run_mongosh_tests.sh
 suite "examples"       bash scripts/run-examples.sh
 suite "install"        bash scripts/test-install.sh
 

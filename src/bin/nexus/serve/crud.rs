@@ -32,6 +32,15 @@ fn i32_of(n: impl TryInto<i32>) -> i32 {
     n.try_into().unwrap_or(i32::MAX)
 }
 
+/// A count as mongod answers it: an int32, an int64 only past its range (drivers and
+/// shells show an int64 as a Long).
+fn count_value(n: u64) -> Bson {
+    match i32::try_from(n) {
+        Ok(n) => Bson::Int32(n),
+        Err(_) => Bson::Int64(i64::try_from(n).unwrap_or(i64::MAX)),
+    }
+}
+
 /// One entry of `writeErrors`.
 fn write_error(index: usize, e: &nexus::Error) -> BsonDocument {
     let (code, name) = code_of(e);
@@ -173,10 +182,7 @@ pub fn update(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
             }
         }
     }
-    let mut reply = doc! {
-        "n": i64::try_from(n).unwrap_or(i64::MAX),
-        "nModified": i64::try_from(modified).unwrap_or(i64::MAX),
-    };
+    let mut reply = doc! {"n": count_value(n), "nModified": count_value(modified)};
     if !upserted.is_empty() {
         reply.insert("upserted", upserted);
     }
@@ -215,10 +221,7 @@ pub fn delete(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
             }
         }
     }
-    Ok(with_write_errors(
-        doc! {"n": i64::try_from(n).unwrap_or(i64::MAX)},
-        errors,
-    ))
+    Ok(with_write_errors(doc! {"n": count_value(n)}, errors))
 }
 
 /// find's options: the NexusLite ones, the first batch's size and `singleBatch`.
@@ -279,7 +282,7 @@ pub fn count(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument
     if limit > 0 {
         n = n.min(limit);
     }
-    Ok(doc! {"n": i64::try_from(n).unwrap_or(i64::MAX), "ok": 1.0})
+    Ok(doc! {"n": count_value(n), "ok": 1.0})
 }
 
 pub fn distinct(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument> {
