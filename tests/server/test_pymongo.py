@@ -252,6 +252,10 @@ def test_collections_and_databases(client, db):
     stats = db.command("collStats", "three")
     assert stats["count"] == 1 and stats["nindexes"] == 1
     assert db.command("dbStats")["collections"] == 2
+    cs = list(db.three.aggregate([{"$collStats": {"count": {}, "storageStats": {}}}]))
+    assert cs[0]["count"] == 1 and cs[0]["storageStats"]["nindexes"] == 1
+    assert cs[0]["ns"] == f"{db.name}.three"
+    assert list(db.three.aggregate([{"$collStats": {"count": {}}}, {"$project": {"n": "$count", "_id": 0}}])) == [{"n": 1}]
     db.drop_collection("one")
     db.drop_collection("never-existed")
     assert db.list_collection_names() == ["three"]

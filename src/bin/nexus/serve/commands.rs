@@ -511,13 +511,20 @@ fn rename(ctx: &Ctx, body: &BsonDocument) -> CmdResult<BsonDocument> {
 
 fn coll_stats(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocument> {
     let name = args::string(body, "collStats")?;
+    let mut stats = coll_stats_doc(ctx, db, &name)?;
+    stats.insert("ok", 1.0);
+    Ok(stats)
+}
+
+/// collStats' numbers of `db.name` (also the `$collStats` stage's `storageStats`).
+pub fn coll_stats_doc(ctx: &Ctx, db: &str, name: &str) -> CmdResult<BsonDocument> {
     let database = ctx.db_read(db)?;
-    if !database.list_collections()?.contains(&name) {
+    if !database.list_collections()?.iter().any(|n| n == name) {
         return Err(CmdError::ns_not_found(format!(
             "Collection [{db}.{name}] not found."
         )));
     }
-    let c = database.collection(&name);
+    let c = database.collection(name);
     let count = c.count(&BsonDocument::new())?;
     let indexes = c.list_indexes()?;
     Ok(doc! {
@@ -526,7 +533,6 @@ fn coll_stats(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<BsonDocumen
         "nindexes": i32::try_from(indexes.len()).unwrap_or(i32::MAX),
         "indexNames": indexes.iter().filter_map(|i| i.get_str("name").ok()).collect::<Vec<_>>(),
         "storageEngine": "nexuslite",
-        "ok": 1.0,
     })
 }
 

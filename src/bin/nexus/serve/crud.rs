@@ -318,8 +318,14 @@ pub fn aggregate(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {
             ))
         }
     };
-    let pipeline = args::docs(body, "pipeline")?;
+    let mut pipeline = args::docs(body, "pipeline")?;
     let explain = args::boolean(body, "explain")?.unwrap_or(false);
+    if pipeline
+        .first()
+        .is_some_and(|s| s.contains_key("$collStats"))
+    {
+        return coll_stats_stage(ctx, db, &coll, body, &mut pipeline);
+    }
     if !explain && args::doc(body, "cursor")?.is_none() {
         return Err(CmdError::parse(
             "aggregate: the 'cursor' option is required, except with explain",
@@ -351,6 +357,62 @@ pub fn aggregate(ctx: &Ctx, db: &str, body: &BsonDocument) -> CmdResult<Reply> {
     open_cursor(
         ctx,
         Source::Nexus(Box::new(cursor)),
+        format!("{db}.{coll}"),
+        cursor_batch_size(body)?,
+        false,
+    )
+}
+
+/// A pipeline that starts with `$collStats` (`count`, `storageStats`): its one document is
+/// made here, and the rest of the pipeline runs over it on a private in-memory database.
+fn coll_stats_stage(
+    ctx: &Ctx,
+    db: &str,
+    coll: &str,
+    body: &BsonDocument,
+    pipeline: &mut Vec<BsonDocument>,
+) -> CmdResult<Reply> {
+    let first = pipeline.remove(0);
+    let spec = match first.get("$collStats") {
+        Some(Bson::Document(d)) => d.clone(),
+        _ => return Err(CmdError::parse("$collStats takes a document")),
+    };
+    let stats = super::commands::coll_stats_doc(ctx, db, coll)?;
+    let mut out = doc! {"ns": format!("{db}.{coll}"), "localTime": bson::DateTime::now()};
+    for key in spec.keys() {
+        match key.as_str() {
+            "count" => {
+                out.insert(
+                    "count",
+                    stats.get("count").cloned().unwrap_or(Bson::Int64(0)),
+                );
+            }
+            "storageStats" => {
+                out.insert("storageStats", stats.clone());
+            }
+            other => {
+                return Err(CmdError::new(
+                    238,
+                    "NotImplemented",
+                    format!("$collStats: '{other}' is not supported (count, storageStats are)"),
+                ))
+            }
+        }
+    }
+    let mem = nexus::Database::open_in_memory()?;
+    let c = mem.collection("collstats");
+    let mut wrapped = doc! {"_id": 0};
+    wrapped.extend(out);
+    c.insert(Document::from_bson(wrapped))?;
+    pipeline.insert(0, doc! {"$unset": "_id"});
+    let cursor = c.aggregate(pipeline, AggregateOptions::default())?;
+    // Computed now, whole: the documents go out with the first batch.
+    let docs = cursor
+        .map(|d| d.map(Document::into_bson).map_err(CmdError::from))
+        .collect::<CmdResult<VecDeque<_>>>()?;
+    open_cursor(
+        ctx,
+        Source::Docs(docs),
         format!("{db}.{coll}"),
         cursor_batch_size(body)?,
         false,
