@@ -130,6 +130,9 @@ impl ServerCursor {
     }
 }
 
+/// A cursor as the map holds it: a getMore locks it while it reads a batch.
+pub type SharedCursor = Arc<Mutex<ServerCursor>>;
+
 /// State shared by all connections.
 pub struct Server {
     /// The data directory: `NAME.db` per database.
@@ -138,7 +141,9 @@ pub struct Server {
     dbs: Mutex<HashMap<String, Arc<Database>>>,
     /// Reads of a database that has no file yet see this empty one.
     empty: Arc<Database>,
-    cursors: Mutex<HashMap<i64, Arc<Mutex<ServerCursor>>>>,
+    /// Each cursor with its connection's id (read without locking the cursor, which a
+    /// getMore may hold for a while).
+    cursors: Mutex<HashMap<i64, (u64, SharedCursor)>>,
     next_cursor: AtomicI64,
     /// The drivers' transactions.
     pub sessions: Sessions,
@@ -247,7 +252,7 @@ impl Server {
     pub fn add_cursor(&self, cursor: ServerCursor) -> CmdResult<i64> {
         let mut cursors = self.cursors.lock();
         let conn = cursor.conn;
-        let held = cursors.values().filter(|c| c.lock().conn == conn).count();
+        let held = cursors.values().filter(|(c, _)| *c == conn).count();
         if held >= self.limits.max_cursors_per_connection {
             return Err(CmdError::new(
                 2,
@@ -261,12 +266,12 @@ impl Server {
                 break id;
             }
         };
-        cursors.insert(id, Arc::new(Mutex::new(cursor)));
+        cursors.insert(id, (conn, Arc::new(Mutex::new(cursor))));
         Ok(id)
     }
 
-    pub fn cursor(&self, id: i64) -> Option<Arc<Mutex<ServerCursor>>> {
-        self.cursors.lock().get(&id).cloned()
+    pub fn cursor(&self, id: i64) -> Option<SharedCursor> {
+        self.cursors.lock().get(&id).map(|(_, c)| Arc::clone(c))
     }
 
     pub fn remove_cursor(&self, id: i64) -> bool {
@@ -277,7 +282,7 @@ impl Server {
     pub fn close_connection_cursors(&self, conn: u64) -> usize {
         let mut cursors = self.cursors.lock();
         let before = cursors.len();
-        cursors.retain(|_, c| c.try_lock().is_none_or(|c| c.conn != conn));
+        cursors.retain(|_, (c, _)| *c != conn);
         before - cursors.len()
     }
 
@@ -287,7 +292,7 @@ impl Server {
         let mut cursors = self.cursors.lock();
         let before = cursors.len();
         // A cursor in use (locked) is not idle.
-        cursors.retain(|_, c| c.try_lock().is_none_or(|c| c.last_used.elapsed() < idle));
+        cursors.retain(|_, (_, c)| c.try_lock().is_none_or(|c| c.last_used.elapsed() < idle));
         before - cursors.len()
     }
 
