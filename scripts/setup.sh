@@ -33,3 +33,9 @@ if ! "$venv/bin/python" -c "import pandas, pytest, sys; sys.exit(pandas.__versio
   echo "setup: installing pandas $PANDAS_VERSION and pytest $PYTEST_VERSION into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "pandas==$PANDAS_VERSION" "pytest==$PYTEST_VERSION"
 fi
+# pymongo for the `nexus serve` suite (tests/server/run_tests.sh), pinned like the others.
+PYMONGO_VERSION=4.20.1
+if ! "$venv/bin/python" -c "import pymongo, sys; sys.exit(pymongo.__version__ != '$PYMONGO_VERSION')" 2>/dev/null; then
+  echo "setup: installing pymongo $PYMONGO_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "pymongo==$PYMONGO_VERSION"
+fi

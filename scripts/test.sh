@@ -23,11 +23,11 @@ library_alone() {
   cargo build --release --no-default-features --lib || return 1
   local cli_crates
   cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
-                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow) ' | sort -u)"
+                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|snap) ' | sort -u)"
   if [[ -n "$cli_crates" ]]; then
     echo "the library without the cli feature still depends on:"; echo "$cli_crates"; return 1
   fi
-  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow"
+  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, snap (ring is the library's own: AES-256-GCM)"
 }
 
 abi_check() {
@@ -91,6 +91,10 @@ suite "c (asan+ubsan)" bash tests/c/run_sanitized.sh
 suite "c++ (asan+ubsan)" env NEXUS_CPPTEST_CHECKER=asan bash bindings/cpp/run_tests.sh
 suite "go"             bash bindings/go/run_tests.sh
 suite "python"         bash bindings/python/run_tests.sh
+# `nexus serve` (MongoDB wire protocol) driven by pymongo against target/release/nexus.
+suite "server (pymongo)" bash tests/server/run_tests.sh
+suite "server (go driver)" bash tests/server/run_go_tests.sh
+suite "server (mongosh)" bash tests/server/run_mongosh_tests.sh
 suite "examples"       bash scripts/run-examples.sh
 suite "install"        bash scripts/test-install.sh
 

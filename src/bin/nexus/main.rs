@@ -9,6 +9,8 @@
 mod commands;
 mod logging;
 mod relaxed;
+#[cfg(feature = "server")]
+mod serve;
 mod shell;
 mod transfer;
 
@@ -358,6 +360,70 @@ enum Command {
     /// Print the man page (roff) on stdout; `make install` installs it as nexus.1.
     #[command(hide = true)]
     Manpage,
+    /// Serve the databases of a directory over MongoDB's wire protocol (each MongoDB
+    /// database NAME is the file DIR/NAME.db), in the foreground until SIGINT or SIGTERM.
+    #[cfg(feature = "server")]
+    Serve {
+        /// The data directory (created when missing).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The address and port of the MongoDB protocol.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:27017")]
+        mongo: String,
+        /// The most connections served at once (more are closed on accept).
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_connections: usize,
+        /// The most open cursors one connection may hold.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_cursors_per_connection: usize,
+        /// Seconds a cursor may stay unused before it is killed (MongoDB's 10 minutes).
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        cursor_idle_timeout: u64,
+        /// Require SCRAM-SHA-256 authentication by a user of DIR's users file (`nexus user
+        /// add`); needed to listen beyond the loopback address.
+        #[arg(long)]
+        auth: bool,
+        /// TLS: the server's certificate chain, a PEM file (with --tls-key).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS: the certificate's private key, a PEM file (PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Manage the users of `nexus serve --auth`: add (or change the password of), remove or
+    /// list the users of the data directory DIR (kept in DIR/nexus-users.json as SCRAM-SHA-256
+    /// credentials, never the passwords).
+    #[cfg(feature = "server")]
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+/// `nexus user` subcommands.
+#[cfg(feature = "server")]
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add the user NAME (or give it a new password): the password is the first line of
+    /// standard input (e.g. `read -rs PW; printf '%s\n' "$PW" | nexus user add DIR NAME`).
+    Add {
+        /// The data directory.
+        dir: PathBuf,
+        /// The user name.
+        name: String,
+    },
+    /// Remove the user NAME.
+    Remove {
+        /// The data directory.
+        dir: PathBuf,
+        /// The user name.
+        name: String,
+    },
+    /// List the user names.
+    List {
+        /// The data directory.
+        dir: PathBuf,
+    },
 }
 
 impl Command {
@@ -388,6 +454,8 @@ impl Command {
             | Command::Explain { db, .. } => db,
             Command::Keygen { .. } | Command::Sign { .. } | Command::Verify { .. } => return None,
             Command::Completions { .. } | Command::Manpage => return None,
+            #[cfg(feature = "server")]
+            Command::Serve { .. } | Command::User { .. } => return None,
         })
     }
 }
@@ -463,6 +531,42 @@ fn open_or_create(path: &PathBuf) -> Result<Database, String> {
         ..OpenOptions::default()
     };
     Database::open(path, options).map_err(|e| e.to_string())
+}
+
+/// `nexus user add|remove|list DIR`.
+#[cfg(feature = "server")]
+fn user_command(action: UserAction, out: &mut impl Write, quiet: bool) -> Result<(), String> {
+    use serve::users;
+    match action {
+        UserAction::Add { dir, name } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            let existed = users::add(&dir, &name, password)?;
+            if !quiet {
+                eprintln!(
+                    "{} user {name} in {}",
+                    if existed {
+                        "changed the password of"
+                    } else {
+                        "added"
+                    },
+                    users::path(&dir).display()
+                );
+            }
+            Ok(())
+        }
+        UserAction::Remove { dir, name } => users::remove(&dir, &name),
+        UserAction::List { dir } => {
+            for u in users::load(&dir)? {
+                writeln!(out, "{}", u.name).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn delimiter(d: Option<String>) -> Result<Option<u8>, String> {
@@ -847,6 +951,30 @@ fn run(cli: Cli) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
+        #[cfg(feature = "server")]
+        Command::Serve {
+            data_dir,
+            mongo,
+            max_connections,
+            max_cursors_per_connection,
+            cursor_idle_timeout,
+            auth,
+            tls_cert,
+            tls_key,
+        } => {
+            drop(out);
+            return serve::run(serve::ServeOptions {
+                data_dir,
+                mongo,
+                max_connections,
+                max_cursors_per_connection,
+                cursor_idle: std::time::Duration::from_secs(cursor_idle_timeout),
+                auth,
+                tls: tls_cert.zip(tls_key),
+            });
+        }
+        #[cfg(feature = "server")]
+        Command::User { action } => user_command(action, &mut out, quiet),
     };
     r?;
     match out.flush() {

@@ -1,0 +1,368 @@
+//! `nexus serve`: a server that speaks MongoDB's wire protocol over a data directory, so
+//! MongoDB drivers and tools work against NexusLite databases (`DIR/NAME.db` per MongoDB
+//! database). [`run`] starts a tokio runtime, listens, and serves each connection in a task
+//! of its own ([`connection`]): read one framed message, decode and run it on the blocking
+//! pool (the `nexus` API is synchronous), write the reply. Below: `wire` (framing),
+//! `commands` / `crud` (the commands), `state` (databases and cursors shared by all
+//! connections), `reply`, `args`, `error`.
+//!
+//! Lifecycle: `run` binds, prints one line naming the address, serves until SIGINT or
+//! SIGTERM, then stops accepting, lets in-flight requests finish (idle connections are
+//! closed at once, busy ones get [`GRACE`]), checkpoints and closes every database.
+//!
+//! Robustness: a message that does not decode (bad lengths, truncated, oversized, nesting
+//! past the limit, a bad checksum) closes its connection with a log line; a panic while
+//! running a command closes that connection too. Neither reaches other connections.
+
+mod args;
+mod commands;
+mod crud;
+mod error;
+mod reply;
+mod scram;
+mod sessions;
+mod state;
+pub mod users;
+mod wire;
+
+use state::{Limits, Server};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long in-flight requests may take to finish after SIGINT / SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
+/// How long the rest of a message may take to arrive once its first bytes did.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The options of `nexus serve`.
+pub struct ServeOptions {
+    /// The data directory (created when missing).
+    pub data_dir: PathBuf,
+    /// Where the MongoDB protocol listens.
+    pub mongo: String,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Open cursors one connection may hold.
+    pub max_cursors_per_connection: usize,
+    /// A cursor unused this long is killed.
+    pub cursor_idle: Duration,
+    /// Require SCRAM-SHA-256 authentication (users of `nexus user add`).
+    pub auth: bool,
+    /// TLS: the certificate chain and the private key, PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS acceptor of `--tls-cert` / `--tls-key` (rustls with the ring provider; TLS 1.2 and
+/// 1.3, no client certificates).
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    #[expect(
+        deprecated,
+        reason = "ring has no post-quantum key exchange; aws-lc-rs, which has, needs cmake"
+    )]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS: the certificate and key do not make a configuration: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Runs the server in the foreground until SIGINT / SIGTERM.
+pub fn run(options: ServeOptions) -> Result<(), String> {
+    let addr: SocketAddr = options
+        .mongo
+        .parse()
+        .map_err(|_| format!("--mongo {}: not an IP address and port", options.mongo))?;
+    if !addr.ip().is_loopback() && !options.auth {
+        return Err(format!(
+            "--mongo {addr}: listening beyond the loopback address needs --auth"
+        ));
+    }
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(|e| format!("{}: {e}", options.data_dir.display()))?;
+    let users = if options.auth {
+        let users = users::load(&options.data_dir)?;
+        if users.is_empty() {
+            return Err(format!(
+                "--auth: {} has no users: add one with nexus user add {}",
+                users::path(&options.data_dir).display(),
+                options.data_dir.display()
+            ));
+        }
+        Some(users)
+    } else {
+        None
+    };
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nexus-serve")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(options, addr, users, tls))
+}
+
+async fn serve(
+    options: ServeOptions,
+    addr: SocketAddr,
+    users: Option<Vec<users::User>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let limits = Limits {
+        max_connections: options.max_connections,
+        max_cursors_per_connection: options.max_cursors_per_connection,
+        cursor_idle: options.cursor_idle.max(Duration::from_secs(1)),
+        ..Limits::default()
+    };
+    let server = Arc::new(Server::new(options.data_dir.clone(), limits, users).map_err(|e| e.msg)?);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "nexus serve: MongoDB protocol on {local} (mongodb://{local}/{}), data directory {}",
+            if tls.is_some() { "?tls=true" } else { "" },
+            options.data_dir.display()
+        );
+        let _ = out.flush();
+    }
+    log::info!("listening on {local}");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let active = Arc::new(AtomicUsize::new(0));
+    let next_conn = AtomicU64::new(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let expiry = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            let every = (server.limits.cursor_idle / 4)
+                .min(sessions::TXN_LIFETIME / 4)
+                .max(Duration::from_millis(100));
+            loop {
+                tokio::time::sleep(every).await;
+                let n = server.expire_cursors();
+                if n > 0 {
+                    log::info!("killed {n} idle cursors");
+                }
+                let n = server.sessions.expire();
+                if n > 0 {
+                    log::info!("rolled back {n} idle transactions");
+                }
+            }
+        })
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        log::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if active.load(Ordering::SeqCst) >= server.limits.max_connections {
+                    log::warn!("{peer}: refused, {} connections are open (the limit)", server.limits.max_connections);
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let id = next_conn.fetch_add(1, Ordering::Relaxed);
+                let server = Arc::clone(&server);
+                let stop = stop_rx.clone();
+                let active = Arc::clone(&active);
+                let tls = tls.clone();
+                active.fetch_add(1, Ordering::SeqCst);
+                tasks.spawn(async move {
+                    log::info!("connection {id} from {peer}");
+                    let served = match tls {
+                        None => connection(&server, stream, id, stop).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls_stream)) => connection(&server, tls_stream, id, stop).await,
+                                Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                                Err(_) => Err("TLS handshake timed out".to_owned()),
+                            }
+                        }
+                    };
+                    match served {
+                        Ok(()) => log::info!("connection {id} from {peer} closed"),
+                        Err(e) => log::warn!("connection {id} from {peer} closed: {e}"),
+                    }
+                    let killed = server.close_connection_cursors(id);
+                    if killed > 0 {
+                        log::info!("connection {id}: killed its {killed} cursors");
+                    }
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = term.recv() => { log::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { log::info!("SIGINT: shutting down"); break; }
+        }
+    }
+    drop(listener);
+    expiry.abort();
+    let _ = stop_tx.send(true);
+    let finished =
+        tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        log::warn!("requests still running after {GRACE:?}: abandoned");
+        tasks.abort_all();
+    }
+    let errors = tokio::task::spawn_blocking(move || server.close_all())
+        .await
+        .map_err(|e| format!("shutdown: {e}"))?;
+    for e in &errors {
+        log::error!("shutdown: {e}");
+    }
+    log::info!("stopped");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+static NEXT_REPLY_ID: AtomicI32 = AtomicI32::new(1);
+
+/// Serves one connection until the peer closes it, a message is refused, or the server
+/// stops (checked between messages only: a request in progress finishes).
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: S,
+    id: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let state = Arc::new(parking_lot::Mutex::new(commands::ConnState::default()));
+    loop {
+        let mut head = [0u8; 4];
+        tokio::select! {
+            r = rd.read_exact(&mut head) => match r {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            },
+            _ = stop.changed() => return Ok(()),
+        }
+        let len = wire::frame_len(&head, server.limits.max_message).map_err(|e| e.0)?;
+        // The buffer grows with the bytes that arrive, not with the length a peer claims.
+        let mut buf = Vec::with_capacity(len.min(64 * 1024));
+        buf.extend_from_slice(&head);
+        let rest = u64::try_from(len - 4).unwrap_or(u64::MAX);
+        let read =
+            tokio::time::timeout(MESSAGE_TIMEOUT, (&mut rd).take(rest).read_to_end(&mut buf))
+                .await
+                .map_err(|_| format!("a message took more than {MESSAGE_TIMEOUT:?} to arrive"))?
+                .map_err(|e| e.to_string())?;
+        if read as u64 != rest {
+            return Err(format!("connection closed inside a {len}-byte message"));
+        }
+        let srv = Arc::clone(server);
+        let st = Arc::clone(&state);
+        let reply = tokio::task::spawn_blocking(move || handle(&srv, id, &mut st.lock(), &buf))
+            .await
+            .map_err(|e| format!("a command failed unexpectedly: {e}"))??;
+        if let Some(reply) = reply {
+            wr.write_all(&reply).await.map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+/// Decodes and runs one message; the reply frame, or None when none is wanted.
+fn handle(
+    server: &Server,
+    conn: u64,
+    state: &mut commands::ConnState,
+    bytes: &[u8],
+) -> Result<Option<Vec<u8>>, String> {
+    let msg = wire::decode(bytes, server.limits.max_message)
+        .map_err(|e| format!("refused message: {e}"))?;
+    let compressor = msg.compressor;
+    let reply = answer(server, conn, state, msg)?;
+    Ok(match (reply, compressor) {
+        (Some(r), Some(c)) => Some(wire::compress(&r, c)),
+        (r, _) => r,
+    })
+}
+
+/// The reply frame of a decoded message, or None when none is wanted.
+fn answer(
+    server: &Server,
+    conn: u64,
+    state: &mut commands::ConnState,
+    msg: wire::Message,
+) -> Result<Option<Vec<u8>>, String> {
+    let reply_id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
+    match msg.kind {
+        wire::Kind::Msg { body, more_to_come } => {
+            let db = match body.get("$db") {
+                Some(bson::Bson::String(db)) => db.clone(),
+                _ => {
+                    let e = error::CmdError::parse("OP_MSG body has no '$db' string");
+                    return Ok((!more_to_come).then(|| {
+                        wire::op_msg_reply(
+                            msg.request_id,
+                            reply_id,
+                            &reply::Reply::Doc(e.to_doc()).into_bytes(),
+                        )
+                    }));
+                }
+            };
+            let reply = commands::run(server, conn, state, &db, &body).into_bytes();
+            Ok((!more_to_come).then(|| wire::op_msg_reply(msg.request_id, reply_id, &reply)))
+        }
+        wire::Kind::Query { db, command } => {
+            let reply = commands::run(server, conn, state, &db, &command).into_bytes();
+            Ok(Some(wire::op_reply(msg.request_id, reply_id, &reply)))
+        }
+        wire::Kind::LegacyQuery { namespace } => {
+            let e = error::CmdError::new(
+                352,
+                "UnsupportedOpQueryCommand",
+                format!("OP_QUERY on {namespace} is not supported: use a driver speaking OP_MSG"),
+            );
+            let reply = reply::Reply::Doc(e.to_doc()).into_bytes();
+            Ok(Some(wire::op_reply(msg.request_id, reply_id, &reply)))
+        }
+    }
+}
