@@ -1,5 +1,6 @@
-//! A filter that pins a string or ObjectId `_id` is answered by a point lookup instead of a
-//! scan; the answers are the same as a scan's (extra conditions, skip, expiry, `$and`).
+//! A filter that pins a string, ObjectId or numeric `_id` is answered by a point lookup
+//! instead of a scan; the answers are the same as a scan's (extra conditions, skip, expiry,
+//! `$and`, numbers of other types, Decimal128 `_id`s).
 
 use bson::doc;
 use nexus::{Database, Document, FindOptions, OpenOptions, UpdateOptions};
@@ -53,4 +54,80 @@ fn id_point_lookups_answer_like_scans() {
     assert_eq!(c.delete(&doc! {"_id": "k4"}, false).unwrap(), 0);
     // An _id inside $or is not a point query; the scan still answers it.
     assert_eq!(count(doc! {"$or": [{"_id": "k1"}, {"_id": "k2"}]}), 2);
+}
+
+/// The winning plan's stage of `filter` (what `nexus explain` shows).
+fn stage(c: &nexus::Collection, filter: bson::Document) -> String {
+    let e = c.explain(&filter, FindOptions::default()).unwrap();
+    e.get_document("queryPlanner")
+        .and_then(|q| q.get_document("winningPlan"))
+        .and_then(|w| w.get_str("stage"))
+        .unwrap()
+        .to_owned()
+}
+
+/// Integer and double `_id`s (the common ids of data moved from SQL) are point lookups too:
+/// equal numbers of any type share one key, so `{_id: 2}` finds the document stored with
+/// `2`, `2i64` or `2.0`. A Decimal128 `_id` has a key of its own, which an equal number does
+/// not reach: while the collection holds one, numeric equalities scan (and find it).
+#[test]
+fn numeric_ids_are_point_lookups_unless_decimal_ids_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("n.db"), OpenOptions::default()).unwrap();
+    let c = db.collection("c");
+    for i in 0..100i32 {
+        let id = match i % 3 {
+            0 => bson::Bson::Int32(i),
+            1 => bson::Bson::Int64(i64::from(i)),
+            _ => bson::Bson::Double(f64::from(i)),
+        };
+        c.insert(Document::from(doc! {"_id": id, "a": i})).unwrap();
+    }
+    c.insert(Document::from(doc! {"_id": 0.5, "a": -1}))
+        .unwrap();
+    c.insert(Document::from(doc! {"_id": "s", "a": -2}))
+        .unwrap();
+    for f in [
+        doc! {"_id": 4},
+        doc! {"_id": 4i64},
+        doc! {"_id": 4.0},
+        doc! {"_id": 0.5},
+        doc! {"_id": {"$eq": 5}, "a": 5},
+    ] {
+        assert_eq!(stage(&c, f.clone()), "IDHACK", "{f}");
+        assert_eq!(c.count(&f).unwrap(), 1, "{f}");
+    }
+    assert_eq!(c.count(&doc! {"_id": 4, "a": 5}).unwrap(), 0);
+    assert_eq!(c.count(&doc! {"_id": 1000}).unwrap(), 0);
+    assert_eq!(c.count(&doc! {"_id": f64::NAN}).unwrap(), 0);
+    assert_eq!(stage(&c, doc! {"_id": f64::NAN}), "COLLSCAN");
+    let r = c
+        .update(
+            &doc! {"_id": 7.0},
+            &doc! {"$set": {"b": 1}},
+            UpdateOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (1, 1));
+    assert_eq!(c.delete(&doc! {"_id": 8i64}, false).unwrap(), 1);
+    // Inside a transaction: the transaction's own insert is found by the lookup.
+    db.begin().unwrap();
+    c.insert(Document::from(doc! {"_id": 500, "a": 500}))
+        .unwrap();
+    assert_eq!(stage(&c, doc! {"_id": 500.0}), "IDHACK");
+    assert_eq!(c.count(&doc! {"_id": 500.0}).unwrap(), 1);
+    db.rollback().unwrap();
+    assert_eq!(c.count(&doc! {"_id": 500}).unwrap(), 0);
+    // A Decimal128 `_id` equal to 9 (a distinct key): numeric equalities scan and find both.
+    let nine: bson::Decimal128 = "9".parse().unwrap();
+    c.insert(Document::from(doc! {"_id": nine, "a": -9}))
+        .unwrap();
+    assert_eq!(stage(&c, doc! {"_id": 9}), "COLLSCAN");
+    assert_eq!(c.count(&doc! {"_id": 9}).unwrap(), 2);
+    assert_eq!(c.count(&doc! {"_id": 10}).unwrap(), 1);
+    // Strings are unaffected by Decimal128 keys.
+    assert_eq!(stage(&c, doc! {"_id": "s"}), "IDHACK");
+    assert_eq!(c.delete(&doc! {"a": -9}, false).unwrap(), 1);
+    assert_eq!(stage(&c, doc! {"_id": 9}), "IDHACK");
+    assert_eq!(c.count(&doc! {"_id": 9}).unwrap(), 1);
 }

@@ -86,6 +86,15 @@ impl DocumentId {
     }
 }
 
+/// Keys of numeric `_id`s other than Decimal128 start with this byte (equal values share one
+/// key, whatever their type).
+pub(crate) const NUMBER_KEY_TAG: u8 = 0x01;
+/// Keys of Decimal128 `_id`s start with this byte (their BSON element type): they are not
+/// normalised with the other numbers, so a Decimal128 `_id` equal to a number has a key of
+/// its own. Every key after `[DECIMAL_KEY_TAG - 1]` in key order and before the next tag is
+/// one of them (no key starts with `0x12`: Int64 values take [`NUMBER_KEY_TAG`]).
+pub(crate) const DECIMAL_KEY_TAG: u8 = 0x13;
+
 /// Storage key of an `_id`. Strings get tag `0x02`, numbers are normalised so that equal
 /// values share one key, everything else is its BSON element encoding under a type tag.
 fn encode_key(value: &Bson) -> Result<Vec<u8>> {
@@ -120,7 +129,7 @@ fn encode_key(value: &Bson) -> Result<Vec<u8>> {
 }
 
 fn push_number(out: &mut Vec<u8>, as_f64: f64, exact: Option<i64>) {
-    out.push(0x01);
+    out.push(NUMBER_KEY_TAG);
     match exact {
         Some(i) => {
             out.push(0);

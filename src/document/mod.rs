@@ -4,7 +4,7 @@
 //! layers above (query, engine, FFI) only see `Document`.
 
 pub(crate) mod body;
-mod id;
+pub(crate) mod id;
 pub(crate) mod json;
 mod meta;
 pub(crate) mod raw;

@@ -110,6 +110,9 @@ impl ReadView for TrackedTxn {
     fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
         self.inner.sort_in_scan_order(table, keys);
     }
+    fn next_key_after(&self, table: &str, after: &[u8]) -> Option<Option<Bytes>> {
+        self.inner.next_key_after(table, after)
+    }
     fn record_id_for(&self, table: &str, key: &[u8]) -> Option<u64> {
         self.inner.record_id_for(table, key)
     }

@@ -635,7 +635,7 @@ fn choose_access(
     limit: Option<u64>,
     hint: Option<&Bson>,
 ) -> Result<Choice> {
-    if hint.is_none() && filter.id_equality().is_some() {
+    if hint.is_none() && super::scan::pinned_id(view, coll, filter).is_some() {
         return Ok(Choice {
             access: Access::Id,
             rejected: Vec::new(),
@@ -652,7 +652,7 @@ fn choose_access(
                 Some(def) => Access::Index(
                     candidate(def, filter, sort, true).expect("a forced candidate exists"),
                 ),
-                None if filter.id_equality().is_some() => Access::Id,
+                None if super::scan::pinned_id(view, coll, filter).is_some() => Access::Id,
                 None => Access::Collection,
             },
             rejected: Vec::new(),

@@ -7,6 +7,7 @@
 
 use super::ixscan::{ExecStats, IndexScan};
 use super::plan::{choose, Access};
+use crate::document::id::{DECIMAL_KEY_TAG, NUMBER_KEY_TAG};
 use crate::document::{now_millis, record, DocumentId};
 use crate::error::Result;
 use crate::query::{filter::Filter, Plan};
@@ -48,13 +49,30 @@ pub(crate) fn point_lookup(
     table: &str,
     filter: &Filter,
 ) -> Option<Option<(Bytes, Bytes)>> {
-    let id = DocumentId::new(filter.id_equality()?.clone()).ok()?;
+    let id = pinned_id(view, table, filter)?;
     let key = Bytes::copy_from_slice(id.key());
     Some(
         view.get(table, &key)
             .filter(|rec| record::is_live(rec, now_millis()))
             .map(|rec| (key, rec)),
     )
+}
+
+/// The `_id` whose key holds the only document `filter` can match ([`Filter::id_equality`]),
+/// when a point lookup under that key is exact. Numbers share one key whatever their type,
+/// except Decimal128 `_id`s (keys of their own that an equal number does not reach), so a
+/// numeric `_id` is looked up only when the table holds no Decimal128 `_id` (one probe of
+/// the key order); otherwise the caller scans.
+pub(crate) fn pinned_id(view: &dyn ReadView, table: &str, filter: &Filter) -> Option<DocumentId> {
+    let value = filter.id_equality()?;
+    let id = DocumentId::new(value.clone()).ok()?;
+    if id.key().first() == Some(&NUMBER_KEY_TAG) {
+        let next = view.next_key_after(table, &[DECIMAL_KEY_TAG - 1])?;
+        if next.is_some_and(|k| k.first() == Some(&DECIMAL_KEY_TAG)) {
+            return None;
+        }
+    }
+    Some(id)
 }
 
 /// Calls `f(key, record)` for the live records that can match `filter`: the one a point

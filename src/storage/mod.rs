@@ -149,6 +149,13 @@ pub(crate) trait ReadView: Send + Sync {
     /// and `after` must be the key of an entry this view holds (the last one a previous scan
     /// of it returned); a key it does not hold ends the scan.
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)>;
+    /// The smallest key of `table` strictly greater than `after` in key order (whatever the
+    /// table's scan order): `Some(None)` when there is none, `None` when this view cannot tell
+    /// cheaply (a caller then assumes there may be one).
+    fn next_key_after(&self, table: &str, after: &[u8]) -> Option<Option<Bytes>> {
+        let _ = (table, after);
+        None
+    }
     /// [`ReadView::scan`], with each entry's record id in a clustered table (`None`
     /// otherwise).
     fn scan_with_record_ids(

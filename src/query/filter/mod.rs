@@ -160,7 +160,11 @@ impl Filter {
             Filter::All(fs) => fs.iter().find_map(Filter::id_equality),
             Filter::Field { path, conds, .. } if path == "_id" => {
                 conds.iter().find_map(|c| match c {
-                    Cond::Eq(v @ (Bson::String(_) | Bson::ObjectId(_))) => Some(v),
+                    Cond::Eq(
+                        v @ (Bson::String(_) | Bson::ObjectId(_) | Bson::Int32(_) | Bson::Int64(_)),
+                    ) => Some(v),
+                    // NaN equals NaN in a filter, but NaNs differ in their bits (the key).
+                    Cond::Eq(v @ Bson::Double(d)) if !d.is_nan() => Some(v),
                     _ => None,
                 })
             }

@@ -138,6 +138,18 @@ impl ReadView for State {
         self.tables.get(table)?.rows.get(key).cloned()
     }
 
+    fn next_key_after(&self, table: &str, after: &[u8]) -> Option<Option<Bytes>> {
+        let Some(t) = self.tables.get(table) else {
+            return Some(None);
+        };
+        Some(
+            t.rows
+                .range::<_, [u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(k, _)| k.clone()),
+        )
+    }
+
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
         let Some(t) = self.tables.get(table) else {
             return Vec::new();
@@ -489,6 +501,9 @@ impl ReadView for WalTxn {
     }
     fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
         self.state.scan(table, after, limit)
+    }
+    fn next_key_after(&self, table: &str, after: &[u8]) -> Option<Option<Bytes>> {
+        self.state.next_key_after(table, after)
     }
     fn count(&self, table: &str) -> u64 {
         self.state.count(table)

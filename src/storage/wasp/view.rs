@@ -106,6 +106,31 @@ pub(super) fn view_record_id_for(
     noted(shared, found, None)
 }
 
+/// See [`ReadView::next_key_after`]: a clustered table's keys are its key map's.
+pub(super) fn view_next_key_after(
+    shared: &Shared,
+    state: &State,
+    table: &str,
+    after: &[u8],
+    writer: bool,
+) -> Option<Option<Bytes>> {
+    let Some(t) = state.tables.get(table) else {
+        return Some(None);
+    };
+    let root = match &t.clustered {
+        Some(c) => c.ids.as_ref(),
+        None => t.root.as_ref(),
+    };
+    let Some(root) = root else {
+        return Some(None);
+    };
+    let mut out = Vec::new();
+    let r = btree::scan(&shared.pager, root, Some(after), 1, &mut out, writer, false)
+        .map(|_| Some(out.pop().map(|(k, _)| k)));
+    // A damaged page: "cannot tell" (the fault is noted for the caller, as reads note it).
+    noted(shared, r, None)
+}
+
 /// See [`ReadView::get_at`].
 pub(super) fn view_get_at(
     shared: &Shared,
@@ -211,6 +236,10 @@ macro_rules! state_reads {
         fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
             let (shared, state) = (&self.shared, &self.state);
             $crate::storage::wasp::view::view_scan(shared, state, table, after, limit, $writer)
+        }
+        fn next_key_after(&self, table: &str, after: &[u8]) -> Option<Option<Bytes>> {
+            let (shared, state) = (&self.shared, &self.state);
+            $crate::storage::wasp::view::view_next_key_after(shared, state, table, after, $writer)
         }
         fn sort_in_scan_order(&self, table: &str, keys: &mut [Bytes]) {
             let (shared, state) = (&self.shared, &self.state);
