@@ -568,3 +568,63 @@ fn bad_vectors_options_and_specs_are_refused_clearly() {
         1
     );
 }
+
+#[test]
+fn vector_search_as_the_first_stage_of_an_aggregation() {
+    let db = Database::open_in_memory().unwrap();
+    let c = db.collection("c");
+    c.create_index_json(r#"{"v": "hnsw"}"#, Some(r#"{"numDimensions": 2}"#))
+        .unwrap();
+    for (i, v) in [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [9.0, 9.0]]
+        .iter()
+        .enumerate()
+    {
+        let d = doc! {"_id": i as i64, "v": [v[0], v[1]], "g": (i % 2) as i64};
+        c.insert(Document::from(d)).unwrap();
+    }
+    let pipeline = r#"[
+        {"$vectorSearch": {"path": "v", "queryVector": [1.0, 1.0], "limit": 3, "numCandidates": 10}},
+        {"$project": {"_id": 1, "score": {"$meta": "vectorSearchScore"}}},
+        {"$match": {"_id": {"$ne": 2}}}
+    ]"#;
+    let rows: Vec<BsonDocument> = c
+        .aggregate_json(pipeline, Default::default())
+        .unwrap()
+        .map(|r| r.unwrap().into_bson())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            doc! {"_id": 1i64, "score": 1.0},
+            doc! {"_id": 0i64, "score": 1.0 / 3.0}
+        ]
+    );
+    // Later stages see the search's documents only; the hidden score field never leaks.
+    let grouped: Vec<BsonDocument> = c
+        .aggregate_json(
+            r#"[{"$vectorSearch": {"path": "v", "queryVector": [0, 0], "limit": 3, "filter": {"g": 0}}},
+                {"$group": {"_id": null, "n": {"$sum": 1}, "best": {"$max": {"$meta": "vectorSearchScore"}}}}]"#,
+            Default::default(),
+        )
+        .unwrap()
+        .map(|r| r.unwrap().into_bson())
+        .collect();
+    assert_eq!(grouped, vec![doc! {"_id": Bson::Null, "n": 2, "best": 1.0}]);
+    let plain: Vec<BsonDocument> = c
+        .aggregate_json(
+            r#"[{"$vectorSearch": {"path": "v", "queryVector": [9, 9], "limit": 1}}]"#,
+            Default::default(),
+        )
+        .unwrap()
+        .map(|r| r.unwrap().into_bson())
+        .collect();
+    assert_eq!(plain, vec![doc! {"_id": 3i64, "v": [9.0, 9.0], "g": 1i64}]);
+    invalid(
+        c.aggregate_json(
+            r#"[{"$vectorSearch": {"path": "v", "queryVector": [1], "limit": 1}}]"#,
+            Default::default(),
+        )
+        .map(|c| c.count()),
+        "dimensions",
+    );
+}

@@ -38,17 +38,27 @@ impl Collection<'_> {
     /// ```
     pub fn vector_search(&self, spec: &BsonDocument) -> Result<Cursor> {
         check_nesting(spec, MAX_QUERY_NESTING, "$vectorSearch")?;
-        let spec = SearchSpec::parse(spec)?;
+        let snap = self.db.snapshot()?;
+        let docs = self.vector_rows(&*snap, SearchSpec::parse(spec)?)?;
+        Cursor::from_documents(snap, docs, self.db.closed_flag())
+    }
+
+    /// The documents a vector search finds in `snap`, best first, projected, each with its
+    /// score in the spec's `scoreField`.
+    pub(crate) fn vector_rows(
+        &self,
+        snap: &dyn crate::storage::ReadView,
+        spec: SearchSpec,
+    ) -> Result<Vec<BsonDocument>> {
         let projection = match &spec.projection {
             Some(p) => Projection::parse(p)?,
             None => None,
         };
-        let snap = self.db.snapshot()?;
         let mut docs = Vec::new();
         if snap.has_table(&self.name) {
-            let defs = defs_for(&*snap, &self.name)?;
+            let defs = defs_for(snap, &self.name)?;
             let (def, vspec) = choose(&defs, &self.name, &spec)?;
-            for (score, rec) in run(&*snap, def, vspec, &spec)? {
+            for (score, rec) in run(snap, def, vspec, &spec)? {
                 let doc = record::decode_body(&rec)?.into_bson();
                 let mut doc = match &projection {
                     Some(p) => p.apply(&doc),
@@ -58,7 +68,7 @@ impl Collection<'_> {
                 docs.push(doc);
             }
         }
-        Cursor::from_documents(snap, docs, self.db.closed_flag())
+        Ok(docs)
     }
 
     /// [`Collection::vector_search`] with the specification as JSON text.

@@ -26,9 +26,11 @@
 use super::distance::distance;
 use super::VectorSpec;
 use crate::error::{Error, Result};
-use crate::storage::{Bytes, ReadView, WriteTxn};
+use crate::storage::{Bytes, ReadView, SnapshotId, WriteTxn};
+use parking_lot::{Mutex, RwLock};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 
 pub(crate) const META: &[u8] = &[0];
 pub(crate) const NODE: u8 = 1;
@@ -207,6 +209,32 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A hasher for node ids (SipHash's strength against chosen keys is not needed: the ids
+/// are the engine's own counter; it was a tenth of a search's time).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
+/// A map keyed by node id.
+pub(crate) type IdMap<V> = HashMap<u64, V, IdBuild>;
+/// A set of node ids.
+pub(crate) type IdSet = HashSet<u64, IdBuild>;
+
 /// A distance with the total order of `f32::total_cmp`, then the node id.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Near(pub f32, pub u64);
@@ -244,10 +272,12 @@ fn level_of(id: u64, m: u32) -> usize {
 pub(crate) struct Graph {
     pub table: String,
     pub spec: VectorSpec,
-    nodes: HashMap<u64, Node>,
+    nodes: IdMap<Arc<Node>>,
+    /// Decoded nodes of the committed snapshot this graph reads, shared by its searches.
+    shared: Option<Arc<SnapshotNodes>>,
     meta: Option<Meta>,
     meta_dirty: bool,
-    dirty: HashSet<u64>,
+    dirty: IdSet,
     removed: Vec<(u64, usize)>,
     doc_puts: Vec<(Vec<u8>, Option<u64>)>,
 }
@@ -257,13 +287,22 @@ impl Graph {
         Self {
             table: table.to_owned(),
             spec: spec.clone(),
-            nodes: HashMap::new(),
+            nodes: IdMap::default(),
+            shared: None,
             meta: None,
             meta_dirty: false,
-            dirty: HashSet::new(),
+            dirty: IdSet::default(),
             removed: Vec::new(),
             doc_puts: Vec::new(),
         }
+    }
+
+    /// A graph for searches of committed snapshot `view`: nodes decoded by earlier searches
+    /// of the same snapshot are shared (see [`SnapshotNodes`]).
+    pub(crate) fn for_search(view: &dyn ReadView, table: &str, spec: &VectorSpec) -> Self {
+        let mut g = Self::new(table, spec);
+        g.shared = view.snapshot_id().map(|id| SnapshotNodes::of(id, table));
+        g
     }
 
     /// Whether any change waits for [`Graph::flush`].
@@ -320,16 +359,26 @@ impl Graph {
     }
 
     /// Decodes node `id` into the cache.
-    pub(crate) fn load(&mut self, view: &dyn ReadView, id: u64) -> Result<&Node> {
+    pub(crate) fn load(&mut self, view: &dyn ReadView, id: u64) -> Result<&Arc<Node>> {
         if !self.nodes.contains_key(&id) {
-            let Some(b) = view.get(&self.table, &node_key(id)) else {
-                check_fault(view)?;
-                return Err(Error::Corrupt(format!(
-                    "vector index '{}': node {id} is linked but missing",
-                    self.table
-                )));
+            let shared = self.shared.as_ref().and_then(|s| s.get(id));
+            let n = match shared {
+                Some(n) => n,
+                None => {
+                    let Some(b) = view.get(&self.table, &node_key(id)) else {
+                        check_fault(view)?;
+                        return Err(Error::Corrupt(format!(
+                            "vector index '{}': node {id} is linked but missing",
+                            self.table
+                        )));
+                    };
+                    let n = Arc::new(Node::decode(&b, self.spec.dims as usize)?);
+                    if let Some(s) = &self.shared {
+                        s.put(id, &n);
+                    }
+                    n
+                }
             };
-            let n = Node::decode(&b, self.spec.dims as usize)?;
             self.nodes.insert(id, n);
         }
         Ok(&self.nodes[&id])
@@ -338,7 +387,9 @@ impl Graph {
     fn node_mut(&mut self, view: &dyn ReadView, id: u64) -> Result<&mut Node> {
         self.load(view, id)?;
         self.dirty.insert(id);
-        Ok(self.nodes.get_mut(&id).expect("loaded just above"))
+        Ok(Arc::make_mut(
+            self.nodes.get_mut(&id).expect("loaded just above"),
+        ))
     }
 
     fn dist_to(&mut self, view: &dyn ReadView, q: &[f32], id: u64) -> Result<f32> {
@@ -406,7 +457,7 @@ impl Graph {
         level: usize,
         admit: &mut dyn FnMut(&Node) -> Result<bool>,
     ) -> Result<Vec<Near>> {
-        let mut visited: HashSet<u64> = HashSet::with_capacity(ef * 8);
+        let mut visited = IdSet::with_capacity_and_hasher(ef * 8, IdBuild::default());
         let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::new();
         let mut found: BinaryHeap<Near> = BinaryHeap::new();
         for e in entries {
@@ -487,13 +538,13 @@ impl Graph {
         let q = vec.clone();
         self.nodes.insert(
             id,
-            Node {
+            Arc::new(Node {
                 level,
                 id_key: id_key.to_vec(),
                 vec,
                 out: vec![Vec::new(); level + 1],
                 inl: vec![Vec::new(); level + 1],
-            },
+            }),
         );
         self.dirty.insert(id);
         self.doc_puts.push((id_key.to_vec(), Some(id)));
@@ -591,7 +642,7 @@ impl Graph {
     /// that level are chosen again, by the heuristic, from its remaining links and the
     /// removed node's links, so no node is left with a hole where the removed one was.
     pub(crate) fn remove(&mut self, view: &dyn ReadView, id: u64) -> Result<()> {
-        let node = self.load(view, id)?.clone();
+        let node = Arc::clone(self.load(view, id)?);
         for l in 0..=node.level {
             for &y in &node.out[l] {
                 if y != id {
@@ -699,7 +750,7 @@ impl Graph {
 
     /// The decoded node `id` (loaded if need be).
     pub(crate) fn node(&mut self, view: &dyn ReadView, id: u64) -> Result<&Node> {
-        self.load(view, id)
+        Ok(&**self.load(view, id)?)
     }
 
     /// Writes the changes made since the last flush into `t`.
@@ -740,6 +791,77 @@ impl Graph {
             self.meta_dirty = false;
         }
         Ok(())
+    }
+}
+
+/// Decoded nodes of one vector index as one committed snapshot holds them, shared by the
+/// searches of that snapshot (a search reads hundreds to thousands of nodes; decoding them
+/// from their pages each time was most of a query's cost). Kept for the few newest
+/// snapshots ([`SNAPSHOTS_KEPT`]); a commit makes a new snapshot and so a new, empty set
+/// (nothing in it can be stale). At most [`SHARED_BYTES`] of nodes per set: past that,
+/// nodes are decoded per search as without it.
+pub(crate) struct SnapshotNodes {
+    id: SnapshotId,
+    table: String,
+    nodes: RwLock<IdMap<Arc<Node>>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+/// Snapshots whose decoded nodes are kept.
+const SNAPSHOTS_KEPT: usize = 2;
+/// Most bytes of decoded nodes kept per snapshot and index.
+const SHARED_BYTES: usize = 256 << 20;
+
+static SHARED: Mutex<Vec<Arc<SnapshotNodes>>> = Mutex::new(Vec::new());
+
+impl SnapshotNodes {
+    /// The set of snapshot `id` and index table `table` (made empty when new).
+    fn of(id: SnapshotId, table: &str) -> Arc<Self> {
+        let mut all = SHARED.lock();
+        if let Some(s) = all.iter().find(|s| s.id == id && s.table == table) {
+            return Arc::clone(s);
+        }
+        // An older snapshot of the same store and index: newer readers will not ask for it.
+        all.retain(|s| !(s.table == table && s.id.store == id.store && s.id.epoch < id.epoch));
+        if all.len() >= SNAPSHOTS_KEPT {
+            all.remove(0);
+        }
+        let s = Arc::new(Self {
+            id,
+            table: table.to_owned(),
+            nodes: RwLock::new(IdMap::default()),
+            bytes: std::sync::atomic::AtomicUsize::new(0),
+        });
+        all.push(Arc::clone(&s));
+        s
+    }
+
+    fn get(&self, id: u64) -> Option<Arc<Node>> {
+        self.nodes.read().get(&id).cloned()
+    }
+
+    fn put(&self, id: u64, n: &Arc<Node>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let size = 96
+            + n.id_key.len()
+            + n.vec.len() * 4
+            + n.out
+                .iter()
+                .chain(&n.inl)
+                .map(|l| 24 + l.len() * 8)
+                .sum::<usize>();
+        if self.bytes.load(Relaxed) + size > SHARED_BYTES {
+            return;
+        }
+        self.bytes.fetch_add(size, Relaxed);
+        self.nodes.write().insert(id, Arc::clone(n));
+    }
+}
+
+/// Frees the shared decoded nodes (the last database of the process closed).
+pub(crate) fn release_shared() {
+    if let Some(mut all) = SHARED.try_lock() {
+        *all = Vec::new();
     }
 }
 

@@ -167,7 +167,7 @@ pub(crate) fn run(
     let found: Vec<(Near, Bytes)> = if spec.exact {
         exact(view, def, vspec, &q, spec.limit, &accept)?
     } else {
-        let mut g = Graph::new(def.table(), vspec);
+        let mut g = Graph::for_search(view, def.table(), vspec);
         let mut checked = spec.filter.is_some();
         loop {
             let mut admit =
