@@ -30,6 +30,7 @@ use crate::storage::{Bytes, ReadView, SnapshotId, WriteTxn};
 use parking_lot::{Mutex, RwLock};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 pub(crate) const META: &[u8] = &[0];
@@ -229,11 +230,8 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
-/// A map keyed by node id.
-pub(crate) type IdMap<V> = HashMap<u64, V, IdBuild>;
-/// A set of node ids.
-pub(crate) type IdSet = HashSet<u64, IdBuild>;
+// (No type aliases for these maps: cbindgen, which reads the crate for include/nexus.h,
+// fails on an alias of a two-parameter HashSet.)
 
 /// A distance with the total order of `f32::total_cmp`, then the node id.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -272,12 +270,12 @@ fn level_of(id: u64, m: u32) -> usize {
 pub(crate) struct Graph {
     pub table: String,
     pub spec: VectorSpec,
-    nodes: IdMap<Arc<Node>>,
+    nodes: HashMap<u64, Arc<Node>, BuildHasherDefault<IdHasher>>,
     /// Decoded nodes of the committed snapshot this graph reads, shared by its searches.
     shared: Option<Arc<SnapshotNodes>>,
     meta: Option<Meta>,
     meta_dirty: bool,
-    dirty: IdSet,
+    dirty: HashSet<u64, BuildHasherDefault<IdHasher>>,
     removed: Vec<(u64, usize)>,
     doc_puts: Vec<(Vec<u8>, Option<u64>)>,
 }
@@ -287,11 +285,11 @@ impl Graph {
         Self {
             table: table.to_owned(),
             spec: spec.clone(),
-            nodes: IdMap::default(),
+            nodes: HashMap::default(),
             shared: None,
             meta: None,
             meta_dirty: false,
-            dirty: IdSet::default(),
+            dirty: HashSet::default(),
             removed: Vec::new(),
             doc_puts: Vec::new(),
         }
@@ -457,7 +455,8 @@ impl Graph {
         level: usize,
         admit: &mut dyn FnMut(&Node) -> Result<bool>,
     ) -> Result<Vec<Near>> {
-        let mut visited = IdSet::with_capacity_and_hasher(ef * 8, IdBuild::default());
+        let mut visited: HashSet<u64, BuildHasherDefault<IdHasher>> =
+            HashSet::with_capacity_and_hasher(ef * 8, BuildHasherDefault::default());
         let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::new();
         let mut found: BinaryHeap<Near> = BinaryHeap::new();
         for e in entries {
@@ -803,7 +802,7 @@ impl Graph {
 pub(crate) struct SnapshotNodes {
     id: SnapshotId,
     table: String,
-    nodes: RwLock<IdMap<Arc<Node>>>,
+    nodes: RwLock<HashMap<u64, Arc<Node>, BuildHasherDefault<IdHasher>>>,
     bytes: std::sync::atomic::AtomicUsize,
 }
 
@@ -829,7 +828,7 @@ impl SnapshotNodes {
         let s = Arc::new(Self {
             id,
             table: table.to_owned(),
-            nodes: RwLock::new(IdMap::default()),
+            nodes: RwLock::new(HashMap::default()),
             bytes: std::sync::atomic::AtomicUsize::new(0),
         });
         all.push(Arc::clone(&s));
