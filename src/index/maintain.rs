@@ -44,7 +44,7 @@ pub(crate) fn on_write(
     let mut vectors = Vec::new();
     for def in defs {
         if let Some(spec) = &def.vector {
-            vectors.push((def, spec, Pending::check(def, spec, coll, new_rec)?));
+            vectors.push((def, spec, Pending::check(def, spec, coll, id_key, new_rec)?));
         }
     }
     let mut changes = Vec::with_capacity(defs.len());

@@ -382,6 +382,29 @@ impl Graph {
         Ok(&self.nodes[&id])
     }
 
+    /// Node `id` to change on `level`, which a node below that level does not have (a link
+    /// to it there is damage: [`Error::Corrupt`], never an out-of-bounds panic).
+    fn at_level(&mut self, view: &dyn ReadView, id: u64, level: usize) -> Result<&mut Node> {
+        self.check_level(view, id, level)?;
+        self.node_mut(view, id)
+    }
+
+    /// Node `id`'s out-links on `level` (see [`Graph::at_level`]).
+    fn links(&mut self, view: &dyn ReadView, id: u64, level: usize) -> Result<Vec<u64>> {
+        self.check_level(view, id, level)?;
+        Ok(self.load(view, id)?.out[level].clone())
+    }
+
+    fn check_level(&mut self, view: &dyn ReadView, id: u64, level: usize) -> Result<()> {
+        if self.load(view, id)?.level < level {
+            return Err(Error::Corrupt(format!(
+                "vector index '{}': node {id} is linked on level {level}, above its own",
+                self.table
+            )));
+        }
+        Ok(())
+    }
+
     fn node_mut(&mut self, view: &dyn ReadView, id: u64) -> Result<&mut Node> {
         self.load(view, id)?;
         self.dirty.insert(id);
@@ -530,6 +553,11 @@ impl Graph {
         id_key: &[u8],
         vec: Vec<f32>,
     ) -> Result<u64> {
+        if id_key.len() > usize::from(u16::MAX) {
+            return Err(Error::invalid(
+                "a document whose _id takes more than 65535 bytes cannot be in a vector index",
+            ));
+        }
         let mut meta = self.meta(view)?;
         let id = meta.next_id;
         meta.next_id += 1;
@@ -581,10 +609,11 @@ impl Graph {
 
     /// `from` links to `to` on `level` (both lists kept).
     fn link(&mut self, view: &dyn ReadView, from: u64, to: u64, level: usize) -> Result<()> {
-        let f = self.node_mut(view, from)?;
+        self.check_level(view, to, level)?;
+        let f = self.at_level(view, from, level)?;
         if !f.out[level].contains(&to) {
             f.out[level].push(to);
-            let t = self.node_mut(view, to)?;
+            let t = self.at_level(view, to, level)?;
             t.inl[level].push(from);
         }
         Ok(())
@@ -592,8 +621,8 @@ impl Graph {
 
     /// `from` no longer links to `to` on `level`.
     fn unlink(&mut self, view: &dyn ReadView, from: u64, to: u64, level: usize) -> Result<()> {
-        self.node_mut(view, from)?.out[level].retain(|x| *x != to);
-        self.node_mut(view, to)?.inl[level].retain(|x| *x != from);
+        self.at_level(view, from, level)?.out[level].retain(|x| *x != to);
+        self.at_level(view, to, level)?.inl[level].retain(|x| *x != from);
         Ok(())
     }
 
@@ -601,7 +630,7 @@ impl Graph {
     /// picks which stay).
     fn shrink(&mut self, view: &dyn ReadView, id: u64, level: usize) -> Result<()> {
         let max = self.spec.max_links(level);
-        let links = self.load(view, id)?.out[level].clone();
+        let links = self.links(view, id, level)?;
         if links.len() <= max {
             return Ok(());
         }
@@ -625,7 +654,7 @@ impl Graph {
         }
         scored.sort_unstable();
         let keep = self.select(view, &scored, max)?;
-        let old = self.load(view, id)?.out[level].clone();
+        let old = self.links(view, id, level)?;
         for o in old.iter().filter(|o| !keep.contains(o)) {
             self.unlink(view, id, *o, level)?;
         }
@@ -633,7 +662,7 @@ impl Graph {
             self.link(view, id, *k, level)?;
         }
         // The heuristic's order (nearest first) for the searches.
-        self.node_mut(view, id)?.out[level] = keep;
+        self.at_level(view, id, level)?.out[level] = keep;
         Ok(())
     }
 
@@ -645,16 +674,16 @@ impl Graph {
         for l in 0..=node.level {
             for &y in &node.out[l] {
                 if y != id {
-                    self.node_mut(view, y)?.inl[l].retain(|x| *x != id);
+                    self.at_level(view, y, l)?.inl[l].retain(|x| *x != id);
                 }
             }
             for &z in &node.inl[l] {
                 if z == id {
                     continue;
                 }
-                let mut cands = self.node_mut(view, z)?.out[l].clone();
+                let mut cands = self.links(view, z, l)?;
                 cands.retain(|x| *x != id);
-                self.node_mut(view, z)?.out[l].retain(|x| *x != id);
+                self.at_level(view, z, l)?.out[l].retain(|x| *x != id);
                 cands.extend(node.out[l].iter().copied().filter(|x| *x != id && *x != z));
                 self.relink(view, z, l, cands)?;
             }

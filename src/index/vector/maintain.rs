@@ -49,6 +49,7 @@ impl Pending {
         def: &IndexDef,
         spec: &VectorSpec,
         coll: &str,
+        id_key: &[u8],
         new_rec: Option<&[u8]>,
     ) -> Result<Self> {
         let vector = match new_rec {
@@ -60,6 +61,12 @@ impl Pending {
             })?,
             None => None,
         };
+        if vector.is_some() && id_key.len() > usize::from(u16::MAX) {
+            return Err(Error::invalid(format!(
+                "vector index '{}' of '{coll}': a document whose _id takes more than 65535 bytes cannot be indexed",
+                def.name
+            )));
+        }
         Ok(Self { vector })
     }
 
