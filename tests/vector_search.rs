@@ -543,6 +543,17 @@ fn bad_vectors_options_and_specs_are_refused_clearly() {
     db.begin().unwrap();
     invalid(ins(r#"{"_id": 6, "v": [1]}"#), "1 dimensions");
     db.commit().unwrap();
+    // An _id too long for a graph node: refused with the vector, accepted without one.
+    let long = "x".repeat(70_000);
+    invalid(
+        c.insert(Document::from(
+            doc! {"_id": long.clone(), "v": [1.0, 2.0, 3.0]},
+        )),
+        "65535 bytes",
+    );
+    c.insert(Document::from(doc! {"_id": long.clone(), "w": 1}))
+        .unwrap();
+    c.delete(&doc! {"_id": long}, false).unwrap();
     // Missing field: simply not indexed.
     ins(r#"{"_id": 7, "w": 1}"#).unwrap();
     assert_eq!(c.count(&doc! {}).unwrap(), 2);
