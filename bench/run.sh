@@ -40,3 +40,6 @@ bash scripts/bench-encryption.sh
 
 echo "== aggregation: \$group, top-k and \$lookup beside SQLite GROUP BY / ORDER BY / JOIN (issue #21, C ABI)"
 bash scripts/bench-aggregate.sh
+
+echo "== vector search: NexusLite HNSW beside hnswlib and a NumPy brute force (issue #24, C ABI)"
+bash scripts/bench-vector.sh

@@ -471,6 +471,26 @@ int nexus_cursor_close(nexus_cursor *c);
 int nexus_aggregate(nexus_db *db, const char *coll, const char *pipeline_json, const char *options_json, nexus_cursor **out_cursor);
 
 /**
+ * Runs a vector search on `coll` and writes a cursor to `*out_cursor` (close it with
+ * `nexus_cursor_close`). `spec_json` is the body of MongoDB Atlas's `$vectorSearch`
+ * stage: `path`, `queryVector` (an array of numbers, or BSON binary subtype 9 in
+ * Extended JSON), `limit`, `numCandidates` (search breadth, at least `limit`; default
+ * `10 * limit`, at least 100), `filter` (a query filter applied during the search),
+ * `exact` (true: compare with every indexed vector), `index` (a vector index's name), plus
+ * `projection` and `scoreField` (default `"_score"`). Rows come best first, each with its
+ * similarity score (euclidean `1 / (1 + d^2)`, cosine `(1 + cos) / 2`, dotProduct
+ * `(1 + dot) / 2`) in `scoreField`. A missing collection gives an empty cursor.
+ *
+ * Errors: `NEXUS_PARSE` (not JSON), `NEXUS_INVALID_ARGUMENT` (an unknown field, a missing
+ * `path` / `queryVector` / `limit`, a query vector that is not numbers or has another
+ * dimension than the index, no vector index on `path`).
+ *
+ * # Safety
+ * `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.
+ */
+int nexus_vector_search(nexus_db *db, const char *coll, const char *spec_json, nexus_cursor **out_cursor);
+
+/**
  * Opens (creating unless `{"create": false}`) the database at `path` and writes a new
  * connection to `*out_db`. `path` NULL or `":memory:"` opens a private in-memory database.
  *

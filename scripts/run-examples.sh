@@ -45,6 +45,11 @@ cargo build --release --quiet --example aggregate
 "$PWD/target/release/examples/aggregate" > "$work/aggregate.txt"
 cat "$work/aggregate.txt"
 check "$work/aggregate.txt" '^\{"_id":"abc","total":60,"sales":1\}$' || status=1
+cargo build --release --quiet --example vector_search
+"$PWD/target/release/examples/vector_search" > "$work/vector.txt"
+cat "$work/vector.txt"
+check "$work/vector.txt" '^"apple" 0\.99' || status=1
+check "$work/vector.txt" '^"pear" 0\.9' || status=1
 cargo build --release --quiet --example bulk_writes
 "$PWD/target/release/examples/bulk_writes" > "$work/bulk.txt"
 cat "$work/bulk.txt"

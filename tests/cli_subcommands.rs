@@ -555,6 +555,56 @@ fn aggregate_prints_results_and_refuses_bad_pipelines() {
 }
 
 #[test]
+fn vector_search_prints_nearest_first_and_refuses_bad_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        &[
+            "create-index",
+            "v.db",
+            "docs",
+            "{emb: 'hnsw'}",
+            "--options",
+            "{numDimensions: 2}",
+        ],
+        d,
+    );
+    ok(
+        &[
+            "insert",
+            "v.db",
+            "docs",
+            "[{_id: 1, emb: [0, 0]}, {_id: 2, emb: [1, 1]}, {_id: 3, emb: [4, 4]}]",
+        ],
+        d,
+    );
+    let out = ok(
+        &[
+            "vector-search",
+            "v.db",
+            "docs",
+            "{path: 'emb', queryVector: [1.1, 1.1], limit: 2, projection: {emb: 0}}",
+        ],
+        d,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("{\"_id\":2,\"_score\":"), "{out}");
+    assert!(lines[1].starts_with("{\"_id\":1,\"_score\":"), "{out}");
+    let e = fails(
+        &[
+            "vector-search",
+            "v.db",
+            "docs",
+            "{path: 'emb', queryVector: [1], limit: 1}",
+        ],
+        d,
+        1,
+    );
+    assert!(e.contains("dimensions"), "{e}");
+}
+
+#[test]
 fn encrypted_databases_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

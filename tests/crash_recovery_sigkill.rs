@@ -6,6 +6,9 @@
 //! An encrypted variant (#20) runs fewer rounds on a `wasp` database created with a key (the
 //! child reads the key's PEM from a file the parent names); every item carries a marker
 //! string, which after each recovery must be in no byte of `NAME.db` or `NAME.wasp`.
+//!
+//! The items carry a vector under an HNSW index (#24): after each recovery `check` finds
+//! the graph consistent with the documents, and the newest item is its own nearest.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
 mod common;
@@ -48,13 +51,17 @@ fn crash_child_writer() {
     let encrypted = key.is_some();
     let db = Database::open(&path, options(key)).expect("child open");
     let items = db.collection("items");
+    items
+        .create_index_json(r#"{"vec": "hnsw"}"#, Some(r#"{"numDimensions": 4}"#))
+        .expect("vector index");
     let counters = db.collection("counters");
     let start = items.count(&doc! {}).expect("count") as i64;
     for n in start.. {
         let mut d = Document::builder()
             .field("_id", format!("k{n:08}"))
             .field("n", n)
-            .field("pad", "x".repeat((n % 7 * 100) as usize));
+            .field("pad", "x".repeat((n % 7 * 100) as usize))
+            .field("vec", item_vector(n));
         if encrypted {
             d = d.field("m", format!("{MARKER} {n}"));
         }
@@ -73,6 +80,16 @@ fn crash_child_writer() {
             .expect("update");
         println!("ack inc {n}");
     }
+}
+
+/// Item `n`'s vector: distinct for every `n` the rounds reach.
+fn item_vector(n: i64) -> Bson {
+    Bson::Array(
+        [n % 7, n % 11, n % 13, n / 1001]
+            .iter()
+            .map(|x| Bson::Double(*x as f64))
+            .collect(),
+    )
 }
 
 struct Acks {
@@ -196,6 +213,18 @@ fn sigkill_rounds(encrypted: bool, rounds: usize) {
             v >= min_counter,
             "round {round}: counter {v} < acknowledged {min_counter}"
         );
+        // The vector index came through with the documents.
+        db.check()
+            .unwrap_or_else(|e| panic!("round {round}: check after recovery: {e}"));
+        if let Some(last) = expected_inserts.iter().max() {
+            let spec = doc! {"path": "vec", "queryVector": item_vector(*last), "limit": 1, "numCandidates": 20};
+            let best = items.vector_search(&spec).unwrap().next().unwrap().unwrap();
+            assert_eq!(
+                best.get("_score").and_then(Bson::as_f64),
+                Some(1.0),
+                "round {round}: item {last} is not its own nearest: {best:?}"
+            );
+        }
         // Carry forward what actually survived so later rounds compare against it.
         min_counter = v;
         expected_inserts = stored

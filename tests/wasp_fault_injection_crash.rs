@@ -14,6 +14,10 @@
 //! while the workload runs and crashes (every acknowledged transaction whole, the counter
 //! and the documents agreeing), and is SIGKILLed before the power loss and the reopen.
 //!
+//! A vector index (#24) rides along too: every document carries a 3-dimensional vector, the
+//! check after recovery compares the HNSW graph with the documents, and the newest
+//! acknowledged document is its own nearest neighbor.
+//!
 //! The encrypted variant (#20) runs a sample of the crash points on a `wasp` database created
 //! with a key (the reader process reads the key's PEM from a file the parent names); every
 //! document carries a marker string, which after recovery must be in no byte of `NAME.db` or
@@ -64,7 +68,8 @@ fn txn(db: &Database, t: u32, marked: bool) -> bool {
                 .field("_id", format!("t{t}{s}"))
                 .field("t", i64::from(t))
                 .field("s", s)
-                .field("pad", "p".repeat(pad));
+                .field("pad", "p".repeat(pad))
+                .field("v", vector_of(t, s));
             if marked {
                 d = d.field("m", format!("{MARKER} t{t}{s}"));
             }
@@ -84,6 +89,16 @@ fn txn(db: &Database, t: u32, marked: bool) -> bool {
         Ok(())
     });
     r.is_ok()
+}
+
+/// Document `t{t}{s}`'s vector: distinct for every document of a run.
+fn vector_of(t: u32, s: &str) -> Bson {
+    let side = if s == "a" { 0.0 } else { 1.0 };
+    Bson::Array(vec![
+        Bson::Double(f64::from(t)),
+        Bson::Double(side),
+        Bson::Double(1.0),
+    ])
 }
 
 /// What one snapshot must hold after the transactions 1..=`t` (the counter says `t`): the
@@ -262,6 +277,12 @@ fn run_with(
     db.collection("c")
         .create_index(&doc! {"t": 1, "s": 1}, &doc! {"unique": true})
         .unwrap();
+    db.collection("c")
+        .create_index(
+            &doc! {"v": "hnsw"},
+            &doc! {"numDimensions": 3, "m": 4, "efConstruction": 16},
+        )
+        .unwrap();
     // The second process reads throughout the workload and the crash.
     let reader =
         (engine == StorageEngine::Wasp).then(|| start_reader(&path, key_file.as_deref(), crash_at));
@@ -365,7 +386,21 @@ fn run_with(
             .count(&doc! {"t": i64::from(acked), "s": "b"})
             .unwrap();
         assert_eq!(hits, 1, "{ctx}: the index lost t{acked}b");
+        let spec = doc! {"path": "v", "queryVector": vector_of(acked, "b"), "limit": 1};
+        let best = db
+            .collection("c")
+            .vector_search(&spec)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            best.get("_id").and_then(Bson::as_str),
+            Some(format!("t{acked}b").as_str()),
+            "{ctx}: the vector index lost t{acked}b"
+        );
     }
+    assert_eq!(report["indexes"][1]["name"], "v_hnsw", "{ctx}: {report}");
     db.collection("c")
         .insert(Document::builder().field("_id", "after").build())
         .unwrap();

@@ -747,6 +747,20 @@ public:
         detail::check(rc);
         return guard;
     }
+    /// Runs a vector search over a vector index (create_index with `{"field":"hnsw"}`):
+    /// `spec_json` is MongoDB Atlas's $vectorSearch body (path, queryVector, limit,
+    /// numCandidates, filter, exact, index) plus projection and scoreField (default
+    /// "_score"). Streams the documents best first, each with its score. Throws
+    /// nexus::Error (NEXUS_INVALID_ARGUMENT: a bad spec, a query vector of another
+    /// dimension, no vector index on the path).
+    [[nodiscard]] Cursor vector_search(std::string_view coll, std::string_view spec_json) {
+        detail::CStr c(coll, "collection name"), s(spec_json, "spec");
+        nexus_cursor* cur = nullptr;
+        int rc = nexus_vector_search(require(), c.get(), s.get(), &cur);
+        Cursor guard(cur);
+        detail::check(rc);
+        return guard;
+    }
     /// The first document matching `filter`, or nullopt.
     std::optional<std::string> find_one(std::string_view coll, std::string_view filter = {}) {
         detail::CStr c(coll, "collection name");

@@ -45,6 +45,7 @@ static int nx_set_ttl(nexus_db *db, const char *coll, const char *id, int64_t tt
 
 static int nx_find(nexus_db *db, const char *coll, const char *filter, const char *opts, nexus_cursor **out, char **err) { NX_RET(nexus_find(db, coll, filter, opts, out)); }
 static int nx_aggregate(nexus_db *db, const char *coll, const char *pipeline, const char *opts, nexus_cursor **out, char **err) { NX_RET(nexus_aggregate(db, coll, pipeline, opts, out)); }
+static int nx_vector_search(nexus_db *db, const char *coll, const char *spec, nexus_cursor **out, char **err) { NX_RET(nexus_vector_search(db, coll, spec, out)); }
 static int nx_cursor_next(nexus_cursor *c, const char **out, char **err) {
 	int rc = nexus_cursor_next(c, out);
 	if (rc != 100 && rc != 101) *err = nx_errdup();
@@ -442,6 +443,21 @@ func capiAggregate(h *cDB, coll, pipeline, opts string) (*cCursor, error) {
 	var cerr *C.char
 	if rc := C.nx_aggregate(h, cc, cp, co, &out, &cerr); rc != 0 {
 		return nil, mkerr("aggregate", rc, cerr)
+	}
+	return out, nil
+}
+
+func capiVectorSearch(h *cDB, coll, spec string) (*cCursor, error) {
+	var a cargs
+	defer a.free()
+	cc, cs := a.str("collection name", coll), a.str("spec", spec)
+	if a.err != nil {
+		return nil, withOp(a.err, "vector_search")
+	}
+	var out *C.nexus_cursor
+	var cerr *C.char
+	if rc := C.nx_vector_search(h, cc, cs, &out, &cerr); rc != 0 {
+		return nil, mkerr("vector_search", rc, cerr)
 	}
 	return out, nil
 }

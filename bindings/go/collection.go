@@ -198,6 +198,13 @@ type IndexOptions struct {
 	// ExpireAfterSeconds, when set, makes a TTL index: documents expire that
 	// many seconds after the date in the indexed field.
 	ExpireAfterSeconds *int64
+	// NumDimensions, Similarity ("euclidean", "cosine", "dotProduct"), M and
+	// EfConstruction configure a vector index (keys `{"field":"hnsw"}`); zero
+	// values are left out (NumDimensions is required for a vector index).
+	NumDimensions  int
+	Similarity     string
+	M              int
+	EfConstruction int
 }
 
 func (o *IndexOptions) json() (string, error) {
@@ -223,6 +230,18 @@ func (o *IndexOptions) json() (string, error) {
 	}
 	if o.ExpireAfterSeconds != nil {
 		d = append(d, E{"expireAfterSeconds", *o.ExpireAfterSeconds})
+	}
+	if o.NumDimensions != 0 {
+		d = append(d, E{"numDimensions", o.NumDimensions})
+	}
+	if o.Similarity != "" {
+		d = append(d, E{"similarity", o.Similarity})
+	}
+	if o.M != 0 {
+		d = append(d, E{"m", o.M})
+	}
+	if o.EfConstruction != 0 {
+		d = append(d, E{"efConstruction", o.EfConstruction})
 	}
 	if len(d) == 0 {
 		return "", nil
@@ -357,6 +376,23 @@ func (c *Collection) Aggregate(pipeline any, opts *AggregateOptions) (*Cursor, e
 	}
 	var ch *cCursor
 	if err := c.db.do(func(h *cDB) (err error) { ch, err = capiAggregate(h, c.name, p, o); return }); err != nil {
+		return nil, err
+	}
+	return newCursor(c.db, ch), nil
+}
+
+// VectorSearch runs a vector search over a vector index (CreateIndex with
+// `{"field":"hnsw"}`): spec is MongoDB Atlas's $vectorSearch body (path,
+// queryVector, limit, numCandidates, filter, exact, index) plus projection and
+// scoreField (default "_score"), as JSON text or any value that encodes to it.
+// The cursor returns the documents best first, each with its score.
+func (c *Collection) VectorSearch(spec any) (*Cursor, error) {
+	s, err := requiredJSON("spec", spec)
+	if err != nil {
+		return nil, withOp(err, "vector_search")
+	}
+	var ch *cCursor
+	if err := c.db.do(func(h *cDB) (err error) { ch, err = capiVectorSearch(h, c.name, s); return }); err != nil {
 		return nil, err
 	}
 	return newCursor(c.db, ch), nil

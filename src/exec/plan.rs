@@ -644,7 +644,8 @@ fn choose_access(
     let defs = defs_for(view, coll)?;
     let defs: Vec<Arc<IndexDef>> = defs
         .into_iter()
-        .filter(|d| view.has_table(d.table()))
+        // A vector index holds a graph, not key entries: only vector searches read it.
+        .filter(|d| d.vector.is_none() && view.has_table(d.table()))
         .collect();
     if let Some(h) = hint {
         return Ok(Choice {

@@ -1,4 +1,4 @@
-//! `nexus_cursor`: `nexus_find` and `nexus_aggregate` open one; `nexus_cursor_next` / `nexus_cursor_next_bson`
+//! `nexus_cursor`: `nexus_find`, `nexus_aggregate` and `nexus_vector_search` open one; `nexus_cursor_next` / `nexus_cursor_next_bson`
 //! step it; `nexus_cursor_close` frees it.
 
 use super::db::nexus_db;
@@ -184,6 +184,47 @@ pub unsafe extern "C" fn nexus_aggregate(
         out_arg(out_cursor, "out_cursor")?;
         let opts = AggregateOptions::from_json(opts)?;
         let cursor = h.db.collection(coll).aggregate_json(pipeline, opts)?;
+        let handle = Box::into_raw(Box::new(nexus_cursor {
+            cursor,
+            json: Vec::new(),
+            bson: Vec::new(),
+        }));
+        // SAFETY: checked non-NULL above.
+        unsafe { out_cursor.write(handle) };
+        Ok(NEXUS_OK)
+    })
+}
+
+/// Runs a vector search on `coll` and writes a cursor to `*out_cursor` (close it with
+/// `nexus_cursor_close`). `spec_json` is the body of MongoDB Atlas's `$vectorSearch`
+/// stage: `path`, `queryVector` (an array of numbers, or BSON binary subtype 9 in
+/// Extended JSON), `limit`, `numCandidates` (search breadth, at least `limit`; default
+/// `10 * limit`, at least 100), `filter` (a query filter applied during the search),
+/// `exact` (true: compare with every indexed vector), `index` (a vector index's name), plus
+/// `projection` and `scoreField` (default `"_score"`). Rows come best first, each with its
+/// similarity score (euclidean `1 / (1 + d^2)`, cosine `(1 + cos) / 2`, dotProduct
+/// `(1 + dot) / 2`) in `scoreField`. A missing collection gives an empty cursor.
+///
+/// Errors: `NEXUS_PARSE` (not JSON), `NEXUS_INVALID_ARGUMENT` (an unknown field, a missing
+/// `path` / `queryVector` / `limit`, a query vector that is not numbers or has another
+/// dimension than the index, no vector index on `path`).
+///
+/// # Safety
+/// `db` is a live handle or NULL; strings are NULL or NUL-terminated; `out_cursor` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nexus_vector_search(
+    db: *mut nexus_db,
+    coll: *const c_char,
+    spec_json: *const c_char,
+    out_cursor: *mut *mut nexus_cursor,
+) -> c_int {
+    ffi_boundary(|| {
+        // SAFETY: caller contract (all three lines).
+        let h = unsafe { handle_ref(db, "db") }?;
+        let coll = unsafe { str_arg(coll, "coll") }?;
+        let spec = unsafe { str_arg(spec_json, "spec_json") }?;
+        out_arg(out_cursor, "out_cursor")?;
+        let cursor = h.db.collection(coll).vector_search_json(spec)?;
         let handle = Box::into_raw(Box::new(nexus_cursor {
             cursor,
             json: Vec::new(),

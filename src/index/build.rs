@@ -21,7 +21,8 @@ pub(crate) const BUILD_CHUNK_BYTES: usize = 128 << 20;
 #[cfg(test)]
 pub(crate) const BUILD_CHUNK_BYTES: usize = 1 << 10;
 
-/// Fills a new index's table from the documents already stored.
+/// Fills a new index's table from the documents already stored (a vector index's graph:
+/// [`super::vector::maintain::build`]).
 ///
 /// The documents are read in the collection's order, their entries gathered into chunks of about
 /// [`BUILD_CHUNK_BYTES`], and each chunk is sorted and written in key order: consecutive
@@ -31,6 +32,9 @@ pub(crate) const BUILD_CHUNK_BYTES: usize = 1 << 10;
 /// would, naming the same document; only keys that earlier chunks may have written
 /// ([`KeyFilter`]) are looked up in the table.
 pub(crate) fn build(t: &mut dyn WriteTxn, def: &mut IndexDef) -> Result<()> {
+    if let Some(spec) = def.vector.clone() {
+        return super::vector::maintain::build(t, def, &spec);
+    }
     let table = def.table().to_owned();
     // Every entry is new: logging each one only to write it again as pages is waste.
     t.expect_large();

@@ -126,6 +126,7 @@ pub(crate) fn release_caches() {
     if let Some(mut seen) = DEFS_SEEN.try_lock() {
         *seen = Vec::new();
     }
+    super::vector::graph::release_shared();
 }
 
 pub(crate) fn save_def(t: &mut dyn WriteTxn, def: &IndexDef) -> Result<()> {

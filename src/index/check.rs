@@ -17,7 +17,10 @@ pub(crate) fn check_all(view: &dyn ReadView) -> Result<(serde_json::Value, Vec<S
     let mut report = Vec::new();
     let mut errors = Vec::new();
     for def in all_defs(view)? {
-        let (entries, problems) = check_one(view, &def)?;
+        let (entries, problems) = match &def.vector {
+            Some(spec) => super::vector::check::check_one(view, &def, spec)?,
+            None => check_one(view, &def)?,
+        };
         report.push(serde_json::json!({
             "collection": def.coll,
             "name": def.name,

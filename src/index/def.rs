@@ -4,6 +4,7 @@
 use super::covered::entry_value;
 use super::key::{self, KeyField};
 use super::maintain::body_of;
+use super::vector::{VectorSpec, HNSW};
 use super::{direct, ID_INDEX};
 use crate::document::raw::FieldTree;
 use crate::document::record;
@@ -34,6 +35,9 @@ pub(crate) struct IndexDef {
     pub multikey: bool,
     /// Creation order within the collection (listings follow it, as MongoDB's do).
     pub seq: i64,
+    /// A vector index (key pattern `{"path": "hnsw"}`): its options. Its table holds the
+    /// HNSW graph ([`super::vector::graph`]), not key entries.
+    pub vector: Option<VectorSpec>,
     /// The partial filter and the covered-values projection, compiled once per definition.
     compiled: Compiled,
 }
@@ -108,13 +112,23 @@ impl IndexDef {
         }
         d.insert("multikey", self.multikey);
         d.insert("seq", self.seq);
+        if let Some(v) = &self.vector {
+            d.insert("vector", v.to_bson());
+        }
         d
     }
 
     pub(crate) fn from_bson(coll: &str, d: &BsonDocument) -> Result<Self> {
         let bad = || Error::Corrupt(format!("index catalog entry of '{coll}' is malformed"));
         let key = d.get_document("key").map_err(|_| bad())?.clone();
-        let fields = parse_key_pattern(&key).map_err(|_| bad())?;
+        let vector = match d.get_document("vector") {
+            Ok(v) => Some(VectorSpec::from_bson(v).ok_or_else(bad)?),
+            Err(_) => None,
+        };
+        let fields = match &vector {
+            Some(_) => vector_key_field(&key).map_err(|_| bad())?,
+            None => parse_key_pattern(&key).map_err(|_| bad())?,
+        };
         Ok(Self {
             coll: coll.to_owned(),
             name: d.get_str("name").map_err(|_| bad())?.to_owned(),
@@ -126,6 +140,7 @@ impl IndexDef {
             expire_after_secs: d.get_i64("expireAfterSeconds").ok(),
             multikey: d.get_bool("multikey").unwrap_or(false),
             seq: d.get_i64("seq").unwrap_or(0),
+            vector,
             compiled: Compiled::default(),
         })
     }
@@ -147,6 +162,9 @@ impl IndexDef {
         }
         if let Some(s) = self.expire_after_secs {
             d.insert("expireAfterSeconds", s);
+        }
+        if let Some(v) = &self.vector {
+            d.extend(v.to_bson());
         }
         d
     }
@@ -272,6 +290,7 @@ impl IndexDef {
             && self.sparse == other.sparse
             && self.partial == other.partial
             && self.expire_after_secs == other.expire_after_secs
+            && self.vector == other.vector
     }
 }
 
@@ -327,11 +346,12 @@ pub(crate) fn parse_key_pattern(keys: &BsonDocument) -> Result<Vec<KeyField>> {
     Ok(fields)
 }
 
-/// MongoDB's default name: `a_1_b_-1`.
+/// MongoDB's default name: `a_1_b_-1` (`embedding_hnsw` for a vector index).
 pub(crate) fn default_name(keys: &BsonDocument) -> String {
     keys.iter()
         .map(|(k, v)| {
             let dir = match v {
+                Bson::String(s) if s == HNSW => HNSW,
                 Bson::Int32(-1) | Bson::Int64(-1) => "-1",
                 Bson::Double(d) if *d == -1.0 => "-1",
                 _ => "1",
@@ -342,9 +362,42 @@ pub(crate) fn default_name(keys: &BsonDocument) -> String {
         .join("_")
 }
 
+/// Whether a key pattern asks for a vector index (a field given as `"hnsw"`).
+fn is_vector_pattern(keys: &BsonDocument) -> bool {
+    keys.values()
+        .any(|v| matches!(v, Bson::String(s) if s == HNSW))
+}
+
+/// The one field of a vector index's key pattern `{"path": "hnsw"}`.
+fn vector_key_field(keys: &BsonDocument) -> Result<Vec<KeyField>> {
+    let mut it = keys.iter();
+    match (it.next(), it.next()) {
+        (Some((path, Bson::String(s))), None) if s == HNSW => {
+            crate::query::path::check_limits("index key", path)?;
+            if path.is_empty() || path.split('.').any(str::is_empty) || path.starts_with('$') {
+                return Err(Error::invalid(format!("invalid index key path '{path}'")));
+            }
+            Ok(vec![KeyField {
+                path: path.clone(),
+                descending: false,
+            }])
+        }
+        _ => Err(Error::invalid(
+            "a vector index has exactly one field, given as {\"path\": \"hnsw\"}",
+        )),
+    }
+}
+
 /// Builds a definition from `create_index` arguments.
 pub(crate) fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -> Result<IndexDef> {
-    let fields = parse_key_pattern(keys)?;
+    let mut options = options.clone();
+    let (fields, vector) = if is_vector_pattern(keys) {
+        let fields = vector_key_field(keys)?;
+        (fields, Some(VectorSpec::take_from(&mut options)?))
+    } else {
+        (parse_key_pattern(keys)?, None)
+    };
+    let options = &options;
     let mut def = IndexDef {
         coll: coll.to_owned(),
         name: default_name(keys),
@@ -356,6 +409,7 @@ pub(crate) fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -
         expire_after_secs: None,
         multikey: false,
         seq: 0,
+        vector,
         compiled: Compiled::default(),
     };
     for (k, v) in options {
@@ -406,6 +460,11 @@ pub(crate) fn new_def(coll: &str, keys: &BsonDocument, options: &BsonDocument) -
     if def.expire_after_secs.is_some() && def.fields.len() != 1 {
         return Err(Error::invalid(
             "expireAfterSeconds needs an index on a single field",
+        ));
+    }
+    if def.vector.is_some() && (def.unique || def.sparse || def.expire_after_secs.is_some()) {
+        return Err(Error::invalid(
+            "a vector index takes no 'unique', 'sparse' or 'expireAfterSeconds'",
         ));
     }
     if def.sparse && def.partial.is_some() {

@@ -2,6 +2,7 @@
 //! transaction (called by the engine's tracked transaction), with unique checks before
 //! anything is written.
 
+use super::vector::maintain::Pending;
 use super::{entry_id, save_def, with_record_id, IndexDef};
 use crate::document::record;
 use crate::error::{Error, Result};
@@ -39,8 +40,15 @@ pub(crate) fn on_write(
             .collect::<Vec<_>>();
         (entries, multikey)
     };
-    let mut changes = Vec::with_capacity(defs.len());
+    // Vector indexes' new vectors are checked before anything is written.
+    let mut vectors = Vec::new();
     for def in defs {
+        if let Some(spec) = &def.vector {
+            vectors.push((def, spec, Pending::check(def, spec, coll, id_key, new_rec)?));
+        }
+    }
+    let mut changes = Vec::with_capacity(defs.len());
+    for def in defs.iter().filter(|d| d.vector.is_none()) {
         let parts = def.key_parts();
         let (old_entries, _) = match &old_rec {
             Some(r) => with_rid(def.entries_of_record(r, parts, id_key)?),
@@ -97,6 +105,9 @@ pub(crate) fn on_write(
             save_def(t, &d)?;
             catalog_changed = true;
         }
+    }
+    for (def, spec, pending) in vectors {
+        pending.apply(t, def, spec, id_key, absent)?;
     }
     Ok(catalog_changed)
 }

@@ -15,6 +15,8 @@
 //! - [`build`]: a new index over existing documents (external sort in chunks).
 //! - [`check`]: the integrity check of entries against documents.
 //! - [`expiry`]: the registry of ephemeral documents by expiry time (`_tempDocuments`).
+//! - [`vector`]: vector indexes (`{"field": "hnsw"}`): an HNSW graph stored in the index's
+//!   table, maintained by the same calls, and the vector searches over it.
 //!
 //! Choosing an index for a query, scanning it and `explain` are execution (`crate::exec`).
 
@@ -29,6 +31,7 @@ pub(crate) mod key;
 mod maintain;
 #[cfg(test)]
 mod tests;
+pub(crate) mod vector;
 
 pub(crate) use build::build;
 pub(crate) use catalog::{

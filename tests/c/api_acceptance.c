@@ -1738,6 +1738,102 @@ static void test_maintenance(nexus_db *db)
 }
 
 /* ------------------------------------------------------------------------------------
+ * Vector search: an HNSW index, nexus_vector_search with filter, exact, projection and
+ * scoreField, bad vectors and specifications refused
+ * ---------------------------------------------------------------------------------- */
+
+/* The "name" fields of a vector search's rows joined by ','; each row must carry
+ * score_field. Returns the search's status; *out malloc'd on NEXUS_OK. */
+static int vector_names(nexus_db *db, const char *spec, const char *score_field, char **out)
+{
+    nexus_cursor *cur = NULL;
+    const char *doc = NULL;
+    sbuf b = {NULL, 0, 0};
+    int rc, n = 0;
+    rc = nexus_vector_search(db, "vec", spec, &cur);
+    if (rc != NEXUS_OK)
+        return rc;
+    sb_puts(&b, "");
+    while ((rc = nexus_cursor_next(cur, &doc)) == NEXUS_ROW) {
+        char *c = json_compact(doc);
+        const char *p = strstr(c, "\"name\":\"");
+        CHECK_CONTAINS(c, score_field);
+        if (n++ > 0)
+            sb_puts(&b, ",");
+        if (p) {
+            p += 8;
+            sb_add(&b, p, strcspn(p, "\""));
+        }
+        free(c);
+    }
+    nexus_cursor_close(cur);
+    if (rc != NEXUS_DONE) {
+        free(b.p);
+        return rc;
+    }
+    *out = b.p;
+    return NEXUS_OK;
+}
+
+static void check_vector_names(nexus_db *db, const char *spec, const char *score_field,
+                               const char *want)
+{
+    char *got = NULL;
+    if (CHECK_OK(vector_names(db, spec, score_field, &got)))
+        CHECK_STR(got, want);
+    free(got);
+}
+
+static void test_vector_search(nexus_db *db)
+{
+    char *name = NULL;
+    nexus_cursor *cur = NULL;
+    section("vector search: HNSW index, filter, exact, projection, bad input");
+    CHECK_OK(nexus_create_index(db, "vec", J("{'emb':'hnsw'}"),
+                                J("{'numDimensions':3,'similarity':'euclidean'}"), &name));
+    CHECK_STR(name, "emb_hnsw");
+    nexus_free(name);
+    CHECK_OK(nexus_insert(db, "vec", J("{'_id':1,'name':'a','emb':[0,0,0],'tag':1}"), NULL));
+    CHECK_OK(nexus_insert(db, "vec", J("{'_id':2,'name':'b','emb':[1,1,1],'tag':2}"), NULL));
+    CHECK_OK(nexus_insert(db, "vec", J("{'_id':3,'name':'c','emb':[5,5,5],'tag':1}"), NULL));
+    CHECK_OK(nexus_insert(db, "vec", J("{'_id':4,'name':'d'}"), NULL));
+    /* Bad vectors: refused, naming the problem. */
+    CHECK_ERR(nexus_insert(db, "vec", J("{'emb':[1,2]}"), NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_CONTAINS(nexus_errmsg(), "2 dimensions");
+    CHECK_ERR(nexus_insert(db, "vec", J("{'emb':[1,'x',3]}"), NULL), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_insert(db, "vec", J("{'emb':[1,{'$numberDouble':'NaN'},3]}"), NULL),
+              NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, "vec2", J("{'e':'hnsw'}"), J("{'numDimensions':0}"), NULL),
+              NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_create_index(db, "vec2", J("{'e':'hnsw'}"), J("{'numDimensions':4097}"), NULL),
+              NEXUS_INVALID_ARGUMENT);
+    /* Nearest first; the document without a vector is not indexed. */
+    check_vector_names(db, J("{'path':'emb','queryVector':[0.9,0.9,0.9],'limit':5}"),
+                       "\"_score\":", "b,a,c");
+    check_vector_names(db,
+                       J("{'path':'emb','queryVector':[0.9,0.9,0.9],'limit':2,'filter':{'tag':1},"
+                         "'projection':{'name':1,'_id':0},'scoreField':'s'}"),
+                       "\"s\":", "a,c");
+    check_vector_names(db, J("{'path':'emb','queryVector':[4,4,4],'limit':1,'exact':true}"),
+                       "\"_score\":", "c");
+    /* A delete is seen at once. */
+    CHECK_OK(nexus_delete(db, "vec", J("{'_id':2}"), 0, NULL));
+    check_vector_names(db, J("{'path':'emb','queryVector':[0.9,0.9,0.9],'limit':5}"),
+                       "\"_score\":", "a,c");
+    /* Bad specifications. */
+    CHECK_ERR(nexus_vector_search(db, "vec", J("{'path':'emb','queryVector':[1],'limit':1}"), &cur),
+              NEXUS_INVALID_ARGUMENT);
+    CHECK_CONTAINS(nexus_errmsg(), "dimensions");
+    CHECK_ERR(nexus_vector_search(db, "vec", J("{'path':'other','queryVector':[1,2,3],'limit':1}"),
+                                  &cur),
+              NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_vector_search(db, "vec", "{not json", &cur), NEXUS_PARSE);
+    CHECK_ERR(nexus_vector_search(db, "vec", NULL, &cur), NEXUS_INVALID_ARGUMENT);
+    CHECK_ERR(nexus_vector_search(NULL, "vec", J("{}"), &cur), NEXUS_INVALID_ARGUMENT);
+    CHECK(cur == NULL);
+}
+
+/* ------------------------------------------------------------------------------------
  * Secondary indexes: create, list, explain, unique, drop, bad input
  * ---------------------------------------------------------------------------------- */
 
@@ -2317,6 +2413,7 @@ int main(int argc, char **argv)
         test_files(db);
         test_maintenance(db);
         test_indexes(db);
+        test_vector_search(db);
         test_signatures(db);
         CHECK_OK(nexus_close(db));
         test_reopen();

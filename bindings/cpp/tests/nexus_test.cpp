@@ -1592,6 +1592,29 @@ TEST_F(NexusTest, AggregateGroupsSortsAndStreams) {
     EXPECT_TRUE(db.aggregate("nothing", "[]").to_vector().empty());
 }
 
+TEST_F(NexusTest, VectorSearchNearestFirstWithFilterAndErrors) {
+    EXPECT_EQ(db.create_index("vec", R"({"emb": "hnsw"})", R"({"numDimensions": 2})"), "emb_hnsw");
+    db.insert("vec", R"({"_id": 1, "emb": [0, 0], "k": "a"})");
+    db.insert("vec", R"({"_id": 2, "emb": [1, 1], "k": "b"})");
+    db.insert("vec", R"({"_id": 3, "emb": [3, 3], "k": "a"})");
+    auto rows = db.vector_search("vec", R"({"path": "emb", "queryVector": [0.9, 0.9], "limit": 2,
+                                            "projection": {"k": 1, "_id": 0}})")
+                    .to_vector();
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(compact(rows[0]).rfind(R"({"k":"b","_score":)", 0), 0u) << rows[0];
+    EXPECT_EQ(compact(rows[1]).rfind(R"({"k":"a","_score":)", 0), 0u) << rows[1];
+    auto filtered = db.vector_search("vec", R"({"path": "emb", "queryVector": [0.9, 0.9], "limit": 5,
+                                                "filter": {"k": "a"}, "exact": true})")
+                        .to_vector();
+    ASSERT_EQ(filtered.size(), 2u);
+    EXPECT_NE(compact(filtered[0]).find(R"("_id":1)"), std::string::npos) << filtered[0];
+    EXPECT_NEXUS_ERROR(db.insert("vec", R"({"emb": [1, 2, 3]})"), NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.vector_search("vec", R"({"path": "emb", "queryVector": [1], "limit": 1})"),
+                       NEXUS_INVALID_ARGUMENT);
+    EXPECT_NEXUS_ERROR(db.vector_search("vec", R"({"path": "nope", "queryVector": [1, 1], "limit": 1})"),
+                       NEXUS_INVALID_ARGUMENT);
+}
+
 TEST_F(NexusTest, AggregateErrorsAreTyped) {
     seed_people();
     auto e = EXPECT_NEXUS_ERROR(db.aggregate("people", R"([{"$densify": {}}])"), NEXUS_UNSUPPORTED);

@@ -131,6 +131,7 @@ def _load(path: str) -> ctypes.CDLL:
         "nexus_bulk_write": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_find": ([vp, cp, cp, cp, p(vp)], i),
         "nexus_aggregate": ([vp, cp, cp, cp, p(vp)], i),
+        "nexus_vector_search": ([vp, cp, cp, p(vp)], i),
         "nexus_cursor_next": ([vp, p(cp)], i),
         "nexus_cursor_close": ([vp], i),
         "nexus_count": ([vp, cp, cp, p(ctypes.c_uint64)], i),
@@ -193,6 +194,9 @@ def _ext_default(v: Any) -> Any:
         return {"$date": {"$numberLong": str(ms)}}
     if isinstance(v, decimal.Decimal):
         return {"$numberDecimal": str(v)}
+    if type(v).__module__ == "numpy" and hasattr(v, "tolist"):
+        # numpy arrays (vectors) and scalars: their Python lists and numbers.
+        return v.tolist()
     raise TypeError(f"{type(v).__name__} is not a JSON / Extended JSON value")
 
 
@@ -364,6 +368,32 @@ class Collection:
             row = ctypes.c_char_p()
             while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:
                 yield _from_ext(json.loads(cast(bytes, row.value).decode("utf-8")))
+        finally:
+            _api().nexus_cursor_close(cur)
+
+    def vector_search(self, spec: Json, numpy: bool = False) -> Iterator[Dict[str, Any]]:
+        """Yields the documents a vector search finds, best first, as dicts with their score
+        in spec's scoreField (default "_score"). `spec` is MongoDB Atlas's $vectorSearch body
+        (path, queryVector, limit, numCandidates, filter, exact, index) plus projection and
+        scoreField; queryVector may be a NumPy array. With `numpy=True` the vector at `path`
+        comes back as a NumPy float32 array."""
+        cur = ctypes.c_void_p()
+        path = spec.get("path") if isinstance(spec, dict) else json.loads(spec).get("path")
+        _check(_api().nexus_vector_search(self._db._h, _b(self.name), _json(spec), ctypes.byref(cur)))
+        try:
+            row = ctypes.c_char_p()
+            while _check(_api().nexus_cursor_next(cur, ctypes.byref(row)), (NEXUS_ROW, NEXUS_DONE)) == NEXUS_ROW:
+                doc = _from_ext(json.loads(cast(bytes, row.value).decode("utf-8")))
+                if numpy and isinstance(path, str):
+                    import numpy as np
+
+                    *parents, last = path.split(".")
+                    holder: Any = doc
+                    for part in parents:
+                        holder = holder.get(part) if isinstance(holder, dict) else None
+                    if isinstance(holder, dict) and isinstance(holder.get(last), list):
+                        holder[last] = np.asarray(holder[last], dtype=np.float32)
+                yield doc
         finally:
             _api().nexus_cursor_close(cur)
 

@@ -59,20 +59,15 @@ impl Collection<'_> {
         if let Some(v) = &options.let_vars {
             check_nesting(v, MAX_QUERY_NESTING, "let")?;
         }
+        if let Some(spec) = pipeline
+            .first()
+            .filter(|s| s.len() == 1)
+            .and_then(|s| s.get_document("$vectorSearch").ok())
+        {
+            return self.aggregate_vector(spec, &pipeline[1..], options);
+        }
         let (mut p, output) = Pipeline::parse(pipeline)?;
-        let vars: Vec<(String, Bson)> = match &options.let_vars {
-            None => Vec::new(),
-            Some(d) => {
-                let empty = Bson::Document(BsonDocument::new());
-                let env = crate::query::expr::Env::new(&empty, &[]);
-                let mut out = Vec::new();
-                for (k, v) in d {
-                    let e = crate::query::expr::Expr::parse(v)?;
-                    out.push((k.clone(), e.eval(&env)?));
-                }
-                out
-            }
-        };
+        let vars = let_vars(&options)?;
         let (filter, mut sort, mut skip, limit) =
             p.take_leading_find()
                 .unwrap_or((BsonDocument::new(), None, 0, 0));
@@ -161,6 +156,66 @@ impl Collection<'_> {
             None => Cursor::from_results(self.db.snapshot()?, results, self.db.closed_flag()),
             Some(o) => {
                 self.write_output(o, results)?;
+                Cursor::from_documents(self.db.snapshot()?, Vec::new(), self.db.closed_flag())
+            }
+        }
+    }
+
+    /// A pipeline whose first stage is `$vectorSearch`: the search's documents (each with
+    /// its score in a hidden field, which `{"$meta": "vectorSearchScore"}` in later stages
+    /// reads) are the input of the other stages.
+    fn aggregate_vector(
+        &self,
+        spec: &BsonDocument,
+        rest: &[BsonDocument],
+        options: AggregateOptions,
+    ) -> Result<Cursor> {
+        const SCORE: &str = "__nexus_vectorSearchScore";
+        let mut spec = crate::index::vector::search::SearchSpec::parse(spec)?;
+        if spec.projection.is_some() || spec.score_field != "_score" {
+            return Err(Error::invalid(
+                "$vectorSearch as a pipeline stage takes no 'projection' or 'scoreField': use $project with {\"$meta\": \"vectorSearchScore\"}",
+            ));
+        }
+        spec.score_field = SCORE.to_owned();
+        if options.explain {
+            return Err(Error::unsupported("explain of a $vectorSearch pipeline"));
+        }
+        let rest: Vec<BsonDocument> = rest
+            .iter()
+            .map(|s| match meta_to_field(Bson::Document(s.clone()), SCORE) {
+                Bson::Document(d) => d,
+                _ => unreachable!("a document stays a document"),
+            })
+            .collect();
+        let (p, output) = Pipeline::parse(&rest)?;
+        let vars = let_vars(&options)?;
+        let snap = self.db.snapshot()?;
+        let docs = self.vector_rows(&*snap, spec)?;
+        let mem = Memory::new(
+            options.max_memory_bytes.map_or(
+                crate::query::aggregate::spill::DEFAULT_MAX_MEMORY_BYTES,
+                |n| usize::try_from(n).unwrap_or(usize::MAX),
+            ),
+            false,
+            None,
+        );
+        let foreign = DbForeign {
+            db: self.db,
+            snap: Arc::clone(&snap),
+        };
+        let mut source = docs.into_iter().map(Ok);
+        let results = p.run_source(&mut source, &vars, &foreign, &mem)?;
+        let results = results.into_iter_owned()?.map(|r| {
+            r.map(|mut d| {
+                d.remove(SCORE);
+                d
+            })
+        });
+        match &output {
+            None => Cursor::from_results(snap, Box::new(results), self.db.closed_flag()),
+            Some(o) => {
+                self.write_output(o, Box::new(results))?;
                 Cursor::from_documents(self.db.snapshot()?, Vec::new(), self.db.closed_flag())
             }
         }
@@ -295,4 +350,40 @@ pub(crate) fn parse_pipeline_json(text: &str) -> Result<Vec<BsonDocument>> {
             ))),
         })
         .collect()
+}
+
+/// The `let` variables of `options`, evaluated.
+fn let_vars(options: &AggregateOptions) -> Result<Vec<(String, Bson)>> {
+    Ok(match &options.let_vars {
+        None => Vec::new(),
+        Some(d) => {
+            let empty = Bson::Document(BsonDocument::new());
+            let env = crate::query::expr::Env::new(&empty, &[]);
+            let mut out = Vec::new();
+            for (k, v) in d {
+                let e = crate::query::expr::Expr::parse(v)?;
+                out.push((k.clone(), e.eval(&env)?));
+            }
+            out
+        }
+    })
+}
+
+/// `v` with every `{"$meta": "vectorSearchScore"}` replaced by the field path of `field`
+/// (the stages were checked for nesting depth before).
+fn meta_to_field(v: Bson, field: &str) -> Bson {
+    match v {
+        Bson::Document(d) => {
+            if d.len() == 1 && d.get_str("$meta").ok() == Some("vectorSearchScore") {
+                return Bson::String(format!("${field}"));
+            }
+            Bson::Document(
+                d.into_iter()
+                    .map(|(k, x)| (k, meta_to_field(x, field)))
+                    .collect(),
+            )
+        }
+        Bson::Array(a) => Bson::Array(a.into_iter().map(|x| meta_to_field(x, field)).collect()),
+        other => other,
+    }
 }

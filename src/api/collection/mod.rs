@@ -12,6 +12,7 @@ mod indexes;
 mod insert;
 mod modify;
 pub(crate) mod read;
+mod vector;
 mod write;
 
 use super::database::Database;

@@ -96,6 +96,20 @@ pub fn aggregate(
     Ok(())
 }
 
+/// Prints a vector search's documents, best first, one JSON line each.
+pub fn vector_search(db: &Database, coll: &str, spec: &str, out: &mut dyn Write) -> CmdResult {
+    let strict = to_strict_json(spec).map_err(|e| format!("vector search: {e}"))?;
+    for doc in db
+        .collection(coll)
+        .vector_search_json(&strict)
+        .map_err(err)?
+    {
+        let doc = doc.map_err(err)?;
+        writeln!(out, "{}", doc.to_json()).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Prints the number of matches.
 pub fn count(db: &Database, coll: &str, filter: &bson::Document, out: &mut dyn Write) -> CmdResult {
     let n = db.collection(coll).count(filter).map_err(err)?;

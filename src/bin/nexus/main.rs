@@ -154,6 +154,18 @@ enum Command {
         #[arg(long)]
         options: Option<String>,
     },
+    /// Run a vector search ($vectorSearch's body: path, queryVector, limit,
+    /// numCandidates, filter, exact, index, projection, scoreField) and print the
+    /// documents, best first, as NDJSON.
+    #[command(name = "vector-search")]
+    VectorSearch {
+        /// The database file.
+        db: PathBuf,
+        /// The collection.
+        coll: String,
+        /// The search, e.g. '{"path": "embedding", "queryVector": [0.1, 0.2], "limit": 5}'.
+        spec: String,
+    },
     /// Print the number of matching documents.
     Count {
         /// The database file.
@@ -438,6 +450,7 @@ impl Command {
             | Command::Export { db, .. }
             | Command::Find { db, .. }
             | Command::Aggregate { db, .. }
+            | Command::VectorSearch { db, .. }
             | Command::Count { db, .. }
             | Command::Insert { db, .. }
             | Command::Update { db, .. }
@@ -761,6 +774,9 @@ fn run(cli: Cli) -> Result<(), String> {
             options.as_deref(),
             &mut out,
         ),
+        Command::VectorSearch { db, coll, spec } => {
+            commands::vector_search(&open_existing(&db)?, &coll, &spec, &mut out)
+        }
         Command::Count { db, coll, filter } => commands::count(
             &open_existing(&db)?,
             &coll,

@@ -1,0 +1,341 @@
+//! Vector indexes: the definition of an HNSW index over one document field
+//! ([`VectorSpec`], parsed from `nexus_create_index`'s options), the vectors documents hold
+//! there ([`vector_at`], refused when malformed), the distance kernels ([`distance`]), the
+//! graph stored as entries of the index's own table ([`graph`]), its maintenance inside the
+//! writing transaction and its build ([`maintain`]), the searches ([`search`]) and the
+//! consistency check ([`check`]).
+//!
+//! Layer beneath: the storage traits (`ReadView` / `WriteTxn`); the graph is ordinary
+//! entries of the table `_ix$COLL$NAME`, so it commits, rolls back, recovers, compacts,
+//! backs up and encrypts with everything else (layout: `docs/FORMAT.md`, "Vector indexes").
+
+pub(crate) mod check;
+pub(crate) mod distance;
+pub(crate) mod graph;
+pub(crate) mod maintain;
+pub(crate) mod search;
+
+use crate::error::{Error, Result};
+use bson::spec::BinarySubtype;
+use bson::{Bson, Document as BsonDocument};
+
+/// Most dimensions a vector index takes (MongoDB Atlas's limit is 8192; ours keeps a node
+/// of the graph within a few pages).
+pub(crate) const MAX_DIMENSIONS: u32 = 4096;
+/// The key pattern's value naming a vector index: `{"embedding": "hnsw"}`.
+pub(crate) const HNSW: &str = "hnsw";
+
+/// How two vectors compare (MongoDB Atlas's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Similarity {
+    /// Euclidean distance; score `1 / (1 + d²)`.
+    Euclidean,
+    /// The angle between the vectors; score `(1 + cos) / 2`.
+    Cosine,
+    /// The dot product (meant for normalized vectors); score `(1 + dot) / 2`.
+    DotProduct,
+}
+
+impl Similarity {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "euclidean" => Ok(Self::Euclidean),
+            "cosine" => Ok(Self::Cosine),
+            "dotProduct" => Ok(Self::DotProduct),
+            other => Err(Error::invalid(format!(
+                "vector index similarity must be \"euclidean\", \"cosine\" or \"dotProduct\", not \"{other}\""
+            ))),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Euclidean => "euclidean",
+            Self::Cosine => "cosine",
+            Self::DotProduct => "dotProduct",
+        }
+    }
+
+    /// The score MongoDB Atlas reports for an internal distance ([`distance::distance`]:
+    /// squared Euclidean distance, `1 - cos`, or `-dot`): higher is more similar.
+    pub(crate) fn score(self, d: f32) -> f64 {
+        let d = f64::from(d);
+        match self {
+            Self::Euclidean => 1.0 / (1.0 + d),
+            Self::Cosine => (2.0 - d) / 2.0,
+            Self::DotProduct => (1.0 - d) / 2.0,
+        }
+    }
+}
+
+/// The options of a vector index.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VectorSpec {
+    pub dims: u32,
+    pub similarity: Similarity,
+    /// Links per node on the upper levels (level 0 keeps twice as many).
+    pub m: u32,
+    pub ef_construction: u32,
+}
+
+impl VectorSpec {
+    /// Reads the vector options out of `options` (taking them away; the rest are the
+    /// options every index has).
+    pub(crate) fn take_from(options: &mut BsonDocument) -> Result<Self> {
+        let int = |k: &str, v: &Bson, lo: i64, hi: i64| -> Result<u32> {
+            let n = match v {
+                Bson::Int32(i) => i64::from(*i),
+                Bson::Int64(i) => *i,
+                #[allow(clippy::cast_possible_truncation)] // whole and in range: checked
+                Bson::Double(d) if d.fract() == 0.0 && d.abs() < 1e15 => *d as i64,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "vector index option '{k}' must be a whole number"
+                    )))
+                }
+            };
+            if !(lo..=hi).contains(&n) {
+                return Err(Error::invalid(format!(
+                    "vector index option '{k}' must be from {lo} to {hi}, not {n}"
+                )));
+            }
+            u32::try_from(n).map_err(|_| Error::invalid(format!("'{k}' is out of range")))
+        };
+        let dims = match options.remove("numDimensions") {
+            Some(v) => int("numDimensions", &v, 1, i64::from(MAX_DIMENSIONS))?,
+            None => {
+                return Err(Error::invalid(
+                    "a vector index needs the option 'numDimensions' (1 to 4096)",
+                ))
+            }
+        };
+        let similarity = match options.remove("similarity") {
+            Some(Bson::String(s)) => Similarity::parse(&s)?,
+            None => Similarity::Euclidean,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "vector index option 'similarity' must be a string",
+                ))
+            }
+        };
+        let m = match options.remove("m") {
+            Some(v) => int("m", &v, 2, 100)?,
+            None => 16,
+        };
+        let ef_construction = match options.remove("efConstruction") {
+            Some(v) => int("efConstruction", &v, 1, 10_000)?,
+            None => 200,
+        };
+        match options.remove("quantization") {
+            None => {}
+            Some(Bson::String(s)) if s == "none" => {}
+            Some(Bson::String(s)) if s == "scalar" => {
+                return Err(Error::unsupported(
+                    "vector index quantization \"scalar\" is not built yet (vectors are kept as float32)",
+                ))
+            }
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "vector index option 'quantization' must be \"none\" or \"scalar\", not {other}"
+                )))
+            }
+        }
+        Ok(Self {
+            dims,
+            similarity,
+            m,
+            ef_construction,
+        })
+    }
+
+    /// The options as stored in the catalog and listed.
+    pub(crate) fn to_bson(&self) -> BsonDocument {
+        bson::doc! {
+            "numDimensions": i64::from(self.dims),
+            "similarity": self.similarity.as_str(),
+            "m": i64::from(self.m),
+            "efConstruction": i64::from(self.ef_construction),
+        }
+    }
+
+    pub(crate) fn from_bson(d: &BsonDocument) -> Option<Self> {
+        let n = |k: &str| {
+            d.get_i64(k)
+                .ok()
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|v| *v > 0)
+        };
+        Some(Self {
+            dims: n("numDimensions").filter(|d| *d <= MAX_DIMENSIONS)?,
+            similarity: Similarity::parse(d.get_str("similarity").ok()?).ok()?,
+            m: n("m").filter(|m| *m >= 2)?,
+            ef_construction: n("efConstruction")?,
+        })
+    }
+
+    /// Most links a node keeps on `level`.
+    pub(crate) fn max_links(&self, level: usize) -> usize {
+        let m = self.m as usize;
+        if level == 0 {
+            2 * m
+        } else {
+            m
+        }
+    }
+}
+
+/// What a document holds at a vector index's path.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Found {
+    /// Nothing there: the document is not indexed.
+    Missing,
+    Vector(Vec<f32>),
+}
+
+/// The vector `doc` holds at `path` (through sub-documents), checked against the index:
+/// `dims` numbers, each finite and within float32's range, given as an array of numbers or
+/// as BSON binary subtype 9 (float32 or int8 vectors); for cosine not the zero vector.
+/// Anything else there is an [`Error::InvalidArgument`] saying what is wrong.
+pub(crate) fn vector_at(doc: &BsonDocument, path: &str, spec: &VectorSpec) -> Result<Found> {
+    let mut cur = doc;
+    let mut parts = path.split('.').peekable();
+    let value = loop {
+        let Some(part) = parts.next() else {
+            return Ok(Found::Missing);
+        };
+        match cur.get(part) {
+            None => return Ok(Found::Missing),
+            Some(v) if parts.peek().is_none() => break v,
+            Some(Bson::Document(d)) => cur = d,
+            Some(_) => return Ok(Found::Missing),
+        }
+    };
+    let v = parse_vector(value, &format!("field '{path}'"))?;
+    check_vector(&v, spec, &format!("field '{path}'"))?;
+    Ok(Found::Vector(v))
+}
+
+/// A vector given as an array of numbers or as BSON binary subtype 9; `what` names it in
+/// errors.
+pub(crate) fn parse_vector(value: &Bson, what: &str) -> Result<Vec<f32>> {
+    match value {
+        Bson::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let f = match x {
+                    Bson::Double(d) => *d,
+                    Bson::Int32(n) => f64::from(*n),
+                    #[allow(clippy::cast_precision_loss)] // as any vector of doubles would
+                    Bson::Int64(n) => *n as f64,
+                    other => {
+                        return Err(Error::invalid(format!(
+                            "{what}: a vector holds numbers only; element {i} is {}",
+                            type_name(other)
+                        )))
+                    }
+                };
+                to_f32(f, i, what)
+            })
+            .collect(),
+        Bson::Binary(b) if b.subtype == BinarySubtype::Vector => binary_vector(&b.bytes, what),
+        other => Err(Error::invalid(format!(
+            "{what}: a vector is an array of numbers or BSON binary subtype 9, not {}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn to_f32(f: f64, i: usize, what: &str) -> Result<f32> {
+    if !f.is_finite() {
+        return Err(Error::invalid(format!(
+            "{what}: element {i} of the vector is {f} (NaN and infinities are refused)"
+        )));
+    }
+    #[allow(clippy::cast_possible_truncation)] // the range is checked just below
+    let x = f as f32;
+    if !x.is_finite() {
+        return Err(Error::invalid(format!(
+            "{what}: element {i} of the vector ({f}) is out of float32's range"
+        )));
+    }
+    Ok(x)
+}
+
+/// BSON binary subtype 9: a dtype byte (0x27 float32, 0x03 int8, 0x10 packed bits), a
+/// padding byte, then the elements (float32 little-endian).
+fn binary_vector(bytes: &[u8], what: &str) -> Result<Vec<f32>> {
+    let (dtype, data) = match bytes {
+        [dtype, 0, data @ ..] => (*dtype, data),
+        [_, _, ..] => {
+            return Err(Error::invalid(format!(
+                "{what}: a binary vector's padding byte must be 0 for float32 and int8 vectors"
+            )))
+        }
+        _ => {
+            return Err(Error::invalid(format!(
+                "{what}: a binary vector is shorter than its 2-byte header"
+            )))
+        }
+    };
+    match dtype {
+        0x27 => {
+            if data.len() % 4 != 0 {
+                return Err(Error::invalid(format!(
+                    "{what}: a float32 binary vector's length is not a multiple of 4"
+                )));
+            }
+            data.chunks_exact(4)
+                .enumerate()
+                .map(|(i, c)| {
+                    let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    to_f32(f64::from(x), i, what)
+                })
+                .collect()
+        }
+        0x03 => Ok(data
+            .iter()
+            .map(|b| f32::from(i8::from_le_bytes([*b])))
+            .collect()),
+        0x10 => Err(Error::invalid(format!(
+            "{what}: packed-bit binary vectors are not supported by vector indexes (use float32 or int8)"
+        ))),
+        other => Err(Error::invalid(format!(
+            "{what}: unknown binary vector dtype 0x{other:02x}"
+        ))),
+    }
+}
+
+/// The vector has the index's dimension and, for cosine, a direction.
+pub(crate) fn check_vector(v: &[f32], spec: &VectorSpec, what: &str) -> Result<()> {
+    if v.len() != spec.dims as usize {
+        return Err(Error::invalid(format!(
+            "{what}: the vector has {} dimensions, the index {}",
+            v.len(),
+            spec.dims
+        )));
+    }
+    if spec.similarity == Similarity::Cosine && v.iter().all(|x| *x == 0.0) {
+        return Err(Error::invalid(format!(
+            "{what}: a zero vector has no direction for cosine similarity"
+        )));
+    }
+    Ok(())
+}
+
+fn type_name(v: &Bson) -> &'static str {
+    match v {
+        Bson::Double(_) => "a double",
+        Bson::String(_) => "a string",
+        Bson::Array(_) => "an array",
+        Bson::Document(_) => "a document",
+        Bson::Boolean(_) => "a boolean",
+        Bson::Null => "null",
+        Bson::Int32(_) | Bson::Int64(_) => "an integer",
+        Bson::Decimal128(_) => "a decimal128",
+        Bson::Binary(_) => "binary data",
+        Bson::DateTime(_) => "a date",
+        Bson::ObjectId(_) => "an ObjectId",
+        _ => "a non-numeric value",
+    }
+}
