@@ -13,7 +13,8 @@ use super::sessions;
 use super::state::{check_db_name, Server, ServerCursor, Source, MAX_BSON, MAX_WRITE_BATCH};
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, FindOptions};
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// The wire versions this server speaks (MongoDB 7.0's range top).
@@ -29,14 +30,20 @@ pub struct Ctx<'a> {
     pub txn: Option<(String, Arc<Database>)>,
     /// The authenticated user of the connection.
     pub user: Option<String>,
+    /// The connection's own handles of the databases it used ([`ConnState::dbs`]).
+    dbs: RefCell<HashMap<String, Arc<Database>>>,
 }
 
-/// What a connection keeps between its commands: who authenticated, and a SCRAM
-/// conversation between its two steps.
+/// What a connection keeps between its commands: who authenticated, a SCRAM conversation
+/// between its two steps, and a handle of its own on each database it used.
 #[derive(Default)]
 pub struct ConnState {
     pub user: Option<String>,
     pub scram: Option<Conversation>,
+    /// One NexusLite connection per database, joining the engine the server holds open: the
+    /// auto-commit writes of several wire connections then commit as separate connections
+    /// do (their fsyncs shared by group commit) instead of one after another on one handle.
+    pub dbs: HashMap<String, Arc<Database>>,
 }
 
 /// The commands a connection may run before it authenticates (with `--auth`).
@@ -69,20 +76,40 @@ impl Ctx<'_> {
         }
     }
 
-    /// The database `name` for a read: the transaction's connection inside one.
+    /// The database `name` for a read: the transaction's connection inside one, else this
+    /// wire connection's own (an empty database while no file exists: a read creates none).
     pub fn db_read(&self, name: &str) -> CmdResult<Arc<Database>> {
-        match self.in_txn(name)? {
-            Some(h) => Ok(h),
-            None => self.server.db_for_read(name),
+        if let Some(h) = self.in_txn(name)? {
+            return Ok(h);
         }
+        if let Some(h) = self.dbs.borrow().get(name) {
+            return Ok(Arc::clone(h));
+        }
+        let shared = self.server.db_for_read(name)?;
+        if self.server.is_empty_db(&shared) {
+            return Ok(shared);
+        }
+        self.own(name)
     }
 
     /// The database `name` for a write (created when missing).
     pub fn db_write(&self, name: &str) -> CmdResult<Arc<Database>> {
-        match self.in_txn(name)? {
-            Some(h) => Ok(h),
-            None => self.server.db_for_write(name),
+        if let Some(h) = self.in_txn(name)? {
+            return Ok(h);
         }
+        if let Some(h) = self.dbs.borrow().get(name) {
+            return Ok(Arc::clone(h));
+        }
+        self.own(name)
+    }
+
+    /// Opens this wire connection's handle of `name` (created when missing).
+    fn own(&self, name: &str) -> CmdResult<Arc<Database>> {
+        let h = Arc::new(self.server.session_connection(name)?);
+        self.dbs
+            .borrow_mut()
+            .insert(name.to_owned(), Arc::clone(&h));
+        Ok(h)
     }
 }
 
@@ -120,11 +147,13 @@ pub fn run(
         conn,
         txn: None,
         user: state.user.clone(),
+        dbs: RefCell::new(std::mem::take(&mut state.dbs)),
     };
     let result = match result {
         Ok(Reply::Doc(d)) if d.is_empty() => in_session(&mut ctx, db, &name, body),
         r => r,
     };
+    state.dbs = std::mem::take(ctx.dbs.get_mut());
     match result {
         Ok(r) => r,
         Err(e) => {

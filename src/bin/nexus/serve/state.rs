@@ -198,6 +198,12 @@ impl Server {
         self.db_for_write(name)
     }
 
+    /// Whether `db` is the empty stand-in [`Server::db_for_read`] hands out for a database
+    /// without a file.
+    pub fn is_empty_db(&self, db: &Arc<Database>) -> bool {
+        Arc::ptr_eq(db, &self.empty)
+    }
+
     /// The database for a write: opened, created when missing.
     pub fn db_for_write(&self, name: &str) -> CmdResult<Arc<Database>> {
         check_db_name(name)?;
