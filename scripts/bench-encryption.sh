@@ -61,8 +61,15 @@ run encrypted target/bench/defaults_bench nexus BENCH_KEY_FILE="$WORK/bench.key"
 echo "== SQLCipher" >&2
 run sqlcipher target/bench/defaults_bench_sqlcipher sqlite
 
+# The cipher a new encrypted file gets here (crypto::seal::Cipher::preferred).
+if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
+    CIPHER="AES-256-GCM, format version 5: this processor has AES and carry-less multiply instructions"
+else
+    CIPHER="XChaCha20-Poly1305, format version 4: this processor lacks AES or carry-less multiply instructions"
+fi
+export CIPHER
 python3 - "$RES" "$OUT" "$(bench_machine "$WORK")" <<'PY'
-import sys
+import os, sys
 res, out, machine = sys.argv[1], sys.argv[2], sys.argv[3]
 v = {}
 for line in open(res):
@@ -86,7 +93,7 @@ lines = ["# Encryption at rest: encrypted NexusLite vs plain NexusLite vs SQLCip
          "a process of its own, through the C ABI (`bench/defaults_bench.c`, phase `table`: 200,000",
          "documents of ~200 bytes with string ids unless scaled). NexusLite runs on its defaults; the",
          "encrypted row adds only the open option `encryption_key` (a P-256 key; pages and log records",
-         "sealed with the cipher this machine's default picks, named below). SQLCipher is Debian's libsqlcipher 3.4.1 (`PRAGMA key` with a",
+         f"sealed with {os.environ['CIPHER']}). SQLCipher is Debian's libsqlcipher 3.4.1 (`PRAGMA key` with a",
          "passphrase, its defaults otherwise: AES-256-CBC + HMAC-SHA1 per 1 KiB page) in WAL mode with",
          "synchronous FULL / NORMAL as the row says, prepared statements, documents as JSON text.",
          "Debian's SQLCipher is built without JSON1: its update rewrites the row unchanged (the same",
