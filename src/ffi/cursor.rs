@@ -21,6 +21,19 @@ pub struct nexus_cursor {
     bson: Vec<u8>,
 }
 
+/// Hands `cursor` to the caller as a new handle in `*out_cursor`, which the caller checked
+/// non-NULL (`out_arg`) before making the cursor.
+fn hand_out(cursor: Cursor, out_cursor: *mut *mut nexus_cursor) -> c_int {
+    let handle = Box::into_raw(Box::new(nexus_cursor {
+        cursor,
+        json: Vec::new(),
+        bson: Vec::new(),
+    }));
+    // SAFETY: `out_cursor` is non-NULL (checked by the caller) and writable (C contract).
+    unsafe { out_cursor.write(handle) };
+    NEXUS_OK
+}
+
 /// Runs a query on `coll` and writes a cursor to `*out_cursor` (close it with
 /// `nexus_cursor_close`). `filter_json` NULL or `{}` matches all; a missing collection gives
 /// an empty result. `options_json` (NULL: none): `sort` (`{"age": -1}`), `projection`
@@ -52,14 +65,7 @@ pub unsafe extern "C" fn nexus_find(
         };
         out_arg(out_cursor, "out_cursor")?;
         let cursor = h.db.collection(coll).find(&filter, opts)?;
-        let handle = Box::into_raw(Box::new(nexus_cursor {
-            cursor,
-            json: Vec::new(),
-            bson: Vec::new(),
-        }));
-        // SAFETY: checked non-NULL above.
-        unsafe { out_cursor.write(handle) };
-        Ok(NEXUS_OK)
+        Ok(hand_out(cursor, out_cursor))
     })
 }
 
@@ -184,14 +190,7 @@ pub unsafe extern "C" fn nexus_aggregate(
         out_arg(out_cursor, "out_cursor")?;
         let opts = AggregateOptions::from_json(opts)?;
         let cursor = h.db.collection(coll).aggregate_json(pipeline, opts)?;
-        let handle = Box::into_raw(Box::new(nexus_cursor {
-            cursor,
-            json: Vec::new(),
-            bson: Vec::new(),
-        }));
-        // SAFETY: checked non-NULL above.
-        unsafe { out_cursor.write(handle) };
-        Ok(NEXUS_OK)
+        Ok(hand_out(cursor, out_cursor))
     })
 }
 
@@ -225,13 +224,6 @@ pub unsafe extern "C" fn nexus_vector_search(
         let spec = unsafe { str_arg(spec_json, "spec_json") }?;
         out_arg(out_cursor, "out_cursor")?;
         let cursor = h.db.collection(coll).vector_search_json(spec)?;
-        let handle = Box::into_raw(Box::new(nexus_cursor {
-            cursor,
-            json: Vec::new(),
-            bson: Vec::new(),
-        }));
-        // SAFETY: checked non-NULL above.
-        unsafe { out_cursor.write(handle) };
-        Ok(NEXUS_OK)
+        Ok(hand_out(cursor, out_cursor))
     })
 }
