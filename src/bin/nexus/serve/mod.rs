@@ -273,7 +273,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let state = Arc::new(parking_lot::Mutex::new(commands::ConnState::default()));
+    let mut state = commands::ConnState::default();
     loop {
         let mut head = [0u8; 4];
         tokio::select! {
@@ -297,11 +297,17 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         if read as u64 != rest {
             return Err(format!("connection closed inside a {len}-byte message"));
         }
-        let srv = Arc::clone(server);
-        let st = Arc::clone(&state);
-        let reply = tokio::task::spawn_blocking(move || handle(&srv, id, &mut st.lock(), &buf))
-            .await
-            .map_err(|e| format!("a command failed unexpectedly: {e}"))??;
+        // The command runs on this task's own thread: block_in_place hands the worker's other
+        // tasks to another thread instead of sending this request to the blocking pool and
+        // back (two thread switches per request, most of the one-client latency measured in
+        // benchmarks/server.md). A command may still block on the write lock or an fsync.
+        // A panic ends this connection only, with the same error a failed command gives.
+        let reply = tokio::task::block_in_place(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle(server, id, &mut state, &buf)
+            }))
+        })
+        .map_err(|_| "a command failed unexpectedly".to_string())??;
         if let Some(reply) = reply {
             wr.write_all(&reply).await.map_err(|e| e.to_string())?;
         }
