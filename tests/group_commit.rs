@@ -50,3 +50,53 @@ fn concurrent_committers_share_fdatasync() {
         (THREADS * EACH) as u64
     );
 }
+
+/// Under `sync=full` a commit is visible to readers only once it is durable: the committer
+/// releases the writer gate before its group's `fdatasync` (so that others can join it), but
+/// a reader that found the document meanwhile could act on a write that then fails. Here the
+/// sync is slow and then fails: no reader ever finds the document, the committer gets the
+/// error, and the commit before it stays readable.
+#[test]
+fn a_commit_is_visible_only_once_durable() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("visible.db");
+    let db = Database::open(&path, common::open_options()).unwrap();
+    let coll = db.collection("c");
+    coll.insert(Document::from(doc! {"_id": "durable"}))
+        .unwrap();
+    let found = |id: &str| matches!(coll.find_one(&doc! {"_id": id}), Ok(Some(_)));
+    assert!(
+        found("durable"),
+        "a sync=full commit is visible once it returns"
+    );
+
+    db.inject_faults(FaultPlan {
+        sync_delay: Some(Duration::from_millis(300)),
+        fail_syncs: true,
+        ..FaultPlan::default()
+    });
+    let done = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let seen_pending = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if found("pending") {
+                    seen_pending.store(true, Ordering::SeqCst);
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let r = coll.insert(Document::from(doc! {"_id": "pending"}));
+        done.store(true, Ordering::SeqCst);
+        r
+    });
+    assert!(result.is_err(), "the failed sync must fail the commit");
+    assert!(reads.load(Ordering::Relaxed) > 0, "the reader never ran");
+    assert!(
+        !seen_pending.load(Ordering::SeqCst),
+        "a reader found a sync=full commit before it was durable (and it never was)"
+    );
+    assert!(!found("pending"));
+}

@@ -184,7 +184,10 @@ struct LogState {
 }
 
 struct Inner {
+    /// The latest state, which writers build on.
     state: RwLock<Arc<State>>,
+    /// Which state readers see (a `sync=full` commit only once durable); locked after `state`.
+    visibility: Mutex<crate::storage::group::Visibility<State>>,
     gate: Arc<WriterGate>,
     log: Option<Mutex<LogState>>,
     group: GroupSync,
@@ -211,6 +214,7 @@ impl MemLogStorage {
         Self {
             inner: Arc::new(Inner {
                 state: RwLock::new(Arc::new(State::default())),
+                visibility: Mutex::default(),
                 gate: Arc::default(),
                 log: None,
                 group: GroupSync::default(),
@@ -347,6 +351,7 @@ impl MemLogStorage {
         Ok(Self {
             inner: Arc::new(Inner {
                 state: RwLock::new(Arc::new(state)),
+                visibility: Mutex::default(),
                 gate: Arc::default(),
                 log: Some(Mutex::new(LogState {
                     base_len: log::LOG_HEADER_LEN as u64,
@@ -567,11 +572,14 @@ impl WriteTxn for WalTxn {
         }
         inner.check_writable()?;
         let Some(log_mutex) = &inner.log else {
-            *inner.state.write() = Arc::new(state);
+            let mut cur = inner.state.write();
+            *cur = Arc::new(state);
+            inner.visibility.lock().show_all();
+            drop(cur);
             inner.commits.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
-        let (lsn, wants_checkpoint) = {
+        let (lsn, wants_checkpoint, held) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
             // Refused (not written with a wrapped length) when the commit is 4 GiB or more.
@@ -584,8 +592,18 @@ impl WriteTxn for WalTxn {
             inner.group.written(lsn);
             let grown = log.file.end() - log.base_len;
             let wants = grown > AUTO_CHECKPOINT_MIN_BYTES && grown > 2 * state.live_bytes();
-            *inner.state.write() = Arc::new(state);
-            (lsn, wants)
+            let new = Arc::new(state);
+            let mut cur = inner.state.write();
+            // Under sync=full readers see the commit once it is durable (Visibility); the
+            // next writer builds on it at once.
+            let held = if sync == SyncMode::Full {
+                Some((inner.visibility.lock().hold(&cur), Arc::clone(&new)))
+            } else {
+                inner.visibility.lock().show_all();
+                None
+            };
+            *cur = new;
+            (lsn, wants, held)
         };
         inner.commits.fetch_add(1, Ordering::Relaxed);
         if wants_checkpoint {
@@ -600,7 +618,11 @@ impl WriteTxn for WalTxn {
             sync,
             || Arc::clone(&log_mutex.lock().sync),
             |e| inner.poison(e),
-        )
+        )?;
+        if let Some((ticket, state)) = held {
+            inner.visibility.lock().show(ticket, &state);
+        }
+        Ok(())
     }
 
     fn as_read(&self) -> &dyn ReadView {
@@ -614,7 +636,8 @@ impl WriteTxn for WalTxn {
 
 impl Storage for MemLogStorage {
     fn read(&self) -> Arc<dyn ReadView> {
-        let s: Arc<State> = Arc::clone(&self.inner.state.read());
+        let latest = self.inner.state.read();
+        let s: Arc<State> = self.inner.visibility.lock().pick(&latest);
         s
     }
 

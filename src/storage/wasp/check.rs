@@ -456,6 +456,7 @@ mod tests {
             state.tables.get_mut("a").unwrap().clustered = Some(b);
             state.tables.get_mut("b").unwrap().clustered = Some(a);
             *s.shared.state.write() = Arc::new(state);
+            s.shared.visibility.lock().show_all();
         }
         let report = s.check(wait).unwrap();
         assert_eq!(report["ok"], serde_json::Value::Bool(false), "{report}");

@@ -308,11 +308,15 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     }
     publish_generation(shared, m.generation, Some(ckpt_lsn));
     // 8. publish on-disk roots (same content, same epoch)
-    *shared.state.write() = Arc::new(State {
-        epoch: state.epoch,
-        gen: m.generation,
-        tables,
-    });
+    {
+        let mut cur = shared.state.write();
+        *cur = Arc::new(State {
+            epoch: state.epoch,
+            gen: m.generation,
+            tables,
+        });
+        shared.visibility.lock().show_all();
+    }
     note_checkpoint(shared, started);
     Ok(())
 }
@@ -385,6 +389,7 @@ fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
         space.freed_by_commit(freed);
         space.dirty_nodes += dirtied;
         *cur = Arc::new(state);
+        shared.visibility.lock().show_all();
     }
     run(shared, true)?;
     run(shared, true)

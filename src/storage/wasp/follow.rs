@@ -278,6 +278,7 @@ fn apply_tail(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
             foreign.note(&rec.1);
         }
         state.epoch += 1;
+        shared.visibility.lock().show_all();
     }
     space.freed_by_commit(freed);
     space.dirty_nodes += dirtied;
@@ -381,6 +382,7 @@ pub(super) fn reload(shared: &Arc<Shared>, f: &mut Follow) -> Result<bool> {
         state.epoch = cur.epoch + 1;
         *sp = space;
         *cur = Arc::new(state);
+        shared.visibility.lock().show_all();
     }
     shared.local_gen.store(gen, Ordering::SeqCst);
     shared.applied_end.store(end, Ordering::SeqCst);

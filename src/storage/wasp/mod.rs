@@ -112,7 +112,9 @@ impl Storage for WaspStorage {
         loop {
             let (state, pin) = {
                 let cur = shared.state.read();
-                (Arc::clone(&cur), Pin::new(shared, cur.gen))
+                let state = shared.visibility.lock().pick(&cur);
+                let pin = Pin::new(shared, state.gen);
+                (state, pin)
             };
             // The pin protects the snapshot's pages only if its generation is still the
             // current one once the slot says so (docs/FORMAT.md, "Page reuse"); otherwise
@@ -453,6 +455,7 @@ pub(crate) fn set_log_quiet(shared: &Shared, quiet: bool) -> Result<()> {
                 gen: m.generation,
                 ..State::clone(&cur)
             });
+            shared.visibility.lock().show_all();
             Ok(())
         }
         Err(e) => {

@@ -446,6 +446,7 @@ fn assemble(
     Arc::new(Shared {
         pager,
         state: RwLock::new(Arc::new(state)),
+        visibility: Mutex::default(),
         gate: Arc::default(),
         log,
         group,

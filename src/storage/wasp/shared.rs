@@ -121,7 +121,10 @@ impl LogState {
 
 pub(crate) struct Shared {
     pub(crate) pager: Pager,
+    /// The latest state, which writers build on.
     pub(crate) state: RwLock<Arc<State>>,
+    /// Which state readers see (a `sync=full` commit only once durable); locked after `state`.
+    pub(crate) visibility: Mutex<crate::storage::group::Visibility<State>>,
     pub(super) gate: Arc<WriterGate>,
     pub(super) log: Option<Mutex<LogState>>,
     pub(super) group: GroupSync,

@@ -228,6 +228,7 @@ pub(super) fn commit_by_checkpoint(
         space.freed_by_commit(freed);
         space.dirty_nodes += dirtied;
         *cur = Arc::new(state);
+        shared.visibility.lock().show_all();
     }
     // The transaction takes an LSN of its own (no record carries it): the checkpoint's LSN
     // then differs from the last one, so its log is never mistaken for the previous log by
@@ -514,7 +515,7 @@ impl WriteTxn for WaspTxn {
         // The first commit after a quiet manifest: say durably that the log is in use before
         // it holds anything (still holding the writer gate).
         set_log_quiet(&shared, false)?;
-        let (lsn, wants_checkpoint) = {
+        let (lsn, wants_checkpoint, held) = {
             let mut log = log_mutex.lock();
             let lsn = log.next_lsn;
             let lap = log.header.lap;
@@ -541,7 +542,16 @@ impl WriteTxn for WaspTxn {
             space.freed_by_commit(freed);
             space.dirty_nodes += dirtied;
             let dirty_bytes = space.dirty_nodes * shared.pager.geo.page_size as u64;
-            *cur = Arc::new(state);
+            let new = Arc::new(state);
+            // Under sync=full readers see the commit once it is durable (Visibility); the
+            // next writer builds on it at once.
+            let held = if sync == SyncMode::Full {
+                Some((shared.visibility.lock().hold(&cur), Arc::clone(&new)))
+            } else {
+                shared.visibility.lock().show_all();
+                None
+            };
+            *cur = new;
             drop(cur);
             drop(space);
             // Other processes may read the record from here on; this process has it.
@@ -552,7 +562,7 @@ impl WriteTxn for WaspTxn {
             let wants = grown > shared.cfg.checkpoint_log_bytes
                 || dirty_bytes > (shared.cfg.cache_bytes / 2).max(1 << 20)
                 || shared.last_checkpoint.lock().elapsed() > shared.cfg.checkpoint_interval;
-            (lsn, wants)
+            (lsn, wants, held)
         };
         if record.capacity() <= KEPT_RECORD_BYTES {
             *shared.spare_record.lock() = record;
@@ -570,7 +580,11 @@ impl WriteTxn for WaspTxn {
             sync,
             || Arc::clone(&log_mutex.lock().sync),
             |e| shared.poison(e),
-        )
+        )?;
+        if let Some((ticket, state)) = held {
+            shared.visibility.lock().show(ticket, &state);
+        }
+        Ok(())
     }
 
     fn as_read(&self) -> &dyn ReadView {
