@@ -53,12 +53,13 @@ grep -q "path = \"$root\"" "$app/Cargo.toml" || { echo "rust-dependency.toml: no
 # The checkout's lock file: the same dependency versions as the library's own build (and
 # their artifacts in target/ reused), not whatever is newest today.
 cp "$root/Cargo.lock" "$app/Cargo.lock"
-# Its own target directory: a program depending on the crate builds it with other features
-# (no `cli`) and a bson of its own features; sharing target/ with the checkout's build mixed
-# two builds of bson into one link. `cargo check`: the point is that the dependency lines
-# and the program compile against the crate as a dependency (scripts/run-examples.sh runs
-# the same program as an example of this repository).
-if (cd "$app" && CARGO_TARGET_DIR="$root/target/readme-rust" cargo check -q) > "$scratch/out" 2>&1; then
+# `cargo check --release` in the checkout's target/: with the same lock file, the
+# dependencies' check artifacts of the clippy suite are reused (check mode links nothing, so
+# the crate built with other features, no `cli`, sits beside the checkout's own build
+# without mixing). The point is that the dependency lines and the program compile against
+# the crate as a dependency (scripts/run-examples.sh runs the same program as an example of
+# this repository).
+if (cd "$app" && CARGO_TARGET_DIR="$root/target" cargo check --release -q) > "$scratch/out" 2>&1; then
     sed 's/^/  | /' "$scratch/out"
     echo "  | hello-nexus: compiles against the crate"
 else

@@ -19,8 +19,10 @@ suite() {
 }
 
 library_alone() {
-  # A host that links only the library builds it without the CLI's crates (cargo feature `cli`).
-  cargo build --release --no-default-features --lib || return 1
+  # A host that links only the library builds it without the CLI's crates (cargo feature `cli`):
+  # clippy compiles it that way (and lints what only that build sees) without the code
+  # generation of a second release build; the C, C++ and Go suites link the shipped one.
+  cargo clippy --release --no-default-features --lib -- -D warnings || return 1
   local cli_crates
   cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
                 | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|snap) ' | sort -u)"
@@ -36,11 +38,15 @@ abi_check() {
   bash scripts/check-abi.sh && bash scripts/check-abi.sh --self-test
 }
 
+# The features of the two debug-profile suites below: one set, so that one debug build of the
+# crate serves both.
+DEBUG_FEATURES=fault-injection,pqc
+
 fault_injection_tests() {
   # The durability tests that inject faults need the fault-injection feature, which a shipped
   # build never has; they build in the debug profile so the release artifacts the C, C++ and
   # Go suites link stay the shipped ones.
-  cargo test --features fault-injection \
+  cargo test --features "$DEBUG_FEATURES" \
     --test group_commit --test recovery_fault_injection --test wasp_fault_injection_crash
 }
 
@@ -51,8 +57,8 @@ pqc_tests() {
   # the crypto unit tests (signatures, the hybrid key slots' wrap / unwrap) and
   # tests/crypto_pqc.rs. Debug profile like the fault-injection tests, whose dependencies it
   # shares; Cargo.toml optimizes the post-quantum crates there.
-  cargo test --features pqc --lib crypto:: && cargo test --features pqc --test crypto_pqc \
-    --test encryption_pqc
+  cargo test --features "$DEBUG_FEATURES" --lib crypto:: \
+    && cargo test --features "$DEBUG_FEATURES" --test crypto_pqc --test encryption_pqc
 }
 
 header_unchanged() {
@@ -69,7 +75,8 @@ suite "clippy"         cargo clippy --release --all-targets -- -D warnings
 suite "header"         header_unchanged
 suite "abi"            abi_check
 suite "library alone"  library_alone
-suite "clippy (fault-injection, pqc)" cargo clippy --all-targets --features fault-injection,pqc -- -D warnings
+# --release: the dependencies' check artifacts of the first clippy run serve this one too.
+suite "clippy (fault-injection, pqc)" cargo clippy --release --all-targets --features fault-injection,pqc -- -D warnings
 suite "rust tests"     cargo test --release
 suite "rust fault injection" fault_injection_tests
 suite "rust pqc"       pqc_tests
