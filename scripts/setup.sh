@@ -39,3 +39,9 @@ if ! "$venv/bin/python" -c "import pymongo, sys; sys.exit(pymongo.__version__ !=
   echo "setup: installing pymongo $PYMONGO_VERSION into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "pymongo==$PYMONGO_VERSION"
 fi
+# requests for the HTTP front end's suite (tests/server/run_rest_tests.sh), pinned like the others.
+REQUESTS_VERSION=2.32.5
+if ! "$venv/bin/python" -c "import requests, sys; sys.exit(requests.__version__ != '$REQUESTS_VERSION')" 2>/dev/null; then
+  echo "setup: installing requests $REQUESTS_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "requests==$REQUESTS_VERSION"
+fi

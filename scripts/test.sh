@@ -23,11 +23,11 @@ library_alone() {
   cargo build --release --no-default-features --lib || return 1
   local cli_crates
   cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
-                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|snap) ' | sort -u)"
+                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|snap|axum|hyper|tokio-stream) ' | sort -u)"
   if [[ -n "$cli_crates" ]]; then
     echo "the library without the cli feature still depends on:"; echo "$cli_crates"; return 1
   fi
-  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, snap (ring is the library's own: AES-256-GCM)"
+  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, snap, axum, hyper, tokio-stream (ring is the library's own: AES-256-GCM)"
 }
 
 abi_check() {
@@ -95,6 +95,8 @@ suite "python"         bash bindings/python/run_tests.sh
 suite "server (pymongo)" bash tests/server/run_tests.sh
 suite "server (go driver)" bash tests/server/run_go_tests.sh
 suite "server (mongosh)" bash tests/server/run_mongosh_tests.sh
+# `nexus serve --http`: the Data API actions and native endpoints driven by `requests`.
+suite "server (rest)" bash tests/server/run_rest_tests.sh
 suite "examples"       bash scripts/run-examples.sh
 suite "install"        bash scripts/test-install.sh
 
