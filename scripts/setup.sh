@@ -45,3 +45,13 @@ if ! "$venv/bin/python" -c "import requests, sys; sys.exit(requests.__version__ 
   echo "setup: installing requests $REQUESTS_VERSION into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "requests==$REQUESTS_VERSION"
 fi
+# grpcio, grpcio-tools (generates the client from proto/ at test time) and protobuf for the gRPC
+# front end's suite (tests/server/run_grpc_tests.sh), pinned like the others.
+GRPCIO_VERSION=1.85.4 PROTOBUF_VERSION=7.36.2
+if ! "$venv/bin/python" -c "
+import sys; from importlib.metadata import version
+sys.exit(version('grpcio') != '$GRPCIO_VERSION' or version('grpcio-tools') != '$GRPCIO_VERSION' or version('protobuf') != '$PROTOBUF_VERSION')" 2>/dev/null; then
+  echo "setup: installing grpcio $GRPCIO_VERSION, grpcio-tools $GRPCIO_VERSION and protobuf $PROTOBUF_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "grpcio==$GRPCIO_VERSION" \
+    "grpcio-tools==$GRPCIO_VERSION" "protobuf==$PROTOBUF_VERSION"
+fi

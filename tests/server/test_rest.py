@@ -202,6 +202,16 @@ def test_bad_json(http):
     error_of(r, 415, "UnsupportedMediaType")
 
 
+def test_errors_before_the_body_do_not_break_kept_alive_connections(http):
+    # An answer given before the body is read closes the connection (Connection: close), so a
+    # client's next request on its pool never meets a half-read connection.
+    for _ in range(20):
+        r = http.session.post(http.url + ACTIONS + "find", data="{}", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415 and r.headers["Connection"] == "close"
+        error_of(http.action("nope", body("a")), 404, "ActionNotFound")
+        assert http.action("find", body("a", limit=1)).status_code == 200
+
+
 def test_unknown_action_route_method(http):
     assert "findOne" in error_of(http.action("findAll", body("a")), 404, "ActionNotFound")
     error_of(http.session.get(http.url + "/no/such/route"), 404, "NotFound")

@@ -380,20 +380,24 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         /// The address and port of the MongoDB protocol [default: 127.0.0.1:27017 when no
-        /// other front end is given; with --http, only when given].
+        /// other front end is given; with --http or --grpc, only when given].
         #[arg(long, value_name = "ADDR")]
         mongo: Option<String>,
         /// The address and port of the HTTP front end (the Atlas Data API v1 actions, native
         /// endpoints, /healthz, /metrics, /openapi.json).
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
-        /// The largest HTTP request body accepted, in bytes (413 past it).
+        /// The address and port of the gRPC front end (nexus.v1.Nexus of
+        /// proto/nexus/v1/nexus.proto, grpc.health.v1, server reflection).
+        #[arg(long, value_name = "ADDR")]
+        grpc: Option<String>,
+        /// The largest HTTP request body (and gRPC message) accepted, in bytes (413 past it).
         #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
         http_max_body: usize,
-        /// Seconds an HTTP request may take before it is answered 504.
+        /// Seconds an HTTP request (gRPC call) may take before it is answered 504.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         http_timeout: u64,
-        /// HTTP requests served at once (more are answered 503).
+        /// HTTP requests (and, apart, gRPC calls) served at once (more are answered 503).
         #[arg(long, value_name = "N", default_value_t = 256)]
         http_max_concurrent: usize,
         /// The most connections served at once (more are closed on accept).
@@ -1058,6 +1062,7 @@ fn run(cli: Cli) -> Result<(), String> {
             data_dir,
             mongo,
             http,
+            grpc,
             http_max_body,
             http_timeout,
             http_max_concurrent,
@@ -1070,14 +1075,15 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             drop(out);
             // Today's default: the MongoDB protocol on 27017 when no other front end is asked.
-            let mongo = match (mongo, &http) {
-                (None, None) => Some("127.0.0.1:27017".to_owned()),
-                (m, _) => m,
+            let mongo = match (mongo, &http, &grpc) {
+                (None, None, None) => Some("127.0.0.1:27017".to_owned()),
+                (m, _, _) => m,
             };
             return serve::run(serve::ServeOptions {
                 data_dir,
                 mongo,
                 http,
+                grpc,
                 http_limits: serve::HttpLimits {
                     max_body: http_max_body,
                     timeout: std::time::Duration::from_secs(http_timeout.max(1)),

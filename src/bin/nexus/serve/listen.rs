@@ -3,7 +3,7 @@
 //! through the TLS handshake of `--tls-cert` / `--tls-key` when given (in a task of its own,
 //! [`TLS_HANDSHAKE_TIMEOUT`] at most, so one slow client does not hold up the others). The
 //! accepted streams arrive on a channel ([`Incoming`]), which axum takes as its listener and
-//! tonic as its stream of connections.
+//! tonic as its stream of connections ([`Incoming::into_stream`]).
 
 use super::TLS_HANDSHAKE_TIMEOUT;
 use std::net::SocketAddr;
@@ -62,16 +62,39 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// The accepting task, stopped when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The accepted connections of one listening socket.
 pub struct Incoming {
     rx: mpsc::Receiver<Conn>,
     local: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    _task: AbortOnDrop,
 }
 
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        self.task.abort();
+/// [`Incoming`] as a stream of connections (tonic's `serve_with_incoming_shutdown`).
+pub struct IncomingStream {
+    rx: mpsc::Receiver<Conn>,
+    _task: AbortOnDrop,
+}
+
+impl tokio_stream::Stream for IncomingStream {
+    type Item = std::io::Result<Conn>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|c| c.map(Ok))
+    }
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = SocketAddr;
+    fn connect_info(&self) -> SocketAddr {
+        self.peer
     }
 }
 
@@ -136,12 +159,24 @@ impl Incoming {
                 }
             }
         });
-        Ok(Self { rx, local, task })
+        Ok(Self {
+            rx,
+            local,
+            _task: AbortOnDrop(task),
+        })
     }
 
     /// The next connection; None once accepting stopped.
     pub async fn next(&mut self) -> Option<Conn> {
         self.rx.recv().await
+    }
+
+    /// The connections as a stream.
+    pub fn into_stream(self) -> IncomingStream {
+        IncomingStream {
+            rx: self.rx,
+            _task: self._task,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod args;
 mod commands;
 mod crud;
 mod error;
+mod grpc;
 mod listen;
 mod reply;
 mod rest;
@@ -52,7 +53,9 @@ pub struct ServeOptions {
     pub mongo: Option<String>,
     /// Where the HTTP front end listens (None: not served).
     pub http: Option<String>,
-    /// The HTTP front end's body limit, timeout and concurrency limit.
+    /// Where the gRPC front end listens (None: not served).
+    pub grpc: Option<String>,
+    /// The HTTP and gRPC front ends' body (message) limit, timeout and concurrency limit.
     pub http_limits: HttpLimits,
     /// Connections served at once.
     pub max_connections: usize,
@@ -124,8 +127,12 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
         Some(h) => Some(address("--http", h, options.auth)?),
         None => None,
     };
-    if mongo.is_none() && http.is_none() {
-        return Err("nothing to serve: give --mongo or --http".into());
+    let grpc = match &options.grpc {
+        Some(g) => Some(address("--grpc", g, options.auth)?),
+        None => None,
+    };
+    if mongo.is_none() && http.is_none() && grpc.is_none() {
+        return Err("nothing to serve: give --mongo, --http or --grpc".into());
     }
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("{}: {e}", options.data_dir.display()))?;
@@ -142,11 +149,11 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
     } else {
         None
     };
-    let keys = if options.auth && http.is_some() {
+    let keys = if options.auth && (http.is_some() || grpc.is_some()) {
         let keys = apikeys::load(&options.data_dir)?;
         if keys.is_empty() {
             return Err(format!(
-                "--auth: {} has no API keys for --http: add one with nexus apikey add {dir} NAME",
+                "--auth: {} has no API keys for --http / --grpc: add one with nexus apikey add {dir} NAME",
                 apikeys::path(&options.data_dir).display(),
             ));
         }
@@ -163,13 +170,20 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
         .thread_name("nexus-serve")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(options, Endpoints { mongo, http }, users, keys, tls))
+    runtime.block_on(serve(
+        options,
+        Endpoints { mongo, http, grpc },
+        users,
+        keys,
+        tls,
+    ))
 }
 
 /// The addresses of the front ends served.
 struct Endpoints {
     mongo: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
@@ -205,6 +219,10 @@ async fn serve(
         Some(addr) => Some(bind("--http", addr).await?),
         None => None,
     };
+    let grpc = match at.grpc {
+        Some(addr) => Some(bind("--grpc", addr).await?),
+        None => None,
+    };
     let limits = Limits {
         max_connections: options.max_connections,
         max_cursors_per_connection: options.max_cursors_per_connection,
@@ -235,7 +253,11 @@ async fn serve(
         let incoming =
             listen::Incoming::start(listener, tls.clone(), options.max_connections, "HTTP")
                 .map_err(|e| format!("--http {local}: {e}"))?;
-        let app = rest::router(Arc::clone(&server), keys, options.http_limits.clone());
+        let app = rest::router(
+            Arc::clone(&server),
+            keys.clone(),
+            options.http_limits.clone(),
+        );
         let mut stop = stop_rx.clone();
         front_ends.spawn(async move {
             let served = axum::serve(incoming, app)
@@ -245,6 +267,28 @@ async fn serve(
                 .await;
             if let Err(e) = served {
                 log::error!("HTTP: {e}");
+            }
+        });
+    }
+    if let Some((listener, local)) = grpc {
+        announce(&format!(
+            "nexus serve: gRPC on {local} (nexus.v1.Nexus{}), data directory {dir}",
+            if tls.is_some() { ", TLS" } else { "" }
+        ));
+        log::info!("gRPC on {local}");
+        let incoming =
+            listen::Incoming::start(listener, tls.clone(), options.max_connections, "gRPC")
+                .map_err(|e| format!("--grpc {local}: {e}"))?;
+        let served = grpc::serve(
+            Arc::clone(&server),
+            keys,
+            options.http_limits.clone(),
+            incoming,
+            stop_rx.clone(),
+        );
+        front_ends.spawn(async move {
+            if let Err(e) = served.await {
+                log::error!("{e}");
             }
         });
     }

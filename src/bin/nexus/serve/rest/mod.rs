@@ -300,7 +300,17 @@ async fn guard(
 ) -> Response {
     let start = Instant::now();
     let path_label = metrics::data_api_label(req.uri().path());
-    let response = limited(&app, req, next).await;
+    let mut response = limited(&app, req, next).await;
+    // Answers given before the request body was read (or while reading it) leave its rest
+    // unread on the connection: close it rather than let the client reuse it.
+    if matches!(
+        response.status().as_u16(),
+        401 | 404 | 405 | 413 | 415 | 503 | 504
+    ) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let route = path_label
         .or_else(|| {
             response
