@@ -100,6 +100,7 @@ suite "server (mongosh)" bash tests/server/run_mongosh_tests.sh
 suite "server (rest)" bash tests/server/run_rest_tests.sh
 # `nexus serve --grpc`: a grpcio client generated from proto/nexus/v1/nexus.proto at test time.
 suite "server (grpc python)" bash tests/server/run_grpc_tests.sh
+suite "server (grpc go)" bash tests/server/run_grpc_go_tests.sh
 suite "examples"       bash scripts/run-examples.sh
 suite "install"        bash scripts/test-install.sh
 
