@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import bson
 import grpc
@@ -245,3 +246,29 @@ def test_api_keys():
             assert s.stop() == 0
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_concurrency_limit_counts_open_streams(tmp_path):
+    s = GrpcServer(str(tmp_path), ["--http-max-concurrent", "1"])
+    try:
+        for start in range(0, 20000, 5000):
+            s.stub.InsertMany(pb.InsertManyRequest(ns=ns("many"), documents=[
+                bson.encode({"_id": i, "pad": "p" * 200}) for i in range(start, start + 5000)]))
+        # A stream the client does not read holds the one slot...
+        slow = s.stub.Find(pb.FindRequest(ns=ns("many"), batch_size=100))
+        first = next(slow)
+        assert len(first.documents) == 100
+        code, _ = code_of(lambda: s.stub.Count(pb.CountRequest(ns=ns("many"))))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # ...until it is read to its end.
+        assert 100 + sum(len(b.documents) for b in slow) == 20000
+        for _ in range(50):
+            try:
+                assert s.stub.Count(pb.CountRequest(ns=ns("many"))).count == 20000
+                break
+            except grpc.RpcError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the slot was not freed after the stream ended")
+    finally:
+        assert s.stop() == 0

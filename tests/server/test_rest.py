@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 import requests
@@ -413,3 +414,26 @@ def test_front_end_options(tmp_path):
     assert r.returncode == 1 and "--http 0.0.0.0:1: listening beyond the loopback address needs --auth" in r.stderr
     r = serve("--http", "nowhere")
     assert r.returncode == 1 and "not an IP address and port" in r.stderr
+
+
+def test_concurrency_limit_counts_open_streams(tmp_path):
+    s = HttpServer(str(tmp_path), ["--http-max-concurrent", "1"])
+    try:
+        for start in range(0, 20000, 5000):
+            s.action("insertMany", body("many", documents=[{"_id": i, "pad": "p" * 100} for i in range(start, start + 5000)]))
+        url = s.url + "/api/v1/databases/shop/collections/many/find"
+        # A stream the client does not read holds the one slot...
+        slow = requests.post(url, json={}, stream=True, timeout=30)
+        assert slow.status_code == 200
+        error_of(requests.post(s.url + ACTIONS + "find", json=body("many", limit=1), timeout=30), 503, "TooManyRequests")
+        # ...until it is read to its end.
+        assert sum(1 for line in slow.iter_lines() if line) == 20000
+        slow.close()
+        for _ in range(50):
+            r = requests.post(s.url + ACTIONS + "find", json=body("many", limit=1), timeout=30)
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200, r.text
+    finally:
+        assert s.stop() == 0

@@ -119,7 +119,7 @@ fn txn(session_id: &str, start: bool) -> TxnFields {
 /// `session` is not empty, else a lent one (`write`: created when missing).
 async fn on_db<T: Send + 'static>(
     server: &Arc<Server>,
-    slot: OwnedSemaphorePermit,
+    slot: impl Send + 'static,
     db: String,
     write: bool,
     session: String,
@@ -224,6 +224,9 @@ async fn stream(
 ) -> Result<Response<Batches>, Status> {
     let batch = if batch == 0 { BATCH } else { batch as usize };
     let (tx, rx) = tokio::sync::mpsc::channel(2);
+    // The stream holds its slot of the concurrency limit until it ends.
+    let slot = Arc::new(slot);
+    let held = Arc::clone(&slot);
     let cursor = on_db(server, slot, db, false, session, move |h| match open(h) {
         Ok(c) => Ok(c),
         Err(nexus::Error::NoCollection(_)) => Ok(None),
@@ -232,6 +235,7 @@ async fn stream(
     .await?;
     if let Some(cursor) = cursor {
         tokio::task::spawn_blocking(move || {
+            let _slot = held;
             let mut docs = Vec::with_capacity(batch);
             for d in cursor {
                 match d.map_err(nexus_status).and_then(|d| encode(&d.into_bson())) {

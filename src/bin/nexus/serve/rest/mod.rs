@@ -32,7 +32,7 @@ use axum::Router;
 use bson::{Bson, Document as BsonDocument};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use metrics::Metrics;
 
@@ -324,8 +324,13 @@ async fn guard(
     response
 }
 
-async fn limited(app: &Arc<App>, req: Request, next: axum::middleware::Next) -> Response {
-    let Ok(_slot) = Arc::clone(&app.slots).try_acquire_owned() else {
+/// A request's slot of the concurrency limit. Handlers that answer with a stream keep a
+/// clone until the stream ends, so a slow reader of a long stream still counts.
+#[derive(Clone)]
+pub struct Slot(#[allow(dead_code, reason = "held, never read")] Arc<OwnedSemaphorePermit>);
+
+async fn limited(app: &Arc<App>, mut req: Request, next: axum::middleware::Next) -> Response {
+    let Ok(slot) = Arc::clone(&app.slots).try_acquire_owned() else {
         let mut r = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "TooManyRequests",
@@ -339,6 +344,7 @@ async fn limited(app: &Arc<App>, req: Request, next: axum::middleware::Next) -> 
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     };
+    req.extensions_mut().insert(Slot(Arc::new(slot)));
     match tokio::time::timeout(app.limits.timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(

@@ -5,7 +5,7 @@
 //! failure after the first document can no longer change the status: it ends the stream
 //! with a last line `{"error", "error_code"}`.
 
-use super::{blocking, parse_body, read_body, ApiError, App, Caller, Ejson};
+use super::{blocking, parse_body, read_body, ApiError, App, Caller, Ejson, Slot};
 use crate::serve::args;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -233,6 +233,7 @@ const CHUNK: usize = 64 * 1024;
 pub async fn find_stream(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
+    Extension(slot): Extension<Slot>,
     Path((db, coll)): Path<(String, String)>,
     req: Request,
 ) -> Answer {
@@ -253,6 +254,8 @@ pub async fn find_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     tokio::task::spawn_blocking(move || {
+        // The stream holds its slot of the concurrency limit until it ends.
+        let _slot = slot;
         let h = match server.handle(&db, false) {
             Ok(h) => h,
             Err(e) => return drop(opened_tx.send(Err(e.into()))),
