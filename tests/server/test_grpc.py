@@ -187,6 +187,15 @@ def test_transactions(srv):
     assert code == grpc.StatusCode.FAILED_PRECONDITION
 
 
+def deep_bson(levels):
+    """{a: {a: ... {}}} nested `levels` deep, as BSON bytes (built flat, not recursively)."""
+    import struct
+    out = []
+    for k in range(levels, 0, -1):
+        out.append(struct.pack("<i", 5 + 8 * k) + b"\x03a\x00")
+    return b"".join(out) + b"\x05\x00\x00\x00\x00" + b"\x00" * levels
+
+
 def test_bad_input(srv):
     s = srv.stub
     code, msg = code_of(lambda: s.Count(pb.CountRequest(ns=ns("a"), filter=b"\x05\x00\x00")))
@@ -199,6 +208,9 @@ def test_bad_input(srv):
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     code, _ = code_of(lambda: list(s.Find(pb.FindRequest(ns=ns("a"), filter=bson.encode({"$bogus": 1})))))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+    # Nesting far past the limit (a stack-exhaustion attempt): refused, the server stays up.
+    code, msg = code_of(lambda: s.Count(pb.CountRequest(ns=ns("a"), filter=deep_bson(10000))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
     # Larger than --http-max-body: refused, and the server stays up.
     code, _ = code_of(lambda: s.InsertOne(pb.InsertOneRequest(ns=ns("a"), document=bson.encode({"s": "x" * 200000}))))
     assert code == grpc.StatusCode.OUT_OF_RANGE

@@ -197,6 +197,10 @@ def test_bad_json(http):
     r = http.session.post(http.url + ACTIONS + "find", data="[1, 2]",
                           headers={"Content-Type": "application/json"})
     error_of(r, 400, "InvalidParameter")
+    # Nesting far past the limit: refused (the JSON reader stops at 128 levels).
+    deep = '{"database": "shop", "collection": "x", "document": ' + '{"a": ' * 5000 + '1' + '}' * 5001
+    r = http.session.post(http.url + ACTIONS + "insertOne", data=deep, headers={"Content-Type": "application/json"})
+    assert "recursion limit" in error_of(r, 400, "InvalidParameter")
     r = http.action("insertOne", body("x", document={"d": {"$date": "not a date"}}))
     assert "Extended JSON" in error_of(r, 400, "InvalidParameter")
     r = http.session.post(http.url + ACTIONS + "find", data="{}", headers={"Content-Type": "text/plain"})

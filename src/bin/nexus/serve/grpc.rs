@@ -77,13 +77,15 @@ fn nexus_status(e: nexus::Error) -> Status {
     status(CmdError::from(e))
 }
 
-/// A BSON document of a request field; empty bytes: None.
+/// A BSON document of a request field; empty bytes: None. Decoded by the library, which
+/// checks the frame and the nesting depth on the bytes before its recursive decoder runs
+/// (a message of deeply nested documents must not exhaust a worker thread's stack).
 fn bson_opt(bytes: &[u8], field: &str) -> Result<Option<BsonDocument>, Status> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    BsonDocument::from_reader(bytes)
-        .map(Some)
+    nexus::Document::from_bson_bytes(bytes)
+        .map(|d| Some(d.into_bson()))
         .map_err(|e| Status::invalid_argument(format!("'{field}' is not a BSON document: {e}")))
 }
 
