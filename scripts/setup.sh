@@ -3,12 +3,12 @@
 # a C/C++ toolchain, pkg-config, valgrind, GoogleTest, sqlite3 and GNU time (the import
 # benchmark), the openssl command line (the signature tests check against it), cmake (the
 # install test builds a find_package(nexus) project), abigail-tools (abidw / abidiff of the ABI
-# check), python3 with venv, and pinned pandas + pytest for the Python binding's tests in the
+# check), curl (README's HTTP example, run by scripts/check-readme-commands.sh), python3 with venv, and pinned pandas + pytest for the Python binding's tests in the
 # virtual environment .venv (never the system interpreter, which Debian keeps for its own
 # packages: pip refuses it as "externally managed"). Idempotent; quiet when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake abigail-tools python3 python3-venv; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake abigail-tools curl python3 python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -6,6 +6,12 @@
 //! `commands` / `crud` (the commands), `state` (databases and cursors shared by all
 //! connections), `reply`, `args`, `error`.
 //!
+//! Beside it, on the same runtime and the same [`Server`] (databases, limits, TLS acceptor),
+//! two optional front ends: HTTP (`--http`, `rest/`: the Atlas Data API actions and native
+//! endpoints) and gRPC (`--grpc`, `grpc.rs`), whose connections `listen.rs` accepts and whose
+//! API keys `apikeys.rs` keeps. Any combination of the three may run; each prints one line
+//! naming its address on start.
+//!
 //! Lifecycle: `run` binds, prints one line naming the address, serves until SIGINT or
 //! SIGTERM, then stops accepting, lets in-flight requests finish (idle connections are
 //! closed at once, busy ones get [`GRACE`]), checkpoints and closes every database.
@@ -64,7 +70,7 @@ pub struct ServeOptions {
     /// A cursor unused this long is killed.
     pub cursor_idle: Duration,
     /// Require SCRAM-SHA-256 authentication (users of `nexus user add`) on the MongoDB
-    /// protocol and an API key (`nexus apikey add`) on HTTP.
+    /// protocol and an API key (`nexus apikey add`) on HTTP and gRPC.
     pub auth: bool,
     /// TLS: the certificate chain and the private key, PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
