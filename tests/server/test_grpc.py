@@ -43,7 +43,12 @@ class GrpcServer:
         self.proc = subprocess.Popen(
             [NEXUS_BIN, "serve", "--data-dir", data_dir, "--grpc", f"127.0.0.1:{self.port}", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.banner = self.proc.stdout.readline()
+        # One line per front end on start; the gRPC one comes last.
+        self.banner = ""
+        for _ in range(3):
+            self.banner += self.proc.stdout.readline()
+            if f"gRPC on 127.0.0.1:{self.port}" in self.banner:
+                break
         assert f"gRPC on 127.0.0.1:{self.port}" in self.banner, self.banner + self.proc.stderr.read()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = rpc.NexusStub(self.channel)
@@ -282,5 +287,22 @@ def test_concurrency_limit_counts_open_streams(tmp_path):
                 time.sleep(0.1)
         else:
             pytest.fail("the slot was not freed after the stream ended")
+    finally:
+        assert s.stop() == 0
+
+
+def test_calls_counted_in_the_http_metrics(tmp_path):
+    import urllib.request
+    http_port = free_port()
+    s = GrpcServer(str(tmp_path), ["--http", f"127.0.0.1:{http_port}"])
+    try:
+        s.stub.InsertOne(pb.InsertOneRequest(ns=ns("m"), document=bson.encode({"a": 1})))
+        assert len(docs(s.stub.Find(pb.FindRequest(ns=ns("m"))))) == 1
+        code_of(lambda: s.stub.DropCollection(ns("missing")))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+        assert 'nexus_grpc_calls_total{method="InsertOne",code="Ok"} 1' in text
+        assert 'nexus_grpc_calls_total{method="Find",code="Ok"} 1' in text
+        assert 'nexus_grpc_calls_total{method="DropCollection",code="NotFound"} 1' in text
+        assert 'nexus_grpc_call_duration_seconds_count{method="InsertOne"} 1' in text
     finally:
         assert s.stop() == 0

@@ -25,6 +25,7 @@ use nexus::{
     UpdateModifications, UpdateResult,
 };
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
@@ -55,6 +56,7 @@ pub struct Service {
     keys: Option<Vec<ApiKey>>,
     slots: Arc<Semaphore>,
     max_concurrent: usize,
+    metrics: Arc<super::rest::Metrics>,
 }
 
 /// A gRPC status of a command error.
@@ -273,61 +275,75 @@ impl Nexus for Service {
         &self,
         req: Request<pb::FindRequest>,
     ) -> Result<Response<pb::FindOneResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, false)?;
-        let r = req.into_inner();
-        let filter = bson_doc(&r.filter, "filter")?;
-        let opts = FindOptions {
-            projection: bson_opt(&r.projection, "projection")?.filter(|p| !p.is_empty()),
-            sort: bson_opt(&r.sort, "sort")?.filter(|s| !s.is_empty()),
-            skip: r.skip,
-            limit: 1,
-            hint: None,
-        };
-        let found = on_db(
-            &self.server,
-            slot,
-            db,
-            false,
-            r.session_id,
-            move |h| match h.collection(&coll).find(&filter, opts) {
-                Ok(mut c) => c
-                    .next_document()
-                    .map(|d| d.map(Document::into_bson))
-                    .map_err(nexus_status),
-                Err(nexus::Error::NoCollection(_)) => Ok(None),
-                Err(e) => Err(nexus_status(e)),
-            },
-        )
-        .await?;
-        Ok(Response::new(pb::FindOneResponse {
-            document: found.as_ref().map(encode).transpose()?,
-        }))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, false)?;
+            let r = req.into_inner();
+            let filter = bson_doc(&r.filter, "filter")?;
+            let opts = FindOptions {
+                projection: bson_opt(&r.projection, "projection")?.filter(|p| !p.is_empty()),
+                sort: bson_opt(&r.sort, "sort")?.filter(|s| !s.is_empty()),
+                skip: r.skip,
+                limit: 1,
+                hint: None,
+            };
+            let found = on_db(
+                &self.server,
+                slot,
+                db,
+                false,
+                r.session_id,
+                move |h| match h.collection(&coll).find(&filter, opts) {
+                    Ok(mut c) => c
+                        .next_document()
+                        .map(|d| d.map(Document::into_bson))
+                        .map_err(nexus_status),
+                    Err(nexus::Error::NoCollection(_)) => Ok(None),
+                    Err(e) => Err(nexus_status(e)),
+                },
+            )
+            .await?;
+            Ok(Response::new(pb::FindOneResponse {
+                document: found.as_ref().map(encode).transpose()?,
+            }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("FindOne", code, start.elapsed());
+        r
     }
 
     type FindStream = Batches;
 
     async fn find(&self, req: Request<pb::FindRequest>) -> Result<Response<Batches>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, false)?;
-        let r = req.into_inner();
-        let filter = bson_doc(&r.filter, "filter")?;
-        let opts = FindOptions {
-            projection: bson_opt(&r.projection, "projection")?.filter(|p| !p.is_empty()),
-            sort: bson_opt(&r.sort, "sort")?.filter(|s| !s.is_empty()),
-            skip: r.skip,
-            limit: r.limit,
-            hint: None,
-        };
-        stream(
-            &self.server,
-            slot,
-            db,
-            r.session_id,
-            r.batch_size,
-            move |h| h.collection(&coll).find(&filter, opts).map(Some),
-        )
-        .await
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, false)?;
+            let r = req.into_inner();
+            let filter = bson_doc(&r.filter, "filter")?;
+            let opts = FindOptions {
+                projection: bson_opt(&r.projection, "projection")?.filter(|p| !p.is_empty()),
+                sort: bson_opt(&r.sort, "sort")?.filter(|s| !s.is_empty()),
+                skip: r.skip,
+                limit: r.limit,
+                hint: None,
+            };
+            stream(
+                &self.server,
+                slot,
+                db,
+                r.session_id,
+                r.batch_size,
+                move |h| h.collection(&coll).find(&filter, opts).map(Some),
+            )
+            .await
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("Find", code, start.elapsed());
+        r
     }
 
     type AggregateStream = Batches;
@@ -336,302 +352,414 @@ impl Nexus for Service {
         &self,
         req: Request<pb::AggregateRequest>,
     ) -> Result<Response<Batches>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let r = req.get_ref();
-        let pipeline = r
-            .pipeline
-            .iter()
-            .map(|s| bson_doc(s, "pipeline"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let writes = pipeline
-            .last()
-            .is_some_and(|s| s.contains_key("$out") || s.contains_key("$merge"));
-        if writes {
-            return Err(Status::unimplemented(
-                "$out and $merge are not served over gRPC: use the MongoDB protocol or HTTP",
-            ));
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let r = req.get_ref();
+            let pipeline = r
+                .pipeline
+                .iter()
+                .map(|s| bson_doc(s, "pipeline"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let writes = pipeline
+                .last()
+                .is_some_and(|s| s.contains_key("$out") || s.contains_key("$merge"));
+            if writes {
+                return Err(Status::unimplemented(
+                    "$out and $merge are not served over gRPC: use the MongoDB protocol or HTTP",
+                ));
+            }
+            let slot = self.enter(&req, &db, false)?;
+            let r = req.into_inner();
+            stream(
+                &self.server,
+                slot,
+                db,
+                r.session_id,
+                r.batch_size,
+                move |h| {
+                    let options = AggregateOptions {
+                        allow_disk_use: true,
+                        ..AggregateOptions::default()
+                    };
+                    h.collection(&coll).aggregate(&pipeline, options).map(Some)
+                },
+            )
+            .await
         }
-        let slot = self.enter(&req, &db, false)?;
-        let r = req.into_inner();
-        stream(
-            &self.server,
-            slot,
-            db,
-            r.session_id,
-            r.batch_size,
-            move |h| {
-                let options = AggregateOptions {
-                    allow_disk_use: true,
-                    ..AggregateOptions::default()
-                };
-                h.collection(&coll).aggregate(&pipeline, options).map(Some)
-            },
-        )
-        .await
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("Aggregate", code, start.elapsed());
+        r
     }
 
     async fn count(
         &self,
         req: Request<pb::CountRequest>,
     ) -> Result<Response<pb::CountResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, false)?;
-        let r = req.into_inner();
-        let filter = bson_doc(&r.filter, "filter")?;
-        let count = on_db(&self.server, slot, db, false, r.session_id, move |h| {
-            or_empty(h.collection(&coll).count(&filter))
-        })
-        .await?;
-        Ok(Response::new(pb::CountResponse { count }))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, false)?;
+            let r = req.into_inner();
+            let filter = bson_doc(&r.filter, "filter")?;
+            let count = on_db(&self.server, slot, db, false, r.session_id, move |h| {
+                or_empty(h.collection(&coll).count(&filter))
+            })
+            .await?;
+            Ok(Response::new(pb::CountResponse { count }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("Count", code, start.elapsed());
+        r
     }
 
     async fn insert_one(
         &self,
         req: Request<pb::InsertOneRequest>,
     ) -> Result<Response<pb::InsertOneResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, true)?;
-        let r = req.into_inner();
-        let d = bson_opt(&r.document, "document")?
-            .ok_or_else(|| Status::invalid_argument("missing 'document'"))?;
-        let id = on_db(&self.server, slot, db, true, r.session_id, move |h| {
-            h.collection(&coll).insert(with_id(d)).map_err(nexus_status)
-        })
-        .await?;
-        Ok(Response::new(pb::InsertOneResponse {
-            inserted_id: encode(&doc! {"_id": id.as_bson().clone()})?,
-        }))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, true)?;
+            let r = req.into_inner();
+            let d = bson_opt(&r.document, "document")?
+                .ok_or_else(|| Status::invalid_argument("missing 'document'"))?;
+            let id = on_db(&self.server, slot, db, true, r.session_id, move |h| {
+                h.collection(&coll).insert(with_id(d)).map_err(nexus_status)
+            })
+            .await?;
+            Ok(Response::new(pb::InsertOneResponse {
+                inserted_id: encode(&doc! {"_id": id.as_bson().clone()})?,
+            }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("InsertOne", code, start.elapsed());
+        r
     }
 
     async fn insert_many(
         &self,
         req: Request<pb::InsertManyRequest>,
     ) -> Result<Response<pb::InsertManyResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, true)?;
-        let r = req.into_inner();
-        if r.documents.is_empty() {
-            return Err(Status::invalid_argument("'documents' is empty"));
-        }
-        let docs = r
-            .documents
-            .iter()
-            .map(|d| bson_doc(d, "documents").map(with_id))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ordered = !r.unordered;
-        let result = on_db(&self.server, slot, db, true, r.session_id, move |h| {
-            h.collection(&coll)
-                .insert_many_with(docs, InsertManyOptions { ordered })
-                .map_err(nexus_status)
-        })
-        .await?;
-        let ids: Vec<Bson> = result
-            .inserted_ids
-            .values()
-            .map(|id| id.as_bson().clone())
-            .collect();
-        Ok(Response::new(pb::InsertManyResponse {
-            inserted_ids: encode(&doc! {"ids": ids})?,
-            write_errors: result
-                .write_errors
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, true)?;
+            let r = req.into_inner();
+            if r.documents.is_empty() {
+                return Err(Status::invalid_argument("'documents' is empty"));
+            }
+            let docs = r
+                .documents
                 .iter()
-                .map(|w| pb::WriteError {
-                    index: u32::try_from(w.index).unwrap_or(u32::MAX),
-                    code: w.code,
-                    message: w.error.to_string(),
-                })
-                .collect(),
-        }))
+                .map(|d| bson_doc(d, "documents").map(with_id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ordered = !r.unordered;
+            let result = on_db(&self.server, slot, db, true, r.session_id, move |h| {
+                h.collection(&coll)
+                    .insert_many_with(docs, InsertManyOptions { ordered })
+                    .map_err(nexus_status)
+            })
+            .await?;
+            let ids: Vec<Bson> = result
+                .inserted_ids
+                .values()
+                .map(|id| id.as_bson().clone())
+                .collect();
+            Ok(Response::new(pb::InsertManyResponse {
+                inserted_ids: encode(&doc! {"ids": ids})?,
+                write_errors: result
+                    .write_errors
+                    .iter()
+                    .map(|w| pb::WriteError {
+                        index: u32::try_from(w.index).unwrap_or(u32::MAX),
+                        code: w.code,
+                        message: w.error.to_string(),
+                    })
+                    .collect(),
+            }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("InsertMany", code, start.elapsed());
+        r
     }
 
     async fn update_one(
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::UpdateResponse>, Status> {
-        self.update(req, false).await
+        let start = Instant::now();
+        let r = async move { self.update(req, false).await }.await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("UpdateOne", code, start.elapsed());
+        r
     }
 
     async fn update_many(
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::UpdateResponse>, Status> {
-        self.update(req, true).await
+        let start = Instant::now();
+        let r = async move { self.update(req, true).await }.await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("UpdateMany", code, start.elapsed());
+        r
     }
 
     async fn replace_one(
         &self,
         req: Request<pb::ReplaceRequest>,
     ) -> Result<Response<pb::UpdateResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, true)?;
-        let r = req.into_inner();
-        let filter = bson_doc(&r.filter, "filter")?;
-        let replacement = bson_opt(&r.replacement, "replacement")?
-            .ok_or_else(|| Status::invalid_argument("missing 'replacement'"))?;
-        let upsert = r.upsert;
-        let result = on_db(&self.server, slot, db, true, r.session_id, move |h| {
-            let options = ModifyOptions {
-                upsert,
-                ..ModifyOptions::default()
-            };
-            or_empty(
-                h.collection(&coll)
-                    .replace_one(&filter, &replacement, options),
-            )
-        })
-        .await?;
-        Ok(Response::new(update_response(result)?))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, true)?;
+            let r = req.into_inner();
+            let filter = bson_doc(&r.filter, "filter")?;
+            let replacement = bson_opt(&r.replacement, "replacement")?
+                .ok_or_else(|| Status::invalid_argument("missing 'replacement'"))?;
+            let upsert = r.upsert;
+            let result = on_db(&self.server, slot, db, true, r.session_id, move |h| {
+                let options = ModifyOptions {
+                    upsert,
+                    ..ModifyOptions::default()
+                };
+                or_empty(
+                    h.collection(&coll)
+                        .replace_one(&filter, &replacement, options),
+                )
+            })
+            .await?;
+            Ok(Response::new(update_response(result)?))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("ReplaceOne", code, start.elapsed());
+        r
     }
 
     async fn delete_one(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete(req, false).await
+        let start = Instant::now();
+        let r = async move { self.delete(req, false).await }.await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("DeleteOne", code, start.elapsed());
+        r
     }
 
     async fn delete_many(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete(req, true).await
+        let start = Instant::now();
+        let r = async move { self.delete(req, true).await }.await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("DeleteMany", code, start.elapsed());
+        r
     }
 
     async fn create_index(
         &self,
         req: Request<pb::CreateIndexRequest>,
     ) -> Result<Response<pb::CreateIndexResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, true)?;
-        let r = req.into_inner();
-        let keys = bson_opt(&r.keys, "keys")?
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| Status::invalid_argument("missing 'keys' (a key pattern)"))?;
-        let options = bson_doc(&r.options, "options")?;
-        let name = on_db(&self.server, slot, db, true, String::new(), move |h| {
-            h.collection(&coll)
-                .create_index(&keys, &options)
-                .map_err(nexus_status)
-        })
-        .await?;
-        Ok(Response::new(pb::CreateIndexResponse { name }))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, true)?;
+            let r = req.into_inner();
+            let keys = bson_opt(&r.keys, "keys")?
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| Status::invalid_argument("missing 'keys' (a key pattern)"))?;
+            let options = bson_doc(&r.options, "options")?;
+            let name = on_db(&self.server, slot, db, true, String::new(), move |h| {
+                h.collection(&coll)
+                    .create_index(&keys, &options)
+                    .map_err(nexus_status)
+            })
+            .await?;
+            Ok(Response::new(pb::CreateIndexResponse { name }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("CreateIndex", code, start.elapsed());
+        r
     }
 
     async fn list_indexes(
         &self,
         req: Request<pb::Namespace>,
     ) -> Result<Response<pb::ListIndexesResponse>, Status> {
-        let (db, coll) = namespace(Some(req.get_ref()))?;
-        let slot = self.enter(&req, &db, false)?;
-        let indexes = on_db(&self.server, slot, db, false, String::new(), move |h| {
-            h.collection(&coll).list_indexes().map_err(nexus_status)
-        })
-        .await?;
-        Ok(Response::new(pb::ListIndexesResponse {
-            indexes: indexes.iter().map(encode).collect::<Result<_, _>>()?,
-        }))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(Some(req.get_ref()))?;
+            let slot = self.enter(&req, &db, false)?;
+            let indexes = on_db(&self.server, slot, db, false, String::new(), move |h| {
+                h.collection(&coll).list_indexes().map_err(nexus_status)
+            })
+            .await?;
+            Ok(Response::new(pb::ListIndexesResponse {
+                indexes: indexes.iter().map(encode).collect::<Result<_, _>>()?,
+            }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("ListIndexes", code, start.elapsed());
+        r
     }
 
     async fn drop_index(
         &self,
         req: Request<pb::DropIndexRequest>,
     ) -> Result<Response<pb::DropIndexResponse>, Status> {
-        let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
-        let slot = self.enter(&req, &db, true)?;
-        let name = req.into_inner().name;
-        on_db(
-            &self.server,
-            slot,
-            db,
-            false,
-            String::new(),
-            move |h| match h.collection(&coll).drop_index(&name) {
-                Ok(()) => Ok(()),
-                Err(nexus::Error::NotFound(_)) | Err(nexus::Error::NoCollection(_)) => Err(
-                    Status::not_found(format!("no index '{name}' on the collection '{coll}'")),
-                ),
-                Err(e) => Err(nexus_status(e)),
-            },
-        )
-        .await?;
-        Ok(Response::new(pb::DropIndexResponse {}))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(req.get_ref().ns.as_ref())?;
+            let slot = self.enter(&req, &db, true)?;
+            let name = req.into_inner().name;
+            on_db(
+                &self.server,
+                slot,
+                db,
+                false,
+                String::new(),
+                move |h| match h.collection(&coll).drop_index(&name) {
+                    Ok(()) => Ok(()),
+                    Err(nexus::Error::NotFound(_)) | Err(nexus::Error::NoCollection(_)) => Err(
+                        Status::not_found(format!("no index '{name}' on the collection '{coll}'")),
+                    ),
+                    Err(e) => Err(nexus_status(e)),
+                },
+            )
+            .await?;
+            Ok(Response::new(pb::DropIndexResponse {}))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.record_call("DropIndex", code, start.elapsed());
+        r
     }
 
     async fn list_collections(
         &self,
         req: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
-        let db = req.get_ref().database.clone();
-        let slot = self.enter(&req, &db, false)?;
-        let names = on_db(&self.server, slot, db, false, String::new(), |h| {
-            h.list_collections().map_err(nexus_status)
-        })
-        .await?;
-        Ok(Response::new(pb::ListCollectionsResponse { names }))
+        let start = Instant::now();
+        let r = async move {
+            let db = req.get_ref().database.clone();
+            let slot = self.enter(&req, &db, false)?;
+            let names = on_db(&self.server, slot, db, false, String::new(), |h| {
+                h.list_collections().map_err(nexus_status)
+            })
+            .await?;
+            Ok(Response::new(pb::ListCollectionsResponse { names }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("ListCollections", code, start.elapsed());
+        r
     }
 
     async fn drop_collection(
         &self,
         req: Request<pb::Namespace>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
-        let (db, coll) = namespace(Some(req.get_ref()))?;
-        let slot = self.enter(&req, &db, true)?;
-        on_db(
-            &self.server,
-            slot,
-            db,
-            false,
-            String::new(),
-            move |h| match h.drop_collection(&coll) {
-                Err(nexus::Error::NoCollection(_)) => {
-                    Err(Status::not_found(format!("no collection '{coll}'")))
-                }
-                r => r.map_err(nexus_status),
-            },
-        )
-        .await?;
-        Ok(Response::new(pb::DropCollectionResponse {}))
+        let start = Instant::now();
+        let r = async move {
+            let (db, coll) = namespace(Some(req.get_ref()))?;
+            let slot = self.enter(&req, &db, true)?;
+            on_db(
+                &self.server,
+                slot,
+                db,
+                false,
+                String::new(),
+                move |h| match h.drop_collection(&coll) {
+                    Err(nexus::Error::NoCollection(_)) => {
+                        Err(Status::not_found(format!("no collection '{coll}'")))
+                    }
+                    r => r.map_err(nexus_status),
+                },
+            )
+            .await?;
+            Ok(Response::new(pb::DropCollectionResponse {}))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("DropCollection", code, start.elapsed());
+        r
     }
 
     async fn begin_transaction(
         &self,
         req: Request<pb::BeginTransactionRequest>,
     ) -> Result<Response<pb::BeginTransactionResponse>, Status> {
-        let db = req.get_ref().database.clone();
-        let slot = self.enter(&req, &db, true)?;
-        let id: String = super::users::random(16)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let server = Arc::clone(&self.server);
-        let session = id.clone();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            server
-                .sessions
-                .enter(&server, &db, &txn(&session, true))
-                .map(drop)
-                .map_err(status)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the call failed unexpectedly: {e}")))??;
-        Ok(Response::new(pb::BeginTransactionResponse {
-            session_id: id,
-        }))
+        let start = Instant::now();
+        let r = async move {
+            let db = req.get_ref().database.clone();
+            let slot = self.enter(&req, &db, true)?;
+            let id: String = super::users::random(16)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let server = Arc::clone(&self.server);
+            let session = id.clone();
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                server
+                    .sessions
+                    .enter(&server, &db, &txn(&session, true))
+                    .map(drop)
+                    .map_err(status)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("the call failed unexpectedly: {e}")))??;
+            Ok(Response::new(pb::BeginTransactionResponse {
+                session_id: id,
+            }))
+        }
+        .await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("BeginTransaction", code, start.elapsed());
+        r
     }
 
     async fn commit_transaction(
         &self,
         req: Request<pb::TransactionRequest>,
     ) -> Result<Response<pb::TransactionResponse>, Status> {
-        self.end_transaction(req, true).await
+        let start = Instant::now();
+        let r = async move { self.end_transaction(req, true).await }.await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("CommitTransaction", code, start.elapsed());
+        r
     }
 
     async fn abort_transaction(
         &self,
         req: Request<pb::TransactionRequest>,
     ) -> Result<Response<pb::TransactionResponse>, Status> {
-        self.end_transaction(req, false).await
+        let start = Instant::now();
+        let r = async move { self.end_transaction(req, false).await }.await;
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics
+            .record_call("AbortTransaction", code, start.elapsed());
+        r
     }
 }
 
@@ -734,6 +862,7 @@ pub async fn serve(
     server: Arc<Server>,
     keys: Option<Vec<ApiKey>>,
     limits: HttpLimits,
+    metrics: Arc<super::rest::Metrics>,
     incoming: super::listen::Incoming,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -742,6 +871,7 @@ pub async fn serve(
         keys,
         slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
         max_concurrent: limits.max_concurrent,
+        metrics,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<NexusServer<Service>>().await;

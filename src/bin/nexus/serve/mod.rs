@@ -250,6 +250,8 @@ async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut front_ends = tokio::task::JoinSet::new();
+    // Counted by both front ends, shown by the HTTP one's /metrics.
+    let metrics = Arc::new(rest::Metrics::default());
     if let Some((listener, local)) = http {
         let scheme = if tls.is_some() { "https" } else { "http" };
         announce(&format!(
@@ -263,6 +265,7 @@ async fn serve(
             Arc::clone(&server),
             keys.clone(),
             options.http_limits.clone(),
+            Arc::clone(&metrics),
         );
         let mut stop = stop_rx.clone();
         front_ends.spawn(async move {
@@ -289,6 +292,7 @@ async fn serve(
             Arc::clone(&server),
             keys,
             options.http_limits.clone(),
+            metrics,
             incoming,
             stop_rx.clone(),
         );

@@ -1,6 +1,8 @@
 //! `GET /metrics`: Prometheus' text format (version 0.0.4). The HTTP requests by route and
 //! status (`nexus_http_requests_total`), their latency by route
-//! (`nexus_http_request_duration_seconds`, a histogram), and the engine's own figures of
+//! (`nexus_http_request_duration_seconds`, a histogram), the gRPC calls by method and code
+//! (`nexus_grpc_calls_total`, `nexus_grpc_call_duration_seconds`) when `--grpc` runs too,
+//! and the engine's own figures of
 //! each open database: every number of [`nexus::Database::stats`]' `storage` and `cache`
 //! objects as a gauge `nexus_storage_*` / `nexus_cache_*` (nested objects joined with `_`,
 //! booleans as 0 / 1), labelled `db`, plus `nexus_database_connections`.
@@ -31,11 +33,40 @@ struct Histogram {
     sum: f64,
 }
 
-/// The request counters and latency histograms.
+/// The request counters and latency histograms of the HTTP front end and of the gRPC one.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    calls: Mutex<BTreeMap<(&'static str, String), u64>>,
+    call_latency: Mutex<BTreeMap<&'static str, Histogram>>,
+}
+
+impl Histogram {
+    fn add(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        self.count += 1;
+        self.sum += secs;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str, value: &str) {
+        let v = escape(value);
+        for (le, n) in BUCKETS.iter().zip(self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{label}=\"{v}\",le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{label}=\"{v}\",le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{v}\"}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{v}\"}} {}", self.count);
+    }
 }
 
 /// The label of a Data API request: its action (`data-api/find`), or `data-api/unknown`.
@@ -58,16 +89,26 @@ impl Metrics {
             .lock()
             .entry((route.to_owned(), status))
             .or_default() += 1;
-        let secs = took.as_secs_f64();
-        let mut latency = self.latency.lock();
-        let h = latency.entry(route.to_owned()).or_default();
-        h.count += 1;
-        h.sum += secs;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.counts[i] += 1;
-            }
-        }
+        self.latency
+            .lock()
+            .entry(route.to_owned())
+            .or_default()
+            .add(took);
+    }
+
+    /// A gRPC call of `method` that ended with the status `code` (for a streaming call: the
+    /// time until its stream was handed out).
+    pub fn record_call(&self, method: &'static str, code: tonic::Code, took: Duration) {
+        *self
+            .calls
+            .lock()
+            .entry((method, format!("{code:?}")))
+            .or_default() += 1;
+        self.call_latency
+            .lock()
+            .entry(method)
+            .or_default()
+            .add(took);
     }
 
     fn render_requests(&self, out: &mut String) {
@@ -87,28 +128,24 @@ impl Metrics {
         );
         out.push_str("# TYPE nexus_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().iter() {
-            let r = escape(route);
-            for (le, n) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "nexus_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{le}\"}} {n}"
-                );
-            }
+            h.render(out, "nexus_http_request_duration_seconds", "route", route);
+        }
+        out.push_str(
+            "# HELP nexus_grpc_calls_total gRPC calls answered, by method and status code.\n",
+        );
+        out.push_str("# TYPE nexus_grpc_calls_total counter\n");
+        for ((method, code), n) in self.calls.lock().iter() {
             let _ = writeln!(
                 out,
-                "nexus_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
-                h.count
+                "nexus_grpc_calls_total{{method=\"{method}\",code=\"{code}\"}} {n}"
             );
-            let _ = writeln!(
-                out,
-                "nexus_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "nexus_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
-                h.count
-            );
+        }
+        out.push_str(
+            "# HELP nexus_grpc_call_duration_seconds Time to answer gRPC calls (streams: until the stream starts), by method.\n",
+        );
+        out.push_str("# TYPE nexus_grpc_call_duration_seconds histogram\n");
+        for (method, h) in self.call_latency.lock().iter() {
+            h.render(out, "nexus_grpc_call_duration_seconds", "method", method);
         }
     }
 }

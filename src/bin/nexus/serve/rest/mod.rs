@@ -439,13 +439,18 @@ async fn wrong_method(req: Request, next: axum::middleware::Next) -> Response {
 }
 
 /// The router of the HTTP front end (each route is listed in `openapi.rs`).
-pub fn router(server: Arc<Server>, keys: Option<Vec<ApiKey>>, limits: HttpLimits) -> Router {
+pub fn router(
+    server: Arc<Server>,
+    keys: Option<Vec<ApiKey>>,
+    limits: HttpLimits,
+    metrics: Arc<Metrics>,
+) -> Router {
     let app = Arc::new(App {
         server,
         keys,
         slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
         limits,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
     });
     let db = "/api/v1/databases/{db}";
     let coll = "/api/v1/databases/{db}/collections/{coll}";
