@@ -306,3 +306,25 @@ def test_calls_counted_in_the_http_metrics(tmp_path):
         assert 'nexus_grpc_call_duration_seconds_count{method="InsertOne"} 1' in text
     finally:
         assert s.stop() == 0
+
+
+def test_tls(tmp_path):
+    # A self-signed certificate for 127.0.0.1 (openssl); gRPC clients require ALPN h2.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    s = GrpcServer(str(tmp_path / "data"), ["--tls-cert", str(cert), "--tls-key", str(key)])
+    try:
+        assert "TLS" in s.banner
+        creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{s.port}", creds) as ch:
+            stub = rpc.NexusStub(ch)
+            stub.InsertOne(pb.InsertOneRequest(ns=ns("t"), document=bson.encode({"a": 1})), timeout=10)
+            assert stub.Count(pb.CountRequest(ns=ns("t")), timeout=10).count == 1
+        # Plaintext against the TLS port fails, and the server stays up.
+        code, _ = code_of(lambda: s.stub.Count(pb.CountRequest(ns=ns("t")), timeout=5))
+        assert code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        assert s.stop() == 0

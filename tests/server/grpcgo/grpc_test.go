@@ -23,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -179,6 +180,16 @@ func start(t *testing.T, dir string, extra ...string) *client {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--grpc", addr}, extra...)...)
+	creds := insecure.NewCredentials()
+	for i, a := range extra {
+		if a == "--tls-cert" {
+			tc, err := credentials.NewClientTLSFromFile(extra[i+1], "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			creds = tc
+		}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +217,7 @@ func start(t *testing.T, dir string, extra ...string) *client {
 	if err != nil {
 		t.Fatalf("proto/nexus/v1/nexus.proto: %v", err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,5 +345,25 @@ func TestHealthReflectionAndKeys(t *testing.T) {
 	insert := c.msg(t, "InsertOneRequest", map[string]any{"ns": ns, "document": encode(t, bson.D{{Key: "a", Value: 1}})})
 	if _, err := c.call(authed, t, "InsertOne", insert); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("write with a read-only key: %v", err)
+	}
+}
+
+// TLS: grpc-go requires the server to select ALPN "h2".
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+		"-out", cert, "-days", "1", "-subj", "/CN=localhost",
+		"-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl: %v %s", err, out)
+	}
+	c := start(t, filepath.Join(dir, "data"), "--tls-cert", cert, "--tls-key", key)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ns := c.msg(t, "Namespace", map[string]any{"database": "shop", "collection": "tls"})
+	c.must(ctx, t, "InsertOne", c.msg(t, "InsertOneRequest", map[string]any{"ns": ns, "document": encode(t, bson.D{{Key: "a", Value: 1}})}))
+	if n := field(c.must(ctx, t, "Count", c.msg(t, "CountRequest", map[string]any{"ns": ns})), "count").Uint(); n != 1 {
+		t.Fatalf("count over TLS: %d", n)
 	}
 }

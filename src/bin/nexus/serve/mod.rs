@@ -123,6 +123,17 @@ fn address(option: &str, text: &str, auth: bool) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// The TLS acceptor of a front end that negotiates `protocol` by ALPN (gRPC clients require
+/// `h2`; HTTP clients are told `http/1.1`, the only version served).
+fn alpn(
+    tls: &Option<tokio_rustls::TlsAcceptor>,
+    protocol: &[u8],
+) -> Option<tokio_rustls::TlsAcceptor> {
+    let mut config = (**tls.as_ref()?.config()).clone();
+    config.alpn_protocols = vec![protocol.to_vec()];
+    Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Runs the server in the foreground until SIGINT / SIGTERM.
 pub fn run(options: ServeOptions) -> Result<(), String> {
     let mongo = match &options.mongo {
@@ -258,9 +269,13 @@ async fn serve(
             "nexus serve: HTTP on {local} ({scheme}://{local}/app/data-api/endpoint/data/v1), data directory {dir}"
         ));
         log::info!("HTTP on {local}");
-        let incoming =
-            listen::Incoming::start(listener, tls.clone(), options.max_connections, "HTTP")
-                .map_err(|e| format!("--http {local}: {e}"))?;
+        let incoming = listen::Incoming::start(
+            listener,
+            alpn(&tls, b"http/1.1"),
+            options.max_connections,
+            "HTTP",
+        )
+        .map_err(|e| format!("--http {local}: {e}"))?;
         let app = rest::router(
             Arc::clone(&server),
             keys.clone(),
@@ -286,7 +301,7 @@ async fn serve(
         ));
         log::info!("gRPC on {local}");
         let incoming =
-            listen::Incoming::start(listener, tls.clone(), options.max_connections, "gRPC")
+            listen::Incoming::start(listener, alpn(&tls, b"h2"), options.max_connections, "gRPC")
                 .map_err(|e| format!("--grpc {local}: {e}"))?;
         let served = grpc::serve(
             Arc::clone(&server),
