@@ -223,3 +223,51 @@ pub fn describe(k: &ApiKey) -> String {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stored_as_digests_and_found_by_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = add(dir.path(), "writer", false, &[]).unwrap();
+        let reader = add(dir.path(), "reader", true, &["shop".into(), "shop".into()]).unwrap();
+        assert!(writer.starts_with(PREFIX) && writer.len() == PREFIX.len() + 43);
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(!text.contains(&writer) && !text.contains(&reader));
+        let keys = load(dir.path()).unwrap();
+        assert_eq!(
+            keys.iter().map(describe).collect::<Vec<_>>(),
+            ["reader\tread\tshop", "writer\treadWrite\t*"]
+        );
+        let w = find(&keys, &writer).unwrap();
+        assert_eq!(w.name, "writer");
+        assert!(w.allows("any", true));
+        let r = find(&keys, &reader).unwrap();
+        assert!(r.allows("shop", false) && !r.allows("shop", true) && !r.allows("other", false));
+        assert!(find(&keys, "nxk_not-a-key").is_none());
+        assert!(find(&keys, "").is_none());
+        // A new key of the same name replaces the old one.
+        let again = add(dir.path(), "writer", false, &[]).unwrap();
+        let keys = load(dir.path()).unwrap();
+        assert!(find(&keys, &writer).is_none() && find(&keys, &again).is_some());
+        remove(dir.path(), "writer").unwrap();
+        assert!(remove(dir.path(), "writer").unwrap_err().contains("no key"));
+        assert!(add(dir.path(), "x", false, &["bad/name".into()]).is_err());
+        assert!(add(dir.path(), "", false, &[]).is_err());
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            path(dir.path()),
+            r#"{"keys": [{"name": "k", "sha256": "AAAA", "access": "read"}]}"#,
+        )
+        .unwrap();
+        assert!(load(dir.path()).unwrap_err().contains("32 bytes"));
+        std::fs::write(path(dir.path()), "not json").unwrap();
+        assert!(load(dir.path()).is_err());
+    }
+}
