@@ -1,6 +1,8 @@
 //! Build script: gives the shared library its SONAME and regenerates `include/nexus.h` from
 //! `src/ffi/` with cbindgen. The header is committed; CI rebuilds and fails on any difference
-//! (`git diff --exit-code include/nexus.h`).
+//! (`git diff --exit-code include/nexus.h`). With the feature `server`, it also generates the
+//! gRPC code of `nexus serve --grpc` from `proto/nexus/v1/nexus.proto` (protox parses it, no
+//! protoc needed) into OUT_DIR, with the file descriptor set that server reflection serves.
 
 use std::path::PathBuf;
 
@@ -12,6 +14,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/error");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    #[cfg(feature = "server")]
+    grpc();
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
@@ -29,4 +33,20 @@ fn main() {
         }
     };
     bindings.write_to_file(crate_dir.join("include/nexus.h"));
+}
+
+/// The messages and service of proto/nexus/v1/nexus.proto (`nexus serve --grpc`).
+#[cfg(feature = "server")]
+fn grpc() {
+    use protox::prost::Message;
+    println!("cargo:rerun-if-changed=proto");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+    let fds = protox::compile(["nexus/v1/nexus.proto"], ["proto"])
+        .unwrap_or_else(|e| panic!("proto/nexus/v1/nexus.proto: {e}"));
+    std::fs::write(out.join("nexus_v1_descriptor.bin"), fds.encode_to_vec())
+        .expect("OUT_DIR is writable");
+    tonic_prost_build::configure()
+        .build_client(false)
+        .compile_fds(fds)
+        .unwrap_or_else(|e| panic!("generating the gRPC code: {e}"));
 }

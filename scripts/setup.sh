@@ -3,12 +3,12 @@
 # a C/C++ toolchain, pkg-config, valgrind, GoogleTest, sqlite3 and GNU time (the import
 # benchmark), the openssl command line (the signature tests check against it), cmake (the
 # install test builds a find_package(nexus) project), abigail-tools (abidw / abidiff of the ABI
-# check), python3 with venv, and pinned pandas + pytest for the Python binding's tests in the
+# check), curl (README's HTTP example, run by scripts/check-readme-commands.sh), python3 with venv, and pinned pandas + pytest for the Python binding's tests in the
 # virtual environment .venv (never the system interpreter, which Debian keeps for its own
 # packages: pip refuses it as "externally managed"). Idempotent; quiet when all is there.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake abigail-tools python3 python3-venv; do
+for pkg in gcc g++ make pkg-config valgrind libgtest-dev libsqlite3-dev sqlite3 time openssl cmake abigail-tools curl python3 python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -38,4 +38,20 @@ PYMONGO_VERSION=4.20.1
 if ! "$venv/bin/python" -c "import pymongo, sys; sys.exit(pymongo.__version__ != '$PYMONGO_VERSION')" 2>/dev/null; then
   echo "setup: installing pymongo $PYMONGO_VERSION into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "pymongo==$PYMONGO_VERSION"
+fi
+# requests for the HTTP front end's suite (tests/server/run_rest_tests.sh), pinned like the others.
+REQUESTS_VERSION=2.32.5
+if ! "$venv/bin/python" -c "import requests, sys; sys.exit(requests.__version__ != '$REQUESTS_VERSION')" 2>/dev/null; then
+  echo "setup: installing requests $REQUESTS_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "requests==$REQUESTS_VERSION"
+fi
+# grpcio, grpcio-tools (generates the client from proto/ at test time) and protobuf for the gRPC
+# front end's suite (tests/server/run_grpc_tests.sh), pinned like the others.
+GRPCIO_VERSION=1.85.4 PROTOBUF_VERSION=7.36.2
+if ! "$venv/bin/python" -c "
+import sys; from importlib.metadata import version
+sys.exit(version('grpcio') != '$GRPCIO_VERSION' or version('grpcio-tools') != '$GRPCIO_VERSION' or version('protobuf') != '$PROTOBUF_VERSION')" 2>/dev/null; then
+  echo "setup: installing grpcio $GRPCIO_VERSION, grpcio-tools $GRPCIO_VERSION and protobuf $PROTOBUF_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "grpcio==$GRPCIO_VERSION" \
+    "grpcio-tools==$GRPCIO_VERSION" "protobuf==$PROTOBUF_VERSION"
 fi

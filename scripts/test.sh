@@ -19,17 +19,18 @@ suite() {
 }
 
 library_alone() {
-  # A host that links only the library builds it without the CLI's crates (cargo feature `cli`):
+  # A host that links only the library builds it without the CLI's crates (cargo feature `cli`)
+  # or the server's (feature `server`), build dependencies included (protox, tonic-prost-build):
   # clippy compiles it that way (and lints what only that build sees) without the code
   # generation of a second release build; the C, C++ and Go suites link the shipped one.
   cargo clippy --release --no-default-features --lib -- -D warnings || return 1
   local cli_crates
-  cli_crates="$(cargo tree --no-default-features -e normal --prefix none --format '{p}' \
-                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|snap) ' | sort -u)"
+  cli_crates="$(cargo tree --no-default-features -e normal,build --prefix none --format '{p}' \
+                | grep -E '^(clap|clap_complete|clap_mangen|indicatif|log4rs|rustyline|anyhow|tokio|mio|pbkdf2|rustls|tokio-rustls|snap|axum|hyper|tokio-stream|tonic|tonic-prost|prost|tonic-health|tonic-reflection|protox|tonic-prost-build|h2) ' | sort -u)"
   if [[ -n "$cli_crates" ]]; then
     echo "the library without the cli feature still depends on:"; echo "$cli_crates"; return 1
   fi
-  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, snap (ring is the library's own: AES-256-GCM)"
+  echo "library without the cli feature: no clap, clap_complete, clap_mangen, indicatif, log4rs, rustyline, anyhow, tokio, mio, pbkdf2, rustls, tokio-rustls, snap, axum, hyper, tokio-stream, tonic, tonic-prost, prost, tonic-health, tonic-reflection, protox, tonic-prost-build, h2 (ring is the library's own: AES-256-GCM)"
 }
 
 abi_check() {
@@ -102,6 +103,11 @@ suite "python"         bash bindings/python/run_tests.sh
 suite "server (pymongo)" bash tests/server/run_tests.sh
 suite "server (go driver)" bash tests/server/run_go_tests.sh
 suite "server (mongosh)" bash tests/server/run_mongosh_tests.sh
+# `nexus serve --http`: the Data API actions and native endpoints driven by `requests`.
+suite "server (rest)" bash tests/server/run_rest_tests.sh
+# `nexus serve --grpc`: a grpcio client generated from proto/nexus/v1/nexus.proto at test time.
+suite "server (grpc python)" bash tests/server/run_grpc_tests.sh
+suite "server (grpc go)" bash tests/server/run_grpc_go_tests.sh
 suite "examples"       bash scripts/run-examples.sh
 suite "install"        bash scripts/test-install.sh
 

@@ -1,8 +1,9 @@
 // The `nexus serve` load generator (benchmarks/server.md, run by bench/server/run.sh):
 // insert_one, find_one by _id and a small find (10 documents by an indexed field) from 1, 8
-// and 32 concurrent clients, through the official Go driver against `nexus serve`, and the
-// same operations in the same run through the embedded C ABI (the Go binding, cgo, one
-// connection per client goroutine). Each case runs for a fixed time; ops/s and p50/p99
+// and 32 concurrent clients, through the official Go driver against `nexus serve`, through
+// its HTTP (Data API) and gRPC front ends (fronts.go; one server serves all three over the
+// same data directory), and the same operations in the same run through the embedded C ABI
+// (the Go binding, cgo, one connection per client goroutine). Each case runs for a fixed time; ops/s and p50/p99
 // latencies are printed as a Markdown table.
 package main
 
@@ -74,33 +75,51 @@ func run(clients int, d time.Duration, op func(client, n int) error) (result, er
 	return result{ops: len(all), elapsed: elapsed, p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
 }
 
-func us(d time.Duration) string { return strconv.FormatFloat(float64(d.Nanoseconds())/1000, 'f', 1, 64) }
+func us(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Nanoseconds())/1000, 'f', 1, 64)
+}
 
-func startServer(bin, dir string) (*exec.Cmd, string, error) {
+func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--mongo", addr)
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startServer: one `nexus serve` with the MongoDB protocol, HTTP and gRPC; the three addresses.
+func startServer(bin, dir string) (*exec.Cmd, [3]string, error) {
+	var addrs [3]string
+	for i := range addrs {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, addrs, err
+		}
+		addrs[i] = a
+	}
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--mongo", addrs[0], "--http", addrs[1], "--grpc", addrs[2])
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", err
+		return nil, addrs, err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, addrs, err
 	}
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		return nil, "", err
+	r := bufio.NewReader(out)
+	for range addrs {
+		if _, err := r.ReadString('\n'); err != nil {
+			return nil, addrs, err
+		}
 	}
-	return cmd, "mongodb://" + addr + "/", nil
+	return cmd, addrs, nil
 }
 
 func main() {
 	bin := flag.String("nexus", "../../target/release/nexus", "the nexus binary")
 	dur := flag.Duration("duration", 2*time.Second, "time per case")
+	root := flag.String("root", "../..", "the repository (for proto/nexus/v1/nexus.proto)")
 	clientList := flag.String("clients", "1,8,32", "client counts")
 	flag.Parse()
 	var clientCounts []int
@@ -119,10 +138,11 @@ func main() {
 	ctx := context.Background()
 
 	// The server.
-	srv, uri, err := startServer(*bin, filepath.Join(work, "served"))
+	srv, addrs, err := startServer(*bin, filepath.Join(work, "served"))
 	if err != nil {
 		panic(err)
 	}
+	uri := "mongodb://" + addrs[0] + "/"
 	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMaxPoolSize(64))
 	if err != nil {
@@ -234,7 +254,18 @@ func main() {
 			return nil
 		},
 	}
-	sides := []side{{"nexus serve (Go driver)", serverOps}, {"embedded (C ABI via cgo)", embeddedOps}}
+	newID := func() int64 { return nextID.Add(1) }
+	grpcSide, closeGrpc, err := grpcOps(addrs[2], *root, newID)
+	if err != nil {
+		panic(err)
+	}
+	defer closeGrpc()
+	sides := []side{
+		{"nexus serve (Go driver)", serverOps},
+		{"nexus serve HTTP (Data API, net/http)", restOps("http://"+addrs[1], newID)},
+		{"nexus serve gRPC (grpc-go)", grpcSide},
+		{"embedded (C ABI via cgo)", embeddedOps},
+	}
 	fmt.Println("| operation | clients | path | ops/s | p50 µs | p99 µs |")
 	fmt.Println("|---|---:|---|---:|---:|---:|")
 	for _, opName := range []string{"insert_one", "find_one by _id", "find 10 by index"} {

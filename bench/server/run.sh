@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Writes benchmarks/server.md: `nexus serve` through the official Go driver next to the
-# embedded C ABI (the Go binding), 1, 8 and 32 clients. Needs `cargo build --release`
+# Writes benchmarks/server.md: `nexus serve` through the official Go driver, its HTTP (Data
+# API) and gRPC front ends, next to the embedded C ABI (the Go binding), 1, 8 and 32 clients. Needs `cargo build --release`
 # (target/release/nexus and libnexus.a). Not part of `make test` (a benchmark, ~1 minute).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,16 +11,20 @@ out="$root/benchmarks/server.md"
 cd "$here"
 go build -o "$here/.bench-server" .
 trap 'rm -f "$here/.bench-server"' EXIT
-table="$("$here/.bench-server" -nexus "$root/target/release/nexus" -duration "$duration")"
+table="$("$here/.bench-server" -nexus "$root/target/release/nexus" -root "$root" -duration "$duration")"
 {
-    echo "# nexus serve: the MongoDB wire protocol next to the embedded C ABI"
+    echo "# nexus serve: the MongoDB wire protocol, HTTP and gRPC next to the embedded C ABI"
     echo
     echo "Made by \`bash bench/server/run.sh\` (bench/server/main.go) on $(date -u +%Y-%m-%d):"
     echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared with other"
     echo "work; $(go version | cut -d' ' -f3), nexus $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')."
-    echo "Each case runs $duration from N goroutines. Server: one \`nexus serve\` on loopback, the official"
-    echo "Go driver (go.mongodb.org/mongo-driver/v2 v2.10.0, one client, pool of 64). Embedded: the Go"
-    echo "binding (cgo over the C ABI, libnexus.a), one connection per goroutine to one file. Both hold"
+    echo "Each case runs $duration from N goroutines. Server: one \`nexus serve\` on loopback serving all"
+    echo "three front ends over one data directory: the official Go driver (go.mongodb.org/mongo-driver/v2"
+    echo "v2.10.0, one client, pool of 64); HTTP: the Data API actions insertOne / findOne / find with"
+    echo "net/http (keep-alive, 64 idle connections), JSON bodies decoded into maps; gRPC: grpc-go v1.85.0,"
+    echo "one HTTP/2 connection, nexus.v1.Nexus InsertOne / FindOne / streamed Find, BSON decoded into"
+    echo "bson.M. Embedded: the Go"
+    echo "binding (cgo over the C ABI, libnexus.a), one connection per goroutine to one file. Both sides hold"
     echo "the same 10,000 documents {_id, grp: _id % 1000, name} with an index on grp, at the default"
     echo "settings (sync \"full\": every insert commit is fsynced). \"find 10 by index\" returns the 10"
     echo "documents of one grp. Latencies are per operation as the client sees it."

@@ -372,16 +372,34 @@ enum Command {
     /// Print the man page (roff) on stdout; `make install` installs it as nexus.1.
     #[command(hide = true)]
     Manpage,
-    /// Serve the databases of a directory over MongoDB's wire protocol (each MongoDB
+    /// Serve the databases of a directory over MongoDB's wire protocol and / or HTTP (each
     /// database NAME is the file DIR/NAME.db), in the foreground until SIGINT or SIGTERM.
     #[cfg(feature = "server")]
     Serve {
         /// The data directory (created when missing).
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
-        /// The address and port of the MongoDB protocol.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:27017")]
-        mongo: String,
+        /// The address and port of the MongoDB protocol [default: 127.0.0.1:27017 when no
+        /// other front end is given; with --http or --grpc, only when given].
+        #[arg(long, value_name = "ADDR")]
+        mongo: Option<String>,
+        /// The address and port of the HTTP front end (the Atlas Data API v1 actions, native
+        /// endpoints, /healthz, /metrics, /openapi.json).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// The address and port of the gRPC front end (nexus.v1.Nexus of
+        /// proto/nexus/v1/nexus.proto, grpc.health.v1, server reflection).
+        #[arg(long, value_name = "ADDR")]
+        grpc: Option<String>,
+        /// The largest HTTP request body (and gRPC message) accepted, in bytes (413 past it).
+        #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+        http_max_body: usize,
+        /// Seconds an HTTP request (gRPC call) may take before it is answered 504.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        http_timeout: u64,
+        /// HTTP requests (and, apart, gRPC calls) served at once (more are answered 503).
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        http_max_concurrent: usize,
         /// The most connections served at once (more are closed on accept).
         #[arg(long, value_name = "N", default_value_t = 1000)]
         max_connections: usize,
@@ -392,7 +410,8 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         cursor_idle_timeout: u64,
         /// Require SCRAM-SHA-256 authentication by a user of DIR's users file (`nexus user
-        /// add`); needed to listen beyond the loopback address.
+        /// add`) on the MongoDB protocol, and an API key of DIR's keys file (`nexus apikey
+        /// add`) on HTTP; needed to listen beyond the loopback address.
         #[arg(long)]
         auth: bool,
         /// TLS: the server's certificate chain, a PEM file (with --tls-key).
@@ -409,6 +428,46 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Manage the API keys of `nexus serve --auth --http`: add (printing the new key once),
+    /// remove or list the keys of the data directory DIR (kept in DIR/nexus-apikeys.json as
+    /// SHA-256 digests, never the keys).
+    #[cfg(feature = "server")]
+    Apikey {
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
+}
+
+/// `nexus apikey` subcommands.
+#[cfg(feature = "server")]
+#[derive(Subcommand)]
+enum ApikeyAction {
+    /// Add the key NAME (replacing a key of that name) and print it on standard output: it is
+    /// shown this once. Read-write on every database unless limited.
+    Add {
+        /// The data directory.
+        dir: PathBuf,
+        /// The key's name.
+        name: String,
+        /// Reads only.
+        #[arg(long)]
+        read_only: bool,
+        /// A database the key may use (repeat for more; none: every database).
+        #[arg(long = "database", value_name = "NAME")]
+        databases: Vec<String>,
+    },
+    /// Remove the key NAME.
+    Remove {
+        /// The data directory.
+        dir: PathBuf,
+        /// The key's name.
+        name: String,
+    },
+    /// List the keys: name, access (read or readWrite), databases (* for all).
+    List {
+        /// The data directory.
+        dir: PathBuf,
     },
 }
 
@@ -468,7 +527,7 @@ impl Command {
             Command::Keygen { .. } | Command::Sign { .. } | Command::Verify { .. } => return None,
             Command::Completions { .. } | Command::Manpage => return None,
             #[cfg(feature = "server")]
-            Command::Serve { .. } | Command::User { .. } => return None,
+            Command::Serve { .. } | Command::User { .. } | Command::Apikey { .. } => return None,
         })
     }
 }
@@ -576,6 +635,37 @@ fn user_command(action: UserAction, out: &mut impl Write, quiet: bool) -> Result
         UserAction::List { dir } => {
             for u in users::load(&dir)? {
                 writeln!(out, "{}", u.name).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `nexus apikey add|remove|list DIR`.
+#[cfg(feature = "server")]
+fn apikey_command(action: ApikeyAction, out: &mut impl Write, quiet: bool) -> Result<(), String> {
+    use serve::apikeys;
+    match action {
+        ApikeyAction::Add {
+            dir,
+            name,
+            read_only,
+            databases,
+        } => {
+            let key = apikeys::add(&dir, &name, read_only, &databases)?;
+            writeln!(out, "{key}").map_err(|e| e.to_string())?;
+            if !quiet {
+                eprintln!(
+                    "added the API key {name} to {} (shown once: keep it)",
+                    apikeys::path(&dir).display()
+                );
+            }
+            Ok(())
+        }
+        ApikeyAction::Remove { dir, name } => apikeys::remove(&dir, &name),
+        ApikeyAction::List { dir } => {
+            for k in apikeys::load(&dir)? {
+                writeln!(out, "{}", apikeys::describe(&k)).map_err(|e| e.to_string())?;
             }
             Ok(())
         }
@@ -971,6 +1061,11 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Serve {
             data_dir,
             mongo,
+            http,
+            grpc,
+            http_max_body,
+            http_timeout,
+            http_max_concurrent,
             max_connections,
             max_cursors_per_connection,
             cursor_idle_timeout,
@@ -979,9 +1074,21 @@ fn run(cli: Cli) -> Result<(), String> {
             tls_key,
         } => {
             drop(out);
+            // Today's default: the MongoDB protocol on 27017 when no other front end is asked.
+            let mongo = match (mongo, &http, &grpc) {
+                (None, None, None) => Some("127.0.0.1:27017".to_owned()),
+                (m, _, _) => m,
+            };
             return serve::run(serve::ServeOptions {
                 data_dir,
                 mongo,
+                http,
+                grpc,
+                http_limits: serve::HttpLimits {
+                    max_body: http_max_body,
+                    timeout: std::time::Duration::from_secs(http_timeout.max(1)),
+                    max_concurrent: http_max_concurrent,
+                },
                 max_connections,
                 max_cursors_per_connection,
                 cursor_idle: std::time::Duration::from_secs(cursor_idle_timeout),
@@ -991,6 +1098,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         #[cfg(feature = "server")]
         Command::User { action } => user_command(action, &mut out, quiet),
+        #[cfg(feature = "server")]
+        Command::Apikey { action } => apikey_command(action, &mut out, quiet),
     };
     r?;
     match out.flush() {

@@ -61,7 +61,7 @@ fn with_write_errors(mut reply: BsonDocument, errors: Vec<BsonDocument>) -> Bson
 }
 
 /// A document to insert, given an ObjectId `_id` first when it has none (as mongod does).
-fn with_id(d: BsonDocument) -> Document {
+pub fn with_id(d: BsonDocument) -> Document {
     if d.contains_key("_id") {
         return Document::from_bson(d);
     }

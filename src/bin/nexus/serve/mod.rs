@@ -6,6 +6,12 @@
 //! `commands` / `crud` (the commands), `state` (databases and cursors shared by all
 //! connections), `reply`, `args`, `error`.
 //!
+//! Beside it, on the same runtime and the same [`Server`] (databases, limits, TLS acceptor),
+//! two optional front ends: HTTP (`--http`, `rest/`: the Atlas Data API actions and native
+//! endpoints) and gRPC (`--grpc`, `grpc.rs`), whose connections `listen.rs` accepts and whose
+//! API keys `apikeys.rs` keeps. Any combination of the three may run; each prints one line
+//! naming its address on start.
+//!
 //! Lifecycle: `run` binds, prints one line naming the address, serves until SIGINT or
 //! SIGTERM, then stops accepting, lets in-flight requests finish (idle connections are
 //! closed at once, busy ones get [`GRACE`]), checkpoints and closes every database.
@@ -14,17 +20,22 @@
 //! past the limit, a bad checksum) closes its connection with a log line; a panic while
 //! running a command closes that connection too. Neither reaches other connections.
 
+pub mod apikeys;
 mod args;
 mod commands;
 mod crud;
 mod error;
+mod grpc;
+mod listen;
 mod reply;
+mod rest;
 mod scram;
 mod sessions;
 mod state;
 pub mod users;
 mod wire;
 
+pub use rest::HttpLimits;
 use state::{Limits, Server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,22 +55,29 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ServeOptions {
     /// The data directory (created when missing).
     pub data_dir: PathBuf,
-    /// Where the MongoDB protocol listens.
-    pub mongo: String,
+    /// Where the MongoDB protocol listens (None: not served).
+    pub mongo: Option<String>,
+    /// Where the HTTP front end listens (None: not served).
+    pub http: Option<String>,
+    /// Where the gRPC front end listens (None: not served).
+    pub grpc: Option<String>,
+    /// The HTTP and gRPC front ends' body (message) limit, timeout and concurrency limit.
+    pub http_limits: HttpLimits,
     /// Connections served at once.
     pub max_connections: usize,
     /// Open cursors one connection may hold.
     pub max_cursors_per_connection: usize,
     /// A cursor unused this long is killed.
     pub cursor_idle: Duration,
-    /// Require SCRAM-SHA-256 authentication (users of `nexus user add`).
+    /// Require SCRAM-SHA-256 authentication (users of `nexus user add`) on the MongoDB
+    /// protocol and an API key (`nexus apikey add`) on HTTP and gRPC.
     pub auth: bool,
     /// TLS: the certificate chain and the private key, PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TLS acceptor of `--tls-cert` / `--tls-key` (rustls with the ring provider; TLS 1.2 and
 /// 1.3, no client certificates).
@@ -92,29 +110,71 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, St
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The address of a front end's option: loopback only without `--auth`.
+fn address(option: &str, text: &str, auth: bool) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{option} {text}: not an IP address and port"))?;
+    if !addr.ip().is_loopback() && !auth {
+        return Err(format!(
+            "{option} {addr}: listening beyond the loopback address needs --auth"
+        ));
+    }
+    Ok(addr)
+}
+
+/// The TLS acceptor of a front end that negotiates `protocol` by ALPN (gRPC clients require
+/// `h2`; HTTP clients are told `http/1.1`, the only version served).
+fn alpn(
+    tls: &Option<tokio_rustls::TlsAcceptor>,
+    protocol: &[u8],
+) -> Option<tokio_rustls::TlsAcceptor> {
+    let mut config = (**tls.as_ref()?.config()).clone();
+    config.alpn_protocols = vec![protocol.to_vec()];
+    Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Runs the server in the foreground until SIGINT / SIGTERM.
 pub fn run(options: ServeOptions) -> Result<(), String> {
-    let addr: SocketAddr = options
-        .mongo
-        .parse()
-        .map_err(|_| format!("--mongo {}: not an IP address and port", options.mongo))?;
-    if !addr.ip().is_loopback() && !options.auth {
-        return Err(format!(
-            "--mongo {addr}: listening beyond the loopback address needs --auth"
-        ));
+    let mongo = match &options.mongo {
+        Some(m) => Some(address("--mongo", m, options.auth)?),
+        None => None,
+    };
+    let http = match &options.http {
+        Some(h) => Some(address("--http", h, options.auth)?),
+        None => None,
+    };
+    let grpc = match &options.grpc {
+        Some(g) => Some(address("--grpc", g, options.auth)?),
+        None => None,
+    };
+    if mongo.is_none() && http.is_none() && grpc.is_none() {
+        return Err("nothing to serve: give --mongo, --http or --grpc".into());
     }
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("{}: {e}", options.data_dir.display()))?;
-    let users = if options.auth {
+    let dir = options.data_dir.display();
+    let users = if options.auth && mongo.is_some() {
         let users = users::load(&options.data_dir)?;
         if users.is_empty() {
             return Err(format!(
-                "--auth: {} has no users: add one with nexus user add {}",
+                "--auth: {} has no users: add one with nexus user add {dir}",
                 users::path(&options.data_dir).display(),
-                options.data_dir.display()
             ));
         }
         Some(users)
+    } else {
+        None
+    };
+    let keys = if options.auth && (http.is_some() || grpc.is_some()) {
+        let keys = apikeys::load(&options.data_dir)?;
+        if keys.is_empty() {
+            return Err(format!(
+                "--auth: {} has no API keys for --http / --grpc: add one with nexus apikey add {dir} NAME",
+                apikeys::path(&options.data_dir).display(),
+            ));
+        }
+        Some(keys)
     } else {
         None
     };
@@ -127,21 +187,59 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
         .thread_name("nexus-serve")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(options, addr, users, tls))
+    runtime.block_on(serve(
+        options,
+        Endpoints { mongo, http, grpc },
+        users,
+        keys,
+        tls,
+    ))
+}
+
+/// The addresses of the front ends served.
+struct Endpoints {
+    mongo: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    Ok((listener, local))
+}
+
+/// One line on standard output (the banner naming each address).
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 async fn serve(
     options: ServeOptions,
-    addr: SocketAddr,
+    at: Endpoints,
     users: Option<Vec<users::User>>,
+    keys: Option<Vec<apikeys::ApiKey>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let mongo = match at.mongo {
+        Some(addr) => Some(bind("--mongo", addr).await?),
+        None => None,
+    };
+    let http = match at.http {
+        Some(addr) => Some(bind("--http", addr).await?),
+        None => None,
+    };
+    let grpc = match at.grpc {
+        Some(addr) => Some(bind("--grpc", addr).await?),
+        None => None,
+    };
     let limits = Limits {
         max_connections: options.max_connections,
         max_cursors_per_connection: options.max_cursors_per_connection,
@@ -153,22 +251,72 @@ async fn serve(
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout();
-        let _ = writeln!(
-            out,
-            "nexus serve: MongoDB protocol on {local} (mongodb://{local}/{}), data directory {}",
+    let dir = options.data_dir.display();
+    if let Some((_, local)) = &mongo {
+        announce(&format!(
+            "nexus serve: MongoDB protocol on {local} (mongodb://{local}/{}), data directory {dir}",
             if tls.is_some() { "?tls=true" } else { "" },
-            options.data_dir.display()
-        );
-        let _ = out.flush();
+        ));
+        log::info!("MongoDB protocol on {local}");
     }
-    log::info!("listening on {local}");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let active = Arc::new(AtomicUsize::new(0));
-    let next_conn = AtomicU64::new(1);
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut front_ends = tokio::task::JoinSet::new();
+    // Counted by both front ends, shown by the HTTP one's /metrics.
+    let metrics = Arc::new(rest::Metrics::default());
+    if let Some((listener, local)) = http {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        announce(&format!(
+            "nexus serve: HTTP on {local} ({scheme}://{local}/app/data-api/endpoint/data/v1), data directory {dir}"
+        ));
+        log::info!("HTTP on {local}");
+        let incoming = listen::Incoming::start(
+            listener,
+            alpn(&tls, b"http/1.1"),
+            options.max_connections,
+            "HTTP",
+        )
+        .map_err(|e| format!("--http {local}: {e}"))?;
+        let app = rest::router(
+            Arc::clone(&server),
+            keys.clone(),
+            options.http_limits.clone(),
+            Arc::clone(&metrics),
+        );
+        let mut stop = stop_rx.clone();
+        front_ends.spawn(async move {
+            let served = axum::serve(incoming, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                log::error!("HTTP: {e}");
+            }
+        });
+    }
+    if let Some((listener, local)) = grpc {
+        announce(&format!(
+            "nexus serve: gRPC on {local} (nexus.v1.Nexus{}), data directory {dir}",
+            if tls.is_some() { ", TLS" } else { "" }
+        ));
+        log::info!("gRPC on {local}");
+        let incoming =
+            listen::Incoming::start(listener, alpn(&tls, b"h2"), options.max_connections, "gRPC")
+                .map_err(|e| format!("--grpc {local}: {e}"))?;
+        let served = grpc::serve(
+            Arc::clone(&server),
+            keys,
+            options.http_limits.clone(),
+            metrics,
+            incoming,
+            stop_rx.clone(),
+        );
+        front_ends.spawn(async move {
+            if let Err(e) = served.await {
+                log::error!("{e}");
+            }
+        });
+    }
     let expiry = {
         let server = Arc::clone(&server);
         tokio::spawn(async move {
@@ -188,6 +336,59 @@ async fn serve(
             }
         })
     };
+    let mut tasks = tokio::task::JoinSet::new();
+    match mongo {
+        Some((listener, _)) => {
+            accept_wire(
+                &server, listener, &tls, &stop_rx, &mut tasks, &mut term, &mut int,
+            )
+            .await;
+        }
+        None => {
+            tokio::select! {
+                _ = term.recv() => log::info!("SIGTERM: shutting down"),
+                _ = int.recv() => log::info!("SIGINT: shutting down"),
+            }
+        }
+    }
+    expiry.abort();
+    let _ = stop_tx.send(true);
+    let finished = tokio::time::timeout(GRACE, async {
+        while tasks.join_next().await.is_some() {}
+        while front_ends.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        log::warn!("requests still running after {GRACE:?}: abandoned");
+        tasks.abort_all();
+        front_ends.abort_all();
+    }
+    let errors = tokio::task::spawn_blocking(move || server.close_all())
+        .await
+        .map_err(|e| format!("shutdown: {e}"))?;
+    for e in &errors {
+        log::error!("shutdown: {e}");
+    }
+    log::info!("stopped");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Accepts and serves the MongoDB protocol's connections until SIGINT / SIGTERM.
+async fn accept_wire(
+    server: &Arc<Server>,
+    listener: TcpListener,
+    tls: &Option<tokio_rustls::TlsAcceptor>,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let next_conn = AtomicU64::new(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -206,7 +407,7 @@ async fn serve(
                 }
                 let _ = stream.set_nodelay(true);
                 let id = next_conn.fetch_add(1, Ordering::Relaxed);
-                let server = Arc::clone(&server);
+                let server = Arc::clone(server);
                 let stop = stop_rx.clone();
                 let active = Arc::clone(&active);
                 let tls = tls.clone();
@@ -238,27 +439,6 @@ async fn serve(
             _ = term.recv() => { log::info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { log::info!("SIGINT: shutting down"); break; }
         }
-    }
-    drop(listener);
-    expiry.abort();
-    let _ = stop_tx.send(true);
-    let finished =
-        tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
-    if finished.is_err() {
-        log::warn!("requests still running after {GRACE:?}: abandoned");
-        tasks.abort_all();
-    }
-    let errors = tokio::task::spawn_blocking(move || server.close_all())
-        .await
-        .map_err(|e| format!("shutdown: {e}"))?;
-    for e in &errors {
-        log::error!("shutdown: {e}");
-    }
-    log::info!("stopped");
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
     }
 }
 

@@ -149,6 +149,51 @@ pub struct Server {
     pub sessions: Sessions,
     /// With `--auth`: the users who may connect (read at start).
     pub users: Option<Vec<User>>,
+    /// Idle NexusLite connections per database for the HTTP and gRPC front ends, whose
+    /// requests are not tied to a connection: a request takes one ([`Server::handle`]) and
+    /// gives it back when done, so concurrent auto-commit writes commit as separate
+    /// connections do (their fsyncs shared by group commit), as the wire connections' own
+    /// handles do.
+    idle: Mutex<HashMap<String, Vec<Database>>>,
+}
+
+/// The most idle connections [`Server::handle`] keeps per database.
+const MAX_IDLE_HANDLES: usize = 64;
+
+/// A NexusLite connection lent to one HTTP or gRPC request by [`Server::handle`]; back to
+/// the pool on drop (unless inside a transaction, which a lent handle never is).
+pub struct Lent<'a> {
+    server: &'a Server,
+    name: String,
+    db: Option<Database>,
+    /// The empty stand-in of a database without a file (a read never creates one).
+    empty: Option<Arc<Database>>,
+}
+
+impl std::ops::Deref for Lent<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        match (&self.db, &self.empty) {
+            (Some(db), _) => db,
+            (None, Some(e)) => e,
+            (None, None) => unreachable!("a lent handle holds a database until dropped"),
+        }
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            if db.in_transaction() {
+                let _ = db.rollback();
+            }
+            let mut idle = self.server.idle.lock();
+            let list = idle.entry(std::mem::take(&mut self.name)).or_default();
+            if list.len() < MAX_IDLE_HANDLES {
+                list.push(db);
+            }
+        }
+    }
 }
 
 /// Whether `name` can be a database file name: MongoDB's rules (no `/\. "$*<>:|?`, at most
@@ -178,7 +223,43 @@ impl Server {
             cursors: Mutex::new(HashMap::new()),
             next_cursor: AtomicI64::new(i64::from(fastrand_seed())),
             sessions: Sessions::default(),
+            idle: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A connection to the database `name` for one request: an idle one, or a new one
+    /// joining the engine the server holds open. `write`: create the file when missing;
+    /// otherwise a missing database reads as an empty one and creates nothing.
+    pub fn handle(&self, name: &str, write: bool) -> CmdResult<Lent<'_>> {
+        check_db_name(name)?;
+        let lent = |db, empty| Lent {
+            server: self,
+            name: name.to_owned(),
+            db,
+            empty,
+        };
+        if let Some(db) = self.idle.lock().get_mut(name).and_then(Vec::pop) {
+            return Ok(lent(Some(db), None));
+        }
+        if !write {
+            let shared = self.db_for_read(name)?;
+            if self.is_empty_db(&shared) {
+                return Ok(lent(None, Some(shared)));
+            }
+        }
+        Ok(lent(Some(self.session_connection(name)?), None))
+    }
+
+    /// The databases open now, by name (for the metrics).
+    pub fn open_databases(&self) -> Vec<(String, Arc<Database>)> {
+        let mut v: Vec<_> = self
+            .dbs
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
@@ -306,6 +387,7 @@ impl Server {
     pub fn close_all(&self) -> Vec<String> {
         self.cursors.lock().clear();
         self.sessions.abort_all();
+        self.idle.lock().clear();
         let dbs: Vec<(String, Arc<Database>)> = self.dbs.lock().drain().collect();
         let mut errors = Vec::new();
         for (name, db) in dbs {
