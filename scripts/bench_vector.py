@@ -78,8 +78,8 @@ def main():
         f"{hnswlib.__version__ if hasattr(hnswlib, '__version__') else '0.8.0'} from PyPI with M=16,",
         "ef_construction=200 and ef = numCandidates; the brute force is NumPy (one query at a",
         "time, BLAS limited to one thread). Index size: NexusLite, the growth of the database",
-        "files when the index was built (graph nodes with float32 vectors, links both ways and",
-        "B+tree pages); hnswlib, its saved index (about its memory).",
+        "files when the index was built (graph nodes with float32 vectors, links both ways as",
+        "4-byte ids, and B+tree pages); hnswlib, its saved index (about its memory).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
         f"{platform.platform()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -113,9 +113,10 @@ def main():
             f"inserting them took {nx['insert_s']:.1f} s), hnswlib {h['build_s']:.1f} s. "
             f"Index size: NexusLite {nx_size / 2**20:.1f} MiB, hnswlib {h['size'] / 2**20:.1f} MiB "
             f"({nx_size / h['size']:.2f}x; target <= 1.5x). Brute force: {brute_qps:.0f} queries/s, recall 1. "
-            f"NexusLite's first (cold) pass at numCandidates 100, reading every node from the "
-            f"database's pages: {cold['qps']:.0f} queries/s; the rows below are later passes, "
-            f"which find the nodes decoded in the snapshot's shared cache.",
+            f"NexusLite's first (cold) pass at numCandidates 100, reading the nodes from the "
+            f"database's pages (and, after a few dozen queries, copying level 0 into the "
+            f"version's flat arena): {cold['qps']:.0f} queries/s; the rows below are later "
+            f"passes, which read that shared copy.",
             "",
             "| numCandidates / ef | NexusLite recall@10 | hnswlib recall@10 | NexusLite q/s | hnswlib q/s | NexusLite / hnswlib q/s | NexusLite / brute force q/s |",
             "|---:|---:|---:|---:|---:|---:|---:|",

@@ -438,6 +438,38 @@ fn projection_score_field_index_name_and_binary_vectors() {
         "cosine score {s}"
     );
     assert!((rows[2].get_f64("sim").unwrap() - 0.5).abs() < 1e-6);
+    // Exclusion projections (top-level fields dropped before their values are decoded; a
+    // dotted path or an inclusion through the general projection): each row is the stored
+    // document with those fields left out, fields in their stored order, then the score.
+    c.insert(Document::from(
+        doc! {"_id": 5, "name": "d", "e": {"v": [1.0, 0.1, 0.0], "w": 7}, "z": [1, {"y": 2}]},
+    ))
+    .unwrap();
+    let q = f32s(&[1.0, 0.1, 0.0]);
+    let first = |projection: BsonDocument| -> BsonDocument {
+        let mut rows = c
+            .vector_search(&doc! {"path": "e.v", "queryVector": q.clone(), "limit": 1,
+            "projection": projection})
+            .unwrap();
+        let mut d = rows.next().unwrap().unwrap().into_bson();
+        assert!((d.get_f64("_score").unwrap() - 1.0).abs() < 1e-6, "{d:?}");
+        d.remove("_score");
+        d
+    };
+    assert_eq!(
+        first(doc! {"e": 0}),
+        doc! {"_id": 5, "name": "d", "z": [1, {"y": 2}]}
+    );
+    assert_eq!(
+        first(doc! {"_id": false, "e": 0.0, "name": 0i64}),
+        doc! {"z": [1, {"y": 2}]}
+    );
+    assert_eq!(
+        first(doc! {"e.v": 0}),
+        doc! {"_id": 5, "name": "d", "e": {"w": 7}, "z": [1, {"y": 2}]}
+    );
+    assert_eq!(first(doc! {"name": 1}), doc! {"_id": 5, "name": "d"});
+    c.delete(&doc! {"_id": 5}, false).unwrap();
     // A missing collection: empty. An unknown index name: refused.
     assert_eq!(
         db.collection("none")

@@ -2,7 +2,7 @@
 //! `crate::index::vector`), results as a [`Cursor`] with each row's score.
 
 use super::Collection;
-use crate::document::{check_nesting, record, MAX_QUERY_NESTING};
+use crate::document::{check_nesting, raw, record, MAX_QUERY_NESTING};
 use crate::error::Result;
 use crate::exec::Cursor;
 use crate::index::defs_for;
@@ -54,15 +54,20 @@ impl Collection<'_> {
             Some(p) => Projection::parse(p)?,
             None => None,
         };
+        let dropped = spec.projection.as_ref().and_then(dropped_fields);
         let mut docs = Vec::new();
         if snap.has_table(&self.name) {
             let defs = defs_for(snap, &self.name)?;
             let (def, vspec) = choose(&defs, &self.name, &spec)?;
             for (score, rec) in run(snap, def, vspec, &spec)? {
-                let doc = record::decode_body(&rec)?.into_bson();
-                let mut doc = match &projection {
-                    Some(p) => p.apply(&doc),
-                    None => doc,
+                let fast = match &dropped {
+                    Some(names) => decode_without(record::body_bytes(&rec)?, names),
+                    None => None,
+                };
+                let mut doc = match (fast, &projection) {
+                    (Some(doc), _) => doc,
+                    (None, Some(p)) => p.apply(&record::decode_body(&rec)?.into_bson()),
+                    (None, None) => record::decode_body(&rec)?.into_bson(),
                 };
                 doc.insert(spec.score_field.clone(), Bson::Double(score));
                 docs.push(doc);
@@ -78,4 +83,40 @@ impl Collection<'_> {
             "$vectorSearch",
         )?)
     }
+}
+
+/// The fields a projection that only excludes top-level fields (`{"vector": 0}`, the usual
+/// one for vector searches) leaves out; `None` for any other projection.
+fn dropped_fields(p: &BsonDocument) -> Option<Vec<String>> {
+    if p.is_empty() {
+        return None;
+    }
+    p.iter()
+        .map(|(k, v)| {
+            let zero = match v {
+                Bson::Int32(n) => *n == 0,
+                Bson::Int64(n) => *n == 0,
+                Bson::Double(d) => *d == 0.0,
+                Bson::Boolean(b) => !*b,
+                _ => false,
+            };
+            (zero && !k.is_empty() && !k.contains('.') && !k.starts_with('$')).then(|| k.clone())
+        })
+        .collect()
+}
+
+/// A stored body decoded without the fields `dropped` (what the exclusion projection of
+/// [`dropped_fields`] gives, without decoding those fields first: a result's vector is most
+/// of its bytes); `None` when the fast decoder refuses the bytes (the caller then decodes
+/// the whole document, which says what is wrong).
+fn decode_without(body: &[u8], dropped: &[String]) -> Option<BsonDocument> {
+    let mut doc = BsonDocument::new();
+    for item in raw::elements(body).ok()? {
+        let (k, e) = item.ok()?;
+        if dropped.iter().any(|d| d.as_bytes() == k) {
+            continue;
+        }
+        doc.insert(std::str::from_utf8(k).ok()?, raw::to_bson(e).ok()?);
+    }
+    Some(doc)
 }

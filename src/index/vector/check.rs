@@ -3,10 +3,12 @@
 //! itself (links point at nodes of high enough level, out-links and in-links mirror each
 //! other, no node over its link budget, the entry node on the top level).
 
-use super::graph::{check_fault, Meta, Node, DOC, LEVEL, META, NODE};
+use super::graph::{
+    check_fault, doc_value_id, key_id, Meta, Node, DOC, LEVEL, LEVEL_KEY_LEN, META, NODE,
+};
 use super::maintain::record_vector;
 use super::VectorSpec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::IndexDef;
 use crate::storage::{Bytes, ReadView};
 use std::collections::HashMap;
@@ -38,27 +40,34 @@ pub(crate) fn check_one(
             break;
         }
         for (k, v) in &batch {
-            let id_of = |s: &[u8]| <[u8; 8]>::try_from(s).ok().map(u64::from_be_bytes);
             match k.first() {
                 Some(0) if &k[..] == META => match Meta::decode(v) {
                     Ok(m) => meta = Some(m),
+                    // Another release's layout: its nodes are not this release's to judge.
+                    Err(e @ Error::Unsupported(_)) => {
+                        say(format!("{e}"));
+                        return Ok((0, problems));
+                    }
                     Err(e) => say(format!("{e}")),
                 },
-                Some(&NODE) => match (id_of(&k[1..]), Node::decode(v, spec.dims as usize)) {
+                Some(&NODE) => match (
+                    key_id(k).filter(|_| k.len() == 5),
+                    Node::decode(v, spec.dims as usize),
+                ) {
                     (Some(id), Ok(n)) => {
                         nodes.insert(id, n);
                     }
                     (_, Err(e)) => say(format!("{e}")),
                     (None, _) => say("a node key is malformed".into()),
                 },
-                Some(&DOC) => match <[u8; 8]>::try_from(&v[..]) {
-                    Ok(b) => {
-                        docs.insert(k[1..].to_vec(), u64::from_le_bytes(b));
+                Some(&DOC) => match doc_value_id(v) {
+                    Some(n) => {
+                        docs.insert(k[1..].to_vec(), n);
                     }
-                    Err(_) => say("a document entry is malformed".into()),
+                    None => say("a document entry is malformed".into()),
                 },
-                Some(&LEVEL) if k.len() == 10 => {
-                    levels.push((usize::from(255 - k[1]), id_of(&k[2..]).unwrap_or(u64::MAX)));
+                Some(&LEVEL) if k.len() == LEVEL_KEY_LEN => {
+                    levels.push((usize::from(255 - k[1]), key_id(k).unwrap_or(u64::MAX)));
                 }
                 _ => say("an entry of unknown kind".into()),
             }
@@ -116,6 +125,13 @@ pub(crate) fn check_one(
         if view.get(&def.coll, id_key).is_none() {
             say("a node's document is missing".into());
         }
+    }
+    // Node ids below the meta's counter (searches index a table by them).
+    let next_id = meta.map_or(0, |m| m.next_id);
+    if let Some(id) = nodes.keys().find(|id| **id >= next_id) {
+        say(format!(
+            "node {id} is not below the meta's next node id {next_id}"
+        ));
     }
     // The links.
     for (&id, n) in &nodes {

@@ -1,16 +1,18 @@
 //! The HNSW graph of one vector index ([`Graph`]), kept as entries of the index's table
 //! (`_ix$COLL$NAME`) and read and changed through the storage traits beneath:
 //!
-//! | key                                   | value                                        |
-//! |---------------------------------------|----------------------------------------------|
-//! | `00`                                  | meta: entry node, top level, next node id    |
-//! | `01` node id (u64 BE)                 | the node: level, `_id` key, vector, links    |
-//! | `02` `_id` key                        | the document's node id (u64 LE)              |
-//! | `03` (255 - level) node id (u64 BE)   | empty: the nodes above level 0, highest first |
+//! | key                                   | value                                          |
+//! |---------------------------------------|------------------------------------------------|
+//! | `00`                                  | meta: layout, entry node, top level, next node id, version tag |
+//! | `01` node id (u32 BE)                 | the node: level, `_id` key, vector, links      |
+//! | `02` `_id` key                        | the document's node id (u32 LE)                |
+//! | `03` (255 - level) node id (u32 BE)   | empty: the nodes above level 0, highest first  |
 //!
 //! A node keeps, per level, its out-links (the neighbors a search follows) and its
 //! in-links (the nodes linking to it), so a delete finds every node that links to the
-//! deleted one and repairs it (see [`Graph::remove`]). Byte layouts: `docs/FORMAT.md`.
+//! deleted one and repairs it (see [`Graph::remove`]). Byte layouts: `docs/FORMAT.md`
+//! (layout 2; layout 1, with 8-byte node ids, is refused with a message asking for the
+//! index to be created again).
 //!
 //! The algorithm is HNSW (Malkov and Yashunin, 2016): a node's level is drawn from an
 //! exponential distribution (here from a hash of its id, so builds are reproducible),
@@ -21,13 +23,16 @@
 //! storage it does not own).
 //!
 //! A `Graph` caches the nodes it decodes and the changes it makes; [`Graph::flush`] writes
-//! the changes into the transaction.
+//! the changes into the transaction, with a fresh version tag in the meta record. Searches
+//! of committed snapshots read the nodes through [`SharedNodes`]: one dense, lazily filled
+//! table of decoded nodes per version tag, shared by every reader of that version of the
+//! index (commits of other data leave it in place).
 
 use super::distance::distance;
 use super::VectorSpec;
 use crate::error::{Error, Result};
-use crate::storage::{Bytes, ReadView, SnapshotId, WriteTxn};
-use parking_lot::{Mutex, RwLock};
+use crate::storage::{Bytes, ReadView, WriteTxn};
+use parking_lot::Mutex;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -40,12 +45,36 @@ pub(crate) const LEVEL: u8 = 3;
 /// Highest level a node may get.
 const MAX_LEVEL: usize = 24;
 const NONE: u64 = u64::MAX;
+/// The layout of the graph's entries this build writes and reads (`docs/FORMAT.md`).
+pub(crate) const LAYOUT: u64 = 2;
+/// Node ids are 4 bytes on disk: the most a graph hands out over its life (ids of deleted
+/// nodes are not reused).
+pub(crate) const MAX_NODE_ID: u64 = u32::MAX as u64 - 1;
+
+/// A node id as stored (4 bytes; every id is at most [`MAX_NODE_ID`]).
+fn id32(id: u64) -> u32 {
+    u32::try_from(id).unwrap_or(u32::MAX)
+}
 
 pub(crate) fn node_key(id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9);
+    let mut k = Vec::with_capacity(5);
     k.push(NODE);
-    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&id32(id).to_be_bytes());
     k
+}
+
+/// The node id of a node or level key's last four bytes.
+pub(crate) fn key_id(k: &[u8]) -> Option<u64> {
+    k.get(k.len().checked_sub(4)?..)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map(|b| u64::from(u32::from_be_bytes(b)))
+}
+
+/// A document entry's node id.
+pub(crate) fn doc_value_id(v: &[u8]) -> Option<u64> {
+    <[u8; 4]>::try_from(v)
+        .ok()
+        .map(|b| u64::from(u32::from_le_bytes(b)))
 }
 
 pub(crate) fn doc_key(id_key: &[u8]) -> Vec<u8> {
@@ -56,12 +85,15 @@ pub(crate) fn doc_key(id_key: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn level_key(level: usize, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10);
+    let mut k = Vec::with_capacity(6);
     k.push(LEVEL);
     k.push(255 - u8::try_from(level).unwrap_or(255));
-    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&id32(id).to_be_bytes());
     k
 }
+
+/// Length of a level key.
+pub(crate) const LEVEL_KEY_LEN: usize = 6;
 
 /// The graph's meta record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,33 +102,55 @@ pub(crate) struct Meta {
     pub entry: Option<u64>,
     pub top: usize,
     pub next_id: u64,
+    /// Names this version of the graph: drawn at random by every flush that changes it,
+    /// so two views with the same tag hold the same graph (what [`SharedNodes`] relies on).
+    pub tag: u64,
 }
 
 impl Meta {
-    const LEN: usize = 24;
+    const LEN: usize = 40;
+    /// The meta record of layout 1 (earlier builds): entry, top level, next node id.
+    const LAYOUT1_LEN: usize = 24;
 
     fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::LEN);
+        v.extend_from_slice(&LAYOUT.to_le_bytes());
         v.extend_from_slice(&self.entry.unwrap_or(NONE).to_le_bytes());
         v.extend_from_slice(&(self.top as u64).to_le_bytes());
         v.extend_from_slice(&self.next_id.to_le_bytes());
+        v.extend_from_slice(&self.tag.to_le_bytes());
         v
     }
 
+    /// Errors: [`Error::Unsupported`] for a graph of layout 1 (written by earlier builds;
+    /// the message says to create the index again), [`Error::Corrupt`] for anything else
+    /// malformed.
     pub(crate) fn decode(b: &[u8]) -> Result<Self> {
         let word = |i: usize| {
             b.get(i * 8..i * 8 + 8)
                 .and_then(|s| s.try_into().ok())
                 .map(u64::from_le_bytes)
         };
-        match (b.len(), word(0), word(1), word(2)) {
-            (Self::LEN, Some(entry), Some(top), Some(next_id)) if top <= MAX_LEVEL as u64 => {
+        if b.len() == Self::LAYOUT1_LEN {
+            return Err(Error::unsupported(
+                "this vector index was built by an earlier release (graph layout 1, 8-byte node ids); \
+                 this release reads layout 2: drop the index and create it again to rebuild it",
+            ));
+        }
+        match (b.len(), word(0), word(1), word(2), word(3), word(4)) {
+            (Self::LEN, Some(LAYOUT), Some(entry), Some(top), Some(next_id), Some(tag))
+                if top <= MAX_LEVEL as u64 && next_id <= MAX_NODE_ID + 1 =>
+            {
                 Ok(Self {
                     entry: (entry != NONE).then_some(entry),
                     top: usize::try_from(top).unwrap_or(0),
                     next_id,
+                    tag,
                 })
             }
+            (Self::LEN, Some(layout), ..) if layout > LAYOUT => Err(Error::unsupported(format!(
+                "this vector index was built by a later release (graph layout {layout}; this release reads layout {LAYOUT})"
+            ))),
             _ => Err(Error::Corrupt(
                 "vector index meta record is malformed".into(),
             )),
@@ -120,12 +174,12 @@ pub(crate) struct Node {
 
 impl Node {
     /// Layout: level (u8), `_id` key length (u16 LE) and bytes, the vector (float32 LE),
-    /// then per level its out-links (count u16 LE, ids u64 LE) and in-links (count u32 LE,
-    /// ids u64 LE).
+    /// then per level its out-links (count u16 LE, ids u32 LE) and in-links (count u32 LE,
+    /// ids u32 LE).
     pub(crate) fn encode(&self) -> Vec<u8> {
         let links: usize = self.out.iter().chain(&self.inl).map(Vec::len).sum();
         let mut v = Vec::with_capacity(
-            3 + self.id_key.len() + self.vec.len() * 4 + links * 8 + self.out.len() * 6,
+            3 + self.id_key.len() + self.vec.len() * 4 + links * 4 + self.out.len() * 6,
         );
         v.push(u8::try_from(self.level).unwrap_or(u8::MAX));
         v.extend_from_slice(&u16::try_from(self.id_key.len()).unwrap_or(0).to_le_bytes());
@@ -136,11 +190,11 @@ impl Node {
         for (out, inl) in self.out.iter().zip(&self.inl) {
             v.extend_from_slice(&u16::try_from(out.len()).unwrap_or(0).to_le_bytes());
             for id in out {
-                v.extend_from_slice(&id.to_le_bytes());
+                v.extend_from_slice(&id32(*id).to_le_bytes());
             }
             v.extend_from_slice(&u32::try_from(inl.len()).unwrap_or(0).to_le_bytes());
             for id in inl {
-                v.extend_from_slice(&id.to_le_bytes());
+                v.extend_from_slice(&id32(*id).to_le_bytes());
             }
         }
         v
@@ -201,11 +255,13 @@ impl<'a> Reader<'a> {
             .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
     fn ids(&mut self, n: usize) -> Option<Vec<u64>> {
-        let s = self.take(n.checked_mul(8)?)?;
+        Some(self.ids32(n)?.map(u64::from).collect())
+    }
+    fn ids32(&mut self, n: usize) -> Option<impl Iterator<Item = u32> + 'a> {
+        let s = self.take(n.checked_mul(4)?)?;
         Some(
-            s.chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
+            s.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         )
     }
 }
@@ -271,8 +327,6 @@ pub(crate) struct Graph {
     pub table: String,
     pub spec: VectorSpec,
     nodes: HashMap<u64, Arc<Node>, BuildHasherDefault<IdHasher>>,
-    /// Decoded nodes of the committed snapshot this graph reads, shared by its searches.
-    shared: Option<Arc<SnapshotNodes>>,
     meta: Option<Meta>,
     meta_dirty: bool,
     dirty: HashSet<u64, BuildHasherDefault<IdHasher>>,
@@ -286,21 +340,12 @@ impl Graph {
             table: table.to_owned(),
             spec: spec.clone(),
             nodes: HashMap::default(),
-            shared: None,
             meta: None,
             meta_dirty: false,
             dirty: HashSet::default(),
             removed: Vec::new(),
             doc_puts: Vec::new(),
         }
-    }
-
-    /// A graph for searches of committed snapshot `view`: nodes decoded by earlier searches
-    /// of the same snapshot are shared (see [`SnapshotNodes`]).
-    pub(crate) fn for_search(view: &dyn ReadView, table: &str, spec: &VectorSpec) -> Self {
-        let mut g = Self::new(table, spec);
-        g.shared = view.snapshot_id().map(|id| SnapshotNodes::of(id, table));
-        g
     }
 
     /// Whether any change waits for [`Graph::flush`].
@@ -329,6 +374,7 @@ impl Graph {
                 entry: None,
                 top: 0,
                 next_id: 0,
+                tag: 0,
             },
         };
         check_fault(view)?;
@@ -347,9 +393,9 @@ impl Graph {
             return Ok(*n);
         }
         let r = match view.get(&self.table, &doc_key(id_key)) {
-            Some(b) => Some(u64::from_le_bytes(b[..].try_into().map_err(|_| {
+            Some(b) => Some(doc_value_id(&b).ok_or_else(|| {
                 Error::Corrupt("vector index document entry is malformed".into())
-            })?)),
+            })?),
             None => None,
         };
         check_fault(view)?;
@@ -359,24 +405,11 @@ impl Graph {
     /// Decodes node `id` into the cache.
     pub(crate) fn load(&mut self, view: &dyn ReadView, id: u64) -> Result<&Arc<Node>> {
         if !self.nodes.contains_key(&id) {
-            let shared = self.shared.as_ref().and_then(|s| s.get(id));
-            let n = match shared {
-                Some(n) => n,
-                None => {
-                    let Some(b) = view.get(&self.table, &node_key(id)) else {
-                        check_fault(view)?;
-                        return Err(Error::Corrupt(format!(
-                            "vector index '{}': node {id} is linked but missing",
-                            self.table
-                        )));
-                    };
-                    let n = Arc::new(Node::decode(&b, self.spec.dims as usize)?);
-                    if let Some(s) = &self.shared {
-                        s.put(id, &n);
-                    }
-                    n
-                }
+            let Some(b) = view.get(&self.table, &node_key(id)) else {
+                check_fault(view)?;
+                return Err(missing(&self.table, id));
             };
+            let n = Arc::new(Node::decode(&b, self.spec.dims as usize)?);
             self.nodes.insert(id, n);
         }
         Ok(&self.nodes[&id])
@@ -476,7 +509,7 @@ impl Graph {
         entries: &[Near],
         ef: usize,
         level: usize,
-        admit: &mut dyn FnMut(&Node) -> Result<bool>,
+        admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
     ) -> Result<Vec<Near>> {
         let mut visited: HashSet<u64, BuildHasherDefault<IdHasher>> =
             HashSet::with_capacity_and_hasher(ef * 8, BuildHasherDefault::default());
@@ -485,7 +518,7 @@ impl Graph {
         for e in entries {
             if visited.insert(e.1) {
                 candidates.push(Reverse(*e));
-                if admit(self.load(view, e.1)?)? {
+                if admit(&self.load(view, e.1)?.id_key)? {
                     found.push(*e);
                 }
             }
@@ -510,7 +543,7 @@ impl Graph {
                 let d = Near(self.dist_to(view, q, n)?, n);
                 if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
                     candidates.push(Reverse(d));
-                    if admit(&self.nodes[&n])? {
+                    if admit(&self.nodes[&n].id_key)? {
                         found.push(d);
                         if found.len() > ef {
                             found.pop();
@@ -560,6 +593,12 @@ impl Graph {
         }
         let mut meta = self.meta(view)?;
         let id = meta.next_id;
+        if id > MAX_NODE_ID {
+            return Err(Error::unsupported(format!(
+                "vector index '{}' has handed out all {MAX_NODE_ID} node ids (ids of deleted documents are not reused): drop the index and create it again",
+                self.table
+            )));
+        }
         meta.next_id += 1;
         let level = level_of(id, self.spec.m);
         let q = vec.clone();
@@ -585,8 +624,7 @@ impl Graph {
         let m = self.spec.m as usize;
         let mut entries = vec![cur];
         for l in (0..=level.min(meta.top)).rev() {
-            let found =
-                self.search_level(view, &q, &entries, ef, l, &mut |n| Ok(n.level < usize::MAX))?;
+            let found = self.search_level(view, &q, &entries, ef, l, &mut |_| Ok(true))?;
             let found: Vec<Near> = found.into_iter().filter(|n| n.1 != id).collect();
             let chosen = self.select(view, &found, m)?;
             for &n in &chosen {
@@ -710,24 +748,19 @@ impl Graph {
 
     /// The node of the highest level other than `id` (from the level index, else any node).
     fn highest_other(&mut self, view: &dyn ReadView, id: u64) -> Result<(Option<u64>, usize)> {
-        let id_of = |k: &[u8]| {
-            k.get(k.len().saturating_sub(8)..)
-                .and_then(|s| s.try_into().ok())
-                .map(u64::from_be_bytes)
-        };
         let mut after = vec![LEVEL];
         loop {
             let batch = view.scan(&self.table, Some(&after), 16);
             check_fault(view)?;
             let Some((k, _)) = batch.first() else { break };
-            if k.first() != Some(&LEVEL) || k.len() != 10 {
+            if k.first() != Some(&LEVEL) || k.len() != LEVEL_KEY_LEN {
                 break;
             }
             for (k, _) in &batch {
-                if k.first() != Some(&LEVEL) || k.len() != 10 {
+                if k.first() != Some(&LEVEL) || k.len() != LEVEL_KEY_LEN {
                     break;
                 }
-                let n = id_of(k).unwrap_or(id);
+                let n = key_id(k).unwrap_or(id);
                 if n != id && !self.removed.iter().any(|(r, _)| *r == n) {
                     return Ok((Some(n), usize::from(255 - k[1])));
                 }
@@ -746,7 +779,7 @@ impl Graph {
                 if k.first() != Some(&NODE) {
                     return Ok((None, 0));
                 }
-                let n = id_of(k).unwrap_or(id);
+                let n = key_id(k).unwrap_or(id);
                 if n != id && !self.removed.iter().any(|(r, _)| *r == n) {
                     return Ok((Some(n), 0));
                 }
@@ -764,7 +797,7 @@ impl Graph {
         q: &[f32],
         k: usize,
         ef: usize,
-        admit: &mut dyn FnMut(&Node) -> Result<bool>,
+        admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
     ) -> Result<Vec<Near>> {
         let meta = self.meta(view)?;
         let Some(start) = self.descend(view, q, meta, 0)? else {
@@ -792,28 +825,41 @@ impl Graph {
         }
         let mut dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
+        // Each kind of entry in key order, kind after kind: a build's puts then all land
+        // at the right end of the table's tree, which splits there and leaves full pages
+        // (a level entry put between two nodes made every later node split a page in half).
+        let mut levels = Vec::new();
         for id in dirty {
             let n = &self.nodes[&id];
             let fresh = t.get(&table, &node_key(id)).is_none();
             if fresh && n.level > 0 {
-                t.put(&table, Bytes::from(level_key(n.level, id)), Bytes::new())?;
+                levels.push(level_key(n.level, id));
             }
             t.put(&table, Bytes::from(node_key(id)), Bytes::from(n.encode()))?;
         }
-        for (k, n) in std::mem::take(&mut self.doc_puts) {
+        // In key order (stable: a later change of one document still comes last).
+        let mut doc_puts = std::mem::take(&mut self.doc_puts);
+        doc_puts.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, n) in doc_puts {
             match n {
                 Some(n) => t.put(
                     &table,
                     Bytes::from(doc_key(&k)),
-                    Bytes::copy_from_slice(&n.to_le_bytes()),
+                    Bytes::copy_from_slice(&id32(n).to_le_bytes()),
                 )?,
                 None => {
                     t.delete(&table, &doc_key(&k))?;
                 }
             }
         }
+        levels.sort_unstable();
+        for k in levels {
+            t.put(&table, Bytes::from(k), Bytes::new())?;
+        }
         if self.meta_dirty {
-            if let Some(m) = self.meta {
+            if let Some(m) = &mut self.meta {
+                // A new version of the graph: a new tag (never 0, the empty graph's).
+                m.tag = fastrand::u64(1..);
                 t.put(&table, Bytes::from_static(META), Bytes::from(m.encode()))?;
             }
             self.meta_dirty = false;
@@ -822,68 +868,512 @@ impl Graph {
     }
 }
 
-/// Decoded nodes of one vector index as one committed snapshot holds them, shared by the
-/// searches of that snapshot (a search reads hundreds to thousands of nodes; decoding them
-/// from their pages each time was most of a query's cost). Kept for the few newest
-/// snapshots ([`SNAPSHOTS_KEPT`]); a commit makes a new snapshot and so a new, empty set
-/// (nothing in it can be stale). At most [`SHARED_BYTES`] of nodes per set: past that,
-/// nodes are decoded per search as without it.
-pub(crate) struct SnapshotNodes {
-    id: SnapshotId,
-    table: String,
-    nodes: RwLock<HashMap<u64, Arc<Node>, BuildHasherDefault<IdHasher>>>,
-    bytes: std::sync::atomic::AtomicUsize,
+/// A node as searches of committed versions keep it: ids 4 bytes, no in-links.
+pub(crate) struct ReadNode {
+    level: u8,
+    pub id_key: Box<[u8]>,
+    vec: Box<[f32]>,
+    /// Out-links of every level, level 0's first; `ends[l]` is where level `l`'s end.
+    links: Box<[u32]>,
+    ends: Box<[u16]>,
 }
 
-/// Snapshots whose decoded nodes are kept.
-const SNAPSHOTS_KEPT: usize = 2;
-/// Most bytes of decoded nodes kept per snapshot and index.
-const SHARED_BYTES: usize = 256 << 20;
-
-static SHARED: Mutex<Vec<Arc<SnapshotNodes>>> = Mutex::new(Vec::new());
-
-impl SnapshotNodes {
-    /// The set of snapshot `id` and index table `table` (made empty when new).
-    fn of(id: SnapshotId, table: &str) -> Arc<Self> {
-        let mut all = SHARED.lock();
-        if let Some(s) = all.iter().find(|s| s.id == id && s.table == table) {
-            return Arc::clone(s);
+impl ReadNode {
+    fn decode(b: &[u8], dims: usize) -> Result<Self> {
+        let bad = || Error::Corrupt("vector index node is malformed".into());
+        let mut r = Reader { b, at: 0 };
+        let level = r.take(1).ok_or_else(bad)?[0];
+        if usize::from(level) > MAX_LEVEL {
+            return Err(bad());
         }
-        // An older snapshot of the same store and index: newer readers will not ask for it.
-        all.retain(|s| !(s.table == table && s.id.store == id.store && s.id.epoch < id.epoch));
-        if all.len() >= SNAPSHOTS_KEPT {
+        let id_len = usize::from(r.u16().ok_or_else(bad)?);
+        let id_key = r.take(id_len).ok_or_else(bad)?.into();
+        let vec = r
+            .take(dims * 4)
+            .ok_or_else(bad)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let mut links = Vec::new();
+        let mut ends = Vec::with_capacity(usize::from(level) + 1);
+        for _ in 0..=level {
+            let n = usize::from(r.u16().ok_or_else(bad)?);
+            links.extend(r.ids32(n).ok_or_else(bad)?);
+            ends.push(u16::try_from(links.len()).map_err(|_| bad())?);
+            let n = usize::try_from(r.u32().ok_or_else(bad)?).map_err(|_| bad())?;
+            r.take(n.checked_mul(4).ok_or_else(bad)?).ok_or_else(bad)?;
+        }
+        if r.at != b.len() {
+            return Err(bad());
+        }
+        Ok(Self {
+            level,
+            id_key,
+            vec,
+            links: links.into(),
+            ends: ends.into(),
+        })
+    }
+
+    /// The out-links on `level` (none above the node's own level).
+    #[inline]
+    fn out(&self, level: usize) -> &[u32] {
+        if level > usize::from(self.level) {
+            return &[];
+        }
+        let start = if level == 0 {
+            0
+        } else {
+            usize::from(self.ends[level - 1])
+        };
+        &self.links[start..usize::from(self.ends[level])]
+    }
+}
+
+/// The error of a link to a node the table does not hold.
+fn missing(table: &str, id: u64) -> Error {
+    Error::Corrupt(format!(
+        "vector index '{table}': node {id} is linked but missing"
+    ))
+}
+
+/// One version of a vector index's graph (named by the meta's tag) as the searches of
+/// committed snapshots read it, shared by all of them. First a dense table indexed by node
+/// id (ids are handed out in order and never reused, so the meta's next id bounds them),
+/// each slot filled once, when a search first reaches the node, from the index's pages.
+/// Once the version has answered [`flat_after`] searches, its level 0 is copied into one
+/// flat arena ([`Flat`]: the vectors back to back, the links at a fixed stride), which
+/// the searches read from then on, as hnswlib reads its own. A commit that leaves the
+/// index alone leaves its tag and so all this in place; one that changes it gives it a
+/// new tag (and the readers of the new version a new table). A search's visited set is a
+/// generation-stamped array over the same ids.
+///
+/// Graphs whose decoded nodes would take more than [`SHARED_BYTES`] are searched without
+/// it (each search decoding what it reads, as a write transaction's searches do).
+pub(crate) struct SharedNodes {
+    table: String,
+    meta: Meta,
+    spec: VectorSpec,
+    slots: Box<[std::sync::OnceLock<ReadNode>]>,
+    searches: std::sync::atomic::AtomicUsize,
+    /// `Some(None)`: the flat copy could not be made (a read failure, or damage the slots'
+    /// searches will report); the slots serve.
+    flat: std::sync::OnceLock<Option<Flat>>,
+}
+
+/// Level 0 of a graph version, flat: node `i`'s vector is `vecs[i * dims..][..dims]`,
+/// its link count `links[i * stride]` and its links the ones after it; its `_id` key
+/// `keys[key_ends[i - 1]..key_ends[i]]`. Every link points at a node of the version
+/// (checked when made).
+struct Flat {
+    dims: usize,
+    stride: usize,
+    vecs: Box<[f32]>,
+    links: Box<[u32]>,
+    keys: Box<[u8]>,
+    key_ends: Box<[usize]>,
+}
+
+/// Searches a graph version answers from its slots before its flat copy is made: the
+/// copy reads every node once, about what a few dozen searches read.
+fn flat_after(nodes: usize) -> usize {
+    8 + nodes / 2000
+}
+
+/// What level 0's search reads: the slots or the flat copy.
+trait Level0 {
+    fn vec(&self, view: &dyn ReadView, id: u32) -> Result<&[f32]>;
+    fn links(&self, view: &dyn ReadView, id: u32) -> Result<&[u32]>;
+    fn key(&self, view: &dyn ReadView, id: u32) -> Result<&[u8]>;
+}
+
+impl Level0 for SharedNodes {
+    #[inline]
+    fn vec(&self, view: &dyn ReadView, id: u32) -> Result<&[f32]> {
+        Ok(&self.node(view, id)?.vec)
+    }
+    #[inline]
+    fn links(&self, view: &dyn ReadView, id: u32) -> Result<&[u32]> {
+        Ok(self.node(view, id)?.out(0))
+    }
+    #[inline]
+    fn key(&self, view: &dyn ReadView, id: u32) -> Result<&[u8]> {
+        Ok(&self.node(view, id)?.id_key)
+    }
+}
+
+impl Flat {
+    fn bad(id: u32) -> Error {
+        Error::Corrupt(format!("vector index: node {id} is linked but missing"))
+    }
+}
+
+impl Level0 for Flat {
+    #[inline]
+    fn vec(&self, _: &dyn ReadView, id: u32) -> Result<&[f32]> {
+        let at = id as usize * self.dims;
+        self.vecs
+            .get(at..at + self.dims)
+            .ok_or_else(|| Self::bad(id))
+    }
+    #[inline]
+    fn links(&self, _: &dyn ReadView, id: u32) -> Result<&[u32]> {
+        let at = id as usize * self.stride;
+        let n = *self.links.get(at).ok_or_else(|| Self::bad(id))? as usize;
+        self.links
+            .get(at + 1..at + 1 + n)
+            .ok_or_else(|| Self::bad(id))
+    }
+    #[inline]
+    fn key(&self, _: &dyn ReadView, id: u32) -> Result<&[u8]> {
+        let i = id as usize;
+        let start = if i == 0 { 0 } else { self.key_ends[i - 1] };
+        self.keys
+            .get(start..*self.key_ends.get(i).ok_or_else(|| Self::bad(id))?)
+            .ok_or_else(|| Self::bad(id))
+    }
+}
+
+/// Versions of graphs whose nodes are kept (the newest used first).
+const VERSIONS_KEPT: usize = 8;
+/// Versions kept per index (a reader of the previous version and one of the newest).
+const VERSIONS_PER_INDEX: usize = 2;
+/// Most bytes of decoded nodes (estimated from the meta before the first is read) a graph
+/// version may take to be shared.
+const SHARED_BYTES: usize = 1 << 30;
+
+static SHARED: Mutex<Vec<Arc<SharedNodes>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// A search's visited marks: `marks[id] == stamp` when node `id` was visited.
+    static VISITED: std::cell::RefCell<(Vec<u32>, u32)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+impl SharedNodes {
+    /// The shared nodes of the graph `view` (a committed snapshot) holds in `table`:
+    /// `None` when `view` is not a committed snapshot or the graph is too large to share.
+    pub(crate) fn of(
+        view: &dyn ReadView,
+        table: &str,
+        spec: &VectorSpec,
+    ) -> Result<Option<Arc<Self>>> {
+        if view.snapshot_id().is_none() {
+            return Ok(None);
+        }
+        let meta = match view.get(table, META) {
+            Some(b) => Meta::decode(&b)?,
+            None => Meta {
+                entry: None,
+                top: 0,
+                next_id: 0,
+                tag: 0,
+            },
+        };
+        check_fault(view)?;
+        let mut all = SHARED.lock();
+        if let Some(at) = all
+            .iter()
+            .position(|s| s.meta.tag == meta.tag && s.table == table && s.spec == *spec)
+        {
+            let s = all.remove(at);
+            all.push(Arc::clone(&s));
+            return Ok(Some(s));
+        }
+        let n = usize::try_from(meta.next_id).unwrap_or(usize::MAX);
+        // The slots' nodes, then the flat copy of level 0.
+        let per_node = 2 * (96 + spec.dims as usize * 4 + spec.m as usize * 12);
+        if n.saturating_mul(per_node) > SHARED_BYTES {
+            return Ok(None);
+        }
+        if all.iter().filter(|s| s.table == table).count() >= VERSIONS_PER_INDEX {
+            if let Some(at) = all.iter().position(|s| s.table == table) {
+                all.remove(at);
+            }
+        }
+        if all.len() >= VERSIONS_KEPT {
             all.remove(0);
         }
         let s = Arc::new(Self {
-            id,
             table: table.to_owned(),
-            nodes: RwLock::new(HashMap::default()),
-            bytes: std::sync::atomic::AtomicUsize::new(0),
+            meta,
+            spec: spec.clone(),
+            slots: (0..n).map(|_| std::sync::OnceLock::new()).collect(),
+            searches: std::sync::atomic::AtomicUsize::new(0),
+            flat: std::sync::OnceLock::new(),
         });
         all.push(Arc::clone(&s));
-        s
+        Ok(Some(s))
     }
 
-    fn get(&self, id: u64) -> Option<Arc<Node>> {
-        self.nodes.read().get(&id).cloned()
-    }
-
-    fn put(&self, id: u64, n: &Arc<Node>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let size = 96
-            + n.id_key.len()
-            + n.vec.len() * 4
-            + n.out
-                .iter()
-                .chain(&n.inl)
-                .map(|l| 24 + l.len() * 8)
-                .sum::<usize>();
-        if self.bytes.load(Relaxed) + size > SHARED_BYTES {
-            return;
+    /// Node `id`, decoded from `view` the first time.
+    #[inline]
+    pub(crate) fn node(&self, view: &dyn ReadView, id: u32) -> Result<&ReadNode> {
+        let slot = self
+            .slots
+            .get(id as usize)
+            .ok_or_else(|| missing(&self.table, u64::from(id)))?;
+        if let Some(n) = slot.get() {
+            return Ok(n);
         }
-        self.bytes.fetch_add(size, Relaxed);
-        self.nodes.write().insert(id, Arc::clone(n));
+        self.fill(view, slot, id)
     }
+
+    #[cold]
+    fn fill<'s>(
+        &'s self,
+        view: &dyn ReadView,
+        slot: &'s std::sync::OnceLock<ReadNode>,
+        id: u32,
+    ) -> Result<&'s ReadNode> {
+        let Some(b) = view.get(&self.table, &node_key(u64::from(id))) else {
+            check_fault(view)?;
+            return Err(missing(&self.table, u64::from(id)));
+        };
+        check_fault(view)?;
+        let n = ReadNode::decode(&b, self.spec.dims as usize)?;
+        let _ = slot.set(n);
+        Ok(slot.get().expect("set just above"))
+    }
+
+    /// The `_id` key of node `id`.
+    pub(crate) fn id_key(&self, view: &dyn ReadView, id: u32) -> Result<&[u8]> {
+        match self.flat.get() {
+            Some(Some(f)) => f.key(view, id),
+            _ => Ok(&self.node(view, id)?.id_key),
+        }
+    }
+
+    /// Copies level 0 of this version into a [`Flat`] arena, reading every node of `view`
+    /// (which holds this version: the same tag). `None` when a read fails or the nodes do
+    /// not make a consistent graph (the searches through the slots then report it).
+    fn make_flat(&self, view: &dyn ReadView) -> Option<Flat> {
+        let dims = self.spec.dims as usize;
+        let stride = 1 + self.spec.max_links(0);
+        let n = self.slots.len();
+        let mut vecs = vec![0f32; n * dims];
+        let mut links = vec![0u32; n * stride];
+        let mut keys = Vec::new();
+        let mut key_ends = vec![0usize; n];
+        let mut present = vec![false; n];
+        let mut next = 0usize;
+        let mut after = vec![NODE];
+        loop {
+            let batch = view.scan(&self.table, Some(&after), 256);
+            if view.fault().is_some() {
+                return None;
+            }
+            let Some((last, _)) = batch.last() else { break };
+            after = last.to_vec();
+            for (k, v) in &batch {
+                if k.first() != Some(&NODE) {
+                    return self
+                        .finish_flat(dims, stride, vecs, links, keys, key_ends, &present, next);
+                }
+                let id = usize::try_from(key_id(k).filter(|_| k.len() == 5)?).ok()?;
+                if id >= n || id < next {
+                    return None;
+                }
+                let node = ReadNode::decode(v, dims).ok()?;
+                let out = node.out(0);
+                if out.len() >= stride {
+                    return None;
+                }
+                for e in &mut key_ends[next..id] {
+                    *e = keys.len();
+                }
+                keys.extend_from_slice(&node.id_key);
+                key_ends[id] = keys.len();
+                next = id + 1;
+                present[id] = true;
+                vecs[id * dims..(id + 1) * dims].copy_from_slice(&node.vec);
+                links[id * stride] = u32::try_from(out.len()).ok()?;
+                links[id * stride + 1..id * stride + 1 + out.len()].copy_from_slice(out);
+            }
+        }
+        self.finish_flat(dims, stride, vecs, links, keys, key_ends, &present, next)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_flat(
+        &self,
+        dims: usize,
+        stride: usize,
+        vecs: Vec<f32>,
+        links: Vec<u32>,
+        keys: Vec<u8>,
+        mut key_ends: Vec<usize>,
+        present: &[bool],
+        next: usize,
+    ) -> Option<Flat> {
+        for e in &mut key_ends[next..] {
+            *e = keys.len();
+        }
+        // Every link to a node of this version.
+        for (i, chunk) in links.chunks_exact(stride).enumerate() {
+            if !present[i] && chunk[0] != 0 {
+                return None;
+            }
+            let count = chunk[0] as usize;
+            if chunk[1..=count]
+                .iter()
+                .any(|t| !present.get(*t as usize).copied().unwrap_or(false))
+            {
+                return None;
+            }
+        }
+        Some(Flat {
+            dims,
+            stride,
+            vecs: vecs.into(),
+            links: links.into(),
+            keys: keys.into(),
+            key_ends: key_ends.into(),
+        })
+    }
+
+    #[inline]
+    fn dist(&self, view: &dyn ReadView, q: &[f32], id: u32) -> Result<f32> {
+        Ok(distance(self.spec.similarity, q, &self.node(view, id)?.vec))
+    }
+
+    /// The `k` nodes nearest `q` that `admit` accepts, searching level 0 with `ef` (at
+    /// least `k`), nearest first: the search of [`Graph::knn`] over the shared nodes.
+    pub(crate) fn knn(
+        &self,
+        view: &dyn ReadView,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
+    ) -> Result<Vec<Near>> {
+        let Some(entry) = self.meta.entry else {
+            return Ok(Vec::new());
+        };
+        let flat = match self.flat.get() {
+            Some(f) => f.as_ref(),
+            None => {
+                let done = self
+                    .searches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if done >= flat_after(self.slots.len()) {
+                    self.flat.get_or_init(|| self.make_flat(view)).as_ref()
+                } else {
+                    None
+                }
+            }
+        };
+        let entry = u32::try_from(entry).map_err(|_| missing(&self.table, entry))?;
+        // Greedy descent to level 1 (through the slots: few nodes, the same each time).
+        let mut cur = (self.dist(view, q, entry)?, entry);
+        for level in (1..=self.meta.top).rev() {
+            loop {
+                let mut moved = false;
+                for &n in self.node(view, cur.1)?.out(level) {
+                    let d = self.dist(view, q, n)?;
+                    if Near(d, u64::from(n)) < Near(cur.0, u64::from(cur.1)) {
+                        cur = (d, n);
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        let ef = ef.max(k);
+        let start = Near(cur.0, u64::from(cur.1));
+        let mut found = VISITED.with(|v| {
+            let mut v = v.borrow_mut();
+            let (marks, stamp) = &mut *v;
+            if marks.len() < self.slots.len() {
+                marks.resize(self.slots.len(), 0);
+            }
+            *stamp = stamp.wrapping_add(1);
+            if *stamp == 0 {
+                marks.fill(0);
+                *stamp = 1;
+            }
+            let marks = &mut marks[..self.slots.len()];
+            match flat {
+                Some(f) => search0(
+                    f,
+                    self.spec.similarity,
+                    view,
+                    q,
+                    start,
+                    ef,
+                    admit,
+                    marks,
+                    *stamp,
+                ),
+                None => search0(
+                    self,
+                    self.spec.similarity,
+                    view,
+                    q,
+                    start,
+                    ef,
+                    admit,
+                    marks,
+                    *stamp,
+                ),
+            }
+        })?;
+        found.truncate(k);
+        check_fault(view)?;
+        Ok(found)
+    }
+}
+
+/// Level 0's search from `start` over `g` (see [`Graph::search_level`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn search0<L: Level0>(
+    g: &L,
+    sim: super::Similarity,
+    view: &dyn ReadView,
+    q: &[f32],
+    start: Near,
+    ef: usize,
+    admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
+    marks: &mut [u32],
+    stamp: u32,
+) -> Result<Vec<Near>> {
+    let bad = |id: u64| Error::Corrupt(format!("vector index: node {id} is linked but missing"));
+    let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 4);
+    let mut found: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
+    let sid = u32::try_from(start.1).map_err(|_| bad(start.1))?;
+    *marks.get_mut(sid as usize).ok_or_else(|| bad(start.1))? = stamp;
+    candidates.push(Reverse(start));
+    if admit(g.key(view, sid)?)? {
+        found.push(start);
+    }
+    while let Some(Reverse(c)) = candidates.pop() {
+        if found.len() >= ef && found.peek().is_some_and(|w| c > *w) {
+            break;
+        }
+        #[allow(clippy::cast_possible_truncation)] // ids in the queue are u32
+        for &n in g.links(view, c.1 as u32)? {
+            let Some(m) = marks.get_mut(n as usize) else {
+                return Err(bad(u64::from(n)));
+            };
+            if *m == stamp {
+                continue;
+            }
+            *m = stamp;
+            let d = Near(distance(sim, q, g.vec(view, n)?), u64::from(n));
+            if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
+                candidates.push(Reverse(d));
+                if admit(g.key(view, n)?)? {
+                    found.push(d);
+                    if found.len() > ef {
+                        found.pop();
+                    }
+                }
+            }
+        }
+    }
+    Ok(found.into_sorted_vec())
 }
 
 /// Frees the shared decoded nodes (the last database of the process closed).
@@ -926,9 +1416,161 @@ mod tests {
             entry: Some(5),
             top: 3,
             next_id: 77,
+            tag: 0xfeed,
         };
         assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
-        assert!(Meta::decode(&[0; 23]).is_err());
+        assert!(matches!(Meta::decode(&[0; 23]), Err(Error::Corrupt(_))));
+        let mut later = m.encode();
+        later[0] = 3;
+        assert!(matches!(Meta::decode(&later), Err(Error::Unsupported(_))));
+        // The shared reader's decoding agrees with the writer's.
+        let r = ReadNode::decode(&b, 3).unwrap();
+        assert_eq!(&*r.id_key, &n.id_key[..]);
+        assert_eq!(&*r.vec, &n.vec[..]);
+        assert_eq!(r.out(0), &[1, 2, 3]);
+        assert_eq!(r.out(1), &[4]);
+        assert!(r.out(2).is_empty() && r.out(3).is_empty());
+        for cut in 0..b.len() {
+            assert!(ReadNode::decode(&b[..cut], 3).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// An index of graph layout 1 (earlier builds: a 24-byte meta record, 8-byte node ids)
+    /// is refused by searches, by writes that touch it and by the check, each saying to
+    /// create it again; dropping and creating it again rebuilds it in layout 2.
+    #[test]
+    fn an_index_of_layout_1_is_refused_until_created_again() {
+        use crate::{Database, Document, OpenOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("a.db"), OpenOptions::default()).unwrap();
+        let c = db.collection("c");
+        c.create_index_json(
+            r#"{"v": "hnsw"}"#,
+            Some(r#"{"numDimensions": 2, "name": "vec"}"#),
+        )
+        .unwrap();
+        for (i, v) in [[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]].iter().enumerate() {
+            let json = format!(r#"{{"_id": {i}, "v": [{}, {}]}}"#, v[0], v[1]);
+            c.insert(Document::from_json(&json).unwrap()).unwrap();
+        }
+        let spec = r#"{"path": "v", "queryVector": [0.9, 0.9], "limit": 1}"#;
+        let best = |db: &Database| {
+            let mut hits = db.collection("c").vector_search_json(spec).unwrap();
+            hits.next()
+                .unwrap()
+                .unwrap()
+                .get("_id")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(best(&db), "1");
+        // The meta record as layout 1 wrote it: entry 0, top level 0, next id 3.
+        let mut old = Vec::new();
+        for w in [0u64, 0, 3] {
+            old.extend_from_slice(&w.to_le_bytes());
+        }
+        db.write(|t| t.put("_ix$c$vec", Bytes::from_static(META), Bytes::from(old)))
+            .unwrap();
+        let refused = |e: Error| match e {
+            Error::Unsupported(m) => assert!(
+                m.contains("layout 1") && m.contains("drop the index and create it again"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        };
+        refused(c.vector_search_json(spec).err().unwrap());
+        refused(
+            c.insert(Document::from_json(r#"{"_id": 9, "v": [2, 2]}"#).unwrap())
+                .unwrap_err(),
+        );
+        let report = db.check_report().unwrap();
+        assert_eq!(report["ok"], false, "{report}");
+        assert!(report.to_string().contains("layout 1"), "{report}");
+        // The rebuild path.
+        c.drop_index("vec").unwrap();
+        c.create_index_json(
+            r#"{"v": "hnsw"}"#,
+            Some(r#"{"numDimensions": 2, "name": "vec"}"#),
+        )
+        .unwrap();
+        assert_eq!(best(&db), "1");
+        c.insert(Document::from_json(r#"{"_id": 9, "v": [0.95, 0.95]}"#).unwrap())
+            .unwrap();
+        assert_eq!(best(&db), "9");
+        db.check().unwrap();
+    }
+
+    /// The shared searches of committed snapshots (first through the slots, then through
+    /// the flat copy) find what a transaction's own search of the same graph finds; a
+    /// commit of other data keeps the shared nodes, one that changes the index replaces
+    /// them.
+    #[test]
+    fn shared_searches_agree_with_the_graph_and_follow_the_index_version() {
+        use crate::{Database, Document, OpenOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("a.db"), OpenOptions::default()).unwrap();
+        let c = db.collection("c");
+        c.create_index_json(
+            r#"{"v": "hnsw"}"#,
+            Some(r#"{"numDimensions": 8, "name": "vec", "m": 4}"#),
+        )
+        .unwrap();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut vec8 = || -> Vec<f32> { (0..8).map(|_| rng.f32() * 2.0 - 1.0).collect() };
+        db.begin().unwrap();
+        for i in 0..400 {
+            let v: Vec<String> = vec8().iter().map(f32::to_string).collect();
+            let json = format!(r#"{{"_id": {i}, "v": [{}]}}"#, v.join(","));
+            c.insert(Document::from_json(&json).unwrap()).unwrap();
+        }
+        db.commit().unwrap();
+        let spec = VectorSpec {
+            dims: 8,
+            similarity: super::super::Similarity::Euclidean,
+            m: 4,
+            ef_construction: 200,
+        };
+        let table = "_ix$c$vec";
+        let snap = db.snapshot().unwrap();
+        let shared = SharedNodes::of(&*snap, table, &spec).unwrap().unwrap();
+        let mut g = Graph::new(table, &spec);
+        for i in 0..3 * flat_after(400) {
+            let q = vec8();
+            let mut all = |_: &[u8]| Ok(true);
+            let want = g.knn(&*snap, &q, 5, 20, &mut all).unwrap();
+            let got = shared.knn(&*snap, &q, 5, 20, &mut all).unwrap();
+            assert_eq!(got, want, "query {i}");
+            // Every other node refused: the walk passes through them.
+            let mut even = |k: &[u8]| Ok(k.last().is_some_and(|b| b % 2 == 0));
+            let want = g.knn(&*snap, &q, 5, 20, &mut even).unwrap();
+            let got = shared.knn(&*snap, &q, 5, 20, &mut even).unwrap();
+            assert_eq!(got, want, "filtered query {i}");
+            for n in &got {
+                assert_eq!(
+                    shared.id_key(&*snap, u32::try_from(n.1).unwrap()).unwrap(),
+                    &g.node(&*snap, n.1).unwrap().id_key[..]
+                );
+            }
+        }
+        assert!(
+            matches!(shared.flat.get(), Some(Some(_))),
+            "the flat copy serves"
+        );
+        drop(snap);
+        // Another collection's commit: the same version, the same shared nodes.
+        db.collection("other")
+            .insert(Document::from_json(r#"{"_id": 1}"#).unwrap())
+            .unwrap();
+        let snap = db.snapshot().unwrap();
+        let again = SharedNodes::of(&*snap, table, &spec).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&shared, &again));
+        drop(snap);
+        // A change of the index: a new version.
+        c.delete(&bson::doc! {"_id": 7}, false).unwrap();
+        let snap = db.snapshot().unwrap();
+        let newer = SharedNodes::of(&*snap, table, &spec).unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&shared, &newer));
+        assert_ne!(shared.meta.tag, newer.meta.tag);
     }
 
     #[test]

@@ -108,10 +108,12 @@ impl Pending {
     }
 }
 
-/// Nodes inserted between two flushes of a build.
-const BUILD_FLUSH: usize = 4096;
-/// Decoded nodes a build keeps before it forgets them (after a flush).
-const BUILD_CACHE_NODES: usize = 1 << 20;
+/// Bytes of nodes (estimated) a build keeps in memory before it writes them and forgets
+/// them. A build that fits writes its nodes once, at the end, in id order: each put then
+/// lands at the right end of the table's tree, which leaves full pages (flushing every few
+/// thousand inserts rewrote nodes whose links had grown into pages already split, and left
+/// the index's pages a little over half full).
+const BUILD_BYTES: usize = 256 << 20;
 
 /// Creates vector index `def`'s table and inserts every existing document's vector.
 ///
@@ -122,7 +124,9 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &IndexDef, spec: &VectorSpec) -> 
     t.create_table(&table, "{}")?;
     let docs = t.snapshot();
     let mut g = Graph::new(&table, spec);
-    let mut inserted = 0usize;
+    // A node in memory: its vector and links both ways (u64), with the maps' overhead.
+    let node_bytes = spec.dims as usize * 4 + spec.m as usize * 40 + 160;
+    let most_nodes = (BUILD_BYTES / node_bytes).max(4096);
     let mut after: Option<Bytes> = None;
     loop {
         let batch = docs.scan(
@@ -143,12 +147,9 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &IndexDef, spec: &VectorSpec) -> 
             })?;
             let Some(v) = v else { continue };
             g.insert(t.as_read(), id_key, v)?;
-            inserted += 1;
-            if inserted.is_multiple_of(BUILD_FLUSH) {
+            if g.cached() >= most_nodes {
                 g.flush(t)?;
-                if g.cached() > BUILD_CACHE_NODES {
-                    g.clear_cache();
-                }
+                g.clear_cache();
             }
         }
         after = batch.last().map(|(k, _)| k.clone());

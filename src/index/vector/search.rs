@@ -5,7 +5,7 @@
 //! collects only those it accepts, so `limit` results come back when enough match.
 
 use super::distance::{distance, prepare};
-use super::graph::{check_fault, Graph, Near, Node, NODE};
+use super::graph::{check_fault, Graph, Near, Node, SharedNodes, NODE};
 use super::{check_vector, parse_vector, VectorSpec};
 use crate::document::record;
 use crate::error::{Error, Result};
@@ -167,16 +167,27 @@ pub(crate) fn run(
     let found: Vec<(Near, Bytes)> = if spec.exact {
         exact(view, def, vspec, &q, spec.limit, &accept)?
     } else {
-        let mut g = Graph::for_search(view, def.table(), vspec);
+        // Committed snapshots share the decoded graph; a write transaction's view (its own
+        // changes in it) decodes what its search reads.
+        let shared = SharedNodes::of(view, def.table(), vspec)?;
+        let mut g = Graph::new(def.table(), vspec);
         let mut checked = spec.filter.is_some();
         loop {
             let mut admit =
-                |n: &Node| -> Result<bool> { Ok(!checked || accept(&n.id_key)?.is_some()) };
-            let near = g.knn(view, &q, spec.limit, spec.num_candidates, &mut admit)?;
+                |id_key: &[u8]| -> Result<bool> { Ok(!checked || accept(id_key)?.is_some()) };
+            let (k, ef) = (spec.limit, spec.num_candidates);
+            let near = match &shared {
+                Some(s) => s.knn(view, &q, k, ef, &mut admit)?,
+                None => g.knn(view, &q, k, ef, &mut admit)?,
+            };
             let mut rows = Vec::with_capacity(near.len());
             for n in &near {
-                let id_key = g.node(view, n.1)?.id_key.clone();
-                if let Some(rec) = accept(&id_key)? {
+                let rec = match &shared {
+                    #[allow(clippy::cast_possible_truncation)] // shared ids are u32
+                    Some(s) => accept(s.id_key(view, n.1 as u32)?)?,
+                    None => accept(&g.node(view, n.1)?.id_key.clone())?,
+                };
+                if let Some(rec) = rec {
                     rows.push((*n, rec));
                 }
             }
