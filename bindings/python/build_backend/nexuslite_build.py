@@ -32,7 +32,9 @@ try:
 except ImportError:  # Python < 3.11: pyproject.toml's build requirements bring tomli
     import tomli as tomllib  # type: ignore[no-redef]
 
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# realpath: from a tree of links to a checkout (scripts/check-readme-commands.sh), cargo must
+# see the checkout itself, or it rebuilds the crate under another package path in target/.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 REPO_ROOT = os.path.dirname(os.path.dirname(PACKAGE_DIR))
 CARGO_TOML = os.path.join(REPO_ROOT, "Cargo.toml")
 LIB_NAME = {"darwin": "libnexus.dylib", "win32": "nexus.dll"}.get(sys.platform, "libnexus.so")
