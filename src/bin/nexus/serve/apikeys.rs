@@ -9,11 +9,10 @@
 //! base64), written like the users file (`users.rs`): beside itself under a temporary name,
 //! synced and renamed, readable by its owner only.
 
-use super::users::{random, sha256};
+use super::users::{load_list, random, save_list, sha256};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The keys file's name in the data directory.
@@ -122,43 +121,16 @@ pub fn path(dir: &Path) -> PathBuf {
 
 /// The keys of `dir` (none when the file does not exist).
 pub fn load(dir: &Path) -> Result<Vec<ApiKey>, String> {
-    let p = path(dir);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", p.display())),
-    };
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-    v.get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("{}: no 'keys' array", p.display()))?
-        .iter()
-        .map(|k| ApiKey::from_json(k).map_err(|e| format!("{}: {e}", p.display())))
-        .collect()
+    load_list(dir, FILE, "keys", ApiKey::from_json)
 }
 
 fn save(dir: &Path, keys: &[ApiKey]) -> Result<(), String> {
-    let p = path(dir);
-    let tmp = dir.join(format!(".{FILE}.tmp"));
-    let text = serde_json::to_string_pretty(&json!({
-        "keys": keys.iter().map(ApiKey::to_json).collect::<Vec<_>>()
-    }))
-    .map_err(|e| e.to_string())?;
-    let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &p)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| format!("{}: {e}", p.display()))
+    save_list(
+        dir,
+        FILE,
+        "keys",
+        keys.iter().map(ApiKey::to_json).collect(),
+    )
 }
 
 /// `nexus apikey add DIR NAME [--read-only] [--database DB]...`: a new key (replacing the

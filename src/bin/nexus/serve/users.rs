@@ -116,28 +116,53 @@ pub fn path(dir: &Path) -> PathBuf {
 
 /// The users of `dir` (none when the file does not exist).
 pub fn load(dir: &Path) -> Result<Vec<User>, String> {
-    let p = path(dir);
+    load_list(dir, FILE, "users", User::from_json)
+}
+
+fn save(dir: &Path, users: &[User]) -> Result<(), String> {
+    save_list(
+        dir,
+        FILE,
+        "users",
+        users.iter().map(User::to_json).collect(),
+    )
+}
+
+/// The entries of the JSON file `dir/file`, an object whose `field` is an array (none when
+/// the file does not exist); each parsed by `parse`. The users and API-key files.
+pub(super) fn load_list<T>(
+    dir: &Path,
+    file: &str,
+    field: &str,
+    parse: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let p = dir.join(file);
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("{}: {e}", p.display())),
     };
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-    v.get("users")
+    v.get(field)
         .and_then(Value::as_array)
-        .ok_or_else(|| format!("{}: no 'users' array", p.display()))?
+        .ok_or_else(|| format!("{}: no '{field}' array", p.display()))?
         .iter()
-        .map(|u| User::from_json(u).map_err(|e| format!("{}: {e}", p.display())))
+        .map(|e| parse(e).map_err(|e| format!("{}: {e}", p.display())))
         .collect()
 }
 
-fn save(dir: &Path, users: &[User]) -> Result<(), String> {
-    let p = path(dir);
-    let tmp = dir.join(format!(".{FILE}.tmp"));
-    let text = serde_json::to_string_pretty(&json!({
-        "users": users.iter().map(User::to_json).collect::<Vec<_>>()
-    }))
-    .map_err(|e| e.to_string())?;
+/// Replaces `dir/file` with `{field: entries}`, owner-only (0600), durably: written to a
+/// temporary beside it, synced, renamed, the directory synced.
+pub(super) fn save_list(
+    dir: &Path,
+    file: &str,
+    field: &str,
+    entries: Vec<Value>,
+) -> Result<(), String> {
+    let p = dir.join(file);
+    let tmp = dir.join(format!(".{file}.tmp"));
+    let text =
+        serde_json::to_string_pretty(&json!({ field: entries })).map_err(|e| e.to_string())?;
     let write = || -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
