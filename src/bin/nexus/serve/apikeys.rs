@@ -9,7 +9,7 @@
 //! base64), written like the users file (`users.rs`): beside itself under a temporary name,
 //! synced and renamed, readable by its owner only.
 
-use super::users::{load_list, random, save_list, sha256};
+use super::users::{digests_equal, load_list, random, save_list, sha256};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -102,12 +102,7 @@ pub fn find<'a>(keys: &'a [ApiKey], presented: &str) -> Option<&'a ApiKey> {
     let digest = sha256(presented.as_bytes());
     let mut found = None;
     for k in keys {
-        let diff = k
-            .digest
-            .iter()
-            .zip(&digest)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff == 0 && k.digest.len() == digest.len() {
+        if digests_equal(&k.digest, &digest) {
             found = Some(k);
         }
     }

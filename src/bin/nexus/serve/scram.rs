@@ -10,7 +10,7 @@
 //! An unknown user runs the same exchange against made-up credentials and fails at step 2,
 //! so the answer does not tell which users exist.
 
-use super::users::{hmac, random, sha256, User};
+use super::users::{digests_equal, hmac, random, sha256, User};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
@@ -110,11 +110,7 @@ impl Conversation {
         let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
         // Constant-time comparison of the two digests.
         let stored = sha256(&client_key);
-        let diff = stored
-            .iter()
-            .zip(&self.user.stored_key)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 || stored.len() != self.user.stored_key.len() || !self.known {
+        if !digests_equal(&stored, &self.user.stored_key) || !self.known {
             return Err(format!(
                 "wrong password or unknown user {:?}",
                 self.user.name

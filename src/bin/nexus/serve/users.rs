@@ -109,6 +109,13 @@ impl User {
     }
 }
 
+/// Whether two digests are equal, compared in constant time (every byte is looked at, so the
+/// time taken does not tell how much of one matched).
+pub(super) fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    diff == 0 && a.len() == b.len()
+}
+
 /// The users file of a data directory.
 pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
