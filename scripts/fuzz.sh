@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make fuzz`: runs every fuzz target of fuzz/ (cargo-fuzz, libFuzzer) for FUZZ_SECONDS each
 # (default 60), one after the other, and prints per target the executions and crashes. Not
-# part of `make test` (the crashers it found are, as tests/fuzz_regressions.rs).
+# part of `make test` (the crashers it found are, as tests/integration/fuzz_regressions.rs).
 #   FUZZ_SECONDS=N     time per target (default 60)
 #   FUZZ_TARGETS="a b" only these targets (default: all, `cargo fuzz list`)
 #   FUZZ_RSS_MB=N      libFuzzer's -rss_limit_mb (default 2048)

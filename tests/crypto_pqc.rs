@@ -1,5 +1,5 @@
 //! The post-quantum keys of the feature `pqc` through the C ABI, the export / import / backup
-//! options and the CLI, as for P-256 (tests/crypto_openssl.rs): every algorithm name makes a
+//! options and the CLI, as for P-256 (tests/integration/crypto_openssl.rs): every algorithm name makes a
 //! key pair, signature keys sign and verify bytes and files, hybrid ML-KEM keys are refused
 //! where a signature key belongs. The keys are checked against `openssl asn1parse` (their DER
 //! and OIDs); with OpenSSL 3.5 or later, which knows ML-DSA and SLH-DSA, also against

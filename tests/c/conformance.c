@@ -12,7 +12,7 @@
  * error status and still write its result. Expected and actual results are compared
  * after both pass through the library's own JSON writer (a scratch collection), so
  * formatting differences do not matter while values, field order and document order do.
- * The Rust runner (tests/query_conformance.rs) additionally compares int32 / int64 types,
+ * The Rust runner (tests/integration/query_conformance.rs) additionally compares int32 / int64 types,
  * which relaxed Extended JSON does not keep apart.
  *
  * The JSON of the case files is read with a small span scanner below: it finds the

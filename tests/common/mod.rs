@@ -145,7 +145,7 @@ pub fn encrypted_tests_run(test: &str) -> bool {
 /// A proptest configuration for the integration tests' property tests: `cases` cases from a
 /// fixed `seed` (the same cases every `make test`), unless `PROPTEST_CASES` or
 /// `PROPTEST_RNG_SEED` say otherwise (the long mode, e.g. `PROPTEST_CASES=1000
-/// PROPTEST_RNG_SEED=$RANDOM cargo test --release --test indexes prop_`). No regression
+/// PROPTEST_RNG_SEED=$RANDOM cargo test --release --test integration indexes::prop_`). No regression
 /// files: a failure is reported shrunk and found again from the same seed.
 pub fn prop_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
     let mut config = proptest::test_runner::Config::default();

@@ -4,7 +4,7 @@
 //! the comparisons bracket, nested documents and arrays, numeric field names) and generated
 //! filters (comparisons across types, `$in`/`$nin` with regexes, `$exists`, `$type`,
 //! `$and`/`$or`/`$nor`/`$not`, dotted paths through arrays, `$elemMatch`, `$size`, `$all`,
-//! `$regex`, `$mod`). `tests/query_raw_vs_owned.rs` runs a fixed-seed version through the
+//! `$regex`, `$mod`). `tests/integration/query_raw_vs_owned.rs` runs a fixed-seed version through the
 //! public hooks; this one generates wider and shrinks a failure to a small filter and document.
 
 use super::Filter;

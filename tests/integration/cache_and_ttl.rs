@@ -5,7 +5,7 @@
 //! time, and admission: uniform reads over a working set larger than the cache do not churn
 //! it, reused keys are admitted, everything is admitted while it fits.
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, DocumentId, Error, OpenOptions};

@@ -2,7 +2,7 @@
 //! updates and upserts, atomic insert_many, snapshot cursors, transactions, several
 //! connections on several threads, and reopen.
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use nexus::{

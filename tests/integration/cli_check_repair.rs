@@ -2,7 +2,7 @@
 //! `nexus check --repair` accepts the loss on purpose, reports it ("repair" in the JSON
 //! report), and leaves a database that checks clean.
 
-mod common;
+use crate::common;
 use common::nexus;
 use nexus::{Database, Document, OpenOptions, StorageEngine};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! options and specifications.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)] // test arithmetic
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, Document, Error};

@@ -8,7 +8,7 @@
 //! the same small stack.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{

@@ -4,7 +4,7 @@
 //! collection larger than any one batch, `$lookup` across collections of a file database,
 //! and the cursor's life after the connection closes.
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{AggregateOptions, Database, Document, Error};

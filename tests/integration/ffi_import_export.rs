@@ -2,7 +2,7 @@
 //! (freed with `nexus_free`), unknown option keys are `NEXUS_INVALID_ARGUMENT`, a bad row is
 //! `NEXUS_PARSE` with the row in `nexus_errmsg`, and TTL options are `NEXUS_UNSUPPORTED`.
 
-mod common;
+use crate::common;
 
 use common::ffi::c;
 use nexus::ffi::db::{nexus_close, nexus_db, nexus_open};

@@ -8,7 +8,7 @@
     clippy::cast_lossless
 )] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, Error, OpenOptions, StorageEngine, SyncMode};

@@ -3,7 +3,7 @@
 //! exits 1 with one line on stderr, writes nothing, and the database still opens with every
 //! document. (It used to exit 0 and leave the database replaced by a JSONL file.)
 
-mod common;
+use crate::common;
 use common::{nexus, ok};
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! / verify; errors are one line on stderr with exit 1, usage errors exit 2; regex literals
 //! in filters, a CSV quote left open, counts with their noun in the singular for one.
 
-mod common;
+use crate::common;
 use common::{nexus, ok};
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! integers and decimals; and the lossless formats reproduce the generated documents exactly.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::io::{ExportOptions, ExtJsonMode, Format, ImportOptions};

@@ -14,7 +14,7 @@
 //! sorted by `_id` there.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{Bson, Document as BsonDocument};
 use nexus::{

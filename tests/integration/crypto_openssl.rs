@@ -2,7 +2,7 @@
 //! NexusLite makes are keys OpenSSL reads, a signature NexusLite writes is one `openssl dgst
 //! -sha256 -verify` accepts, and the other way round; through the C ABI as C callers use it.
 
-mod common;
+use crate::common;
 
 use common::ffi::{
     c, keygen, openssl, path_c, signed_import_refuses_a_change, take, CRYPTO, INVALID, OK,

@@ -1,7 +1,7 @@
 //! `nexus completions SHELL` and the hidden `nexus manpage`, which `make install` uses to put
 //! the shell completions and nexus.1 in place: each names the real subcommands and options.
 
-mod common;
+use crate::common;
 use common::{nexus, ok};
 
 #[test]

@@ -3,7 +3,7 @@
 //! reopening, and a randomized comparison of indexed and unindexed answers.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, Document, Error, FindOptions, OpenOptions};

@@ -1,7 +1,7 @@
 //! Read transactions (`Database::begin_read`, `nexus_begin_read`): one snapshot for every
 //! read of a connection until commit or rollback, no lock taken, writes refused.
 
-mod common;
+use crate::common;
 
 use bson::doc;
 use nexus::{Database, Document, Error, FindOptions, OpenOptions};

@@ -6,7 +6,7 @@
 //! committed state: snapshot isolation, the shared document cache) must equal a model map.
 //! Runs on the harness's engine (`NEXUSLITE_STORAGE`, see tests/common).
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson, Document as BsonDocument};
 use nexus::{Database, Document, DocumentId, Error, FindOptions, OpenOptions, UpdateOptions};
