@@ -16,6 +16,7 @@ pub use meta::Metadata;
 
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
+use std::sync::Arc;
 
 /// The largest document NexusLite stores, in BSON bytes (MongoDB's limit: 16 MiB).
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -170,7 +171,9 @@ fn depth_within(doc: &BsonDocument, max: usize) -> bool {
 
 /// A document: an ordered set of fields whose first field, once stored, is `_id`.
 ///
-/// `Document` is a plain value (`Clone`, `Send`, `Sync`); it is not tied to a database.
+/// `Document` is a plain value (`Clone`, `Send`, `Sync`); it is not tied to a database. Its
+/// body is shared copy-on-write: a clone (and a document read from the document cache) shares
+/// the fields until one side changes them, so cloning costs a reference count.
 ///
 /// ```
 /// use nexus::Document;
@@ -179,7 +182,7 @@ fn depth_within(doc: &BsonDocument, max: usize) -> bool {
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Document {
-    body: BsonDocument,
+    body: Arc<BsonDocument>,
 }
 
 impl Document {
@@ -198,9 +201,7 @@ impl Document {
     /// Errors: [`Error::Parse`] for malformed JSON, a non-object, or a bad `$`-wrapper such as
     /// `{"$oid": "xyz"}`.
     pub fn from_json(text: &str) -> Result<Self> {
-        Ok(Self {
-            body: json::parse_document(text)?,
-        })
+        Ok(Self::from_bson(json::parse_document(text)?))
     }
 
     /// Decodes one BSON document from `bytes`, which must hold exactly that document.
@@ -208,11 +209,18 @@ impl Document {
         check_bson_frame(bytes)?;
         let body = BsonDocument::from_reader(bytes)
             .map_err(|e| Error::parse(format!("malformed BSON: {e}")))?;
-        Ok(Self { body })
+        Ok(Self::from_bson(body))
     }
 
     /// Wraps an existing `bson::Document`.
     pub fn from_bson(body: BsonDocument) -> Self {
+        Self {
+            body: Arc::new(body),
+        }
+    }
+
+    /// A document sharing `body` (the decoded form the document cache keeps).
+    pub(crate) fn from_shared(body: Arc<BsonDocument>) -> Self {
         Self { body }
     }
 
@@ -250,7 +258,7 @@ impl Document {
 
     /// Sets a top-level field, replacing an existing value in place.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<Bson>) {
-        self.body.insert(key, value);
+        self.as_bson_mut().insert(key, value);
     }
 
     /// The underlying BSON document.
@@ -258,14 +266,15 @@ impl Document {
         &self.body
     }
 
-    /// Mutable access to the underlying BSON document.
+    /// Mutable access to the underlying BSON document (its own copy first, if the body is
+    /// shared with a clone).
     pub fn as_bson_mut(&mut self) -> &mut BsonDocument {
-        &mut self.body
+        Arc::make_mut(&mut self.body)
     }
 
-    /// Unwraps into the underlying BSON document.
+    /// Unwraps into the underlying BSON document (a copy if the body is shared).
     pub fn into_bson(self) -> BsonDocument {
-        self.body
+        Arc::try_unwrap(self.body).unwrap_or_else(|shared| BsonDocument::clone(&shared))
     }
 
     /// Makes sure the document has a valid `_id` as its first field, assigning a UUID v4
@@ -283,14 +292,15 @@ impl Document {
                 return DocumentId::new(v.clone());
             }
         }
-        let id = match self.body.remove("_id") {
+        let fields = self.as_bson_mut();
+        let id = match fields.remove("_id") {
             Some(v) => DocumentId::new(v)?,
             None => DocumentId::new(Bson::String(new_id()))?,
         };
         let mut body = BsonDocument::new();
         body.insert("_id", id.as_bson().clone());
-        body.extend(std::mem::take(&mut self.body));
-        self.body = body;
+        body.extend(std::mem::take(fields));
+        *fields = body;
         Ok(id)
     }
 
@@ -317,7 +327,7 @@ impl Document {
 
 impl From<BsonDocument> for Document {
     fn from(body: BsonDocument) -> Self {
-        Self { body }
+        Self::from_bson(body)
     }
 }
 
@@ -345,6 +355,6 @@ impl DocumentBuilder {
 
     /// Finishes the document.
     pub fn build(self) -> Document {
-        Document { body: self.body }
+        Document::from_bson(self.body)
     }
 }

@@ -485,3 +485,42 @@ fn reused_keys_are_admitted_and_a_working_set_that_fits_at_once() {
     let reused = cache_stat(&db, &["hits"]) - hits;
     assert!(reused >= 45, "only {reused} of 50 reused keys were cached");
 }
+
+/// A document read from the cache shares the cache's decoded copy until the caller changes it:
+/// changing, unwrapping or dropping what `get` returned never changes what the next `get`
+/// (from the cache) returns.
+#[test]
+fn a_cached_document_is_a_value_of_its_own() {
+    let db = memory("{}");
+    let c = db.collection("c");
+    c.insert(Document::from(
+        doc! {"_id": "a", "v": 1, "nested": {"x": 1}},
+    ))
+    .unwrap();
+    let original = c.get(&id("a")).unwrap().unwrap();
+    let hits_before = cache_stat(&db, &["hits"]);
+
+    let mut first = c.get(&id("a")).unwrap().unwrap();
+    first.set("v", 2);
+    first.as_bson_mut().insert("added", true);
+    let mut second = c.get(&id("a")).unwrap().unwrap();
+    second
+        .as_bson_mut()
+        .get_document_mut("nested")
+        .unwrap()
+        .insert("x", 99);
+    let third = c.get(&id("a")).unwrap().unwrap();
+    let unwrapped = c.get(&id("a")).unwrap().unwrap().into_bson();
+
+    assert!(
+        cache_stat(&db, &["hits"]) >= hits_before + 4,
+        "the gets were served by the cache"
+    );
+    assert_eq!(first.get("v"), Some(&Bson::Int32(2)));
+    assert_eq!(third, original, "the cached copy is unchanged");
+    assert_eq!(&unwrapped, original.as_bson());
+    assert_eq!(
+        second.as_bson().get_document("nested").unwrap().get("x"),
+        Some(&Bson::Int32(99))
+    );
+}

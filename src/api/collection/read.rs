@@ -66,7 +66,7 @@ impl Collection<'_> {
         Ok(match self.find_by_key(id.key(), true)? {
             None => None,
             Some(Found::Rec(rec)) => Some(record::decode_body(&rec)?),
-            Some(Found::Doc(doc)) => Some(Document::from(BsonDocument::clone(&doc))),
+            Some(Found::Doc(doc)) => Some(Document::from_shared(doc)),
         })
     }
 
