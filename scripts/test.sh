@@ -40,14 +40,16 @@ abi_check() {
 }
 
 # The features of the two debug-profile suites below: one set, so that one debug build of the
-# crate serves both.
-DEBUG_FEATURES=fault-injection,pqc
+# crate serves both. The CLI (its tests run `nexus`) without `server`: none of these tests
+# needs the server, whose dependencies (tokio, axum, tonic, protox) would double the debug
+# build.
+DEBUG_FEATURES=(--no-default-features --features cli,fault-injection,pqc)
 
 fault_injection_tests() {
   # The durability tests that inject faults need the fault-injection feature, which a shipped
   # build never has; they build in the debug profile so the release artifacts the C, C++ and
   # Go suites link stay the shipped ones.
-  cargo test --features "$DEBUG_FEATURES" \
+  cargo test "${DEBUG_FEATURES[@]}" \
     --test group_commit --test recovery_fault_injection --test wasp_fault_injection_crash
 }
 
@@ -58,8 +60,8 @@ pqc_tests() {
   # the crypto unit tests (signatures, the hybrid key slots' wrap / unwrap) and
   # tests/crypto_pqc.rs. Debug profile like the fault-injection tests, whose dependencies it
   # shares; Cargo.toml optimizes the post-quantum crates there.
-  cargo test --features "$DEBUG_FEATURES" --lib crypto:: \
-    && cargo test --features "$DEBUG_FEATURES" --test crypto_pqc --test encryption_pqc
+  cargo test "${DEBUG_FEATURES[@]}" --lib crypto:: \
+    && cargo test "${DEBUG_FEATURES[@]}" --test crypto_pqc --test encryption_pqc
 }
 
 header_unchanged() {
