@@ -116,6 +116,16 @@ func probes(mongoAddr string, client *mongo.Client) ([]probe, func(), error) {
 		return nil, nil, err
 	}
 	ctx := context.Background()
+	// One "find 10 by index" reply, for the client-side decoding row.
+	find10, err := opMsg(1, bson.D{{Key: "find", Value: "docs"}, {Key: "filter", Value: bson.D{{Key: "grp", Value: 7}}}, {Key: "$db", Value: "bench"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := roundTrip(raw, find10, buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	reply10 := append([]byte(nil), r...)
 	list := []probe{
 		{"loopback TCP round trip (Go echo, 64 bytes)", func(n int) error {
 			_, err := roundTrip(echoConn, ping64, buf)
@@ -151,6 +161,28 @@ func probes(mongoAddr string, client *mongo.Client) ([]probe, func(), error) {
 				return err
 			}
 			return okReply(r, 10)
+		}},
+		{"OP_MSG insert of 1 document, bare socket", func(n int) error {
+			m, err := opMsg(int32(n), bson.D{{Key: "insert", Value: "docs"},
+				{Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 2_000_000 + n}, {Key: "grp", Value: insertedGrp(n)}, {Key: "name", Value: "new"}}}},
+				{Key: "$db", Value: "bench"}})
+			if err != nil {
+				return err
+			}
+			r, err := roundTrip(raw, m, buf)
+			if err != nil {
+				return err
+			}
+			return okReply(r, -1)
+		}},
+		{"Go: a 10-document find reply decoded into []bson.M (no I/O)", func(n int) error {
+			var out struct {
+				Cursor struct{ FirstBatch []bson.M } `bson:"cursor"`
+			}
+			if err := bson.Unmarshal(reply10[21:], &out); err != nil {
+				return err
+			}
+			return exactly10(len(out.Cursor.FirstBatch))
 		}},
 		{"Go driver RunCommand ping", func(n int) error {
 			return client.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
