@@ -349,3 +349,55 @@ fn read_rest<R: Read>(
     let _ = ctl.set_read_timeout(None);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected loopback pair: (the server's end, the client's end).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn a_message_in_several_writes_is_read_whole_and_the_next_stays_buffered() {
+        let (server, mut client) = pair();
+        let ctl = server.try_clone().unwrap();
+        let mut rd = BufReader::with_capacity(8, server);
+        let first: Vec<u8> = (0u8..40).collect();
+        let writer = std::thread::spawn(move || {
+            client.write_all(&first[..3]).unwrap();
+            client.write_all(&first[3..]).unwrap();
+            client.write_all(&[7, 7, 7, 7]).unwrap();
+            client
+        });
+        let mut buf = Vec::new();
+        let mut head = [0u8; 4];
+        rd.read_exact(&mut head).unwrap();
+        buf.extend_from_slice(&head);
+        read_rest(&mut rd, &ctl, &mut buf, 40).unwrap();
+        assert_eq!(buf, (0u8..40).collect::<Vec<u8>>());
+        let _client = writer.join().unwrap();
+        let mut next = [0u8; 4];
+        rd.read_exact(&mut next).unwrap();
+        assert_eq!(next, [7, 7, 7, 7]);
+    }
+
+    #[test]
+    fn a_peer_closing_inside_a_message_is_an_error() {
+        let (server, mut client) = pair();
+        let ctl = server.try_clone().unwrap();
+        let mut rd = BufReader::with_capacity(READ_BUFFER, server);
+        client.write_all(&[100, 0, 0, 0, 1, 2, 3]).unwrap();
+        drop(client);
+        let mut head = [0u8; 4];
+        rd.read_exact(&mut head).unwrap();
+        let mut buf = head.to_vec();
+        let e = read_rest(&mut rd, &ctl, &mut buf, 100).unwrap_err();
+        assert!(e.contains("closed inside a 100-byte message"), "{e}");
+        assert_eq!(buf, [100, 0, 0, 0, 1, 2, 3]);
+    }
+}
