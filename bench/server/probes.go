@@ -187,6 +187,29 @@ func probes(mongoAddr string, client *mongo.Client) ([]probe, func(), error) {
 		{"Go driver RunCommand ping", func(n int) error {
 			return client.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
 		}},
+		{"Go driver RunCommand find 10 by index (reply kept raw)", func(n int) error {
+			raw, err := client.Database("bench").RunCommand(ctx, bson.D{{Key: "find", Value: "docs"},
+				{Key: "filter", Value: bson.D{{Key: "grp", Value: (n * 31) % 1000}}}}).Raw()
+			if err != nil {
+				return err
+			}
+			vals, err := raw.Lookup("cursor", "firstBatch").Array().Values()
+			if err != nil {
+				return err
+			}
+			return exactly10(len(vals))
+		}},
+		{"Go driver Find 10 by index + cursor.All into []bson.M (the table's operation)", func(n int) error {
+			cur, err := client.Database("bench").Collection("docs").Find(ctx, bson.D{{Key: "grp", Value: (n * 31) % 1000}})
+			if err != nil {
+				return err
+			}
+			var out []bson.M
+			if err := cur.All(ctx, &out); err != nil {
+				return err
+			}
+			return exactly10(len(out))
+		}},
 	}
 	return list, closeAll, nil
 }
