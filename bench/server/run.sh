@@ -32,7 +32,8 @@ table="$("$here/.bench-server" -nexus "$root/target/release/nexus" -root "$root"
     echo
     echo "First, the floor under the one-client rows, each from one goroutine for $duration: the loopback"
     echo "TCP round trip (a Go echo server in the load generator's process), \`nexus serve\` answering"
-    echo "hand-built OP_MSG frames on a bare socket (no driver), and the Go driver's own \`ping\`."
+    echo "hand-built OP_MSG frames on a bare socket (no driver), and the Go driver's own share"
+    echo "(decoding a reply, \`ping\`, the find of 10 with and without its cursor and decoding)."
     echo
     echo "$table"
 } > "$out"
