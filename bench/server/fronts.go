@@ -50,7 +50,7 @@ func restOps(base string, nextID func() int64) map[string]func(c, n int) error {
 	return map[string]func(c, n int) error{
 		"insert_one": func(c, n int) error {
 			var out map[string]any
-			return action("insertOne", map[string]any{"document": map[string]any{"_id": nextID(), "grp": n % 1000, "name": "new"}}, &out)
+			return action("insertOne", map[string]any{"document": map[string]any{"_id": nextID(), "grp": insertedGrp(n), "name": "new"}}, &out)
 		},
 		"find_one by _id": func(c, n int) error {
 			var out struct{ Document map[string]any }
@@ -67,10 +67,7 @@ func restOps(base string, nextID func() int64) map[string]func(c, n int) error {
 			if err := action("find", map[string]any{"filter": map[string]any{"grp": (n*31 + c) % 1000}}, &out); err != nil {
 				return err
 			}
-			if len(out.Documents) < 10 {
-				return fmt.Errorf("find returned %d", len(out.Documents))
-			}
-			return nil
+			return exactly10(len(out.Documents))
 		},
 	}
 }
@@ -105,7 +102,7 @@ func grpcOps(addr, root string, nextID func() int64) (map[string]func(c, n int) 
 	ctx := context.Background()
 	ops := map[string]func(c, n int) error{
 		"insert_one": func(c, n int) error {
-			d, err := bson.Marshal(bson.D{{Key: "_id", Value: nextID()}, {Key: "grp", Value: n % 1000}, {Key: "name", Value: "new"}})
+			d, err := bson.Marshal(bson.D{{Key: "_id", Value: nextID()}, {Key: "grp", Value: insertedGrp(n)}, {Key: "name", Value: "new"}})
 			if err != nil {
 				return err
 			}
@@ -161,10 +158,7 @@ func grpcOps(addr, root string, nextID func() int64) (map[string]func(c, n int) 
 					got++
 				}
 			}
-			if got < 10 {
-				return fmt.Errorf("Find returned %d", got)
-			}
-			return nil
+			return exactly10(got)
 		},
 	}
 	return ops, func() { conn.Close() }, nil

@@ -32,6 +32,18 @@ import (
 
 const preload = 10000 // documents with _id 0..9999, grp = _id % 1000 (10 per group)
 
+// insertedGrp: the grp of the documents insert_one adds, outside 0..999, so the groups that
+// "find 10 by index" reads keep exactly 10 documents however many inserts ran before it.
+func insertedGrp(n int) int { return 1000 + n%1000 }
+
+// exactly10 checks the size of a "find 10 by index" answer.
+func exactly10(got int) error {
+	if got != 10 {
+		return fmt.Errorf("find by grp returned %d documents, not 10", got)
+	}
+	return nil
+}
+
 type result struct {
 	ops      int
 	elapsed  time.Duration
@@ -121,6 +133,9 @@ func main() {
 	dur := flag.Duration("duration", 2*time.Second, "time per case")
 	root := flag.String("root", "../..", "the repository (for proto/nexus/v1/nexus.proto)")
 	clientList := flag.String("clients", "1,8,32", "client counts")
+	pathList := flag.String("paths", "wire,http,grpc,embedded", "the paths measured (wire, http, grpc, embedded)")
+	opList := flag.String("ops", "insert_one,find_one by _id,find 10 by index", "the operations measured")
+	withProbes := flag.Bool("probes", true, "first the one-client floor: loopback round trip, bare OP_MSG, driver ping")
 	flag.Parse()
 	var clientCounts []int
 	for _, s := range strings.Split(*clientList, ",") {
@@ -208,7 +223,7 @@ func main() {
 	}
 	serverOps := map[string]func(c, n int) error{
 		"insert_one": func(c, n int) error {
-			_, err := sc.InsertOne(ctx, bson.D{{Key: "_id", Value: nextID.Add(1)}, {Key: "grp", Value: n % 1000}, {Key: "name", Value: "new"}})
+			_, err := sc.InsertOne(ctx, bson.D{{Key: "_id", Value: nextID.Add(1)}, {Key: "grp", Value: insertedGrp(n)}, {Key: "name", Value: "new"}})
 			return err
 		},
 		"find_one by _id": func(c, n int) error {
@@ -224,15 +239,12 @@ func main() {
 			if err := cur.All(ctx, &out); err != nil {
 				return err
 			}
-			if len(out) < 10 {
-				return fmt.Errorf("find returned %d", len(out))
-			}
-			return nil
+			return exactly10(len(out))
 		},
 	}
 	embeddedOps := map[string]func(c, n int) error{
 		"insert_one": func(c, n int) error {
-			_, err := conns[c].Collection("docs").Insert(map[string]any{"_id": nextID.Add(1), "grp": n % 1000, "name": "new"})
+			_, err := conns[c].Collection("docs").Insert(map[string]any{"_id": nextID.Add(1), "grp": insertedGrp(n), "name": "new"})
 			return err
 		},
 		"find_one by _id": func(c, n int) error {
@@ -248,10 +260,7 @@ func main() {
 			if err := cur.All(&out); err != nil {
 				return err
 			}
-			if len(out) < 10 {
-				return fmt.Errorf("find returned %d", len(out))
-			}
-			return nil
+			return exactly10(len(out))
 		},
 	}
 	newID := func() int64 { return nextID.Add(1) }
@@ -260,15 +269,34 @@ func main() {
 		panic(err)
 	}
 	defer closeGrpc()
-	sides := []side{
-		{"nexus serve (Go driver)", serverOps},
-		{"nexus serve HTTP (Data API, net/http)", restOps("http://"+addrs[1], newID)},
-		{"nexus serve gRPC (grpc-go)", grpcSide},
-		{"embedded (C ABI via cgo)", embeddedOps},
+	all := map[string]side{
+		"wire":     {"nexus serve (Go driver)", serverOps},
+		"http":     {"nexus serve HTTP (Data API, net/http)", restOps("http://"+addrs[1], newID)},
+		"grpc":     {"nexus serve gRPC (grpc-go)", grpcSide},
+		"embedded": {"embedded (C ABI via cgo)", embeddedOps},
+	}
+	var sides []side
+	for _, p := range strings.Split(*pathList, ",") {
+		s, ok := all[p]
+		if !ok {
+			panic("unknown path " + p)
+		}
+		sides = append(sides, s)
+	}
+	if *withProbes {
+		list, closeProbes, err := probes(addrs[0], client)
+		if err != nil {
+			panic(err)
+		}
+		if err := printProbes(list, *dur); err != nil {
+			panic(err)
+		}
+		closeProbes()
+		fmt.Println()
 	}
 	fmt.Println("| operation | clients | path | ops/s | p50 µs | p99 µs |")
 	fmt.Println("|---|---:|---|---:|---:|---:|")
-	for _, opName := range []string{"insert_one", "find_one by _id", "find 10 by index"} {
+	for _, opName := range strings.Split(*opList, ",") {
 		for _, clients := range clientCounts {
 			for _, s := range sides {
 				r, err := run(clients, *dur, s.ops[opName])

@@ -1,8 +1,9 @@
 //! `nexus serve`: a server that speaks MongoDB's wire protocol over a data directory, so
 //! MongoDB drivers and tools work against NexusLite databases (`DIR/NAME.db` per MongoDB
-//! database). [`run`] starts a tokio runtime, listens, and serves each connection in a task
-//! of its own ([`connection`]): read one framed message, decode and run it on the blocking
-//! pool (the `nexus` API is synchronous), write the reply. Below: `wire` (framing),
+//! database). [`run`] starts a tokio runtime (signals, the cursor reaper, the HTTP and gRPC
+//! front ends) and listens; `conn` serves each MongoDB protocol connection on an OS thread of
+//! its own with blocking socket I/O: read one framed message, decode and run it ([`handle`];
+//! the `nexus` API is synchronous), write the reply. Below: `wire` (framing),
 //! `commands` / `crud` (the commands), `state` (databases and cursors shared by all
 //! connections), `reply`, `args`, `error`.
 //!
@@ -23,6 +24,7 @@
 pub mod apikeys;
 mod args;
 mod commands;
+mod conn;
 mod crud;
 mod error;
 mod grpc;
@@ -39,10 +41,9 @@ pub use rest::HttpLimits;
 use state::{Limits, Server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -229,7 +230,14 @@ async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), String> {
     let mongo = match at.mongo {
-        Some(addr) => Some(bind("--mongo", addr).await?),
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr} (--mongo): {e}"))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| format!("cannot listen on {addr} (--mongo): {e}"))?;
+            Some((listener, local))
+        }
         None => None,
     };
     let http = match at.http {
@@ -336,32 +344,40 @@ async fn serve(
             }
         })
     };
-    let mut tasks = tokio::task::JoinSet::new();
-    match mongo {
-        Some((listener, _)) => {
-            accept_wire(
-                &server, listener, &tls, &stop_rx, &mut tasks, &mut term, &mut int,
+    let wire = match mongo {
+        Some((listener, local)) => Some(
+            conn::WireServer::start(
+                Arc::clone(&server),
+                listener,
+                tls.as_ref().map(|t| Arc::clone(t.config())),
             )
-            .await;
-        }
-        None => {
-            tokio::select! {
-                _ = term.recv() => log::info!("SIGTERM: shutting down"),
-                _ = int.recv() => log::info!("SIGINT: shutting down"),
-            }
-        }
+            .map_err(|e| format!("--mongo {local}: {e}"))?,
+        ),
+        None => None,
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM: shutting down"),
+        _ = int.recv() => log::info!("SIGINT: shutting down"),
     }
     expiry.abort();
     let _ = stop_tx.send(true);
+    // The wire connections' threads are waited for on the blocking pool, beside the
+    // HTTP and gRPC tasks.
+    let wire_done = tokio::task::spawn_blocking(move || {
+        let mut wire = wire?;
+        wire.stop();
+        Some(wire.finish(GRACE))
+    });
     let finished = tokio::time::timeout(GRACE, async {
-        while tasks.join_next().await.is_some() {}
         while front_ends.join_next().await.is_some() {}
     })
     .await;
     if finished.is_err() {
-        log::warn!("requests still running after {GRACE:?}: abandoned");
-        tasks.abort_all();
         front_ends.abort_all();
+    }
+    let wire_finished = wire_done.await.ok().flatten().unwrap_or(true);
+    if finished.is_err() || !wire_finished {
+        log::warn!("requests still running after {GRACE:?}: abandoned");
     }
     let errors = tokio::task::spawn_blocking(move || server.close_all())
         .await
@@ -377,122 +393,7 @@ async fn serve(
     }
 }
 
-/// Accepts and serves the MongoDB protocol's connections until SIGINT / SIGTERM.
-async fn accept_wire(
-    server: &Arc<Server>,
-    listener: TcpListener,
-    tls: &Option<tokio_rustls::TlsAcceptor>,
-    stop_rx: &watch::Receiver<bool>,
-    tasks: &mut tokio::task::JoinSet<()>,
-    term: &mut tokio::signal::unix::Signal,
-    int: &mut tokio::signal::unix::Signal,
-) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let next_conn = AtomicU64::new(1);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        log::warn!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if active.load(Ordering::SeqCst) >= server.limits.max_connections {
-                    log::warn!("{peer}: refused, {} connections are open (the limit)", server.limits.max_connections);
-                    drop(stream);
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                let id = next_conn.fetch_add(1, Ordering::Relaxed);
-                let server = Arc::clone(server);
-                let stop = stop_rx.clone();
-                let active = Arc::clone(&active);
-                let tls = tls.clone();
-                active.fetch_add(1, Ordering::SeqCst);
-                tasks.spawn(async move {
-                    log::info!("connection {id} from {peer}");
-                    let served = match tls {
-                        None => connection(&server, stream, id, stop).await,
-                        Some(acceptor) => {
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(tls_stream)) => connection(&server, tls_stream, id, stop).await,
-                                Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
-                                Err(_) => Err("TLS handshake timed out".to_owned()),
-                            }
-                        }
-                    };
-                    match served {
-                        Ok(()) => log::info!("connection {id} from {peer} closed"),
-                        Err(e) => log::warn!("connection {id} from {peer} closed: {e}"),
-                    }
-                    let killed = server.close_connection_cursors(id);
-                    if killed > 0 {
-                        log::info!("connection {id}: killed its {killed} cursors");
-                    }
-                    active.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = term.recv() => { log::info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { log::info!("SIGINT: shutting down"); break; }
-        }
-    }
-}
-
 static NEXT_REPLY_ID: AtomicI32 = AtomicI32::new(1);
-
-/// Serves one connection until the peer closes it, a message is refused, or the server
-/// stops (checked between messages only: a request in progress finishes).
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
-    server: &Arc<Server>,
-    stream: S,
-    id: u64,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut state = commands::ConnState::default();
-    loop {
-        let mut head = [0u8; 4];
-        tokio::select! {
-            r = rd.read_exact(&mut head) => match r {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.to_string()),
-            },
-            _ = stop.changed() => return Ok(()),
-        }
-        let len = wire::frame_len(&head, server.limits.max_message).map_err(|e| e.0)?;
-        // The buffer grows with the bytes that arrive, not with the length a peer claims.
-        let mut buf = Vec::with_capacity(len.min(64 * 1024));
-        buf.extend_from_slice(&head);
-        let rest = u64::try_from(len - 4).unwrap_or(u64::MAX);
-        let read =
-            tokio::time::timeout(MESSAGE_TIMEOUT, (&mut rd).take(rest).read_to_end(&mut buf))
-                .await
-                .map_err(|_| format!("a message took more than {MESSAGE_TIMEOUT:?} to arrive"))?
-                .map_err(|e| e.to_string())?;
-        if read as u64 != rest {
-            return Err(format!("connection closed inside a {len}-byte message"));
-        }
-        // The command runs on this task's own thread: block_in_place hands the worker's other
-        // tasks to another thread instead of sending this request to the blocking pool and
-        // back (two thread switches per request, most of the one-client latency measured in
-        // benchmarks/server.md). A command may still block on the write lock or an fsync.
-        // A panic ends this connection only, with the same error a failed command gives.
-        let reply = tokio::task::block_in_place(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handle(server, id, &mut state, &buf)
-            }))
-        })
-        .map_err(|_| "a command failed unexpectedly".to_string())??;
-        if let Some(reply) = reply {
-            wr.write_all(&reply).await.map_err(|e| e.to_string())?;
-        }
-    }
-}
 
 /// Decodes and runs one message; the reply frame, or None when none is wanted.
 fn handle(
