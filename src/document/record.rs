@@ -282,6 +282,16 @@ pub(crate) fn decode_body(record: &[u8]) -> Result<Document> {
         .map_err(|e| Error::Corrupt(format!("stored document is malformed: {e}")))
 }
 
+/// The body of a stored record as relaxed Extended JSON: written straight from the stored
+/// bytes, through the decoder only for what the direct writer declines (it then reports the
+/// precise error or writes the general form).
+pub(crate) fn body_json(record: &[u8]) -> Result<String> {
+    match crate::document::json::raw_to_relaxed_json(body_bytes(record)?) {
+        Some(json) => Ok(json),
+        None => Ok(decode_body(record)?.to_json()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -293,12 +293,7 @@ impl Cursor {
                 Some(text) => Some(text),
                 None => Some(Document::from(bson_of(&body)?).to_json()),
             },
-            Some(JsonRow::Stored(rec)) => {
-                match crate::document::json::raw_to_relaxed_json(record::body_bytes(&rec)?) {
-                    Some(text) => Some(text),
-                    None => Some(record::decode_body(&rec)?.to_json()),
-                }
-            }
+            Some(JsonRow::Stored(rec)) => Some(record::body_json(&rec)?),
         })
     }
 

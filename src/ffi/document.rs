@@ -263,13 +263,7 @@ pub unsafe extern "C" fn nexus_get(
                 .ok_or_else(|| {
                     Error::NotFound(format!("no document with _id \"{text}\" in '{coll}'"))
                 })?;
-        // Straight from the stored bytes to JSON; the decoder only for what the direct
-        // writer declines (it then reports the precise error or writes the general form).
-        let body = crate::document::record::body_bytes(&rec)?;
-        let json = match crate::document::json::raw_to_relaxed_json(body) {
-            Some(json) => json,
-            None => crate::document::record::decode_body(&rec)?.to_json(),
-        };
+        let json = crate::document::record::body_json(&rec)?;
         // SAFETY: checked non-NULL above.
         unsafe { give_string(out_json, &json) }?;
         Ok(NEXUS_OK)

@@ -131,3 +131,87 @@ fn numeric_ids_are_point_lookups_unless_decimal_ids_exist() {
     assert_eq!(stage(&c, doc! {"_id": 9}), "IDHACK");
     assert_eq!(c.count(&doc! {"_id": 9}).unwrap(), 1);
 }
+
+/// `nexus_find_one` with a filter that is exactly `{_id: "..."}` (read by key, without a plan)
+/// answers as any other filter does: the document's JSON, `NEXUS_NOT_FOUND` for a missing
+/// document, a missing collection or an expired one, the transaction's own uncommitted
+/// insert inside it and not after its rollback, and the same answer as the planned filter
+/// `{_id: {$eq: ...}}`.
+#[test]
+fn find_one_by_a_plain_id_answers_like_the_planned_filter() {
+    use nexus::ffi::db::{nexus_close, nexus_db, nexus_open};
+    use nexus::ffi::document::{nexus_find_one, nexus_insert, nexus_insert_ttl};
+    use nexus::ffi::maintenance::nexus_free;
+    use nexus::ffi::status::{NEXUS_NOT_FOUND, NEXUS_OK};
+    use nexus::ffi::txn::{nexus_begin, nexus_rollback};
+    use std::ffi::{CStr, CString};
+    use std::os::raw::c_char;
+
+    let c = |s: &str| CString::new(s).unwrap();
+    let mut db: *mut nexus_db = std::ptr::null_mut();
+    // SAFETY: every pointer below is a live CString, a NULL-initialized out-value or the
+    // handle nexus_open gave; every string the library gives is freed with nexus_free.
+    unsafe {
+        assert_eq!(
+            nexus_open(c(":memory:").as_ptr(), std::ptr::null(), &mut db),
+            NEXUS_OK
+        );
+        let find = |coll: &str, filter: &str| -> (i32, Option<String>) {
+            let mut out: *mut c_char = std::ptr::null_mut();
+            let rc = nexus_find_one(db, c(coll).as_ptr(), c(filter).as_ptr(), &mut out);
+            let text = (!out.is_null()).then(|| CStr::from_ptr(out).to_str().unwrap().to_owned());
+            nexus_free(out.cast());
+            (rc, text)
+        };
+        let insert = |json: &str| {
+            let rc = nexus_insert(db, c("c").as_ptr(), c(json).as_ptr(), std::ptr::null_mut());
+            assert_eq!(rc, NEXUS_OK, "{json}");
+        };
+        assert_eq!(
+            find("c", r#"{"_id": "a"}"#).0,
+            NEXUS_NOT_FOUND,
+            "no collection"
+        );
+        insert(r#"{"_id": "a", "n": 1, "s": "x\"y"}"#);
+        insert(r#"{"_id": 7, "n": 2}"#);
+        let fast = find("c", r#"{"_id": "a"}"#);
+        assert_eq!(fast.0, NEXUS_OK);
+        assert_eq!(fast.1.as_deref(), Some(r#"{"_id":"a","n":1,"s":"x\"y"}"#));
+        assert_eq!(fast, find("c", r#"{"_id": {"$eq": "a"}}"#));
+        assert_eq!(find("c", r#"{"_id": "b"}"#).0, NEXUS_NOT_FOUND);
+        assert_eq!(
+            find("c", r#"{"_id": 7}"#).1.as_deref(),
+            Some(r#"{"_id":7,"n":2}"#)
+        );
+        assert_eq!(find("c", r#"{"_id": "a", "n": 2}"#).0, NEXUS_NOT_FOUND);
+
+        let rc = nexus_insert_ttl(
+            db,
+            c("c").as_ptr(),
+            c(r#"{"_id": "brief"}"#).as_ptr(),
+            1,
+            std::ptr::null_mut(),
+        );
+        assert_eq!(rc, NEXUS_OK);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(
+            find("c", r#"{"_id": "brief"}"#).0,
+            NEXUS_NOT_FOUND,
+            "expired"
+        );
+
+        assert_eq!(nexus_begin(db), NEXUS_OK);
+        insert(r#"{"_id": "t", "n": 3}"#);
+        assert_eq!(
+            find("c", r#"{"_id": "t"}"#).1.as_deref(),
+            Some(r#"{"_id":"t","n":3}"#)
+        );
+        assert_eq!(nexus_rollback(db), NEXUS_OK);
+        assert_eq!(
+            find("c", r#"{"_id": "t"}"#).0,
+            NEXUS_NOT_FOUND,
+            "rolled back"
+        );
+        nexus_close(db);
+    }
+}

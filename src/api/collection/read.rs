@@ -203,6 +203,16 @@ impl Collection<'_> {
     /// [`Collection::find_one`] as relaxed Extended JSON, written from the stored bytes
     /// without decoding the document (what the C ABI returns).
     pub(crate) fn find_one_json(&self, filter: &BsonDocument) -> Result<Option<String>> {
+        if let Some(id) = plain_id_equality(filter) {
+            // `{_id: "..."}`: the point read of `get` (through the document cache outside a
+            // transaction), without compiling a plan and opening a cursor for one record.
+            return match self.find_by_key(id.key(), false) {
+                Ok(Some(Found::Rec(rec))) => Ok(Some(record::body_json(&rec)?)),
+                Ok(Some(Found::Doc(doc))) => Ok(Some(Document::from_shared(doc).to_json())),
+                Ok(None) | Err(Error::NoCollection(_)) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         let opts = FindOptions {
             limit: 1,
             ..FindOptions::default()
@@ -273,4 +283,17 @@ pub(crate) fn parse_filter_json(text: &str) -> Result<BsonDocument> {
         return Ok(BsonDocument::new());
     }
     crate::document::json::parse_json_document(t, "filter")
+}
+
+/// The `_id` of a filter that is exactly `{_id: v}` with `v` a string or an ObjectId: the
+/// one document it can match is the one stored under that `_id`'s key. (Numbers are left to
+/// the planner, which knows when equal numbers of other types can share the key.)
+fn plain_id_equality(filter: &BsonDocument) -> Option<DocumentId> {
+    if filter.len() != 1 {
+        return None;
+    }
+    match filter.get("_id")? {
+        v @ (Bson::String(_) | Bson::ObjectId(_)) => DocumentId::new(v.clone()).ok(),
+        _ => None,
+    }
 }
