@@ -204,14 +204,18 @@ impl Collection<'_> {
     /// without decoding the document (what the C ABI returns).
     pub(crate) fn find_one_json(&self, filter: &BsonDocument) -> Result<Option<String>> {
         if let Some(id) = plain_id_equality(filter) {
-            // `{_id: "..."}`: the point read of `get` (through the document cache outside a
-            // transaction), without compiling a plan and opening a cursor for one record.
-            return match self.find_by_key(id.key(), false) {
-                Ok(Some(Found::Rec(rec))) => Ok(Some(record::body_json(&rec)?)),
-                Ok(Some(Found::Doc(doc))) => Ok(Some(Document::from_shared(doc).to_json())),
-                Ok(None) | Err(Error::NoCollection(_)) => Ok(None),
-                Err(e) => Err(e),
-            };
+            // `{_id: "..."}`: one read by key in the current view (the transaction's inside
+            // one), without compiling a plan and opening a cursor for one record. Like every
+            // query, it leaves the document cache alone.
+            let now = now_millis();
+            return self.db.read(|v| {
+                if !v.has_table(&self.name) {
+                    return Ok(None);
+                }
+                live(v.get(&self.name, id.key()), now)
+                    .map(|rec| record::body_json(&rec))
+                    .transpose()
+            });
         }
         let opts = FindOptions {
             limit: 1,
