@@ -6,7 +6,10 @@
  * 100, then timed passes at 50/100/200, one thread, and prints one JSON object: build time, index bytes, and per numCandidates
  * queries/s and recall@10 against the ground truth file.
  *
- * usage: vector_bench DIR N DIMS NQ SIMILARITY   (DIR holds base.f32, queries.f32, gt.i32) */
+ * usage: vector_bench DIR N DIMS NQ SIMILARITY [scalar]   (DIR holds base.f32, queries.f32,
+ * gt.i32; "scalar": the index is created with "quantization":"scalar", in its own database
+ * file DIR/nexus-scalar.db). Queries/s are given by wall clock ("qps") and by the process's
+ * CPU time ("cpu_qps"). */
 #define _POSIX_C_SOURCE 200809L
 #include <nexus.h>
 #include <stdio.h>
@@ -73,10 +76,11 @@ static size_t put_vec(char *out, const float *v, int dims)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: vector_bench DIR N DIMS NQ SIMILARITY\n");
+    if (argc != 6 && !(argc == 7 && strcmp(argv[6], "scalar") == 0)) {
+        fprintf(stderr, "usage: vector_bench DIR N DIMS NQ SIMILARITY [scalar]\n");
         return 2;
     }
+    int scalar = argc == 7;
     const char *dir = argv[1];
     long n = atol(argv[2]), nq = atol(argv[4]);
     int dims = atoi(argv[3]);
@@ -85,8 +89,8 @@ int main(int argc, char **argv)
     float *queries = load(dir, "queries.f32", (size_t)nq * (size_t)dims * 4);
     int *gt = load(dir, "gt.i32", (size_t)nq * 10 * 4);
     char db_path[1024], wasp_path[1100];
-    snprintf(db_path, sizeof db_path, "%s/nexus.db", dir);
-    snprintf(wasp_path, sizeof wasp_path, "%s/nexus.wasp", dir);
+    snprintf(db_path, sizeof db_path, "%s/%s.db", dir, scalar ? "nexus-scalar" : "nexus");
+    snprintf(wasp_path, sizeof wasp_path, "%s/%s.wasp", dir, scalar ? "nexus-scalar" : "nexus");
     /* VECTOR_BENCH_REUSE=1: query the database an earlier run left (profiling). */
     int reuse = getenv("VECTOR_BENCH_REUSE") != NULL;
     if (!reuse) {
@@ -116,8 +120,8 @@ int main(int argc, char **argv)
     long long before = file_size(db_path) + file_size(wasp_path);
     nx(nexus_open(db_path, NULL, &db), "reopen");
     char opts[256];
-    snprintf(opts, sizeof opts, "{\"numDimensions\":%d,\"similarity\":\"%s\",\"m\":16,\"efConstruction\":200}",
-             dims, sim);
+    snprintf(opts, sizeof opts, "{\"numDimensions\":%d,\"similarity\":\"%s\",\"m\":16,\"efConstruction\":200%s}",
+             dims, sim, scalar ? ",\"quantization\":\"scalar\"" : "");
     t0 = now_s();
     if (!reuse)
         nx(nexus_create_index(db, "vecs", "{\"v\":\"hnsw\"}", opts, NULL), "create_index");

@@ -436,6 +436,9 @@ pub(crate) struct Graph {
     dirty: HashSet<u64, BuildHasherDefault<IdHasher>>,
     removed: Vec<(u64, usize)>,
     doc_puts: Vec<(Vec<u8>, Option<u64>)>,
+    /// The collection and path of the indexed vectors: a quantized graph re-encoding its
+    /// nodes to a wider range reads their exact vectors there.
+    source: Option<(String, String)>,
 }
 
 impl Graph {
@@ -449,7 +452,33 @@ impl Graph {
             dirty: HashSet::default(),
             removed: Vec::new(),
             doc_puts: Vec::new(),
+            source: None,
         }
+    }
+
+    /// The graph of the vectors at `path` in collection `coll` (see `source`).
+    pub(crate) fn reading(mut self, coll: &str, path: &str) -> Self {
+        self.source = Some((coll.to_owned(), path.to_owned()));
+        self
+    }
+
+    /// The exact (prepared) vector of node `id`'s document, read from the view.
+    fn document_vector(&self, view: &dyn ReadView, id: u64) -> Option<Vec<f32>> {
+        let (coll, path) = self.source.as_ref()?;
+        let n = self.nodes.get(&id)?;
+        let rec = view.get_at(coll, &n.id_key, n.rid)?;
+        let body = crate::document::record::body_bytes(&rec).ok()?;
+        let v = match super::raw_vector(body, path, &self.spec) {
+            Some(v) => v,
+            None => {
+                let doc = crate::document::record::decode_body(&rec).ok()?.into_bson();
+                match super::vector_at(&doc, path, &self.spec).ok()? {
+                    super::Found::Vector(v) => v,
+                    super::Found::Missing => return None,
+                }
+            }
+        };
+        Some(super::distance::prepare(self.spec.similarity, v))
     }
 
     /// Whether any change waits for [`Graph::flush`].
@@ -719,7 +748,8 @@ impl Graph {
     }
 
     /// Gives a quantized graph the code range `q`: every node's vector re-encoded (all of
-    /// them loaded under the old range first, then written under the new one).
+    /// them loaded under the old range first, then written under the new one), from its
+    /// document's exact vector (from the values of its old codes when that cannot be read).
     fn requantize(&mut self, view: &dyn ReadView, q: Quant) -> Result<()> {
         let mut after = vec![NODE];
         loop {
@@ -745,8 +775,9 @@ impl Graph {
         }
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for id in ids {
+            let exact = self.document_vector(view, id);
             let n = self.node_mut(view, id)?;
-            n.vec = q.round_trip(&n.vec);
+            n.vec = q.round_trip(exact.as_deref().unwrap_or(&n.vec));
         }
         let mut meta = self.meta(view)?;
         meta.quant = Some(q);
@@ -1829,6 +1860,67 @@ mod tests {
             .unwrap();
         assert_eq!(best(&db), "9");
         db.check().unwrap();
+    }
+
+    /// An index of graph layout 2 (the previous release: 40-byte meta record, nodes without
+    /// record ids) is still searched, written (in layout 2) and checked.
+    #[test]
+    fn an_index_of_layout_2_is_still_read_and_written() {
+        use crate::{Database, Document, OpenOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("a.db"), OpenOptions::default()).unwrap();
+        let c = db.collection("c");
+        c.create_index_json(
+            r#"{"v": "hnsw"}"#,
+            Some(r#"{"numDimensions": 2, "name": "vec"}"#),
+        )
+        .unwrap();
+        for (i, v) in [[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]].iter().enumerate() {
+            let json = format!(r#"{{"_id": {i}, "v": [{}, {}]}}"#, v[0], v[1]);
+            c.insert(Document::from_json(&json).unwrap()).unwrap();
+        }
+        let table = "_ix$c$vec";
+        // Rewrite the graph as layout 2 wrote it.
+        db.write(|t| {
+            let meta = Meta::decode(&t.get(table, META).unwrap())?;
+            let (c3, c2) = (
+                meta.codec(),
+                Codec {
+                    rid: false,
+                    quant: None,
+                },
+            );
+            for (k, v) in t.scan(table, None, 1000) {
+                if k.first() == Some(&NODE) {
+                    let n = Node::decode(&v, 2, c3)?;
+                    assert!(n.rid.is_some());
+                    t.put(table, k, Bytes::from(n.encode(c2)))?;
+                }
+            }
+            let old = Meta { layout: 2, ..meta };
+            t.put(table, Bytes::from_static(META), Bytes::from(old.encode()))
+        })
+        .unwrap();
+        let best = |db: &Database, q: &str| {
+            let spec = format!(r#"{{"path": "v", "queryVector": {q}, "limit": 1}}"#);
+            let mut hits = db.collection("c").vector_search_json(&spec).unwrap();
+            hits.next()
+                .unwrap()
+                .unwrap()
+                .get("_id")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(best(&db, "[0.9, 0.9]"), "1");
+        db.check().unwrap();
+        c.insert(Document::from_json(r#"{"_id": 9, "v": [4.0, 4.0]}"#).unwrap())
+            .unwrap();
+        c.delete(&bson::doc! {"_id": 2}, false).unwrap();
+        assert_eq!(best(&db, "[4.9, 4.9]"), "9");
+        db.check().unwrap();
+        let snap = db.snapshot().unwrap();
+        let meta = Meta::decode(&snap.get(table, META).unwrap()).unwrap();
+        assert_eq!(meta.layout, 2, "written in its own layout");
     }
 
     /// The shared searches of committed snapshots (first through the slots, then through

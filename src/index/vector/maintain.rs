@@ -83,7 +83,7 @@ impl Pending {
         rid: Option<u64>,
         absent: bool,
     ) -> Result<()> {
-        let mut g = Graph::new(def.table(), spec);
+        let mut g = Graph::new(def.table(), spec).reading(&def.coll, &def.fields[0].path);
         {
             let view = t.as_read();
             let old = if absent {
@@ -127,7 +127,7 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &IndexDef, spec: &VectorSpec) -> 
     t.expect_large();
     t.create_table(&table, "{}")?;
     let docs = t.snapshot();
-    let mut g = Graph::new(&table, spec);
+    let mut g = Graph::new(&table, spec).reading(&def.coll, &def.fields[0].path);
     if spec.scalar {
         // The code range: every vector the build is about to insert.
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
