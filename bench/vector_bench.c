@@ -98,8 +98,10 @@ int main(int argc, char **argv)
         remove(wasp_path);
     }
 
+    /* VECTOR_BENCH_OPEN: open options (JSON) for every open, e.g. {"mmap":true}. */
+    const char *open_opts = getenv("VECTOR_BENCH_OPEN");
     nexus_db *db = NULL;
-    nx(nexus_open(db_path, NULL, &db), "open");
+    nx(nexus_open(db_path, open_opts, &db), "open");
     size_t cap = (size_t)1000 * ((size_t)dims * 18 + 64) + 16;
     char *batch = malloc(cap);
     double t0 = now_s();
@@ -118,7 +120,7 @@ int main(int argc, char **argv)
     double insert_s = now_s() - t0;
     nx(nexus_close(db), "close");
     long long before = file_size(db_path) + file_size(wasp_path);
-    nx(nexus_open(db_path, NULL, &db), "reopen");
+    nx(nexus_open(db_path, open_opts, &db), "reopen");
     char opts[256];
     snprintf(opts, sizeof opts, "{\"numDimensions\":%d,\"similarity\":\"%s\",\"m\":16,\"efConstruction\":200%s}",
              dims, sim, scalar ? ",\"quantization\":\"scalar\"" : "");
@@ -128,7 +130,7 @@ int main(int argc, char **argv)
     double build_s = now_s() - t0;
     nx(nexus_close(db), "close");
     long long after = file_size(db_path) + file_size(wasp_path);
-    nx(nexus_open(db_path, NULL, &db), "reopen");
+    nx(nexus_open(db_path, open_opts, &db), "reopen");
 
     printf("{\"insert_s\":%.3f,\"build_s\":%.3f,\"file_before\":%lld,\"file_after\":%lld,\"runs\":[",
            insert_s, build_s, before, after);
