@@ -1320,8 +1320,11 @@ impl Level0 for Flat {
     }
     #[inline]
     fn prefetch_links(&self, id: u32) {
-        if let Some(l) = self.links.get(id as usize * self.stride..) {
-            crate::prefetch::prefetch_value(&l[0]);
+        let at = id as usize * self.stride;
+        if let Some(l) = self.links.get(at..at + self.stride) {
+            for i in (0..l.len()).step_by(16) {
+                crate::prefetch::prefetch_value(&l[i]);
+            }
         }
     }
 }
@@ -1644,7 +1647,8 @@ impl SharedNodes {
 
 /// Level 0's search from `start` over `g` (see [`Graph::search_level`]). The unvisited
 /// neighbors of a candidate are gathered first and their vectors' loads started, then
-/// compared (the comparisons wait on those loads, not one after another).
+/// compared (the comparisons wait on those loads, not one after another); a neighbor that
+/// becomes a candidate has its link list's load started too.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn search0<L: Level0>(
@@ -1687,6 +1691,8 @@ fn search0<L: Level0>(
         for &n in &fresh {
             let d = Near(g.dist(view, q, n)?, u64::from(n));
             if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
+                // Most candidates are expanded later: their link lists start loading now.
+                g.prefetch_links(n);
                 candidates.push(Reverse(d));
                 if admit(g.key(view, n)?)? {
                     found.push(d);
@@ -1695,10 +1701,6 @@ fn search0<L: Level0>(
                     }
                 }
             }
-        }
-        if let Some(Reverse(next)) = candidates.peek() {
-            #[allow(clippy::cast_possible_truncation)] // ids in the queue are u32
-            g.prefetch_links(next.1 as u32);
         }
     }
     Ok(found.into_sorted_vec())
