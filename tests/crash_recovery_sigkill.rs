@@ -54,6 +54,14 @@ fn crash_child_writer() {
     items
         .create_index_json(r#"{"vec": "hnsw"}"#, Some(r#"{"numDimensions": 4}"#))
         .expect("vector index");
+    // The same vectors in field `vq` under a scalar-quantized index (its range widened as
+    // vectors arrive).
+    items
+        .create_index_json(
+            r#"{"vq": "hnsw"}"#,
+            Some(r#"{"numDimensions": 4, "quantization": "scalar", "name": "vec_q"}"#),
+        )
+        .expect("quantized vector index");
     let counters = db.collection("counters");
     let start = items.count(&doc! {}).expect("count") as i64;
     for n in start.. {
@@ -61,7 +69,8 @@ fn crash_child_writer() {
             .field("_id", format!("k{n:08}"))
             .field("n", n)
             .field("pad", "x".repeat((n % 7 * 100) as usize))
-            .field("vec", item_vector(n));
+            .field("vec", item_vector(n))
+            .field("vq", item_vector(n));
         if encrypted {
             d = d.field("m", format!("{MARKER} {n}"));
         }
@@ -223,6 +232,15 @@ fn sigkill_rounds(encrypted: bool, rounds: usize) {
                 best.get("_score").and_then(Bson::as_f64),
                 Some(1.0),
                 "round {round}: item {last} is not its own nearest: {best:?}"
+            );
+            let mut spec = spec.clone();
+            spec.insert("path", "vq");
+            spec.insert("index", "vec_q");
+            let best = items.vector_search(&spec).unwrap().next().unwrap().unwrap();
+            assert_eq!(
+                best.get("_score").and_then(Bson::as_f64),
+                Some(1.0),
+                "round {round}: item {last} is not its own nearest by vec_q: {best:?}"
             );
         }
         // Carry forward what actually survived so later rounds compare against it.

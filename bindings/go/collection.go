@@ -198,13 +198,16 @@ type IndexOptions struct {
 	// ExpireAfterSeconds, when set, makes a TTL index: documents expire that
 	// many seconds after the date in the indexed field.
 	ExpireAfterSeconds *int64
-	// NumDimensions, Similarity ("euclidean", "cosine", "dotProduct"), M and
-	// EfConstruction configure a vector index (keys `{"field":"hnsw"}`); zero
-	// values are left out (NumDimensions is required for a vector index).
+	// NumDimensions, Similarity ("euclidean", "cosine", "dotProduct"), M,
+	// EfConstruction and Quantization ("scalar": 8-bit codes in the graph, the
+	// candidates re-ranked by the documents' vectors) configure a vector index
+	// (keys `{"field":"hnsw"}`); zero values are left out (NumDimensions is
+	// required for a vector index).
 	NumDimensions  int
 	Similarity     string
 	M              int
 	EfConstruction int
+	Quantization   string
 }
 
 func (o *IndexOptions) json() (string, error) {
@@ -242,6 +245,9 @@ func (o *IndexOptions) json() (string, error) {
 	}
 	if o.EfConstruction != 0 {
 		d = append(d, E{"efConstruction", o.EfConstruction})
+	}
+	if o.Quantization != "" {
+		d = append(d, E{"quantization", o.Quantization})
 	}
 	if len(d) == 0 {
 		return "", nil

@@ -57,3 +57,33 @@ func TestVectorSearch(t *testing.T) {
 		t.Fatalf("wrong query dimension: %v", err)
 	}
 }
+
+// A scalar-quantized vector index through IndexOptions.Quantization: the nearest
+// document first with its exact score (the candidates are re-ranked by the
+// documents' own vectors), the option listed with the index.
+func TestVectorSearchScalarQuantization(t *testing.T) {
+	db, _ := openTemp(t)
+	c := db.Collection("docs")
+	if _, err := c.CreateIndex(`{"emb":"hnsw"}`, &IndexOptions{NumDimensions: 3, Quantization: "scalar"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range [][]float64{{0, 0, 0}, {1, 1, 1}, {5, 5, 5}, {2, 2, 2}} {
+		if _, err := c.Insert(M{"_id": i, "emb": v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, err := c.VectorSearch(`{"path":"emb","queryVector":[2,2,2],"limit":2}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []M
+	if err := cur.All(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0]["_id"].(float64) != 3 || rows[0]["_score"].(float64) != 1 || rows[1]["_id"].(float64) != 1 {
+		t.Fatalf("nearest first, exact score: %+v", rows)
+	}
+	if _, err := c.CreateIndex(`{"other":"hnsw"}`, &IndexOptions{NumDimensions: 3, Quantization: "pq"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("unknown quantization: %v", err)
+	}
+}

@@ -107,7 +107,7 @@ pub(crate) fn on_write(
         }
     }
     for (def, spec, pending) in vectors {
-        pending.apply(t, def, spec, id_key, absent)?;
+        pending.apply(t, def, spec, id_key, rid, absent)?;
     }
     Ok(catalog_changed)
 }

@@ -87,6 +87,12 @@ fn recall(got: &[(i64, f64)], want: &[i64]) -> f64 {
 }
 
 fn recall_case(dims: usize, sim: &str, n: usize, build_after: bool) {
+    recall_case_with(dims, sim, n, build_after, false);
+}
+
+/// `quantized`: the index keeps 8-bit codes (`"quantization": "scalar"`), its searches
+/// re-rank their candidates with the documents' vectors.
+fn recall_case_with(dims: usize, sim: &str, n: usize, build_after: bool, quantized: bool) {
     let db = Database::open_in_memory().unwrap();
     let mut vs = clustered(n, dims, dims as u64 * 31 + sim.len() as u64);
     let mut queries = clustered(40, dims, 999);
@@ -98,7 +104,10 @@ fn recall_case(dims: usize, sim: &str, n: usize, build_after: bool) {
             v.iter_mut().for_each(|x| *x /= n);
         }
     }
-    let opts = doc! {"numDimensions": dims as i64, "similarity": sim};
+    let mut opts = doc! {"numDimensions": dims as i64, "similarity": sim};
+    if quantized {
+        opts.insert("quantization", "scalar");
+    }
     if build_after {
         insert_all(&db, "c", &vs);
     }
@@ -133,6 +142,12 @@ fn recall_case(dims: usize, sim: &str, n: usize, build_after: bool) {
         "{dims} {sim}: HNSW recall@10 {ann} at numCandidates 100"
     );
     db.check().unwrap();
+    if quantized {
+        let listed = db.collection("c").list_indexes().unwrap();
+        assert!(listed
+            .iter()
+            .any(|d| d.get_str("quantization").ok() == Some("scalar")));
+    }
 }
 
 #[test]
@@ -140,6 +155,52 @@ fn recall_64_dimensions_every_similarity() {
     recall_case(64, "euclidean", 1500, false);
     recall_case(64, "cosine", 1500, true);
     recall_case(64, "dotProduct", 1500, false);
+}
+
+/// Scalar quantization: recall against the brute force as for float32 indexes, built over
+/// stored documents (range from all of them) and filled after an empty create (range from
+/// the first vector, widened as later ones fall outside it).
+#[test]
+fn recall_with_scalar_quantization_every_similarity() {
+    recall_case_with(64, "euclidean", 1500, true, true);
+    recall_case_with(64, "euclidean", 1500, false, true);
+    recall_case_with(64, "cosine", 1500, false, true);
+    recall_case_with(128, "dotProduct", 1000, true, true);
+}
+
+/// A quantized index is a quarter of the float index's vectors: the database with it is
+/// smaller by about three quarters of the vectors' bytes.
+#[test]
+fn scalar_quantization_makes_the_index_smaller() {
+    if common::engine() != nexus::StorageEngine::Wasp {
+        return;
+    }
+    let vs = clustered(3000, 128, 5);
+    let size = |quantized: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = Database::open(&path, common::open_options()).unwrap();
+        insert_all(&db, "c", &vs);
+        db.close().unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let db = Database::open(&path, common::open_options()).unwrap();
+        let mut opts = doc! {"numDimensions": 128i64};
+        if quantized {
+            opts.insert("quantization", "scalar");
+        }
+        db.collection("c")
+            .create_index(&doc! {"v": "hnsw"}, &opts)
+            .unwrap();
+        db.check().unwrap();
+        db.close().unwrap();
+        std::fs::metadata(&path).unwrap().len() - before
+    };
+    let (float, codes) = (size(false), size(true));
+    // float32 vectors: 3000 x 512 bytes of the float index; codes take 128 bytes each.
+    assert!(
+        codes + 3000 * 300 < float,
+        "quantized index {codes} bytes, float32 {float}"
+    );
 }
 
 #[test]
@@ -330,6 +391,15 @@ fn deletes_and_updates_are_seen_at_once_and_keep_recall() {
 
 #[test]
 fn rollback_leaves_the_graph_as_it_was_and_reopen_answers_at_once() {
+    rollback_case(r#"{"numDimensions": 64, "name": "vec"}"#);
+}
+
+#[test]
+fn rollback_and_reopen_of_a_quantized_index() {
+    rollback_case(r#"{"numDimensions": 64, "name": "vec", "quantization": "scalar"}"#);
+}
+
+fn rollback_case(options: &str) {
     let dir = tempfile::tempdir().unwrap();
     let vs = clustered(600, 64, 21);
     let q = clustered(1, 64, 22).remove(0);
@@ -338,13 +408,13 @@ fn rollback_leaves_the_graph_as_it_was_and_reopen_answers_at_once() {
     {
         let db = open_file(dir.path());
         db.collection("c")
-            .create_index_json(
-                r#"{"v": "hnsw"}"#,
-                Some(r#"{"numDimensions": 64, "name": "vec"}"#),
-            )
+            .create_index_json(r#"{"v": "hnsw"}"#, Some(options))
             .unwrap();
         insert_all(&db, "c", &vs);
         before = search(&db, "c", spec());
+        // The nearest ten by the test's own brute force.
+        let want = brute(&vs, &q, "euclidean", 10, |_| true);
+        assert!(recall(&before, &want) >= 0.9, "{before:?} vs {want:?}");
         db.begin().unwrap();
         let c = db.collection("c");
         for r in &before {
@@ -534,13 +604,20 @@ fn bad_vectors_options_and_specs_are_refused_clearly() {
         ),
         "unique",
     );
-    assert!(matches!(
+    invalid(
         c.create_index_json(
             r#"{"v": "hnsw"}"#,
-            Some(r#"{"numDimensions": 3, "quantization": "scalar"}"#)
+            Some(r#"{"numDimensions": 3, "quantization": "product"}"#),
         ),
-        Err(Error::Unsupported(_))
-    ));
+        "quantization",
+    );
+    invalid(
+        c.create_index_json(
+            r#"{"v": "hnsw"}"#,
+            Some(r#"{"numDimensions": 3, "quantization": true}"#),
+        ),
+        "quantization",
+    );
     // A document already holding a bad vector stops the build, naming it.
     c.insert(Document::from_json(r#"{"_id": 1, "v": [1, 2]}"#).unwrap())
         .unwrap();

@@ -52,7 +52,11 @@ pub(crate) fn check_one(
                 },
                 Some(&NODE) => match (
                     key_id(k).filter(|_| k.len() == 5),
-                    Node::decode(v, spec.dims as usize),
+                    Node::decode(
+                        v,
+                        spec.dims as usize,
+                        meta.unwrap_or_else(Meta::empty).codec(),
+                    ),
                 ) {
                     (Some(id), Ok(n)) => {
                         nodes.insert(id, n);
@@ -78,12 +82,12 @@ pub(crate) fn check_one(
     let mut indexed = 0u64;
     let mut after: Option<Bytes> = None;
     loop {
-        let batch = view.scan(&def.coll, after.as_deref(), 256);
+        let batch = view.scan_with_record_ids(&def.coll, after.as_deref(), 256);
         check_fault(view)?;
         if batch.is_empty() {
             break;
         }
-        for (id_key, rec) in &batch {
+        for (id_key, rec, rid) in &batch {
             let want = match record_vector(def, spec, rec) {
                 Ok(v) => v,
                 Err(e) => {
@@ -100,8 +104,18 @@ pub(crate) fn check_one(
                 (Some(_), None) => say("a document is missing its node".into()),
                 (Some(v), Some((_, n))) => {
                     indexed += 1;
+                    // A quantized graph keeps the values of the vector's codes.
+                    let v = match meta.and_then(|m| m.quant) {
+                        Some(q) => q.round_trip(&v),
+                        None => v,
+                    };
                     if n.vec != v {
                         say("a node's vector differs from its document's".into());
+                    }
+                    if let (Some(a), Some(b)) = (n.rid, rid) {
+                        if a != *b {
+                            say("a node's record id differs from its document's".into());
+                        }
                     }
                     if n.id_key != id_key[..] {
                         say("a node names another document".into());
@@ -109,7 +123,7 @@ pub(crate) fn check_one(
                 }
             }
         }
-        after = batch.last().map(|(k, _)| k.clone());
+        after = batch.last().map(|(k, _, _)| k.clone());
     }
     if indexed != nodes.len() as u64 || docs.len() != nodes.len() {
         say(format!(

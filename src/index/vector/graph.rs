@@ -3,16 +3,16 @@
 //!
 //! | key                                   | value                                          |
 //! |---------------------------------------|------------------------------------------------|
-//! | `00`                                  | meta: layout, entry node, top level, next node id, version tag |
-//! | `01` node id (u32 BE)                 | the node: level, `_id` key, vector, links      |
+//! | `00`                                  | meta: layout, entry node, top level, next node id, version tag, code range |
+//! | `01` node id (u32 BE)                 | the node: level, `_id` key, record id, vector (or codes), links |
 //! | `02` `_id` key                        | the document's node id (u32 LE)                |
 //! | `03` (255 - level) node id (u32 BE)   | empty: the nodes above level 0, highest first  |
 //!
 //! A node keeps, per level, its out-links (the neighbors a search follows) and its
 //! in-links (the nodes linking to it), so a delete finds every node that links to the
 //! deleted one and repairs it (see [`Graph::remove`]). Byte layouts: `docs/FORMAT.md`
-//! (layout 2; layout 1, with 8-byte node ids, is refused with a message asking for the
-//! index to be created again).
+//! (layout 3; layout 2, without record ids, is still read and written; layout 1, with
+//! 8-byte node ids, is refused with a message asking for the index to be created again).
 //!
 //! The algorithm is HNSW (Malkov and Yashunin, 2016): a node's level is drawn from an
 //! exponential distribution (here from a hash of its id, so builds are reproducible),
@@ -28,7 +28,8 @@
 //! table of decoded nodes per version tag, shared by every reader of that version of the
 //! index (commits of other data leave it in place).
 
-use super::distance::distance;
+use super::distance::{code_sums, distance};
+use super::quant::{code_sum, min_max, Quant};
 use super::VectorSpec;
 use crate::error::{Error, Result};
 use crate::storage::{Bytes, ReadView, WriteTxn};
@@ -45,8 +46,17 @@ pub(crate) const LEVEL: u8 = 3;
 /// Highest level a node may get.
 const MAX_LEVEL: usize = 24;
 const NONE: u64 = u64::MAX;
-/// The layout of the graph's entries this build writes and reads (`docs/FORMAT.md`).
-pub(crate) const LAYOUT: u64 = 2;
+/// The layout of the graph's entries this build writes for new indexes (`docs/FORMAT.md`):
+/// 3 adds the document's record id to each node and the scalar quantization's range to the
+/// meta record. Graphs of layout 2 are still read and written (in layout 2: their nodes
+/// carry no record id).
+pub(crate) const LAYOUT: u64 = 3;
+/// A scalar-quantized graph of at most this many nodes (ever handed out) re-encodes all of
+/// them to a wider range when a vector falls outside its range; a larger one clamps the
+/// vector's components to the range.
+const RECALIBRATE_NODES: u64 = 100_000;
+/// A node's record id when it has none (layout 2, or a backend without record ids).
+const NO_RID: u64 = u64::MAX;
 /// Node ids are 4 bytes on disk: the most a graph hands out over its life (ids of deleted
 /// nodes are not reused).
 pub(crate) const MAX_NODE_ID: u64 = u32::MAX as u64 - 1;
@@ -98,6 +108,8 @@ pub(crate) const LEVEL_KEY_LEN: usize = 6;
 /// The graph's meta record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Meta {
+    /// The layout of the graph's entries (2 or [`LAYOUT`]).
+    pub layout: u64,
     /// The entry node (`None`: the graph is empty).
     pub entry: Option<u64>,
     pub top: usize,
@@ -105,20 +117,59 @@ pub(crate) struct Meta {
     /// Names this version of the graph: drawn at random by every flush that changes it,
     /// so two views with the same tag hold the same graph (what [`SharedNodes`] relies on).
     pub tag: u64,
+    /// A scalar-quantized index's code range, once calibrated (layout 3 only).
+    pub quant: Option<Quant>,
+}
+
+/// How a graph's nodes are encoded (from its meta record).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Codec {
+    /// Whether nodes carry their document's record id (layout 3).
+    pub rid: bool,
+    /// Whether nodes hold 8-bit codes (and their range) instead of float32.
+    pub quant: Option<Quant>,
 }
 
 impl Meta {
-    const LEN: usize = 40;
+    const LEN: usize = 48;
+    /// The meta record of layout 2: the first five words.
+    const LAYOUT2_LEN: usize = 40;
     /// The meta record of layout 1 (earlier builds): entry, top level, next node id.
     const LAYOUT1_LEN: usize = 24;
 
+    /// The meta of a graph not written yet (this build's layout).
+    pub(crate) fn empty() -> Self {
+        Self {
+            layout: LAYOUT,
+            entry: None,
+            top: 0,
+            next_id: 0,
+            tag: 0,
+            quant: None,
+        }
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        Codec {
+            rid: self.layout >= 3,
+            quant: self.quant,
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::LEN);
-        v.extend_from_slice(&LAYOUT.to_le_bytes());
+        v.extend_from_slice(&self.layout.to_le_bytes());
         v.extend_from_slice(&self.entry.unwrap_or(NONE).to_le_bytes());
         v.extend_from_slice(&(self.top as u64).to_le_bytes());
         v.extend_from_slice(&self.next_id.to_le_bytes());
         v.extend_from_slice(&self.tag.to_le_bytes());
+        if self.layout >= 3 {
+            let (min, step) = self
+                .quant
+                .map_or((0, 0), |q| (q.min.to_bits(), q.step.to_bits()));
+            v.extend_from_slice(&min.to_le_bytes());
+            v.extend_from_slice(&step.to_le_bytes());
+        }
         v
     }
 
@@ -134,28 +185,78 @@ impl Meta {
         if b.len() == Self::LAYOUT1_LEN {
             return Err(Error::unsupported(
                 "this vector index was built by an earlier release (graph layout 1, 8-byte node ids); \
-                 this release reads layout 2: drop the index and create it again to rebuild it",
+                 this release reads layouts 2 and 3: drop the index and create it again to rebuild it",
             ));
         }
+        let corrupt = || Error::Corrupt("vector index meta record is malformed".into());
+        let quant = match (word(0), b.len()) {
+            (Some(3), Self::LEN) => {
+                let w = word(5).ok_or_else(corrupt)?;
+                #[allow(clippy::cast_possible_truncation)] // the two halves of the word
+                let (min, step) = (f32::from_bits(w as u32), f32::from_bits((w >> 32) as u32));
+                if w == 0 {
+                    None
+                } else if min.is_finite() && step.is_finite() && step > 0.0 {
+                    Some(Quant { min, step })
+                } else {
+                    return Err(corrupt());
+                }
+            }
+            _ => None,
+        };
         match (b.len(), word(0), word(1), word(2), word(3), word(4)) {
-            (Self::LEN, Some(LAYOUT), Some(entry), Some(top), Some(next_id), Some(tag))
-                if top <= MAX_LEVEL as u64 && next_id <= MAX_NODE_ID + 1 =>
+            (len, Some(layout), Some(entry), Some(top), Some(next_id), Some(tag))
+                if ((len, layout) == (Self::LEN, 3) || (len, layout) == (Self::LAYOUT2_LEN, 2))
+                    && top <= MAX_LEVEL as u64
+                    && next_id <= MAX_NODE_ID + 1 =>
             {
                 Ok(Self {
+                    layout,
                     entry: (entry != NONE).then_some(entry),
                     top: usize::try_from(top).unwrap_or(0),
                     next_id,
                     tag,
+                    quant,
                 })
             }
-            (Self::LEN, Some(layout), ..) if layout > LAYOUT => Err(Error::unsupported(format!(
+            (_, Some(layout), ..) if layout > LAYOUT && b.len() >= Self::LAYOUT2_LEN => Err(Error::unsupported(format!(
                 "this vector index was built by a later release (graph layout {layout}; this release reads layout {LAYOUT})"
             ))),
-            _ => Err(Error::Corrupt(
-                "vector index meta record is malformed".into(),
-            )),
+            _ => Err(corrupt()),
         }
     }
+}
+
+/// The vector part of a node: float32 LE, or one code per dimension.
+fn encode_vec(v: &mut Vec<u8>, vec: &[f32], c: Codec) {
+    match c.quant {
+        Some(q) => v.extend(vec.iter().map(|x| q.code(*x))),
+        None => {
+            for x in vec {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
+fn decode_vec(r: &mut Reader<'_>, dims: usize, c: Codec) -> Option<Vec<f32>> {
+    Some(match c.quant {
+        Some(q) => r.take(dims)?.iter().map(|x| q.value(*x)).collect(),
+        None => r
+            .take(dims * 4)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    })
+}
+
+fn decode_rid(r: &mut Reader<'_>, c: Codec) -> Option<Option<u64>> {
+    if !c.rid {
+        return Some(None);
+    }
+    let b = r.take(8)?;
+    let rid = u64::from_le_bytes(b.try_into().ok()?);
+    Some((rid != NO_RID).then_some(rid))
 }
 
 /// One node, decoded.
@@ -164,7 +265,11 @@ pub(crate) struct Node {
     pub level: usize,
     /// The document's `_id` key.
     pub id_key: Vec<u8>,
-    /// The vector as the kernels take it (unit length for cosine).
+    /// The document's record id in its collection (layout 3; `None` when the storage
+    /// gives none): results are read by it, without the `_id` map.
+    pub rid: Option<u64>,
+    /// The vector as the kernels take it (unit length for cosine; in a quantized graph the
+    /// values its codes decode to).
     pub vec: Vec<f32>,
     /// Per level 0..=level: the neighbors a search follows.
     pub out: Vec<Vec<u64>>,
@@ -173,20 +278,22 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Layout: level (u8), `_id` key length (u16 LE) and bytes, the vector (float32 LE),
-    /// then per level its out-links (count u16 LE, ids u32 LE) and in-links (count u32 LE,
-    /// ids u32 LE).
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// Layout: level (u8), `_id` key length (u16 LE) and bytes, in layout 3 the record id
+    /// (u64 LE, `u64::MAX`: none), the vector (float32 LE, or one code per dimension), then
+    /// per level its out-links (count u16 LE, ids u32 LE) and in-links (count u32 LE, ids
+    /// u32 LE).
+    pub(crate) fn encode(&self, c: Codec) -> Vec<u8> {
         let links: usize = self.out.iter().chain(&self.inl).map(Vec::len).sum();
         let mut v = Vec::with_capacity(
-            3 + self.id_key.len() + self.vec.len() * 4 + links * 4 + self.out.len() * 6,
+            11 + self.id_key.len() + self.vec.len() * 4 + links * 4 + self.out.len() * 6,
         );
         v.push(u8::try_from(self.level).unwrap_or(u8::MAX));
         v.extend_from_slice(&u16::try_from(self.id_key.len()).unwrap_or(0).to_le_bytes());
         v.extend_from_slice(&self.id_key);
-        for x in &self.vec {
-            v.extend_from_slice(&x.to_le_bytes());
+        if c.rid {
+            v.extend_from_slice(&self.rid.unwrap_or(NO_RID).to_le_bytes());
         }
+        encode_vec(&mut v, &self.vec, c);
         for (out, inl) in self.out.iter().zip(&self.inl) {
             v.extend_from_slice(&u16::try_from(out.len()).unwrap_or(0).to_le_bytes());
             for id in out {
@@ -200,7 +307,7 @@ impl Node {
         v
     }
 
-    pub(crate) fn decode(b: &[u8], dims: usize) -> Result<Self> {
+    pub(crate) fn decode(b: &[u8], dims: usize, c: Codec) -> Result<Self> {
         let bad = || Error::Corrupt("vector index node is malformed".into());
         let mut r = Reader { b, at: 0 };
         let level = usize::from(r.take(1).ok_or_else(bad)?[0]);
@@ -209,12 +316,8 @@ impl Node {
         }
         let id_len = usize::from(r.u16().ok_or_else(bad)?);
         let id_key = r.take(id_len).ok_or_else(bad)?.to_vec();
-        let vec = r
-            .take(dims * 4)
-            .ok_or_else(bad)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let rid = decode_rid(&mut r, c).ok_or_else(bad)?;
+        let vec = decode_vec(&mut r, dims, c).ok_or_else(bad)?;
         let mut out = Vec::with_capacity(level + 1);
         let mut inl = Vec::with_capacity(level + 1);
         for _ in 0..=level {
@@ -229,6 +332,7 @@ impl Node {
         Ok(Self {
             level,
             id_key,
+            rid,
             vec,
             out,
             inl,
@@ -332,6 +436,9 @@ pub(crate) struct Graph {
     dirty: HashSet<u64, BuildHasherDefault<IdHasher>>,
     removed: Vec<(u64, usize)>,
     doc_puts: Vec<(Vec<u8>, Option<u64>)>,
+    /// The collection and path of the indexed vectors: a quantized graph re-encoding its
+    /// nodes to a wider range reads their exact vectors there.
+    source: Option<(String, String)>,
 }
 
 impl Graph {
@@ -345,7 +452,33 @@ impl Graph {
             dirty: HashSet::default(),
             removed: Vec::new(),
             doc_puts: Vec::new(),
+            source: None,
         }
+    }
+
+    /// The graph of the vectors at `path` in collection `coll` (see `source`).
+    pub(crate) fn reading(mut self, coll: &str, path: &str) -> Self {
+        self.source = Some((coll.to_owned(), path.to_owned()));
+        self
+    }
+
+    /// The exact (prepared) vector of node `id`'s document, read from the view.
+    fn document_vector(&self, view: &dyn ReadView, id: u64) -> Option<Vec<f32>> {
+        let (coll, path) = self.source.as_ref()?;
+        let n = self.nodes.get(&id)?;
+        let rec = view.get_at(coll, &n.id_key, n.rid)?;
+        let body = crate::document::record::body_bytes(&rec).ok()?;
+        let v = match super::raw_vector(body, path, &self.spec) {
+            Some(v) => v,
+            None => {
+                let doc = crate::document::record::decode_body(&rec).ok()?.into_bson();
+                match super::vector_at(&doc, path, &self.spec).ok()? {
+                    super::Found::Vector(v) => v,
+                    super::Found::Missing => return None,
+                }
+            }
+        };
+        Some(super::distance::prepare(self.spec.similarity, v))
     }
 
     /// Whether any change waits for [`Graph::flush`].
@@ -370,12 +503,7 @@ impl Graph {
         }
         let m = match view.get(&self.table, META) {
             Some(b) => Meta::decode(&b)?,
-            None => Meta {
-                entry: None,
-                top: 0,
-                next_id: 0,
-                tag: 0,
-            },
+            None => Meta::empty(),
         };
         check_fault(view)?;
         self.meta = Some(m);
@@ -405,11 +533,12 @@ impl Graph {
     /// Decodes node `id` into the cache.
     pub(crate) fn load(&mut self, view: &dyn ReadView, id: u64) -> Result<&Arc<Node>> {
         if !self.nodes.contains_key(&id) {
+            let codec = self.meta(view)?.codec();
             let Some(b) = view.get(&self.table, &node_key(id)) else {
                 check_fault(view)?;
                 return Err(missing(&self.table, id));
             };
-            let n = Arc::new(Node::decode(&b, self.spec.dims as usize)?);
+            let n = Arc::new(Node::decode(&b, self.spec.dims as usize, codec)?);
             self.nodes.insert(id, n);
         }
         Ok(&self.nodes[&id])
@@ -578,12 +707,99 @@ impl Graph {
         Ok(kept)
     }
 
-    /// Adds the document `id_key` with vector `vec` (prepared: see
+    /// Gives an empty scalar-quantized graph its code range (an index build, from every
+    /// vector it is about to insert); nothing for other graphs.
+    pub(crate) fn calibrate(&mut self, view: &dyn ReadView, q: Quant) -> Result<()> {
+        let mut meta = self.meta(view)?;
+        if self.spec.scalar && meta.layout >= 3 && meta.quant.is_none() && meta.entry.is_none() {
+            meta.quant = Some(q);
+            self.set_meta(meta);
+        }
+        Ok(())
+    }
+
+    /// A graph's vector as its nodes keep it: in a scalar-quantized graph the values of
+    /// its codes (the graph's range set from `vec` itself when it has none yet).
+    pub(crate) fn stored_vec(&mut self, view: &dyn ReadView, vec: Vec<f32>) -> Result<Vec<f32>> {
+        if !self.spec.scalar {
+            return Ok(vec);
+        }
+        let mut meta = self.meta(view)?;
+        if meta.layout < 3 {
+            return Ok(vec);
+        }
+        let q = match meta.quant {
+            Some(q) if !q.holds(&vec) && meta.next_id <= RECALIBRATE_NODES => {
+                let (lo, hi) = min_max(&vec);
+                let wider = Quant::widened(lo.min(q.min), hi.max(q.value(255)));
+                self.requantize(view, wider)?;
+                wider
+            }
+            Some(q) => q,
+            None => {
+                let (lo, hi) = min_max(&vec);
+                let q = Quant::widened(lo, hi);
+                meta.quant = Some(q);
+                self.set_meta(meta);
+                q
+            }
+        };
+        Ok(q.round_trip(&vec))
+    }
+
+    /// Gives a quantized graph the code range `q`: every node's vector re-encoded (all of
+    /// them loaded under the old range first, then written under the new one), from its
+    /// document's exact vector (from the values of its old codes when that cannot be read).
+    fn requantize(&mut self, view: &dyn ReadView, q: Quant) -> Result<()> {
+        let mut after = vec![NODE];
+        loop {
+            let batch = view.scan(&self.table, Some(&after), 256);
+            check_fault(view)?;
+            let Some((last, _)) = batch.last() else { break };
+            let mut done = false;
+            for (k, _) in &batch {
+                if k.first() != Some(&NODE) {
+                    done = true;
+                    break;
+                }
+                if let Some(id) = key_id(k) {
+                    if !self.removed.iter().any(|(r, _)| *r == id) {
+                        self.load(view, id)?;
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+            after = last.to_vec();
+        }
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            let exact = self.document_vector(view, id);
+            let n = self.node_mut(view, id)?;
+            n.vec = q.round_trip(exact.as_deref().unwrap_or(&n.vec));
+        }
+        let mut meta = self.meta(view)?;
+        meta.quant = Some(q);
+        self.set_meta(meta);
+        Ok(())
+    }
+
+    /// Sets node `id`'s record id (its document got another one with the same vector).
+    pub(crate) fn set_rid(&mut self, view: &dyn ReadView, id: u64, rid: Option<u64>) -> Result<()> {
+        if self.load(view, id)?.rid != rid {
+            self.node_mut(view, id)?.rid = rid;
+        }
+        Ok(())
+    }
+
+    /// Adds the document `id_key` (record id `rid`) with vector `vec` (prepared: see
     /// [`super::distance::prepare`]); returns its node id.
     pub(crate) fn insert(
         &mut self,
         view: &dyn ReadView,
         id_key: &[u8],
+        rid: Option<u64>,
         vec: Vec<f32>,
     ) -> Result<u64> {
         if id_key.len() > usize::from(u16::MAX) {
@@ -591,6 +807,7 @@ impl Graph {
                 "a document whose _id takes more than 65535 bytes cannot be in a vector index",
             ));
         }
+        let vec = self.stored_vec(view, vec)?;
         let mut meta = self.meta(view)?;
         let id = meta.next_id;
         if id > MAX_NODE_ID {
@@ -607,6 +824,7 @@ impl Graph {
             Arc::new(Node {
                 level,
                 id_key: id_key.to_vec(),
+                rid,
                 vec,
                 out: vec![Vec::new(); level + 1],
                 inl: vec![Vec::new(); level + 1],
@@ -829,13 +1047,18 @@ impl Graph {
         // at the right end of the table's tree, which splits there and leaves full pages
         // (a level entry put between two nodes made every later node split a page in half).
         let mut levels = Vec::new();
+        let codec = self.meta.unwrap_or_else(Meta::empty).codec();
         for id in dirty {
             let n = &self.nodes[&id];
             let fresh = t.get(&table, &node_key(id)).is_none();
             if fresh && n.level > 0 {
                 levels.push(level_key(n.level, id));
             }
-            t.put(&table, Bytes::from(node_key(id)), Bytes::from(n.encode()))?;
+            t.put(
+                &table,
+                Bytes::from(node_key(id)),
+                Bytes::from(n.encode(codec)),
+            )?;
         }
         // In key order (stable: a later change of one document still comes last).
         let mut doc_puts = std::mem::take(&mut self.doc_puts);
@@ -872,6 +1095,7 @@ impl Graph {
 pub(crate) struct ReadNode {
     level: u8,
     pub id_key: Box<[u8]>,
+    pub rid: Option<u64>,
     vec: Box<[f32]>,
     /// Out-links of every level, level 0's first; `ends[l]` is where level `l`'s end.
     links: Box<[u32]>,
@@ -879,7 +1103,7 @@ pub(crate) struct ReadNode {
 }
 
 impl ReadNode {
-    fn decode(b: &[u8], dims: usize) -> Result<Self> {
+    fn decode(b: &[u8], dims: usize, c: Codec) -> Result<Self> {
         let bad = || Error::Corrupt("vector index node is malformed".into());
         let mut r = Reader { b, at: 0 };
         let level = r.take(1).ok_or_else(bad)?[0];
@@ -888,12 +1112,8 @@ impl ReadNode {
         }
         let id_len = usize::from(r.u16().ok_or_else(bad)?);
         let id_key = r.take(id_len).ok_or_else(bad)?.into();
-        let vec = r
-            .take(dims * 4)
-            .ok_or_else(bad)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let rid = decode_rid(&mut r, c).ok_or_else(bad)?;
+        let vec = decode_vec(&mut r, dims, c).ok_or_else(bad)?.into();
         let mut links = Vec::new();
         let mut ends = Vec::with_capacity(usize::from(level) + 1);
         for _ in 0..=level {
@@ -909,6 +1129,7 @@ impl ReadNode {
         Ok(Self {
             level,
             id_key,
+            rid,
             vec,
             links: links.into(),
             ends: ends.into(),
@@ -961,17 +1182,31 @@ pub(crate) struct SharedNodes {
     flat: std::sync::OnceLock<Option<Flat>>,
 }
 
-/// Level 0 of a graph version, flat: node `i`'s vector is `vecs[i * dims..][..dims]`,
-/// its link count `links[i * stride]` and its links the ones after it; its `_id` key
-/// `keys[key_ends[i - 1]..key_ends[i]]`. Every link points at a node of the version
-/// (checked when made).
+/// Level 0 of a graph version, flat: node `i`'s vector is `vecs[i * dims..][..dims]` (in a
+/// quantized graph its codes `codes[i * dims..][..dims]`, their sum `sums[i]`), its link
+/// count `links[i * stride]` and its links the ones after it; its `_id` key
+/// `keys[key_ends[i - 1]..key_ends[i]]` and its record id `rids[i]`. Every link points at a
+/// node of the version (checked when made).
 struct Flat {
     dims: usize,
     stride: usize,
+    sim: super::Similarity,
+    quant: Option<Quant>,
     vecs: Box<[f32]>,
+    codes: Box<[u8]>,
+    sums: Box<[u32]>,
     links: Box<[u32]>,
     keys: Box<[u8]>,
     key_ends: Box<[usize]>,
+    rids: Box<[u64]>,
+}
+
+/// A query as level 0's search compares it: the (prepared) vector, and in a quantized
+/// graph's flat copy its codes and their sum.
+pub(crate) struct Query<'q> {
+    f: &'q [f32],
+    codes: Vec<u8>,
+    sum: u32,
 }
 
 /// Searches a graph version answers from its slots before its flat copy is made: the
@@ -982,15 +1217,25 @@ fn flat_after(nodes: usize) -> usize {
 
 /// What level 0's search reads: the slots or the flat copy.
 trait Level0 {
-    fn vec(&self, view: &dyn ReadView, id: u32) -> Result<&[f32]>;
+    fn dist(&self, view: &dyn ReadView, q: &Query<'_>, id: u32) -> Result<f32>;
     fn links(&self, view: &dyn ReadView, id: u32) -> Result<&[u32]>;
     fn key(&self, view: &dyn ReadView, id: u32) -> Result<&[u8]>;
+    /// Starts loading what [`Level0::dist`] of `id` reads (a hint; nothing when unknown).
+    #[inline]
+    fn prefetch_vec(&self, _id: u32) {}
+    /// Starts loading what [`Level0::links`] of `id` reads.
+    #[inline]
+    fn prefetch_links(&self, _id: u32) {}
 }
 
 impl Level0 for SharedNodes {
     #[inline]
-    fn vec(&self, view: &dyn ReadView, id: u32) -> Result<&[f32]> {
-        Ok(&self.node(view, id)?.vec)
+    fn dist(&self, view: &dyn ReadView, q: &Query<'_>, id: u32) -> Result<f32> {
+        Ok(distance(
+            self.spec.similarity,
+            q.f,
+            &self.node(view, id)?.vec,
+        ))
     }
     #[inline]
     fn links(&self, view: &dyn ReadView, id: u32) -> Result<&[u32]> {
@@ -1006,15 +1251,45 @@ impl Flat {
     fn bad(id: u32) -> Error {
         Error::Corrupt(format!("vector index: node {id} is linked but missing"))
     }
+
+    fn rid(&self, id: u32) -> Option<u64> {
+        self.rids.get(id as usize).copied().filter(|r| *r != NO_RID)
+    }
+}
+
+/// Starts loading the cache lines of `bytes` (at most eight).
+#[inline]
+fn prefetch_lines(bytes: &[u8]) {
+    for at in (0..bytes.len()).step_by(64).take(8) {
+        crate::prefetch::prefetch(&bytes[at..]);
+    }
 }
 
 impl Level0 for Flat {
     #[inline]
-    fn vec(&self, _: &dyn ReadView, id: u32) -> Result<&[f32]> {
+    fn dist(&self, _: &dyn ReadView, q: &Query<'_>, id: u32) -> Result<f32> {
         let at = id as usize * self.dims;
-        self.vecs
-            .get(at..at + self.dims)
-            .ok_or_else(|| Self::bad(id))
+        match self.quant {
+            Some(quant) => {
+                let c = self
+                    .codes
+                    .get(at..at + self.dims)
+                    .ok_or_else(|| Self::bad(id))?;
+                let sb = self.sums[id as usize];
+                Ok(quant.distance(
+                    self.sim,
+                    self.dims,
+                    code_sums(self.sim, &q.codes, c, q.sum, sb),
+                ))
+            }
+            None => {
+                let v = self
+                    .vecs
+                    .get(at..at + self.dims)
+                    .ok_or_else(|| Self::bad(id))?;
+                Ok(distance(self.sim, q.f, v))
+            }
+        }
     }
     #[inline]
     fn links(&self, _: &dyn ReadView, id: u32) -> Result<&[u32]> {
@@ -1031,6 +1306,34 @@ impl Level0 for Flat {
         self.keys
             .get(start..*self.key_ends.get(i).ok_or_else(|| Self::bad(id))?)
             .ok_or_else(|| Self::bad(id))
+    }
+    #[inline]
+    fn prefetch_vec(&self, id: u32) {
+        let at = id as usize * self.dims;
+        if self.quant.is_some() {
+            if let Some(c) = self.codes.get(at..at + self.dims) {
+                prefetch_lines(c);
+            }
+        } else if let Some(v) = self.vecs.get(at..at + self.dims) {
+            prefetch_floats(v);
+        }
+    }
+    #[inline]
+    fn prefetch_links(&self, id: u32) {
+        let at = id as usize * self.stride;
+        if let Some(l) = self.links.get(at..at + self.stride) {
+            for i in (0..l.len()).step_by(16) {
+                crate::prefetch::prefetch_value(&l[i]);
+            }
+        }
+    }
+}
+
+/// Starts loading the cache lines of a float vector (at most eight).
+#[inline]
+fn prefetch_floats(v: &[f32]) {
+    for i in (0..v.len()).step_by(16).take(8) {
+        crate::prefetch::prefetch_value(&v[i]);
     }
 }
 
@@ -1062,12 +1365,7 @@ impl SharedNodes {
         }
         let meta = match view.get(table, META) {
             Some(b) => Meta::decode(&b)?,
-            None => Meta {
-                entry: None,
-                top: 0,
-                next_id: 0,
-                tag: 0,
-            },
+            None => Meta::empty(),
         };
         check_fault(view)?;
         let mut all = SHARED.lock();
@@ -1130,16 +1428,19 @@ impl SharedNodes {
             return Err(missing(&self.table, u64::from(id)));
         };
         check_fault(view)?;
-        let n = ReadNode::decode(&b, self.spec.dims as usize)?;
+        let n = ReadNode::decode(&b, self.spec.dims as usize, self.meta.codec())?;
         let _ = slot.set(n);
         Ok(slot.get().expect("set just above"))
     }
 
-    /// The `_id` key of node `id`.
-    pub(crate) fn id_key(&self, view: &dyn ReadView, id: u32) -> Result<&[u8]> {
+    /// The `_id` key and record id of node `id`'s document.
+    pub(crate) fn doc_ref(&self, view: &dyn ReadView, id: u32) -> Result<(&[u8], Option<u64>)> {
         match self.flat.get() {
-            Some(Some(f)) => f.key(view, id),
-            _ => Ok(&self.node(view, id)?.id_key),
+            Some(Some(f)) => Ok((f.key(view, id)?, f.rid(id))),
+            _ => {
+                let n = self.node(view, id)?;
+                Ok((&n.id_key, n.rid))
+            }
         }
     }
 
@@ -1154,7 +1455,9 @@ impl SharedNodes {
         let mut links = vec![0u32; n * stride];
         let mut keys = Vec::new();
         let mut key_ends = vec![0usize; n];
+        let mut rids = vec![NO_RID; n];
         let mut present = vec![false; n];
+        let codec = self.meta.codec();
         let mut next = 0usize;
         let mut after = vec![NODE];
         loop {
@@ -1166,14 +1469,15 @@ impl SharedNodes {
             after = last.to_vec();
             for (k, v) in &batch {
                 if k.first() != Some(&NODE) {
-                    return self
-                        .finish_flat(dims, stride, vecs, links, keys, key_ends, &present, next);
+                    return self.finish_flat(
+                        dims, stride, vecs, links, keys, key_ends, rids, &present, next,
+                    );
                 }
                 let id = usize::try_from(key_id(k).filter(|_| k.len() == 5)?).ok()?;
                 if id >= n || id < next {
                     return None;
                 }
-                let node = ReadNode::decode(v, dims).ok()?;
+                let node = ReadNode::decode(v, dims, codec).ok()?;
                 let out = node.out(0);
                 if out.len() >= stride {
                     return None;
@@ -1183,6 +1487,7 @@ impl SharedNodes {
                 }
                 keys.extend_from_slice(&node.id_key);
                 key_ends[id] = keys.len();
+                rids[id] = node.rid.unwrap_or(NO_RID);
                 next = id + 1;
                 present[id] = true;
                 vecs[id * dims..(id + 1) * dims].copy_from_slice(&node.vec);
@@ -1190,7 +1495,9 @@ impl SharedNodes {
                 links[id * stride + 1..id * stride + 1 + out.len()].copy_from_slice(out);
             }
         }
-        self.finish_flat(dims, stride, vecs, links, keys, key_ends, &present, next)
+        self.finish_flat(
+            dims, stride, vecs, links, keys, key_ends, rids, &present, next,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1202,6 +1509,7 @@ impl SharedNodes {
         links: Vec<u32>,
         keys: Vec<u8>,
         mut key_ends: Vec<usize>,
+        rids: Vec<u64>,
         present: &[bool],
         next: usize,
     ) -> Option<Flat> {
@@ -1221,18 +1529,33 @@ impl SharedNodes {
                 return None;
             }
         }
+        // A quantized graph's flat copy keeps the codes (a quarter of the vectors' bytes)
+        // and their sums; the values the nodes decode to give them back exactly.
+        let (vecs, codes, sums) = match self.meta.quant {
+            Some(q) => {
+                let codes = q.codes(&vecs);
+                let sums = codes.chunks_exact(dims.max(1)).map(code_sum).collect();
+                (Box::default(), codes.into(), sums)
+            }
+            None => (vecs.into(), Box::default(), Box::default()),
+        };
         Some(Flat {
             dims,
             stride,
-            vecs: vecs.into(),
+            sim: self.spec.similarity,
+            quant: self.meta.quant,
+            vecs,
+            codes,
+            sums,
             links: links.into(),
             keys: keys.into(),
             key_ends: key_ends.into(),
+            rids: rids.into(),
         })
     }
 
     #[inline]
-    fn dist(&self, view: &dyn ReadView, q: &[f32], id: u32) -> Result<f32> {
+    fn dist_f(&self, view: &dyn ReadView, q: &[f32], id: u32) -> Result<f32> {
         Ok(distance(self.spec.similarity, q, &self.node(view, id)?.vec))
     }
 
@@ -1264,12 +1587,12 @@ impl SharedNodes {
         };
         let entry = u32::try_from(entry).map_err(|_| missing(&self.table, entry))?;
         // Greedy descent to level 1 (through the slots: few nodes, the same each time).
-        let mut cur = (self.dist(view, q, entry)?, entry);
+        let mut cur = (self.dist_f(view, q, entry)?, entry);
         for level in (1..=self.meta.top).rev() {
             loop {
                 let mut moved = false;
                 for &n in self.node(view, cur.1)?.out(level) {
-                    let d = self.dist(view, q, n)?;
+                    let d = self.dist_f(view, q, n)?;
                     if Near(d, u64::from(n)) < Near(cur.0, u64::from(cur.1)) {
                         cur = (d, n);
                         moved = true;
@@ -1282,6 +1605,23 @@ impl SharedNodes {
         }
         let ef = ef.max(k);
         let start = Near(cur.0, u64::from(cur.1));
+        let query = match (flat, self.meta.quant) {
+            (Some(_), Some(quant)) => {
+                let codes = quant.codes(q);
+                let sum = code_sum(&codes);
+                Query { f: q, codes, sum }
+            }
+            _ => Query {
+                f: q,
+                codes: Vec::new(),
+                sum: 0,
+            },
+        };
+        // The start's distance as level 0's search compares (the flat copy's own).
+        let start = match flat {
+            Some(f) => Near(f.dist(view, &query, cur.1)?, start.1),
+            None => start,
+        };
         let mut found = VISITED.with(|v| {
             let mut v = v.borrow_mut();
             let (marks, stamp) = &mut *v;
@@ -1295,28 +1635,8 @@ impl SharedNodes {
             }
             let marks = &mut marks[..self.slots.len()];
             match flat {
-                Some(f) => search0(
-                    f,
-                    self.spec.similarity,
-                    view,
-                    q,
-                    start,
-                    ef,
-                    admit,
-                    marks,
-                    *stamp,
-                ),
-                None => search0(
-                    self,
-                    self.spec.similarity,
-                    view,
-                    q,
-                    start,
-                    ef,
-                    admit,
-                    marks,
-                    *stamp,
-                ),
+                Some(f) => search0(f, view, &query, start, ef, admit, marks, *stamp),
+                None => search0(self, view, &query, start, ef, admit, marks, *stamp),
             }
         })?;
         found.truncate(k);
@@ -1325,14 +1645,16 @@ impl SharedNodes {
     }
 }
 
-/// Level 0's search from `start` over `g` (see [`Graph::search_level`]).
+/// Level 0's search from `start` over `g` (see [`Graph::search_level`]). The unvisited
+/// neighbors of a candidate are gathered first and their vectors' loads started, then
+/// compared (the comparisons wait on those loads, not one after another); a neighbor that
+/// becomes a candidate has its link list's load started too.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn search0<L: Level0>(
     g: &L,
-    sim: super::Similarity,
     view: &dyn ReadView,
-    q: &[f32],
+    q: &Query<'_>,
     start: Near,
     ef: usize,
     admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
@@ -1342,6 +1664,7 @@ fn search0<L: Level0>(
     let bad = |id: u64| Error::Corrupt(format!("vector index: node {id} is linked but missing"));
     let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 4);
     let mut found: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
+    let mut fresh: Vec<u32> = Vec::with_capacity(64);
     let sid = u32::try_from(start.1).map_err(|_| bad(start.1))?;
     *marks.get_mut(sid as usize).ok_or_else(|| bad(start.1))? = stamp;
     candidates.push(Reverse(start));
@@ -1352,6 +1675,7 @@ fn search0<L: Level0>(
         if found.len() >= ef && found.peek().is_some_and(|w| c > *w) {
             break;
         }
+        fresh.clear();
         #[allow(clippy::cast_possible_truncation)] // ids in the queue are u32
         for &n in g.links(view, c.1 as u32)? {
             let Some(m) = marks.get_mut(n as usize) else {
@@ -1361,8 +1685,14 @@ fn search0<L: Level0>(
                 continue;
             }
             *m = stamp;
-            let d = Near(distance(sim, q, g.vec(view, n)?), u64::from(n));
+            g.prefetch_vec(n);
+            fresh.push(n);
+        }
+        for &n in &fresh {
+            let d = Near(g.dist(view, q, n)?, u64::from(n));
             if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
+                // Most candidates are expanded later: their link lists start loading now.
+                g.prefetch_links(n);
                 candidates.push(Reverse(d));
                 if admit(g.key(view, n)?)? {
                     found.push(d);
@@ -1400,38 +1730,72 @@ mod tests {
         let n = Node {
             level: 2,
             id_key: b"\x02abc".to_vec(),
+            rid: Some(77),
             vec: vec![1.5, -2.0, 0.25],
             out: vec![vec![1, 2, 3], vec![4], vec![]],
             inl: vec![vec![9], vec![], vec![7, 8]],
         };
-        let b = n.encode();
-        assert_eq!(Node::decode(&b, 3).unwrap(), n);
+        let c = Meta::empty().codec();
+        let b = n.encode(c);
+        assert_eq!(Node::decode(&b, 3, c).unwrap(), n);
         for cut in 0..b.len() {
             assert!(
-                matches!(Node::decode(&b[..cut], 3), Err(Error::Corrupt(_))),
+                matches!(Node::decode(&b[..cut], 3, c), Err(Error::Corrupt(_))),
                 "cut at {cut}"
             );
         }
+        // Layout 2: no record id.
+        let c2 = Codec {
+            rid: false,
+            quant: None,
+        };
+        let b2 = n.encode(c2);
+        assert_eq!(b2.len() + 8, b.len());
+        let n2 = Node::decode(&b2, 3, c2).unwrap();
+        assert_eq!((n2.rid, &n2.vec, &n2.out), (None, &n.vec, &n.out));
+        // Quantized: one byte per dimension, the values the codes decode to.
+        let cq = Codec {
+            rid: true,
+            quant: Some(Quant::covering(-2.0, 2.0)),
+        };
+        let bq = n.encode(cq);
+        assert_eq!(bq.len() + 9, b.len());
+        let nq = Node::decode(&bq, 3, cq).unwrap();
+        for (x, y) in nq.vec.iter().zip(&n.vec) {
+            assert!((x - y).abs() <= 2.0 / 255.0, "{x} {y}");
+        }
+        assert_eq!(Node::decode(&nq.encode(cq), 3, cq).unwrap(), nq);
         let m = Meta {
+            layout: LAYOUT,
             entry: Some(5),
             top: 3,
             next_id: 77,
             tag: 0xfeed,
+            quant: None,
         };
         assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+        let mq = Meta {
+            quant: cq.quant,
+            ..m
+        };
+        assert_eq!(Meta::decode(&mq.encode()).unwrap(), mq);
+        let m2 = Meta { layout: 2, ..m };
+        assert_eq!(m2.encode().len(), 40);
+        assert_eq!(Meta::decode(&m2.encode()).unwrap(), m2);
         assert!(matches!(Meta::decode(&[0; 23]), Err(Error::Corrupt(_))));
         let mut later = m.encode();
-        later[0] = 3;
+        later[0] = 4;
         assert!(matches!(Meta::decode(&later), Err(Error::Unsupported(_))));
         // The shared reader's decoding agrees with the writer's.
-        let r = ReadNode::decode(&b, 3).unwrap();
+        let r = ReadNode::decode(&b, 3, c).unwrap();
+        assert_eq!(r.rid, Some(77));
         assert_eq!(&*r.id_key, &n.id_key[..]);
         assert_eq!(&*r.vec, &n.vec[..]);
         assert_eq!(r.out(0), &[1, 2, 3]);
         assert_eq!(r.out(1), &[4]);
         assert!(r.out(2).is_empty() && r.out(3).is_empty());
         for cut in 0..b.len() {
-            assert!(ReadNode::decode(&b[..cut], 3).is_err(), "cut at {cut}");
+            assert!(ReadNode::decode(&b[..cut], 3, c).is_err(), "cut at {cut}");
         }
     }
 
@@ -1500,6 +1864,67 @@ mod tests {
         db.check().unwrap();
     }
 
+    /// An index of graph layout 2 (the previous release: 40-byte meta record, nodes without
+    /// record ids) is still searched, written (in layout 2) and checked.
+    #[test]
+    fn an_index_of_layout_2_is_still_read_and_written() {
+        use crate::{Database, Document, OpenOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("a.db"), OpenOptions::default()).unwrap();
+        let c = db.collection("c");
+        c.create_index_json(
+            r#"{"v": "hnsw"}"#,
+            Some(r#"{"numDimensions": 2, "name": "vec"}"#),
+        )
+        .unwrap();
+        for (i, v) in [[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]].iter().enumerate() {
+            let json = format!(r#"{{"_id": {i}, "v": [{}, {}]}}"#, v[0], v[1]);
+            c.insert(Document::from_json(&json).unwrap()).unwrap();
+        }
+        let table = "_ix$c$vec";
+        // Rewrite the graph as layout 2 wrote it.
+        db.write(|t| {
+            let meta = Meta::decode(&t.get(table, META).unwrap())?;
+            let (c3, c2) = (
+                meta.codec(),
+                Codec {
+                    rid: false,
+                    quant: None,
+                },
+            );
+            for (k, v) in t.scan(table, None, 1000) {
+                if k.first() == Some(&NODE) {
+                    let n = Node::decode(&v, 2, c3)?;
+                    assert!(n.rid.is_some());
+                    t.put(table, k, Bytes::from(n.encode(c2)))?;
+                }
+            }
+            let old = Meta { layout: 2, ..meta };
+            t.put(table, Bytes::from_static(META), Bytes::from(old.encode()))
+        })
+        .unwrap();
+        let best = |db: &Database, q: &str| {
+            let spec = format!(r#"{{"path": "v", "queryVector": {q}, "limit": 1}}"#);
+            let mut hits = db.collection("c").vector_search_json(&spec).unwrap();
+            hits.next()
+                .unwrap()
+                .unwrap()
+                .get("_id")
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(best(&db, "[0.9, 0.9]"), "1");
+        db.check().unwrap();
+        c.insert(Document::from_json(r#"{"_id": 9, "v": [4.0, 4.0]}"#).unwrap())
+            .unwrap();
+        c.delete(&bson::doc! {"_id": 2}, false).unwrap();
+        assert_eq!(best(&db, "[4.9, 4.9]"), "9");
+        db.check().unwrap();
+        let snap = db.snapshot().unwrap();
+        let meta = Meta::decode(&snap.get(table, META).unwrap()).unwrap();
+        assert_eq!(meta.layout, 2, "written in its own layout");
+    }
+
     /// The shared searches of committed snapshots (first through the slots, then through
     /// the flat copy) find what a transaction's own search of the same graph finds; a
     /// commit of other data keeps the shared nodes, one that changes the index replaces
@@ -1529,6 +1954,7 @@ mod tests {
             similarity: super::super::Similarity::Euclidean,
             m: 4,
             ef_construction: 200,
+            scalar: false,
         };
         let table = "_ix$c$vec";
         let snap = db.snapshot().unwrap();
@@ -1547,7 +1973,10 @@ mod tests {
             assert_eq!(got, want, "filtered query {i}");
             for n in &got {
                 assert_eq!(
-                    shared.id_key(&*snap, u32::try_from(n.1).unwrap()).unwrap(),
+                    shared
+                        .doc_ref(&*snap, u32::try_from(n.1).unwrap())
+                        .unwrap()
+                        .0,
                     &g.node(&*snap, n.1).unwrap().id_key[..]
                 );
             }

@@ -5,6 +5,7 @@
 
 use super::distance::prepare;
 use super::graph::Graph;
+use super::quant::{min_max, Quant};
 use super::{vector_at, Found, VectorSpec};
 use crate::document::record;
 use crate::error::{Error, Result};
@@ -70,18 +71,19 @@ impl Pending {
         Ok(Self { vector })
     }
 
-    /// Updates the graph of `def` for the document `id_key` (`absent`: the caller knows it
-    /// had no record): its node removed, the new one inserted; nothing when the vector did
-    /// not change.
+    /// Updates the graph of `def` for the document `id_key` (record id `rid`; `absent`: the
+    /// caller knows it had no record): its node removed, the new one inserted; nothing when
+    /// the vector (as the graph keeps it) did not change.
     pub(crate) fn apply(
         self,
         t: &mut dyn WriteTxn,
         def: &IndexDef,
         spec: &VectorSpec,
         id_key: &[u8],
+        rid: Option<u64>,
         absent: bool,
     ) -> Result<()> {
-        let mut g = Graph::new(def.table(), spec);
+        let mut g = Graph::new(def.table(), spec).reading(&def.coll, &def.fields[0].path);
         {
             let view = t.as_read();
             let old = if absent {
@@ -90,8 +92,10 @@ impl Pending {
                 g.node_of(view, id_key)?
             };
             if let (Some(o), Some(v)) = (old, &self.vector) {
-                if g.node(view, o)?.vec == *v {
-                    return Ok(());
+                let kept = g.stored_vec(view, v.clone())?;
+                if g.node(view, o)?.vec == kept {
+                    g.set_rid(view, o, rid)?;
+                    return g.flush(t);
                 }
             }
             if old.is_none() && self.vector.is_none() {
@@ -101,7 +105,7 @@ impl Pending {
                 g.remove(view, o)?;
             }
             if let Some(v) = self.vector {
-                g.insert(view, id_key, v)?;
+                g.insert(view, id_key, rid, v)?;
             }
         }
         g.flush(t)
@@ -123,13 +127,38 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &IndexDef, spec: &VectorSpec) -> 
     t.expect_large();
     t.create_table(&table, "{}")?;
     let docs = t.snapshot();
-    let mut g = Graph::new(&table, spec);
+    let mut g = Graph::new(&table, spec).reading(&def.coll, &def.fields[0].path);
+    if spec.scalar {
+        // The code range: every vector the build is about to insert.
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        let mut after: Option<Bytes> = None;
+        loop {
+            let batch = docs.scan(
+                &def.coll,
+                after.as_deref(),
+                super::super::build::BUILD_BATCH,
+            );
+            super::graph::check_fault(&*docs)?;
+            let Some((last, _)) = batch.last() else { break };
+            for (_, rec) in &batch {
+                if let Ok(Some(v)) = record_vector(def, spec, rec) {
+                    let (l, h) = min_max(&v);
+                    lo = lo.min(l);
+                    hi = hi.max(h);
+                }
+            }
+            after = Some(last.clone());
+        }
+        if lo <= hi {
+            g.calibrate(t.as_read(), Quant::covering(lo, hi))?;
+        }
+    }
     // A node in memory: its vector and links both ways (u64), with the maps' overhead.
     let node_bytes = spec.dims as usize * 4 + spec.m as usize * 40 + 160;
     let most_nodes = (BUILD_BYTES / node_bytes).max(4096);
     let mut after: Option<Bytes> = None;
     loop {
-        let batch = docs.scan(
+        let batch = docs.scan_with_record_ids(
             &def.coll,
             after.as_deref(),
             super::super::build::BUILD_BATCH,
@@ -138,7 +167,7 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &IndexDef, spec: &VectorSpec) -> 
         if batch.is_empty() {
             break;
         }
-        for (id_key, rec) in &batch {
+        for (id_key, rec, rid) in &batch {
             let v = record_vector(def, spec, rec).map_err(|e| match e {
                 Error::InvalidArgument(m) => {
                     Error::InvalidArgument(format!("cannot build index '{}': {m}", def.name))
@@ -146,13 +175,13 @@ pub(crate) fn build(t: &mut dyn WriteTxn, def: &IndexDef, spec: &VectorSpec) -> 
                 other => other,
             })?;
             let Some(v) = v else { continue };
-            g.insert(t.as_read(), id_key, v)?;
+            g.insert(t.as_read(), id_key, *rid, v)?;
             if g.cached() >= most_nodes {
                 g.flush(t)?;
                 g.clear_cache();
             }
         }
-        after = batch.last().map(|(k, _)| k.clone());
+        after = batch.last().map(|(k, _, _)| k.clone());
     }
     g.flush(t)
 }

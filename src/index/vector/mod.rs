@@ -13,6 +13,7 @@ pub(crate) mod check;
 pub(crate) mod distance;
 pub(crate) mod graph;
 pub(crate) mod maintain;
+pub(crate) mod quant;
 pub(crate) mod search;
 
 use crate::error::{Error, Result};
@@ -76,6 +77,10 @@ pub(crate) struct VectorSpec {
     /// Links per node on the upper levels (level 0 keeps twice as many).
     pub m: u32,
     pub ef_construction: u32,
+    /// `"quantization": "scalar"`: the graph keeps 8-bit codes of the vectors
+    /// ([`quant::Quant`]) instead of float32, and searches re-rank their candidates with
+    /// the documents' own vectors.
+    pub scalar: bool,
 }
 
 impl VectorSpec {
@@ -126,36 +131,37 @@ impl VectorSpec {
             Some(v) => int("efConstruction", &v, 1, 10_000)?,
             None => 200,
         };
-        match options.remove("quantization") {
-            None => {}
-            Some(Bson::String(s)) if s == "none" => {}
-            Some(Bson::String(s)) if s == "scalar" => {
-                return Err(Error::unsupported(
-                    "vector index quantization \"scalar\" is not built yet (vectors are kept as float32)",
-                ))
-            }
+        let scalar = match options.remove("quantization") {
+            None => false,
+            Some(Bson::String(s)) if s == "none" => false,
+            Some(Bson::String(s)) if s == "scalar" => true,
             Some(other) => {
                 return Err(Error::invalid(format!(
                     "vector index option 'quantization' must be \"none\" or \"scalar\", not {other}"
                 )))
             }
-        }
+        };
         Ok(Self {
             dims,
             similarity,
             m,
             ef_construction,
+            scalar,
         })
     }
 
     /// The options as stored in the catalog and listed.
     pub(crate) fn to_bson(&self) -> BsonDocument {
-        bson::doc! {
+        let mut d = bson::doc! {
             "numDimensions": i64::from(self.dims),
             "similarity": self.similarity.as_str(),
             "m": i64::from(self.m),
             "efConstruction": i64::from(self.ef_construction),
+        };
+        if self.scalar {
+            d.insert("quantization", "scalar");
         }
+        d
     }
 
     pub(crate) fn from_bson(d: &BsonDocument) -> Option<Self> {
@@ -170,6 +176,11 @@ impl VectorSpec {
             similarity: Similarity::parse(d.get_str("similarity").ok()?).ok()?,
             m: n("m").filter(|m| *m >= 2)?,
             ef_construction: n("efConstruction")?,
+            scalar: match d.get("quantization") {
+                None => false,
+                Some(Bson::String(s)) if s == "scalar" => true,
+                Some(_) => return None,
+            },
         })
     }
 
@@ -213,6 +224,75 @@ pub(crate) fn vector_at(doc: &BsonDocument, path: &str, spec: &VectorSpec) -> Re
     let v = parse_vector(value, &format!("field '{path}'"))?;
     check_vector(&v, spec, &format!("field '{path}'"))?;
     Ok(Found::Vector(v))
+}
+
+/// The vector a stored document body holds at `path`, read straight from its bytes when
+/// it is an array of `spec.dims` finite numbers or a float32 / int8 binary vector of that
+/// length; `None` otherwise (the caller then takes the checked path, [`vector_at`]).
+pub(crate) fn raw_vector(body: &[u8], path: &str, spec: &VectorSpec) -> Option<Vec<f32>> {
+    use crate::document::raw;
+    let mut doc = body;
+    let mut parts = path.split('.').peekable();
+    let elem = loop {
+        let e = raw::find(doc, parts.next()?).ok()??;
+        if parts.peek().is_none() {
+            break e;
+        }
+        if e.kind != 0x03 {
+            return None;
+        }
+        doc = e.bytes;
+    };
+    let dims = spec.dims as usize;
+    let v: Vec<f32> = match elem.kind {
+        0x04 => array_numbers(elem.bytes, dims)?,
+        0x05 => {
+            // Length (i32), subtype, then the bytes.
+            let (&subtype, bytes) = elem.bytes.get(4..)?.split_first()?;
+            if subtype != 9 {
+                return None;
+            }
+            binary_vector(bytes, "").ok()?
+        }
+        _ => return None,
+    };
+    (v.len() == dims).then_some(v)
+}
+
+/// The numbers of a BSON array (its bytes, length prefix included) of doubles and 32-bit
+/// integers, each finite as a float32; `None` for anything else. One pass over the bytes
+/// (a search re-ranking a quantized index reads a vector per candidate).
+fn array_numbers(b: &[u8], dims: usize) -> Option<Vec<f32>> {
+    let len = usize::try_from(i32::from_le_bytes(b.get(..4)?.try_into().ok()?)).ok()?;
+    if len < 5 || len > b.len() || b[len - 1] != 0 {
+        return None;
+    }
+    let end = len - 1;
+    let mut v = Vec::with_capacity(dims);
+    let mut at = 4;
+    while at < end {
+        let kind = b[at];
+        let key_end = at + 1 + b.get(at + 1..end)?.iter().position(|&c| c == 0)?;
+        let val = key_end + 1;
+        let x = match kind {
+            0x01 => {
+                at = val + 8;
+                f64::from_le_bytes(b.get(val..at)?.try_into().ok()?)
+            }
+            0x10 => {
+                at = val + 4;
+                f64::from(i32::from_le_bytes(b.get(val..at)?.try_into().ok()?))
+            }
+            _ => return None,
+        };
+        #[allow(clippy::cast_possible_truncation)] // checked finite just below
+        let x = x as f32;
+        if !x.is_finite() || at > end {
+            return None;
+        }
+        v.push(x);
+    }
+    Some(v)
 }
 
 /// A vector given as an array of numbers or as BSON binary subtype 9; `what` names it in
@@ -337,5 +417,50 @@ fn type_name(v: &Bson) -> &'static str {
         Bson::DateTime(_) => "a date",
         Bson::ObjectId(_) => "an ObjectId",
         _ => "a non-numeric value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte reader of a stored vector agrees with the checked path, and leaves
+    /// whatever it does not read plainly to it.
+    #[test]
+    fn raw_vectors_agree_with_the_checked_path() {
+        let spec = VectorSpec {
+            dims: 3,
+            similarity: Similarity::Euclidean,
+            m: 16,
+            ef_construction: 200,
+            scalar: true,
+        };
+        let mut f32s = vec![0x27, 0];
+        for x in [1.5f32, -2.0, 0.25] {
+            f32s.extend_from_slice(&x.to_le_bytes());
+        }
+        let docs = [
+            bson::doc! {"_id": 1, "v": [1.5, -2.0, 0.25]},
+            bson::doc! {"_id": 1, "v": [1, -2, 3]},
+            bson::doc! {"_id": 1, "a": {"v": [1.5, 2, 0.25]}},
+            bson::doc! {"_id": 1, "v": Bson::Binary(bson::Binary { subtype: BinarySubtype::Vector, bytes: f32s })},
+        ];
+        for (i, d) in docs.iter().enumerate() {
+            let path = if i == 2 { "a.v" } else { "v" };
+            let bytes = d.to_vec().unwrap();
+            let Found::Vector(want) = vector_at(d, path, &spec).unwrap() else {
+                panic!("{d}")
+            };
+            assert_eq!(raw_vector(&bytes, path, &spec), Some(want), "{d}");
+        }
+        for d in [
+            bson::doc! {"v": [1.5, "x", 0.25]},
+            bson::doc! {"v": [1.5, 2.0]},
+            bson::doc! {"v": [1.5, 2.0, 1e300]},
+            bson::doc! {"v": {"a": 1}},
+            bson::doc! {"w": [1, 2, 3]},
+        ] {
+            assert_eq!(raw_vector(&d.to_vec().unwrap(), "v", &spec), None, "{d}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! collects only those it accepts, so `limit` results come back when enough match.
 
 use super::distance::{distance, prepare};
-use super::graph::{check_fault, Graph, Near, Node, SharedNodes, NODE};
+use super::graph::{check_fault, Graph, Meta, Near, Node, SharedNodes, META, NODE};
+use super::maintain::record_vector;
 use super::{check_vector, parse_vector, VectorSpec};
 use crate::document::record;
 use crate::error::{Error, Result};
@@ -137,8 +138,18 @@ pub(crate) fn choose<'d>(
         })
 }
 
+/// Candidates a search of a scalar-quantized index takes from the graph for `limit`
+/// results, re-ranked by the documents' own vectors (at most `ef`).
+pub(crate) fn rerank_count(limit: usize, ef: usize) -> usize {
+    (limit * 2).max(limit + 10).min(ef.max(limit))
+}
+
 /// Runs `spec` over `view`'s collection `coll` with vector index `def`: the matching live
-/// documents' records with their scores, best first, at most `limit`.
+/// documents' records with their scores, best first, at most `limit`. The documents are
+/// read by the record ids the graph's nodes keep (without the `_id` map), all of one search
+/// together. A scalar-quantized index walks its graph by the codes, takes
+/// [`rerank_count`] candidates and orders them by the exact distance of the vectors their
+/// documents hold.
 pub(crate) fn run(
     view: &dyn ReadView,
     def: &IndexDef,
@@ -149,9 +160,9 @@ pub(crate) fn run(
     let q = prepare(vspec.similarity, spec.query.clone());
     let coll = def.coll.as_str();
     let now = crate::document::now_millis();
-    // The live record of a node's document when the filter accepts it.
-    let accept = |id_key: &[u8]| -> Result<Option<Bytes>> {
-        let Some(rec) = view.get(coll, id_key) else {
+    // A document's live record when the filter accepts it.
+    let accept_rec = |rec: Option<Bytes>| -> Result<Option<Bytes>> {
+        let Some(rec) = rec else {
             return Ok(None);
         };
         if !record::is_live(&rec, now) {
@@ -164,6 +175,7 @@ pub(crate) fn run(
         }
         Ok(Some(rec))
     };
+    let accept = |id_key: &[u8]| accept_rec(view.get(coll, id_key));
     let found: Vec<(Near, Bytes)> = if spec.exact {
         exact(view, def, vspec, &q, spec.limit, &accept)?
     } else {
@@ -172,22 +184,42 @@ pub(crate) fn run(
         let shared = SharedNodes::of(view, def.table(), vspec)?;
         let mut g = Graph::new(def.table(), vspec);
         let mut checked = spec.filter.is_some();
-        loop {
+        let (k, ef) = if vspec.scalar {
+            (
+                rerank_count(spec.limit, spec.num_candidates),
+                spec.num_candidates,
+            )
+        } else {
+            (spec.limit, spec.num_candidates)
+        };
+        let rows = loop {
             let mut admit =
                 |id_key: &[u8]| -> Result<bool> { Ok(!checked || accept(id_key)?.is_some()) };
-            let (k, ef) = (spec.limit, spec.num_candidates);
             let near = match &shared {
                 Some(s) => s.knn(view, &q, k, ef, &mut admit)?,
                 None => g.knn(view, &q, k, ef, &mut admit)?,
             };
-            let mut rows = Vec::with_capacity(near.len());
+            let mut refs: Vec<(Vec<u8>, Option<u64>)> = Vec::with_capacity(near.len());
             for n in &near {
-                let rec = match &shared {
+                refs.push(match &shared {
                     #[allow(clippy::cast_possible_truncation)] // shared ids are u32
-                    Some(s) => accept(s.id_key(view, n.1 as u32)?)?,
-                    None => accept(&g.node(view, n.1)?.id_key.clone())?,
-                };
-                if let Some(rec) = rec {
+                    Some(s) => {
+                        let (key, rid) = s.doc_ref(view, n.1 as u32)?;
+                        (key.to_vec(), rid)
+                    }
+                    None => {
+                        let node = g.node(view, n.1)?;
+                        (node.id_key.clone(), node.rid)
+                    }
+                });
+            }
+            let wanted: Vec<(&[u8], Option<u64>)> =
+                refs.iter().map(|(k, r)| (&k[..], *r)).collect();
+            let recs = view.get_many_at(coll, &wanted);
+            check_fault(view)?;
+            let mut rows = Vec::with_capacity(near.len());
+            for (n, rec) in near.iter().zip(recs) {
+                if let Some(rec) = accept_rec(rec)? {
                     rows.push((*n, rec));
                 }
             }
@@ -197,6 +229,11 @@ pub(crate) fn run(
                 break rows;
             }
             checked = true;
+        };
+        if vspec.scalar {
+            rerank(def, vspec, &q, rows, spec.limit)?
+        } else {
+            rows
         }
     };
     check_fault(view)?;
@@ -204,6 +241,29 @@ pub(crate) fn run(
         .into_iter()
         .map(|(n, rec)| (vspec.similarity.score(n.0), rec))
         .collect())
+}
+
+/// The `limit` rows nearest `q` by the vectors their documents hold (the graph's codes
+/// only chose them).
+fn rerank(
+    def: &IndexDef,
+    vspec: &VectorSpec,
+    q: &[f32],
+    rows: Vec<(Near, Bytes)>,
+    limit: usize,
+) -> Result<Vec<(Near, Bytes)>> {
+    let mut exact = Vec::with_capacity(rows.len());
+    for (n, rec) in rows {
+        let v = match super::raw_vector(record::body_bytes(&rec)?, &def.fields[0].path, vspec) {
+            Some(v) => Some(prepare(vspec.similarity, v)),
+            None => record_vector(def, vspec, &rec)?,
+        };
+        let d = v.map_or(n.0, |v| distance(vspec.similarity, q, &v));
+        exact.push((Near(d, n.1), rec));
+    }
+    exact.sort_unstable_by_key(|a| a.0);
+    exact.truncate(limit);
+    Ok(exact)
 }
 
 /// Exact search: every node of the index compared with `q`; the `limit` nearest accepted.
@@ -216,6 +276,12 @@ fn exact(
     accept: &dyn Fn(&[u8]) -> Result<Option<Bytes>>,
 ) -> Result<Vec<(Near, Bytes)>> {
     let table = def.table();
+    let codec = match view.get(table, META) {
+        Some(b) => Meta::decode(&b)?,
+        None => Meta::empty(),
+    }
+    .codec();
+    check_fault(view)?;
     let mut best: BinaryHeap<(Near, Bytes)> = BinaryHeap::new();
     let mut after = vec![NODE];
     let mut seq = 0u64;
@@ -228,14 +294,30 @@ fn exact(
                 done = true;
                 break;
             }
-            let node = Node::decode(v, vspec.dims as usize)?;
-            let d = distance(vspec.similarity, q, &node.vec);
+            let node = Node::decode(v, vspec.dims as usize, codec)?;
             seq += 1;
-            let near = Near(d, seq);
+            // A quantized graph's vectors are approximate: its exact search compares the
+            // documents' own vectors.
+            let (near, rec) = if codec.quant.is_some() {
+                let Some(rec) = accept(&node.id_key)? else {
+                    continue;
+                };
+                let d = match record_vector(def, vspec, &rec)? {
+                    Some(v) => distance(vspec.similarity, q, &v),
+                    None => distance(vspec.similarity, q, &node.vec),
+                };
+                (Near(d, seq), Some(rec))
+            } else {
+                (Near(distance(vspec.similarity, q, &node.vec), seq), None)
+            };
             if best.len() >= limit && best.peek().is_some_and(|(w, _)| near >= *w) {
                 continue;
             }
-            if let Some(rec) = accept(&node.id_key)? {
+            let rec = match rec {
+                Some(r) => Some(r),
+                None => accept(&node.id_key)?,
+            };
+            if let Some(rec) = rec {
                 best.push((near, rec));
                 if best.len() > limit {
                     best.pop();
