@@ -1044,6 +1044,70 @@ impl Pager {
 mod tests {
     use super::*;
 
+    /// A sealed leaf is opened and searched in place at its first miss and admitted to the
+    /// cache at its second, as a plain one is; it reads back under either cipher, and a
+    /// byte altered in the file is refused.
+    #[test]
+    fn sealed_leaves_are_admitted_on_their_second_miss() {
+        use crate::crypto::seal::{new_file_id, Cipher, DataKey};
+        use crate::storage::fault::Faults;
+        for cipher in [Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.db");
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            let sealer = Sealer::new(&DataKey::random(), new_file_id(), cipher);
+            let pager = Pager::new(
+                PageFile::new(file, &path, Faults::default()),
+                4096,
+                Some(Arc::new(sealer)),
+                1 << 20,
+            );
+            let keys: Vec<Bytes> = (0..20u32)
+                .map(|i| Bytes::from(format!("key{i:04}")))
+                .collect();
+            let vals = (0..20u32)
+                .map(|i| Val::Data(Bytes::from(format!("value {i}"))))
+                .collect();
+            pager
+                .write_node(5, &Node::leaf(pager.geo, keys, vals))
+                .unwrap();
+            pager.clear_cache();
+            let probe = || {
+                let mut got = None;
+                let p = pager
+                    .leaf_probe(5, false, |leaf| {
+                        got = leaf.get(b"key0007")?;
+                        Ok(())
+                    })
+                    .unwrap();
+                assert!(matches!(p, Probe::Done));
+                match got {
+                    Some(Val::Data(b)) => assert_eq!(&b[..], b"value 7"),
+                    _ => panic!("key0007 not found in the sealed leaf"),
+                }
+                pager.cache_stats().2
+            };
+            assert_eq!(probe(), 0, "{cipher:?}: a leaf missed once is not cached");
+            assert!(probe() > 0, "{cipher:?}: a leaf missed twice is cached");
+            // A hit now; the file altered under a fresh cache is refused.
+            assert!(probe() > 0);
+            let mut raw = pager.read_physical(5).unwrap();
+            raw[100] ^= 1;
+            pager.file.write_at(5 * 4096, &raw).unwrap();
+            pager.clear_cache();
+            assert!(matches!(
+                pager.leaf_probe(5, false, |_| Ok(())),
+                Err(Error::Corrupt(_))
+            ));
+        }
+    }
+
     /// CLOCK: a full cache of entries not read since they came in takes new ones in order,
     /// each new entry staying until the hand has gone round: reading the last `budget`
     /// pages over and over hits every time once they are in.
