@@ -90,6 +90,8 @@ else
     CIPHER="XChaCha20-Poly1305, format version 4: this processor lacks AES or carry-less multiply instructions"
 fi
 export CIPHER
+RUN_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') RUN_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) RUN_SCALE=$SCALE
+export RUN_DATE RUN_COMMIT RUN_SCALE
 python3 - "$RES" "$OUT" "$(bench_machine "$WORK")" "$ALT" <<'PY'
 import os, statistics, sys
 res, out, machine, alt = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -130,17 +132,28 @@ lines = ["# Encryption at rest: encrypted NexusLite vs plain NexusLite vs SQLCip
          "page writes and commit), its filtered count matches the city as text (`LIKE`, still a scan",
          "of every row), and it has no index rows (`-`).",
          "Targets (#20): encrypted within 15% of plain (ratio >= 0.85; file size <= 1.15) and ahead of",
-         "SQLCipher on every row.", "", machine, "",
-         "| workload | plain | encrypted | SQLCipher | encrypted / plain | encrypted / SQLCipher |",
-         "|---|---|---|---|---|---|"]
+         "SQLCipher on every row (the last column: `met`, or `missed` and which).", "", machine,
+         f"Run {os.environ['RUN_DATE']}, commit {os.environ['RUN_COMMIT']}, BENCH_SCALE {os.environ['RUN_SCALE']}.", "",
+         "| workload | plain | encrypted | SQLCipher | encrypted / plain | encrypted / SQLCipher | targets |",
+         "|---|---|---|---|---|---|---|"]
+def verdict(key, p, e, s):
+    if key.startswith("alt_disk"):
+        return "(the disk)"
+    lower = key == "file_bytes"
+    miss = []
+    if (e / p > 1.15) if lower else (e / p < 0.85):
+        miss.append("vs plain")
+    if s and ((e > s) if lower else (e <= s)):
+        miss.append("vs SQLCipher")
+    return "met" if not miss else "missed (" + ", ".join(miss) + ")"
 for name, key in rows:
     p, e, s = (v.get((l, key)) for l in ("plain", "encrypted", "sqlcipher"))
     if None in (p, e) or p == 0:
         continue
     if s is None or s == 0:
-        lines.append(f"| {name} | {f(p)} | {f(e)} | - | {e/p:.2f}x | - |")
+        lines.append(f"| {name} | {f(p)} | {f(e)} | - | {e/p:.2f}x | - | {verdict(key, p, e, None)} |")
     else:
-        lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {e/p:.2f}x | {e/s:.2f}x |")
+        lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {e/p:.2f}x | {e/s:.2f}x | {verdict(key, p, e, s)} |")
 alt_lines = ["", "Alternated sync-full runs (`durable` phase, one line per run, in the order run):", ""]
 for (label, key), xs in sorted(runs.items()):
     alt_lines.append(f"- {label} {key}: " + ", ".join(f(x) for x in xs))
