@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make soak`: the long runs of the durability tests, then benchmarks/reliability-soak.md.
-#  1. tests/wasp_crash_sigkill.rs in its long mode: SOAK_ROUNDS (default 1000) rounds of the
+#  1. tests/integration/wasp_crash_sigkill.rs in its long mode: SOAK_ROUNDS (default 1000) rounds of the
 #     SIGKILL loop (mixed workload, a reader process throughout, every acknowledged commit
 #     and the integrity check after every recovery);
-#  2. tests/wasp_resource_faults.rs: writes past RLIMIT_FSIZE and into a full tmpfs;
+#  2. tests/integration/wasp_resource_faults.rs: writes past RLIMIT_FSIZE and into a full tmpfs;
 #  3. the fsync failure tests of tests/recovery_fault_injection.rs (feature fault-injection).
 # The report is written whatever happens; it says which step failed, and so does the exit
 # status. SOAK_REPORT names another report file.
@@ -15,14 +15,14 @@ report="${SOAK_REPORT:-benchmarks/reliability-soak.md}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-soak_cmd=(cargo test --release --test wasp_crash_sigkill --
-          --exact wasp_every_acknowledged_write_survives_sigkill --nocapture)
-resource_cmd=(cargo test --release --test wasp_resource_faults -- --nocapture --test-threads=1)
+soak_cmd=(cargo test --release --test integration --
+          --exact wasp_crash_sigkill::wasp_every_acknowledged_write_survives_sigkill --nocapture)
+resource_cmd=(cargo test --release --test integration wasp_resource_faults:: -- --nocapture --test-threads=1)
 fsync_cmd=(cargo test --features fault-injection --test recovery_fault_injection -- --test-threads=1)
 
 status=0
 echo "== SIGKILL soak: $rounds rounds"
-cargo test --release --test wasp_crash_sigkill --no-run || exit 1
+cargo test --release --test integration --no-run || exit 1
 started="$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 t0=$SECONDS
 if NEXUS_CRASH_ROUNDS="$rounds" NEXUS_SOAK_SUMMARY="$work/summary" "${soak_cmd[@]}" 2>&1 | tee "$work/soak.log"; then
@@ -53,7 +53,7 @@ mkdir -p "$(dirname "$report")"
   echo "## SIGKILL loop: $soak_result"
   echo
   echo "Command: \`SOAK_ROUNDS=$rounds make soak\`, which runs"
-  echo "\`NEXUS_CRASH_ROUNDS=$rounds ${soak_cmd[*]}\` (tests/wasp_crash_sigkill.rs)."
+  echo "\`NEXUS_CRASH_ROUNDS=$rounds ${soak_cmd[*]}\` (tests/integration/wasp_crash_sigkill.rs)."
   echo
   echo "Each round starts a read_only reader process, which checks every snapshot while the"
   echo "writer process runs (items without a gap, the counter never ahead, \`users\` exactly what"
@@ -93,7 +93,7 @@ mkdir -p "$(dirname "$report")"
   echo
   echo "## Resource faults: $resource_result"
   echo
-  echo "Command: \`${resource_cmd[*]}\` (tests/wasp_resource_faults.rs; also in \`make test\`,"
+  echo "Command: \`${resource_cmd[*]}\` (tests/integration/wasp_resource_faults.rs; also in \`make test\`,"
   echo "in both engine passes). A child process inserts 2 KiB documents until the OS refuses a"
   echo "write: past its \`RLIMIT_FSIZE\` (set with setrlimit to 300 KiB above its largest file,"
   echo "\`SIGXFSZ\` ignored so that write returns \`EFBIG\`), or into a 2 MiB tmpfs (\`ENOSPC\`;"

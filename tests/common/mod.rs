@@ -160,3 +160,23 @@ pub fn prop_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
     config.max_shrink_iters = 2048;
     config
 }
+
+/// The name libtest gives the test function `name` of the file at `caller`: the bare name in a
+/// test binary of its own (`tests/FILE.rs`), `FILE::name` in the integration binary, whose
+/// modules are the files of `tests/integration/`. For tests that run one test function of
+/// their own binary as a child process (`--exact NAME`).
+pub fn test_name_at(caller: &std::panic::Location<'_>, name: &str) -> String {
+    let file = std::path::Path::new(caller.file());
+    match (file.parent().and_then(|d| d.file_name()), file.file_stem()) {
+        (Some(dir), Some(stem)) if dir == "integration" => {
+            format!("{}::{name}", stem.to_string_lossy())
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// [`test_name_at`] of the calling file.
+#[track_caller]
+pub fn test_name(name: &str) -> String {
+    test_name_at(std::panic::Location::caller(), name)
+}

@@ -1,5 +1,6 @@
 //! Child processes of a multi-process test. The test binary re-executes itself to run one
-//! child test function (`[name, "--exact", "--nocapture", "--test-threads=1"]`), which finds
+//! child test function (`[name, "--exact", "--nocapture", "--test-threads=1"]`, the name
+//! qualified by the caller's module in the integration binary: [`super::test_name_at`]), which finds
 //! its role and database in environment variables (and returns at once when they are absent,
 //! as in a normal run of the suite). The child prints protocol lines (`ack 0 17`,
 //! `seen 42`) to stdout; the parent collects them and waits for conditions on them.
@@ -76,13 +77,20 @@ pub struct Proc {
 impl Proc {
     /// Runs the child test function `test_fn` of this binary with `envs` added to the
     /// environment. `label` names the child in every panic message (`"writer 0"`).
+    #[track_caller]
     pub fn spawn(label: &str, test_fn: &str, envs: &[(&str, &OsStr)]) -> Proc {
+        let test_fn = super::test_name_at(std::panic::Location::caller(), test_fn);
         let exe = std::env::current_exe().expect("the path of the test binary");
         let mut cmd = Command::new(exe);
-        cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            test_fn.as_str(),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -320,6 +328,7 @@ impl Proc {
 
     /// Spawns a reader child (see [`reader_fail`]) and waits until it has opened the
     /// database (`reader opened`) and read once (a line starting `read `).
+    #[track_caller]
     pub fn spawn_reader(label: &str, test_fn: &str, envs: &[(&str, &OsStr)]) -> Proc {
         let mut reader = Proc::spawn(label, test_fn, envs);
         reader.wait_ready("reader opened", "reader open failed: ", PATIENCE);

@@ -15,9 +15,9 @@
 //! processes); benchmarks/reliability-isolation.md has a long run.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // small test values
 
-mod common;
+use crate::common;
 // Not in common/mod.rs: only this test uses it, and every test crate would compile it.
-#[path = "common/elle.rs"]
+#[path = "../common/elle.rs"]
 mod elle;
 
 use bson::{doc, Bson};

@@ -17,7 +17,7 @@
 //! benchmarks/reliability-soak.md.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use common::ffi::c;

@@ -17,7 +17,7 @@
 //! `NEXUSLITE_STORAGE=memlog` they say so and return.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use common::procs::{self, int, request_stop, stop_requested, Lifetime, Proc, PATIENCE};
@@ -39,7 +39,7 @@ const TOTAL: i64 = ACCOUNTS as i64 * OPENING_BALANCE;
 
 /// Multiplies the transfers before and after the kill (10 in the suite: about 2,000
 /// transfers and 80 checkpoints, under 2 s in a debug build; `NEXUS_MP_SCALE=100 cargo test
-/// --release --test multiprocess` is the long mode).
+/// --release --test integration multiprocess::` is the long mode).
 fn scale() -> usize {
     std::env::var("NEXUS_MP_SCALE")
         .ok()

@@ -11,7 +11,7 @@
 //! the graph consistent with the documents, and the newest item is its own nearest.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use nexus::{Database, Document, OpenOptions, StorageEngine, UpdateOptions};
@@ -110,7 +110,7 @@ fn run_and_kill(path: &Path, key_file: Option<&Path>, kill_after: Duration) -> A
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = Command::new(exe);
     cmd.args([
-        "crash_child_writer",
+        common::test_name("crash_child_writer").as_str(),
         "--exact",
         "--nocapture",
         "--test-threads=1",

@@ -5,7 +5,7 @@
 //! printing an acknowledgement after each call returns; the parent SIGKILLs it at a random
 //! moment, reopens the database, checks that every acknowledged write is present exactly
 //! once, and runs the integrity check. 50 rounds in the suite;
-//! `NEXUS_CRASH_ROUNDS=1000 cargo test --release --test wasp_crash_sigkill` is the long mode.
+//! `NEXUS_CRASH_ROUNDS=1000 cargo test --release --test integration wasp_crash_sigkill::` is the long mode.
 //!
 //! A second process reads throughout each round (several processes on one database): a
 //! read_only reader is started before the writer and checks, in every snapshot, what holds
@@ -32,7 +32,7 @@
 //! benchmarks/reliability-soak.md from the summary this test writes to `NEXUS_SOAK_SUMMARY`.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // test arithmetic on small values
 
-mod common;
+use crate::common;
 
 use bson::{doc, Bson};
 use common::procs::{self, int, reader_fail, request_stop, Lifetime, Proc, PATIENCE};
@@ -505,7 +505,7 @@ fn run_and_kill(path: &Path, key_file: Option<&Path>, kill_after: Duration) -> A
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = Command::new(exe);
     cmd.args([
-        "wasp_crash_child_writer",
+        common::test_name("wasp_crash_child_writer").as_str(),
         "--exact",
         "--nocapture",
         "--test-threads=1",

@@ -3,7 +3,7 @@
 //! damaged header is `Corrupt`; a missing file with `create: false` is `NotFound`; a second
 //! process gets `Busy`; read-only connections refuse writes.
 
-mod common;
+use crate::common;
 
 use nexus::{Database, Document, Error, OpenOptions};
 use std::process::Command;
@@ -112,7 +112,7 @@ fn lock_child_opener() {
 }
 
 /// `memlog` holds its tables in one process: a second process is refused, and told which
-/// storage shares a database (WASP's several processes: tests/multiprocess.rs).
+/// storage shares a database (WASP's several processes: tests/integration/multiprocess.rs).
 #[test]
 fn second_process_gets_busy_on_memlog() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +127,7 @@ fn second_process_gets_busy_on_memlog() {
     .unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
-            "lock_child_opener",
+            common::test_name("lock_child_opener").as_str(),
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -3,7 +3,7 @@
 //! commits, and the application goes on unharmed. The application is a child process (this
 //! test binary run again) that inserts until a stop file appears.
 
-mod common;
+use crate::common;
 
 use bson::doc;
 use common::ok;
@@ -59,7 +59,12 @@ struct App {
 impl App {
     fn start(path: &Path) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["app_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                common::test_name("app_writer").as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(APP_ENV, path)
             .stdout(Stdio::piped())
             .spawn()
