@@ -13,13 +13,12 @@
  * fork (the parent never opens one), reports "ready" through a pipe, waits for the parent's
  * start signal (the start pipe's write end closed), runs its loop for BENCH_SECONDS and
  * reports its count, its busy retries and its own elapsed time through the pipe:
- *   - a reader: point lookups of random existing ids, nexus_find_one with {"_id": id} (a point
- *     lookup, not a scan) / SELECT body FROM users WHERE id = ?. BENCH_NEXUS_READ=get uses
- *     nexus_get(db, "users", id) instead: on the defaults it goes through the document cache,
- *     which random ids over 100,000 documents mostly miss (each miss fills it), and in one
- *     process on this machine nexus_find_one ran 1.6-2.5x as many lookups per second as
- *     nexus_get (e.g. 2.4e5 against 1.4e5; nexus_get 2.8e5 with the cache off), so find_one
- *     is the faster public by-id read on the defaults;
+ *   - a reader: point lookups of random existing ids, nexus_find_one with {"_id": id} (read
+ *     by key: no plan, no cursor, the document cache left alone, as for every query) / SELECT
+ *     body FROM users WHERE id = ?. BENCH_NEXUS_READ=get uses nexus_get(db, "users", id)
+ *     instead, which goes through the document cache: random ids over 100,000 documents
+ *     mostly miss it, and a miss costs the cache's bookkeeping (one process on this machine,
+ *     2026-12-07: find_one 2.6-4.0e5/s, nexus_get 2.2-3.5e5/s with the cache on, 4.1e5/s off);
  *   - a writer: single-document updates of random existing ids, each its own transaction
  *     (autocommit): nexus_update with {"_id": id} and {"$set": {"score": n}} / UPDATE users
  *     SET body = json_set(body, '$.score', ?) WHERE id = ?; each must match one document.
