@@ -164,9 +164,32 @@ fn holds_values(v: &Bson) -> bool {
     )
 }
 
-/// Whether an owned document nests no deeper than `max` levels (iterative).
+/// Whether an owned document nests no deeper than `max` levels: documents nesting at most
+/// [`SHALLOW_LEVELS`] deep (nearly all) are checked by a recursion that deep at most and
+/// allocates nothing; deeper ones by the iterative [`within`].
 fn depth_within(doc: &BsonDocument, max: usize) -> bool {
-    max > 0 && within(Box::new(doc.values()), max)
+    if max == 0 {
+        return false;
+    }
+    let levels = max - 1;
+    nests_at_most(doc.values(), levels.min(SHALLOW_LEVELS))
+        || (levels > SHALLOW_LEVELS && within(Box::new(doc.values()), max))
+}
+
+/// How deep [`nests_at_most`] may recurse.
+const SHALLOW_LEVELS: usize = 8;
+
+/// Whether `values` hold containers nesting at most `levels` levels below them. Recurses
+/// once per level, so callers bound `levels` ([`SHALLOW_LEVELS`]).
+fn nests_at_most<'a>(mut values: impl Iterator<Item = &'a Bson>, levels: usize) -> bool {
+    values.all(|v| match v {
+        Bson::Document(d) => levels > 0 && nests_at_most(d.values(), levels - 1),
+        Bson::Array(a) => levels > 0 && nests_at_most(a.iter(), levels - 1),
+        Bson::JavaScriptCodeWithScope(c) => {
+            levels > 0 && nests_at_most(c.scope.values(), levels - 1)
+        }
+        _ => true,
+    })
 }
 
 /// A document: an ordered set of fields whose first field, once stored, is `_id`.
@@ -356,5 +379,43 @@ impl DocumentBuilder {
     /// Finishes the document.
     pub fn build(self) -> Document {
         Document::from_bson(self.body)
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::{depth_within, within};
+    use bson::{doc, Bson, Document as BsonDocument};
+
+    /// `{"a": {"a": ... {"a": 1}}}` with `levels` documents in all; `arrays` alternates
+    /// documents and arrays below the top.
+    fn nested(levels: usize, arrays: bool) -> BsonDocument {
+        let mut v = Bson::Int32(1);
+        for i in 1..levels {
+            v = if arrays && i % 2 == 0 {
+                Bson::Array(vec![Bson::Null, v])
+            } else {
+                Bson::Document(doc! {"a": v})
+            };
+        }
+        doc! {"x": 1, "a": v}
+    }
+
+    #[test]
+    fn the_shallow_check_agrees_with_the_iterative_one_at_every_depth_and_limit() {
+        for levels in 1..30 {
+            for arrays in [false, true] {
+                let d = nested(levels, arrays);
+                for max in 0..30 {
+                    let iterative = max > 0 && within(Box::new(d.values()), max);
+                    assert_eq!(
+                        depth_within(&d, max),
+                        iterative,
+                        "{levels} levels (arrays {arrays}), limit {max}"
+                    );
+                    assert_eq!(iterative, levels <= max, "{levels} levels, limit {max}");
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! (`Arc::make_mut`), else copied. So a published snapshot never changes, and readers need
 //! no locks. Separators: `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
 
-use super::page::{Geometry, LeafKeys, Node, Ptr, SepKeys, Val};
+use super::page::{Children, Geometry, LeafKeys, Node, Ptr, SepKeys, Val};
 use super::pager::{Pager, Probe};
 use crate::error::Result;
 use crate::storage::Bytes;
@@ -201,7 +201,7 @@ pub(crate) fn scan(
         }
         Node::Branch { keys, children } => {
             let start = after.map_or(0, |a| keys.upper_bound(a));
-            for c in &children[start..] {
+            for c in children.iter_from(start) {
                 if scan(pager, c, after, limit, out, cache_leaves, entries)? {
                     return Ok(true);
                 }
@@ -235,7 +235,7 @@ pub(crate) fn for_each_disk_page(pager: &Pager, ptr: &Ptr, f: &mut dyn FnMut(u64
             }
         }
         Node::Branch { children, .. } => {
-            for c in children {
+            for c in children.iter() {
                 for_each_disk_page(pager, c, f)?;
             }
         }
@@ -326,7 +326,7 @@ impl Tree<'_> {
             *self.dirtied += 1;
             *root = Some(Ptr::Mem(Arc::new(Node::Branch {
                 keys: vec![sep].into(),
-                children: vec![left, right],
+                children: vec![left, right].into(),
             })));
         }
         if let Some(o) = &old {
@@ -452,7 +452,7 @@ impl Tree<'_> {
     fn rebalance(
         &mut self,
         keys: &mut Vec<Bytes>,
-        children: &mut Vec<Ptr>,
+        children: &mut Children,
         i: usize,
     ) -> Result<()> {
         let l = if i + 1 < children.len() { i } else { i - 1 };
@@ -490,7 +490,7 @@ impl Tree<'_> {
             ) => {
                 lk.push(sep);
                 lk.extend(rk.iter().cloned());
-                lc.extend(rc);
+                lc.append(rc);
             }
             _ => {
                 return Err(crate::error::Error::Corrupt(format!(
@@ -541,7 +541,7 @@ fn split_leaf(geo: Geometry, leaf: &mut Node, at: usize, room: usize) -> (Bytes,
 
 /// Moves the branch keys after `keys[m]` (the new separator) and their children into a new
 /// right sibling.
-fn split_branch(keys: &mut SepKeys, children: &mut Vec<Ptr>, m: usize) -> (Bytes, Ptr) {
+fn split_branch(keys: &mut SepKeys, children: &mut Children, m: usize) -> (Bytes, Ptr) {
     let mut rk = keys.split_off(m);
     let sep = rk.remove(0);
     let rc = children.split_off(m + 1);

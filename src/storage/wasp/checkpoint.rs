@@ -100,12 +100,12 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
         }
         Node::Branch { keys, children } => {
             let mut out = Vec::with_capacity(children.len());
-            for c in children {
+            for c in children.iter() {
                 out.push(flush(shared, alloc, c)?);
             }
             Some(Node::Branch {
                 keys: keys.clone(),
-                children: out,
+                children: out.into(),
             })
         }
     };

@@ -50,6 +50,124 @@ pub(crate) enum Ptr {
     Mem(Arc<Node>),
 }
 
+/// Children a chunk of [`Children`] holds (all chunks but the last are full).
+const CHUNK: usize = 64;
+
+/// A branch's child pointers, in chunks of [`CHUNK`] shared copy-on-write.
+///
+/// Copying a branch for a change (once per transaction for every branch on the changed
+/// path) then clones one reference per chunk, and the change copies the one chunk it
+/// touches, instead of cloning (and, when the old state goes, dropping) every child pointer:
+/// a branch of 8-byte record ids holds 500-700 of them, and before this that clone and drop
+/// were a fifth of a single-document update (callgrind, 20,000 documents: 45.9k ->
+/// 37.3k instructions per update with 2,000, whose branches are small).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Children {
+    chunks: Vec<Arc<[Ptr]>>,
+    len: usize,
+}
+
+impl Children {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Every child in order.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Ptr> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// The children from `start` on.
+    pub(crate) fn iter_from(&self, start: usize) -> impl Iterator<Item = &Ptr> + '_ {
+        let first = (start / CHUNK).min(self.chunks.len());
+        let skip = start - first * CHUNK;
+        self.chunks[first..]
+            .iter()
+            .flat_map(|c| c.iter())
+            .skip(skip)
+    }
+
+    /// Every child, to change (every chunk becomes private to this node).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Ptr> + '_ {
+        self.chunks
+            .iter_mut()
+            .flat_map(|c| Arc::make_mut(c).iter_mut())
+    }
+
+    /// Takes the chunks from the one holding `i` to the end apart: returns their children and
+    /// the index of `i` among them.
+    fn take_tail(&mut self, i: usize) -> (Vec<Ptr>, usize) {
+        let first = (i / CHUNK).min(self.chunks.len());
+        let mut tail = Vec::with_capacity(self.len - first * CHUNK + 1);
+        for c in self.chunks.drain(first..) {
+            tail.extend(c.iter().cloned());
+        }
+        self.len = first * CHUNK;
+        (tail, i - first * CHUNK)
+    }
+
+    /// Appends `children` after the last (full) chunk.
+    fn put_tail(&mut self, children: Vec<Ptr>) {
+        debug_assert_eq!(self.len % CHUNK, 0);
+        self.len += children.len();
+        self.chunks.extend(children.chunks(CHUNK).map(Arc::from));
+    }
+
+    /// Inserts `p` at `i` (`i <= len`).
+    pub(crate) fn insert(&mut self, i: usize, p: Ptr) {
+        let (mut tail, at) = self.take_tail(i);
+        tail.insert(at, p);
+        self.put_tail(tail);
+    }
+
+    /// Removes and returns the child at `i`.
+    pub(crate) fn remove(&mut self, i: usize) -> Ptr {
+        let (mut tail, at) = self.take_tail(i);
+        let p = tail.remove(at);
+        self.put_tail(tail);
+        p
+    }
+
+    /// Moves the children from `at` on into a new `Children`.
+    pub(crate) fn split_off(&mut self, at: usize) -> Children {
+        let (mut tail, i) = self.take_tail(at);
+        let right = tail.split_off(i);
+        self.put_tail(tail);
+        right.into()
+    }
+
+    /// Appends every child of `other`.
+    pub(crate) fn append(&mut self, other: Children) {
+        let (mut tail, _) = self.take_tail(self.len);
+        tail.extend(other.iter().cloned());
+        self.put_tail(tail);
+    }
+}
+
+impl From<Vec<Ptr>> for Children {
+    fn from(children: Vec<Ptr>) -> Self {
+        let mut c = Children::default();
+        c.put_tail(children);
+        c
+    }
+}
+
+impl std::ops::Index<usize> for Children {
+    type Output = Ptr;
+    fn index(&self, i: usize) -> &Ptr {
+        assert!(i < self.len, "child {i} of {}", self.len);
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Children {
+    /// The child at `i`, to change: its chunk becomes private to this node.
+    fn index_mut(&mut self, i: usize) -> &mut Ptr {
+        assert!(i < self.len, "child {i} of {}", self.len);
+        &mut Arc::make_mut(&mut self.chunks[i / CHUNK])[i % CHUNK]
+    }
+}
+
 /// Spare entries a leaf copied or decoded for a change is given (an insert then does not
 /// reallocate its vectors).
 const LEAF_ROOM: usize = 2;
@@ -65,7 +183,7 @@ pub(crate) enum Node {
         size: usize,
     },
     /// `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
-    Branch { keys: SepKeys, children: Vec<Ptr> },
+    Branch { keys: SepKeys, children: Children },
 }
 
 impl Node {
@@ -599,7 +717,7 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
             };
             buf[at..at + 8].copy_from_slice(&id_of(&children[0])?.to_le_bytes());
             at += 8;
-            for (k, c) in keys.iter().zip(&children[1..]) {
+            for (k, c) in keys.iter().zip(children.iter().skip(1)) {
                 buf[at..at + 2].copy_from_slice(&u16_of(k.len())?.to_le_bytes());
                 at += 2;
                 buf[at..at + k.len()].copy_from_slice(k);
@@ -765,7 +883,7 @@ pub(crate) fn decode_node(buf: &Bytes, head: PageHead, id: u64, what: &str) -> R
             }
             Ok(Node::Branch {
                 keys: keys.into(),
-                children,
+                children: children.into(),
             })
         }
         k => Err(bad(&format!("expected a tree page, found kind {k}"))),
@@ -862,7 +980,7 @@ mod tests {
         }
         let branch = Node::Branch {
             keys: vec![Bytes::from(&b"m"[..])].into(),
-            children: vec![Ptr::Disk(3), Ptr::Disk(4)],
+            children: vec![Ptr::Disk(3), Ptr::Disk(4)].into(),
         };
         let mut buf = vec![0u8; 8192];
         encode_node(g, &branch, 5, &mut buf).unwrap();
@@ -936,6 +1054,93 @@ mod tests {
                     assert_eq!(sep.upper_bound(p), want, "after inserts, probe {p:?}");
                 }
             }
+        }
+    }
+
+    /// `Children` against a `Vec` model: every operation a tree makes, at chunk edges and
+    /// inside chunks, and a copy that must not see the changes made to the original.
+    #[test]
+    fn children_behave_as_a_vector_and_copies_stay_apart() {
+        let ids = |c: &Children| -> Vec<u64> {
+            c.iter()
+                .map(|p| match p {
+                    Ptr::Disk(id) => *id,
+                    Ptr::Mem(_) => u64::MAX,
+                })
+                .collect()
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut model: Vec<u64> = (0..200).collect();
+        let mut c: Children = model
+            .iter()
+            .map(|&i| Ptr::Disk(i))
+            .collect::<Vec<_>>()
+            .into();
+        let mut next = 1000;
+        for round in 0..2000 {
+            let copy = c.clone();
+            let before = model.clone();
+            match rand(6) {
+                0 => {
+                    let i = rand(model.len() + 1);
+                    c.insert(i, Ptr::Disk(next));
+                    model.insert(i, next);
+                    next += 1;
+                }
+                1 if model.len() > 1 => {
+                    let i = rand(model.len());
+                    assert!(matches!(c.remove(i), Ptr::Disk(id) if id == model.remove(i)));
+                }
+                2 if model.len() > 2 => {
+                    let at = rand(model.len());
+                    let right = c.split_off(at);
+                    let mr = model.split_off(at);
+                    assert_eq!(ids(&right), mr, "round {round}: split_off({at})");
+                    c.append(right);
+                    model.extend(mr);
+                }
+                3 => {
+                    let i = rand(model.len());
+                    c[i] = Ptr::Disk(next);
+                    model[i] = next;
+                    next += 1;
+                }
+                4 => {
+                    for p in c.iter_mut() {
+                        if let Ptr::Disk(id) = p {
+                            *id += 1;
+                        }
+                    }
+                    model.iter_mut().for_each(|id| *id += 1);
+                }
+                _ => {
+                    let start = rand(model.len() + 1);
+                    let from: Vec<u64> = c
+                        .iter_from(start)
+                        .map(|p| match p {
+                            Ptr::Disk(id) => *id,
+                            Ptr::Mem(_) => u64::MAX,
+                        })
+                        .collect();
+                    assert_eq!(from, model[start..]);
+                }
+            }
+            assert_eq!(c.len(), model.len());
+            assert_eq!(ids(&c), model, "round {round}");
+            assert_eq!(ids(&copy), before, "round {round}: the copy changed");
+            let last = model.len() - 1;
+            assert!(matches!(c[last], Ptr::Disk(id) if id == model[last]));
+            assert_eq!(
+                c.iter().rev().count(),
+                model.len(),
+                "round {round}: reverse iteration"
+            );
         }
     }
 }
