@@ -384,7 +384,7 @@ impl DocumentBuilder {
 
 #[cfg(test)]
 mod nesting_tests {
-    use super::{depth_within, within};
+    use crate::document::{depth_within, within};
     use bson::{doc, Bson, Document as BsonDocument};
 
     /// `{"a": {"a": ... {"a": 1}}}` with `levels` documents in all; `arrays` alternates

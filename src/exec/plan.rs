@@ -89,14 +89,17 @@ fn null_points() -> FieldBounds {
 /// a query does not need it).
 fn cond_bounds(c: &Cond, words: bool) -> (FieldBounds, String) {
     let text = |v: &Bson| text(v, words);
+    // The words are formatted only for explain: planning every query need not pay for them.
+    let say = |f: &dyn Fn() -> String| if words { f() } else { String::new() };
     match c {
         Cond::Eq(Bson::Null) => (null_points(), "[null, null]".into()),
-        Cond::Eq(v @ (Bson::Array(_) | Bson::RegularExpression(_))) => {
-            (FieldBounds::All, format!("{} (not indexable)", text(v)))
-        }
+        Cond::Eq(v @ (Bson::Array(_) | Bson::RegularExpression(_))) => (
+            FieldBounds::All,
+            say(&|| format!("{} (not indexable)", text(v))),
+        ),
         Cond::Eq(v) => (
             FieldBounds::Points(vec![enc(v)]),
-            format!("[{0}, {0}]", text(v)),
+            say(&|| format!("[{0}, {0}]", text(v))),
         ),
         Cond::In(values, patterns) => {
             if !patterns.is_empty() || values.iter().any(|v| matches!(v, Bson::Array(_))) {
@@ -115,15 +118,21 @@ fn cond_bounds(c: &Cond, words: bool) -> (FieldBounds, String) {
             }
             ps.sort();
             ps.dedup();
-            let words: Vec<String> = values
-                .iter()
-                .map(|v| format!("[{0}, {0}]", text(v)))
-                .collect();
-            (FieldBounds::Points(ps), words.join(", "))
+            let described = say(&|| {
+                let words: Vec<String> = values
+                    .iter()
+                    .map(|v| format!("[{0}, {0}]", text(v)))
+                    .collect();
+                words.join(", ")
+            });
+            (FieldBounds::Points(ps), described)
         }
         Cond::Cmp(dir, or_equal, w) => {
             if matches!(w, Bson::MinKey | Bson::MaxKey | Bson::Array(_)) {
-                return (FieldBounds::All, format!("compared with {}", text(w)));
+                return (
+                    FieldBounds::All,
+                    say(&|| format!("compared with {}", text(w))),
+                );
             }
             if matches!(w, Bson::Null) {
                 return if *or_equal {
@@ -147,7 +156,7 @@ fn cond_bounds(c: &Cond, words: bool) -> (FieldBounds, String) {
                     let open = if *or_equal { '[' } else { '(' };
                     (
                         FieldBounds::Ranges(vec![(lo, bracket_hi)]),
-                        format!("{open}{t}, end of type]"),
+                        say(&|| format!("{open}{t}, end of type]")),
                     )
                 }
                 _ => {
@@ -155,7 +164,7 @@ fn cond_bounds(c: &Cond, words: bool) -> (FieldBounds, String) {
                     let close = if *or_equal { ']' } else { ')' };
                     (
                         FieldBounds::Ranges(vec![(bracket_lo, hi)]),
-                        format!("[start of type, {t}{close}"),
+                        say(&|| format!("[start of type, {t}{close}")),
                     )
                 }
             }
@@ -662,8 +671,10 @@ fn choose_access(
     let mut cands: Vec<IndexAccess> = defs
         .iter()
         // Without a condition on its first field, an index bounds nothing: it is a candidate
-        // only for a limited query (see below), so it is not built for the others.
-        .filter(|d| limit.is_some() || constrains(filter, &d.fields[0].path))
+        // only for a limited, sorted query (see below; `candidate` refuses it otherwise), so
+        // it is not built for the others (a `find_one` on one indexed field no longer builds
+        // a candidate of every other index of the collection).
+        .filter(|d| (limit.is_some() && sort.is_some()) || constrains(filter, &d.fields[0].path))
         .filter_map(|d| candidate(d, filter, sort, false))
         // An index that only serves the sort pays off when a limit stops the scan early.
         .filter(|c| c.bounded_fields > 0 || limit.is_some())
