@@ -469,10 +469,13 @@ pub(crate) fn candidate(
 }
 
 /// Whether every document `ix` yields matches `filter`, so the documents it fetches need
-/// not be tested again: the filter is one equality to a string on the index's first field,
-/// and the index is neither multikey, sparse nor partial (its entries hold each document's
-/// value, and a string's encoding equals another's exactly when the strings compare equal,
-/// no encoding being a prefix of another). Any other filter is tested on every document.
+/// not be tested again: the filter is one equality to a string or a number on the index's
+/// first field, and the index is neither multikey, sparse nor partial (its entries hold each
+/// document's value; a string's encoding equals another's exactly when the strings compare
+/// equal, and a number's exactly when the numbers do: both are exact across int32, int64
+/// and double, both read a decimal128 through the nearest double, both call NaN equal to
+/// NaN and -0 to 0 (`index::key`, `query::compare`); no encoding is a prefix of another).
+/// Any other filter is tested on every document.
 pub(crate) fn bounds_are_exact(ix: &IndexAccess, filter: &Filter) -> bool {
     let def = &ix.def;
     if def.multikey || def.sparse || def.partial.is_some() || ix.covered {
@@ -485,7 +488,17 @@ pub(crate) fn bounds_are_exact(ix: &IndexAccess, filter: &Filter) -> bool {
     matches!(
         f,
         Filter::Field { path, conds, .. }
-            if *path == def.fields[0].path && matches!(conds.as_slice(), [Cond::Eq(Bson::String(_))])
+            if *path == def.fields[0].path
+                && matches!(
+                    conds.as_slice(),
+                    [Cond::Eq(
+                        Bson::String(_)
+                            | Bson::Int32(_)
+                            | Bson::Int64(_)
+                            | Bson::Double(_)
+                            | Bson::Decimal128(_)
+                    )]
+                )
     )
 }
 

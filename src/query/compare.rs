@@ -50,10 +50,14 @@ fn cmp_int_float(i: i64, f: f64) -> Ordering {
     if f.is_nan() {
         return Ordering::Greater; // NaN sorts below every number in MongoDB
     }
-    if f >= 9.3e18 {
+    // 2^63: every i64 is below it, and every double below it (and at least -2^63)
+    // truncates to an i64 exactly. (A bound of 9.3e18 let 2^63 itself through, whose cast
+    // saturates to i64::MAX: 2^63 compared equal to 2^63 - 1.)
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f >= TWO_63 {
         return Ordering::Less;
     }
-    if f <= -9.3e18 {
+    if f < -TWO_63 {
         return Ordering::Greater;
     }
     let t = f.trunc();
@@ -173,6 +177,24 @@ mod tests {
             Ordering::Greater
         );
         assert_eq!(compare(&Bson::Int32(2), &Bson::Double(2.5)), Ordering::Less);
+        // At the ends of i64: 2^63 is above i64::MAX, -2^63 is i64::MIN.
+        let two_63 = 9_223_372_036_854_775_808.0;
+        assert_eq!(
+            compare(&Bson::Int64(i64::MAX), &Bson::Double(two_63)),
+            Ordering::Less
+        );
+        assert!(equal(&Bson::Int64(i64::MIN), &Bson::Double(-two_63)));
+        assert_eq!(
+            compare(&Bson::Int64(i64::MIN), &Bson::Double(-two_63 * 2.0)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare(
+                &Bson::Int64(i64::MAX - 1),
+                &Bson::Double(9_223_372_036_854_774_784.0)
+            ),
+            Ordering::Greater
+        );
     }
 
     #[test]

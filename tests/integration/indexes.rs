@@ -1273,3 +1273,85 @@ fn prop_indexed_answers_equal_a_collection_scan() {
         finds.get()
     );
 }
+
+/// An equality to a number through an index is answered from the index alone (the documents
+/// are not tested again): it must find what a collection scan finds, for numbers that are
+/// equal across types (30, NumberLong 30, 30.0, NumberDecimal 30), that differ only past a
+/// double's precision (2^53 + 1 against 2^53), NaN, -0 and 0, infinities, and never a value
+/// of another type (the string "30", null, a missing field).
+#[test]
+fn numeric_equality_through_an_index_finds_what_a_scan_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path().join("n.db"));
+    let values: Vec<Bson> = vec![
+        Bson::Int32(30),
+        Bson::Int64(30),
+        Bson::Double(30.0),
+        Bson::Double(30.5),
+        Bson::Decimal128("30".parse().unwrap()),
+        Bson::Decimal128("30.50".parse().unwrap()),
+        Bson::Double(f64::NAN),
+        Bson::Double(-0.0),
+        Bson::Int32(0),
+        Bson::Double(f64::INFINITY),
+        Bson::Double(f64::NEG_INFINITY),
+        Bson::Int64(9_007_199_254_740_993),
+        Bson::Int64(9_007_199_254_740_992),
+        Bson::Double(9_007_199_254_740_992.0),
+        Bson::Int64(i64::MAX),
+        Bson::Double(9.223_372_036_854_776e18),
+        Bson::Int32(-7),
+        Bson::Double(-7.0),
+        Bson::String("30".into()),
+        Bson::Null,
+        Bson::Boolean(true),
+    ];
+    for name in ["plain", "indexed"] {
+        let c = db.collection(name);
+        for (i, v) in values.iter().enumerate() {
+            c.insert(Document::from_bson(doc! {"_id": i as i32, "n": v.clone()}))
+                .unwrap();
+        }
+        c.insert(Document::from_bson(doc! {"_id": 100, "other": 1}))
+            .unwrap();
+    }
+    let ix = db.collection("indexed");
+    ix.create_index(&doc! {"n": 1}, &doc! {}).unwrap();
+    let sorted = |mut v: Vec<Bson>| {
+        v.sort_by_key(|b| b.as_i32().unwrap());
+        v
+    };
+    for v in values.iter().filter(|v| {
+        matches!(
+            v,
+            Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+        )
+    }) {
+        let filter = doc! {"n": v.clone()};
+        let want = sorted(ids(&db, "plain", &filter, "{}"));
+        assert!(!want.is_empty(), "{v:?} matches itself");
+        let got = sorted(ids(&db, "indexed", &filter, "{}"));
+        assert_eq!(got, want, "find {filter}");
+        let plan = ix.explain(&filter, FindOptions::default()).unwrap();
+        assert!(winning_stage(&plan).contains("IXSCAN"), "{plan}");
+        let one = ix
+            .find_one(&filter)
+            .unwrap()
+            .map(|d| d.get("_id").cloned().unwrap());
+        assert!(
+            one.is_some_and(|id| want.contains(&id)),
+            "find_one {filter}"
+        );
+    }
+    // The same through a descending index.
+    ix.drop_index("n_1").unwrap();
+    ix.create_index(&doc! {"n": -1}, &doc! {}).unwrap();
+    for v in &values[..16] {
+        let filter = doc! {"n": v.clone()};
+        assert_eq!(
+            sorted(ids(&db, "indexed", &filter, "{}")),
+            sorted(ids(&db, "plain", &filter, "{}")),
+            "descending: find {filter}"
+        );
+    }
+}
