@@ -340,14 +340,16 @@ impl Engine {
             return;
         }
         self.cache.invalidate(touched);
-        let snap = self.storage.read();
+        // A snapshot only when something below reads one (most commits touch no table and
+        // no bounded collection).
+        let mut snap = None;
         if !touched.tables.is_empty() {
             let mut trackers = self.trackers.lock();
             for t in &touched.tables {
                 trackers.remove(t);
             }
             drop(trackers);
-            self.load_options(&*snap);
+            self.load_options(&**snap.get_or_insert_with(|| self.storage.read()));
         }
         let options = self.options.read();
         let mut trackers = self.trackers.lock();
@@ -358,6 +360,7 @@ impl Engine {
             let Some(tr) = trackers.get_mut(coll) else {
                 continue;
             };
+            let snap = snap.get_or_insert_with(|| self.storage.read());
             for key in keys.iter() {
                 if snap.get(coll, key).is_some() {
                     tr.set(Bytes::copy_from_slice(key), self.next_stamp());
