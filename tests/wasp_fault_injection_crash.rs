@@ -395,19 +395,20 @@ fn run_with(
             .count(&doc! {"t": i64::from(acked), "s": "b"})
             .unwrap();
         assert_eq!(hits, 1, "{ctx}: the index lost t{acked}b");
+        // The `_id` of the first result of a vector search.
+        let top = |spec: bson::Document| {
+            let best = db
+                .collection("c")
+                .vector_search(&spec)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            best.get("_id").and_then(Bson::as_str).map(str::to_owned)
+        };
+        let want = Some(format!("t{acked}b"));
         let spec = doc! {"path": "v", "queryVector": vector_of(acked, "b"), "limit": 1};
-        let best = db
-            .collection("c")
-            .vector_search(&spec)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            best.get("_id").and_then(Bson::as_str),
-            Some(format!("t{acked}b").as_str()),
-            "{ctx}: the vector index lost t{acked}b"
-        );
+        assert_eq!(top(spec), want, "{ctx}: the vector index lost t{acked}b");
         // Exact over the quantized index: every node's document compared by its own vector
         // (its approximate search is not asserted here: one code range for the three
         // dimensions, the widest 0..t, leaves the second, 0 or 1, no resolution, and
@@ -415,16 +416,9 @@ fn run_with(
         // docs/FORMAT.md).
         let spec =
             doc! {"path": "vq", "queryVector": vector_of(acked, "b"), "limit": 1, "exact": true};
-        let best = db
-            .collection("c")
-            .vector_search(&spec)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
         assert_eq!(
-            best.get("_id").and_then(Bson::as_str),
-            Some(format!("t{acked}b").as_str()),
+            top(spec),
+            want,
             "{ctx}: the quantized vector index lost t{acked}b"
         );
     }

@@ -180,3 +180,52 @@ pub fn test_name_at(caller: &std::panic::Location<'_>, name: &str) -> String {
 pub fn test_name(name: &str) -> String {
     test_name_at(std::panic::Location::caller(), name)
 }
+
+/// After a crash of a writer whose inserts into `items` (ids `k{n:08}`) and increments of
+/// `counters.c.v` were acknowledged: every acknowledged insert is stored once, and the counter
+/// is at least `min_counter` (writes not acknowledged may survive too). Returns the stored
+/// documents of `items` and the counter's value. Shared by the SIGKILL loops.
+pub fn check_acknowledged(
+    db: &Database,
+    round: usize,
+    expected_inserts: &[i64],
+    min_counter: i64,
+) -> (Vec<nexus::Document>, i64) {
+    use bson::{doc, Bson};
+    let stored: Vec<nexus::Document> = db
+        .collection("items")
+        .find(&doc! {}, Default::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for d in &stored {
+        let id = d.id().and_then(Bson::as_str).unwrap().to_owned();
+        assert!(seen.insert(id.clone()), "round {round}: {id} stored twice");
+    }
+    for n in expected_inserts {
+        let id = format!("k{n:08}");
+        assert!(
+            seen.contains(&id),
+            "round {round}: acknowledged insert {id} lost"
+        );
+    }
+    // Unacknowledged writes may survive (they reached the log before the kill), but
+    // never more than one past the acknowledged ones per round.
+    let counter = db
+        .collection("counters")
+        .find_one(&doc! {"_id": "c"})
+        .unwrap()
+        .and_then(|d| d.get("v").cloned());
+    let v = match counter {
+        Some(Bson::Int32(v)) => i64::from(v),
+        Some(Bson::Int64(v)) => v,
+        None => 0,
+        other => panic!("counter has unexpected value {other:?}"),
+    };
+    assert!(
+        v >= min_counter,
+        "round {round}: counter {v} < acknowledged {min_counter}"
+    );
+    (stored, v)
+}

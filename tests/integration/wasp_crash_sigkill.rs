@@ -652,41 +652,7 @@ fn sigkill_rounds(encrypted: bool, rounds: usize) {
         if let Some(e) = &acks.failed {
             panic!("round {round}: the writer failed: {e}");
         }
-        let items = db.collection("items");
-        let stored: Vec<Document> = items
-            .find(&doc! {}, Default::default())
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let mut seen = std::collections::HashSet::new();
-        for d in &stored {
-            let id = d.id().and_then(Bson::as_str).unwrap().to_owned();
-            assert!(seen.insert(id.clone()), "round {round}: {id} stored twice");
-        }
-        for n in &expected_inserts {
-            let id = format!("k{n:08}");
-            assert!(
-                seen.contains(&id),
-                "round {round}: acknowledged insert {id} lost"
-            );
-        }
-        // Unacknowledged writes may survive (they reached the log before the kill), but
-        // never more than one past the acknowledged ones per round.
-        let counter = db
-            .collection("counters")
-            .find_one(&doc! {"_id": "c"})
-            .unwrap()
-            .and_then(|d| d.get("v").cloned());
-        let v = match counter {
-            Some(Bson::Int32(v)) => i64::from(v),
-            Some(Bson::Int64(v)) => v,
-            None => 0,
-            other => panic!("counter has unexpected value {other:?}"),
-        };
-        assert!(
-            v >= min_counter,
-            "round {round}: counter {v} < acknowledged {min_counter}"
-        );
+        let (stored, v) = common::check_acknowledged(&db, round, &expected_inserts, min_counter);
         // Carry forward what actually survived so later rounds compare against it.
         min_counter = v;
         expected_inserts = stored

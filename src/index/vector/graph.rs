@@ -1799,14 +1799,11 @@ mod tests {
         }
     }
 
-    /// An index of graph layout 1 (earlier builds: a 24-byte meta record, 8-byte node ids)
-    /// is refused by searches, by writes that touch it and by the check, each saying to
-    /// create it again; dropping and creating it again rebuilds it in layout 2.
-    #[test]
-    fn an_index_of_layout_1_is_refused_until_created_again() {
+    /// A database at `dir` whose collection `c` has a 2-dimensional HNSW index `vec` over
+    /// `v` and the documents 0, 1 and 2 at (0, 0), (1, 1) and (5, 5).
+    fn three_points_2d(dir: &std::path::Path) -> crate::Database {
         use crate::{Database, Document, OpenOptions};
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("a.db"), OpenOptions::default()).unwrap();
+        let db = Database::open(dir.join("a.db"), OpenOptions::default()).unwrap();
         let c = db.collection("c");
         c.create_index_json(
             r#"{"v": "hnsw"}"#,
@@ -1817,16 +1814,32 @@ mod tests {
             let json = format!(r#"{{"_id": {i}, "v": [{}, {}]}}"#, v[0], v[1]);
             c.insert(Document::from_json(&json).unwrap()).unwrap();
         }
+        db
+    }
+
+    /// The `_id` (as text) of the document of `c` nearest to the query vector `q` (JSON).
+    fn nearest_id(db: &crate::Database, q: &str) -> String {
+        let spec = format!(r#"{{"path": "v", "queryVector": {q}, "limit": 1}}"#);
+        let mut hits = db.collection("c").vector_search_json(&spec).unwrap();
+        hits.next()
+            .unwrap()
+            .unwrap()
+            .get("_id")
+            .unwrap()
+            .to_string()
+    }
+
+    /// An index of graph layout 1 (earlier builds: a 24-byte meta record, 8-byte node ids)
+    /// is refused by searches, by writes that touch it and by the check, each saying to
+    /// create it again; dropping and creating it again rebuilds it in layout 2.
+    #[test]
+    fn an_index_of_layout_1_is_refused_until_created_again() {
+        use crate::{Database, Document};
+        let dir = tempfile::tempdir().unwrap();
+        let db = three_points_2d(dir.path());
+        let c = db.collection("c");
         let spec = r#"{"path": "v", "queryVector": [0.9, 0.9], "limit": 1}"#;
-        let best = |db: &Database| {
-            let mut hits = db.collection("c").vector_search_json(spec).unwrap();
-            hits.next()
-                .unwrap()
-                .unwrap()
-                .get("_id")
-                .unwrap()
-                .to_string()
-        };
+        let best = |db: &Database| nearest_id(db, "[0.9, 0.9]");
         assert_eq!(best(&db), "1");
         // The meta record as layout 1 wrote it: entry 0, top level 0, next id 3.
         let mut old = Vec::new();
@@ -1868,19 +1881,10 @@ mod tests {
     /// record ids) is still searched, written (in layout 2) and checked.
     #[test]
     fn an_index_of_layout_2_is_still_read_and_written() {
-        use crate::{Database, Document, OpenOptions};
+        use crate::Document;
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("a.db"), OpenOptions::default()).unwrap();
+        let db = three_points_2d(dir.path());
         let c = db.collection("c");
-        c.create_index_json(
-            r#"{"v": "hnsw"}"#,
-            Some(r#"{"numDimensions": 2, "name": "vec"}"#),
-        )
-        .unwrap();
-        for (i, v) in [[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]].iter().enumerate() {
-            let json = format!(r#"{{"_id": {i}, "v": [{}, {}]}}"#, v[0], v[1]);
-            c.insert(Document::from_json(&json).unwrap()).unwrap();
-        }
         let table = "_ix$c$vec";
         // Rewrite the graph as layout 2 wrote it.
         db.write(|t| {
@@ -1903,16 +1907,7 @@ mod tests {
             t.put(table, Bytes::from_static(META), Bytes::from(old.encode()))
         })
         .unwrap();
-        let best = |db: &Database, q: &str| {
-            let spec = format!(r#"{{"path": "v", "queryVector": {q}, "limit": 1}}"#);
-            let mut hits = db.collection("c").vector_search_json(&spec).unwrap();
-            hits.next()
-                .unwrap()
-                .unwrap()
-                .get("_id")
-                .unwrap()
-                .to_string()
-        };
+        let best = nearest_id;
         assert_eq!(best(&db, "[0.9, 0.9]"), "1");
         db.check().unwrap();
         c.insert(Document::from_json(r#"{"_id": 9, "v": [4.0, 4.0]}"#).unwrap())
