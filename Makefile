@@ -21,7 +21,7 @@ DESTDIR ?=
 LIBDIR ?= lib
 INSTALL_VARS = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" LIBDIR="$(LIBDIR)"
 
-.PHONY: setup lib demo test bench soak fuzz clean install uninstall dist abi
+.PHONY: setup lib lib-small demo test bench soak fuzz clean install uninstall dist abi
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,11 @@ lib: setup
 	cargo build --release
 	ln -sf libnexus.so $(REL)/libnexus.so.0
 	bash scripts/gen-pc.sh
+
+# The size-tuned library for firmware and game hosts (target/release-small/libnexus.so; see
+# scripts/build-small.sh). Not part of `make lib`.
+lib-small: setup
+	bash scripts/build-small.sh
 
 demo: lib
 	@echo "== C demo";   bash examples/c/run.sh $(DEMO_DB)

@@ -149,7 +149,7 @@ cp target/release/libnexus.so "$WORK/libnexus.so"
 strip "$WORK/libnexus.so"
 echo "nexus size release_stripped_bytes $(stat -c %s "$WORK/libnexus.so")" >>"$RES"
 if [ "${BENCH_SKIP_SMALL:-0}" != 1 ]; then
-    cargo build --quiet --profile release-small --lib
+    bash scripts/build-small.sh --quiet
 fi
 if [ -f target/release-small/libnexus.so ]; then
     echo "nexus size small_stripped_bytes $(stat -c %s target/release-small/libnexus.so)" >>"$RES"

@@ -42,8 +42,8 @@ abi_check() {
 # The features of the two debug-profile suites below: one set, so that one debug build of the
 # crate serves both. The CLI (its tests run `nexus`) without `server`: none of these tests
 # needs the server, whose dependencies (tokio, axum, tonic, protox) would double the debug
-# build.
-DEBUG_FEATURES=(--no-default-features --features cli,fault-injection,pqc)
+# build. The regex features as in the default build (the suites test the shipped behaviour).
+DEBUG_FEATURES=(--no-default-features --features cli,fault-injection,pqc,regex-fast,regex-unicode)
 
 fault_injection_tests() {
   # The durability tests that inject faults need the fault-injection feature, which a shipped

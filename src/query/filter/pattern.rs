@@ -6,7 +6,9 @@
 //! The syntax is the `regex` crate's, which covers the PCRE constructs most queries use
 //! (classes, anchors, alternation, repetition, groups, `\d \w \s`, Unicode classes); PCRE's
 //! backreferences and look-around have no linear-time implementation and are rejected with a
-//! parse error that names the path.
+//! parse error that names the path. A build without the cargo feature `regex-unicode` (the
+//! size-tuned library) has no Unicode property tables: `\p{..}` is refused, and the message
+//! says why; without `regex-fast` every pattern runs on the regex crate's PikeVM.
 
 use crate::error::{Error, Result};
 
@@ -62,7 +64,7 @@ impl Pattern {
                     regex::Error::CompiledTooBig(limit) => {
                         format!("the compiled pattern exceeds the size limit of {limit} bytes")
                     }
-                    other => other.to_string(),
+                    other => with_feature_hint(other.to_string()),
                 };
                 Error::parse(format!(
                     "$regex on '{path}': regular expression is invalid: {why}"
@@ -77,9 +79,43 @@ impl Pattern {
     }
 }
 
+/// The regex crate's message, plus, in a build without the Unicode property tables, why a
+/// property class it names is missing (its own message reads like a misspelt name).
+fn with_feature_hint(message: String) -> String {
+    if cfg!(not(feature = "regex-unicode")) && message.contains("Unicode property") {
+        format!(
+            "{message} (this build of NexusLite leaves out the Unicode property tables: cargo feature `regex-unicode`)"
+        )
+    } else {
+        message
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unicode_property_classes_follow_the_build() {
+        // Without `regex-unicode` the tables may still be there: a test build has them
+        // through proptest's regex-syntax (the size-tuned library has not; checked by hand).
+        match Pattern::new(r"^\p{Greek}+$", "", "a") {
+            Ok(greek) => assert!(greek.is_match("αβγ") && !greek.is_match("abc")),
+            Err(e) => {
+                let unicode_build = cfg!(feature = "regex-unicode");
+                assert!(!unicode_build, "{e}");
+                assert!(
+                    e.to_string().contains("cargo feature `regex-unicode`"),
+                    "{e}"
+                );
+            }
+        }
+        // Perl classes and case folding are Unicode-aware in every build.
+        assert!(Pattern::new(r"^\w+ \d$", "", "a")
+            .unwrap()
+            .is_match("ünï ٣"));
+        assert!(Pattern::new("^ÄΣ$", "i", "a").unwrap().is_match("äσ"));
+    }
 
     #[test]
     fn options_and_errors() {
