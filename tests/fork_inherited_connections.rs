@@ -132,3 +132,60 @@ fn a_forked_child_cannot_use_inherited_connections_but_its_own_commits_last() {
     assert!(c.get_by_text("child").unwrap().is_none());
     assert_eq!(db.check().unwrap()["ok"], true);
 }
+
+/// Generated `_id`s come from OS randomness drawn 1 KiB at a time per thread: a `fork()`
+/// child inherits the unused part, and must not hand it out again (a parent and its child
+/// writing one database would otherwise make the same ids, in the same order).
+#[test]
+fn a_forked_child_never_generates_the_parents_next_ids() {
+    let before = nexus::document::new_uuid_v4();
+    let mut fds = [0; 2];
+    // SAFETY: a pipe into a local array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only makes ids, writes them to the pipe and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ids: String = (0..8)
+            .map(|_| nexus::document::new_uuid_v4() + "\n")
+            .collect();
+        // SAFETY: writing a local buffer to the pipe's write end.
+        let n = unsafe { libc::write(fds[1], ids.as_ptr().cast(), ids.len()) };
+        unsafe { libc::_exit(i32::from(usize::try_from(n).ok() != Some(ids.len()))) };
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let parent: Vec<String> = (0..8).map(|_| nexus::document::new_uuid_v4()).collect();
+    let mut buf = vec![0_u8; 4096];
+    let mut got = 0;
+    loop {
+        // SAFETY: reading into the unused tail of a local buffer.
+        let n = unsafe { libc::read(fds[0], buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n <= 0 {
+            break;
+        }
+        got += usize::try_from(n).unwrap();
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status}"
+    );
+    let child: Vec<&str> = std::str::from_utf8(&buf[..got]).unwrap().lines().collect();
+    assert_eq!(child.len(), 8);
+    for id in &child {
+        assert!(
+            !parent.iter().any(|p| p == id),
+            "the child made the parent's id {id}"
+        );
+        assert_ne!(*id, before);
+        // Version 4, RFC 9562 variant.
+        assert_eq!(id.as_bytes()[14], b'4', "{id}");
+        assert!(
+            matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'),
+            "{id}"
+        );
+    }
+}
