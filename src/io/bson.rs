@@ -5,6 +5,7 @@
 
 use super::report::RowPos;
 use super::source::{Rejected, Row, Source};
+use crate::document::body::NewBody;
 use crate::document::MAX_DOCUMENT_BYTES;
 use crate::error::{Error, Result};
 use bson::Document as BsonDocument;
@@ -18,16 +19,20 @@ const MAX_BSON_LEN: usize = MAX_DOCUMENT_BYTES + 16 * 1024;
 pub(crate) struct BsonSource<R> {
     input: R,
     path: PathBuf,
+    direct: bool,
     offset: u64,
     row: u64,
     buf: Vec<u8>,
 }
 
 impl<R: Read> BsonSource<R> {
-    pub(crate) fn new(input: R, path: PathBuf) -> Self {
+    /// `direct`: documents kept as the BSON bytes they are where they can be
+    /// (`NewBody::from_bson_bytes`), not decoded into a `bson::Document`.
+    pub(crate) fn new(input: R, path: PathBuf, direct: bool) -> Self {
         Self {
             input,
             path,
+            direct,
             offset: 0,
             row: 0,
             buf: Vec::new(),
@@ -79,8 +84,13 @@ impl<R: Read> Source for BsonSource<R> {
             line: None,
             offset: start,
         };
-        let doc = match crate::Document::from_bson_bytes(&self.buf) {
-            Ok(d) => Ok(d.into_bson()),
+        let body = if self.direct {
+            NewBody::from_bson_bytes(&self.buf)
+        } else {
+            crate::Document::from_bson_bytes(&self.buf).map(NewBody::Doc)
+        };
+        let doc = match body {
+            Ok(b) => Ok(b),
             Err(e) => Err(Rejected {
                 reason: e.to_string(),
                 raw: self.buf.clone(),

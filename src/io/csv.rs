@@ -8,6 +8,7 @@ use super::detect::count_unquoted;
 use super::options::{CsvOptions, ExtJsonMode};
 use super::report::{count_of, RowPos};
 use super::source::{Rejected, Row, Source};
+use crate::document::body::NewBody;
 use crate::error::{Error, Result};
 use bson::{Bson, Document as BsonDocument};
 use std::io::{Read, Write};
@@ -250,16 +251,19 @@ impl<R: Read> Source for CsvSource<R> {
             line: Some(line),
             offset: self.start + byte,
         };
-        let doc = self.convert(&rec).map_err(|reason| {
-            let mut raw = Vec::new();
-            for (i, f) in rec.iter().enumerate() {
-                if i > 0 {
-                    raw.push(self.delimiter);
+        let doc = self
+            .convert(&rec)
+            .map(|d| NewBody::Doc(d.into()))
+            .map_err(|reason| {
+                let mut raw = Vec::new();
+                for (i, f) in rec.iter().enumerate() {
+                    if i > 0 {
+                        raw.push(self.delimiter);
+                    }
+                    raw.extend_from_slice(f);
                 }
-                raw.extend_from_slice(f);
-            }
-            Rejected { reason, raw }
-        });
+                Rejected { reason, raw }
+            });
         self.record = rec;
         Ok(Some(Row { pos, doc }))
     }

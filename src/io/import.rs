@@ -21,8 +21,9 @@ use super::source::Source;
 use super::Progress;
 use crate::api::collection::check_collection_name;
 use crate::api::database::same_file;
+use crate::document::body::NewBody;
 use crate::error::{Error, Result};
-use crate::{Database, Document};
+use crate::Database;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::time::Instant;
@@ -49,11 +50,10 @@ struct Batcher<'a> {
 impl Batcher<'_> {
     /// Inserts one document. A failure of the document itself (`DuplicateKey`,
     /// `InvalidArgument`) leaves the transaction as it was.
-    fn insert(&mut self, doc: bson::Document, expires_at: Option<i64>) -> Result<()> {
+    fn insert(&mut self, body: NewBody, expires_at: Option<i64>) -> Result<()> {
         if self.dry_run {
-            let mut d = Document::from(doc);
-            d.ensure_id()?;
-            d.encode_checked()?;
+            // The checks of an insert: `_id`, nesting, size.
+            body.finish()?;
             self.pending += 1;
             return self.maybe_commit();
         }
@@ -63,7 +63,7 @@ impl Batcher<'_> {
         }
         self.db
             .collection(self.coll)
-            .insert_expiring(Document::from(doc).into(), expires_at)?;
+            .insert_expiring(body, expires_at)?;
         self.pending += 1;
         self.maybe_commit()
     }
@@ -126,6 +126,18 @@ fn stopped(e: Error, path: &Path, pos: Option<&RowPos>, committed: &str) -> Erro
 }
 
 /// Whether an insert error belongs to the document (skippable) rather than the database.
+/// When a row's document expires under the `ttl_field` option (`None`: never).
+fn expiry(opts: &ImportOptions, body: &NewBody, now: i64) -> Result<Option<i64>> {
+    match body {
+        NewBody::Doc(d) => opts.expiry_of(d.as_bson(), now),
+        NewBody::Raw(_) if opts.ttl_field.is_none() => Ok(None),
+        // The sources give bytes only when no TTL field is asked for.
+        NewBody::Raw(_) => Err(Error::Internal(
+            "import: a row was read as bytes although ttl_field needs its document".into(),
+        )),
+    }
+}
+
 fn row_error(e: &Error) -> bool {
     matches!(
         e,
@@ -181,10 +193,13 @@ pub fn import_file(
     .map_err(|e| Error::io(path, e))?;
     let start = found.skip as u64;
     let p = path.to_path_buf();
+    // Documents straight as BSON bytes unless something must look into them: the TTL field,
+    // or the error sidecar (which shows a refused document as its JSON).
+    let direct = opts.ttl_field.is_none() && sidecar_path.is_none();
     let mut source: Box<dyn Source> = match found.format {
-        Format::Ndjson => Box::new(NdjsonSource::new(input, p, start)),
-        Format::Json => Box::new(JsonSource::new(input, p, start, opts.array_mode)),
-        Format::Bson => Box::new(BsonSource::new(input, p)),
+        Format::Ndjson => Box::new(NdjsonSource::new(input, p, start, direct)),
+        Format::Json => Box::new(JsonSource::new(input, p, start, opts.array_mode, direct)),
+        Format::Bson => Box::new(BsonSource::new(input, p, direct)),
         Format::Csv => {
             let delim = opts
                 .csv
@@ -240,16 +255,19 @@ pub fn import_file(
             };
             report.read += 1;
             let failure = match row.doc {
-                Ok(doc) => {
-                    // The sidecar shows a refused document as its JSON text.
-                    let keep = sidecar.is_some().then(|| doc.clone());
-                    let inserted = opts
-                        .expiry_of(&doc, crate::document::now_millis())
-                        .and_then(|at| batcher.insert(doc, at));
+                Ok(body) => {
+                    // The sidecar shows a refused document as its JSON text (the source
+                    // gives documents, not bytes, when there is a sidecar).
+                    let keep = match (&sidecar, &body) {
+                        (Some(_), NewBody::Doc(d)) => Some(d.clone()),
+                        _ => None,
+                    };
+                    let inserted = expiry(opts, &body, crate::document::now_millis())
+                        .and_then(|at| batcher.insert(body, at));
                     match inserted {
                         Ok(()) => None,
                         Err(e) if row_error(&e) => {
-                            let raw = keep.map(|d| Document::from(d).to_json().into_bytes());
+                            let raw = keep.map(|d| d.to_json().into_bytes());
                             Some((e, raw.unwrap_or_default()))
                         }
                         Err(e) => return Err((e, Some(row.pos))),

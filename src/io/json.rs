@@ -31,6 +31,7 @@ enum State {
 pub(crate) struct JsonSource<R> {
     input: R,
     path: PathBuf,
+    direct: bool,
     /// `Some(true)`: an array is required; `Some(false)`: a stream is required.
     array_mode: Option<bool>,
     state: State,
@@ -41,10 +42,18 @@ pub(crate) struct JsonSource<R> {
 }
 
 impl<R: BufRead> JsonSource<R> {
-    pub(crate) fn new(input: R, path: PathBuf, start: u64, array_mode: Option<bool>) -> Self {
+    /// `direct`: documents as BSON bytes straight from the text (see [`parse_json_row`]).
+    pub(crate) fn new(
+        input: R,
+        path: PathBuf,
+        start: u64,
+        array_mode: Option<bool>,
+        direct: bool,
+    ) -> Self {
         Self {
             input,
             path,
+            direct,
             array_mode,
             state: State::Start,
             offset: start,
@@ -163,7 +172,7 @@ impl<R: BufRead> JsonSource<R> {
 
     fn row_from_buf(&mut self, pos: RowPos) -> Row {
         let doc = if self.buf.first() == Some(&b'{') {
-            parse_json_row(&self.buf)
+            parse_json_row(&self.buf, self.direct)
         } else {
             Err(format!(
                 "{} is not a document (an object)",

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 pub(crate) struct NdjsonSource<R> {
     input: R,
     path: PathBuf,
+    direct: bool,
     buf: Vec<u8>,
     offset: u64,
     line: u64,
@@ -22,10 +23,12 @@ pub(crate) struct NdjsonSource<R> {
 
 impl<R: BufRead> NdjsonSource<R> {
     /// `start` is the offset of the first byte `input` yields (after a BOM).
-    pub(crate) fn new(input: R, path: PathBuf, start: u64) -> Self {
+    /// `direct`: rows as BSON bytes straight from the text (see [`parse_json_row`]).
+    pub(crate) fn new(input: R, path: PathBuf, start: u64, direct: bool) -> Self {
         Self {
             input,
             path,
+            direct,
             buf: Vec::new(),
             offset: start,
             line: 0,
@@ -65,7 +68,7 @@ impl<R: BufRead> Source for NdjsonSource<R> {
                 line: Some(self.line),
                 offset: start,
             };
-            let doc = parse_json_row(text).map_err(|reason| Rejected {
+            let doc = parse_json_row(text, self.direct).map_err(|reason| Rejected {
                 reason,
                 raw: text.to_vec(),
             });

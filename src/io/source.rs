@@ -4,8 +4,8 @@
 //! failure, truncated BSON, an unterminated JSON array).
 
 use super::report::RowPos;
+use crate::document::body::NewBody;
 use crate::error::Result;
-use bson::Document as BsonDocument;
 
 /// A row that could not become a document.
 #[derive(Debug)]
@@ -18,7 +18,7 @@ pub(crate) struct Rejected {
 #[derive(Debug)]
 pub(crate) struct Row {
     pub pos: RowPos,
-    pub doc: std::result::Result<BsonDocument, Rejected>,
+    pub doc: std::result::Result<NewBody, Rejected>,
 }
 
 /// A stream of rows read with bounded memory (one row at a time plus a read buffer).
@@ -33,8 +33,12 @@ pub(crate) trait Source {
 /// BSON; their JSON text may be larger).
 pub(crate) const MAX_TEXT_ROW: usize = 64 * 1024 * 1024;
 
-/// The document a JSON text row denotes, or why not.
-pub(crate) fn parse_json_row(raw: &[u8]) -> std::result::Result<BsonDocument, String> {
+/// The document a JSON text row denotes, or why not. `direct`: as BSON bytes written straight
+/// from the text where it can be (`NewBody::from_json`, the path of `nexus_insert`: no
+/// `bson::Document` is built, and the insert takes the bytes as they are), else as a
+/// `bson::Document` (for the callers that look into it). The same document and the same
+/// messages either way.
+pub(crate) fn parse_json_row(raw: &[u8], direct: bool) -> std::result::Result<NewBody, String> {
     let text = std::str::from_utf8(raw).map_err(|e| {
         format!(
             "not valid UTF-8 (bad byte at offset {} of the row)",
@@ -45,5 +49,10 @@ pub(crate) fn parse_json_row(raw: &[u8]) -> std::result::Result<BsonDocument, St
         // Surely deeper than a document may nest: refused before it is parsed.
         return Err(crate::document::too_deep().to_string());
     }
-    crate::document::json::parse_document(text).map_err(|e| e.to_string())
+    if direct {
+        return NewBody::from_json(text, "document").map_err(|e| e.to_string());
+    }
+    crate::document::json::parse_document(text)
+        .map(|d| NewBody::Doc(d.into()))
+        .map_err(|e| e.to_string())
 }
