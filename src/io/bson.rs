@@ -84,18 +84,15 @@ impl<R: Read> Source for BsonSource<R> {
             line: None,
             offset: start,
         };
-        let body = if self.direct {
+        let parsed = if self.direct {
             NewBody::from_bson_bytes(&self.buf)
         } else {
             crate::Document::from_bson_bytes(&self.buf).map(NewBody::Doc)
         };
-        let doc = match body {
-            Ok(b) => Ok(b),
-            Err(e) => Err(Rejected {
-                reason: e.to_string(),
-                raw: self.buf.clone(),
-            }),
-        };
+        let doc = parsed.map_err(|e| Rejected {
+            reason: e.to_string(),
+            raw: self.buf.clone(),
+        });
         Ok(Some(Row { pos, doc }))
     }
 

@@ -125,7 +125,6 @@ fn stopped(e: Error, path: &Path, pos: Option<&RowPos>, committed: &str) -> Erro
     }
 }
 
-/// Whether an insert error belongs to the document (skippable) rather than the database.
 /// When a row's document expires under the `ttl_field` option (`None`: never).
 fn expiry(opts: &ImportOptions, body: &NewBody, now: i64) -> Result<Option<i64>> {
     match body {
@@ -138,6 +137,7 @@ fn expiry(opts: &ImportOptions, body: &NewBody, now: i64) -> Result<Option<i64>>
     }
 }
 
+/// Whether an insert error belongs to the document (skippable) rather than the database.
 fn row_error(e: &Error) -> bool {
     matches!(
         e,
