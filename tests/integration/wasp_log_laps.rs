@@ -285,3 +285,57 @@ fn compaction_alone_gives_back_the_space_of_earlier_laps() {
     assert_eq!(db.collection("items").count(&doc! {}).unwrap(), 400);
     assert_eq!(db.check_report().unwrap()["ok"], true);
 }
+
+#[test]
+fn the_last_close_leaves_the_log_empty_and_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.db");
+    let log = path.with_extension("wasp");
+    let items_of = |db: &Database| db.collection("items").count(&doc! {}).unwrap();
+    let db = Database::open(&path, wasp()).unwrap();
+    let items = db.collection("items");
+    for i in 0..300i64 {
+        items
+            .insert(
+                Document::builder()
+                    .field("_id", i)
+                    .field("pad", "p".repeat(2000))
+                    .build(),
+            )
+            .unwrap();
+    }
+    // A checkpoint restarts the lap in place: the file keeps the earlier lap's length.
+    db.checkpoint().unwrap();
+    set(&db, 1);
+    assert!(std::fs::metadata(&log).unwrap().len() > 600_000);
+    // A second connection of the same process: its close is not the last one.
+    let other = Database::open(&path, wasp()).unwrap();
+    other.close().unwrap();
+    assert!(std::fs::metadata(&log).unwrap().len() > 600_000);
+    db.close().unwrap();
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        64 + 8,
+        "the empty lap's header and end mark"
+    );
+    // It opens as it was, goes on, and a crash image of the next session holds its commits.
+    let db = Database::open(&path, wasp()).unwrap();
+    assert_eq!(counter(&db), Some(1));
+    assert_eq!(items_of(&db), 300);
+    set(&db, 2);
+    let crashed = dir.path().join("crashed.db");
+    crash_copy(&path, &crashed);
+    db.close().unwrap();
+    // A close with nothing committed since the open cuts it too.
+    let db = Database::open(&crashed, wasp()).unwrap();
+    assert_eq!(counter(&db), Some(2));
+    assert_eq!(storage(&db)["recovery"]["records_replayed"], 1);
+    db.close().unwrap();
+    let db = Database::open(&crashed, wasp()).unwrap();
+    db.close().unwrap();
+    assert_eq!(std::fs::metadata(crashed.with_extension("wasp")).unwrap().len(), 72);
+    let db = Database::open(&crashed, wasp()).unwrap();
+    assert_eq!(counter(&db), Some(2));
+    assert_eq!(items_of(&db), 300);
+    assert_eq!(db.check_report().unwrap()["ok"], true);
+}

@@ -321,8 +321,9 @@ fn run_inner(shared: &Shared, shrink: bool, quiet: bool, stage: &mut Stage) -> R
     Ok(())
 }
 
-/// Cuts the log, whose current lap was just restarted (empty), after that lap's end mark.
-fn shrink_log(shared: &Shared) -> Result<()> {
+/// Cuts the log, whose current lap was just restarted (empty), after that lap's end mark:
+/// compaction, and the last process's close. Nothing when the lap holds records.
+pub(crate) fn shrink_log(shared: &Shared) -> Result<()> {
     let Some(log_mutex) = &shared.log else {
         return Ok(());
     };

@@ -305,10 +305,14 @@ impl Storage for WaspStorage {
             l.file.end() > l.base_len
         });
         if dirty {
-            checkpoint::run_final(s)
+            checkpoint::run_final(s)?;
         } else {
-            set_log_quiet(s, true)
+            set_log_quiet(s, true)?;
         }
+        // Nothing in the log is needed now: like SQLite removing its WAL at the last close,
+        // the file at rest keeps only the empty lap's header and end mark (the next session's
+        // first lap appends again, until a checkpoint restarts it in place).
+        checkpoint::shrink_log(s)
     }
 
     fn read_only(&self) -> bool {
