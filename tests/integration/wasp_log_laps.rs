@@ -333,7 +333,12 @@ fn the_last_close_leaves_the_log_empty_and_short() {
     db.close().unwrap();
     let db = Database::open(&crashed, wasp()).unwrap();
     db.close().unwrap();
-    assert_eq!(std::fs::metadata(crashed.with_extension("wasp")).unwrap().len(), 72);
+    assert_eq!(
+        std::fs::metadata(crashed.with_extension("wasp"))
+            .unwrap()
+            .len(),
+        72
+    );
     let db = Database::open(&crashed, wasp()).unwrap();
     assert_eq!(counter(&db), Some(2));
     assert_eq!(items_of(&db), 300);
