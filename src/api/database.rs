@@ -119,6 +119,7 @@ impl Database {
                         .checkpoint_interval_ms
                         .map_or(d.checkpoint_interval, Duration::from_millis),
                     mmap: options.mmap.unwrap_or(d.mmap),
+                    compact_on_close: options.compact_on_close.unwrap_or(d.compact_on_close),
                     recover: options.recover,
                     encryption: options
                         .encryption_key

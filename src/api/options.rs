@@ -49,6 +49,10 @@ pub struct OpenOptions {
     /// price: the file shortened by another process, or a disk read error under a mapped
     /// page, stops the process with `SIGBUS` instead of returning an error.
     pub mmap: Option<bool>,
+    /// `wasp`: the last connection's close compacts the file when its free pages (left by
+    /// copy-on-write updates and deletes) are at least an eighth of it and between 1 and
+    /// 64 MiB (default true; false: only `nexus_compact` gives space back).
+    pub compact_on_close: Option<bool>,
     /// What open does with a log that is damaged (intact commits after a bad record), missing
     /// while the database file says commits may be in it, or written for another database:
     /// [`LogRecovery::Strict`] (default) refuses with [`Error::Corrupt`] and changes
@@ -83,6 +87,7 @@ impl Default for OpenOptions {
             checkpoint_log_bytes: None,
             checkpoint_interval_ms: None,
             mmap: None,
+            compact_on_close: None,
             recover: LogRecovery::Strict,
             encryption_key: None,
             encryption_cipher: None,
@@ -148,6 +153,7 @@ impl OpenOptions {
         o.checkpoint_log_bytes = r.u64("checkpoint_log_bytes")?;
         o.checkpoint_interval_ms = r.u64("checkpoint_interval_ms")?;
         o.mmap = r.bool("mmap")?;
+        o.compact_on_close = r.bool("compact_on_close")?;
         if let Some(v) = r.string("recover")? {
             o.recover = LogRecovery::parse(&v)?;
         }

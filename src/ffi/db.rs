@@ -37,7 +37,9 @@ pub struct nexus_db {
 /// false: pages are read with `pread`; true: readers search pages through a read-only memory
 /// map of the file, faster on files larger than the page cache, but the file shortened by
 /// another process or a disk read error under a mapped page raises SIGBUS in the host instead
-/// of returning `NEXUS_CORRUPT` / `NEXUS_IO`), and `recover` (`"strict"`, the default:
+/// of returning `NEXUS_CORRUPT` / `NEXUS_IO`), `compact_on_close` (wasp, default true: the
+/// last connection's close compacts the file when its free pages are at least an eighth of it
+/// and between 1 and 64 MiB), and `recover` (`"strict"`, the default:
 /// a damaged log (intact commits after a bad record), a missing log while the file says
 /// commits may be in it, or a log of another database is `NEXUS_CORRUPT` and nothing is
 /// changed; `"discard-damaged-log"`: keep what the file and the intact start of the log

@@ -52,3 +52,4 @@ mod wasp_corruption_concurrency_memory;
 mod wasp_crash_sigkill;
 mod wasp_log_laps;
 mod wasp_resource_faults;
+mod wasp_space_at_close;

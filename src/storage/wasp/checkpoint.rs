@@ -147,6 +147,20 @@ pub(crate) fn run_final(shared: &Shared) -> Result<()> {
 }
 
 fn run_with(shared: &Shared, shrink: bool, quiet: bool) -> Result<()> {
+    // The file is cut only while no other process has it open: another process's memory
+    // map of the cut pages would fault (SIGBUS) there.
+    let alone = shrink && shared.shm.try_alone();
+    let r = run_guarded(shared, alone, quiet);
+    if alone {
+        shared.shm.share_open();
+    }
+    r
+}
+
+/// [`run_inner`], with the free-space bookkeeping restored when it fails before the manifest
+/// (the engine poisoned when it fails after). `shrink`: the caller made sure no other process
+/// has the file open.
+fn run_guarded(shared: &Shared, shrink: bool, quiet: bool) -> Result<()> {
     let saved = {
         let s = shared.space.lock();
         (
@@ -157,13 +171,7 @@ fn run_with(shared: &Shared, shrink: bool, quiet: bool) -> Result<()> {
         )
     };
     let mut stage = Stage::Pages;
-    // The file is cut only while no other process has it open: another process's memory
-    // map of the cut pages would fault (SIGBUS) there.
-    let alone = shrink && shared.shm.try_alone();
-    let r = run_inner(shared, alone, quiet, &mut stage);
-    if alone {
-        shared.shm.share_open();
-    }
+    let r = run_inner(shared, shrink, quiet, &mut stage);
     if let Err(e) = &r {
         if stage == Stage::Pages {
             let mut s = shared.space.lock();
@@ -340,18 +348,45 @@ pub(crate) fn shrink_log(shared: &Shared) -> Result<()> {
 /// The caller holds the writer gate. Memory: the moved pages are held as dirty nodes until
 /// the checkpoint writes them.
 pub(crate) fn compact(shared: &Arc<Shared>) -> Result<()> {
-    let r = compact_inner(shared);
+    compact_with(shared, &|s| run(s, true))
+}
+
+/// Compaction by the last process's close ([`compact`]): the caller holds the writer gate and
+/// the open lock exclusively, which it keeps throughout, and every manifest written says the
+/// log is quiet (the relocations are not logged, and nothing else commits).
+pub(crate) fn compact_alone(shared: &Arc<Shared>) -> Result<()> {
+    compact_with(shared, &|s| run_guarded(s, true, true))
+}
+
+/// Whether the last close should compact: the free pages (free now, or once no snapshot
+/// needs them) are at least an eighth of the file and at least 1 MiB, and at most
+/// [`CLOSE_COMPACT_MAX_BYTES`] (the pages moved and the trees walked stay small enough for a
+/// close; past that, `nexus_compact`).
+pub(crate) fn worth_compacting_at_close(shared: &Shared) -> bool {
+    let s = shared.space.lock();
+    let pending: usize = s.pending.iter().map(|(_, p)| p.len()).sum();
+    let spare = (s.free.len() + pending) as u64;
+    let bytes = spare * shared.pager.phys() as u64;
+    spare * 8 >= s.page_count && (1 << 20..=CLOSE_COMPACT_MAX_BYTES).contains(&bytes)
+}
+
+/// The most free space the last close gives back by compacting (see
+/// [`worth_compacting_at_close`]).
+pub(crate) const CLOSE_COMPACT_MAX_BYTES: u64 = 64 << 20;
+
+fn compact_with(shared: &Arc<Shared>, checkpoint: &dyn Fn(&Shared) -> Result<()>) -> Result<()> {
+    let r = compact_inner(shared, checkpoint);
     if let Err(e) = &r {
         shared.poison(e);
     }
     r
 }
 
-fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
+fn compact_inner(shared: &Arc<Shared>, checkpoint: &dyn Fn(&Shared) -> Result<()>) -> Result<()> {
     // Any failure below poisons: the relocation commits are not in the log.
     for _round in 0..6 {
-        run(shared, true)?;
-        run(shared, true)?;
+        checkpoint(shared)?;
+        checkpoint(shared)?;
         let (used, count) = {
             let s = shared.space.lock();
             let pending: usize = s.pending.iter().map(|(_, p)| p.len()).sum();
@@ -392,8 +427,8 @@ fn compact_inner(shared: &Arc<Shared>) -> Result<()> {
         *cur = Arc::new(state);
         shared.visibility.lock().show_all();
     }
-    run(shared, true)?;
-    run(shared, true)
+    checkpoint(shared)?;
+    checkpoint(shared)
 }
 
 /// Copies into memory every node at or above page `limit` (and the path to it), and loads

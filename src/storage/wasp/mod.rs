@@ -82,6 +82,9 @@ pub(crate) struct WaspConfig {
     /// Readers search pages through a memory map of the file (see `storage::map`). Off by
     /// default: a map turns a file shortened behind our back, or a media error, into SIGBUS.
     pub mmap: bool,
+    /// The last process's close compacts the file when its free pages are at least an eighth
+    /// of it and between 1 and 64 MiB (default true).
+    pub compact_on_close: bool,
     /// What open does with a damaged, missing or foreign log.
     pub recover: LogRecovery,
     /// The key of an encrypted file; a new file given one is created encrypted.
@@ -98,6 +101,7 @@ impl Default for WaspConfig {
             checkpoint_log_bytes: 64 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(30),
             mmap: false,
+            compact_on_close: true,
             recover: LogRecovery::Strict,
             encryption: None,
             cipher: None,
@@ -308,6 +312,16 @@ impl Storage for WaspStorage {
             checkpoint::run_final(s)?;
         } else {
             set_log_quiet(s, true)?;
+        }
+        // Copy-on-write leaves free pages behind (an update rewrites its leaf elsewhere; the
+        // old copy is reused only after the next checkpoints): give them back when they are a
+        // good part of a small file. Everything is durable already; a failure here loses
+        // nothing (the last manifest stands) and the close still succeeds.
+        if s.cfg.compact_on_close && checkpoint::worth_compacting_at_close(s) {
+            if let Err(e) = checkpoint::compact_alone(s) {
+                ::log::warn!("{}: compaction at close failed: {e}", s.pager.what());
+                return Ok(());
+            }
         }
         // Nothing in the log is needed now: like SQLite removing its WAL at the last close,
         // the file at rest keeps only the empty lap's header and end mark (the next session's
