@@ -5,13 +5,16 @@
 //! false` keeps them. Either way every document reads back as committed.
 
 use bson::{doc, Bson};
-use nexus::{Database, Document, OpenOptions, SyncMode, UpdateOptions};
+use nexus::{Database, Document, OpenOptions, StorageEngine, SyncMode, UpdateOptions};
 use std::path::Path;
 
 const DOCS: i64 = 20_000;
+/// In every document; an encrypted file must not show it.
+const MARKER: &str = "Okapi7CloseMarker";
 
 fn options(compact_on_close: bool) -> OpenOptions {
     OpenOptions {
+        storage: Some(StorageEngine::Wasp),
         sync: SyncMode::Normal,
         // A small page cache: a checkpoint every megabyte of dirty pages, so the updates
         // below leave free pages behind as they would in a large database.
@@ -32,7 +35,13 @@ fn file_len(path: &Path) -> u64 {
 /// Loads `DOCS` documents, then updates 6,000 at random one commit each; returns the free
 /// pages (free now or once no snapshot needs them) and the pages of the file before close.
 fn load_and_churn(path: &Path, compact_on_close: bool) -> (u64, u64) {
-    let db = Database::open(path, options(compact_on_close)).unwrap();
+    let (spare, total, _) = load_and_churn_with(path, options(compact_on_close));
+    (spare, total)
+}
+
+/// [`load_and_churn`] with `options`; also returns the file's length before the close.
+fn load_and_churn_with(path: &Path, options: OpenOptions) -> (u64, u64, u64) {
+    let db = Database::open(path, options).unwrap();
     let items = db.collection("items");
     db.begin().unwrap();
     for i in 0..DOCS {
@@ -41,7 +50,7 @@ fn load_and_churn(path: &Path, compact_on_close: bool) -> (u64, u64) {
                 Document::builder()
                     .field("_id", format!("id{i:06}"))
                     .field("n", 0i64)
-                    .field("pad", "p".repeat(200))
+                    .field("pad", format!("{MARKER} {}", "p".repeat(180)))
                     .build(),
             )
             .unwrap();
@@ -65,8 +74,9 @@ fn load_and_churn(path: &Path, compact_on_close: bool) -> (u64, u64) {
     let st = storage(&db);
     let spare = st["free_pages"].as_u64().unwrap() + st["pending_free_pages"].as_u64().unwrap();
     let total = st["total_pages"].as_u64().unwrap();
+    let before = file_len(path);
     db.close().unwrap();
-    (spare, total)
+    (spare, total, before)
 }
 
 fn counters(db: &Database) -> i64 {
@@ -130,4 +140,38 @@ fn compact_on_close_false_keeps_the_free_pages() {
     drop(db);
     let db = Database::open(&path, options(false)).unwrap();
     assert_eq!(counters(&db), 6_000);
+}
+
+#[test]
+fn an_encrypted_database_compacts_at_close_and_stays_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealed.db");
+    let (private, _public) = nexus::crypto::keygen(None).unwrap();
+    let key = nexus::crypto::PrivatePem::new(private.to_string());
+    let opts = || OpenOptions {
+        encryption_key: Some(key.clone()),
+        ..options(true)
+    };
+    let (spare, total, before) = load_and_churn_with(&path, opts());
+    assert!(
+        spare * 8 >= total,
+        "the updates left {spare} of {total} pages free"
+    );
+    let page = before / total;
+    assert!(
+        file_len(&path) <= (total - spare + 16) * page,
+        "{} bytes after close, {before} before, {spare} of {total} pages free",
+        file_len(&path)
+    );
+    for f in [path.clone(), path.with_extension("wasp")] {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+            "{} holds the marker",
+            f.display()
+        );
+    }
+    let db = Database::open(&path, opts()).unwrap();
+    assert_eq!(counters(&db), 6_000);
+    assert_eq!(db.check_report().unwrap()["ok"], true);
 }
