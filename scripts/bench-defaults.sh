@@ -65,8 +65,8 @@ build_bench "$PWD" bench/defaults_bench.c target/bench/defaults_bench -lpthread 
 
 # run PHASE ENGINE [ARG]: one process; its results to $RES as "ENGINE PHASE[-ARG] key value"
 # (the disk phase takes `before` or `after` for ENGINE).
-run() {
-    local tag=$2\ $1${3:+-$3}
+run() { # PHASE ENGINE [ARG [PASS]]: PASS (a repeated run) goes into the tag only
+    local tag=$2\ $1${3:+-$3}${4:+-pass$4}
     echo "== $tag"
     target/bench/defaults_bench "$1" "$2" "$WORK" ${3:+"$3"} >"$WORK/out.txt"
     grep -v '^#' "$WORK/out.txt" | sed "s/^/$tag /" >>"$RES"
@@ -127,10 +127,14 @@ phase_done "durable updates and commits, raw disk rates" "$t"
 
 t=$(date +%s)
 sweep_sets="1000 10000 100000 $BENCH_SWEEP_MAX"
+# Three passes a working set, each cache off then cache on back to back (a process each):
+# the report takes the medians, and each pass's on/off ratio pairs runs a few seconds apart.
 for w in $sweep_sets; do
     run sweep-load nexus "$w"
-    run sweep nexus-off "$w"
-    run sweep nexus "$w"
+    for pass in 1 2 3; do
+        run sweep nexus-off "$w" "$pass"
+        run sweep nexus "$w" "$pass"
+    done
     rm -f "$WORK"/sweep-*
 done
 echo "nexus sweep sets $(echo "$sweep_sets" | tr ' ' ,)" >>"$RES"
