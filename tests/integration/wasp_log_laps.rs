@@ -48,6 +48,21 @@ fn counter(db: &Database) -> Option<i64> {
         .and_then(|d| d.get("v").and_then(Bson::as_i64))
 }
 
+/// Inserts `n` documents `{_id: 0..n, pad: 2,000 bytes}` into `items`, one commit each.
+fn insert_padded(db: &Database, n: i64) {
+    let items = db.collection("items");
+    for i in 0..n {
+        items
+            .insert(
+                Document::builder()
+                    .field("_id", i)
+                    .field("pad", "p".repeat(2000))
+                    .build(),
+            )
+            .unwrap();
+    }
+}
+
 /// Copies `from` and its log to `to` (a crash image of an open database).
 fn crash_copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
@@ -259,17 +274,7 @@ fn compaction_alone_gives_back_the_space_of_earlier_laps() {
     let dir = tempfile::tempdir().unwrap();
     let (live, crashed) = (dir.path().join("live.db"), dir.path().join("crashed.db"));
     let db = Database::open(&live, wasp()).unwrap();
-    let items = db.collection("items");
-    for i in 0..400i64 {
-        items
-            .insert(
-                Document::builder()
-                    .field("_id", i)
-                    .field("pad", "p".repeat(2000))
-                    .build(),
-            )
-            .unwrap();
-    }
+    insert_padded(&db, 400);
     db.checkpoint().unwrap();
     let file_bytes = |db: &Database| storage(db)["log_file_bytes"].as_u64().unwrap();
     assert!(file_bytes(&db) > 800_000, "{}", storage(&db));
@@ -293,17 +298,7 @@ fn the_last_close_leaves_the_log_empty_and_short() {
     let log = path.with_extension("wasp");
     let items_of = |db: &Database| db.collection("items").count(&doc! {}).unwrap();
     let db = Database::open(&path, wasp()).unwrap();
-    let items = db.collection("items");
-    for i in 0..300i64 {
-        items
-            .insert(
-                Document::builder()
-                    .field("_id", i)
-                    .field("pad", "p".repeat(2000))
-                    .build(),
-            )
-            .unwrap();
-    }
+    insert_padded(&db, 300);
     // A checkpoint restarts the lap in place: the file keeps the earlier lap's length.
     db.checkpoint().unwrap();
     set(&db, 1);

@@ -33,7 +33,8 @@ fn file_len(path: &Path) -> u64 {
 }
 
 /// Loads `DOCS` documents, then updates 6,000 at random one commit each; returns the free
-/// pages (free now or once no snapshot needs them) and the pages of the file before close.
+/// pages (free now or once no snapshot needs them), at least an eighth of the file (checked),
+/// and the pages of the file before close.
 fn load_and_churn(path: &Path, compact_on_close: bool) -> (u64, u64) {
     let (spare, total, _) = load_and_churn_with(path, options(compact_on_close));
     (spare, total)
@@ -74,6 +75,10 @@ fn load_and_churn_with(path: &Path, options: OpenOptions) -> (u64, u64, u64) {
     let st = storage(&db);
     let spare = st["free_pages"].as_u64().unwrap() + st["pending_free_pages"].as_u64().unwrap();
     let total = st["total_pages"].as_u64().unwrap();
+    assert!(
+        spare * 8 >= total,
+        "the updates left {spare} of {total} pages free"
+    );
     let before = file_len(path);
     db.close().unwrap();
     (spare, total, before)
@@ -98,10 +103,6 @@ fn the_last_close_gives_back_the_pages_updates_left_free() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("churn.db");
     let (spare, total) = load_and_churn(&path, true);
-    assert!(
-        spare * 8 >= total,
-        "the updates left {spare} of {total} pages free"
-    );
     let page = 8192;
     // The close compacted: the file holds the live pages and a few for the free list.
     assert!(
@@ -125,11 +126,7 @@ fn the_last_close_gives_back_the_pages_updates_left_free() {
 fn compact_on_close_false_keeps_the_free_pages() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keep.db");
-    let (spare, total) = load_and_churn(&path, false);
-    assert!(
-        spare * 8 >= total,
-        "the updates left {spare} of {total} pages free"
-    );
+    let (_, total) = load_and_churn(&path, false);
     assert!(file_len(&path) >= total * 8192, "nothing given back");
     let db = Database::open(&path, options(false)).unwrap();
     assert_eq!(counters(&db), 6_000);
@@ -146,31 +143,19 @@ fn compact_on_close_false_keeps_the_free_pages() {
 fn an_encrypted_database_compacts_at_close_and_stays_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sealed.db");
-    let (private, _public) = nexus::crypto::keygen(None).unwrap();
-    let key = nexus::crypto::PrivatePem::new(private.to_string());
+    let key = crate::common::new_key();
     let opts = || OpenOptions {
         encryption_key: Some(key.clone()),
         ..options(true)
     };
     let (spare, total, before) = load_and_churn_with(&path, opts());
-    assert!(
-        spare * 8 >= total,
-        "the updates left {spare} of {total} pages free"
-    );
     let page = before / total;
     assert!(
         file_len(&path) <= (total - spare + 16) * page,
         "{} bytes after close, {before} before, {spare} of {total} pages free",
         file_len(&path)
     );
-    for f in [path.clone(), path.with_extension("wasp")] {
-        let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
-            "{} holds the marker",
-            f.display()
-        );
-    }
+    crate::common::assert_marker_absent(&path, MARKER, "after the close's compaction");
     let db = Database::open(&path, opts()).unwrap();
     assert_eq!(counters(&db), 6_000);
     assert_eq!(db.check_report().unwrap()["ok"], true);

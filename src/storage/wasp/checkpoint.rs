@@ -364,8 +364,7 @@ pub(crate) fn compact_alone(shared: &Arc<Shared>) -> Result<()> {
 /// close; past that, `nexus_compact`).
 pub(crate) fn worth_compacting_at_close(shared: &Shared) -> bool {
     let s = shared.space.lock();
-    let pending: usize = s.pending.iter().map(|(_, p)| p.len()).sum();
-    let spare = (s.free.len() + pending) as u64;
+    let spare = (s.free.len() + s.pending_pages()) as u64;
     let bytes = spare * shared.pager.phys() as u64;
     spare * 8 >= s.page_count && (1 << 20..=CLOSE_COMPACT_MAX_BYTES).contains(&bytes)
 }
@@ -389,9 +388,8 @@ fn compact_inner(shared: &Arc<Shared>, checkpoint: &dyn Fn(&Shared) -> Result<()
         checkpoint(shared)?;
         let (used, count) = {
             let s = shared.space.lock();
-            let pending: usize = s.pending.iter().map(|(_, p)| p.len()).sum();
             let count = usize::try_from(s.page_count).unwrap_or(usize::MAX);
-            (count - s.free.len() - pending, s.page_count)
+            (count - s.free.len() - s.pending_pages(), s.page_count)
         };
         // Target: live pages packed from the start, with a little slack for the free list.
         let limit = (used as u64 + 8).max(super::pager::FIRST_DATA_PAGE);

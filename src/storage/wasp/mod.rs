@@ -224,7 +224,7 @@ impl Storage for WaspStorage {
         };
         let (hits, misses, cached, budget) = s.pager.cache_stats();
         let space = s.space.lock();
-        let pending: usize = space.pending.iter().map(|(_, p)| p.len()).sum();
+        let pending = space.pending_pages();
         let db_bytes = s.pager.file.len().unwrap_or(0);
         let min_reader = s.min_reader();
         let old_readers: usize = s
@@ -316,12 +316,13 @@ impl Storage for WaspStorage {
         // Copy-on-write leaves free pages behind (an update rewrites its leaf elsewhere; the
         // old copy is reused only after the next checkpoints): give them back when they are a
         // good part of a small file. Everything is durable already; a failure here loses
-        // nothing (the last manifest stands) and the close still succeeds.
+        // nothing (the last manifest stands) and the close still succeeds. Its checkpoints,
+        // alone, cut the log as below.
         if s.cfg.compact_on_close && checkpoint::worth_compacting_at_close(s) {
             if let Err(e) = checkpoint::compact_alone(s) {
                 ::log::warn!("{}: compaction at close failed: {e}", s.pager.what());
-                return Ok(());
             }
+            return Ok(());
         }
         // Nothing in the log is needed now: like SQLite removing its WAL at the last close,
         // the file at rest keeps only the empty lap's header and end mark (the next session's

@@ -243,13 +243,7 @@ struct KeysInner {
 
 impl Clone for KeysInner {
     fn clone(&self) -> Self {
-        Self {
-            keys: self.keys.clone(),
-            aid: self.aid.clone(),
-            searched: std::sync::atomic::AtomicBool::new(
-                self.searched.load(std::sync::atomic::Ordering::Relaxed),
-            ),
-        }
+        self.with_keys(self.keys.clone())
     }
 }
 
@@ -432,15 +426,17 @@ impl KeysInner {
     fn copy_with_room(&self, room: usize) -> Self {
         let mut keys = Vec::with_capacity(self.keys.len() + room);
         keys.extend(self.keys.iter().cloned());
-        let aid = std::sync::OnceLock::new();
-        if let Some(a) = self.aid.get() {
-            let _ = aid.set(a.clone());
-        }
-        let searched = self.searched.load(std::sync::atomic::Ordering::Relaxed);
+        self.with_keys(keys)
+    }
+
+    /// `keys` (the same keys as this one's) with this one's aid and search state.
+    fn with_keys(&self, keys: Vec<Bytes>) -> Self {
         Self {
             keys,
-            aid,
-            searched: std::sync::atomic::AtomicBool::new(searched),
+            aid: self.aid.clone(),
+            searched: std::sync::atomic::AtomicBool::new(
+                self.searched.load(std::sync::atomic::Ordering::Relaxed),
+            ),
         }
     }
 

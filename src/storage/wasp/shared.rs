@@ -50,6 +50,11 @@ pub(crate) struct Space {
 }
 
 impl Space {
+    /// How many pages are pending (see [`Space::pending`]).
+    pub(crate) fn pending_pages(&self) -> usize {
+        self.pending.iter().map(|(_, p)| p.len()).sum()
+    }
+
     /// Moves pending pages that no durable tree and no reader needs into the free set;
     /// `min_gen` is the oldest generation a snapshot of any process reads.
     pub(crate) fn release(&mut self, min_gen: u64) {
