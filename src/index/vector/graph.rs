@@ -638,7 +638,7 @@ impl Graph {
         entries: &[Near],
         ef: usize,
         level: usize,
-        admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
+        mut admit: Admit<'_>,
     ) -> Result<Vec<Near>> {
         let mut visited: HashSet<u64, BuildHasherDefault<IdHasher>> =
             HashSet::with_capacity_and_hasher(ef * 8, BuildHasherDefault::default());
@@ -647,7 +647,11 @@ impl Graph {
         for e in entries {
             if visited.insert(e.1) {
                 candidates.push(Reverse(*e));
-                if admit(&self.load(view, e.1)?.id_key)? {
+                let ok = match admit.as_deref_mut() {
+                    None => true,
+                    Some(f) => f(&self.load(view, e.1)?.id_key)?,
+                };
+                if ok {
                     found.push(*e);
                 }
             }
@@ -672,7 +676,11 @@ impl Graph {
                 let d = Near(self.dist_to(view, q, n)?, n);
                 if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
                     candidates.push(Reverse(d));
-                    if admit(&self.nodes[&n].id_key)? {
+                    let ok = match admit.as_deref_mut() {
+                        None => true,
+                        Some(f) => f(&self.nodes[&n].id_key)?,
+                    };
+                    if ok {
                         found.push(d);
                         if found.len() > ef {
                             found.pop();
@@ -842,7 +850,7 @@ impl Graph {
         let m = self.spec.m as usize;
         let mut entries = vec![cur];
         for l in (0..=level.min(meta.top)).rev() {
-            let found = self.search_level(view, &q, &entries, ef, l, &mut |_| Ok(true))?;
+            let found = self.search_level(view, &q, &entries, ef, l, None)?;
             let found: Vec<Near> = found.into_iter().filter(|n| n.1 != id).collect();
             let chosen = self.select(view, &found, m)?;
             for &n in &chosen {
@@ -1015,7 +1023,7 @@ impl Graph {
         q: &[f32],
         k: usize,
         ef: usize,
-        admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
+        admit: Admit<'_>,
     ) -> Result<Vec<Near>> {
         let meta = self.meta(view)?;
         let Some(start) = self.descend(view, q, meta, 0)? else {
@@ -1348,8 +1356,10 @@ const SHARED_BYTES: usize = 1 << 30;
 static SHARED: Mutex<Vec<Arc<SharedNodes>>> = Mutex::new(Vec::new());
 
 thread_local! {
-    /// A search's visited marks: `marks[id] == stamp` when node `id` was visited.
-    static VISITED: std::cell::RefCell<(Vec<u32>, u32)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+    /// A search's visited marks: `marks[id] == stamp` when node `id` was visited. Two bytes
+    /// a node (as hnswlib's), so that more of them stay in the caches; all reset once every
+    /// 65,535 searches, when the stamp wraps.
+    static VISITED: std::cell::RefCell<(Vec<u16>, u16)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
 }
 
 impl SharedNodes {
@@ -1567,7 +1577,7 @@ impl SharedNodes {
         q: &[f32],
         k: usize,
         ef: usize,
-        admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
+        admit: Admit<'_>,
     ) -> Result<Vec<Near>> {
         let Some(entry) = self.meta.entry else {
             return Ok(Vec::new());
@@ -1645,6 +1655,10 @@ impl SharedNodes {
     }
 }
 
+/// Which nodes a search may return: `None`, every node; `Some(f)`, those whose `_id` key
+/// `f` accepts (a search's filter). Refused nodes are still walked through.
+pub(crate) type Admit<'a> = Option<&'a mut dyn FnMut(&[u8]) -> Result<bool>>;
+
 /// Level 0's search from `start` over `g` (see [`Graph::search_level`]). The unvisited
 /// neighbors of a candidate are gathered first and their vectors' loads started, then
 /// compared (the comparisons wait on those loads, not one after another); a neighbor that
@@ -1657,18 +1671,27 @@ fn search0<L: Level0>(
     q: &Query<'_>,
     start: Near,
     ef: usize,
-    admit: &mut dyn FnMut(&[u8]) -> Result<bool>,
-    marks: &mut [u32],
-    stamp: u32,
+    mut admit: Admit<'_>,
+    marks: &mut [u16],
+    stamp: u16,
 ) -> Result<Vec<Near>> {
     let bad = |id: u64| Error::Corrupt(format!("vector index: node {id} is linked but missing"));
-    let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 4);
-    let mut found: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
+    let mut candidates: BinaryHeap<Reverse<Packed>> = BinaryHeap::with_capacity(ef * 4);
+    let mut found: BinaryHeap<Packed> = BinaryHeap::with_capacity(ef + 1);
     let mut fresh: Vec<u32> = Vec::with_capacity(64);
     let sid = u32::try_from(start.1).map_err(|_| bad(start.1))?;
     *marks.get_mut(sid as usize).ok_or_else(|| bad(start.1))? = stamp;
+    // Without a filter every node is admitted and no `_id` key is read (each read would
+    // be a cache miss of its own).
+    let mut admits = |id: u32| -> Result<bool> {
+        match admit.as_deref_mut() {
+            None => Ok(true),
+            Some(f) => f(g.key(view, id)?),
+        }
+    };
+    let start = Packed::new(start.0, sid);
     candidates.push(Reverse(start));
-    if admit(g.key(view, sid)?)? {
+    if admits(sid)? {
         found.push(start);
     }
     while let Some(Reverse(c)) = candidates.pop() {
@@ -1676,8 +1699,7 @@ fn search0<L: Level0>(
             break;
         }
         fresh.clear();
-        #[allow(clippy::cast_possible_truncation)] // ids in the queue are u32
-        for &n in g.links(view, c.1 as u32)? {
+        for &n in g.links(view, c.id())? {
             let Some(m) = marks.get_mut(n as usize) else {
                 return Err(bad(u64::from(n)));
             };
@@ -1689,12 +1711,12 @@ fn search0<L: Level0>(
             fresh.push(n);
         }
         for &n in &fresh {
-            let d = Near(g.dist(view, q, n)?, u64::from(n));
+            let d = Packed::new(g.dist(view, q, n)?, n);
             if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
                 // Most candidates are expanded later: their link lists start loading now.
                 g.prefetch_links(n);
                 candidates.push(Reverse(d));
-                if admit(g.key(view, n)?)? {
+                if admits(n)? {
                     found.push(d);
                     if found.len() > ef {
                         found.pop();
@@ -1703,7 +1725,46 @@ fn search0<L: Level0>(
             }
         }
     }
-    Ok(found.into_sorted_vec())
+    Ok(found
+        .into_sorted_vec()
+        .into_iter()
+        .map(Packed::near)
+        .collect())
+}
+
+/// A distance and a node id in one integer that orders as [`Near`] does (the distance by
+/// `f32::total_cmp`, then the id): level 0's search compares them in its heaps with one
+/// integer comparison instead of a float's total order and a second one for ties.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Packed(u64);
+
+impl Packed {
+    #[inline]
+    fn new(d: f32, id: u32) -> Self {
+        let b = d.to_bits();
+        // Negative floats (sign bit set) order backwards by their bits: all bits flipped;
+        // the others after every negative one: sign bit set.
+        let key = if b >> 31 == 1 { !b } else { b | 1 << 31 };
+        Self(u64::from(key) << 32 | u64::from(id))
+    }
+
+    #[inline]
+    fn id(self) -> u32 {
+        #[allow(clippy::cast_possible_truncation)] // the low half
+        let id = self.0 as u32;
+        id
+    }
+
+    fn near(self) -> Near {
+        #[allow(clippy::cast_possible_truncation)] // the high half
+        let key = (self.0 >> 32) as u32;
+        let b = if key >> 31 == 1 {
+            key & !(1 << 31)
+        } else {
+            !key
+        };
+        Near(f32::from_bits(b), u64::from(self.id()))
+    }
 }
 
 /// Frees the shared decoded nodes (the last database of the process closed).
@@ -1724,6 +1785,35 @@ pub(crate) fn check_fault(view: &dyn ReadView) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_orders_as_near_and_unpacks() {
+        let ds = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-30,
+            0.25,
+            2.0,
+            7.5e12,
+            f32::INFINITY,
+        ];
+        let mut all = Vec::new();
+        for d in ds {
+            for id in [0u32, 1, 77, u32::MAX] {
+                all.push((Near(d, u64::from(id)), Packed::new(d, id)));
+            }
+        }
+        for (a, pa) in &all {
+            let back = pa.near();
+            assert_eq!((back.0.to_bits(), back.1), (a.0.to_bits(), a.1));
+            for (b, pb) in &all {
+                assert_eq!(pa.cmp(pb), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn nodes_round_trip_and_damage_is_corrupt() {
@@ -1957,14 +2047,13 @@ mod tests {
         let mut g = Graph::new(table, &spec);
         for i in 0..3 * flat_after(400) {
             let q = vec8();
-            let mut all = |_: &[u8]| Ok(true);
-            let want = g.knn(&*snap, &q, 5, 20, &mut all).unwrap();
-            let got = shared.knn(&*snap, &q, 5, 20, &mut all).unwrap();
+            let want = g.knn(&*snap, &q, 5, 20, None).unwrap();
+            let got = shared.knn(&*snap, &q, 5, 20, None).unwrap();
             assert_eq!(got, want, "query {i}");
             // Every other node refused: the walk passes through them.
             let mut even = |k: &[u8]| Ok(k.last().is_some_and(|b| b % 2 == 0));
-            let want = g.knn(&*snap, &q, 5, 20, &mut even).unwrap();
-            let got = shared.knn(&*snap, &q, 5, 20, &mut even).unwrap();
+            let want = g.knn(&*snap, &q, 5, 20, Some(&mut even)).unwrap();
+            let got = shared.knn(&*snap, &q, 5, 20, Some(&mut even)).unwrap();
             assert_eq!(got, want, "filtered query {i}");
             for n in &got {
                 assert_eq!(

@@ -5,7 +5,7 @@
 //! collects only those it accepts, so `limit` results come back when enough match.
 
 use super::distance::{distance, prepare};
-use super::graph::{check_fault, Graph, Meta, Near, Node, SharedNodes, META, NODE};
+use super::graph::{check_fault, Admit, Graph, Meta, Near, Node, SharedNodes, META, NODE};
 use super::maintain::record_vector;
 use super::{check_vector, parse_vector, VectorSpec};
 use crate::document::record;
@@ -193,11 +193,11 @@ pub(crate) fn run(
             (spec.limit, spec.num_candidates)
         };
         let rows = loop {
-            let mut admit =
-                |id_key: &[u8]| -> Result<bool> { Ok(!checked || accept(id_key)?.is_some()) };
+            let mut accepts = |id_key: &[u8]| -> Result<bool> { Ok(accept(id_key)?.is_some()) };
+            let admit: Admit<'_> = if checked { Some(&mut accepts) } else { None };
             let near = match &shared {
-                Some(s) => s.knn(view, &q, k, ef, &mut admit)?,
-                None => g.knn(view, &q, k, ef, &mut admit)?,
+                Some(s) => s.knn(view, &q, k, ef, admit)?,
+                None => g.knn(view, &q, k, ef, admit)?,
             };
             let mut refs: Vec<(Vec<u8>, Option<u64>)> = Vec::with_capacity(near.len());
             for n in &near {
