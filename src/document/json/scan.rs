@@ -386,13 +386,29 @@ pub(super) fn plain_run(text: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// The bytes [`nesting_within`] stops at outside strings: a quote and the four brackets.
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 /// Whether JSON text nests objects and arrays no deeper than `max` levels: brackets outside
-/// strings counted, strings skipped (eight bytes at a time). The text need not be valid;
+/// strings counted, strings skipped (eight bytes at a time), the bytes between them (numbers,
+/// separators, literals) passed over by a table lookup each. The text need not be valid;
 /// this only decides whether a parser may look at it. Iterative, linear.
 pub(super) fn nesting_within(text: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
     let mut at = 0;
-    while let Some(&b) = text.get(at) {
+    loop {
+        while text.get(at).is_some_and(|&b| !STRUCTURAL[usize::from(b)]) {
+            at += 1;
+        }
+        let Some(&b) = text.get(at) else { break };
         at += 1;
         match b {
             b'"' => loop {
