@@ -691,6 +691,15 @@ fn bad_vectors_options_and_specs_are_refused_clearly() {
         s(r#"{"path": "w", "queryVector": [1, 2, 3], "limit": 1}"#),
         "no vector index",
     );
+    // A score field no document could hold as a key.
+    for field in ["", "$s", "a.b", "a\\u0000b"] {
+        invalid(
+            s(&format!(
+                r#"{{"path": "v", "queryVector": [1, 2, 3], "limit": 1, "scoreField": "{field}"}}"#
+            )),
+            "scoreField",
+        );
+    }
     assert_eq!(
         s(r#"{"path": "v", "queryVector": [1, 2, 3], "limit": 3}"#).unwrap(),
         1

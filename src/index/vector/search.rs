@@ -77,7 +77,10 @@ impl SearchSpec {
                 ("index", Bson::String(s)) => index = Some(s.clone()),
                 ("projection", Bson::Document(p)) => projection = Some(p.clone()),
                 ("scoreField", Bson::String(s))
-                    if !s.is_empty() && !s.starts_with('$') && !s.contains('.') =>
+                    if !s.is_empty()
+                        && !s.starts_with('$')
+                        && !s.contains('.')
+                        && !s.contains('\0') =>
                 {
                     score_field = s.clone()
                 }
