@@ -41,22 +41,10 @@ impl Collection<'_> {
         let snap = self.db.snapshot()?;
         let spec = SearchSpec::parse(spec)?;
         let shape = RowShape::of(&spec)?;
-        // The rows as BSON one after another, the cursor's packed form: with an exclusion
-        // projection (`{"vector": 0}`, the usual one) each is copied from its stored bytes
-        // element by element, never decoded.
+        // The rows as BSON one after another, the cursor's packed form.
         let mut packed = Vec::new();
         for (score, rec) in self.vector_hits(&*snap, &spec)? {
-            let body = record::body_bytes(&rec)?;
-            let copied = match &shape.dropped {
-                Some(names) => append_without(&mut packed, body, names, &spec.score_field, score),
-                None => false,
-            };
-            if !copied {
-                shape
-                    .document(&rec, &spec.score_field, score)?
-                    .to_writer(&mut packed)
-                    .map_err(|e| crate::Error::Internal(format!("a vector search row: {e}")))?;
-            }
+            shape.append(&mut packed, &rec, score)?;
         }
         Cursor::from_bson_documents(snap, packed, self.db.closed_flag())
     }
@@ -71,7 +59,7 @@ impl Collection<'_> {
         let shape = RowShape::of(&spec)?;
         self.vector_hits(snap, &spec)?
             .into_iter()
-            .map(|(score, rec)| shape.document(&rec, &spec.score_field, score))
+            .map(|(score, rec)| shape.document(&rec, score))
             .collect()
     }
 
@@ -98,11 +86,13 @@ impl Collection<'_> {
     }
 }
 
-/// How a vector search's rows are made from the records it finds: its projection, and the
-/// fields that projection drops when it only excludes top-level fields.
+/// How a vector search's rows are made from the records it finds: its projection, the
+/// fields that projection drops when it only excludes top-level fields, and the field the
+/// score goes in.
 struct RowShape {
     projection: Option<Projection>,
     dropped: Option<Vec<String>>,
+    score_field: String,
 }
 
 impl RowShape {
@@ -113,16 +103,32 @@ impl RowShape {
                 None => None,
             },
             dropped: spec.projection.as_ref().and_then(dropped_fields),
+            score_field: spec.score_field.clone(),
         })
     }
 
-    /// The row of the record `rec`: projected, with `score` in `score_field`.
-    fn document(
-        &self,
-        rec: &crate::storage::Bytes,
-        score_field: &str,
-        score: f64,
-    ) -> Result<BsonDocument> {
+    /// Appends the row of the record `rec` to `out` as BSON: with an exclusion projection
+    /// (`{"vector": 0}`, the usual one) copied from the stored bytes element by element
+    /// ([`append_without`]), otherwise [`RowShape::document`] encoded.
+    fn append(&self, out: &mut Vec<u8>, rec: &crate::storage::Bytes, score: f64) -> Result<()> {
+        if let Some(names) = &self.dropped {
+            if append_without(
+                out,
+                record::body_bytes(rec)?,
+                names,
+                &self.score_field,
+                score,
+            ) {
+                return Ok(());
+            }
+        }
+        let doc = crate::document::Document::from(self.document(rec, score)?);
+        out.extend_from_slice(&doc.to_bson_bytes()?);
+        Ok(())
+    }
+
+    /// The row of the record `rec`: projected, with `score` in the score field.
+    fn document(&self, rec: &crate::storage::Bytes, score: f64) -> Result<BsonDocument> {
         let fast = match &self.dropped {
             Some(names) => decode_without(record::body_bytes(rec)?, names),
             None => None,
@@ -132,7 +138,7 @@ impl RowShape {
             (None, Some(p)) => p.apply(&record::decode_body(rec)?.into_bson()),
             (None, None) => record::decode_body(rec)?.into_bson(),
         };
-        doc.insert(score_field, Bson::Double(score));
+        doc.insert(self.score_field.clone(), Bson::Double(score));
         Ok(doc)
     }
 }

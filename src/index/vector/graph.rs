@@ -647,11 +647,7 @@ impl Graph {
         for e in entries {
             if visited.insert(e.1) {
                 candidates.push(Reverse(*e));
-                let ok = match admit.as_deref_mut() {
-                    None => true,
-                    Some(f) => f(&self.load(view, e.1)?.id_key)?,
-                };
-                if ok {
+                if admitted(&mut admit, || Ok(&self.load(view, e.1)?.id_key))? {
                     found.push(*e);
                 }
             }
@@ -676,11 +672,7 @@ impl Graph {
                 let d = Near(self.dist_to(view, q, n)?, n);
                 if found.len() < ef || found.peek().is_some_and(|w| d < *w) {
                     candidates.push(Reverse(d));
-                    let ok = match admit.as_deref_mut() {
-                        None => true,
-                        Some(f) => f(&self.nodes[&n].id_key)?,
-                    };
-                    if ok {
+                    if admitted(&mut admit, || Ok(&self.nodes[&n].id_key))? {
                         found.push(d);
                         if found.len() > ef {
                             found.pop();
@@ -1659,6 +1651,16 @@ impl SharedNodes {
 /// `f` accepts (a search's filter). Refused nodes are still walked through.
 pub(crate) type Admit<'a> = Option<&'a mut dyn FnMut(&[u8]) -> Result<bool>>;
 
+/// Whether `admit` accepts the node whose `_id` key `key` reads: without a filter, yes,
+/// and the key is never read (each read would be a cache miss of its own).
+#[inline]
+fn admitted<'k>(admit: &mut Admit<'_>, key: impl FnOnce() -> Result<&'k [u8]>) -> Result<bool> {
+    match admit.as_deref_mut() {
+        None => Ok(true),
+        Some(f) => f(key()?),
+    }
+}
+
 /// Level 0's search from `start` over `g` (see [`Graph::search_level`]). The unvisited
 /// neighbors of a candidate are gathered first and their vectors' loads started, then
 /// compared (the comparisons wait on those loads, not one after another); a neighbor that
@@ -1681,17 +1683,9 @@ fn search0<L: Level0>(
     let mut fresh: Vec<u32> = Vec::with_capacity(64);
     let sid = u32::try_from(start.1).map_err(|_| bad(start.1))?;
     *marks.get_mut(sid as usize).ok_or_else(|| bad(start.1))? = stamp;
-    // Without a filter every node is admitted and no `_id` key is read (each read would
-    // be a cache miss of its own).
-    let mut admits = |id: u32| -> Result<bool> {
-        match admit.as_deref_mut() {
-            None => Ok(true),
-            Some(f) => f(g.key(view, id)?),
-        }
-    };
     let start = Packed::new(start.0, sid);
     candidates.push(Reverse(start));
-    if admits(sid)? {
+    if admitted(&mut admit, || g.key(view, sid))? {
         found.push(start);
     }
     while let Some(Reverse(c)) = candidates.pop() {
@@ -1716,7 +1710,7 @@ fn search0<L: Level0>(
                 // Most candidates are expanded later: their link lists start loading now.
                 g.prefetch_links(n);
                 candidates.push(Reverse(d));
-                if admits(n)? {
+                if admitted(&mut admit, || g.key(view, n))? {
                     found.push(d);
                     if found.len() > ef {
                         found.pop();
