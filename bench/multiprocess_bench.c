@@ -231,13 +231,22 @@ static int update_one(conn *c, const char *id, long v)
 
 /* ---- a child process ---- */
 
+/* The user and system CPU seconds this process has used. */
+static void cpu_s(double *user, double *sys)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    *user = (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6;
+    *sys = (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
+}
+
 enum { READY, DONE, FAIL };
 
 /* What a child sends through the pipe (one write, smaller than PIPE_BUF: atomic). */
 typedef struct {
     int kind, child;
     long count, busy;
-    double secs;
+    double secs, user, sys; /* elapsed, user CPU and system CPU seconds of the loop */
     char msg[600];
 } report;
 
@@ -275,7 +284,8 @@ static void child_main(int eng, int writer, int idx, int nprocs, uint64_t seed, 
         ;
     close(go_fd);
 
-    double t0 = now_s(), end = t0 + SECONDS, t;
+    double t0 = now_s(), end = t0 + SECONDS, t, user0, sys0;
+    cpu_s(&user0, &sys0);
     uint64_t rng = seed;
     while ((t = now_s()) < end) {
         doc_id(id, sizeof id, (long)(next_rand(&rng) % (uint64_t)DOCS));
@@ -290,6 +300,9 @@ static void child_main(int eng, int writer, int idx, int nprocs, uint64_t seed, 
         rep.count++;
     }
     rep.secs = t - t0;
+    cpu_s(&rep.user, &rep.sys);
+    rep.user -= user0;
+    rep.sys -= sys0;
     if (conn_close(&c) != 0)
         child_fail(res_fd, &rep, "", c.err);
     rep.kind = DONE;
@@ -420,8 +433,10 @@ static void measure(int eng, int shape, int pass, double *rate, long *busy)
         rate[writer ? WRITES : READS] += (double)r.rep[i].count / r.rep[i].secs;
         *busy += r.rep[i].busy;
         BUSY_SO_FAR[eng] += r.rep[i].busy;
-        fprintf(RAW, "  %s%d %ld in %.3f s (%ld busy)", writer ? "writer" : "reader", i, r.rep[i].count,
-                r.rep[i].secs, r.rep[i].busy);
+        double per = r.rep[i].count ? 1e6 / (double)r.rep[i].count : 0;
+        fprintf(RAW, "  %s%d %ld in %.3f s (%ld busy; CPU us each: %.1f user, %.1f system)",
+                writer ? "writer" : "reader", i, r.rep[i].count, r.rep[i].secs, r.rep[i].busy, r.rep[i].user * per,
+                r.rep[i].sys * per);
     }
     fprintf(RAW, "\n");
     fflush(RAW);
