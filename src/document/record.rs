@@ -1,13 +1,20 @@
 //! The stored form of a document: what the storage layer keeps under the `_id` key.
 //!
 //! ```text
-//! version 3 (written into files of format version 2)
+//! version 4 (written into files of format version 6 and later)
+//! +------+-------+--------------------------+----------------+------------------+---------+
+//! | 0x04 | flags | expires_at: i64 LE       | varint         | varint           | varint  |
+//! |      | u8    | (only when flags bit 2)  | created_at     | updated_at       | version |
+//! +------+-------+--------------------------+----------------+------------------+---------+
+//!   then, when flags bit 1 is set: varint count, count x (varint length, UTF-8 tag);
+//!   then the body (BSON). flags: bit 0 ephemeral, bit 1 tags follow, bit 2 expiry follows,
+//!   others zero.
+//! version 3 (written into files of format versions 2 to 5)
 //! +------+--------------------+-------+--------------------+------------------+---------+
 //! | 0x03 | expires_at: i64 LE | flags | created_at: i64 LE | varint zigzag    | varint  |
 //! |      | (i64::MIN: none)   | u8    |                    | (updated-created)| version |
 //! +------+--------------------+-------+--------------------+------------------+---------+
-//!   then, when flags bit 1 is set: varint count, count x (varint length, UTF-8 tag);
-//!   then the body (BSON). flags: bit 0 ephemeral, bit 1 tags follow, others zero.
+//!   then tags and body as version 4 (flags bits 0 and 1 only).
 //! version 2 (written into files of format version 1)
 //! +------+----------------------+------------------+--------------------+----------------+
 //! | 0x02 | expires_at: i64 LE   | meta_len: u32 LE | metadata (BSON)    | body (BSON)    |
@@ -16,9 +23,12 @@
 //! version 1 (still read): 0x01, meta_len, metadata, body
 //! ```
 //!
-//! The expiry time sits at a fixed offset so scans can skip expired documents without
-//! decoding anything. Version 3 spends 20 bytes on a new document's metadata where version 2
-//! spends 99 (a BSON document with its field names).
+//! The expiry time is found without decoding anything (at a fixed offset, or in version 4
+//! right after the flags when they say there is one), so scans skip expired documents
+//! cheaply. A new document's metadata takes 15 bytes in version 4 (no expiry: the tag, the
+//! flags, six bytes each for the creation and update times, a byte for the version), 20 in
+//! version 3 and 99 in version 2 (a BSON document with its field names). Version 4 keeps
+//! the update time whole rather than as a difference so that updates do not grow records.
 
 use super::{Document, Metadata};
 use crate::error::{Error, Result};
@@ -26,9 +36,12 @@ use crate::error::{Error, Result};
 const RECORD_V1: u8 = 1;
 const RECORD_V2: u8 = 2;
 const RECORD_V3: u8 = 3;
+const RECORD_V4: u8 = 4;
 const NO_EXPIRY: i64 = i64::MIN;
 const EPHEMERAL: u8 = 1;
 const TAGS: u8 = 2;
+/// Version 4: the expiry follows the flags.
+const EXPIRES: u8 = 4;
 
 /// Which record version a database file takes: its format version decides, so that a file
 /// an older build can open never holds a record that build cannot read.
@@ -36,20 +49,24 @@ const TAGS: u8 = 2;
 pub(crate) enum RecordVersion {
     /// Version 2 (metadata as BSON), for files of format version 1.
     Bson,
-    /// Version 3 (compact metadata), for files of format version 2.
+    /// Version 3 (compact metadata), for files of format versions 2 to 5.
     Compact,
+    /// Version 4 (compact metadata, no expiry field unless there is an expiry, the creation
+    /// time as a varint), for files of format version 6 and later.
+    Lean,
 }
 
 /// Encodes metadata and an already BSON-encoded body into one stored record, allocated at
 /// its exact size (a `Bytes` made from it then needs no second allocation).
 pub(crate) fn encode(meta: &Metadata, body_bson: &[u8], version: RecordVersion) -> Result<Vec<u8>> {
     let mut head = Head {
-        fixed: [0; 38],
+        fixed: [0; 40],
         fixed_len: 0,
         rest: Vec::new(),
     };
     match version {
         RecordVersion::Compact => head.compact(meta),
+        RecordVersion::Lean => head.lean(meta),
         RecordVersion::Bson => head.bson(meta)?,
     }
     let mut out = Vec::with_capacity(head.len() + body_bson.len());
@@ -61,8 +78,9 @@ pub(crate) fn encode(meta: &Metadata, body_bson: &[u8], version: RecordVersion) 
 /// Everything of a record before its body: the fixed bytes, then the metadata (or, for
 /// version 2, its length and its BSON in a thread's reused buffer).
 struct Head {
-    /// Version 3 takes at most 1 + 8 + 1 + 8 + 10 + 10 bytes here.
-    fixed: [u8; 38],
+    /// Version 3 takes at most 1 + 8 + 1 + 8 + 10 + 10 bytes here, version 4 at most
+    /// 1 + 1 + 8 + 10 + 10 + 10.
+    fixed: [u8; 40],
     fixed_len: usize,
     /// Version 3 tags or version 2 BSON metadata.
     rest: Vec<u8>,
@@ -95,15 +113,43 @@ impl Head {
         self.push(&v[..n]);
         let n = put_varint(&mut v, meta.version);
         self.push(&v[..n]);
-        if !meta.tags.is_empty() {
-            let mut v = [0u8; 10];
-            let n = put_varint(&mut v, meta.tags.len() as u64);
+        self.tags(meta);
+    }
+
+    fn lean(&mut self, meta: &Metadata) {
+        let flags = u8::from(meta.ephemeral) * EPHEMERAL
+            + u8::from(!meta.tags.is_empty()) * TAGS
+            + u8::from(meta.expires_at.is_some()) * EXPIRES;
+        self.push(&[RECORD_V4, flags]);
+        if let Some(t) = meta.expires_at {
+            self.push(&t.to_le_bytes());
+        }
+        let mut v = [0u8; 10];
+        // The times as their two's-complement bits: six bytes each until 2109 (ten before
+        // 1970), so that an update, which moves `updated_at` away from `created_at`, does not
+        // grow the record (a difference's varint would grow at the first update that comes
+        // later than 64 ms, and a full leaf would split for that byte).
+        let n = put_varint(&mut v, meta.created_at.cast_unsigned());
+        self.push(&v[..n]);
+        let n = put_varint(&mut v, meta.updated_at.cast_unsigned());
+        self.push(&v[..n]);
+        let n = put_varint(&mut v, meta.version);
+        self.push(&v[..n]);
+        self.tags(meta);
+    }
+
+    /// The tags of versions 3 and 4 (flags bit 1 says they follow).
+    fn tags(&mut self, meta: &Metadata) {
+        if meta.tags.is_empty() {
+            return;
+        }
+        let mut v = [0u8; 10];
+        let n = put_varint(&mut v, meta.tags.len() as u64);
+        self.rest.extend_from_slice(&v[..n]);
+        for t in &meta.tags {
+            let n = put_varint(&mut v, t.len() as u64);
             self.rest.extend_from_slice(&v[..n]);
-            for t in &meta.tags {
-                let n = put_varint(&mut v, t.len() as u64);
-                self.rest.extend_from_slice(&v[..n]);
-                self.rest.extend_from_slice(t.as_bytes());
-            }
+            self.rest.extend_from_slice(t.as_bytes());
         }
     }
 
@@ -166,7 +212,7 @@ fn corrupt() -> Error {
 enum StoredMeta<'a> {
     /// Versions 1 and 2: a BSON document.
     Bson(&'a [u8]),
-    /// Version 3.
+    /// Versions 3 and 4.
     Compact(Metadata),
 }
 
@@ -177,6 +223,7 @@ fn split(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[u8])>
         Some(&RECORD_V1) => 1,
         Some(&RECORD_V2) => 9,
         Some(&RECORD_V3) => return split_compact(record, decode),
+        Some(&RECORD_V4) => return split_lean(record, decode),
         _ => return Err(corrupt()),
     };
     let len_bytes = record.get(len_at..len_at + 4).ok_or_else(corrupt)?;
@@ -203,8 +250,55 @@ fn split_compact(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>,
         return Err(corrupt());
     }
     let created_at = i64_at(10)?;
+    let expires_at = (expires_at != NO_EXPIRY).then_some(expires_at);
     let mut at = 18;
     let delta = unzigzag(get_varint(record, &mut at).ok_or_else(corrupt)?);
+    let times = Times {
+        created_at,
+        updated_at: created_at.wrapping_add(delta),
+        expires_at,
+    };
+    compact_rest(record, at, flags, times, decode)
+}
+
+fn split_lean(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[u8])> {
+    let flags = *record.get(1).ok_or_else(corrupt)?;
+    if flags & !(EPHEMERAL | TAGS | EXPIRES) != 0 {
+        return Err(corrupt());
+    }
+    let mut at = 2;
+    let expires_at = if flags & EXPIRES != 0 {
+        let b = record.get(2..10).ok_or_else(corrupt)?;
+        at = 10;
+        Some(i64::from_le_bytes(b.try_into().map_err(|_| corrupt())?))
+    } else {
+        None
+    };
+    let mut time = || get_varint(record, &mut at).map(u64::cast_signed);
+    let times = Times {
+        created_at: time().ok_or_else(corrupt)?,
+        updated_at: time().ok_or_else(corrupt)?,
+        expires_at,
+    };
+    compact_rest(record, at, flags, times, decode)
+}
+
+/// The times of a version 3 or 4 record.
+struct Times {
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+}
+
+/// The rest of a version 3 or 4 record from `at` (after its times: the varint of the
+/// version, the tags, the body).
+fn compact_rest(
+    record: &[u8],
+    mut at: usize,
+    flags: u8,
+    times: Times,
+    decode: bool,
+) -> Result<(Option<StoredMeta<'_>>, &[u8])> {
     let version = get_varint(record, &mut at).ok_or_else(corrupt)?;
     let mut tags = Vec::new();
     if flags & TAGS != 0 {
@@ -223,27 +317,34 @@ fn split_compact(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>,
             at = end;
         }
     }
-    let meta = decode.then(|| {
-        StoredMeta::Compact(Metadata {
-            created_at,
-            updated_at: created_at.wrapping_add(delta),
-            version,
-            expires_at: (expires_at != NO_EXPIRY).then_some(expires_at),
-            ephemeral: flags & EPHEMERAL != 0,
-            tags,
-        })
-    });
+    let meta = decode.then_some(StoredMeta::Compact(Metadata {
+        created_at: times.created_at,
+        updated_at: times.updated_at,
+        version,
+        expires_at: times.expires_at,
+        ephemeral: flags & EPHEMERAL != 0,
+        tags,
+    }));
     Ok((meta, &record[at..]))
 }
 
-/// When the document expires (ms since the epoch), read from the fixed offset.
+/// When the document expires (ms since the epoch), read without decoding the metadata: at
+/// its fixed offset, or (version 4) after the flags when they say it is there.
 pub(crate) fn expires_at(record: &[u8]) -> Option<i64> {
-    if let Some(&(RECORD_V2 | RECORD_V3)) = record.first() {
-        let b: [u8; 8] = record.get(1..9)?.try_into().ok()?;
-        let t = i64::from_le_bytes(b);
-        return (t != NO_EXPIRY).then_some(t);
+    match record.first() {
+        Some(&(RECORD_V2 | RECORD_V3)) => {
+            let b: [u8; 8] = record.get(1..9)?.try_into().ok()?;
+            let t = i64::from_le_bytes(b);
+            (t != NO_EXPIRY).then_some(t)
+        }
+        Some(&RECORD_V4) => {
+            if record.get(1)? & EXPIRES == 0 {
+                return None;
+            }
+            Some(i64::from_le_bytes(record.get(2..10)?.try_into().ok()?))
+        }
+        _ => decode_meta(record).ok()?.expires_at,
     }
-    decode_meta(record).ok()?.expires_at
 }
 
 /// Whether the document is visible at `now`: not expired.
@@ -296,7 +397,19 @@ pub(crate) fn body_json(record: &[u8]) -> Result<String> {
 mod tests {
     use super::*;
 
-    const BOTH: [RecordVersion; 2] = [RecordVersion::Bson, RecordVersion::Compact];
+    const ALL: [RecordVersion; 3] = [
+        RecordVersion::Bson,
+        RecordVersion::Compact,
+        RecordVersion::Lean,
+    ];
+
+    fn tag_of(version: RecordVersion) -> u8 {
+        match version {
+            RecordVersion::Bson => 2,
+            RecordVersion::Compact => 3,
+            RecordVersion::Lean => 4,
+        }
+    }
 
     fn metas() -> Vec<Metadata> {
         vec![
@@ -322,12 +435,12 @@ mod tests {
     }
 
     #[test]
-    fn both_versions_round_trip_and_expiry_is_read_without_decoding() {
+    fn every_version_round_trips_and_expiry_is_read_without_decoding() {
         let body = bson::doc! {"_id": "a", "n": 1}.to_vec().unwrap();
-        for version in BOTH {
+        for version in ALL {
             for meta in metas() {
                 let rec = encode(&meta, &body, version).unwrap();
-                assert_eq!(rec[0], if version == RecordVersion::Bson { 2 } else { 3 });
+                assert_eq!(rec[0], tag_of(version));
                 assert_eq!(decode_meta(&rec).unwrap(), meta, "{version:?}");
                 assert_eq!(body_bytes(&rec).unwrap(), &body[..]);
                 assert_eq!(expires_at(&rec), meta.expires_at);
@@ -340,8 +453,29 @@ mod tests {
         assert_eq!(
             fresh.len() - body.len(),
             20,
-            "a new document's metadata is 20 bytes"
+            "a new document's metadata is 20 bytes in version 3"
         );
+        let lean = encode(&metas()[0], &body, RecordVersion::Lean).unwrap();
+        assert_eq!(
+            lean.len() - body.len(),
+            15,
+            "and 15 in version 4 (no expiry, times of 2025)"
+        );
+        let expiring = Metadata {
+            expires_at: Some(1_764_000_000_000),
+            ..metas()[0].clone()
+        };
+        let lean = encode(&expiring, &body, RecordVersion::Lean).unwrap();
+        assert_eq!(lean.len() - body.len(), 23, "an expiry adds its 8 bytes");
+        // An update (a later time, the next version) keeps a version 4 record's size.
+        let updated = Metadata {
+            updated_at: 1_764_000_000_000 + 86_400_000,
+            version: 2,
+            ..metas()[0].clone()
+        };
+        let fresh = encode(&metas()[0], &body, RecordVersion::Lean).unwrap();
+        let later = encode(&updated, &body, RecordVersion::Lean).unwrap();
+        assert_eq!(later.len(), fresh.len());
         let old = encode(&metas()[0], &body, RecordVersion::Bson).unwrap();
         assert_eq!(old.len() - body.len(), 99);
     }
@@ -362,7 +496,7 @@ mod tests {
     fn damaged_records_are_corrupt_not_a_panic() {
         let body = bson::doc! {"_id": "a"}.to_vec().unwrap();
         assert!(split(&[2, 0, 0], true).is_err());
-        for version in BOTH {
+        for version in ALL {
             let rec = encode(&metas()[2], &body, version).unwrap();
             let head = rec.len() - body.len();
             // Every cut inside the metadata is refused; a cut in the body is the body's to find.
@@ -376,6 +510,12 @@ mod tests {
         let mut rec = encode(&metas()[0], &body, RecordVersion::Compact).unwrap();
         rec[9] = 0x80;
         assert!(matches!(decode_meta(&rec), Err(Error::Corrupt(_))));
+        // Version 4: unknown flags, and an expiry flag on a record too short to hold it.
+        let mut rec = encode(&metas()[0], &body, RecordVersion::Lean).unwrap();
+        rec[1] = 0x08;
+        assert!(matches!(decode_meta(&rec), Err(Error::Corrupt(_))));
+        assert!(decode_meta(&[4, EXPIRES, 0, 0]).is_err());
+        assert_eq!(expires_at(&[4, EXPIRES, 0, 0]), None);
         // An eleven-byte varint (more than 64 bits) is refused.
         let mut rec = encode(&metas()[0], &body, RecordVersion::Compact).unwrap();
         rec.splice(18..19, [0xff; 10]);

@@ -173,7 +173,10 @@ impl Engine {
 
     /// The document record version this database's file takes (its format version decides).
     pub(crate) fn record_version(&self) -> RecordVersion {
-        if self.storage.format_version() >= 2 {
+        let version = self.storage.format_version();
+        if version >= crate::storage::header::LEAN_RECORDS_FORMAT {
+            RecordVersion::Lean
+        } else if version >= 2 {
             RecordVersion::Compact
         } else {
             RecordVersion::Bson

@@ -5,7 +5,7 @@
 //! ```text
 //! offset size field
 //!      0   16 magic  "NexusLite format" (ASCII, no NUL)
-//!     16    4 format_version  u32 LE (2; 1 is still read and written)
+//!     16    4 format_version  u32 LE (see FORMAT_VERSION; older ones are still read and written)
 //!     20    1 backend         u8 (1 = memlog, 2 = wasp)
 //!     21    3 reserved, zero
 //!     24    4 page_size       u32 LE (0 for wal)
@@ -20,26 +20,47 @@ use std::path::Path;
 
 pub(crate) const MAGIC: &[u8; 16] = b"NexusLite format";
 pub(crate) const HEADER_LEN: usize = 64;
-/// The newest format version, which new WASP files get. Version 2 adds compact document
-/// records (version 3, see `document::record`); a file of version 1 keeps getting version 2
-/// records, so that the builds that wrote it can still read it. Version 3 (WASP) adds
-/// clustered collections (`docs/FORMAT.md`); files of versions 1 and 2 keep creating
-/// key-ordered ones.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The format version new plain WASP files get. Version 2 added compact document records
+/// (version 3, see `document::record`); version 3 (WASP) added clustered collections
+/// (`docs/FORMAT.md`); version 6 is version 3 with lean document records (version 4: no
+/// expiry field without an expiry, the times as varints, no growth when updated). A file keeps the version
+/// it was created with and keeps getting the records and collections of that version, so
+/// that the builds that wrote it can still read it: files of versions 1 and 2 keep creating
+/// key-ordered collections, files of versions 2 to 5 keep writing version 3 records.
+pub(crate) const FORMAT_VERSION: u32 = 6;
+/// The first format version whose document records are version 4.
+pub(crate) const LEAN_RECORDS_FORMAT: u32 = 6;
 /// The format version of an encrypted WASP file: version 3 with every page from 1 on and
 /// every log record sealed, and the key slots in page 0 (`docs/FORMAT.md`, "Encryption").
 /// Builds before it refuse such a file as newer instead of failing on its pages.
 pub(crate) const ENCRYPTED_FORMAT: u32 = 4;
-/// Version 4 with AES-256-GCM instead of XChaCha20-Poly1305 (`crypto::seal::Cipher`): what a
-/// new encrypted file gets where the processor has AES instructions. Builds before it refuse
-/// such a file as newer.
+/// Version 4 with AES-256-GCM instead of XChaCha20-Poly1305 (`crypto::seal::Cipher`).
 pub(crate) const ENCRYPTED_AES_FORMAT: u32 = 5;
+/// Versions 4 and 5 with lean document records (as version 6 is version 3 with them): what
+/// new encrypted files get, 8 where the processor has AES instructions.
+pub(crate) const ENCRYPTED_LEAN_FORMAT: u32 = 7;
+pub(crate) const ENCRYPTED_AES_LEAN_FORMAT: u32 = 8;
+/// The newest format version this build reads.
+pub(crate) const NEWEST_FORMAT: u32 = ENCRYPTED_AES_LEAN_FORMAT;
 
 /// The format version of a new encrypted WASP file sealed with `cipher`.
 pub(crate) fn encrypted_format(cipher: crate::crypto::seal::Cipher) -> u32 {
     match cipher {
-        crate::crypto::seal::Cipher::XChaCha20Poly1305 => ENCRYPTED_FORMAT,
-        crate::crypto::seal::Cipher::Aes256Gcm => ENCRYPTED_AES_FORMAT,
+        crate::crypto::seal::Cipher::XChaCha20Poly1305 => ENCRYPTED_LEAN_FORMAT,
+        crate::crypto::seal::Cipher::Aes256Gcm => ENCRYPTED_AES_LEAN_FORMAT,
+    }
+}
+
+/// The cipher of a WASP file of format version `version`: `None` for a plain file.
+pub(crate) fn cipher_of_format(version: u32) -> Option<crate::crypto::seal::Cipher> {
+    match version {
+        ENCRYPTED_FORMAT | ENCRYPTED_LEAN_FORMAT => {
+            Some(crate::crypto::seal::Cipher::XChaCha20Poly1305)
+        }
+        ENCRYPTED_AES_FORMAT | ENCRYPTED_AES_LEAN_FORMAT => {
+            Some(crate::crypto::seal::Cipher::Aes256Gcm)
+        }
+        _ => None,
     }
 }
 
@@ -85,9 +106,9 @@ impl Header {
             )));
         }
         let version = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
-        if version > ENCRYPTED_AES_FORMAT {
+        if version > NEWEST_FORMAT {
             return Err(Error::unsupported(format!(
-                "{shown} was written by a newer NexusLite (format version {version}; this build reads up to {ENCRYPTED_AES_FORMAT}); it was left unchanged"
+                "{shown} was written by a newer NexusLite (format version {version}; this build reads up to {NEWEST_FORMAT}); it was left unchanged"
             )));
         }
         let backend = match bytes[20] {

@@ -2179,11 +2179,11 @@ static void test_encryption(void)
                                 "{\"name\":\"ix_" ENC_MARKER "\"}", NULL));
     CHECK_OK(nexus_stats(db, &out));
     CHECK_CONTAINS(out, "\"encrypted\":true");
-    /* The cipher this machine picks for a new file: AES-256-GCM (format 5) with AES
-     * instructions, XChaCha20-Poly1305 (format 4) without. */
+    /* The cipher this machine picks for a new file: AES-256-GCM (format 8) with AES
+     * instructions, XChaCha20-Poly1305 (format 7) without. */
     CHECK(out != NULL &&
-          ((strstr(out, "\"format_version\":5") && strstr(out, "\"cipher\":\"aes-256-gcm\"")) ||
-           (strstr(out, "\"format_version\":4") &&
+          ((strstr(out, "\"format_version\":8") && strstr(out, "\"cipher\":\"aes-256-gcm\"")) ||
+           (strstr(out, "\"format_version\":7") &&
             strstr(out, "\"cipher\":\"xchacha20-poly1305\""))));
     CHECK(out != NULL && strstr(out, "PRIVATE") == NULL); /* no key material in stats */
     nexus_free(out);

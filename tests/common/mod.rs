@@ -95,6 +95,16 @@ pub fn key_from_env(var: &str) -> Option<nexus::crypto::PrivatePem> {
     Some(nexus::crypto::PrivatePem::new(pem))
 }
 
+/// Rewrites the format version in the (plain, checksummed) header of a closed database, as
+/// an earlier build would have written it.
+pub fn set_format_version(path: &Path, version: u32) {
+    let mut b = std::fs::read(path).unwrap();
+    b[16..20].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32fast::hash(&b[0..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, &b).unwrap();
+}
+
 /// Where `needle` first occurs in `hay`.
 pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;

@@ -88,11 +88,11 @@ fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
 
-/// Both ciphers: AES-256-GCM (format version 5, what this machine's default picks where the
-/// processor has AES instructions) and XChaCha20-Poly1305 (version 4).
+/// Both ciphers: AES-256-GCM (format version 8, what this machine's default picks where the
+/// processor has AES instructions) and XChaCha20-Poly1305 (version 7).
 #[test]
 fn nothing_readable_on_disk_before_and_after_checkpoint() {
-    for (cipher, version) in [(Cipher::Aes256Gcm, 5), (Cipher::XChaCha20Poly1305, 4)] {
+    for (cipher, version) in [(Cipher::Aes256Gcm, 8), (Cipher::XChaCha20Poly1305, 7)] {
         nothing_readable_on_disk_with(cipher, version);
     }
 }
@@ -145,8 +145,8 @@ fn the_cipher_is_chosen_at_creation() {
     let dir = tempfile::tempdir().unwrap();
     let k = key();
     for (cipher, other, version) in [
-        (Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm, 4),
-        (Cipher::Aes256Gcm, Cipher::XChaCha20Poly1305, 5),
+        (Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm, 7),
+        (Cipher::Aes256Gcm, Cipher::XChaCha20Poly1305, 8),
     ] {
         let path = tmp(&dir, &format!("{}.db", cipher.name()));
         let open = |c: Option<Cipher>| {
@@ -789,4 +789,46 @@ fn copies_encrypted_to_other_keys_and_decrypted() {
         Database::open(&only_b, with_key(&a)).err().unwrap(),
         Error::Crypto(_)
     ));
+}
+
+/// An encrypted file of an earlier build (format version 5: AES-256-GCM and version 3 document
+/// records) keeps its version and the records its build reads, 5 bytes of metadata a
+/// document more than a new file's (version 8, lean records); a header whose version names
+/// the other cipher than the key slots is refused.
+#[test]
+fn encrypted_files_of_format_5_keep_their_version_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key();
+    let opts = || OpenOptions {
+        encryption_cipher: Some(Cipher::Aes256Gcm),
+        ..with_key(&k)
+    };
+    let mut data_bytes = Vec::new();
+    for version in [8u32, 5] {
+        let path = tmp(&dir, &format!("v{version}.db"));
+        Database::open(&path, opts()).unwrap().close().unwrap();
+        if version == 5 {
+            crate::common::set_format_version(&path, 5);
+        }
+        let db = Database::open(&path, with_key(&k)).unwrap();
+        db.collection("c")
+            .insert(Document::from_json(r#"{"_id": "x", "n": 1}"#).unwrap())
+            .unwrap();
+        let stats = db.stats().unwrap();
+        assert_eq!(stats["storage"]["format_version"], version, "{stats}");
+        data_bytes.push(stats["storage"]["data_bytes"].as_u64().unwrap());
+        db.close().unwrap();
+        let db = Database::open(&path, with_key(&k)).unwrap();
+        let got = db.collection("c").find_one(&doc! {"_id": "x"}).unwrap();
+        assert_eq!(got.unwrap().as_bson().get_i32("n").unwrap(), 1);
+        assert_eq!(db.stats().unwrap()["storage"]["format_version"], version);
+        db.close().unwrap();
+        if version == 5 {
+            crate::common::set_format_version(&path, 7);
+            let e = Database::open(&path, with_key(&k)).unwrap_err();
+            assert!(matches!(e, Error::Corrupt(_)), "{e}");
+            assert!(e.to_string().contains("does not match the cipher"), "{e}");
+        }
+    }
+    assert_eq!(data_bytes[1] - data_bytes[0], 5, "{data_bytes:?}");
 }

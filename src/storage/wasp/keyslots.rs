@@ -1,4 +1,4 @@
-//! The key slots of an encrypted file (format versions 4 and 5): the file identity, the
+//! The key slots of an encrypted file (format versions 4, 5, 7 and 8): the file identity, the
 //! cipher, and the data key
 //! wrapped for each recipient, in the clear in page 0 after the header. Two copies, each
 //! with a generation and a checksum, as the manifest has: a change writes the copy the
@@ -8,7 +8,7 @@
 //! ```text
 //! copy c (c = generation mod 2) at HEADER_LEN + c * area, area = (page_size - 64) / 2
 //!  0 "NXKEYS02" | 8 generation u64 | 16 file id [16] | 32 cipher u8 | 33 0 0 0
-//!  (cipher 1: XChaCha20-Poly1305, format version 4; 2: AES-256-GCM, format version 5)
+//!  (cipher 1: XChaCha20-Poly1305, format versions 4 and 7; 2: AES-256-GCM, 5 and 8)
 //!  36 count u32 | 40 slots, each: length u16, kind u8, body
 //!  | mac [32]: HMAC-SHA256 under a key derived from the data key, of everything before it
 //!  | crc32 of everything before it
@@ -37,9 +37,9 @@ pub(crate) fn key_needed(what: &str) -> Error {
 }
 
 const MAGIC: &[u8; 8] = b"NXKEYS02";
-/// XChaCha20-Poly1305 pages and records (format version 4).
+/// XChaCha20-Poly1305 pages and records (format versions 4 and 7).
 const CIPHER_XCHACHA: u8 = 1;
-/// AES-256-GCM pages and records (format version 5).
+/// AES-256-GCM pages and records (format versions 5 and 8).
 const CIPHER_AES_GCM: u8 = 2;
 
 fn cipher_id(c: seal::Cipher) -> u8 {

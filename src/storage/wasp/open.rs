@@ -18,7 +18,7 @@ use crate::storage::fault::Faults;
 use crate::storage::file::{DbFile, LockMode, LogFile};
 use crate::storage::group::GroupSync;
 use crate::storage::header::{
-    encrypted_format, Header, ENCRYPTED_FORMAT, FORMAT_VERSION, HEADER_LEN,
+    cipher_of_format, encrypted_format, Header, FORMAT_VERSION, HEADER_LEN,
 };
 use crate::storage::log::{log_path_for, write_new_log, LogHeader, LogRecovery, Recovery};
 use crate::storage::{log, StorageEngine};
@@ -543,14 +543,14 @@ fn unlock(
     unlock: Option<&Unlock>,
     what: &str,
 ) -> Result<Option<Arc<Sealer>>> {
-    if header.format_version < ENCRYPTED_FORMAT {
+    let Some(cipher) = cipher_of_format(header.format_version) else {
         return match unlock {
             None => Ok(None),
             Some(_) => Err(super::keyslots::not_encrypted(what)),
         };
-    }
+    };
     let keys = KeySlots::read(page0, what)?;
-    if encrypted_format(keys.cipher) != header.format_version {
+    if keys.cipher != cipher {
         return Err(Error::Corrupt(format!(
             "{what}: the header's format version {} does not match the cipher of the key slots ({})",
             header.format_version,
