@@ -2,8 +2,9 @@
 # Encrypted NexusLite vs plain NexusLite vs SQLCipher (issue #20), `make bench` (never part of
 # `make test`), after `make lib`. Writes benchmarks/encryption.md (BENCH_OUT overrides).
 #
-# Runs the `table` phase of bench/defaults_bench.c (its header says what each row does) three
-# times, each engine in a process of its own, in one run: NexusLite on the defaults,
+# Runs the `table` phase of bench/defaults_bench.c (its header says what each row does) for
+# three engines, each in a process of its own, in BENCH_TABLE_ROUNDS [3] rounds of the three
+# in turn (about 30 s a round at full size; the report gives medians): NexusLite on the defaults,
 # NexusLite on the defaults plus `encryption_key` (a P-256 key made here), and SQLCipher
 # (Debian's libsqlcipher-dev, installed here when missing: the same harness compiled against
 # it, `PRAGMA key` with a passphrase, its defaults otherwise; WAL and synchronous as for
@@ -46,20 +47,25 @@ gcc -std=c11 -O2 -Wall -Wextra -Werror -DBENCH_SQLCIPHER -I/usr/include/sqlciphe
 target/release/nexus keygen "$WORK/bench.key" "$WORK/bench.pub" >/dev/null
 RES=$WORK/results.txt
 : >"$RES"
-run() { # LABEL BINARY ENGINE [env...]
-    local label=$1 bin=$2 engine=$3
-    shift 3
+run() { # LABEL ROUND BINARY ENGINE [env...]
+    local label=$1 round=$2 bin=$3 engine=$4
+    shift 4
     local dir=$WORK/$label
     mkdir -p "$dir"
-    env "$@" "$bin" table "$engine" "$dir" | grep -v '^#' | sed "s/^/$label /" >>"$RES"
+    env "$@" "$bin" table "$engine" "$dir" | grep -v '^#' | sed "s/^/$label $round /" >>"$RES"
     rm -rf "$dir"
 }
-echo "== plain NexusLite" >&2
-run plain target/bench/defaults_bench nexus
-echo "== encrypted NexusLite" >&2
-run encrypted target/bench/defaults_bench nexus BENCH_KEY_FILE="$WORK/bench.key"
-echo "== SQLCipher" >&2
-run sqlcipher target/bench/defaults_bench_sqlcipher sqlite
+# The whole table BENCH_TABLE_ROUNDS [3] times, the three engines in turn each round: on a
+# shared machine one pass moves a row by 20-30% either way, so the table gives each engine's
+# median and the median of the per-round ratios (an engine is compared with the others of
+# its own round, run minutes apart, not with another round's).
+TABLE_ROUNDS=${BENCH_TABLE_ROUNDS:-3}
+for round in $(seq "$TABLE_ROUNDS"); do
+    echo "== round $round: plain NexusLite, encrypted NexusLite, SQLCipher" >&2
+    run plain "$round" target/bench/defaults_bench nexus
+    run encrypted "$round" target/bench/defaults_bench nexus BENCH_KEY_FILE="$WORK/bench.key"
+    run sqlcipher "$round" target/bench/defaults_bench_sqlcipher sqlite
+done
 
 # The sync-full commit row again, in alternation: the disk's fsync rate moves a lot on a
 # shared machine (a tenfold swing within minutes), so one pass per engine can land on a slow
@@ -85,20 +91,25 @@ done
 
 # The cipher a new encrypted file gets here (crypto::seal::Cipher::preferred).
 if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
-    CIPHER="AES-256-GCM, format version 5: this processor has AES and carry-less multiply instructions"
+    CIPHER="AES-256-GCM, format version 8: this processor has AES and carry-less multiply instructions"
 else
-    CIPHER="XChaCha20-Poly1305, format version 4: this processor lacks AES or carry-less multiply instructions"
+    CIPHER="XChaCha20-Poly1305, format version 7: this processor lacks AES or carry-less multiply instructions"
 fi
 export CIPHER
 RUN_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') RUN_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) RUN_SCALE=$SCALE
-export RUN_DATE RUN_COMMIT RUN_SCALE
+export RUN_DATE RUN_COMMIT RUN_SCALE TABLE_ROUNDS
 python3 - "$RES" "$OUT" "$(bench_machine "$WORK")" "$ALT" <<'PY'
 import os, statistics, sys
 res, out, machine, alt = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-v = {}
+per_round = {}  # (label, key) -> {round: value}
 for line in open(res):
-    label, key, val = line.split()
-    v[(label, key)] = float(val)
+    label, rnd, key, val = line.split()
+    per_round.setdefault((label, key), {})[int(rnd)] = float(val)
+v = {k: statistics.median(xs.values()) for k, xs in per_round.items()}
+def ratios(a, b, key):
+    """The per-round ratios a/b of `key` (rounds where both ran)."""
+    xa, xb = per_round.get((a, key), {}), per_round.get((b, key), {})
+    return [xa[r] / xb[r] for r in sorted(xa) if r in xb and xb[r]]
 runs = {}
 for line in open(alt):
     label, key, val = line.split()
@@ -124,7 +135,10 @@ def f(x):
 lines = ["# Encryption at rest: encrypted NexusLite vs plain NexusLite vs SQLCipher", "",
          "Written by `scripts/bench-encryption.sh` (`make bench`), all three in one run, each engine in",
          "a process of its own, through the C ABI (`bench/defaults_bench.c`, phase `table`: 200,000",
-         "documents of ~200 bytes with string ids unless scaled). NexusLite runs on its defaults; the",
+         "documents of ~200 bytes with string ids unless scaled), in "
+         f"{os.environ['TABLE_ROUNDS']} rounds of the three in turn: each engine's column is its",
+         "median, each ratio the median of the rounds' own ratios (every round's ratios are listed",
+         "under the table). NexusLite runs on its defaults; the",
          "encrypted row adds only the open option `encryption_key` (a P-256 key; pages and log records",
          f"sealed with {os.environ['CIPHER']}). SQLCipher is Debian's libsqlcipher 3.4.1 (`PRAGMA key` with a",
          "passphrase, its defaults otherwise: AES-256-CBC + HMAC-SHA1 per 1 KiB page) in WAL mode with",
@@ -137,24 +151,33 @@ lines = ["# Encryption at rest: encrypted NexusLite vs plain NexusLite vs SQLCip
          f"Run {os.environ['RUN_DATE']}, commit {os.environ['RUN_COMMIT']}, BENCH_SCALE {os.environ['RUN_SCALE']}.", "",
          "| workload | plain | encrypted | SQLCipher | encrypted / plain | encrypted / SQLCipher | targets |",
          "|---|---|---|---|---|---|---|"]
-def verdict(key, p, e, s):
+def verdict(key, ep, es):
+    """`met` or what missed, from the ratios encrypted / plain and encrypted / SQLCipher."""
     if key.startswith("alt_disk"):
         return "(the disk)"
     lower = key.startswith("file_bytes")
     miss = []
-    if (e / p > 1.15) if lower else (e / p < 0.85):
+    if (ep > 1.15) if lower else (ep < 0.85):
         miss.append("vs plain")
-    if s and ((e > s) if lower else (e <= s)):
+    if es is not None and ((es > 1) if lower else (es <= 1)):
         miss.append("vs SQLCipher")
     return "met" if not miss else "missed (" + ", ".join(miss) + ")"
+round_lines = ["", "Every round's ratios (encrypted / plain; encrypted / SQLCipher), in the order run:", ""]
 for name, key in rows:
     p, e, s = (v.get((l, key)) for l in ("plain", "encrypted", "sqlcipher"))
     if None in (p, e) or p == 0:
         continue
+    ep, es = ratios("encrypted", "plain", key), ratios("encrypted", "sqlcipher", key)
+    rp = statistics.median(ep) if ep else e / p
+    if per_round.get(("plain", key)):
+        round_lines.append(f"- {name}: " + ", ".join(f"{x:.2f}" for x in ep)
+                           + ("; " + ", ".join(f"{x:.2f}" for x in es) if es else ""))
     if s is None or s == 0:
-        lines.append(f"| {name} | {f(p)} | {f(e)} | - | {e/p:.2f}x | - | {verdict(key, p, e, None)} |")
+        lines.append(f"| {name} | {f(p)} | {f(e)} | - | {rp:.2f}x | - | {verdict(key, rp, None)} |")
     else:
-        lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {e/p:.2f}x | {e/s:.2f}x | {verdict(key, p, e, s)} |")
+        rs = statistics.median(es) if es else e / s
+        lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {rp:.2f}x | {rs:.2f}x | {verdict(key, rp, rs)} |")
+lines += round_lines
 alt_lines = ["", "Alternated sync-full runs (`durable` phase, one line per run, in the order run):", ""]
 for (label, key), xs in sorted(runs.items()):
     alt_lines.append(f"- {label} {key}: " + ", ".join(f(x) for x in xs))
