@@ -121,9 +121,9 @@ pub enum Domain {
 /// (the header's format version records it, `docs/FORMAT.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cipher {
-    /// XChaCha20-Poly1305 (format version 4).
+    /// XChaCha20-Poly1305 (format versions 4 and 7).
     XChaCha20Poly1305,
-    /// AES-256-GCM under a unit key per nonce prefix (format version 5).
+    /// AES-256-GCM under a unit key per nonce prefix (format versions 5 and 8).
     Aes256Gcm,
 }
 

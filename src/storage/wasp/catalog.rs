@@ -27,7 +27,7 @@ pub(crate) struct Clustered {
     pub next_rid: u64,
 }
 
-/// Catalog entry kinds: a key-ordered table, a clustered one (format version 3).
+/// Catalog entry kinds: a key-ordered table, a clustered one (format version 3 and later).
 pub(super) const CATALOG_KIND_ORDERED: u8 = 1;
 pub(super) const CATALOG_KIND_CLUSTERED: u8 = 2;
 
