@@ -3,7 +3,7 @@
 # `make test`), after `make lib`. Writes benchmarks/encryption.md (BENCH_OUT overrides).
 #
 # Runs the `table` phase of bench/defaults_bench.c (its header says what each row does) for
-# three engines, each in a process of its own, in BENCH_TABLE_ROUNDS [3] rounds of the three
+# three engines, each in a process of its own, in BENCH_TABLE_ROUNDS [5] rounds of the three
 # in turn (about 30 s a round at full size; the report gives medians): NexusLite on the defaults,
 # NexusLite on the defaults plus `encryption_key` (a P-256 key made here), and SQLCipher
 # (Debian's libsqlcipher-dev, installed here when missing: the same harness compiled against
@@ -55,11 +55,11 @@ run() { # LABEL ROUND BINARY ENGINE [env...]
     env "$@" "$bin" table "$engine" "$dir" | grep -v '^#' | sed "s/^/$label $round /" >>"$RES"
     rm -rf "$dir"
 }
-# The whole table BENCH_TABLE_ROUNDS [3] times, the three engines in turn each round: on a
+# The whole table BENCH_TABLE_ROUNDS [5] times, the three engines in turn each round: on a
 # shared machine one pass moves a row by 20-30% either way, so the table gives each engine's
 # median and the median of the per-round ratios (an engine is compared with the others of
 # its own round, run minutes apart, not with another round's).
-TABLE_ROUNDS=${BENCH_TABLE_ROUNDS:-3}
+TABLE_ROUNDS=${BENCH_TABLE_ROUNDS:-5}
 for round in $(seq "$TABLE_ROUNDS"); do
     echo "== round $round: plain NexusLite, encrypted NexusLite, SQLCipher" >&2
     run plain "$round" target/bench/defaults_bench nexus
