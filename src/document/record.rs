@@ -51,8 +51,8 @@ pub(crate) enum RecordVersion {
     Bson,
     /// Version 3 (compact metadata), for files of format versions 2 to 5.
     Compact,
-    /// Version 4 (compact metadata, no expiry field unless there is an expiry, the creation
-    /// time as a varint), for files of format version 6 and later.
+    /// Version 4 (compact metadata, no expiry field unless there is an expiry, both times as
+    /// varints so that updates keep the size), for files of format version 6 and later.
     Lean,
 }
 
@@ -240,10 +240,7 @@ fn split(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[u8])>
 }
 
 fn split_compact(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[u8])> {
-    let i64_at = |at: usize| -> Result<i64> {
-        let b = record.get(at..at + 8).ok_or_else(corrupt)?;
-        Ok(i64::from_le_bytes(b.try_into().map_err(|_| corrupt())?))
-    };
+    let i64_at = |at: usize| i64_le(record, at).ok_or_else(corrupt);
     let expires_at = i64_at(1)?;
     let flags = *record.get(9).ok_or_else(corrupt)?;
     if flags & !(EPHEMERAL | TAGS) != 0 {
@@ -266,13 +263,10 @@ fn split_lean(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[
     if flags & !(EPHEMERAL | TAGS | EXPIRES) != 0 {
         return Err(corrupt());
     }
-    let mut at = 2;
-    let expires_at = if flags & EXPIRES != 0 {
-        let b = record.get(2..10).ok_or_else(corrupt)?;
-        at = 10;
-        Some(i64::from_le_bytes(b.try_into().map_err(|_| corrupt())?))
+    let (expires_at, mut at) = if flags & EXPIRES != 0 {
+        (Some(i64_le(record, 2).ok_or_else(corrupt)?), 10)
     } else {
-        None
+        (None, 2)
     };
     let mut time = || get_varint(record, &mut at).map(u64::cast_signed);
     let times = Times {
@@ -281,6 +275,11 @@ fn split_lean(record: &[u8], decode: bool) -> Result<(Option<StoredMeta<'_>>, &[
         expires_at,
     };
     compact_rest(record, at, flags, times, decode)
+}
+
+/// The little-endian i64 at `at`; `None` when the record is too short.
+fn i64_le(record: &[u8], at: usize) -> Option<i64> {
+    Some(i64::from_le_bytes(record.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// The times of a version 3 or 4 record.
@@ -332,17 +331,9 @@ fn compact_rest(
 /// its fixed offset, or (version 4) after the flags when they say it is there.
 pub(crate) fn expires_at(record: &[u8]) -> Option<i64> {
     match record.first() {
-        Some(&(RECORD_V2 | RECORD_V3)) => {
-            let b: [u8; 8] = record.get(1..9)?.try_into().ok()?;
-            let t = i64::from_le_bytes(b);
-            (t != NO_EXPIRY).then_some(t)
-        }
-        Some(&RECORD_V4) => {
-            if record.get(1)? & EXPIRES == 0 {
-                return None;
-            }
-            Some(i64::from_le_bytes(record.get(2..10)?.try_into().ok()?))
-        }
+        Some(&(RECORD_V2 | RECORD_V3)) => i64_le(record, 1).filter(|&t| t != NO_EXPIRY),
+        Some(&RECORD_V4) if record.get(1)? & EXPIRES == 0 => None,
+        Some(&RECORD_V4) => i64_le(record, 2),
         _ => decode_meta(record).ok()?.expires_at,
     }
 }
@@ -475,7 +466,7 @@ mod tests {
         };
         let fresh = encode(&metas()[0], &body, RecordVersion::Lean).unwrap();
         let later = encode(&updated, &body, RecordVersion::Lean).unwrap();
-        assert_eq!(later.len(), fresh.len());
+        assert_eq!(later.len(), fresh.len(), "an update keeps the size");
         let old = encode(&metas()[0], &body, RecordVersion::Bson).unwrap();
         assert_eq!(old.len() - body.len(), 99);
     }

@@ -23,10 +23,11 @@ pub(crate) const HEADER_LEN: usize = 64;
 /// The format version new plain WASP files get. Version 2 added compact document records
 /// (version 3, see `document::record`); version 3 (WASP) added clustered collections
 /// (`docs/FORMAT.md`); version 6 is version 3 with lean document records (version 4: no
-/// expiry field without an expiry, the times as varints, no growth when updated). A file keeps the version
-/// it was created with and keeps getting the records and collections of that version, so
-/// that the builds that wrote it can still read it: files of versions 1 and 2 keep creating
-/// key-ordered collections, files of versions 2 to 5 keep writing version 3 records.
+/// expiry field without an expiry, the times as varints, no growth when updated). A file
+/// keeps the version it was created with and keeps getting the records and collections of
+/// that version, so that the builds that wrote it can still read it: files of versions 1
+/// and 2 keep creating key-ordered collections, files of versions 2 to 5 keep writing
+/// version 3 records.
 pub(crate) const FORMAT_VERSION: u32 = 6;
 /// The first format version whose document records are version 4.
 pub(crate) const LEAN_RECORDS_FORMAT: u32 = 6;
