@@ -44,6 +44,13 @@
  *             BENCH_SWEEP_GETS [200000] random gets over the W documents, uniform and
  *             Zipf(0.99) keys (drawn before each timed pass), each after a warm-up pass of
  *             the same length.
+ *   pair      (scripts/bench-encryption.sh; engine `nexus`, BENCH_KEY_FILE set) plain and
+ *             encrypted NexusLite in this one process: the table's rows other than the
+ *             sync-full updates and the index build, in BENCH_PAIR_SLICES [10] alternating
+ *             slices (see phase_pair).
+ *   durable-trio (the SQLCipher build, BENCH_KEY_FILE set) sync-full single updates of plain
+ *             NexusLite, encrypted NexusLite and SQLCipher taking turns in this one process
+ *             (see phase_durable_trio).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -105,11 +112,13 @@ static void path_of(char *buf, size_t cap, const char *name)
 /* The encryption rows (scripts/bench-encryption.sh): with BENCH_KEY_FILE set, NexusLite
  * opens with `encryption_key` (the PEM in that file) added to the row's options, and the
  * SQLCipher build of this harness (BENCH_SQLCIPHER) keys SQLite with a passphrase. */
+static int UNKEYED; /* plain NexusLite beside encrypted (pair, durable-trio): with_key adds no key */
+
 static const char *with_key(const char *opts)
 {
     static char buf[4096];
     const char *file = getenv("BENCH_KEY_FILE");
-    if (!file)
+    if (!file || UNKEYED)
         return opts;
     FILE *f = fopen(file, "r");
     if (!f) {
@@ -244,12 +253,13 @@ static void inc_score(conn *c, const char *id)
     }
 }
 
-/* Loads `n` documents with ids id00000000.. in 1,000-document transactions; docs/s. */
-static double load_seq(conn *c, long n, int long_bio)
+/* Loads documents `from` to `n` - 1 (ids id00000000..) in 1,000-document transactions;
+ * docs/s. */
+static double load_range(conn *c, long from, long n, int long_bio)
 {
     char id[32], buf[512];
     double t0 = now_s();
-    for (long i = 0; i < n; i += 1000) {
+    for (long i = from; i < n; i += 1000) {
         begin(c);
         for (long j = i; j < i + 1000 && j < n; j++) {
             doc_id(id, sizeof id, j);
@@ -258,8 +268,11 @@ static double load_seq(conn *c, long n, int long_bio)
         }
         commit(c);
     }
-    return (double)n / (now_s() - t0);
+    return (double)(n - from) / (now_s() - t0);
 }
+
+/* Loads `n` documents with ids id00000000..; docs/s. */
+static double load_seq(conn *c, long n, int long_bio) { return load_range(c, 0, n, long_bio); }
 
 /* Bytes of every file of database `name`: NexusLite NAME.db, NAME.wasp and NAME.wasp-shm,
  * SQLite the file and its -wal and -shm. */
@@ -688,6 +701,215 @@ static void phase_sweep(const char *engine, long w)
     conn_close(&c);
 }
 
+/* ---- phase: plain and encrypted in alternation ---- */
+
+/* One slice of row `row` on `c`: its rate (`n` operations of the row). */
+static double pair_slice(conn *c, int row, long n, long docs, uint64_t *rng)
+{
+    char id[32], q[128];
+    size_t total = 0;
+    long done = row == 3 ? 0 : row == 4 ? n * docs : n; /* find by age: rows; count: docs */
+    double t0 = now_s();
+    for (long k = 0; k < n; k++) {
+        long i = (long)(next_rand(rng) % (uint64_t)docs);
+        switch (row) {
+        case 0:
+            doc_id(id, sizeof id, i);
+            total += get(c, id);
+            break;
+        case 1:
+            doc_id(id, sizeof id, i);
+            inc_score(c, id);
+            break;
+        case 2: {
+            char *out = NULL;
+            snprintf(q, sizeof q, "{\"email\":\"user%ld@example.com\"}", i);
+            nx(nexus_find_one(c->n, "docs", q, &out), "find_one");
+            total += strlen(out);
+            nexus_free(out);
+            break;
+        }
+        case 3:
+            snprintf(q, sizeof q, "{\"age\":%ld}", 18 + i % 80);
+            done += nx_rows(c, q, &total);
+            break;
+        default:
+            total += (size_t)count_2pred(c);
+        }
+    }
+    double rate = (double)done / (now_s() - t0);
+    if (total == 0 && row != 1) {
+        fprintf(stderr, "%s: pair row %d read nothing\n", BENCH_NAME, row);
+        exit(1);
+    }
+    return rate;
+}
+
+/* Plain and encrypted NexusLite side by side in this one process (scripts/bench-encryption.sh,
+ * needs BENCH_KEY_FILE), in BENCH_PAIR_SLICES [10] slices, each running a row on the plain and
+ * on the encrypted database in turn (which goes first alternates): first the bulk load on the
+ * defaults (a tenth of the documents a slice at 10 slices, 1,000 per transaction, as the table
+ * phase loads), 3 filtered counts a slice (a scan of every row, no index yet), then both
+ * reopened with sync normal and indexed on email and age (4 times, see below), then slices of
+ * gets, sync-normal updates, find_one and find by age (the table's counts divided among the
+ * slices). Prints every slice's ratio (encrypted / plain) of each
+ * row, then its medians. */
+static void phase_pair(void)
+{
+    long docs = env_long("BENCH_DOCS", 200000), slices = env_long("BENCH_PAIR_SLICES", 10);
+    enum { ROWS = 7 };
+    long per[ROWS] = {env_long("BENCH_GETS", 200000), env_long("BENCH_UPDATES_NORMAL", 20000),
+                      env_long("BENCH_LOOKUPS", 50000), env_long("BENCH_AGE_QUERIES", 200), 3 * slices, docs, 4};
+    const char *key[ROWS] = {"get_per_s",         "update_normal_per_s", "find_one_email_per_s",
+                             "find_age_rows_per_s", "count_docs_per_s", "bulk_docs_per_s",
+                             "index_build_docs_per_s"};
+    if (SQL || !getenv("BENCH_KEY_FILE") || slices < 1 || slices > 100) {
+        fprintf(stderr, "%s: pair runs engine nexus with BENCH_KEY_FILE, 1-100 slices\n", BENCH_NAME);
+        exit(2);
+    }
+    conn c[2];
+    double rate[ROWS][2][100], ratio[ROWS][100];
+    for (int e = 0; e < 2; e++) {
+        UNKEYED = !e;
+        c[e] = conn_open(e ? "pair-encrypted" : "pair-plain", "{}", 0);
+    }
+    /* The bulk load on the defaults, a slice of the documents at a time. */
+    for (long s = 0; s < slices; s++) {
+        for (int k = 0; k < 2; k++) {
+            int e = (int)((s + k) % 2);
+            rate[5][e][s] = load_range(&c[e], docs * s / slices, docs * (s + 1) / slices, 0);
+        }
+        ratio[5][s] = rate[5][1][s] / rate[5][0][s];
+    }
+    /* The filtered counts before any index (as in the table phase: a scan of every row). */
+    uint64_t rng[2] = {0x9e3779b97f4a7c15ull, 0x9e3779b97f4a7c15ull};
+    for (long s = 0; s < slices; s++) {
+        for (int k = 0; k < 2; k++) {
+            int e = (int)((s + k) % 2);
+            rate[4][e][s] = pair_slice(&c[e], 4, per[4] / slices, docs, &rng[e]);
+        }
+        ratio[4][s] = rate[4][1][s] / rate[4][0][s];
+    }
+    for (int e = 0; e < 2; e++) {
+        UNKEYED = !e;
+        conn_close(&c[e]);
+        c[e] = conn_open(e ? "pair-encrypted" : "pair-plain", "{\"sync\":\"normal\"}", 1);
+    }
+    /* The two indexes built 4 times, in the order plain, encrypted, encrypted, plain, plain,
+     * ... (dropped between builds, kept after the last). */
+    for (long s = 0; s < 4; s++) {
+        for (int k = 0; k < 2; k++) {
+            int e = (int)((s + k) % 2);
+            char *email = NULL, *age = NULL;
+            double t0 = now_s();
+            nx(nexus_create_index(c[e].n, "docs", "{\"email\":1}", NULL, &email), "create_index email");
+            nx(nexus_create_index(c[e].n, "docs", "{\"age\":1}", NULL, &age), "create_index age");
+            rate[6][e][s] = (double)docs / (now_s() - t0);
+            if (s < 3) {
+                nx(nexus_drop_index(c[e].n, "docs", email), "drop_index");
+                nx(nexus_drop_index(c[e].n, "docs", age), "drop_index");
+            }
+            nexus_free(email);
+            nexus_free(age);
+        }
+        ratio[6][s] = rate[6][1][s] / rate[6][0][s];
+    }
+    UNKEYED = 0;
+    for (long s = 0; s < slices; s++)
+        for (int r = 0; r < 4; r++) {
+            long n = per[r] / slices > 0 ? per[r] / slices : 1;
+            for (int k = 0; k < 2; k++) {
+                int e = (int)((s + k) % 2);
+                rate[r][e][s] = pair_slice(&c[e], r, n, docs, &rng[e]);
+            }
+            ratio[r][s] = rate[r][1][s] / rate[r][0][s];
+        }
+    char name[96];
+    for (int r = 0; r < ROWS; r++) {
+        long m = r == 6 ? 4 : slices;
+        for (long s = 0; s < m; s++) {
+            snprintf(name, sizeof name, "pair_slice_ratio_%s", key[r]);
+            put(name, ratio[r][s]);
+        }
+        snprintf(name, sizeof name, "pair_plain_%s", key[r]);
+        put(name, median(rate[r][0], m));
+        snprintf(name, sizeof name, "pair_encrypted_%s", key[r]);
+        put(name, median(rate[r][1], m));
+        snprintf(name, sizeof name, "pair_ratio_%s", key[r]);
+        put(name, median(ratio[r], m));
+    }
+    conn_close(&c[0]);
+    conn_close(&c[1]);
+}
+
+/* Sync-full commits of plain NexusLite, encrypted NexusLite and SQLCipher in this one process
+ * (the SQLCipher build of this harness, BENCH_KEY_FILE set; scripts/bench-encryption.sh):
+ * each loads BENCH_DURABLE_DOCS [10000] documents into a database of its own and makes 50
+ * warm-up updates, then BENCH_TRIO_SLICES [20] slices, each running BENCH_UPDATES_FULL
+ * [3000] / slices single-document updates sync full on each engine in turn (the order
+ * rotates). A commit waits for the disk, whose flush rate swings within seconds on a shared
+ * machine; taking turns puts the three on the same spells. Prints every slice's ratios
+ * (encrypted / plain, encrypted / SQLCipher), then the medians. */
+static void phase_durable_trio(void)
+{
+#ifndef BENCH_SQLCIPHER
+    fprintf(stderr, "%s: durable-trio runs in the SQLCipher build of this harness\n", BENCH_NAME);
+    exit(2);
+#endif
+    long docs = env_long("BENCH_DURABLE_DOCS", 10000), slices = env_long("BENCH_TRIO_SLICES", 20);
+    long n = env_long("BENCH_UPDATES_FULL", 3000) / slices;
+    if (!getenv("BENCH_KEY_FILE") || slices < 1 || slices > 100 || n < 1) {
+        fprintf(stderr, "%s: durable-trio needs BENCH_KEY_FILE and 1-100 slices of at least one update\n",
+                BENCH_NAME);
+        exit(2);
+    }
+    const char *names[3] = {"plain", "encrypted", "sqlcipher"};
+    conn c[3];
+    uint64_t rng[3];
+    char id[32];
+    double rate[3][100], ep[100], es[100];
+    for (int e = 0; e < 3; e++) {
+        SQL = e == 2;
+        UNKEYED = e == 0;
+        char name[32];
+        snprintf(name, sizeof name, "trio-%s", names[e]);
+        c[e] = conn_open(name, "{}", 0);
+        load_seq(&c[e], docs, 0);
+        rng[e] = 0x853c49e6748fea9bull;
+        for (long k = 0; k < 50; k++) {
+            doc_id(id, sizeof id, (long)(next_rand(&rng[e]) % (uint64_t)docs));
+            inc_score(&c[e], id);
+        }
+    }
+    for (long s = 0; s < slices; s++) {
+        for (int k = 0; k < 3; k++) {
+            int e = (int)((s + k) % 3);
+            SQL = e == 2;
+            double t0 = now_s();
+            for (long u = 0; u < n; u++) {
+                doc_id(id, sizeof id, (long)(next_rand(&rng[e]) % (uint64_t)docs));
+                inc_score(&c[e], id);
+            }
+            rate[e][s] = (double)n / (now_s() - t0);
+        }
+        ep[s] = rate[1][s] / rate[0][s];
+        es[s] = rate[1][s] / rate[2][s];
+    }
+    for (long s = 0; s < slices; s++)
+        put("trio_slice_ratio_plain", ep[s]);
+    for (long s = 0; s < slices; s++)
+        put("trio_slice_ratio_sqlcipher", es[s]);
+    for (int e = 0; e < 3; e++) {
+        char key[64];
+        snprintf(key, sizeof key, "trio_%s_durable_update_per_s", names[e]);
+        put(key, median(rate[e], slices));
+        SQL = e == 2;
+        conn_close(&c[e]);
+    }
+    put("trio_ratio_plain", median(ep, slices));
+    put("trio_ratio_sqlcipher", median(es, slices));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -710,6 +932,10 @@ int main(int argc, char **argv)
         phase_sweep_load(atol(arg));
     else if (strcmp(phase, "sweep") == 0)
         phase_sweep(engine, atol(arg));
+    else if (strcmp(phase, "pair") == 0)
+        phase_pair();
+    else if (strcmp(phase, "durable-trio") == 0)
+        phase_durable_trio();
     else {
         fprintf(stderr, "%s: unknown phase %s\n", BENCH_NAME, phase);
         return 2;
