@@ -93,7 +93,7 @@ mkdir -p "$TMPDIR"
 
 if [[ "$checker" == valgrind ]]; then
     echo "== 2. build target/cpptest/nexus_test (static libnexus.a)"
-    build "$OUT/nexus_test" -O1
+    build "$OUT/nexus_test" -O0  # the test code only (see tests/sanitizers/common.sh on -O0)
     echo "== 3. run"
     "$OUT/nexus_test" "$@"
     echo "== 4. run under valgrind (memcheck; log: target/cpptest/valgrind.log)"

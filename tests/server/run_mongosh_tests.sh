@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# mongosh (pinned, installed from the npm registry into tests/server/.mongosh on first run,
-# about 150 MB) against target/release/nexus: a few `mongosh --eval` scripts that assert
-# what they read; each must exit 0. Needs node and npm.
+# mongosh (pinned, installed from the npm registry on first run into the user's cache,
+# about 150 MB, shared by every checkout: NEXUS_CACHE_DIR, else ~/.cache/nexuslite, as
+# scripts/setup.sh keeps the Python venv) against target/release/nexus: a few
+# `mongosh --eval` scripts that assert what they read; each must exit 0. Needs node and npm.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 MONGOSH_VERSION=2.12.0
-prefix="$here/.mongosh"
+cache="${NEXUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nexuslite}"
+prefix="$cache/mongosh-$MONGOSH_VERSION"
 mongosh="$prefix/node_modules/.bin/mongosh"
+mkdir -p "$cache"
+# Two checkouts running this at once take turns on the shared install.
+exec 9>"$prefix.lock"
+flock 9
 nexus="$root/target/release/nexus"
 [[ -x "$nexus" ]] || { echo "run_mongosh_tests.sh: $nexus is missing: cargo build --release first" >&2; exit 1; }
 if [[ ! -x "$mongosh" ]] || [[ "$("$mongosh" --version 2>/dev/null)" != "$MONGOSH_VERSION" ]]; then
@@ -15,6 +21,7 @@ if [[ ! -x "$mongosh" ]] || [[ "$("$mongosh" --version 2>/dev/null)" != "$MONGOS
     mkdir -p "$prefix"
     npm install --prefix "$prefix" --no-audit --no-fund --silent "mongosh@$MONGOSH_VERSION" >/dev/null
 fi
+exec 9>&-
 work="$(mktemp -d)"
 "$nexus" serve --data-dir "$work/data" --mongo 127.0.0.1:0 > "$work/serve.log" &
 server=$!
