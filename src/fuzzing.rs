@@ -18,6 +18,13 @@ pub fn json_differential(text: &str) {
     crate::document::json::fuzz_differential(text);
 }
 
+/// A stored document record (`document::record`, every version: the first byte is the
+/// version tag) through every decoder; asserts that the expiry read at its fixed offset (the
+/// TTL checks) agrees with the decoded metadata whenever that decodes.
+pub fn record(data: &[u8]) {
+    crate::document::record::fuzz_record(data);
+}
+
 /// `data[0]` bit 0: give the page a valid checksum and page number, so the fuzzer reaches
 /// the decoder behind them; bit 1: a 16 KiB page instead of 8 KiB. The rest is the page
 /// (zero-padded). Decodes it as the pager does, then checks that the searches of a node with
