@@ -524,3 +524,18 @@ fn a_cached_document_is_a_value_of_its_own() {
         Some(&Bson::Int32(99))
     );
 }
+
+/// `get_latency_ns` comes from a sample of the gets (one in 8 per thread is timed): after a
+/// few dozen gets it has figures, ordered p50 <= p90 <= p99.
+#[test]
+fn get_latency_percentiles_come_from_a_sample_of_the_gets() {
+    let db = memory(r#"{"sweeper_interval_ms": 0}"#);
+    let c = db.collection("c");
+    assert_eq!(cache_stat(&db, &["get_latency_ns", "p50"]), 0, "no get yet");
+    c.insert(d("k")).unwrap();
+    for _ in 0..64 {
+        c.get(&id("k")).unwrap().unwrap();
+    }
+    let p = ["p50", "p90", "p99"].map(|q| cache_stat(&db, &["get_latency_ns", q]));
+    assert!(p[0] > 0 && p[0] <= p[1] && p[1] <= p[2], "{p:?}");
+}

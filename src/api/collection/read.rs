@@ -19,6 +19,24 @@ enum Found {
     Doc(Arc<BsonDocument>),
 }
 
+/// One get in this many (per thread) is timed for the latency percentiles of `stats`: two
+/// clock reads cost about 40 ns, a tenth of a get the document cache answers, and a uniform
+/// sample leaves the percentiles what they were.
+const LATENCY_SAMPLE: u32 = 8;
+
+thread_local! {
+    static GETS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this get is one of the timed ones (the first of every [`LATENCY_SAMPLE`]).
+fn latency_sampled() -> bool {
+    GETS.with(|n| {
+        let next = n.get().wrapping_add(1);
+        n.set(next);
+        next % LATENCY_SAMPLE == 1
+    })
+}
+
 impl Collection<'_> {
     /// Resolves the text form of an `_id` (see [`DocumentId::text_candidates`]) to the id of an
     /// existing document, or to the string reading when none exists.
@@ -74,7 +92,7 @@ impl Collection<'_> {
     /// the decoded document): from the cache outside a transaction, else from the
     /// transaction's view.
     fn find_by_key(&self, key: &[u8], decoded: bool) -> Result<Option<Found>> {
-        let started = std::time::Instant::now();
+        let started = latency_sampled().then(std::time::Instant::now);
         let now = now_millis();
         // Before the cache: an inherited (fork) or closed connection reads nothing.
         self.db.check_open()?;
@@ -90,10 +108,12 @@ impl Collection<'_> {
         if matches!(r, Ok(Some(_))) {
             engine.touch(&self.name, key);
         }
-        engine
-            .cache
-            .metrics
-            .record_get(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        if let Some(started) = started {
+            engine
+                .cache
+                .metrics
+                .record_get(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
         r
     }
 
