@@ -745,6 +745,20 @@ static double pair_slice(conn *c, int row, long n, long docs, uint64_t *rng)
     return rate;
 }
 
+enum { PAIR_ROWS = 7, INDEX_BUILDS = 4, MAX_SLICES = 100 };
+
+/* Slice `s` of row `r` (`n` operations, see pair_slice) on the plain (c[0]) and the encrypted
+ * database (c[1]) in turn, the first alternating with `s`: their rates and the ratio. */
+static void pair_turn(conn c[2], int r, long s, long n, long docs, uint64_t rng[2],
+                      double rate[][2][MAX_SLICES], double ratio[][MAX_SLICES])
+{
+    for (int k = 0; k < 2; k++) {
+        int e = (int)((s + k) % 2);
+        rate[r][e][s] = pair_slice(&c[e], r, n, docs, &rng[e]);
+    }
+    ratio[r][s] = rate[r][1][s] / rate[r][0][s];
+}
+
 /* Plain and encrypted NexusLite side by side in this one process (scripts/bench-encryption.sh,
  * needs BENCH_KEY_FILE), in BENCH_PAIR_SLICES [10] slices, each running a row on the plain and
  * on the encrypted database in turn (which goes first alternates): first the bulk load on the
@@ -752,23 +766,23 @@ static double pair_slice(conn *c, int row, long n, long docs, uint64_t *rng)
  * phase loads), 3 filtered counts a slice (a scan of every row, no index yet), then both
  * reopened with sync normal and indexed on email and age (4 times, see below), then slices of
  * gets, sync-normal updates, find_one and find by age (the table's counts divided among the
- * slices). Prints every slice's ratio (encrypted / plain) of each
- * row, then its medians. */
+ * slices). Prints every slice's ratio (encrypted / plain) of each row, then its medians. */
 static void phase_pair(void)
 {
     long docs = env_long("BENCH_DOCS", 200000), slices = env_long("BENCH_PAIR_SLICES", 10);
-    enum { ROWS = 7 };
-    long per[ROWS] = {env_long("BENCH_GETS", 200000), env_long("BENCH_UPDATES_NORMAL", 20000),
-                      env_long("BENCH_LOOKUPS", 50000), env_long("BENCH_AGE_QUERIES", 200), 3 * slices, docs, 4};
-    const char *key[ROWS] = {"get_per_s",         "update_normal_per_s", "find_one_email_per_s",
+    /* Operations of rows 0-4 over all slices (rows 5 and 6, the load and the index build,
+     * run apart). */
+    long per[5] = {env_long("BENCH_GETS", 200000), env_long("BENCH_UPDATES_NORMAL", 20000),
+                   env_long("BENCH_LOOKUPS", 50000), env_long("BENCH_AGE_QUERIES", 200), 3 * slices};
+    const char *key[PAIR_ROWS] = {"get_per_s",         "update_normal_per_s", "find_one_email_per_s",
                              "find_age_rows_per_s", "count_docs_per_s", "bulk_docs_per_s",
                              "index_build_docs_per_s"};
-    if (SQL || !getenv("BENCH_KEY_FILE") || slices < 1 || slices > 100) {
-        fprintf(stderr, "%s: pair runs engine nexus with BENCH_KEY_FILE, 1-100 slices\n", BENCH_NAME);
+    if (SQL || !getenv("BENCH_KEY_FILE") || slices < 1 || slices > MAX_SLICES) {
+        fprintf(stderr, "%s: pair runs engine nexus with BENCH_KEY_FILE, 1-%d slices\n", BENCH_NAME, MAX_SLICES);
         exit(2);
     }
     conn c[2];
-    double rate[ROWS][2][100], ratio[ROWS][100];
+    double rate[PAIR_ROWS][2][MAX_SLICES], ratio[PAIR_ROWS][MAX_SLICES];
     for (int e = 0; e < 2; e++) {
         UNKEYED = !e;
         c[e] = conn_open(e ? "pair-encrypted" : "pair-plain", "{}", 0);
@@ -783,21 +797,16 @@ static void phase_pair(void)
     }
     /* The filtered counts before any index (as in the table phase: a scan of every row). */
     uint64_t rng[2] = {0x9e3779b97f4a7c15ull, 0x9e3779b97f4a7c15ull};
-    for (long s = 0; s < slices; s++) {
-        for (int k = 0; k < 2; k++) {
-            int e = (int)((s + k) % 2);
-            rate[4][e][s] = pair_slice(&c[e], 4, per[4] / slices, docs, &rng[e]);
-        }
-        ratio[4][s] = rate[4][1][s] / rate[4][0][s];
-    }
+    for (long s = 0; s < slices; s++)
+        pair_turn(c, 4, s, per[4] / slices, docs, rng, rate, ratio);
     for (int e = 0; e < 2; e++) {
         UNKEYED = !e;
         conn_close(&c[e]);
         c[e] = conn_open(e ? "pair-encrypted" : "pair-plain", "{\"sync\":\"normal\"}", 1);
     }
-    /* The two indexes built 4 times, in the order plain, encrypted, encrypted, plain, plain,
-     * ... (dropped between builds, kept after the last). */
-    for (long s = 0; s < 4; s++) {
+    /* The two indexes built INDEX_BUILDS times, in the order plain, encrypted, encrypted,
+     * plain, plain, ... (dropped between builds, kept after the last). */
+    for (long s = 0; s < INDEX_BUILDS; s++) {
         for (int k = 0; k < 2; k++) {
             int e = (int)((s + k) % 2);
             char *email = NULL, *age = NULL;
@@ -805,7 +814,7 @@ static void phase_pair(void)
             nx(nexus_create_index(c[e].n, "docs", "{\"email\":1}", NULL, &email), "create_index email");
             nx(nexus_create_index(c[e].n, "docs", "{\"age\":1}", NULL, &age), "create_index age");
             rate[6][e][s] = (double)docs / (now_s() - t0);
-            if (s < 3) {
+            if (s < INDEX_BUILDS - 1) {
                 nx(nexus_drop_index(c[e].n, "docs", email), "drop_index");
                 nx(nexus_drop_index(c[e].n, "docs", age), "drop_index");
             }
@@ -816,17 +825,11 @@ static void phase_pair(void)
     }
     UNKEYED = 0;
     for (long s = 0; s < slices; s++)
-        for (int r = 0; r < 4; r++) {
-            long n = per[r] / slices > 0 ? per[r] / slices : 1;
-            for (int k = 0; k < 2; k++) {
-                int e = (int)((s + k) % 2);
-                rate[r][e][s] = pair_slice(&c[e], r, n, docs, &rng[e]);
-            }
-            ratio[r][s] = rate[r][1][s] / rate[r][0][s];
-        }
+        for (int r = 0; r < 4; r++)
+            pair_turn(c, r, s, per[r] / slices > 0 ? per[r] / slices : 1, docs, rng, rate, ratio);
     char name[96];
-    for (int r = 0; r < ROWS; r++) {
-        long m = r == 6 ? 4 : slices;
+    for (int r = 0; r < PAIR_ROWS; r++) {
+        long m = r == 6 ? INDEX_BUILDS : slices;
         for (long s = 0; s < m; s++) {
             snprintf(name, sizeof name, "pair_slice_ratio_%s", key[r]);
             put(name, ratio[r][s]);
@@ -858,16 +861,16 @@ static void phase_durable_trio(void)
 #endif
     long docs = env_long("BENCH_DURABLE_DOCS", 10000), slices = env_long("BENCH_TRIO_SLICES", 20);
     long n = env_long("BENCH_UPDATES_FULL", 3000) / slices;
-    if (!getenv("BENCH_KEY_FILE") || slices < 1 || slices > 100 || n < 1) {
-        fprintf(stderr, "%s: durable-trio needs BENCH_KEY_FILE and 1-100 slices of at least one update\n",
-                BENCH_NAME);
+    if (!getenv("BENCH_KEY_FILE") || slices < 1 || slices > MAX_SLICES || n < 1) {
+        fprintf(stderr, "%s: durable-trio needs BENCH_KEY_FILE and 1-%d slices of at least one update\n",
+                BENCH_NAME, MAX_SLICES);
         exit(2);
     }
     const char *names[3] = {"plain", "encrypted", "sqlcipher"};
     conn c[3];
     uint64_t rng[3];
     char id[32];
-    double rate[3][100], ep[100], es[100];
+    double rate[3][MAX_SLICES], ep[MAX_SLICES], es[MAX_SLICES];
     for (int e = 0; e < 3; e++) {
         SQL = e == 2;
         UNKEYED = e == 0;

@@ -241,16 +241,20 @@ def verdict(key, ep, es, judge_plain, judge_sql):
     if judge_sql and es is not None and ((es > 1) if lower else (es <= 1)):
         miss.append("vs SQLCipher")
     return "met" if not miss else "missed (" + ", ".join(miss) + ")"
+def row(name, key, p, e, s, rp, rs, judge_plain, judge_sql):
+    """A table line: SQLCipher's columns `-` when `s` (or `rs`) is None."""
+    sql = "- | " if s is None else f"{f(s)} | "
+    rsql = "- |" if rs is None else f"{rs:.2f}x |"
+    return (f"| {name} | {f(p)} | {f(e)} | {sql}{rp:.2f}x | {rsql} "
+            f"{verdict(key, rp, rs, judge_plain, judge_sql)} |")
 for name, key in alternating:
     p, e, s = (v.get((l, key)) for l in ("plain", "encrypted", "sqlcipher"))
     if None in (p, e) or p == 0:
         continue
     if key.startswith("trio_"):
-        rp, rs = trio_ratio["plain"], trio_ratio["sqlcipher"]
-        lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {rp:.2f}x | {rs:.2f}x | {verdict(key, rp, rs, True, True)} |")
+        lines.append(row(name, key, p, e, s, trio_ratio["plain"], trio_ratio["sqlcipher"], True, True))
     else:
-        rp = pair_ratio[key]
-        lines.append(f"| {name} | {f(p)} | {f(e)} | - | {rp:.2f}x | - | {verdict(key, rp, None, True, False)} |")
+        lines.append(row(name, key, p, e, None, pair_ratio[key], None, True, False))
 lines += ["", "### (2) Separate processes, in rounds", "",
           "| workload | plain | encrypted | SQLCipher | encrypted / plain | encrypted / SQLCipher | targets |",
           "|---|---|---|---|---|---|---|"]
@@ -265,10 +269,10 @@ for name, key, judge_plain, judge_sql in rows:
         round_lines.append(f"- {name}: " + ", ".join(f"{x:.2f}" for x in ep)
                            + ("; " + ", ".join(f"{x:.2f}" for x in es) if es else ""))
     if s is None or s == 0:
-        lines.append(f"| {name} | {f(p)} | {f(e)} | - | {rp:.2f}x | - | {verdict(key, rp, None, judge_plain, False)} |")
+        lines.append(row(name, key, p, e, None, rp, None, judge_plain, False))
     else:
         rs = statistics.median(es) if es else e / s
-        lines.append(f"| {name} | {f(p)} | {f(e)} | {f(s)} | {rp:.2f}x | {rs:.2f}x | {verdict(key, rp, rs, judge_plain, judge_sql)} |")
+        lines.append(row(name, key, p, e, s, rp, rs, judge_plain, judge_sql))
 lines += round_lines
 alt_lines = ["", "Sync-full runs in separate processes in turn (`durable` phase, one value per run, in the order run):", ""]
 for (label, key), xs in sorted(runs.items()):

@@ -554,10 +554,6 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn check(rec: &[u8]) {
-            fuzz_record(rec);
-        }
-
         fn valid() -> impl Strategy<Value = Vec<u8>> {
             (0..ALL.len(), 0..4usize).prop_map(|(v, m)| {
                 let body = bson::doc! {"_id": "a", "n": 1, "s": "text"}
@@ -574,7 +570,7 @@ mod tests {
             fn arbitrary_bytes(tag in 1u8..6, rest in proptest::collection::vec(any::<u8>(), 0..64)) {
                 let mut rec = vec![tag];
                 rec.extend(rest);
-                check(&rec);
+                fuzz_record(&rec);
             }
 
             #[test]
@@ -582,12 +578,12 @@ mod tests {
                 let mut rec = rec;
                 let i = at.index(rec.len());
                 rec[i] = byte;
-                check(&rec);
+                fuzz_record(&rec);
             }
 
             #[test]
             fn cut_short(rec in valid(), at in any::<prop::sample::Index>()) {
-                check(&rec[..at.index(rec.len())]);
+                fuzz_record(&rec[..at.index(rec.len())]);
             }
         }
     }
