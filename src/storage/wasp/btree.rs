@@ -67,6 +67,7 @@ pub(crate) fn get(
                 }
                 return Ok(keys.search(key).ok().map(|i| vals[i].clone()));
             }
+            Node::Image(img) => return Ok(img.search(key).ok().map(|i| img.val(i))),
             Node::Branch { keys, children } => match &children[keys.upper_bound(key)] {
                 Ptr::Mem(n) => Arc::clone(n),
                 Ptr::Disk(id) => match probe(*id)? {
@@ -121,6 +122,12 @@ fn get_many_in(
         } => {
             for (key, slot) in keys.iter().zip(out.iter_mut()) {
                 *slot = held.search(key).ok().map(|i| vals[i].clone());
+            }
+            Ok(())
+        }
+        Node::Image(img) => {
+            for (key, slot) in keys.iter().zip(out.iter_mut()) {
+                *slot = img.search(key).ok().map(|i| img.val(i));
             }
             Ok(())
         }
@@ -199,6 +206,27 @@ pub(crate) fn scan(
             }
             Ok(false)
         }
+        Node::Image(img) => {
+            // How many keys are <= `after`: the entries after it start there.
+            let start = after.map_or(0, |a| match img.search(a) {
+                Ok(i) => i + 1,
+                Err(i) => i,
+            });
+            for i in start..img.len() {
+                out.push(match img.val(i) {
+                    Val::Data(e) if entries => {
+                        let (k, v) = super::clustered::entry_ranges(&e)
+                            .ok_or_else(|| corrupt_entry(pager.what()))?;
+                        (e.slice(k), Val::Data(e.slice(v)))
+                    }
+                    v => (img.key_bytes(i), v),
+                });
+                if out.len() >= limit {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         Node::Branch { keys, children } => {
             let start = after.map_or(0, |a| keys.upper_bound(a));
             for c in children.iter_from(start) {
@@ -230,6 +258,15 @@ pub(crate) fn for_each_disk_page(pager: &Pager, ptr: &Ptr, f: &mut dyn FnMut(u64
                 if let Val::Overflow { page, len } = v {
                     let mut pages = Vec::new();
                     pager.read_overflow(*page, *len, Some(&mut pages))?;
+                    pages.into_iter().for_each(&mut *f);
+                }
+            }
+        }
+        Node::Image(img) => {
+            for i in 0..img.len() {
+                if let Val::Overflow { page, len } = img.val(i) {
+                    let mut pages = Vec::new();
+                    pager.read_overflow(page, len, Some(&mut pages))?;
                     pages.into_iter().for_each(&mut *f);
                 }
             }
@@ -349,6 +386,13 @@ impl Tree<'_> {
     ) -> Result<(Option<Val>, Option<(Bytes, Ptr)>)> {
         let geo = self.geo();
         let node = self.make_mut(ptr)?;
+        if let Node::Image(img) = node {
+            // The common change: one entry replaced or added where the page has room.
+            if let Some(old) = img.try_put(geo, &key, &val) {
+                return Ok((old, None));
+            }
+            node.decode_in_place(geo);
+        }
         let mut appended = false;
         // A branch whose child did not split has the same keys, so its size is unchanged.
         let mut grew = true;
@@ -366,6 +410,7 @@ impl Tree<'_> {
                     None
                 }
             },
+            Node::Image(_) => unreachable!("decoded above"),
             Node::Branch { keys, children } => {
                 let i = keys.upper_bound(&key);
                 let last = rightmost && i + 1 == children.len();
@@ -405,6 +450,7 @@ impl Tree<'_> {
         // by its child.
         let collapse = match &*load(self.pager, r)? {
             Node::Leaf { keys, .. } if keys.is_empty() => Some(None),
+            Node::Image(img) if img.len() == 0 => Some(None),
             Node::Branch { children, .. } if children.len() == 1 => Some(Some(children[0].clone())),
             _ => None,
         };
@@ -423,7 +469,9 @@ impl Tree<'_> {
     fn del_rec(&mut self, ptr: &mut Ptr, key: &[u8]) -> Result<Option<Val>> {
         let geo = self.geo();
         let node = self.make_mut(ptr)?;
+        node.decode_in_place(geo);
         match node {
+            Node::Image(_) => unreachable!("decoded above"),
             Node::Leaf { keys, vals, size } => Ok(match keys.search(key) {
                 Ok(i) => {
                     *size -= geo.leaf_entry(&keys[i], &vals[i]);
@@ -458,9 +506,11 @@ impl Tree<'_> {
         let l = if i + 1 < children.len() { i } else { i - 1 };
         let sep = keys.remove(l);
         let mut right_ptr = children.remove(l + 1);
-        let right = std::mem::replace(self.make_mut(&mut right_ptr)?, empty_leaf());
         let geo = self.geo();
+        let mut right = std::mem::replace(self.make_mut(&mut right_ptr)?, empty_leaf());
+        right.decode_in_place(geo);
         let left = self.make_mut(&mut children[l])?;
+        left.decode_in_place(geo);
         match (left, right) {
             (
                 Node::Leaf {
@@ -519,7 +569,11 @@ fn empty_leaf() -> Node {
 }
 
 fn is_empty(n: &Node) -> bool {
-    matches!(n, Node::Leaf { keys, .. } if keys.is_empty())
+    match n {
+        Node::Leaf { keys, .. } => keys.is_empty(),
+        Node::Image(img) => img.len() == 0,
+        Node::Branch { .. } => false,
+    }
 }
 
 /// Moves the entries of `leaf` from `at` on into a new right sibling, with room for at least
@@ -558,7 +612,9 @@ fn split_branch(keys: &mut SepKeys, children: &mut Children, m: usize) -> (Bytes
 /// sibling takes only the last entry (a branch: the last two children), the left node stays
 /// full.
 fn split_at_end(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
+    node.decode_in_place(geo);
     match node {
+        Node::Image(_) => unreachable!("decoded above"),
         Node::Leaf { keys, .. } => {
             // Appends go on into the new leaf: room for as many entries as the full one has.
             let at = keys.len().saturating_sub(1).max(1);
@@ -586,7 +642,9 @@ fn append_or_search(keys: &LeafKeys, key: &[u8]) -> std::result::Result<usize, u
 /// Splits an over-full node near the middle of its bytes; returns the separator and the new
 /// right sibling.
 fn split_node(geo: Geometry, node: &mut Node) -> (Bytes, Ptr) {
+    node.decode_in_place(geo);
     match node {
+        Node::Image(_) => unreachable!("decoded above"),
         Node::Leaf { keys, vals, size } => {
             let total = *size;
             let mut acc = 0;
@@ -650,6 +708,7 @@ mod tests {
             let node = load(pager, &p).unwrap();
             match &*node {
                 Node::Leaf { .. } => out.push(Arc::clone(&node)),
+                Node::Image(img) => out.push(Arc::new(img.decode(pager.geo))),
                 Node::Branch { children, .. } => stack.extend(children.iter().rev().cloned()),
             }
         }
@@ -852,8 +911,14 @@ mod tests {
             out: &mut Vec<(Bytes, Bytes)>,
         ) {
             let geo = pager.geo;
-            let node = load(pager, ptr).unwrap();
+            let mut node = load(pager, ptr).unwrap();
             assert!(geo.node_size(&node) <= geo.capacity(), "node over a page");
+            if let Node::Image(img) = &*node {
+                // The image's own size is its encoded one: the decoded leaf must agree.
+                let decoded = img.decode(geo);
+                assert_eq!(geo.node_size(&decoded), img.size(), "an image's size");
+                node = Arc::new(decoded);
+            }
             let in_bounds = |k: &[u8]| lo.is_none_or(|lo| lo <= k) && hi.is_none_or(|hi| k < hi);
             match &*node {
                 Node::Leaf { keys, vals, size } => {
@@ -875,6 +940,7 @@ mod tests {
                         out.push((Bytes::clone(k), resolve(pager, v).unwrap()));
                     }
                 }
+                Node::Image(_) => unreachable!("decoded above"),
                 Node::Branch { keys, children } => {
                     assert_eq!(children.len(), keys.len() + 1);
                     assert!(!keys.is_empty(), "a branch with one child");

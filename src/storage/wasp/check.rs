@@ -72,7 +72,10 @@ impl Fsck<'_> {
         }
         self.pages_tree += 1;
         let node = match self.shared.pager.read_node_uncached(id) {
-            Ok(n) => n,
+            Ok(mut n) => {
+                n.decode_in_place(self.shared.pager.geo);
+                n
+            }
             Err(e) => {
                 self.errors.push(format!("{ctx}: {e}"));
                 return (0, 0);
@@ -81,6 +84,7 @@ impl Fsck<'_> {
         let keys = match &node {
             Node::Leaf { keys, .. } => keys,
             Node::Branch { keys, .. } => &**keys,
+            Node::Image(_) => unreachable!("decoded above"),
         };
         for w in keys.windows(2) {
             if w[0] >= w[1] {
@@ -102,6 +106,7 @@ impl Fsck<'_> {
             }
         }
         match node {
+            Node::Image(_) => unreachable!("decoded above"),
             Node::Leaf { keys, vals, .. } => {
                 let mut bytes = 0;
                 for (k, v) in keys.iter().zip(&vals) {

@@ -98,6 +98,8 @@ fn flush(shared: &Shared, alloc: &mut Alloc<'_>, ptr: &Ptr) -> Result<Ptr> {
                 size: *size,
             })
         }
+        // Every value of an image is in its page already.
+        Node::Image(_) => None,
         Node::Branch { keys, children } => {
             let mut out = Vec::with_capacity(children.len());
             for c in children.iter() {
@@ -438,15 +440,19 @@ fn relocate(tree: &mut Tree<'_>, ptr: &mut Ptr, limit: u64) -> Result<u64> {
     let needs = high_here
         || match &*below {
             Node::Leaf { vals, .. } => vals.iter().any(|v| high_value(tree, v, limit)),
+            Node::Image(img) => (0..img.len()).any(|i| high_value(tree, &img.val(i), limit)),
             Node::Branch { children, .. } => children.iter().any(|c| subtree_high(tree, c, limit)),
         };
     drop(below);
     if !needs {
         return Ok(0);
     }
+    let geo = tree.pager.geo;
     let node = tree.make_mut(ptr)?;
     moved += 1;
+    node.decode_in_place(geo);
     match node {
+        Node::Image(_) => unreachable!("decoded above"),
         Node::Leaf { vals, .. } => {
             for v in vals.iter_mut() {
                 if high_value(tree, v, limit) {

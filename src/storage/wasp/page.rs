@@ -187,6 +187,10 @@ pub(crate) enum Node {
     },
     /// `children[i]` holds keys `k` with `keys[i-1] <= k < keys[i]`.
     Branch { keys: SepKeys, children: Children },
+    /// A leaf read from its page to be changed, kept as the page's bytes and changed in
+    /// place ([`LeafImage`]) while a change fits the page; anything else (a split, a delete,
+    /// a value too large for the page) decodes it into a [`Node::Leaf`] first.
+    Image(LeafImage),
 }
 
 impl Node {
@@ -217,8 +221,183 @@ impl Node {
                     size: *size,
                 }
             }
-            Node::Branch { .. } => self.clone(),
+            Node::Branch { .. } | Node::Image(_) => self.clone(),
         }
+    }
+
+    /// Decodes a leaf image in place (a no-op for the other kinds): for the changes and the
+    /// paths that are not worth teaching the image (splits, deletes, checks, relocation).
+    pub(crate) fn decode_in_place(&mut self, g: Geometry) {
+        if let Node::Image(img) = self {
+            *self = img.decode(g);
+        }
+    }
+}
+
+/// A leaf as its page's bytes, for a writer: where most commits change a leaf by one entry
+/// (an update replacing a value, an insert into a leaf with room), editing the page costs
+/// one copy of it and a move of the bytes after the entry, where decoding it made a key and
+/// a value (two reference counts) per entry, and writing it at the checkpoint encoded them
+/// all again (callgrind, a single-document update over 200,000 documents: decode 7k and
+/// encode 6k of 67k instructions; an insert with a generated id decodes a leaf of the id
+/// map, 107 entries, per document).
+///
+/// `buf` is a whole page: entries from [`PAGE_HEADER`] on, `used` bytes of them; the bytes
+/// after them and the header are stale (the page written is zeroed after the entries and
+/// sealed, see [`encode_node`]). Values handed out are
+/// slices of `buf`; a change copies it first when any is still held (copy-on-write).
+#[derive(Clone, Debug)]
+pub(crate) struct LeafImage {
+    buf: Bytes,
+    /// Where each entry starts, in key order.
+    offs: Vec<u16>,
+    used: usize,
+}
+
+impl LeafImage {
+    /// The image of a checked leaf page read for a writer.
+    pub(crate) fn from_page(buf: Bytes, head: PageHead, id: u64, what: &str) -> Result<Self> {
+        let offs = leaf_offsets(&buf, head, id, what)?;
+        Ok(Self {
+            offs,
+            used: head.used as usize,
+            buf,
+        })
+    }
+
+    /// The image of a cached leaf page: its bytes, its entries' offsets, its used bytes.
+    pub(crate) fn from_parts(buf: Bytes, offs: Vec<u16>, used: u32) -> Self {
+        Self {
+            buf,
+            offs,
+            used: used as usize,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.offs.len()
+    }
+
+    /// Body bytes used (the node's encoded size).
+    pub(crate) fn size(&self) -> usize {
+        self.used
+    }
+
+    pub(crate) fn key(&self, i: usize) -> &[u8] {
+        leaf_entry_at(&self.buf, self.offs[i].into()).0
+    }
+
+    /// The key of entry `i`, a slice of the page.
+    pub(crate) fn key_bytes(&self, i: usize) -> Bytes {
+        self.buf.slice_ref(self.key(i))
+    }
+
+    /// The value of entry `i`: a slice of the page, or its overflow chain.
+    pub(crate) fn val(&self, i: usize) -> Val {
+        match leaf_entry_at(&self.buf, self.offs[i].into()).1 {
+            RawVal::Data(d) => Val::Data(self.buf.slice_ref(d)),
+            RawVal::Overflow { page, len } => Val::Overflow { page, len },
+        }
+    }
+
+    /// Where `key` is (`Ok`), or where it would go (`Err`), as `binary_search` says.
+    pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        // Keys arriving in ascending order go past the last one: one comparison.
+        match self.offs.last() {
+            None => return Err(0),
+            Some(&o) if leaf_entry_at(&self.buf, o.into()).0 < key => return Err(self.offs.len()),
+            Some(_) => {}
+        }
+        self.offs
+            .binary_search_by(|&o| leaf_entry_at(&self.buf, o.into()).0.cmp(key))
+    }
+
+    /// Puts `key` -> `val` in place when the page has room for it and the value stays in
+    /// the page: `Some(old value)`; `None` (nothing changed) when it does not, and the caller
+    /// decodes the leaf to split it or to write the value's overflow chain.
+    pub(crate) fn try_put(&mut self, g: Geometry, key: &[u8], val: &Val) -> Option<Option<Val>> {
+        let Val::Data(data) = val else { return None };
+        if !g.inline(key.len(), data.len()) {
+            return None;
+        }
+        let new_len = LEAF_ENTRY_FIXED + key.len() + data.len();
+        let vlen = u32::try_from(data.len()).ok()?;
+        let klen = u16::try_from(key.len()).ok()?;
+        let found = self.search(key);
+        let (i, old_len, old) = match found {
+            Ok(i) => {
+                let at = usize::from(self.offs[i]);
+                let (k, v) = leaf_entry_at(&self.buf, at);
+                let (old_len, old) = match v {
+                    RawVal::Data(d) => (
+                        LEAF_ENTRY_FIXED + k.len() + d.len(),
+                        Val::Data(Bytes::copy_from_slice(d)),
+                    ),
+                    RawVal::Overflow { page, len } => {
+                        (LEAF_ENTRY_FIXED + k.len() + 8, Val::Overflow { page, len })
+                    }
+                };
+                (i, old_len, Some(old))
+            }
+            Err(i) => (i, 0, None),
+        };
+        let used = self.used - old_len + new_len;
+        if used > g.capacity() {
+            return None;
+        }
+        let at = self
+            .offs
+            .get(i)
+            .map_or(PAGE_HEADER + self.used, |&o| usize::from(o));
+        let end = PAGE_HEADER + self.used;
+        let mut page = match std::mem::take(&mut self.buf).try_into_mut() {
+            Ok(page) => page,
+            Err(shared) => bytes::BytesMut::from(&shared[..]),
+        };
+        // The entries after this one move to make room (or close up).
+        page.copy_within(at + old_len..end, at + new_len);
+        page[at..at + 2].copy_from_slice(&klen.to_le_bytes());
+        page[at + 2] = 0;
+        page[at + 3..at + 7].copy_from_slice(&vlen.to_le_bytes());
+        let k = at + LEAF_ENTRY_FIXED;
+        page[k..k + key.len()].copy_from_slice(key);
+        page[k + key.len()..at + new_len].copy_from_slice(data);
+        self.buf = page.freeze();
+        self.used = used;
+        if found.is_err() {
+            // Offsets are below the page size (at most 16 KiB).
+            #[allow(clippy::cast_possible_truncation)]
+            self.offs.insert(i, at as u16);
+        }
+        if new_len != old_len {
+            for o in &mut self.offs[i + 1..] {
+                // Within the page, as above.
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    *o = (usize::from(*o) + new_len - old_len) as u16;
+                }
+            }
+        }
+        Some(old)
+    }
+
+    /// The same leaf decoded: a key and a value per entry, slices of the page.
+    pub(crate) fn decode(&self, g: Geometry) -> Node {
+        let mut keys = Vec::with_capacity(self.offs.len() + LEAF_ROOM);
+        let mut vals = Vec::with_capacity(self.offs.len() + LEAF_ROOM);
+        for i in 0..self.offs.len() {
+            keys.push(self.buf.slice_ref(self.key(i)));
+            vals.push(self.val(i));
+        }
+        Node::leaf(g, keys, vals)
+    }
+
+    /// Writes the leaf's entries into `buf` (one page); returns where they end. The caller
+    /// zeroes the rest and seals.
+    fn encode_into(&self, buf: &mut [u8]) -> usize {
+        let end = PAGE_HEADER + self.used;
+        buf[PAGE_HEADER..end].copy_from_slice(&self.buf[PAGE_HEADER..end]);
+        end
     }
 }
 
@@ -615,6 +794,7 @@ impl Geometry {
     pub(crate) fn node_size(self, n: &Node) -> usize {
         match n {
             Node::Leaf { size, .. } => *size,
+            Node::Image(img) => img.size(),
             Node::Branch { keys, .. } => 8 + keys.iter().map(|k| 10 + k.len()).sum::<usize>(),
         }
     }
@@ -743,6 +923,13 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
                 }
             }
             (KIND_LEAF, keys.len())
+        }
+        Node::Image(img) => {
+            if img.size() > g.capacity() {
+                return Err(internal("node larger than a page"));
+            }
+            at = img.encode_into(buf);
+            (KIND_LEAF, img.len())
         }
         Node::Branch { keys, children } => {
             let id_of = |p: &Ptr| match p {
@@ -1004,7 +1191,7 @@ mod tests {
                 assert_eq!(&keys[1][..], b"bb");
                 assert!(matches!(vals[1], Val::Overflow { page: 9, len: 5000 }));
             }
-            Node::Branch { .. } => panic!("leaf expected"),
+            Node::Branch { .. } | Node::Image(_) => panic!("leaf expected"),
         }
         assert!(open_page(&buf, 8, "t").is_err(), "misdirected page");
         for at in [0usize, 5, 40, 8000] {
@@ -1175,6 +1362,108 @@ mod tests {
                 model.len(),
                 "round {round}: reverse iteration"
             );
+        }
+    }
+
+    /// The entries of a leaf page `buf` (checked), as owned keys and values (an overflow
+    /// value as its page number's 8 bytes).
+    fn page_entries(buf: &[u8], id: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let head = open_page(buf, id, "t").unwrap();
+        let mut out = Vec::new();
+        leaf_entries(buf, head, id, "t", |k, v| {
+            out.push((
+                k.to_vec(),
+                match v {
+                    RawVal::Data(d) => d.to_vec(),
+                    RawVal::Overflow { page, .. } => page.to_le_bytes().to_vec(),
+                },
+            ));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::prop_support::config(256, 3))]
+
+        /// A leaf image changed in place holds what a decoded leaf given the same puts holds:
+        /// replaced values of every length (growing, shrinking, equal), inserts before, between
+        /// and after the keys, puts refused (no room, a value for an overflow chain) leaving
+        /// the image as it was; its size is its entries' size, its page decodes to the same
+        /// entries, and a value handed out before a change keeps its bytes.
+        #[test]
+        fn prop_leaf_image_puts_agree_with_a_decoded_leaf(
+            start in proptest::collection::btree_map(0u16..400, 0usize..120, 0..40),
+            puts in proptest::collection::vec((0u16..400, 0usize..1400, proptest::prelude::any::<u8>()), 1..80),
+        ) {
+            let g = Geometry { page_size: 4096 };
+            let key = |k: u16| Bytes::from(format!("key{k:03}").into_bytes());
+            let val = |len: usize, fill: u8| Bytes::from(vec![fill; len]);
+            let mut model: std::collections::BTreeMap<Bytes, Val> = start
+                .iter()
+                .map(|(&k, &len)| (key(k), Val::Data(val(len, 7))))
+                .collect();
+            if let Some(v) = model.values_mut().next() {
+                *v = Val::Overflow { page: 77, len: 3000 };
+            }
+            let leaf = Node::leaf(g, model.keys().cloned().collect(), model.values().cloned().collect());
+            proptest::prop_assume!(g.node_size(&leaf) <= g.capacity());
+            let mut buf = vec![0u8; 4096];
+            encode_node(g, &leaf, 5, &mut buf).unwrap();
+            let page = Bytes::from(buf);
+            let head = open_page(&page, 5, "t").unwrap();
+            let mut img = LeafImage::from_page(page, head, 5, "t").unwrap();
+            // A value handed out before the changes (a slice of the page), and its bytes then.
+            let held = (img.len() > 1).then(|| (img.val(1), start.values().nth(1).copied()));
+            for (k, len, fill) in puts {
+                let (k, v) = (key(k), Val::Data(val(len, fill)));
+                let before = format!("{img:?}");
+                match img.try_put(g, &k, &v) {
+                    Some(old) => {
+                        let want = model.insert(k, v);
+                        let show = |v: Option<Val>| v.map(|v| match v {
+                            Val::Data(b) => b.to_vec(),
+                            Val::Overflow { page, len } => format!("{page}/{len}").into_bytes(),
+                        });
+                        proptest::prop_assert_eq!(show(old), show(want));
+                    }
+                    None => {
+                        proptest::prop_assert_eq!(format!("{img:?}"), before, "a refused put changed the image");
+                        let mut bigger = model.clone();
+                        bigger.insert(k.clone(), v.clone());
+                        let size: usize = bigger.iter().map(|(k, v)| g.leaf_entry(k, v)).sum();
+                        proptest::prop_assert!(
+                            size > g.capacity() || !g.inline(k.len(), len),
+                            "a put that fits was refused"
+                        );
+                    }
+                }
+                let size: usize = model.iter().map(|(k, v)| g.leaf_entry(k, v)).sum();
+                proptest::prop_assert_eq!(img.size(), size);
+                let Node::Leaf { keys, vals, size: dsize } = img.decode(g) else {
+                    unreachable!("a leaf")
+                };
+                proptest::prop_assert_eq!(dsize, size);
+                proptest::prop_assert!(keys.iter().eq(model.keys()));
+                for ((k, v), (mk, mv)) in keys.iter().zip(&vals).zip(&model) {
+                    proptest::prop_assert_eq!(k, mk);
+                    proptest::prop_assert_eq!(format!("{v:?}"), format!("{mv:?}"));
+                }
+                for (i, k) in model.keys().enumerate() {
+                    proptest::prop_assert_eq!(img.search(k), Ok(i));
+                }
+                let mut out = vec![0xAAu8; 4096];
+                encode_node(g, &Node::Image(img.clone()), 6, &mut out).unwrap();
+                let mut again = vec![0xAAu8; 4096];
+                encode_node(g, &img.decode(g), 6, &mut again).unwrap();
+                proptest::prop_assert_eq!(&out, &again, "an image encodes as its decoded leaf");
+                proptest::prop_assert_eq!(page_entries(&out, 6).len(), model.len());
+            }
+            if let Some((Val::Data(b), Some(len))) = held {
+                // Copy-on-write: the slice handed out before the changes keeps its bytes.
+                proptest::prop_assert_eq!(&b[..], &val(len, 7)[..]);
+            }
         }
     }
 }

@@ -31,7 +31,7 @@
 //! their second miss).
 
 use super::page::{
-    self, Geometry, Node, PageHead, RawVal, SearchAid, Val, KIND_FREELIST, KIND_LEAF,
+    self, Geometry, LeafImage, Node, PageHead, RawVal, SearchAid, Val, KIND_FREELIST, KIND_LEAF,
     KIND_OVERFLOW, PAGE_HEADER,
 };
 use crate::crypto::seal::{Domain, Sealer, OVERHEAD};
@@ -342,6 +342,11 @@ impl PageLeaf {
 
     fn decode(&self, id: u64, what: &str) -> Result<Node> {
         page::decode_node(&self.buf, self.head, id, what)
+    }
+
+    /// The leaf as an image for a writer (sharing the page until the writer changes it).
+    fn image(&self) -> LeafImage {
+        LeafImage::from_parts(Bytes::clone(&self.buf), self.offs.clone(), self.head.used)
     }
 
     fn bytes(&self) -> usize {
@@ -661,6 +666,7 @@ impl Pager {
     fn node_bytes(&self, n: &Node) -> usize {
         let entries = match n {
             Node::Leaf { keys, .. } => keys.len(),
+            Node::Image(img) => img.len(),
             Node::Branch { keys, .. } => keys.len(),
         };
         self.geo.node_size(n) + 64 * entries + 64
@@ -831,11 +837,18 @@ impl Pager {
             }
             Some(Cached::Leaf(l)) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                l.decode(id, &self.what)
+                Ok(Node::Image(l.image()))
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                self.read_node_uncached(id)
+                let buf = Bytes::from(self.read_raw(id)?);
+                let head = self.open_read(&buf, id)?;
+                if head.kind == KIND_LEAF {
+                    return Ok(Node::Image(LeafImage::from_page(
+                        buf, head, id, &self.what,
+                    )?));
+                }
+                page::decode_node(&buf, head, id, &self.what)
             }
         }
     }
@@ -853,7 +866,7 @@ impl Pager {
     /// it. A leaf is not: most leaves a checkpoint writes are not touched again soon, and the
     /// next reader that wants one reads it.
     pub(crate) fn write_node(&self, id: u64, node: &Node) -> Result<()> {
-        if matches!(node, Node::Leaf { .. }) {
+        if matches!(node, Node::Leaf { .. } | Node::Image(_)) {
             // A leaf is encoded in this thread's page buffer (no allocation and zeroing of a
             // page per leaf written) and not cached.
             crate::scratch::with(&PAGE, |buf| {
