@@ -13,12 +13,12 @@
  * fork (the parent never opens one), reports "ready" through a pipe, waits for the parent's
  * start signal (the start pipe's write end closed), runs its loop for BENCH_SECONDS and
  * reports its count, its busy retries and its own elapsed time through the pipe:
- *   - a reader: point lookups of random existing ids, nexus_find_one with {"_id": id} (read
- *     by key: no plan, no cursor, the document cache left alone, as for every query) / SELECT
- *     body FROM users WHERE id = ?. BENCH_NEXUS_READ=get uses nexus_get(db, "users", id)
- *     instead, which goes through the document cache: random ids over 100,000 documents
- *     mostly miss it, and a miss costs the cache's bookkeeping (one process on this machine,
- *     2026-12-07: find_one 2.6-4.0e5/s, nexus_get 2.2-3.5e5/s with the cache on, 4.1e5/s off);
+ *   - a reader: point lookups of random existing ids, nexus_get(db, "users", id) (the by-id
+ *     read users call: through the document cache, which random ids over 100,000 documents
+ *     mostly miss) / SELECT body FROM users WHERE id = ?. BENCH_NEXUS_READ=find_one uses
+ *     nexus_find_one with {"_id": id} instead (read by key: no plan, no cursor, the document
+ *     cache left alone, as for every query; 2026-12-08, NexusLite alone on this machine:
+ *     nexus_get ran 0.82-0.91x the lookups of nexus_find_one on the rows below);
  *   - a writer: single-document updates of random existing ids, each its own transaction
  *     (autocommit): nexus_update with {"_id": id} and {"$set": {"score": n}} / UPDATE users
  *     SET body = json_set(body, '$.score', ?) WHERE id = ?; each must match one document.
@@ -43,7 +43,7 @@
  * Environment (defaults in brackets): BENCH_DOCS [100000], BENCH_RUNS [3], BENCH_SECONDS [3]
  * per measurement, BENCH_ENGINES [both] or nexus or sqlite (one engine: a check of the
  * harness), BENCH_NEXUS_OPTIONS [none: NULL] a whole options object for a run off the
- * defaults, BENCH_NEXUS_READ [find_one] or get, BENCH_SQLITE_SYNCHRONOUS [FULL].
+ * defaults, BENCH_NEXUS_READ [get] or find_one, BENCH_SQLITE_SYNCHRONOUS [FULL].
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -527,7 +527,20 @@ static double cell(char *buf, size_t cap, int shape, int eng, int kind)
 
 static void table_row(FILE *out, const char *what, const char *unit, int shape, int kind)
 {
-    char a[96], b[96], ratio[48] = "-", busy[2][24];
+    char a[96], b[96], ratio[48] = "-", paired[64] = "-", busy[2][24];
+    if (RUN_ENG[NEXUS] && RUN_ENG[SQL]) {
+        /* The engines take turns pass by pass: pass i of one ran next to pass i of the other,
+         * so each pair met about the same spell of the machine. */
+        double r[64];
+        int won = 0;
+        for (long i = 0; i < RUNS; i++) {
+            double sv = V[shape][SQL][kind][i];
+            r[i] = sv > 0 ? V[shape][NEXUS][kind][i] / sv : 0;
+            won += r[i] > 1;
+        }
+        double m = median(r, RUNS);
+        snprintf(paired, sizeof paired, "%d of %ld, %.2fx (%.2f-%.2f)", won, RUNS, m, r[0], r[RUNS - 1]);
+    }
     double n = cell(a, sizeof a, shape, NEXUS, kind), s = cell(b, sizeof b, shape, SQL, kind);
     if (RUN_ENG[NEXUS] && RUN_ENG[SQL] && s > 0)
         snprintf(ratio, sizeof ratio, "%.2fx %s", n / s, n >= s ? "better" : "worse");
@@ -536,7 +549,8 @@ static void table_row(FILE *out, const char *what, const char *unit, int shape, 
             snprintf(busy[e], sizeof busy[e], "%ld", BUSY[shape][e]);
         else
             snprintf(busy[e], sizeof busy[e], "-");
-    fprintf(out, "| %s | %s | %s | %s | %s | %s / %s |\n", what, unit, a, b, ratio, busy[NEXUS], busy[SQL]);
+    fprintf(out, "| %s | %s | %s | %s | %s | %s | %s / %s |\n", what, unit, a, b, ratio, paired, busy[NEXUS],
+            busy[SQL]);
 }
 
 int main(int argc, char **argv)
@@ -553,7 +567,7 @@ int main(int argc, char **argv)
     const char *opts = getenv("BENCH_NEXUS_OPTIONS");
     NEXUS_OPTIONS = opts && *opts ? opts : NULL;
     const char *read_call = getenv("BENCH_NEXUS_READ");
-    NEXUS_READ = read_call && *read_call ? read_call : "find_one";
+    NEXUS_READ = read_call && *read_call ? read_call : "get";
     const char *sync = getenv("BENCH_SQLITE_SYNCHRONOUS");
     SQLITE_SYNC = sync && *sync ? sync : "FULL";
     const char *engines = getenv("BENCH_ENGINES");
@@ -565,7 +579,7 @@ int main(int argc, char **argv)
         (strcmp(NEXUS_READ, "find_one") && strcmp(NEXUS_READ, "get"))) {
         fprintf(stderr,
                 "%s: BENCH_RUNS 1..64, BENCH_DOCS >= 1000, BENCH_SECONDS > 0, BENCH_ENGINES both|nexus|sqlite, "
-                "BENCH_NEXUS_READ find_one|get\n",
+                "BENCH_NEXUS_READ get|find_one\n",
                 BENCH_NAME);
         return 2;
     }
@@ -609,9 +623,9 @@ int main(int argc, char **argv)
     if (!out)
         return 1;
     fprintf(out, "| workload | unit | NexusLite (%s) | SQLite (WAL, synchronous=%s) | NexusLite vs SQLite | "
-                 "busy retries NexusLite / SQLite |\n",
+                 "passes NexusLite won, pass ratios median (range) | busy retries NexusLite / SQLite |\n",
             NEXUS_OPTIONS ? "BENCH_NEXUS_OPTIONS" : "defaults", SQLITE_SYNC);
-    fprintf(out, "|---|---|---:|---:|---:|---:|\n");
+    fprintf(out, "|---|---|---:|---:|---:|---:|---:|\n");
     char what[160];
     for (int sh = 0; sh < NSHAPE; sh++) {
         if (!SHAPE[sh].readers)

@@ -12,7 +12,7 @@
 # Environment: BENCH_DOCS (100000), BENCH_RUNS (3), BENCH_SECONDS (3 per measurement),
 # BENCH_ENGINES (both | nexus | sqlite), BENCH_NEXUS_OPTIONS (none: nexus_open's defaults;
 # else a whole options object, e.g. '{"sync":"normal"}', which the report then names),
-# BENCH_NEXUS_READ (find_one | get), BENCH_SQLITE_SYNCHRONOUS (FULL: the durability of
+# BENCH_NEXUS_READ (get | find_one), BENCH_SQLITE_SYNCHRONOUS (FULL: the durability of
 # NexusLite's default sync=full), BENCH_OUT (the report's path); see
 # bench/multiprocess_bench.c. `make bench` also runs the relaxed pairing (NexusLite
 # {"sync":"normal"} beside SQLite synchronous=NORMAL) into benchmarks/multiprocess-sync-normal.md.
@@ -114,16 +114,16 @@ runs=${BENCH_RUNS:-3}
     echo "  busy retries and its own elapsed time; rates are summed over the processes of a role."
     echo "  Opening is not timed; each process starts with cold caches of its own (the OS page"
     echo "  cache is warm)."
-    if [[ "${BENCH_NEXUS_READ:-find_one}" == get ]]; then
-        echo "- Reader: point lookups of random existing ids, NexusLite \`nexus_get(db, \"users\", id)\`"
-        echo "  (BENCH_NEXUS_READ=get: through the document cache),"
-    else
+    if [[ "${BENCH_NEXUS_READ:-get}" == find_one ]]; then
         echo "- Reader: point lookups of random existing ids, NexusLite"
-        echo "  \`nexus_find_one(db, \"users\", {\"_id\": id})\` (a point lookup on \`_id\`; the faster public"
-        echo "  by-id read on the defaults: \`nexus_get\` goes through the document cache, which random"
-        echo "  ids over ${BENCH_DOCS:-100000} documents mostly miss: in one process \`nexus_find_one\` ran"
-        echo "  1.6-2.5x as many lookups per second as \`nexus_get\` on this machine;"
-        echo "  \`BENCH_NEXUS_READ=get\` measures \`nexus_get\`),"
+        echo "  \`nexus_find_one(db, \"users\", {\"_id\": id})\` (BENCH_NEXUS_READ=find_one: a point lookup on"
+        echo "  \`_id\` that leaves the document cache alone),"
+    else
+        echo "- Reader: point lookups of random existing ids, NexusLite \`nexus_get(db, \"users\", id)\`"
+        echo "  (the by-id read users call, through the document cache of 10,000 documents, which random"
+        echo "  ids over ${BENCH_DOCS:-100000} documents mostly miss; \`BENCH_NEXUS_READ=find_one\` measures"
+        echo "  \`nexus_find_one\` with \`{\"_id\": id}\`, which ran 1.1-1.2x the lookups of \`nexus_get\`"
+        echo "  with NexusLite alone on this machine on 2026-12-08),"
     fi
     echo "  SQLite \`SELECT body FROM users WHERE id = ?\`; every lookup must return the document."
     echo "- Writer: single-document updates of random existing ids, each its own transaction:"
@@ -143,26 +143,28 @@ runs=${BENCH_RUNS:-3}
     echo
     echo "Read the multi-process rows against the one-process rows of the same engine: what a"
     echo "second process costs is the drop from \"1 reader, no writer\" and \"1 writer, no reader\"."
-    echo "Reads by \`_id\`: since 2026-12-07 \`nexus_find_one\` with a filter that is exactly"
-    echo "\`{_id: string}\` reads by key without compiling a plan and opening a cursor (it was 0.73x"
-    echo "of SQLite on the one-reader row before, 1.1x after, on a quiet machine). Durable commits"
-    echo "(sync full) come within about 10% of SQLite's with one and two writer processes, ahead"
-    echo "and behind between runs (the disk's sync rate moves between runs). What they pay that"
-    echo "SQLite's do not: each process replays the records other processes commit into its own"
-    echo "tree (SQLite's readers read WAL frames through the shared index instead), and after"
-    echo "another process's checkpoint a process drops its page and document caches. With sync"
-    echo "normal, two writer processes committed fewer than one did: each replays the other's"
-    echo "records and the lock passes between them through a futex on 2 cores. The machine is"
-    echo "shared: rows move by 10-30% between runs (see the ranges)."
+    echo "The \"passes won\" column pairs pass i of NexusLite with pass i of SQLite (they ran one"
+    echo "after the other) and counts the pairs NexusLite won, with the median and range of the"
+    echo "pairs' ratios: a row's medians can differ by less than one pair's spread."
     echo
-    echo "The writer's commits beside readers: each raw line gives its process's user and system"
-    echo "CPU time per operation. A sync-full commit cost NexusLite's writer about 50 us of user"
-    echo "and 70 us of system CPU on 2026-12-07, SQLite's 20-35 us user and 85-120 us system: about"
-    echo "the same CPU, so these rows show how two shared cores are split between a writer that"
-    echo "sleeps in \`fdatasync\` and readers that never sleep, and they land either side of 1.0x"
-    echo "between runs of the same code (0.93-0.99x in one run of five measurements a row, 0.96x,"
-    echo "1.15x and 1.41x in the next). The user time of a commit doubles between \`sync\` off (23 us)"
-    echo "and full (46-58 us) with the same code: after each sync the caches are cold."
+    echo "Reads by \`_id\` run well ahead. Durable commits (sync full) are bound by the disk's flush"
+    echo "for both engines (one small write and one \`fdatasync\` a commit; the disk phase of"
+    echo "\`benchmarks/defaults.md\` measures 5-7k raw overwrite + \`fdatasync\`/s on this disk), so the"
+    echo "writer rows land near 1.0x, ahead and behind between runs as the disk's flush rate moves"
+    echo "(runs on 2026-12-08 of the rows \"1 writer, no reader\" and \"2 writers\": 1.00-1.06x and"
+    echo "1.01-1.20x; the writer beside 1, 2 and 4 readers: 0.96-1.28x). Beside readers the writer"
+    echo "also shares two cores with processes that never sleep. What a NexusLite process pays that"
+    echo "SQLite's do not: it replays the records other processes commit into its own tree (SQLite's"
+    echo "readers read WAL frames through the shared index instead), and after another process's"
+    echo "checkpoint it drops its page and document caches. With sync normal, two writer processes"
+    echo "committed fewer than one did: each replays the other's records and the lock passes between"
+    echo "them through a futex on 2 cores."
+    echo
+    echo "The raw lines give each process's user and system CPU time per operation. A sync-full"
+    echo "commit cost NexusLite's writer about 40-50 us of user and 55-70 us of system CPU on"
+    echo "2026-12-08, SQLite's 20-35 us user and 75-120 us system: about the same CPU. The user time"
+    echo "of a commit doubles between \`sync\` off and full with the same code: after each sync the"
+    echo "caches are cold."
     echo
     echo "## Raw numbers"
     echo
