@@ -192,14 +192,12 @@ pub(crate) fn scan(
         Node::Leaf { keys, vals, .. } => {
             let start = after.map_or(0, |a| keys.partition_point(|k| &k[..] <= a));
             for i in start..keys.len() {
-                out.push(match &vals[i] {
-                    Val::Data(e) if entries => {
-                        let (k, v) = super::clustered::entry_ranges(e)
-                            .ok_or_else(|| corrupt_entry(pager.what()))?;
-                        (e.slice(k), Val::Data(e.slice(v)))
-                    }
-                    v => (Bytes::clone(&keys[i]), v.clone()),
-                });
+                out.push(scanned(
+                    pager,
+                    entries,
+                    || Bytes::clone(&keys[i]),
+                    &vals[i],
+                )?);
                 if out.len() >= limit {
                     return Ok(true);
                 }
@@ -213,14 +211,7 @@ pub(crate) fn scan(
                 Err(i) => i,
             });
             for i in start..img.len() {
-                out.push(match img.val(i) {
-                    Val::Data(e) if entries => {
-                        let (k, v) = super::clustered::entry_ranges(&e)
-                            .ok_or_else(|| corrupt_entry(pager.what()))?;
-                        (e.slice(k), Val::Data(e.slice(v)))
-                    }
-                    v => (img.key_bytes(i), v),
-                });
+                out.push(scanned(pager, entries, || img.key_bytes(i), &img.val(i))?);
                 if out.len() >= limit {
                     return Ok(true);
                 }
@@ -239,6 +230,24 @@ pub(crate) fn scan(
     }
 }
 
+/// An entry as [`scan`] hands it out: under its key, or (`entries`: a clustered table's
+/// entry in the page) as the entry's own key and value.
+fn scanned(
+    pager: &Pager,
+    entries: bool,
+    key: impl FnOnce() -> Bytes,
+    val: &Val,
+) -> Result<(Bytes, Val)> {
+    Ok(match val {
+        Val::Data(e) if entries => {
+            let (k, v) =
+                super::clustered::entry_ranges(e).ok_or_else(|| corrupt_entry(pager.what()))?;
+            (e.slice(k), Val::Data(e.slice(v)))
+        }
+        v => (key(), v.clone()),
+    })
+}
+
 /// The error of a clustered table's entry too short for its key, in file `what`.
 pub(crate) fn corrupt_entry(what: &str) -> crate::error::Error {
     crate::error::Error::Corrupt(format!(
@@ -255,20 +264,12 @@ pub(crate) fn for_each_disk_page(pager: &Pager, ptr: &Ptr, f: &mut dyn FnMut(u64
     match &*node {
         Node::Leaf { vals, .. } => {
             for v in vals {
-                if let Val::Overflow { page, len } = v {
-                    let mut pages = Vec::new();
-                    pager.read_overflow(*page, *len, Some(&mut pages))?;
-                    pages.into_iter().for_each(&mut *f);
-                }
+                overflow_pages(pager, v, f)?;
             }
         }
         Node::Image(img) => {
             for i in 0..img.len() {
-                if let Val::Overflow { page, len } = img.val(i) {
-                    let mut pages = Vec::new();
-                    pager.read_overflow(page, len, Some(&mut pages))?;
-                    pages.into_iter().for_each(&mut *f);
-                }
+                overflow_pages(pager, &img.val(i), f)?;
             }
         }
         Node::Branch { children, .. } => {
@@ -276,6 +277,16 @@ pub(crate) fn for_each_disk_page(pager: &Pager, ptr: &Ptr, f: &mut dyn FnMut(u64
                 for_each_disk_page(pager, c, f)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Calls `f` for every page of `v`'s overflow chain (none for a value in the page).
+fn overflow_pages(pager: &Pager, v: &Val, f: &mut dyn FnMut(u64)) -> Result<()> {
+    if let Val::Overflow { page, len } = v {
+        let mut pages = Vec::new();
+        pager.read_overflow(*page, *len, Some(&mut pages))?;
+        pages.into_iter().for_each(f);
     }
     Ok(())
 }

@@ -294,10 +294,7 @@ impl LeafImage {
 
     /// The value of entry `i`: a slice of the page, or its overflow chain.
     pub(crate) fn val(&self, i: usize) -> Val {
-        match leaf_entry_at(&self.buf, self.offs[i].into()).1 {
-            RawVal::Data(d) => Val::Data(self.buf.slice_ref(d)),
-            RawVal::Overflow { page, len } => Val::Overflow { page, len },
-        }
+        val_at(&self.buf, self.offs[i])
     }
 
     /// Where `key` is (`Ok`), or where it would go (`Err`), as `binary_search` says.
@@ -308,8 +305,7 @@ impl LeafImage {
             Some(&o) if leaf_entry_at(&self.buf, o.into()).0 < key => return Err(self.offs.len()),
             Some(_) => {}
         }
-        self.offs
-            .binary_search_by(|&o| leaf_entry_at(&self.buf, o.into()).0.cmp(key))
+        search_offsets(&self.buf, &self.offs, key)
     }
 
     /// Puts `key` -> `val` in place when the page has room for it and the value stays in
@@ -955,6 +951,24 @@ pub(crate) fn encode_node(g: Geometry, n: &Node, id: u64, buf: &mut [u8]) -> Res
     buf[at..].fill(0);
     seal(buf, kind, u16_of(count)?, id, 0, u32_of(at - PAGE_HEADER)?);
     Ok(())
+}
+
+/// The value of the leaf entry at `at` of page `owner`: a slice of it, or an overflow chain.
+pub(crate) fn val_at(owner: &Bytes, at: u16) -> Val {
+    match leaf_entry_at(owner, at.into()).1 {
+        RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
+        other => other.to_val(),
+    }
+}
+
+/// Where `key` is among the entries of leaf page `buf` starting at `offs` (in key order), or
+/// where it would go, as `binary_search` says.
+pub(crate) fn search_offsets(
+    buf: &[u8],
+    offs: &[u16],
+    key: &[u8],
+) -> std::result::Result<usize, usize> {
+    offs.binary_search_by(|&o| leaf_entry_at(buf, o.into()).0.cmp(key))
 }
 
 /// A leaf entry's value as it lies in the page.

@@ -69,14 +69,6 @@ pub(crate) enum Probe {
     Done,
 }
 
-/// The value of the entry at `at` of a cached leaf page `owner` (a slice of it).
-fn cached_val(owner: &Bytes, at: u16) -> Val {
-    match page::leaf_entry_at(owner, at.into()).1 {
-        RawVal::Data(d) => Val::Data(owner.slice_ref(d)),
-        other => other.to_val(),
-    }
-}
-
 /// A checked leaf page searched in place by [`Pager::leaf_probe`]'s caller: read for this
 /// search only, or a [`PageLeaf`] of the cache (then searched by binary search, and what is
 /// taken from it shares its buffer).
@@ -102,9 +94,9 @@ impl<'a> LeafPage<'a> {
             let key_at = |i: usize| page::leaf_entry_at(owner, offs[i].into()).0;
             let found = match aid {
                 Some(aid) => page::exact(aid.upper_bound(key_at, key), key_at, key),
-                None => offs.binary_search_by(|&o| page::leaf_entry_at(owner, o.into()).0.cmp(key)),
+                None => page::search_offsets(owner, offs, key),
             };
-            return Ok(found.ok().map(|i| cached_val(owner, offs[i])));
+            return Ok(found.ok().map(|i| page::val_at(owner, offs[i])));
         }
         let mut found = None;
         self.walk(|k, v| match k.cmp(key) {
@@ -146,7 +138,7 @@ impl<'a> LeafPage<'a> {
                 })
                 .collect();
             for (slot, i) in out.iter_mut().zip(at) {
-                *slot = i.map(|i| cached_val(owner, offs[i]));
+                *slot = i.map(|i| page::val_at(owner, offs[i]));
             }
             return Ok(());
         }
@@ -688,8 +680,7 @@ impl Pager {
             None => {}
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let buf = Bytes::from(self.read_raw(id)?);
-        let head = self.open_read(&buf, id)?;
+        let (buf, head) = self.read_checked(id)?;
         if head.kind == KIND_LEAF {
             let leaf = PageLeaf::new(buf, head, id, &self.what)?;
             let node = leaf.decode(id, &self.what)?;
@@ -841,8 +832,7 @@ impl Pager {
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                let buf = Bytes::from(self.read_raw(id)?);
-                let head = self.open_read(&buf, id)?;
+                let (buf, head) = self.read_checked(id)?;
                 if head.kind == KIND_LEAF {
                     return Ok(Node::Image(LeafImage::from_page(
                         buf, head, id, &self.what,
@@ -855,10 +845,15 @@ impl Pager {
 
     /// Reads and verifies a tree page, bypassing the cache (fsck, backup).
     pub(crate) fn read_node_uncached(&self, id: u64) -> Result<Node> {
-        // Read into a buffer of its own: the decoded node keeps it.
+        let (buf, head) = self.read_checked(id)?;
+        page::decode_node(&buf, head, id, &self.what)
+    }
+
+    /// Reads and verifies page `id` into a buffer of its own (what is made of it keeps it).
+    fn read_checked(&self, id: u64) -> Result<(Bytes, PageHead)> {
         let buf = Bytes::from(self.read_raw(id)?);
         let head = self.open_read(&buf, id)?;
-        page::decode_node(&buf, head, id, &self.what)
+        Ok((buf, head))
     }
 
     /// Encodes `node` into page `id` and writes it. A branch is cached as read back from its
